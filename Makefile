@@ -1,0 +1,34 @@
+# olive-ext: `make test` and `make demo` work on a fresh machine (Python 3.10+ with venv).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# On the reference machine pip finds this CPU build locally; elsewhere override it,
+# e.g. `make test TORCH_SPEC=torch` to keep the index's default build.
+TORCH_SPEC ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+.PHONY: install test test-unit demo bench lint clean
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,qlora]"
+	@touch $@
+
+install: $(BIN)/.installed
+
+## test: set up and run every test (unit and the SmolLM2/MiniLM integration tests)
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## test-unit: only the fast tests on tiny in-code models
+test-unit: install
+	$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check olive_ext tests benchmarks
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

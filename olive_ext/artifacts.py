@@ -1,0 +1,189 @@
+"""Artifacts: what passes consume and produce, and their content fingerprints.
+
+An artifact is a model on disk of one kind:
+
+- ``hf``: a Hugging Face folder or hub id, optionally with a peft ``adapter_path``
+- ``gguf``: a GGUF file (llama.cpp format), loaded through transformers
+- ``onnx``: a folder holding one ONNX model (``model.onnx`` plus external data)
+- ``genai``: a folder onnxruntime-genai loads (``genai_config.json``)
+
+The fingerprint is a content hash of the artifact's files. It is computed once:
+for cache entries it is stored in the entry, for user inputs it is memoized by
+(path, size, mtime) so a second run does not hash the same gigabytes again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from olive_ext.errors import UserInputError
+
+ArtifactKind = Literal["hf", "gguf", "onnx", "genai"]
+ARTIFACT_KINDS: tuple[str, ...] = get_args(ArtifactKind)
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A model on disk (or on the hub) plus what passes need to know about it."""
+
+    kind: ArtifactKind
+    path: str
+    adapter_path: str | None = None
+    gguf_file: str | None = None
+    fingerprint: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def with_fingerprint(self, fp: str) -> Artifact:
+        return replace(self, fingerprint=fp)
+
+    def to_json(self, relative_to: Path | None = None) -> dict[str, Any]:
+        """Serialize; paths inside ``relative_to`` are stored relative so entries can move."""
+        data = asdict(self)
+        if relative_to is not None:
+            for key in ("path", "adapter_path"):
+                if data[key]:
+                    data[key] = _relativize(data[key], relative_to)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], relative_to: Path | None = None) -> Artifact:
+        data = dict(data)
+        if relative_to is not None:
+            for key in ("path", "adapter_path"):
+                if data.get(key) and data[key].startswith("./"):
+                    data[key] = str(relative_to / data[key][2:])
+        return cls(**data)
+
+    @property
+    def is_local(self) -> bool:
+        return Path(self.path).exists()
+
+    def describe(self) -> str:
+        text = f"{self.kind}:{self.path}"
+        if self.gguf_file:
+            text += f" ({self.gguf_file})"
+        if self.adapter_path:
+            text += f" + adapter {self.adapter_path}"
+        return text
+
+
+def _relativize(path: str, root: Path) -> str:
+    try:
+        rel = Path(path).resolve().relative_to(root.resolve())
+    except ValueError:
+        return path
+    return "./" + rel.as_posix() if str(rel) != "." else "./"
+
+
+def infer_kind(path: str) -> ArtifactKind:
+    """Guess an input's kind from its path: a .gguf or .onnx file, a genai or onnx folder, else hf."""
+    p = Path(path)
+    if p.suffix.lower() == ".gguf":
+        return "gguf"
+    if p.suffix.lower() == ".onnx":
+        return "onnx"
+    if p.is_dir():
+        if (p / "genai_config.json").exists():
+            return "genai"
+        if not (p / "config.json").exists() and any(p.glob("*.gguf")):
+            return "gguf"
+        if not (p / "config.json").exists() and any(p.glob("*.onnx")):
+            return "onnx"
+    return "hf"
+
+
+def hash_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def iter_files(root: Path) -> list[Path]:
+    """Every regular file under root (or root itself), sorted, skipping our own marker files."""
+    if root.is_file():
+        return [root]
+    files = [p for p in root.rglob("*") if p.is_file() and p.name != FINGERPRINT_MEMO]
+    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
+
+
+FINGERPRINT_MEMO = ".olive_ext_fingerprint.json"
+
+
+def content_hash(root: Path, memo: FingerprintMemo | None = None) -> str:
+    """sha256 over (relative path, size, file hash) of every file under root."""
+    h = hashlib.sha256()
+    for f in iter_files(root):
+        rel = f.name if root.is_file() else f.relative_to(root).as_posix()
+        digest = memo.file_hash(f) if memo else hash_file(f)
+        h.update(f"{rel}\0{f.stat().st_size}\0{digest}\n".encode())
+    return h.hexdigest()
+
+
+class FingerprintMemo:
+    """Remembers file hashes by (absolute path, size, mtime_ns) in one JSON file."""
+
+    def __init__(self, store: Path | None) -> None:
+        self.store = store
+        self._data: dict[str, str] = {}
+        self._dirty = False
+        if store and store.exists():
+            try:
+                self._data = json.loads(store.read_text())
+            except (OSError, json.JSONDecodeError):
+                self._data = {}
+
+    def file_hash(self, path: Path) -> str:
+        st = path.stat()
+        key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+        if key not in self._data:
+            self._data[key] = hash_file(path)
+            self._dirty = True
+        return self._data[key]
+
+    def save(self) -> None:
+        if not (self.store and self._dirty):
+            return
+        self.store.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.store.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(self._data))
+        os.replace(tmp, self.store)
+        self._dirty = False
+
+
+def fingerprint_input(artifact: Artifact, memo: FingerprintMemo | None = None) -> Artifact:
+    """Fingerprint a user's input model: file contents when local, hub id and revision otherwise."""
+    h = hashlib.sha256()
+    h.update(artifact.kind.encode())
+    p = Path(artifact.path)
+    if artifact.gguf_file and p.is_dir():
+        p = p / artifact.gguf_file
+    if p.exists():
+        h.update(content_hash(p, memo).encode())
+    elif _looks_like_hub_id(artifact.path):
+        revision = artifact.meta.get("revision") or "main"
+        h.update(f"hub:{artifact.path}@{revision}".encode())
+    else:
+        raise UserInputError(
+            f"input model path {artifact.path!r} does not exist and is not a hub id (owner/name)",
+            hint="give a local folder, a .gguf/.onnx file, or a Hugging Face id like HuggingFaceTB/SmolLM2-135M",
+        )
+    if artifact.adapter_path:
+        a = Path(artifact.adapter_path)
+        if not a.exists():
+            raise UserInputError(f"adapter_path {artifact.adapter_path!r} does not exist")
+        h.update(b"adapter\0" + content_hash(a, memo).encode())
+    return artifact.with_fingerprint(h.hexdigest())
+
+
+def _looks_like_hub_id(path: str) -> bool:
+    parts = path.split("/")
+    return len(parts) == 2 and all(parts) and not path.startswith((".", "/", "~"))

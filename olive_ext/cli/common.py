@@ -1,0 +1,112 @@
+"""Flags shared by commands, logging setup, and the error boundary of every command."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import logging
+from types import ModuleType
+from typing import Any
+
+from olive_ext.errors import OliveExtError
+
+_OLIVE_LEVELS = {0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR, 4: logging.CRITICAL}
+
+
+def add_log_level(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log_level",
+        default="1",
+        help="0 debug, 1 info (default), 2 warning, 3 error, 4 critical (Olive's numbers), or a level name",
+    )
+
+
+def add_output(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+    parser.add_argument(
+        "-o",
+        "--output_path",
+        default=default,
+        required=default is None,
+        help="output folder; an existing non-empty folder is kept unless --overwrite",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+
+
+def add_cache_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cache_dir",
+        default=None,
+        help="cache of built models and evaluations (default: $OLIVE_EXT_CACHE or ~/.cache/olive-ext)",
+    )
+
+
+def setup_logging(level: str) -> None:
+    from rich.logging import RichHandler
+
+    numeric = _OLIVE_LEVELS.get(int(level)) if level.isdigit() else logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise OliveExtError(f"--log_level {level!r} is not a level", hint="use 0-4 or debug/info/warning/error")
+    handler = RichHandler(show_path=False, show_time=False, markup=False, console=_stderr_console())
+    logger = logging.getLogger("olive_ext")
+    logger.handlers[:] = [handler]
+    logger.setLevel(numeric)
+    logger.propagate = False
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def run_command(mod: ModuleType, args: argparse.Namespace) -> int:
+    """Run a command; a user's mistake prints a message (no traceback) and a non-zero code."""
+    try:
+        setup_logging(str(getattr(args, "log_level", "1")))
+        return int(mod.main(args) or 0)
+    except OliveExtError as e:
+        print_error(str(e))
+        return e.exit_code
+    except KeyboardInterrupt:
+        print_error("interrupted; finished steps are cached and a rerun resumes from them")
+        return 130
+
+
+def print_error(message: str) -> None:
+    console = _stderr_console()
+    console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+
+
+def unknown_flags_error(parser: argparse.ArgumentParser, mod: ModuleType, unknown: list[str]) -> int:
+    """Name each unknown flag with a did-you-mean, or what to write instead (e.g. for Olive flags)."""
+    sub = next(a for a in parser._subparsers._group_actions if isinstance(a, argparse._SubParsersAction))  # type: ignore[union-attr]
+    known = [opt for action in sub.choices[mod.NAME]._actions for opt in action.option_strings]
+    replacements: dict[str, str] = getattr(mod, "OLIVE_REPLACEMENTS", {})
+    lines = []
+    for flag in (u for u in unknown if u.startswith("-")):
+        name = flag.split("=")[0]
+        if name in replacements:
+            lines.append(f"{name}: {replacements[name]}")
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        lines.append(f"{name}: unknown flag" + (f"; did you mean {close[0]}?" if close else ""))
+    stray = [u for u in unknown if not u.startswith("-")]
+    if stray:
+        lines.append(f"unexpected arguments: {' '.join(stray)}")
+    print_error(f"olive-ext {mod.NAME}: " + "; ".join(lines) + f"\n  see: olive-ext {mod.NAME} --help")
+    return 2
+
+
+def parse_bool(value: str) -> bool:
+    """Olive writes booleans as flags with values (`--gradient_checkpointing true`)."""
+    lowered = str(value).lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def unescape_template(template: str) -> str:
+    r"""Shell users type `\n` literally inside quotes (as Olive's docs do); make it a newline."""
+    return template.replace("\\r\\n", "\n").replace("\\n", "\n").replace("\\t", "\t")

@@ -1,0 +1,55 @@
+"""`olive-ext run --config recipe.yaml`: run any chain of passes from a recipe file."""
+
+from __future__ import annotations
+
+import argparse
+
+from olive_ext.cli.common import add_cache_dir, add_log_level
+
+NAME = "run"
+HELP = "run a recipe (YAML/JSON, ours or an Olive run config)"
+DESCRIPTION = """Run a recipe: expand searched parameters into candidates, build each through the
+cache, evaluate, select, and write the output folder (model/, candidates.json,
+lineage.json, report.md, recipe.yaml).
+
+  olive-ext run --config recipes/smollm2-lora-int4-cpu.yaml
+  olive-ext run --config olive-config.yaml --output_path out --overwrite
+"""
+ORDER = 90
+OLIVE_REPLACEMENTS = {
+    "--setup": "not needed: olive-ext installs what its passes use (QLoRA: pip install 'olive-ext[qlora]')"
+}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", required=True, help="recipe file (.yaml, .yml or .json)")
+    p.add_argument("-o", "--output_path", default=None, help="override the recipe's output path")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--setup", action="store_true", help="accepted for Olive compatibility: there is nothing to set up")
+    add_cache_dir(p)
+    add_log_level(p)
+
+
+def main(args: argparse.Namespace) -> int:
+    import logging
+
+    from olive_ext.api import run
+    from olive_ext.cli.summary import print_run_summary
+    from olive_ext.engine.progress import Progress
+    from olive_ext.recipe.load import load_recipe
+
+    if args.setup:
+        logging.getLogger("olive_ext").info("--setup: nothing to set up; olive-ext installs what its passes use")
+    recipe = load_recipe(args.config)
+    updates: dict[str, object] = {}
+    if args.output_path or args.overwrite:
+        updates["output"] = recipe.output.model_copy(
+            update={k: v for k, v in {"path": args.output_path, "overwrite": args.overwrite or None}.items() if v}
+        )
+    if args.cache_dir:
+        updates["cache_dir"] = args.cache_dir
+    recipe = recipe.model_copy(update=updates)
+    progress = Progress()
+    result = run(recipe, progress=progress)
+    print_run_summary(result, progress.console)
+    return 0

@@ -1,0 +1,65 @@
+"""`olive-ext validate`: check a recipe and report every problem at once."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "validate"
+HELP = "check a recipe (ours or an Olive run config) and list every problem"
+DESCRIPTION = """Check a recipe file without running anything.
+
+Every problem is listed with its key path, the value received, what is allowed, and a
+"did you mean" for misspelt keys. Exit code 0 when the recipe is valid, 2 otherwise.
+
+  olive-ext validate recipes/smollm2-lora-int4-cpu.yaml
+  olive-ext validate --list-passes
+"""
+ORDER = 91
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", help="recipe file (.yaml, .yml or .json)")
+    p.add_argument("--config", dest="config_flag", help=argparse.SUPPRESS)
+    p.add_argument("--list-passes", action="store_true", help="list the registered passes and their parameters")
+    p.add_argument("--log_level", default="2", help=argparse.SUPPRESS)
+
+
+def main(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from olive_ext.errors import UserInputError
+    from olive_ext.recipe.load import check_recipe, read_recipe_file
+
+    console = Console()
+    if args.list_passes:
+        _list_passes(console)
+        return 0
+    path = args.config or args.config_flag
+    if not path:
+        raise UserInputError("give a recipe file: olive-ext validate recipe.yaml")
+    from pathlib import Path
+
+    raw = read_recipe_file(path)
+    recipe, problems = check_recipe(raw, base_dir=Path(path).parent)
+    errors = [p for p in problems if p.severity == "error"]
+    for p in problems:
+        style = "red" if p.severity == "error" else "yellow"
+        console.print(f"[{style}]{p.severity}[/] {p.render()}", highlight=False, markup=True, soft_wrap=True)
+    if errors or recipe is None:
+        console.print(f"{path}: {len(errors)} problem{'s' if len(errors) != 1 else ''}", style="bold red")
+        return 2
+    console.print(f"{path}: valid ({len(recipe.passes)} passes, {len(recipe.targets)} target(s))", style="green")
+    return 0
+
+
+def _list_passes(console: object) -> None:
+    from olive_ext.passes.base import registered_passes
+
+    for name, cls in registered_passes().items():
+        searchable = cls.config_class.searchable_fields()
+        print(f"{name}: {cls.summary()}")
+        print(f"    takes {'/'.join(sorted(cls.accepts))} -> {cls.produces}; devices {', '.join(sorted(cls.devices))}")
+        for field, info in cls.config_class.model_fields.items():
+            mark = " (searchable)" if field in searchable else ""
+            default = "required" if info.is_required() else f"default {info.default!r}"
+            print(f"    {field}{mark}: {info.description or ''} [{default}]")

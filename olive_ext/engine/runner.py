@@ -1,0 +1,118 @@
+"""Running a candidate's steps in order, each output cached by content.
+
+The cache key of a step is a hash of (pass type, pass version, canonical config,
+input fingerprint, versions of olive-ext and of the pass's libraries). A hit reuses
+the entry; a miss runs the pass in a temporary folder that is renamed into the cache
+only when the pass succeeds, so a killed run resumes from its last finished step.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from olive_ext.artifacts import Artifact
+from olive_ext.engine.cache import cache_key
+from olive_ext.engine.context import RunContext
+from olive_ext.engine.steps import Step
+from olive_ext.errors import OliveExtError, PassError, UserInputError
+
+# Passes that take HF models also take GGUF inputs: this step converts once, cached.
+GGUF_CONVERSION = "gguf_to_hf"
+
+
+@dataclass
+class StepRecord:
+    """One lineage entry: which pass made which artifact from which input, and how long it took."""
+
+    candidate: str
+    step: str
+    type: str
+    config: dict[str, Any]
+    input: str
+    output: str
+    cache_key: str
+    cache_hit: bool
+    seconds: float
+    target: str
+    output_path: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def step_key(step_type: str, version: int, config: dict[str, Any], input_fp: str, libs: dict[str, str]) -> str:
+    """The cache key of one step."""
+    return cache_key("pass", step_type, version, config, input_fp, libs)
+
+
+def run_steps(
+    artifact: Artifact, steps: list[Step] | tuple[Step, ...], ctx: RunContext, candidate_id: str = ""
+) -> tuple[Artifact, list[StepRecord]]:
+    """Run ``steps`` on ``artifact``; return the final artifact and the lineage records."""
+    records: list[StepRecord] = []
+    for step in _with_implicit_conversions(artifact, list(steps)):
+        artifact, record = run_step(artifact, step, ctx, candidate_id)
+        records.append(record)
+    return artifact, records
+
+
+def _with_implicit_conversions(artifact: Artifact, steps: list[Step]) -> list[Step]:
+    if artifact.kind != "gguf" or not steps:
+        return steps
+    first = steps[0].pass_class()
+    if "gguf" in first.accepts or "hf" not in first.accepts:
+        return steps
+    return [Step(GGUF_CONVERSION, GGUF_CONVERSION, {}), *steps]
+
+
+def run_step(artifact: Artifact, step: Step, ctx: RunContext, candidate_id: str = "") -> tuple[Artifact, StepRecord]:
+    """Run one step (or reuse its cache entry)."""
+    cls = step.pass_class()
+    config = step.config(cls.target_defaults(ctx.target))
+    if artifact.kind not in cls.accepts:
+        raise UserInputError(
+            f"pass '{step.name}' ({step.type}) takes {'/'.join(sorted(cls.accepts))} models, "
+            f"got a {artifact.kind} model"
+        )
+    why_not = cls.check_input(artifact)
+    if why_not:
+        raise UserInputError(f"pass '{step.name}' ({step.type}) cannot take {artifact.describe()}: {why_not}")
+    canonical = config.canonical()
+    key = step_key(step.type, cls.version, canonical, artifact.fingerprint, cls.library_versions())
+    started = time.perf_counter()
+    cached = ctx.cache.get_artifact(key)
+    hit = cached is not None
+    if cached is not None:
+        out = cached
+        ctx.logger.info("step %s (%s): reused from cache", step.name, step.type)
+    else:
+        ctx.logger.info("step %s (%s): running", step.name, step.type)
+        with ctx.cache.building(key) as work:
+            try:
+                produced = cls(config).run(artifact, ctx.for_step(work))
+            except OliveExtError:
+                raise
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as e:
+                raise PassError(step.name, f"{type(e).__name__}: {e}") from e
+            if produced.kind != cls.produces:
+                raise PassError(step.name, f"produced a {produced.kind} model, declared {cls.produces}")
+            record = {"pass": step.type, "config": canonical, "input": artifact.fingerprint}
+            out = ctx.cache.commit_artifact(key, work, produced, record)
+    seconds = time.perf_counter() - started
+    return out, StepRecord(
+        candidate=candidate_id,
+        step=step.name,
+        type=step.type,
+        config=canonical,
+        input=artifact.fingerprint,
+        output=out.fingerprint,
+        cache_key=key,
+        cache_hit=hit,
+        seconds=round(seconds, 3),
+        target=ctx.target.name,
+        output_path=out.path,
+    )

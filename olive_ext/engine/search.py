@@ -1,0 +1,174 @@
+"""Search: expand a recipe's list-valued pass parameters into concrete candidates.
+
+Strategies: ``grid`` (every combination, in order), ``random`` (a seeded sample of the
+grid) and ``tpe`` (optuna's TPE sampler, told each candidate's score). No pass knows
+about search: candidates are plain lists of :class:`Step` with single values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from olive_ext.engine.steps import Step, split_search
+from olive_ext.recipe.schema import Recipe, SearchSpec
+from olive_ext.targets.base import Target
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One searched parameter: ``passes.<step>.<param>`` and its choices."""
+
+    step: str
+    param: str
+    choices: tuple[Any, ...]
+
+    @property
+    def path(self) -> str:
+        return f"passes.{self.step}.{self.param}"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A concrete pipeline for one target. ``choices`` records the searched values."""
+
+    target: Target
+    steps: tuple[Step, ...]
+    choices: dict[str, Any] = field(default_factory=dict)
+    label: str = ""
+
+    @property
+    def id(self) -> str:
+        payload = json.dumps(
+            [self.target.name, [(s.name, s.type, s.params) for s in self.steps]], sort_keys=True, default=str
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:10]
+
+    def describe(self) -> str:
+        return self.label or (" -> ".join(s.describe() for s in self.steps) or "input model")
+
+
+@dataclass
+class SearchSpace:
+    """The fixed steps plus the dimensions that vary, for one recipe."""
+
+    base: list[Step]
+    dims: list[Dimension]
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe) -> SearchSpace:
+        base, dims = [], []
+        for name, spec in recipe.passes.items():
+            step = Step(name, spec.type, spec.params())
+            fixed, searched = split_search(step.pass_class(), step.params)
+            base.append(Step(name, spec.type, fixed))
+            dims += [Dimension(name, k, tuple(v)) for k, v in searched.items()]
+        return cls(base, dims)
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.dims:
+            n *= len(d.choices)
+        return n
+
+    def candidate(self, target: Target, values: tuple[Any, ...]) -> Candidate:
+        """The candidate for one choice per dimension."""
+        extra: dict[str, dict[str, Any]] = {}
+        for dim, value in zip(self.dims, values, strict=True):
+            extra.setdefault(dim.step, {})[dim.param] = value
+        steps = tuple(Step(s.name, s.type, {**s.params, **extra.get(s.name, {})}) for s in self.base)
+        choices = {d.path: v for d, v in zip(self.dims, values, strict=True)}
+        return Candidate(target, steps, choices)
+
+
+class Strategy:
+    """Yields candidates; ``tell`` reports a candidate's score (lower is better, None = failed)."""
+
+    def __init__(self, space: SearchSpace, targets: list[Target], spec: SearchSpec) -> None:
+        self.space, self.targets, self.spec = space, targets, spec
+
+    def budget(self) -> int:
+        default = self.space.size if self.spec.strategy == "grid" else min(8, self.space.size)
+        return min(self.spec.max_candidates or default, self.space.size)
+
+    def __iter__(self) -> Iterator[Candidate]:
+        raise NotImplementedError
+
+    def tell(self, candidate: Candidate, score: float | None) -> None:
+        """Grid and random ignore scores."""
+
+
+class GridStrategy(Strategy):
+    def __iter__(self) -> Iterator[Candidate]:
+        for target in self.targets:
+            combos = itertools.product(*(d.choices for d in self.space.dims))
+            for values in itertools.islice(combos, self.budget()):
+                yield self.space.candidate(target, values)
+
+
+class RandomStrategy(Strategy):
+    def __iter__(self) -> Iterator[Candidate]:
+        rng = random.Random(self.spec.seed)
+        combos = list(itertools.product(*(d.choices for d in self.space.dims)))
+        picks = rng.sample(range(len(combos)), self.budget())
+        for target in self.targets:
+            for i in picks:
+                yield self.space.candidate(target, combos[i])
+
+
+class TpeStrategy(Strategy):
+    """optuna TPE over the dimensions; repeated suggestions are skipped, not re-run."""
+
+    def __init__(self, space: SearchSpace, targets: list[Target], spec: SearchSpec) -> None:
+        super().__init__(space, targets, spec)
+        self._score: float | None = None
+
+    def __iter__(self) -> Iterator[Candidate]:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        for target in self.targets:
+            sampler = optuna.samplers.TPESampler(seed=self.spec.seed, n_startup_trials=min(4, self.budget()))
+            study = optuna.create_study(direction="minimize", sampler=sampler)
+            seen: set[tuple[Any, ...]] = set()
+            attempts = 0
+            while len(seen) < self.budget() and attempts < self.budget() * 10:
+                attempts += 1
+                trial = study.ask()
+                idx = tuple(_suggest(trial, d) for d in self.space.dims)
+                if idx in seen:
+                    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                    continue
+                seen.add(idx)
+                values = tuple(d.choices[i] for d, i in zip(self.space.dims, idx, strict=True))
+                candidate = self.space.candidate(target, values)
+                self._score = None
+                yield candidate
+                study.tell(trial, self._score if self._score is not None else float("inf"))
+
+    def tell(self, candidate: Candidate, score: float | None) -> None:
+        self._score = score
+
+
+def _is_numeric(choices: tuple[Any, ...]) -> bool:
+    return all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in choices)
+
+
+def _suggest(trial: Any, dim: Dimension) -> int:
+    """Index of the choice to try. Numeric choices are searched in value order, so TPE can use nearness."""
+    if len(dim.choices) > 2 and _is_numeric(dim.choices):
+        order = sorted(range(len(dim.choices)), key=lambda i: dim.choices[i])
+        return order[trial.suggest_int(dim.path, 0, len(order) - 1)]
+    return int(trial.suggest_categorical(dim.path, list(range(len(dim.choices)))))
+
+
+def make_strategy(space: SearchSpace, targets: list[Target], spec: SearchSpec) -> Strategy:
+    """The strategy the recipe's ``search.strategy`` names."""
+    kinds: dict[str, type[Strategy]] = {"grid": GridStrategy, "random": RandomStrategy, "tpe": TpeStrategy}
+    return kinds[spec.strategy](space, targets, spec)

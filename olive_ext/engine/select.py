@@ -1,0 +1,170 @@
+"""Selection: constraints first, then the Pareto front, then the objective.
+
+Accuracy-like metrics are in points (0-100). ``max_accuracy_drop`` compares a
+candidate with the reference (the fp32 model when the caller gives one, else the
+most accurate candidate).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from olive_ext.artifacts import Artifact
+from olive_ext.engine.runner import StepRecord
+from olive_ext.engine.search import Candidate
+from olive_ext.evaluate.registry import higher_is_better
+from olive_ext.recipe.schema import Constraints, EvaluateSpec
+
+ACCURACY_METRICS = ("accuracy", "exact_match")
+# objective -> metrics that express it, in order of preference
+_OBJECTIVE_METRICS = {
+    "latency": ("latency", "throughput"),
+    "throughput": ("throughput", "latency"),
+    "size": ("size",),
+    "accuracy": (*ACCURACY_METRICS, "perplexity"),
+}
+_FRONT_GROUPS = (("latency", "throughput"), (*ACCURACY_METRICS, "perplexity"), ("size",))
+
+
+@dataclass
+class CandidateResult:
+    """A candidate with what happened to it: artifact, metrics, error, selection flags."""
+
+    candidate: Candidate
+    artifact: Artifact | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    records: list[StepRecord] = field(default_factory=list)
+    constraints: dict[str, bool] = field(default_factory=dict)
+    on_front: bool = False
+    chosen: bool = False
+    eval_cache_hit: bool = False
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    exception: BaseException | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.artifact is not None
+
+    @property
+    def feasible(self) -> bool:
+        return self.ok and all(self.constraints.values())
+
+    def to_json(self) -> dict[str, Any]:
+        c = self.candidate
+        return {
+            "id": c.id,
+            "label": c.describe(),
+            "target": {"device": c.target.device, "provider": c.target.provider},
+            "pipeline": [{"name": s.name, "type": s.type, "params": s.params} for s in c.steps],
+            "choices": c.choices,
+            "metrics": self.metrics,
+            "constraints": self.constraints,
+            "feasible": self.feasible,
+            "on_front": self.on_front,
+            "chosen": self.chosen,
+            "error": self.error,
+            "notes": self.notes,
+            "artifact": self.artifact.to_json() if self.artifact else None,
+            "cache_hits": sum(r.cache_hit for r in self.records),
+            "steps": len(self.records),
+            "eval_cache_hit": self.eval_cache_hit,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def accuracy_of(metrics: dict[str, float]) -> float | None:
+    for name in ACCURACY_METRICS:
+        if name in metrics:
+            return metrics[name]
+    return None
+
+
+def check_constraints(
+    metrics: dict[str, float], limits: Constraints, reference_accuracy: float | None
+) -> dict[str, bool]:
+    """Which of the set limits the metrics meet; limits on unmeasured metrics are left out."""
+    out: dict[str, bool] = {}
+    acc = accuracy_of(metrics)
+    if limits.max_accuracy_drop is not None and acc is not None and reference_accuracy is not None:
+        out["max_accuracy_drop"] = reference_accuracy - acc <= limits.max_accuracy_drop + 1e-9
+    bounds = (
+        ("max_latency_ms", "latency", False),
+        ("max_size_mb", "size", False),
+        ("max_memory_mb", "memory", False),
+        ("min_throughput", "throughput", True),
+    )
+    for limit_name, metric, is_min in bounds:
+        limit = getattr(limits, limit_name)
+        if limit is not None and metric in metrics:
+            out[limit_name] = metrics[metric] >= limit if is_min else metrics[metric] <= limit
+    return out
+
+
+def _front_metrics(results: list[CandidateResult]) -> list[str]:
+    dims = []
+    for group in _FRONT_GROUPS:
+        for name in group:
+            if results and all(name in r.metrics for r in results):
+                dims.append(name)
+                break
+    return dims
+
+
+def _no_worse(name: str, a: float, b: float) -> bool:
+    return a >= b if higher_is_better(name) else a <= b
+
+
+def _dominates(a: CandidateResult, b: CandidateResult, dims: list[str]) -> bool:
+    if not all(_no_worse(d, a.metrics[d], b.metrics[d]) for d in dims):
+        return False
+    return any(a.metrics[d] != b.metrics[d] for d in dims)
+
+
+def objective_value(metrics: dict[str, float], objective: str) -> float | None:
+    """A score where lower is better, for the objective (None when not measured)."""
+    for name in _OBJECTIVE_METRICS[objective]:
+        if name in metrics:
+            value = float(metrics[name])
+            return -value if higher_is_better(name) else value
+    return None
+
+
+def select(
+    results: list[CandidateResult], spec: EvaluateSpec, reference_accuracy: float | None = None
+) -> CandidateResult | None:
+    """Mark constraints, the Pareto front and the chosen candidate; return it (None if none fits)."""
+    ok = [r for r in results if r.ok]
+    if reference_accuracy is None:
+        accs = [a for r in ok if (a := accuracy_of(r.metrics)) is not None]
+        reference_accuracy = max(accs) if accs else None
+    for r in ok:
+        r.constraints = check_constraints(r.metrics, spec.constraints, reference_accuracy)
+    feasible = [r for r in ok if r.feasible]
+    dims = _front_metrics(ok)
+    for r in ok:
+        r.on_front = bool(dims) and not any(_dominates(o, r, dims) for o in ok if o is not r)
+    if not feasible:
+        return None
+    pool = [r for r in feasible if r.on_front] or feasible
+
+    def rank(r: CandidateResult) -> tuple[float, float, float]:
+        primary = objective_value(r.metrics, spec.objective)
+        acc = accuracy_of(r.metrics)
+        return (
+            primary if primary is not None else float("inf"),
+            -(acc if acc is not None else 0.0),
+            r.metrics.get("size", float("inf")),
+        )
+
+    best = min(pool, key=rank)
+    best.chosen = True
+    return best
+
+
+def nearest_misses(results: list[CandidateResult], n: int = 3) -> list[CandidateResult]:
+    """The candidates that broke the fewest constraints, for the "nothing fits" message."""
+    ok = [r for r in results if r.ok]
+    return sorted(ok, key=lambda r: sum(not v for v in r.constraints.values()))[:n]

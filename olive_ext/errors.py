@@ -1,0 +1,106 @@
+"""One exception hierarchy for everything a user can cause or fix.
+
+The CLI prints these without a traceback; any other exception is a bug in olive-ext
+and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+class OliveExtError(Exception):
+    """Base class: an error the user can act on. `hint` says what to do."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a recipe or a command line, located by its key path."""
+
+    path: str
+    message: str
+    value: Any = field(default=None)
+    has_value: bool = False
+    allowed: str | None = None
+    hint: str | None = None
+    # "note": named to the user but not fatal (an Olive key we deliberately do differently).
+    severity: Literal["error", "note"] = "error"
+
+    def render(self) -> str:
+        parts = [f"{self.path or '<recipe>'}: {self.message}"]
+        if self.has_value:
+            parts.append(f"got {_short(self.value)}")
+        if self.allowed:
+            parts.append(f"allowed: {self.allowed}")
+        text = "; ".join(parts)
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class UserInputError(OliveExtError):
+    """Bad input: a flag, a file, a dataset, a model path. Exit code 2."""
+
+    exit_code = 2
+
+
+class RecipeError(UserInputError):
+    """A recipe with one or more problems; every problem is reported at once."""
+
+    def __init__(self, problems: list[Problem], source: str | None = None) -> None:
+        self.problems = problems
+        self.source = source
+        where = f" in {source}" if source else ""
+        lines = [f"{len(problems)} problem{'s' if len(problems) != 1 else ''}{where}:"]
+        lines += [f"  - {p.render()}" for p in problems]
+        super().__init__("\n".join(lines))
+
+
+class OutputExistsError(UserInputError):
+    """The output folder exists and is not empty, and --overwrite was not given."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"output folder {path} exists and is not empty; nothing was written",
+            hint="pass --overwrite to replace it, or choose another --output_path",
+        )
+
+
+class MissingDependencyError(OliveExtError):
+    """An optional library needed for this step is not installed."""
+
+    def __init__(self, package: str, purpose: str, install: str | None = None) -> None:
+        super().__init__(
+            f"{purpose} needs the Python package '{package}', which is not installed or cannot load",
+            hint=f"install it with: pip install {install or package}",
+        )
+
+
+class PassError(OliveExtError):
+    """A pass failed while running; names the pass and what went wrong."""
+
+    def __init__(self, pass_name: str, message: str, hint: str | None = None) -> None:
+        super().__init__(f"pass '{pass_name}' failed: {message}", hint=hint)
+        self.pass_name = pass_name
+
+
+class ConstraintsNotMetError(OliveExtError):
+    """No candidate met the run's constraints. Results are kept on disk."""
+
+    exit_code = 3

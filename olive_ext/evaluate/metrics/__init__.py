@@ -1,0 +1,1 @@
+"""Metric implementations; each module registers its metrics with ``@register_metric``."""

@@ -1,0 +1,104 @@
+"""The on-disk contract of olive-ext output folders, and resolving a user's ``-m`` argument.
+
+An output folder holds ``model_config.json`` naming what is inside::
+
+    {"kind": "hf", "model": "model", "adapter": "adapter", "base_model": "<original path or hub id>", ...}
+
+so that ``olive-ext auto-opt -m <finetune output>`` or ``package -m <auto-opt output>``
+takes the folder directly. Paths in it are relative to the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from olive_ext.artifacts import Artifact, ArtifactKind, infer_kind
+from olive_ext.errors import UserInputError
+
+MODEL_CONFIG = "model_config.json"
+
+
+def resolve_model_arg(
+    path: str,
+    adapter_path: str | None = None,
+    kind: ArtifactKind | None = None,
+    gguf_file: str | None = None,
+) -> Artifact:
+    """Turn ``-m`` (hub id, folder, .gguf/.onnx file, or an olive-ext output folder) into an Artifact."""
+    p = Path(path).expanduser()
+    if p.is_dir() and (p / MODEL_CONFIG).exists():
+        art = read_model_config(p)
+        if adapter_path:
+            if art.adapter_path and art.meta.get("adapter_merged"):
+                raise UserInputError(
+                    f"{path} already holds a model with its adapter merged; drop --adapter_path or use the base model"
+                )
+            art = Artifact(art.kind, art.path, adapter_path, art.gguf_file, meta=art.meta)
+        return art
+    if p.is_file() and p.suffix.lower() == ".gguf":
+        return Artifact("gguf", str(p.parent), adapter_path, gguf_file=p.name)
+    resolved_kind = kind or infer_kind(str(p))
+    if resolved_kind == "gguf" and p.is_dir() and not gguf_file:
+        files = sorted(f.name for f in p.glob("*.gguf"))
+        if len(files) != 1:
+            raise UserInputError(
+                f"{path} holds {len(files)} .gguf files ({', '.join(files) or 'none'}); name one",
+                hint="pass the file itself: -m folder/model.gguf",
+            )
+        gguf_file = files[0]
+    if resolved_kind == "onnx" and p.is_file():
+        p = p.parent
+    return Artifact(resolved_kind, str(p) if p.exists() else path, adapter_path, gguf_file)
+
+
+def read_model_config(folder: Path) -> Artifact:
+    """The artifact an olive-ext output folder describes."""
+    try:
+        data = json.loads((folder / MODEL_CONFIG).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserInputError(f"{folder / MODEL_CONFIG} cannot be read: {e}") from e
+    kind = data.get("kind")
+    if kind not in {"hf", "gguf", "onnx", "genai"}:
+        raise UserInputError(f"{folder / MODEL_CONFIG}: unknown kind {kind!r}")
+    model = data.get("model")
+    model_path = str(folder / model) if model else data.get("base_model")
+    if not model_path:
+        raise UserInputError(f"{folder / MODEL_CONFIG} names neither 'model' nor 'base_model'")
+    adapter = str(folder / data["adapter"]) if data.get("adapter") else None
+    meta = {k: v for k, v in data.items() if k not in {"kind", "model", "adapter", "gguf_file"}}
+    return Artifact(kind, model_path, adapter, data.get("gguf_file"), meta=meta)
+
+
+def write_model_config(folder: Path, info: dict[str, Any]) -> None:
+    (folder / MODEL_CONFIG).write_text(json.dumps(info, indent=2, default=str) + "\n")
+
+
+def export_artifact(artifact: Artifact, dest: Path, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Copy an artifact into ``dest`` as ``model/`` (+ ``adapter/``) and write model_config.json."""
+    dest.mkdir(parents=True, exist_ok=True)
+    info: dict[str, Any] = {"kind": artifact.kind, "fingerprint": artifact.fingerprint, **artifact.meta}
+    src = Path(artifact.path)
+    if src.is_dir():
+        shutil.copytree(src, dest / "model", dirs_exist_ok=False, ignore=_ignore_markers)
+        info["model"] = "model"
+    elif src.is_file():
+        (dest / "model").mkdir()
+        shutil.copy2(src, dest / "model" / src.name)
+        info["model"] = "model"
+    else:  # a hub id: refer to it
+        info["base_model"] = artifact.path
+    if artifact.gguf_file:
+        info["gguf_file"] = artifact.gguf_file
+    if artifact.adapter_path:
+        shutil.copytree(artifact.adapter_path, dest / "adapter", ignore=_ignore_markers)
+        info["adapter"] = "adapter"
+    info.update(extra or {})
+    write_model_config(dest, info)
+    return info
+
+
+def _ignore_markers(_dir: str, names: list[str]) -> list[str]:
+    return [n for n in names if n in {"entry.json", ".olive_ext_fingerprint.json"}]

@@ -1,0 +1,177 @@
+"""The pass contract and the one registry of passes.
+
+A pass is a small class: a frozen pydantic config, the artifact kinds it accepts and
+produces, the devices it supports, and ``run(artifact, ctx) -> Artifact``. Passes are
+registered with ``@register_pass`` (checked at import time); third-party passes come
+in through the ``olive_ext.passes`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable
+from importlib import metadata
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from olive_ext.artifacts import ARTIFACT_KINDS, Artifact, ArtifactKind
+from olive_ext.targets.base import DEVICES, Target
+
+if TYPE_CHECKING:
+    from olive_ext.engine.context import RunContext
+
+_SEARCHABLE = "searchable"
+
+
+class PassConfig(BaseModel):
+    """Base of every pass config: frozen, unknown keys refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+
+    @classmethod
+    def searchable_fields(cls) -> set[str]:
+        """Fields where a list value in a recipe means "try each"."""
+        return {
+            name
+            for name, f in cls.model_fields.items()
+            if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get(_SEARCHABLE)
+        }
+
+    def canonical(self) -> dict[str, Any]:
+        """The config as plain JSON data, defaults included, for cache keys and lineage."""
+        return self.model_dump(mode="json")
+
+
+def searchable(default: Any, description: str = "", **kwargs: Any) -> Any:
+    """A config field a recipe may give as a list of choices for search to try."""
+    return Field(default, description=description, json_schema_extra={_SEARCHABLE: True}, **kwargs)
+
+
+C = TypeVar("C", bound=PassConfig)
+
+
+class Pass(Generic[C]):
+    """Base class of passes. Subclasses set the class attributes and implement ``run``."""
+
+    name: ClassVar[str] = ""
+    config_class: ClassVar[type[PassConfig]] = PassConfig
+    accepts: ClassVar[frozenset[ArtifactKind]] = frozenset()
+    produces: ClassVar[ArtifactKind] = "hf"
+    devices: ClassVar[frozenset[str]] = frozenset(DEVICES)
+    # Distributions whose versions go into the cache key (the output depends on them).
+    libraries: ClassVar[tuple[str, ...]] = ()
+    # Bump when the pass's output changes for the same config and input.
+    version: ClassVar[int] = 1
+    # Olive pass type names this pass implements, and Olive parameter names -> ours.
+    olive_types: ClassVar[tuple[str, ...]] = ()
+    olive_params: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, config: C) -> None:
+        self.config = config
+
+    def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
+        """Produce a new artifact under ``ctx.output_dir`` from ``artifact``."""
+        raise NotImplementedError
+
+    @classmethod
+    def target_defaults(cls, target: Target) -> dict[str, Any]:
+        """Config values derived from the target, used where the recipe gives none."""
+        return {}
+
+    @classmethod
+    def check_input(cls, artifact: Artifact) -> str | None:
+        """Return why this pass cannot take ``artifact`` (beyond its kind), or None."""
+        return None
+
+    @classmethod
+    def from_olive(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """Translate an Olive pass config's params to this pass's names (renames by default)."""
+        return {cls.olive_params.get(k, k): v for k, v in params.items()}
+
+    @classmethod
+    def library_versions(cls) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for lib in cls.libraries:
+            try:
+                out[lib] = metadata.version(lib)
+            except metadata.PackageNotFoundError:
+                out[lib] = "missing"
+        return out
+
+    @classmethod
+    def summary(cls) -> str:
+        doc = (cls.__doc__ or "").strip().splitlines()
+        return doc[0] if doc else ""
+
+
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_REGISTRY: dict[str, type[Pass[Any]]] = {}
+_ENTRY_POINTS_LOADED = False
+ENTRY_POINT_GROUP = "olive_ext.passes"
+
+P = TypeVar("P", bound=type[Pass[Any]])
+
+
+def register_pass(name: str) -> Callable[[P], P]:
+    """Class decorator: add a pass to the registry under ``name``, checking its declaration."""
+
+    def decorate(cls: P) -> P:
+        problems = _declaration_problems(name, cls)
+        if problems:
+            raise TypeError(f"cannot register pass {cls.__qualname__} as {name!r}: " + "; ".join(problems))
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def _declaration_problems(name: str, cls: type[Pass[Any]]) -> list[str]:
+    problems = []
+    if not _NAME_RE.match(name):
+        problems.append("name must be lower_snake_case")
+    if name in _REGISTRY and _REGISTRY[name] is not cls:
+        problems.append(f"name already used by {_REGISTRY[name].__module__}.{_REGISTRY[name].__qualname__}")
+    if not (isinstance(cls, type) and issubclass(cls, Pass)):
+        problems.append("class must subclass olive_ext.passes.base.Pass")
+        return problems
+    if not issubclass(cls.config_class, PassConfig):
+        problems.append("config_class must subclass PassConfig")
+    if not cls.accepts or not set(cls.accepts) <= set(ARTIFACT_KINDS):
+        problems.append(f"accepts must be a non-empty subset of {ARTIFACT_KINDS}")
+    if cls.produces not in ARTIFACT_KINDS:
+        problems.append(f"produces must be one of {ARTIFACT_KINDS}")
+    if not cls.devices or not set(cls.devices) <= set(DEVICES):
+        problems.append(f"devices must be a non-empty subset of {DEVICES}")
+    if cls.run is Pass.run:
+        problems.append("run() is not implemented")
+    return problems
+
+
+def _load_builtin_and_plugins() -> None:
+    global _ENTRY_POINTS_LOADED
+    if _ENTRY_POINTS_LOADED:
+        return
+    _ENTRY_POINTS_LOADED = True
+    importlib.import_module("olive_ext.passes")
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()
+        except Exception as e:  # a broken plugin must not break olive-ext itself
+            import logging
+
+            logging.getLogger("olive_ext").warning("could not load pass plugin %s: %s", ep.value, e)
+
+
+def get_pass(name: str) -> type[Pass[Any]] | None:
+    """The registered pass class for ``name``, or None."""
+    _load_builtin_and_plugins()
+    return _REGISTRY.get(name)
+
+
+def registered_passes() -> dict[str, type[Pass[Any]]]:
+    """All registered passes, built-in and plugins, by name."""
+    _load_builtin_and_plugins()
+    return dict(sorted(_REGISTRY.items()))

@@ -1,0 +1,69 @@
+"""GGUF -> Hugging Face folder (dequantized safetensors plus tokenizer and chat template).
+
+Loading a GGUF file through transformers dequantizes it and converts its tokenizer,
+which takes tens of seconds; doing it once, cached, lets every later pass load a
+plain HF folder in under a second. The engine inserts this pass automatically when a
+GGUF input meets a pass that takes HF models.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from olive_ext.artifacts import Artifact
+from olive_ext.engine.context import RunContext
+from olive_ext.errors import UserInputError
+from olive_ext.passes.base import Pass, PassConfig, register_pass
+
+
+class GgufToHfConfig(PassConfig):
+    dtype: Literal["float32", "float16", "bfloat16"] = Field("float32", description="dtype of the dequantized weights")
+
+
+@register_pass("gguf_to_hf")
+class GgufToHf(Pass[GgufToHfConfig]):
+    """Dequantize a GGUF model into a Hugging Face folder (safetensors, tokenizer, chat template)."""
+
+    config_class = GgufToHfConfig
+    accepts = frozenset({"gguf"})
+    produces = "hf"
+    libraries = ("transformers", "gguf", "torch")
+
+    def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
+        out = ctx.output_dir / "model"
+        convert_gguf(Path(artifact.path), artifact.gguf_file or "", out, self.config.dtype)
+        return Artifact("hf", str(out), artifact.adapter_path, meta={"source_gguf": artifact.gguf_file})
+
+
+def convert_gguf(folder: Path, gguf_file: str, out: Path, dtype: str = "float32") -> None:
+    """Write ``folder/gguf_file`` as a loadable HF folder at ``out``."""
+    try:
+        import gguf  # noqa: F401  (transformers needs it to read GGUF)
+    except ImportError as e:
+        from olive_ext.errors import MissingDependencyError
+
+        raise MissingDependencyError("gguf", "reading GGUF models") from e
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=getattr(torch, dtype))
+    except ValueError as e:
+        if "not supported" in str(e).lower() or "architecture" in str(e).lower():
+            raise UserInputError(
+                f"{gguf_file}: {e}",
+                hint="transformers reads GGUF files of the architectures it lists in its GGUF docs; "
+                "convert this model to a Hugging Face folder first",
+            ) from e
+        raise
+    # transformers refuses to save GGUF-loaded models ("quantized with gguf and is not
+    # serializable"); the weights are already dequantized, so drop the quantizer and save.
+    model.hf_quantizer = None  # type: ignore[assignment]
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)

@@ -1,0 +1,73 @@
+"""report.md: the candidates table and the choice, readable in any viewer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from olive_ext.evaluate.registry import DECLARED, get_metric, unit_of
+
+if TYPE_CHECKING:
+    from olive_ext.api import RunResult
+    from olive_ext.recipe.schema import Recipe
+
+
+def metric_columns(result: RunResult) -> list[str]:
+    """Headline metric names measured on any candidate, in a stable order."""
+    names: list[str] = []
+    for r in result.results:
+        for key in r.metrics:
+            if "." not in key and key not in names and (get_metric(key) is not None or key in DECLARED):
+                names.append(key)
+    return names
+
+
+def format_metric(name: str, value: object) -> str:
+    if not isinstance(value, (int, float)):
+        return "-"
+    unit = f" {unit_of(name)}" if unit_of(name) not in {"", "%"} else ""
+    return f"{value:.4g}{unit}"
+
+
+def write_report(folder: Path, result: RunResult, recipe: Recipe) -> None:
+    cols = metric_columns(result)
+    lines = ["# olive-ext run report", ""]
+    if result.chosen:
+        lines += [f"Chosen: **{result.chosen.candidate.id}** {result.chosen.candidate.describe()}", ""]
+    else:
+        lines += ["No candidate was chosen.", ""]
+    if recipe.evaluate:
+        limits = {k: v for k, v in recipe.evaluate.constraints.model_dump().items() if v is not None}
+        lines += [f"Objective: {recipe.evaluate.objective}; constraints: {limits or 'none'}", ""]
+    header = ["", "id", "target", "pipeline", *cols, "constraints", "front", "error"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in result.results:
+        mark = "**chosen**" if r.chosen else ""
+        met = (
+            "-"
+            if not r.constraints
+            else (
+                "met"
+                if all(r.constraints.values())
+                else "broke " + ", ".join(k for k, v in r.constraints.items() if not v)
+            )
+        )
+        row = [
+            mark,
+            r.candidate.id,
+            r.candidate.target.name,
+            r.candidate.describe(),
+            *(format_metric(c, r.metrics.get(c)) for c in cols),
+            met,
+            "yes" if r.on_front else "",
+            (r.error or "").replace("|", "/").splitlines()[0][:120] if r.error else "",
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    for note in result.notes:
+        lines += ["", f"Note: {note}"]
+    lines += [
+        "",
+        f"Wall time: {result.seconds:.1f} s; steps reused from cache: {result.cache_hits}/{result.steps_run}.",
+        "",
+    ]
+    (folder / "report.md").write_text("\n".join(lines))

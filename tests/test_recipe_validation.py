@@ -1,0 +1,136 @@
+"""Recipe validation: every problem at once, each with its key path, value, allowed values and hints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from olive_ext.errors import RecipeError
+from olive_ext.recipe import check_recipe, parse_recipe
+
+
+def _problems(raw: dict) -> dict[str, str]:
+    _, problems = check_recipe(raw)
+    return {p.path: p.render() for p in problems if p.severity == "error"}
+
+
+def base(**over: object) -> dict:
+    raw = {"input_model": {"path": "some/model"}, "passes": {"t": {"type": "toy_transform"}}}
+    raw.update(over)
+    return raw
+
+
+def test_valid_recipe_has_no_problems() -> None:
+    assert _problems(base()) == {}
+
+
+def test_misspelt_top_level_key_suggests_the_right_one() -> None:
+    probs = _problems(base(serch={"strategy": "grid"}))
+    assert "did you mean 'search'" in probs["serch"]
+
+
+def test_misspelt_nested_key_is_located() -> None:
+    probs = _problems(base(search={"stratgy": "grid"}))
+    assert "search.stratgy" in probs
+    assert "did you mean 'strategy'" in probs["search.stratgy"]
+
+
+def test_bad_literal_lists_allowed_values_and_close_match() -> None:
+    probs = _problems(base(search={"strategy": "tpee"}))
+    text = probs["search.strategy"]
+    assert "'grid'" in text and "'tpe'" in text and "did you mean 'tpe'" in text and "'tpee'" in text
+
+
+def test_unknown_pass_type_suggests_registered_name() -> None:
+    probs = _problems(base(passes={"t": {"type": "toy_transfrom"}}))
+    assert "did you mean 'toy_transform'" in probs["passes.t.type"]
+
+
+def test_pass_param_out_of_range_names_param_and_value() -> None:
+    probs = _problems(base(passes={"t": {"type": "toy_transform", "factor": 0}}))
+    assert "passes.t.factor" in probs and "got 0" in probs["passes.t.factor"]
+
+
+def test_unknown_pass_param_suggests_close_field() -> None:
+    probs = _problems(base(passes={"t": {"type": "toy_transform", "facter": 2}}))
+    assert "did you mean 'factor'" in probs["passes.t.facter"]
+
+
+def test_each_search_choice_is_validated_with_its_index() -> None:
+    probs = _problems(base(passes={"t": {"type": "toy_transform", "factor": [1, 2, 999]}}))
+    assert "passes.t.factor[2]" in probs and "999" in probs["passes.t.factor[2]"]
+
+
+def test_list_for_non_searchable_param_is_refused() -> None:
+    probs = _problems(base(passes={"t": {"type": "toy_transform", "label": ["a", "b"]}}))
+    assert "passes.t.label" in probs
+
+
+def test_missing_required_section() -> None:
+    probs = _problems({"passes": {"t": {"type": "toy_transform"}}})
+    assert "input_model" in probs and "missing" in probs["input_model"]
+
+
+def test_bad_split_expression() -> None:
+    probs = _problems(base(data={"d": {"name": "json", "data_files": "x.json", "split": "train[:90%"}}))
+    assert "data.d.split" in probs and "train[:90%]" in probs["data.d.split"]
+
+
+def test_local_builder_needs_data_files() -> None:
+    probs = _problems(base(data={"d": {"name": "json"}}))
+    assert any("data_files" in v for k, v in probs.items() if k.startswith("data.d"))
+
+
+def test_provider_that_does_not_fit_device() -> None:
+    probs = _problems(base(targets=[{"device": "cpu", "provider": "cuda"}]))
+    assert "targets[0]" in probs and "CUDAExecutionProvider" in probs["targets[0]"]
+
+
+def test_pass_that_does_not_support_target_device() -> None:
+    probs = _problems(base(passes={"t": {"type": "toy_transform"}, "g": {"type": "toy_gpu_only"}}))
+    assert "passes.g" in probs and "device 'cpu'" in probs["passes.g"]
+
+
+def test_chain_of_kinds_is_checked_before_any_work() -> None:
+    raw = base(input_model={"path": "m.onnx"}, passes={"g": {"type": "toy_gpu_only"}}, targets=[{"device": "gpu"}])
+    assert _problems(raw) == {}
+    raw = base(input_model={"path": "folder"}, passes={"g": {"type": "toy_gpu_only"}}, targets=[{"device": "gpu"}])
+    probs = _problems(raw)
+    assert "takes onnx models" in probs["passes.g"] and "hf model" in probs["passes.g"]
+
+
+def test_evaluate_data_must_name_a_dataset_and_metrics_must_exist() -> None:
+    probs = _problems(base(evaluate={"data": "nope", "metrics": ["sise"]}))
+    assert "evaluate.data" in probs
+    assert "did you mean 'size'" in probs["evaluate.metrics[0]"]
+
+
+def test_wrong_type_reports_value() -> None:
+    probs = _problems(base(search={"seed": "abc"}))
+    assert "search.seed" in probs and "'abc'" in probs["search.seed"]
+
+
+def test_all_problems_reported_at_once() -> None:
+    raw = base(serch={}, search={"strategy": "nope"}, output={"pth": "x"})
+    with pytest.raises(RecipeError) as info:
+        parse_recipe(raw)
+    assert {"serch", "search.strategy", "output.pth"} <= {p.path for p in info.value.problems}
+    raw = base(passes={"t": {"type": "toy_transform", "factor": -1}, "u": {"type": "nope"}})
+    _, problems = check_recipe(raw)
+    assert {"passes.t.factor", "passes.u.type"} <= {p.path for p in problems}
+
+
+def test_list_of_passes_is_named_by_type(tmp_path: Path) -> None:
+    recipe = parse_recipe(base(passes=[{"type": "toy_transform"}, {"type": "toy_transform", "label": "y"}]))
+    assert list(recipe.passes) == ["toy_transform", "toy_transform_2"]
+
+
+def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
+    from olive_ext.errors import UserInputError
+    from olive_ext.recipe.load import read_recipe_file
+
+    bad = tmp_path / "r.yaml"
+    bad.write_text("input_model:\n  path: x\n passes: [\n")
+    with pytest.raises(UserInputError, match="line"):
+        read_recipe_file(bad)

@@ -1,0 +1,127 @@
+"""Search expands list-valued params into candidates; selection applies constraints, front, objective."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from olive_ext.api import run
+from olive_ext.engine.search import Candidate, SearchSpace, make_strategy
+from olive_ext.engine.select import CandidateResult, select
+from olive_ext.errors import ConstraintsNotMetError
+from olive_ext.recipe import parse_recipe
+from olive_ext.recipe.schema import EvaluateSpec, SearchSpec
+from olive_ext.targets.base import CPU, Target
+
+
+def recipe(passes: dict, **extra: object):
+    return parse_recipe({"input_model": {"path": "x/y"}, "passes": passes, **extra})
+
+
+def test_grid_expands_every_combination_in_order() -> None:
+    r = recipe({"t": {"type": "toy_transform", "factor": [1, 2, 3], "fail": [False, True]}})
+    space = SearchSpace.from_recipe(r)
+    cands = list(make_strategy(space, [CPU], SearchSpec(strategy="grid")))
+    assert [(c.steps[0].params["factor"], c.steps[0].params["fail"]) for c in cands] == [
+        (1, False),
+        (1, True),
+        (2, False),
+        (2, True),
+        (3, False),
+        (3, True),
+    ]
+    assert len({c.id for c in cands}) == 6
+    assert cands[0].choices == {"passes.t.factor": 1, "passes.t.fail": False}
+
+
+def test_grid_with_several_targets_builds_candidates_for_each() -> None:
+    r = recipe({"t": {"type": "toy_transform", "factor": [1, 2]}})
+    gpu = Target("gpu", "CUDAExecutionProvider")
+    cands = list(make_strategy(SearchSpace.from_recipe(r), [CPU, gpu], SearchSpec()))
+    assert [c.target.device for c in cands] == ["cpu", "cpu", "gpu", "gpu"]
+
+
+def test_random_is_seeded_and_respects_budget() -> None:
+    r = recipe({"t": {"type": "toy_transform", "factor": list(range(1, 21))}})
+    space = SearchSpace.from_recipe(r)
+    def pick(seed):
+        return [
+            c.steps[0].params["factor"]
+            for c in make_strategy(
+                space, [CPU], SearchSpec(strategy="random", seed=seed, max_candidates=5)
+            )
+        ]
+    assert pick(1) == pick(1)
+    assert len(set(pick(1))) == 5
+    assert pick(1) != pick(2)
+
+
+def _tpe_trials(optimum: int) -> list[int]:
+    r = recipe({"t": {"type": "toy_transform", "factor": list(range(1, 41))}})
+    strategy = make_strategy(SearchSpace.from_recipe(r), [CPU], SearchSpec(strategy="tpe", seed=0, max_candidates=20))
+    tried = []
+    for cand in strategy:
+        f = cand.steps[0].params["factor"]
+        tried.append(f)
+        strategy.tell(cand, abs(f - optimum))
+    return tried
+
+
+def test_tpe_moves_toward_better_scores() -> None:
+    high, low = _tpe_trials(optimum=32), _tpe_trials(optimum=8)
+    assert len(high) == len(set(high)) == 20
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    # same seed, different feedback: each run's later trials drift toward its own optimum
+    assert mean(high[10:]) > mean(low[10:]) + 8, (high, low)
+
+
+def _result(cid: str, **metrics: float) -> CandidateResult:
+    from olive_ext.artifacts import Artifact
+    from olive_ext.engine.steps import Step
+
+    cand = Candidate(CPU, (Step("s", "toy_transform", {"label": cid}),), label=cid)
+    return CandidateResult(cand, artifact=Artifact("onnx", cid), metrics=metrics)
+
+
+def test_selection_constraints_front_objective() -> None:
+    fp32 = _result("fp32", accuracy=90.0, latency=20.0, size=500.0)
+    int8 = _result("int8", accuracy=89.5, latency=12.0, size=140.0)
+    int4 = _result("int4", accuracy=80.0, latency=8.0, size=90.0)
+    slow = _result("bad", accuracy=85.0, latency=25.0, size=600.0)  # dominated by fp32
+    spec = EvaluateSpec(metrics=["accuracy", "latency", "size"], objective="latency")
+    chosen = select([fp32, int8, int4, slow], spec, reference_accuracy=90.0)
+    assert chosen is int8  # int4 is faster but loses 10 points > 1.0 allowed
+    assert int4.constraints == {"max_accuracy_drop": False}
+    assert not slow.on_front and fp32.on_front and int4.on_front
+    spec_size = spec.model_copy(update={"objective": "size"})
+    assert select([fp32, int8, int4], spec_size, reference_accuracy=90.0) is int8
+
+
+def test_selection_nothing_fits_returns_none() -> None:
+    a = _result("a", accuracy=50.0, latency=10.0)
+    spec = EvaluateSpec(metrics=["accuracy", "latency"], constraints={"max_latency_ms": 5})
+    assert select([a], spec, reference_accuracy=50.0) is None
+    assert a.constraints == {"max_accuracy_drop": True, "max_latency_ms": False}
+
+
+def test_run_with_constraints_none_met_exits_nonzero_but_keeps_everything(tmp_path: Path) -> None:
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    raw = {
+        "input_model": {"path": str(model)},
+        "passes": {"t": {"type": "toy_transform", "factor": [1, 4]}},
+        "evaluate": {"metrics": ["size"], "objective": "size", "constraints": {"max_size_mb": 1e-6}},
+        "output": {"path": str(tmp_path / "o")},
+    }
+    with pytest.raises(ConstraintsNotMetError, match="no candidate met"):
+        run(parse_recipe(raw))
+    assert (tmp_path / "o" / "candidates.json").exists()
+    raw["evaluate"]["constraints"] = {"max_size_mb": 1.0}
+    raw["output"] = {"path": str(tmp_path / "o2")}
+    result = run(parse_recipe(raw))
+    sizes = {r.candidate.steps[0].params["factor"]: r.metrics["size"] for r in result.results}
+    assert sizes[4] > sizes[1]  # measured, not assumed
+    assert result.chosen and result.chosen.candidate.steps[0].params["factor"] == 1
+    assert all(r.constraints == {"max_size_mb": True} for r in result.results)

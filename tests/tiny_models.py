@@ -1,0 +1,215 @@
+"""Tiny models built in code for unit tests: nothing is downloaded.
+
+``build_tiny_llama`` writes a 2-layer, 64-dim Llama (tied embeddings, grouped KV heads,
+like SmolLM2) with a byte-level BPE tokenizer trained here and a ChatML chat template.
+``build_tiny_bert`` writes a 2-layer BERT sequence classifier with a WordPiece tokenizer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CHATML = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+_WORDS = [
+    "the",
+    "a",
+    "an",
+    "is",
+    "are",
+    "was",
+    "of",
+    "to",
+    "in",
+    "and",
+    "or",
+    "not",
+    "yes",
+    "no",
+    "positive",
+    "negative",
+    "neutral",
+    "happy",
+    "sad",
+    "angry",
+    "calm",
+    "question",
+    "answer",
+    "classify",
+    "sentiment",
+    "tone",
+    "review",
+    "product",
+    "great",
+    "terrible",
+    "okay",
+    "fine",
+    "love",
+    "hate",
+    "city",
+    "paris",
+    "london",
+    "rome",
+    "tokyo",
+    "capital",
+    "country",
+    "france",
+    "england",
+    "italy",
+    "japan",
+    "what",
+    "which",
+    "who",
+    "how",
+    "why",
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "plus",
+    "minus",
+    "equals",
+    "number",
+    "word",
+    "user",
+    "assistant",
+    "system",
+    "hello",
+    "world",
+    "model",
+    "data",
+    "train",
+    "test",
+    "cat",
+    "dog",
+    "bird",
+    "fish",
+    "red",
+    "green",
+    "blue",
+    "small",
+    "large",
+    "fast",
+    "slow",
+]
+
+
+def _corpus() -> list[str]:
+    import random
+
+    rng = random.Random(0)
+    lines = []
+    for _ in range(2000):
+        n = rng.randint(3, 12)
+        lines.append(" ".join(rng.choice(_WORDS) for _ in range(n)) + rng.choice([".", "?", "!", ""]))
+    lines += [str(i) for i in range(200)]
+    lines += ["Q: A: Input: Output: Label: ### Answer: {} [] () , ; : - _ / \\ ' \" \n"]
+    return lines
+
+
+def build_tokenizer(path: Path, vocab_size: int = 512) -> object:
+    """A byte-level BPE tokenizer with ChatML special tokens, saved to ``path``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(_corpus(), trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        unk_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+    )
+    fast.chat_template = CHATML
+    fast.save_pretrained(path)
+    return fast
+
+
+def build_tiny_llama(path: Path, seed: int = 0, hidden: int = 64, layers: int = 2) -> Path:
+    """Write a tiny LlamaForCausalLM plus tokenizer to ``path`` and return it."""
+    import torch
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    path.mkdir(parents=True, exist_ok=True)
+    tok = build_tokenizer(path)
+    config = LlamaConfig(
+        vocab_size=len(tok),  # type: ignore[arg-type]
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,  # type: ignore[attr-defined]
+        eos_token_id=tok.eos_token_id,  # type: ignore[attr-defined]
+        pad_token_id=tok.pad_token_id,  # type: ignore[attr-defined]
+        rms_norm_eps=1e-5,
+        architectures=["LlamaForCausalLM"],
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    # Larger-than-default init so the random model's logits are not all near zero.
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0, 0.08)
+    model.generation_config = GenerationConfig(
+        bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id
+    )
+    model.save_pretrained(path)
+    return path
+
+
+def build_tiny_bert(path: Path, seed: int = 0, num_labels: int = 2) -> Path:
+    """Write a tiny BertForSequenceClassification plus WordPiece tokenizer to ``path``."""
+    import torch
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+
+    path.mkdir(parents=True, exist_ok=True)
+    wp = BertWordPieceTokenizer(lowercase=True)
+    wp.train_from_iterator(_corpus(), vocab_size=400, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=wp._tokenizer,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+    tok.save_pretrained(path)
+    config = BertConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=num_labels,
+        architectures=["BertForSequenceClassification"],
+        id2label={i: f"LABEL_{i}" for i in range(num_labels)},
+        label2id={f"LABEL_{i}": i for i in range(num_labels)},
+    )
+    torch.manual_seed(seed)
+    BertForSequenceClassification(config).save_pretrained(path)
+    return path
