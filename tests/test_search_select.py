@@ -45,13 +45,13 @@ def test_grid_with_several_targets_builds_candidates_for_each() -> None:
 def test_random_is_seeded_and_respects_budget() -> None:
     r = recipe({"t": {"type": "toy_transform", "factor": list(range(1, 21))}})
     space = SearchSpace.from_recipe(r)
+
     def pick(seed):
         return [
             c.steps[0].params["factor"]
-            for c in make_strategy(
-                space, [CPU], SearchSpec(strategy="random", seed=seed, max_candidates=5)
-            )
+            for c in make_strategy(space, [CPU], SearchSpec(strategy="random", seed=seed, max_candidates=5))
         ]
+
     assert pick(1) == pick(1)
     assert len(set(pick(1))) == 5
     assert pick(1) != pick(2)

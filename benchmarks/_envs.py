@@ -1,0 +1,52 @@
+"""Separate virtual environments for the tools we compare against (Olive, llama.cpp).
+
+Each is created once under .bench/ and reused; a lock file keeps two benchmarks from
+building the same environment at once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = Path(os.environ.get("OLIVE_EXT_BENCH_DIR", ROOT / ".bench"))
+TORCH_SPEC = os.environ.get("TORCH_SPEC", "torch==2.13.0")
+
+ENVS: dict[str, list[str]] = {
+    # Olive as a user installs it for finetune and auto-opt (its docs: olive-ai[auto-opt,finetune]).
+    "olive": [TORCH_SPEC, "olive-ai[finetune,auto-opt,cpu]==0.13.0", "onnxruntime-genai==0.18.0", "onnx-ir",
+              "transformers==5.23.0", "peft==0.21.2", "datasets", "psutil"],
+    "llamacpp": ["llama-cpp-python", "psutil"],
+}
+
+
+def env_python(name: str) -> Path:
+    """Create (once) and return the interpreter of the named comparison environment."""
+    venv = BENCH / f"{name}-venv"
+    py = venv / "bin" / "python"
+    marker = venv / ".ready"
+    if marker.exists():
+        return py
+    BENCH.mkdir(parents=True, exist_ok=True)
+    with open(BENCH / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not marker.exists():
+            print(f"[bench] creating {venv} (one time)", file=sys.stderr)
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run([str(py), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
+            subprocess.run([str(py), "-m", "pip", "install", "-q", *ENVS[name]], check=True)
+            marker.touch()
+    return py
+
+
+def env_bin(name: str, exe: str) -> Path:
+    return env_python(name).parent / exe
+
+
+if __name__ == "__main__":  # python benchmarks/_envs.py olive
+    for arg in sys.argv[1:]:
+        print(env_python(arg))

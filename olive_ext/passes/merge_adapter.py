@@ -1,0 +1,61 @@
+"""Merge a peft adapter into its base model (needed before a plain export)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from olive_ext.artifacts import Artifact
+from olive_ext.engine.context import RunContext
+from olive_ext.errors import UserInputError
+from olive_ext.passes.base import Pass, PassConfig, register_pass
+
+
+class MergeAdapterConfig(PassConfig):
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="dtype of the merged weights; auto keeps the base model's"
+    )
+
+
+@register_pass("merge_adapter")
+class MergeAdapter(Pass[MergeAdapterConfig]):
+    """Merge the artifact's peft adapter into the base weights and save a plain HF model."""
+
+    config_class = MergeAdapterConfig
+    accepts = frozenset({"hf"})
+    produces = "hf"
+    libraries = ("transformers", "peft", "torch")
+    olive_types = ("MergeAdapterWeights",)
+
+    @classmethod
+    def check_input(cls, artifact: Artifact) -> str | None:
+        return None if artifact.adapter_path else "it has no adapter to merge"
+
+    def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
+        assert artifact.adapter_path is not None
+        out = ctx.output_dir / "model"
+        merge_adapter_into(artifact.path, artifact.adapter_path, out, self.config.dtype, ctx.trust_remote_code)
+        meta = {**artifact.meta, "merged_adapter": artifact.adapter_path}
+        return Artifact("hf", str(out), None, meta=meta)
+
+
+def merge_adapter_into(
+    base: str, adapter: str, out: Path, dtype: str = "auto", trust_remote_code: bool = False
+) -> Path:
+    """Load ``base`` with ``adapter``, merge, and save model and tokenizer to ``out``."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not (Path(adapter) / "adapter_config.json").exists():
+        raise UserInputError(f"{adapter} is not a peft adapter folder (adapter_config.json is missing)")
+    torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch_dtype, trust_remote_code=trust_remote_code)
+    merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    merged.save_pretrained(out)
+    # The adapter folder carries the tokenizer and chat template used in fine-tuning; prefer it.
+    tok_source = adapter if (Path(adapter) / "tokenizer_config.json").exists() else base
+    AutoTokenizer.from_pretrained(tok_source, trust_remote_code=trust_remote_code).save_pretrained(out)
+    return out
