@@ -1,0 +1,64 @@
+"""Loading datasets: local json/jsonl/csv/parquet files or hub datasets, with split expressions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from olive_ext.errors import UserInputError
+from olive_ext.recipe.schema import DatasetSpec
+
+if TYPE_CHECKING:
+    import datasets
+
+LOCAL_BUILDERS = {"json", "csv", "parquet"}
+_SUFFIX_BUILDER = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
+
+
+def builder_for_file(path: str) -> str | None:
+    """'json' for .json/.jsonl, 'csv', 'parquet', else None."""
+    return _SUFFIX_BUILDER.get(Path(path).suffix.lower())
+
+
+def load_rows(spec: DatasetSpec) -> datasets.Dataset:
+    """The rows of one dataset split, as a ``datasets.Dataset``; errors name the file, split or hub id."""
+    import datasets
+
+    name, files = spec.name, spec.data_files
+    if name not in LOCAL_BUILDERS and builder_for_file(name) and Path(name).exists():
+        name, files = builder_for_file(name) or "json", name  # `-d data.jsonl` is accepted too
+    kwargs: dict[str, Any] = {}
+    if name in LOCAL_BUILDERS:
+        file_list = [files] if isinstance(files, str) else list(files or [])
+        missing = [f for f in file_list if not Path(f).exists()]
+        if missing:
+            raise UserInputError(f"data file {missing[0]!r} does not exist")
+        kwargs["data_files"] = file_list
+    elif files:
+        kwargs["data_files"] = files
+    try:
+        ds = datasets.load_dataset(name, split=spec.split, **kwargs)
+    except (FileNotFoundError, ConnectionError) as e:
+        raise UserInputError(
+            f"dataset {name!r} could not be loaded: {e}",
+            hint="for a local file use -d json --data_files file.jsonl (or csv/parquet); "
+            "for a hub dataset this machine must reach the hub or have it in the local cache",
+        ) from e
+    except ValueError as e:
+        if "corresponds to no data" in str(e):
+            raise UserInputError(f"split {spec.split!r} of dataset {name!r} is empty") from e
+        if "split" in str(e).lower() or "instruction" in str(e).lower():
+            raise UserInputError(f"split {spec.split!r} of dataset {name!r}: {e}") from e
+        raise UserInputError(f"dataset {name!r} could not be loaded: {e}") from e
+    except Exception as e:  # datasets wraps hub/offline failures in its own exception types
+        if type(e).__module__.startswith(("datasets", "huggingface_hub", "requests", "httpx")):
+            raise UserInputError(
+                f"dataset {name!r} could not be loaded ({type(e).__name__}: {e})",
+                hint="offline? use a local file: -d json --data_files file.jsonl",
+            ) from e
+        raise
+    if len(ds) == 0:
+        raise UserInputError(f"split {spec.split!r} of dataset {name!r} is empty")
+    if spec.max_samples is not None and len(ds) > spec.max_samples:
+        ds = ds.select(range(spec.max_samples))
+    return ds
