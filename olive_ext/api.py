@@ -25,21 +25,23 @@ from olive_ext.engine.cache import Cache
 from olive_ext.engine.context import RunContext
 from olive_ext.engine.output import ensure_output_free, staged_output, write_json, write_yaml
 from olive_ext.engine.progress import Progress
-from olive_ext.engine.runner import run_steps
+from olive_ext.engine.runner import GGUF_CONVERSION, run_steps
 from olive_ext.engine.search import Candidate, SearchSpace, make_strategy
 from olive_ext.engine.select import (
     CandidateResult,
+    accuracy_of,
     check_constraints,
     nearest_misses,
     objective_value,
     select,
 )
+from olive_ext.engine.steps import Step
 from olive_ext.errors import ConstraintsNotMetError, OliveExtError
 from olive_ext.evaluate.context import EvalContext
 from olive_ext.evaluate.evaluator import evaluate
 from olive_ext.model_folder import export_artifact, resolve_model_arg
 from olive_ext.recipe.schema import Recipe
-from olive_ext.targets.base import Target
+from olive_ext.targets.base import CPU, Target
 
 logger = logging.getLogger("olive_ext")
 
@@ -53,6 +55,7 @@ class RunResult:
     output_dir: Path | None
     seconds: float
     notes: list[str] = field(default_factory=list)
+    reference: dict[str, Any] | None = None
 
     @property
     def cache_hits(self) -> int:
@@ -92,10 +95,15 @@ def run(
     targets = [Target(t.device, t.provider or "CPUExecutionProvider") for t in recipe.targets]
     space = SearchSpace.from_recipe(recipe)
     strategy = make_strategy(space, targets, recipe.search)
-    single = space.size == 1 and len(targets) == 1
     ctx = RunContext(cache=cache, datasets=dict(recipe.data), input_model=recipe.input_model, progress=progress)
-    total = strategy.budget() * len(targets)
+    total = sum(strategy.budget(t) for t in targets)
+    single = total == 1
     results: list[CandidateResult] = []
+    notes: list[str] = []
+    reference = None
+    if reference_accuracy is None and recipe.evaluate:
+        reference = evaluate_reference(source, recipe, ctx, progress)
+        reference_accuracy = accuracy_of(reference["metrics"]) if reference else None
     with progress, progress.task("candidates", total=total) as bar:
         for candidate in strategy:
             bar.update(info=candidate.describe()[:60])
@@ -105,9 +113,15 @@ def run(
                 raise result.exception
             strategy.tell(candidate, _search_score(result, recipe, reference_accuracy))
             bar.advance()
-    notes: list[str] = []
     chosen = _choose(results, recipe, reference_accuracy, notes)
-    run_result = RunResult(results, chosen, out_dir if write_output else None, time.perf_counter() - started, notes)
+    if any(r.ok and not r.candidate.target.is_available() for r in results):
+        notes.append(
+            "some targets' execution providers are not installed here: those candidates were built "
+            "(cross-build) but not measured"
+        )
+    run_result = RunResult(
+        results, chosen, out_dir if write_output else None, time.perf_counter() - started, notes, reference
+    )
     if write_output:
         write_run_output(run_result, recipe)
     if recipe.evaluate and chosen is None and any(r.ok for r in results):
@@ -139,7 +153,11 @@ def run_candidate(
         if recipe.evaluate:
             dataset = recipe.data.get(recipe.evaluate.data) if recipe.evaluate.data else None
             ectx = EvalContext(recipe.evaluate, candidate.target, dataset)
-            result.metrics, result.eval_cache_hit = evaluate(result.artifact, ectx, ctx.cache)
+            metrics = None
+            if not candidate.target.is_available():
+                metrics = [m for m in recipe.evaluate.metrics if m == "size"]
+                result.notes.append(f"not measured here: {candidate.target.provider} is not available on this machine")
+            result.metrics, result.eval_cache_hit = evaluate(result.artifact, ectx, ctx.cache, metrics)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as e:  # one candidate's failure must not end a search; it is recorded
@@ -149,6 +167,29 @@ def run_candidate(
         logger.debug("%s", "".join(traceback.format_exception(e)))
     result.seconds = time.perf_counter() - started
     return result
+
+
+QUALITY_METRICS = {"accuracy", "exact_match", "perplexity"}
+
+
+def evaluate_reference(source: Artifact, recipe: Recipe, ctx: RunContext, progress: Progress) -> dict[str, Any] | None:
+    """Measure the input model in PyTorch (adapter applied): the baseline for accuracy drops and speed-ups."""
+    spec = recipe.evaluate
+    if spec is None or spec.reference != "input" or source.kind not in {"hf", "gguf"}:
+        return None
+    if not QUALITY_METRICS & set(spec.metrics):
+        return None
+    with progress.task("reference: input model in PyTorch", total=None):
+        model = source
+        if source.kind == "gguf":  # the dequantized HF conversion, cached like any step
+            model, _ = run_steps(source, [Step(GGUF_CONVERSION, GGUF_CONVERSION, {})], ctx, "reference")
+        dataset = recipe.data.get(spec.data) if spec.data else None
+        try:
+            metrics, hit = evaluate(model, EvalContext(spec, CPU, dataset), ctx.cache)
+        except OliveExtError as e:
+            logger.warning("could not measure the input model as a reference: %s", e)
+            return None
+    return {"label": "input model (PyTorch fp32)", "artifact": model.to_json(), "metrics": metrics, "cache_hit": hit}
 
 
 def _search_score(result: CandidateResult, recipe: Recipe, reference_accuracy: float | None) -> float | None:

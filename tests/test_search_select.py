@@ -35,6 +35,16 @@ def test_grid_expands_every_combination_in_order() -> None:
     assert cands[0].choices == {"passes.t.factor": 1, "passes.t.fail": False}
 
 
+def test_choices_a_pass_treats_alike_become_one_candidate() -> None:
+    r = recipe({"t": {"type": "toy_transform", "factor": [1, 2], "detail": [5, 6, 7]}})
+    cands = list(make_strategy(SearchSpace.from_recipe(r), [CPU], SearchSpec()))
+    # factor=1 ignores detail: 1 candidate; factor=2: 3 candidates
+    assert sorted((c.steps[0].params["factor"], c.steps[0].params["detail"]) for c in cands) == [
+        (1, 5), (2, 5), (2, 6), (2, 7)]
+    rnd = list(make_strategy(SearchSpace.from_recipe(r), [CPU], SearchSpec(strategy="random", max_candidates=10)))
+    assert len(rnd) == 4 and len({c.id for c in rnd}) == 4
+
+
 def test_grid_with_several_targets_builds_candidates_for_each() -> None:
     r = recipe({"t": {"type": "toy_transform", "factor": [1, 2]}})
     gpu = Target("gpu", "CUDAExecutionProvider")

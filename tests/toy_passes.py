@@ -9,7 +9,7 @@ import hashlib
 import time
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from olive_ext.artifacts import Artifact, iter_files
 from olive_ext.engine.context import RunContext
@@ -29,6 +29,13 @@ class ToyConfig(PassConfig):
     wait_for: str | None = Field(None, description="block until this file exists (for kill tests)")
     fail: bool = searchable(False, description="raise instead of producing output")
     marker: str | None = Field(None, description="file to append one line to per real run")
+    detail: int = searchable(0, description="only meaningful when factor > 1 (normalized to 0 otherwise)")
+
+    @model_validator(mode="after")
+    def _detail_needs_factor(self) -> ToyConfig:
+        if self.factor == 1 and self.detail:
+            object.__setattr__(self, "detail", 0)  # like block_size on an fp32 build: irrelevant, so dropped
+        return self
 
 
 @register_pass("toy_transform")

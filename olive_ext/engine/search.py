@@ -35,7 +35,12 @@ class Dimension:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A concrete pipeline for one target. ``choices`` records the searched values."""
+    """A concrete pipeline for one target. ``choices`` records the searched values.
+
+    The id hashes the target and every step's *resolved* config (defaults and
+    target-derived values filled in), so two choices a pass treats the same (a block
+    size on an fp32 build) give the same candidate and run once.
+    """
 
     target: Target
     steps: tuple[Step, ...]
@@ -44,9 +49,11 @@ class Candidate:
 
     @property
     def id(self) -> str:
-        payload = json.dumps(
-            [self.target.name, [(s.name, s.type, s.params) for s in self.steps]], sort_keys=True, default=str
-        )
+        resolved = []
+        for s in self.steps:
+            cls = s.pass_class()
+            resolved.append((s.name, s.type, s.config(cls.target_defaults(self.target)).canonical()))
+        payload = json.dumps([self.target.name, resolved], sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:10]
 
     def describe(self) -> str:
@@ -92,10 +99,25 @@ class Strategy:
 
     def __init__(self, space: SearchSpace, targets: list[Target], spec: SearchSpec) -> None:
         self.space, self.targets, self.spec = space, targets, spec
+        self._distinct: dict[str, list[tuple[Any, ...]]] = {}
 
-    def budget(self) -> int:
-        default = self.space.size if self.spec.strategy == "grid" else min(8, self.space.size)
-        return min(self.spec.max_candidates or default, self.space.size)
+    def distinct(self, target: Target) -> list[tuple[Any, ...]]:
+        """Value tuples of the grid that give distinct candidates (first occurrence kept, in grid order)."""
+        if target.name not in self._distinct:
+            seen: set[str] = set()
+            keep = []
+            for values in itertools.product(*(d.choices for d in self.space.dims)):
+                cid = self.space.candidate(target, values).id
+                if cid not in seen:
+                    seen.add(cid)
+                    keep.append(values)
+            self._distinct[target.name] = keep
+        return self._distinct[target.name]
+
+    def budget(self, target: Target | None = None) -> int:
+        size = len(self.distinct(target or self.targets[0]))
+        default = size if self.spec.strategy == "grid" else min(8, size)
+        return min(self.spec.max_candidates or default, size)
 
     def __iter__(self) -> Iterator[Candidate]:
         raise NotImplementedError
@@ -107,18 +129,16 @@ class Strategy:
 class GridStrategy(Strategy):
     def __iter__(self) -> Iterator[Candidate]:
         for target in self.targets:
-            combos = itertools.product(*(d.choices for d in self.space.dims))
-            for values in itertools.islice(combos, self.budget()):
+            for values in self.distinct(target)[: self.budget(target)]:
                 yield self.space.candidate(target, values)
 
 
 class RandomStrategy(Strategy):
     def __iter__(self) -> Iterator[Candidate]:
-        rng = random.Random(self.spec.seed)
-        combos = list(itertools.product(*(d.choices for d in self.space.dims)))
-        picks = rng.sample(range(len(combos)), self.budget())
         for target in self.targets:
-            for i in picks:
+            combos = self.distinct(target)
+            rng = random.Random(self.spec.seed)
+            for i in sorted(rng.sample(range(len(combos)), self.budget(target))):
                 yield self.space.candidate(target, combos[i])
 
 
@@ -136,18 +156,19 @@ class TpeStrategy(Strategy):
         for target in self.targets:
             sampler = optuna.samplers.TPESampler(seed=self.spec.seed, n_startup_trials=min(4, self.budget()))
             study = optuna.create_study(direction="minimize", sampler=sampler)
-            seen: set[tuple[Any, ...]] = set()
+            seen: set[str] = set()
+            budget = self.budget(target)
             attempts = 0
-            while len(seen) < self.budget() and attempts < self.budget() * 10:
+            while len(seen) < budget and attempts < budget * 20:
                 attempts += 1
                 trial = study.ask()
                 idx = tuple(_suggest(trial, d) for d in self.space.dims)
-                if idx in seen:
-                    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-                    continue
-                seen.add(idx)
                 values = tuple(d.choices[i] for d, i in zip(self.space.dims, idx, strict=True))
                 candidate = self.space.candidate(target, values)
+                if candidate.id in seen:
+                    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                    continue
+                seen.add(candidate.id)
                 self._score = None
                 yield candidate
                 study.tell(trial, self._score if self._score is not None else float("inf"))

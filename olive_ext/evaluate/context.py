@@ -1,4 +1,4 @@
-"""What a metric gets besides the model: the target, the evaluate settings and the data."""
+"""What metrics get: the evaluate settings and target, the prepared eval data, the worker's raw output."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from olive_ext.targets.base import CPU, Target
 
 if TYPE_CHECKING:
+    from olive_ext.artifacts import Artifact
     from olive_ext.recipe.schema import DatasetSpec, EvaluateSpec
 
 
@@ -18,5 +19,34 @@ class EvalContext:
     spec: EvaluateSpec
     target: Target = CPU
     dataset: DatasetSpec | None = None
-    reference: Any = None  # what parity-style metrics compare against (set by the caller)
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def threads(self) -> int:
+        import os
+
+        return self.spec.threads or os.cpu_count() or 1
+
+
+@dataclass
+class EvalData:
+    """Eval examples tokenized by the model's own tokenizer (prepared once, in the parent)."""
+
+    prompts: list[list[int]] = field(default_factory=list)
+    references: list[str | None] = field(default_factory=list)
+    responses: list[list[int]] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    features: list[dict[str, list[int]]] = field(default_factory=list)
+    timing_prompt: list[int] = field(default_factory=list)
+    tokenizer: Any = None
+
+
+@dataclass
+class MetricInput:
+    """Everything a metric function reads."""
+
+    artifact: Artifact
+    ectx: EvalContext
+    raw: dict[str, Any]
+    data: EvalData | None
+    peak_rss_mb: float | None = None

@@ -1,19 +1,44 @@
-"""Scoring an artifact on a target: every requested metric, cached like builds."""
+"""Scoring an artifact on a target: every requested metric, in one worker process, cached like builds.
+
+The parent tokenizes the eval data with the model's own tokenizer, starts
+``python -m olive_ext.evaluate.worker`` for the candidate (one process per candidate,
+so peak memory is that candidate's), and turns the worker's raw token ids and timings
+into metrics. Results are cached by (model fingerprint, metrics, settings, data, target,
+library versions).
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from olive_ext.artifacts import Artifact
 from olive_ext.engine.cache import Cache, cache_key
-from olive_ext.evaluate.context import EvalContext
-from olive_ext.evaluate.registry import get_metric
+from olive_ext.errors import OliveExtError
+from olive_ext.evaluate.context import EvalContext, EvalData, MetricInput
+from olive_ext.evaluate.registry import MetricInfo, get_metric
 
 # Settings that change measured values; constraints and objective only change selection.
 _SPEC_FIELDS_IN_KEY = ("warmup", "repeats", "threads", "prompt_tokens", "new_tokens", "max_new_tokens", "max_samples")
 _RUNTIME_LIBS = ("onnxruntime", "onnxruntime-genai", "torch", "transformers", "peft")
+_LM_KINDS = {"genai", "hf", "gguf"}
+# A fixed English passage: timing prompts are cut from it, so every candidate sees the same text.
+_TIMING_TEXT = (
+    "The history of computing is a story of people finding faster ways to do arithmetic. Early machines used "
+    "gears and levers; later ones used relays, vacuum tubes, transistors and finally integrated circuits. "
+    "Each step made computers smaller, cheaper and more reliable, and each step changed what people used them for. "
+)
+
+
+class EvaluationError(OliveExtError):
+    """The worker could not load or run the candidate."""
 
 
 def _versions() -> dict[str, str]:
@@ -30,17 +55,29 @@ def evaluation_key(artifact: Artifact, ectx: EvalContext, metrics: list[str]) ->
     """Cache key of one evaluation: the model, the metrics, the settings, the data, the target."""
     spec = ectx.spec.model_dump(mode="json")
     settings = {k: spec[k] for k in _SPEC_FIELDS_IN_KEY}
+    settings["threads"] = ectx.threads
     data = ectx.dataset.model_dump(mode="json") if ectx.dataset else None
+    data_fp = _data_fingerprint(ectx)
     return cache_key(
         "eval",
         artifact.fingerprint,
         sorted(metrics),
         settings,
         data,
+        data_fp,
         ectx.target.name,
-        ectx.extras.get("reference_id"),
+        ectx.extras.get("adapter_name"),
         _versions(),
     )
+
+
+def _data_fingerprint(ectx: EvalContext) -> str | None:
+    if ectx.dataset is None or not ectx.dataset.data_files:
+        return None
+    from olive_ext.artifacts import hash_file
+
+    files = ectx.dataset.data_files if isinstance(ectx.dataset.data_files, list) else [ectx.dataset.data_files]
+    return ",".join(hash_file(Path(f)) for f in files if Path(f).is_file())
 
 
 def evaluate(
@@ -52,15 +89,169 @@ def evaluate(
     cached = cache.get_result(key)
     if cached is not None:
         return cached, True
-    values: dict[str, Any] = {}
+    infos = [_metric(n) for n in names]
+    applicable = [i for i in infos if artifact.kind in i.kinds]
+    if any(i.needs_data for i in applicable) and ectx.dataset is None:
+        raise OliveExtError(
+            f"metrics {', '.join(i.name for i in applicable if i.needs_data)} need eval data",
+            hint="name a dataset in evaluate.data (CLI: --data_files / --data_name)",
+        )
     started = time.perf_counter()
-    for name in names:
-        info = get_metric(name)
-        if info is None or info.fn is None:
-            raise KeyError(f"unknown metric {name!r}")
-        if artifact.kind not in info.kinds:
-            continue
-        values.update(info.fn(artifact, ectx))
+    jobs = _jobs_needed(applicable, artifact.kind)
+    data = prepare_data(artifact, ectx, jobs) if jobs else None
+    raw: dict[str, Any] = {}
+    peak = None
+    if jobs:
+        raw, peak = run_worker(artifact, ectx, build_jobs(jobs, data, ectx))
+    values: dict[str, Any] = {}
+    for info in applicable:
+        assert info.fn is not None
+        values.update(info.fn(MetricInput(artifact, ectx, raw, data, peak)))
     values["eval_seconds"] = round(time.perf_counter() - started, 3)
+    if jobs:
+        values["threads"] = raw.get("threads", ectx.threads)
+        values["load_seconds"] = round(raw.get("load_seconds", 0.0), 3)
     cache.put_result(key, values, {"artifact": artifact.fingerprint, "metrics": names})
     return values, False
+
+
+def _metric(name: str) -> MetricInfo:
+    info = get_metric(name)
+    if info is None or info.fn is None:
+        raise OliveExtError(f"unknown metric {name!r}")
+    return info
+
+
+def _jobs_needed(infos: list[MetricInfo], kind: str) -> set[str]:
+    needs = {n for i in infos for n in i.needs}
+    if kind in _LM_KINDS:
+        jobs = needs & {"timing", "generate", "nll"}
+        return jobs or ({"load"} if "load" in needs else set())
+    jobs = {"classify"} if needs & {"timing", "classify"} else set()
+    return jobs or ({"load"} if "load" in needs else set())
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def load_tokenizer(artifact: Artifact) -> Any:
+    """The HF tokenizer shipped with the model (genai and onnx folders carry one)."""
+    from transformers import AutoTokenizer
+
+    source = artifact.path
+    if artifact.adapter_path and (Path(artifact.adapter_path) / "tokenizer_config.json").exists():
+        source = artifact.adapter_path  # fine-tuning saved the tokenizer and chat template it used
+    kwargs = {"gguf_file": artifact.gguf_file} if artifact.gguf_file else {}
+    return AutoTokenizer.from_pretrained(source, **kwargs)
+
+
+def encode_prompt(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of a prompt; chat-templated text already carries its special tokens."""
+    bos = getattr(tokenizer, "bos_token", None)
+    add = not (bos and text.startswith(bos))
+    return list(tokenizer(text, add_special_tokens=add)["input_ids"])
+
+
+def prepare_data(artifact: Artifact, ectx: EvalContext, jobs: set[str]) -> EvalData:
+    """Tokenize the eval examples and the timing prompt for the jobs at hand."""
+    tokenizer = load_tokenizer(artifact)
+    data = EvalData(tokenizer=tokenizer)
+    if "timing" in jobs or "load" in jobs:
+        text, ids = _TIMING_TEXT, encode_prompt(tokenizer, _TIMING_TEXT)
+        while len(ids) < ectx.spec.prompt_tokens:
+            text += _TIMING_TEXT
+            ids = encode_prompt(tokenizer, text)
+        data.timing_prompt = ids[: ectx.spec.prompt_tokens]
+    if not (jobs & {"generate", "nll", "classify"}) or ectx.dataset is None:
+        return data
+    from olive_ext.data import load_examples
+
+    dataset = ectx.dataset
+    if ectx.spec.max_samples:
+        dataset = dataset.model_copy(update={"max_samples": ectx.spec.max_samples})
+    examples = load_examples(dataset, tokenizer)
+    if "classify" in jobs:
+        data.features = [dict(tokenizer(e.prompt or e.text, truncation=True, max_length=512)) for e in examples]
+        data.labels = [_label_id(artifact, e.reference) for e in examples]
+        return data
+    data.prompts = [encode_prompt(tokenizer, e.prompt) if e.prompt else [] for e in examples]
+    data.references = [e.reference for e in examples]
+    data.responses = [list(tokenizer(e.response, add_special_tokens=False)["input_ids"]) for e in examples]
+    if "generate" in jobs and any(r is None or not p for r, p in zip(data.references, data.prompts, strict=True)):
+        raise OliveExtError(
+            "exact-match accuracy needs examples with a prompt and an expected answer",
+            hint="use a template ending in the answer column, alpaca data, or chat messages",
+        )
+    return data
+
+
+def _label_id(artifact: Artifact, label: str | None) -> int:
+    if label is None:
+        raise OliveExtError("classification accuracy needs a label column (response_field)")
+    if label.strip().lstrip("-").isdigit():
+        return int(label)
+    config = Path(artifact.path) / "config.json"
+    mapping = json.loads(config.read_text()).get("label2id", {}) if config.exists() else {}
+    if label not in mapping:
+        raise OliveExtError(f"label {label!r} is not in the model's label2id ({', '.join(mapping) or 'none'})")
+    return int(mapping[label])
+
+
+def build_jobs(jobs: set[str], data: EvalData | None, ectx: EvalContext) -> dict[str, Any]:
+    assert data is not None
+    spec = ectx.spec
+    out: dict[str, Any] = {}
+    if "timing" in jobs:
+        out["timing"] = {
+            "prompt": data.timing_prompt,
+            "new_tokens": spec.new_tokens,
+            "warmup": spec.warmup,
+            "repeats": spec.repeats,
+        }
+    if "generate" in jobs:
+        out["generate"] = {"prompts": data.prompts, "max_new_tokens": spec.max_new_tokens}
+    if "nll" in jobs:
+        out["nll"] = {"pairs": [[p, r] for p, r in zip(data.prompts, data.responses, strict=True) if p and r]}
+    if "classify" in jobs:
+        out["classify"] = {
+            "features": data.features or [{"input_ids": data.timing_prompt[:128]}] * 8,
+            "warmup": spec.warmup,
+        }
+    return out
+
+
+# ----------------------------------------------------------------------------- worker
+
+
+def run_worker(artifact: Artifact, ectx: EvalContext, jobs: dict[str, Any]) -> tuple[dict[str, Any], float]:
+    """Run the jobs in a fresh process; return its result and its peak RSS in MB."""
+    model = {
+        "kind": artifact.kind,
+        "path": artifact.path,
+        "adapter_path": artifact.adapter_path,
+        "gguf_file": artifact.gguf_file,
+        "adapter_name": ectx.extras.get("adapter_name"),
+    }
+    if artifact.kind == "genai" and ectx.extras.get("adapter_file"):
+        model["adapter_path"] = ectx.extras["adapter_file"]
+    request = {"model": model, "provider": ectx.target.provider, "threads": ectx.threads, "jobs": jobs}
+    with tempfile.TemporaryDirectory(prefix="olive-ext-eval-") as tmp:
+        req, res = Path(tmp) / "request.json", Path(tmp) / "result.json"
+        req.write_text(json.dumps(request))
+        env = {**os.environ, "OMP_NUM_THREADS": str(ectx.threads), "TOKENIZERS_PARALLELISM": "false"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "olive_ext.evaluate.worker", str(req), str(res)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        result = json.loads(res.read_text()) if res.exists() else {}
+    if "error" in result or proc.returncode != 0:
+        detail = result.get("error") or stderr.strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
+        raise EvaluationError(
+            f"evaluating {artifact.describe()} failed: {detail if isinstance(detail, str) else detail[0]}"
+        )
+    return result, usage.ru_maxrss / 1024.0  # Linux reports kilobytes

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from olive_ext.artifacts import Artifact
-    from olive_ext.evaluate.context import EvalContext
+    from olive_ext.evaluate.context import MetricInput
 
 # A compute function returns the headline value under the metric's own name, plus
-# optional details under "<name>.<detail>" (e.g. "latency.p90").
-MetricFn = Callable[["Artifact", "EvalContext"], dict[str, float]]
+# optional details under "<name>.<detail>" (e.g. "latency.p90"). It runs in the parent
+# process on what the worker measured (``MetricInput.raw``); ``needs`` names the worker
+# jobs it reads (timing, generate, nll, classify); an empty ``needs`` runs no worker.
+MetricFn = Callable[["MetricInput"], dict[str, float]]
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class MetricInfo:
     unit: str
     higher_is_better: bool
     kinds: frozenset[str]
+    needs: frozenset[str] = frozenset()
     needs_data: bool = False
     description: str = ""
     fn: MetricFn | None = None
@@ -67,7 +69,13 @@ def unit_of(name: str) -> str:
 
 
 def register_metric(
-    name: str, unit: str, higher_is_better: bool, kinds: set[str], needs_data: bool = False, description: str = ""
+    name: str,
+    unit: str,
+    higher_is_better: bool,
+    kinds: set[str],
+    needs: set[str] | None = None,
+    needs_data: bool = False,
+    description: str = "",
 ) -> Callable[[MetricFn], MetricFn]:
     """Decorator: register ``fn`` as the metric ``name``."""
 
@@ -76,7 +84,9 @@ def register_metric(
             raise TypeError(f"metric {name!r} must keep its declared unit and direction {DECLARED[name]}")
         if name in _METRICS and _METRICS[name].fn is not fn:
             raise TypeError(f"metric {name!r} is already registered by {_METRICS[name].fn}")
-        _METRICS[name] = MetricInfo(name, unit, higher_is_better, frozenset(kinds), needs_data, description, fn)
+        _METRICS[name] = MetricInfo(
+            name, unit, higher_is_better, frozenset(kinds), frozenset(needs or ()), needs_data, description, fn
+        )
         return fn
 
     return decorate

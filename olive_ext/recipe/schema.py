@@ -139,6 +139,11 @@ class EvaluateSpec(StrictModel):
     new_tokens: int = Field(32, ge=1, description="tokens decoded for throughput and latency")
     max_new_tokens: int = Field(16, ge=1, description="generation limit for exact-match accuracy")
     max_samples: int | None = Field(None, ge=1, description="use at most this many eval rows")
+    reference: Literal["input", "best"] = Field(
+        "input",
+        description="accuracy baseline for max_accuracy_drop: the input model in PyTorch (input) "
+        "or the most accurate candidate (best)",
+    )
 
 
 class SearchSpec(StrictModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from olive_ext.artifacts import Artifact, iter_files
-from olive_ext.evaluate.context import EvalContext
+from olive_ext.evaluate.context import MetricInput
 from olive_ext.evaluate.registry import register_metric
 
 
@@ -15,7 +15,7 @@ def artifact_bytes(artifact: Artifact) -> int:
     for path in (artifact.path, artifact.adapter_path):
         if path and Path(path).exists():
             p = Path(path) / artifact.gguf_file if (artifact.gguf_file and path == artifact.path) else Path(path)
-            total += sum(f.stat().st_size for f in iter_files(p))
+            total += sum(f.stat().st_size for f in iter_files(p) if f.name != "entry.json")
     return total
 
 
@@ -26,5 +26,5 @@ def artifact_bytes(artifact: Artifact) -> int:
     kinds={"hf", "gguf", "onnx", "genai"},
     description="size of the model's files on disk",
 )
-def size_metric(artifact: Artifact, ctx: EvalContext) -> dict[str, float]:
-    return {"size": round(artifact_bytes(artifact) / 1e6, 3)}
+def size_metric(inp: MetricInput) -> dict[str, float]:
+    return {"size": round(artifact_bytes(inp.artifact) / 1e6, 3)}

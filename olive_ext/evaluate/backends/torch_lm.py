@@ -1,0 +1,55 @@
+"""PyTorch backend (transformers + optional peft adapter): the fp32 reference candidates are measured against."""
+
+from __future__ import annotations
+
+from olive_ext.evaluate.backends import Generation, LMBackend, Stopwatch
+
+
+class TorchLMBackend(LMBackend):
+    """A Hugging Face causal LM on CPU, greedy, with a KV cache, timed per token."""
+
+    def __init__(self, path: str, adapter_path: str | None, threads: int, gguf_file: str | None = None) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        torch.set_num_threads(threads)
+        self.torch = torch
+        kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs)
+        if adapter_path:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, adapter_path)  # type: ignore[assignment]
+        self.model = model.eval()
+        eos = model.config.eos_token_id
+        gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+        self.eos_ids = {int(e) for x in (eos, gen_eos) if x is not None for e in (x if isinstance(x, list) else [x])}
+
+    def generate(self, prompt: list[int], max_new_tokens: int, min_new_tokens: int = 0) -> Generation:
+        torch = self.torch
+        out = Generation()
+        watch = Stopwatch()
+        with torch.inference_mode():
+            ids = torch.tensor([prompt])
+            past = None
+            for step in range(max_new_tokens):
+                result = self.model(input_ids=ids, past_key_values=past, use_cache=True)
+                past = result.past_key_values
+                logits = result.logits[0, -1]
+                if step < min_new_tokens:
+                    logits[list(self.eos_ids)] = float("-inf")
+                token = int(logits.argmax())
+                out.step_seconds.append(watch.lap())
+                if token in self.eos_ids:
+                    break
+                out.tokens.append(token)
+                ids = torch.tensor([[token]])
+        return out
+
+    def continuation_nll(self, prompt: list[int], continuation: list[int]) -> float:
+        torch = self.torch
+        with torch.inference_mode():
+            logits = self.model(input_ids=torch.tensor([prompt + continuation])).logits[0].double()
+        rows = logits[len(prompt) - 1 : len(prompt) - 1 + len(continuation)]
+        logprobs = torch.log_softmax(rows, dim=-1)
+        return float(-logprobs[torch.arange(len(continuation)), torch.tensor(continuation)].sum())

@@ -1,0 +1,69 @@
+"""Task quality: exact match of greedy answers, label accuracy, perplexity of the expected answers."""
+
+from __future__ import annotations
+
+import math
+
+from olive_ext.evaluate.context import MetricInput
+from olive_ext.evaluate.exact_match import exact_match as score_exact_match
+from olive_ext.evaluate.exact_match import normalize_answer
+from olive_ext.evaluate.registry import register_metric
+
+LM_KINDS = {"genai", "hf", "gguf"}
+
+
+def decoded_answers(inp: MetricInput) -> list[str]:
+    assert inp.data is not None
+    tok = inp.data.tokenizer
+    return [tok.decode(ids, skip_special_tokens=True) for ids in inp.raw["generate"]["outputs"]]
+
+
+@register_metric(
+    "exact_match",
+    "%",
+    higher_is_better=True,
+    kinds=LM_KINDS,
+    needs={"generate"},
+    needs_data=True,
+    description="share of eval examples whose greedy answer equals the reference",
+)
+def exact_match(inp: MetricInput) -> dict[str, float]:
+    assert inp.data is not None
+    answers = decoded_answers(inp)
+    refs = [r or "" for r in inp.data.references]
+    return {"exact_match": round(score_exact_match(answers, refs), 2), "exact_match.n": len(refs)}
+
+
+@register_metric(
+    "accuracy",
+    "%",
+    higher_is_better=True,
+    kinds=LM_KINDS | {"onnx"},
+    needs={"generate", "classify"},
+    needs_data=True,
+    description="LLMs: exact match of greedy answers; classifiers: label accuracy",
+)
+def accuracy(inp: MetricInput) -> dict[str, float]:
+    assert inp.data is not None
+    if inp.artifact.kind == "onnx":
+        preds, labels = inp.raw["classify"]["predictions"], inp.data.labels
+        hits = sum(p == y for p, y in zip(preds, labels, strict=True))
+        return {"accuracy": round(100.0 * hits / len(labels), 2), "accuracy.n": len(labels)}
+    answers = decoded_answers(inp)
+    refs = [r or "" for r in inp.data.references]
+    hits = sum(normalize_answer(a) == normalize_answer(r) for a, r in zip(answers, refs, strict=True))
+    return {"accuracy": round(100.0 * hits / len(refs), 2), "accuracy.n": len(refs)}
+
+
+@register_metric(
+    "perplexity",
+    "",
+    higher_is_better=False,
+    kinds=LM_KINDS,
+    needs={"nll"},
+    needs_data=True,
+    description="perplexity of the expected answers given their prompts",
+)
+def perplexity(inp: MetricInput) -> dict[str, float]:
+    nll, tokens = inp.raw["nll"]["nll"], inp.raw["nll"]["tokens"]
+    return {"perplexity": round(math.exp(sum(nll) / max(1, sum(tokens))), 4), "perplexity.tokens": sum(tokens)}
