@@ -218,7 +218,7 @@ def _choose(
 
 def write_run_output(result: RunResult, recipe: Recipe) -> None:
     """model/, candidates.json, lineage.json, recipe.yaml and report.md in the output folder."""
-    from olive_ext.report.markdown import write_report
+    from olive_ext.report import write_reports
 
     assert result.output_dir is not None
     with staged_output(result.output_dir, recipe.output.overwrite) as stage:
@@ -240,7 +240,7 @@ def write_run_output(result: RunResult, recipe: Recipe) -> None:
             resolved_recipe(recipe),
             header="resolved recipe: rerun with `olive-ext run --config recipe.yaml`",
         )
-        write_report(stage, result, recipe)
+        write_reports(stage, result, recipe)
 
 
 def resolved_recipe(recipe: Recipe) -> dict[str, Any]:

@@ -110,3 +110,62 @@ def parse_bool(value: str) -> bool:
 def unescape_template(template: str) -> str:
     r"""Shell users type `\n` literally inside quotes (as Olive's docs do); make it a newline."""
     return template.replace("\\r\\n", "\n").replace("\\n", "\n").replace("\\t", "\t")
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, split_flag: str, split_default: str | None) -> None:
+    """Olive's dataset flags: -d/--data_name, --data_files, a split flag, and how rows become text."""
+    group = parser.add_argument_group("data")
+    group.add_argument(
+        "-d",
+        "--data_name",
+        default=None,
+        help="'json', 'csv' or 'parquet' with --data_files, a local file, or a hub dataset id",
+    )
+    group.add_argument("--data_files", default=None, help="local data file(s), comma-separated")
+    group.add_argument(split_flag, default=split_default, help="split expression, e.g. 'train[:90%%]'")
+    group.add_argument(
+        "--text_template",
+        default=None,
+        help="e.g. 'Q: {question}\\nA: {answer}'; a trailing {column} is the answer "
+        "(\\n typed literally becomes a newline)",
+    )
+    group.add_argument("--text_field", default=None, help="column holding ready text")
+    group.add_argument(
+        "--use_chat_template",
+        action="store_true",
+        help="rows hold chat messages (column 'messages'), rendered with the model's chat template",
+    )
+    group.add_argument(
+        "--response_field",
+        default=None,
+        help="column with the expected answer (default: the template's trailing field)",
+    )
+    group.add_argument("--max_samples", type=int, default=None, help="use at most this many rows")
+
+
+def dataset_spec_from_args(args: argparse.Namespace, split: str | None) -> Any:
+    """A DatasetSpec from the data flags, or None when no data was named."""
+    from olive_ext.data.load import builder_for_file
+    from olive_ext.errors import UserInputError
+    from olive_ext.recipe.schema import DatasetSpec
+
+    name, files = args.data_name, args.data_files
+    file_list = [f.strip() for f in files.split(",") if f.strip()] if files else None
+    if name is None and file_list:
+        name = builder_for_file(file_list[0]) or "json"
+    if name is None:
+        return None
+    fmt = "messages" if args.use_chat_template else ("text" if args.text_field else "auto")
+    try:
+        return DatasetSpec(
+            name=name,
+            data_files=file_list[0] if file_list and len(file_list) == 1 else file_list,
+            split=split or "train",
+            format=fmt,
+            text_template=unescape_template(args.text_template) if args.text_template else None,
+            text_field=args.text_field,
+            response_field=args.response_field,
+            max_samples=args.max_samples,
+        )
+    except ValueError as e:  # pydantic's ValidationError is a ValueError
+        raise UserInputError(f"data flags: {e}") from e

@@ -1,0 +1,19 @@
+"""Run reports: report.md (readable anywhere) and report.html (table plus Pareto chart)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from olive_ext.api import RunResult
+    from olive_ext.recipe.schema import Recipe
+
+
+def write_reports(folder: Path, result: RunResult, recipe: Recipe) -> None:
+    """Write report.md and report.html into ``folder``."""
+    from olive_ext.report.html import write_html_report
+    from olive_ext.report.markdown import write_report
+
+    write_report(folder, result, recipe)
+    write_html_report(folder, result, recipe)

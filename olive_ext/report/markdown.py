@@ -15,8 +15,9 @@ if TYPE_CHECKING:
 def metric_columns(result: RunResult) -> list[str]:
     """Headline metric names measured on any candidate, in a stable order."""
     names: list[str] = []
-    for r in result.results:
-        for key in r.metrics:
+    measured = [r.metrics for r in result.results] + ([result.reference["metrics"]] if result.reference else [])
+    for metrics in measured:
+        for key in metrics:
             if "." not in key and key not in names and (get_metric(key) is not None or key in DECLARED):
                 names.append(key)
     return names
@@ -41,6 +42,10 @@ def write_report(folder: Path, result: RunResult, recipe: Recipe) -> None:
         lines += [f"Objective: {recipe.evaluate.objective}; constraints: {limits or 'none'}", ""]
     header = ["", "id", "target", "pipeline", *cols, "constraints", "front", "error"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    if result.reference:
+        ref = result.reference["metrics"]
+        cells = ["reference", "-", "cpu", result.reference["label"], *(format_metric(c, ref.get(c)) for c in cols)]
+        lines.append("| " + " | ".join([*cells, "", "", ""]) + " |")
     for r in result.results:
         mark = "**chosen**" if r.chosen else ""
         met = (
