@@ -134,6 +134,7 @@ def run(
         raise ConstraintsNotMetError(
             "no candidate met the constraints; nearest:\n" + "\n".join(lines),
             hint=f"every candidate's metrics are in {out_dir / 'candidates.json'}; relax a constraint to choose one",
+            result=run_result,
         )
     if not any(r.ok for r in results):
         first = next((r.error for r in results if r.error), "no candidates")

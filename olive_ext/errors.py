@@ -101,6 +101,10 @@ class PassError(OliveExtError):
 
 
 class ConstraintsNotMetError(OliveExtError):
-    """No candidate met the run's constraints. Results are kept on disk."""
+    """No candidate met the run's constraints. Results are kept on disk; ``result`` holds them."""
 
     exit_code = 3
+
+    def __init__(self, message: str, hint: str | None = None, result: Any = None) -> None:
+        super().__init__(message, hint)
+        self.result = result

@@ -49,7 +49,14 @@ def main(args: argparse.Namespace) -> int:
     if args.cache_dir:
         updates["cache_dir"] = args.cache_dir
     recipe = recipe.model_copy(update=updates)
+    from olive_ext.errors import ConstraintsNotMetError
+
     progress = Progress()
-    result = run(recipe, progress=progress)
+    try:
+        result = run(recipe, progress=progress)
+    except ConstraintsNotMetError as e:
+        if e.result is not None:
+            print_run_summary(e.result, progress.console)
+        raise
     print_run_summary(result, progress.console)
     return 0
