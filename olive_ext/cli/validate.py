@@ -58,7 +58,8 @@ def _list_passes(console: object) -> None:
     for name, cls in registered_passes().items():
         searchable = cls.config_class.searchable_fields()
         print(f"{name}: {cls.summary()}")
-        print(f"    takes {'/'.join(sorted(cls.accepts))} -> {cls.produces}; devices {', '.join(sorted(cls.devices))}")
+        makes = "the same kind" if cls.keeps_kind else cls.produces
+        print(f"    takes {'/'.join(sorted(cls.accepts))} -> {makes}; devices {', '.join(sorted(cls.devices))}")
         for field, info in cls.config_class.model_fields.items():
             mark = " (searchable)" if field in searchable else ""
             default = "required" if info.is_required() else f"default {info.default!r}"

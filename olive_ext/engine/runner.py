@@ -98,8 +98,9 @@ def run_step(artifact: Artifact, step: Step, ctx: RunContext, candidate_id: str 
                 raise
             except Exception as e:
                 raise PassError(step.name, f"{type(e).__name__}: {e}") from e
-            if produced.kind != cls.produces:
-                raise PassError(step.name, f"produced a {produced.kind} model, declared {cls.produces}")
+            expected = cls.output_kind(artifact.kind)
+            if produced.kind != expected:
+                raise PassError(step.name, f"produced a {produced.kind} model, declared {expected}")
             record = {"pass": step.type, "config": canonical, "input": artifact.fingerprint}
             out = ctx.cache.commit_artifact(key, work, produced, record)
     seconds = time.perf_counter() - started

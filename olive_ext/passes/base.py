@@ -59,6 +59,9 @@ class Pass(Generic[C]):
     config_class: ClassVar[type[PassConfig]] = PassConfig
     accepts: ClassVar[frozenset[ArtifactKind]] = frozenset()
     produces: ClassVar[ArtifactKind] = "hf"
+    # True when the output has the input's kind (an ONNX rewrite of an onnx or a genai folder);
+    # ``produces`` then names the usual kind.
+    keeps_kind: ClassVar[bool] = False
     devices: ClassVar[frozenset[str]] = frozenset(DEVICES)
     # Distributions whose versions go into the cache key (the output depends on them).
     libraries: ClassVar[tuple[str, ...]] = ()
@@ -67,6 +70,8 @@ class Pass(Generic[C]):
     # Olive pass type names this pass implements, and Olive parameter names -> ours.
     olive_types: ClassVar[tuple[str, ...]] = ()
     olive_params: ClassVar[dict[str, str]] = {}
+    # Params implied by the Olive pass type, when one pass covers several (e.g. algorithm per quantizer).
+    olive_type_params: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, config: C) -> None:
         self.config = config
@@ -99,6 +104,11 @@ class Pass(Generic[C]):
             except metadata.PackageNotFoundError:
                 out[lib] = "missing"
         return out
+
+    @classmethod
+    def output_kind(cls, input_kind: str) -> str:
+        """The kind this pass produces from an input of ``input_kind``."""
+        return input_kind if cls.keeps_kind and input_kind in cls.accepts else cls.produces
 
     @classmethod
     def summary(cls) -> str:

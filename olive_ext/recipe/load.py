@@ -298,5 +298,5 @@ def pass_problems(
                         allowed=", ".join(sorted(cls.devices)),
                     )
                 )
-        kind, producer = cls.produces, f"pass '{step_name}'"
+        kind, producer = cls.output_kind(kind) if kind else cls.produces, f"pass '{step_name}'"
     return problems

@@ -262,7 +262,7 @@ def _passes(passes: Any, data_names: set[str], problems: list[Problem]) -> dict[
                         allowed=", ".join(sorted(data_names)) or "(none)",
                     )
                 )
-        out[step] = {"type": ours, **cls.from_olive(spec)}
+        out[step] = {"type": ours, **cls.olive_type_params.get(olive_type, {}), **cls.from_olive(spec)}
     return out
 
 
