@@ -1,0 +1,81 @@
+"""ONNX model folders: where the graph is, copying the files beside it, saving with external data.
+
+Both ONNX artifact kinds are folders: ``onnx`` holds ``model.onnx`` plus tokenizer and
+config files; ``genai`` holds the decoder named in ``genai_config.json`` plus the genai
+config, tokenizer and chat template. Passes that rewrite the graph (quantization,
+optimization) copy everything else unchanged, so a quantized genai folder still loads
+in onnxruntime-genai.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from olive_ext.artifacts import Artifact
+
+EXTERNAL_DATA_THRESHOLD = 1 << 30  # bytes of weights above which the graph and weights are saved apart
+
+
+def model_file(artifact: Artifact) -> Path:
+    """The ONNX graph of an ``onnx`` or ``genai`` artifact."""
+    folder = Path(artifact.path)
+    if artifact.kind == "genai":
+        config = json.loads((folder / "genai_config.json").read_text())
+        return folder / config["model"]["decoder"].get("filename", "model.onnx")
+    if folder.is_file():
+        return folder
+    named = folder / "model.onnx"
+    if named.exists():
+        return named
+    found = sorted(folder.glob("*.onnx"))
+    return found[0] if len(found) == 1 else named
+
+
+def external_data_files(model_path: Path) -> set[str]:
+    """Names of the external-data files a model refers to (without loading weights)."""
+    import onnx
+
+    model = onnx.load(str(model_path), load_external_data=False)
+    names = set()
+    for init in model.graph.initializer:
+        for entry in init.external_data:
+            if entry.key == "location":
+                names.add(entry.value)
+    return names
+
+
+def copy_companions(artifact: Artifact, dest: Path) -> Path:
+    """Copy every file of the artifact's folder except its graph and weights; return the graph's new path."""
+    src_model = model_file(artifact)
+    skip = {src_model.name, *external_data_files(src_model)}
+    dest.mkdir(parents=True, exist_ok=True)
+    for item in src_model.parent.iterdir():
+        if item.name in skip or item.name in {"entry.json", ".olive_ext_fingerprint.json"}:
+            continue
+        if item.is_dir():
+            shutil.copytree(item, dest / item.name)
+        else:
+            shutil.copy2(item, dest / item.name)
+    return dest / src_model.name
+
+
+def save_model(model: Any, path: Path) -> None:
+    """Save a ModelProto; weights go to ``<name>.data`` beside it when they are large."""
+    import onnx
+
+    size = sum(len(t.raw_data) for t in model.graph.initializer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if size > EXTERNAL_DATA_THRESHOLD:
+        location = path.name + ".data"
+        onnx.save(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location=location)
+    else:
+        onnx.save(model, str(path))
+
+
+def carried_meta(artifact: Artifact) -> dict[str, Any]:
+    """The provenance a rewriting pass carries forward (source model, provider, adapter file)."""
+    keep = ("source_model", "provider", "precision", "adapter_file", "adapter_name", "threads", "task", "io")
+    return {k: artifact.meta[k] for k in keep if k in artifact.meta}

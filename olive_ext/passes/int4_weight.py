@@ -1,0 +1,128 @@
+"""int4_weight: weight-only block quantization of any ONNX model's MatMuls (MatMulNBits or QDQ).
+
+Uses onnxruntime's MatMulNBitsQuantizer with RTN, HQQ or k-quant rounding. Works on a
+plain ``onnx`` folder and on a ``genai`` folder (its decoder is quantized, the genai
+config and tokenizer are carried over), so an fp32 builder output can be quantized with
+an algorithm the builder lacks (HQQ).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from olive_ext.artifacts import Artifact
+from olive_ext.engine.context import RunContext
+from olive_ext.passes.base import Pass, PassConfig, register_pass, searchable
+
+logger = logging.getLogger("olive_ext")
+
+
+class Int4WeightConfig(PassConfig):
+    algorithm: Literal["default", "rtn", "hqq", "k_quant"] = searchable(
+        "default", description="default (RTN with min/max scales), rtn, hqq (half-quadratic, slower), k_quant"
+    )
+    bits: Literal[4, 8] = Field(4, description="weight bits (8 with default/rtn/k_quant only)")
+    block_size: Literal[16, 32, 64, 128, 256] = searchable(128, description="weights per quantization block")
+    symmetric: bool = searchable(True, description="symmetric (no zero point) or asymmetric weights")
+    accuracy_level: Literal[0, 1, 2, 3, 4] | None = searchable(
+        None, description="MatMulNBits compute type: 1 fp32, 2 fp16, 3 bf16, 4 int8 (fast on CPU); unset: 0"
+    )
+    lm_head: Literal["same", "float"] = searchable(
+        "same", description="quantize the LM head like the body, or keep it in float"
+    )
+    quant_format: Literal["qoperator", "qdq"] = Field(
+        "qoperator", description="qoperator writes MatMulNBits; qdq writes DequantizeLinear + MatMul (NPU friendly)"
+    )
+    nodes_to_exclude: tuple[str, ...] = Field((), description="node names kept in float")
+
+    @model_validator(mode="after")
+    def _check(self) -> Int4WeightConfig:
+        if self.bits == 8 and self.algorithm == "hqq":
+            raise ValueError("bits=8 with algorithm 'hqq': onnxruntime's HQQ quantizer writes 4-bit weights only")
+        if self.quant_format == "qdq" and self.algorithm in ("hqq", "k_quant"):
+            raise ValueError(f"quant_format 'qdq' with algorithm {self.algorithm!r}: only default/rtn write QDQ")
+        return self
+
+
+@register_pass("int4_weight")
+class Int4Weight(Pass[Int4WeightConfig]):
+    """Quantize MatMul weights to 4 (or 8) bits in blocks (RTN, HQQ or k-quant) on an ONNX or genai model."""
+
+    config_class = Int4WeightConfig
+    accepts = frozenset({"onnx", "genai"})
+    produces = "onnx"
+    keeps_kind = True
+    libraries = ("onnxruntime", "onnx")
+    olive_types = ("OnnxBlockWiseRtnQuantization", "OnnxHqqQuantization", "OnnxKQuantQuantization",
+                   "OnnxMatMul4Quantizer")  # fmt: skip
+    olive_params: ClassVar[dict[str, str]] = {"is_symmetric": "symmetric"}
+    olive_type_params: ClassVar[dict[str, dict[str, Any]]] = {
+        "OnnxBlockWiseRtnQuantization": {"algorithm": "rtn"},
+        "OnnxHqqQuantization": {"algorithm": "hqq"},
+        "OnnxKQuantQuantization": {"algorithm": "k_quant"},
+    }
+
+    def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
+        from olive_ext.onnx_folder import carried_meta, copy_companions, model_file, save_model
+
+        cfg = self.config
+        out_dir = ctx.output_dir / "model"
+        target = copy_companions(artifact, out_dir)
+        quantized = quantize_weights(str(model_file(artifact)), cfg)
+        save_model(quantized, target)
+        quant = cfg.model_dump(mode="json") | {"method": "int4_weight"}
+        from olive_ext.onnx_check import smoke_check
+
+        adapter = out_dir / artifact.meta["adapter_file"] if artifact.meta.get("adapter_file") else None
+        smoke = smoke_check(artifact.kind, out_dir, self.name, cfg.model_dump(mode="json"), adapter)
+        meta = {**carried_meta(artifact), "precision": f"int{cfg.bits}", "quant": quant, "smoke": smoke}
+        return Artifact(artifact.kind, str(out_dir), None, meta=meta)  # a genai folder stays a genai folder
+
+
+def quantize_weights(model_path: str, cfg: Int4WeightConfig) -> Any:
+    """Run MatMulNBitsQuantizer on the model at ``model_path``; return the quantized ModelProto."""
+    import onnx
+    from onnxruntime.quantization import matmul_nbits_quantizer as mq
+    from onnxruntime.quantization.quant_utils import QuantFormat
+
+    fmt = QuantFormat.QDQ if cfg.quant_format == "qdq" else QuantFormat.QOperator
+    model = onnx.load(model_path)
+    exclude = list(cfg.nodes_to_exclude)
+    if cfg.lm_head == "float":
+        exclude += [n.name for n in model.graph.node if n.op_type == "MatMul" and "lm_head" in n.name]
+    algo: Any
+    if cfg.algorithm == "hqq":
+        algo = mq.HQQWeightOnlyQuantConfig(block_size=cfg.block_size, bits=4)
+    elif cfg.algorithm == "k_quant":
+        algo = mq.KQuantWeightOnlyQuantConfig()
+    elif cfg.algorithm == "rtn":
+        algo = mq.RTNWeightOnlyQuantConfig(quant_format=fmt)
+    else:
+        algo = mq.DefaultWeightOnlyQuantConfig(
+            block_size=cfg.block_size,
+            is_symmetric=cfg.symmetric,
+            accuracy_level=cfg.accuracy_level,
+            quant_format=fmt,
+            bits=cfg.bits,
+        )
+    quiet = logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING if not logger.isEnabledFor(logging.DEBUG) else logging.DEBUG)
+    try:
+        quantizer = mq.MatMulNBitsQuantizer(
+            model,
+            bits=cfg.bits,
+            block_size=cfg.block_size,
+            is_symmetric=cfg.symmetric,
+            accuracy_level=cfg.accuracy_level,
+            nodes_to_exclude=exclude,
+            quant_format=fmt,
+            algo_config=algo,
+        )
+        quantizer.process()
+    finally:
+        quiet.setLevel(level)
+    return quantizer.model.model

@@ -1,0 +1,74 @@
+"""int8_dynamic: onnxruntime's dynamic quantization (int8 weights, activations quantized at run time).
+
+No calibration data. Works on encoder ``onnx`` folders and on ``genai`` folders (the
+decoder's MatMuls become DynamicQuantizeMatMul / MatMulInteger), keeping the kind.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from olive_ext.artifacts import Artifact
+from olive_ext.engine.context import RunContext
+from olive_ext.passes.base import Pass, PassConfig, register_pass, searchable
+
+_OLIVE_QTYPES = {"QInt8": "int8", "QUInt8": "uint8"}
+
+
+class Int8DynamicConfig(PassConfig):
+    weight_type: Literal["int8", "uint8"] = searchable("int8", description="weight type (int8 suits x86 and ARM CPUs)")
+    per_channel: bool = searchable(False, description="one scale per output channel instead of per tensor")
+    reduce_range: bool = Field(False, description="7-bit weights, for x86 CPUs without VNNI (avoids saturation)")
+    op_types: tuple[str, ...] = Field((), description="op types to quantize; empty: every type onnxruntime supports")
+    nodes_to_exclude: tuple[str, ...] = Field((), description="node names kept in float")
+
+
+@register_pass("int8_dynamic")
+class Int8Dynamic(Pass[Int8DynamicConfig]):
+    """Dynamic int8 quantization (onnxruntime.quantization.quantize_dynamic) of an ONNX or genai model."""
+
+    config_class = Int8DynamicConfig
+    accepts = frozenset({"onnx", "genai"})
+    produces = "onnx"
+    keeps_kind = True
+    libraries = ("onnxruntime", "onnx")
+    olive_types = ("OnnxDynamicQuantization",)
+    olive_params: ClassVar[dict[str, str]] = {"op_types_to_quantize": "op_types"}
+
+    @classmethod
+    def from_olive(cls, params: dict[str, Any]) -> dict[str, Any]:
+        out = super().from_olive(params)
+        if out.get("weight_type") in _OLIVE_QTYPES:
+            out["weight_type"] = _OLIVE_QTYPES[out["weight_type"]]
+        for dropped in ("quant_mode", "quant_format", "activation_type", "quant_preprocess"):
+            if out.get(dropped) in (None, "dynamic", "QOperator", "QUInt8", False):
+                out.pop(dropped, None)
+        return out
+
+    def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        from olive_ext.onnx_check import smoke_check
+        from olive_ext.onnx_folder import carried_meta, copy_companions, external_data_files, model_file
+
+        cfg = self.config
+        source = model_file(artifact)
+        out_dir = ctx.output_dir / "model"
+        target = copy_companions(artifact, out_dir)
+        quantize_dynamic(
+            str(source),
+            str(target),
+            op_types_to_quantize=list(cfg.op_types) or None,
+            per_channel=cfg.per_channel,
+            reduce_range=cfg.reduce_range,
+            weight_type=QuantType.QInt8 if cfg.weight_type == "int8" else QuantType.QUInt8,
+            nodes_to_exclude=list(cfg.nodes_to_exclude) or None,
+            use_external_data_format=bool(external_data_files(source)),
+        )
+        adapter = out_dir / artifact.meta["adapter_file"] if artifact.meta.get("adapter_file") else None
+        smoke = smoke_check(artifact.kind, out_dir, self.name, cfg.model_dump(mode="json"), adapter)
+        quant = cfg.model_dump(mode="json") | {"method": "int8_dynamic"}
+        meta = {**carried_meta(artifact), "precision": "int8", "quant": quant, "smoke": smoke}
+        return Artifact(artifact.kind, str(out_dir), None, meta=meta)

@@ -1,0 +1,281 @@
+"""model_builder: a Hugging Face LLM -> an onnxruntime-genai folder, through the genai model builder.
+
+Calls the builder's Python entry point (``parse_extra_options`` then ``create_model``),
+not its command line. Option sets the builder accepts but that give a model which does
+not load are refused in the config with the reason; whatever still slips through is
+caught by the CPU smoke run every build gets before it counts.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from olive_ext.artifacts import Artifact
+from olive_ext.engine.context import RunContext
+from olive_ext.genai_builder import build_genai, copy_tokenizer_files, finish_genai_config, num_layers
+from olive_ext.passes.base import Pass, PassConfig, register_pass, searchable
+from olive_ext.targets.base import Target, normalize_provider, provider_short_name
+
+Precision = Literal["fp32", "fp16", "bf16", "int4", "int8"]
+BuilderProvider = Literal["cpu", "cuda", "dml", "webgpu"]
+QUANTIZED = ("int4", "int8")
+# The builder's own list of valid (precision, provider) pairs.
+SUPPORTED = {
+    ("fp32", "cpu"), ("fp32", "cuda"), ("fp16", "cuda"), ("fp16", "dml"), ("bf16", "cuda"),
+    ("int8", "cpu"), ("int8", "cuda"), ("int8", "webgpu"),
+    ("int4", "cpu"), ("int4", "cuda"), ("int4", "dml"), ("int4", "webgpu"),
+}  # fmt: skip
+# Pairs on that list whose output does not load (found with onnxruntime-genai 0.18).
+KNOWN_BAD = {
+    ("fp32", "cuda"): "the builder writes an fp32 CUDA graph whose present.* KV outputs no node produces, "
+    "so it does not load; build fp16 (or int4) for cuda",
+}
+_QUANT_FIELDS = ("block_size", "accuracy_level", "symmetric", "algorithm", "lm_head", "mixed_layers_int8")
+# Builder options that have a field of their own here (or that break generation).
+_OWNED = {
+    "block_size": "block_size", "int4_block_size": "block_size", "accuracy_level": "accuracy_level",
+    "int4_accuracy_level": "accuracy_level", "is_symmetric": "symmetric", "int4_is_symmetric": "symmetric",
+    "algo_config": "algorithm", "int4_algo_config": "algorithm",
+    "matmul_mixed_precision": "lm_head / mixed_layers_int8",
+    "nodes_to_exclude": "nodes_to_exclude", "shared_embeddings": "shared_embeddings", "prune_lm_head": "prune_lm_head",
+    "use_qdq": "use_qdq", "adapter_path": "the input model's adapter_path", "filename": "(fixed: model.onnx)",
+    "config_only": "(not supported)", "hf_remote": "input_model.trust_remote_code",
+    "exclude_lm_head": "(not supported: the model would have no logits to generate with)",
+    "exclude_embeds": "(not supported: the model would need inputs_embeds)",
+}  # fmt: skip
+# Olive's compound algo_config names: base method + mixed-precision placement.
+_ALGO_ALIASES = {
+    "rtn_last": ("rtn", {"lm_head": "int8"}),
+    "k_quant_last": ("k_quant", {"lm_head": "int8"}),
+    "k_quant_mixed": ("k_quant", {"lm_head": "int8", "mixed_layers_int8": True}),
+}
+_OLIVE_PASSTHROUGH = {"use_webgpu_fp32", "use_cuda_bf16", "enable_cuda_graph", "use_8bits_moe", "include_hidden_states"}
+
+
+class ModelBuilderConfig(PassConfig):
+    precision: Precision = searchable("fp32", description="fp32 | fp16 | bf16 | int4 | int8 (weights; int4/int8 "
+                                      "are MatMulNBits weight-only)")  # fmt: skip
+    execution_provider: BuilderProvider | None = Field(
+        None, description="cpu | cuda | dml | webgpu; default: the target's provider (a cross-build when not installed)"
+    )
+    block_size: Literal[16, 32, 64, 128, 256] = searchable(32, description="int4/int8 quantization block size")
+    accuracy_level: Literal[0, 1, 2, 3, 4] | None = searchable(
+        None, description="MatMulNBits compute type: 1 fp32, 2 fp16, 3 bf16, 4 int8; default 4 on cpu/webgpu, else 0"
+    )
+    symmetric: bool = searchable(True, description="symmetric (int4/int8) or asymmetric (uint4/uint8 + zero point)")
+    algorithm: Literal["default", "rtn", "k_quant"] = searchable(
+        "default", description="weight rounding: default (RTN, builder naming), rtn, or k_quant (llama.cpp-style)"
+    )
+    lm_head: Literal["same", "int8", "float"] = searchable(
+        "same", description="LM head precision: same as the body, int8, or float (excluded from quantization)"
+    )
+    mixed_layers_int8: bool = searchable(
+        False, description="int8 for the most quantization-sensitive MatMuls (llama.cpp's mixed strategy)"
+    )
+    shared_embeddings: bool | None = Field(
+        None,
+        description="share the embedding and LM-head weights (tied models); default: the builder's choice, turned "
+        "off where sharing gives a model that does not load",
+    )
+    prune_lm_head: bool = Field(False, description="compute logits for the last token only during prefill")
+    use_qdq: bool = Field(False, description="QDQ encoding (DequantizeLinear + MatMul) instead of MatMulNBits")
+    adapter_mode: Literal["merge", "embed", "inputs"] = Field(
+        "merge",
+        description="with an adapter: merge it into the weights, embed it as separate LoRA MatMuls, or make its "
+        "weights model inputs (adapter.onnx_adapter beside the model, swappable at run time)",
+    )
+    nodes_to_exclude: tuple[str, ...] = Field((), description="node names kept in float when quantizing")
+    threads: int | None = Field(None, ge=1, description="intra_op_num_threads written into genai_config.json")
+    search: dict[str, Any] = Field(default_factory=dict, description="overrides for genai_config.json's search")
+    extra_options: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="other builder extra_options, passed as given"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        algo = data.get("algorithm")
+        if isinstance(algo, str) and algo in _ALGO_ALIASES:
+            data["algorithm"], implied = _ALGO_ALIASES[algo]
+            for key, value in implied.items():
+                data.setdefault(key, value)
+        precision = data.get("precision", "fp32")
+        if precision not in QUANTIZED:  # quantization settings mean nothing here: drop, so candidates dedupe
+            for key in _QUANT_FIELDS:
+                data.pop(key, None)
+        elif precision == "int8" and data.get("lm_head") == "int8":
+            data["lm_head"] = "same"
+        return data
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> ModelBuilderConfig:
+        for key in self.extra_options:
+            if key in _OWNED:
+                raise ValueError(f"extra_options.{key}: set {_OWNED[key]} instead")
+        ep = self.execution_provider
+        if ep is not None:
+            if (self.precision, ep) not in SUPPORTED:
+                valid = ", ".join(sorted(p for p, e in SUPPORTED if e == ep))
+                raise ValueError(
+                    f"precision {self.precision!r} is not built for execution_provider {ep!r}; valid for {ep}: {valid}"
+                )
+            if (self.precision, ep) in KNOWN_BAD:
+                bad = KNOWN_BAD[(self.precision, ep)]
+                raise ValueError(f"precision {self.precision!r} with execution_provider {ep!r}: {bad}")
+        if self.use_qdq and self.precision == "int8":
+            raise ValueError("use_qdq=true with precision 'int8': the builder writes 8-bit weights only as MatMulNBits")
+        if self.use_qdq and (self.lm_head == "int8" or self.mixed_layers_int8):
+            raise ValueError("use_qdq=true cannot take int8 overrides (lm_head: int8 / mixed_layers_int8)")
+        reason = unshared_reason(self)
+        if reason and self.shared_embeddings:
+            raise ValueError(
+                f"shared_embeddings=true with {reason}: on tied-embedding models (e.g. SmolLM2) the builder writes a "
+                "model that does not load; leave shared_embeddings unset (it is then turned off) or set it to false"
+            )
+        return self
+
+    @property
+    def quantized(self) -> bool:
+        return self.precision in QUANTIZED
+
+
+def unshared_reason(config: ModelBuilderConfig) -> str | None:
+    """Why shared embeddings would break this build, or None."""
+    if not config.quantized:
+        return None
+    if config.use_qdq:
+        return "use_qdq=true (the shared Gather has no QDQ form)"
+    if config.algorithm == "default" and not config.symmetric:
+        return "symmetric=false and algorithm 'default'"
+    if config.algorithm == "default" and config.lm_head == "int8":
+        return "lm_head 'int8' and algorithm 'default'"
+    return None
+
+
+def builder_options(config: ModelBuilderConfig) -> dict[str, str]:
+    """The builder's extra_options (KEY -> VALUE text) for this config, adapter and paths aside."""
+    opts: dict[str, str] = {"hf_token": "false"}
+    exclude = list(config.nodes_to_exclude)
+    if config.quantized:
+        opts["block_size"] = str(config.block_size)
+        opts["is_symmetric"] = str(config.symmetric).lower()
+        if config.algorithm != "default":
+            opts["algo_config"] = config.algorithm
+        if config.accuracy_level is not None:
+            opts["accuracy_level"] = str(config.accuracy_level)
+        mixed = (["last_matmul:int8"] if config.lm_head == "int8" else []) + (
+            ["mixed_layers:int8"] if config.mixed_layers_int8 else []
+        )
+        if mixed:
+            opts["matmul_mixed_precision"] = ",".join(mixed)
+        if config.lm_head == "float":
+            exclude.append("/lm_head/MatMul")
+    if config.shared_embeddings is not None:
+        opts["shared_embeddings"] = str(config.shared_embeddings).lower()
+    elif unshared_reason(config):
+        opts["shared_embeddings"] = "false"
+    if exclude:
+        opts["nodes_to_exclude"] = ",".join(exclude)
+    if config.prune_lm_head:
+        opts["prune_lm_head"] = "true"
+    if config.use_qdq:
+        opts["use_qdq"] = "true"
+    opts.update({k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in config.extra_options.items()})
+    return opts
+
+
+@register_pass("model_builder")
+class ModelBuilder(Pass[ModelBuilderConfig]):
+    """Build an onnxruntime-genai model folder (genai_config.json, model.onnx, tokenizer) from an HF LLM."""
+
+    config_class = ModelBuilderConfig
+    accepts = frozenset({"hf"})
+    produces = "genai"
+    devices = frozenset({"cpu", "gpu"})
+    libraries = ("onnxruntime-genai", "onnxruntime", "onnx", "transformers", "torch", "peft")
+    olive_types = ("ModelBuilder",)
+    olive_params: ClassVar[dict[str, str]] = {
+        "int4_block_size": "block_size", "int4_accuracy_level": "accuracy_level", "int4_is_symmetric": "symmetric",
+        "int4_algo_config": "algorithm", "int4_nodes_to_exclude": "nodes_to_exclude",
+    }  # fmt: skip
+
+    @classmethod
+    def from_olive(cls, params: dict[str, Any]) -> dict[str, Any]:
+        out = super().from_olive({k: v for k, v in params.items() if k not in _OLIVE_PASSTHROUGH})
+        passthrough = {k: v for k, v in params.items() if k in _OLIVE_PASSTHROUGH}
+        if passthrough:
+            out["extra_options"] = {**passthrough, **out.get("extra_options", {})}
+        return out
+
+    @classmethod
+    def target_defaults(cls, target: Target) -> dict[str, Any]:
+        short = provider_short_name(target.provider)
+        return {"execution_provider": short} if short in ("cpu", "cuda", "dml", "webgpu") else {}
+
+    @classmethod
+    def check_input(cls, artifact: Artifact) -> str | None:
+        config = Path(artifact.path) / "config.json"
+        if config.exists():
+            archs = json.loads(config.read_text()).get("architectures") or []
+            if archs and not any(a.endswith(("ForCausalLM", "ForConditionalGeneration", "LMHeadModel")) for a in archs):
+                return f"it is a {archs[0]}, not a generative LLM (use onnx_export for encoder models)"
+        return None
+
+    def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
+        cfg = self.config
+        provider = cfg.execution_provider or "cpu"
+        out, work = ctx.output_dir / "model", ctx.output_dir / "_work"
+        options = builder_options(cfg)
+        base, adapter = artifact.path, artifact.adapter_path
+        if ctx.trust_remote_code:
+            options["hf_remote"] = "true"
+        if adapter and cfg.adapter_mode == "merge":
+            from olive_ext.passes.merge_adapter import merge_adapter_into
+
+            base = str(merge_adapter_into(artifact.path, adapter, work / "merged", "auto", ctx.trust_remote_code))
+        shown = {k: v for k, v in options.items() if k not in {"hf_token", "hf_remote"}}
+        if adapter and cfg.adapter_mode != "merge":
+            options["adapter_path"] = adapter
+            if cfg.adapter_mode == "inputs" and cfg.quantized:  # LoRA MatMuls stay float to be inputs
+                from olive_ext.lora_inputs import lora_node_names
+
+                lora = lora_node_names(adapter, num_layers(base))
+                options["nodes_to_exclude"] = ",".join(filter(None, [options.get("nodes_to_exclude", ""), *lora]))
+        build_genai(base, out, cfg.precision, provider, options, work / "cache", self.name)
+        finish_genai_config(out, cfg.threads, cfg.search)
+        adapter_file = None
+        if adapter and cfg.adapter_mode != "merge":
+            copy_tokenizer_files(Path(adapter), out)
+            if cfg.adapter_mode == "inputs":
+                from olive_ext.lora_inputs import make_lora_inputs
+
+                adapter_file = out / "adapter.onnx_adapter"
+                make_lora_inputs(out / "model.onnx", adapter_file)
+        shutil.rmtree(work, ignore_errors=True)
+        smoke_options = {"precision": cfg.precision, "execution_provider": provider, **shown}
+        from olive_ext.onnx_check import smoke_check
+
+        smoke = smoke_check("genai", out, self.name, smoke_options, adapter_file)
+        meta: dict[str, Any] = {
+            "source_model": {"path": artifact.path, "adapter_path": adapter},
+            "precision": cfg.precision,
+            "provider": normalize_provider(provider),
+            "builder_options": shown,
+            "threads": cfg.threads,
+            "smoke": smoke,
+        }
+        if cfg.quantized:
+            meta["quant"] = {f: getattr(cfg, f) for f in _QUANT_FIELDS} | {"method": "model_builder"}
+        if adapter:
+            meta["adapter_mode"] = cfg.adapter_mode
+        if adapter_file is not None:
+            meta["adapter_file"], meta["adapter_name"] = adapter_file.name, "default"
+        return Artifact("genai", str(out), None, meta=meta)
