@@ -1,0 +1,173 @@
+"""parity_check: run a candidate and its PyTorch reference on fixed prompts; fail it beyond thresholds.
+
+The reference is the model the candidate was built from (``meta["source_model"]``: the
+HF folder and the adapter, applied), in fp32 on CPU. Numbers are recorded either way: in
+the artifact's ``meta["parity"]`` and ``parity.json`` when the candidate passes, in the
+error message when it fails. Default thresholds follow the candidate's precision: fp32
+needs max |logit delta| < 1e-3; fp16/bf16 top-1 agreement >= 0.98; int8/int4 top-1
+agreement >= 0.9 (encoders without logits: min cosine >= 0.99 quantized, 0.999 float).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from pydantic import Field
+
+from olive_ext.artifacts import Artifact
+from olive_ext.engine.context import RunContext
+from olive_ext.errors import PassError, UserInputError
+from olive_ext.passes.base import Pass, PassConfig, register_pass
+
+logger = logging.getLogger("olive_ext")
+
+
+class ParityCheckConfig(PassConfig):
+    data: str | None = Field(None, description="dataset (in `data`) whose prompts are used; unset: the only one "
+                             "defined, else built-in prompts")  # fmt: skip
+    samples: int = Field(8, ge=1, le=256, description="prompts compared")
+    max_prompt_tokens: int = Field(64, ge=2, description="prompts are cut to this many tokens")
+    greedy_tokens: int = Field(16, ge=0, description="greedy tokens compared for the prefix match (LLMs); 0: skip")
+    max_abs_delta: float | None = Field(None, gt=0, description="fail above this max |logit delta|; unset: 1e-3 "
+                                        "for fp32, no limit otherwise")  # fmt: skip
+    min_top1: float | None = Field(None, ge=0, le=1, description="fail below this top-1 agreement; unset: 0.9 "
+                                   "quantized, 0.98 fp16/bf16")  # fmt: skip
+    max_kl: float | None = Field(None, gt=0, description="fail above this mean KL(reference || candidate)")
+    min_greedy_prefix: float | None = Field(None, ge=0, le=1, description="fail below this greedy-prefix match")
+    min_cosine: float | None = Field(None, ge=-1, le=1, description="encoders without logits: fail below this "
+                                     "cosine; unset: 0.999 float, 0.99 quantized")  # fmt: skip
+    fail: bool = Field(True, description="fail the candidate beyond thresholds; false records the numbers only")
+
+
+def default_thresholds(cfg: ParityCheckConfig, precision: str, has_logits: bool) -> dict[str, float]:
+    """The limits in force: the config's, else those for the candidate's precision."""
+    limits: dict[str, float] = {}
+    quantized = precision.startswith(("int", "uint"))
+    if cfg.max_abs_delta is not None or precision == "fp32":
+        limits["max_abs_delta"] = cfg.max_abs_delta or 1e-3
+    if has_logits:
+        by_precision = 0.9 if quantized else 0.98 if precision != "fp32" else None
+        top1 = cfg.min_top1 if cfg.min_top1 is not None else by_precision
+        if top1 is not None:
+            limits["min_top1"] = top1
+    else:
+        limits["min_cosine"] = cfg.min_cosine if cfg.min_cosine is not None else (0.99 if quantized else 0.999)
+    if cfg.max_kl is not None:
+        limits["max_kl"] = cfg.max_kl
+    if cfg.min_greedy_prefix is not None:
+        limits["min_greedy_prefix"] = cfg.min_greedy_prefix
+    return limits
+
+
+def broken_limits(numbers: dict[str, Any], limits: dict[str, float]) -> list[str]:
+    """Each limit the numbers break, as text."""
+    checks = {
+        "max_abs_delta": ("max_abs_delta", lambda v, lim: v < lim, "<"),
+        "min_top1": ("top1_agreement", lambda v, lim: v >= lim, ">="),
+        "max_kl": ("kl", lambda v, lim: v <= lim, "<="),
+        "min_greedy_prefix": ("greedy_prefix_match", lambda v, lim: v >= lim, ">="),
+        "min_cosine": ("min_cosine", lambda v, lim: v >= lim, ">="),
+    }
+    broken = []
+    for limit, value in limits.items():
+        key, ok, sign = checks[limit]
+        if key in numbers and not ok(numbers[key], value):
+            broken.append(f"{key}={numbers[key]:.4g} (needs {sign} {value:g})")
+    return broken
+
+
+@register_pass("parity_check")
+class ParityCheck(Pass[ParityCheckConfig]):
+    """Compare a genai/onnx candidate with its PyTorch source (logit delta, top-1, KL, greedy prefix)."""
+
+    config_class = ParityCheckConfig
+    accepts = frozenset({"genai", "onnx"})
+    produces = "genai"
+    keeps_kind = True
+    libraries = ("onnxruntime", "onnxruntime-genai", "torch", "transformers", "peft")
+
+    @classmethod
+    def check_input(cls, artifact: Artifact) -> str | None:
+        source = artifact.meta.get("source_model")
+        if not isinstance(source, dict) or not source.get("path"):
+            return "its meta names no source_model (the PyTorch model it came from); put parity_check after a build"
+        return None
+
+    def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
+        cfg = self.config
+        precision = str(artifact.meta.get("precision", "fp32"))
+        smoke = artifact.meta.get("smoke") or {}
+        if smoke.get("built_for", "cpu") != "cpu":
+            numbers: dict[str, Any] = {"measured": False, "note": f"not measured here: built for {smoke['built_for']}"}
+        else:
+            numbers = self.measure(artifact, ctx)
+            numbers["measured"] = True
+            has_logits = "top1_agreement" in numbers
+            limits = default_thresholds(cfg, precision, has_logits)
+            broken = broken_limits(numbers, limits)
+            numbers.update(thresholds=limits, passed=not broken)
+            shown = ", ".join(f"{k}={v:.4g}" for k, v in numbers.items() if isinstance(v, float))
+            logger.info("parity of %s (%s): %s", artifact.describe(), precision, shown)
+            if broken and cfg.fail:
+                raise PassError(
+                    self.name,
+                    f"{precision} candidate breaks parity with its PyTorch reference: {'; '.join(broken)} "
+                    f"[all: {shown}]",
+                    hint="relax a limit (passes.<step>.min_top1, max_abs_delta, ...) or set fail: false to only record",
+                )
+        (ctx.output_dir / "parity.json").write_text(json.dumps(numbers, indent=1))
+        return Artifact(artifact.kind, artifact.path, artifact.adapter_path, meta={**artifact.meta, "parity": numbers})
+
+    def measure(self, artifact: Artifact, ctx: RunContext) -> dict[str, Any]:
+        from olive_ext.parity import TorchReference, compare_encoder, compare_llm
+
+        source = artifact.meta["source_model"]
+        if artifact.kind == "genai":
+            from olive_ext.parity import GenAICandidate
+
+            tokenizer = _tokenizer(source)
+            prompts = [ids[-self.config.max_prompt_tokens :] for ids in self.prompt_ids(tokenizer, ctx)]
+            reference = TorchReference(source["path"], source.get("adapter_path"), causal=True)
+            adapter = artifact.meta.get("adapter_file")
+            candidate = GenAICandidate(artifact.path, f"{artifact.path}/{adapter}" if adapter else None)
+            numbers = compare_llm(reference, candidate, prompts, self.config.greedy_tokens)
+        else:
+            task = str(artifact.meta.get("task", "feature-extraction"))
+            reference = TorchReference(source["path"], source.get("adapter_path"), causal=False, task=task)
+            texts = self.texts(ctx, None)
+            numbers = compare_encoder(reference, artifact.path, texts, classifier=task == "text-classification")
+        numbers["prompts"] = len(prompts) if artifact.kind == "genai" else len(texts)
+        return numbers
+
+    def texts(self, ctx: RunContext, tokenizer: Any) -> list[str]:
+        from olive_ext.parity import DEFAULT_PROMPTS
+
+        if self.config.data is None and not ctx.datasets:
+            return list(DEFAULT_PROMPTS)[: self.config.samples]
+        from olive_ext.data import load_examples
+
+        spec = ctx.dataset(self.config.data, f"pass '{self.name}' prompts")
+        texts = [e.prompt or e.text for e in load_examples(spec, tokenizer)][: self.config.samples]
+        if not texts:
+            raise UserInputError(f"parity_check: dataset {self.config.data or '(default)'} gave no prompts")
+        return texts
+
+    def prompt_ids(self, tokenizer: Any, ctx: RunContext) -> list[list[int]]:
+        out = []
+        bos = getattr(tokenizer, "bos_token", None)
+        for text in self.texts(ctx, tokenizer):
+            add = not (bos and text.startswith(bos))
+            out.append(list(tokenizer(text, add_special_tokens=add)["input_ids"]))
+        return out
+
+
+def _tokenizer(source: dict[str, Any]) -> Any:
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+
+    adapter = source.get("adapter_path")
+    path = adapter if adapter and (Path(adapter) / "tokenizer_config.json").exists() else source["path"]
+    return AutoTokenizer.from_pretrained(path)
