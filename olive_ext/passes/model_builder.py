@@ -49,7 +49,7 @@ _OWNED = {
     "exclude_embeds": "(not supported: the model would need inputs_embeds)",
 }  # fmt: skip
 # Olive's compound algo_config names: base method + mixed-precision placement.
-_ALGO_ALIASES = {
+_ALGO_ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
     "rtn_last": ("rtn", {"lm_head": "int8"}),
     "k_quant_last": ("k_quant", {"lm_head": "int8"}),
     "k_quant_mixed": ("k_quant", {"lm_head": "int8", "mixed_layers_int8": True}),

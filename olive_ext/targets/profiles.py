@@ -1,0 +1,281 @@
+"""Hardware profiles: for cpu, gpu and npu, the execution providers, the precisions that run well
+there, and the candidate pass chains auto-opt tries.
+
+Two views of the same candidates:
+
+- ``candidate_chains(task, precision, provider)``: a curated list of concrete pipelines
+  (lists of :class:`Step`), each with single values: the best small set to try.
+- ``search_space(task, precision, provider)``: a recipe ``passes`` mapping whose list values
+  search expands (grid / random / TPE), for recipes and ``olive-ext run``.
+
+Building for a provider that is not installed here is allowed (a cross-build: the model
+is written and smoke-loaded on the CPU EP); measuring on it is not, and results say "not
+measured here". ``is_available()`` asks onnxruntime which providers this machine has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from olive_ext.engine.steps import Step
+from olive_ext.errors import UserInputError
+from olive_ext.targets.base import PROVIDERS, Device, Target, normalize_provider, provider_short_name
+
+Task = Literal["text-generation", "text-classification", "feature-extraction"]
+PrecisionChoice = Literal["auto", "fp32", "fp16", "bf16", "int8", "int4"]
+_NPU_PRESETS = {"QNNExecutionProvider": "qnn", "OpenVINOExecutionProvider": "openvino",
+                "VitisAIExecutionProvider": "vitisai"}  # fmt: skip
+
+
+def _build(**params: Any) -> Step:
+    return Step("build", "model_builder", params)
+
+
+@dataclass(frozen=True)
+class TargetProfile:
+    """One device class: its providers (preference order) and the precisions each runs well."""
+
+    device: Device
+    providers: tuple[str, ...]
+    llm_precisions: dict[str, tuple[str, ...]]  # provider short name -> precisions, best first
+    encoder_precisions: dict[str, tuple[str, ...]]
+    notes: dict[str, str] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ providers
+
+    def available_providers(self) -> list[str]:
+        """This profile's providers that onnxruntime here has (imports onnxruntime)."""
+        from olive_ext.runtime import onnxruntime
+
+        installed = set(onnxruntime().get_available_providers())
+        return [p for p in self.providers if p in installed]
+
+    def is_available(self, provider: str | None = None) -> bool:
+        """True when ``provider`` (default: any of this profile's) can run here, so results can be measured."""
+        available = self.available_providers()
+        return self.provider(provider) in available if provider else bool(available)
+
+    def provider(self, provider: str | None = None) -> str:
+        """``provider`` normalized and checked against this device; default: the first installed, else the first."""
+        if provider is None:
+            available = self.available_providers()
+            return available[0] if available else self.providers[0]
+        full = normalize_provider(provider)
+        if full not in self.providers:
+            raise UserInputError(
+                f"--provider {provider}: not a {self.device} execution provider",
+                hint=f"{self.device} providers: {', '.join(self.providers)}",
+            )
+        return full
+
+    def target(self, provider: str | None = None) -> Target:
+        return Target(self.device, self.provider(provider))
+
+    def precisions(self, task: str = "text-generation", provider: str | None = None) -> tuple[str, ...]:
+        """Precisions worth trying for ``task`` on ``provider`` (best first)."""
+        table = self.llm_precisions if task == "text-generation" else self.encoder_precisions
+        short = provider_short_name(self.provider(provider))
+        if short not in table:
+            fallback = f"olive-ext builds no {task} models for {self.provider(provider)}"
+            raise UserInputError(self.notes.get(short, fallback) if task == "text-generation" else fallback)
+        return table[short]
+
+    def _chosen(self, task: str, precision: str, provider: str | None) -> tuple[str, tuple[str, ...]]:
+        short = provider_short_name(self.provider(provider))
+        allowed = self.precisions(task, provider)
+        if precision == "auto":
+            return short, allowed
+        if precision not in allowed:
+            raise UserInputError(
+                f"--precision {precision} is not built for {task} on {self.provider(provider)}",
+                hint=f"choose one of: auto, {', '.join(allowed)}",
+            )
+        return short, (precision,)
+
+    # ------------------------------------------------------------------ candidates
+
+    def candidate_chains(
+        self,
+        task: str = "text-generation",
+        precision: str = "auto",
+        provider: str | None = None,
+        *,
+        calibration_data: str | None = None,
+        parity: bool = False,
+    ) -> list[list[Step]]:
+        """The curated pipelines to try for ``task`` on this device: each a list of concrete Steps.
+
+        CPU LLMs (8 by default): fp32; int8; int4 RTN block 32 / 128 (accuracy level 4);
+        int4 block 32 at accuracy level 1 (fp32 compute); int4 k-quant with an int8 LM head;
+        int4 block 128 with a float LM head; HQQ int4 (fp32 build, then int4_weight). With
+        ``parity`` each chain ends in a recording ``parity_check`` against the PyTorch source.
+        Encoders: export, graph optimization, int8 dynamic; static QDQ (the only choice on
+        NPUs) calibrates on the dataset named ``calibration_data`` (CPU skips it without one).
+        Raises UserInputError for combinations olive-ext does not build (LLMs on NPUs).
+        """
+        short, precisions = self._chosen(task, precision, provider)
+        if task == "text-generation":
+            chains = [c for c in _llm_chains(short) if _chain_precision(c) in precisions]
+        else:
+            every = _encoder_chains(short, self.provider(provider), calibration_data)
+            chains = [c for c in every if _chain_precision(c) in precisions]
+        if parity:
+            chains = [[*c, Step("parity", "parity_check", {"fail": False})] for c in chains]
+        return chains
+
+    def search_space(
+        self, task: str = "text-generation", precision: str = "auto", provider: str | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """A recipe ``passes`` mapping (list values are searched) covering this device's candidates.
+
+        Sized to stay small under grid search once equivalent choices are merged: CPU LLMs
+        give 7 candidates for ``auto`` (fp32, int8 x block 32/128, int4 x block 32/128 x LM
+        head same/int8) and 8 for ``int4`` (block x accuracy level 1/4 x LM head).
+        """
+        short, precisions = self._chosen(task, precision, provider)
+        many = list(precisions) if len(precisions) > 1 else precisions[0]
+        if task != "text-generation":
+            return _encoder_space(short, self.provider(provider), precisions)
+        if short == "cpu":
+            build: dict[str, Any] = {"type": "model_builder", "precision": many, "block_size": [32, 128]}
+            if precision == "auto":
+                build |= {"accuracy_level": 4, "lm_head": ["same", "int8"]}
+            else:
+                build |= {"accuracy_level": [4, 1], "lm_head": ["same", "int8"]}
+            return {"build": build}
+        if short == "cuda" and precision == "int4":
+            return {"build": {"type": "model_builder", "precision": "int4", "block_size": [32, 128],
+                              "algorithm": ["default", "k_quant"]}}  # fmt: skip
+        return {"build": {"type": "model_builder", "precision": many, "block_size": [32, 128]}}
+
+    def feasibility(self, model_path: str, provider: str | None = None) -> Any:
+        """For NPU providers: the static-shape and operator check of ``model_path`` (else None)."""
+        full = self.provider(provider)
+        if full not in _NPU_PRESETS:
+            return None
+        from olive_ext.targets.npu import check_feasibility
+
+        return check_feasibility(model_path, full)
+
+
+def _chain_precision(chain: list[Step]) -> str:
+    """The precision a chain ends at (the last step that sets one)."""
+    precision = "fp32"
+    for step in chain:
+        if step.type == "model_builder":
+            precision = step.params.get("precision", "fp32")
+        elif step.type == "int4_weight":
+            precision = f"int{step.params.get('bits', 4)}"
+        elif step.type in ("int8_dynamic", "qdq_static"):
+            precision = "int8"
+        elif step.type == "graph_optimize" and step.params.get("float16"):
+            precision = "fp16"
+    return precision
+
+
+def _llm_chains(short: str) -> list[list[Step]]:
+    if short == "cpu":
+        return [
+            [_build(precision="fp32")],
+            [_build(precision="int8", block_size=32, accuracy_level=4)],
+            [_build(precision="int4", block_size=32, accuracy_level=4)],
+            [_build(precision="int4", block_size=128, accuracy_level=4)],
+            [_build(precision="int4", block_size=32, accuracy_level=1)],
+            [_build(precision="int4", block_size=32, accuracy_level=4, algorithm="k_quant", lm_head="int8")],
+            [_build(precision="int4", block_size=128, accuracy_level=4, lm_head="float")],
+            [_build(precision="fp32"), Step("quantize", "int4_weight", {"algorithm": "hqq", "block_size": 128,
+                                                                        "accuracy_level": 4})],
+        ]  # fmt: skip
+    if short == "cuda":
+        return [
+            [_build(precision="fp16")],
+            [_build(precision="int4", block_size=32)],
+            [_build(precision="int4", block_size=128)],
+            [_build(precision="int4", block_size=32, algorithm="k_quant", lm_head="int8")],
+        ]
+    if short == "dml":
+        return [[_build(precision="fp16")], [_build(precision="int4", block_size=32)],
+                [_build(precision="int4", block_size=128)]]  # fmt: skip
+    if short == "webgpu":
+        return [[_build(precision="int4", block_size=32)], [_build(precision="int4", block_size=128)],
+                [_build(precision="int8", block_size=32)]]  # fmt: skip
+    return []
+
+
+def _encoder_chains(short: str, provider: str, data: str | None) -> list[list[Step]]:
+    export = Step("export", "onnx_export", {})
+    optimize = Step("optimize", "graph_optimize", {})
+    calibration = {"data": data} if data else {}
+    if short == "cpu":
+        chains = [
+            [export],
+            [export, optimize],
+            [export, optimize, Step("quantize", "int8_dynamic", {})],
+            [export, optimize, Step("quantize", "int8_dynamic", {"per_channel": True})],
+        ]
+        if data:
+            chains.append([export, Step("quantize", "qdq_static", {"preset": "cpu", **calibration})])
+        return chains
+    if short in ("cuda", "dml", "webgpu"):
+        return [[export, optimize], [export, Step("optimize", "graph_optimize", {"float16": True})]]
+    preset = _NPU_PRESETS.get(provider)
+    if preset is None:
+        return []
+    chains = [[export, Step("quantize", "qdq_static", {"preset": preset, **calibration})]]
+    if preset == "qnn":
+        uint16 = {"preset": "qnn", "activation_type": "uint16", **calibration}
+        chains.append([export, Step("quantize", "qdq_static", uint16)])
+    return chains
+
+
+def _encoder_space(short: str, provider: str, precisions: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    space: dict[str, dict[str, Any]] = {"export": {"type": "onnx_export"}}
+    if short == "cpu":
+        space["optimize"] = {"type": "graph_optimize"}
+        if "int8" in precisions:
+            space["quantize"] = {"type": "int8_dynamic", "per_channel": [False, True]}
+    elif short in ("cuda", "dml", "webgpu"):
+        space["optimize"] = {"type": "graph_optimize", "float16": [True, False] if len(precisions) > 1 else
+                             precisions[0] == "fp16"}  # fmt: skip
+    else:
+        preset = _NPU_PRESETS[provider]
+        space["quantize"] = {"type": "qdq_static", "preset": preset}
+        if preset == "qnn":
+            space["quantize"]["activation_type"] = ["uint8", "uint16"]
+    return space
+
+
+_NPU_LLM = (
+    "LLMs on NPUs need static-shape decoder pipelines and vendor context binaries, which olive-ext does not "
+    "build yet; build for cpu or gpu, or quantize an encoder model for the NPU"
+)
+
+PROFILES: dict[str, TargetProfile] = {
+    "cpu": TargetProfile(
+        "cpu",
+        PROVIDERS["cpu"],
+        llm_precisions={"cpu": ("int4", "int8", "fp32")},
+        encoder_precisions={"cpu": ("int8", "fp32")},
+    ),
+    "gpu": TargetProfile(
+        "gpu",
+        PROVIDERS["gpu"],
+        llm_precisions={"cuda": ("int4", "fp16"), "dml": ("int4", "fp16"), "webgpu": ("int4", "int8")},
+        encoder_precisions={"cuda": ("fp16", "fp32"), "dml": ("fp16", "fp32"), "webgpu": ("fp32",)},
+    ),
+    "npu": TargetProfile(
+        "npu",
+        PROVIDERS["npu"],
+        llm_precisions={},
+        encoder_precisions={"qnn": ("int8",), "openvino": ("int8",), "vitisai": ("int8",)},
+        notes={"qnn": _NPU_LLM, "openvino": _NPU_LLM, "vitisai": _NPU_LLM},
+    ),
+}
+
+
+def get_profile(device: str) -> TargetProfile:
+    """The profile of ``device`` ('cpu', 'gpu' or 'npu')."""
+    if device not in PROFILES:
+        raise UserInputError(f"--device {device}: unknown device", hint="choose cpu, gpu or npu")
+    return PROFILES[device]
