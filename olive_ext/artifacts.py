@@ -92,6 +92,8 @@ def infer_kind(path: str) -> ArtifactKind:
     if p.is_dir():
         if (p / "genai_config.json").exists():
             return "genai"
+        if (p / "model.onnx").exists() and not any(p.glob("*.safetensors")):
+            return "onnx"  # an exported encoder: model.onnx with its config and tokenizer beside it
         if not (p / "config.json").exists() and any(p.glob("*.gguf")):
             return "gguf"
         if not (p / "config.json").exists() and any(p.glob("*.onnx")):

@@ -38,12 +38,18 @@ def build_genai(
             create_model(*args, **parsed)
     except (ValueError, NotImplementedError, AssertionError, KeyError) as e:
         shown = ", ".join(f"{k}={v}" for k, v in options.items() if k not in {"hf_token", "adapter_path"})
+        unsupported = isinstance(e, NotImplementedError) and "not currently supported" in str(e)
+        hint = (
+            "the builder supports Llama, Mistral, Phi, Qwen, Gemma, Granite, SmolLM3 and similar LLMs; "
+            "use onnx_export for other models"
+            if unsupported
+            else "change the option the message names (a block size larger than the model's hidden size, for one)"
+        )
         raise PassError(
             pass_name,
             f"the genai model builder refused precision={precision}, execution_provider={provider}, "
-            f"options [{shown}]: {type(e).__name__}: {e}",
-            hint="the builder supports Llama, Mistral, Phi, Qwen, Gemma, Granite, SmolLM3 and similar LLMs; "
-            "change the named option, or use onnx_export for other models",
+            f"options ({shown or 'none'}): {type(e).__name__}: {e}",
+            hint=hint,
         ) from e
     finally:
         quiet.setLevel(level)

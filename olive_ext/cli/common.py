@@ -73,8 +73,10 @@ def run_command(mod: ModuleType, args: argparse.Namespace) -> int:
 
 
 def print_error(message: str) -> None:
-    console = _stderr_console()
-    console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    console = _stderr_console()  # escape: messages quote runtime errors and lists, which hold brackets
+    console.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False, soft_wrap=True)
 
 
 def unknown_flags_error(parser: argparse.ArgumentParser, mod: ModuleType, unknown: list[str]) -> int:

@@ -22,7 +22,9 @@ logger = logging.getLogger("olive_ext")
 
 class Int4WeightConfig(PassConfig):
     algorithm: Literal["default", "rtn", "hqq", "k_quant"] = searchable(
-        "default", description="default (RTN with min/max scales), rtn, hqq (half-quadratic, slower), k_quant"
+        "default",
+        description="default (round to nearest, block min/max scales), rtn (neural-compressor RTN), "
+        "hqq (half-quadratic, slower), k_quant (llama.cpp-style)",
     )
     bits: Literal[4, 8] = Field(4, description="weight bits (8 with default/rtn/k_quant only)")
     block_size: Literal[16, 32, 64, 128, 256] = searchable(128, description="weights per quantization block")
@@ -42,8 +44,8 @@ class Int4WeightConfig(PassConfig):
     def _check(self) -> Int4WeightConfig:
         if self.bits == 8 and self.algorithm == "hqq":
             raise ValueError("bits=8 with algorithm 'hqq': onnxruntime's HQQ quantizer writes 4-bit weights only")
-        if self.quant_format == "qdq" and self.algorithm in ("hqq", "k_quant"):
-            raise ValueError(f"quant_format 'qdq' with algorithm {self.algorithm!r}: only default/rtn write QDQ")
+        if self.quant_format == "qdq" and self.algorithm != "default":
+            raise ValueError(f"quant_format 'qdq' with algorithm {self.algorithm!r}: only 'default' writes QDQ")
         return self
 
 
@@ -99,7 +101,7 @@ def quantize_weights(model_path: str, cfg: Int4WeightConfig) -> Any:
     elif cfg.algorithm == "k_quant":
         algo = mq.KQuantWeightOnlyQuantConfig()
     elif cfg.algorithm == "rtn":
-        algo = mq.RTNWeightOnlyQuantConfig(quant_format=fmt)
+        algo = mq.RTNWeightOnlyQuantConfig()
     else:
         algo = mq.DefaultWeightOnlyQuantConfig(
             block_size=cfg.block_size,

@@ -114,7 +114,7 @@ class ParityCheck(Pass[ParityCheckConfig]):
                 raise PassError(
                     self.name,
                     f"{precision} candidate breaks parity with its PyTorch reference: {'; '.join(broken)} "
-                    f"[all: {shown}]",
+                    f"(all: {shown})",
                     hint="relax a limit (passes.<step>.min_top1, max_abs_delta, ...) or set fail: false to only record",
                 )
         (ctx.output_dir / "parity.json").write_text(json.dumps(numbers, indent=1))
