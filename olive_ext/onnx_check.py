@@ -132,7 +132,7 @@ def _smoke_genai(folder: Path, adapter_file: Path | None) -> dict[str, Any]:
             "note": f"built for {built_for}; loads on the CPU EP but does not run there "
             f"({_first_line(str(e), 160)}); not measured here",
         }
-    note = f"built for {built_for}; loaded and ran on the CPU EP; not measured on {built_for} here" if cross else ""
+    note = f"built for {built_for}; loaded and ran on the CPU EP; not measured here" if cross else ""
     return {"built_for": built_for, "loaded": True, "ran": True, "note": note}
 
 
@@ -186,7 +186,7 @@ def _smoke_onnx(model_path: Path, built_for: str) -> dict[str, Any]:
         arr = np.asarray(out)
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             raise SmokeFailure("run", "an output contains NaN or infinity")
-    note = f"built for {built_for}; ran on the CPU EP; not measured on {built_for} here" if cross else ""
+    note = f"built for {built_for}; ran on the CPU EP; not measured here" if cross else ""
     return {"built_for": built_for, "loaded": True, "ran": True, "note": note}
 
 
