@@ -64,7 +64,7 @@ def text_data(path: Path, n: int = 24) -> dict[str, Any]:
     import random
 
     rng = random.Random(0)
-    words = "the cat dog is happy sad great terrible product review love hate city paris london".split()
+    words = ["the", "cat", "dog", "is", "happy", "sad", "great", "terrible", "review", "love", "paris", "london"]
     with open(path, "w") as f:
         for i in range(n):
             text = " ".join(rng.choice(words) for _ in range(rng.randint(4, 12)))
