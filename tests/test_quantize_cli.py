@@ -1,0 +1,61 @@
+"""`olive-ext quantize`: flags map to passes; end to end on the tiny models; never overwrites."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from olive_ext.cli import main
+from olive_ext.cli.quantize import quantize_passes
+from olive_ext.errors import UserInputError
+
+
+def _args(**kw: object) -> argparse.Namespace:
+    base = {"algorithm": None, "precision": "int4", "block_size": None, "accuracy_level": None,
+            "use_qdq_encoding": False, "lm_head": None}  # fmt: skip
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_flags_map_to_passes() -> None:
+    llm = quantize_passes("hf", "text-generation", _args(algorithm="kquant", block_size=128), False)
+    assert llm == {"build": {"type": "model_builder", "precision": "int4", "algorithm": "k_quant", "block_size": 128}}
+    hqq = quantize_passes("gguf", "text-generation", _args(algorithm="hqq"), False)
+    assert [p["type"] for p in hqq.values()] == ["model_builder", "int4_weight"]
+    assert hqq["build"]["precision"] == "fp32" and hqq["quantize"]["algorithm"] == "hqq"
+    onnx_int8 = quantize_passes("onnx", "feature-extraction", _args(precision="int8"), False)
+    assert onnx_int8 == {"quantize": {"type": "int8_dynamic"}}
+    static = quantize_passes("hf", "text-classification", _args(precision="int8", use_qdq_encoding=True), True)
+    assert [p["type"] for p in static.values()] == ["onnx_export", "qdq_static"]
+    qdq4 = quantize_passes("onnx", "feature-extraction", _args(use_qdq_encoding=True), False)
+    assert qdq4["quantize"]["quant_format"] == "qdq" and qdq4["quantize"]["algorithm"] == "default"
+    weight8 = quantize_passes("genai", "text-generation", _args(precision="int8", algorithm="rtn"), False)
+    assert weight8["quantize"]["bits"] == 8
+    with pytest.raises(UserInputError, match="calibration data"):
+        quantize_passes("onnx", "feature-extraction", _args(precision="int8", use_qdq_encoding=True), False)
+
+
+def test_quantize_llm_end_to_end_and_refuse_overwrite(tiny_llama: Path, tmp_path: Path) -> None:
+    out = tmp_path / "q"
+    assert main(["quantize", "-m", str(tiny_llama), "--block_size", "16", "-o", str(out), "--log_level", "3"]) == 0
+    info = json.loads((out / "model_config.json").read_text())
+    assert info["kind"] == "genai" and info["precision"] == "int4" and info["quant"]["block_size"] == 16
+    assert (out / "model" / "genai_config.json").exists()
+    again = main(["quantize", "-m", str(tiny_llama), "-o", str(out), "--log_level", "3"])
+    assert again == 2  # the output exists: nothing is overwritten without --overwrite
+    onnx_in = tmp_path / "hqq"
+    assert main(["quantize", "-m", str(out), "--algorithm", "hqq", "--block_size", "32", "-o", str(onnx_in),
+                 "--log_level", "3"]) == 0  # fmt: skip
+    info2 = json.loads((onnx_in / "model_config.json").read_text())
+    assert info2["kind"] == "genai" and info2["quant"]["algorithm"] == "hqq"
+
+
+def test_quantize_help_explains_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["quantize", "--help"])
+    text = capsys.readouterr().out
+    for flag in ("-m", "--algorithm", "--precision", "--block_size", "--use_qdq_encoding", "-o", "--parity"):
+        assert flag in text
+    assert "kquant" in text and "hqq" in text

@@ -1,0 +1,99 @@
+"""Target profiles: providers, availability, the candidate chains and search spaces auto-opt uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from olive_ext.engine.search import SearchSpace, make_strategy
+from olive_ext.errors import UserInputError
+from olive_ext.recipe import parse_recipe
+from olive_ext.targets.profiles import get_profile
+
+
+def _configs(chain: list) -> list[dict]:
+    return [{"type": s.type, **s.config(s.pass_class().target_defaults(get_profile("cpu").target())).canonical()}
+            for s in chain]  # fmt: skip
+
+
+def test_cpu_llm_candidates_cover_the_search_dimensions() -> None:
+    chains = get_profile("cpu").candidate_chains("text-generation")
+    assert 6 <= len(chains) <= 8
+    builds = [_configs(c)[0] for c in chains]  # every step validates against its pass config
+    precisions = {b["precision"] for b in builds}
+    assert precisions == {"fp32", "int8", "int4"}
+    int4 = [b for b in builds if b["precision"] == "int4"]
+    assert {b["block_size"] for b in int4} == {32, 128}
+    assert {b["accuracy_level"] for b in int4} == {1, 4}
+    assert {b["lm_head"] for b in int4} >= {"same", "int8", "float"}
+    assert {b["algorithm"] for b in int4} >= {"default", "k_quant"}
+    assert any(s.type == "int4_weight" and s.params["algorithm"] == "hqq" for c in chains for s in c)
+    assert len({str(_configs(c)) for c in chains}) == len(chains), "no two candidates are the same build"
+
+
+def test_precision_filter_and_parity_steps() -> None:
+    cpu = get_profile("cpu")
+    int4 = cpu.candidate_chains("text-generation", precision="int4", parity=True)
+    assert int4 and all(c[-1].type == "parity_check" for c in int4)
+    assert all(c[0].params.get("precision") in ("int4", "fp32") for c in int4)  # hqq builds fp32 first
+    assert [c[0].params["precision"] for c in cpu.candidate_chains(precision="fp32")] == ["fp32"]
+    with pytest.raises(UserInputError, match="fp16"):
+        cpu.candidate_chains(precision="fp16")
+
+
+def _grid_size(passes: dict) -> int:
+    recipe = parse_recipe({"input_model": {"path": "a/b"}, "passes": passes})
+    target = get_profile("cpu").target()
+    return make_strategy(SearchSpace.from_recipe(recipe), [target], recipe.search).budget(target)
+
+
+def test_search_space_stays_small_after_merging_equivalent_choices() -> None:
+    cpu = get_profile("cpu")
+    assert _grid_size(cpu.search_space("text-generation")) == 7
+    assert _grid_size(cpu.search_space("text-generation", precision="int4")) == 8
+    assert _grid_size(cpu.search_space("text-generation", precision="fp32")) == 1
+    assert _grid_size(cpu.search_space("text-classification")) == 2
+
+
+def test_gpu_profile_cross_builds_cuda_here() -> None:
+    gpu = get_profile("gpu")
+    assert gpu.provider() == "CUDAExecutionProvider" and not gpu.is_available()
+    assert gpu.target().name == "gpu-cuda"
+    precisions = [c[0].params["precision"] for c in gpu.candidate_chains("text-generation")]
+    assert precisions[0] == "fp16" and "int4" in precisions
+    assert gpu.provider("dml") == "DmlExecutionProvider"
+    with pytest.raises(UserInputError, match="gpu providers"):
+        gpu.provider("qnn")
+
+
+def test_npu_profile_builds_encoders_only() -> None:
+    npu = get_profile("npu")
+    with pytest.raises(UserInputError, match="NPUs"):
+        npu.candidate_chains("text-generation")
+    chains = npu.candidate_chains("text-classification", calibration_data="cal")
+    assert all(c[-1].type == "qdq_static" and c[-1].params["data"] == "cal" for c in chains)
+    assert {c[-1].params.get("activation_type", "uint8") for c in chains} == {"uint8", "uint16"}
+    ov = npu.candidate_chains("text-classification", provider="OpenVINOExecutionProvider")
+    assert ov[0][-1].params["preset"] == "openvino"
+    assert get_profile("cpu").is_available()
+
+
+def test_cpu_encoder_chains_need_data_for_static_quantization() -> None:
+    cpu = get_profile("cpu")
+    assert not any(s.type == "qdq_static" for c in cpu.candidate_chains("text-classification") for s in c)
+    with_data = cpu.candidate_chains("text-classification", calibration_data="cal")
+    assert any(s.type == "qdq_static" for c in with_data for s in c)
+
+
+def test_feasibility_reports_dynamic_inputs_and_fallback_ops(tiny_bert: Path) -> None:
+    from convert_helpers import build
+
+    from olive_ext.targets.npu import check_feasibility
+
+    art = build(tiny_bert, {"export": {"type": "onnx_export"}})
+    report = check_feasibility(Path(art.path) / "model.onnx", "QNNExecutionProvider")
+    assert set(report.dynamic_inputs) >= {"input_ids"} and not report.feasible
+    assert "dynamic inputs" in report.summary()
+    assert get_profile("npu").feasibility(str(Path(art.path) / "model.onnx")) is not None
+    assert get_profile("cpu").feasibility(str(Path(art.path) / "model.onnx")) is None
