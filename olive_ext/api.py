@@ -247,5 +247,12 @@ def write_run_output(result: RunResult, recipe: Recipe) -> None:
 def resolved_recipe(recipe: Recipe) -> dict[str, Any]:
     """The recipe with defaults filled in, as plain data."""
     data = recipe.model_dump(mode="json", exclude_none=True)
-    data["passes"] = {name: {"type": spec.type, **spec.params()} for name, spec in recipe.passes.items()}
+
+    def section(passes: dict[str, Any]) -> dict[str, Any]:
+        return {name: {"type": spec.type, **spec.params()} for name, spec in passes.items()}
+
+    data["passes"] = section(recipe.passes)
+    data["pipelines"] = [section(p) for p in recipe.pipelines]
+    if not data["pipelines"]:
+        del data["pipelines"]
     return data

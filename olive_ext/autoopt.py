@@ -72,8 +72,10 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
     source = resolve_model_arg(opts.model, opts.adapter_path)
     task = model_task(source)
     profile = get_profile(device)
-    passes = profile.search_space(task=task, precision=opts.precision, provider=opts.provider)
     data = opts.data or _data_from_model_config(source)
+    chains = profile.candidate_chains(task, opts.precision, opts.provider,
+                                      calibration_data="eval" if data is not None else None)
+    pipelines = [_with_parity(chain, data is not None) for chain in chains]
     metrics = list(SPEED_METRICS)
     if data is not None:
         metrics.append(opts.metric or ("exact_match" if task == "text-generation" else "accuracy"))
@@ -94,7 +96,7 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
             "task": task,
         },
         "data": {"eval": data.model_dump(mode="json", exclude_none=True)} if data is not None else {},
-        "passes": passes,
+        "pipelines": pipelines,
         "targets": [{"device": device, **({"provider": opts.provider} if opts.provider else {})}],
         "evaluate": {
             "metrics": metrics,
@@ -112,6 +114,20 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
         "cache_dir": opts.cache_dir,
     }
     return parse_recipe(raw)
+
+
+def _with_parity(chain: list[Any], have_data: bool) -> dict[str, Any]:
+    """A pipeline section: the chain plus a parity check against the PyTorch source.
+
+    Float builds must match the reference (a conversion bug fails them); quantized ones
+    only record their numbers, since measured task accuracy decides their fate.
+    """
+    from olive_ext.targets.profiles import _chain_precision as chain_precision
+
+    section: dict[str, Any] = {step.name: {"type": step.type, **step.params} for step in chain}
+    quantized = chain_precision(chain).startswith("int")
+    section["parity"] = {"type": "parity_check", "fail": not quantized, **({"data": "eval"} if have_data else {})}
+    return section
 
 
 def _data_from_model_config(source: Artifact) -> DatasetSpec | None:

@@ -40,9 +40,55 @@ def test_choices_a_pass_treats_alike_become_one_candidate() -> None:
     cands = list(make_strategy(SearchSpace.from_recipe(r), [CPU], SearchSpec()))
     # factor=1 ignores detail: 1 candidate; factor=2: 3 candidates
     assert sorted((c.steps[0].params["factor"], c.steps[0].params["detail"]) for c in cands) == [
-        (1, 5), (2, 5), (2, 6), (2, 7)]
+        (1, 5),
+        (2, 5),
+        (2, 6),
+        (2, 7),
+    ]
     rnd = list(make_strategy(SearchSpace.from_recipe(r), [CPU], SearchSpec(strategy="random", max_candidates=10)))
     assert len(rnd) == 4 and len({c.id for c in rnd}) == 4
+
+
+def test_pipelines_pool_candidates_of_each_section() -> None:
+    r = parse_recipe(
+        {
+            "input_model": {"path": "x/y"},
+            "pipelines": [
+                {"t": {"type": "toy_transform", "factor": [1, 2]}},
+                [{"type": "toy_transform", "label": "a"}, {"type": "toy_transform", "label": "b", "factor": [3, 4]}],
+            ],
+        }
+    )
+    space = SearchSpace.from_recipe(r)
+    grid = list(make_strategy(space, [CPU], SearchSpec()))
+    assert [len(c.steps) for c in grid] == [1, 1, 2, 2]
+    assert grid[2].choices == {"pipelines[1].toy_transform_2.factor": 3}
+    tpe = make_strategy(space, [CPU], SearchSpec(strategy="tpe", max_candidates=4))
+    seen = []
+    for cand in tpe:
+        seen.append(cand.id)
+        tpe.tell(cand, 1.0)
+    assert sorted(seen) == sorted(c.id for c in grid)
+
+
+def test_pipeline_problems_are_located() -> None:
+    from olive_ext.recipe import check_recipe
+
+    _, problems = check_recipe(
+        {
+            "input_model": {"path": "x/y"},
+            "pipelines": [{"t": {"type": "toy_transform"}}, {"t": {"type": "toy_transform", "factor": 0}}],
+        }
+    )
+    assert [p.path for p in problems] == ["pipelines[1].t.factor"]
+    _, problems = check_recipe(
+        {
+            "input_model": {"path": "x/y"},
+            "passes": {"t": {"type": "toy_transform"}},
+            "pipelines": [{"t": {"type": "toy_transform"}}],
+        }
+    )
+    assert [p.path for p in problems] == ["pipelines"]
 
 
 def test_grid_with_several_targets_builds_candidates_for_each() -> None:

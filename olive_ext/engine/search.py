@@ -22,15 +22,16 @@ from olive_ext.targets.base import Target
 
 @dataclass(frozen=True)
 class Dimension:
-    """One searched parameter: ``passes.<step>.<param>`` and its choices."""
+    """One searched parameter: ``<section>.<step>.<param>`` and its choices."""
 
     step: str
     param: str
     choices: tuple[Any, ...]
+    section: str = "passes"
 
     @property
     def path(self) -> str:
-        return f"passes.{self.step}.{self.param}"
+        return f"{self.section}.{self.step}.{self.param}"
 
 
 @dataclass(frozen=True)
@@ -61,21 +62,12 @@ class Candidate:
 
 
 @dataclass
-class SearchSpace:
-    """The fixed steps plus the dimensions that vary, for one recipe."""
+class SubSpace:
+    """One pass section: its fixed steps and the dimensions that vary."""
 
+    section: str
     base: list[Step]
     dims: list[Dimension]
-
-    @classmethod
-    def from_recipe(cls, recipe: Recipe) -> SearchSpace:
-        base, dims = [], []
-        for name, spec in recipe.passes.items():
-            step = Step(name, spec.type, spec.params())
-            fixed, searched = split_search(step.pass_class(), step.params)
-            base.append(Step(name, spec.type, fixed))
-            dims += [Dimension(name, k, tuple(v)) for k, v in searched.items()]
-        return cls(base, dims)
 
     @property
     def size(self) -> int:
@@ -93,24 +85,56 @@ class SearchSpace:
         choices = {d.path: v for d, v in zip(self.dims, values, strict=True)}
         return Candidate(target, steps, choices)
 
+    def combos(self) -> Iterator[tuple[Any, ...]]:
+        return itertools.product(*(d.choices for d in self.dims))
+
+
+@dataclass
+class SearchSpace:
+    """The union of a recipe's pass sections (``passes``, or each of ``pipelines``)."""
+
+    spaces: list[SubSpace]
+
+    @classmethod
+    def from_recipe(cls, recipe: Recipe) -> SearchSpace:
+        spaces = []
+        for section, passes in recipe.alternatives():
+            base, dims = [], []
+            for name, spec in passes.items():
+                step = Step(name, spec.type, spec.params())
+                fixed, searched = split_search(step.pass_class(), step.params)
+                base.append(Step(name, spec.type, fixed))
+                dims += [Dimension(name, k, tuple(v), section) for k, v in searched.items()]
+            spaces.append(SubSpace(section, base, dims))
+        return cls(spaces)
+
+    @property
+    def size(self) -> int:
+        return sum(s.size for s in self.spaces)
+
+    @property
+    def dims(self) -> list[Dimension]:
+        return [d for s in self.spaces for d in s.dims]
+
 
 class Strategy:
     """Yields candidates; ``tell`` reports a candidate's score (lower is better, None = failed)."""
 
     def __init__(self, space: SearchSpace, targets: list[Target], spec: SearchSpec) -> None:
         self.space, self.targets, self.spec = space, targets, spec
-        self._distinct: dict[str, list[tuple[Any, ...]]] = {}
+        self._distinct: dict[str, list[Candidate]] = {}
 
-    def distinct(self, target: Target) -> list[tuple[Any, ...]]:
-        """Value tuples of the grid that give distinct candidates (first occurrence kept, in grid order)."""
+    def distinct(self, target: Target) -> list[Candidate]:
+        """The grid's distinct candidates over every section (first occurrence kept, in grid order)."""
         if target.name not in self._distinct:
             seen: set[str] = set()
             keep = []
-            for values in itertools.product(*(d.choices for d in self.space.dims)):
-                cid = self.space.candidate(target, values).id
-                if cid not in seen:
-                    seen.add(cid)
-                    keep.append(values)
+            for sub in self.space.spaces:
+                for values in sub.combos():
+                    cand = sub.candidate(target, values)
+                    if cand.id not in seen:
+                        seen.add(cand.id)
+                        keep.append(cand)
             self._distinct[target.name] = keep
         return self._distinct[target.name]
 
@@ -129,17 +153,16 @@ class Strategy:
 class GridStrategy(Strategy):
     def __iter__(self) -> Iterator[Candidate]:
         for target in self.targets:
-            for values in self.distinct(target)[: self.budget(target)]:
-                yield self.space.candidate(target, values)
+            yield from self.distinct(target)[: self.budget(target)]
 
 
 class RandomStrategy(Strategy):
     def __iter__(self) -> Iterator[Candidate]:
         for target in self.targets:
-            combos = self.distinct(target)
+            pool = self.distinct(target)
             rng = random.Random(self.spec.seed)
-            for i in sorted(rng.sample(range(len(combos)), self.budget(target))):
-                yield self.space.candidate(target, combos[i])
+            for i in sorted(rng.sample(range(len(pool)), self.budget(target))):
+                yield pool[i]
 
 
 class TpeStrategy(Strategy):
@@ -162,9 +185,15 @@ class TpeStrategy(Strategy):
             while len(seen) < budget and attempts < budget * 20:
                 attempts += 1
                 trial = study.ask()
-                idx = tuple(_suggest(trial, d) for d in self.space.dims)
-                values = tuple(d.choices[i] for d, i in zip(self.space.dims, idx, strict=True))
-                candidate = self.space.candidate(target, values)
+                spaces = self.space.spaces
+                sub = (
+                    spaces[trial.suggest_categorical("section", list(range(len(spaces))))]
+                    if len(spaces) > 1
+                    else spaces[0]
+                )
+                idx = tuple(_suggest(trial, d) for d in sub.dims)
+                values = tuple(d.choices[i] for d, i in zip(sub.dims, idx, strict=True))
+                candidate = sub.candidate(target, values)
                 if candidate.id in seen:
                     study.tell(trial, state=optuna.trial.TrialState.PRUNED)
                     continue

@@ -224,7 +224,7 @@ def build_jobs(jobs: set[str], data: EvalData | None, ectx: EvalContext) -> dict
 
 
 def run_worker(artifact: Artifact, ectx: EvalContext, jobs: dict[str, Any]) -> tuple[dict[str, Any], float]:
-    """Run the jobs in a fresh process; return its result and its peak RSS in MB."""
+    """Run the jobs in a fresh process; return its result and its peak RSS in MB (as the worker saw it)."""
     model = {
         "kind": artifact.kind,
         "path": artifact.path,
@@ -245,13 +245,12 @@ def run_worker(artifact: Artifact, ectx: EvalContext, jobs: dict[str, Any]) -> t
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        _, stderr_bytes = proc.communicate()
+        stderr = stderr_bytes.decode(errors="replace")
         result = json.loads(res.read_text()) if res.exists() else {}
     if "error" in result or proc.returncode != 0:
         detail = result.get("error") or stderr.strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
         raise EvaluationError(
             f"evaluating {artifact.describe()} failed: {detail if isinstance(detail, str) else detail[0]}"
         )
-    return result, usage.ru_maxrss / 1024.0  # Linux reports kilobytes
+    return result, float(result.get("peak_rss_mb", 0.0))

@@ -74,6 +74,21 @@ def _classify(backend: Any, job: dict[str, Any]) -> dict[str, Any]:
     return {"predictions": predictions, "seconds": seconds}
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM starts fresh at exec, unlike getrusage's ru_maxrss,
+    which Linux carries over from the parent's image before exec."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def main(argv: list[str]) -> int:
     request_path, result_path = argv
     with open(request_path) as f:
@@ -82,6 +97,7 @@ def main(argv: list[str]) -> int:
         result = run_jobs(request)
     except Exception as e:  # reported to the parent, which records it on the candidate
         result = {"error": f"{type(e).__name__}: {e}"}
+    result["peak_rss_mb"] = peak_rss_mb()
     with open(result_path, "w") as f:
         json.dump(result, f)
     return 0 if "error" not in result else 1

@@ -19,7 +19,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from olive_ext.artifacts import infer_kind
 from olive_ext.errors import Problem, RecipeError, UserInputError
 from olive_ext.recipe import olive_compat
-from olive_ext.recipe.schema import InputModel, PassSpec, Recipe, TargetSpec
+from olive_ext.recipe.schema import InputModel, PassSpec, Recipe, TargetSpec, named_steps
 
 logger = logging.getLogger("olive_ext")
 
@@ -91,7 +91,7 @@ def _section_problems(raw: dict[str, Any], broken: set[str]) -> list[Problem]:
                 adapter: TypeAdapter[Any] = TypeAdapter(fields[name].annotation)  # type: ignore[arg-type]
                 value = raw[name]
                 if name == "passes":
-                    value = Recipe._list_to_named(value)
+                    value = named_steps(value)
                 partial[name] = adapter.validate_python(value)
             except ValidationError:
                 return []
@@ -219,7 +219,11 @@ def semantic_problems(recipe: Recipe) -> list[Problem]:
     """Checks across sections: passes exist, their params fit, the chain of kinds works, targets fit."""
     from olive_ext.evaluate.registry import known_metrics
 
-    problems = pass_problems(recipe.passes, recipe.input_model, recipe.targets)
+    problems: list[Problem] = []
+    if recipe.passes and recipe.pipelines:
+        problems.append(Problem("pipelines", "give either `passes` or `pipelines` (alternatives), not both"))
+    for prefix, section in recipe.alternatives():
+        problems += pass_problems(section, recipe.input_model, recipe.targets, prefix)
     if recipe.evaluate:
         if recipe.evaluate.data and recipe.evaluate.data not in recipe.data:
             problems.append(
@@ -245,13 +249,13 @@ def semantic_problems(recipe: Recipe) -> list[Problem]:
                         f"did you mean '{close[0]}'?" if close else None,
                     )
                 )
-    if not recipe.passes and not recipe.evaluate:
+    if not recipe.passes and not recipe.pipelines and not recipe.evaluate:
         problems.append(Problem("passes", "the recipe has no passes and nothing to evaluate: nothing to do"))
     return problems
 
 
 def pass_problems(
-    passes: dict[str, PassSpec], input_model: InputModel | None, targets: list[TargetSpec]
+    passes: dict[str, PassSpec], input_model: InputModel | None, targets: list[TargetSpec], prefix: str = "passes"
 ) -> list[Problem]:
     """Each pass exists, its params fit its config, it takes what the step before gives, it supports the targets."""
     from olive_ext.engine.steps import check_pass_params
@@ -264,7 +268,7 @@ def pass_problems(
     producer = "input_model"
     names = list(registered_passes())
     for step_name, spec in passes.items():
-        path = f"passes.{step_name}"
+        path = f"{prefix}.{step_name}"
         cls = get_pass(spec.type)
         if cls is None:
             olive_name = olive_compat.olive_pass_names().get(spec.type)

@@ -167,6 +167,11 @@ class Recipe(StrictModel):
     input_model: InputModel
     data: dict[str, DatasetSpec] = Field(default_factory=dict)
     passes: dict[str, PassSpec] = Field(default_factory=dict)
+    pipelines: list[dict[str, PassSpec]] = Field(
+        default_factory=list,
+        description="alternative pass sections searched together (instead of `passes`): each is expanded like "
+        "`passes` and the candidates of all are pooled",
+    )
     targets: list[TargetSpec] = Field(default_factory=lambda: [TargetSpec()])
     evaluate: EvaluateSpec | None = None
     search: SearchSpec = Field(default_factory=SearchSpec)
@@ -176,15 +181,30 @@ class Recipe(StrictModel):
     @field_validator("passes", mode="before")
     @classmethod
     def _list_to_named(cls, value: Any) -> Any:
-        """Accept a list of steps; each is named by its type (numbered when repeated)."""
-        if not isinstance(value, list):
-            return value
-        named: dict[str, Any] = {}
-        for i, step in enumerate(value):
-            base = step.get("name") if isinstance(step, dict) else None
-            base = base or (step.get("type") if isinstance(step, dict) else None) or f"step{i}"
-            name, n = str(base), 2
-            while name in named:
-                name, n = f"{base}_{n}", n + 1
-            named[name] = {k: v for k, v in step.items() if k != "name"} if isinstance(step, dict) else step
-        return named
+        return named_steps(value)
+
+    @field_validator("pipelines", mode="before")
+    @classmethod
+    def _pipelines_named(cls, value: Any) -> Any:
+        return [named_steps(v) for v in value] if isinstance(value, list) else value
+
+    def alternatives(self) -> list[tuple[str, dict[str, PassSpec]]]:
+        """(key path prefix, pass section) for each alternative: `pipelines[i]`, or the one `passes`."""
+        if self.pipelines:
+            return [(f"pipelines[{i}]", p) for i, p in enumerate(self.pipelines)]
+        return [("passes", self.passes)]
+
+
+def named_steps(value: Any) -> Any:
+    """Accept a list of steps; each is named by its `name` or type (numbered when repeated)."""
+    if not isinstance(value, list):
+        return value
+    named: dict[str, Any] = {}
+    for i, step in enumerate(value):
+        base = step.get("name") if isinstance(step, dict) else None
+        base = base or (step.get("type") if isinstance(step, dict) else None) or f"step{i}"
+        name, n = str(base), 2
+        while name in named:
+            name, n = f"{base}_{n}", n + 1
+        named[name] = {k: v for k, v in step.items() if k != "name"} if isinstance(step, dict) else step
+    return named
