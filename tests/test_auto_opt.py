@@ -1,0 +1,149 @@
+"""auto-opt on the tiny Llama: several candidates measured and selected, constraints, reports, caching."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from olive_ext.autoopt import AutoOptOptions, auto_opt
+from olive_ext.cli import main
+from olive_ext.errors import ConstraintsNotMetError
+from olive_ext.recipe.schema import DatasetSpec
+
+FAST = {"warmup": 0, "repeats": 2, "new_tokens": 8, "prompt_tokens": 16, "max_new_tokens": 4}
+
+
+@pytest.fixture(scope="module")
+def eval_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "eval.jsonl"
+    rows = [{"q": f"what is {i} plus {i}?", "a": str(2 * i)} for i in range(6)]
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("auto-opt-cache")
+
+
+def options(model: Path, out: Path, data: Path, cache: Path, **over: object) -> AutoOptOptions:
+    spec = DatasetSpec(name="json", data_files=str(data), text_template="Q: {q}\nA: {a}")
+    base = {
+        "model": str(model),
+        "output": str(out),
+        "data": spec,
+        "precision": "int4",
+        "max_candidates": 3,
+        "cache_dir": str(cache),
+        "evaluate": dict(FAST),
+    }
+    base.update(over)
+    return AutoOptOptions(**base)  # type: ignore[arg-type]
+
+
+def test_candidates_measured_selected_and_reported(
+    tiny_llama: Path, eval_file: Path, shared_cache: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    (result,) = auto_opt(options(tiny_llama, out, eval_file, shared_cache))
+    assert len(result.results) == 3 and all(r.ok for r in result.results), [r.error for r in result.results]
+    for r in result.results:
+        for metric in ("size", "ttft", "latency", "throughput", "memory", "exact_match"):
+            assert metric in r.metrics, (metric, r.metrics)
+        assert r.metrics["throughput"] > 0 and r.metrics["latency.min"] <= r.metrics["latency"]
+        assert r.metrics["threads"] >= 1
+    sizes = {r.candidate.steps[0].params.get("block_size"): r.metrics["size"] for r in result.results}
+    assert len(set(sizes.values())) > 1, "different builds must differ in measured size"
+    assert result.reference and "exact_match" in result.reference["metrics"]
+
+    data = json.loads((out / "candidates.json").read_text())
+    chosen = [c for c in data["candidates"] if c["chosen"]]
+    assert len(chosen) == 1 and data["chosen"] == chosen[0]["id"]
+    assert chosen[0]["feasible"] and chosen[0]["on_front"]
+    # the chosen model is what model/ holds, and onnxruntime-genai loads it
+    assert (out / "model" / "genai_config.json").exists()
+    model_config = json.loads((out / "model_config.json").read_text())
+    assert model_config["candidate"] == chosen[0]["id"] and model_config["kind"] == "genai"
+    from olive_ext.runtime import genai
+
+    genai().Model(str(out / "model"))
+    report = (out / "report.md").read_text()
+    html = (out / "report.html").read_text()
+    for c in data["candidates"]:
+        assert c["id"] in report and c["id"][:6] in html
+    assert "<svg" in html and "**chosen**" in report
+    assert {r["candidate"] for r in json.loads((out / "lineage.json").read_text())} == {
+        c["id"] for c in data["candidates"]
+    }
+
+
+def test_second_identical_run_is_fully_cached(
+    tiny_llama: Path, eval_file: Path, shared_cache: Path, tmp_path: Path
+) -> None:
+    auto_opt(options(tiny_llama, tmp_path / "a", eval_file, shared_cache))
+    started = time.perf_counter()
+    (again,) = auto_opt(options(tiny_llama, tmp_path / "b", eval_file, shared_cache))
+    assert again.cache_hits == again.steps_run > 0
+    assert all(r.eval_cache_hit for r in again.results)
+    assert time.perf_counter() - started < 30
+
+
+def test_constraints_none_met_and_all_met(
+    tiny_llama: Path, eval_file: Path, shared_cache: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ConstraintsNotMetError) as info:
+        auto_opt(options(tiny_llama, tmp_path / "none", eval_file, shared_cache, max_size_mb=1e-4))
+    assert info.value.result is not None and info.value.result.chosen is None
+    data = json.loads((tmp_path / "none" / "candidates.json").read_text())
+    assert data["chosen"] is None and all(not c["feasible"] for c in data["candidates"])
+    assert not (tmp_path / "none" / "model").exists()
+
+    (result,) = auto_opt(
+        options(tiny_llama, tmp_path / "all", eval_file, shared_cache, max_size_mb=1e4, objective="size")
+    )
+    assert all(r.feasible for r in result.results)
+    assert result.chosen is min(result.results, key=lambda r: r.metrics["size"])
+
+
+def test_cli_with_olive_flags(tiny_llama: Path, eval_file: Path, shared_cache: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli"
+    code = main(
+        [
+            "auto-opt",
+            "--model_name_or_path",
+            str(tiny_llama),
+            "--device",
+            "cpu",
+            "--provider",
+            "CPUExecutionProvider",
+            "--use_ort_genai",
+            "--output_path",
+            str(out),
+            "--precision",
+            "int4",
+            "--max_candidates",
+            "2",
+            "--data_files",
+            str(eval_file),
+            "--text_template",
+            "Q: {q}\\nA: {a}",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--new_tokens",
+            "8",
+            "--prompt_tokens",
+            "16",
+            "--cache_dir",
+            str(shared_cache),
+            "--log_level",
+            "3",
+        ]
+    )
+    assert code == 0
+    assert len(json.loads((out / "candidates.json").read_text())["candidates"]) == 2
+    assert main(["auto-opt", "-m", str(tiny_llama), "-o", str(out), "--num_splits", "2"]) == 2
