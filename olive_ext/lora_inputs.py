@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 # Where the builder puts LoRA MatMuls: /model/layers.{i}/{attn|mlp}/{module}/lora_{A|B}/MatMul.
 _BUILDER_MODULES = {
@@ -48,8 +49,6 @@ def make_lora_inputs(model_path: Path, adapter_file: Path) -> int:
     import onnx
     from onnx import helper, numpy_helper
 
-    from olive_ext.runtime import onnxruntime
-
     model = onnx.load(str(model_path), load_external_data=False)
     params = {}
     for init in model.graph.initializer:
@@ -67,6 +66,14 @@ def make_lora_inputs(model_path: Path, adapter_file: Path) -> int:
     if not params:
         raise ValueError("the model has no LoRA weights (initializers named *.lora_A.* / *.lora_B.*)")
     onnx.save(model, str(model_path))
+    export_onnx_adapter(params, adapter_file)
+    return len(params)
+
+
+def export_onnx_adapter(params: dict[str, Any], adapter_file: Path) -> None:
+    """Write named weights (numpy arrays) as an onnxruntime ``.onnx_adapter`` file."""
+    from olive_ext.runtime import onnxruntime
+
     ort = onnxruntime()
     adapter = ort.AdapterFormat()
     adapter.set_adapter_version(1)
@@ -74,4 +81,3 @@ def make_lora_inputs(model_path: Path, adapter_file: Path) -> int:
     adapter.set_parameters({k: ort.OrtValue.ortvalue_from_numpy(v) for k, v in params.items()})
     adapter_file.parent.mkdir(parents=True, exist_ok=True)
     adapter.export_adapter(str(adapter_file))
-    return len(params)

@@ -1,0 +1,287 @@
+"""generate-adapter: one ONNX base with LoRA inputs, one adapter file per adapter, each proven equal to peft.
+
+1. Preflight: every adapter is a LoRA adapter whose weights fit the base (shapes, modules).
+2. Build the base once (cached) with LoRA weights as inputs covering every adapter's modules.
+3. Write each adapter's weights under the builder's names, scaled as peft applies them.
+4. Check: each adapter in onnxruntime-genai against PyTorch + peft (logit parity, greedy tokens),
+   and no adapter active against the base model. Only adapters that pass are shipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from olive_ext.adapters import (
+    AdapterSource,
+    builder_weights,
+    fit_to_inputs,
+    input_dtype,
+    lora_inputs_of,
+    preflight,
+    resolve_adapter,
+    unique_names,
+    write_adapter_file,
+)
+from olive_ext.artifacts import Artifact, fingerprint_input
+from olive_ext.engine.cache import Cache
+from olive_ext.engine.context import RunContext
+from olive_ext.engine.output import ensure_output_free, staged_output, write_json
+from olive_ext.engine.progress import Progress
+from olive_ext.engine.runner import GGUF_CONVERSION, run_steps
+from olive_ext.engine.steps import Step
+from olive_ext.errors import OliveExtError, UserInputError
+from olive_ext.model_folder import resolve_model_arg, write_model_config
+from olive_ext.recipe.schema import DatasetSpec
+from olive_ext.targets.base import PROVIDERS, Device, Target, normalize_provider
+
+EXTENSIONS = {"onnx_adapter": ".onnx_adapter", "safetensors": ".safetensors", "numpy": ".npz"}
+
+
+@dataclass
+class GenerateAdapterOptions:
+    """Everything `olive-ext generate-adapter` takes."""
+
+    model: str
+    adapters: list[str]
+    output: str
+    precision: str = "fp32"
+    device: str = "cpu"
+    provider: str | None = None
+    adapter_format: str = "onnx_adapter"
+    data: DatasetSpec | None = None
+    prompts: int = 4
+    greedy_tokens: int = 16
+    cache_dir: str | None = None
+    overwrite: bool = False
+
+
+@dataclass
+class AdapterCheck:
+    """The proof for one adapter (or for the base with no adapter active)."""
+
+    name: str
+    numbers: dict[str, Any] = field(default_factory=dict)
+    broken: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.broken
+
+
+def generate_adapters(opts: GenerateAdapterOptions, progress: Progress | None = None) -> list[AdapterCheck]:
+    """Build, write and check; returns the checks. Raises when any adapter fails (the rest are kept)."""
+    progress = progress or Progress(enabled=False)
+    ensure_output_free(opts.output, opts.overwrite)
+    if not opts.adapters:
+        raise UserInputError("give at least one adapter: --adapter_path a [b ...]")
+    cache = Cache(opts.cache_dir)
+    device: Device = "gpu" if opts.device == "gpu" else "cpu"
+    target = Target(device, normalize_provider(opts.provider) if opts.provider else PROVIDERS[device][0])
+    ctx = RunContext(cache=cache, target=target, progress=progress)
+    base = _base_model(opts.model, cache, ctx)
+    sources = [resolve_adapter(p) for p in opts.adapters]
+    unique_names(sources)
+    problems = preflight(sources, base.path)
+    if problems:
+        raise UserInputError("adapters that do not fit the base model:\n  - " + "\n  - ".join(problems))
+    with progress, progress.task("build the base with LoRA inputs", total=None):
+        template = template_adapter(base, sources, cache)
+        built, _ = run_steps(
+            Artifact("hf", base.path, str(template), fingerprint=_template_fp(base, template, cache)),
+            [Step("build", "model_builder", {"precision": opts.precision, "adapter_mode": "inputs"})],
+            ctx,
+            "generate-adapter",
+        )
+    model_file = Path(built.path) / "model.onnx"
+    inputs, dtype = lora_inputs_of(model_file), input_dtype(model_file)
+    ext = EXTENSIONS.get(opts.adapter_format)
+    if ext is None:
+        raise UserInputError(f"--adapter_format {opts.adapter_format!r}: choose {', '.join(EXTENSIONS)}")
+    with staged_output(opts.output, opts.overwrite) as stage:
+        shutil.copytree(built.path, stage / "model", ignore=shutil.ignore_patterns("*.onnx_adapter", "entry.json"))
+        checks = _write_and_check(opts, base, sources, stage, inputs, dtype, ext, progress)
+        shipped = {c.name: f"adapters/{c.name}{ext}" for c in checks[1:] if c.ok}
+        for c in checks[1:]:
+            if not c.ok:
+                (stage / "adapters" / f"{c.name}{ext}").unlink(missing_ok=True)
+        _write_outputs(stage, opts, base, built, sources, checks, shipped)
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        lines = [f"{c.name}: {'; '.join(c.broken)}" for c in failed]
+        raise OliveExtError(
+            "adapters failed their checks and were not shipped:\n  " + "\n  ".join(lines),
+            hint=f"numbers per adapter are in {Path(opts.output) / 'adapter_report.json'}",
+        )
+    return checks
+
+
+def _base_model(model: str, cache: Cache, ctx: RunContext) -> Artifact:
+    base = resolve_model_arg(model)
+    if base.adapter_path:
+        raise UserInputError(
+            f"-m {model} holds a model with an adapter; give the base model and pass adapters with --adapter_path"
+        )
+    if base.kind not in {"hf", "gguf"}:
+        raise UserInputError(
+            f"-m {model} is a {base.kind} model; generate-adapter builds from the PyTorch base "
+            "(a Hugging Face folder, hub id or .gguf file)"
+        )
+    base = fingerprint_input(base, cache.memo)
+    if base.kind == "gguf":
+        base, _ = run_steps(base, [Step(GGUF_CONVERSION, GGUF_CONVERSION, {})], ctx, "generate-adapter")
+    if not Path(base.path).is_dir():
+        raise UserInputError(f"base model {model} must be available locally (offline: no hub downloads)")
+    return base
+
+
+def template_adapter(base: Artifact, sources: list[AdapterSource], cache: Cache) -> Path:
+    """A zero LoRA adapter over the union of the adapters' modules: what the base is built with.
+
+    Its weights are all zero and it is cached by content, so the build is reused across runs.
+    """
+    modules = sorted(set().union(*(s.target_modules for s in sources)))
+    key = hashlib.sha256(json.dumps([base.fingerprint, modules]).encode()).hexdigest()[:16]
+    folder = cache.root / "lora-templates" / key
+    if (folder / "adapter_model.safetensors").exists():
+        return folder
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base.path, dtype=torch.float32)
+    peft_model = get_peft_model(model, LoraConfig(r=1, lora_alpha=1, target_modules=modules))
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_" in name:
+                param.zero_()
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    peft_model.save_pretrained(str(tmp))
+    tmp.rename(folder)
+    return folder
+
+
+def _template_fp(base: Artifact, template: Path, cache: Cache) -> str:
+    return fingerprint_input(Artifact("hf", base.path, str(template)), cache.memo).fingerprint
+
+
+def _prompt_ids(opts: GenerateAdapterOptions, base: Artifact) -> list[list[int]]:
+    from olive_ext.evaluate.evaluator import encode_prompt, load_tokenizer
+    from olive_ext.parity import DEFAULT_PROMPTS
+
+    tokenizer = load_tokenizer(base)
+    texts = list(DEFAULT_PROMPTS)
+    if opts.data is not None:
+        from olive_ext.data import load_examples
+
+        texts = [e.prompt or e.text for e in load_examples(opts.data, tokenizer)]
+    return [encode_prompt(tokenizer, t)[:64] for t in texts[: opts.prompts]]
+
+
+def _write_and_check(
+    opts: GenerateAdapterOptions,
+    base: Artifact,
+    sources: list[AdapterSource],
+    stage: Path,
+    inputs: dict[str, tuple[Any, ...]],
+    dtype: Any,
+    ext: str,
+    progress: Progress,
+) -> list[AdapterCheck]:
+    from olive_ext.parity import GenAICandidate, TorchReference, compare_llm
+
+    prompts = _prompt_ids(opts, base)
+    model_dir = str(stage / "model")
+    checks = []
+    with progress.task("check adapters against peft", total=len(sources) + 1) as bar:
+        numbers = compare_llm(
+            TorchReference(base.path, None, True), GenAICandidate(model_dir, None), prompts, opts.greedy_tokens
+        )
+        checks.append(_judge("(no adapter)", numbers, opts.precision))
+        bar.advance()
+        for s in sources:
+            params = fit_to_inputs(s.name, builder_weights(base.path, s.path), inputs, dtype)
+            onnx_file = write_adapter_file(params, stage / "adapters" / f"{s.name}.onnx_adapter")
+            if opts.adapter_format != "onnx_adapter":
+                write_adapter_file(params, stage / "adapters" / f"{s.name}{ext}", opts.adapter_format)
+            numbers = compare_llm(
+                TorchReference(base.path, str(s.path), True),
+                GenAICandidate(model_dir, str(onnx_file)),
+                prompts,
+                opts.greedy_tokens,
+            )
+            numbers["rank"] = s.config.get("r")
+            numbers["target_modules"] = sorted(s.target_modules)
+            checks.append(_judge(s.name, numbers, opts.precision))
+            if opts.adapter_format != "onnx_adapter":
+                onnx_file.unlink()
+            bar.advance()
+    return checks
+
+
+def _judge(name: str, numbers: dict[str, Any], precision: str) -> AdapterCheck:
+    """fp32/fp16 bases: logits within 1e-3 (fp16: top-1 >= 0.98) and the same greedy tokens; int bases: top-1 >= 0.9."""
+    check = AdapterCheck(name, numbers)
+    if precision == "fp32":
+        if numbers["max_abs_delta"] >= 1e-3:
+            check.broken.append(f"max |logit delta| {numbers['max_abs_delta']:.3g} >= 1e-3")
+    elif numbers["top1_agreement"] < (0.9 if precision.startswith("int") else 0.98):
+        check.broken.append(f"top-1 agreement {numbers['top1_agreement']:.3f} is too low for {precision}")
+    exact_greedy = not precision.startswith("int")
+    if exact_greedy and numbers.get("greedy_prefix_match", 1.0) < 1.0:
+        check.broken.append(f"greedy tokens differ from peft's (prefix match {numbers['greedy_prefix_match']:.2f})")
+    return check
+
+
+def _write_outputs(
+    stage: Path,
+    opts: GenerateAdapterOptions,
+    base: Artifact,
+    built: Artifact,
+    sources: list[AdapterSource],
+    checks: list[AdapterCheck],
+    shipped: dict[str, str],
+) -> None:
+    from olive_ext.deploy.bundle import chat_template_text
+    from olive_ext.deploy.manifest import text_sha256
+
+    templates = {s.name: chat_template_text(s.path) for s in sources}
+    finetune = {t for t in templates.values() if t}
+    write_model_config(
+        stage,
+        {
+            "kind": "genai",
+            "model": "model",
+            "adapters": shipped,
+            "precision": opts.precision,
+            "target": {"device": opts.device, "provider": built.meta.get("provider")},
+            "base_model": base.path,
+            "adapter_sources": {s.name: str(s.path) for s in sources},
+            "finetune_chat_template_sha256": text_sha256(finetune.pop()) if len(finetune) == 1 else None,
+            "fingerprint": built.fingerprint,
+        },
+    )
+    write_json(
+        stage / "adapter_report.json", [{"name": c.name, "ok": c.ok, "broken": c.broken, **c.numbers} for c in checks]
+    )
+    lines = [
+        "# generate-adapter report",
+        "",
+        f"Base: {base.path} ({opts.precision}), built once with LoRA inputs.",
+        "",
+        "| adapter | shipped | max abs logit delta | top-1 agreement | greedy prefix match | problems |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in checks:
+        n = c.numbers
+        lines.append(
+            f"| {c.name} | {'yes' if c.name in shipped else ('-' if c.name == '(no adapter)' else 'no')} "
+            f"| {n['max_abs_delta']:.3g} | {n['top1_agreement']:.4f} | {n.get('greedy_prefix_match', 1):.2f} "
+            f"| {'; '.join(c.broken)} |"
+        )
+    (stage / "report.md").write_text("\n".join(lines) + "\n")

@@ -1,0 +1,194 @@
+"""generate-adapter on the tiny Llama: two random adapters, parity with peft, switching, misfits refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tiny_models import build_tiny_llama, make_random_adapter
+
+from olive_ext.cli import main
+from olive_ext.errors import UserInputError
+from olive_ext.generate_adapter import GenerateAdapterOptions, generate_adapters
+
+
+@pytest.fixture(scope="module")
+def two_adapters(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("adapters")
+    return (
+        make_random_adapter(tiny_llama, root / "tone", seed=1, r=4),
+        make_random_adapter(tiny_llama, root / "city", seed=2, r=8),
+    )
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("ga-cache")
+
+
+@pytest.fixture(scope="module")
+def multi(
+    tiny_llama: Path, two_adapters: tuple[Path, Path], shared_cache: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    out = tmp_path_factory.mktemp("ga") / "multi"
+    generate_adapters(
+        GenerateAdapterOptions(
+            model=str(tiny_llama), adapters=[str(a) for a in two_adapters], output=str(out), cache_dir=str(shared_cache)
+        )
+    )
+    return out
+
+
+def test_each_adapter_matches_peft_and_base_matches_without_adapter(multi: Path) -> None:
+    report = {r["name"]: r for r in json.loads((multi / "adapter_report.json").read_text())}
+    assert set(report) == {"(no adapter)", "tone", "city"}
+    for r in report.values():
+        assert r["ok"] and r["max_abs_delta"] < 1e-3 and r["greedy_prefix_match"] == 1.0
+    assert report["tone"]["rank"] == 4 and report["city"]["rank"] == 8  # two ranks, one base
+    config = json.loads((multi / "model_config.json").read_text())
+    assert config["adapters"] == {"tone": "adapters/tone.onnx_adapter", "city": "adapters/city.onnx_adapter"}
+    assert not list((multi / "model").glob("*.onnx_adapter"))
+
+
+def test_switching_adapters_changes_outputs(multi: Path, tiny_llama: Path) -> None:
+    from olive_ext.parity import GenAICandidate
+
+    ids = [5, 17, 42, 99, 7, 3]
+    outs = {
+        name: GenAICandidate(str(multi / "model"), file).logits(ids)
+        for name, file in [
+            ("base", None),
+            ("tone", str(multi / "adapters/tone.onnx_adapter")),
+            ("city", str(multi / "adapters/city.onnx_adapter")),
+        ]
+    }
+    assert np.abs(outs["tone"] - outs["base"]).max() > 1e-2
+    assert np.abs(outs["city"] - outs["tone"]).max() > 1e-2
+
+
+def test_misfit_adapters_are_refused_before_building(
+    tiny_llama: Path, two_adapters: tuple[Path, Path], tmp_path: Path
+) -> None:
+    other = build_tiny_llama(tmp_path / "other", hidden=32)
+    misfit = make_random_adapter(other, tmp_path / "misfit", r=4)
+    dora = tmp_path / "dora"
+    make_random_adapter(tiny_llama, dora, r=4)
+    config = json.loads((dora / "adapter_config.json").read_text())
+    (dora / "adapter_config.json").write_text(json.dumps({**config, "use_dora": True}))
+    with pytest.raises(UserInputError) as info:
+        generate_adapters(
+            GenerateAdapterOptions(
+                model=str(tiny_llama),
+                adapters=[str(two_adapters[0]), str(misfit), str(dora)],
+                output=str(tmp_path / "out"),
+                cache_dir=str(tmp_path / "c"),
+            )
+        )
+    text = str(info.value)
+    assert "adapter 'misfit'" in text and "in_features 64" in text
+    assert "adapter 'dora'" in text and "use_dora" in text
+    assert "adapter 'tone'" not in text
+    assert not (tmp_path / "out").exists() and not any((tmp_path / "c" / "entries").iterdir())
+
+
+def test_olive_style_cli(tiny_llama: Path, two_adapters: tuple[Path, Path], shared_cache: Path, tmp_path: Path) -> None:
+    out = tmp_path / "multi"
+    code = main(
+        [
+            "generate-adapter",
+            "--base_model_path",
+            str(tiny_llama),
+            "--adapter_paths",
+            ",".join(str(a) for a in two_adapters),
+            "--output_path",
+            str(out),
+            "--cache_dir",
+            str(shared_cache),
+            "--log_level",
+            "3",
+        ]
+    )
+    assert code == 0
+    assert sorted(p.name for p in (out / "adapters").iterdir()) == ["city.onnx_adapter", "tone.onnx_adapter"]
+
+
+def test_int4_base_is_judged_by_top1_and_failures_are_not_shipped(
+    tiny_llama: Path, two_adapters: tuple[Path, Path], shared_cache: Path, tmp_path: Path
+) -> None:
+    # The tiny model's random weights give near-uniform logits, so int4 rounding flips its top-1
+    # token often: the quantized check must catch that (SmolLM2's int4 check is an integration test).
+    out = tmp_path / "multi4"
+    code = main(
+        [
+            "generate-adapter",
+            "-m",
+            str(tiny_llama),
+            "--adapter_path",
+            *map(str, two_adapters),
+            "-o",
+            str(out),
+            "--precision",
+            "int4",
+            "--cache_dir",
+            str(shared_cache),
+            "--log_level",
+            "3",
+        ]
+    )
+    report = {r["name"]: r for r in json.loads((out / "adapter_report.json").read_text())}
+    failed = {name for name, r in report.items() if not r["ok"]}
+    assert (code != 0) == bool(failed)
+    for r in report.values():
+        assert r["ok"] == (r["top1_agreement"] >= 0.9), r
+    shipped = {p.stem for p in (out / "adapters").glob("*.onnx_adapter")}
+    assert shipped == {"tone", "city"} - failed
+    assert b"MatMulNBits" in (out / "model" / "model.onnx").read_bytes()  # int4 base, float LoRA inputs
+
+
+def test_other_adapter_formats(
+    tiny_llama: Path, two_adapters: tuple[Path, Path], shared_cache: Path, tmp_path: Path
+) -> None:
+    from safetensors.numpy import load_file
+
+    out = tmp_path / "st"
+    generate_adapters(
+        GenerateAdapterOptions(
+            model=str(tiny_llama),
+            adapters=[str(two_adapters[0])],
+            output=str(out),
+            adapter_format="safetensors",
+            cache_dir=str(shared_cache),
+        )
+    )
+    weights = load_file(str(out / "adapters" / "tone.safetensors"))
+    assert any(k.endswith("lora_A.MatMul.weight") for k in weights)
+    assert not list((out / "adapters").glob("*.onnx_adapter"))
+
+
+def test_extract_adapters_pass_in_a_recipe(tiny_llama: Path, two_adapters: tuple[Path, Path], tmp_path: Path) -> None:
+    from olive_ext.api import run
+    from olive_ext.parity import GenAICandidate, TorchReference, compare_llm
+    from olive_ext.recipe import parse_recipe
+
+    result = run(
+        parse_recipe(
+            {
+                "input_model": {"path": str(tiny_llama), "adapter_path": str(two_adapters[0])},
+                "passes": {
+                    "build": {"type": "model_builder", "adapter_mode": "embed"},
+                    "extract": {"type": "extract_adapters", "adapter_name": "tone"},
+                },
+                "output": {"path": str(tmp_path / "o")},
+            }
+        )
+    )
+    folder = result.chosen.artifact.path
+    numbers = compare_llm(
+        TorchReference(str(tiny_llama), str(two_adapters[0]), True),
+        GenAICandidate(folder, f"{folder}/tone.onnx_adapter"),
+        [[5, 9, 12, 40]],
+        4,
+    )
+    assert numbers["max_abs_delta"] < 1e-3 and numbers["greedy_prefix_match"] == 1.0
