@@ -32,7 +32,7 @@ def resolve_model_arg(
     if p.is_dir() and (p / MODEL_CONFIG).exists():
         art = read_model_config(p)
         if adapter_path:
-            if art.adapter_path and art.meta.get("adapter_merged"):
+            if art.meta.get("adapter_merged"):
                 raise UserInputError(
                     f"{path} already holds a model with its adapter merged; drop --adapter_path or use the base model"
                 )

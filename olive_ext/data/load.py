@@ -62,3 +62,18 @@ def load_rows(spec: DatasetSpec) -> datasets.Dataset:
     if spec.max_samples is not None and len(ds) > spec.max_samples:
         ds = ds.select(range(spec.max_samples))
     return ds
+
+
+def spec_identity(spec: DatasetSpec, memo: Any = None) -> dict[str, Any]:
+    """The spec plus a content hash of its local files, for cache keys (a hub dataset: its name and split)."""
+    from olive_ext.artifacts import hash_file
+
+    files = spec.data_files if isinstance(spec.data_files, list) else [spec.data_files] if spec.data_files else []
+    if not files and builder_for_file(spec.name) and Path(spec.name).exists():
+        files = [spec.name]
+    hashes = {}
+    for f in files:
+        p = Path(f)
+        if p.is_file():
+            hashes[p.name] = memo.file_hash(p) if memo is not None else hash_file(p)
+    return {"spec": spec.model_dump(mode="json"), "files": hashes}

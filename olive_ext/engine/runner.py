@@ -80,7 +80,9 @@ def run_step(artifact: Artifact, step: Step, ctx: RunContext, candidate_id: str 
     if why_not:
         raise UserInputError(f"pass '{step.name}' ({step.type}) cannot take {artifact.describe()}: {why_not}")
     canonical = config.canonical()
-    key = step_key(step.type, cls.version, canonical, artifact.fingerprint, cls.library_versions())
+    extra = cls(config).cache_extra(ctx)
+    key_config = canonical if extra is None else {**canonical, "__depends_on__": extra}
+    key = step_key(step.type, cls.version, key_config, artifact.fingerprint, cls.library_versions())
     started = time.perf_counter()
     cached = ctx.cache.get_artifact(key)
     hit = cached is not None

@@ -80,6 +80,13 @@ class Pass(Generic[C]):
         """Produce a new artifact under ``ctx.output_dir`` from ``artifact``."""
         raise NotImplementedError
 
+    def cache_extra(self, ctx: RunContext) -> Any:
+        """What the output depends on besides config and input (e.g. dataset contents), for the cache key.
+
+        None (the default) leaves the key as config + input + library versions.
+        """
+        return None
+
     @classmethod
     def target_defaults(cls, target: Target) -> dict[str, Any]:
         """Config values derived from the target, used where the recipe gives none."""

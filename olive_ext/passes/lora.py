@@ -1,0 +1,159 @@
+"""lora / qlora / dora: fine-tune an adapter on the recipe's data (fast on CPU, on the GPU when there is one).
+
+The pass takes an HF model (GGUF inputs are converted first by the engine) and produces the
+same model with ``adapter_path`` set. The adapter folder holds the peft files, the tokenizer
+with its chat template, and ``train_metrics.json`` (loss curve, tokens/s, peak memory, eval
+loss and exact match of the base and the fine-tuned model). The training machinery is in
+:mod:`olive_ext.train`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from olive_ext.artifacts import Artifact
+from olive_ext.engine.context import RunContext
+from olive_ext.errors import UserInputError
+from olive_ext.passes.base import Pass, register_pass
+from olive_ext.train.options import FinetuneOptions
+
+# Olive's LoRA `training_args` keys that are fields of ours.
+_LIFTED = ("learning_rate", "max_steps", "num_train_epochs", "per_device_train_batch_size",
+           "per_device_eval_batch_size", "gradient_accumulation_steps", "seed", "logging_steps", "eval_steps",
+           "save_steps", "resume_from_checkpoint", "report_to", "logging_dir", "gradient_checkpointing",
+           "warmup_steps", "weight_decay", "group_by_length")  # fmt: skip
+
+
+class LoraPassConfig(FinetuneOptions):
+    train_data: str | None = Field(None, description="dataset (in `data`) to train on; unset: the only one defined")
+    eval_data: str | None = Field(None, description="dataset (in `data`) for eval loss and exact match; optional")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift_training_args(cls, data: Any) -> Any:
+        """TrainingArguments we have fields for move out of `training_args` (explicit fields win)."""
+        if isinstance(data, dict) and isinstance(data.get("training_args"), dict):
+            targs = dict(data["training_args"])
+            data = dict(data)
+            for key in _LIFTED:
+                if key in targs:
+                    value = targs.pop(key)
+                    data.setdefault(key, value)
+            data["training_args"] = targs
+        return data
+
+
+class QLoraPassConfig(LoraPassConfig):
+    method: Literal["lora", "qlora", "dora"] = Field("qlora", description="4-bit NF4 base (needs bitsandbytes)")
+
+
+class DoraPassConfig(LoraPassConfig):
+    method: Literal["lora", "qlora", "dora"] = Field("dora", description="weight-decomposed LoRA")
+
+
+@register_pass("lora")
+class LoraPass(Pass[LoraPassConfig]):
+    """Fine-tune a LoRA adapter (or QLoRA / DoRA with `method`) on the recipe's data."""
+
+    config_class = LoraPassConfig
+    accepts = frozenset({"hf"})
+    produces = "hf"
+    libraries = ("transformers", "peft", "torch", "bitsandbytes", "datasets")
+    olive_types = ("LoRA",)
+    olive_params: ClassVar[dict[str, str]] = {
+        "r": "lora_r",
+        "alpha": "lora_alpha",
+        "train_data_config": "train_data",
+        "eval_data_config": "eval_data",
+        "compute_dtype": "torch_dtype",
+    }
+    # Olive keys with no effect here (device placement, Olive-only switches).
+    _OLIVE_IGNORED = ("device_map", "allow_tf32", "ephemeral_gpu_offload", "save_quant_config", "modules_to_save",
+                      "rank_dropout", "module_dropout", "use_effective_conv2d", "init_weights")  # fmt: skip
+
+    @classmethod
+    def from_olive(cls, params: dict[str, Any]) -> dict[str, Any]:
+        return super().from_olive({k: v for k, v in params.items() if k not in cls._OLIVE_IGNORED})
+
+    @classmethod
+    def check_input(cls, artifact: Artifact) -> str | None:
+        if artifact.adapter_path:
+            return "it already has an adapter; merge it first (merge_adapter) to train a new one on top"
+        return None
+
+    def cache_extra(self, ctx: RunContext) -> Any:
+        train = ctx.dataset(self.config.train_data, f"pass '{self.name}' training")
+        eval_ = ctx.dataset(self.config.eval_data, f"pass '{self.name}' eval") if self.config.eval_data else None
+        from olive_ext.data.load import spec_identity
+
+        return {"train": spec_identity(train, ctx.cache.memo),
+                "eval": spec_identity(eval_, ctx.cache.memo) if eval_ else None}  # fmt: skip
+
+    def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
+        from olive_ext.train.run import finetune
+
+        cfg = self.config
+        train = ctx.dataset(cfg.train_data, f"pass '{self.name}' training")
+        eval_spec = ctx.dataset(cfg.eval_data, f"pass '{self.name}' eval") if cfg.eval_data else None
+        run_id = _run_id(artifact, cfg, self.cache_extra(ctx))
+        result = finetune(
+            artifact.path,
+            train,
+            eval_spec,
+            cfg,
+            ctx.output_dir,
+            checkpoint_dir=ctx.cache.root / "checkpoints" / run_id,
+            cache_root=ctx.cache.root,
+            progress=ctx.progress,
+            trust_remote_code=ctx.trust_remote_code,
+        )
+        model_path = artifact.path
+        if not Path(model_path).exists():  # a hub id: keep what was trained on beside the adapter
+            model_path = str(_save_hub_model(model_path, ctx.output_dir / "base", ctx.trust_remote_code))
+        summary = {k: result.metrics.get(k) for k in ("method", "steps", "final_loss", "train_tokens_per_second")}
+        evals = result.metrics.get("eval") or {}
+        for which in ("base", "finetuned"):
+            if "exact_match" in evals.get(which, {}):
+                summary[f"exact_match_{which}"] = evals[which]["exact_match"]
+        meta = {**artifact.meta, "finetune": summary}
+        if ctx.input_model is not None:
+            meta.setdefault("base_model", ctx.input_model.path)
+        return Artifact("hf", model_path, str(result.adapter_dir), meta=meta)
+
+
+@register_pass("qlora")
+class QLoraPass(LoraPass):
+    """Fine-tune a QLoRA adapter: 4-bit NF4 base through bitsandbytes (CPU or CUDA)."""
+
+    config_class = QLoraPassConfig
+    olive_types = ("QLoRA",)
+
+
+@register_pass("dora")
+class DoraPass(LoraPass):
+    """Fine-tune a DoRA (weight-decomposed LoRA) adapter."""
+
+    config_class = DoraPassConfig
+    olive_types = ("DoRA",)
+
+
+def _run_id(artifact: Artifact, cfg: LoraPassConfig, extra: Any) -> str:
+    """Stable id of a training run (input, settings, data): where its checkpoints live across restarts."""
+    payload = json.dumps([artifact.fingerprint, cfg.canonical(), extra], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def _save_hub_model(model_id: str, out: Path, trust_remote_code: bool) -> Path:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        AutoModelForCausalLM.from_pretrained(model_id, trust_remote_code=trust_remote_code).save_pretrained(out)
+        AutoTokenizer.from_pretrained(model_id, trust_remote_code=trust_remote_code).save_pretrained(out)
+    except OSError as e:
+        raise UserInputError(f"could not save the base model {model_id!r} beside the adapter: {e}") from e
+    return out

@@ -1,0 +1,161 @@
+"""Where training runs and in which dtype: the GPU when there is one; the dtype measured, not assumed.
+
+``torch_dtype: auto`` times a matrix multiply of the model's shape in each dtype the device
+can train in correctly (fp32 and bf16 on CPUs; fp32, bf16 where supported, and fp16 with
+loss scaling on CUDA) and keeps the fastest. On a CPU without native bf16 (AVX2 only) a bf16
+matmul runs ~100x slower than fp32, so fp32 wins; on CPUs with AMX or AVX512-BF16 and on
+GPUs bf16 usually wins. The result is cached per machine, device and torch version.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger("olive_ext")
+
+# A lower precision must be at least this much faster to be chosen over fp32.
+MIN_SPEEDUP = 1.3
+
+
+def training_device() -> str:
+    """'cuda' when a CUDA GPU is visible, else 'mps' on Apple silicon, else 'cpu'."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def use_all_cores() -> int:
+    """Intra-op threads = the cores this process may run on (torch's default can be lower in containers).
+
+    ``OLIVE_EXT_THREADS`` overrides it (e.g. on a machine shared with other heavy jobs).
+    """
+    import torch
+
+    env = os.environ.get("OLIVE_EXT_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        torch.set_num_threads(int(env))
+        return int(env)
+    try:
+        allowed = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        allowed = os.cpu_count() or 1
+    physical = _physical_cores() or allowed
+    threads = max(1, min(allowed, physical))
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
+
+
+def _physical_cores() -> int | None:
+    try:
+        import psutil
+
+        return psutil.cpu_count(logical=False)
+    except Exception:
+        return None
+
+
+def device_name(device: str) -> str:
+    if device == "cuda":
+        import torch
+
+        return str(torch.cuda.get_device_name(0))
+    name = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return name or platform.machine()
+
+
+def candidate_dtypes(device: str) -> list[str]:
+    import torch
+
+    if device == "cuda":
+        out = ["float32", "float16"]
+        if torch.cuda.is_bf16_supported():
+            out.insert(1, "bfloat16")
+        return out
+    if device == "mps":
+        return ["float32"]
+    return ["float32", "bfloat16"]
+
+
+def measure_matmul(device: str, dtype: str, hidden: int = 576, tokens: int = 256, repeats: int = 5) -> float:
+    """Seconds for one (tokens x hidden) @ (hidden x 2*hidden) matmul, best of ``repeats``."""
+    import torch
+
+    dt = getattr(torch, dtype)
+    a = torch.randn(tokens, hidden, device=device).to(dt)
+    b = torch.randn(hidden, 2 * hidden, device=device).to(dt)
+    best = float("inf")
+    for i in range(repeats + 1):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(10 if device == "cuda" else 1):
+            a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
+        if i:  # the first run warms up
+            best = min(best, time.perf_counter() - start)
+    return best
+
+
+def choose_dtype(requested: str, device: str, cache_root: Path | None = None) -> tuple[str, dict[str, Any]]:
+    """(dtype, how it was chosen). ``requested`` other than 'auto' is checked, then used as given."""
+    from olive_ext.errors import UserInputError
+
+    allowed = candidate_dtypes(device)
+    if requested != "auto":
+        if requested not in allowed:
+            raise UserInputError(
+                f"--torch_dtype {requested} cannot train on {device}",
+                hint=f"this device trains in: {', '.join(allowed)} (or leave --torch_dtype auto)",
+            )
+        return requested, {"requested": requested}
+    import torch
+
+    key = f"{device}|{device_name(device)}|torch {torch.__version__}|threads {torch.get_num_threads()}"
+    store = (cache_root / "dtype-choice.json") if cache_root else None
+    known: dict[str, Any] = {}
+    if store and store.exists():
+        try:
+            known = json.loads(store.read_text())
+        except (OSError, json.JSONDecodeError):
+            known = {}
+    if key in known:
+        entry = known[key]
+        return entry["dtype"], {**entry, "cached": True}
+    timings = {dt: measure_matmul(device, dt) for dt in allowed}
+    choice = "float32"
+    for dt, seconds in timings.items():
+        if dt != "float32" and timings["float32"] / seconds >= MIN_SPEEDUP and seconds < timings[choice]:
+            choice = dt
+    entry = {"dtype": choice, "matmul_seconds": {k: round(v, 6) for k, v in timings.items()}, "key": key}
+    logger.info(
+        "torch_dtype auto: %s (matmul %s)", choice, ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in timings.items())
+    )
+    if store:
+        known[key] = entry
+        try:
+            store.parent.mkdir(parents=True, exist_ok=True)
+            tmp = store.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps(known, indent=1))
+            os.replace(tmp, store)
+        except OSError:
+            pass
+    return choice, {**entry, "cached": False}

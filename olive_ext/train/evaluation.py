@@ -1,0 +1,113 @@
+"""Eval loss and exact-match accuracy of greedy generations, for the base and the fine-tuned model."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from olive_ext.evaluate.exact_match import exact_match
+from olive_ext.train.features import Collator, PromptEncoder, TokenizedSet
+from olive_ext.train.loss import LossFunction
+
+
+def eval_loss(model: Any, data: TokenizedSet, batch_size: int, pad_id: int, loss_fn: LossFunction) -> float:
+    """Mean loss per target token over the eval rows."""
+    import torch
+
+    device = next(model.parameters()).device
+    collate = Collator(pad_id)
+    order = sorted(range(len(data.rows)), key=lambda i: data.lengths[i])
+    total, count = 0.0, 0
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, len(order), batch_size):
+                batch = collate([data.rows[i] for i in order[start : start + batch_size]])
+                batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
+                loss_sum, n = loss_fn(model, batch)
+                total += float(loss_sum)
+                count += int(n)
+    finally:
+        model.train(was_training)
+    return total / max(count, 1)
+
+
+def generate(
+    model: Any,
+    encoder: PromptEncoder,
+    prompts: Sequence[str],
+    max_new_tokens: int,
+    batch_size: int,
+    max_prompt_tokens: int,
+) -> list[str]:
+    """Greedy continuations of ``prompts`` (batched, left-padded, stopping at end-of-turn)."""
+    import torch
+
+    tok = encoder.tokenizer
+    device = next(model.parameters()).device
+    encoded = [encoder.prompt(p)[-max_prompt_tokens:] for p in prompts]
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    outputs: list[str] = [""] * len(encoded)
+    pad = tok.pad_token_id
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    use_cache = base.config.use_cache
+    base.config.use_cache = True
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                longest = max(len(encoded[i]) for i in idx)
+                ids = torch.full((len(idx), longest), pad, dtype=torch.long)
+                mask = torch.zeros((len(idx), longest), dtype=torch.long)
+                for row, i in enumerate(idx):
+                    seq = encoded[i]
+                    ids[row, longest - len(seq) :] = torch.tensor(seq)
+                    mask[row, longest - len(seq) :] = 1
+                out = model.generate(
+                    input_ids=ids.to(device),
+                    attention_mask=mask.to(device),
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    eos_token_id=encoder.eos_ids or None,
+                    pad_token_id=pad,
+                )
+                for row, i in enumerate(idx):
+                    outputs[i] = tok.decode(out[row, longest:], skip_special_tokens=True).strip()
+    finally:
+        base.config.use_cache = use_cache
+        model.train(was_training)
+    return outputs
+
+
+def evaluate_model(
+    model: Any,
+    encoder: PromptEncoder,
+    data: TokenizedSet,
+    loss_fn: LossFunction,
+    *,
+    batch_size: int,
+    max_new_tokens: int,
+    max_prompt_tokens: int,
+    with_generation: bool,
+    samples: int = 5,
+) -> dict[str, Any]:
+    """eval_loss, and exact_match (percent) over the examples that have a reference answer."""
+    started = time.perf_counter()
+    pad = encoder.tokenizer.pad_token_id
+    result: dict[str, Any] = {"eval_loss": round(eval_loss(model, data, batch_size, pad, loss_fn), 5)}
+    with_refs = [ex for ex in data.examples if ex.reference is not None]
+    if with_generation and with_refs:
+        preds = generate(model, encoder, [ex.prompt for ex in with_refs], max_new_tokens, batch_size, max_prompt_tokens)
+        refs = [str(ex.reference) for ex in with_refs]
+        result["exact_match"] = round(exact_match(preds, refs), 2)
+        result["examples"] = len(refs)
+        result["samples"] = [
+            {"prompt": ex.prompt[-120:], "reference": ref, "prediction": pred}
+            for ex, ref, pred in list(zip(with_refs, refs, preds, strict=True))[:samples]
+        ]
+    result["seconds"] = round(time.perf_counter() - started, 2)
+    return result

@@ -1,0 +1,92 @@
+"""The causal-LM loss, computing vocabulary logits only where a label is.
+
+A model's forward computes logits for every position (tokens x vocabulary); with the
+loss on the response only, most of them are thrown away. For SmolLM2-135M the LM head
+(576 x 49152) is about a fifth of the model's FLOPs per token. Here the decoder runs once,
+the hidden states at labelled positions are gathered, and only those go through the head.
+
+The fast path is checked against the model's own loss on the first batch; any model it
+does not reproduce (logit scaling or soft-capping, custom heads) uses the full forward.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from olive_ext.train.features import IGNORE
+
+logger = logging.getLogger("olive_ext")
+
+
+def unwrap(model: Any) -> Any:
+    """The transformers model under a peft wrapper."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def _forward_kwargs(batch: dict[str, Any]) -> dict[str, Any]:
+    return {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids") if k in batch}
+
+
+def loss_sum_full(model: Any, batch: dict[str, Any]) -> tuple[Any, Any]:
+    """(sum of token losses, number of target tokens) from the model's full logits."""
+    import torch.nn.functional as F
+
+    out = model(**_forward_kwargs(batch), use_cache=False)
+    labels = batch["labels"][:, 1:]
+    logits = out.logits[:, :-1]
+    mask = labels != IGNORE
+    loss = F.cross_entropy(logits[mask].float(), labels[mask], reduction="sum")
+    return loss, mask.sum()
+
+
+def loss_sum_selected(model: Any, batch: dict[str, Any]) -> tuple[Any, Any]:
+    """(sum of token losses, number of target tokens), with the LM head applied to labelled positions only."""
+    import torch.nn.functional as F
+
+    base = unwrap(model)
+    decoder = base.get_decoder()
+    head = base.get_output_embeddings()
+    hidden = decoder(**_forward_kwargs(batch), use_cache=False)[0]
+    labels = batch["labels"][:, 1:]
+    mask = labels != IGNORE
+    selected = hidden[:, :-1][mask]
+    logits = head(selected)
+    return F.cross_entropy(logits.float(), labels[mask], reduction="sum"), mask.sum()
+
+
+class LossFunction:
+    """Chooses the fast path once, after checking it against the full forward on a real batch."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.fast: bool | None = None if enabled else False
+        self.check_delta: float | None = None
+
+    def __call__(self, model: Any, batch: dict[str, Any]) -> tuple[Any, Any]:
+        if self.fast is None:
+            self.fast = self._check(model, batch)
+        return loss_sum_selected(model, batch) if self.fast else loss_sum_full(model, batch)
+
+    def _check(self, model: Any, batch: dict[str, Any]) -> bool:
+        import torch
+
+        base = unwrap(model)
+        if not (hasattr(base, "get_decoder") and hasattr(base, "get_output_embeddings")):
+            return False
+        was_training = model.training
+        model.eval()  # dropout off, so both paths see the same function
+        try:
+            with torch.no_grad():
+                fast, n = loss_sum_selected(model, batch)
+                full, _ = loss_sum_full(model, batch)
+        except Exception as e:  # an architecture whose decoder cannot be called alone
+            logger.debug("response-only logits unavailable (%s); using the full forward", e)
+            return False
+        finally:
+            model.train(was_training)
+        denom = max(int(n), 1)
+        self.check_delta = abs(float(fast) - float(full)) / denom
+        ok = self.check_delta <= 1e-3 * max(1.0, abs(float(full)) / denom)
+        if not ok:
+            logger.info("response-only logits differ from the model's (%.2e); using the full forward", self.check_delta)
+        return ok

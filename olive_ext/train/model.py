@@ -1,0 +1,141 @@
+"""Loading the base model and wrapping it with a LoRA / QLoRA / DoRA adapter (peft)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from olive_ext.errors import MissingDependencyError, UserInputError
+from olive_ext.train.options import FinetuneOptions
+
+logger = logging.getLogger("olive_ext")
+
+# Output heads and embeddings are never adapted by default.
+_NOT_TARGETS = {"lm_head", "embed_out", "output", "score", "classifier"}
+
+
+def hub_hint(what: str, name: str) -> str:
+    return (
+        f"{what} {name!r} is not on this machine and the Hugging Face hub cannot be reached"
+        " (offline, or HF_HUB_OFFLINE=1)"
+    )
+
+
+def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except OSError as e:
+        raise _load_error(path, e) from e
+    if tok.pad_token_id is None:  # padding positions carry no loss; any id works
+        tok.pad_token = tok.eos_token or tok.unk_token
+    return tok
+
+
+def _load_error(path: str, e: Exception) -> UserInputError:
+    if not Path(path).exists():
+        return UserInputError(
+            hub_hint("model", path),
+            hint="pass a local model with -m: a Hugging Face folder or a .gguf file "
+            "(or run once with network access so the hub cache holds it)",
+        )
+    return UserInputError(f"model {path!r} could not be loaded: {e}")
+
+
+def check_bitsandbytes(device: str) -> None:
+    """QLoRA needs bitsandbytes able to run 4-bit layers on ``device``; say what to install if not."""
+    try:
+        import bitsandbytes  # noqa: F401
+        import torch
+        from bitsandbytes.nn import Linear4bit
+
+        layer = Linear4bit(16, 16, bias=False, quant_type="nf4", compute_dtype=torch.float32).to(device)
+        layer(torch.zeros(1, 16, device=device))
+    except Exception as e:
+        raise MissingDependencyError(
+            "bitsandbytes", f"--method qlora (4-bit NF4 base on {device})", "'bitsandbytes>=0.45'"
+        ) from e
+
+
+def load_model(path: str, opts: FinetuneOptions, device: str, dtype: str, trust_remote_code: bool = False) -> Any:
+    """The base model on ``device`` in ``dtype`` (4-bit NF4 for QLoRA), ready for an adapter."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch_dtype = getattr(torch, dtype)
+    kwargs: dict[str, Any] = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code}
+    if opts.method == "qlora":
+        check_bitsandbytes(device)
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type=opts.quant_type,
+            bnb_4bit_use_double_quant=opts.double_quant,
+            bnb_4bit_compute_dtype=torch_dtype,
+            bnb_4bit_quant_storage=torch.uint8,
+        )
+        kwargs["device_map"] = {"": device}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except OSError as e:
+        raise _load_error(path, e) from e
+    except ValueError as e:
+        if "Unrecognized configuration" in str(e) or "not supported" in str(e):
+            raise UserInputError(f"{path}: not a causal language model transformers can train: {e}") from e
+        raise
+    if opts.method != "qlora":
+        model.to(device)
+    else:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=opts.gradient_checkpointing)
+    model.config.use_cache = False
+    return model
+
+
+def linear_module_names(model: Any) -> list[str]:
+    """Names (last path component) of the linear layers inside the model's blocks, head excluded."""
+    import torch
+
+    kinds: tuple[type, ...] = (torch.nn.Linear,)
+    try:
+        from transformers.pytorch_utils import Conv1D
+
+        kinds += (Conv1D,)
+    except ImportError:
+        pass
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    names: dict[str, None] = {}
+    for full, module in model.named_modules():
+        if isinstance(module, kinds) and module is not head:
+            leaf = full.rsplit(".", 1)[-1]
+            if leaf not in _NOT_TARGETS:
+                names[leaf] = None
+    return list(names)
+
+
+def add_adapter(model: Any, opts: FinetuneOptions) -> Any:
+    """Wrap ``model`` with a fresh adapter on the target modules."""
+    from peft import LoraConfig, get_peft_model
+
+    available = linear_module_names(model)
+    targets = opts.target_modules or available
+    missing = [t for t in targets if t not in available and not any(t in a for a in available)]
+    if missing:
+        raise UserInputError(
+            f"--target_modules names {', '.join(missing)}, which this model lacks",
+            hint=f"its linear layers are: {', '.join(available)}",
+        )
+    config = LoraConfig(
+        r=opts.lora_r,
+        lora_alpha=opts.lora_alpha,
+        lora_dropout=opts.lora_dropout,
+        target_modules=list(targets),
+        use_dora=opts.method == "dora",
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)

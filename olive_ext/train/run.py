@@ -1,0 +1,321 @@
+"""One fine-tuning run: data -> tokens -> base eval -> train -> fine-tuned eval -> adapter folder + metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from olive_ext.errors import OliveExtError, UserInputError
+from olive_ext.train.options import FinetuneOptions
+
+if TYPE_CHECKING:
+    from olive_ext.engine.progress import Progress
+    from olive_ext.recipe.schema import DatasetSpec
+
+logger = logging.getLogger("olive_ext")
+
+METRICS_FILE = "train_metrics.json"
+
+
+class TrainingInterrupted(OliveExtError):
+    """Ctrl-C during training: a checkpoint was written; the message says how to continue."""
+
+    exit_code = 130
+
+
+@dataclass
+class FinetuneResult:
+    adapter_dir: Path
+    metrics: dict[str, Any]
+
+
+def finetune(
+    model_path: str,
+    train_spec: DatasetSpec,
+    eval_spec: DatasetSpec | None,
+    opts: FinetuneOptions,
+    out_dir: Path,
+    *,
+    checkpoint_dir: Path,
+    cache_root: Path | None = None,
+    progress: Progress | None = None,
+    trust_remote_code: bool = False,
+) -> FinetuneResult:
+    """Train an adapter on ``model_path``; write ``out_dir/adapter`` (with train_metrics.json) and return it."""
+    import torch
+    from transformers import set_seed
+
+    from olive_ext.data import to_examples
+    from olive_ext.engine.progress import Progress
+    from olive_ext.train.device import choose_dtype, device_name, training_device, use_all_cores
+    from olive_ext.train.evaluation import evaluate_model
+    from olive_ext.train.features import Collator, PromptEncoder, RowDataset, pack, tokenize
+    from olive_ext.train.loss import LossFunction
+    from olive_ext.train.model import add_adapter, load_model
+    from olive_ext.train.trainer import TrainStats, make_callback, make_trainer, stop_on_interrupt
+
+    started = time.perf_counter()
+    progress = progress or Progress(enabled=False)
+    device = training_device()
+    threads = use_all_cores()
+    tokenizer, train_rows, eval_rows = load_inputs(model_path, train_spec, eval_spec, trust_remote_code)
+    train_examples = to_examples(train_rows, train_spec, tokenizer)
+    eval_examples = to_examples(eval_rows, eval_spec, tokenizer) if eval_spec and eval_rows is not None else []
+    encoder = PromptEncoder(tokenizer, _generation_eos(model_path))
+    train_set = tokenize(train_examples, encoder, opts.max_seq_len, opts.train_on_prompt, "training")
+    eval_set = (
+        tokenize(eval_examples, encoder, opts.max_seq_len, opts.train_on_prompt, "eval") if eval_examples else None
+    )
+    for name, data in (("training", train_set), ("eval", eval_set)):
+        if data is not None and (data.dropped_too_long or data.truncated):
+            logger.warning("%s data: %d examples truncated to --max_seq_len %d, %d left with no answer and skipped",
+                           name, data.truncated, opts.max_seq_len, data.dropped_too_long)  # fmt: skip
+    rows = pack(train_set.rows, opts.max_seq_len) if opts.packing else train_set.rows
+
+    dtype, dtype_info = choose_dtype(opts.torch_dtype, device, cache_root)
+    set_seed(opts.seed)
+    with progress.task(f"loading {Path(model_path).name} ({opts.method}, {dtype}, {device})", total=None):
+        model = add_adapter(load_model(model_path, opts, device, dtype, trust_remote_code), opts)
+    trainable, total_params = model.get_nb_trainable_parameters()
+    loss_fn = LossFunction()
+    eval_kwargs = {"batch_size": opts.per_device_eval_batch_size, "max_new_tokens": opts.eval_max_new_tokens,
+                   "max_prompt_tokens": opts.max_seq_len, "with_generation": opts.eval_generate}  # fmt: skip
+    evals: dict[str, Any] = {}
+    if eval_set is not None:
+        with progress.task("eval: base model", total=None):
+            evals["base"] = evaluate_model(model, encoder, eval_set, loss_fn, **eval_kwargs)  # adapter is zero: base
+        logger.info("base model: %s", _eval_line(evals["base"]))
+
+    per_step = opts.per_device_train_batch_size * opts.gradient_accumulation_steps
+    steps_per_epoch = max(1, math.ceil(len(rows) / per_step))
+    total_steps = opts.max_steps or max(1, math.ceil(steps_per_epoch * opts.num_train_epochs))
+    args = _training_arguments(opts, checkpoint_dir, device, dtype, total_steps, eval_set is not None)
+    resume = _resume_path(opts.resume_from_checkpoint, Path(args.output_dir))
+    stats = TrainStats()
+    rss_before = _peak_rss_mb()
+    _reset_peak_rss()
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    eval_rows = RowDataset(eval_set.rows) if eval_set else None
+    with (
+        progress.task(f"fine-tuning ({opts.method})", total=total_steps) as bar,
+        stop_on_interrupt(progress.console) as stop,
+    ):
+        callback = make_callback(stats, bar, stop)
+        collate = Collator(tokenizer.pad_token_id)
+        trainer = make_trainer(model, args, RowDataset(rows), eval_rows, collate, loss_fn, stats, [callback])
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    if stats.interrupted:
+        last = _latest_checkpoint(Path(args.output_dir))
+        raise TrainingInterrupted(
+            f"training interrupted at step {trainer.state.global_step} of {total_steps}; checkpoint saved to {last}",
+            hint=f"continue with the same command plus --resume_from_checkpoint {last} "
+            f"(in a recipe: resume_from_checkpoint: {last} on the pass)",
+        )
+    train_peak = _peak_rss_mb()
+
+    if eval_set is not None:
+        with progress.task("eval: fine-tuned model", total=None):
+            evals["finetuned"] = evaluate_model(model, encoder, eval_set, loss_fn, **eval_kwargs)
+        logger.info("fine-tuned model: %s", _eval_line(evals["finetuned"]))
+
+    adapter_dir = out_dir / "adapter"
+    model.save_pretrained(adapter_dir)
+    tokenizer.save_pretrained(adapter_dir)  # with its chat template: what the adapter was trained with
+    steps_run = trainer.state.global_step - stats.start_step
+    metrics: dict[str, Any] = {
+        "method": opts.method,
+        "device": device,
+        "device_name": device_name(device),
+        "threads": threads if device == "cpu" else None,
+        "torch_dtype": dtype,
+        "dtype_choice": dtype_info,
+        "response_only_logits": bool(loss_fn.fast),
+        "trainable_parameters": int(trainable),
+        "total_parameters": int(total_params),
+        "train_examples": len(train_set.rows),
+        "train_rows": len(rows),
+        "eval_examples": len(eval_set.rows) if eval_set else 0,
+        "truncated": train_set.truncated,
+        "dropped_too_long": train_set.dropped_too_long,
+        "steps": trainer.state.global_step,
+        "steps_this_run": steps_run,
+        "epochs": round(float(trainer.state.epoch or 0), 3),
+        "resumed_from": str(resume) if resume else None,
+        "final_loss": stats.loss_curve[-1]["loss"] if stats.loss_curve else None,
+        "loss_curve": stats.loss_curve,
+        "eval_curve": stats.eval_curve,
+        "train_tokens": stats.tokens,
+        "train_target_tokens": stats.loss_tokens,
+        "train_seconds": round(stats.seconds, 2),
+        "train_tokens_per_second": round(stats.tokens / stats.seconds, 1) if stats.seconds > 0 else None,
+        "seconds_per_step": round(stats.seconds / steps_run, 3) if steps_run else None,
+        "wall_seconds": round(time.perf_counter() - started, 2),
+        "peak_rss_mb": max(rss_before or 0, train_peak or 0) or None,
+        "train_peak_rss_mb": train_peak,
+        "gpu_peak_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if device == "cuda" else None,
+        "eval": evals,
+        "options": opts.canonical(),
+    }
+    (adapter_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    return FinetuneResult(adapter_dir, metrics)
+
+
+def load_inputs(
+    model_path: str, train_spec: DatasetSpec, eval_spec: DatasetSpec | None, trust_remote_code: bool = False
+) -> tuple[Any, Any, Any]:
+    """(tokenizer, train rows, eval rows); every model and data problem is reported in one error."""
+    from olive_ext.data import load_rows
+    from olive_ext.train.model import load_tokenizer
+
+    problems: list[UserInputError] = []
+    loaded: list[Any] = []
+    for load in (
+        lambda: load_tokenizer(model_path, trust_remote_code),
+        lambda: load_rows(train_spec),
+        lambda: load_rows(eval_spec) if eval_spec else None,
+    ):
+        try:
+            loaded.append(load())
+        except UserInputError as e:
+            problems.append(e)
+            loaded.append(None)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        hints = list(dict.fromkeys(p.hint for p in problems if p.hint))
+        raise UserInputError("; ".join(p.message for p in problems), hint="; ".join(hints) or None)
+    return loaded[0], loaded[1], loaded[2]
+
+
+def _eval_line(result: dict[str, Any]) -> str:
+    text = f"eval loss {result['eval_loss']:.4f}"
+    if "exact_match" in result:
+        text += f", exact match {result['exact_match']:.1f}% of {result['examples']}"
+    return text
+
+
+def _generation_eos(model_path: str) -> list[int]:
+    """End-of-turn ids from the model's generation config (chat models often stop on several)."""
+    try:
+        from transformers import GenerationConfig
+
+        eos = GenerationConfig.from_pretrained(model_path).eos_token_id
+    except Exception:
+        return []
+    if eos is None:
+        return []
+    return [int(e) for e in (eos if isinstance(eos, list) else [eos])]
+
+
+def _training_arguments(opts: FinetuneOptions, checkpoint_dir: Path, device: str, dtype: str, total_steps: int,
+                        has_eval: bool) -> Any:  # fmt: skip
+    from transformers import TrainingArguments
+
+    from olive_ext.train.args import check_training_args
+
+    logging_steps = opts.logging_steps or max(1, total_steps // 50)
+    kwargs: dict[str, Any] = {
+        "output_dir": str(checkpoint_dir),
+        "per_device_train_batch_size": opts.per_device_train_batch_size,
+        "per_device_eval_batch_size": opts.per_device_eval_batch_size,
+        "gradient_accumulation_steps": opts.gradient_accumulation_steps,
+        "learning_rate": opts.learning_rate,
+        "max_steps": total_steps,
+        "warmup_steps": opts.warmup_steps,
+        "weight_decay": opts.weight_decay,
+        "lr_scheduler_type": "linear",
+        "logging_strategy": "steps",
+        "logging_steps": logging_steps,
+        "eval_strategy": "steps" if has_eval and opts.eval_steps else "no",
+        "eval_steps": opts.eval_steps,
+        "save_strategy": "steps" if opts.save_steps else "no",
+        "save_steps": opts.save_steps or 500,
+        "report_to": [] if opts.report_to == "none" else [opts.report_to],
+        "seed": opts.seed,
+        "bf16": dtype == "bfloat16",
+        "fp16": dtype == "float16",
+        "gradient_checkpointing": opts.gradient_checkpointing and opts.method != "qlora",
+        "gradient_checkpointing_kwargs": {"use_reentrant": False} if opts.gradient_checkpointing else None,
+        "remove_unused_columns": False,
+        "prediction_loss_only": True,
+        "train_sampling_strategy": "group_by_length" if opts.group_by_length and not opts.packing else "random",
+        "dataloader_num_workers": 0,
+        "dataloader_pin_memory": device == "cuda",
+        "disable_tqdm": True,
+        "use_cpu": device == "cpu",
+        "log_level": "warning",
+    }
+    if opts.report_to == "tensorboard":
+        _require("tensorboard", "--report_to tensorboard")
+        if opts.logging_dir:
+            import os
+
+            os.environ["TENSORBOARD_LOGGING_DIR"] = opts.logging_dir
+    elif opts.report_to == "mlflow":
+        _require("mlflow", "--report_to mlflow")
+    kwargs.update(check_training_args(opts.training_args))
+    return TrainingArguments(**kwargs)
+
+
+def _require(module: str, purpose: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        from olive_ext.errors import MissingDependencyError
+
+        raise MissingDependencyError(module, purpose)
+
+
+def _latest_checkpoint(folder: Path) -> Path | None:
+    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
+
+
+def _resume_path(value: str | None, checkpoint_dir: Path) -> Path | None:
+    if not value or value.lower() in {"false", "no", "none", "0"}:
+        return None
+    if value.lower() in {"true", "last", "latest", "yes", "1"}:
+        last = _latest_checkpoint(checkpoint_dir)
+        if last is None:
+            raise UserInputError(
+                f"--resume_from_checkpoint {value}: this run has no checkpoint yet (looked in {checkpoint_dir})"
+            )
+        return last
+    path = Path(value).expanduser()
+    if not (path / "trainer_state.json").exists():
+        inner = _latest_checkpoint(path) if path.is_dir() else None
+        if inner is None:
+            raise UserInputError(f"--resume_from_checkpoint {value} is not a checkpoint folder (no trainer_state.json)")
+        path = inner
+    return path
+
+
+def _peak_rss_mb() -> float | None:
+    """VmHWM of this process (Linux), else ru_maxrss."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    try:
+        import resource
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return round(peak / (2**20 if sys.platform == "darwin" else 1024), 1)
+    except Exception:
+        return None
+
+
+def _reset_peak_rss() -> None:
+    """Reset VmHWM so the training peak is measured on its own (Linux >= 4.0)."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")

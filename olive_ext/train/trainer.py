@@ -1,0 +1,136 @@
+"""The transformers Trainer, with our loss, token counting, a progress bar, and Ctrl-C checkpoints."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from olive_ext.train.loss import LossFunction
+
+
+@dataclass
+class TrainStats:
+    """What the callbacks collect while training."""
+
+    tokens: int = 0  # non-pad tokens seen in training forward passes (this session)
+    loss_tokens: int = 0
+    started: float = 0.0
+    seconds: float = 0.0
+    loss_curve: list[dict[str, float]] = field(default_factory=list)
+    eval_curve: list[dict[str, float]] = field(default_factory=list)
+    interrupted: bool = False
+    start_step: int = 0
+    last_loss: float | None = None
+
+
+def make_trainer(model: Any, args: Any, train_set: Any, eval_set: Any, collator: Any, loss_fn: LossFunction,
+                 stats: TrainStats, callbacks: list[Any]) -> Any:  # fmt: skip
+    """A Trainer whose loss is :class:`LossFunction` normalized by the target tokens of the whole step."""
+    from transformers import Trainer
+
+    class _Trainer(Trainer):  # type: ignore[misc]
+        loss_is_scaled_for_ga = True
+
+        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                         num_items_in_batch: Any = None) -> Any:  # fmt: skip
+            real = inputs.pop("real_tokens", None)
+            loss_sum, count = loss_fn(model, inputs)
+            if model.training:
+                stats.tokens += int(real) if real is not None else int(inputs["input_ids"].numel())
+                stats.loss_tokens += int(count)
+            # Sum over the step's target tokens / their number across all accumulated batches (as transformers does).
+            if model.training and num_items_in_batch is not None:
+                denom = num_items_in_batch
+            else:
+                denom = count * (self.args.gradient_accumulation_steps if model.training else 1)
+            loss = loss_sum / denom.clamp(min=1) if hasattr(denom, "clamp") else loss_sum / max(int(denom), 1)
+            return (loss, {"loss": loss}) if return_outputs else loss
+
+    trainer = _Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        data_collator=collator,
+        callbacks=callbacks,
+    )
+    trainer.model_accepts_loss_kwargs = True  # so the Trainer counts target tokens across accumulation steps
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    for noisy in (PrinterCallback, ProgressCallback):  # our progress bar shows loss and speed
+        trainer.remove_callback(noisy)
+    return trainer
+
+
+def make_callback(stats: TrainStats, bar: Any, stop_flag: dict[str, bool]) -> Any:
+    """Progress (loss, tokens/s, ETA), the loss curve, and a clean stop with a checkpoint on Ctrl-C."""
+    from transformers import TrainerCallback
+
+    class _Callback(TrainerCallback):  # type: ignore[misc]
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            stats.started = time.perf_counter()
+            stats.start_step = state.global_step
+            bar.update(total=state.max_steps, completed=state.global_step)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
+            stats.seconds = time.perf_counter() - stats.started
+            rate = stats.tokens / stats.seconds if stats.seconds > 0 else 0.0
+            loss = f"loss {stats.last_loss:.3f} · " if stats.last_loss is not None else ""
+            bar.update(completed=state.global_step, info=f"{loss}{rate:,.0f} tok/s")
+            if stop_flag.get("stop"):
+                stats.interrupted = True
+                control.should_save = True
+                control.should_training_stop = True
+            return control
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
+            logs = logs or {}
+            if "loss" in logs:
+                stats.last_loss = float(logs["loss"])
+                stats.loss_curve.append({"step": state.global_step, "loss": round(float(logs["loss"]), 5),
+                                         "learning_rate": float(logs.get("learning_rate", 0.0))})  # fmt: skip
+            if "eval_loss" in logs:
+                stats.eval_curve.append({"step": state.global_step, "eval_loss": round(float(logs["eval_loss"]), 5)})
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            stats.seconds = time.perf_counter() - stats.started
+
+    return _Callback()
+
+
+@contextlib.contextmanager
+def stop_on_interrupt(console: Any = None) -> Iterator[dict[str, bool]]:
+    """The first Ctrl-C asks training to stop after the current step (with a checkpoint); a second aborts."""
+    flag = {"stop": False}
+    try:
+        previous = signal.getsignal(signal.SIGINT)
+    except ValueError:  # not the main thread: leave signals alone
+        yield flag
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if flag["stop"]:
+            signal.signal(signal.SIGINT, previous)
+            raise KeyboardInterrupt
+        flag["stop"] = True
+        message = "interrupt: saving a checkpoint after this step (Ctrl-C again to abort without one)"
+        if console is not None:
+            console.print(f"[yellow]{message}[/]")
+        else:
+            import sys
+
+            print(message, file=sys.stderr)
+
+    try:
+        signal.signal(signal.SIGINT, handler)
+    except ValueError:
+        yield flag
+        return
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
