@@ -59,14 +59,18 @@ def genai_config(folder: str | Path) -> dict[str, Any]:
     return json.loads((Path(folder) / "genai_config.json").read_text())
 
 
-def text_data(path: Path, n: int = 24) -> dict[str, Any]:
-    """A small local text dataset (recipe `data` entry) written to ``path``."""
-    import random
+SENTENCES = [
+    "The weather today is sunny with a light wind.", "Stocks fell sharply after the announcement.",
+    "She baked bread for her neighbors.", "How do I reset my password?", "The train to Berlin leaves at noon.",
+    "Photosynthesis converts light into chemical energy.", "He scored two goals in the final.",
+    "Please send me the report by Friday.", "The museum opens at nine on weekdays.",
+    "My laptop battery drains too quickly.", "A great product, I would buy it again.", "Terrible service, never again.",
+]  # fmt: skip
 
-    rng = random.Random(0)
-    words = ["the", "cat", "dog", "is", "happy", "sad", "great", "terrible", "review", "love", "paris", "london"]
+
+def text_data(path: Path, n: int = 24) -> dict[str, Any]:
+    """A small local text dataset (recipe `data` entry) of plain English sentences, written to ``path``."""
     with open(path, "w") as f:
         for i in range(n):
-            text = " ".join(rng.choice(words) for _ in range(rng.randint(4, 12)))
-            f.write(json.dumps({"text": text, "label": i % 2}) + "\n")
+            f.write(json.dumps({"text": SENTENCES[i % len(SENTENCES)], "label": i % 2}) + "\n")
     return {"name": "json", "data_files": str(path), "format": "text", "text_field": "text"}

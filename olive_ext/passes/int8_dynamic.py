@@ -19,7 +19,9 @@ _OLIVE_QTYPES = {"QInt8": "int8", "QUInt8": "uint8"}
 
 class Int8DynamicConfig(PassConfig):
     weight_type: Literal["int8", "uint8"] = searchable("int8", description="weight type (int8 suits x86 and ARM CPUs)")
-    per_channel: bool = searchable(False, description="one scale per output channel instead of per tensor")
+    per_channel: bool = searchable(
+        True, description="one scale per output channel (MiniLM: pooled cosine 0.99 vs 0.96 per tensor)"
+    )
     reduce_range: bool = Field(False, description="7-bit weights, for x86 CPUs without VNNI (avoids saturation)")
     op_types: tuple[str, ...] = Field((), description="op types to quantize; empty: every type onnxruntime supports")
     nodes_to_exclude: tuple[str, ...] = Field((), description="node names kept in float")

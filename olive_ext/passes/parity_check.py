@@ -5,7 +5,8 @@ HF folder and the adapter, applied), in fp32 on CPU. Numbers are recorded either
 the artifact's ``meta["parity"]`` and ``parity.json`` when the candidate passes, in the
 error message when it fails. Default thresholds follow the candidate's precision: fp32
 needs max |logit delta| < 1e-3; fp16/bf16 top-1 agreement >= 0.98; int8/int4 top-1
-agreement >= 0.9 (encoders without logits: min cosine >= 0.99 quantized, 0.999 float).
+agreement >= 0.9 (encoders without logits: the lowest cosine between mean-pooled sentence
+embeddings >= 0.99 quantized, 0.999 float).
 """
 
 from __future__ import annotations

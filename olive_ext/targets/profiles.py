@@ -107,7 +107,8 @@ class TargetProfile:
         """The curated pipelines to try for ``task`` on this device: each a list of concrete Steps.
 
         CPU LLMs (8 by default): fp32; int8; int4 RTN block 32 / 128 (accuracy level 4);
-        int4 block 32 at accuracy level 1 (fp32 compute); int4 k-quant with an int8 LM head;
+        int4 block 32 at accuracy level 1 (fp32 compute); int4 k-quant with the LM head and
+        the most sensitive layers in int8 (Olive's k_quant_mixed; the most faithful int4 on SmolLM2);
         int4 block 128 with a float LM head; HQQ int4 (fp32 build, then int4_weight). With
         ``parity`` each chain ends in a recording ``parity_check`` against the PyTorch source.
         Encoders: export, graph optimization, int8 dynamic; static QDQ (the only choice on
@@ -182,7 +183,8 @@ def _llm_chains(short: str) -> list[list[Step]]:
             [_build(precision="int4", block_size=32, accuracy_level=4)],
             [_build(precision="int4", block_size=128, accuracy_level=4)],
             [_build(precision="int4", block_size=32, accuracy_level=1)],
-            [_build(precision="int4", block_size=32, accuracy_level=4, algorithm="k_quant", lm_head="int8")],
+            [_build(precision="int4", block_size=32, accuracy_level=4, algorithm="k_quant", lm_head="int8",
+                    mixed_layers_int8=True)],
             [_build(precision="int4", block_size=128, accuracy_level=4, lm_head="float")],
             [_build(precision="fp32"), Step("quantize", "int4_weight", {"algorithm": "hqq", "block_size": 128,
                                                                         "accuracy_level": 4})],
@@ -212,7 +214,7 @@ def _encoder_chains(short: str, provider: str, data: str | None) -> list[list[St
             [export],
             [export, optimize],
             [export, optimize, Step("quantize", "int8_dynamic", {})],
-            [export, optimize, Step("quantize", "int8_dynamic", {"per_channel": True})],
+            [export, optimize, Step("quantize", "int8_dynamic", {"per_channel": False})],
         ]
         if data:
             chains.append([export, Step("quantize", "qdq_static", {"preset": "cpu", **calibration})])
