@@ -97,3 +97,23 @@ def test_feasibility_reports_dynamic_inputs_and_fallback_ops(tiny_bert: Path) ->
     assert "dynamic inputs" in report.summary()
     assert get_profile("npu").feasibility(str(Path(art.path) / "model.onnx")) is not None
     assert get_profile("cpu").feasibility(str(Path(art.path) / "model.onnx")) is None
+
+
+def test_olive_run_config_passes_translate_to_ours() -> None:
+    from olive_ext.recipe import check_recipe
+
+    raw = {
+        "input_model": {"type": "HfModel", "model_path": "org/model"},
+        "systems": {"local": {"type": "LocalSystem", "accelerators": [{"device": "cpu"}]}},
+        "passes": {
+            "mb": {"type": "ModelBuilder", "precision": "int4", "int4_block_size": 128, "int4_is_symmetric": False},
+            "hqq": {"type": "OnnxHqqQuantization", "block_size": 64},
+            "dyn": {"type": "OnnxDynamicQuantization", "weight_type": "QUInt8", "op_types_to_quantize": ["MatMul"]},
+        },
+    }
+    recipe, problems = check_recipe(raw)
+    assert recipe is not None, [p.render() for p in problems]
+    passes = {name: (spec.type, spec.params()) for name, spec in recipe.passes.items()}
+    assert passes["mb"] == ("model_builder", {"precision": "int4", "block_size": 128, "symmetric": False})
+    assert passes["hqq"] == ("int4_weight", {"algorithm": "hqq", "block_size": 64})
+    assert passes["dyn"] == ("int8_dynamic", {"weight_type": "uint8", "op_types": ["MatMul"]})
