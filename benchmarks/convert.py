@@ -74,10 +74,13 @@ def measure(build: Build, env: dict[str, str], timeout: int) -> Measured:
 
 
 def _last_error(log: Path) -> str:
-    """The exception line of the log (the last line naming an Error), else its last line."""
-    lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.split(":")[0].endswith(("Error", "Exception"))]
-    text = (errors or lines or ["failed"])[-1]
+    """The root cause in the log (the first exception line: chained tracebacks print it first)."""
+    import re
+
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", log.read_text(errors="replace"))
+    lines = [ln.strip() for ln in plain.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if re.match(r"^[\w.]*(Error|Exception): ", ln)]
+    text = errors[0] if errors else (lines or ["failed"])[-1]
     return text[:160].replace("|", "/")
 
 
@@ -153,10 +156,35 @@ def main() -> None:
             print(f"[bench] {b.label} ...", file=sys.stderr, flush=True)
             rows.append(measure(b, env, args.timeout))
             print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
-    text = table(rows)
+    text = table(rows) + _notes(rows)
     print(text)
     if args.write:
         _write(args.write, text)
+
+
+def _notes(rows: list[Measured]) -> str:
+    """What the table cannot say: why Olive failed, and what the olive-ext time covers."""
+    notes = [
+        "The olive-ext rows cover the whole command: process start, imports, the genai builder, and the "
+        "smoke run (the model is loaded on the CPU EP and generates 3 tokens)."
+    ]
+    failed = [r for r in rows if r.build.tool == "Olive" and not r.ok]
+    if failed:
+        notes.append(
+            "Olive rows marked failed show the time and memory spent before failing; the message is the root "
+            "cause from its log."
+        )
+    if any("onnxruntime_genai.models.quantized_model" in r.note for r in failed):
+        notes.append(
+            "Olive 0.13's ModelBuilder pass imports `onnxruntime_genai.models.quantized_model`, which the "
+            "onnxruntime-genai installed beside it (the same version olive-ext uses) no longer ships, so no "
+            "builder run of Olive's completes here."
+        )
+    if any("get_query_offset" in r.note or "Node type mismatch" in r.note for r in failed):
+        notes.append(
+            "Olive's PyTorch export paths (TorchScript and dynamo) fail on transformers 5's cache objects."
+        )
+    return "\n\n" + " ".join(notes)
 
 
 def _write(path: Path, text: str) -> None:
