@@ -73,8 +73,9 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
     task = model_task(source)
     profile = get_profile(device)
     data = opts.data or _data_from_model_config(source)
-    chains = profile.candidate_chains(task, opts.precision, opts.provider,
-                                      calibration_data="eval" if data is not None else None)
+    chains = profile.candidate_chains(
+        task, opts.precision, opts.provider, calibration_data="eval" if data is not None else None
+    )
     pipelines = [_with_parity(chain, data is not None) for chain in chains]
     metrics = list(SPEED_METRICS)
     if data is not None:

@@ -232,8 +232,12 @@ def run_worker(artifact: Artifact, ectx: EvalContext, jobs: dict[str, Any]) -> t
         "gguf_file": artifact.gguf_file,
         "adapter_name": ectx.extras.get("adapter_name"),
     }
-    if artifact.kind == "genai" and ectx.extras.get("adapter_file"):
-        model["adapter_path"] = ectx.extras["adapter_file"]
+    if artifact.kind == "genai":
+        # a model built with LoRA inputs runs with its own adapter file active, unless told otherwise
+        own = artifact.meta.get("adapter_file")
+        adapter_file = ectx.extras.get("adapter_file") or (str(Path(artifact.path) / own) if own else None)
+        model["adapter_path"] = adapter_file
+        model["adapter_name"] = ectx.extras.get("adapter_name") or artifact.meta.get("adapter_name")
     request = {"model": model, "provider": ectx.target.provider, "threads": ectx.threads, "jobs": jobs}
     with tempfile.TemporaryDirectory(prefix="olive-ext-eval-") as tmp:
         req, res = Path(tmp) / "request.json", Path(tmp) / "result.json"
