@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
 from olive_ext.cli.common import add_log_level
 
@@ -32,8 +34,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    import json
-    import sys
     from pathlib import Path
 
     from olive_ext.errors import UserInputError
@@ -44,59 +44,38 @@ def main(args: argparse.Namespace) -> int:
     folder = root / "model" if (root / "model" / "genai_config.json").exists() else root
     if not (folder / "genai_config.json").exists():
         raise UserInputError(f"{root} holds no onnxruntime-genai model (genai_config.json not found)")
-    adapters_found = _adapter_files(root, MODEL_CONFIG)
-    og = genai()
-    model = og.Model(str(folder))
-    tokenizer = og.Tokenizer(model)
-    adapters = None
-    if args.adapter:
-        if args.adapter not in adapters_found:
-            known = ", ".join(sorted(adapters_found)) or "none"
-            raise UserInputError(f"adapter {args.adapter!r} not found in {root}; adapters there: {known}")
-        adapters = og.Adapters(model)
-        adapters.load(str(adapters_found[args.adapter]), args.adapter)
-
-    def answer(text: str) -> None:
-        messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
-            {"role": "user", "content": text}
-        ]
-        prompt = tokenizer.apply_chat_template(json.dumps(messages), add_generation_prompt=True)
-        ids = tokenizer.encode(prompt)
-        params = og.GeneratorParams(model)
-        params.set_search_options(max_length=len(ids) + args.max_new_tokens, do_sample=False)
-        generator = og.Generator(model, params)
-        if adapters is not None:
-            generator.set_active_adapter(adapters, args.adapter)
-        generator.append_tokens(ids)
-        stream = tokenizer.create_stream()
-        while not generator.is_done():
-            generator.generate_next_token()
-            sys.stdout.write(stream.decode(generator.get_next_tokens()[0]))
-            sys.stdout.flush()
-        sys.stdout.write("\n")
-
+    adapters = _adapter_files(root, MODEL_CONFIG)
+    if args.adapter and args.adapter not in adapters:
+        known = ", ".join(sorted(adapters)) or "none"
+        raise UserInputError(f"adapter {args.adapter!r} not found in {root}; adapters there: {known}")
+    genai()  # import through olive-ext first: telemetry off
+    template = _bundle_script()
+    chat = template.Chat(str(folder), {args.adapter: adapters[args.adapter]} if args.adapter else None)
     if args.prompt is not None:
-        answer(args.prompt)
-        return 0
-    print("empty line to quit")
-    while True:
-        try:
-            text = input("> ").strip()
-        except EOFError:
-            break
-        if not text:
-            break
-        answer(text)
+        chat.answer(args.prompt, args.adapter, args.system, args.max_new_tokens)
+    else:
+        template.repl(chat, args.adapter, args.system, args.max_new_tokens)
     return 0
 
 
-def _adapter_files(root: object, model_config: str) -> dict[str, object]:
+def _bundle_script() -> Any:
+    """The bundle's run.py, loaded as a module: the chat command and bundles share one implementation."""
+    import importlib.util
+    from importlib import resources
+
+    path = resources.files("olive_ext.deploy").joinpath("templates/run.py")
+    spec = importlib.util.spec_from_file_location("olive_ext_bundle_run", str(path))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _adapter_files(root: Path, model_config: str) -> dict[str, Path]:
     """name -> .onnx_adapter path, from model_config.json's `adapters` or an adapters/ folder."""
     import json
-    from pathlib import Path
 
-    root = Path(str(root))
-    found: dict[str, object] = {p.stem: p for p in (root / "adapters").glob("*.onnx_adapter")}
+    found: dict[str, Path] = {p.stem: p for p in (root / "adapters").glob("*.onnx_adapter")}
     config = root / model_config
     if config.exists():
         for name, rel in (json.loads(config.read_text()).get("adapters") or {}).items():

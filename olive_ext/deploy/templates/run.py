@@ -1,59 +1,92 @@
 """Chat with this model. Needs only onnxruntime-genai:  pip install onnxruntime-genai
 
-python run.py --prompt "Hello"              # one answer
-python run.py                               # interactive, empty line to quit
-python run.py --adapter NAME --prompt "..." # with one of the bundled LoRA adapters
+    python run.py --prompt "Hello"              # one answer
+    python run.py                               # interactive, empty line to quit
+    python run.py --adapter NAME --prompt "..." # with one of the bundled LoRA adapters
+
+(`olive-ext chat` uses this same file.)
 """
 
 import argparse
+import glob
 import json
 import os
+import sys
 
 import onnxruntime_genai as og
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+class Chat:
+    """A genai model with its chat template; answers stream and stop at the end-of-turn token."""
+
+    def __init__(self, model_dir, adapter_files=None):
+        if hasattr(og, "disable_telemetry_events"):
+            og.disable_telemetry_events()
+        self.model = og.Model(model_dir)
+        self.tokenizer = og.Tokenizer(self.model)
+        self.adapters = None
+        self.adapter_names = sorted(adapter_files or {})
+        if adapter_files:
+            self.adapters = og.Adapters(self.model)
+            for name, path in adapter_files.items():
+                self.adapters.load(str(path), name)
+
+    def answer(self, text, adapter=None, system=None, max_new_tokens=256, write=sys.stdout.write):
+        if adapter is not None and adapter not in self.adapter_names:
+            raise ValueError(f"unknown adapter {adapter!r}; adapters: {', '.join(self.adapter_names) or 'none'}")
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}]
+        prompt = self.tokenizer.apply_chat_template(json.dumps(messages), add_generation_prompt=True)
+        ids = self.tokenizer.encode(prompt)
+        params = og.GeneratorParams(self.model)
+        params.set_search_options(max_length=len(ids) + max_new_tokens, do_sample=False)
+        generator = og.Generator(self.model, params)
+        if adapter is not None:
+            generator.set_active_adapter(self.adapters, adapter)
+        generator.append_tokens(ids)
+        stream = self.tokenizer.create_stream()
+        pieces = []
+        while not generator.is_done():
+            generator.generate_next_token()
+            piece = stream.decode(generator.get_next_tokens()[0])
+            pieces.append(piece)
+            write(piece)
+            if hasattr(sys.stdout, "flush"):
+                sys.stdout.flush()
+        write("\n")
+        return "".join(pieces)
+
+
+def repl(chat, adapter=None, system=None, max_new_tokens=256):
+    """Read prompts until an empty line or end of input."""
+    print("empty line to quit")
+    while True:
+        try:
+            text = input("> ").strip()
+        except EOFError:
+            break
+        if not text:
+            break
+        chat.answer(text, adapter, system, max_new_tokens)
+
+
 def main():
     ap = argparse.ArgumentParser(description="Chat with the bundled model.")
     ap.add_argument("--prompt", help="one prompt; without it, read prompts from the terminal")
     ap.add_argument("--adapter", help="name of a bundled adapter (see manifest.json)")
+    ap.add_argument("--system", help="system message")
     ap.add_argument("--max_new_tokens", type=int, default=256)
     args = ap.parse_args()
-    if hasattr(og, "disable_telemetry_events"):
-        og.disable_telemetry_events()
-    model = og.Model(os.path.join(HERE, "model"))
-    tokenizer = og.Tokenizer(model)
-    adapters = None
-    if args.adapter:
-        adapters = og.Adapters(model)
-        adapters.load(os.path.join(HERE, "adapters", args.adapter + ".onnx_adapter"), args.adapter)
-
-    def answer(text):
-        prompt = tokenizer.apply_chat_template(
-            json.dumps([{"role": "user", "content": text}]), add_generation_prompt=True
-        )
-        ids = tokenizer.encode(prompt)
-        params = og.GeneratorParams(model)
-        params.set_search_options(max_length=len(ids) + args.max_new_tokens, do_sample=False)
-        generator = og.Generator(model, params)
-        if adapters is not None:
-            generator.set_active_adapter(adapters, args.adapter)
-        generator.append_tokens(ids)
-        stream = tokenizer.create_stream()
-        while not generator.is_done():
-            generator.generate_next_token()
-            print(stream.decode(generator.get_next_tokens()[0]), end="", flush=True)
-        print()
-
+    files = {
+        os.path.basename(p)[: -len(".onnx_adapter")]: p
+        for p in glob.glob(os.path.join(HERE, "adapters", "*.onnx_adapter"))
+    }
+    chat = Chat(os.path.join(HERE, "model"), files)
     if args.prompt:
-        answer(args.prompt)
-        return
-    while True:
-        text = input("> ").strip()
-        if not text:
-            break
-        answer(text)
+        chat.answer(args.prompt, args.adapter, args.system, args.max_new_tokens)
+    else:
+        repl(chat, args.adapter, args.system, args.max_new_tokens)
 
 
 if __name__ == "__main__":

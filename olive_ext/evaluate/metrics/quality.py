@@ -6,7 +6,6 @@ import math
 
 from olive_ext.evaluate.context import MetricInput
 from olive_ext.evaluate.exact_match import exact_match as score_exact_match
-from olive_ext.evaluate.exact_match import normalize_answer
 from olive_ext.evaluate.registry import register_metric
 
 LM_KINDS = {"genai", "hf", "gguf"}
@@ -49,10 +48,8 @@ def accuracy(inp: MetricInput) -> dict[str, float]:
         preds, labels = inp.raw["classify"]["predictions"], inp.data.labels
         hits = sum(p == y for p, y in zip(preds, labels, strict=True))
         return {"accuracy": round(100.0 * hits / len(labels), 2), "accuracy.n": len(labels)}
-    answers = decoded_answers(inp)
-    refs = [r or "" for r in inp.data.references]
-    hits = sum(normalize_answer(a) == normalize_answer(r) for a, r in zip(answers, refs, strict=True))
-    return {"accuracy": round(100.0 * hits / len(refs), 2), "accuracy.n": len(refs)}
+    scored = exact_match(inp)
+    return {"accuracy": scored["exact_match"], "accuracy.n": scored["exact_match.n"]}
 
 
 @register_metric(
