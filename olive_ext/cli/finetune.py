@@ -108,6 +108,7 @@ def build_recipe(args: argparse.Namespace) -> dict[str, Any]:
     from olive_ext.cli.common import dataset_spec_from_args
     from olive_ext.errors import UserInputError
 
+    pairs = _olive_extra_flags(args)
     given = {
         "-m/--model_name_or_path": args.model_name_or_path,
         "-d/--data_name or --data_files": args.data_name or args.data_files,
@@ -125,7 +126,7 @@ def build_recipe(args: argparse.Namespace) -> dict[str, Any]:
             hint="write a classification task as a template whose trailing {column} is the label",
         )
     options: dict[str, Any] = {k: getattr(args, k) for k in _OPTION_FLAGS}
-    options["training_args"] = _extra_training_args(args, options)
+    options["training_args"] = _training_args(pairs, options)
     train = dataset_spec_from_args(args, args.train_split)
     data = {"train": train.model_dump(mode="json", exclude_none=True)}
     step: dict[str, Any] = {"type": "lora", **options, "train_data": "train"}
@@ -146,19 +147,30 @@ def build_recipe(args: argparse.Namespace) -> dict[str, Any]:
     return recipe
 
 
-def _extra_training_args(args: argparse.Namespace, options: dict[str, Any]) -> dict[str, Any]:
-    """Unknown `--flag value` pairs: Olive replacements, then transformers TrainingArguments (checked, typed)."""
+def _olive_extra_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """Unknown `--flag value` pairs; flags Olive has and we do not get what to write instead."""
     from olive_ext.errors import UserInputError
-    from olive_ext.train.args import check_training_args, parse_flag_pairs
+    from olive_ext.train.args import parse_flag_pairs
 
     pairs = parse_flag_pairs(list(args.extra_args or []))
     replaced = [f"--{k}: {OLIVE_REPLACEMENTS['--' + k]}" for k in pairs if "--" + k in OLIVE_REPLACEMENTS]
     if replaced:
         raise UserInputError("; ".join(replaced), hint="see olive-ext finetune --help")
+    return pairs
+
+
+def _training_args(pairs: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """transformers TrainingArguments (checked, typed); those we have a field for become that field."""
+    from olive_ext.train.args import check_training_args
+    from olive_ext.train.options import FinetuneOptions
+
     for flag, dtype in (("bf16", "bfloat16"), ("fp16", "float16")):  # Olive/HF mixed-precision switches
         if flag in pairs and parse_bool(str(pairs.pop(flag))):
             options["torch_dtype"] = dtype
-    return check_training_args(pairs, known_elsewhere=list(_OPTION_FLAGS))
+    checked = check_training_args(pairs, known_elsewhere=list(_OPTION_FLAGS))
+    for key in [k for k in checked if k in FinetuneOptions.model_fields and k != "training_args"]:
+        options[key] = checked.pop(key)
+    return checked
 
 
 def main(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +38,8 @@ def load_rows(spec: DatasetSpec) -> datasets.Dataset:
     elif files:
         kwargs["data_files"] = files
     try:
-        ds = datasets.load_dataset(name, split=spec.split, **kwargs)
+        as_written = _json_lines_as_written(kwargs["data_files"], spec.split) if name == "json" else None
+        ds = as_written if as_written is not None else datasets.load_dataset(name, split=spec.split, **kwargs)
     except (FileNotFoundError, ConnectionError) as e:
         raise UserInputError(
             f"dataset {name!r} could not be loaded: {e}",
@@ -77,3 +79,48 @@ def spec_identity(spec: DatasetSpec, memo: Any = None) -> dict[str, Any]:
         if p.is_file():
             hashes[p.name] = memo.file_hash(p) if memo is not None else hash_file(p)
     return {"spec": spec.model_dump(mode="json"), "files": hashes}
+
+
+_DATE_LIKE = re.compile(r"^\s*\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*$")
+
+
+def _json_lines_as_written(files: list[str], split: str) -> Any:
+    """JSON-lines rows with date-like strings kept as written, or None to use the datasets reader.
+
+    The datasets JSON reader (pyarrow) turns strings like "2021-03-05" into timestamps, so an
+    answer column of ISO dates would come back as "2021-03-05 00:00:00". When such strings
+    appear, the rows are read with the json module instead (same split expressions).
+    """
+    import json
+
+    import datasets
+
+    rows: list[Any] = []
+    for path in files:
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError):
+            return None
+        if text.lstrip().startswith("["):
+            return None  # a JSON array document: leave it to the datasets reader
+        try:
+            rows += [json.loads(line) for line in text.splitlines() if line.strip()]
+        except ValueError:
+            return None
+    if not rows or not all(isinstance(r, dict) for r in rows):
+        return None
+    if not any(isinstance(v, str) and _DATE_LIKE.match(v) for r in rows[:1000] for v in r.values()):
+        return None
+    try:
+        table = datasets.Dataset.from_list(rows)
+    except Exception:
+        return None
+    instruction = datasets.ReadInstruction.from_spec(split)
+    ranges = instruction.to_absolute({"train": len(table)})
+    if any(r.splitname != "train" for r in ranges):
+        raise ValueError(f"Unknown split {split!r}: a local file has one split, 'train'")
+    indices = [i for r in ranges for i in range(r.from_, r.to)]
+    if not indices:
+        raise ValueError(f"Instruction {split!r} corresponds to no data!")
+    return table.select(indices)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from olive_ext.evaluate.exact_match import exact_match
@@ -83,12 +84,44 @@ def generate(
     return outputs
 
 
+GENERATION_BATCH = 32  # decode steps cost about the same at 8 and 32 rows on a CPU: fewer, fuller batches
+ANSWER_SLACK_TOKENS = 4  # an answer longer than the longest reference by more than this cannot match exactly
+
+
+@contextlib.contextmanager
+def adapter_state(model: Any, which: str) -> Iterator[None]:
+    """Evaluate ``base`` (adapter disabled) or ``finetuned`` (adapter merged into the weights when possible).
+
+    Merging removes the adapter's extra matmuls from every forward: eval runs ~3x faster.
+    4-bit (QLoRA) weights cannot be merged exactly, so there the adapter stays separate.
+    """
+    if not hasattr(model, "disable_adapter"):
+        yield
+        return
+    if which == "base":
+        with model.disable_adapter():
+            yield
+        return
+    quantized = getattr(model.get_base_model(), "is_quantized", False) or getattr(
+        model.get_base_model(), "is_loaded_in_4bit", False
+    )
+    if quantized:
+        yield
+        return
+    model.merge_adapter()
+    try:
+        yield
+    finally:
+        model.unmerge_adapter()
+
+
 def evaluate_model(
     model: Any,
     encoder: PromptEncoder,
     data: TokenizedSet,
     loss_fn: LossFunction,
     *,
+    which: str,
     batch_size: int,
     max_new_tokens: int,
     max_prompt_tokens: int,
@@ -98,16 +131,21 @@ def evaluate_model(
     """eval_loss, and exact_match (percent) over the examples that have a reference answer."""
     started = time.perf_counter()
     pad = encoder.tokenizer.pad_token_id
-    result: dict[str, Any] = {"eval_loss": round(eval_loss(model, data, batch_size, pad, loss_fn), 5)}
-    with_refs = [ex for ex in data.examples if ex.reference is not None]
-    if with_generation and with_refs:
-        preds = generate(model, encoder, [ex.prompt for ex in with_refs], max_new_tokens, batch_size, max_prompt_tokens)
-        refs = [str(ex.reference) for ex in with_refs]
-        result["exact_match"] = round(exact_match(preds, refs), 2)
-        result["examples"] = len(refs)
-        result["samples"] = [
-            {"prompt": ex.prompt[-120:], "reference": ref, "prediction": pred}
-            for ex, ref, pred in list(zip(with_refs, refs, preds, strict=True))[:samples]
-        ]
+    with adapter_state(model, which):
+        result: dict[str, Any] = {"eval_loss": round(eval_loss(model, data, batch_size, pad, loss_fn), 5)}
+        with_refs = [ex for ex in data.examples if ex.reference is not None]
+        if with_generation and with_refs:
+            refs = [str(ex.reference) for ex in with_refs]
+            longest = max(len(encoder.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in refs)
+            limit = min(max_new_tokens, longest + ANSWER_SLACK_TOKENS)
+            prompts = [ex.prompt for ex in with_refs]
+            preds = generate(model, encoder, prompts, limit, max(batch_size, GENERATION_BATCH), max_prompt_tokens)
+            result["exact_match"] = round(exact_match(preds, refs), 2)
+            result["examples"] = len(refs)
+            result["max_new_tokens"] = limit
+            result["samples"] = [
+                {"prompt": ex.prompt[-120:], "reference": ref, "prediction": pred}
+                for ex, ref, pred in list(zip(with_refs, refs, preds, strict=True))[:samples]
+            ]
     result["seconds"] = round(time.perf_counter() - started, 2)
     return result

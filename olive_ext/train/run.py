@@ -33,6 +33,7 @@ class TrainingInterrupted(OliveExtError):
 class FinetuneResult:
     adapter_dir: Path
     metrics: dict[str, Any]
+    model: Any = None  # the trained peft model, when asked for (keep_model)
 
 
 def finetune(
@@ -46,6 +47,8 @@ def finetune(
     cache_root: Path | None = None,
     progress: Progress | None = None,
     trust_remote_code: bool = False,
+    callbacks: list[Any] | None = None,
+    keep_model: bool = False,
 ) -> FinetuneResult:
     """Train an adapter on ``model_path``; write ``out_dir/adapter`` (with train_metrics.json) and return it."""
     import torch
@@ -89,7 +92,7 @@ def finetune(
     evals: dict[str, Any] = {}
     if eval_set is not None:
         with progress.task("eval: base model", total=None):
-            evals["base"] = evaluate_model(model, encoder, eval_set, loss_fn, **eval_kwargs)  # adapter is zero: base
+            evals["base"] = evaluate_model(model, encoder, eval_set, loss_fn, which="base", **eval_kwargs)
         logger.info("base model: %s", _eval_line(evals["base"]))
 
     per_step = opts.per_device_train_batch_size * opts.gradient_accumulation_steps
@@ -109,7 +112,9 @@ def finetune(
     ):
         callback = make_callback(stats, bar, stop)
         collate = Collator(tokenizer.pad_token_id)
-        trainer = make_trainer(model, args, RowDataset(rows), eval_rows, collate, loss_fn, stats, [callback])
+        trainer = make_trainer(
+            model, args, RowDataset(rows), eval_rows, collate, loss_fn, stats, [callback, *(callbacks or [])]
+        )
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if stats.interrupted:
         last = _latest_checkpoint(Path(args.output_dir))
@@ -122,7 +127,7 @@ def finetune(
 
     if eval_set is not None:
         with progress.task("eval: fine-tuned model", total=None):
-            evals["finetuned"] = evaluate_model(model, encoder, eval_set, loss_fn, **eval_kwargs)
+            evals["finetuned"] = evaluate_model(model, encoder, eval_set, loss_fn, which="finetuned", **eval_kwargs)
         logger.info("fine-tuned model: %s", _eval_line(evals["finetuned"]))
 
     adapter_dir = out_dir / "adapter"
@@ -164,7 +169,7 @@ def finetune(
         "options": opts.canonical(),
     }
     (adapter_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
-    return FinetuneResult(adapter_dir, metrics)
+    return FinetuneResult(adapter_dir, metrics, model if keep_model else None)
 
 
 def load_inputs(

@@ -1,0 +1,378 @@
+"""finetune on the tiny in-code Llama: each method trains, the loss falls, saved adapters give the same logits,
+the loss path is exact, bad input gets a clear error, Ctrl-C checkpoints and resume continues."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import yaml
+
+from olive_ext.cli import main
+from olive_ext.errors import MissingDependencyError, UserInputError
+from olive_ext.recipe.schema import DatasetSpec
+
+TEMPLATE = "Phrase: {phrase}\nTone: {tone}"
+_WORDS = {"positive": ["great", "love", "happy", "fine"], "negative": ["terrible", "hate", "sad", "angry"]}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The tiny model's ops are too small to share between threads; on a busy machine two threads
+    # spin-wait for each other. Real models use every core (see olive_ext.train.device).
+    monkeypatch.setenv("OLIVE_EXT_THREADS", "1")
+
+
+@pytest.fixture(scope="module")
+def tone_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A two-label task the tiny model learns in a few dozen steps: 80 training rows, then 20 eval rows."""
+    import random
+
+    rng = random.Random(0)
+    path = tmp_path_factory.mktemp("data") / "tone.jsonl"
+    with open(path, "w") as f:
+        for _ in range(100):
+            tone = rng.choice(sorted(_WORDS))
+            subject = rng.choice(["the", "a", "cat", "dog", "product"])
+            phrase = f"{subject} {rng.choice(_WORDS[tone])} {rng.choice(['city', 'model', 'data'])}"
+            f.write(json.dumps({"phrase": phrase, "tone": tone}) + "\n")
+    return path
+
+
+def _spec(path: Path, split: str, **kw: object) -> DatasetSpec:
+    return DatasetSpec(name="json", data_files=str(path), split=split, **{"text_template": TEMPLATE, **kw})
+
+
+@pytest.mark.parametrize("method", ["lora", "qlora", "dora"])
+def test_each_method_trains_and_the_saved_adapter_gives_the_same_logits(
+    method: str, tiny_llama: Path, tone_file: Path, tmp_path: Path
+) -> None:
+    import torch
+    from peft import PeftModel
+
+    from olive_ext.train.model import load_model
+    from olive_ext.train.options import FinetuneOptions
+    from olive_ext.train.run import finetune
+
+    opts = FinetuneOptions(method=method, max_steps=24, learning_rate=3e-3, logging_steps=1, lora_r=8)
+    result = finetune(
+        str(tiny_llama), _spec(tone_file, "train[:80]"), None, opts, tmp_path, checkpoint_dir=tmp_path / "ck",
+        keep_model=True,
+    )  # fmt: skip
+    curve = [p["loss"] for p in result.metrics["loss_curve"]]
+    assert len(curve) == 24
+    assert sum(curve[-4:]) / 4 < 0.6 * sum(curve[:4]) / 4, curve
+    assert (result.adapter_dir / "adapter_config.json").exists()
+    assert (result.adapter_dir / "adapter_model.safetensors").exists()
+    assert (result.adapter_dir / "tokenizer_config.json").exists()
+    assert json.loads((result.adapter_dir / "adapter_config.json").read_text())["use_dora"] == (method == "dora")
+
+    trained = result.model.eval()
+    reloaded = PeftModel.from_pretrained(load_model(str(tiny_llama), opts, "cpu", "float32"), result.adapter_dir).eval()
+    ids = torch.tensor([[1, 40, 41, 42, 43, 44, 45]])
+    with torch.no_grad():
+        want = trained(input_ids=ids).logits
+        got = reloaded(input_ids=ids).logits
+        with reloaded.disable_adapter():
+            base = reloaded(input_ids=ids).logits
+    assert (want - base).abs().max() > 1e-2, "training must have changed the model"
+    assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
+
+
+def test_response_only_loss_matches_the_models_own_loss_and_packing_keeps_examples_apart(tiny_llama: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from olive_ext.data.formats import Example
+    from olive_ext.train.features import Collator, PromptEncoder, pack, tokenize
+    from olive_ext.train.loss import LossFunction, loss_sum_full, loss_sum_selected
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    enc = PromptEncoder(tok)
+    examples = [Example(f"question {'one two ' * i}answer:", f" {w}", w) for i, w in enumerate(["yes", "no", "cat"])]
+    data = tokenize(examples, enc, 64)
+    batch = Collator(tok.pad_token_id)(data.rows)
+    assert (batch["attention_mask"] == 0).any(), "the batch must hold padding for this test to mean anything"
+    with torch.no_grad():
+        fast, n = loss_sum_selected(model, batch)
+        full, n_full = loss_sum_full(model, batch)
+        reference = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                          labels=batch["labels"]).loss  # fmt: skip
+    assert int(n) == int(n_full) == data.loss_tokens
+    assert abs(float(fast) / int(n) - float(reference)) < 1e-5
+    assert abs(float(full) / int(n) - float(reference)) < 1e-5
+    checker = LossFunction()
+    checker(model, batch)
+    assert checker.fast is True
+
+    packed = pack(data.rows, 64)
+    assert len(packed) == 1
+    with torch.no_grad():
+        packed_sum, packed_n = loss_sum_selected(model, Collator(tok.pad_token_id)(packed))
+        alone = [loss_sum_selected(model, Collator(tok.pad_token_id)([r]))[0] for r in data.rows]
+    assert int(packed_n) == data.loss_tokens
+    assert abs(float(packed_sum) - float(sum(alone))) < 1e-3  # no attention across packed examples
+
+
+def test_labels_cover_the_answer_and_end_of_turn_and_truncation_is_reported(tiny_llama: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from olive_ext.data.formats import Example
+    from olive_ext.train.features import IGNORE, PromptEncoder, tokenize
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    enc = PromptEncoder(tok)
+    data = tokenize([Example("Q: what tone? A:", " happy", "happy")], enc, 64)
+    row = data.rows[0]
+    prompt_len = len(enc.prompt("Q: what tone? A:"))
+    assert row["labels"][:prompt_len] == [IGNORE] * prompt_len
+    assert row["labels"][prompt_len:] == row["input_ids"][prompt_len:]
+    assert row["input_ids"][-1] == tok.eos_token_id  # appended: the model learns to stop
+    chat = tokenize(
+        [Example("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n", "yes<|im_end|>\n", "yes")], enc, 64
+    )
+    assert chat.rows[0]["input_ids"].count(tok.eos_token_id) == 2  # not appended twice
+    with_prompt = tokenize([Example("Q: what tone? A:", " happy", "happy")], enc, 64, train_on_prompt=True)
+    assert IGNORE not in with_prompt.rows[0]["labels"]
+    with pytest.raises(UserInputError, match=r"every training example is cut to nothing by --max_seq_len 4"):
+        tokenize([Example("Q: what tone is this long prompt? A:", " happy", "happy")], enc, 4)
+
+
+def test_cli_trains_evaluates_and_writes_the_output_folder(tiny_llama: Path, tone_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ft"
+    code = main([
+        "finetune", "-m", str(tiny_llama), "-d", "json", "--data_files", str(tone_file),
+        "--train_split", "train[:80]", "--eval_split", "train[80:]", "--text_template", TEMPLATE.replace("\n", "\\n"),
+        "--max_steps", "30", "--learning_rate", "3e-3", "--warmup_steps", "2", "--lr_scheduler_type", "cosine",
+        "--gradient_checkpointing", "false", "-o", str(out),
+    ])  # fmt: skip
+    assert code == 0
+    config = json.loads((out / "model_config.json").read_text())
+    assert config["kind"] == "hf" and config["adapter"] == "adapter" and config["model"] == "model"
+    assert config["base_model"] == str(tiny_llama) and config["adapter_merged"] is False
+    assert (out / "model" / "config.json").exists() and (out / "adapter" / "adapter_config.json").exists()
+    assert (out / "adapter" / "chat_template.jinja").exists() or "chat_template" in (
+        out / "adapter" / "tokenizer_config.json"
+    ).read_text()
+    metrics = json.loads((out / "train_metrics.json").read_text())
+    assert metrics["steps"] == 30 and metrics["train_tokens"] > 0 and metrics["train_tokens_per_second"] > 0
+    assert metrics["peak_rss_mb"] > 0 and metrics["response_only_logits"] is True
+    base, tuned = metrics["eval"]["base"], metrics["eval"]["finetuned"]
+    assert tuned["eval_loss"] < base["eval_loss"]
+    assert tuned["exact_match"] > base["exact_match"]
+    recipe = yaml.safe_load((out / "recipe.yaml").read_text())
+    step = recipe["passes"]["finetune"]
+    assert step["type"] == "lora" and step["training_args"] == {"lr_scheduler_type": "cosine"}
+    assert step["warmup_steps"] == 2  # a TrainingArguments flag we have a field for lands in it
+
+    from olive_ext.model_folder import resolve_model_arg
+
+    art = resolve_model_arg(str(out))
+    assert art.adapter_path == str(out / "adapter") and art.path == str(out / "model")
+    # The same command again is a cache hit (nothing retrained), written to a new folder.
+    assert main(["run", "--config", str(out / "recipe.yaml"), "-o", str(tmp_path / "again")]) == 0
+
+
+def test_merge_writes_the_merged_model_and_keeps_the_adapter(tiny_llama: Path, tone_file: Path, tmp_path: Path) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from olive_ext.model_folder import resolve_model_arg
+
+    out = tmp_path / "merged"
+    args = ["finetune", "-m", str(tiny_llama), "--data_files", str(tone_file), "--text_template", TEMPLATE,
+            "--max_steps", "6", "--learning_rate", "3e-3", "--merge", "-o", str(out)]  # fmt: skip
+    assert main(args) == 0
+    config = json.loads((out / "model_config.json").read_text())
+    assert config["adapter_merged"] is True and "adapter" not in config
+    ids = torch.tensor([[1, 50, 51, 52]])
+    with torch.no_grad():
+        merged = AutoModelForCausalLM.from_pretrained(out / "model")(input_ids=ids).logits
+        peft = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama), out / "adapter")
+        assert (merged - peft(input_ids=ids).logits).abs().max() < 1e-4
+    assert resolve_model_arg(str(out)).adapter_path is None  # never applied twice
+    with pytest.raises(UserInputError, match="already holds a model with its adapter merged"):
+        resolve_model_arg(str(out), adapter_path=str(out / "adapter"))
+
+
+def test_ctrl_c_writes_a_checkpoint_and_resume_finishes_the_run(
+    tiny_llama: Path, tone_file: Path, tmp_path: Path
+) -> None:
+    from transformers import TrainerCallback
+
+    from olive_ext.train.options import FinetuneOptions
+    from olive_ext.train.run import TrainingInterrupted, finetune
+
+    class CtrlCAtStep3(TrainerCallback):  # type: ignore[misc]
+        def on_step_end(self, args, state, control, **kw):  # type: ignore[no-untyped-def]
+            if state.global_step == 3:
+                os.kill(os.getpid(), signal.SIGINT)  # what a terminal sends on Ctrl-C
+
+    opts = FinetuneOptions(max_steps=8, learning_rate=3e-3)
+    spec = _spec(tone_file, "train[:80]")
+    handler_before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(TrainingInterrupted) as info:
+        finetune(str(tiny_llama), spec, None, opts, tmp_path / "a", checkpoint_dir=tmp_path / "ck",
+                 callbacks=[CtrlCAtStep3()])  # fmt: skip
+    assert info.value.exit_code == 130
+    checkpoint = tmp_path / "ck" / "checkpoint-4"  # the step in flight finishes, then the checkpoint is written
+    assert checkpoint.is_dir() and str(checkpoint) in str(info.value)
+    assert "--resume_from_checkpoint" in str(info.value)
+    assert not (tmp_path / "a" / "adapter").exists()
+    assert signal.getsignal(signal.SIGINT) is handler_before  # our handler is gone
+
+    resumed = finetune(str(tiny_llama), spec, None, opts.model_copy(update={"resume_from_checkpoint": "true"}),
+                       tmp_path / "b", checkpoint_dir=tmp_path / "ck")  # fmt: skip
+    assert resumed.metrics["resumed_from"] == str(checkpoint)
+    assert resumed.metrics["steps"] == 8 and resumed.metrics["steps_this_run"] == 4
+
+
+def _err(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str]:
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse's own errors (a value of the wrong type)
+        code = int(e.code or 0)
+    return code, capsys.readouterr().err.replace("\n", " ")
+
+
+def test_bad_input_gets_a_clear_error_and_nothing_is_written(
+    tiny_llama: Path, tone_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "o"
+    base = ["finetune", "-m", str(tiny_llama), "--data_files", str(tone_file), "-o", str(out)]
+    code, err = _err(capsys, [*base, "--text_template", "Q: {question}\nA: {tone}", "--max_steps", "1"])
+    assert code == 2 and "'question'" in err and "phrase, tone" in err
+    code, err = _err(capsys, [*base, "--text_template", TEMPLATE, "--train_split", "train[100:]"])
+    assert code == 2 and "empty" in err
+    code, err = _err(capsys, [*base, "--text_template", TEMPLATE, "--max_seq_len", "8"])
+    assert code == 2 and "--max_seq_len 8" in err and "raise --max_seq_len" in err
+    code, err = _err(capsys, [*base, "--text_template", TEMPLATE, "--warmup_step", "3"])
+    assert code == 2 and "did you mean --warmup_steps" in err
+    code, err = _err(capsys, [*base, "--text_template", TEMPLATE, "--max_steps", "many"])
+    assert code == 2 and "--max_steps" in err
+    assert not out.exists()
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    code, err = _err(capsys, [*base, "--text_template", TEMPLATE])
+    assert code == 2 and "exists" in err and "--overwrite" in err
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_olive_guide_commands_work_or_say_what_to_write(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, err = _err(capsys, [
+        "finetune", "--model_name_or_path", "meta-llama/Llama-3.2-1B-Instruct", "--trust_remote_code",
+        "--output_path", str(tmp_path / "models/llama/ft"), "--data_name", "xxyyzzz/phrase_classification",
+        "--text_template", "<|start_header_id|>user<|end_header_id|>\\n{phrase}<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\\n{tone}", "--method", "lora", "--max_steps", "100",
+        "--log_level", "1",
+    ])  # fmt: skip
+    assert code == 2 and "hub cannot be reached" in err and "meta-llama/Llama-3.2-1B-Instruct" in err
+    assert "xxyyzzz/phrase_classification" in err and "--data_files" in err and "Traceback" not in err
+    code, err = _err(capsys, ["finetune", "--logging_steps", "10", "--eval_steps", "50", "--save_steps", "100",
+                              "--logging_dir", "./logs", "--report_to", "tensorboard"])  # fmt: skip
+    assert code == 2 and "-m/--model_name_or_path" in err
+    code, err = _err(capsys, ["finetune", "--method", "lora", "--task_name", "classification", "-o", "x"])
+    assert code == 2 and "--task_name" in err and "--text_template" in err
+    code = main(["finetune", "--method", "qlora", "-m", "m", "-d", "json", "--data_files", "f.jsonl",
+                 "--text_template", "{a} {b}", "--gradient_checkpointing", "true", "--per_device_train_batch_size", "1",
+                 "--gradient_accumulation_steps", "16", "--per_device_eval_batch_size", "16", "--dry_run"])  # fmt: skip
+    recipe = yaml.safe_load(capsys.readouterr().out)
+    step = recipe["passes"]["finetune"]
+    assert code == 0 and step["method"] == "qlora" and step["gradient_checkpointing"] is True
+    assert step["gradient_accumulation_steps"] == 16 and step["per_device_eval_batch_size"] == 16
+
+
+def test_qlora_without_bitsandbytes_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from olive_ext.train.model import check_bitsandbytes
+
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # import fails, as when it is not installed
+    with pytest.raises(MissingDependencyError, match=r"pip install 'bitsandbytes>=0.45'"):
+        check_bitsandbytes("cpu")
+
+
+def test_unsupported_gguf_architecture_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import gguf
+    import numpy as np
+
+    path = tmp_path / "rwkv.gguf"
+    writer = gguf.GGUFWriter(str(path), "rwkv6")
+    writer.add_block_count(1)
+    writer.add_tensor("token_embd.weight", np.zeros((4, 4), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"text": "hello"}\n')
+    code, err = _err(capsys, ["finetune", "-m", str(path), "--data_files", str(data), "-o", str(tmp_path / "o")])
+    assert code == 2 and "rwkv6" in err and "not supported" in err and "Traceback" not in err
+
+
+def test_recipe_pass_reads_olive_lora_configs_and_data_changes_the_cache_key(tmp_path: Path) -> None:
+    from olive_ext.engine.cache import Cache
+    from olive_ext.engine.context import RunContext
+    from olive_ext.passes.lora import LoraPass
+    from olive_ext.recipe.load import check_recipe
+
+    olive = {
+        "input_model": {"type": "HfModel", "model_path": "org/model"},
+        "data_configs": [{"name": "train_data", "type": "HuggingfaceContainer",
+                          "load_dataset_config": {"data_name": "json", "data_files": "t.jsonl", "split": "train"},
+                          "pre_process_data_config": {"text_template": "{q} {a}"}}],
+        "passes": {"f": {"type": "QLoRA", "r": 8, "alpha": 16, "lora_dropout": 0.1, "train_data_config": "train_data",
+                         "device_map": "auto", "training_args": {"max_steps": 5, "learning_rate": 1e-3,
+                                                                 "warmup_ratio": 0.1}}},
+        "output_dir": "out",
+    }  # fmt: skip
+    recipe, problems = check_recipe(olive)
+    assert recipe is not None, [p.render() for p in problems]
+    step = recipe.passes["f"]
+    assert step.type == "qlora"
+    cfg = LoraPass.config_class(**step.params())
+    assert (cfg.lora_r, cfg.lora_alpha, cfg.max_steps, cfg.learning_rate) == (8, 16, 5, 1e-3)
+    assert cfg.training_args == {"warmup_ratio": 0.1}
+
+    data = tmp_path / "t.jsonl"
+    keys = []
+    for text in ('{"q": "a", "a": "b"}\n', '{"q": "a", "a": "c"}\n'):
+        data.write_text(text)
+        ctx = RunContext(
+            cache=Cache(tmp_path / "cache"), datasets={"train": DatasetSpec(name="json", data_files=str(data))}
+        )
+        keys.append(json.dumps(LoraPass(LoraPass.config_class(train_data="train")).cache_extra(ctx), sort_keys=True))
+    assert keys[0] != keys[1]
+
+
+def test_dtype_auto_is_measured_once_and_explicit_dtypes_are_checked(tmp_path: Path) -> None:
+    from olive_ext.train.device import MIN_SPEEDUP, choose_dtype
+
+    dtype, info = choose_dtype("auto", "cpu", tmp_path)
+    times = info["matmul_seconds"]
+    assert set(times) == {"float32", "bfloat16"} and info["cached"] is False
+    if dtype != "float32":
+        assert times["float32"] / times[dtype] >= MIN_SPEEDUP
+    again, info2 = choose_dtype("auto", "cpu", tmp_path)
+    assert again == dtype and info2["cached"] is True
+    with pytest.raises(UserInputError, match="float16 cannot train on cpu"):
+        choose_dtype("float16", "cpu", tmp_path)
+
+
+def test_date_strings_in_json_lines_stay_as_written(tmp_path: Path) -> None:
+    from olive_ext.data import load_rows
+
+    path = tmp_path / "dates.jsonl"
+    path.write_text(
+        "".join(json.dumps({"date": f"March {d}, 2021", "iso": f"2021-03-{d:02d}"}) + "\n" for d in range(1, 11))
+    )
+    rows = load_rows(DatasetSpec(name="json", data_files=str(path), split="train[8:]"))
+    assert [r["iso"] for r in rows] == ["2021-03-09", "2021-03-10"]  # not "2021-03-09 00:00:00"
+    assert len(load_rows(DatasetSpec(name="json", data_files=str(path), split="train[:50%]"))) == 5
+    with pytest.raises(UserInputError, match="empty"):
+        load_rows(DatasetSpec(name="json", data_files=str(path), split="train[20:]"))
