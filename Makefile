@@ -22,6 +22,10 @@ install: $(BIN)/.installed
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## demo: set up and run the whole job on SmolLM2-135M (finetune -> auto-opt -> package -> verify)
+demo: install
+	$(BIN)/olive-ext demo -o demo-out --overwrite
+
 ## test-unit: only the fast tests on tiny in-code models
 test-unit: install
 	$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)

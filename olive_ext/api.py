@@ -101,9 +101,7 @@ def run(
     results: list[CandidateResult] = []
     notes: list[str] = []
     reference = None
-    if reference_accuracy is None and recipe.evaluate:
-        reference = evaluate_reference(source, recipe, ctx, progress)
-        reference_accuracy = accuracy_of(reference["metrics"]) if reference else None
+    want_reference = reference_accuracy is None and recipe.evaluate is not None
     with progress, progress.task("candidates", total=total) as bar:
         for candidate in strategy:
             bar.update(info=candidate.describe()[:60])
@@ -111,6 +109,11 @@ def run(
             results.append(result)
             if result.exception is not None and single:
                 raise result.exception
+            if want_reference and reference is None and result.artifact is not None:
+                # the first built candidate tells which PyTorch model the candidates come from
+                reference = evaluate_reference(source, result.artifact, recipe, ctx, progress)
+                reference_accuracy = accuracy_of(reference["metrics"]) if reference else None
+                want_reference = False
             strategy.tell(candidate, _search_score(result, recipe, reference_accuracy))
             bar.advance()
     chosen = _choose(results, recipe, reference_accuracy, notes)
@@ -173,24 +176,35 @@ def run_candidate(
 QUALITY_METRICS = {"accuracy", "exact_match", "perplexity"}
 
 
-def evaluate_reference(source: Artifact, recipe: Recipe, ctx: RunContext, progress: Progress) -> dict[str, Any] | None:
-    """Measure the input model in PyTorch (adapter applied): the baseline for accuracy drops and speed-ups."""
+def evaluate_reference(
+    source: Artifact, built: Artifact, recipe: Recipe, ctx: RunContext, progress: Progress
+) -> dict[str, Any] | None:
+    """Measure the PyTorch model the candidates were built from (after fine-tuning, adapter applied).
+
+    Built artifacts name it in ``meta["source_model"]``; without that, the recipe's input
+    model is the reference. It is the baseline for accuracy drops and speed-ups.
+    """
     spec = recipe.evaluate
-    if spec is None or spec.reference != "input" or source.kind not in {"hf", "gguf"}:
+    if spec is None or spec.reference != "input" or not QUALITY_METRICS & set(spec.metrics):
         return None
-    if not QUALITY_METRICS & set(spec.metrics):
-        return None
-    with progress.task("reference: input model in PyTorch", total=None):
-        model = source
-        if source.kind == "gguf":  # the dequantized HF conversion, cached like any step
-            model, _ = run_steps(source, [Step(GGUF_CONVERSION, GGUF_CONVERSION, {})], ctx, "reference")
+    origin = built.meta.get("source_model") or {}
+    with progress.task("reference: the source model in PyTorch", total=None):
+        if origin.get("path") and Path(origin["path"]).is_dir():
+            model = fingerprint_input(Artifact("hf", origin["path"], origin.get("adapter_path")), ctx.cache.memo)
+        elif source.kind == "hf" or source.kind == "gguf":
+            model = source
+            if source.kind == "gguf":  # the dequantized HF conversion, cached like any step
+                model, _ = run_steps(source, [Step(GGUF_CONVERSION, GGUF_CONVERSION, {})], ctx, "reference")
+        else:
+            return None
         dataset = recipe.data.get(spec.data) if spec.data else None
         try:
             metrics, hit = evaluate(model, EvalContext(spec, CPU, dataset), ctx.cache)
         except OliveExtError as e:
-            logger.warning("could not measure the input model as a reference: %s", e)
+            logger.warning("could not measure the source model as a reference: %s", e)
             return None
-    return {"label": "input model (PyTorch fp32)", "artifact": model.to_json(), "metrics": metrics, "cache_hit": hit}
+    label = "source model (PyTorch fp32" + (", adapter applied)" if model.adapter_path else ")")
+    return {"label": label, "artifact": model.to_json(), "metrics": metrics, "cache_hit": hit}
 
 
 def _search_score(result: CandidateResult, recipe: Recipe, reference_accuracy: float | None) -> float | None:
@@ -224,7 +238,7 @@ def write_run_output(result: RunResult, recipe: Recipe) -> None:
     assert result.output_dir is not None
     with staged_output(result.output_dir, recipe.output.overwrite) as stage:
         if result.chosen and result.chosen.artifact:
-            export_artifact(result.chosen.artifact, stage, {"candidate": result.chosen.candidate.id})
+            export_artifact(result.chosen.artifact, stage, deployment_info(result.chosen, recipe))
         write_json(
             stage / "candidates.json",
             {
@@ -242,6 +256,32 @@ def write_run_output(result: RunResult, recipe: Recipe) -> None:
             header="resolved recipe: rerun with `olive-ext run --config recipe.yaml`",
         )
         write_reports(stage, result, recipe)
+
+
+def deployment_info(chosen: CandidateResult, recipe: Recipe) -> dict[str, Any]:
+    """What `package` and `verify` need beside the model: target, smoke prompts, the fine-tuning chat template."""
+    from olive_ext.deploy.bundle import chat_template_text
+    from olive_ext.deploy.manifest import text_sha256
+
+    assert chosen.artifact is not None
+    target = chosen.candidate.target
+    info: dict[str, Any] = {
+        "candidate": chosen.candidate.id,
+        "target": {"device": target.device, "provider": target.provider},
+        "metrics": {k: v for k, v in chosen.metrics.items() if "." not in k},
+    }
+    source = chosen.artifact.meta.get("source_model") or {}
+    adapter = source.get("adapter_path") or recipe.input_model.adapter_path
+    template = chat_template_text(Path(adapter)) if adapter and Path(adapter).is_dir() else None
+    if template:
+        info["finetune_chat_template_sha256"] = text_sha256(template)
+    if recipe.evaluate and recipe.evaluate.data and chosen.artifact.kind == "genai":
+        from olive_ext.data import load_examples
+        from olive_ext.evaluate.evaluator import load_tokenizer
+
+        examples = load_examples(recipe.data[recipe.evaluate.data], load_tokenizer(chosen.artifact))
+        info["smoke_prompts"] = [e.prompt for e in examples if e.prompt][:3]
+    return info
 
 
 def resolved_recipe(recipe: Recipe) -> dict[str, Any]:

