@@ -13,6 +13,7 @@ import toy_passes  # noqa: F401  (registers the toy passes)
 from tiny_models import build_tiny_bert, build_tiny_llama
 
 from olive_ext.pypi_models import fetch_pypi_model
+from olive_ext.recipe.schema import DatasetSpec
 
 REPO = Path(__file__).resolve().parents[1]
 

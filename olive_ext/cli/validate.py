@@ -48,7 +48,8 @@ def main(args: argparse.Namespace) -> int:
     if errors or recipe is None:
         console.print(f"{path}: {len(errors)} problem{'s' if len(errors) != 1 else ''}", style="bold red")
         return 2
-    console.print(f"{path}: valid ({len(recipe.passes)} passes, {len(recipe.targets)} target(s))", style="green")
+    sections = f"{len(recipe.pipelines)} alternative pipelines" if recipe.pipelines else f"{len(recipe.passes)} passes"
+    console.print(f"{path}: valid ({sections}, {len(recipe.targets)} target(s))", style="green")
     return 0
 
 
