@@ -376,3 +376,46 @@ def test_date_strings_in_json_lines_stay_as_written(tmp_path: Path) -> None:
     assert len(load_rows(DatasetSpec(name="json", data_files=str(path), split="train[:50%]"))) == 5
     with pytest.raises(UserInputError, match="empty"):
         load_rows(DatasetSpec(name="json", data_files=str(path), split="train[20:]"))
+
+
+@pytest.mark.parametrize("fmt", ["messages", "alpaca"])
+def test_chat_and_alpaca_rows_train_on_the_answer_with_the_models_chat_template(
+    fmt: str, tiny_llama: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / f"{fmt}.jsonl"
+    with open(path, "w") as f:
+        for i in range(12):
+            tone = "positive" if i % 2 else "negative"
+            if fmt == "messages":
+                row = {"messages": [{"role": "user", "content": f"tone of review {i}?"},
+                                    {"role": "assistant", "content": tone}]}  # fmt: skip
+            else:
+                row = {"instruction": "classify the tone", "input": f"review {i}", "output": tone}
+            f.write(json.dumps(row) + "\n")
+    flags = ["--use_chat_template"] if fmt == "messages" else []
+    out = tmp_path / "out"
+    argv = ["finetune", "-m", str(tiny_llama), "--data_files", str(path), *flags, "--train_split", "train[:8]",
+            "--eval_split", "train[8:]", "--max_steps", "3", "-o", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    metrics = json.loads((out / "train_metrics.json").read_text())
+    assert metrics["steps"] == 3 and metrics["eval"]["finetuned"]["examples"] == 4
+    sample = metrics["eval"]["base"]["samples"][0]
+    assert sample["prompt"].endswith("<|im_start|>assistant\n")  # the model's chat template, generation prompt
+    assert sample["reference"] in {"positive", "negative"}
+
+
+def test_report_to_a_missing_tracker_fails_before_any_work(
+    tiny_llama: Path,
+    tone_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a))
+    code, err = _err(capsys, ["finetune", "-m", str(tiny_llama), "--data_files", str(tone_file), "--text_template",
+                              TEMPLATE, "--report_to", "mlflow", "-o", str(tmp_path / "o")])  # fmt: skip
+    assert code == 1 and "pip install mlflow" in err
+    assert not (tmp_path / "o").exists()

@@ -22,8 +22,8 @@ base and the fine-tuned model, tokens/s, wall time, peak memory) and recipe.yaml
 `olive-ext run --config`). Other transformers TrainingArguments pass through (--warmup_steps 10).
 Ctrl-C writes a checkpoint and says how to continue (--resume_from_checkpoint).
 
-  olive-ext finetune -m SmolLM2-135M-Instruct.Q4_1.gguf -d json \\
-      --data_files recipes/data/tone/train.jsonl --eval_split "train[-60:]" \\
+  olive-ext finetune -m SmolLM2-135M-Instruct.Q4_1.gguf -d json --data_files recipes/data/tone.jsonl \\
+      --train_split "train[:480]" --eval_split "train[480:]" \\
       --text_template "Phrase: {phrase}\\nTone: {tone}" --max_steps 40 -o out/ft
   olive-ext finetune -m models/llama --method qlora --use_chat_template -d json --data_files chat.jsonl -o out/q
 """

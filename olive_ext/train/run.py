@@ -65,6 +65,8 @@ def finetune(
 
     started = time.perf_counter()
     progress = progress or Progress(enabled=False)
+    if opts.report_to != "none":  # before any work: say what to install
+        _require(opts.report_to, f"--report_to {opts.report_to}")
     device = training_device()
     threads = use_all_cores()
     tokenizer, train_rows, eval_rows = load_inputs(model_path, train_spec, eval_spec, trust_remote_code)
@@ -257,14 +259,10 @@ def _training_arguments(opts: FinetuneOptions, checkpoint_dir: Path, device: str
         "use_cpu": device == "cpu",
         "log_level": "warning",
     }
-    if opts.report_to == "tensorboard":
-        _require("tensorboard", "--report_to tensorboard")
-        if opts.logging_dir:
-            import os
+    if opts.report_to == "tensorboard" and opts.logging_dir:
+        import os
 
-            os.environ["TENSORBOARD_LOGGING_DIR"] = opts.logging_dir
-    elif opts.report_to == "mlflow":
-        _require("mlflow", "--report_to mlflow")
+        os.environ["TENSORBOARD_LOGGING_DIR"] = opts.logging_dir
     kwargs.update(check_training_args(opts.training_args))
     return TrainingArguments(**kwargs)
 
