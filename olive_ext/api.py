@@ -104,11 +104,13 @@ def run(
     want_reference = reference_accuracy is None and recipe.evaluate is not None
     with progress, progress.task("candidates", total=total) as bar:
         for candidate in strategy:
-            bar.update(info=candidate.describe()[:60])
+            bar.update(info=" -> ".join(s.type for s in candidate.steps))
             result = run_candidate(source, candidate, ctx, recipe, reference_accuracy)
             results.append(result)
-            if result.exception is not None and single:
-                raise result.exception
+            if result.exception is not None:
+                if single:
+                    raise result.exception
+                logger.warning("candidate %s failed: %s", candidate.id, result.error)
             if want_reference and reference is None and result.artifact is not None:
                 # the first built candidate tells which PyTorch model the candidates come from
                 reference = evaluate_reference(source, result.artifact, recipe, ctx, progress)
@@ -167,7 +169,6 @@ def run_candidate(
     except Exception as e:  # one candidate's failure must not end a search; it is recorded
         result.error = str(e) if isinstance(e, OliveExtError) else f"{type(e).__name__}: {e}"
         result.exception = e
-        logger.warning("candidate %s failed: %s", candidate.id, result.error)
         logger.debug("%s", "".join(traceback.format_exception(e)))
     result.seconds = time.perf_counter() - started
     return result

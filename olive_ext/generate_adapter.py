@@ -135,7 +135,9 @@ def _base_model(model: str, cache: Cache, ctx: RunContext) -> Artifact:
     if base.kind == "gguf":
         base, _ = run_steps(base, [Step(GGUF_CONVERSION, GGUF_CONVERSION, {})], ctx, "generate-adapter")
     if not Path(base.path).is_dir():
-        raise UserInputError(f"base model {model} must be available locally (offline: no hub downloads)")
+        raise UserInputError(f"base model {model!r} was not found: no such folder here, and generate-adapter "
+                             "needs the base's weights on this machine",
+                             hint="give a local Hugging Face folder or .gguf file with -m/--base_model_path")
     return base
 
 

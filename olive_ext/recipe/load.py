@@ -76,9 +76,20 @@ def check_recipe(raw: dict[str, Any], base_dir: Path | None = None) -> tuple[Rec
     except ValidationError as e:
         problems += problems_from_validation(e, Recipe)
         problems += _section_problems(raw, {p.path.split(".")[0].split("[")[0] for p in problems})
-        return None, problems
+        return None, _unique(problems)
     problems += semantic_problems(recipe)
-    return recipe, problems
+    return recipe, _unique(problems)
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    """One problem per (key path, message): the Olive translation and the schema may both notice one."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for p in problems:
+        if (p.path, p.message) not in seen:
+            seen.add((p.path, p.message))
+            out.append(p)
+    return out
 
 
 def _section_problems(raw: dict[str, Any], broken: set[str]) -> list[Problem]:
