@@ -87,7 +87,7 @@ def load_model(path: str, opts: FinetuneOptions, device: str, dtype: str, trust_
             raise UserInputError(f"{path}: not a causal language model transformers can train: {e}") from e
         raise
     if opts.method != "qlora":
-        model.to(device)
+        model.to(device)  # type: ignore[arg-type]
     else:
         from peft import prepare_model_for_kbit_training
 
@@ -131,7 +131,7 @@ def add_adapter(model: Any, opts: FinetuneOptions) -> Any:
         )
     config = LoraConfig(
         r=opts.lora_r,
-        lora_alpha=opts.lora_alpha,
+        lora_alpha=int(opts.lora_alpha) if float(opts.lora_alpha).is_integer() else opts.lora_alpha,  # type: ignore[arg-type]
         lora_dropout=opts.lora_dropout,
         target_modules=list(targets),
         use_dora=opts.method == "dora",

@@ -89,8 +89,12 @@ def finetune(
         model = add_adapter(load_model(model_path, opts, device, dtype, trust_remote_code), opts)
     trainable, total_params = model.get_nb_trainable_parameters()
     loss_fn = LossFunction()
-    eval_kwargs = {"batch_size": opts.per_device_eval_batch_size, "max_new_tokens": opts.eval_max_new_tokens,
-                   "max_prompt_tokens": opts.max_seq_len, "with_generation": opts.eval_generate}  # fmt: skip
+    eval_kwargs: dict[str, Any] = {
+        "batch_size": opts.per_device_eval_batch_size,
+        "max_new_tokens": opts.eval_max_new_tokens,
+        "max_prompt_tokens": opts.max_seq_len,
+        "with_generation": opts.eval_generate,
+    }
     evals: dict[str, Any] = {}
     if eval_set is not None:
         with progress.task("eval: base model", total=None):

@@ -32,7 +32,7 @@ def make_trainer(model: Any, args: Any, train_set: Any, eval_set: Any, collator:
     """A Trainer whose loss is :class:`LossFunction` normalized by the target tokens of the whole step."""
     from transformers import Trainer
 
-    class _Trainer(Trainer):  # type: ignore[misc]
+    class _Trainer(Trainer):
         loss_is_scaled_for_ga = True
 
         def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
@@ -70,7 +70,7 @@ def make_callback(stats: TrainStats, bar: Any, stop_flag: dict[str, bool]) -> An
     """Progress (loss, tokens/s, ETA), the loss curve, and a clean stop with a checkpoint on Ctrl-C."""
     from transformers import TrainerCallback
 
-    class _Callback(TrainerCallback):  # type: ignore[misc]
+    class _Callback(TrainerCallback):
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             stats.started = time.perf_counter()
             stats.start_step = state.global_step
