@@ -35,7 +35,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], str | None]] = {
     "grad-ckpt": ("gradient checkpointing on (Olive's default)", {"gradient_checkpointing": True}, None),
     "packing": ("examples packed into rows of up to 256 tokens", {"packing": True, "max_seq_len": 256}, None),
     "1-thread": ("torch on 1 thread instead of all cores", {}, "one_thread"),
-    "bf16": ("bf16 autocast (Olive's default dtype)", {"torch_dtype": "bfloat16"}, None),
+    "bf16": ("bf16 weights and autocast (Olive's default dtype)", {"torch_dtype": "bfloat16"}, None),
     "bs8": ("batch 8 instead of 4", {"per_device_train_batch_size": 8}, None),
 }
 

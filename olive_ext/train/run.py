@@ -130,6 +130,12 @@ def finetune(
             f"(in a recipe: resume_from_checkpoint: {last} on the pass)",
         )
     train_peak = _peak_rss_mb()
+    if opts.save_steps:
+        logger.info("checkpoints kept in %s", args.output_dir)
+    else:  # only interrupt checkpoints live here, and this run has finished with them
+        import shutil
+
+        shutil.rmtree(args.output_dir, ignore_errors=True)
 
     if eval_set is not None:
         with progress.task("eval: fine-tuned model", total=None):

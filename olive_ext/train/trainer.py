@@ -111,6 +111,8 @@ def stop_on_interrupt(console: Any = None) -> Iterator[dict[str, bool]]:
     except ValueError:  # not the main thread: leave signals alone
         yield flag
         return
+    if previous is None:  # installed outside Python: restore the default behaviour afterwards
+        previous = signal.default_int_handler
 
     def handler(signum: int, frame: Any) -> None:
         if flag["stop"]:
