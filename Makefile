@@ -30,6 +30,10 @@ demo: install
 test-unit: install
 	$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
 
+## bench: every benchmark side by side (startup, finetune, convert, auto-opt); rewrites benchmarks/RESULTS.md
+bench: install
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
+
 lint: install
 	$(BIN)/ruff check olive_ext tests benchmarks
 	$(BIN)/mypy

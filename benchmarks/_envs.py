@@ -18,9 +18,12 @@ TORCH_SPEC = os.environ.get("TORCH_SPEC", "torch==2.13.0")
 
 ENVS: dict[str, list[str]] = {
     # Olive as a user installs it for finetune and auto-opt (its docs: olive-ai[auto-opt,finetune]).
-    "olive": [TORCH_SPEC, "olive-ai[finetune,auto-opt,cpu]==0.13.0", "onnxruntime-genai==0.18.0", "onnx-ir",
-              "transformers==5.23.0", "peft==0.21.2", "datasets", "psutil"],
-    "llamacpp": ["llama-cpp-python", "psutil"],
+    # onnxruntime-genai 0.14.1 still ships models/quantized_model.py, which
+    # Olive 0.13's ModelBuilder pass imports (0.18, the one olive-ext uses, fails there).
+    "olive": [TORCH_SPEC, "olive-ai[finetune,auto-opt,cpu]==0.13.0", "onnxruntime-genai==0.14.1", "onnx-ir",
+              "transformers==5.23.0", "peft==0.21.2", "datasets", "psutil",
+              "requests"],
+    "llamacpp": ["llama-cpp-python==0.3.36", "psutil"],
 }
 
 

@@ -247,6 +247,7 @@ def write_run_output(result: RunResult, recipe: Recipe) -> None:
                 "chosen": result.chosen.candidate.id if result.chosen else None,
                 "objective": recipe.evaluate.objective if recipe.evaluate else None,
                 "notes": result.notes,
+                "reference": result.reference,
                 "candidates": [r.to_json() for r in result.results],
             },
         )

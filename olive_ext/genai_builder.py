@@ -39,12 +39,18 @@ def build_genai(
     except (ValueError, NotImplementedError, AssertionError, KeyError) as e:
         shown = ", ".join(f"{k}={v}" for k, v in options.items() if k not in {"hf_token", "adapter_path"})
         unsupported = isinstance(e, NotImplementedError) and "not currently supported" in str(e)
-        hint = (
-            "the builder supports Llama, Mistral, Phi, Qwen, Gemma, Granite, SmolLM3 and similar LLMs; "
-            "use onnx_export for other models"
-            if unsupported
-            else "change the option the message names (a block size larger than the model's hidden size, for one)"
-        )
+        if unsupported:
+            hint = (
+                "the builder supports Llama, Mistral, Phi, Qwen, Gemma, Granite, SmolLM3 and similar LLMs; "
+                "use onnx_export for other models"
+            )
+        elif "reshape" in str(e) and options.get("algo_config") == "k_quant":
+            hint = (
+                f"k_quant needs a block_size that divides every weight's input size (the hidden and MLP sizes); "
+                f"{options.get('block_size')} does not: try 32 or 64"
+            )
+        else:
+            hint = "change the option the message names (a block size larger than the model's hidden size, for one)"
         raise PassError(
             pass_name,
             f"the genai model builder refused precision={precision}, execution_provider={provider}, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -56,7 +57,13 @@ TASK_DATA = REPO / "recipes" / "data"
 
 @pytest.fixture(scope="session")
 def integration_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One olive-ext cache for all integration tests: SmolLM2's conversion and builds happen once."""
+    """One olive-ext cache for all integration tests: SmolLM2's conversion and builds happen once.
+
+    ``OLIVE_EXT_TEST_CACHE`` names a cache kept between runs (for development; CI starts empty)."""
+    kept = os.environ.get("OLIVE_EXT_TEST_CACHE")
+    if kept:
+        Path(kept).mkdir(parents=True, exist_ok=True)
+        return Path(kept)
     return tmp_path_factory.mktemp("integration-cache")
 
 

@@ -18,8 +18,9 @@ RESULTS: dict[str, Any] = {}
 
 
 @pytest.fixture(scope="session")
-def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("convert-cache")
+def shared_cache(integration_cache: Path) -> Path:
+    """The integration tests' one cache: SmolLM2's GGUF conversion and its builds are shared with them."""
+    return integration_cache
 
 
 def _record(name: str, numbers: dict[str, Any]) -> None:

@@ -40,7 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--algorithm",
         choices=sorted(_ALGORITHMS),
         default=None,
-        help="weight rounding: rtn (round to nearest; default), kquant (llama.cpp k-quant), hqq (half-quadratic)",
+        help="weight rounding: rtn (round to nearest; default), kquant (llama.cpp k-quant), "
+        "hqq (half-quadratic; its float zero points run slowly on the CPU EP)",
     )
     p.add_argument("--precision", choices=["int4", "int8"], default="int4", help="weight precision (default int4)")
     p.add_argument(
