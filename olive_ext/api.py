@@ -39,6 +39,7 @@ from olive_ext.engine.steps import Step
 from olive_ext.errors import ConstraintsNotMetError, OliveExtError
 from olive_ext.evaluate.context import EvalContext
 from olive_ext.evaluate.evaluator import evaluate
+from olive_ext.hub import go_offline_if_unreachable
 from olive_ext.model_folder import export_artifact, resolve_model_arg
 from olive_ext.recipe.schema import Recipe
 from olive_ext.targets.base import CPU, Target
@@ -91,6 +92,7 @@ def run(
         ensure_output_free(out_dir, recipe.output.overwrite)
     progress = progress or Progress(enabled=False)
     cache = Cache(recipe.cache_dir)
+    go_offline_if_unreachable([recipe.input_model.path, *(d.name for d in recipe.data.values())])
     source = input_artifact(recipe, cache)
     targets = [Target(t.device, t.provider or "CPUExecutionProvider") for t in recipe.targets]
     space = SearchSpace.from_recipe(recipe)

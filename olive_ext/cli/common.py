@@ -9,6 +9,7 @@ from types import ModuleType
 from typing import Any
 
 from olive_ext.errors import OliveExtError
+from olive_ext.hub import go_offline_if_unreachable
 
 _OLIVE_LEVELS = {0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR, 4: logging.CRITICAL}
 
@@ -59,10 +60,23 @@ def _stderr_console() -> Any:
     return Console(stderr=True)
 
 
+# flags whose values may name hub models or datasets (probed once; see olive_ext/hub.py)
+_HUB_ARGS = ("model_name_or_path", "base_model_path", "data_name", "adapter_path", "tokenizer")
+
+
+def _hub_values(args: argparse.Namespace) -> list[str]:
+    values: list[str] = []
+    for name in _HUB_ARGS:
+        value = getattr(args, name, None)
+        values += [str(v) for v in value] if isinstance(value, list | tuple) else [str(value)] if value else []
+    return values
+
+
 def run_command(mod: ModuleType, args: argparse.Namespace) -> int:
     """Run a command; a user's mistake prints a message (no traceback) and a non-zero code."""
     try:
         setup_logging(str(getattr(args, "log_level", "1")))
+        go_offline_if_unreachable(_hub_values(args))
         return int(mod.main(args) or 0)
     except OliveExtError as e:
         print_error(str(e))

@@ -1,0 +1,69 @@
+"""Hugging Face hub reachability: fail in a second, not after a minute of retries.
+
+huggingface_hub retries every request five times with back-off (about 40 s per file) when the
+hub cannot be reached. Before a command touches a name that is not on this machine, olive-ext
+probes the hub once (a TCP connect, a few seconds at most); when it is unreachable, the process
+switches to offline mode, so models and datasets already in the hub cache still load and
+missing ones fail at once with a message saying what to pass instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+from urllib.parse import urlparse
+
+logger = logging.getLogger(__name__)
+
+_TRUE = {"1", "true", "yes", "on"}
+_LOCAL_DATA = {"json", "jsonl", "csv", "parquet", "text", "arrow"}
+
+
+def offline() -> bool:
+    """True when the user (or an earlier probe) put the hub libraries in offline mode."""
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in _TRUE
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """One TCP connect to the hub endpoint (``HF_ENDPOINT``), once per endpoint; False on any network error."""
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    return _connects(url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80), timeout)
+
+
+@cache
+def _connects(host: str, port: int, timeout: float) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def looks_like_hub_name(value: str) -> bool:
+    """A value that only the hub can resolve: not a local path, not a pypi: model, not a file format."""
+    return bool(value) and not value.startswith("pypi:") and value not in _LOCAL_DATA and not Path(value).exists()
+
+
+def go_offline_if_unreachable(names: Iterable[str | None]) -> None:
+    """Switch this process to offline mode when a hub name is needed and the hub cannot be reached.
+
+    Offline mode asked for in the environment is applied to hub libraries already imported too
+    (they read it once, at import)."""
+    wanted = [n for n in names if n and looks_like_hub_name(n)]
+    if not wanted:
+        return
+    if not offline():
+        if hub_reachable():
+            return
+        logger.warning("the Hugging Face hub cannot be reached: working offline (models in the hub cache still load)")
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        os.environ[var] = "1"
+    for module in ("huggingface_hub.constants", "datasets.config"):
+        loaded = sys.modules.get(module)
+        if loaded is not None:
+            loaded.HF_HUB_OFFLINE = True  # type: ignore[attr-defined]
