@@ -336,8 +336,7 @@ def write(path: Path, text: str, args: argparse.Namespace) -> None:
         f"`python benchmarks/finetune.py --steps {args.steps} --olive-timeout {args.olive_timeout} --write "
         f"{path.name}`, {datetime.date.today().isoformat()}, {platform.machine()} with {os.cpu_count()} CPU cores, "
         f"torch {torch.__version__} on {torch.get_num_threads()} threads (every tool used its default thread "
-        f"count); one run per row, while other work ran on the machine (1-minute load average {load:.1f} at the "
-        "end), so timings are noisy.\n\n"
+        f"count); one run per row, in sequence; 1-minute load average {load:.1f} at the end.\n\n"
     )
     old = path.read_text() if path.exists() else "# Benchmark results\n"
     start = old.find("## Fine-tuning")

@@ -130,7 +130,7 @@ def run(
         results, chosen, out_dir if write_output else None, time.perf_counter() - started, notes, reference
     )
     if write_output:
-        write_run_output(run_result, recipe)
+        write_run_output(run_result, recipe, source)
     if recipe.evaluate and chosen is None and any(r.ok for r in results):
         misses = nearest_misses(results)
         lines = [
@@ -234,14 +234,14 @@ def _choose(
     return ok[0]
 
 
-def write_run_output(result: RunResult, recipe: Recipe) -> None:
+def write_run_output(result: RunResult, recipe: Recipe, source: Artifact | None = None) -> None:
     """model/, candidates.json, lineage.json, recipe.yaml and report.md in the output folder."""
     from olive_ext.report import write_reports
 
     assert result.output_dir is not None
     with staged_output(result.output_dir, recipe.output.overwrite) as stage:
         if result.chosen and result.chosen.artifact:
-            export_artifact(result.chosen.artifact, stage, deployment_info(result.chosen, recipe))
+            export_artifact(result.chosen.artifact, stage, deployment_info(result.chosen, recipe, source))
         write_json(
             stage / "candidates.json",
             {
@@ -262,7 +262,7 @@ def write_run_output(result: RunResult, recipe: Recipe) -> None:
         write_reports(stage, result, recipe)
 
 
-def deployment_info(chosen: CandidateResult, recipe: Recipe) -> dict[str, Any]:
+def deployment_info(chosen: CandidateResult, recipe: Recipe, source: Artifact | None = None) -> dict[str, Any]:
     """What `package` and `verify` need beside the model: target, smoke prompts, the fine-tuning chat template."""
     from olive_ext.deploy.bundle import chat_template_text
     from olive_ext.deploy.manifest import text_sha256
@@ -274,9 +274,12 @@ def deployment_info(chosen: CandidateResult, recipe: Recipe) -> dict[str, Any]:
         "target": {"device": target.device, "provider": target.provider},
         "metrics": {k: v for k, v in chosen.metrics.items() if "." not in k},
     }
-    source = chosen.artifact.meta.get("source_model") or {}
-    adapter = source.get("adapter_path") or recipe.input_model.adapter_path
-    template = chat_template_text(Path(adapter)) if adapter and Path(adapter).is_dir() else None
+    # the adapter the model was fine-tuned with: as recorded at build time, else this run's input (a cache hit
+    # records the folder the build first came from, which may since have moved)
+    origin = chosen.artifact.meta.get("source_model") or {}
+    adapters = [origin.get("adapter_path"), source.adapter_path if source else None, recipe.input_model.adapter_path]
+    adapter = next((a for a in adapters if a and Path(a).is_dir()), None)
+    template = chat_template_text(Path(adapter)) if adapter else None
     if template:
         info["finetune_chat_template_sha256"] = text_sha256(template)
     if recipe.evaluate and recipe.evaluate.data and chosen.artifact.kind == "genai":

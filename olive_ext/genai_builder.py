@@ -46,8 +46,8 @@ def build_genai(
             )
         elif "reshape" in str(e) and options.get("algo_config") == "k_quant":
             hint = (
-                f"k_quant needs a block_size that divides every weight's input size (the hidden and MLP sizes); "
-                f"{options.get('block_size')} does not: try 32 or 64"
+                f"k_quant needs every weight's input size (the hidden and MLP sizes) to be a multiple of twice the "
+                f"block_size, and {options.get('block_size')} is too large for this model: try 32 (or 16)"
             )
         else:
             hint = "change the option the message names (a block size larger than the model's hidden size, for one)"
