@@ -193,17 +193,13 @@ def _write(path: Path, text: str) -> None:
     stamp = datetime.date.today().isoformat()
     cpus = os.cpu_count()
     header = (
-        "## Conversion\n\n"
         f"`python benchmarks/convert.py --write {path.name}`, {stamp}, {platform.machine()} with {cpus} CPU cores "
         "(every tool used its default thread count: onnxruntime and torch take all cores); one run per build, "
-        "cold cache, while other work ran on the machine, so timings are noisy.\n\n"
+        f"cold cache; 1-minute load average {os.getloadavg()[0]:.1f} at the end.\n\n"
     )
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    start = old.find("## Conversion")
-    if start >= 0:
-        end = old.find("\n## ", start + 1)
-        old = old[:start] + (old[end + 1 :] if end >= 0 else "")
-    path.write_text(old.rstrip() + "\n\n" + header + text + "\n")
+    from benchmarks._common import write_section
+
+    write_section(path, "Conversion", header + text)
 
 
 if __name__ == "__main__":

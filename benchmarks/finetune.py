@@ -332,18 +332,14 @@ def write(path: Path, text: str, args: argparse.Namespace) -> None:
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     header = (
-        "## Fine-tuning\n\n"
         f"`python benchmarks/finetune.py --steps {args.steps} --olive-timeout {args.olive_timeout} --write "
         f"{path.name}`, {datetime.date.today().isoformat()}, {platform.machine()} with {os.cpu_count()} CPU cores, "
         f"torch {torch.__version__} on {torch.get_num_threads()} threads (every tool used its default thread "
         f"count); one run per row, in sequence; 1-minute load average {load:.1f} at the end.\n\n"
     )
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    start = old.find("## Fine-tuning")
-    if start >= 0:
-        end = old.find("\n## ", start + 1)
-        old = old[:start] + (old[end + 1 :] if end >= 0 else "")
-    path.write_text(old.rstrip() + "\n\n" + header + text + "\n")
+    from benchmarks._common import write_section
+
+    write_section(path, "Fine-tuning", header + text)
 
 
 if __name__ == "__main__":

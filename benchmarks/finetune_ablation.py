@@ -174,19 +174,15 @@ def write(path: Path, text: str, args: argparse.Namespace) -> None:
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     header = (
-        f"{SECTION}\n\n"
         f"`python benchmarks/finetune_ablation.py --steps {args.steps} --repeats {args.repeats} --write {path.name}`, "
         f"{datetime.date.today().isoformat()}, {platform.machine()} with {os.cpu_count()} CPU cores; LoRA r 16 on "
         "SmolLM2-135M-Instruct, tone task, batch 4, one change per row against olive-ext's defaults; median step "
         f"time after two warm-up steps, best of the repeats (1-minute load average {load:.1f} at the end: the "
         "machine was shared, so a slow run is noise).\n\n"
     )
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    start = old.find(SECTION)
-    if start >= 0:
-        end = old.find("\n## ", start + 1)
-        old = old[:start] + (old[end + 1 :] if end >= 0 else "")
-    path.write_text(old.rstrip() + "\n\n" + header + text + "\n")
+    from benchmarks._common import write_section
+
+    write_section(path, SECTION.removeprefix("## "), header + text)
 
 
 if __name__ == "__main__":

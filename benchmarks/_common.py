@@ -1,0 +1,121 @@
+"""Helpers shared by the benchmark scripts: timing a command's process tree, the machine line, RESULTS.md sections."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import platform
+import re
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "OLIVE_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+@dataclass
+class Timed:
+    argv: list[str]
+    returncode: int
+    seconds: float
+    peak_rss_mb: float
+    log: Path
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+    def error(self) -> str:
+        """The root cause in the log: the first exception line (chained tracebacks print it first)."""
+        text = re.sub(r"\x1b\[[0-9;]*m", "", self.log.read_text(errors="replace")) if self.log.exists() else ""
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        errors = [ln for ln in lines if re.match(r"^[\w.]*(Error|Exception): ", ln)]
+        if self.timed_out:
+            return f"stopped after {self.seconds:.0f} s"
+        return (errors[0] if errors else (lines or ["failed"])[-1])[:200].replace("|", "/")
+
+
+def run_timed(
+    argv: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 3600
+) -> Timed:
+    """Run a command to completion; wall time and the peak RSS of its whole process tree (sampled every 50 ms)."""
+    import psutil
+
+    log.parent.mkdir(parents=True, exist_ok=True)
+    full_env = {**os.environ, **OFFLINE_ENV, **(env or {})}
+    started = time.perf_counter()
+    timed_out = False
+    peak = 0
+    with open(log, "w") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=cwd)
+        root = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            with contextlib.suppress(psutil.Error):
+                peak = max(peak, sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]))
+            if time.perf_counter() - started > timeout and not timed_out:
+                timed_out = True
+                for p in [*root.children(recursive=True), root]:
+                    with contextlib.suppress(psutil.Error):
+                        p.kill()
+            time.sleep(0.05)
+    return Timed(argv, proc.returncode, time.perf_counter() - started, peak / 2**20, log, timed_out)
+
+
+def spread(values: list[float], digits: int = 1) -> str:
+    """'median (min-max)' of a list of numbers."""
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+
+def load_average() -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def wait_for_quiet(max_load: float, max_wait: float) -> float:
+    """Wait (up to max_wait seconds) until the 1-minute load average drops below max_load; return it."""
+    deadline = time.time() + max_wait
+    while load_average() >= max_load and time.time() < deadline:
+        time.sleep(15)
+    return load_average()
+
+
+def cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def machine_line() -> str:
+    mem = ""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kb = int(Path("/proc/meminfo").read_text().split("MemTotal:")[1].split()[0])
+        mem = f", {kb / 2**20:.0f} GiB RAM"
+    return f"{platform.machine()} {cpu_name()}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}"
+
+
+def today() -> str:
+    return datetime.date.today().isoformat()
+
+
+def write_section(path: Path, title: str, body: str) -> None:
+    """Replace the '## title' section of a markdown file (or append it), keeping the others in place."""
+    old = path.read_text() if path.exists() else "# Benchmark results\n"
+    section = f"## {title}\n\n{body.strip()}\n"
+    start = old.find(f"\n## {title}\n")
+    if start >= 0:
+        end = old.find("\n## ", start + 1)
+        new = old[: start + 1] + section + ("\n" + old[end + 1 :] if end >= 0 else "")
+    else:
+        new = old.rstrip() + "\n\n" + section
+    path.write_text(new)
