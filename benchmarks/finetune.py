@@ -58,6 +58,7 @@ class Row:
     argv: list[str]
     out: Path
     timeout: int
+    dtype: str = "float32"
     ok: bool = False
     steps: int = 0
     wall: float = 0.0
@@ -108,16 +109,19 @@ def measure(row: Row, env: dict[str, str]) -> None:
         row.note = "failed: " + (errors[0] if errors else text.strip().splitlines()[-1])[:150].replace("|", "/")
 
 
-def olive_ext_row(hf: Path, data: Path, template: str, steps: int, work: Path) -> Row:
-    out = work / "olive-ext"
+def olive_ext_row(hf: Path, data: Path, template: str, steps: int, work: Path, dtype: str = "auto") -> Row:
+    out = work / f"olive-ext-{dtype}"
     argv = [str(Path(sys.executable).parent / "olive-ext"), "finetune", "-m", str(hf), "-d", "json",
             "--data_files", str(data), "--train_split", "train[:480]", "--text_template", template,
             "--max_steps", str(steps), "--per_device_train_batch_size", str(SHARED["batch"]),
             "--learning_rate", str(SHARED["lr"]), "--lora_r", str(SHARED["r"]), "--lora_alpha", str(SHARED["alpha"]),
             "--lora_dropout", str(SHARED["dropout"]), "--seed", str(SHARED["seed"]), "--logging_steps", "1",
-            "--cache_dir", str(work / "olive-ext-cache"), "-o", str(out / "result")]  # fmt: skip
+            "--torch_dtype", dtype, "--cache_dir", str(work / "olive-ext-cache"),
+            "-o", str(out / "result")]  # fmt: skip
     cmd = "olive-ext finetune -m HF -d json --data_files tone.jsonl --text_template T --max_steps N (+ shared)"
-    return Row("olive-ext", cmd, argv, out, 1800)
+    if dtype != "auto":
+        cmd += f" --torch_dtype {dtype}"
+    return Row("olive-ext", cmd, argv, out, 1800, dtype=dtype)
 
 
 def plain_row(hf: Path, data: Path, template: str, steps: int, work: Path) -> Row:
@@ -163,7 +167,7 @@ def olive_default_row(olive: Path, hf: Path, data: Path, template: str, steps: i
             "train[:480]", "--text_template", template, "--max_steps", str(steps), "--logging_steps", "1",
             "-o", str(out / "result"), "--disable_telemetry", "--log_level", "1"]  # fmt: skip
     cmd = "olive finetune -m HF -d json --data_files tone.jsonl --text_template T --max_steps N"
-    return Row("Olive", cmd + " (its defaults)", argv, out, timeout)
+    return Row("Olive", cmd + " (its defaults)", argv, out, timeout, dtype="bfloat16")
 
 
 def collect(row: Row, steps: int, full_text_mean: float) -> None:
@@ -175,6 +179,9 @@ def collect(row: Row, steps: int, full_text_mean: float) -> None:
             m = json.loads(path.read_text())
             row.train_seconds, row.tokens, row.steps = m["train_seconds"], m["train_tokens"], m["steps"]
             row.losses = [p["loss"] for p in m["loss_curve"]]
+            row.dtype = m["torch_dtype"] if row.dtype == "auto" else row.dtype
+            if "--torch_dtype" not in row.command:
+                row.dtype += " (auto: measured)"
     elif row.tool == "plain":
         path = row.out / "result" / "plain_metrics.json"
         if path.exists():
@@ -224,6 +231,13 @@ def exact_match_of(hf: Path, adapter: Path | None, data: Path, template: str) ->
     return float(result["exact_match"])
 
 
+def auto_dtype_of_this_machine() -> str:
+    """What ``--torch_dtype auto`` picks here (measured; bf16 only where the CPU has native bf16)."""
+    from olive_ext.train.device import choose_dtype
+
+    return choose_dtype("auto", "cpu")[0]
+
+
 def full_text_mean_tokens(hf: Path, data: Path, template: str) -> float:
     """Mean tokens of one training example as Olive tokenizes it (whole text, <|im_end|> at the end)."""
     from transformers import AutoTokenizer
@@ -235,10 +249,10 @@ def full_text_mean_tokens(hf: Path, data: Path, template: str) -> float:
 
 def table(rows: list[Row], base_em: float) -> str:
     lines = [
-        "| tool | command | steps done | wall s | train s | train tok/s (non-pad) | peak RSS MB | final loss | "
+        "| tool | command | dtype | steps done | wall s | train s | train tok/s (non-pad) | peak RSS MB | final loss | "
         "exact match % |",
-        "|---|---|---|---|---|---|---|---|---|",
-        f"| (base model) | SmolLM2-135M-Instruct, no adapter | | | | | | | {base_em:.1f} |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| (base model) | SmolLM2-135M-Instruct, no adapter | | | | | | | | {base_em:.1f} |",
     ]
     for r in rows:
         tps = r.tokens_per_second
@@ -247,7 +261,7 @@ def table(rows: list[Row], base_em: float) -> str:
         loss = "" if r.final_loss is None else f"{r.final_loss:.3f}"
         em = "" if r.exact_match is None else f"{r.exact_match:.1f}"
         train = "" if r.train_seconds is None else f"{r.train_seconds:.1f}"
-        lines.append(f"| {r.tool} | `{r.command}` | {steps} | {r.wall:.0f} | {train} | {tps_text} | "
+        lines.append(f"| {r.tool} | `{r.command}` | {r.dtype} | {steps} | {r.wall:.0f} | {train} | {tps_text} | "
                      f"{r.peak_rss_mb:.0f} | {loss} | {em} |")  # fmt: skip
     return "\n".join(lines)
 
@@ -256,7 +270,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--olive-timeout", type=int, default=600, help="seconds before Olive's default run is stopped")
-    ap.add_argument("--only", default=None, help="comma-separated: olive-ext,plain,olive-fair,olive-default")
+    ap.add_argument("--only", default=None,
+                    help="comma-separated: olive-ext,olive-ext-fp32,plain,olive-fair,olive-default")
     ap.add_argument("--write", type=Path, default=None, help="replace the '## Fine-tuning' section of this file")
     args = ap.parse_args()
     from make_tasks import TASKS
@@ -267,7 +282,8 @@ def main() -> None:
     file, _, template = TASKS["tone"]
     data = ROOT / "recipes" / "data" / file
     hf = hf_model()
-    wanted = set(args.only.split(",")) if args.only else {"olive-ext", "plain", "olive-fair", "olive-default"}
+    wanted = set(args.only.split(",")) if args.only else {"olive-ext", "olive-ext-fp32", "plain", "olive-fair",
+                                                          "olive-default"}
     olive = env_bin("olive", "olive") if wanted & {"olive-fair", "olive-default"} else None
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OLIVE_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false"}
     env.pop("OLIVE_EXT_THREADS", None)
@@ -277,6 +293,8 @@ def main() -> None:
         rows: list[Row] = []
         if "olive-ext" in wanted:
             rows.append(olive_ext_row(hf, data, template, args.steps, work))
+        if "olive-ext-fp32" in wanted and (not rows or auto_dtype_of_this_machine() != "float32"):
+            rows.append(olive_ext_row(hf, data, template, args.steps, work, "float32"))  # the same-dtype race
         if "plain" in wanted:
             rows.append(plain_row(hf, data, template, args.steps, work))
         if "olive-fair" in wanted and olive:
@@ -301,7 +319,12 @@ def main() -> None:
 
 
 def notes(rows: list[Row], mean_len: float, args: argparse.Namespace) -> str:
-    by = {("default" in r.command) if r.tool == "Olive" else r.tool: r for r in rows}
+    def key(r: Row) -> object:
+        if r.tool == "Olive":
+            return "default" in r.command
+        return r.tool + ("-fp32" if "--torch_dtype" in r.command else "")
+
+    by = {key(r): r for r in rows}
     ours = by.get("olive-ext")
     out = [
         "Train tokens/s counts tokens that are not padding, over the training loop's time (model loading, data "
@@ -311,13 +334,21 @@ def notes(rows: list[Row], mean_len: float, args: argparse.Namespace) -> str:
         "compute the loss on the answer only; Olive on the whole text, so its loss is not comparable. Final loss is "
         "the mean of the last 5 logged steps.",
     ]
+    fp32 = by.get("olive-ext-fp32")
+    if fp32 and fp32.tokens_per_second and ours and ours.tokens_per_second:
+        out.append(f"olive-ext's measured dtype choice ({ours.dtype.split()[0]}) vs fp32: "
+                   f"{ours.tokens_per_second / fp32.tokens_per_second:.2f}x train tokens/s.")  # fmt: skip
     if ours and ours.tokens_per_second:
-        for key, label in ((False, "Olive with the same hyper-parameters"), ("plain", "the plain script"),
-                           (True, "Olive's defaults")):  # fmt: skip
-            other = by.get(key)
+        for other_key, label in ((False, "Olive with the same hyper-parameters"), ("plain", "the plain script"),
+                                 (True, "Olive's defaults")):  # fmt: skip
+            other = by.get(other_key)
+            # the same-dtype race: olive-ext in fp32 where its measured default is not fp32
+            mine = fp32 if other_key in (False, "plain") and fp32 and fp32.tokens_per_second else ours
+            mine_tps = mine.tokens_per_second or ours.tokens_per_second
             if other and other.tokens_per_second:
                 out.append(
-                    f"olive-ext vs {label}: {ours.tokens_per_second / other.tokens_per_second:.1f}x train tokens/s."
+                    f"olive-ext ({mine.dtype.split()[0]}) vs {label} ({other.dtype}): "
+                    f"{mine_tps / other.tokens_per_second:.1f}x train tokens/s."
                 )
             elif other is not None:
                 out.append(f"{label}: {other.steps} of {args.steps} steps before it was stopped or failed "

@@ -92,8 +92,26 @@ def load_model(path: str, opts: FinetuneOptions, device: str, dtype: str, trust_
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=opts.gradient_checkpointing)
+        keep_4bit_layout_trainable(model)
     model.config.use_cache = False
     return model
+
+
+def keep_4bit_layout_trainable(model: Any) -> int:
+    """Stop bitsandbytes repacking 4-bit weights for CPU inference; returns the layers changed.
+
+    On CPUs with AVX512-BF16, bitsandbytes 0.50 rewrites a ``Linear4bit``'s weight into an
+    inference-only layout the first time it runs in eval mode without gradients (our response-only
+    loss check and the base-model eval both do). Training after that runs through a kernel with no
+    autograd support: the adapters below it get wrong gradients, and the rewritten quant state no
+    longer matches a fresh load of the same base. A model we train keeps the standard layout.
+    """
+    changed = 0
+    for module in model.modules():
+        if getattr(module, "support_avx512bf16_for_cpu", False):
+            module.support_avx512bf16_for_cpu = False
+            changed += 1
+    return changed
 
 
 def linear_module_names(model: Any) -> list[str]:

@@ -122,6 +122,9 @@ def finetune(
             model, args, RowDataset(rows), eval_rows, collate, loss_fn, stats, [callback, *(callbacks or [])]
         )
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    # Mixed precision wraps the model's forward in autocast; drop it so that evaluation, merging and
+    # callers see the model as loaded (its own dtype), exactly as the saved adapter will be reloaded.
+    model = trainer.accelerator.unwrap_model(model, keep_fp32_wrapper=False)
     if stats.interrupted:
         last = _latest_checkpoint(Path(args.output_dir))
         raise TrainingInterrupted(
