@@ -5,8 +5,8 @@ Q4_0 and this machine's memory-bandwidth ceiling as the yardsticks for decode sp
 
 One run does, in order:
 
-1. fine-tune once with `olive-ext finetune` on the tone task (480 rows, 60 steps; cached under
-   .bench/auto-opt/, keyed by the command) - the model every tool starts from;
+1. fine-tune once with `olive-ext finetune` on the tone task (480 rows, the demo's 60 steps at
+   learning rate 5e-4; cached under .bench/auto-opt/, keyed by the command) - the model every tool starts from;
 2. `olive-ext auto-opt -m <finetune output> --device cpu ...` from an empty cache: every candidate
    built, parity-checked and evaluated (exact match on the 90 held-out rows, decode speed), one
    chosen; then the identical command again, fully cached (3 times: min/median/max);
@@ -54,11 +54,13 @@ from benchmarks._common import (  # noqa: E402
     wait_for_quiet,
     write_section,
 )
+from olive_ext.cli.demo import LEARNING_RATE as DEMO_LR  # noqa: E402
+from olive_ext.cli.demo import STEPS as DEMO_STEPS  # noqa: E402
 
 BENCH = Path(os.environ.get("OLIVE_EXT_BENCH_DIR", ROOT / ".bench"))
 WORK = BENCH / "auto-opt"
 DATA = ROOT / "recipes" / "data" / "tone.jsonl"
-TRAIN_SPLIT, EVAL_SPLIT, STEPS = "train[:480]", "train[480:]", 60
+TRAIN_SPLIT, EVAL_SPLIT = "train[:480]", "train[480:]"
 PROMPT_TOKENS, NEW_TOKENS, MAX_NEW_TOKENS = 64, 32, 16
 
 
@@ -98,7 +100,9 @@ def finetune(gguf: Path) -> tuple[Path, dict[str, Any]]:
         "--text_template",
         cli_template(),
         "--max_steps",
-        str(STEPS),
+        str(DEMO_STEPS),
+        "--learning_rate",
+        f"{DEMO_LR:g}",
     ]
     key = hashlib.sha256(json.dumps(argv[1:]).encode() + DATA.read_bytes()).hexdigest()[:12]
     out = WORK / f"ft-{key}"

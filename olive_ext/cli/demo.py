@@ -25,6 +25,9 @@ and ends with a summary: base vs fine-tuned accuracy, every candidate's numbers,
 one and why, and where the bundle is. Everything is cached: a second run is quick.
 """
 ORDER = 5
+# LoRA settings of the demo's fine-tune (benchmarks/auto_opt.py trains the same way). At peft's usual
+# 2e-4, 60 steps reach about 65% exact match on the tone task; 5e-4 reaches about 85-90%.
+STEPS, LEARNING_RATE = 60, 5e-4
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -32,7 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing demo output")
     p.add_argument("--task", default="tone", help="a task in recipes/data/make_tasks.py (tone or dates)")
     p.add_argument("--data_dir", default="recipes/data", help="where the task data and its generator live")
-    p.add_argument("--max_steps", type=int, default=60, help="LoRA steps")
+    p.add_argument("--max_steps", type=int, default=STEPS, help=f"LoRA steps (default {STEPS})")
+    p.add_argument("--learning_rate", type=float, default=LEARNING_RATE, help=f"LoRA learning rate (default {LEARNING_RATE:g})")
     p.add_argument("--model", default="pypi:smollm2-135m-instruct", help="base model (any -m value)")
     add_cache_dir(p)
     add_log_level(p)
@@ -89,6 +93,8 @@ def main(args: argparse.Namespace) -> int:
                 "lora",
                 "--max_steps",
                 str(args.max_steps),
+                "--learning_rate",
+                f"{args.learning_rate:g}",
                 "-o",
                 str(out / "ft"),
             ],
