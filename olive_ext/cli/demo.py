@@ -36,7 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", default="tone", help="a task in recipes/data/make_tasks.py (tone or dates)")
     p.add_argument("--data_dir", default="recipes/data", help="where the task data and its generator live")
     p.add_argument("--max_steps", type=int, default=STEPS, help=f"LoRA steps (default {STEPS})")
-    p.add_argument("--learning_rate", type=float, default=LEARNING_RATE, help=f"LoRA learning rate (default {LEARNING_RATE:g})")
+    p.add_argument(
+        "--learning_rate", type=float, default=LEARNING_RATE, help=f"LoRA learning rate (default {LEARNING_RATE:g})"
+    )
     p.add_argument("--model", default="pypi:smollm2-135m-instruct", help="base model (any -m value)")
     add_cache_dir(p)
     add_log_level(p)
