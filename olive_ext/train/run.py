@@ -241,6 +241,8 @@ def _training_arguments(opts: FinetuneOptions, checkpoint_dir: Path, device: str
     from olive_ext.train.args import check_training_args
 
     logging_steps = opts.logging_steps or max(1, total_steps // 50)
+    fields = getattr(TrainingArguments, "__dataclass_fields__", {})
+    ckpt = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
     kwargs: dict[str, Any] = {
         "output_dir": str(checkpoint_dir),
         "per_device_train_batch_size": opts.per_device_train_batch_size,
@@ -261,8 +263,9 @@ def _training_arguments(opts: FinetuneOptions, checkpoint_dir: Path, device: str
         "seed": opts.seed,
         "bf16": dtype == "bfloat16",
         "fp16": dtype == "float16",
-        "gradient_checkpointing": opts.gradient_checkpointing and opts.method != "qlora",
-        "gradient_checkpointing_kwargs": {"use_reentrant": False} if opts.gradient_checkpointing else None,
+        # transformers 5.2x renamed gradient_checkpointing to activation_checkpointing (the old name warns)
+        ckpt: opts.gradient_checkpointing and opts.method != "qlora",
+        f"{ckpt}_kwargs": {"use_reentrant": False} if opts.gradient_checkpointing else None,
         "remove_unused_columns": False,
         "prediction_loss_only": True,
         "train_sampling_strategy": "group_by_length" if opts.group_by_length and not opts.packing else "random",
