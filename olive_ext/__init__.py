@@ -1,3 +1,7 @@
 """olive-ext: fine-tune, convert, quantize, measure and package small language models."""
 
 __version__ = "0.1.0"
+
+from olive_ext.quiet import hide_library_deprecations as _hide_library_deprecations
+
+_hide_library_deprecations()

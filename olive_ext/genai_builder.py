@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from olive_ext.errors import PassError
+from olive_ext.quiet import QUANTIZER_LOGGERS, quiet_loggers
 
 logger = logging.getLogger("olive_ext")
 
@@ -28,12 +29,8 @@ def build_genai(
 
         raise MissingDependencyError("onnxruntime-genai", "building genai models") from e
     args = (None if local else model, model if local else "", str(out), precision, provider, str(cache))
-    quiet = logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer")
-    level = quiet.level
-    if not logger.isEnabledFor(logging.DEBUG):
-        quiet.setLevel(logging.WARNING)
     try:
-        with contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
+        with quiet_loggers(*QUANTIZER_LOGGERS), contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
             parsed = parse_extra_options(*args, [f"{k}={v}" for k, v in options.items()])
             create_model(*args, **parsed)
     except (ValueError, NotImplementedError, AssertionError, KeyError) as e:
@@ -58,7 +55,6 @@ def build_genai(
             hint=hint,
         ) from e
     finally:
-        quiet.setLevel(level)
         logger.debug("genai builder output:\n%s", text.getvalue()[-4000:])
 
 

@@ -55,9 +55,9 @@ def setup_logging(level: str) -> None:
 
 
 def _stderr_console() -> Any:
-    from rich.console import Console
+    from olive_ext.console import make_console
 
-    return Console(stderr=True)
+    return make_console(stderr=True)
 
 
 # flags whose values may name hub models or datasets (probed once; see olive_ext/hub.py)

@@ -61,12 +61,11 @@ def load_task(data_dir: Path, task: str) -> tuple[Path, int, str]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from olive_ext.cli import main as cli
+    from olive_ext.console import make_console
     from olive_ext.errors import OliveExtError, OutputExistsError
 
-    console = Console()
+    console = make_console()
     out = Path(args.output_path)
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise OutputExistsError(str(out))

@@ -61,9 +61,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from olive_ext.cli.common import dataset_spec_from_args
+    from olive_ext.console import make_console
     from olive_ext.engine.progress import Progress
     from olive_ext.generate_adapter import GenerateAdapterOptions, generate_adapters
 
@@ -83,7 +82,7 @@ def main(args: argparse.Namespace) -> int:
     )
     progress = Progress()
     checks = generate_adapters(opts, progress)
-    console = Console()
+    console = make_console()
     for c in checks:
         n = c.numbers
         console.print(

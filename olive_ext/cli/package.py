@@ -31,14 +31,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rich.console import Console
-
+    from olive_ext.console import make_console
     from olive_ext.deploy.bundle import package
 
     out = package(
         Path(args.model_name_or_path), Path(args.output_path), args.name, args.version, args.zip, args.overwrite
     )
-    console = Console()
+    console = make_console()
     console.print(f"bundle: {out}" + (f" and {out.with_suffix('.zip')}" if args.zip else ""))
     console.print(f"check it with: olive-ext verify {out.with_suffix('.zip') if args.zip else out}")
     return 0

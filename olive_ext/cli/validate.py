@@ -25,12 +25,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
+    from olive_ext.console import make_console
     from olive_ext.errors import UserInputError
     from olive_ext.recipe.load import check_recipe, read_recipe_file
 
-    console = Console()
+    console = make_console()
     if args.list_passes:
         _list_passes(console)
         return 0

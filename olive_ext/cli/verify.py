@@ -33,12 +33,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rich.console import Console
-
+    from olive_ext.console import make_console
     from olive_ext.deploy.verify import verify
 
     report = verify(Path(args.bundle), run_model=not args.no_run)
-    console = Console()
+    console = make_console()
     for check in report.checks:
         mark = "[green]ok[/]  " if check.ok else "[red]FAIL[/]"
         console.print(f"{mark} {check.name}: {check.detail}", highlight=False)

@@ -17,6 +17,8 @@ from rich.progress import (
 )
 from rich.progress import Progress as RichProgress
 
+from olive_ext.console import make_console
+
 
 class TaskHandle:
     """One bar: advance it, change its text, or show extra fields (loss, tokens/s)."""
@@ -54,7 +56,7 @@ class Progress:
     """A shared rich progress display; disabled (no output) when ``enabled`` is False."""
 
     def __init__(self, enabled: bool = True, console: Console | None = None) -> None:
-        self.console = console or Console(stderr=True)
+        self.console = console or make_console(stderr=True)
         self._rich: RichProgress | None = None
         if enabled:
             self._rich = RichProgress(

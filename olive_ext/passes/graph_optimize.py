@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 from olive_ext.artifacts import Artifact
 from olive_ext.engine.context import RunContext
 from olive_ext.passes.base import Pass, PassConfig, register_pass, searchable
+from olive_ext.quiet import quiet_loggers
 from olive_ext.targets.base import Target
 
 logger = logging.getLogger("olive_ext")
@@ -69,10 +70,7 @@ class GraphOptimize(Pass[GraphOptimizeConfig]):
         model_type = cfg.model_type if cfg.model_type != "auto" else infer_model_type(source.parent)
         out_dir = ctx.output_dir / "model"
         target = copy_companions(artifact, out_dir)
-        quiet = logging.getLogger("onnxruntime.transformers")
-        level = quiet.level
-        quiet.setLevel(logging.DEBUG if logger.isEnabledFor(logging.DEBUG) else logging.ERROR)
-        try:
+        with quiet_loggers("onnxruntime.transformers", level=logging.ERROR):
             optimized = optimize_model(
                 str(source),
                 model_type=model_type,
@@ -84,8 +82,6 @@ class GraphOptimize(Pass[GraphOptimizeConfig]):
             )
             if cfg.float16:
                 optimized.convert_float_to_float16(keep_io_types=True)
-        finally:
-            quiet.setLevel(level)
         fusions = {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
         save_model(optimized.model, target)
         options = cfg.model_dump(mode="json") | {"model_type": model_type}

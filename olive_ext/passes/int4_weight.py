@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 from olive_ext.artifacts import Artifact
 from olive_ext.engine.context import RunContext
 from olive_ext.passes.base import Pass, PassConfig, register_pass, searchable
+from olive_ext.quiet import QUANTIZER_LOGGERS, quiet_loggers
 
 logger = logging.getLogger("olive_ext")
 
@@ -110,10 +111,7 @@ def quantize_weights(model_path: str, cfg: Int4WeightConfig) -> Any:
             quant_format=fmt,
             bits=cfg.bits,
         )
-    quiet = logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer")
-    level = quiet.level
-    quiet.setLevel(logging.WARNING if not logger.isEnabledFor(logging.DEBUG) else logging.DEBUG)
-    try:
+    with quiet_loggers(*QUANTIZER_LOGGERS):
         quantizer = mq.MatMulNBitsQuantizer(
             model,
             bits=cfg.bits,
@@ -125,6 +123,4 @@ def quantize_weights(model_path: str, cfg: Int4WeightConfig) -> Any:
             algo_config=algo,
         )
         quantizer.process()
-    finally:
-        quiet.setLevel(level)
     return quantizer.model.model
