@@ -2,6 +2,6 @@
 
 __version__ = "0.1.0"
 
-from olive_ext.quiet import hide_library_deprecations as _hide_library_deprecations
+from olive_ext.quiet import hide_library_noise as _hide_library_noise
 
-_hide_library_deprecations()
+_hide_library_noise()

@@ -31,11 +31,17 @@ def quiet_loggers(*names: str, level: int = logging.WARNING) -> Iterator[None]:
 _LIBRARY_DEPRECATIONS = (
     r"`is_gradient_checkpointing` is deprecated",  # peft 0.21 reads transformers 5.2x's old property name
 )
+# loggers whose warnings mislead here: bitsandbytes 0.50 on AVX512-BF16 CPUs tries, at import, to fetch an
+# inference kernel from the model hub (package `kernels`) and tells the user to install it; olive-ext trains
+# with bitsandbytes' own kernels and turns that inference path off (olive_ext/train/model.py)
+_MISLEADING_LOGGERS = ("bitsandbytes.backends.cpu.ops",)
 
 
-def hide_library_deprecations() -> None:
-    """Drop the library-internal deprecation warnings above from the user's terminal."""
+def hide_library_noise() -> None:
+    """Drop the library-internal warnings above from the user's terminal."""
     import warnings
 
     for message in _LIBRARY_DEPRECATIONS:
         warnings.filterwarnings("ignore", message=message, category=FutureWarning)
+    for name in _MISLEADING_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
