@@ -27,6 +27,18 @@ ENVS: dict[str, list[str]] = {
 }
 
 
+def _build_env(name: str) -> dict[str, str]:
+    """Extra environment for building an environment's packages from source."""
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    if name == "llamacpp" and "amx_int8" in flags and "CMAKE_ARGS" not in os.environ:
+        # llama-cpp-python 0.3.36 built with -march=native on an AMX CPU segfaults in its first
+        # llama_decode of a Q4_0 model (the AMX weight buffer; F32 runs, and Q4_0 runs with extra
+        # buffer types off). Build for AVX-512 without AMX: Q4_0 keeps its CPU repack.
+        features = ["AVX", "AVX2", "FMA", "F16C", "AVX512", "AVX512_VNNI", "AVX512_VBMI", "AVX512_BF16"]
+        return {"CMAKE_ARGS": " ".join(["-DGGML_NATIVE=OFF", *(f"-DGGML_{f}=ON" for f in features)])}
+    return {}
+
+
 def env_python(name: str) -> Path:
     """Create (once) and return the interpreter of the named comparison environment."""
     venv = BENCH / f"{name}-venv"
@@ -41,7 +53,15 @@ def env_python(name: str) -> Path:
             print(f"[bench] creating {venv} (one time)", file=sys.stderr)
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
             subprocess.run([str(py), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
-            subprocess.run([str(py), "-m", "pip", "install", "-q", *ENVS[name]], check=True)
+            build = _build_env(name)
+            if build:
+                print(f"[bench] building {name} with {build}", file=sys.stderr)
+            subprocess.run(
+                # no cache: a wheel built earlier with other flags must not be reused
+                [str(py), "-m", "pip", "install", "-q", *(["--no-cache-dir"] if build else []), *ENVS[name]],
+                check=True,
+                env={**os.environ, **build},
+            )
             marker.touch()
     return py
 

@@ -360,7 +360,8 @@ def run_llamacpp(model: Path, request: dict[str, Any]) -> dict[str, Any]:
             env=env,
         )
         if out.returncode != 0 or not res.exists():
-            raise SystemExit(f"llama.cpp run failed: {out.stderr[-2000:]}")
+            how = f"killed by signal {-out.returncode}" if out.returncode < 0 else f"exit {out.returncode}"
+            raise SystemExit(f"llama.cpp run failed ({how}): {out.stderr[-2000:]}")
         return json.loads(res.read_text())
 
 
