@@ -27,7 +27,7 @@ ENVS: dict[str, list[str]] = {
 }
 
 
-def _build_env(name: str) -> dict[str, str]:
+def build_env(name: str) -> dict[str, str]:
     """Extra environment for building an environment's packages from source."""
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     if name == "llamacpp" and "amx_int8" in flags and "CMAKE_ARGS" not in os.environ:
@@ -53,7 +53,7 @@ def env_python(name: str) -> Path:
             print(f"[bench] creating {venv} (one time)", file=sys.stderr)
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
             subprocess.run([str(py), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
-            build = _build_env(name)
+            build = build_env(name)
             if build:
                 print(f"[bench] building {name} with {build}", file=sys.stderr)
             subprocess.run(

@@ -339,6 +339,21 @@ def gguf_types(path: Path) -> dict[str, int]:
     return out
 
 
+def llama_build_note() -> list[str]:
+    """How llama.cpp was built here, when not with its default native flags."""
+    from benchmarks._envs import build_env
+
+    build = build_env("llamacpp")
+    if not build:
+        return []
+    return [
+        f"- llama.cpp build: `CMAKE_ARGS=\"{build['CMAKE_ARGS']}\"`. This CPU has AMX; built natively, "
+        "llama-cpp-python 0.3.36 segfaults in its first llama_decode of a Q4_0 model (the AMX weight buffer). "
+        "This build keeps AVX-512 and llama.cpp's Q4_0 repack; measured aside, the native build with extra "
+        "buffer types off (no AMX, no repack) decoded ~70 tok/s against ~85-100 for this one."
+    ]
+
+
 def run_llamacpp(model: Path, request: dict[str, Any]) -> dict[str, Any]:
     from benchmarks._envs import env_python
 
@@ -859,6 +874,7 @@ def _decode_notes(c: dict[str, Any]) -> list[str]:
         "rules: every 2-D weight Q4_0; the tied token_embd, which is also the output matrix, is kept at higher "
         "precision by llama.cpp's rule for the output tensor). Its exact match is scored with the same prompts, "
         "tokenizer and normalization as ours.",
+        *llama_build_note(),
         "- Bytes read per token: every initializer a MatMul/MatMulNBits/norm reads (the int4 blocks, scales and "
         "zero points as stored), one row of each table that is only gathered from (the input embedding when "
         "lm_head has its own copy; the rotary cos/sin caches), plus the KV cache at the mean decode position "
