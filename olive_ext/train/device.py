@@ -21,6 +21,8 @@ logger = logging.getLogger("olive_ext")
 
 # A lower precision must be at least this much faster to be chosen over fp32.
 MIN_SPEEDUP = 1.3
+# Rounds of the dtype measurement (each: every candidate dtype, best of 5 runs).
+ROUNDS = 3
 
 
 def training_device() -> str:
@@ -140,7 +142,12 @@ def choose_dtype(requested: str, device: str, cache_root: Path | None = None) ->
     if key in known:
         entry = known[key]
         return entry["dtype"], {**entry, "cached": True}
-    timings = {dt: measure_matmul(device, dt) for dt in allowed}
+    # alternate the dtypes over a few rounds and keep each one's best, so that load from other
+    # processes during the measurement falls on every dtype alike
+    timings = {dt: float("inf") for dt in allowed}
+    for _ in range(ROUNDS):
+        for dt in allowed:
+            timings[dt] = min(timings[dt], measure_matmul(device, dt))
     choice = "float32"
     for dt, seconds in timings.items():
         if dt != "float32" and timings["float32"] / seconds >= MIN_SPEEDUP and seconds < timings[choice]:
