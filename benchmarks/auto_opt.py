@@ -5,8 +5,9 @@ Q4_0 and this machine's memory-bandwidth ceiling as the yardsticks for decode sp
 
 One run does, in order:
 
-1. fine-tune once with `olive-ext finetune` on the tone task (480 rows, the demo's 60 steps at
-   learning rate 5e-4; cached under .bench/auto-opt/, keyed by the command) - the model every tool starts from;
+1. fine-tune once with `olive-ext finetune` on the tone task with the demo's arguments (480 rows,
+   60 steps at learning rate 5e-4; cached under .bench/auto-opt/, keyed by the command) - the model
+   every tool starts from;
 2. `olive-ext auto-opt -m <finetune output> --device cpu ...` from an empty cache: every candidate
    built, parity-checked and evaluated (exact match on the 90 held-out rows, decode speed), one
    chosen; then the identical command again, fully cached (3 times: min/median/max);
@@ -54,13 +55,13 @@ from benchmarks._common import (  # noqa: E402
     wait_for_quiet,
     write_section,
 )
-from olive_ext.cli.demo import LEARNING_RATE as DEMO_LR  # noqa: E402
-from olive_ext.cli.demo import STEPS as DEMO_STEPS  # noqa: E402
+from olive_ext.cli.demo import finetune_argv as demo_finetune_argv  # noqa: E402
 
 BENCH = Path(os.environ.get("OLIVE_EXT_BENCH_DIR", ROOT / ".bench"))
 WORK = BENCH / "auto-opt"
 DATA = ROOT / "recipes" / "data" / "tone.jsonl"
-TRAIN_SPLIT, EVAL_SPLIT = "train[:480]", "train[480:]"
+N_TRAIN = 480  # the tone task's training rows (recipes/data/make_tasks.py)
+TRAIN_SPLIT, EVAL_SPLIT = f"train[:{N_TRAIN}]", f"train[{N_TRAIN}:]"
 PROMPT_TOKENS, NEW_TOKENS, MAX_NEW_TOKENS = 64, 32, 16
 
 
@@ -84,26 +85,7 @@ def cli_template() -> str:
 
 def finetune(gguf: Path) -> tuple[Path, dict[str, Any]]:
     """The fine-tuned model folder, trained once per command (cached under .bench/auto-opt/)."""
-    argv = [
-        olive_ext_exe(),
-        "finetune",
-        "-m",
-        str(gguf),
-        "-d",
-        "json",
-        "--data_files",
-        str(DATA),
-        "--train_split",
-        TRAIN_SPLIT,
-        "--eval_split",
-        EVAL_SPLIT,
-        "--text_template",
-        cli_template(),
-        "--max_steps",
-        str(DEMO_STEPS),
-        "--learning_rate",
-        f"{DEMO_LR:g}",
-    ]
+    argv = [olive_ext_exe(), *demo_finetune_argv(str(gguf), DATA, N_TRAIN, cli_template())]
     key = hashlib.sha256(json.dumps(argv[1:]).encode() + DATA.read_bytes()).hexdigest()[:12]
     out = WORK / f"ft-{key}"
     metrics = out / "train_metrics.json"
@@ -349,8 +331,8 @@ def llama_build_note() -> list[str]:
     return [
         f"- llama.cpp build: `CMAKE_ARGS=\"{build['CMAKE_ARGS']}\"`. This CPU has AMX; built natively, "
         "llama-cpp-python 0.3.36 segfaults in its first llama_decode of a Q4_0 model (the AMX weight buffer). "
-        "This build keeps AVX-512 and llama.cpp's Q4_0 repack; measured aside, the native build with extra "
-        "buffer types off (no AMX, no repack) decoded ~70 tok/s against ~85-100 for this one."
+        "This build keeps AVX-512 and llama.cpp's Q4_0 repack (the native build runs Q4_0 only with extra buffer "
+        "types off, which drops the repack too)."
     ]
 
 

@@ -44,20 +44,16 @@ def add_cache_dir(parser: argparse.ArgumentParser) -> None:
 def setup_logging(level: str) -> None:
     from rich.logging import RichHandler
 
+    from olive_ext.console import make_console
+
     numeric = _OLIVE_LEVELS.get(int(level)) if level.isdigit() else logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         raise OliveExtError(f"--log_level {level!r} is not a level", hint="use 0-4 or debug/info/warning/error")
-    handler = RichHandler(show_path=False, show_time=False, markup=False, console=_stderr_console())
+    handler = RichHandler(show_path=False, show_time=False, markup=False, console=make_console(stderr=True))
     logger = logging.getLogger("olive_ext")
     logger.handlers[:] = [handler]
     logger.setLevel(numeric)
     logger.propagate = False
-
-
-def _stderr_console() -> Any:
-    from olive_ext.console import make_console
-
-    return make_console(stderr=True)
 
 
 # flags whose values may name hub models or datasets (probed once; see olive_ext/hub.py)
@@ -89,7 +85,9 @@ def run_command(mod: ModuleType, args: argparse.Namespace) -> int:
 def print_error(message: str) -> None:
     from rich.markup import escape
 
-    console = _stderr_console()  # escape: messages quote runtime errors and lists, which hold brackets
+    from olive_ext.console import make_console
+
+    console = make_console(stderr=True)  # escape: messages quote runtime errors and lists, which hold brackets
     console.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False, soft_wrap=True)
 
 

@@ -25,7 +25,7 @@ and ends with a summary: base vs fine-tuned accuracy, every candidate's numbers,
 one and why, and where the bundle is. Everything is cached: a second run is quick.
 """
 ORDER = 5
-# LoRA settings of the demo's fine-tune (benchmarks/auto_opt.py trains the same way). At peft's usual
+# LoRA settings of the demo's fine-tune (see finetune_argv). At peft's usual
 # 2e-4, 60 steps reach about 65% exact match on the tone task; 5e-4 reaches about 85-90%.
 STEPS, LEARNING_RATE = 60, 5e-4
 
@@ -60,6 +60,17 @@ def load_task(data_dir: Path, task: str) -> tuple[Path, int, str]:
     return data_dir / file, n_train, template
 
 
+def finetune_argv(
+    model: str, data: Path, n_train: int, template: str, max_steps: int = STEPS, learning_rate: float = LEARNING_RATE
+) -> list[str]:
+    """The demo's `olive-ext finetune` arguments, output folder aside (benchmarks/auto_opt.py trains with them)."""
+    return [
+        "finetune", "-m", model, "-d", "json", "--data_files", str(data),
+        "--train_split", f"train[:{n_train}]", "--eval_split", f"train[{n_train}:]", "--text_template", template,
+        "--method", "lora", "--max_steps", str(max_steps), "--learning_rate", f"{learning_rate:g}",
+    ]  # fmt: skip
+
+
 def main(args: argparse.Namespace) -> int:
     from olive_ext.cli import main as cli
     from olive_ext.console import make_console
@@ -77,25 +88,7 @@ def main(args: argparse.Namespace) -> int:
         (
             "fine-tune",
             [
-                "finetune",
-                "-m",
-                args.model,
-                "-d",
-                "json",
-                "--data_files",
-                str(data),
-                "--train_split",
-                f"train[:{n_train}]",
-                "--eval_split",
-                f"train[{n_train}:]",
-                "--text_template",
-                template,
-                "--method",
-                "lora",
-                "--max_steps",
-                str(args.max_steps),
-                "--learning_rate",
-                f"{args.learning_rate:g}",
+                *finetune_argv(args.model, data, n_train, template, args.max_steps, args.learning_rate),
                 "-o",
                 str(out / "ft"),
             ],
