@@ -20,9 +20,17 @@ ENVS: dict[str, list[str]] = {
     # Olive as a user installs it for finetune and auto-opt (its docs: olive-ai[auto-opt,finetune]).
     # onnxruntime-genai 0.14.1 still ships models/quantized_model.py, which
     # Olive 0.13's ModelBuilder pass imports (0.18, the one olive-ext uses, fails there).
-    "olive": [TORCH_SPEC, "olive-ai[finetune,auto-opt,cpu]==0.13.0", "onnxruntime-genai==0.14.1", "onnx-ir",
-              "transformers==5.23.0", "peft==0.21.2", "datasets", "psutil",
-              "requests"],
+    "olive": [
+        TORCH_SPEC,
+        "olive-ai[finetune,auto-opt,cpu]==0.13.0",
+        "onnxruntime-genai==0.14.1",
+        "onnx-ir",
+        "transformers==5.23.0",
+        "peft==0.21.2",
+        "datasets",
+        "psutil",
+        "requests",
+    ],
     "llamacpp": ["llama-cpp-python==0.3.36", "psutil"],
 }
 

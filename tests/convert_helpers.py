@@ -7,9 +7,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from olive_ext.api import run
 from olive_ext.artifacts import Artifact
 from olive_ext.recipe import parse_recipe
+from olive_ext.workflows.run import run_recipe as run
 
 
 def build(

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from olive_ext.autoopt import AutoOptOptions, auto_opt
 from olive_ext.cli import main
 from olive_ext.errors import ConstraintsNotMetError
 from olive_ext.recipe.schema import DatasetSpec
+from olive_ext.engine.results import RunResult
+from olive_ext.workflows.auto_opt import AutoOptOptions, run_auto_opt
 
 FAST = {"warmup": 0, "repeats": 2, "new_tokens": 8, "prompt_tokens": 16, "max_new_tokens": 4}
 
@@ -32,16 +33,21 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def options(model: Path, out: Path, data: Path, cache: Path, **over: object) -> AutoOptOptions:
     spec = DatasetSpec(name="json", data_files=str(data), text_template="Q: {q}\nA: {a}")
     base = {
-        "model": str(model),
-        "output": str(out),
+        "model_name_or_path": str(model),
+        "output_path": str(out),
         "data": spec,
         "precision": "int4",
         "max_candidates": 3,
         "cache_dir": str(cache),
-        "evaluate": dict(FAST),
+        **FAST,
     }
     base.update(over)
     return AutoOptOptions(**base)  # type: ignore[arg-type]
+
+
+def auto_opt(opts: AutoOptOptions) -> list[RunResult]:
+    """One RunResult per device."""
+    return list(run_auto_opt(opts).runs.values())
 
 
 def test_candidates_measured_selected_and_reported(
@@ -67,7 +73,7 @@ def test_candidates_measured_selected_and_reported(
     assert (out / "model" / "genai_config.json").exists()
     model_config = json.loads((out / "model_config.json").read_text())
     assert model_config["candidate"] == chosen[0]["id"] and model_config["kind"] == "genai"
-    from olive_ext.runtime import genai
+    from olive_ext.onnx.runtime import genai
 
     genai().Model(str(out / "model"))
     report = (out / "report.md").read_text()

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from olive_ext.api import run
 from olive_ext.errors import OutputExistsError, PassError
 from olive_ext.recipe import parse_recipe
+from olive_ext.workflows.run import run_recipe as run
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ _KILL_SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
 import toy_passes
-from olive_ext.api import run
+from olive_ext.workflows.run import run_recipe as run
 from olive_ext.recipe import load_recipe
 run(load_recipe({recipe!r}))
 """

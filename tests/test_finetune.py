@@ -170,7 +170,7 @@ def test_cli_trains_evaluates_and_writes_the_output_folder(tiny_llama: Path, ton
     assert step["type"] == "lora" and step["training_args"] == {"lr_scheduler_type": "cosine"}
     assert step["warmup_steps"] == 2  # a TrainingArguments flag we have a field for lands in it
 
-    from olive_ext.model_folder import resolve_model_arg
+    from olive_ext.models.folder import resolve_model_arg
 
     art = resolve_model_arg(str(out))
     assert art.adapter_path == str(out / "adapter") and art.path == str(out / "model")
@@ -183,7 +183,7 @@ def test_merge_writes_the_merged_model_and_keeps_the_adapter(tiny_llama: Path, t
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from olive_ext.model_folder import resolve_model_arg
+    from olive_ext.models.folder import resolve_model_arg
 
     out = tmp_path / "merged"
     args = ["finetune", "-m", str(tiny_llama), "--data_files", str(tone_file), "--text_template", TEMPLATE,
@@ -317,8 +317,8 @@ def test_unsupported_gguf_architecture_is_named(tmp_path: Path, capsys: pytest.C
 
 
 def test_recipe_pass_reads_olive_lora_configs_and_data_changes_the_cache_key(tmp_path: Path) -> None:
-    from olive_ext.engine.cache import Cache
-    from olive_ext.engine.context import RunContext
+    from olive_ext.cache import Cache
+    from olive_ext.passes.context import RunContext
     from olive_ext.passes.lora import LoraPass
     from olive_ext.recipe.load import check_recipe
 

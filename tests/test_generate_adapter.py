@@ -11,7 +11,7 @@ from tiny_models import build_tiny_llama, make_random_adapter
 
 from olive_ext.cli import main
 from olive_ext.errors import UserInputError
-from olive_ext.generate_adapter import GenerateAdapterOptions, generate_adapters
+from olive_ext.workflows.generate_adapter import GenerateAdapterOptions, generate_adapters
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,10 @@ def multi(
     out = tmp_path_factory.mktemp("ga") / "multi"
     generate_adapters(
         GenerateAdapterOptions(
-            model=str(tiny_llama), adapters=[str(a) for a in two_adapters], output=str(out), cache_dir=str(shared_cache)
+            model_name_or_path=str(tiny_llama),
+            adapter_path=[str(a) for a in two_adapters],
+            output_path=str(out),
+            cache_dir=str(shared_cache),
         )
     )
     return out
@@ -53,7 +56,7 @@ def test_each_adapter_matches_peft_and_base_matches_without_adapter(multi: Path)
 
 
 def test_switching_adapters_changes_outputs(multi: Path, tiny_llama: Path) -> None:
-    from olive_ext.parity import GenAICandidate
+    from olive_ext.onnx.parity import GenAICandidate
 
     ids = [5, 17, 42, 99, 7, 3]
     outs = {
@@ -80,9 +83,9 @@ def test_misfit_adapters_are_refused_before_building(
     with pytest.raises(UserInputError) as info:
         generate_adapters(
             GenerateAdapterOptions(
-                model=str(tiny_llama),
-                adapters=[str(two_adapters[0]), str(misfit), str(dora)],
-                output=str(tmp_path / "out"),
+                model_name_or_path=str(tiny_llama),
+                adapter_path=[str(two_adapters[0]), str(misfit), str(dora)],
+                output_path=str(tmp_path / "out"),
                 cache_dir=str(tmp_path / "c"),
             )
         )
@@ -155,9 +158,9 @@ def test_other_adapter_formats(
     out = tmp_path / "st"
     generate_adapters(
         GenerateAdapterOptions(
-            model=str(tiny_llama),
-            adapters=[str(two_adapters[0])],
-            output=str(out),
+            model_name_or_path=str(tiny_llama),
+            adapter_path=[str(two_adapters[0])],
+            output_path=str(out),
             adapter_format="safetensors",
             cache_dir=str(shared_cache),
         )
@@ -168,9 +171,9 @@ def test_other_adapter_formats(
 
 
 def test_extract_adapters_pass_in_a_recipe(tiny_llama: Path, two_adapters: tuple[Path, Path], tmp_path: Path) -> None:
-    from olive_ext.api import run
-    from olive_ext.parity import GenAICandidate, TorchReference, compare_llm
+    from olive_ext.onnx.parity import GenAICandidate, TorchReference, compare_llm
     from olive_ext.recipe import parse_recipe
+    from olive_ext.workflows.run import run_recipe as run
 
     result = run(
         parse_recipe(

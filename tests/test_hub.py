@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from olive_ext import hub
+from olive_ext.models import hub
 
 
 @pytest.fixture(autouse=True)

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from tiny_models import make_random_adapter
 
-from olive_ext.api import run
 from olive_ext.errors import UserInputError
 from olive_ext.recipe import parse_recipe
+from olive_ext.workflows.run import run_recipe as run
 
 
 def test_merged_logits_equal_peft_logits(tiny_llama: Path, tmp_path: Path) -> None:

@@ -99,8 +99,8 @@ def test_sharing_is_turned_off_where_it_would_break_and_float_builds_ignore_quan
 
 def test_smoke_run_catches_a_model_that_does_not_load(tiny_llama: Path, tmp_path: Path) -> None:
     """The known-bad combination, forced past validation, builds a model the smoke run rejects."""
-    from olive_ext.genai_builder import build_genai
-    from olive_ext.onnx_check import smoke_check
+    from olive_ext.onnx.check import smoke_check
+    from olive_ext.onnx.genai_builder import build_genai
 
     out = tmp_path / "bad"
     options = {"hf_token": "false", "is_symmetric": "false", "shared_embeddings": "true"}

@@ -8,25 +8,28 @@ from pathlib import Path
 
 import pytest
 
-from olive_ext.autoopt import AutoOptOptions, auto_opt
 from olive_ext.cli import main
 from olive_ext.deploy.bundle import package
 from olive_ext.deploy.verify import verify
 from olive_ext.errors import OutputExistsError, UserInputError
+from olive_ext.workflows.auto_opt import AutoOptOptions, run_auto_opt
 
 
 @pytest.fixture(scope="module")
 def auto_opt_output(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("ao") / "out"
     cache = tmp_path_factory.mktemp("ao-cache")
-    auto_opt(
+    run_auto_opt(
         AutoOptOptions(
-            model=str(tiny_llama),
-            output=str(out),
+            model_name_or_path=str(tiny_llama),
+            output_path=str(out),
             precision="int4",
             max_candidates=1,
             cache_dir=str(cache),
-            evaluate={"warmup": 0, "repeats": 1, "new_tokens": 4, "prompt_tokens": 8},
+            warmup=0,
+            repeats=1,
+            new_tokens=4,
+            prompt_tokens=8,
         )
     )
     return out

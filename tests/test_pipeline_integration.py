@@ -27,9 +27,27 @@ def _eval_flags(task: str) -> list[str]:
 @pytest.fixture(scope="module")
 def tone_auto_opt(tone_finetuned: Path, integration_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("onnx") / "tone-cpu"
-    code = main(["auto-opt", "-m", str(tone_finetuned), "--device", "cpu", "--use_ort_genai", "-o", str(out),
-                 *_eval_flags("tone"), "--max_samples", "45", "--repeats", "2", "--cache_dir", str(integration_cache),
-                 "--log_level", "2"])
+    code = main(
+        [
+            "auto-opt",
+            "-m",
+            str(tone_finetuned),
+            "--device",
+            "cpu",
+            "--use_ort_genai",
+            "-o",
+            str(out),
+            *_eval_flags("tone"),
+            "--max_samples",
+            "45",
+            "--repeats",
+            "2",
+            "--cache_dir",
+            str(integration_cache),
+            "--log_level",
+            "2",
+        ]
+    )
     assert code == 0, (out / "report.md").read_text() if (out / "report.md").exists() else "auto-opt failed"
     return out
 
@@ -42,8 +60,9 @@ def test_auto_opt_chooses_within_the_accuracy_constraint(tone_auto_opt: Path) ->
     assert len(measured) >= 6, [c["error"] for c in candidates]
     reference = data["reference"]["metrics"]["exact_match"]
     assert reference >= 60, "the fine-tuned PyTorch model must have learned the task"
-    fp32 = next(c for c in measured if c["pipeline"][0]["params"].get("precision") == "fp32"
-                and len(c["pipeline"]) == 2)
+    fp32 = next(
+        c for c in measured if c["pipeline"][0]["params"].get("precision") == "fp32" and len(c["pipeline"]) == 2
+    )
     assert abs(fp32["metrics"]["exact_match"] - reference) <= 1.0, "the fp32 build must answer like PyTorch"
     chosen = next(c for c in candidates if c["chosen"])
     assert chosen["metrics"]["exact_match"] >= reference - 1.0
@@ -67,18 +86,32 @@ def test_package_and_verify_the_chosen_model(tone_auto_opt: Path, tmp_path: Path
     assert sum(c.name.startswith("end of turn") for c in report.checks) == 3
 
 
-def test_generate_adapter_each_task_as_accurate_as_pytorch(smollm2_gguf: Path, tone_finetuned: Path,
-                                                           dates_finetuned: Path, integration_cache: Path,
-                                                           tmp_path: Path) -> None:
+def test_generate_adapter_each_task_as_accurate_as_pytorch(
+    smollm2_gguf: Path, tone_finetuned: Path, dates_finetuned: Path, integration_cache: Path, tmp_path: Path
+) -> None:
     from olive_ext.artifacts import Artifact, fingerprint_input
-    from olive_ext.engine.cache import Cache
+    from olive_ext.cache import Cache
     from olive_ext.evaluate.context import EvalContext
     from olive_ext.evaluate.evaluator import evaluate
     from olive_ext.recipe.schema import EvaluateSpec
 
     out = tmp_path / "multi"
-    code = main(["generate-adapter", "-m", str(smollm2_gguf), "--adapter_path", str(tone_finetuned),
-                 str(dates_finetuned), "-o", str(out), "--cache_dir", str(integration_cache), "--log_level", "2"])
+    code = main(
+        [
+            "generate-adapter",
+            "-m",
+            str(smollm2_gguf),
+            "--adapter_path",
+            str(tone_finetuned),
+            str(dates_finetuned),
+            "-o",
+            str(out),
+            "--cache_dir",
+            str(integration_cache),
+            "--log_level",
+            "2",
+        ]
+    )
     assert code == 0, (out / "report.md").read_text() if (out / "report.md").exists() else "generate-adapter failed"
     cache = Cache(integration_cache)
     spec = EvaluateSpec(metrics=["exact_match"])

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from olive_ext.cli import main
-from olive_ext.cli.quantize import quantize_passes
 from olive_ext.errors import UserInputError
+from olive_ext.workflows.quantize import quantize_passes
 
 
 def _args(**kw: object) -> argparse.Namespace:

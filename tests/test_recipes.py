@@ -27,9 +27,10 @@ def test_every_recipe_is_described_in_the_readme() -> None:
 
 def _run(name: str, out: Path, cache: Path) -> dict:
     recipe = load_recipe(RECIPES / name)
-    recipe = recipe.model_copy(update={"output": recipe.output.model_copy(update={"path": str(out)}),
-                                       "cache_dir": str(cache)})
-    from olive_ext.api import run
+    recipe = recipe.model_copy(
+        update={"output": recipe.output.model_copy(update={"path": str(out)}), "cache_dir": str(cache)}
+    )
+    from olive_ext.workflows.run import run_recipe as run
 
     run(recipe)
     return json.loads((out / "candidates.json").read_text())

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from olive_ext.api import run
+from olive_ext.engine.results import CandidateResult
 from olive_ext.engine.search import Candidate, SearchSpace, make_strategy
-from olive_ext.engine.select import CandidateResult, select
+from olive_ext.engine.select import select
 from olive_ext.errors import ConstraintsNotMetError
 from olive_ext.recipe import parse_recipe
 from olive_ext.recipe.schema import EvaluateSpec, SearchSpec
 from olive_ext.targets.base import CPU, Target
+from olive_ext.workflows.run import run_recipe as run
 
 
 def recipe(passes: dict, **extra: object):

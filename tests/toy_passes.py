@@ -12,8 +12,8 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from olive_ext.artifacts import Artifact, iter_files
-from olive_ext.engine.context import RunContext
 from olive_ext.passes.base import Pass, PassConfig, register_pass, searchable
+from olive_ext.passes.context import RunContext
 
 
 def digest_of(path: str) -> str:

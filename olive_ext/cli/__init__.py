@@ -13,7 +13,7 @@ import pkgutil
 import sys
 from types import ModuleType
 
-from olive_ext import __version__
+from olive_ext.version import __version__
 
 _NOT_COMMANDS = {"common"}
 
@@ -28,8 +28,12 @@ def _command_modules() -> list[ModuleType]:
     return sorted(mods, key=lambda m: getattr(m, "ORDER", 50))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every registered subcommand."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser with every registered subcommand.
+
+    Only ``command``'s flags are added (all commands' when it is None): a command's flags come from
+    its options model, and importing every model would slow down `olive-ext --help`.
+    """
     parser = argparse.ArgumentParser(
         prog="olive-ext",
         description=(
@@ -47,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
             description=getattr(mod, "DESCRIPTION", mod.HELP),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        mod.add_arguments(p)
+        if command is None or command == mod.NAME:
+            mod.add_arguments(p)
         p.set_defaults(_module=mod)
     return parser
 
@@ -55,9 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     from olive_ext.cli.common import run_command
+    from olive_ext.quiet import hide_library_noise
 
-    parser = build_parser()
+    hide_library_noise()  # the command line's own filters; importing olive_ext as a library changes none
+
     argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(next((a for a in argv if not a.startswith("-")), ""))
     if not argv:
         parser.print_help()
         return 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from olive_ext.cli.common import add_cache_dir, add_data_arguments, add_log_level, add_output, parse_bool
+from olive_ext.cli.common import add_cache_dir, add_data_arguments, add_log_level, add_output, option
+from olive_ext.options import parse_bool
 
 NAME = "auto-opt"
 HELP = "convert a model (and adapter) to ONNX for a device: build candidates, measure them, pick the best"
@@ -32,28 +33,13 @@ OLIVE_REPLACEMENTS = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "-m", "--model_name_or_path", required=True, help="HF folder, hub id, .gguf file, or a `finetune` output folder"
-    )
-    p.add_argument("-a", "--adapter_path", default=None, help="peft adapter folder to apply")
-    p.add_argument(
-        "--device",
-        nargs="+",
-        default=["cpu"],
-        choices=["cpu", "gpu", "npu"],
-        help="one or more targets; each gets its own candidates (default: cpu)",
-    )
-    p.add_argument(
-        "--provider",
-        default=None,
-        help="execution provider, e.g. CPUExecutionProvider, CUDAExecutionProvider, QNNExecutionProvider",
-    )
-    p.add_argument(
-        "--precision",
-        default="auto",
-        choices=["auto", "fp32", "fp16", "int8", "int4"],
-        help="auto (default) searches the target's precisions; otherwise only this one",
-    )
+    from olive_ext.workflows.auto_opt import AutoOptOptions as O
+
+    option(p, O, "model_name_or_path", "-m", "--model_name_or_path", required=True, default=None)
+    option(p, O, "adapter_path", "-a", "--adapter_path")
+    option(p, O, "device", nargs="+", choices=["cpu", "gpu", "npu"])
+    option(p, O, "provider")
+    option(p, O, "precision", choices=["auto", "fp32", "fp16", "int8", "int4"])
     p.add_argument(
         "--use_ort_genai",
         nargs="?",
@@ -62,82 +48,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=parse_bool,
         help="accepted for Olive compatibility: LLM outputs are always onnxruntime-genai folders",
     )
-    p.add_argument("--trust_remote_code", action="store_true", help="allow model code from the hub")
+    option(p, O, "trust_remote_code", action="store_true")
     add_output(p)
-    add_data_arguments(p, "--eval_split", "train")
+    add_data_arguments(p, "--eval_split", O.default_of("eval_split"))
     q = p.add_argument_group("measurement and selection")
-    q.add_argument(
-        "--metric",
-        choices=["exact_match", "accuracy", "perplexity"],
-        default=None,
-        help="task metric on the eval data (default: exact_match for LLMs, accuracy for classifiers)",
-    )
-    q.add_argument(
-        "--max_accuracy_drop",
-        type=float,
-        default=1.0,
-        help="points of accuracy a candidate may lose against the fp32 model (default 1.0)",
-    )
-    q.add_argument("--max_latency_ms", type=float, default=None, help="per-token decode latency limit (p50)")
-    q.add_argument("--max_size_mb", type=float, default=None, help="model size limit")
-    q.add_argument(
-        "--objective",
-        choices=["latency", "throughput", "size", "accuracy"],
-        default="latency",
-        help="what to optimize among candidates that meet the constraints (default latency)",
-    )
-    q.add_argument("--search", choices=["grid", "random", "tpe"], default="grid", help="search strategy")
-    q.add_argument("--max_candidates", type=int, default=None, help="candidate budget per device")
-    q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--threads", type=int, default=None, help="intra-op threads when measuring (default: all cores)")
-    q.add_argument("--warmup", type=int, default=1, help="untimed runs before timing")
-    q.add_argument("--repeats", type=int, default=3, help="timed runs (min/median/max are reported)")
-    q.add_argument("--prompt_tokens", type=int, default=64, help="prompt length for time to first token")
-    q.add_argument("--new_tokens", type=int, default=32, help="tokens decoded per timed run")
-    q.add_argument("--max_new_tokens", type=int, default=16, help="answer length limit for exact match")
+    option(q, O, "metric", choices=["exact_match", "accuracy", "perplexity"])
+    option(q, O, "max_accuracy_drop", type=float)
+    option(q, O, "max_latency_ms", type=float)
+    option(q, O, "max_size_mb", type=float)
+    option(q, O, "objective", choices=["latency", "throughput", "size", "accuracy"])
+    option(q, O, "search", choices=["grid", "random", "tpe"])
+    option(q, O, "max_candidates", type=int)
+    option(q, O, "seed", type=int)
+    for name in ("threads", "warmup", "repeats", "prompt_tokens", "new_tokens", "max_new_tokens"):
+        option(q, O, name, type=int)
     add_cache_dir(p)
     add_log_level(p)
 
 
 def main(args: argparse.Namespace) -> int:
-    from olive_ext.autoopt import AutoOptOptions, auto_opt
-    from olive_ext.cli.common import dataset_spec_from_args
+    from olive_ext.cli.common import options_from_args
     from olive_ext.cli.summary import print_run_summary
-    from olive_ext.engine.progress import Progress
-
-    evaluate = {k: getattr(args, k) for k in ("warmup", "repeats", "prompt_tokens", "new_tokens", "max_new_tokens")}
-    if args.threads:
-        evaluate["threads"] = args.threads
-    opts = AutoOptOptions(
-        model=args.model_name_or_path,
-        output=args.output_path,
-        adapter_path=args.adapter_path,
-        devices=list(dict.fromkeys(args.device)),
-        provider=args.provider,
-        precision=args.precision,
-        data=dataset_spec_from_args(args, args.eval_split),
-        metric=args.metric,
-        max_accuracy_drop=args.max_accuracy_drop,
-        max_latency_ms=args.max_latency_ms,
-        max_size_mb=args.max_size_mb,
-        objective=args.objective,
-        search=args.search,
-        max_candidates=args.max_candidates,
-        seed=args.seed,
-        overwrite=args.overwrite,
-        cache_dir=args.cache_dir,
-        trust_remote_code=args.trust_remote_code,
-        evaluate=evaluate,
-    )
     from olive_ext.errors import ConstraintsNotMetError
+    from olive_ext.progress import Progress
+    from olive_ext.workflows.auto_opt import AutoOptOptions, run_auto_opt
 
+    opts = options_from_args(AutoOptOptions, args)
     progress = Progress()
     try:
-        results = auto_opt(opts, progress)
+        result = run_auto_opt(opts, progress)
     except ConstraintsNotMetError as e:
         if e.result is not None:
             print_run_summary(e.result, progress.console)
         raise
-    for result in results:
-        print_run_summary(result, progress.console)
+    for run in result.runs.values():
+        print_run_summary(run, progress.console)
     return 0

@@ -37,8 +37,8 @@ def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from olive_ext.errors import UserInputError
-    from olive_ext.model_folder import MODEL_CONFIG
-    from olive_ext.runtime import genai
+    from olive_ext.models.folder import MODEL_CONFIG
+    from olive_ext.onnx.runtime import genai
 
     root = Path(args.model_name_or_path)
     folder = root / "model" if (root / "model" / "genai_config.json").exists() else root

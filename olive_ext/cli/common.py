@@ -6,10 +6,13 @@ import argparse
 import difflib
 import logging
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from olive_ext.errors import OliveExtError
-from olive_ext.hub import go_offline_if_unreachable
+from olive_ext.models.hub import go_offline_if_unreachable
+from olive_ext.options import Options, parse_bool
+
+OptionsT = TypeVar("OptionsT", bound=Options)
 
 _OLIVE_LEVELS = {0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR, 4: logging.CRITICAL}
 
@@ -56,7 +59,7 @@ def setup_logging(level: str) -> None:
     logger.propagate = False
 
 
-# flags whose values may name hub models or datasets (probed once; see olive_ext/hub.py)
+# flags whose values may name hub models or datasets (probed once; see olive_ext/models/hub.py)
 _HUB_ARGS = ("model_name_or_path", "base_model_path", "data_name", "adapter_path", "tokenizer")
 
 
@@ -111,75 +114,51 @@ def unknown_flags_error(parser: argparse.ArgumentParser, mod: ModuleType, unknow
     return 2
 
 
-def parse_bool(value: str) -> bool:
-    """Olive writes booleans as flags with values (`--gradient_checkpointing true`)."""
-    lowered = str(value).lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
-
-
-def unescape_template(template: str) -> str:
-    r"""Shell users type `\n` literally inside quotes (as Olive's docs do); make it a newline."""
-    return template.replace("\\r\\n", "\n").replace("\\n", "\n").replace("\\t", "\t")
+def option(group: Any, model: type[Options], name: str, *flags: str, **kwargs: Any) -> None:
+    """Add the flag for option ``name`` of ``model``: its default and help text come from the model's field."""
+    kwargs.setdefault("default", model.default_of(name))
+    kwargs.setdefault("help", model.help_of(name))
+    if kwargs.get("type") is bool:  # Olive writes booleans as `--flag true`; a bare `--flag` means true
+        kwargs.update(type=parse_bool, nargs="?", const=True)
+    group.add_argument(*(flags or (f"--{name}",)), dest=name, **kwargs)
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, split_flag: str, split_default: str | None) -> None:
     """Olive's dataset flags: -d/--data_name, --data_files, a split flag, and how rows become text."""
+    from olive_ext.data.spec import DataOptions
+
     group = parser.add_argument_group("data")
-    group.add_argument(
-        "-d",
-        "--data_name",
-        default=None,
-        help="'json', 'csv' or 'parquet' with --data_files, a local file, or a hub dataset id",
-    )
-    group.add_argument("--data_files", default=None, help="local data file(s), comma-separated")
+    option(group, DataOptions, "data_name", "-d", "--data_name")
+    option(group, DataOptions, "data_files")
     group.add_argument(split_flag, default=split_default, help="split expression, e.g. 'train[:90%%]'")
-    group.add_argument(
-        "--text_template",
-        default=None,
-        help="e.g. 'Q: {question}\\nA: {answer}'; a trailing {column} is the answer "
-        "(\\n typed literally becomes a newline)",
-    )
-    group.add_argument("--text_field", default=None, help="column holding ready text")
-    group.add_argument(
-        "--use_chat_template",
-        action="store_true",
-        help="rows hold chat messages (column 'messages'), rendered with the model's chat template",
-    )
-    group.add_argument(
-        "--response_field",
-        default=None,
-        help="column with the expected answer (default: the template's trailing field)",
-    )
-    group.add_argument("--max_samples", type=int, default=None, help="use at most this many rows")
+    option(group, DataOptions, "text_template")
+    option(group, DataOptions, "text_field")
+    option(group, DataOptions, "use_chat_template", action="store_true")
+    option(group, DataOptions, "response_field")
+    option(group, DataOptions, "max_samples", type=int)
+
+
+def data_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The data flags of a parsed command line, as DataOptions fields."""
+    from olive_ext.data.spec import DataOptions
+
+    return {name: getattr(args, name) for name in DataOptions.model_fields if hasattr(args, name)}
+
+
+def options_from_args(model: type[OptionsT], args: argparse.Namespace) -> OptionsT:
+    """The command's options model filled from the parsed flags that name its fields (unset flags keep defaults)."""
+    from olive_ext.options import validate_options
+
+    values = {name: getattr(args, name) for name in model.model_fields if getattr(args, name, None) is not None}
+    return validate_options(model, values)
 
 
 def dataset_spec_from_args(args: argparse.Namespace, split: str | None) -> Any:
     """A DatasetSpec from the data flags, or None when no data was named."""
-    from olive_ext.data.load import builder_for_file
+    from olive_ext.data.spec import DataOptions
     from olive_ext.errors import UserInputError
-    from olive_ext.recipe.schema import DatasetSpec
 
-    name, files = args.data_name, args.data_files
-    file_list = [f.strip() for f in files.split(",") if f.strip()] if files else None
-    if name is None and file_list:
-        name = builder_for_file(file_list[0]) or "json"
-    if name is None:
-        return None
-    fmt = "messages" if args.use_chat_template else ("text" if args.text_field else "auto")
     try:
-        return DatasetSpec(
-            name=name,
-            data_files=file_list[0] if file_list and len(file_list) == 1 else file_list,
-            split=split or "train",
-            format=fmt,
-            text_template=unescape_template(args.text_template) if args.text_template else None,
-            text_field=args.text_field,
-            response_field=args.response_field,
-            max_samples=args.max_samples,
-        )
+        return DataOptions(**data_options(args)).to_spec(split)
     except ValueError as e:  # pydantic's ValidationError is a ValueError
         raise UserInputError(f"data flags: {e}") from e

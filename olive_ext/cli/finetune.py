@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from olive_ext.cli.common import add_cache_dir, add_data_arguments, add_log_level, add_output, parse_bool
+from olive_ext.cli.common import add_cache_dir, add_data_arguments, add_log_level, add_output, option
 
 NAME = "finetune"
 HELP = "fine-tune a LoRA, QLoRA or DoRA adapter on a dataset (fast on CPU, uses the GPU when there is one)"
@@ -41,110 +41,47 @@ OLIVE_REPLACEMENTS = {
     "--container_name": "not supported: olive-ext caches locally (--cache_dir)",
     "--test": "not supported: pass a small local model with -m",
 }
-_TASKS = {"text-generation", "text-generation-with-past", "causal-lm"}
+
+
+# training flags and their types, in --help order (defaults and help come from FinetuneOptions)
+_TRAINING_FLAGS: tuple[tuple[str, type], ...] = (
+    ("max_steps", int), ("num_train_epochs", float), ("learning_rate", float), ("per_device_train_batch_size", int),
+    ("per_device_eval_batch_size", int), ("gradient_accumulation_steps", int), ("max_seq_len", int),
+    ("torch_dtype", str), ("seed", int), ("logging_steps", int), ("eval_steps", int), ("save_steps", int),
+    ("resume_from_checkpoint", str), ("report_to", str), ("logging_dir", str), ("packing", bool),
+    ("group_by_length", bool), ("train_on_prompt", bool), ("gradient_checkpointing", bool), ("eval_generate", bool),
+    ("eval_max_new_tokens", int),
+)  # fmt: skip
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from olive_ext.workflows.finetune import FinetuneRunOptions as O
+
     p.allow_abbrev = False  # unknown flags pass through to TrainingArguments; never guess a prefix
-    p.add_argument("-m", "--model_name_or_path", default=None, help="hub id, local HF folder, or a .gguf file")
-    p.add_argument("--trust_remote_code", action="store_true", help="allow model code from the hub")
-    p.add_argument("-t", "--task", default="text-generation", help="accepted for Olive: finetune trains causal LMs")
-    add_output(p, default="finetuned-adapter")
-    add_data_arguments(p, "--train_split", "train")
-    p.add_argument("--eval_split", default=None, help="split for eval loss and exact match, e.g. 'train[-100:]'")
+    option(p, O, "model_name_or_path", "-m", "--model_name_or_path")
+    option(p, O, "trust_remote_code", action="store_true")
+    option(p, O, "task", "-t", "--task")
+    add_output(p, default=O.default_of("output_path"))
+    add_data_arguments(p, "--train_split", O.default_of("train_split"))
+    option(p, O, "eval_split")
     lora = p.add_argument_group("adapter")
-    lora.add_argument("--method", choices=["lora", "qlora", "dora"], default="lora", help="default: lora")
-    lora.add_argument("--lora_r", type=int, default=16, help="rank (default 16)")
-    lora.add_argument("--lora_alpha", type=float, default=32, help="scaling numerator (default 32)")
-    lora.add_argument("--lora_dropout", type=float, default=0.0, help="default 0: dropout masks cost ~19%% per step")
-    lora.add_argument("--target_modules", default=None, help="comma-separated; default: all attention and MLP linears")
-    lora.add_argument("--double_quant", type=parse_bool, default=False, help="qlora: quantize the constants too")
-    lora.add_argument("--quant_type", choices=["nf4", "fp4"], default="nf4", help="qlora: 4-bit type")
-    lora.add_argument("--merge", action="store_true", help="also merge the adapter: model/ holds the merged model")
+    option(lora, O, "method", choices=["lora", "qlora", "dora"])
+    option(lora, O, "lora_r", type=int)
+    option(lora, O, "lora_alpha", type=float)
+    option(lora, O, "lora_dropout", type=float)
+    option(lora, O, "target_modules")
+    option(lora, O, "double_quant", type=bool)
+    option(lora, O, "quant_type", choices=["nf4", "fp4"])
+    option(lora, O, "merge", action="store_true")
     t = p.add_argument_group("training")
-    t.add_argument("--max_steps", type=int, default=None, help="optimizer steps (overrides --num_train_epochs)")
-    t.add_argument("--num_train_epochs", type=float, default=1.0, help="default 1")
-    t.add_argument("--learning_rate", type=float, default=2e-4, help="default 2e-4")
-    t.add_argument("--per_device_train_batch_size", type=int, default=4, help="default 4")
-    t.add_argument("--per_device_eval_batch_size", type=int, default=8, help="default 8")
-    t.add_argument("--gradient_accumulation_steps", type=int, default=1, help="default 1")
-    t.add_argument("--max_seq_len", type=int, default=1024, help="truncation limit; batches are never padded to it")
-    t.add_argument("--torch_dtype", default="auto", help="auto (default: fastest correct, measured), float32, "
-                   "bfloat16, float16")  # fmt: skip
-    t.add_argument("--seed", type=int, default=42)
-    t.add_argument("--logging_steps", type=int, default=None, help="default: about 50 points over the run")
-    t.add_argument("--eval_steps", type=int, default=None, help="eval loss every N steps (default: at the end)")
-    t.add_argument("--save_steps", type=int, default=None, help="checkpoint every N steps (Ctrl-C always does)")
-    t.add_argument("--resume_from_checkpoint", default=None, help="checkpoint folder, or 'true' for the latest")
-    t.add_argument("--report_to", default="none", help="none, tensorboard or mlflow")
-    t.add_argument("--logging_dir", default=None, help="tensorboard log folder")
-    for flag, default, text in (
-        ("--packing", False, "pack several examples per row (attention stays per example)"),
-        ("--group_by_length", True, "batch similar lengths together (default true)"),
-        ("--train_on_prompt", False, "loss on the prompt too (default: answer only)"),
-        ("--gradient_checkpointing", False, "less memory, ~30%% slower (default false)"),
-        ("--eval_generate", True, "exact match of greedy generations on the eval split (default true)"),
-    ):
-        t.add_argument(flag, nargs="?", const=True, default=default, type=parse_bool, help=text)
-    t.add_argument("--eval_max_new_tokens", type=int, default=16, help="generation limit for exact match")
+    for name, kind in _TRAINING_FLAGS:
+        option(t, O, name, type=kind)
     o = p.add_argument_group("other")
     o.add_argument("--dry_run", action="store_true", help="check the flags and data, print the recipe, train nothing")
     o.add_argument("--save_config_file", action="store_true", help="accepted for Olive: recipe.yaml is always written")
     o.add_argument("--disable_telemetry", action="store_true", help="accepted for Olive: olive-ext sends nothing")
     add_cache_dir(p)
     add_log_level(p)
-
-
-_OPTION_FLAGS = ("method", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "double_quant", "quant_type",
-                 "max_steps", "num_train_epochs", "learning_rate", "per_device_train_batch_size",
-                 "per_device_eval_batch_size", "gradient_accumulation_steps", "max_seq_len", "torch_dtype", "seed",
-                 "logging_steps", "eval_steps", "save_steps", "resume_from_checkpoint", "report_to", "logging_dir",
-                 "packing", "group_by_length", "train_on_prompt", "gradient_checkpointing", "eval_generate",
-                 "eval_max_new_tokens")  # fmt: skip
-
-
-def build_recipe(args: argparse.Namespace) -> dict[str, Any]:
-    """The recipe this command line means (validated by the caller)."""
-    from olive_ext.cli.common import dataset_spec_from_args
-    from olive_ext.errors import UserInputError
-
-    pairs = _olive_extra_flags(args)
-    given = {
-        "-m/--model_name_or_path": args.model_name_or_path,
-        "-d/--data_name or --data_files": args.data_name or args.data_files,
-    }
-    missing = [flag for flag, value in given.items() if not value]
-    if missing:
-        raise UserInputError(
-            f"olive-ext finetune needs {' and '.join(missing)}",
-            hint="e.g. olive-ext finetune -m model.gguf -d json --data_files train.jsonl "
-            "--text_template 'Q: {question}\\nA: {answer}' -o out/ft",
-        )
-    if args.task not in _TASKS:
-        raise UserInputError(
-            f"--task {args.task}: finetune trains causal language models (text-generation)",
-            hint="write a classification task as a template whose trailing {column} is the label",
-        )
-    options: dict[str, Any] = {k: getattr(args, k) for k in _OPTION_FLAGS}
-    options["training_args"] = _training_args(pairs, options)
-    train = dataset_spec_from_args(args, args.train_split)
-    data = {"train": train.model_dump(mode="json", exclude_none=True)}
-    step: dict[str, Any] = {"type": "lora", **options, "train_data": "train"}
-    if args.eval_split:
-        data["eval"] = dataset_spec_from_args(args, args.eval_split).model_dump(mode="json", exclude_none=True)
-        step["eval_data"] = "eval"
-    passes: dict[str, Any] = {"finetune": step}
-    if args.merge:
-        passes["merge"] = {"type": "merge_adapter"}
-    recipe: dict[str, Any] = {
-        "input_model": {"path": args.model_name_or_path, "trust_remote_code": args.trust_remote_code},
-        "data": data,
-        "passes": passes,
-        "output": {"path": args.output_path, "overwrite": args.overwrite},
-    }
-    if args.cache_dir:
-        recipe["cache_dir"] = args.cache_dir
-    return recipe
 
 
 def _olive_extra_flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -159,41 +96,48 @@ def _olive_extra_flags(args: argparse.Namespace) -> dict[str, Any]:
     return pairs
 
 
-def _training_args(pairs: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
-    """transformers TrainingArguments (checked, typed); those we have a field for become that field."""
-    from olive_ext.train.args import check_training_args
-    from olive_ext.train.options import FinetuneOptions
-
-    for flag, dtype in (("bf16", "bfloat16"), ("fp16", "float16")):  # Olive/HF mixed-precision switches
-        if flag in pairs and parse_bool(str(pairs.pop(flag))):
-            options["torch_dtype"] = dtype
-    checked = check_training_args(pairs, known_elsewhere=list(_OPTION_FLAGS))
-    for key in [k for k in checked if k in FinetuneOptions.model_fields and k != "training_args"]:
-        options[key] = checked.pop(key)
-    return checked
-
-
 def main(args: argparse.Namespace) -> int:
-    from olive_ext.engine.output import ensure_output_free
-    from olive_ext.recipe.load import parse_recipe
+    from olive_ext.cli.common import options_from_args
+    from olive_ext.options import validate_options
+    from olive_ext.progress import Progress
+    from olive_ext.workflows.finetune import FinetuneRunOptions, finetune_recipe, run_finetune
 
-    raw = build_recipe(args)
-    recipe = parse_recipe(raw)
+    opts = options_from_args(FinetuneRunOptions, args)
+    opts = validate_options(FinetuneRunOptions, {**opts.model_dump(exclude_unset=True), "training_args":
+                                                 _olive_extra_flags(args)})  # fmt: skip
     if args.dry_run:
         import yaml
 
-        from olive_ext.api import resolved_recipe
+        from olive_ext.recipe.schema import resolved_recipe
 
-        print(yaml.safe_dump(resolved_recipe(recipe), sort_keys=False, allow_unicode=True), end="")
+        print(yaml.safe_dump(resolved_recipe(finetune_recipe(opts)), sort_keys=False, allow_unicode=True), end="")
         return 0
-    ensure_output_free(args.output_path, args.overwrite)
-    from olive_ext.engine.progress import Progress
-    from olive_ext.train.finish import finish_output, print_summary
-
     progress = Progress()
-    from olive_ext.api import run
-
-    result = run(recipe, progress=progress)
-    metrics = finish_output(result, merged=args.merge)
-    print_summary(metrics, result, progress.console)
+    result = run_finetune(opts, progress)
+    print_summary(result.metrics, result.run, progress.console)
     return 0
+
+
+def print_summary(metrics: dict[str, Any], result: Any, console: Any) -> None:
+    """The fine-tune's outcome in a few lines: steps, speed, eval before and after, where it was written."""
+    if not metrics:
+        console.print(f"wrote {result.output_dir}")
+        return
+    evals = metrics.get("eval") or {}
+    lines = [
+        f"[bold]fine-tuned[/] {metrics.get('method')} on {metrics.get('device')} ({metrics.get('torch_dtype')}): "
+        f"{metrics.get('steps')} steps, final loss {metrics.get('final_loss')}"
+        + (" (reused from cache)" if metrics.get("cache_hit") else ""),
+        f"  {metrics.get('train_tokens_per_second')} train tokens/s (non-pad), {metrics.get('train_seconds')} s "
+        f"training, peak RSS {metrics.get('peak_rss_mb')} MB",
+    ]
+    if "base" in evals and "finetuned" in evals:
+        base, ft = evals["base"], evals["finetuned"]
+        lines.append(f"  eval loss {base['eval_loss']:.4f} -> {ft['eval_loss']:.4f}")
+        if "exact_match" in base and "exact_match" in ft:
+            lines.append(
+                f"  exact match {base['exact_match']:.1f}% -> {ft['exact_match']:.1f}% ({ft['examples']} eval examples)"
+            )
+    lines.append(f"  wrote {result.output_dir} (adapter/, model/, model_config.json, train_metrics.json, recipe.yaml)")
+    for line in lines:
+        console.print(line, highlight=False)

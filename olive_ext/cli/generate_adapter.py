@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from olive_ext.cli.common import add_cache_dir, add_data_arguments, add_log_level, add_output
+from olive_ext.cli.common import add_cache_dir, add_data_arguments, add_log_level, add_output, option
 
 NAME = "generate-adapter"
 HELP = "build one ONNX base plus an adapter file per LoRA adapter, each checked against peft"
@@ -22,66 +22,29 @@ ORDER = 30
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "-m",
-        "--model_name_or_path",
-        "--base_model_path",
-        dest="model_name_or_path",
-        required=True,
-        help="the base: HF folder, hub id or .gguf file",
-    )
-    p.add_argument(
-        "-a",
-        "--adapter_path",
-        "--adapter_paths",
-        dest="adapter_path",
-        nargs="+",
-        required=True,
-        help="peft adapter folders or finetune output folders (space- or comma-separated)",
-    )
-    p.add_argument(
-        "--adapter_format",
-        choices=["onnx_adapter", "safetensors", "numpy"],
-        default="onnx_adapter",
-        help="onnx_adapter for onnxruntime-genai (default); safetensors/numpy for other runtimes",
-    )
-    p.add_argument(
-        "--precision",
-        choices=["fp32", "int4"],
-        default="fp32",
-        help="base precision (LoRA weights stay float either way)",
-    )
-    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
-    p.add_argument("--provider", default=None, help="execution provider (default: the device's first)")
-    p.add_argument("--check_prompts", type=int, default=4, help="prompts used to check each adapter")
+    from olive_ext.workflows.generate_adapter import GenerateAdapterOptions as O
+
+    option(p, O, "model_name_or_path", "-m", "--model_name_or_path", "--base_model_path", required=True, default=None)
+    option(p, O, "adapter_path", "-a", "--adapter_path", "--adapter_paths", nargs="+", required=True, default=None)
+    option(p, O, "adapter_format", choices=["onnx_adapter", "safetensors", "numpy"])
+    option(p, O, "precision", choices=["fp32", "int4"])
+    option(p, O, "device", choices=["cpu", "gpu"])
+    option(p, O, "provider")
+    option(p, O, "check_prompts", type=int)
     add_output(p)
-    add_data_arguments(p, "--eval_split", "train")
+    add_data_arguments(p, "--eval_split", O.default_of("eval_split"))
     add_cache_dir(p)
     add_log_level(p)
 
 
 def main(args: argparse.Namespace) -> int:
-    from olive_ext.cli.common import dataset_spec_from_args
+    from olive_ext.cli.common import options_from_args
     from olive_ext.console import make_console
-    from olive_ext.engine.progress import Progress
-    from olive_ext.generate_adapter import GenerateAdapterOptions, generate_adapters
+    from olive_ext.progress import Progress
+    from olive_ext.workflows.generate_adapter import GenerateAdapterOptions, generate_adapters
 
-    adapters = [a.strip() for item in args.adapter_path for a in item.split(",") if a.strip()]
-    opts = GenerateAdapterOptions(
-        model=args.model_name_or_path,
-        adapters=adapters,
-        output=args.output_path,
-        precision=args.precision,
-        device=args.device,
-        provider=args.provider,
-        adapter_format=args.adapter_format,
-        data=dataset_spec_from_args(args, args.eval_split),
-        prompts=args.check_prompts,
-        cache_dir=args.cache_dir,
-        overwrite=args.overwrite,
-    )
-    progress = Progress()
-    checks = generate_adapters(opts, progress)
+    opts = options_from_args(GenerateAdapterOptions, args)
+    checks = generate_adapters(opts, Progress())
     console = make_console()
     for c in checks:
         n = c.numbers

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from olive_ext.cli.common import add_log_level, add_output
+from olive_ext.cli.common import add_log_level, add_output, option
 
 NAME = "package"
 HELP = "bundle a built model (auto-opt / generate-adapter output) for a device, with a checksummed manifest"
@@ -18,26 +18,23 @@ ORDER = 40
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-m", "--model_name_or_path", required=True, help="auto-opt or generate-adapter output folder")
+    from olive_ext.workflows.package import PackageOptions as O
+
+    option(p, O, "model_name_or_path", "-m", "--model_name_or_path", required=True, default=None)
     add_output(p)
-    p.add_argument(
-        "--zip", action="store_true", help="also write <output>.zip (deterministic: same inputs, same bytes)"
-    )
-    p.add_argument("--name", default=None, help="bundle name (default: the source folder's name)")
-    p.add_argument("--version", default="0.1.0", help="bundle version written to the manifest")
+    option(p, O, "zip", action="store_true")
+    option(p, O, "name")
+    option(p, O, "version")
     add_log_level(p)
 
 
 def main(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+    from olive_ext.cli.common import options_from_args
     from olive_ext.console import make_console
-    from olive_ext.deploy.bundle import package
+    from olive_ext.workflows.package import PackageOptions, run_package
 
-    out = package(
-        Path(args.model_name_or_path), Path(args.output_path), args.name, args.version, args.zip, args.overwrite
-    )
+    bundle = run_package(options_from_args(PackageOptions, args))
     console = make_console()
-    console.print(f"bundle: {out}" + (f" and {out.with_suffix('.zip')}" if args.zip else ""))
-    console.print(f"check it with: olive-ext verify {out.with_suffix('.zip') if args.zip else out}")
+    console.print(f"bundle: {bundle.path}" + (f" and {bundle.zip_path}" if bundle.zip_path else ""))
+    console.print(f"check it with: olive-ext verify {bundle.zip_path or bundle.path}")
     return 0

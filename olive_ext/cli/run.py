@@ -33,27 +33,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     import logging
 
-    from olive_ext.api import run
     from olive_ext.cli.summary import print_run_summary
-    from olive_ext.engine.progress import Progress
-    from olive_ext.recipe.load import load_recipe
+    from olive_ext.errors import ConstraintsNotMetError
+    from olive_ext.progress import Progress
+    from olive_ext.workflows.run import as_recipe, run_recipe
 
     if args.setup:
         logging.getLogger("olive_ext").info("--setup: nothing to set up; olive-ext installs what its passes use")
-    recipe = load_recipe(args.config)
-    updates: dict[str, object] = {}
-    if args.output_path or args.overwrite:
-        updates["output"] = recipe.output.model_copy(
-            update={k: v for k, v in {"path": args.output_path, "overwrite": args.overwrite or None}.items() if v}
-        )
-    if args.cache_dir:
-        updates["cache_dir"] = args.cache_dir
-    recipe = recipe.model_copy(update=updates)
-    from olive_ext.errors import ConstraintsNotMetError
-
+    recipe = as_recipe(args.config, output_path=args.output_path, overwrite=args.overwrite or None,
+                       cache_dir=args.cache_dir)  # fmt: skip
     progress = Progress()
     try:
-        result = run(recipe, progress=progress)
+        result = run_recipe(recipe, progress=progress)
     except ConstraintsNotMetError as e:
         if e.result is not None:
             print_run_summary(e.result, progress.console)

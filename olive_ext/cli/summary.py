@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from olive_ext.api import RunResult
+    from olive_ext.engine.results import RunResult
 
 
 def print_run_summary(result: RunResult, console: Any) -> None:

@@ -34,7 +34,7 @@ def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from olive_ext.console import make_console
-    from olive_ext.deploy.verify import verify
+    from olive_ext.workflows.package import verify
 
     report = verify(Path(args.bundle), run_model=not args.no_run)
     console = make_console()

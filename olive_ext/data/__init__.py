@@ -6,7 +6,7 @@ from typing import Any
 
 from olive_ext.data.formats import Example, detect_format, response_field_of, template_fields, to_examples
 from olive_ext.data.load import load_rows
-from olive_ext.recipe.schema import DatasetSpec
+from olive_ext.data.spec import DatasetSpec
 
 __all__ = [
     "Example",

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from olive_ext.data.spec import DatasetSpec
 from olive_ext.errors import UserInputError
-from olive_ext.recipe.schema import DatasetSpec
 
 ALPACA_PROMPT = "### Instruction:\n{instruction}\n\n{input_block}### Response:\n"
 

@@ -6,14 +6,13 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from olive_ext.data.spec import _SUFFIX_BUILDER, DatasetSpec
 from olive_ext.errors import UserInputError
-from olive_ext.recipe.schema import DatasetSpec
 
 if TYPE_CHECKING:
     import datasets
 
 LOCAL_BUILDERS = {"json", "csv", "parquet"}
-_SUFFIX_BUILDER = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
 def builder_for_file(path: str) -> str | None:

@@ -18,12 +18,12 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
-from olive_ext import __version__
 from olive_ext.deploy.archive import write_zip
 from olive_ext.deploy.manifest import text_sha256, write_manifest
 from olive_ext.engine.output import staged_output
 from olive_ext.errors import UserInputError
-from olive_ext.model_folder import MODEL_CONFIG
+from olive_ext.models.folder import MODEL_CONFIG
+from olive_ext.version import __version__
 
 _LIBRARIES = ("onnxruntime-genai", "onnxruntime", "onnx", "transformers", "peft", "torch")
 _DEFAULT_SMOKE_PROMPTS = ["Hello! Who are you?"]

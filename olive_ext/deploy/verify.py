@@ -88,7 +88,7 @@ def _check_chat_template(root: Path, manifest: dict, report: VerifyReport) -> No
 
 
 def _check_generation(root: Path, manifest: dict, report: VerifyReport) -> None:
-    from olive_ext.runtime import genai, onnxruntime
+    from olive_ext.onnx.runtime import genai, onnxruntime
 
     provider = manifest.get("target", {}).get("provider", "CPUExecutionProvider")
     if provider not in onnxruntime().get_available_providers():

@@ -13,10 +13,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from olive_ext.artifacts import Artifact
-from olive_ext.engine.cache import cache_key
-from olive_ext.engine.context import RunContext
+from olive_ext.cache import Cache, cache_key
 from olive_ext.engine.steps import Step
 from olive_ext.errors import OliveExtError, PassError, UserInputError
+from olive_ext.passes.context import RunContext
+from olive_ext.progress import Progress
+from olive_ext.targets.base import CPU, Target
 
 # Passes that take HF models also take GGUF inputs: this step converts once, cached.
 GGUF_CONVERSION = "gguf_to_hf"
@@ -40,6 +42,11 @@ class StepRecord:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def open_context(cache_dir: str | None = None, target: Target = CPU, progress: Progress | None = None) -> RunContext:
+    """A RunContext over the cache at ``cache_dir``: how a workflow that runs single steps uses the engine."""
+    return RunContext(cache=Cache(cache_dir), target=target, progress=progress)
 
 
 def step_key(step_type: str, version: int, config: dict[str, Any], input_fp: str, libs: dict[str, str]) -> str:

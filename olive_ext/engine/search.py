@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from olive_ext.engine.steps import Step, split_search
+from olive_ext.engine.steps import Step
+from olive_ext.passes.base import split_search
 from olive_ext.recipe.schema import Recipe, SearchSpec
 from olive_ext.targets.base import Target
 

@@ -7,14 +7,9 @@ most accurate candidate).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
-from olive_ext.artifacts import Artifact
-from olive_ext.engine.runner import StepRecord
-from olive_ext.engine.search import Candidate
+from olive_ext.engine.results import CandidateResult
 from olive_ext.evaluate.registry import higher_is_better
-from olive_ext.recipe.schema import Constraints, EvaluateSpec
+from olive_ext.evaluate.spec import Constraints, EvaluateSpec
 
 ACCURACY_METRICS = ("accuracy", "exact_match")
 # objective -> metrics that express it, in order of preference
@@ -25,54 +20,6 @@ _OBJECTIVE_METRICS = {
     "accuracy": (*ACCURACY_METRICS, "perplexity"),
 }
 _FRONT_GROUPS = (("latency", "throughput"), (*ACCURACY_METRICS, "perplexity"), ("size",))
-
-
-@dataclass
-class CandidateResult:
-    """A candidate with what happened to it: artifact, metrics, error, selection flags."""
-
-    candidate: Candidate
-    artifact: Artifact | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
-    records: list[StepRecord] = field(default_factory=list)
-    constraints: dict[str, bool] = field(default_factory=dict)
-    on_front: bool = False
-    chosen: bool = False
-    eval_cache_hit: bool = False
-    seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
-    exception: BaseException | None = field(default=None, repr=False)
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and self.artifact is not None
-
-    @property
-    def feasible(self) -> bool:
-        return self.ok and all(self.constraints.values())
-
-    def to_json(self) -> dict[str, Any]:
-        c = self.candidate
-        return {
-            "id": c.id,
-            "label": c.describe(),
-            "target": {"device": c.target.device, "provider": c.target.provider},
-            "pipeline": [{"name": s.name, "type": s.type, "params": s.params} for s in c.steps],
-            "choices": c.choices,
-            "metrics": self.metrics,
-            "constraints": self.constraints,
-            "feasible": self.feasible,
-            "on_front": self.on_front,
-            "chosen": self.chosen,
-            "error": self.error,
-            "notes": self.notes,
-            "artifact": self.artifact.to_json() if self.artifact else None,
-            "cache_hits": sum(r.cache_hit for r in self.records),
-            "steps": len(self.records),
-            "eval_cache_hit": self.eval_cache_hit,
-            "seconds": round(self.seconds, 3),
-        }
 
 
 def accuracy_of(metrics: dict[str, float]) -> float | None:

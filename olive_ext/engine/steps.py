@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from olive_ext.errors import Problem, RecipeError
+from olive_ext.options import problems_from_validation
 from olive_ext.passes.base import Pass, PassConfig, get_pass
 
 
@@ -33,48 +34,8 @@ class Step:
         try:
             return cls.config_class(**merged)
         except ValidationError as e:
-            from olive_ext.recipe.load import problems_from_validation
-
             raise RecipeError(problems_from_validation(e, cls.config_class, ("passes", self.name))) from e
 
     def describe(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
         return f"{self.type}({args})" if args else self.type
-
-
-def split_search(cls: type[Pass[Any]], params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
-    """Separate fixed params from searched ones (a list given for a searchable field)."""
-    searchable = cls.config_class.searchable_fields()
-    fixed, searched = {}, {}
-    for key, value in params.items():
-        if key in searchable and isinstance(value, list):
-            searched[key] = value
-        else:
-            fixed[key] = value
-    return fixed, searched
-
-
-def check_pass_params(cls: type[Pass[Any]], params: dict[str, Any], path: str) -> list[Problem]:
-    """Validate params against the pass's config, each search choice included."""
-    from olive_ext.recipe.load import problems_from_validation
-
-    fixed, searched = split_search(cls, params)
-    problems: list[Problem] = []
-    for key, choices in searched.items():
-        if not choices:
-            problems.append(Problem(f"{path}.{key}", "an empty list gives search nothing to try", choices, True))
-    first = {k: v[0] for k, v in searched.items() if v}
-    prefix = tuple(path.split("."))
-    try:
-        cls.config_class(**fixed, **first)
-    except ValidationError as e:
-        problems += problems_from_validation(e, cls.config_class, prefix)
-    for key, choices in searched.items():
-        for i, choice in enumerate(choices[1:], start=1):
-            try:
-                cls.config_class(**{**fixed, **first, key: choice})
-            except ValidationError as e:
-                for p in problems_from_validation(e, cls.config_class, prefix):
-                    if p.path == f"{path}.{key}" or p.path == path:
-                        problems.append(Problem(f"{path}.{key}[{i}]", p.message, p.value, p.has_value, p.allowed))
-    return problems

@@ -9,7 +9,8 @@ from olive_ext.targets.base import CPU, Target
 
 if TYPE_CHECKING:
     from olive_ext.artifacts import Artifact
-    from olive_ext.recipe.schema import DatasetSpec, EvaluateSpec
+    from olive_ext.data.spec import DatasetSpec
+    from olive_ext.evaluate.spec import EvaluateSpec
 
 
 @dataclass(frozen=True)

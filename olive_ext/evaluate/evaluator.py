@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from olive_ext.artifacts import Artifact
-from olive_ext.engine.cache import Cache, cache_key
+from olive_ext.cache import Cache, cache_key
 from olive_ext.errors import OliveExtError
 from olive_ext.evaluate.context import EvalContext, EvalData, MetricInput
 from olive_ext.evaluate.registry import MetricInfo, get_metric

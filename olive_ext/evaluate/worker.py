@@ -104,4 +104,7 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    from olive_ext.quiet import hide_library_noise
+
+    hide_library_noise()  # this process's own filters (importing olive_ext changes none)
     raise SystemExit(main(sys.argv[1:]))

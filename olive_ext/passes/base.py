@@ -14,40 +14,30 @@ from collections.abc import Callable
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError
 
 from olive_ext.artifacts import ARTIFACT_KINDS, Artifact, ArtifactKind
+from olive_ext.errors import Problem
+from olive_ext.options import Options, problems_from_validation, searchable
 from olive_ext.targets.base import DEVICES, Target
 
 if TYPE_CHECKING:
-    from olive_ext.engine.context import RunContext
+    from olive_ext.passes.context import RunContext
 
-_SEARCHABLE = "searchable"
+# Pass configs are option models (frozen, unknown keys refused, searchable fields marked).
+PassConfig = Options
 
-
-class PassConfig(BaseModel):
-    """Base of every pass config: frozen, unknown keys refused."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
-
-    @classmethod
-    def searchable_fields(cls) -> set[str]:
-        """Fields where a list value in a recipe means "try each"."""
-        return {
-            name
-            for name, f in cls.model_fields.items()
-            if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get(_SEARCHABLE)
-        }
-
-    def canonical(self) -> dict[str, Any]:
-        """The config as plain JSON data, defaults included, for cache keys and lineage."""
-        return self.model_dump(mode="json")
-
-
-def searchable(default: Any, description: str = "", **kwargs: Any) -> Any:
-    """A config field a recipe may give as a list of choices for search to try."""
-    return Field(default, description=description, json_schema_extra={_SEARCHABLE: True}, **kwargs)
-
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Pass",
+    "PassConfig",
+    "check_pass_params",
+    "get_pass",
+    "register_pass",
+    "registered_passes",
+    "searchable",
+    "split_search",
+]
 
 C = TypeVar("C", bound=PassConfig)
 
@@ -192,3 +182,39 @@ def registered_passes() -> dict[str, type[Pass[Any]]]:
     """All registered passes, built-in and plugins, by name."""
     _load_builtin_and_plugins()
     return dict(sorted(_REGISTRY.items()))
+
+
+def split_search(cls: type[Pass[Any]], params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """Separate fixed params from searched ones (a list given for a searchable field)."""
+    searchable = cls.config_class.searchable_fields()
+    fixed, searched = {}, {}
+    for key, value in params.items():
+        if key in searchable and isinstance(value, list):
+            searched[key] = value
+        else:
+            fixed[key] = value
+    return fixed, searched
+
+
+def check_pass_params(cls: type[Pass[Any]], params: dict[str, Any], path: str) -> list[Problem]:
+    """Validate params against the pass's config, each search choice included."""
+    fixed, searched = split_search(cls, params)
+    problems: list[Problem] = []
+    for key, choices in searched.items():
+        if not choices:
+            problems.append(Problem(f"{path}.{key}", "an empty list gives search nothing to try", choices, True))
+    first = {k: v[0] for k, v in searched.items() if v}
+    prefix = tuple(path.split("."))
+    try:
+        cls.config_class(**fixed, **first)
+    except ValidationError as e:
+        problems += problems_from_validation(e, cls.config_class, prefix)
+    for key, choices in searched.items():
+        for i, choice in enumerate(choices[1:], start=1):
+            try:
+                cls.config_class(**{**fixed, **first, key: choice})
+            except ValidationError as e:
+                for p in problems_from_validation(e, cls.config_class, prefix):
+                    if p.path == f"{path}.{key}" or p.path == path:
+                        problems.append(Problem(f"{path}.{key}[{i}]", p.message, p.value, p.has_value, p.allowed))
+    return problems

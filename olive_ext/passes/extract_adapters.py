@@ -14,10 +14,10 @@ from typing import Literal
 from pydantic import Field
 
 from olive_ext.artifacts import Artifact
-from olive_ext.engine.context import RunContext
 from olive_ext.errors import UserInputError
-from olive_ext.onnx_folder import carried_meta, model_file
+from olive_ext.onnx.folder import carried_meta, model_file
 from olive_ext.passes.base import Pass, PassConfig, register_pass
+from olive_ext.passes.context import RunContext
 
 
 class ExtractAdaptersConfig(PassConfig):
@@ -45,7 +45,7 @@ class ExtractAdapters(Pass[ExtractAdaptersConfig]):
         return params
 
     def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
-        from olive_ext.lora_inputs import make_lora_inputs
+        from olive_ext.onnx.lora_inputs import make_lora_inputs
 
         out = ctx.output_dir / "model"
         shutil.copytree(artifact.path, out, ignore=shutil.ignore_patterns("entry.json", "*.onnx_adapter"))

@@ -14,9 +14,9 @@ from typing import Literal
 from pydantic import Field
 
 from olive_ext.artifacts import Artifact
-from olive_ext.engine.context import RunContext
 from olive_ext.errors import UserInputError
 from olive_ext.passes.base import Pass, PassConfig, register_pass
+from olive_ext.passes.context import RunContext
 
 
 class GgufToHfConfig(PassConfig):

@@ -17,9 +17,9 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from olive_ext.artifacts import Artifact
-from olive_ext.engine.context import RunContext
 from olive_ext.errors import UserInputError
 from olive_ext.passes.base import Pass, register_pass
+from olive_ext.passes.context import RunContext
 from olive_ext.train.options import FinetuneOptions
 
 # Olive's LoRA `training_args` keys that are fields of ours.

@@ -16,9 +16,9 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from olive_ext.artifacts import Artifact
-from olive_ext.engine.context import RunContext
-from olive_ext.genai_builder import build_genai, copy_tokenizer_files, finish_genai_config, num_layers
+from olive_ext.onnx.genai_builder import build_genai, copy_tokenizer_files, finish_genai_config, num_layers
 from olive_ext.passes.base import Pass, PassConfig, register_pass, searchable
+from olive_ext.passes.context import RunContext
 from olive_ext.targets.base import Target, normalize_provider, provider_short_name
 
 Precision = Literal["fp32", "fp16", "bf16", "int4", "int8"]
@@ -245,7 +245,7 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
         if adapter and cfg.adapter_mode != "merge":
             options["adapter_path"] = adapter
             if cfg.adapter_mode == "inputs" and cfg.quantized:  # LoRA MatMuls stay float to be inputs
-                from olive_ext.lora_inputs import lora_node_names
+                from olive_ext.onnx.lora_inputs import lora_node_names
 
                 lora = lora_node_names(adapter, num_layers(base))
                 options["nodes_to_exclude"] = ",".join(filter(None, [options.get("nodes_to_exclude", ""), *lora]))
@@ -255,13 +255,13 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
         if adapter and cfg.adapter_mode != "merge":
             copy_tokenizer_files(Path(adapter), out)
             if cfg.adapter_mode == "inputs":
-                from olive_ext.lora_inputs import make_lora_inputs
+                from olive_ext.onnx.lora_inputs import make_lora_inputs
 
                 adapter_file = out / "adapter.onnx_adapter"
                 make_lora_inputs(out / "model.onnx", adapter_file)
         shutil.rmtree(work, ignore_errors=True)
         smoke_options = {"precision": cfg.precision, "execution_provider": provider, **shown}
-        from olive_ext.onnx_check import smoke_check
+        from olive_ext.onnx.check import smoke_check
 
         smoke = smoke_check("genai", out, self.name, smoke_options, adapter_file)
         meta: dict[str, Any] = {

@@ -18,9 +18,9 @@ from typing import Any
 from pydantic import Field
 
 from olive_ext.artifacts import Artifact
-from olive_ext.engine.context import RunContext
 from olive_ext.errors import PassError, UserInputError
 from olive_ext.passes.base import Pass, PassConfig, register_pass
+from olive_ext.passes.context import RunContext
 
 logger = logging.getLogger("olive_ext")
 
@@ -122,11 +122,11 @@ class ParityCheck(Pass[ParityCheckConfig]):
         return Artifact(artifact.kind, artifact.path, artifact.adapter_path, meta={**artifact.meta, "parity": numbers})
 
     def measure(self, artifact: Artifact, ctx: RunContext) -> dict[str, Any]:
-        from olive_ext.parity import TorchReference, compare_encoder, compare_llm
+        from olive_ext.onnx.parity import TorchReference, compare_encoder, compare_llm
 
         source = artifact.meta["source_model"]
         if artifact.kind == "genai":
-            from olive_ext.parity import GenAICandidate
+            from olive_ext.onnx.parity import GenAICandidate
 
             tokenizer = _tokenizer(source)
             prompts = [ids[-self.config.max_prompt_tokens :] for ids in self.prompt_ids(tokenizer, ctx)]
@@ -143,7 +143,7 @@ class ParityCheck(Pass[ParityCheckConfig]):
         return numbers
 
     def texts(self, ctx: RunContext, tokenizer: Any) -> list[str]:
-        from olive_ext.parity import DEFAULT_PROMPTS
+        from olive_ext.onnx.parity import DEFAULT_PROMPTS
 
         if self.config.data is None and not ctx.datasets:
             return list(DEFAULT_PROMPTS)[: self.config.samples]

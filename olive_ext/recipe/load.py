@@ -11,13 +11,15 @@ import difflib
 import json
 import logging
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from olive_ext.artifacts import infer_kind
 from olive_ext.errors import Problem, RecipeError, UserInputError
+from olive_ext.models.folder import infer_kind
+from olive_ext.options import problems_from_validation
+from olive_ext.passes.base import check_pass_params, get_pass, registered_passes
 from olive_ext.recipe import olive_compat
 from olive_ext.recipe.schema import InputModel, PassSpec, Recipe, TargetSpec, named_steps
 
@@ -137,92 +139,6 @@ def _rebase(path: Any, base_dir: Path) -> Any:
     return str(candidate) if candidate.exists() else path
 
 
-# --------------------------------------------------------------------------- pydantic -> problems
-
-
-def format_loc(loc: tuple[Any, ...]) -> str:
-    """('passes', 'quant', 'block_size') -> 'passes.quant.block_size'; ints become [i]."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
-def problems_from_validation(
-    error: ValidationError, root: type[BaseModel], prefix: tuple[Any, ...] = ()
-) -> list[Problem]:
-    """Turn pydantic errors into Problems with key paths, allowed values and did-you-mean hints."""
-    problems = []
-    for err in error.errors(include_url=False):
-        loc = tuple(p for p in err["loc"] if not _is_union_tag(p))
-        path = format_loc(prefix + loc)
-        etype = err["type"]
-        if etype == "extra_forbidden":
-            fields = _fields_at(root, loc[:-1])
-            key = str(loc[-1])
-            close = difflib.get_close_matches(key, fields, n=1, cutoff=0.6)
-            hint = f"did you mean '{close[0]}'?" if close else None
-            allowed = ", ".join(sorted(fields)) if fields and len(fields) <= 25 else None
-            problems.append(Problem(path, "unknown key", allowed=allowed, hint=hint))
-        elif etype == "missing":
-            problems.append(Problem(path, "required key is missing"))
-        elif etype == "literal_error":
-            expected = err.get("ctx", {}).get("expected", "")
-            suggestion = _close_literal(err.get("input"), expected)
-            problems.append(
-                Problem(path, "value not allowed", err.get("input"), True, allowed=expected, hint=suggestion)
-            )
-        else:
-            msg = err["msg"].removeprefix("Value error, ")
-            problems.append(Problem(path, msg, err.get("input"), "input" in err))
-    return problems
-
-
-def _is_union_tag(part: Any) -> bool:
-    # pydantic adds the union member's type name to the location ("str", "list[str]", "function-after[...]").
-    return isinstance(part, str) and ("[" in part or part in {"str", "int", "float", "bool", "list", "dict"})
-
-
-def _close_literal(value: Any, expected: str) -> str | None:
-    if not isinstance(value, str):
-        return None
-    options = [o.strip().strip("'") for o in expected.replace(" or ", ",").split(",") if o.strip()]
-    close = difflib.get_close_matches(value.lower(), [o.lower() for o in options], n=1, cutoff=0.5)
-    return f"did you mean '{close[0]}'?" if close else None
-
-
-def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """Field names of the model found by walking ``loc`` from ``model`` (through dicts and lists)."""
-    current: Any = model
-    for part in loc:
-        current = _unwrap(current, part)
-        if current is None:
-            return []
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
-    return []
-
-
-def _unwrap(annotation: Any, part: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        field = annotation.model_fields.get(str(part))
-        return _strip_optional(field.annotation) if field else None
-    origin = get_origin(annotation)
-    if origin in (dict, list):
-        return _strip_optional(get_args(annotation)[-1])
-    return None
-
-
-def _strip_optional(annotation: Any) -> Any:
-    args = [a for a in get_args(annotation) if a is not type(None)]
-    if get_origin(annotation) is not None and get_origin(annotation) not in (dict, list) and len(args) == 1:
-        return args[0]
-    return annotation
-
-
 # --------------------------------------------------------------------------- semantic checks
 
 
@@ -269,9 +185,6 @@ def pass_problems(
     passes: dict[str, PassSpec], input_model: InputModel | None, targets: list[TargetSpec], prefix: str = "passes"
 ) -> list[Problem]:
     """Each pass exists, its params fit its config, it takes what the step before gives, it supports the targets."""
-    from olive_ext.engine.steps import check_pass_params
-    from olive_ext.passes.base import get_pass, registered_passes
-
     problems: list[Problem] = []
     kind: str | None = None
     if input_model is not None:

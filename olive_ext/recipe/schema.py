@@ -7,76 +7,33 @@ for, how to evaluate and select, how to search and where to write.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from olive_ext.artifacts import ArtifactKind
-from olive_ext.targets.base import PROVIDERS, Device, normalize_provider
+from olive_ext.data.spec import DataFormat, DatasetSpec, check_split
+from olive_ext.evaluate.spec import Constraints, EvaluateSpec, Objective
+from olive_ext.models.spec import InputModel
+from olive_ext.options import StrictModel
+from olive_ext.targets.spec import TargetSpec
 
-
-class StrictModel(BaseModel):
-    """Recipe sections refuse unknown keys, so a typo is reported instead of ignored."""
-
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-
-# datasets' split syntax: "train", "train[:90%]", "train[4096:4224]", "train[-10%:]".
-_SPLIT_RE = re.compile(r"^[A-Za-z_][\w.-]*(\[\s*-?\d*%?\s*:\s*-?\d*%?\s*\])?$")
-
-
-def check_split(value: str) -> str:
-    """Validate a datasets split expression such as ``train[:90%]``."""
-    if not _SPLIT_RE.match(value.strip()):
-        raise ValueError(
-            "not a split expression; write a split name with an optional slice, "
-            "like 'train', 'train[:90%]' or 'train[4096:4224]'"
-        )
-    return value.strip()
-
-
-class InputModel(StrictModel):
-    """The model a recipe starts from."""
-
-    path: str = Field(description="hub id, local folder, or a .gguf/.onnx file")
-    kind: ArtifactKind | None = Field(None, description="hf | onnx | genai | gguf; inferred from path when unset")
-    gguf_file: str | None = Field(None, description="GGUF file name inside `path` when path is a folder")
-    adapter_path: str | None = Field(None, description="a peft adapter folder to apply to the model")
-    trust_remote_code: bool = Field(False, description="allow model code from the hub; off unless asked")
-    revision: str | None = Field(None, description="hub revision (branch, tag or commit)")
-    task: str = Field("text-generation", description="text-generation | text-classification | feature-extraction")
-
-
-DataFormat = Literal["auto", "template", "alpaca", "messages", "text"]
-
-
-class DatasetSpec(StrictModel):
-    """One named dataset: a local file or a hub dataset, a split, and how to turn rows into text."""
-
-    name: str = Field(description="'json', 'csv', 'parquet' (with data_files) or a hub dataset id")
-    data_files: str | list[str] | None = Field(None, description="local file(s) for json/csv/parquet")
-    split: str = Field("train", description="split expression, e.g. 'train[:90%]'")
-    format: DataFormat = Field("auto", description="auto | template | alpaca | messages | text")
-    text_template: str | None = Field(None, description="e.g. 'Q: {question}\\nA: {answer}'")
-    text_field: str | None = Field(None, description="column holding ready text (format: text)")
-    messages_field: str = Field("messages", description="column holding chat messages (format: messages)")
-    response_field: str | None = Field(
-        None, description="column with the expected answer; defaults to the template's last field"
-    )
-    max_samples: int | None = Field(None, ge=1, description="use at most this many rows")
-
-    _check_split = field_validator("split")(lambda cls, v: check_split(v))
-
-    @model_validator(mode="after")
-    def _files_for_local_builders(self) -> DatasetSpec:
-        if self.name in {"json", "csv", "parquet"} and not self.data_files:
-            raise ValueError(f"name '{self.name}' reads local files: set data_files")
-        if self.format == "template" and not self.text_template:
-            raise ValueError("format 'template' needs text_template")
-        if self.format == "text" and not self.text_field:
-            raise ValueError("format 'text' needs text_field")
-        return self
+__all__ = [
+    "Constraints",
+    "DataFormat",
+    "DatasetSpec",
+    "EvaluateSpec",
+    "InputModel",
+    "Objective",
+    "OutputSpec",
+    "PassSpec",
+    "Recipe",
+    "SearchSpec",
+    "StrictModel",
+    "TargetSpec",
+    "check_split",
+    "named_steps",
+    "resolved_recipe",
+]
 
 
 class PassSpec(BaseModel):
@@ -88,62 +45,6 @@ class PassSpec(BaseModel):
 
     def params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
-
-
-class TargetSpec(StrictModel):
-    """A device class and the onnxruntime execution provider to build for and measure on."""
-
-    device: Device = "cpu"
-    provider: str | None = Field(None, description="execution provider; defaults to the device's first")
-
-    @model_validator(mode="after")
-    def _provider_fits_device(self) -> TargetSpec:
-        allowed = PROVIDERS[self.device]
-        if self.provider is None:
-            self.provider = allowed[0]
-            return self
-        self.provider = normalize_provider(self.provider)
-        if self.provider not in allowed:
-            raise ValueError(
-                f"provider {self.provider!r} does not run on device '{self.device}'; allowed: {', '.join(allowed)}"
-            )
-        return self
-
-
-class Constraints(StrictModel):
-    """Limits a candidate must meet to be chosen. Unset limits are not checked."""
-
-    max_accuracy_drop: float | None = Field(
-        1.0, ge=0, description="points of accuracy lost against the reference (fp32) candidate"
-    )
-    max_latency_ms: float | None = Field(None, gt=0, description="per-token decode latency, p50")
-    max_size_mb: float | None = Field(None, gt=0, description="model size on disk")
-    min_throughput: float | None = Field(None, gt=0, description="decode tokens per second")
-    max_memory_mb: float | None = Field(None, gt=0, description="peak resident memory while running")
-
-
-Objective = Literal["latency", "throughput", "size", "accuracy"]
-
-
-class EvaluateSpec(StrictModel):
-    """How candidates are measured and chosen."""
-
-    metrics: list[str] = Field(default_factory=lambda: ["size"], description="metric names to compute")
-    data: str | None = Field(None, description="name of a dataset in `data` used for accuracy")
-    constraints: Constraints = Field(default_factory=Constraints)
-    objective: Objective = "latency"
-    warmup: int = Field(1, ge=0, description="untimed runs before timing")
-    repeats: int = Field(3, ge=1, description="timed runs; min/median/max are reported")
-    threads: int | None = Field(None, ge=1, description="intra-op threads; default: all cores")
-    prompt_tokens: int = Field(64, ge=1, description="prompt length for time-to-first-token")
-    new_tokens: int = Field(32, ge=1, description="tokens decoded for throughput and latency")
-    max_new_tokens: int = Field(16, ge=1, description="generation limit for exact-match accuracy")
-    max_samples: int | None = Field(None, ge=1, description="use at most this many eval rows")
-    reference: Literal["input", "best"] = Field(
-        "input",
-        description="accuracy baseline for max_accuracy_drop: the input model in PyTorch (input) "
-        "or the most accurate candidate (best)",
-    )
 
 
 class SearchSpec(StrictModel):
@@ -208,3 +109,17 @@ def named_steps(value: Any) -> Any:
             name, n = f"{base}_{n}", n + 1
         named[name] = {k: v for k, v in step.items() if k != "name"} if isinstance(step, dict) else step
     return named
+
+
+def resolved_recipe(recipe: Recipe) -> dict[str, Any]:
+    """The recipe with defaults filled in, as plain data."""
+    data = recipe.model_dump(mode="json", exclude_none=True)
+
+    def section(passes: dict[str, Any]) -> dict[str, Any]:
+        return {name: {"type": spec.type, **spec.params()} for name, spec in passes.items()}
+
+    data["passes"] = section(recipe.passes)
+    data["pipelines"] = [section(p) for p in recipe.pipelines]
+    if not data["pipelines"]:
+        del data["pipelines"]
+    return data

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from olive_ext.api import RunResult
+    from olive_ext.engine.results import RunResult
     from olive_ext.recipe.schema import Recipe
 
 

@@ -11,12 +11,12 @@ import html
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from olive_ext.engine.select import CandidateResult
+from olive_ext.engine.results import CandidateResult
 from olive_ext.evaluate.registry import higher_is_better, unit_of
 from olive_ext.report.markdown import format_metric, metric_columns
 
 if TYPE_CHECKING:
-    from olive_ext.api import RunResult
+    from olive_ext.engine.results import RunResult
     from olive_ext.recipe.schema import Recipe
 
 _W, _H, _PAD = 640, 380, 56

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from olive_ext.evaluate.registry import DECLARED, get_metric, unit_of
 
 if TYPE_CHECKING:
-    from olive_ext.api import RunResult
+    from olive_ext.engine.results import RunResult
     from olive_ext.recipe.schema import Recipe
 
 

@@ -1,12 +1,9 @@
 """Hardware profiles: for cpu, gpu and npu, the execution providers, the precisions that run well
 there, and the candidate pass chains auto-opt tries.
 
-Two views of the same candidates:
-
-- ``candidate_chains(task, precision, provider)``: a curated list of concrete pipelines
-  (lists of :class:`Step`), each with single values: the best small set to try.
-- ``search_space(task, precision, provider)``: a recipe ``passes`` mapping whose list values
-  search expands (grid / random / TPE), for recipes and ``olive-ext run``.
+``candidate_chains(task, precision, provider)`` gives a curated list of concrete pipelines
+(lists of :class:`ChainStep`), each with single values: the best small set to try. auto-opt
+writes them into its recipe as alternative pipelines.
 
 Building for a provider that is not installed here is allowed (a cross-build: the model
 is written and smoke-loaded on the CPU EP); measuring on it is not, and results say "not
@@ -16,9 +13,8 @@ measured here". ``is_available()`` asks onnxruntime which providers this machine
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
-from olive_ext.engine.steps import Step
 from olive_ext.errors import UserInputError
 from olive_ext.targets.base import PROVIDERS, Device, Target, normalize_provider, provider_short_name
 
@@ -26,6 +22,17 @@ Task = Literal["text-generation", "text-classification", "feature-extraction"]
 PrecisionChoice = Literal["auto", "fp32", "fp16", "bf16", "int8", "int4"]
 _NPU_PRESETS = {"QNNExecutionProvider": "qnn", "OpenVINOExecutionProvider": "openvino",
                 "VitisAIExecutionProvider": "vitisai"}  # fmt: skip
+
+
+class ChainStep(NamedTuple):
+    """One step of a candidate chain, as a recipe's pass section writes it: name, pass type, parameters."""
+
+    name: str
+    type: str
+    params: dict[str, Any]
+
+
+Step = ChainStep  # the short name the chain tables below use
 
 
 def _build(**params: Any) -> Step:
@@ -46,7 +53,7 @@ class TargetProfile:
 
     def available_providers(self) -> list[str]:
         """This profile's providers that onnxruntime here has (imports onnxruntime)."""
-        from olive_ext.runtime import onnxruntime
+        from olive_ext.onnx.runtime import onnxruntime
 
         installed = set(onnxruntime().get_available_providers())
         return [p for p in self.providers if p in installed]
@@ -102,65 +109,27 @@ class TargetProfile:
         provider: str | None = None,
         *,
         calibration_data: str | None = None,
-        parity: bool = False,
     ) -> list[list[Step]]:
         """The curated pipelines to try for ``task`` on this device: each a list of concrete Steps.
 
         CPU LLMs (8 by default): fp32; int8; int4 RTN block 32 / 128 (accuracy level 4);
         int4 block 32 at accuracy level 1 (fp32 compute); int4 k-quant with the LM head and
         the most sensitive layers in int8 (Olive's k_quant_mixed; the most faithful int4 on SmolLM2);
-        int4 block 128 with a float LM head. With
-        ``parity`` each chain ends in a recording ``parity_check`` against the PyTorch source.
+        int4 block 128 with a float LM head.
         Encoders: export, graph optimization, int8 dynamic; static QDQ (the only choice on
         NPUs) calibrates on the dataset named ``calibration_data`` (CPU skips it without one).
         Raises UserInputError for combinations olive-ext does not build (LLMs on NPUs).
         """
         short, precisions = self._chosen(task, precision, provider)
         if task == "text-generation":
-            chains = [c for c in _llm_chains(short) if _chain_precision(c) in precisions]
+            chains = [c for c in _llm_chains(short) if chain_precision(c) in precisions]
         else:
             every = _encoder_chains(short, self.provider(provider), calibration_data)
-            chains = [c for c in every if _chain_precision(c) in precisions]
-        if parity:
-            chains = [[*c, Step("parity", "parity_check", {"fail": False})] for c in chains]
+            chains = [c for c in every if chain_precision(c) in precisions]
         return chains
 
-    def search_space(
-        self, task: str = "text-generation", precision: str = "auto", provider: str | None = None
-    ) -> dict[str, dict[str, Any]]:
-        """A recipe ``passes`` mapping (list values are searched) covering this device's candidates.
 
-        Sized to stay small under grid search once equivalent choices are merged: CPU LLMs
-        give 7 candidates for ``auto`` (fp32, int8 x block 32/128, int4 x block 32/128 x LM
-        head same/int8) and 8 for ``int4`` (block x accuracy level 1/4 x LM head).
-        """
-        short, precisions = self._chosen(task, precision, provider)
-        many = list(precisions) if len(precisions) > 1 else precisions[0]
-        if task != "text-generation":
-            return _encoder_space(short, self.provider(provider), precisions)
-        if short == "cpu":
-            build: dict[str, Any] = {"type": "model_builder", "precision": many, "block_size": [32, 128]}
-            if precision == "auto":
-                build |= {"accuracy_level": 4, "lm_head": ["same", "int8"]}
-            else:
-                build |= {"accuracy_level": [4, 1], "lm_head": ["same", "int8"]}
-            return {"build": build}
-        if short == "cuda" and precision == "int4":
-            return {"build": {"type": "model_builder", "precision": "int4", "block_size": [32, 128],
-                              "algorithm": ["default", "k_quant"]}}  # fmt: skip
-        return {"build": {"type": "model_builder", "precision": many, "block_size": [32, 128]}}
-
-    def feasibility(self, model_path: str, provider: str | None = None) -> Any:
-        """For NPU providers: the static-shape and operator check of ``model_path`` (else None)."""
-        full = self.provider(provider)
-        if full not in _NPU_PRESETS:
-            return None
-        from olive_ext.targets.npu import check_feasibility
-
-        return check_feasibility(model_path, full)
-
-
-def _chain_precision(chain: list[Step]) -> str:
+def chain_precision(chain: list[Step]) -> str:
     """The precision a chain ends at (the last step that sets one)."""
     precision = "fp32"
     for step in chain:
@@ -230,23 +199,6 @@ def _encoder_chains(short: str, provider: str, data: str | None) -> list[list[St
         uint16 = {"preset": "qnn", "activation_type": "uint16", **calibration}
         chains.append([export, Step("quantize", "qdq_static", uint16)])
     return chains
-
-
-def _encoder_space(short: str, provider: str, precisions: tuple[str, ...]) -> dict[str, dict[str, Any]]:
-    space: dict[str, dict[str, Any]] = {"export": {"type": "onnx_export"}}
-    if short == "cpu":
-        space["optimize"] = {"type": "graph_optimize"}
-        if "int8" in precisions:
-            space["quantize"] = {"type": "int8_dynamic", "per_channel": [False, True]}
-    elif short in ("cuda", "dml", "webgpu"):
-        space["optimize"] = {"type": "graph_optimize", "float16": [True, False] if len(precisions) > 1 else
-                             precisions[0] == "fp16"}  # fmt: skip
-    else:
-        preset = _NPU_PRESETS[provider]
-        space["quantize"] = {"type": "qdq_static", "preset": preset}
-        if preset == "qnn":
-            space["quantize"]["activation_type"] = ["uint8", "uint16"]
-    return space
 
 
 _NPU_LLM = (

@@ -5,9 +5,6 @@ Light to import: torch, transformers and peft are imported inside the functions 
 
 from __future__ import annotations
 
-# The options subclass the pass config, and the pass package imports every pass (ours included):
-# load the passes first so that importing olive_ext.train.* on its own has no import cycle.
-import olive_ext.passes  # noqa: F401
 from olive_ext.train.options import FinetuneOptions
 
 __all__ = ["FinetuneOptions"]

@@ -8,6 +8,7 @@ import typing
 from typing import Any
 
 from olive_ext.errors import UserInputError
+from olive_ext.options import parse_bool
 
 # Names transformers 4 had and 5 renamed or dropped -> what to do with them here.
 RENAMED = {"evaluation_strategy": "eval_strategy"}
@@ -36,8 +37,6 @@ def training_argument_types() -> dict[str, Any]:
 
 
 def _convert(name: str, value: Any, tp: Any) -> Any:
-    from olive_ext.cli.common import parse_bool
-
     if not isinstance(value, str):
         return value
     options = _flatten(tp)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from olive_ext.passes.base import PassConfig, searchable
+from olive_ext.options import Options, searchable
 
 Method = Literal["lora", "qlora", "dora"]
 TorchDtype = Literal["auto", "float32", "bfloat16", "float16"]
@@ -21,7 +21,7 @@ _DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "hal
 NOT_IN_CACHE_KEY = frozenset({"resume_from_checkpoint"})
 
 
-class FinetuneOptions(PassConfig):
+class FinetuneOptions(Options):
     """LoRA / QLoRA / DoRA fine-tuning of a causal language model."""
 
     method: Method = searchable("lora", description="lora | qlora (4-bit NF4 base, needs bitsandbytes) | dora")

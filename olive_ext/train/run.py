@@ -15,8 +15,8 @@ from olive_ext.errors import OliveExtError, UserInputError
 from olive_ext.train.options import FinetuneOptions
 
 if TYPE_CHECKING:
-    from olive_ext.engine.progress import Progress
-    from olive_ext.recipe.schema import DatasetSpec
+    from olive_ext.data.spec import DatasetSpec
+    from olive_ext.progress import Progress
 
 logger = logging.getLogger("olive_ext")
 
@@ -55,7 +55,7 @@ def finetune(
     from transformers import set_seed
 
     from olive_ext.data import to_examples
-    from olive_ext.engine.progress import Progress
+    from olive_ext.progress import Progress
     from olive_ext.train.device import choose_dtype, device_name, training_device, use_all_cores
     from olive_ext.train.evaluation import evaluate_model
     from olive_ext.train.features import Collator, PromptEncoder, RowDataset, pack, tokenize

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from olive_ext.evaluate.backends import Generation, LMBackend, Stopwatch
-from olive_ext.runtime import genai
+from olive_ext.onnx.runtime import genai
 from olive_ext.targets.base import provider_short_name
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from olive_ext.runtime import onnxruntime
+from olive_ext.onnx.runtime import onnxruntime
 
 
 class OrtEncoderBackend:

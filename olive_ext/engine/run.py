@@ -1,13 +1,8 @@
-"""The Python API the CLI uses: ``run(recipe)`` and friends.
+"""The engine's run loop: a recipe becomes candidates, each is built through the cache and measured, one is chosen.
 
-``run`` expands the recipe into candidates, runs each candidate's passes through the
-cache, evaluates them, selects one and writes the output folder::
-
-    from olive_ext.api import run
-    from olive_ext.recipe import load_recipe
-
-    result = run(load_recipe("recipes/smollm2-int4-cpu.yaml"))
-    print(result.chosen.artifact.path)
+:func:`execute` does the work and returns a :class:`~olive_ext.engine.results.RunResult`; it writes
+nothing outside the cache. Writing the output folder is the caller's job (``olive_ext.run`` does it),
+which keeps this layer free of reports and packaging.
 """
 
 from __future__ import annotations
@@ -15,20 +10,15 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from olive_ext import __version__
 from olive_ext.artifacts import Artifact, fingerprint_input
-from olive_ext.engine.cache import Cache
-from olive_ext.engine.context import RunContext
-from olive_ext.engine.output import ensure_output_free, staged_output, write_json, write_yaml
-from olive_ext.engine.progress import Progress
+from olive_ext.cache import Cache
+from olive_ext.engine.results import CandidateResult, RunResult
 from olive_ext.engine.runner import GGUF_CONVERSION, run_steps
 from olive_ext.engine.search import Candidate, SearchSpace, make_strategy
 from olive_ext.engine.select import (
-    CandidateResult,
     accuracy_of,
     check_constraints,
     nearest_misses,
@@ -39,32 +29,16 @@ from olive_ext.engine.steps import Step
 from olive_ext.errors import ConstraintsNotMetError, OliveExtError
 from olive_ext.evaluate.context import EvalContext
 from olive_ext.evaluate.evaluator import evaluate
-from olive_ext.hub import go_offline_if_unreachable
-from olive_ext.model_folder import export_artifact, resolve_model_arg
+from olive_ext.models.folder import resolve_model_arg
+from olive_ext.models.hub import go_offline_if_unreachable
+from olive_ext.passes.context import RunContext
+from olive_ext.progress import Progress
 from olive_ext.recipe.schema import Recipe
 from olive_ext.targets.base import CPU, Target
 
 logger = logging.getLogger("olive_ext")
 
-
-@dataclass
-class RunResult:
-    """Every candidate, the chosen one, and where things were written."""
-
-    results: list[CandidateResult]
-    chosen: CandidateResult | None
-    output_dir: Path | None
-    seconds: float
-    notes: list[str] = field(default_factory=list)
-    reference: dict[str, Any] | None = None
-
-    @property
-    def cache_hits(self) -> int:
-        return sum(r.cache_hit for c in self.results for r in c.records)
-
-    @property
-    def steps_run(self) -> int:
-        return sum(len(c.records) for c in self.results)
+__all__ = ["execute", "input_artifact", "raise_if_unmet", "run_candidate"]
 
 
 def input_artifact(recipe: Recipe, cache: Cache) -> Artifact:
@@ -78,18 +52,18 @@ def input_artifact(recipe: Recipe, cache: Cache) -> Artifact:
     return art
 
 
-def run(
+def execute(
     recipe: Recipe,
     *,
     progress: Progress | None = None,
     reference_accuracy: float | None = None,
-    write_output: bool = True,
 ) -> RunResult:
-    """Run a recipe end to end. Raises ConstraintsNotMetError (after writing) when nothing fits."""
+    """Build and measure every candidate of ``recipe`` and choose one; nothing is written but the cache.
+
+    A recipe with a single candidate raises that candidate's error; with several, failures are
+    recorded on their results and the search goes on. ``output_dir`` of the result is None.
+    """
     started = time.perf_counter()
-    out_dir = Path(recipe.output.path)
-    if write_output:
-        ensure_output_free(out_dir, recipe.output.overwrite)
     progress = progress or Progress(enabled=False)
     cache = Cache(recipe.cache_dir)
     go_offline_if_unreachable([recipe.input_model.path, *(d.name for d in recipe.data.values())])
@@ -126,27 +100,28 @@ def run(
             "some targets' execution providers are not installed here: those candidates were built "
             "(cross-build) but not measured"
         )
-    run_result = RunResult(
-        results, chosen, out_dir if write_output else None, time.perf_counter() - started, notes, reference
-    )
-    if write_output:
-        write_run_output(run_result, recipe, source)
-    if recipe.evaluate and chosen is None and any(r.ok for r in results):
+    return RunResult(results, chosen, None, time.perf_counter() - started, notes, reference, source)
+
+
+def raise_if_unmet(result: RunResult, recipe: Recipe) -> None:
+    """Raise when nothing could be chosen: ConstraintsNotMetError (nearest misses named) or every candidate failed."""
+    results = result.results
+    if recipe.evaluate and result.chosen is None and any(r.ok for r in results):
         misses = nearest_misses(results)
         lines = [
             f"  {m.candidate.id} {m.candidate.describe()}: broke "
             + ", ".join(k for k, v in m.constraints.items() if not v)
             for m in misses
         ]
+        where = result.output_dir / "candidates.json" if result.output_dir else "the run's results"
         raise ConstraintsNotMetError(
             "no candidate met the constraints; nearest:\n" + "\n".join(lines),
-            hint=f"every candidate's metrics are in {out_dir / 'candidates.json'}; relax a constraint to choose one",
-            result=run_result,
+            hint=f"every candidate's metrics are in {where}; relax a constraint to choose one",
+            result=result,
         )
     if not any(r.ok for r in results):
         first = next((r.error for r in results if r.error), "no candidates")
         raise OliveExtError(f"every candidate failed; first error: {first}")
-    return run_result
 
 
 def run_candidate(
@@ -232,74 +207,3 @@ def _choose(
         notes.append("no `evaluate` section: the first successful candidate was chosen")
     ok[0].chosen = True
     return ok[0]
-
-
-def write_run_output(result: RunResult, recipe: Recipe, source: Artifact | None = None) -> None:
-    """model/, candidates.json, lineage.json, recipe.yaml and report.md in the output folder."""
-    from olive_ext.report import write_reports
-
-    assert result.output_dir is not None
-    with staged_output(result.output_dir, recipe.output.overwrite) as stage:
-        if result.chosen and result.chosen.artifact:
-            export_artifact(result.chosen.artifact, stage, deployment_info(result.chosen, recipe, source))
-        write_json(
-            stage / "candidates.json",
-            {
-                "olive_ext_version": __version__,
-                "chosen": result.chosen.candidate.id if result.chosen else None,
-                "objective": recipe.evaluate.objective if recipe.evaluate else None,
-                "notes": result.notes,
-                "reference": result.reference,
-                "candidates": [r.to_json() for r in result.results],
-            },
-        )
-        write_json(stage / "lineage.json", [rec.to_json() for r in result.results for rec in r.records])
-        write_yaml(
-            stage / "recipe.yaml",
-            resolved_recipe(recipe),
-            header="resolved recipe: rerun with `olive-ext run --config recipe.yaml`",
-        )
-        write_reports(stage, result, recipe)
-
-
-def deployment_info(chosen: CandidateResult, recipe: Recipe, source: Artifact | None = None) -> dict[str, Any]:
-    """What `package` and `verify` need beside the model: target, smoke prompts, the fine-tuning chat template."""
-    from olive_ext.deploy.bundle import chat_template_text
-    from olive_ext.deploy.manifest import text_sha256
-
-    assert chosen.artifact is not None
-    target = chosen.candidate.target
-    info: dict[str, Any] = {
-        "candidate": chosen.candidate.id,
-        "target": {"device": target.device, "provider": target.provider},
-        "metrics": {k: v for k, v in chosen.metrics.items() if "." not in k},
-    }
-    # the adapter the model was fine-tuned with: as recorded at build time, else this run's input (a cache hit
-    # records the folder the build first came from, which may since have moved)
-    origin = chosen.artifact.meta.get("source_model") or {}
-    adapters = [origin.get("adapter_path"), source.adapter_path if source else None, recipe.input_model.adapter_path]
-    adapter = next((a for a in adapters if a and Path(a).is_dir()), None)
-    template = chat_template_text(Path(adapter)) if adapter else None
-    if template:
-        info["finetune_chat_template_sha256"] = text_sha256(template)
-    if recipe.evaluate and recipe.evaluate.data and chosen.artifact.kind == "genai":
-        from olive_ext.data import load_examples
-        from olive_ext.evaluate.evaluator import load_tokenizer
-
-        examples = load_examples(recipe.data[recipe.evaluate.data], load_tokenizer(chosen.artifact))
-        info["smoke_prompts"] = [e.prompt for e in examples if e.prompt][:3]
-    return info
-
-
-def resolved_recipe(recipe: Recipe) -> dict[str, Any]:
-    """The recipe with defaults filled in, as plain data."""
-    data = recipe.model_dump(mode="json", exclude_none=True)
-
-    def section(passes: dict[str, Any]) -> dict[str, Any]:
-        return {name: {"type": spec.type, **spec.params()} for name, spec in passes.items()}
-
-    data["passes"] = section(recipe.passes)
-    data["pipelines"] = [section(p) for p in recipe.pipelines]
-    if not data["pipelines"]:
-        del data["pipelines"]
-    return data

@@ -14,9 +14,22 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from olive_ext.adapters import (
+from pydantic import Field, field_validator
+
+from olive_ext.artifacts import Artifact, fingerprint_input
+from olive_ext.cache import Cache
+from olive_ext.data import load_examples
+from olive_ext.data.spec import DataOptions, DatasetSpec
+from olive_ext.deploy.bundle import chat_template_text
+from olive_ext.deploy.manifest import text_sha256
+from olive_ext.engine.output import ensure_output_free, staged_output, write_json
+from olive_ext.engine.runner import GGUF_CONVERSION, open_context, run_steps
+from olive_ext.engine.steps import Step
+from olive_ext.errors import OliveExtError, UserInputError
+from olive_ext.evaluate.evaluator import encode_prompt, load_tokenizer
+from olive_ext.models.adapters import (
     AdapterSource,
     builder_weights,
     fit_to_inputs,
@@ -27,37 +40,69 @@ from olive_ext.adapters import (
     unique_names,
     write_adapter_file,
 )
-from olive_ext.artifacts import Artifact, fingerprint_input
-from olive_ext.engine.cache import Cache
-from olive_ext.engine.context import RunContext
-from olive_ext.engine.output import ensure_output_free, staged_output, write_json
-from olive_ext.engine.progress import Progress
-from olive_ext.engine.runner import GGUF_CONVERSION, run_steps
-from olive_ext.engine.steps import Step
-from olive_ext.errors import OliveExtError, UserInputError
-from olive_ext.model_folder import resolve_model_arg, write_model_config
-from olive_ext.recipe.schema import DatasetSpec
+from olive_ext.models.folder import resolve_model_arg, write_model_config
+from olive_ext.onnx.parity import DEFAULT_PROMPTS, GenAICandidate, TorchReference, compare_llm
+from olive_ext.options import validate_options
+from olive_ext.passes.context import RunContext
+from olive_ext.progress import Progress
 from olive_ext.targets.base import PROVIDERS, Device, Target, normalize_provider
 
 EXTENSIONS = {"onnx_adapter": ".onnx_adapter", "safetensors": ".safetensors", "numpy": ".npz"}
 
 
-@dataclass
-class GenerateAdapterOptions:
-    """Everything `olive-ext generate-adapter` takes."""
+class GenerateAdapterOptions(DataOptions):
+    """Everything `olive-ext generate-adapter` takes; flag names are Olive's."""
 
-    model: str
-    adapters: list[str]
-    output: str
-    precision: str = "fp32"
-    device: str = "cpu"
-    provider: str | None = None
-    adapter_format: str = "onnx_adapter"
-    data: DatasetSpec | None = None
-    prompts: int = 4
-    greedy_tokens: int = 16
-    cache_dir: str | None = None
-    overwrite: bool = False
+    model_name_or_path: str = Field(description="the base: HF folder, hub id or .gguf file")
+    adapter_path: list[str] = Field(
+        description="peft adapter folders or finetune output folders (space- or comma-separated)"
+    )
+    output_path: str = Field(description="output folder; an existing non-empty folder is kept unless overwrite")
+    precision: Literal["fp32", "int4"] = Field("fp32", description="base precision (LoRA weights stay float)")
+    device: Literal["cpu", "gpu"] = Field("cpu", description="device to build for")
+    provider: str | None = Field(None, description="execution provider (default: the device's first)")
+    adapter_format: Literal["onnx_adapter", "safetensors", "numpy"] = Field(
+        "onnx_adapter", description="onnx_adapter for onnxruntime-genai; safetensors/numpy for other runtimes"
+    )
+    eval_split: str = Field("train", description="split of the data whose prompts check each adapter")
+    check_prompts: int = Field(4, ge=1, description="prompts used to check each adapter")
+    greedy_tokens: int = Field(16, ge=1, description="greedy tokens compared with peft's per prompt")
+    overwrite: bool = Field(False, description="replace an existing output folder")
+    cache_dir: str | None = Field(
+        None, description="cache of built models and evaluations (default: $OLIVE_EXT_CACHE or ~/.cache/olive-ext)"
+    )
+    data: DatasetSpec | None = Field(None, description="check prompts as a DatasetSpec (instead of the data flags)")
+
+    @field_validator("adapter_path", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        items = [value] if isinstance(value, str) else value
+        if isinstance(items, list):
+            return [a.strip() for item in items for a in str(item).split(",") if a.strip()]
+        return value
+
+    def check_data(self) -> DatasetSpec | None:
+        """The dataset whose prompts check the adapters, if any."""
+        return self.data or self.to_spec(self.eval_split)
+
+
+@dataclass
+class GenerateAdapterResult:
+    """Where the multi-adapter model was written and the check of each adapter (the base's first)."""
+
+    output_dir: Path
+    checks: list[AdapterCheck]
+
+    @property
+    def model_path(self) -> Path:
+        """The ONNX base with LoRA inputs, in the output folder."""
+        return self.output_dir / "model"
+
+    @property
+    def adapters(self) -> dict[str, Path]:
+        """Each shipped adapter's file in the output folder, by name."""
+        folder = self.output_dir / "adapters"
+        return {p.stem: p for p in sorted(folder.iterdir())} if folder.is_dir() else {}
 
 
 @dataclass
@@ -76,15 +121,15 @@ class AdapterCheck:
 def generate_adapters(opts: GenerateAdapterOptions, progress: Progress | None = None) -> list[AdapterCheck]:
     """Build, write and check; returns the checks. Raises when any adapter fails (the rest are kept)."""
     progress = progress or Progress(enabled=False)
-    ensure_output_free(opts.output, opts.overwrite)
-    if not opts.adapters:
+    ensure_output_free(opts.output_path, opts.overwrite)
+    if not opts.adapter_path:
         raise UserInputError("give at least one adapter: --adapter_path a [b ...]")
-    cache = Cache(opts.cache_dir)
     device: Device = "gpu" if opts.device == "gpu" else "cpu"
     target = Target(device, normalize_provider(opts.provider) if opts.provider else PROVIDERS[device][0])
-    ctx = RunContext(cache=cache, target=target, progress=progress)
-    base = _base_model(opts.model, cache, ctx)
-    sources = [resolve_adapter(p) for p in opts.adapters]
+    ctx = open_context(opts.cache_dir, target, progress)
+    cache = ctx.cache
+    base = _base_model(opts.model_name_or_path, cache, ctx)
+    sources = [resolve_adapter(p) for p in opts.adapter_path]
     unique_names(sources)
     problems = preflight(sources, base.path)
     if problems:
@@ -102,7 +147,7 @@ def generate_adapters(opts: GenerateAdapterOptions, progress: Progress | None = 
     ext = EXTENSIONS.get(opts.adapter_format)
     if ext is None:
         raise UserInputError(f"--adapter_format {opts.adapter_format!r}: choose {', '.join(EXTENSIONS)}")
-    with staged_output(opts.output, opts.overwrite) as stage:
+    with staged_output(opts.output_path, opts.overwrite) as stage:
         shutil.copytree(built.path, stage / "model", ignore=shutil.ignore_patterns("*.onnx_adapter", "entry.json"))
         checks = _write_and_check(opts, base, sources, stage, inputs, dtype, ext, progress)
         shipped = {c.name: f"adapters/{c.name}{ext}" for c in checks[1:] if c.ok}
@@ -115,7 +160,7 @@ def generate_adapters(opts: GenerateAdapterOptions, progress: Progress | None = 
         lines = [f"{c.name}: {'; '.join(c.broken)}" for c in failed]
         raise OliveExtError(
             "adapters failed their checks and were not shipped:\n  " + "\n  ".join(lines),
-            hint=f"numbers per adapter are in {Path(opts.output) / 'adapter_report.json'}",
+            hint=f"numbers per adapter are in {Path(opts.output_path) / 'adapter_report.json'}",
         )
     return checks
 
@@ -135,9 +180,11 @@ def _base_model(model: str, cache: Cache, ctx: RunContext) -> Artifact:
     if base.kind == "gguf":
         base, _ = run_steps(base, [Step(GGUF_CONVERSION, GGUF_CONVERSION, {})], ctx, "generate-adapter")
     if not Path(base.path).is_dir():
-        raise UserInputError(f"base model {model!r} was not found: no such folder here, and generate-adapter "
-                             "needs the base's weights on this machine",
-                             hint="give a local Hugging Face folder or .gguf file with -m/--base_model_path")
+        raise UserInputError(
+            f"base model {model!r} was not found: no such folder here, and generate-adapter "
+            "needs the base's weights on this machine",
+            hint="give a local Hugging Face folder or .gguf file with -m/--base_model_path",
+        )
     return base
 
 
@@ -173,16 +220,12 @@ def _template_fp(base: Artifact, template: Path, cache: Cache) -> str:
 
 
 def _prompt_ids(opts: GenerateAdapterOptions, base: Artifact) -> list[list[int]]:
-    from olive_ext.evaluate.evaluator import encode_prompt, load_tokenizer
-    from olive_ext.parity import DEFAULT_PROMPTS
-
     tokenizer = load_tokenizer(base)
     texts = list(DEFAULT_PROMPTS)
-    if opts.data is not None:
-        from olive_ext.data import load_examples
-
-        texts = [e.prompt or e.text for e in load_examples(opts.data, tokenizer)]
-    return [encode_prompt(tokenizer, t)[:64] for t in texts[: opts.prompts]]
+    data = opts.check_data()
+    if data is not None:
+        texts = [e.prompt or e.text for e in load_examples(data, tokenizer)]
+    return [encode_prompt(tokenizer, t)[:64] for t in texts[: opts.check_prompts]]
 
 
 def _write_and_check(
@@ -195,8 +238,6 @@ def _write_and_check(
     ext: str,
     progress: Progress,
 ) -> list[AdapterCheck]:
-    from olive_ext.parity import GenAICandidate, TorchReference, compare_llm
-
     prompts = _prompt_ids(opts, base)
     model_dir = str(stage / "model")
     checks = []
@@ -249,9 +290,6 @@ def _write_outputs(
     checks: list[AdapterCheck],
     shipped: dict[str, str],
 ) -> None:
-    from olive_ext.deploy.bundle import chat_template_text
-    from olive_ext.deploy.manifest import text_sha256
-
     templates = {s.name: chat_template_text(s.path) for s in sources}
     finetune = {t for t in templates.values() if t}
     write_model_config(
@@ -287,3 +325,22 @@ def _write_outputs(
             f"| {'; '.join(c.broken)} |"
         )
     (stage / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def generate_adapter(
+    model_name_or_path: str,
+    adapter_path: list[str] | str,
+    output_path: str,
+    *,
+    progress: Progress | None = None,
+    **options: Any,
+) -> GenerateAdapterResult:
+    """One ONNX base, one adapter file per LoRA adapter, each checked against peft (``olive-ext generate-adapter``).
+
+    ``options`` are :class:`GenerateAdapterOptions` fields (``precision``, ``adapter_format``,
+    ``device``...). Raises OliveExtError when an adapter fails its check (the others are kept).
+    """
+    values = {"model_name_or_path": model_name_or_path, "adapter_path": adapter_path, "output_path": output_path}
+    opts = validate_options(GenerateAdapterOptions, {**values, **options})
+    checks = generate_adapters(opts, progress)
+    return GenerateAdapterResult(Path(opts.output_path), checks)

@@ -72,7 +72,7 @@ def make_lora_inputs(model_path: Path, adapter_file: Path) -> int:
 
 def export_onnx_adapter(params: dict[str, Any], adapter_file: Path) -> None:
     """Write named weights (numpy arrays) as an onnxruntime ``.onnx_adapter`` file."""
-    from olive_ext.runtime import onnxruntime
+    from olive_ext.onnx.runtime import onnxruntime
 
     ort = onnxruntime()
     adapter = ort.AdapterFormat()

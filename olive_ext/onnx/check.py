@@ -82,7 +82,7 @@ def genai_built_for(folder: Path) -> str:
 def _smoke_genai(folder: Path, adapter_file: Path | None) -> dict[str, Any]:
     import numpy as np
 
-    from olive_ext.runtime import genai
+    from olive_ext.onnx.runtime import genai
 
     og = genai()
     built_for = genai_built_for(folder)
@@ -158,7 +158,7 @@ def check_graph_structure(model_path: Path) -> None:
 def _smoke_onnx(model_path: Path, built_for: str) -> dict[str, Any]:
     import numpy as np
 
-    from olive_ext.runtime import onnxruntime
+    from olive_ext.onnx.runtime import onnxruntime
 
     if not model_path.exists():
         raise SmokeFailure("load", f"{model_path.name} is missing")

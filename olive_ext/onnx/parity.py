@@ -148,7 +148,7 @@ class GenAICandidate:
     """A genai folder on the CPU EP, its LoRA adapter file active when it has one."""
 
     def __init__(self, folder: str, adapter_file: str | None) -> None:
-        from olive_ext.runtime import genai
+        from olive_ext.onnx.runtime import genai
 
         self.og = genai()
         self.model = self.og.Model(folder)
@@ -207,7 +207,7 @@ def compare_encoder(reference: TorchReference, folder: str, texts: list[str], cl
     """Output-tensor statistics of an ONNX encoder against PyTorch, one example at a time."""
     from transformers import AutoTokenizer
 
-    from olive_ext.runtime import onnxruntime
+    from olive_ext.onnx.runtime import onnxruntime
 
     session = onnxruntime().InferenceSession(f"{folder}/model.onnx", providers=["CPUExecutionProvider"])
     inputs = session.get_inputs()

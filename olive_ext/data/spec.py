@@ -1,0 +1,114 @@
+"""A named dataset as recipes, commands and the Python API describe it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from olive_ext.options import Options, StrictModel
+
+# datasets' split syntax: "train", "train[:90%]", "train[4096:4224]", "train[-10%:]".
+_SPLIT_RE = re.compile(r"^[A-Za-z_][\w.-]*(\[\s*-?\d*%?\s*:\s*-?\d*%?\s*\])?$")
+
+
+def check_split(value: str) -> str:
+    """Validate a datasets split expression such as ``train[:90%]``."""
+    if not _SPLIT_RE.match(value.strip()):
+        raise ValueError(
+            "not a split expression; write a split name with an optional slice, "
+            "like 'train', 'train[:90%]' or 'train[4096:4224]'"
+        )
+    return value.strip()
+
+
+DataFormat = Literal["auto", "template", "alpaca", "messages", "text"]
+
+
+class DatasetSpec(StrictModel):
+    """One named dataset: a local file or a hub dataset, a split, and how to turn rows into text."""
+
+    name: str = Field(description="'json', 'csv', 'parquet' (with data_files) or a hub dataset id")
+    data_files: str | list[str] | None = Field(None, description="local file(s) for json/csv/parquet")
+    split: str = Field("train", description="split expression, e.g. 'train[:90%]'")
+    format: DataFormat = Field("auto", description="auto | template | alpaca | messages | text")
+    text_template: str | None = Field(None, description="e.g. 'Q: {question}\\nA: {answer}'")
+    text_field: str | None = Field(None, description="column holding ready text (format: text)")
+    messages_field: str = Field("messages", description="column holding chat messages (format: messages)")
+    response_field: str | None = Field(
+        None, description="column with the expected answer; defaults to the template's last field"
+    )
+    max_samples: int | None = Field(None, ge=1, description="use at most this many rows")
+
+    _check_split = field_validator("split")(lambda cls, v: check_split(v))
+
+    @model_validator(mode="after")
+    def _files_for_local_builders(self) -> DatasetSpec:
+        if self.name in {"json", "csv", "parquet"} and not self.data_files:
+            raise ValueError(f"name '{self.name}' reads local files: set data_files")
+        if self.format == "template" and not self.text_template:
+            raise ValueError("format 'template' needs text_template")
+        if self.format == "text" and not self.text_field:
+            raise ValueError("format 'text' needs text_field")
+        return self
+
+
+# how a file's suffix names its datasets builder (`-d data.jsonl` and `--data_files x.csv` both work)
+_SUFFIX_BUILDER = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
+
+
+def _unescape(template: str) -> str:
+    r"""Shell users type `\n` literally inside quotes (as Olive's docs do); make it a newline."""
+    return template.replace("\\r\\n", "\n").replace("\\n", "\n").replace("\\t", "\t")
+
+
+class DataOptions(Options):
+    """The data flags every command shares (Olive's names); :meth:`to_spec` makes a DatasetSpec of them."""
+
+    data_name: str | None = Field(
+        None, description="'json', 'csv' or 'parquet' with data_files, a local file, or a hub dataset id"
+    )
+    data_files: str | list[str] | None = Field(None, description="local data file(s), comma-separated")
+    text_template: str | None = Field(
+        None,
+        description="e.g. 'Q: {question}\\nA: {answer}'; a trailing {column} is the answer "
+        "(\\n typed literally becomes a newline)",
+    )
+    text_field: str | None = Field(None, description="column holding ready text")
+    use_chat_template: bool = Field(
+        False, description="rows hold chat messages (column 'messages'), rendered with the model's chat template"
+    )
+    response_field: str | None = Field(
+        None, description="column with the expected answer (default: the template's trailing field)"
+    )
+    max_samples: int | None = Field(None, ge=1, description="use at most this many rows")
+
+    def file_list(self) -> list[str] | None:
+        """data_files as a list (a comma-separated string is split)."""
+        files = self.data_files
+        if not files:
+            return None
+        items = files.split(",") if isinstance(files, str) else files
+        return [f.strip() for f in items if f.strip()]
+
+    def to_spec(self, split: str | None) -> DatasetSpec | None:
+        """The DatasetSpec these flags mean for ``split``, or None when no data was named."""
+        files = self.file_list()
+        name = self.data_name
+        if name is None and files:
+            name = _SUFFIX_BUILDER.get(Path(files[0]).suffix.lower(), "json")
+        if name is None:
+            return None
+        fmt: DataFormat = "messages" if self.use_chat_template else ("text" if self.text_field else "auto")
+        return DatasetSpec(
+            name=name,
+            data_files=files[0] if files and len(files) == 1 else files,
+            split=split or "train",
+            format=fmt,
+            text_template=_unescape(self.text_template) if self.text_template else None,
+            text_field=self.text_field,
+            response_field=self.response_field,
+            max_samples=self.max_samples,
+        )

@@ -1,0 +1,45 @@
+"""How candidates are measured and chosen: metrics, constraints, objective, timing protocol."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from olive_ext.options import StrictModel
+
+
+class Constraints(StrictModel):
+    """Limits a candidate must meet to be chosen. Unset limits are not checked."""
+
+    max_accuracy_drop: float | None = Field(
+        1.0, ge=0, description="points of accuracy lost against the reference (fp32) candidate"
+    )
+    max_latency_ms: float | None = Field(None, gt=0, description="per-token decode latency, p50")
+    max_size_mb: float | None = Field(None, gt=0, description="model size on disk")
+    min_throughput: float | None = Field(None, gt=0, description="decode tokens per second")
+    max_memory_mb: float | None = Field(None, gt=0, description="peak resident memory while running")
+
+
+Objective = Literal["latency", "throughput", "size", "accuracy"]
+
+
+class EvaluateSpec(StrictModel):
+    """How candidates are measured and chosen."""
+
+    metrics: list[str] = Field(default_factory=lambda: ["size"], description="metric names to compute")
+    data: str | None = Field(None, description="name of a dataset in `data` used for accuracy")
+    constraints: Constraints = Field(default_factory=Constraints)
+    objective: Objective = "latency"
+    warmup: int = Field(1, ge=0, description="untimed runs before timing")
+    repeats: int = Field(3, ge=1, description="timed runs; min/median/max are reported")
+    threads: int | None = Field(None, ge=1, description="intra-op threads; default: all cores")
+    prompt_tokens: int = Field(64, ge=1, description="prompt length for time-to-first-token")
+    new_tokens: int = Field(32, ge=1, description="tokens decoded for throughput and latency")
+    max_new_tokens: int = Field(16, ge=1, description="generation limit for exact-match accuracy")
+    max_samples: int | None = Field(None, ge=1, description="use at most this many eval rows")
+    reference: Literal["input", "best"] = Field(
+        "input",
+        description="accuracy baseline for max_accuracy_drop: the input model in PyTorch (input) "
+        "or the most accurate candidate (best)",
+    )

@@ -1,0 +1,175 @@
+"""Typed option models: the one place each option of a command, pass or recipe section is declared.
+
+Every option model is a pydantic model whose fields carry the default and the help text; the
+CLI's flags, recipe keys and the Python API's keyword arguments are derived from them. Validation
+errors become :class:`~olive_ext.errors.Problem` records located by key path, with the value
+received, what is allowed and a "did you mean".
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+from typing import Any, TypeVar, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from olive_ext.errors import Problem, RecipeError
+
+_SEARCHABLE = "searchable"
+
+
+class StrictModel(BaseModel):
+    """A recipe section: unknown keys are refused, so a typo is reported instead of ignored."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class Options(BaseModel):
+    """Base of pass configs and command options: frozen, unknown keys refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+
+    @classmethod
+    def searchable_fields(cls) -> set[str]:
+        """Fields where a list value in a recipe means "try each"."""
+        return {
+            name
+            for name, f in cls.model_fields.items()
+            if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get(_SEARCHABLE)
+        }
+
+    @classmethod
+    def default_of(cls, name: str) -> Any:
+        """The declared default of field ``name`` (factories are called)."""
+        return default_of(cls, name)
+
+    @classmethod
+    def help_of(cls, name: str) -> str:
+        """The help text of field ``name``, with its default when it has one (for --help)."""
+        field = cls.model_fields[name]
+        text = field.description or ""
+        default = default_of(cls, name)
+        if default is not False and default not in (None, [], {}, "") and "default" not in text:
+            text += f" (default: {default})"
+        return text.replace("%", "%%")
+
+    def canonical(self) -> dict[str, Any]:
+        """The options as plain JSON data, defaults included, for cache keys and lineage."""
+        return self.model_dump(mode="json")
+
+
+def default_of(model: type[BaseModel], name: str) -> Any:
+    """The declared default of field ``name`` of ``model`` (factories are called)."""
+    return model.model_fields[name].get_default(call_default_factory=True)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_options(model: type[M], values: dict[str, Any]) -> M:
+    """``model(**values)``, or a RecipeError naming each bad key, the value and a did-you-mean."""
+    try:
+        return model(**values)
+    except ValidationError as e:
+        raise RecipeError(problems_from_validation(e, model), source="options") from e
+
+
+def searchable(default: Any, description: str = "", **kwargs: Any) -> Any:
+    """A config field a recipe may give as a list of choices for search to try."""
+    return Field(default, description=description, json_schema_extra={_SEARCHABLE: True}, **kwargs)
+
+
+def parse_bool(value: Any) -> bool:
+    """Olive writes booleans as flags with values (`--gradient_checkpointing true`)."""
+    if isinstance(value, bool):
+        return value
+    lowered = str(value).lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def format_loc(loc: tuple[Any, ...]) -> str:
+    """('passes', 'quant', 'block_size') -> 'passes.quant.block_size'; ints become [i]."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def problems_from_validation(
+    error: ValidationError, root: type[BaseModel], prefix: tuple[Any, ...] = ()
+) -> list[Problem]:
+    """Turn pydantic errors into Problems with key paths, allowed values and did-you-mean hints."""
+    problems = []
+    for err in error.errors(include_url=False):
+        loc = tuple(p for p in err["loc"] if not _is_union_tag(p))
+        path = format_loc(prefix + loc)
+        etype = err["type"]
+        if etype == "extra_forbidden":
+            fields = _fields_at(root, loc[:-1])
+            key = str(loc[-1])
+            close = difflib.get_close_matches(key, fields, n=1, cutoff=0.6)
+            hint = f"did you mean '{close[0]}'?" if close else None
+            allowed = ", ".join(sorted(fields)) if fields and len(fields) <= 25 else None
+            problems.append(Problem(path, "unknown key", allowed=allowed, hint=hint))
+        elif etype == "missing":
+            problems.append(Problem(path, "required key is missing"))
+        elif etype == "literal_error":
+            expected = err.get("ctx", {}).get("expected", "")
+            suggestion = _close_literal(err.get("input"), expected)
+            problems.append(
+                Problem(path, "value not allowed", err.get("input"), True, allowed=expected, hint=suggestion)
+            )
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(Problem(path, msg, err.get("input"), "input" in err))
+    return problems
+
+
+def _is_union_tag(part: Any) -> bool:
+    # pydantic adds the union member's type name to the location ("str", "list[str]", "function-after[...]").
+    return isinstance(part, str) and ("[" in part or part in {"str", "int", "float", "bool", "list", "dict"})
+
+
+def _close_literal(value: Any, expected: str) -> str | None:
+    if not isinstance(value, str):
+        return None
+    options = [o.strip().strip("'") for o in expected.replace(" or ", ",").split(",") if o.strip()]
+    close = difflib.get_close_matches(value.lower(), [o.lower() for o in options], n=1, cutoff=0.5)
+    return f"did you mean '{close[0]}'?" if close else None
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the model found by walking ``loc`` from ``model`` (through dicts and lists)."""
+    current: Any = model
+    for part in loc:
+        current = _unwrap(current, part)
+        if current is None:
+            return []
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any, part: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        field = annotation.model_fields.get(str(part))
+        return _strip_optional(field.annotation) if field else None
+    origin = get_origin(annotation)
+    if origin in (dict, list):
+        return _strip_optional(get_args(annotation)[-1])
+    return None
+
+
+def _strip_optional(annotation: Any) -> Any:
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) is not None and get_origin(annotation) not in (dict, list) and len(args) == 1:
+        return args[0]
+    return annotation

@@ -1,0 +1,239 @@
+"""auto-opt: build candidates for each target, measure them, keep those within the constraints, pick one.
+
+``auto_opt_recipe`` turns the options into an ordinary recipe (the target profile's candidate
+chains as alternative pipelines), so every auto-opt run is also a rerunnable ``recipe.yaml``;
+``auto_opt`` runs one recipe per device.
+
+    >>> import olive_ext
+    >>> result = olive_ext.auto_opt("out/ft", output_path="out/onnx", precision="int4")  # doctest: +SKIP
+    >>> result.model_path, result.metrics["exact_match"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from olive_ext.artifacts import Artifact
+from olive_ext.data.spec import DataOptions, DatasetSpec
+from olive_ext.engine.results import RunResult
+from olive_ext.errors import ConstraintsNotMetError, UserInputError
+from olive_ext.evaluate.spec import Constraints, EvaluateSpec
+from olive_ext.models.folder import resolve_model_arg
+from olive_ext.options import default_of, validate_options
+from olive_ext.progress import Progress
+from olive_ext.recipe import parse_recipe
+from olive_ext.recipe.schema import Recipe
+from olive_ext.targets.profiles import chain_precision, get_profile
+from olive_ext.workflows.run import run_recipe
+
+SPEED_METRICS = ["size", "ttft", "latency", "throughput", "memory"]
+# the evaluation settings auto-opt passes through to the recipe's `evaluate` section
+EVAL_SETTINGS = ("threads", "warmup", "repeats", "prompt_tokens", "new_tokens", "max_new_tokens")
+
+
+def _eval_field(name: str) -> Any:
+    """An option whose default and help are EvaluateSpec's (declared there, once)."""
+    info = EvaluateSpec.model_fields[name]
+    return Field(default_of(EvaluateSpec, name), description=info.description)
+
+
+def _constraint_field(name: str) -> Any:
+    info = Constraints.model_fields[name]
+    return Field(default_of(Constraints, name), description=info.description)
+
+
+class AutoOptOptions(DataOptions):
+    """Everything `olive-ext auto-opt` takes; flag names are Olive's. Defaults are declared here once."""
+
+    model_name_or_path: str = Field(description="HF folder, hub id, .gguf file, or a `finetune` output folder")
+    output_path: str = Field(description="output folder; an existing non-empty folder is kept unless overwrite")
+    adapter_path: str | None = Field(None, description="peft adapter folder to apply")
+    device: list[Literal["cpu", "gpu", "npu"]] = Field(
+        default_factory=lambda: ["cpu"], description="one or more targets; each gets its own candidates"
+    )
+    provider: str | None = Field(
+        None, description="execution provider, e.g. CPUExecutionProvider, CUDAExecutionProvider, QNNExecutionProvider"
+    )
+    precision: Literal["auto", "fp32", "fp16", "int8", "int4"] = Field(
+        "auto", description="auto searches the target's precisions; otherwise only this one"
+    )
+    eval_split: str = Field("train", description="split of the eval data, e.g. 'train[480:]'")
+    metric: Literal["exact_match", "accuracy", "perplexity"] | None = Field(
+        None, description="task metric on the eval data (default: exact_match for LLMs, accuracy for classifiers)"
+    )
+    max_accuracy_drop: float | None = _constraint_field("max_accuracy_drop")
+    max_latency_ms: float | None = _constraint_field("max_latency_ms")
+    max_size_mb: float | None = _constraint_field("max_size_mb")
+    objective: Literal["latency", "throughput", "size", "accuracy"] = Field(
+        "latency", description="what to optimize among candidates that meet the constraints"
+    )
+    search: Literal["grid", "random", "tpe"] = Field("grid", description="search strategy")
+    max_candidates: int | None = Field(None, ge=1, description="candidate budget per device")
+    seed: int = Field(0, description="seed of random and TPE search")
+    threads: int | None = _eval_field("threads")
+    warmup: int = _eval_field("warmup")
+    repeats: int = _eval_field("repeats")
+    prompt_tokens: int = _eval_field("prompt_tokens")
+    new_tokens: int = _eval_field("new_tokens")
+    max_new_tokens: int = _eval_field("max_new_tokens")
+    trust_remote_code: bool = Field(False, description="allow model code from the hub")
+    overwrite: bool = Field(False, description="replace an existing output folder")
+    cache_dir: str | None = Field(
+        None, description="cache of built models and evaluations (default: $OLIVE_EXT_CACHE or ~/.cache/olive-ext)"
+    )
+    data: DatasetSpec | None = Field(None, description="eval data as a DatasetSpec (instead of the data flags)")
+
+    def eval_data(self) -> DatasetSpec | None:
+        """The eval dataset the options name (``data`` or the data flags), or None."""
+        return self.data or self.to_spec(self.eval_split)
+
+
+@dataclass
+class AutoOptResult:
+    """One RunResult per device. With one device, ``model_path``, ``chosen`` and ``metrics`` are its."""
+
+    runs: dict[str, RunResult]
+
+    @property
+    def first(self) -> RunResult:
+        """The run of the first device."""
+        return next(iter(self.runs.values()))
+
+    @property
+    def output_dir(self) -> Path | None:
+        """The output folder of the first device."""
+        return self.first.output_dir
+
+    @property
+    def model_path(self) -> Path | None:
+        """The chosen model in the output folder (first device)."""
+        return self.first.model_path
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """The chosen candidate's metrics (first device)."""
+        return self.first.metrics
+
+
+def model_task(artifact: Artifact) -> str:
+    """'text-generation' for causal LMs, else the HF task of an encoder (from its config)."""
+    if artifact.kind in {"gguf", "genai"}:
+        return "text-generation"
+    config = Path(artifact.path) / "config.json"
+    if artifact.kind == "hf" and config.exists():
+        archs = json.loads(config.read_text()).get("architectures") or []
+        if archs and not any(a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")) for a in archs):
+            if any(a.endswith("ForSequenceClassification") for a in archs):
+                return "text-classification"
+            return "feature-extraction"
+    return "text-generation"
+
+
+def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
+    """The recipe auto-opt runs for one device."""
+    source = resolve_model_arg(opts.model_name_or_path, opts.adapter_path)
+    task = model_task(source)
+    profile = get_profile(device)
+    data = opts.eval_data() or data_from_model_config(source)
+    chains = profile.candidate_chains(
+        task, opts.precision, opts.provider, calibration_data="eval" if data is not None else None
+    )
+    pipelines = [_with_parity(chain, data is not None) for chain in chains]
+    metrics = list(SPEED_METRICS)
+    if data is not None:
+        metrics.append(opts.metric or ("exact_match" if task == "text-generation" else "accuracy"))
+    if task != "text-generation":
+        metrics = [m for m in metrics if m not in {"ttft", "throughput"}]
+    constraints = {k: getattr(opts, k) for k in ("max_accuracy_drop", "max_latency_ms", "max_size_mb")}
+    settings = {k: getattr(opts, k) for k in EVAL_SETTINGS if getattr(opts, k) is not None}
+    raw: dict[str, Any] = {
+        "input_model": {
+            "path": source.path,
+            "kind": source.kind,
+            "adapter_path": source.adapter_path,
+            "gguf_file": source.gguf_file,
+            "trust_remote_code": opts.trust_remote_code,
+            "task": task,
+        },
+        "data": {"eval": data.model_dump(mode="json", exclude_none=True)} if data is not None else {},
+        "pipelines": pipelines,
+        "targets": [{"device": device, **({"provider": opts.provider} if opts.provider else {})}],
+        "evaluate": {
+            "metrics": metrics,
+            "data": "eval" if data is not None else None,
+            "constraints": {k: v for k, v in constraints.items() if v is not None},
+            "objective": opts.objective,
+            **settings,
+        },
+        "search": {
+            "strategy": opts.search,
+            "seed": opts.seed,
+            **({"max_candidates": opts.max_candidates} if opts.max_candidates else {}),
+        },
+        "output": {"path": output, "overwrite": opts.overwrite},
+        "cache_dir": opts.cache_dir,
+    }
+    return parse_recipe(raw)
+
+
+def _with_parity(chain: list[Any], have_data: bool) -> dict[str, Any]:
+    """A pipeline section: the chain plus a parity check against the PyTorch source.
+
+    Float builds must match the reference (a conversion bug fails them); quantized ones
+    only record their numbers, since measured task accuracy decides their fate.
+    """
+    section: dict[str, Any] = {step.name: {"type": step.type, **step.params} for step in chain}
+    quantized = chain_precision(chain).startswith("int")
+    section["parity"] = {"type": "parity_check", "fail": not quantized, **({"data": "eval"} if have_data else {})}
+    return section
+
+
+def data_from_model_config(source: Artifact) -> DatasetSpec | None:
+    """A finetune output records its eval split; auto-opt -m <finetune output> measures on it by default."""
+    spec = source.meta.get("eval_data")
+    if isinstance(spec, dict):
+        files = spec.get("data_files")
+        file_list = files if isinstance(files, list) else [files] if files else []
+        if all(Path(f).exists() for f in file_list):
+            return DatasetSpec.model_validate(spec)
+    return None
+
+
+def run_auto_opt(opts: AutoOptOptions, progress: Progress | None = None) -> AutoOptResult:
+    """Run auto-opt for every device; with several devices each gets ``<output>/<device>``."""
+    devices = list(dict.fromkeys(opts.device))
+    if not devices:
+        raise UserInputError("--device needs at least one of cpu, gpu, npu")
+    outputs = [opts.output_path] if len(devices) == 1 else [str(Path(opts.output_path) / d) for d in devices]
+    recipes = [auto_opt_recipe(opts, d, o) for d, o in zip(devices, outputs, strict=True)]
+    runs: dict[str, RunResult] = {}
+    failures = []
+    for device, recipe in zip(devices, recipes, strict=True):
+        try:
+            runs[device] = run_recipe(recipe, progress=progress)
+        except ConstraintsNotMetError as e:
+            failures.append(e)
+    if failures:
+        raise failures[0]
+    return AutoOptResult(runs)
+
+
+def auto_opt(
+    model_name_or_path: str, output_path: str, *, progress: Progress | None = None, **options: Any
+) -> AutoOptResult:
+    """Build candidates for each device, measure them, pick the best (``olive-ext auto-opt``).
+
+    ``options`` are :class:`AutoOptOptions` fields, named like the CLI flags (``device``,
+    ``precision``, ``max_accuracy_drop``, ``data_files``, ``eval_split``, ``text_template``...);
+    an unknown name is refused with a did-you-mean. A `finetune` output is measured on its own
+    eval split unless data is given.
+    """
+    opts = validate_options(
+        AutoOptOptions, {"model_name_or_path": model_name_or_path, "output_path": output_path, **options}
+    )
+    return run_auto_opt(opts, progress)

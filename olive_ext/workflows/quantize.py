@@ -1,0 +1,152 @@
+"""quantize: one model to int4/int8, HF LLMs through the genai builder, ONNX models with onnxruntime.
+
+>>> import olive_ext
+>>> result = olive_ext.quantize("out/ft/model", output_path="out/int4", precision="int4")  # doctest: +SKIP
+>>> result.model_path  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from olive_ext.data.spec import DataOptions
+from olive_ext.engine.results import RunResult
+from olive_ext.errors import UserInputError
+from olive_ext.models.folder import resolve_model_arg
+from olive_ext.options import validate_options
+from olive_ext.progress import Progress
+from olive_ext.recipe import parse_recipe
+from olive_ext.recipe.schema import Recipe
+from olive_ext.targets.base import PROVIDERS, normalize_provider
+from olive_ext.workflows.auto_opt import model_task
+from olive_ext.workflows.run import run_recipe
+
+# --algorithm names (Olive's) -> our pass's names
+ALGORITHMS = {"rtn": "rtn", "kquant": "k_quant", "hqq": "hqq"}
+
+
+class QuantizeOptions(DataOptions):
+    """Everything `olive-ext quantize` takes; flag names are Olive's."""
+
+    model_name_or_path: str = Field(description="HF folder or hub id, .gguf, ONNX folder or file")
+    output_path: str = Field(description="output folder; an existing non-empty folder is kept unless overwrite")
+    adapter_path: str | None = Field(None, description="peft adapter to apply (merged before quantizing)")
+    algorithm: Literal["rtn", "kquant", "hqq"] | None = Field(
+        None,
+        description="weight rounding: rtn (round to nearest), kquant (llama.cpp k-quant), "
+        "hqq (half-quadratic; its float zero points run slowly on the CPU EP); unset: rtn for int4 and LLM "
+        "builds, dynamic int8 (not weight-only) for int8 ONNX models",
+    )
+    precision: Literal["int4", "int8"] = Field("int4", description="weight precision")
+    block_size: Literal[16, 32, 64, 128, 256] | None = Field(
+        None, description="weights per quantization block (default: 32 for LLM builds, 128 for ONNX models)"
+    )
+    accuracy_level: Literal[0, 1, 2, 3, 4] | None = Field(
+        None, description="MatMulNBits compute type: 1 fp32, 2 fp16, 3 bf16, 4 int8 (default: 4 on CPU)"
+    )
+    use_qdq_encoding: bool = Field(
+        False,
+        description="QDQ nodes (DequantizeLinear + MatMul) instead of MatMulNBits; for int8 ONNX models: "
+        "static QDQ quantization calibrated on the data",
+    )
+    lm_head: Literal["same", "int8", "float"] | None = Field(
+        None, description="LM head precision: same as the body (default), int8 (LLM builds), or float (not quantized)"
+    )
+    provider: str = Field(
+        "cpu", description="execution provider to build for: cpu, cuda, dml, webgpu; others are cross-builds"
+    )
+    parity: bool = Field(False, description="compare with the PyTorch source and fail beyond thresholds")
+    split: str = Field("train", description="split of the calibration data")
+    overwrite: bool = Field(False, description="replace an existing output folder")
+    cache_dir: str | None = Field(
+        None, description="cache of built models and evaluations (default: $OLIVE_EXT_CACHE or ~/.cache/olive-ext)"
+    )
+
+
+def quantize_passes(kind: str, task: str, opts: QuantizeOptions, has_data: bool) -> dict[str, dict[str, Any]]:
+    """The recipe passes for this input kind and these flags."""
+    algo = ALGORITHMS[opts.algorithm] if opts.algorithm else None
+    passes: dict[str, dict[str, Any]] = {}
+    if kind in ("hf", "gguf") and task == "text-generation":
+        if algo == "hqq":
+            passes["build"] = {"type": "model_builder", "precision": "fp32"}
+        else:
+            build: dict[str, Any] = {"type": "model_builder", "precision": opts.precision, "algorithm": algo or "rtn"}
+            if opts.use_qdq_encoding:
+                build["use_qdq"] = True
+            if opts.block_size:
+                build["block_size"] = opts.block_size
+            if opts.accuracy_level is not None:
+                build["accuracy_level"] = opts.accuracy_level
+            if opts.lm_head:
+                build["lm_head"] = opts.lm_head
+            passes["build"] = build
+            return passes
+    elif kind in ("hf", "gguf"):
+        passes["export"] = {"type": "onnx_export"}
+    if opts.lm_head == "int8" and "build" not in passes:
+        raise UserInputError("--lm_head int8 applies to LLM builds; for ONNX models use same or float")
+    if opts.precision == "int8" and algo is None and not opts.block_size:
+        if opts.use_qdq_encoding:
+            if not has_data:
+                raise UserInputError(
+                    "--precision int8 --use_qdq_encoding quantizes statically and needs calibration data",
+                    hint="add --data_files FILE (with --text_field or --text_template)",
+                )
+            passes["quantize"] = {"type": "qdq_static"}
+        else:
+            passes["quantize"] = {"type": "int8_dynamic"}
+        return passes
+    weight: dict[str, Any] = {"type": "int4_weight", "bits": 4 if opts.precision == "int4" else 8}
+    # onnxruntime's default weight-only quantizer is block RTN (and the only one writing QDQ).
+    onnx_algo = "default" if algo in (None, "rtn") else algo
+    weight |= {"algorithm": onnx_algo, "quant_format": "qdq" if opts.use_qdq_encoding else "qoperator"}
+    for key in ("block_size", "accuracy_level"):
+        if getattr(opts, key) is not None:
+            weight[key] = getattr(opts, key)
+    if opts.lm_head == "float":
+        weight["lm_head"] = "float"
+    passes["quantize"] = weight
+    return passes
+
+
+def quantize_recipe(opts: QuantizeOptions) -> Recipe:
+    """The recipe these options mean for the model's kind and task."""
+    source = resolve_model_arg(opts.model_name_or_path, opts.adapter_path)
+    task = model_task(source)
+    data = opts.to_spec(opts.split)
+    passes = quantize_passes(source.kind, task, opts, data is not None)
+    if opts.parity:
+        passes["parity"] = {"type": "parity_check"}
+    provider = normalize_provider(opts.provider)
+    device = next((d for d, providers in PROVIDERS.items() if provider in providers), "cpu")
+    raw: dict[str, Any] = {
+        "input_model": {
+            "path": source.path, "kind": source.kind, "adapter_path": source.adapter_path,
+            "gguf_file": source.gguf_file, "task": task,
+        },
+        "data": {"calibration": data.model_dump(mode="json", exclude_none=True)} if data is not None else {},
+        "passes": passes,
+        "targets": [{"device": device, "provider": provider}],
+        "output": {"path": opts.output_path, "overwrite": opts.overwrite},
+        "cache_dir": opts.cache_dir,
+    }  # fmt: skip
+    return parse_recipe(raw)
+
+
+def run_quantize(opts: QuantizeOptions, progress: Progress | None = None) -> RunResult:
+    """Quantize as the options say and write the output folder."""
+    from olive_ext.engine.output import ensure_output_free
+
+    ensure_output_free(opts.output_path, opts.overwrite)
+    return run_recipe(quantize_recipe(opts), progress=progress)
+
+
+def quantize(
+    model_name_or_path: str, output_path: str, *, progress: Progress | None = None, **options: Any
+) -> RunResult:
+    """Quantize one model (``olive-ext quantize``); ``options`` are :class:`QuantizeOptions` fields."""
+    values = {"model_name_or_path": model_name_or_path, "output_path": output_path, **options}
+    return run_quantize(validate_options(QuantizeOptions, values), progress)

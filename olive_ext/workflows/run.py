@@ -1,0 +1,172 @@
+"""Run a recipe and write its output folder: the Python API behind `olive-ext run` and `validate`.
+
+>>> import olive_ext
+>>> problems = olive_ext.validate({"input_model": {"path": "org/model"}, "passes": {"b": {"type": "nope"}}})
+>>> problems[0].path
+'passes.b.type'
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from olive_ext.artifacts import Artifact
+from olive_ext.data import load_examples
+from olive_ext.deploy.bundle import chat_template_text
+from olive_ext.deploy.manifest import text_sha256
+from olive_ext.engine.output import ensure_output_free, staged_output, write_json, write_yaml
+from olive_ext.engine.results import CandidateResult, RunResult
+from olive_ext.engine.run import execute, raise_if_unmet
+from olive_ext.errors import Problem, RecipeError, UserInputError
+from olive_ext.evaluate.evaluator import load_tokenizer
+from olive_ext.models.folder import export_artifact
+from olive_ext.progress import Progress
+from olive_ext.recipe import check_recipe, load_recipe, parse_recipe
+from olive_ext.recipe.load import read_recipe_file
+from olive_ext.recipe.schema import Recipe, resolved_recipe
+from olive_ext.report import write_reports
+from olive_ext.version import __version__
+
+RecipeLike = str | Path | dict[str, Any] | Recipe
+
+__all__ = ["RecipeLike", "as_recipe", "run", "run_recipe", "validate", "write_run_output"]
+
+
+def as_recipe(
+    recipe: RecipeLike,
+    *,
+    output_path: str | Path | None = None,
+    overwrite: bool | None = None,
+    cache_dir: str | None = None,
+) -> Recipe:
+    """A validated Recipe from a file path (YAML/JSON, ours or Olive's), a mapping, or a Recipe.
+
+    ``output_path`` and ``overwrite`` replace the recipe's ``output`` section, ``cache_dir`` its cache, when given.
+    Raises RecipeError listing every problem.
+    """
+    if isinstance(recipe, Recipe):
+        parsed = recipe
+    elif isinstance(recipe, dict):
+        parsed = parse_recipe(recipe)
+    elif isinstance(recipe, str | Path):
+        parsed = load_recipe(recipe)
+    else:
+        raise TypeError(f"recipe must be a path, a dict or a Recipe, not {type(recipe).__name__}")
+    changes: dict[str, Any] = {}
+    if output_path is not None:
+        changes["path"] = str(output_path)
+    if overwrite is not None:
+        changes["overwrite"] = overwrite
+    if changes:
+        parsed = parsed.model_copy(update={"output": parsed.output.model_copy(update=changes)})
+    if cache_dir is not None:
+        parsed = parsed.model_copy(update={"cache_dir": cache_dir})
+    return parsed
+
+
+def run(
+    recipe: RecipeLike,
+    *,
+    output_path: str | Path | None = None,
+    overwrite: bool | None = None,
+    cache_dir: str | None = None,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Run a recipe end to end and write its output folder (as ``olive-ext run --config``).
+
+    ``recipe`` is a path to a YAML/JSON recipe or Olive run config, a mapping, or a Recipe.
+    Returns the RunResult; ``result.model_path`` is the chosen model in the output folder.
+    Raises RecipeError for an invalid recipe, ConstraintsNotMetError (after writing every
+    candidate's metrics) when no candidate meets the constraints.
+
+        >>> result = olive_ext.run("recipes/smollm2-lora-int4-cpu.yaml", output_path="out/run")  # doctest: +SKIP
+        >>> result.model_path  # doctest: +SKIP
+        PosixPath('out/run/model')
+    """
+    parsed = as_recipe(recipe, output_path=output_path, overwrite=overwrite, cache_dir=cache_dir)
+    return run_recipe(parsed, progress=progress)
+
+
+def run_recipe(
+    recipe: Recipe,
+    *,
+    progress: Progress | None = None,
+    reference_accuracy: float | None = None,
+    write_output: bool = True,
+) -> RunResult:
+    """Run a validated Recipe: execute it, write the output folder, raise when nothing could be chosen."""
+    out_dir = Path(recipe.output.path)
+    if write_output:
+        ensure_output_free(out_dir, recipe.output.overwrite)
+    result = execute(recipe, progress=progress, reference_accuracy=reference_accuracy)
+    if write_output:
+        result.output_dir = out_dir
+        write_run_output(result, recipe, result.source)
+    raise_if_unmet(result, recipe)
+    return result
+
+
+def validate(recipe: str | Path | dict[str, Any]) -> list[Problem]:
+    """Every problem in a recipe (ours or an Olive run config), without running anything; [] when valid.
+
+    Notes (severity "note") are included beside errors; a file that cannot be read is one problem.
+    """
+    try:
+        raw = read_recipe_file(recipe) if isinstance(recipe, str | Path) else dict(recipe)
+    except RecipeError as e:
+        return list(e.problems)
+    except UserInputError as e:  # unreadable file, bad YAML: one problem at the top
+        return [Problem("", e.message, hint=e.hint)]
+    base_dir = Path(recipe).parent if isinstance(recipe, str | Path) else None
+    _, problems = check_recipe(raw, base_dir=base_dir)
+    return problems
+
+
+def write_run_output(result: RunResult, recipe: Recipe, source: Artifact | None = None) -> None:
+    """model/, candidates.json, lineage.json, recipe.yaml and report.md in the output folder."""
+    assert result.output_dir is not None
+    with staged_output(result.output_dir, recipe.output.overwrite) as stage:
+        if result.chosen and result.chosen.artifact:
+            export_artifact(result.chosen.artifact, stage, deployment_info(result.chosen, recipe, source))
+        write_json(
+            stage / "candidates.json",
+            {
+                "olive_ext_version": __version__,
+                "chosen": result.chosen.candidate.id if result.chosen else None,
+                "objective": recipe.evaluate.objective if recipe.evaluate else None,
+                "notes": result.notes,
+                "reference": result.reference,
+                "candidates": [r.to_json() for r in result.results],
+            },
+        )
+        write_json(stage / "lineage.json", [rec.to_json() for r in result.results for rec in r.records])
+        write_yaml(
+            stage / "recipe.yaml",
+            resolved_recipe(recipe),
+            header="resolved recipe: rerun with `olive-ext run --config recipe.yaml`",
+        )
+        write_reports(stage, result, recipe)
+
+
+def deployment_info(chosen: CandidateResult, recipe: Recipe, source: Artifact | None = None) -> dict[str, Any]:
+    """What `package` and `verify` need beside the model: target, smoke prompts, the fine-tuning chat template."""
+    assert chosen.artifact is not None
+    target = chosen.candidate.target
+    info: dict[str, Any] = {
+        "candidate": chosen.candidate.id,
+        "target": {"device": target.device, "provider": target.provider},
+        "metrics": {k: v for k, v in chosen.metrics.items() if "." not in k},
+    }
+    # the adapter the model was fine-tuned with: as recorded at build time, else this run's input (a cache hit
+    # records the folder the build first came from, which may since have moved)
+    origin = chosen.artifact.meta.get("source_model") or {}
+    adapters = [origin.get("adapter_path"), source.adapter_path if source else None, recipe.input_model.adapter_path]
+    adapter = next((a for a in adapters if a and Path(a).is_dir()), None)
+    template = chat_template_text(Path(adapter)) if adapter else None
+    if template:
+        info["finetune_chat_template_sha256"] = text_sha256(template)
+    if recipe.evaluate and recipe.evaluate.data and chosen.artifact.kind == "genai":
+        examples = load_examples(recipe.data[recipe.evaluate.data], load_tokenizer(chosen.artifact))
+        info["smoke_prompts"] = [e.prompt for e in examples if e.prompt][:3]
+    return info
