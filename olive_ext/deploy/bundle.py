@@ -116,6 +116,8 @@ def package(
             "precision": info.get("precision"),
             "metrics": chosen.get("metrics") or info.get("metrics") or {},
             "candidate": info.get("candidate"),
+            # "speed and size alone: ..." when auto-opt measured no task accuracy (no eval data)
+            "selection": info.get("selection", "measured: constraints checked, objective optimized"),
             "libraries": _versions(),
             "recipe_sha256": hashlib.sha256(recipe.read_bytes()).hexdigest() if recipe.exists() else None,
             "chat_template": {

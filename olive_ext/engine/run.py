@@ -19,11 +19,13 @@ from olive_ext.engine.results import CandidateResult, RunResult
 from olive_ext.engine.runner import GGUF_CONVERSION, run_steps
 from olive_ext.engine.search import Candidate, SearchSpace, make_strategy
 from olive_ext.engine.select import (
-    accuracy_of,
     check_constraints,
     nearest_misses,
     objective_value,
+    QUALITY_METRICS,
+    accuracy_of,
     select,
+    unchecked_constraints,
 )
 from olive_ext.engine.steps import Step
 from olive_ext.errors import ConstraintsNotMetError, OliveExtError
@@ -38,7 +40,13 @@ from olive_ext.targets.base import CPU, Target
 
 logger = logging.getLogger("olive_ext")
 
-__all__ = ["execute", "input_artifact", "raise_if_unmet", "run_candidate"]
+__all__ = ["ACCURACY_NOT_MEASURED", "execute", "input_artifact", "raise_if_unmet", "run_candidate"]
+
+ACCURACY_NOT_MEASURED = (
+    "accuracy was not measured (no eval data): max_accuracy_drop was NOT checked and the choice was made on "
+    "speed and size alone; give eval data (--data_files, --eval_split, --text_template) or fine-tune with "
+    "--eval_split to have it measured"
+)
 
 
 def input_artifact(recipe: Recipe, cache: Cache) -> Artifact:
@@ -95,12 +103,15 @@ def execute(
             strategy.tell(candidate, _search_score(result, recipe, reference_accuracy))
             bar.advance()
     chosen = _choose(results, recipe, reference_accuracy, notes)
+    unchecked = unchecked_constraints(recipe.evaluate)
+    if unchecked:
+        notes.append(ACCURACY_NOT_MEASURED)
     if any(r.ok and not r.candidate.target.is_available() for r in results):
         notes.append(
             "some targets' execution providers are not installed here: those candidates were built "
             "(cross-build) but not measured"
         )
-    return RunResult(results, chosen, None, time.perf_counter() - started, notes, reference, source)
+    return RunResult(results, chosen, None, time.perf_counter() - started, notes, reference, source, unchecked)
 
 
 def raise_if_unmet(result: RunResult, recipe: Recipe) -> None:
@@ -149,9 +160,6 @@ def run_candidate(
         logger.debug("%s", "".join(traceback.format_exception(e)))
     result.seconds = time.perf_counter() - started
     return result
-
-
-QUALITY_METRICS = {"accuracy", "exact_match", "perplexity"}
 
 
 def evaluate_reference(

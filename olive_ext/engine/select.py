@@ -29,6 +29,17 @@ def accuracy_of(metrics: dict[str, float]) -> float | None:
     return None
 
 
+QUALITY_METRICS = frozenset({"accuracy", "exact_match", "perplexity"})
+
+
+def unchecked_constraints(spec: EvaluateSpec | None) -> list[str]:
+    """Constraints the recipe sets that its measurements cannot check (an accuracy limit without accuracy)."""
+    if spec is None:
+        return []
+    accuracy_measured = spec.data is not None and bool(QUALITY_METRICS & set(spec.metrics))
+    return ["max_accuracy_drop"] if spec.constraints.max_accuracy_drop is not None and not accuracy_measured else []
+
+
 def check_constraints(
     metrics: dict[str, float], limits: Constraints, reference_accuracy: float | None
 ) -> dict[str, bool]:

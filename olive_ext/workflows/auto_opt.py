@@ -12,6 +12,7 @@ chains as alternative pipelines), so every auto-opt run is also a rerunnable ``r
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +32,13 @@ from olive_ext.recipe.schema import Recipe
 from olive_ext.targets.profiles import chain_precision, get_profile
 from olive_ext.workflows.run import run_recipe
 
+logger = logging.getLogger("olive_ext")
+
+NO_EVAL_DATA = (
+    "no eval data: task accuracy will NOT be measured and the choice will be made on speed and size alone "
+    "(max_accuracy_drop is not checked); give --data_files/--eval_split/--text_template, or pass a finetune "
+    "output made with --eval_split"
+)
 SPEED_METRICS = ["size", "ttft", "latency", "throughput", "memory"]
 # the evaluation settings auto-opt passes through to the recipe's `evaluate` section
 EVAL_SETTINGS = ("threads", "warmup", "repeats", "prompt_tokens", "new_tokens", "max_new_tokens")
@@ -140,6 +148,8 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
     task = model_task(source)
     profile = get_profile(device)
     data = opts.eval_data() or data_from_model_config(source)
+    if data is None:
+        logger.warning("%s", NO_EVAL_DATA)
     chains = profile.candidate_chains(
         task, opts.precision, opts.provider, calibration_data="eval" if data is not None else None
     )

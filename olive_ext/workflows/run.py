@@ -128,7 +128,10 @@ def write_run_output(result: RunResult, recipe: Recipe, source: Artifact | None 
     assert result.output_dir is not None
     with staged_output(result.output_dir, recipe.output.overwrite) as stage:
         if result.chosen and result.chosen.artifact:
-            export_artifact(result.chosen.artifact, stage, deployment_info(result.chosen, recipe, source))
+            info = deployment_info(result.chosen, recipe, source)
+            if not result.accuracy_measured:
+                info["selection"] = "speed and size alone: task accuracy was not measured"
+            export_artifact(result.chosen.artifact, stage, info)
         write_json(
             stage / "candidates.json",
             {
@@ -136,6 +139,8 @@ def write_run_output(result: RunResult, recipe: Recipe, source: Artifact | None 
                 "chosen": result.chosen.candidate.id if result.chosen else None,
                 "objective": recipe.evaluate.objective if recipe.evaluate else None,
                 "notes": result.notes,
+                "accuracy_measured": result.accuracy_measured,
+                "unchecked_constraints": result.unchecked_constraints,
                 "reference": result.reference,
                 "candidates": [r.to_json() for r in result.results],
             },
