@@ -1,4 +1,4 @@
-"""The public Python API as a notebook user meets it: `import olive_ext`, then finetune -> auto_opt -> package -> verify.
+"""The public Python API as a notebook user meets it: `import olive_ext`, then finetune, auto_opt, package, verify.
 
 Nothing below reaches into olive-ext's internals: only names exported from ``olive_ext``.
 """

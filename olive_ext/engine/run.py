@@ -19,11 +19,11 @@ from olive_ext.engine.results import CandidateResult, RunResult
 from olive_ext.engine.runner import GGUF_CONVERSION, run_steps
 from olive_ext.engine.search import Candidate, SearchSpace, make_strategy
 from olive_ext.engine.select import (
+    QUALITY_METRICS,
+    accuracy_of,
     check_constraints,
     nearest_misses,
     objective_value,
-    QUALITY_METRICS,
-    accuracy_of,
     select,
     unchecked_constraints,
 )
