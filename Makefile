@@ -34,9 +34,11 @@ test-unit: install
 bench: install
 	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
+## lint: ruff, mypy, and the import contract (layers; pyproject.toml [tool.importlinter])
 lint: install
 	$(BIN)/ruff check olive_ext tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

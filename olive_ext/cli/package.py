@@ -20,8 +20,8 @@ ORDER = 40
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from olive_ext.workflows.package import PackageOptions as O
 
-    option(p, O, "model_name_or_path", "-m", "--model_name_or_path", required=True, default=None)
-    add_output(p)
+    option(p, O, "model_name_or_path", "-m", "--model_name_or_path")
+    add_output(p, O)
     option(p, O, "zip", action="store_true")
     option(p, O, "name")
     option(p, O, "version")

@@ -11,6 +11,7 @@ from olive_ext.deploy.archive import safe_extract
 from olive_ext.deploy.bundle import chat_template_text
 from olive_ext.deploy.manifest import MANIFEST, file_entries, read_manifest, text_sha256
 from olive_ext.errors import UserInputError
+from olive_ext.onnx.runtime import genai, onnxruntime
 
 SMOKE_TOKENS = 64
 
@@ -88,8 +89,6 @@ def _check_chat_template(root: Path, manifest: dict, report: VerifyReport) -> No
 
 
 def _check_generation(root: Path, manifest: dict, report: VerifyReport) -> None:
-    from olive_ext.onnx.runtime import genai, onnxruntime
-
     provider = manifest.get("target", {}).get("provider", "CPUExecutionProvider")
     if provider not in onnxruntime().get_available_providers():
         report.add("load", True, f"not loaded: {provider} is not available on this machine")

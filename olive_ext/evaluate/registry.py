@@ -97,6 +97,7 @@ def _load() -> None:
     if _LOADED:
         return
     _LOADED = True
+    # the metric modules register themselves here, so they import this module: load them on first lookup
     from olive_ext.evaluate import metrics
 
     for info in pkgutil.iter_modules(metrics.__path__):

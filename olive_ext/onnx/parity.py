@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from olive_ext.onnx.runtime import genai, onnxruntime
+
 # Used when the recipe has no data: short, varied English prompts.
 DEFAULT_PROMPTS = (
     "The capital of France is",
@@ -148,8 +150,6 @@ class GenAICandidate:
     """A genai folder on the CPU EP, its LoRA adapter file active when it has one."""
 
     def __init__(self, folder: str, adapter_file: str | None) -> None:
-        from olive_ext.onnx.runtime import genai
-
         self.og = genai()
         self.model = self.og.Model(folder)
         self.adapters = None
@@ -206,8 +206,6 @@ def compare_llm(
 def compare_encoder(reference: TorchReference, folder: str, texts: list[str], classifier: bool) -> dict[str, Any]:
     """Output-tensor statistics of an ONNX encoder against PyTorch, one example at a time."""
     from transformers import AutoTokenizer
-
-    from olive_ext.onnx.runtime import onnxruntime
 
     session = onnxruntime().InferenceSession(f"{folder}/model.onnx", providers=["CPUExecutionProvider"])
     inputs = session.get_inputs()

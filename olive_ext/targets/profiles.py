@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from olive_ext.errors import UserInputError
+from olive_ext.onnx.runtime import onnxruntime
 from olive_ext.targets.base import PROVIDERS, Device, Target, normalize_provider, provider_short_name
 
 Task = Literal["text-generation", "text-classification", "feature-extraction"]
@@ -53,7 +54,6 @@ class TargetProfile:
 
     def available_providers(self) -> list[str]:
         """This profile's providers that onnxruntime here has (imports onnxruntime)."""
-        from olive_ext.onnx.runtime import onnxruntime
 
         installed = set(onnxruntime().get_available_providers())
         return [p for p in self.providers if p in installed]

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from olive_ext.errors import UserInputError
+
 logger = logging.getLogger("olive_ext")
 
 # A lower precision must be at least this much faster to be chosen over fp32.
@@ -119,7 +121,6 @@ def measure_matmul(device: str, dtype: str, hidden: int = 576, tokens: int = 256
 
 def choose_dtype(requested: str, device: str, cache_root: Path | None = None) -> tuple[str, dict[str, Any]]:
     """(dtype, how it was chosen). ``requested`` other than 'auto' is checked, then used as given."""
-    from olive_ext.errors import UserInputError
 
     allowed = candidate_dtypes(device)
     if requested != "auto":

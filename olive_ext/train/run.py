@@ -11,8 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from olive_ext.errors import OliveExtError, UserInputError
+from olive_ext.data import load_rows, to_examples
+from olive_ext.errors import MissingDependencyError, OliveExtError, UserInputError
+from olive_ext.progress import Progress
+from olive_ext.train.args import check_training_args
+from olive_ext.train.device import choose_dtype, device_name, training_device, use_all_cores
+from olive_ext.train.evaluation import evaluate_model
+from olive_ext.train.features import Collator, PromptEncoder, RowDataset, pack, tokenize
+from olive_ext.train.loss import LossFunction
+from olive_ext.train.model import add_adapter, load_model, load_tokenizer
 from olive_ext.train.options import FinetuneOptions
+from olive_ext.train.trainer import TrainStats, make_callback, make_trainer, stop_on_interrupt
 
 if TYPE_CHECKING:
     from olive_ext.data.spec import DatasetSpec
@@ -53,15 +62,6 @@ def finetune(
     """Train an adapter on ``model_path``; write ``out_dir/adapter`` (with train_metrics.json) and return it."""
     import torch
     from transformers import set_seed
-
-    from olive_ext.data import to_examples
-    from olive_ext.progress import Progress
-    from olive_ext.train.device import choose_dtype, device_name, training_device, use_all_cores
-    from olive_ext.train.evaluation import evaluate_model
-    from olive_ext.train.features import Collator, PromptEncoder, RowDataset, pack, tokenize
-    from olive_ext.train.loss import LossFunction
-    from olive_ext.train.model import add_adapter, load_model
-    from olive_ext.train.trainer import TrainStats, make_callback, make_trainer, stop_on_interrupt
 
     started = time.perf_counter()
     progress = progress or Progress(enabled=False)
@@ -191,8 +191,6 @@ def load_inputs(
     model_path: str, train_spec: DatasetSpec, eval_spec: DatasetSpec | None, trust_remote_code: bool = False
 ) -> tuple[Any, Any, Any]:
     """(tokenizer, train rows, eval rows); every model and data problem is reported in one error."""
-    from olive_ext.data import load_rows
-    from olive_ext.train.model import load_tokenizer
 
     problems: list[UserInputError] = []
     loaded: list[Any] = []
@@ -237,8 +235,6 @@ def _generation_eos(model_path: str) -> list[int]:
 def _training_arguments(opts: FinetuneOptions, checkpoint_dir: Path, device: str, dtype: str, total_steps: int,
                         has_eval: bool) -> Any:  # fmt: skip
     from transformers import TrainingArguments
-
-    from olive_ext.train.args import check_training_args
 
     logging_steps = opts.logging_steps or max(1, total_steps // 50)
     fields = getattr(TrainingArguments, "__dataclass_fields__", {})
@@ -287,8 +283,6 @@ def _require(module: str, purpose: str) -> None:
     import importlib.util
 
     if importlib.util.find_spec(module) is None:
-        from olive_ext.errors import MissingDependencyError
-
         raise MissingDependencyError(module, purpose)
 
 

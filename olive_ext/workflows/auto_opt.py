@@ -29,6 +29,7 @@ from olive_ext.options import default_of, validate_options
 from olive_ext.progress import Progress
 from olive_ext.recipe import parse_recipe
 from olive_ext.recipe.schema import Recipe
+from olive_ext.targets.base import CPU, Device
 from olive_ext.targets.profiles import chain_precision, get_profile
 from olive_ext.workflows.run import run_recipe
 
@@ -61,8 +62,8 @@ class AutoOptOptions(DataOptions):
     model_name_or_path: str = Field(description="HF folder, hub id, .gguf file, or a `finetune` output folder")
     output_path: str = Field(description="output folder; an existing non-empty folder is kept unless overwrite")
     adapter_path: str | None = Field(None, description="peft adapter folder to apply")
-    device: list[Literal["cpu", "gpu", "npu"]] = Field(
-        default_factory=lambda: ["cpu"], description="one or more targets; each gets its own candidates"
+    device: list[Device] = Field(
+        default_factory=lambda: [CPU.device], description="one or more targets; each gets its own candidates"
     )
     provider: str | None = Field(
         None, description="execution provider, e.g. CPUExecutionProvider, CUDAExecutionProvider, QNNExecutionProvider"

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from olive_ext.data.spec import DataOptions
+from olive_ext.engine.output import ensure_output_free
 from olive_ext.engine.results import RunResult
 from olive_ext.errors import UserInputError
 from olive_ext.models.folder import resolve_model_arg
@@ -138,7 +139,6 @@ def quantize_recipe(opts: QuantizeOptions) -> Recipe:
 
 def run_quantize(opts: QuantizeOptions, progress: Progress | None = None) -> RunResult:
     """Quantize as the options say and write the output folder."""
-    from olive_ext.engine.output import ensure_output_free
 
     ensure_output_free(opts.output_path, opts.overwrite)
     return run_recipe(quantize_recipe(opts), progress=progress)
