@@ -61,10 +61,6 @@ class Artifact:
                     data[key] = str(relative_to / data[key][2:])
         return cls(**data)
 
-    @property
-    def is_local(self) -> bool:
-        return Path(self.path).exists()
-
     def describe(self) -> str:
         text = f"{self.kind}:{self.path}"
         if self.gguf_file:

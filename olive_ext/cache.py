@@ -125,12 +125,6 @@ class Cache:
             if pid is None or not _pid_alive(pid):
                 shutil.rmtree(work, ignore_errors=True)
 
-    def size_bytes(self) -> int:
-        return sum(f.stat().st_size for f in self.entries.rglob("*") if f.is_file())
-
-    def clear(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
-
 
 def _artifact_content_hash(artifact: Artifact, memo: FingerprintMemo) -> str:
     """Hash an output's own files plus the identity of anything it points at outside itself."""

@@ -141,27 +141,9 @@ def add_data_arguments(parser: argparse.ArgumentParser, model: type[Options], sp
     option(group, DataOptions, "max_samples", type=int)
 
 
-def data_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The data flags of a parsed command line, as DataOptions fields."""
-    from olive_ext.data.spec import DataOptions
-
-    return {name: getattr(args, name) for name in DataOptions.model_fields if hasattr(args, name)}
-
-
 def options_from_args(model: type[OptionsT], args: argparse.Namespace) -> OptionsT:
     """The command's options model filled from the parsed flags that name its fields (unset flags keep defaults)."""
     from olive_ext.options import validate_options
 
     values = {name: getattr(args, name) for name in model.model_fields if getattr(args, name, None) is not None}
     return validate_options(model, values)
-
-
-def dataset_spec_from_args(args: argparse.Namespace, split: str | None) -> Any:
-    """A DatasetSpec from the data flags, or None when no data was named."""
-    from olive_ext.data.spec import DataOptions
-    from olive_ext.errors import UserInputError
-
-    try:
-        return DataOptions(**data_options(args)).to_spec(split)
-    except ValueError as e:  # pydantic's ValidationError is a ValueError
-        raise UserInputError(f"data flags: {e}") from e

@@ -112,8 +112,3 @@ def get_metric(name: str) -> MetricInfo | None:
 def known_metrics() -> list[str]:
     _load()
     return sorted(_METRICS)
-
-
-def metric_infos() -> dict[str, MetricInfo]:
-    _load()
-    return dict(_METRICS)

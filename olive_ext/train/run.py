@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,9 +41,35 @@ class TrainingInterrupted(OliveExtError):
 
 @dataclass
 class FinetuneResult:
+    """The adapter folder a run wrote, its metrics, and the trained model when asked for."""
+
     adapter_dir: Path
     metrics: dict[str, Any]
     model: Any = None  # the trained peft model, when asked for (keep_model)
+
+
+@dataclass
+class TrainingData:
+    """The tokenized inputs of a run: tokenizer, prompt encoder, training rows (packed or not), eval set."""
+
+    tokenizer: Any
+    encoder: PromptEncoder
+    train_set: Any
+    eval_set: Any
+    rows: list[Any]
+
+
+@dataclass
+class TrainingRun:
+    """What the training phase leaves: the (unwrapped) model, the trainer, its stats, and memory peaks."""
+
+    model: Any
+    trainer: Any
+    stats: TrainStats
+    total_steps: int
+    resume: Path | None
+    rss_before: float | None
+    train_peak: float | None
 
 
 def finetune(
@@ -59,16 +86,46 @@ def finetune(
     callbacks: list[Any] | None = None,
     keep_model: bool = False,
 ) -> FinetuneResult:
-    """Train an adapter on ``model_path``; write ``out_dir/adapter`` (with train_metrics.json) and return it."""
-    import torch
+    """Train an adapter on ``model_path``; write ``out_dir/adapter`` (with train_metrics.json) and return it.
+
+    Phases: check the tracker, read and tokenize the data, choose the dtype and load the model with
+    its adapter, evaluate the base, train, evaluate the fine-tuned model, save the adapter and metrics.
+    """
     from transformers import set_seed
 
     started = time.perf_counter()
     progress = progress or Progress(enabled=False)
     if opts.report_to != "none":  # before any work: say what to install
         _require(opts.report_to, f"--report_to {opts.report_to}")
-    device = training_device()
-    threads = use_all_cores()
+    device, threads = training_device(), use_all_cores()
+    data = prepare_data(model_path, train_spec, eval_spec, opts, trust_remote_code)
+    dtype, dtype_info = choose_dtype(opts.torch_dtype, device, cache_root)
+    set_seed(opts.seed)
+    with progress.task(f"loading {Path(model_path).name} ({opts.method}, {dtype}, {device})", total=None):
+        model = add_adapter(load_model(model_path, opts, device, dtype, trust_remote_code), opts)
+    loss_fn = LossFunction()
+    evals: dict[str, Any] = {}
+    if data.eval_set is not None:
+        evals["base"] = evaluate_phase(model, data, loss_fn, opts, "base", progress)
+    run = train_phase(model, data, loss_fn, opts, checkpoint_dir, device, dtype, callbacks, progress)
+    if data.eval_set is not None:
+        evals["finetuned"] = evaluate_phase(run.model, data, loss_fn, opts, "finetuned", progress)
+    adapter_dir = out_dir / "adapter"
+    run.model.save_pretrained(adapter_dir)
+    data.tokenizer.save_pretrained(adapter_dir)  # with its chat template: what the adapter was trained with
+    metrics = run_metrics(opts, data, run, loss_fn, evals, device, threads, dtype, dtype_info, started)
+    (adapter_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    return FinetuneResult(adapter_dir, metrics, run.model if keep_model else None)
+
+
+def prepare_data(
+    model_path: str,
+    train_spec: DatasetSpec,
+    eval_spec: DatasetSpec | None,
+    opts: FinetuneOptions,
+    trust_remote_code: bool = False,
+) -> TrainingData:
+    """Read both splits, turn rows into examples, tokenize them (answers only in the loss), pack if asked."""
     tokenizer, train_rows, eval_rows = load_inputs(model_path, train_spec, eval_spec, trust_remote_code)
     train_examples = to_examples(train_rows, train_spec, tokenizer)
     eval_examples = to_examples(eval_rows, eval_spec, tokenizer) if eval_spec and eval_rows is not None else []
@@ -82,44 +139,62 @@ def finetune(
             logger.warning("%s data: %d examples truncated to --max_seq_len %d, %d left with no answer and skipped",
                            name, data.truncated, opts.max_seq_len, data.dropped_too_long)  # fmt: skip
     rows = pack(train_set.rows, opts.max_seq_len) if opts.packing else train_set.rows
+    return TrainingData(tokenizer, encoder, train_set, eval_set, rows)
 
-    dtype, dtype_info = choose_dtype(opts.torch_dtype, device, cache_root)
-    set_seed(opts.seed)
-    with progress.task(f"loading {Path(model_path).name} ({opts.method}, {dtype}, {device})", total=None):
-        model = add_adapter(load_model(model_path, opts, device, dtype, trust_remote_code), opts)
-    trainable, total_params = model.get_nb_trainable_parameters()
-    loss_fn = LossFunction()
-    eval_kwargs: dict[str, Any] = {
-        "batch_size": opts.per_device_eval_batch_size,
-        "max_new_tokens": opts.eval_max_new_tokens,
-        "max_prompt_tokens": opts.max_seq_len,
-        "with_generation": opts.eval_generate,
-    }
-    evals: dict[str, Any] = {}
-    if eval_set is not None:
-        with progress.task("eval: base model", total=None):
-            evals["base"] = evaluate_model(model, encoder, eval_set, loss_fn, which="base", **eval_kwargs)
-        logger.info("base model: %s", _eval_line(evals["base"]))
+
+def evaluate_phase(
+    model: Any, data: TrainingData, loss_fn: LossFunction, opts: FinetuneOptions, which: str, progress: Progress
+) -> dict[str, Any]:
+    """Eval loss (and exact match of greedy answers) of ``which`` model ('base' or 'finetuned') on the eval set."""
+    with progress.task(f"eval: {'fine-tuned' if which == 'finetuned' else which} model", total=None):
+        result = evaluate_model(
+            model,
+            data.encoder,
+            data.eval_set,
+            loss_fn,
+            which=which,
+            batch_size=opts.per_device_eval_batch_size,
+            max_new_tokens=opts.eval_max_new_tokens,
+            max_prompt_tokens=opts.max_seq_len,
+            with_generation=opts.eval_generate,
+        )
+    logger.info("%s model: %s", "fine-tuned" if which == "finetuned" else which, _eval_line(result))
+    return result
+
+
+def train_phase(
+    model: Any,
+    data: TrainingData,
+    loss_fn: LossFunction,
+    opts: FinetuneOptions,
+    checkpoint_dir: Path,
+    device: str,
+    dtype: str,
+    callbacks: list[Any] | None,
+    progress: Progress,
+) -> TrainingRun:
+    """Run the Trainer (resuming when asked); Ctrl-C leaves a checkpoint and raises TrainingInterrupted."""
+    import torch
 
     per_step = opts.per_device_train_batch_size * opts.gradient_accumulation_steps
-    steps_per_epoch = max(1, math.ceil(len(rows) / per_step))
+    steps_per_epoch = max(1, math.ceil(len(data.rows) / per_step))
     total_steps = opts.max_steps or max(1, math.ceil(steps_per_epoch * opts.num_train_epochs))
-    args = _training_arguments(opts, checkpoint_dir, device, dtype, total_steps, eval_set is not None)
+    args = _training_arguments(opts, checkpoint_dir, device, dtype, total_steps, data.eval_set is not None)
     resume = _resume_path(opts.resume_from_checkpoint, Path(args.output_dir))
     stats = TrainStats()
     rss_before = _peak_rss_mb()
     _reset_peak_rss()
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    eval_rows = RowDataset(eval_set.rows) if eval_set else None
+    eval_rows = RowDataset(data.eval_set.rows) if data.eval_set else None
     with (
         progress.task(f"fine-tuning ({opts.method})", total=total_steps) as bar,
         stop_on_interrupt(progress.console) as stop,
     ):
         callback = make_callback(stats, bar, stop)
-        collate = Collator(tokenizer.pad_token_id)
+        collate = Collator(data.tokenizer.pad_token_id)
         trainer = make_trainer(
-            model, args, RowDataset(rows), eval_rows, collate, loss_fn, stats, [callback, *(callbacks or [])]
+            model, args, RowDataset(data.rows), eval_rows, collate, loss_fn, stats, [callback, *(callbacks or [])]
         )
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     # Mixed precision wraps the model's forward in autocast; drop it so that evaluation, merging and
@@ -136,20 +211,29 @@ def finetune(
     if opts.save_steps:
         logger.info("checkpoints kept in %s", args.output_dir)
     else:  # only interrupt checkpoints live here, and this run has finished with them
-        import shutil
-
         shutil.rmtree(args.output_dir, ignore_errors=True)
+    return TrainingRun(model, trainer, stats, total_steps, resume, rss_before, train_peak)
 
-    if eval_set is not None:
-        with progress.task("eval: fine-tuned model", total=None):
-            evals["finetuned"] = evaluate_model(model, encoder, eval_set, loss_fn, which="finetuned", **eval_kwargs)
-        logger.info("fine-tuned model: %s", _eval_line(evals["finetuned"]))
 
-    adapter_dir = out_dir / "adapter"
-    model.save_pretrained(adapter_dir)
-    tokenizer.save_pretrained(adapter_dir)  # with its chat template: what the adapter was trained with
-    steps_run = trainer.state.global_step - stats.start_step
-    metrics: dict[str, Any] = {
+def run_metrics(
+    opts: FinetuneOptions,
+    data: TrainingData,
+    run: TrainingRun,
+    loss_fn: LossFunction,
+    evals: dict[str, Any],
+    device: str,
+    threads: int,
+    dtype: str,
+    dtype_info: Any,
+    started: float,
+) -> dict[str, Any]:
+    """train_metrics.json: what was trained on what, the loss curve, speed, memory and the evals."""
+    import torch
+
+    trainable, total_params = run.model.get_nb_trainable_parameters()
+    stats, state = run.stats, run.trainer.state
+    steps_run = state.global_step - stats.start_step
+    return {
         "method": opts.method,
         "device": device,
         "device_name": device_name(device),
@@ -159,15 +243,15 @@ def finetune(
         "response_only_logits": bool(loss_fn.fast),
         "trainable_parameters": int(trainable),
         "total_parameters": int(total_params),
-        "train_examples": len(train_set.rows),
-        "train_rows": len(rows),
-        "eval_examples": len(eval_set.rows) if eval_set else 0,
-        "truncated": train_set.truncated,
-        "dropped_too_long": train_set.dropped_too_long,
-        "steps": trainer.state.global_step,
+        "train_examples": len(data.train_set.rows),
+        "train_rows": len(data.rows),
+        "eval_examples": len(data.eval_set.rows) if data.eval_set else 0,
+        "truncated": data.train_set.truncated,
+        "dropped_too_long": data.train_set.dropped_too_long,
+        "steps": state.global_step,
         "steps_this_run": steps_run,
-        "epochs": round(float(trainer.state.epoch or 0), 3),
-        "resumed_from": str(resume) if resume else None,
+        "epochs": round(float(state.epoch or 0), 3),
+        "resumed_from": str(run.resume) if run.resume else None,
         "final_loss": stats.loss_curve[-1]["loss"] if stats.loss_curve else None,
         "loss_curve": stats.loss_curve,
         "eval_curve": stats.eval_curve,
@@ -177,14 +261,12 @@ def finetune(
         "train_tokens_per_second": round(stats.tokens / stats.seconds, 1) if stats.seconds > 0 else None,
         "seconds_per_step": round(stats.seconds / steps_run, 3) if steps_run else None,
         "wall_seconds": round(time.perf_counter() - started, 2),
-        "peak_rss_mb": max(rss_before or 0, train_peak or 0) or None,
-        "train_peak_rss_mb": train_peak,
+        "peak_rss_mb": max(run.rss_before or 0, run.train_peak or 0) or None,
+        "train_peak_rss_mb": run.train_peak,
         "gpu_peak_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if device == "cuda" else None,
         "eval": evals,
         "options": opts.canonical(),
     }
-    (adapter_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
-    return FinetuneResult(adapter_dir, metrics, model if keep_model else None)
 
 
 def load_inputs(
