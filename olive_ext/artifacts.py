@@ -41,6 +41,7 @@ class Artifact:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def with_fingerprint(self, fp: str) -> Artifact:
+        """A copy of this artifact with content fingerprint ``fp``."""
         return replace(self, fingerprint=fp)
 
     def to_json(self, relative_to: Path | None = None) -> dict[str, Any]:
@@ -54,6 +55,7 @@ class Artifact:
 
     @classmethod
     def from_json(cls, data: dict[str, Any], relative_to: Path | None = None) -> Artifact:
+        """The artifact ``to_json`` wrote (``./`` paths resolved against ``relative_to``)."""
         data = dict(data)
         if relative_to is not None:
             for key in ("path", "adapter_path"):
@@ -62,6 +64,7 @@ class Artifact:
         return cls(**data)
 
     def describe(self) -> str:
+        """A one-line description for logs and reports: kind, path, GGUF file, adapter."""
         text = f"{self.kind}:{self.path}"
         if self.gguf_file:
             text += f" ({self.gguf_file})"
@@ -79,6 +82,7 @@ def _relativize(path: str, root: Path) -> str:
 
 
 def hash_file(path: Path) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
@@ -121,6 +125,7 @@ class FingerprintMemo:
                 self._data = {}
 
     def file_hash(self, path: Path) -> str:
+        """The file's sha256, reused while its size and mtime are unchanged."""
         st = path.stat()
         key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
         if key not in self._data:
@@ -129,6 +134,7 @@ class FingerprintMemo:
         return self._data[key]
 
     def save(self) -> None:
+        """Write the memo back to its store (atomically), if it has one."""
         if not (self.store and self._dirty):
             return
         self.store.parent.mkdir(parents=True, exist_ok=True)

@@ -82,10 +82,12 @@ class Cache:
     # ----------------------------------------------------------------- plain results (evaluations)
 
     def get_result(self, key: str) -> dict[str, Any] | None:
+        """A cached evaluation result by key, or None."""
         meta = self._read_entry(self.entries / key)
         return None if meta is None else meta.get("result")
 
     def put_result(self, key: str, result: dict[str, Any], record: dict[str, Any] | None = None) -> None:
+        """Store an evaluation result under ``key`` (written atomically)."""
         with self.building(key) as work:
             self._write_entry_json(work, {"key": key, "result": result, **(record or {})})
             self._rename_into_place(work, key)

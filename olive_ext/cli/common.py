@@ -20,6 +20,7 @@ _OLIVE_LEVELS = {0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING, 3: loggi
 
 
 def add_log_level(parser: argparse.ArgumentParser) -> None:
+    """--log_level with Olive's numbers (0 debug ... 4 critical) or a level name."""
     parser.add_argument(
         "--log_level",
         default="1",
@@ -39,6 +40,7 @@ def add_cache_dir(parser: argparse.ArgumentParser, model: type[Options]) -> None
 
 
 def setup_logging(level: str) -> None:
+    """Send olive-ext's log records through the rich console on stderr at ``level``."""
     from rich.logging import RichHandler
 
     from olive_ext.console import make_console
@@ -80,6 +82,7 @@ def run_command(mod: ModuleType, args: argparse.Namespace) -> int:
 
 
 def print_error(message: str) -> None:
+    """Print a user-facing error in one red line (no traceback)."""
     from rich.markup import escape
 
     from olive_ext.console import make_console

@@ -28,6 +28,7 @@ def file_entries(root: Path) -> list[dict[str, Any]]:
 
 
 def text_sha256(text: str) -> str:
+    """The sha256 of a text's UTF-8 bytes (chat templates are compared by it)."""
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -39,5 +40,6 @@ def write_manifest(root: Path, manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_manifest(root: Path) -> dict[str, Any]:
+    """The bundle's manifest.json as a mapping."""
     data: dict[str, Any] = json.loads((root / MANIFEST).read_text())
     return data

@@ -27,13 +27,17 @@ class Check:
 
 @dataclass
 class VerifyReport:
+    """Every check of a bundle, in the order they ran."""
+
     checks: list[Check] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
+        """True when every check passed."""
         return all(c.ok for c in self.checks)
 
     def add(self, name: str, ok: bool, detail: str = "") -> None:
+        """Record one check's outcome."""
         self.checks.append(Check(name, ok, detail))
 
 
@@ -48,6 +52,7 @@ def verify(path: Path, run_model: bool = True) -> VerifyReport:
 
 
 def verify_folder(root: Path, run_model: bool = True) -> VerifyReport:
+    """Verify an extracted bundle folder: files, chat template, then loading and generation."""
     report = VerifyReport()
     if not (root / MANIFEST).exists():
         report.add("manifest", False, f"{MANIFEST} is missing")

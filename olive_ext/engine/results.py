@@ -30,13 +30,16 @@ class CandidateResult:
 
     @property
     def ok(self) -> bool:
+        """True when the candidate was built (and measured, if asked) without error."""
         return self.error is None and self.artifact is not None
 
     @property
     def feasible(self) -> bool:
+        """True when it is ok and meets every checked constraint."""
         return self.ok and all(self.constraints.values())
 
     def to_json(self) -> dict[str, Any]:
+        """The candidates.json entry: pipeline, target, metrics, constraints, flags, error."""
         c = self.candidate
         return {
             "id": c.id,

@@ -23,6 +23,7 @@ _FRONT_GROUPS = (("latency", "throughput"), (*ACCURACY_METRICS, "perplexity"), (
 
 
 def accuracy_of(metrics: dict[str, float]) -> float | None:
+    """The first accuracy-like metric (accuracy, exact_match) in ``metrics``, or None."""
     for name in ACCURACY_METRICS:
         if name in metrics:
             return metrics[name]

@@ -64,6 +64,7 @@ def higher_is_better(name: str) -> bool:
 
 
 def unit_of(name: str) -> str:
+    """The unit a metric is reported in ('ms', 'tok/s', 'MB', '%', ...)."""
     info = get_metric(name)
     return info.unit if info is not None else DECLARED.get(name, ("", False))[0]
 
@@ -105,10 +106,12 @@ def _load() -> None:
 
 
 def get_metric(name: str) -> MetricInfo | None:
+    """The registered metric ``name``, or None."""
     _load()
     return _METRICS.get(name)
 
 
 def known_metrics() -> list[str]:
+    """Every registered metric name, sorted."""
     _load()
     return sorted(_METRICS)

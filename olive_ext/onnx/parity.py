@@ -122,10 +122,12 @@ class TorchReference:
         return scope()
 
     def logits(self, ids: list[int]) -> np.ndarray:
+        """Next-token logits at every position of ``ids``."""
         with self._one_thread():
             return self.model(input_ids=self.torch.tensor([ids])).logits[0].numpy()
 
     def greedy(self, ids: list[int], n: int) -> list[int]:
+        """Greedy continuation of ``ids`` for ``n`` tokens."""
         with self._one_thread():
             out = self.model.generate(
                 self.torch.tensor([ids]), max_new_tokens=n, do_sample=False, attention_mask=self.torch.ones(1, len(ids))
@@ -169,11 +171,13 @@ class GenAICandidate:
         return gen
 
     def logits(self, ids: list[int]) -> np.ndarray:
+        """Next-token logits at every position of ``ids`` (onnxruntime-genai)."""
         gen = self._generator(len(ids) + 1)
         gen.append_tokens(np.asarray(ids, dtype=np.int32))
         return np.asarray(gen.get_output("logits"))[0]
 
     def greedy(self, ids: list[int], n: int) -> list[int]:
+        """Greedy continuation of ``ids`` for ``n`` tokens (onnxruntime-genai)."""
         gen = self._generator(len(ids) + n)
         gen.append_tokens(np.asarray(ids, dtype=np.int32))
         tokens: list[int] = []

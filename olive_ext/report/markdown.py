@@ -24,6 +24,7 @@ def metric_columns(result: RunResult) -> list[str]:
 
 
 def format_metric(name: str, value: object) -> str:
+    """A metric value with 4 significant digits and its unit; '-' when not measured."""
     if not isinstance(value, (int, float)):
         return "-"
     unit = f" {unit_of(name)}" if unit_of(name) not in {"", "%"} else ""
@@ -55,6 +56,7 @@ def constraints_text(result: RunResult, recipe: Recipe) -> str:
 
 
 def write_report(folder: Path, result: RunResult, recipe: Recipe) -> None:
+    """Write report.md: the choice, the constraints in words, every candidate, the notes."""
     cols = metric_columns(result)
     lines = ["# olive-ext run report", ""]
     if result.chosen:

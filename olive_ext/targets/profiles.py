@@ -77,6 +77,7 @@ class TargetProfile:
         return full
 
     def target(self, provider: str | None = None) -> Target:
+        """The Target for ``provider`` (default: the first installed one)."""
         return Target(self.device, self.provider(provider))
 
     def precisions(self, task: str = "text-generation", provider: str | None = None) -> tuple[str, ...]:

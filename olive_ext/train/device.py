@@ -70,6 +70,7 @@ def _physical_cores() -> int | None:
 
 
 def device_name(device: str) -> str:
+    """The CPU model or GPU name, for metrics and benchmark tables."""
     if device == "cuda":
         import torch
 

@@ -115,6 +115,7 @@ class AdapterCheck:
 
     @property
     def ok(self) -> bool:
+        """True when no check failed."""
         return not self.broken
 
 
