@@ -8,6 +8,7 @@ block its reader, and a link to a folder could walk out of the bundle; so the tr
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -94,7 +95,11 @@ def file_kind(mode: int) -> str:
 def _open_regular(path: Path) -> int:
     try:
         fd = os.open(path, _OPEN_FLAGS)
-    except OSError as e:  # ELOOP: the path became a link after it was listed
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        if e.errno == errno.ELOOP:  # O_NOFOLLOW met a link (one that appeared after the folder was listed)
+            raise UnsafeFileError(f"{path} is a symbolic link; it was not followed") from e
         raise UnsafeFileError(f"{path} cannot be opened as a regular file: {e.strerror}") from e
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):

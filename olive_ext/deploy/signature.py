@@ -83,7 +83,7 @@ def _read_key(path: Path, flag: str) -> bytes:
     except FileNotFoundError as e:
         raise UserInputError(f"{flag} {path} does not exist", hint="pass the path of a PEM key file") from e
     except (UnsafeFileError, OSError) as e:
-        raise UserInputError(f"{flag} {path} cannot be read: {e}", hint="pass the path of a PEM key file") from e
+        raise UserInputError(f"{flag}: {e}", hint="pass the path of a PEM key file") from e
 
 
 def _hashing_config(model_signing: Any) -> Any:
