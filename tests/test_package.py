@@ -332,3 +332,36 @@ def test_missing_model_signing_names_the_pip_command(
     assert code == 1 and "model-signing" in line_with(text, "needs the Python package")
     assert "pip install 'olive-ext[sign]'" in line_with(text, "hint:")
     assert snapshot(tmp_path) == before
+    bundle = package(auto_opt_output, tmp_path / "b")
+    before = snapshot(tmp_path)
+    code, text = cli(capsys, "verify", str(bundle), "--public_key", str(pub))
+    assert code == 1 and "--public_key" in line_with(text, "needs the Python package 'model-signing'")
+    assert snapshot(tmp_path) == before
+
+
+def test_an_encrypted_key_reads_its_password_from_the_environment(
+    auto_opt_output: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP384R1())
+    encrypted = tmp_path / "enc.pem"
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"s3cret"),
+        )
+    )
+    pub = tmp_path / "enc.pub.pem"
+    pub.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    monkeypatch.delenv("OLIVE_EXT_SIGN_KEY_PASSWORD", raising=False)
+    with pytest.raises(UserInputError, match="OLIVE_EXT_SIGN_KEY_PASSWORD"):
+        package(auto_opt_output, tmp_path / "b", sign_key=encrypted)
+    assert not (tmp_path / "b").exists()
+    monkeypatch.setenv("OLIVE_EXT_SIGN_KEY_PASSWORD", "s3cret")
+    bundle = package(auto_opt_output, tmp_path / "b", sign_key=encrypted)
+    assert verify(bundle, run_model=False, public_key=pub).ok
