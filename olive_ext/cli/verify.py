@@ -31,7 +31,7 @@ ORDER = 41
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from olive_ext.workflows.package import VerifyOptions as O
 
-    p.add_argument("bundle", help=O.help_of("bundle"))
+    p.add_argument("bundle", help=O.model_fields["bundle"].description)
     option(p, O, "no_run", "--no_run", "--no-run", action="store_true")
     option(p, O, "expect")
     option(p, O, "public_key")
