@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from dataclasses import dataclass, field
@@ -10,14 +11,14 @@ from typing import Any
 
 from olive_ext.deploy.archive import safe_extract
 from olive_ext.deploy.bundle import chat_template_text
-from olive_ext.deploy.files import Tree, UnsafeFileError, hash_regular, scan_tree
+from olive_ext.deploy.files import Tree, UnsafeFileError, hash_regular, read_regular, scan_tree
 from olive_ext.deploy.manifest import (
     MANIFEST,
+    MANIFEST_LIMIT,
     SIGNATURE,
     ManifestError,
-    manifest_digest,
     normalize_digest,
-    read_manifest,
+    parse_manifest,
     text_sha256,
 )
 from olive_ext.deploy.signature import check_public_key, verify_signature
@@ -83,11 +84,12 @@ def verify_folder(
         report.add("regular files only", False, problem)
     if tree.problems:
         return report  # nothing in the folder is read once it holds a link or a special file
-    manifest = _read_checked_manifest(root, tree, report)
-    if manifest is None:
+    read = _read_checked_manifest(root, tree, report)
+    if read is None:
         return report
+    manifest, digest = read
     if expect is not None:
-        _check_digest(root, expect, report)
+        _check_digest(digest, expect, report)
     _check_signature(root, tree, public_key, report)
     _check_files(root, manifest, tree, report)
     if report.ok:
@@ -97,19 +99,20 @@ def verify_folder(
     return report
 
 
-def _read_checked_manifest(root: Path, tree: Tree, report: VerifyReport) -> dict[str, Any] | None:
+def _read_checked_manifest(root: Path, tree: Tree, report: VerifyReport) -> tuple[dict[str, Any], str] | None:
+    """The parsed manifest and the sha256 of the very bytes parsed; None (and a failed check) when unusable."""
     if MANIFEST not in tree.files:
         report.add("manifest", False, f"{MANIFEST} is missing")
         return None
     try:
-        return read_manifest(root)
+        data = read_regular(root / MANIFEST, MANIFEST_LIMIT)
+        return parse_manifest(data), hashlib.sha256(data).hexdigest()
     except (ManifestError, UnsafeFileError) as e:
         report.add("manifest", False, str(e))
         return None
 
 
-def _check_digest(root: Path, expect: str, report: VerifyReport) -> None:
-    actual = manifest_digest(root)
+def _check_digest(actual: str, expect: str, report: VerifyReport) -> None:
     if actual == expect:
         report.add("manifest digest", True, f"sha256 {actual} as expected")
     else:
