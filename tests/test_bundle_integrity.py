@@ -93,8 +93,9 @@ def test_a_link_to_dev_zero_is_named_not_read(bundle: Path, capsys: CapSys) -> N
         (lambda b, out: os.symlink(out, b / "adapters"), "symbolic link to the folder"),
         (lambda b, out: os.symlink(out / "secret.txt", b / "notes.txt"), "a regular file"),
         (lambda b, out: os.mkfifo(b / "model" / "pipe"), "named pipe (FIFO)"),
+        (lambda b, out: os.symlink("loop", b / "loop"), "cannot be resolved"),
     ],
-    ids=["dangling", "folder-link", "file-link", "fifo"],
+    ids=["dangling", "folder-link", "file-link", "fifo", "loop"],
 )
 def test_links_and_special_files_fail_clearly(
     bundle: Path, tmp_path: Path, capsys: CapSys, make: object, message: str

@@ -365,3 +365,35 @@ def test_an_encrypted_key_reads_its_password_from_the_environment(
     monkeypatch.setenv("OLIVE_EXT_SIGN_KEY_PASSWORD", "s3cret")
     bundle = package(auto_opt_output, tmp_path / "b", sign_key=encrypted)
     assert verify(bundle, run_model=False, public_key=pub).ok
+
+
+def test_adapters_are_bundled_checked_and_their_names_sanitised(tiny_llama: Path, tmp_path: Path) -> None:
+    from tiny_models import make_random_adapter
+
+    from olive_ext.workflows.generate_adapter import GenerateAdapterOptions, generate_adapters
+
+    adapters = [make_random_adapter(tiny_llama, tmp_path / "adapters" / "tone", seed=1, r=4)]
+    source = tmp_path / "ga"
+    generate_adapters(
+        GenerateAdapterOptions(
+            model_name_or_path=str(tiny_llama),
+            adapter_path=[str(a) for a in adapters],
+            output_path=str(source),
+            cache_dir=str(tmp_path / "cache"),
+        )
+    )
+    bundle = package(source, tmp_path / "b")
+    assert (bundle / "adapters" / "tone.onnx_adapter").is_file()
+    checks = {c.name: c for c in verify(bundle).checks}
+    assert checks["checksums"].ok and checks["load"].ok and "end of turn (adapter tone)" in checks
+    # a source whose model_config.json sends an adapter outside the folder is refused before any work
+    config = json.loads((source / "model_config.json").read_text())
+    (source / "model_config.json").write_text(json.dumps({**config, "adapters": {"tone": "../../etc/passwd"}}))
+    with pytest.raises(UserInputError, match="not a file inside"):
+        package(source, tmp_path / "c")
+    (source / "model_config.json").write_text(
+        json.dumps({**config, "adapters": {"../tone": "adapters/tone.onnx_adapter"}})
+    )
+    with pytest.raises(UserInputError, match="not a plain file name"):
+        package(source, tmp_path / "c")
+    assert not (tmp_path / "c").exists()

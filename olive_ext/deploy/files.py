@@ -69,8 +69,10 @@ def describe_link(path: Path) -> str:
     target = os.readlink(path)
     try:
         st = path.stat()  # stat, not open: says what the target is without reading it
-    except OSError:
+    except FileNotFoundError:
         return f"a symbolic link to {target}, which does not exist (dangling)"
+    except OSError as e:  # a loop of links, or a target we may not look at
+        return f"a symbolic link to {target}, which cannot be resolved ({e.strerror})"
     if stat.S_ISDIR(st.st_mode):
         return f"a symbolic link to the folder {target}"
     return f"a symbolic link to {target} (a {file_kind(st.st_mode)})"
