@@ -151,9 +151,9 @@ def package(
         write_manifest(stage, manifest)
         if sign_key is not None:
             sign_bundle(stage, sign_key)
-    if archive is not None:
-        _check_outputs_free(None, archive, overwrite)  # again: it may have appeared while we worked
-        write_zip(output, archive)
+        if archive is not None:
+            _check_outputs_free(None, archive, overwrite)  # again: it may have appeared while we worked
+            write_zip(stage, archive, top=output.name)
     return output
 
 
