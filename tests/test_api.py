@@ -133,3 +133,17 @@ def test_public_names_are_exported_and_documented() -> None:
         warnings.simplefilter("error")
         with pytest.raises(AttributeError):
             olive_ext.no_such_name  # noqa: B018
+
+
+def test_signatures_show_every_option_with_its_declared_default() -> None:
+    import inspect
+
+    from olive_ext.evaluate.spec import Constraints
+    from olive_ext.workflows.finetune import FinetuneRunOptions
+
+    params = inspect.signature(olive_ext.auto_opt).parameters
+    assert params["max_accuracy_drop"].default == Constraints.model_fields["max_accuracy_drop"].default
+    assert params["precision"].kind is inspect.Parameter.KEYWORD_ONLY
+    ft = inspect.signature(olive_ext.finetune).parameters
+    assert ft["learning_rate"].default == FinetuneRunOptions.default_of("learning_rate")
+    assert "options" not in ft  # the **options catch-all is replaced by the model's fields

@@ -25,7 +25,7 @@ from olive_ext.engine.results import RunResult
 from olive_ext.errors import ConstraintsNotMetError, UserInputError
 from olive_ext.evaluate.spec import Constraints, EvaluateSpec
 from olive_ext.models.folder import resolve_model_arg
-from olive_ext.options import default_of, validate_options
+from olive_ext.options import default_of, validate_options, with_options_signature
 from olive_ext.progress import Progress
 from olive_ext.recipe import parse_recipe
 from olive_ext.recipe.schema import Recipe
@@ -248,3 +248,6 @@ def auto_opt(
         AutoOptOptions, {"model_name_or_path": model_name_or_path, "output_path": output_path, **options}
     )
     return run_auto_opt(opts, progress)
+
+
+with_options_signature(auto_opt, AutoOptOptions)

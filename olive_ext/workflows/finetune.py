@@ -24,7 +24,7 @@ from olive_ext.data.spec import DataOptions, DatasetSpec
 from olive_ext.engine.results import RunResult
 from olive_ext.errors import UserInputError
 from olive_ext.models.folder import MODEL_CONFIG, write_model_config
-from olive_ext.options import parse_bool, validate_options
+from olive_ext.options import parse_bool, validate_options, with_options_signature
 from olive_ext.progress import Progress
 from olive_ext.recipe import parse_recipe
 from olive_ext.recipe.schema import Recipe
@@ -193,3 +193,6 @@ def finish_output(result: Any, merged: bool, eval_data: DatasetSpec | None = Non
         info["eval_data"] = portable_spec(eval_data)
     write_model_config(out, info)
     return metrics
+
+
+with_options_signature(finetune, FinetuneRunOptions)

@@ -18,7 +18,7 @@ from olive_ext.deploy.bundle import package as write_bundle
 from olive_ext.deploy.manifest import MANIFEST, SIGNATURE, manifest_digest, read_manifest
 from olive_ext.deploy.verify import VerifyReport
 from olive_ext.deploy.verify import verify as verify_bundle
-from olive_ext.options import Options, validate_options
+from olive_ext.options import Options, validate_options, with_options_signature
 
 
 class PackageOptions(Options):
@@ -132,3 +132,6 @@ def verify(
     values = {"bundle": str(bundle), "no_run": not run_model, "expect": expect}
     values["public_key"] = str(public_key) if public_key is not None else None
     return run_verify(validate_options(VerifyOptions, values))
+
+
+with_options_signature(package, PackageOptions)

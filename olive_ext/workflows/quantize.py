@@ -16,7 +16,7 @@ from olive_ext.engine.output import ensure_output_free
 from olive_ext.engine.results import RunResult
 from olive_ext.errors import UserInputError
 from olive_ext.models.folder import resolve_model_arg
-from olive_ext.options import validate_options
+from olive_ext.options import validate_options, with_options_signature
 from olive_ext.progress import Progress
 from olive_ext.recipe import parse_recipe
 from olive_ext.recipe.schema import Recipe
@@ -150,3 +150,6 @@ def quantize(
     """Quantize one model (``olive-ext quantize``); ``options`` are :class:`QuantizeOptions` fields."""
     values = {"model_name_or_path": model_name_or_path, "output_path": output_path, **options}
     return run_quantize(validate_options(QuantizeOptions, values), progress)
+
+
+with_options_signature(quantize, QuantizeOptions)
