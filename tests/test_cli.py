@@ -142,3 +142,13 @@ def test_unknown_command_gets_did_you_mean_and_exit_2() -> None:
     assert "did you mean finetune?" in proc.stderr and "invalid choice" not in proc.stderr
     proc = _cli("zzzz")
     assert proc.returncode == 2 and "commands: auto-opt" in proc.stderr
+
+
+def test_quantize_algorithm_help_offers_rtn_kquant_hqq_and_says_what_unset_means() -> None:
+    proc = _cli("quantize", "--help")
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())  # argparse wraps help text
+    assert (
+        "--algorithm {rtn,kquant,hqq}" in text and "default" not in text.split("--algorithm {rtn,kquant,hqq}")[1][:40]
+    )
+    assert "When not given: rtn for LLM builds and int4 ONNX models" in text

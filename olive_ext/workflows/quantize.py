@@ -37,8 +37,9 @@ class QuantizeOptions(DataOptions):
     algorithm: Literal["rtn", "kquant", "hqq"] | None = Field(
         None,
         description="weight rounding: rtn (round to nearest), kquant (llama.cpp k-quant), "
-        "hqq (half-quadratic; its float zero points run slowly on the CPU EP); unset: rtn for int4 and LLM "
-        "builds, dynamic int8 (not weight-only) for int8 ONNX models",
+        "hqq (half-quadratic; its float zero points run slowly on the CPU EP). When not given: rtn for LLM "
+        "builds and int4 ONNX models; int8 ONNX models get dynamic int8 (weights and activations) instead "
+        "of a weight-only rounding",
     )
     precision: Literal["int4", "int8"] = Field("int4", description="weight precision")
     block_size: Literal[16, 32, 64, 128, 256] | None = Field(
