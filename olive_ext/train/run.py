@@ -95,8 +95,8 @@ def finetune(
 
     started = time.perf_counter()
     progress = progress or Progress(enabled=False)
-    if opts.report_to != "none":  # before any work: say what to install
-        _require(opts.report_to, f"--report_to {opts.report_to}")
+    if opts.report_to != "none":  # before any work: say what to install or configure
+        _check_tracker(opts.report_to)
     device, threads = training_device(), use_all_cores()
     data = prepare_data(model_path, train_spec, eval_spec, opts, trust_remote_code)
     dtype, dtype_info = choose_dtype(opts.torch_dtype, device, cache_root)
@@ -196,7 +196,10 @@ def train_phase(
         trainer = make_trainer(
             model, args, RowDataset(data.rows), eval_rows, collate, loss_fn, stats, [callback, *(callbacks or [])]
         )
-        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        try:
+            trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        finally:
+            _finish_tracker_run(opts.report_to)
     # Mixed precision wraps the model's forward in autocast; drop it so that evaluation, merging and
     # callers see the model as loaded (its own dtype), exactly as the saved adapter will be reloaded.
     model = trainer.accelerator.unwrap_model(model, keep_fp32_wrapper=False)
@@ -359,6 +362,36 @@ def _training_arguments(opts: FinetuneOptions, checkpoint_dir: Path, device: str
         os.environ["TENSORBOARD_LOGGING_DIR"] = opts.logging_dir
     kwargs.update(check_training_args(opts.training_args))
     return TrainingArguments(**kwargs)
+
+
+def _check_tracker(name: str) -> None:
+    """The tracker is installed, and wandb (unless offline) has credentials: found now, not after loading the model."""
+    import os
+
+    _require(name, f"--report_to {name}")
+    if name == "wandb" and os.environ.get("WANDB_MODE", "").lower() not in {"offline", "disabled", "dryrun"}:
+        import wandb
+
+        from olive_ext.errors import UserInputError
+
+        try:
+            wandb.login(verify=False)  # reads WANDB_API_KEY, ~/.netrc or wandb's settings; prompts on a terminal
+        except wandb.errors.UsageError as e:
+            raise UserInputError(
+                f"--report_to wandb: {e}",
+                hint="run `wandb login` or set WANDB_API_KEY; or set WANDB_MODE=offline to write the run "
+                "locally (no network) and upload it later with `wandb sync`",
+            ) from e
+
+
+def _finish_tracker_run(name: str) -> None:
+    """Close the wandb run transformers opened: it stays open otherwise, and the next fine-tune in the same
+    process (a notebook, a recipe with two lora passes) would log into it."""
+    import sys
+
+    wandb = sys.modules.get("wandb") if name == "wandb" else None
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()
 
 
 def _require(module: str, purpose: str) -> None:
