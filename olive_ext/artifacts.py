@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -155,7 +156,7 @@ def fingerprint_input(artifact: Artifact, memo: FingerprintMemo | None = None) -
         h.update(content_hash(p, memo).encode())
     elif _looks_like_hub_id(artifact.path):
         revision = artifact.meta.get("revision") or "main"
-        h.update(f"hub:{artifact.path}@{revision}".encode())
+        h.update(f"hub:{artifact.path}@{resolve_hub_revision(artifact.path, revision)}".encode())
     else:
         raise UserInputError(
             f"input model path {artifact.path!r} does not exist and is not a hub id (owner/name)",
@@ -167,6 +168,46 @@ def fingerprint_input(artifact: Artifact, memo: FingerprintMemo | None = None) -
             raise UserInputError(f"adapter_path {artifact.adapter_path!r} does not exist")
         h.update(b"adapter\0" + content_hash(a, memo).encode())
     return artifact.with_fingerprint(h.hexdigest())
+
+
+def resolve_hub_revision(repo_id: str, revision: str = "main") -> str:
+    """The commit a hub revision (branch or tag) points at now, so an updated hub model is a new input.
+
+    Online: the hub's answer. Offline, or when the hub does not answer: the commit the local Hugging Face
+    cache holds for it (``refs/<revision>``, which is what transformers would load). When neither knows,
+    the revision name itself (the model cannot load then anyway)."""
+    if re.fullmatch(r"[0-9a-f]{40}", revision):
+        return revision
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() not in {"1", "true", "yes", "on"}:
+        import httpx
+        from huggingface_hub import model_info
+        from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+        try:
+            sha = model_info(repo_id, revision=revision, timeout=10).sha
+            if sha:
+                return sha
+        except (OSError, httpx.HTTPError, HfHubHTTPError, OfflineModeIsEnabled):
+            pass  # unreachable, gated or missing: the local cache, below, decides
+    return _cached_hub_revision(repo_id, revision) or revision
+
+
+def _cached_hub_revision(repo_id: str, revision: str) -> str | None:
+    ref = hub_cache_dir() / f"models--{repo_id.replace('/', '--')}" / "refs" / revision
+    try:
+        return ref.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache folder, as huggingface_hub computes it (read now: tests and users set it late)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "huggingface" / "hub"
 
 
 def _looks_like_hub_id(path: str) -> bool:
