@@ -122,3 +122,53 @@ def test_cli_reads_piped_messages_until_end_of_input(genai_model: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "(conversation cleared)" in proc.stdout and "unknown command /help" in proc.stdout
     assert proc.stdout.count("> ") == 5 and "Traceback" not in proc.stderr
+
+
+WRITE_SYSCALL = {"x86_64": "1", "aarch64": "64"}.get(__import__("platform").machine())
+
+
+@pytest.mark.skipif(sys.platform != "linux" or WRITE_SYSCALL is None, reason="reads /proc/<pid>/syscall")
+def test_ctrl_c_typed_in_a_terminal_stops_the_answer(genai_model: Path) -> None:
+    """A real terminal (pty): Ctrl-S holds the answer's first write, Ctrl-C then stops that answer."""
+    import fcntl
+    import pty
+    import select
+    import termios
+    import time
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "olive_ext", "chat", "-m", str(genai_model), "--max_new_tokens", "400"],
+        stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),  # the pty is its terminal: Ctrl-C is SIGINT
+    )  # fmt: skip
+    os.close(slave)
+    seen = b""
+
+    def read_until(token: bytes, timeout: float = 120) -> bool:
+        nonlocal seen
+        deadline = time.time() + timeout
+        while token not in seen and time.time() < deadline and proc.poll() is None:
+            if select.select([master], [], [], 0.2)[0]:
+                seen += os.read(master, 4096)
+        return token in seen
+
+    def blocked_in_write() -> bool:
+        with open(f"/proc/{proc.pid}/syscall") as f:
+            return f.read().split()[0] == WRITE_SYSCALL
+
+    try:
+        assert read_until(b"> "), seen
+        os.write(master, b"\x13" + b"tell me a story\r")  # Ctrl-S: output held, the answer's first write waits
+        deadline = time.time() + 60
+        while not blocked_in_write() and time.time() < deadline:
+            time.sleep(0.1)
+        os.write(master, b"\x03")  # Ctrl-C
+        assert read_until(b"[stopped]") and read_until(b"\n> "), seen
+        os.write(master, b"/exit\r")
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert b"interrupted" not in seen and b"Traceback" not in seen
