@@ -240,22 +240,24 @@ def select_for_pruning(
 def delete_entries(root: str | Path | None, doomed: list[CacheEntry]) -> list[CacheEntry]:
     """Delete entries, skipping any being (re)built or locked; returns those deleted.
 
-    Each entry is first renamed into tmp/ (atomic): a reader sees a whole entry or none, never half a
+    Each entry is deleted holding its build lock (``flock`` on ``locks/<key>.lock``, the lock a build
+    takes), and is first renamed into tmp/ (atomic): a reader sees a whole entry or none, never half a
     folder, and a deletion killed midway leaves only a tmp/ folder that the next run sweeps."""
     base = Path(root).expanduser() if root else default_cache_dir()
     tmp = base / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     deleted = []
     for e in doomed:
-        if _in_use(base, e.key):
-            continue
-        trash = tmp / f"{e.key}.{os.getpid()}.{uuid.uuid4().hex[:8]}-pruned"
-        try:
-            os.rename(e.path, trash)
-        except OSError:
-            continue  # gone already, or moved by another process
-        shutil.rmtree(trash, ignore_errors=True)
-        deleted.append(e)
+        with _unless_locked(base, e.key) as free:
+            if not free or _being_written(tmp, e.key):
+                continue
+            trash = tmp / f"{e.key}.{os.getpid()}.{uuid.uuid4().hex[:8]}-pruned"
+            try:
+                os.rename(e.path, trash)
+            except OSError:
+                continue  # gone already, or moved by another process
+            shutil.rmtree(trash, ignore_errors=True)
+            deleted.append(e)
     return deleted
 
 
@@ -306,10 +308,35 @@ def _referenced_entries(artifact: dict[str, Any], entries: Path, own: str) -> fr
     return frozenset(keys - {own})
 
 
-def _in_use(base: Path, key: str) -> bool:
-    """Being rebuilt (a live writer's folder in tmp/) or locked (a ``<key>.lock`` or ``<key>/.lock`` anywhere)."""
-    tmp = base / "tmp"
-    if tmp.is_dir() and any(p.name.startswith(key + ".") and not p.name.endswith("-pruned") for p in tmp.iterdir()):
-        return True
-    places = (base / "entries", base / "locks", tmp, base)
-    return any((d / f"{key}.lock").exists() for d in places) or (base / "entries" / key / ".lock").exists()
+def _being_written(tmp: Path, key: str) -> bool:
+    """A live writer's folder for ``key`` in tmp/ (dead writers' folders are swept by the next run)."""
+    for p in tmp.iterdir() if tmp.is_dir() else []:
+        parts = p.name.split(".")
+        writer = parts[0] == key and len(parts) >= 3 and parts[1].isdigit() and not p.name.endswith("-pruned")
+        if writer and _pid_alive(int(parts[1])):
+            return True
+    return False
+
+
+@contextlib.contextmanager
+def _unless_locked(base: Path, key: str) -> Iterator[bool]:
+    """Hold ``key``'s build lock for the block if no other process holds it; yields whether it was free."""
+    locks = base / "locks"
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): rename-into-tmp alone keeps readers safe
+        yield True
+        return
+    if not locks.is_dir():  # a cache written before builds took locks
+        yield True
+        return
+    with open(locks / f"{key}.lock", "a+") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:  # the lock file stays (builds rely on one file per key)
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)

@@ -77,12 +77,33 @@ def test_prune_max_size_removes_least_recently_used_until_it_fits(
 
 
 def test_prune_never_deletes_an_entry_being_written_or_locked(tmp_path: Path) -> None:
+    import fcntl
+    import subprocess
+    import sys
+
     cache = Cache(tmp_path / "c")
-    rebuilding, locked, free = (_entry(cache, n, 1000, 30) for n in ("rebuilding", "locked", "free"))
+    names = ("rebuilding", "locked", "unlocked", "dead-writer")
+    rebuilding, locked, unlocked, dead = (_entry(cache, n, 1000, 30) for n in names)
     (cache.tmp / f"{rebuilding.name}.{os.getpid()}.abcd1234").mkdir()  # a live writer's folder
-    (cache.entries / f"{locked.name}.lock").write_text("")
-    assert main(["cache", "prune", "--older-than", "1d", "--cache_dir", str(cache.root)]) == 0
-    assert rebuilding.exists() and locked.exists() and not free.exists()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (cache.tmp / f"{dead.name}.{gone.stdout.strip()}.abcd1234").mkdir()  # a killed writer's leftover
+    locks = cache.root / "locks"
+    locks.mkdir(exist_ok=True)
+    (locks / f"{unlocked.name}.lock").write_text("")  # lock files stay after builds: only a held lock counts
+    # a build holding the lock in another process (flock locks belong to open files, so a child holds it)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys; f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX); "
+         "print('held', flush=True); sys.stdin.read()", str(locks / f"{locked.name}.lock")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert main(["cache", "prune", "--older-than", "1d", "--cache_dir", str(cache.root)]) == 0
+    finally:
+        holder.communicate("")
+    assert rebuilding.exists() and locked.exists() and not unlocked.exists() and not dead.exists()
+    with open(locks / f"{locked.name}.lock") as f:  # released again after prune looked
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def test_prune_removes_entries_built_on_a_removed_one(tmp_path: Path) -> None:
