@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from olive_ext.cli.common import add_cache_dir, add_log_level
+from olive_ext.cli.common import add_cache_dir, add_log_level, option
+
+if TYPE_CHECKING:
+    from olive_ext.workflows.cache import CacheOptions, PruneOptions
 
 NAME = "cache"
 HELP = "list the cache of built models and measurements (ls) or prune it (prune --older-than/--max-size)"
@@ -18,39 +21,44 @@ DESCRIPTION = """Every build and measurement is cached by content, so a rerun is
   olive-ext cache prune --max-size 2GB            remove the least recently used until 2 GB remain
   olive-ext cache prune --older-than 30d --max-size 5GB --dry_run
 
-Entries being written (in tmp/) or locked are never removed, and an entry goes together with the
-entries built on top of it. A removed entry is simply rebuilt by the next run that needs it.
+A cache hit counts as use. Entries being written (in tmp/) or locked by a build are never removed,
+and an entry goes together with the entries built on top of it. A removed entry is rebuilt by the
+next run that needs it.
 """
 ORDER = 92
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from olive_ext.workflows.cache import CacheOptions, PruneOptions
+
     sub = p.add_subparsers(dest="action", metavar="ls|prune", required=True)
     ls = sub.add_parser("ls", help="list entries, most recently used first")
-    add_cache_dir(ls)
+    add_cache_dir(ls, CacheOptions)
     prune = sub.add_parser("prune", help="remove entries, least recently used first")
-    prune.add_argument("--older-than", "--older_than", dest="older_than", help="not used for this long: 7d, 12h, 2w")
-    prune.add_argument("--max-size", "--max_size", dest="max_size", help="keep at most this much: 2GB, 500MB")
-    prune.add_argument("--dry_run", "--dry-run", action="store_true", help="list what would be removed")
-    add_cache_dir(prune)
+    option(prune, PruneOptions, "older_than", "--older-than", "--older_than")
+    option(prune, PruneOptions, "max_size", "--max-size", "--max_size")
+    option(prune, PruneOptions, "dry_run", "--dry_run", "--dry-run", type=bool)
+    add_cache_dir(prune, PruneOptions)
     add_log_level(p)
 
 
 def main(args: argparse.Namespace) -> int:
-    from olive_ext.cache import default_cache_dir
+    from olive_ext.cli.common import options_from_args
+    from olive_ext.workflows.cache import CacheOptions, PruneOptions
 
-    root = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
-    return _list(root) if args.action == "ls" else _prune(root, args)
+    if args.action == "ls":
+        return _list(options_from_args(CacheOptions, args))
+    return _prune(options_from_args(PruneOptions, args))
 
 
-def _list(root: Path) -> int:
+def _list(opts: CacheOptions) -> int:
     from rich.table import Table
 
-    from olive_ext.cache import list_entries
     from olive_ext.console import make_console
+    from olive_ext.workflows.cache import cache_entries
 
     console = make_console()
-    entries = list_entries(root)
+    entries = cache_entries(opts)
     now = time.time()
     table = Table(box=None, pad_edge=False)
     for column in ("key", "built by", "size", "created", "last used"):
@@ -59,58 +67,47 @@ def _list(root: Path) -> int:
         table.add_row(e.key[:12], e.kind, _size(e.size_bytes), _ago(now - e.created), _ago(now - e.last_used))
     if entries:
         console.print(table)
-    console.print(_summary(root, entries), highlight=False, soft_wrap=True)
+    console.print(_summary(opts.root(), sum(e.size_bytes for e in entries), len(entries)), highlight=False)
     return 0
 
 
-def _prune(root: Path, args: argparse.Namespace) -> int:
-    from olive_ext.cache import delete_entries, list_entries, parse_duration, parse_size, select_for_pruning
+def _prune(opts: PruneOptions) -> int:
     from olive_ext.console import make_console
-    from olive_ext.errors import UserInputError
+    from olive_ext.workflows.cache import prune_cache
 
-    if args.older_than is None and args.max_size is None:
-        raise UserInputError("cache prune: say what to remove", hint="add --older-than 7d and/or --max-size 2GB")
-    older = parse_duration(args.older_than) if args.older_than else None
-    max_size = parse_size(args.max_size) if args.max_size else None
-    entries = list_entries(root)
-    doomed = select_for_pruning(entries, older, max_size)
     console = make_console()
-    if args.dry_run:
-        for e in doomed:
+    result = prune_cache(opts)
+    freed = _size(sum(e.size_bytes for e in result.removed))
+    left = f"{len(result.remaining)} remain ({_size(sum(e.size_bytes for e in result.remaining))})"
+    if opts.dry_run:
+        for e in result.removed:
             console.print(f"would remove {e.key[:12]} {e.kind} {_size(e.size_bytes)}", highlight=False)
-        console.print(f"{len(doomed)} of {len(entries)} entries, {_size(sum(e.size_bytes for e in doomed))}")
+        total = len(result.removed) + len(result.remaining)
+        console.print(f"{len(result.removed)} of {total} entries, {freed}", highlight=False)
         return 0
-    removed = delete_entries(root, doomed)
-    skipped = len(doomed) - len(removed)
-    kept = sum(e.size_bytes for e in entries) - sum(e.size_bytes for e in removed)
-    console.print(
-        f"removed {len(removed)} entries ({_size(sum(e.size_bytes for e in removed))}); "
-        f"{len(entries) - len(removed)} remain ({_size(kept)})"
-        + (f"; {skipped} in use (being written or locked) were kept" if skipped else ""),
-        highlight=False,
-    )
+    kept = f"; {len(result.in_use)} in use (being written or locked) were kept" if result.in_use else ""
+    console.print(f"removed {len(result.removed)} entries ({freed}); {left}{kept}", highlight=False)
     return 0
 
 
-def _summary(root: Path, entries: list[Any]) -> str:
+def _summary(root: Path, total: int, count: int) -> str:
     """Total, and what else lives under the cache folder (not pruned by this command)."""
-    text = f"{len(entries)} entries, {_size(sum(e.size_bytes for e in entries))} in {root / 'entries'}"
+    from olive_ext.cache import tree_size
+
+    text = f"{count} entries, {_size(total)} in {root / 'entries'}"
     building = list((root / "tmp").iterdir()) if (root / "tmp").is_dir() else []
     if building:
         text += f"; {len(building)} being written in tmp/"
-    others = (
-        [p for p in sorted(root.iterdir()) if p.is_dir() and p.name not in ("entries", "tmp")] if root.is_dir() else []
-    )
+    folders = sorted(root.iterdir()) if root.is_dir() else []
+    others = [p for p in folders if p.is_dir() and p.name not in ("entries", "tmp", "locks")]
     if others:
-        from olive_ext.cache import tree_size
-
         text += "\nnot managed by prune: " + ", ".join(f"{p.name}/ {_size(tree_size(p))}" for p in others)
     return text
 
 
 def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
+    for unit in ("B", "KB", "MB"):
+        if n < 1000:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} GB"

@@ -372,8 +372,6 @@ def _check_tracker(name: str) -> None:
     if name == "wandb" and os.environ.get("WANDB_MODE", "").lower() not in {"offline", "disabled", "dryrun"}:
         import wandb
 
-        from olive_ext.errors import UserInputError
-
         try:
             wandb.login(verify=False)  # reads WANDB_API_KEY, ~/.netrc or wandb's settings; prompts on a terminal
         except wandb.errors.UsageError as e:
