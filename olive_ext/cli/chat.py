@@ -24,7 +24,7 @@ ORDER = 60
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from olive_ext.workflows.chat import ChatOptions as O
 
-    option(p, O, "model_name_or_path", "-m", "--model_name_or_path", required=True, default=None)
+    option(p, O, "model_name_or_path", "-m", "--model_name_or_path")
     option(p, O, "adapter")
     option(p, O, "prompt")
     option(p, O, "system")
