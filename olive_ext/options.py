@@ -50,6 +50,8 @@ class Options(BaseModel):
         """The help text of field ``name``, with its default when it has one (for --help)."""
         field = cls.model_fields[name]
         text = field.description or ""
+        if field.is_required():
+            return text.replace("%", "%%")
         default = default_of(cls, name)
         if default is not False and default not in (None, [], {}, "") and "default" not in text:
             text += f" (default: {default})"

@@ -38,6 +38,8 @@ def _subparser(command: str) -> argparse.ArgumentParser:
         ("quantize", "olive_ext.workflows.quantize:QuantizeOptions"),
         ("generate-adapter", "olive_ext.workflows.generate_adapter:GenerateAdapterOptions"),
         ("package", "olive_ext.workflows.package:PackageOptions"),
+        ("chat", "olive_ext.workflows.chat:ChatOptions"),
+        ("run", "olive_ext.workflows.run:RunOptions"),
     ],
 )
 def test_flags_take_their_defaults_and_help_from_the_options_model(command: str, model: str) -> None:
