@@ -48,10 +48,41 @@ def test_template_with_missing_column_lists_columns(jsonl: Path) -> None:
         load_examples(spec)
 
 
-def test_template_without_trailing_field_is_plain_text() -> None:
-    spec = DatasetSpec(name="json", data_files="x", text_template="{a} and {b}.")
-    ex = to_examples([{"a": "1", "b": "2"}], spec)[0]
-    assert ex.prompt == "" and ex.response == "1 and 2." and ex.reference is None
+def test_text_after_the_last_column_ends_the_answer(tiny_llama: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from olive_ext.train.features import IGNORE, PromptEncoder, tokenize
+
+    chatml = "<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n{answer}<|im_end|>\n"
+    spec = DatasetSpec(name="json", data_files="x", text_template=chatml)
+    ex = to_examples([{"question": "capital of france?", "answer": "paris"}], spec)[0]
+    assert ex.prompt == "<|im_start|>user\ncapital of france?<|im_end|>\n<|im_start|>assistant\n"
+    assert ex.response == "paris<|im_end|>" and ex.reference == "paris" and ex.answer_end == "<|im_end|>"
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    row = tokenize([ex], PromptEncoder(tok), 64).rows[0]
+    trained = [t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label != IGNORE]
+    assert tok.decode(trained) == "paris<|im_end|>"  # the model learns to stop at the end-of-turn
+    plain = to_examples([{"a": "1", "b": "2"}], spec.model_copy(update={"text_template": "{a} and {b}."}))[0]
+    assert (plain.prompt, plain.response, plain.reference, plain.answer_end) == ("1 and ", "2.", "2", ".")
+    braces = to_examples([{"q": "x", "a": "y"}], spec.model_copy(update={"text_template": "{q} {{ {a} }}"}))[0]
+    assert (braces.prompt, braces.response, braces.reference) == ("x { ", "y }", "y")  # braces escaped as {{ }}
+    # exact match compares the answer column: a plain-text end marker the model generates is not part of it
+    assert exact_match(["paris </answer>", "rome"], ["paris", "paris"], ["</answer>", "</answer>"]) == 50.0
+    assert exact_match(["3.5."], ["3.5"], ["."]) == 100.0
+
+
+def test_response_field_outside_the_template_makes_the_template_the_prompt() -> None:
+    spec = DatasetSpec(name="json", data_files="x", text_template="Review: {text}\nTone: ", response_field="label")
+    ex = to_examples([{"text": "great", "label": "positive"}], spec)[0]
+    assert (ex.prompt, ex.response, ex.reference) == ("Review: great\nTone: ", "positive", "positive")
+    with pytest.raises(UserInputError, match=r"--response_field names column 'tone'.*it has: text, label"):
+        to_examples([{"text": "great", "label": "positive"}], spec.model_copy(update={"response_field": "tone"}))
+
+
+def test_a_template_that_cannot_be_filled_names_the_row() -> None:
+    spec = DatasetSpec(name="json", data_files="x", text_template="{q} -> {} {a}")
+    with pytest.raises(UserInputError, match=r"row 0: text template .* could not be filled"):
+        to_examples([{"q": "x", "a": "y"}], spec)
 
 
 def test_alpaca_uses_chat_template_when_model_has_one(tiny_llama: Path) -> None:
@@ -91,3 +122,89 @@ def test_exact_match_normalization() -> None:
     )
     with pytest.raises(ValueError):
         exact_match(["a"], [])
+
+
+def _sharegpt_row(*turns: tuple[str, str]) -> dict[str, object]:
+    return {"conversations": [{"from": who, "value": text} for who, text in turns]}
+
+
+def test_sharegpt_rows_are_detected_and_every_assistant_turn_is_trained(tiny_llama: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from olive_ext.data.spec import DataOptions
+    from olive_ext.train.features import IGNORE, PromptEncoder, tokenize
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    row = _sharegpt_row(("system", "be brief"), ("human", "hi"), ("gpt", "hello"), ("human", "bye"), ("gpt", "ciao"))
+    spec = DatasetSpec(name="json", data_files="x")  # no flags: the conversations column is found
+    ex = to_examples([row], spec, tok)[0]
+    assert ex.prompt.startswith("<|im_start|>system\nbe brief<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n")
+    assert ex.prompt.endswith("<|im_start|>user\nbye<|im_end|>\n<|im_start|>assistant\n")
+    assert ex.response == "ciao<|im_end|>\n" and ex.reference == "ciao"  # exact match: the last turn
+    enc = PromptEncoder(tok)
+    tokens = tokenize([ex], enc, 128).rows[0]
+    trained = [t if label != IGNORE else None for t, label in zip(tokens["input_ids"], tokens["labels"], strict=True)]
+    spans, current = [], []
+    for t in [*trained, None]:
+        if t is None and current:
+            spans.append(tok.decode(current))
+            current = []
+        elif t is not None:
+            current.append(t)
+    assert spans == ["hello<|im_end|>\n", "ciao<|im_end|>\n"]  # both answers, no user or system text
+    assert tok.decode(tokens["input_ids"]) == ex.text
+
+    # OpenAI-style messages get the same multi-turn loss; --messages_field names another column
+    msgs = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+            {"role": "user", "content": "bye"}, {"role": "assistant", "content": "ciao"}]  # fmt: skip
+    chat = DataOptions(data_files="x.jsonl", messages_field="dialog").to_spec("train")
+    assert chat is not None and chat.format == "messages" and chat.messages_field == "dialog"
+    turns = to_examples([{"dialog": msgs}], chat, tok)[0]
+    assert len(turns.prompt_turns) == 3 and turns.prompt_turns[1] == "hello<|im_end|>\n"
+    forced = DataOptions(data_files="x.jsonl", use_chat_template=True).to_spec("train")
+    assert forced is not None and to_examples([row], forced, tok)[0].reference == "ciao"
+
+
+def test_chat_rows_a_template_cannot_render_name_the_row_and_field(
+    tiny_llama: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    spec = DatasetSpec(name="json", data_files="x", format="messages")
+    good = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yes"}]}
+    bad = {"messages": [{"role": None, "content": "hi"}, {"role": "assistant", "content": "yes"}]}
+    with pytest.raises(UserInputError, match=r"row 1, field 'messages': the model's chat template failed"):
+        to_examples([good, bad], spec, tok)
+    strict = "{% if messages[0]['role'] != 'user' %}{{ raise_exception('roles must alternate') }}{% endif %}"
+    tok.chat_template = strict + tok.chat_template
+    system_first = {"messages": [{"role": "system", "content": "s"}, *good["messages"]]}
+    with pytest.raises(UserInputError, match=r"row 0, field 'messages'.*roles must alternate"):
+        to_examples([system_first], spec, tok)
+    with pytest.raises(UserInputError, match=r"row 0, field 'messages': message 0 has keys 'speaker', 'text'"):
+        to_examples([{"messages": [{"speaker": "a", "text": "b"}]}], spec, tok)
+    sharegpt = DatasetSpec(name="json", data_files="x")
+    with pytest.raises(UserInputError, match=r"row 0, field 'conversations': message 1 has from='bot'"):
+        to_examples([_sharegpt_row(("human", "hi"), ("bot", "yes"))], sharegpt, tok)
+    # rows out of LLaMA-Factory's order are skipped with a warning, as LLaMA-Factory does; none left is an error
+    rows = [_sharegpt_row(("human", "hi"), ("gpt", "yes")), _sharegpt_row(("gpt", "hi"), ("human", "yes"))]
+    assert len(to_examples(rows, sharegpt, tok)) == 1
+    assert "1 of 2 rows of 'conversations' have ShareGPT roles out of order (first: row 1)" in caplog.text
+    with pytest.raises(UserInputError, match="roles out of order"):
+        to_examples(rows[1:], sharegpt, tok)
+
+
+def test_auto_opt_refuses_data_without_answers_before_building(tiny_llama: Path, tmp_path: Path) -> None:
+    import os
+
+    import olive_ext
+
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text("".join(json.dumps({"text": f"the cat {i}"}) + "\n" for i in range(4)))
+    no_prompt = tmp_path / "qa.jsonl"
+    no_prompt.write_text("".join(json.dumps({"answer": f"{i}"}) + "\n" for i in range(4)))
+    with pytest.raises(UserInputError, match=r"exact_match needs eval examples.*plain text \(column 'text'\)"):
+        olive_ext.auto_opt(str(tiny_llama), str(tmp_path / "o"), data_files=str(plain))
+    with pytest.raises(UserInputError, match=r"no prompt before the answer"):
+        olive_ext.auto_opt(str(tiny_llama), str(tmp_path / "o"), data_files=str(no_prompt), text_template="{answer}")
+    assert not (tmp_path / "o").exists() and not Path(os.environ["OLIVE_EXT_CACHE"]).exists()  # nothing built

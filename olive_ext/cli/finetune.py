@@ -77,7 +77,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     for name, kind in _TRAINING_FLAGS:
         option(t, O, name, type=kind)
     o = p.add_argument_group("other")
-    o.add_argument("--dry_run", action="store_true", help="check the flags and data, print the recipe, train nothing")
+    o.add_argument(
+        "--dry_run",
+        action="store_true",
+        help="check the flags, read a few rows of each split and tokenize them with the model's tokenizer, "
+        "print the recipe; train nothing",
+    )
     o.add_argument("--save_config_file", action="store_true", help="accepted for Olive: recipe.yaml is always written")
     o.add_argument("--disable_telemetry", action="store_true", help="accepted for Olive: olive-ext sends nothing")
     add_cache_dir(p, O)
@@ -108,9 +113,15 @@ def main(args: argparse.Namespace) -> int:
     if args.dry_run:
         import yaml
 
+        from olive_ext.console import make_console
         from olive_ext.recipe.schema import resolved_recipe
+        from olive_ext.workflows.finetune import check_data
 
+        checked = check_data(opts)  # reads a few rows with the model's tokenizer: exit 2 names what is wrong
         print(yaml.safe_dump(resolved_recipe(finetune_recipe(opts)), sort_keys=False, allow_unicode=True), end="")
+        console = make_console(stderr=True)
+        for line in checked:
+            console.print(f"checked {line}", highlight=False)
         return 0
     progress = Progress()
     result = run_finetune(opts, progress)

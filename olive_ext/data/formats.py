@@ -3,28 +3,56 @@
 Every format yields :class:`Example` with the text the model sees before the answer
 (``prompt``), the text the loss covers (``response``), and the bare expected answer
 (``reference``) that exact-match accuracy compares generations against.
+
+Chat rows may be OpenAI-style ``messages`` (``role``/``content``) or ShareGPT ``conversations``
+(``from``/``value``, roles human/gpt/system/observation/function_call, read as LLaMA-Factory
+reads them). A multi-turn row trains on every assistant turn; its last turn is the answer.
 """
 
 from __future__ import annotations
 
+import logging
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from olive_ext.data.load import load_rows
 from olive_ext.data.spec import DatasetSpec
 from olive_ext.errors import UserInputError
 
+logger = logging.getLogger("olive_ext")
+
 ALPACA_PROMPT = "### Instruction:\n{instruction}\n\n{input_block}### Response:\n"
+SHAREGPT_FIELD = "conversations"  # LLaMA-Factory's default column for ShareGPT rows
+# ShareGPT role tags (LLaMA-Factory's defaults) -> chat-template roles
+SHAREGPT_ROLES = {
+    "human": "user",
+    "gpt": "assistant",
+    "system": "system",
+    "observation": "tool",
+    "function_call": "assistant",
+}
+_SHAREGPT_ASKS = ("human", "observation")  # even turns (after an optional leading system message)
+_SHAREGPT_ANSWERS = ("gpt", "function_call")  # odd turns
 
 
 @dataclass(frozen=True)
 class Example:
-    """One training/eval example. ``text`` is ``prompt + response``."""
+    """One training/eval example. ``text`` is ``prompt + response``.
+
+    ``answer_end`` is literal text a template puts after the answer column (an end-of-turn
+    such as ``<|im_end|>``): it ends ``response``, so the model learns to stop there, and
+    generations are cut at it before exact match. ``prompt_turns`` splits a multi-turn chat's
+    ``prompt`` into context, answer, context, ..., context pieces: the loss covers the earlier
+    answers too. Empty means the prompt is all context.
+    """
 
     prompt: str
     response: str
     reference: str | None = None
+    answer_end: str = ""
+    prompt_turns: tuple[str, ...] = ()
 
     @property
     def text(self) -> str:
@@ -34,8 +62,12 @@ class Example:
 
 def template_fields(template: str) -> list[str]:
     """Placeholder names in a ``{col}`` template, in order."""
+    return [f for _, f, _, _ in _parse_template(template) if f is not None and f != ""]
+
+
+def _parse_template(template: str) -> list[tuple[str, str | None, str | None, str | None]]:
     try:
-        return [f for _, f, _, _ in string.Formatter().parse(template) if f is not None and f != ""]
+        return list(string.Formatter().parse(template))
     except ValueError as e:
         raise UserInputError(
             f"text template {template!r} is malformed: {e}", hint="escape literal braces as {{ }}"
@@ -43,13 +75,26 @@ def template_fields(template: str) -> list[str]:
 
 
 def response_field_of(spec: DatasetSpec) -> str | None:
-    """The column holding the answer: ``response_field``, else a template's trailing placeholder."""
+    """The column holding the answer: ``response_field``, else a template's last placeholder.
+
+    Literal text after the last placeholder (an end-of-turn marker) ends the answer.
+    """
     if spec.response_field:
         return spec.response_field
     if spec.text_template:
         fields = template_fields(spec.text_template)
-        if fields and spec.text_template.rstrip().endswith("{" + fields[-1] + "}"):
+        if fields:
             return fields[-1]
+    return None
+
+
+def messages_column(spec: DatasetSpec, columns: Iterable[str]) -> str | None:
+    """The column holding chat rows: ``messages_field``, else ShareGPT's ``conversations``."""
+    cols = set(columns)
+    if spec.messages_field in cols:
+        return spec.messages_field
+    if spec.messages_field == DatasetSpec.model_fields["messages_field"].default and SHAREGPT_FIELD in cols:
+        return SHAREGPT_FIELD
     return None
 
 
@@ -60,7 +105,7 @@ def detect_format(spec: DatasetSpec, columns: Iterable[str]) -> str:
         return spec.format
     if spec.text_template:
         return "template"
-    if spec.messages_field in cols:
+    if messages_column(spec, cols):
         return "messages"
     if {"instruction", "output"} <= cols:
         return "alpaca"
@@ -68,23 +113,27 @@ def detect_format(spec: DatasetSpec, columns: Iterable[str]) -> str:
         return "text"
     raise UserInputError(
         f"cannot tell how to turn rows into text; the data has columns: {', '.join(sorted(cols))}",
-        hint="give --text_template '...{column}...', --text_field COLUMN, or --use_chat_template for a messages column",
+        hint="give --text_template '...{column}...', --text_field COLUMN, or --messages_field COLUMN for chat "
+        "messages (role/content or ShareGPT from/value)",
     )
+
+
+def columns_of(rows: Any) -> list[str]:
+    """Column names of a datasets.Dataset or a list of dicts."""
+    return list(rows.column_names) if hasattr(rows, "column_names") else list(rows[0].keys() if rows else [])
 
 
 def to_examples(rows: Any, spec: DatasetSpec, tokenizer: Any = None) -> list[Example]:
     """Examples for every row (``rows`` is a datasets.Dataset or a list of dicts)."""
-    columns = list(rows.column_names) if hasattr(rows, "column_names") else list(rows[0].keys() if rows else [])
+    columns = columns_of(rows)
     fmt = detect_format(spec, columns)
     if fmt == "template":
         return _from_template(rows, spec, columns)
     if fmt == "alpaca":
-        return [_alpaca(row, tokenizer) for row in rows]
+        _require_columns(["instruction", "output"], columns, "the alpaca format")
+        return [_alpaca(row, tokenizer, i) for i, row in enumerate(rows)]
     if fmt == "messages":
-        _require_column(spec.messages_field, columns, "--use_chat_template / format messages")
-        if tokenizer is None or not getattr(tokenizer, "chat_template", None):
-            raise UserInputError("the messages format needs a tokenizer with a chat template; this model has none")
-        return [_messages(row[spec.messages_field], tokenizer) for row in rows]
+        return _from_messages(rows, spec, columns, tokenizer)
     field = spec.text_field or "text"
     _require_column(field, columns, "--text_field")
     return [Example("", str(row[field])) for row in rows]
@@ -95,48 +144,284 @@ def _require_column(name: str, columns: list[str], flag: str) -> None:
         raise UserInputError(f"{flag} names column {name!r}, which the data lacks; it has: {', '.join(columns)}")
 
 
+def _require_columns(names: list[str], columns: list[str], what: str) -> None:
+    missing = [n for n in names if n not in columns]
+    if missing:
+        raise UserInputError(
+            f"{what} needs column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}, "
+            f"which the data lacks; it has: {', '.join(columns)}"
+        )
+
+
+# ----------------------------------------------------------------------------- templates
+
+
+@dataclass(frozen=True)
+class _SplitTemplate:
+    """A template cut at its answer: ``prompt`` + ``{answer}`` + ``tail`` (format strings)."""
+
+    prompt: str
+    answer: str  # a format string holding the one answer placeholder ("" when the answer is outside)
+    tail: str
+
+
+def _split_template(template: str, answer: str | None) -> _SplitTemplate | None:
+    """Cut at the last placeholder naming ``answer``; None when the template has no such placeholder."""
+    parts = _parse_template(template)
+    at = max((i for i, p in enumerate(parts) if p[1] == answer), default=None) if answer else None
+    if at is None:
+        return None
+
+    def rebuild(items: list[tuple[str, str | None, str | None, str | None]]) -> str:
+        out = ""
+        for literal, name, spec, conversion in items:
+            out += literal.replace("{", "{{").replace("}", "}}")
+            if name is not None:
+                out += "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+        return out
+
+    literal, name, spec, conversion = parts[at]
+    return _SplitTemplate(
+        prompt=rebuild([*parts[:at], (literal, None, None, None)]),
+        answer=rebuild([("", name, spec, conversion)]),
+        tail=rebuild(parts[at + 1 :]),
+    )
+
+
 def _from_template(rows: Any, spec: DatasetSpec, columns: list[str]) -> list[Example]:
     template = spec.text_template or ""
     fields = template_fields(template)
-    missing = [f for f in fields if f not in columns]
-    if missing:
-        raise UserInputError(
-            f"text template names column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}, "
-            f"which the data lacks; it has: {', '.join(columns)}"
-        )
     answer = response_field_of(spec)
-    cut = template.rstrip().rfind("{" + answer + "}") if answer else -1
-    prompt_part = template[:cut] if answer and cut >= 0 else template
+    wanted = [*fields, *([answer] if answer and answer not in fields else [])]
+    missing = [f for f in dict.fromkeys(wanted) if f not in columns]
+    if missing:
+        what = "text template names" if set(missing) & set(fields) else "--response_field names"
+        raise UserInputError(
+            f"{what} column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}, "
+            f"which the data lacks; it has: {', '.join(columns)}",
+            hint="a template's {column} names must match the data's columns exactly",
+        )
+    split = _split_template(template, answer)
     examples = []
-    for row in rows:
-        values = {f: "" if row[f] is None else str(row[f]) for f in fields}
-        if answer and cut >= 0:
-            prompt = prompt_part.format(**values)
-            examples.append(Example(prompt, values[answer], values[answer]))
-        else:
-            examples.append(Example("", template.format(**values)))
+    for i, row in enumerate(rows):
+        values = {f: "" if row[f] is None else str(row[f]) for f in dict.fromkeys(wanted)}
+        try:
+            if split is not None:  # prompt, then the answer and what the template puts after it
+                end = split.tail.format(**values).rstrip()
+                value = split.answer.format(**values)
+                examples.append(Example(split.prompt.format(**values), value + end, value, end))
+            elif answer:  # the answer column is not in the template: the whole template is the prompt
+                examples.append(Example(template.format(**values), values[answer], values[answer]))
+            else:
+                examples.append(Example("", template.format(**values)))
+        except (IndexError, KeyError, ValueError, AttributeError) as e:
+            raise UserInputError(
+                f"row {i}: text template {template!r} could not be filled: {type(e).__name__}: {e}",
+                hint="placeholders are column names in braces, e.g. {question}; escape literal braces as {{ }}",
+            ) from e
     return examples
 
 
-def _alpaca(row: Mapping[str, Any], tokenizer: Any) -> Example:
+# ----------------------------------------------------------------------------- alpaca
+
+
+def _alpaca(row: Mapping[str, Any], tokenizer: Any, index: int) -> Example:
     instruction, extra, output = str(row["instruction"]), str(row.get("input") or ""), str(row["output"])
     if tokenizer is not None and getattr(tokenizer, "chat_template", None):
         user = instruction + (f"\n\n{extra}" if extra else "")
-        return _chat_pair([{"role": "user", "content": user}], output, tokenizer)
+        return _chat_pair([{"role": "user", "content": user}], output, tokenizer, f"row {index}")
     prompt = ALPACA_PROMPT.format(instruction=instruction, input_block=f"### Input:\n{extra}\n\n" if extra else "")
     return Example(prompt, output, output)
 
 
-def _messages(messages: list[Mapping[str, Any]], tokenizer: Any) -> Example:
-    msgs = [dict(m) for m in messages]
-    if msgs and msgs[-1].get("role") == "assistant":
-        return _chat_pair(msgs[:-1], str(msgs[-1]["content"]), tokenizer)
-    return Example("", tokenizer.apply_chat_template(msgs, tokenize=False))
+# ----------------------------------------------------------------------------- chat messages
 
 
-def _chat_pair(context: list[dict[str, Any]], answer: str, tokenizer: Any) -> Example:
+def _from_messages(rows: Any, spec: DatasetSpec, columns: list[str], tokenizer: Any) -> list[Example]:
+    field = messages_column(spec, columns)
+    if field is None:
+        raise UserInputError(
+            f"the messages format reads column {spec.messages_field!r}, which the data lacks; "
+            f"it has: {', '.join(columns)}",
+            hint="name the column holding the chat messages with --messages_field COLUMN",
+        )
+    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+        raise UserInputError("the messages format needs a tokenizer with a chat template; this model has none")
+    examples: list[Example] = []
+    broken: list[int] = []
+    single_turn = 0
+    for i, row in enumerate(rows):
+        msgs = chat_messages(row, field, i)
+        if msgs is None:
+            broken.append(i)
+            continue
+        where = f"row {i}, field {field!r}"
+        ex = _conversation(msgs, tokenizer, where)
+        if ex is None:
+            single_turn += 1
+            ex = _chat_pair(msgs[:-1], str(msgs[-1]["content"]), tokenizer, where)
+        examples.append(ex)
+    if broken:
+        message = (
+            f"{len(broken)} of {len(broken) + len(examples)} rows of {field!r} have ShareGPT roles out of order "
+            f"(first: row {broken[0]}); LLaMA-Factory's order is an optional system turn, then "
+            f"{'/'.join(_SHAREGPT_ASKS)} and {'/'.join(_SHAREGPT_ANSWERS)} turns alternating, ending with an answer"
+        )
+        if not examples:
+            raise UserInputError(message)
+        logger.warning("%s; those rows are skipped", message)
+    if single_turn:
+        logger.warning(
+            "%d multi-turn rows: the chat template renders earlier turns differently once later ones follow, "
+            "so the loss covers their last assistant turn only",
+            single_turn,
+        )
+    return examples
+
+
+def chat_messages(row: Mapping[str, Any], field: str, index: int) -> list[dict[str, Any]] | None:
+    """The row's messages as role/content dicts; ShareGPT rows are mapped, None if their roles are out of order."""
+    where = f"row {index}, field {field!r}"
+    value = row[field]
+    if not isinstance(value, list) or not value or not all(isinstance(m, Mapping) for m in value):
+        raise UserInputError(
+            f"{where}: expected a list of messages ({{'role': ..., 'content': ...}} or ShareGPT "
+            f"{{'from': ..., 'value': ...}}), got {_short(value)}"
+        )
+    if all("from" in m and "role" not in m for m in value):
+        return _sharegpt(value, row, where)
+    msgs = []
+    for k, m in enumerate(value):
+        if "role" not in m or "content" not in m:
+            raise UserInputError(
+                f"{where}: message {k} has keys {', '.join(map(repr, m)) or 'none'}; a message needs 'role' and "
+                "'content' (or ShareGPT's 'from' and 'value')"
+            )
+        msgs.append(dict(m))
+    return msgs
+
+
+def _sharegpt(value: list[Mapping[str, Any]], row: Mapping[str, Any], where: str) -> list[dict[str, Any]] | None:
+    """ShareGPT turns as LLaMA-Factory reads them: a leading system turn (or the row's ``system`` column), then
+    human/observation and gpt/function_call turns alternating, ending with an answer."""
+    for k, m in enumerate(value):
+        if m.get("from") not in SHAREGPT_ROLES or "value" not in m:
+            raise UserInputError(
+                f"{where}: message {k} has from={m.get('from')!r}"
+                + ("" if "value" in m else " and no 'value'")
+                + f"; ShareGPT roles are {', '.join(SHAREGPT_ROLES)}"
+            )
+    turns = list(value)
+    system = row.get("system") if isinstance(row.get("system"), str) else None
+    if turns[0]["from"] == "system":
+        system, turns = str(turns[0]["value"]), turns[1:]
+    in_order = bool(turns) and len(turns) % 2 == 0
+    in_order = in_order and all(
+        m["from"] in (_SHAREGPT_ASKS if k % 2 == 0 else _SHAREGPT_ANSWERS) for k, m in enumerate(turns)
+    )
+    if not in_order:
+        return None
+    msgs = [{"role": "system", "content": system}] if system else []
+    return msgs + [{"role": SHAREGPT_ROLES[str(m["from"])], "content": m["value"]} for m in turns]
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def render_chat(tokenizer: Any, messages: list[dict[str, Any]], where: str, generation_prompt: bool = False) -> str:
+    """The chat template applied to ``messages``; a template error names the row and the field."""
+    import jinja2
+
+    try:
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+    except (jinja2.TemplateError, TypeError) as e:
+        raise UserInputError(
+            f"{where}: the model's chat template failed on this row's messages: {type(e).__name__}: {e}",
+            hint="every message needs a 'role' the template knows and a text 'content'; some templates also "
+            "require user and assistant turns to alternate",
+        ) from e
+    return str(text)
+
+
+def _conversation(msgs: list[dict[str, Any]], tokenizer: Any, where: str) -> Example | None:
+    """Prompt/response of a chat row; every assistant turn's text is a trained piece, the last one the answer.
+
+    Each assistant turn is rendered twice (the conversation up to it with the generation prompt,
+    then including it); the difference is what the template adds for the answer, end-of-turn
+    included. None when a template renders earlier turns differently once later ones follow
+    (it drops their reasoning, say): then only the last turn can be cut out exactly.
+    """
+    answers = [k for k, m in enumerate(msgs) if m.get("role") == "assistant"]
+    if not answers or answers[-1] != len(msgs) - 1:  # no trailing answer: the whole chat is text to learn
+        return Example("", render_chat(tokenizer, msgs, where))
+    pieces: list[str] = []
+    done = ""
+    for k in answers:
+        prompt = render_chat(tokenizer, msgs[:k], where, generation_prompt=True)
+        full = render_chat(tokenizer, msgs[: k + 1], where)
+        if not prompt.startswith(done) or not full.startswith(prompt):
+            return None
+        pieces += [prompt[len(done) :], full[len(prompt) :]]
+        done = full
+    context = pieces[:-1]
+    return Example(
+        "".join(context),
+        pieces[-1],
+        str(msgs[-1]["content"]),
+        prompt_turns=tuple(context) if len(answers) > 1 else (),
+    )
+
+
+def _chat_pair(context: list[dict[str, Any]], answer: str, tokenizer: Any, where: str) -> Example:
     """Prompt = context rendered with the generation prompt; response = what the template adds for the answer."""
-    prompt = tokenizer.apply_chat_template(context, tokenize=False, add_generation_prompt=True)
-    full = tokenizer.apply_chat_template([*context, {"role": "assistant", "content": answer}], tokenize=False)
+    prompt = render_chat(tokenizer, context, where, generation_prompt=True)
+    full = render_chat(tokenizer, [*context, {"role": "assistant", "content": answer}], where)
     response = full[len(prompt) :] if full.startswith(prompt) else answer
     return Example(prompt, response, answer)
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def answer_problem(rows: Any, spec: DatasetSpec) -> str | None:
+    """Why these rows cannot give (prompt, expected answer) pairs, or None when every row does.
+
+    Reads the rows' structure only (no tokenizer): exact match, accuracy and perplexity of an
+    LLM need a prompt to generate from and an answer to compare with.
+    """
+    columns = columns_of(rows)
+    fmt = detect_format(spec, columns)
+    if fmt == "text":
+        return f"the eval data is plain text (column {spec.text_field or 'text'!r}): no prompt and answer to compare"
+    if fmt == "alpaca":
+        _require_columns(["instruction", "output"], columns, "the alpaca format")
+        return None
+    if fmt == "template":
+        examples = _from_template(rows, spec, columns)
+        if any(e.reference is None for e in examples):
+            return f"the text template {spec.text_template!r} names no column"
+        empty = next((i for i, e in enumerate(examples) if not e.prompt.strip()), None)
+        if empty is not None:
+            return f"the text template {spec.text_template!r} leaves row {empty} no prompt before the answer"
+        return None
+    field = messages_column(spec, columns)
+    if field is None:
+        return f"the messages format reads column {spec.messages_field!r}, which the data lacks"
+    for i, row in enumerate(rows):
+        msgs = chat_messages(row, field, i)
+        if msgs is not None and (msgs[-1].get("role") != "assistant" or len(msgs) < 2):
+            return f"row {i} of {field!r} does not end with an assistant turn after a prompt"
+    return None
+
+
+def require_answers(spec: DatasetSpec, metric: str) -> None:
+    """Raise before any work when ``metric`` cannot be measured on ``spec``'s rows (no prompt + answer)."""
+    problem = answer_problem(load_rows(spec), spec)
+    if problem:
+        raise UserInputError(
+            f"{metric} needs eval examples with a prompt and an expected answer; {problem}",
+            hint="use a template with the answer column after the prompt ('Q: {question}\\nA: {answer}'), "
+            "alpaca rows (instruction/output), or chat messages ending in an assistant turn",
+        )

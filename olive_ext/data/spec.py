@@ -37,7 +37,10 @@ class DatasetSpec(StrictModel):
     format: DataFormat = Field("auto", description="auto | template | alpaca | messages | text")
     text_template: str | None = Field(None, description="e.g. 'Q: {question}\\nA: {answer}'")
     text_field: str | None = Field(None, description="column holding ready text (format: text)")
-    messages_field: str = Field("messages", description="column holding chat messages (format: messages)")
+    messages_field: str = Field(
+        "messages",
+        description="column holding chat messages (format: messages); ShareGPT's 'conversations' is found too",
+    )
     response_field: str | None = Field(
         None, description="column with the expected answer; defaults to the template's last field"
     )
@@ -74,15 +77,20 @@ class DataOptions(Options):
     data_files: str | list[str] | None = Field(None, description="local data file(s), comma-separated")
     text_template: str | None = Field(
         None,
-        description="e.g. 'Q: {question}\\nA: {answer}'; a trailing {column} is the answer "
-        "(\\n typed literally becomes a newline)",
+        description="e.g. 'Q: {question}\\nA: {answer}'; the last {column} is the answer, text after it "
+        "(an end-of-turn) ends the answer (\\n typed literally becomes a newline)",
     )
     text_field: str | None = Field(None, description="column holding ready text")
     use_chat_template: bool = Field(
         False, description="rows hold chat messages (column 'messages'), rendered with the model's chat template"
     )
+    messages_field: str | None = Field(
+        None,
+        description="column holding chat messages: role/content or ShareGPT from/value (default: 'messages', "
+        "else 'conversations'); implies --use_chat_template",
+    )
     response_field: str | None = Field(
-        None, description="column with the expected answer (default: the template's trailing field)"
+        None, description="column with the expected answer (default: the template's last {column})"
     )
     max_samples: int | None = Field(None, ge=1, description="use at most this many rows")
 
@@ -102,7 +110,8 @@ class DataOptions(Options):
             name = _SUFFIX_BUILDER.get(Path(files[0]).suffix.lower(), "json")
         if name is None:
             return None
-        fmt: DataFormat = "messages" if self.use_chat_template else ("text" if self.text_field else "auto")
+        chat = self.use_chat_template or self.messages_field is not None
+        fmt: DataFormat = "messages" if chat else ("text" if self.text_field else "auto")
         try:
             return self._spec(name, files, split, fmt)
         except ValidationError as e:
@@ -116,6 +125,7 @@ class DataOptions(Options):
             format=fmt,
             text_template=_unescape(self.text_template) if self.text_template else None,
             text_field=self.text_field,
+            **({"messages_field": self.messages_field} if self.messages_field else {}),
             response_field=self.response_field,
             max_samples=self.max_samples,
         )

@@ -35,6 +35,7 @@ class EvalData:
 
     prompts: list[list[int]] = field(default_factory=list)
     references: list[str | None] = field(default_factory=list)
+    answer_ends: list[str] = field(default_factory=list)  # a template's text after each answer
     responses: list[list[int]] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
     features: list[dict[str, list[int]]] = field(default_factory=list)

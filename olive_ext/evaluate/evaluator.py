@@ -175,6 +175,7 @@ def prepare_data(artifact: Artifact, ectx: EvalContext, jobs: set[str]) -> EvalD
         return data
     data.prompts = [encode_prompt(tokenizer, e.prompt) if e.prompt else [] for e in examples]
     data.references = [e.reference for e in examples]
+    data.answer_ends = [e.answer_end for e in examples]
     data.responses = [list(tokenizer(e.response, add_special_tokens=False)["input_ids"]) for e in examples]
     if "generate" in jobs and any(r is None or not p for r, p in zip(data.references, data.prompts, strict=True)):
         raise OliveExtError(

@@ -15,11 +15,29 @@ def normalize_answer(text: str) -> str:
     return text[:-1].rstrip() if text.endswith(".") else text
 
 
-def exact_match(predictions: Sequence[str], references: Sequence[str]) -> float:
-    """Percentage (0-100) of predictions equal to their reference after normalization."""
+def answer_before(prediction: str, end: str | None) -> str:
+    """The generation without the text a template puts after its answer (``end``, e.g. ``</answer>``).
+
+    A model trained on ``answer + end`` generates ``end`` before it stops; only the answer is
+    compared. Special tokens such as ``<|im_end|>`` are already gone from decoded text.
+    """
+    marker = (end or "").strip()
+    text = prediction.rstrip()
+    return text[: -len(marker)] if marker and text.endswith(marker) else prediction
+
+
+def exact_match(
+    predictions: Sequence[str], references: Sequence[str], ends: Sequence[str | None] | None = None
+) -> float:
+    """Percentage (0-100) of predictions equal to their reference after normalization.
+
+    ``ends``: per example, the literal that follows the answer in the training text; a
+    prediction ending with it is compared without it.
+    """
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
     if not references:
         raise ValueError("exact match over zero examples")
-    hits = sum(normalize_answer(p) == normalize_answer(r) for p, r in zip(predictions, references, strict=True))
+    cut = [answer_before(p, e) for p, e in zip(predictions, ends, strict=True)] if ends else list(predictions)
+    hits = sum(normalize_answer(p) == normalize_answer(r) for p, r in zip(cut, references, strict=True))
     return 100.0 * hits / len(references)

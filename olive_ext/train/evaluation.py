@@ -136,11 +136,12 @@ def evaluate_model(
         with_refs = [ex for ex in data.examples if ex.reference is not None]
         if with_generation and with_refs:
             refs = [str(ex.reference) for ex in with_refs]
-            longest = max(len(encoder.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in refs)
+            ends = [ex.answer_end for ex in with_refs]  # a template's text after the answer is generated too
+            longest = max(len(encoder.piece(r + e)) for r, e in zip(refs, ends, strict=True))
             limit = min(max_new_tokens, longest + ANSWER_SLACK_TOKENS)
             prompts = [ex.prompt for ex in with_refs]
             preds = generate(model, encoder, prompts, limit, max(batch_size, GENERATION_BATCH), max_prompt_tokens)
-            result["exact_match"] = round(exact_match(preds, refs), 2)
+            result["exact_match"] = round(exact_match(preds, refs, ends), 2)
             result["examples"] = len(refs)
             result["max_new_tokens"] = limit
             result["samples"] = [

@@ -4,6 +4,8 @@ The prompt and the response are tokenized separately and concatenated, exactly a
 inference time (the prompt is tokenized alone, then the model continues), so the model
 learns the token boundary it will meet when generating. Each response ends with an
 end-of-sequence token (appended when the text lacks one) so the model learns to stop.
+A multi-turn chat's earlier assistant turns are tokenized as pieces of their own and
+carry loss too (the end-of-turn the chat template puts after each is part of its piece).
 Batches are padded to their own longest row, never to ``max_seq_len``.
 """
 
@@ -49,10 +51,27 @@ class PromptEncoder:
         return ids
 
     def response(self, text: str) -> list[int]:
-        ids: list[int] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids = self.piece(text)
         if self.eos_ids and not any(i in self.eos_ids for i in ids):
             ids.append(self.eos_ids[0])  # teach the model to stop after the answer
         return ids
+
+    def piece(self, text: str) -> list[int]:
+        """Ids of text that continues a sequence (no BOS, no EOS added)."""
+        ids: list[int] = self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+        return ids
+
+    def prompt_with_labels(self, example: Example, train_on_prompt: bool = False) -> tuple[list[int], list[int]]:
+        """The prompt's ids and labels: ignored, except the earlier answers of a multi-turn chat."""
+        if not example.prompt_turns:
+            ids = self.prompt(example.prompt)
+            return ids, ids.copy() if train_on_prompt else [IGNORE] * len(ids)
+        ids, labels = [], []
+        for k, text in enumerate(example.prompt_turns):
+            part = self.prompt(text) if k == 0 else self.piece(text)
+            ids += part
+            labels += part if train_on_prompt or k % 2 else [IGNORE] * len(part)
+        return ids, labels
 
 
 def tokenize(
@@ -66,10 +85,10 @@ def tokenize(
     out = TokenizedSet(rows=[], examples=[])
     shortest_dropped: int | None = None
     for ex in examples:
-        prompt = encoder.prompt(ex.prompt)
+        prompt, prompt_labels = encoder.prompt_with_labels(ex, train_on_prompt)
         response = encoder.response(ex.response)
         ids = prompt + response
-        labels = ids.copy() if train_on_prompt or not prompt else [IGNORE] * len(prompt) + response
+        labels = ids.copy() if not prompt else prompt_labels + response
         if len(ids) > max_seq_len:
             ids, labels = ids[:max_seq_len], labels[:max_seq_len]
             out.truncated += 1

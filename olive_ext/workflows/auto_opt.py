@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from olive_ext.artifacts import Artifact
+from olive_ext.data import require_answers
 from olive_ext.data.spec import DataOptions, DatasetSpec
 from olive_ext.engine.results import RunResult
 from olive_ext.errors import ConstraintsNotMetError, UserInputError
@@ -158,6 +159,8 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
     metrics = list(SPEED_METRICS)
     if data is not None:
         metrics.append(opts.metric or ("exact_match" if task == "text-generation" else "accuracy"))
+        if task == "text-generation":  # a metric the eval rows cannot give fails now, not after the first build
+            require_answers(data, metrics[-1])
     if task != "text-generation":
         metrics = [m for m in metrics if m not in {"ttft", "throughput"}]
     constraints = {k: getattr(opts, k) for k in ("max_accuracy_drop", "max_latency_ms", "max_size_mb")}

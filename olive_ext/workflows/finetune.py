@@ -123,6 +123,72 @@ def _training_args(pairs: dict[str, Any], options: dict[str, Any]) -> dict[str, 
     return checked
 
 
+DRY_RUN_ROWS = 16  # rows per split that --dry_run reads: enough to meet a bad column or template, fast
+
+
+def check_data(opts: FinetuneRunOptions, rows: int = DRY_RUN_ROWS) -> list[str]:
+    """Read the first ``rows`` of each split and tokenize them with the model's tokenizer, as training would.
+
+    A misspelt column, a template or chat-template error, or answers cut away by
+    ``max_seq_len`` raise the UserInputError training would raise, before any work. Returns
+    one line per split saying what was checked.
+    """
+    from olive_ext.data import load_rows, to_examples
+    from olive_ext.data.formats import columns_of, detect_format
+    from olive_ext.train.features import PromptEncoder, tokenize
+
+    recipe = finetune_recipe(opts)
+    problems: list[UserInputError] = []
+    loaded: dict[str, tuple[DatasetSpec, Any]] = {}
+    tokenizer = None
+    try:
+        tokenizer = _tokenizer_of(opts.model_name_or_path or "", opts.trust_remote_code)
+    except UserInputError as e:
+        problems.append(e)
+    for name, spec in recipe.data.items():
+        sample = spec.model_copy(update={"max_samples": min(rows, spec.max_samples or rows)})
+        try:
+            loaded[name] = (sample, load_rows(sample))
+        except UserInputError as e:
+            problems.append(e)
+    if problems:  # every missing model and data file at once, as training reports them
+        hints = list(dict.fromkeys(p.hint for p in problems if p.hint))
+        raise UserInputError("; ".join(p.message for p in problems), hint="; ".join(hints) or None)
+    encoder = PromptEncoder(tokenizer)
+    lines = []
+    for name, (sample, data) in loaded.items():
+        what = "training" if name == "train" else name
+        examples = to_examples(data, sample, tokenizer)
+        tokens = tokenize(examples, encoder, opts.max_seq_len, opts.train_on_prompt, what)
+        line = (
+            f"{what} data ({sample.split}): first {len(data)} rows read as {detect_format(sample, columns_of(data))}, "
+            f"{len(tokens.rows)} tokenized (longest {max(tokens.lengths)} tokens)"
+        )
+        if tokens.truncated:
+            line += f", {tokens.truncated} cut to --max_seq_len {opts.max_seq_len}"
+        if name != "train" and opts.eval_generate and not any(e.reference is not None for e in examples):
+            line += "; no expected answers, so exact match will not be measured"
+        lines.append(line)
+    return lines
+
+
+def _tokenizer_of(model: str, trust_remote_code: bool) -> Any:
+    """The tokenizer training will use: a HF folder's or hub model's, a .gguf file's, a finetune output's."""
+    from olive_ext.models.folder import resolve_model_arg
+    from olive_ext.train.model import load_tokenizer
+
+    art = resolve_model_arg(model)
+    if not art.gguf_file:
+        return load_tokenizer(art.path, trust_remote_code)
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(art.path, gguf_file=art.gguf_file)
+    except Exception as e:  # transformers raises several types for a GGUF it cannot read
+        raise UserInputError(f"the tokenizer of {model} could not be read: {type(e).__name__}: {e}") from e
+    return tok
+
+
 def run_finetune(opts: FinetuneRunOptions, progress: Progress | None = None) -> FinetuneResult:
     """Fine-tune as the options say and finish the output folder (train_metrics.json, model_config.json)."""
     recipe = finetune_recipe(opts)

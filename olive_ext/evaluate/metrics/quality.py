@@ -31,7 +31,8 @@ def exact_match(inp: MetricInput) -> dict[str, float]:
     assert inp.data is not None
     answers = decoded_answers(inp)
     refs = [r or "" for r in inp.data.references]
-    return {"exact_match": round(score_exact_match(answers, refs), 2), "exact_match.n": len(refs)}
+    ends = inp.data.answer_ends or None
+    return {"exact_match": round(score_exact_match(answers, refs, ends), 2), "exact_match.n": len(refs)}
 
 
 @register_metric(
