@@ -264,7 +264,9 @@ def test_bad_input_gets_a_clear_error_and_nothing_is_written(
     assert (out / "keep.txt").read_text() == "mine"
 
 
-def test_olive_guide_commands_work_or_say_what_to_write(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_olive_guide_commands_work_or_say_what_to_write(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, tiny_llama: Path
+) -> None:
     code, err = _err(capsys, [
         "finetune", "--model_name_or_path", "meta-llama/Llama-3.2-1B-Instruct", "--trust_remote_code",
         "--output_path", str(tmp_path / "models/llama/ft"), "--data_name", "xxyyzzz/phrase_classification",
@@ -279,7 +281,9 @@ def test_olive_guide_commands_work_or_say_what_to_write(capsys: pytest.CaptureFi
     assert code == 2 and "-m/--model_name_or_path" in err
     code, err = _err(capsys, ["finetune", "--method", "lora", "--task_name", "classification", "-o", "x"])
     assert code == 2 and "--task_name" in err and "--text_template" in err
-    code = main(["finetune", "--method", "qlora", "-m", "m", "-d", "json", "--data_files", "f.jsonl",
+    data = tmp_path / "f.jsonl"  # --dry_run reads the data and the model's tokenizer: both must exist
+    data.write_text('{"a": "question", "b": "answer"}\n')
+    code = main(["finetune", "--method", "qlora", "-m", str(tiny_llama), "-d", "json", "--data_files", str(data),
                  "--text_template", "{a} {b}", "--gradient_checkpointing", "true", "--per_device_train_batch_size", "1",
                  "--gradient_accumulation_steps", "16", "--per_device_eval_batch_size", "16", "--dry_run"])  # fmt: skip
     recipe = yaml.safe_load(capsys.readouterr().out)
@@ -420,3 +424,48 @@ def test_report_to_a_missing_tracker_fails_before_any_work(
                               TEMPLATE, "--report_to", "mlflow", "-o", str(tmp_path / "o")])  # fmt: skip
     assert code == 1 and "pip install mlflow" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_dry_run_reads_a_few_rows_and_names_a_misspelt_column(
+    tiny_llama: Path, tone_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "o"
+    base = ["finetune", "-m", str(tiny_llama), "--data_files", str(tone_file), "-o", str(out), "--dry_run"]
+    code, err = _err(capsys, [*base, "--text_template", "Phrase: {phrse}\\nTone: {tone}"])
+    assert code == 2 and "'phrse'" in err and "it has: phrase, tone" in err
+    code, err = _err(capsys, [*base, "--text_template", TEMPLATE, "--eval_split", "train[90:]", "--max_seq_len", "8"])
+    assert code == 2 and "--max_seq_len 8" in err  # tokenized with the model's own tokenizer
+    code, err = _err(capsys, ["finetune", "-m", "org/not-here", "--data_files", str(tmp_path / "none.jsonl"),
+                              "--text_template", TEMPLATE, "--dry_run"])  # fmt: skip
+    assert code == 2 and "'org/not-here'" in err and "hub cannot be reached" in err and "none.jsonl" in err
+    code = main([*base, "--text_template", TEMPLATE, "--train_split", "train[:90]", "--eval_split", "train[90:]"])
+    captured = capsys.readouterr()
+    assert code == 0 and yaml.safe_load(captured.out)["passes"]["finetune"]["type"] == "lora"
+    err = captured.err.replace("\n", " ")
+    assert "training data (train[:90]): first 16 rows read as template, 16 tokenized" in err
+    assert "eval data (train[90:]): first 10 rows read as template, 10 tokenized" in err
+    assert not out.exists()
+
+
+def test_end_of_turn_template_and_sharegpt_rows_train_and_measure_exact_match(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    chatml = tmp_path / "chatml.jsonl"
+    sharegpt = tmp_path / "sharegpt.jsonl"
+    with open(chatml, "w") as f, open(sharegpt, "w") as g:
+        for i in range(12):
+            tone = "positive" if i % 2 else "negative"
+            f.write(json.dumps({"question": f"tone of review {i}?", "answer": tone}) + "\n")
+            turns = [("system", "answer in one word"), ("human", "hello"), ("gpt", "hello"),
+                     ("human", f"tone of review {i}?"), ("gpt", tone)]  # fmt: skip
+            g.write(json.dumps({"conversations": [{"from": w, "value": v} for w, v in turns]}) + "\n")
+    template = "<|im_start|>user\\n{question}<|im_end|>\\n<|im_start|>assistant\\n{answer}<|im_end|>"
+    for path, flags in ((chatml, ["--text_template", template]), (sharegpt, [])):
+        out = tmp_path / path.stem
+        argv = ["finetune", "-m", str(tiny_llama), "--data_files", str(path), *flags, "--train_split", "train[:8]",
+                "--eval_split", "train[8:]", "--max_steps", "2", "-o", str(out)]  # fmt: skip
+        assert main(argv) == 0
+        evals = json.loads((out / "train_metrics.json").read_text())["eval"]
+        assert evals["finetuned"]["examples"] == 4  # every eval row has a prompt and an answer
+        sample = evals["base"]["samples"][0]
+        assert sample["prompt"].endswith("<|im_start|>assistant\n") and sample["reference"] == "negative"
