@@ -447,9 +447,7 @@ def test_dry_run_reads_a_few_rows_and_names_a_misspelt_column(
     assert not out.exists()
 
 
-def test_end_of_turn_template_and_sharegpt_rows_train_and_measure_exact_match(
-    tiny_llama: Path, tmp_path: Path
-) -> None:
+def test_end_of_turn_template_and_sharegpt_rows_train_and_measure_exact_match(tiny_llama: Path, tmp_path: Path) -> None:
     chatml = tmp_path / "chatml.jsonl"
     sharegpt = tmp_path / "sharegpt.jsonl"
     with open(chatml, "w") as f, open(sharegpt, "w") as g:
