@@ -20,15 +20,19 @@ from typing import Any
 
 from pydantic import Field
 
+from olive_ext.data import load_rows, to_examples
+from olive_ext.data.formats import columns_of, detect_format
 from olive_ext.data.spec import DataOptions, DatasetSpec
 from olive_ext.engine.results import RunResult
 from olive_ext.errors import UserInputError
-from olive_ext.models.folder import MODEL_CONFIG, write_model_config
+from olive_ext.models.folder import MODEL_CONFIG, resolve_model_arg, write_model_config
 from olive_ext.options import parse_bool, validate_options, with_options_signature
 from olive_ext.progress import Progress
 from olive_ext.recipe import parse_recipe
 from olive_ext.recipe.schema import Recipe
 from olive_ext.train.args import check_training_args
+from olive_ext.train.features import PromptEncoder, tokenize
+from olive_ext.train.model import load_tokenizer
 from olive_ext.train.options import FinetuneOptions
 from olive_ext.train.run import METRICS_FILE
 from olive_ext.workflows.run import run_recipe
@@ -133,10 +137,6 @@ def check_data(opts: FinetuneRunOptions, rows: int = DRY_RUN_ROWS) -> list[str]:
     ``max_seq_len`` raise the UserInputError training would raise, before any work. Returns
     one line per split saying what was checked.
     """
-    from olive_ext.data import load_rows, to_examples
-    from olive_ext.data.formats import columns_of, detect_format
-    from olive_ext.train.features import PromptEncoder, tokenize
-
     recipe = finetune_recipe(opts)
     problems: list[UserInputError] = []
     loaded: dict[str, tuple[DatasetSpec, Any]] = {}
@@ -174,9 +174,6 @@ def check_data(opts: FinetuneRunOptions, rows: int = DRY_RUN_ROWS) -> list[str]:
 
 def _tokenizer_of(model: str, trust_remote_code: bool) -> Any:
     """The tokenizer training will use: a HF folder's or hub model's, a .gguf file's, a finetune output's."""
-    from olive_ext.models.folder import resolve_model_arg
-    from olive_ext.train.model import load_tokenizer
-
     art = resolve_model_arg(model)
     if not art.gguf_file:
         return load_tokenizer(art.path, trust_remote_code)
