@@ -208,3 +208,27 @@ def test_auto_opt_refuses_data_without_answers_before_building(tiny_llama: Path,
     with pytest.raises(UserInputError, match=r"no prompt before the answer"):
         olive_ext.auto_opt(str(tiny_llama), str(tmp_path / "o"), data_files=str(no_prompt), text_template="{answer}")
     assert not (tmp_path / "o").exists() and not Path(os.environ["OLIVE_EXT_CACHE"]).exists()  # nothing built
+
+
+def test_a_template_that_rewrites_earlier_turns_trains_the_last_one(
+    tiny_llama: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from transformers import AutoTokenizer
+
+    from olive_ext.data import answer_problem
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    # like templates that drop earlier turns' reasoning: an answer renders shorter once another turn follows
+    tok.chat_template = (
+        "{% for m in messages %}{% set c = m['content'] if loop.last or m['role'] != 'assistant' else '...' %}"
+        "{{ '<|im_start|>' + m['role'] + '\n' + c + '<|im_end|>\n' }}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+    )
+    msgs = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+            {"role": "user", "content": "bye"}, {"role": "assistant", "content": "ciao"}]  # fmt: skip
+    spec = DatasetSpec(name="json", data_files="x", format="messages")
+    ex = to_examples([{"messages": msgs}], spec, tok)[0]
+    assert ex.prompt_turns == () and ex.response == "ciao<|im_end|>\n" and "assistant\n...<|im_end|>" in ex.prompt
+    assert "1 multi-turn rows" in caplog.text and "last assistant turn only" in caplog.text
+    assert answer_problem([{"messages": msgs}], spec) is None
+    assert "does not end with an assistant turn" in str(answer_problem([{"messages": msgs[:3]}], spec))
