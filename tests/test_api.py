@@ -147,3 +147,23 @@ def test_signatures_show_every_option_with_its_declared_default() -> None:
     ft = inspect.signature(olive_ext.finetune).parameters
     assert ft["learning_rate"].default == FinetuneRunOptions.default_of("learning_rate")
     assert "options" not in ft  # the **options catch-all is replaced by the model's fields
+
+
+def test_auto_opt_on_a_plain_text_finetune_measures_speed_and_says_so(tiny_llama: Path, tmp_path: Path) -> None:
+    """A fine-tune on plain text records an eval split with no answers: auto-opt cannot score answers on it,
+    so it reports accuracy as not measured instead of failing (asked-for data without answers is refused)."""
+    text = tmp_path / "text.jsonl"
+    text.write_text("\n".join(json.dumps({"text": f"the number {i} is small"}) for i in range(12)))
+    cache = str(tmp_path / "cache")
+    ft = olive_ext.finetune(
+        str(tiny_llama), str(tmp_path / "ft"), data_files=str(text), text_field="text",
+        train_split="train[:8]", eval_split="train[8:]", max_steps=2, torch_dtype="float32", cache_dir=cache,
+    )  # fmt: skip
+    olive_ext.auto_opt(str(ft.output_dir), str(tmp_path / "onnx"), precision="int4", max_candidates=1, cache_dir=cache,
+                       **FAST)  # fmt: skip
+    data = json.loads((tmp_path / "onnx" / "candidates.json").read_text())
+    assert data["accuracy_measured"] is False and data["unchecked_constraints"] == ["max_accuracy_drop"]
+    with pytest.raises(olive_ext.UserInputError, match="prompt and an expected answer"):
+        olive_ext.auto_opt(str(ft.output_dir), str(tmp_path / "onnx2"), data_files=str(text), text_field="text",
+                           cache_dir=cache, **FAST)  # fmt: skip
+    assert not (tmp_path / "onnx2").exists()

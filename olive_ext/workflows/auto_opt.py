@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from olive_ext.artifacts import Artifact
-from olive_ext.data import require_answers
+from olive_ext.data import answer_problem, load_rows, require_answers
 from olive_ext.data.spec import DataOptions, DatasetSpec
 from olive_ext.engine.results import RunResult
 from olive_ext.errors import ConstraintsNotMetError, UserInputError
@@ -149,7 +149,13 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
     source = resolve_model_arg(opts.model_name_or_path, opts.adapter_path)
     task = model_task(source)
     profile = get_profile(device)
-    data = opts.eval_data() or data_from_model_config(source)
+    data = opts.eval_data()
+    if data is None:
+        data = data_from_model_config(source)
+        if data is not None and task == "text-generation" and answer_problem(load_rows(data), data):
+            # the fine-tune's eval split is plain text: nothing to score answers on (asked-for data is refused below)
+            logger.warning("the fine-tune's eval split has no prompt/answer pairs (%s)", data.data_files or data.name)
+            data = None
     if data is None:
         logger.warning("%s", NO_EVAL_DATA)
     chains = profile.candidate_chains(
