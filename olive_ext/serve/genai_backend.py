@@ -69,9 +69,12 @@ class GenAIBackend:
         try:
             self._model = self._og.Model(str(folder))
             self._tokenizer = self._og.Tokenizer(self._model)
-            self._adapters = self._og.Adapters(self._model) if adapter_files else None
-            for name, path in adapter_files.items():
-                self._adapters.load(str(path), name)
+            # an og.Adapters only where there are adapters: a model built without LoRA inputs needs none
+            self._adapters: Any = None
+            if adapter_files:
+                self._adapters = self._og.Adapters(self._model)
+                for name, path in adapter_files.items():
+                    self._adapters.load(str(path), name)
         except RuntimeError as e:
             raise UserInputError(f"onnxruntime-genai cannot load {folder}: {e}") from e
         self.adapters = sorted(adapter_files)

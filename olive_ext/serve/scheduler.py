@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -43,7 +43,7 @@ class Scheduler:
         """Stop taking work; queued generations are dropped."""
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def run(self, job: Job) -> AsyncIterator[Piece]:
+    async def run(self, job: Job) -> AsyncGenerator[Piece, None]:
         """Generate ``job`` on a worker and yield its tokens; closing the iterator cancels the generation."""
         if self.admitted >= self.capacity:
             raise APIError(
