@@ -7,7 +7,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,7 @@ from olive_ext.serve.protocol import (
     usage,
     usage_chunk,
 )
-from olive_ext.serve.scheduler import Job, Scheduler
+from olive_ext.serve.scheduler import Job, Running, Scheduler
 
 log = logging.getLogger("olive_ext.serve")
 
@@ -90,10 +90,10 @@ class Server:
         )
         return Job(ids, sampling, adapter)
 
-    async def texts(self, job: Job, stops: list[str], outcome: _Outcome) -> AsyncIterator[str]:
+    async def texts(self, running: Running, stops: list[str], outcome: _Outcome) -> AsyncIterator[str]:
         """The generated text in pieces, cut at the first stop string; ``outcome`` says how it ended."""
         matcher = StopMatcher(stops)
-        async with contextlib.aclosing(self.scheduler.run(job)) as pieces:
+        async with contextlib.aclosing(running.pieces()) as pieces:
             async for piece in pieces:
                 if piece.end_of_turn:
                     outcome.finish_reason = "stop"
@@ -147,22 +147,24 @@ def create_app(
         return _model_card(model_id, server.created)
 
     @app.post("/v1/chat/completions", dependencies=[auth], response_model=None)
-    async def chat(req: ChatCompletionRequest) -> Any:
+    async def chat(req: ChatCompletionRequest, request: Request) -> Any:
         job = server.job(req, backend.chat_prompt(req.plain_messages()))
+        running = scheduler.submit(job)
         if req.stream:
-            return _sse(_chat_events(server, req, job))
+            return _sse(_chat_events(server, req, job, running), request)
         outcome = _Outcome()
-        text = "".join([t async for t in server.texts(job, req.stops(), outcome)])
+        text = "".join([t async for t in server.texts(running, req.stops(), outcome)])
         use = usage(len(job.ids), outcome.completion_tokens)
         return chat_body(new_id("chatcmpl"), req.model, text, outcome.finish_reason, use)
 
     @app.post("/v1/completions", dependencies=[auth], response_model=None)
-    async def completions(req: CompletionRequest) -> Any:
+    async def completions(req: CompletionRequest, request: Request) -> Any:
         job = server.job(req, req.text())
+        running = scheduler.submit(job)
         if req.stream:
-            return _sse(_text_events(server, req, job))
+            return _sse(_text_events(server, req, job, running), request)
         outcome = _Outcome()
-        text = "".join([t async for t in server.texts(job, req.stops(), outcome)])
+        text = "".join([t async for t in server.texts(running, req.stops(), outcome)])
         use = usage(len(job.ids), outcome.completion_tokens)
         return text_body(new_id("cmpl"), req.model, text, outcome.finish_reason, use)
 
@@ -184,32 +186,42 @@ def _bearer_check(api_key: str | None) -> Any:
     return check
 
 
-async def _chat_events(server: Server, req: ChatCompletionRequest, job: Job) -> AsyncIterator[dict[str, Any]]:
+async def _chat_events(
+    server: Server, req: ChatCompletionRequest, job: Job, running: Running
+) -> AsyncGenerator[dict[str, Any], None]:
     rid, outcome = new_id("chatcmpl"), _Outcome()
     yield chat_chunk(rid, req.model, {"role": "assistant", "content": ""}, None)
-    async for text in server.texts(job, req.stops(), outcome):
+    async for text in server.texts(running, req.stops(), outcome):
         yield chat_chunk(rid, req.model, {"content": text}, None)
     yield chat_chunk(rid, req.model, {}, outcome.finish_reason)
     if req.include_usage():
         yield usage_chunk(rid, "chat.completion.chunk", req.model, usage(len(job.ids), outcome.completion_tokens))
 
 
-async def _text_events(server: Server, req: CompletionRequest, job: Job) -> AsyncIterator[dict[str, Any]]:
+async def _text_events(
+    server: Server, req: CompletionRequest, job: Job, running: Running
+) -> AsyncGenerator[dict[str, Any], None]:
     rid, outcome = new_id("cmpl"), _Outcome()
-    async for text in server.texts(job, req.stops(), outcome):
+    async for text in server.texts(running, req.stops(), outcome):
         yield text_body(rid, req.model, text, None, None)
     yield text_body(rid, req.model, "", outcome.finish_reason, None)
     if req.include_usage():
         yield usage_chunk(rid, "text_completion", req.model, usage(len(job.ids), outcome.completion_tokens))
 
 
-def _sse(events: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
-    """Server-sent events ending with ``data: [DONE]``; a failure mid-stream is sent as an error event."""
+def _sse(events: AsyncGenerator[dict[str, Any], None], request: Request) -> StreamingResponse:
+    """Server-sent events ending with ``data: [DONE]``; a failure mid-stream is sent as an error event.
+
+    A client that disconnects stops its generation: the events are closed, which cancels the worker.
+    """
 
     async def lines() -> AsyncIterator[str]:
         try:
-            async for event in events:
-                yield f"data: {json.dumps(event)}\n\n"
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    if await request.is_disconnected():
+                        return
+                    yield f"data: {json.dumps(event)}\n\n"
         except APIError as e:
             yield f"data: {json.dumps(e.body())}\n\n"
         except Exception as e:  # the status line is already sent; the client learns of the failure here

@@ -30,6 +30,25 @@ class Job:
     adapter: str | None
 
 
+class Running:
+    """A submitted generation: its tokens arrive on an asyncio queue filled by a worker thread."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[object] = asyncio.Queue()
+        self.cancelled = threading.Event()
+
+    async def pieces(self) -> AsyncGenerator[Piece, None]:
+        """The tokens as they come; closing this iterator cancels the generation at its next token."""
+        try:
+            while (item := await self.queue.get()) is not _DONE:
+                if isinstance(item, Exception):
+                    raise item
+                assert isinstance(item, Piece)
+                yield item
+        finally:
+            self.cancelled.set()  # a client that left, or a stop string reached
+
+
 class Scheduler:
     """Admits up to ``workers + max_queue`` requests; ``workers`` of them generate at a time."""
 
@@ -43,8 +62,11 @@ class Scheduler:
         """Stop taking work; queued generations are dropped."""
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def run(self, job: Job) -> AsyncGenerator[Piece, None]:
-        """Generate ``job`` on a worker and yield its tokens; closing the iterator cancels the generation."""
+    def submit(self, job: Job) -> Running:
+        """Queue ``job`` for a worker, or a 503 error at once when every worker and queue place is taken.
+
+        Called before a response starts, so a streamed request that is refused still gets an HTTP 503.
+        """
         if self.admitted >= self.capacity:
             raise APIError(
                 503,
@@ -53,28 +75,23 @@ class Scheduler:
                 code="server_overloaded",
             )
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[object] = asyncio.Queue()
-        cancelled = threading.Event()
+        running = Running()
+
+        def put(item: object) -> None:
+            loop.call_soon_threadsafe(running.queue.put_nowait, item)
 
         def work() -> None:
             try:
-                for piece in self.backend.generate(job.ids, job.sampling, job.adapter, cancelled):
-                    loop.call_soon_threadsafe(queue.put_nowait, piece)
-                loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+                for piece in self.backend.generate(job.ids, job.sampling, job.adapter, running.cancelled):
+                    put(piece)
+                put(_DONE)
             except Exception as e:  # a runtime failure ends this request only; the handler reports it
-                loop.call_soon_threadsafe(queue.put_nowait, e)
+                put(e)
 
         self.admitted += 1
         future = self._pool.submit(work)
         future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._release))
-        try:
-            while (item := await queue.get()) is not _DONE:
-                if isinstance(item, Exception):
-                    raise item
-                assert isinstance(item, Piece)
-                yield item
-        finally:
-            cancelled.set()  # a client that left, or a stop string reached: the worker stops at its next token
+        return running
 
     def _release(self) -> None:
         self.admitted -= 1
