@@ -156,14 +156,13 @@ def test_sampling_parameters_are_honoured(client: Any) -> None:
     seeded = {text(max_tokens=16, temperature=1.0, seed=s).text for s in (1, 1)}
     assert len(seeded) == 1, "the same seed gave different samples"
     assert len({text(max_tokens=16, temperature=1.5, seed=s, extra_body={"top_k": 100}).text for s in (1, 2, 3)}) > 1
-    assert (
-        text(max_tokens=16, temperature=0).text
-        != text(max_tokens=16, temperature=0, extra_body={"repetition_penalty": 5.0}).text
-        or True
-    )  # accepted; its effect on a random model is not predictable
+    # a strong repetition penalty changes greedy decoding of a random model (each token repeats often)
+    plain = text(max_tokens=16, temperature=0).text
+    assert text(max_tokens=16, temperature=0, extra_body={"repetition_penalty": 50.0}).text != plain
     short = client.completions.create(model="multi", prompt="once upon", max_tokens=3, temperature=0)
     assert short.usage.completion_tokens <= 3
     greedy = text(max_tokens=16, temperature=0).text
+    assert len(greedy) >= 4, greedy
     stop = greedy[len(greedy) // 2 : len(greedy) // 2 + 2]
     cut = text(max_tokens=16, temperature=0, stop=[stop])
     assert cut.text == greedy[: greedy.find(stop)] and cut.finish_reason == "stop"
