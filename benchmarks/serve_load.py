@@ -115,19 +115,32 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--max_tokens", type=int, default=32)
-    ap.add_argument("--workers", type=int, default=1, help="olive-ext serve --workers")
+    ap.add_argument("--workers", type=int, nargs="+", default=[1], help="olive-ext serve --workers; one run each")
     ap.add_argument("--write", action="store_true", help="write the figures into benchmarks/RESULTS.md")
     args = ap.parse_args()
-    import openai
-
     model = args.model or DEFAULT_BUILD
     if args.model is None and not (model / "model_config.json").exists():
         build_model(model)
+    rows, loads = [], [load_average()]
+    for workers in args.workers:
+        results, wall = run_load(model, workers, args)
+        loads.append(load_average())
+        rows.append(table_row(args, workers, results, wall))
+        print(HEADER, rows[-1], sep="\n")
+        for e in sorted({r.error for r in results if r.error})[:5]:
+            print("error:", e)
+    if args.write:
+        write_results(args, rows, loads)
+
+
+def run_load(model: Path, workers: int, args: argparse.Namespace) -> tuple[list[Result], float]:
+    """One server with ``workers`` workers, all requests from ``args.clients`` threads; results and wall s."""
+    import openai
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    load_before = load_average()
-    server = start_server(model, port, args.workers, max_queue=max(64, args.clients))
+    server = start_server(model, port, workers, max_queue=max(64, args.clients))
     try:
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0, timeout=600)
         served = client.models.list().data[0].id
@@ -135,45 +148,45 @@ def main() -> None:
         started = time.perf_counter()
         with ThreadPoolExecutor(args.clients) as pool:
             results = list(pool.map(lambda i: one_request(client, served, i, args.max_tokens), range(args.requests)))
-        wall = time.perf_counter() - started
+        return results, time.perf_counter() - started
     finally:
         server.terminate()
         server.wait(30)
-    report(args, results, wall, load_before, load_average())
 
 
-def report(args: argparse.Namespace, results: list[Result], wall: float, load_before: float, load_after: float) -> None:
-    """Print the figures; with --write, replace the 'Serve load' section of RESULTS.md."""
-    errors = [r.error for r in results if r.error]
+HEADER = (
+    "| clients | requests | workers | errors | p50 latency s | p99 latency s | p50 first token s (streamed) "
+    "| aggregate tok/s | requests/s | wall s |\n|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def table_row(args: argparse.Namespace, workers: int, results: list[Result], wall: float) -> str:
+    """One markdown row of figures for a run."""
     ok = [r for r in results if not r.error]
-    latencies = [r.seconds for r in ok]
-    firsts = [r.first_token for r in ok if r.first_token is not None]
+    latencies = [r.seconds for r in ok] or [float("nan")]
+    firsts = [r.first_token for r in ok if r.first_token is not None] or [float("nan")]
     tokens = sum(r.tokens for r in ok)
-    row = (
-        f"| {args.clients} | {args.requests} | {args.workers} | {len(errors)} | {percentile(latencies, 50):.2f} | "
-        f"{percentile(latencies, 99):.2f} | {statistics.median(firsts):.2f} | {tokens / wall:.1f} | "
-        f"{len(ok) / wall:.2f} | {wall:.1f} |"
+    return (
+        f"| {args.clients} | {args.requests} | {workers} | {len(results) - len(ok)} | "
+        f"{percentile(latencies, 50):.2f} | {percentile(latencies, 99):.2f} | {statistics.median(firsts):.2f} | "
+        f"{tokens / wall:.1f} | {len(ok) / wall:.2f} | {wall:.1f} |"
     )
-    header = (
-        "| clients | requests | workers | errors | p50 latency s | p99 latency s | p50 first token s (streamed) "
-        "| aggregate tok/s | requests/s | wall s |\n|---|---|---|---|---|---|---|---|---|---|"
-    )
-    print(header, row, sep="\n")
-    for e in sorted(set(errors))[:5]:
-        print("error:", e)
-    if not args.write:
-        return
+
+
+def write_results(args: argparse.Namespace, rows: list[str], loads: list[float]) -> None:
+    """Replace the 'Serve load' section of RESULTS.md."""
     model = "SmolLM2-135M-Instruct int4 (`olive-ext quantize -m pypi:smollm2-135m-instruct --precision int4`)"
     command = "python benchmarks/serve_load.py" + (" --model <that build>" if args.model else "")
-    command += f" --clients {args.clients} --requests {args.requests} --workers {args.workers} --write"
+    command += f" --clients {args.clients} --requests {args.requests}"
+    command += f" --workers {' '.join(map(str, args.workers))} --write"
     threads = os.cpu_count()
-    busy = max(load_before, load_after) > (threads or 1)
+    busy = max(loads) > (threads or 1)
     state = "busy with other jobs, so these figures are lower than the model alone gives" if busy else "quiet"
     body = "\n".join(
         [
             f"`{command}`, {today()}, {machine_line()}; onnxruntime with its default threads ({threads}).",
-            f"1-minute load average {load_before:.1f} before and {load_after:.1f} after the run: the machine was "
-            f"{state}.",
+            f"1-minute load average {', '.join(f'{x:.1f}' for x in loads)} (before, and after each run): "
+            f"the machine was {state}.",
             "",
             f"Model: {model}, served by `olive-ext serve` in its own process on 127.0.0.1; the clients are the "
             "official `openai` package in threads of another process. Each request is a chat completion of one of "
@@ -181,8 +194,8 @@ def report(args: argparse.Namespace, results: list[Result], wall: float, load_be
             "every other request is streamed (server-sent events). Latency is the whole request as the client "
             "sees it, queueing included; aggregate tok/s is the generated tokens of all requests over the wall time.",
             "",
-            header,
-            row,
+            HEADER,
+            *rows,
         ]
     )
     write_section(RESULTS, "Serve load", body)

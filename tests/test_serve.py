@@ -210,6 +210,10 @@ def test_malformed_json_and_unknown_routes_get_error_objects(url: str, client: A
         r = httpx.post(f"{url}/v1/chat/completions", content=body, headers=headers)
         assert r.status_code == 400 and set(r.json()["error"]) == {"message", "type", "param", "code"}, r.text
     assert httpx.get(f"{url}/v1/nothing", headers=headers).json()["error"]["code"] == "not_found"
+    # curl -d without -H sends a form Content-Type: the body is still read as JSON
+    form = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/x-www-form-urlencoded"}
+    body = json.dumps({"model": "multi", "prompt": "hi", "max_tokens": 2})
+    assert httpx.post(f"{url}/v1/completions", content=body, headers=form).json()["object"] == "text_completion"
     assert client.chat.completions.create(model="city", messages=PROMPT, max_tokens=2).choices
 
 

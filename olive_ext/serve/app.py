@@ -7,13 +7,14 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from olive_ext.serve.backend import Backend, Sampling
@@ -33,6 +34,7 @@ from olive_ext.serve.protocol import (
 from olive_ext.serve.scheduler import Job, Running, Scheduler
 
 log = logging.getLogger("olive_ext.serve")
+BodyT = TypeVar("BodyT", bound=BaseModel)
 
 
 @dataclass
@@ -147,7 +149,8 @@ def create_app(
         return _model_card(model_id, server.created)
 
     @app.post("/v1/chat/completions", dependencies=[auth], response_model=None)
-    async def chat(req: ChatCompletionRequest, request: Request) -> Any:
+    async def chat(request: Request) -> Any:
+        req = await _body(request, ChatCompletionRequest)
         job = server.job(req, backend.chat_prompt(req.plain_messages()))
         running = scheduler.submit(job)
         if req.stream:
@@ -158,7 +161,8 @@ def create_app(
         return chat_body(new_id("chatcmpl"), req.model, text, outcome.finish_reason, use)
 
     @app.post("/v1/completions", dependencies=[auth], response_model=None)
-    async def completions(req: CompletionRequest, request: Request) -> Any:
+    async def completions(request: Request) -> Any:
+        req = await _body(request, CompletionRequest)
         job = server.job(req, req.text())
         running = scheduler.submit(job)
         if req.stream:
@@ -247,7 +251,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, e: RequestValidationError) -> JSONResponse:
-        return respond(_from_validation(e))
+        return respond(_from_validation(e.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, e: StarletteHTTPException) -> JSONResponse:
@@ -260,13 +264,22 @@ def _add_error_handlers(app: FastAPI) -> None:
         return respond(APIError(500, f"internal error: {type(e).__name__}: {e}", type="server_error"))
 
 
-def _from_validation(e: RequestValidationError) -> APIError:
-    """The first problem of a request body as a 400, naming the parameter (malformed JSON included)."""
-    first = e.errors()[0] if e.errors() else {}
-    if first.get("type") == "json_invalid":
-        return APIError(
-            400, f"the request body is not valid JSON: {first.get('ctx', {}).get('error', '')}", code="invalid_json"
-        )
+async def _body(request: Request, model: type[BodyT]) -> BodyT:
+    """The request body as ``model``; read as JSON whatever its Content-Type (curl's -d sends a form type)."""
+    raw = await request.body()
+    try:
+        data = json.loads(raw)
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
+        raise APIError(400, f"the request body is not valid JSON: {e}", code="invalid_json") from e
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise _from_validation(e.errors(include_url=False)) from e
+
+
+def _from_validation(errors: Sequence[Any]) -> APIError:
+    """The first problem of a request body as a 400, naming the parameter."""
+    first = errors[0] if errors else {}
     # pydantic names union members in the location ("stop.str", "prompt.list[str]"): keep the fields only
     loc = [str(p) for p in first.get("loc", ()) if p != "body" and not _union_member(p)]
     param = ".".join(loc) or None
