@@ -35,10 +35,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    import logging
+
     from olive_ext.cli.common import options_from_args
     from olive_ext.console import make_console
     from olive_ext.serve import ServeOptions, serve
 
     console = make_console(stderr=True)
-    serve(options_from_args(ServeOptions, args), announce=lambda line: console.print(line, highlight=False))
+    # uvicorn logs (one access line per request) at the level --log_level set for olive-ext
+    level = logging.getLevelName(logging.getLogger("olive_ext").getEffectiveLevel()).lower()
+    opts = options_from_args(ServeOptions, args)
+    serve(opts, announce=lambda line: console.print(line, highlight=False), log_level=level)
     return 0

@@ -44,14 +44,14 @@ def build_app(opts: ServeOptions) -> tuple[FastAPI, list[str]]:
     return app, [name, *backend.adapters]
 
 
-def serve(opts: ServeOptions, announce: Any = print) -> None:
-    """Serve until interrupted (Ctrl-C)."""
+def serve(opts: ServeOptions, announce: Any = print, log_level: str = "info") -> None:
+    """Serve until interrupted (Ctrl-C); ``log_level`` is uvicorn's (its access log is at info)."""
     app, ids = build_app(opts)
     import uvicorn
 
     where = f"http://{'[' + opts.host + ']' if ':' in opts.host else opts.host}:{opts.port}/v1"
     announce(f"serving {', '.join(ids)} at {where}")
-    uvicorn.run(app, host=opts.host, port=opts.port, log_level="info")
+    uvicorn.run(app, host=opts.host, port=opts.port, log_level=log_level)
 
 
 def _require_extra() -> None:
