@@ -11,6 +11,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from olive_ext.errors import MissingDependencyError, UserInputError
+from olive_ext.serve.backend import load_backend
 from olive_ext.serve.options import ServeOptions
 
 if TYPE_CHECKING:
@@ -24,8 +25,8 @@ API_KEY_ENV = "OLIVE_EXT_API_KEY"
 def build_app(opts: ServeOptions) -> tuple[FastAPI, list[str]]:
     """Load the model named by ``opts`` and return the app with the model ids it serves."""
     _require_extra()
+    # app imports fastapi, an optional extra: checked just above, with a pip command if missing
     from olive_ext.serve.app import create_app
-    from olive_ext.serve.backend import load_backend
 
     backend, folder_name = load_backend(opts.model_name_or_path)
     name = opts.served_model_name or folder_name

@@ -68,6 +68,7 @@ def load_backend(path: str) -> tuple[Backend, str]:
             f"{path} is a GGUF model; serving GGUF needs the llama.cpp backend, which olive-ext does not have yet",
             hint="serve an ONNX build instead: olive-ext auto-opt -m <model> -o out, then olive-ext serve -m out",
         )
+    # each backend module imports this one (Piece, Sampling); a llama.cpp backend will be chosen here too
     from olive_ext.serve.genai_backend import GenAIBackend, find_model
 
     folder, adapters = find_model(p)

@@ -10,6 +10,7 @@ from typing import Any
 
 from olive_ext.errors import UserInputError
 from olive_ext.models.folder import MODEL_CONFIG
+from olive_ext.onnx.runtime import genai
 from olive_ext.serve.backend import Piece, Sampling
 
 ADAPTER_SUFFIX = ".onnx_adapter"
@@ -57,8 +58,6 @@ class GenAIBackend:
     """
 
     def __init__(self, folder: Path, adapter_files: dict[str, Path]) -> None:
-        from olive_ext.onnx.runtime import genai
-
         self._og = genai()
         config = json.loads((folder / "genai_config.json").read_text(encoding="utf-8"))
         self.context_length = int(config["model"]["context_length"])
