@@ -166,6 +166,24 @@ def test_sampling_parameters_are_honoured(client: Any) -> None:
     stop = greedy[len(greedy) // 2 : len(greedy) // 2 + 2]
     cut = text(max_tokens=16, temperature=0, stop=[stop])
     assert cut.text == greedy[: greedy.find(stop)] and cut.finish_reason == "stop"
+    chunks = list(
+        client.completions.create(
+            model="multi", prompt="once upon", max_tokens=16, temperature=0, stop=stop, stream=True
+        )
+    )
+    assert "".join(c.choices[0].text for c in chunks) == cut.text and chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_stop_strings_split_across_tokens_are_held_back_and_cut() -> None:
+    from olive_ext.serve.protocol import StopMatcher
+
+    matcher = StopMatcher(["<end>", "##"])
+    assert matcher.feed("hello <e") == ("hello ", False)  # "<e" may begin "<end>": held back
+    assert matcher.feed("nd> more") == ("", True)
+    other = StopMatcher(["<end>"])
+    assert other.feed("a <e") == ("a ", False)
+    assert other.feed("x") == ("<ex", False)  # not a stop after all: released
+    assert other.feed("#") == ("#", False) and other.flush() == ""
 
 
 def test_api_key_is_required(url: str) -> None:
