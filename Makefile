@@ -13,7 +13,7 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,qlora,sign,tracking]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,qlora,sign,tracking,serve]"
 	@touch $@
 
 install: $(BIN)/.installed

@@ -1,0 +1,63 @@
+"""`olive-ext serve`: an OpenAI-compatible HTTP server over a built model and its adapters.
+
+Layers inside: :mod:`.backend` (what a runtime provides; onnxruntime-genai in :mod:`.genai_backend`),
+:mod:`.scheduler` (worker pool and bounded queue), :mod:`.protocol` (OpenAI request/response shapes)
+and :mod:`.app` (the FastAPI routes). FastAPI and uvicorn come with the ``serve`` extra.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from olive_ext.errors import MissingDependencyError, UserInputError
+from olive_ext.serve.backend import load_backend
+from olive_ext.serve.options import ServeOptions
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+__all__ = ["ServeOptions", "build_app", "serve"]
+
+API_KEY_ENV = "OLIVE_EXT_API_KEY"
+
+
+def build_app(opts: ServeOptions) -> tuple[FastAPI, list[str]]:
+    """Load the model named by ``opts`` and return the app with the model ids it serves."""
+    _require_extra()
+    # app imports fastapi, an optional extra: checked just above, with a pip command if missing
+    from olive_ext.serve.app import create_app
+
+    backend, folder_name = load_backend(opts.model_name_or_path)
+    name = opts.served_model_name or folder_name
+    if name in backend.adapters:
+        raise UserInputError(
+            f"an adapter is named {name!r} like the base model", hint="give the base another --served_model_name"
+        )
+    app = create_app(
+        backend,
+        name,
+        api_key=opts.api_key or os.environ.get(API_KEY_ENV) or None,
+        workers=opts.workers,
+        max_queue=opts.max_queue,
+        default_max_tokens=opts.default_max_tokens,
+    )
+    return app, [name, *backend.adapters]
+
+
+def serve(opts: ServeOptions, announce: Any = print, log_level: str = "info") -> None:
+    """Serve until interrupted (Ctrl-C); ``log_level`` is uvicorn's (its access log is at info)."""
+    app, ids = build_app(opts)
+    import uvicorn
+
+    where = f"http://{'[' + opts.host + ']' if ':' in opts.host else opts.host}:{opts.port}/v1"
+    announce(f"serving {', '.join(ids)} at {where}")
+    uvicorn.run(app, host=opts.host, port=opts.port, log_level=log_level)
+
+
+def _require_extra() -> None:
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as e:
+        raise MissingDependencyError(e.name or "fastapi", "olive-ext serve", install="'olive-ext[serve]'") from e

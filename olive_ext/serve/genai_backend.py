@@ -1,0 +1,123 @@
+"""The onnxruntime-genai backend: olive-ext's ONNX builds, with their LoRA adapters switched per request."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from olive_ext.errors import UserInputError
+from olive_ext.models.folder import MODEL_CONFIG
+from olive_ext.onnx.runtime import genai
+from olive_ext.serve.backend import Piece, Sampling
+
+ADAPTER_SUFFIX = ".onnx_adapter"
+
+
+def find_model(root: Path) -> tuple[Path, dict[str, Path]]:
+    """The genai model folder under ``root`` and its adapters by name.
+
+    ``root`` is a genai folder itself, or an olive-ext output or bundle holding one in ``model/``
+    (model_config.json may name another folder) with adapters in model_config.json or ``adapters/``.
+    """
+    info = _model_config(root)
+    folder = root if (root / "genai_config.json").exists() else root / str(info.get("model") or "model")
+    if not (folder / "genai_config.json").exists():
+        raise UserInputError(
+            f"{root} holds no onnxruntime-genai model (genai_config.json not found)",
+            hint="pass a bundle, an auto-opt or generate-adapter output folder, or a genai model folder",
+        )
+    adapters = {p.name[: -len(ADAPTER_SUFFIX)]: p for p in sorted((root / "adapters").glob(f"*{ADAPTER_SUFFIX}"))}
+    listed = info.get("adapters") or {}
+    if isinstance(listed, dict):
+        adapters.update({str(name): root / str(rel) for name, rel in listed.items()})
+    missing = [f"{name} ({path})" for name, path in adapters.items() if not path.is_file()]
+    if missing:
+        raise UserInputError(f"adapter files missing in {root}: {', '.join(missing)}")
+    return folder, adapters
+
+
+def _model_config(root: Path) -> dict[str, Any]:
+    path = root / MODEL_CONFIG
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise UserInputError(f"{path} is not valid JSON ({e})") from e
+    return data if isinstance(data, dict) else {}
+
+
+class GenAIBackend:
+    """One og.Model shared by all requests; each request gets its own og.Generator and tokenizer stream.
+
+    Adapters are loaded once at start; a request activates one on its own generator, so requests
+    for different adapters never disturb each other.
+    """
+
+    def __init__(self, folder: Path, adapter_files: dict[str, Path]) -> None:
+        self._og = genai()
+        config = json.loads((folder / "genai_config.json").read_text(encoding="utf-8"))
+        self.context_length = int(config["model"]["context_length"])
+        eos = config["model"].get("eos_token_id", [])
+        self._end_ids = set(eos if isinstance(eos, list) else [eos])  # the end-of-turn token(s)
+        template = folder / "chat_template.jinja"
+        self._template = template.read_text(encoding="utf-8") if template.exists() else None
+        try:
+            self._model = self._og.Model(str(folder))
+            self._tokenizer = self._og.Tokenizer(self._model)
+            # an og.Adapters only where there are adapters: a model built without LoRA inputs needs none
+            self._adapters: Any = None
+            if adapter_files:
+                self._adapters = self._og.Adapters(self._model)
+                for name, path in adapter_files.items():
+                    self._adapters.load(str(path), name)
+        except RuntimeError as e:
+            raise UserInputError(f"onnxruntime-genai cannot load {folder}: {e}") from e
+        self.adapters = sorted(adapter_files)
+
+    def chat_prompt(self, messages: list[dict[str, str]]) -> str:
+        """The model's chat template applied to ``messages``, ending with the assistant's turn opening."""
+        kwargs = {"template_str": self._template} if self._template else {}
+        return str(self._tokenizer.apply_chat_template(json.dumps(messages), add_generation_prompt=True, **kwargs))
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` (no special tokens added beyond what the tokenizer adds itself)."""
+        return [int(i) for i in self._tokenizer.encode(text)]
+
+    def generate(
+        self, ids: list[int], sampling: Sampling, adapter: str | None, cancelled: threading.Event
+    ) -> Iterator[Piece]:
+        """Tokens after ``ids`` on a fresh generator; stops at an end-of-turn id, the length limit or cancel."""
+        generator = self._og.Generator(self._model, self._params(len(ids), sampling))
+        if adapter is not None:
+            generator.set_active_adapter(self._adapters, adapter)
+        generator.append_tokens(ids)
+        stream = self._tokenizer.create_stream()
+        for _ in range(sampling.max_new_tokens):
+            if cancelled.is_set() or generator.is_done():
+                return
+            generator.generate_next_token()
+            token = int(generator.get_next_tokens()[0])
+            if token in self._end_ids:
+                yield Piece("", end_of_turn=True)
+                return
+            yield Piece(stream.decode(token))
+
+    def _params(self, n_prompt: int, sampling: Sampling) -> Any:
+        options: dict[str, Any] = {
+            "max_length": min(self.context_length, n_prompt + sampling.max_new_tokens),
+            "do_sample": sampling.temperature > 0,
+            "repetition_penalty": sampling.repetition_penalty,
+        }
+        if sampling.temperature > 0:
+            options.update(temperature=sampling.temperature, top_p=sampling.top_p)
+            if sampling.top_k is not None:
+                options["top_k"] = sampling.top_k
+            if sampling.seed is not None:
+                options["random_seed"] = sampling.seed
+        params = self._og.GeneratorParams(self._model)
+        params.set_search_options(**options)
+        return params

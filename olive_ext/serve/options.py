@@ -1,0 +1,34 @@
+"""The options of `olive-ext serve`: one model whose fields give the flags, defaults and help."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from olive_ext.options import Options
+
+
+class ServeOptions(Options):
+    """Everything `olive-ext serve` takes."""
+
+    model_name_or_path: str = Field(
+        description="a bundle, auto-opt output or generate-adapter output folder, or a genai model folder"
+    )
+    host: str = Field("127.0.0.1", description="address to bind; 0.0.0.0 opens the server to the network")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port (0: any free port)")
+    api_key: str | None = Field(
+        None,
+        description="require `Authorization: Bearer <key>` on /v1 (default: $OLIVE_EXT_API_KEY; unset: no key)",
+    )
+    served_model_name: str | None = Field(
+        None, description="the base model's id in /v1/models and requests (default: the folder's name)"
+    )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="generations run at once; each already uses every CPU thread, so more than 1 mostly adds latency",
+    )
+    max_queue: int = Field(
+        64, ge=0, description="requests that may wait for a worker; beyond that a request gets 503 at once"
+    )
+    default_max_tokens: int = Field(256, ge=1, description="new tokens when a request gives no max_tokens")

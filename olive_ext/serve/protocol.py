@@ -1,0 +1,199 @@
+"""The OpenAI wire format: request models, error objects, response bodies, and stop strings.
+
+Only what olive-ext serves is modelled. Unknown request fields are ignored (clients send fields such
+as ``user``); fields the runtime cannot honour with a value other than their default are refused.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class APIError(Exception):
+    """An error sent as OpenAI's ``{"error": {"message", "type", "param", "code"}}`` with an HTTP status."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body of the error response."""
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+class _Sampling(BaseModel):
+    """Decoding fields common to chat and text completions."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float = Field(1.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    top_k: int | None = Field(None, ge=0, description="extension: 0 or absent keeps the model's default")
+    repetition_penalty: float = Field(1.0, gt=0.0, description="extension: onnxruntime-genai's penalty")
+    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    seed: int | None = Field(None, ge=0)
+    stop: str | list[str] | None = None
+    n: int = Field(1, ge=1, le=1, description="one choice per request")
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+
+    @field_validator("frequency_penalty", "presence_penalty")
+    @classmethod
+    def _only_zero(cls, value: float) -> float:
+        if value != 0:
+            raise ValueError("is not supported by onnxruntime-genai; use repetition_penalty (e.g. 1.1) instead")
+        return value
+
+    @field_validator("stop")
+    @classmethod
+    def _stop_list(cls, value: str | list[str] | None) -> list[str]:
+        stops = [value] if isinstance(value, str) else list(value or [])
+        if len(stops) > 4 or any(not s for s in stops):
+            raise ValueError("takes at most 4 non-empty strings")
+        return stops
+
+    def stops(self) -> list[str]:
+        """The stop strings as a list (the validator normalised them)."""
+        return list(self.stop or [])
+
+    def include_usage(self) -> bool:
+        """Whether a streamed response ends with a usage chunk (stream_options.include_usage)."""
+        return bool((self.stream_options or {}).get("include_usage"))
+
+
+class ChatMessage(BaseModel):
+    """One chat message; content as a string or OpenAI's list of text parts."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+
+    def text(self) -> str:
+        """The message's text; parts other than text are refused."""
+        if self.content is None or isinstance(self.content, str):
+            return self.content or ""
+        texts = []
+        for part in self.content:
+            if part.get("type") != "text" or not isinstance(part.get("text"), str):
+                raise APIError(400, "only text content parts are supported", param="messages")
+            texts.append(part["text"])
+        return "".join(texts)
+
+
+class ChatCompletionRequest(_Sampling):
+    """POST /v1/chat/completions."""
+
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+
+    def plain_messages(self) -> list[dict[str, str]]:
+        """The messages as ``{"role", "content"}`` dicts for a chat template (developer -> system)."""
+        return [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in self.messages]
+
+
+class CompletionRequest(_Sampling):
+    """POST /v1/completions: one prompt string (or a list holding one)."""
+
+    prompt: str | list[str]
+    echo: bool = False
+
+    @field_validator("echo")
+    @classmethod
+    def _no_echo(cls, value: bool) -> bool:
+        if value:
+            raise ValueError("echo is not supported")
+        return value
+
+    def text(self) -> str:
+        """The single prompt."""
+        if isinstance(self.prompt, str):
+            return self.prompt
+        if len(self.prompt) != 1:
+            raise APIError(400, "give exactly one prompt per request", param="prompt")
+        return self.prompt[0]
+
+
+class StopMatcher:
+    """Cuts generated text at the first stop string, holding back text that may start one."""
+
+    def __init__(self, stops: list[str]) -> None:
+        self.stops = stops
+        self.pending = ""
+
+    def feed(self, text: str) -> tuple[str, bool]:
+        """(text safe to send now, whether a stop string was reached)."""
+        self.pending += text
+        hits = [i for i in (self.pending.find(s) for s in self.stops) if i >= 0]
+        if hits:
+            out, self.pending = self.pending[: min(hits)], ""
+            return out, True
+        keep = max((k for s in self.stops for k in range(1, len(s)) if self.pending.endswith(s[:k])), default=0)
+        out = self.pending[: len(self.pending) - keep]
+        self.pending = self.pending[len(out) :]
+        return out, False
+
+    def flush(self) -> str:
+        """Text held back when generation ends without a stop string."""
+        out, self.pending = self.pending, ""
+        return out
+
+
+def new_id(prefix: str) -> str:
+    """An id such as ``chatcmpl-3f2a...``."""
+    return f"{prefix}-{uuid.uuid4().hex[:24]}"
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    """OpenAI's usage object."""
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def chat_body(rid: str, model: str, text: str, finish: str, use: dict[str, int]) -> dict[str, Any]:
+    """A whole chat.completion."""
+    message = {"role": "assistant", "content": text}
+    choice = {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
+    return _envelope(rid, "chat.completion", model, [choice], use)
+
+
+def chat_chunk(rid: str, model: str, delta: dict[str, str], finish: str | None) -> dict[str, Any]:
+    """One chat.completion.chunk of a streamed answer."""
+    return _envelope(rid, "chat.completion.chunk", model, [{"index": 0, "delta": delta, "finish_reason": finish}])
+
+
+def text_body(rid: str, model: str, text: str, finish: str | None, use: dict[str, int] | None) -> dict[str, Any]:
+    """A text_completion (whole, or one streamed chunk when ``use`` is None)."""
+    choice = {"index": 0, "text": text, "finish_reason": finish, "logprobs": None}
+    return _envelope(rid, "text_completion", model, [choice], use)
+
+
+def usage_chunk(rid: str, obj: str, model: str, use: dict[str, int]) -> dict[str, Any]:
+    """The last chunk of a stream with stream_options.include_usage: no choices, only usage."""
+    return _envelope(rid, obj, model, [], use)
+
+
+def _envelope(
+    rid: str, obj: str, model: str, choices: list[dict[str, Any]], use: dict[str, int] | None = None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"id": rid, "object": obj, "created": int(time.time()), "model": model, "choices": choices}
+    if use is not None:
+        body["usage"] = use
+    return body

@@ -1,0 +1,97 @@
+"""Running generations off the event loop: a bounded queue in front of a fixed pool of worker threads.
+
+Why a queue and not batching: onnxruntime-genai's generators run one sequence each, and on a CPU one
+generation already uses every core, so running more at once mostly splits the same cores. A fixed
+pool (``workers``, default 1) keeps the model's memory and latency predictable; the queue in front is
+bounded (``max_queue``) so an overload gets a quick 503 instead of unbounded waiting. Each request
+has its own generator and tokenizer stream, so nothing is shared between requests but the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncGenerator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from olive_ext.serve.backend import Backend, Piece, Sampling
+from olive_ext.serve.protocol import APIError
+
+_DONE = object()
+
+
+@dataclass(frozen=True)
+class Job:
+    """One generation: prompt ids, decoding settings and the adapter (None: the base model)."""
+
+    ids: list[int]
+    sampling: Sampling
+    adapter: str | None
+
+
+class Running:
+    """A submitted generation: its tokens arrive on an asyncio queue filled by a worker thread."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[object] = asyncio.Queue()
+        self.cancelled = threading.Event()
+
+    async def pieces(self) -> AsyncGenerator[Piece, None]:
+        """The tokens as they come; closing this iterator cancels the generation at its next token."""
+        try:
+            while (item := await self.queue.get()) is not _DONE:
+                if isinstance(item, Exception):
+                    raise item
+                assert isinstance(item, Piece)
+                yield item
+        finally:
+            self.cancelled.set()  # a client that left, or a stop string reached
+
+
+class Scheduler:
+    """Admits up to ``workers + max_queue`` requests; ``workers`` of them generate at a time."""
+
+    def __init__(self, backend: Backend, workers: int, max_queue: int) -> None:
+        self.backend = backend
+        self.capacity = workers + max_queue
+        self.admitted = 0  # touched only on the event loop's thread
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="olive-ext-serve")
+
+    def shutdown(self) -> None:
+        """Stop taking work; queued generations are dropped."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def submit(self, job: Job) -> Running:
+        """Queue ``job`` for a worker, or a 503 error at once when every worker and queue place is taken.
+
+        Called before a response starts, so a streamed request that is refused still gets an HTTP 503.
+        """
+        if self.admitted >= self.capacity:
+            raise APIError(
+                503,
+                "the server is busy: every worker and queue place is taken; retry later",
+                type="server_error",
+                code="server_overloaded",
+            )
+        loop = asyncio.get_running_loop()
+        running = Running()
+
+        def put(item: object) -> None:
+            loop.call_soon_threadsafe(running.queue.put_nowait, item)
+
+        def work() -> None:
+            try:
+                for piece in self.backend.generate(job.ids, job.sampling, job.adapter, running.cancelled):
+                    put(piece)
+                put(_DONE)
+            except Exception as e:  # a runtime failure ends this request only; the handler reports it
+                put(e)
+
+        self.admitted += 1
+        future = self._pool.submit(work)
+        future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._release))
+        return running
+
+    def _release(self) -> None:
+        self.admitted -= 1

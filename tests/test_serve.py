@@ -1,0 +1,342 @@
+"""olive-ext serve with the official openai client against a running server on a tiny multi-LoRA build.
+
+Answers are compared with onnxruntime-genai run directly on the same folder, so the server must
+apply the chat template, the adapter and the decoding settings that the request asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from test_generate_adapter import multi, shared_cache, two_adapters  # noqa: F401  (the tiny multi-LoRA build)
+
+from olive_ext.cli import main
+from olive_ext.errors import MissingDependencyError
+from olive_ext.serve import ServeOptions, build_app
+
+openai = pytest.importorskip("openai")
+uvicorn = pytest.importorskip("uvicorn")
+
+KEY = "sk-test-key"
+PROMPT = [{"role": "user", "content": "hello there"}]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def run_server() -> Iterator[Any]:
+    """Start servers in threads (real uvicorn on a free localhost port); all stop after the module."""
+    servers: list[tuple[Any, threading.Thread]] = []
+
+    def start(opts: ServeOptions) -> str:
+        app, _ = build_app(opts)
+        port = _free_port()
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+            time.sleep(0.02)
+        servers.append((server, thread))
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def url(run_server: Any, multi: Path) -> str:  # noqa: F811
+    return str(run_server(ServeOptions(model_name_or_path=str(multi), api_key=KEY)))
+
+
+@pytest.fixture(scope="module")
+def client(url: str) -> Any:
+    return openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def reference(multi: Path) -> Any:  # noqa: F811
+    """Greedy text straight from onnxruntime-genai (no server): what the server must answer."""
+    from olive_ext.onnx.runtime import genai
+
+    og = genai()
+    model = og.Model(str(multi / "model"))
+    tokenizer = og.Tokenizer(model)
+    adapters = og.Adapters(model)
+    for name in ("tone", "city"):
+        adapters.load(str(multi / "adapters" / f"{name}.onnx_adapter"), name)
+    eos = json.loads((multi / "model" / "genai_config.json").read_text())["model"]["eos_token_id"]
+
+    def greedy(text: str, adapter: str | None, max_tokens: int, chat: bool = True) -> str:
+        prompt = tokenizer.apply_chat_template(json.dumps(PROMPT), add_generation_prompt=True) if chat else text
+        ids = tokenizer.encode(prompt)
+        params = og.GeneratorParams(model)
+        params.set_search_options(max_length=len(ids) + max_tokens, do_sample=False)
+        gen = og.Generator(model, params)
+        if adapter:
+            gen.set_active_adapter(adapters, adapter)
+        gen.append_tokens(ids)
+        stream = tokenizer.create_stream()  # as genai's examples stream: a token ending mid-character shows nothing
+        out: list[str] = []
+        while not gen.is_done() and len(out) < max_tokens:
+            gen.generate_next_token()
+            token = int(gen.get_next_tokens()[0])
+            if token == eos:
+                break
+            out.append(stream.decode(token))
+        return "".join(out)
+
+    return greedy
+
+
+def test_models_lists_base_and_each_adapter(client: Any, url: str) -> None:
+    assert [m.id for m in client.models.list()] == ["multi", "city", "tone"]
+    assert client.models.retrieve("tone").id == "tone"
+    health = httpx.get(f"{url}/health").json()  # open without a key: for load balancers
+    assert health["status"] == "ok" and health["models"] == ["multi", "city", "tone"]
+
+
+def test_chat_answers_as_genai_does_streamed_and_not_for_each_adapter(client: Any, reference: Any) -> None:
+    texts = {}
+    for model, adapter in [("multi", None), ("tone", "tone"), ("city", "city")]:
+        whole = client.chat.completions.create(model=model, messages=PROMPT, max_tokens=12, temperature=0)
+        chunks = list(
+            client.chat.completions.create(
+                model=model,
+                messages=PROMPT,
+                max_tokens=12,
+                temperature=0,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
+        streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        expected = reference("", adapter, 12)
+        assert whole.choices[0].message.content == streamed == expected
+        assert whole.model == model and whole.choices[0].finish_reason in {"stop", "length"}
+        assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens <= 12
+        assert whole.usage.prompt_tokens > 0
+        texts[model] = expected
+    assert len(set(texts.values())) > 1, "adapters made no difference to the answers"
+
+
+def test_completions_streamed_and_not(client: Any, reference: Any) -> None:
+    whole = client.completions.create(model="tone", prompt="the city of", max_tokens=8, temperature=0)
+    streamed = "".join(
+        c.choices[0].text
+        for c in client.completions.create(model="tone", prompt="the city of", max_tokens=8, temperature=0, stream=True)
+    )
+    assert whole.choices[0].text == streamed == reference("the city of", "tone", 8, chat=False)
+    assert whole.object == "text_completion"
+
+
+def test_sampling_parameters_are_honoured(client: Any) -> None:
+    def text(**kw: Any) -> Any:
+        return client.completions.create(model="multi", prompt="once upon", **kw).choices[0]
+
+    seeded = {text(max_tokens=16, temperature=1.0, seed=s).text for s in (1, 1)}
+    assert len(seeded) == 1, "the same seed gave different samples"
+    assert len({text(max_tokens=16, temperature=1.5, seed=s, extra_body={"top_k": 100}).text for s in (1, 2, 3)}) > 1
+    # a strong repetition penalty changes greedy decoding of a random model (each token repeats often)
+    plain = text(max_tokens=16, temperature=0).text
+    assert text(max_tokens=16, temperature=0, extra_body={"repetition_penalty": 50.0}).text != plain
+    short = client.completions.create(model="multi", prompt="once upon", max_tokens=3, temperature=0)
+    assert short.usage.completion_tokens <= 3
+    greedy = text(max_tokens=16, temperature=0).text
+    assert len(greedy) >= 4, greedy
+    stop = greedy[len(greedy) // 2 : len(greedy) // 2 + 2]
+    cut = text(max_tokens=16, temperature=0, stop=[stop])
+    assert cut.text == greedy[: greedy.find(stop)] and cut.finish_reason == "stop"
+    chunks = list(
+        client.completions.create(
+            model="multi", prompt="once upon", max_tokens=16, temperature=0, stop=stop, stream=True
+        )
+    )
+    assert "".join(c.choices[0].text for c in chunks) == cut.text and chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_stop_strings_split_across_tokens_are_held_back_and_cut() -> None:
+    from olive_ext.serve.protocol import StopMatcher
+
+    matcher = StopMatcher(["<end>", "##"])
+    assert matcher.feed("hello <e") == ("hello ", False)  # "<e" may begin "<end>": held back
+    assert matcher.feed("nd> more") == ("", True)
+    other = StopMatcher(["<end>"])
+    assert other.feed("a <e") == ("a ", False)
+    assert other.feed("x") == ("<ex", False)  # not a stop after all: released
+    assert other.feed("#") == ("#", False) and other.flush() == ""
+
+
+def test_api_key_is_required(url: str) -> None:
+    for key in ("wrong", ""):
+        bad = openai.OpenAI(
+            base_url=f"{url}/v1",
+            api_key=key or "x",
+            max_retries=0,
+            default_headers={} if key else {"Authorization": ""},
+        )
+        with pytest.raises(openai.AuthenticationError) as info:
+            bad.models.list()
+        assert info.value.status_code == 401 and info.value.code == "invalid_api_key"
+    assert httpx.post(f"{url}/v1/completions", json={"model": "multi", "prompt": "a"}).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "param", "code"),
+    [
+        ({"model": "nope"}, "NotFoundError", "model", "model_not_found"),
+        ({"prompt": "word " * 600}, "BadRequestError", "prompt", "context_length_exceeded"),
+        ({"temperature": 5}, "BadRequestError", "temperature", "invalid_value"),
+        ({"max_tokens": 0}, "BadRequestError", "max_tokens", "invalid_value"),
+        ({"n": 2}, "BadRequestError", "n", "invalid_value"),
+        ({"frequency_penalty": 0.5}, "BadRequestError", "frequency_penalty", "invalid_value"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "BadRequestError", "stop", "invalid_value"),
+    ],
+)
+def test_bad_requests_get_openai_errors_and_the_server_keeps_serving(
+    client: Any, kwargs: dict[str, Any], error: str, param: str, code: str
+) -> None:
+    request = {"model": "multi", "prompt": "hi", "max_tokens": 2, **kwargs}
+    with pytest.raises(getattr(openai, error)) as info:
+        client.completions.create(**request)
+    assert (info.value.param, info.value.code, info.value.type) == (param, code, "invalid_request_error")
+    assert client.completions.create(model="multi", prompt="hi", max_tokens=2).choices[0].finish_reason
+
+
+def test_malformed_json_and_unknown_routes_get_error_objects(url: str, client: Any) -> None:
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    for body in ('{"model": "multi", "messages": [', "[1, 2]", '{"model": "multi"}'):
+        r = httpx.post(f"{url}/v1/chat/completions", content=body, headers=headers)
+        assert r.status_code == 400 and set(r.json()["error"]) == {"message", "type", "param", "code"}, r.text
+    assert httpx.get(f"{url}/v1/nothing", headers=headers).json()["error"]["code"] == "not_found"
+    # curl -d without -H sends a form Content-Type: the body is still read as JSON
+    form = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/x-www-form-urlencoded"}
+    body = json.dumps({"model": "multi", "prompt": "hi", "max_tokens": 2})
+    assert httpx.post(f"{url}/v1/completions", content=body, headers=form).json()["object"] == "text_completion"
+    assert client.chat.completions.create(model="city", messages=PROMPT, max_tokens=2).choices
+
+
+def test_concurrent_requests_for_different_adapters_do_not_mix(client: Any, reference: Any) -> None:
+    jobs = [("multi", None), ("tone", "tone"), ("city", "city")] * 3
+
+    def ask(job: tuple[str, str | None]) -> str:
+        r = client.chat.completions.create(model=job[0], messages=PROMPT, max_tokens=10, temperature=0)
+        return str(r.choices[0].message.content)
+
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        answers = list(pool.map(ask, jobs))
+    assert answers == [reference("", adapter, 10) for _, adapter in jobs]
+
+
+class GatedBackend:
+    """The real backend, but each generation waits for ``gate``: holds a worker busy on demand."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.gate, self.stopped = inner, threading.Event(), threading.Event()
+        self.context_length, self.adapters = inner.context_length, inner.adapters
+
+    def chat_prompt(self, messages: list[dict[str, str]]) -> str:
+        return str(self.inner.chat_prompt(messages))
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.inner.encode(text))
+
+    def generate(self, ids: list[int], sampling: Any, adapter: str | None, cancelled: threading.Event) -> Any:
+        self.gate.wait(30)
+        yield from self.inner.generate(ids, sampling, adapter, cancelled)
+        if cancelled.is_set():
+            self.stopped.set()
+
+
+def test_a_full_queue_answers_503_and_a_closed_stream_frees_its_worker(multi: Path) -> None:  # noqa: F811
+    from olive_ext.serve.app import create_app
+    from olive_ext.serve.backend import load_backend
+
+    backend = GatedBackend(load_backend(str(multi))[0])
+    app = create_app(backend, "multi", workers=1, max_queue=1, default_max_tokens=400)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    url = f"http://127.0.0.1:{port}/v1/completions"
+    try:
+        body = {"model": "tone", "prompt": "go", "stream": True, "max_tokens": 400}
+        with httpx.stream("POST", url, json=body, timeout=60) as first, httpx.stream("POST", url, json=body) as second:
+            assert first.status_code == second.status_code == 200  # one generating (held), one queued
+            for streamed in (True, False):  # refused before the response starts, streamed or not
+                busy = httpx.post(url, json={**body, "stream": streamed}, timeout=60)
+                assert busy.status_code == 503 and busy.json()["error"]["code"] == "server_overloaded"
+            backend.gate.set()
+            assert next(first.iter_lines()).startswith("data: ")
+        # both streams closed mid-generation: their workers stop early and free their places
+        assert backend.stopped.wait(30)
+        deadline = time.monotonic() + 30
+        while (r := httpx.post(url, json={"model": "tone", "prompt": "x", "max_tokens": 2})).status_code == 503:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert r.status_code == 200 and r.json()["choices"][0]["finish_reason"] in {"stop", "length"}
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_gguf_and_missing_inputs_get_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    assert main(["serve", "-m", str(gguf)]) == 2
+    assert "needs the llama.cpp backend" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["serve", "-m", str(tmp_path / "empty")]) == 2
+    assert "genai_config.json not found" in capsys.readouterr().err
+
+
+def test_without_the_serve_extra_the_error_names_the_pip_command(
+    multi: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # import fails as if uvicorn were not installed
+    with pytest.raises(MissingDependencyError, match=r"pip install 'olive-ext\[serve\]'"):
+        build_app(ServeOptions(model_name_or_path=str(multi)))
+
+
+def test_the_command_serves_on_localhost_with_a_key(multi: Path) -> None:  # noqa: F811
+    port = _free_port()
+    env = {**os.environ, "OLIVE_EXT_API_KEY": KEY}
+    cmd = [sys.executable, "-m", "olive_ext", "serve", "-m", str(multi), "--port", str(port), "--log_level", "3"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/health")
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.stdout else ""
+                time.sleep(0.1)
+        c = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, max_retries=0)
+        assert [m.id for m in c.models.list()] == ["multi", "city", "tone"]
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=30)[0]
+    assert f"at http://127.0.0.1:{port}/v1" in out
