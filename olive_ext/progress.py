@@ -87,8 +87,7 @@ def format_info(info: Mapping[str, Any]) -> str:
 
 
 def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
+    hours, rest = divmod(round(seconds), 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
@@ -240,7 +239,7 @@ class Progress:
             finally:
                 with self._lock:
                     self._phases.remove(phase)
-                if self._rich is not None:
+                if self._rich is not None and task_id is not None:
                     if transient:
                         self._rich.remove_task(task_id)
                     else:

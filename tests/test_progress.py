@@ -11,11 +11,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from rich.console import Console
 
-from olive_ext.progress import Progress, ProgressEvent
+if TYPE_CHECKING:
+    from olive_ext.progress import ProgressEvent
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = "Q: {q}\\nA: {a}"  # as typed on a command line
@@ -49,6 +51,8 @@ def finetune_argv(model: Path, data: Path, out: Path, steps: int) -> list[str]:
 
 
 def test_plain_lines_at_a_steady_interval_when_the_output_is_not_a_terminal() -> None:
+    from olive_ext.progress import Progress
+
     out = io.StringIO()
     progress = Progress(console=Console(file=out, width=160), interval=0.05)  # a file: not a terminal
     with progress.task("work", total=4) as bar:
@@ -79,13 +83,15 @@ def test_finetune_through_the_cli_prints_step_loss_speed_and_eta_into_a_log(
     steps = [int(step) for step, _ in training]
     assert steps[0] == 0 and steps[-1] == 40 and len(set(steps)) >= 3, log  # start, some steps, the end
     middle = [rest for step, rest in training if 0 < int(step) < 40]
-    assert any(re.search(r"· loss \d+\.\d{3} · [\d,]+ tok/s · elapsed \d+:\d\d · eta \d+:\d\d$", r) for r in middle), log
+    figures = r"· loss \d+\.\d{3} · [\d,]+ tok/s · elapsed \d+:\d\d · eta \d+:\d\d$"
+    assert any(re.search(figures, rest) for rest in middle), log
     assert re.search(r"^fine-tuning \(lora\): 40/40 \(100%\) · loss .* took \d+:\d\d$", log, re.MULTILINE), log
     for phase in ("eval: base model", "eval: fine-tuned model"):  # the other long phases say when they end
         assert re.search(rf"^{phase}: done · took \d+:\d\d$", log, re.MULTILINE), log
 
 
 def test_the_python_api_hook_receives_typed_events(tiny_llama: Path, qa_file: Path, tmp_path: Path) -> None:
+    from olive_ext.progress import Progress
     from olive_ext.workflows.finetune import finetune
 
     events: list[ProgressEvent] = []
@@ -118,18 +124,25 @@ def _run_cli(args: list[str], cwd: Path) -> str:
 
 
 def test_a_finetune_and_an_int4_build_print_no_library_noise(tiny_llama: Path, qa_file: Path, tmp_path: Path) -> None:
-    log = _run_cli(finetune_argv(tiny_llama, qa_file, tmp_path / "ft", steps=4), tmp_path)
-    assert "fine-tuning (lora): 4/4 (100%)" in log
-    # int4 with the lm_head sharing the embedding: the build where onnx_ir said "the model is invalid"
-    log += _run_cli(["quantize", "-m", str(tmp_path / "ft"), "--precision", "int4", "--algorithm", "rtn",
-                     "-o", str(tmp_path / "q")], tmp_path)  # fmt: skip
+    # one process: data loading, LoRA training, the merge, then int4 with the lm_head sharing the embedding
+    # (the build where onnx_ir said "the model is invalid")
+    recipe = {
+        "input_model": {"path": str(tiny_llama)},
+        "data": {"train": {"name": "json", "data_files": str(qa_file), "split": "train[:30]",
+                           "text_template": "Q: {q}\nA: {a}"}},
+        "passes": {"lora": {"type": "lora", "train_data": "train", "max_steps": 4, "torch_dtype": "float32"},
+                   "build": {"type": "model_builder", "precision": "int4", "algorithm": "rtn"}},
+        "output": {"path": str(tmp_path / "out")},
+    }  # fmt: skip
+    (tmp_path / "recipe.json").write_text(json.dumps(recipe))
+    log = _run_cli(["run", "--config", str(tmp_path / "recipe.json")], tmp_path)
     for noise in LIBRARY_NOISE:
         assert noise not in log, (noise, log)
-    assert "candidates: 1/1 (100%) · model_builder · took" in log  # the build's own progress line
+    assert "fine-tuning (lora): 4/4 (100%)" in log and "candidates: 1/1 (100%) · lora -> model_builder · took" in log
     # ... and the message was harmless: the saved graph defines every input it uses
     import onnx
 
-    graph = onnx.load(str(tmp_path / "q" / "model" / "model.onnx"), load_external_data=False).graph
+    graph = onnx.load(str(tmp_path / "out" / "model" / "model.onnx"), load_external_data=False).graph
     defined = {i.name for i in graph.initializer} | {i.name for i in graph.input} | {""}
     defined |= {o for node in graph.node for o in node.output}
     assert "lm_head.MatMul.weight_scale" in defined

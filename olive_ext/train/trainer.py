@@ -61,7 +61,7 @@ def make_trainer(model: Any, args: Any, train_set: Any, eval_set: Any, collator:
     trainer.model_accepts_loss_kwargs = True  # so the Trainer counts target tokens across accumulation steps
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    for noisy in (PrinterCallback, ProgressCallback):  # olive_ext.progress shows step, loss and speed (bar, log lines, hook)
+    for noisy in (PrinterCallback, ProgressCallback):  # olive_ext.progress shows step, loss, speed (bar, lines, hook)
         trainer.remove_callback(noisy)
     return trainer
 
