@@ -31,8 +31,12 @@ from olive_ext.report.markdown import metric_columns
 from olive_ext.version import __version__
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from olive_ext.engine.results import RunResult
     from olive_ext.recipe.schema import Recipe
+
+    Scale = Callable[[float], float]  # a measurement -> its pixel position
 
 _W, _H = 860, 440
 _LEFT, _RIGHT, _TOP, _BOTTOM = 78, 640, 24, 376  # the plot area; the legend sits right of it
@@ -147,8 +151,7 @@ def _accuracy_lines(result: RunResult, recipe: Recipe | None, y_name: str) -> tu
     return float(reference), (float(reference) - drop if drop is not None else None)
 
 
-def _grid(x_axis: Axis, y_axis: Axis, px: object, py: object) -> list[str]:
-    assert callable(px) and callable(py)
+def _grid(x_axis: Axis, y_axis: Axis, px: Scale, py: Scale) -> list[str]:
     out = []
     for value in x_axis.ticks:
         x = px(value)
@@ -177,9 +180,8 @@ def _hline(y: float, color: str, dash: str, name: str) -> str:
             f'stroke-width="1.5" stroke-dasharray="{dash}"/>')  # fmt: skip
 
 
-def _dots(points: list[CandidateResult], x_name: str, y_name: str, px: object, py: object,
+def _dots(points: list[CandidateResult], x_name: str, y_name: str, px: Scale, py: Scale,
           numbers: dict[str, int], names: dict[str, str]) -> list[str]:  # fmt: skip
-    assert callable(px) and callable(py)
     sizes = [float(r.metrics.get("size", 1.0)) for r in points]
     biggest = max(sizes, default=1.0) or 1.0
     out: list[str] = []
@@ -309,7 +311,7 @@ def _choice(result: RunResult, recipe: Recipe, cols: list[str], numbers: dict[st
             objective = f"highest {metric_title(accuracy_name(result), False)}"
         items = (
             "".join(
-                f"<li><span class='state {state.split(':')[0].split(' ')[0]}'>{_escape(state)}</span> {_escape(text)}</li>"
+                f"<li><span class='state {state.split()[0]}'>{_escape(state)}</span> {_escape(text)}</li>"
                 for _, text, state in constraint_texts(result, recipe)
             )
             or "<li>none set</li>"
