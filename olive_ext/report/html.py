@@ -311,7 +311,7 @@ def _choice(result: RunResult, recipe: Recipe, cols: list[str], numbers: dict[st
             objective = f"highest {metric_title(accuracy_name(result), False)}"
         items = (
             "".join(
-                f"<li><span class='state {state.split()[0]}'>{_escape(state)}</span> {_escape(text)}</li>"
+                f"<li><span class='state {state.split()[0].lower()}'>{_escape(state)}</span> {_escape(text)}</li>"
                 for _, text, state in constraint_texts(result, recipe)
             )
             or "<li>none set</li>"

@@ -136,11 +136,11 @@ def constraint_texts(result: RunResult, recipe: Recipe) -> list[tuple[str, str, 
         shown = f"{value:.1f}" if name == "max_accuracy_drop" else f"{value:g}"  # "1.0 points", "120 MB"
         text = words.get(name, name + " {}").format(shown)
         if name in result.unchecked_constraints:
-            state = "not checked: accuracy was not measured"
+            state = "NOT checked: accuracy was not measured"
         elif result.chosen is not None and name in result.chosen.constraints:
             state = "met" if result.chosen.constraints[name] else "broken"
         elif result.chosen is not None:
-            state = "not checked: not measured"
+            state = "NOT checked: not measured"
         else:
             state = f"met by {sum(r.constraints.get(name, False) for r in ok)} of {len(ok)} candidates"
         out.append((name, text, state))
