@@ -12,6 +12,8 @@ import os
 import sys
 from collections.abc import Iterator
 
+from olive_ext.console import make_console
+
 # onnxruntime's weight-only quantizers (k-quant logs one INFO line per MatMul through neural_compressor)
 QUANTIZER_LOGGERS = ("onnxruntime.quantization.matmul_nbits_quantizer", "neural_compressor")
 
@@ -119,8 +121,6 @@ def _route_root_logging() -> None:
     if root.handlers:
         return
     from rich.logging import RichHandler
-
-    from olive_ext.console import make_console
 
     handler = RichHandler(level=logging.WARNING, show_path=False, show_time=False, markup=False,
                           console=make_console(stderr=True))  # fmt: skip
