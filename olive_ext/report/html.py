@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from olive_ext.engine.results import CandidateResult
 from olive_ext.evaluate.registry import higher_is_better, unit_of
 from olive_ext.report.labels import (
+    LIMIT_NAMES,
     OBJECTIVE_WORDS,
     accuracy_name,
     common_settings,
@@ -231,9 +232,11 @@ def _legend(points: list[CandidateResult], reference: bool, floor: bool) -> list
     if floor:
         rows.append((f'<line x1="{x}" y1="{{y}}" x2="{x + 18}" y2="{{y}}" stroke="{_FLOOR}" stroke-width="1.5" '
                      f'stroke-dasharray="2 3"/>', "lowest allowed accuracy"))  # fmt: skip
+        rows.append((f'<rect x="{x}" y="{{y_top}}" width="18" height="12" fill="{_FLOOR}" fill-opacity="0.12"/>',
+                     "ruled out by the limit"))  # fmt: skip
     for i, (mark, text) in enumerate(rows):
         row_y = y + 26 + 22 * i
-        out.append(mark.format(y=row_y) + f'<text x="{x + 26}" y="{row_y + 4}">{_escape(text)}</text>')
+        out.append(mark.format(y=row_y, y_top=row_y - 6) + f'<text x="{x + 26}" y="{row_y + 4}">{_escape(text)}</text>')
     sizes = [float(r.metrics["size"]) for r in points if "size" in r.metrics]
     notes = ["dot area: model size"]
     if sizes:
@@ -254,7 +257,7 @@ def _status(r: CandidateResult) -> str:
     elif all(r.constraints.values()):
         text = "<span class='good'>meets the constraints</span>"
     else:
-        broken = ", ".join(k for k, v in r.constraints.items() if not v)
+        broken = ", ".join(LIMIT_NAMES.get(k, k) for k, v in r.constraints.items() if not v)
         text = f"<span class='bad'>breaks {_escape(broken)}</span>"
     if r.notes:
         text += "<br><small>" + _escape("; ".join(r.notes)) + "</small>"

@@ -48,7 +48,7 @@ def number(value: Any) -> str:
     if size >= 1000:
         return f"{value:,.0f}"
     if size >= 100:
-        return f"{value:.1f}"
+        return f"{value:.1f}".removesuffix(".0")
     if size >= 1e-3:
         return f"{value:.3g}"
     return f"{value:.2e}"
@@ -65,8 +65,15 @@ def _features(candidate: Candidate) -> list[tuple[tuple[str, str | None], Any]]:
     out: list[tuple[tuple[str, str | None], Any]] = []  # the target has its own column
     for step in candidate.steps:
         out.append(((step.type, None), True))
-        out += [((step.type, name), step.params[name]) for name in sorted(step.params)]
+        out += [((step.type, name), step.params[name]) for name in sorted(step.params, key=_param_order)]
     return out
+
+
+_FIRST_PARAMS = ("precision", "method", "algorithm", "block_size", "lm_head")  # what a reader looks for first
+
+
+def _param_order(name: str) -> tuple[int, str]:
+    return (_FIRST_PARAMS.index(name) if name in _FIRST_PARAMS else len(_FIRST_PARAMS), name)
 
 
 def _part(key: tuple[str, str | None], value: Any) -> str:
@@ -77,7 +84,16 @@ def _part(key: tuple[str, str | None], value: Any) -> str:
         return str(value)
     if param == "block_size":
         return f"block {value}"
-    return f"{param} {value}"
+    return f"{param.replace('_', ' ')} {value}"
+
+
+LIMIT_NAMES = {
+    "max_accuracy_drop": "accuracy drop limit",
+    "max_latency_ms": "latency limit",
+    "max_size_mb": "size limit",
+    "min_throughput": "throughput floor",
+    "max_memory_mb": "memory limit",
+}
 
 
 def short_names(results: list[CandidateResult]) -> dict[str, str]:
