@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import re
 import subprocess
@@ -68,6 +69,30 @@ def test_plain_lines_at_a_steady_interval_when_the_output_is_not_a_terminal() ->
                for p in periodic), periodic  # fmt: skip
     assert re.fullmatch(r"work: 4/4 \(100%\) · loss 1\.500 · 1,234 tok/s · took 0:0\d", lines[-1]), lines
     assert "\x1b[" not in out.getvalue() and "━" not in out.getvalue()  # no bar drawn into a log
+
+
+def test_log_lines_print_above_the_live_bar_on_a_terminal() -> None:
+    from rich.logging import RichHandler
+
+    from olive_ext.progress import Progress
+
+    out = io.StringIO()
+    console, other = (Console(file=out, force_terminal=True, width=100) for _ in range(2))
+    handler = RichHandler(console=other, show_time=False, show_path=False)  # as the CLI's logging setup makes it
+    logger = logging.getLogger("olive_ext")
+    saved = logger.handlers[:], logger.propagate
+    logger.handlers[:], logger.propagate = [handler], False
+    try:
+        with Progress(console=console).task("work", total=2) as bar:
+            bar.advance()
+            logger.warning("a line from the log")
+        assert handler.console is other  # given back when the bars stop
+    finally:
+        logger.handlers[:], logger.propagate = saved
+    text = out.getvalue()
+    # the live display erased its bar before the line and drew it again after: the line sits above the bar
+    assert re.search(r"\x1b\[2K(\x1b\[[0-9;]*m)*WARNING", text), repr(text)
+    assert "work" in text[text.index("a line from the log") :]
 
 
 def test_finetune_through_the_cli_prints_step_loss_speed_and_eta_into_a_log(
