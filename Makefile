@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install test test-unit demo bench lint clean
+.PHONY: install chromium test test-unit demo bench lint clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,12 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,qlora,sign,tracking,serve]"
 	@touch $@
 
-install: $(BIN)/.installed
+# headless Chromium renders report.html in tests/test_report.py (skipped without it); Debian's package, as root
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get -y -qq install chromium) \
+		|| echo "chromium not installed (needs root on Debian/Ubuntu): the report screenshot test will be skipped"
+
+install: $(BIN)/.installed chromium
 
 ## test: set up and run every test (unit and the SmolLM2/MiniLM integration tests)
 test: install

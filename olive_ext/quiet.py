@@ -1,10 +1,18 @@
-"""Keep chatty library loggers out of the user's terminal unless olive-ext logs at debug level."""
+"""Keep chatty library loggers and progress bars out of the user's terminal unless olive-ext logs at debug level.
+
+Nothing here runs at import: the command line and the evaluation worker call :func:`hide_library_noise`
+for their own process; importing olive_ext as a library changes no global state.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import sys
 from collections.abc import Iterator
+
+from olive_ext.console import make_console
 
 # onnxruntime's weight-only quantizers (k-quant logs one INFO line per MatMul through neural_compressor)
 QUANTIZER_LOGGERS = ("onnxruntime.quantization.matmul_nbits_quantizer", "neural_compressor")
@@ -37,11 +45,83 @@ _LIBRARY_DEPRECATIONS = (
 _MISLEADING_LOGGERS = ("bitsandbytes.backends.cpu.ops",)
 
 
-def hide_library_noise() -> None:
-    """Drop the library-internal warnings above from the user's terminal."""
+# tqdm bars of the libraries we call ("Loading weights", "Writing model shards", "Generating train split",
+# "Converting and de-quantizing GGUF tensors"): one progress display, ours (olive_ext/progress.py). Read when
+# each library is imported, so they are set before any is; TQDM_DISABLE covers the bars that use tqdm
+# directly (transformers' GGUF reader). A value the user has set is kept.
+PROGRESS_BAR_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "TQDM_DISABLE": "1"}
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, fragments: tuple[str, ...]) -> None:
+        super().__init__()
+        self.fragments = fragments
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(f in message for f in self.fragments)
+
+
+@contextlib.contextmanager
+def drop_messages(logger_name: str, *fragments: str) -> Iterator[None]:
+    """Drop the named logger's records that contain one of ``fragments`` during the block
+    (all kept when olive-ext logs at debug). For messages known to be harmless where the block runs."""
+    if logging.getLogger("olive_ext").isEnabledFor(logging.DEBUG):
+        yield
+        return
+    target = logging.getLogger(logger_name)
+    dropper = _DropMessages(fragments)
+    target.addFilter(dropper)
+    try:
+        yield
+    finally:
+        target.removeFilter(dropper)
+
+
+def hide_library_noise(rich_logging: bool = True) -> None:
+    """This process's filters: the library-internal warnings above and library progress bars off; with
+    ``rich_logging``, library log lines printed through rich (above our bars), not through a handler a
+    library installs on the root logger."""
     import warnings
 
     for message in _LIBRARY_DEPRECATIONS:
         warnings.filterwarnings("ignore", message=message, category=FutureWarning)
     for name in _MISLEADING_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+    disable_library_progress_bars()
+    if rich_logging:
+        _route_root_logging()
+
+
+def disable_library_progress_bars() -> None:
+    """Switch off the progress bars of huggingface_hub, transformers, datasets and tqdm for this process."""
+    for name, value in PROGRESS_BAR_ENV.items():
+        os.environ.setdefault(name, value)
+    # already imported (a program that calls olive_ext.cli.main): their switches, as the env vars come too late
+    import importlib
+
+    for package, module, switch in (
+        ("huggingface_hub", "huggingface_hub.utils", "disable_progress_bars"),
+        ("transformers", "transformers.utils.logging", "disable_progress_bar"),
+        ("datasets", "datasets.utils.tqdm", "disable_progress_bars"),
+    ):
+        if package in sys.modules:
+            getattr(importlib.import_module(module), switch)()
+
+
+def _route_root_logging() -> None:
+    """A rich handler (warnings and up) on the root logger, unless it has handlers.
+
+    onnxruntime's weight-only quantizer calls ``logging.basicConfig(level=INFO)`` at import, which would put
+    a plain stderr handler on the root logger and print every library's INFO lines with timestamps, through
+    our live bars. A root logger that already has a handler makes basicConfig do nothing; rich's handler
+    prints above the bars (olive_ext/progress.py routes it through the bars' console while they are live).
+    """
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    from rich.logging import RichHandler
+
+    handler = RichHandler(level=logging.WARNING, show_path=False, show_time=False, markup=False,
+                          console=make_console(stderr=True))  # fmt: skip
+    root.addHandler(handler)

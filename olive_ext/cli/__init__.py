@@ -91,9 +91,6 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     from olive_ext.cli.common import run_command
-    from olive_ext.quiet import hide_library_noise
-
-    hide_library_noise()  # the command line's own filters; importing olive_ext as a library changes none
 
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), "")
@@ -113,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return unknown_flags_error(parser, mod, unknown)
     args.extra_args = unknown
+    from olive_ext.quiet import hide_library_noise
+
+    # the command's own filters and switches (after parsing: --help stays fast); importing olive_ext changes none
+    hide_library_noise()
     return run_command(mod, args)
 
 

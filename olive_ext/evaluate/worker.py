@@ -106,5 +106,7 @@ def main(argv: list[str]) -> int:
 if __name__ == "__main__":
     from olive_ext.quiet import hide_library_noise
 
-    hide_library_noise()  # this process's own filters (importing olive_ext changes none)
+    # this process's own filters and no library progress bars (importing olive_ext changes none); its stderr
+    # goes to the parent, which shows the last line when the worker fails: plain logging suits that
+    hide_library_noise(rich_logging=False)
     raise SystemExit(main(sys.argv[1:]))

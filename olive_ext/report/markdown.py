@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from olive_ext.evaluate.registry import DECLARED, get_metric, unit_of
+from olive_ext.report.labels import common_settings, constraint_texts, number, short_names, target_label
 
 if TYPE_CHECKING:
     from olive_ext.engine.results import RunResult
@@ -24,52 +25,35 @@ def metric_columns(result: RunResult) -> list[str]:
 
 
 def format_metric(name: str, value: object) -> str:
-    """A metric value with 4 significant digits and its unit; '-' when not measured."""
+    """A metric value as people write it (``19,930``, ``0.0321``) and its unit; '-' when not measured."""
     if not isinstance(value, (int, float)):
         return "-"
     unit = f" {unit_of(name)}" if unit_of(name) not in {"", "%"} else ""
-    return f"{value:.4g}{unit}"
-
-
-_LIMIT_TEXT = {
-    "max_accuracy_drop": "accuracy drop <= {} points",
-    "max_latency_ms": "latency <= {} ms",
-    "max_size_mb": "size <= {} MB",
-    "min_throughput": "throughput >= {} tok/s",
-    "max_memory_mb": "peak memory <= {} MB",
-}
-
-
-def constraints_text(result: RunResult, recipe: Recipe) -> str:
-    """The recipe's limits in words; a limit that could not be checked says so."""
-    if recipe.evaluate is None:
-        return "none"
-    parts = []
-    for name, value in recipe.evaluate.constraints.model_dump().items():
-        if value is None:
-            continue
-        text = _LIMIT_TEXT.get(name, name + " {}").format(value)
-        if name in result.unchecked_constraints:
-            text += " (NOT checked: accuracy was not measured)"
-        parts.append(text)
-    return ", ".join(parts) or "none"
+    return f"{number(value)}{unit}"
 
 
 def write_report(folder: Path, result: RunResult, recipe: Recipe) -> None:
     """Write report.md: the choice, the constraints in words, every candidate, the notes."""
     cols = metric_columns(result)
+    names = short_names(result.results)
     lines = ["# olive-ext run report", ""]
     if result.chosen:
-        lines += [f"Chosen: **{result.chosen.candidate.id}** {result.chosen.candidate.describe()}", ""]
+        c = result.chosen.candidate
+        lines += [f"Chosen: **{names[c.id]}** on {target_label(c.target)} (`{c.id}`: {c.describe()})", ""]
     else:
         lines += ["No candidate was chosen.", ""]
     if recipe.evaluate:
-        lines += [f"Objective: {recipe.evaluate.objective}; constraints: {constraints_text(result, recipe)}", ""]
-    header = ["", "id", "target", "pipeline", *cols, "constraints", "front", "error"]
+        lines += [f"Objective: {recipe.evaluate.objective}. Constraints:", ""]
+        lines += [f"- {text}: {state}" for _, text, state in constraint_texts(result, recipe)] or ["- none"]
+        lines.append("")
+    common = common_settings(result.results)
+    if common:
+        lines += [f"Every candidate: `{common}`; the candidate column says what differs.", ""]
+    header = ["", "id", "candidate", "target", *cols, "constraints", "front", "error"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     if result.reference:
         ref = result.reference["metrics"]
-        cells = ["reference", "-", "cpu", result.reference["label"], *(format_metric(c, ref.get(c)) for c in cols)]
+        cells = ["reference", "-", result.reference["label"], "cpu", *(format_metric(c, ref.get(c)) for c in cols)]
         lines.append("| " + " | ".join([*cells, "", "", ""]) + " |")
     for r in result.results:
         mark = "**chosen**" if r.chosen else ""
@@ -85,14 +69,15 @@ def write_report(folder: Path, result: RunResult, recipe: Recipe) -> None:
         row = [
             mark,
             r.candidate.id,
-            r.candidate.target.name,
-            r.candidate.describe(),
+            names[r.candidate.id],
+            target_label(r.candidate.target),
             *(format_metric(c, r.metrics.get(c)) for c in cols),
             met,
             "yes" if r.on_front else "",
             (r.error or "").replace("|", "/").splitlines()[0][:120] if r.error else "",
         ]
         lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "Pipelines:", ""] + [f"- `{r.candidate.id}`: {r.candidate.describe()}" for r in result.results]
     for note in result.notes:
         lines += ["", f"Note: {note}"]
     lines += [

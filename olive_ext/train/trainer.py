@@ -61,13 +61,16 @@ def make_trainer(model: Any, args: Any, train_set: Any, eval_set: Any, collator:
     trainer.model_accepts_loss_kwargs = True  # so the Trainer counts target tokens across accumulation steps
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    for noisy in (PrinterCallback, ProgressCallback):  # our progress bar shows loss and speed
+    for noisy in (PrinterCallback, ProgressCallback):  # olive_ext.progress shows step, loss, speed (bar, lines, hook)
         trainer.remove_callback(noisy)
     return trainer
 
 
 def make_callback(stats: TrainStats, bar: Any, stop_flag: dict[str, bool]) -> Any:
-    """Progress (loss, tokens/s, ETA), the loss curve, and a clean stop with a checkpoint on Ctrl-C."""
+    """Progress (step of total, loss, tokens/s; the bar adds the ETA), the loss curve, a checkpoint on Ctrl-C.
+
+    ``bar`` is a :class:`olive_ext.progress.TaskHandle`: its figures reach the live bar, the plain log
+    lines and the ``on_update`` hook alike."""
     from transformers import TrainerCallback
 
     class _Callback(TrainerCallback):
@@ -79,8 +82,7 @@ def make_callback(stats: TrainStats, bar: Any, stop_flag: dict[str, bool]) -> An
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
             stats.seconds = time.perf_counter() - stats.started
             rate = stats.tokens / stats.seconds if stats.seconds > 0 else 0.0
-            loss = f"loss {stats.last_loss:.3f} · " if stats.last_loss is not None else ""
-            bar.update(completed=state.global_step, info=f"{loss}{rate:,.0f} tok/s")
+            bar.update(completed=state.global_step, info={"loss": stats.last_loss, "tokens_per_second": rate})
             if stop_flag.get("stop"):
                 stats.interrupted = True
                 control.should_save = True

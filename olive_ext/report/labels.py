@@ -1,0 +1,171 @@
+"""Words for reports: short candidate names, targets, numbers, metric titles and constraints a person reads."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from olive_ext.engine.select import ACCURACY_METRICS
+from olive_ext.evaluate.registry import unit_of
+from olive_ext.targets.base import provider_short_name
+
+if TYPE_CHECKING:
+    from olive_ext.engine.results import CandidateResult, RunResult
+    from olive_ext.engine.search import Candidate
+    from olive_ext.recipe.schema import Recipe
+    from olive_ext.targets.base import Target
+
+_MISSING = object()
+
+# metric -> what a chart axis or a table heading calls it
+METRIC_TITLES = {
+    "latency": "decode latency",
+    "ttft": "time to first token",
+    "throughput": "decode throughput",
+    "size": "size",
+    "memory": "peak memory",
+    "exact_match": "exact match",
+    "accuracy": "accuracy",
+    "perplexity": "perplexity",
+}
+_UNITS = {"latency": "ms/token"}  # clearer than the registry's bare "ms" where it matters
+
+
+def metric_title(name: str, with_unit: bool = True) -> str:
+    """``decode latency (ms/token)``, ``exact match (%)``."""
+    unit = _UNITS.get(name) or unit_of(name)
+    title = METRIC_TITLES.get(name, name.replace("_", " "))
+    return f"{title} ({unit})" if with_unit and unit else title
+
+
+def number(value: Any) -> str:
+    """A measurement as people write it: ``19,930``, ``729.8``, ``15.7``, ``0.0321``; '-' when missing."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value):
+        return "-"
+    size = abs(value)
+    if size == 0:
+        return "0"
+    if size >= 1000:
+        return f"{value:,.0f}"
+    if size >= 100:
+        return f"{value:.1f}".removesuffix(".0")
+    if size >= 1e-3:
+        return f"{value:.3g}"
+    return f"{value:.2e}"
+
+
+def target_label(target: Target) -> str:
+    """``cpu``, ``gpu (cuda)``, ``npu (qnn)``: the provider only when it says more than the device."""
+    short = provider_short_name(target.provider)
+    return target.device if short == target.device else f"{target.device} ({short})"
+
+
+def _features(candidate: Candidate) -> list[tuple[tuple[str, str | None], Any]]:
+    """(step type, parameter) -> value, in pipeline order; (step type, None) marks the step's presence."""
+    out: list[tuple[tuple[str, str | None], Any]] = []  # the target has its own column
+    for step in candidate.steps:
+        out.append(((step.type, None), True))
+        out += [((step.type, name), step.params[name]) for name in sorted(step.params, key=_param_order)]
+    return out
+
+
+_FIRST_PARAMS = ("precision", "method", "algorithm", "block_size", "lm_head")  # what a reader looks for first
+
+
+def _param_order(name: str) -> tuple[int, str]:
+    return (_FIRST_PARAMS.index(name) if name in _FIRST_PARAMS else len(_FIRST_PARAMS), name)
+
+
+def _part(key: tuple[str, str | None], value: Any) -> str:
+    kind, param = key
+    if param is None:
+        return kind
+    if param in {"precision", "algorithm", "method"}:
+        return str(value)
+    if param == "block_size":
+        return f"block {value}"
+    return f"{param.replace('_', ' ')} {value}"
+
+
+LIMIT_NAMES = {
+    "max_accuracy_drop": "accuracy drop limit",
+    "max_latency_ms": "latency limit",
+    "max_size_mb": "size limit",
+    "min_throughput": "throughput floor",
+    "max_memory_mb": "memory limit",
+}
+
+
+def short_names(results: list[CandidateResult]) -> dict[str, str]:
+    """Candidate id -> what tells it apart from the others (``int4 · block 128``); its steps when alone."""
+    features = {r.candidate.id: dict(_features(r.candidate)) for r in results}
+    keys = list(dict.fromkeys(k for r in results for k, _ in _features(r.candidate)))
+    varying = {k for k in keys if len({repr(f.get(k, _MISSING)) for f in features.values()}) > 1}
+    names = {}
+    for r in results:
+        parts = [_part(k, v) for k, v in _features(r.candidate) if k in varying and v is not _MISSING]
+        if not parts:  # alone, or identical pipelines: name the steps
+            parts = [s.type for s in r.candidate.steps] or ["input model"]
+        names[r.candidate.id] = " · ".join(dict.fromkeys(parts))
+    return names
+
+
+def common_settings(results: list[CandidateResult]) -> str:
+    """The steps and settings every candidate shares (what the short names leave out)."""
+    if not results:
+        return ""
+    features = [dict(_features(r.candidate)) for r in results]
+    first = results[0].candidate
+    steps = []
+    for step in first.steps:
+        if not all(f.get((step.type, None)) for f in features):
+            continue
+        shared = [f"{k}={v}" for k, v in sorted(step.params.items()) if all(f.get((step.type, k), _MISSING) == v
+                                                                         for f in features)]  # fmt: skip
+        steps.append(f"{step.type}({', '.join(shared)})" if shared else step.type)
+    return " → ".join(steps)
+
+
+def accuracy_name(result: RunResult) -> str:
+    """The accuracy metric this run measured (``exact_match``...), or ``accuracy``."""
+    measured = [r.metrics for r in result.results] + ([result.reference["metrics"]] if result.reference else [])
+    return next((name for name in ACCURACY_METRICS if any(name in m for m in measured)), "accuracy")
+
+
+def constraint_texts(result: RunResult, recipe: Recipe) -> list[tuple[str, str, str]]:
+    """(limit name, the limit in words, its state for the chosen candidate: met / broken / not checked...)."""
+    if recipe.evaluate is None:
+        return []
+    accuracy = METRIC_TITLES.get(accuracy_name(result), "accuracy")
+    words = {
+        "max_accuracy_drop": f"{accuracy} drop ≤ {{}} points against the reference",
+        "max_latency_ms": "decode latency ≤ {} ms/token",
+        "max_size_mb": "size ≤ {} MB",
+        "min_throughput": "decode throughput ≥ {} tok/s",
+        "max_memory_mb": "peak memory ≤ {} MB",
+    }
+    out = []
+    ok = [r for r in result.results if r.ok]
+    for name, value in recipe.evaluate.constraints.model_dump().items():
+        if value is None:
+            continue
+        shown = f"{value:.1f}" if name == "max_accuracy_drop" else f"{value:g}"  # "1.0 points", "120 MB"
+        text = words.get(name, name + " {}").format(shown)
+        if name in result.unchecked_constraints:
+            state = "NOT checked: accuracy was not measured"
+        elif result.chosen is not None and name in result.chosen.constraints:
+            state = "met" if result.chosen.constraints[name] else "broken"
+        elif result.chosen is not None:
+            state = "NOT checked: not measured"
+        else:
+            state = f"met by {sum(r.constraints.get(name, False) for r in ok)} of {len(ok)} candidates"
+        out.append((name, text, state))
+    return out
+
+
+OBJECTIVE_WORDS = {
+    "latency": "lowest decode latency",
+    "throughput": "highest decode throughput",
+    "size": "smallest size",
+    "accuracy": "highest accuracy",
+}

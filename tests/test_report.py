@@ -1,0 +1,92 @@
+"""report.html as a person reads it: a real auto-opt report, its DOM facts, and a headless Chromium rendering."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from olive_ext.recipe.schema import DatasetSpec
+from olive_ext.workflows.auto_opt import AutoOptOptions, run_auto_opt
+
+FAST = {"warmup": 0, "repeats": 2, "new_tokens": 8, "prompt_tokens": 16, "max_new_tokens": 4}
+
+
+@pytest.fixture(scope="module")
+def report(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The output folder of a tiny auto-opt: two int4 builds measured, exact match included, a size limit."""
+    root = tmp_path_factory.mktemp("report")
+    data = root / "eval.jsonl"
+    data.write_text("\n".join(json.dumps({"q": f"what is {i} plus {i}?", "a": str(2 * i)}) for i in range(6)))
+    spec = DatasetSpec(name="json", data_files=str(data), text_template="Q: {q}\nA: {a}")
+    opts = AutoOptOptions(model_name_or_path=str(tiny_llama), output_path=str(root / "out"), data=spec,
+                          precision="int4", max_candidates=2, max_size_mb=10000, cache_dir=str(root / "cache"),
+                          **FAST)  # type: ignore[arg-type]  # fmt: skip
+    run_auto_opt(opts)
+    return root / "out"
+
+
+def test_axes_have_room_and_stay_in_the_measurements_range() -> None:
+    from olive_ext.report.html import make_axis
+
+    flat = make_axis("exact_match", [0.0, 0.0, 0.0])  # every candidate equal: the axis once ran from -1.16
+    assert flat.low == 0 and flat.high > 0 and len(flat.ticks) >= 3
+    top = make_axis("exact_match", [100.0, 100.0])
+    assert top.high == 100 and top.low < 100
+    spread = make_axis("latency", [0.031, 0.05])
+    assert spread.low <= 0.031 and spread.high >= 0.05 and spread.low >= 0 and 4 <= len(spread.ticks) <= 8
+
+
+def test_the_report_names_reads_and_explains(report: Path) -> None:
+    page = (report / "report.html").read_text()
+    candidates = json.loads((report / "candidates.json").read_text())["candidates"]
+    # one self-contained file: nothing fetched, nothing run
+    assert "<script" not in page and "<link" not in page
+    assert not [u for u in re.findall(r"https?://[^\"' ]+", page) if u != "http://www.w3.org/2000/svg"]
+    # the chart: a legend, axis titles, and tick values a measurement can have
+    legend = re.search(r'<g class="legend".*?</g>', page, re.S)
+    assert legend and all(w in legend.group(0) for w in ("on the Pareto front", "chosen", "dot area: model size"))
+    assert "exact match (%), higher is better" in page and "decode latency (ms/token), lower is better" in page
+    for axis in ("x", "y"):
+        ticks = [float(v) for v in re.findall(rf'class="tick {axis}-tick" data-value="([^"]+)"', page)]
+        assert len(ticks) >= 3 and min(ticks) >= 0, (axis, ticks)
+    y_ticks = [float(v) for v in re.findall(r'class="tick y-tick" data-value="([^"]+)"', page)]
+    assert max(y_ticks) <= 100
+    assert page.count('class="point chosen"') == 1
+    # constraints in words, targets as a person says them, short names with the full pipeline a click away
+    assert "exact match drop ≤ 1.0 points against the reference" in page and "size ≤ 10000 MB" in page
+    assert "max_accuracy_drop':" not in page and "cpu-cpu" not in page
+    for c in candidates:
+        assert c["id"] in page
+        block = f"block {c['pipeline'][0]['params']['block_size']}"
+        assert re.search(rf"<td class='cand'[^>]*><b>[^<]*{block}[^<]*</b>", page), block
+        assert f"<code>{c['label']}</code>" in page.replace("&gt;", ">")
+    report_md = (report / "report.md").read_text()
+    assert "exact match drop ≤ 1.0 points" in report_md and "cpu-cpu" not in report_md
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed (make install adds it)")
+def test_the_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    png = tmp_path / "report.png"
+    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={png}",
+                    "--window-size=1280,1600", (report / "report.html").as_uri()],
+                   check=True, capture_output=True, timeout=180)  # fmt: skip
+    import numpy as np
+
+    image = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    assert image.shape == (1600, 1280, 3)
+    inked = float((image.sum(axis=2) < 720).mean())
+    assert inked > 0.03, f"the page is nearly blank ({inked:.1%} of pixels drawn)"
+
+    def near(color: tuple[int, int, int]) -> int:
+        return int((np.abs(image - np.array(color)).max(axis=2) <= 24).sum())
+
+    assert near((214, 39, 40)) > 50, "the chosen candidate's red ring is not drawn"
+    assert near((27, 158, 99)) + near((142, 205, 176)) > 50, "no Pareto-front dot is drawn"
+    assert (image[800:].sum(axis=2) < 600).sum() > 500, "the candidates table below the chart is not drawn"
