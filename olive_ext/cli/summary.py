@@ -12,9 +12,11 @@ def print_run_summary(result: RunResult, console: Any) -> None:
     """The candidates table (chosen one starred), wall time, cache reuse and the output folder."""
     from rich.table import Table
 
+    from olive_ext.report.labels import short_names, target_label
     from olive_ext.report.markdown import format_metric, metric_columns
 
     cols = metric_columns(result)
+    names = short_names(result.results)
     table = Table(title="candidates", show_lines=False)
     for header in ["", "id", "target", "pipeline", *cols, "status"]:
         table.add_column(header)
@@ -35,8 +37,8 @@ def print_run_summary(result: RunResult, console: Any) -> None:
         table.add_row(
             "*" if r.chosen else "",
             r.candidate.id,
-            r.candidate.target.name,
-            r.candidate.describe()[:70],
+            target_label(r.candidate.target),
+            names.get(r.candidate.id, r.candidate.describe())[:70],
             *(format_metric(c, r.metrics.get(c)) for c in cols),
             status,
         )
