@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 from collections.abc import Callable
-from typing import Any, TypeVar, get_args, get_origin
+from dataclasses import replace
+from types import UnionType
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from olive_ext.errors import Problem, RecipeError
 
 _SEARCHABLE = "searchable"
+_DATASET = "dataset"
 
 
 class StrictModel(BaseModel):
@@ -38,6 +42,15 @@ class Options(BaseModel):
             name
             for name, f in cls.model_fields.items()
             if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get(_SEARCHABLE)
+        }
+
+    @classmethod
+    def dataset_fields(cls) -> dict[str, bool]:
+        """Fields naming a dataset of the recipe's ``data`` -> whether the pass needs one when the field is unset."""
+        return {
+            name: f.json_schema_extra[_DATASET] == "needed"
+            for name, f in cls.model_fields.items()
+            if isinstance(f.json_schema_extra, dict) and _DATASET in f.json_schema_extra
         }
 
     @classmethod
@@ -106,6 +119,36 @@ def searchable(default: Any, description: str = "", **kwargs: Any) -> Any:
     return Field(default, description=description, json_schema_extra={_SEARCHABLE: True}, **kwargs)
 
 
+PATH_MAX, NAME_MAX = 4096, 255  # Linux's limits in bytes; longer fails with "File name too long"
+
+
+def check_path(value: str) -> str:
+    """``value`` if the system can open it as a path, else ValueError saying why (a NUL, too long a path or name).
+
+    Recipe paths are checked with this before anything touches the file system.
+    """
+    if "\x00" in value:
+        raise ValueError("a path cannot contain a NUL character")
+    raw = os.fsencode(value)
+    if len(raw) >= PATH_MAX:
+        raise ValueError(f"a path of {len(raw):,} bytes; the system accepts at most {PATH_MAX - 1:,}")
+    longest = max(raw.split(b"/"), key=len)
+    if len(longest) > NAME_MAX:
+        raise ValueError(
+            f"a file or folder name of {len(longest):,} bytes ('{os.fsdecode(longest[:20])}...'); "
+            f"the system accepts at most {NAME_MAX}"
+        )
+    return value
+
+
+def dataset_ref(description: str, needed: bool = False) -> Any:
+    """A config field naming a dataset of the recipe's ``data`` (checked by `validate`).
+
+    ``needed``: the pass needs a dataset when the field is unset, so ``data`` must then define exactly one.
+    """
+    return Field(None, description=description, json_schema_extra={_DATASET: "needed" if needed else "optional"})
+
+
 def parse_bool(value: Any) -> bool:
     """Olive writes booleans as flags with values (`--gradient_checkpointing true`)."""
     if isinstance(value, bool):
@@ -129,16 +172,23 @@ def format_loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def problems_from_validation(
-    error: ValidationError, root: type[BaseModel], prefix: tuple[Any, ...] = ()
-) -> list[Problem]:
+def problems_from_validation(error: ValidationError, root: Any, prefix: tuple[Any, ...] = ()) -> list[Problem]:
     """Turn pydantic errors into Problems with key paths, allowed values and did-you-mean hints."""
-    problems = []
+    problems: list[Problem] = []
+    alternatives: dict[str, int] = {}  # path -> index of its problem, for errors of union members
     for err in error.errors(include_url=False):
-        loc = tuple(p for p in err["loc"] if not _is_union_tag(p))
-        path = format_loc(prefix + loc)
         etype = err["type"]
-        if etype == "extra_forbidden":
+        loc = user_loc(root, err["loc"], key_error=etype != "extra_forbidden")
+        path = format_loc(prefix + loc)
+        if len(loc) < len(err["loc"]) and etype not in ("extra_forbidden", "missing"):
+            # one value refused by each member of a union: one problem listing what each wanted
+            if path in alternatives:
+                first = problems[alternatives[path]]
+                more = err["msg"].removeprefix("Value error, ").removeprefix("Input should be ")
+                problems[alternatives[path]] = replace(first, message=f"{first.message} or {more}")
+                continue
+            alternatives[path] = len(problems)
+        if etype == "extra_forbidden" and loc:
             fields = _fields_at(root, loc[:-1])
             key = str(loc[-1])
             close = difflib.get_close_matches(key, fields, n=1, cutoff=0.6)
@@ -159,9 +209,60 @@ def problems_from_validation(
     return problems
 
 
+def user_loc(root: Any, loc: tuple[Any, ...], key_error: bool = True) -> tuple[Any, ...]:
+    """pydantic's error location with its own parts removed: the recipe's keys and indexes only.
+
+    pydantic inserts the name of the union member it tried ("str", "list[str]") and marks a bad mapping key
+    with "[key]". A user's key can be spelt the same, so the parts are told apart by walking the annotation
+    of ``root`` alongside: a member name only where the annotation is a union.
+    """
+    out: list[Any] = []
+    current: Any = root
+    after_mapping_key = False
+    for i, part in enumerate(loc):
+        members = _union_members(current)
+        if members and isinstance(part, str):
+            current = _member_named(members, part)
+            continue
+        if key_error and after_mapping_key and part == "[key]" and i == len(loc) - 1:
+            break
+        if current is None and _is_union_tag(part):  # past what the walk can follow: pydantic's naming
+            continue
+        after_mapping_key = get_origin(_strip(current)) is dict
+        out.append(str(part) if after_mapping_key else part)  # a mapping's key 5 is `.5`, not the index `[5]`
+        current = _unwrap(current, part) if current is not None else None
+    return tuple(out)
+
+
 def _is_union_tag(part: Any) -> bool:
-    # pydantic adds the union member's type name to the location ("str", "list[str]", "function-after[...]").
+    # pydantic's names for union members ("str", "list[str]", "function-after[...]").
     return isinstance(part, str) and ("[" in part or part in {"str", "int", "float", "bool", "list", "dict"})
+
+
+def _strip(annotation: Any) -> Any:
+    """Annotated[X, ...] -> X."""
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    return annotation
+
+
+def _union_members(annotation: Any) -> list[Any]:
+    """The members of a union of two or more non-None types (pydantic names the member it tried), else []."""
+    annotation = _strip(annotation)
+    if get_origin(annotation) not in (Union, UnionType):
+        return []
+    members = [_strip(a) for a in get_args(annotation) if a is not type(None)]
+    return members if len(members) > 1 else []
+
+
+def _member_named(members: list[Any], tag: str) -> Any:
+    base = tag.split("[")[0]
+    for member in members:
+        origin = get_origin(member) or member
+        name = "literal" if origin is Literal else getattr(origin, "__name__", None)
+        if name == base:
+            return member
+    return None
 
 
 def _close_literal(value: Any, expected: str) -> str | None:
@@ -172,7 +273,7 @@ def _close_literal(value: Any, expected: str) -> str | None:
     return f"did you mean '{close[0]}'?" if close else None
 
 
-def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+def _fields_at(model: Any, loc: tuple[Any, ...]) -> list[str]:
     """Field names of the model found by walking ``loc`` from ``model`` (through dicts and lists)."""
     current: Any = model
     for part in loc:
@@ -185,6 +286,7 @@ def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
 
 
 def _unwrap(annotation: Any, part: Any) -> Any:
+    annotation = _strip(annotation)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         field = annotation.model_fields.get(str(part))
         return _strip_optional(field.annotation) if field else None

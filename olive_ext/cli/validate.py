@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 NAME = "validate"
 HELP = "check a recipe (ours or an Olive run config) and list every problem"
@@ -31,8 +33,7 @@ def main(args: argparse.Namespace) -> int:
 
     console = make_console()
     if args.list_passes:
-        _list_passes(console)
-        return 0
+        return _list_passes()
     path = args.config or args.config_flag
     if not path:
         raise UserInputError("give a recipe file: olive-ext validate recipe.yaml")
@@ -52,15 +53,44 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _list_passes(console: object) -> None:
+def _list_passes() -> int:
+    """Print every registered pass with its parameters; a reader that stops early (`| head`) ends it quietly."""
+    try:
+        for line in pass_listing():
+            print(line)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader is gone: send what is still buffered nowhere, so the exit does not fail on it again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def pass_listing() -> list[str]:
+    """The lines of `validate --list-passes`: each pass, what it takes and makes, and each parameter's default."""
     from olive_ext.passes.base import registered_passes
 
+    lines = []
     for name, cls in registered_passes().items():
-        searchable = cls.config_class.searchable_fields()
-        print(f"{name}: {cls.summary()}")
+        config = cls.config_class
+        searchable = config.searchable_fields()
+        lines.append(f"{name}: {cls.summary()}")
         makes = "the same kind" if cls.keeps_kind else cls.produces
-        print(f"    takes {'/'.join(sorted(cls.accepts))} -> {makes}; devices {', '.join(sorted(cls.devices))}")
-        for field, info in cls.config_class.model_fields.items():
+        lines.append(f"    takes {'/'.join(sorted(cls.accepts))} -> {makes}; devices {', '.join(sorted(cls.devices))}")
+        for field, info in config.model_fields.items():
             mark = " (searchable)" if field in searchable else ""
-            default = "required" if info.is_required() else f"default {info.default!r}"
-            print(f"    {field}{mark}: {info.description or ''} [{default}]")
+            default = "required" if info.is_required() else f"default {_shown(config.default_of(field))}"
+            lines.append(f"    {field}{mark}: {info.description or ''} [{default}]")
+    return lines
+
+
+def _shown(value: object) -> str:
+    """A default as a recipe would write it: none, true/false, a list, text without quotes."""
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_shown(v)}" for k, v in value.items()) + "}"
+    return str(value)

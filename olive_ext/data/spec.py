@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from olive_ext.errors import RecipeError
-from olive_ext.options import Options, StrictModel, problems_from_validation
+from olive_ext.options import Options, StrictModel, check_path, problems_from_validation
 
 # datasets' split syntax: "train", "train[:90%]", "train[4096:4224]", "train[-10%:]".
 _SPLIT_RE = re.compile(r"^[A-Za-z_][\w.-]*(\[\s*-?\d*%?\s*:\s*-?\d*%?\s*\])?$")
@@ -47,6 +47,13 @@ class DatasetSpec(StrictModel):
     max_samples: int | None = Field(None, ge=1, description="use at most this many rows")
 
     _check_split = field_validator("split")(lambda cls, v: check_split(v))
+
+    @field_validator("data_files")
+    @classmethod
+    def _paths(cls, value: str | list[str] | None) -> str | list[str] | None:
+        for path in [value] if isinstance(value, str) else value or []:
+            check_path(path)
+        return value
 
     @model_validator(mode="after")
     def _files_for_local_builders(self) -> DatasetSpec:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, field_validator
 
 from olive_ext.artifacts import ArtifactKind
-from olive_ext.options import StrictModel
+from olive_ext.options import StrictModel, check_path
+
+# The tasks a recipe's model can have: causal LMs (Olive's three names for them) and the encoder tasks.
+Task = Literal["text-generation", "text-generation-with-past", "causal-lm", "text-classification", "feature-extraction"]
 
 
 class InputModel(StrictModel):
@@ -17,4 +22,6 @@ class InputModel(StrictModel):
     adapter_path: str | None = Field(None, description="a peft adapter folder to apply to the model")
     trust_remote_code: bool = Field(False, description="allow model code from the hub; off unless asked")
     revision: str | None = Field(None, description="hub revision (branch, tag or commit)")
-    task: str = Field("text-generation", description="text-generation | text-classification | feature-extraction")
+    task: Task = Field("text-generation", description="text-generation | text-classification | feature-extraction")
+
+    _paths = field_validator("path", "adapter_path")(lambda cls, v: v if v is None else check_path(v))

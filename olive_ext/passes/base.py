@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from olive_ext.artifacts import ARTIFACT_KINDS, Artifact, ArtifactKind
 from olive_ext.errors import Problem
-from olive_ext.options import Options, problems_from_validation, searchable
+from olive_ext.options import Options, dataset_ref, problems_from_validation, searchable
 from olive_ext.targets.base import DEVICES, Target
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ __all__ = [
     "Pass",
     "PassConfig",
     "check_pass_params",
+    "dataset_ref",
     "get_pass",
     "register_pass",
     "registered_passes",

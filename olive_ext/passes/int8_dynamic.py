@@ -44,7 +44,8 @@ class Int8Dynamic(Pass[Int8DynamicConfig]):
     @classmethod
     def from_olive(cls, params: dict[str, Any]) -> dict[str, Any]:
         out = super().from_olive(params)
-        if out.get("weight_type") in _OLIVE_QTYPES:
+        weight_type = out.get("weight_type")
+        if isinstance(weight_type, str) and weight_type in _OLIVE_QTYPES:  # a list or mapping: validation names it
             out["weight_type"] = _OLIVE_QTYPES[out["weight_type"]]
         for dropped in ("quant_mode", "quant_format", "activation_type", "quant_preprocess"):
             if out.get(dropped) in (None, "dynamic", "QOperator", "QUInt8", False):

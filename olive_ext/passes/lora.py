@@ -14,13 +14,14 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from olive_ext.artifacts import Artifact
 from olive_ext.data.load import spec_identity
 from olive_ext.errors import UserInputError
-from olive_ext.passes.base import Pass, register_pass
+from olive_ext.passes.base import Pass, dataset_ref, register_pass
 from olive_ext.passes.context import RunContext
+from olive_ext.train.args import MANAGED, OURS_INSTEAD, RENAMED
 from olive_ext.train.options import FinetuneOptions
 from olive_ext.train.run import finetune
 
@@ -32,8 +33,8 @@ _LIFTED = ("learning_rate", "max_steps", "num_train_epochs", "per_device_train_b
 
 
 class LoraPassConfig(FinetuneOptions):
-    train_data: str | None = Field(None, description="dataset (in `data`) to train on; unset: the only one defined")
-    eval_data: str | None = Field(None, description="dataset (in `data`) for eval loss and exact match; optional")
+    train_data: str | None = dataset_ref("dataset (in `data`) to train on; unset: the only one defined", needed=True)
+    eval_data: str | None = dataset_ref("dataset (in `data`) for eval loss and exact match; optional")
 
     @model_validator(mode="before")
     @classmethod
@@ -48,6 +49,20 @@ class LoraPassConfig(FinetuneOptions):
                     data.setdefault(key, value)
             data["training_args"] = targs
         return data
+
+    @field_validator("training_args")
+    @classmethod
+    def _not_ours(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """TrainingArguments olive-ext sets itself are refused here, not first at training time."""
+        for key in value:
+            name = RENAMED.get(key, key)
+            if name in OURS_INSTEAD or name in MANAGED:
+                where = "checkpoints live in the cache and results in the run's output folder"
+                raise ValueError(
+                    f"training_args.{key} is set by olive-ext ({where if 'output' in name else 'from its own options'})"
+                    "; remove it"
+                )
+        return value
 
 
 class QLoraPassConfig(LoraPassConfig):

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
 from olive_ext.artifacts import Artifact
 from olive_ext.onnx.check import smoke_check
@@ -58,6 +58,17 @@ _ALGO_ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
     "k_quant_mixed": ("k_quant", {"lm_head": "int8", "mixed_layers_int8": True}),
 }
 _OLIVE_PASSTHROUGH = {"use_webgpu_fp32", "use_cuda_bf16", "enable_cuda_graph", "use_8bits_moe", "include_hidden_states"}
+
+
+def _allowed(config: type[PassConfig], name: str, value: Any) -> bool:
+    """Whether ``value`` passes field ``name``'s own type and bounds."""
+    field = config.model_fields[name]
+    annotation = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+    try:
+        TypeAdapter(annotation).validate_python(value)
+    except ValidationError:
+        return False
+    return True
 
 
 class ModelBuilderConfig(PassConfig):
@@ -112,8 +123,9 @@ class ModelBuilderConfig(PassConfig):
                 data.setdefault(key, value)
         precision = data.get("precision", "fp32")
         if precision not in QUANTIZED:  # quantization settings mean nothing here: drop, so candidates dedupe
-            for key in _QUANT_FIELDS:
-                data.pop(key, None)
+            for key in _QUANT_FIELDS:  # ... but a value no build accepts is kept, for validation to name
+                if key in data and _allowed(cls, key, data[key]):
+                    data.pop(key)
         elif precision == "int8" and data.get("lm_head") == "int8":
             data["lm_head"] = "same"
         return data
@@ -214,7 +226,7 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
     def from_olive(cls, params: dict[str, Any]) -> dict[str, Any]:
         out = super().from_olive({k: v for k, v in params.items() if k not in _OLIVE_PASSTHROUGH})
         passthrough = {k: v for k, v in params.items() if k in _OLIVE_PASSTHROUGH}
-        if passthrough:
+        if passthrough and isinstance(out.get("extra_options", {}), dict):  # else validation names extra_options
             out["extra_options"] = {**passthrough, **out.get("extra_options", {})}
         return out
 

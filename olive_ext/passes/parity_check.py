@@ -20,15 +20,15 @@ from pydantic import Field
 from olive_ext.artifacts import Artifact
 from olive_ext.data import load_examples
 from olive_ext.errors import PassError, UserInputError
-from olive_ext.passes.base import Pass, PassConfig, register_pass
+from olive_ext.passes.base import Pass, PassConfig, dataset_ref, register_pass
 from olive_ext.passes.context import RunContext
 
 logger = logging.getLogger("olive_ext")
 
 
 class ParityCheckConfig(PassConfig):
-    data: str | None = Field(None, description="dataset (in `data`) whose prompts are used; unset: the only one "
-                             "defined, else built-in prompts")  # fmt: skip
+    data: str | None = dataset_ref("dataset (in `data`) whose prompts are used; unset: the only one defined, else "
+                                   "built-in prompts")  # fmt: skip
     samples: int = Field(8, ge=1, le=256, description="prompts compared")
     max_prompt_tokens: int = Field(64, ge=2, description="prompts are cut to this many tokens")
     greedy_tokens: int = Field(16, ge=0, description="greedy tokens compared for the prefix match (LLMs); 0: skip")

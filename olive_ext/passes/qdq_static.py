@@ -23,7 +23,7 @@ from olive_ext.errors import UserInputError
 from olive_ext.onnx.check import smoke_check
 from olive_ext.onnx.folder import carried_meta, copy_companions, model_file, save_model
 from olive_ext.onnx.runtime import onnxruntime
-from olive_ext.passes.base import Pass, PassConfig, register_pass, searchable
+from olive_ext.passes.base import Pass, PassConfig, dataset_ref, register_pass, searchable
 from olive_ext.passes.context import RunContext
 from olive_ext.targets.base import Target
 from olive_ext.targets.npu import check_feasibility, fix_shapes
@@ -50,7 +50,7 @@ class QdqStaticConfig(PassConfig):
     weight_type: QType | None = Field(None, description="weight type; unset: the preset's")
     per_channel: bool | None = searchable(None, description="per-channel weight scales; unset: the preset's")
     calibration: Literal["minmax", "entropy", "percentile"] = Field("minmax", description="calibration method")
-    data: str | None = Field(None, description="dataset (in `data`) to calibrate on; unset: the only one defined")
+    data: str | None = dataset_ref("dataset (in `data`) to calibrate on; unset: the only one defined", needed=True)
     samples: int = Field(32, ge=1, le=4096, description="calibration examples")
     static_shapes: bool | None = Field(None, description="fix dynamic dims first; unset: on for NPU presets")
     batch_size: int = Field(1, ge=1, description="batch size when shapes are fixed")

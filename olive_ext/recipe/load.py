@@ -8,20 +8,19 @@ listing each problem with its key path, the value received, what is allowed, and
 from __future__ import annotations
 
 import difflib
-import json
 import logging
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from olive_ext.errors import Problem, RecipeError, UserInputError
 from olive_ext.evaluate.registry import known_metrics
 from olive_ext.models.folder import infer_kind
 from olive_ext.options import problems_from_validation
-from olive_ext.passes.base import check_pass_params, get_pass, registered_passes
-from olive_ext.recipe import olive_compat
+from olive_ext.passes.base import Pass, check_pass_params, get_pass, registered_passes
+from olive_ext.recipe import olive_compat, read
 from olive_ext.recipe.schema import InputModel, PassSpec, Recipe, TargetSpec, named_steps
 
 logger = logging.getLogger("olive_ext")
@@ -30,22 +29,24 @@ logger = logging.getLogger("olive_ext")
 
 
 def read_recipe_file(path: str | Path) -> dict[str, Any]:
-    """Parse a YAML or JSON file into a mapping; syntax errors name the line."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserInputError(f"recipe file {str(p)!r} does not exist")
-    text = p.read_text(encoding="utf-8")
-    try:
-        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
-    except json.JSONDecodeError as e:
-        raise UserInputError(f"{p}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from e
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise UserInputError(f"{p}: invalid YAML{where}: {getattr(e, 'problem', e)}") from e
+    """Parse a YAML or JSON file into a mapping; syntax errors name the line.
+
+    The path, size, encoding, nesting depth, alias expansion, integer length and duplicate keys are checked
+    here (olive_ext/recipe/read.py), so nothing after this walks a runaway document.
+    """
+    name = str(path)
+    data = read.parse(name, read.read_text(name), as_json=name.lower().endswith(".json"))
+    if data is None:
+        raise UserInputError(f"{name}: the file is empty", hint="a recipe needs at least input_model and passes")
     if not isinstance(data, dict):
-        raise UserInputError(f"{p}: a recipe must be a mapping of keys, got {type(data).__name__}")
+        raise UserInputError(f"{name}: a recipe must be a mapping of keys, got {_kind(data)}")
     return data
+
+
+def _kind(value: Any) -> str:
+    return {list: "a list", str: "text", int: "a number", float: "a number", bool: "true/false"}.get(
+        type(value), type(value).__name__
+    )
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -113,7 +114,9 @@ def _section_problems(raw: dict[str, Any], broken: set[str]) -> list[Problem]:
         return []
     input_model = partial.get("input_model")
     targets = partial.get("targets") or [TargetSpec()]
-    return pass_problems(partial["passes"], input_model, targets)
+    data = raw.get("data", {})
+    datasets = data if "data" not in broken and isinstance(data, dict) else None
+    return pass_problems(partial["passes"], input_model, targets, datasets=datasets)
 
 
 def _resolve_relative_paths(raw: dict[str, Any], base_dir: Path) -> dict[str, Any]:
@@ -134,13 +137,53 @@ def _resolve_relative_paths(raw: dict[str, Any], base_dir: Path) -> dict[str, An
 
 
 def _rebase(path: Any, base_dir: Path) -> Any:
-    if not isinstance(path, str) or Path(path).is_absolute() or Path(path).exists():
+    if not isinstance(path, str) or Path(path).is_absolute() or _exists(Path(path)):
         return path
     candidate = base_dir / path
-    return str(candidate) if candidate.exists() else path
+    return str(candidate) if _exists(candidate) else path
+
+
+def _exists(path: Path) -> bool:
+    """Path.exists, False for a path the system refuses (too long, a NUL): the data checks name those."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
 
 
 # --------------------------------------------------------------------------- semantic checks
+
+
+def _infer_kind(path: str) -> str | None:
+    """The input's kind from its path; None (not checked) when the path cannot be looked at."""
+    try:
+        return infer_kind(path)
+    except (OSError, ValueError):
+        return None
+
+
+def dataset_problems(cls: type[Pass[Any]], spec: PassSpec, path: str, datasets: Collection[str]) -> list[Problem]:
+    """The datasets a pass names exist in ``data``; a pass that needs one and names none finds exactly one."""
+    problems: list[Problem] = []
+    params = spec.params()
+    defined = ", ".join(map(str, datasets)) or "(no datasets defined)"
+    for field, needed in cls.config_class.dataset_fields().items():
+        name = params.get(field)
+        if isinstance(name, str) and name not in datasets:
+            close = difflib.get_close_matches(name, list(map(str, datasets)), n=1, cutoff=0.5)
+            hint = f"did you mean '{close[0]}'?" if close else "define it under `data` (data_configs in an Olive file)"
+            problems.append(Problem(f"{path}.{field}", "names a dataset that `data` lacks", name, True, defined, hint))
+        elif name is None and needed and len(datasets) != 1:
+            count = len(datasets) or "none"
+            problems.append(
+                Problem(
+                    path,
+                    f"pass '{spec.type}' needs a dataset: {field} is unset and `data` defines {count}",
+                    allowed=defined if datasets else None,
+                    hint=f"set {field} to one of them" if datasets else "define one under `data`",
+                )
+            )
+    return problems
 
 
 def semantic_problems(recipe: Recipe) -> list[Problem]:
@@ -149,8 +192,13 @@ def semantic_problems(recipe: Recipe) -> list[Problem]:
     problems: list[Problem] = []
     if recipe.passes and recipe.pipelines:
         problems.append(Problem("pipelines", "give either `passes` or `pipelines` (alternatives), not both"))
+    for i, alternative in enumerate(recipe.pipelines):
+        if not alternative:
+            problems.append(
+                Problem(f"pipelines[{i}]", "an alternative with no passes", hint="give it passes, or drop it")
+            )
     for prefix, section in recipe.alternatives():
-        problems += pass_problems(section, recipe.input_model, recipe.targets, prefix)
+        problems += pass_problems(section, recipe.input_model, recipe.targets, prefix, datasets=recipe.data)
     if recipe.evaluate:
         if recipe.evaluate.data and recipe.evaluate.data not in recipe.data:
             problems.append(
@@ -182,13 +230,18 @@ def semantic_problems(recipe: Recipe) -> list[Problem]:
 
 
 def pass_problems(
-    passes: dict[str, PassSpec], input_model: InputModel | None, targets: list[TargetSpec], prefix: str = "passes"
+    passes: dict[str, PassSpec],
+    input_model: InputModel | None,
+    targets: list[TargetSpec],
+    prefix: str = "passes",
+    datasets: Collection[str] | None = None,
 ) -> list[Problem]:
-    """Each pass exists, its params fit its config, it takes what the step before gives, it supports the targets."""
+    """Each pass exists, its params fit its config, it takes what the step before gives, it supports the targets,
+    and the datasets it names are in ``datasets`` (when given)."""
     problems: list[Problem] = []
     kind: str | None = None
     if input_model is not None:
-        kind = input_model.kind or infer_kind(input_model.path)
+        kind = input_model.kind or _infer_kind(input_model.path)
     producer = "input_model"
     names = list(registered_passes())
     for step_name, spec in passes.items():
@@ -206,6 +259,8 @@ def pass_problems(
             kind = None  # the chain after an unknown pass cannot be checked
             continue
         problems += check_pass_params(cls, spec.params(), path)
+        if datasets is not None:
+            problems += dataset_problems(cls, spec, path, datasets)
         if kind is not None:
             takes = set(cls.accepts) | ({"gguf"} if "hf" in cls.accepts else set())
             if kind not in takes:

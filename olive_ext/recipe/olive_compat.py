@@ -11,6 +11,15 @@ from typing import Any
 
 from olive_ext.errors import Problem
 from olive_ext.passes.base import get_pass, registered_passes
+from olive_ext.recipe.olive_shapes import (
+    OliveDataConfig,
+    OliveEvaluator,
+    OliveModel,
+    OlivePass,
+    OliveSearch,
+    OliveSystem,
+    shaped,
+)
 
 # Keys whose presence marks an Olive run config (our format uses none of them).
 _OLIVE_MARKERS = {
@@ -56,16 +65,14 @@ def translate(raw: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
     else:
         out["input_model"] = _input_model(raw.pop(model_key), model_key, problems)
 
-    data_names: set[str] = set()
-    if "data_configs" in raw:
+    if "data_configs" in raw:  # passes naming a data config that is not here are found by the recipe's checks
         out["data"] = _data_configs(raw.pop("data_configs"), problems)
-        data_names = set(out["data"])
     if "systems" in raw:
         targets = _systems(raw.pop("systems"), raw.get("target"), problems)
         if targets:
             out["targets"] = targets
     if "passes" in raw:
-        out["passes"] = _passes(raw.pop("passes"), data_names, problems)
+        out["passes"] = _passes(raw.pop("passes"), problems)
     evaluators = raw.pop("evaluators", None)
     if evaluators:
         out["evaluate"] = _evaluators(evaluators, raw.get("evaluator"), problems)
@@ -74,9 +81,11 @@ def translate(raw: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
         if search:
             out["search"] = search
     if "output_dir" in raw:
-        out["output"] = {"path": str(raw.pop("output_dir"))}
+        output_dir = shaped(raw.pop("output_dir"), str, "output_dir", problems)
+        if output_dir is not None:
+            out["output"] = {"path": output_dir}
     if "cache_dir" in raw:
-        out["cache_dir"] = str(raw.pop("cache_dir"))
+        out["cache_dir"] = shaped(raw.pop("cache_dir"), str, "cache_dir", problems)
     if "search_space" in raw:
         raw.pop("search_space")
         problems.append(
@@ -110,8 +119,10 @@ def _input_model(model: Any, key: str, problems: list[Problem]) -> dict[str, Any
     if not isinstance(model, dict):
         problems.append(Problem(key, "must be a mapping with type and model_path", model, True))
         return {}
-    model = _unnest(model)
-    mtype = str(model.pop("type", "HfModel"))
+    model = shaped(_unnest(model), OliveModel, key, problems)
+    if model is None:
+        return {}
+    mtype = str(model.pop("type", None) or "HfModel")
     out: dict[str, Any] = {}
     path = model.pop("model_path", None) or model.pop("model_name_or_path", None)
     if path is None:
@@ -139,12 +150,20 @@ def _input_model(model: Any, key: str, problems: list[Problem]) -> dict[str, Any
 
 
 def _data_configs(configs: Any, problems: list[Problem]) -> dict[str, Any]:
-    items = configs if isinstance(configs, list) else [dict(v, name=k) for k, v in (configs or {}).items()]
+    if isinstance(configs, dict):
+        items = [(f"data_configs.{k}", {**v, "name": k} if isinstance(v, dict) else v) for k, v in configs.items()]
+    elif isinstance(configs, list):
+        items = [(f"data_configs[{i}]", v) for i, v in enumerate(configs)]
+    else:
+        problems.append(Problem("data_configs", "must be a list of data configs", configs, True))
+        return {}
     out: dict[str, Any] = {}
-    for i, dc in enumerate(items):
-        path = f"data_configs[{i}]"
+    for i, (path, dc) in enumerate(items):
         if not isinstance(dc, dict):
             problems.append(Problem(path, "must be a mapping", dc, True))
+            continue
+        dc = shaped(dc, OliveDataConfig, path, problems)
+        if dc is None:
             continue
         name = str(dc.get("name") or f"data{i}")
         load = dict(dc.get("load_dataset_config") or {})
@@ -153,7 +172,7 @@ def _data_configs(configs: Any, problems: list[Problem]) -> dict[str, Any]:
         data_files = load.pop("data_files", None)
         data_name = load.pop("data_name", None)
         if data_name is None and data_files is not None:
-            first = data_files[0] if isinstance(data_files, list) else str(data_files)
+            first = data_files[0] if isinstance(data_files, list) else data_files
             data_name = "csv" if first.endswith(".csv") else "parquet" if first.endswith(".parquet") else "json"
         if data_name is None:
             problems.append(Problem(f"{path}.load_dataset_config.data_name", "required key is missing"))
@@ -202,8 +221,10 @@ def _systems(systems: Any, target_name: Any, problems: list[Problem]) -> list[di
     candidates = [chosen] if chosen else list(systems.values())
     targets: list[dict[str, Any]] = []
     for system in candidates:
-        system = _unnest(system or {})
-        stype = str(system.get("type", "LocalSystem"))
+        system = shaped(_unnest(system) if isinstance(system, dict) else system or {}, OliveSystem, "systems", problems)
+        if system is None:
+            continue
+        stype = str(system.get("type") or "LocalSystem")
         if stype != "LocalSystem":
             problems.append(
                 Problem(
@@ -214,15 +235,18 @@ def _systems(systems: Any, target_name: Any, problems: list[Problem]) -> list[di
             )
             continue
         for acc in system.get("accelerators") or [{"device": "cpu"}]:
-            device = str(acc.get("device", "cpu")).lower()
+            device = str(acc.get("device") or "cpu").lower()
             providers = acc.get("execution_providers") or [None]
             for provider in providers:
                 targets.append({"device": device} | ({"provider": provider} if provider else {}))
     return targets
 
 
-def _passes(passes: Any, data_names: set[str], problems: list[Problem]) -> dict[str, Any]:
-    items = passes.items() if isinstance(passes, dict) else enumerate(passes or [])
+def _passes(passes: Any, problems: list[Problem]) -> dict[str, Any]:
+    if not isinstance(passes, dict | list):
+        problems.append(Problem("passes", "must be a mapping of named passes", passes, True))
+        return {}
+    items = passes.items() if isinstance(passes, dict) else enumerate(passes)
     names = olive_pass_names()
     out: dict[str, Any] = {}
     for key, spec in items:
@@ -231,8 +255,10 @@ def _passes(passes: Any, data_names: set[str], problems: list[Problem]) -> dict[
         if not isinstance(spec, dict) or "type" not in spec:
             problems.append(Problem(path, "a pass needs a `type`", spec, True))
             continue
-        spec = _unnest(spec)
-        olive_type = str(spec.pop("type"))
+        spec = shaped(_unnest(spec), OlivePass, path, problems)
+        if spec is None:
+            continue
+        olive_type = spec.pop("type")
         spec.pop("name", None)
         ours = names.get(olive_type) or (olive_type if get_pass(olive_type) else None)
         if ours is None:
@@ -248,18 +274,6 @@ def _passes(passes: Any, data_names: set[str], problems: list[Problem]) -> dict[
             continue
         cls = get_pass(ours)
         assert cls is not None
-        for dkey in ("train_data_config", "eval_data_config", "data_config", "calibration_data_config"):
-            ref = spec.get(dkey)
-            if isinstance(ref, str) and ref not in data_names:
-                problems.append(
-                    Problem(
-                        f"{path}.{dkey}",
-                        "names a data config that data_configs lacks",
-                        ref,
-                        True,
-                        allowed=", ".join(sorted(data_names)) or "(none)",
-                    )
-                )
         out[step] = {"type": ours, **cls.olive_type_params.get(olive_type, {}), **cls.from_olive(spec)}
     return out
 
@@ -275,9 +289,10 @@ def _evaluators(evaluators: Any, chosen: Any, problems: list[Problem]) -> dict[s
     metrics_out: list[str] = []
     constraints: dict[str, Any] = {}
     data = None
-    for i, metric in enumerate((evaluators[name] or {}).get("metrics") or []):
+    chosen_one = shaped(evaluators[name] or {}, OliveEvaluator, f"evaluators.{name}", problems)
+    for i, metric in enumerate((chosen_one or {}).get("metrics") or []):
         path = f"evaluators.{name}.metrics[{i}]"
-        mtype = str(metric.get("type", ""))
+        mtype = str(metric.get("type") or "")
         ours = _OLIVE_METRICS.get(mtype)
         subs = [s.get("name") for s in metric.get("sub_types") or []]
         if mtype == "accuracy" and "perplexity" in subs:
@@ -315,6 +330,9 @@ def _search(strategy: Any, problems: list[Problem]) -> dict[str, Any] | None:
         return None
     if not isinstance(strategy, dict):
         return {"strategy": "grid"}
+    strategy = shaped(strategy, OliveSearch, "search_strategy", problems)
+    if strategy is None:
+        return None
     sampler = str(strategy.get("sampler") or strategy.get("search_algorithm") or strategy.get("type") or "sequential")
     mapping = {"sequential": "grid", "exhaustive": "grid", "grid": "grid", "random": "random", "tpe": "tpe"}
     out: dict[str, Any] = {}
@@ -332,8 +350,8 @@ def _search(strategy: Any, problems: list[Problem]) -> dict[str, Any] | None:
         )
     budget = strategy.get("max_samples") or strategy.get("num_trials") or strategy.get("max_iter")
     if budget:
-        out["max_candidates"] = int(budget)
+        out["max_candidates"] = budget
     seed = strategy.get("seed") or (strategy.get("search_algorithm_config") or {}).get("seed")
     if seed is not None:
-        out["seed"] = int(seed)
+        out["seed"] = seed  # the recipe schema checks it
     return out

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from olive_ext.data.spec import DataFormat, DatasetSpec, check_split
 from olive_ext.evaluate.spec import Constraints, EvaluateSpec, Objective
 from olive_ext.models.spec import InputModel
-from olive_ext.options import StrictModel
+from olive_ext.options import StrictModel, check_path
 from olive_ext.targets.spec import TargetSpec
 
 __all__ = [
@@ -58,8 +58,10 @@ class SearchSpec(StrictModel):
 class OutputSpec(StrictModel):
     """Where results go. An existing non-empty folder is kept unless overwrite is set."""
 
-    path: str = "olive-ext-output"
+    path: str = Field("olive-ext-output", min_length=1)
     overwrite: bool = False
+
+    _path = field_validator("path")(lambda cls, v: check_path(v))
 
 
 class Recipe(StrictModel):
@@ -78,6 +80,8 @@ class Recipe(StrictModel):
     search: SearchSpec = Field(default_factory=SearchSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
     cache_dir: str | None = Field(None, description="default: $OLIVE_EXT_CACHE or ~/.cache/olive-ext")
+
+    _cache_dir = field_validator("cache_dir")(lambda cls, v: v if v is None else check_path(v))
 
     @field_validator("passes", mode="before")
     @classmethod
