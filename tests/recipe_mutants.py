@@ -32,7 +32,7 @@ _WORDS = [
     "OnnxDynamicQuantization", "OnnxStaticQuantization", "OnnxConversion", "HfModel", "ONNXModel", "LocalSystem",
     "train", "eval", "tone", "str", "int", "list", "dict", "float", "bool", "[key]", "list[str]", "a[0]",
     "int3", "tpu", "/etc", "fp16", "int4", "cpu", "gpu", "npu", "grid", "tpe", "accuracy", "latency",
-    "max_samples", "seed", "sampler", "extra_options", "split", "train[:90%]", "<<",
+    "max_samples", "seed", "sampler", "extra_options", "split", "train[:90%]", "<<", "[/]", "[red]x[/red]", "a\nb",
 ]  # fmt: skip
 
 
@@ -54,9 +54,43 @@ class Mutant:
         return str(target)
 
 
+# An Olive run config using the sections the shipped ones leave out (systems, evaluators, search), so that their
+# translation is fuzzed too.
+OLIVE_FULL = """
+input_model: {type: HfModel, model_path: org/model, load_kwargs: {trust_remote_code: true}}
+systems:
+  local_system:
+    type: LocalSystem
+    accelerators: [{device: cpu, execution_providers: [CPUExecutionProvider]}]
+data_configs:
+  - name: d
+    type: HuggingfaceContainer
+    load_dataset_config: {data_files: train.jsonl, split: "train[:90%]"}
+    pre_process_data_config: {text_template: "Q: {q}\\nA: {a}", max_seq_len: 512, text_cols: [q, a]}
+passes:
+  conversion: {type: OnnxConversion, target_opset: 17}
+  quant: {type: OnnxDynamicQuantization, weight_type: QInt8, quant_mode: dynamic}
+  builder: {type: ModelBuilder, precision: int4, int4_block_size: 32, extra_options: {use_cuda_bf16: true}}
+evaluators:
+  common:
+    metrics:
+      - name: acc
+        type: accuracy
+        data_config: d
+        sub_types: [{name: accuracy_score, goal: {type: max-degradation, value: 0.01}}]
+      - {name: lat, type: latency, sub_types: [{name: avg, goal: {type: threshold, value: 30}}]}
+evaluator: common
+search_strategy: {execution_order: joint, sampler: tpe, max_samples: 5, seed: 3, search_algorithm_config: {seed: 1}}
+engine: {cache_dir: cache, log_severity_level: 1}
+host: local_system
+target: local_system
+output_dir: models/out
+"""
+
+
 def seed_texts() -> list[tuple[str, str]]:
-    """(name, text) of every shipped recipe."""
-    return [(p.name, p.read_text(encoding="utf-8")) for p in SEED_FILES]
+    """(name, text) of every shipped recipe, and of OLIVE_FULL."""
+    return [(p.name, p.read_text(encoding="utf-8")) for p in SEED_FILES] + [("olive-full", OLIVE_FULL)]
 
 
 def mutate(rng: random.Random, seeds: list[tuple[str, str]] | None = None) -> Mutant:
@@ -273,6 +307,7 @@ def _paths(rng: random.Random, text: str) -> Mutant:
                 "/dev/null",
                 "/dev/zero",
                 "/",
+                "[/red].yaml",
                 "missing.yaml",
                 "",
             ]

@@ -90,3 +90,69 @@ def test_older_nested_config_format_is_flattened() -> None:
     out, problems = translate(raw)
     assert out["input_model"] == {"path": "microsoft/DialoGPT-medium", "task": "text-generation"}
     assert not [p for p in problems if p.severity == "error"]
+
+
+def _paths(tree: object, path: tuple = ()) -> list[tuple]:
+    """The key path of every value in the tree."""
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else []
+    out = []
+    for key, value in items:
+        out.append((*path, key))
+        out += _paths(value, (*path, key))
+    return out
+
+
+WRONG = [1, -5, "x", "", [], {}, None, [1], ["x"], {"a": 1}, {"str": []}, 1.5, float("nan"), True, [{}, []], 10**50]
+
+
+def test_every_olive_value_of_a_wrong_type_is_a_problem_not_a_crash() -> None:
+    """Each value of a full Olive config (and of the shipped Olive recipes) replaced by each wrong-typed value:
+    the check names problems, it never raises. Before the shape check this crashed at 33 places."""
+    import copy
+
+    from recipe_mutants import OLIVE_FULL, SEED_FILES
+
+    seeds = [yaml.safe_load(OLIVE_FULL)] + [yaml.safe_load(p.read_text()) for p in SEED_FILES if "olive" in p.parts]
+    checked = 0
+    for seed in seeds:
+        for path in _paths(seed):
+            for value in WRONG:
+                tree = copy.deepcopy(seed)
+                parent = tree
+                for key in path[:-1]:
+                    parent = parent[key]
+                parent[path[-1]] = value
+                _, problems = check_recipe(tree)
+                assert all(isinstance(p.path, str) for p in problems)
+                checked += 1
+    assert checked > 1000
+
+
+def test_olive_wrong_types_are_located() -> None:
+    raw = yaml.safe_load(
+        """
+input_model: {type: HfModel, model_path: m, load_kwargs: [1]}
+data_configs: [{name: d, load_dataset_config: {data_files: []}}]
+systems: {s: {accelerators: [{device: cpu, execution_providers: CPUExecutionProvider}]}}
+passes:
+  q: {type: OnnxDynamicQuantization, weight_type: [QInt8]}
+  b: {type: ModelBuilder, use_cuda_bf16: true, extra_options: 3}
+evaluators: {e: {metrics: [{name: a, type: accuracy, sub_types: [{name: x, goal: {type: [1], value: high}}]}]}}
+search_strategy: {sampler: tpe, max_samples: lots}
+output_dir: {a: 1}
+"""
+    )
+    _, problems = check_recipe(raw)
+    paths = {p.path for p in problems if p.severity == "error"}
+    expected = {
+        "input_model.load_kwargs",
+        "data_configs[0].load_dataset_config.data_files",
+        "systems.s.accelerators[0].execution_providers",
+        "passes.q.weight_type",
+        "passes.b.extra_options",
+        "evaluators.e.metrics[0].sub_types[0].goal.type",
+        "evaluators.e.metrics[0].sub_types[0].goal.value",
+        "search_strategy.max_samples",
+        "output_dir",
+    }
+    assert expected <= paths, expected - paths

@@ -134,3 +134,111 @@ def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
     bad.write_text("input_model:\n  path: x\n passes: [\n")
     with pytest.raises(UserInputError, match="line"):
         read_recipe_file(bad)
+
+
+# --------------------------------------------------------------------------- accepted before, wrong all the same
+# Each runs `olive-ext validate` on the file: exit code 2, the problem named on its key, nothing written.
+
+
+def _validate_file(tmp_path: Path, raw: dict) -> tuple[int, str]:
+    import contextlib
+    import io
+
+    import yaml
+
+    from olive_ext.cli import main
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(raw))
+    before = set(tmp_path.rglob("*"))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = main(["validate", str(recipe)])
+    assert set(tmp_path.rglob("*")) == before, "validate wrote something"
+    return code, "\n".join(line for line in out.getvalue().splitlines() if line.startswith("error"))
+
+
+DATA = {"tone": {"name": "json", "data_files": "tone.jsonl"}}
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            {"input_model": {"path": "m"}, "pipelines": [{}, []]},
+            ["pipelines[0]: an alternative with no passes", "pipelines[1]: an alternative with no passes"],
+        ),
+        (
+            {"input_model": {"path": "m"}, "data": DATA, "passes": {"ft": {"type": "lora", "train_data": "tones"}}},
+            ["passes.ft.train_data: names a dataset that `data` lacks; got 'tones'; allowed: tone"],
+        ),
+        (
+            {
+                "input_model": {"path": "m.onnx"},
+                "data": DATA,
+                "passes": {"p": {"type": "parity_check", "data": "eval"}},
+            },
+            ["passes.p.data: names a dataset that `data` lacks; got 'eval'"],
+        ),
+        (
+            {"input_model": {"path": "m"}, "passes": {"ft": {"type": "lora"}}},
+            ["passes.ft: pass 'lora' needs a dataset: train_data is unset and `data` defines none"],
+        ),
+        (
+            {
+                "input_model": {"path": "m"},
+                "passes": {"b": {"type": "model_builder", "precision": "fp16", "algorithm": "int3", "block_size": -5}},
+            },
+            ["passes.b.block_size: value not allowed; got -5", "passes.b.algorithm: value not allowed; got 'int3'"],
+        ),
+        (
+            {
+                "input_model": {"path": "m"},
+                "data": DATA,
+                "passes": {"ft": {"type": "lora", "training_args": {"output_dir": "/etc"}}},
+            },
+            ["passes.ft.training_args: training_args.output_dir is set by olive-ext"],
+        ),
+        (
+            {"input_model": {"path": "m", "task": "tpu"}, "passes": {"b": {"type": "model_builder"}}},
+            ["input_model.task: value not allowed; got 'tpu'"],
+        ),
+        (
+            {"input_model": {"path": "m"}, "passes": {"b": {"type": "model_builder"}}, "output": {"path": ""}},
+            ["output.path: String should have at least 1 character"],
+        ),
+    ],
+    ids=["empty-pipelines", "lora-data", "parity-data", "lora-no-data", "fp16-int3", "output-dir", "task", "output"],
+)
+def test_accepted_before_now_refused(tmp_path: Path, raw: dict, expected: list[str]) -> None:
+    code, errors = _validate_file(tmp_path, raw)
+    assert code == 2
+    assert len(errors.splitlines()) == len(expected), errors
+    for needle in expected:
+        assert needle in errors
+
+
+def test_quantization_settings_on_a_float_build_are_still_dropped_when_valid() -> None:
+    # precision searched over [fp16, int4] with one block_size: the fp16 candidate ignores it, as before
+    raw = base(passes={"b": {"type": "model_builder", "precision": ["fp16", "int4"], "block_size": 64}})
+    assert _problems(raw) == {}
+
+
+def test_dataset_name_in_an_olive_file_is_checked() -> None:
+    raw = {
+        "input_model": {"type": "HfModel", "model_path": "m"},
+        "data_configs": [{"name": "d", "load_dataset_config": {"data_files": "x.json"}}],
+        "passes": {"ft": {"type": "LoRA", "train_data_config": "e"}},
+    }
+    probs = _problems(raw)
+    assert "names a dataset that `data` lacks; got 'e'; allowed: d" in probs["passes.ft.train_data"]
+
+
+def test_union_member_errors_are_one_problem() -> None:
+    probs = _problems(base(data={"d": {"name": "json", "data_files": {"a": 1}}}))
+    assert probs["data.d.data_files"].startswith("data.d.data_files: Input should be a valid string or a valid list")
+
+
+def test_a_mapping_key_that_is_a_number_is_not_an_index() -> None:
+    probs = _problems(base(data={5: {"name": "json", "data_files": "x"}}))
+    assert "data.5" in probs

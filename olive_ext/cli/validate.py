@@ -27,6 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
     from olive_ext.console import make_console
     from olive_ext.errors import UserInputError
     from olive_ext.recipe.load import check_recipe, read_recipe_file
@@ -44,12 +46,15 @@ def main(args: argparse.Namespace) -> int:
     errors = [p for p in problems if p.severity == "error"]
     for p in problems:
         style = "red" if p.severity == "error" else "yellow"
-        console.print(f"[{style}]{p.severity}[/] {p.render()}", highlight=False, markup=True, soft_wrap=True)
+        # escaped: keys and values are the recipe's own text, and may hold [brackets] rich would read as markup
+        console.print(f"[{style}]{p.severity}[/] {escape(p.render())}", highlight=False, markup=True, soft_wrap=True)
     if errors or recipe is None:
-        console.print(f"{path}: {len(errors)} problem{'s' if len(errors) != 1 else ''}", style="bold red")
+        summary = f"{path}: {len(errors)} problem{'s' if len(errors) != 1 else ''}"
+        console.print(summary, style="bold red", markup=False, highlight=False, soft_wrap=True)
         return 2
     sections = f"{len(recipe.pipelines)} alternative pipelines" if recipe.pipelines else f"{len(recipe.passes)} passes"
-    console.print(f"{path}: valid ({sections}, {len(recipe.targets)} target(s))", style="green")
+    summary = f"{path}: valid ({sections}, {len(recipe.targets)} target(s))"
+    console.print(summary, style="green", markup=False, highlight=False, soft_wrap=True)
     return 0
 
 

@@ -63,7 +63,7 @@ _OLIVE_PASSTHROUGH = {"use_webgpu_fp32", "use_cuda_bf16", "enable_cuda_graph", "
 def _allowed(config: type[PassConfig], name: str, value: Any) -> bool:
     """Whether ``value`` passes field ``name``'s own type and bounds."""
     field = config.model_fields[name]
-    annotation = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+    annotation: Any = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
     try:
         TypeAdapter(annotation).validate_python(value)
     except ValidationError:

@@ -102,7 +102,9 @@ def translate(raw: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
             out[key] = raw.pop(key)  # already in our format
     for key in raw:
         problems.append(
-            Problem(key, "Olive key not supported by olive-ext", hint="remove it, or see the README's recipe section")
+            Problem(
+                str(key), "Olive key not supported by olive-ext", hint="remove it, or see the README's recipe section"
+            )
         )
     return out, problems
 
@@ -217,11 +219,13 @@ def _systems(systems: Any, target_name: Any, problems: list[Problem]) -> list[di
     if not isinstance(systems, dict):
         problems.append(Problem("systems", "must be a mapping of named systems", systems, True))
         return []
-    chosen = systems.get(target_name) if isinstance(target_name, str) else None
-    candidates = [chosen] if chosen else list(systems.values())
+    chosen = target_name if isinstance(target_name, str) and systems.get(target_name) else None
+    candidates = [(chosen, systems[chosen])] if chosen else list(systems.items())
     targets: list[dict[str, Any]] = []
-    for system in candidates:
-        system = shaped(_unnest(system) if isinstance(system, dict) else system or {}, OliveSystem, "systems", problems)
+    for name, system in candidates:
+        system = shaped(
+            _unnest(system) if isinstance(system, dict) else system or {}, OliveSystem, f"systems.{name}", problems
+        )
         if system is None:
             continue
         stype = str(system.get("type") or "LocalSystem")

@@ -71,6 +71,7 @@ class OlivePass(_Section):
 
 
 class OliveGoal(_Section):
+    type: Name | None = None
     value: float | None = None
 
 

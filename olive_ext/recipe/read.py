@@ -242,7 +242,7 @@ def _check_json_depth(text: str) -> None:
         if level > MAX_DEPTH:
             line = text.count("\n", 0, match.start())
             column = match.start() - (text.rfind("\n", 0, match.start()) + 1)
-            mark = Mark("", match.start(), line, column, None, None)
+            mark = Mark("", match.start(), line, column, None, 0)
             raise _Refused(f"nested deeper than {MAX_DEPTH} levels", mark, _FLATTER)
 
 
