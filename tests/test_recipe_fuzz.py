@@ -90,7 +90,7 @@ def test_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
     ("content", "suffix"),
     [
         ("input_model: {path: m}\npasses: " + "[" * 1000 + "]" * 1000 + "\n", ".yaml"),
-        ("input_model: {path: m}\npasses:\n" + "".join(" " * i + "a:\n" for i in range(1000)), ".yaml"),
+        ("input_model: {path: m}\npasses:\n" + "".join(" " * i + "a:\n" for i in range(500)), ".yaml"),
         ('{"input_model": {"path": "m"}, "passes": ' + '{"a": ' * 1000 + "1" + "}" * 1000 + "}", ".json"),
         ('{"data": ' + "[" * 5000 + "]" * 5000 + "}", ".json"),
     ],
@@ -240,3 +240,8 @@ def test_mutated_recipes_never_give_a_traceback(rng) -> None:  # type: ignore[no
             code = main(["validate", path])  # any exception fails the test, and hypothesis shrinks the mutant
         assert code in (0, 2), out.getvalue()
         assert _files(folder) == before
+
+
+def test_a_file_too_large_for_a_recipe(tmp_path: Path) -> None:
+    message = refused(tmp_path, GOOD + "# " + "x" * 300_000 + "\n")
+    assert "a recipe is at most 262,144" in message

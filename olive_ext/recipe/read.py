@@ -16,12 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
 from yaml.error import Mark
+from yaml.resolver import Resolver
 
 from olive_ext.errors import UserInputError
 from olive_ext.options import check_path
 
-MAX_BYTES = 1 << 20  # 1 MiB: the shipped recipes are 1-3 KB
+MAX_BYTES = 256 << 10  # 256 KiB: the shipped recipes are 1-3 KB, and this much YAML parses in about a second
 MAX_DEPTH = 64  # levels of nesting; the deepest recipe needs 6
 MAX_VALUES = 100_000  # values after YAML aliases are expanded; a recipe has a few hundred
 MAX_INT_DIGITS = 1000  # longer integers are no setting (and Python refuses to convert past 4,300 digits)
@@ -33,7 +36,7 @@ _INT_TAG = "tag:yaml.org,2002:int"
 class _Refused(yaml.YAMLError):
     """A limit this reader sets, at a place in the file."""
 
-    def __init__(self, message: str, mark: Mark | None = None, hint: str | None = None) -> None:
+    def __init__(self, message: str, mark: Any = None, hint: str | None = None) -> None:
         super().__init__(message)
         self.message, self.mark, self.hint = message, mark, hint
 
@@ -111,31 +114,50 @@ def parse(name: str, text: str, as_json: bool) -> Any:
 # --------------------------------------------------------------------------- YAML
 
 
-class _RecipeLoader(yaml.SafeLoader):
+def _loader_base() -> Any:
+    """SafeLoader, with libyaml's parser when PyYAML has it (3x faster): composing stays in Python, where the
+    limits below are."""
+    if not getattr(yaml, "__with_libyaml__", False):
+        return yaml.SafeLoader
+    from yaml._yaml import CParser
+
+    class FastSafeLoader(Composer, CParser, SafeConstructor, Resolver):
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+
+    return FastSafeLoader
+
+
+class _RecipeLoader(_loader_base()):  # type: ignore[misc]
     """PyYAML's safe loader with bounded nesting and alias expansion, and duplicate keys refused."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
+        self._aliased = False
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
                 raise _Refused(f"nested deeper than {MAX_DEPTH} levels", self.peek_event().start_mark, _FLATTER)
+            self._aliased = self._aliased or self.check_event(yaml.AliasEvent)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 
     def compose_mapping_node(self, anchor: Any) -> Any:
         node = super().compose_mapping_node(anchor)
-        seen: dict[tuple[str, str], Mark] = {}
+        seen: dict[tuple[str, str], Any] = {}
         for key, _ in node.value:
             if isinstance(key, yaml.ScalarNode) and key.tag != _MERGE_TAG:
-                first = seen.setdefault((key.tag, key.value), key.start_mark)
-                if first is not key.start_mark:
+                first = seen.setdefault((key.tag, key.value), key)
+                if first is not key:
                     raise _Refused(
-                        f"key '{key.value}' appears twice in one mapping (first at line {first.line + 1}); "
+                        f"key '{key.value}' appears twice in one mapping (first at line {first.start_mark.line + 1}); "
                         "the second would silently replace the first",
                         key.start_mark,
                         "keep one of them",
@@ -151,7 +173,7 @@ class _RecipeLoader(yaml.SafeLoader):
     def get_single_node(self) -> Any:
         node = super().get_single_node()
         if node is not None:
-            _check_expansion(node)
+            _check_expansion(node, self._aliased)
         return node
 
     def construct_yaml_timestamp(self, node: Any) -> Any:
@@ -174,7 +196,7 @@ def _children(node: Any) -> list[Any]:
     return []
 
 
-def _check_expansion(root: Any) -> None:
+def _check_expansion(root: Any, aliased: bool) -> None:
     """Refuse a document whose aliases expand it past MAX_VALUES values or MAX_DEPTH levels, or into a cycle.
 
     Aliases share one node, so the composed document stays small; what it expands to is what every later walk
@@ -192,12 +214,14 @@ def _check_expansion(root: Any) -> None:
             size[key] = 1 + sum(size[id(k)] for k in kids)
             depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
             open_nodes.discard(key)
-            if size[key] > MAX_VALUES:
+            if size[key] > MAX_VALUES and aliased:
                 raise _Refused(
                     f"aliases (*name) expand this value to {size[key]:,} values; a recipe may hold {MAX_VALUES:,}",
                     node.start_mark,
                     "write the values out, or use fewer nested aliases",
                 )
+            if size[key] > MAX_VALUES:
+                raise _Refused(f"{size[key]:,} values in one recipe; at most {MAX_VALUES:,}", node.start_mark)
             if depth[key] > MAX_DEPTH:
                 raise _Refused(f"aliases nest this value deeper than {MAX_DEPTH} levels", node.start_mark, _FLATTER)
             continue
