@@ -9,6 +9,7 @@ exception is a traceback, reported by exception type and the olive-ext line that
     python benchmarks/fuzz_recipes.py                  # 10,000 mutants, seed 0
     python benchmarks/fuzz_recipes.py -n 500 --seed 7 --save out/fuzz   # keep the mutants that fail
     python benchmarks/fuzz_recipes.py --only 1234      # rerun one mutant and show its traceback
+    python benchmarks/fuzz_recipes.py --write          # and record the figures in benchmarks/RESULTS.md
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from types import FrameType
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _common import RESULTS, load_average, machine_line, today, write_section  # noqa: E402
 from recipe_mutants import Mutant, mutate, seed_texts  # noqa: E402
 
 from olive_ext.cli import main as cli_main  # noqa: E402
@@ -85,7 +88,9 @@ def main() -> None:
     ap.add_argument("--memory-mb", type=int, default=4096, help="address-space limit (a runaway fails, not the box)")
     ap.add_argument("--only", type=int, help="run only mutant i and print its traceback")
     ap.add_argument("--save", type=Path, help="copy each failing mutant into this folder")
+    ap.add_argument("--write", action="store_true", help="record the figures in benchmarks/RESULTS.md")
     args = ap.parse_args()
+    load_before = load_average()
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     limit = args.memory_mb * 2**20
@@ -124,7 +129,10 @@ def main() -> None:
                 if mutant.path is None:
                     shutil.copy(src, args.save / f"{i}-{mutant.kind}{mutant.suffix}")
     elapsed = time.perf_counter() - started
-    report(len(indices), failures, codes, kinds, slow, worst, elapsed, args)
+    lines = report(len(indices), failures, codes, kinds, slow, worst, elapsed, args)
+    print("\n".join(lines))
+    if args.write and args.only is None:
+        write_results(lines, args, load_before)
 
 
 def report(
@@ -136,17 +144,35 @@ def report(
     worst: tuple[float, int],
     elapsed: float,
     args: argparse.Namespace,
-) -> None:
+) -> list[str]:
+    """The figures: mutants, exit codes, tracebacks by type and site, slow runs, the slowest, the total."""
     tracebacks = sum(len(v) for v in failures.values())
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"mutants: {total} (seed {args.seed}; {', '.join(f'{k} {n}' for k, n in kinds.most_common())})")
-    print(f"exit codes: {', '.join(f'{c}: {n}' for c, n in sorted(codes.items()))}")
-    print(f"tracebacks: {tracebacks}")
+    lines = [
+        f"mutants: {total} (seed {args.seed}; {', '.join(f'{k} {n}' for k, n in kinds.most_common())})",
+        f"exit codes: {', '.join(f'{c}: {n}' for c, n in sorted(codes.items()))}",
+        f"tracebacks: {tracebacks}",
+    ]
     for (name, site), idx in sorted(failures.items(), key=lambda kv: -len(kv[1])):
-        print(f"  {len(idx):6d}  {name} at {site}  (e.g. --only {idx[0]})")
-    print(f"runs over {args.slow:g} s: {len(slow)}" + (f" (e.g. --only {slow[0][1]})" if slow else ""))
-    print(f"max seconds: {worst[0]:.2f} (mutant {worst[1]})")
-    print(f"total: {elapsed:.0f} s, {elapsed / max(total, 1) * 1000:.1f} ms per mutant, peak RSS {peak_mb:.0f} MB")
+        lines.append(f"  {len(idx):6d}  {name} at {site}  (e.g. --only {idx[0]})")
+    lines.append(f"runs over {args.slow:g} s: {len(slow)}" + (f" (e.g. --only {slow[0][1]})" if slow else ""))
+    lines.append(f"max seconds: {worst[0]:.2f} (mutant {worst[1]})")
+    per_mutant = elapsed / max(total, 1) * 1000
+    lines.append(f"total: {elapsed:.0f} s, {per_mutant:.1f} ms per mutant, peak RSS {peak_mb:.0f} MB")
+    return lines
+
+
+def write_results(lines: list[str], args: argparse.Namespace, load_before: float) -> None:
+    command = f"python benchmarks/fuzz_recipes.py -n {args.mutants} --seed {args.seed} --write"
+    body = (
+        f"`{command}`, {today()}, {machine_line()}; one process, mutants one after another; 1-minute load average "
+        f"{load_before:.1f} at the start and {load_average():.1f} at the end (other jobs shared the cores, so the "
+        "seconds are upper bounds). Each mutant of a shipped recipe (tests/recipe_mutants.py) goes through "
+        '`olive_ext.cli.main(["validate", path])`; exit codes 0 and 2 are answers, any other exception is a '
+        f"traceback, and a run over {args.slow:g} s is slow (each is stopped at {args.timeout:g} s).\n\n"
+        "```\n" + "\n".join(lines) + "\n```"
+    )
+    write_section(RESULTS, "Recipe fuzzing", body)
 
 
 if __name__ == "__main__":
