@@ -176,6 +176,26 @@ def test_keys_named_like_pydantic_types_are_located(tmp_path: Path, key: str) ->
     assert f"data.{key}.{key}: unknown key" in message
 
 
+OLIVE = "input_model: {type: ONNXModel, model_path: m.onnx}\npasses: {q: {type: OnnxDynamicQuantization}}\n"
+
+
+@pytest.mark.parametrize(
+    ("extra", "where"),
+    [
+        ("passes: {q: {type: OnnxDynamicQuantization, weight_type: [QInt8]}}", "passes.q.weight_type"),
+        ("systems: {s: {accelerators: cpu}}", "systems.s.accelerators: Input should be a valid list"),
+        ("data_configs: [{name: d, load_dataset_config: []}]", "data_configs[0].load_dataset_config"),
+        ("evaluators: {e: {metrics: [{type: latency, sub_types: [{goal: {value: low}}]}]}}", "goal.value"),
+        ("search_strategy: {sampler: tpe, max_samples: [5]}", "search_strategy.max_samples"),
+        ("output_dir: {path: out}", "output_dir: Input should be a valid string"),
+    ],
+    ids=["int8-list", "systems", "data-configs", "goal", "search", "output-dir"],
+)
+def test_olive_sections_of_the_wrong_type(tmp_path: Path, extra: str, where: str) -> None:
+    text = OLIVE.replace("passes: {q: {type: OnnxDynamicQuantization}}\n", "") if extra.startswith("passes") else OLIVE
+    assert where in refused(tmp_path, text + extra + "\n")
+
+
 def test_markup_in_a_recipe_is_printed_as_text(tmp_path: Path) -> None:
     message = refused(tmp_path, "input_model: {path: m, '[/red]': 1}\n" + STEPS)
     assert "input_model.[/red]: unknown key" in message

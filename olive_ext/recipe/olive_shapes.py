@@ -34,6 +34,8 @@ class _Section(BaseModel):
 
 
 class OliveModel(_Section):
+    """`input_model` / `model`: the model type and where it is."""
+
     type: str | None = None
     model_path: str | None = None
     model_name_or_path: str | None = None
@@ -41,54 +43,76 @@ class OliveModel(_Section):
 
 
 class OliveLoadDataset(_Section):
+    """`data_configs[i].load_dataset_config`: the files and builder."""
+
     data_name: str | None = None
     data_files: str | list[str] | None = Field(None, min_length=1)
 
 
 class OlivePreProcess(_Section):
+    """`data_configs[i].pre_process_data_config`: the columns that make the text."""
+
     text_cols: str | list[str] | None = None
 
 
 class OliveDataConfig(_Section):
+    """One entry of `data_configs`."""
+
     name: Name | None = None
     load_dataset_config: OliveLoadDataset | None = None
     pre_process_data_config: OlivePreProcess | None = None
 
 
 class OliveAccelerator(_Section):
+    """One entry of a system's `accelerators`."""
+
     device: Name | None = None
     execution_providers: list[str] | None = None
 
 
 class OliveSystem(_Section):
+    """One entry of `systems`."""
+
     type: str | None = None
     accelerators: list[OliveAccelerator] | None = None
 
 
 class OlivePass(_Section):
+    """One entry of `passes` (its own parameters are checked by the pass it translates to)."""
+
     type: str
     name: Name | None = None
 
 
 class OliveGoal(_Section):
+    """A metric sub-type's `goal`."""
+
     type: Name | None = None
     value: float | None = None
 
 
 class OliveSubType(_Section):
+    """One entry of a metric's `sub_types`."""
+
     goal: OliveGoal | None = None
 
 
 class OliveMetric(_Section):
+    """One entry of an evaluator's `metrics`."""
+
     type: Name | None = None
     sub_types: list[OliveSubType] | None = None
 
 
 class OliveEvaluator(_Section):
+    """One entry of `evaluators`."""
+
     metrics: list[OliveMetric] | None = None
 
 
 class OliveSearch(_Section):
+    """`search_strategy` as a mapping."""
+
     sampler: Name | None = None
     search_algorithm: Name | None = None
     type: Name | None = None
