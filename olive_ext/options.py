@@ -168,7 +168,9 @@ def format_loc(loc: tuple[Any, ...]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + str(part)
+            text = str(part)
+            # a key holding a newline or other control character is quoted, so a problem stays on one line
+            out += ("." if out else "") + (text if text.isprintable() else repr(text))
     return out
 
 

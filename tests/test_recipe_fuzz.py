@@ -196,6 +196,11 @@ def test_olive_sections_of_the_wrong_type(tmp_path: Path, extra: str, where: str
     assert where in refused(tmp_path, text + extra + "\n")
 
 
+def test_a_key_with_a_newline_stays_on_one_line(tmp_path: Path) -> None:
+    message = refused(tmp_path, 'input_model: {path: m, "a\\nb": 1}\n' + STEPS)
+    assert "input_model.'a\\nb': unknown key" in message
+
+
 def test_markup_in_a_recipe_is_printed_as_text(tmp_path: Path) -> None:
     message = refused(tmp_path, "input_model: {path: m, '[/red]': 1}\n" + STEPS)
     assert "input_model.[/red]: unknown key" in message
