@@ -20,7 +20,8 @@ from olive_ext.evaluate.registry import known_metrics
 from olive_ext.models.folder import infer_kind
 from olive_ext.options import problems_from_validation
 from olive_ext.passes.base import Pass, check_pass_params, get_pass, registered_passes
-from olive_ext.recipe import olive_compat, read
+from olive_ext.recipe.olive_compat import is_olive_config, olive_pass_names, translate
+from olive_ext.recipe.read import parse, read_text
 from olive_ext.recipe.schema import InputModel, PassSpec, Recipe, TargetSpec, named_steps
 
 logger = logging.getLogger("olive_ext")
@@ -35,7 +36,7 @@ def read_recipe_file(path: str | Path) -> dict[str, Any]:
     here (olive_ext/recipe/read.py), so nothing after this walks a runaway document.
     """
     name = str(path)
-    data = read.parse(name, read.read_text(name), as_json=name.lower().endswith(".json"))
+    data = parse(name, read_text(name), as_json=name.lower().endswith(".json"))
     if data is None:
         raise UserInputError(f"{name}: the file is empty", hint="a recipe needs at least input_model and passes")
     if not isinstance(data, dict):
@@ -70,8 +71,8 @@ def parse_recipe(raw: dict[str, Any], source: str | None = None, base_dir: Path 
 def check_recipe(raw: dict[str, Any], base_dir: Path | None = None) -> tuple[Recipe | None, list[Problem]]:
     """Return (recipe or None, every problem). Olive run configs are translated first."""
     problems: list[Problem] = []
-    if olive_compat.is_olive_config(raw):
-        raw, olive_problems = olive_compat.translate(raw)
+    if is_olive_config(raw):
+        raw, olive_problems = translate(raw)
         problems += olive_problems
     if base_dir is not None:
         raw = _resolve_relative_paths(raw, base_dir)
@@ -248,7 +249,7 @@ def pass_problems(
         path = f"{prefix}.{step_name}"
         cls = get_pass(spec.type)
         if cls is None:
-            olive_name = olive_compat.olive_pass_names().get(spec.type)
+            olive_name = olive_pass_names().get(spec.type)
             close = difflib.get_close_matches(spec.type, names, n=1, cutoff=0.5)
             hint = (
                 f"'{spec.type}' is an Olive pass name: write '{olive_name}'"
