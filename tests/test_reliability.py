@@ -157,10 +157,13 @@ def test_two_processes_building_the_same_step_build_it_once_and_agree(tmp_path: 
 # ----------------------------------------------------------------------------------------------- bad input
 
 
-def _cli(argv: list[str], cwd: Path) -> tuple[int, str]:
-    proc = subprocess.run([sys.executable, "-m", "olive_ext", *argv], env=_env(OLIVE_EXT_CACHE=str(cwd / "cache")),
-                          cwd=cwd, capture_output=True, text=True, timeout=300)  # fmt: skip
-    return proc.returncode, proc.stderr
+def _cli(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str]:
+    """Run the CLI in this process (the checks come before any heavy import); the cache is the test's own."""
+    from olive_ext.cli import main
+
+    capsys.readouterr()
+    code = main(argv)
+    return code, capsys.readouterr().err
 
 
 def _one_message(err: str) -> str:
@@ -218,7 +221,13 @@ def bad_data(tmp_path: Path) -> dict[str, Path]:
 )
 @pytest.mark.parametrize("command", ["finetune", "auto-opt"])
 def test_bad_data_files_are_refused_before_any_work(
-    command: str, case: str, expected: str, bad_data: dict[str, Path], tiny_llama: Path, tmp_path: Path
+    command: str,
+    case: str,
+    expected: str,
+    bad_data: dict[str, Path],
+    tiny_llama: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     data = bad_data[case]
     split = "--train_split" if command == "finetune" else "--eval_split"
@@ -226,7 +235,7 @@ def test_bad_data_files_are_refused_before_any_work(
             "--text_template", TEMPLATE, "-o", str(tmp_path / "out")]  # fmt: skip
     before = _snapshot(tmp_path)
     started = time.monotonic()
-    code, err = _cli(argv, tmp_path)
+    code, err = _cli(capsys, argv)
     message = _one_message(err)
     assert code == 2, err
     assert str(data) in message and expected in message, message
@@ -236,25 +245,30 @@ def test_bad_data_files_are_refused_before_any_work(
 
 
 def test_unwritable_output_and_cache_folders_are_refused_before_any_work(
-    tiny_llama: Path, unwritable: Path, tmp_path: Path
+    tiny_llama: Path, unwritable: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = _snapshot(tmp_path)
     argv = ["quantize", "-m", str(tiny_llama), "-o", str(unwritable / "q")]
-    code, err = _cli(argv, tmp_path)
+    code, err = _cli(capsys, argv)
     assert code == 2 and "cannot be written" in _one_message(err) and str(unwritable / "q") in err, err
-    code, err = _cli(["quantize", "-m", str(tiny_llama), "-o", str(tmp_path / "q"), "--cache_dir",
-                      str(unwritable / "cache")], tmp_path)  # fmt: skip
+    code, err = _cli(capsys, ["quantize", "-m", str(tiny_llama), "-o", str(tmp_path / "q"), "--cache_dir",
+                      str(unwritable / "cache")])  # fmt: skip
     assert code == 2 and "cache folder" in _one_message(err) and "--cache_dir" in err, err
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
-    code, err = _cli(["quantize", "-m", str(tiny_llama), "-o", str(a_file / "q")], tmp_path)
+    code, err = _cli(capsys, ["quantize", "-m", str(tiny_llama), "-o", str(a_file / "q")])
     assert code == 2 and "not a folder" in _one_message(err), err
     assert _snapshot(tmp_path) == before | {"file.txt"}
 
 
 @pytest.mark.parametrize("command", ["quantize", "auto-opt", "finetune", "generate-adapter", "run"])
 def test_every_command_checks_output_cache_and_model_before_work(
-    command: str, tiny_llama: Path, tone_file: Path, unwritable: Path, tmp_path: Path
+    command: str,
+    tiny_llama: Path,
+    tone_file: Path,
+    unwritable: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     data = ["-d", "json", "--data_files", str(tone_file), "--text_template", TEMPLATE]
     not_a_model = tmp_path / "notes"
@@ -273,28 +287,30 @@ def test_every_command_checks_output_cache_and_model_before_work(
         make_random_adapter(tiny_llama, tmp_path / "adapter")
 
     def args(model: Path, output: Path, cache: Path | None = None) -> list[str]:
-        recipe = {"input_model": {"path": str(model)}, "passes": {"q": {"type": "int8_dynamic"}},
+        recipe = {"input_model": {"path": str(model)}, "passes": {"q": {"type": "model_builder", "precision": "int4"}},
                   "output": {"path": str(output)}}  # fmt: skip
         (tmp_path / "recipe.yaml").write_text(json.dumps(recipe))
         extra = ["--cache_dir", str(cache)] if cache else []
         return [a.replace("{model}", str(model)) for a in argv] + ["-o", str(output), *extra]
 
     before = _snapshot(tmp_path)
-    code, err = _cli(args(tiny_llama, unwritable / "out"), tmp_path)
+    code, err = _cli(capsys, args(tiny_llama, unwritable / "out"))
     assert code == 2 and "cannot be written" in _one_message(err), err
-    code, err = _cli(args(tiny_llama, tmp_path / "out", unwritable / "cache"), tmp_path)
+    code, err = _cli(capsys, args(tiny_llama, tmp_path / "out", unwritable / "cache"))
     assert code == 2 and "cache folder" in _one_message(err), err
-    code, err = _cli(args(not_a_model, tmp_path / "out"), tmp_path)
+    code, err = _cli(capsys, args(not_a_model, tmp_path / "out"))
     message = _one_message(err)
     assert code == 2 and str(not_a_model) in message and "no model" in message and "block" not in message, err
     assert _snapshot(tmp_path) == before | {"recipe.yaml"}
 
 
-def test_chat_on_a_truncated_model_names_the_file(tiny_llama: Path, tmp_path: Path) -> None:
-    code, err = _cli(["quantize", "-m", str(tiny_llama), "-o", str(tmp_path / "q"), "--log_level", "3"], tmp_path)
+def test_chat_on_a_truncated_model_names_the_file(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _cli(capsys, ["quantize", "-m", str(tiny_llama), "-o", str(tmp_path / "q"), "--log_level", "3"])
     assert code == 0, err
     model = tmp_path / "q" / "model" / "model.onnx"
     model.write_bytes(model.read_bytes()[:1000])
-    code, err = _cli(["chat", "-m", str(tmp_path / "q"), "--prompt", "hi"], tmp_path)
+    code, err = _cli(capsys, ["chat", "-m", str(tmp_path / "q"), "--prompt", "hi"])
     message = _one_message(err)
     assert code == 2 and str(model) in message and "truncated or corrupt" in message, err

@@ -83,9 +83,10 @@ def _check_text(path: Path, f: Any, head: bytes, builder: str) -> None:
             text = decoder.decode(chunk, final=not chunk)
         except UnicodeDecodeError as e:
             line = lines + e.object[: e.start].count(b"\n") + 1
+            converted = path.with_suffix(".utf8" + path.suffix)
             raise UserInputError(
                 f"data file {path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} on line {line})",
-                hint=f"save it as UTF-8, e.g. iconv -f latin1 -t utf-8 {path} > {path.stem}.utf8{path.suffix}",
+                hint=f"save it as UTF-8, e.g. iconv -f latin1 -t utf-8 {path} > {converted}",
             ) from None
         first = first or text.lstrip()
         if not chunk:
