@@ -93,6 +93,9 @@ class Cache:
                 if on_wait is not None:
                     on_wait()
                 fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            except OSError:  # a file system without locks (some network mounts): rename-if-absent still holds
+                yield
+                return
             try:
                 yield
             finally:  # the lock file stays: removing it would let a waiter and a newcomer lock different files
