@@ -310,10 +310,18 @@ def test_every_command_checks_output_cache_and_model_before_work(
 def test_chat_on_a_truncated_model_names_the_file(
     tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    import shutil
+
     code, err = _cli(capsys, ["quantize", "-m", str(tiny_llama), "-o", str(tmp_path / "q"), "--log_level", "3"])
     assert code == 0, err
+    shutil.copytree(tmp_path / "q", tmp_path / "q2")
     model = tmp_path / "q" / "model" / "model.onnx"
     model.write_bytes(model.read_bytes()[:1000])
     code, err = _cli(capsys, ["chat", "-m", str(tmp_path / "q"), "--prompt", "hi"])
     message = _one_message(err)
     assert code == 2 and str(model) in message and "truncated or corrupt" in message, err
+    weights = tmp_path / "q2" / "model" / "model.onnx.data"
+    weights.write_bytes(weights.read_bytes()[:5000])
+    code, err = _cli(capsys, ["chat", "-m", str(tmp_path / "q2"), "--prompt", "hi"])
+    message = _one_message(err)
+    assert code == 2 and f"{weights} is truncated" in message, err
