@@ -14,6 +14,11 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,qlora,sign,tracking,serve]"
+	@# tests/test_network.py traces a run's syscalls with strace; as root on Debian/Ubuntu, install it
+	@command -v strace >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ apt-get install -y -q strace >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && \
+		apt-get install -y -q strace >/dev/null 2>&1; }; } || \
+		echo "strace not installed: tests/test_network.py checks the telemetry store only"; }
 	@touch $@
 
 # headless Chromium renders report.html in tests/test_report.py (skipped without it); Debian's package, as root

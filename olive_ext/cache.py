@@ -4,6 +4,11 @@ Entries live in ``<cache_dir>/entries/<key>/`` with an ``entry.json`` written la
 An entry is built in ``<cache_dir>/tmp/<key>.<pid>.<random>/`` and renamed into place,
 so a run killed at any moment leaves either a whole entry or none; leftovers of dead
 processes are swept on the next start.
+
+Processes sharing a cache take a per-key lock (``flock`` on ``<cache_dir>/locks/<key>.lock``)
+around a build, so the second one waits and reuses the first one's entry instead of building it
+again; an entry is renamed into place only if none is there yet, so without the lock (a file
+system without ``flock``) the first whole entry still wins and the others are dropped.
 """
 
 from __future__ import annotations
@@ -14,18 +19,26 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from olive_ext.artifacts import Artifact, FingerprintMemo, content_hash
+from olive_ext.artifacts import Artifact, FingerprintMemo, content_hash, iter_files
 from olive_ext.errors import UserInputError
 from olive_ext.version import __version__
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; rename-if-absent alone keeps entries single
+    fcntl = None  # type: ignore[assignment]
+
 ENTRY_FILE = "entry.json"
+# files an artifact lists in meta["unhashed"]: records of how it was made (timings), not its content
+UNHASHED = "unhashed"
 
 
 def default_cache_dir() -> Path:
@@ -47,8 +60,12 @@ class Cache:
         self.root = Path(root).expanduser() if root else default_cache_dir()
         self.entries = self.root / "entries"
         self.tmp = self.root / "tmp"
-        self.entries.mkdir(parents=True, exist_ok=True)
-        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.locks = self.root / "locks"
+        try:
+            for folder in (self.entries, self.tmp, self.locks):
+                folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise unwritable_cache(self.root, f"{e.strerror or e}: {e.filename or self.root}") from e
         self.memo = FingerprintMemo(self.root / "fingerprints.json")
         self._sweep()
 
@@ -62,6 +79,27 @@ class Cache:
             return None
         mark_used(entry)
         return Artifact.from_json(meta["artifact"], relative_to=entry)
+
+    @contextlib.contextmanager
+    def lock(self, key: str, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+        """Hold the lock of ``key`` for the block; ``on_wait`` is called once if another process holds it."""
+        if fcntl is None:
+            yield
+            return
+        with open(self.locks / f"{key}.lock", "a+") as f:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None:
+                    on_wait()
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            except OSError:  # a file system without locks (some network mounts): rename-if-absent still holds
+                yield
+                return
+            try:
+                yield
+            finally:  # the lock file stays: removing it would let a waiter and a newcomer lock different files
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
     @contextlib.contextmanager
     def building(self, key: str) -> Iterator[Path]:
@@ -82,7 +120,8 @@ class Cache:
         meta = {"key": key, "artifact": artifact.to_json(relative_to=work), **record}
         self._write_entry_json(work, meta)
         final = self._rename_into_place(work, key)
-        return Artifact.from_json(meta["artifact"], relative_to=final)
+        kept = self._read_entry(final) or meta  # another process's entry, if it was there first
+        return Artifact.from_json(kept["artifact"], relative_to=final)
 
     # ----------------------------------------------------------------- plain results (evaluations)
 
@@ -115,8 +154,12 @@ class Cache:
             os.fsync(f.fileno())
 
     def _rename_into_place(self, work: Path, key: str) -> Path:
+        """Rename ``work`` to the entry of ``key`` unless a whole entry is there already (then drop ``work``)."""
         final = self.entries / key
-        if final.exists() and self._read_entry(final) is None:
+        if self._read_entry(final) is not None:
+            shutil.rmtree(work, ignore_errors=True)
+            return final
+        if final.exists():
             shutil.rmtree(final, ignore_errors=True)  # a broken entry from an older, non-atomic writer
         try:
             os.rename(work, final)
@@ -135,15 +178,71 @@ class Cache:
                 shutil.rmtree(work, ignore_errors=True)
 
 
+def writable_problem(path: Path) -> str | None:
+    """Why ``path`` (a folder, existing or to be created) cannot be written, or None; leaves nothing behind.
+
+    Creates and removes a probe folder in ``path`` or its nearest existing ancestor: permission bits
+    alone do not tell (root, read-only mounts, immutable folders).
+    """
+    base = path
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        return f"{base} is a file, not a folder"
+    try:
+        probe = tempfile.mkdtemp(prefix=".olive-ext-probe-", dir=base)
+        os.rmdir(probe)
+    except OSError as e:
+        return f"{e.strerror or e}: {base}"
+    return None
+
+
+def check_cache_dir(root: str | Path | None) -> Path:
+    """The cache folder, refused before any work when it cannot be written (nothing is created)."""
+    path = Path(root).expanduser() if root else default_cache_dir()
+    problem = writable_problem(path)
+    if problem:
+        raise unwritable_cache(path, problem)
+    return path
+
+
+def unwritable_cache(root: Path, problem: str) -> UserInputError:
+    """The error for a cache folder that cannot be created or written."""
+    return UserInputError(
+        f"cache folder {root} cannot be written ({problem}); nothing was written",
+        hint="pass --cache_dir with a folder you can write (or set $OLIVE_EXT_CACHE)",
+    )
+
+
 def _artifact_content_hash(artifact: Artifact, memo: FingerprintMemo) -> str:
-    """Hash an output's own files plus the identity of anything it points at outside itself."""
+    """Hash an output's own files plus the identity of anything it points at outside itself.
+
+    Files named in ``meta["unhashed"]`` (a fine-tune's timings) are left out, so identical
+    work gives identical fingerprints and the cache keys of later steps stay stable.
+    """
     h = hashlib.sha256(artifact.kind.encode())
+    unhashed = set(artifact.meta.get(UNHASHED) or ())
     for path in (artifact.path, artifact.adapter_path):
         if path:
             p = Path(path)
-            h.update(content_hash(p, memo).encode() if p.exists() else f"ref:{path}".encode())
+            if not p.exists():
+                h.update(f"ref:{path}".encode())
+            elif unhashed and p.is_dir():
+                h.update(_hash_except(p, unhashed, memo).encode())
+            else:
+                h.update(content_hash(p, memo).encode())
     if artifact.gguf_file:
         h.update(artifact.gguf_file.encode())
+    return h.hexdigest()
+
+
+def _hash_except(root: Path, names: set[str], memo: FingerprintMemo) -> str:
+    """content_hash of a folder without the files whose relative path is in ``names``."""
+    h = hashlib.sha256()
+    for f in iter_files(root):
+        rel = f.relative_to(root).as_posix()
+        if rel not in names:
+            h.update(f"{rel}\0{f.stat().st_size}\0{memo.file_hash(f)}\n".encode())
     return h.hexdigest()
 
 

@@ -110,10 +110,12 @@ def main(argv: list[str] | None = None) -> int:
 
         return unknown_flags_error(parser, mod, unknown)
     args.extra_args = unknown
+    from olive_ext.onnx.runtime import runtime_telemetry_off
     from olive_ext.quiet import hide_library_noise
 
     # the command's own filters and switches (after parsing: --help stays fast); importing olive_ext changes none
     hide_library_noise()
+    runtime_telemetry_off()  # before the command can import onnxruntime: it reads the switch once, at load
     return run_command(mod, args)
 
 

@@ -14,6 +14,12 @@ if TYPE_CHECKING:
     import datasets
 
 LOCAL_BUILDERS = {"json", "csv", "parquet"}
+_CHUNK = 1 << 20
+_FORMAT_HINT = {
+    "json": 'a JSON-lines file holds one object per line, e.g. {"question": "...", "answer": "..."}',
+    "csv": "a CSV file holds a header line and one row per line",
+    "parquet": "give a parquet table (or -d json / -d csv for text files)",
+}
 
 
 def builder_for_file(path: str) -> str | None:
@@ -21,22 +27,94 @@ def builder_for_file(path: str) -> str | None:
     return _SUFFIX_BUILDER.get(Path(path).suffix.lower())
 
 
+def local_files(spec: DatasetSpec) -> tuple[str, list[str]]:
+    """(builder, files) of a dataset read from local files, or (hub id, []) for a hub dataset."""
+    name, files = spec.name, spec.data_files
+    if name not in LOCAL_BUILDERS and builder_for_file(name) and Path(name).exists():
+        name, files = builder_for_file(name) or "json", name  # `-d data.jsonl` is accepted too
+    if name not in LOCAL_BUILDERS:
+        return name, []
+    return name, [files] if isinstance(files, str) else list(files or [])
+
+
+def check_data_files(spec: DatasetSpec) -> None:
+    """Refuse, before any work, a local data file that is missing, unreadable, empty, not UTF-8 or not its format."""
+    builder, files = local_files(spec)
+    for file in files:
+        check_data_file(Path(file), builder)
+
+
+def check_data_file(path: Path, builder: str) -> None:
+    """One local data file: it exists, is a readable file, holds something, and looks like ``builder``'s format."""
+    if not path.exists():
+        raise UserInputError(f"data file {path} does not exist", hint="check the path (relative to where you run "
+                             "the command, or to the recipe file for recipes)")  # fmt: skip
+    if not path.is_file():
+        raise UserInputError(f"data file {path} is not a file", hint="name the file itself in --data_files")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_CHUNK)
+            if builder == "parquet":
+                _check_parquet(path, f, head)
+            else:
+                _check_text(path, f, head, builder)
+    except OSError as e:
+        raise UserInputError(f"data file {path} cannot be read ({e.strerror or e})",
+                             hint="check its permissions") from e  # fmt: skip
+
+
+def _check_parquet(path: Path, f: Any, head: bytes) -> None:
+    if not head:
+        raise UserInputError(f"data file {path} is empty", hint=_FORMAT_HINT["parquet"])
+    f.seek(-min(4, len(head)), 2)
+    if not head.startswith(b"PAR1") or f.read(4) != b"PAR1":
+        raise UserInputError(f"data file {path} is not a parquet file", hint=_FORMAT_HINT["parquet"])
+
+
+def _check_text(path: Path, f: Any, head: bytes, builder: str) -> None:
+    """UTF-8 throughout (decoded chunk by chunk), not blank, and a JSON file starts like JSON."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    first = ""  # the first non-blank text, for the format check
+    lines, chunk = 0, head
+    while True:
+        try:
+            text = decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError as e:
+            line = lines + e.object[: e.start].count(b"\n") + 1
+            converted = path.with_suffix(".utf8" + path.suffix)
+            raise UserInputError(
+                f"data file {path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} on line {line})",
+                hint=f"save it as UTF-8, e.g. iconv -f latin1 -t utf-8 {path} > {converted}",
+            ) from None
+        first = first or text.lstrip()
+        if not chunk:
+            break
+        lines += chunk.count(b"\n")
+        chunk = f.read(_CHUNK)
+    first = first.removeprefix("\ufeff")  # a byte-order mark is allowed
+    if not first.strip():
+        raise UserInputError(f"data file {path} is empty", hint=_FORMAT_HINT.get(builder))
+    if builder == "json" and first[0] not in "{[":
+        raise UserInputError(
+            f"data file {path} is not JSON (it starts with {first[:20]!r})",
+            hint=_FORMAT_HINT["json"] + "; for CSV use -d csv",
+        )
+
+
 def load_rows(spec: DatasetSpec) -> datasets.Dataset:
     """The rows of one dataset split, as a ``datasets.Dataset``; errors name the file, split or hub id."""
     import datasets
 
-    name, files = spec.name, spec.data_files
-    if name not in LOCAL_BUILDERS and builder_for_file(name) and Path(name).exists():
-        name, files = builder_for_file(name) or "json", name  # `-d data.jsonl` is accepted too
+    name, file_list = local_files(spec)
     kwargs: dict[str, Any] = {}
     if name in LOCAL_BUILDERS:
-        file_list = [files] if isinstance(files, str) else list(files or [])
-        missing = [f for f in file_list if not Path(f).exists()]
-        if missing:
-            raise UserInputError(f"data file {missing[0]!r} does not exist")
+        for file in file_list:
+            check_data_file(Path(file), name)
         kwargs["data_files"] = file_list
-    elif files:
-        kwargs["data_files"] = files
+    elif spec.data_files:
+        kwargs["data_files"] = spec.data_files
     try:
         as_written = _json_lines_as_written(kwargs["data_files"], spec.split) if name == "json" else None
         ds = as_written if as_written is not None else datasets.load_dataset(name, split=spec.split, **kwargs)
@@ -52,7 +130,15 @@ def load_rows(spec: DatasetSpec) -> datasets.Dataset:
         if "split" in str(e).lower() or "instruction" in str(e).lower():
             raise UserInputError(f"split {spec.split!r} of dataset {name!r}: {e}") from e
         raise UserInputError(f"dataset {name!r} could not be loaded: {e}") from e
+    except UnicodeDecodeError as e:  # checked above for local files; a hub dataset's files may still hold one
+        raise UserInputError(f"dataset {name!r} is not UTF-8 text: {e}") from e
     except Exception as e:  # datasets wraps hub/offline failures in its own exception types
+        cause = e.__cause__ or e.__context__
+        if name in LOCAL_BUILDERS and type(e).__name__ == "DatasetGenerationError" and cause is not None:
+            raise UserInputError(
+                f"data file {', '.join(file_list)} could not be read as {name}: {type(cause).__name__}: {cause}",
+                hint=_FORMAT_HINT[name],
+            ) from e
         if type(e).__module__.startswith(("datasets", "huggingface_hub", "requests", "httpx")):
             raise UserInputError(
                 f"dataset {name!r} could not be loaded ({type(e).__name__}: {e})",

@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from olive_ext.errors import OutputExistsError
+from olive_ext.cache import writable_problem
+from olive_ext.errors import OutputExistsError, UserInputError
 
 
 def ensure_output_free(path: str | Path, overwrite: bool) -> Path:
@@ -27,6 +28,20 @@ def ensure_output_free(path: str | Path, overwrite: bool) -> Path:
         raise OutputExistsError(str(p))
     if p.is_dir() and any(p.iterdir()) and not overwrite:
         raise OutputExistsError(str(p))
+    return p
+
+
+def check_output(path: str | Path, overwrite: bool) -> Path:
+    """Before any work: ``path`` is free (or may be replaced) and its folder can be written; nothing is created."""
+    p = ensure_output_free(path, overwrite)
+    # the output is staged beside the destination and renamed into place, so its parent must take new entries
+    for folder in (p.parent, p) if p.is_dir() else (p.parent,):
+        problem = writable_problem(folder)
+        if problem:
+            raise UserInputError(
+                f"output folder {p} cannot be written ({problem}); nothing was written",
+                hint="choose an output folder you can write with -o/--output_path",
+            )
     return p
 
 

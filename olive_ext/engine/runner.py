@@ -4,6 +4,8 @@ The cache key of a step is a hash of (pass type, pass version, canonical config,
 input fingerprint, versions of olive-ext and of the pass's libraries). A hit reuses
 the entry; a miss runs the pass in a temporary folder that is renamed into the cache
 only when the pass succeeds, so a killed run resumes from its last finished step.
+A build holds the cache's lock on its key: a second process asking for the same step
+waits and reuses the entry rather than building it again.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from olive_ext.artifacts import Artifact
 from olive_ext.cache import Cache, cache_key
 from olive_ext.engine.steps import Step
 from olive_ext.errors import OliveExtError, PassError, UserInputError
+from olive_ext.onnx.runtime import runtime_telemetry_off
 from olive_ext.passes.context import RunContext
 from olive_ext.progress import Progress
 from olive_ext.targets.base import CPU, Target
@@ -92,27 +95,8 @@ def run_step(artifact: Artifact, step: Step, ctx: RunContext, candidate_id: str 
     key_config = canonical if extra is None else {**canonical, "__depends_on__": extra}
     key = step_key(step.type, cls.version, key_config, artifact.fingerprint, cls.library_versions())
     started = time.perf_counter()
-    cached = ctx.cache.get_artifact(key)
-    hit = cached is not None
-    if cached is not None:
-        out = cached
-        ctx.logger.info("step %s (%s): reused from cache", step.name, step.type)
-    else:
-        ctx.logger.info("step %s (%s): running", step.name, step.type)
-        with ctx.cache.building(key) as work:
-            try:
-                produced = cls(config).run(artifact, ctx.for_step(work))
-            except OliveExtError:
-                raise
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except Exception as e:
-                raise PassError(step.name, f"{type(e).__name__}: {e}") from e
-            expected = cls.output_kind(artifact.kind)
-            if produced.kind != expected:
-                raise PassError(step.name, f"produced a {produced.kind} model, declared {expected}")
-            record = {"pass": step.type, "config": canonical, "input": artifact.fingerprint}
-            out = ctx.cache.commit_artifact(key, work, produced, record)
+    runtime_telemetry_off()  # passes import onnxruntime themselves; it reads its opt-out at import
+    out, hit = _reuse_or_build(artifact, step, cls, config, canonical, key, ctx)
     seconds = time.perf_counter() - started
     return out, StepRecord(
         candidate=candidate_id,
@@ -127,3 +111,40 @@ def run_step(artifact: Artifact, step: Step, ctx: RunContext, candidate_id: str 
         target=ctx.target.name,
         output_path=out.path,
     )
+
+
+def _reuse_or_build(artifact: Artifact, step: Step, cls: Any, config: Any, canonical: dict[str, Any], key: str,
+                    ctx: RunContext) -> tuple[Artifact, bool]:  # fmt: skip
+    """The cached output of ``key`` (True), or the output built now under the key's lock (False)."""
+    out = ctx.cache.get_artifact(key)
+    if out is None:
+
+        def waiting() -> None:
+            ctx.logger.info("step %s (%s): another process is building it; waiting", step.name, step.type)
+
+        with ctx.cache.lock(key, on_wait=waiting):
+            out = ctx.cache.get_artifact(key)  # built by the process we waited for
+            if out is None:
+                ctx.logger.info("step %s (%s): running", step.name, step.type)
+                return _build(artifact, step, cls, config, canonical, key, ctx), False
+    ctx.logger.info("step %s (%s): reused from cache", step.name, step.type)
+    return out, True
+
+
+def _build(artifact: Artifact, step: Step, cls: Any, config: Any, canonical: dict[str, Any], key: str,
+           ctx: RunContext) -> Artifact:  # fmt: skip
+    """Run the pass in a fresh folder and commit its output to the cache under ``key``."""
+    with ctx.cache.building(key) as work:
+        try:
+            produced = cls(config).run(artifact, ctx.for_step(work))
+        except OliveExtError:
+            raise
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as e:
+            raise PassError(step.name, f"{type(e).__name__}: {e}") from e
+        expected = cls.output_kind(artifact.kind)
+        if produced.kind != expected:
+            raise PassError(step.name, f"produced a {produced.kind} model, declared {expected}")
+        record = {"pass": step.type, "config": canonical, "input": artifact.fingerprint}
+        return ctx.cache.commit_artifact(key, work, produced, record)

@@ -1,19 +1,49 @@
 """The one place onnxruntime and onnxruntime-genai are imported, with their telemetry turned off.
 
-olive-ext sends no telemetry, and neither may the runtimes it loads: onnxruntime-genai
-has telemetry events (``disable_telemetry_events``), and onnxruntime has them on Windows.
-Import the runtimes through these functions, never directly.
+Since 1.29 onnxruntime (and onnxruntime-genai 0.18) ship 1DS telemetry on Linux and macOS too: at
+import a background uploader starts, writes a device id and an event store under
+``~/.cache/Microsoft/DeveloperTools/.onnxruntime/`` and, about 9 s later, resolves and posts to
+``mobile.events.data.microsoft.com``. ``disable_telemetry_events()`` only stops the "non-essential"
+events; the process-info event, the device id and the lookup remain. The full opt-out is the
+environment variable ``ORT_DISABLE_TELEMETRY=1``, read once when the native library initializes, so
+it must be set before the first import (``runtime_telemetry_off``: the CLI calls it first thing, the
+engine before every step, and the evaluation worker inherits it). CI machines are opted out by the
+library itself (it looks for ``GITHUB_ACTIONS``, ``TF_BUILD`` and the like), which is why the offline
+test removes those variables. Import the runtimes through these functions, never directly.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 from types import ModuleType
 
 from olive_ext.errors import MissingDependencyError
 
+# onnxruntime's and onnxruntime-genai's own opt-out switch (core/platform/posix/telemetry.cc)
+TELEMETRY_SWITCH = "ORT_DISABLE_TELEMETRY"
+
+logger = logging.getLogger("olive_ext")
+
+
+def runtime_telemetry_off() -> None:
+    """Opt this process (and the processes it starts) out of the runtimes' telemetry.
+
+    A value the user set already wins: ``ORT_DISABLE_TELEMETRY=0`` is how to ask for telemetry.
+    """
+    if TELEMETRY_SWITCH in os.environ:
+        return
+    loaded = [m for m in ("onnxruntime", "onnxruntime_genai") if m in sys.modules]
+    if loaded:  # too late for a library already loaded: it read the environment when it initialized
+        logger.debug("%s was imported before olive-ext set %s=1; its telemetry follows the earlier setting",
+                     ", ".join(loaded), TELEMETRY_SWITCH)  # fmt: skip
+    os.environ[TELEMETRY_SWITCH] = "1"
+
 
 def genai() -> ModuleType:
-    """onnxruntime_genai, telemetry events disabled."""
+    """onnxruntime_genai, telemetry off."""
+    runtime_telemetry_off()
     try:
         import onnxruntime_genai as og
     except ImportError as e:
@@ -24,7 +54,8 @@ def genai() -> ModuleType:
 
 
 def onnxruntime() -> ModuleType:
-    """onnxruntime, telemetry events disabled."""
+    """onnxruntime, telemetry off."""
+    runtime_telemetry_off()
     try:
         import onnxruntime as ort
     except ImportError as e:

@@ -17,13 +17,14 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from olive_ext.artifacts import Artifact
+from olive_ext.cache import UNHASHED
 from olive_ext.data.load import spec_identity
 from olive_ext.errors import UserInputError
 from olive_ext.passes.base import Pass, dataset_ref, register_pass
 from olive_ext.passes.context import RunContext
 from olive_ext.train.args import MANAGED, OURS_INSTEAD, RENAMED
 from olive_ext.train.options import FinetuneOptions
-from olive_ext.train.run import finetune
+from olive_ext.train.run import METRICS_FILE, finetune
 
 # Olive's LoRA `training_args` keys that are fields of ours.
 _LIFTED = ("learning_rate", "max_steps", "num_train_epochs", "per_device_train_batch_size",
@@ -81,6 +82,8 @@ class LoraPass(Pass[LoraPassConfig]):
     accepts = frozenset({"hf"})
     produces = "hf"
     libraries = ("transformers", "peft", "torch", "bitsandbytes", "datasets")
+    # 2: data order seeded per epoch (resume-exact), adapter_config.json written in a stable order
+    version = 2
     olive_types = ("LoRA",)
     olive_params: ClassVar[dict[str, str]] = {
         "r": "lora_r",
@@ -126,6 +129,7 @@ class LoraPass(Pass[LoraPassConfig]):
             progress=ctx.progress,
             trust_remote_code=ctx.trust_remote_code,
         )
+        stable_adapter_config(result.adapter_dir)
         model_path = artifact.path
         if not Path(model_path).exists():  # a hub id: keep what was trained on beside the adapter
             model_path = str(_save_hub_model(model_path, ctx.output_dir / "base", ctx.trust_remote_code))
@@ -134,7 +138,8 @@ class LoraPass(Pass[LoraPassConfig]):
         for which in ("base", "finetuned"):
             if "exact_match" in evals.get(which, {}):
                 summary[f"exact_match_{which}"] = evals[which]["exact_match"]
-        meta = {**artifact.meta, "finetune": summary}
+        # train_metrics.json records timings: it must not make two identical trainings look different
+        meta = {**artifact.meta, "finetune": summary, UNHASHED: [METRICS_FILE]}
         if ctx.input_model is not None:
             meta.setdefault("base_model", ctx.input_model.path)
         return Artifact("hf", model_path, str(result.adapter_dir), meta=meta)
@@ -154,6 +159,21 @@ class DoraPass(LoraPass):
 
     config_class = DoraPassConfig
     olive_types = ("DoRA",)
+
+
+# adapter_config.json fields peft fills from sets: their order changes from one process to the next
+_SET_VALUED = ("target_modules", "exclude_modules", "modules_to_save")
+
+
+def stable_adapter_config(adapter_dir: Path) -> None:
+    """Rewrite adapter_config.json with set-valued lists sorted, so identical trainings give identical files."""
+    path = adapter_dir / "adapter_config.json"
+    config = json.loads(path.read_text())
+    for key in _SET_VALUED:
+        value = config.get(key)
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            config[key] = sorted(value)
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def _run_id(artifact: Artifact, cfg: LoraPassConfig, extra: Any) -> str:

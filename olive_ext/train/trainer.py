@@ -1,4 +1,12 @@
-"""The transformers Trainer, with our loss, token counting, a progress bar, and Ctrl-C checkpoints."""
+"""The transformers Trainer, with our loss, token counting, a progress bar, Ctrl-C checkpoints, and a data order
+that a resumed run reproduces.
+
+The Trainer's own samplers draw their order from a generator that accelerate seeds once, when the data
+loader is prepared, and that then runs on from epoch to epoch; a run resumed in its second epoch starts that
+generator afresh and sees another order (the first epoch matched, later ones differed by up to 4e-3 in the
+weights). Here the order of epoch ``e`` is drawn from ``seed + e`` alone, so it is the same however the run
+got there; the Trainer calls ``set_epoch`` before each epoch, the resumed one included.
+"""
 
 from __future__ import annotations
 
@@ -35,6 +43,15 @@ def make_trainer(model: Any, args: Any, train_set: Any, eval_set: Any, collator:
     class _Trainer(Trainer):
         loss_is_scaled_for_ga = True
 
+        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+            dataset = train_dataset if train_dataset is not None else self.train_dataset
+            strategy = self.args.train_sampling_strategy
+            if dataset is None or strategy not in ("group_by_length", "random"):
+                return super()._get_train_sampler(train_dataset)
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            group = self.args.train_batch_size * self.args.gradient_accumulation_steps
+            return epoch_seeded_sampler(dataset, seed, group if strategy == "group_by_length" else None)
+
         def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                          num_items_in_batch: Any = None) -> Any:  # fmt: skip
             real = inputs.pop("real_tokens", None)
@@ -64,6 +81,37 @@ def make_trainer(model: Any, args: Any, train_set: Any, eval_set: Any, collator:
     for noisy in (PrinterCallback, ProgressCallback):  # olive_ext.progress shows step, loss, speed (bar, lines, hook)
         trainer.remove_callback(noisy)
     return trainer
+
+
+def epoch_seeded_sampler(dataset: Any, seed: int, group_size: int | None = None) -> Any:
+    """A sampler whose order in epoch ``e`` depends only on ``seed + e`` (set by ``set_epoch``).
+
+    ``group_size``: batch examples of similar length together, as transformers' ``group_by_length`` does
+    (same grouping function), else a plain random permutation.
+    """
+    import torch
+    from torch.utils.data import Sampler
+    from transformers.trainer_pt_utils import get_length_grouped_indices
+
+    lengths = [len(row["input_ids"]) for row in dataset] if group_size else None
+
+    class EpochSeededSampler(Sampler[int]):
+        def __init__(self) -> None:
+            self.epoch = 0
+
+        def set_epoch(self, epoch: int) -> None:
+            self.epoch = epoch
+
+        def __len__(self) -> int:
+            return len(dataset)
+
+        def __iter__(self) -> Iterator[int]:
+            generator = torch.Generator().manual_seed(seed + self.epoch)
+            if lengths is not None:
+                return iter(get_length_grouped_indices(lengths, group_size, generator=generator))
+            return iter(torch.randperm(len(dataset), generator=generator).tolist())
+
+    return EpochSeededSampler()
 
 
 def make_callback(stats: TrainStats, bar: Any, stop_flag: dict[str, bool]) -> Any:

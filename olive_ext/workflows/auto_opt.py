@@ -22,6 +22,7 @@ from pydantic import Field
 from olive_ext.artifacts import Artifact
 from olive_ext.data import answer_problem, load_rows, require_answers
 from olive_ext.data.spec import DataOptions, DatasetSpec
+from olive_ext.engine.preflight import check_before_work
 from olive_ext.engine.results import RunResult
 from olive_ext.errors import ConstraintsNotMetError, UserInputError
 from olive_ext.evaluate.spec import Constraints, EvaluateSpec
@@ -230,6 +231,10 @@ def run_auto_opt(opts: AutoOptOptions, progress: Progress | None = None) -> Auto
     if not devices:
         raise UserInputError("--device needs at least one of cpu, gpu, npu")
     outputs = [opts.output_path] if len(devices) == 1 else [str(Path(opts.output_path) / d) for d in devices]
+    data = opts.eval_data()
+    for output in outputs:  # every device's output, before the recipes read any data
+        check_before_work(model=opts.model_name_or_path, cache_dir=opts.cache_dir, datasets=[data] if data else [],
+                          output=output, overwrite=opts.overwrite)  # fmt: skip
     recipes = [auto_opt_recipe(opts, d, o) for d, o in zip(devices, outputs, strict=True)]
     runs: dict[str, RunResult] = {}
     failures = []

@@ -61,7 +61,32 @@ def open_chat(opts: ChatOptions) -> ChatSession:
         known = ", ".join(sorted(adapters)) or "none"
         raise UserInputError(f"adapter {opts.adapter!r} not found in {root}; adapters there: {known}")
     chosen = {opts.adapter: adapters[opts.adapter]} if opts.adapter else None
-    return ChatSession(folder, chosen, opts.adapter, opts.system, opts.sampling(), opts.max_new_tokens)
+    try:
+        return ChatSession(folder, chosen, opts.adapter, opts.system, opts.sampling(), opts.max_new_tokens)
+    except RuntimeError as e:  # onnxruntime-genai reports every load failure as a RuntimeError
+        raise load_error(folder, e) from e
+
+
+def load_error(folder: Path, error: RuntimeError) -> UserInputError:
+    """A model that does not load: name its file, and say so plainly when the file is cut short or damaged."""
+    try:
+        name = json.loads((folder / "genai_config.json").read_text())["model"]["decoder"]["filename"]
+    except (OSError, ValueError, KeyError, TypeError):
+        name = "model.onnx"
+    model = folder / str(name)
+    detail = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    if "Protobuf parsing failed" in detail or "ModelProto" in detail:
+        return UserInputError(
+            f"{model} cannot be loaded: the file is truncated or corrupt",
+            hint="rebuild it (olive-ext quantize / auto-opt) or copy it again in full",
+        )
+    if "can not be read in full" in detail or "out of bounds" in detail:  # external weights cut short
+        data = sorted(p.name for p in folder.glob(f"{model.name}.data*")) or ["its external data file"]
+        return UserInputError(
+            f"{model} cannot be loaded: {folder / data[0]} is truncated (fewer bytes than the model reads)",
+            hint="rebuild it (olive-ext quantize / auto-opt) or copy it again in full",
+        )
+    return UserInputError(f"the model in {folder} cannot be loaded: {detail}", hint=f"check {model} and its folder")
 
 
 def adapter_files(root: Path) -> dict[str, Path]:

@@ -24,7 +24,8 @@ from olive_ext.data import load_examples
 from olive_ext.data.spec import DataOptions, DatasetSpec
 from olive_ext.deploy.bundle import chat_template_text
 from olive_ext.deploy.manifest import text_sha256
-from olive_ext.engine.output import ensure_output_free, staged_output, write_json
+from olive_ext.engine.output import staged_output, write_json
+from olive_ext.engine.preflight import check_before_work
 from olive_ext.engine.runner import GGUF_CONVERSION, open_context, run_steps
 from olive_ext.engine.steps import Step
 from olive_ext.errors import OliveExtError, UserInputError
@@ -122,7 +123,9 @@ class AdapterCheck:
 def generate_adapters(opts: GenerateAdapterOptions, progress: Progress | None = None) -> list[AdapterCheck]:
     """Build, write and check; returns the checks. Raises when any adapter fails (the rest are kept)."""
     progress = progress or Progress(enabled=False)
-    ensure_output_free(opts.output_path, opts.overwrite)
+    data = opts.check_data()
+    check_before_work(model=opts.model_name_or_path, cache_dir=opts.cache_dir, datasets=[data] if data else [],
+                      output=opts.output_path, overwrite=opts.overwrite)  # fmt: skip
     if not opts.adapter_path:
         raise UserInputError("give at least one adapter: --adapter_path a [b ...]")
     device: Device = "gpu" if opts.device == "gpu" else "cpu"

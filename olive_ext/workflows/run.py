@@ -17,7 +17,8 @@ from olive_ext.artifacts import Artifact
 from olive_ext.data import load_examples
 from olive_ext.deploy.bundle import chat_template_text
 from olive_ext.deploy.manifest import text_sha256
-from olive_ext.engine.output import ensure_output_free, staged_output, write_json, write_yaml
+from olive_ext.engine.output import staged_output, write_json, write_yaml
+from olive_ext.engine.preflight import check_recipe_before_work
 from olive_ext.engine.results import CandidateResult, RunResult
 from olive_ext.engine.run import execute, raise_if_unmet
 from olive_ext.errors import Problem, RecipeError, UserInputError
@@ -112,8 +113,7 @@ def run_recipe(
 ) -> RunResult:
     """Run a validated Recipe: execute it, write the output folder, raise when nothing could be chosen."""
     out_dir = Path(recipe.output.path)
-    if write_output:
-        ensure_output_free(out_dir, recipe.output.overwrite)
+    check_recipe_before_work(recipe, write_output)
     result = execute(recipe, progress=progress, reference_accuracy=reference_accuracy)
     if write_output:
         result.output_dir = out_dir

@@ -13,6 +13,9 @@ import json
 import os
 import sys
 
+# onnxruntime-genai and onnxruntime send telemetry unless this is set before they load (set it to 0 to allow it)
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 import onnxruntime_genai as og
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -1,0 +1,113 @@
+"""No network unless asked: a whole quantize and a chat turn on a tiny model make no connection and no DNS lookup.
+
+The run goes in a fresh network namespace (``unshare -rn``: nothing can leave, whatever happens) under
+``strace -f``, which records every connect/send from every thread and child process; any to an address
+outside loopback, or any to port 53, fails the test. onnxruntime's telemetry (1DS, on Linux since 1.29)
+resolves its collector about 9 s after import, so the process stays alive 12 s after the chat turn.
+onnxruntime switches its telemetry off by itself on CI machines (it looks for GITHUB_ACTIONS, TF_BUILD and
+the like): those variables are removed here, so the test sees what a user's machine does.
+Where strace cannot run, the namespace alone keeps the run offline, and the check is on disk: the telemetry
+writes a device id and an event store under ``$XDG_CACHE_HOME/Microsoft`` as soon as it starts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# the variables onnxruntime 1.32 reads to decide that it runs on a CI machine (strings of its native library)
+CI_VARIABLES = ("CI", "TF_BUILD", "GITHUB_ACTIONS", "GITLAB_CI", "CIRCLECI", "TRAVIS", "JENKINS_URL",
+                "CODEBUILD_BUILD_ID", "BUILDKITE", "TEAMCITY_VERSION", "APPVEYOR", "BITBUCKET_BUILD_NUMBER",
+                "SYSTEM_TEAMFOUNDATIONCOLLECTIONURI")  # fmt: skip
+SECONDS_AFTER = 12.0
+
+SCRIPT = """
+import sys, time
+from olive_ext.cli import main
+model, out = sys.argv[1], sys.argv[2]
+assert main(["quantize", "-m", model, "-o", out, "--log_level", "3"]) == 0, "quantize failed"
+assert main(["chat", "-m", out, "--prompt", "hello", "--max_new_tokens", "4", "--log_level", "3"]) == 0, "chat failed"
+time.sleep(float(sys.argv[3]))
+"""
+
+_ADDRESS = re.compile(
+    r'sa_family=(AF_INET6?), sin6?_port=htons\((\d+)\).*?(?:inet_addr\("([^"]+)"\)|inet_pton\(AF_INET6, "([^"]+)")'
+)
+
+
+def _works(argv: list[str]) -> bool:
+    tool = shutil.which(argv[0])
+    if tool is None:
+        return False
+    try:
+        return subprocess.run(argv, capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _is_loopback(address: str) -> bool:
+    return address.startswith("127.") or address in {"::1", "::ffff:127.0.0.1"} or address.startswith("::ffff:127.")
+
+
+def network_attempts(trace: str) -> list[str]:
+    """The traced connect/send calls that reach for the network: a non-loopback address, or DNS (port 53)."""
+    found = []
+    for line in trace.splitlines():
+        if not re.search(r"\b(connect|sendto|sendmsg|sendmmsg)\(", line):
+            continue
+        for _family, port, v4, v6 in _ADDRESS.findall(line):
+            address = v4 or v6
+            if port == "53" or not _is_loopback(address):
+                found.append(line.strip())
+    return found
+
+
+def _child_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in CI_VARIABLES and k != "ORT_DISABLE_TELEMETRY"}
+    (tmp_path / "home").mkdir()
+    env.update(
+        HOME=str(tmp_path / "home"),
+        XDG_CACHE_HOME=str(tmp_path / "xdg-cache"),
+        PYTHONPATH=str(REPO),
+        HF_HUB_OFFLINE="1",
+        OLIVE_EXT_CACHE=str(tmp_path / "cache"),
+        OLIVE_EXT_THREADS="1",
+    )
+    return env
+
+
+def test_quantize_and_chat_send_nothing_over_the_network(tiny_llama: Path, tmp_path: Path) -> None:
+    namespace = ["unshare", "-rn"] if _works(["unshare", "-rn", "true"]) else []
+    strace = _works(["strace", "-f", "-qq", "-o", os.devnull, "true"])
+    if not namespace and not strace:
+        pytest.skip("neither strace nor `unshare -rn` can run here (install strace: `make install` does as root)")
+    trace = tmp_path / "trace.txt"
+    tracer = ["strace", "-f", "-qq", "-e", "trace=connect,sendto,sendmsg,sendmmsg", "-o", str(trace)] if strace else []
+    argv = [*namespace, *tracer, sys.executable, "-c", SCRIPT, str(tiny_llama), str(tmp_path / "q"), str(SECONDS_AFTER)]
+    proc = subprocess.run(argv, env=_child_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "q" / "model" / "genai_config.json").exists()
+    if strace:
+        attempts = network_attempts(trace.read_text())
+        assert not attempts, "network attempts:\n" + "\n".join(attempts[:20])
+    stores = [p for p in (tmp_path / "home" / ".cache", tmp_path / "xdg-cache") if (p / "Microsoft").exists()]
+    assert not stores, f"the runtimes' telemetry started (device id / event store written in {stores[0]})"
+
+
+def test_the_trace_reader_catches_dns_and_remote_connections() -> None:
+    trace = "\n".join([
+        '7 connect(8, {sa_family=AF_INET, sin_port=htons(53), sin_addr=inet_addr("10.255.255.53")}, 16) = 0',
+        '7 connect(9, {sa_family=AF_INET, sin_port=htons(53), sin_addr=inet_addr("127.0.0.53")}, 16) = 0',
+        '8 connect(5, {sa_family=AF_INET6, sin6_port=htons(443), sin6_flowinfo=htonl(0), '
+        'inet_pton(AF_INET6, "2603:1030::5", &sin6_addr), sin6_scope_id=0}, 28) = -1 ENETUNREACH',
+        '9 connect(3, {sa_family=AF_INET, sin_port=htons(8080), sin_addr=inet_addr("127.0.0.1")}, 16) = 0',
+        '9 connect(3, {sa_family=AF_UNIX, sun_path="/var/run/nscd/socket"}, 110) = -1 ENOENT',
+    ])  # fmt: skip
+    assert [line.split()[0] for line in network_attempts(trace)] == ["7", "7", "8"]

@@ -1,0 +1,327 @@
+"""Reliability on tiny models: identical work gives identical fingerprints, a resumed fine-tune equals an
+uninterrupted one, processes sharing a cache build a step once, and bad input is refused before any work
+with one message, exit code 2 and nothing written."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from olive_ext.recipe.schema import DatasetSpec
+
+REPO = Path(__file__).resolve().parents[1]
+TEMPLATE = "Phrase: {phrase}\nTone: {tone}"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OLIVE_EXT_THREADS", "1")  # the tiny model's ops are too small to share between threads
+
+
+@pytest.fixture(scope="module")
+def tone_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """24 rows of a two-label task, phrases of different lengths (so length grouping has work to do)."""
+    import random
+
+    rng = random.Random(0)
+    words = {"positive": ["great", "love", "happy", "fine"], "negative": ["terrible", "hate", "sad", "angry"]}
+    path = tmp_path_factory.mktemp("data") / "tone.jsonl"
+    with open(path, "w") as f:
+        for _ in range(24):
+            tone = rng.choice(sorted(words))
+            phrase = " ".join(rng.choice(["the", "a", "cat", "dog"]) for _ in range(rng.randint(1, 6)))
+            f.write(json.dumps({"phrase": f"{phrase} {rng.choice(words[tone])}", "tone": tone}) + "\n")
+    return path
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}", "HF_HUB_OFFLINE": "1", **extra}
+
+
+# ----------------------------------------------------------------------------------------------- determinism
+
+
+def _adapter_weights(adapter_dir: Path) -> dict[str, object]:
+    from safetensors.torch import load_file
+
+    return load_file(str(adapter_dir / "adapter_model.safetensors"))
+
+
+@pytest.mark.parametrize("group_by_length", [True, False])
+def test_a_fine_tune_resumed_in_its_second_epoch_equals_the_uninterrupted_run(
+    group_by_length: bool, tiny_llama: Path, tone_file: Path, tmp_path: Path
+) -> None:
+    """Exact equality: same data order, same RNG state (dropout), same optimizer state, one thread."""
+    import torch
+    from transformers import TrainerCallback
+
+    from olive_ext.train.options import FinetuneOptions
+    from olive_ext.train.run import TrainingInterrupted, finetune
+
+    class CtrlCInEpoch2(TrainerCallback):  # type: ignore[misc]
+        def on_step_end(self, args, state, control, **kw):  # type: ignore[no-untyped-def]
+            if state.global_step == 8:  # 6 steps an epoch: step 9, in flight, finishes and is checkpointed
+                os.kill(os.getpid(), signal.SIGINT)
+
+    # 24 rows, 4 a step: 6 steps an epoch, 3 epochs; lora_dropout on, so the RNG state matters too
+    opts = FinetuneOptions(max_steps=18, learning_rate=3e-3, lora_dropout=0.1, torch_dtype="float32",
+                           group_by_length=group_by_length)  # fmt: skip
+    spec = DatasetSpec(name="json", data_files=str(tone_file), split="train", text_template=TEMPLATE)
+    whole = finetune(str(tiny_llama), spec, None, opts, tmp_path / "whole", checkpoint_dir=tmp_path / "ck1",
+                     cache_root=tmp_path)  # fmt: skip
+    with pytest.raises(TrainingInterrupted):
+        finetune(str(tiny_llama), spec, None, opts, tmp_path / "a", checkpoint_dir=tmp_path / "ck2",
+                 cache_root=tmp_path, callbacks=[CtrlCInEpoch2()])  # fmt: skip
+    assert (tmp_path / "ck2" / "checkpoint-9").is_dir()  # in the second epoch
+    resumed = finetune(str(tiny_llama), spec, None, opts.model_copy(update={"resume_from_checkpoint": "true"}),
+                       tmp_path / "b", checkpoint_dir=tmp_path / "ck2", cache_root=tmp_path)  # fmt: skip
+    assert resumed.metrics["steps_this_run"] == 9
+    a, b = _adapter_weights(whole.adapter_dir), _adapter_weights(resumed.adapter_dir)
+    assert a.keys() == b.keys()
+    worst = max(float((a[k] - b[k]).abs().max()) for k in a)  # type: ignore[operator]
+    assert worst == 0.0, f"resumed weights differ from the uninterrupted run by up to {worst}"
+    assert all(torch.equal(a[k], b[k]) for k in a)  # type: ignore[arg-type]
+
+
+def test_identical_fine_tunes_give_identical_fingerprints_at_every_step(
+    tiny_llama: Path, tone_file: Path, tmp_path: Path
+) -> None:
+    """Two processes with different hash seeds (peft writes target_modules from a set) and separate caches."""
+    procs = {}
+    for run in ("1", "2"):  # side by side: each process spends most of its time importing torch
+        out, cache = tmp_path / f"out{run}", tmp_path / f"cache{run}"
+        argv = ["finetune", "-m", str(tiny_llama), "-d", "json", "--data_files", str(tone_file),
+                "--text_template", TEMPLATE, "--max_steps", "2", "--torch_dtype", "float32", "--merge",
+                "-o", str(out), "--cache_dir", str(cache), "--log_level", "3"]  # fmt: skip
+        procs[out] = subprocess.Popen([sys.executable, "-m", "olive_ext", *argv], env=_env(PYTHONHASHSEED=run),
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    lineages = []
+    for out, proc in procs.items():
+        _, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr[-2000:]
+        lineages.append(json.loads((out / "lineage.json").read_text()))
+        config = json.loads((out / "adapter" / "adapter_config.json").read_text())
+        assert config["target_modules"] == sorted(config["target_modules"])
+    first, second = ([(r["step"], r["cache_key"], r["output"]) for r in lin] for lin in lineages)
+    assert [s for s, _, _ in first] == ["finetune", "merge"]
+    assert first == second  # every step's key and output fingerprint
+
+
+# ----------------------------------------------------------------------------------------------- concurrency
+
+
+def test_two_processes_building_the_same_step_build_it_once_and_agree(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"tiny model")
+    cache, marker, go = tmp_path / "cache", tmp_path / "runs.txt", tmp_path / "go"
+    recipe = {
+        "input_model": {"path": str(model)},
+        "passes": {"t": {"type": "toy_transform", "label": "same", "marker": str(marker), "wait_for": str(go)}},
+        "cache_dir": str(cache),
+    }
+    script = (
+        "import json, sys, toy_passes\n"
+        "from olive_ext.engine.run import execute\n"
+        "from olive_ext.recipe import parse_recipe\n"
+        "result = execute(parse_recipe(json.loads(sys.argv[1])))\n"
+        "rec = result.chosen.records[0]\n"
+        "print(json.dumps({'output': rec.output, 'hit': rec.cache_hit, 'path': rec.output_path}))\n"
+    )
+    procs = []
+    for _ in range(2):
+        procs.append(subprocess.Popen([sys.executable, "-c", script, json.dumps(recipe)], env=_env(),
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline:  # the first one is inside the pass
+            time.sleep(0.05)
+    time.sleep(1.0)  # the second has reached the step (it waits on the lock, or, unfixed, runs the pass too)
+    go.write_text("")
+    results = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 0, stderr[-2000:]
+        results.append(json.loads(stdout.strip().splitlines()[-1]))
+    assert marker.read_text().splitlines() == ["same"], "the pass ran more than once"
+    assert results[0]["output"] == results[1]["output"] and results[0]["path"] == results[1]["path"]
+    assert sorted(r["hit"] for r in results) == [False, True]
+    assert len(list((cache / "entries").iterdir())) == 1
+    assert not list((cache / "tmp").iterdir())
+
+
+# ----------------------------------------------------------------------------------------------- bad input
+
+
+def _cli(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str]:
+    """Run the CLI in this process (the checks come before any heavy import); the cache is the test's own."""
+    from olive_ext.cli import main
+
+    capsys.readouterr()
+    code = main(argv)
+    return code, capsys.readouterr().err
+
+
+def _one_message(err: str) -> str:
+    """The error line (a hint line may follow); no traceback, no log lines before it."""
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines and lines[0].startswith("error: "), err
+    assert len(lines) <= 2 and all(line.startswith("  hint: ") for line in lines[1:]), err
+    return " ".join(lines)
+
+
+def _snapshot(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*")}
+
+
+@pytest.fixture
+def unwritable(tmp_path: Path) -> Iterator[Path]:
+    """A folder this process cannot create anything in (chmod for users; the immutable flag for root)."""
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+    elif subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("running as root where `chattr +i` is not allowed: no folder is unwritable to this process")
+    try:
+        yield folder
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(folder)], capture_output=True)
+        folder.chmod(0o755)
+
+
+@pytest.fixture
+def bad_data(tmp_path: Path) -> dict[str, Path]:
+    files = {"empty": b"", "blank": b"\n  \n", "latin1": '{"phrase": "café", "tone": "x"}\n'.encode("latin-1"),
+             "binary": bytes(range(256)) * 4, "notjson": b"phrase,tone\nhello,x\n"}  # fmt: skip
+    paths = {}
+    for name, data in files.items():
+        paths[name] = tmp_path / f"{name}.jsonl"
+        paths[name].write_bytes(data)
+    paths["missing"] = tmp_path / "missing.jsonl"
+    return paths
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("empty", "is empty"),
+        ("blank", "is empty"),
+        ("latin1", "is not UTF-8"),
+        ("binary", "is not UTF-8"),
+        ("notjson", "not JSON"),
+        ("missing", "does not exist"),
+    ],
+)
+@pytest.mark.parametrize("command", ["finetune", "auto-opt"])
+def test_bad_data_files_are_refused_before_any_work(
+    command: str,
+    case: str,
+    expected: str,
+    bad_data: dict[str, Path],
+    tiny_llama: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data = bad_data[case]
+    split = "--train_split" if command == "finetune" else "--eval_split"
+    argv = [command, "-m", str(tiny_llama), "-d", "json", "--data_files", str(data), split, "train",
+            "--text_template", TEMPLATE, "-o", str(tmp_path / "out")]  # fmt: skip
+    before = _snapshot(tmp_path)
+    started = time.monotonic()
+    code, err = _cli(capsys, argv)
+    message = _one_message(err)
+    assert code == 2, err
+    assert str(data) in message and expected in message, message
+    assert err.count(expected) == 1, err  # said once, not once per candidate
+    assert _snapshot(tmp_path) == before  # no output, no cache
+    assert time.monotonic() - started < 60
+
+
+def test_unwritable_output_and_cache_folders_are_refused_before_any_work(
+    tiny_llama: Path, unwritable: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = _snapshot(tmp_path)
+    argv = ["quantize", "-m", str(tiny_llama), "-o", str(unwritable / "q")]
+    code, err = _cli(capsys, argv)
+    assert code == 2 and "cannot be written" in _one_message(err) and str(unwritable / "q") in err, err
+    code, err = _cli(capsys, ["quantize", "-m", str(tiny_llama), "-o", str(tmp_path / "q"), "--cache_dir",
+                      str(unwritable / "cache")])  # fmt: skip
+    assert code == 2 and "cache folder" in _one_message(err) and "--cache_dir" in err, err
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    code, err = _cli(capsys, ["quantize", "-m", str(tiny_llama), "-o", str(a_file / "q")])
+    assert code == 2 and "not a folder" in _one_message(err), err
+    assert _snapshot(tmp_path) == before | {"file.txt"}
+
+
+@pytest.mark.parametrize("command", ["quantize", "auto-opt", "finetune", "generate-adapter", "run"])
+def test_every_command_checks_output_cache_and_model_before_work(
+    command: str,
+    tiny_llama: Path,
+    tone_file: Path,
+    unwritable: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data = ["-d", "json", "--data_files", str(tone_file), "--text_template", TEMPLATE]
+    not_a_model = tmp_path / "notes"
+    not_a_model.mkdir()
+    (not_a_model / "readme.txt").write_text("not a model")
+    argv = {
+        "quantize": ["quantize", "-m", "{model}"],
+        "auto-opt": ["auto-opt", "-m", "{model}", *data, "--precision", "int4"],
+        "finetune": ["finetune", "-m", "{model}", *data, "--max_steps", "1"],
+        "generate-adapter": ["generate-adapter", "-m", "{model}", "--adapter_path", str(tmp_path / "adapter")],
+        "run": ["run", "--config", str(tmp_path / "recipe.yaml")],
+    }[command]
+    if command == "generate-adapter":
+        from tiny_models import make_random_adapter
+
+        make_random_adapter(tiny_llama, tmp_path / "adapter")
+
+    def args(model: Path, output: Path, cache: Path | None = None) -> list[str]:
+        recipe = {"input_model": {"path": str(model)}, "passes": {"q": {"type": "model_builder", "precision": "int4"}},
+                  "output": {"path": str(output)}}  # fmt: skip
+        (tmp_path / "recipe.yaml").write_text(json.dumps(recipe))
+        extra = ["--cache_dir", str(cache)] if cache else []
+        return [a.replace("{model}", str(model)) for a in argv] + ["-o", str(output), *extra]
+
+    before = _snapshot(tmp_path)
+    code, err = _cli(capsys, args(tiny_llama, unwritable / "out"))
+    assert code == 2 and "cannot be written" in _one_message(err), err
+    code, err = _cli(capsys, args(tiny_llama, tmp_path / "out", unwritable / "cache"))
+    assert code == 2 and "cache folder" in _one_message(err), err
+    code, err = _cli(capsys, args(not_a_model, tmp_path / "out"))
+    message = _one_message(err)
+    assert code == 2 and str(not_a_model) in message and "no model" in message and "block" not in message, err
+    assert _snapshot(tmp_path) == before | {"recipe.yaml"}
+
+
+def test_chat_on_a_truncated_model_names_the_file(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    code, err = _cli(capsys, ["quantize", "-m", str(tiny_llama), "-o", str(tmp_path / "q"), "--log_level", "3"])
+    assert code == 0, err
+    shutil.copytree(tmp_path / "q", tmp_path / "q2")
+    model = tmp_path / "q" / "model" / "model.onnx"
+    model.write_bytes(model.read_bytes()[:1000])
+    code, err = _cli(capsys, ["chat", "-m", str(tmp_path / "q"), "--prompt", "hi"])
+    message = _one_message(err)
+    assert code == 2 and str(model) in message and "truncated or corrupt" in message, err
+    weights = tmp_path / "q2" / "model" / "model.onnx.data"
+    weights.write_bytes(weights.read_bytes()[:5000])
+    code, err = _cli(capsys, ["chat", "-m", str(tmp_path / "q2"), "--prompt", "hi"])
+    message = _one_message(err)
+    assert code == 2 and f"{weights} is truncated" in message, err
