@@ -102,10 +102,17 @@ def iter_files(root: Path) -> list[Path]:
 FINGERPRINT_MEMO = ".olive_ext_fingerprint.json"
 
 
+# Records of how a folder was made (timings, memory peaks), not what it holds: two identical fine-tunes
+# differ only there, and must fingerprint the same so that what is built from them is reused.
+RUN_RECORDS = frozenset({"train_metrics.json"})
+
+
 def content_hash(root: Path, memo: FingerprintMemo | None = None) -> str:
-    """sha256 over (relative path, size, file hash) of every file under root."""
+    """sha256 over (relative path, size, file hash) of every file under root, run records left out."""
     h = hashlib.sha256()
     for f in iter_files(root):
+        if f.name in RUN_RECORDS:
+            continue
         rel = f.name if root.is_file() else f.relative_to(root).as_posix()
         digest = memo.file_hash(f) if memo else hash_file(f)
         h.update(f"{rel}\0{f.stat().st_size}\0{digest}\n".encode())

@@ -325,3 +325,24 @@ def test_chat_on_a_truncated_model_names_the_file(
     code, err = _cli(capsys, ["chat", "-m", str(tmp_path / "q2"), "--prompt", "hi"])
     message = _one_message(err)
     assert code == 2 and f"{weights} is truncated" in message, err
+
+
+def test_input_fingerprint_ignores_run_records(tmp_path: Path) -> None:
+    """Two identical fine-tune outputs differ only in train_metrics.json (timings): same fingerprint."""
+    from olive_ext.artifacts import Artifact, fingerprint_input
+
+    prints = []
+    for run, seconds in (("a", 1.5), ("b", 2.5)):
+        model, adapter = tmp_path / run / "model", tmp_path / run / "adapter"
+        model.mkdir(parents=True)
+        adapter.mkdir()
+        (model / "config.json").write_text('{"model_type": "llama"}')
+        (adapter / "adapter_model.safetensors").write_bytes(b"weights")
+        (adapter / "train_metrics.json").write_text(f'{{"train_seconds": {seconds}}}')
+        prints.append(fingerprint_input(Artifact("hf", str(model), str(adapter))).fingerprint)
+    assert prints[0] == prints[1]
+    (tmp_path / "b" / "adapter" / "adapter_model.safetensors").write_bytes(b"other weights")
+    assert (
+        fingerprint_input(Artifact("hf", str(tmp_path / "b" / "model"), str(tmp_path / "b" / "adapter"))).fingerprint
+        != prints[0]
+    )
