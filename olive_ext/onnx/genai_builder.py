@@ -32,6 +32,14 @@ def build_genai(
     try:
         with quiet_loggers(*QUANTIZER_LOGGERS), contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
             parsed = parse_extra_options(*args, [f"{k}={v}" for k, v in options.items()])
+            bridged = bridge_config(parsed["hf_details"]["hf_config"])
+            if "windowed_kv_cache" not in options and _has_sliding_layers(parsed["hf_details"]["hf_config"]):
+                # window-sized KV buffers make onnxruntime-genai refuse any max_length below the window
+                # ("KV cache capacity (10) must be at least local_window_size"): short prompts, parity, evals
+                parsed["windowed_kv_cache"] = False
+                bridged.append("windowed_kv_cache=false (sliding-window layers)")
+            if bridged:
+                logger.debug("config bridged for the genai builder: %s", "; ".join(bridged))
             create_model(*args, **parsed)
     except (ValueError, NotImplementedError, AssertionError, KeyError) as e:
         shown = ", ".join(f"{k}={v}" for k, v in options.items() if k not in {"hf_token", "adapter_path"})
@@ -56,6 +64,57 @@ def build_genai(
         ) from e
     finally:
         logger.debug("genai builder output:\n%s", text.getvalue()[-4000:])
+
+
+# Architectures whose builder class reads transformers 5's per-attention-type rope_parameters itself.
+_READS_NESTED_ROPE = ("Gemma4",)
+
+
+def bridge_config(config: Any) -> list[str]:
+    """Adapt a loaded transformers config, in place, to the layout onnxruntime-genai 0.18's builder reads.
+
+    transformers 5 writes ``rope_parameters`` (per attention type for models with sliding layers,
+    e.g. Gemma3: ``{"full_attention": {...}, "sliding_attention": {...}}``) where the builder reads a
+    flat ``{"rope_type": ..., "rope_theta": ...}`` plus ``rope_local_base_freq`` for the sliding
+    layers; read as is, it fails with ``KeyError: 'rope_type'``. This is the one place where such
+    differences are bridged; returns what it changed, for the log.
+    """
+    changed: list[str] = []
+    archs = getattr(config, "architectures", None) or []
+    rope = getattr(config, "rope_parameters", None)
+    if isinstance(rope, dict) and rope and not any(a.startswith(_READS_NESTED_ROPE) for a in archs):
+        per_type = {k: v for k, v in rope.items() if isinstance(v, dict)}
+        if per_type:
+            full = per_type.get("full_attention") or next(iter(per_type.values()))
+            local = per_type.get("sliding_attention")
+            if local is not None and getattr(config, "rope_local_base_freq", None) is None:
+                config.rope_local_base_freq = local.get("rope_theta", 10000.0)
+                changed.append(f"rope_local_base_freq={config.rope_local_base_freq} (rope_parameters.sliding_attention)")
+            config.rope_parameters = {"rope_type": "default", **full}
+            changed.append(f"rope_parameters=rope_parameters.full_attention ({config.rope_parameters})")
+            if "rope_theta" in full:
+                config.rope_theta = full["rope_theta"]
+        elif "rope_type" not in rope:
+            config.rope_parameters = {"rope_type": "default", **rope}
+            changed.append("rope_parameters.rope_type=default")
+    return changed
+
+
+def _has_sliding_layers(config: Any) -> bool:
+    types = getattr(config, "layer_types", None) or []
+    return "sliding_attention" in types and (getattr(config, "sliding_window", None) or 0) > 0
+
+
+def model_level_failure(error: BaseException) -> str | None:
+    """The config field a builder error points at when it comes from the model, not from an option; else None.
+
+    Such a failure repeats for every candidate built from that model, so the run stops at the first.
+    """
+    if isinstance(error, KeyError):
+        return str(error.args[0]) if error.args else "?"
+    if isinstance(error, NotImplementedError):
+        return "architectures" if "not currently supported" in str(error) else "model config"
+    return None
 
 
 def finish_genai_config(out: Path, threads: int | None, search: dict[str, Any]) -> None:
