@@ -8,6 +8,7 @@ import json
 import logging
 import shutil
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 from olive_ext.errors import PassError
@@ -40,7 +41,8 @@ def build_genai(
                 bridged.append("windowed_kv_cache=false (sliding-window layers)")
             if bridged:
                 logger.debug("config bridged for the genai builder: %s", "; ".join(bridged))
-            create_model(*args, **parsed)
+            with _builder_class_fixes():
+                create_model(*args, **parsed)
     except (ValueError, NotImplementedError, AssertionError, KeyError) as e:
         shown = ", ".join(f"{k}={v}" for k, v in options.items() if k not in {"hf_token", "adapter_path"})
         unsupported = isinstance(e, NotImplementedError) and "not currently supported" in str(e)
@@ -97,7 +99,40 @@ def bridge_config(config: Any) -> list[str]:
         elif "rope_type" not in rope:
             config.rope_parameters = {"rope_type": "default", **rope}
             changed.append("rope_parameters.rope_type=default")
+    if getattr(config, "rms_norm_eps", None) is None:
+        # the builder reads only rms_norm_eps (else 1e-6); LayerNorm families name it otherwise, OLMo fixes it in code
+        names = ("layer_norm_eps", "norm_eps", "layer_norm_epsilon")
+        eps = next((getattr(config, n) for n in names if getattr(config, n, None) is not None), None)
+        if eps is None and "OlmoForCausalLM" in archs:
+            eps = 1e-5
+        if eps is not None:
+            config.rms_norm_eps = eps
+            changed.append(f"rms_norm_eps={eps}")
     return changed
+
+
+@contextlib.contextmanager
+def _builder_class_fixes() -> Iterator[None]:
+    """Correct builder classes that contradict their transformers model, for the duration of one build.
+
+    onnxruntime-genai 0.18's OLMo class writes RMSNorm (``simple``) where OLMo has a LayerNorm without
+    weights (it already sets the weight to ones and the bias to zeros for one): fp32 logits were off
+    by 1.2 before this.
+    """
+    from onnxruntime_genai.models import builder
+
+    original = builder.OLMoModel
+
+    class OLMoLayerNorm(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.layernorm_attrs["simple"] = False
+
+    builder.OLMoModel = OLMoLayerNorm
+    try:
+        yield
+    finally:
+        builder.OLMoModel = original
 
 
 def _has_sliding_layers(config: Any) -> bool:
