@@ -170,9 +170,9 @@ def build_tiny_llama(path: Path, seed: int = 0, hidden: int = 64, layers: int = 
     model = LlamaForCausalLM(config)
     # Larger-than-default init so the random model's logits are not all near zero.
     with torch.no_grad():
-        for p in model.parameters():
+        for name, p in model.named_parameters():
             if p.dim() == 2:
-                p.normal_(0, 0.08)
+                p.normal_(0, embed_std if "embed" in name else 0.08)
     model.generation_config = GenerationConfig(
         bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id
     )
@@ -280,8 +280,15 @@ DECODER_FAMILIES: dict[str, tuple[str, str, dict[str, object]]] = {
 }
 
 
-def build_tiny_decoder(path: Path, family: str, seed: int = 0, hidden: int = 64, layers: int = 2) -> Path:
-    """Write a tiny random-weight ``family`` causal LM (see DECODER_FAMILIES) plus the ChatML BPE tokenizer."""
+def build_tiny_decoder(
+    path: Path, family: str, seed: int = 0, hidden: int = 64, layers: int = 2, embed_std: float = 0.08
+) -> Path:
+    """Write a tiny random-weight ``family`` causal LM (see DECODER_FAMILIES) plus the ChatML BPE tokenizer.
+
+    ``embed_std`` is the spread of the (tied) embeddings, the other weights' is 0.08: a larger one lets the
+    token embeddings dominate the residual stream, which gives peaked next-token distributions like a
+    trained model's instead of the flat ones of random weights (where int4 noise flips the top token).
+    """
     import torch
     import transformers
     from transformers import GenerationConfig
@@ -312,9 +319,9 @@ def build_tiny_decoder(path: Path, family: str, seed: int = 0, hidden: int = 64,
     model = getattr(transformers, model_name)(config)
     # Larger-than-default init so the random model's logits are not all near zero.
     with torch.no_grad():
-        for p in model.parameters():
+        for name, p in model.named_parameters():
             if p.dim() == 2:
-                p.normal_(0, 0.08)
+                p.normal_(0, embed_std if "embed" in name else 0.08)
     model.generation_config = GenerationConfig(
         bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id
     )

@@ -18,9 +18,19 @@ logger = logging.getLogger("olive_ext")
 
 
 def build_genai(
-    model: str, out: Path, precision: str, provider: str, options: dict[str, str], cache: Path, pass_name: str
+    model: str,
+    out: Path,
+    precision: str,
+    provider: str,
+    options: dict[str, str],
+    cache: Path,
+    pass_name: str,
+    source: str | None = None,
 ) -> None:
-    """Run the genai builder's Python entry point; its console output goes to the debug log."""
+    """Run the genai builder's Python entry point; its console output goes to the debug log.
+
+    ``source`` names the model in errors when ``model`` is a temporary folder (an adapter merged in).
+    """
     local = Path(model).is_dir()
     text = io.StringIO()
     try:
@@ -44,26 +54,7 @@ def build_genai(
             with _builder_class_fixes():
                 create_model(*args, **parsed)
     except (ValueError, NotImplementedError, AssertionError, KeyError) as e:
-        shown = ", ".join(f"{k}={v}" for k, v in options.items() if k not in {"hf_token", "adapter_path"})
-        unsupported = isinstance(e, NotImplementedError) and "not currently supported" in str(e)
-        if unsupported:
-            hint = (
-                "the builder supports Llama, Mistral, Phi, Qwen, Gemma, Granite, SmolLM3 and similar LLMs; "
-                "use onnx_export for other models"
-            )
-        elif "reshape" in str(e) and options.get("algo_config") == "k_quant":
-            hint = (
-                f"k_quant needs every weight's input size (the hidden and MLP sizes) to be a multiple of twice the "
-                f"block_size, and {options.get('block_size')} is too large for this model: try 32 (or 16)"
-            )
-        else:
-            hint = "change the option the message names (a block size larger than the model's hidden size, for one)"
-        raise PassError(
-            pass_name,
-            f"the genai model builder refused precision={precision}, execution_provider={provider}, "
-            f"options ({shown or 'none'}): {type(e).__name__}: {e}",
-            hint=hint,
-        ) from e
+        raise builder_error(e, model, precision, provider, options, pass_name, source) from e
     finally:
         logger.debug("genai builder output:\n%s", text.getvalue()[-4000:])
 
@@ -140,16 +131,92 @@ def _has_sliding_layers(config: Any) -> bool:
     return "sliding_attention" in types and (getattr(config, "sliding_window", None) or 0) > 0
 
 
-def model_level_failure(error: BaseException) -> str | None:
-    """The config field a builder error points at when it comes from the model, not from an option; else None.
+class ModelNotBuildableError(PassError):
+    """The builder fails on the model itself (its architecture or a config field), whatever the options.
 
-    Such a failure repeats for every candidate built from that model, so the run stops at the first.
+    Every candidate built from the model would fail the same way, so the engine stops at the first
+    (``fails_every_candidate``) instead of reloading the model for each one.
     """
+
+    fails_every_candidate = True
+
+    def __init__(self, pass_name: str, model: str, field: str, detail: str, hint: str) -> None:
+        super().__init__(
+            pass_name, f"the genai model builder cannot build {model}: config field `{field}`: {detail}", hint
+        )
+        self.model, self.field = model, field
+
+
+def model_level_field(error: BaseException, config: dict[str, Any]) -> str | None:
+    """The config field a builder error comes from when the model, not an option, causes it; else None."""
+    text = str(error)
     if isinstance(error, KeyError):
-        return str(error.args[0]) if error.args else "?"
-    if isinstance(error, NotImplementedError):
-        return "architectures" if "not currently supported" in str(error) else "model config"
+        key = str(error.args[0]) if error.args else "?"
+        return f"rope_parameters.{key}" if key.startswith("rope") and "rope_parameters" in config else key
+    if isinstance(error, NotImplementedError) and "RoPE style" in text:
+        return "rope_parameters.rope_type"
+    if isinstance(error, NotImplementedError) and "model is not currently supported" in text:
+        return "architectures"
     return None
+
+
+def builder_error(
+    error: BaseException,
+    model: str,
+    precision: str,
+    provider: str,
+    options: dict[str, str],
+    pass_name: str,
+    source: str | None = None,
+) -> PassError:
+    """The error to raise for a builder failure, with a hint that matches its cause."""
+    config_file = Path(model) / "config.json"
+    config = json.loads(config_file.read_text()) if config_file.exists() else {}
+    field = model_level_field(error, config)
+    detail = f"{type(error).__name__}: {error}"
+    if field is not None:
+        detail = _with_value(detail, field, config)
+        return ModelNotBuildableError(pass_name, source or model, field, detail, _hint(field))
+    shown = ", ".join(f"{k}={v}" for k, v in options.items() if k not in {"hf_token", "adapter_path"})
+    if "reshape" in str(error) and options.get("algo_config") == "k_quant":
+        hint = (
+            f"k_quant needs every weight's input size (the hidden and MLP sizes) to be a multiple of twice the "
+            f"block_size, and {options.get('block_size')} is too large for this model: try 32 (or 16)"
+        )
+    else:
+        hint = "change the option the message names (a block size larger than the model's hidden size, for one)"
+    message = (
+        f"the genai model builder refused precision={precision}, execution_provider={provider}, "
+        f"options ({shown or 'none'}): {detail}"
+    )
+    return PassError(pass_name, message, hint=hint)
+
+
+def _with_value(detail: str, field: str, config: dict[str, Any]) -> str:
+    top = field.split(".")[0]
+    return f"{detail} (config.json has {top}={json.dumps(config[top])})" if top in config else detail
+
+
+def _hint(field: str) -> str:
+    from importlib.metadata import version
+
+    builder = f"onnxruntime-genai {version('onnxruntime-genai')}'s model builder"
+    if field == "architectures":
+        return (
+            f"{builder} builds Llama, Mistral, Qwen2/3, Phi, Gemma 1-3, Granite, OLMo, Nemotron, SmolLM3, Ernie 4.5, "
+            "GPT-OSS, HunYuan, LFM2 and a few more (README, 'Model families'); olive-ext has no other path for "
+            "causal LMs (onnx_export takes encoders)"
+        )
+    if field.startswith("rope_parameters"):
+        return (
+            f"{builder} reads rope_type default, linear, yarn, llama3 (Llama) and longrope (Phi-3); this "
+            "model's RoPE scaling is not among them. No option changes that: build with a newer onnxruntime-genai or a model without this scaling"
+        )
+    return (
+        f"{builder} expects `{field}` in a layout this config.json does not have (olive-ext bridges the "
+        "transformers 5 differences it knows in olive_ext/onnx/genai_builder.py:bridge_config); no option "
+        "changes that: report the model's config.json"
+    )
 
 
 def finish_genai_config(out: Path, threads: int | None, search: dict[str, Any]) -> None:

@@ -249,7 +249,7 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
 
                 lora = lora_node_names(adapter, num_layers(base))
                 options["nodes_to_exclude"] = ",".join(filter(None, [options.get("nodes_to_exclude", ""), *lora]))
-        build_genai(base, out, cfg.precision, provider, options, work / "cache", self.name)
+        build_genai(base, out, cfg.precision, provider, options, work / "cache", self.name, artifact.path)
         finish_genai_config(out, cfg.threads, cfg.search)
         adapter_file = None
         if adapter and cfg.adapter_mode != "merge":
