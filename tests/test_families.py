@@ -157,3 +157,29 @@ def test_a_model_level_builder_failure_is_reported_once_with_the_field(
     builds = [r for r in caplog.records if "(model_builder): running" in r.getMessage()]
     assert len(builds) == 1, [r.getMessage() for r in builds]  # not once per candidate
     assert not (tmp_path / "ao").exists()
+
+
+@pytest.mark.parametrize("family", ["gemma2", "granite"])
+def test_chunked_head_loss_matches_the_models_own_loss_with_softcapping_and_scaling(
+    family: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from olive_ext.train import loss
+
+    path = build_tiny_decoder(tmp_path / family, family)
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    config = model.config
+    assert getattr(config, "final_logit_softcapping", None) or getattr(config, "logits_scaling", 1) != 1  # not plain
+    torch.manual_seed(0)
+    ids = torch.randint(3, model.config.vocab_size, (3, 12))
+    labels = ids.clone()
+    labels[:, :5] = -100
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+    monkeypatch.setattr(loss, "CHUNK_ELEMENTS", 7 * model.config.vocab_size)  # 7 positions a chunk: 3 chunks
+    with torch.no_grad():
+        fast, n = loss.loss_sum_selected(model, batch)
+        full, m = loss.loss_sum_full(model, batch)
+    assert int(n) == int(m) == 21 and abs(float(fast) - float(full)) < 1e-4 * float(full)
+    assert loss.LossFunction()._check(model, batch)  # so evaluation takes the chunked path

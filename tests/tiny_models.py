@@ -170,9 +170,9 @@ def build_tiny_llama(path: Path, seed: int = 0, hidden: int = 64, layers: int = 
     model = LlamaForCausalLM(config)
     # Larger-than-default init so the random model's logits are not all near zero.
     with torch.no_grad():
-        for name, p in model.named_parameters():
+        for p in model.parameters():
             if p.dim() == 2:
-                p.normal_(0, embed_std if "embed" in name else 0.08)
+                p.normal_(0, 0.08)
     model.generation_config = GenerationConfig(
         bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id
     )
@@ -264,7 +264,7 @@ DECODER_FAMILIES: dict[str, tuple[str, str, dict[str, object]]] = {
             "layer_types": ["sliding_attention", "full_attention"],
         },
     ),
-    "granite": ("GraniteConfig", "GraniteForCausalLM", {}),
+    "granite": ("GraniteConfig", "GraniteForCausalLM", {"logits_scaling": 4.0}),
     "olmo": ("OlmoConfig", "OlmoForCausalLM", {"tie_word_embeddings": False}),
     "nemotron": ("NemotronConfig", "NemotronForCausalLM", {"head_dim": 32, "tie_word_embeddings": False}),
     "smollm3": ("SmolLM3Config", "SmolLM3ForCausalLM", {}),
