@@ -183,3 +183,25 @@ def test_chunked_head_loss_matches_the_models_own_loss_with_softcapping_and_scal
         full, m = loss.loss_sum_full(model, batch)
     assert int(n) == int(m) == 21 and abs(float(fast) - float(full)) < 1e-4 * float(full)
     assert loss.LossFunction()._check(model, batch)  # so evaluation takes the chunked path
+
+
+def test_torch_backend_scores_and_generates_from_the_positions_it_reads(tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from olive_ext.evaluate.backends.torch_lm import TorchLMBackend
+
+    path = build_tiny_decoder(tmp_path / "gemma3", "gemma3")
+    backend = TorchLMBackend(str(path), None, threads=1)
+    assert backend.keep_kw == "logits_to_keep"
+    prompt, continuation = list(range(5, 40)), list(range(40, 110))  # continuation longer than one NLL chunk
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([prompt + continuation])).logits[0].double()
+    logprobs = torch.log_softmax(logits[len(prompt) - 1 : -1], dim=-1)
+    expected = -float(logprobs[torch.arange(len(continuation)), torch.tensor(continuation)].sum())
+    assert abs(backend.continuation_nll(prompt, continuation) - expected) < 1e-6 * abs(expected)
+    tokens = backend.generate(prompt, 6).tokens
+    with torch.no_grad():
+        reference = model.generate(torch.tensor([prompt]), max_new_tokens=6, do_sample=False, eos_token_id=None)
+    assert tokens == reference[0, len(prompt) : len(prompt) + len(tokens)].tolist() and tokens
