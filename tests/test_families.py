@@ -65,6 +65,8 @@ def test_family_finetunes_optimizes_packages_and_verifies(family: str, tone_file
         max_steps=3, learning_rate=3e-3, torch_dtype="float32", gradient_checkpointing=False,
     )  # fmt: skip
     assert ft.metrics["steps"] == 3 and ft.metrics["eval"]["finetuned"]["eval_loss"] > 0
+    phases = ft.metrics["peak_rss_mb_by_phase"]
+    assert list(phases) == ["load", "base_eval", "train", "finetuned_eval", "save"] and all(phases.values())
 
     # precision auto, 2 candidates: fp32 (parity must pass: a wrong graph fails it) and int8
     data = {"data_name": "json", "data_files": str(tone_file), "eval_split": "train[32:]", "text_template": TEMPLATE}

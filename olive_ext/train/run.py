@@ -85,6 +85,8 @@ def finetune(
 
     dtype, dtype_info = choose_dtype(opts.torch_dtype, device, cache_root)
     set_seed(opts.seed)
+    phases: dict[str, float | None] = {}  # peak RSS per phase, each measured on its own
+    _reset_peak_rss()
     with progress.task(f"loading {Path(model_path).name} ({opts.method}, {dtype}, {device})", total=None):
         model = add_adapter(load_model(model_path, opts, device, dtype, trust_remote_code), opts)
     trainable, total_params = model.get_nb_trainable_parameters()
@@ -96,10 +98,12 @@ def finetune(
         "with_generation": opts.eval_generate,
     }
     evals: dict[str, Any] = {}
+    phases["load"] = _phase_peak_rss_mb()
     if eval_set is not None:
         with progress.task("eval: base model", total=None):
             evals["base"] = evaluate_model(model, encoder, eval_set, loss_fn, which="base", **eval_kwargs)
         logger.info("base model: %s", _eval_line(evals["base"]))
+        phases["base_eval"] = _phase_peak_rss_mb()
 
     per_step = opts.per_device_train_batch_size * opts.gradient_accumulation_steps
     steps_per_epoch = max(1, math.ceil(len(rows) / per_step))
@@ -107,7 +111,6 @@ def finetune(
     args = _training_arguments(opts, checkpoint_dir, device, dtype, total_steps, eval_set is not None)
     resume = _resume_path(opts.resume_from_checkpoint, Path(args.output_dir))
     stats = TrainStats()
-    rss_before = _peak_rss_mb()
     _reset_peak_rss()
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -132,7 +135,7 @@ def finetune(
             hint=f"continue with the same command plus --resume_from_checkpoint {last} "
             f"(in a recipe: resume_from_checkpoint: {last} on the pass)",
         )
-    train_peak = _peak_rss_mb()
+    train_peak = phases["train"] = _phase_peak_rss_mb()
     if opts.save_steps:
         logger.info("checkpoints kept in %s", args.output_dir)
     else:  # only interrupt checkpoints live here, and this run has finished with them
@@ -144,10 +147,12 @@ def finetune(
         with progress.task("eval: fine-tuned model", total=None):
             evals["finetuned"] = evaluate_model(model, encoder, eval_set, loss_fn, which="finetuned", **eval_kwargs)
         logger.info("fine-tuned model: %s", _eval_line(evals["finetuned"]))
+        phases["finetuned_eval"] = _phase_peak_rss_mb()
 
     adapter_dir = out_dir / "adapter"
     model.save_pretrained(adapter_dir)
     tokenizer.save_pretrained(adapter_dir)  # with its chat template: what the adapter was trained with
+    phases["save"] = _phase_peak_rss_mb()
     steps_run = trainer.state.global_step - stats.start_step
     metrics: dict[str, Any] = {
         "method": opts.method,
@@ -177,7 +182,8 @@ def finetune(
         "train_tokens_per_second": round(stats.tokens / stats.seconds, 1) if stats.seconds > 0 else None,
         "seconds_per_step": round(stats.seconds / steps_run, 3) if steps_run else None,
         "wall_seconds": round(time.perf_counter() - started, 2),
-        "peak_rss_mb": max(rss_before or 0, train_peak or 0) or None,
+        "peak_rss_mb": max((v for v in phases.values() if v), default=None),
+        "peak_rss_mb_by_phase": phases,
         "train_peak_rss_mb": train_peak,
         "gpu_peak_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if device == "cuda" else None,
         "eval": evals,
@@ -332,6 +338,13 @@ def _peak_rss_mb() -> float | None:
         return round(peak / (2**20 if sys.platform == "darwin" else 1024), 1)
     except Exception:
         return None
+
+
+def _phase_peak_rss_mb() -> float | None:
+    """The peak RSS since the last reset, then reset, so that the next phase is measured on its own."""
+    peak = _peak_rss_mb()
+    _reset_peak_rss()
+    return peak
 
 
 def _reset_peak_rss() -> None:
