@@ -15,12 +15,14 @@ from typing import Any
 
 import pytest
 from convert_helpers import build, node_attrs
-from tiny_models import DECODER_FAMILIES, build_tiny_decoder
+from tiny_models import DECODER_FAMILIES, ENCODER_FAMILIES, build_tiny_decoder, build_tiny_encoder
 
 from olive_ext.deploy.verify import verify
+from olive_ext.recipe import parse_recipe
 from olive_ext.workflows.auto_opt import auto_opt
 from olive_ext.workflows.finetune import finetune
 from olive_ext.workflows.package import package
+from olive_ext.workflows.run import run_recipe
 
 TEMPLATE = "Phrase: {phrase}\nTone: {tone}"
 # Whole pipeline in the unit run: the families whose builder paths differ most from the tiny Llama's
@@ -57,7 +59,7 @@ def tone_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_family_finetunes_optimizes_packages_and_verifies(family: str, tone_file: Path, tmp_path: Path) -> None:
     model = build_tiny_decoder(tmp_path / family, family)
     config = json.loads((model / "config.json").read_text())
-    assert "rope_parameters" in config or family == "lfm2" and "rope_theta" not in config  # transformers 5 layout
+    assert "rope_theta" not in config  # transformers 5 layout: rope settings live in rope_parameters
 
     ft = finetune(
         str(model), str(tmp_path / "ft"), data_name="json", data_files=str(tone_file),
@@ -207,3 +209,39 @@ def test_torch_backend_scores_and_generates_from_the_positions_it_reads(tmp_path
     with torch.no_grad():
         reference = model.generate(torch.tensor([prompt]), max_new_tokens=6, do_sample=False, eos_token_id=None)
     assert tokens == reference[0, len(prompt) : len(prompt) + len(tokens)].tolist() and tokens
+
+
+@pytest.mark.parametrize("family", list(ENCODER_FAMILIES))
+def test_encoder_family_exports_quantizes_int8_and_qdq_and_is_evaluated(family: str, tmp_path: Path) -> None:
+    from convert_helpers import text_data
+
+    model = build_tiny_encoder(tmp_path / family, family)
+    classifier = family != "e5-bge"
+    data = text_data(tmp_path / "data.jsonl")
+    if classifier:  # the template's trailing field is the label accuracy compares with
+        data = {"name": "json", "data_files": data["data_files"], "text_template": "{text}{label}"}
+    export = {"type": "onnx_export"}
+    parity = {"type": "parity_check", "fail": False, "data": "eval"}
+    recipe = {
+        "input_model": {"path": str(model)},
+        "data": {"eval": data},
+        "pipelines": [
+            {"export": export, "quantize": {"type": "int8_dynamic"}, "parity": parity},
+            {"export": export, "quantize": {"type": "qdq_static", "preset": "cpu", "data": "eval", "samples": 8},
+             "parity": parity},
+        ],
+        "targets": [{"device": "cpu"}],
+        "evaluate": {"data": "eval", "metrics": ["size", "latency", *(["accuracy"] if classifier else [])],
+                     "warmup": 0, "repeats": 1},
+        "cache_dir": str(tmp_path / "cache"),
+    }  # fmt: skip
+    result = run_recipe(parse_recipe(recipe), write_output=False)
+    assert [r.error for r in result.results if not r.ok] == [] and len(result.results) == 2
+    for r in result.results:
+        assert r.artifact is not None and r.artifact.meta["smoke"]["ran"]
+        numbers = r.artifact.meta["parity"]
+        # int8 on random weights: the outputs stay close (cosine of the logits or of the pooled embeddings)
+        assert numbers["measured"] and numbers["min_cosine"] > 0.9, numbers
+        assert r.metrics["size"] > 0 and r.metrics["latency"] > 0
+        if classifier:
+            assert 0 <= r.metrics["accuracy"] <= 100

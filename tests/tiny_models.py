@@ -246,7 +246,12 @@ DECODER_FAMILIES: dict[str, tuple[str, str, dict[str, object]]] = {
     "phi": (
         "PhiConfig",
         "PhiForCausalLM",
-        {"num_attention_heads": 2, "num_key_value_heads": 2, "partial_rotary_factor": 0.5, "tie_word_embeddings": False},
+        {
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+            "partial_rotary_factor": 0.5,
+            "tie_word_embeddings": False,
+        },
     ),
     "gemma": ("GemmaConfig", "GemmaForCausalLM", {"head_dim": 16}),
     "gemma2": (
@@ -272,8 +277,13 @@ DECODER_FAMILIES: dict[str, tuple[str, str, dict[str, object]]] = {
     "gpt_oss": (
         "GptOssConfig",
         "GptOssForCausalLM",
-        {"head_dim": 16, "num_local_experts": 2, "num_experts_per_tok": 1, "sliding_window": 32,
-         "tie_word_embeddings": False},
+        {
+            "head_dim": 16,
+            "num_local_experts": 2,
+            "num_experts_per_tok": 1,
+            "sliding_window": 32,
+            "tie_word_embeddings": False,
+        },
     ),
     "hunyuan": ("HunYuanDenseV1Config", "HunYuanDenseV1ForCausalLM", {"head_dim": 16}),
     "lfm2": ("Lfm2Config", "Lfm2ForCausalLM", {"layer_types": ["conv", "full_attention"]}),
@@ -326,4 +336,44 @@ def build_tiny_decoder(
         bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id
     )
     model.save_pretrained(path)
+    return path
+
+
+# Encoders: (config class, model class, config overrides) on a 2-layer, 32-dim shape. "e5-bge" is the
+# sentence-embedding kind (E5, BGE, GTE): a plain BertModel whose hidden states are pooled outside.
+ENCODER_FAMILIES: dict[str, tuple[str, str, dict[str, object]]] = {
+    "bert": ("BertConfig", "BertForSequenceClassification", {}),
+    "roberta": ("RobertaConfig", "RobertaForSequenceClassification", {}),
+    "distilbert": ("DistilBertConfig", "DistilBertForSequenceClassification", {"hidden_dim": 64}),
+    "xlm-roberta": ("XLMRobertaConfig", "XLMRobertaForSequenceClassification", {}),
+    "mpnet": ("MPNetConfig", "MPNetForSequenceClassification", {}),
+    "e5-bge": ("BertConfig", "BertModel", {}),
+}
+
+
+def build_tiny_encoder(path: Path, family: str, seed: int = 0) -> Path:
+    """Write a tiny random-weight ``family`` encoder (see ENCODER_FAMILIES) with the WordPiece tokenizer."""
+    import torch
+    import transformers
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    config_name, model_name, extra = ENCODER_FAMILIES[family]
+    path.mkdir(parents=True, exist_ok=True)
+    wp = BertWordPieceTokenizer(lowercase=True)
+    wp.train_from_iterator(_corpus(), vocab_size=400, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=wp._tokenizer, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+        sep_token="[SEP]", mask_token="[MASK]",
+    )  # fmt: skip
+    tok.save_pretrained(path)
+    shape: dict[str, object] = {
+        "vocab_size": len(tok), "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+        "intermediate_size": 64, "max_position_embeddings": 160, "pad_token_id": tok.pad_token_id,
+        "architectures": [model_name], "num_labels": 2,
+        "id2label": {0: "LABEL_0", 1: "LABEL_1"}, "label2id": {"LABEL_0": 0, "LABEL_1": 1},
+    }  # fmt: skip
+    config = getattr(transformers, config_name)(**{**shape, **extra})
+    torch.manual_seed(seed)
+    getattr(transformers, model_name)(config).save_pretrained(path)
     return path

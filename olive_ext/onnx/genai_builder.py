@@ -7,8 +7,8 @@ import io
 import json
 import logging
 import shutil
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from olive_ext.errors import PassError
@@ -82,7 +82,9 @@ def bridge_config(config: Any) -> list[str]:
             local = per_type.get("sliding_attention")
             if local is not None and getattr(config, "rope_local_base_freq", None) is None:
                 config.rope_local_base_freq = local.get("rope_theta", 10000.0)
-                changed.append(f"rope_local_base_freq={config.rope_local_base_freq} (rope_parameters.sliding_attention)")
+                changed.append(
+                    f"rope_local_base_freq={config.rope_local_base_freq} (rope_parameters.sliding_attention)"
+                )
             config.rope_parameters = {"rope_type": "default", **full}
             changed.append(f"rope_parameters=rope_parameters.full_attention ({config.rope_parameters})")
             if "rope_theta" in full:
@@ -210,11 +212,12 @@ def _hint(field: str) -> str:
     if field.startswith("rope_parameters"):
         return (
             f"{builder} reads rope_type default, linear, yarn, llama3 (Llama) and longrope (Phi-3); this "
-            "model's RoPE scaling is not among them. No option changes that: build with a newer onnxruntime-genai or a model without this scaling"
+            "model's RoPE scaling is not among them. No option changes that: build with a newer "
+            "onnxruntime-genai or a model without this scaling"
         )
     return (
         f"{builder} expects `{field}` in a layout this config.json does not have (olive-ext bridges the "
-        "transformers 5 differences it knows in olive_ext/onnx/genai_builder.py:bridge_config); no option "
+        "transformers 5 differences it knows in olive_ext/onnx/genai_builder.py:bridge_config). No option "
         "changes that: report the model's config.json"
     )
 

@@ -8,6 +8,8 @@ in float64.
 
 from __future__ import annotations
 
+from typing import Any
+
 from olive_ext.evaluate.backends import Generation, LMBackend, Stopwatch
 
 
@@ -73,7 +75,7 @@ class TorchLMBackend(LMBackend):
 _NLL_ROWS = 64
 
 
-def _accepts_logits_to_keep(model: object) -> bool:
+def _accepts_logits_to_keep(model: Any) -> bool:
     """transformers' causal LMs take ``logits_to_keep``; remote-code models may not."""
     import inspect
 
