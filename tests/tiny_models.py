@@ -231,3 +231,149 @@ def make_random_adapter(base: Path, out: Path, seed: int = 1, r: int = 4) -> Pat
     peft_model.save_pretrained(out)
     AutoTokenizer.from_pretrained(base).save_pretrained(out)
     return out
+
+
+# Per-family extras on top of the shared tiny shape (2 layers, hidden 64, 4 heads, 2 KV heads):
+# (config class, model class, config overrides). The configs are transformers 5's own classes, so
+# what save_pretrained writes is transformers 5's config format (``rope_parameters``, ``layer_types``).
+DECODER_FAMILIES: dict[str, tuple[str, str, dict[str, object]]] = {
+    "llama": ("LlamaConfig", "LlamaForCausalLM", {}),
+    "mistral": ("MistralConfig", "MistralForCausalLM", {"sliding_window": 64}),
+    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", {}),
+    "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", {"head_dim": 16}),
+    "phi3": ("Phi3Config", "Phi3ForCausalLM", {"original_max_position_embeddings": 512, "tie_word_embeddings": False}),
+    # partial rotary: onnxruntime's kernel needs the rotary half-dim a multiple of 8, so head_dim 32
+    "phi": (
+        "PhiConfig",
+        "PhiForCausalLM",
+        {
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+            "partial_rotary_factor": 0.5,
+            "tie_word_embeddings": False,
+        },
+    ),
+    "gemma": ("GemmaConfig", "GemmaForCausalLM", {"head_dim": 16}),
+    "gemma2": (
+        "Gemma2Config",
+        "Gemma2ForCausalLM",
+        {"head_dim": 16, "sliding_window": 32, "query_pre_attn_scalar": 16},
+    ),
+    "gemma3": (
+        "Gemma3TextConfig",
+        "Gemma3ForCausalLM",
+        {
+            "head_dim": 16,
+            "sliding_window": 32,
+            "query_pre_attn_scalar": 16,
+            "layer_types": ["sliding_attention", "full_attention"],
+        },
+    ),
+    "granite": ("GraniteConfig", "GraniteForCausalLM", {"logits_scaling": 4.0}),
+    "olmo": ("OlmoConfig", "OlmoForCausalLM", {"tie_word_embeddings": False}),
+    "nemotron": ("NemotronConfig", "NemotronForCausalLM", {"head_dim": 32, "tie_word_embeddings": False}),
+    "smollm3": ("SmolLM3Config", "SmolLM3ForCausalLM", {}),
+    "ernie4_5": ("Ernie4_5Config", "Ernie4_5ForCausalLM", {"head_dim": 16}),
+    "gpt_oss": (
+        "GptOssConfig",
+        "GptOssForCausalLM",
+        {
+            "head_dim": 16,
+            "num_local_experts": 2,
+            "num_experts_per_tok": 1,
+            "sliding_window": 32,
+            "tie_word_embeddings": False,
+        },
+    ),
+    "hunyuan": ("HunYuanDenseV1Config", "HunYuanDenseV1ForCausalLM", {"head_dim": 16}),
+    "lfm2": ("Lfm2Config", "Lfm2ForCausalLM", {"layer_types": ["conv", "full_attention"]}),
+}
+
+
+def build_tiny_decoder(
+    path: Path, family: str, seed: int = 0, hidden: int = 64, layers: int = 2, embed_std: float = 0.08
+) -> Path:
+    """Write a tiny random-weight ``family`` causal LM (see DECODER_FAMILIES) plus the ChatML BPE tokenizer.
+
+    ``embed_std`` is the spread of the (tied) embeddings, the other weights' is 0.08: a larger one lets the
+    token embeddings dominate the residual stream, which gives peaked next-token distributions like a
+    trained model's instead of the flat ones of random weights (where int4 noise flips the top token).
+    """
+    import torch
+    import transformers
+    from transformers import GenerationConfig
+
+    config_name, model_name, extra = DECODER_FAMILIES[family]
+    path.mkdir(parents=True, exist_ok=True)
+    tok = build_tokenizer(path)
+    shape: dict[str, object] = {
+        "vocab_size": len(tok),  # type: ignore[arg-type]
+        "hidden_size": hidden,
+        "intermediate_size": hidden * 2,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 512,
+        "tie_word_embeddings": True,
+        "bos_token_id": tok.bos_token_id,  # type: ignore[attr-defined]
+        "eos_token_id": tok.eos_token_id,  # type: ignore[attr-defined]
+        "pad_token_id": tok.pad_token_id,  # type: ignore[attr-defined]
+        "architectures": [model_name],
+    }
+    config = getattr(transformers, config_name)(**{**shape, **extra})
+    rope = getattr(config, "rope_parameters", None)
+    if isinstance(rope, dict) and rope.get("rope_type") == "default":
+        # not the builder's fallback (10000), so a theta it failed to read shows up as a parity failure
+        rope["rope_theta"] = 50000.0
+    torch.manual_seed(seed)
+    model = getattr(transformers, model_name)(config)
+    # Larger-than-default init so the random model's logits are not all near zero.
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 2:
+                p.normal_(0, embed_std if "embed" in name else 0.08)
+    model.generation_config = GenerationConfig(
+        bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id
+    )
+    model.save_pretrained(path)
+    return path
+
+
+# Encoders: (config class, model class, config overrides) on a 2-layer, 32-dim shape. "e5-bge" is the
+# sentence-embedding kind (E5, BGE, GTE): a plain BertModel whose hidden states are pooled outside.
+ENCODER_FAMILIES: dict[str, tuple[str, str, dict[str, object]]] = {
+    "bert": ("BertConfig", "BertForSequenceClassification", {}),
+    "roberta": ("RobertaConfig", "RobertaForSequenceClassification", {}),
+    "distilbert": ("DistilBertConfig", "DistilBertForSequenceClassification", {"hidden_dim": 64}),
+    "xlm-roberta": ("XLMRobertaConfig", "XLMRobertaForSequenceClassification", {}),
+    "mpnet": ("MPNetConfig", "MPNetForSequenceClassification", {}),
+    "e5-bge": ("BertConfig", "BertModel", {}),
+}
+
+
+def build_tiny_encoder(path: Path, family: str, seed: int = 0) -> Path:
+    """Write a tiny random-weight ``family`` encoder (see ENCODER_FAMILIES) with the WordPiece tokenizer."""
+    import torch
+    import transformers
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    config_name, model_name, extra = ENCODER_FAMILIES[family]
+    path.mkdir(parents=True, exist_ok=True)
+    wp = BertWordPieceTokenizer(lowercase=True)
+    wp.train_from_iterator(_corpus(), vocab_size=400, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=wp._tokenizer, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+        sep_token="[SEP]", mask_token="[MASK]",
+    )  # fmt: skip
+    tok.save_pretrained(path)
+    shape: dict[str, object] = {
+        "vocab_size": len(tok), "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+        "intermediate_size": 64, "max_position_embeddings": 160, "pad_token_id": tok.pad_token_id,
+        "architectures": [model_name], "num_labels": 2,
+        "id2label": {0: "LABEL_0", 1: "LABEL_1"}, "label2id": {"LABEL_0": 0, "LABEL_1": 1},
+    }  # fmt: skip
+    config = getattr(transformers, config_name)(**{**shape, **extra})
+    torch.manual_seed(seed)
+    getattr(transformers, model_name)(config).save_pretrained(path)
+    return path

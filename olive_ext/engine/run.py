@@ -92,7 +92,9 @@ def execute(
             result = run_candidate(source, candidate, ctx, recipe, reference_accuracy)
             results.append(result)
             if result.exception is not None:
-                if single:
+                if single or getattr(result.exception, "fails_every_candidate", False):
+                    # a model-level failure (an architecture or config field the builder cannot take) would
+                    # repeat for every candidate: say it once, now
                     raise result.exception
                 logger.warning("candidate %s failed: %s", candidate.id, result.error)
             if want_reference and reference is None and result.artifact is not None:

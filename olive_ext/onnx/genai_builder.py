@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,19 @@ _PREMATURE_INPUT = ("cannot be found in any scope", "Caveat: The value is create
 
 
 def build_genai(
-    model: str, out: Path, precision: str, provider: str, options: dict[str, str], cache: Path, pass_name: str
+    model: str,
+    out: Path,
+    precision: str,
+    provider: str,
+    options: dict[str, str],
+    cache: Path,
+    pass_name: str,
+    source: str | None = None,
 ) -> None:
-    """Run the genai builder's Python entry point; its console output goes to the debug log."""
+    """Run the genai builder's Python entry point; its console output goes to the debug log.
+
+    ``source`` names the model in errors when ``model`` is a temporary folder (an adapter merged in).
+    """
     local = Path(model).is_dir()
     text = io.StringIO()
     try:
@@ -45,30 +56,183 @@ def build_genai(
             contextlib.redirect_stderr(text),
         ):
             parsed = parse_extra_options(*args, [f"{k}={v}" for k, v in options.items()])
-            create_model(*args, **parsed)
+            bridged = bridge_config(parsed["hf_details"]["hf_config"])
+            if "windowed_kv_cache" not in options and _has_sliding_layers(parsed["hf_details"]["hf_config"]):
+                # window-sized KV buffers make onnxruntime-genai refuse any max_length below the window
+                # ("KV cache capacity (10) must be at least local_window_size"): short prompts, parity, evals
+                parsed["windowed_kv_cache"] = False
+                bridged.append("windowed_kv_cache=false (sliding-window layers)")
+            if bridged:
+                logger.debug("config bridged for the genai builder: %s", "; ".join(bridged))
+            with _builder_class_fixes():
+                create_model(*args, **parsed)
     except (ValueError, NotImplementedError, AssertionError, KeyError) as e:
-        shown = ", ".join(f"{k}={v}" for k, v in options.items() if k not in {"hf_token", "adapter_path"})
-        unsupported = isinstance(e, NotImplementedError) and "not currently supported" in str(e)
-        if unsupported:
-            hint = (
-                "the builder supports Llama, Mistral, Phi, Qwen, Gemma, Granite, SmolLM3 and similar LLMs; "
-                "use onnx_export for other models"
-            )
-        elif "reshape" in str(e) and options.get("algo_config") == "k_quant":
-            hint = (
-                f"k_quant needs every weight's input size (the hidden and MLP sizes) to be a multiple of twice the "
-                f"block_size, and {options.get('block_size')} is too large for this model: try 32 (or 16)"
-            )
-        else:
-            hint = "change the option the message names (a block size larger than the model's hidden size, for one)"
-        raise PassError(
-            pass_name,
-            f"the genai model builder refused precision={precision}, execution_provider={provider}, "
-            f"options ({shown or 'none'}): {type(e).__name__}: {e}",
-            hint=hint,
-        ) from e
+        raise builder_error(e, model, precision, provider, options, pass_name, source) from e
     finally:
         logger.debug("genai builder output:\n%s", text.getvalue()[-4000:])
+
+
+# Architectures whose builder class reads transformers 5's per-attention-type rope_parameters itself.
+_READS_NESTED_ROPE = ("Gemma4",)
+
+
+def bridge_config(config: Any) -> list[str]:
+    """Adapt a loaded transformers config, in place, to the layout onnxruntime-genai 0.18's builder reads.
+
+    transformers 5 writes ``rope_parameters`` (per attention type for models with sliding layers,
+    e.g. Gemma3: ``{"full_attention": {...}, "sliding_attention": {...}}``) where the builder reads a
+    flat ``{"rope_type": ..., "rope_theta": ...}`` plus ``rope_local_base_freq`` for the sliding
+    layers; read as is, it fails with ``KeyError: 'rope_type'``. This is the one place where such
+    differences are bridged; returns what it changed, for the log.
+    """
+    changed: list[str] = []
+    archs = getattr(config, "architectures", None) or []
+    rope = getattr(config, "rope_parameters", None)
+    if isinstance(rope, dict) and rope and not any(a.startswith(_READS_NESTED_ROPE) for a in archs):
+        per_type = {k: v for k, v in rope.items() if isinstance(v, dict)}
+        if per_type:
+            full = per_type.get("full_attention") or next(iter(per_type.values()))
+            local = per_type.get("sliding_attention")
+            if local is not None and getattr(config, "rope_local_base_freq", None) is None:
+                config.rope_local_base_freq = local.get("rope_theta", 10000.0)
+                changed.append(
+                    f"rope_local_base_freq={config.rope_local_base_freq} (rope_parameters.sliding_attention)"
+                )
+            config.rope_parameters = {"rope_type": "default", **full}
+            changed.append(f"rope_parameters=rope_parameters.full_attention ({config.rope_parameters})")
+            if "rope_theta" in full:
+                config.rope_theta = full["rope_theta"]
+        elif "rope_type" not in rope:
+            config.rope_parameters = {"rope_type": "default", **rope}
+            changed.append("rope_parameters.rope_type=default")
+    if getattr(config, "rms_norm_eps", None) is None:
+        # the builder reads only rms_norm_eps (else 1e-6); LayerNorm families name it otherwise, OLMo fixes it in code
+        names = ("layer_norm_eps", "norm_eps", "layer_norm_epsilon")
+        eps = next((getattr(config, n) for n in names if getattr(config, n, None) is not None), None)
+        if eps is None and "OlmoForCausalLM" in archs:
+            eps = 1e-5
+        if eps is not None:
+            config.rms_norm_eps = eps
+            changed.append(f"rms_norm_eps={eps}")
+    return changed
+
+
+@contextlib.contextmanager
+def _builder_class_fixes() -> Iterator[None]:
+    """Correct builder classes that contradict their transformers model, for the duration of one build.
+
+    onnxruntime-genai 0.18's OLMo class writes RMSNorm (``simple``) where OLMo has a LayerNorm without
+    weights (it already sets the weight to ones and the bias to zeros for one): fp32 logits were off
+    by 1.2 before this.
+    """
+    from onnxruntime_genai.models import builder
+
+    original = builder.OLMoModel
+
+    class OLMoLayerNorm(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.layernorm_attrs["simple"] = False
+
+    builder.OLMoModel = OLMoLayerNorm
+    try:
+        yield
+    finally:
+        builder.OLMoModel = original
+
+
+def _has_sliding_layers(config: Any) -> bool:
+    types = getattr(config, "layer_types", None) or []
+    return "sliding_attention" in types and (getattr(config, "sliding_window", None) or 0) > 0
+
+
+class ModelNotBuildableError(PassError):
+    """The builder fails on the model itself (its architecture or a config field), whatever the options.
+
+    Every candidate built from the model would fail the same way, so the engine stops at the first
+    (``fails_every_candidate``) instead of reloading the model for each one.
+    """
+
+    fails_every_candidate = True
+
+    def __init__(self, pass_name: str, model: str, field: str, detail: str, hint: str) -> None:
+        super().__init__(
+            pass_name, f"the genai model builder cannot build {model}: config field `{field}`: {detail}", hint
+        )
+        self.model, self.field = model, field
+
+
+def model_level_field(error: BaseException, config: dict[str, Any]) -> str | None:
+    """The config field a builder error comes from when the model, not an option, causes it; else None."""
+    text = str(error)
+    if isinstance(error, KeyError):
+        key = str(error.args[0]) if error.args else "?"
+        return f"rope_parameters.{key}" if key.startswith("rope") and "rope_parameters" in config else key
+    if isinstance(error, NotImplementedError) and "RoPE style" in text:
+        return "rope_parameters.rope_type"
+    if isinstance(error, NotImplementedError) and "model is not currently supported" in text:
+        return "architectures"
+    return None
+
+
+def builder_error(
+    error: BaseException,
+    model: str,
+    precision: str,
+    provider: str,
+    options: dict[str, str],
+    pass_name: str,
+    source: str | None = None,
+) -> PassError:
+    """The error to raise for a builder failure, with a hint that matches its cause."""
+    config_file = Path(model) / "config.json"
+    config = json.loads(config_file.read_text()) if config_file.exists() else {}
+    field = model_level_field(error, config)
+    detail = f"{type(error).__name__}: {error}"
+    if field is not None:
+        detail = _with_value(detail, field, config)
+        return ModelNotBuildableError(pass_name, source or model, field, detail, _hint(field))
+    shown = ", ".join(f"{k}={v}" for k, v in options.items() if k not in {"hf_token", "adapter_path"})
+    if "reshape" in str(error) and options.get("algo_config") == "k_quant":
+        hint = (
+            f"k_quant needs every weight's input size (the hidden and MLP sizes) to be a multiple of twice the "
+            f"block_size, and {options.get('block_size')} is too large for this model: try 32 (or 16)"
+        )
+    else:
+        hint = "change the option the message names (a block size larger than the model's hidden size, for one)"
+    message = (
+        f"the genai model builder refused precision={precision}, execution_provider={provider}, "
+        f"options ({shown or 'none'}): {detail}"
+    )
+    return PassError(pass_name, message, hint=hint)
+
+
+def _with_value(detail: str, field: str, config: dict[str, Any]) -> str:
+    top = field.split(".")[0]
+    return f"{detail} (config.json has {top}={json.dumps(config[top])})" if top in config else detail
+
+
+def _hint(field: str) -> str:
+    from importlib.metadata import version
+
+    builder = f"onnxruntime-genai {version('onnxruntime-genai')}'s model builder"
+    if field == "architectures":
+        return (
+            f"{builder} builds Llama, Mistral, Qwen2/3, Phi, Gemma 1-3, Granite, OLMo, Nemotron, SmolLM3, Ernie 4.5, "
+            "GPT-OSS, HunYuan, LFM2 and a few more (README, 'Model families'); olive-ext has no other path for "
+            "causal LMs (onnx_export takes encoders)"
+        )
+    if field.startswith("rope_parameters"):
+        return (
+            f"{builder} reads rope_type default, linear, yarn, llama3 (Llama) and longrope (Phi-3); this "
+            "model's RoPE scaling is not among them. No option changes that: build with a newer "
+            "onnxruntime-genai or a model without this scaling"
+        )
+    return (
+        f"{builder} expects `{field}` in a layout this config.json does not have (olive-ext bridges the "
+        "transformers 5 differences it knows in olive_ext/onnx/genai_builder.py:bridge_config). No option "
+        "changes that: report the model's config.json"
+    )
 
 
 def finish_genai_config(out: Path, threads: int | None, search: dict[str, Any]) -> None:

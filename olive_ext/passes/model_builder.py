@@ -260,7 +260,7 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
             if cfg.adapter_mode == "inputs" and cfg.quantized:  # LoRA MatMuls stay float to be inputs
                 lora = lora_node_names(adapter, num_layers(base))
                 options["nodes_to_exclude"] = ",".join(filter(None, [options.get("nodes_to_exclude", ""), *lora]))
-        build_genai(base, out, cfg.precision, provider, options, work / "cache", self.name)
+        build_genai(base, out, cfg.precision, provider, options, work / "cache", self.name, artifact.path)
         finish_genai_config(out, cfg.threads, cfg.search)
         adapter_file = None
         if adapter and cfg.adapter_mode != "merge":

@@ -5,8 +5,12 @@ loss on the response only, most of them are thrown away. For SmolLM2-135M the LM
 (576 x 49152) is about a fifth of the model's FLOPs per token. Here the decoder runs once,
 the hidden states at labelled positions are gathered, and only those go through the head.
 
-The fast path is checked against the model's own loss on the first batch; any model it
-does not reproduce (logit scaling or soft-capping, custom heads) uses the full forward.
+The head runs over bounded chunks of positions, so evaluation (no autograd) never holds more
+than about ``CHUNK_ELEMENTS`` logits at once, whatever the vocabulary (262k for Gemma 3: a batch
+of 8 x 256 tokens would be 2 GB of fp32 logits in one piece). Logit scaling and soft-capping
+(Granite, Gemma 2/3) are applied as the models do. The fast path is checked against the model's
+own loss on one row of the first batch; any model it does not reproduce (custom heads) uses the
+full forward.
 """
 
 from __future__ import annotations
@@ -40,19 +44,51 @@ def loss_sum_full(model: Any, batch: dict[str, Any]) -> tuple[Any, Any]:
     return loss, mask.sum()
 
 
+CHUNK_ELEMENTS = 2**25  # logits per chunk: 128 MB in fp32 (128 positions of a 262k vocabulary)
+
+
+def chunk_rows(vocab: int) -> int:
+    """Positions per chunk of logits for a ``vocab``-sized head."""
+    return max(1, CHUNK_ELEMENTS // max(vocab, 1))
+
+
+def head_logits(base: Any, hidden: Any) -> Any:
+    """The LM head on ``hidden`` with the model's own output scaling and soft-capping."""
+    import torch
+
+    config = getattr(base, "config", None)
+    logits = base.get_output_embeddings()(hidden)
+    scale = getattr(config, "logits_scaling", None)  # Granite divides
+    if scale:
+        logits = logits / scale
+    cap = getattr(config, "final_logit_softcapping", None)  # Gemma 2/3
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return logits
+
+
 def loss_sum_selected(model: Any, batch: dict[str, Any]) -> tuple[Any, Any]:
     """(sum of token losses, number of target tokens), with the LM head applied to labelled positions only."""
+    import torch
     import torch.nn.functional as F
 
     base = unwrap(model)
-    decoder = base.get_decoder()
-    head = base.get_output_embeddings()
-    hidden = decoder(**_forward_kwargs(batch), use_cache=False)[0]
+    hidden = base.get_decoder()(**_forward_kwargs(batch), use_cache=False)[0]
     labels = batch["labels"][:, 1:]
     mask = labels != IGNORE
-    selected = hidden[:, :-1][mask]
-    logits = head(selected)
-    return F.cross_entropy(logits.float(), labels[mask], reduction="sum"), mask.sum()
+    selected, targets = hidden[:, :-1][mask], labels[mask]
+    rows = chunk_rows(base.get_output_embeddings().weight.shape[0])
+    total = hidden.new_zeros((), dtype=torch.float32)
+    for start in range(0, selected.shape[0], rows):
+        logits = head_logits(base, selected[start : start + rows])
+        total = total + F.cross_entropy(logits.float(), targets[start : start + rows], reduction="sum")
+    return total, mask.sum()
+
+
+def _one_row(batch: dict[str, Any]) -> dict[str, Any]:
+    """The row of ``batch`` with the most targets: the check's full forward then holds one row of logits."""
+    row = int((batch["labels"] != IGNORE).sum(-1).argmax())
+    return {k: v[row : row + 1] if hasattr(v, "shape") and v.dim() > 0 else v for k, v in batch.items()}
 
 
 class LossFunction:
@@ -77,8 +113,9 @@ class LossFunction:
         model.eval()  # dropout off, so both paths see the same function
         try:
             with torch.no_grad():
-                fast, n = loss_sum_selected(model, batch)
-                full, _ = loss_sum_full(model, batch)
+                row = _one_row(batch)
+                fast, n = loss_sum_selected(model, row)
+                full, _ = loss_sum_full(model, row)
         except Exception as e:  # an architecture whose decoder cannot be called alone
             logger.debug("response-only logits unavailable (%s); using the full forward", e)
             return False

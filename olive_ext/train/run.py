@@ -101,19 +101,28 @@ def finetune(
     data = prepare_data(model_path, train_spec, eval_spec, opts, trust_remote_code)
     dtype, dtype_info = choose_dtype(opts.torch_dtype, device, cache_root)
     set_seed(opts.seed)
+    phases: dict[str, float | None] = {}  # peak RSS per phase, each measured on its own
+    _reset_peak_rss()
     with progress.task(f"loading {Path(model_path).name} ({opts.method}, {dtype}, {device})", total=None):
         model = add_adapter(load_model(model_path, opts, device, dtype, trust_remote_code), opts)
     loss_fn = LossFunction()
     evals: dict[str, Any] = {}
+    phases["load"] = _phase_peak_rss_mb()
     if data.eval_set is not None:
         evals["base"] = evaluate_phase(model, data, loss_fn, opts, "base", progress)
+        phases["base_eval"] = _phase_peak_rss_mb()
     run = train_phase(model, data, loss_fn, opts, checkpoint_dir, device, dtype, callbacks, progress)
+    phases["train"] = run.train_peak
     if data.eval_set is not None:
         evals["finetuned"] = evaluate_phase(run.model, data, loss_fn, opts, "finetuned", progress)
+        phases["finetuned_eval"] = _phase_peak_rss_mb()
     adapter_dir = out_dir / "adapter"
     run.model.save_pretrained(adapter_dir)
     data.tokenizer.save_pretrained(adapter_dir)  # with its chat template: what the adapter was trained with
+    phases["save"] = _phase_peak_rss_mb()
     metrics = run_metrics(opts, data, run, loss_fn, evals, device, threads, dtype, dtype_info, started)
+    metrics["peak_rss_mb"] = max((v for v in phases.values() if v), default=None)
+    metrics["peak_rss_mb_by_phase"] = phases
     (adapter_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
     return FinetuneResult(adapter_dir, metrics, run.model if keep_model else None)
 
@@ -183,7 +192,7 @@ def train_phase(
     resume = _resume_path(opts.resume_from_checkpoint, Path(args.output_dir))
     stats = TrainStats()
     rss_before = _peak_rss_mb()
-    _reset_peak_rss()
+    _reset_peak_rss()  # the training peak on its own
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     eval_rows = RowDataset(data.eval_set.rows) if data.eval_set else None
@@ -210,7 +219,7 @@ def train_phase(
             hint=f"continue with the same command plus --resume_from_checkpoint {last} "
             f"(in a recipe: resume_from_checkpoint: {last} on the pass)",
         )
-    train_peak = _peak_rss_mb()
+    train_peak = _phase_peak_rss_mb()
     if opts.save_steps:
         logger.info("checkpoints kept in %s", args.output_dir)
     else:  # only interrupt checkpoints live here, and this run has finished with them
@@ -439,6 +448,13 @@ def _peak_rss_mb() -> float | None:
         return round(peak / (2**20 if sys.platform == "darwin" else 1024), 1)
     except Exception:
         return None
+
+
+def _phase_peak_rss_mb() -> float | None:
+    """The peak RSS since the last reset, then reset, so that the next phase is measured on its own."""
+    peak = _peak_rss_mb()
+    _reset_peak_rss()
+    return peak
 
 
 def _reset_peak_rss() -> None:

@@ -1,0 +1,272 @@
+"""The family matrix: every decoder architecture onnxruntime-genai's builder dispatches on, as a tiny
+random-weight model in transformers 5's config format, goes finetune -> auto-opt -> package -> verify.
+
+The fast core runs with the unit tests; the other families are marked integration (they cost the
+same few seconds each, but together they would double the unit run). Per-family times are in
+benchmarks/RESULTS.md ("Family matrix").
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from convert_helpers import build, node_attrs
+from tiny_models import DECODER_FAMILIES, ENCODER_FAMILIES, build_tiny_decoder, build_tiny_encoder
+
+from olive_ext.deploy.verify import verify
+from olive_ext.recipe import parse_recipe
+from olive_ext.workflows.auto_opt import auto_opt
+from olive_ext.workflows.finetune import finetune
+from olive_ext.workflows.package import package
+from olive_ext.workflows.run import run_recipe
+
+TEMPLATE = "Phrase: {phrase}\nTone: {tone}"
+# Whole pipeline in the unit run: the families whose builder paths differ most from the tiny Llama's
+# (per-type rope + sliding layers + sandwich norms; biases; unfused Phi3 rope). ~20 s each on an idle core.
+CORE = ("gemma3", "qwen2", "phi3")
+# Families the builder cannot build at some precision, with the reason (the README table says the same).
+REFUSED_QUANTIZED = {"gpt_oss": "the builder's quantized GPT-OSS path re-exports the original MXFP4 expert tensors"}
+FAST_EVAL = {"warmup": 0, "repeats": 1, "new_tokens": 4, "prompt_tokens": 8, "max_new_tokens": 4}
+
+
+def _families() -> list[Any]:
+    return [pytest.param(f, marks=() if f in CORE else pytest.mark.integration, id=f) for f in DECODER_FAMILIES]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OLIVE_EXT_THREADS", "1")  # tiny ops: threads only spin-wait for each other
+
+
+@pytest.fixture(scope="module")
+def tone_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rng = random.Random(0)
+    words = {"positive": ["great", "love", "happy"], "negative": ["terrible", "hate", "sad"]}
+    path = tmp_path_factory.mktemp("data") / "tone.jsonl"
+    rows = []
+    for _ in range(40):
+        tone = rng.choice(sorted(words))
+        rows.append({"phrase": f"{rng.choice(['the', 'a', 'cat'])} {rng.choice(words[tone])} city", "tone": tone})
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("family", _families())
+def test_family_finetunes_optimizes_packages_and_verifies(family: str, tone_file: Path, tmp_path: Path) -> None:
+    model = build_tiny_decoder(tmp_path / family, family)
+    config = json.loads((model / "config.json").read_text())
+    assert "rope_theta" not in config  # transformers 5 layout: rope settings live in rope_parameters
+
+    ft = finetune(
+        str(model), str(tmp_path / "ft"), data_name="json", data_files=str(tone_file),
+        train_split="train[:32]", eval_split="train[32:]", text_template=TEMPLATE,
+        max_steps=3, learning_rate=3e-3, torch_dtype="float32", gradient_checkpointing=False,
+    )  # fmt: skip
+    assert ft.metrics["steps"] == 3 and ft.metrics["eval"]["finetuned"]["eval_loss"] > 0
+    phases = ft.metrics["peak_rss_mb_by_phase"]
+    assert list(phases) == ["load", "base_eval", "train", "finetuned_eval", "save"] and all(phases.values())
+
+    # precision auto, 2 candidates: fp32 (parity must pass: a wrong graph fails it) and int8
+    data = {"data_name": "json", "data_files": str(tone_file), "eval_split": "train[32:]", "text_template": TEMPLATE}
+    result = auto_opt(str(ft.output_dir), str(tmp_path / "ao"), max_candidates=2, **data, **FAST_EVAL)
+    (run,) = result.runs.values()
+    by_precision = {r.artifact.meta["precision"]: r for r in run.results if r.artifact is not None}
+    errors = [r.error or "" for r in run.results if not r.ok]
+    if family in REFUSED_QUANTIZED:  # the int8 candidate fails with the builder's reason; fp32 is chosen
+        assert len(errors) == 1 and "MXFP4" in errors[0] and set(by_precision) == {"fp32"}, errors
+    else:
+        assert errors == [] and set(by_precision) == {"fp32", "int8"}, errors
+    parity = by_precision["fp32"].artifact.meta["parity"]
+    assert parity["passed"] and parity["max_abs_delta"] < 1e-3, parity
+    assert "exact_match" in by_precision["fp32"].metrics
+    model_config = json.loads((tmp_path / "ao" / "model_config.json").read_text())
+    assert model_config["kind"] == "genai"
+
+    bundle = package(tmp_path / "ao", tmp_path / "bundle", name=family)
+    checks = {c.name: c for c in verify(bundle.path).checks}
+    # random weights never end their turn; everything else must hold
+    assert all(c.ok for name, c in checks.items() if not name.startswith("end of turn")), checks
+    assert checks["load"].ok and any(n.startswith("end of turn") for n in checks)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int4"])
+@pytest.mark.parametrize("family", list(DECODER_FAMILIES))
+def test_family_builds_with_parity_or_is_refused_with_the_reason(family: str, precision: str, tmp_path: Path) -> None:
+    """Every family, in the unit run (about a second a build): fp32 must match PyTorch, int4 must build and load."""
+    model = build_tiny_decoder(tmp_path / family, family)
+    passes = {
+        "build": {"type": "model_builder", "precision": precision},
+        "parity": {"type": "parity_check", "fail": precision == "fp32"},
+    }
+    if precision == "int4" and family in REFUSED_QUANTIZED:
+        with pytest.raises(Exception, match="MXFP4"):
+            build(model, passes, cache_dir=tmp_path / "cache")
+        return
+    art = build(model, passes, cache_dir=tmp_path / "cache")
+    parity = art.meta["parity"]
+    assert parity["measured"] and art.meta["smoke"]["ran"]
+    if precision == "fp32":
+        assert parity["passed"] and parity["max_abs_delta"] < 1e-3 and parity["greedy_prefix_match"] == 1.0, parity
+    else:
+        # random weights give flat next-token distributions (top-2 gap ~0.3 sd of the logits), so int4 noise
+        # flips top-1 often; the distributions stay close
+        assert parity["kl"] < 0.1, parity
+
+
+def test_bridge_flattens_per_type_rope_parameters_for_the_builder() -> None:
+    from transformers import Gemma3TextConfig, LlamaConfig
+
+    from olive_ext.onnx.genai_builder import bridge_config
+
+    config = Gemma3TextConfig(num_hidden_layers=2, layer_types=["sliding_attention", "full_attention"])
+    assert set(config.rope_parameters) == {"sliding_attention", "full_attention"}  # transformers 5's layout
+    changed = bridge_config(config)
+    assert config.rope_parameters["rope_type"] == "default" and config.rope_theta == 1_000_000.0
+    assert config.rope_local_base_freq == 10_000.0 and changed
+    flat = LlamaConfig()
+    before = dict(flat.rope_parameters)
+    bridge_config(flat)
+    assert flat.rope_parameters == before  # a layout the builder reads is left alone
+
+
+def test_transformers5_gemma3_with_per_type_rope_builds_int4_and_passes_parity(tmp_path: Path) -> None:
+    # embed_std 0.3: peaked next-token distributions, as a trained model has (see build_tiny_decoder)
+    model = build_tiny_decoder(tmp_path / "gemma3", "gemma3", embed_std=0.3)
+    rope = json.loads((model / "config.json").read_text())["rope_parameters"]
+    assert rope["full_attention"]["rope_theta"] != rope["sliding_attention"]["rope_theta"]
+    passes = {"build": {"type": "model_builder", "precision": "int4"}, "parity": {"type": "parity_check"}}
+    art = build(model, passes, cache_dir=tmp_path / "cache")
+    parity = art.meta["parity"]
+    assert parity["passed"] and parity["top1_agreement"] >= 0.9 and parity["greedy_prefix_match"] == 1.0, parity
+    assert json.loads((Path(art.path) / "genai_config.json").read_text())["model"]["type"] == "gemma3_text"
+    windows = [n["local_window_size"] for n in node_attrs(Path(art.path) / "model.onnx", "GroupQueryAttention")]
+    assert windows == [32, -1]  # layer_types: the sliding layer, then the full one
+
+
+def test_a_model_level_builder_failure_is_reported_once_with_the_field(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from olive_ext.onnx.genai_builder import ModelNotBuildableError
+
+    model = build_tiny_decoder(tmp_path / "qwen2", "qwen2")
+    config = json.loads((model / "config.json").read_text())
+    config["rope_parameters"] = {"rope_type": "dynamic", "factor": 2.0, "rope_theta": 50000.0}
+    (model / "config.json").write_text(json.dumps(config))
+    caplog.set_level("INFO", logger="olive_ext")
+    with pytest.raises(ModelNotBuildableError) as info:
+        auto_opt(str(model), str(tmp_path / "ao"), max_candidates=3, **FAST_EVAL)
+    text = str(info.value)
+    assert str(model) in text and "`rope_parameters.rope_type`" in text and '"dynamic"' in text
+    assert "block size" not in text and "No option changes that" in text, text
+    builds = [r for r in caplog.records if "(model_builder): running" in r.getMessage()]
+    assert len(builds) == 1, [r.getMessage() for r in builds]  # not once per candidate
+    assert not (tmp_path / "ao").exists()
+
+
+@pytest.mark.parametrize("family", ["gemma2", "granite"])
+def test_chunked_head_loss_matches_the_models_own_loss_with_softcapping_and_scaling(
+    family: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from olive_ext.train import loss
+
+    path = build_tiny_decoder(tmp_path / family, family)
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    config = model.config
+    assert getattr(config, "final_logit_softcapping", None) or getattr(config, "logits_scaling", 1) != 1  # not plain
+    torch.manual_seed(0)
+    ids = torch.randint(3, model.config.vocab_size, (3, 12))
+    labels = ids.clone()
+    labels[:, :5] = -100
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+    monkeypatch.setattr(loss, "CHUNK_ELEMENTS", 7 * model.config.vocab_size)  # 7 positions a chunk: 3 chunks
+    with torch.no_grad():
+        fast, n = loss.loss_sum_selected(model, batch)
+        full, m = loss.loss_sum_full(model, batch)
+    assert int(n) == int(m) == 21 and abs(float(fast) - float(full)) < 1e-4 * float(full)
+    assert loss.LossFunction()._check(model, batch)  # so evaluation takes the chunked path
+
+
+def test_torch_backend_scores_and_generates_from_the_positions_it_reads(tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from olive_ext.evaluate.backends.torch_lm import TorchLMBackend
+
+    path = build_tiny_decoder(tmp_path / "gemma3", "gemma3")
+    backend = TorchLMBackend(str(path), None, threads=1)
+    assert backend.keep_kw == "logits_to_keep"
+    prompt, continuation = list(range(5, 40)), list(range(40, 110))  # continuation longer than one NLL chunk
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([prompt + continuation])).logits[0].double()
+    logprobs = torch.log_softmax(logits[len(prompt) - 1 : -1], dim=-1)
+    expected = -float(logprobs[torch.arange(len(continuation)), torch.tensor(continuation)].sum())
+    assert abs(backend.continuation_nll(prompt, continuation) - expected) < 1e-6 * abs(expected)
+    tokens = backend.generate(prompt, 6).tokens
+    with torch.no_grad():
+        reference = model.generate(torch.tensor([prompt]), max_new_tokens=6, do_sample=False, eos_token_id=None)
+    assert tokens == reference[0, len(prompt) : len(prompt) + len(tokens)].tolist() and tokens
+
+
+# The evaluator times an encoder without data on input_ids alone ("Required inputs (['attention_mask']) are
+# missing", evaluate/evaluator.py); with the mask added the exported BertModel still fails a Reshape there.
+_EMBEDDER_TIMING = pytest.mark.xfail(strict=True, reason="encoder timing without data fails (see comment)")
+
+
+ENCODER_CORE = ("roberta", "distilbert")  # BERT itself is covered by test_onnx_passes; XLM-R is RoBERTa's graph
+
+
+def _encoders() -> list[Any]:
+    params = []
+    for f in ENCODER_FAMILIES:
+        marks = [
+            *([] if f in ENCODER_CORE else [pytest.mark.integration]),
+            *([_EMBEDDER_TIMING] if f == "e5-bge" else []),
+        ]
+        params.append(pytest.param(f, marks=marks, id=f))
+    return params
+
+
+@pytest.mark.parametrize("family", _encoders())
+def test_encoder_family_exports_quantizes_int8_and_qdq_and_is_evaluated(family: str, tmp_path: Path) -> None:
+    from convert_helpers import text_data
+
+    model = build_tiny_encoder(tmp_path / family, family)
+    classifier = family != "e5-bge"
+    data = text_data(tmp_path / "data.jsonl")
+    if classifier:  # the template's trailing field is the label accuracy compares with
+        data = {"name": "json", "data_files": data["data_files"], "text_template": "{text}{label}"}
+    export = {"type": "onnx_export"}
+    parity = {"type": "parity_check", "fail": False, "data": "eval"}
+    recipe = {
+        "input_model": {"path": str(model)},
+        "data": {"eval": data},
+        "pipelines": [
+            {"export": export, "quantize": {"type": "int8_dynamic"}, "parity": parity},
+            {"export": export, "quantize": {"type": "qdq_static", "preset": "cpu", "data": "eval", "samples": 8},
+             "parity": parity},
+        ],
+        "targets": [{"device": "cpu"}],
+        # the evaluator reads labels whenever it has data for an encoder, so the embedder is timed without
+        "evaluate": {"data": "eval" if classifier else None,
+                     "metrics": ["size", "latency", *(["accuracy"] if classifier else [])],
+                     "warmup": 0, "repeats": 1},
+        "cache_dir": str(tmp_path / "cache"),
+    }  # fmt: skip
+    result = run_recipe(parse_recipe(recipe), write_output=False)
+    assert [r.error for r in result.results if not r.ok] == [] and len(result.results) == 2
+    for r in result.results:
+        assert r.artifact is not None and r.artifact.meta["smoke"]["ran"]
+        numbers = r.artifact.meta["parity"]
+        # int8 on random weights: the outputs stay close (cosine of the logits or of the pooled embeddings)
+        assert numbers["measured"] and numbers["min_cosine"] > 0.9, numbers
+        assert r.metrics["size"] > 0 and r.metrics["latency"] > 0
+        if classifier:
+            assert 0 <= r.metrics["accuracy"] <= 100
