@@ -16,25 +16,21 @@ from pydantic import Field, model_validator
 from olive_ext.artifacts import Artifact
 from olive_ext.onnx.check import smoke_check
 from olive_ext.onnx.folder import carried_meta, copy_companions, model_file, save_model
-from olive_ext.passes.base import Pass, PassConfig, register_pass, searchable
+from olive_ext.passes.base import Pass, register_pass, searchable
 from olive_ext.passes.context import RunContext
+from olive_ext.passes.weight_quant import WeightQuantConfig
 from olive_ext.quiet import QUANTIZER_LOGGERS, quiet_loggers
 
 logger = logging.getLogger("olive_ext")
 
 
-class Int4WeightConfig(PassConfig):
+class Int4WeightConfig(WeightQuantConfig):
     algorithm: Literal["default", "rtn", "hqq", "k_quant"] = searchable(
         "default",
         description="default (round to nearest, block min/max scales), rtn (neural-compressor RTN), "
         "hqq (half-quadratic, slower), k_quant (llama.cpp-style)",
     )
     bits: Literal[4, 8] = Field(4, description="weight bits (8 with default/rtn/k_quant only)")
-    block_size: Literal[16, 32, 64, 128, 256] = searchable(128, description="weights per quantization block")
-    symmetric: bool = searchable(True, description="symmetric (no zero point) or asymmetric weights")
-    accuracy_level: Literal[0, 1, 2, 3, 4] | None = searchable(
-        None, description="MatMulNBits compute type: 1 fp32, 2 fp16, 3 bf16, 4 int8 (fast on CPU); unset: 0"
-    )
     lm_head: Literal["same", "float"] = searchable(
         "same", description="quantize the LM head like the body, or keep it in float"
     )
@@ -65,9 +61,11 @@ class Int4Weight(Pass[Int4WeightConfig]):
                    "OnnxMatMul4Quantizer")  # fmt: skip
     olive_params: ClassVar[dict[str, str]] = {"is_symmetric": "symmetric"}
     olive_type_params: ClassVar[dict[str, dict[str, Any]]] = {
-        "OnnxBlockWiseRtnQuantization": {"algorithm": "rtn"},
-        "OnnxHqqQuantization": {"algorithm": "hqq"},
-        "OnnxKQuantQuantization": {"algorithm": "k_quant"},
+        # Olive's ONNX quantizers default to block 128 (ours: 32, as the builder), so the translation says 128
+        "OnnxBlockWiseRtnQuantization": {"algorithm": "rtn", "block_size": 128},
+        "OnnxHqqQuantization": {"algorithm": "hqq", "block_size": 128},
+        "OnnxKQuantQuantization": {"algorithm": "k_quant", "block_size": 128},
+        "OnnxMatMul4Quantizer": {"block_size": 128},
     }
 
     def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:

@@ -22,6 +22,7 @@ from olive_ext.onnx.lora_inputs import lora_node_names, make_lora_inputs
 from olive_ext.passes.base import Pass, PassConfig, register_pass, searchable
 from olive_ext.passes.context import RunContext
 from olive_ext.passes.merge_adapter import merge_adapter_into
+from olive_ext.passes.weight_quant import WeightQuantConfig
 from olive_ext.targets.base import Target, normalize_provider, provider_short_name
 
 Precision = Literal["fp32", "fp16", "bf16", "int4", "int8"]
@@ -71,17 +72,12 @@ def _allowed(config: type[PassConfig], name: str, value: Any) -> bool:
     return True
 
 
-class ModelBuilderConfig(PassConfig):
+class ModelBuilderConfig(WeightQuantConfig):
     precision: Precision = searchable("fp32", description="fp32 | fp16 | bf16 | int4 | int8 (weights; int4/int8 "
                                       "are MatMulNBits weight-only)")  # fmt: skip
     execution_provider: BuilderProvider | None = Field(
         None, description="cpu | cuda | dml | webgpu; default: the target's provider (a cross-build when not installed)"
     )
-    block_size: Literal[16, 32, 64, 128, 256] = searchable(32, description="int4/int8 quantization block size")
-    accuracy_level: Literal[0, 1, 2, 3, 4] | None = searchable(
-        None, description="MatMulNBits compute type: 1 fp32, 2 fp16, 3 bf16, 4 int8; default 4 on cpu/webgpu, else 0"
-    )
-    symmetric: bool = searchable(True, description="symmetric (int4/int8) or asymmetric (uint4/uint8 + zero point)")
     algorithm: Literal["default", "rtn", "k_quant"] = searchable(
         "default", description="weight rounding: default (RTN, builder naming), rtn, or k_quant (llama.cpp-style)"
     )

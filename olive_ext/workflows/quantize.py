@@ -43,7 +43,7 @@ class QuantizeOptions(DataOptions):
     )
     precision: Literal["int4", "int8"] = Field("int4", description="weight precision")
     block_size: Literal[16, 32, 64, 128, 256] | None = Field(
-        None, description="weights per quantization block (default: 32 for LLM builds, 128 for ONNX models)"
+        None, description="weights per quantization block (default: 32, as declared by the passes)"
     )
     accuracy_level: Literal[0, 1, 2, 3, 4] | None = Field(
         None, description="MatMulNBits compute type: 1 fp32, 2 fp16, 3 bf16, 4 int8 (default: 4 on CPU)"
