@@ -36,6 +36,7 @@ class EvalData:
     prompts: list[list[int]] = field(default_factory=list)
     references: list[str | None] = field(default_factory=list)
     responses: list[list[int]] = field(default_factory=list)
+    answers: list[list[int]] = field(default_factory=list)  # the references' token ids, for teacher forcing
     labels: list[int] = field(default_factory=list)
     features: list[dict[str, list[int]]] = field(default_factory=list)
     timing_prompt: list[int] = field(default_factory=list)

@@ -37,6 +37,17 @@ class EvaluateSpec(StrictModel):
     prompt_tokens: int = Field(64, ge=1, description="prompt length for time-to-first-token")
     new_tokens: int = Field(32, ge=1, description="tokens decoded for throughput and latency")
     max_new_tokens: int = Field(16, ge=1, description="generation limit for exact-match accuracy")
+    teacher_forcing: bool = Field(
+        True,
+        description="exact match by one forward pass over prompt + expected answer per row (the greedy "
+        "answer, unless the answer is not the argmax; those rows are decoded); false: decode every row",
+    )
+    racing: Literal["off", "exact", "wilson"] = Field(
+        "exact",
+        description="score candidates on 15, 30, 60, then all rows and stop one whose accuracy cannot "
+        "meet max_accuracy_drop: exact (every unseen row counted right; never changes the choice), "
+        "wilson (also the Wilson upper bound, z=2: stops sooner), off",
+    )
     max_samples: int | None = Field(None, ge=1, description="use at most this many eval rows")
     reference: Literal["input", "best"] = Field(
         "input",
