@@ -28,7 +28,16 @@ from olive_ext.evaluate.racing import Race
 from olive_ext.evaluate.registry import MetricInfo, get_metric
 
 # Settings that change measured values; constraints and objective only change selection.
-_SPEC_FIELDS_IN_KEY = ("warmup", "repeats", "threads", "prompt_tokens", "new_tokens", "max_new_tokens", "max_samples", "teacher_forcing")
+_SPEC_FIELDS_IN_KEY = (
+    "warmup",
+    "repeats",
+    "threads",
+    "prompt_tokens",
+    "new_tokens",
+    "max_new_tokens",
+    "max_samples",
+    "teacher_forcing",
+)
 _RUNTIME_LIBS = ("onnxruntime", "onnxruntime-genai", "torch", "transformers", "peft")
 _LM_KINDS = {"genai", "hf", "gguf"}
 # A fixed English passage: timing prompts are cut from it, so every candidate sees the same text.

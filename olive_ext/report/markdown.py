@@ -68,6 +68,7 @@ def write_report(folder: Path, result: RunResult, recipe: Recipe) -> None:
             (r.error or "").replace("|", "/").splitlines()[0][:120] if r.error else "",
         ]
         lines.append("| " + " | ".join(row) + " |")
+    lines += _racing_line(result)
     for note in result.notes:
         lines += ["", f"Note: {note}"]
     lines += [
@@ -76,3 +77,20 @@ def write_report(folder: Path, result: RunResult, recipe: Recipe) -> None:
         "",
     ]
     (folder / "report.md").write_text("\n".join(lines))
+
+
+def _racing_line(result: RunResult) -> list[str]:
+    """One line naming the candidates racing stopped early, and after how many eval rows."""
+    stops = []
+    for r in result.results:
+        for name in ("exact_match", "accuracy"):
+            if f"{name}.stopped_after" in r.metrics:
+                seen, rows = int(r.metrics[f"{name}.stopped_after"]), int(r.metrics.get(f"{name}.rows", 0))
+                stops.append(f"{r.candidate.id} stopped after {seen} of {rows} rows")
+                break
+    if not stops:
+        return []
+    return [
+        "",
+        "Racing: " + "; ".join(stops) + " (accuracy could not meet the constraint; its value is over those rows).",
+    ]
