@@ -47,6 +47,8 @@ class Race:
 
 def wilson_upper(hits: int, n: int, z: float = WILSON_Z) -> float:
     """Wilson score interval's upper end for ``hits`` successes in ``n`` trials (a fraction)."""
+    if hits >= n:
+        return 1.0
     p = hits / n
     centre = p + z * z / (2 * n)
     spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
