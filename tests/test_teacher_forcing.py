@@ -151,3 +151,32 @@ def test_exact_match_same_with_and_without_teacher_forcing(
         assert values[True]["exact_match"] == 100.0
     assert values[True]["exact_match.teacher_forced"] > 0
     assert values[False]["exact_match.teacher_forced"] == 0
+
+
+@pytest.mark.integration
+def test_tone_rows_teacher_forced_like_generation_on_every_kind(tone_finetuned: Path, integration_cache: Path) -> None:
+    """SmolLM2 fine-tuned on the tone task, the held-out rows: every row's greedy answer is the same by
+    teacher forcing as by decoding, in PyTorch and in the genai fp32, int4 and int8 builds."""
+    from conftest import eval_spec
+
+    from olive_ext.evaluate.evaluator import build_jobs, run_worker
+    from olive_ext.models.folder import resolve_model_arg
+
+    cache = Cache(integration_cache)
+    source = resolve_model_arg(str(tone_finetuned), None, None, None)
+    kinds = {"pytorch": fingerprint_input(source, cache.memo)}
+    for name, params in KINDS.items():
+        kinds[name] = build(tone_finetuned, {"build": {"type": "model_builder", **params}}, cache_dir=integration_cache)
+    for name, art in kinds.items():
+        outputs = {}
+        for forcing in (True, False):
+            ectx = EvalContext(
+                EvaluateSpec(metrics=["exact_match"], teacher_forcing=forcing), dataset=eval_spec("tone")
+            )
+            data = prepare_data(art, ectx, {"generate"})
+            raw, _ = run_worker(art, ectx, build_jobs({"generate"}, data, ectx))
+            outputs[forcing] = raw["generate"]
+        assert outputs[True]["outputs"] == outputs[False]["outputs"], name
+        assert len(outputs[True]["outputs"]) == 90
+        # a fine-tuned model answers most rows right: those need no decoding
+        assert outputs[True]["forced"] >= 60, (name, outputs[True]["forced"])

@@ -37,6 +37,8 @@ _SPEC_FIELDS_IN_KEY = (
     "max_new_tokens",
     "max_samples",
     "teacher_forcing",
+    "max_repeats",
+    "timing_tolerance",
 )
 _RUNTIME_LIBS = ("onnxruntime", "onnxruntime-genai", "torch", "transformers", "peft")
 _LM_KINDS = {"genai", "hf", "gguf"}
@@ -237,6 +239,8 @@ def build_jobs(jobs: set[str], data: EvalData | None, ectx: EvalContext, race: R
             "new_tokens": spec.new_tokens,
             "warmup": spec.warmup,
             "repeats": spec.repeats,
+            "max_repeats": spec.max_repeats,
+            "tolerance": spec.timing_tolerance,
         }
     if "generate" in jobs:
         out["generate"] = {

@@ -15,13 +15,19 @@ the other; a stopped candidate skips its remaining rows and timing.
 from __future__ import annotations
 
 import json
+import math
 import os
+import statistics
 import sys
 import time
 from typing import IO, Any
 
 from olive_ext.evaluate.backends import LMBackend, open_backend
 from olive_ext.evaluate.teacher_forcing import greedy_rows
+
+# A first timed run more than this fraction off the last warm-up run is taken as warm-up too.
+WARM_AGREEMENT = 0.10
+MAX_EXTRA_WARMUP = 3
 
 
 class Channel:
@@ -89,13 +95,47 @@ def _generate(backend: LMBackend, job: dict[str, Any], channel: Channel | None) 
 
 
 def _timing(backend: LMBackend, job: dict[str, Any]) -> dict[str, Any]:
-    for _ in range(job["warmup"]):
-        backend.generate(job["prompt"], job["new_tokens"], job["new_tokens"])
-    runs = []
-    for _ in range(job["repeats"]):
-        gen = backend.generate(job["prompt"], job["new_tokens"], job["new_tokens"])
-        runs.append(gen.step_seconds)
-    return {"runs": runs, "prompt_tokens": len(job["prompt"])}
+    """Warm up as long as runs still change, then time runs until the median is known well enough.
+
+    Warm-up: ``warmup`` untimed runs; while the first timed run differs from the run before it by
+    more than :data:`WARM_AGREEMENT`, it counts as warm-up too (at most :data:`MAX_EXTRA_WARMUP`
+    more). Timing: ``repeats`` runs, then more while :func:`median_half_width` of the runs' median
+    step times exceeds ``tolerance`` of their median, up to ``max_repeats`` runs.
+    """
+    prompt, n = job["prompt"], job["new_tokens"]
+    warm = [sum(backend.generate(prompt, n, n).step_seconds) for _ in range(job["warmup"])]
+    extra_warmup = 0
+    least = job["repeats"]
+    most = max(least, job.get("max_repeats") or least)
+    runs: list[list[float]] = []
+    while len(runs) < most:
+        steps = backend.generate(prompt, n, n).step_seconds
+        took = sum(steps)
+        if not runs and warm and extra_warmup < MAX_EXTRA_WARMUP and abs(took - warm[-1]) > WARM_AGREEMENT * warm[-1]:
+            warm.append(took)  # still warming up (caches, allocator, CPU clock)
+            extra_warmup += 1
+            continue
+        runs.append(steps)
+        tolerance = job.get("tolerance")
+        if len(runs) >= least and (tolerance is None or _relative_half_width(runs) <= tolerance):
+            break
+    return {"runs": runs, "prompt_tokens": len(prompt), "warmup_runs": len(warm)}
+
+
+def median_half_width(values: list[float]) -> float:
+    """Half-width of an approximate 95% interval of the median: 1.58 x IQR / sqrt(n) (McGill, Tukey and
+    Larsen 1978, the notches of a box plot); infinite below 3 values, where it says nothing."""
+    if len(values) < 3:
+        return math.inf
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return 1.58 * (q3 - q1) / math.sqrt(len(values))
+
+
+def _relative_half_width(runs: list[list[float]]) -> float:
+    """The interval of the median per-token step time (decode steps; the first step if only one), relative."""
+    per_run = [statistics.median(r[1:] or r) for r in runs if r]
+    centre = statistics.median(per_run) if per_run else 0.0
+    return median_half_width(per_run) / centre if centre > 0 else math.inf
 
 
 def _classify(backend: Any, job: dict[str, Any]) -> dict[str, Any]:
