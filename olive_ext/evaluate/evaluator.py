@@ -332,9 +332,11 @@ def _run_racing(argv: list[str], env: dict[str, str], err: Any, judge: Any) -> s
     finally:
         os.close(verdict_r)
         os.close(report_w)
-    with os.fdopen(report_r, "r") as reports, os.fdopen(verdict_w, "w") as verdicts:
-        for line in reports:  # ends when the worker exits (its end of the pipe closes)
-            verdicts.write("go\n" if judge(json.loads(line)["outputs"]) else "stop\n")
-            verdicts.flush()
-    proc.wait()
+    try:
+        with os.fdopen(report_r, "r") as reports, os.fdopen(verdict_w, "w") as verdicts:
+            for line in reports:  # ends when the worker exits (its end of the pipe closes)
+                verdicts.write("go\n" if judge(json.loads(line)["outputs"]) else "stop\n")
+                verdicts.flush()
+    finally:  # a failing judge closes the pipes: the worker reads no "go", stops and exits
+        proc.wait()
     return proc

@@ -81,7 +81,10 @@ class TorchLMBackend(LMBackend):
         ids = torch.tensor([s + [0] * (width - len(s)) for s in seqs])
         first = min(len(rows[i][0]) for i in batch) - 1  # earliest position whose logits are needed
         with torch.inference_mode():
-            logits = self.model(input_ids=ids, use_cache=False, logits_to_keep=width - first).logits
+            try:  # only the positions that predict answer tokens: the logits are the biggest tensor here
+                logits = self.model(input_ids=ids, use_cache=False, logits_to_keep=width - first).logits
+            except TypeError:  # a model class without logits_to_keep
+                logits = self.model(input_ids=ids, use_cache=False).logits[:, first:]
         out = {}
         for row, i in enumerate(batch):
             prompt, answer = rows[i]
