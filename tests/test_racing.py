@@ -94,4 +94,6 @@ def test_racing_stops_losers_early_and_keeps_the_choice(tiny_llama: Path, tmp_pa
     assert raced.output_dir is not None
     listed = json.loads((raced.output_dir / "candidates.json").read_text())["candidates"]
     assert any("exact_match.stopped_after" in c["metrics"] for c in listed)
-    assert "stopped after" in (raced.output_dir / "report.md").read_text()
+    report = (raced.output_dir / "report.md").read_text()
+    assert "stopped after" in report and "First answers of the chosen candidate" in report
+    assert len(raced.chosen.metrics["exact_match.samples"]) == 3  # type: ignore[arg-type]

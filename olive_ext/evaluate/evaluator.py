@@ -137,12 +137,26 @@ def evaluate(
     for info in applicable:
         assert info.fn is not None
         values.update(info.fn(MetricInput(artifact, ectx, raw, data, peak)))
+    values.update(_sample_answers(raw, data, [i.name for i in applicable]))
     values["eval_seconds"] = round(time.perf_counter() - started, 3)
     if jobs:
         values["threads"] = raw.get("threads", ectx.threads)
         values["load_seconds"] = round(raw.get("load_seconds", 0.0), 3)
     cache.put_result(key, values, {"artifact": artifact.fingerprint, "metrics": names})
     return values, False
+
+
+SAMPLE_ANSWERS = 3
+
+
+def _sample_answers(raw: dict[str, Any], data: EvalData | None, names: list[str]) -> dict[str, Any]:
+    """The first few greedy answers, decoded, for the report: ``<metric>.samples``."""
+    outputs = raw.get("generate", {}).get("outputs")
+    metric = next((n for n in ("exact_match", "accuracy") if n in names), None)
+    if not outputs or data is None or metric is None:
+        return {}
+    decode = data.tokenizer.decode
+    return {f"{metric}.samples": [decode(ids, skip_special_tokens=True) for ids in outputs[:SAMPLE_ANSWERS]]}
 
 
 def _metric(name: str) -> MetricInfo:

@@ -68,7 +68,7 @@ def write_report(folder: Path, result: RunResult, recipe: Recipe) -> None:
             (r.error or "").replace("|", "/").splitlines()[0][:120] if r.error else "",
         ]
         lines.append("| " + " | ".join(row) + " |")
-    lines += _racing_line(result)
+    lines += _racing_line(result) + _sample_line(result)
     for note in result.notes:
         lines += ["", f"Note: {note}"]
     lines += [
@@ -94,3 +94,12 @@ def _racing_line(result: RunResult) -> list[str]:
         "",
         "Racing: " + "; ".join(stops) + " (accuracy could not meet the constraint; its value is over those rows).",
     ]
+
+
+def _sample_line(result: RunResult) -> list[str]:
+    """The chosen candidate's first greedy answers, so a reader sees what the model says."""
+    metrics = result.chosen.metrics if result.chosen else {}
+    samples = metrics.get("exact_match.samples") or metrics.get("accuracy.samples")
+    if not isinstance(samples, list) or not samples:
+        return []
+    return ["", "First answers of the chosen candidate: " + ", ".join(repr(str(s))[:80] for s in samples)]
