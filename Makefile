@@ -13,7 +13,7 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,qlora]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,qlora,sign,tracking]"
 	@touch $@
 
 install: $(BIN)/.installed
@@ -34,9 +34,11 @@ test-unit: install
 bench: install
 	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
+## lint: ruff, mypy, and the import contract (layers; pyproject.toml [tool.importlinter])
 lint: install
 	$(BIN)/ruff check olive_ext tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

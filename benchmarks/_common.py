@@ -108,10 +108,24 @@ def today() -> str:
     return datetime.date.today().isoformat()
 
 
+def portable_paths(text: str) -> str:
+    """``text`` with this machine's paths made readable elsewhere: the repository's relative, the home as ``~``.
+
+    RESULTS.md is read on other machines; a path like /work/main/recipes/data/tone.jsonl means nothing there.
+    """
+    home = str(Path.home())
+    for root, shown in ((str(ROOT), "."), *(((home, "~"),) if home not in ("/", "") else ())):
+        text = text.replace(root + os.sep, "" if shown == "." else shown + os.sep)
+        text = re.sub(re.escape(root) + r"(?![\w.-])", shown, text)
+    return text
+
+
 def write_section(path: Path, title: str, body: str) -> None:
-    """Replace the '## title' section of a markdown file (or append it), keeping the others in place."""
+    """Replace the '## title' section of a markdown file (or append it), keeping the others in place.
+
+    Paths are written relative to the repository (see portable_paths)."""
     old = path.read_text() if path.exists() else "# Benchmark results\n"
-    section = f"## {title}\n\n{body.strip()}\n"
+    section = f"## {title}\n\n{portable_paths(body).strip()}\n"
     start = old.find(f"\n## {title}\n")
     if start >= 0:
         end = old.find("\n## ", start + 1)

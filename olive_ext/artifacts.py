@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -41,6 +42,7 @@ class Artifact:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def with_fingerprint(self, fp: str) -> Artifact:
+        """A copy of this artifact with content fingerprint ``fp``."""
         return replace(self, fingerprint=fp)
 
     def to_json(self, relative_to: Path | None = None) -> dict[str, Any]:
@@ -54,6 +56,7 @@ class Artifact:
 
     @classmethod
     def from_json(cls, data: dict[str, Any], relative_to: Path | None = None) -> Artifact:
+        """The artifact ``to_json`` wrote (``./`` paths resolved against ``relative_to``)."""
         data = dict(data)
         if relative_to is not None:
             for key in ("path", "adapter_path"):
@@ -61,11 +64,8 @@ class Artifact:
                     data[key] = str(relative_to / data[key][2:])
         return cls(**data)
 
-    @property
-    def is_local(self) -> bool:
-        return Path(self.path).exists()
-
     def describe(self) -> str:
+        """A one-line description for logs and reports: kind, path, GGUF file, adapter."""
         text = f"{self.kind}:{self.path}"
         if self.gguf_file:
             text += f" ({self.gguf_file})"
@@ -83,6 +83,7 @@ def _relativize(path: str, root: Path) -> str:
 
 
 def hash_file(path: Path) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
@@ -125,6 +126,7 @@ class FingerprintMemo:
                 self._data = {}
 
     def file_hash(self, path: Path) -> str:
+        """The file's sha256, reused while its size and mtime are unchanged."""
         st = path.stat()
         key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
         if key not in self._data:
@@ -133,6 +135,7 @@ class FingerprintMemo:
         return self._data[key]
 
     def save(self) -> None:
+        """Write the memo back to its store (atomically), if it has one."""
         if not (self.store and self._dirty):
             return
         self.store.parent.mkdir(parents=True, exist_ok=True)
@@ -153,7 +156,7 @@ def fingerprint_input(artifact: Artifact, memo: FingerprintMemo | None = None) -
         h.update(content_hash(p, memo).encode())
     elif _looks_like_hub_id(artifact.path):
         revision = artifact.meta.get("revision") or "main"
-        h.update(f"hub:{artifact.path}@{revision}".encode())
+        h.update(f"hub:{artifact.path}@{resolve_hub_revision(artifact.path, revision)}".encode())
     else:
         raise UserInputError(
             f"input model path {artifact.path!r} does not exist and is not a hub id (owner/name)",
@@ -165,6 +168,46 @@ def fingerprint_input(artifact: Artifact, memo: FingerprintMemo | None = None) -
             raise UserInputError(f"adapter_path {artifact.adapter_path!r} does not exist")
         h.update(b"adapter\0" + content_hash(a, memo).encode())
     return artifact.with_fingerprint(h.hexdigest())
+
+
+def resolve_hub_revision(repo_id: str, revision: str = "main") -> str:
+    """The commit a hub revision (branch or tag) points at now, so an updated hub model is a new input.
+
+    Online: the hub's answer. Offline, or when the hub does not answer: the commit the local Hugging Face
+    cache holds for it (``refs/<revision>``, which is what transformers would load). When neither knows,
+    the revision name itself (the model cannot load then anyway)."""
+    if re.fullmatch(r"[0-9a-f]{40}", revision):
+        return revision
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() not in {"1", "true", "yes", "on"}:
+        import httpx
+        from huggingface_hub import model_info
+        from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+        try:
+            sha = model_info(repo_id, revision=revision, timeout=10).sha
+            if sha:
+                return sha
+        except (OSError, httpx.HTTPError, HfHubHTTPError, OfflineModeIsEnabled):
+            pass  # unreachable, gated or missing: the local cache, below, decides
+    return _cached_hub_revision(repo_id, revision) or revision
+
+
+def _cached_hub_revision(repo_id: str, revision: str) -> str | None:
+    ref = hub_cache_dir() / f"models--{repo_id.replace('/', '--')}" / "refs" / revision
+    try:
+        return ref.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache folder, as huggingface_hub computes it (read now: tests and users set it late)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "huggingface" / "hub"
 
 
 def _looks_like_hub_id(path: str) -> bool:

@@ -12,13 +12,17 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from olive_ext.artifacts import Artifact, FingerprintMemo, content_hash
+from olive_ext.errors import UserInputError
 from olive_ext.version import __version__
 
 ENTRY_FILE = "entry.json"
@@ -56,6 +60,7 @@ class Cache:
         meta = self._read_entry(entry)
         if meta is None or "artifact" not in meta:
             return None
+        mark_used(entry)
         return Artifact.from_json(meta["artifact"], relative_to=entry)
 
     @contextlib.contextmanager
@@ -82,10 +87,14 @@ class Cache:
     # ----------------------------------------------------------------- plain results (evaluations)
 
     def get_result(self, key: str) -> dict[str, Any] | None:
+        """A cached evaluation result by key, or None."""
         meta = self._read_entry(self.entries / key)
+        if meta is not None:
+            mark_used(self.entries / key)
         return None if meta is None else meta.get("result")
 
     def put_result(self, key: str, result: dict[str, Any], record: dict[str, Any] | None = None) -> None:
+        """Store an evaluation result under ``key`` (written atomically)."""
         with self.building(key) as work:
             self._write_entry_json(work, {"key": key, "result": result, **(record or {})})
             self._rename_into_place(work, key)
@@ -125,12 +134,6 @@ class Cache:
             if pid is None or not _pid_alive(pid):
                 shutil.rmtree(work, ignore_errors=True)
 
-    def size_bytes(self) -> int:
-        return sum(f.stat().st_size for f in self.entries.rglob("*") if f.is_file())
-
-    def clear(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
-
 
 def _artifact_content_hash(artifact: Artifact, memo: FingerprintMemo) -> str:
     """Hash an output's own files plus the identity of anything it points at outside itself."""
@@ -154,3 +157,186 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# ----------------------------------------------------------------- listing and pruning (`olive-ext cache`)
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}  # fmt: skip
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One whole cache entry as `olive-ext cache ls` shows it."""
+
+    key: str
+    path: Path
+    kind: str  # the pass that built it, or "evaluation"
+    size_bytes: int
+    created: float  # epoch seconds: entry.json written
+    last_used: float  # epoch seconds: last cache hit (or creation)
+    refers_to: frozenset[str]  # keys of other entries whose files this entry's artifact points into
+
+
+def list_entries(root: str | Path | None = None) -> list[CacheEntry]:
+    """Every whole entry of the cache at ``root``, most recently used first. Reads only; creates nothing."""
+    entries = (Path(root).expanduser() if root else default_cache_dir()) / "entries"
+    found = []
+    for path in entries.iterdir() if entries.is_dir() else []:
+        info = path / ENTRY_FILE
+        try:
+            meta = json.loads(info.read_text())
+            st = info.stat()
+        except (OSError, json.JSONDecodeError):
+            continue  # not whole (or not ours): never listed, never pruned
+        found.append(
+            CacheEntry(
+                key=path.name,
+                path=path,
+                kind=str(meta.get("pass") or ("evaluation" if "result" in meta else "?")),
+                size_bytes=tree_size(path),
+                created=st.st_mtime,
+                last_used=max(path.stat().st_mtime, st.st_mtime),
+                refers_to=_referenced_entries(meta.get("artifact") or {}, entries, path.name),
+            )
+        )
+    return sorted(found, key=lambda e: e.last_used, reverse=True)
+
+
+def select_for_pruning(
+    entries: list[CacheEntry], older_than_s: float | None, max_size_bytes: int | None, now: float | None = None
+) -> list[CacheEntry]:
+    """Entries to delete, least recently used first: those unused for ``older_than_s``, then more until the
+    rest fits in ``max_size_bytes``. An entry goes with every entry whose artifact points into it."""
+    now = time.time() if now is None else now
+    dependents: dict[str, list[CacheEntry]] = {}
+    for e in entries:
+        for ref in e.refers_to:
+            dependents.setdefault(ref, []).append(e)
+    chosen: dict[str, CacheEntry] = {}
+
+    def take(e: CacheEntry) -> None:
+        if e.key not in chosen:
+            chosen[e.key] = e
+            for d in dependents.get(e.key, []):
+                take(d)
+
+    oldest_first = sorted(entries, key=lambda e: e.last_used)
+    for e in oldest_first:
+        if older_than_s is not None and now - e.last_used > older_than_s:
+            take(e)
+    if max_size_bytes is not None:
+        total = sum(e.size_bytes for e in entries if e.key not in chosen)
+        for e in oldest_first:
+            if total <= max_size_bytes:
+                break
+            before = set(chosen)
+            take(e)
+            total -= sum(chosen[k].size_bytes for k in set(chosen) - before)
+    return sorted(chosen.values(), key=lambda e: e.last_used)
+
+
+def delete_entries(root: str | Path | None, doomed: list[CacheEntry]) -> list[CacheEntry]:
+    """Delete entries, skipping any being (re)built or locked; returns those deleted.
+
+    Each entry is deleted holding its build lock (``flock`` on ``locks/<key>.lock``, the lock a build
+    takes), and is first renamed into tmp/ (atomic): a reader sees a whole entry or none, never half a
+    folder, and a deletion killed midway leaves only a tmp/ folder that the next run sweeps."""
+    base = Path(root).expanduser() if root else default_cache_dir()
+    tmp = base / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    deleted = []
+    for e in doomed:
+        with _unless_locked(base, e.key) as free:
+            if not free or _being_written(tmp, e.key):
+                continue
+            trash = tmp / f"{e.key}.{os.getpid()}.{uuid.uuid4().hex[:8]}-pruned"
+            try:
+                os.rename(e.path, trash)
+            except OSError:
+                continue  # gone already, or moved by another process
+            shutil.rmtree(trash, ignore_errors=True)
+            deleted.append(e)
+    return deleted
+
+
+def mark_used(entry: Path) -> None:
+    """Record a cache hit as the entry folder's modification time.
+
+    Nothing is added to a whole entry, so its folder's mtime is free to mean "last used"; entry.json's
+    mtime stays the creation time. (Access times would not do: reading entry.json, as `cache ls` does,
+    moves them on most mounts.)"""
+    with contextlib.suppress(OSError):
+        os.utime(entry)
+
+
+def parse_size(text: str) -> int:
+    """'2GB', '500MB', '1.5GiB', '0' -> bytes."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in _SIZE_UNITS:
+        raise UserInputError(f"--max-size {text!r} is not a size", hint="write it like 2GB, 500MB or 1.5GiB")
+    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+
+
+def parse_duration(text: str) -> float:
+    """'7d', '12h', '30m', '2w' -> seconds."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smhdw])\s*", text.lower())
+    if match is None:
+        raise UserInputError(f"--older-than {text!r} is not a duration", hint="write it like 7d, 12h, 30m or 2w")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+def tree_size(path: Path) -> int:
+    """Bytes of the regular files under ``path`` (links not followed)."""
+    total = 0
+    for f in path.rglob("*"):
+        with contextlib.suppress(OSError):
+            if f.is_file() and not f.is_symlink():
+                total += f.stat().st_size
+    return total
+
+
+def _referenced_entries(artifact: dict[str, Any], entries: Path, own: str) -> frozenset[str]:
+    keys = set()
+    for key in ("path", "adapter_path"):
+        value = artifact.get(key)
+        if value and not str(value).startswith("./"):
+            with contextlib.suppress(ValueError):
+                keys.add(Path(value).resolve().relative_to(entries.resolve()).parts[0])
+    return frozenset(keys - {own})
+
+
+def _being_written(tmp: Path, key: str) -> bool:
+    """A live writer's folder for ``key`` in tmp/ (dead writers' folders are swept by the next run)."""
+    for p in tmp.iterdir() if tmp.is_dir() else []:
+        parts = p.name.split(".")
+        writer = parts[0] == key and len(parts) >= 3 and parts[1].isdigit() and not p.name.endswith("-pruned")
+        if writer and _pid_alive(int(parts[1])):
+            return True
+    return False
+
+
+@contextlib.contextmanager
+def _unless_locked(base: Path, key: str) -> Iterator[bool]:
+    """Hold ``key``'s build lock for the block if no other process holds it; yields whether it was free."""
+    locks = base / "locks"
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): rename-into-tmp alone keeps readers safe
+        yield True
+        return
+    if not locks.is_dir():  # a cache written before builds took locks
+        yield True
+        return
+    with open(locks / f"{key}.lock", "a+") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:  # the lock file stays (builds rely on one file per key)
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)

@@ -38,6 +38,7 @@ class Problem:
     severity: Literal["error", "note"] = "error"
 
     def render(self) -> str:
+        """One line: key path, message, the value received, what is allowed, a hint."""
         parts = [f"{self.path or '<recipe>'}: {self.message}"]
         if self.has_value:
             parts.append(f"got {_short(self.value)}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+from collections.abc import Callable
 from typing import Any, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -49,6 +50,8 @@ class Options(BaseModel):
         """The help text of field ``name``, with its default when it has one (for --help)."""
         field = cls.model_fields[name]
         text = field.description or ""
+        if field.is_required():
+            return text.replace("%", "%%")
         default = default_of(cls, name)
         if default is not False and default not in (None, [], {}, "") and "default" not in text:
             text += f" (default: {default})"
@@ -65,6 +68,7 @@ def default_of(model: type[BaseModel], name: str) -> Any:
 
 
 M = TypeVar("M", bound=BaseModel)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def validate_options(model: type[M], values: dict[str, Any]) -> M:
@@ -73,6 +77,28 @@ def validate_options(model: type[M], values: dict[str, Any]) -> M:
         return model(**values)
     except ValidationError as e:
         raise RecipeError(problems_from_validation(e, model), source="options") from e
+
+
+def with_options_signature(func: F, model: type[BaseModel]) -> F:
+    """Give ``func(..., **options)`` a signature listing ``model``'s fields as typed keyword arguments.
+
+    ``help(olive_ext.auto_opt)``, notebooks and ``inspect.signature`` then show every option with its
+    type and default, taken from the model (declared once), while the function validates ``options``
+    with the same model.
+    """
+    import inspect
+
+    sig = inspect.signature(func)
+    params = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    taken = {p.name for p in params}
+    for name, info in model.model_fields.items():
+        if name in taken:
+            continue
+        default = inspect.Parameter.empty if info.is_required() else info.get_default(call_default_factory=True)
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                        annotation=info.annotation))  # fmt: skip
+    func.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    return func
 
 
 def searchable(default: Any, description: str = "", **kwargs: Any) -> Any:

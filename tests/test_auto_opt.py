@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from olive_ext.cli import main
+from olive_ext.engine.results import RunResult
 from olive_ext.errors import ConstraintsNotMetError
 from olive_ext.recipe.schema import DatasetSpec
-from olive_ext.engine.results import RunResult
 from olive_ext.workflows.auto_opt import AutoOptOptions, run_auto_opt
 
 FAST = {"warmup": 0, "repeats": 2, "new_tokens": 8, "prompt_tokens": 16, "max_new_tokens": 4}

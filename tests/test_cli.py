@@ -107,3 +107,48 @@ def test_run_end_to_end_and_refuse_overwrite(tmp_path: Path, capsys: pytest.Capt
     assert main(["run", "--config", str(recipe)]) == 2
     assert "exists and is not empty" in capsys.readouterr().err
     assert main(["run", "--config", str(recipe), "--overwrite", "--setup"]) == 0
+
+
+OLIVE_COMMANDS = {  # Olive 0.13's commands we do not have -> a word the message must contain
+    "capture-onnx-graph": "auto-opt",
+    "optimize": "auto-opt",
+    "convert-adapters": "generate-adapter",
+    "export-adapters": "generate-adapter",
+    "extract-adapters": "generate-adapter",
+    "benchmark": "measures",
+    "tune-session-params": "threads",
+    "run-pass": "olive-ext run --config",
+    "shared-cache": "olive-ext cache",
+    "configure-qualcomm-sdk": "qdq_static",
+    "manage-aml-compute": "locally",
+    "generate-cost-model": "cost model",
+    "diffusion-lora": "finetune",
+}
+
+
+@pytest.mark.parametrize(("command", "instead"), OLIVE_COMMANDS.items())
+def test_olive_command_we_lack_says_what_to_run_instead(
+    command: str, instead: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([command, "-m", "some/model", "-o", "out"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid choice" not in err and f"no {command} (an Olive command)" in err and instead in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_unknown_command_gets_did_you_mean_and_exit_2() -> None:
+    proc = _cli("fintune", "-m", "x")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "did you mean finetune?" in proc.stderr and "invalid choice" not in proc.stderr
+    proc = _cli("zzzz")
+    assert proc.returncode == 2 and "commands: auto-opt" in proc.stderr
+
+
+def test_quantize_algorithm_help_offers_rtn_kquant_hqq_and_says_what_unset_means() -> None:
+    proc = _cli("quantize", "--help")
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())  # argparse wraps help text
+    assert (
+        "--algorithm {rtn,kquant,hqq}" in text and "default" not in text.split("--algorithm {rtn,kquant,hqq}")[1][:40]
+    )
+    assert "When not given: rtn for LLM builds and int4 ONNX models" in text

@@ -1,8 +1,15 @@
-"""package and verify on the tiny model's auto-opt output: checksums, tampering, unsafe zips, determinism."""
+"""package and verify on the tiny model's auto-opt output: checksums, digest, signatures, tampering, determinism.
+
+Hostile bundles (links, devices, bad manifests, broken zips) are in test_bundle_integrity.py, which
+imports the fixture and helpers below.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import socket
+import sys
 import zipfile
 from pathlib import Path
 
@@ -18,7 +25,8 @@ from olive_ext.workflows.auto_opt import AutoOptOptions, run_auto_opt
 @pytest.fixture(scope="module")
 def auto_opt_output(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("ao") / "out"
-    cache = tmp_path_factory.mktemp("ao-cache")
+    # one cache for every module that uses this fixture: the second build is a cache hit
+    cache = tmp_path_factory.getbasetemp() / "package-auto-opt-cache"
     run_auto_opt(
         AutoOptOptions(
             model_name_or_path=str(tiny_llama),
@@ -116,3 +124,276 @@ def test_package_refuses_to_overwrite_and_cli(auto_opt_output: Path, tmp_path: P
     (out / "run.py").write_text("print('changed')\n")
     assert main(["verify", str(out), "--no-run"]) == 1
     assert main(["package", "-m", str(tmp_path), "-o", str(tmp_path / "c")]) == 2
+
+
+# ---- helpers shared with test_bundle_integrity.py ----
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    """Run olive-ext; return (exit code, stdout + stderr). No command may end in a traceback."""
+    capsys.readouterr()
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert "Traceback" not in text
+    return code, text
+
+
+def line_with(text: str, fragment: str) -> str:
+    """The one output line holding ``fragment`` (the message is not wrapped over several lines)."""
+    lines = [line for line in text.splitlines() if fragment in line]
+    assert len(lines) == 1, f"{fragment!r} should be on exactly one line of:\n{text}"
+    return lines[0]
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, str]]:
+    """Every path under root with its size and content hash (links and special files by their type)."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if p.is_symlink() or not (p.is_file() or p.is_dir()):
+            out[rel] = (0, "special")
+        elif p.is_file():
+            out[rel] = (p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest())
+        else:
+            out[rel] = (0, "dir")
+    return out
+
+
+def make_keys(folder: Path, name: str = "key") -> tuple[Path, Path]:
+    """A fresh P-256 key pair as PEM files: (private, public)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    private, public = folder / f"{name}.pem", folder / f"{name}.pub.pem"
+    private.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return private, public
+
+
+def alter_with_manifest(bundle: Path, rel: str = "run.py") -> None:
+    """Change a file and rewrite its sha256 and size in manifest.json: the checksums alone then pass."""
+    target = bundle / rel
+    target.write_bytes(target.read_bytes() + b"\n# changed\n")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    for entry in manifest["files"]:
+        if entry["path"] == rel:
+            entry["sha256"] = hashlib.sha256(target.read_bytes()).hexdigest()
+            entry["size"] = target.stat().st_size
+    (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any connection or name lookup fails the test: signing and checking use the local key only."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"network use: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+# ---- the manifest digest ----
+
+
+def test_package_prints_the_digest_and_verify_expect_checks_it(
+    auto_opt_output: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "pk"
+    code, text = cli(capsys, "package", "-m", str(auto_opt_output), "-o", str(out), "--zip")
+    assert code == 0
+    digest = hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest()
+    assert f"manifest digest: sha256:{digest}" in line_with(text, "manifest digest")
+    code, text = cli(capsys, "verify", str(out.with_name("pk.zip")), "--no_run", "--expect", f"sha256:{digest}")
+    assert code == 0 and "sha256" in line_with(text, "manifest digest")
+    # a file changed together with its manifest line passes the checksums but not the digest
+    alter_with_manifest(out)
+    assert cli(capsys, "verify", str(out), "--no-run")[0] == 0
+    code, text = cli(capsys, "verify", str(out), "--no-run", "--expect", digest.upper())
+    assert code == 1
+    assert "FAIL manifest digest" in line_with(text, "the manifest was changed")
+
+
+def test_verify_refuses_a_malformed_expect_before_work(
+    auto_opt_output: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle = package(auto_opt_output, tmp_path / "b")
+    before = snapshot(tmp_path)
+    code, text = cli(capsys, "verify", str(bundle), "--expect", "abc123")
+    assert code == 2 and "error:" in line_with(text, "is not a sha256 digest")
+    assert snapshot(tmp_path) == before
+
+
+# ---- --zip never replaces an existing archive unasked ----
+
+
+def test_package_zip_keeps_an_existing_archive_without_overwrite(
+    auto_opt_output: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "pk.zip").write_bytes(b"someone else's archive")
+    before = snapshot(tmp_path)
+    code, text = cli(capsys, "package", "-m", str(auto_opt_output), "-o", str(tmp_path / "pk"), "--zip")
+    assert code == 2
+    assert "nothing was written" in line_with(text, "pk.zip already exists")
+    assert snapshot(tmp_path) == before  # no bundle folder, no staging folder, the zip untouched
+    code, _ = cli(capsys, "package", "-m", str(auto_opt_output), "-o", str(tmp_path / "pk"), "--zip", "--overwrite")
+    assert code == 0 and zipfile.is_zipfile(tmp_path / "pk.zip")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pk", "pk.zip"]
+
+
+def test_zip_is_named_after_the_whole_folder_name(auto_opt_output: Path, tmp_path: Path) -> None:
+    bundle = package(auto_opt_output, tmp_path / "tone-1.0", make_zip=True)
+    assert (tmp_path / "tone-1.0.zip").is_file() and not (tmp_path / "tone-1.zip").exists()
+    assert verify(tmp_path / "tone-1.0.zip", run_model=False).ok and bundle.is_dir()
+
+
+# ---- signatures (OpenSSF model-signing, local key, no network) ----
+
+
+def test_signed_bundle_verifies_and_an_altered_one_fails_digest_and_signature(
+    auto_opt_output: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], no_network: None
+) -> None:
+    key, pub = make_keys(tmp_path)
+    out = tmp_path / "signed"
+    code, text = cli(capsys, "package", "-m", str(auto_opt_output), "-o", str(out), "--zip", "--sign_key", str(key))
+    assert code == 0 and (out / "bundle.sig").is_file()
+    assert "bundle.sig" in line_with(text, "signed:")
+    digest = hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest()
+    for target in (out, out.with_name("signed.zip")):
+        code, text = cli(capsys, "verify", str(target), "--no_run", "--expect", digest, "--public_key", str(pub))
+        assert code == 0, text
+        assert "ok" in line_with(text, "verified with key.pub.pem")
+    # someone else's key does not verify it
+    _, other_pub = make_keys(tmp_path, "other")
+    code, text = cli(capsys, "verify", str(out), "--no_run", "--public_key", str(other_pub))
+    assert code == 1 and "FAIL signature" in line_with(text, "signed with a different key")
+    # a file and its manifest line changed together: the digest and the signature both fail
+    alter_with_manifest(out)
+    code, text = cli(capsys, "verify", str(out), "--no_run", "--expect", digest, "--public_key", str(pub))
+    assert code == 1
+    assert "FAIL manifest digest" in line_with(text, "the manifest was changed")
+    assert "FAIL signature" in line_with(text, "signed content changed")
+    assert "run.py" in line_with(text, "signed content changed")
+
+
+def test_signature_is_not_checked_silently(auto_opt_output: Path, tmp_path: Path) -> None:
+    key, pub = make_keys(tmp_path)
+    unsigned = package(auto_opt_output, tmp_path / "unsigned")
+    report = verify(unsigned, run_model=False, public_key=pub)
+    assert not report.ok and any("not signed" in c.detail for c in report.checks if not c.ok)
+    signed = package(auto_opt_output, tmp_path / "signed", sign_key=key)
+    notes = [c for c in verify(signed, run_model=False).checks if c.name == "signature"]
+    assert len(notes) == 1 and "not checked" in notes[0].detail
+
+
+def test_bad_keys_are_refused_before_any_work(
+    auto_opt_output: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    ed = ed25519.Ed25519PrivateKey.generate()
+    (tmp_path / "ed.pem").write_bytes(
+        ed.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    (tmp_path / "junk.pem").write_text("not a key\n")
+    before = snapshot(tmp_path)
+    for key, message in (
+        ("missing.pem", "does not exist"),
+        ("junk.pem", "is not a PEM private key"),
+        ("ed.pem", "model-signing signs with elliptic-curve keys"),
+    ):
+        argv = ["package", "-m", str(auto_opt_output), "-o", str(tmp_path / "b"), "--sign_key", str(tmp_path / key)]
+        code, text = cli(capsys, *argv)
+        assert code == 2 and "error:" in line_with(text, message)
+        assert snapshot(tmp_path) == before
+    bundle = package(auto_opt_output, tmp_path / "b")
+    before = snapshot(tmp_path)
+    code, text = cli(capsys, "verify", str(bundle), "--public_key", str(tmp_path / "junk.pem"))
+    assert code == 2 and "error:" in line_with(text, "is not a PEM public key")
+    assert snapshot(tmp_path) == before
+
+
+def test_missing_model_signing_names_the_pip_command(
+    auto_opt_output: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, pub = make_keys(tmp_path)
+    monkeypatch.setitem(sys.modules, "model_signing", None)  # as if the extra were not installed
+    before = snapshot(tmp_path)
+    code, text = cli(capsys, "package", "-m", str(auto_opt_output), "-o", str(tmp_path / "b"), "--sign_key", str(key))
+    assert code == 1 and "model-signing" in line_with(text, "needs the Python package")
+    assert "pip install 'olive-ext[sign]'" in line_with(text, "hint:")
+    assert snapshot(tmp_path) == before
+    bundle = package(auto_opt_output, tmp_path / "b")
+    before = snapshot(tmp_path)
+    code, text = cli(capsys, "verify", str(bundle), "--public_key", str(pub))
+    assert code == 1 and "--public_key" in line_with(text, "needs the Python package 'model-signing'")
+    assert snapshot(tmp_path) == before
+
+
+def test_an_encrypted_key_reads_its_password_from_the_environment(
+    auto_opt_output: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP384R1())
+    encrypted = tmp_path / "enc.pem"
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"s3cret"),
+        )
+    )
+    pub = tmp_path / "enc.pub.pem"
+    pub.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    monkeypatch.delenv("OLIVE_EXT_SIGN_KEY_PASSWORD", raising=False)
+    with pytest.raises(UserInputError, match="OLIVE_EXT_SIGN_KEY_PASSWORD"):
+        package(auto_opt_output, tmp_path / "b", sign_key=encrypted)
+    assert not (tmp_path / "b").exists()
+    monkeypatch.setenv("OLIVE_EXT_SIGN_KEY_PASSWORD", "s3cret")
+    bundle = package(auto_opt_output, tmp_path / "b", sign_key=encrypted)
+    assert verify(bundle, run_model=False, public_key=pub).ok
+
+
+def test_adapters_are_bundled_checked_and_their_names_sanitised(tiny_llama: Path, tmp_path: Path) -> None:
+    from tiny_models import make_random_adapter
+
+    from olive_ext.workflows.generate_adapter import GenerateAdapterOptions, generate_adapters
+
+    adapters = [make_random_adapter(tiny_llama, tmp_path / "adapters" / "tone", seed=1, r=4)]
+    source = tmp_path / "ga"
+    generate_adapters(
+        GenerateAdapterOptions(
+            model_name_or_path=str(tiny_llama),
+            adapter_path=[str(a) for a in adapters],
+            output_path=str(source),
+            cache_dir=str(tmp_path / "cache"),
+        )
+    )
+    bundle = package(source, tmp_path / "b")
+    assert (bundle / "adapters" / "tone.onnx_adapter").is_file()
+    checks = {c.name: c for c in verify(bundle).checks}
+    assert checks["checksums"].ok and checks["load"].ok and "end of turn (adapter tone)" in checks
+    # a source whose model_config.json sends an adapter outside the folder is refused before any work
+    config = json.loads((source / "model_config.json").read_text())
+    (source / "model_config.json").write_text(json.dumps({**config, "adapters": {"tone": "../../etc/passwd"}}))
+    with pytest.raises(UserInputError, match="not a file inside"):
+        package(source, tmp_path / "c")
+    (source / "model_config.json").write_text(
+        json.dumps({**config, "adapters": {"../tone": "adapters/tone.onnx_adapter"}})
+    )
+    with pytest.raises(UserInputError, match="not a plain file name"):
+        package(source, tmp_path / "c")
+    assert not (tmp_path / "c").exists()

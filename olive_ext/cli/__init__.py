@@ -17,6 +17,37 @@ from olive_ext.version import __version__
 
 _NOT_COMMANDS = {"common"}
 
+# Olive 0.13's commands that olive-ext does not have, with what to run instead (one line each).
+OLIVE_ONLY_COMMANDS = {
+    "capture-onnx-graph": "to convert to ONNX run `olive-ext auto-opt -m MODEL --precision fp32 -o OUT` "
+    "(LLMs, onnxruntime-genai) or `olive-ext quantize` (int4/int8); encoders: a recipe with the onnx_export pass",
+    "optimize": "run `olive-ext auto-opt -m MODEL --device cpu|gpu|npu -o OUT`: it builds candidates, "
+    "measures them and keeps the best",
+    "convert-adapters": "run `olive-ext generate-adapter -m BASE --adapter_path ADAPTER... -o OUT`: it writes "
+    ".onnx_adapter files checked against peft",
+    "export-adapters": "run `olive-ext generate-adapter -m BASE --adapter_path ADAPTER... -o OUT`",
+    "extract-adapters": "run `olive-ext generate-adapter` (a base and .onnx_adapter files), or a recipe "
+    "with the extract_adapters pass",
+    "benchmark": "`olive-ext auto-opt` measures latency, throughput, memory, size and accuracy of every "
+    "candidate (candidates.json); `olive-ext verify BUNDLE` smoke-runs a packaged model",
+    "tune-session-params": "`olive-ext auto-opt` measures each candidate with onnxruntime-genai; the "
+    "model_builder pass's `threads` sets intra-op threads in genai_config.json",
+    "perf-tuning": "`olive-ext auto-opt` measures each candidate with onnxruntime-genai; the "
+    "model_builder pass's `threads` sets intra-op threads in genai_config.json",
+    "run-pass": "write a recipe with that one pass and run `olive-ext run --config RECIPE` "
+    "(`olive-ext validate --list-passes` lists the passes)",
+    "shared-cache": "olive-ext has no cloud cache; `olive-ext cache ls|prune` manages the local one "
+    "(--cache_dir or $OLIVE_EXT_CACHE may name a shared folder)",
+    "cloud-cache": "olive-ext has no cloud cache; `olive-ext cache ls|prune` manages the local one",
+    "configure-qualcomm-sdk": "not needed: the qdq_static pass writes QNN-ready QDQ models without "
+    "the SDK (recipes/minilm-npu-qnn.yaml)",
+    "manage-aml-compute": "olive-ext runs locally only (no Azure ML); run the same command on the machine",
+    "generate-cost-model": "olive-ext does not split models across devices, so it needs no cost model",
+    "diffusion-lora": "olive-ext fine-tunes language models only: `olive-ext finetune`",
+    "init": "start from a ready recipe in recipes/ (see recipes/README.md) and check it with `olive-ext validate`",
+    "model-package": "run `olive-ext package -m OUT -o BUNDLE`",
+}
+
 
 def _command_modules() -> list[ModuleType]:
     mods = []
@@ -65,7 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     hide_library_noise()  # the command line's own filters; importing olive_ext as a library changes none
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(next((a for a in argv if not a.startswith("-")), ""))
+    command = next((a for a in argv if not a.startswith("-")), "")
+    parser = build_parser(command)
+    if command and command not in _command_names(parser):
+        return unknown_command_error(command, _command_names(parser))
     if not argv:
         parser.print_help()
         return 0
@@ -80,3 +114,23 @@ def main(argv: list[str] | None = None) -> int:
         return unknown_flags_error(parser, mod, unknown)
     args.extra_args = unknown
     return run_command(mod, args)
+
+
+def _command_names(parser: argparse.ArgumentParser) -> list[str]:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return list(sub.choices)
+
+
+def unknown_command_error(command: str, known: list[str]) -> int:
+    """One line for a command we do not have: what to run instead of an Olive command, else a did-you-mean."""
+    import difflib
+
+    from olive_ext.cli.common import print_error
+
+    if command in OLIVE_ONLY_COMMANDS:
+        print_error(f"olive-ext has no {command} (an Olive command): {OLIVE_ONLY_COMMANDS[command]}")
+        return 2
+    close = difflib.get_close_matches(command, known + list(OLIVE_ONLY_COMMANDS), n=1, cutoff=0.6)
+    guess = f"did you mean {close[0]}?" if close else f"commands: {', '.join(sorted(known))}"
+    print_error(f"olive-ext has no command {command!r}; {guess} (see olive-ext --help)")
+    return 2

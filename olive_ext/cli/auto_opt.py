@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from olive_ext.cli.common import add_cache_dir, add_data_arguments, add_log_level, add_output, option
-from olive_ext.options import parse_bool
 
 NAME = "auto-opt"
 HELP = "convert a model (and adapter) to ONNX for a device: build candidates, measure them, pick the best"
@@ -33,9 +32,10 @@ OLIVE_REPLACEMENTS = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from olive_ext.options import parse_bool
     from olive_ext.workflows.auto_opt import AutoOptOptions as O
 
-    option(p, O, "model_name_or_path", "-m", "--model_name_or_path", required=True, default=None)
+    option(p, O, "model_name_or_path", "-m", "--model_name_or_path")
     option(p, O, "adapter_path", "-a", "--adapter_path")
     option(p, O, "device", nargs="+", choices=["cpu", "gpu", "npu"])
     option(p, O, "provider")
@@ -49,8 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="accepted for Olive compatibility: LLM outputs are always onnxruntime-genai folders",
     )
     option(p, O, "trust_remote_code", action="store_true")
-    add_output(p)
-    add_data_arguments(p, "--eval_split", O.default_of("eval_split"))
+    add_output(p, O)
+    add_data_arguments(p, O, "eval_split")
     q = p.add_argument_group("measurement and selection")
     option(q, O, "metric", choices=["exact_match", "accuracy", "perplexity"])
     option(q, O, "max_accuracy_drop", type=float)
@@ -62,7 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     option(q, O, "seed", type=int)
     for name in ("threads", "warmup", "repeats", "prompt_tokens", "new_tokens", "max_new_tokens"):
         option(q, O, name, type=int)
-    add_cache_dir(p)
+    add_cache_dir(p, O)
     add_log_level(p)
 
 

@@ -6,18 +6,21 @@ import argparse
 import difflib
 import logging
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from olive_ext.errors import OliveExtError
 from olive_ext.models.hub import go_offline_if_unreachable
-from olive_ext.options import Options, parse_bool
 
-OptionsT = TypeVar("OptionsT", bound=Options)
+if TYPE_CHECKING:  # pydantic is imported only when a command's flags are built, not for `olive-ext --help`
+    from olive_ext.options import Options
+
+OptionsT = TypeVar("OptionsT", bound="Options")
 
 _OLIVE_LEVELS = {0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR, 4: logging.CRITICAL}
 
 
 def add_log_level(parser: argparse.ArgumentParser) -> None:
+    """--log_level with Olive's numbers (0 debug ... 4 critical) or a level name."""
     parser.add_argument(
         "--log_level",
         default="1",
@@ -25,26 +28,19 @@ def add_log_level(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_output(parser: argparse.ArgumentParser, default: str | None = None) -> None:
-    parser.add_argument(
-        "-o",
-        "--output_path",
-        default=default,
-        required=default is None,
-        help="output folder; an existing non-empty folder is kept unless --overwrite",
-    )
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+def add_output(parser: argparse.ArgumentParser, model: type[Options]) -> None:
+    """-o/--output_path and --overwrite, as the command's options model declares them."""
+    option(parser, model, "output_path", "-o", "--output_path")
+    option(parser, model, "overwrite", action="store_true")
 
 
-def add_cache_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--cache_dir",
-        default=None,
-        help="cache of built models and evaluations (default: $OLIVE_EXT_CACHE or ~/.cache/olive-ext)",
-    )
+def add_cache_dir(parser: argparse.ArgumentParser, model: type[Options]) -> None:
+    """--cache_dir, as the command's options model declares it."""
+    option(parser, model, "cache_dir")
 
 
 def setup_logging(level: str) -> None:
+    """Send olive-ext's log records through the rich console on stderr at ``level``."""
     from rich.logging import RichHandler
 
     from olive_ext.console import make_console
@@ -86,6 +82,7 @@ def run_command(mod: ModuleType, args: argparse.Namespace) -> int:
 
 
 def print_error(message: str) -> None:
+    """Print a user-facing error in one red line (no traceback)."""
     from rich.markup import escape
 
     from olive_ext.console import make_console
@@ -115,34 +112,36 @@ def unknown_flags_error(parser: argparse.ArgumentParser, mod: ModuleType, unknow
 
 
 def option(group: Any, model: type[Options], name: str, *flags: str, **kwargs: Any) -> None:
-    """Add the flag for option ``name`` of ``model``: its default and help text come from the model's field."""
+    """Add the flag for option ``name`` of ``model``: its default and help text come from the model's field.
+
+    A field without a default is a required flag; a bool field takes Olive's `--flag true|false` (bare: true).
+    """
+    from olive_ext.options import parse_bool
+
+    info = model.model_fields[name]
+    if info.is_required():
+        kwargs.setdefault("required", True)
+        kwargs.setdefault("default", None)
     kwargs.setdefault("default", model.default_of(name))
     kwargs.setdefault("help", model.help_of(name))
-    if kwargs.get("type") is bool:  # Olive writes booleans as `--flag true`; a bare `--flag` means true
+    if kwargs.get("type") is bool:
         kwargs.update(type=parse_bool, nargs="?", const=True)
     group.add_argument(*(flags or (f"--{name}",)), dest=name, **kwargs)
 
 
-def add_data_arguments(parser: argparse.ArgumentParser, split_flag: str, split_default: str | None) -> None:
-    """Olive's dataset flags: -d/--data_name, --data_files, a split flag, and how rows become text."""
+def add_data_arguments(parser: argparse.ArgumentParser, model: type[Options], split_field: str) -> None:
+    """Olive's dataset flags: -d/--data_name, --data_files, the split flag, and how rows become text."""
     from olive_ext.data.spec import DataOptions
 
     group = parser.add_argument_group("data")
     option(group, DataOptions, "data_name", "-d", "--data_name")
     option(group, DataOptions, "data_files")
-    group.add_argument(split_flag, default=split_default, help="split expression, e.g. 'train[:90%%]'")
+    option(group, model, split_field)
     option(group, DataOptions, "text_template")
     option(group, DataOptions, "text_field")
     option(group, DataOptions, "use_chat_template", action="store_true")
     option(group, DataOptions, "response_field")
     option(group, DataOptions, "max_samples", type=int)
-
-
-def data_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The data flags of a parsed command line, as DataOptions fields."""
-    from olive_ext.data.spec import DataOptions
-
-    return {name: getattr(args, name) for name in DataOptions.model_fields if hasattr(args, name)}
 
 
 def options_from_args(model: type[OptionsT], args: argparse.Namespace) -> OptionsT:
@@ -151,14 +150,3 @@ def options_from_args(model: type[OptionsT], args: argparse.Namespace) -> Option
 
     values = {name: getattr(args, name) for name in model.model_fields if getattr(args, name, None) is not None}
     return validate_options(model, values)
-
-
-def dataset_spec_from_args(args: argparse.Namespace, split: str | None) -> Any:
-    """A DatasetSpec from the data flags, or None when no data was named."""
-    from olive_ext.data.spec import DataOptions
-    from olive_ext.errors import UserInputError
-
-    try:
-        return DataOptions(**data_options(args)).to_spec(split)
-    except ValueError as e:  # pydantic's ValidationError is a ValueError
-        raise UserInputError(f"data flags: {e}") from e

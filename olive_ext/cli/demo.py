@@ -40,7 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--learning_rate", type=float, default=LEARNING_RATE, help=f"LoRA learning rate (default {LEARNING_RATE:g})"
     )
     p.add_argument("--model", default="pypi:smollm2-135m-instruct", help="base model (any -m value)")
-    add_cache_dir(p)
+    from olive_ext.workflows.run import RunOptions
+
+    add_cache_dir(p, RunOptions)
     add_log_level(p)
 
 

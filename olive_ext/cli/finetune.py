@@ -61,8 +61,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     option(p, O, "model_name_or_path", "-m", "--model_name_or_path")
     option(p, O, "trust_remote_code", action="store_true")
     option(p, O, "task", "-t", "--task")
-    add_output(p, default=O.default_of("output_path"))
-    add_data_arguments(p, "--train_split", O.default_of("train_split"))
+    add_output(p, O)
+    add_data_arguments(p, O, "train_split")
     option(p, O, "eval_split")
     lora = p.add_argument_group("adapter")
     option(lora, O, "method", choices=["lora", "qlora", "dora"])
@@ -80,7 +80,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--dry_run", action="store_true", help="check the flags and data, print the recipe, train nothing")
     o.add_argument("--save_config_file", action="store_true", help="accepted for Olive: recipe.yaml is always written")
     o.add_argument("--disable_telemetry", action="store_true", help="accepted for Olive: olive-ext sends nothing")
-    add_cache_dir(p)
+    add_cache_dir(p, O)
     add_log_level(p)
 
 

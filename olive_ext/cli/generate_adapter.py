@@ -24,16 +24,16 @@ ORDER = 30
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from olive_ext.workflows.generate_adapter import GenerateAdapterOptions as O
 
-    option(p, O, "model_name_or_path", "-m", "--model_name_or_path", "--base_model_path", required=True, default=None)
-    option(p, O, "adapter_path", "-a", "--adapter_path", "--adapter_paths", nargs="+", required=True, default=None)
+    option(p, O, "model_name_or_path", "-m", "--model_name_or_path", "--base_model_path")
+    option(p, O, "adapter_path", "-a", "--adapter_path", "--adapter_paths", nargs="+")
     option(p, O, "adapter_format", choices=["onnx_adapter", "safetensors", "numpy"])
     option(p, O, "precision", choices=["fp32", "int4"])
     option(p, O, "device", choices=["cpu", "gpu"])
     option(p, O, "provider")
     option(p, O, "check_prompts", type=int)
-    add_output(p)
-    add_data_arguments(p, "--eval_split", O.default_of("eval_split"))
-    add_cache_dir(p)
+    add_output(p, O)
+    add_data_arguments(p, O, "eval_split")
+    add_cache_dir(p, O)
     add_log_level(p)
 
 

@@ -12,7 +12,12 @@ DESCRIPTION = """Write a self-contained folder to copy onto the device: the mode
 template, adapters, manifest.json (every file's sha256 and size, target, precision, measured
 metrics, library versions, recipe hash), run.py (needs only onnxruntime-genai) and a README.
 
+Prints the manifest digest (sha256 of manifest.json); give it to whoever checks the bundle
+with `olive-ext verify --expect`. With --sign_key the bundle is also signed with OpenSSF
+model-signing and a local elliptic-curve key (bundle.sig; needs `pip install 'olive-ext[sign]'`).
+
   olive-ext package -m out/auto-opt -o bundles/tone-cpu --zip --name tone --version 1.0.0
+  olive-ext package -m out/auto-opt -o bundles/tone-cpu --zip --sign_key key.pem
 """
 ORDER = 40
 
@@ -20,11 +25,12 @@ ORDER = 40
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from olive_ext.workflows.package import PackageOptions as O
 
-    option(p, O, "model_name_or_path", "-m", "--model_name_or_path", required=True, default=None)
-    add_output(p)
+    option(p, O, "model_name_or_path", "-m", "--model_name_or_path")
+    add_output(p, O)
     option(p, O, "zip", action="store_true")
     option(p, O, "name")
     option(p, O, "version")
+    option(p, O, "sign_key")
     add_log_level(p)
 
 
@@ -35,6 +41,11 @@ def main(args: argparse.Namespace) -> int:
 
     bundle = run_package(options_from_args(PackageOptions, args))
     console = make_console()
-    console.print(f"bundle: {bundle.path}" + (f" and {bundle.zip_path}" if bundle.zip_path else ""))
-    console.print(f"check it with: olive-ext verify {bundle.zip_path or bundle.path}")
+    say = lambda text: console.print(text, highlight=False, soft_wrap=True)  # noqa: E731
+    say(f"bundle: {bundle.path}" + (f" and {bundle.zip_path}" if bundle.zip_path else ""))
+    say(f"manifest digest: sha256:{bundle.digest}")
+    if bundle.signature_path:
+        say(f"signed: {bundle.signature_path} (model-signing, key {args.sign_key})")
+    check = f"olive-ext verify {bundle.zip_path or bundle.path} --expect sha256:{bundle.digest}"
+    say(f"check it with: {check}" + (" --public_key <public key>" if bundle.signature_path else ""))
     return 0

@@ -34,7 +34,7 @@ OLIVE_REPLACEMENTS = {
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from olive_ext.workflows.quantize import QuantizeOptions as O
 
-    option(p, O, "model_name_or_path", "-m", "--model_name_or_path", required=True, default=None)
+    option(p, O, "model_name_or_path", "-m", "--model_name_or_path")
     option(p, O, "adapter_path", "-a", "--adapter_path")
     option(p, O, "algorithm", choices=["rtn", "kquant", "hqq"])
     option(p, O, "precision", choices=["int4", "int8"])
@@ -44,9 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     option(p, O, "lm_head", choices=["same", "int8", "float"])
     option(p, O, "provider")
     option(p, O, "parity", action="store_true")
-    add_output(p)
-    add_data_arguments(p, "--split", O.default_of("split"))
-    add_cache_dir(p)
+    add_output(p, O)
+    add_data_arguments(p, O, "split")
+    add_cache_dir(p, O)
     add_log_level(p)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from olive_ext.cli.common import add_cache_dir, add_log_level
+from olive_ext.cli.common import add_cache_dir, add_log_level, add_output, option
 
 NAME = "run"
 HELP = "run a recipe (YAML/JSON, ours or an Olive run config)"
@@ -22,11 +22,12 @@ OLIVE_REPLACEMENTS = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", "-c", required=True, help="recipe file (.yaml, .yml or .json)")
-    p.add_argument("-o", "--output_path", default=None, help="override the recipe's output path")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    from olive_ext.workflows.run import RunOptions as O
+
+    option(p, O, "config", "--config", "-c")
+    add_output(p, O)
     p.add_argument("--setup", action="store_true", help="accepted for Olive compatibility: there is nothing to set up")
-    add_cache_dir(p)
+    add_cache_dir(p, O)
     add_log_level(p)
 
 

@@ -9,6 +9,7 @@ if TYPE_CHECKING:
 
 
 def print_run_summary(result: RunResult, console: Any) -> None:
+    """The candidates table (chosen one starred), wall time, cache reuse and the output folder."""
     from rich.table import Table
 
     from olive_ext.report.markdown import format_metric, metric_columns

@@ -4,42 +4,55 @@ from __future__ import annotations
 
 import argparse
 
-from olive_ext.cli.common import add_log_level
+from olive_ext.cli.common import add_log_level, option
 
 NAME = "verify"
-HELP = "check a bundle (folder or zip): checksums, loading, smoke generation, end-of-turn contract"
+HELP = "check a bundle (folder or zip): digest, signature, checksums, loading, smoke generation, end of turn"
 DESCRIPTION = """Check a bundle made by `olive-ext package`:
 
+  - archives with absolute paths, '..', links or devices are refused before anything is extracted;
+    in a folder, links and special files are named and never followed or read
+  - with --expect: the manifest digest `package` printed (a file changed together with its
+    line in manifest.json is caught here)
+  - with --public_key: the model-signing signature (bundle.sig), with the key alone, offline
   - every file's sha256 and size against manifest.json (missing, extra or changed files are named)
-  - archives with absolute paths, '..' or links are refused before anything is extracted
   - the model loads on this machine's execution provider (when it is available here)
   - a smoke generation with the base model and with each adapter
   - the end-of-turn contract: the shipped chat template is the one used in fine-tuning, and
     generation stops at the end-of-turn token instead of running to the length limit
 
-Exit code 0 when every check passes, 1 otherwise.
+Exit code 0 when every check passes, 1 when one fails, 2 for bad input (a flag, an unreadable archive).
 
-  olive-ext verify bundles/tone-cpu.zip
+  olive-ext verify bundles/tone-cpu.zip --expect sha256:<digest> --public_key pub.pem
 """
 ORDER = 41
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("bundle", help="bundle folder or .zip")
-    p.add_argument("--no-run", action="store_true", help="check files only; do not load the model")
+    from olive_ext.workflows.package import VerifyOptions as O
+
+    p.add_argument("bundle", help=O.model_fields["bundle"].description)
+    option(p, O, "no_run", "--no_run", "--no-run", action="store_true")
+    option(p, O, "expect")
+    option(p, O, "public_key")
     add_log_level(p)
 
 
 def main(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+    from olive_ext.cli.common import options_from_args
     from olive_ext.console import make_console
-    from olive_ext.workflows.package import verify
+    from olive_ext.workflows.package import VerifyOptions, run_verify
 
-    report = verify(Path(args.bundle), run_model=not args.no_run)
+    report = run_verify(options_from_args(VerifyOptions, args))
     console = make_console()
     for check in report.checks:
         mark = "[green]ok[/]  " if check.ok else "[red]FAIL[/]"
-        console.print(f"{mark} {check.name}: {check.detail}", highlight=False)
+        console.print(f"{mark} {check.name}: {_escape(check.detail)}", highlight=False, soft_wrap=True)
     console.print("[green]bundle verified[/]" if report.ok else "[red]bundle failed verification[/]")
     return 0 if report.ok else 1
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)  # details quote file names and model output, which may hold brackets

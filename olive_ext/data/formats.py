@@ -28,6 +28,7 @@ class Example:
 
     @property
     def text(self) -> str:
+        """The whole example as one string: prompt followed by response."""
         return self.prompt + self.response
 
 

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from olive_ext.artifacts import hash_file
 from olive_ext.data.spec import _SUFFIX_BUILDER, DatasetSpec
 from olive_ext.errors import UserInputError
 
@@ -67,7 +68,6 @@ def load_rows(spec: DatasetSpec) -> datasets.Dataset:
 
 def spec_identity(spec: DatasetSpec, memo: Any = None) -> dict[str, Any]:
     """The spec plus a content hash of its local files, for cache keys (a hub dataset: its name and split)."""
-    from olive_ext.artifacts import hash_file
 
     files = spec.data_files if isinstance(spec.data_files, list) else [spec.data_files] if spec.data_files else []
     if not files and builder_for_file(spec.name) and Path(spec.name).exists():

@@ -6,9 +6,10 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from olive_ext.options import Options, StrictModel
+from olive_ext.errors import RecipeError
+from olive_ext.options import Options, StrictModel, problems_from_validation
 
 # datasets' split syntax: "train", "train[:90%]", "train[4096:4224]", "train[-10%:]".
 _SPLIT_RE = re.compile(r"^[A-Za-z_][\w.-]*(\[\s*-?\d*%?\s*:\s*-?\d*%?\s*\])?$")
@@ -102,6 +103,12 @@ class DataOptions(Options):
         if name is None:
             return None
         fmt: DataFormat = "messages" if self.use_chat_template else ("text" if self.text_field else "auto")
+        try:
+            return self._spec(name, files, split, fmt)
+        except ValidationError as e:
+            raise RecipeError(problems_from_validation(e, DatasetSpec), source="the data flags") from e
+
+    def _spec(self, name: str, files: list[str] | None, split: str | None, fmt: DataFormat) -> DatasetSpec:
         return DatasetSpec(
             name=name,
             data_files=files[0] if files and len(files) == 1 else files,

@@ -2,53 +2,116 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import stat
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
+from olive_ext.deploy.files import file_kind, scan_tree
 from olive_ext.errors import UserInputError
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+_UNIX = 3  # ZipInfo.create_system: only unix archives carry a file type in external_attr
 
 
-def write_zip(folder: Path, archive: Path) -> None:
-    """Zip ``folder`` with sorted members, fixed times and permissions: same inputs, same bytes."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
-    with zipfile.ZipFile(archive, "w") as z:
-        for f in files:
-            info = zipfile.ZipInfo(f"{folder.name}/{f.relative_to(folder).as_posix()}", date_time=_FIXED_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = (stat.S_IFREG | 0o644) << 16
-            info.create_system = 3  # unix, so the permissions above are what readers see
-            with open(f, "rb") as src:
-                z.writestr(info, src.read(), compresslevel=6)
+def zip_path_of(folder: Path) -> Path:
+    """Where ``--zip`` writes the archive of ``folder``: beside it, named ``<folder>.zip``."""
+    return folder.with_name(folder.name + ".zip")
+
+
+def write_zip(folder: Path, archive: Path, top: str | None = None) -> None:
+    """Zip ``folder`` under ``top`` (default: its name) with sorted members, fixed times and permissions.
+
+    Same inputs, same bytes. The archive is written beside ``archive`` and renamed into place, so an
+    existing one is replaced whole or not at all.
+    """
+    top = top or folder.name
+    files = scan_tree(folder).files
+    partial = archive.with_name(f".{archive.name}.partial-{os.getpid()}")
+    try:
+        with zipfile.ZipFile(partial, "w") as z:
+            for rel in files:
+                info = zipfile.ZipInfo(f"{top}/{rel}", date_time=_FIXED_TIME)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = (stat.S_IFREG | 0o644) << 16
+                info.create_system = _UNIX  # so the permissions above are what readers see
+                with open(folder / rel, "rb") as src:
+                    z.writestr(info, src.read(), compresslevel=6)
+        os.replace(partial, archive)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _member_problem(info: zipfile.ZipInfo, seen: set[str]) -> str | None:
+    name = info.filename
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return "absolute path"
+    if ".." in PurePosixPath(name).parts or "\\" in name:
+        return "leaves the folder ('..' or backslash)"
+    if name in seen:
+        return "appears twice"
+    seen.add(name)
+    mode = info.external_attr >> 16
+    # Only the file-type bits say what a member is; a member with no type bits (0o600 alone, or an
+    # archive made on another system) is a plain file. Links and devices are refused.
+    if info.create_system == _UNIX and stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        return f"a {file_kind(mode)}"
+    return None
 
 
 def unsafe_members(archive: Path) -> list[str]:
-    """Members with absolute paths, '..' parts, or link/device types: each named with the reason."""
-    problems = []
-    with zipfile.ZipFile(archive) as z:
-        for info in z.infolist():
-            name = info.filename
-            path = PurePosixPath(name)
-            mode = info.external_attr >> 16
-            if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-                problems.append(f"{name}: absolute path")
-            elif ".." in path.parts or "\\" in name:
-                problems.append(f"{name}: leaves the folder ('..' or backslash)")
-            elif mode and (stat.S_ISLNK(mode) or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))):
-                problems.append(f"{name}: a link or special file")
-    return problems
+    """Members with absolute paths, '..' parts, duplicates, or link/device types: each named with the reason."""
+    seen: set[str] = set()
+    with _open_zip(archive) as z:
+        return [f"{i.filename}: {p}" for i in z.infolist() if (p := _member_problem(i, seen))]
+
+
+def _open_zip(archive: Path) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as e:
+        raise UserInputError(
+            f"{archive} is not a readable zip archive ({e}); nothing was extracted",
+            hint="pass the bundle folder or the .zip `olive-ext package --zip` wrote (it may be truncated)",
+        ) from e
 
 
 def safe_extract(archive: Path, dest: Path) -> Path:
     """Extract after checking every member; returns the single top folder of the archive."""
     problems = unsafe_members(archive)
     if problems:
-        raise UserInputError(f"{archive} has unsafe members; nothing was extracted: " + "; ".join(problems))
-    with zipfile.ZipFile(archive) as z:
-        tops = {PurePosixPath(n).parts[0] for n in z.namelist() if n.strip("/")}
+        raise UserInputError(
+            f"{archive} has unsafe members; nothing was extracted: " + "; ".join(problems),
+            hint="a bundle zip holds regular files under one folder",
+        )
+    with _open_zip(archive) as z:
+        infos = z.infolist()
+        tops = {PurePosixPath(i.filename).parts[0] for i in infos if i.filename.strip("/")}
         if len(tops) != 1:
-            raise UserInputError(f"{archive} must hold one top folder, found: {', '.join(sorted(tops))}")
-        z.extractall(dest)
+            raise UserInputError(
+                f"{archive} must hold one top folder, found: {', '.join(sorted(tops)) or 'nothing'}",
+                hint="zip the bundle folder itself (what `olive-ext package --zip` writes)",
+            )
+        _check_space(archive, infos, dest)
+        try:
+            z.extractall(dest)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError) as e:
+            raise UserInputError(
+                f"{archive} is damaged ({e}); the bundle cannot be checked",
+                hint="copy the zip again; it may be truncated or corrupted",
+            ) from e
     return dest / tops.pop()
+
+
+def _check_space(archive: Path, infos: list[zipfile.ZipInfo], dest: Path) -> None:
+    # extraction stops at each member's declared size, so the declared total bounds what is written
+    total = sum(i.file_size for i in infos)
+    free = shutil.disk_usage(dest).free
+    if total > free:
+        raise UserInputError(
+            f"{archive} declares {total:,} bytes unpacked, more than the {free:,} bytes free in {dest}; "
+            "nothing was extracted",
+            hint="free some space or set TMPDIR to a larger disk",
+        )

@@ -7,6 +7,7 @@ Layout::
     <bundle>/run.py        a chat script that needs only onnxruntime-genai
     <bundle>/README.md     for whoever receives the bundle
     <bundle>/manifest.json every file's sha256 and size, target, precision, metrics, versions, recipe hash
+    <bundle>/bundle.sig    with a signing key: model-signing's signature over every other file
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
-from olive_ext.deploy.archive import write_zip
+from olive_ext.deploy.archive import write_zip, zip_path_of
+from olive_ext.deploy.files import plain_name
 from olive_ext.deploy.manifest import text_sha256, write_manifest
-from olive_ext.engine.output import staged_output
+from olive_ext.deploy.signature import check_signing_key, sign_bundle
+from olive_ext.engine.output import ensure_output_free, staged_output
 from olive_ext.errors import UserInputError
 from olive_ext.models.folder import MODEL_CONFIG
 from olive_ext.version import __version__
@@ -36,33 +39,69 @@ def chat_template_text(folder: Path) -> str | None:
         return jinja.read_text()
     config = folder / "tokenizer_config.json"
     if config.exists():
-        template = json.loads(config.read_text()).get("chat_template")
+        data = json.loads(config.read_text())
+        template = data.get("chat_template") if isinstance(data, dict) else None
         return template if isinstance(template, str) else None
     return None
 
 
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise UserInputError(
+            f"{path} is not valid JSON ({e})", hint="package an unmodified olive-ext output folder"
+        ) from e
+
+
 def _source_info(source: Path) -> dict[str, Any]:
     config_path = source / MODEL_CONFIG
-    if not config_path.exists():
+    if not config_path.is_file():
         raise UserInputError(
             f"{source} is not an olive-ext output folder ({MODEL_CONFIG} is missing)",
             hint="package the output of `olive-ext auto-opt` or `olive-ext generate-adapter`",
         )
-    info: dict[str, Any] = json.loads(config_path.read_text())
-    if info.get("kind") != "genai" or not (source / "model" / "genai_config.json").exists():
+    info = _read_json(config_path)
+    genai_config = source / "model" / "genai_config.json"
+    if not isinstance(info, dict) or info.get("kind") != "genai" or not genai_config.is_file():
+        kind = info.get("kind") if isinstance(info, dict) else None
         raise UserInputError(
-            f"{source} holds a {info.get('kind')} model; a bundle needs an onnxruntime-genai model",
+            f"{source} holds a {kind} model; a bundle needs an onnxruntime-genai model",
             hint="run `olive-ext auto-opt` (or generate-adapter) first and package its output",
         )
     return info
+
+
+def _adapters(source: Path, info: dict[str, Any]) -> dict[str, Path]:
+    """The source's adapters by name; names become file names and paths must stay inside the source."""
+    adapters = info.get("adapters") or {}
+    if not isinstance(adapters, dict):
+        raise UserInputError(f"{source / MODEL_CONFIG}: 'adapters' must map names to files")
+    out = {}
+    root = source.resolve()
+    for name, rel in sorted(adapters.items()):
+        path = (source / str(rel)).resolve()
+        if not plain_name(name):
+            raise UserInputError(
+                f"{source / MODEL_CONFIG}: adapter name {name!r} is not a plain file name",
+                hint="adapter names use letters, digits, '.', '_' and '-' (no '/', no leading dot)",
+            )
+        if not path.is_relative_to(root) or not path.is_file():
+            raise UserInputError(
+                f"{source / MODEL_CONFIG}: adapter {name!r} names {rel!r}, which is not a file inside {source}",
+                hint="package an unmodified olive-ext output folder",
+            )
+        out[name] = path
+    return out
 
 
 def _chosen_candidate(source: Path) -> dict[str, Any]:
     path = source / "candidates.json"
     if not path.exists():
         return {}
-    data = json.loads(path.read_text())
-    return next((c for c in data.get("candidates", []) if c.get("chosen")), {})
+    data = _read_json(path)
+    candidates = data.get("candidates", []) if isinstance(data, dict) else []
+    return next((c for c in candidates if isinstance(c, dict) and c.get("chosen")), {})
 
 
 def _smoke_prompts(source: Path, info: dict[str, Any]) -> list[str]:
@@ -89,49 +128,94 @@ def package(
     version: str = "0.1.0",
     make_zip: bool = False,
     overwrite: bool = False,
+    sign_key: Path | None = None,
 ) -> Path:
-    """Write the bundle folder (and ``<output>.zip`` with ``make_zip``); return the bundle path."""
+    """Write the bundle folder (and ``<output>.zip`` with ``make_zip``); return the bundle path.
+
+    With ``sign_key`` (an elliptic-curve private key, PEM) the bundle is signed with model-signing
+    and the signature written into it as ``bundle.sig``. Everything is checked before any work:
+    the source, free outputs (the zip included) and the key.
+    """
+    archive = zip_path_of(output) if make_zip else None
+    _check_outputs_free(output, archive, overwrite)
     info = _source_info(source)
+    adapters = _adapters(source, info)
+    if sign_key is not None:
+        check_signing_key(sign_key)
     chosen = _chosen_candidate(source)
     name = name or source.resolve().name
     with staged_output(output, overwrite) as stage:
-        shutil.copytree(source / "model", stage / "model")
-        adapters = info.get("adapters") or {}
-        if adapters:
-            (stage / "adapters").mkdir()
-            for adapter_name, rel in sorted(adapters.items()):
-                shutil.copy2(source / rel, stage / "adapters" / f"{adapter_name}.onnx_adapter")
-        run_py = resources.files("olive_ext.deploy").joinpath("templates/run.py").read_text()
-        (stage / "run.py").write_text(run_py)
-        shipped = chat_template_text(stage / "model")
-        finetune = info.get("finetune_chat_template_sha256")
-        genai_config = json.loads((stage / "model" / "genai_config.json").read_text())
-        recipe = source / "recipe.yaml"
-        manifest = {
-            "name": name,
-            "version": version,
-            "target": chosen.get("target")
-            or info.get("target")
-            or {"device": "cpu", "provider": "CPUExecutionProvider"},
-            "precision": info.get("precision"),
-            "metrics": chosen.get("metrics") or info.get("metrics") or {},
-            "candidate": info.get("candidate"),
-            "libraries": _versions(),
-            "recipe_sha256": hashlib.sha256(recipe.read_bytes()).hexdigest() if recipe.exists() else None,
-            "chat_template": {
-                "file": "model/chat_template.jinja" if (stage / "model" / "chat_template.jinja").exists() else None,
-                "sha256": text_sha256(shipped) if shipped is not None else None,
-                "finetune_sha256": finetune,
-            },
-            "eos_token_ids": _as_list(genai_config["model"].get("eos_token_id")),
-            "adapters": sorted(adapters),
-            "smoke_prompts": _smoke_prompts(source, info),
-        }
+        _copy_model(source, stage, adapters)
+        manifest = _manifest(source, stage, info, chosen, name, version, sorted(adapters))
         (stage / "README.md").write_text(_readme(manifest))
         write_manifest(stage, manifest)
-    if make_zip:
-        write_zip(output, output.with_suffix(".zip"))
+        if sign_key is not None:
+            sign_bundle(stage, sign_key)
+        if archive is not None:
+            _check_outputs_free(None, archive, overwrite)  # again: it may have appeared while we worked
+            write_zip(stage, archive, top=output.name)
     return output
+
+
+def _check_outputs_free(output: Path | None, archive: Path | None, overwrite: bool) -> None:
+    if output is not None:
+        ensure_output_free(output, overwrite)
+    if archive is None or not (archive.is_symlink() or archive.exists()):
+        return
+    if not overwrite:
+        raise UserInputError(
+            f"{archive} already exists; nothing was written",
+            hint="pass --overwrite to replace it, or choose another --output_path",
+        )
+    if archive.is_dir() and not archive.is_symlink():
+        raise UserInputError(
+            f"{archive} is a folder, and --zip writes a file there; nothing was written",
+            hint="move the folder away or choose another --output_path",
+        )
+
+
+def _copy_model(source: Path, stage: Path, adapters: dict[str, Path]) -> None:
+    shutil.copytree(source / "model", stage / "model")
+    if adapters:
+        (stage / "adapters").mkdir()
+        for adapter_name, path in adapters.items():
+            shutil.copy2(path, stage / "adapters" / f"{adapter_name}.onnx_adapter")
+    run_py = resources.files("olive_ext.deploy").joinpath("templates/run.py").read_text()
+    (stage / "run.py").write_text(run_py)
+
+
+def _manifest(
+    source: Path,
+    stage: Path,
+    info: dict[str, Any],
+    chosen: dict[str, Any],
+    name: str,
+    version: str,
+    adapters: list[str],
+) -> dict[str, Any]:
+    shipped = chat_template_text(stage / "model")
+    genai_config = _read_json(stage / "model" / "genai_config.json")
+    recipe = source / "recipe.yaml"
+    return {
+        "name": name,
+        "version": version,
+        "target": chosen.get("target") or info.get("target") or {"device": "cpu", "provider": "CPUExecutionProvider"},
+        "precision": info.get("precision"),
+        "metrics": chosen.get("metrics") or info.get("metrics") or {},
+        "candidate": info.get("candidate"),
+        # "speed and size alone: ..." when auto-opt measured no task accuracy (no eval data)
+        "selection": info.get("selection", "measured: constraints checked, objective optimized"),
+        "libraries": _versions(),
+        "recipe_sha256": hashlib.sha256(recipe.read_bytes()).hexdigest() if recipe.exists() else None,
+        "chat_template": {
+            "file": "model/chat_template.jinja" if (stage / "model" / "chat_template.jinja").exists() else None,
+            "sha256": text_sha256(shipped) if shipped is not None else None,
+            "finetune_sha256": info.get("finetune_chat_template_sha256"),
+        },
+        "eos_token_ids": _as_list(genai_config.get("model", {}).get("eos_token_id")),
+        "adapters": adapters,
+        "smoke_prompts": _smoke_prompts(source, info),
+    }
 
 
 def _as_list(value: Any) -> list[int]:
@@ -159,8 +243,11 @@ def _readme(m: dict[str, Any]) -> str:
         "",
         "## Check it",
         "",
-        "`manifest.json` lists every file with its sha256 and size. With olive-ext installed,",
-        "`olive-ext verify <this folder or its zip>` checks the files, loads the model and runs a short generation.",
+        "`manifest.json` lists every file with its sha256 and size; the bundle's digest is the sha256 of",
+        "`manifest.json` itself. With olive-ext installed, `olive-ext verify <this folder or its zip> --expect",
+        "<digest>` checks the digest the sender gave you and every file, loads the model and runs a short",
+        "generation. When `bundle.sig` is present, add `--public_key <the sender's public key>` to check the",
+        "signature (needs `pip install 'olive-ext[sign]'`; no network).",
         "",
         "## Measured when it was built",
         "",

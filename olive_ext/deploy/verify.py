@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from olive_ext.deploy.archive import safe_extract
 from olive_ext.deploy.bundle import chat_template_text
-from olive_ext.deploy.manifest import MANIFEST, file_entries, read_manifest, text_sha256
+from olive_ext.deploy.files import Tree, UnsafeFileError, hash_regular, read_regular, scan_tree
+from olive_ext.deploy.manifest import (
+    MANIFEST,
+    MANIFEST_LIMIT,
+    SIGNATURE,
+    ManifestError,
+    normalize_digest,
+    parse_manifest,
+    text_sha256,
+)
+from olive_ext.deploy.signature import check_public_key, verify_signature
 from olive_ext.errors import UserInputError
 
 SMOKE_TOKENS = 64
@@ -26,6 +38,8 @@ class Check:
 
 @dataclass
 class VerifyReport:
+    """Every check verify ran, in order; ``ok`` when all passed."""
+
     checks: list[Check] = field(default_factory=list)
 
     @property
@@ -36,47 +50,123 @@ class VerifyReport:
         self.checks.append(Check(name, ok, detail))
 
 
-def verify(path: Path, run_model: bool = True) -> VerifyReport:
-    """Verify a bundle folder or zip. Unsafe archives raise before anything is extracted."""
+def verify(
+    path: Path,
+    run_model: bool = True,
+    expect: str | None = None,
+    public_key: Path | None = None,
+) -> VerifyReport:
+    """Verify a bundle folder or zip. Bad flags, and unsafe or unreadable archives, raise before anything is extracted.
+
+    ``expect`` is the manifest digest ``package`` printed; ``public_key`` checks the model-signing signature.
+    """
+    digest = normalize_digest(expect) if expect is not None else None
+    if public_key is not None:
+        check_public_key(public_key)
     if path.is_file():
         with tempfile.TemporaryDirectory(prefix="olive-ext-verify-") as tmp:
-            return verify_folder(safe_extract(path, Path(tmp)), run_model)
+            return verify_folder(safe_extract(path, Path(tmp)), run_model, digest, public_key)
     if not path.is_dir():
-        raise UserInputError(f"{path} is neither a bundle folder nor a zip")
-    return verify_folder(path, run_model)
+        raise UserInputError(
+            f"{path} is neither a bundle folder nor a zip",
+            hint="pass the folder or the .zip that `olive-ext package` wrote",
+        )
+    return verify_folder(path, run_model, digest, public_key)
 
 
-def verify_folder(root: Path, run_model: bool = True) -> VerifyReport:
+def verify_folder(
+    root: Path, run_model: bool = True, expect: str | None = None, public_key: Path | None = None
+) -> VerifyReport:
+    """Check a bundle folder: file types first (nothing unsafe is read), then manifest, digest, signature, files."""
     report = VerifyReport()
-    if not (root / MANIFEST).exists():
-        report.add("manifest", False, f"{MANIFEST} is missing")
+    tree = scan_tree(root)
+    for problem in tree.problems:
+        report.add("regular files only", False, problem)
+    if tree.problems:
+        return report  # nothing in the folder is read once it holds a link or a special file
+    read = _read_checked_manifest(root, tree, report)
+    if read is None:
         return report
-    manifest = read_manifest(root)
-    _check_files(root, manifest, report)
-    _check_chat_template(root, manifest, report)
+    manifest, digest = read
+    if expect is not None:
+        _check_digest(digest, expect, report)
+    _check_signature(root, tree, public_key, report)
+    _check_files(root, manifest, tree, report)
+    if report.ok:
+        _check_chat_template(root, manifest, report)
     if run_model and report.ok:
         _check_generation(root, manifest, report)
     return report
 
 
-def _check_files(root: Path, manifest: dict, report: VerifyReport) -> None:
-    expected = {e["path"]: e for e in manifest.get("files", [])}
-    actual = {e["path"]: e for e in file_entries(root)}
-    for rel in sorted(set(expected) - set(actual)):
+def _read_checked_manifest(root: Path, tree: Tree, report: VerifyReport) -> tuple[dict[str, Any], str] | None:
+    """The parsed manifest and the sha256 of the very bytes parsed; None (and a failed check) when unusable."""
+    if MANIFEST not in tree.files:
+        report.add("manifest", False, f"{MANIFEST} is missing")
+        return None
+    try:
+        data = read_regular(root / MANIFEST, MANIFEST_LIMIT)
+        return parse_manifest(data), hashlib.sha256(data).hexdigest()
+    except (ManifestError, UnsafeFileError) as e:
+        report.add("manifest", False, str(e))
+        return None
+
+
+def _check_digest(actual: str, expect: str, report: VerifyReport) -> None:
+    if actual == expect:
+        report.add("manifest digest", True, f"sha256 {actual} as expected")
+    else:
+        report.add("manifest digest", False, f"sha256 {actual}, expected {expect}: the manifest was changed")
+
+
+def _check_signature(root: Path, tree: Tree, public_key: Path | None, report: VerifyReport) -> None:
+    if public_key is None:
+        if SIGNATURE in tree.files:
+            report.add("signature", True, f"{SIGNATURE} present, not checked (pass --public_key to check it)")
+        return
+    problem = verify_signature(root, public_key)
+    if problem is None:
+        report.add("signature", True, f"{SIGNATURE} verified with {public_key.name} (model-signing, offline)")
+    else:
+        report.add("signature", False, problem)
+
+
+def _check_files(root: Path, manifest: dict[str, Any], tree: Tree, report: VerifyReport) -> None:
+    expected = {e["path"]: e for e in manifest["files"]}
+    actual = set(tree.files) - {MANIFEST, SIGNATURE}
+    failed = False
+    for rel in sorted(set(expected) - actual):
         report.add("file present", False, f"{rel} is missing")
-    for rel in sorted(set(actual) - set(expected)):
+        failed = True
+    for rel in sorted(actual - set(expected)):
         report.add("no extra files", False, f"{rel} is not in the manifest")
-    for rel in sorted(set(expected) & set(actual)):
-        e, a = expected[rel], actual[rel]
-        if e["sha256"] != a["sha256"] or e["size"] != a["size"]:
+        failed = True
+    for rel in sorted(set(expected) & actual):
+        e = expected[rel]
+        try:
+            sha, size = hash_regular(root / rel)
+        except UnsafeFileError as err:  # swapped for a link or a device since the folder was listed
+            report.add("regular files only", False, str(err))
+            failed = True
+            continue
+        if e["sha256"] != sha or e["size"] != size:
             report.add("checksum", False, f"{rel} does not match its sha256 in the manifest")
-    if report.ok:
+            failed = True
+    for name in manifest.get("adapters", []):
+        if f"adapters/{name}.onnx_adapter" not in expected:
+            report.add("adapters", False, f"adapter {name!r} has no adapters/{name}.onnx_adapter in the manifest")
+            failed = True
+    if not failed:
         report.add("checksums", True, f"{len(expected)} files match the manifest")
 
 
-def _check_chat_template(root: Path, manifest: dict, report: VerifyReport) -> None:
+def _check_chat_template(root: Path, manifest: dict[str, Any], report: VerifyReport) -> None:
     info = manifest.get("chat_template") or {}
-    shipped = chat_template_text(root / "model")
+    try:
+        shipped = chat_template_text(root / "model")
+    except (ValueError, RecursionError) as e:  # a tokenizer_config.json that is not JSON or not UTF-8
+        report.add("chat template", False, f"the chat template cannot be read: {e}")
+        return
     if shipped is None:
         report.add("chat template", False, "the model folder ships no chat template")
         return
@@ -87,46 +177,62 @@ def _check_chat_template(root: Path, manifest: dict, report: VerifyReport) -> No
     report.add("chat template", True, detail)
 
 
-def _check_generation(root: Path, manifest: dict, report: VerifyReport) -> None:
+def _check_generation(root: Path, manifest: dict[str, Any], report: VerifyReport) -> None:
+    # loads the runtimes' native libraries: only when a model is run (not for `verify --no_run`)
     from olive_ext.onnx.runtime import genai, onnxruntime
 
-    provider = manifest.get("target", {}).get("provider", "CPUExecutionProvider")
+    provider = (manifest.get("target") or {}).get("provider") or "CPUExecutionProvider"
     if provider not in onnxruntime().get_available_providers():
         report.add("load", True, f"not loaded: {provider} is not available on this machine")
         return
     og = genai()
-    model = og.Model(str(root / "model"))
-    tokenizer = og.Tokenizer(model)
+    names: list[str] = list(manifest.get("adapters", []))
+    try:
+        model = og.Model(str(root / "model"))
+        tokenizer = og.Tokenizer(model)
+        adapters = og.Adapters(model)
+        for name in names:  # plain names, checked with the manifest, and files whose checksums matched
+            adapters.load(str(root / "adapters" / f"{name}.onnx_adapter"), name)
+    except RuntimeError as e:  # onnxruntime-genai reports a model it cannot load this way
+        report.add("load", False, " ".join(str(e).split())[:300])
+        return
     report.add("load", True, f"loaded on {provider}")
     eos = set(manifest.get("eos_token_ids") or [int(t) for t in tokenizer.eos_token_ids])
-    adapters = None
-    names: list[str | None] = [None, *manifest.get("adapters", [])]
-    if len(names) > 1:
-        adapters = og.Adapters(model)
-        for name in names[1:]:
-            adapters.load(str(root / "adapters" / f"{name}.onnx_adapter"), name)
-    for name in names:
-        label = f"adapter {name}" if name else "base model"
+    for label in [None, *names]:
         for prompt in manifest.get("smoke_prompts") or []:
-            ids = tokenizer.encode(prompt)
-            params = og.GeneratorParams(model)
-            params.set_search_options(max_length=len(ids) + SMOKE_TOKENS, do_sample=False)
-            gen = og.Generator(model, params)
-            if name and adapters is not None:
-                gen.set_active_adapter(adapters, name)
-            gen.append_tokens(ids)
-            out: list[int] = []
-            while not gen.is_done() and len(out) < SMOKE_TOKENS:
-                gen.generate_next_token()
-                out.append(int(gen.get_next_tokens()[0]))
-            stopped = bool(out) and out[-1] in eos
-            text = tokenizer.decode([t for t in out if t not in eos])
-            short = json.dumps(text[:60])
-            if stopped:
-                report.add(f"end of turn ({label})", True, f"stopped after {len(out)} tokens: {short}")
-            else:
-                report.add(
-                    f"end of turn ({label})",
-                    False,
-                    f"ran to the {SMOKE_TOKENS}-token limit without an end-of-turn token: {short}",
-                )
+            _smoke(og, model, tokenizer, adapters, label, prompt, eos, report)
+
+
+def _smoke(
+    og: Any,
+    model: Any,
+    tokenizer: Any,
+    adapters: Any,
+    name: str | None,
+    prompt: str,
+    eos: set[int],
+    report: VerifyReport,
+) -> None:
+    """Greedy-generate up to SMOKE_TOKENS tokens and check that generation ends its turn on its own."""
+    label = f"adapter {name}" if name else "base model"
+    ids = tokenizer.encode(prompt)
+    params = og.GeneratorParams(model)
+    params.set_search_options(max_length=len(ids) + SMOKE_TOKENS, do_sample=False)
+    gen = og.Generator(model, params)
+    if name:
+        gen.set_active_adapter(adapters, name)
+    gen.append_tokens(ids)
+    out: list[int] = []
+    while not gen.is_done() and len(out) < SMOKE_TOKENS:
+        gen.generate_next_token()
+        out.append(int(gen.get_next_tokens()[0]))
+    stopped = bool(out) and out[-1] in eos
+    short = json.dumps(tokenizer.decode([t for t in out if t not in eos])[:60])
+    if stopped:
+        report.add(f"end of turn ({label})", True, f"stopped after {len(out)} tokens: {short}")
+    else:
+        report.add(
+            f"end of turn ({label})",
+            False,
+            f"ran to the {SMOKE_TOKENS}-token limit without an end-of-turn token: {short}",
+        )

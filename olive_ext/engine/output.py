@@ -50,9 +50,11 @@ def staged_output(path: str | Path, overwrite: bool) -> Iterator[Path]:
 
 
 def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as indented JSON (paths and other objects as strings)."""
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
 
 
 def write_yaml(path: Path, data: Any, header: str | None = None) -> None:
+    """Write ``data`` as YAML, with ``header`` as a leading comment."""
     text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     path.write_text((f"# {header}\n" if header else "") + text)

@@ -30,13 +30,16 @@ class CandidateResult:
 
     @property
     def ok(self) -> bool:
+        """True when the candidate was built (and measured, if asked) without error."""
         return self.error is None and self.artifact is not None
 
     @property
     def feasible(self) -> bool:
+        """True when it is ok and meets every checked constraint."""
         return self.ok and all(self.constraints.values())
 
     def to_json(self) -> dict[str, Any]:
+        """The candidates.json entry: pipeline, target, metrics, constraints, flags, error."""
         c = self.candidate
         return {
             "id": c.id,
@@ -74,6 +77,15 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     reference: dict[str, Any] | None = None
     source: Artifact | None = None  # the recipe's input model, resolved and fingerprinted
+    # constraints the recipe set that could not be checked (max_accuracy_drop when accuracy was not measured)
+    unchecked_constraints: list[str] = field(default_factory=list)
+
+    @property
+    def accuracy_measured(self) -> bool:
+        """False when no task accuracy was measured: the choice was then made on speed and size alone."""
+        return not self.unchecked_constraints and any(
+            any(k in c.metrics for k in ("accuracy", "exact_match", "perplexity")) for c in self.results
+        )
 
     @property
     def model_path(self) -> Path | None:

@@ -19,12 +19,14 @@ from olive_ext.engine.results import CandidateResult, RunResult
 from olive_ext.engine.runner import GGUF_CONVERSION, run_steps
 from olive_ext.engine.search import Candidate, SearchSpace, make_strategy
 from olive_ext.engine.select import (
+    QUALITY_METRICS,
     accuracy_of,
     check_constraints,
     nearest_misses,
     objective_value,
     select,
     stopped_after,
+    unchecked_constraints,
 )
 from olive_ext.engine.steps import Step
 from olive_ext.errors import ConstraintsNotMetError, OliveExtError
@@ -40,7 +42,13 @@ from olive_ext.targets.base import CPU, Target
 
 logger = logging.getLogger("olive_ext")
 
-__all__ = ["execute", "input_artifact", "raise_if_unmet", "run_candidate"]
+__all__ = ["ACCURACY_NOT_MEASURED", "execute", "input_artifact", "raise_if_unmet", "run_candidate"]
+
+ACCURACY_NOT_MEASURED = (
+    "accuracy was not measured (no eval data): max_accuracy_drop was NOT checked and the choice was made on "
+    "speed and size alone; give eval data (--data_files, --eval_split, --text_template) or fine-tune with "
+    "--eval_split to have it measured"
+)
 
 
 def input_artifact(recipe: Recipe, cache: Cache) -> Artifact:
@@ -98,12 +106,15 @@ def execute(
             strategy.tell(candidate, _search_score(result, recipe, reference_accuracy))
             bar.advance()
     chosen = _choose(results, recipe, reference_accuracy, notes)
+    unchecked = unchecked_constraints(recipe.evaluate)
+    if unchecked:
+        notes.append(ACCURACY_NOT_MEASURED)
     if any(r.ok and not r.candidate.target.is_available() for r in results):
         notes.append(
             "some targets' execution providers are not installed here: those candidates were built "
             "(cross-build) but not measured"
         )
-    return RunResult(results, chosen, None, time.perf_counter() - started, notes, reference, source)
+    return RunResult(results, chosen, None, time.perf_counter() - started, notes, reference, source, unchecked)
 
 
 def raise_if_unmet(result: RunResult, recipe: Recipe) -> None:
@@ -162,9 +173,6 @@ def run_candidate(
     return result
 
 
-QUALITY_METRICS = {"accuracy", "exact_match", "perplexity"}
-
-
 def race_for(recipe: Recipe, reference: float | None) -> Race | None:
     """The racing rule for the next candidate: stop below ``reference - max_accuracy_drop``."""
     spec = recipe.evaluate
@@ -180,8 +188,9 @@ def _race_reference(results: list[CandidateResult], reference_accuracy: float | 
     accuracy over all rows so far, which the final best can only exceed, so a stop stays justified."""
     if reference_accuracy is not None or recipe.evaluate is None or recipe.evaluate.reference != "best":
         return reference_accuracy
-    full = [a for r in results if r.ok and not stopped_after(r.metrics) and (a := accuracy_of(r.metrics)) is not None]
-    return max(full) if full else None
+    full = [accuracy_of(r.metrics) for r in results if r.ok and stopped_after(r.metrics) is None]
+    known = [a for a in full if a is not None]
+    return max(known) if known else None
 
 
 def _note_stopped(result: CandidateResult) -> None:

@@ -41,6 +41,7 @@ class StepRecord:
     output_path: str
 
     def to_json(self) -> dict[str, Any]:
+        """The lineage.json entry."""
         return asdict(self)
 
 

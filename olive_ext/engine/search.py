@@ -51,6 +51,7 @@ class Candidate:
 
     @property
     def id(self) -> str:
+        """A short stable id from the target and the steps' configs."""
         resolved = []
         for s in self.steps:
             cls = s.pass_class()
@@ -59,6 +60,7 @@ class Candidate:
         return hashlib.sha256(payload.encode()).hexdigest()[:10]
 
     def describe(self) -> str:
+        """The pipeline as 'pass(param=value, ...) -> ...'."""
         return self.label or (" -> ".join(s.describe() for s in self.steps) or "input model")
 
 
@@ -98,6 +100,7 @@ class SearchSpace:
 
     @classmethod
     def from_recipe(cls, recipe: Recipe) -> SearchSpace:
+        """The space a recipe's list-valued parameters (and alternative pipelines) span."""
         spaces = []
         for section, passes in recipe.alternatives():
             base, dims = [], []
@@ -111,6 +114,7 @@ class SearchSpace:
 
     @property
     def size(self) -> int:
+        """How many candidates the space holds before equal configs are merged."""
         return sum(s.size for s in self.spaces)
 
     @property
@@ -140,6 +144,7 @@ class Strategy:
         return self._distinct[target.name]
 
     def budget(self, target: Target | None = None) -> int:
+        """How many candidates this strategy will try for ``target``."""
         size = len(self.distinct(target or self.targets[0]))
         default = size if self.spec.strategy == "grid" else min(8, size)
         return min(self.spec.max_candidates or default, size)
@@ -152,12 +157,16 @@ class Strategy:
 
 
 class GridStrategy(Strategy):
+    """Every combination, in order (equal resolved configs merged)."""
+
     def __iter__(self) -> Iterator[Candidate]:
         for target in self.targets:
             yield from self.distinct(target)[: self.budget(target)]
 
 
 class RandomStrategy(Strategy):
+    """A seeded random sample of the combinations, up to the budget."""
+
     def __iter__(self) -> Iterator[Candidate]:
         for target in self.targets:
             pool = self.distinct(target)
@@ -204,6 +213,7 @@ class TpeStrategy(Strategy):
                 study.tell(trial, self._score if self._score is not None else float("inf"))
 
     def tell(self, candidate: Candidate, score: float | None) -> None:
+        """Report a candidate's score (lower is better; None when it failed) to the sampler."""
         self._score = score
 
 

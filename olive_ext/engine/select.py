@@ -23,6 +23,7 @@ _FRONT_GROUPS = (("latency", "throughput"), (*ACCURACY_METRICS, "perplexity"), (
 
 
 def accuracy_of(metrics: dict[str, float]) -> float | None:
+    """The first accuracy-like metric (accuracy, exact_match) in ``metrics``, or None."""
     for name in ACCURACY_METRICS:
         if name in metrics:
             return metrics[name]
@@ -35,6 +36,17 @@ def stopped_after(metrics: dict[str, float]) -> int | None:
         if f"{name}.stopped_after" in metrics:
             return int(metrics[f"{name}.stopped_after"])
     return None
+
+
+QUALITY_METRICS = frozenset({"accuracy", "exact_match", "perplexity"})
+
+
+def unchecked_constraints(spec: EvaluateSpec | None) -> list[str]:
+    """Constraints the recipe sets that its measurements cannot check (an accuracy limit without accuracy)."""
+    if spec is None:
+        return []
+    accuracy_measured = spec.data is not None and bool(QUALITY_METRICS & set(spec.metrics))
+    return ["max_accuracy_drop"] if spec.constraints.max_accuracy_drop is not None and not accuracy_measured else []
 
 
 def check_constraints(

@@ -22,6 +22,7 @@ class Step:
     params: dict[str, Any] = field(default_factory=dict)
 
     def pass_class(self) -> builtins.type[Pass[Any]]:
+        """The registered pass class of this step's type (a located error when unknown)."""
         cls = get_pass(self.type)
         if cls is None:
             raise RecipeError([Problem(f"passes.{self.name}.type", "unknown pass type", self.type, True)])
@@ -37,5 +38,6 @@ class Step:
             raise RecipeError(problems_from_validation(e, cls.config_class, ("passes", self.name))) from e
 
     def describe(self) -> str:
+        """'type(param=value, ...)' for logs and reports."""
         args = ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
         return f"{self.type}({args})" if args else self.type

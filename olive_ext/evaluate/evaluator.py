@@ -19,8 +19,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from olive_ext.artifacts import Artifact
+from olive_ext.artifacts import Artifact, hash_file
 from olive_ext.cache import Cache, cache_key
+from olive_ext.data import load_examples
 from olive_ext.errors import OliveExtError
 from olive_ext.evaluate.context import EvalContext, EvalData, MetricInput
 from olive_ext.evaluate.exact_match import normalize_answer
@@ -89,7 +90,6 @@ def evaluation_key(artifact: Artifact, ectx: EvalContext, metrics: list[str], ra
 def _data_fingerprint(ectx: EvalContext) -> str | None:
     if ectx.dataset is None or not ectx.dataset.data_files:
         return None
-    from olive_ext.artifacts import hash_file
 
     files = ectx.dataset.data_files if isinstance(ectx.dataset.data_files, list) else [ectx.dataset.data_files]
     return ",".join(hash_file(Path(f)) for f in files if Path(f).is_file())
@@ -208,7 +208,6 @@ def prepare_data(artifact: Artifact, ectx: EvalContext, jobs: set[str]) -> EvalD
         data.timing_prompt = ids[: ectx.spec.prompt_tokens]
     if not (jobs & {"generate", "nll", "classify"}) or ectx.dataset is None:
         return data
-    from olive_ext.data import load_examples
 
     dataset = ectx.dataset
     if ectx.spec.max_samples:

@@ -64,6 +64,7 @@ def higher_is_better(name: str) -> bool:
 
 
 def unit_of(name: str) -> str:
+    """The unit a metric is reported in ('ms', 'tok/s', 'MB', '%', ...)."""
     info = get_metric(name)
     return info.unit if info is not None else DECLARED.get(name, ("", False))[0]
 
@@ -97,6 +98,7 @@ def _load() -> None:
     if _LOADED:
         return
     _LOADED = True
+    # the metric modules register themselves here, so they import this module: load them on first lookup
     from olive_ext.evaluate import metrics
 
     for info in pkgutil.iter_modules(metrics.__path__):
@@ -104,15 +106,12 @@ def _load() -> None:
 
 
 def get_metric(name: str) -> MetricInfo | None:
+    """The registered metric ``name``, or None."""
     _load()
     return _METRICS.get(name)
 
 
 def known_metrics() -> list[str]:
+    """Every registered metric name, sorted."""
     _load()
     return sorted(_METRICS)
-
-
-def metric_infos() -> dict[str, MetricInfo]:
-    _load()
-    return dict(_METRICS)

@@ -20,6 +20,7 @@ import numpy as np
 
 from olive_ext.errors import UserInputError
 from olive_ext.models.folder import MODEL_CONFIG
+from olive_ext.onnx.lora_inputs import export_onnx_adapter
 
 # peft module path -> builder group
 _GROUPS = {"self_attn": "attn", "mlp": "mlp"}
@@ -203,8 +204,6 @@ def write_adapter_file(params: dict[str, np.ndarray], path: Path, fmt: str = "on
     """Write adapter weights as an .onnx_adapter (onnxruntime's format), .safetensors or .npz."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "onnx_adapter":
-        from olive_ext.onnx.lora_inputs import export_onnx_adapter
-
         export_onnx_adapter(params, path)
     elif fmt == "safetensors":
         from safetensors.numpy import save_file

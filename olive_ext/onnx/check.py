@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from olive_ext.errors import PassError
+from olive_ext.onnx.runtime import genai, onnxruntime
 
 SMOKE_PROMPT = "The capital of France is"
 SMOKE_TOKENS = 3
@@ -81,8 +82,6 @@ def genai_built_for(folder: Path) -> str:
 
 def _smoke_genai(folder: Path, adapter_file: Path | None) -> dict[str, Any]:
     import numpy as np
-
-    from olive_ext.onnx.runtime import genai
 
     og = genai()
     built_for = genai_built_for(folder)
@@ -157,8 +156,6 @@ def check_graph_structure(model_path: Path) -> None:
 
 def _smoke_onnx(model_path: Path, built_for: str) -> dict[str, Any]:
     import numpy as np
-
-    from olive_ext.onnx.runtime import onnxruntime
 
     if not model_path.exists():
         raise SmokeFailure("load", f"{model_path.name} is missing")

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from olive_ext.errors import PassError
+from olive_ext.errors import MissingDependencyError, PassError
 from olive_ext.quiet import QUANTIZER_LOGGERS, quiet_loggers
 
 logger = logging.getLogger("olive_ext")
@@ -25,8 +25,6 @@ def build_genai(
     try:
         from onnxruntime_genai.models.builder import create_model, parse_extra_options
     except ImportError as e:
-        from olive_ext.errors import MissingDependencyError
-
         raise MissingDependencyError("onnxruntime-genai", "building genai models") from e
     args = (None if local else model, model if local else "", str(out), precision, provider, str(cache))
     try:

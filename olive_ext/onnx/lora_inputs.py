@@ -14,6 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from olive_ext.onnx.runtime import onnxruntime
+
 # Where the builder puts LoRA MatMuls: /model/layers.{i}/{attn|mlp}/{module}/lora_{A|B}/MatMul.
 _BUILDER_MODULES = {
     "attn": ("q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj", "dense"),
@@ -72,7 +74,6 @@ def make_lora_inputs(model_path: Path, adapter_file: Path) -> int:
 
 def export_onnx_adapter(params: dict[str, Any], adapter_file: Path) -> None:
     """Write named weights (numpy arrays) as an onnxruntime ``.onnx_adapter`` file."""
-    from olive_ext.onnx.runtime import onnxruntime
 
     ort = onnxruntime()
     adapter = ort.AdapterFormat()

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from olive_ext.onnx.runtime import genai, onnxruntime
+
 # Used when the recipe has no data: short, varied English prompts.
 DEFAULT_PROMPTS = (
     "The capital of France is",
@@ -120,10 +122,12 @@ class TorchReference:
         return scope()
 
     def logits(self, ids: list[int]) -> np.ndarray:
+        """Next-token logits at every position of ``ids``."""
         with self._one_thread():
             return self.model(input_ids=self.torch.tensor([ids])).logits[0].numpy()
 
     def greedy(self, ids: list[int], n: int) -> list[int]:
+        """Greedy continuation of ``ids`` for ``n`` tokens."""
         with self._one_thread():
             out = self.model.generate(
                 self.torch.tensor([ids]), max_new_tokens=n, do_sample=False, attention_mask=self.torch.ones(1, len(ids))
@@ -148,8 +152,6 @@ class GenAICandidate:
     """A genai folder on the CPU EP, its LoRA adapter file active when it has one."""
 
     def __init__(self, folder: str, adapter_file: str | None) -> None:
-        from olive_ext.onnx.runtime import genai
-
         self.og = genai()
         self.model = self.og.Model(folder)
         self.adapters = None
@@ -169,11 +171,13 @@ class GenAICandidate:
         return gen
 
     def logits(self, ids: list[int]) -> np.ndarray:
+        """Next-token logits at every position of ``ids`` (onnxruntime-genai)."""
         gen = self._generator(len(ids) + 1)
         gen.append_tokens(np.asarray(ids, dtype=np.int32))
         return np.asarray(gen.get_output("logits"))[0]
 
     def greedy(self, ids: list[int], n: int) -> list[int]:
+        """Greedy continuation of ``ids`` for ``n`` tokens (onnxruntime-genai)."""
         gen = self._generator(len(ids) + n)
         gen.append_tokens(np.asarray(ids, dtype=np.int32))
         tokens: list[int] = []
@@ -206,8 +210,6 @@ def compare_llm(
 def compare_encoder(reference: TorchReference, folder: str, texts: list[str], classifier: bool) -> dict[str, Any]:
     """Output-tensor statistics of an ONNX encoder against PyTorch, one example at a time."""
     from transformers import AutoTokenizer
-
-    from olive_ext.onnx.runtime import onnxruntime
 
     session = onnxruntime().InferenceSession(f"{folder}/model.onnx", providers=["CPUExecutionProvider"])
     inputs = session.get_inputs()

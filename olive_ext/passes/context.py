@@ -33,10 +33,12 @@ class RunContext:
     extras: dict[str, Any] = field(default_factory=dict)
 
     def for_step(self, output_dir: Path, target: Target | None = None) -> RunContext:
+        """This context for one step: its output folder and target."""
         return replace(self, output_dir=output_dir, target=target or self.target)
 
     @property
     def trust_remote_code(self) -> bool:
+        """Whether the recipe allows model code from the hub."""
         return bool(self.input_model and self.input_model.trust_remote_code)
 
     def dataset(self, name: str | None, purpose: str) -> DatasetSpec:

@@ -16,6 +16,7 @@ from pydantic import Field
 from olive_ext.artifacts import Artifact
 from olive_ext.errors import UserInputError
 from olive_ext.onnx.folder import carried_meta, model_file
+from olive_ext.onnx.lora_inputs import make_lora_inputs
 from olive_ext.passes.base import Pass, PassConfig, register_pass
 from olive_ext.passes.context import RunContext
 
@@ -45,8 +46,6 @@ class ExtractAdapters(Pass[ExtractAdaptersConfig]):
         return params
 
     def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
-        from olive_ext.onnx.lora_inputs import make_lora_inputs
-
         out = ctx.output_dir / "model"
         shutil.copytree(artifact.path, out, ignore=shutil.ignore_patterns("entry.json", "*.onnx_adapter"))
         graph = out / model_file(artifact).name

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field
 
 from olive_ext.artifacts import Artifact
-from olive_ext.errors import UserInputError
+from olive_ext.errors import MissingDependencyError, UserInputError
 from olive_ext.passes.base import Pass, PassConfig, register_pass
 from olive_ext.passes.context import RunContext
 
@@ -43,8 +43,6 @@ def convert_gguf(folder: Path, gguf_file: str, out: Path, dtype: str = "float32"
     try:
         import gguf  # noqa: F401  (transformers needs it to read GGUF)
     except ImportError as e:
-        from olive_ext.errors import MissingDependencyError
-
         raise MissingDependencyError("gguf", "reading GGUF models") from e
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

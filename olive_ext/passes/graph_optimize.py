@@ -15,6 +15,8 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from olive_ext.artifacts import Artifact
+from olive_ext.onnx.check import smoke_check
+from olive_ext.onnx.folder import carried_meta, copy_companions, model_file, save_model
 from olive_ext.passes.base import Pass, PassConfig, register_pass, searchable
 from olive_ext.passes.context import RunContext
 from olive_ext.quiet import quiet_loggers
@@ -61,9 +63,6 @@ class GraphOptimize(Pass[GraphOptimizeConfig]):
 
     def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
         from onnxruntime.transformers.optimizer import optimize_model
-
-        from olive_ext.onnx.check import smoke_check
-        from olive_ext.onnx.folder import carried_meta, copy_companions, model_file, save_model
 
         cfg = self.config
         source = model_file(artifact)

@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from olive_ext.artifacts import Artifact
+from olive_ext.onnx.check import smoke_check
+from olive_ext.onnx.folder import carried_meta, copy_companions, model_file, save_model
 from olive_ext.passes.base import Pass, PassConfig, register_pass, searchable
 from olive_ext.passes.context import RunContext
 from olive_ext.quiet import QUANTIZER_LOGGERS, quiet_loggers
@@ -69,15 +71,12 @@ class Int4Weight(Pass[Int4WeightConfig]):
     }
 
     def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
-        from olive_ext.onnx.folder import carried_meta, copy_companions, model_file, save_model
-
         cfg = self.config
         out_dir = ctx.output_dir / "model"
         target = copy_companions(artifact, out_dir)
         quantized = quantize_weights(str(model_file(artifact)), cfg)
         save_model(quantized, target)
         quant = cfg.model_dump(mode="json") | {"method": "int4_weight"}
-        from olive_ext.onnx.check import smoke_check
 
         adapter = out_dir / artifact.meta["adapter_file"] if artifact.meta.get("adapter_file") else None
         smoke = smoke_check(artifact.kind, out_dir, self.name, cfg.model_dump(mode="json"), adapter)

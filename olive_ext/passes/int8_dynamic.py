@@ -11,6 +11,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from olive_ext.artifacts import Artifact
+from olive_ext.onnx.check import smoke_check
+from olive_ext.onnx.folder import carried_meta, copy_companions, external_data_files, model_file
 from olive_ext.passes.base import Pass, PassConfig, register_pass, searchable
 from olive_ext.passes.context import RunContext
 
@@ -51,9 +53,6 @@ class Int8Dynamic(Pass[Int8DynamicConfig]):
 
     def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
         from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        from olive_ext.onnx.check import smoke_check
-        from olive_ext.onnx.folder import carried_meta, copy_companions, external_data_files, model_file
 
         cfg = self.config
         source = model_file(artifact)

@@ -17,10 +17,12 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from olive_ext.artifacts import Artifact
+from olive_ext.data.load import spec_identity
 from olive_ext.errors import UserInputError
 from olive_ext.passes.base import Pass, register_pass
 from olive_ext.passes.context import RunContext
 from olive_ext.train.options import FinetuneOptions
+from olive_ext.train.run import finetune
 
 # Olive's LoRA `training_args` keys that are fields of ours.
 _LIFTED = ("learning_rate", "max_steps", "num_train_epochs", "per_device_train_batch_size",
@@ -89,14 +91,11 @@ class LoraPass(Pass[LoraPassConfig]):
     def cache_extra(self, ctx: RunContext) -> Any:
         train = ctx.dataset(self.config.train_data, f"pass '{self.name}' training")
         eval_ = ctx.dataset(self.config.eval_data, f"pass '{self.name}' eval") if self.config.eval_data else None
-        from olive_ext.data.load import spec_identity
 
         return {"train": spec_identity(train, ctx.cache.memo),
                 "eval": spec_identity(eval_, ctx.cache.memo) if eval_ else None}  # fmt: skip
 
     def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
-        from olive_ext.train.run import finetune
-
         cfg = self.config
         train = ctx.dataset(cfg.train_data, f"pass '{self.name}' training")
         eval_spec = ctx.dataset(cfg.eval_data, f"pass '{self.name}' eval") if cfg.eval_data else None

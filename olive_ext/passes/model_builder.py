@@ -16,9 +16,12 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from olive_ext.artifacts import Artifact
+from olive_ext.onnx.check import smoke_check
 from olive_ext.onnx.genai_builder import build_genai, copy_tokenizer_files, finish_genai_config, num_layers
+from olive_ext.onnx.lora_inputs import lora_node_names, make_lora_inputs
 from olive_ext.passes.base import Pass, PassConfig, register_pass, searchable
 from olive_ext.passes.context import RunContext
+from olive_ext.passes.merge_adapter import merge_adapter_into
 from olive_ext.targets.base import Target, normalize_provider, provider_short_name
 
 Precision = Literal["fp32", "fp16", "bf16", "int4", "int8"]
@@ -238,15 +241,11 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
         if ctx.trust_remote_code:
             options["hf_remote"] = "true"
         if adapter and cfg.adapter_mode == "merge":
-            from olive_ext.passes.merge_adapter import merge_adapter_into
-
             base = str(merge_adapter_into(artifact.path, adapter, work / "merged", "auto", ctx.trust_remote_code))
         shown = {k: v for k, v in options.items() if k not in {"hf_token", "hf_remote"}}
         if adapter and cfg.adapter_mode != "merge":
             options["adapter_path"] = adapter
             if cfg.adapter_mode == "inputs" and cfg.quantized:  # LoRA MatMuls stay float to be inputs
-                from olive_ext.onnx.lora_inputs import lora_node_names
-
                 lora = lora_node_names(adapter, num_layers(base))
                 options["nodes_to_exclude"] = ",".join(filter(None, [options.get("nodes_to_exclude", ""), *lora]))
         build_genai(base, out, cfg.precision, provider, options, work / "cache", self.name)
@@ -255,13 +254,10 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
         if adapter and cfg.adapter_mode != "merge":
             copy_tokenizer_files(Path(adapter), out)
             if cfg.adapter_mode == "inputs":
-                from olive_ext.onnx.lora_inputs import make_lora_inputs
-
                 adapter_file = out / "adapter.onnx_adapter"
                 make_lora_inputs(out / "model.onnx", adapter_file)
         shutil.rmtree(work, ignore_errors=True)
         smoke_options = {"precision": cfg.precision, "execution_provider": provider, **shown}
-        from olive_ext.onnx.check import smoke_check
 
         smoke = smoke_check("genai", out, self.name, smoke_options, adapter_file)
         meta: dict[str, Any] = {

@@ -20,6 +20,9 @@ from pydantic import Field
 
 from olive_ext.artifacts import Artifact
 from olive_ext.errors import MissingDependencyError, PassError
+from olive_ext.onnx.check import smoke_check
+from olive_ext.onnx.folder import external_data_files
+from olive_ext.onnx.runtime import onnxruntime
 from olive_ext.passes.base import Pass, PassConfig, register_pass
 from olive_ext.passes.context import RunContext
 
@@ -104,7 +107,6 @@ class OnnxExport(Pass[OnnxExportConfig]):
         tokenizer.save_pretrained(out)
         model.config.save_pretrained(out)
         _copy_sentence_transformers_files(Path(artifact.path), out)
-        from olive_ext.onnx.check import smoke_check
 
         smoke = smoke_check("onnx", out, self.name, {"task": task, "exporter": used, "opset": cfg.opset})
         meta = {
@@ -201,8 +203,6 @@ def check_against_torch(model: Any, tokenizer: Any, path: Path) -> float:
     import numpy as np
     import torch
 
-    from olive_ext.onnx.runtime import onnxruntime
-
     session = onnxruntime().InferenceSession(str(path), providers=["CPUExecutionProvider"])
     inputs = [i.name for i in session.get_inputs()]
     names = _input_names(model, tokenizer)
@@ -218,8 +218,6 @@ def check_against_torch(model: Any, tokenizer: Any, path: Path) -> float:
 
 
 def _uses_external_data(model_path: Path) -> bool:
-    from olive_ext.onnx.folder import external_data_files
-
     return bool(external_data_files(model_path))
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import Field
 
 from olive_ext.artifacts import Artifact
+from olive_ext.data import load_examples
 from olive_ext.errors import PassError, UserInputError
 from olive_ext.passes.base import Pass, PassConfig, register_pass
 from olive_ext.passes.context import RunContext
@@ -122,12 +123,11 @@ class ParityCheck(Pass[ParityCheckConfig]):
         return Artifact(artifact.kind, artifact.path, artifact.adapter_path, meta={**artifact.meta, "parity": numbers})
 
     def measure(self, artifact: Artifact, ctx: RunContext) -> dict[str, Any]:
-        from olive_ext.onnx.parity import TorchReference, compare_encoder, compare_llm
+        # numpy (and torch, onnxruntime through it) at import: loaded when the pass runs, not by `validate`
+        from olive_ext.onnx.parity import GenAICandidate, TorchReference, compare_encoder, compare_llm
 
         source = artifact.meta["source_model"]
         if artifact.kind == "genai":
-            from olive_ext.onnx.parity import GenAICandidate
-
             tokenizer = _tokenizer(source)
             prompts = [ids[-self.config.max_prompt_tokens :] for ids in self.prompt_ids(tokenizer, ctx)]
             reference = TorchReference(source["path"], source.get("adapter_path"), causal=True)
@@ -143,11 +143,11 @@ class ParityCheck(Pass[ParityCheckConfig]):
         return numbers
 
     def texts(self, ctx: RunContext, tokenizer: Any) -> list[str]:
+        # numpy at import (see measure)
         from olive_ext.onnx.parity import DEFAULT_PROMPTS
 
         if self.config.data is None and not ctx.datasets:
             return list(DEFAULT_PROMPTS)[: self.config.samples]
-        from olive_ext.data import load_examples
 
         spec = ctx.dataset(self.config.data, f"pass '{self.name}' prompts")
         texts = [e.prompt or e.text for e in load_examples(spec, tokenizer)][: self.config.samples]

@@ -18,10 +18,15 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from olive_ext.artifacts import Artifact
+from olive_ext.data import load_examples
 from olive_ext.errors import UserInputError
+from olive_ext.onnx.check import smoke_check
+from olive_ext.onnx.folder import carried_meta, copy_companions, model_file, save_model
+from olive_ext.onnx.runtime import onnxruntime
 from olive_ext.passes.base import Pass, PassConfig, register_pass, searchable
 from olive_ext.passes.context import RunContext
 from olive_ext.targets.base import Target
+from olive_ext.targets.npu import check_feasibility, fix_shapes
 
 logger = logging.getLogger("olive_ext")
 
@@ -109,10 +114,6 @@ class QdqStatic(Pass[QdqStaticConfig]):
     def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
         import onnx
 
-        from olive_ext.onnx.check import smoke_check
-        from olive_ext.onnx.folder import carried_meta, copy_companions, model_file, save_model
-        from olive_ext.targets.npu import check_feasibility, fix_shapes
-
         cfg = self.config
         spec = ctx.dataset(cfg.data, f"pass '{self.name}' (qdq_static calibration)")
         out_dir = ctx.output_dir / "model"
@@ -160,9 +161,6 @@ class CalibrationReader:
     def __init__(self, folder: Path, model_path: Path, spec: Any, cfg: QdqStaticConfig) -> None:
         import numpy as np
         from transformers import AutoTokenizer
-
-        from olive_ext.data import load_examples
-        from olive_ext.onnx.runtime import onnxruntime
 
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
         texts = [e.text for e in load_examples(spec, tokenizer)][: cfg.samples]

@@ -17,6 +17,7 @@ import yaml
 from pydantic import TypeAdapter, ValidationError
 
 from olive_ext.errors import Problem, RecipeError, UserInputError
+from olive_ext.evaluate.registry import known_metrics
 from olive_ext.models.folder import infer_kind
 from olive_ext.options import problems_from_validation
 from olive_ext.passes.base import check_pass_params, get_pass, registered_passes
@@ -144,7 +145,6 @@ def _rebase(path: Any, base_dir: Path) -> Any:
 
 def semantic_problems(recipe: Recipe) -> list[Problem]:
     """Checks across sections: passes exist, their params fit, the chain of kinds works, targets fit."""
-    from olive_ext.evaluate.registry import known_metrics
 
     problems: list[Problem] = []
     if recipe.passes and recipe.pipelines:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from olive_ext.errors import Problem
+from olive_ext.passes.base import get_pass, registered_passes
 
 # Keys whose presence marks an Olive run config (our format uses none of them).
 _OLIVE_MARKERS = {
@@ -33,7 +34,6 @@ def is_olive_config(raw: dict[str, Any]) -> bool:
 
 def olive_pass_names() -> dict[str, str]:
     """Olive pass type name -> our registered pass name, for every pass that implements one."""
-    from olive_ext.passes.base import registered_passes
 
     return {o: name for name, cls in registered_passes().items() for o in cls.olive_types}
 
@@ -222,8 +222,6 @@ def _systems(systems: Any, target_name: Any, problems: list[Problem]) -> list[di
 
 
 def _passes(passes: Any, data_names: set[str], problems: list[Problem]) -> dict[str, Any]:
-    from olive_ext.passes.base import get_pass
-
     items = passes.items() if isinstance(passes, dict) else enumerate(passes or [])
     names = olive_pass_names()
     out: dict[str, Any] = {}

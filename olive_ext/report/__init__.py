@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from olive_ext.report.html import write_html_report
+from olive_ext.report.markdown import write_report
+
 if TYPE_CHECKING:
     from olive_ext.engine.results import RunResult
     from olive_ext.recipe.schema import Recipe
@@ -12,8 +15,5 @@ if TYPE_CHECKING:
 
 def write_reports(folder: Path, result: RunResult, recipe: Recipe) -> None:
     """Write report.md and report.html into ``folder``."""
-    from olive_ext.report.html import write_html_report
-    from olive_ext.report.markdown import write_report
-
     write_report(folder, result, recipe)
     write_html_report(folder, result, recipe)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from olive_ext.engine.results import CandidateResult
 from olive_ext.evaluate.registry import higher_is_better, unit_of
-from olive_ext.report.markdown import format_metric, metric_columns
+from olive_ext.report.markdown import constraints_text, format_metric, metric_columns
 
 if TYPE_CHECKING:
     from olive_ext.engine.results import RunResult
@@ -144,10 +144,9 @@ def write_html_report(folder: Path, result: RunResult, recipe: Recipe) -> None:
     )
     limits = ""
     if recipe.evaluate:
-        set_limits = {k: v for k, v in recipe.evaluate.constraints.model_dump().items() if v is not None}
         limits = (
             f"<p>Objective: {html.escape(recipe.evaluate.objective)}; constraints: "
-            f"{html.escape(str(set_limits or 'none'))}</p>"
+            f"{html.escape(constraints_text(result, recipe))}</p>"
         )
     notes = "".join(f"<p><i>Note: {html.escape(n)}</i></p>" for n in result.notes)
     page = f"""<!doctype html>

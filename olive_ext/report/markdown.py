@@ -24,13 +24,39 @@ def metric_columns(result: RunResult) -> list[str]:
 
 
 def format_metric(name: str, value: object) -> str:
+    """A metric value with 4 significant digits and its unit; '-' when not measured."""
     if not isinstance(value, (int, float)):
         return "-"
     unit = f" {unit_of(name)}" if unit_of(name) not in {"", "%"} else ""
     return f"{value:.4g}{unit}"
 
 
+_LIMIT_TEXT = {
+    "max_accuracy_drop": "accuracy drop <= {} points",
+    "max_latency_ms": "latency <= {} ms",
+    "max_size_mb": "size <= {} MB",
+    "min_throughput": "throughput >= {} tok/s",
+    "max_memory_mb": "peak memory <= {} MB",
+}
+
+
+def constraints_text(result: RunResult, recipe: Recipe) -> str:
+    """The recipe's limits in words; a limit that could not be checked says so."""
+    if recipe.evaluate is None:
+        return "none"
+    parts = []
+    for name, value in recipe.evaluate.constraints.model_dump().items():
+        if value is None:
+            continue
+        text = _LIMIT_TEXT.get(name, name + " {}").format(value)
+        if name in result.unchecked_constraints:
+            text += " (NOT checked: accuracy was not measured)"
+        parts.append(text)
+    return ", ".join(parts) or "none"
+
+
 def write_report(folder: Path, result: RunResult, recipe: Recipe) -> None:
+    """Write report.md: the choice, the constraints in words, every candidate, the notes."""
     cols = metric_columns(result)
     lines = ["# olive-ext run report", ""]
     if result.chosen:
@@ -38,8 +64,7 @@ def write_report(folder: Path, result: RunResult, recipe: Recipe) -> None:
     else:
         lines += ["No candidate was chosen.", ""]
     if recipe.evaluate:
-        limits = {k: v for k, v in recipe.evaluate.constraints.model_dump().items() if v is not None}
-        lines += [f"Objective: {recipe.evaluate.objective}; constraints: {limits or 'none'}", ""]
+        lines += [f"Objective: {recipe.evaluate.objective}; constraints: {constraints_text(result, recipe)}", ""]
     header = ["", "id", "target", "pipeline", *cols, "constraints", "front", "error"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     if result.reference:

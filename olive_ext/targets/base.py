@@ -49,6 +49,7 @@ class Target:
 
     @property
     def name(self) -> str:
+        """'device-provider' short name, e.g. 'cpu' or 'gpu-cuda'."""
         return f"{self.device}-{provider_short_name(self.provider)}"
 
     def is_available(self) -> bool:

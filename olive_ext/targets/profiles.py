@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from olive_ext.errors import UserInputError
+from olive_ext.onnx.runtime import onnxruntime
 from olive_ext.targets.base import PROVIDERS, Device, Target, normalize_provider, provider_short_name
 
 Task = Literal["text-generation", "text-classification", "feature-extraction"]
@@ -53,7 +54,6 @@ class TargetProfile:
 
     def available_providers(self) -> list[str]:
         """This profile's providers that onnxruntime here has (imports onnxruntime)."""
-        from olive_ext.onnx.runtime import onnxruntime
 
         installed = set(onnxruntime().get_available_providers())
         return [p for p in self.providers if p in installed]
@@ -77,6 +77,7 @@ class TargetProfile:
         return full
 
     def target(self, provider: str | None = None) -> Target:
+        """The Target for ``provider`` (default: the first installed one)."""
         return Target(self.device, self.provider(provider))
 
     def precisions(self, task: str = "text-generation", provider: str | None = None) -> tuple[str, ...]:

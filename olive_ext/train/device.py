@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from olive_ext.errors import UserInputError
+
 logger = logging.getLogger("olive_ext")
 
 # A lower precision must be at least this much faster to be chosen over fp32.
@@ -68,6 +70,7 @@ def _physical_cores() -> int | None:
 
 
 def device_name(device: str) -> str:
+    """The CPU model or GPU name, for metrics and benchmark tables."""
     if device == "cuda":
         import torch
 
@@ -119,7 +122,6 @@ def measure_matmul(device: str, dtype: str, hidden: int = 576, tokens: int = 256
 
 def choose_dtype(requested: str, device: str, cache_root: Path | None = None) -> tuple[str, dict[str, Any]]:
     """(dtype, how it was chosen). ``requested`` other than 'auto' is checked, then used as given."""
-    from olive_ext.errors import UserInputError
 
     allowed = candidate_dtypes(device)
     if requested != "auto":

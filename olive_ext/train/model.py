@@ -23,6 +23,7 @@ def hub_hint(what: str, name: str) -> str:
 
 
 def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
+    """The model's tokenizer, with a pad token (EOS when it has none)."""
     from transformers import AutoTokenizer
 
     try:

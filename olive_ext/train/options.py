@@ -55,7 +55,11 @@ class FinetuneOptions(Options):
     resume_from_checkpoint: str | None = Field(
         None, description="checkpoint folder to continue from, or 'true'/'last' for this run's latest"
     )
-    report_to: Literal["none", "tensorboard", "mlflow"] = Field("none", description="experiment tracker")
+    report_to: Literal["none", "tensorboard", "mlflow", "wandb"] = Field(
+        "none",
+        description="experiment tracker, through transformers' callback (wandb: WANDB_MODE=offline works without "
+        "network; `wandb sync` uploads later)",
+    )
     logging_dir: str | None = Field(None, description="tensorboard log folder")
     packing: bool = Field(False, description="pack several examples into each row (attention kept per example)")
     group_by_length: bool = Field(True, description="batch examples of similar length together (less padding)")
@@ -87,7 +91,7 @@ class FinetuneOptions(Options):
         if isinstance(value, (list, tuple)):
             value = [v for v in value if v and v != "none"]
             if len(value) > 1:
-                raise ValueError("one tracker at a time: none, tensorboard or mlflow")
+                raise ValueError("one tracker at a time: none, tensorboard, mlflow or wandb")
             value = value[0] if value else "none"
         return "none" if value in (None, "") else value
 

@@ -6,13 +6,23 @@ import contextlib
 import json
 import logging
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from olive_ext.errors import OliveExtError, UserInputError
+from olive_ext.data import load_rows, to_examples
+from olive_ext.errors import MissingDependencyError, OliveExtError, UserInputError
+from olive_ext.progress import Progress
+from olive_ext.train.args import check_training_args
+from olive_ext.train.device import choose_dtype, device_name, training_device, use_all_cores
+from olive_ext.train.evaluation import evaluate_model
+from olive_ext.train.features import Collator, PromptEncoder, RowDataset, pack, tokenize
+from olive_ext.train.loss import LossFunction
+from olive_ext.train.model import add_adapter, load_model, load_tokenizer
 from olive_ext.train.options import FinetuneOptions
+from olive_ext.train.trainer import TrainStats, make_callback, make_trainer, stop_on_interrupt
 
 if TYPE_CHECKING:
     from olive_ext.data.spec import DatasetSpec
@@ -31,9 +41,35 @@ class TrainingInterrupted(OliveExtError):
 
 @dataclass
 class FinetuneResult:
+    """The adapter folder a run wrote, its metrics, and the trained model when asked for."""
+
     adapter_dir: Path
     metrics: dict[str, Any]
     model: Any = None  # the trained peft model, when asked for (keep_model)
+
+
+@dataclass
+class TrainingData:
+    """The tokenized inputs of a run: tokenizer, prompt encoder, training rows (packed or not), eval set."""
+
+    tokenizer: Any
+    encoder: PromptEncoder
+    train_set: Any
+    eval_set: Any
+    rows: list[Any]
+
+
+@dataclass
+class TrainingRun:
+    """What the training phase leaves: the (unwrapped) model, the trainer, its stats, and memory peaks."""
+
+    model: Any
+    trainer: Any
+    stats: TrainStats
+    total_steps: int
+    resume: Path | None
+    rss_before: float | None
+    train_peak: float | None
 
 
 def finetune(
@@ -50,25 +86,46 @@ def finetune(
     callbacks: list[Any] | None = None,
     keep_model: bool = False,
 ) -> FinetuneResult:
-    """Train an adapter on ``model_path``; write ``out_dir/adapter`` (with train_metrics.json) and return it."""
-    import torch
-    from transformers import set_seed
+    """Train an adapter on ``model_path``; write ``out_dir/adapter`` (with train_metrics.json) and return it.
 
-    from olive_ext.data import to_examples
-    from olive_ext.progress import Progress
-    from olive_ext.train.device import choose_dtype, device_name, training_device, use_all_cores
-    from olive_ext.train.evaluation import evaluate_model
-    from olive_ext.train.features import Collator, PromptEncoder, RowDataset, pack, tokenize
-    from olive_ext.train.loss import LossFunction
-    from olive_ext.train.model import add_adapter, load_model
-    from olive_ext.train.trainer import TrainStats, make_callback, make_trainer, stop_on_interrupt
+    Phases: check the tracker, read and tokenize the data, choose the dtype and load the model with
+    its adapter, evaluate the base, train, evaluate the fine-tuned model, save the adapter and metrics.
+    """
+    from transformers import set_seed
 
     started = time.perf_counter()
     progress = progress or Progress(enabled=False)
-    if opts.report_to != "none":  # before any work: say what to install
-        _require(opts.report_to, f"--report_to {opts.report_to}")
-    device = training_device()
-    threads = use_all_cores()
+    if opts.report_to != "none":  # before any work: say what to install or configure
+        _check_tracker(opts.report_to)
+    device, threads = training_device(), use_all_cores()
+    data = prepare_data(model_path, train_spec, eval_spec, opts, trust_remote_code)
+    dtype, dtype_info = choose_dtype(opts.torch_dtype, device, cache_root)
+    set_seed(opts.seed)
+    with progress.task(f"loading {Path(model_path).name} ({opts.method}, {dtype}, {device})", total=None):
+        model = add_adapter(load_model(model_path, opts, device, dtype, trust_remote_code), opts)
+    loss_fn = LossFunction()
+    evals: dict[str, Any] = {}
+    if data.eval_set is not None:
+        evals["base"] = evaluate_phase(model, data, loss_fn, opts, "base", progress)
+    run = train_phase(model, data, loss_fn, opts, checkpoint_dir, device, dtype, callbacks, progress)
+    if data.eval_set is not None:
+        evals["finetuned"] = evaluate_phase(run.model, data, loss_fn, opts, "finetuned", progress)
+    adapter_dir = out_dir / "adapter"
+    run.model.save_pretrained(adapter_dir)
+    data.tokenizer.save_pretrained(adapter_dir)  # with its chat template: what the adapter was trained with
+    metrics = run_metrics(opts, data, run, loss_fn, evals, device, threads, dtype, dtype_info, started)
+    (adapter_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    return FinetuneResult(adapter_dir, metrics, run.model if keep_model else None)
+
+
+def prepare_data(
+    model_path: str,
+    train_spec: DatasetSpec,
+    eval_spec: DatasetSpec | None,
+    opts: FinetuneOptions,
+    trust_remote_code: bool = False,
+) -> TrainingData:
+    """Read both splits, turn rows into examples, tokenize them (answers only in the loss), pack if asked."""
     tokenizer, train_rows, eval_rows = load_inputs(model_path, train_spec, eval_spec, trust_remote_code)
     train_examples = to_examples(train_rows, train_spec, tokenizer)
     eval_examples = to_examples(eval_rows, eval_spec, tokenizer) if eval_spec and eval_rows is not None else []
@@ -82,46 +139,67 @@ def finetune(
             logger.warning("%s data: %d examples truncated to --max_seq_len %d, %d left with no answer and skipped",
                            name, data.truncated, opts.max_seq_len, data.dropped_too_long)  # fmt: skip
     rows = pack(train_set.rows, opts.max_seq_len) if opts.packing else train_set.rows
+    return TrainingData(tokenizer, encoder, train_set, eval_set, rows)
 
-    dtype, dtype_info = choose_dtype(opts.torch_dtype, device, cache_root)
-    set_seed(opts.seed)
-    with progress.task(f"loading {Path(model_path).name} ({opts.method}, {dtype}, {device})", total=None):
-        model = add_adapter(load_model(model_path, opts, device, dtype, trust_remote_code), opts)
-    trainable, total_params = model.get_nb_trainable_parameters()
-    loss_fn = LossFunction()
-    eval_kwargs: dict[str, Any] = {
-        "batch_size": opts.per_device_eval_batch_size,
-        "max_new_tokens": opts.eval_max_new_tokens,
-        "max_prompt_tokens": opts.max_seq_len,
-        "with_generation": opts.eval_generate,
-    }
-    evals: dict[str, Any] = {}
-    if eval_set is not None:
-        with progress.task("eval: base model", total=None):
-            evals["base"] = evaluate_model(model, encoder, eval_set, loss_fn, which="base", **eval_kwargs)
-        logger.info("base model: %s", _eval_line(evals["base"]))
+
+def evaluate_phase(
+    model: Any, data: TrainingData, loss_fn: LossFunction, opts: FinetuneOptions, which: str, progress: Progress
+) -> dict[str, Any]:
+    """Eval loss (and exact match of greedy answers) of ``which`` model ('base' or 'finetuned') on the eval set."""
+    with progress.task(f"eval: {'fine-tuned' if which == 'finetuned' else which} model", total=None):
+        result = evaluate_model(
+            model,
+            data.encoder,
+            data.eval_set,
+            loss_fn,
+            which=which,
+            batch_size=opts.per_device_eval_batch_size,
+            max_new_tokens=opts.eval_max_new_tokens,
+            max_prompt_tokens=opts.max_seq_len,
+            with_generation=opts.eval_generate,
+        )
+    logger.info("%s model: %s", "fine-tuned" if which == "finetuned" else which, _eval_line(result))
+    return result
+
+
+def train_phase(
+    model: Any,
+    data: TrainingData,
+    loss_fn: LossFunction,
+    opts: FinetuneOptions,
+    checkpoint_dir: Path,
+    device: str,
+    dtype: str,
+    callbacks: list[Any] | None,
+    progress: Progress,
+) -> TrainingRun:
+    """Run the Trainer (resuming when asked); Ctrl-C leaves a checkpoint and raises TrainingInterrupted."""
+    import torch
 
     per_step = opts.per_device_train_batch_size * opts.gradient_accumulation_steps
-    steps_per_epoch = max(1, math.ceil(len(rows) / per_step))
+    steps_per_epoch = max(1, math.ceil(len(data.rows) / per_step))
     total_steps = opts.max_steps or max(1, math.ceil(steps_per_epoch * opts.num_train_epochs))
-    args = _training_arguments(opts, checkpoint_dir, device, dtype, total_steps, eval_set is not None)
+    args = _training_arguments(opts, checkpoint_dir, device, dtype, total_steps, data.eval_set is not None)
     resume = _resume_path(opts.resume_from_checkpoint, Path(args.output_dir))
     stats = TrainStats()
     rss_before = _peak_rss_mb()
     _reset_peak_rss()
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    eval_rows = RowDataset(eval_set.rows) if eval_set else None
+    eval_rows = RowDataset(data.eval_set.rows) if data.eval_set else None
     with (
         progress.task(f"fine-tuning ({opts.method})", total=total_steps) as bar,
         stop_on_interrupt(progress.console) as stop,
     ):
         callback = make_callback(stats, bar, stop)
-        collate = Collator(tokenizer.pad_token_id)
+        collate = Collator(data.tokenizer.pad_token_id)
         trainer = make_trainer(
-            model, args, RowDataset(rows), eval_rows, collate, loss_fn, stats, [callback, *(callbacks or [])]
+            model, args, RowDataset(data.rows), eval_rows, collate, loss_fn, stats, [callback, *(callbacks or [])]
         )
-        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        try:
+            trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        finally:
+            _finish_tracker_run(opts.report_to)
     # Mixed precision wraps the model's forward in autocast; drop it so that evaluation, merging and
     # callers see the model as loaded (its own dtype), exactly as the saved adapter will be reloaded.
     model = trainer.accelerator.unwrap_model(model, keep_fp32_wrapper=False)
@@ -136,20 +214,29 @@ def finetune(
     if opts.save_steps:
         logger.info("checkpoints kept in %s", args.output_dir)
     else:  # only interrupt checkpoints live here, and this run has finished with them
-        import shutil
-
         shutil.rmtree(args.output_dir, ignore_errors=True)
+    return TrainingRun(model, trainer, stats, total_steps, resume, rss_before, train_peak)
 
-    if eval_set is not None:
-        with progress.task("eval: fine-tuned model", total=None):
-            evals["finetuned"] = evaluate_model(model, encoder, eval_set, loss_fn, which="finetuned", **eval_kwargs)
-        logger.info("fine-tuned model: %s", _eval_line(evals["finetuned"]))
 
-    adapter_dir = out_dir / "adapter"
-    model.save_pretrained(adapter_dir)
-    tokenizer.save_pretrained(adapter_dir)  # with its chat template: what the adapter was trained with
-    steps_run = trainer.state.global_step - stats.start_step
-    metrics: dict[str, Any] = {
+def run_metrics(
+    opts: FinetuneOptions,
+    data: TrainingData,
+    run: TrainingRun,
+    loss_fn: LossFunction,
+    evals: dict[str, Any],
+    device: str,
+    threads: int,
+    dtype: str,
+    dtype_info: Any,
+    started: float,
+) -> dict[str, Any]:
+    """train_metrics.json: what was trained on what, the loss curve, speed, memory and the evals."""
+    import torch
+
+    trainable, total_params = run.model.get_nb_trainable_parameters()
+    stats, state = run.stats, run.trainer.state
+    steps_run = state.global_step - stats.start_step
+    return {
         "method": opts.method,
         "device": device,
         "device_name": device_name(device),
@@ -159,15 +246,15 @@ def finetune(
         "response_only_logits": bool(loss_fn.fast),
         "trainable_parameters": int(trainable),
         "total_parameters": int(total_params),
-        "train_examples": len(train_set.rows),
-        "train_rows": len(rows),
-        "eval_examples": len(eval_set.rows) if eval_set else 0,
-        "truncated": train_set.truncated,
-        "dropped_too_long": train_set.dropped_too_long,
-        "steps": trainer.state.global_step,
+        "train_examples": len(data.train_set.rows),
+        "train_rows": len(data.rows),
+        "eval_examples": len(data.eval_set.rows) if data.eval_set else 0,
+        "truncated": data.train_set.truncated,
+        "dropped_too_long": data.train_set.dropped_too_long,
+        "steps": state.global_step,
         "steps_this_run": steps_run,
-        "epochs": round(float(trainer.state.epoch or 0), 3),
-        "resumed_from": str(resume) if resume else None,
+        "epochs": round(float(state.epoch or 0), 3),
+        "resumed_from": str(run.resume) if run.resume else None,
         "final_loss": stats.loss_curve[-1]["loss"] if stats.loss_curve else None,
         "loss_curve": stats.loss_curve,
         "eval_curve": stats.eval_curve,
@@ -177,22 +264,18 @@ def finetune(
         "train_tokens_per_second": round(stats.tokens / stats.seconds, 1) if stats.seconds > 0 else None,
         "seconds_per_step": round(stats.seconds / steps_run, 3) if steps_run else None,
         "wall_seconds": round(time.perf_counter() - started, 2),
-        "peak_rss_mb": max(rss_before or 0, train_peak or 0) or None,
-        "train_peak_rss_mb": train_peak,
+        "peak_rss_mb": max(run.rss_before or 0, run.train_peak or 0) or None,
+        "train_peak_rss_mb": run.train_peak,
         "gpu_peak_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if device == "cuda" else None,
         "eval": evals,
         "options": opts.canonical(),
     }
-    (adapter_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
-    return FinetuneResult(adapter_dir, metrics, model if keep_model else None)
 
 
 def load_inputs(
     model_path: str, train_spec: DatasetSpec, eval_spec: DatasetSpec | None, trust_remote_code: bool = False
 ) -> tuple[Any, Any, Any]:
     """(tokenizer, train rows, eval rows); every model and data problem is reported in one error."""
-    from olive_ext.data import load_rows
-    from olive_ext.train.model import load_tokenizer
 
     problems: list[UserInputError] = []
     loaded: list[Any] = []
@@ -238,8 +321,6 @@ def _training_arguments(opts: FinetuneOptions, checkpoint_dir: Path, device: str
                         has_eval: bool) -> Any:  # fmt: skip
     from transformers import TrainingArguments
 
-    from olive_ext.train.args import check_training_args
-
     logging_steps = opts.logging_steps or max(1, total_steps // 50)
     fields = getattr(TrainingArguments, "__dataclass_fields__", {})
     ckpt = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
@@ -283,12 +364,38 @@ def _training_arguments(opts: FinetuneOptions, checkpoint_dir: Path, device: str
     return TrainingArguments(**kwargs)
 
 
+def _check_tracker(name: str) -> None:
+    """The tracker is installed, and wandb (unless offline) has credentials: found now, not after loading the model."""
+    import os
+
+    _require(name, f"--report_to {name}")
+    if name == "wandb" and os.environ.get("WANDB_MODE", "").lower() not in {"offline", "disabled", "dryrun"}:
+        import wandb
+
+        try:
+            wandb.login(verify=False)  # reads WANDB_API_KEY, ~/.netrc or wandb's settings; prompts on a terminal
+        except wandb.errors.UsageError as e:
+            raise UserInputError(
+                f"--report_to wandb: {e}",
+                hint="run `wandb login` or set WANDB_API_KEY; or set WANDB_MODE=offline to write the run "
+                "locally (no network) and upload it later with `wandb sync`",
+            ) from e
+
+
+def _finish_tracker_run(name: str) -> None:
+    """Close the wandb run transformers opened: it stays open otherwise, and the next fine-tune in the same
+    process (a notebook, a recipe with two lora passes) would log into it."""
+    import sys
+
+    wandb = sys.modules.get("wandb") if name == "wandb" else None
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()
+
+
 def _require(module: str, purpose: str) -> None:
     import importlib.util
 
     if importlib.util.find_spec(module) is None:
-        from olive_ext.errors import MissingDependencyError
-
         raise MissingDependencyError(module, purpose)
 
 

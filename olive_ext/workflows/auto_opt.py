@@ -12,6 +12,7 @@ chains as alternative pipelines), so every auto-opt run is also a rerunnable ``r
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,13 +25,21 @@ from olive_ext.engine.results import RunResult
 from olive_ext.errors import ConstraintsNotMetError, UserInputError
 from olive_ext.evaluate.spec import Constraints, EvaluateSpec
 from olive_ext.models.folder import resolve_model_arg
-from olive_ext.options import default_of, validate_options
+from olive_ext.options import default_of, validate_options, with_options_signature
 from olive_ext.progress import Progress
 from olive_ext.recipe import parse_recipe
 from olive_ext.recipe.schema import Recipe
+from olive_ext.targets.base import CPU, Device
 from olive_ext.targets.profiles import chain_precision, get_profile
 from olive_ext.workflows.run import run_recipe
 
+logger = logging.getLogger("olive_ext")
+
+NO_EVAL_DATA = (
+    "no eval data: task accuracy will NOT be measured and the choice will be made on speed and size alone "
+    "(max_accuracy_drop is not checked); give --data_files/--eval_split/--text_template, or pass a finetune "
+    "output made with --eval_split"
+)
 SPEED_METRICS = ["size", "ttft", "latency", "throughput", "memory"]
 # the evaluation settings auto-opt passes through to the recipe's `evaluate` section
 EVAL_SETTINGS = ("threads", "warmup", "repeats", "prompt_tokens", "new_tokens", "max_new_tokens")
@@ -53,8 +62,8 @@ class AutoOptOptions(DataOptions):
     model_name_or_path: str = Field(description="HF folder, hub id, .gguf file, or a `finetune` output folder")
     output_path: str = Field(description="output folder; an existing non-empty folder is kept unless overwrite")
     adapter_path: str | None = Field(None, description="peft adapter folder to apply")
-    device: list[Literal["cpu", "gpu", "npu"]] = Field(
-        default_factory=lambda: ["cpu"], description="one or more targets; each gets its own candidates"
+    device: list[Device] = Field(
+        default_factory=lambda: [CPU.device], description="one or more targets; each gets its own candidates"
     )
     provider: str | None = Field(
         None, description="execution provider, e.g. CPUExecutionProvider, CUDAExecutionProvider, QNNExecutionProvider"
@@ -140,6 +149,8 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
     task = model_task(source)
     profile = get_profile(device)
     data = opts.eval_data() or data_from_model_config(source)
+    if data is None:
+        logger.warning("%s", NO_EVAL_DATA)
     chains = profile.candidate_chains(
         task, opts.precision, opts.provider, calibration_data="eval" if data is not None else None
     )
@@ -237,3 +248,6 @@ def auto_opt(
         AutoOptOptions, {"model_name_or_path": model_name_or_path, "output_path": output_path, **options}
     )
     return run_auto_opt(opts, progress)
+
+
+with_options_signature(auto_opt, AutoOptOptions)

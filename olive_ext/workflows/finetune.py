@@ -20,11 +20,11 @@ from typing import Any
 
 from pydantic import Field
 
-from olive_ext.data.spec import DataOptions
+from olive_ext.data.spec import DataOptions, DatasetSpec
 from olive_ext.engine.results import RunResult
 from olive_ext.errors import UserInputError
 from olive_ext.models.folder import MODEL_CONFIG, write_model_config
-from olive_ext.options import parse_bool, validate_options
+from olive_ext.options import parse_bool, validate_options, with_options_signature
 from olive_ext.progress import Progress
 from olive_ext.recipe import parse_recipe
 from olive_ext.recipe.schema import Recipe
@@ -125,8 +125,9 @@ def _training_args(pairs: dict[str, Any], options: dict[str, Any]) -> dict[str, 
 
 def run_finetune(opts: FinetuneRunOptions, progress: Progress | None = None) -> FinetuneResult:
     """Fine-tune as the options say and finish the output folder (train_metrics.json, model_config.json)."""
-    result = run_recipe(finetune_recipe(opts), progress=progress)
-    metrics = finish_output(result, merged=opts.merge)
+    recipe = finetune_recipe(opts)
+    result = run_recipe(recipe, progress=progress)
+    metrics = finish_output(result, merged=opts.merge, eval_data=recipe.data.get("eval"))
     assert result.output_dir is not None
     return FinetuneResult(result.output_dir, metrics, result)
 
@@ -145,6 +146,17 @@ def finetune(
     return run_finetune(validate_options(FinetuneRunOptions, values), progress)
 
 
+def portable_spec(spec: DatasetSpec) -> dict[str, Any]:
+    """The dataset spec as JSON with local data files made absolute (valid from any working directory)."""
+    data = spec.model_dump(mode="json", exclude_none=True)
+    files = spec.data_files
+    if files:
+        as_list = [files] if isinstance(files, str) else files
+        absolute = [str(Path(f).resolve()) if Path(f).exists() else f for f in as_list]
+        data["data_files"] = absolute[0] if isinstance(files, str) else absolute
+    return data
+
+
 def _lora_adapter(result: Any) -> Path | None:
     """The adapter the training step produced (the final artifact's, or the one a merge consumed)."""
     art = result.chosen.artifact if result.chosen else None
@@ -154,8 +166,12 @@ def _lora_adapter(result: Any) -> Path | None:
     return Path(path) if path else None
 
 
-def finish_output(result: Any, merged: bool) -> dict[str, Any]:
-    """Put train_metrics.json at the top of the output; with --merge also keep adapter/ and say it is merged."""
+def finish_output(result: Any, merged: bool, eval_data: DatasetSpec | None = None) -> dict[str, Any]:
+    """Put train_metrics.json at the top of the output; with --merge also keep adapter/ and say it is merged.
+
+    The eval split is recorded in model_config.json (data files as absolute paths), so that
+    `auto-opt -m <this output>` measures accuracy on it without data flags.
+    """
     out: Path = result.output_dir
     adapter = _lora_adapter(result)
     metrics: dict[str, Any] = {}
@@ -173,5 +189,10 @@ def finish_output(result: Any, merged: bool) -> dict[str, Any]:
         info.pop("adapter", None)  # the weights in model/ already hold it: never apply it twice
     else:
         info["adapter_merged"] = False
+    if eval_data is not None:
+        info["eval_data"] = portable_spec(eval_data)
     write_model_config(out, info)
     return metrics
+
+
+with_options_signature(finetune, FinetuneRunOptions)

@@ -42,7 +42,7 @@ from olive_ext.models.adapters import (
 )
 from olive_ext.models.folder import resolve_model_arg, write_model_config
 from olive_ext.onnx.parity import DEFAULT_PROMPTS, GenAICandidate, TorchReference, compare_llm
-from olive_ext.options import validate_options
+from olive_ext.options import validate_options, with_options_signature
 from olive_ext.passes.context import RunContext
 from olive_ext.progress import Progress
 from olive_ext.targets.base import PROVIDERS, Device, Target, normalize_provider
@@ -115,6 +115,7 @@ class AdapterCheck:
 
     @property
     def ok(self) -> bool:
+        """True when no check failed."""
         return not self.broken
 
 
@@ -344,3 +345,6 @@ def generate_adapter(
     opts = validate_options(GenerateAdapterOptions, {**values, **options})
     checks = generate_adapters(opts, progress)
     return GenerateAdapterResult(Path(opts.output_path), checks)
+
+
+with_options_signature(generate_adapter, GenerateAdapterOptions)

@@ -1,8 +1,8 @@
-"""package and verify: a checksummed bundle for the device, and the checks it must pass before it ships.
+"""package and verify: a checksummed (optionally signed) bundle for the device, and the checks it must pass.
 
 >>> import olive_ext
 >>> bundle = olive_ext.package("out/onnx", output_path="bundles/tone", zip=True)  # doctest: +SKIP
->>> olive_ext.verify(bundle.zip_path).ok  # doctest: +SKIP
+>>> olive_ext.verify(bundle.zip_path, expect=bundle.digest).ok  # doctest: +SKIP
 True
 """
 
@@ -13,11 +13,12 @@ from pathlib import Path
 
 from pydantic import Field
 
+from olive_ext.deploy.archive import zip_path_of
 from olive_ext.deploy.bundle import package as write_bundle
-from olive_ext.deploy.manifest import MANIFEST, read_manifest
+from olive_ext.deploy.manifest import MANIFEST, SIGNATURE, manifest_digest, read_manifest
 from olive_ext.deploy.verify import VerifyReport
 from olive_ext.deploy.verify import verify as verify_bundle
-from olive_ext.options import Options, validate_options
+from olive_ext.options import Options, validate_options, with_options_signature
 
 
 class PackageOptions(Options):
@@ -25,10 +26,33 @@ class PackageOptions(Options):
 
     model_name_or_path: str = Field(description="auto-opt or generate-adapter output folder")
     output_path: str = Field(description="bundle folder; an existing non-empty folder is kept unless overwrite")
-    zip: bool = Field(False, description="also write <output>.zip (deterministic: same inputs, same bytes)")
+    zip: bool = Field(
+        False, description="also write <output>.zip (deterministic: same inputs, same bytes; kept unless overwrite)"
+    )
     name: str | None = Field(None, description="bundle name (default: the source folder's name)")
     version: str = Field("0.1.0", description="bundle version written to the manifest")
-    overwrite: bool = Field(False, description="replace an existing output folder")
+    overwrite: bool = Field(False, description="replace an existing output folder (and zip)")
+    sign_key: str | None = Field(
+        None,
+        description="elliptic-curve private key (PEM) to sign the bundle with OpenSSF model-signing, offline; "
+        "writes bundle.sig into it (needs olive-ext[sign]; an encrypted key reads its password from "
+        "$OLIVE_EXT_SIGN_KEY_PASSWORD)",
+    )
+
+
+class VerifyOptions(Options):
+    """Everything `olive-ext verify` takes."""
+
+    bundle: str = Field(description="bundle folder or .zip")
+    no_run: bool = Field(False, description="check files only; do not load the model")
+    expect: str | None = Field(
+        None, description="the manifest digest `package` printed (sha256 of manifest.json); any other fails"
+    )
+    public_key: str | None = Field(
+        None,
+        description="public key (PEM) of the signing key: check bundle.sig with model-signing, offline "
+        "(needs olive-ext[sign])",
+    )
 
 
 @dataclass
@@ -48,27 +72,66 @@ class Bundle:
         """Where the manifest is."""
         return self.path / MANIFEST
 
+    @property
+    def digest(self) -> str:
+        """sha256 of manifest.json: names every file's content; give it to ``verify(expect=...)``."""
+        return manifest_digest(self.path)
+
+    @property
+    def signature_path(self) -> Path | None:
+        """The model-signing signature, when the bundle was signed."""
+        path = self.path / SIGNATURE
+        return path if path.is_file() else None
+
 
 def run_package(opts: PackageOptions) -> Bundle:
     """Write the bundle the options describe."""
     out = write_bundle(
-        Path(opts.model_name_or_path), Path(opts.output_path), opts.name, opts.version, opts.zip, opts.overwrite
+        Path(opts.model_name_or_path),
+        Path(opts.output_path),
+        opts.name,
+        opts.version,
+        opts.zip,
+        opts.overwrite,
+        Path(opts.sign_key) if opts.sign_key else None,
     )
-    return Bundle(out, out.with_suffix(".zip") if opts.zip else None)
+    return Bundle(out, zip_path_of(out) if opts.zip else None)
 
 
 def package(model_name_or_path: str | Path, output_path: str | Path, **options: object) -> Bundle:
     """Bundle an auto-opt or generate-adapter output for the device (``olive-ext package``).
 
-    ``options`` are :class:`PackageOptions` fields: ``zip``, ``name``, ``version``, ``overwrite``.
+    ``options`` are :class:`PackageOptions` fields: ``zip``, ``name``, ``version``, ``overwrite``, ``sign_key``.
     """
     values = {"model_name_or_path": str(model_name_or_path), "output_path": str(output_path), **options}
     return run_package(validate_options(PackageOptions, values))
 
 
-def verify(bundle: str | Path, *, run_model: bool = True) -> VerifyReport:
-    """Check a bundle folder or zip (``olive-ext verify``): checksums, loading, smoke generation, end of turn.
+def run_verify(opts: VerifyOptions) -> VerifyReport:
+    """Check the bundle the options name."""
+    return verify_bundle(
+        Path(opts.bundle),
+        run_model=not opts.no_run,
+        expect=opts.expect,
+        public_key=Path(opts.public_key) if opts.public_key else None,
+    )
 
-    Returns the report (``report.ok``, ``report.checks``); an unsafe archive raises before anything is extracted.
+
+def verify(
+    bundle: str | Path,
+    *,
+    run_model: bool = True,
+    expect: str | None = None,
+    public_key: str | Path | None = None,
+) -> VerifyReport:
+    """Check a bundle folder or zip (``olive-ext verify``): digest, signature, checksums, loading, smoke generation.
+
+    Returns the report (``report.ok``, ``report.checks``); bad arguments and unsafe or unreadable archives
+    raise UserInputError before anything is extracted.
     """
-    return verify_bundle(Path(bundle), run_model=run_model)
+    values = {"bundle": str(bundle), "no_run": not run_model, "expect": expect}
+    values["public_key"] = str(public_key) if public_key is not None else None
+    return run_verify(validate_options(VerifyOptions, values))
+
+
+with_options_signature(package, PackageOptions)

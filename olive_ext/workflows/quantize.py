@@ -12,10 +12,11 @@ from typing import Any, Literal
 from pydantic import Field
 
 from olive_ext.data.spec import DataOptions
+from olive_ext.engine.output import ensure_output_free
 from olive_ext.engine.results import RunResult
 from olive_ext.errors import UserInputError
 from olive_ext.models.folder import resolve_model_arg
-from olive_ext.options import validate_options
+from olive_ext.options import validate_options, with_options_signature
 from olive_ext.progress import Progress
 from olive_ext.recipe import parse_recipe
 from olive_ext.recipe.schema import Recipe
@@ -36,8 +37,9 @@ class QuantizeOptions(DataOptions):
     algorithm: Literal["rtn", "kquant", "hqq"] | None = Field(
         None,
         description="weight rounding: rtn (round to nearest), kquant (llama.cpp k-quant), "
-        "hqq (half-quadratic; its float zero points run slowly on the CPU EP); unset: rtn for int4 and LLM "
-        "builds, dynamic int8 (not weight-only) for int8 ONNX models",
+        "hqq (half-quadratic; its float zero points run slowly on the CPU EP). When not given: rtn for LLM "
+        "builds and int4 ONNX models; int8 ONNX models get dynamic int8 (weights and activations) instead "
+        "of a weight-only rounding",
     )
     precision: Literal["int4", "int8"] = Field("int4", description="weight precision")
     block_size: Literal[16, 32, 64, 128, 256] | None = Field(
@@ -138,7 +140,6 @@ def quantize_recipe(opts: QuantizeOptions) -> Recipe:
 
 def run_quantize(opts: QuantizeOptions, progress: Progress | None = None) -> RunResult:
     """Quantize as the options say and write the output folder."""
-    from olive_ext.engine.output import ensure_output_free
 
     ensure_output_free(opts.output_path, opts.overwrite)
     return run_recipe(quantize_recipe(opts), progress=progress)
@@ -150,3 +151,6 @@ def quantize(
     """Quantize one model (``olive-ext quantize``); ``options`` are :class:`QuantizeOptions` fields."""
     values = {"model_name_or_path": model_name_or_path, "output_path": output_path, **options}
     return run_quantize(validate_options(QuantizeOptions, values), progress)
+
+
+with_options_signature(quantize, QuantizeOptions)

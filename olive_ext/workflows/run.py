@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from olive_ext.artifacts import Artifact
 from olive_ext.data import load_examples
 from olive_ext.deploy.bundle import chat_template_text
@@ -21,6 +23,7 @@ from olive_ext.engine.run import execute, raise_if_unmet
 from olive_ext.errors import Problem, RecipeError, UserInputError
 from olive_ext.evaluate.evaluator import load_tokenizer
 from olive_ext.models.folder import export_artifact
+from olive_ext.options import Options
 from olive_ext.progress import Progress
 from olive_ext.recipe import check_recipe, load_recipe, parse_recipe
 from olive_ext.recipe.load import read_recipe_file
@@ -30,7 +33,19 @@ from olive_ext.version import __version__
 
 RecipeLike = str | Path | dict[str, Any] | Recipe
 
-__all__ = ["RecipeLike", "as_recipe", "run", "run_recipe", "validate", "write_run_output"]
+
+class RunOptions(Options):
+    """What `olive-ext run` takes besides the recipe: overrides of its output and cache."""
+
+    config: str = Field(description="recipe file (.yaml, .yml or .json), ours or an Olive run config")
+    output_path: str | None = Field(None, description="override the recipe's output path")
+    overwrite: bool = Field(False, description="replace an existing output folder")
+    cache_dir: str | None = Field(
+        None, description="cache of built models and evaluations (default: $OLIVE_EXT_CACHE or ~/.cache/olive-ext)"
+    )
+
+
+__all__ = ["RecipeLike", "RunOptions", "as_recipe", "run", "run_recipe", "validate", "write_run_output"]
 
 
 def as_recipe(
@@ -128,7 +143,10 @@ def write_run_output(result: RunResult, recipe: Recipe, source: Artifact | None 
     assert result.output_dir is not None
     with staged_output(result.output_dir, recipe.output.overwrite) as stage:
         if result.chosen and result.chosen.artifact:
-            export_artifact(result.chosen.artifact, stage, deployment_info(result.chosen, recipe, source))
+            info = deployment_info(result.chosen, recipe, source)
+            if not result.accuracy_measured:
+                info["selection"] = "speed and size alone: task accuracy was not measured"
+            export_artifact(result.chosen.artifact, stage, info)
         write_json(
             stage / "candidates.json",
             {
@@ -136,6 +154,8 @@ def write_run_output(result: RunResult, recipe: Recipe, source: Artifact | None 
                 "chosen": result.chosen.candidate.id if result.chosen else None,
                 "objective": recipe.evaluate.objective if recipe.evaluate else None,
                 "notes": result.notes,
+                "accuracy_measured": result.accuracy_measured,
+                "unchecked_constraints": result.unchecked_constraints,
                 "reference": result.reference,
                 "candidates": [r.to_json() for r in result.results],
             },

@@ -81,14 +81,17 @@ def open_backend(
 ) -> object:
     """The backend for an artifact kind: genai -> GenAIBackend, hf -> TorchLMBackend, onnx -> OrtEncoderBackend."""
     if kind == "genai":
+        # each backend module imports this package (its protocol) and a runtime: loaded for its kind only
         from olive_ext.evaluate.backends.genai import GenAIBackend
 
         return GenAIBackend(path, provider, threads, adapter_path, adapter_name)
     if kind in {"hf", "gguf"}:
+        # torch and transformers: loaded only for PyTorch models
         from olive_ext.evaluate.backends.torch_lm import TorchLMBackend
 
         return TorchLMBackend(path, adapter_path, threads, gguf_file)
     if kind == "onnx":
+        # onnxruntime: loaded only for ONNX models
         from olive_ext.evaluate.backends.ort_encoder import OrtEncoderBackend
 
         return OrtEncoderBackend(path, provider, threads)

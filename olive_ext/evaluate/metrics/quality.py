@@ -27,6 +27,7 @@ def decoded_answers(inp: MetricInput) -> list[str]:
     description="share of eval examples whose greedy answer equals the reference",
 )
 def exact_match(inp: MetricInput) -> dict[str, float]:
+    """Percent of rows whose greedy answer equals the reference answer."""
     assert inp.data is not None
     answers = decoded_answers(inp)
     # racing may have stopped the candidate: then the rows seen are scored, and that is said
@@ -51,6 +52,7 @@ def exact_match(inp: MetricInput) -> dict[str, float]:
     description="LLMs: exact match of greedy answers; classifiers: label accuracy",
 )
 def accuracy(inp: MetricInput) -> dict[str, float]:
+    """Percent of rows whose predicted label equals the reference label (classifiers)."""
     assert inp.data is not None
     if inp.artifact.kind == "onnx":
         preds, labels = inp.raw["classify"]["predictions"], inp.data.labels
@@ -70,5 +72,6 @@ def accuracy(inp: MetricInput) -> dict[str, float]:
     description="perplexity of the expected answers given their prompts",
 )
 def perplexity(inp: MetricInput) -> dict[str, float]:
+    """exp of the mean negative log-likelihood per reference token."""
     nll, tokens = inp.raw["nll"]["nll"], inp.raw["nll"]["tokens"]
     return {"perplexity": round(math.exp(sum(nll) / max(1, sum(tokens))), 4), "perplexity.tokens": sum(tokens)}

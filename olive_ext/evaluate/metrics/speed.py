@@ -38,6 +38,7 @@ def _spread(name: str, values: list[float], digits: int = 3) -> dict[str, float]
     description="time to first token for the fixed prompt (prefill + one token)",
 )
 def ttft(inp: MetricInput) -> dict[str, float]:
+    """Time to first token: prefill of a ``prompt_tokens`` prompt, median in ms."""
     values = [run[0] * 1000 for run in _runs(inp)]
     return {**_spread("ttft", values), "ttft.prompt_tokens": inp.raw["timing"]["prompt_tokens"]}
 
@@ -51,6 +52,7 @@ def ttft(inp: MetricInput) -> dict[str, float]:
     description="per-token decode latency (p50; p90, min and max as details)",
 )
 def latency(inp: MetricInput) -> dict[str, float]:
+    """Per-token decode latency, median in ms."""
     if inp.artifact.kind == "onnx":
         steps = [s * 1000 for s in inp.raw["classify"]["seconds"]]
     else:
@@ -71,6 +73,7 @@ def latency(inp: MetricInput) -> dict[str, float]:
     description="decode tokens per second after the first token (median over repeats)",
 )
 def throughput(inp: MetricInput) -> dict[str, float]:
+    """Decode tokens per second, median."""
     per_run = [(len(run) - 1) / sum(run[1:]) for run in _runs(inp) if len(run) > 1 and sum(run[1:]) > 0]
     return {**_spread("throughput", per_run, 2), "threads": inp.raw["threads"]}
 
@@ -84,4 +87,5 @@ def throughput(inp: MetricInput) -> dict[str, float]:
     description="peak resident memory of the process that loaded and ran the model",
 )
 def memory(inp: MetricInput) -> dict[str, float]:
+    """Peak resident memory of the worker that ran the model, in MB."""
     return {"memory": round(inp.peak_rss_mb or 0.0, 1)}

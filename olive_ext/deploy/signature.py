@@ -1,0 +1,134 @@
+"""Signing a bundle with OpenSSF model-signing and a local elliptic-curve key, and checking it offline.
+
+``package --sign_key key.pem`` writes ``bundle.sig`` (a Sigstore bundle holding a DSSE envelope over an
+in-toto statement that lists every file's sha256, manifest.json included); ``verify --public_key pub.pem``
+re-hashes the folder and checks the envelope with the public key alone: no certificate authority, no
+transparency log, no network. model-signing is the optional extra ``olive-ext[sign]``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from olive_ext.deploy.files import UnsafeFileError, read_regular
+from olive_ext.deploy.manifest import SIGNATURE
+from olive_ext.errors import MissingDependencyError, UserInputError
+
+PASSWORD_ENV = "OLIVE_EXT_SIGN_KEY_PASSWORD"
+# the curves model-signing accepts (those of Sigstore's protobuf specs)
+_CURVES = ("secp256r1", "secp384r1", "secp521r1")
+_KEY_HINT = "make one with: openssl ecparam -name prime256v1 -genkey -noout -out key.pem"
+
+
+def _model_signing(purpose: str) -> Any:
+    try:
+        import model_signing
+    except ImportError as e:
+        raise MissingDependencyError("model-signing", purpose, install="'olive-ext[sign]'") from e
+    return model_signing
+
+
+def check_signing_key(key_path: Path) -> None:
+    """Fail before any work when model-signing is missing or ``key_path`` is not a usable EC private key."""
+    _model_signing("signing a bundle (--sign_key)")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    data = _read_key(key_path, "--sign_key")
+    password = os.environ.get(PASSWORD_ENV)
+    try:
+        key = serialization.load_pem_private_key(data, password.encode() if password else None)
+    except TypeError as e:  # encrypted without a password, or a password for a plain key
+        raise UserInputError(
+            f"--sign_key {key_path}: {e}", hint=f"set {PASSWORD_ENV} to the key's password (or unset it)"
+        ) from e
+    except ValueError as e:
+        raise UserInputError(f"--sign_key {key_path} is not a PEM private key ({e})", hint=_KEY_HINT) from e
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name not in _CURVES:
+        kind = key.curve.name if isinstance(key, ec.EllipticCurvePrivateKey) else type(key).__name__
+        raise UserInputError(
+            f"--sign_key {key_path} is a {kind} key; model-signing signs with elliptic-curve keys "
+            f"({', '.join(_CURVES)})",
+            hint=_KEY_HINT,
+        )
+
+
+def check_public_key(key_path: Path) -> None:
+    """Fail before any work when model-signing is missing or ``key_path`` is not a usable EC public key."""
+    _model_signing("checking a bundle's signature (--public_key)")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    try:
+        key = serialization.load_pem_public_key(_read_key(key_path, "--public_key"))
+    except ValueError as e:
+        raise UserInputError(
+            f"--public_key {key_path} is not a PEM public key ({e})",
+            hint="export it from the signing key: openssl ec -in key.pem -pubout -out pub.pem",
+        ) from e
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name not in _CURVES:
+        raise UserInputError(
+            f"--public_key {key_path} is not an elliptic-curve key on {', '.join(_CURVES)}",
+            hint="pass the public half of the key the bundle was signed with",
+        )
+
+
+def _read_key(path: Path, flag: str) -> bytes:
+    try:
+        return read_regular(path, 1 << 20)
+    except FileNotFoundError as e:
+        raise UserInputError(f"{flag} {path} does not exist", hint="pass the path of a PEM key file") from e
+    except (UnsafeFileError, OSError) as e:
+        raise UserInputError(f"{flag}: {e}", hint="pass the path of a PEM key file") from e
+
+
+def _hashing_config(model_signing: Any) -> Any:
+    # every file but the signature itself; git files are not special in a bundle, so they are hashed too
+    return model_signing.hashing.Config().set_ignored_paths(paths=[SIGNATURE], ignore_git_paths=False)
+
+
+def sign_bundle(root: Path, key_path: Path) -> Path:
+    """Sign every file of the bundle folder ``root``; returns the path of the signature written into it."""
+    check_signing_key(key_path)
+    ms = _model_signing("signing a bundle (--sign_key)")
+    password = os.environ.get(PASSWORD_ENV)
+    signer = ms.signing.Config().use_elliptic_key_signer(
+        private_key=key_path,
+        password=password.encode() if password else None,  # passed through to cryptography, which wants bytes
+    )
+    signer.set_hashing_config(_hashing_config(ms)).sign(root, root / SIGNATURE)
+    return root / SIGNATURE
+
+
+def verify_signature(root: Path, public_key: Path) -> str | None:
+    """Check ``root``'s signature with ``public_key``: None when it holds, else why not (one line).
+
+    Call only on a folder already listed as regular files: model-signing reads every file it finds.
+    """
+    ms = _model_signing("checking a bundle's signature (--public_key)")
+    if not (root / SIGNATURE).is_file():
+        return f"the bundle is not signed ({SIGNATURE} is missing)"
+    config = ms.verifying.Config().use_elliptic_key_verifier(public_key=public_key)
+    try:
+        config.set_hashing_config(_hashing_config(ms)).verify(root, root / SIGNATURE)
+    except Exception as e:  # fail closed: whatever model-signing cannot verify is a failed check, not a crash
+        return _one_line(e)
+    return None
+
+
+def _one_line(error: Exception) -> str:
+    text = str(error)
+    changed = re.findall(r"Hash mismatch for '([^']+)'", text)
+    if changed:
+        return "signed content changed: " + ", ".join(changed)
+    extra = re.findall(r"Extra files found in model '[^']*': (.+?)(?:\"|'\]|$)", text)
+    if extra:
+        return "files added after signing: " + extra[0]
+    if "Key mismatch" in text:
+        return "signed with a different key than --public_key"
+    text = " ".join(text.split())
+    text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return text if len(text) <= 200 else text[:197] + "..."

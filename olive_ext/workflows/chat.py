@@ -1,0 +1,125 @@
+"""chat: talk to a built model, with history, sampling options, /reset and /exit.
+
+>>> import olive_ext.workflows.chat as chat
+>>> session = chat.open_chat(chat.ChatOptions(model_name_or_path="out/onnx", temperature=0.7))  # doctest: +SKIP
+>>> session.answer("Write a haiku about CPUs").text  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from olive_ext.errors import UserInputError
+from olive_ext.models.folder import MODEL_CONFIG
+from olive_ext.onnx.chat import ChatSession, PromptTooLongError, Sampling
+from olive_ext.options import Options
+
+HELP_LINE = "/reset forgets the conversation, /exit (or Ctrl-D) quits; Ctrl-C stops an answer"
+EXIT_WORDS = {"/exit", "/quit", "/bye"}
+
+
+class ChatOptions(Options):
+    """Everything `olive-ext chat` takes."""
+
+    model_name_or_path: str = Field(
+        description="a genai model folder, or an olive-ext output/bundle folder holding one in model/"
+    )
+    adapter: str | None = Field(None, description="name of an adapter to activate")
+    prompt: str | None = Field(None, description="one prompt; without it, read prompts from the terminal")
+    system: str | None = Field(None, description="system message")
+    max_new_tokens: int = Field(256, ge=1, description="longest answer, in tokens")
+    temperature: float = Field(
+        0.0, ge=0, description="0: greedy, the answers auto-opt measured; 0.7 with --top_p 0.9 for varied text"
+    )
+    top_p: float = Field(1.0, gt=0, le=1, description="sample from the smallest set of tokens with this probability")
+    top_k: int = Field(50, ge=1, description="sample from the k most likely tokens")
+    repetition_penalty: float = Field(1.0, gt=0, description="above 1 discourages repeating tokens (loops)")
+    seed: int | None = Field(None, description="random seed for sampling (the same seed, the same answers)")
+
+    def sampling(self) -> Sampling:
+        """The sampling settings of these options."""
+        return Sampling(self.temperature, self.top_p, self.top_k, self.repetition_penalty, self.seed)
+
+
+def open_chat(opts: ChatOptions) -> ChatSession:
+    """Load the model (and adapters) the options name; a folder that holds no genai model is refused first."""
+    root = Path(opts.model_name_or_path)
+    folder = root / "model" if (root / "model" / "genai_config.json").exists() else root
+    if not (folder / "genai_config.json").exists():
+        raise UserInputError(
+            f"{root} holds no onnxruntime-genai model (genai_config.json not found)",
+            hint="pass an auto-opt, generate-adapter or package output folder, or a genai model folder",
+        )
+    adapters = adapter_files(root)
+    if opts.adapter and opts.adapter not in adapters:
+        known = ", ".join(sorted(adapters)) or "none"
+        raise UserInputError(f"adapter {opts.adapter!r} not found in {root}; adapters there: {known}")
+    chosen = {opts.adapter: adapters[opts.adapter]} if opts.adapter else None
+    return ChatSession(folder, chosen, opts.adapter, opts.system, opts.sampling(), opts.max_new_tokens)
+
+
+def adapter_files(root: Path) -> dict[str, Path]:
+    """name -> .onnx_adapter path, from model_config.json's `adapters` or an adapters/ folder."""
+    found: dict[str, Path] = {p.stem: p for p in (root / "adapters").glob("*.onnx_adapter")}
+    config = root / MODEL_CONFIG
+    if config.exists():
+        for name, rel in (json.loads(config.read_text()).get("adapters") or {}).items():
+            found[name] = root / rel
+    return found
+
+
+def write_stdout(text: str) -> None:
+    """Write a piece of an answer now (stdout may be a pipe, which buffers)."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def chat_loop(
+    session: ChatSession, read: Callable[[str], str] = input, write: Callable[[str], Any] = write_stdout
+) -> None:
+    """Read messages until /exit or end of input; answer each with the conversation so far.
+
+    ``write`` gets text pieces (no newline added). Ctrl-C during an answer stops that answer; at the
+    prompt it says how to quit."""
+    write(HELP_LINE + "\n")
+    while True:
+        try:
+            text = read("> ").strip()
+        except EOFError:
+            write("\n")
+            return
+        except KeyboardInterrupt:
+            write("\n(" + HELP_LINE + ")\n")
+            continue
+        if text in EXIT_WORDS:
+            return
+        try:
+            _turn(session, text, write)
+        except KeyboardInterrupt:  # arrived between tokens and the prompt: the answer is over anyway
+            write("\n")
+
+
+def _turn(session: ChatSession, text: str, write: Callable[[str], Any]) -> None:
+    if not text:
+        return
+    if text == "/reset":
+        session.reset()
+        write("(conversation cleared)\n")
+        return
+    if text.startswith("/"):
+        write(f"(unknown command {text.split()[0]}; {HELP_LINE})\n")
+        return
+    try:
+        reply = session.answer(text, write)
+    except PromptTooLongError as e:
+        write(f"({e})\n")
+        return
+    write(" [stopped]\n" if reply.interrupted else "\n")
+    if reply.dropped_turns:
+        write(f"(the {reply.dropped_turns} oldest turns no longer fit in the context window and were dropped)\n")

@@ -1,0 +1,149 @@
+"""The public Python API as a notebook user meets it: `import olive_ext`, then finetune, auto_opt, package, verify.
+
+Nothing below reaches into olive-ext's internals: only names exported from ``olive_ext``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+import olive_ext
+
+FAST = {"warmup": 0, "repeats": 1, "new_tokens": 4, "prompt_tokens": 8, "max_new_tokens": 4}
+
+
+@pytest.fixture(scope="module")
+def qa_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "qa.jsonl"
+    rows = [{"q": f"what is {i} plus {i}?", "a": str(2 * i)} for i in range(24)]
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    return path
+
+
+def test_notebook_flow_finetune_auto_opt_package_verify(tiny_llama: Path, qa_file: Path, tmp_path: Path) -> None:
+    cache = str(tmp_path / "cache")
+    ft = olive_ext.finetune(
+        str(tiny_llama),
+        str(tmp_path / "ft"),
+        data_files=str(qa_file),
+        train_split="train[:16]",
+        eval_split="train[16:]",
+        text_template="Q: {q}\nA: {a}",
+        max_steps=3,
+        torch_dtype="float32",
+        cache_dir=cache,
+    )
+    assert ft.adapter_path == tmp_path / "ft" / "adapter" and (ft.adapter_path / "adapter_config.json").exists()
+    assert ft.model_path.is_dir() and ft.metrics["steps"] == 3
+    assert ft.metrics["eval"]["finetuned"]["examples"] == 8
+
+    # no data given: auto-opt measures on the fine-tune's own eval split (recorded by finetune)
+    best = olive_ext.auto_opt(
+        str(ft.output_dir), str(tmp_path / "onnx"), precision="int4", max_candidates=2, cache_dir=cache, **FAST
+    )
+    assert best.model_path == tmp_path / "onnx" / "model" and (best.model_path / "genai_config.json").exists()
+    assert "exact_match" in best.metrics
+    report = json.loads((tmp_path / "onnx" / "candidates.json").read_text())
+    assert report["accuracy_measured"] is True and report["unchecked_constraints"] == []
+    assert report["reference"] and "exact_match" in report["reference"]["metrics"]
+
+    bundle = olive_ext.package(best.output_dir, tmp_path / "bundle", zip=True, name="tiny")
+    assert bundle.zip_path == tmp_path / "bundle.zip" and bundle.zip_path.exists()
+    assert bundle.manifest["name"] == "tiny"
+    verified = olive_ext.verify(bundle.zip_path)
+    passed = {c.name for c in verified.checks if c.ok}
+    assert {"checksums", "chat template", "load"} <= passed, verified.checks
+    # 3 steps on random weights do not teach the tiny model to stop: the end-of-turn check must say so
+    stops = [c for c in verified.checks if c.name.startswith("end of turn")]
+    assert stops and not verified.ok and all("end-of-turn" in c.detail for c in stops if not c.ok)
+
+
+def test_auto_opt_without_eval_data_says_accuracy_was_not_checked(
+    tiny_llama: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "onnx"
+    with caplog.at_level(logging.WARNING, logger="olive_ext"):
+        result = olive_ext.auto_opt(
+            str(tiny_llama), str(out), precision="int4", max_candidates=1, cache_dir=str(tmp_path / "c"), **FAST
+        )
+    assert any("accuracy will NOT be measured" in r.getMessage() for r in caplog.records)
+    data = json.loads((out / "candidates.json").read_text())
+    assert data["accuracy_measured"] is False and data["unchecked_constraints"] == ["max_accuracy_drop"]
+    assert all("max_accuracy_drop" not in c["constraints"] for c in data["candidates"])
+    assert "NOT checked" in (out / "report.md").read_text()
+    assert "NOT checked" in (out / "report.html").read_text()
+    info = json.loads((out / "model_config.json").read_text())
+    assert info["selection"].startswith("speed and size alone")
+    bundle = olive_ext.package(result.output_dir, tmp_path / "bundle")
+    assert bundle.manifest["selection"].startswith("speed and size alone")
+
+
+def test_unknown_option_names_the_key_with_a_did_you_mean(tmp_path: Path) -> None:
+    with pytest.raises(olive_ext.RecipeError) as info:
+        olive_ext.auto_opt("some/model", str(tmp_path / "o"), max_acuracy_drop=2.0)
+    assert "max_acuracy_drop" in str(info.value) and "max_accuracy_drop" in str(info.value)
+
+
+def test_run_takes_a_path_a_dict_or_a_recipe_and_validate_lists_problems(tiny_llama: Path, tmp_path: Path) -> None:
+    raw = {
+        "input_model": {"path": str(tiny_llama)},
+        "passes": {"build": {"type": "model_builder", "precision": "fp32"}},
+        "output": {"path": str(tmp_path / "from-dict")},
+    }
+    assert olive_ext.validate(raw) == []
+    result = olive_ext.run(raw)
+    assert result.model_path == tmp_path / "from-dict" / "model" and result.model_path.is_dir()
+    recipe_file = tmp_path / "recipe.json"
+    recipe_file.write_text(json.dumps(raw))
+    again = olive_ext.run(recipe_file, output_path=tmp_path / "from-file")
+    assert again.cache_hits == again.steps_run  # same build, from the cache
+    recipe = olive_ext.Recipe.model_validate(raw)
+    assert olive_ext.run(recipe, output_path=tmp_path / "from-recipe").model_path is not None
+    problems = olive_ext.validate({**raw, "passes": {"build": {"type": "model_builder", "precison": "int4"}}})
+    assert [p.path for p in problems] == ["passes.build.precison"] and "precision" in (problems[0].hint or "")
+
+
+def test_import_changes_no_global_logging_or_warnings_state() -> None:
+    code = (
+        "import logging, warnings\n"
+        "before = (list(warnings.filters), {n: l.level for n, l in logging.root.manager.loggerDict.items()"
+        " if isinstance(l, logging.Logger)}, logging.root.level)\n"
+        "import olive_ext\n"
+        "olive_ext.finetune, olive_ext.auto_opt, olive_ext.run, olive_ext.package\n"
+        "after = (list(warnings.filters), {n: l.level for n, l in logging.root.manager.loggerDict.items()"
+        " if isinstance(l, logging.Logger) and n in before[1]}, logging.root.level)\n"
+        "assert before == after, (before, after)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_public_names_are_exported_and_documented() -> None:
+    exported = set(olive_ext.__all__) - {"__version__"}
+    assert exported == set(olive_ext._EXPORTS)
+    for name in exported:
+        assert getattr(olive_ext, name).__doc__, name
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(AttributeError):
+            olive_ext.no_such_name  # noqa: B018
+
+
+def test_signatures_show_every_option_with_its_declared_default() -> None:
+    import inspect
+
+    from olive_ext.evaluate.spec import Constraints
+    from olive_ext.workflows.finetune import FinetuneRunOptions
+
+    params = inspect.signature(olive_ext.auto_opt).parameters
+    assert params["max_accuracy_drop"].default == Constraints.model_fields["max_accuracy_drop"].default
+    assert params["precision"].kind is inspect.Parameter.KEYWORD_ONLY
+    ft = inspect.signature(olive_ext.finetune).parameters
+    assert ft["learning_rate"].default == FinetuneRunOptions.default_of("learning_rate")
+    assert "options" not in ft  # the **options catch-all is replaced by the model's fields

@@ -1,0 +1,218 @@
+"""verify on hostile bundles: links and special files, names that leave the bundle, broken manifests and zips.
+
+Each case asserts the exit code, a message on one line, that nothing was written (the bundle is
+unchanged and no extraction folder is left behind) and that no check hangs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import stat
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_package import auto_opt_output, cli, line_with, snapshot  # noqa: F401  (auto_opt_output: a fixture)
+
+from olive_ext.deploy.bundle import package
+
+CapSys = pytest.CaptureFixture[str]
+
+
+@pytest.fixture(scope="module")
+def pristine(auto_opt_output: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+    """One bundle (and its zip), packaged once; tests change copies of it."""
+    return package(auto_opt_output, tmp_path_factory.mktemp("pristine") / "bundle", make_zip=True)
+
+
+@pytest.fixture
+def bundle(pristine: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(pristine, tmp_path / "bundle"))
+
+
+@pytest.fixture(autouse=True)
+def extraction_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """verify extracts zips under tempfile's folder: point it here, and require it empty afterwards."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    yield folder
+    assert not any(folder.iterdir()), "verify left files behind"
+
+
+@pytest.fixture(autouse=True)
+def deadline() -> Iterator[None]:
+    """A verify that reads /dev/zero or opens a FIFO would hang; fail after 60 s instead."""
+
+    def expired(signum: int, frame: object) -> None:
+        raise TimeoutError("verify hung")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def verify_fails(capsys: CapSys, target: Path, fragment: str, *flags: str, code: int = 1) -> str:
+    """Run `olive-ext verify`, check the exit code and that nothing changed; return the line holding fragment."""
+    root = target if target.is_dir() else target.parent
+    before = snapshot(root)
+    got, text = cli(capsys, "verify", str(target), *flags)
+    assert got == code, text
+    assert snapshot(root) == before
+    return line_with(text, fragment)
+
+
+def edit_manifest(bundle: Path, change: object) -> None:
+    path = bundle / "manifest.json"
+    manifest = json.loads(path.read_text())
+    change(manifest)  # type: ignore[operator]
+    path.write_text(json.dumps(manifest))
+
+
+# ---- links and special files in a bundle folder: named, never followed or read ----
+
+
+def test_a_link_to_dev_zero_is_named_not_read(bundle: Path, capsys: CapSys) -> None:
+    (bundle / "model" / "genai_config.json").unlink()
+    os.symlink("/dev/zero", bundle / "model" / "genai_config.json")
+    line = verify_fails(capsys, bundle, "genai_config.json")  # with the model run: nothing may read it
+    assert line.startswith("FAIL regular files only") and "symbolic link to /dev/zero (a character device)" in line
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda b, out: os.symlink(b / "gone", b / "model" / "extra.bin"), "does not exist (dangling)"),
+        (lambda b, out: os.symlink(out, b / "adapters"), "symbolic link to the folder"),
+        (lambda b, out: os.symlink(out / "secret.txt", b / "notes.txt"), "a regular file"),
+        (lambda b, out: os.mkfifo(b / "model" / "pipe"), "named pipe (FIFO)"),
+        (lambda b, out: os.symlink("loop", b / "loop"), "cannot be resolved"),
+    ],
+    ids=["dangling", "folder-link", "file-link", "fifo", "loop"],
+)
+def test_links_and_special_files_fail_clearly(
+    bundle: Path, tmp_path: Path, capsys: CapSys, make: object, message: str
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("not part of the bundle")
+    make(bundle, outside)  # type: ignore[operator]
+    line = verify_fails(capsys, bundle, message)
+    assert line.startswith("FAIL regular files only")
+    assert (outside / "secret.txt").read_text() == "not part of the bundle"
+
+
+def test_a_manifest_that_is_a_link_is_not_read(bundle: Path, tmp_path: Path, capsys: CapSys) -> None:
+    real = tmp_path / "elsewhere.json"
+    shutil.move(bundle / "manifest.json", real)
+    os.symlink(real, bundle / "manifest.json")
+    assert "manifest.json: a symbolic link" in verify_fails(capsys, bundle, "manifest.json")
+
+
+# ---- names from the manifest are sanitised ----
+
+
+def test_adapter_names_that_leave_the_bundle_are_refused(bundle: Path, tmp_path: Path, capsys: CapSys) -> None:
+    (tmp_path / "evil.onnx_adapter").write_bytes(b"not an adapter")
+    edit_manifest(bundle, lambda m: m.update(adapters=["../../evil"]))
+    line = verify_fails(capsys, bundle, "'../../evil'")  # with the model run: it must stop before loading
+    assert line.startswith("FAIL manifest") and "not a plain file name" in line and "not followed" in line
+
+
+@pytest.mark.parametrize("path", ["../outside.txt", "/etc/passwd", "model/../run.py", "a\\b"])
+def test_file_paths_that_leave_the_bundle_are_refused(bundle: Path, capsys: CapSys, path: str) -> None:
+    edit_manifest(bundle, lambda m: m["files"].append({"path": path, "sha256": "0" * 64, "size": 1}))
+    assert "it was not followed" in verify_fails(capsys, bundle, "FAIL manifest", "--no_run")
+
+
+# ---- manifests that cannot be trusted: a failed check, never a traceback ----
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"{ not json", "is not valid JSON"),
+        (b"[1, 2, 3]", "must hold a JSON object, found a list"),
+        (b"\xff\xfe{}", "is not UTF-8 text"),
+        (b"[" * 100_000 + b"]" * 100_000, "manifest.json"),
+        (b'{"files": {"a": 1}}', "'files' must be a list"),
+        (b'{"files": [{"path": "run.py", "size": 3}]}', "'sha256' is missing"),
+        (b'{"files": [{"path": "run.py", "sha256": "x", "size": -1}]}', "'size' is missing or not a non-negative"),
+    ],
+    ids=["not-json", "list", "not-utf8", "deep", "files-not-list", "no-sha256", "bad-size"],
+)
+def test_broken_manifests_fail_the_manifest_check(bundle: Path, capsys: CapSys, content: bytes, message: str) -> None:
+    (bundle / "manifest.json").write_bytes(content)
+    assert verify_fails(capsys, bundle, message).startswith("FAIL manifest")
+
+
+# ---- zips ----
+
+
+def _zip_from(folder: Path, archive: Path, mode: int | None = None) -> None:
+    """Zip with Python's defaults (writestr gives members mode 0o600 and no file-type bits)."""
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        for p in sorted(folder.rglob("*")):
+            if p.is_file():
+                z.writestr(f"bundle/{p.relative_to(folder).as_posix()}", p.read_bytes())
+        if mode is not None:
+            info = zipfile.ZipInfo("bundle/model/device")
+            info.create_system = 3
+            info.external_attr = mode << 16
+            z.writestr(info, b"")
+
+
+def test_zip_members_with_permission_bits_only_are_regular_files(pristine: Path, tmp_path: Path) -> None:
+    from olive_ext.deploy.verify import verify
+
+    archive = tmp_path / "plain.zip"
+    _zip_from(pristine, archive)
+    with zipfile.ZipFile(archive) as z:
+        assert {i.external_attr >> 16 for i in z.infolist()} == {0o600}
+    report = verify(archive, run_model=False)
+    assert report.ok, report.checks
+
+
+def test_zip_device_members_are_refused_before_extraction(pristine: Path, tmp_path: Path, capsys: CapSys) -> None:
+    archive = tmp_path / "device.zip"
+    _zip_from(pristine, archive, mode=stat.S_IFCHR | 0o600)
+    line = verify_fails(capsys, archive, "bundle/model/device", code=2)
+    assert line.startswith("error:") and "a character device" in line and "nothing was extracted" in line
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda data: b"PK\x03\x04 garbage " * 50, "is not a readable zip archive"),
+        (lambda data: data[: len(data) // 2], "is not a readable zip archive"),
+        (lambda data: b"", "is not a readable zip archive"),
+        (lambda data: data[:200] + bytes(b ^ 0x5A for b in data[200:400]) + data[400:], "is damaged"),
+    ],
+    ids=["garbage", "truncated", "empty", "corrupt-member"],
+)
+def test_broken_zips_are_refused_with_a_message(
+    pristine: Path, tmp_path: Path, capsys: CapSys, damage: object, message: str
+) -> None:
+    archive = tmp_path / "broken.zip"
+    archive.write_bytes(damage(pristine.with_name("bundle.zip").read_bytes()))  # type: ignore[operator]
+    assert verify_fails(capsys, archive, message, "--no_run", code=2).startswith("error:")
+
+
+def test_a_zip_without_one_top_folder_is_refused(tmp_path: Path, capsys: CapSys) -> None:
+    archive = tmp_path / "two.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("a/manifest.json", "{}")
+        z.writestr("b/manifest.json", "{}")
+    assert verify_fails(capsys, archive, "must hold one top folder", code=2).startswith("error:")
+
+
+def test_a_path_that_is_neither_folder_nor_file_is_refused(tmp_path: Path, capsys: CapSys) -> None:
+    line = verify_fails(capsys, tmp_path / "missing", "neither a bundle folder nor a zip", code=2)
+    assert line.startswith("error:")

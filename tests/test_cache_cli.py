@@ -1,0 +1,158 @@
+"""`olive-ext cache ls|prune` over a real cache, and hub inputs keyed by the resolved commit."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from olive_ext.artifacts import Artifact
+from olive_ext.cache import Cache, cache_key, list_entries
+from olive_ext.cli import main
+
+DAY = 86400.0
+
+
+def _entry(
+    cache: Cache, name: str, size: int, days_unused: float, pass_type: str = "toy", base: Path | None = None
+) -> Path:
+    """A whole entry holding ``size`` bytes, last used ``days_unused`` days ago (built a day before that)."""
+    key = cache_key(name)
+    with cache.building(key) as work:
+        (work / "model").mkdir()
+        (work / "model" / "weights.bin").write_bytes(os.urandom(size))
+        path = str(base) if base else str(work / "model")
+        cache.commit_artifact(key, work, Artifact("hf", path), {"pass": pass_type, "config": {}, "input": "x"})
+    entry = cache.entries / key
+    used = time.time() - days_unused * DAY
+    os.utime(entry / "entry.json", (used - DAY, used - DAY))
+    os.utime(entry, (used, used))
+    return entry
+
+
+def _ls(root: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(["cache", "ls", "--cache_dir", str(root)]) == 0
+    return capsys.readouterr().out
+
+
+def test_ls_shows_each_entry_with_pass_size_age_and_last_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = Cache(tmp_path / "c")
+    _entry(cache, "a", 2_000_000, 10, "model_builder")
+    _entry(cache, "b", 30_000, 0, "lora")
+    cache.put_result(cache_key("eval"), {"latency_ms": 1.0}, {"metrics": ["latency"]})
+    out = _ls(cache.root, capsys)
+    rows = [line.split() for line in out.splitlines()[1:4]]
+    assert [r[1] for r in rows] == ["evaluation", "lora", "model_builder"]  # most recently used first
+    assert rows[2][2:4] == ["2.0", "MB"] and "11 d ago" in out and "10 d ago" in out
+    assert "3 entries, 2.0 MB" in out
+
+
+def test_prune_older_than_removes_unused_entries_and_a_cache_hit_counts_as_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = Cache(tmp_path / "c")
+    old, recent, hit = _entry(cache, "old", 1000, 9), _entry(cache, "new", 1000, 1), _entry(cache, "hit", 1000, 9)
+    assert cache.get_artifact(hit.name) is not None  # used now: kept
+    assert main(["cache", "prune", "--older-than", "7d", "--cache_dir", str(cache.root)]) == 0
+    assert "removed 1 entries" in capsys.readouterr().out
+    assert not old.exists() and recent.exists() and hit.exists()
+    assert cache.get_artifact(old.name) is None  # a miss: the next run rebuilds it
+    assert not list((cache.root / "tmp").iterdir())
+
+
+def test_prune_max_size_removes_least_recently_used_until_it_fits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = Cache(tmp_path / "c")
+    entries = [_entry(cache, str(i), 1_000_000, days) for i, days in enumerate([5, 1, 3, 0])]
+    assert main(["cache", "prune", "--max-size", "2.5MB", "--dry_run", "--cache_dir", str(cache.root)]) == 0
+    assert "2 of 4 entries" in capsys.readouterr().out and all(e.exists() for e in entries)
+    assert main(["cache", "prune", "--max-size", "2.5MB", "--cache_dir", str(cache.root)]) == 0
+    assert [e.exists() for e in entries] == [False, True, False, True]
+    assert sum(e.size_bytes for e in list_entries(cache.root)) <= 2_500_000
+
+
+def test_prune_never_deletes_an_entry_being_written_or_locked(tmp_path: Path) -> None:
+    import fcntl
+    import subprocess
+    import sys
+
+    cache = Cache(tmp_path / "c")
+    names = ("rebuilding", "locked", "unlocked", "dead-writer")
+    rebuilding, locked, unlocked, dead = (_entry(cache, n, 1000, 30) for n in names)
+    (cache.tmp / f"{rebuilding.name}.{os.getpid()}.abcd1234").mkdir()  # a live writer's folder
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (cache.tmp / f"{dead.name}.{gone.stdout.strip()}.abcd1234").mkdir()  # a killed writer's leftover
+    locks = cache.root / "locks"
+    locks.mkdir(exist_ok=True)
+    (locks / f"{unlocked.name}.lock").write_text("")  # lock files stay after builds: only a held lock counts
+    # a build holding the lock in another process (flock locks belong to open files, so a child holds it)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys; f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX); "
+         "print('held', flush=True); sys.stdin.read()", str(locks / f"{locked.name}.lock")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert main(["cache", "prune", "--older-than", "1d", "--cache_dir", str(cache.root)]) == 0
+    finally:
+        holder.communicate("")
+    assert rebuilding.exists() and locked.exists() and not unlocked.exists() and not dead.exists()
+    with open(locks / f"{locked.name}.lock") as f:  # released again after prune looked
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def test_prune_removes_entries_built_on_a_removed_one(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "c")
+    base = _entry(cache, "base", 1000, 20)
+    child = _entry(cache, "child", 1000, 0, base=base / "model")  # its artifact points into base
+    assert list_entries(cache.root)[0].refers_to == {base.name}
+    assert main(["cache", "prune", "--older-than", "7d", "--cache_dir", str(cache.root)]) == 0
+    assert not base.exists() and not child.exists()  # a kept child would point at deleted files
+
+
+@pytest.mark.parametrize(("flags", "message"), [([], "say what to remove"), (["--max-size", "2XB"], "not a size"),
+                                                (["--older-than", "7y"], "not a duration")])  # fmt: skip
+def test_prune_refuses_unclear_limits(
+    flags: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["cache", "prune", *flags, "--cache_dir", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def _fake_hub_cache(root: Path, repo: str, commits: list[str]) -> Path:
+    """The Hugging Face cache layout: models--owner--name/{snapshots/<commit>/, refs/main}."""
+    folder = root / f"models--{repo.replace('/', '--')}"
+    for commit in commits:
+        snap = folder / "snapshots" / commit
+        snap.mkdir(parents=True)
+        (snap / "config.json").write_text(f'{{"commit": "{commit}"}}')
+    (folder / "refs").mkdir()
+    return folder
+
+
+def test_hub_input_is_keyed_by_the_commit_the_local_cache_resolves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from olive_ext.artifacts import fingerprint_input, resolve_hub_revision
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    old, new = "a" * 40, "b" * 40
+    folder = _fake_hub_cache(tmp_path / "hub", "owner/model", [old, new])
+    (folder / "refs" / "main").write_text(old)
+    before = fingerprint_input(Artifact("hf", "owner/model")).fingerprint
+    assert resolve_hub_revision("owner/model") == old
+    assert fingerprint_input(Artifact("hf", "owner/model")).fingerprint == before  # stable while main stays
+    (folder / "refs" / "main").write_text(new)  # `huggingface-cli download` fetched an update
+    assert resolve_hub_revision("owner/model") == new
+    assert fingerprint_input(Artifact("hf", "owner/model")).fingerprint != before
+    # a tag resolves through its own ref; a commit is already resolved
+    (folder / "refs" / "v1").write_text(old)
+    tagged = fingerprint_input(Artifact("hf", "owner/model", meta={"revision": "v1"})).fingerprint
+    assert tagged == fingerprint_input(Artifact("hf", "owner/model", meta={"revision": old})).fingerprint
+    assert tagged != fingerprint_input(Artifact("hf", "owner/model")).fingerprint

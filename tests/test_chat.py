@@ -1,0 +1,174 @@
+"""`olive-ext chat` on the tiny Llama built to onnxruntime-genai: history, sampling, /reset, /exit, Ctrl-C."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from convert_helpers import build
+
+from olive_ext.onnx.chat import ChatSession, PromptTooLongError, Sampling
+from olive_ext.workflows.chat import ChatOptions, chat_loop, open_chat
+
+
+@pytest.fixture(scope="module")
+def genai_model(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    art = build(tiny_llama, {"build": {"type": "model_builder"}}, cache_dir=tmp_path_factory.mktemp("chat-cache"))
+    return Path(art.path)
+
+
+def _text(session: ChatSession, ids: list[int]) -> str:
+    return str(session.tokenizer.decode(ids))
+
+
+def _scripted(lines: list[str]) -> Iterator[str]:
+    yield from lines
+    raise EOFError
+
+
+def test_turn_two_prompt_holds_turn_one_and_reset_forgets_it(genai_model: Path) -> None:
+    session = open_chat(ChatOptions(model_name_or_path=str(genai_model), max_new_tokens=8))
+    first = session.answer("my name is Zed")
+    turn1 = _text(session, session.last_prompt_ids)
+    session.answer("what is my name")
+    turn2 = _text(session, session.last_prompt_ids)
+    assert first.tokens > 0 and turn2.startswith(turn1.rstrip())  # turn 1's prompt, its answer, then turn 2
+    assert first.text.strip() in turn2[len(turn1.rstrip()) :] and turn2.rstrip().endswith("assistant")
+    assert "what is my name" in turn2
+    out: list[str] = []
+    lines = _scripted(["/reset", "who am I", "/exit", "never read"])
+    chat_loop(session, lambda _: next(lines), out.append)
+    turn3 = _text(session, session.last_prompt_ids)
+    assert "(conversation cleared)" in "".join(out)
+    assert "who am I" in turn3 and "Zed" not in turn3 and "what is my name" not in turn3
+    assert next(lines) == "never read"  # /exit stopped reading
+
+
+def _answer(session: ChatSession, sampling: Sampling, text: str = "tell me a story") -> str:
+    session.sampling = sampling
+    session.reset()
+    return session.answer(text).text
+
+
+def test_sampling_options_are_applied(genai_model: Path) -> None:
+    session = open_chat(ChatOptions(model_name_or_path=str(genai_model), max_new_tokens=24))
+    greedy = _answer(session, Sampling())
+    assert _answer(session, Sampling()) == greedy
+    assert _answer(session, Sampling(temperature=1.0, top_k=1, seed=1)) == greedy  # one candidate: greedy
+    hot = _answer(session, Sampling(temperature=1.5, seed=3))
+    assert hot != greedy and _answer(session, Sampling(temperature=1.5, seed=3)) == hot  # seeded: repeatable
+    assert _answer(session, Sampling(temperature=1.5, seed=4)) != hot
+    assert _answer(session, Sampling(repetition_penalty=1.8)) != greedy
+
+
+def test_old_turns_are_dropped_to_fit_the_context_window(genai_model: Path) -> None:
+    session = open_chat(ChatOptions(model_name_or_path=str(genai_model), max_new_tokens=400))
+    budget = session.context_tokens - 400
+    dropped = 0
+    for i in range(6):
+        reply = session.answer(f"message number {i} " + "about the weather in the city " * 3)
+        dropped += reply.dropped_turns
+        assert len(session.last_prompt_ids) <= budget
+    prompt = _text(session, session.last_prompt_ids)
+    assert dropped > 0 and "message number 0" not in prompt and "message number 5" in prompt
+    with pytest.raises(PromptTooLongError, match="--max_new_tokens"):
+        session.answer("weather " * 400)
+    out: list[str] = []
+    lines = _scripted(["weather " * 400])
+    chat_loop(session, lambda _: next(lines), out.append)
+    assert "--max_new_tokens" in "".join(out)  # said, and the chat goes on
+
+
+def test_ctrl_c_during_an_answer_stops_it_and_returns_to_the_prompt(
+    genai_model: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import olive_ext.workflows.chat as chat_module
+    from olive_ext.cli import main
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # what a terminal's Ctrl-C raises
+    pieces = 0
+
+    def write(text: str) -> None:
+        nonlocal pieces
+        sys.stdout.write(text)
+        pieces += 1
+        if pieces == 4:  # the help line, then three tokens of the first answer
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(chat_module, "write_stdout", write)
+    monkeypatch.setattr("sys.stdin", io.StringIO("tell me a story\nand another one\n/exit\n"))
+    try:
+        code = main(["chat", "-m", str(genai_model), "--max_new_tokens", "200"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert " [stopped]\n" in captured.out and "interrupted" not in captured.err
+    assert captured.out.count("> ") == 3  # the prompt came back for the second message and for /exit
+
+
+def test_cli_reads_piped_messages_until_end_of_input(genai_model: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "olive_ext", "chat", "-m", str(genai_model), "--max_new_tokens", "5",
+         "--temperature", "0.8", "--seed", "1"],
+        input="hello\n/reset\n/help\nhi\n", capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "(conversation cleared)" in proc.stdout and "unknown command /help" in proc.stdout
+    assert proc.stdout.count("> ") == 5 and "Traceback" not in proc.stderr
+
+
+WRITE_SYSCALL = {"x86_64": "1", "aarch64": "64"}.get(__import__("platform").machine())
+
+
+@pytest.mark.skipif(sys.platform != "linux" or WRITE_SYSCALL is None, reason="reads /proc/<pid>/syscall")
+def test_ctrl_c_typed_in_a_terminal_stops_the_answer(genai_model: Path) -> None:
+    """A real terminal (pty): Ctrl-S holds the answer's first write, Ctrl-C then stops that answer."""
+    import fcntl
+    import pty
+    import select
+    import termios
+    import time
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "olive_ext", "chat", "-m", str(genai_model), "--max_new_tokens", "400"],
+        stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),  # the pty is its terminal: Ctrl-C is SIGINT
+    )  # fmt: skip
+    os.close(slave)
+    seen = b""
+
+    def read_until(token: bytes, timeout: float = 120) -> bool:
+        nonlocal seen
+        deadline = time.time() + timeout
+        while token not in seen and time.time() < deadline and proc.poll() is None:
+            if select.select([master], [], [], 0.2)[0]:
+                seen += os.read(master, 4096)
+        return token in seen
+
+    def blocked_in_write() -> bool:
+        with open(f"/proc/{proc.pid}/syscall") as f:
+            return f.read().split()[0] == WRITE_SYSCALL
+
+    try:
+        assert read_until(b"> "), seen
+        os.write(master, b"\x13" + b"tell me a story\r")  # Ctrl-S: output held, the answer's first write waits
+        deadline = time.time() + 60
+        while not blocked_in_write() and time.time() < deadline:
+            time.sleep(0.1)
+        os.write(master, b"\x03")  # Ctrl-C
+        assert read_until(b"[stopped]") and read_until(b"\n> "), seen
+        os.write(master, b"/exit\r")
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert b"interrupted" not in seen and b"Traceback" not in seen
