@@ -708,10 +708,13 @@ def report(c: dict[str, Any]) -> tuple[str, str]:
         )
     lines += [
         "",
-        "Candidates of the olive-ext run (its own measurements, 3 timed runs each, during the run):",
+        "Candidates of the olive-ext run (its own measurements during the run; timed runs: as many as the "
+        "evaluator needed for the median to settle; rows: eval rows scored, fewer when racing stopped a "
+        "candidate that could no longer meet the accuracy constraint):",
         "",
-        "| | candidate | exact match % | decode tok/s | ms/token p50 | first token ms | size MB | status |",
-        "|---|---|---|---|---|---|---|---|",
+        "| | candidate | exact match % | rows | decode tok/s | ms/token p50 | first token ms | timed runs | size MB "
+        "| seconds | status |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for cand in ours["candidates"]:
         m = cand["metrics"]
@@ -731,9 +734,12 @@ def report(c: dict[str, Any]) -> tuple[str, str]:
             v = m.get(key)
             return f"{v:.{digits}f}" if isinstance(v, (int, float)) else "-"
 
+        if "exact_match.stopped_after" in m:
+            status += f" (stopped after {m['exact_match.stopped_after']:.0f} rows)"
         lines.append(
             f"| {'*' if cand['chosen'] else ''} | {cand['label'].split(' -> ')[0][:90]} | {f('exact_match')} | "
-            f"{f('throughput', 0)} | {f('latency', 2)} | {f('ttft', 1)} | {f('size', 0)} | {status} |"
+            f"{f('exact_match.n', 0)} | {f('throughput', 0)} | {f('latency', 2)} | {f('ttft', 1)} | "
+            f"{f('latency.runs', 0)} | {f('size', 0)} | {cand.get('seconds', '-')} | {status} |"
         )
     lines += ["", *_auto_notes(c)]
     auto_text = "\n".join(lines)

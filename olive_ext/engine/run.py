@@ -25,12 +25,14 @@ from olive_ext.engine.select import (
     nearest_misses,
     objective_value,
     select,
+    stopped_after,
     unchecked_constraints,
 )
 from olive_ext.engine.steps import Step
 from olive_ext.errors import ConstraintsNotMetError, OliveExtError
 from olive_ext.evaluate.context import EvalContext
 from olive_ext.evaluate.evaluator import evaluate
+from olive_ext.evaluate.racing import Race
 from olive_ext.models.folder import resolve_model_arg
 from olive_ext.models.hub import go_offline_if_unreachable
 from olive_ext.passes.context import RunContext
@@ -89,7 +91,8 @@ def execute(
     with progress, progress.task("candidates", total=total) as bar:
         for candidate in strategy:
             bar.update(info=" -> ".join(s.type for s in candidate.steps))
-            result = run_candidate(source, candidate, ctx, recipe, reference_accuracy)
+            race = race_for(recipe, _race_reference(results, reference_accuracy, recipe))
+            result = run_candidate(source, candidate, ctx, recipe, reference_accuracy, race)
             results.append(result)
             if result.exception is not None:
                 if single or getattr(result.exception, "fails_every_candidate", False):
@@ -138,9 +141,16 @@ def raise_if_unmet(result: RunResult, recipe: Recipe) -> None:
 
 
 def run_candidate(
-    source: Artifact, candidate: Candidate, ctx: RunContext, recipe: Recipe, reference_accuracy: float | None = None
+    source: Artifact,
+    candidate: Candidate,
+    ctx: RunContext,
+    recipe: Recipe,
+    reference_accuracy: float | None = None,
+    race: Race | None = None,
 ) -> CandidateResult:
-    """Build one candidate through the cache and evaluate it; failures are recorded, not raised."""
+    """Build one candidate through the cache and evaluate it; failures are recorded, not raised.
+
+    With ``race``, its evaluation stops early once its accuracy cannot meet the constraint."""
     result = CandidateResult(candidate)
     started = time.perf_counter()
     step_ctx = ctx.for_step(ctx.output_dir, candidate.target)
@@ -153,7 +163,8 @@ def run_candidate(
             if not candidate.target.is_available():
                 metrics = [m for m in recipe.evaluate.metrics if m == "size"]
                 result.notes.append(f"not measured here: {candidate.target.provider} is not available on this machine")
-            result.metrics, result.eval_cache_hit = evaluate(result.artifact, ectx, ctx.cache, metrics)
+            result.metrics, result.eval_cache_hit = evaluate(result.artifact, ectx, ctx.cache, metrics, race)
+            _note_stopped(result)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as e:  # one candidate's failure must not end a search; it is recorded
@@ -162,6 +173,36 @@ def run_candidate(
         logger.debug("%s", "".join(traceback.format_exception(e)))
     result.seconds = time.perf_counter() - started
     return result
+
+
+def race_for(recipe: Recipe, reference: float | None) -> Race | None:
+    """The racing rule for the next candidate: stop below ``reference - max_accuracy_drop``."""
+    spec = recipe.evaluate
+    if spec is None or spec.racing == "off" or reference is None or spec.constraints.max_accuracy_drop is None:
+        return None
+    if not {"accuracy", "exact_match"} & set(spec.metrics):
+        return None
+    return Race(floor=reference - spec.constraints.max_accuracy_drop, bound=spec.racing)
+
+
+def _race_reference(results: list[CandidateResult], reference_accuracy: float | None, recipe: Recipe) -> float | None:
+    """The accuracy a candidate is raced against: the reference model's, or (``reference: best``) the best
+    accuracy over all rows so far, which the final best can only exceed, so a stop stays justified."""
+    if reference_accuracy is not None or recipe.evaluate is None or recipe.evaluate.reference != "best":
+        return reference_accuracy
+    full = [accuracy_of(r.metrics) for r in results if r.ok and stopped_after(r.metrics) is None]
+    known = [a for a in full if a is not None]
+    return max(known) if known else None
+
+
+def _note_stopped(result: CandidateResult) -> None:
+    rows = stopped_after(result.metrics)
+    if rows is not None:
+        total = int(result.metrics.get("exact_match.rows", result.metrics.get("accuracy.rows", 0)))
+        result.notes.append(
+            f"stopped after {rows} of {total} rows: the upper bound of its accuracy fell below what "
+            "max_accuracy_drop allows (not timed)"
+        )
 
 
 def evaluate_reference(
@@ -196,7 +237,7 @@ def evaluate_reference(
 
 
 def _search_score(result: CandidateResult, recipe: Recipe, reference_accuracy: float | None) -> float | None:
-    if not result.ok or not recipe.evaluate:
+    if not result.ok or not recipe.evaluate or stopped_after(result.metrics) is not None:
         return None
     value = objective_value(result.metrics, recipe.evaluate.objective)
     if value is None:

@@ -30,6 +30,14 @@ def accuracy_of(metrics: dict[str, float]) -> float | None:
     return None
 
 
+def stopped_after(metrics: dict[str, float]) -> int | None:
+    """Rows a candidate was scored on before racing stopped it (None: it was scored on every row)."""
+    for name in ACCURACY_METRICS:
+        if f"{name}.stopped_after" in metrics:
+            return int(metrics[f"{name}.stopped_after"])
+    return None
+
+
 QUALITY_METRICS = frozenset({"accuracy", "exact_match", "perplexity"})
 
 
@@ -94,8 +102,14 @@ def objective_value(metrics: dict[str, float], objective: str) -> float | None:
 def select(
     results: list[CandidateResult], spec: EvaluateSpec, reference_accuracy: float | None = None
 ) -> CandidateResult | None:
-    """Mark constraints, the Pareto front and the chosen candidate; return it (None if none fits)."""
-    ok = [r for r in results if r.ok]
+    """Mark constraints, the Pareto front and the chosen candidate; return it (None if none fits).
+
+    Candidates stopped by racing broke the accuracy constraint (their accuracy over every row could
+    not meet it): they are marked so and left out of the reference, the front and the choice."""
+    stopped = [r for r in results if r.ok and stopped_after(r.metrics) is not None]
+    for r in stopped:
+        r.constraints = {"max_accuracy_drop": False}
+    ok = [r for r in results if r.ok and all(r is not s for s in stopped)]
     if reference_accuracy is None:
         accs = [a for r in ok if (a := accuracy_of(r.metrics)) is not None]
         reference_accuracy = max(accs) if accs else None

@@ -37,6 +37,7 @@ class EvalData:
     references: list[str | None] = field(default_factory=list)
     answer_ends: list[str] = field(default_factory=list)  # a template's text after each answer
     responses: list[list[int]] = field(default_factory=list)
+    answers: list[list[int]] = field(default_factory=list)  # the references' token ids, for teacher forcing
     labels: list[int] = field(default_factory=list)
     features: list[dict[str, list[int]]] = field(default_factory=list)
     timing_prompt: list[int] = field(default_factory=list)

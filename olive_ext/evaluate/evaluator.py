@@ -24,10 +24,23 @@ from olive_ext.cache import Cache, cache_key
 from olive_ext.data import load_examples
 from olive_ext.errors import OliveExtError
 from olive_ext.evaluate.context import EvalContext, EvalData, MetricInput
+from olive_ext.evaluate.exact_match import normalize_answer
+from olive_ext.evaluate.racing import Race
 from olive_ext.evaluate.registry import MetricInfo, get_metric
 
 # Settings that change measured values; constraints and objective only change selection.
-_SPEC_FIELDS_IN_KEY = ("warmup", "repeats", "threads", "prompt_tokens", "new_tokens", "max_new_tokens", "max_samples")
+_SPEC_FIELDS_IN_KEY = (
+    "warmup",
+    "repeats",
+    "threads",
+    "prompt_tokens",
+    "new_tokens",
+    "max_new_tokens",
+    "max_samples",
+    "teacher_forcing",
+    "max_repeats",
+    "timing_tolerance",
+)
 _RUNTIME_LIBS = ("onnxruntime", "onnxruntime-genai", "torch", "transformers", "peft")
 _LM_KINDS = {"genai", "hf", "gguf"}
 # A fixed English passage: timing prompts are cut from it, so every candidate sees the same text.
@@ -52,8 +65,9 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def evaluation_key(artifact: Artifact, ectx: EvalContext, metrics: list[str]) -> str:
-    """Cache key of one evaluation: the model, the metrics, the settings, the data, the target."""
+def evaluation_key(artifact: Artifact, ectx: EvalContext, metrics: list[str], race: Race | None = None) -> str:
+    """Cache key of one evaluation: the model, the metrics, the settings, the data, the target (and
+    the racing rule, which decides how many rows a candidate is scored on)."""
     spec = ectx.spec.model_dump(mode="json")
     settings = {k: spec[k] for k in _SPEC_FIELDS_IN_KEY}
     settings["threads"] = ectx.threads
@@ -69,6 +83,7 @@ def evaluation_key(artifact: Artifact, ectx: EvalContext, metrics: list[str]) ->
         ectx.target.name,
         ectx.extras.get("adapter_name"),
         _versions(),
+        *([[race.floor, list(race.slices), race.bound]] if race else []),
     )
 
 
@@ -81,11 +96,22 @@ def _data_fingerprint(ectx: EvalContext) -> str | None:
 
 
 def evaluate(
-    artifact: Artifact, ectx: EvalContext, cache: Cache, metrics: list[str] | None = None
+    artifact: Artifact,
+    ectx: EvalContext,
+    cache: Cache,
+    metrics: list[str] | None = None,
+    race: Race | None = None,
 ) -> tuple[dict[str, float], bool]:
-    """Compute ``metrics`` (default: the spec's) for ``artifact``; returns (values, cache_hit)."""
+    """Compute ``metrics`` (default: the spec's) for ``artifact``; returns (values, cache_hit).
+
+    With ``race``, exact match is scored on growing slices of the rows and the evaluation stops
+    once the accuracy cannot reach ``race.floor``: then only the rows seen are scored, the metrics
+    that need timing are left out, and ``<metric>.stopped_after`` says after how many rows.
+    """
     names = metrics if metrics is not None else list(ectx.spec.metrics)
-    key = evaluation_key(artifact, ectx, names)
+    jobs_wanted = _jobs_needed([i for n in names if (i := get_metric(n)) and artifact.kind in i.kinds], artifact.kind)
+    race = race if "generate" in jobs_wanted else None
+    key = evaluation_key(artifact, ectx, names, race)
     cached = cache.get_result(key)
     if cached is not None:
         return cached, True
@@ -102,17 +128,35 @@ def evaluate(
     raw: dict[str, Any] = {}
     peak = None
     if jobs:
-        raw, peak = run_worker(artifact, ectx, build_jobs(jobs, data, ectx))
+        assert data is not None
+        judge = _race_judge(race, data) if race else None
+        raw, peak = run_worker(artifact, ectx, build_jobs(jobs, data, ectx, race), judge)
+    if raw.get("generate", {}).get("stopped_after") is not None:
+        applicable = [i for i in applicable if not i.needs & {"timing", "nll"}]
     values: dict[str, Any] = {}
     for info in applicable:
         assert info.fn is not None
         values.update(info.fn(MetricInput(artifact, ectx, raw, data, peak)))
+    values.update(_sample_answers(raw, data, [i.name for i in applicable]))
     values["eval_seconds"] = round(time.perf_counter() - started, 3)
     if jobs:
         values["threads"] = raw.get("threads", ectx.threads)
         values["load_seconds"] = round(raw.get("load_seconds", 0.0), 3)
     cache.put_result(key, values, {"artifact": artifact.fingerprint, "metrics": names})
     return values, False
+
+
+SAMPLE_ANSWERS = 3
+
+
+def _sample_answers(raw: dict[str, Any], data: EvalData | None, names: list[str]) -> dict[str, Any]:
+    """The first few greedy answers, decoded, for the report: ``<metric>.samples``."""
+    outputs = raw.get("generate", {}).get("outputs")
+    metric = next((n for n in ("exact_match", "accuracy") if n in names), None)
+    if not outputs or data is None or metric is None:
+        return {}
+    decode = data.tokenizer.decode
+    return {f"{metric}.samples": [decode(ids, skip_special_tokens=True) for ids in outputs[:SAMPLE_ANSWERS]]}
 
 
 def _metric(name: str) -> MetricInfo:
@@ -177,6 +221,7 @@ def prepare_data(artifact: Artifact, ectx: EvalContext, jobs: set[str]) -> EvalD
     data.references = [e.reference for e in examples]
     data.answer_ends = [e.answer_end for e in examples]
     data.responses = [list(tokenizer(e.response, add_special_tokens=False)["input_ids"]) for e in examples]
+    data.answers = [list(tokenizer(e.reference or "", add_special_tokens=False)["input_ids"]) for e in examples]
     if "generate" in jobs and any(r is None or not p for r, p in zip(data.references, data.prompts, strict=True)):
         raise OliveExtError(
             "exact-match accuracy needs examples with a prompt and an expected answer",
@@ -197,7 +242,8 @@ def _label_id(artifact: Artifact, label: str | None) -> int:
     return int(mapping[label])
 
 
-def build_jobs(jobs: set[str], data: EvalData | None, ectx: EvalContext) -> dict[str, Any]:
+def build_jobs(jobs: set[str], data: EvalData | None, ectx: EvalContext, race: Race | None = None) -> dict[str, Any]:
+    """The worker's jobs: token ids and settings (teacher forcing answers, racing slices)."""
     assert data is not None
     spec = ectx.spec
     out: dict[str, Any] = {}
@@ -207,9 +253,16 @@ def build_jobs(jobs: set[str], data: EvalData | None, ectx: EvalContext) -> dict
             "new_tokens": spec.new_tokens,
             "warmup": spec.warmup,
             "repeats": spec.repeats,
+            "max_repeats": spec.max_repeats,
+            "tolerance": spec.timing_tolerance,
         }
     if "generate" in jobs:
-        out["generate"] = {"prompts": data.prompts, "max_new_tokens": spec.max_new_tokens}
+        out["generate"] = {
+            "prompts": data.prompts,
+            "max_new_tokens": spec.max_new_tokens,
+            "answers": data.answers if spec.teacher_forcing else None,
+            "slices": list(race.slices) if race else None,
+        }
     if "nll" in jobs:
         out["nll"] = {"pairs": [[p, r] for p, r in zip(data.prompts, data.responses, strict=True) if p and r]}
     if "classify" in jobs:
@@ -223,8 +276,24 @@ def build_jobs(jobs: set[str], data: EvalData | None, ectx: EvalContext) -> dict
 # ----------------------------------------------------------------------------- worker
 
 
-def run_worker(artifact: Artifact, ectx: EvalContext, jobs: dict[str, Any]) -> tuple[dict[str, Any], float]:
-    """Run the jobs in a fresh process; return its result and its peak RSS in MB (as the worker saw it)."""
+def _race_judge(race: Race, data: EvalData) -> Any:
+    """The parent's verdict after each slice: keep going unless the accuracy cannot reach the floor."""
+    refs = [normalize_answer(r or "") for r in data.references]
+
+    def keep_going(outputs: list[list[int]]) -> bool:
+        answers = [data.tokenizer.decode(ids, skip_special_tokens=True) for ids in outputs]
+        hits = sum(normalize_answer(a) == r for a, r in zip(answers, refs, strict=False))
+        return not race.should_stop(hits, len(outputs), len(refs))
+
+    return keep_going
+
+
+def run_worker(
+    artifact: Artifact, ectx: EvalContext, jobs: dict[str, Any], judge: Any = None
+) -> tuple[dict[str, Any], float]:
+    """Run the jobs in a fresh process; return its result and its peak RSS in MB (as the worker saw it).
+
+    ``judge`` (racing) is asked after each slice of generated rows whether the worker goes on."""
     model = {
         "kind": artifact.kind,
         "path": artifact.path,
@@ -243,14 +312,16 @@ def run_worker(artifact: Artifact, ectx: EvalContext, jobs: dict[str, Any]) -> t
         req, res = Path(tmp) / "request.json", Path(tmp) / "result.json"
         req.write_text(json.dumps(request))
         env = {**os.environ, "OMP_NUM_THREADS": str(ectx.threads), "TOKENIZERS_PARALLELISM": "false"}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "olive_ext.evaluate.worker", str(req), str(res)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        _, stderr_bytes = proc.communicate()
-        stderr = stderr_bytes.decode(errors="replace")
+        argv = [sys.executable, "-m", "olive_ext.evaluate.worker", str(req), str(res)]
+        # stderr goes to a file: a pipe could fill up while the parent waits on the racing channel
+        with open(Path(tmp) / "stderr", "w+b") as err:
+            if judge is None:
+                proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=err)
+                proc.wait()
+            else:
+                proc = _run_racing(argv, env, err, judge)
+            err.seek(0)
+            stderr = err.read().decode(errors="replace")
         result = json.loads(res.read_text()) if res.exists() else {}
     if "error" in result or proc.returncode != 0:
         detail = result.get("error") or stderr.strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
@@ -258,3 +329,28 @@ def run_worker(artifact: Artifact, ectx: EvalContext, jobs: dict[str, Any]) -> t
             f"evaluating {artifact.describe()} failed: {detail if isinstance(detail, str) else detail[0]}"
         )
     return result, float(result.get("peak_rss_mb", 0.0))
+
+
+def _run_racing(argv: list[str], env: dict[str, str], err: Any, judge: Any) -> subprocess.Popen[bytes]:
+    """Start the worker with the two racing pipes and answer its reports until it exits."""
+    verdict_r, verdict_w = os.pipe()
+    report_r, report_w = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            [*argv, str(verdict_r), str(report_w)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            pass_fds=(verdict_r, report_w),
+        )
+    finally:
+        os.close(verdict_r)
+        os.close(report_w)
+    try:
+        with os.fdopen(report_r, "r") as reports, os.fdopen(verdict_w, "w") as verdicts:
+            for line in reports:  # ends when the worker exits (its end of the pipe closes)
+                verdicts.write("go\n" if judge(json.loads(line)["outputs"]) else "stop\n")
+                verdicts.flush()
+    finally:  # a failing judge closes the pipes: the worker reads no "go", stops and exits
+        proc.wait()
+    return proc

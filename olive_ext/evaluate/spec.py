@@ -31,12 +31,36 @@ class EvaluateSpec(StrictModel):
     data: str | None = Field(None, description="name of a dataset in `data` used for accuracy")
     constraints: Constraints = Field(default_factory=Constraints)
     objective: Objective = "latency"
-    warmup: int = Field(1, ge=0, description="untimed runs before timing")
-    repeats: int = Field(3, ge=1, description="timed runs; min/median/max are reported")
+    warmup: int = Field(
+        1,
+        ge=0,
+        description="untimed runs before timing (more, up to 3, while a run still differs from the last by >10%)",
+    )
+    repeats: int = Field(3, ge=1, description="timed runs at least; min/median/max are reported")
+    max_repeats: int | None = Field(
+        8, ge=1, description="timed runs at most: more than repeats while the median is not yet within timing_tolerance"
+    )
+    timing_tolerance: float | None = Field(
+        0.05,
+        gt=0,
+        description="stop timing once the ~95% interval of the median step time is within this fraction of it "
+        "(None: exactly `repeats` runs)",
+    )
     threads: int | None = Field(None, ge=1, description="intra-op threads; default: all cores")
     prompt_tokens: int = Field(64, ge=1, description="prompt length for time-to-first-token")
     new_tokens: int = Field(32, ge=1, description="tokens decoded for throughput and latency")
     max_new_tokens: int = Field(16, ge=1, description="generation limit for exact-match accuracy")
+    teacher_forcing: bool = Field(
+        True,
+        description="exact match by one forward pass over prompt + expected answer per row (the greedy "
+        "answer, unless the answer is not the argmax; those rows are decoded); false: decode every row",
+    )
+    racing: Literal["off", "exact", "wilson"] = Field(
+        "exact",
+        description="score candidates on 15, 30, 60, then all rows and stop one whose accuracy cannot "
+        "meet max_accuracy_drop: exact (every unseen row counted right; never changes the choice), "
+        "wilson (also the Wilson upper bound, z=2: stops sooner), off",
+    )
     max_samples: int | None = Field(None, ge=1, description="use at most this many eval rows")
     reference: Literal["input", "best"] = Field(
         "input",

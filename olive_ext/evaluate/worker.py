@@ -1,24 +1,49 @@
 """The evaluation worker: runs one candidate in its own process and reports raw measurements.
 
-    python -m olive_ext.evaluate.worker request.json result.json
+    python -m olive_ext.evaluate.worker request.json result.json [VERDICT_FD REPORT_FD]
 
 The request names the model and the jobs (``timing``, ``generate``, ``nll``, ``classify``)
 with token ids prepared by the parent; the result holds token ids, NLL sums and timings.
 Running each candidate in a fresh process keeps peak-memory readings clean and keeps a
 crashing runtime from taking the search down with it.
+
+When the parent races candidates (``generate.slices``), it passes two pipe descriptors: after
+each slice of rows the worker reports the outputs so far on one and reads "go" or "stop" from
+the other; a stopped candidate skips its remaining rows and timing.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import statistics
 import sys
 import time
-from typing import Any
+from typing import IO, Any
 
 from olive_ext.evaluate.backends import LMBackend, open_backend
+from olive_ext.evaluate.teacher_forcing import greedy_rows
+
+# A first timed run more than this fraction off the last warm-up run is taken as warm-up too.
+WARM_AGREEMENT = 0.10
+MAX_EXTRA_WARMUP = 3
 
 
-def run_jobs(request: dict[str, Any]) -> dict[str, Any]:
+class Channel:
+    """The worker's side of the racing pipes: report the outputs so far, read the verdict."""
+
+    def __init__(self, verdict_fd: int, report_fd: int) -> None:
+        self.verdicts: IO[str] = os.fdopen(verdict_fd, "r")
+        self.reports: IO[str] = os.fdopen(report_fd, "w")
+
+    def keep_going(self, outputs: list[list[int]]) -> bool:
+        self.reports.write(json.dumps({"outputs": outputs}) + "\n")
+        self.reports.flush()
+        return self.verdicts.readline().strip() == "go"
+
+
+def run_jobs(request: dict[str, Any], channel: Channel | None = None) -> dict[str, Any]:
     """Open the model once and run each requested job on it."""
     model = request["model"]
     started = time.perf_counter()
@@ -33,13 +58,12 @@ def run_jobs(request: dict[str, Any]) -> dict[str, Any]:
     )
     result: dict[str, Any] = {"load_seconds": time.perf_counter() - started, "threads": request["threads"]}
     jobs = request["jobs"]
+    if "generate" in jobs:  # first: a candidate stopped by racing needs no timing
+        result["generate"] = _generate(backend, jobs["generate"], channel)  # type: ignore[arg-type]
+        if result["generate"].get("stopped_after") is not None:
+            return result
     if "timing" in jobs:
         result["timing"] = _timing(backend, jobs["timing"])  # type: ignore[arg-type]
-    if "generate" in jobs:
-        job = jobs["generate"]
-        t = time.perf_counter()
-        outs = [backend.generate(p, job["max_new_tokens"]).tokens for p in job["prompts"]]  # type: ignore[attr-defined]
-        result["generate"] = {"outputs": outs, "seconds": time.perf_counter() - t}
     if "nll" in jobs:
         pairs = jobs["nll"]["pairs"]
         result["nll"] = {
@@ -51,14 +75,67 @@ def run_jobs(request: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _generate(backend: LMBackend, job: dict[str, Any], channel: Channel | None) -> dict[str, Any]:
+    """Greedy answers row by row in slices (teacher-forced where ``answers`` are given)."""
+    prompts, answers = job["prompts"], job.get("answers")
+    bounds = [b for b in job.get("slices") or [] if 0 < b < len(prompts)] + [len(prompts)]
+    out: dict[str, Any] = {"outputs": [], "forced": 0, "decoded": 0, "stopped_after": None}
+    started, start = time.perf_counter(), 0
+    for end in sorted(set(bounds)):
+        rows = greedy_rows(backend, prompts[start:end], answers[start:end] if answers else None, job["max_new_tokens"])
+        out["outputs"] += rows.outputs
+        out["forced"] += rows.forced
+        out["decoded"] += rows.decoded
+        start = end
+        if channel is not None and end < len(prompts) and not channel.keep_going(out["outputs"]):
+            out["stopped_after"] = end
+            break
+    out["seconds"] = time.perf_counter() - started
+    return out
+
+
 def _timing(backend: LMBackend, job: dict[str, Any]) -> dict[str, Any]:
-    for _ in range(job["warmup"]):
-        backend.generate(job["prompt"], job["new_tokens"], job["new_tokens"])
-    runs = []
-    for _ in range(job["repeats"]):
-        gen = backend.generate(job["prompt"], job["new_tokens"], job["new_tokens"])
-        runs.append(gen.step_seconds)
-    return {"runs": runs, "prompt_tokens": len(job["prompt"])}
+    """Warm up as long as runs still change, then time runs until the median is known well enough.
+
+    Warm-up: ``warmup`` untimed runs; while the first timed run differs from the run before it by
+    more than :data:`WARM_AGREEMENT`, it counts as warm-up too (at most :data:`MAX_EXTRA_WARMUP`
+    more). Timing: ``repeats`` runs, then more while :func:`median_half_width` of the runs' median
+    step times exceeds ``tolerance`` of their median, up to ``max_repeats`` runs.
+    """
+    prompt, n = job["prompt"], job["new_tokens"]
+    warm = [sum(backend.generate(prompt, n, n).step_seconds) for _ in range(job["warmup"])]
+    extra_warmup = 0
+    least = job["repeats"]
+    most = max(least, job.get("max_repeats") or least)
+    runs: list[list[float]] = []
+    while len(runs) < most:
+        steps = backend.generate(prompt, n, n).step_seconds
+        took = sum(steps)
+        if not runs and warm and extra_warmup < MAX_EXTRA_WARMUP and abs(took - warm[-1]) > WARM_AGREEMENT * warm[-1]:
+            warm.append(took)  # still warming up (caches, allocator, CPU clock)
+            extra_warmup += 1
+            continue
+        runs.append(steps)
+        tolerance = job.get("tolerance")
+        if len(runs) >= least and (tolerance is None or _relative_half_width(runs) <= tolerance):
+            break
+    return {"runs": runs, "prompt_tokens": len(prompt), "warmup_runs": len(warm)}
+
+
+def median_half_width(values: list[float]) -> float:
+    """Half-width of an approximate 95% interval of the median: 1.58 x IQR / sqrt(n) (McGill, Tukey and
+    Larsen 1978, the notches of a box plot); infinite below 3 values, where it says nothing."""
+    if len(values) < 3:
+        return math.inf
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return 1.58 * (q3 - q1) / math.sqrt(len(values))
+
+
+def _relative_half_width(runs: list[list[float]]) -> float:
+    """The interval of the median per-token step time (decode steps; the first step if only one), relative."""
+    per_run = [statistics.median(r[1:] or r) for r in runs if r]
+    centre = statistics.median(per_run) if per_run else 0.0
+    return median_half_width(per_run) / centre if centre > 0 else math.inf
 
 
 def _classify(backend: Any, job: dict[str, Any]) -> dict[str, Any]:
@@ -90,11 +167,12 @@ def peak_rss_mb() -> float:
 
 
 def main(argv: list[str]) -> int:
-    request_path, result_path = argv
+    request_path, result_path, *fds = argv
     with open(request_path) as f:
         request = json.load(f)
+    channel = Channel(int(fds[0]), int(fds[1])) if fds else None
     try:
-        result = run_jobs(request)
+        result = run_jobs(request, channel)
     except Exception as e:  # reported to the parent, which records it on the candidate
         result = {"error": f"{type(e).__name__}: {e}"}
     result["peak_rss_mb"] = peak_rss_mb()

@@ -78,6 +78,7 @@ def write_report(folder: Path, result: RunResult, recipe: Recipe) -> None:
         ]
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "Pipelines:", ""] + [f"- `{r.candidate.id}`: {r.candidate.describe()}" for r in result.results]
+    lines += _racing_line(result) + _sample_line(result)
     for note in result.notes:
         lines += ["", f"Note: {note}"]
     lines += [
@@ -86,3 +87,29 @@ def write_report(folder: Path, result: RunResult, recipe: Recipe) -> None:
         "",
     ]
     (folder / "report.md").write_text("\n".join(lines))
+
+
+def _racing_line(result: RunResult) -> list[str]:
+    """One line naming the candidates racing stopped early, and after how many eval rows."""
+    stops = []
+    for r in result.results:
+        for name in ("exact_match", "accuracy"):
+            if f"{name}.stopped_after" in r.metrics:
+                seen, rows = int(r.metrics[f"{name}.stopped_after"]), int(r.metrics.get(f"{name}.rows", 0))
+                stops.append(f"{r.candidate.id} stopped after {seen} of {rows} rows")
+                break
+    if not stops:
+        return []
+    return [
+        "",
+        "Racing: " + "; ".join(stops) + " (accuracy could not meet the constraint; its value is over those rows).",
+    ]
+
+
+def _sample_line(result: RunResult) -> list[str]:
+    """The chosen candidate's first greedy answers, so a reader sees what the model says."""
+    metrics = result.chosen.metrics if result.chosen else {}
+    samples = metrics.get("exact_match.samples") or metrics.get("accuracy.samples")
+    if not isinstance(samples, list) or not samples:
+        return []
+    return ["", "First answers of the chosen candidate: " + ", ".join(repr(str(s))[:80] for s in samples)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -31,6 +32,30 @@ class LMBackend(ABC):
     @abstractmethod
     def continuation_nll(self, prompt: list[int], continuation: list[int]) -> float:
         """Sum of -log p(continuation token | everything before it)."""
+
+    @abstractmethod
+    def forced_predictions(self, rows: list[tuple[list[int], list[int]]]) -> list[Forced]:
+        """Teacher forcing: for each (prompt, answer), one forward pass over ``prompt + answer``;
+        the argmax at the ``len(answer) + 1`` positions that predict each answer token and the token after."""
+
+
+@dataclass
+class Forced:
+    """What one teacher-forced pass predicts: the argmax token at each answer position (and the one
+    after the answer), and its lead over the runner-up logit, which says how safe the argmax is."""
+
+    tokens: list[int]
+    margins: list[float]
+
+
+def top2(logits: Any) -> Forced:
+    """Argmax and top-1 minus top-2 gap of each row of a (positions, vocab) numpy array."""
+    import numpy as np
+
+    rows = np.asarray(logits, dtype=np.float32)
+    best = rows.argmax(axis=-1)
+    part = np.partition(rows, -2, axis=-1)
+    return Forced([int(t) for t in best], [float(m) for m in part[:, -1] - part[:, -2]])
 
 
 class Stopwatch:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from olive_ext.evaluate.backends import Generation, LMBackend, Stopwatch
+from olive_ext.evaluate.backends import Forced, Generation, LMBackend, Stopwatch, top2
 from olive_ext.onnx.runtime import genai
 from olive_ext.targets.base import provider_short_name
 
@@ -66,6 +66,18 @@ class GenAIBackend(LMBackend):
         gen.append_tokens(np.asarray(ids, dtype=np.int32))
         logits = np.asarray(gen.get_output("logits"), dtype=np.float64)[0]
         return _nll(logits, len(prompt), continuation)
+
+    def forced_predictions(self, rows: list[tuple[list[int], list[int]]]) -> list[Forced]:
+        # one generator per row: genai pads a batch on the left with the pad token, which could be a
+        # real token here; one prefill over prompt + answer is the saving (no decode steps)
+        out = []
+        for prompt, answer in rows:
+            ids = prompt + answer
+            gen = self._generator(len(ids) + 1)
+            gen.append_tokens(np.asarray(ids, dtype=np.int32))
+            logits = np.asarray(gen.get_output("logits"))[0]
+            out.append(top2(logits[len(prompt) - 1 : len(ids)]))
+        return out
 
 
 def _nll(logits: np.ndarray, start: int, continuation: list[int]) -> float:

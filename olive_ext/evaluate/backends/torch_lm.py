@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from olive_ext.evaluate.backends import Generation, LMBackend, Stopwatch
+from olive_ext.evaluate.backends import Forced, Generation, LMBackend, Stopwatch, top2
+
+# Rows per teacher-forced batch, and a cap on the padded tokens of one batch (bounds the logits kept).
+_BATCH_ROWS = 8
+_BATCH_TOKENS = 2048
 
 
 class TorchLMBackend(LMBackend):
@@ -70,6 +74,40 @@ class TorchLMBackend(LMBackend):
 
     def _keep(self, n: int) -> dict[str, int]:
         return {self.keep_kw: n} if self.keep_kw else {}
+
+    def forced_predictions(self, rows: list[tuple[list[int], list[int]]]) -> list[Forced]:
+        # rows are batched by length; padding goes on the right, where causal attention keeps it
+        # from every real position, so no attention mask is needed and positions stay 0..n-1
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]) + len(rows[i][1]))
+        out: dict[int, Forced] = {}
+        batch: list[int] = []
+        for i in order:
+            width = len(rows[i][0]) + len(rows[i][1])
+            if batch and (len(batch) >= _BATCH_ROWS or width * (len(batch) + 1) > _BATCH_TOKENS):
+                out.update(self._forced_batch(rows, batch))
+                batch = []
+            batch.append(i)
+        if batch:
+            out.update(self._forced_batch(rows, batch))
+        return [out[i] for i in range(len(rows))]
+
+    def _forced_batch(self, rows: list[tuple[list[int], list[int]]], batch: list[int]) -> dict[int, Forced]:
+        torch = self.torch
+        seqs = [rows[i][0] + rows[i][1] for i in batch]
+        width = max(len(s) for s in seqs)
+        ids = torch.tensor([s + [0] * (width - len(s)) for s in seqs])
+        first = min(len(rows[i][0]) for i in batch) - 1  # earliest position whose logits are needed
+        with torch.inference_mode():
+            try:  # only the positions that predict answer tokens: the logits are the biggest tensor here
+                logits = self.model(input_ids=ids, use_cache=False, logits_to_keep=width - first).logits
+            except TypeError:  # a model class without logits_to_keep
+                logits = self.model(input_ids=ids, use_cache=False).logits[:, first:]
+        out = {}
+        for row, i in enumerate(batch):
+            prompt, answer = rows[i]
+            start = len(prompt) - 1 - first
+            out[i] = top2(logits[row, start : start + len(answer) + 1].float().numpy())
+        return out
 
 
 _NLL_ROWS = 64

@@ -30,9 +30,17 @@ def exact_match(inp: MetricInput) -> dict[str, float]:
     """Percent of rows whose greedy answer equals the reference answer."""
     assert inp.data is not None
     answers = decoded_answers(inp)
-    refs = [r or "" for r in inp.data.references]
-    ends = inp.data.answer_ends or None
-    return {"exact_match": round(score_exact_match(answers, refs, ends), 2), "exact_match.n": len(refs)}
+    # racing may have stopped the candidate: then the rows seen are scored, and that is said
+    refs = [r or "" for r in inp.data.references[: len(answers)]]
+    ends = inp.data.answer_ends[: len(answers)] if inp.data.answer_ends else None
+    out = {"exact_match": round(score_exact_match(answers, refs, ends), 2), "exact_match.n": len(refs)}
+    gen = inp.raw["generate"]
+    if gen.get("stopped_after") is not None:
+        out["exact_match.stopped_after"] = gen["stopped_after"]
+        out["exact_match.rows"] = len(inp.data.references)
+    if "forced" in gen:
+        out["exact_match.teacher_forced"] = gen["forced"]
+    return out
 
 
 @register_metric(
@@ -52,7 +60,7 @@ def accuracy(inp: MetricInput) -> dict[str, float]:
         hits = sum(p == y for p, y in zip(preds, labels, strict=True))
         return {"accuracy": round(100.0 * hits / len(labels), 2), "accuracy.n": len(labels)}
     scored = exact_match(inp)
-    return {"accuracy": scored["exact_match"], "accuracy.n": scored["exact_match.n"]}
+    return {k.replace("exact_match", "accuracy", 1): v for k, v in scored.items()}
 
 
 @register_metric(

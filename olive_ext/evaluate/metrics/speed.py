@@ -1,7 +1,9 @@
 """Speed and memory: time to first token, per-token decode latency, decode throughput, peak RSS.
 
-Timed runs come after ``warmup`` untimed ones; each of ``repeats`` runs decodes exactly
-``new_tokens`` tokens after a fixed ``prompt_tokens``-token prompt. Min/median/max are
+Timed runs come after ``warmup`` untimed ones (more while runs still change); each timed run
+decodes exactly ``new_tokens`` tokens after a fixed ``prompt_tokens``-token prompt, and there are
+``repeats`` of them, or more (up to ``max_repeats``) until the median is known within
+``timing_tolerance``; ``latency.runs`` and ``latency.warmup_runs`` record how many it took. Min/median/max are
 kept so run-to-run noise is visible; the thread count is recorded with the numbers.
 """
 
@@ -57,7 +59,9 @@ def latency(inp: MetricInput) -> dict[str, float]:
         steps = [s * 1000 for run in _runs(inp) for s in run[1:]]
     steps.sort()
     p90 = steps[min(len(steps) - 1, round(0.9 * (len(steps) - 1)))]
-    return {**_spread("latency", steps), "latency.p90": round(p90, 3), "threads": inp.raw["threads"]}
+    timing = inp.raw.get("timing", {})
+    runs = {"latency.runs": len(_runs(inp)), "latency.warmup_runs": timing.get("warmup_runs", 0)} if timing else {}
+    return {**_spread("latency", steps), "latency.p90": round(p90, 3), "threads": inp.raw["threads"], **runs}
 
 
 @register_metric(
