@@ -60,8 +60,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     option(q, O, "search", choices=["grid", "random", "tpe"])
     option(q, O, "max_candidates", type=int)
     option(q, O, "seed", type=int)
-    for name in ("threads", "warmup", "repeats", "prompt_tokens", "new_tokens", "max_new_tokens"):
+    for name in ("threads", "warmup", "repeats", "max_repeats", "prompt_tokens", "new_tokens", "max_new_tokens"):
         option(q, O, name, type=int)
+    option(q, O, "timing_tolerance", type=float)
+    option(q, O, "teacher_forcing", type=bool)
+    option(q, O, "racing", choices=["off", "exact", "wilson"])
     add_cache_dir(p, O)
     add_log_level(p)
 

@@ -44,7 +44,8 @@ NO_EVAL_DATA = (
 )
 SPEED_METRICS = ["size", "ttft", "latency", "throughput", "memory"]
 # the evaluation settings auto-opt passes through to the recipe's `evaluate` section
-EVAL_SETTINGS = ("threads", "warmup", "repeats", "prompt_tokens", "new_tokens", "max_new_tokens")
+EVAL_SETTINGS = ("threads", "warmup", "repeats", "max_repeats", "timing_tolerance", "prompt_tokens", "new_tokens",
+                 "max_new_tokens", "teacher_forcing", "racing")  # fmt: skip
 
 
 def _eval_field(name: str) -> Any:
@@ -92,6 +93,10 @@ class AutoOptOptions(DataOptions):
     prompt_tokens: int = _eval_field("prompt_tokens")
     new_tokens: int = _eval_field("new_tokens")
     max_new_tokens: int = _eval_field("max_new_tokens")
+    max_repeats: int | None = _eval_field("max_repeats")
+    timing_tolerance: float | None = _eval_field("timing_tolerance")
+    teacher_forcing: bool = _eval_field("teacher_forcing")
+    racing: Literal["off", "exact", "wilson"] = _eval_field("racing")
     trust_remote_code: bool = Field(False, description="allow model code from the hub")
     overwrite: bool = Field(False, description="replace an existing output folder")
     cache_dir: str | None = Field(
