@@ -54,12 +54,20 @@ def open_backend(
     adapter_name: str | None = None,
     gguf_file: str | None = None,
 ) -> object:
-    """The backend for an artifact kind: genai -> GenAIBackend, hf -> TorchLMBackend, onnx -> OrtEncoderBackend."""
+    """The backend for an artifact kind: genai -> GenAIBackend, hf and gguf inputs -> TorchLMBackend,
+    gguf_export folders -> LlamaCppBackend, onnx -> OrtEncoderBackend."""
     if kind == "genai":
         # each backend module imports this package (its protocol) and a runtime: loaded for its kind only
         from olive_ext.evaluate.backends.genai import GenAIBackend
 
         return GenAIBackend(path, provider, threads, adapter_path, adapter_name)
+    if kind == "gguf" and gguf_file is None:
+        # a gguf_export candidate (its folder's llama_cpp.json names the file): run by llama.cpp;
+        # a user's GGUF input names its file and is dequantized by PyTorch below
+        from olive_ext.evaluate.backends.llama_cpp import LlamaCppBackend, gguf_in
+
+        if gguf_in(path) is not None:
+            return LlamaCppBackend(path, threads)
     if kind in {"hf", "gguf"}:
         # torch and transformers: loaded only for PyTorch models
         from olive_ext.evaluate.backends.torch_lm import TorchLMBackend
