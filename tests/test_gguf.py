@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from tiny_models import CHATML
 
 from olive_ext.cli import main
 from olive_ext.deploy.modelfile import convert_template
@@ -19,7 +20,6 @@ from olive_ext.errors import UserInputError
 from olive_ext.passes.gguf_export import hf_to_gguf, pre_tokenizer_name
 from olive_ext.recipe.schema import DatasetSpec
 from olive_ext.workflows.auto_opt import AutoOptOptions, run_auto_opt
-from tiny_models import CHATML
 
 FAST = {"warmup": 0, "repeats": 2, "new_tokens": 8, "prompt_tokens": 16, "max_new_tokens": 4}
 SMOLLM2_TEMPLATE = (  # SmolLM2-Instruct's chat template: ChatML with a default system prompt
@@ -182,13 +182,15 @@ def test_export_refuses_what_it_cannot_write(tiny_llama: Path, tmp_path: Path) -
     taken = tmp_path / "taken"
     taken.mkdir()
     (taken / "x").write_text("keep")
-    with pytest.raises(UserInputError, match="exists|not empty"):
+    with pytest.raises(UserInputError, match="exists and is not empty"):
         export(str(tiny_llama), str(taken))
     assert (taken / "x").read_text() == "keep"
 
 
 @pytest.mark.integration
-def test_smollm2_finetune_gguf_candidates_beside_onnx(tone_finetuned: Path, integration_cache: Path, tmp_path: Path) -> None:
+def test_smollm2_finetune_gguf_candidates_beside_onnx(
+    tone_finetuned: Path, integration_cache: Path, tmp_path: Path
+) -> None:
     """The demo's fine-tune: candidates.json holds llama.cpp candidates measured beside the ONNX ones."""
     _llama_cpp()
     out = tmp_path / "auto-opt"
@@ -197,7 +199,7 @@ def test_smollm2_finetune_gguf_candidates_beside_onnx(tone_finetuned: Path, inte
     assert code == 0
     data = json.loads((out / "candidates.json").read_text())
     labels = [c["label"] for c in data["candidates"]]
-    gguf = [c for c in data["candidates"] if "gguf" in c["label"]]
+    gguf = [c for c in data["candidates"] if c["label"].startswith("gguf_export")]
     assert len(gguf) == 2 and len(data["candidates"]) > 2, labels  # Q4_0, Q4_K_M beside the int4 ONNX builds
     for c in gguf:
         assert not c["error"] and c["metrics"]["exact_match"] > 0.5 and c["metrics"]["throughput"] > 0, c
