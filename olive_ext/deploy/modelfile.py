@@ -101,7 +101,7 @@ def convert_template(template: str | None, special: dict[str, str] | None = None
         if full != lead + expected:
             continue
         system = _default_system(bare.removeprefix(lead), family)
-        if system is False:
+        if not isinstance(system, str):
             continue
         return Converted(family.go_template, system or None, list(family.stop), family.name)
     return Converted(

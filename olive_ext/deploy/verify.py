@@ -22,8 +22,10 @@ from olive_ext.deploy.manifest import (
     parse_manifest,
     text_sha256,
 )
+from olive_ext.deploy.modelfile import MODELFILE, token_texts
 from olive_ext.deploy.signature import check_public_key, verify_signature
 from olive_ext.errors import UserInputError
+from olive_ext.evaluate.backends.llama_cpp import LLAMACPP_INSTALL, LlamaCppBackend, llama_cpp_available
 
 SMOKE_TOKENS = 64
 
@@ -256,8 +258,6 @@ def _gguf_rel(manifest: dict[str, Any]) -> str | None:
 
 def _check_modelfile(root: Path, manifest: dict[str, Any], report: VerifyReport) -> None:
     """The Modelfile is listed, points FROM the manifest's .gguf, and stops on the end-of-turn tokens."""
-    from olive_ext.deploy.modelfile import MODELFILE, token_texts
-
     rel = _gguf_rel(manifest)
     if rel is None:
         report.add("modelfile", False, "the manifest's 'gguf_file' is not a listed file in model/")
@@ -279,8 +279,6 @@ def _check_modelfile(root: Path, manifest: dict[str, Any], report: VerifyReport)
 
 def _check_gguf_generation(root: Path, manifest: dict[str, Any], report: VerifyReport) -> None:
     """Load the .gguf with llama-cpp-python and check a greedy smoke generation ends its turn."""
-    from olive_ext.evaluate.backends.llama_cpp import LLAMACPP_INSTALL, LlamaCppBackend, llama_cpp_available
-
     if not llama_cpp_available():
         report.add("load", False, f"llama-cpp-python is not installed: pip install '{LLAMACPP_INSTALL}' (or --no_run)")
         return

@@ -32,6 +32,7 @@ from olive_ext.errors import MissingDependencyError, UserInputError
 from olive_ext.evaluate.backends.llama_cpp import LLAMACPP_INSTALL, MARKER, llama_cpp_available
 from olive_ext.passes.base import Pass, PassConfig, register_pass, searchable
 from olive_ext.passes.context import RunContext
+from olive_ext.passes.merge_adapter import merge_adapter_into
 
 GGUF_QUANTS = ("Q4_0", "Q4_K_M", "Q5_K_M", "Q8_0", "Q4_K_S", "Q5_0", "Q6_K", "F16", "F32")
 GgufQuant = Literal["Q4_0", "Q4_K_M", "Q5_K_M", "Q8_0", "Q4_K_S", "Q5_0", "Q6_K", "F16", "F32"]
@@ -81,8 +82,6 @@ def export_gguf(artifact: Artifact, out: Path, quant: str, trust_remote_code: bo
     with tempfile.TemporaryDirectory(prefix="olive-ext-gguf-", dir=out) as tmp:
         source = Path(artifact.path)
         if artifact.adapter_path:
-            from olive_ext.passes.merge_adapter import merge_adapter_into
-
             source = merge_adapter_into(artifact.path, artifact.adapter_path, Path(tmp) / "merged", "float32",
                                         trust_remote_code)  # fmt: skip
         f32 = Path(tmp) / "model-F32.gguf"

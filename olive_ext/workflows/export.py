@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from olive_ext.data import load_examples
+from olive_ext.data.spec import DatasetSpec
 from olive_ext.deploy.bundle import chat_template_text
 from olive_ext.deploy.manifest import text_sha256
 from olive_ext.engine.output import ensure_output_free, staged_output
@@ -96,9 +98,6 @@ def _model_config(meta: dict[str, Any], adapter_path: str | None, quant: str, mo
 
 def _smoke_prompts(spec: dict[str, Any], model: Path) -> list[str]:
     """Up to three prompts of the fine-tune's eval split (for verify's smoke generation); none when unreadable."""
-    from olive_ext.data import load_examples
-    from olive_ext.data.spec import DatasetSpec
-
     try:
         from transformers import AutoTokenizer
 

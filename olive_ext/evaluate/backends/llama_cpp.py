@@ -14,8 +14,6 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from olive_ext.evaluate.backends import Generation, LMBackend, Stopwatch
 
 MARKER = "llama_cpp.json"
@@ -92,7 +90,10 @@ class LlamaCppBackend(LMBackend):
             raise ValueError(f"prompt plus new tokens exceed llama.cpp's context of {self.context_length} tokens")
         self.llm.eval(tokens)
 
-    def _last_logits(self) -> np.ndarray:
+    def _last_logits(self) -> Any:
+        # numpy loads with the model, not with this module: deploy imports it and must leave warnings alone
+        import numpy as np
+
         ptr = self._lib.llama_get_logits_ith(self.llm._ctx.ctx, -1)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
 
@@ -114,11 +115,13 @@ class LlamaCppBackend(LMBackend):
         return out
 
     def continuation_nll(self, prompt: list[int], continuation: list[int]) -> float:
+        import numpy as np
+
         self._reset()
         self._eval(prompt)
         total = 0.0
         for i, token in enumerate(continuation):
-            logits = self._last_logits().astype(np.float64)
+            logits = self._last_logits().astype("float64")
             shifted = logits - logits.max()
             total -= float(shifted[token] - np.log(np.exp(shifted).sum()))
             if i + 1 < len(continuation):
