@@ -203,3 +203,20 @@ def test_smollm2_finetune_gguf_candidates_beside_onnx(
     assert len(gguf) == 2 and len(data["candidates"]) > 2, labels  # Q4_0, Q4_K_M beside the int4 ONNX builds
     for c in gguf:
         assert not c["error"] and c["metrics"]["exact_match"] > 0.5 and c["metrics"]["throughput"] > 0, c
+
+
+@pytest.mark.integration
+def test_smollm2_finetune_exports_to_a_verified_ollama_bundle(tone_finetuned: Path, tmp_path: Path) -> None:
+    """The demo's fine-tune as Q4_K_M: the Modelfile carries SmolLM2's ChatML and default system prompt, and
+    verify loads it with llama.cpp, tokenizing with the GGUF's own tokenizer, and sees each smoke answer end."""
+    _llama_cpp()
+    from olive_ext.workflows.package import verify
+
+    out, bundle = tmp_path / "gguf", tmp_path / "bundle"
+    assert main(["export", "-m", str(tone_finetuned), "--quant", "Q4_K_M", "-o", str(out), "--log_level", "2"]) == 0
+    assert main(["package", "-m", str(out), "-o", str(bundle), "--name", "tone"]) == 0
+    modelfile = (bundle / "Modelfile").read_text()
+    assert "FROM ./model/model-Q4_K_M.gguf" in modelfile and 'PARAMETER stop "<|im_end|>"' in modelfile
+    report = verify(bundle)
+    assert report.ok, [(c.name, c.detail) for c in report.checks if not c.ok]
+    assert sum(c.name.startswith("end of turn") for c in report.checks) == 3  # the fine-tune's eval prompts
