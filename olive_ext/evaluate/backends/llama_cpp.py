@@ -74,16 +74,14 @@ class LlamaCppBackend(LMBackend):
         self.context_length = self.llm.n_ctx()
         self.n_vocab = self.llm.n_vocab()
         self.eos_ids = {int(self.llm.token_eos())}
-        eot = getattr(llama_cpp, "llama_vocab_eot", None)
-        if eot is not None:  # chat models end a turn with EOT (e.g. <|im_end|>), which may differ from EOS
-            vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
-            token = int(eot(vocab))
-            if token >= 0:
-                self.eos_ids.add(token)
+        # chat models end a turn with EOT (e.g. <|im_end|>), which may differ from EOS
+        eot = int(self.llm._model.token_eot())
+        if eot >= 0:
+            self.eos_ids.add(eot)
 
     def _reset(self) -> None:
+        # n_tokens back to 0: the next eval drops the KV cache from there (llama_memory_seq_rm)
         self.llm.reset()
-        self.llm._ctx.memory_clear(True)
 
     def _eval(self, tokens: list[int]) -> None:
         if self.llm.n_tokens + len(tokens) > self.context_length:
