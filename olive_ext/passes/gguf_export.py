@@ -273,8 +273,21 @@ def _add_tokenizer(writer: Any, folder: Path, n_vocab: int) -> int:
     writer.add_token_list(tokens)
     writer.add_token_types(types)
     special = gguf.SpecialVocab(folder, load_merges=True, n_vocab=size)
+    if "bos" not in special.add_special_token:
+        # say it explicitly: llama.cpp's default for GPT-2 vocabularies varies by pre-tokenizer
+        special.add_special_token["bos"] = _post_processor_adds_bos(tokenizer_json.get("post_processor"))
     special.add_to_gguf(writer, quiet=True)
     return size
+
+
+def _post_processor_adds_bos(processor: Any) -> bool:
+    """True when the HF tokenizer's post-processor puts a special token before the text (a BOS)."""
+    if not isinstance(processor, dict):
+        return False
+    if processor.get("type") == "Sequence":
+        return any(_post_processor_adds_bos(p) for p in processor.get("processors", []))
+    single = processor.get("single") if processor.get("type") == "TemplateProcessing" else None
+    return bool(single) and "SpecialToken" in single[0]
 
 
 # ----------------------------------------------------------------------------- quantize
