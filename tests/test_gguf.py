@@ -53,7 +53,7 @@ def test_gguf_from_hf_matches_the_model_through_transformers_reader(tiny_llama: 
 
 
 def test_unknown_tokenizers_and_architectures_are_refused_with_a_hint(tiny_llama: Path, tmp_path: Path) -> None:
-    assert pre_tokenizer_name({"pre_tokenizer": {"type": "ByteLevel"}}) == "gpt2"
+    assert pre_tokenizer_name({"pre_tokenizer": {"type": "ByteLevel"}}) == "gpt-2"
     digits = {"type": "Digits", "individual_digits": True}
     smollm = {"pre_tokenizer": {"type": "Sequence", "pretokenizers": [digits, {"type": "ByteLevel"}]}}
     assert pre_tokenizer_name(smollm) == "smollm"

@@ -223,7 +223,7 @@ def pre_tokenizer_name(tokenizer_json: dict[str, Any]) -> str:
     parts = pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else [pre]
     types = [p.get("type") for p in parts]
     if types == ["ByteLevel"] and parts[0].get("use_regex", True):
-        return "gpt2"  # GPT-2's split regex, then bytes to unicode
+        return "gpt-2"  # GPT-2's split regex, then bytes to unicode
     if types == ["Digits", "ByteLevel"] and parts[0].get("individual_digits") and parts[1].get("use_regex", True):
         return "smollm"  # one digit per token, then GPT-2's regex (SmolLM2's tokenizer)
     raise UserInputError(
