@@ -287,7 +287,7 @@ def _post_processor_adds_bos(processor: Any) -> bool:
     if processor.get("type") == "Sequence":
         return any(_post_processor_adds_bos(p) for p in processor.get("processors", []))
     single = processor.get("single") if processor.get("type") == "TemplateProcessing" else None
-    return bool(single) and "SpecialToken" in single[0]
+    return isinstance(single, list) and bool(single) and "SpecialToken" in single[0]
 
 
 # ----------------------------------------------------------------------------- quantize
