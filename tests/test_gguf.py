@@ -220,3 +220,17 @@ def test_smollm2_finetune_exports_to_a_verified_ollama_bundle(tone_finetuned: Pa
     report = verify(bundle)
     assert report.ok, [(c.name, c.detail) for c in report.checks if not c.ok]
     assert sum(c.name.startswith("end of turn") for c in report.checks) == 3  # the fine-tune's eval prompts
+
+
+def test_cpu_profile_offers_gguf_chains_only_with_llama_cpp(monkeypatch: pytest.MonkeyPatch) -> None:
+    from olive_ext.targets import profiles
+
+    cpu = profiles.get_profile("cpu")
+    monkeypatch.setattr(profiles, "_has_llama_cpp", lambda: True)
+    quants = [c[0].params["quant"] for c in cpu.gguf_chains()]
+    assert quants == ["Q4_0", "Q4_K_M", "Q5_K_M", "Q8_0"] and cpu.gguf_skip_note() is None
+    assert [c[0].params["quant"] for c in cpu.gguf_chains(precision="int8")] == ["Q8_0"]
+    assert cpu.gguf_chains("text-classification") == []
+    monkeypatch.setattr(profiles, "_has_llama_cpp", lambda: False)
+    assert cpu.gguf_chains() == []
+    assert "pip install 'olive-ext[llamacpp]'" in (cpu.gguf_skip_note() or "")
