@@ -6,6 +6,13 @@ BIN := $(VENV)/bin
 # e.g. `make test TORCH_SPEC=torch` to keep the index's default build.
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
+# llama-cpp-python (the llamacpp extra) builds llama.cpp from source for this CPU (minutes). On a CPU
+# with AMX its native build segfaults in the first llama_decode of a Q4_0 model (the AMX weight
+# buffer; see benchmarks/_envs.py), so there we build for AVX-512 without AMX. A CMAKE_ARGS in the
+# environment wins.
+LLAMA_CMAKE_ARGS ?= $(shell grep -qw amx_int8 /proc/cpuinfo 2>/dev/null && echo "-DGGML_NATIVE=OFF \
+	-DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON \
+	-DGGML_AVX512_VBMI=ON -DGGML_AVX512_BF16=ON")
 
 .PHONY: install chromium test test-unit demo bench lint clean
 
@@ -13,7 +20,8 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,qlora,sign,tracking,serve]"
+	CMAKE_ARGS="$${CMAKE_ARGS:-$(LLAMA_CMAKE_ARGS)}" \
+		$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,qlora,sign,tracking,serve,llamacpp]"
 	@# tests/test_network.py traces a run's syscalls with strace; as root on Debian/Ubuntu, install it
 	@command -v strace >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		{ apt-get install -y -q strace >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && \

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the names __getattr__ loads, for type checkers and IDEs
     from olive_ext.errors import ConstraintsNotMetError, OliveExtError, RecipeError, UserInputError
     from olive_ext.recipe.schema import Recipe
     from olive_ext.workflows.auto_opt import auto_opt
+    from olive_ext.workflows.export import export
     from olive_ext.workflows.finetune import finetune
     from olive_ext.workflows.generate_adapter import generate_adapter
     from olive_ext.workflows.package import package, verify
@@ -37,6 +38,7 @@ _EXPORTS = {
     "finetune": "olive_ext.workflows.finetune",
     "auto_opt": "olive_ext.workflows.auto_opt",
     "quantize": "olive_ext.workflows.quantize",
+    "export": "olive_ext.workflows.export",
     "generate_adapter": "olive_ext.workflows.generate_adapter",
     "package": "olive_ext.workflows.package",
     "verify": "olive_ext.workflows.package",
@@ -57,6 +59,7 @@ __all__ = [  # a literal list, so that linters see the lazily loaded names (a te
     "UserInputError",
     "__version__",
     "auto_opt",
+    "export",
     "finetune",
     "generate_adapter",
     "package",

@@ -38,6 +38,7 @@ def _subparser(command: str) -> argparse.ArgumentParser:
         ("quantize", "olive_ext.workflows.quantize:QuantizeOptions"),
         ("generate-adapter", "olive_ext.workflows.generate_adapter:GenerateAdapterOptions"),
         ("package", "olive_ext.workflows.package:PackageOptions"),
+        ("export", "olive_ext.workflows.export:ExportOptions"),
         ("chat", "olive_ext.workflows.chat:ChatOptions"),
         ("run", "olive_ext.workflows.run:RunOptions"),
     ],

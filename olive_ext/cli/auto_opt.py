@@ -40,6 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     option(p, O, "device", nargs="+", choices=["cpu", "gpu", "npu"])
     option(p, O, "provider")
     option(p, O, "precision", choices=["auto", "fp32", "fp16", "int8", "int4"])
+    option(p, O, "gguf", type=bool)
     p.add_argument(
         "--use_ort_genai",
         nargs="?",

@@ -8,6 +8,11 @@ Layout::
     <bundle>/README.md     for whoever receives the bundle
     <bundle>/manifest.json every file's sha256 and size, target, precision, metrics, versions, recipe hash
     <bundle>/bundle.sig    with a signing key: model-signing's signature over every other file
+
+A GGUF model (an `export --format gguf` output, or an auto-opt output whose chosen model is
+a llama.cpp candidate) gets ``model/`` (the .gguf, tokenizer, chat template) and an Ollama
+``Modelfile`` instead of ``run.py`` and adapters (see :mod:`olive_ext.deploy.modelfile`);
+manifest, digest, signature and ``verify`` are the same.
 """
 
 from __future__ import annotations
@@ -22,13 +27,15 @@ from typing import Any
 from olive_ext.deploy.archive import write_zip, zip_path_of
 from olive_ext.deploy.files import plain_name
 from olive_ext.deploy.manifest import text_sha256, write_manifest
+from olive_ext.deploy.modelfile import gguf_manifest_fields, gguf_readme, write_modelfile
 from olive_ext.deploy.signature import check_signing_key, sign_bundle
 from olive_ext.engine.output import ensure_output_free, staged_output
 from olive_ext.errors import UserInputError
+from olive_ext.evaluate.backends.llama_cpp import gguf_in
 from olive_ext.models.folder import MODEL_CONFIG
 from olive_ext.version import __version__
 
-_LIBRARIES = ("onnxruntime-genai", "onnxruntime", "onnx", "transformers", "peft", "torch")
+_LIBRARIES = ("onnxruntime-genai", "onnxruntime", "onnx", "llama-cpp-python", "gguf", "transformers", "peft", "torch")
 _DEFAULT_SMOKE_PROMPTS = ["Hello! Who are you?"]
 
 
@@ -62,12 +69,15 @@ def _source_info(source: Path) -> dict[str, Any]:
             hint="package the output of `olive-ext auto-opt` or `olive-ext generate-adapter`",
         )
     info = _read_json(config_path)
+    if isinstance(info, dict) and info.get("kind") == "gguf" and gguf_in(source / "model") is not None:
+        return info  # a llama.cpp model written by gguf_export (export --format gguf, or an auto-opt choice)
     genai_config = source / "model" / "genai_config.json"
     if not isinstance(info, dict) or info.get("kind") != "genai" or not genai_config.is_file():
         kind = info.get("kind") if isinstance(info, dict) else None
         raise UserInputError(
-            f"{source} holds a {kind} model; a bundle needs an onnxruntime-genai model",
-            hint="run `olive-ext auto-opt` (or generate-adapter) first and package its output",
+            f"{source} holds a {kind} model; a bundle needs an onnxruntime-genai model or a GGUF from "
+            "`olive-ext export --format gguf`",
+            hint="run `olive-ext auto-opt` (or generate-adapter, or export --format gguf) first and package its output",
         )
     return info
 
@@ -145,9 +155,16 @@ def package(
     chosen = _chosen_candidate(source)
     name = name or source.resolve().name
     with staged_output(output, overwrite) as stage:
-        _copy_model(source, stage, adapters)
-        manifest = _manifest(source, stage, info, chosen, name, version, sorted(adapters))
-        (stage / "README.md").write_text(_readme(manifest))
+        if info.get("kind") == "gguf":
+            shutil.copytree(source / "model", stage / "model")
+            manifest = {**_manifest(source, stage, info, chosen, name, version, []), **gguf_manifest_fields(stage)}
+            write_modelfile(stage, manifest["gguf_file"], chat_template_text(stage / "model"),
+                            manifest["eos_token_ids"], manifest["context_length"])  # fmt: skip
+            (stage / "README.md").write_text(gguf_readme(manifest, _measured(manifest)))
+        else:
+            _copy_model(source, stage, adapters)
+            manifest = _manifest(source, stage, info, chosen, name, version, sorted(adapters))
+            (stage / "README.md").write_text(_readme(manifest))
         write_manifest(stage, manifest)
         if sign_key is not None:
             sign_bundle(stage, sign_key)
@@ -194,7 +211,8 @@ def _manifest(
     adapters: list[str],
 ) -> dict[str, Any]:
     shipped = chat_template_text(stage / "model")
-    genai_config = _read_json(stage / "model" / "genai_config.json")
+    config_file = stage / "model" / "genai_config.json"
+    genai_config = _read_json(config_file) if config_file.is_file() else {}
     recipe = source / "recipe.yaml"
     return {
         "name": name,
@@ -224,9 +242,12 @@ def _as_list(value: Any) -> list[int]:
     return [int(v) for v in value] if isinstance(value, list) else [int(value)]
 
 
+def _measured(m: dict[str, Any]) -> list[str]:
+    shown = {k: v for k, v in m["metrics"].items() if "." not in k and k not in {"eval_seconds", "load_seconds"}}
+    return [f"- {k}: {v}" for k, v in sorted(shown.items())]
+
+
 def _readme(m: dict[str, Any]) -> str:
-    metrics = m["metrics"]
-    shown = {k: v for k, v in metrics.items() if "." not in k and k not in {"eval_seconds", "load_seconds"}}
     lines = [
         f"# {m['name']} {m['version']}",
         "",
@@ -251,7 +272,7 @@ def _readme(m: dict[str, Any]) -> str:
         "",
         "## Measured when it was built",
         "",
-        *(f"- {k}: {v}" for k, v in sorted(shown.items())),
+        *_measured(m),
         "",
     ]
     return "\n".join(lines)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 from olive_ext.deploy.archive import safe_extract
 from olive_ext.deploy.bundle import chat_template_text
-from olive_ext.deploy.files import Tree, UnsafeFileError, hash_regular, read_regular, scan_tree
+from olive_ext.deploy.files import Tree, UnsafeFileError, hash_regular, plain_name, read_regular, scan_tree
 from olive_ext.deploy.manifest import (
     MANIFEST,
     MANIFEST_LIMIT,
@@ -21,8 +22,10 @@ from olive_ext.deploy.manifest import (
     parse_manifest,
     text_sha256,
 )
+from olive_ext.deploy.modelfile import MODELFILE, token_texts
 from olive_ext.deploy.signature import check_public_key, verify_signature
 from olive_ext.errors import UserInputError
+from olive_ext.evaluate.backends.llama_cpp import LLAMACPP_INSTALL, LlamaCppBackend, llama_cpp_available
 
 SMOKE_TOKENS = 64
 
@@ -94,8 +97,11 @@ def verify_folder(
     _check_files(root, manifest, tree, report)
     if report.ok:
         _check_chat_template(root, manifest, report)
+    gguf = manifest.get("format") == "gguf"
+    if gguf and report.ok:
+        _check_modelfile(root, manifest, report)
     if run_model and report.ok:
-        _check_generation(root, manifest, report)
+        (_check_gguf_generation if gguf else _check_generation)(root, manifest, report)
     return report
 
 
@@ -236,3 +242,61 @@ def _smoke(
             False,
             f"ran to the {SMOKE_TOKENS}-token limit without an end-of-turn token: {short}",
         )
+
+
+# ----------------------------------------------------------------------------- GGUF bundles
+
+
+def _gguf_rel(manifest: dict[str, Any]) -> str | None:
+    """The manifest's .gguf path when it is a plain file directly in model/ and listed; else None."""
+    rel = manifest.get("gguf_file")
+    listed = {e["path"] for e in manifest["files"]}
+    if isinstance(rel, str) and rel.startswith("model/") and plain_name(rel[6:]) and rel in listed:
+        return rel
+    return None
+
+
+def _check_modelfile(root: Path, manifest: dict[str, Any], report: VerifyReport) -> None:
+    """The Modelfile is listed, points FROM the manifest's .gguf, and stops on the end-of-turn tokens."""
+    rel = _gguf_rel(manifest)
+    if rel is None:
+        report.add("modelfile", False, "the manifest's 'gguf_file' is not a listed file in model/")
+        return
+    if MODELFILE not in {e["path"] for e in manifest["files"]}:
+        report.add("modelfile", False, f"{MODELFILE} is missing from the bundle")
+        return
+    lines = read_regular(root / MODELFILE, MANIFEST_LIMIT).decode("utf-8", errors="replace").splitlines()
+    if f"FROM ./{rel}" not in lines:
+        report.add("modelfile", False, f"{MODELFILE} does not say FROM ./{rel}")
+        return
+    stops = {json.loads(line.split(" ", 2)[2]) for line in lines if line.startswith("PARAMETER stop ")}
+    missing = [t for t in token_texts(root / "model", list(manifest.get("eos_token_ids") or [])) if t not in stops]
+    if missing:
+        report.add("modelfile", False, f"{MODELFILE} does not stop on end-of-turn token(s) {missing}")
+        return
+    report.add("modelfile", True, f"FROM ./{rel}; stops on {sorted(stops)}")
+
+
+def _check_gguf_generation(root: Path, manifest: dict[str, Any], report: VerifyReport) -> None:
+    """Load the .gguf with llama-cpp-python and check a greedy smoke generation ends its turn."""
+    if not llama_cpp_available():
+        report.add("load", False, f"llama-cpp-python is not installed: pip install '{LLAMACPP_INSTALL}' (or --no_run)")
+        return
+    try:
+        backend = LlamaCppBackend(str(root / "model"), threads=os.cpu_count() or 1)
+    except (ValueError, RuntimeError, OSError) as e:  # llama-cpp-python raises ValueError for a file it cannot load
+        report.add("load", False, " ".join(str(e).split())[:300])
+        return
+    report.add("load", True, f"loaded {manifest.get('gguf_file')} with llama.cpp")
+    # the manifest's end-of-turn ids are the contract (the Modelfile stops on them too)
+    backend.eos_ids = set(manifest.get("eos_token_ids") or []) or backend.eos_ids
+    for prompt in manifest.get("smoke_prompts") or []:
+        # llama.cpp's own tokenizer (the GGUF's metadata, as Ollama uses it), special tokens parsed
+        ids = backend.llm.tokenize(prompt.encode(), add_bos=True, special=True)
+        out = backend.generate(ids, SMOKE_TOKENS)
+        short = json.dumps(backend.llm.detokenize(out.tokens).decode(errors="replace")[:60])
+        if len(out.tokens) < SMOKE_TOKENS:
+            report.add("end of turn (base model)", True, f"stopped after {len(out.tokens) + 1} tokens: {short}")
+        else:
+            report.add("end of turn (base model)", False,
+                       f"ran to the {SMOKE_TOKENS}-token limit without an end-of-turn token: {short}")  # fmt: skip

@@ -13,6 +13,7 @@ measured here". ``is_available()`` asks onnxruntime which providers this machine
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from typing import Any, Literal, NamedTuple
 
 from olive_ext.errors import UserInputError
@@ -129,6 +130,37 @@ class TargetProfile:
             chains = [c for c in every if chain_precision(c) in precisions]
         return chains
 
+    def gguf_chains(
+        self, task: str = "text-generation", precision: str = "auto", provider: str | None = None
+    ) -> list[list[Step]]:
+        """llama.cpp candidates: the model (adapter merged) as GGUF, one chain per quantization type.
+
+        Only for language models on the CPU execution provider, and only with llama-cpp-python
+        installed (see :func:`gguf_skip_note`). ``precision`` filters as for ONNX chains
+        (Q4_* are int4, Q8_0 int8; Q5_K_M only with ``auto``).
+        """
+        if task != "text-generation" or provider_short_name(self.provider(provider)) != "cpu" or not _has_llama_cpp():
+            return []
+        chains = [[Step("gguf", "gguf_export", {"quant": q})] for q in GGUF_CANDIDATES]
+        return [c for c in chains if precision == "auto" or chain_precision(c) == precision]
+
+    def gguf_skip_note(self, task: str = "text-generation", provider: str | None = None) -> str | None:
+        """Why GGUF candidates are left out here and how to get them, or None when they are tried (or never apply)."""
+        if task != "text-generation" or provider_short_name(self.provider(provider)) != "cpu" or _has_llama_cpp():
+            return None
+        return (
+            "llama.cpp (GGUF) candidates skipped: llama-cpp-python is not installed; "
+            "install it with: pip install 'olive-ext[llamacpp]'"
+        )
+
+
+# llama.cpp quantization types tried as CPU candidates: the common Ollama/llama.cpp choices.
+GGUF_CANDIDATES = ("Q4_0", "Q4_K_M", "Q5_K_M", "Q8_0")
+
+
+def _has_llama_cpp() -> bool:
+    return find_spec("llama_cpp") is not None
+
 
 def chain_precision(chain: list[Step]) -> str:
     """The precision a chain ends at (the last step that sets one)."""
@@ -142,6 +174,9 @@ def chain_precision(chain: list[Step]) -> str:
             precision = "int8"
         elif step.type == "graph_optimize" and step.params.get("float16"):
             precision = "fp16"
+        elif step.type == "gguf_export":
+            quant = str(step.params.get("quant", "Q4_K_M"))
+            precision = {"Q4": "int4", "Q5": "int5", "Q6": "int6", "Q8": "int8", "F1": "fp16"}.get(quant[:2], "fp32")
     return precision
 
 

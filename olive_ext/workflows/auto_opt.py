@@ -74,6 +74,10 @@ class AutoOptOptions(DataOptions):
     precision: Literal["auto", "fp32", "fp16", "int8", "int4"] = Field(
         "auto", description="auto searches the target's precisions; otherwise only this one"
     )
+    gguf: bool = Field(
+        True,
+        description="on cpu, also try llama.cpp GGUF candidates (Q4_0, Q4_K_M, Q5_K_M, Q8_0; needs llama-cpp-python)",
+    )
     eval_split: str = Field("train", description="split of the eval data, e.g. 'train[480:]'")
     metric: Literal["exact_match", "accuracy", "perplexity"] | None = Field(
         None, description="task metric on the eval data (default: exact_match for LLMs, accuracy for classifiers)"
@@ -168,6 +172,12 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
         task, opts.precision, opts.provider, calibration_data="eval" if data is not None else None
     )
     pipelines = [_with_parity(chain, data is not None) for chain in chains]
+    if opts.gguf and opts.precision in {"auto", "int4", "int8"}:
+        # llama.cpp candidates: no parity step (parity_check compares ONNX runs with PyTorch)
+        pipelines += [{s.name: {"type": s.type, **s.params} for s in c} for c in profile.gguf_chains(
+            task, opts.precision, opts.provider)]  # fmt: skip
+        if note := profile.gguf_skip_note(task, opts.provider):
+            logger.warning("%s", note)
     metrics = list(SPEED_METRICS)
     if data is not None:
         metrics.append(opts.metric or ("exact_match" if task == "text-generation" else "accuracy"))

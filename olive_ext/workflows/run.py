@@ -186,7 +186,7 @@ def deployment_info(chosen: CandidateResult, recipe: Recipe, source: Artifact | 
     template = chat_template_text(Path(adapter)) if adapter else None
     if template:
         info["finetune_chat_template_sha256"] = text_sha256(template)
-    if recipe.evaluate and recipe.evaluate.data and chosen.artifact.kind == "genai":
+    if recipe.evaluate and recipe.evaluate.data and chosen.artifact.kind in {"genai", "gguf"}:
         examples = load_examples(recipe.data[recipe.evaluate.data], load_tokenizer(chosen.artifact))
         info["smoke_prompts"] = [e.prompt for e in examples if e.prompt][:3]
     return info

@@ -6,68 +6,9 @@ tokenization or scoring, so every runtime is scored by the same code in the pare
 
 from __future__ import annotations
 
-import time
-from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import Any
+from olive_ext.evaluate.backends.base import Forced, Generation, LMBackend, Stopwatch, top2
 
-
-@dataclass
-class Generation:
-    """Greedy output for one prompt. ``step_seconds[0]`` covers the prompt and the first token."""
-
-    tokens: list[int] = field(default_factory=list)
-    step_seconds: list[float] = field(default_factory=list)
-
-
-class LMBackend(ABC):
-    """A causal LM that generates greedily and scores continuations."""
-
-    eos_ids: set[int]
-
-    @abstractmethod
-    def generate(self, prompt: list[int], max_new_tokens: int, min_new_tokens: int = 0) -> Generation:
-        """Greedy decoding, stopping at an end token once ``min_new_tokens`` are out."""
-
-    @abstractmethod
-    def continuation_nll(self, prompt: list[int], continuation: list[int]) -> float:
-        """Sum of -log p(continuation token | everything before it)."""
-
-    @abstractmethod
-    def forced_predictions(self, rows: list[tuple[list[int], list[int]]]) -> list[Forced]:
-        """Teacher forcing: for each (prompt, answer), one forward pass over ``prompt + answer``;
-        the argmax at the ``len(answer) + 1`` positions that predict each answer token and the token after."""
-
-
-@dataclass
-class Forced:
-    """What one teacher-forced pass predicts: the argmax token at each answer position (and the one
-    after the answer), and its lead over the runner-up logit, which says how safe the argmax is."""
-
-    tokens: list[int]
-    margins: list[float]
-
-
-def top2(logits: Any) -> Forced:
-    """Argmax and top-1 minus top-2 gap of each row of a (positions, vocab) numpy array."""
-    import numpy as np
-
-    rows = np.asarray(logits, dtype=np.float32)
-    best = rows.argmax(axis=-1)
-    part = np.partition(rows, -2, axis=-1)
-    return Forced([int(t) for t in best], [float(m) for m in part[:, -1] - part[:, -2]])
-
-
-class Stopwatch:
-    """Times consecutive steps with perf_counter."""
-
-    def __init__(self) -> None:
-        self.last = time.perf_counter()
-
-    def lap(self) -> float:
-        now = time.perf_counter()
-        elapsed, self.last = now - self.last, now
-        return elapsed
+__all__ = ["Forced", "Generation", "LMBackend", "Stopwatch", "open_backend", "top2"]
 
 
 def open_backend(
@@ -79,12 +20,20 @@ def open_backend(
     adapter_name: str | None = None,
     gguf_file: str | None = None,
 ) -> object:
-    """The backend for an artifact kind: genai -> GenAIBackend, hf -> TorchLMBackend, onnx -> OrtEncoderBackend."""
+    """The backend for an artifact kind: genai -> GenAIBackend, hf and gguf inputs -> TorchLMBackend,
+    gguf_export folders -> LlamaCppBackend, onnx -> OrtEncoderBackend."""
     if kind == "genai":
         # each backend module imports this package (its protocol) and a runtime: loaded for its kind only
         from olive_ext.evaluate.backends.genai import GenAIBackend
 
         return GenAIBackend(path, provider, threads, adapter_path, adapter_name)
+    if kind == "gguf" and gguf_file is None:
+        # a gguf_export candidate (its folder's llama_cpp.json names the file): run by llama.cpp;
+        # a user's GGUF input names its file and is dequantized by PyTorch below
+        from olive_ext.evaluate.backends.llama_cpp import LlamaCppBackend, gguf_in
+
+        if gguf_in(path) is not None:
+            return LlamaCppBackend(path, threads)
     if kind in {"hf", "gguf"}:
         # torch and transformers: loaded only for PyTorch models
         from olive_ext.evaluate.backends.torch_lm import TorchLMBackend

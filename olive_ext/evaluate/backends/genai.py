@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from olive_ext.evaluate.backends import Forced, Generation, LMBackend, Stopwatch, top2
+from olive_ext.evaluate.backends.base import Forced, Generation, LMBackend, Stopwatch, top2
 from olive_ext.onnx.runtime import genai
 from olive_ext.targets.base import provider_short_name
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from olive_ext.evaluate.backends import Forced, Generation, LMBackend, Stopwatch, top2
+from olive_ext.evaluate.backends.base import Forced, Generation, LMBackend, Stopwatch, top2
 
 # Rows per teacher-forced batch, and a cap on the padded tokens of one batch (bounds the logits kept).
 _BATCH_ROWS = 8

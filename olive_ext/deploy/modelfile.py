@@ -1,0 +1,259 @@
+"""An Ollama Modelfile for a GGUF bundle: FROM the .gguf, TEMPLATE, SYSTEM, stop tokens and parameters.
+
+Ollama does not run the Jinja chat template a Hugging Face tokenizer carries; it wants a Go
+template. We recognise the two families small chat models use and write their Go form:
+
+- ChatML (``<|im_start|>role\\ncontent<|im_end|>\\n``: SmolLM2, Qwen, our tiny test model),
+- Llama 3 (``<|start_header_id|>role<|end_header_id|>\\n\\ncontent<|eot_id|>``).
+
+The choice is checked, not guessed: the model's own Jinja template is rendered for a
+conversation (system, user, assistant, user) and must give exactly the text the Go template
+gives. A default system prompt the Jinja template inserts when none is given becomes the
+Modelfile's ``SYSTEM``. Any other template falls back to ``TEMPLATE {{ .Prompt }}`` (Ollama
+passes the prompt through unchanged, so the caller formats turns) and the Modelfile says so
+in a comment; ``convert_template`` reports which form was written.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MODELFILE = "Modelfile"
+FALLBACK_TEMPLATE = "{{ .Prompt }}"
+_PROBE = [
+    {"role": "system", "content": "S1"},
+    {"role": "user", "content": "U1"},
+    {"role": "assistant", "content": "A1"},
+    {"role": "user", "content": "U2"},
+]
+
+
+@dataclass(frozen=True)
+class _Family:
+    name: str
+    turn: str  # one message, with {role} and {content}
+    generation: str  # the assistant's turn opener
+    go_template: str
+    stop: tuple[str, ...]
+
+
+_CHATML = _Family(
+    "chatml",
+    "<|im_start|>{role}\n{content}<|im_end|>\n",
+    "<|im_start|>assistant\n",
+    "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n",
+    ("<|im_end|>",),
+)
+_LLAMA3 = _Family(
+    "llama3",
+    "<|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|>",
+    "<|start_header_id|>assistant<|end_header_id|>\n\n",
+    "{{- range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n{{ .Content }}<|eot_id|>{{ end }}"
+    "<|start_header_id|>assistant<|end_header_id|>\n\n",
+    ("<|eot_id|>",),
+)
+_FAMILIES = (_CHATML, _LLAMA3)
+
+
+@dataclass
+class Converted:
+    """A chat template in Ollama's terms: Go template, default system prompt, stop strings, how it was made."""
+
+    template: str
+    system: str | None = None
+    stop: list[str] = field(default_factory=list)
+    family: str = "fallback"
+    note: str = ""
+
+
+def _render(template: str, messages: list[dict[str, str]], special: dict[str, str]) -> str:
+    """Render a Hugging Face chat template as transformers does (sandboxed Jinja, trim_blocks/lstrip_blocks)."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
+
+    def raise_exception(message: str) -> None:
+        raise ValueError(message)
+
+    env.globals["raise_exception"] = raise_exception
+    return env.from_string(template).render(messages=messages, add_generation_prompt=True, **special)
+
+
+def convert_template(template: str | None, special: dict[str, str] | None = None) -> Converted:
+    """The Go form of a Hugging Face chat template, checked by rendering; the fallback when no family matches."""
+    special = special or {}
+    if not template:
+        return Converted(FALLBACK_TEMPLATE, note="the model has no chat template; prompts are sent as given")
+    bos = special.get("bos_token", "")
+    for family in _FAMILIES:
+        if family.turn.split("{role}")[0] not in template:
+            continue
+        try:
+            full = _render(template, _PROBE, special)
+            bare = _render(template, _PROBE[1:2], special)
+        except Exception as e:  # any template error: this family's check failed
+            return Converted(FALLBACK_TEMPLATE, note=f"the chat template did not render ({type(e).__name__}: {e})")
+        expected = "".join(family.turn.format(**m) for m in _PROBE) + family.generation
+        lead = bos if bos and full.startswith(bos) and not expected.startswith(bos) else ""
+        if full != lead + expected:
+            continue
+        system = _default_system(bare.removeprefix(lead), family)
+        if not isinstance(system, str):
+            continue
+        return Converted(family.go_template, system or None, list(family.stop), family.name)
+    return Converted(
+        FALLBACK_TEMPLATE,
+        note="the chat template is neither ChatML nor Llama 3 style, so Ollama gets the raw prompt: "
+        "format turns as the model's chat_template.jinja (in model/) does",
+    )
+
+
+def _default_system(bare: str, family: _Family) -> str | bool:
+    """The system prompt the template adds to a conversation without one ('' for none; False: not this family)."""
+    user = family.turn.format(role="user", content="U1") + family.generation
+    if bare == user:
+        return ""
+    head = family.turn.split("{content}")
+    opener = head[0].format(role="system")
+    if bare.endswith(user) and bare.startswith(opener):
+        middle = bare[: -len(user)][len(opener) :]
+        if middle.endswith(head[1]):
+            return middle[: -len(head[1])]
+    return False
+
+
+def _special_tokens(model: Path) -> dict[str, str]:
+    config = model / "tokenizer_config.json"
+    data = json.loads(config.read_text()) if config.exists() else {}
+    out = {}
+    for key in ("bos_token", "eos_token"):
+        value = data.get(key)
+        if isinstance(value, dict):
+            value = value.get("content")
+        if isinstance(value, str):
+            out[key] = value
+    return out
+
+
+def token_texts(model: Path, ids: list[int]) -> list[str]:
+    """The text of token ids, from the tokenizer.json the model folder carries."""
+    path = model / "tokenizer.json"
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text(encoding="utf-8"))
+    by_id = {int(t["id"]): t["content"] for t in data.get("added_tokens", [])}
+    vocab = data.get("model", {}).get("vocab", {})
+    if isinstance(vocab, dict):
+        by_id.update({int(i): t for t, i in vocab.items() if int(i) in ids and int(i) not in by_id})
+    return [by_id[i] for i in ids if i in by_id]
+
+
+def render_modelfile(gguf_rel: str, converted: Converted, stop: list[str], parameters: dict[str, Any]) -> str:
+    """The Modelfile text (deterministic: same inputs, same bytes)."""
+    lines = ["# Ollama Modelfile written by olive-ext: ollama create <name> -f Modelfile", f"FROM ./{gguf_rel}"]
+    if converted.note:
+        lines.append(f"# chat template: {converted.note}")
+    lines.append(f'TEMPLATE """{converted.template}"""')
+    if converted.system:
+        lines.append(f'SYSTEM """{converted.system}"""')
+    for text in dict.fromkeys([*converted.stop, *stop]):
+        lines.append(f"PARAMETER stop {json.dumps(text)}")
+    for key, value in parameters.items():
+        lines.append(f"PARAMETER {key} {value}")
+    return "\n".join(lines) + "\n"
+
+
+def write_modelfile(
+    bundle: Path, gguf_rel: str, chat_template: str | None, eos_ids: list[int], context_length: int
+) -> Converted:
+    """Write ``bundle/Modelfile`` for ``bundle/gguf_rel`` (its tokenizer files beside it); return the template used."""
+    model = (bundle / gguf_rel).parent
+    converted = convert_template(chat_template, _special_tokens(model))
+    generation = model / "generation_config.json"
+    gen = json.loads(generation.read_text()) if generation.exists() else {}
+    parameters: dict[str, Any] = {"num_ctx": context_length}
+    # greedy, as auto-opt measured it, unless the model asks for sampling
+    parameters["temperature"] = gen.get("temperature", 0) if gen.get("do_sample") else 0
+    if gen.get("do_sample") and gen.get("top_p") is not None:
+        parameters["top_p"] = gen["top_p"]
+    text = render_modelfile(gguf_rel, converted, token_texts(model, eos_ids), parameters)
+    (bundle / MODELFILE).write_text(text)
+    return converted
+
+
+# ----------------------------------------------------------------------------- GGUF bundles
+
+
+def _eos_ids(model: Path) -> list[int]:
+    """End-of-turn ids: generation_config's eos_token_id (one or a list), else the tokenizer's eos token."""
+    generation = model / "generation_config.json"
+    gen = json.loads(generation.read_text()) if generation.exists() else {}
+    value = gen.get("eos_token_id")
+    ids = [int(v) for v in value] if isinstance(value, list) else [int(value)] if value is not None else []
+    eos = _special_tokens(model).get("eos_token")
+    if eos:
+        path = model / "tokenizer.json"
+        data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        ids += [int(t["id"]) for t in data.get("added_tokens", []) if t.get("content") == eos]
+    return sorted(set(ids))
+
+
+def gguf_manifest_fields(stage: Path) -> dict[str, Any]:
+    """What a GGUF bundle's manifest adds: format, the .gguf's path, quantization, context, end-of-turn ids."""
+    marker = json.loads((stage / "model" / "llama_cpp.json").read_text())
+    gguf_rel = f"model/{marker['gguf_file']}"
+    config = stage / "model" / "config.json"
+    context = 2048
+    try:
+        from gguf import GGUFReader
+
+        reader = GGUFReader(stage / gguf_rel)
+        arch = reader.fields["general.architecture"].contents()
+        field_ = reader.fields.get(f"{arch}.context_length")
+        context = min(int(field_.contents()), context) if field_ else context
+    except ImportError:  # the gguf package reads the header; without it keep the default
+        if config.exists():
+            context = min(int(json.loads(config.read_text()).get("max_position_embeddings", context)), context)
+    return {
+        "format": "gguf",
+        "gguf_file": gguf_rel,
+        "quant": marker.get("quant"),
+        "precision": marker.get("quant"),
+        "context_length": context,
+        "eos_token_ids": _eos_ids(stage / "model"),
+        "modelfile": MODELFILE,
+    }
+
+
+def gguf_readme(m: dict[str, Any], measured: list[str]) -> str:
+    """README.md of a GGUF bundle: Ollama, llama.cpp and verify instructions, and the measured figures."""
+    lines = [
+        f"# {m['name']} {m['version']}",
+        "",
+        f"A GGUF model ({m['quant']}) for llama.cpp and Ollama, built by olive-ext.",
+        "",
+        "## Run it",
+        "",
+        "```bash",
+        f"ollama create {m['name'].lower()} -f Modelfile && ollama run {m['name'].lower()}",
+        f"# or llama.cpp: llama-cli -m {m['gguf_file']} -cnv",
+        "```",
+        "",
+        "`Modelfile` holds the chat template (as a Go template), the stop tokens and the sampling parameters.",
+        "",
+        "## Check it",
+        "",
+        "`manifest.json` lists every file with its sha256 and size; the bundle's digest is the sha256 of",
+        "`manifest.json` itself. With olive-ext installed (`pip install 'olive-ext[llamacpp]'`), `olive-ext verify",
+        "<this folder or its zip> --expect <digest>` checks the digest and every file, loads the model with",
+        "llama-cpp-python and checks that a short generation ends its turn.",
+        "",
+        "## Measured when it was built",
+        "",
+        *measured,
+        "",
+    ]
+    return "\n".join(lines)

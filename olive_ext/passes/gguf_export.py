@@ -1,0 +1,312 @@
+"""Hugging Face Llama-family model -> GGUF quantized with llama.cpp's own quantizer.
+
+The output is a folder llama.cpp runs (``model-<QUANT>.gguf``), with the HF tokenizer files
+beside it and a ``llama_cpp.json`` marker. The marker is what tells the evaluator to run
+the folder through llama-cpp-python: a ``gguf`` artifact without it is an *input* model
+(a user's .gguf), which passes dequantize to HF with ``gguf_to_hf`` as before. The artifact
+names no ``gguf_file`` on purpose, so the evaluator tokenizes with the same HF tokenizer
+as every other candidate (same prompt ids, same scored rows).
+
+The F32 GGUF is written here with the ``gguf`` package (llama.cpp's gguf-py): its
+``convert_hf_to_gguf.py`` ships in llama-cpp-python's sdist but not in its wheel, so we do
+what it does for ``LlamaForCausalLM`` with a GPT-2-style byte-level BPE tokenizer (SmolLM2,
+Llama-3-style vocabularies): the same tensor names, the same q/k row permutation, the same
+tokenizer metadata. Anything else is refused with a hint to use llama.cpp's converter.
+``llama_model_quantize`` (llama.cpp's C API through llama-cpp-python) then quantizes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from olive_ext.artifacts import Artifact
+from olive_ext.errors import MissingDependencyError, UserInputError
+from olive_ext.evaluate.backends.llama_cpp import LLAMACPP_INSTALL, MARKER, llama_cpp_available
+from olive_ext.passes.base import Pass, PassConfig, register_pass, searchable
+from olive_ext.passes.context import RunContext
+from olive_ext.passes.merge_adapter import merge_adapter_into
+
+GGUF_QUANTS = ("Q4_0", "Q4_K_M", "Q5_K_M", "Q8_0", "Q4_K_S", "Q5_0", "Q6_K", "F16", "F32")
+GgufQuant = Literal["Q4_0", "Q4_K_M", "Q5_K_M", "Q8_0", "Q4_K_S", "Q5_0", "Q6_K", "F16", "F32"]
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
+                   "vocab.json", "merges.txt", "generation_config.json")  # fmt: skip
+
+
+class GgufExportConfig(PassConfig):
+    quant: GgufQuant = searchable(
+        Field("Q4_K_M", description="llama.cpp quantization type (Q4_0, Q4_K_M, Q5_K_M, Q8_0, ... F16, F32)")
+    )
+
+
+@register_pass("gguf_export")
+class GgufExport(Pass[GgufExportConfig]):
+    """Write the model (adapter merged) as GGUF and quantize it with llama.cpp (runs through llama-cpp-python)."""
+
+    config_class = GgufExportConfig
+    accepts = frozenset({"hf"})
+    produces = "gguf"
+    devices = frozenset({"cpu"})
+    libraries = ("gguf", "llama-cpp-python", "transformers", "peft", "torch")
+
+    @classmethod
+    def check_input(cls, artifact: Artifact) -> str | None:
+        config = Path(artifact.path) / "config.json"
+        if not config.exists():
+            return "it is not a local Hugging Face folder"
+        archs = json.loads(config.read_text()).get("architectures") or []
+        if archs and archs[0] not in SUPPORTED_ARCHS:
+            return f"GGUF export supports {', '.join(SUPPORTED_ARCHS)}, not {archs[0]}"
+        return None
+
+    def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
+        out = ctx.output_dir / "model"
+        export_gguf(artifact, out, self.config.quant, ctx.trust_remote_code)
+        meta = {**artifact.meta, "runtime": "llama.cpp", "quant": self.config.quant}
+        return Artifact("gguf", str(out), None, meta=meta)
+
+
+def export_gguf(artifact: Artifact, out: Path, quant: str, trust_remote_code: bool = False) -> Path:
+    """Write ``out/model-<quant>.gguf`` plus tokenizer files and the llama.cpp marker; return the .gguf path."""
+    if not llama_cpp_available():
+        raise MissingDependencyError("llama-cpp-python", "GGUF export", LLAMACPP_INSTALL)
+    out.mkdir(parents=True, exist_ok=True)
+    dest = out / f"model-{quant}.gguf"
+    with tempfile.TemporaryDirectory(prefix="olive-ext-gguf-", dir=out) as tmp:
+        source = Path(artifact.path)
+        if artifact.adapter_path:
+            source = merge_adapter_into(artifact.path, artifact.adapter_path, Path(tmp) / "merged", "float32",
+                                        trust_remote_code)  # fmt: skip
+        f32 = Path(tmp) / "model-F32.gguf"
+        hf_to_gguf(source, f32)
+        if quant == "F32":
+            os.replace(f32, dest)
+        else:
+            quantize_gguf(f32, dest, quant)
+        for name in TOKENIZER_FILES:
+            if (source / name).exists():
+                shutil.copy2(source / name, out / name)
+    (out / MARKER).write_text(json.dumps({"gguf_file": dest.name, "quant": quant}, indent=2) + "\n")
+    return dest
+
+
+# ----------------------------------------------------------------------------- HF -> F32 GGUF
+
+SUPPORTED_ARCHS = ("LlamaForCausalLM",)
+_LAYER = {
+    "input_layernorm": "attn_norm",
+    "post_attention_layernorm": "ffn_norm",
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+}
+_GLOBAL = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+           "lm_head.weight": "output.weight"}  # fmt: skip
+_LAYER_RE = re.compile(r"model\.layers\.(\d+)\.(.+)\.weight")
+
+
+def gguf_name(hf_name: str) -> str:
+    """The GGUF tensor name of an HF Llama tensor (as convert_hf_to_gguf.py names it)."""
+    if hf_name in _GLOBAL:
+        return _GLOBAL[hf_name]
+    m = _LAYER_RE.fullmatch(hf_name)
+    if not m or m.group(2) not in _LAYER:
+        raise UserInputError(f"GGUF export: no llama.cpp name for tensor {hf_name}")
+    return f"blk.{m.group(1)}.{_LAYER[m.group(2)]}.weight"
+
+
+def _permute(w: Any, n_head: int) -> Any:
+    """convert_hf_to_gguf's LlamaModel.permute: HF's rotary halves -> llama.cpp's interleaved pairs per head."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def _config(folder: Path) -> dict[str, Any]:
+    config = json.loads((folder / "config.json").read_text())
+    arch = (config.get("architectures") or [""])[0]
+    if arch not in SUPPORTED_ARCHS:
+        raise UserInputError(
+            f"GGUF export supports {', '.join(SUPPORTED_ARCHS)}; {folder} is {arch or 'of unknown architecture'}",
+            hint="convert it with llama.cpp's convert_hf_to_gguf.py (in llama.cpp's repository)",
+        )
+    rope = config.get("rope_scaling") or config.get("rope_parameters") or {}
+    if rope.get("rope_type", rope.get("type", "default")) not in {"default", None}:
+        raise UserInputError(
+            f"GGUF export: rope scaling {rope.get('rope_type') or rope.get('type')!r} is not written by olive-ext",
+            hint="convert it with llama.cpp's convert_hf_to_gguf.py",
+        )
+    config["_rope_theta"] = float(config.get("rope_theta") or rope.get("rope_theta") or 10000.0)
+    return config
+
+
+def _weights(folder: Path) -> dict[str, Any]:
+    from safetensors.numpy import load_file
+
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        raise UserInputError(f"GGUF export: {folder} has no .safetensors weights")
+    out: dict[str, Any] = {}
+    for f in files:
+        out.update(load_file(f))
+    return out
+
+
+def hf_to_gguf(folder: Path, dest: Path) -> Path:
+    """Write the HF Llama model in ``folder`` as an F32 GGUF at ``dest``."""
+    try:
+        import gguf
+    except ImportError as e:
+        raise MissingDependencyError("gguf", "GGUF export") from e
+    import numpy as np
+
+    config = _config(folder)
+    n_head, n_kv = (
+        int(config["num_attention_heads"]),
+        int(config.get("num_key_value_heads") or config["num_attention_heads"]),
+    )
+    hidden = int(config["hidden_size"])
+    head_dim = int(config.get("head_dim") or hidden // n_head)
+    writer = gguf.GGUFWriter(dest, "llama")
+    writer.add_name(folder.name)
+    writer.add_context_length(int(config.get("max_position_embeddings", 2048)))
+    writer.add_embedding_length(hidden)
+    writer.add_block_count(int(config["num_hidden_layers"]))
+    writer.add_feed_forward_length(int(config["intermediate_size"]))
+    writer.add_head_count(n_head)
+    writer.add_head_count_kv(n_kv)
+    writer.add_rope_dimension_count(head_dim)
+    writer.add_rope_freq_base(config["_rope_theta"])
+    writer.add_layer_norm_rms_eps(float(config.get("rms_norm_eps", 1e-6)))
+    if head_dim != hidden // n_head:
+        writer.add_key_length(head_dim)
+        writer.add_value_length(head_dim)
+    writer.add_file_type(int(gguf.LlamaFileType.ALL_F32))
+    vocab_size = _add_tokenizer(writer, folder, int(config["vocab_size"]))
+    writer.add_vocab_size(vocab_size)
+    weights = _weights(folder)
+    tied = bool(config.get("tie_word_embeddings")) or "lm_head.weight" not in weights
+    for hf_name in sorted(weights, key=_tensor_order):
+        if hf_name == "lm_head.weight" and tied:
+            continue  # llama.cpp reads the output projection from token_embd when output.weight is absent
+        name = gguf_name(hf_name)
+        w = weights[hf_name].astype(np.float32)
+        if name.endswith("attn_q.weight"):
+            w = _permute(w, n_head)
+        elif name.endswith("attn_k.weight"):
+            w = _permute(w, n_kv)
+        writer.add_tensor(name, np.ascontiguousarray(w))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return dest
+
+
+def _tensor_order(name: str) -> tuple[int, str]:
+    m = _LAYER_RE.fullmatch(name)
+    return (int(m.group(1)) + 1 if m else (0 if "embed" in name else 1 << 20), name)
+
+
+def pre_tokenizer_name(tokenizer_json: dict[str, Any]) -> str:
+    """llama.cpp's name for the tokenizer's pre-tokenizer (``tokenizer.ggml.pre``)."""
+    pre = tokenizer_json.get("pre_tokenizer") or {}
+    parts = pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else [pre]
+    types = [p.get("type") for p in parts]
+    if types == ["ByteLevel"] and parts[0].get("use_regex", True):
+        return "gpt-2"  # GPT-2's split regex, then bytes to unicode
+    if types == ["Digits", "ByteLevel"] and parts[0].get("individual_digits") and parts[1].get("use_regex", True):
+        return "smollm"  # one digit per token, then GPT-2's regex (SmolLM2's tokenizer)
+    raise UserInputError(
+        f"GGUF export: olive-ext does not know llama.cpp's name for the pre-tokenizer {types}",
+        hint="convert the model with llama.cpp's convert_hf_to_gguf.py, which recognises many more tokenizers",
+    )
+
+
+def _add_tokenizer(writer: Any, folder: Path, n_vocab: int) -> int:
+    """Tokens, types, merges, special ids and chat template, as convert_hf_to_gguf writes a GPT-2 BPE vocab."""
+    import gguf
+
+    path = folder / "tokenizer.json"
+    if not path.exists():
+        raise UserInputError(f"GGUF export: {folder} has no tokenizer.json (a fast byte-level BPE tokenizer is needed)")
+    tokenizer_json = json.loads(path.read_text(encoding="utf-8"))
+    model = tokenizer_json.get("model", {})
+    if (
+        model.get("type") != "BPE"
+        or model.get("byte_fallback")
+        or (tokenizer_json.get("decoder") or {}).get("type") != "ByteLevel"
+    ):
+        raise UserInputError(
+            "GGUF export handles byte-level BPE tokenizers (GPT-2 style); this one is not",
+            hint="convert the model with llama.cpp's convert_hf_to_gguf.py",
+        )
+    vocab: dict[str, int] = dict(model["vocab"])
+    added = {t["content"]: t for t in tokenizer_json.get("added_tokens", [])}
+    for text, item in added.items():
+        vocab[text] = int(item["id"])
+    size = max(n_vocab, max(vocab.values()) + 1)
+    by_id = {i: t for t, i in vocab.items()}
+    tokens, types = [], []
+    for i in range(size):
+        text = by_id.get(i)
+        if text is None:  # padding rows of an embedding larger than the vocabulary
+            tokens.append(f"[PAD{i}]")
+            types.append(gguf.TokenType.UNUSED)
+        elif text in added:
+            tokens.append(text)
+            types.append(gguf.TokenType.CONTROL if added[text].get("special") else gguf.TokenType.USER_DEFINED)
+        else:
+            tokens.append(text)
+            types.append(gguf.TokenType.NORMAL)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre(pre_tokenizer_name(tokenizer_json))
+    writer.add_token_list(tokens)
+    writer.add_token_types(types)
+    special = gguf.SpecialVocab(folder, load_merges=True, n_vocab=size)
+    if "bos" not in special.add_special_token:
+        # say it explicitly: llama.cpp's default for GPT-2 vocabularies varies by pre-tokenizer
+        special.add_special_token["bos"] = _post_processor_adds_bos(tokenizer_json.get("post_processor"))
+    special.add_to_gguf(writer, quiet=True)
+    return size
+
+
+def _post_processor_adds_bos(processor: Any) -> bool:
+    """True when the HF tokenizer's post-processor puts a special token before the text (a BOS)."""
+    if not isinstance(processor, dict):
+        return False
+    if processor.get("type") == "Sequence":
+        return any(_post_processor_adds_bos(p) for p in processor.get("processors", []))
+    single = processor.get("single") if processor.get("type") == "TemplateProcessing" else None
+    return isinstance(single, list) and bool(single) and "SpecialToken" in single[0]
+
+
+# ----------------------------------------------------------------------------- quantize
+
+
+def quantize_gguf(src: Path, dest: Path, quant: str) -> None:
+    """llama.cpp's quantizer (default rules: K-quants fall back per tensor where rows do not fit)."""
+    import ctypes
+
+    try:
+        import llama_cpp
+    except ImportError as e:
+        raise MissingDependencyError("llama-cpp-python", "GGUF quantization", LLAMACPP_INSTALL) from e
+    ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{quant}", None)
+    if ftype is None:
+        raise UserInputError(f"llama-cpp-python {llama_cpp.__version__} has no quantization type {quant}")
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.nthread = 0  # llama.cpp picks: all cores
+    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dest).encode(), ctypes.byref(params))
+    if rc != 0:
+        raise UserInputError(f"llama.cpp could not quantize {src.name} to {quant} (llama_model_quantize returned {rc})")

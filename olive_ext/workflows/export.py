@@ -1,0 +1,120 @@
+"""export: a fine-tuned (or any local Llama-family HF) model written for another runtime; today GGUF for llama.cpp.
+
+>>> import olive_ext
+>>> out = olive_ext.export("out/ft", output_path="out/gguf", quant="Q4_K_M")  # doctest: +SKIP
+>>> olive_ext.package(out.output_dir, "bundles/tone-gguf")  # doctest: +SKIP
+
+The output folder is like every olive-ext output (``model/`` plus ``model_config.json``), so
+``package`` turns it into a bundle with an Ollama Modelfile and ``chat``/``auto-opt`` read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from olive_ext.data import load_examples
+from olive_ext.data.spec import DatasetSpec
+from olive_ext.deploy.bundle import chat_template_text
+from olive_ext.deploy.manifest import text_sha256
+from olive_ext.engine.output import ensure_output_free, staged_output
+from olive_ext.errors import MissingDependencyError, UserInputError
+from olive_ext.evaluate.backends.llama_cpp import LLAMACPP_INSTALL, gguf_in, llama_cpp_available
+from olive_ext.models.folder import resolve_model_arg, write_model_config
+from olive_ext.options import Options, validate_options, with_options_signature
+from olive_ext.passes.gguf_export import GgufExport, GgufQuant, export_gguf
+
+
+class ExportOptions(Options):
+    """Everything `olive-ext export` takes."""
+
+    model_name_or_path: str = Field(description="`finetune` output folder or local Hugging Face Llama-family folder")
+    output_path: str = Field(description="output folder; an existing non-empty folder is kept unless overwrite")
+    adapter_path: str | None = Field(None, description="peft adapter folder to merge in first")
+    format: Literal["gguf"] = Field("gguf", description="what to write: gguf (llama.cpp, Ollama)")
+    quant: GgufQuant = Field(
+        "Q4_K_M", description="llama.cpp quantization type: Q4_0, Q4_K_M, Q5_K_M, Q8_0, Q4_K_S, Q5_0, Q6_K, F16, F32"
+    )
+    trust_remote_code: bool = Field(False, description="allow model code from the hub")
+    overwrite: bool = Field(False, description="replace an existing output folder")
+
+
+@dataclass
+class ExportResult:
+    """The written output folder and its model file."""
+
+    output_dir: Path
+    model_file: Path
+    info: dict[str, Any]
+
+
+def run_export(opts: ExportOptions) -> ExportResult:
+    """Write the export the options describe; every input is checked before any work."""
+    out = Path(opts.output_path)
+    ensure_output_free(out, opts.overwrite)
+    if not llama_cpp_available():
+        raise MissingDependencyError("llama-cpp-python", "export --format gguf", LLAMACPP_INSTALL)
+    source = resolve_model_arg(opts.model_name_or_path, opts.adapter_path)
+    if source.kind != "hf":
+        raise UserInputError(
+            f"{opts.model_name_or_path} holds a {source.kind} model; export writes GGUF from a Hugging Face model",
+            hint="give the `finetune` output folder (or its base model and --adapter_path)",
+        )
+    problem = GgufExport.check_input(source)
+    if problem:
+        raise UserInputError(f"cannot export {opts.model_name_or_path}: {problem}")
+    with staged_output(out, opts.overwrite) as stage:
+        export_gguf(source, stage / "model", opts.quant, opts.trust_remote_code)
+        info = _model_config(source.meta, source.adapter_path, opts.quant, stage / "model")
+        write_model_config(stage, info)
+    model_file = gguf_in(out / "model")
+    assert model_file is not None
+    return ExportResult(out, model_file, info)
+
+
+def _model_config(meta: dict[str, Any], adapter_path: str | None, quant: str, model: Path) -> dict[str, Any]:
+    """model_config.json of the export: a GGUF for llama.cpp, with what package needs from the fine-tune."""
+    info: dict[str, Any] = {
+        "kind": "gguf",
+        "model": "model",
+        "runtime": "llama.cpp",
+        "quant": quant,
+        "precision": quant,
+    }
+    template = chat_template_text(Path(adapter_path)) if adapter_path else None
+    if template:  # the template used in fine-tuning: verify checks the bundle ships the same one
+        info["finetune_chat_template_sha256"] = text_sha256(template)
+    spec = meta.get("eval_data")
+    if isinstance(spec, dict):
+        info["eval_data"] = spec
+        prompts = _smoke_prompts(spec, model)
+        if prompts:
+            info["smoke_prompts"] = prompts
+    return info
+
+
+def _smoke_prompts(spec: dict[str, Any], model: Path) -> list[str]:
+    """Up to three prompts of the fine-tune's eval split (for verify's smoke generation); none when unreadable."""
+    try:
+        from transformers import AutoTokenizer
+
+        dataset = DatasetSpec.model_validate({**spec, "max_samples": 3})
+        examples = load_examples(dataset, AutoTokenizer.from_pretrained(model))
+    except Exception:  # smoke prompts are a nicety: verify falls back to a greeting
+        return []
+    return [e.prompt for e in examples if e.prompt][:3]
+
+
+def export(model_name_or_path: str | Path, output_path: str | Path, **options: Any) -> ExportResult:
+    """Write a model for another runtime (``olive-ext export``): today GGUF quantized by llama.cpp.
+
+    ``options`` are :class:`ExportOptions` fields: ``format``, ``quant``, ``adapter_path``, ``overwrite``.
+    """
+    values = {"model_name_or_path": str(model_name_or_path), "output_path": str(output_path), **options}
+    return run_export(validate_options(ExportOptions, values))
+
+
+with_options_signature(export, ExportOptions)

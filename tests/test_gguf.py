@@ -1,0 +1,236 @@
+"""GGUF: the HF -> GGUF converter, llama.cpp candidates in auto-opt, `export`, Ollama Modelfiles and verify.
+
+The converter is checked against transformers' own GGUF reader (an independent implementation
+of the tensor names, the q/k permutation and the tokenizer metadata). Everything that runs
+llama.cpp needs llama-cpp-python (`make install` installs it; the tests skip without it).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from tiny_models import CHATML
+
+from olive_ext.cli import main
+from olive_ext.deploy.modelfile import convert_template
+from olive_ext.errors import UserInputError
+from olive_ext.passes.gguf_export import hf_to_gguf, pre_tokenizer_name
+from olive_ext.recipe.schema import DatasetSpec
+from olive_ext.workflows.auto_opt import AutoOptOptions, run_auto_opt
+
+FAST = {"warmup": 0, "repeats": 2, "new_tokens": 8, "prompt_tokens": 16, "max_new_tokens": 4}
+SMOLLM2_TEMPLATE = (  # SmolLM2-Instruct's chat template: ChatML with a default system prompt
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}"
+    "{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def _llama_cpp() -> None:
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install 'olive-ext[llamacpp]')")
+
+
+# ----------------------------------------------------------------------------- converter (no llama.cpp)
+
+
+def test_gguf_from_hf_matches_the_model_through_transformers_reader(tiny_llama: Path, tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    hf_to_gguf(tiny_llama, tmp_path / "tiny.gguf")
+    ref = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    back = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file="tiny.gguf")
+    ids = torch.tensor([[1, 5, 17, 40, 99, 3, 250, 7]])
+    with torch.no_grad():
+        assert torch.allclose(ref(ids).logits, back(ids).logits, atol=1e-5)
+    text = "<|im_start|>user\nthe cat is 123 happy?<|im_end|>\n<|im_start|>assistant\n"
+    hf_ids = AutoTokenizer.from_pretrained(tiny_llama)(text)["input_ids"]
+    assert AutoTokenizer.from_pretrained(tmp_path, gguf_file="tiny.gguf")(text)["input_ids"] == hf_ids
+
+
+def test_unknown_tokenizers_and_architectures_are_refused_with_a_hint(tiny_llama: Path, tmp_path: Path) -> None:
+    assert pre_tokenizer_name({"pre_tokenizer": {"type": "ByteLevel"}}) == "gpt-2"
+    digits = {"type": "Digits", "individual_digits": True}
+    smollm = {"pre_tokenizer": {"type": "Sequence", "pretokenizers": [digits, {"type": "ByteLevel"}]}}
+    assert pre_tokenizer_name(smollm) == "smollm"
+    with pytest.raises(UserInputError, match="pre-tokenizer") as e:
+        pre_tokenizer_name({"pre_tokenizer": {"type": "Metaspace"}})
+    assert "convert_hf_to_gguf" in (e.value.hint or "")
+    other = tmp_path / "other"
+    shutil.copytree(tiny_llama, other)
+    config = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**config, "architectures": ["GPTNeoXForCausalLM"]}))
+    with pytest.raises(UserInputError, match="LlamaForCausalLM"):
+        hf_to_gguf(other, tmp_path / "x.gguf")
+
+
+def test_chat_templates_become_go_templates_checked_by_rendering() -> None:
+    chatml = convert_template(CHATML)
+    assert chatml.family == "chatml" and chatml.system is None and chatml.stop == ["<|im_end|>"]
+    assert "{{ .Role }}" in chatml.template and "{{ .Content }}" in chatml.template
+    smol = convert_template(SMOLLM2_TEMPLATE)
+    assert smol.family == "chatml"
+    assert smol.system == "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+    # a ChatML-looking template that renders differently (no newline after the role) is not passed off as ChatML
+    odd = CHATML.replace("+ '\n' + message['content']", "+ message['content']")
+    assert odd != CHATML
+    assert convert_template(odd).family == "fallback"
+    fallback = convert_template("{{ messages[0]['content'] }}")
+    assert fallback.family == "fallback" and fallback.template == "{{ .Prompt }}" and fallback.note
+
+
+# ----------------------------------------------------------------------------- with llama.cpp
+
+
+@pytest.fixture(scope="module")
+def eval_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "eval.jsonl"
+    rows = [{"q": f"what is {i} plus {i}?", "a": str(2 * i)} for i in range(6)]
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    return path
+
+
+def test_llama_cpp_f32_decodes_like_pytorch(tiny_llama: Path, tmp_path: Path) -> None:
+    """The GGUF candidate is the same model: llama.cpp's greedy tokens equal PyTorch's on the F32 export."""
+    _llama_cpp()
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from olive_ext.artifacts import Artifact
+    from olive_ext.evaluate.backends import open_backend
+    from olive_ext.evaluate.backends.llama_cpp import LlamaCppBackend
+    from olive_ext.passes.gguf_export import export_gguf
+
+    export_gguf(Artifact("hf", str(tiny_llama)), tmp_path / "f32", "F32")
+    backend = open_backend("gguf", str(tmp_path / "f32"), None, "CPUExecutionProvider", 2)
+    assert isinstance(backend, LlamaCppBackend)
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    prompt = [1, 425, 201, 511, 71, 469, 358]
+    with torch.no_grad():
+        ref = model.generate(torch.tensor([prompt]), max_new_tokens=12, min_new_tokens=12, do_sample=False)
+    out = backend.generate(prompt, 12, 12)
+    assert out.tokens == ref[0, len(prompt) :].tolist()
+    assert len(out.step_seconds) == 12 and all(s > 0 for s in out.step_seconds)
+    nll = backend.continuation_nll(prompt, [5, 9])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([[*prompt, 5, 9]])).logits[0].double(), -1)
+    expected = -(logp[len(prompt) - 1, 5] + logp[len(prompt), 9]).item()
+    assert nll == pytest.approx(expected, rel=1e-3)
+
+
+def test_auto_opt_measures_gguf_candidates_beside_onnx(tiny_llama: Path, eval_file: Path, tmp_path: Path) -> None:
+    _llama_cpp()
+    spec = DatasetSpec(name="json", data_files=str(eval_file), text_template="Q: {q}\nA: {a}")
+    opts = AutoOptOptions(
+        model_name_or_path=str(tiny_llama),
+        output_path=str(tmp_path / "out"),
+        data=spec,
+        precision="int8",  # the int8 ONNX build and llama.cpp's Q8_0
+        objective="size",
+        cache_dir=str(tmp_path / "cache"),
+        **FAST,  # type: ignore[arg-type]
+    )
+    (result,) = run_auto_opt(opts).runs.values()
+    data = json.loads((tmp_path / "out" / "candidates.json").read_text())
+    kinds = {c["id"]: c for c in data["candidates"]}
+    gguf = [r for r in result.results if r.candidate.steps[0].type == "gguf_export"]
+    onnx = [r for r in result.results if r.candidate.steps[0].type == "model_builder"]
+    assert len(gguf) == 1 and onnx and all(r.ok for r in result.results), [r.error for r in result.results]
+    for r in gguf:
+        assert r.candidate.id in kinds
+        for metric in ("size", "ttft", "latency", "throughput", "memory", "exact_match"):
+            assert metric in r.metrics, (metric, r.metrics)
+        assert r.metrics["throughput"] > 0
+    # Q8_0 of a 64-wide model is smaller than the int8 ONNX folder (no graph, no duplicated tables)
+    assert gguf[0].metrics["size"] < onnx[0].metrics["size"]
+    assert (tmp_path / "out" / "model" / "llama_cpp.json").exists(), "the chosen (smallest) model is the GGUF"
+    assert json.loads((tmp_path / "out" / "model_config.json").read_text())["kind"] == "gguf"
+
+
+def test_export_package_verify_gguf_bundle(tiny_llama: Path, tmp_path: Path) -> None:
+    _llama_cpp()
+    from olive_ext.workflows.package import verify
+
+    out, bundle = tmp_path / "gguf", tmp_path / "bundle"
+    assert main(["export", "-m", str(tiny_llama), "--format", "gguf", "--quant", "Q8_0", "-o", str(out)]) == 0
+    assert (out / "model" / "model-Q8_0.gguf").is_file()
+    assert main(["package", "-m", str(out), "-o", str(bundle), "--name", "tiny"]) == 0
+    modelfile = (bundle / "Modelfile").read_text()
+    assert "FROM ./model/model-Q8_0.gguf" in modelfile and 'PARAMETER stop "<|im_end|>"' in modelfile
+    assert "<|im_start|>{{ .Role }}" in modelfile
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["format"] == "gguf" and manifest["gguf_file"] == "model/model-Q8_0.gguf"
+    assert "Modelfile" in {f["path"] for f in manifest["files"]}
+    # the random tiny model never ends a turn: the load passes and the end-of-turn contract fails
+    report = verify(bundle)
+    checks = {c.name: c for c in report.checks}
+    assert checks["checksums"].ok and checks["modelfile"].ok and checks["load"].ok
+    assert not checks["end of turn (base model)"].ok and not report.ok
+    assert verify(bundle, run_model=False).ok
+    # a Modelfile pointing elsewhere fails even with its checksum line updated (the digest would catch that too)
+    (bundle / "Modelfile").write_text(modelfile.replace("model-Q8_0.gguf", "other.gguf"))
+    assert not verify(bundle, run_model=False).ok
+
+
+def test_export_refuses_what_it_cannot_write(tiny_llama: Path, tmp_path: Path) -> None:
+    from olive_ext.workflows.export import export
+
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "x").write_text("keep")
+    with pytest.raises(UserInputError, match="exists and is not empty"):
+        export(str(tiny_llama), str(taken))
+    assert (taken / "x").read_text() == "keep"
+
+
+@pytest.mark.integration
+def test_smollm2_finetune_gguf_candidates_beside_onnx(
+    tone_finetuned: Path, integration_cache: Path, tmp_path: Path
+) -> None:
+    """The demo's fine-tune: candidates.json holds llama.cpp candidates measured beside the ONNX ones."""
+    _llama_cpp()
+    out = tmp_path / "auto-opt"
+    code = main(["auto-opt", "-m", str(tone_finetuned), "--device", "cpu", "--precision", "int4", "-o", str(out),
+                 "--cache_dir", str(integration_cache), "--max_new_tokens", "16", "--log_level", "2"])  # fmt: skip
+    assert code == 0
+    data = json.loads((out / "candidates.json").read_text())
+    labels = [c["label"] for c in data["candidates"]]
+    gguf = [c for c in data["candidates"] if c["label"].startswith("gguf_export")]
+    assert len(gguf) == 2 and len(data["candidates"]) > 2, labels  # Q4_0, Q4_K_M beside the int4 ONNX builds
+    for c in gguf:
+        assert not c["error"] and c["metrics"]["exact_match"] > 0.5 and c["metrics"]["throughput"] > 0, c
+
+
+@pytest.mark.integration
+def test_smollm2_finetune_exports_to_a_verified_ollama_bundle(tone_finetuned: Path, tmp_path: Path) -> None:
+    """The demo's fine-tune as Q4_K_M: the Modelfile carries SmolLM2's ChatML and default system prompt, and
+    verify loads it with llama.cpp, tokenizing with the GGUF's own tokenizer, and sees each smoke answer end."""
+    _llama_cpp()
+    from olive_ext.workflows.package import verify
+
+    out, bundle = tmp_path / "gguf", tmp_path / "bundle"
+    assert main(["export", "-m", str(tone_finetuned), "--quant", "Q4_K_M", "-o", str(out), "--log_level", "2"]) == 0
+    assert main(["package", "-m", str(out), "-o", str(bundle), "--name", "tone"]) == 0
+    modelfile = (bundle / "Modelfile").read_text()
+    assert "FROM ./model/model-Q4_K_M.gguf" in modelfile and 'PARAMETER stop "<|im_end|>"' in modelfile
+    report = verify(bundle)
+    assert report.ok, [(c.name, c.detail) for c in report.checks if not c.ok]
+    assert sum(c.name.startswith("end of turn") for c in report.checks) == 3  # the fine-tune's eval prompts
+
+
+def test_cpu_profile_offers_gguf_chains_only_with_llama_cpp(monkeypatch: pytest.MonkeyPatch) -> None:
+    from olive_ext.targets import profiles
+
+    cpu = profiles.get_profile("cpu")
+    monkeypatch.setattr(profiles, "_has_llama_cpp", lambda: True)
+    quants = [c[0].params["quant"] for c in cpu.gguf_chains()]
+    assert quants == ["Q4_0", "Q4_K_M", "Q5_K_M", "Q8_0"] and cpu.gguf_skip_note() is None
+    assert [c[0].params["quant"] for c in cpu.gguf_chains(precision="int8")] == ["Q8_0"]
+    assert cpu.gguf_chains("text-classification") == []
+    monkeypatch.setattr(profiles, "_has_llama_cpp", lambda: False)
+    assert cpu.gguf_chains() == []
+    assert "pip install 'olive-ext[llamacpp]'" in (cpu.gguf_skip_note() or "")
