@@ -66,7 +66,9 @@ def test_auto_opt_chooses_within_the_accuracy_constraint(tone_auto_opt: Path) ->
     assert abs(fp32["metrics"]["exact_match"] - reference) <= 1.0, "the fp32 build must answer like PyTorch"
     chosen = next(c for c in candidates if c["chosen"])
     assert chosen["metrics"]["exact_match"] >= reference - 1.0
-    assert all(c["metrics"]["throughput"] > 0 and c["metrics"]["memory"] > 0 for c in measured)
+    # racing stops a candidate that can no longer meet the accuracy constraint before it is timed
+    timed = [c for c in measured if "exact_match.stopped_after" not in c["metrics"]]
+    assert all(c["metrics"]["throughput"] > 0 and c["metrics"]["memory"] > 0 for c in timed)
     # the objective is latency: nothing feasible is faster than the chosen one
     feasible = [c for c in measured if c["feasible"]]
     assert chosen["metrics"]["latency"] <= min(c["metrics"]["latency"] for c in feasible) + 1e-9
