@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -26,6 +27,19 @@ def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("OLIVE_EXT_CACHE", str(cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return cache
+
+
+def write_qa_rows(path: Path, n: int) -> Path:
+    """A JSON-lines file of ``n`` question/answer rows ('what is i plus i?' -> '2i') for tiny-model tests."""
+    rows = [{"q": f"what is {i} plus {i}?", "a": str(2 * i)} for i in range(n)]
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def eval_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six question/answer rows: the eval data of the tiny auto-opt tests."""
+    return write_qa_rows(tmp_path_factory.mktemp("data") / "eval.jsonl", 6)
 
 
 @pytest.fixture(scope="session")

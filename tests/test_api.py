@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from conftest import write_qa_rows
 
 import olive_ext
 
@@ -21,10 +22,7 @@ FAST = {"warmup": 0, "repeats": 1, "new_tokens": 4, "prompt_tokens": 8, "max_new
 
 @pytest.fixture(scope="module")
 def qa_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "qa.jsonl"
-    rows = [{"q": f"what is {i} plus {i}?", "a": str(2 * i)} for i in range(24)]
-    path.write_text("\n".join(json.dumps(r) for r in rows))
-    return path
+    return write_qa_rows(tmp_path_factory.mktemp("data") / "qa.jsonl", 24)
 
 
 def test_notebook_flow_finetune_auto_opt_package_verify(tiny_llama: Path, qa_file: Path, tmp_path: Path) -> None:

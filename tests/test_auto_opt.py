@@ -18,14 +18,6 @@ FAST = {"warmup": 0, "repeats": 2, "new_tokens": 8, "prompt_tokens": 16, "max_ne
 
 
 @pytest.fixture(scope="module")
-def eval_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "eval.jsonl"
-    rows = [{"q": f"what is {i} plus {i}?", "a": str(2 * i)} for i in range(6)]
-    path.write_text("\n".join(json.dumps(r) for r in rows))
-    return path
-
-
-@pytest.fixture(scope="module")
 def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("auto-opt-cache")
 

@@ -86,14 +86,6 @@ def test_chat_templates_become_go_templates_checked_by_rendering() -> None:
 # ----------------------------------------------------------------------------- with llama.cpp
 
 
-@pytest.fixture(scope="module")
-def eval_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "eval.jsonl"
-    rows = [{"q": f"what is {i} plus {i}?", "a": str(2 * i)} for i in range(6)]
-    path.write_text("\n".join(json.dumps(r) for r in rows))
-    return path
-
-
 def test_llama_cpp_f32_decodes_like_pytorch(tiny_llama: Path, tmp_path: Path) -> None:
     """The GGUF candidate is the same model: llama.cpp's greedy tokens equal PyTorch's on the F32 export."""
     _llama_cpp()

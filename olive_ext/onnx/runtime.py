@@ -41,25 +41,25 @@ def runtime_telemetry_off() -> None:
     os.environ[TELEMETRY_SWITCH] = "1"
 
 
-def genai() -> ModuleType:
-    """onnxruntime_genai, telemetry off."""
+def _load(module: str, package: str, purpose: str) -> ModuleType:
+    """Import a runtime with its telemetry off (before import, and its own switch after)."""
+    import importlib
+
     runtime_telemetry_off()
     try:
-        import onnxruntime_genai as og
+        mod = importlib.import_module(module)
     except ImportError as e:
-        raise MissingDependencyError("onnxruntime-genai", "running LLM ONNX models") from e
-    if hasattr(og, "disable_telemetry_events"):
-        og.disable_telemetry_events()
-    return og
+        raise MissingDependencyError(package, purpose) from e
+    if hasattr(mod, "disable_telemetry_events"):
+        mod.disable_telemetry_events()
+    return mod
+
+
+def genai() -> ModuleType:
+    """onnxruntime_genai, telemetry off."""
+    return _load("onnxruntime_genai", "onnxruntime-genai", "running LLM ONNX models")
 
 
 def onnxruntime() -> ModuleType:
     """onnxruntime, telemetry off."""
-    runtime_telemetry_off()
-    try:
-        import onnxruntime as ort
-    except ImportError as e:
-        raise MissingDependencyError("onnxruntime", "running ONNX models") from e
-    if hasattr(ort, "disable_telemetry_events"):
-        ort.disable_telemetry_events()
-    return ort
+    return _load("onnxruntime", "onnxruntime", "running ONNX models")

@@ -24,7 +24,6 @@ from olive_ext.passes.base import Pass, dataset_ref, register_pass
 from olive_ext.passes.context import RunContext
 from olive_ext.train.args import MANAGED, OURS_INSTEAD, RENAMED
 from olive_ext.train.options import FinetuneOptions
-from olive_ext.train.run import METRICS_FILE, finetune
 
 # Olive's LoRA `training_args` keys that are fields of ours.
 _LIFTED = ("learning_rate", "max_steps", "num_train_epochs", "per_device_train_batch_size",
@@ -114,6 +113,9 @@ class LoraPass(Pass[LoraPassConfig]):
                 "eval": spec_identity(eval_, ctx.cache.memo) if eval_ else None}  # fmt: skip
 
     def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
+        # the training machinery (and rich's progress) loads when a fine-tune runs, not for `olive-ext validate`
+        from olive_ext.train.run import METRICS_FILE, finetune
+
         cfg = self.config
         train = ctx.dataset(cfg.train_data, f"pass '{self.name}' training")
         eval_spec = ctx.dataset(cfg.eval_data, f"pass '{self.name}' eval") if cfg.eval_data else None

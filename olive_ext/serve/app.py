@@ -152,25 +152,23 @@ def create_app(
     async def chat(request: Request) -> Any:
         req = await _body(request, ChatCompletionRequest)
         job = server.job(req, backend.chat_prompt(req.plain_messages()))
-        running = scheduler.submit(job)
-        if req.stream:
-            return _sse(_chat_events(server, req, job, running), request)
-        outcome = _Outcome()
-        text = "".join([t async for t in server.texts(running, req.stops(), outcome)])
-        use = usage(len(job.ids), outcome.completion_tokens)
-        return chat_body(new_id("chatcmpl"), req.model, text, outcome.finish_reason, use)
+        return await _answer(request, req, job, _chat_events, chat_body, "chatcmpl")
 
     @app.post("/v1/completions", dependencies=[auth], response_model=None)
     async def completions(request: Request) -> Any:
         req = await _body(request, CompletionRequest)
         job = server.job(req, req.text())
+        return await _answer(request, req, job, _text_events, text_body, "cmpl")
+
+    async def _answer(request: Request, req: Any, job: Any, events: Any, body: Any, prefix: str) -> Any:
+        """Run a job: streamed as server-sent events, or collected into one response body."""
         running = scheduler.submit(job)
         if req.stream:
-            return _sse(_text_events(server, req, job, running), request)
+            return _sse(events(server, req, job, running), request)
         outcome = _Outcome()
         text = "".join([t async for t in server.texts(running, req.stops(), outcome)])
         use = usage(len(job.ids), outcome.completion_tokens)
-        return text_body(new_id("cmpl"), req.model, text, outcome.finish_reason, use)
+        return body(new_id(prefix), req.model, text, outcome.finish_reason, use)
 
     return app
 
