@@ -24,7 +24,7 @@ from olive_ext.cache import Cache, cache_key
 from olive_ext.data import load_examples
 from olive_ext.errors import OliveExtError
 from olive_ext.evaluate.context import EvalContext, EvalData, MetricInput
-from olive_ext.evaluate.exact_match import normalize_answer
+from olive_ext.evaluate.exact_match import count_hits
 from olive_ext.evaluate.racing import Race
 from olive_ext.evaluate.registry import MetricInfo, get_metric
 
@@ -278,12 +278,14 @@ def build_jobs(jobs: set[str], data: EvalData | None, ectx: EvalContext, race: R
 
 def _race_judge(race: Race, data: EvalData) -> Any:
     """The parent's verdict after each slice: keep going unless the accuracy cannot reach the floor."""
-    refs = [normalize_answer(r or "") for r in data.references]
+    refs = [r or "" for r in data.references]
 
     def keep_going(outputs: list[list[int]]) -> bool:
+        # scored exactly as the exact_match metric scores (answer_ends included), or racing could stop a winner
+        n = len(outputs)
         answers = [data.tokenizer.decode(ids, skip_special_tokens=True) for ids in outputs]
-        hits = sum(normalize_answer(a) == r for a, r in zip(answers, refs, strict=False))
-        return not race.should_stop(hits, len(outputs), len(refs))
+        hits = count_hits(answers, refs[:n], data.answer_ends[:n] if data.answer_ends else None)
+        return not race.should_stop(hits, n, len(refs))
 
     return keep_going
 

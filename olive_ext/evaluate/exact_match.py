@@ -34,10 +34,16 @@ def exact_match(
     ``ends``: per example, the literal that follows the answer in the training text; a
     prediction ending with it is compared without it.
     """
-    if len(predictions) != len(references):
-        raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
     if not references:
         raise ValueError("exact match over zero examples")
+    return 100.0 * count_hits(predictions, references, ends) / len(references)
+
+
+def count_hits(
+    predictions: Sequence[str], references: Sequence[str], ends: Sequence[str | None] | None = None
+) -> int:
+    """How many predictions equal their reference after normalization (``ends`` as in :func:`exact_match`)."""
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
     cut = [answer_before(p, e) for p, e in zip(predictions, ends, strict=True)] if ends else list(predictions)
-    hits = sum(normalize_answer(p) == normalize_answer(r) for p, r in zip(cut, references, strict=True))
-    return 100.0 * hits / len(references)
+    return sum(normalize_answer(p) == normalize_answer(r) for p, r in zip(cut, references, strict=True))

@@ -132,3 +132,40 @@ def export_artifact(artifact: Artifact, dest: Path, extra: dict[str, Any] | None
 
 def _ignore_markers(_dir: str, names: list[str]) -> list[str]:
     return [n for n in names if n in {"entry.json", ".olive_ext_fingerprint.json"}]
+
+
+ADAPTER_SUFFIX = ".onnx_adapter"
+
+
+def find_genai_model(root: Path) -> tuple[Path, dict[str, Path]]:
+    """The genai model folder under ``root`` and its adapters by name.
+
+    ``root`` is a genai folder itself, or an olive-ext output or bundle holding one in ``model/``
+    (model_config.json may name another folder) with adapters in model_config.json or ``adapters/``.
+    """
+    info = _config_of(root)
+    folder = root if (root / "genai_config.json").exists() else root / str(info.get("model") or "model")
+    if not (folder / "genai_config.json").exists():
+        raise UserInputError(
+            f"{root} holds no onnxruntime-genai model (genai_config.json not found)",
+            hint="pass a bundle, an auto-opt or generate-adapter output folder, or a genai model folder",
+        )
+    adapters = {p.name[: -len(ADAPTER_SUFFIX)]: p for p in sorted((root / "adapters").glob(f"*{ADAPTER_SUFFIX}"))}
+    listed = info.get("adapters") or {}
+    if isinstance(listed, dict):
+        adapters.update({str(name): root / str(rel) for name, rel in listed.items()})
+    missing = [f"{name} ({path})" for name, path in adapters.items() if not path.is_file()]
+    if missing:
+        raise UserInputError(f"adapter files missing in {root}: {', '.join(missing)}")
+    return folder, adapters
+
+
+def _config_of(root: Path) -> dict[str, Any]:
+    path = root / MODEL_CONFIG
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise UserInputError(f"{path} is not valid JSON ({e})") from e
+    return data if isinstance(data, dict) else {}

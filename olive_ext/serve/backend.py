@@ -69,9 +69,10 @@ def load_backend(path: str) -> tuple[Backend, str]:
             hint="serve an ONNX build instead: olive-ext auto-opt -m <model> -o out, then olive-ext serve -m out",
         )
     # each backend module imports this one (Piece, Sampling); a llama.cpp backend will be chosen here too
-    from olive_ext.serve.genai_backend import GenAIBackend, find_model
+    from olive_ext.models.folder import find_genai_model
+    from olive_ext.serve.genai_backend import GenAIBackend
 
-    folder, adapters = find_model(p)
+    folder, adapters = find_genai_model(p)
     return GenAIBackend(folder, adapters), p.resolve().name
 
 

@@ -9,45 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from olive_ext.errors import UserInputError
-from olive_ext.models.folder import MODEL_CONFIG
 from olive_ext.onnx.runtime import genai
 from olive_ext.serve.backend import Piece, Sampling
-
-ADAPTER_SUFFIX = ".onnx_adapter"
-
-
-def find_model(root: Path) -> tuple[Path, dict[str, Path]]:
-    """The genai model folder under ``root`` and its adapters by name.
-
-    ``root`` is a genai folder itself, or an olive-ext output or bundle holding one in ``model/``
-    (model_config.json may name another folder) with adapters in model_config.json or ``adapters/``.
-    """
-    info = _model_config(root)
-    folder = root if (root / "genai_config.json").exists() else root / str(info.get("model") or "model")
-    if not (folder / "genai_config.json").exists():
-        raise UserInputError(
-            f"{root} holds no onnxruntime-genai model (genai_config.json not found)",
-            hint="pass a bundle, an auto-opt or generate-adapter output folder, or a genai model folder",
-        )
-    adapters = {p.name[: -len(ADAPTER_SUFFIX)]: p for p in sorted((root / "adapters").glob(f"*{ADAPTER_SUFFIX}"))}
-    listed = info.get("adapters") or {}
-    if isinstance(listed, dict):
-        adapters.update({str(name): root / str(rel) for name, rel in listed.items()})
-    missing = [f"{name} ({path})" for name, path in adapters.items() if not path.is_file()]
-    if missing:
-        raise UserInputError(f"adapter files missing in {root}: {', '.join(missing)}")
-    return folder, adapters
-
-
-def _model_config(root: Path) -> dict[str, Any]:
-    path = root / MODEL_CONFIG
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as e:
-        raise UserInputError(f"{path} is not valid JSON ({e})") from e
-    return data if isinstance(data, dict) else {}
 
 
 class GenAIBackend:

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import Field
 
 from olive_ext.errors import UserInputError
-from olive_ext.models.folder import MODEL_CONFIG
+from olive_ext.models.folder import find_genai_model
 from olive_ext.onnx.chat import ChatSession, PromptTooLongError, Sampling
 from olive_ext.options import Options
 
@@ -50,13 +50,7 @@ class ChatOptions(Options):
 def open_chat(opts: ChatOptions) -> ChatSession:
     """Load the model (and adapters) the options name; a folder that holds no genai model is refused first."""
     root = Path(opts.model_name_or_path)
-    folder = root / "model" if (root / "model" / "genai_config.json").exists() else root
-    if not (folder / "genai_config.json").exists():
-        raise UserInputError(
-            f"{root} holds no onnxruntime-genai model (genai_config.json not found)",
-            hint="pass an auto-opt, generate-adapter or package output folder, or a genai model folder",
-        )
-    adapters = adapter_files(root)
+    folder, adapters = find_genai_model(root)
     if opts.adapter and opts.adapter not in adapters:
         known = ", ".join(sorted(adapters)) or "none"
         raise UserInputError(f"adapter {opts.adapter!r} not found in {root}; adapters there: {known}")
@@ -87,16 +81,6 @@ def load_error(folder: Path, error: RuntimeError) -> UserInputError:
             hint="rebuild it (olive-ext quantize / auto-opt) or copy it again in full",
         )
     return UserInputError(f"the model in {folder} cannot be loaded: {detail}", hint=f"check {model} and its folder")
-
-
-def adapter_files(root: Path) -> dict[str, Path]:
-    """name -> .onnx_adapter path, from model_config.json's `adapters` or an adapters/ folder."""
-    found: dict[str, Path] = {p.stem: p for p in (root / "adapters").glob("*.onnx_adapter")}
-    config = root / MODEL_CONFIG
-    if config.exists():
-        for name, rel in (json.loads(config.read_text()).get("adapters") or {}).items():
-            found[name] = root / rel
-    return found
 
 
 def write_stdout(text: str) -> None:

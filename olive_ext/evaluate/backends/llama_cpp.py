@@ -93,7 +93,8 @@ class LlamaCppBackend(LMBackend):
         import numpy as np
 
         ptr = self._lib.llama_get_logits_ith(self.llm._ctx.ctx, -1)
-        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+        # a copy: the view points into llama.cpp's output buffer, which the next decode overwrites
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
 
     def generate(self, prompt: list[int], max_new_tokens: int, min_new_tokens: int = 0) -> Generation:
         self._reset()
