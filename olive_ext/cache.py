@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from olive_ext.artifacts import Artifact, FingerprintMemo, content_hash, iter_files
+from olive_ext.artifacts import Artifact, FingerprintMemo, content_hash
 from olive_ext.errors import UserInputError
 from olive_ext.version import __version__
 
@@ -37,8 +37,6 @@ except ImportError:  # Windows: no flock; rename-if-absent alone keeps entries s
     fcntl = None  # type: ignore[assignment]
 
 ENTRY_FILE = "entry.json"
-# files an artifact lists in meta["unhashed"]: records of how it was made (timings), not its content
-UNHASHED = "unhashed"
 
 
 def default_cache_dir() -> Path:
@@ -217,32 +215,19 @@ def unwritable_cache(root: Path, problem: str) -> UserInputError:
 def _artifact_content_hash(artifact: Artifact, memo: FingerprintMemo) -> str:
     """Hash an output's own files plus the identity of anything it points at outside itself.
 
-    Files named in ``meta["unhashed"]`` (a fine-tune's timings) are left out, so identical
-    work gives identical fingerprints and the cache keys of later steps stay stable.
+    Run records (a fine-tune's timings: artifacts.RUN_RECORDS) are left out by content_hash, so
+    identical work gives identical fingerprints and the cache keys of later steps stay stable.
     """
     h = hashlib.sha256(artifact.kind.encode())
-    unhashed = set(artifact.meta.get(UNHASHED) or ())
     for path in (artifact.path, artifact.adapter_path):
         if path:
             p = Path(path)
             if not p.exists():
                 h.update(f"ref:{path}".encode())
-            elif unhashed and p.is_dir():
-                h.update(_hash_except(p, unhashed, memo).encode())
             else:
                 h.update(content_hash(p, memo).encode())
     if artifact.gguf_file:
         h.update(artifact.gguf_file.encode())
-    return h.hexdigest()
-
-
-def _hash_except(root: Path, names: set[str], memo: FingerprintMemo) -> str:
-    """content_hash of a folder without the files whose relative path is in ``names``."""
-    h = hashlib.sha256()
-    for f in iter_files(root):
-        rel = f.relative_to(root).as_posix()
-        if rel not in names:
-            h.update(f"{rel}\0{f.stat().st_size}\0{memo.file_hash(f)}\n".encode())
     return h.hexdigest()
 
 

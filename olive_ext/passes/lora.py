@@ -17,7 +17,6 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from olive_ext.artifacts import Artifact
-from olive_ext.cache import UNHASHED
 from olive_ext.data.load import spec_identity
 from olive_ext.errors import UserInputError
 from olive_ext.passes.base import Pass, dataset_ref, register_pass
@@ -114,7 +113,7 @@ class LoraPass(Pass[LoraPassConfig]):
 
     def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
         # the training machinery (and rich's progress) loads when a fine-tune runs, not for `olive-ext validate`
-        from olive_ext.train.run import METRICS_FILE, finetune
+        from olive_ext.train.run import finetune
 
         cfg = self.config
         train = ctx.dataset(cfg.train_data, f"pass '{self.name}' training")
@@ -141,7 +140,7 @@ class LoraPass(Pass[LoraPassConfig]):
             if "exact_match" in evals.get(which, {}):
                 summary[f"exact_match_{which}"] = evals[which]["exact_match"]
         # train_metrics.json records timings: it must not make two identical trainings look different
-        meta = {**artifact.meta, "finetune": summary, UNHASHED: [METRICS_FILE]}
+        meta = {**artifact.meta, "finetune": summary}
         if ctx.input_model is not None:
             meta.setdefault("base_model", ctx.input_model.path)
         return Artifact("hf", model_path, str(result.adapter_dir), meta=meta)
