@@ -75,6 +75,13 @@ class Options(BaseModel):
         return self.model_dump(mode="json")
 
 
+def field_of(model: type[BaseModel], name: str) -> Any:
+    """Field ``name`` of ``model`` to declare again on an options model: default, help and limits kept (one source)."""
+    import copy
+
+    return copy.copy(model.model_fields[name])
+
+
 def default_of(model: type[BaseModel], name: str) -> Any:
     """The declared default of field ``name`` of ``model`` (factories are called)."""
     return model.model_fields[name].get_default(call_default_factory=True)

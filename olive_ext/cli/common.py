@@ -124,9 +124,23 @@ def option(group: Any, model: type[Options], name: str, *flags: str, **kwargs: A
         kwargs.setdefault("default", None)
     kwargs.setdefault("default", model.default_of(name))
     kwargs.setdefault("help", model.help_of(name))
+    choices = literal_choices(info.annotation)
+    if choices and "choices" not in kwargs and kwargs.get("action") is None:
+        kwargs["choices"] = choices
     if kwargs.get("type") is bool:
         kwargs.update(type=parse_bool, nargs="?", const=True)
     group.add_argument(*(flags or (f"--{name}",)), dest=name, **kwargs)
+
+
+def literal_choices(annotation: Any) -> list[Any] | None:
+    """The values of a ``Literal`` field (inside ``| None`` or ``list[...]``), or None."""
+    import typing
+
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return list(typing.get_args(annotation))
+    inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return literal_choices(inner[0]) if len(inner) == 1 else None
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, model: type[Options], split_field: str) -> None:

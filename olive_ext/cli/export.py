@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     option(p, O, "model_name_or_path", "-m", "--model_name_or_path")
     option(p, O, "adapter_path", "-a", "--adapter_path")
     add_output(p, O)
-    option(p, O, "format", choices=["gguf"])
+    option(p, O, "format")
     option(p, O, "quant", choices=list(GGUF_QUANTS))
     option(p, O, "trust_remote_code", action="store_true")
     add_log_level(p)

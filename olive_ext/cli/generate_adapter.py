@@ -26,9 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     option(p, O, "model_name_or_path", "-m", "--model_name_or_path", "--base_model_path")
     option(p, O, "adapter_path", "-a", "--adapter_path", "--adapter_paths", nargs="+")
-    option(p, O, "adapter_format", choices=["onnx_adapter", "safetensors", "numpy"])
-    option(p, O, "precision", choices=["fp32", "int4"])
-    option(p, O, "device", choices=["cpu", "gpu"])
+    option(p, O, "adapter_format")
+    option(p, O, "precision")
+    option(p, O, "device")
     option(p, O, "provider")
     option(p, O, "check_prompts", type=int)
     add_output(p, O)

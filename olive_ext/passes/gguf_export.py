@@ -23,7 +23,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field
 
@@ -34,8 +34,8 @@ from olive_ext.passes.base import Pass, PassConfig, register_pass, searchable
 from olive_ext.passes.context import RunContext
 from olive_ext.passes.merge_adapter import merge_adapter_into
 
-GGUF_QUANTS = ("Q4_0", "Q4_K_M", "Q5_K_M", "Q8_0", "Q4_K_S", "Q5_0", "Q6_K", "F16", "F32")
 GgufQuant = Literal["Q4_0", "Q4_K_M", "Q5_K_M", "Q8_0", "Q4_K_S", "Q5_0", "Q6_K", "F16", "F32"]
+GGUF_QUANTS: tuple[str, ...] = get_args(GgufQuant)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
                    "vocab.json", "merges.txt", "generation_config.json")  # fmt: skip
 

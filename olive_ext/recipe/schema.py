@@ -50,8 +50,8 @@ class PassSpec(BaseModel):
 class SearchSpec(StrictModel):
     """How list-valued pass parameters expand into candidates."""
 
-    strategy: Literal["grid", "random", "tpe"] = "grid"
-    seed: int = 0
+    strategy: Literal["grid", "random", "tpe"] = Field("grid", description="search strategy")
+    seed: int = Field(0, description="seed of random and TPE search")
     max_candidates: int | None = Field(None, ge=1, description="budget; default: all for grid, 8 otherwise")
 
 

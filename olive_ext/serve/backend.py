@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from olive_ext.errors import UserInputError
+from olive_ext.models.folder import find_genai_model
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,6 @@ def load_backend(path: str) -> tuple[Backend, str]:
             hint="serve an ONNX build instead: olive-ext auto-opt -m <model> -o out, then olive-ext serve -m out",
         )
     # each backend module imports this one (Piece, Sampling); a llama.cpp backend will be chosen here too
-    from olive_ext.models.folder import find_genai_model
     from olive_ext.serve.genai_backend import GenAIBackend
 
     folder, adapters = find_genai_model(p)

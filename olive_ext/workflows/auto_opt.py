@@ -25,12 +25,12 @@ from olive_ext.data.spec import DataOptions, DatasetSpec
 from olive_ext.engine.preflight import check_before_work
 from olive_ext.engine.results import RunResult
 from olive_ext.errors import ConstraintsNotMetError, UserInputError
-from olive_ext.evaluate.spec import Constraints, EvaluateSpec
+from olive_ext.evaluate.spec import Constraints, EvaluateSpec, Objective
 from olive_ext.models.folder import resolve_model_arg
-from olive_ext.options import default_of, validate_options, with_options_signature
+from olive_ext.options import field_of, validate_options, with_options_signature
 from olive_ext.progress import Progress
 from olive_ext.recipe import parse_recipe
-from olive_ext.recipe.schema import Recipe
+from olive_ext.recipe.schema import Recipe, SearchSpec
 from olive_ext.targets.base import CPU, Device
 from olive_ext.targets.profiles import chain_precision, get_profile
 from olive_ext.workflows.run import run_recipe
@@ -46,17 +46,6 @@ SPEED_METRICS = ["size", "ttft", "latency", "throughput", "memory"]
 # the evaluation settings auto-opt passes through to the recipe's `evaluate` section
 EVAL_SETTINGS = ("threads", "warmup", "repeats", "max_repeats", "timing_tolerance", "prompt_tokens", "new_tokens",
                  "max_new_tokens", "teacher_forcing", "racing")  # fmt: skip
-
-
-def _eval_field(name: str) -> Any:
-    """An option whose default and help are EvaluateSpec's (declared there, once)."""
-    info = EvaluateSpec.model_fields[name]
-    return Field(default_of(EvaluateSpec, name), description=info.description)
-
-
-def _constraint_field(name: str) -> Any:
-    info = Constraints.model_fields[name]
-    return Field(default_of(Constraints, name), description=info.description)
 
 
 class AutoOptOptions(DataOptions):
@@ -82,25 +71,23 @@ class AutoOptOptions(DataOptions):
     metric: Literal["exact_match", "accuracy", "perplexity"] | None = Field(
         None, description="task metric on the eval data (default: exact_match for LLMs, accuracy for classifiers)"
     )
-    max_accuracy_drop: float | None = _constraint_field("max_accuracy_drop")
-    max_latency_ms: float | None = _constraint_field("max_latency_ms")
-    max_size_mb: float | None = _constraint_field("max_size_mb")
-    objective: Literal["latency", "throughput", "size", "accuracy"] = Field(
-        "latency", description="what to optimize among candidates that meet the constraints"
-    )
-    search: Literal["grid", "random", "tpe"] = Field("grid", description="search strategy")
-    max_candidates: int | None = Field(None, ge=1, description="candidate budget per device")
-    seed: int = Field(0, description="seed of random and TPE search")
-    threads: int | None = _eval_field("threads")
-    warmup: int = _eval_field("warmup")
-    repeats: int = _eval_field("repeats")
-    prompt_tokens: int = _eval_field("prompt_tokens")
-    new_tokens: int = _eval_field("new_tokens")
-    max_new_tokens: int = _eval_field("max_new_tokens")
-    max_repeats: int | None = _eval_field("max_repeats")
-    timing_tolerance: float | None = _eval_field("timing_tolerance")
-    teacher_forcing: bool = _eval_field("teacher_forcing")
-    racing: Literal["off", "exact", "wilson"] = _eval_field("racing")
+    max_accuracy_drop: float | None = field_of(Constraints, "max_accuracy_drop")
+    max_latency_ms: float | None = field_of(Constraints, "max_latency_ms")
+    max_size_mb: float | None = field_of(Constraints, "max_size_mb")
+    objective: Objective = field_of(EvaluateSpec, "objective")
+    search: Literal["grid", "random", "tpe"] = field_of(SearchSpec, "strategy")
+    max_candidates: int | None = field_of(SearchSpec, "max_candidates")
+    seed: int = field_of(SearchSpec, "seed")
+    threads: int | None = field_of(EvaluateSpec, "threads")
+    warmup: int = field_of(EvaluateSpec, "warmup")
+    repeats: int = field_of(EvaluateSpec, "repeats")
+    prompt_tokens: int = field_of(EvaluateSpec, "prompt_tokens")
+    new_tokens: int = field_of(EvaluateSpec, "new_tokens")
+    max_new_tokens: int = field_of(EvaluateSpec, "max_new_tokens")
+    max_repeats: int | None = field_of(EvaluateSpec, "max_repeats")
+    timing_tolerance: float | None = field_of(EvaluateSpec, "timing_tolerance")
+    teacher_forcing: bool = field_of(EvaluateSpec, "teacher_forcing")
+    racing: Literal["off", "exact", "wilson"] = field_of(EvaluateSpec, "racing")
     trust_remote_code: bool = Field(False, description="allow model code from the hub")
     overwrite: bool = Field(False, description="replace an existing output folder")
     cache_dir: str | None = Field(
