@@ -25,7 +25,8 @@ from olive_ext.deploy.manifest import (
 from olive_ext.deploy.modelfile import MODELFILE, token_texts
 from olive_ext.deploy.signature import check_public_key, verify_signature
 from olive_ext.errors import UserInputError
-from olive_ext.evaluate.backends.llama_cpp import LLAMACPP_INSTALL, LlamaCppBackend, llama_cpp_available
+from olive_ext.evaluate.backends.llama_cpp import LlamaCppBackend
+from olive_ext.onnx.runtime import LLAMACPP_INSTALL, llama_cpp_available
 
 SMOKE_TOKENS = 64
 

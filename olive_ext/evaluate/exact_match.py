@@ -39,9 +39,7 @@ def exact_match(
     return 100.0 * count_hits(predictions, references, ends) / len(references)
 
 
-def count_hits(
-    predictions: Sequence[str], references: Sequence[str], ends: Sequence[str | None] | None = None
-) -> int:
+def count_hits(predictions: Sequence[str], references: Sequence[str], ends: Sequence[str | None] | None = None) -> int:
     """How many predictions equal their reference after normalization (``ends`` as in :func:`exact_match`)."""
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions for {len(references)} references")

@@ -30,9 +30,7 @@ class EvaluateSpec(StrictModel):
     metrics: list[str] = Field(default_factory=lambda: ["size"], description="metric names to compute")
     data: str | None = Field(None, description="name of a dataset in `data` used for accuracy")
     constraints: Constraints = Field(default_factory=Constraints)
-    objective: Objective = Field(
-        "latency", description="what to optimize among candidates that meet the constraints"
-    )
+    objective: Objective = Field("latency", description="what to optimize among candidates that meet the constraints")
     warmup: int = Field(
         1,
         ge=0,

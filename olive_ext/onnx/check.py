@@ -17,7 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from olive_ext.artifacts import Artifact
 from olive_ext.errors import PassError
+from olive_ext.onnx.folder import model_file
 from olive_ext.onnx.runtime import genai, onnxruntime
 
 SMOKE_PROMPT = "The capital of France is"
@@ -94,7 +96,7 @@ def _smoke_genai(folder: Path, adapter_file: Path | None) -> dict[str, Any]:
     except Exception as e:
         if not cross:
             raise SmokeFailure("load", str(e)) from e
-        check_graph_structure(folder / _genai_filename(folder))
+        check_graph_structure(model_file(Artifact("genai", str(folder))))
         return {
             "built_for": built_for,
             "loaded": False,
@@ -133,11 +135,6 @@ def _smoke_genai(folder: Path, adapter_file: Path | None) -> dict[str, Any]:
         }
     note = f"built for {built_for}; loaded and ran on the CPU EP; not measured here" if cross else ""
     return {"built_for": built_for, "loaded": True, "ran": True, "note": note}
-
-
-def _genai_filename(folder: Path) -> str:
-    config = json.loads((folder / "genai_config.json").read_text())
-    return str(config.get("model", {}).get("decoder", {}).get("filename", "model.onnx"))
 
 
 def check_graph_structure(model_path: Path) -> None:

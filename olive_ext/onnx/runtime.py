@@ -55,6 +55,16 @@ def _load(module: str, package: str, purpose: str) -> ModuleType:
     return mod
 
 
+LLAMACPP_INSTALL = "olive-ext[llamacpp]"  # what hints tell users to pip install
+
+
+def llama_cpp_available() -> bool:
+    """True when llama-cpp-python is installed (checked without importing it)."""
+    from importlib.util import find_spec
+
+    return find_spec("llama_cpp") is not None
+
+
 def genai() -> ModuleType:
     """onnxruntime_genai, telemetry off."""
     return _load("onnxruntime_genai", "onnxruntime-genai", "running LLM ONNX models")

@@ -29,7 +29,8 @@ from pydantic import Field
 
 from olive_ext.artifacts import Artifact
 from olive_ext.errors import MissingDependencyError, UserInputError
-from olive_ext.evaluate.backends.llama_cpp import LLAMACPP_INSTALL, MARKER, llama_cpp_available
+from olive_ext.evaluate.backends.llama_cpp import MARKER
+from olive_ext.onnx.runtime import LLAMACPP_INSTALL, llama_cpp_available
 from olive_ext.passes.base import Pass, PassConfig, register_pass, searchable
 from olive_ext.passes.context import RunContext
 from olive_ext.passes.merge_adapter import merge_adapter_into

@@ -13,11 +13,10 @@ measured here". ``is_available()`` asks onnxruntime which providers this machine
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib.util import find_spec
 from typing import Any, Literal, NamedTuple
 
 from olive_ext.errors import UserInputError
-from olive_ext.onnx.runtime import onnxruntime
+from olive_ext.onnx.runtime import LLAMACPP_INSTALL, llama_cpp_available, onnxruntime
 from olive_ext.targets.base import PROVIDERS, Device, Target, normalize_provider, provider_short_name
 
 Task = Literal["text-generation", "text-classification", "feature-extraction"]
@@ -150,7 +149,7 @@ class TargetProfile:
             return None
         return (
             "llama.cpp (GGUF) candidates skipped: llama-cpp-python is not installed; "
-            "install it with: pip install 'olive-ext[llamacpp]'"
+            f"install it with: pip install '{LLAMACPP_INSTALL}'"
         )
 
 
@@ -159,7 +158,7 @@ GGUF_CANDIDATES = ("Q4_0", "Q4_K_M", "Q5_K_M", "Q8_0")
 
 
 def _has_llama_cpp() -> bool:
-    return find_spec("llama_cpp") is not None
+    return llama_cpp_available()
 
 
 def chain_precision(chain: list[Step]) -> str:

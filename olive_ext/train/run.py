@@ -26,7 +26,6 @@ from olive_ext.train.trainer import TrainStats, make_callback, make_trainer, sto
 
 if TYPE_CHECKING:
     from olive_ext.data.spec import DatasetSpec
-    from olive_ext.progress import Progress
 
 logger = logging.getLogger("olive_ext")
 
@@ -66,9 +65,7 @@ class TrainingRun:
     model: Any
     trainer: Any
     stats: TrainStats
-    total_steps: int
     resume: Path | None
-    rss_before: float | None
     train_peak: float | None
 
 
@@ -191,8 +188,6 @@ def train_phase(
     args = _training_arguments(opts, checkpoint_dir, device, dtype, total_steps, data.eval_set is not None)
     resume = _resume_path(opts.resume_from_checkpoint, Path(args.output_dir))
     stats = TrainStats()
-    rss_before = _peak_rss_mb()
-    _reset_peak_rss()  # the training peak on its own
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     eval_rows = RowDataset(data.eval_set.rows) if data.eval_set else None
@@ -224,7 +219,7 @@ def train_phase(
         logger.info("checkpoints kept in %s", args.output_dir)
     else:  # only interrupt checkpoints live here, and this run has finished with them
         shutil.rmtree(args.output_dir, ignore_errors=True)
-    return TrainingRun(model, trainer, stats, total_steps, resume, rss_before, train_peak)
+    return TrainingRun(model, trainer, stats, resume, train_peak)
 
 
 def run_metrics(
@@ -273,7 +268,6 @@ def run_metrics(
         "train_tokens_per_second": round(stats.tokens / stats.seconds, 1) if stats.seconds > 0 else None,
         "seconds_per_step": round(stats.seconds / steps_run, 3) if steps_run else None,
         "wall_seconds": round(time.perf_counter() - started, 2),
-        "peak_rss_mb": max(run.rss_before or 0, run.train_peak or 0) or None,
         "train_peak_rss_mb": run.train_peak,
         "gpu_peak_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if device == "cuda" else None,
         "eval": evals,

@@ -22,8 +22,9 @@ from olive_ext.deploy.bundle import chat_template_text
 from olive_ext.deploy.manifest import text_sha256
 from olive_ext.engine.output import ensure_output_free, staged_output
 from olive_ext.errors import MissingDependencyError, UserInputError
-from olive_ext.evaluate.backends.llama_cpp import LLAMACPP_INSTALL, gguf_in, llama_cpp_available
+from olive_ext.evaluate.backends.llama_cpp import gguf_in
 from olive_ext.models.folder import resolve_model_arg, write_model_config
+from olive_ext.onnx.runtime import LLAMACPP_INSTALL, llama_cpp_available
 from olive_ext.options import Options, validate_options, with_options_signature
 from olive_ext.passes.gguf_export import GgufExport, GgufQuant, export_gguf
 

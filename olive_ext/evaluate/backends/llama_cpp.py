@@ -10,22 +10,15 @@ logits per step, timed from Python, so ttft/latency/throughput mean the same for
 from __future__ import annotations
 
 import json
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 from olive_ext.evaluate.backends.base import Forced, Generation, LMBackend, Stopwatch, top2
 
 MARKER = "llama_cpp.json"
-LLAMACPP_INSTALL = "olive-ext[llamacpp]"  # what hints tell users to pip install
 # KV cache size: prompts plus new tokens of the eval jobs fit; a larger context would only add
 # KV-cache memory that the other runtimes (allocating per request) do not pay.
 MAX_CONTEXT = 2048
-
-
-def llama_cpp_available() -> bool:
-    """True when llama-cpp-python is installed (checked without importing it)."""
-    return find_spec("llama_cpp") is not None
 
 
 def gguf_in(folder: str | Path) -> Path | None:

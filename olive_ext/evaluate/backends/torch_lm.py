@@ -98,10 +98,9 @@ class TorchLMBackend(LMBackend):
         ids = torch.tensor([s + [0] * (width - len(s)) for s in seqs])
         first = min(len(rows[i][0]) for i in batch) - 1  # earliest position whose logits are needed
         with torch.inference_mode():
-            try:  # only the positions that predict answer tokens: the logits are the biggest tensor here
-                logits = self.model(input_ids=ids, use_cache=False, logits_to_keep=width - first).logits
-            except TypeError:  # a model class without logits_to_keep
-                logits = self.model(input_ids=ids, use_cache=False).logits[:, first:]
+            # only the positions that predict answer tokens (where the model can): the biggest tensor here
+            keep = width - first
+            logits = self.model(input_ids=ids, use_cache=False, **self._keep(keep)).logits[:, -keep:]
         out = {}
         for row, i in enumerate(batch):
             prompt, answer = rows[i]
