@@ -103,14 +103,13 @@ def _olive_extra_flags(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from olive_ext.cli.common import options_from_args
     from olive_ext.options import validate_options
     from olive_ext.progress import Progress
     from olive_ext.workflows.finetune import FinetuneRunOptions, finetune_recipe, run_finetune
 
-    opts = options_from_args(FinetuneRunOptions, args)
-    opts = validate_options(FinetuneRunOptions, {**opts.model_dump(exclude_unset=True), "training_args":
-                                                 _olive_extra_flags(args)})  # fmt: skip
+    values = {name: getattr(args, name) for name in FinetuneRunOptions.model_fields if getattr(args, name, None)
+              is not None}  # fmt: skip
+    opts = validate_options(FinetuneRunOptions, {**values, "training_args": _olive_extra_flags(args)})
     if args.dry_run:
         import yaml
 
@@ -118,8 +117,9 @@ def main(args: argparse.Namespace) -> int:
         from olive_ext.recipe.schema import resolved_recipe
         from olive_ext.workflows.finetune import check_data
 
-        checked = check_data(opts)  # reads a few rows with the model's tokenizer: exit 2 names what is wrong
-        print(yaml.safe_dump(resolved_recipe(finetune_recipe(opts)), sort_keys=False, allow_unicode=True), end="")
+        recipe = finetune_recipe(opts)
+        checked = check_data(opts, recipe)  # reads a few rows with the model's tokenizer: exit 2 names what's wrong
+        print(yaml.safe_dump(resolved_recipe(recipe), sort_keys=False, allow_unicode=True), end="")
         console = make_console(stderr=True)
         for line in checked:
             console.print(f"checked {line}", highlight=False)

@@ -14,13 +14,14 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from olive_ext.errors import UserInputError
 from olive_ext.models.folder import MODEL_CONFIG
 from olive_ext.onnx.lora_inputs import export_onnx_adapter
+
+if TYPE_CHECKING:  # numpy loads with the weights, not for `olive-ext generate-adapter --help`
+    import numpy as np
 
 # peft module path -> builder group
 _GROUPS = {"self_attn": "attn", "mlp": "mlp"}
@@ -206,10 +207,13 @@ def write_adapter_file(params: dict[str, np.ndarray], path: Path, fmt: str = "on
     if fmt == "onnx_adapter":
         export_onnx_adapter(params, path)
     elif fmt == "safetensors":
+        import numpy as np
         from safetensors.numpy import save_file
 
         save_file({k: np.ascontiguousarray(v) for k, v in params.items()}, str(path))
     elif fmt == "numpy":
+        import numpy as np
+
         np.savez(path, **params)  # type: ignore[arg-type]
     else:
         raise UserInputError(f"--adapter_format {fmt!r}: choose onnx_adapter, safetensors or numpy")
@@ -218,6 +222,7 @@ def write_adapter_file(params: dict[str, np.ndarray], path: Path, fmt: str = "on
 
 def input_dtype(model_file: Path) -> np.dtype[Any]:
     """numpy dtype of the base model's LoRA inputs (float32 or float16)."""
+    import numpy as np
     import onnx
 
     model = onnx.load(str(model_file), load_external_data=False)

@@ -147,9 +147,11 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
     task = model_task(source)
     profile = get_profile(device)
     data = opts.eval_data()
+    answers_checked = False  # the eval rows are read once: either here or by require_answers below
     if data is None:
         data = data_from_model_config(source)
-        if data is not None and task == "text-generation" and answer_problem(load_rows(data), data):
+        answers_checked = data is not None and task == "text-generation"
+        if answers_checked and data is not None and answer_problem(load_rows(data), data):
             # the fine-tune's eval split is plain text: nothing to score answers on (asked-for data is refused below)
             logger.warning("the fine-tune's eval split has no prompt/answer pairs (%s)", data.data_files or data.name)
             data = None
@@ -168,7 +170,7 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
     metrics = list(SPEED_METRICS)
     if data is not None:
         metrics.append(opts.metric or ("exact_match" if task == "text-generation" else "accuracy"))
-        if task == "text-generation":  # a metric the eval rows cannot give fails now, not after the first build
+        if task == "text-generation" and not answers_checked:  # fails now, not after the first build
             require_answers(data, metrics[-1])
     if task != "text-generation":
         metrics = [m for m in metrics if m not in {"ttft", "throughput"}]

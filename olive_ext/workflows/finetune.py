@@ -130,14 +130,13 @@ def _training_args(pairs: dict[str, Any], options: dict[str, Any]) -> dict[str, 
 DRY_RUN_ROWS = 16  # rows per split that --dry_run reads: enough to meet a bad column or template, fast
 
 
-def check_data(opts: FinetuneRunOptions, rows: int = DRY_RUN_ROWS) -> list[str]:
+def check_data(opts: FinetuneRunOptions, recipe: Recipe, rows: int = DRY_RUN_ROWS) -> list[str]:
     """Read the first ``rows`` of each split and tokenize them with the model's tokenizer, as training would.
 
     A misspelt column, a template or chat-template error, or answers cut away by
     ``max_seq_len`` raise the UserInputError training would raise, before any work. Returns
-    one line per split saying what was checked.
+    one line per split saying what was checked. ``recipe`` is ``finetune_recipe(opts)``, built by the caller.
     """
-    recipe = finetune_recipe(opts)
     problems: list[UserInputError] = []
     loaded: dict[str, tuple[DatasetSpec, Any]] = {}
     tokenizer = None

@@ -42,7 +42,6 @@ from olive_ext.models.adapters import (
     write_adapter_file,
 )
 from olive_ext.models.folder import resolve_model_arg, write_model_config
-from olive_ext.onnx.parity import DEFAULT_PROMPTS, GenAICandidate, TorchReference, compare_llm
 from olive_ext.options import validate_options, with_options_signature
 from olive_ext.passes.context import RunContext
 from olive_ext.progress import Progress
@@ -224,6 +223,9 @@ def _template_fp(base: Artifact, template: Path, cache: Cache) -> str:
 
 
 def _prompt_ids(opts: GenerateAdapterOptions, base: Artifact) -> list[list[int]]:
+    # numpy (and the runtimes through it) load when adapters are checked, not for `generate-adapter --help`
+    from olive_ext.onnx.parity import DEFAULT_PROMPTS
+
     tokenizer = load_tokenizer(base)
     texts = list(DEFAULT_PROMPTS)
     data = opts.check_data()
@@ -242,6 +244,9 @@ def _write_and_check(
     ext: str,
     progress: Progress,
 ) -> list[AdapterCheck]:
+    # numpy at import (see _prompt_ids)
+    from olive_ext.onnx.parity import GenAICandidate, TorchReference, compare_llm
+
     prompts = _prompt_ids(opts, base)
     model_dir = str(stage / "model")
     checks = []
