@@ -44,6 +44,7 @@ _SPEC_FIELDS_IN_KEY = (
 _RUNTIME_LIBS = ("onnxruntime", "onnxruntime-genai", "torch", "transformers", "peft")
 _LM_KINDS = {"genai", "hf", "gguf"}
 # A fixed English passage: timing prompts are cut from it, so every candidate sees the same text.
+_ENCODER_TIMING_TOKENS = 128  # an encoder timed without data runs on this many tokens (or prompt_tokens if fewer)
 _TIMING_TEXT = (
     "The history of computing is a story of people finding faster ways to do arithmetic. Early machines used "
     "gears and levers; later ones used relays, vacuum tubes, transistors and finally integrated circuits. "
@@ -206,6 +207,11 @@ def prepare_data(artifact: Artifact, ectx: EvalContext, jobs: set[str]) -> EvalD
             text += _TIMING_TEXT
             ids = encode_prompt(tokenizer, text)
         data.timing_prompt = ids[: ectx.spec.prompt_tokens]
+    if "classify" in jobs and ectx.dataset is None:
+        # an encoder timed without eval data: the timing text through the tokenizer gives every input the
+        # graph may declare (attention_mask, token_type_ids), not input_ids alone
+        length = min(ectx.spec.prompt_tokens, _ENCODER_TIMING_TOKENS)
+        data.features = [dict(tokenizer(_TIMING_TEXT, truncation=True, max_length=length))] * 8
     if not (jobs & {"generate", "nll", "classify"}) or ectx.dataset is None:
         return data
 
@@ -267,7 +273,7 @@ def build_jobs(jobs: set[str], data: EvalData | None, ectx: EvalContext, race: R
         out["nll"] = {"pairs": [[p, r] for p, r in zip(data.prompts, data.responses, strict=True) if p and r]}
     if "classify" in jobs:
         out["classify"] = {
-            "features": data.features or [{"input_ids": data.timing_prompt[:128]}] * 8,
+            "features": data.features,
             "warmup": spec.warmup,
         }
     return out

@@ -31,6 +31,10 @@ DEFAULT_PROMPTS = (
 )
 
 
+# Rows of logits compared at once (float64 temporaries): 2M elements, 8 rows of a 262k vocabulary.
+CHUNK_ELEMENTS = 1 << 21
+
+
 @dataclass
 class LogitStats:
     """Running comparison of reference and candidate rows (one row per position or example)."""
@@ -42,8 +46,18 @@ class LogitStats:
     cos_min: float = 1.0
 
     def add(self, ref: np.ndarray, cand: np.ndarray, probabilities: bool = True) -> None:
-        ref, cand = ref.astype(np.float64), cand.astype(np.float64)
+        """Fold in the rows of ``ref`` and ``cand`` (same shape, last axis compared), a few rows at a time.
+
+        The float64 statistics need several temporaries per row; over a 262k-token vocabulary, a
+        whole prompt at once cost 0.9 GB, so rows go in chunks of at most ``CHUNK_ELEMENTS``.
+        """
         ref2, cand2 = ref.reshape(-1, ref.shape[-1]), cand.reshape(-1, cand.shape[-1])
+        step = max(1, CHUNK_ELEMENTS // max(ref2.shape[-1], 1))
+        for start in range(0, ref2.shape[0], step):
+            self._add_rows(ref2[start : start + step], cand2[start : start + step], probabilities)
+
+    def _add_rows(self, ref2: np.ndarray, cand2: np.ndarray, probabilities: bool) -> None:
+        ref2, cand2 = ref2.astype(np.float64), cand2.astype(np.float64)
         self.max_abs = max(self.max_abs, float(np.abs(ref2 - cand2).max()))
         self.agree += int((ref2.argmax(-1) == cand2.argmax(-1)).sum())
         self.rows += ref2.shape[0]

@@ -20,13 +20,38 @@ class OrtEncoderBackend:
         options.inter_op_num_threads = 1
         providers = [provider] if provider in ort.get_available_providers() else ["CPUExecutionProvider"]
         self.session = ort.InferenceSession(f"{folder}/model.onnx", options, providers=providers)
-        self.input_names = {i.name for i in self.session.get_inputs()}
+        self.input_names = [i.name for i in self.session.get_inputs()]
 
     def run(self, features: dict[str, list[int]]) -> tuple[np.ndarray, float]:
         """Outputs[0] for one tokenized example, and the seconds it took."""
-        feeds: dict[str, Any] = {
-            k: np.asarray([v], dtype=np.int64) for k, v in features.items() if k in self.input_names
-        }
+        feeds = encoder_feeds(self.input_names, features)
         start = time.perf_counter()
         out = self.session.run(None, feeds)[0]
         return out, time.perf_counter() - start
+
+
+# Inputs an exported encoder may declare that a tokenizer does not always give, and their neutral value for
+# one unpadded example of n tokens (a tokenizer without token types, a graph exported with position ids).
+_DEFAULT_INPUTS = {
+    "attention_mask": lambda n: np.ones(n, dtype=np.int64),
+    "token_type_ids": lambda n: np.zeros(n, dtype=np.int64),
+    "position_ids": lambda n: np.arange(n, dtype=np.int64),
+}
+
+
+def encoder_feeds(input_names: list[str], features: dict[str, list[int]]) -> dict[str, Any]:
+    """A feed for every input the graph declares: the tokenizer's features, the others at their neutral value.
+
+    Raises ValueError naming the input when the graph declares one that neither gives (an exported
+    graph that needs, say, pixel values is not a text encoder this backend can time)."""
+    n = len(features["input_ids"])
+    feeds: dict[str, Any] = {}
+    for name in input_names:
+        if name in features:
+            feeds[name] = np.asarray([features[name]], dtype=np.int64)
+        elif name in _DEFAULT_INPUTS:
+            feeds[name] = _DEFAULT_INPUTS[name](n)[None, :]
+        else:
+            given = ", ".join(sorted(features))
+            raise ValueError(f"the encoder's graph declares input {name!r}; the tokenizer gives {given} only")
+    return feeds
