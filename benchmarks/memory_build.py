@@ -1,0 +1,113 @@
+"""Peak RSS of the int4 genai build and its parity check, per phase, on a Gemma-3-270M-shaped model.
+
+The model is benchmarks/memory_phases.py's (transformers 5 Gemma3ForCausalLM, 262,144-token tied vocabulary,
+268M parameters, random weights, fp32) with a random LoRA adapter on q/k/v/o (r 8), as a fine-tune leaves it.
+In one process, as auto-opt's model_builder pass runs them today: ``build_genai`` at int4 (block 32) with the
+adapter merged by the builder, then the parity check (PyTorch + peft reference against the genai model on the
+8 default prompts, 8 greedy tokens). A thread samples VmRSS every 20 ms and files it under the phase running
+(builder phases are marked by wrapping the builder's own methods). Measures the olive_ext on PYTHONPATH, so
+``PYTHONPATH=/path/to/older/checkout`` gives the figures before a change.
+
+Usage: ``PYTHONPATH=$PWD python benchmarks/memory_build.py [--label after]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import ROOT, load_average, machine_line, today
+from memory_phases import BUILD_MODEL
+
+ADAPTER = """
+import sys, torch
+from transformers import AutoModelForCausalLM
+from peft import LoraConfig, get_peft_model
+model = AutoModelForCausalLM.from_pretrained(sys.argv[1])
+torch.manual_seed(0)
+config = LoraConfig(r=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], init_lora_weights=False)
+get_peft_model(model, config).save_pretrained(sys.argv[2])
+"""
+
+
+class Sampler:
+    """Peak VmRSS per phase name, sampled by a daemon thread."""
+
+    def __init__(self) -> None:
+        self.phase = "start"
+        self.peaks: dict[str, float] = {}
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            with open("/proc/self/status") as f:
+                mb = next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS:"))
+            self.peaks[self.phase] = max(self.peaks.get(self.phase, 0.0), mb)
+            time.sleep(0.02)
+
+    def wrap(self, owner: Any, name: str, label: str) -> None:
+        original = getattr(owner, name)
+
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            before, self.phase = self.phase, label
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.phase = before
+
+        setattr(owner, name, wrapped)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--label", default="", help="a name for this run in the printed table")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="memory-build-"))
+    model, adapter = work / "gemma3-270m", work / "lora"
+    subprocess.run([sys.executable, "-c", BUILD_MODEL, str(model), str(ROOT / "tests")], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-c", ADAPTER, str(model), str(adapter)], check=True, capture_output=True)
+
+    sampler = Sampler()
+    import onnxruntime_genai.models.builder  # noqa: F401  (puts the builder's folder on sys.path)
+    from builders import base
+    from onnxruntime.quantization import matmul_nbits_quantizer
+
+    from olive_ext.onnx.genai_builder import build_genai
+    from olive_ext.onnx.parity import DEFAULT_PROMPTS, GenAICandidate, TorchReference, compare_llm
+
+    sampler.wrap(base.Model, "make_model", "build: load the HF model (adapter merged) and make the graph")
+    sampler.wrap(base.Model, "to_nbits", "build: int4 quantization (to_nbits)")
+    sampler.wrap(matmul_nbits_quantizer.MatMulNBitsQuantizer, "process", "build: MatMulNBits quantizer")
+    sampler.wrap(base.Model, "save_model", "build: save")
+    start = time.time()
+    sampler.phase = "build: other (config, genai_config, tokenizer)"
+    options = {"int4_block_size": "32", "adapter_path": str(adapter)}
+    build_genai(str(model), work / "int4", "int4", "cpu", options, work / "cache", "model_builder")
+    build_s = time.time() - start
+    gc.collect()
+    sampler.phase = "parity: load the PyTorch reference and the genai model"
+    from transformers import AutoTokenizer
+
+    reference = TorchReference(str(model), str(adapter), causal=True)
+    candidate = GenAICandidate(str(work / "int4"), None)
+    prompts = [AutoTokenizer.from_pretrained(model)(p)["input_ids"] for p in DEFAULT_PROMPTS]
+    sampler.phase = "parity: logits, statistics and greedy tokens (8 prompts)"
+    stats = compare_llm(reference, candidate, prompts, 8)
+    time.sleep(0.1)
+    rows = [f"| {phase} | {mb:.0f} |" for phase, mb in sampler.peaks.items() if phase != "start"]
+    print(
+        f"{args.label or 'run'}: `PYTHONPATH=<checkout> python benchmarks/memory_build.py`, {today()}, {machine_line()}, "
+        f"1-minute load average {load_average():.1f} at the end; build {build_s:.0f} s; parity kl {stats['kl']:.4f}\n\n"
+        "| phase | peak RSS MB |\n|---|---|\n" + "\n".join(rows)
+    )
+
+
+if __name__ == "__main__":
+    main()
