@@ -71,8 +71,8 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="memory-build-"))
     model, adapter = work / "gemma3-270m", work / "lora"
-    subprocess.run([sys.executable, "-c", BUILD_MODEL, str(model), str(ROOT / "tests")], check=True, capture_output=True)
-    subprocess.run([sys.executable, "-c", ADAPTER, str(model), str(adapter)], check=True, capture_output=True)
+    for script, argv in ((BUILD_MODEL, [model, ROOT / "tests"]), (ADAPTER, [model, adapter])):
+        subprocess.run([sys.executable, "-c", script, *map(str, argv)], check=True, capture_output=True)
 
     sampler = Sampler()
     import onnxruntime_genai.models.builder  # noqa: F401  (puts the builder's folder on sys.path)
@@ -103,7 +103,8 @@ def main() -> None:
     time.sleep(0.1)
     rows = [f"| {phase} | {mb:.0f} |" for phase, mb in sampler.peaks.items() if phase != "start"]
     print(
-        f"{args.label or 'run'}: `PYTHONPATH=<checkout> python benchmarks/memory_build.py`, {today()}, {machine_line()}, "
+        f"{args.label or 'run'}: `PYTHONPATH=<checkout> python benchmarks/memory_build.py`, {today()}, "
+        f"{machine_line()}, "
         f"1-minute load average {load_average():.1f} at the end; build {build_s:.0f} s; parity kl {stats['kl']:.4f}\n\n"
         "| phase | peak RSS MB |\n|---|---|\n" + "\n".join(rows)
     )
