@@ -28,8 +28,10 @@ TEMPLATE = "Phrase: {phrase}\nTone: {tone}"
 # Whole pipeline in the unit run: the families whose builder paths differ most from the tiny Llama's
 # (per-type rope + sliding layers + sandwich norms; biases; unfused Phi3 rope). ~20 s each on an idle core.
 CORE = ("gemma3", "qwen2", "phi3")
-# Families the builder cannot build at some precision, with the reason (the README table says the same).
-REFUSED_QUANTIZED = {"gpt_oss": "the builder's quantized GPT-OSS path re-exports the original MXFP4 expert tensors"}
+# Families whose quantized build the builder refuses (the README table says the same): model_builder then builds
+# fp32 and quantizes it with int4_weight's quantizer, and says so in the artifact's build_path.
+REFUSED_QUANTIZED = ("gpt_oss",)
+FALLBACK_PATH = "model_builder fp32 + int4_weight"
 FAST_EVAL = {"warmup": 0, "repeats": 1, "new_tokens": 4, "prompt_tokens": 8, "max_new_tokens": 4}
 
 
@@ -76,10 +78,10 @@ def test_family_finetunes_optimizes_packages_and_verifies(family: str, tone_file
     (run,) = result.runs.values()
     by_precision = {r.artifact.meta["precision"]: r for r in run.results if r.artifact is not None}
     errors = [r.error or "" for r in run.results if not r.ok]
-    if family in REFUSED_QUANTIZED:  # the int8 candidate fails with the builder's reason; fp32 is chosen
-        assert len(errors) == 1 and "MXFP4" in errors[0] and set(by_precision) == {"fp32"}, errors
-    else:
-        assert errors == [] and set(by_precision) == {"fp32", "int8"}, errors
+    assert errors == [] and set(by_precision) == {"fp32", "int8"}, errors
+    paths = {r["artifact"]["meta"]["precision"]: r["artifact"]["meta"]["build_path"] for r in _candidates(tmp_path)}
+    fallback = family in REFUSED_QUANTIZED  # the builder refuses int8: fp32 + int4_weight (bits 8), recorded
+    assert paths["fp32"] == "model_builder" and paths["int8"].startswith(FALLBACK_PATH) == fallback, paths
     parity = by_precision["fp32"].artifact.meta["parity"]
     assert parity["passed"] and parity["max_abs_delta"] < 1e-3, parity
     assert "exact_match" in by_precision["fp32"].metrics
@@ -93,6 +95,10 @@ def test_family_finetunes_optimizes_packages_and_verifies(family: str, tone_file
     assert checks["load"].ok and any(n.startswith("end of turn") for n in checks)
 
 
+def _candidates(tmp_path: Path) -> list[dict[str, Any]]:
+    return [c for c in json.loads((tmp_path / "ao" / "candidates.json").read_text())["candidates"] if c["artifact"]]
+
+
 @pytest.mark.parametrize("precision", ["fp32", "int4"])
 @pytest.mark.parametrize("family", list(DECODER_FAMILIES))
 def test_family_builds_with_parity_or_is_refused_with_the_reason(family: str, precision: str, tmp_path: Path) -> None:
@@ -102,11 +108,9 @@ def test_family_builds_with_parity_or_is_refused_with_the_reason(family: str, pr
         "build": {"type": "model_builder", "precision": precision},
         "parity": {"type": "parity_check", "fail": precision == "fp32"},
     }
-    if precision == "int4" and family in REFUSED_QUANTIZED:
-        with pytest.raises(Exception, match="MXFP4"):
-            build(model, passes, cache_dir=tmp_path / "cache")
-        return
     art = build(model, passes, cache_dir=tmp_path / "cache")
+    fallback = precision == "int4" and family in REFUSED_QUANTIZED
+    assert art.meta["build_path"].startswith(FALLBACK_PATH) == fallback, art.meta["build_path"]
     parity = art.meta["parity"]
     assert parity["measured"] and art.meta["smoke"]["ran"]
     if precision == "fp32":

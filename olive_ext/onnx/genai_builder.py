@@ -68,6 +68,11 @@ def build_genai(
                 create_model(*args, **parsed)
     except (ValueError, NotImplementedError, AssertionError, KeyError) as e:
         raise builder_error(e, model, precision, provider, options, pass_name, source) from e
+    except RuntimeError as e:
+        refusal = next((r for marker, r in QUANTIZED_REFUSALS.items() if marker in str(e)), None)
+        if precision in ("int4", "int8") and refusal is not None:
+            raise QuantizedBuildRefusedError(pass_name, source or model, precision, f"{refusal} ({e})") from e
+        raise
     finally:
         logger.debug("genai builder output:\n%s", text.getvalue()[-4000:])
 
@@ -200,6 +205,24 @@ def _release_weights_once_serialized() -> Iterator[None]:
 def _has_sliding_layers(config: Any) -> bool:
     types = getattr(config, "layer_types", None) or []
     return "sliding_attention" in types and (getattr(config, "sliding_window", None) or 0) > 0
+
+
+# Builder failures of quantized builds that come from the family, not the options: marker in the message -> reason.
+QUANTIZED_REFUSALS = {
+    "MXFP4": "the builder's quantized GPT-OSS path re-exports the original MXFP4 expert tensors, which a "
+    "bf16/fp32 checkpoint does not have",
+}
+
+
+class QuantizedBuildRefusedError(PassError):
+    """The builder builds this family in float but refuses its quantized build (``QUANTIZED_REFUSALS``).
+
+    model_builder then builds fp32 and quantizes the decoder's MatMuls with onnxruntime's MatMulNBits
+    quantizer (the ``int4_weight`` path), and records that it did."""
+
+    def __init__(self, pass_name: str, model: str, precision: str, reason: str) -> None:
+        super().__init__(pass_name, f"the genai model builder refused the {precision} build of {model}: {reason}")
+        self.reason = reason
 
 
 class ModelNotBuildableError(PassError):

@@ -9,6 +9,7 @@ caught by the CPU smoke run every build gets before it counts.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -17,13 +18,23 @@ from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
 from olive_ext.artifacts import Artifact
 from olive_ext.onnx.check import smoke_check
-from olive_ext.onnx.genai_builder import build_genai, copy_tokenizer_files, finish_genai_config, num_layers
+from olive_ext.onnx.folder import save_model
+from olive_ext.onnx.genai_builder import (
+    QuantizedBuildRefusedError,
+    build_genai,
+    copy_tokenizer_files,
+    finish_genai_config,
+    num_layers,
+)
 from olive_ext.onnx.lora_inputs import lora_node_names, make_lora_inputs
 from olive_ext.passes.base import Pass, PassConfig, register_pass, searchable
 from olive_ext.passes.context import RunContext
+from olive_ext.passes.int4_weight import Int4WeightConfig, quantize_weights
 from olive_ext.passes.merge_adapter import merge_adapter_into
 from olive_ext.passes.weight_quant import WeightQuantConfig
 from olive_ext.targets.base import Target, normalize_provider, provider_short_name
+
+logger = logging.getLogger("olive_ext")
 
 Precision = Literal["fp32", "fp16", "bf16", "int4", "int8"]
 BuilderProvider = Literal["cpu", "cuda", "dml", "webgpu"]
@@ -256,7 +267,14 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
             if cfg.adapter_mode == "inputs" and cfg.quantized:  # LoRA MatMuls stay float to be inputs
                 lora = lora_node_names(adapter, num_layers(base))
                 options["nodes_to_exclude"] = ",".join(filter(None, [options.get("nodes_to_exclude", ""), *lora]))
-        build_genai(base, out, cfg.precision, provider, options, work / "cache", self.name, artifact.path)
+        build_path = "model_builder"
+        try:
+            build_genai(base, out, cfg.precision, provider, options, work / "cache", self.name, artifact.path)
+        except QuantizedBuildRefusedError as refused:
+            if adapter and cfg.adapter_mode == "inputs":
+                raise
+            build_path = quantize_float_build(cfg, base, out, provider, options, work, self.name, artifact.path)
+            logger.warning("%s: %s; built %s instead", self.name, refused.reason, build_path.split(":")[0])
         finish_genai_config(out, cfg.threads, cfg.search)
         adapter_file = None
         if adapter and cfg.adapter_mode != "merge":
@@ -273,6 +291,7 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
             "precision": cfg.precision,
             "provider": normalize_provider(provider),
             "builder_options": shown,
+            "build_path": build_path,
             "threads": cfg.threads,
             "smoke": smoke,
         }
@@ -283,3 +302,33 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
         if adapter_file is not None:
             meta["adapter_file"], meta["adapter_name"] = adapter_file.name, "default"
         return Artifact("genai", str(out), None, meta=meta)
+
+
+def quantize_float_build(
+    cfg: ModelBuilderConfig,
+    base: str,
+    out: Path,
+    provider: str,
+    options: dict[str, str],
+    work: Path,
+    pass_name: str,
+    source: str,
+) -> str:
+    """The fallback for a family whose quantized build the builder refuses: fp32, then int4_weight's quantizer.
+
+    Same block size, symmetry and compute type as the builder would use; the LM head stays float when the
+    config says so. Returns the path taken, for the artifact's ``build_path``."""
+    shutil.rmtree(out, ignore_errors=True)
+    build_genai(base, out, "fp32", provider, options, work / "cache", pass_name, source)
+    bits = 8 if cfg.precision == "int8" else 4
+    quant = Int4WeightConfig(
+        bits=bits, block_size=cfg.block_size, symmetric=cfg.symmetric,
+        accuracy_level=cfg.accuracy_level if cfg.accuracy_level is not None else (4 if provider == "cpu" else 0),
+        lm_head="float" if cfg.lm_head == "float" else "same",
+    )  # fmt: skip
+    decoder = out / json.loads((out / "genai_config.json").read_text())["model"]["decoder"]["filename"]
+    quantized = quantize_weights(str(decoder), quant)
+    for old in (decoder, decoder.with_name(decoder.name + ".data")):
+        old.unlink(missing_ok=True)
+    save_model(quantized, decoder)
+    return f"model_builder fp32 + int4_weight (int{bits}, block {cfg.block_size}): the builder refused {cfg.precision}"

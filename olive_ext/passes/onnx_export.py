@@ -115,6 +115,7 @@ class OnnxExport(Pass[OnnxExportConfig]):
             "precision": "fp32",
             "provider": "CPUExecutionProvider",
             "exporter": used,
+            "build_path": f"onnx_export ({used})",
             "export_max_abs_delta": delta,
             "fallback_reasons": errors,
             "smoke": smoke,
