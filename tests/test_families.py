@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 from convert_helpers import build, node_attrs
+from gguf_families import GGUF_FAMILIES, gguf_ready, write_family_gguf
+from gguf_families import REFUSED as GGUF_REFUSED
 from tiny_models import DECODER_FAMILIES, ENCODER_FAMILIES, build_tiny_decoder, build_tiny_encoder
 
 from olive_ext.deploy.verify import verify
@@ -292,3 +294,53 @@ def test_encoder_timing_feeds_every_input_the_graph_declares(tmp_path: Path) -> 
     assert out.tolist() == [[0, 7, 16]] and seconds > 0
     out, _ = backend.run({"input_ids": [5, 6, 7], "token_type_ids": [1, 1, 1]})
     assert np.array_equal(out, [[0, 8, 18]])
+
+
+# ----------------------------------------------------------------------------- GGUF inputs per family
+
+
+@pytest.mark.parametrize("family", list(GGUF_FAMILIES))
+def test_family_gguf_reads_back_as_the_model_or_is_refused_with_the_reason(family: str, tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = build_tiny_decoder(tmp_path / family, family)
+    gguf_ready(model, family)
+    write_family_gguf(model, family, model / "model.gguf")
+    if family in GGUF_REFUSED:
+        with pytest.raises(RuntimeError, match=r"size mismatch|ignore_mismatched_sizes"):
+            AutoModelForCausalLM.from_pretrained(model, gguf_file="model.gguf")
+        return
+    reference = AutoModelForCausalLM.from_pretrained(model).eval()
+    back = AutoModelForCausalLM.from_pretrained(model, gguf_file="model.gguf").eval()
+    ids = torch.tensor([[1, 5, 17, 40, 99, 3, 250, 7, 30, 31, 32, 33]])
+    with torch.no_grad():
+        assert torch.allclose(reference(ids).logits, back(ids).logits, atol=1e-5)
+
+
+def _gguf_pipeline_families() -> list[Any]:
+    readable = [f for f in GGUF_FAMILIES if f not in GGUF_REFUSED]
+    return [pytest.param(f, marks=() if f == "qwen2" else pytest.mark.integration, id=f) for f in readable]
+
+
+@pytest.mark.parametrize("family", _gguf_pipeline_families())
+def test_family_gguf_input_finetunes_and_optimizes(family: str, tone_file: Path, tmp_path: Path) -> None:
+    """A tiny model of the family, written as GGUF, is the input of finetune (3 steps) -> auto-opt (2 candidates)."""
+    model = build_tiny_decoder(tmp_path / family, family)
+    gguf_ready(model, family)
+    gguf = write_family_gguf(model, family, tmp_path / f"{family}.gguf")
+    ft = finetune(
+        str(gguf), str(tmp_path / "ft"), data_name="json", data_files=str(tone_file),
+        train_split="train[:32]", eval_split="train[32:]", text_template=TEMPLATE,
+        max_steps=3, learning_rate=3e-3, torch_dtype="float32", gradient_checkpointing=False,
+    )  # fmt: skip
+    assert ft.metrics["steps"] == 3 and ft.metrics["eval"]["finetuned"]["eval_loss"] > 0
+    data = {"data_name": "json", "data_files": str(tone_file), "eval_split": "train[32:]", "text_template": TEMPLATE}
+    result = auto_opt(str(ft.output_dir), str(tmp_path / "ao"), max_candidates=2, **data, **FAST_EVAL)
+    (run,) = result.runs.values()
+    errors = [r.error or "" for r in run.results if not r.ok]
+    by_precision = {r.artifact.meta["precision"]: r for r in run.results if r.artifact is not None}
+    assert errors == [] and set(by_precision) == {"fp32", "int8"}, errors
+    parity = by_precision["fp32"].artifact.meta["parity"]
+    assert parity["passed"] and parity["max_abs_delta"] < 1e-3, parity
+    assert "exact_match" in by_precision["fp32"].metrics
