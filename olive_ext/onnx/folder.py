@@ -77,6 +77,6 @@ def save_model(model: Any, path: Path) -> None:
 
 def carried_meta(artifact: Artifact) -> dict[str, Any]:
     """The provenance a rewriting pass carries forward (source model, provider, adapter file)."""
-    keep = ("source_model", "provider", "precision", "adapter_file", "adapter_name", "threads", "task", "io")
-    keep += ("build_path",)
+    keep: tuple[str, ...] = ("source_model", "provider", "precision", "adapter_file", "adapter_name", "threads")
+    keep += ("task", "io", "build_path")
     return {k: artifact.meta[k] for k in keep if k in artifact.meta}

@@ -189,7 +189,7 @@ def _release_weights_once_serialized() -> Iterator[None]:
                 path.unlink(missing_ok=True)
                 data.unlink(missing_ok=True)
 
-        onnx_ir.to_proto = to_proto
+        onnx_ir.to_proto = to_proto  # type: ignore[assignment]
         try:
             return original_to_nbits(self)
         finally:
