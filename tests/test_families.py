@@ -344,3 +344,22 @@ def test_family_gguf_input_finetunes_and_optimizes(family: str, tone_file: Path,
     parity = by_precision["fp32"].artifact.meta["parity"]
     assert parity["passed"] and parity["max_abs_delta"] < 1e-3, parity
     assert "exact_match" in by_precision["fp32"].metrics
+
+
+def test_parity_statistics_in_row_chunks_equal_the_whole_prompt_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large-vocabulary logits are compared a few rows at a time (memory); the figures must not change."""
+    import numpy as np
+
+    from olive_ext.onnx import parity
+
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(1, 11, 300)).astype(np.float32)
+    cand = (ref + rng.normal(scale=0.3, size=ref.shape)).astype(np.float32)
+    whole = parity.LogitStats()
+    whole.add(ref, cand)
+    monkeypatch.setattr(parity, "CHUNK_ELEMENTS", 3 * 300)  # 3 rows a chunk: 4 chunks, the last one short
+    chunked = parity.LogitStats()
+    chunked.add(ref, cand)
+    a, b = whole.to_json(), chunked.to_json()
+    assert a["positions"] == b["positions"] == 11 and a["top1_agreement"] == b["top1_agreement"] < 1
+    assert all(abs(a[k] - b[k]) < 1e-9 for k in ("max_abs_delta", "kl", "min_cosine")), (a, b)
