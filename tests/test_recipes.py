@@ -37,12 +37,6 @@ def _run(name: str, out: Path, cache: Path) -> dict:
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(
-    reason="2026-12-02: with this session's fine-tune (data order now seeded per epoch, issue 20) every int4 build "
-    "of the recipe lost 11-22 points of exact match (reference 88.9%, best int4 77.8%), beyond the recipe's 3-point "
-    "constraint, and auto-opt refused to choose (exit 3), as it should; the recipe's candidate set needs revisiting",
-    strict=False,
-)
 def test_lora_int4_cpu_recipe(integration_cache: Path, tmp_path: Path) -> None:
     data = _run("smollm2-lora-int4-cpu.yaml", tmp_path / "out", integration_cache)
     assert len(data["candidates"]) == 4 and data["chosen"]
