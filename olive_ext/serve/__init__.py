@@ -1,6 +1,7 @@
 """`olive-ext serve`: an OpenAI-compatible HTTP server over a built model and its adapters.
 
-Layers inside: :mod:`.backend` (what a runtime provides; onnxruntime-genai in :mod:`.genai_backend`),
+Layers inside: :mod:`.backend` (what a runtime provides; onnxruntime-genai in :mod:`.genai_backend`,
+llama.cpp for GGUF models in :mod:`.llama_cpp_backend`),
 :mod:`.scheduler` (worker pool and bounded queue), :mod:`.protocol` (OpenAI request/response shapes)
 and :mod:`.app` (the FastAPI routes). FastAPI and uvicorn come with the ``serve`` extra.
 """
@@ -28,7 +29,7 @@ def build_app(opts: ServeOptions) -> tuple[FastAPI, list[str]]:
     # app imports fastapi, an optional extra: checked just above, with a pip command if missing
     from olive_ext.serve.app import create_app
 
-    backend, folder_name = load_backend(opts.model_name_or_path)
+    backend, folder_name = load_backend(opts.model_name_or_path, opts.workers, opts.context_length)
     name = opts.served_model_name or folder_name
     if name in backend.adapters:
         raise UserInputError(
