@@ -29,7 +29,9 @@ def build_app(opts: ServeOptions) -> tuple[FastAPI, list[str]]:
     # app imports fastapi, an optional extra: checked just above, with a pip command if missing
     from olive_ext.serve.app import create_app
 
-    backend, folder_name = load_backend(opts.model_name_or_path, opts.workers, opts.context_length)
+    backend, folder_name = load_backend(
+        opts.model_name_or_path, opts.workers, opts.context_length, opts.threads
+    )
     name = opts.served_model_name or folder_name
     if name in backend.adapters:
         raise UserInputError(

@@ -63,11 +63,12 @@ class Backend(Protocol):
         ...
 
 
-def load_backend(path: str, workers: int = 1, context_length: int = 0) -> tuple[Backend, str]:
+def load_backend(path: str, workers: int = 1, context_length: int = 0, threads: int = 0) -> tuple[Backend, str]:
     """The backend for ``path`` and the base model's default id (the folder's name, or the .gguf's stem).
 
     A GGUF model (a .gguf, or an olive-ext folder or bundle holding one) runs on llama.cpp with one
-    context per worker and ``context_length`` tokens (0: the model's, capped); anything else on
+    context per worker of ``context_length`` tokens (0: the model's, capped) and ``threads`` threads
+    (0: the physical cores split between the workers); anything else on
     onnxruntime-genai.
     """
     p = Path(path).expanduser()
@@ -81,7 +82,7 @@ def load_backend(path: str, workers: int = 1, context_length: int = 0) -> tuple[
     found = find_gguf(p)
     if found is not None:
         gguf, folder = found
-        backend = LlamaCppBackend(gguf, folder, end_of_turn_ids(p), workers, context_length)
+        backend = LlamaCppBackend(gguf, folder, end_of_turn_ids(p), workers, context_length, threads)
         return backend, p.stem if p.is_file() else p.resolve().name
     from olive_ext.serve.genai_backend import GenAIBackend
 

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from olive_ext.deploy.bundle import chat_template_text
 from olive_ext.errors import MissingDependencyError, UserInputError
 from olive_ext.evaluate.backends.llama_cpp import gguf_in, load_llama
@@ -57,14 +59,21 @@ class LlamaCppBackend:
     adapters: list[str]
 
     def __init__(
-        self, gguf: Path, folder: Path | None, end_ids: set[int], workers: int = 1, context_length: int = 0
+        self,
+        gguf: Path,
+        folder: Path | None,
+        end_ids: set[int],
+        workers: int = 1,
+        context_length: int = 0,
+        threads: int = 0,
     ) -> None:
         if not llama_cpp_available():
             raise MissingDependencyError("llama-cpp-python", "serving a GGUF model", LLAMACPP_INSTALL)
         import llama_cpp
 
         self._lib = llama_cpp
-        threads = max(1, (os.cpu_count() or 1) // workers)  # the workers split the cores, as onnxruntime's do
+        # the workers split the physical cores (llama.cpp's own default), unless ``threads`` says otherwise
+        threads = threads or max(1, (psutil.cpu_count(logical=False) or os.cpu_count() or 1) // workers)
         try:
             models = [load_llama(gguf, threads, context_length) for _ in range(workers)]
         except Exception as e:  # a file llama.cpp (or gguf's reader of its context length) cannot read

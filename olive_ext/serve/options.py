@@ -37,3 +37,9 @@ class ServeOptions(Options):
         ge=0,
         description="GGUF models: llama.cpp's context (KV cache) in tokens per worker (0: the model's, at most 2048)",
     )
+    threads: int = Field(
+        0,
+        ge=0,
+        description="GGUF models: llama.cpp threads per worker (0: the physical cores split between the workers; "
+        "on a machine busy with other work, fewer threads than cores avoid llama.cpp's spin-waiting)",
+    )
