@@ -241,3 +241,23 @@ def test_smollm2_gguf_answers_a_chat_and_ends_its_turn(smollm2_gguf: Path, run_s
     assert "<|im_end|>" not in str(answer.choices[0].message.content)
     streamed = c.chat.completions.create(model=name, messages=messages, max_tokens=48, temperature=0, stream=True)
     assert "".join(ch.choices[0].delta.content or "" for ch in streamed) == answer.choices[0].message.content
+
+
+@pytest.mark.integration
+def test_smollm2_long_pieces_are_decoded_whole(smollm2_gguf: Path) -> None:
+    """SmolLM2 has 47 tokens over 32 bytes (runs of spaces), which llama-cpp-python's detokenize cuts short."""
+    from olive_ext.serve.llama_cpp_backend import LlamaCppBackend
+
+    backend = LlamaCppBackend(smollm2_gguf, None, set(), context_length=64, threads=1)
+    # GPT-2's byte-level alphabet (bytes_to_unicode): the vocabulary's strings map back to the bytes
+    printable = [*range(33, 127), *range(161, 173), *range(174, 256)]
+    extra = [b for b in range(256) if b not in printable]
+    to_byte = {chr(b): b for b in printable} | {chr(256 + i): b for i, b in enumerate(extra)}
+    model = backend._first._model
+    long = [t for t in range(backend._first.n_vocab()) if len(model.token_get_text(t)) > 32]
+    assert len(long) >= 10
+    for token in long:
+        text = model.token_get_text(token)
+        if text.startswith("<|"):
+            continue  # special tokens are sent as nothing
+        assert backend._piece(token) == bytes(to_byte[c] for c in text), token

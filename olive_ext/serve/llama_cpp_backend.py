@@ -11,6 +11,7 @@ tokenizes in its HTTP threads beside its decode loop.
 from __future__ import annotations
 
 import codecs
+import ctypes
 import json
 import os
 import queue
@@ -160,11 +161,24 @@ class LlamaCppBackend:
                     yield Piece("", end_of_turn=True)
                     return
                 final = n >= sampling.max_new_tokens
-                yield Piece(decoder.decode(llm.detokenize([token]), final=final))
+                yield Piece(decoder.decode(self._piece(token), final=final))
                 if final:
                     return
         finally:
             tokens.close()
+
+    def _piece(self, token: int) -> bytes:
+        """The bytes of one token (special tokens as nothing), however long it is.
+
+        llama-cpp-python's own detokenize has a 32-byte buffer and garbles longer pieces (runs of spaces).
+        """
+        size = 64
+        while True:
+            buf = ctypes.create_string_buffer(size)
+            n = self._lib.llama_token_to_piece(self._vocab, token, buf, size, 0, False)
+            if n >= 0:
+                return buf.raw[:n]
+            size = -n  # too small: llama.cpp says how much it needs
 
 
 def end_of_turn_ids(root: Path) -> set[int]:
