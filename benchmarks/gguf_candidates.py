@@ -5,8 +5,8 @@
 
 1. fine-tune once with the demo's arguments (benchmarks/auto_opt.py's cached fine-tune, tone task);
 2. `olive-ext auto-opt -m <finetune output> --device cpu` from an empty cache, with llama-cpp-python
-   installed: the 7 ONNX builds and the 4 llama.cpp ones (Q4_0, Q4_K_M, Q5_K_M, Q8_0) are built and
-   measured by the same evaluator (exact match on the 90 held-out rows, the same prompt ids;
+   installed and racing off: the 7 ONNX builds and the 4 llama.cpp ones (Q4_0, Q4_K_M, Q5_K_M, Q8_0)
+   are built and all measured in full by the same evaluator (exact match on the 90 held-out rows, the same prompt ids;
    ttft, latency, throughput, peak memory and size with the same protocol, each in a fresh process);
 3. one table from candidates.json: every candidate, its runtime, and the chosen one.
 
@@ -41,6 +41,7 @@ from benchmarks._common import (  # noqa: E402
 from benchmarks.auto_opt import WORK, finetune, ours_argv  # noqa: E402
 
 TITLE = "GGUF candidates beside ONNX (auto-opt on the demo fine-tune)"
+RACING_OFF = ["--racing", "off"]  # every candidate measured in full, none stopped early: a side-by-side table
 SMALL = ["--precision", "int8", "--max_samples", "8", "--warmup", "0", "--repeats", "1",
          "--prompt_tokens", "16", "--new_tokens", "8", "--max_new_tokens", "8"]  # fmt: skip
 
@@ -51,12 +52,12 @@ def runtime(candidate: dict[str, Any]) -> str:
 
 def table(data: dict[str, Any]) -> list[str]:
     rows = [
-        "| candidate | runtime | exact match | throughput tok/s | latency ms/token | ttft ms | memory MB | size MB |",
+        "| candidate | runtime | exact match % | throughput tok/s | latency ms/token | ttft ms | memory MB | size MB |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     ref = (data.get("reference") or {}).get("metrics", {})
     if ref:
-        rows.append(f"| reference (PyTorch fp32) | torch | {ref.get('exact_match', float('nan')):.3f} | | | | | |")
+        rows.append(f"| reference (PyTorch fp32) | torch | {_num(ref, 'exact_match', 1)} | | | | | |")
     for c in sorted(data["candidates"], key=lambda c: -(c["metrics"].get("exact_match") or 0)):
         m = c["metrics"]
         if c["error"]:
@@ -64,11 +65,16 @@ def table(data: dict[str, Any]) -> list[str]:
             continue
         mark = " **chosen**" if c["chosen"] else ""
         rows.append(
-            f"| {c['label']}{mark} | {runtime(c)} | {m.get('exact_match', float('nan')):.3f} | "
-            f"{m.get('throughput', 0):.1f} | {m.get('latency', 0):.2f} | {m.get('ttft', 0):.1f} | "
-            f"{m.get('memory', 0):.0f} | {m.get('size', 0):.1f} |"
+            f"| {c['label']}{mark} | {runtime(c)} | {_num(m, 'exact_match', 1)} | {_num(m, 'throughput', 1)} | "
+            f"{_num(m, 'latency', 2)} | {_num(m, 'ttft', 1)} | {_num(m, 'memory', 0)} | {_num(m, 'size', 1)} |"
         )
     return rows
+
+
+def _num(metrics: dict[str, Any], name: str, digits: int) -> str:
+    """A metric to ``digits`` decimals, or '-' where it was not measured."""
+    value = metrics.get(name)
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def main() -> None:
@@ -93,12 +99,12 @@ def main() -> None:
     run.mkdir(parents=True)
     load0 = load_average()
     extra = SMALL if args.small else []
-    timed = run_timed([*ours_argv(ft, run / "out", run / "cache"), *extra], run / "auto-opt.log")
+    timed = run_timed([*ours_argv(ft, run / "out", run / "cache"), *RACING_OFF, *extra], run / "auto-opt.log")
     load1 = load_average()
     if not timed.ok:
         raise SystemExit(f"olive-ext auto-opt failed: {timed.error()} (log: {timed.log})")
     data = json.loads((run / "out" / "candidates.json").read_text())
-    argv = " ".join([*ours_argv(Path("FT"), Path("OUT"), Path("CACHE"))[1:], *extra])
+    argv = " ".join([*ours_argv(Path("FT"), Path("OUT"), Path("CACHE"))[1:], *RACING_OFF, *extra])
     body = [
         f"{today()}, {machine_line()}; load average {load0:.1f} before, {load1:.1f} after "
         f"({'a loaded machine: rerun the speed columns on a quiet one' if max(load0, load1) > 1.5 else 'quiet'}).",
