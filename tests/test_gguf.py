@@ -141,6 +141,14 @@ def test_auto_opt_measures_gguf_candidates_beside_onnx(tiny_llama: Path, eval_fi
     assert gguf[0].metrics["size"] < onnx[0].metrics["size"]
     assert (tmp_path / "out" / "model" / "llama_cpp.json").exists(), "the chosen (smallest) model is the GGUF"
     assert json.loads((tmp_path / "out" / "model_config.json").read_text())["kind"] == "gguf"
+    # `olive-ext serve -m <that output>` runs its chosen GGUF on llama.cpp
+    from olive_ext.serve.backend import load_backend
+    from olive_ext.serve.llama_cpp_backend import LlamaCppBackend
+
+    backend, name = load_backend(str(tmp_path / "out"))
+    assert isinstance(backend, LlamaCppBackend) and name == "out"
+    assert backend.gguf == tmp_path / "out" / "model" / "model-Q8_0.gguf"
+    assert "<|im_start|>assistant" in backend.chat_prompt([{"role": "user", "content": "hi"}])
 
 
 def test_export_package_verify_gguf_bundle(tiny_llama: Path, tmp_path: Path) -> None:

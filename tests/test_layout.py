@@ -41,6 +41,7 @@ def _subparser(command: str) -> argparse.ArgumentParser:
         ("export", "olive_ext.workflows.export:ExportOptions"),
         ("chat", "olive_ext.workflows.chat:ChatOptions"),
         ("run", "olive_ext.workflows.run:RunOptions"),
+        ("serve", "olive_ext.serve.options:ServeOptions"),
     ],
 )
 def test_flags_take_their_defaults_and_help_from_the_options_model(command: str, model: str) -> None:

@@ -200,26 +200,55 @@ def test_api_key_is_required(url: str) -> None:
     assert httpx.post(f"{url}/v1/completions", json={"model": "multi", "prompt": "a"}).status_code == 401
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "error", "param", "code"),
-    [
-        ({"model": "nope"}, "NotFoundError", "model", "model_not_found"),
-        ({"prompt": "word " * 600}, "BadRequestError", "prompt", "context_length_exceeded"),
-        ({"temperature": 5}, "BadRequestError", "temperature", "invalid_value"),
-        ({"max_tokens": 0}, "BadRequestError", "max_tokens", "invalid_value"),
-        ({"n": 2}, "BadRequestError", "n", "invalid_value"),
-        ({"frequency_penalty": 0.5}, "BadRequestError", "frequency_penalty", "invalid_value"),
-        ({"stop": ["a", "b", "c", "d", "e"]}, "BadRequestError", "stop", "invalid_value"),
-    ],
-)
-def test_bad_requests_get_openai_errors_and_the_server_keeps_serving(
-    client: Any, kwargs: dict[str, Any], error: str, param: str, code: str
-) -> None:
-    request = {"model": "multi", "prompt": "hi", "max_tokens": 2, **kwargs}
+# hostile requests to /v1/completions (model "multi" is replaced by each backend's model): each gets an
+# OpenAI error object naming the parameter, and the server keeps serving; test_serve_gguf.py uses them too
+HOSTILE = [
+    ({"model": "nope"}, "NotFoundError", "model", "model_not_found"),
+    ({"prompt": "word " * 600}, "BadRequestError", "prompt", "context_length_exceeded"),
+    ({"temperature": 5}, "BadRequestError", "temperature", "invalid_value"),
+    ({"temperature": "hot"}, "BadRequestError", "temperature", "invalid_value"),
+    ({"max_tokens": 0}, "BadRequestError", "max_tokens", "invalid_value"),
+    ({"max_tokens": "ten"}, "BadRequestError", "max_tokens", "invalid_value"),
+    ({"n": 2}, "BadRequestError", "n", "invalid_value"),
+    ({"seed": -1}, "BadRequestError", "seed", "invalid_value"),
+    ({"stop": ["a", "b", "c", "d", "e"]}, "BadRequestError", "stop", "invalid_value"),
+    ({"stop": 7}, "BadRequestError", "stop", "invalid_value"),
+    ({"prompt": 5}, "BadRequestError", "prompt", "invalid_value"),
+    ({"prompt": ["one", "two"]}, "BadRequestError", "prompt", None),
+    ({"model": ["multi"]}, "BadRequestError", "model", "invalid_value"),
+]
+
+
+def ask_hostile(client: Any, model: str, kwargs: dict[str, Any], error: str, param: str, code: str | None) -> None:
+    """Send one hostile request, check its error object, then check the server still answers."""
+    request = {"model": model, "prompt": "hi", "max_tokens": 2, **kwargs}
+    if request["model"] == "multi":
+        request["model"] = model
     with pytest.raises(getattr(openai, error)) as info:
         client.completions.create(**request)
     assert (info.value.param, info.value.code, info.value.type) == (param, code, "invalid_request_error")
-    assert client.completions.create(model="multi", prompt="hi", max_tokens=2).choices[0].finish_reason
+    assert client.completions.create(model=model, prompt="hi", max_tokens=2).choices[0].finish_reason
+
+
+@pytest.mark.parametrize(("kwargs", "error", "param", "code"), HOSTILE)
+def test_bad_requests_get_openai_errors_and_the_server_keeps_serving(
+    client: Any, kwargs: dict[str, Any], error: str, param: str, code: str | None
+) -> None:
+    ask_hostile(client, "multi", kwargs, error, param, code)
+
+
+def test_penalties_genai_has_not_are_refused(client: Any) -> None:
+    for name in ("frequency_penalty", "presence_penalty"):
+        with pytest.raises(openai.BadRequestError) as info:
+            client.completions.create(model="multi", prompt="hi", max_tokens=2, **{name: 0.5})
+        assert (info.value.param, info.value.code) == (name, "invalid_value")
+        assert "repetition_penalty" in str(info.value.message)
+
+
+def test_max_tokens_beyond_the_context_ends_at_the_context(client: Any, multi: Path) -> None:  # noqa: F811
+    context = json.loads((multi / "model" / "genai_config.json").read_text())["model"]["context_length"]
+    r = client.completions.create(model="multi", prompt="hi", max_tokens=10**9, temperature=0)
+    assert r.choices[0].finish_reason == "length" and r.usage.total_tokens == context
 
 
 def test_malformed_json_and_unknown_routes_get_error_objects(url: str, client: Any) -> None:
@@ -252,7 +281,7 @@ class GatedBackend:
 
     def __init__(self, inner: Any) -> None:
         self.inner, self.gate, self.stopped = inner, threading.Event(), threading.Event()
-        self.context_length, self.adapters = inner.context_length, inner.adapters
+        self.context_length, self.adapters, self.penalties = inner.context_length, inner.adapters, inner.penalties
 
     def chat_prompt(self, messages: list[dict[str, str]]) -> str:
         return str(self.inner.chat_prompt(messages))
@@ -301,14 +330,19 @@ def test_a_full_queue_answers_503_and_a_closed_stream_frees_its_worker(multi: Pa
         thread.join(10)
 
 
-def test_gguf_and_missing_inputs_get_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unloadable_gguf_and_missing_inputs_get_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("llama_cpp")
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF")
     assert main(["serve", "-m", str(gguf)]) == 2
-    assert "needs the llama.cpp backend" in capsys.readouterr().err
+    assert "llama.cpp cannot load" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert main(["serve", "-m", str(tmp_path / "empty")]) == 2
     assert "genai_config.json not found" in capsys.readouterr().err
+    assert main(["serve", "-m", str(tmp_path / "nothing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
 
 
 def test_without_the_serve_extra_the_error_names_the_pip_command(

@@ -10,9 +10,12 @@ NAME = "serve"
 HELP = "serve a built model (and its adapters) over an OpenAI-compatible HTTP API"
 DESCRIPTION = """Serve /v1/chat/completions (streamed or not), /v1/completions, /v1/models and /health.
 A generate-adapter output serves the base and each adapter as its own model id: the request's
-`model` picks the adapter. Binds to 127.0.0.1 unless --host says otherwise.
+`model` picks the adapter. A GGUF model (a .gguf file, an export --format gguf output, an auto-opt
+output whose chosen model is a GGUF, or a bundle of one) runs on llama.cpp (llama-cpp-python).
+Binds to 127.0.0.1 unless --host says otherwise.
 
   olive-ext serve -m out/multi
+  olive-ext serve -m out/gguf/model/model-Q4_K_M.gguf --port 8001
   olive-ext serve -m bundle --host 0.0.0.0 --port 8080 --api-key "$KEY"
   curl http://127.0.0.1:8000/v1/chat/completions -H 'Content-Type: application/json' \\
        -d '{"model": "tone", "messages": [{"role": "user", "content": "I love this!"}]}'
@@ -31,6 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     option(p, O, "workers", type=int)
     option(p, O, "max_queue", "--max_queue", "--max-queue", type=int)
     option(p, O, "default_max_tokens", type=int)
+    option(p, O, "context_length", "--context_length", "--context-length", type=int)
+    option(p, O, "threads", type=int)
     add_log_level(p)
 
 

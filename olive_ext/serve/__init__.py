@@ -1,6 +1,7 @@
 """`olive-ext serve`: an OpenAI-compatible HTTP server over a built model and its adapters.
 
-Layers inside: :mod:`.backend` (what a runtime provides; onnxruntime-genai in :mod:`.genai_backend`),
+Layers inside: :mod:`.backend` (what a runtime provides; onnxruntime-genai in :mod:`.genai_backend`,
+llama.cpp for GGUF models in :mod:`.llama_cpp_backend`),
 :mod:`.scheduler` (worker pool and bounded queue), :mod:`.protocol` (OpenAI request/response shapes)
 and :mod:`.app` (the FastAPI routes). FastAPI and uvicorn come with the ``serve`` extra.
 """
@@ -8,6 +9,7 @@ and :mod:`.app` (the FastAPI routes). FastAPI and uvicorn come with the ``serve`
 from __future__ import annotations
 
 import os
+import socket
 from typing import TYPE_CHECKING, Any
 
 from olive_ext.errors import MissingDependencyError, UserInputError
@@ -28,7 +30,7 @@ def build_app(opts: ServeOptions) -> tuple[FastAPI, list[str]]:
     # app imports fastapi, an optional extra: checked just above, with a pip command if missing
     from olive_ext.serve.app import create_app
 
-    backend, folder_name = load_backend(opts.model_name_or_path)
+    backend, folder_name = load_backend(opts.model_name_or_path, opts.workers, opts.context_length, opts.threads)
     name = opts.served_model_name or folder_name
     if name in backend.adapters:
         raise UserInputError(
@@ -50,9 +52,25 @@ def serve(opts: ServeOptions, announce: Any = print, log_level: str = "info") ->
     app, ids = build_app(opts)
     import uvicorn
 
-    where = f"http://{'[' + opts.host + ']' if ':' in opts.host else opts.host}:{opts.port}/v1"
+    sock = _listen(opts.host, opts.port)  # bound here, so the announced port is the real one (--port 0 too)
+    where = f"http://{'[' + opts.host + ']' if ':' in opts.host else opts.host}:{sock.getsockname()[1]}/v1"
     announce(f"serving {', '.join(ids)} at {where}")
-    uvicorn.run(app, host=opts.host, port=opts.port, log_level=log_level)
+    uvicorn.Server(uvicorn.Config(app, log_level=log_level)).run(sockets=[sock])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (uvicorn listens on it), or a one-line error naming both."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise UserInputError(
+            f"cannot listen on --host {host} --port {port}: {e.strerror or e}",
+            hint="choose another --port (0: any free port), or a --host address of this machine",
+        ) from e
+    return sock
 
 
 def _require_extra() -> None:

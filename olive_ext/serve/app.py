@@ -81,6 +81,14 @@ class Server:
                 param="messages" if isinstance(req, ChatCompletionRequest) else "prompt",
                 code="context_length_exceeded",
             )
+        for name in ("frequency_penalty", "presence_penalty"):
+            if getattr(req, name) and not self.backend.penalties:
+                raise APIError(
+                    400,
+                    f"{name}: is not supported by onnxruntime-genai; use repetition_penalty (e.g. 1.1) instead",
+                    param=name,
+                    code="invalid_value",
+                )
         wanted = getattr(req, "max_completion_tokens", None) or req.max_tokens or self.default_max_tokens
         sampling = Sampling(
             max_new_tokens=min(wanted, room),  # what does not fit the context ends with finish_reason "length"
@@ -89,6 +97,8 @@ class Server:
             top_k=req.top_k or None,
             seed=req.seed,
             repetition_penalty=req.repetition_penalty,
+            frequency_penalty=req.frequency_penalty,
+            presence_penalty=req.presence_penalty,
         )
         return Job(ids, sampling, adapter)
 

@@ -2,8 +2,9 @@
 
 A backend loads one base model (and its adapters), turns chat messages into a prompt with the
 model's own template, and generates tokens for one request at a time per call. The server
-(:mod:`olive_ext.serve.app`) owns HTTP, queueing, stop strings and response shapes, so a new
-runtime (llama.cpp for .gguf files) only implements :class:`Backend`.
+(:mod:`olive_ext.serve.app`) owns HTTP, queueing, stop strings and response shapes, so a runtime
+only implements :class:`Backend`: onnxruntime-genai (:mod:`.genai_backend`) for ONNX builds and
+llama.cpp (:mod:`.llama_cpp_backend`) for GGUF models.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class Sampling:
     top_k: int | None = None  # None: the model's own default
     seed: int | None = None
     repetition_penalty: float = 1.0
+    frequency_penalty: float = 0.0  # OpenAI's penalties; only backends with ``penalties`` take other values
+    presence_penalty: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class Backend(Protocol):
 
     context_length: int
     adapters: list[str]
+    penalties: bool  # whether frequency_penalty and presence_penalty are honoured
 
     def chat_prompt(self, messages: list[dict[str, str]]) -> str:
         """The prompt text for chat ``messages`` by the model's chat template, ready for the reply."""
@@ -59,22 +63,29 @@ class Backend(Protocol):
         ...
 
 
-def load_backend(path: str) -> tuple[Backend, str]:
-    """The backend for ``path`` and the folder's name (the base model's default id)."""
+def load_backend(path: str, workers: int = 1, context_length: int = 0, threads: int = 0) -> tuple[Backend, str]:
+    """The backend for ``path`` and the base model's default id (the folder's name, or the .gguf's stem).
+
+    A GGUF model (a .gguf, or an olive-ext folder or bundle holding one) runs on llama.cpp with one
+    context per worker of ``context_length`` tokens (0: the model's, capped) and ``threads`` threads
+    (0: the physical cores split between the workers); anything else on
+    onnxruntime-genai.
+    """
     p = Path(path).expanduser()
     if not p.exists():
-        raise UserInputError(f"{path} does not exist", hint="pass a bundle, auto-opt or generate-adapter output")
-    if p.suffix.lower() == ".gguf" or (p.is_dir() and any(p.glob("*.gguf")) and not _genai_folder(p)):
         raise UserInputError(
-            f"{path} is a GGUF model; serving GGUF needs the llama.cpp backend, which olive-ext does not have yet",
-            hint="serve an ONNX build instead: olive-ext auto-opt -m <model> -o out, then olive-ext serve -m out",
+            f"{path} does not exist", hint="pass a bundle, auto-opt, generate-adapter or export output, or a .gguf"
         )
-    # each backend module imports this one (Piece, Sampling); a llama.cpp backend will be chosen here too
+    # each backend module imports this one (Piece, Sampling), so they are imported here, when chosen
+    from olive_ext.serve.llama_cpp_backend import LlamaCppBackend, end_of_turn_ids, find_gguf
+
+    found = find_gguf(p)
+    if found is not None:
+        gguf, folder = found
+        backend = LlamaCppBackend(gguf, folder, end_of_turn_ids(p), workers, context_length, threads)
+        return backend, p.stem if p.is_file() else p.resolve().name
+    # imported when chosen, like the llama.cpp backend above (it imports this module)
     from olive_ext.serve.genai_backend import GenAIBackend
 
     folder, adapters = find_genai_model(p)
     return GenAIBackend(folder, adapters), p.resolve().name
-
-
-def _genai_folder(p: Path) -> bool:
-    return (p / "genai_config.json").exists() or (p / "model" / "genai_config.json").exists()

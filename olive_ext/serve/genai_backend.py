@@ -40,6 +40,7 @@ class GenAIBackend:
         except RuntimeError as e:
             raise UserInputError(f"onnxruntime-genai cannot load {folder}: {e}") from e
         self.adapters = sorted(adapter_files)
+        self.penalties = False  # genai has repetition_penalty only
 
     def chat_prompt(self, messages: list[dict[str, str]]) -> str:
         """The model's chat template applied to ``messages``, ending with the assistant's turn opening."""

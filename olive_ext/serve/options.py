@@ -11,7 +11,7 @@ class ServeOptions(Options):
     """Everything `olive-ext serve` takes."""
 
     model_name_or_path: str = Field(
-        description="a bundle, auto-opt output or generate-adapter output folder, or a genai model folder"
+        description="a bundle, auto-opt, generate-adapter or export output folder, a genai model folder, or a .gguf"
     )
     host: str = Field("127.0.0.1", description="address to bind; 0.0.0.0 opens the server to the network")
     port: int = Field(8000, ge=0, le=65535, description="TCP port (0: any free port)")
@@ -20,15 +20,27 @@ class ServeOptions(Options):
         description="require `Authorization: Bearer <key>` on /v1 (default: $OLIVE_EXT_API_KEY; unset: no key)",
     )
     served_model_name: str | None = Field(
-        None, description="the base model's id in /v1/models and requests (default: the folder's name)"
+        None, description="the base model's id in /v1/models and requests (default: the folder's name; a .gguf's stem)"
     )
     workers: int = Field(
         1,
         ge=1,
         le=64,
-        description="generations run at once; each already uses every CPU thread, so more than 1 mostly adds latency",
+        description="generations run at once (a GGUF: one llama.cpp context each, the cores split between them); "
+        "one generation already uses every core, so more than 1 mostly adds latency",
     )
     max_queue: int = Field(
         64, ge=0, description="requests that may wait for a worker; beyond that a request gets 503 at once"
     )
     default_max_tokens: int = Field(256, ge=1, description="new tokens when a request gives no max_tokens")
+    context_length: int = Field(
+        0,
+        ge=0,
+        description="GGUF models: llama.cpp's context (KV cache) in tokens per worker (0: the model's, at most 2048)",
+    )
+    threads: int = Field(
+        0,
+        ge=0,
+        description="GGUF models: llama.cpp threads per worker (0: the physical cores split between the workers; "
+        "on a machine busy with other work, fewer threads than cores avoid llama.cpp's spin-waiting)",
+    )

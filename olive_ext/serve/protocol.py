@@ -42,7 +42,7 @@ class _Sampling(BaseModel):
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     top_k: int | None = Field(None, ge=0, description="extension: 0 or absent keeps the model's default")
-    repetition_penalty: float = Field(1.0, gt=0.0, description="extension: onnxruntime-genai's penalty")
+    repetition_penalty: float = Field(1.0, gt=0.0, description="extension: multiplies repeated tokens' logits away")
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     seed: int | None = Field(None, ge=0)
@@ -50,13 +50,6 @@ class _Sampling(BaseModel):
     n: int = Field(1, ge=1, le=1, description="one choice per request")
     stream: bool = False
     stream_options: dict[str, Any] | None = None
-
-    @field_validator("frequency_penalty", "presence_penalty")
-    @classmethod
-    def _only_zero(cls, value: float) -> float:
-        if value != 0:
-            raise ValueError("is not supported by onnxruntime-genai; use repetition_penalty (e.g. 1.1) instead")
-        return value
 
     @field_validator("stop")
     @classmethod
