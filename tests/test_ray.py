@@ -1,0 +1,201 @@
+"""The Ray executor on a real cluster: a head and a worker node started with `ray start` as separate processes.
+
+The same 2-candidate auto-opt on the tiny Llama runs here (local executor), then on the cluster while the
+worker process running the first candidate's task is killed once (Ray retries it), then through `olive-ext run`
+with models moving through Ray's object store to a worker that has a cache of its own. All three choose the
+same candidate with the same accuracy figures, and every cache entry is whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytest.importorskip("ray")
+
+from olive_ext.engine.ray_executor import RAY_QUIET_ENV
+from olive_ext.recipe.schema import DatasetSpec
+from olive_ext.workflows.auto_opt import AutoOptOptions, run_auto_opt
+from olive_ext.workflows.run import run
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = {"warmup": 0, "repeats": 2, "new_tokens": 8, "prompt_tokens": 16, "max_new_tokens": 4}
+RAY = Path(os.sys.executable).parent / "ray"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Cluster:
+    """A Ray head (no CPUs: it schedules only) and one worker node with 2 CPUs, each a `ray start --block`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = _free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.worker_cache = root / "worker-cache"
+
+    def _start(self, args: list[str], log: str, **env: str) -> subprocess.Popen[bytes]:
+        full_env = {**os.environ, **RAY_QUIET_ENV, "PYTHONPATH": str(REPO), **env}
+        out = open(self.root / log, "wb")  # noqa: SIM115 (closed with the process)
+        proc = subprocess.Popen([str(RAY), "start", "--block", "--disable-usage-stats", *args], env=full_env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        self.procs.append(proc)
+        return proc
+
+    def start(self) -> None:
+        common = ["--object-store-memory", str(80 * 2**20), "--node-ip-address", "127.0.0.1"]
+        self._start(["--head", "--port", str(self.port), "--num-cpus", "0", "--include-dashboard=false",
+                     "--temp-dir", str(self.root / "ray"), *common], "head.log")  # fmt: skip
+        self._wait_for_nodes(1)
+        self._start(["--address", self.address, "--num-cpus", "2", *common], "worker.log",
+                    OLIVE_EXT_CACHE=str(self.worker_cache))  # fmt: skip
+        self._wait_for_nodes(2)
+
+    def _wait_for_nodes(self, n: int, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = subprocess.run([str(RAY), "status", "--address", self.address], capture_output=True, text=True,
+                                    env={**os.environ, **RAY_QUIET_ENV})  # fmt: skip
+            if status.returncode == 0 and status.stdout.count("node_") >= n:
+                return
+            if any(p.poll() is not None for p in self.procs):
+                break
+            time.sleep(1.0)
+        logs = "\n".join((self.root / f).read_text(errors="replace")[-2000:] for f in ("head.log", "worker.log")
+                         if (self.root / f).exists())  # fmt: skip
+        raise RuntimeError(f"the Ray cluster did not come up with {n} node(s):\n{logs}")
+
+    def stop(self) -> None:
+        """Stop the nodes this fixture started (their process groups), worker first; nothing else on the machine."""
+        for proc in reversed(self.procs):
+            for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+                if proc.poll() is not None:
+                    break
+                try:
+                    os.killpg(proc.pid, sig)
+                    proc.wait(wait)
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    continue
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    c = Cluster(tmp_path_factory.mktemp("ray-cluster"))
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+
+
+def _options(model: Path, data: Path, out: Path, cache: Path, **over: object) -> AutoOptOptions:
+    spec = DatasetSpec(name="json", data_files=str(data), text_template="Q: {q}\nA: {a}")
+    return AutoOptOptions(model_name_or_path=str(model), output_path=str(out), data=spec, precision="int4",  # type: ignore[arg-type]
+                          max_candidates=2, gguf=False, objective="size", cache_dir=str(cache), **FAST, **over)  # fmt: skip
+
+
+def _task_pids() -> list[int]:
+    """Ray worker processes running a candidate's task (Ray titles them ``ray::candidate-<id>``)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if (proc / "cmdline").read_bytes().startswith(b"ray::candidate"):
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+def _kill_first_task(killed: list[int], stop: threading.Event) -> None:
+    """Kill the first candidate task's worker process once, a second into its work."""
+    while not stop.is_set():
+        pids = _task_pids()
+        if pids:
+            time.sleep(1.0)
+            if pids[0] in _task_pids():
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+                return
+        time.sleep(0.1)
+
+
+def _chosen(out: Path) -> tuple[str, dict[str, object]]:
+    data = json.loads((out / "candidates.json").read_text())
+    (chosen,) = [c for c in data["candidates"] if c["chosen"]]
+    return chosen["id"], data
+
+
+def _accuracy(candidate: dict[str, object]) -> dict[str, object]:
+    metrics = candidate["metrics"]
+    assert isinstance(metrics, dict)
+    return {k: v for k, v in metrics.items() if k.startswith("exact_match") or k == "size"}
+
+
+def _whole(cache: Path) -> None:
+    for entry in (cache / "entries").iterdir():
+        json.loads((entry / "entry.json").read_text())  # a half-written entry would have none, or a broken one
+
+
+def test_cluster_same_choice_with_a_killed_worker_and_through_the_object_store(
+    cluster: Cluster, tiny_llama: Path, eval_file: Path, tmp_path: Path
+) -> None:
+    local = tmp_path / "local"
+    run_auto_opt(_options(tiny_llama, eval_file, local, tmp_path / "cache-local"))
+    local_id, local_data = _chosen(local)
+
+    # on the cluster (shared cache folder), one task's worker process killed mid-task: Ray reruns it
+    killed: list[int] = []
+    stop = threading.Event()
+    killer = threading.Thread(target=_kill_first_task, args=(killed, stop), daemon=True)
+    killer.start()
+    try:
+        on_ray = tmp_path / "ray"
+        run_auto_opt(_options(tiny_llama, eval_file, on_ray, tmp_path / "cache-ray", executor="ray",
+                              ray_address=cluster.address))  # fmt: skip
+    finally:
+        stop.set()
+        killer.join(5)
+    assert killed, "no candidate task was seen running on the worker"
+    ray_id, ray_data = _chosen(on_ray)
+    assert ray_id == local_id
+    by_id = {c["id"]: c for c in ray_data["candidates"]}
+    for c in local_data["candidates"]:
+        assert _accuracy(by_id[c["id"]]) == _accuracy(c), c["id"]
+        node = by_id[c["id"]]["node"]
+        assert node["node_id"] and node["hostname"] == socket.gethostname() and node["cpu"]
+        assert node["transfer"] == "shared"
+    _whole(tmp_path / "cache-ray")
+
+    # `olive-ext run` on the same recipe, models through Ray's object store to a worker with its own cache
+    recipe = yaml.safe_load((local / "recipe.yaml").read_text())
+    recipe["executor"] = {"type": "ray", "address": cluster.address, "transfer": "ray"}
+    driver_cache = tmp_path / "cache-driver"
+    result = run(recipe, output_path=tmp_path / "moved", cache_dir=str(driver_cache))
+    assert result.chosen is not None and result.chosen.candidate.id == local_id
+    moved_id, moved_data = _chosen(tmp_path / "moved")
+    by_id = {c["id"]: c for c in moved_data["candidates"]}
+    for c in local_data["candidates"]:
+        assert _accuracy(by_id[c["id"]]) == _accuracy(c), c["id"]
+        assert by_id[c["id"]]["node"]["transfer"] == "ray"
+    # built in the worker's cache, the chosen one copied back whole into the driver's
+    assert result.chosen.artifact is not None and Path(result.chosen.artifact.path).is_relative_to(driver_cache)
+    assert (tmp_path / "moved" / "model" / "genai_config.json").exists()
+    assert (cluster.worker_cache / "inputs").is_dir(), "the inputs were not sent through the object store"
+    _whole(driver_cache)
+    _whole(cluster.worker_cache)
