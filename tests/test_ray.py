@@ -8,11 +8,14 @@ same candidate with the same accuracy figures, and every cache entry is whole.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -21,12 +24,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-pytest.importorskip("ray")
-
+from olive_ext.cli import main
 from olive_ext.engine.ray_executor import RAY_QUIET_ENV
-from olive_ext.recipe.schema import DatasetSpec
-from olive_ext.workflows.auto_opt import AutoOptOptions, run_auto_opt
-from olive_ext.workflows.run import run
+
+# Ray reads its settings (token authentication among them) when first imported: the runs on the cluster are
+# `olive-ext` processes of their own, with the cluster's environment
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs the ray extra")
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = {"warmup": 0, "repeats": 2, "new_tokens": 8, "prompt_tokens": 16, "max_new_tokens": 4}
@@ -47,10 +50,13 @@ class Cluster:
         self.port = _free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.temp = tempfile.mkdtemp(prefix="oe-ray-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
         self.worker_cache = root / "worker-cache"
+        # Ray's token authentication, with a token of the test's own (not ~/.ray/auth_token)
+        self.env = {**RAY_QUIET_ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": os.urandom(16).hex()}
 
     def _start(self, args: list[str], log: str, **env: str) -> subprocess.Popen[bytes]:
-        full_env = {**os.environ, **RAY_QUIET_ENV, "PYTHONPATH": str(REPO), **env}
+        full_env = {**os.environ, **self.env, "PYTHONPATH": str(REPO), **env}
         out = open(self.root / log, "wb")  # noqa: SIM115 (closed with the process)
         proc = subprocess.Popen([str(RAY), "start", "--block", "--disable-usage-stats", *args], env=full_env,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
@@ -60,17 +66,17 @@ class Cluster:
     def start(self) -> None:
         common = ["--object-store-memory", str(80 * 2**20), "--node-ip-address", "127.0.0.1"]
         self._start(["--head", "--port", str(self.port), "--num-cpus", "0", "--include-dashboard=false",
-                     "--temp-dir", str(self.root / "ray"), *common], "head.log")  # fmt: skip
+                     "--temp-dir", self.temp, *common], "head.log")  # fmt: skip
         self._wait_for_nodes(1)
         self._start(["--address", self.address, "--num-cpus", "2", *common], "worker.log",
                     OLIVE_EXT_CACHE=str(self.worker_cache))  # fmt: skip
         self._wait_for_nodes(2)
 
-    def _wait_for_nodes(self, n: int, timeout: float = 120.0) -> None:
+    def _wait_for_nodes(self, n: int, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             status = subprocess.run([str(RAY), "status", "--address", self.address], capture_output=True, text=True,
-                                    env={**os.environ, **RAY_QUIET_ENV})  # fmt: skip
+                                    env={**os.environ, **self.env})  # fmt: skip
             if status.returncode == 0 and status.stdout.count("node_") >= n:
                 return
             if any(p.poll() is not None for p in self.procs):
@@ -83,7 +89,7 @@ class Cluster:
     def stop(self) -> None:
         """Stop the nodes this fixture started (their process groups), worker first; nothing else on the machine."""
         for proc in reversed(self.procs):
-            for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+            for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
                 if proc.poll() is not None:
                     break
                 try:
@@ -91,6 +97,7 @@ class Cluster:
                     proc.wait(wait)
                 except (ProcessLookupError, subprocess.TimeoutExpired):
                     continue
+        shutil.rmtree(self.temp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -103,10 +110,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         c.stop()
 
 
-def _options(model: Path, data: Path, out: Path, cache: Path, **over: object) -> AutoOptOptions:
-    spec = DatasetSpec(name="json", data_files=str(data), text_template="Q: {q}\nA: {a}")
-    return AutoOptOptions(model_name_or_path=str(model), output_path=str(out), data=spec, precision="int4",  # type: ignore[arg-type]
-                          max_candidates=2, gguf=False, objective="size", cache_dir=str(cache), **FAST, **over)  # fmt: skip
+def _auto_opt_args(model: Path, data: Path, out: Path, cache: Path) -> list[str]:
+    return ["auto-opt", "-m", str(model), "--data_files", str(data), "--text_template", "Q: {q}\nA: {a}",
+            "--precision", "int4", "--max_candidates", "2", "--gguf", "false", "--objective", "size",
+            "--cache_dir", str(cache), "-o", str(out), "--warmup", "0", "--repeats", "2", "--new_tokens", "8",
+            "--prompt_tokens", "16", "--max_new_tokens", "4", "--log_level", "2"]  # fmt: skip
+
+
+def _olive_ext(cluster: Cluster, args: list[str]) -> None:
+    env = {**os.environ, **cluster.env, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([os.sys.executable, "-m", "olive_ext", *args], env=env, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def _task_pids() -> list[int]:
@@ -156,7 +171,7 @@ def test_cluster_same_choice_with_a_killed_worker_and_through_the_object_store(
     cluster: Cluster, tiny_llama: Path, eval_file: Path, tmp_path: Path
 ) -> None:
     local = tmp_path / "local"
-    run_auto_opt(_options(tiny_llama, eval_file, local, tmp_path / "cache-local"))
+    assert main(_auto_opt_args(tiny_llama, eval_file, local, tmp_path / "cache-local")) == 0
     local_id, local_data = _chosen(local)
 
     # on the cluster (shared cache folder), one task's worker process killed mid-task: Ray reruns it
@@ -166,8 +181,8 @@ def test_cluster_same_choice_with_a_killed_worker_and_through_the_object_store(
     killer.start()
     try:
         on_ray = tmp_path / "ray"
-        run_auto_opt(_options(tiny_llama, eval_file, on_ray, tmp_path / "cache-ray", executor="ray",
-                              ray_address=cluster.address))  # fmt: skip
+        args = _auto_opt_args(tiny_llama, eval_file, on_ray, tmp_path / "cache-ray")
+        _olive_ext(cluster, [*args, "--executor", "ray", "--ray_address", cluster.address])
     finally:
         stop.set()
         killer.join(5)
@@ -185,17 +200,20 @@ def test_cluster_same_choice_with_a_killed_worker_and_through_the_object_store(
     # `olive-ext run` on the same recipe, models through Ray's object store to a worker with its own cache
     recipe = yaml.safe_load((local / "recipe.yaml").read_text())
     recipe["executor"] = {"type": "ray", "address": cluster.address, "transfer": "ray"}
-    driver_cache = tmp_path / "cache-driver"
-    result = run(recipe, output_path=tmp_path / "moved", cache_dir=str(driver_cache))
-    assert result.chosen is not None and result.chosen.candidate.id == local_id
-    moved_id, moved_data = _chosen(tmp_path / "moved")
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    driver_cache, moved = tmp_path / "cache-driver", tmp_path / "moved"
+    _olive_ext(cluster, ["run", "--config", str(tmp_path / "recipe.yaml"), "-o", str(moved), "--cache_dir",
+                         str(driver_cache), "--log_level", "2"])  # fmt: skip
+    moved_id, moved_data = _chosen(moved)
+    assert moved_id == local_id
     by_id = {c["id"]: c for c in moved_data["candidates"]}
     for c in local_data["candidates"]:
         assert _accuracy(by_id[c["id"]]) == _accuracy(c), c["id"]
         assert by_id[c["id"]]["node"]["transfer"] == "ray"
-    # built in the worker's cache, the chosen one copied back whole into the driver's
-    assert result.chosen.artifact is not None and Path(result.chosen.artifact.path).is_relative_to(driver_cache)
-    assert (tmp_path / "moved" / "model" / "genai_config.json").exists()
+    # built in the worker's cache, the chosen one copied back whole into the driver's, then into model/
+    assert (moved / "model" / "genai_config.json").exists()
+    copies = [json.loads(e.read_text()) for e in (driver_cache / "entries").glob("*/entry.json")]
+    assert [c for c in copies if c.get("pass") == "ray-transfer"], "the chosen model was not brought back"
     assert (cluster.worker_cache / "inputs").is_dir(), "the inputs were not sent through the object store"
     _whole(driver_cache)
     _whole(cluster.worker_cache)
