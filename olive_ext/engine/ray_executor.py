@@ -54,9 +54,7 @@ def _import_ray() -> Any:
     try:
         import ray
     except ImportError as e:
-        raise MissingDependencyError(
-            "executor type 'ray' needs Ray", hint="pip install 'olive-ext[ray]' (make install includes it)"
-        ) from e
+        raise MissingDependencyError("ray", "executor type 'ray' (--executor ray)", "'olive-ext[ray]'") from e
     return ray
 
 
@@ -119,7 +117,7 @@ class RayExecutor:
     # ----------------------------------------------------------------- submission
 
     def submit(self, run: RunCandidate, *args: Any) -> _RayJob:
-        """Start the candidate's task; ``args`` are run_candidate's (source, candidate, ctx, recipe, reference, race)."""
+        """Start the candidate's task; ``args``: run_candidate's (source, candidate, ctx, recipe, reference, race)."""
         source, candidate, _ctx, recipe, reference, race = args
         return _RayJob(self, candidate, (source, candidate, run, recipe, reference, race))
 
@@ -136,7 +134,15 @@ class RayExecutor:
         shared = {"shared": True, "ray": False}.get(spec.transfer)
         return list(
             self._task.options(**options).remote(
-                run, source, candidate, recipe, reference, race, str(self.cache_root), str(self.marker), shared,
+                run,
+                source,
+                candidate,
+                recipe,
+                reference,
+                race,
+                str(self.cache_root),
+                str(self.marker),
+                shared,
                 inputs,
             )
         )
@@ -162,7 +168,8 @@ class RayExecutor:
                 try:
                     return ray.get(ref)
                 except ray.exceptions.RayError as e:
-                    raise OliveExtError(f"Ray task failed after {self.spec.max_retries} retries: {_first_line(e)}")
+                    retries = self.spec.max_retries
+                    raise OliveExtError(f"Ray task failed after {retries} retries: {_first_line(e)}") from e
             now = time.monotonic()
             alive = self._alive_nodes()
             self._report_gone(alive)
