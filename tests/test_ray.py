@@ -11,11 +11,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -23,86 +21,20 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ray_cluster import Cluster
 
 from olive_ext.cli import main
-from olive_ext.engine.ray_executor import RAY_QUIET_ENV
 
 # Ray reads its settings (token authentication among them) when first imported: the runs on the cluster are
 # `olive-ext` processes of their own, with the cluster's environment
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs the ray extra")
 
 REPO = Path(__file__).resolve().parents[1]
-FAST = {"warmup": 0, "repeats": 2, "new_tokens": 8, "prompt_tokens": 16, "max_new_tokens": 4}
-RAY = Path(os.sys.executable).parent / "ray"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Cluster:
-    """A Ray head (no CPUs: it schedules only) and one worker node with 2 CPUs, each a `ray start --block`."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.port = _free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.temp = tempfile.mkdtemp(prefix="oe-ray-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
-        self.worker_cache = root / "worker-cache"
-        # Ray's token authentication, with a token of the test's own (not ~/.ray/auth_token)
-        self.env = {**RAY_QUIET_ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": os.urandom(16).hex()}
-
-    def _start(self, args: list[str], log: str, **env: str) -> subprocess.Popen[bytes]:
-        full_env = {**os.environ, **self.env, "PYTHONPATH": str(REPO), **env}
-        out = open(self.root / log, "wb")  # noqa: SIM115 (closed with the process)
-        proc = subprocess.Popen([str(RAY), "start", "--block", "--disable-usage-stats", *args], env=full_env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-        self.procs.append(proc)
-        return proc
-
-    def start(self) -> None:
-        common = ["--object-store-memory", str(80 * 2**20), "--node-ip-address", "127.0.0.1"]
-        self._start(["--head", "--port", str(self.port), "--num-cpus", "0", "--include-dashboard=false",
-                     "--temp-dir", self.temp, *common], "head.log")  # fmt: skip
-        self._wait_for_nodes(1)
-        self._start(["--address", self.address, "--num-cpus", "2", *common], "worker.log",
-                    OLIVE_EXT_CACHE=str(self.worker_cache))  # fmt: skip
-        self._wait_for_nodes(2)
-
-    def _wait_for_nodes(self, n: int, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            status = subprocess.run([str(RAY), "status", "--address", self.address], capture_output=True, text=True,
-                                    env={**os.environ, **self.env})  # fmt: skip
-            if status.returncode == 0 and status.stdout.count("node_") >= n:
-                return
-            if any(p.poll() is not None for p in self.procs):
-                break
-            time.sleep(1.0)
-        logs = "\n".join((self.root / f).read_text(errors="replace")[-2000:] for f in ("head.log", "worker.log")
-                         if (self.root / f).exists())  # fmt: skip
-        raise RuntimeError(f"the Ray cluster did not come up with {n} node(s):\n{logs}")
-
-    def stop(self) -> None:
-        """Stop the nodes this fixture started (their process groups), worker first; nothing else on the machine."""
-        for proc in reversed(self.procs):
-            for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-                if proc.poll() is not None:
-                    break
-                try:
-                    os.killpg(proc.pid, sig)
-                    proc.wait(wait)
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    continue
-        shutil.rmtree(self.temp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("ray-cluster"))
+    c = Cluster(tmp_path_factory.mktemp("ray-cluster"), workers=1, cpus_per_worker=2)
     try:
         c.start()
         yield c
@@ -214,6 +146,6 @@ def test_cluster_same_choice_with_a_killed_worker_and_through_the_object_store(
     assert (moved / "model" / "genai_config.json").exists()
     copies = [json.loads(e.read_text()) for e in (driver_cache / "entries").glob("*/entry.json")]
     assert [c for c in copies if c.get("pass") == "ray-transfer"], "the chosen model was not brought back"
-    assert (cluster.worker_cache / "inputs").is_dir(), "the inputs were not sent through the object store"
+    assert (cluster.worker_caches[0] / "inputs").is_dir(), "the inputs were not sent through the object store"
     _whole(driver_cache)
-    _whole(cluster.worker_cache)
+    _whole(cluster.worker_caches[0])
