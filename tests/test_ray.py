@@ -24,6 +24,8 @@ import yaml
 from ray_cluster import Cluster
 
 from olive_ext.cli import main
+from olive_ext.recipe.schema import resolved_recipe
+from olive_ext.workflows.auto_opt import AutoOptOptions, auto_opt_recipe
 
 # Ray reads its settings (token authentication among them) when first imported: the runs on the cluster are
 # `olive-ext` processes of their own, with the cluster's environment
@@ -149,3 +151,40 @@ def test_cluster_same_choice_with_a_killed_worker_and_through_the_object_store(
     assert (cluster.worker_caches[0] / "inputs").is_dir(), "the inputs were not sent through the object store"
     _whole(driver_cache)
     _whole(cluster.worker_caches[0])
+
+
+def test_a_worker_node_that_disappears_is_reported_not_waited_for(
+    tiny_llama: Path, eval_file: Path, tmp_path: Path
+) -> None:
+    lost = Cluster(tmp_path / "cluster", workers=1, cpus_per_worker=1)
+    try:
+        lost.start()
+        worker = lost.procs[1]
+
+        def kill_the_node() -> None:
+            deadline = time.monotonic() + 300
+            while not _task_pids() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            os.killpg(worker.pid, signal.SIGKILL)  # the whole node: its raylet and its workers
+
+        killer = threading.Thread(target=kill_the_node, daemon=True)
+        killer.start()
+        # the auto-opt recipe, with a short node_wait_s, through `olive-ext run`
+        opts = AutoOptOptions(model_name_or_path=str(tiny_llama), output_path=str(tmp_path / "out"),  # type: ignore[call-arg]
+                              data_files=str(eval_file), text_template="Q: {q}\nA: {a}", precision="int4",
+                              max_candidates=2, gguf=False, objective="size", cache_dir=str(tmp_path / "cache"),
+                              warmup=0, repeats=2, new_tokens=8, prompt_tokens=16, max_new_tokens=4)  # fmt: skip
+        recipe = resolved_recipe(auto_opt_recipe(opts, "cpu", str(tmp_path / "out")))
+        recipe["executor"] = {"type": "ray", "address": lost.address, "node_wait_s": 5, "max_retries": 1}
+        (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+        env = {**os.environ, **lost.env, "PYTHONPATH": str(REPO)}
+        started = time.monotonic()
+        done = subprocess.run([os.sys.executable, "-m", "olive_ext", "run", "--config", str(tmp_path / "recipe.yaml"),
+                               "--log_level", "2"], env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+        killer.join(5)
+    finally:
+        lost.stop()
+    assert done.returncode != 0, "a run whose only worker node was lost cannot have built anything"
+    assert "disappeared" in done.stderr, done.stderr[-3000:]
+    assert "no live Ray node can run candidate" in done.stderr, done.stderr[-3000:]
+    assert time.monotonic() - started < 300

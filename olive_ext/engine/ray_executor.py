@@ -40,8 +40,6 @@ __all__ = ["RAY_QUIET_ENV", "RayExecutor", "candidate_task", "quiet_ray"]
 RAY_QUIET_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_USAGE_STATS_PROMPT_ENABLED": "0"}
 NEED_INPUTS = "need-inputs"
 POLL_S = 2.0
-# how long a task may wait with no live node that could run it before it is reported
-NO_NODE_GRACE_S = 30.0
 
 
 def quiet_ray() -> None:
@@ -175,7 +173,7 @@ class RayExecutor:
             self._report_gone(alive)
             if not self._can_run_somewhere(alive):
                 no_node_since = no_node_since or now
-                if now - no_node_since > NO_NODE_GRACE_S:
+                if now - no_node_since > self.spec.node_wait_s:
                     ray.cancel(ref, force=True)
                     gone = ", ".join(sorted(self._reported_gone)) or "none"
                     raise OliveExtError(

@@ -72,6 +72,8 @@ class ExecutorSpec(StrictModel):
     max_retries: int = Field(2, ge=0, description="Ray reruns a task whose worker process or node died this often")
     task_timeout_s: float = Field(3600.0, gt=0, description="a candidate with no result after this long is "
                                   "cancelled and reported as failed")
+    node_wait_s: float = Field(60.0, gt=0, description="a candidate that no live node can run (its nodes "
+                               "disappeared) for this long is cancelled and reported as failed")
     transfer: Literal["auto", "shared", "ray"] = Field(
         "auto", description="how models reach the workers and come back: shared (the nodes see the same cache "
         "folder), ray (through Ray's object store), auto (shared where a worker sees the cache, else ray)"
