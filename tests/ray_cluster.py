@@ -33,6 +33,7 @@ class Cluster:
 
     def __init__(self, root: Path, workers: int = 1, cpus_per_worker: int = 2) -> None:
         self.root = root
+        root.mkdir(parents=True, exist_ok=True)
         self.port = _free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.procs: list[subprocess.Popen[bytes]] = []
