@@ -28,8 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from benchmarks._common import load_average, machine_line, today, write_section  # noqa: E402
 from ray_cluster import Cluster  # noqa: E402
+
+from benchmarks._common import load_average, machine_line, today, write_section  # noqa: E402
 
 
 def _rows(path: Path, n: int) -> Path:
@@ -77,8 +78,9 @@ def main() -> None:
             cluster = Cluster(root / f"cluster-{n}", workers=n, cpus_per_worker=1)
             try:
                 cluster.start()
+                flags = ["--executor", "ray", "--ray_address", cluster.address]
                 seconds, choice = _auto_opt(model, data, root / f"ray-{n}", root / f"cache-ray-{n}", args.candidates,
-                                            ["--executor", "ray", "--ray_address", cluster.address], cluster.env)  # fmt: skip
+                                            flags, cluster.env)  # fmt: skip
             finally:
                 cluster.stop()
             rows.append((f"Ray, {n} worker node(s) x 1 CPU", seconds, choice))

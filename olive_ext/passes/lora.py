@@ -109,8 +109,8 @@ class LoraPass(Pass[LoraPassConfig]):
         train = ctx.dataset(self.config.train_data, f"pass '{self.name}' training")
         eval_ = ctx.dataset(self.config.eval_data, f"pass '{self.name}' eval") if self.config.eval_data else None
 
-        extra = {"train": spec_identity(train, ctx.cache.memo),
-                 "eval": spec_identity(eval_, ctx.cache.memo) if eval_ else None}  # fmt: skip
+        extra: dict[str, Any] = {"train": spec_identity(train, ctx.cache.memo),
+                                 "eval": spec_identity(eval_, ctx.cache.memo) if eval_ else None}  # fmt: skip
         if distributed.world_size() > 1:  # data-parallel: the global batch is per_device x processes
             extra["world_size"] = distributed.world_size()
         return extra

@@ -59,24 +59,37 @@ class SearchSpec(StrictModel):
 class ExecutorSpec(StrictModel):
     """Where candidates are built and measured: here, one after another (``local``), or as Ray tasks on a cluster."""
 
-    type: Literal["local", "ray"] = Field("local", description="local: one candidate after another in this "
-                                          "process tree; ray: each candidate a Ray task on a Ray cluster")
-    address: str | None = Field(None, description="Ray cluster address (host:port, `auto`, or ray://host:port); "
-                                "default: $RAY_ADDRESS, else a Ray instance started for this run on this machine")
+    type: Literal["local", "ray"] = Field(
+        "local",
+        description="local: one candidate after another in this "
+        "process tree; ray: each candidate a Ray task on a Ray cluster",
+    )
+    address: str | None = Field(
+        None,
+        description="Ray cluster address (host:port, `auto`, or ray://host:port); "
+        "default: $RAY_ADDRESS, else a Ray instance started for this run on this machine",
+    )
     num_cpus: float = Field(1.0, gt=0, description="CPUs a candidate's task asks Ray for")
     num_gpus: float = Field(0.0, ge=0, description="GPUs a candidate's task asks Ray for")
     memory_gb: float | None = Field(None, gt=0, description="memory a candidate's task asks Ray for, in GB")
     resources: dict[str, float] = Field(default_factory=dict, description="custom Ray resources per task")
-    max_parallel: int | None = Field(None, ge=1, description="candidates in flight at once (default: as many "
-                                     "as the cluster's CPUs allow)")
+    max_parallel: int | None = Field(
+        None, ge=1, description="candidates in flight at once (default: as many as the cluster's CPUs allow)"
+    )
     max_retries: int = Field(2, ge=0, description="Ray reruns a task whose worker process or node died this often")
-    task_timeout_s: float = Field(3600.0, gt=0, description="a candidate with no result after this long is "
-                                  "cancelled and reported as failed")
-    node_wait_s: float = Field(60.0, gt=0, description="a candidate that no live node can run (its nodes "
-                               "disappeared) for this long is cancelled and reported as failed")
+    task_timeout_s: float = Field(
+        3600.0, gt=0, description="a candidate with no result after this long is cancelled and reported as failed"
+    )
+    node_wait_s: float = Field(
+        60.0,
+        gt=0,
+        description="a candidate that no live node can run (its nodes "
+        "disappeared) for this long is cancelled and reported as failed",
+    )
     transfer: Literal["auto", "shared", "ray"] = Field(
-        "auto", description="how models reach the workers and come back: shared (the nodes see the same cache "
-        "folder), ray (through Ray's object store), auto (shared where a worker sees the cache, else ray)"
+        "auto",
+        description="how models reach the workers and come back: shared (the nodes see the same cache "
+        "folder), ray (through Ray's object store), auto (shared where a worker sees the cache, else ray)",
     )
 
 
