@@ -313,7 +313,12 @@ def run_worker(
     with tempfile.TemporaryDirectory(prefix="olive-ext-eval-") as tmp:
         req, res = Path(tmp) / "request.json", Path(tmp) / "result.json"
         req.write_text(json.dumps(request))
-        env = {**os.environ, "OMP_NUM_THREADS": str(ectx.threads), "TOKENIZERS_PARALLELISM": "false"}
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": str(ectx.threads),
+            "TOKENIZERS_PARALLELISM": "false",
+            "OLIVE_EXT_EVAL_PARENT": str(os.getpid()),
+        }  # the worker ends with this process (worker.py)
         argv = [sys.executable, "-m", "olive_ext.evaluate.worker", str(req), str(res)]
         # stderr goes to a file: a pipe could fill up while the parent waits on the racing channel
         with open(Path(tmp) / "stderr", "w+b") as err:
