@@ -49,6 +49,9 @@ def test_torchrun_two_processes_match_one_process_with_the_same_global_batch(tin
     assert isinstance(one, list) and isinstance(two, list) and len(one) == len(two) == 6
     for a, b in zip(one, two, strict=True):
         assert a["step"] == b["step"] and abs(a["loss"] - b["loss"]) <= TOLERANCE, (one, two)
+    # every process's tokens are counted: the same as the single process's, over the same micro-batches
+    assert ddp["processes"] == 2 and single["processes"] == 1
+    assert ddp["train_tokens"] == single["train_tokens"] and ddp["train_target_tokens"] == single["train_target_tokens"]
     # rank 0 alone wrote: one output folder, no rank's scratch folder left behind
     assert (tmp_path / "ddp" / "adapter" / "adapter_model.safetensors").exists()
     assert not list(tmp_path.glob("olive-ext-rank-*"))

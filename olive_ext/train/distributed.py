@@ -12,7 +12,18 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__all__ = ["barrier", "init", "is_distributed", "is_main", "local_world_size", "rank", "receive", "send", "world_size"]
+__all__ = [
+    "barrier",
+    "init",
+    "is_distributed",
+    "is_main",
+    "local_world_size",
+    "rank",
+    "receive",
+    "send",
+    "total",
+    "world_size",
+]
 
 _control: dict[str, Any] = {"group": None, "sent": False}
 
@@ -77,6 +88,19 @@ def receive() -> Any:
     box: list[Any] = [None]
     dist.broadcast_object_list(box, src=0, group=_control["group"])
     return box[0]
+
+
+def total(values: list[int]) -> list[int]:
+    """The sums of ``values`` over every rank (the values themselves when not distributed)."""
+    if not is_distributed():
+        return values
+    import torch
+    import torch.distributed as dist
+
+    init()
+    tensor = torch.tensor(values, dtype=torch.int64)
+    dist.all_reduce(tensor, group=_control["group"])
+    return [int(v) for v in tensor.tolist()]
 
 
 def barrier() -> None:

@@ -119,6 +119,8 @@ def finetune(
                       "trust_remote_code": trust_remote_code})  # fmt: skip
     run = train_phase(model, data, loss_fn, opts, checkpoint_dir, device, dtype, callbacks, progress)
     phases["train"] = run.train_peak
+    # data-parallel: the tokens of every process (each counted its own share of the batches)
+    run.stats.tokens, run.stats.loss_tokens = distributed.total([run.stats.tokens, run.stats.loss_tokens])
     adapter_dir = out_dir / "adapter"
     if not main:  # only rank 0 evaluates and writes
         return FinetuneResult(adapter_dir, {"loss_curve": run.stats.loss_curve}, run.model if keep_model else None)
@@ -275,6 +277,7 @@ def run_metrics(
         "device": device,
         "device_name": device_name(device),
         "threads": threads if device == "cpu" else None,
+        "processes": distributed.world_size(),
         "torch_dtype": dtype,
         "dtype_choice": dtype_info,
         "response_only_logits": bool(loss_fn.fast),
