@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from olive_ext.engine.results import CandidateResult
 from olive_ext.recipe.schema import ExecutorSpec
+from olive_ext.targets.base import cpu_model
 
 # run_candidate's signature, as the executors call it: (source, candidate, ctx, recipe, reference, race, lock)
 RunCandidate = Callable[..., CandidateResult]
@@ -95,10 +96,7 @@ def opened(spec: ExecutorSpec, cache_root: Path) -> Iterator[Executor]:
 @lru_cache(maxsize=1)
 def node_info() -> dict[str, Any]:
     """Where a candidate ran: hostname and CPU model (the Ray executor adds the Ray node id)."""
-    # train.device knows how to name a CPU (torch is imported only for a GPU name)
-    from olive_ext.train.device import device_name
-
-    return {"hostname": socket.gethostname(), "cpu": device_name("cpu"), "machine": platform.machine()}
+    return {"hostname": socket.gethostname(), "cpu": cpu_model(), "machine": platform.machine()}
 
 
 @contextlib.contextmanager

@@ -27,6 +27,7 @@ from olive_ext.evaluate.context import EvalContext, EvalData, MetricInput
 from olive_ext.evaluate.exact_match import count_hits
 from olive_ext.evaluate.racing import Race
 from olive_ext.evaluate.registry import MetricInfo, get_metric
+from olive_ext.targets.base import cpu_model
 
 # Settings that change measured values; constraints and objective only change selection.
 _SPEC_FIELDS_IN_KEY = (
@@ -81,6 +82,7 @@ def evaluation_key(artifact: Artifact, ectx: EvalContext, metrics: list[str], ra
         data,
         data_fp,
         ectx.target.name,
+        cpu_model(),  # speed is the node's: a cache shared by a cluster's nodes keeps each CPU's timings apart
         ectx.extras.get("adapter_name"),
         _versions(),
         *([[race.floor, list(race.slices), race.bound]] if race else []),
