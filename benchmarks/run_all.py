@@ -1,6 +1,6 @@
 """Every benchmark, in sequence, each rewriting its own section of benchmarks/RESULTS.md (`make bench`).
 
-    python benchmarks/run_all.py [--only startup,finetune,convert,auto_opt,gguf] [--results benchmarks/RESULTS.md]
+    python benchmarks/run_all.py [--only startup,finetune,convert,auto_opt,gguf,ray] [--results benchmarks/RESULTS.md]
                                  [--quiet-load 0.5 --quiet-wait 1800]
 
 1. start-up  - benchmarks/startup.py with Olive's `olive` beside ours  -> "## Start-up"
@@ -8,6 +8,7 @@
 3. convert   - benchmarks/convert.py --write                           -> "## Conversion"
 4. auto_opt  - benchmarks/auto_opt.py --write                          -> "## Auto-opt", "## Decode speed"
 5. gguf      - benchmarks/gguf_candidates.py --write (needs olive-ext[llamacpp]) -> "## GGUF candidates beside ONNX ..."
+6. ray       - benchmarks/ray_workers.py --write (needs olive-ext[ray])  -> "## Ray workers"
 
 The comparison environments (.bench/olive-venv, .bench/llamacpp-venv) are built first, once
 (benchmarks/_envs.py; llama-cpp-python compiles from source: several minutes on 2 cores), so
@@ -30,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._common import OFFLINE_ENV, load_average, machine_line, today, wait_for_quiet, write_section  # noqa: E402
 
-STEPS = ("startup", "finetune", "convert", "auto_opt", "gguf")
+STEPS = ("startup", "finetune", "convert", "auto_opt", "gguf", "ray")
 
 
 def startup(results: Path, olive: Path) -> int:
@@ -76,6 +77,7 @@ def main() -> int:
         "convert": [py, "benchmarks/convert.py", "--write", str(results)],
         "auto_opt": [py, "benchmarks/auto_opt.py", "--write", str(results)],
         "gguf": [py, "benchmarks/gguf_candidates.py", "--write", str(results)],
+        "ray": [py, "benchmarks/ray_workers.py", "--write", str(results)],
     }
     failed = []
     print(f"[bench] {today()} {machine_line()}", file=sys.stderr)

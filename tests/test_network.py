@@ -12,6 +12,7 @@ writes a device id and an event store under ``$XDG_CACHE_HOME/Microsoft`` as soo
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -111,3 +112,23 @@ def test_the_trace_reader_catches_dns_and_remote_connections() -> None:
         '9 connect(3, {sa_family=AF_UNIX, sun_path="/var/run/nscd/socket"}, 110) = -1 ENOENT',
     ])  # fmt: skip
     assert [line.split()[0] for line in network_attempts(trace)] == ["7", "7", "8"]
+
+
+RAY_CHECK = """
+from olive_ext.engine.ray_executor import RAY_QUIET_ENV, quiet_ray
+quiet_ray()
+from ray._common.usage import usage_lib
+assert not usage_lib.usage_stats_enabled(), "Ray would send usage statistics"
+print(RAY_QUIET_ENV)
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs the ray extra")
+def test_ray_usage_statistics_are_off_where_olive_ext_starts_or_joins_ray(tmp_path: Path) -> None:
+    """Ray's usage statistics (a report to Ray's collector) are off in the driver, before Ray is imported;
+    the executor passes the same variables to every task (RAY_QUIET_ENV in its runtime_env), and the test
+    cluster (tests/ray_cluster.py) starts its nodes with them and --disable-usage-stats."""
+    env = {k: v for k, v in _child_env(tmp_path).items() if not k.startswith("RAY_USAGE_STATS")}
+    done = subprocess.run([sys.executable, "-c", RAY_CHECK], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "RAY_USAGE_STATS_ENABLED" in done.stdout

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from olive_ext.cli.common import add_cache_dir, add_data_arguments, add_log_level, add_output, option
+from olive_ext.cli.common import add_cache_dir, add_data_arguments, add_executor, add_log_level, add_output, option
 
 NAME = "auto-opt"
 HELP = "convert a model (and adapter) to ONNX for a device: build candidates, measure them, pick the best"
@@ -66,6 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     option(q, O, "timing_tolerance", type=float)
     option(q, O, "teacher_forcing", type=bool)
     option(q, O, "racing")
+    add_executor(p, O)
     add_cache_dir(p, O)
     add_log_level(p)
 

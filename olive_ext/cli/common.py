@@ -39,6 +39,13 @@ def add_cache_dir(parser: argparse.ArgumentParser, model: type[Options]) -> None
     option(parser, model, "cache_dir")
 
 
+def add_executor(parser: argparse.ArgumentParser, model: type[Options]) -> None:
+    """--executor local|ray and --ray_address, as the command's options model declares them."""
+    group = parser.add_argument_group("where candidates run")
+    option(group, model, "executor")
+    option(group, model, "ray_address")
+
+
 def setup_logging(level: str) -> None:
     """Send olive-ext's log records through the rich console on stderr at ``level``."""
     from rich.logging import RichHandler

@@ -124,9 +124,13 @@ def main(args: argparse.Namespace) -> int:
         for line in checked:
             console.print(f"checked {line}", highlight=False)
         return 0
-    progress = Progress()
+    from olive_ext.train import distributed
+
+    main_rank = distributed.is_main()  # under torchrun / accelerate launch, rank 0 alone shows and writes
+    progress = Progress(enabled=main_rank)
     result = run_finetune(opts, progress)
-    print_summary(result.metrics, result.run, progress.console)
+    if main_rank:
+        print_summary(result.metrics, result.run, progress.console)
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from olive_ext.cli.common import add_cache_dir, add_log_level, add_output, option
+from olive_ext.cli.common import add_cache_dir, add_executor, add_log_level, add_output, option
 
 NAME = "run"
 HELP = "run a recipe (YAML/JSON, ours or an Olive run config)"
@@ -27,6 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     option(p, O, "config", "--config", "-c")
     add_output(p, O)
     p.add_argument("--setup", action="store_true", help="accepted for Olive compatibility: there is nothing to set up")
+    add_executor(p, O)
     add_cache_dir(p, O)
     add_log_level(p)
 
@@ -42,7 +43,7 @@ def main(args: argparse.Namespace) -> int:
     if args.setup:
         logging.getLogger("olive_ext").info("--setup: nothing to set up; olive-ext installs what its passes use")
     recipe = as_recipe(args.config, output_path=args.output_path, overwrite=args.overwrite or None,
-                       cache_dir=args.cache_dir)  # fmt: skip
+                       cache_dir=args.cache_dir, executor=args.executor, ray_address=args.ray_address)  # fmt: skip
     progress = Progress()
     try:
         result = run_recipe(recipe, progress=progress)

@@ -27,6 +27,8 @@ class CandidateResult:
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     exception: BaseException | None = field(default=None, repr=False)
+    # where it was built and measured: hostname, CPU model (and, on Ray, the node id and retries)
+    node: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -59,6 +61,7 @@ class CandidateResult:
             "steps": len(self.records),
             "eval_cache_hit": self.eval_cache_hit,
             "seconds": round(self.seconds, 3),
+            "node": self.node,
         }
 
 

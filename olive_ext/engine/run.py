@@ -10,11 +10,15 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+from collections import deque
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from olive_ext.artifacts import Artifact, fingerprint_input
 from olive_ext.cache import Cache
+from olive_ext.engine.executor import Job, opened
 from olive_ext.engine.results import CandidateResult, RunResult
 from olive_ext.engine.runner import GGUF_CONVERSION, run_steps
 from olive_ext.engine.search import Candidate, SearchSpace, make_strategy
@@ -88,26 +92,41 @@ def execute(
     notes: list[str] = []
     reference = None
     want_reference = reference_accuracy is None and recipe.evaluate is not None
-    with progress, progress.task("candidates", total=total) as bar:
+    inflight: deque[tuple[Candidate, Job]] = deque()
+
+    def finish(candidate: Candidate, job: Job) -> None:
+        nonlocal reference, reference_accuracy, want_reference
+        result = job.result()
+        results.append(result)
+        if result.exception is not None:
+            if single or getattr(result.exception, "fails_every_candidate", False):
+                # a model-level failure (an architecture or config field the builder cannot take) would
+                # repeat for every candidate: say it once, now
+                raise result.exception
+            logger.warning("candidate %s failed: %s", candidate.id, result.error)
+        if want_reference and reference is None and result.artifact is not None:
+            # the first built candidate tells which PyTorch model the candidates come from
+            reference = evaluate_reference(source, result.artifact, recipe, ctx, progress)
+            reference_accuracy = accuracy_of(reference["metrics"]) if reference else None
+            want_reference = False
+        strategy.tell(candidate, _search_score(result, recipe, reference_accuracy))
+        bar.advance()
+
+    with progress, progress.task("candidates", total=total) as bar, opened(recipe.executor, cache.root) as executor:
         for candidate in strategy:
             bar.update(info=" -> ".join(s.type for s in candidate.steps))
             race = race_for(recipe, _race_reference(results, reference_accuracy, recipe))
-            result = run_candidate(source, candidate, ctx, recipe, reference_accuracy, race)
-            results.append(result)
-            if result.exception is not None:
-                if single or getattr(result.exception, "fails_every_candidate", False):
-                    # a model-level failure (an architecture or config field the builder cannot take) would
-                    # repeat for every candidate: say it once, now
-                    raise result.exception
-                logger.warning("candidate %s failed: %s", candidate.id, result.error)
-            if want_reference and reference is None and result.artifact is not None:
-                # the first built candidate tells which PyTorch model the candidates come from
-                reference = evaluate_reference(source, result.artifact, recipe, ctx, progress)
-                reference_accuracy = accuracy_of(reference["metrics"]) if reference else None
-                want_reference = False
-            strategy.tell(candidate, _search_score(result, recipe, reference_accuracy))
-            bar.advance()
-    chosen = _choose(results, recipe, reference_accuracy, notes)
+            job = executor.submit(run_candidate, source, candidate, ctx, recipe, reference_accuracy, race)
+            inflight.append((candidate, job))
+            # results are taken in submission order; the loop waits for them while the window is full, while
+            # the search needs each score before its next suggestion, and until the first build gave the reference
+            while inflight and (len(inflight) >= executor.slots or strategy.adaptive or want_reference):
+                finish(*inflight.popleft())
+        while inflight:
+            finish(*inflight.popleft())
+        chosen = _choose(results, recipe, reference_accuracy, notes)
+        if chosen is not None:
+            executor.materialize(chosen)
     unchecked = unchecked_constraints(recipe.evaluate)
     if unchecked:
         notes.append(ACCURACY_NOT_MEASURED)
@@ -147,10 +166,12 @@ def run_candidate(
     recipe: Recipe,
     reference_accuracy: float | None = None,
     race: Race | None = None,
+    lock: Callable[[], AbstractContextManager[Any]] | None = None,
 ) -> CandidateResult:
     """Build one candidate through the cache and evaluate it; failures are recorded, not raised.
 
-    With ``race``, its evaluation stops early once its accuracy cannot meet the constraint."""
+    With ``race``, its evaluation stops early once its accuracy cannot meet the constraint. ``lock`` is held
+    while the candidate is measured (the Ray executor's: one measurement at a time per machine)."""
     result = CandidateResult(candidate)
     started = time.perf_counter()
     step_ctx = ctx.for_step(ctx.output_dir, candidate.target)
@@ -163,7 +184,8 @@ def run_candidate(
             if not candidate.target.is_available():
                 metrics = [m for m in recipe.evaluate.metrics if m == "size"]
                 result.notes.append(f"not measured here: {candidate.target.provider} is not available on this machine")
-            result.metrics, result.eval_cache_hit = evaluate(result.artifact, ectx, ctx.cache, metrics, race)
+            with lock() if lock else nullcontext():
+                result.metrics, result.eval_cache_hit = evaluate(result.artifact, ectx, ctx.cache, metrics, race)
             _note_stopped(result)
     except (KeyboardInterrupt, SystemExit):
         raise

@@ -125,6 +125,9 @@ class SearchSpace:
 class Strategy:
     """Yields candidates; ``tell`` reports a candidate's score (lower is better, None = failed)."""
 
+    # True when the next suggestion depends on the last score: candidates then run one at a time
+    adaptive = False
+
     def __init__(self, space: SearchSpace, targets: list[Target], spec: SearchSpec) -> None:
         self.space, self.targets, self.spec = space, targets, spec
         self._distinct: dict[str, list[Candidate]] = {}
@@ -177,6 +180,8 @@ class RandomStrategy(Strategy):
 
 class TpeStrategy(Strategy):
     """optuna TPE over the dimensions; repeated suggestions are skipped, not re-run."""
+
+    adaptive = True
 
     def __init__(self, space: SearchSpace, targets: list[Target], spec: SearchSpec) -> None:
         super().__init__(space, targets, spec)

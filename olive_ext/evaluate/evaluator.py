@@ -27,6 +27,7 @@ from olive_ext.evaluate.context import EvalContext, EvalData, MetricInput
 from olive_ext.evaluate.exact_match import count_hits
 from olive_ext.evaluate.racing import Race
 from olive_ext.evaluate.registry import MetricInfo, get_metric
+from olive_ext.targets.base import cpu_model
 
 # Settings that change measured values; constraints and objective only change selection.
 _SPEC_FIELDS_IN_KEY = (
@@ -82,6 +83,7 @@ def evaluation_key(artifact: Artifact, ectx: EvalContext, metrics: list[str], ra
         data,
         data_fp,
         ectx.target.name,
+        cpu_model(),  # speed is the node's: a cache shared by a cluster's nodes keeps each CPU's timings apart
         ectx.extras.get("adapter_name"),
         _versions(),
         *([[race.floor, list(race.slices), race.bound]] if race else []),
@@ -319,7 +321,12 @@ def run_worker(
     with tempfile.TemporaryDirectory(prefix="olive-ext-eval-") as tmp:
         req, res = Path(tmp) / "request.json", Path(tmp) / "result.json"
         req.write_text(json.dumps(request))
-        env = {**os.environ, "OMP_NUM_THREADS": str(ectx.threads), "TOKENIZERS_PARALLELISM": "false"}
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": str(ectx.threads),
+            "TOKENIZERS_PARALLELISM": "false",
+            "OLIVE_EXT_EVAL_PARENT": str(os.getpid()),
+        }  # the worker ends with this process (worker.py)
         argv = [sys.executable, "-m", "olive_ext.evaluate.worker", str(req), str(res)]
         # stderr goes to a file: a pipe could fill up while the parent waits on the racing channel
         with open(Path(tmp) / "stderr", "w+b") as err:

@@ -166,7 +166,31 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+PARENT_ENV = "OLIVE_EXT_EVAL_PARENT"
+
+
+def die_with_parent() -> None:
+    """End this worker when the process that started it dies (Linux: PR_SET_PDEATHSIG).
+
+    A Ray task killed mid-evaluation would otherwise leave its worker running beside the retry, and the
+    retry's timing would share the CPUs with it. The parent's pid (in the environment) covers a parent that
+    died before the signal was set."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    parent = os.environ.get(PARENT_ENV)
+    if parent and parent.isdigit() and os.getppid() != int(parent):
+        os._exit(1)
+
+
 def main(argv: list[str]) -> int:
+    die_with_parent()
     request_path, result_path, *fds = argv
     with open(request_path) as f:
         request = json.load(f)

@@ -21,6 +21,7 @@ from olive_ext.data.load import spec_identity
 from olive_ext.errors import UserInputError
 from olive_ext.passes.base import Pass, dataset_ref, register_pass
 from olive_ext.passes.context import RunContext
+from olive_ext.train import distributed
 from olive_ext.train.args import MANAGED, OURS_INSTEAD, RENAMED
 from olive_ext.train.options import FinetuneOptions
 
@@ -108,8 +109,11 @@ class LoraPass(Pass[LoraPassConfig]):
         train = ctx.dataset(self.config.train_data, f"pass '{self.name}' training")
         eval_ = ctx.dataset(self.config.eval_data, f"pass '{self.name}' eval") if self.config.eval_data else None
 
-        return {"train": spec_identity(train, ctx.cache.memo),
-                "eval": spec_identity(eval_, ctx.cache.memo) if eval_ else None}  # fmt: skip
+        extra: dict[str, Any] = {"train": spec_identity(train, ctx.cache.memo),
+                                 "eval": spec_identity(eval_, ctx.cache.memo) if eval_ else None}  # fmt: skip
+        if distributed.world_size() > 1:  # data-parallel: the global batch is per_device x processes
+            extra["world_size"] = distributed.world_size()
+        return extra
 
     def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
         # the training machinery (and rich's progress) loads when a fine-tune runs, not for `olive-ext validate`

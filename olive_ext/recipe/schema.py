@@ -22,6 +22,7 @@ __all__ = [
     "DataFormat",
     "DatasetSpec",
     "EvaluateSpec",
+    "ExecutorSpec",
     "InputModel",
     "Objective",
     "OutputSpec",
@@ -55,6 +56,43 @@ class SearchSpec(StrictModel):
     max_candidates: int | None = Field(None, ge=1, description="budget; default: all for grid, 8 otherwise")
 
 
+class ExecutorSpec(StrictModel):
+    """Where candidates are built and measured: here, one after another (``local``), or as Ray tasks on a cluster."""
+
+    type: Literal["local", "ray"] = Field(
+        "local",
+        description="local: one candidate after another in this "
+        "process tree; ray: each candidate a Ray task on a Ray cluster",
+    )
+    address: str | None = Field(
+        None,
+        description="Ray cluster address (host:port, `auto`, or ray://host:port); "
+        "default: $RAY_ADDRESS, else a Ray instance started for this run on this machine",
+    )
+    num_cpus: float = Field(1.0, gt=0, description="CPUs a candidate's task asks Ray for")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs a candidate's task asks Ray for")
+    memory_gb: float | None = Field(None, gt=0, description="memory a candidate's task asks Ray for, in GB")
+    resources: dict[str, float] = Field(default_factory=dict, description="custom Ray resources per task")
+    max_parallel: int | None = Field(
+        None, ge=1, description="candidates in flight at once (default: as many as the cluster's CPUs allow)"
+    )
+    max_retries: int = Field(2, ge=0, description="Ray reruns a task whose worker process or node died this often")
+    task_timeout_s: float = Field(
+        3600.0, gt=0, description="a candidate with no result after this long is cancelled and reported as failed"
+    )
+    node_wait_s: float = Field(
+        60.0,
+        gt=0,
+        description="a candidate that no live node can run (its nodes "
+        "disappeared) for this long is cancelled and reported as failed",
+    )
+    transfer: Literal["auto", "shared", "ray"] = Field(
+        "auto",
+        description="how models reach the workers and come back: shared (the nodes see the same cache "
+        "folder), ray (through Ray's object store), auto (shared where a worker sees the cache, else ray)",
+    )
+
+
 class OutputSpec(StrictModel):
     """Where results go. An existing non-empty folder is kept unless overwrite is set."""
 
@@ -78,6 +116,7 @@ class Recipe(StrictModel):
     targets: list[TargetSpec] = Field(default_factory=lambda: [TargetSpec()])
     evaluate: EvaluateSpec | None = None
     search: SearchSpec = Field(default_factory=SearchSpec)
+    executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
     cache_dir: str | None = Field(None, description="default: $OLIVE_EXT_CACHE or ~/.cache/olive-ext")
 

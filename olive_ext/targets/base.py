@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import platform
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Literal, get_args
 
 Device = Literal["cpu", "gpu", "npu"]
@@ -60,3 +63,17 @@ class Target:
 
 
 CPU = Target()
+
+
+@lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """This machine's CPU model ('AMD EPYC 9654 96-Core Processor'), for metrics, cache keys and reports."""
+    name = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return name or platform.machine()

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
 from olive_ext.errors import UserInputError
+from olive_ext.targets.base import cpu_model
 
 logger = logging.getLogger("olive_ext")
 
@@ -75,15 +75,7 @@ def device_name(device: str) -> str:
         import torch
 
         return str(torch.cuda.get_device_name(0))
-    name = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return name or platform.machine()
+    return cpu_model()
 
 
 def candidate_dtypes(device: str) -> list[str]:

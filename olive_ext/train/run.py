@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from olive_ext.data import load_rows, to_examples
 from olive_ext.errors import MissingDependencyError, OliveExtError, UserInputError
 from olive_ext.progress import Progress
+from olive_ext.train import distributed
 from olive_ext.train.args import check_training_args
 from olive_ext.train.device import choose_dtype, device_name, training_device, use_all_cores
 from olive_ext.train.evaluation import evaluate_model
@@ -91,10 +92,13 @@ def finetune(
     from transformers import set_seed
 
     started = time.perf_counter()
+    main = distributed.is_main()
     progress = progress or Progress(enabled=False)
-    if opts.report_to != "none":  # before any work: say what to install or configure
+    if opts.report_to != "none" and main:  # before any work: say what to install or configure
         _check_tracker(opts.report_to)
     device, threads = training_device(), use_all_cores()
+    if distributed.local_world_size() > 1:  # the processes on this machine share its cores
+        threads = _share_cores(threads)
     data = prepare_data(model_path, train_spec, eval_spec, opts, trust_remote_code)
     dtype, dtype_info = choose_dtype(opts.torch_dtype, device, cache_root)
     set_seed(opts.seed)
@@ -105,15 +109,24 @@ def finetune(
     loss_fn = LossFunction()
     evals: dict[str, Any] = {}
     phases["load"] = _phase_peak_rss_mb()
-    if data.eval_set is not None:
+    if data.eval_set is not None and main:
         evals["base"] = evaluate_phase(model, data, loss_fn, opts, "base", progress)
         phases["base_eval"] = _phase_peak_rss_mb()
+    # data-parallel: the other ranks train with this one from here (olive_ext.train.distributed)
+    same_dtype = opts.model_copy(update={"torch_dtype": dtype})  # every rank trains in the dtype rank 0 chose
+    distributed.send({"model_path": model_path, "train_spec": train_spec, "eval_spec": eval_spec, "opts": same_dtype,
+                      "checkpoint_dir": checkpoint_dir, "cache_root": cache_root,
+                      "trust_remote_code": trust_remote_code})  # fmt: skip
     run = train_phase(model, data, loss_fn, opts, checkpoint_dir, device, dtype, callbacks, progress)
     phases["train"] = run.train_peak
+    # data-parallel: the tokens of every process (each counted its own share of the batches)
+    run.stats.tokens, run.stats.loss_tokens = distributed.total([run.stats.tokens, run.stats.loss_tokens])
+    adapter_dir = out_dir / "adapter"
+    if not main:  # only rank 0 evaluates and writes
+        return FinetuneResult(adapter_dir, {"loss_curve": run.stats.loss_curve}, run.model if keep_model else None)
     if data.eval_set is not None:
         evals["finetuned"] = evaluate_phase(run.model, data, loss_fn, opts, "finetuned", progress)
         phases["finetuned_eval"] = _phase_peak_rss_mb()
-    adapter_dir = out_dir / "adapter"
     run.model.save_pretrained(adapter_dir)
     data.tokenizer.save_pretrained(adapter_dir)  # with its chat template: what the adapter was trained with
     phases["save"] = _phase_peak_rss_mb()
@@ -122,6 +135,25 @@ def finetune(
     metrics["peak_rss_mb_by_phase"] = phases
     (adapter_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
     return FinetuneResult(adapter_dir, metrics, run.model if keep_model else None)
+
+
+def _share_cores(threads: int) -> int:
+    """Intra-op threads when several training processes run on this machine: its cores split between them."""
+    import torch
+
+    share = max(1, threads // distributed.local_world_size())
+    torch.set_num_threads(share)
+    return share
+
+
+def follow(message: dict[str, Any], progress: Progress | None = None) -> FinetuneResult:
+    """A rank other than 0: train with rank 0 on what it sent (see olive_ext.train.distributed); write nothing."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="olive-ext-rank-") as tmp:
+        return finetune(message["model_path"], message["train_spec"], message["eval_spec"], message["opts"],
+                        Path(tmp), checkpoint_dir=message["checkpoint_dir"], cache_root=message["cache_root"],
+                        progress=progress, trust_remote_code=message["trust_remote_code"])  # fmt: skip
 
 
 def prepare_data(
@@ -217,7 +249,7 @@ def train_phase(
     train_peak = _phase_peak_rss_mb()
     if opts.save_steps:
         logger.info("checkpoints kept in %s", args.output_dir)
-    else:  # only interrupt checkpoints live here, and this run has finished with them
+    elif distributed.is_main():  # only interrupt checkpoints live here, and this run has finished with them
         shutil.rmtree(args.output_dir, ignore_errors=True)
     return TrainingRun(model, trainer, stats, resume, train_peak)
 
@@ -245,6 +277,7 @@ def run_metrics(
         "device": device,
         "device_name": device_name(device),
         "threads": threads if device == "cpu" else None,
+        "processes": distributed.world_size(),
         "torch_dtype": dtype,
         "dtype_choice": dtype_info,
         "response_only_logits": bool(loss_fn.fast),

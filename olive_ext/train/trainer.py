@@ -49,7 +49,8 @@ def make_trainer(model: Any, args: Any, train_set: Any, eval_set: Any, collator:
             if dataset is None or strategy not in ("group_by_length", "random"):
                 return super()._get_train_sampler(train_dataset)
             seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
-            group = self.args.train_batch_size * self.args.gradient_accumulation_steps
+            # one optimizer step's examples over every process: data-parallel runs group as a single process would
+            group = self.args.train_batch_size * self.args.gradient_accumulation_steps * self.args.world_size
             return epoch_seeded_sampler(dataset, seed, group if strategy == "group_by_length" else None)
 
         def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
@@ -65,6 +66,10 @@ def make_trainer(model: Any, args: Any, train_set: Any, eval_set: Any, collator:
             else:
                 denom = count * (self.args.gradient_accumulation_steps if model.training else 1)
             loss = loss_sum / denom.clamp(min=1) if hasattr(denom, "clamp") else loss_sum / max(int(denom), 1)
+            if model.training and num_items_in_batch is not None and self.args.average_tokens_across_devices:
+                # data-parallel: the count is every process's and DDP averages the gradients, so scale back up
+                # (as transformers' own compute_loss does); one process: num_processes is 1
+                loss = loss * self.accelerator.num_processes
             return (loss, {"loss": loss}) if return_outputs else loss
 
     trainer = _Trainer(

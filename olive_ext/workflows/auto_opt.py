@@ -30,7 +30,7 @@ from olive_ext.models.folder import resolve_model_arg
 from olive_ext.options import field_of, validate_options, with_options_signature
 from olive_ext.progress import Progress
 from olive_ext.recipe import parse_recipe
-from olive_ext.recipe.schema import Recipe, SearchSpec
+from olive_ext.recipe.schema import ExecutorSpec, Recipe, SearchSpec
 from olive_ext.targets.base import CPU, Device
 from olive_ext.targets.profiles import chain_precision, get_profile
 from olive_ext.workflows.run import run_recipe
@@ -88,6 +88,8 @@ class AutoOptOptions(DataOptions):
     timing_tolerance: float | None = field_of(EvaluateSpec, "timing_tolerance")
     teacher_forcing: bool = field_of(EvaluateSpec, "teacher_forcing")
     racing: Literal["off", "exact", "wilson"] = field_of(EvaluateSpec, "racing")
+    executor: Literal["local", "ray"] = field_of(ExecutorSpec, "type")
+    ray_address: str | None = field_of(ExecutorSpec, "address")
     trust_remote_code: bool = Field(False, description="allow model code from the hub")
     overwrite: bool = Field(False, description="replace an existing output folder")
     cache_dir: str | None = Field(
@@ -203,6 +205,8 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
         "output": {"path": output, "overwrite": opts.overwrite},
         "cache_dir": opts.cache_dir,
     }
+    if opts.executor != "local":
+        raw["executor"] = {"type": opts.executor, **({"address": opts.ray_address} if opts.ray_address else {})}
     return parse_recipe(raw)
 
 

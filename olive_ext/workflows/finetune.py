@@ -30,11 +30,12 @@ from olive_ext.options import parse_bool, validate_options, with_options_signatu
 from olive_ext.progress import Progress
 from olive_ext.recipe import parse_recipe
 from olive_ext.recipe.schema import Recipe
+from olive_ext.train import distributed
 from olive_ext.train.args import check_training_args
 from olive_ext.train.features import PromptEncoder, tokenize
 from olive_ext.train.model import load_tokenizer
 from olive_ext.train.options import FinetuneOptions
-from olive_ext.train.run import METRICS_FILE
+from olive_ext.train.run import METRICS_FILE, follow
 from olive_ext.workflows.run import run_recipe
 
 TASKS = {"text-generation", "text-generation-with-past", "causal-lm"}
@@ -186,10 +187,26 @@ def _tokenizer_of(model: str, trust_remote_code: bool) -> Any:
 
 
 def run_finetune(opts: FinetuneRunOptions, progress: Progress | None = None) -> FinetuneResult:
-    """Fine-tune as the options say and finish the output folder (train_metrics.json, model_config.json)."""
+    """Fine-tune as the options say and finish the output folder (train_metrics.json, model_config.json).
+
+    Under ``torchrun``/``accelerate launch`` every process trains; rank 0 alone runs the recipe and writes,
+    and the others return what it wrote once it is written."""
     recipe = finetune_recipe(opts)
-    result = run_recipe(recipe, progress=progress)
-    metrics = finish_output(result, merged=opts.merge, eval_data=recipe.data.get("eval"))
+    distributed.init()
+    if not distributed.is_main():
+        message = distributed.receive()
+        if message is not None:
+            follow(message, progress)
+        distributed.barrier()  # rank 0 has written the output folder
+        out = Path(opts.output_path)
+        metrics = json.loads((out / METRICS_FILE).read_text()) if (out / METRICS_FILE).exists() else {}
+        return FinetuneResult(out, metrics, RunResult([], None, out, 0.0))
+    try:
+        result = run_recipe(recipe, progress=progress)
+        metrics = finish_output(result, merged=opts.merge, eval_data=recipe.data.get("eval"))
+    finally:
+        distributed.send(None)  # nothing to train (a cache hit, or a failure before training): the others stop
+        distributed.barrier()
     assert result.output_dir is not None
     return FinetuneResult(result.output_dir, metrics, result)
 

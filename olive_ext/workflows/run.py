@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -24,11 +24,11 @@ from olive_ext.engine.run import execute, raise_if_unmet
 from olive_ext.errors import Problem, RecipeError, UserInputError
 from olive_ext.evaluate.evaluator import load_tokenizer
 from olive_ext.models.folder import export_artifact
-from olive_ext.options import Options
+from olive_ext.options import Options, field_of
 from olive_ext.progress import Progress
 from olive_ext.recipe import check_recipe, load_recipe, parse_recipe
 from olive_ext.recipe.load import read_recipe_file
-from olive_ext.recipe.schema import Recipe, resolved_recipe
+from olive_ext.recipe.schema import ExecutorSpec, Recipe, resolved_recipe
 from olive_ext.report import write_reports
 from olive_ext.version import __version__
 
@@ -44,6 +44,10 @@ class RunOptions(Options):
     cache_dir: str | None = Field(
         None, description="cache of built models and evaluations (default: $OLIVE_EXT_CACHE or ~/.cache/olive-ext)"
     )
+    executor: Literal["local", "ray"] | None = Field(
+        None, description="override the recipe's executor.type: local (default) or ray (candidates as Ray tasks)"
+    )
+    ray_address: str | None = field_of(ExecutorSpec, "address")
 
 
 __all__ = ["RecipeLike", "RunOptions", "as_recipe", "run", "run_recipe", "validate", "write_run_output"]
@@ -55,10 +59,13 @@ def as_recipe(
     output_path: str | Path | None = None,
     overwrite: bool | None = None,
     cache_dir: str | None = None,
+    executor: str | None = None,
+    ray_address: str | None = None,
 ) -> Recipe:
     """A validated Recipe from a file path (YAML/JSON, ours or Olive's), a mapping, or a Recipe.
 
-    ``output_path`` and ``overwrite`` replace the recipe's ``output`` section, ``cache_dir`` its cache, when given.
+    ``output_path`` and ``overwrite`` replace the recipe's ``output`` section, ``cache_dir`` its cache,
+    ``executor`` and ``ray_address`` its executor's type and address, when given.
     Raises RecipeError listing every problem.
     """
     if isinstance(recipe, Recipe):
@@ -78,6 +85,10 @@ def as_recipe(
         parsed = parsed.model_copy(update={"output": parsed.output.model_copy(update=changes)})
     if cache_dir is not None:
         parsed = parsed.model_copy(update={"cache_dir": cache_dir})
+    exec_changes = {k: v for k, v in {"type": executor, "address": ray_address}.items() if v is not None}
+    if exec_changes:
+        spec = ExecutorSpec.model_validate({**parsed.executor.model_dump(), **exec_changes})
+        parsed = parsed.model_copy(update={"executor": spec})
     return parsed
 
 
@@ -87,6 +98,8 @@ def run(
     output_path: str | Path | None = None,
     overwrite: bool | None = None,
     cache_dir: str | None = None,
+    executor: str | None = None,
+    ray_address: str | None = None,
     progress: Progress | None = None,
 ) -> RunResult:
     """Run a recipe end to end and write its output folder (as ``olive-ext run --config``).
@@ -100,7 +113,8 @@ def run(
         >>> result.model_path  # doctest: +SKIP
         PosixPath('out/run/model')
     """
-    parsed = as_recipe(recipe, output_path=output_path, overwrite=overwrite, cache_dir=cache_dir)
+    parsed = as_recipe(recipe, output_path=output_path, overwrite=overwrite, cache_dir=cache_dir, executor=executor,
+                       ray_address=ray_address)  # fmt: skip
     return run_recipe(parsed, progress=progress)
 
 

@@ -1,0 +1,365 @@
+"""The Ray executor: each candidate's build and evaluation as a Ray task on a cluster (``executor: {type: ray}``).
+
+Tasks ask Ray for the recipe's resources (CPUs, GPUs, memory, custom resources). Models move through the
+cache folder when the worker sees it (a shared file system: the driver leaves a marker there and the
+worker looks for it), otherwise through Ray's object store: the worker asks for the inputs once (the
+model, adapter and data files, packed as tar bytes), builds in its own cache, and returns the built model
+as a second return object that the driver fetches only for the candidate it chooses. A worker process or
+node that dies is retried by Ray (``max_retries``); a task that gives no result within ``task_timeout_s``,
+or that no node left in the cluster can run, is cancelled and reported as that candidate's failure.
+
+Ray's usage statistics are switched off before Ray is imported (``RAY_USAGE_STATS_ENABLED=0``) and in
+every task's environment; the dashboard is not started.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from olive_ext.artifacts import Artifact
+from olive_ext.cache import ENTRY_FILE, Cache
+from olive_ext.engine.executor import RunCandidate, measure_lock, node_info
+from olive_ext.engine.results import CandidateResult
+from olive_ext.engine.search import Candidate
+from olive_ext.engine.transfer import digest, pack, unpack_once
+from olive_ext.errors import MissingDependencyError, OliveExtError
+from olive_ext.passes.context import RunContext
+from olive_ext.recipe.schema import ExecutorSpec, Recipe
+
+logger = logging.getLogger("olive_ext")
+
+__all__ = ["RAY_QUIET_ENV", "RayExecutor", "candidate_task", "quiet_ray"]
+
+# No usage statistics sent to Ray's collector, no dashboard; set in the driver and in every task.
+RAY_QUIET_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_USAGE_STATS_PROMPT_ENABLED": "0"}
+NEED_INPUTS = "need-inputs"
+POLL_S = 2.0
+
+
+def quiet_ray() -> None:
+    """Switch Ray's usage statistics off in this process (read by Ray when it starts or connects)."""
+    os.environ.update(RAY_QUIET_ENV)
+
+
+def _import_ray() -> Any:
+    quiet_ray()
+    try:
+        import ray
+    except ImportError as e:
+        raise MissingDependencyError("ray", "executor type 'ray' (--executor ray)", "'olive-ext[ray]'") from e
+    return ray
+
+
+class _RayJob:
+    """One candidate's task: its result, waited for with the executor's timeouts and node checks."""
+
+    def __init__(self, executor: RayExecutor, candidate: Candidate, args: tuple[Any, ...]) -> None:
+        self.executor, self.candidate, self.args = executor, candidate, args
+        self.submitted = time.monotonic()
+        self.refs = executor._launch(args, inputs=None)
+
+    def result(self) -> CandidateResult:
+        ex = self.executor
+        try:
+            outcome = ex._wait(self.refs[0], self.candidate, self.submitted)
+            if outcome == NEED_INPUTS:  # the worker cannot see the inputs: send them through the object store
+                self.refs = ex._launch(self.args, inputs=ex._inputs_ref(self.args[0], self.args[3]))
+                outcome = ex._wait(self.refs[0], self.candidate, time.monotonic())
+        except OliveExtError as e:
+            return CandidateResult(self.candidate, error=str(e), exception=e)
+        result: CandidateResult = outcome
+        if result.ok and result.node.get("transfer") == "ray":
+            ex._built[id(result)] = self.refs[1]
+        return result
+
+
+class RayExecutor:
+    """Candidates as Ray tasks; results taken back in submission order (see olive_ext.engine.run)."""
+
+    def __init__(self, spec: ExecutorSpec, cache_root: Path) -> None:
+        self.ray = ray = _import_ray()
+        self.spec, self.cache_root = spec, cache_root
+        address = spec.address or os.environ.get("RAY_ADDRESS") or None
+        self.connected_here = not ray.is_initialized()
+        if self.connected_here:
+            kwargs: dict[str, Any] = {"configure_logging": False, "log_to_driver": False}
+            if address is None:  # a Ray instance for this run, on this machine
+                kwargs["include_dashboard"] = False
+            try:
+                ray.init(address=address, runtime_env={"env_vars": dict(RAY_QUIET_ENV)}, **kwargs)
+            except ConnectionError as e:
+                raise OliveExtError(
+                    f"executor.address {address!r}: no Ray cluster answers there ({e})",
+                    hint="start one with `ray start --head` (see README, 'From one machine to a cluster') or "
+                    "leave executor.address unset to start Ray on this machine",
+                ) from e
+        self.marker = cache_root / "tmp" / f"ray-run-{uuid.uuid4().hex}"
+        self.marker.parent.mkdir(parents=True, exist_ok=True)
+        self.marker.touch()
+        self._task = ray.remote(candidate_task)
+        self._built: dict[int, Any] = {}
+        self._inputs: Any = None
+        self.nodes_at_start = self._alive_nodes()
+        self._reported_gone: set[str] = set()
+        cpus = float(ray.cluster_resources().get("CPU", 1.0))
+        self.slots = spec.max_parallel or max(1, int(cpus // spec.num_cpus))
+        logger.info("ray: %d node(s), %g CPUs; up to %d candidates at once", len(self.nodes_at_start), cpus,
+                    self.slots)  # fmt: skip
+
+    # ----------------------------------------------------------------- submission
+
+    def submit(self, run: RunCandidate, *args: Any) -> _RayJob:
+        """Start the candidate's task; ``args``: run_candidate's (source, candidate, ctx, recipe, reference, race)."""
+        source, candidate, _ctx, recipe, reference, race = args
+        return _RayJob(self, candidate, (source, candidate, run, recipe, reference, race))
+
+    def _launch(self, args: tuple[Any, ...], inputs: Any) -> list[Any]:
+        source, candidate, run, recipe, reference, race = args
+        spec = self.spec
+        options: dict[str, Any] = {"num_cpus": spec.num_cpus, "num_gpus": spec.num_gpus, "num_returns": 2,
+                                   "max_retries": spec.max_retries, "retry_exceptions": False,
+                                   "name": f"candidate-{candidate.id}"}  # fmt: skip
+        if spec.memory_gb:
+            options["memory"] = int(spec.memory_gb * 1e9)
+        if spec.resources:
+            options["resources"] = dict(spec.resources)
+        shared = {"shared": True, "ray": False}.get(spec.transfer)
+        return list(
+            self._task.options(**options).remote(
+                run,
+                source,
+                candidate,
+                recipe,
+                reference,
+                race,
+                str(self.cache_root),
+                str(self.marker),
+                shared,
+                inputs,
+            )
+        )
+
+    def _inputs_ref(self, source: Artifact, recipe: Recipe) -> Any:
+        """The run's inputs in the object store, packed once per run."""
+        if self._inputs is None:
+            members = input_members(source, recipe)
+            data = pack(members)
+            logger.info("ray: sending the inputs (%.1f MB) through the object store", len(data) / 1e6)
+            self._inputs = self.ray.put(data)
+        return self._inputs
+
+    # ----------------------------------------------------------------- waiting
+
+    def _wait(self, ref: Any, candidate: Candidate, since: float) -> Any:
+        ray = self.ray
+        deadline = max(since, time.monotonic()) + self.spec.task_timeout_s
+        no_node_since: float | None = None
+        while True:
+            ready, _ = ray.wait([ref], timeout=POLL_S)
+            if ready:
+                try:
+                    return ray.get(ref)
+                except ray.exceptions.RayError as e:
+                    retries = self.spec.max_retries
+                    raise OliveExtError(f"Ray task failed after {retries} retries: {_first_line(e)}") from e
+            now = time.monotonic()
+            alive = self._alive_nodes()
+            self._report_gone(alive)
+            if not self._can_run_somewhere(alive):
+                no_node_since = no_node_since or now
+                if now - no_node_since > self.spec.node_wait_s:
+                    ray.cancel(ref, force=True)
+                    gone = ", ".join(sorted(self._reported_gone)) or "none"
+                    raise OliveExtError(
+                        f"no live Ray node can run candidate {candidate.id} (it asks for {self._asks()}); "
+                        f"nodes that disappeared: {gone}",
+                        hint="restart the worker nodes (`ray start --address ...`) and rerun: finished "
+                        "candidates are reused from the cache",
+                    )
+            else:
+                no_node_since = None
+            if now > deadline:
+                ray.cancel(ref, force=True)
+                raise OliveExtError(
+                    f"candidate {candidate.id} gave no result within executor.task_timeout_s="
+                    f"{self.spec.task_timeout_s:g} s; cancelled",
+                    hint="raise executor.task_timeout_s for large models, or check the worker nodes",
+                )
+
+    def _alive_nodes(self) -> dict[str, dict[str, Any]]:
+        return {n["NodeID"]: n for n in self.ray.nodes() if n.get("Alive")}
+
+    def _report_gone(self, alive: dict[str, dict[str, Any]]) -> None:
+        for node_id, node in self.nodes_at_start.items():
+            name = f"{node.get('NodeManagerHostname', '?')} ({node_id[:8]})"
+            if node_id not in alive and name not in self._reported_gone:
+                self._reported_gone.add(name)
+                logger.warning("ray: node %s disappeared; its tasks are retried elsewhere (max_retries=%d)",
+                               name, self.spec.max_retries)  # fmt: skip
+
+    def _can_run_somewhere(self, alive: dict[str, dict[str, Any]]) -> bool:
+        need = {"CPU": self.spec.num_cpus, "GPU": self.spec.num_gpus, **self.spec.resources}
+        if self.spec.memory_gb:
+            need["memory"] = self.spec.memory_gb * 1e9
+        return any(all(n.get("Resources", {}).get(k, 0.0) >= v for k, v in need.items() if v) for n in alive.values())
+
+    def _asks(self) -> str:
+        spec = self.spec
+        parts = [f"{spec.num_cpus:g} CPU"] + ([f"{spec.num_gpus:g} GPU"] if spec.num_gpus else [])
+        parts += [f"{spec.memory_gb:g} GB"] if spec.memory_gb else []
+        return ", ".join(parts + [f"{v:g} {k}" for k, v in spec.resources.items()])
+
+    # ----------------------------------------------------------------- results
+
+    def materialize(self, result: CandidateResult) -> None:
+        """Bring a candidate built in a worker's own cache into this cache (atomically) and point at it there."""
+        ref = self._built.pop(id(result), None)
+        if ref is None or result.artifact is None:
+            return
+        cache = Cache(self.cache_root)
+        key = result.records[-1].cache_key if result.records else f"ray-{result.candidate.id}"
+        here = cache.get_artifact(key)
+        if here is None:
+            data = self.ray.get(ref)
+            with cache.lock(key), cache.building(key) as work:
+                unpack_once(data, work / "copy")
+                art = result.artifact
+                # an artifact that is its whole cache entry brings the worker's entry.json along: not model content
+                (work / "copy" / "model" / Path(art.path).name / ENTRY_FILE).unlink(missing_ok=True)
+                moved = Artifact(art.kind, str(work / "copy" / "model" / Path(art.path).name),
+                                 str(work / "copy" / "adapter") if art.adapter_path else None, art.gguf_file,
+                                 meta=art.meta)  # fmt: skip
+                record = {"pass": "ray-transfer", "node": result.node.get("hostname"), "input": art.fingerprint}
+                here = cache.commit_artifact(key, work, moved, record)
+        if here.fingerprint != result.artifact.fingerprint:
+            raise OliveExtError(f"candidate {result.candidate.id}: the copy brought back from "
+                                f"{result.node.get('hostname')} differs from what was built there")  # fmt: skip
+        result.artifact = here
+
+    def close(self) -> None:
+        """Remove the run's marker; disconnect from Ray when this executor connected (a Ray it started stops)."""
+        self.marker.unlink(missing_ok=True)
+        if self.connected_here:
+            self.ray.shutdown()
+
+
+# --------------------------------------------------------------------- the task (runs on a worker)
+
+
+def input_members(source: Artifact, recipe: Recipe) -> dict[str, Path]:
+    """What a worker without the shared file system needs: the model, its adapter and the data files."""
+    members: dict[str, Path] = {}
+    if Path(source.path).exists():
+        members["model"] = Path(source.path)
+    if source.adapter_path and Path(source.adapter_path).exists():
+        members["adapter"] = Path(source.adapter_path)
+    for name, spec in recipe.data.items():
+        files = spec.data_files if isinstance(spec.data_files, list) else [spec.data_files] if spec.data_files else []
+        for i, f in enumerate(files):
+            if Path(f).is_file():
+                members[f"data/{name}/{i}/{Path(f).name}"] = Path(f)
+    return members
+
+
+def _relocated(source: Artifact, recipe: Recipe, root: Path) -> tuple[Artifact, Recipe]:
+    """The source artifact and recipe with their paths pointing into the unpacked inputs at ``root``."""
+    path = str(root / "model") if (root / "model").exists() else source.path
+    adapter = str(root / "adapter") if (root / "adapter").exists() else source.adapter_path
+    moved = Artifact(source.kind, path, adapter, source.gguf_file, source.fingerprint, source.meta)
+    data = {}
+    for name, spec in recipe.data.items():
+        folder = root / "data" / name
+        if folder.is_dir():
+            files = [str(next((folder / d).iterdir())) for d in sorted(os.listdir(folder), key=int)]
+            spec = spec.model_copy(update={"data_files": files if isinstance(spec.data_files, list) else files[0]})
+        data[name] = spec
+    model = recipe.input_model.model_copy(update={"path": path, "adapter_path": adapter})
+    return moved, recipe.model_copy(update={"data": data, "input_model": model})
+
+
+def candidate_task(
+    run: RunCandidate,
+    source: Artifact,
+    candidate: Candidate,
+    recipe: Recipe,
+    reference: float | None,
+    race: Any,
+    cache_root: str,
+    marker: str,
+    shared: bool | None,
+    inputs: bytes | None,
+) -> tuple[Any, bytes]:
+    """Build and measure one candidate on this node. Returns (CandidateResult or NEED_INPUTS, built model tar).
+
+    ``shared`` None means: shared when this node sees the driver's marker in the cache folder."""
+    quiet_ray()
+    import ray
+
+    if shared is None and Path(marker).exists():
+        shared = True
+    if shared:
+        cache = Cache(cache_root)
+    else:
+        cache = Cache(None)  # this node's own cache: $OLIVE_EXT_CACHE or ~/.cache/olive-ext
+        # transfer: ray sends the inputs whatever the node sees; auto only when it lacks one
+        if inputs is None and (shared is False or input_needed(source, recipe)):
+            return NEED_INPUTS, b""
+        if inputs is not None:
+            root = unpack_once(inputs, cache.root / "inputs" / digest(inputs))
+            source, recipe = _relocated(source, recipe, root)
+    ctx = RunContext(cache=cache, datasets=dict(recipe.data), input_model=recipe.input_model)
+    result: CandidateResult = run(source, candidate, ctx, recipe, reference, race, measure_lock)
+    result.node = {**node_info(), "node_id": ray.get_runtime_context().get_node_id(),
+                   "transfer": "shared" if shared else "ray"}  # fmt: skip
+    _picklable_exception(result)
+    built = b""
+    if not shared and result.ok and result.artifact is not None:
+        built = pack(_built_members(result.artifact))
+    return result, built
+
+
+def _built_members(artifact: Artifact) -> dict[str, Path]:
+    """A built model's files by name in the archive: ``model/<its name>`` (a folder or file) and ``adapter``."""
+    path = Path(artifact.path)
+    members = {f"model/{path.name}": path}
+    if artifact.adapter_path:
+        members["adapter"] = Path(artifact.adapter_path)
+    return members
+
+
+def input_needed(source: Artifact, recipe: Recipe) -> bool:
+    """True when this node lacks a local input the driver has (the model, adapter or a data file)."""
+    looks_local = source.path.startswith(("/", ".", "~")) or source.path.count("/") != 1
+    if looks_local and not Path(source.path).exists():
+        return True
+    if source.adapter_path and not Path(source.adapter_path).exists():
+        return True
+    for spec in recipe.data.values():
+        files = spec.data_files if isinstance(spec.data_files, list) else [spec.data_files] if spec.data_files else []
+        if any(not Path(f).exists() for f in files):
+            return True
+    return False
+
+
+def _picklable_exception(result: CandidateResult) -> None:
+    """Replace an exception that would not survive the trip back to the driver by an OliveExtError."""
+    exc = result.exception
+    if exc is None:
+        return
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        plain = OliveExtError(result.error or f"{type(exc).__name__}: {exc}")
+        plain.fails_every_candidate = bool(getattr(exc, "fails_every_candidate", False))  # type: ignore[attr-defined]
+        result.exception = plain
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__

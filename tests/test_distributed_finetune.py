@@ -1,0 +1,57 @@
+"""Data-parallel fine-tuning: `torchrun --nproc_per_node 2 -m olive_ext finetune` on the tiny Llama (gloo, CPU).
+
+Two processes with 2 examples each per step against one process with 2 examples and 2 accumulation steps:
+the same global batch of 4, in the same order, so the loss curves match (tolerance 1e-3 per logged step;
+they agree to the 5 decimals train_metrics.json keeps). Only rank 0 writes the output folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import write_qa_rows
+
+REPO = Path(__file__).resolve().parents[1]
+TORCHRUN = Path(sys.executable).parent / "torchrun"
+TOLERANCE = 1e-3
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _finetune(launcher: list[str], model: Path, data: Path, out: Path, cache: Path, *extra: str) -> dict[str, object]:
+    args = ["finetune", "-m", str(model), "-d", "json", "--data_files", str(data), "--text_template", "Q: {q}\\nA: {a}",
+            "--max_steps", "6", "--learning_rate", "3e-3", "--torch_dtype", "float32", "--logging_steps", "1",
+            "--gradient_checkpointing", "false", "--per_device_train_batch_size", "2", "--log_level", "2",
+            "-o", str(out), *extra]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OLIVE_EXT_CACHE": str(cache), "TMPDIR": str(cache.parent)}
+    done = subprocess.run([*launcher, "-m", "olive_ext", *args], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((out / "train_metrics.json").read_text())
+
+
+def test_torchrun_two_processes_match_one_process_with_the_same_global_batch(tiny_llama: Path, tmp_path: Path) -> None:
+    data = write_qa_rows(tmp_path / "train.jsonl", 40)
+    single = _finetune([sys.executable], tiny_llama, data, tmp_path / "single", tmp_path / "cache-1",
+                       "--gradient_accumulation_steps", "2")  # fmt: skip
+    torchrun = [str(TORCHRUN), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port",
+                str(_free_port())]  # fmt: skip
+    ddp = _finetune(torchrun, tiny_llama, data, tmp_path / "ddp", tmp_path / "cache-2")
+    one, two = single["loss_curve"], ddp["loss_curve"]
+    assert isinstance(one, list) and isinstance(two, list) and len(one) == len(two) == 6
+    for a, b in zip(one, two, strict=True):
+        assert a["step"] == b["step"] and abs(a["loss"] - b["loss"]) <= TOLERANCE, (one, two)
+    # every process's tokens are counted: the same as the single process's, over the same micro-batches
+    assert ddp["processes"] == 2 and single["processes"] == 1
+    assert ddp["train_tokens"] == single["train_tokens"] and ddp["train_target_tokens"] == single["train_target_tokens"]
+    # rank 0 alone wrote: one output folder, no rank's scratch folder left behind
+    assert (tmp_path / "ddp" / "adapter" / "adapter_model.safetensors").exists()
+    assert not list(tmp_path.glob("olive-ext-rank-*"))

@@ -1,0 +1,103 @@
+"""Executors without a cluster: the measurement lock, the tar transfer, the executor settings of a recipe."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from olive_ext.engine.executor import LocalExecutor, measure_lock, node_info
+from olive_ext.engine.results import CandidateResult
+from olive_ext.engine.transfer import pack, unpack_once
+from olive_ext.errors import RecipeError
+from olive_ext.recipe import parse_recipe
+from olive_ext.workflows.run import as_recipe
+
+REPO = Path(__file__).resolve().parents[1]
+
+HOLD = """
+import sys, time
+from olive_ext.engine.executor import measure_lock
+with measure_lock():
+    print("held", flush=True)
+    time.sleep(float(sys.argv[1]))
+"""
+
+
+def test_one_measurement_at_a_time_per_machine() -> None:
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, "2"], stdout=subprocess.PIPE, text=True,
+                              env={"PYTHONPATH": str(REPO)})  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    started = time.perf_counter()
+    with measure_lock() as waited:
+        assert holder.poll() is not None or time.perf_counter() - started >= 1.0
+    holder.wait(30)
+    assert waited >= 1.0, "the lock was taken while another process held it"
+
+
+def test_a_killed_holder_releases_the_lock() -> None:
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, "60"], stdout=subprocess.PIPE, text=True,
+                              env={"PYTHONPATH": str(REPO)})  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    holder.kill()
+    holder.wait(30)
+    with measure_lock() as waited:
+        assert waited < 5.0
+
+
+def test_pack_and_unpack_once(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    (model / "sub").mkdir(parents=True)
+    (model / "a.bin").write_bytes(b"\0" * 10)
+    (model / "sub" / "b.json").write_text("{}")
+    data = pack({"model/model": model, "data/eval/0/rows.jsonl": model / "sub" / "b.json"})
+    dest = unpack_once(data, tmp_path / "copy")
+    assert (dest / "model" / "model" / "a.bin").read_bytes() == b"\0" * 10
+    assert (dest / "data" / "eval" / "0" / "rows.jsonl").read_text() == "{}"
+    (dest / "marker").write_text("kept")
+    assert unpack_once(data, dest) == dest and (dest / "marker").exists(), "a whole copy is not unpacked again"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".copy")], "no temporary folder left"
+
+
+def test_unpack_refuses_members_that_leave_the_folder(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("../escaped")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(tarfile.TarError):
+        unpack_once(buffer.getvalue(), tmp_path / "inside" / "copy")
+    assert not (tmp_path / "inside" / "escaped").exists() and not (tmp_path / "escaped").exists()
+    assert not (tmp_path / "inside" / "copy").exists()
+
+
+def test_local_executor_runs_at_submission_and_records_the_machine() -> None:
+    seen: list[str] = []
+
+    def run(name: str) -> CandidateResult:
+        seen.append(name)
+        return CandidateResult(candidate=None)  # type: ignore[arg-type]
+
+    job = LocalExecutor().submit(run, "a")
+    assert seen == ["a"], "the local executor runs the candidate when it is submitted"
+    result = job.result()
+    assert result.node == node_info() and result.node["hostname"] and result.node["cpu"]
+
+
+def test_executor_section_is_checked_and_overridden() -> None:
+    base = {"input_model": {"path": "org/model"}, "passes": {"b": {"type": "model_builder", "precision": "int4"}}}
+    recipe = parse_recipe({**base, "executor": {"type": "ray", "address": "head:6379", "num_cpus": 2}})
+    assert recipe.executor.type == "ray" and recipe.executor.num_cpus == 2 and recipe.executor.max_retries == 2
+    with pytest.raises(RecipeError) as e:
+        parse_recipe({**base, "executor": {"type": "slurm", "num_cpu": 2}})
+    paths = {p.path for p in e.value.problems}
+    assert {"executor.type", "executor.num_cpu"} <= paths, paths
+    moved = as_recipe(recipe, executor="local", ray_address="other:6379")
+    assert moved.executor.type == "local" and moved.executor.address == "other:6379"
+    assert moved.executor.num_cpus == 2, "an override keeps the section's other settings"
+    assert parse_recipe(base).executor.type == "local", "local is the default"

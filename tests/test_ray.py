@@ -1,0 +1,190 @@
+"""The Ray executor on a real cluster: a head and a worker node started with `ray start` as separate processes.
+
+The same 2-candidate auto-opt on the tiny Llama runs here (local executor), then on the cluster while the
+worker process running the first candidate's task is killed once (Ray retries it), then through `olive-ext run`
+with models moving through Ray's object store to a worker that has a cache of its own. All three choose the
+same candidate with the same accuracy figures, and every cache entry is whole.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from ray_cluster import Cluster
+
+from olive_ext.cli import main
+from olive_ext.recipe.schema import resolved_recipe
+from olive_ext.workflows.auto_opt import AutoOptOptions, auto_opt_recipe
+
+# Ray reads its settings (token authentication among them) when first imported: the runs on the cluster are
+# `olive-ext` processes of their own, with the cluster's environment
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs the ray extra")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    c = Cluster(tmp_path_factory.mktemp("ray-cluster"), workers=1, cpus_per_worker=2)
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+
+
+def _auto_opt_args(model: Path, data: Path, out: Path, cache: Path) -> list[str]:
+    return ["auto-opt", "-m", str(model), "--data_files", str(data), "--text_template", "Q: {q}\nA: {a}",
+            "--precision", "int4", "--max_candidates", "2", "--gguf", "false", "--objective", "size",
+            "--cache_dir", str(cache), "-o", str(out), "--warmup", "0", "--repeats", "2", "--new_tokens", "8",
+            "--prompt_tokens", "16", "--max_new_tokens", "4", "--log_level", "2"]  # fmt: skip
+
+
+def _olive_ext(cluster: Cluster, args: list[str]) -> None:
+    env = {**os.environ, **cluster.env, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([os.sys.executable, "-m", "olive_ext", *args], env=env, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _task_pids() -> list[int]:
+    """Ray worker processes running a candidate's task (Ray titles them ``ray::candidate-<id>``)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if (proc / "cmdline").read_bytes().startswith(b"ray::candidate"):
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+def _kill_first_task(killed: list[int], stop: threading.Event) -> None:
+    """Kill the first candidate task's worker process once, a second into its work."""
+    while not stop.is_set():
+        pids = _task_pids()
+        if pids:
+            time.sleep(1.0)
+            if pids[0] in _task_pids():
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+                return
+        time.sleep(0.1)
+
+
+def _chosen(out: Path) -> tuple[str, dict[str, object]]:
+    data = json.loads((out / "candidates.json").read_text())
+    (chosen,) = [c for c in data["candidates"] if c["chosen"]]
+    return chosen["id"], data
+
+
+def _accuracy(candidate: dict[str, object]) -> dict[str, object]:
+    metrics = candidate["metrics"]
+    assert isinstance(metrics, dict)
+    return {k: v for k, v in metrics.items() if k.startswith("exact_match") or k == "size"}
+
+
+def _whole(cache: Path) -> None:
+    for entry in (cache / "entries").iterdir():
+        json.loads((entry / "entry.json").read_text())  # a half-written entry would have none, or a broken one
+
+
+def test_cluster_same_choice_with_a_killed_worker_and_through_the_object_store(
+    cluster: Cluster, tiny_llama: Path, eval_file: Path, tmp_path: Path
+) -> None:
+    local = tmp_path / "local"
+    assert main(_auto_opt_args(tiny_llama, eval_file, local, tmp_path / "cache-local")) == 0
+    local_id, local_data = _chosen(local)
+
+    # on the cluster (shared cache folder), one task's worker process killed mid-task: Ray reruns it
+    killed: list[int] = []
+    stop = threading.Event()
+    killer = threading.Thread(target=_kill_first_task, args=(killed, stop), daemon=True)
+    killer.start()
+    try:
+        on_ray = tmp_path / "ray"
+        args = _auto_opt_args(tiny_llama, eval_file, on_ray, tmp_path / "cache-ray")
+        _olive_ext(cluster, [*args, "--executor", "ray", "--ray_address", cluster.address])
+    finally:
+        stop.set()
+        killer.join(5)
+    assert killed, "no candidate task was seen running on the worker"
+    ray_id, ray_data = _chosen(on_ray)
+    assert ray_id == local_id
+    by_id = {c["id"]: c for c in ray_data["candidates"]}
+    for c in local_data["candidates"]:
+        assert _accuracy(by_id[c["id"]]) == _accuracy(c), c["id"]
+        node = by_id[c["id"]]["node"]
+        assert node["node_id"] and node["hostname"] == socket.gethostname() and node["cpu"]
+        assert node["transfer"] == "shared"
+    _whole(tmp_path / "cache-ray")
+
+    # `olive-ext run` on the same recipe, models through Ray's object store to a worker with its own cache
+    recipe = yaml.safe_load((local / "recipe.yaml").read_text())
+    recipe["executor"] = {"type": "ray", "address": cluster.address, "transfer": "ray"}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    driver_cache, moved = tmp_path / "cache-driver", tmp_path / "moved"
+    _olive_ext(cluster, ["run", "--config", str(tmp_path / "recipe.yaml"), "-o", str(moved), "--cache_dir",
+                         str(driver_cache), "--log_level", "2"])  # fmt: skip
+    moved_id, moved_data = _chosen(moved)
+    assert moved_id == local_id
+    by_id = {c["id"]: c for c in moved_data["candidates"]}
+    for c in local_data["candidates"]:
+        assert _accuracy(by_id[c["id"]]) == _accuracy(c), c["id"]
+        assert by_id[c["id"]]["node"]["transfer"] == "ray"
+    # built in the worker's cache, the chosen one copied back whole into the driver's, then into model/
+    assert (moved / "model" / "genai_config.json").exists()
+    copies = [json.loads(e.read_text()) for e in (driver_cache / "entries").glob("*/entry.json")]
+    assert [c for c in copies if c.get("pass") == "ray-transfer"], "the chosen model was not brought back"
+    assert (cluster.worker_caches[0] / "inputs").is_dir(), "the inputs were not sent through the object store"
+    _whole(driver_cache)
+    _whole(cluster.worker_caches[0])
+
+
+def test_a_worker_node_that_disappears_is_reported_not_waited_for(
+    tiny_llama: Path, eval_file: Path, tmp_path: Path
+) -> None:
+    lost = Cluster(tmp_path / "cluster", workers=1, cpus_per_worker=1)
+    try:
+        lost.start()
+        worker = lost.procs[1]
+
+        def kill_the_node() -> None:
+            deadline = time.monotonic() + 300
+            while not _task_pids() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            os.killpg(worker.pid, signal.SIGKILL)  # the whole node: its raylet and its workers
+
+        killer = threading.Thread(target=kill_the_node, daemon=True)
+        killer.start()
+        # the auto-opt recipe, with a short node_wait_s, through `olive-ext run`
+        opts = AutoOptOptions(model_name_or_path=str(tiny_llama), output_path=str(tmp_path / "out"),  # type: ignore[call-arg]
+                              data_files=str(eval_file), text_template="Q: {q}\nA: {a}", precision="int4",
+                              max_candidates=2, gguf=False, objective="size", cache_dir=str(tmp_path / "cache"),
+                              warmup=0, repeats=2, new_tokens=8, prompt_tokens=16, max_new_tokens=4)  # fmt: skip
+        recipe = resolved_recipe(auto_opt_recipe(opts, "cpu", str(tmp_path / "out")))
+        recipe["executor"] = {"type": "ray", "address": lost.address, "node_wait_s": 5, "max_retries": 1}
+        (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+        env = {**os.environ, **lost.env, "PYTHONPATH": str(REPO)}
+        started = time.monotonic()
+        done = subprocess.run([os.sys.executable, "-m", "olive_ext", "run", "--config", str(tmp_path / "recipe.yaml"),
+                               "--log_level", "2"], env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+        killer.join(5)
+    finally:
+        lost.stop()
+    assert done.returncode != 0, "a run whose only worker node was lost cannot have built anything"
+    assert "disappeared" in done.stderr, done.stderr[-3000:]
+    assert "no live Ray node can run candidate" in done.stderr, done.stderr[-3000:]
+    assert time.monotonic() - started < 300
