@@ -47,10 +47,18 @@ _OWNED = {
     "algo_config": "algorithm", "int4_algo_config": "algorithm",
     "matmul_mixed_precision": "lm_head / mixed_layers_int8",
     "nodes_to_exclude": "nodes_to_exclude", "shared_embeddings": "shared_embeddings", "prune_lm_head": "prune_lm_head",
-    "use_qdq": "use_qdq", "adapter_path": "the input model's adapter_path", "filename": "(fixed: model.onnx)",
+    "use_qdq": "use_qdq", "adapter_path": "the input model's adapter_path",
     "config_only": "(not supported)", "hf_remote": "input_model.trust_remote_code",
     "exclude_lm_head": "(not supported: the model would have no logits to generate with)",
     "exclude_embeds": "(not supported: the model would need inputs_embeds)",
+}  # fmt: skip
+# builder extra_options an Olive config may give -> the Olive ModelBuilder parameter that sets the same
+_LIFTED = {
+    "int4_block_size": "int4_block_size", "block_size": "int4_block_size", "int4_accuracy_level": "int4_accuracy_level",
+    "accuracy_level": "int4_accuracy_level", "int4_is_symmetric": "int4_is_symmetric",
+    "is_symmetric": "int4_is_symmetric", "int4_algo_config": "int4_algo_config", "algo_config": "int4_algo_config",
+    "int4_nodes_to_exclude": "int4_nodes_to_exclude", "shared_embeddings": "shared_embeddings",
+    "prune_lm_head": "prune_lm_head", "use_qdq": "use_qdq",
 }  # fmt: skip
 # Olive's compound algo_config names: base method + mixed-precision placement.
 _ALGO_ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -131,6 +139,9 @@ class ModelBuilderConfig(WeightQuantConfig):
         for key in self.extra_options:
             if key in _OWNED:
                 raise ValueError(f"extra_options.{key}: set {_OWNED[key]} instead")
+        filename = self.extra_options.get("filename")
+        if filename is not None and (not str(filename).endswith(".onnx") or Path(str(filename)).name != filename):
+            raise ValueError(f"extra_options.filename: a file name ending in .onnx, without a folder (got {filename!r})")
         ep = self.execution_provider
         if ep is not None:
             if (self.precision, ep) not in SUPPORTED:
@@ -220,6 +231,13 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
 
     @classmethod
     def from_olive(cls, params: dict[str, Any]) -> dict[str, Any]:
+        extra = params.get("extra_options")
+        if isinstance(extra, dict):  # Olive hands extra_options to the builder: ours has fields for some of them
+            lifted = {k: v for k, v in extra.items() if k in _LIFTED and _LIFTED[k] not in params}
+            rest = {k: v for k, v in extra.items() if k not in lifted}
+            params = {**{_LIFTED[k]: v for k, v in lifted.items()}, **params, "extra_options": rest}
+            if not rest:
+                params.pop("extra_options")
         out = super().from_olive({k: v for k, v in params.items() if k not in _OLIVE_PASSTHROUGH})
         passthrough = {k: v for k, v in params.items() if k in _OLIVE_PASSTHROUGH}
         if passthrough and isinstance(out.get("extra_options", {}), dict):  # else validation names extra_options
@@ -263,7 +281,7 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
             copy_tokenizer_files(Path(adapter), out)
             if cfg.adapter_mode == "inputs":
                 adapter_file = out / "adapter.onnx_adapter"
-                make_lora_inputs(out / "model.onnx", adapter_file)
+                make_lora_inputs(out / str(cfg.extra_options.get("filename", "model.onnx")), adapter_file)
         shutil.rmtree(work, ignore_errors=True)
         smoke_options = {"precision": cfg.precision, "execution_provider": provider, **shown}
 

@@ -7,6 +7,7 @@ listing each problem with its key path, the value received, what is allowed, and
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import logging
 from collections.abc import Collection
@@ -20,11 +21,12 @@ from olive_ext.evaluate.registry import known_metrics
 from olive_ext.models.folder import infer_kind
 from olive_ext.options import problems_from_validation
 from olive_ext.passes.base import Pass, check_pass_params, get_pass, registered_passes
-from olive_ext.recipe.olive_compat import is_olive_config, olive_pass_names, translate
+from olive_ext.recipe.olive_compat import is_olive_config, olive_pass_names, translate_config
 from olive_ext.recipe.read import parse, read_text
 from olive_ext.recipe.schema import InputModel, PassSpec, Recipe, TargetSpec, named_steps
 
 logger = logging.getLogger("olive_ext")
+NOTHING_TO_DO = "the recipe has no passes and nothing to evaluate: nothing to do"
 
 # --------------------------------------------------------------------------- reading
 
@@ -50,40 +52,67 @@ def _kind(value: Any) -> str:
     )
 
 
-def load_recipe(path: str | Path) -> Recipe:
+def load_recipe(path: str | Path, lenient: bool = False) -> Recipe:
     """Read, translate (if Olive-format) and validate a recipe file."""
     raw = read_recipe_file(path)
-    return parse_recipe(raw, source=str(path), base_dir=Path(path).parent)
+    return parse_recipe(raw, source=str(path), base_dir=Path(path).parent, lenient=lenient)
 
 
-def parse_recipe(raw: dict[str, Any], source: str | None = None, base_dir: Path | None = None) -> Recipe:
-    """Validate a recipe mapping; raise RecipeError with all problems found."""
-    recipe, problems = check_recipe(raw, base_dir=base_dir)
+def parse_recipe(
+    raw: dict[str, Any], source: str | None = None, base_dir: Path | None = None, lenient: bool = False
+) -> Recipe:
+    """Validate a recipe mapping; raise RecipeError with all problems found.
+
+    ``lenient``: Olive keys olive-ext does not honour are warnings, not errors; they are logged and kept in
+    ``recipe.translation_warnings`` for the run's report.
+    """
+    recipe, problems = check_recipe(raw, base_dir=base_dir, lenient=lenient)
     errors = [p for p in problems if p.severity == "error"]
     for note in problems:
         if note.severity == "note":
             logger.warning("%s", note.render())
     if errors or recipe is None:
         raise RecipeError(errors, source=source)
+    recipe.translation_warnings.extend(p.render() for p in problems if p.severity == "note")
     return recipe
 
 
-def check_recipe(raw: dict[str, Any], base_dir: Path | None = None) -> tuple[Recipe | None, list[Problem]]:
-    """Return (recipe or None, every problem). Olive run configs are translated first."""
-    problems: list[Problem] = []
+def check_recipe(
+    raw: dict[str, Any], base_dir: Path | None = None, lenient: bool = False
+) -> tuple[Recipe | None, list[Problem]]:
+    """Return (recipe or None, every problem). Olive run configs are translated first, and problems found in
+    the translation name the keys as the Olive file spells them; ``lenient`` makes the Olive keys olive-ext
+    does not honour (category "unhonoured") notes."""
+    recipe, problems = _check(raw, base_dir)
+    if lenient:
+        problems = [
+            dataclasses.replace(p, severity="note") if p.category == "unhonoured" and p.severity == "error" else p
+            for p in problems
+        ]
+    return recipe, problems
+
+
+def _check(raw: dict[str, Any], base_dir: Path | None) -> tuple[Recipe | None, list[Problem]]:
+    translation = None
+    first: list[Problem] = []
     if is_olive_config(raw):
-        raw, olive_problems = translate(raw)
-        problems += olive_problems
+        translation = translate_config(raw, base_dir)
+        raw, first = translation.recipe, translation.problems
     if base_dir is not None:
         raw = _resolve_relative_paths(raw, base_dir)
     try:
-        recipe = Recipe.model_validate(raw)
+        recipe: Recipe | None = Recipe.model_validate(raw)
     except ValidationError as e:
-        problems += problems_from_validation(e, Recipe)
-        problems += _section_problems(raw, {p.path.split(".")[0].split("[")[0] for p in problems})
-        return None, _unique(problems)
-    problems += semantic_problems(recipe)
-    return recipe, _unique(problems)
+        recipe = None
+        later = problems_from_validation(e, Recipe)
+        later += _section_problems(raw, {p.path.split(".")[0].split("[")[0] for p in later})
+    else:
+        later = semantic_problems(recipe)
+    if translation is not None:
+        later = [translation.user_problem(p) for p in later]
+        if any(p.severity == "error" for p in first):  # "no passes" after every pass was refused repeats those
+            later = [p for p in later if p.message != NOTHING_TO_DO]
+    return recipe, _unique(first + later)
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:
@@ -226,7 +255,7 @@ def semantic_problems(recipe: Recipe) -> list[Problem]:
                     )
                 )
     if not recipe.passes and not recipe.pipelines and not recipe.evaluate:
-        problems.append(Problem("passes", "the recipe has no passes and nothing to evaluate: nothing to do"))
+        problems.append(Problem("passes", NOTHING_TO_DO))
     return problems
 
 
