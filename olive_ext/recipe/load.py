@@ -291,13 +291,14 @@ def pass_problems(
         problems += check_pass_params(cls, spec.params(), path)
         if datasets is not None:
             problems += dataset_problems(cls, spec, path, datasets)
+        accepts = cls.accepts_for(spec.params())
         if kind is not None:
-            takes = set(cls.accepts) | ({"gguf"} if "hf" in cls.accepts else set())
+            takes = set(accepts) | ({"gguf"} if "hf" in accepts else set())
             if kind not in takes:
                 problems.append(
                     Problem(
                         path,
-                        f"pass '{spec.type}' takes {'/'.join(sorted(cls.accepts))} models, "
+                        f"pass '{spec.type}' takes {'/'.join(sorted(accepts))} models, "
                         f"but {producer} gives a {kind} model",
                         hint="reorder the passes or add a conversion step before it",
                     )
@@ -311,5 +312,5 @@ def pass_problems(
                         allowed=", ".join(sorted(cls.devices)),
                     )
                 )
-        kind, producer = cls.output_kind(kind) if kind else cls.produces, f"pass '{step_name}'"
+        kind, producer = cls.output_kind_for(spec.params(), kind or ""), f"pass '{step_name}'"
     return problems

@@ -1,0 +1,225 @@
+"""olive: run one of olive-ai's own passes as a step of an olive-ext recipe.
+
+Recipe form: ``{type: olive, olive_type: OnnxPeepholeOptimizer, config: {...}}``, where ``config`` holds that
+pass's parameters as an Olive config writes them. Validation is olive-ai's own (``olive_catalog.check_params``),
+and a pass that needs a vendor SDK or a device this machine lacks is refused, naming it.
+
+At run time our artifact becomes an Olive model handler (an ``hf`` folder a ``HfModelHandler``, an ``onnx`` or
+``genai`` folder's graph an ``ONNXModelHandler``), olive-ai's pass class runs on it in this process with the config
+olive-ai generates (no Olive engine, no Olive cache: ours keys the step, olive-ai's version included), and the
+handler it returns becomes our artifact again: an ONNX rewrite keeps the folder's other files (tokenizer, genai
+config), so a genai folder stays loadable by onnxruntime-genai.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field, field_validator
+
+from olive_ext.artifacts import Artifact
+from olive_ext.errors import PassError, Problem, RecipeError
+from olive_ext.onnx.check import smoke_check
+from olive_ext.onnx.folder import carried_meta, copy_companions, model_file, save_model
+from olive_ext.passes import olive_catalog
+from olive_ext.passes.base import Pass, PassConfig, register_pass
+from olive_ext.passes.context import RunContext
+
+# Kinds our artifacts can hold of what Olive passes take and produce (an ONNX rewrite also takes a genai folder).
+_HOLDABLE = frozenset({"hf", "onnx", "genai"})
+
+
+class OlivePassConfig(PassConfig):
+    olive_type: str = Field(description="Olive's pass type, as an Olive config writes it (case-insensitive), "
+                            "e.g. OnnxPeepholeOptimizer")  # fmt: skip
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="that pass's parameters, as in an Olive config's pass `config`"
+    )
+
+    @field_validator("olive_type")
+    @classmethod
+    def _canonical(cls, value: str) -> str:
+        entry = olive_catalog.lookup(value)
+        return entry.name if entry else value  # spelt as Olive does, so case variants share cache entries
+
+
+def entry_kinds(olive_type: str) -> tuple[frozenset[str], str | None]:
+    """(kinds our artifacts can give it, the kind it produces) for an Olive pass type; unknown: empty, None."""
+    entry = olive_catalog.lookup(olive_type) if isinstance(olive_type, str) else None
+    if entry is None:
+        return frozenset(), None
+    takes = set(entry.takes) & _HOLDABLE
+    if "onnx" in takes and entry.produces == "onnx":
+        takes.add("genai")
+    return frozenset(takes), entry.produces
+
+
+def unsupported_reason(olive_type: str) -> str | None:
+    """Why the ``olive`` step cannot run ``olive_type`` here (its needs, or a model kind we cannot hold), or None."""
+    entry = olive_catalog.lookup(olive_type)
+    if entry is None:
+        return None  # check_params names an unknown type
+    if entry.needs:
+        return entry.needs
+    takes, produces = entry_kinds(olive_type)
+    if not takes or produces not in _HOLDABLE:
+        holds = f"{'/'.join(entry.takes) or 'a composite model'} -> {produces or 'a composite model'}"
+        return f"it turns {holds}, which olive-ext's artifacts cannot hold yet (they hold hf, onnx and genai folders)"
+    return None
+
+
+@register_pass("olive")
+class OlivePass(Pass[OlivePassConfig]):
+    """Run one of olive-ai's passes (olive_type + its Olive config) on an hf, onnx or genai model."""
+
+    config_class = OlivePassConfig
+    accepts = frozenset({"hf", "onnx", "genai"})
+    produces = "onnx"
+    keeps_kind = True
+    libraries = ("olive-ai", "onnx", "onnxruntime", "onnxscript", "onnx-ir", "torch", "transformers")
+    olive_params: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any], path: str) -> list[Problem]:
+        olive_type = params.get("olive_type", "")
+        entry = olive_catalog.lookup(olive_type)
+        if entry is None or entry.needs:  # the type itself is the problem: name the key that holds it
+            return [replace(p, path=f"{path}.olive_type") for p in olive_catalog.check_params(olive_type, {}, path)]
+        why = unsupported_reason(olive_type)
+        if why:
+            return [Problem(f"{path}.olive_type", f"Olive pass {entry.name} cannot run in olive-ext: {why}")]
+        return olive_catalog.check_params(olive_type, params.get("config") or {}, f"{path}.config")
+
+    @classmethod
+    def accepts_for(cls, params: dict[str, Any]) -> frozenset[str]:
+        takes, _ = entry_kinds(params.get("olive_type", ""))
+        return takes or cls.accepts
+
+    @classmethod
+    def output_kind_for(cls, params: dict[str, Any], input_kind: str) -> str:
+        takes, produces = entry_kinds(params.get("olive_type", ""))
+        if produces is None:
+            return cls.output_kind(input_kind)
+        if produces == "onnx" and input_kind == "genai" and "genai" in takes:
+            return "genai"
+        return produces
+
+    def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
+        cfg = self.config
+        entry = olive_catalog.lookup(cfg.olive_type)
+        why = unsupported_reason(cfg.olive_type) if entry else f"olive-ai has no pass {cfg.olive_type!r}"
+        if entry is None or why:
+            raise PassError(self.name, f"Olive pass {cfg.olive_type} cannot run here: {why}")
+        pass_class = olive_catalog.import_pass_class(entry)
+        olive_config, problems = olive_catalog.generate_config(pass_class, entry, dict(cfg.config), "config")
+        if problems:
+            raise RecipeError(problems)
+        accelerator = olive_catalog.cpu_accelerator()
+        olive_pass = pass_class(accelerator, olive_config)
+        handler = _to_handler(artifact, ctx)
+        work = ctx.output_dir / "_olive"
+        ctx.logger.info("olive-ai %s: running %s", olive_catalog.olive_ai_version(), entry.name)
+        result = olive_pass.run(handler, str(work / "output"))
+        out_dir = ctx.output_dir / "model"
+        produced = self.output_kind_for(cfg.model_dump(), artifact.kind)
+        options = {"olive_type": entry.name, **cfg.config}
+        meta: dict[str, Any] = {
+            **carried_meta(artifact),
+            "olive": {"type": entry.name, "config": olive_config.model_dump(mode="json"),
+                      "olive_ai": olive_catalog.olive_ai_version()},
+        }
+        if produced == "hf":
+            _move_hf(result, out_dir)
+            meta.setdefault("source_model", artifact.meta.get("source_model") or _source_of(artifact))
+            shutil.rmtree(work, ignore_errors=True)
+            return Artifact("hf", str(out_dir), _adapter_of(result, out_dir), meta=meta)
+        target = _onnx_target(artifact, out_dir)
+        _save_onnx(Path(_onnx_path(result)), target)
+        shutil.rmtree(work, ignore_errors=True)
+        if artifact.kind == "hf":
+            _copy_hf_companions(Path(artifact.path), out_dir)
+            meta.setdefault("source_model", _source_of(artifact))
+        adapter = out_dir / artifact.meta["adapter_file"] if artifact.meta.get("adapter_file") else None
+        meta["smoke"] = smoke_check(produced, out_dir, self.name, options, adapter)
+        return Artifact(produced, str(out_dir), None, meta=meta)  # type: ignore[arg-type]
+
+
+def _source_of(artifact: Artifact) -> dict[str, Any]:
+    return {"path": artifact.path, "adapter_path": artifact.adapter_path}
+
+
+def _to_handler(artifact: Artifact, ctx: RunContext) -> Any:
+    """Our artifact as an Olive model handler."""
+    from olive.model import HfModelHandler, ONNXModelHandler
+
+    if artifact.kind == "hf":
+        load_kwargs = {"trust_remote_code": ctx.trust_remote_code}
+        return HfModelHandler(
+            model_path=artifact.path, task=_hf_task(Path(artifact.path)), adapter_path=artifact.adapter_path,
+            load_kwargs=load_kwargs,
+        )  # fmt: skip
+    graph = model_file(artifact)
+    return ONNXModelHandler(model_path=str(graph.parent), onnx_file_name=graph.name)
+
+
+def _hf_task(folder: Path) -> str:
+    """Olive's task name for an HF folder: generation for causal LMs, else feature extraction."""
+    config = folder / "config.json"
+    archs = (json.loads(config.read_text()).get("architectures") or []) if config.exists() else []
+    if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
+        return "text-generation-with-past"
+    if any(a.endswith("ForSequenceClassification") for a in archs):
+        return "text-classification"
+    return "feature-extraction"
+
+
+def _onnx_path(handler: Any) -> str:
+    path = getattr(handler, "model_path", None)
+    if not path or not str(path).endswith(".onnx"):
+        raise PassError("olive", f"olive-ai returned a {type(handler).__name__}, not one ONNX model")
+    return str(path)
+
+
+def _onnx_target(artifact: Artifact, out_dir: Path) -> Path:
+    """Where the produced graph goes: beside the input's other files, under the input graph's name."""
+    if artifact.kind in ("onnx", "genai"):
+        return copy_companions(artifact, out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir / "model.onnx"
+
+
+def _save_onnx(produced: Path, target: Path) -> None:
+    """Put Olive's output graph at ``target`` with its weights (re-saved, so external data follows our naming)."""
+    import onnx
+
+    model = onnx.load(str(produced), load_external_data=True)
+    save_model(model, target)
+
+
+def _move_hf(handler: Any, out_dir: Path) -> None:
+    source = Path(handler.model_path)
+    if not source.is_dir():
+        raise PassError("olive", f"olive-ai returned {source}, not a Hugging Face folder")
+    shutil.move(str(source), str(out_dir))
+
+
+def _adapter_of(handler: Any, out_dir: Path) -> str | None:
+    adapter = getattr(handler, "adapter_path", None)
+    if not adapter:
+        return None
+    path = Path(adapter)
+    if path.exists() and not path.is_relative_to(out_dir):
+        shutil.copytree(path, out_dir / "adapter")
+        return str(out_dir / "adapter")
+    return str(path)
+
+
+def _copy_hf_companions(source: Path, out_dir: Path) -> None:
+    """Tokenizer and config files of the HF source, beside an exported graph (as onnx_export writes them)."""
+    for item in source.iterdir():
+        if item.is_file() and item.suffix in {".json", ".txt", ".model"} and not item.name.endswith(".index.json"):
+            shutil.copy2(item, out_dir / item.name)

@@ -1,0 +1,80 @@
+"""Olive's own passes as steps of our engine (`type: olive`): the catalog, validation, and runs on tiny models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from convert_helpers import build, graph_ops
+
+from olive_ext.errors import RecipeError
+from olive_ext.passes import olive_catalog
+from olive_ext.recipe import parse_recipe
+
+pytestmark = pytest.mark.skipif(
+    olive_catalog.olive_ai_version() is None, reason="olive-ai is not installed (pip install 'olive-ext[olive]')"
+)
+
+
+def _problems(model: Path, step: dict[str, Any]) -> list[str]:
+    raw = {"input_model": {"path": str(model)}, "passes": {"export": {"type": "onnx_export"}, "o": step}}
+    with pytest.raises(RecipeError) as e:
+        parse_recipe(raw)
+    return [p.render() for p in e.value.problems]
+
+
+def test_catalog_reads_olive_ai_registry_case_insensitively() -> None:
+    entry = olive_catalog.lookup("onnxpeepholeoptimizer")
+    assert entry is not None and entry.name == "OnnxPeepholeOptimizer" and entry.needs is None
+    assert entry.module.startswith("olive.passes.onnx.") and entry.takes == ("onnx",) and entry.produces == "onnx"
+    assert olive_catalog.lookup("olive.passes.pytorch.gptq.Gptq").name == "Gptq"  # type: ignore[union-attr]
+    assert olive_catalog.lookup("NoSuchPass") is None
+    qnn = olive_catalog.lookup("QNNConversion")
+    assert qnn is not None and "QNN" in (qnn.needs or "") and "Snapdragon" in (qnn.needs or "")
+    builder = olive_catalog.lookup("ModelBuilder")
+    assert builder is not None and "model_builder" in (builder.needs or "")
+    assert len(olive_catalog.catalog()) > 60
+
+
+def test_check_params_uses_olive_validation_and_names_keys() -> None:
+    check = olive_catalog.check_params
+    assert check("OnnxFloatToFloat16", {"keep_io_types": True}, "p.config") == []
+    unknown = check("OnnxPeepholeOptimizer", {"onnxscript_optimise": True}, "p.config")
+    assert [p.path for p in unknown] == ["p.config.onnxscript_optimise"]
+    assert "onnxscript_optimize" in str(unknown[0].hint)
+    wrong_type = check("OnnxFloatToFloat16", {"keep_io_types": "maybe"}, "p.config")
+    assert [p.path for p in wrong_type] == ["p.config.keep_io_types"]
+    whole = check("DynamicToFixedShape", {}, "p.config")  # Olive's own model validator
+    assert [p.path for p in whole] == ["p.config"] and "cannot be both empty" in whole[0].message
+    refused = check("Gptq", {"group_size": 0}, "p.config")  # Olive's validate_config says why
+    assert len(refused) == 1 and "group_size must be -1 or greater than 0" in refused[0].message
+
+
+def test_recipe_validation_refuses_sdk_passes_and_unknown_types(tiny_bert: Path) -> None:
+    qnn = _problems(tiny_bert, {"type": "olive", "olive_type": "qnnconversion"})
+    assert len(qnn) == 1 and qnn[0].startswith("passes.o.olive_type:") and "Snapdragon NPU" in qnn[0]
+    typo = _problems(tiny_bert, {"type": "olive", "olive_type": "OnnxPeepholeOptimiser"})
+    assert typo[0].startswith("passes.o.olive_type:") and "OnnxPeepholeOptimizer" in typo[0]
+    key = _problems(tiny_bert, {"type": "olive", "olive_type": "GraphSurgeries", "config": {"surgery": []}})
+    assert key[0].startswith("passes.o.config.surgery:") and "surgeries" in key[0]
+    kind = _problems(tiny_bert, {"type": "olive", "olive_type": "Gptq"})  # hf -> hf after an onnx export
+    assert any("takes hf models" in p for p in kind)
+
+
+def test_peephole_and_graph_surgeries_on_an_exported_encoder(tiny_bert: Path) -> None:
+    passes = {
+        "export": {"type": "onnx_export"},
+        "peephole": {"type": "olive", "olive_type": "OnnxPeepholeOptimizer"},
+        "surgeries": {"type": "olive", "olive_type": "graphsurgeries",
+                      "config": {"surgeries": [{"surgeon": "ReplaceErfWithTanh"}]}},
+        "parity": {"type": "parity_check"},
+    }
+    art = build(tiny_bert, passes)
+    assert art.kind == "onnx" and art.meta["smoke"]["ran"]
+    assert art.meta["olive"]["type"] == "GraphSurgeries" and art.meta["olive"]["olive_ai"]
+    ops = graph_ops(Path(art.path) / "model.onnx")
+    assert ops["Erf"] == 0 and ops["Tanh"] > 0  # the surgery happened
+    assert (Path(art.path) / "tokenizer.json").exists()  # the folder's other files came along
+    assert art.meta["parity"]["passed"], art.meta["parity"]  # tanh-GELU stays close to PyTorch
+    assert art.meta["source_model"]["path"] == str(tiny_bert)
