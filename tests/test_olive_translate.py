@@ -12,8 +12,7 @@ import pytest
 
 import olive_ext
 from olive_ext.errors import RecipeError
-from olive_ext.recipe import check_recipe, parse_recipe
-from olive_ext.recipe import olive_compat
+from olive_ext.recipe import check_recipe, olive_compat, parse_recipe
 from olive_ext.recipe.olive_compat import translate, translate_config
 
 needs_olive = pytest.mark.skipif(not olive_compat.olive_ai_installed(), reason="olive-ai is an extra (make install)")
@@ -28,8 +27,11 @@ def _config(passes: dict[str, Any], **more: Any) -> dict[str, Any]:
 
 
 def test_pass_types_match_case_insensitively_and_native_passes_stay_the_default() -> None:
-    out, problems = translate(_config({"opt": {"type": "orttransformersoptimization", "opt_level": 1},
-                                       "q": {"type": "ONNXDYNAMICQUANTIZATION"}}))  # fmt: skip
+    out, problems = translate(
+        _config(
+            {"opt": {"type": "orttransformersoptimization", "opt_level": 1}, "q": {"type": "ONNXDYNAMICQUANTIZATION"}}
+        )
+    )
     assert out["passes"]["opt"]["type"] == "graph_optimize"
     assert out["passes"]["q"]["type"] == "int8_dynamic"
     assert not _errors(problems)
@@ -46,11 +48,21 @@ def test_errors_name_the_users_key_not_the_translated_one() -> None:
 
 @needs_olive
 def test_every_other_olive_type_runs_through_the_olive_step_with_its_canonical_name() -> None:
-    out, problems = translate(_config({"conv": {"type": "OnnxConversion"}, "peep": {"type": "onnxpeepholeoptimizer"},
-                                       "fp16": {"type": "OnnxFloatToFloat16", "keep_io_types": True}}))  # fmt: skip
+    out, problems = translate(
+        _config(
+            {
+                "conv": {"type": "OnnxConversion"},
+                "peep": {"type": "onnxpeepholeoptimizer"},
+                "fp16": {"type": "OnnxFloatToFloat16", "keep_io_types": True},
+            }
+        )
+    )
     assert out["passes"]["peep"] == {"type": "olive", "olive_type": "OnnxPeepholeOptimizer", "config": {}}
-    assert out["passes"]["fp16"] == {"type": "olive", "olive_type": "OnnxFloatToFloat16",
-                                     "config": {"keep_io_types": True}}  # fmt: skip
+    assert out["passes"]["fp16"] == {
+        "type": "olive",
+        "olive_type": "OnnxFloatToFloat16",
+        "config": {"keep_io_types": True},
+    }
     assert not _errors(problems)
 
 
@@ -58,8 +70,11 @@ def test_every_other_olive_type_runs_through_the_olive_step_with_its_canonical_n
 def test_an_option_our_pass_lacks_runs_olives_own_pass_and_says_so() -> None:
     raw = _config({"conversion": {"type": "OnnxConversion", "target_opset": 17, "save_as_external_data": True}})
     out, problems = translate(raw)
-    assert out["passes"]["conversion"] == {"type": "olive", "olive_type": "OnnxConversion",
-                                           "config": {"target_opset": 17, "save_as_external_data": True}}  # fmt: skip
+    assert out["passes"]["conversion"] == {
+        "type": "olive",
+        "olive_type": "OnnxConversion",
+        "config": {"target_opset": 17, "save_as_external_data": True},
+    }
     note = next(p for p in problems if p.severity == "note")
     assert note.path == "passes.conversion.type" and "save_as_external_data" in note.message
 
@@ -85,8 +100,15 @@ def test_an_option_no_pass_here_takes_is_an_error_and_lenient_drops_it_with_a_wa
 
 
 def test_model_builder_honours_extra_options_filename_and_lifted_int4_options() -> None:
-    raw = _config({"mb": {"type": "ModelBuilder", "precision": "int4",
-                          "extra_options": {"filename": "decoder.onnx", "int4_accuracy_level": 4}}})  # fmt: skip
+    raw = _config(
+        {
+            "mb": {
+                "type": "ModelBuilder",
+                "precision": "int4",
+                "extra_options": {"filename": "decoder.onnx", "int4_accuracy_level": 4},
+            }
+        }
+    )
     recipe, problems = check_recipe(raw)
     assert recipe is not None and not _errors(problems), [p.render() for p in problems]
     params = recipe.passes["mb"].params()
@@ -107,8 +129,10 @@ def test_model_builder_honours_extra_options_filename_and_lifted_int4_options() 
 def test_vendor_targets_are_refused_naming_the_sdk_and_the_device(
     device: str, provider: str, category: str, needle: str
 ) -> None:
-    raw = _config({"mb": {"type": "ModelBuilder"}}, systems={
-        "s": {"type": "LocalSystem", "accelerators": [{"device": device, "execution_providers": [provider]}]}})  # fmt: skip
+    raw = _config(
+        {"mb": {"type": "ModelBuilder"}},
+        systems={"s": {"type": "LocalSystem", "accelerators": [{"device": device, "execution_providers": [provider]}]}},
+    )
     problems = _errors(check_recipe(raw)[1])
     problem = problems["systems.s.accelerators[0].execution_providers[0]"]
     assert problem.category == category and needle in problem.message
@@ -131,10 +155,17 @@ def test_load_kwargs_are_honoured_or_named(tmp_path: Path) -> None:
 @needs_olive
 def test_user_hooks_are_found_as_olive_finds_them_and_go_to_olives_loading(tmp_path: Path) -> None:
     (tmp_path / "loader.py").write_text("def load(path):\n    return None\n\ndef dummy(model):\n    return {}\n")
-    raw = {"input_model": {"type": "PyTorchModel", "model_path": "org/m", "model_script": "loader.py",
-                           "model_loader": "load", "dummy_inputs_func": "dummy",
-                           "load_kwargs": {"torch_dtype": "float16"}},
-           "passes": {"conversion": {"type": "OnnxConversion", "target_opset": 17}}}  # fmt: skip
+    raw = {
+        "input_model": {
+            "type": "PyTorchModel",
+            "model_path": "org/m",
+            "model_script": "loader.py",
+            "model_loader": "load",
+            "dummy_inputs_func": "dummy",
+            "load_kwargs": {"torch_dtype": "float16"},
+        },
+        "passes": {"conversion": {"type": "OnnxConversion", "target_opset": 17}},
+    }
     t = translate_config(raw, base_dir=tmp_path)
     assert not _errors(t.problems), [p.render() for p in t.problems]
     assert t.recipe["passes"]["conversion"]["type"] == "olive"  # Olive's conversion calls the user's loader
@@ -151,8 +182,17 @@ def test_user_hooks_are_found_as_olive_finds_them_and_go_to_olives_loading(tmp_p
 
 
 def test_a_data_config_user_script_that_is_missing_is_a_named_refusal(tmp_path: Path) -> None:
-    raw = _config({}, data_configs=[{"name": "d", "type": "HuggingfaceContainer", "user_script": "gone.py",
-                                     "load_dataset_config": {"data_name": "glue", "subset": "mrpc"}}])  # fmt: skip
+    raw = _config(
+        {},
+        data_configs=[
+            {
+                "name": "d",
+                "type": "HuggingfaceContainer",
+                "user_script": "gone.py",
+                "load_dataset_config": {"data_name": "glue", "subset": "mrpc"},
+            }
+        ],
+    )
     problems = _errors(translate_config(raw, base_dir=tmp_path).problems)
     assert problems["data_configs[0].user_script"].category == "user_file"
 
@@ -160,16 +200,32 @@ def test_a_data_config_user_script_that_is_missing_is_a_named_refusal(tmp_path: 
 def test_evaluators_map_to_our_metrics_and_name_what_they_cannot_measure() -> None:
     raw = _config(
         {"mb": {"type": "ModelBuilder"}},
-        data_configs=[{"name": "qa", "load_dataset_config": {"data_files": "qa.jsonl"},
-                       "pre_process_data_config": {"text_template": "Q: {q}\nA: {a}"}}],
-        metrics=[{"name": "acc", "type": "accuracy", "data_config": "qa",
-                  "sub_types": [{"name": "accuracy_score", "goal": {"type": "max-degradation", "value": 0.02}},
-                                {"name": "f1_score"}]}],
+        data_configs=[
+            {
+                "name": "qa",
+                "load_dataset_config": {"data_files": "qa.jsonl"},
+                "pre_process_data_config": {"text_template": "Q: {q}\nA: {a}"},
+            }
+        ],
+        metrics=[
+            {
+                "name": "acc",
+                "type": "accuracy",
+                "data_config": "qa",
+                "sub_types": [
+                    {"name": "accuracy_score", "goal": {"type": "max-degradation", "value": 0.02}},
+                    {"name": "f1_score"},
+                ],
+            }
+        ],
         evaluators={"e": {"metrics": ["acc", {"name": "lat", "type": "latency", "sub_types": [{"name": "avg"}]}]}},
-    )  # fmt: skip
+    )
     out, problems = translate(raw)
-    assert out["evaluate"] == {"metrics": ["accuracy", "latency"], "constraints": {"max_accuracy_drop": 2.0},
-                               "data": "qa"}  # fmt: skip
+    assert out["evaluate"] == {
+        "metrics": ["accuracy", "latency"],
+        "constraints": {"max_accuracy_drop": 2.0},
+        "data": "qa",
+    }
     assert _errors(problems)["metrics[0].sub_types[1].name"].category == "unhonoured"
     lm = _config({"mb": {"type": "ModelBuilder"}}, evaluators={"e": {"type": "LMEvaluator", "tasks": ["mmlu"]}})
     assert _errors(translate(lm)[1])["evaluators.e.type"].category == "unhonoured"
@@ -206,17 +262,27 @@ def test_olive_config_with_an_accuracy_evaluator_runs_and_records_the_metric(
     Olive key not honoured) are listed in candidates.json and the report."""
     raw = {
         "input_model": {"type": "HfModel", "model_path": str(tiny_llama)},
-        "data_configs": [{"name": "qa", "type": "HuggingfaceContainer",
-                          "load_dataset_config": {"data_files": str(eval_file), "split": "train"},
-                          "pre_process_data_config": {"text_template": "what: {q}\nanswer: {a}"}}],
+        "data_configs": [
+            {
+                "name": "qa",
+                "type": "HuggingfaceContainer",
+                "load_dataset_config": {"data_files": str(eval_file), "split": "train"},
+                "pre_process_data_config": {"text_template": "what: {q}\nanswer: {a}"},
+            }
+        ],
         "passes": {"builder": {"type": "ModelBuilder", "precision": "fp32"}},
-        "evaluators": {"common": {"metrics": [{"name": "acc", "type": "accuracy", "data_config": "qa",
-                                               "sub_types": [{"name": "accuracy_score"}]}]}},
+        "evaluators": {
+            "common": {
+                "metrics": [
+                    {"name": "acc", "type": "accuracy", "data_config": "qa", "sub_types": [{"name": "accuracy_score"}]}
+                ]
+            }
+        },
         "evaluator": "common",
         "output_dir": str(tmp_path / "out"),
         "clean_cache": True,
         "frobnicate": 1,
-    }  # fmt: skip
+    }
     path = tmp_path / "olive.json"
     path.write_text(json.dumps(raw))
     result = olive_ext.run(path, lenient=True)

@@ -141,7 +141,7 @@ class ModelBuilderConfig(WeightQuantConfig):
                 raise ValueError(f"extra_options.{key}: set {_OWNED[key]} instead")
         filename = self.extra_options.get("filename")
         if filename is not None and (not str(filename).endswith(".onnx") or Path(str(filename)).name != filename):
-            raise ValueError(f"extra_options.filename: a file name ending in .onnx, without a folder (got {filename!r})")
+            raise ValueError(f"extra_options.filename: a file name ending in .onnx, no folder (got {filename!r})")
         ep = self.execution_provider
         if ep is not None:
             if (self.precision, ep) not in SUPPORTED:

@@ -102,10 +102,10 @@ def _check(raw: dict[str, Any], base_dir: Path | None) -> tuple[Recipe | None, l
         raw, first = translation.recipe, translation.problems
     if base_dir is not None:
         raw = _resolve_relative_paths(raw, base_dir)
+    recipe: Recipe | None = None
     try:
-        recipe: Recipe | None = Recipe.model_validate(raw)
+        recipe = Recipe.model_validate(raw)
     except ValidationError as e:
-        recipe = None
         later = problems_from_validation(e, Recipe)
         later += _section_problems(raw, {p.path.split(".")[0].split("[")[0] for p in later})
     else:

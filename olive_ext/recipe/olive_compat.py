@@ -40,17 +40,42 @@ from olive_ext.recipe.olive_shapes import (
 
 # Keys whose presence marks an Olive run config (our format uses none of them).
 _OLIVE_MARKERS = {
-    "systems", "data_configs", "evaluators", "evaluator", "search_strategy", "output_dir", "engine", "model",
-    "host", "target", "workflow_id", "auto_optimizer_config", "evaluate_input_model", "log_severity_level",
-}  # fmt: skip
+    "systems",
+    "data_configs",
+    "evaluators",
+    "evaluator",
+    "search_strategy",
+    "output_dir",
+    "engine",
+    "model",
+    "host",
+    "target",
+    "workflow_id",
+    "auto_optimizer_config",
+    "evaluate_input_model",
+    "log_severity_level",
+}
 # Olive keys about Olive's own logging, caching and bookkeeping: nothing of the model or the run's result.
-_HARMLESS = {"host", "target", "workflow_id", "log_severity_level", "verbose", "clean_cache", "clean_evaluation_cache",
-             "evaluate_input_model", "no_artifacts", "output_name", "plot_pareto_frontier", "evaluator",
-             "ort_log_severity_level", "ort_py_log_severity_level", "log_to_file"}  # fmt: skip
+_HARMLESS = {
+    "host",
+    "target",
+    "workflow_id",
+    "log_severity_level",
+    "verbose",
+    "clean_cache",
+    "clean_evaluation_cache",
+    "evaluate_input_model",
+    "no_artifacts",
+    "output_name",
+    "plot_pareto_frontier",
+    "evaluator",
+    "ort_log_severity_level",
+    "ort_py_log_severity_level",
+    "log_to_file",
+}
 _MODEL_TYPES_HF = {"hfmodel", "pytorchmodel"}
 _MODEL_TYPES_ONNX = {"onnxmodel"}
-_OUR_TASKS = {"text-generation", "text-generation-with-past", "causal-lm", "text-classification",
-              "feature-extraction"}  # fmt: skip
+_OUR_TASKS = {"text-generation", "text-generation-with-past", "causal-lm", "text-classification", "feature-extraction"}
 # The user's Python hooks on input_model (Olive imports model_script / user_script and calls these by name).
 _MODEL_HOOKS = ("model_loader", "dummy_inputs_func", "io_config")
 # Olive pass types of other Olive releases (not in the installed olive-ai) that drive a vendor toolchain
@@ -85,9 +110,19 @@ _PROVIDER_NEEDS = {
     "migraphx": ("AMD ROCm with MIGraphX and an AMD GPU", "sdk"),
     "rocm": ("AMD ROCm and an AMD GPU", "sdk"),
 }
-_PROVIDER_DEVICE = {"cpu": "cpu", "cuda": "gpu", "dml": "gpu", "webgpu": "gpu", "openvino": "cpu",
-                    "nvtensorrtrtx": "gpu", "tensorrt": "gpu", "qnn": "npu", "vitisai": "npu", "migraphx": "gpu",
-                    "rocm": "gpu"}  # fmt: skip
+_PROVIDER_DEVICE = {
+    "cpu": "cpu",
+    "cuda": "gpu",
+    "dml": "gpu",
+    "webgpu": "gpu",
+    "openvino": "cpu",
+    "nvtensorrtrtx": "gpu",
+    "tensorrt": "gpu",
+    "qnn": "npu",
+    "vitisai": "npu",
+    "migraphx": "gpu",
+    "rocm": "gpu",
+}
 
 
 def is_olive_config(raw: dict[str, Any]) -> bool:
@@ -234,12 +269,18 @@ def translate_config(raw: dict[str, Any], base_dir: Path | None = None) -> Trans
         out["cache_dir"] = shaped(raw.pop("cache_dir"), str, ctx.paths.get("cache_dir", "cache_dir"), problems)
     if "search_space" in raw:
         raw.pop("search_space")
-        ctx.error("search_space", "not an Olive or olive-ext key",
-                  hint="write the choices as a list on the pass parameter, e.g. passes.lora.r: [8, 16, 32]")  # fmt: skip
+        ctx.error(
+            "search_space",
+            "not an Olive or olive-ext key",
+            hint="write the choices as a list on the pass parameter, e.g. passes.lora.r: [8, 16, 32]",
+        )
     if "packaging_config" in raw:
         raw.pop("packaging_config")
-        ctx.unhonoured("packaging_config", "Olive's packaging is not run by olive-ext",
-                       "remove it and package the result with `olive-ext package`")  # fmt: skip
+        ctx.unhonoured(
+            "packaging_config",
+            "Olive's packaging is not run by olive-ext",
+            "remove it and package the result with `olive-ext package`",
+        )
     for key in list(raw):
         if key in _HARMLESS:
             raw.pop(key)
@@ -287,13 +328,24 @@ def _input_model(model: Any, key: str, ctx: _Ctx) -> dict[str, Any]:
             full = Path(str(path)) / str(name) if name else Path(str(path))
             found = ctx.resolve(str(full))
             if found is None:
-                ctx.error(f"{at}.model_path", "the ONNX model file is not there", category="user_file",
-                          value=str(full), has_value=True, hint="give the path of an existing .onnx file")  # fmt: skip
+                ctx.error(
+                    f"{at}.model_path",
+                    "the ONNX model file is not there",
+                    category="user_file",
+                    value=str(full),
+                    has_value=True,
+                    hint="give the path of an existing .onnx file",
+                )
             else:
                 path = str(found)
     elif mtype.lower() not in _MODEL_TYPES_HF:
-        ctx.error(f"{at}.type", "Olive model type not supported", value=mtype, has_value=True,
-                  allowed="HfModel, PyTorchModel, ONNXModel")  # fmt: skip
+        ctx.error(
+            f"{at}.type",
+            "Olive model type not supported",
+            value=mtype,
+            has_value=True,
+            allowed="HfModel, PyTorchModel, ONNXModel",
+        )
     if path is None:
         if not model.get("model_loader"):
             ctx.error(f"{at}.model_path", "required key is missing")
@@ -333,8 +385,11 @@ def _load_kwargs(kwargs: Any, at: str, out: dict[str, Any], ctx: _Ctx) -> None:
         elif key in {"torch_dtype", "dtype", "attn_implementation"}:
             ctx.model_needs_olive.append(f"{at}.{key}")
         else:
-            ctx.unhonoured(f"{at}.{key}", "load_kwargs key not supported by olive-ext",
-                           "olive-ext reads torch_dtype, attn_implementation and trust_remote_code")  # fmt: skip
+            ctx.unhonoured(
+                f"{at}.{key}",
+                "load_kwargs key not supported by olive-ext",
+                "olive-ext reads torch_dtype, attn_implementation and trust_remote_code",
+            )
 
 
 def _model_hooks(model: dict[str, Any], at: str, ctx: _Ctx) -> None:
@@ -343,13 +398,18 @@ def _model_hooks(model: dict[str, Any], at: str, ctx: _Ctx) -> None:
     script = model.pop("model_script", None) or model.pop("user_script", None)
     script_path = None
     if script_dir is not None and not _dir(script_dir, ctx):
-        ctx.error(f"{at}.script_dir", "the folder is not there", category="user_file", value=script_dir,
-                  has_value=True)  # fmt: skip
+        ctx.error(f"{at}.script_dir", "the folder is not there", category="user_file", value=script_dir, has_value=True)
     if script is not None:
         script_path = ctx.resolve(str(script), str(script_dir) if script_dir else None)
         if script_path is None:
-            ctx.error(f"{at}.model_script", "the user script is not there", category="user_file", value=script,
-                      has_value=True, hint="give the .py file that defines the functions this model names")  # fmt: skip
+            ctx.error(
+                f"{at}.model_script",
+                "the user script is not there",
+                category="user_file",
+                value=script,
+                has_value=True,
+                hint="give the .py file that defines the functions this model names",
+            )
         else:
             ctx.olive_model["model_script"] = str(script_path)
             found = _dir(script_dir, ctx) if script_dir is not None else None
@@ -361,8 +421,13 @@ def _model_hooks(model: dict[str, Any], at: str, ctx: _Ctx) -> None:
         ctx.model_needs_olive.append(f"{at}.{hook}")
         if isinstance(value, str) and hook != "io_config":
             if script is None:
-                ctx.error(f"{at}.{hook}", "names a function but no model_script is given", value=value,
-                          has_value=True, hint="add model_script: the .py file that defines it")  # fmt: skip
+                ctx.error(
+                    f"{at}.{hook}",
+                    "names a function but no model_script is given",
+                    value=value,
+                    has_value=True,
+                    hint="add model_script: the .py file that defines it",
+                )
             elif script_path is not None:
                 missing = _undefined(script_path, value)
                 if missing:
@@ -430,8 +495,13 @@ def _data_configs(configs: Any, ctx: _Ctx) -> dict[str, Any]:
         if dc.get("user_script"):
             script = ctx.resolve(str(dc["user_script"]), str(dc["script_dir"]) if dc.get("script_dir") else None)
             if script is None:
-                ctx.error(f"{path}.user_script", "the user script is not there", category="user_file",
-                          value=dc["user_script"], has_value=True)  # fmt: skip
+                ctx.error(
+                    f"{path}.user_script",
+                    "the user script is not there",
+                    category="user_file",
+                    value=dc["user_script"],
+                    has_value=True,
+                )
             else:
                 olive_form["user_script"] = str(script)
                 found = _dir(dc["script_dir"], ctx) if dc.get("script_dir") else None
@@ -485,8 +555,12 @@ def _our_dataset(dc: dict[str, Any], path: str) -> tuple[dict[str, Any] | None, 
     for dropped in _DATA_NOTES:
         if dropped in pre:
             pre.pop(dropped)
-            notes.append((f"{path}.pre_process_data_config.{dropped}",
-                          "olive-ext pads per batch and sets lengths on the training pass"))  # fmt: skip
+            notes.append(
+                (
+                    f"{path}.pre_process_data_config.{dropped}",
+                    "olive-ext pads per batch and sets lengths on the training pass",
+                )
+            )
     if load or pre:  # a key our reading has no place for (subset, streaming, input_cols...): Olive's form only
         return None, []
     return spec, notes
@@ -512,13 +586,17 @@ def _systems(systems: Any, target_name: Any, ctx: _Ctx) -> list[dict[str, Any]]:
         stype = str(system.get("type") or "LocalSystem")
         accelerators = system.get("accelerators") or [{"device": "cpu"}]
         if stype != "LocalSystem":
-            needs = [_PROVIDER_NEEDS.get(_short(p)) for a in accelerators for p in a.get("execution_providers") or []]
-            needs = [n for n in needs if n]
+            providers = [_short(p) for a in accelerators for p in a.get("execution_providers") or []]
+            needs = [_PROVIDER_NEEDS[p][0] for p in providers if p in _PROVIDER_NEEDS]
             if needs:  # a PythonEnvironment for a vendor SDK: the SDK is the reason
-                ctx.error(f"{at}.type", f"needs {needs[0][0]}", category="sdk")
+                ctx.error(f"{at}.type", f"needs {needs[0]}", category="sdk")
             else:
-                ctx.error(f"{at}.type", f"system type {stype!r} not supported; olive-ext runs on this machine",
-                          allowed="LocalSystem", hint="use a LocalSystem (delete `type`)")  # fmt: skip
+                ctx.error(
+                    f"{at}.type",
+                    f"system type {stype!r} not supported; olive-ext runs on this machine",
+                    allowed="LocalSystem",
+                    hint="use a LocalSystem (delete `type`)",
+                )
             continue
         for j, acc in enumerate(accelerators):
             acc_at = f"{at}.accelerators[{j}]"
@@ -539,22 +617,35 @@ def _target(device: Any, provider: Any, at: str, ctx: _Ctx) -> dict[str, Any] | 
     short = _short(provider)
     if short in _PROVIDER_NEEDS:
         needs, category = _PROVIDER_NEEDS[short]
-        ctx.error(at, f"{provider} needs {needs}", category=category,
-                  hint="build for another target here (CPUExecutionProvider, CUDAExecutionProvider)")  # fmt: skip
+        ctx.error(
+            at,
+            f"{provider} needs {needs}",
+            category=category,
+            hint="build for another target here (CPUExecutionProvider, CUDAExecutionProvider)",
+        )
         return None
     dev = str(device or _PROVIDER_DEVICE.get(short, "cpu")).lower()
     if short == "openvino":
         if dev != "cpu":
-            ctx.error(at, f"OpenVINO on an Intel {dev.upper()} needs that device; this machine has a CPU",
-                      category="device", hint="set the accelerator's device to cpu")  # fmt: skip
+            ctx.error(
+                at,
+                f"OpenVINO on an Intel {dev.upper()} needs that device; this machine has a CPU",
+                category="device",
+                hint="set the accelerator's device to cpu",
+            )
             return None
         if importlib.util.find_spec("openvino") is None:
             ctx.error(at, "OpenVINO needs the openvino package", category="sdk", hint="pip install openvino")
             return None
         return {"device": "cpu"}  # OpenVINO's IR runs on the CPU through the openvino package
     if dev not in {"cpu", "gpu", "npu"}:
-        ctx.error(at.rsplit(".", 1)[0] + ".device", "device not supported", value=device, has_value=True,
-                  allowed="cpu, gpu, npu")  # fmt: skip
+        ctx.error(
+            at.rsplit(".", 1)[0] + ".device",
+            "device not supported",
+            value=device,
+            has_value=True,
+            allowed="cpu, gpu, npu",
+        )
         return None
     return {"device": dev} | ({"provider": provider} if provider else {})
 
@@ -623,18 +714,26 @@ def _native(
     fallback = canonical.lower() not in _NO_OLIVE_FALLBACK
     if fallback and olive_ai_installed() and _olive_entry(canonical) is not None:
         keys = [ctx.user_path(p.path).rsplit(".", 1)[-1] for p in lacking] + [r.rsplit(".", 1)[-1] for r in reasons]
-        ctx.note(f"{at}.type", f"runs Olive's own {canonical}: olive-ext's {ours} pass does not take "
-                 f"{', '.join(dict.fromkeys(keys))}")  # fmt: skip
+        ctx.note(
+            f"{at}.type",
+            f"runs Olive's own {canonical}: olive-ext's {ours} pass does not take {', '.join(dict.fromkeys(keys))}",
+        )
         return None
     if fallback:
         what = ", ".join([*reasons, *(ctx.user_path(p.path) for p in lacking)][:3])
-        ctx.error(f"{at}.type", f"{canonical} with {what} needs Olive's own pass, through olive-ai, which is not "
-                  "installed", hint=OLIVE_INSTALL)  # fmt: skip
+        ctx.error(
+            f"{at}.type",
+            f"{canonical} with {what} needs Olive's own pass, through olive-ai, which is not installed",
+            hint=OLIVE_INSTALL,
+        )
         return {}
     for reason in reasons:
         if ".load_kwargs." in reason:
-            ctx.note(reason, f"{canonical} builds from the checkpoint at its `precision` (load_kwargs matter to "
-                     "passes that load the model in PyTorch)")  # fmt: skip
+            ctx.note(
+                reason,
+                f"{canonical} builds from the checkpoint at its `precision` (load_kwargs matter to "
+                "passes that load the model in PyTorch)",
+            )
         else:
             ctx.unhonoured(reason, f"olive-ext's {ours} pass cannot honour it", f"remove it for the {canonical} pass")
     for problem in trial:
@@ -642,8 +741,11 @@ def _native(
             continue  # a value our pass refuses: the recipe's checks name it by the user's key
         key = problem.path.rsplit(".", 1)[-1]
         params.pop(key, None)
-        ctx.unhonoured(f"{at}.{keymap.get(key, key)}", f"option of Olive's {canonical} that olive-ext's {ours} "
-                       "pass does not take", "remove it")  # fmt: skip
+        ctx.unhonoured(
+            f"{at}.{keymap.get(key, key)}",
+            f"option of Olive's {canonical} that olive-ext's {ours} pass does not take",
+            "remove it",
+        )
     return {"type": ours, **cls.olive_type_params.get(canonical, {}), **params}
 
 
@@ -664,7 +766,7 @@ def _from_olive(
         if not alone and not (key in same and value in same[key]):
             dropped.append(key)
         for ours in alone:
-            if ours != key:
+            if ours != key and ours not in spec:  # a key the user also wrote keeps its own name
                 keymap.setdefault(ours, key)
     return params, keymap, dropped
 
@@ -689,8 +791,9 @@ def _through_olive(
 ) -> dict[str, Any] | None:
     """The ``olive`` step running Olive's own pass class, or a named refusal."""
     if not olive_ai_installed():
-        ctx.error(f"{at}.type", f"Olive pass {olive_type} runs through olive-ai, which is not installed",
-                  hint=OLIVE_INSTALL)  # fmt: skip
+        ctx.error(
+            f"{at}.type", f"Olive pass {olive_type} runs through olive-ai, which is not installed", hint=OLIVE_INSTALL
+        )
         return None
     entry = _olive_entry(olive_type)
     vendor = next((needs for prefix, needs in _VENDOR_TYPES.items() if olive_type.lower().startswith(prefix)), None)
@@ -700,8 +803,13 @@ def _through_olive(
     if entry is None:
         names = sorted(olive_pass_names())
         close = difflib.get_close_matches(olive_type, names, n=1, cutoff=0.6)
-        ctx.error(f"{at}.type", "not a pass type of Olive or olive-ext", value=olive_type, has_value=True,
-                  hint=f"did you mean '{close[0]}'?" if close else "see `olive-ext validate --list-passes`")  # fmt: skip
+        ctx.error(
+            f"{at}.type",
+            "not a pass type of Olive or olive-ext",
+            value=olive_type,
+            has_value=True,
+            hint=f"did you mean '{close[0]}'?" if close else "see `olive-ext validate --list-passes`",
+        )
         return None
     if entry.needs:
         ctx.error(f"{at}.type", f"Olive pass {entry.name} {entry.needs}", category=_needs_category(entry.needs))
@@ -739,9 +847,7 @@ def _named_metrics(metrics: Any, ctx: _Ctx) -> dict[str, tuple[str, Any]]:
     return {}
 
 
-def _evaluators(
-    evaluators: Any, chosen: Any, named: dict[str, tuple[str, Any]], ctx: _Ctx
-) -> dict[str, Any]:
+def _evaluators(evaluators: Any, chosen: Any, named: dict[str, tuple[str, Any]], ctx: _Ctx) -> dict[str, Any]:
     if not isinstance(evaluators, dict) or not evaluators:
         ctx.error("evaluators", "must be a mapping of named evaluators", value=evaluators, has_value=True)
         return {}
@@ -759,8 +865,11 @@ def _evaluators(
         raw = {**raw, "metrics": metrics}
     etype = str(raw.get("type") or "") if isinstance(raw, dict) else ""
     if etype:
-        ctx.unhonoured(f"{at}.type", f"{etype} is not run by olive-ext",
-                       "measure with metrics: accuracy, latency, throughput on a data config")  # fmt: skip
+        ctx.unhonoured(
+            f"{at}.type",
+            f"{etype} is not run by olive-ext",
+            "measure with metrics: accuracy, latency, throughput on a data config",
+        )
         return {}
     metrics_out: list[str] = []
     constraints: dict[str, Any] = {}
@@ -774,15 +883,20 @@ def _evaluators(
         if mtype == "accuracy" and "perplexity" in subs:
             ours = "perplexity"
         if ours is None:
-            ctx.unhonoured(f"{path}.type", f"Olive metric type {mtype!r} not supported",
-                           "use accuracy, latency, throughput or size_on_disk")  # fmt: skip
+            ctx.unhonoured(
+                f"{path}.type",
+                f"Olive metric type {mtype!r} not supported",
+                "use accuracy, latency, throughput or size_on_disk",
+            )
             continue
         dc = metric.get("data_config")
         if ours in {"accuracy", "perplexity"}:
             if isinstance(dc, str) and dc in ctx.olive_data and dc not in ctx.our_data:
-                ctx.unhonoured(f"{path}.data_config", f"olive-ext's {ours} cannot read data config {dc!r} "
-                               "(user scripts, dataloaders or post-processing)",
-                               "give a data config with data_files and text_cols/text_template")  # fmt: skip
+                ctx.unhonoured(
+                    f"{path}.data_config",
+                    f"olive-ext's {ours} cannot read data config {dc!r} (user scripts, dataloaders or post-processing)",
+                    "give a data config with data_files and text_cols/text_template",
+                )
                 continue
             if isinstance(dc, str):
                 data = data or dc
@@ -790,8 +904,11 @@ def _evaluators(
         for j, sub in enumerate(metric.get("sub_types") or []):
             sub_name = str(sub.get("name"))
             if ours != "perplexity" and sub_name not in _SUB_TYPES.get(ours, set()):
-                ctx.unhonoured(f"{path}.sub_types[{j}].name", f"{mtype} sub-type {sub_name!r} is not measured by "
-                               f"olive-ext", f"olive-ext measures {', '.join(sorted(_SUB_TYPES[ours]))}")  # fmt: skip
+                ctx.unhonoured(
+                    f"{path}.sub_types[{j}].name",
+                    f"{mtype} sub-type {sub_name!r} is not measured by olive-ext",
+                    f"olive-ext measures {', '.join(sorted(_SUB_TYPES[ours]))}",
+                )
                 continue
             goal = sub.get("goal") or {}
             gtype, value = goal.get("type"), goal.get("value")
@@ -799,11 +916,14 @@ def _evaluators(
                 continue
             if ours == "accuracy" and gtype == "max-degradation":
                 constraints["max_accuracy_drop"] = float(value) * (100 if float(value) <= 1 else 1)
-            elif ours == "latency" and gtype == "threshold" or ours == "latency" and gtype == "max-degradation":
+            elif (ours == "latency" and gtype == "threshold") or (ours == "latency" and gtype == "max-degradation"):
                 constraints["max_latency_ms"] = float(value)
             else:
-                ctx.unhonoured(f"{path}.sub_types[{j}].goal", f"goal {gtype!r} on {mtype} not supported",
-                               "olive-ext constrains accuracy (max-degradation) and latency (threshold)")  # fmt: skip
+                ctx.unhonoured(
+                    f"{path}.sub_types[{j}].goal",
+                    f"goal {gtype!r} on {mtype} not supported",
+                    "olive-ext constrains accuracy (max-degradation) and latency (threshold)",
+                )
         if ours not in metrics_out:
             metrics_out.append(ours)
     out: dict[str, Any] = {"metrics": metrics_out or ["size"], "constraints": constraints}
@@ -827,8 +947,13 @@ def _search(strategy: Any, ctx: _Ctx) -> dict[str, Any] | None:
     if sampler.lower() in mapping:
         out["strategy"] = mapping[sampler.lower()]
     else:
-        ctx.error(f"{where}.sampler", "search sampler not supported", value=sampler, has_value=True,
-                  allowed="sequential, random, tpe")  # fmt: skip
+        ctx.error(
+            f"{where}.sampler",
+            "search sampler not supported",
+            value=sampler,
+            has_value=True,
+            allowed="sequential, random, tpe",
+        )
     budget = strategy.get("max_samples") or strategy.get("num_trials") or strategy.get("max_iter")
     if budget:
         out["max_candidates"] = budget
