@@ -250,38 +250,49 @@ def _reason(problem: dict[str, Any]) -> str:
     return f"{'.'.join(parts)}: {problem['message']}"
 
 
+NAMED = {"sdk": "a vendor SDK", "device": "a device", "package": "a pip package", "user_file": "a missing user file"}
+
+
 def summarize(results: list[dict[str, Any]]) -> str:
+    """The figures: validated, refused only for named SDKs/devices/packages/user files, needing an SDK or device
+    among other problems, refused for other reasons (top 15), tracebacks and hangs."""
     total = len(results)
     by_status = collections.Counter(r["status"] for r in results)
-    named = collections.Counter()  # configs refused only for a named SDK, device or missing user file
-    other_configs = 0
+    named: collections.Counter[str] = collections.Counter()
+    hardware_and_more = 0
     reasons: collections.Counter[str] = collections.Counter()
+    other = 0
     for r in results:
         if r["status"] != "refused":
             continue
         cats = {p.get("category") for p in r["problems"]}
-        if cats <= {"sdk", "device", "user_file", "package"}:
-            named[" + ".join(sorted(str(c) for c in cats))] += 1
+        if cats <= set(NAMED):
+            named[" + ".join(NAMED[c] for c in sorted(cats))] += 1
             continue
-        other_configs += 1
-        for reason in {_reason(p) for p in r["problems"] if p.get("category") is None}:
+        if cats & {"sdk", "device"}:
+            hardware_and_more += 1
+        else:
+            other += 1
+        for reason in {_reason(p) for p in r["problems"] if p.get("category") not in NAMED}:
             reasons[reason] += 1
 
     def pct(n: int) -> str:
         return f"{n} ({100 * n / total:.1f}%)" if total else "0"
 
-    lines = [
-        f"configs: {total}",
-        f"validated: {pct(by_status['ok'])}",
-        f"refused only for a named SDK, device, pip package or missing user file: {pct(sum(named.values()))}",
-        *[f"  {k}: {v}" for k, v in named.most_common()],
-        f"refused for other reasons: {pct(other_configs)}",
-        "  top reasons (configs):",
-        *[f"  {n:4d}  {reason}" for reason, n in reasons.most_common(15)],
-        f"tracebacks: {by_status['traceback'] + by_status['crash']}",
-        f"hangs: {by_status['hang']}",
-    ]
-    return "\n".join(lines)
+    return "\n".join(
+        [
+            f"configs: {total}",
+            f"validated: {pct(by_status['ok'])}",
+            f"refused only for a named SDK, device, pip package or missing user file: {pct(sum(named.values()))}",
+            *[f"  {k}: {v}" for k, v in named.most_common()],
+            f"refused for a named SDK or device and for other problems too: {pct(hardware_and_more)}",
+            f"refused for other problems only: {pct(other)}",
+            "  top reasons besides SDKs, devices, packages and user files (configs):",
+            *[f"  {n:4d}  {reason[:160]}" for reason, n in reasons.most_common(15)],
+            f"tracebacks: {by_status['traceback'] + by_status['crash']}",
+            f"hangs: {by_status['hang']}",
+        ]
+    )
 
 
 def main() -> None:

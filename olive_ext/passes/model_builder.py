@@ -238,6 +238,12 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
             params = {**{_LIFTED[k]: v for k, v in lifted.items()}, **params, "extra_options": rest}
             if not rest:
                 params.pop("extra_options")
+        op_types = params.get("int4_op_types_to_quantize")
+        if isinstance(op_types, list) and all(isinstance(t, str) for t in op_types):  # the builder's own spelling
+            params = {k: v for k, v in params.items() if k != "int4_op_types_to_quantize"}
+            extra = params.get("extra_options", {})
+            if isinstance(extra, dict):
+                params["extra_options"] = {"op_types_to_quantize": "/".join(op_types), **extra}
         out = super().from_olive({k: v for k, v in params.items() if k not in _OLIVE_PASSTHROUGH})
         passthrough = {k: v for k, v in params.items() if k in _OLIVE_PASSTHROUGH}
         if passthrough and isinstance(out.get("extra_options", {}), dict):  # else validation names extra_options
