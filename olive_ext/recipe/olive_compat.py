@@ -161,7 +161,8 @@ def translate_config(raw: dict[str, Any], base_dir: Path | None = None) -> Trans
     evaluators = raw.pop("evaluators", None)
     metrics = named_metrics(raw.pop("metrics", None), ctx)
     if evaluators:
-        evaluate = evaluators_section(evaluators, raw.get("evaluator"), metrics, ctx)
+        searching = raw.get("search_strategy") not in (None, False)
+        evaluate = evaluators_section(evaluators, raw.get("evaluator"), metrics, searching, ctx)
         if evaluate:
             out["evaluate"] = evaluate
     if "search_strategy" in raw:

@@ -401,8 +401,9 @@ def named_metrics(metrics: Any, ctx: TranslationContext) -> dict[str, tuple[str,
 
 
 def evaluators_section(
-    evaluators: Any, chosen: Any, named: dict[str, tuple[str, Any]], ctx: TranslationContext
+    evaluators: Any, chosen: Any, named: dict[str, tuple[str, Any]], searching: bool, ctx: TranslationContext
 ) -> dict[str, Any]:
+    """Our `evaluate` from the chosen evaluator: its metrics mapped to ours, goals to constraints."""
     if not isinstance(evaluators, dict) or not evaluators:
         ctx.error("evaluators", "must be a mapping of named evaluators", value=evaluators, has_value=True)
         return {}
@@ -445,6 +446,12 @@ def evaluators_section(
             )
             continue
         dc = metric.get("data_config")
+        if dc is not None and ours in {"latency", "throughput"}:
+            ctx.note(
+                f"{path}.data_config",
+                f"olive-ext measures {ours} on its own inputs (evaluate.prompt_tokens, evaluate.new_tokens), "
+                "not on this data config's rows",
+            )
         if ours in {"accuracy", "perplexity"}:
             if isinstance(dc, str) and dc in ctx.olive_data and dc not in ctx.our_data:
                 ctx.unhonoured(
@@ -471,13 +478,19 @@ def evaluators_section(
                 continue
             if ours == "accuracy" and gtype == "max-degradation":
                 constraints["max_accuracy_drop"] = float(value) * (100 if float(value) <= 1 else 1)
-            elif (ours == "latency" and gtype == "threshold") or (ours == "latency" and gtype == "max-degradation"):
+            elif ours == "latency" and gtype == "threshold":
                 constraints["max_latency_ms"] = float(value)
+            elif not searching:
+                ctx.note(
+                    f"{path}.sub_types[{j}].goal",
+                    f"goal {gtype!r} on {mtype}: Olive applies goals to choose among searched candidates, and this "
+                    "config does not search (no search_strategy), so it changes nothing",
+                )
             else:
                 ctx.unhonoured(
                     f"{path}.sub_types[{j}].goal",
                     f"goal {gtype!r} on {mtype} not supported",
-                    "olive-ext constrains accuracy (max-degradation) and latency (threshold)",
+                    "olive-ext constrains accuracy (max-degradation) and latency (threshold, in ms)",
                 )
         if ours not in metrics_out:
             metrics_out.append(ours)
