@@ -153,7 +153,7 @@ def corpus_files() -> list[Path]:
     return sorted(p for p in CORPUS.rglob("*") if p.suffix in {".json", ".yaml", ".yml"} and p.name != "MANIFEST.json")
 
 
-def _worker() -> None:
+def _worker(lenient: bool) -> None:
     """Read config paths on stdin, print one JSON result per line."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("OLIVE_DISABLE_TELEMETRY", "1")
@@ -169,7 +169,7 @@ def _worker() -> None:
         path = line.strip()
         result: dict[str, Any] = {"path": path}
         try:
-            load_recipe(path)
+            load_recipe(path, lenient=lenient)
             result["status"] = "ok"
         except RecipeError as e:
             result["status"] = "refused"
@@ -188,15 +188,21 @@ def _worker() -> None:
 class _Pool:
     """One worker process at a time, replaced when a config hangs."""
 
-    def __init__(self) -> None:
+    def __init__(self, lenient: bool) -> None:
         self.proc: subprocess.Popen[str] | None = None
+        self.lenient = lenient
 
     def start(self) -> subprocess.Popen[str]:
         if self.proc is None or self.proc.poll() is not None:
+            flags = ["--worker", *(["--lenient"] if self.lenient else [])]
             self.proc = subprocess.Popen(
-                [sys.executable, __file__, "--worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                text=True, cwd=ROOT, bufsize=1,
-            )  # fmt: skip
+                [sys.executable, __file__, *flags],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                cwd=ROOT,
+                bufsize=1,
+            )
         return self.proc
 
     def kill(self) -> None:
@@ -217,8 +223,9 @@ def _read_line(proc: subprocess.Popen[str], timeout: float) -> str | None:
     return proc.stdout.readline() if ready else None
 
 
-def validate(files: list[Path], timeout: float) -> list[dict[str, Any]]:
-    pool = _Pool()
+def validate(files: list[Path], timeout: float, lenient: bool = False) -> list[dict[str, Any]]:
+    """Each config's result: ok, refused (with its problems), traceback, crash or hang."""
+    pool = _Pool(lenient)
     results = []
     first = True
     for f in files:
@@ -303,10 +310,11 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds one config may take to validate")
     parser.add_argument("--json", type=Path, help="write every config's result here")
     parser.add_argument("--only", help="validate the configs whose path contains this text")
+    parser.add_argument("--lenient", action="store_true", help="as `olive-ext validate --lenient`")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        _worker()
+        _worker(args.lenient)
         return
     if args.command == "extract":
         if not args.olive or not args.recipes:
@@ -315,7 +323,7 @@ def main() -> None:
         return
     files = [f for f in corpus_files() if not args.only or args.only in str(f)]
     start = time.perf_counter()
-    results = validate(files, args.timeout)
+    results = validate(files, args.timeout, args.lenient)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     print(summarize(results))
