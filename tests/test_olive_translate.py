@@ -153,7 +153,11 @@ def test_load_kwargs_are_honoured_or_named(tmp_path: Path) -> None:
 
 
 @needs_olive
-def test_user_hooks_are_found_as_olive_finds_them_and_go_to_olives_loading(tmp_path: Path) -> None:
+def test_user_hooks_are_found_as_olive_finds_them_and_go_to_olives_loading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from olive_ext.passes.base import get_pass
+
     (tmp_path / "loader.py").write_text("def load(path):\n    return None\n\ndef dummy(model):\n    return {}\n")
     raw = {
         "input_model": {
@@ -166,6 +170,16 @@ def test_user_hooks_are_found_as_olive_finds_them_and_go_to_olives_loading(tmp_p
         },
         "passes": {"conversion": {"type": "OnnxConversion", "target_opset": 17}},
     }
+    # while the olive step loads models from model_path alone, each key it would skip is named
+    olive_step = get_pass("olive")
+    assert olive_step is not None
+    if not getattr(olive_step, "loads_olive_model", False):
+        refused = _errors(translate_config(raw, base_dir=tmp_path).problems)
+        assert {"input_model.model_loader", "input_model.dummy_inputs_func", "input_model.load_kwargs.torch_dtype"} <= (
+            set(refused)
+        )
+        assert all(p.category == "unhonoured" for p in refused.values())
+    monkeypatch.setattr(olive_step, "loads_olive_model", True, raising=False)
     t = translate_config(raw, base_dir=tmp_path)
     assert not _errors(t.problems), [p.render() for p in t.problems]
     assert t.recipe["passes"]["conversion"]["type"] == "olive"  # Olive's conversion calls the user's loader

@@ -199,8 +199,23 @@ def translate_config(raw: dict[str, Any], base_dir: Path | None = None) -> Trans
         where = ctx.paths.get(str(key), str(key))
         ctx.unhonoured(where, "Olive key not supported by olive-ext", "remove it (see the README's Olive section)")
     if ctx.model_needs_olive and any(s.get("type") == "olive" for s in (out.get("passes") or {}).values()):
-        out["input_model"]["olive"] = ctx.olive_model  # Olive's passes load the model as the user's file says
+        _olive_model_config(out, ctx)
     return Translation(out, problems, ctx.paths)
+
+
+def _olive_model_config(out: dict[str, Any], ctx: TranslationContext) -> None:
+    """The Olive model config (load_kwargs, the user's hooks, task) for the olive step to load the model with,
+    where that step does; else each such key is named: the model would be loaded from model_path alone."""
+    olive_step = get_pass("olive")
+    if olive_step is not None and getattr(olive_step, "loads_olive_model", False):
+        out["input_model"]["olive"] = ctx.olive_model  # carried on the input artifact's meta as "olive_model"
+        return
+    for key in ctx.model_needs_olive:
+        ctx.unhonoured(
+            key,
+            "the olive step here loads the model from model_path alone, not through Olive's model config",
+            "remove it, or convert the model first and start from the converted one",
+        )
 
 
 # --------------------------------------------------------------------------- passes
