@@ -305,3 +305,44 @@ def test_olive_config_with_an_accuracy_evaluator_runs_and_records_the_metric(
     assert all("accuracy" in c["metrics"] for c in data["candidates"] if not c.get("error"))
     assert any("frobnicate" in n for n in data["notes"])
     assert "frobnicate" in (result.output_dir / "report.html").read_text()
+
+
+def _olive_step_loads_olive_model() -> bool:
+    from olive_ext.passes.base import get_pass
+
+    return bool(getattr(get_pass("olive"), "loads_olive_model", False))
+
+
+@needs_olive
+@pytest.mark.skipif(not _olive_step_loads_olive_model(), reason="the olive step loads models from model_path alone")
+def test_the_users_model_loader_runs_as_olive_runs_it(tiny_bert: Path, tmp_path: Path) -> None:
+    """End to end: a PyTorchModel with model_script/model_loader/dummy_inputs_func/io_config, converted by Olive's
+    OnnxConversion, which calls the user's loader (it leaves a file behind)."""
+    (tmp_path / "user.py").write_text(
+        "import pathlib\nimport torch\nfrom transformers import AutoModelForSequenceClassification\n\n"
+        "def load(path):\n"
+        "    (pathlib.Path(__file__).parent / 'loader_called').write_text(path)\n"
+        "    return AutoModelForSequenceClassification.from_pretrained(path)\n\n"
+        "def dummy(model):\n"
+        "    ones = torch.ones(1, 8, dtype=torch.int64)\n"
+        "    return {'input_ids': ones, 'attention_mask': ones}\n"
+    )
+    axes = {"input_ids": {0: "b", 1: "s"}, "attention_mask": {0: "b", 1: "s"}}
+    raw = {
+        "input_model": {
+            "type": "PyTorchModel",
+            "model_path": str(tiny_bert),
+            "model_script": "user.py",
+            "model_loader": "load",
+            "dummy_inputs_func": "dummy",
+            "io_config": {"input_names": ["input_ids", "attention_mask"], "output_names": ["logits"],
+                          "dynamic_axes": axes},
+        },
+        "passes": {"conversion": {"type": "OnnxConversion", "target_opset": 17}},
+        "output_dir": str(tmp_path / "out"),
+    }  # fmt: skip
+    config = tmp_path / "olive.json"
+    config.write_text(json.dumps(raw))
+    result = olive_ext.run(config)
+    assert (tmp_path / "loader_called").read_text() == str(tiny_bert)
+    assert (result.model_path / "model.onnx").is_file()
