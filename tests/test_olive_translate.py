@@ -346,3 +346,16 @@ def test_the_users_model_loader_runs_as_olive_runs_it(tiny_bert: Path, tmp_path:
     result = olive_ext.run(config)
     assert (tmp_path / "loader_called").read_text() == str(tiny_bert)
     assert (result.model_path / "model.onnx").is_file()
+
+
+def test_openvino_cpu_targets_are_the_cpu_when_openvino_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from olive_ext.recipe import olive_sections
+
+    systems = {"s": {"accelerators": [{"device": "cpu", "execution_providers": ["OpenVINOExecutionProvider"]}]}}
+    raw = _config({"mb": {"type": "ModelBuilder"}}, systems=systems)
+    monkeypatch.setattr(olive_sections, "openvino_installed", lambda: False)
+    problem = _errors(translate(raw)[1])["systems.s.accelerators[0].execution_providers[0]"]
+    assert problem.category == "sdk" and "pip install openvino" in problem.render()
+    monkeypatch.setattr(olive_sections, "openvino_installed", lambda: True)
+    out, problems = translate(raw)
+    assert out["targets"] == [{"device": "cpu"}] and not _errors(problems)

@@ -335,6 +335,11 @@ def systems_section(systems: Any, target_name: Any, ctx: TranslationContext) -> 
     return targets
 
 
+def openvino_installed() -> bool:
+    """Whether the openvino package is there (not imported)."""
+    return importlib.util.find_spec("openvino") is not None
+
+
 def _short(provider: Any) -> str:
     return str(provider or "").lower().removesuffix("executionprovider")
 
@@ -360,7 +365,7 @@ def _target(device: Any, provider: Any, at: str, ctx: TranslationContext) -> dic
                 hint="set the accelerator's device to cpu",
             )
             return None
-        if importlib.util.find_spec("openvino") is None:
+        if not openvino_installed():
             ctx.error(at, "OpenVINO needs the openvino package", category="sdk", hint="pip install openvino")
             return None
         return {"device": "cpu"}  # OpenVINO's IR runs on the CPU through the openvino package
@@ -421,10 +426,17 @@ def evaluators_section(
         raw = {**raw, "metrics": metrics}
     etype = str(raw.get("type") or "") if isinstance(raw, dict) else ""
     if etype:
+        tasks = raw.get("tasks") if isinstance(raw, dict) else None
+        named = f" (tasks {', '.join(map(str, tasks))})" if isinstance(tasks, list) and tasks else ""
+        why = (
+            ": its benchmark tasks load their datasets from the Hugging Face hub, and olive-ext runs offline"
+            if etype.lower() in {"lmevaluator", "mtebevaluator"}
+            else ""
+        )
         ctx.unhonoured(
             f"{at}.type",
-            f"{etype} is not run by olive-ext",
-            "measure with metrics: accuracy, latency, throughput on a data config",
+            f"{etype}{named} is not run by olive-ext{why}",
+            "measure with metrics: accuracy (exact match on a local data file), latency, throughput",
         )
         return {}
     metrics_out: list[str] = []
