@@ -427,7 +427,7 @@ def evaluators_section(
     etype = str(raw.get("type") or "") if isinstance(raw, dict) else ""
     if etype:
         tasks = raw.get("tasks") if isinstance(raw, dict) else None
-        named = f" (tasks {', '.join(map(str, tasks))})" if isinstance(tasks, list) and tasks else ""
+        listed = f" (tasks {', '.join(map(str, tasks))})" if isinstance(tasks, list) and tasks else ""
         why = (
             ": its benchmark tasks load their datasets from the Hugging Face hub, and olive-ext runs offline"
             if etype.lower() in {"lmevaluator", "mtebevaluator"}
@@ -435,7 +435,7 @@ def evaluators_section(
         )
         ctx.unhonoured(
             f"{at}.type",
-            f"{etype}{named} is not run by olive-ext{why}",
+            f"{etype}{listed} is not run by olive-ext{why}",
             "measure with metrics: accuracy (exact match on a local data file), latency, throughput",
         )
         return {}
