@@ -78,3 +78,73 @@ def test_peephole_and_graph_surgeries_on_an_exported_encoder(tiny_bert: Path) ->
     assert (Path(art.path) / "tokenizer.json").exists()  # the folder's other files came along
     assert art.meta["parity"]["passed"], art.meta["parity"]  # tanh-GELU stays close to PyTorch
     assert art.meta["source_model"]["path"] == str(tiny_bert)
+
+
+def test_float16_and_fixed_shapes(tiny_bert: Path) -> None:
+    import onnx
+
+    export = {"export": {"type": "onnx_export"}}
+    fp16 = build(tiny_bert, {**export, "fp16": {"type": "olive", "olive_type": "OnnxFloatToFloat16",
+                                                  "config": {"keep_io_types": True}}})  # fmt: skip
+    model = onnx.load(str(Path(fp16.path) / "model.onnx"))
+    floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
+    dtypes = {t.data_type for t in model.graph.initializer if len(t.dims) == 2 and t.data_type in floats}
+    assert dtypes == {onnx.TensorProto.FLOAT16} and fp16.meta["precision"] == "fp16" and fp16.meta["smoke"]["ran"]
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # keep_io_types honoured
+    fixed = build(tiny_bert, {**export, "fix": {"type": "olive", "olive_type": "DynamicToFixedShape", "config": {
+        "dim_param": ["batch", "sequence"], "dim_value": [1, 16]}}})  # fmt: skip
+    inputs = onnx.load(str(Path(fixed.path) / "model.onnx")).graph.input
+    assert [[d.dim_value for d in i.type.tensor_type.shape.dim] for i in inputs] == [[1, 16]] * len(inputs)
+
+
+def test_matmulnbits_to_qdq_keeps_a_genai_folder(tiny_llama: Path) -> None:
+    from convert_helpers import genai_config
+
+    passes = {"build": {"type": "model_builder", "precision": "int4", "block_size": 32},
+              "qdq": {"type": "olive", "olive_type": "MatMulNBitsToQDQ"}}  # fmt: skip
+    art = build(tiny_llama, passes)
+    assert art.kind == "genai" and art.meta["smoke"]["ran"]  # onnxruntime-genai loaded and ran it
+    ops = graph_ops(Path(art.path) / genai_config(art.path)["model"]["decoder"]["filename"])
+    assert ops["MatMulNBits"] == 0 and ops["DequantizeLinear"] > 0
+
+
+def _packed(folder: Path, name: str) -> Any:
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(folder / "model.onnx"))
+    return next(numpy_helper.to_array(t) for t in model.graph.initializer if t.name == name)
+
+
+def test_gptq_on_recipe_data_then_model_builder_writes_its_weights(tiny_llama: Path, eval_file: Path) -> None:
+    """Olive's Gptq (hf -> hf) calibrates on the recipe's dataset; the builder then writes GPTQ's int4 weights."""
+    from safetensors.numpy import load_file
+
+    data = {"calib": {"name": "json", "data_files": str(eval_file), "text_template": "Q: {q}\nA: {a}"}}
+    builder = {"type": "model_builder", "precision": "int4", "block_size": 32}
+    built = {}
+    for name, step in {
+        "gptq": {"type": "olive", "olive_type": "gptq", "data": "calib", "samples": 6,
+                 "config": {"bits": 4, "group_size": 32}},
+        "rtn": {"type": "olive", "olive_type": "Rtn", "config": {"bits": 4, "group_size": 32}},
+    }.items():  # fmt: skip
+        built[name] = build(tiny_llama, {"quantize": step, "build": builder}, data=data)
+    art = built["gptq"]
+    assert art.kind == "genai" and art.meta["smoke"]["ran"]
+    assert art.meta["source_model"]["path"] == str(tiny_llama)  # the reference stays the float model
+    weight = "model.layers.0.attn.o_proj.MatMulNBits.qweight"
+    onnx_gptq, onnx_rtn = _packed(Path(art.path), weight), _packed(Path(built["rtn"].path), weight)
+    checkpoints = [p for p in Path(art.path).parents[1].glob("*/model/model.safetensors")]
+    gptq_ckpt = [load_file(str(p)) for p in checkpoints]
+    packed = [c["model.layers.0.self_attn.o_proj.qweight"].reshape(-1) for c in gptq_ckpt]
+    assert any((onnx_gptq.reshape(-1) == p).all() for p in packed)  # the builder wrote a checkpoint's weights
+    assert not (onnx_gptq == onnx_rtn).all()  # and GPTQ's differ from round-to-nearest's
+
+
+def test_data_on_a_pass_that_takes_none_is_refused(tiny_bert: Path) -> None:
+    step = {"type": "olive", "olive_type": "OnnxPeepholeOptimizer", "data": "calib"}
+    raw = {"input_model": {"path": str(tiny_bert)}, "passes": {"export": {"type": "onnx_export"}, "o": step},
+           "data": {"calib": {"name": "json", "data_files": str(tiny_bert / "config.json")}}}  # fmt: skip
+    with pytest.raises(RecipeError) as e:
+        parse_recipe(raw)
+    assert [p.path for p in e.value.problems] == ["passes.o.data"]
