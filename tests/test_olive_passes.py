@@ -122,13 +122,12 @@ def test_gptq_on_recipe_data_then_model_builder_writes_its_weights(tiny_llama: P
 
     data = {"calib": {"name": "json", "data_files": str(eval_file), "text_template": "Q: {q}\nA: {a}"}}
     builder = {"type": "model_builder", "precision": "int4", "block_size": 32}
-    built = {}
-    for name, step in {
-        "gptq": {"type": "olive", "olive_type": "gptq", "data": "calib", "samples": 6,
-                 "config": {"bits": 4, "group_size": 32}},
-        "rtn": {"type": "olive", "olive_type": "Rtn", "config": {"bits": 4, "group_size": 32}},
-    }.items():  # fmt: skip
-        built[name] = build(tiny_llama, {"quantize": step, "build": builder}, data=data)
+    int4 = {"bits": 4, "group_size": 32}
+    steps = {
+        "gptq": {"type": "olive", "olive_type": "gptq", "data": "calib", "samples": 6, "config": int4},
+        "rtn": {"type": "olive", "olive_type": "Rtn", "config": int4},
+    }
+    built = {name: build(tiny_llama, {"quantize": step, "build": builder}, data=data) for name, step in steps.items()}
     art = built["gptq"]
     assert art.kind == "genai" and art.meta["smoke"]["ran"]
     assert art.meta["source_model"]["path"] == str(tiny_llama)  # the reference stays the float model
@@ -148,3 +147,70 @@ def test_data_on_a_pass_that_takes_none_is_refused(tiny_bert: Path) -> None:
     with pytest.raises(RecipeError) as e:
         parse_recipe(raw)
     assert [p.path for p in e.value.problems] == ["passes.o.data"]
+
+
+@pytest.mark.integration
+def test_minilm_bert_static_qdq_with_peephole_and_graph_surgeries(
+    minilm: Path, integration_cache: Path, tmp_path: Path
+) -> None:
+    """A BERT-style static QDQ recipe: export, Olive's OnnxPeepholeOptimizer and GraphSurgeries, static QDQ."""
+    from convert_helpers import text_data
+
+    erf_to_tanh = {"surgeon": "ReplaceErfWithTanh"}
+    passes = {
+        "export": {"type": "onnx_export"},
+        "peephole": {"type": "olive", "olive_type": "OnnxPeepholeOptimizer"},
+        "surgeries": {"type": "olive", "olive_type": "GraphSurgeries", "config": {"surgeries": [erf_to_tanh]}},
+        "quantize": {"type": "qdq_static", "samples": 16},
+        "parity": {"type": "parity_check", "fail": False, "samples": 8},
+    }
+    art = build(minilm, passes, data={"cal": text_data(tmp_path / "cal.jsonl", 32)}, cache_dir=integration_cache)
+    ops = graph_ops(Path(art.path) / "model.onnx")
+    assert ops["QuantizeLinear"] > 0 and ops["Erf"] == 0 and ops["Tanh"] > 0 and art.meta["smoke"]["ran"]
+    assert art.meta["parity"]["min_cosine"] > 0.85, art.meta["parity"]  # as plain qdq_static on MiniLM
+
+
+@pytest.mark.integration
+def test_smollm2_gptq_int4_recipe_end_to_end(smollm2_gguf: Path, integration_cache: Path) -> None:
+    """Olive's Gptq on SmolLM2 (8 calibration rows of the tone task), then our model_builder writes its int4."""
+    from conftest import TASK_DATA
+
+    data = {"tone": {"name": "json", "data_files": str(TASK_DATA / "tone.jsonl"), "split": "train[:8]",
+                     "text_template": "Phrase: {phrase}\nTone: {tone}"}}  # fmt: skip
+    passes = {
+        "gptq": {"type": "olive", "olive_type": "Gptq", "data": "tone", "samples": 8,
+                 "config": {"bits": 4, "group_size": 32}},
+        "build": {"type": "model_builder", "precision": "int4", "block_size": 32},
+        "parity": {"type": "parity_check", "fail": False, "samples": 4, "greedy_tokens": 8},
+    }  # fmt: skip
+    art = build(smollm2_gguf, passes, data=data, cache_dir=integration_cache)
+    assert art.kind == "genai" and art.meta["smoke"]["ran"] and art.meta["olive"]["type"] == "Gptq"
+    ops = graph_ops(Path(art.path) / "model.onnx")
+    assert ops["MatMulNBits"] > 0
+    assert art.meta["parity"]["top1_agreement"] > 0.5, art.meta["parity"]  # int4 of a 135M model: recorded
+
+
+def test_cpu_llm_candidates_include_olive_gptq_and_rtn(tiny_llama: Path, eval_file: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from olive_ext.targets.profiles import chain_precision, get_profile
+    from olive_ext.workflows.auto_opt import AutoOptOptions, auto_opt_recipe
+
+    cpu = get_profile("cpu")
+    plain = cpu.olive_chains("text-generation")
+    assert [c[0].params["olive_type"] for c in plain] == ["Rtn"]  # GPTQ needs calibration rows
+    calibrated = cpu.olive_chains("text-generation", calibration_data="calib")
+    assert [c[0].params["olive_type"] for c in calibrated] == ["Gptq", "Rtn"]
+    assert all(c[-1].type == "model_builder" and chain_precision(c) == "int4" for c in calibrated)
+    assert cpu.olive_chains("text-classification") == [] and cpu.olive_chains(precision="int8") == []
+    assert get_profile("gpu").olive_chains("text-generation", calibration_data="calib") == []
+    # a finetune output names its training rows: auto-opt calibrates GPTQ on them, and scores on the eval rows
+    model = shutil.copytree(tiny_llama, tmp_path / "ft" / "model")
+    train = {"name": "json", "data_files": str(eval_file), "text_template": "Q: {q}\\nA: {a}"}
+    (model.parent / "model_config.json").write_text(json.dumps(
+        {"kind": "hf", "model": "model", "train_data": train, "eval_data": train}))  # fmt: skip
+    opts = AutoOptOptions(model_name_or_path=str(model.parent), output_path=str(tmp_path / "out"))
+    recipe = auto_opt_recipe(opts, "cpu", str(tmp_path / "out"))
+    gptq = [p for p in recipe.pipelines if p.get("quantize") and p["quantize"].params().get("olive_type") == "Gptq"]
+    assert len(gptq) == 1 and gptq[0]["quantize"].params()["data"] == "calib" and "calib" in recipe.data
