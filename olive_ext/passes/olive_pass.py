@@ -24,7 +24,7 @@ from pydantic import Field, field_validator
 from olive_ext.artifacts import Artifact
 from olive_ext.errors import PassError, Problem, RecipeError, UserInputError
 from olive_ext.onnx.check import smoke_check
-from olive_ext.onnx.folder import carried_meta, copy_companions, model_file, save_model
+from olive_ext.onnx.folder import carried_meta, copy_companions, external_data_files, model_file, save_model
 from olive_ext.passes import olive_catalog
 from olive_ext.passes.base import Pass, PassConfig, dataset_ref, register_pass
 from olive_ext.passes.context import RunContext
@@ -255,11 +255,18 @@ def _onnx_target(artifact: Artifact, out_dir: Path) -> Path:
 
 
 def _save_onnx(produced: Path, target: Path) -> None:
-    """Put Olive's output graph at ``target`` with its weights (re-saved, so external data follows our naming)."""
+    """Put Olive's output graph at ``target`` with its weights, as Olive saved them (save_as_external_data and
+    external_data_name honoured); a graph whose weights are not files beside it is loaded and saved again."""
+    data = external_data_files(produced)
+    movable = all((produced.parent / name).is_file() and "/" not in name for name in data)
+    if movable and not any((target.parent / name).exists() for name in data):
+        shutil.move(str(produced), str(target))
+        for name in data:
+            shutil.move(str(produced.parent / name), str(target.parent / name))
+        return
     import onnx
 
-    model = onnx.load(str(produced), load_external_data=True)
-    save_model(model, target)
+    save_model(onnx.load(str(produced), load_external_data=True), target)
 
 
 def _move_hf(handler: Any, out_dir: Path) -> None:
