@@ -107,6 +107,18 @@ def llama_cpp_available() -> bool:
     return find_spec("llama_cpp") is not None
 
 
+def olive_ai_available() -> bool:
+    """True when olive-ai is installed (checked without importing it)."""
+    from importlib import metadata
+    from importlib.util import find_spec
+
+    try:
+        metadata.version("olive-ai")
+    except metadata.PackageNotFoundError:
+        return False
+    return find_spec("olive") is not None
+
+
 def genai() -> ModuleType:
     """onnxruntime_genai, telemetry off."""
     return _load("onnxruntime_genai", "onnxruntime-genai", "running LLM ONNX models")

@@ -293,7 +293,8 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
 
         smoke = smoke_check("genai", out, self.name, smoke_options, adapter_file)
         meta: dict[str, Any] = {
-            "source_model": {"path": artifact.path, "adapter_path": adapter},
+            # an HF step before (e.g. Olive's Gptq) names the model it came from: that stays the reference
+            "source_model": artifact.meta.get("source_model") or {"path": artifact.path, "adapter_path": adapter},
             "precision": cfg.precision,
             "provider": normalize_provider(provider),
             "builder_options": shown,

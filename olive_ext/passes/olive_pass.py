@@ -17,17 +17,20 @@ import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, field_validator
 
 from olive_ext.artifacts import Artifact
-from olive_ext.errors import PassError, Problem, RecipeError
+from olive_ext.errors import PassError, Problem, RecipeError, UserInputError
 from olive_ext.onnx.check import smoke_check
-from olive_ext.onnx.folder import carried_meta, copy_companions, model_file, save_model
+from olive_ext.onnx.folder import carried_meta, copy_companions, external_data_files, model_file, save_model
 from olive_ext.passes import olive_catalog
-from olive_ext.passes.base import Pass, PassConfig, register_pass
+from olive_ext.passes.base import Pass, PassConfig, dataset_ref, register_pass
 from olive_ext.passes.context import RunContext
+
+if TYPE_CHECKING:
+    from olive_ext.data.spec import DatasetSpec
 
 # Kinds our artifacts can hold of what Olive passes take and produce (an ONNX rewrite also takes a genai folder).
 _HOLDABLE = frozenset({"hf", "onnx", "genai"})
@@ -39,6 +42,11 @@ class OlivePassConfig(PassConfig):
     config: dict[str, Any] = Field(
         default_factory=dict, description="that pass's parameters, as in an Olive config's pass `config`"
     )
+    data: str | None = dataset_ref(
+        "dataset (in `data`) given to the pass as its Olive data_config (calibration for Gptq, QuaRot, ...)"
+    )
+    samples: int = Field(32, ge=1, le=4096, description="rows of `data` handed to the pass (Olive's max_samples)")
+    max_seq_len: int = Field(256, ge=8, description="tokens per calibration row at most (Olive's max_seq_len)")
 
     @field_validator("olive_type")
     @classmethod
@@ -92,7 +100,21 @@ class OlivePass(Pass[OlivePassConfig]):
         why = unsupported_reason(olive_type)
         if why:
             return [Problem(f"{path}.olive_type", f"Olive pass {entry.name} cannot run in olive-ext: {why}")]
-        return olive_catalog.check_params(olive_type, params.get("config") or {}, f"{path}.config")
+        config = params.get("config") or {}
+        if params.get("data") is not None:
+            if entry.dataset in ("dataset_not_required", ""):
+                return [Problem(f"{path}.data", f"Olive's {entry.name} takes no data", params["data"], True)]
+            if isinstance(config, dict) and "data_config" in config:
+                return [Problem(f"{path}.data", "give either `data` or config.data_config, not both")]
+            config = {**config, "data_config": _PLACEHOLDER_DATA} if isinstance(config, dict) else config
+        return olive_catalog.check_params(olive_type, config, f"{path}.config")
+
+    def cache_extra(self, ctx: RunContext) -> Any:
+        if self.config.data is None:
+            return None
+        from olive_ext.data.load import spec_identity  # deferred: the datasets library loads with it
+
+        return spec_identity(ctx.dataset(self.config.data, f"pass '{self.name}'"), ctx.cache.memo)
 
     @classmethod
     def accepts_for(cls, params: dict[str, Any]) -> frozenset[str]:
@@ -115,7 +137,11 @@ class OlivePass(Pass[OlivePassConfig]):
         if entry is None or why:
             raise PassError(self.name, f"Olive pass {cfg.olive_type} cannot run here: {why}")
         pass_class = olive_catalog.import_pass_class(entry)
-        olive_config, problems = olive_catalog.generate_config(pass_class, entry, dict(cfg.config), "config")
+        params = dict(cfg.config)
+        if cfg.data is not None:
+            spec = ctx.dataset(cfg.data, f"pass '{self.name}' ({entry.name} data)")
+            params["data_config"] = olive_data_config(spec, artifact.path, cfg.samples, cfg.max_seq_len)
+        olive_config, problems = olive_catalog.generate_config(pass_class, entry, params, "config")
         if problems:
             raise RecipeError(problems)
         accelerator = olive_catalog.cpu_accelerator()
@@ -132,6 +158,10 @@ class OlivePass(Pass[OlivePassConfig]):
             "olive": {"type": entry.name, "config": olive_config.model_dump(mode="json"),
                       "olive_ai": olive_catalog.olive_ai_version()},
         }
+        if entry.name == "OnnxFloatToFloat16":
+            meta["precision"] = "fp16"
+        elif entry.produces == "hf" and isinstance(cfg.config.get("bits"), int):
+            meta["precision"] = f"int{cfg.config['bits']}"
         if produced == "hf":
             _move_hf(result, out_dir)
             meta.setdefault("source_model", artifact.meta.get("source_model") or _source_of(artifact))
@@ -146,6 +176,38 @@ class OlivePass(Pass[OlivePassConfig]):
         adapter = out_dir / artifact.meta["adapter_file"] if artifact.meta.get("adapter_file") else None
         meta["smoke"] = smoke_check(produced, out_dir, self.name, options, adapter)
         return Artifact(produced, str(out_dir), None, meta=meta)  # type: ignore[arg-type]
+
+
+# What validation puts in data_config's place when `data` will fill it at run time (Olive's DataConfig minimum).
+_PLACEHOLDER_DATA = {"name": "olive_ext_data", "type": "HuggingfaceContainer"}
+
+
+def olive_data_config(spec: DatasetSpec, model_path: str, samples: int, max_seq_len: int) -> Any:
+    """One of the recipe's datasets as an Olive DataConfig (Olive's own text-generation template): its
+    HuggingfaceContainer reads the same files, one row per sequence, formatted by the dataset's text_template
+    (or its text column) and tokenized by the model's tokenizer."""
+    load: dict[str, Any] = {"data_name": spec.name, "split": spec.split}
+    if spec.data_files:
+        load["data_files"] = spec.data_files
+    pre: dict[str, Any] = {
+        "strategy": "line-by-line", "max_samples": min(samples, spec.max_samples or samples),
+        "max_seq_len": max_seq_len, "pad_to_max_len": False, "add_special_tokens": False,
+    }  # fmt: skip
+    if spec.text_template:
+        pre["text_template"] = spec.text_template
+    elif spec.text_field:
+        pre["text_cols"] = [spec.text_field]
+    else:
+        raise UserInputError(
+            f"dataset {spec.name!r} has neither text_template nor text_field: Olive's data_config needs one of them",
+            hint="set text_template (e.g. 'Q: {question}\\nA: {answer}') or text_field on that dataset",
+        )
+    from olive.data.template import huggingface_data_config_template
+
+    return huggingface_data_config_template(
+        model_name=model_path, task="text-generation", load_dataset_config=load, pre_process_data_config=pre,
+        dataloader_config={"batch_size": 1},
+    )  # fmt: skip
 
 
 def _source_of(artifact: Artifact) -> dict[str, Any]:
@@ -193,11 +255,18 @@ def _onnx_target(artifact: Artifact, out_dir: Path) -> Path:
 
 
 def _save_onnx(produced: Path, target: Path) -> None:
-    """Put Olive's output graph at ``target`` with its weights (re-saved, so external data follows our naming)."""
+    """Put Olive's output graph at ``target`` with its weights, as Olive saved them (save_as_external_data and
+    external_data_name honoured); a graph whose weights are not files beside it is loaded and saved again."""
+    data = external_data_files(produced)
+    movable = all((produced.parent / name).is_file() and "/" not in name for name in data)
+    if movable and not any((target.parent / name).exists() for name in data):
+        shutil.move(str(produced), str(target))
+        for name in data:
+            shutil.move(str(produced.parent / name), str(target.parent / name))
+        return
     import onnx
 
-    model = onnx.load(str(produced), load_external_data=True)
-    save_model(model, target)
+    save_model(onnx.load(str(produced), load_external_data=True), target)
 
 
 def _move_hf(handler: Any, out_dir: Path) -> None:
