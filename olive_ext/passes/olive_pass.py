@@ -90,6 +90,8 @@ class OlivePass(Pass[OlivePassConfig]):
     keeps_kind = True
     libraries = ("olive-ai", "onnx", "onnxruntime", "onnxscript", "onnx-ir", "torch", "transformers")
     olive_params: ClassVar[dict[str, str]] = {}
+    # the input model's Olive model config (meta "olive_model": load_kwargs, the user's hooks) is how it is loaded
+    loads_olive_model: ClassVar[bool] = True
 
     @classmethod
     def check_params(cls, params: dict[str, Any], path: str) -> list[Problem]:
@@ -218,6 +220,12 @@ def _to_handler(artifact: Artifact, ctx: RunContext) -> Any:
     """Our artifact as an Olive model handler."""
     from olive.model import HfModelHandler, ONNXModelHandler
 
+    olive_model = artifact.meta.get("olive_model")
+    if artifact.kind == "hf" and olive_model:
+        from olive.model import ModelConfig
+
+        config = {k: v for k, v in olive_model.items() if k != "type"} | {"model_path": artifact.path}
+        return ModelConfig.parse_obj({"type": olive_model.get("type") or "HfModel", "config": config}).create_model()
     if artifact.kind == "hf":
         load_kwargs = {"trust_remote_code": ctx.trust_remote_code}
         return HfModelHandler(
