@@ -219,7 +219,7 @@ def _version(distribution: str) -> str | None:
         return None
 
 
-def check_params(olive_type: str, params: dict[str, Any], path: str) -> list[Problem]:
+def check_params(olive_type: str, params: dict[str, Any], path: str, accelerator: Any = None) -> list[Problem]:
     """Validate ``params`` for Olive pass ``olive_type`` with olive-ai's own config validation.
 
     Each problem names ``path.<key>``. A key Olive would ignore with a warning is refused here (olive-ext never
@@ -245,7 +245,7 @@ def check_params(olive_type: str, params: dict[str, Any], path: str) -> list[Pro
     except ImportError as e:
         return [Problem(path, f"olive-ai's {entry.name} does not import here: {e}",
                         hint=f"pip install {OLIVE_INSTALL}")]  # fmt: skip
-    _, problems = generate_config(pass_class, entry, params, path)
+    _, problems = generate_config(pass_class, entry, params, path, accelerator)
     return problems
 
 
@@ -261,6 +261,16 @@ def import_pass_class(entry: OliveCatalogEntry) -> Any:
 def cpu_accelerator() -> Any:
     """Olive's AcceleratorSpec for the CPU execution provider."""
     return importlib.import_module("olive.hardware").DEFAULT_CPU_ACCELERATOR
+
+
+def accelerator_spec(device: str | None, execution_provider: str | None) -> Any:
+    """Olive's AcceleratorSpec for a device and execution provider (the CPU's when neither is given)."""
+    if not device and not execution_provider:
+        return cpu_accelerator()
+    hardware = importlib.import_module("olive.hardware.accelerator")
+    return hardware.AcceleratorSpec(
+        accelerator_type=str(device or "cpu").lower(), execution_provider=execution_provider or "CPUExecutionProvider"
+    )
 
 
 def generate_config(
@@ -315,14 +325,19 @@ class _olive_messages:
         self.messages: list[str] = []
         self.handler = _ListHandler(self.messages)
         self.logger = logging.getLogger("olive")
-        self.level = self.logger.level
+        self.level, self.propagate = self.logger.level, self.logger.propagate
+        self.disabled = logging.root.manager.disable  # a host's logging.disable() would hide the reason
+        logging.disable(logging.NOTSET)
         self.logger.addHandler(self.handler)
         self.logger.setLevel(logging.INFO)
+        self.logger.propagate = False  # collected, not printed
         return self.messages
 
     def __exit__(self, *exc: object) -> None:
         self.logger.removeHandler(self.handler)
         self.logger.setLevel(self.level)
+        self.logger.propagate = self.propagate
+        logging.disable(self.disabled)
 
 
 class _ListHandler(logging.Handler):

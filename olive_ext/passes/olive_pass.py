@@ -48,6 +48,11 @@ class OlivePassConfig(PassConfig):
     samples: int = Field(32, ge=1, le=4096, description="rows of `data` handed to the pass (Olive's max_samples)")
     max_seq_len: int = Field(256, ge=8, description="tokens per calibration row at most (Olive's max_seq_len)")
 
+    device: str | None = Field(None, description="the target accelerator's device Olive generates the pass's "
+                               "config for (cpu, gpu, npu), as in an Olive config's systems; default cpu")  # fmt: skip
+    execution_provider: str | None = Field(None, description="the target's execution provider Olive generates the "
+                                           "pass's config for, e.g. CUDAExecutionProvider; default the CPU's")  # fmt: skip
+
     @field_validator("olive_type")
     @classmethod
     def _canonical(cls, value: str) -> str:
@@ -109,7 +114,8 @@ class OlivePass(Pass[OlivePassConfig]):
             if isinstance(config, dict) and "data_config" in config:
                 return [Problem(f"{path}.data", "give either `data` or config.data_config, not both")]
             config = {**config, "data_config": _PLACEHOLDER_DATA} if isinstance(config, dict) else config
-        return olive_catalog.check_params(olive_type, config, f"{path}.config")
+        accelerator = olive_catalog.accelerator_spec(params.get("device"), params.get("execution_provider"))
+        return olive_catalog.check_params(olive_type, config, f"{path}.config", accelerator)
 
     def cache_extra(self, ctx: RunContext) -> Any:
         if self.config.data is None:
@@ -143,10 +149,10 @@ class OlivePass(Pass[OlivePassConfig]):
         if cfg.data is not None:
             spec = ctx.dataset(cfg.data, f"pass '{self.name}' ({entry.name} data)")
             params["data_config"] = olive_data_config(spec, artifact.path, cfg.samples, cfg.max_seq_len)
-        olive_config, problems = olive_catalog.generate_config(pass_class, entry, params, "config")
+        accelerator = olive_catalog.accelerator_spec(cfg.device, cfg.execution_provider)
+        olive_config, problems = olive_catalog.generate_config(pass_class, entry, params, "config", accelerator)
         if problems:
             raise RecipeError(problems)
-        accelerator = olive_catalog.cpu_accelerator()
         olive_pass = pass_class(accelerator, olive_config)
         handler = _to_handler(artifact, ctx)
         work = ctx.output_dir / "_olive"

@@ -399,4 +399,7 @@ def _through_olive(
             config[key] = ctx.olive_data[value]
     ctx.paths[f"passes.{step}.config"] = at
     ctx.paths[f"passes.{step}.olive_type"] = f"{path}.type"
-    return {"type": "olive", "olive_type": entry.name, "config": config}
+    step_spec: dict[str, Any] = {"type": "olive", "olive_type": entry.name, "config": config}
+    if ctx.olive_accelerator and ctx.olive_accelerator != ("cpu", "CPUExecutionProvider"):
+        step_spec["device"], step_spec["execution_provider"] = ctx.olive_accelerator
+    return step_spec

@@ -45,6 +45,9 @@ class TranslationContext:
     our_data: set[str] = field(default_factory=set)  # the data configs our `data` expresses completely
     model_needs_olive: list[str] = field(default_factory=list)  # the input_model keys only Olive's loading honours
     olive_model: dict[str, Any] = field(default_factory=dict)  # the Olive model config, for Olive's passes
+    # the target accelerator as the Olive config writes it (device, execution provider): Olive's passes generate and
+    # validate their config for it, whether or not olive-ext builds for that target
+    olive_accelerator: tuple[str, str] | None = None
 
     def user_path(self, path: str) -> str:
         return Translation({}, [], self.paths).user_path(path)

@@ -311,6 +311,7 @@ def systems_section(systems: Any, target_name: Any, ctx: TranslationContext) -> 
             continue
         stype = str(system.get("type") or "LocalSystem")
         accelerators = system.get("accelerators") or [{"device": "cpu"}]
+        _remember_accelerator(accelerators, ctx)
         if stype != "LocalSystem":
             providers = [_short(p) for a in accelerators for p in a.get("execution_providers") or []]
             needs = [_PROVIDER_NEEDS[p][0] for p in providers if p in _PROVIDER_NEEDS]
@@ -333,6 +334,18 @@ def systems_section(systems: Any, target_name: Any, ctx: TranslationContext) -> 
                     ctx.paths[f"targets[{len(targets)}]"] = acc_at
                     targets.append(target)
     return targets
+
+
+def _remember_accelerator(accelerators: Any, ctx: TranslationContext) -> None:
+    """The first accelerator of the target system, as written (its device defaults from its provider)."""
+    if ctx.olive_accelerator is not None or not isinstance(accelerators, list) or not accelerators:
+        return
+    first = accelerators[0] if isinstance(accelerators[0], dict) else {}
+    providers = first.get("execution_providers") or ["CPUExecutionProvider"]
+    provider = str(providers[0]) if isinstance(providers, list) and providers else "CPUExecutionProvider"
+    short = _short(provider)
+    provider = provider if provider.endswith("ExecutionProvider") else f"{provider}ExecutionProvider"
+    ctx.olive_accelerator = (str(first.get("device") or _PROVIDER_DEVICE.get(short, "cpu")).lower(), provider)
 
 
 def openvino_installed() -> bool:
