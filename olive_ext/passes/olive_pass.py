@@ -126,13 +126,17 @@ class OlivePass(Pass[OlivePassConfig]):
 
     @classmethod
     def accepts_for(cls, params: dict[str, Any]) -> frozenset[str]:
-        takes, _ = entry_kinds(params.get("olive_type", ""))
+        olive_type = params.get("olive_type", "")
+        if not isinstance(olive_type, str) or unsupported_reason(olive_type):
+            return cls.accepts | {"genai"}  # the type is refused already: no follow-on error about the model kind
+        takes, _ = entry_kinds(olive_type)
         return takes or cls.accepts
 
     @classmethod
     def output_kind_for(cls, params: dict[str, Any], input_kind: str) -> str:
-        takes, produces = entry_kinds(params.get("olive_type", ""))
-        if produces is None:
+        olive_type = params.get("olive_type", "")
+        takes, produces = entry_kinds(olive_type)
+        if produces is None or not takes or produces not in _HOLDABLE:  # refused already (unsupported_reason)
             return cls.output_kind(input_kind)
         if produces == "onnx" and input_kind == "genai" and "genai" in takes:
             return "genai"

@@ -308,6 +308,9 @@ def _native(
                 f"{canonical} builds from the checkpoint at its `precision` (load_kwargs matter to "
                 "passes that load the model in PyTorch)",
             )
+        elif reason.endswith(".task") and canonical.lower() == "modelbuilder":
+            ctx.note(reason, "ModelBuilder (Olive's too) builds the architecture the checkpoint's config.json names; "
+                     "the task is not read")  # fmt: skip
         else:
             ctx.unhonoured(reason, f"olive-ext's {ours} pass cannot honour it", f"remove it for the {canonical} pass")
     for problem in trial:
