@@ -359,3 +359,40 @@ def test_openvino_cpu_targets_are_the_cpu_when_openvino_is_installed(monkeypatch
     monkeypatch.setattr(olive_sections, "openvino_installed", lambda: True)
     out, problems = translate(raw)
     assert out["targets"] == [{"device": "cpu"}] and not _errors(problems)
+
+
+@needs_olive
+def test_olive_passes_are_validated_for_the_configs_target_accelerator() -> None:
+    """Olive generates a pass's config for the system's accelerator: float16 transformer optimisation is refused
+    for the CPU (with Olive's own reason) and valid for a CUDA or DirectML target, which the olive step carries."""
+    from olive_ext.passes.base import get_pass
+
+    options = {"enable_gelu": True, "enable_packed_qkv": True}  # options olive-ext's graph_optimize does not take
+    opt = {"opt": {"type": "OrtTransformersOptimization", "model_type": "bert", "float16": True, "use_gpu": True,
+                   "optimization_options": options}}  # fmt: skip
+    olive_step = get_pass("olive")
+    assert olive_step is not None
+    for provider, device in (("CUDAExecutionProvider", "gpu"), ("DmlExecutionProvider", "gpu")):
+        systems = {"s": {"type": "LocalSystem", "accelerators": [{"execution_providers": [provider]}]}}
+        step = translate(_config(opt, systems=systems))[0]["passes"]["opt"]
+        assert step["type"] == "olive" and (step["device"], step["execution_provider"]) == (device, provider)
+        assert olive_step.check_params(step, "passes.opt") == []
+    cpu_step = {k: v for k, v in step.items() if k not in ("device", "execution_provider")}
+    (problem,) = olive_step.check_params(cpu_step, "passes.opt")
+    assert "CPUExecutionProvider does not support float16" in problem.message
+
+
+@needs_olive
+def test_no_model_kind_follow_on_error_after_a_refused_olive_pass() -> None:
+    raw = _config({"ov": {"type": "OpenVINOConversion"}, "peep": {"type": "OnnxPeepholeOptimizer"}})
+    errors = _errors(check_recipe(raw)[1])
+    assert "passes.ov.type" in errors
+    assert not any("models, but" in p.message for p in errors.values()), errors
+
+
+def test_model_builder_notes_the_task_it_does_not_read() -> None:
+    raw = _config({"mb": {"type": "ModelBuilder", "precision": "fp32"}})
+    raw["input_model"]["task"] = "automatic-speech-recognition"
+    out, problems = translate(raw)
+    assert out["passes"]["mb"]["type"] == "model_builder" and not _errors(problems)
+    assert any(p.path == "input_model.task" and "config.json" in p.message for p in problems)

@@ -48,10 +48,12 @@ class OlivePassConfig(PassConfig):
     samples: int = Field(32, ge=1, le=4096, description="rows of `data` handed to the pass (Olive's max_samples)")
     max_seq_len: int = Field(256, ge=8, description="tokens per calibration row at most (Olive's max_seq_len)")
 
-    device: str | None = Field(None, description="the target accelerator's device Olive generates the pass's "
-                               "config for (cpu, gpu, npu), as in an Olive config's systems; default cpu")  # fmt: skip
-    execution_provider: str | None = Field(None, description="the target's execution provider Olive generates the "
-                                           "pass's config for, e.g. CUDAExecutionProvider; default the CPU's")  # fmt: skip
+    device: str | None = Field(
+        None, description="the target's device Olive generates the pass's config for (cpu, gpu, npu); default cpu"
+    )
+    execution_provider: str | None = Field(
+        None, description="the target's execution provider Olive generates the pass's config for; default the CPU's"
+    )
 
     @field_validator("olive_type")
     @classmethod
