@@ -396,3 +396,74 @@ def test_model_builder_notes_the_task_it_does_not_read() -> None:
     out, problems = translate(raw)
     assert out["passes"]["mb"]["type"] == "model_builder" and not _errors(problems)
     assert any(p.path == "input_model.task" and "config.json" in p.message for p in problems)
+
+
+_USER_DATA_SCRIPT = '''
+import torch
+from olive.data.registry import Registry
+
+class _Rows(torch.utils.data.Dataset):
+    """Eight rows of token ids; the label is whether the first token id is even (any labels will do)."""
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        ids = torch.tensor([2 + i, 5, 6, 7, 8, 9, 10, 3], dtype=torch.int64)
+        ones = torch.ones(8, dtype=torch.int64)
+        return {"input_ids": ids, "attention_mask": ones, "token_type_ids": ones * 0}, int(i % 2 == 0)
+
+@Registry.register_dataset()
+def tiny_rows(**kwargs):
+    (__import__("pathlib").Path(__file__).parent / "rows_loaded").touch()
+    return _Rows()
+
+@Registry.register_post_process()
+def to_class(output):
+    logits = output.logits if hasattr(output, "logits") else output
+    logits = logits["logits"] if isinstance(logits, dict) else logits
+    return logits.argmax(-1)
+'''
+
+
+@needs_olive
+def test_accuracy_read_through_the_users_data_script_is_computed_by_olives_evaluator(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    """End to end: an accuracy metric whose data config loads rows through the user's script runs in olive-ai's
+    evaluator on the converted candidate; the value lands in candidates.json under Olive's key."""
+    (tmp_path / "user_data.py").write_text(_USER_DATA_SCRIPT)
+    raw = {
+        "input_model": {"type": "HfModel", "model_path": str(tiny_bert), "task": "text-classification"},
+        "data_configs": [
+            {
+                "name": "rows",
+                "type": "DataContainer",
+                "user_script": "user_data.py",
+                "load_dataset_config": {"type": "tiny_rows"},
+                "post_process_data_config": {"type": "to_class"},
+            }
+        ],
+        "passes": {"conversion": {"type": "OnnxConversion", "target_opset": 17}},
+        "evaluators": {
+            "common": {
+                "metrics": [
+                    {"name": "acc", "type": "accuracy", "data_config": "rows",
+                     "sub_types": [{"name": "accuracy_score", "metric_config": {"task": "binary"}}]}
+                ]
+            }
+        },
+        "evaluator": "common",
+        "output_dir": str(tmp_path / "out"),
+    }  # fmt: skip
+    path = tmp_path / "olive.json"
+    path.write_text(json.dumps(raw))
+    recipe, problems = check_recipe(raw, base_dir=tmp_path)
+    assert not _errors(problems) and recipe is not None
+    assert recipe.evaluate is not None and "olive" in recipe.evaluate.metrics
+    result = olive_ext.run(path)
+    data = json.loads((result.output_dir / "candidates.json").read_text())
+    onnx = [c for c in data["candidates"] if not c.get("error") and "acc-accuracy_score" in c["metrics"]]
+    assert onnx, data["candidates"]
+    assert all(0.0 <= c["metrics"]["acc-accuracy_score"] <= 1.0 for c in onnx)
+    assert (tmp_path / "rows_loaded").exists()

@@ -453,6 +453,7 @@ def evaluators_section(
         )
         return {}
     metrics_out: list[str] = []
+    olive_metrics: list[dict[str, Any]] = []  # computed by olive-ai's evaluator (metric 'olive')
     constraints: dict[str, Any] = {}
     data = None
     chosen_one = shaped(raw, OliveEvaluator, at, ctx.problems)
@@ -463,6 +464,8 @@ def evaluators_section(
         subs = [str(s.get("name")) for s in metric.get("sub_types") or []]
         if mtype == "accuracy" and "perplexity" in subs:
             ours = "perplexity"
+        if ours is None and mtype == "custom" and olive_metric(metric, path, olive_metrics, ctx):
+            continue
         if ours is None:
             ctx.unhonoured(
                 f"{path}.type",
@@ -479,6 +482,8 @@ def evaluators_section(
             )
         if ours in {"accuracy", "perplexity"}:
             if isinstance(dc, str) and dc in ctx.olive_data and dc not in ctx.our_data:
+                if olive_metric(metric, path, olive_metrics, ctx):
+                    continue
                 ctx.unhonoured(
                     f"{path}.data_config",
                     f"olive-ext's {ours} cannot read data config {dc!r} (user scripts, dataloaders or post-processing)",
@@ -519,10 +524,46 @@ def evaluators_section(
                 )
         if ours not in metrics_out:
             metrics_out.append(ours)
+    if olive_metrics:
+        metrics_out.append("olive")
     out: dict[str, Any] = {"metrics": metrics_out or ["size"], "constraints": constraints}
+    if olive_metrics:
+        out["olive_metrics"] = olive_metrics
     if data is not None:
         out["data"] = data
     return out
+
+
+def olive_metric(metric: dict[str, Any], path: str, into: list[dict[str, Any]], ctx: TranslationContext) -> bool:
+    """An Olive metric only olive-ai's evaluator can compute (the user's data script, a custom metric), added to
+    ``into`` in Olive's form (data config inlined, user scripts resolved); False where olive-ai is not installed."""
+    if importlib.util.find_spec("olive") is None:
+        return False
+    config = dict(metric)
+    dc = config.get("data_config")
+    if isinstance(dc, str) and dc in ctx.olive_data:
+        config["data_config"] = ctx.olive_data[dc]
+        load = config["data_config"].get("load_dataset_config") or {}
+        name = load.get("data_name") if isinstance(load, dict) else None
+        if isinstance(name, str) and not load.get("data_files") and not Path(name).exists():
+            ctx.note(
+                f"{path}.data_config",
+                f"olive-ai's evaluator loads dataset {name!r} through the datasets library: offline it must be "
+                "in the local Hugging Face cache",
+            )
+    user_config = config.get("user_config")
+    if isinstance(user_config, dict) and user_config.get("user_script"):
+        script_dir = str(user_config["script_dir"]) if user_config.get("script_dir") else None
+        script = ctx.resolve(str(user_config["user_script"]), script_dir)
+        if script is None:
+            ctx.error(f"{path}.user_config.user_script", "the user script is not there", category="user_file",
+                      value=user_config["user_script"], has_value=True)  # fmt: skip
+            return True
+        found = find_dir(script_dir, ctx) if script_dir else None
+        config["user_config"] = {**user_config, "user_script": str(script), "script_dir": str(found or script.parent)}
+    into.append(config)
+    ctx.note(path, "computed by olive-ai's own evaluator (metric 'olive'), as Olive computes it")
+    return True
 
 
 def search_section(strategy: Any, ctx: TranslationContext) -> dict[str, Any] | None:
