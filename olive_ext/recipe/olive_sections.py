@@ -474,7 +474,7 @@ def evaluators_section(
             )
             continue
         dc = metric.get("data_config")
-        unmeasured = [s for s in subs if ours in _SUB_TYPES and s not in _SUB_TYPES[ours]]
+        unmeasured = [s for s in subs if ours in {"latency", "throughput"} and s not in _SUB_TYPES[ours]]
         if unmeasured and dc is not None and olive_metric(metric, path, olive_metrics, ctx):
             continue  # e.g. latency p90 on the data config's rows: as Olive measures it
         if dc is not None and ours in {"latency", "throughput"}:
@@ -555,6 +555,12 @@ def olive_metric(metric: dict[str, Any], path: str, into: list[dict[str, Any]], 
                 "in the local Hugging Face cache",
             )
     user_config = config.get("user_config")
+    if config.get("type") == "custom" and not (
+        isinstance(user_config, dict) and (user_config.get("evaluate_func") or user_config.get("metric_func"))
+    ):
+        ctx.error(f"{path}.user_config", "a custom metric needs the user's function to compute it",
+                  hint="add user_config: {user_script: ..., evaluate_func: ...} (or metric_func)")  # fmt: skip
+        return True
     if isinstance(user_config, dict) and user_config.get("user_script"):
         script_dir = str(user_config["script_dir"]) if user_config.get("script_dir") else None
         script = ctx.resolve(str(user_config["user_script"]), script_dir)
@@ -564,6 +570,11 @@ def olive_metric(metric: dict[str, Any], path: str, into: list[dict[str, Any]], 
             return True
         found = find_dir(script_dir, ctx) if script_dir else None
         config["user_config"] = {**user_config, "user_script": str(script), "script_dir": str(found or script.parent)}
+    try:
+        importlib.import_module("olive.evaluator.metric").Metric.model_validate(config)
+    except Exception as e:  # Olive's own check of the metric (a wrong type can raise more than ValidationError)
+        ctx.error(path, f"not a valid Olive metric: {type(e).__name__}: {str(e)[:300]}")
+        return True
     into.append(config)
     ctx.note(path, "computed by olive-ai's own evaluator (metric 'olive'), as Olive computes it")
     return True
