@@ -467,3 +467,22 @@ def test_accuracy_read_through_the_users_data_script_is_computed_by_olives_evalu
     assert onnx, data["candidates"]
     assert all(0.0 <= c["metrics"]["acc-accuracy_score"] <= 1.0 for c in onnx)
     assert (tmp_path / "rows_loaded").exists()
+
+
+@needs_olive
+def test_a_metric_whose_user_script_needs_a_missing_package_is_refused_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "needs.py").write_text("import no_such_package_xyz\n")
+    raw = _config(
+        {"mb": {"type": "ModelBuilder"}},
+        data_configs=[{"name": "d", "type": "DataContainer", "user_script": "needs.py",
+                       "load_dataset_config": {"type": "whatever"}}],
+        evaluators={"e": {"metrics": [{"name": "m", "type": "custom", "data_config": "d",
+                                       "sub_types": [{"name": "s"}],
+                                       "user_config": {"user_script": "needs.py", "evaluate_func": "f"}}]}},
+    )  # fmt: skip
+    problems = translate_config(raw, tmp_path).problems
+    named = [p for p in problems if p.category == "package" and "no_such_package_xyz" in p.render()]
+    assert named, [p.render() for p in problems]
+    custom = {"e": {"metrics": [{"name": "m", "type": "custom"}]}}
+    no_func = _config({"mb": {"type": "ModelBuilder"}}, evaluators=custom)
+    assert "evaluators.e.metrics[0].user_config" in _errors(translate(no_func)[1])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import re
 from pathlib import Path
 from typing import Any
 
@@ -572,12 +573,28 @@ def olive_metric(metric: dict[str, Any], path: str, into: list[dict[str, Any]], 
         config["user_config"] = {**user_config, "user_script": str(script), "script_dir": str(found or script.parent)}
     try:
         importlib.import_module("olive.evaluator.metric").Metric.model_validate(config)
+    except ImportError as e:  # the metric's backend or the user's data script needs a package this machine lacks
+        package = _missing_package(e)
+        ctx.error(path, f"Olive's evaluator for this metric needs the pip package {package}: {str(e)[:200]}",
+                  category="package", hint=f"pip install {package}")  # fmt: skip
+        return True
     except Exception as e:  # Olive's own check of the metric (a wrong type can raise more than ValidationError)
         ctx.error(path, f"not a valid Olive metric: {type(e).__name__}: {str(e)[:300]}")
         return True
     into.append(config)
     ctx.note(path, "computed by olive-ai's own evaluator (metric 'olive'), as Olive computes it")
     return True
+
+
+def _missing_package(error: ImportError) -> str:
+    """The pip name of what an ImportError lacks (a module name, or the package olive-ai asks to install)."""
+    if isinstance(error, ModuleNotFoundError) and error.name:
+        return error.name.split(".")[0]
+    text = str(error)
+    if "huggingface/evaluate" in text:
+        return "evaluate"
+    match = re.search(r"install (?:the )?([A-Za-z0-9_.\-]+)", text)
+    return match.group(1) if match else "the package it names"
 
 
 def search_section(strategy: Any, ctx: TranslationContext) -> dict[str, Any] | None:
