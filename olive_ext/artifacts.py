@@ -174,6 +174,12 @@ def fingerprint_input(artifact: Artifact, memo: FingerprintMemo | None = None) -
         if not a.exists():
             raise UserInputError(f"adapter_path {artifact.adapter_path!r} does not exist")
         h.update(b"adapter\0" + content_hash(a, memo).encode())
+    olive_model = artifact.meta.get("olive_model")
+    if olive_model:  # how Olive loads it (load_kwargs, the user's hooks) and the user's script, as it is now
+        h.update(b"olive\0" + json.dumps(olive_model, sort_keys=True, default=str).encode())
+        script = Path(str(olive_model.get("model_script") or ""))
+        if script.is_file():
+            h.update(content_hash(script, memo).encode())
     return artifact.with_fingerprint(h.hexdigest())
 
 

@@ -8,6 +8,11 @@ onnxruntime switches its telemetry off by itself on CI machines (it looks for GI
 the like): those variables are removed here, so the test sees what a user's machine does.
 Where strace cannot run, the namespace alone keeps the run offline, and the check is on disk: the telemetry
 writes a device id and an event store under ``$XDG_CACHE_HOME/Microsoft`` as soon as it starts.
+
+olive-ai's own telemetry (OpenTelemetry to a Microsoft collector, exported a second after the first event) is
+covered by an ``olive`` step run the same way; the script then asks olive-ai's Telemetry singleton to log, as
+any olive-ai code path that reports would, and the control run (the user opting in with
+``OLIVE_DISABLE_TELEMETRY=0``) shows that the trace would catch it.
 """
 
 from __future__ import annotations
@@ -37,6 +42,26 @@ assert main(["quantize", "-m", model, "-o", out, "--log_level", "3"]) == 0, "qua
 assert main(["chat", "-m", out, "--prompt", "hello", "--max_new_tokens", "4", "--log_level", "3"]) == 0, "chat failed"
 time.sleep(float(sys.argv[3]))
 """
+
+OLIVE_SCRIPT = """
+import sys, time
+from olive_ext.cli import main
+model, out = sys.argv[1], sys.argv[2]
+if model == "-":  # the control: olive-ai loaded the way olive-ext loads it, no step run
+    from olive_ext.onnx.runtime import olive_ai
+    olive_ai("the network test")
+else:
+    recipe = {"input_model": {"path": model}, "output": {"path": out},
+              "passes": {"export": {"type": "onnx_export"},
+                         "peephole": {"type": "olive", "olive_type": "OnnxPeepholeOptimizer"}}}
+    import json, pathlib
+    pathlib.Path(out + ".json").write_text(json.dumps(recipe))
+    assert main(["run", "--config", out + ".json", "--log_level", "3"]) == 0, "olive step failed"
+from olive.telemetry.telemetry import Telemetry
+Telemetry().log("OliveAction", {"action_name": "probe"})  # what any olive-ai code path that reports does
+time.sleep(float(sys.argv[3]))
+"""
+OLIVE_SECONDS_AFTER = 4.0  # olive-ai's exporter sends a batch 1 s after the first event
 
 _ADDRESS = re.compile(
     r'sa_family=(AF_INET6?), sin6?_port=htons\((\d+)\).*?(?:inet_addr\("([^"]+)"\)|inet_pton\(AF_INET6, "([^"]+)")'
@@ -132,3 +157,35 @@ def test_ray_usage_statistics_are_off_where_olive_ext_starts_or_joins_ray(tmp_pa
     done = subprocess.run([sys.executable, "-c", RAY_CHECK], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "RAY_USAGE_STATS_ENABLED" in done.stdout
+
+
+def _traced_run(
+    script: str, args: list[str], env: dict[str, str], tmp_path: Path
+) -> tuple[subprocess.CompletedProcess[str], list[str] | None]:
+    namespace = ["unshare", "-rn"] if _works(["unshare", "-rn", "true"]) else []
+    strace = _works(["strace", "-f", "-qq", "-o", os.devnull, "true"])
+    if not namespace:
+        pytest.skip("`unshare -rn` cannot run here: an olive-ai run is traced only inside a network namespace")
+    trace = tmp_path / "trace.txt"
+    tracer = ["strace", "-f", "-qq", "-e", "trace=connect,sendto,sendmsg,sendmmsg", "-o", str(trace)] if strace else []
+    proc = subprocess.run([*namespace, *tracer, sys.executable, "-c", script, *args], env=env, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    return proc, network_attempts(trace.read_text()) if strace else None
+
+
+@pytest.mark.skipif(not importlib.util.find_spec("olive"), reason="olive-ai is not installed (the olive extra)")
+@pytest.mark.parametrize("opted_in", [False, True], ids=["default", "user-opted-in-control"])
+def test_an_olive_step_sends_nothing_over_the_network(tiny_bert: Path, tmp_path: Path, opted_in: bool) -> None:
+    env = _child_env(tmp_path)
+    env.pop("OLIVE_DISABLE_TELEMETRY", None)
+    if opted_in:
+        env["OLIVE_DISABLE_TELEMETRY"] = "0"  # the user asks for olive-ai's telemetry: it must then be visible
+    args = ["-" if opted_in else str(tiny_bert), str(tmp_path / "out"), str(OLIVE_SECONDS_AFTER)]
+    proc, attempts = _traced_run(OLIVE_SCRIPT, args, env, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stores = [p for p in (tmp_path / "home" / ".cache", tmp_path / "xdg-cache") if (p / "Microsoft").exists()]
+    if opted_in:  # the control: olive-ai's telemetry started, so the checks below can see it
+        assert stores or attempts, "olive-ai's telemetry left no trace: this test could not catch it"
+        return
+    assert not attempts, "network attempts:\n" + "\n".join((attempts or [])[:20])
+    assert not stores, f"olive-ai's or the runtimes' telemetry started (files written in {stores[0]})"

@@ -56,13 +56,13 @@ def test_unsupported_olive_pieces_are_named() -> None:
     raw = {
         "input_model": {"type": "CompositeModel", "model_path": "x"},
         "systems": {"aml": {"type": "AzureML"}},
-        "passes": {"p": {"type": "SparseGPT"}},
+        "passes": {"p": {"type": "NoSuchPass"}},
         "evaluators": {"e": {"metrics": [{"name": "m", "type": "custom"}]}},
         "workflow_host": "x",
     }
     _, problems = translate(raw)
     text = "\n".join(p.render() for p in problems)
-    for needle in ("CompositeModel", "AzureML", "SparseGPT", "custom", "workflow_host"):
+    for needle in ("CompositeModel", "AzureML", "NoSuchPass", "custom", "workflow_host"):
         assert needle in text
 
 

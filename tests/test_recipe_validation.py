@@ -231,7 +231,8 @@ def test_dataset_name_in_an_olive_file_is_checked() -> None:
         "passes": {"ft": {"type": "LoRA", "train_data_config": "e"}},
     }
     probs = _problems(raw)
-    assert "names a dataset that `data` lacks; got 'e'; allowed: d" in probs["passes.ft.train_data"]
+    # named by the user's key (train_data_config), not the translated train_data
+    assert "names a dataset that `data` lacks; got 'e'; allowed: d" in probs["passes.ft.train_data_config"]
 
 
 def test_union_member_errors_are_one_problem() -> None:

@@ -14,6 +14,7 @@ lineage.json, report.md, recipe.yaml).
 
   olive-ext run --config recipes/smollm2-lora-int4-cpu.yaml
   olive-ext run --config olive-config.yaml --output_path out --overwrite
+  olive-ext run --config olive-config.json --lenient   # Olive keys not honoured: warnings, listed in the report
 """
 ORDER = 90
 OLIVE_REPLACEMENTS = {
@@ -29,6 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--setup", action="store_true", help="accepted for Olive compatibility: there is nothing to set up")
     add_executor(p, O)
     add_cache_dir(p, O)
+    option(p, O, "lenient", "--lenient", type=bool)
     add_log_level(p)
 
 
@@ -43,7 +45,8 @@ def main(args: argparse.Namespace) -> int:
     if args.setup:
         logging.getLogger("olive_ext").info("--setup: nothing to set up; olive-ext installs what its passes use")
     recipe = as_recipe(args.config, output_path=args.output_path, overwrite=args.overwrite or None,
-                       cache_dir=args.cache_dir, executor=args.executor, ray_address=args.ray_address)  # fmt: skip
+                       cache_dir=args.cache_dir, executor=args.executor, ray_address=args.ray_address,
+                       lenient=args.lenient)  # fmt: skip
     progress = Progress()
     try:
         result = run_recipe(recipe, progress=progress)

@@ -14,6 +14,7 @@ Every problem is listed with its key path, the value received, what is allowed, 
 "did you mean" for misspelt keys. Exit code 0 when the recipe is valid, 2 otherwise.
 
   olive-ext validate recipes/smollm2-lora-int4-cpu.yaml
+  olive-ext validate olive-config.json --lenient   # Olive keys olive-ext does not honour: warnings
   olive-ext validate --list-passes
 """
 ORDER = 91
@@ -23,6 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", nargs="?", help="recipe file (.yaml, .yml or .json)")
     p.add_argument("--config", dest="config_flag", help=argparse.SUPPRESS)
     p.add_argument("--list-passes", action="store_true", help="list the registered passes and their parameters")
+    from olive_ext.cli.common import option
+    from olive_ext.recipe.olive_shapes import TranslationOptions  # the flag's default and help, declared once
+
+    option(p, TranslationOptions, "lenient", "--lenient", type=bool)
     p.add_argument("--log_level", default="2", help=argparse.SUPPRESS)
 
 
@@ -42,7 +47,7 @@ def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     raw = read_recipe_file(path)
-    recipe, problems = check_recipe(raw, base_dir=Path(path).parent)
+    recipe, problems = check_recipe(raw, base_dir=Path(path).parent, lenient=args.lenient)
     errors = [p for p in problems if p.severity == "error"]
     for p in problems:
         style = "red" if p.severity == "error" else "yellow"

@@ -61,6 +61,8 @@ def input_artifact(recipe: Recipe, cache: Cache) -> Artifact:
     art = resolve_model_arg(im.path, im.adapter_path, im.kind, im.gguf_file)
     if im.revision:
         art = Artifact(art.kind, art.path, art.adapter_path, art.gguf_file, meta={**art.meta, "revision": im.revision})
+    if im.olive:  # an Olive model config (load_kwargs, the user's hooks): the olive step loads the model with it
+        art = Artifact(art.kind, art.path, art.adapter_path, art.gguf_file, meta={**art.meta, "olive_model": im.olive})
     art = fingerprint_input(art, cache.memo)
     cache.memo.save()
     return art

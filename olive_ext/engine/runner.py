@@ -82,9 +82,10 @@ def run_step(artifact: Artifact, step: Step, ctx: RunContext, candidate_id: str 
     """Run one step (or reuse its cache entry)."""
     cls = step.pass_class()
     config = step.config(cls.target_defaults(ctx.target))
-    if artifact.kind not in cls.accepts:
+    accepts = cls.accepts_for(config.canonical())
+    if artifact.kind not in accepts:
         raise UserInputError(
-            f"pass '{step.name}' ({step.type}) takes {'/'.join(sorted(cls.accepts))} models, "
+            f"pass '{step.name}' ({step.type}) takes {'/'.join(sorted(accepts))} models, "
             f"got a {artifact.kind} model"
         )
     why_not = cls.check_input(artifact)
@@ -143,7 +144,7 @@ def _build(artifact: Artifact, step: Step, cls: Any, config: Any, canonical: dic
             raise
         except Exception as e:
             raise PassError(step.name, f"{type(e).__name__}: {e}") from e
-        expected = cls.output_kind(artifact.kind)
+        expected = cls.output_kind_for(canonical, artifact.kind)
         if produced.kind != expected:
             raise PassError(step.name, f"produced a {produced.kind} model, declared {expected}")
         record = {"pass": step.type, "config": canonical, "input": artifact.fingerprint}

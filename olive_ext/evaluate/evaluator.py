@@ -41,6 +41,7 @@ _SPEC_FIELDS_IN_KEY = (
     "teacher_forcing",
     "max_repeats",
     "timing_tolerance",
+    "olive_metrics",
 )
 _RUNTIME_LIBS = ("onnxruntime", "onnxruntime-genai", "torch", "transformers", "peft")
 _LM_KINDS = {"genai", "hf", "gguf"}

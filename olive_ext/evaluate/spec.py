@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -62,6 +62,11 @@ class EvaluateSpec(StrictModel):
         "wilson (also the Wilson upper bound, z=2: stops sooner), off",
     )
     max_samples: int | None = Field(None, ge=1, description="use at most this many eval rows")
+    olive_metrics: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Olive metric configs (data_config inlined) that metric 'olive' computes with olive-ai's own "
+        "evaluator: accuracy read through the user's data script, custom metrics",
+    )
     reference: Literal["input", "best"] = Field(
         "input",
         description="accuracy baseline for max_accuracy_drop: the input model in PyTorch (input) "

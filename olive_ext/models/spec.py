@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -23,5 +23,10 @@ class InputModel(StrictModel):
     trust_remote_code: bool = Field(False, description="allow model code from the hub; off unless asked")
     revision: str | None = Field(None, description="hub revision (branch, tag or commit)")
     task: Task = Field("text-generation", description="text-generation | text-classification | feature-extraction")
+    olive: dict[str, Any] | None = Field(
+        None,
+        description="an Olive model config (load_kwargs, io_config, model_script and its hooks): the Olive "
+        "translation sets it when the user's loading must be honoured, and Olive's passes load the model with it",
+    )
 
     _paths = field_validator("path", "adapter_path")(lambda cls, v: v if v is None else check_path(v))

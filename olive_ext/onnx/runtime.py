@@ -10,6 +10,11 @@ it must be set before the first import (``runtime_telemetry_off``: the CLI calls
 engine before every step, and the evaluation worker inherits it). CI machines are opted out by the
 library itself (it looks for ``GITHUB_ACTIONS``, ``TF_BUILD`` and the like), which is why the offline
 test removes those variables. Import the runtimes through these functions, never directly.
+
+olive-ai (the ``olive`` extra) sends OpenTelemetry events to a Microsoft collector from a singleton created on
+first use; ``OLIVE_DISABLE_TELEMETRY=1`` is its switch, but it is read only after the heartbeat event is queued.
+:func:`olive_ai` therefore sets the switch before import (for child processes too) and puts a disabled
+singleton in place, so nothing is queued, no device id is written and no exporter thread starts.
 """
 
 from __future__ import annotations
@@ -18,11 +23,14 @@ import logging
 import os
 import sys
 from types import ModuleType
+from typing import Any
 
 from olive_ext.errors import MissingDependencyError
 
 # onnxruntime's and onnxruntime-genai's own opt-out switch (core/platform/posix/telemetry.cc)
 TELEMETRY_SWITCH = "ORT_DISABLE_TELEMETRY"
+# olive-ai's (olive/telemetry/telemetry.py)
+OLIVE_TELEMETRY_SWITCH = "OLIVE_DISABLE_TELEMETRY"
 
 logger = logging.getLogger("olive_ext")
 
@@ -32,6 +40,7 @@ def runtime_telemetry_off() -> None:
 
     A value the user set already wins: ``ORT_DISABLE_TELEMETRY=0`` is how to ask for telemetry.
     """
+    os.environ.setdefault(OLIVE_TELEMETRY_SWITCH, "1")
     if TELEMETRY_SWITCH in os.environ:
         return
     loaded = [m for m in ("onnxruntime", "onnxruntime_genai") if m in sys.modules]
@@ -55,6 +64,39 @@ def _load(module: str, package: str, purpose: str) -> ModuleType:
     return mod
 
 
+def olive_ai(purpose: str) -> ModuleType:
+    """The ``olive`` package (olive-ai) with its telemetry off; its log lines go through logging, not stdout."""
+    import importlib
+
+    runtime_telemetry_off()
+    try:
+        telemetry = importlib.import_module("olive.telemetry.telemetry")
+    except ImportError as e:
+        raise MissingDependencyError("olive-ai", purpose, "'olive-ext[olive]'") from e
+    if os.environ.get(OLIVE_TELEMETRY_SWITCH) == "1":
+        _disable_olive_telemetry(telemetry.Telemetry)
+    olive_logger = logging.getLogger("olive")
+    for handler in list(olive_logger.handlers):  # olive/__init__.py prints every INFO line to stdout
+        if isinstance(handler, logging.StreamHandler):
+            olive_logger.removeHandler(handler)
+    olive_logger.propagate = True
+    olive_logger.setLevel(logging.WARNING)
+    return importlib.import_module("olive")
+
+
+def _disable_olive_telemetry(telemetry_class: Any) -> None:
+    """Install olive-ai's Telemetry singleton already initialized with no logger: every call is then a no-op."""
+    instance = getattr(telemetry_class, "_instance", None)
+    if instance is not None:  # created before us (the user's own code): switch off what it can
+        instance.disable_telemetry()
+        return
+    instance = object.__new__(telemetry_class)
+    instance._initialized = True
+    instance._logger = None
+    instance._cache_handler = None
+    telemetry_class._instance = instance
+
+
 LLAMACPP_INSTALL = "olive-ext[llamacpp]"  # what hints tell users to pip install
 
 
@@ -63,6 +105,18 @@ def llama_cpp_available() -> bool:
     from importlib.util import find_spec
 
     return find_spec("llama_cpp") is not None
+
+
+def olive_ai_available() -> bool:
+    """True when olive-ai is installed (checked without importing it)."""
+    from importlib import metadata
+    from importlib.util import find_spec
+
+    try:
+        metadata.version("olive-ai")
+    except metadata.PackageNotFoundError:
+        return False
+    return find_spec("olive") is not None
 
 
 def genai() -> ModuleType:

@@ -94,6 +94,21 @@ class Pass(Generic[C]):
         return {cls.olive_params.get(k, k): v for k, v in params.items()}
 
     @classmethod
+    def check_params(cls, params: dict[str, Any], path: str) -> list[Problem]:
+        """Problems beyond the config's own validation (run once that passes); each names ``path.<key>``."""
+        return []
+
+    @classmethod
+    def accepts_for(cls, params: dict[str, Any]) -> frozenset[str]:
+        """The kinds a step with these params takes (``accepts`` unless the kind depends on a param)."""
+        return frozenset(cls.accepts)
+
+    @classmethod
+    def output_kind_for(cls, params: dict[str, Any], input_kind: str) -> str:
+        """The kind a step with these params produces from ``input_kind`` (``output_kind`` by default)."""
+        return cls.output_kind(input_kind)
+
+    @classmethod
     def library_versions(cls) -> dict[str, str]:
         out: dict[str, str] = {}
         for lib in cls.libraries:
@@ -210,6 +225,8 @@ def check_pass_params(cls: type[Pass[Any]], params: dict[str, Any], path: str) -
         cls.config_class(**fixed, **first)
     except ValidationError as e:
         problems += problems_from_validation(e, cls.config_class, prefix)
+    if not problems:
+        problems += cls.check_params({**fixed, **first}, path)
     for key, choices in searched.items():
         for i, choice in enumerate(choices[1:], start=1):
             try:

@@ -58,10 +58,18 @@ _OWNED = {
     "algo_config": "algorithm", "int4_algo_config": "algorithm",
     "matmul_mixed_precision": "lm_head / mixed_layers_int8",
     "nodes_to_exclude": "nodes_to_exclude", "shared_embeddings": "shared_embeddings", "prune_lm_head": "prune_lm_head",
-    "use_qdq": "use_qdq", "adapter_path": "the input model's adapter_path", "filename": "(fixed: model.onnx)",
+    "use_qdq": "use_qdq", "adapter_path": "the input model's adapter_path",
     "config_only": "(not supported)", "hf_remote": "input_model.trust_remote_code",
     "exclude_lm_head": "(not supported: the model would have no logits to generate with)",
     "exclude_embeds": "(not supported: the model would need inputs_embeds)",
+}  # fmt: skip
+# builder extra_options an Olive config may give -> the Olive ModelBuilder parameter that sets the same
+_LIFTED = {
+    "int4_block_size": "int4_block_size", "block_size": "int4_block_size", "int4_accuracy_level": "int4_accuracy_level",
+    "accuracy_level": "int4_accuracy_level", "int4_is_symmetric": "int4_is_symmetric",
+    "is_symmetric": "int4_is_symmetric", "int4_algo_config": "int4_algo_config", "algo_config": "int4_algo_config",
+    "int4_nodes_to_exclude": "int4_nodes_to_exclude", "shared_embeddings": "shared_embeddings",
+    "prune_lm_head": "prune_lm_head", "use_qdq": "use_qdq",
 }  # fmt: skip
 # Olive's compound algo_config names: base method + mixed-precision placement.
 _ALGO_ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -142,6 +150,9 @@ class ModelBuilderConfig(WeightQuantConfig):
         for key in self.extra_options:
             if key in _OWNED:
                 raise ValueError(f"extra_options.{key}: set {_OWNED[key]} instead")
+        filename = self.extra_options.get("filename")
+        if filename is not None and (not str(filename).endswith(".onnx") or Path(str(filename)).name != filename):
+            raise ValueError(f"extra_options.filename: a file name ending in .onnx, no folder (got {filename!r})")
         ep = self.execution_provider
         if ep is not None:
             if (self.precision, ep) not in SUPPORTED:
@@ -231,6 +242,19 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
 
     @classmethod
     def from_olive(cls, params: dict[str, Any]) -> dict[str, Any]:
+        extra = params.get("extra_options")
+        if isinstance(extra, dict):  # Olive hands extra_options to the builder: ours has fields for some of them
+            lifted = {k: v for k, v in extra.items() if k in _LIFTED and _LIFTED[k] not in params}
+            rest = {k: v for k, v in extra.items() if k not in lifted}
+            params = {**{_LIFTED[k]: v for k, v in lifted.items()}, **params, "extra_options": rest}
+            if not rest:
+                params.pop("extra_options")
+        op_types = params.get("int4_op_types_to_quantize")
+        if isinstance(op_types, list) and all(isinstance(t, str) for t in op_types):  # the builder's own spelling
+            params = {k: v for k, v in params.items() if k != "int4_op_types_to_quantize"}
+            extra = params.get("extra_options", {})
+            if isinstance(extra, dict):
+                params["extra_options"] = {"op_types_to_quantize": "/".join(op_types), **extra}
         out = super().from_olive({k: v for k, v in params.items() if k not in _OLIVE_PASSTHROUGH})
         passthrough = {k: v for k, v in params.items() if k in _OLIVE_PASSTHROUGH}
         if passthrough and isinstance(out.get("extra_options", {}), dict):  # else validation names extra_options
@@ -281,13 +305,14 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
             copy_tokenizer_files(Path(adapter), out)
             if cfg.adapter_mode == "inputs":
                 adapter_file = out / "adapter.onnx_adapter"
-                make_lora_inputs(out / "model.onnx", adapter_file)
+                make_lora_inputs(out / str(cfg.extra_options.get("filename", "model.onnx")), adapter_file)
         shutil.rmtree(work, ignore_errors=True)
         smoke_options = {"precision": cfg.precision, "execution_provider": provider, **shown}
 
         smoke = smoke_check("genai", out, self.name, smoke_options, adapter_file)
         meta: dict[str, Any] = {
-            "source_model": {"path": artifact.path, "adapter_path": adapter},
+            # an HF step before (e.g. Olive's Gptq) names the model it came from: that stays the reference
+            "source_model": artifact.meta.get("source_model") or {"path": artifact.path, "adapter_path": adapter},
             "precision": cfg.precision,
             "provider": normalize_provider(provider),
             "builder_options": shown,

