@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from olive_ext.errors import UserInputError
+from olive_ext.evaluate.backends.llama_cpp import MARKER
 
 MODELFILE = "Modelfile"
 FALLBACK_TEMPLATE = "{{ .Prompt }}"
@@ -237,7 +238,7 @@ def _eos_ids(files: TokenizerFiles) -> list[int]:
 
 def gguf_manifest_fields(stage: Path, files: TokenizerFiles) -> dict[str, Any]:
     """What a GGUF bundle's manifest adds: format, the .gguf's path, quantization, context, end-of-turn ids."""
-    marker = json.loads((stage / "model" / "llama_cpp.json").read_text())
+    marker = json.loads((stage / "model" / MARKER).read_text())
     gguf_rel = f"model/{marker['gguf_file']}"
     config = stage / "model" / "config.json"
     context = 2048
