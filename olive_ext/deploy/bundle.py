@@ -17,13 +17,13 @@ manifest, digest, signature and ``verify`` are the same.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
+from olive_ext.artifacts import hash_file
 from olive_ext.deploy.archive import write_zip, zip_path_of
 from olive_ext.deploy.files import plain_name
 from olive_ext.deploy.manifest import text_sha256, write_manifest
@@ -233,7 +233,7 @@ def _manifest(
         # "speed and size alone: ..." when auto-opt measured no task accuracy (no eval data)
         "selection": info.get("selection", "measured: constraints checked, objective optimized"),
         "libraries": _versions(),
-        "recipe_sha256": hashlib.sha256(recipe.read_bytes()).hexdigest() if recipe.exists() else None,
+        "recipe_sha256": hash_file(recipe) if recipe.exists() else None,
         "chat_template": {
             "file": "model/chat_template.jinja" if (stage / "model" / "chat_template.jinja").exists() else None,
             "sha256": text_sha256(shipped) if shipped is not None else None,
