@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from olive_ext.data import load_examples, load_rows, to_examples
+from olive_ext.data import load_examples, load_rows, smoke_prompts, to_examples
 from olive_ext.errors import UserInputError
 from olive_ext.evaluate.exact_match import exact_match, normalize_answer
 from olive_ext.recipe.schema import DatasetSpec
@@ -40,6 +40,15 @@ def test_template_trailing_field_is_the_response(jsonl: Path) -> None:
     ex = load_examples(spec)[1]
     assert ex.prompt == "User: phrase 1\nTone: " and ex.response == "happy" and ex.reference == "happy"
     assert ex.text == "User: phrase 1\nTone: happy"
+
+
+def test_smoke_prompts_are_the_first_three_prompts_of_the_split(jsonl: Path) -> None:
+    template = "User: {phrase}\nTone: {tone}"
+    spec = DatasetSpec(name="json", data_files=str(jsonl), split="train[4:]", text_template=template)
+    assert smoke_prompts(spec) == [f"User: phrase {i}\nTone: " for i in (4, 5, 6)]
+    assert smoke_prompts(spec.model_copy(update={"max_samples": 1})) == ["User: phrase 4\nTone: "]
+    plain = DatasetSpec(name="json", data_files=str(jsonl), format="text", text_field="phrase")
+    assert smoke_prompts(plain) == []  # plain text has no prompts
 
 
 def test_template_with_missing_column_lists_columns(jsonl: Path) -> None:

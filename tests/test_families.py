@@ -65,28 +65,12 @@ def test_family_finetunes_optimizes_packages_and_verifies(family: str, tone_file
     config = json.loads((model / "config.json").read_text())
     assert "rope_theta" not in config  # transformers 5 layout: rope settings live in rope_parameters
 
-    ft = finetune(
-        str(model), str(tmp_path / "ft"), data_name="json", data_files=str(tone_file),
-        train_split="train[:32]", eval_split="train[32:]", text_template=TEMPLATE,
-        max_steps=3, learning_rate=3e-3, torch_dtype="float32", gradient_checkpointing=False,
-    )  # fmt: skip
-    assert ft.metrics["steps"] == 3 and ft.metrics["eval"]["finetuned"]["eval_loss"] > 0
+    ft = _finetune_and_optimize(str(model), tone_file, tmp_path)
     phases = ft.metrics["peak_rss_mb_by_phase"]
     assert list(phases) == ["load", "base_eval", "train", "finetuned_eval", "save"] and all(phases.values())
-
-    # precision auto, 2 candidates: fp32 (parity must pass: a wrong graph fails it) and int8
-    data = {"data_name": "json", "data_files": str(tone_file), "eval_split": "train[32:]", "text_template": TEMPLATE}
-    result = auto_opt(str(ft.output_dir), str(tmp_path / "ao"), max_candidates=2, **data, **FAST_EVAL)
-    (run,) = result.runs.values()
-    by_precision = {r.artifact.meta["precision"]: r for r in run.results if r.artifact is not None}
-    errors = [r.error or "" for r in run.results if not r.ok]
-    assert errors == [] and set(by_precision) == {"fp32", "int8"}, errors
     paths = {r["artifact"]["meta"]["precision"]: r["artifact"]["meta"]["build_path"] for r in _candidates(tmp_path)}
     fallback = family in REFUSED_QUANTIZED  # the builder refuses int8: fp32 + int4_weight (bits 8), recorded
     assert paths["fp32"] == "model_builder" and paths["int8"].startswith(FALLBACK_PATH) == fallback, paths
-    parity = by_precision["fp32"].artifact.meta["parity"]
-    assert parity["passed"] and parity["max_abs_delta"] < 1e-3, parity
-    assert "exact_match" in by_precision["fp32"].metrics
     model_config = json.loads((tmp_path / "ao" / "model_config.json").read_text())
     assert model_config["kind"] == "genai"
 
@@ -95,6 +79,27 @@ def test_family_finetunes_optimizes_packages_and_verifies(family: str, tone_file
     # random weights never end their turn; everything else must hold
     assert all(c.ok for name, c in checks.items() if not name.startswith("end of turn")), checks
     assert checks["load"].ok and any(n.startswith("end of turn") for n in checks)
+
+
+def _finetune_and_optimize(model: str, tone_file: Path, tmp_path: Path) -> Any:
+    """finetune (3 steps) into tmp_path/ft, then auto-opt into tmp_path/ao with precision auto and 2 candidates:
+    fp32 (parity must pass: a wrong graph fails it) and int8, both built and scored. Returns the fine-tune."""
+    ft = finetune(
+        model, str(tmp_path / "ft"), data_name="json", data_files=str(tone_file),
+        train_split="train[:32]", eval_split="train[32:]", text_template=TEMPLATE,
+        max_steps=3, learning_rate=3e-3, torch_dtype="float32", gradient_checkpointing=False,
+    )  # fmt: skip
+    assert ft.metrics["steps"] == 3 and ft.metrics["eval"]["finetuned"]["eval_loss"] > 0
+    data = {"data_name": "json", "data_files": str(tone_file), "eval_split": "train[32:]", "text_template": TEMPLATE}
+    result = auto_opt(str(ft.output_dir), str(tmp_path / "ao"), max_candidates=2, **data, **FAST_EVAL)
+    (run,) = result.runs.values()
+    by_precision = {r.artifact.meta["precision"]: r for r in run.results if r.artifact is not None}
+    errors = [r.error or "" for r in run.results if not r.ok]
+    assert errors == [] and set(by_precision) == {"fp32", "int8"}, errors
+    parity = by_precision["fp32"].artifact.meta["parity"]
+    assert parity["passed"] and parity["max_abs_delta"] < 1e-3, parity
+    assert "exact_match" in by_precision["fp32"].metrics
+    return ft
 
 
 def _candidates(tmp_path: Path) -> list[dict[str, Any]]:
@@ -329,21 +334,7 @@ def test_family_gguf_input_finetunes_and_optimizes(family: str, tone_file: Path,
     model = build_tiny_decoder(tmp_path / family, family)
     gguf_ready(model, family)
     gguf = write_family_gguf(model, family, tmp_path / f"{family}.gguf")
-    ft = finetune(
-        str(gguf), str(tmp_path / "ft"), data_name="json", data_files=str(tone_file),
-        train_split="train[:32]", eval_split="train[32:]", text_template=TEMPLATE,
-        max_steps=3, learning_rate=3e-3, torch_dtype="float32", gradient_checkpointing=False,
-    )  # fmt: skip
-    assert ft.metrics["steps"] == 3 and ft.metrics["eval"]["finetuned"]["eval_loss"] > 0
-    data = {"data_name": "json", "data_files": str(tone_file), "eval_split": "train[32:]", "text_template": TEMPLATE}
-    result = auto_opt(str(ft.output_dir), str(tmp_path / "ao"), max_candidates=2, **data, **FAST_EVAL)
-    (run,) = result.runs.values()
-    errors = [r.error or "" for r in run.results if not r.ok]
-    by_precision = {r.artifact.meta["precision"]: r for r in run.results if r.artifact is not None}
-    assert errors == [] and set(by_precision) == {"fp32", "int8"}, errors
-    parity = by_precision["fp32"].artifact.meta["parity"]
-    assert parity["passed"] and parity["max_abs_delta"] < 1e-3, parity
-    assert "exact_match" in by_precision["fp32"].metrics
+    _finetune_and_optimize(str(gguf), tone_file, tmp_path)
 
 
 def test_parity_statistics_in_row_chunks_equal_the_whole_prompt_at_once(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -284,6 +284,37 @@ def test_signed_bundle_verifies_and_an_altered_one_fails_digest_and_signature(
     assert "run.py" in line_with(text, "signed content changed")
 
 
+def test_a_signed_bundle_is_hashed_once_and_its_signed_digests_meet_the_manifest(
+    auto_opt_output: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import olive_ext.deploy.verify as verify_module
+    from olive_ext.deploy.signature import sign_bundle
+
+    key, pub = make_keys(tmp_path)
+    bundle = package(auto_opt_output, tmp_path / "signed", sign_key=key)
+    hashed: list[str] = []
+    real = verify_module.hash_regular
+
+    def counting(path: Path) -> tuple[str, int]:
+        hashed.append(path.name)
+        return real(path)
+
+    monkeypatch.setattr(verify_module, "hash_regular", counting)
+    report = verify(bundle, run_model=False, public_key=pub)
+    assert report.ok, report.checks
+    assert hashed == []  # model-signing's pass is the only one: its signed digests are compared with the manifest
+    # a signer's manifest that lies about a file is caught by those signed digests
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    entry = next(e for e in manifest["files"] if e["path"] == "run.py")
+    entry["sha256"] = "0" * 64
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    sign_bundle(bundle, key)
+    report = verify(bundle, run_model=False, public_key=pub)
+    failed = {c.name: c.detail for c in report.checks if not c.ok}
+    assert "signature" not in failed and "run.py" in failed["checksum"]
+    assert verify(bundle, run_model=False).ok is False and hashed  # unsigned check: our own hashing
+
+
 def test_signature_is_not_checked_silently(auto_opt_output: Path, tmp_path: Path) -> None:
     key, pub = make_keys(tmp_path)
     unsigned = package(auto_opt_output, tmp_path / "unsigned")

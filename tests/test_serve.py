@@ -115,21 +115,18 @@ def test_models_lists_base_and_each_adapter(client: Any, url: str) -> None:
     assert health["status"] == "ok" and health["models"] == ["multi", "city", "tone"]
 
 
+def chat_whole_and_streamed(client: Any, model: str, max_tokens: int = 12) -> tuple[Any, list[Any], str]:
+    """PROMPT answered greedily twice: whole, then streamed with usage; (the whole reply, the chunks, their text)."""
+    ask = {"model": model, "messages": PROMPT, "max_tokens": max_tokens, "temperature": 0}
+    whole = client.chat.completions.create(**ask)
+    chunks = list(client.chat.completions.create(**ask, stream=True, stream_options={"include_usage": True}))
+    return whole, chunks, "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
 def test_chat_answers_as_genai_does_streamed_and_not_for_each_adapter(client: Any, reference: Any) -> None:
     texts = {}
     for model, adapter in [("multi", None), ("tone", "tone"), ("city", "city")]:
-        whole = client.chat.completions.create(model=model, messages=PROMPT, max_tokens=12, temperature=0)
-        chunks = list(
-            client.chat.completions.create(
-                model=model,
-                messages=PROMPT,
-                max_tokens=12,
-                temperature=0,
-                stream=True,
-                stream_options={"include_usage": True},
-            )
-        )
-        streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        whole, chunks, streamed = chat_whole_and_streamed(client, model)
         expected = reference("", adapter, 12)
         assert whole.choices[0].message.content == streamed == expected
         assert whole.model == model and whole.choices[0].finish_reason in {"stop", "length"}
@@ -161,16 +158,21 @@ def test_sampling_parameters_are_honoured(client: Any) -> None:
     assert text(max_tokens=16, temperature=0, extra_body={"repetition_penalty": 50.0}).text != plain
     short = client.completions.create(model="multi", prompt="once upon", max_tokens=3, temperature=0)
     assert short.usage.completion_tokens <= 3
-    greedy = text(max_tokens=16, temperature=0).text
+    check_stop_strings(client, "multi")
+
+
+def check_stop_strings(client: Any, model: str) -> None:
+    """A stop string taken from the greedy text cuts it there, streamed or not, with finish_reason 'stop'."""
+
+    def text(**kw: Any) -> Any:
+        return client.completions.create(model=model, prompt="once upon", max_tokens=16, temperature=0, **kw)
+
+    greedy = text().choices[0].text
     assert len(greedy) >= 4, greedy
     stop = greedy[len(greedy) // 2 : len(greedy) // 2 + 2]
-    cut = text(max_tokens=16, temperature=0, stop=[stop])
+    cut = text(stop=[stop]).choices[0]
     assert cut.text == greedy[: greedy.find(stop)] and cut.finish_reason == "stop"
-    chunks = list(
-        client.completions.create(
-            model="multi", prompt="once upon", max_tokens=16, temperature=0, stop=stop, stream=True
-        )
-    )
+    chunks = list(text(stop=stop, stream=True))
     assert "".join(c.choices[0].text for c in chunks) == cut.text and chunks[-1].choices[0].finish_reason == "stop"
 
 
@@ -354,20 +356,25 @@ def test_without_the_serve_extra_the_error_names_the_pip_command(
         build_app(ServeOptions(model_name_or_path=str(multi)))
 
 
+def wait_for_health(proc: subprocess.Popen[str], root: str, seconds: float = 60) -> None:
+    """Poll ``root``/health until the server answers; fail with its output if it exits or takes too long."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            httpx.get(f"{root}/health")
+            return
+        except httpx.TransportError:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.stdout else ""
+            time.sleep(0.1)
+
+
 def test_the_command_serves_on_localhost_with_a_key(multi: Path) -> None:  # noqa: F811
     port = _free_port()
     env = {**os.environ, "OLIVE_EXT_API_KEY": KEY}
     cmd = [sys.executable, "-m", "olive_ext", "serve", "-m", str(multi), "--port", str(port), "--log_level", "3"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/health")
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.stdout else ""
-                time.sleep(0.1)
+        wait_for_health(proc, f"http://127.0.0.1:{port}")
         c = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, max_retries=0)
         assert [m.id for m in c.models.list()] == ["multi", "city", "tone"]
     finally:

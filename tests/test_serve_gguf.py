@@ -13,14 +13,23 @@ import os
 import re
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from test_serve import HOSTILE, KEY, PROMPT, _free_port, ask_hostile, run_server  # noqa: F401
+from test_serve import (  # noqa: F401
+    HOSTILE,
+    KEY,
+    PROMPT,
+    _free_port,
+    ask_hostile,
+    chat_whole_and_streamed,
+    check_stop_strings,
+    run_server,
+    wait_for_health,
+)
 
 from olive_ext.cli import main
 from olive_ext.serve import ServeOptions
@@ -83,18 +92,7 @@ def test_models_and_health_name_the_export_folder(client: Any, url: str) -> None
 def test_chat_uses_the_models_template_and_answers_as_llama_cpp_does_streamed_and_not(
     client: Any, reference: Any
 ) -> None:
-    whole = client.chat.completions.create(model="tiny-gguf", messages=PROMPT, max_tokens=12, temperature=0)
-    chunks = list(
-        client.chat.completions.create(
-            model="tiny-gguf",
-            messages=PROMPT,
-            max_tokens=12,
-            temperature=0,
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-    )
-    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    whole, chunks, streamed = chat_whole_and_streamed(client, "tiny-gguf")
     expected, n_prompt, _ = reference(None, 12, messages=PROMPT)
     assert whole.choices[0].message.content == streamed == expected
     assert whole.usage.prompt_tokens == n_prompt  # the same template and tokens as transformers'
@@ -129,16 +127,7 @@ def test_sampling_parameters_are_honoured(client: Any) -> None:
     assert text(max_tokens=16, temperature=0, presence_penalty=2.0).text != greedy
     short = client.completions.create(model="tiny-gguf", prompt="once upon", max_tokens=3, temperature=0)
     assert short.usage.completion_tokens == 3 and short.choices[0].finish_reason == "length"
-    assert len(greedy) >= 4, greedy
-    stop = greedy[len(greedy) // 2 : len(greedy) // 2 + 2]
-    cut = text(max_tokens=16, temperature=0, stop=[stop])
-    assert cut.text == greedy[: greedy.find(stop)] and cut.finish_reason == "stop"
-    chunks = list(
-        client.completions.create(
-            model="tiny-gguf", prompt="once upon", max_tokens=16, temperature=0, stop=stop, stream=True
-        )
-    )
-    assert "".join(c.choices[0].text for c in chunks) == cut.text and chunks[-1].choices[0].finish_reason == "stop"
+    check_stop_strings(client, "tiny-gguf")
 
 
 @pytest.mark.parametrize(("kwargs", "error", "param", "code"), HOSTILE)
@@ -210,14 +199,7 @@ def test_the_command_serves_a_gguf_file_on_any_free_port_and_says_which(exported
         line = proc.stdout.readline()  # printed once the socket is bound, before the model answers
         match = re.search(rf"serving {gguf.stem} at (http://127\.0\.0\.1:(\d+)/v1)", line)
         assert match and match.group(2) != "0", line + (proc.stdout.read() if proc.poll() is not None else "")
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{match.group(1)[:-3]}/health")
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
-                time.sleep(0.1)
+        wait_for_health(proc, match.group(1)[:-3])
         c = openai.OpenAI(base_url=match.group(1), api_key="unused", max_retries=0)
         assert c.completions.create(model=gguf.stem, prompt="hi", max_tokens=3).usage.completion_tokens == 3
         taken = int(match.group(2))  # a second server on the same port: a one-line error, no traceback

@@ -24,6 +24,7 @@ __all__ = [
     "load_rows",
     "require_answers",
     "response_field_of",
+    "smoke_prompts",
     "template_fields",
     "to_examples",
 ]
@@ -32,3 +33,13 @@ __all__ = [
 def load_examples(spec: DatasetSpec, tokenizer: Any = None) -> list[Example]:
     """Load a dataset split and turn every row into an :class:`Example`."""
     return to_examples(load_rows(spec), spec, tokenizer)
+
+
+SMOKE_PROMPTS = 3
+
+
+def smoke_prompts(spec: DatasetSpec, tokenizer: Any = None) -> list[str]:
+    """Up to three prompts of an eval split's first rows: what `verify` generates from to smoke-test a bundle."""
+    limit = min(spec.max_samples or SMOKE_PROMPTS, SMOKE_PROMPTS)
+    examples = load_examples(spec.model_copy(update={"max_samples": limit}), tokenizer)
+    return [e.prompt for e in examples if e.prompt][:SMOKE_PROMPTS]

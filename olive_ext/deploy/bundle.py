@@ -17,17 +17,17 @@ manifest, digest, signature and ``verify`` are the same.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
+from olive_ext.artifacts import hash_file
 from olive_ext.deploy.archive import write_zip, zip_path_of
 from olive_ext.deploy.files import plain_name
 from olive_ext.deploy.manifest import text_sha256, write_manifest
-from olive_ext.deploy.modelfile import gguf_manifest_fields, gguf_readme, write_modelfile
+from olive_ext.deploy.modelfile import TokenizerFiles, gguf_manifest_fields, gguf_readme, write_modelfile
 from olive_ext.deploy.signature import check_signing_key, sign_bundle
 from olive_ext.engine.output import ensure_output_free, staged_output
 from olive_ext.errors import UserInputError
@@ -39,14 +39,17 @@ _LIBRARIES = ("onnxruntime-genai", "onnxruntime", "onnx", "llama-cpp-python", "g
 _DEFAULT_SMOKE_PROMPTS = ["Hello! Who are you?"]
 
 
-def chat_template_text(folder: Path) -> str | None:
-    """The chat template a model folder carries (chat_template.jinja or tokenizer_config.json)."""
+def chat_template_text(folder: Path, tokenizer_config: dict[str, Any] | None = None) -> str | None:
+    """The chat template a model folder carries (chat_template.jinja or tokenizer_config.json).
+
+    ``tokenizer_config``: the folder's tokenizer_config.json already read, so it is not read again.
+    """
     jinja = folder / "chat_template.jinja"
     if jinja.exists():
         return jinja.read_text()
     config = folder / "tokenizer_config.json"
-    if config.exists():
-        data = json.loads(config.read_text())
+    if tokenizer_config is not None or config.exists():
+        data = tokenizer_config if tokenizer_config is not None else json.loads(config.read_text())
         template = data.get("chat_template") if isinstance(data, dict) else None
         return template if isinstance(template, str) else None
     return None
@@ -157,13 +160,19 @@ def package(
     with staged_output(output, overwrite) as stage:
         if info.get("kind") == "gguf":
             shutil.copytree(source / "model", stage / "model")
-            manifest = {**_manifest(source, stage, info, chosen, name, version, []), **gguf_manifest_fields(stage)}
-            write_modelfile(stage, manifest["gguf_file"], chat_template_text(stage / "model"),
+            files = TokenizerFiles.read(stage / "model")  # read once: manifest and Modelfile both use them
+            template = chat_template_text(stage / "model", files.config)
+            manifest = {
+                **_manifest(source, stage, info, chosen, name, version, [], template),
+                **gguf_manifest_fields(stage, files),
+            }
+            write_modelfile(stage, manifest["gguf_file"], template, files,
                             manifest["eos_token_ids"], manifest["context_length"])  # fmt: skip
             (stage / "README.md").write_text(gguf_readme(manifest, _measured(manifest)))
         else:
             _copy_model(source, stage, adapters)
-            manifest = _manifest(source, stage, info, chosen, name, version, sorted(adapters))
+            template = chat_template_text(stage / "model")
+            manifest = _manifest(source, stage, info, chosen, name, version, sorted(adapters), template)
             (stage / "README.md").write_text(_readme(manifest))
         write_manifest(stage, manifest)
         if sign_key is not None:
@@ -209,8 +218,8 @@ def _manifest(
     name: str,
     version: str,
     adapters: list[str],
+    shipped: str | None,
 ) -> dict[str, Any]:
-    shipped = chat_template_text(stage / "model")
     config_file = stage / "model" / "genai_config.json"
     genai_config = _read_json(config_file) if config_file.is_file() else {}
     recipe = source / "recipe.yaml"
@@ -224,7 +233,7 @@ def _manifest(
         # "speed and size alone: ..." when auto-opt measured no task accuracy (no eval data)
         "selection": info.get("selection", "measured: constraints checked, objective optimized"),
         "libraries": _versions(),
-        "recipe_sha256": hashlib.sha256(recipe.read_bytes()).hexdigest() if recipe.exists() else None,
+        "recipe_sha256": hash_file(recipe) if recipe.exists() else None,
         "chat_template": {
             "file": "model/chat_template.jinja" if (stage / "model" / "chat_template.jinja").exists() else None,
             "sha256": text_sha256(shipped) if shipped is not None else None,

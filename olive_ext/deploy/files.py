@@ -121,6 +121,15 @@ def hash_regular(path: Path) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
+def regular_size(path: Path) -> int:
+    """The size of a regular file, read from its open descriptor; anything else raises UnsafeFileError."""
+    fd = _open_regular(path)
+    try:
+        return os.fstat(fd).st_size
+    finally:
+        os.close(fd)
+
+
 def read_regular(path: Path, limit: int) -> bytes:
     """The bytes of a regular file of at most ``limit`` bytes; UnsafeFileError otherwise."""
     with os.fdopen(_open_regular(path), "rb") as f:

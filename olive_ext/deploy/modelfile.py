@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from olive_ext.errors import UserInputError
+from olive_ext.evaluate.backends.llama_cpp import MARKER
+
 MODELFILE = "Modelfile"
 FALLBACK_TEMPLATE = "{{ .Prompt }}"
 _PROBE = [
@@ -125,12 +128,42 @@ def _default_system(bare: str, family: _Family) -> str | bool:
     return False
 
 
-def _special_tokens(model: Path) -> dict[str, str]:
-    config = model / "tokenizer_config.json"
-    data = json.loads(config.read_text()) if config.exists() else {}
+@dataclass(frozen=True)
+class TokenizerFiles:
+    """A model folder's tokenizer.json, tokenizer_config.json and generation_config.json ({} when absent)."""
+
+    tokenizer: dict[str, Any]
+    config: dict[str, Any]
+    generation: dict[str, Any]
+
+    @classmethod
+    def read(cls, model: Path) -> TokenizerFiles:
+        """Read each file once; one that is not a JSON object stops packaging with its path."""
+        return cls(
+            _json_object(model / "tokenizer.json"),
+            _json_object(model / "tokenizer_config.json"),
+            _json_object(model / "generation_config.json"),
+        )
+
+
+def _json_object(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise UserInputError(f"{path} is not valid JSON ({e})", hint="package an unmodified olive-ext output") from e
+    if not isinstance(data, dict):
+        raise UserInputError(
+            f"{path} holds a {type(data).__name__}, not a JSON object", hint="package an unmodified olive-ext output"
+        )
+    return data
+
+
+def _special_tokens(files: TokenizerFiles) -> dict[str, str]:
     out = {}
     for key in ("bos_token", "eos_token"):
-        value = data.get(key)
+        value = files.config.get(key)
         if isinstance(value, dict):
             value = value.get("content")
         if isinstance(value, str):
@@ -138,12 +171,14 @@ def _special_tokens(model: Path) -> dict[str, str]:
     return out
 
 
-def token_texts(model: Path, ids: list[int]) -> list[str]:
-    """The text of token ids, from the tokenizer.json the model folder carries."""
-    path = model / "tokenizer.json"
-    if not path.exists():
-        return []
-    data = json.loads(path.read_text(encoding="utf-8"))
+def token_texts(model: Path, ids: list[int], tokenizer: dict[str, Any] | None = None) -> list[str]:
+    """The text of token ids, from the tokenizer.json the model folder carries (or its already read content)."""
+    if tokenizer is None:
+        path = model / "tokenizer.json"
+        if not path.exists():
+            return []
+        tokenizer = json.loads(path.read_text(encoding="utf-8"))
+    data = tokenizer
     by_id = {int(t["id"]): t["content"] for t in data.get("added_tokens", [])}
     vocab = data.get("model", {}).get("vocab", {})
     if isinstance(vocab, dict):
@@ -167,19 +202,23 @@ def render_modelfile(gguf_rel: str, converted: Converted, stop: list[str], param
 
 
 def write_modelfile(
-    bundle: Path, gguf_rel: str, chat_template: str | None, eos_ids: list[int], context_length: int
+    bundle: Path,
+    gguf_rel: str,
+    chat_template: str | None,
+    files: TokenizerFiles,
+    eos_ids: list[int],
+    context_length: int,
 ) -> Converted:
-    """Write ``bundle/Modelfile`` for ``bundle/gguf_rel`` (its tokenizer files beside it); return the template used."""
+    """Write ``bundle/Modelfile`` for ``bundle/gguf_rel`` (``files``: its tokenizer files); return the template used."""
     model = (bundle / gguf_rel).parent
-    converted = convert_template(chat_template, _special_tokens(model))
-    generation = model / "generation_config.json"
-    gen = json.loads(generation.read_text()) if generation.exists() else {}
+    converted = convert_template(chat_template, _special_tokens(files))
+    gen = files.generation
     parameters: dict[str, Any] = {"num_ctx": context_length}
     # greedy, as auto-opt measured it, unless the model asks for sampling
     parameters["temperature"] = gen.get("temperature", 0) if gen.get("do_sample") else 0
     if gen.get("do_sample") and gen.get("top_p") is not None:
         parameters["top_p"] = gen["top_p"]
-    text = render_modelfile(gguf_rel, converted, token_texts(model, eos_ids), parameters)
+    text = render_modelfile(gguf_rel, converted, token_texts(model, eos_ids, files.tokenizer), parameters)
     (bundle / MODELFILE).write_text(text)
     return converted
 
@@ -187,23 +226,19 @@ def write_modelfile(
 # ----------------------------------------------------------------------------- GGUF bundles
 
 
-def _eos_ids(model: Path) -> list[int]:
+def _eos_ids(files: TokenizerFiles) -> list[int]:
     """End-of-turn ids: generation_config's eos_token_id (one or a list), else the tokenizer's eos token."""
-    generation = model / "generation_config.json"
-    gen = json.loads(generation.read_text()) if generation.exists() else {}
-    value = gen.get("eos_token_id")
+    value = files.generation.get("eos_token_id")
     ids = [int(v) for v in value] if isinstance(value, list) else [int(value)] if value is not None else []
-    eos = _special_tokens(model).get("eos_token")
+    eos = _special_tokens(files).get("eos_token")
     if eos:
-        path = model / "tokenizer.json"
-        data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-        ids += [int(t["id"]) for t in data.get("added_tokens", []) if t.get("content") == eos]
+        ids += [int(t["id"]) for t in files.tokenizer.get("added_tokens", []) if t.get("content") == eos]
     return sorted(set(ids))
 
 
-def gguf_manifest_fields(stage: Path) -> dict[str, Any]:
+def gguf_manifest_fields(stage: Path, files: TokenizerFiles) -> dict[str, Any]:
     """What a GGUF bundle's manifest adds: format, the .gguf's path, quantization, context, end-of-turn ids."""
-    marker = json.loads((stage / "model" / "llama_cpp.json").read_text())
+    marker = json.loads((stage / "model" / MARKER).read_text())
     gguf_rel = f"model/{marker['gguf_file']}"
     config = stage / "model" / "config.json"
     context = 2048
@@ -223,7 +258,7 @@ def gguf_manifest_fields(stage: Path) -> dict[str, Any]:
         "quant": marker.get("quant"),
         "precision": marker.get("quant"),
         "context_length": context,
-        "eos_token_ids": _eos_ids(stage / "model"),
+        "eos_token_ids": _eos_ids(files),
         "modelfile": MODELFILE,
     }
 

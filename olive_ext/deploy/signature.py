@@ -8,6 +8,8 @@ transparency log, no network. model-signing is the optional extra ``olive-ext[si
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 from pathlib import Path
@@ -103,20 +105,39 @@ def sign_bundle(root: Path, key_path: Path) -> Path:
     return root / SIGNATURE
 
 
-def verify_signature(root: Path, public_key: Path) -> str | None:
-    """Check ``root``'s signature with ``public_key``: None when it holds, else why not (one line).
+def verify_signature(root: Path, public_key: Path) -> tuple[str | None, dict[str, str]]:
+    """Check ``root``'s signature with ``public_key``: (None, the signed sha256 of each file) when it holds,
+    else (why not in one line, {}).
 
+    model-signing hashes every file and compares with the signed statement; it returns nothing, so the
+    digests it checked are read back from the statement it verified (an in-toto payload in ``bundle.sig``):
+    ``verify`` compares them with the manifest instead of hashing every file a second time. Its API has
+    no way in for our digests either (``hashing.Config`` serializers are private), so this is the one pass.
     Call only on a folder already listed as regular files: model-signing reads every file it finds.
     """
     ms = _model_signing("checking a bundle's signature (--public_key)")
     if not (root / SIGNATURE).is_file():
-        return f"the bundle is not signed ({SIGNATURE} is missing)"
+        return f"the bundle is not signed ({SIGNATURE} is missing)", {}
     config = ms.verifying.Config().use_elliptic_key_verifier(public_key=public_key)
     try:
         config.set_hashing_config(_hashing_config(ms)).verify(root, root / SIGNATURE)
     except Exception as e:  # fail closed: whatever model-signing cannot verify is a failed check, not a crash
-        return _one_line(e)
-    return None
+        return _one_line(e), {}
+    return None, _signed_sha256(root / SIGNATURE)
+
+
+def _signed_sha256(signature: Path) -> dict[str, str]:
+    """Each file's sha256 as the verified statement lists it; {} (the caller hashes) for any other shape."""
+    try:
+        envelope = json.loads(signature.read_text(encoding="utf-8"))["dsseEnvelope"]
+        statement = json.loads(base64.b64decode(envelope["payload"]))
+        predicate = statement["predicate"]
+        serialization = predicate["serialization"]
+        if serialization.get("method") != "files" or serialization.get("hash_type") != "sha256":
+            return {}
+        return {r["name"]: r["digest"] for r in predicate["resources"] if r.get("algorithm") == "sha256"}
+    except (ValueError, KeyError, TypeError, AttributeError, OSError):  # a format this code does not know
+        return {}
 
 
 def _one_line(error: Exception) -> str:

@@ -12,7 +12,15 @@ from typing import Any
 
 from olive_ext.deploy.archive import safe_extract
 from olive_ext.deploy.bundle import chat_template_text
-from olive_ext.deploy.files import Tree, UnsafeFileError, hash_regular, plain_name, read_regular, scan_tree
+from olive_ext.deploy.files import (
+    Tree,
+    UnsafeFileError,
+    hash_regular,
+    plain_name,
+    read_regular,
+    regular_size,
+    scan_tree,
+)
 from olive_ext.deploy.manifest import (
     MANIFEST,
     MANIFEST_LIMIT,
@@ -94,8 +102,8 @@ def verify_folder(
     manifest, digest = read
     if expect is not None:
         _check_digest(digest, expect, report)
-    _check_signature(root, tree, public_key, report)
-    _check_files(root, manifest, tree, report)
+    signed = _check_signature(root, tree, public_key, report)
+    _check_files(root, manifest, tree, report, signed)
     if report.ok:
         _check_chat_template(root, manifest, report)
     gguf = manifest.get("format") == "gguf"
@@ -126,19 +134,24 @@ def _check_digest(actual: str, expect: str, report: VerifyReport) -> None:
         report.add("manifest digest", False, f"sha256 {actual}, expected {expect}: the manifest was changed")
 
 
-def _check_signature(root: Path, tree: Tree, public_key: Path | None, report: VerifyReport) -> None:
+def _check_signature(root: Path, tree: Tree, public_key: Path | None, report: VerifyReport) -> dict[str, str]:
+    """Check the signature when asked; return the sha256 of each file it verified ({} when not checked or broken)."""
     if public_key is None:
         if SIGNATURE in tree.files:
             report.add("signature", True, f"{SIGNATURE} present, not checked (pass --public_key to check it)")
-        return
-    problem = verify_signature(root, public_key)
+        return {}
+    problem, signed = verify_signature(root, public_key)
     if problem is None:
         report.add("signature", True, f"{SIGNATURE} verified with {public_key.name} (model-signing, offline)")
     else:
         report.add("signature", False, problem)
+    return signed
 
 
-def _check_files(root: Path, manifest: dict[str, Any], tree: Tree, report: VerifyReport) -> None:
+def _check_files(
+    root: Path, manifest: dict[str, Any], tree: Tree, report: VerifyReport, signed: dict[str, str]
+) -> None:
+    """Every file against the manifest; a file the signature check just hashed is compared by its signed sha256."""
     expected = {e["path"]: e for e in manifest["files"]}
     actual = set(tree.files) - {MANIFEST, SIGNATURE}
     failed = False
@@ -151,7 +164,7 @@ def _check_files(root: Path, manifest: dict[str, Any], tree: Tree, report: Verif
     for rel in sorted(set(expected) & actual):
         e = expected[rel]
         try:
-            sha, size = hash_regular(root / rel)
+            sha, size = (signed[rel], regular_size(root / rel)) if rel in signed else hash_regular(root / rel)
         except UnsafeFileError as err:  # swapped for a link or a device since the folder was listed
             report.add("regular files only", False, str(err))
             failed = True

@@ -8,10 +8,9 @@ most accurate candidate).
 from __future__ import annotations
 
 from olive_ext.engine.results import CandidateResult
-from olive_ext.evaluate.registry import higher_is_better
+from olive_ext.evaluate.registry import ACCURACY_METRICS, QUALITY_METRICS, higher_is_better
 from olive_ext.evaluate.spec import Constraints, EvaluateSpec
 
-ACCURACY_METRICS = ("accuracy", "exact_match")
 # objective -> metrics that express it, in order of preference
 _OBJECTIVE_METRICS = {
     "latency": ("latency", "throughput"),
@@ -36,9 +35,6 @@ def stopped_after(metrics: dict[str, float]) -> int | None:
         if f"{name}.stopped_after" in metrics:
             return int(metrics[f"{name}.stopped_after"])
     return None
-
-
-QUALITY_METRICS = frozenset({"accuracy", "exact_match", "perplexity"})
 
 
 def unchecked_constraints(spec: EvaluateSpec | None) -> list[str]:

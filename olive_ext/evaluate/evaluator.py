@@ -26,7 +26,7 @@ from olive_ext.errors import OliveExtError
 from olive_ext.evaluate.context import EvalContext, EvalData, MetricInput
 from olive_ext.evaluate.exact_match import count_hits
 from olive_ext.evaluate.racing import Race
-from olive_ext.evaluate.registry import MetricInfo, get_metric
+from olive_ext.evaluate.registry import ACCURACY_METRICS, MetricInfo, get_metric
 from olive_ext.targets.base import cpu_model
 
 # Settings that change measured values; constraints and objective only change selection.
@@ -156,7 +156,7 @@ SAMPLE_ANSWERS = 3
 def _sample_answers(raw: dict[str, Any], data: EvalData | None, names: list[str]) -> dict[str, Any]:
     """The first few greedy answers, decoded, for the report: ``<metric>.samples``."""
     outputs = raw.get("generate", {}).get("outputs")
-    metric = next((n for n in ("exact_match", "accuracy") if n in names), None)
+    metric = next((n for n in ACCURACY_METRICS if n in names), None)
     if not outputs or data is None or metric is None:
         return {}
     decode = data.tokenizer.decode

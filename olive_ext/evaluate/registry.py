@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 # jobs it reads (timing, generate, nll, classify); an empty ``needs`` runs no worker.
 MetricFn = Callable[["MetricInput"], dict[str, float]]
 
+# Accuracy-like metrics, in points (0-100): constraints, selection, racing and the reports read the first one measured.
+ACCURACY_METRICS = ("accuracy", "exact_match")
+QUALITY_METRICS = frozenset({*ACCURACY_METRICS, "perplexity"})
+
 
 @dataclass(frozen=True)
 class MetricInfo:

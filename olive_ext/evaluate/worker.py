@@ -24,6 +24,7 @@ from typing import IO, Any
 
 from olive_ext.evaluate.backends import LMBackend, open_backend
 from olive_ext.evaluate.teacher_forcing import greedy_rows
+from olive_ext.memory import peak_rss_mb
 
 # A first timed run more than this fraction off the last warm-up run is taken as warm-up too.
 WARM_AGREEMENT = 0.10
@@ -149,21 +150,6 @@ def _classify(backend: Any, job: dict[str, Any]) -> dict[str, Any]:
         predictions.append(int(np.asarray(out).reshape(-1, np.asarray(out).shape[-1])[0].argmax()))
         seconds.append(took)
     return {"predictions": predictions, "seconds": seconds}
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory. VmHWM starts fresh at exec, unlike getrusage's ru_maxrss,
-    which Linux carries over from the parent's image before exec."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 PARENT_ENV = "OLIVE_EXT_EVAL_PARENT"

@@ -169,3 +169,17 @@ def _config_of(root: Path) -> dict[str, Any]:
     except ValueError as e:
         raise UserInputError(f"{path} is not valid JSON ({e})") from e
     return data if isinstance(data, dict) else {}
+
+
+def model_task(artifact: Artifact) -> str:
+    """'text-generation' for causal LMs, else the HF task of an encoder (from its config)."""
+    if artifact.kind in {"gguf", "genai"}:
+        return "text-generation"
+    config = Path(artifact.path) / "config.json"
+    if artifact.kind == "hf" and config.exists():
+        archs = json.loads(config.read_text()).get("architectures") or []
+        if archs and not any(a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")) for a in archs):
+            if any(a.endswith("ForSequenceClassification") for a in archs):
+                return "text-classification"
+            return "feature-extraction"
+    return "text-generation"

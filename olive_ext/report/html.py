@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from olive_ext.engine.results import CandidateResult
-from olive_ext.evaluate.registry import higher_is_better, unit_of
+from olive_ext.evaluate.registry import ACCURACY_METRICS, higher_is_better, unit_of
 from olive_ext.report.labels import (
     LIMIT_NAMES,
     OBJECTIVE_WORDS,
@@ -43,7 +43,7 @@ _W, _H = 860, 440
 _LEFT, _RIGHT, _TOP, _BOTTOM = 78, 640, 24, 376  # the plot area; the legend sits right of it
 _FRONT, _OTHER, _CHOSEN, _REF, _FLOOR = "#1b9e63", "#8a8f98", "#d62728", "#2f6fb3", "#d62728"
 _X_METRICS = ("latency", "throughput")
-_Y_METRICS = ("accuracy", "exact_match", "perplexity")
+_Y_METRICS = (*ACCURACY_METRICS, "perplexity")
 
 
 def _escape(value: object) -> str:
@@ -143,7 +143,7 @@ def pareto_svg(result: RunResult, recipe: Recipe | None = None, numbers: dict[st
 
 def _accuracy_lines(result: RunResult, recipe: Recipe | None, y_name: str) -> tuple[float | None, float | None]:
     """The reference model's accuracy and the lowest accuracy the constraint allows, when y is that accuracy."""
-    if not result.reference or y_name not in ("accuracy", "exact_match"):
+    if not result.reference or y_name not in ACCURACY_METRICS:
         return None, None
     reference = result.reference["metrics"].get(y_name)
     if not isinstance(reference, int | float):

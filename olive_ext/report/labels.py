@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from olive_ext.engine.select import ACCURACY_METRICS
-from olive_ext.evaluate.registry import unit_of
+from olive_ext.evaluate.registry import ACCURACY_METRICS, unit_of
 from olive_ext.targets.base import provider_short_name
 
 if TYPE_CHECKING:

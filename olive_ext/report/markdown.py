@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from olive_ext.evaluate.registry import DECLARED, get_metric, unit_of
+from olive_ext.evaluate.registry import ACCURACY_METRICS, DECLARED, get_metric, unit_of
 from olive_ext.report.labels import common_settings, constraint_texts, number, short_names, target_label
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ def _racing_line(result: RunResult) -> list[str]:
     """One line naming the candidates racing stopped early, and after how many eval rows."""
     stops = []
     for r in result.results:
-        for name in ("exact_match", "accuracy"):
+        for name in ACCURACY_METRICS:
             if f"{name}.stopped_after" in r.metrics:
                 seen, rows = int(r.metrics[f"{name}.stopped_after"]), int(r.metrics.get(f"{name}.rows", 0))
                 stops.append(f"{r.candidate.id} stopped after {seen} of {rows} rows")
@@ -109,7 +109,7 @@ def _racing_line(result: RunResult) -> list[str]:
 def _sample_line(result: RunResult) -> list[str]:
     """The chosen candidate's first greedy answers, so a reader sees what the model says."""
     metrics = result.chosen.metrics if result.chosen else {}
-    samples = metrics.get("exact_match.samples") or metrics.get("accuracy.samples")
+    samples = next((metrics[f"{n}.samples"] for n in ACCURACY_METRICS if metrics.get(f"{n}.samples")), None)
     if not isinstance(samples, list) or not samples:
         return []
     return ["", "First answers of the chosen candidate: " + ", ".join(repr(str(s))[:80] for s in samples)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from olive_ext.data import load_rows, to_examples
 from olive_ext.errors import MissingDependencyError, OliveExtError, UserInputError
+from olive_ext.memory import peak_rss_mb, reset_peak_rss
 from olive_ext.progress import Progress
 from olive_ext.train import distributed
 from olive_ext.train.args import check_training_args
@@ -103,7 +103,7 @@ def finetune(
     dtype, dtype_info = choose_dtype(opts.torch_dtype, device, cache_root)
     set_seed(opts.seed)
     phases: dict[str, float | None] = {}  # peak RSS per phase, each measured on its own
-    _reset_peak_rss()
+    reset_peak_rss()
     with progress.task(f"loading {Path(model_path).name} ({opts.method}, {dtype}, {device})", total=None):
         model = add_adapter(load_model(model_path, opts, device, dtype, trust_remote_code), opts)
     loss_fn = LossFunction()
@@ -459,32 +459,8 @@ def _resume_path(value: str | None, checkpoint_dir: Path) -> Path | None:
     return path
 
 
-def _peak_rss_mb() -> float | None:
-    """VmHWM of this process (Linux), else ru_maxrss."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    try:
-        import resource
-        import sys
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return round(peak / (2**20 if sys.platform == "darwin" else 1024), 1)
-    except Exception:
-        return None
-
-
 def _phase_peak_rss_mb() -> float | None:
     """The peak RSS since the last reset, then reset, so that the next phase is measured on its own."""
-    peak = _peak_rss_mb()
-    _reset_peak_rss()
+    peak = peak_rss_mb()
+    reset_peak_rss()
     return peak
-
-
-def _reset_peak_rss() -> None:
-    """Reset VmHWM so the training peak is measured on its own (Linux >= 4.0)."""
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")

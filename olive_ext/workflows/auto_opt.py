@@ -11,7 +11,6 @@ chains as alternative pipelines), so every auto-opt run is also a rerunnable ``r
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from olive_ext.engine.preflight import check_before_work
 from olive_ext.engine.results import RunResult
 from olive_ext.errors import ConstraintsNotMetError, UserInputError
 from olive_ext.evaluate.spec import Constraints, EvaluateSpec, Objective
-from olive_ext.models.folder import resolve_model_arg
+from olive_ext.models.folder import model_task, resolve_model_arg
 from olive_ext.options import field_of, validate_options, with_options_signature
 from olive_ext.progress import Progress
 from olive_ext.recipe import parse_recipe
@@ -127,20 +126,6 @@ class AutoOptResult:
     def metrics(self) -> dict[str, float]:
         """The chosen candidate's metrics (first device)."""
         return self.first.metrics
-
-
-def model_task(artifact: Artifact) -> str:
-    """'text-generation' for causal LMs, else the HF task of an encoder (from its config)."""
-    if artifact.kind in {"gguf", "genai"}:
-        return "text-generation"
-    config = Path(artifact.path) / "config.json"
-    if artifact.kind == "hf" and config.exists():
-        archs = json.loads(config.read_text()).get("architectures") or []
-        if archs and not any(a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")) for a in archs):
-            if any(a.endswith("ForSequenceClassification") for a in archs):
-                return "text-classification"
-            return "feature-extraction"
-    return "text-generation"
 
 
 def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:

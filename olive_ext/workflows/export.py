@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from olive_ext.data import load_examples
+from olive_ext.data import smoke_prompts
 from olive_ext.data.spec import DatasetSpec
 from olive_ext.deploy.bundle import chat_template_text
 from olive_ext.deploy.manifest import text_sha256
@@ -102,11 +102,9 @@ def _smoke_prompts(spec: dict[str, Any], model: Path) -> list[str]:
     try:
         from transformers import AutoTokenizer
 
-        dataset = DatasetSpec.model_validate({**spec, "max_samples": 3})
-        examples = load_examples(dataset, AutoTokenizer.from_pretrained(model))
+        return smoke_prompts(DatasetSpec.model_validate(spec), AutoTokenizer.from_pretrained(model))
     except Exception:  # smoke prompts are a nicety: verify falls back to a greeting
         return []
-    return [e.prompt for e in examples if e.prompt][:3]
 
 
 def export(model_name_or_path: str | Path, output_path: str | Path, **options: Any) -> ExportResult:

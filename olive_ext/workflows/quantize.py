@@ -15,13 +15,12 @@ from olive_ext.data.spec import DataOptions
 from olive_ext.engine.output import ensure_output_free
 from olive_ext.engine.results import RunResult
 from olive_ext.errors import UserInputError
-from olive_ext.models.folder import resolve_model_arg
+from olive_ext.models.folder import model_task, resolve_model_arg
 from olive_ext.options import validate_options, with_options_signature
 from olive_ext.progress import Progress
 from olive_ext.recipe import parse_recipe
 from olive_ext.recipe.schema import Recipe
 from olive_ext.targets.base import PROVIDERS, normalize_provider
-from olive_ext.workflows.auto_opt import model_task
 from olive_ext.workflows.run import run_recipe
 
 # --algorithm names (Olive's) -> our pass's names

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from olive_ext.artifacts import Artifact
-from olive_ext.data import load_examples
+from olive_ext.data import smoke_prompts
 from olive_ext.deploy.bundle import chat_template_text
 from olive_ext.deploy.manifest import text_sha256
 from olive_ext.engine.output import staged_output, write_json, write_yaml
@@ -210,6 +210,5 @@ def deployment_info(chosen: CandidateResult, recipe: Recipe, source: Artifact | 
     if template:
         info["finetune_chat_template_sha256"] = text_sha256(template)
     if recipe.evaluate and recipe.evaluate.data and chosen.artifact.kind in {"genai", "gguf"}:
-        examples = load_examples(recipe.data[recipe.evaluate.data], load_tokenizer(chosen.artifact))
-        info["smoke_prompts"] = [e.prompt for e in examples if e.prompt][:3]
+        info["smoke_prompts"] = smoke_prompts(recipe.data[recipe.evaluate.data], load_tokenizer(chosen.artifact))
     return info
