@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from olive_ext.artifacts import Artifact
+from olive_ext.artifacts import ARTIFACT_KINDS, Artifact
 from olive_ext.errors import PassError, Problem, RecipeError, UserInputError
 from olive_ext.onnx.check import smoke_check
 from olive_ext.onnx.folder import carried_meta, copy_companions, external_data_files, model_file, save_model
@@ -118,17 +118,21 @@ class OlivePass(Pass[OlivePassConfig]):
 
     @classmethod
     def accepts_for(cls, params: dict[str, Any]) -> frozenset[str]:
-        takes, _ = entry_kinds(params.get("olive_type", ""))
-        return takes or cls.accepts
+        olive_type = params.get("olive_type", "")
+        if not isinstance(olive_type, str) or not olive_catalog.lookup(olive_type) or unsupported_reason(olive_type):
+            return frozenset(ARTIFACT_KINDS)  # the type is the problem (reported once): no follow-on kind errors
+        return entry_kinds(olive_type)[0]
 
     @classmethod
     def output_kind_for(cls, params: dict[str, Any], input_kind: str) -> str:
-        takes, produces = entry_kinds(params.get("olive_type", ""))
-        if produces is None:
-            return cls.output_kind(input_kind)
+        """The kind produced; "" when the type is unknown or refused, so the chain after it goes unchecked."""
+        olive_type = params.get("olive_type", "")
+        if not isinstance(olive_type, str) or not olive_catalog.lookup(olive_type) or unsupported_reason(olive_type):
+            return ""
+        takes, produces = entry_kinds(olive_type)
         if produces == "onnx" and input_kind == "genai" and "genai" in takes:
             return "genai"
-        return produces
+        return produces or ""
 
     def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
         cfg = self.config
