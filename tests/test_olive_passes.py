@@ -220,3 +220,5 @@ def test_cpu_llm_candidates_include_olive_gptq_and_rtn(tiny_llama: Path, eval_fi
     recipe = auto_opt_recipe(opts, "cpu", str(tmp_path / "out"))
     gptq = [p for p in recipe.pipelines if p.get("quantize") and p["quantize"].params().get("olive_type") == "Gptq"]
     assert len(gptq) == 1 and gptq[0]["quantize"].params()["data"] == "calib" and "calib" in recipe.data
+    off = auto_opt_recipe(opts.model_copy(update={"olive_int4": False}), "cpu", str(tmp_path / "out"))
+    assert not any(s.type == "olive" for p in off.pipelines for s in p.values())  # --olive_int4 false
