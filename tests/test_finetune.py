@@ -155,6 +155,7 @@ def test_cli_trains_evaluates_and_writes_the_output_folder(tiny_llama: Path, ton
     config = json.loads((out / "model_config.json").read_text())
     assert config["kind"] == "hf" and config["adapter"] == "adapter" and config["model"] == "model"
     assert config["base_model"] == str(tiny_llama) and config["adapter_merged"] is False
+    assert config["train_data"]["split"] == "train[:80]"  # auto-opt's GPTQ candidate calibrates on these rows
     assert (out / "model" / "config.json").exists() and (out / "adapter" / "adapter_config.json").exists()
     assert (out / "adapter" / "chat_template.jinja").exists() or "chat_template" in (
         out / "adapter" / "tokenizer_config.json"

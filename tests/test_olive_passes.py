@@ -17,8 +17,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _problems(model: Path, step: dict[str, Any]) -> list[str]:
-    raw = {"input_model": {"path": str(model)}, "passes": {"export": {"type": "onnx_export"}, "o": step}}
+def _problems(model: Path, step: dict[str, Any], after: dict[str, Any] | None = None) -> list[str]:
+    passes = {"export": {"type": "onnx_export"}, "o": step, **({"after": after} if after else {})}
+    raw = {"input_model": {"path": str(model)}, "passes": passes}
     with pytest.raises(RecipeError) as e:
         parse_recipe(raw)
     return [p.render() for p in e.value.problems]
@@ -52,10 +53,11 @@ def test_check_params_uses_olive_validation_and_names_keys() -> None:
 
 
 def test_recipe_validation_refuses_sdk_passes_and_unknown_types(tiny_bert: Path) -> None:
-    qnn = _problems(tiny_bert, {"type": "olive", "olive_type": "qnnconversion"})
-    assert len(qnn) == 1 and qnn[0].startswith("passes.o.olive_type:") and "Snapdragon NPU" in qnn[0]
+    qnn = _problems(tiny_bert, {"type": "olive", "olive_type": "qnnconversion"}, after={"type": "int8_dynamic"})
+    assert len(qnn) == 1, qnn  # no follow-on error about what the refused step would give the next one
+    assert qnn[0].startswith("passes.o.olive_type:") and "Snapdragon NPU" in qnn[0]
     typo = _problems(tiny_bert, {"type": "olive", "olive_type": "OnnxPeepholeOptimiser"})
-    assert typo[0].startswith("passes.o.olive_type:") and "OnnxPeepholeOptimizer" in typo[0]
+    assert typo[0].startswith("passes.o.olive_type:") and "did you mean 'OnnxPeepholeOptimizer'" in typo[0]
     key = _problems(tiny_bert, {"type": "olive", "olive_type": "GraphSurgeries", "config": {"surgery": []}})
     assert key[0].startswith("passes.o.config.surgery:") and "surgeries" in key[0]
     kind = _problems(tiny_bert, {"type": "olive", "olive_type": "Gptq"})  # hf -> hf after an onnx export
@@ -218,3 +220,5 @@ def test_cpu_llm_candidates_include_olive_gptq_and_rtn(tiny_llama: Path, eval_fi
     recipe = auto_opt_recipe(opts, "cpu", str(tmp_path / "out"))
     gptq = [p for p in recipe.pipelines if p.get("quantize") and p["quantize"].params().get("olive_type") == "Gptq"]
     assert len(gptq) == 1 and gptq[0]["quantize"].params()["data"] == "calib" and "calib" in recipe.data
+    off = auto_opt_recipe(opts.model_copy(update={"olive_int4": False}), "cpu", str(tmp_path / "out"))
+    assert not any(s.type == "olive" for p in off.pipelines for s in p.values())  # --olive_int4 false

@@ -41,6 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     option(p, O, "provider")
     option(p, O, "precision")
     option(p, O, "gguf", type=bool)
+    option(p, O, "olive_int4", type=bool)
     p.add_argument(
         "--use_ort_genai",
         nargs="?",

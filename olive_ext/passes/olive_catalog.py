@@ -232,10 +232,10 @@ def check_params(olive_type: str, params: dict[str, Any], path: str, accelerator
     if entry is None:
         names = sorted(e.name for e in catalog().values())
         close = difflib.get_close_matches(str(olive_type), names, n=1, cutoff=0.6)
-        return [
-            Problem(path, "olive-ai has no pass of this type", olive_type, True, ", ".join(names),
-                    f"did you mean '{close[0]}'?" if close else None)
-        ]
+        if close:  # the suggestion says it all; the whole list only when nothing is close
+            hint = f"did you mean '{close[0]}'?"
+            return [Problem(path, "olive-ai has no pass of this type", olive_type, True, hint=hint)]
+        return [Problem(path, "olive-ai has no pass of this type", olive_type, True, ", ".join(names))]
     if entry.needs:
         return [Problem(path, f"Olive pass {entry.name} cannot run on this machine: {entry.needs}")]
     if not isinstance(params, dict):

@@ -336,5 +336,6 @@ def pass_problems(
                         allowed=", ".join(sorted(cls.devices)),
                     )
                 )
-        kind, producer = cls.output_kind_for(spec.params(), kind or ""), f"pass '{step_name}'"
+        # "" : the pass cannot tell (an Olive pass of an unknown type), so the chain after it is not checked
+        kind, producer = cls.output_kind_for(spec.params(), kind or "") or None, f"pass '{step_name}'"
     return problems

@@ -66,6 +66,11 @@ class AutoOptOptions(DataOptions):
         True,
         description="on cpu, also try llama.cpp GGUF candidates (Q4_0, Q4_K_M, Q5_K_M, Q8_0; needs llama-cpp-python)",
     )
+    olive_int4: bool = Field(
+        True,
+        description="on cpu, also try olive-ai's GPTQ (on a fine-tune's training rows) and RTN int4 before the "
+        "model builder (needs olive-ai: the olive extra)",
+    )
     eval_split: str = Field("train", description="split of the eval data, e.g. 'train[480:]'")
     metric: Literal["exact_match", "accuracy", "perplexity"] | None = Field(
         None, description="task metric on the eval data (default: exact_match for LLMs, accuracy for classifiers)"
@@ -151,7 +156,7 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
     calibration = data_from_model_config(source, "train_data") if task == "text-generation" else None
     olive_chains = profile.olive_chains(
         task, opts.precision, opts.provider, calibration_data="calib" if calibration is not None else None
-    )
+    ) if opts.olive_int4 else []  # fmt: skip
     if source.adapter_path:  # olive-ai quantizes plain HF weights: the adapter is merged first
         olive_chains = [[ChainStep("merge", "merge_adapter", {}), *chain] for chain in olive_chains]
     pipelines += [_with_parity(chain, data is not None) for chain in olive_chains]
