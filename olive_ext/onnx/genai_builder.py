@@ -124,8 +124,8 @@ def reused_loads(share_model: bool = True) -> Iterator[None]:
 
     saved = {(builder, "AutoTokenizer"): builder.AutoTokenizer, (base, "AutoTokenizer"): real_tokenizer,
              (base, "AutoModelForCausalLM"): real_model}  # fmt: skip
-    builder.AutoTokenizer = base.AutoTokenizer = Tokenizers
-    base.AutoModelForCausalLM = Models
+    builder.AutoTokenizer = base.AutoTokenizer = Tokenizers  # type: ignore[attr-defined]
+    base.AutoModelForCausalLM = Models  # type: ignore[attr-defined]
     try:
         yield
     finally:

@@ -18,7 +18,6 @@ tokenizer metadata. Anything else is refused with a hint to use llama.cpp's conv
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -92,8 +91,11 @@ def export_gguf(
     with tempfile.TemporaryDirectory(prefix="olive-ext-gguf-", dir=out) as tmp:
         if ctx is not None:
             source = merged_model(artifact, ctx, "float32") if artifact.adapter_path else Path(artifact.path)
-            f32 = shared_folder(ctx.cache.tmp, artifact.fingerprint, "gguf:F32",
-                                lambda folder: hf_to_gguf(source, folder / F32_FILE)) / F32_FILE  # fmt: skip
+
+            def write_f32(folder: Path) -> None:
+                hf_to_gguf(source, folder / F32_FILE)
+
+            f32 = shared_folder(ctx.cache.tmp, artifact.fingerprint, "gguf:F32", write_f32) / F32_FILE
         else:
             source = Path(artifact.path)
             if artifact.adapter_path:
