@@ -2,16 +2,18 @@
 
 On a machine other processes keep busy, compute threads that *spin* at barriers (OpenMP's and
 onnxruntime's default) burn the time slices the others need and wait for threads that are not
-running: measured on this project's 2-core machine at a 1-minute load of 16 (benchmarks/RESULTS.md,
-"Busy machine"), a torch training step with 2 spinning threads ran at 0.8 steps/s, with 2 passive
-threads at 30-35, with 1 thread at 35-41; an onnxruntime MatMul chain with 2 threads at 224 runs/s
-spinning and 404-451 passive. So:
+running: measured on this project's 2-core machine at a 1-minute load of 10 (benchmarks/RESULTS.md,
+"Busy machine, as it is"), a torch training step with 2 spinning threads ran at 0.7-3.5 steps/s, with
+2 passive threads at 40, with 1 thread at 38-53; an onnxruntime MatMul chain with 2 threads at 218-398
+runs/s spinning and 426-639 passive. So:
 
 - threads = the cores this process may use (``os.sched_getaffinity``, physical cores at most) less the
   cores other processes keep busy (the 1-minute load average when the command starts), at least 1;
-- threads wait passively (``OMP_WAIT_POLICY=PASSIVE``; onnxruntime ``session.intra_op.allow_spinning=0``)
-  whenever other processes are running, and spin only on a quiet machine, where spinning costs
-  nobody anything and saves the wake-up latency.
+- threads wait passively (``OMP_WAIT_POLICY=PASSIVE``, inherited by the evaluation workers; onnxruntime
+  sessions we open ourselves get ``session.intra_op.allow_spinning=0``) whenever other processes are
+  running, and spin only on a quiet machine, where spinning costs nobody anything and saves the
+  wake-up latency. (onnxruntime-genai's sessions keep their own setting: its genai_config has no
+  place for it.)
 
 ``OLIVE_EXT_THREADS`` fixes the count; ``OMP_WAIT_POLICY`` set in the environment wins over ours.
 """
