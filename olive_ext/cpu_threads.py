@@ -52,14 +52,22 @@ def allowed_cores() -> int:
     return max(1, min(allowed, physical))
 
 
+_first: ThreadPlan | None = None
+
+
 def plan_threads(load: float | None = None, cores: int | None = None) -> ThreadPlan:
-    """The plan for this machine now (``load``/``cores`` given: for that machine state)."""
+    """The plan for this process (``load``/``cores`` given: for that machine state).
+
+    Decided once per process, at the first call (the CLI makes it before any work): later, the load
+    average counts this process's own work too, and would take a core from a run on a quiet machine.
+    """
+    global _first
+    if load is None and cores is None:
+        if _first is None:
+            _first = plan_threads(_load_now(), allowed_cores())
+        return _first
     cores = allowed_cores() if cores is None else cores
-    if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except (AttributeError, OSError):  # Windows
-            load = 0.0
+    load = _load_now() if load is None else load
     env = os.environ.get("OLIVE_EXT_THREADS", "")
     busy = min(cores, int(load + 0.5)) if load >= QUIET_LOAD else 0
     passive = os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE" or (
@@ -85,6 +93,13 @@ def apply_wait_policy(plan: ThreadPlan) -> None:
 def ort_allows_spinning() -> bool:
     """Whether onnxruntime sessions may spin (``session.intra_op.allow_spinning``): as OpenMP's policy says."""
     return os.environ.get("OMP_WAIT_POLICY", "ACTIVE").upper() != "PASSIVE"
+
+
+def _load_now() -> float:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # Windows
+        return 0.0
 
 
 def _physical_cores() -> int | None:
