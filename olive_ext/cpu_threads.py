@@ -8,7 +8,8 @@ running: measured on this project's 2-core machine at a 1-minute load of 10 (ben
 runs/s spinning and 426-639 passive. So:
 
 - threads = the cores this process may use (``os.sched_getaffinity``, physical cores at most) less the
-  cores other processes keep busy (the 1-minute load average when the command starts), at least 1;
+  cores other processes keep busy (the 1-minute load average when the command starts, capped by the
+  processes running at that moment, so that a job of ours that just ended is not counted), at least 1;
 - threads wait passively (``OMP_WAIT_POLICY=PASSIVE``, inherited by the evaluation workers; onnxruntime
   sessions we open ourselves get ``session.intra_op.allow_spinning=0``) whenever other processes are
   running, and spin only on a quiet machine, where spinning costs nobody anything and saves the
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 # A 1-minute load average below this (in cores) counts as a quiet machine: our own start-up and the
 # system's housekeeping, not another job.
@@ -52,20 +54,21 @@ def allowed_cores() -> int:
     return max(1, min(allowed, physical))
 
 
-_first: ThreadPlan | None = None
+_machine: tuple[float, int] | None = None  # (load, cores) when this process first asked
 
 
 def plan_threads(load: float | None = None, cores: int | None = None) -> ThreadPlan:
     """The plan for this process (``load``/``cores`` given: for that machine state).
 
-    Decided once per process, at the first call (the CLI makes it before any work): later, the load
-    average counts this process's own work too, and would take a core from a run on a quiet machine.
+    The load and cores are read once per process, at the first call (the CLI makes it before any
+    work): later, the load average counts this process's own work too, and would take a core from a
+    run on a quiet machine. ``OLIVE_EXT_THREADS`` and ``OMP_WAIT_POLICY`` are read at every call.
     """
-    global _first
+    global _machine
     if load is None and cores is None:
-        if _first is None:
-            _first = plan_threads(_load_now(), allowed_cores())
-        return _first
+        if _machine is None:
+            _machine = (_load_now(), allowed_cores())
+        load, cores = _machine
     cores = allowed_cores() if cores is None else cores
     load = _load_now() if load is None else load
     env = os.environ.get("OLIVE_EXT_THREADS", "")
@@ -96,10 +99,20 @@ def ort_allows_spinning() -> bool:
 
 
 def _load_now() -> float:
+    """Cores other processes keep busy: the 1-minute load average, capped by the processes running right now.
+
+    The average lags by a minute: just after a job of ours ended (a fine-tune before an auto-opt) it
+    still counts that job. The running count of /proc/loadavg (this process included) does not.
+    """
     try:
-        return os.getloadavg()[0]
+        load = os.getloadavg()[0]
     except (AttributeError, OSError):  # Windows
         return 0.0
+    try:
+        running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+    except (OSError, IndexError, ValueError):  # not Linux
+        return load
+    return min(load, float(max(0, running - 1)))
 
 
 def _physical_cores() -> int | None:

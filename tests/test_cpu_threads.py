@@ -47,3 +47,10 @@ def test_training_threads_follow_the_plan() -> None:
     env = {**os.environ, "OLIVE_EXT_THREADS": "1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["1", "1"]
+
+
+def test_the_machine_is_read_once_per_process_and_the_override_at_every_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    first = plan_threads()
+    assert first.load >= 0 and first.threads >= 1
+    monkeypatch.setenv("OLIVE_EXT_THREADS", "5")
+    assert (plan_threads().threads, plan_threads().load) == (5, first.load)
