@@ -74,10 +74,11 @@ def build_genai(
         logger.debug("genai builder output:\n%s", text.getvalue()[-4000:])
 
 
-# The PyTorch model a build loaded, kept for the next candidate of the run when its weights are at most this
-# size (bytes): above it, holding it between builds (beside an evaluation's process) costs more memory than
-# the load saves time.
-KEEP_MODEL_BYTES = 4 << 30
+# The PyTorch model a build loaded is kept for the next candidate of the run when its weights are at most
+# this size (bytes). It stays in the auto-opt process through the candidate's parity check and evaluation
+# too: on a 0.5B model (2 GB of fp32 weights) that took the run past 8 GB, so only small models keep it
+# (SmolLM2-135M: 0.5 GB), where the load is a large share of a build.
+KEEP_MODEL_BYTES = 1 << 30
 _models: dict[tuple[Any, ...], tuple[Any, dict[str, int]]] = {}
 _tokenizers: dict[tuple[Any, ...], Any] = {}
 
