@@ -16,6 +16,10 @@ waiting = spinning (OMP_WAIT_POLICY=ACTIVE, onnxruntime's default allow_spinning
 nice 19 (the issue's "other processes, even at lower priority"). The table gives both speeds and
 loaded/quiet; a setting keeps a run "within 2x" when that ratio is at least 0.5.
 
+``--as-is`` measures every setting (all cores or 1 thread, spinning or passive; ``--rounds`` interleaved
+rounds) on the machine as it is, with no competitor of our own: on a shared machine, that is the load
+other people's jobs put there, and the table says it (load average before and after).
+
 The quiet numbers are only quiet when nothing else runs: the script prints the 1-minute load
 average before it starts and refuses to write RESULTS.md above --max-load (default 0.5).
 """
@@ -123,7 +127,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0, help="timed seconds per setting")
     ap.add_argument("--max-load", type=float, default=0.5, help="refuse --write above this 1-minute load average")
     ap.add_argument("--write", type=Path, default=None, help="append the table to this RESULTS.md")
+    ap.add_argument("--as-is", action="store_true", help="no competitor: measure on the machine as it is")
+    ap.add_argument("--rounds", type=int, default=2, help="with --as-is: interleaved rounds per setting")
     args = ap.parse_args()
+    if args.as_is:
+        as_is(args)
+        return
     cores = os.cpu_count() or 1
     load = os.getloadavg()[0]
     print(f"[busy] {cores} cores, 1-minute load {load:.2f} at the start", file=sys.stderr)
@@ -160,6 +169,39 @@ def main() -> None:
     if args.write:
         if load > args.max_load:
             sys.exit(f"not writing {args.write}: load {load:.2f} > {args.max_load} at the start, quiet numbers are not")
+        with open(args.write, "a") as f:
+            f.write("\n" + text)
+
+
+def as_is(args: argparse.Namespace) -> None:
+    """Every setting on the machine as it is (other people's load), ``--rounds`` interleaved rounds."""
+    cores = os.cpu_count() or 1
+    start = os.getloadavg()
+    results: dict[tuple[str, int, bool], list[float]] = {}
+    for _ in range(args.rounds):
+        for kind in ("torch", "ort"):
+            for threads in sorted({cores, 1}, reverse=True):
+                for passive in (False, True):
+                    results.setdefault((kind, threads, passive), []).append(
+                        measure(kind, threads, passive, args.seconds)
+                    )
+    end = os.getloadavg()
+    lines = [
+        "## Busy machine, as it is",
+        "",
+        f"`python benchmarks/busy_machine.py --as-is --seconds {args.seconds:g} --rounds {args.rounds}`, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}, {cores} cores, no competitor of ours; 1-minute load average "
+        f"{start[0]:.1f} before, {end[0]:.1f} after (other people's jobs).",
+        "",
+        "| workload | threads | waiting | per round /s |",
+        "|---|---|---|---|",
+    ]
+    for (kind, threads, passive), values in results.items():
+        runs = ", ".join(f"{v:.1f}" for v in values)
+        lines.append(f"| {kind} | {threads} | {'passive' if passive else 'spin'} | {runs} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.write:
         with open(args.write, "a") as f:
             f.write("\n" + text)
 

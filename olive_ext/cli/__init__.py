@@ -110,12 +110,14 @@ def main(argv: list[str] | None = None) -> int:
 
         return unknown_flags_error(parser, mod, unknown)
     args.extra_args = unknown
+    from olive_ext.cpu_threads import apply_wait_policy, plan_threads
     from olive_ext.onnx.runtime import runtime_telemetry_off
     from olive_ext.quiet import hide_library_noise
 
     # the command's own filters and switches (after parsing: --help stays fast); importing olive_ext changes none
     hide_library_noise()
     runtime_telemetry_off()  # before the command can import onnxruntime: it reads the switch once, at load
+    apply_wait_policy(plan_threads())  # before torch loads OpenMP, which reads OMP_WAIT_POLICY once
     return run_command(mod, args)
 
 

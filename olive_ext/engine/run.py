@@ -7,11 +7,12 @@ which keeps this layer free of reports and packaging.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,9 @@ from olive_ext.evaluate.evaluator import evaluate
 from olive_ext.evaluate.racing import Race
 from olive_ext.models.folder import resolve_model_arg
 from olive_ext.models.hub import go_offline_if_unreachable
+from olive_ext.onnx.genai_builder import release_loads
 from olive_ext.passes.context import RunContext
+from olive_ext.passes.shared import forget_shared
 from olive_ext.progress import Progress
 from olive_ext.recipe.schema import Recipe
 from olive_ext.targets.base import CPU, Target
@@ -114,7 +117,12 @@ def execute(
         strategy.tell(candidate, _search_score(result, recipe, reference_accuracy))
         bar.advance()
 
-    with progress, progress.task("candidates", total=total) as bar, opened(recipe.executor, cache.root) as executor:
+    with (
+        progress,
+        progress.task("candidates", total=total) as bar,
+        opened(recipe.executor, cache.root) as executor,
+        _run_scoped_builds(),
+    ):
         for candidate in strategy:
             bar.update(info=" -> ".join(s.type for s in candidate.steps))
             race = race_for(recipe, _race_reference(results, reference_accuracy, recipe))
@@ -138,6 +146,16 @@ def execute(
             "(cross-build) but not measured"
         )
     return RunResult(results, chosen, None, time.perf_counter() - started, notes, reference, source, unchecked)
+
+
+@contextlib.contextmanager
+def _run_scoped_builds() -> Iterator[None]:
+    """What builds share within a run (the loaded model, the merged adapter, the F32 GGUF) ends with it."""
+    try:
+        yield
+    finally:
+        release_loads()
+        forget_shared()
 
 
 def raise_if_unmet(result: RunResult, recipe: Recipe) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import json
 import logging
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -64,7 +66,7 @@ def build_genai(
                 bridged.append("windowed_kv_cache=false (sliding-window layers)")
             if bridged:
                 logger.debug("config bridged for the genai builder: %s", "; ".join(bridged))
-            with _builder_class_fixes():
+            with _builder_class_fixes(), reused_loads(share_model="adapter_path" not in options):
                 create_model(*args, **parsed)
     except (ValueError, NotImplementedError, AssertionError, KeyError) as e:
         raise builder_error(e, model, precision, provider, options, pass_name, source) from e
@@ -75,6 +77,88 @@ def build_genai(
         raise
     finally:
         logger.debug("genai builder output:\n%s", text.getvalue()[-4000:])
+
+
+# The PyTorch model a build loaded is kept for the next candidate of the run when its weights are at most
+# this size (bytes). It stays in the auto-opt process through the candidate's parity check and evaluation
+# too: on a 0.5B model (2 GB of fp32 weights) that took the run past 8 GB, so only small models keep it
+# (SmolLM2-135M: 0.5 GB), where the load is a large share of a build.
+KEEP_MODEL_BYTES = 1 << 30
+_models: dict[tuple[Any, ...], tuple[Any, dict[str, int]]] = {}
+_tokenizers: dict[tuple[Any, ...], Any] = {}
+
+
+@contextlib.contextmanager
+def reused_loads(share_model: bool = True) -> Iterator[None]:
+    """During one build, serve the builder's PyTorch model and tokenizer loads from earlier builds of the run.
+
+    The genai builder loads the tokenizer three times per build and the model once; every candidate
+    of a run loads the same ones. A load is reused only for the same folder with unchanged files and
+    the same arguments. The builder only reads the model (it packs and converts copies); should any
+    weight be changed in place (torch counts each tensor's in-place writes), the model is dropped,
+    not reused. ``share_model=False`` (an adapter the builder injects into the model) loads afresh.
+    """
+    from onnxruntime_genai.models import builder
+
+    # the builder puts its own folder on sys.path and imports its classes as the top-level `builders`
+    base = sys.modules.get("builders.base") or importlib.import_module("onnxruntime_genai.models.builders.base")
+    real_tokenizer, real_model = base.AutoTokenizer, base.AutoModelForCausalLM
+
+    class Tokenizers:
+        @staticmethod
+        def from_pretrained(path: Any, *args: Any, **kwargs: Any) -> Any:
+            key = _load_key(path, args, kwargs)
+            if key is None:
+                return real_tokenizer.from_pretrained(path, *args, **kwargs)
+            if key not in _tokenizers:
+                _tokenizers.clear()  # one model's tokenizer at a time
+                _tokenizers[key] = real_tokenizer.from_pretrained(path, *args, **kwargs)
+            return _tokenizers[key]
+
+    class Models:
+        @staticmethod
+        def from_pretrained(path: Any, *args: Any, **kwargs: Any) -> Any:
+            key = _load_key(path, args, kwargs) if share_model else None
+            if key is not None and key in _models:
+                return _models[key][0]
+            model = real_model.from_pretrained(path, *args, **kwargs)
+            params = dict(model.named_parameters())
+            if key is not None and sum(p.numel() * p.element_size() for p in params.values()) <= KEEP_MODEL_BYTES:
+                _models.clear()
+                _models[key] = (model, {n: p._version for n, p in params.items()})
+            return model
+
+    saved = {(builder, "AutoTokenizer"): builder.AutoTokenizer, (base, "AutoTokenizer"): real_tokenizer,
+             (base, "AutoModelForCausalLM"): real_model}  # fmt: skip
+    builder.AutoTokenizer = base.AutoTokenizer = Tokenizers  # type: ignore[attr-defined]
+    base.AutoModelForCausalLM = Models  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        for (module, name), value in saved.items():
+            setattr(module, name, value)
+        for key, (model, versions) in list(_models.items()):
+            if any(p._version != versions.get(n) for n, p in model.named_parameters()):
+                logger.debug("the genai builder changed the model's weights in place: not reusing it")
+                del _models[key]
+
+
+def release_loads() -> None:
+    """Drop the model and tokenizer kept between builds (the end of a run)."""
+    _models.clear()
+    _tokenizers.clear()
+
+
+def _load_key(path: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...] | None:
+    """What identifies a load from a local folder: the folder, its files' sizes and times, the arguments."""
+    folder = Path(str(path))
+    if not folder.is_dir():
+        return None
+    try:
+        stamp = tuple(sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in folder.iterdir() if f.is_file()))
+        return (str(folder.resolve()), stamp, repr(args), repr(sorted(kwargs.items())))
+    except OSError:
+        return None
 
 
 # Architectures whose builder class reads transformers 5's per-attention-type rope_parameters itself.

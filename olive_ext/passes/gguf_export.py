@@ -18,7 +18,6 @@ tokenizer metadata. Anything else is refused with a hint to use llama.cpp's conv
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -33,10 +32,12 @@ from olive_ext.evaluate.backends.llama_cpp import MARKER
 from olive_ext.onnx.runtime import LLAMACPP_INSTALL, llama_cpp_available
 from olive_ext.passes.base import Pass, PassConfig, register_pass, searchable
 from olive_ext.passes.context import RunContext
-from olive_ext.passes.merge_adapter import merge_adapter_into
+from olive_ext.passes.merge_adapter import merge_adapter_into, merged_model
+from olive_ext.passes.shared import shared_folder
 
 GgufQuant = Literal["Q4_0", "Q4_K_M", "Q5_K_M", "Q8_0", "Q4_K_S", "Q5_0", "Q6_K", "F16", "F32"]
 GGUF_QUANTS: tuple[str, ...] = get_args(GgufQuant)
+F32_FILE = "model-F32.gguf"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
                    "vocab.json", "merges.txt", "generation_config.json")  # fmt: skip
 
@@ -69,26 +70,41 @@ class GgufExport(Pass[GgufExportConfig]):
 
     def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
         out = ctx.output_dir / "model"
-        export_gguf(artifact, out, self.config.quant, ctx.trust_remote_code)
+        export_gguf(artifact, out, self.config.quant, ctx.trust_remote_code, ctx)
         meta = {**artifact.meta, "runtime": "llama.cpp", "quant": self.config.quant}
         return Artifact("gguf", str(out), None, meta=meta)
 
 
-def export_gguf(artifact: Artifact, out: Path, quant: str, trust_remote_code: bool = False) -> Path:
-    """Write ``out/model-<quant>.gguf`` plus tokenizer files and the llama.cpp marker; return the .gguf path."""
+def export_gguf(
+    artifact: Artifact, out: Path, quant: str, trust_remote_code: bool = False, ctx: RunContext | None = None
+) -> Path:
+    """Write ``out/model-<quant>.gguf`` plus tokenizer files and the llama.cpp marker; return the .gguf path.
+
+    With ``ctx`` (a pass in a run), the merged model and the F32 GGUF are made once per process and
+    shared by every quantization of the same input (:mod:`olive_ext.passes.shared`); llama.cpp
+    quantizes each type from that one F32 file, as it would from a fresh one.
+    """
     if not llama_cpp_available():
         raise MissingDependencyError("llama-cpp-python", "GGUF export", LLAMACPP_INSTALL)
     out.mkdir(parents=True, exist_ok=True)
     dest = out / f"model-{quant}.gguf"
     with tempfile.TemporaryDirectory(prefix="olive-ext-gguf-", dir=out) as tmp:
-        source = Path(artifact.path)
-        if artifact.adapter_path:
-            source = merge_adapter_into(artifact.path, artifact.adapter_path, Path(tmp) / "merged", "float32",
-                                        trust_remote_code)  # fmt: skip
-        f32 = Path(tmp) / "model-F32.gguf"
-        hf_to_gguf(source, f32)
+        if ctx is not None:
+            source = merged_model(artifact, ctx, "float32") if artifact.adapter_path else Path(artifact.path)
+
+            def write_f32(folder: Path) -> None:
+                hf_to_gguf(source, folder / F32_FILE)
+
+            f32 = shared_folder(ctx.cache.tmp, artifact.fingerprint, "gguf:F32", write_f32) / F32_FILE
+        else:
+            source = Path(artifact.path)
+            if artifact.adapter_path:
+                source = merge_adapter_into(artifact.path, artifact.adapter_path, Path(tmp) / "merged", "float32",
+                                            trust_remote_code)  # fmt: skip
+            f32 = Path(tmp) / F32_FILE
+            hf_to_gguf(source, f32)
         if quant == "F32":
-            os.replace(f32, dest)
+            shutil.copyfile(f32, dest)
         else:
             quantize_gguf(f32, dest, quant)
         for name in TOKENIZER_FILES:

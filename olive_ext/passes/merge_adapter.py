@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -11,6 +12,7 @@ from olive_ext.artifacts import Artifact
 from olive_ext.errors import UserInputError
 from olive_ext.passes.base import Pass, PassConfig, register_pass
 from olive_ext.passes.context import RunContext
+from olive_ext.passes.shared import shared_folder
 
 
 class MergeAdapterConfig(PassConfig):
@@ -59,3 +61,27 @@ def merge_adapter_into(
     tok_source = adapter if (Path(adapter) / "tokenizer_config.json").exists() else base
     AutoTokenizer.from_pretrained(tok_source, trust_remote_code=trust_remote_code).save_pretrained(out)
     return out
+
+
+def merged_model(artifact: Artifact, ctx: RunContext, dtype: str = "auto") -> Path:
+    """``artifact`` (base + adapter) merged into one HF folder, made once per process for all its candidates.
+
+    "auto" is resolved from the base's config.json first, so a pass asking for "auto" and one asking
+    for the dtype the base has share one merge.
+    """
+    assert artifact.adapter_path is not None
+    adapter, dtype = artifact.adapter_path, _resolved_dtype(Path(artifact.path), dtype)
+
+    def make(folder: Path) -> None:
+        merge_adapter_into(artifact.path, adapter, folder / "model", dtype, ctx.trust_remote_code)
+
+    return shared_folder(ctx.cache.tmp, artifact.fingerprint, f"merged:{dtype}", make) / "model"
+
+
+def _resolved_dtype(base: Path, dtype: str) -> str:
+    """``dtype``, with "auto" replaced by the dtype the base's config.json names (when it names one we take)."""
+    if dtype != "auto" or not (base / "config.json").exists():
+        return dtype
+    config = json.loads((base / "config.json").read_text())
+    named = config.get("dtype") or config.get("torch_dtype")
+    return named if named in ("float32", "float16", "bfloat16") else dtype

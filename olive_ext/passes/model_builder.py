@@ -30,7 +30,7 @@ from olive_ext.onnx.lora_inputs import lora_node_names, make_lora_inputs
 from olive_ext.passes.base import Pass, PassConfig, register_pass, searchable
 from olive_ext.passes.context import RunContext
 from olive_ext.passes.int4_weight import Int4WeightConfig, quantize_weights
-from olive_ext.passes.merge_adapter import merge_adapter_into
+from olive_ext.passes.merge_adapter import merged_model
 from olive_ext.passes.weight_quant import WeightQuantConfig
 from olive_ext.targets.base import Target, normalize_provider, provider_short_name
 
@@ -284,7 +284,7 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
         if ctx.trust_remote_code:
             options["hf_remote"] = "true"
         if adapter and cfg.adapter_mode == "merge":
-            base = str(merge_adapter_into(artifact.path, adapter, work / "merged", "auto", ctx.trust_remote_code))
+            base = str(merged_model(artifact, ctx))  # one merge serves every candidate of the run
         shown = {k: v for k, v in options.items() if k not in {"hf_token", "hf_remote"}}
         if adapter and cfg.adapter_mode != "merge":
             options["adapter_path"] = adapter

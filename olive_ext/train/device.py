@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from olive_ext.cpu_threads import plan_threads
 from olive_ext.errors import UserInputError
 from olive_ext.targets.base import cpu_model
 
@@ -39,34 +40,17 @@ def training_device() -> str:
 
 
 def use_all_cores() -> int:
-    """Intra-op threads = the cores this process may run on (torch's default can be lower in containers).
+    """Intra-op threads = the cores free for this process (olive_ext/cpu_threads.py decides; torch's default
+    can be lower in containers and higher than what a busy machine leaves).
 
     ``OLIVE_EXT_THREADS`` overrides it (e.g. on a machine shared with other heavy jobs).
     """
     import torch
 
-    env = os.environ.get("OLIVE_EXT_THREADS", "")
-    if env.isdigit() and int(env) > 0:
-        torch.set_num_threads(int(env))
-        return int(env)
-    try:
-        allowed = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        allowed = os.cpu_count() or 1
-    physical = _physical_cores() or allowed
-    threads = max(1, min(allowed, physical))
+    threads = plan_threads().threads
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads
-
-
-def _physical_cores() -> int | None:
-    try:
-        import psutil
-
-        return psutil.cpu_count(logical=False)
-    except Exception:
-        return None
 
 
 def device_name(device: str) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from olive_ext.cpu_threads import ort_allows_spinning
 from olive_ext.onnx.runtime import onnxruntime
 
 
@@ -18,6 +19,8 @@ class OrtEncoderBackend:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        if not ort_allows_spinning():  # a busy machine: wait passively, as OpenMP does (olive_ext/cpu_threads.py)
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = [provider] if provider in ort.get_available_providers() else ["CPUExecutionProvider"]
         self.session = ort.InferenceSession(f"{folder}/model.onnx", options, providers=providers)
         self.input_names = [i.name for i in self.session.get_inputs()]
