@@ -1,6 +1,7 @@
 """A/B of one LoRA training step (forward + backward) of SmolLM2-135M on the tone task, in CPU seconds.
 
-    python benchmarks/finetune_step_ab.py [--steps 6] [--rounds 3] [--variants full,selected,packed] [--profile]
+    python benchmarks/finetune_step_ab.py [--steps 6] [--rounds 3] [--threads 1] [--order grouped|random|mixed]
+        [--variants full,selected,padding-free,packed] [--profile]
 
 The machine is shared, so wall time is noise: each variant's step is timed in CPU seconds of this
 process (``time.process_time``: every thread's time) and variants alternate round by round on the
@@ -8,7 +9,8 @@ same batches (batch 4, length-grouped as olive-ext batches them). Variants:
 
 - full: the model's full logits and cross-entropy over every position (what the plain Trainer + peft script does);
 - selected: olive-ext's loss, the LM head on labelled positions only (``loss_sum_selected``);
-- packed: the batch's rows concatenated into one row without padding, ``position_ids`` restarting per
+- padding-free: olive-ext's collator (the batch as one unpadded row where its cost model says cheaper);
+- packed: always the batch's rows concatenated into one row without padding, ``position_ids`` restarting per
   example (a block-diagonal causal mask), the LM head on labelled positions only.
 
 Tokens/CPU-s counts non-pad tokens. ``--profile`` prints torch.profiler's top operators for one step.
@@ -28,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "recipes" / "data"))
 
 
-def batches(hf: Path, n: int, batch: int) -> list[list[dict[str, list[int]]]]:
-    """``n`` length-grouped batches of tokenized tone rows (olive-ext's tokenization)."""
+def batches(hf: Path, n: int, batch: int, order_name: str = "grouped") -> list[list[dict[str, list[int]]]]:
+    """``n`` batches of tokenized tone rows (olive-ext's tokenization), length-grouped or in random order."""
     from make_tasks import TASKS
 
     from olive_ext.data import load_rows, to_examples
@@ -44,8 +46,11 @@ def batches(hf: Path, n: int, batch: int) -> list[list[dict[str, list[int]]]]:
                        text_template=template)  # fmt: skip
     tok = load_tokenizer(str(hf))
     rows = tokenize(to_examples(load_rows(spec), spec, tok), PromptEncoder(tok, _generation_eos(str(hf))), 1024).rows
-    sampler = epoch_seeded_sampler(RowDataset(rows), 42, batch)  # olive-ext's default order: length-grouped
-    order = list(iter(sampler))
+    if order_name == "mixed":
+        by_length = sorted(range(len(rows)), key=lambda j: len(rows[j]["input_ids"]))
+        order = [j for k in range(len(rows) // 2) for j in (by_length[k], by_length[-1 - k])]
+    else:  # olive-ext's default order is length-grouped
+        order = list(iter(epoch_seeded_sampler(RowDataset(rows), 42, batch if order_name == "grouped" else None)))
     return [[rows[j] for j in order[i * batch : (i + 1) * batch]] for i in range(n)]
 
 
@@ -54,8 +59,15 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6, help="batches per variant per round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--variants", default="full,selected,packed")
+    ap.add_argument("--variants", default="full,selected,padding-free,packed")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument(
+        "--order",
+        choices=["grouped", "random", "mixed"],
+        default="grouped",
+        help="random: the plain script's; mixed: each batch the shortest and longest rows left (most padding)",
+    )
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (1: CPU time without spin-waiting)")
     args = ap.parse_args()
 
     import torch
@@ -66,8 +78,10 @@ def main() -> None:
     from olive_ext.train.features import Collator, pack
     from olive_ext.train.loss import loss_sum_full, loss_sum_selected
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     hf = hf_model()
-    data = batches(hf, args.steps, args.batch)
+    data = batches(hf, args.steps, args.batch, args.order)
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(hf, dtype=torch.float32)
     model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear",
@@ -75,9 +89,13 @@ def main() -> None:
     model.train()
     pad = 0
     collate = Collator(pad)
+    rule = Collator(pad, hidden_size=model.config.hidden_size)  # olive-ext's default: one row when cheaper
 
     def run(variant: str, rows: list[dict[str, list[int]]]) -> tuple[float, int]:
-        batch = collate(pack(rows, 10**9)) if variant == "packed" else collate(rows)
+        if variant == "packed":
+            batch = collate(pack(rows, 10**9))
+        else:
+            batch = (rule if variant == "padding-free" else collate)(rows)
         real = int(batch.pop("real_tokens"))
         fn = loss_sum_full if variant == "full" else loss_sum_selected
         total, count = fn(model, batch)
@@ -110,7 +128,7 @@ def main() -> None:
             cpu[v].append(time.process_time() - t0)
             tokens[v] = n
     load = os.getloadavg()[0]
-    print(f"SmolLM2-135M LoRA r16 fp32, batch {args.batch}, {args.steps} steps x {args.rounds} rounds, "
+    print(f"SmolLM2-135M LoRA r16 fp32, batch {args.batch} ({args.order}), {args.steps} steps x {args.rounds} rounds, "
           f"torch {torch.__version__} on {torch.get_num_threads()} threads, 1-min load {load:.1f}")  # fmt: skip
     print("| variant | CPU s / step (median round) | non-pad tok / CPU s | vs full | max loss diff vs first |")
     print("|---|---|---|---|---|")

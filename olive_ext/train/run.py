@@ -203,7 +203,8 @@ def evaluate_phase(
 def _padding_free_width(model: Any, opts: FinetuneOptions, device: str) -> int:
     """The hidden size that lets the collator run batches as one unpadded row (0: always pad).
 
-    Measured on CPU only (benchmarks/finetune_step_ab.py), where a pad position costs as much as a real one."""
+    CPU only, where a pad position costs as much as a real one. Off by default: on the tone task's rows
+    (lengths alike) it measured no faster than padding (benchmarks/RESULTS.md, "Fine-tuning step")."""
     if not opts.padding_free or device != "cpu":
         return 0
     return int(getattr(getattr(unwrap(model), "config", None), "hidden_size", 0) or 0)
