@@ -468,3 +468,41 @@ def test_end_of_turn_template_and_sharegpt_rows_train_and_measure_exact_match(ti
         assert evals["finetuned"]["examples"] == 4  # every eval row has a prompt and an answer
         sample = evals["base"]["samples"][0]
         assert sample["prompt"].endswith("<|im_start|>assistant\n") and sample["reference"] == "negative"
+
+
+def test_padding_free_batches_keep_the_loss_curve(
+    tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One unpadded row per batch (position_ids restarting per example) gives the padded run's per-step losses."""
+    import random
+
+    from olive_ext.train import features
+    from olive_ext.train.options import FinetuneOptions
+    from olive_ext.train.run import finetune
+
+    rng = random.Random(1)
+    path = tmp_path / "varied.jsonl"
+    with open(path, "w") as f:  # lengths from 1 to 40 words: random batches hold much padding
+        for _ in range(40):
+            tone = rng.choice(sorted(_WORDS))
+            phrase = " ".join(rng.choice(_WORDS[tone] + ["the", "city"]) for _ in range(rng.randint(1, 40)))
+            f.write(json.dumps({"phrase": phrase, "tone": tone}) + "\n")
+    decisions: list[bool] = []
+    flattens = features.Collator.flattens
+
+    def record(self: features.Collator, lengths: list[int]) -> bool:
+        decisions.append(flattens(self, lengths))
+        return decisions[-1]
+
+    monkeypatch.setattr(features.Collator, "flattens", record)
+    curves = {}
+    for padding_free in (False, True):
+        decisions.clear()
+        opts = FinetuneOptions(max_steps=8, learning_rate=3e-3, logging_steps=1, group_by_length=False,
+                               torch_dtype="float32", padding_free=padding_free, eval_generate=False)  # fmt: skip
+        result = finetune(str(tiny_llama), _spec(path, "train"), None, opts, tmp_path / str(padding_free),
+                          checkpoint_dir=tmp_path / f"ck{padding_free}")  # fmt: skip
+        curves[padding_free] = [p["loss"] for p in result.metrics["loss_curve"]]
+        assert any(decisions) == padding_free
+    assert len(curves[True]) == 8
+    assert max(abs(a - b) for a, b in zip(curves[True], curves[False], strict=True)) < 1e-4, curves

@@ -50,8 +50,8 @@ _TRAINING_FLAGS: tuple[tuple[str, type], ...] = (
     ("per_device_eval_batch_size", int), ("gradient_accumulation_steps", int), ("max_seq_len", int),
     ("torch_dtype", str), ("seed", int), ("logging_steps", int), ("eval_steps", int), ("save_steps", int),
     ("resume_from_checkpoint", str), ("report_to", str), ("logging_dir", str), ("packing", bool),
-    ("group_by_length", bool), ("train_on_prompt", bool), ("gradient_checkpointing", bool), ("eval_generate", bool),
-    ("eval_max_new_tokens", int),
+    ("padding_free", bool), ("group_by_length", bool), ("train_on_prompt", bool), ("gradient_checkpointing", bool),
+    ("eval_generate", bool), ("eval_max_new_tokens", int),
 )  # fmt: skip
 
 

@@ -132,29 +132,58 @@ def pack(rows: list[dict[str, list[int]]], max_len: int) -> list[dict[str, list[
         else:
             bins.append([row])
             space.append(max_len - n)
-    packed = []
-    for group in bins:
-        ids: list[int] = []
-        labels: list[int] = []
-        positions: list[int] = []
-        for row in group:
-            ids += row["input_ids"]
-            labels += [IGNORE, *row["labels"][1:]]
-            positions += list(range(len(row["input_ids"])))
-        packed.append({"input_ids": ids, "labels": labels, "position_ids": positions})
-    return packed
+    return [concatenate(group) for group in bins]
+
+
+def concatenate(rows: Sequence[dict[str, list[int]]]) -> dict[str, list[int]]:
+    """One row holding ``rows`` one after another, ``position_ids`` restarting at 0 for each.
+
+    The first token of each example is not a target (it is never one in a row of its own either),
+    so the examples' loss terms and their count are the same as when they are batched with padding.
+    """
+    ids: list[int] = []
+    labels: list[int] = []
+    positions: list[int] = []
+    for row in rows:
+        ids += row["input_ids"]
+        labels += [IGNORE, *row["labels"][1:]]
+        positions += row.get("position_ids") or list(range(len(row["input_ids"])))
+    return {"input_ids": ids, "labels": labels, "position_ids": positions}
+
+
+FLATTEN_MAX_TOKENS = 4096  # a one-row batch's block-diagonal mask is (tokens x tokens)
 
 
 class Collator:
-    """Pads a batch to its longest row (right padding; pad positions carry no loss)."""
+    """Pads a batch to its longest row (right padding; pad positions carry no loss).
 
-    def __init__(self, pad_id: int, multiple_of: int = 1) -> None:
+    ``hidden_size`` (the model's) turns on padding-free batches: a batch becomes one row with no
+    padding (:func:`concatenate`: the same examples and loss terms, attention kept per example by
+    the ``position_ids``) when that costs less. On CPU a pad position costs as much as a real one;
+    the one row's attention, with a block-diagonal mask, grows with the square of its length. A
+    layer's linear FLOPs per token are about 12 x hidden^2 x 2, its attention's 4 x hidden per
+    attended token (halved by causal skipping in a padded row, not in the masked one row), so the
+    one row is used when ``T (1 + 2T/k) < n L (1 + L/k)``, ``k = 6 x hidden_size``, and T is at most
+    ``FLATTEN_MAX_TOKENS``. 0 never flattens.
+    """
+
+    def __init__(self, pad_id: int, multiple_of: int = 1, hidden_size: int = 0) -> None:
         self.pad_id = pad_id
         self.multiple_of = multiple_of
+        self.hidden_size = hidden_size
+
+    def flattens(self, lengths: Sequence[int]) -> bool:
+        """Whether a batch of rows of these lengths is cheaper as one unpadded row."""
+        if self.hidden_size <= 0 or len(lengths) < 2:
+            return False
+        total, longest, k = sum(lengths), max(lengths), 6 * self.hidden_size
+        return total <= FLATTEN_MAX_TOKENS and total * (1 + 2 * total / k) < len(lengths) * longest * (1 + longest / k)
 
     def __call__(self, rows: list[dict[str, list[int]]]) -> dict[str, Any]:
         import torch
 
+        if self.flattens([len(r["input_ids"]) for r in rows]):
+            rows = [concatenate(rows)]
         longest = max(len(r["input_ids"]) for r in rows)
         if self.multiple_of > 1:
             longest = -(-longest // self.multiple_of) * self.multiple_of

@@ -62,6 +62,10 @@ class FinetuneOptions(Options):
     )
     logging_dir: str | None = Field(None, description="tensorboard log folder")
     packing: bool = Field(False, description="pack several examples into each row (attention kept per example)")
+    padding_free: bool = Field(
+        False,
+        description="run a batch as one unpadded row when a cost model says cheaper (same examples and loss; CPU)",
+    )
     group_by_length: bool = Field(True, description="batch examples of similar length together (less padding)")
     train_on_prompt: bool = Field(False, description="loss on the prompt too, not only on the response")
     gradient_checkpointing: bool = Field(False, description="recompute activations in backward: less memory, slower")

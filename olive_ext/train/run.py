@@ -20,7 +20,7 @@ from olive_ext.train.args import check_training_args
 from olive_ext.train.device import choose_dtype, device_name, training_device, use_all_cores
 from olive_ext.train.evaluation import evaluate_model
 from olive_ext.train.features import Collator, PromptEncoder, RowDataset, pack, tokenize
-from olive_ext.train.loss import LossFunction
+from olive_ext.train.loss import LossFunction, unwrap
 from olive_ext.train.model import add_adapter, load_model, load_tokenizer
 from olive_ext.train.options import FinetuneOptions
 from olive_ext.train.trainer import TrainStats, make_callback, make_trainer, stop_on_interrupt
@@ -200,6 +200,16 @@ def evaluate_phase(
     return result
 
 
+def _padding_free_width(model: Any, opts: FinetuneOptions, device: str) -> int:
+    """The hidden size that lets the collator run batches as one unpadded row (0: always pad).
+
+    CPU only, where a pad position costs as much as a real one. Off by default: on the tone task's rows
+    (lengths alike) it measured no faster than padding (benchmarks/RESULTS.md, "Fine-tuning step")."""
+    if not opts.padding_free or device != "cpu":
+        return 0
+    return int(getattr(getattr(unwrap(model), "config", None), "hidden_size", 0) or 0)
+
+
 def train_phase(
     model: Any,
     data: TrainingData,
@@ -228,7 +238,7 @@ def train_phase(
         stop_on_interrupt(progress.console) as stop,
     ):
         callback = make_callback(stats, bar, stop)
-        collate = Collator(data.tokenizer.pad_token_id)
+        collate = Collator(data.tokenizer.pad_token_id, hidden_size=_padding_free_width(model, opts, device))
         trainer = make_trainer(
             model, args, RowDataset(data.rows), eval_rows, collate, loss_fn, stats, [callback, *(callbacks or [])]
         )
