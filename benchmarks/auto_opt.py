@@ -489,11 +489,11 @@ def main() -> None:
     cold_load = (load0, load_average())
     if not cold.ok:
         raise SystemExit(f"olive-ext auto-opt failed: {cold.error()} (log: {cold.log})")
+    ours = summarize_ours(run / "ours")  # the cold run's table: the cached runs below rewrite the folder
     warm: list[Timed] = []
     for i in range(args.warm_runs):
         print(f"[bench] olive-ext auto-opt (cached) {i + 1}/{args.warm_runs} ...", file=sys.stderr, flush=True)
         warm.append(run_timed(ours_argv(ft, run / "ours", cache), run / f"ours-warm{i}.log"))
-    ours = summarize_ours(run / "ours")
 
     olive_rows = [] if args.skip_olive else olive_runs(ft, run)
     for row in olive_rows:
