@@ -222,3 +222,24 @@ def test_cpu_llm_candidates_include_olive_gptq_and_rtn(tiny_llama: Path, eval_fi
     assert len(gptq) == 1 and gptq[0]["quantize"].params()["data"] == "calib" and "calib" in recipe.data
     off = auto_opt_recipe(opts.model_copy(update={"olive_int4": False}), "cpu", str(tmp_path / "out"))
     assert not any(s.type == "olive" for p in off.pipelines for s in p.values())  # --olive_int4 false
+
+
+def test_an_accepted_olive_config_is_remembered_and_a_refused_one_is_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """olive-ai's validation costs seconds (it imports olive); an accepted config is remembered by content."""
+    from olive_ext.passes import get_pass
+
+    monkeypatch.setenv("OLIVE_EXT_CACHE", str(tmp_path))
+    olive = get_pass("olive")
+    assert olive is not None
+    good = {"olive_type": "OnnxFloatToFloat16", "config": {"keep_io_types": True}}
+    bad = {"olive_type": "OnnxFloatToFloat16", "config": {"keep_io_types": "maybe"}}
+    markers = lambda: sorted((tmp_path / "checks").glob("*.ok"))  # noqa: E731
+    assert olive.check_params(good, "p") == [] and len(markers()) == 1
+    assert olive.check_params(good, "p") == [] and len(markers()) == 1
+    for _ in range(2):  # a refusal is found again each time, and never remembered
+        assert [p.path for p in olive.check_params(bad, "p")] == ["p.config.keep_io_types"]
+    assert len(markers()) == 1
+    other = {"olive_type": "OnnxFloatToFloat16", "config": {"keep_io_types": False}}
+    assert olive.check_params(other, "p") == [] and len(markers()) == 2  # keyed by the config's content

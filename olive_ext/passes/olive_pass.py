@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field, field_validator
 
 from olive_ext.artifacts import ARTIFACT_KINDS, Artifact
+from olive_ext.cache import cache_key, default_cache_dir
 from olive_ext.errors import PassError, Problem, RecipeError, UserInputError
 from olive_ext.onnx.check import smoke_check
 from olive_ext.onnx.folder import carried_meta, copy_companions, external_data_files, model_file, save_model
@@ -90,6 +91,15 @@ def unsupported_reason(olive_type: str) -> str | None:
     return None
 
 
+def _accepted_marker(name: str, config: Any, params: dict[str, Any]) -> Path | None:
+    """Where a config olive-ai accepted is remembered (by content and olive-ai's version), or None."""
+    if not isinstance(config, dict) or {"user_script", "script_dir"} & set(config):
+        return None
+    where = {k: params.get(k) for k in ("device", "execution_provider")}
+    key = cache_key("olive-check", name, config, where, olive_catalog.olive_ai_version())
+    return default_cache_dir() / "checks" / f"{key}.ok"
+
+
 @register_pass("olive")
 class OlivePass(Pass[OlivePassConfig]):
     """Run one of olive-ai's passes (olive_type + its Olive config) on an hf, onnx or genai model."""
@@ -119,8 +129,19 @@ class OlivePass(Pass[OlivePassConfig]):
             if isinstance(config, dict) and "data_config" in config:
                 return [Problem(f"{path}.data", "give either `data` or config.data_config, not both")]
             config = {**config, "data_config": _PLACEHOLDER_DATA} if isinstance(config, dict) else config
+        # olive-ai's validation imports olive and the pass's module (seconds); a config it accepted once is
+        # remembered by content, so a cached re-run does not pay that again. Configs naming the user's
+        # scripts are always checked: their validity depends on files we do not hash here.
+        memo = _accepted_marker(entry.name, config, params)
+        if memo is not None and memo.exists():
+            return []
         accelerator = olive_catalog.accelerator_spec(params.get("device"), params.get("execution_provider"))
-        return olive_catalog.check_params(olive_type, config, f"{path}.config", accelerator)
+        problems = olive_catalog.check_params(olive_type, config, f"{path}.config", accelerator)
+        if not problems and memo is not None:
+            with contextlib.suppress(OSError):  # a read-only cache only costs the check next time
+                memo.parent.mkdir(parents=True, exist_ok=True)
+                memo.touch()
+        return problems
 
     def cache_extra(self, ctx: RunContext) -> Any:
         if self.config.data is None:
