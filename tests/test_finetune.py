@@ -506,3 +506,17 @@ def test_padding_free_batches_keep_the_loss_curve(
         assert any(decisions) == padding_free
     assert len(curves[True]) == 8
     assert max(abs(a - b) for a, b in zip(curves[True], curves[False], strict=True)) < 1e-4, curves
+
+
+def test_modules_to_save_are_trained_in_full_beside_the_adapter(tiny_llama: Path) -> None:
+    """Olive's LoRA `modules_to_save` (and our option of that name) reach peft: lm_head is trained whole."""
+    from transformers import AutoModelForCausalLM
+
+    from olive_ext.train.model import add_adapter
+    from olive_ext.train.options import FinetuneOptions
+
+    model = add_adapter(AutoModelForCausalLM.from_pretrained(tiny_llama), FinetuneOptions(modules_to_save=["lm_head"]))
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert any("lm_head" in n and "modules_to_save" in n for n in trainable), sorted(trainable)[:10]
+    plain = add_adapter(AutoModelForCausalLM.from_pretrained(tiny_llama), FinetuneOptions())
+    assert not any("lm_head" in n for n, p in plain.named_parameters() if p.requires_grad)

@@ -134,7 +134,7 @@ def test_cluster_same_choice_with_a_killed_worker_and_through_the_object_store(
     # `olive-ext run` on the same recipe, models through Ray's object store to a worker with its own cache
     recipe = yaml.safe_load((local / "recipe.yaml").read_text())
     recipe["executor"] = {"type": "ray", "address": cluster.address, "transfer": "ray"}
-    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))  # a pipeline is its steps in order
     driver_cache, moved = tmp_path / "cache-driver", tmp_path / "moved"
     _olive_ext(cluster, ["run", "--config", str(tmp_path / "recipe.yaml"), "-o", str(moved), "--cache_dir",
                          str(driver_cache), "--log_level", "2"])  # fmt: skip
@@ -176,7 +176,7 @@ def test_a_worker_node_that_disappears_is_reported_not_waited_for(
                               warmup=0, repeats=2, new_tokens=8, prompt_tokens=16, max_new_tokens=4)  # fmt: skip
         recipe = resolved_recipe(auto_opt_recipe(opts, "cpu", str(tmp_path / "out")))
         recipe["executor"] = {"type": "ray", "address": lost.address, "node_wait_s": 5, "max_retries": 1}
-        (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+        (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
         env = {**os.environ, **lost.env, "PYTHONPATH": str(REPO)}
         started = time.monotonic()
         done = subprocess.run([os.sys.executable, "-m", "olive_ext", "run", "--config", str(tmp_path / "recipe.yaml"),

@@ -35,6 +35,11 @@ _LIFTED = ("learning_rate", "max_steps", "num_train_epochs", "per_device_train_b
 class LoraPassConfig(FinetuneOptions):
     train_data: str | None = dataset_ref("dataset (in `data`) to train on; unset: the only one defined", needed=True)
     eval_data: str | None = dataset_ref("dataset (in `data`) for eval loss and exact match; optional")
+    device_map: Literal["auto", "current_device"] | None = Field(
+        None,
+        description="Olive's model placement; olive-ext trains on the target's one device, which is what both "
+        "values give on a single device",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -92,8 +97,8 @@ class LoraPass(Pass[LoraPassConfig]):
         "compute_dtype": "torch_dtype",
     }
     # Olive keys with no effect here (device placement, Olive-only switches).
-    _OLIVE_IGNORED = ("device_map", "allow_tf32", "ephemeral_gpu_offload", "save_quant_config", "modules_to_save",
-                      "rank_dropout", "module_dropout", "use_effective_conv2d", "init_weights")  # fmt: skip
+    _OLIVE_IGNORED = ("allow_tf32", "ephemeral_gpu_offload", "save_quant_config", "rank_dropout", "module_dropout",
+                      "use_effective_conv2d", "init_weights")  # fmt: skip
 
     @classmethod
     def from_olive(cls, params: dict[str, Any]) -> dict[str, Any]:

@@ -153,6 +153,7 @@ def add_adapter(model: Any, opts: FinetuneOptions) -> Any:
         lora_alpha=int(opts.lora_alpha) if float(opts.lora_alpha).is_integer() else opts.lora_alpha,  # type: ignore[arg-type]
         lora_dropout=opts.lora_dropout,
         target_modules=list(targets),
+        modules_to_save=list(opts.modules_to_save) if opts.modules_to_save else None,
         use_dora=opts.method == "dora",
         bias="none",
         task_type="CAUSAL_LM",

@@ -36,6 +36,9 @@ class FinetuneOptions(Options):
     target_modules: list[str] | None = Field(
         None, description="module names to adapt; default: every linear layer of attention and MLP (not lm_head)"
     )
+    modules_to_save: list[str] | None = Field(
+        None, description="modules trained in full and saved beside the adapter (peft's modules_to_save, e.g. lm_head)"
+    )
     learning_rate: float = searchable(2e-4, description="peak learning rate (linear decay)", gt=0)
     max_steps: int | None = Field(None, ge=1, description="optimizer steps; overrides num_train_epochs")
     num_train_epochs: float = Field(1.0, gt=0, description="passes over the training data when max_steps is unset")
