@@ -56,6 +56,7 @@ from benchmarks._common import (  # noqa: E402
     write_section,
 )
 from olive_ext.cli.demo import finetune_argv as demo_finetune_argv  # noqa: E402
+from olive_ext.report.labels import build_label  # noqa: E402
 
 BENCH = Path(os.environ.get("OLIVE_EXT_BENCH_DIR", ROOT / ".bench"))
 WORK = BENCH / "auto-opt"
@@ -684,7 +685,7 @@ def report(c: dict[str, Any]) -> tuple[str, str]:
         f"| olive-ext | `olive-ext auto-opt -m FT --device cpu -o OUT --data_files tone.jsonl --eval_split "
         f'"{EVAL_SPLIT}" --text_template T` (empty cache) | {cold.seconds:.1f} | {cold.peak_rss_mb:.0f} | '
         f"{ours['n']} built, parity-checked and evaluated ({ours['feasible']} within constraints) | "
-        f"{chosen.get('label', '-').split(' -> ')[0]} ({cm.get('size', 0):.0f} MB) | "
+        f"{build_label(chosen.get('label', '-'))} ({cm.get('size', 0):.0f} MB) | "
         f"{em if em is not None else '-'} (PyTorch reference {ref_em}, fp32 ONNX {fp32m.get('exact_match', '-')}) | "
         f"{spread(c['tps']['olive-ext chosen'])} |"
     )
@@ -739,7 +740,7 @@ def report(c: dict[str, Any]) -> tuple[str, str]:
         if "exact_match.stopped_after" in m:
             status += f" (stopped after {m['exact_match.stopped_after']:.0f} rows)"
         lines.append(
-            f"| {'*' if cand['chosen'] else ''} | {cand['label'].split(' -> ')[0][:90]} | {f('exact_match')} | "
+            f"| {'*' if cand['chosen'] else ''} | {build_label(cand['label'])[:90]} | {f('exact_match')} | "
             f"{f('exact_match.n', 0)} | {f('throughput', 0)} | {f('latency', 2)} | {f('ttft', 1)} | "
             f"{f('latency.runs', 0)} | {f('size', 0)} | {cand.get('seconds', '-')} | {status} |"
         )
@@ -766,7 +767,7 @@ def report(c: dict[str, Any]) -> tuple[str, str]:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     fmt = {
-        "olive-ext chosen": chosen.get("label", "").split(" -> ")[0],
+        "olive-ext chosen": build_label(chosen.get("label", "")),
         "llama.cpp Q4_0": "GGUF " + ", ".join(f"{k} {v / 1e6:.0f} MB" for k, v in c["llama_info"]["types"].items()),
         "olive-ext fp32 candidate": "fp32 ONNX (genai builder)",
     }

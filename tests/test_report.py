@@ -90,3 +90,13 @@ def test_the_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -
     assert near((214, 39, 40)) > 50, "the chosen candidate's red ring is not drawn"
     assert near((27, 158, 99)) + near((142, 205, 176)) > 50, "no Pareto-front dot is drawn"
     assert (image[800:].sum(axis=2) < 600).sum() > 500, "the candidates table below the chart is not drawn"
+
+
+def test_build_label_names_what_makes_a_candidate() -> None:
+    from olive_ext.report.labels import build_label
+
+    olive = ("merge_adapter -> olive(config={'bits': 4}, data=train, olive_type=Gptq) -> "
+             "model_builder(precision=int4) -> parity_check(data=eval, fail=False)")  # fmt: skip
+    assert build_label(olive) == "Olive Gptq -> model_builder(precision=int4)"
+    assert build_label("gguf_export(quant=Q8_0)") == "gguf_export(quant=Q8_0)"
+    assert build_label("merge_adapter") == "merge_adapter"  # nothing else to say: the label as it is

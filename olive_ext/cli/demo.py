@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shlex
 import time
 from pathlib import Path
 from typing import Any
 
 from olive_ext.cli.common import add_cache_dir, add_log_level
+from olive_ext.report.labels import build_label
 
 NAME = "demo"
 HELP = "fine-tune SmolLM2-135M on a shipped task, build and pick a CPU model, package and verify it"
@@ -171,13 +171,13 @@ def print_summary(out: Path, timings: dict[str, float], console: Any) -> None:
                 else ("ok" if c["feasible"] else "broke " + ",".join(k for k, v in c["constraints"].items() if not v))
             )
         )
-        table.add_row("*" if c["chosen"] else "", _build_of(c["label"])[:80], *_cells(c["metrics"]), status)
+        table.add_row("*" if c["chosen"] else "", build_label(c["label"])[:80], *_cells(c["metrics"]), status)
     console.print(table)
     chosen = next((c for c in runs["candidates"] if c["chosen"]), None)
     if chosen:
         m = chosen["metrics"]
         console.print(
-            f"chosen: {_build_of(chosen['label'])} - the lowest decode latency among candidates "
+            f"chosen: {build_label(chosen['label'])} - the lowest decode latency among candidates "
             f"within 1 point of the PyTorch model's exact match ({m.get('exact_match', 0):.1f}% vs "
             f"{reference.get('exact_match', 0):.1f}%), {m.get('throughput', 0):.0f} tok/s, "
             f"{m.get('size', 0):.0f} MB"
@@ -185,14 +185,6 @@ def print_summary(out: Path, timings: dict[str, float], console: Any) -> None:
     console.print(f"bundle: {out / 'bundle'} and {out / 'bundle.zip'} ({len(manifest['files'])} files, verified)")
     console.print("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
     console.print(f"try it: olive-ext chat -m {out / 'bundle'}   or   python {out / 'bundle' / 'run.py'}")
-
-
-def _build_of(label: str) -> str:
-    """The steps that make a candidate what it is: the adapter merge and the parity check left out, and an
-    Olive step named by its Olive pass (``Olive Gptq -> model_builder(...)``)."""
-    steps = [s for s in label.split(" -> ") if not s.startswith(("merge_adapter", "parity_check"))]
-    steps = [re.sub(r"^olive\(.*olive_type=(\w+).*\)$", r"Olive \1", s) for s in steps]
-    return " -> ".join(steps) or label
 
 
 def _cells(m: dict[str, Any]) -> list[str]:

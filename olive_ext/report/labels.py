@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import TYPE_CHECKING, Any
 
 from olive_ext.evaluate.registry import ACCURACY_METRICS, unit_of
@@ -168,3 +169,11 @@ OBJECTIVE_WORDS = {
     "size": "smallest size",
     "accuracy": "highest accuracy",
 }
+
+
+def build_label(label: str) -> str:
+    """The steps that make a candidate what it is: the adapter merge and the parity check left out, and an
+    Olive step named by its Olive pass (``Olive Gptq -> model_builder(...)``)."""
+    steps = [s for s in label.split(" -> ") if not s.startswith(("merge_adapter", "parity_check"))]
+    steps = [re.sub(r"^olive\(.*olive_type=(\w+).*\)$", r"Olive \1", s) for s in steps]
+    return " -> ".join(steps) or label
