@@ -313,7 +313,10 @@ def test_a_full_queue_answers_503_and_a_closed_stream_frees_its_worker(multi: Pa
     url = f"http://127.0.0.1:{port}/v1/completions"
     try:
         body = {"model": "tone", "prompt": "go", "stream": True, "max_tokens": 400}
-        with httpx.stream("POST", url, json=body, timeout=60) as first, httpx.stream("POST", url, json=body) as second:
+        with (
+            httpx.stream("POST", url, json=body, timeout=60) as first,
+            httpx.stream("POST", url, json=body, timeout=60) as second,
+        ):
             assert first.status_code == second.status_code == 200  # one generating (held), one queued
             for streamed in (True, False):  # refused before the response starts, streamed or not
                 busy = httpx.post(url, json={**body, "stream": streamed}, timeout=60)
@@ -323,7 +326,8 @@ def test_a_full_queue_answers_503_and_a_closed_stream_frees_its_worker(multi: Pa
         # both streams closed mid-generation: their workers stop early and free their places
         assert backend.stopped.wait(30)
         deadline = time.monotonic() + 30
-        while (r := httpx.post(url, json={"model": "tone", "prompt": "x", "max_tokens": 2})).status_code == 503:
+        tiny = {"model": "tone", "prompt": "x", "max_tokens": 2}
+        while (r := httpx.post(url, json=tiny, timeout=60)).status_code == 503:  # httpx's default 5 s is short here
             assert time.monotonic() < deadline
             time.sleep(0.05)
         assert r.status_code == 200 and r.json()["choices"][0]["finish_reason"] in {"stop", "length"}
