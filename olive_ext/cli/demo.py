@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from olive_ext.cli.common import add_cache_dir, add_log_level
-from olive_ext.report.labels import build_label
 
 NAME = "demo"
 HELP = "fine-tune SmolLM2-135M on a shipped task, build and pick a CPU model, package and verify it"
@@ -144,6 +143,8 @@ def main(args: argparse.Namespace) -> int:
 def print_summary(out: Path, timings: dict[str, float], console: Any) -> None:
     """Base vs fine-tuned accuracy, every candidate, the choice and why, the bundle."""
     from rich.table import Table
+
+    from olive_ext.report.labels import build_label  # the report layer imports the engine: not at start-up
 
     train = json.loads((out / "ft" / "train_metrics.json").read_text())
     runs = json.loads((out / "onnx" / "candidates.json").read_text())
