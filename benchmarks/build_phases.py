@@ -35,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import load_average, machine_line, today  # noqa: E402
+from benchmarks._common import load_average, machine_line, today, write_section  # noqa: E402
 
 
 def digest(folder: str) -> str:
@@ -149,8 +149,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:
-        with open(args.write, "a") as f:
-            f.write("\n" + text)
+        write_section(args.write, lines[0].removeprefix("## "), "\n".join(lines[2:]))  # replaces its section
 
 
 if __name__ == "__main__":

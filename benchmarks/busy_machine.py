@@ -35,6 +35,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._common import write_section  # noqa: E402
 
 _TORCH = """
 import time, torch
@@ -169,8 +172,7 @@ def main() -> None:
     if args.write:
         if load > args.max_load:
             sys.exit(f"not writing {args.write}: load {load:.2f} > {args.max_load} at the start, quiet numbers are not")
-        with open(args.write, "a") as f:
-            f.write("\n" + text)
+        write_section(args.write, lines[0].removeprefix("## "), "\n".join(lines[2:]))  # replaces its section
 
 
 def as_is(args: argparse.Namespace) -> None:
@@ -202,8 +204,7 @@ def as_is(args: argparse.Namespace) -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:
-        with open(args.write, "a") as f:
-            f.write("\n" + text)
+        write_section(args.write, lines[0].removeprefix("## "), "\n".join(lines[2:]))  # replaces its section
 
 
 if __name__ == "__main__":
