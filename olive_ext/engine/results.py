@@ -9,6 +9,7 @@ from typing import Any
 from olive_ext.artifacts import Artifact
 from olive_ext.engine.runner import StepRecord
 from olive_ext.engine.search import Candidate
+from olive_ext.evaluate.registry import QUALITY_METRICS
 
 
 @dataclass
@@ -87,7 +88,7 @@ class RunResult:
     def accuracy_measured(self) -> bool:
         """False when no task accuracy was measured: the choice was then made on speed and size alone."""
         return not self.unchecked_constraints and any(
-            any(k in c.metrics for k in ("accuracy", "exact_match", "perplexity")) for c in self.results
+            any(k in c.metrics for k in QUALITY_METRICS) for c in self.results
         )
 
     @property

@@ -38,6 +38,7 @@ from olive_ext.errors import ConstraintsNotMetError, OliveExtError
 from olive_ext.evaluate.context import EvalContext
 from olive_ext.evaluate.evaluator import evaluate
 from olive_ext.evaluate.racing import Race
+from olive_ext.evaluate.registry import ACCURACY_METRICS
 from olive_ext.models.folder import resolve_model_arg
 from olive_ext.models.hub import go_offline_if_unreachable
 from olive_ext.onnx.genai_builder import release_loads
@@ -222,7 +223,7 @@ def race_for(recipe: Recipe, reference: float | None) -> Race | None:
     spec = recipe.evaluate
     if spec is None or spec.racing == "off" or reference is None or spec.constraints.max_accuracy_drop is None:
         return None
-    if not {"accuracy", "exact_match"} & set(spec.metrics):
+    if not set(ACCURACY_METRICS) & set(spec.metrics):
         return None
     return Race(floor=reference - spec.constraints.max_accuracy_drop, bound=spec.racing)
 
