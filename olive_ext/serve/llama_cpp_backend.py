@@ -13,15 +13,13 @@ from __future__ import annotations
 import codecs
 import ctypes
 import json
-import os
 import queue
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
-
+from olive_ext.cpu_threads import plan_threads
 from olive_ext.deploy.bundle import chat_template_text
 from olive_ext.errors import MissingDependencyError, UserInputError
 from olive_ext.evaluate.backends.llama_cpp import gguf_in, load_llama
@@ -73,8 +71,8 @@ class LlamaCppBackend:
         import llama_cpp
 
         self._lib = llama_cpp
-        # the workers split the physical cores (llama.cpp's own default), unless ``threads`` says otherwise
-        threads = threads or max(1, (psutil.cpu_count(logical=False) or os.cpu_count() or 1) // workers)
+        # the workers split the threads every command plans (free cores, OLIVE_EXT_THREADS), unless ``threads`` says
+        threads = threads or max(1, plan_threads().threads // workers)
         try:
             models = [load_llama(gguf, threads, context_length) for _ in range(workers)]
         except Exception as e:  # a file llama.cpp (or gguf's reader of its context length) cannot read

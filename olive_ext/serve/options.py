@@ -41,6 +41,6 @@ class ServeOptions(Options):
     threads: int = Field(
         0,
         ge=0,
-        description="GGUF models: llama.cpp threads per worker (0: the physical cores split between the workers; "
-        "on a machine busy with other work, fewer threads than cores avoid llama.cpp's spin-waiting)",
+        description="GGUF models: llama.cpp threads per worker (0: the cores left free by the load at start, or "
+        "$OLIVE_EXT_THREADS, split between the workers: llama.cpp's threads spin-wait, so fewer on a busy machine)",
     )
