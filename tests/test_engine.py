@@ -45,6 +45,17 @@ def chain(marker: Path, wait_for: Path | None = None) -> dict:
     }
 
 
+def test_lineage_records_each_steps_own_peak_rss(model_dir: Path, tmp_path: Path) -> None:
+    passes = {
+        "big": {"type": "toy_transform", "label": "big", "hold_mb": 300},
+        "small": {"type": "toy_transform", "label": "small"},
+    }
+    run(recipe_for(model_dir, tmp_path / "o", passes))
+    big, small = json.loads((tmp_path / "o" / "lineage.json").read_text())
+    # VmHWM is reset at each step: the small step after the big one does not inherit its peak
+    assert big["peak_rss_mb"] > small["peak_rss_mb"] + 250, (big, small)
+
+
 def test_second_identical_run_reuses_every_step(model_dir: Path, tmp_path: Path) -> None:
     marker = tmp_path / "ran.txt"
     first = run(recipe_for(model_dir, tmp_path / "o1", chain(marker)))

@@ -520,3 +520,28 @@ def test_modules_to_save_are_trained_in_full_beside_the_adapter(tiny_llama: Path
     assert any("lm_head" in n and "modules_to_save" in n for n in trainable), sorted(trainable)[:10]
     plain = add_adapter(AutoModelForCausalLM.from_pretrained(tiny_llama), FinetuneOptions())
     assert not any("lm_head" in n for n, p in plain.named_parameters() if p.requires_grad)
+
+
+def test_exact_match_by_teacher_forcing_equals_generation(tiny_llama: Path) -> None:
+    """The finetune's exact match settles rows by teacher forcing; its answers are generation's, row by row."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from olive_ext.evaluate.exact_match import exact_match
+    from olive_ext.train.evaluation import generate, greedy_answers
+    from olive_ext.train.features import PromptEncoder
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32)
+    encoder = PromptEncoder(tokenizer, [tokenizer.convert_tokens_to_ids("<|im_end|>")])
+    words = ["great", "terrible", "cat", "dog", "city", "model", "data", "happy"]
+    prompts = [f"Phrase: the {a} {b}\nTone:" for a in words for b in words[:3]]
+    limit = 6
+    generated = generate(model, encoder, prompts, limit, 8, 128)
+    # half the references are the model's own greedy answers (right), half another row's (mostly wrong)
+    refs = [g if i % 2 == 0 else generated[(i + 1) % len(generated)] + " x" for i, g in enumerate(generated)]
+    answers, forced = greedy_answers(model, encoder, prompts, refs, limit, 8, 128)
+    assert answers == generated
+    assert forced > 0  # the check must exercise teacher forcing, not only the decoding fallback
+    assert exact_match(answers, refs, [""] * len(refs)) == exact_match(generated, refs, [""] * len(refs))

@@ -167,3 +167,35 @@ def test_encoder_is_refused_with_a_pointer_to_onnx_export(tiny_bert: Path) -> No
 
     with pytest.raises(UserInputError, match="onnx_export"):
         build(tiny_bert, {"build": {"type": "model_builder"}})
+
+
+def test_parity_checks_of_one_run_load_the_reference_once_and_measure_the_same(
+    tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Candidates built from one source are compared with the PyTorch reference loaded (and run) once."""
+    import olive_ext.onnx.parity as parity
+    from olive_ext.engine.runner import open_context
+    from olive_ext.passes.parity_check import ParityCheck, ParityCheckConfig, forget_recorded
+
+    fp32 = build(tiny_llama, {"build": {"type": "model_builder"}})
+    int8 = build(tiny_llama, {"build": {"type": "model_builder", "precision": "int8"}})
+    loads = []
+    original = parity.TorchReference.__init__
+
+    def counted(self: object, *args: object, **kwargs: object) -> None:
+        loads.append(args[0])
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(parity.TorchReference, "__init__", counted)
+    check, ctx = ParityCheck(ParityCheckConfig()), open_context(str(tmp_path / "cache"))
+    fresh = []
+    for art in (fp32, int8):
+        forget_recorded()
+        fresh.append(check.measure(art, ctx))
+    assert len(loads) == 2
+    forget_recorded()
+    shared = [check.measure(art, ctx) for art in (fp32, int8)]
+    assert len(loads) == 3  # one load for both candidates
+    assert shared == fresh  # the remembered answers are the ones a fresh reference gives
+    assert fresh[0] != fresh[1]  # and the two candidates really were measured apart
+    forget_recorded()

@@ -30,6 +30,7 @@ class ToyConfig(PassConfig):
     fail: bool = searchable(False, description="raise instead of producing output")
     marker: str | None = Field(None, description="file to append one line to per real run")
     detail: int = searchable(0, description="only meaningful when factor > 1 (normalized to 0 otherwise)")
+    hold_mb: int = Field(0, ge=0, description="hold this many MiB of touched memory while running (memory tests)")
 
     @model_validator(mode="after")
     def _detail_needs_factor(self) -> ToyConfig:
@@ -54,6 +55,8 @@ class ToyTransform(Pass[ToyConfig]):
             time.sleep(0.05)
         if self.config.fail:
             raise RuntimeError(f"toy failure in {self.config.label}")
+        held = bytearray(b"\x01" * (self.config.hold_mb << 20))  # written, so resident
+        del held
         out = ctx.output_dir / "model"
         out.mkdir()
         seed = (digest_of(artifact.path) + self.config.label).encode()

@@ -10,12 +10,15 @@ for hidden states).
 from __future__ import annotations
 
 import json
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from olive_ext.memory import release_freed_memory
 from olive_ext.onnx.runtime import genai, onnxruntime
 
 # Used when the recipe has no data: short, varied English prompts.
@@ -155,6 +158,72 @@ class TorchReference:
         return (outputs.logits if hasattr(outputs, "logits") else outputs.last_hidden_state).numpy()
 
 
+class RecordedReference:
+    """The PyTorch reference's answers (logits and greedy tokens) per prompt, recorded once and kept on disk.
+
+    :meth:`record` loads the model (``load()``), runs the prompts it has not seen, and releases the model before
+    returning, so a candidate is never in memory beside it; the logits stay in a temporary folder (float32, one
+    file per prompt) until :meth:`close`. Every candidate of a run is compared with the same recorded answers: the
+    model is loaded, and each prompt run, once per run, and the values are exactly what a fresh reference computes.
+    """
+
+    def __init__(self, load: Callable[[], TorchReference]) -> None:
+        self._load = load
+        self._folder: tempfile.TemporaryDirectory[str] | None = None
+        self._shapes: dict[tuple[int, ...], tuple[int, ...]] = {}
+        self._files: dict[tuple[int, ...], Path] = {}
+        self._greedy: dict[tuple[tuple[int, ...], int], list[int]] = {}
+        self.loads = 0  # how many times the model was loaded (a test reads it)
+
+    def record(self, prompts: list[list[int]], greedy_tokens: int) -> None:
+        """Run the model on the prompts not recorded yet (one load, released at the end)."""
+        todo = [
+            ids
+            for ids in prompts
+            if tuple(ids) not in self._files or (greedy_tokens and (tuple(ids), greedy_tokens) not in self._greedy)
+        ]
+        if not todo:
+            return
+        if self._folder is None:
+            self._folder = tempfile.TemporaryDirectory(prefix="olive-ext-parity-")
+        reference = self._load()
+        self.loads += 1
+        try:
+            for ids in todo:
+                key = tuple(ids)
+                if key not in self._files:
+                    logits = np.ascontiguousarray(reference.logits(ids), dtype=np.float32)
+                    path = Path(self._folder.name) / f"{len(self._files)}.f32"
+                    logits.tofile(path)
+                    self._files[key], self._shapes[key] = path, logits.shape
+                    del logits
+                if greedy_tokens and (key, greedy_tokens) not in self._greedy:
+                    self._greedy[(key, greedy_tokens)] = reference.greedy(ids, greedy_tokens)
+        finally:
+            del reference
+            release_freed_memory()
+
+    def logits(self, ids: list[int]) -> np.ndarray:
+        """The recorded logits of ``ids`` (recorded first if they were not)."""
+        self.record([ids], 0)
+        key = tuple(ids)
+        return np.fromfile(self._files[key], dtype=np.float32).reshape(self._shapes[key])
+
+    def greedy(self, ids: list[int], n: int) -> list[int]:
+        """The recorded greedy continuation of ``ids`` (recorded first if it was not)."""
+        self.record([ids], n)
+        return list(self._greedy[(tuple(ids), n)])
+
+    def close(self) -> None:
+        """Delete the recorded logits."""
+        if self._folder is not None:
+            self._folder.cleanup()
+            self._folder = None
+        self._files.clear()
+        self._shapes.clear()
+        self._greedy.clear()
+
+
 def _cut_at_eos(tokens: list[int], eos: set[int]) -> list[int]:
     for i, t in enumerate(tokens):
         if t in eos:
@@ -201,19 +270,12 @@ class GenAICandidate:
         return _cut_at_eos(tokens, self.eos)
 
 
-def compare_llm(
-    reference: TorchReference, candidate: GenAICandidate, prompts: list[list[int]], greedy_tokens: int
-) -> dict[str, Any]:
-    """Logit statistics over every prompt position, and the greedy-prefix match."""
-    stats = LogitStats()
-    prefix = []
-    for ids in prompts:
-        ref, cand = reference.logits(ids), candidate.logits(ids)
-        rows = min(ref.shape[0], cand.shape[0])  # a pruned LM head gives the last position only
-        stats.add(ref[-rows:], cand[-rows:])
-        if greedy_tokens:
-            ref_tokens = reference.greedy(ids, greedy_tokens)
-            prefix.append(greedy_prefix_match(ref_tokens, candidate.greedy(ids, greedy_tokens)))
+def _fold(stats: LogitStats, ref: np.ndarray, cand: np.ndarray) -> None:
+    rows = min(ref.shape[0], cand.shape[0])  # a pruned LM head gives the last position only
+    stats.add(ref[-rows:], cand[-rows:])
+
+
+def _llm_numbers(stats: LogitStats, prefix: list[float]) -> dict[str, Any]:
     out: dict[str, Any] = stats.to_json()
     out.pop("min_cosine")
     if prefix:
@@ -221,13 +283,79 @@ def compare_llm(
     return out
 
 
+def compare_llm(
+    reference: TorchReference | RecordedReference,
+    candidate: GenAICandidate | Any,
+    prompts: list[list[int]],
+    greedy_tokens: int,
+) -> dict[str, Any]:
+    """Logit statistics over every prompt position, and the greedy-prefix match, both models in memory.
+
+    :func:`compare_llm_in_turn` gives the same numbers with one model in memory at a time.
+    """
+    stats = LogitStats()
+    prefix = []
+    for ids in prompts:
+        _fold(stats, reference.logits(ids), candidate.logits(ids))
+        if greedy_tokens:
+            ref_tokens = reference.greedy(ids, greedy_tokens)
+            prefix.append(greedy_prefix_match(ref_tokens, candidate.greedy(ids, greedy_tokens)))
+    return _llm_numbers(stats, prefix)
+
+
+def compare_llm_in_turn(
+    load_reference: Callable[[], TorchReference] | RecordedReference,
+    load_candidate: Callable[[], GenAICandidate | Any],
+    prompts: list[list[int]],
+    greedy_tokens: int,
+) -> dict[str, Any]:
+    """:func:`compare_llm`'s numbers with the PyTorch model and the candidate in memory one after the other.
+
+    The reference runs first (or was recorded by an earlier candidate of the run: a :class:`RecordedReference`):
+    its logits go to a temporary folder and its greedy tokens stay in memory; the PyTorch model is released before
+    the candidate is loaded, and the candidate's logits are compared with the reference's one prompt at a time. On
+    a Qwen2-0.5B shape (2 GB of fp32 weights) the fp32 candidate's check held both models, 7.1 GB; one at a time it
+    stays near the larger of the two (benchmarks/RESULTS.md, "Scaling with model size").
+    """
+    recorded = load_reference if isinstance(load_reference, RecordedReference) else RecordedReference(load_reference)
+    try:
+        recorded.record(prompts, greedy_tokens)
+        candidate = load_candidate()
+        try:
+            return compare_llm(recorded, candidate, prompts, greedy_tokens)
+        finally:
+            del candidate
+            release_freed_memory()
+    finally:
+        if recorded is not load_reference:
+            recorded.close()
+
+
 def compare_encoder(reference: TorchReference, folder: str, texts: list[str], classifier: bool) -> dict[str, Any]:
     """Output-tensor statistics of an ONNX encoder against PyTorch, one example at a time."""
-    from transformers import AutoTokenizer
-
     session = onnxruntime().InferenceSession(f"{folder}/model.onnx", providers=["CPUExecutionProvider"])
     inputs = session.get_inputs()
     fixed = [d if isinstance(d, int) else None for d in inputs[0].shape]
+
+    def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(session.run(None, feeds)[0])
+
+    return compare_encoder_outputs(reference, run, [i.name for i in inputs], folder, texts, classifier, fixed)
+
+
+def compare_encoder_outputs(
+    reference: TorchReference,
+    run: Any,
+    input_names: list[str],
+    folder: str,
+    texts: list[str],
+    classifier: bool,
+    fixed: list[int | None] | None = None,
+) -> dict[str, Any]:
+    """Output-tensor statistics of an encoder (``run(feeds) -> output 0``, any runtime) against PyTorch."""
+    from transformers import AutoTokenizer
+
+    fixed = fixed or []
     tokenizer = AutoTokenizer.from_pretrained(folder)
     stats = LogitStats()
     pooled: list[float] = []
@@ -236,8 +364,8 @@ def compare_encoder(reference: TorchReference, folder: str, texts: list[str], cl
             enc = tokenizer([text], padding="max_length", truncation=True, max_length=fixed[1], return_tensors="np")
         else:
             enc = tokenizer([text], truncation=True, max_length=256, return_tensors="np")
-        feeds = {i.name: enc[i.name].astype(np.int64) for i in inputs if i.name in enc}
-        got = session.run(None, feeds)[0]
+        feeds = {name: enc[name].astype(np.int64) for name in input_names if name in enc}
+        got = run(feeds)
         ref = reference.encode({k: v for k, v in feeds.items()})
         if not classifier and "attention_mask" in feeds:  # compare real tokens only
             keep = feeds["attention_mask"][0].astype(bool)

@@ -85,10 +85,10 @@ class ParityCheck(Pass[ParityCheckConfig]):
     """Compare a genai/onnx candidate with its PyTorch source (logit delta, top-1, KL, greedy prefix)."""
 
     config_class = ParityCheckConfig
-    accepts = frozenset({"genai", "onnx"})
+    accepts = frozenset({"genai", "onnx", "openvino"})
     produces = "genai"
     keeps_kind = True
-    libraries = ("onnxruntime", "onnxruntime-genai", "torch", "transformers", "peft")
+    libraries = ("onnxruntime", "onnxruntime-genai", "openvino", "torch", "transformers", "peft")
 
     @classmethod
     def check_input(cls, artifact: Artifact) -> str | None:
@@ -124,22 +124,52 @@ class ParityCheck(Pass[ParityCheckConfig]):
 
     def measure(self, artifact: Artifact, ctx: RunContext) -> dict[str, Any]:
         # numpy (and torch, onnxruntime through it) at import: loaded when the pass runs, not by `validate`
-        from olive_ext.onnx.parity import GenAICandidate, TorchReference, compare_encoder, compare_llm
+        from olive_ext.onnx.parity import GenAICandidate, TorchReference, compare_encoder, compare_llm_in_turn
 
         source = artifact.meta["source_model"]
+        if artifact.kind == "openvino":
+            return self.measure_openvino(artifact, ctx)
         if artifact.kind == "genai":
             tokenizer = _tokenizer(source)
             prompts = [ids[-self.config.max_prompt_tokens :] for ids in self.prompt_ids(tokenizer, ctx)]
-            reference = TorchReference(source["path"], source.get("adapter_path"), causal=True)
             adapter = artifact.meta.get("adapter_file")
-            candidate = GenAICandidate(artifact.path, f"{artifact.path}/{adapter}" if adapter else None)
-            numbers = compare_llm(reference, candidate, prompts, self.config.greedy_tokens)
+            # one model in memory at a time: the PyTorch reference's answers recorded once per run (model released
+            # before any candidate is loaded), each candidate compared with them
+            numbers = compare_llm_in_turn(
+                recorded_reference(source["path"], source.get("adapter_path")),
+                lambda: GenAICandidate(artifact.path, f"{artifact.path}/{adapter}" if adapter else None),
+                prompts,
+                self.config.greedy_tokens,
+            )
         else:
             task = str(artifact.meta.get("task", "feature-extraction"))
             reference = TorchReference(source["path"], source.get("adapter_path"), causal=False, task=task)
             texts = self.texts(ctx, None)
             numbers = compare_encoder(reference, artifact.path, texts, classifier=task == "text-classification")
         numbers["prompts"] = len(prompts) if artifact.kind == "genai" else len(texts)
+        return numbers
+
+    def measure_openvino(self, artifact: Artifact, ctx: RunContext) -> dict[str, Any]:
+        """An OpenVINO IR against its PyTorch source: logits and greedy prefix (LMs), outputs and cosine (encoders)."""
+        # numpy and openvino at import: loaded when an OpenVINO candidate is measured, not by `validate`
+        from olive_ext.onnx.openvino_ir import OVModel
+        from olive_ext.onnx.parity import TorchReference, compare_encoder_outputs, compare_llm  # numpy (see measure)
+
+        source = artifact.meta["source_model"]
+        candidate = OVModel(artifact.path, threads=1)
+        if artifact.meta.get("causal"):
+            tokenizer = _tokenizer(source)
+            prompts = [ids[-self.config.max_prompt_tokens :] for ids in self.prompt_ids(tokenizer, ctx)]
+            reference = TorchReference(source["path"], source.get("adapter_path"), causal=True)
+            numbers = compare_llm(reference, _OVGreedy(candidate, reference.eos), prompts, self.config.greedy_tokens)
+            numbers["prompts"] = len(prompts)
+            return numbers
+        task = str(artifact.meta.get("task", "feature-extraction"))
+        reference = TorchReference(source["path"], source.get("adapter_path"), causal=False, task=task)
+        texts = self.texts(ctx, None)
+        numbers = compare_encoder_outputs(reference, candidate.forward, candidate.inputs, artifact.path, texts,
+                                          classifier=task == "text-classification")  # fmt: skip
+        numbers["prompts"] = len(texts)
         return numbers
 
     def texts(self, ctx: RunContext, tokenizer: Any) -> list[str]:
@@ -162,6 +192,56 @@ class ParityCheck(Pass[ParityCheckConfig]):
             add = not (bos and text.startswith(bos))
             out.append(list(tokenizer(text, add_special_tokens=add)["input_ids"]))
         return out
+
+
+class _OVGreedy:
+    """An OVModel with the reference's end tokens: the candidate side of compare_llm."""
+
+    def __init__(self, model: Any, eos: set[int]) -> None:
+        self.model, self.eos = model, eos
+
+    def logits(self, ids: list[int]) -> Any:
+        return self.model.logits(ids)
+
+    def greedy(self, ids: list[int], n: int) -> list[int]:
+        return list(self.model.greedy(ids, n, self.eos))
+
+
+# The PyTorch reference's answers of the last source model checked (one entry): every candidate of a run is
+# checked against the same model on the same prompts, so it is loaded and run once per run, not per candidate.
+_RECORDED: dict[tuple[Any, ...], Any] = {}
+
+
+def recorded_reference(path: str, adapter_path: str | None) -> Any:
+    """The causal PyTorch reference at ``path`` (+ adapter), its answers remembered per prompt in this process.
+
+    Keyed by the folders and their files' sizes and modification times, so a model rewritten in place
+    is loaded again. :func:`forget_recorded` (the end of a run) drops it."""
+    # numpy at import (see measure)
+    from olive_ext.onnx.parity import RecordedReference, TorchReference
+
+    key = (path, adapter_path, _stamp(path), _stamp(adapter_path))
+    if key not in _RECORDED:
+        forget_recorded()
+        _RECORDED[key] = RecordedReference(lambda: TorchReference(path, adapter_path, causal=True))
+    return _RECORDED[key]
+
+
+def forget_recorded() -> None:
+    """Drop the remembered reference answers (their files too)."""
+    for recorded in _RECORDED.values():
+        recorded.close()
+    _RECORDED.clear()
+
+
+def _stamp(folder: str | None) -> tuple[tuple[str, int, int], ...]:
+    from pathlib import Path
+
+    if not folder or not Path(folder).is_dir():
+        return ()
+    return tuple(
+        (p.name, st.st_size, st.st_mtime_ns) for p in sorted(Path(folder).iterdir()) if (st := p.stat()) and p.is_file()
+    )
 
 
 def _tokenizer(source: dict[str, Any]) -> Any:

@@ -25,18 +25,31 @@ class TorchLMBackend(LMBackend):
         from transformers import AutoModelForCausalLM
 
         torch.set_num_threads(threads)
-        self.torch = torch
         kwargs = {"gguf_file": gguf_file} if gguf_file else {}
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs)
         if adapter_path:
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, adapter_path)  # type: ignore[assignment]
-        self.model = model.eval()
-        self.keep_kw = "logits_to_keep" if _accepts_logits_to_keep(model) else None
+        self._wrap(model.eval(), torch)
         eos = model.config.eos_token_id
         gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
         self.eos_ids = {int(e) for x in (eos, gen_eos) if x is not None for e in (x if isinstance(x, list) else [x])}
+
+    def _wrap(self, model: Any, torch: Any) -> None:
+        self.torch = torch
+        self.model = model
+        self.keep_kw = "logits_to_keep" if _accepts_logits_to_keep(model) else None
+
+    @classmethod
+    def from_model(cls, model: Any, eos_ids: set[int]) -> TorchLMBackend:
+        """A backend over a model already in memory (fine-tuning's, in whatever adapter state it is in)."""
+        import torch
+
+        backend = cls.__new__(cls)
+        backend._wrap(model, torch)
+        backend.eos_ids = set(eos_ids)
+        return backend
 
     def generate(self, prompt: list[int], max_new_tokens: int, min_new_tokens: int = 0) -> Generation:
         torch = self.torch

@@ -1,0 +1,34 @@
+"""The parity check with one model in memory at a time gives the numbers of both models side by side."""
+
+from __future__ import annotations
+
+import weakref
+from pathlib import Path
+
+from convert_helpers import build
+
+from olive_ext.onnx.parity import GenAICandidate, TorchReference, compare_llm, compare_llm_in_turn
+
+
+def test_one_model_at_a_time_gives_the_same_numbers_and_releases_pytorch_first(tiny_llama: Path) -> None:
+    art = build(tiny_llama, {"build": {"type": "model_builder"}, "quantize": {"type": "int8_dynamic"}})
+    prompts = [[5, 9, 12, 40, 7], [3, 8], [11, 2, 33, 4, 19, 21, 6, 30]]
+    both = compare_llm(TorchReference(str(tiny_llama), None, True), GenAICandidate(art.path, None), prompts, 6)
+
+    loaded: list[weakref.ref[TorchReference]] = []
+    reference_alive_at_candidate_load: list[bool] = []
+
+    def load_reference() -> TorchReference:
+        reference = TorchReference(str(tiny_llama), None, True)
+        loaded.append(weakref.ref(reference))
+        return reference
+
+    def load_candidate() -> GenAICandidate:
+        reference_alive_at_candidate_load.append(loaded[0]() is not None)
+        return GenAICandidate(art.path, None)
+
+    in_turn = compare_llm_in_turn(load_reference, load_candidate, prompts, 6)
+    assert in_turn == both  # the same statistics to the last bit, so the same verdicts
+    assert both["positions"] == 15 and both["max_abs_delta"] > 0  # int8 moved the logits: not a trivial match
+    assert set(both) == {"max_abs_delta", "top1_agreement", "positions", "kl", "greedy_prefix_match"}
+    assert reference_alive_at_candidate_load == [False]  # PyTorch released before the candidate loaded
