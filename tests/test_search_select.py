@@ -162,6 +162,18 @@ def test_selection_nothing_fits_returns_none() -> None:
     assert a.constraints == {"max_accuracy_drop": True, "max_latency_ms": False}
 
 
+def test_latency_improvement_over_the_source_model_is_a_constraint() -> None:
+    """Olive's percent-min-improvement goal on latency: at least N% below the source model's measured latency."""
+    fast = _result("fast", latency=6.0, size=90.0)  # 40% below a 10 ms/token source
+    slow = _result("slow", latency=8.5, size=80.0)  # 15% below
+    spec = EvaluateSpec(metrics=["latency", "size"], objective="size",
+                        constraints={"max_accuracy_drop": None, "min_latency_improvement_pct": 20})  # fmt: skip
+    assert select([fast, slow], spec, reference_latency=10.0) is fast  # the smaller one is not 20% faster
+    assert fast.constraints == {"min_latency_improvement_pct": True}
+    assert slow.constraints == {"min_latency_improvement_pct": False}
+    assert select([fast, slow], spec, reference_latency=None) is slow  # no baseline measured: not checked
+
+
 def test_run_with_constraints_none_met_exits_nonzero_but_keeps_everything(tmp_path: Path) -> None:
     model = tmp_path / "m"
     model.mkdir()

@@ -43,6 +43,7 @@ from olive_ext.models.folder import resolve_model_arg
 from olive_ext.models.hub import go_offline_if_unreachable
 from olive_ext.onnx.genai_builder import release_loads
 from olive_ext.passes.context import RunContext
+from olive_ext.passes.parity_check import forget_recorded
 from olive_ext.passes.shared import forget_shared
 from olive_ext.progress import Progress
 from olive_ext.recipe.schema import Recipe
@@ -97,7 +98,9 @@ def execute(
     results: list[CandidateResult] = []
     notes: list[str] = []
     reference = None
-    want_reference = reference_accuracy is None and recipe.evaluate is not None
+    want_reference = recipe.evaluate is not None and (
+        reference_accuracy is None or recipe.evaluate.constraints.min_latency_improvement_pct is not None
+    )
     inflight: deque[tuple[Candidate, Job]] = deque()
 
     def finish(candidate: Candidate, job: Job) -> None:
@@ -113,9 +116,10 @@ def execute(
         if want_reference and reference is None and result.artifact is not None:
             # the first built candidate tells which PyTorch model the candidates come from
             reference = evaluate_reference(source, result.artifact, recipe, ctx, progress)
-            reference_accuracy = accuracy_of(reference["metrics"]) if reference else None
+            if reference_accuracy is None:
+                reference_accuracy = accuracy_of(reference["metrics"]) if reference else None
             want_reference = False
-        strategy.tell(candidate, _search_score(result, recipe, reference_accuracy))
+        strategy.tell(candidate, _search_score(result, recipe, reference_accuracy, _latency(reference)))
         bar.advance()
 
     with (
@@ -135,7 +139,7 @@ def execute(
                 finish(*inflight.popleft())
         while inflight:
             finish(*inflight.popleft())
-        chosen = _choose(results, recipe, reference_accuracy, notes)
+        chosen = _choose(results, recipe, reference_accuracy, notes, _latency(reference))
         if chosen is not None:
             executor.materialize(chosen)
     unchecked = unchecked_constraints(recipe.evaluate)
@@ -157,6 +161,7 @@ def _run_scoped_builds() -> Iterator[None]:
     finally:
         release_loads()
         forget_shared()
+        forget_recorded()
 
 
 def raise_if_unmet(result: RunResult, recipe: Recipe) -> None:
@@ -257,7 +262,8 @@ def evaluate_reference(
     model is the reference. It is the baseline for accuracy drops and speed-ups.
     """
     spec = recipe.evaluate
-    if spec is None or spec.reference != "input" or not QUALITY_METRICS & set(spec.metrics):
+    speed_up = spec is not None and spec.constraints.min_latency_improvement_pct is not None
+    if spec is None or spec.reference != "input" or not (QUALITY_METRICS & set(spec.metrics) or speed_up):
         return None
     origin = built.meta.get("source_model") or {}
     with progress.task("reference: the source model in PyTorch", total=None):
@@ -279,21 +285,33 @@ def evaluate_reference(
     return {"label": label, "artifact": model.to_json(), "metrics": metrics, "cache_hit": hit}
 
 
-def _search_score(result: CandidateResult, recipe: Recipe, reference_accuracy: float | None) -> float | None:
+def _latency(reference: dict[str, Any] | None) -> float | None:
+    """The source model's measured latency (ms/token), the baseline of min_latency_improvement_pct."""
+    value = (reference or {}).get("metrics", {}).get("latency")
+    return float(value) if value else None
+
+
+def _search_score(
+    result: CandidateResult, recipe: Recipe, reference_accuracy: float | None, reference_latency: float | None = None
+) -> float | None:
     if not result.ok or not recipe.evaluate or stopped_after(result.metrics) is not None:
         return None
     value = objective_value(result.metrics, recipe.evaluate.objective)
     if value is None:
         return None
-    broken = check_constraints(result.metrics, recipe.evaluate.constraints, reference_accuracy)
+    broken = check_constraints(result.metrics, recipe.evaluate.constraints, reference_accuracy, reference_latency)
     return value + 1e6 * sum(not ok for ok in broken.values())
 
 
 def _choose(
-    results: list[CandidateResult], recipe: Recipe, reference_accuracy: float | None, notes: list[str]
+    results: list[CandidateResult],
+    recipe: Recipe,
+    reference_accuracy: float | None,
+    notes: list[str],
+    reference_latency: float | None = None,
 ) -> CandidateResult | None:
     if recipe.evaluate:
-        return select(results, recipe.evaluate, reference_accuracy)
+        return select(results, recipe.evaluate, reference_accuracy, reference_latency)
     ok = [r for r in results if r.ok]
     if not ok:
         return None

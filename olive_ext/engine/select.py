@@ -46,13 +46,21 @@ def unchecked_constraints(spec: EvaluateSpec | None) -> list[str]:
 
 
 def check_constraints(
-    metrics: dict[str, float], limits: Constraints, reference_accuracy: float | None
+    metrics: dict[str, float],
+    limits: Constraints,
+    reference_accuracy: float | None,
+    reference_latency: float | None = None,
 ) -> dict[str, bool]:
     """Which of the set limits the metrics meet; limits on unmeasured metrics are left out."""
     out: dict[str, bool] = {}
     acc = accuracy_of(metrics)
     if limits.max_accuracy_drop is not None and acc is not None and reference_accuracy is not None:
         out["max_accuracy_drop"] = reference_accuracy - acc <= limits.max_accuracy_drop + 1e-9
+    gain = limits.min_latency_improvement_pct
+    if gain is not None and "latency" in metrics and reference_latency:
+        out["min_latency_improvement_pct"] = (
+            (reference_latency - metrics["latency"]) / reference_latency * 100 >= gain - 1e-9
+        )
     bounds = (
         ("max_latency_ms", "latency", False),
         ("max_size_mb", "size", False),
@@ -96,7 +104,10 @@ def objective_value(metrics: dict[str, float], objective: str) -> float | None:
 
 
 def select(
-    results: list[CandidateResult], spec: EvaluateSpec, reference_accuracy: float | None = None
+    results: list[CandidateResult],
+    spec: EvaluateSpec,
+    reference_accuracy: float | None = None,
+    reference_latency: float | None = None,
 ) -> CandidateResult | None:
     """Mark constraints, the Pareto front and the chosen candidate; return it (None if none fits).
 
@@ -110,7 +121,7 @@ def select(
         accs = [a for r in ok if (a := accuracy_of(r.metrics)) is not None]
         reference_accuracy = max(accs) if accs else None
     for r in ok:
-        r.constraints = check_constraints(r.metrics, spec.constraints, reference_accuracy)
+        r.constraints = check_constraints(r.metrics, spec.constraints, reference_accuracy, reference_latency)
     feasible = [r for r in ok if r.feasible]
     dims = _front_metrics(ok)
     for r in ok:

@@ -90,6 +90,7 @@ def _part(key: tuple[str, str | None], value: Any) -> str:
 LIMIT_NAMES = {
     "max_accuracy_drop": "accuracy drop limit",
     "max_latency_ms": "latency limit",
+    "min_latency_improvement_pct": "latency improvement over the source model",
     "max_size_mb": "size limit",
     "min_throughput": "throughput floor",
     "max_memory_mb": "memory limit",
