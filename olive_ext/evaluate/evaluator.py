@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from olive_ext.artifacts import Artifact, hash_file
+from olive_ext.artifacts import Artifact, eval_role, hash_file
 from olive_ext.cache import Cache, cache_key
 from olive_ext.data import load_examples
 from olive_ext.errors import OliveExtError
@@ -42,6 +42,7 @@ _SPEC_FIELDS_IN_KEY = (
     "max_repeats",
     "timing_tolerance",
     "olive_metrics",
+    "lm_eval",
 )
 _RUNTIME_LIBS = ("onnxruntime", "onnxruntime-genai", "torch", "transformers", "peft")
 _LM_KINDS = {"genai", "hf", "gguf"}
@@ -113,21 +114,22 @@ def evaluate(
     that need timing are left out, and ``<metric>.stopped_after`` says after how many rows.
     """
     names = metrics if metrics is not None else list(ectx.spec.metrics)
-    jobs_wanted = _jobs_needed([i for n in names if (i := get_metric(n)) and artifact.kind in i.kinds], artifact.kind)
+    role = eval_role(artifact)  # an OpenVINO IR is measured as the LM or encoder it is
+    jobs_wanted = _jobs_needed([i for n in names if (i := get_metric(n)) and role in i.kinds], role)
     race = race if "generate" in jobs_wanted else None
     key = evaluation_key(artifact, ectx, names, race)
     cached = cache.get_result(key)
     if cached is not None:
         return cached, True
     infos = [_metric(n) for n in names]
-    applicable = [i for i in infos if artifact.kind in i.kinds]
+    applicable = [i for i in infos if role in i.kinds]
     if any(i.needs_data for i in applicable) and ectx.dataset is None:
         raise OliveExtError(
             f"metrics {', '.join(i.name for i in applicable if i.needs_data)} need eval data",
             hint="name a dataset in evaluate.data (CLI: --data_files / --data_name)",
         )
     started = time.perf_counter()
-    jobs = _jobs_needed(applicable, artifact.kind)
+    jobs = _jobs_needed(applicable, role)
     data = prepare_data(artifact, ectx, jobs) if jobs else None
     raw: dict[str, Any] = {}
     peak = None

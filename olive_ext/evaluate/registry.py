@@ -56,6 +56,7 @@ DECLARED: dict[str, tuple[str, bool]] = {
     "accuracy": ("%", True),
     "exact_match": ("%", True),
     "perplexity": ("", False),
+    "lm_eval": ("", True),  # the first lm-eval task's first metric (acc, exact_match, ...); every one is kept
 }
 
 

@@ -16,12 +16,36 @@ class Constraints(StrictModel):
         1.0, ge=0, description="points of accuracy lost against the reference (fp32) candidate"
     )
     max_latency_ms: float | None = Field(None, gt=0, description="per-token decode latency, p50")
+    min_latency_improvement_pct: float | None = Field(
+        None, ge=0, description="latency at least this many percent below the source model's in PyTorch (Olive's "
+        "percent-min-improvement goal)",
+    )
     max_size_mb: float | None = Field(None, gt=0, description="model size on disk")
     min_throughput: float | None = Field(None, gt=0, description="decode tokens per second")
     max_memory_mb: float | None = Field(None, gt=0, description="peak resident memory while running")
 
 
 Objective = Literal["latency", "throughput", "size", "accuracy"]
+
+
+class LmEvalSpec(StrictModel):
+    """lm-eval tasks scored by metric 'lm_eval' (Olive's LMEvaluator): lm-eval's own task code and scoring."""
+
+    tasks: list[str | dict[str, Any]] = Field(
+        min_length=1, description="lm-eval task, group or tag names, or inline task configs (a dict, as lm-eval takes)"
+    )
+    limit: int | float | None = Field(None, gt=0, description="documents per task (a fraction when below 1)")
+    batch_size: int = Field(1, ge=1, description="requests per model call")
+    max_length: int | None = Field(None, ge=1, description="longest context lm-eval builds, in tokens")
+    bootstrap_iters: int = Field(100000, ge=0, description="bootstrap resamples for the standard errors (0: none)")
+    model_class: Literal["hf", "ort", "ortgenai"] | None = Field(
+        None, description="lm-eval model class: hf for PyTorch, ort for an ONNX graph, ortgenai for a genai folder "
+        "(default: from the candidate's kind)",
+    )
+    num_fewshot: int | None = Field(None, ge=0, description="few-shot examples per prompt (default: the task's)")
+    apply_chat_template: bool = Field(False, description="wrap prompts in the model's chat template")
+    fewshot_as_multiturn: bool = Field(True, description="few-shot examples as chat turns (with apply_chat_template)")
+    model_args: dict[str, Any] = Field(default_factory=dict, description="more arguments for the lm-eval model class")
 
 
 class EvaluateSpec(StrictModel):
@@ -67,6 +91,7 @@ class EvaluateSpec(StrictModel):
         description="Olive metric configs (data_config inlined) that metric 'olive' computes with olive-ai's own "
         "evaluator: accuracy read through the user's data script, custom metrics",
     )
+    lm_eval: LmEvalSpec | None = Field(None, description="lm-eval tasks that metric 'lm_eval' scores")
     reference: Literal["input", "best"] = Field(
         "input",
         description="accuracy baseline for max_accuracy_drop: the input model in PyTorch (input) "

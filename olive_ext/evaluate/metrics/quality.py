@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from olive_ext.artifacts import eval_role
 from olive_ext.evaluate.context import MetricInput
 from olive_ext.evaluate.exact_match import exact_match as score_exact_match
 from olive_ext.evaluate.registry import register_metric
@@ -55,7 +56,7 @@ def exact_match(inp: MetricInput) -> dict[str, float]:
 def accuracy(inp: MetricInput) -> dict[str, float]:
     """Percent of rows whose predicted label equals the reference label (classifiers)."""
     assert inp.data is not None
-    if inp.artifact.kind == "onnx":
+    if eval_role(inp.artifact) == "onnx":
         preds, labels = inp.raw["classify"]["predictions"], inp.data.labels
         hits = sum(p == y for p, y in zip(preds, labels, strict=True))
         return {"accuracy": round(100.0 * hits / len(labels), 2), "accuracy.n": len(labels)}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import statistics
 
+from olive_ext.artifacts import eval_role
 from olive_ext.evaluate.context import MetricInput
 from olive_ext.evaluate.registry import register_metric
 
@@ -53,7 +54,7 @@ def ttft(inp: MetricInput) -> dict[str, float]:
 )
 def latency(inp: MetricInput) -> dict[str, float]:
     """Per-token decode latency, median in ms."""
-    if inp.artifact.kind == "onnx":
+    if eval_role(inp.artifact) == "onnx":
         steps = [s * 1000 for s in inp.raw["classify"]["seconds"]]
     else:
         steps = [s * 1000 for run in _runs(inp) for s in run[1:]]
