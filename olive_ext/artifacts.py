@@ -6,6 +6,8 @@ An artifact is a model on disk of one kind:
 - ``gguf``: a GGUF file (llama.cpp format), loaded through transformers
 - ``onnx``: a folder holding one ONNX model (``model.onnx`` plus external data)
 - ``genai``: a folder onnxruntime-genai loads (``genai_config.json``)
+- ``openvino``: an OpenVINO IR folder (``openvino_model.xml`` + ``.bin``, tokenizer, ``openvino.json``), an
+  encoder or a causal LM (``meta["causal"]``)
 
 The fingerprint is a content hash of the artifact's files. It is computed once:
 for cache entries it is stored in the entry, for user inputs it is memoized by
@@ -24,7 +26,7 @@ from typing import Any, Literal, get_args
 
 from olive_ext.errors import UserInputError
 
-ArtifactKind = Literal["hf", "gguf", "onnx", "genai"]
+ArtifactKind = Literal["hf", "gguf", "onnx", "genai", "openvino"]
 ARTIFACT_KINDS: tuple[str, ...] = get_args(ArtifactKind)
 
 _CHUNK = 1 << 20
@@ -72,6 +74,14 @@ class Artifact:
         if self.adapter_path:
             text += f" + adapter {self.adapter_path}"
         return text
+
+
+def eval_role(artifact: Artifact) -> str:
+    """The kind the evaluator measures an artifact as: an OpenVINO causal LM as an LLM folder ("genai"), an
+    OpenVINO encoder as an encoder graph ("onnx"); every other kind as itself."""
+    if artifact.kind == "openvino":
+        return "genai" if artifact.meta.get("causal") else "onnx"
+    return artifact.kind
 
 
 def _relativize(path: str, root: Path) -> str:

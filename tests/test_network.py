@@ -63,6 +63,26 @@ time.sleep(float(sys.argv[3]))
 """
 OLIVE_SECONDS_AFTER = 4.0  # olive-ai's exporter sends a batch 1 s after the first event
 
+OPENVINO_SCRIPT = """
+import sys, time
+from olive_ext.cli import main
+model, out = sys.argv[1], sys.argv[2]
+recipe = {"input_model": {"path": model}, "output": {"path": out},
+          "passes": {"convert": {"type": "openvino_convert"},
+                     "compress": {"type": "openvino_compress", "precision": "int8"}}}
+import json, pathlib
+pathlib.Path(out + ".json").write_text(json.dumps(recipe))
+assert main(["run", "--config", out + ".json", "--log_level", "3"]) == 0, "openvino steps failed"
+# what openvino.convert_model (ovc) does on every call: start its telemetry and report
+from openvino.tools.ovc.telemetry_utils import init_ovc_telemetry
+telemetry = init_ovc_telemetry()
+telemetry.start_session("ovc")
+telemetry.send_event("ovc", "probe", "olive-ext network test")
+telemetry.end_session("ovc")
+telemetry.force_shutdown(1.0)
+time.sleep(float(sys.argv[3]))
+"""
+
 _ADDRESS = re.compile(
     r'sa_family=(AF_INET6?), sin6?_port=htons\((\d+)\).*?(?:inet_addr\("([^"]+)"\)|inet_pton\(AF_INET6, "([^"]+)")'
 )
@@ -189,3 +209,25 @@ def test_an_olive_step_sends_nothing_over_the_network(tiny_bert: Path, tmp_path:
         return
     assert not attempts, "network attempts:\n" + "\n".join((attempts or [])[:20])
     assert not stores, f"olive-ai's or the runtimes' telemetry started (files written in {stores[0]})"
+
+
+@pytest.mark.skipif(not importlib.util.find_spec("openvino"), reason="openvino is not installed (the openvino extra)")
+@pytest.mark.parametrize("opted_in", [False, True], ids=["default", "user-opted-in-control"])
+def test_openvino_steps_send_nothing_over_the_network(tiny_bert: Path, tmp_path: Path, opted_in: bool) -> None:
+    """openvino_convert + openvino_compress (openvino.convert_model, NNCF) and OpenVINO's converter telemetry.
+
+    OpenVINO's telemetry (openvino_telemetry, Google Analytics) counts a missing consent file as consent for its
+    converter; it writes a client id under ``~/intel`` and posts. The control (the user setting
+    OLIVE_EXT_OPENVINO_TELEMETRY=1) shows that the trace and the disk check would see it."""
+    env = _child_env(tmp_path)
+    if opted_in:
+        env["OLIVE_EXT_OPENVINO_TELEMETRY"] = "1"
+    args = [str(tiny_bert), str(tmp_path / "out"), "2.0"]
+    proc, attempts = _traced_run(OPENVINO_SCRIPT, args, env, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stores = [p for p in (tmp_path / "home" / "intel", tmp_path / "home" / ".cache" / "Microsoft") if p.exists()]
+    if opted_in:  # the control: OpenVINO's telemetry started, so the checks below can see it
+        assert stores or attempts, "OpenVINO's telemetry left no trace: this test could not catch it"
+        return
+    assert not attempts, "network attempts:\n" + "\n".join((attempts or [])[:20])
+    assert not stores, f"OpenVINO's or the runtimes' telemetry started (files written in {stores[0]})"

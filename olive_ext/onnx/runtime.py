@@ -15,6 +15,14 @@ olive-ai (the ``olive`` extra) sends OpenTelemetry events to a Microsoft collect
 first use; ``OLIVE_DISABLE_TELEMETRY=1`` is its switch, but it is read only after the heartbeat event is queued.
 :func:`olive_ai` therefore sets the switch before import (for child processes too) and puts a disabled
 singleton in place, so nothing is queued, no device id is written and no exporter thread starts.
+
+OpenVINO (the ``openvino`` extra) reports to Google Analytics through the ``openvino_telemetry`` package: its model
+converter (``openvino.convert_model``, ovc) and NNCF create a ``Telemetry`` that, when no consent file exists
+(``~/intel/openvino_telemetry``) and no CI variable is set, counts as consented, writes a client id to
+``~/intel/openvino_ga_cid`` and posts events. Both import it inside ``try: ... except ImportError`` and fall back
+to a stub, so :func:`openvino_telemetry_off` makes that import fail in this process (``sys.modules`` entry None)
+before openvino or nncf loads; every step calls it through :func:`runtime_telemetry_off`.
+``OLIVE_EXT_OPENVINO_TELEMETRY=1`` leaves OpenVINO's own consent logic in charge.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ from olive_ext.errors import MissingDependencyError
 TELEMETRY_SWITCH = "ORT_DISABLE_TELEMETRY"
 # olive-ai's (olive/telemetry/telemetry.py)
 OLIVE_TELEMETRY_SWITCH = "OLIVE_DISABLE_TELEMETRY"
+# ours for OpenVINO's (openvino_telemetry has no switch of its own but a consent file): "1" lets it run
+OPENVINO_TELEMETRY_SWITCH = "OLIVE_EXT_OPENVINO_TELEMETRY"
 
 logger = logging.getLogger("olive_ext")
 
@@ -41,6 +51,7 @@ def runtime_telemetry_off() -> None:
     A value the user set already wins: ``ORT_DISABLE_TELEMETRY=0`` is how to ask for telemetry.
     """
     os.environ.setdefault(OLIVE_TELEMETRY_SWITCH, "1")
+    openvino_telemetry_off()
     if TELEMETRY_SWITCH in os.environ:
         return
     loaded = [m for m in ("onnxruntime", "onnxruntime_genai") if m in sys.modules]
@@ -48,6 +59,39 @@ def runtime_telemetry_off() -> None:
         logger.debug("%s was imported before olive-ext set %s=1; its telemetry follows the earlier setting",
                      ", ".join(loaded), TELEMETRY_SWITCH)  # fmt: skip
     os.environ[TELEMETRY_SWITCH] = "1"
+
+
+def openvino_telemetry_off() -> None:
+    """Keep ``openvino_telemetry`` from loading in this process, so OpenVINO's converter and NNCF use their stubs.
+
+    Unless the user set ``OLIVE_EXT_OPENVINO_TELEMETRY=1``. Too late when it is loaded already (logged)."""
+    if os.environ.get(OPENVINO_TELEMETRY_SWITCH) == "1":
+        return
+    if sys.modules.get("openvino_telemetry") is not None:
+        logger.debug("openvino_telemetry was imported before olive-ext could block it; OpenVINO's consent applies")
+        return
+    sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]  # `import` now raises ImportError
+
+
+def openvino(purpose: str) -> ModuleType:
+    """The ``openvino`` package, its telemetry off (``openvino_telemetry_off``)."""
+    import importlib
+
+    runtime_telemetry_off()
+    try:
+        return importlib.import_module("openvino")
+    except ImportError as e:
+        raise MissingDependencyError("openvino", purpose, OPENVINO_INSTALL) from e
+
+
+OPENVINO_INSTALL = "'olive-ext[openvino]'"  # what hints tell users to pip install
+
+
+def openvino_available() -> bool:
+    """True when openvino is installed (checked without importing it)."""
+    from importlib.util import find_spec
+
+    return find_spec("openvino") is not None
 
 
 def _load(module: str, package: str, purpose: str) -> ModuleType:
@@ -107,16 +151,25 @@ def llama_cpp_available() -> bool:
     return find_spec("llama_cpp") is not None
 
 
-def olive_ai_available() -> bool:
-    """True when olive-ai is installed (checked without importing it)."""
+def olive_ai_version() -> str | None:
+    """The installed olive-ai's version, or None when it is not installed (checked without importing it)."""
     from importlib import metadata
     from importlib.util import find_spec
 
     try:
-        metadata.version("olive-ai")
+        version = metadata.version("olive-ai")
     except metadata.PackageNotFoundError:
-        return False
-    return find_spec("olive") is not None
+        return None
+    try:
+        found = find_spec("olive") is not None
+    except (ImportError, ValueError):
+        found = False
+    return version if found else None
+
+
+def olive_ai_available() -> bool:
+    """True when olive-ai is installed (checked without importing it)."""
+    return olive_ai_version() is not None
 
 
 def genai() -> ModuleType:

@@ -21,7 +21,7 @@ def open_backend(
     gguf_file: str | None = None,
 ) -> object:
     """The backend for an artifact kind: genai -> GenAIBackend, hf and gguf inputs -> TorchLMBackend,
-    gguf_export folders -> LlamaCppBackend, onnx -> OrtEncoderBackend."""
+    gguf_export folders -> LlamaCppBackend, onnx -> OrtEncoderBackend, openvino -> an OpenVINO LM or encoder."""
     if kind == "genai":
         # each backend module imports this package (its protocol) and a runtime: loaded for its kind only
         from olive_ext.evaluate.backends.genai import GenAIBackend
@@ -44,4 +44,12 @@ def open_backend(
         from olive_ext.evaluate.backends.ort_encoder import OrtEncoderBackend
 
         return OrtEncoderBackend(path, provider, threads)
+    if kind == "openvino":
+        # openvino: loaded only for OpenVINO IR folders (an LM or an encoder, as its openvino.json says)
+        from olive_ext.evaluate.backends.openvino import OpenVINOEncoderBackend, OpenVINOLMBackend
+        from olive_ext.onnx.openvino_ir import ir_meta  # numpy at import; the json reader is what is used here
+
+        if ir_meta(path).get("causal"):
+            return OpenVINOLMBackend(path, threads)
+        return OpenVINOEncoderBackend(path, threads)
     raise ValueError(f"no evaluation backend for {kind!r} models")
