@@ -38,9 +38,10 @@ class Problem:
     severity: Literal["error", "note"] = "error"
     # Why it is refused, where that is one of the reasons a recipe may legitimately stop at:
     # "sdk" / "device" (a vendor SDK or a device this machine lacks), "package" (a pip package to install),
-    # "user_file" (a file the recipe names is missing), or "unhonoured" (an Olive key olive-ext would drop:
-    # `--lenient` makes it a warning).
-    category: Literal["sdk", "device", "package", "user_file", "unhonoured"] | None = None
+    # "user_file" (a file the recipe names is missing), "hub" (a Hugging Face hub model or file a user script
+    # loads, absent offline), "olive_refuses" (olive-ai's own check refuses the config, quoted), or "unhonoured"
+    # (an Olive key olive-ext would drop: `--lenient` makes it a warning).
+    category: Literal["sdk", "device", "package", "user_file", "hub", "olive_refuses", "unhonoured"] | None = None
 
     def render(self) -> str:
         """One line: key path, message, the value received, what is allowed, a hint."""

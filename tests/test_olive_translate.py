@@ -4,6 +4,7 @@ SDK and device, keys named as the user's file spells them, and --lenient turning
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -211,7 +212,9 @@ def test_a_data_config_user_script_that_is_missing_is_a_named_refusal(tmp_path: 
     assert problems["data_configs[0].user_script"].category == "user_file"
 
 
-def test_evaluators_map_to_our_metrics_and_name_what_they_cannot_measure() -> None:
+def test_evaluators_map_to_our_metrics_and_name_what_they_cannot_measure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     raw = _config(
         {"mb": {"type": "ModelBuilder"}},
         data_configs=[
@@ -242,7 +245,23 @@ def test_evaluators_map_to_our_metrics_and_name_what_they_cannot_measure() -> No
     }
     assert _errors(problems)["metrics[0].sub_types[1].name"].category == "unhonoured"
     lm = _config({"mb": {"type": "ModelBuilder"}}, evaluators={"e": {"type": "LMEvaluator", "tasks": ["mmlu"]}})
-    assert _errors(translate(lm)[1])["evaluators.e.type"].category == "unhonoured"
+    if importlib.util.find_spec("lm_eval") is None:  # Olive's LMEvaluator runs lm-eval: a named package
+        assert _errors(translate(lm)[1])["evaluators.e.type"].category == "package"
+    else:  # runs through lm-eval; mmlu's hub dataset is not in the (empty) Hugging Face cache: a named refusal
+        monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+        assert _errors(translate(lm)[1])["evaluators.e.tasks"].category == "hub"
+
+
+def test_a_latency_percent_min_improvement_goal_becomes_a_constraint() -> None:
+    raw = _config(
+        {"mb": {"type": "ModelBuilder"}},
+        evaluators={"e": {"metrics": [{"name": "lat", "type": "latency", "sub_types": [
+            {"name": "avg", "goal": {"type": "percent-min-improvement", "value": 20}}]}]}},
+        search_strategy={"execution_order": "joint", "sampler": "sequential"},
+    )  # fmt: skip
+    out, problems = translate(raw)
+    assert not _errors(problems), [p.render() for p in problems]
+    assert out["evaluate"]["constraints"] == {"min_latency_improvement_pct": 20.0}
 
 
 def test_unknown_top_level_keys_are_named_and_lenient_lists_them_in_the_report_notes() -> None:
@@ -355,7 +374,7 @@ def test_openvino_cpu_targets_are_the_cpu_when_openvino_is_installed(monkeypatch
     raw = _config({"mb": {"type": "ModelBuilder"}}, systems=systems)
     monkeypatch.setattr(olive_sections, "openvino_installed", lambda: False)
     problem = _errors(translate(raw)[1])["systems.s.accelerators[0].execution_providers[0]"]
-    assert problem.category == "sdk" and "pip install openvino" in problem.render()
+    assert problem.category == "sdk" and "olive-ext[openvino]" in problem.render()
     monkeypatch.setattr(olive_sections, "openvino_installed", lambda: True)
     out, problems = translate(raw)
     assert out["targets"] == [{"device": "cpu"}] and not _errors(problems)
@@ -380,11 +399,12 @@ def test_olive_passes_are_validated_for_the_configs_target_accelerator() -> None
     cpu_step = {k: v for k, v in step.items() if k not in ("device", "execution_provider")}
     (problem,) = olive_step.check_params(cpu_step, "passes.opt")
     assert "CPUExecutionProvider does not support float16" in problem.message
+    assert problem.category == "olive_refuses"  # counted as Olive's own refusal, not as ours
 
 
 @needs_olive
 def test_no_model_kind_follow_on_error_after_a_refused_olive_pass() -> None:
-    raw = _config({"ov": {"type": "OpenVINOConversion"}, "peep": {"type": "OnnxPeepholeOptimizer"}})
+    raw = _config({"ov": {"type": "OpenVINOOptimumConversion"}, "peep": {"type": "OnnxPeepholeOptimizer"}})
     errors = _errors(check_recipe(raw)[1])
     assert "passes.ov.type" in errors
     assert not any("models, but" in p.message for p in errors.values()), errors
@@ -498,3 +518,107 @@ def test_a_metric_whose_user_script_needs_a_missing_package_is_refused_naming_it
     custom = {"e": {"metrics": [{"name": "m", "type": "custom"}]}}
     no_func = _config({"mb": {"type": "ModelBuilder"}}, evaluators=custom)
     assert "evaluators.e.metrics[0].user_config" in _errors(translate(no_func)[1])
+
+
+def test_a_metric_whose_user_script_loads_a_hub_model_offline_is_refused_naming_the_hub_id(tmp_path: Path) -> None:
+    """A data script that loads an image processor from the hub at import fails offline: the refusal names the hub
+    id (category "hub"), not an invalid metric."""
+    (tmp_path / "vit.py").write_text(
+        "from transformers import AutoImageProcessor\n"
+        "processor = AutoImageProcessor.from_pretrained('nobody-xyz/no-such-vit')\n"
+    )
+    raw = _config(
+        {"mb": {"type": "ModelBuilder"}},
+        data_configs=[{"name": "d", "type": "DataContainer", "user_script": "vit.py",
+                       "load_dataset_config": {"type": "whatever"}}],
+        evaluators={"e": {"metrics": [{"name": "m", "type": "custom", "data_config": "d",
+                                       "sub_types": [{"name": "s"}],
+                                       "user_config": {"user_script": "vit.py", "evaluate_func": "f"}}]}},
+    )  # fmt: skip
+    problems = translate_config(raw, tmp_path).problems
+    hub = [p for p in problems if p.category == "hub"]
+    assert hub and "'nobody-xyz/no-such-vit'" in hub[0].message, [p.render() for p in problems]
+    assert "nobody-xyz/no-such-vit" in (hub[0].hint or "")
+
+
+@needs_olive
+def test_an_unknown_pass_type_is_refused_naming_it_and_the_closest_known_types() -> None:
+    """Pass types of older Olive releases (QuantizationAwareTraining, TensorParallel) are named with the closest
+    pass types olive-ai and olive-ext know."""
+    errors = _errors(translate(_config({"q": {"type": "OnnxStaticQuantizaton"}}))[1])
+    problem = errors["passes.q.type"]
+    assert "'OnnxStaticQuantizaton'" in problem.message
+    assert problem.hint and "OnnxStaticQuantization" in problem.hint.split(":")[1].split(",")[0]
+    gone = _errors(translate(_config({"t": {"type": "TensorParallel"}}))[1])["passes.t.type"]
+    assert "'TensorParallel'" in gone.message and gone.category is None
+
+
+@needs_olive
+@pytest.mark.skipif(not _olive_step_loads_olive_model(), reason="the olive step loads models from model_path alone")
+def test_latency_p90_without_a_data_config_is_timed_by_olives_evaluator_on_io_config_inputs(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    """End to end: latency p90 with no data config (as Olive's CLIP examples write it) is timed by olive-ai's
+    evaluator on inputs it builds from the model's io_config; the Olive-only `generative: false` is a note."""
+    raw = {
+        "input_model": {
+            "type": "HfModel",
+            "model_path": str(tiny_bert),
+            "task": "text-classification",
+            "generative": False,
+            "io_config": {"input_names": ["input_ids", "attention_mask"], "output_names": ["logits"],
+                          "input_shapes": [[1, 8], [1, 8]], "input_types": ["int64", "int64"]},
+        },
+        "passes": {"conversion": {"type": "OnnxConversion", "target_opset": 17}},
+        "evaluators": {"e": {"metrics": [{"name": "lat", "type": "latency",
+                                          "sub_types": [{"name": "avg"}, {"name": "p90"}]}]}},
+        "evaluator": "e",
+        "output_dir": str(tmp_path / "out"),
+    }  # fmt: skip
+    recipe, problems = check_recipe(raw, base_dir=tmp_path)
+    assert not _errors(problems) and recipe is not None, [p.render() for p in problems]
+    assert any(p.path == "input_model.generative" and p.severity == "note" for p in problems)
+    assert recipe.evaluate is not None and "olive" in recipe.evaluate.metrics
+    path = tmp_path / "olive.json"
+    path.write_text(json.dumps(raw))
+    result = olive_ext.run(path)
+    data = json.loads((result.output_dir / "candidates.json").read_text())
+    timed = [c["metrics"] for c in data["candidates"] if not c.get("error") and "lat-p90" in c["metrics"]]
+    assert timed, data["candidates"]
+    assert all(m["lat-p90"] > 0 and m["lat-p90"] >= m["lat-avg"] * 0.5 for m in timed)
+
+
+@needs_olive
+@pytest.mark.skipif(__import__("importlib").util.find_spec("evaluate") is None, reason="evaluate is not installed")
+def test_a_huggingface_metric_the_evaluate_package_fetches_offline_is_a_named_hub_refusal(tmp_path: Path) -> None:
+    """Olive's backend huggingface_metrics loads each metric script from the hub through `evaluate`: offline and
+    uncached that is a named hub refusal naming evaluate-metric/<name>, not an invalid metric."""
+    (tmp_path / "user_data.py").write_text(_USER_DATA_SCRIPT)
+    raw = _config(
+        {"mb": {"type": "ModelBuilder"}},
+        data_configs=[{"name": "rows", "type": "DataContainer", "user_script": "user_data.py",
+                       "load_dataset_config": {"type": "tiny_rows"}}],
+        evaluators={"e": {"metrics": [{"name": "acc", "type": "accuracy", "backend": "huggingface_metrics",
+                                       "data_config": "rows", "sub_types": [{"name": "no-such-metric-xyz"}]}]}},
+    )  # fmt: skip
+    problems = translate_config(raw, tmp_path).problems
+    hub = [p for p in problems if p.category == "hub"]
+    assert hub and "evaluate-metric/no-such-metric-xyz" in hub[0].message, [p.render() for p in problems]
+
+
+@needs_olive
+def test_a_pass_whose_user_script_loads_a_hub_model_offline_is_refused_naming_the_hub_id(tmp_path: Path) -> None:
+    """Olive's pass imports its data config's user script at validation: a hub load there is a named hub refusal."""
+    (tmp_path / "vit.py").write_text(
+        "from transformers import AutoImageProcessor\n"
+        "processor = AutoImageProcessor.from_pretrained('nobody-xyz/no-such-vit')\n"
+    )
+    raw = {
+        "input_model": {"type": "ONNXModel", "model_path": "model.onnx"},
+        "data_configs": [{"name": "d", "type": "DataContainer", "user_script": "vit.py",
+                          "load_dataset_config": {"type": "whatever"}}],
+        "passes": {"q": {"type": "OnnxQuantization", "data_config": "d", "quant_mode": "static"}},
+    }  # fmt: skip
+    problems = check_recipe(raw, base_dir=tmp_path)[1]
+    hub = [p for p in problems if p.category == "hub"]
+    assert hub and "'nobody-xyz/no-such-vit'" in hub[0].message, [p.render() for p in problems]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from olive_ext.errors import Problem
+from olive_ext.onnx.runtime import olive_ai_version
 
 __all__ = [
     "OLIVE_INSTALL",
@@ -62,13 +63,22 @@ _PROVIDER_DEVICES = {
     "DmlExecutionProvider": "a DirectX 12 GPU on Windows (onnxruntime-directml)",
     "ROCMExecutionProvider": "an AMD GPU (ROCm)",
     "MIGraphXExecutionProvider": "an AMD GPU (MIGraphX)",
-    "OpenVINOExecutionProvider": "OpenVINO's onnxruntime EP (onnxruntime-openvino)",
+    "OpenVINOExecutionProvider": "OpenVINO's onnxruntime EP (onnxruntime-openvino), whose wheel replaces the "
+    "onnxruntime wheel olive-ext pins (onnxruntime and onnxruntime-genai would no longer load beside it)",
     "VitisAIExecutionProvider": "an AMD NPU (Vitis AI EP)",
 }
 # Passes that olive-ai lists but that cannot work with the libraries olive-ext pins, and what to use instead.
 _KNOWN_BROKEN = {
     "ModelBuilder": "olive-ai's ModelBuilder calls onnxruntime-genai's builder API of <= 0.14.1 (installed: {genai});"
     " olive-ext's own model_builder pass builds the same model: write `type: model_builder`",
+}
+# olive-ai's openvino extra lists optimum[openvino], onnxruntime-openvino and numpy<2 for every OpenVINO pass; what
+# each pass imports is openvino and nncf (olive-ext's openvino extra), except these:
+_OPENVINO_MODULE = "olive.passes.openvino."
+_OPENVINO_PACKAGES = ("openvino", "nncf")
+_OPENVINO_NEEDS = {
+    "OpenVINOOptimumConversion": "needs optimum-intel (optimum[openvino]), which olive-ext does not install: its "
+    "optimum 2.x release line is untested with transformers 5; write `type: openvino_convert` instead",
 }
 # What a pass takes and produces, where the module path does not tell (else onnx -> onnx, pytorch: hf -> hf).
 _KINDS: dict[str, tuple[tuple[str, ...], str | None]] = {
@@ -108,14 +118,6 @@ class OliveCatalogEntry:
     def runs_here(self) -> bool:
         """Whether nothing it needs is missing on this machine."""
         return self.needs is None
-
-
-def olive_ai_version() -> str | None:
-    """The installed olive-ai's version, or None when it is not installed."""
-    try:
-        return metadata.version("olive-ai")
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def _olive_dir() -> Path | None:
@@ -190,6 +192,16 @@ def _needs(
     for dep in wanted:
         if dep in _VENDOR_PACKAGES:
             return _VENDOR_PACKAGES[dep]
+    if "*" not in providers and "CPUExecutionProvider" not in providers:
+        devices = " or ".join(dict.fromkeys(_PROVIDER_DEVICES.get(p, p) for p in sorted(providers)))
+        return f"needs {devices}"
+    if module.startswith(_OPENVINO_MODULE):
+        if name in _OPENVINO_NEEDS:
+            return _OPENVINO_NEEDS[name]
+        missing_ov = [p for p in _OPENVINO_PACKAGES if _version(p) is None]
+        if missing_ov:
+            return f"needs the pip packages {', '.join(missing_ov)} (pip install 'olive-ext[openvino]')"
+        return None
     if "*" not in providers and "CPUExecutionProvider" not in providers:
         devices = " or ".join(dict.fromkeys(_PROVIDER_DEVICES.get(p, p) for p in sorted(providers)))
         return f"needs {devices}"
@@ -301,7 +313,8 @@ def generate_config(
             return None, [Problem(path, f"Olive's {entry.name} refuses these parameters: {e}")]
         if not pass_class.validate_config(config, accelerator):
             why = "; ".join(said) or "its validate_config() returned False"
-            return None, [Problem(path, f"Olive's {entry.name} refuses this combination of parameters: {why}")]
+            return None, [Problem(path, f"Olive's {entry.name} refuses this combination of parameters: {why}",
+                                  category="olive_refuses")]  # fmt: skip
     return config, []
 
 

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from olive_ext.data.spec import DatasetSpec
 
 # Kinds our artifacts can hold of what Olive passes take and produce (an ONNX rewrite also takes a genai folder).
-_HOLDABLE = frozenset({"hf", "onnx", "genai"})
+_HOLDABLE = frozenset({"hf", "onnx", "genai", "openvino"})
 
 
 class OlivePassConfig(PassConfig):
@@ -87,7 +87,8 @@ def unsupported_reason(olive_type: str) -> str | None:
     takes, produces = entry_kinds(olive_type)
     if not takes or produces not in _HOLDABLE:
         holds = f"{'/'.join(entry.takes) or 'a composite model'} -> {produces or 'a composite model'}"
-        return f"it turns {holds}, which olive-ext's artifacts cannot hold yet (they hold hf, onnx and genai folders)"
+        return (f"it turns {holds}, which olive-ext's artifacts cannot hold yet (they hold hf, onnx, genai and "
+                "openvino folders)")
     return None
 
 
@@ -105,7 +106,7 @@ class OlivePass(Pass[OlivePassConfig]):
     """Run one of olive-ai's passes (olive_type + its Olive config) on an hf, onnx or genai model."""
 
     config_class = OlivePassConfig
-    accepts = frozenset({"hf", "onnx", "genai"})
+    accepts = frozenset({"hf", "onnx", "genai", "openvino"})
     produces = "onnx"
     keeps_kind = True
     libraries = ("olive-ai", "onnx", "onnxruntime", "onnxscript", "onnx-ir", "torch", "transformers")
@@ -122,6 +123,11 @@ class OlivePass(Pass[OlivePassConfig]):
         why = unsupported_reason(olive_type)
         if why:
             return [Problem(f"{path}.olive_type", f"Olive pass {entry.name} cannot run in olive-ext: {why}")]
+        device = str(params.get("device") or "cpu").lower()
+        if entry.module.startswith("olive.passes.openvino.") and device != "cpu":
+            return [Problem(f"{path}.device", f"Olive pass {entry.name} runs here on OpenVINO's CPU plugin only; "
+                            f"an OpenVINO {device.upper()} target needs that device and its OpenVINO plugin",
+                            params.get("device"), True, category="device")]  # fmt: skip
         config = params.get("config") or {}
         if params.get("data") is not None:
             if entry.dataset in ("dataset_not_required", ""):
@@ -201,6 +207,8 @@ class OlivePass(Pass[OlivePassConfig]):
             meta["precision"] = "fp16"
         elif entry.produces == "hf" and isinstance(cfg.config.get("bits"), int):
             meta["precision"] = f"int{cfg.config['bits']}"
+        if produced == "openvino":
+            return _openvino_result(artifact, result, out_dir, meta, work, entry.name, cfg.config)
         if produced == "hf":
             _move_hf(result, out_dir)
             meta.setdefault("source_model", artifact.meta.get("source_model") or _source_of(artifact))
@@ -289,8 +297,45 @@ def _to_handler(artifact: Artifact, ctx: RunContext) -> Any:
             model_path=artifact.path, task=_hf_task(Path(artifact.path)), adapter_path=artifact.adapter_path,
             load_kwargs=load_kwargs,
         )  # fmt: skip
+    if artifact.kind == "openvino":
+        from olive.model import OpenVINOModelHandler
+
+        return OpenVINOModelHandler(model_path=artifact.path)
     graph = model_file(artifact)
     return ONNXModelHandler(model_path=str(graph.parent), onnx_file_name=graph.name)
+
+
+def _openvino_result(
+    artifact: Artifact, handler: Any, out_dir: Path, meta: dict[str, Any], work: Path, name: str,
+    config: dict[str, Any],
+) -> Artifact:
+    """Olive's OpenVINO output folder as our ``openvino`` artifact: the IR renamed to openvino_model.xml/.bin, the
+    input's tokenizer and config files beside it, and openvino.json (what the evaluator and parity need)."""
+    from olive_ext.onnx.openvino_ir import describe_ir  # numpy at import: loaded for OpenVINO outputs only
+
+    source = Path(str(getattr(handler, "model_path", "")))
+    if not source.is_dir():
+        raise PassError("olive", f"olive-ai returned {source}, not an OpenVINO model folder")
+    shutil.move(str(source), str(out_dir))
+    _copy_hf_companions(Path(artifact.path), out_dir)
+    archs = json.loads((out_dir / "config.json").read_text()).get("architectures") or [] if (
+        out_dir / "config.json").exists() else []  # fmt: skip
+    causal = bool(artifact.meta.get("causal")) or any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs)
+    task = "text-generation" if causal else str(artifact.meta.get("task") or _hf_task(out_dir))
+    if name == "OpenVINOConversion":
+        precision = "fp16" if config.get("compress_to_fp16", True) else "fp32"
+    else:
+        precision = str(artifact.meta.get("precision", "fp32"))
+        mode = str((config.get("compress_config") or {}).get("mode", "")).lower()
+        if name == "OpenVINOWeightCompression":
+            precision = "int4" if "int4" in mode else "int8"
+        elif name.startswith("OpenVINOQuantization"):
+            precision = "int8"
+    describe_ir(out_dir, causal, task, precision)
+    shutil.rmtree(work, ignore_errors=True)
+    meta.update(causal=causal, task=task, precision=precision, smoke={"built_for": "cpu"})
+    meta.setdefault("source_model", artifact.meta.get("source_model") or _source_of(artifact))
+    return Artifact("openvino", str(out_dir), None, meta=meta)
 
 
 def _hf_task(folder: Path) -> str:

@@ -361,6 +361,27 @@ def _needs_category(needs: str) -> Any:
     )
 
 
+def _olive_version() -> str:
+    try:
+        return olive_catalog.olive_ai_version() or "(unknown version)"
+    except Exception:
+        return "(unknown version)"
+
+
+def _closest_passes(olive_type: str) -> str:
+    """A hint naming the known pass types (ours and olive-ai's) closest to an unknown one."""
+    try:
+        names = {entry.name for entry in olive_catalog.catalog().values()}
+    except Exception:  # the catalog reads olive-ai's own list: without olive-ai it has none
+        names = set()
+    names |= set(olive_pass_names())
+    by_lower = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(olive_type.lower(), list(by_lower), n=3, cutoff=0.5)
+    if close:
+        return "closest known pass types: " + ", ".join(by_lower[c] for c in close)
+    return "see `olive-ext validate --list-passes`"
+
+
 def _olive_entry(olive_type: str) -> Any:
     try:
         return olive_catalog.lookup(olive_type)
@@ -383,15 +404,9 @@ def _through_olive(
         ctx.error(f"{at}.type", f"Olive pass {olive_type} needs {vendor}", category="sdk")
         return None
     if entry is None:
-        names = sorted(olive_pass_names())
-        close = difflib.get_close_matches(olive_type, names, n=1, cutoff=0.6)
-        ctx.error(
-            f"{at}.type",
-            "not a pass type of Olive or olive-ext",
-            value=olive_type,
-            has_value=True,
-            hint=f"did you mean '{close[0]}'?" if close else "see `olive-ext validate --list-passes`",
-        )
+        ctx.error(f"{at}.type", f"Olive pass type {olive_type!r} is not a pass of olive-ai {_olive_version()} or "
+                  "olive-ext (older Olive releases had passes that are gone now)", value=olive_type, has_value=True,
+                  hint=_closest_passes(olive_type))  # fmt: skip
         return None
     if entry.needs:
         ctx.error(f"{at}.type", f"Olive pass {entry.name} {entry.needs}", category=_needs_category(entry.needs))

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
+from olive_ext.models.hub import hub_reachable, offline
 from olive_ext.recipe.olive_context import TranslationContext, find_dir, nested, unnest
+from olive_ext.recipe.olive_lmeval import lm_evaluator_section, mteb_evaluator_section
 from olive_ext.recipe.olive_shapes import OliveDataConfig, OliveEvaluator, OliveModel, OliveSearch, OliveSystem, shaped
 
 _MODEL_TYPES_HF = {"hfmodel", "pytorchmodel"}
@@ -104,9 +108,27 @@ def input_model_section(model: Any, key: str, ctx: TranslationContext) -> dict[s
             ctx.paths[f"input_model.{ours}"] = f"{at}.{ours}"
     _model_hooks(model, at, ctx)
     model.pop("model_attributes", None)  # read from the model's config.json, as Olive does when it is unset
+    _generative(model, at, ctx)
     for rest in model:
         ctx.unhonoured(f"{at}.{rest}", "Olive model key not supported by olive-ext", "remove it")
     return out
+
+
+def _generative(model: dict[str, Any], at: str, ctx: TranslationContext) -> None:
+    """Olive's old ``generative`` model flag (gone from olive-ai 0.13's model configs): false is what every model
+    here is evaluated as (one forward pass per input), a note; true asks for generate()-based evaluation, unhonoured."""
+    if "generative" not in model:
+        return
+    value = model.pop("generative")
+    ctx.olive_model.pop("generative", None)  # olive-ai 0.13's model handlers do not take it
+    if value in (False, None):
+        ctx.note(f"{at}.generative", "false is Olive's default (and olive-ai 0.13 has no such key): dropped")
+    else:
+        ctx.unhonoured(
+            f"{at}.generative",
+            "Olive model key generative: true (generate()-based evaluation) is not supported by olive-ext",
+            "remove it; olive-ext evaluates LLMs with its own metrics",
+        )
 
 
 def _load_kwargs(kwargs: Any, at: str, out: dict[str, Any], ctx: TranslationContext) -> None:
@@ -380,7 +402,9 @@ def _target(device: Any, provider: Any, at: str, ctx: TranslationContext) -> dic
             )
             return None
         if not openvino_installed():
-            ctx.error(at, "OpenVINO needs the openvino package", category="sdk", hint="pip install openvino")
+            ctx.error(
+                at, "OpenVINO needs the openvino package", category="sdk", hint="pip install 'olive-ext[openvino]'"
+            )
             return None
         return {"device": "cpu"}  # OpenVINO's IR runs on the CPU through the openvino package
     if dev not in {"cpu", "gpu", "npu"}:
@@ -439,17 +463,16 @@ def evaluators_section(
             metrics.append(metric)
         raw = {**raw, "metrics": metrics}
     etype = str(raw.get("type") or "") if isinstance(raw, dict) else ""
+    if etype.lower() == "lmevaluator":
+        return lm_evaluator_section(raw, at, ctx)
+    if etype.lower() == "mtebevaluator":
+        return mteb_evaluator_section(raw, at, ctx)
     if etype:
         tasks = raw.get("tasks") if isinstance(raw, dict) else None
         listed = f" (tasks {', '.join(map(str, tasks))})" if isinstance(tasks, list) and tasks else ""
-        why = (
-            ": its benchmark tasks load their datasets from the Hugging Face hub, and olive-ext runs offline"
-            if etype.lower() in {"lmevaluator", "mtebevaluator"}
-            else ""
-        )
         ctx.unhonoured(
             f"{at}.type",
-            f"{etype}{listed} is not run by olive-ext{why}",
+            f"{etype}{listed} is not run by olive-ext",
             "measure with metrics: accuracy (exact match on a local data file), latency, throughput",
         )
         return {}
@@ -476,7 +499,10 @@ def evaluators_section(
             continue
         dc = metric.get("data_config")
         unmeasured = [s for s in subs if ours in {"latency", "throughput"} and s not in _SUB_TYPES[ours]]
-        if unmeasured and dc is not None and olive_metric(metric, path, olive_metrics, ctx):
+        if unmeasured and (dc is not None or ours == "latency") and olive_metric(metric, path, olive_metrics, ctx):
+            if dc is None:  # Olive's evaluator builds the inputs from the model's io_config
+                ctx.note(f"{path}.data_config", "no data config: olive-ai's evaluator times inputs it builds from "
+                         "the model's io_config (input_names, input_shapes, input_types), as Olive does")  # fmt: skip
             continue  # e.g. latency p90 on the data config's rows: as Olive measures it
         if dc is not None and ours in {"latency", "throughput"}:
             ctx.note(
@@ -514,6 +540,8 @@ def evaluators_section(
                 constraints["max_accuracy_drop"] = float(value) * (100 if float(value) <= 1 else 1)
             elif ours == "latency" and gtype == "threshold":
                 constraints["max_latency_ms"] = float(value)
+            elif ours == "latency" and gtype == "percent-min-improvement":
+                constraints["min_latency_improvement_pct"] = float(value)
             elif not searching:
                 ctx.note(
                     f"{path}.sub_types[{j}].goal",
@@ -524,7 +552,8 @@ def evaluators_section(
                 ctx.unhonoured(
                     f"{path}.sub_types[{j}].goal",
                     f"goal {gtype!r} on {mtype} not supported",
-                    "olive-ext constrains accuracy (max-degradation) and latency (threshold, in ms)",
+                    "olive-ext constrains accuracy (max-degradation) and latency (threshold in ms, "
+                    "percent-min-improvement)",
                 )
         if ours not in metrics_out:
             metrics_out.append(ours)
@@ -571,6 +600,8 @@ def olive_metric(metric: dict[str, Any], path: str, into: list[dict[str, Any]], 
             return True
         found = find_dir(script_dir, ctx) if script_dir else None
         config["user_config"] = {**user_config, "user_script": str(script), "script_dir": str(found or script.parent)}
+    if config.get("backend") == "huggingface_metrics":
+        _evaluate_offline_unless_reachable()
     try:
         importlib.import_module("olive.evaluator.metric").Metric.model_validate(config)
     except ImportError as e:  # the metric's backend or the user's data script needs a package this machine lacks
@@ -578,12 +609,51 @@ def olive_metric(metric: dict[str, Any], path: str, into: list[dict[str, Any]], 
         ctx.error(path, f"Olive's evaluator for this metric needs the pip package {package}: {str(e)[:200]}",
                   category="package", hint=f"pip install {package}")  # fmt: skip
         return True
+    except OSError as e:  # the user's data script loads a model or file from the hub at import: offline here
+        hub_id = offline_hub_id(e)
+        if hub_id is None:
+            ctx.error(path, f"not a valid Olive metric: {type(e).__name__}: {str(e)[:300]}")
+        else:
+            ctx.error(path, f"the metric's user script loads {hub_id!r} from the Hugging Face hub, which is not in "
+                      f"the local cache (olive-ext runs offline): {str(e)[:160]}", category="hub",
+                      hint=f"download {hub_id} into the Hugging Face cache on a connected machine first")  # fmt: skip
+        return True
     except Exception as e:  # Olive's own check of the metric (a wrong type can raise more than ValidationError)
+        hub_metric = _EVALUATE_METRIC.search(str(e))
+        if hub_metric:  # the `evaluate` package fetches its metric scripts from the hub: offline here
+            name = hub_metric.group(1)
+            ctx.error(path, f"Olive's {name!r} metric is a script the evaluate package loads from the Hugging Face "
+                      f"hub ('evaluate-metric/{name}'), which is not in the local cache (olive-ext runs offline)",
+                      category="hub", hint=f"load evaluate-metric/{name} once on a connected machine "
+                      "(evaluate.load) so it is cached, or use olive-ext's own accuracy metric")  # fmt: skip
+            return True
         ctx.error(path, f"not a valid Olive metric: {type(e).__name__}: {str(e)[:300]}")
         return True
     into.append(config)
     ctx.note(path, "computed by olive-ai's own evaluator (metric 'olive'), as Olive computes it")
     return True
+
+
+_HUB_ID = re.compile(r"(?:load|find)[\w ]* (?:for|of) '([\w.\-]+/[\w.\-]+)'|'([\w.\-]+/[\w.\-]+)' is not a local")
+
+
+_EVALUATE_METRIC = re.compile(r"could not load metric ([\w\-]+) from huggingface/evaluate")
+
+
+def offline_hub_id(error: BaseException) -> str | None:
+    """The hub id (``owner/name``) an offline OSError of transformers / huggingface_hub names, or None."""
+    match = _HUB_ID.search(str(error))
+    return (match.group(1) or match.group(2)) if match else None
+
+
+def _evaluate_offline_unless_reachable() -> None:
+    """The evaluate package (Olive's huggingface_metrics backend) offline when the hub cannot be reached, so a
+    metric check reads its local cache at once instead of waiting on network timeouts."""
+    if offline() or not hub_reachable():
+        os.environ["HF_EVALUATE_OFFLINE"] = "1"
+        loaded = sys.modules.get("evaluate.config")
+        if loaded is not None:
+            loaded.HF_EVALUATE_OFFLINE = True  # type: ignore[attr-defined]
 
 
 def _missing_package(error: ImportError) -> str:
