@@ -26,31 +26,43 @@ class Timed:
     peak_rss_mb: float
     log: Path
     timed_out: bool = False
+    over_memory: bool = False
 
     @property
     def ok(self) -> bool:
-        return self.returncode == 0 and not self.timed_out
+        return self.returncode == 0 and not self.timed_out and not self.over_memory
 
     def error(self) -> str:
         """The root cause in the log: the first exception line (chained tracebacks print it first)."""
         text = re.sub(r"\x1b\[[0-9;]*m", "", self.log.read_text(errors="replace")) if self.log.exists() else ""
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
         errors = [ln for ln in lines if re.match(r"^[\w.]*(Error|Exception): ", ln)]
+        if self.over_memory:
+            return f"stopped at {self.peak_rss_mb:.0f} MB (over the run's memory limit)"
         if self.timed_out:
             return f"stopped after {self.seconds:.0f} s"
         return (errors[0] if errors else (lines or ["failed"])[-1])[:200].replace("|", "/")
 
 
 def run_timed(
-    argv: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 3600
+    argv: list[str],
+    log: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 3600,
+    max_rss_mb: float | None = None,
 ) -> Timed:
-    """Run a command to completion; wall time and the peak RSS of its whole process tree (sampled every 50 ms)."""
+    """Run a command to completion; wall time and the peak RSS of its whole process tree (sampled every 50 ms).
+
+    The tree is killed past ``timeout`` seconds, or when its RSS passes ``max_rss_mb`` (a watchdog for a
+    shared machine).
+    """
     import psutil
 
     log.parent.mkdir(parents=True, exist_ok=True)
     full_env = {**os.environ, **OFFLINE_ENV, **(env or {})}
     started = time.perf_counter()
-    timed_out = False
+    timed_out = over_memory = False
     peak = 0
     with open(log, "w") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=cwd)
@@ -58,13 +70,14 @@ def run_timed(
         while proc.poll() is None:
             with contextlib.suppress(psutil.Error):
                 peak = max(peak, sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]))
-            if time.perf_counter() - started > timeout and not timed_out:
-                timed_out = True
+            over = max_rss_mb is not None and peak > max_rss_mb * 2**20
+            if (time.perf_counter() - started > timeout or over) and not (timed_out or over_memory):
+                timed_out, over_memory = not over, over
                 for p in [*root.children(recursive=True), root]:
                     with contextlib.suppress(psutil.Error):
                         p.kill()
             time.sleep(0.05)
-    return Timed(argv, proc.returncode, time.perf_counter() - started, peak / 2**20, log, timed_out)
+    return Timed(argv, proc.returncode, time.perf_counter() - started, peak / 2**20, log, timed_out, over_memory)
 
 
 def spread(values: list[float], digits: int = 1) -> str:

@@ -2,6 +2,7 @@
 Q4_0 and this machine's memory-bandwidth ceiling as the yardsticks for decode speed.
 
     python benchmarks/auto_opt.py [--write benchmarks/RESULTS.md] [--rounds 3] [--repeats 5] [--quiet-load 0.5]
+                                  [--candidates default|onnx7]
 
 One run does, in order:
 
@@ -123,7 +124,12 @@ def merged_model(ft: Path) -> Path:
 # ----------------------------------------------------------------------------- 2. olive-ext auto-opt
 
 
-def ours_argv(ft: Path, out: Path, cache: Path) -> list[str]:
+# The candidate sets: "default" is what auto-opt tries today (ONNX builder, Olive RTN/GPTQ int4, GGUF);
+# "onnx7" is issue 16's original set, the 7 ONNX builder candidates alone (like-for-like with 2026-12-01).
+CANDIDATE_SETS: dict[str, list[str]] = {"default": [], "onnx7": ["--gguf", "false", "--olive_int4", "false"]}
+
+
+def ours_argv(ft: Path, out: Path, cache: Path, candidates: str = "default") -> list[str]:
     return [
         olive_ext_exe(),
         "auto-opt",
@@ -144,6 +150,7 @@ def ours_argv(ft: Path, out: Path, cache: Path) -> list[str]:
         "--overwrite",
         "--log_level",
         "2",
+        *CANDIDATE_SETS[candidates],
     ]
 
 
@@ -460,6 +467,12 @@ def main() -> None:
     ap.add_argument("--quiet-load", type=float, default=0.5, help="wait for the 1-minute load to drop below this")
     ap.add_argument("--quiet-wait", type=float, default=0, help="seconds to wait for that before timing (0: no wait)")
     ap.add_argument("--skip-olive", action="store_true")
+    ap.add_argument(
+        "--candidates",
+        choices=sorted(CANDIDATE_SETS),
+        default="default",
+        help="olive-ext's candidates: default (ONNX builder, Olive int4, GGUF) or onnx7 (issue 16's 7 ONNX ones)",
+    )
     ap.add_argument("--write", type=Path, default=None, help="replace the Auto-opt and Decode speed sections")
     args = ap.parse_args()
     os.environ.update(OFFLINE_ENV)
@@ -486,7 +499,7 @@ def main() -> None:
     cache = run / "ours-cache"
     print("[bench] olive-ext auto-opt (cold cache) ...", file=sys.stderr, flush=True)
     load0 = load_average()
-    cold = run_timed(ours_argv(ft, run / "ours", cache), run / "ours-cold.log")
+    cold = run_timed(ours_argv(ft, run / "ours", cache, args.candidates), run / "ours-cold.log")
     cold_load = (load0, load_average())
     if not cold.ok:
         raise SystemExit(f"olive-ext auto-opt failed: {cold.error()} (log: {cold.log})")
@@ -494,7 +507,7 @@ def main() -> None:
     warm: list[Timed] = []
     for i in range(args.warm_runs):
         print(f"[bench] olive-ext auto-opt (cached) {i + 1}/{args.warm_runs} ...", file=sys.stderr, flush=True)
-        warm.append(run_timed(ours_argv(ft, run / "ours", cache), run / f"ours-warm{i}.log"))
+        warm.append(run_timed(ours_argv(ft, run / "ours", cache, args.candidates), run / f"ours-warm{i}.log"))
 
     olive_rows = [] if args.skip_olive else olive_runs(ft, run)
     for row in olive_rows:
@@ -656,6 +669,13 @@ def _olive_versions() -> str:
     return subprocess.run([str(env_python("olive")), "-c", code], capture_output=True, text=True).stdout.strip()
 
 
+def _flags(args: argparse.Namespace) -> str:
+    """The benchmark's own flags as typed (for the report's command line)."""
+    out = f" --write {args.write.name}" if args.write else ""
+    out += f" --candidates {args.candidates}" if args.candidates != "default" else ""
+    return out + (" --skip-olive" if args.skip_olive else "")
+
+
 def report(c: dict[str, Any]) -> tuple[str, str]:
     ours, cold, warm = c["ours"], c["cold"], c["warm"]
     chosen = ours["chosen"] or {}
@@ -665,7 +685,7 @@ def report(c: dict[str, Any]) -> tuple[str, str]:
     fp32m = (ours["fp32"] or {}).get("metrics", {})
     args = c["args"]
     lines = [
-        f"`python benchmarks/auto_opt.py{' --write ' + args.write.name if args.write else ''}`, {today()}, "
+        f"`python benchmarks/auto_opt.py{_flags(args)}`, {today()}, "
         f"{machine_line()}. olive-ext: {_versions()}. Olive: {_olive_versions() or 'not run'}. Every process used "
         f"all {c['threads']} cores (onnxruntime-genai intra_op_num_threads = {c['threads']}, set by our evaluator; "
         f"llama.cpp n_threads = {c['threads']}). 1-minute load average: {c['cold_load'][0]:.2f} before our cold "
@@ -750,7 +770,7 @@ def report(c: dict[str, Any]) -> tuple[str, str]:
     # decode speed
     bw = c["bandwidth"]
     d = [
-        f"`python benchmarks/auto_opt.py{' --write ' + args.write.name if args.write else ''}` (same run as "
+        f"`python benchmarks/auto_opt.py{_flags(args)}` (same run as "
         f"Auto-opt), {today()}, {machine_line()}; prompt {PROMPT_TOKENS} tokens (the same ids for every model), "
         f"{NEW_TOKENS} new tokens greedy, {c['threads']} threads; {args.rounds} interleaved rounds x {args.repeats} "
         f"timed runs (after 1 warm-up) per model, each round a fresh process; decode tok/s = {NEW_TOKENS - 1} tokens "

@@ -8,13 +8,17 @@ adapter merged by the builder, then the parity check (PyTorch + peft reference a
 (builder phases are marked by wrapping the builder's own methods). Measures the olive_ext on PYTHONPATH, so
 ``PYTHONPATH=/path/to/older/checkout`` gives the figures before a change.
 
-Usage: ``PYTHONPATH=$PWD python benchmarks/memory_build.py [--label after]``.
+``--model`` measures an existing model folder instead (a random LoRA adapter is made for it the same way) and
+``--precision`` another precision: ``--model <qwen2-0.5b> --precision int8`` is benchmarks/scaling.py's case.
+
+Usage: ``PYTHONPATH=$PWD python benchmarks/memory_build.py [--label after] [--model DIR] [--precision int8]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import subprocess
 import sys
 import tempfile
@@ -68,10 +72,18 @@ class Sampler:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--label", default="", help="a name for this run in the printed table")
+    parser.add_argument("--model", type=Path, help="an existing model folder (else a Gemma-3-270M shape is built)")
+    parser.add_argument("--precision", default="int4", choices=["fp32", "int8", "int4"])
+    parser.add_argument(
+        "--both-loaded",
+        action="store_true",
+        help="parity with both models in memory (compare_llm) instead of the pass's one at a time",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="memory-build-"))
-    model, adapter = work / "gemma3-270m", work / "lora"
-    for script, argv in ((BUILD_MODEL, [model, ROOT / "tests"]), (ADAPTER, [model, adapter])):
+    model, adapter = args.model or work / "gemma3-270m", work / "lora"
+    scripts = ((BUILD_MODEL, [model, ROOT / "tests"]),) if args.model is None else ()
+    for script, argv in (*scripts, (ADAPTER, [model, adapter])):
         subprocess.run([sys.executable, "-c", script, *map(str, argv)], check=True, capture_output=True)
 
     sampler = Sampler()
@@ -79,33 +91,51 @@ def main() -> None:
     from builders import base
     from onnxruntime.quantization import matmul_nbits_quantizer
 
+    from olive_ext.memory import peak_rss_mb
+    from olive_ext.onnx import parity
     from olive_ext.onnx.genai_builder import build_genai
     from olive_ext.onnx.parity import DEFAULT_PROMPTS, GenAICandidate, TorchReference, compare_llm
 
     sampler.wrap(base.Model, "make_model", "build: load the HF model (adapter merged) and make the graph")
-    sampler.wrap(base.Model, "to_nbits", "build: int4 quantization (to_nbits)")
+    sampler.wrap(base.Model, "to_nbits", f"build: {args.precision} quantization (to_nbits)")
     sampler.wrap(matmul_nbits_quantizer.MatMulNBitsQuantizer, "process", "build: MatMulNBits quantizer")
     sampler.wrap(base.Model, "save_model", "build: save")
+    sampler.wrap(TorchReference, "__init__", "parity: load the PyTorch reference")
+    sampler.wrap(GenAICandidate, "__init__", "parity: load the genai model")
+    sampler.wrap(TorchReference, "logits", "parity: PyTorch logits")
+    sampler.wrap(GenAICandidate, "logits", "parity: genai logits")
+    sampler.wrap(parity.LogitStats, "add", "parity: statistics")
+    sampler.wrap(TorchReference, "greedy", "parity: PyTorch greedy tokens")
+    sampler.wrap(GenAICandidate, "greedy", "parity: genai greedy tokens")
     start = time.time()
     sampler.phase = "build: other (config, genai_config, tokenizer)"
-    options = {"int4_block_size": "32", "adapter_path": str(adapter)}
-    build_genai(str(model), work / "int4", "int4", "cpu", options, work / "cache", "model_builder")
+    options = {"int4_block_size": "32", "adapter_path": str(adapter)} if args.precision == "int4" else {}
+    options["adapter_path"] = str(adapter)
+    build_genai(str(model), work / "out", args.precision, "cpu", options, work / "cache", "model_builder")
     build_s = time.time() - start
     gc.collect()
-    sampler.phase = "parity: load the PyTorch reference and the genai model"
+    sampler.phase = "parity: other"
     from transformers import AutoTokenizer
 
-    reference = TorchReference(str(model), str(adapter), causal=True)
-    candidate = GenAICandidate(str(work / "int4"), None)
     prompts = [AutoTokenizer.from_pretrained(model)(p)["input_ids"] for p in DEFAULT_PROMPTS]
-    sampler.phase = "parity: logits, statistics and greedy tokens (8 prompts)"
-    stats = compare_llm(reference, candidate, prompts, 8)
+    parity_start = time.time()
+    if args.both_loaded:
+        stats = compare_llm(TorchReference(str(model), str(adapter), True), GenAICandidate(str(work / "out"), None),
+                            prompts, 8)  # fmt: skip
+    else:
+        stats = parity.compare_llm_in_turn(
+            lambda: TorchReference(str(model), str(adapter), True), lambda: GenAICandidate(str(work / "out"), None),
+            prompts, 8,
+        )  # fmt: skip
+    parity_s = time.time() - parity_start
     time.sleep(0.1)
     rows = [f"| {phase} | {mb:.0f} |" for phase, mb in sampler.peaks.items() if phase != "start"]
+    rows.append(f"| whole run (VmHWM) | {peak_rss_mb() or 0:.0f} |")
     print(
-        f"{args.label or 'run'}: `PYTHONPATH=<checkout> python benchmarks/memory_build.py`, {today()}, "
-        f"{machine_line()}, "
-        f"1-minute load average {load_average():.1f} at the end; build {build_s:.0f} s; parity kl {stats['kl']:.4f}\n\n"
+        f"{args.label or 'run'}: `PYTHONPATH=<checkout> python benchmarks/memory_build.py` ({args.precision}, "
+        f"{'both models loaded' if args.both_loaded else 'one model at a time'}), {today()}, {machine_line()}, "
+        f"1-minute load average {load_average():.1f} at the end; build {build_s:.0f} s, parity {parity_s:.0f} s; "
+        f"parity {json.dumps(stats)}\n\n"
         "| phase | peak RSS MB |\n|---|---|\n" + "\n".join(rows)
     )
 

@@ -257,7 +257,14 @@ def _reason(problem: dict[str, Any]) -> str:
     return f"{'.'.join(parts)}: {problem['message']}"
 
 
-NAMED = {"sdk": "a vendor SDK", "device": "a device", "package": "a pip package", "user_file": "a missing user file"}
+NAMED = {
+    "sdk": "a vendor SDK",
+    "device": "a device",
+    "package": "a pip package",
+    "user_file": "a missing user file",
+    "hub": "a hub model or file (offline)",
+    "olive_refuses": "Olive itself refuses this config",
+}
 
 
 def summarize(results: list[dict[str, Any]]) -> str:
@@ -290,7 +297,8 @@ def summarize(results: list[dict[str, Any]]) -> str:
         [
             f"configs: {total}",
             f"validated: {pct(by_status['ok'])}",
-            f"refused only for a named SDK, device, pip package or missing user file: {pct(sum(named.values()))}",
+            f"refused only for a named SDK, device, pip package, missing user file or hub file, or by Olive itself: "
+            f"{pct(sum(named.values()))}",
             *[f"  {k}: {v}" for k, v in named.most_common()],
             f"refused for a named SDK or device and for other problems too: {pct(hardware_and_more)}",
             f"refused for other problems only: {pct(other)}",
