@@ -187,5 +187,10 @@ def test_smollm2_openvino_build_is_evaluated_on_the_tone_task(smollm2_gguf: Path
     r = result.results[0]
     assert r.artifact is not None and r.artifact.kind == "openvino" and r.artifact.meta["precision"] == "int8"
     assert r.artifact.meta["parity"]["passed"] and r.artifact.meta["parity"]["top1_agreement"] >= 0.9
-    assert r.metrics["exact_match.rows"] == 4 and r.metrics["exact_match.teacher_forced"] == 4
+    assert r.metrics["exact_match.n"] == 4, r.metrics
+    # rows settled by teacher forcing are rows answered right (the rest were decoded)
+    assert r.metrics["exact_match.teacher_forced"] <= round(r.metrics["exact_match"] * 4 / 100), r.metrics
+    # the same rows scored on the PyTorch source: int8 weights may change at most one answer of four
+    assert result.reference is not None, "the PyTorch reference was not measured"
+    assert abs(r.metrics["exact_match"] - result.reference["metrics"]["exact_match"]) <= 25.0, result.reference
     assert r.metrics["throughput"] > 0

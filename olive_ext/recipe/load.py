@@ -26,6 +26,7 @@ from olive_ext.recipe.olive_compat import LENIENT_HINT, is_olive_config, olive_p
 from olive_ext.recipe.olive_sections import offline_hub_id
 from olive_ext.recipe.read import parse, read_text
 from olive_ext.recipe.schema import InputModel, PassSpec, Recipe, TargetSpec, named_steps
+from olive_ext.targets.base import Target
 
 logger = logging.getLogger("olive_ext")
 NOTHING_TO_DO = "the recipe has no passes and nothing to evaluate: nothing to do"
@@ -116,6 +117,9 @@ def _check(raw: dict[str, Any], base_dir: Path | None) -> tuple[Recipe | None, l
         later = [translation.user_problem(p) for p in later]
         if any(p.severity == "error" for p in first):  # "no passes" after every pass was refused repeats those
             later = [p for p in later if p.message != NOTHING_TO_DO]
+        if any(p.severity == "error" and p.path.split(".")[0] in {"input_model", "model"} for p in first):
+            # the model section was refused as written: what the schema then misses in it follows from that
+            later = [p for p in later if not p.path.startswith("input_model")]
         if any(p.severity == "error" and p.path.startswith("passes") and p.path.endswith(".type") for p in first):
             # a refused pass is left out of the translation: the model kinds around the gap are not the user's error
             later = [p for p in later if not _KIND_CHAIN.search(p.message)]
@@ -322,7 +326,14 @@ def pass_problems(
             problems.append(Problem(f"{path}.type", "unknown pass type", spec.type, True, ", ".join(names), hint))
             kind = None  # the chain after an unknown pass cannot be checked
             continue
-        problems += _checked_params(cls, spec.params(), path)
+        # the params as each target's run sees them: what the target sets (a GPU target's use_gpu) under them
+        seen: list[dict[str, Any]] = []
+        for target in targets or [TargetSpec()]:
+            defaults = cls.target_defaults(Target(target.device, target.provider or Target().provider))
+            if defaults in seen:
+                continue
+            seen.append(defaults)
+            problems += [p for p in _checked_params(cls, {**defaults, **spec.params()}, path) if p not in problems]
         if datasets is not None:
             problems += dataset_problems(cls, spec, path, datasets)
         accepts = cls.accepts_for(spec.params())

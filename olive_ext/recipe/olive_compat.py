@@ -26,7 +26,7 @@ from typing import Any
 from olive_ext.errors import Problem
 from olive_ext.passes import olive_catalog
 from olive_ext.passes.base import Pass, check_pass_params, get_pass, registered_passes
-from olive_ext.recipe.olive_context import LENIENT_HINT, Translation, TranslationContext, nested, unnest
+from olive_ext.recipe.olive_context import LENIENT_HINT, Translation, TranslationContext, located_script, nested, unnest
 from olive_ext.recipe.olive_sections import (
     data_section,
     evaluators_section,
@@ -143,6 +143,7 @@ def translate_config(raw: dict[str, Any], base_dir: Path | None = None) -> Trans
                 ctx.paths[str(key)] = f"engine.{key}"
     out: dict[str, Any] = {}
 
+    _refuse_azureml_assets(raw, ctx)
     model_key = "input_model" if "input_model" in raw else ("model" if "model" in raw else None)
     if model_key is None:
         ctx.error("input_model", "required key is missing", hint="add input_model: {type: HfModel, model_path: ...}")
@@ -190,6 +191,10 @@ def translate_config(raw: dict[str, Any], base_dir: Path | None = None) -> Trans
             "Olive's packaging is not run by olive-ext",
             "remove it and package the result with `olive-ext package`",
         )
+    if "azureml_client" in raw:
+        raw.pop("azureml_client")
+        ctx.note("azureml_client", "Azure ML workspace credentials: olive-ext does not connect to Azure ML; any part "
+                 "of this config that needs it (a model, datastore or AzureML system) is refused on its own")  # fmt: skip
     for key in list(raw):
         if key in _HARMLESS:
             raw.pop(key)
@@ -382,6 +387,29 @@ def _closest_passes(olive_type: str) -> str:
     return "see `olive-ext validate --list-passes`"
 
 
+AZUREML_NEEDS = "Azure ML (the azure-ai-ml SDK, an Azure subscription and its workspace or registry)"
+
+
+def _refuse_azureml_assets(raw: Any, ctx: TranslationContext, at: str = "") -> None:
+    """Each Azure ML asset the config reads (``{type: azureml_model | azureml_registry_model | azureml_datastore
+    ...}``) is a named refusal: olive-ext reads files from this machine and the local Hugging Face cache."""
+    if isinstance(raw, dict):
+        kind = raw.get("type")
+        if at and isinstance(kind, str) and kind.lower().startswith("azureml_"):
+            fields = {**raw, **(raw.get("config") if isinstance(raw.get("config"), dict) else {})}
+            name = fields.get("name") or fields.get("relative_path") or fields.get("datastore_name")
+            ctx.error(at, f"{kind} {name!r} is read from {AZUREML_NEEDS}; olive-ext reads models and data from "
+                      "this machine and the local Hugging Face cache", category="sdk",
+                      hint="download it first (az ml model download / az storage) and give its local path")  # fmt: skip
+            return
+        for key, value in raw.items():
+            if key != "azureml_client":
+                _refuse_azureml_assets(value, ctx, f"{at}.{key}" if at else str(key))
+    elif isinstance(raw, list):
+        for i, value in enumerate(raw):
+            _refuse_azureml_assets(value, ctx, f"{at}[{i}]")
+
+
 def _olive_entry(olive_type: str) -> Any:
     try:
         return olive_catalog.lookup(olive_type)
@@ -415,6 +443,11 @@ def _through_olive(
     for key, value in spec.items():  # data configs by name: Olive's pass gets the config itself
         if key.endswith("data_config") and isinstance(value, str) and value in ctx.olive_data:
             config[key] = ctx.olive_data[value]
+    if isinstance(config.get("user_script"), str):  # the pass's hooks (example_input_func, transform_fn, ...)
+        located = located_script(config, at, ctx)
+        if located is None:
+            return None
+        config = located
     ctx.paths[f"passes.{step}.config"] = at
     ctx.paths[f"passes.{step}.olive_type"] = f"{path}.type"
     step_spec: dict[str, Any] = {"type": "olive", "olive_type": entry.name, "config": config}

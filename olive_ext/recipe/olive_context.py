@@ -88,6 +88,21 @@ def is_file(path: Path) -> bool:
         return False
 
 
+def located_script(holder: dict[str, Any], at: str, ctx: TranslationContext) -> dict[str, Any] | None:
+    """``holder`` (a data config, a metric's user_config, a pass config) with its ``user_script`` and ``script_dir``
+    made absolute as Olive finds them (beside the config or in the folder Olive ran in); None, after a named
+    ``user_file`` error at ``at``.user_script, when the script is not there. The script's folder becomes the
+    script_dir when none is given, so its sibling modules import, as in Olive."""
+    script_dir = str(holder["script_dir"]) if holder.get("script_dir") else None
+    script = ctx.resolve(str(holder["user_script"]), script_dir)
+    if script is None:
+        ctx.error(f"{at}.user_script", "the user script is not there", category="user_file",
+                  value=holder["user_script"], has_value=True)  # fmt: skip
+        return None
+    found = find_dir(script_dir, ctx) if script_dir else None
+    return {**holder, "user_script": str(script), "script_dir": str(found or script.parent)}
+
+
 def find_dir(folder: Any, ctx: TranslationContext) -> Path | None:
     for base in ctx.folders():
         if base is not None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from olive_ext.models.hub import hub_reachable, offline
-from olive_ext.recipe.olive_context import TranslationContext, find_dir, nested, unnest
+from olive_ext.recipe.olive_context import TranslationContext, find_dir, located_script, nested, unnest
 from olive_ext.recipe.olive_lmeval import lm_evaluator_section, mteb_evaluator_section
 from olive_ext.recipe.olive_shapes import OliveDataConfig, OliveEvaluator, OliveModel, OliveSearch, OliveSystem, shaped
 
@@ -54,6 +54,9 @@ def input_model_section(model: Any, key: str, ctx: TranslationContext) -> dict[s
         ctx.error(key, "must be a mapping with type and model_path", value=model, has_value=True)
         return {}
     at = f"{key}.config" if nested(model) else key
+    source = unnest(model).get("model_path")
+    if isinstance(source, dict) and str(source.get("type", "")).lower().startswith("azureml_"):
+        return {}  # an Azure ML asset: refused where it is (olive_compat), nothing of the model to check here
     model = shaped(unnest(model), OliveModel, key, ctx.problems)
     if model is None:
         return {}
@@ -241,19 +244,7 @@ def data_section(configs: Any, ctx: TranslationContext) -> dict[str, Any]:
         name = str(dc.get("name") or f"data{i}")
         olive_form = dict(dc)
         if dc.get("user_script"):
-            script = ctx.resolve(str(dc["user_script"]), str(dc["script_dir"]) if dc.get("script_dir") else None)
-            if script is None:
-                ctx.error(
-                    f"{path}.user_script",
-                    "the user script is not there",
-                    category="user_file",
-                    value=dc["user_script"],
-                    has_value=True,
-                )
-            else:
-                olive_form["user_script"] = str(script)
-                found = find_dir(dc["script_dir"], ctx) if dc.get("script_dir") else None
-                olive_form["script_dir"] = str(found or script.parent)  # its sibling modules import, as in Olive
+            olive_form = located_script(olive_form, path, ctx) or olive_form
         olive_form.pop("name", None)
         olive_form["name"] = name
         ctx.olive_data[name] = olive_form
@@ -340,6 +331,10 @@ def systems_section(systems: Any, target_name: Any, ctx: TranslationContext) -> 
             needs = [_PROVIDER_NEEDS[p][0] for p in providers if p in _PROVIDER_NEEDS]
             if needs:  # a PythonEnvironment for a vendor SDK: the SDK is the reason
                 ctx.error(f"{at}.type", f"needs {needs[0]}", category="sdk")
+            elif stype.lower() in {"azureml", "azuremlsystem"}:
+                ctx.error(f"{at}.type", "an AzureML system runs the passes on Azure ML compute: it needs Azure ML "
+                          "(the azure-ai-ml SDK, an Azure subscription and its workspace); olive-ext runs on this "
+                          "machine", category="sdk", hint="use a LocalSystem (delete `type`)")  # fmt: skip
             else:
                 ctx.error(
                     f"{at}.type",
@@ -352,11 +347,27 @@ def systems_section(systems: Any, target_name: Any, ctx: TranslationContext) -> 
             acc_at = f"{at}.accelerators[{j}]"
             providers = acc.get("execution_providers") or [None]
             for k, provider in enumerate(providers):
+                if _dropped_as_olive_does(acc.get("device"), provider, providers):
+                    ctx.note(
+                        f"{acc_at}.execution_providers[{k}]",
+                        f"{provider} does not run on device '{acc.get('device')}'; Olive drops it from this "
+                        "accelerator and so does olive-ext (the device's own providers listed beside it stay)",
+                    )
+                    continue
                 target = _target(acc.get("device"), provider, f"{acc_at}.execution_providers[{k}]", ctx)
                 if target is not None:
                     ctx.paths[f"targets[{len(targets)}]"] = acc_at
                     targets.append(target)
     return targets
+
+
+def _dropped_as_olive_does(device: Any, provider: Any, providers: list[Any]) -> bool:
+    """Olive's accelerator check keeps only the providers a device runs: CPUExecutionProvider listed beside a
+    GPU/NPU provider for a GPU/NPU device is dropped (alone, it stays an error naming the mismatch)."""
+    dev = str(device or "").lower()
+    if dev in {"", "cpu"} or _short(provider) != "cpu":
+        return False
+    return any(_PROVIDER_DEVICE.get(_short(p)) == dev or _short(p) in _PROVIDER_NEEDS for p in providers if p)
 
 
 def _remember_accelerator(accelerators: Any, ctx: TranslationContext) -> None:
@@ -592,14 +603,10 @@ def olive_metric(metric: dict[str, Any], path: str, into: list[dict[str, Any]], 
                   hint="add user_config: {user_script: ..., evaluate_func: ...} (or metric_func)")  # fmt: skip
         return True
     if isinstance(user_config, dict) and user_config.get("user_script"):
-        script_dir = str(user_config["script_dir"]) if user_config.get("script_dir") else None
-        script = ctx.resolve(str(user_config["user_script"]), script_dir)
-        if script is None:
-            ctx.error(f"{path}.user_config.user_script", "the user script is not there", category="user_file",
-                      value=user_config["user_script"], has_value=True)  # fmt: skip
+        located = located_script(user_config, f"{path}.user_config", ctx)
+        if located is None:
             return True
-        found = find_dir(script_dir, ctx) if script_dir else None
-        config["user_config"] = {**user_config, "user_script": str(script), "script_dir": str(found or script.parent)}
+        config["user_config"] = located
     if config.get("backend") == "huggingface_metrics":
         _evaluate_offline_unless_reachable()
     try:
