@@ -183,6 +183,18 @@ def _worker(lenient: bool) -> None:
             result["status"] = "traceback"
             result["traceback"] = traceback.format_exc()[-2000:]
         print(json.dumps(result), flush=True)
+        _forget_user_modules(sys.path[:])
+
+
+def _forget_user_modules(paths: list[str]) -> None:
+    """Forget the modules and sys.path entries one config's user scripts brought in, as a process of its own
+    would: examples name their helpers alike (``config.py``, ``user_script.py``), and a cached module of one
+    example must not answer another's ``from config import ...``."""
+    corpus = str(CORPUS)
+    for name, module in list(sys.modules.items()):
+        if str(getattr(module, "__file__", "") or "").startswith(corpus):
+            del sys.modules[name]
+    sys.path[:] = [p for p in paths if not p.startswith(corpus)]
 
 
 class _Pool:

@@ -33,10 +33,12 @@ def test_fp32_build_loads_and_matches_pytorch(tiny_llama: Path) -> None:
     [
         ({"block_size": 16, "accuracy_level": 1}, {"block_size": 16, "accuracy_level": 1, "lm_head": "MatMulNBits"}),
         ({"algorithm": "k_quant", "lm_head": "int8"}, {"block_size": 32, "lm_head_bits": 8}),
+        # Olive's k_quant_linear (Qwen3.5 recipes): int8 LM head, linear-attention int8 (a Llama has none)
+        ({"algorithm": "k_quant_linear"}, {"block_size": 32, "lm_head_bits": 8}),
         ({"lm_head": "float"}, {"lm_head": "MatMul"}),
         ({"symmetric": False}, {"zero_points": True}),
     ],
-    ids=["block16-acc1", "kquant-lmhead-int8", "lmhead-float", "asymmetric"],
+    ids=["block16-acc1", "kquant-lmhead-int8", "kquant-linear-alias", "lmhead-float", "asymmetric"],
 )
 def test_int4_option_sets_build_what_they_say(tiny_llama: Path, params: dict, expect: dict) -> None:
     art = build(tiny_llama, {"build": {"type": "model_builder", "precision": "int4", **params}})

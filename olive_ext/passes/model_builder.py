@@ -50,13 +50,14 @@ KNOWN_BAD = {
     ("fp32", "cuda"): "the builder writes an fp32 CUDA graph whose present.* KV outputs no node produces, "
     "so it does not load; build fp16 (or int4) for cuda",
 }
-_QUANT_FIELDS = ("block_size", "accuracy_level", "symmetric", "algorithm", "lm_head", "mixed_layers_int8")
+_QUANT_FIELDS = ("block_size", "accuracy_level", "symmetric", "algorithm", "lm_head", "mixed_layers_int8",
+                 "linear_attn_int8")
 # Builder options that have a field of their own here (or that break generation).
 _OWNED = {
     "block_size": "block_size", "int4_block_size": "block_size", "accuracy_level": "accuracy_level",
     "int4_accuracy_level": "accuracy_level", "is_symmetric": "symmetric", "int4_is_symmetric": "symmetric",
     "algo_config": "algorithm", "int4_algo_config": "algorithm",
-    "matmul_mixed_precision": "lm_head / mixed_layers_int8",
+    "matmul_mixed_precision": "lm_head / mixed_layers_int8 / linear_attn_int8",
     "nodes_to_exclude": "nodes_to_exclude", "shared_embeddings": "shared_embeddings", "prune_lm_head": "prune_lm_head",
     "use_qdq": "use_qdq", "adapter_path": "the input model's adapter_path",
     "config_only": "(not supported)", "hf_remote": "input_model.trust_remote_code",
@@ -76,6 +77,7 @@ _ALGO_ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
     "rtn_last": ("rtn", {"lm_head": "int8"}),
     "k_quant_last": ("k_quant", {"lm_head": "int8"}),
     "k_quant_mixed": ("k_quant", {"lm_head": "int8", "mixed_layers_int8": True}),
+    "k_quant_linear": ("k_quant", {"lm_head": "int8", "linear_attn_int8": True}),
 }
 _OLIVE_PASSTHROUGH = {"use_webgpu_fp32", "use_cuda_bf16", "enable_cuda_graph", "use_8bits_moe", "include_hidden_states"}
 
@@ -105,6 +107,9 @@ class ModelBuilderConfig(WeightQuantConfig):
     )
     mixed_layers_int8: bool = searchable(
         False, description="int8 for the most quantization-sensitive MatMuls (llama.cpp's mixed strategy)"
+    )
+    linear_attn_int8: bool = Field(
+        False, description="int8 for the MatMuls of linear-attention layers (Qwen3.5-style hybrids; others have none)"
     )
     shared_embeddings: bool | None = Field(
         None,
@@ -165,8 +170,10 @@ class ModelBuilderConfig(WeightQuantConfig):
                 raise ValueError(f"precision {self.precision!r} with execution_provider {ep!r}: {bad}")
         if self.use_qdq and self.precision == "int8":
             raise ValueError("use_qdq=true with precision 'int8': the builder writes 8-bit weights only as MatMulNBits")
-        if self.use_qdq and (self.lm_head == "int8" or self.mixed_layers_int8):
-            raise ValueError("use_qdq=true cannot take int8 overrides (lm_head: int8 / mixed_layers_int8)")
+        if self.use_qdq and (self.lm_head == "int8" or self.mixed_layers_int8 or self.linear_attn_int8):
+            raise ValueError(
+                "use_qdq=true cannot take int8 overrides (lm_head: int8 / mixed_layers_int8 / linear_attn_int8)"
+            )
         reason = unshared_reason(self)
         if reason and self.shared_embeddings:
             raise ValueError(
@@ -204,8 +211,10 @@ def builder_options(config: ModelBuilderConfig) -> dict[str, str]:
             opts["algo_config"] = config.algorithm
         if config.accuracy_level is not None:
             opts["accuracy_level"] = str(config.accuracy_level)
-        mixed = (["last_matmul:int8"] if config.lm_head == "int8" else []) + (
-            ["mixed_layers:int8"] if config.mixed_layers_int8 else []
+        mixed = (
+            (["last_matmul:int8"] if config.lm_head == "int8" else [])
+            + (["mixed_layers:int8"] if config.mixed_layers_int8 else [])
+            + (["linear_attn:int8"] if config.linear_attn_int8 else [])
         )
         if mixed:
             opts["matmul_mixed_precision"] = ",".join(mixed)

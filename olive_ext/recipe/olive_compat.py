@@ -193,8 +193,11 @@ def translate_config(raw: dict[str, Any], base_dir: Path | None = None) -> Trans
         )
     if "azureml_client" in raw:
         raw.pop("azureml_client")
-        ctx.note("azureml_client", "Azure ML workspace credentials: olive-ext does not connect to Azure ML; any part "
-                 "of this config that needs it (a model, datastore or AzureML system) is refused on its own")  # fmt: skip
+        ctx.note(
+            "azureml_client",
+            "Azure ML workspace credentials: olive-ext does not connect to Azure ML; any part of this config that "
+            "needs it (a model, datastore, AzureML system) is refused on its own",
+        )
     for key in list(raw):
         if key in _HARMLESS:
             raw.pop(key)
