@@ -399,7 +399,8 @@ def _refuse_azureml_assets(raw: Any, ctx: TranslationContext, at: str = "") -> N
     if isinstance(raw, dict):
         kind = raw.get("type")
         if at and isinstance(kind, str) and kind.lower().startswith("azureml_"):
-            fields = {**raw, **(raw.get("config") if isinstance(raw.get("config"), dict) else {})}
+            inner = raw.get("config")
+            fields = {**raw, **(inner if isinstance(inner, dict) else {})}
             name = fields.get("name") or fields.get("relative_path") or fields.get("datastore_name")
             ctx.error(at, f"{kind} {name!r} is read from {AZUREML_NEEDS}; olive-ext reads models and data from "
                       "this machine and the local Hugging Face cache", category="sdk",
