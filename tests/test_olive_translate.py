@@ -622,3 +622,55 @@ def test_a_pass_whose_user_script_loads_a_hub_model_offline_is_refused_naming_th
     problems = check_recipe(raw, base_dir=tmp_path)[1]
     hub = [p for p in problems if p.category == "hub"]
     assert hub and "'nobody-xyz/no-such-vit'" in hub[0].message, [p.render() for p in problems]
+
+
+def test_the_cpu_provider_beside_a_gpu_provider_is_dropped_as_olive_drops_it() -> None:
+    """phi2_genai.json: device GPU with [CPUExecutionProvider, CUDAExecutionProvider] builds for CUDA."""
+    accelerator = {"device": "GPU", "execution_providers": ["CPUExecutionProvider", "CUDAExecutionProvider"]}
+    raw = _config({"mb": {"type": "ModelBuilder", "precision": "int4"}},
+                  systems={"s": {"type": "LocalSystem", "accelerators": [accelerator]}})  # fmt: skip
+    out, problems = translate(raw)
+    assert out["targets"] == [{"device": "gpu", "provider": "CUDAExecutionProvider"}]
+    assert not _errors(problems)
+    assert any(p.path == "systems.s.accelerators[0].execution_providers[0]" for p in problems)  # a note says so
+    alone = _config({"mb": {"type": "ModelBuilder"}}, systems={"s": {"type": "LocalSystem", "accelerators": [
+        {"device": "gpu", "execution_providers": ["CPUExecutionProvider"]}]}})  # fmt: skip
+    assert "does not run on device" in str(_errors(check_recipe(alone)[1]))  # alone, it stays an error
+
+
+def test_pass_params_are_checked_with_the_targets_defaults_under_them() -> None:
+    """A GPU target sets graph_optimize's use_gpu, so float16 is valid there and refused for a CPU target."""
+    cuda = {"device": "gpu", "execution_providers": ["CUDAExecutionProvider"]}
+    gpu = {"s": {"type": "LocalSystem", "accelerators": [cuda]}}
+    encoder = {"type": "ONNXModel", "model_path": "model.onnx"}
+    raw = {"input_model": encoder, "passes": {"o": {"type": "OrtTransformersOptimization", "float16": True}}}
+    assert "passes.o" not in _errors(check_recipe({**raw, "systems": gpu})[1])
+    assert "float16=true needs use_gpu" in _errors(check_recipe(raw)[1])["passes.o"].message
+
+
+def test_azure_ml_assets_are_named_refusals_without_follow_on_errors() -> None:
+    raw = {
+        "azureml_client": {"subscription_id": "x", "resource_group": "y", "workspace_name": "z"},
+        "input_model": {"type": "HfModel", "model_path": {"type": "azureml_registry_model", "name": "deberta",
+                                                          "registry_name": "azureml", "version": "15"}},
+        "systems": {"aml": {"type": "AzureML", "accelerators": [{"device": "gpu"}]}},
+        "passes": {"c": {"type": "OnnxConversion"}},
+    }  # fmt: skip
+    problems = check_recipe(raw)[1]
+    errors = _errors(problems)
+    assert set(errors) == {"input_model.model_path", "systems.aml.type"}, [p.render() for p in problems]
+    assert all(e.category == "sdk" and "Azure ML" in e.message for e in errors.values())
+    assert [p.severity for p in problems if p.path == "azureml_client"] == ["note"]
+
+
+@needs_olive
+def test_an_olive_pass_user_script_is_found_beside_the_config(tmp_path: Path) -> None:
+    """OpenVINO examples name user_script.py on the pass itself; it is found beside the config, or named missing."""
+    raw = _config({"q": {"type": "OnnxQuantization", "quant_mode": "static", "user_script": "hooks.py",
+                         "calibrate_method": "MinMax"}})  # fmt: skip
+    missing = _errors(translate_config(raw, base_dir=tmp_path).problems)
+    assert missing["passes.q.user_script"].category == "user_file"
+    (tmp_path / "hooks.py").write_text("X = 1\n")
+    out = translate_config(raw, base_dir=tmp_path)
+    assert "passes.q.user_script" not in _errors(out.problems)
+    assert out.recipe["passes"]["q"]["config"]["user_script"] == str((tmp_path / "hooks.py").resolve())
