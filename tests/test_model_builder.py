@@ -76,7 +76,7 @@ def test_int8_build(tiny_llama: Path) -> None:
         ({"precision": "int4", "lm_head": "int8", "shared_embeddings": True}, ["shared_embeddings", "lm_head"]),
         ({"precision": "int4", "use_qdq": True, "shared_embeddings": True}, ["shared_embeddings", "use_qdq"]),
         ({"precision": "fp32", "execution_provider": "cuda"}, ["fp32", "cuda", "fp16"]),
-        ({"precision": "fp16", "execution_provider": "cpu"}, ["fp16", "cpu", "valid for cpu"]),
+        ({"precision": "fp16", "execution_provider": "cpu"}, ["fp16", "cpu", "first generation step"]),
         ({"precision": "int8", "use_qdq": True}, ["use_qdq", "int8"]),
         ({"precision": "int4", "extra_options": {"int4_block_size": 64}}, ["extra_options.int4_block_size"]),
         ({"precision": "int4", "block_size": 48}, ["block_size"]),
@@ -117,6 +117,15 @@ def test_cuda_cross_build_names_cuda_and_is_not_measured_here(tiny_llama: Path) 
     assert any("cuda" in entry for entry in options)
     assert art.meta["provider"] == "CUDAExecutionProvider"
     assert art.meta["smoke"]["built_for"] == "cuda" and "not measured here" in art.meta["smoke"]["note"]
+
+
+def test_webgpu_fp16_is_a_cross_build_as_olive_recipes_ask(tiny_llama: Path) -> None:
+    """olive-recipes build fp16 for WebGPU (24 configs); onnxruntime here has no WebGPU provider: built, not run."""
+    target = {"device": "gpu", "provider": "WebGpuExecutionProvider"}
+    art = build(tiny_llama, {"build": {"type": "model_builder", "precision": "fp16"}}, target=target)
+    options = genai_config(art.path)["model"]["decoder"]["session_options"]["provider_options"]
+    assert any("webgpu" in entry for entry in options), options
+    assert art.meta["smoke"]["built_for"] == "webgpu" and "not measured here" in art.meta["smoke"]["note"]
 
 
 def test_threads_and_search_written_to_genai_config(tiny_llama: Path) -> None:

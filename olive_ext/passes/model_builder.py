@@ -39,16 +39,19 @@ logger = logging.getLogger("olive_ext")
 Precision = Literal["fp32", "fp16", "bf16", "int4", "int8"]
 BuilderProvider = Literal["cpu", "cuda", "dml", "webgpu"]
 QUANTIZED = ("int4", "int8")
-# The builder's own list of valid (precision, provider) pairs.
+# The (precision, provider) pairs the builder writes (onnxruntime-genai 0.18; fp16 for webgpu and cpu measured on
+# 2026-12-04 with the tiny Llama: both build; webgpu is a cross-build here, as cuda is).
 SUPPORTED = {
-    ("fp32", "cpu"), ("fp32", "cuda"), ("fp16", "cuda"), ("fp16", "dml"), ("bf16", "cuda"),
-    ("int8", "cpu"), ("int8", "cuda"), ("int8", "webgpu"),
+    ("fp32", "cpu"), ("fp32", "cuda"), ("fp16", "cpu"), ("fp16", "cuda"), ("fp16", "dml"), ("fp16", "webgpu"),
+    ("bf16", "cuda"), ("int8", "cpu"), ("int8", "cuda"), ("int8", "webgpu"),
     ("int4", "cpu"), ("int4", "cuda"), ("int4", "dml"), ("int4", "webgpu"),
 }  # fmt: skip
-# Pairs on that list whose output does not load (found with onnxruntime-genai 0.18).
+# Pairs on that list whose output does not load or run (found with onnxruntime-genai 0.18).
 KNOWN_BAD = {
     ("fp32", "cuda"): "the builder writes an fp32 CUDA graph whose present.* KV outputs no node produces, "
     "so it does not load; build fp16 (or int4) for cuda",
+    ("fp16", "cpu"): "the builder writes it, but onnxruntime's CPU provider fails on its first generation step "
+    "(a Cast it inserts for fp16 reuses a buffer of the wrong shape); build fp32, int8 or int4 for cpu",
 }
 _QUANT_FIELDS = ("block_size", "accuracy_level", "symmetric", "algorithm", "lm_head", "mixed_layers_int8",
                  "linear_attn_int8")
