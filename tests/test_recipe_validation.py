@@ -219,8 +219,9 @@ def test_accepted_before_now_refused(tmp_path: Path, raw: dict, expected: list[s
 
 
 def test_quantization_settings_on_a_float_build_are_still_dropped_when_valid() -> None:
-    # precision searched over [fp16, int4] with one block_size: the fp16 candidate ignores it, as before
-    raw = base(passes={"b": {"type": "model_builder", "precision": ["fp16", "int4"], "block_size": 64}})
+    # precision searched over [fp32, int4] with one block_size: the fp32 candidate ignores it, as before (fp16 is
+    # no longer the example: on the default CPU target it is refused, onnxruntime's CPU provider fails to run it)
+    raw = base(passes={"b": {"type": "model_builder", "precision": ["fp32", "int4"], "block_size": 64}})
     assert _problems(raw) == {}
 
 
