@@ -329,7 +329,7 @@ def pass_problems(
         # the params as each target's run sees them: what the target sets (a GPU target's use_gpu) under them
         seen: list[dict[str, Any]] = []
         for target in targets or [TargetSpec()]:
-            defaults = cls.target_defaults(Target(target.device, target.provider or Target().provider))
+            defaults = cls.target_defaults(Target(target.device, target.provider or "CPUExecutionProvider"))
             if defaults in seen:
                 continue
             seen.append(defaults)

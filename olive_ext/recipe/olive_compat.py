@@ -26,7 +26,15 @@ from typing import Any
 from olive_ext.errors import Problem
 from olive_ext.passes import olive_catalog
 from olive_ext.passes.base import Pass, check_pass_params, get_pass, registered_passes
-from olive_ext.recipe.olive_context import LENIENT_HINT, Translation, TranslationContext, located_script, nested, unnest
+from olive_ext.recipe.olive_context import (
+    LENIENT_HINT,
+    Translation,
+    TranslationContext,
+    is_azureml_asset,
+    located_script,
+    nested,
+    unnest,
+)
 from olive_ext.recipe.olive_sections import (
     data_section,
     evaluators_section,
@@ -397,8 +405,8 @@ def _refuse_azureml_assets(raw: Any, ctx: TranslationContext, at: str = "") -> N
     """Each Azure ML asset the config reads (``{type: azureml_model | azureml_registry_model | azureml_datastore
     ...}``) is a named refusal: olive-ext reads files from this machine and the local Hugging Face cache."""
     if isinstance(raw, dict):
-        kind = raw.get("type")
-        if at and isinstance(kind, str) and kind.lower().startswith("azureml_"):
+        if at and is_azureml_asset(raw):
+            kind = raw["type"]
             inner = raw.get("config")
             fields = {**raw, **(inner if isinstance(inner, dict) else {})}
             name = fields.get("name") or fields.get("relative_path") or fields.get("datastore_name")

@@ -88,6 +88,12 @@ def is_file(path: Path) -> bool:
         return False
 
 
+def is_azureml_asset(value: Any) -> bool:
+    """An Olive resource path that lives in Azure ML (``{type: azureml_model | azureml_registry_model |
+    azureml_datastore ...}``)."""
+    return isinstance(value, dict) and str(value.get("type", "")).lower().startswith("azureml_")
+
+
 def located_script(holder: dict[str, Any], at: str, ctx: TranslationContext) -> dict[str, Any] | None:
     """``holder`` (a data config, a metric's user_config, a pass config) with its ``user_script`` and ``script_dir``
     made absolute as Olive finds them (beside the config or in the folder Olive ran in); None, after a named

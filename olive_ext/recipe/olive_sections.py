@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from olive_ext.models.hub import hub_reachable, offline
-from olive_ext.recipe.olive_context import TranslationContext, find_dir, located_script, nested, unnest
+from olive_ext.recipe.olive_context import (
+    TranslationContext,
+    find_dir,
+    is_azureml_asset,
+    located_script,
+    nested,
+    unnest,
+)
 from olive_ext.recipe.olive_lmeval import lm_evaluator_section, mteb_evaluator_section
 from olive_ext.recipe.olive_shapes import OliveDataConfig, OliveEvaluator, OliveModel, OliveSearch, OliveSystem, shaped
 
@@ -54,8 +61,7 @@ def input_model_section(model: Any, key: str, ctx: TranslationContext) -> dict[s
         ctx.error(key, "must be a mapping with type and model_path", value=model, has_value=True)
         return {}
     at = f"{key}.config" if nested(model) else key
-    source = unnest(model).get("model_path")
-    if isinstance(source, dict) and str(source.get("type", "")).lower().startswith("azureml_"):
+    if is_azureml_asset(unnest(model).get("model_path")):
         return {}  # an Azure ML asset: refused where it is (olive_compat), nothing of the model to check here
     model = shaped(unnest(model), OliveModel, key, ctx.problems)
     if model is None:
