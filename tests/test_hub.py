@@ -50,3 +50,22 @@ def test_reachable_endpoint_stays_online(monkeypatch: pytest.MonkeyPatch) -> Non
         monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
         hub.go_offline_if_unreachable(["org/model"])
     assert "HF_HUB_OFFLINE" not in os.environ
+
+
+def test_an_olive_config_naming_user_code_validates_offline_when_the_hub_is_unreachable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Olive imports a config's user scripts to validate it, and such a script may load a tokenizer by hub id: with
+    the hub unreachable that load would retry for about 40 s, so translating the config switches to offline first."""
+    from olive_ext.recipe.olive_compat import translate_config
+
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    (tmp_path / "user.py").write_text("def load(data_dir):\n    return []\n")
+    plain = {"input_model": {"type": "HfModel", "model_path": str(tmp_path)},
+             "passes": {"conv": {"type": "OnnxConversion"}}}  # fmt: skip
+    translate_config(plain, tmp_path)
+    assert "HF_HUB_OFFLINE" not in os.environ and hub._connects.cache_info().currsize == 0
+    scripted = {**plain, "data_configs": [{"name": "d", "user_script": "user.py",
+                                           "load_dataset_config": {"type": "load"}}]}  # fmt: skip
+    translate_config(scripted, tmp_path)
+    assert os.environ["HF_HUB_OFFLINE"] == "1"

@@ -13,7 +13,7 @@ from olive_ext.targets.profiles import get_profile
 
 def _configs(chain: list) -> list[dict]:
     steps = [Step(s.name, s.type, s.params) for s in chain]
-    return [{"type": s.type, **s.config(s.pass_class().target_defaults(get_profile("cpu").target())).canonical()}
+    return [{"type": s.type, **s.config(get_profile("cpu").target()).canonical()}
             for s in steps]  # fmt: skip
 
 

@@ -47,7 +47,7 @@ from olive_ext.passes.parity_check import forget_recorded
 from olive_ext.passes.shared import forget_shared
 from olive_ext.progress import Progress
 from olive_ext.recipe.schema import Recipe
-from olive_ext.targets.base import CPU, Target
+from olive_ext.targets.base import CPU
 
 logger = logging.getLogger("olive_ext")
 
@@ -89,7 +89,7 @@ def execute(
     cache = Cache(recipe.cache_dir)
     go_offline_if_unreachable([recipe.input_model.path, *(d.name for d in recipe.data.values())])
     source = input_artifact(recipe, cache)
-    targets = [Target(t.device, t.provider or "CPUExecutionProvider") for t in recipe.targets]
+    targets = [t.target() for t in recipe.targets]
     space = SearchSpace.from_recipe(recipe)
     strategy = make_strategy(space, targets, recipe.search)
     ctx = RunContext(cache=cache, datasets=dict(recipe.data), input_model=recipe.input_model, progress=progress)

@@ -85,7 +85,7 @@ def _with_implicit_conversions(artifact: Artifact, steps: list[Step]) -> list[St
 def run_step(artifact: Artifact, step: Step, ctx: RunContext, candidate_id: str = "") -> tuple[Artifact, StepRecord]:
     """Run one step (or reuse its cache entry)."""
     cls = step.pass_class()
-    config = step.config(cls.target_defaults(ctx.target))
+    config = step.config(ctx.target)
     accepts = cls.accepts_for(config.canonical())
     if artifact.kind not in accepts:
         raise UserInputError(

@@ -54,8 +54,7 @@ class Candidate:
         """A short stable id from the target and the steps' configs."""
         resolved = []
         for s in self.steps:
-            cls = s.pass_class()
-            resolved.append((s.name, s.type, s.config(cls.target_defaults(self.target)).canonical()))
+            resolved.append((s.name, s.type, s.config(self.target).canonical()))
         payload = json.dumps([self.target.name, resolved], sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:10]
 

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from olive_ext.errors import Problem, RecipeError
 from olive_ext.options import problems_from_validation
 from olive_ext.passes.base import Pass, PassConfig, get_pass
+from olive_ext.targets.base import Target
 
 
 @dataclass(frozen=True)
@@ -28,10 +29,10 @@ class Step:
             raise RecipeError([Problem(f"passes.{self.name}.type", "unknown pass type", self.type, True)])
         return cls
 
-    def config(self, defaults: dict[str, Any] | None = None) -> PassConfig:
-        """The validated config; ``defaults`` (from the target) fill what params leave unset."""
+    def config(self, target: Target | None = None) -> PassConfig:
+        """The validated config; the ``target``'s defaults fill what params leave unset (``Pass.params_for``)."""
         cls = self.pass_class()
-        merged = {**(defaults or {}), **self.params}
+        merged = cls.params_for(target, self.params)
         try:
             return cls.config_class(**merged)
         except ValidationError as e:

@@ -54,9 +54,15 @@ def go_offline_if_unreachable(names: Iterable[str | None]) -> None:
 
     Offline mode asked for in the environment is applied to hub libraries already imported too
     (they read it once, at import)."""
-    wanted = [n for n in names if n and looks_like_hub_name(n)]
-    if not wanted:
-        return
+    if any(n and looks_like_hub_name(n) for n in names):
+        go_offline_unless_reachable()
+
+
+def go_offline_unless_reachable() -> None:
+    """Switch this process to offline mode unless the hub can be reached (or it is offline already).
+
+    For code olive-ext does not see into (a user's script imported to validate an Olive config may load a tokenizer
+    by hub id): without this, each such load retries the unreachable hub for about 40 s."""
     if not offline():
         if hub_reachable():
             return

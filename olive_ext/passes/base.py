@@ -84,6 +84,14 @@ class Pass(Generic[C]):
         return {}
 
     @classmethod
+    def params_for(cls, target: Target | None, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` as a run on ``target`` sees them: the target's defaults under what the recipe sets.
+
+        The one place both validation (recipe/load.py) and the runner (engine/steps.Step.config) merge them.
+        """
+        return {**(cls.target_defaults(target) if target is not None else {}), **params}
+
+    @classmethod
     def check_input(cls, artifact: Artifact) -> str | None:
         """Return why this pass cannot take ``artifact`` (beyond its kind), or None."""
         return None

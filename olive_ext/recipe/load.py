@@ -26,7 +26,6 @@ from olive_ext.recipe.olive_compat import LENIENT_HINT, is_olive_config, olive_p
 from olive_ext.recipe.olive_sections import offline_hub_id
 from olive_ext.recipe.read import parse, read_text
 from olive_ext.recipe.schema import InputModel, PassSpec, Recipe, TargetSpec, named_steps
-from olive_ext.targets.base import Target
 
 logger = logging.getLogger("olive_ext")
 NOTHING_TO_DO = "the recipe has no passes and nothing to evaluate: nothing to do"
@@ -329,11 +328,11 @@ def pass_problems(
         # the params as each target's run sees them: what the target sets (a GPU target's use_gpu) under them
         seen: list[dict[str, Any]] = []
         for target in targets or [TargetSpec()]:
-            defaults = cls.target_defaults(Target(target.device, target.provider or "CPUExecutionProvider"))
-            if defaults in seen:
+            params = cls.params_for(target.target(), spec.params())
+            if params in seen:
                 continue
-            seen.append(defaults)
-            problems += [p for p in _checked_params(cls, {**defaults, **spec.params()}, path) if p not in problems]
+            seen.append(params)
+            problems += [p for p in _checked_params(cls, params, path) if p not in problems]
         if datasets is not None:
             problems += dataset_problems(cls, spec, path, datasets)
         accepts = cls.accepts_for(spec.params())

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from olive_ext.errors import Problem
+from olive_ext.models.hub import go_offline_unless_reachable
 from olive_ext.passes import olive_catalog
 from olive_ext.passes.base import Pass, check_pass_params, get_pass, registered_passes
 from olive_ext.recipe.olive_context import (
@@ -151,6 +152,8 @@ def translate_config(raw: dict[str, Any], base_dir: Path | None = None) -> Trans
                 ctx.paths[str(key)] = f"engine.{key}"
     out: dict[str, Any] = {}
 
+    if _names_user_code(raw):  # Olive imports these scripts to validate the config; they may load from the hub
+        go_offline_unless_reachable()
     _refuse_azureml_assets(raw, ctx)
     model_key = "input_model" if "input_model" in raw else ("model" if "model" in raw else None)
     if model_key is None:
@@ -399,6 +402,18 @@ def _closest_passes(olive_type: str) -> str:
 
 
 AZUREML_NEEDS = "Azure ML (the azure-ai-ml SDK, an Azure subscription and its workspace or registry)"
+
+
+def _names_user_code(raw: Any) -> bool:
+    """Whether an Olive config names a user script anywhere (input model, data configs, metrics, passes)."""
+    if isinstance(raw, dict):
+        return any(k in _USER_CODE_KEYS or _names_user_code(v) for k, v in raw.items())
+    if isinstance(raw, list):
+        return any(_names_user_code(v) for v in raw)
+    return False
+
+
+_USER_CODE_KEYS = frozenset({"user_script", "model_script", "script_dir"})
 
 
 def _refuse_azureml_assets(raw: Any, ctx: TranslationContext, at: str = "") -> None:

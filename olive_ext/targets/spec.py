@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from olive_ext.options import StrictModel
-from olive_ext.targets.base import PROVIDERS, Device, normalize_provider
+from olive_ext.targets.base import PROVIDERS, Device, Target, normalize_provider
 
 
 class TargetSpec(StrictModel):
@@ -26,3 +26,7 @@ class TargetSpec(StrictModel):
                 f"provider {self.provider!r} does not run on device '{self.device}'; allowed: {', '.join(allowed)}"
             )
         return self
+
+    def target(self) -> Target:
+        """The runtime target this spec names (the provider defaulted to the device's first)."""
+        return Target(self.device, self.provider or PROVIDERS[self.device][0])
