@@ -54,8 +54,8 @@ def _smollm2_recipe(gguf: Path, rows: int, threads: int) -> dict[str, Any]:
              "parity": parity},
         ],
         "targets": [{"device": "cpu"}],
-        "evaluate": {"data": "tone", "metrics": ["exact_match", "ttft", "throughput", "size"], "threads": threads,
-                     "prompt_tokens": 64, "new_tokens": 32, "warmup": 1, "repeats": 3},
+        "evaluate": {"data": "tone", "metrics": ["exact_match", "perplexity", "ttft", "throughput", "size"],
+                     "threads": threads, "prompt_tokens": 64, "new_tokens": 32, "warmup": 1, "repeats": 3},
         "cache_dir": str(WORK / "cache"),
     }  # fmt: skip
 
@@ -117,7 +117,7 @@ def main() -> int:
                      write_output=False)  # fmt: skip
     seconds = time.perf_counter() - started
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    lm_cols = ["exact_match", "ttft", "throughput", "size"]
+    lm_cols = ["exact_match", "perplexity", "ttft", "throughput", "size"]
     enc_cols = ["latency", "size"]
     head = "| build | runtime | precision | parity (top-1 / cosine) | "
     body = [

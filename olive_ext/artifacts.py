@@ -76,6 +76,10 @@ class Artifact:
         return text
 
 
+LM_ROLES = frozenset({"genai", "hf", "gguf"})
+"""Evaluation roles (``eval_role``) measured as language models: generation, perplexity, TTFT, decode speed."""
+
+
 def eval_role(artifact: Artifact) -> str:
     """The kind the evaluator measures an artifact as: an OpenVINO causal LM as an LLM folder ("genai"), an
     OpenVINO encoder as an encoder graph ("onnx"); every other kind as itself."""

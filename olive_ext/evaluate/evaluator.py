@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from olive_ext.artifacts import Artifact, eval_role, hash_file
+from olive_ext.artifacts import LM_ROLES, Artifact, eval_role, hash_file
 from olive_ext.cache import Cache, cache_key
 from olive_ext.data import load_examples
 from olive_ext.errors import OliveExtError
@@ -45,7 +45,6 @@ _SPEC_FIELDS_IN_KEY = (
     "lm_eval",
 )
 _RUNTIME_LIBS = ("onnxruntime", "onnxruntime-genai", "torch", "transformers", "peft")
-_LM_KINDS = {"genai", "hf", "gguf"}
 # A fixed English passage: timing prompts are cut from it, so every candidate sees the same text.
 _ENCODER_TIMING_TOKENS = 128  # an encoder timed without data runs on this many tokens (or prompt_tokens if fewer)
 _TIMING_TEXT = (
@@ -174,7 +173,7 @@ def _metric(name: str) -> MetricInfo:
 
 def _jobs_needed(infos: list[MetricInfo], kind: str) -> set[str]:
     needs = {n for i in infos for n in i.needs}
-    if kind in _LM_KINDS:
+    if kind in LM_ROLES:
         jobs = needs & {"timing", "generate", "nll"}
         return jobs or ({"load"} if "load" in needs else set())
     jobs = {"classify"} if needs & {"timing", "classify"} else set()

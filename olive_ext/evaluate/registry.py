@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -78,7 +78,7 @@ def register_metric(
     name: str,
     unit: str,
     higher_is_better: bool,
-    kinds: set[str],
+    kinds: Collection[str],
     needs: set[str] | None = None,
     needs_data: bool = False,
     description: str = "",

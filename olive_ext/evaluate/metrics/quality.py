@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import math
 
-from olive_ext.artifacts import eval_role
+from olive_ext.artifacts import LM_ROLES, eval_role
 from olive_ext.evaluate.context import MetricInput
 from olive_ext.evaluate.exact_match import exact_match as score_exact_match
 from olive_ext.evaluate.registry import register_metric
-
-LM_KINDS = {"genai", "hf", "gguf"}
 
 
 def decoded_answers(inp: MetricInput) -> list[str]:
@@ -22,7 +20,7 @@ def decoded_answers(inp: MetricInput) -> list[str]:
     "exact_match",
     "%",
     higher_is_better=True,
-    kinds=LM_KINDS,
+    kinds=LM_ROLES,
     needs={"generate"},
     needs_data=True,
     description="share of eval examples whose greedy answer equals the reference",
@@ -48,7 +46,7 @@ def exact_match(inp: MetricInput) -> dict[str, float]:
     "accuracy",
     "%",
     higher_is_better=True,
-    kinds=LM_KINDS | {"onnx"},
+    kinds=LM_ROLES | {"onnx"},
     needs={"generate", "classify"},
     needs_data=True,
     description="LLMs: exact match of greedy answers; classifiers: label accuracy",
@@ -68,7 +66,7 @@ def accuracy(inp: MetricInput) -> dict[str, float]:
     "perplexity",
     "",
     higher_is_better=False,
-    kinds=LM_KINDS,
+    kinds=LM_ROLES,
     needs={"nll"},
     needs_data=True,
     description="perplexity of the expected answers given their prompts",

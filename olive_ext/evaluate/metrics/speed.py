@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import statistics
 
-from olive_ext.artifacts import eval_role
+from olive_ext.artifacts import LM_ROLES, eval_role
 from olive_ext.evaluate.context import MetricInput
 from olive_ext.evaluate.registry import register_metric
-
-LM_KINDS = {"genai", "hf", "gguf"}
 
 
 def _runs(inp: MetricInput) -> list[list[float]]:
@@ -34,7 +32,7 @@ def _spread(name: str, values: list[float], digits: int = 3) -> dict[str, float]
     "ttft",
     "ms",
     higher_is_better=False,
-    kinds=LM_KINDS,
+    kinds=LM_ROLES,
     needs={"timing"},
     description="time to first token for the fixed prompt (prefill + one token)",
 )
@@ -48,7 +46,7 @@ def ttft(inp: MetricInput) -> dict[str, float]:
     "latency",
     "ms",
     higher_is_better=False,
-    kinds=LM_KINDS | {"onnx"},
+    kinds=LM_ROLES | {"onnx"},
     needs={"timing"},
     description="per-token decode latency (p50; p90, min and max as details)",
 )
@@ -69,7 +67,7 @@ def latency(inp: MetricInput) -> dict[str, float]:
     "throughput",
     "tok/s",
     higher_is_better=True,
-    kinds=LM_KINDS,
+    kinds=LM_ROLES,
     needs={"timing"},
     description="decode tokens per second after the first token (median over repeats)",
 )
@@ -83,7 +81,7 @@ def throughput(inp: MetricInput) -> dict[str, float]:
     "memory",
     "MB",
     higher_is_better=False,
-    kinds=LM_KINDS | {"onnx"},
+    kinds=LM_ROLES | {"onnx"},
     needs={"load"},
     description="peak resident memory of the process that loaded and ran the model",
 )
