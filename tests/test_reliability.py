@@ -307,6 +307,59 @@ def test_every_command_checks_output_cache_and_model_before_work(
     assert _snapshot(tmp_path) == before | {"recipe.yaml"}
 
 
+@pytest.fixture
+def broken_models(tiny_llama: Path, tmp_path: Path) -> dict[str, tuple[Path, Path, str]]:
+    """Models whose files are not what they claim: the -m value, the file its refusal must name and the words."""
+    import shutil
+
+    from gguf_families import write_family_gguf
+
+    out: dict[str, tuple[Path, Path, str]] = {}
+    whole = write_family_gguf(tiny_llama, "llama", tmp_path / "whole.gguf")
+    not_gguf = tmp_path / "notes.gguf"
+    not_gguf.write_text("a text file named .gguf")
+    out["not-gguf"] = (not_gguf, not_gguf, "GGUF magic bytes")
+    half = tmp_path / "half.gguf"
+    half.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    out["half-gguf"] = (half, half, "not a complete GGUF file")
+    cut = tmp_path / "cut-weights"
+    shutil.copytree(tiny_llama, cut)
+    weights = cut / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    out["cut-safetensors"] = (cut, weights, "not a readable safetensors file")
+    out["weights-file"] = (tiny_llama / "model.safetensors", tiny_llama / "model.safetensors", "is a file")
+    no_tok = tmp_path / "no-tokenizer"
+    shutil.copytree(tiny_llama, no_tok)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"):
+        (no_tok / name).unlink(missing_ok=True)
+    out["no-tokenizer"] = (no_tok, no_tok, "no tokenizer")
+    return out
+
+
+@pytest.mark.parametrize("case", ["not-gguf", "half-gguf", "cut-safetensors", "weights-file", "no-tokenizer"])
+def test_models_whose_files_are_broken_are_refused_before_any_work(
+    case: str,
+    broken_models: dict[str, tuple[Path, Path, str]],
+    tone_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A GGUF that is not one or is cut short, weights cut short or given as -m, a causal LM without its tokenizer:
+    one message naming the file before any candidate is built (it was one failure per candidate, each with the
+    library's words, and for a folder without a tokenizer the builder's note to install sentencepiece)."""
+    model, named, words = broken_models[case]
+    data = ["-d", "json", "--data_files", str(tone_file), "--text_template", TEMPLATE]
+    for argv in (["quantize", "-m", str(model)], ["auto-opt", "-m", str(model), *data],
+                 ["finetune", "-m", str(model), *data, "--max_steps", "1"]):  # fmt: skip
+        if argv[0] == "finetune" and model.suffix == ".gguf":
+            continue  # fine-tuning a GGUF is refused for its kind, before its files are read
+        before = _snapshot(tmp_path)
+        code, err = _cli(capsys, [*argv, "-o", str(tmp_path / "out")])
+        message = _one_message(err)
+        assert code == 2 and str(named) in message and words in message, (argv[0], err)
+        assert _snapshot(tmp_path) == before, argv[0]
+
+
 def test_chat_on_a_truncated_model_names_the_file(
     tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

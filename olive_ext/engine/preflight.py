@@ -1,8 +1,9 @@
 """Checks before work: everything a run will need from the file system, checked before its first step.
 
-A run that cannot write its output, cannot write its cache, starts from a folder that holds no model or
-reads a data file that is missing, empty, unreadable or not text used to find out seconds or minutes in,
-once per candidate; here each is one message naming the path and what to do, and nothing is written.
+A run that cannot write its output, cannot write its cache, starts from a folder that holds no model, from a
+GGUF or safetensors file that is not whole, from a causal LM without its tokenizer, or reads a data file that is
+missing, empty, unreadable or not text used to find out seconds or minutes in, once per candidate; here each is
+one message naming the path and what to do, and nothing is written.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from olive_ext.models.folder import MODEL_CONFIG, PYPI_PREFIX
 from olive_ext.onnx.runtime import runtime_telemetry_off
 from olive_ext.recipe.schema import Recipe
 
-__all__ = ["check_before_work", "check_model_folder", "check_recipe_before_work"]
+__all__ = [
+    "check_before_work",
+    "check_gguf_file",
+    "check_model_folder",
+    "check_recipe_before_work",
+    "check_safetensors_file",
+]
 
 # what makes a folder a model, by kind
 _MODEL_MARKERS = "config.json (Hugging Face), genai_config.json (onnxruntime-genai), a .onnx or a .gguf file"
@@ -56,13 +63,25 @@ def check_recipe_before_work(recipe: Recipe, write_output: bool = True) -> None:
         output=recipe.output.path if write_output else None,
         overwrite=recipe.output.overwrite,
     )
+    model = recipe.input_model
+    if model.gguf_file and Path(model.path, model.gguf_file).expanduser().is_file():  # a .gguf file given as -m
+        check_gguf_file(Path(model.path, model.gguf_file).expanduser())
 
 
 def check_model_folder(path: str) -> None:
-    """A local folder given as a model must hold one; hub ids and files are left to their loaders."""
+    """A local folder given as a model must hold one, and a local model's files must read as what they claim to be
+    (GGUF, safetensors, a causal LM's tokenizer); hub ids are left to their loaders."""
     if path.startswith(PYPI_PREFIX):
         return
     folder = Path(path).expanduser()
+    if folder.is_file() and folder.suffix.lower() == ".gguf":
+        check_gguf_file(folder)
+        return
+    if folder.is_file() and folder.suffix.lower() != ".onnx":  # a model's weights or config given as the model
+        raise UserInputError(
+            f"{folder} is a file, and the only model files -m takes are .gguf and .onnx files",
+            hint=f"point -m at the folder that holds it: -m {folder.parent}",
+        )
     if not folder.is_dir() or (folder / MODEL_CONFIG).exists():
         return
     if (folder / "genai_config.json").exists() or any(folder.glob("*.onnx")) or any(folder.glob("*.gguf")):
@@ -79,3 +98,50 @@ def check_model_folder(path: str) -> None:
         raise UserInputError(f"{config} cannot be read as JSON ({e})", hint="restore the model's config.json") from e
     if not isinstance(data, dict):
         raise UserInputError(f"{config} is not a model configuration (a JSON object)", hint="restore it")
+    for weights in sorted(folder.glob("*.safetensors")):
+        check_safetensors_file(weights)
+    architectures = data.get("architectures") or []
+    causal = any(isinstance(a, str) and a.endswith(("ForCausalLM", "ForConditionalGeneration")) for a in architectures)
+    if causal and not any((folder / name).exists() for name in _TOKENIZER_FILES):
+        raise UserInputError(
+            f"{folder} holds a causal LM ({', '.join(map(str, architectures))}) but no tokenizer: none of "
+            f"{', '.join(_TOKENIZER_FILES)} is in it, and every LM step (builder, fine-tune, evaluation) needs one",
+            hint=f"save the base model's tokenizer there: "
+            f"AutoTokenizer.from_pretrained(BASE).save_pretrained('{folder}')",
+        )
+
+
+# files any of which lets transformers' AutoTokenizer load a tokenizer from a folder
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt")
+
+
+def check_gguf_file(path: Path) -> None:
+    """``path`` reads as a GGUF file (magic bytes, header, tensor table), by the gguf package's own reader."""
+    from gguf import GGUFReader
+
+    try:
+        GGUFReader(path)
+    except Exception as e:  # gguf raises ValueError on a wrong magic, struct/index errors on a truncated file
+        reason = (
+            "it does not start with the GGUF magic bytes"
+            if "magic" in str(e).lower()
+            else f"its header or tensor table cannot be read ({type(e).__name__}: {e})"
+        )
+        raise UserInputError(
+            f"{path} is not a complete GGUF file: {reason}",
+            hint="download or export the .gguf again (a partial download is the usual cause)",
+        ) from None
+
+
+def check_safetensors_file(path: Path) -> None:
+    """``path``'s safetensors header reads (the safetensors package parses it; no tensor is loaded)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            f.keys()
+    except Exception as e:  # safetensors raises its own SafetensorError on a bad or truncated header
+        raise UserInputError(
+            f"{path} is not a readable safetensors file ({type(e).__name__}: {e})",
+            hint="restore the model's weights (a partial download or copy is the usual cause)",
+        ) from None
