@@ -202,7 +202,9 @@ def unwritable(tmp_path: Path) -> Iterator[Path]:
 @pytest.fixture
 def bad_data(tmp_path: Path) -> dict[str, Path]:
     files = {"empty": b"", "blank": b"\n  \n", "latin1": '{"phrase": "café", "tone": "x"}\n'.encode("latin-1"),
-             "binary": bytes(range(256)) * 4, "notjson": b"phrase,tone\nhello,x\n"}  # fmt: skip
+             "binary": bytes(range(256)) * 4, "notjson": b"phrase,tone\nhello,x\n",
+             "badline": b'{"phrase": "a", "tone": "x"}\n{"phrase": "b", tone: "y"}\n',
+             "columns": b'{"question": "a", "answer": "x"}\n'}  # fmt: skip
     paths = {}
     for name, data in files.items():
         paths[name] = tmp_path / f"{name}.jsonl"
@@ -220,6 +222,8 @@ def bad_data(tmp_path: Path) -> dict[str, Path]:
         ("binary", "is not UTF-8"),
         ("notjson", "not JSON"),
         ("missing", "does not exist"),
+        ("badline", "line 2 is not valid JSON"),
+        ("columns", "text template names columns 'phrase', 'tone', which the data lacks"),
     ],
 )
 @pytest.mark.parametrize("command", ["finetune", "auto-opt"])

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from olive_ext.data.load import load_rows
+from olive_ext.data.load import first_row_columns, load_rows, local_files
 from olive_ext.data.spec import DatasetSpec
 from olive_ext.errors import UserInputError
 
@@ -188,9 +188,9 @@ def _split_template(template: str, answer: str | None) -> _SplitTemplate | None:
     )
 
 
-def _from_template(rows: Any, spec: DatasetSpec, columns: list[str]) -> list[Example]:
-    template = spec.text_template or ""
-    fields = template_fields(template)
+def _template_columns(spec: DatasetSpec, columns: list[str]) -> list[str]:
+    """The columns a template (and its answer field) reads; an error naming those the data lacks."""
+    fields = template_fields(spec.text_template or "")
     answer = response_field_of(spec)
     wanted = [*fields, *([answer] if answer and answer not in fields else [])]
     missing = [f for f in dict.fromkeys(wanted) if f not in columns]
@@ -201,6 +201,29 @@ def _from_template(rows: Any, spec: DatasetSpec, columns: list[str]) -> list[Exa
             f"which the data lacks; it has: {', '.join(columns)}",
             hint="a template's {column} names must match the data's columns exactly",
         )
+    return wanted
+
+
+def check_named_columns(spec: DatasetSpec) -> None:
+    """Before work: the columns the user named (text template, --text_field) are in a local file's first row.
+
+    The same errors the conversion to examples gives, seconds or minutes earlier (before a model loads)."""
+    columns = first_row_columns(spec)
+    if columns is None:
+        return
+    try:
+        if spec.format in ("auto", "template") and spec.text_template:
+            _template_columns(spec, columns)
+        elif spec.format in ("auto", "text") and spec.text_field:
+            _require_column(spec.text_field, columns, "--text_field")
+    except UserInputError as e:  # the same words, with the file they were read from
+        raise UserInputError(f"data file {local_files(spec)[1][0]}: {e.message}", e.hint) from None
+
+
+def _from_template(rows: Any, spec: DatasetSpec, columns: list[str]) -> list[Example]:
+    template = spec.text_template or ""
+    wanted = _template_columns(spec, columns)
+    answer = response_field_of(spec)
     split = _split_template(template, answer)
     examples = []
     for i, row in enumerate(rows):

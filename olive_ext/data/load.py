@@ -101,6 +101,72 @@ def _check_text(path: Path, f: Any, head: bytes, builder: str) -> None:
             f"data file {path} is not JSON (it starts with {first[:20]!r})",
             hint=_FORMAT_HINT["json"] + "; for CSV use -d csv",
         )
+    if builder == "json" and first[0] == "{":
+        _check_json_lines(path)
+
+
+def _check_json_lines(path: Path) -> None:
+    """Each non-blank line of a JSON-lines file is one JSON object; the first that is not is named by its line.
+
+    A file that is one JSON document over many lines (pretty-printed) is left to the datasets reader."""
+    import json
+
+    with open(path, encoding="utf-8-sig") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as e:
+                if number == 1 and _one_json_document(path):
+                    return
+                raise UserInputError(
+                    f"data file {path} line {number} is not valid JSON ({e}): {line.strip()[:60]!r}",
+                    hint=_FORMAT_HINT["json"],
+                ) from None
+            if not isinstance(row, dict):
+                raise UserInputError(
+                    f"data file {path} line {number} is a JSON {type(row).__name__}, not an object",
+                    hint=_FORMAT_HINT["json"],
+                )
+
+
+def _one_json_document(path: Path) -> bool:
+    import json
+
+    try:
+        json.loads(path.read_text(encoding="utf-8-sig"))
+    except ValueError:
+        return False
+    return True
+
+
+def first_row_columns(spec: DatasetSpec) -> list[str] | None:
+    """The columns of a local JSON-lines, CSV or parquet dataset, read from its first row or schema (cheap); None
+    for hub datasets and JSON documents, whose columns are only known once loaded."""
+    import csv
+    import json
+
+    builder, files = local_files(spec)
+    if not files or not Path(files[0]).is_file():
+        return None
+    path = Path(files[0])
+    if builder == "csv":
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            return next(csv.reader(f), None)
+    if builder == "parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    if builder == "json":
+        with open(path, encoding="utf-8-sig") as f:
+            line = next((line for line in f if line.strip()), "")
+        try:
+            row = json.loads(line)
+        except ValueError:
+            return None
+        return list(row) if isinstance(row, dict) else None
+    return None
 
 
 def load_rows(spec: DatasetSpec) -> datasets.Dataset:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from olive_ext.cache import check_cache_dir
+from olive_ext.data.formats import check_named_columns
 from olive_ext.data.load import check_data_files
 from olive_ext.data.spec import DatasetSpec
 from olive_ext.engine.output import check_output
@@ -41,7 +42,7 @@ def check_before_work(
     output: str | Path | None = None,
     overwrite: bool = False,
 ) -> None:
-    """Output (free and writable), cache (writable), input model and local data files, in that order.
+    """Output (free and writable), cache (writable), input model, local data files and the columns named in them.
 
     Raises the first problem as a UserInputError (exit code 2); creates nothing.
     """
@@ -52,6 +53,7 @@ def check_before_work(
     check_model_folder(model)
     for spec in datasets:
         check_data_files(spec)
+        check_named_columns(spec)
 
 
 def check_recipe_before_work(recipe: Recipe, write_output: bool = True) -> None:
