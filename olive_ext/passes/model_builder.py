@@ -51,7 +51,8 @@ KNOWN_BAD = {
     ("fp32", "cuda"): "the builder writes an fp32 CUDA graph whose present.* KV outputs no node produces, "
     "so it does not load; build fp16 (or int4) for cuda",
     ("fp16", "cpu"): "the builder writes it, but onnxruntime's CPU provider fails on its first generation step "
-    "(a Cast it inserts for fp16 reuses a buffer of the wrong shape); build fp32, int8 or int4 for cpu",
+    "(a Cast it inserts for fp16 reuses a buffer of the wrong shape; seen with onnxruntime-genai 0.18 on Llama and "
+    "SmolLM2-135M); build fp32, int8 or int4 for cpu",
 }
 _QUANT_FIELDS = ("block_size", "accuracy_level", "symmetric", "algorithm", "lm_head", "mixed_layers_int8",
                  "linear_attn_int8")
