@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from olive_ext.data.formats import (
     Example,
     answer_problem,
+    columns_of,
     detect_format,
     require_answers,
     response_field_of,
@@ -38,8 +40,13 @@ def load_examples(spec: DatasetSpec, tokenizer: Any = None) -> list[Example]:
 SMOKE_PROMPTS = 3
 
 
-def smoke_prompts(spec: DatasetSpec, tokenizer: Any = None) -> list[str]:
-    """Up to three prompts of an eval split's first rows: what `verify` generates from to smoke-test a bundle."""
+def smoke_prompts(spec: DatasetSpec, tokenizer: Callable[[], Any] | None = None) -> list[str]:
+    """Up to three prompts of an eval split's first rows: what `verify` generates from to smoke-test a bundle.
+
+    ``tokenizer`` loads the model's tokenizer; it is called only for formats whose prompts its chat template
+    writes (alpaca, messages), so a templated dataset needs no transformers import (a cached re-run's 3 s)."""
     limit = min(spec.max_samples or SMOKE_PROMPTS, SMOKE_PROMPTS)
-    examples = load_examples(spec.model_copy(update={"max_samples": limit}), tokenizer)
+    rows = load_rows(spec.model_copy(update={"max_samples": limit}))
+    chat = detect_format(spec, columns_of(rows)) in ("alpaca", "messages")
+    examples = to_examples(rows, spec, tokenizer() if chat and tokenizer is not None else None)
     return [e.prompt for e in examples if e.prompt][:SMOKE_PROMPTS]

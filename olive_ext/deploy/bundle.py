@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from importlib import metadata, resources
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from olive_ext.engine.output import ensure_output_free, staged_output
 from olive_ext.errors import UserInputError
 from olive_ext.evaluate.backends.llama_cpp import gguf_in
 from olive_ext.models.folder import MODEL_CONFIG
-from olive_ext.version import __version__
+from olive_ext.version import __version__, installed_version
 
 _LIBRARIES = ("onnxruntime-genai", "onnxruntime", "onnx", "llama-cpp-python", "gguf", "transformers", "peft", "torch")
 _DEFAULT_SMOKE_PROMPTS = ["Hello! Who are you?"]
@@ -126,12 +126,7 @@ def _smoke_prompts(source: Path, info: dict[str, Any]) -> list[str]:
 
 def _versions() -> dict[str, str]:
     out = {"olive-ext": __version__}
-    for lib in _LIBRARIES:
-        try:
-            out[lib] = metadata.version(lib)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
+    return out | {lib: v for lib in _LIBRARIES if (v := installed_version(lib)) is not None}
 
 
 def package(

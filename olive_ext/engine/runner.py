@@ -105,8 +105,10 @@ def run_step(artifact: Artifact, step: Step, ctx: RunContext, candidate_id: str 
     seconds = time.perf_counter() - started
     peak = peak_rss_mb()
     # what the step left for the collector goes now: a genai build's ONNX graph is cyclic (nodes, values,
-    # graph) and holds the weights; uncollected, a Qwen2-1.5B build's 7.5 GB sat under the parity check after it
-    release_freed_memory()
+    # graph) and holds the weights; uncollected, a Qwen2-1.5B build's 7.5 GB sat under the parity check after it.
+    # A cache hit built nothing: a full collection there cost ~90 ms per step with torch loaded (2 s of a re-run).
+    if not hit:
+        release_freed_memory()
     return out, StepRecord(
         candidate=candidate_id,
         step=step.name,

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from olive_ext.evaluate.exact_match import count_hits
 from olive_ext.evaluate.racing import Race
 from olive_ext.evaluate.registry import ACCURACY_METRICS, MetricInfo, get_metric
 from olive_ext.targets.base import cpu_model
+from olive_ext.version import installed_version
 
 # Settings that change measured values; constraints and objective only change selection.
 _SPEC_FIELDS_IN_KEY = (
@@ -59,13 +59,7 @@ class EvaluationError(OliveExtError):
 
 
 def _versions() -> dict[str, str]:
-    out = {}
-    for lib in _RUNTIME_LIBS:
-        try:
-            out[lib] = metadata.version(lib)
-        except metadata.PackageNotFoundError:
-            out[lib] = "missing"
-    return out
+    return {lib: installed_version(lib) or "missing" for lib in _RUNTIME_LIBS}
 
 
 def evaluation_key(artifact: Artifact, ectx: EvalContext, metrics: list[str], race: Race | None = None) -> str:

@@ -20,6 +20,7 @@ from olive_ext.artifacts import ARTIFACT_KINDS, Artifact, ArtifactKind
 from olive_ext.errors import Problem
 from olive_ext.options import Options, dataset_ref, problems_from_validation, searchable
 from olive_ext.targets.base import DEVICES, Target
+from olive_ext.version import installed_version
 
 if TYPE_CHECKING:
     from olive_ext.passes.context import RunContext
@@ -118,13 +119,7 @@ class Pass(Generic[C]):
 
     @classmethod
     def library_versions(cls) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for lib in cls.libraries:
-            try:
-                out[lib] = metadata.version(lib)
-            except metadata.PackageNotFoundError:
-                out[lib] = "missing"
-        return out
+        return {lib: installed_version(lib) or "missing" for lib in cls.libraries}
 
     @classmethod
     def output_kind(cls, input_kind: str) -> str:

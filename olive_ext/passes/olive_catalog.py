@@ -16,12 +16,12 @@ import logging
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from olive_ext.errors import Problem
 from olive_ext.onnx.runtime import olive_ai_version
+from olive_ext.version import installed_version
 
 __all__ = [
     "OLIVE_INSTALL",
@@ -225,10 +225,7 @@ def _requirement_name(requirement: str) -> str:
 
 
 def _version(distribution: str) -> str | None:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
+    return installed_version(distribution)
 
 
 def check_params(olive_type: str, params: dict[str, Any], path: str, accelerator: Any = None) -> list[Problem]:
@@ -299,8 +296,14 @@ def generate_config(
         if key not in defaults:
             close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
             problems.append(
-                Problem(f"{path}.{key}", f"not a parameter of Olive's {entry.name}", params[key], True,
-                        ", ".join(known), f"did you mean '{close[0]}'?" if close else None)
+                Problem(
+                    f"{path}.{key}",
+                    f"not a parameter of Olive's {entry.name}",
+                    params[key],
+                    True,
+                    ", ".join(known),
+                    f"did you mean '{close[0]}'?" if close else None,
+                )
             )
     if problems:
         return None, problems

@@ -102,7 +102,7 @@ def _smoke_prompts(spec: dict[str, Any], model: Path) -> list[str]:
     try:
         from transformers import AutoTokenizer
 
-        return smoke_prompts(DatasetSpec.model_validate(spec), AutoTokenizer.from_pretrained(model))
+        return smoke_prompts(DatasetSpec.model_validate(spec), lambda: AutoTokenizer.from_pretrained(model))
     except Exception:  # smoke prompts are a nicety: verify falls back to a greeting
         return []
 

@@ -210,5 +210,6 @@ def deployment_info(chosen: CandidateResult, recipe: Recipe, source: Artifact | 
     if template:
         info["finetune_chat_template_sha256"] = text_sha256(template)
     if recipe.evaluate and recipe.evaluate.data and chosen.artifact.kind in {"genai", "gguf"}:
-        info["smoke_prompts"] = smoke_prompts(recipe.data[recipe.evaluate.data], load_tokenizer(chosen.artifact))
+        artifact = chosen.artifact
+        info["smoke_prompts"] = smoke_prompts(recipe.data[recipe.evaluate.data], lambda: load_tokenizer(artifact))
     return info
