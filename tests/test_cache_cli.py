@@ -124,6 +124,17 @@ def test_prune_refuses_unclear_limits(
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("action", [["ls"], ["prune", "--older-than", "1d"]])
+def test_a_file_as_the_cache_folder_is_refused(
+    action: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ls` used to list "0 entries in FILE/entries" for a file given as --cache_dir."""
+    a_file = tmp_path / "model.gguf"
+    a_file.write_text("x")
+    assert main(["cache", *action, "--cache_dir", str(a_file)]) == 2
+    assert f"cache folder {a_file} is a file" in capsys.readouterr().err
+
+
 def _fake_hub_cache(root: Path, repo: str, commits: list[str]) -> Path:
     """The Hugging Face cache layout: models--owner--name/{snapshots/<commit>/, refs/main}."""
     folder = root / f"models--{repo.replace('/', '--')}"

@@ -349,7 +349,7 @@ def test_unloadable_gguf_and_missing_inputs_get_one_line_errors(
     assert "llama.cpp cannot load" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert main(["serve", "-m", str(tmp_path / "empty")]) == 2
-    assert "genai_config.json not found" in capsys.readouterr().err
+    assert "no onnxruntime-genai model (genai_config.json) and no .gguf" in capsys.readouterr().err
     assert main(["serve", "-m", str(tmp_path / "nothing")]) == 2
     assert "does not exist" in capsys.readouterr().err
 

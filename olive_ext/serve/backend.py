@@ -87,5 +87,11 @@ def load_backend(path: str, workers: int = 1, context_length: int = 0, threads: 
     # imported when chosen, like the llama.cpp backend above (it imports this module)
     from olive_ext.serve.genai_backend import GenAIBackend
 
-    folder, adapters = find_genai_model(p)
+    try:
+        folder, adapters = find_genai_model(p)
+    except UserInputError as e:  # serve runs GGUF too: say so (chat's message names genai only)
+        raise UserInputError(
+            f"{p} holds no model serve runs: no onnxruntime-genai model (genai_config.json) and no .gguf",
+            hint="pass a bundle, an auto-opt, generate-adapter or export output folder, a genai folder or a .gguf",
+        ) from e
     return GenAIBackend(folder, adapters), p.resolve().name

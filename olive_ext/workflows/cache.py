@@ -32,8 +32,14 @@ class CacheOptions(Options):
     cache_dir: str | None = Field(None, description=CACHE_DIR_HELP)
 
     def root(self) -> Path:
-        """The cache folder these options name."""
-        return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
+        """The cache folder these options name (an existing file is refused: it cannot be a cache)."""
+        root = Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
+        if root.exists() and not root.is_dir():
+            raise UserInputError(
+                f"cache folder {root} is a file, not a folder",
+                hint="pass --cache_dir with the cache folder (default: ~/.cache/olive-ext)",
+            )
+        return root
 
 
 class PruneOptions(CacheOptions):
