@@ -94,9 +94,10 @@ def test_second_identical_run_is_fully_cached(
 def test_a_cached_re_run_imports_no_model_library(
     tiny_llama: Path, eval_file: Path, shared_cache: Path, tmp_path: Path
 ) -> None:
-    """A fully cached re-run takes its builds and measurements from the cache, so it needs neither torch nor
-    transformers: importing them (a tokenizer for the smoke prompts, a full gc per reused step) was 5 s of a 7 s
-    re-run. Checked in a fresh process, where nothing else imported them first."""
+    """A fully cached re-run takes its builds and measurements from the cache, so it needs neither torch,
+    transformers nor datasets: importing them (a tokenizer for the smoke prompts, the eval rows for the checks)
+    and a full gc per reused step were 5 s of a 7 s re-run. Checked in a fresh process, where nothing else
+    imported them first."""
     auto_opt(options(tiny_llama, tmp_path / "a", eval_file, shared_cache))
     args = ", ".join(repr(str(p)) for p in (tiny_llama, tmp_path / "b", eval_file, shared_cache))
     code = (
@@ -105,7 +106,7 @@ def test_a_cached_re_run_imports_no_model_library(
         "from test_auto_opt import auto_opt, options\n"
         f"(r,) = auto_opt(options(*map(Path, ({args},))))\n"
         "assert r.cache_hits == r.steps_run > 0, (r.cache_hits, r.steps_run)\n"
-        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules))\n"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]

@@ -241,3 +241,30 @@ def test_a_template_that_rewrites_earlier_turns_trains_the_last_one(
     assert "1 multi-turn rows" in caplog.text and "last assistant turn only" in caplog.text
     assert answer_problem([{"messages": msgs}], spec) is None
     assert "does not end with an assistant turn" in str(answer_problem([{"messages": msgs[:3]}], spec))
+
+
+@pytest.mark.parametrize(
+    ("rows", "plain"),
+    [
+        ([{"q": f"q{i}", "a": str(i), "n": i, "ok": i % 2 == 0, "note": None} for i in range(30)], True),
+        ([{"q": f"q{i}", "a": "2021-03-05"} for i in range(30)], True),  # date-like strings: kept as written
+        ([{"q": f"q{i}", "x": i if i % 2 else i + 0.5} for i in range(30)], False),  # int/float: arrow widens
+        ([{"q": f"q{i}", **({"x": "y"} if i else {})} for i in range(30)], False),  # a key missing in a row
+        ([{"q": f"q{i}", "m": [{"role": "user", "content": "hi"}]} for i in range(30)], False),  # nested
+    ],
+    ids=["scalars", "dates", "mixed-numbers", "missing-key", "nested"],
+)
+@pytest.mark.parametrize("split", ["train", "train[:10]", "train[20:]", "train[5:25]", "train[:50]", "train[:50%]"])
+def test_rows_read_without_datasets_equal_the_datasets_rows(
+    rows: list[dict[str, object]], plain: bool, split: str, tmp_path: Path
+) -> None:
+    """rows_for_reading skips the datasets import only where the rows come out exactly as load_rows gives them."""
+    from olive_ext.data.load import rows_for_reading
+
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = DatasetSpec(name="json", data_files=str(path), split=split, max_samples=12)
+    fast, reference = rows_for_reading(spec), load_rows(spec)
+    assert [dict(r) for r in fast] == [dict(r) for r in reference]
+    within = split in ("train", "train[:10]", "train[20:]", "train[5:25]")
+    assert isinstance(fast, list) == (plain and within)

@@ -15,7 +15,7 @@ from olive_ext.data.formats import (
     template_fields,
     to_examples,
 )
-from olive_ext.data.load import load_rows
+from olive_ext.data.load import load_rows, rows_for_reading
 from olive_ext.data.spec import DatasetSpec
 
 __all__ = [
@@ -46,7 +46,7 @@ def smoke_prompts(spec: DatasetSpec, tokenizer: Callable[[], Any] | None = None)
     ``tokenizer`` loads the model's tokenizer; it is called only for formats whose prompts its chat template
     writes (alpaca, messages), so a templated dataset needs no transformers import (a cached re-run's 3 s)."""
     limit = min(spec.max_samples or SMOKE_PROMPTS, SMOKE_PROMPTS)
-    rows = load_rows(spec.model_copy(update={"max_samples": limit}))
+    rows = rows_for_reading(spec.model_copy(update={"max_samples": limit}))
     chat = detect_format(spec, columns_of(rows)) in ("alpaca", "messages")
     examples = to_examples(rows, spec, tokenizer() if chat and tokenizer is not None else None)
     return [e.prompt for e in examples if e.prompt][:SMOKE_PROMPTS]

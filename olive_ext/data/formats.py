@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from olive_ext.data.load import first_row_columns, load_rows, local_files
+from olive_ext.data.load import first_row_columns, local_files, rows_for_reading
 from olive_ext.data.spec import DatasetSpec
 from olive_ext.errors import UserInputError
 
@@ -441,7 +441,7 @@ def answer_problem(rows: Any, spec: DatasetSpec) -> str | None:
 
 def require_answers(spec: DatasetSpec, metric: str) -> None:
     """Raise before any work when ``metric`` cannot be measured on ``spec``'s rows (no prompt + answer)."""
-    problem = answer_problem(load_rows(spec), spec)
+    problem = answer_problem(rows_for_reading(spec), spec)
     if problem:
         raise UserInputError(
             f"{metric} needs eval examples with a prompt and an expected answer; {problem}",
