@@ -127,20 +127,31 @@ def test_cli_reads_piped_messages_until_end_of_input(genai_model: Path) -> None:
 WRITE_SYSCALL = {"x86_64": "1", "aarch64": "64"}.get(__import__("platform").machine())
 
 
+def _terminal_session() -> None:
+    """In the child, before exec: the pty becomes its controlling terminal (Ctrl-C is SIGINT), and SIGINT is back
+    to its default, as a login shell gives it. A runner started in the background by a non-interactive shell
+    (`make test &`, nohup) ignores SIGINT, the child inherits that, and Python then installs no KeyboardInterrupt
+    handler: Ctrl-C would do nothing (seen: the test failed only under such a runner)."""
+    import fcntl
+    import signal
+    import termios
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 @pytest.mark.skipif(sys.platform != "linux" or WRITE_SYSCALL is None, reason="reads /proc/<pid>/syscall")
 def test_ctrl_c_typed_in_a_terminal_stops_the_answer(genai_model: Path) -> None:
     """A real terminal (pty): Ctrl-S holds the answer's first write, Ctrl-C then stops that answer."""
-    import fcntl
     import pty
     import select
-    import termios
     import time
 
     master, slave = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "olive_ext", "chat", "-m", str(genai_model), "--max_new_tokens", "400"],
         stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
-        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),  # the pty is its terminal: Ctrl-C is SIGINT
+        preexec_fn=_terminal_session,
     )  # fmt: skip
     os.close(slave)
     seen = b""
