@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -108,9 +109,13 @@ def _check_text(path: Path, f: Any, head: bytes, builder: str) -> None:
 def _check_json_lines(path: Path) -> None:
     """Each non-blank line of a JSON-lines file is one JSON object; the first that is not is named by its line.
 
-    A file that is one JSON document over many lines (pretty-printed) is left to the datasets reader."""
+    A file that is one JSON document over many lines (pretty-printed) is left to the datasets reader. A whole file
+    is parsed once (``_json_lines``, shared with the readers after it); line by line only to name a bad line."""
     import json
 
+    rows = _json_lines(path)
+    if rows is not None and all(isinstance(r, dict) for r in rows):
+        return
     with open(path, encoding="utf-8-sig") as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
@@ -231,18 +236,10 @@ def rows_for_reading(spec: DatasetSpec) -> Any:
     values; mixed int/float, nested values and missing keys it would change), and a split ``train`` or
     ``train[a:b]`` with absolute bounds inside the file. Anything else goes through ``datasets``.
     """
-    import json
-
     name, files = local_files(spec)
     match = _ABSOLUTE_SPLIT.match(spec.split.replace(" ", ""))
-    if name != "json" or len(files) != 1 or match is None:
-        return load_rows(spec)
-    try:
-        with open(files[0], encoding="utf-8") as f:
-            rows = [json.loads(line) for line in f if line.strip()]
-    except (OSError, ValueError):
-        return load_rows(spec)
-    if not rows or not all(isinstance(r, dict) and r.keys() == rows[0].keys() for r in rows):
+    rows = _json_lines(files[0]) if name == "json" and len(files) == 1 and match is not None else None
+    if match is None or not rows or not all(isinstance(r, dict) and r.keys() == rows[0].keys() for r in rows):
         return load_rows(spec)
     for key in rows[0]:
         types = {type(r[key]) for r in rows if r[key] is not None}
@@ -254,6 +251,32 @@ def rows_for_reading(spec: DatasetSpec) -> Any:
         return load_rows(spec)  # empty or past the end: datasets' own words
     picked = rows[start:stop]
     return picked[: spec.max_samples] if spec.max_samples is not None else picked
+
+
+def _json_lines(path: str | Path) -> list[Any] | None:
+    """The values of a JSON-lines file, one per non-blank line, or None when it is not one (a JSON array document,
+    a line that does not parse, unreadable). Parsed once per file version: a run asks for it from the checks before
+    work, the smoke prompts and the loader; callers only read the rows."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError:
+        return None
+    return _json_lines_of(str(p.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=4)
+def _json_lines_of(path: str, size: int, mtime_ns: int) -> list[Any] | None:
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        if text.lstrip().startswith("["):
+            return None  # a JSON array document: the datasets reader's
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
 
 
 def spec_identity(spec: DatasetSpec, memo: Any = None) -> dict[str, Any]:
@@ -280,23 +303,15 @@ def _json_lines_as_written(files: list[str], split: str) -> Any:
     answer column of ISO dates would come back as "2021-03-05 00:00:00". When such strings
     appear, the rows are read with the json module instead (same split expressions).
     """
-    import json
 
     import datasets
 
     rows: list[Any] = []
     for path in files:
-        try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-        except (OSError, UnicodeDecodeError):
+        read = _json_lines(path)
+        if read is None:
             return None
-        if text.lstrip().startswith("["):
-            return None  # a JSON array document: leave it to the datasets reader
-        try:
-            rows += [json.loads(line) for line in text.splitlines() if line.strip()]
-        except ValueError:
-            return None
+        rows += read
     if not rows or not all(isinstance(r, dict) for r in rows):
         return None
     if not any(isinstance(v, str) and _DATE_LIKE.match(v) for r in rows[:1000] for v in r.values()):
