@@ -30,6 +30,7 @@ def main() -> None:
     ap.add_argument("--lora_alpha", type=float, default=32)
     ap.add_argument("--lora_dropout", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="weights and training dtype")
     args = ap.parse_args()
 
     import torch
@@ -45,7 +46,7 @@ def main() -> None:
     )
 
     tok = AutoTokenizer.from_pretrained(args.model)
-    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=getattr(torch, args.dtype))
     model = get_peft_model(model, LoraConfig(r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
                                              target_modules="all-linear", task_type="CAUSAL_LM"))  # fmt: skip
     answer = args.template[args.template.rfind("{") + 1 : -1]
@@ -77,13 +78,18 @@ def main() -> None:
     targs = TrainingArguments(output_dir=str(Path(args.out) / "ck"), per_device_train_batch_size=args.batch_size,
                               learning_rate=args.learning_rate, max_steps=args.max_steps, logging_steps=1,
                               save_strategy="no", report_to=[], seed=args.seed, lr_scheduler_type="linear",
-                              use_cpu=not torch.cuda.is_available())  # fmt: skip
+                              use_cpu=not torch.cuda.is_available(), bf16=args.dtype == "bfloat16")  # fmt: skip
     trainer = Trainer(model=model, args=targs, train_dataset=data, data_collator=collate, callbacks=[Count()])
     trainer.train()
     model.save_pretrained(Path(args.out) / "adapter")
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    metrics = {"train_tokens": seen["tokens"], "train_seconds": seen["seconds"], "loss_curve": losses,
-               "steps": trainer.state.global_step}  # fmt: skip
+    metrics = {
+        "train_tokens": seen["tokens"],
+        "train_seconds": seen["seconds"],
+        "loss_curve": losses,
+        "steps": trainer.state.global_step,
+        "gpu_peak_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
+    }
     (Path(args.out) / "plain_metrics.json").write_text(json.dumps(metrics))
 
 

@@ -370,6 +370,25 @@ def test_dtype_auto_is_measured_once_and_explicit_dtypes_are_checked(tmp_path: P
         choose_dtype("float16", "cpu", tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [
+        # an H200's matmul timings (benchmarks/gpu_training.py, 2026-12-04): fp16 0.7% faster than bf16 -> bf16
+        ({"float32": 0.000194, "bfloat16": 0.0001306, "float16": 0.0001315}, "bfloat16"),
+        ({"float32": 0.000727, "bfloat16": 0.000132, "float16": 0.0001286}, "bfloat16"),
+        ({"float32": 1.0, "bfloat16": 0.9, "float16": 0.85}, "float32"),  # neither 1.3x faster than fp32
+        ({"float32": 1.0, "bfloat16": 0.9, "float16": 0.5}, "float16"),  # fp16 alone fast enough (bf16 slow)
+        ({"float32": 1.0, "bfloat16": 0.6, "float16": 0.3}, "float16"),  # fp16 1.3x faster than bf16 too
+        ({"float32": 1.0, "bfloat16": 0.5}, "bfloat16"),  # a CPU with native bf16
+        ({"float32": 1.0, "bfloat16": 90.0}, "float32"),  # AVX2 only: bf16 emulated
+    ],
+)
+def test_dtype_choice_prefers_bf16_over_a_tied_fp16(seconds: dict[str, float], expected: str) -> None:
+    from olive_ext.train.device import pick_dtype
+
+    assert pick_dtype(seconds) == expected
+
+
 def test_date_strings_in_json_lines_stay_as_written(tmp_path: Path) -> None:
     from olive_ext.data import load_rows
 
