@@ -171,3 +171,29 @@ def test_cli_with_olive_flags(tiny_llama: Path, eval_file: Path, shared_cache: P
     assert code == 0
     assert len(json.loads((out / "candidates.json").read_text())["candidates"]) == 2
     assert main(["auto-opt", "-m", str(tiny_llama), "-o", str(out), "--num_splits", "2"]) == 2
+
+
+def test_a_fine_tunes_eval_split_is_narrowed_by_eval_split_and_max_samples(
+    tiny_llama: Path, eval_file: Path, tmp_path: Path
+) -> None:
+    """auto-opt -m <finetune output> --max_samples N / --eval_split S: the fine-tune's own eval data, narrowed as
+    asked (both flags were dropped when the data came from the fine-tune, and every row was scored)."""
+    import shutil
+
+    from olive_ext.cli import build_parser
+    from olive_ext.cli.common import options_from_args
+    from olive_ext.workflows.auto_opt import AutoOptOptions, auto_opt_recipe
+
+    model = shutil.copytree(tiny_llama, tmp_path / "ft" / "model")
+    spec = {"name": "json", "data_files": str(eval_file), "split": "train[2:]", "text_template": "Q: {q}\\nA: {a}"}
+    (model.parent / "model_config.json").write_text(json.dumps({"kind": "hf", "model": "model", "eval_data": spec}))
+
+    def eval_of(*flags: str) -> dict:
+        args = build_parser("auto-opt").parse_args(["auto-opt", "-m", str(model.parent), "-o", str(tmp_path / "out"), *flags])
+        recipe = auto_opt_recipe(options_from_args(AutoOptOptions, args), "cpu", str(tmp_path / "out"))
+        return recipe.data["eval"].model_dump(exclude_none=True)
+
+    assert eval_of()["split"] == "train[2:]" and "max_samples" not in eval_of()
+    narrowed = eval_of("--max_samples", "2", "--eval_split", "train[1:]")
+    assert narrowed["split"] == "train[1:]" and narrowed["max_samples"] == 2
+    assert narrowed["data_files"] == str(eval_file) and narrowed["text_template"] == spec["text_template"]

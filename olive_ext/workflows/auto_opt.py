@@ -71,7 +71,11 @@ class AutoOptOptions(DataOptions):
         description="on cpu, also try olive-ai's GPTQ (on a fine-tune's training rows) and RTN int4 before the "
         "model builder (needs olive-ai: the olive extra)",
     )
-    eval_split: str = Field("train", description="split of the eval data, e.g. 'train[480:]'")
+    eval_split: str | None = Field(
+        None,
+        description="split of the eval data, e.g. 'train[480:]' (default: train; for a finetune output without "
+        "--data_files, the eval split it was trained with)",
+    )
     metric: Literal["exact_match", "accuracy", "perplexity"] | None = Field(
         None, description="task metric on the eval data (default: exact_match for LLMs, accuracy for classifiers)"
     )
@@ -142,6 +146,9 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
     answers_checked = False  # the eval rows are read once: either here or by require_answers below
     if data is None:
         data = data_from_model_config(source)
+        if data is not None:  # the fine-tune's eval split, narrowed as asked (--eval_split, --max_samples)
+            asked = {"split": opts.eval_split, "max_samples": opts.max_samples}
+            data = data.model_copy(update={k: v for k, v in asked.items() if v is not None})
         answers_checked = data is not None and task == "text-generation"
         if answers_checked and data is not None and answer_problem(load_rows(data), data):
             # the fine-tune's eval split is plain text: nothing to score answers on (asked-for data is refused below)
