@@ -189,7 +189,8 @@ def test_a_fine_tunes_eval_split_is_narrowed_by_eval_split_and_max_samples(
     (model.parent / "model_config.json").write_text(json.dumps({"kind": "hf", "model": "model", "eval_data": spec}))
 
     def eval_of(*flags: str) -> dict:
-        args = build_parser("auto-opt").parse_args(["auto-opt", "-m", str(model.parent), "-o", str(tmp_path / "out"), *flags])
+        argv = ["auto-opt", "-m", str(model.parent), "-o", str(tmp_path / "out"), *flags]
+        args = build_parser("auto-opt").parse_args(argv)
         recipe = auto_opt_recipe(options_from_args(AutoOptOptions, args), "cpu", str(tmp_path / "out"))
         return recipe.data["eval"].model_dump(exclude_none=True)
 
