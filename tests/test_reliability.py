@@ -251,6 +251,23 @@ def test_bad_data_files_are_refused_before_any_work(
     assert time.monotonic() - started < 60
 
 
+def test_training_rows_with_empty_answers_and_an_empty_slice_say_what_to_do(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every answer empty: refused (the loss would teach the model to say nothing; it trained silently). A slice
+    past the end of the data: the error gives the split's row count."""
+    data = tmp_path / "rows.jsonl"
+    data.write_text('{"phrase": "a", "tone": ""}\n{"phrase": "b", "tone": " "}\n')
+    argv = ["finetune", "-m", str(tiny_llama), "--data_files", str(data), "--text_template", TEMPLATE,
+            "--max_steps", "1", "-o", str(tmp_path / "out")]  # fmt: skip
+    code, err = _cli(capsys, argv)  # found when the step reads its rows, before the model loads
+    assert code == 2 and "Traceback" not in err and err.count("every row's answer is empty") == 1, err
+    assert not (tmp_path / "out").exists()
+    code, err = _cli(capsys, [*argv, "--train_split", "train[5:10]"])
+    assert code == 2 and "split 'train[5:10]' of dataset 'json' is empty" in err, err
+    assert "split 'train' has 2 rows" in err, err
+
+
 def test_unwritable_output_and_cache_folders_are_refused_before_any_work(
     tiny_llama: Path, unwritable: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

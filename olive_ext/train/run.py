@@ -166,6 +166,8 @@ def prepare_data(
     """Read both splits, turn rows into examples, tokenize them (answers only in the loss), pack if asked."""
     tokenizer, train_rows, eval_rows = load_inputs(model_path, train_spec, eval_spec, trust_remote_code)
     train_examples = to_examples(train_rows, train_spec, tokenizer)
+    if not opts.train_on_prompt:
+        _check_answers(train_examples, train_spec)
     eval_examples = to_examples(eval_rows, eval_spec, tokenizer) if eval_spec and eval_rows is not None else []
     encoder = PromptEncoder(tokenizer, _generation_eos(model_path))
     train_set = tokenize(train_examples, encoder, opts.max_seq_len, opts.train_on_prompt, "training")
@@ -178,6 +180,24 @@ def prepare_data(
                            name, data.truncated, opts.max_seq_len, data.dropped_too_long)  # fmt: skip
     rows = pack(train_set.rows, opts.max_seq_len) if opts.packing else train_set.rows
     return TrainingData(tokenizer, encoder, train_set, eval_set, rows)
+
+
+def _check_answers(examples: list[Any], spec: DatasetSpec) -> None:
+    """Refuse training data whose answers are all empty (the loss would teach the model to say nothing); warn
+    when some are."""
+    empty = sum(1 for e in examples if not e.response.removesuffix(e.answer_end).strip())
+    if not empty:
+        return
+    where = f"{spec.data_files or spec.name} ({spec.split})"
+    if empty == len(examples):
+        raise UserInputError(
+            f"training data {where}: every row's answer is empty, so the loss would teach the model to answer "
+            "nothing",
+            hint="check the answer column the template ends with (or --response_field); --train_on_prompt trains "
+            "on the whole text instead",
+        )
+    logger.warning("training data %s: %d of %d rows have an empty answer (they teach the model to answer nothing)",
+                   where, empty, len(examples))  # fmt: skip
 
 
 def evaluate_phase(
