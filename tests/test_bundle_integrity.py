@@ -216,3 +216,17 @@ def test_a_zip_without_one_top_folder_is_refused(tmp_path: Path, capsys: CapSys)
 def test_a_path_that_is_neither_folder_nor_file_is_refused(tmp_path: Path, capsys: CapSys) -> None:
     line = verify_fails(capsys, tmp_path / "missing", "neither a bundle folder nor a zip", code=2)
     assert line.startswith("error:")
+
+
+def test_a_folder_without_a_manifest_is_refused_without_listing_it(tmp_path: Path) -> None:
+    """verify on a folder that is not a bundle (a home folder, say) names the missing manifest at once; it used to
+    list and type-check every file below it first (all of /tmp took seconds and reported each link there)."""
+    from olive_ext.deploy.verify import verify
+
+    deep = tmp_path / "a" / "b"
+    deep.mkdir(parents=True)
+    (deep / "f").write_text("x")
+    os.symlink("/etc/hostname", tmp_path / "a" / "link")
+    report = verify(tmp_path, run_model=False)
+    assert [(c.name, c.ok) for c in report.checks] == [("manifest", False)], report.checks
+    assert "not a bundle" in report.checks[0].detail

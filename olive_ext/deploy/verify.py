@@ -91,6 +91,9 @@ def verify_folder(
 ) -> VerifyReport:
     """Check a bundle folder: file types first (nothing unsafe is read), then manifest, digest, signature, files."""
     report = VerifyReport()
+    if not os.path.lexists(root / MANIFEST):  # not a bundle: said at once, without listing a folder of any size
+        report.add("manifest", False, f"{MANIFEST} is missing: {root} is not a bundle `olive-ext package` wrote")
+        return report
     tree = scan_tree(root)
     for problem in tree.problems:
         report.add("regular files only", False, problem)

@@ -150,6 +150,8 @@ def validate(recipe: str | Path | dict[str, Any], lenient: bool = False) -> list
     Notes (severity "note") are included beside errors; a file that cannot be read is one problem. ``lenient``:
     Olive keys olive-ext does not honour are notes, not errors.
     """
+    if not isinstance(recipe, str | Path | dict):
+        raise TypeError(f"recipe must be a path or a dict, not {type(recipe).__name__}")
     try:
         raw = read_recipe_file(recipe) if isinstance(recipe, str | Path) else dict(recipe)
     except RecipeError as e:
