@@ -389,6 +389,43 @@ def test_dtype_choice_prefers_bf16_over_a_tied_fp16(seconds: dict[str, float], e
     assert pick_dtype(seconds) == expected
 
 
+def test_dtype_by_training_step_times_each_dtype_and_remembers_the_choice(
+    tiny_llama: Path, eval_file: Path, tmp_path: Path
+) -> None:
+    """The GPU's choice (train/dtype_step.py), run here on the CPU: every dtype the device trains in is timed on
+    one forward + backward of the first batch, pick_dtype decides, and the choice is remembered per batch shape."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from olive_ext.train.device import pick_dtype
+    from olive_ext.train.dtype_step import choose_dtype_by_step, time_step
+    from olive_ext.train.features import Collator
+    from olive_ext.train.model import add_adapter
+    from olive_ext.train.options import FinetuneOptions
+    from olive_ext.train.run import prepare_data
+
+    opts = FinetuneOptions(per_device_train_batch_size=2)
+    spec = DatasetSpec(name="json", data_files=str(eval_file), text_template="Q: {q}\nA: {a}")
+    data = prepare_data(str(tiny_llama), spec, None, opts)
+    pad = data.tokenizer.pad_token_id
+    dtype, info = choose_dtype_by_step(str(tiny_llama), opts, data.rows, pad, "cpu", tmp_path)
+    assert set(info["step_seconds"]) == {"float32", "bfloat16"} and not info["cached"]
+    assert all(0 < s < 10 for s in info["step_seconds"].values())
+    assert dtype == pick_dtype(info["step_seconds"]) and "batch [2, " in info["key"]
+    again, info2 = choose_dtype_by_step(str(tiny_llama), opts, data.rows, pad, "cpu", tmp_path)
+    assert again == dtype and info2["cached"]
+    wider = opts.model_copy(update={"per_device_train_batch_size": 4})  # another batch shape: measured again
+    assert not choose_dtype_by_step(str(tiny_llama), wider, data.rows, pad, "cpu", tmp_path)[1]["cached"]
+    # the timing leaves no gradients and no change in the model
+    model = add_adapter(AutoModelForCausalLM.from_pretrained(tiny_llama), opts)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    batch = Collator(pad)(data.rows[:2])
+    batch.pop("real_tokens")
+    assert time_step(model, batch, "cpu", "bfloat16") > 0
+    assert all(p.grad is None for p in model.parameters())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
 def test_date_strings_in_json_lines_stay_as_written(tmp_path: Path) -> None:
     from olive_ext.data import load_rows
 

@@ -4,7 +4,9 @@
 can train in correctly (fp32 and bf16 on CPUs; fp32, bf16 where supported, and fp16 with
 loss scaling on CUDA) and keeps the fastest. On a CPU without native bf16 (AVX2 only) a bf16
 matmul runs ~100x slower than fp32, so fp32 wins; on CPUs with AMX or AVX512-BF16 and on
-GPUs bf16 usually wins. The result is cached per machine, device and torch version.
+GPUs bf16 usually wins. The result is cached per machine, device and torch version. On CUDA, finetune
+times the training step itself instead (:mod:`olive_ext.train.dtype_step`: an H200 showed the matmul misleads
+there).
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ def measure_matmul(device: str, dtype: str, hidden: int = 576, tokens: int = 256
 
 
 def pick_dtype(seconds: dict[str, float]) -> str:
-    """The dtype to train in from each candidate's matmul seconds.
+    """The dtype to train in from each candidate's seconds (a matmul's here, a training step's on CUDA).
 
     A lower precision must be ``MIN_SPEEDUP`` times faster than fp32. Between bf16 and fp16, bf16 unless fp16 is
     ``MIN_SPEEDUP`` times faster than bf16 too: on GPUs both run on the same tensor cores (an H200 timed them
@@ -127,13 +129,7 @@ def choose_dtype(requested: str, device: str, cache_root: Path | None = None) ->
     import torch
 
     key = f"{device}|{device_name(device)}|torch {torch.__version__}|threads {torch.get_num_threads()}"
-    store = (cache_root / "dtype-choice.json") if cache_root else None
-    known: dict[str, Any] = {}
-    if store and store.exists():
-        try:
-            known = json.loads(store.read_text())
-        except (OSError, json.JSONDecodeError):
-            known = {}
+    known = read_choices(cache_root)
     if key in known:
         entry = known[key]
         return entry["dtype"], {**entry, "cached": True}
@@ -148,13 +144,36 @@ def choose_dtype(requested: str, device: str, cache_root: Path | None = None) ->
     logger.info(
         "torch_dtype auto: %s (matmul %s)", choice, ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in timings.items())
     )
-    if store:
-        known[key] = entry
-        try:
-            store.parent.mkdir(parents=True, exist_ok=True)
-            tmp = store.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_text(json.dumps(known, indent=1))
-            os.replace(tmp, store)
-        except OSError:
-            pass
+    write_choice(cache_root, key, entry)
     return choice, {**entry, "cached": False}
+
+
+def _store(cache_root: Path | None) -> Path | None:
+    return cache_root / "dtype-choice.json" if cache_root else None
+
+
+def read_choices(cache_root: Path | None) -> dict[str, Any]:
+    """The dtype choices remembered under ``cache_root`` (by key), {} when none or unreadable."""
+    store = _store(cache_root)
+    if store is None or not store.exists():
+        return {}
+    try:
+        known = json.loads(store.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
+def write_choice(cache_root: Path | None, key: str, entry: dict[str, Any]) -> None:
+    """Remember one choice (atomically; a cache that cannot be written only costs a new measurement)."""
+    store = _store(cache_root)
+    if store is None:
+        return
+    known = {**read_choices(cache_root), key: entry}
+    try:
+        store.parent.mkdir(parents=True, exist_ok=True)
+        tmp = store.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(known, indent=1))
+        os.replace(tmp, store)
+    except OSError:
+        pass

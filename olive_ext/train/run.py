@@ -18,6 +18,7 @@ from olive_ext.progress import Progress
 from olive_ext.train import distributed
 from olive_ext.train.args import check_training_args
 from olive_ext.train.device import choose_dtype, device_name, training_device, use_all_cores
+from olive_ext.train.dtype_step import choose_dtype_by_step
 from olive_ext.train.evaluation import evaluate_model
 from olive_ext.train.features import Collator, PromptEncoder, RowDataset, pack, tokenize
 from olive_ext.train.loss import LossFunction, unwrap
@@ -100,7 +101,11 @@ def finetune(
     if distributed.local_world_size() > 1:  # the processes on this machine share its cores
         threads = _share_cores(threads)
     data = prepare_data(model_path, train_spec, eval_spec, opts, trust_remote_code)
-    dtype, dtype_info = choose_dtype(opts.torch_dtype, device, cache_root)
+    if opts.torch_dtype == "auto" and device == "cuda":  # a GPU: timed on the training step (train/dtype_step.py)
+        dtype, dtype_info = choose_dtype_by_step(model_path, opts, data.rows, data.tokenizer.pad_token_id, device,
+                                                 cache_root, trust_remote_code)  # fmt: skip
+    else:
+        dtype, dtype_info = choose_dtype(opts.torch_dtype, device, cache_root)
     set_seed(opts.seed)
     phases: dict[str, float | None] = {}  # peak RSS per phase, each measured on its own
     reset_peak_rss()
