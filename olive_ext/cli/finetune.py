@@ -11,10 +11,11 @@ NAME = "finetune"
 HELP = "fine-tune a LoRA, QLoRA or DoRA adapter on a dataset (fast on CPU, uses the GPU when there is one)"
 DESCRIPTION = """Fine-tune an adapter with peft and the transformers Trainer. Batches are padded to their
 own longest example and grouped by length, logits are computed only where the loss is, and the
-dtype is the fastest correct one for the device (measured once per machine). The loss covers
-the answers only (a template's last {column} with any end-of-turn text after it, alpaca's
-output, every assistant turn of a chat) unless --train_on_prompt. --dry_run reads a few rows
-of each split and tokenizes them, so a misspelt column stops it before any work.
+dtype is the fastest correct one for the device (measured: once per machine on a CPU, on a
+training step on a GPU). The loss covers the answers only (a template's last {column} with any
+end-of-turn text after it, alpaca's output, every assistant turn of a chat) unless
+--train_on_prompt. --dry_run reads a few rows of each split and tokenizes them, so a misspelt
+column stops it before any work.
 
 Writes: adapter/ (peft files, tokenizer, chat template), model/ (the base model as a Hugging
 Face folder; the merged model with --merge), model_config.json (so `olive-ext auto-opt -m
