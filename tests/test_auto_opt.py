@@ -12,7 +12,7 @@ import pytest
 
 from olive_ext.cli import main
 from olive_ext.engine.results import RunResult
-from olive_ext.errors import ConstraintsNotMetError
+from olive_ext.errors import ConstraintsNotMetError, UserInputError
 from olive_ext.recipe.schema import DatasetSpec
 from olive_ext.workflows.auto_opt import AutoOptOptions, run_auto_opt
 
@@ -198,3 +198,6 @@ def test_a_fine_tunes_eval_split_is_narrowed_by_eval_split_and_max_samples(
     narrowed = eval_of("--max_samples", "2", "--eval_split", "train[1:]")
     assert narrowed["split"] == "train[1:]" and narrowed["max_samples"] == 2
     assert narrowed["data_files"] == str(eval_file) and narrowed["text_template"] == spec["text_template"]
+    # flags that would reshape rows do nothing on the fine-tune's data: refused, named (they were ignored)
+    with pytest.raises(UserInputError, match="--text_template, --use_chat_template have no effect here"):
+        eval_of("--text_template", "X: {q} {a}", "--use_chat_template")

@@ -147,6 +147,7 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
     if data is None:
         data = data_from_model_config(source)
         if data is not None:  # the fine-tune's eval split, narrowed as asked (--eval_split, --max_samples)
+            _refuse_format_flags(opts, data)
             asked = {"split": opts.eval_split, "max_samples": opts.max_samples}
             data = data.model_copy(update={k: v for k, v in asked.items() if v is not None})
         answers_checked = data is not None and task == "text-generation"
@@ -229,6 +230,20 @@ def _with_parity(chain: list[Any], have_data: bool) -> dict[str, Any]:
     quantized = chain_precision(chain).startswith("int")
     section["parity"] = {"type": "parity_check", "fail": not quantized, **({"data": "eval"} if have_data else {})}
     return section
+
+
+def _refuse_format_flags(opts: AutoOptOptions, data: DatasetSpec) -> None:
+    """Flags that shape rows into text do nothing without --data_files/-d: the fine-tune's data keeps its own
+    format. Said before any work, naming them (they were ignored without a word)."""
+    given = [f"--{k}" for k in ("text_template", "text_field", "messages_field", "response_field") if getattr(opts, k)]
+    given += ["--use_chat_template"] if opts.use_chat_template else []
+    if given:
+        raise UserInputError(
+            f"{', '.join(given)} {'has' if len(given) == 1 else 'have'} no effect here: without --data_files the "
+            f"eval data is the fine-tune's own ({data.data_files or data.name}, {data.split}), in the format it "
+            "was trained with",
+            hint="drop them, or give --data_files (and -d) to score on data of your own in that format",
+        )
 
 
 def data_from_model_config(source: Artifact, key: str = "eval_data") -> DatasetSpec | None:
