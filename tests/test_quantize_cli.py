@@ -59,3 +59,18 @@ def test_quantize_help_explains_every_flag(capsys: pytest.CaptureFixture[str]) -
     for flag in ("-m", "--algorithm", "--precision", "--block_size", "--use_qdq_encoding", "-o", "--parity"):
         assert flag in text
     assert "kquant" in text and "hqq" in text
+
+
+def test_data_flags_a_quantization_does_not_read_are_said_and_dropped(
+    tiny_llama: Path, eval_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An Olive user's quantize command often carries data flags; RTN/k-quant builds read none: a warning says so
+    and the data is not part of the recipe (nor of its checks or cache keys). Static QDQ still takes it."""
+    import logging
+
+    from olive_ext.workflows.quantize import QuantizeOptions, quantize_recipe
+
+    flags = {"data_files": str(eval_file), "text_template": "Q: {q}\nA: {a}"}
+    with caplog.at_level(logging.WARNING, logger="olive_ext"):
+        recipe = quantize_recipe(QuantizeOptions(model_name_or_path=str(tiny_llama), output_path="o", **flags))
+    assert recipe.data == {} and "the data flags are not used: model_builder (int4)" in caplog.text

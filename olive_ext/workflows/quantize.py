@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 from pydantic import Field
@@ -22,6 +23,8 @@ from olive_ext.recipe import parse_recipe
 from olive_ext.recipe.schema import Recipe
 from olive_ext.targets.base import PROVIDERS, normalize_provider
 from olive_ext.workflows.run import run_recipe
+
+logger = logging.getLogger("olive_ext")
 
 # --algorithm names (Olive's) -> our pass's names
 ALGORITHMS = {"rtn": "rtn", "kquant": "k_quant", "hqq": "hqq"}
@@ -119,6 +122,11 @@ def quantize_recipe(opts: QuantizeOptions) -> Recipe:
     task = model_task(source)
     data = opts.to_spec(opts.split)
     passes = quantize_passes(source.kind, task, opts, data is not None)
+    if data is not None and not any(p["type"] == "qdq_static" for p in passes.values()):
+        what = " then ".join(f"{p['type']} ({p.get('precision') or p.get('bits', '')})" for p in passes.values())
+        logger.warning("the data flags are not used: %s calibrates on nothing (only --precision int8 "
+                       "--use_qdq_encoding on an ONNX or encoder model reads calibration rows)", what)  # fmt: skip
+        data = None
     if opts.parity:
         passes["parity"] = {"type": "parity_check"}
     provider = normalize_provider(opts.provider)
