@@ -16,7 +16,8 @@ tone task's 480 training rows, recipes/data/tone.jsonl), the same steps, batch, 
 Train tokens/s counts the tokens that are not padding over the training loop's own time (olive-ext's
 train_metrics.json, the plain script's callback); GPU peak is ``torch.cuda.max_memory_allocated`` of the
 training process. Random weights: the loss shows the adapter learns the task's shape, not answer quality.
-Without a CUDA GPU the script says so and stops (the CPU figures are benchmarks/finetune.py's).
+Without a CUDA GPU the script says so and stops (the CPU figures are benchmarks/finetune.py's). On a device
+machine lent to a session: benchmarks/gpu_device.sh (the wheels to carry, the run).
 """
 
 from __future__ import annotations
