@@ -74,3 +74,6 @@ def test_data_flags_a_quantization_does_not_read_are_said_and_dropped(
     with caplog.at_level(logging.WARNING, logger="olive_ext"):
         recipe = quantize_recipe(QuantizeOptions(model_name_or_path=str(tiny_llama), output_path="o", **flags))
     assert recipe.data == {} and "the data flags are not used: model_builder (int4)" in caplog.text
+    # --parity checks on the data's prompts: kept
+    opts = QuantizeOptions(model_name_or_path=str(tiny_llama), output_path="o", parity=True, **flags)
+    assert list(quantize_recipe(opts).data) == ["calibration"]

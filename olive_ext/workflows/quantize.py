@@ -122,10 +122,11 @@ def quantize_recipe(opts: QuantizeOptions) -> Recipe:
     task = model_task(source)
     data = opts.to_spec(opts.split)
     passes = quantize_passes(source.kind, task, opts, data is not None)
-    if data is not None and not any(p["type"] == "qdq_static" for p in passes.values()):
+    if data is not None and not opts.parity and not any(p["type"] == "qdq_static" for p in passes.values()):
         what = " then ".join(f"{p['type']} ({p.get('precision') or p.get('bits', '')})" for p in passes.values())
-        logger.warning("the data flags are not used: %s calibrates on nothing (only --precision int8 "
-                       "--use_qdq_encoding on an ONNX or encoder model reads calibration rows)", what)  # fmt: skip
+        logger.warning("the data flags are not used: %s calibrates on nothing (static QDQ, --precision int8 "
+                       "--use_qdq_encoding, calibrates on the rows; --parity checks on their prompts)",
+                       what)  # fmt: skip
         data = None
     if opts.parity:
         passes["parity"] = {"type": "parity_check"}
