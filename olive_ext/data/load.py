@@ -174,15 +174,13 @@ def first_row_columns(spec: DatasetSpec) -> list[str] | None:
     return None
 
 
-def _empty_split(spec: DatasetSpec, name: str, kwargs: dict[str, Any]) -> UserInputError:
+def _empty_split(spec: DatasetSpec, name: str) -> UserInputError:
     """'split ... is empty', with the row count of the whole split it slices where that can be read."""
     base = spec.split.split("[", 1)[0].strip()
     hint = None
     if base != spec.split:
         try:
-            import datasets
-
-            rows = len(datasets.load_dataset(name, split=base, **kwargs))
+            rows = len(rows_for_reading(spec.model_copy(update={"split": base, "max_samples": None})))
             hint = f"split {base!r} has {rows} row{'s' if rows != 1 else ''}: slice inside it, e.g. '{base}[:{rows}]'"
         except Exception:  # only a hint: the error stands without it
             hint = None
@@ -212,7 +210,7 @@ def load_rows(spec: DatasetSpec) -> datasets.Dataset:
         ) from e
     except ValueError as e:
         if "corresponds to no data" in str(e):
-            raise _empty_split(spec, name, kwargs) from e
+            raise _empty_split(spec, name) from e
         if "split" in str(e).lower() or "instruction" in str(e).lower():
             raise UserInputError(f"split {spec.split!r} of dataset {name!r}: {e}") from e
         raise UserInputError(f"dataset {name!r} could not be loaded: {e}") from e
@@ -232,7 +230,7 @@ def load_rows(spec: DatasetSpec) -> datasets.Dataset:
             ) from e
         raise
     if len(ds) == 0:
-        raise _empty_split(spec, name, kwargs)
+        raise _empty_split(spec, name)
     if spec.max_samples is not None and len(ds) > spec.max_samples:
         ds = ds.select(range(spec.max_samples))
     return ds

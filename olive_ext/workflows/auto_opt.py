@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from olive_ext.artifacts import Artifact
-from olive_ext.data import answer_problem, load_rows, require_answers
+from olive_ext.data import answer_problem, require_answers, rows_for_reading
 from olive_ext.data.spec import DataOptions, DatasetSpec
 from olive_ext.engine.preflight import check_before_work
 from olive_ext.engine.results import RunResult
@@ -151,7 +151,7 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
             asked = {"split": opts.eval_split, "max_samples": opts.max_samples}
             data = data.model_copy(update={k: v for k, v in asked.items() if v is not None})
         answers_checked = data is not None and task == "text-generation"
-        if answers_checked and data is not None and answer_problem(load_rows(data), data):
+        if answers_checked and data is not None and answer_problem(rows_for_reading(data), data):
             # the fine-tune's eval split is plain text: nothing to score answers on (asked-for data is refused below)
             logger.warning("the fine-tune's eval split has no prompt/answer pairs (%s)", data.data_files or data.name)
             data = None
