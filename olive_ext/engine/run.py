@@ -19,10 +19,12 @@ from typing import Any
 
 from olive_ext.artifacts import Artifact, fingerprint_input
 from olive_ext.cache import Cache
-from olive_ext.engine.executor import Job, opened
+from olive_ext.cpu_threads import plan_threads
+from olive_ext.engine.background import BackgroundBuilds, background_prefixes, why_not_background
+from olive_ext.engine.executor import Executor, Job, LocalExecutor, opened
 from olive_ext.engine.results import CandidateResult, RunResult
 from olive_ext.engine.runner import GGUF_CONVERSION, run_steps
-from olive_ext.engine.search import Candidate, SearchSpace, make_strategy
+from olive_ext.engine.search import Candidate, SearchSpace, Strategy, make_strategy
 from olive_ext.engine.select import (
     QUALITY_METRICS,
     accuracy_of,
@@ -115,7 +117,8 @@ def execute(
             logger.warning("candidate %s failed: %s", candidate.id, result.error)
         if want_reference and reference is None and result.artifact is not None:
             # the first built candidate tells which PyTorch model the candidates come from
-            reference = evaluate_reference(source, result.artifact, recipe, ctx, progress)
+            with measuring():
+                reference = evaluate_reference(source, result.artifact, recipe, ctx, progress)
             if reference_accuracy is None:
                 reference_accuracy = accuracy_of(reference["metrics"]) if reference else None
             want_reference = False
@@ -127,11 +130,15 @@ def execute(
         progress.task("candidates", total=total) as bar,
         opened(recipe.executor, cache.root) as executor,
         _run_scoped_builds(),
+        _background(source, strategy, executor, ctx) as background,
     ):
-        for candidate in strategy:
+        # around each evaluation: a background build is paused by the worker while it times, resumed after
+        lock = background.measuring if background else None
+        measuring = lock or nullcontext
+        for candidate in background.run_order(strategy) if background else strategy:
             bar.update(info=" -> ".join(s.type for s in candidate.steps))
             race = race_for(recipe, _race_reference(results, reference_accuracy, recipe))
-            job = executor.submit(run_candidate, source, candidate, ctx, recipe, reference_accuracy, race)
+            job = executor.submit(run_candidate, source, candidate, ctx, recipe, reference_accuracy, race, lock)
             inflight.append((candidate, job))
             # results are taken in submission order; the loop waits for them while the window is full, while
             # the search needs each score before its next suggestion, and until the first build gave the reference
@@ -162,6 +169,29 @@ def _run_scoped_builds() -> Iterator[None]:
         release_loads()
         forget_shared()
         forget_recorded()
+
+
+@contextlib.contextmanager
+def _background(
+    source: Artifact, strategy: Strategy, executor: Executor, ctx: RunContext
+) -> Iterator[BackgroundBuilds | None]:
+    """Background builds for the run's single-threaded steps (engine/background.py), or None where they do not apply:
+    an adaptive search (its order is not known up front), an executor of its own (Ray), no spare core or memory."""
+    if strategy.adaptive or not isinstance(executor, LocalExecutor):
+        yield None
+        return
+    jobs = background_prefixes(list(strategy)[1:])  # the first candidate is built here at once anyway
+    why = why_not_background(source, plan_threads().threads - 1) if jobs else "no single-threaded steps"
+    if why:
+        if jobs:
+            logger.info("no background build: %s", why)
+        yield None
+        return
+    background = BackgroundBuilds.start(source, jobs, ctx)
+    try:
+        yield background
+    finally:
+        background.close()
 
 
 def raise_if_unmet(result: RunResult, recipe: Recipe) -> None:

@@ -14,12 +14,14 @@ the other; a stopped candidate skips its remaining rows and timing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from typing import IO, Any
 
 from olive_ext.evaluate.backends import LMBackend, open_backend
@@ -64,7 +66,8 @@ def run_jobs(request: dict[str, Any], channel: Channel | None = None) -> dict[st
         if result["generate"].get("stopped_after") is not None:
             return result
     if "timing" in jobs:
-        result["timing"] = _timing(backend, jobs["timing"])  # type: ignore[arg-type]
+        with timing_alone():
+            result["timing"] = _timing(backend, jobs["timing"])  # type: ignore[arg-type]
     if "nll" in jobs:
         pairs = jobs["nll"]["pairs"]
         result["nll"] = {
@@ -72,7 +75,8 @@ def run_jobs(request: dict[str, Any], channel: Channel | None = None) -> dict[st
             "tokens": [len(c) for _, c in pairs],
         }
     if "classify" in jobs:
-        result["classify"] = _classify(backend, jobs["classify"])
+        with timing_alone():
+            result["classify"] = _classify(backend, jobs["classify"])
     return result
 
 
@@ -155,12 +159,12 @@ def _classify(backend: Any, job: dict[str, Any]) -> dict[str, Any]:
 PARENT_ENV = "OLIVE_EXT_EVAL_PARENT"
 
 
-def die_with_parent() -> None:
-    """End this worker when the process that started it dies (Linux: PR_SET_PDEATHSIG).
+def die_with_parent(parent: int | None = None) -> None:
+    """End this process when the process that started it dies (Linux: PR_SET_PDEATHSIG).
 
     A Ray task killed mid-evaluation would otherwise leave its worker running beside the retry, and the
-    retry's timing would share the CPUs with it. The parent's pid (in the environment) covers a parent that
-    died before the signal was set."""
+    retry's timing would share the CPUs with it (a background build, likewise, would build on for nobody).
+    The parent's pid (``parent``, else the environment's) covers a parent that died before the signal was set."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes
@@ -170,9 +174,34 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1: PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         return
-    parent = os.environ.get(PARENT_ENV)
-    if parent and parent.isdigit() and os.getppid() != int(parent):
+    expected = str(parent) if parent else os.environ.get(PARENT_ENV)
+    if expected and expected.isdigit() and os.getppid() != int(expected):
         os._exit(1)
+
+
+# The run's background build (engine/background.py) names its process group here: timing pauses it.
+PAUSE_ENV = "OLIVE_EXT_PAUSE_GROUP"
+
+
+@contextlib.contextmanager
+def timing_alone() -> Iterator[None]:
+    """The run's background build stopped (SIGSTOP to its group) while this block times a model."""
+    import signal
+
+    group = os.environ.get(PAUSE_ENV, "")
+    if not group.isdigit():
+        yield
+        return
+    stopped = False
+    with contextlib.suppress(OSError):
+        os.killpg(int(group), signal.SIGSTOP)
+        stopped = True
+    try:
+        yield
+    finally:
+        if stopped:
+            with contextlib.suppress(OSError):
+                os.killpg(int(group), signal.SIGCONT)
 
 
 def main(argv: list[str]) -> int:

@@ -93,6 +93,12 @@ class Pass(Generic[C]):
         return {**(cls.target_defaults(target) if target is not None else {}), **params}
 
     @classmethod
+    def single_threaded(cls, params: dict[str, Any]) -> bool:
+        """Whether a step with these params computes on one thread for long (Olive's GPTQ): the run loop may build
+        it in the background on a core the rest of the run leaves free (engine/background.py)."""
+        return False
+
+    @classmethod
     def check_input(cls, artifact: Artifact) -> str | None:
         """Return why this pass cannot take ``artifact`` (beyond its kind), or None."""
         return None

@@ -275,6 +275,13 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
         return out
 
     @classmethod
+    def single_threaded(cls, params: dict[str, Any]) -> bool:
+        """k_quant rounds every weight in numpy on one thread (onnxruntime's quant_tensor_k_quant_cpu): 31 s of the
+        demo's auto-opt, the longest build after Olive's GPTQ."""
+        algorithm = params.get("algorithm")
+        return isinstance(algorithm, str) and _ALGO_ALIASES.get(algorithm, (algorithm,))[0] == "k_quant"
+
+    @classmethod
     def target_defaults(cls, target: Target) -> dict[str, Any]:
         short = provider_short_name(target.provider)
         return {"execution_provider": short} if short in ("cpu", "cuda", "dml", "webgpu") else {}

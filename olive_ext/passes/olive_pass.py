@@ -149,6 +149,13 @@ class OlivePass(Pass[OlivePassConfig]):
                 memo.touch()
         return problems
 
+    @classmethod
+    def single_threaded(cls, params: dict[str, Any]) -> bool:
+        """Olive's PyTorch quantizers run on one thread (:func:`_torch_threads`), for long with calibration (GPTQ)."""
+        olive_type = params.get("olive_type", "")
+        entry = olive_catalog.lookup(olive_type) if isinstance(olive_type, str) else None
+        return entry is not None and _one_thread(entry) and params.get("data") is not None
+
     def cache_extra(self, ctx: RunContext) -> Any:
         if self.config.data is None:
             return None
@@ -193,7 +200,7 @@ class OlivePass(Pass[OlivePassConfig]):
         handler = _to_handler(artifact, ctx)
         work = ctx.output_dir / "_olive"
         ctx.logger.info("olive-ai %s: running %s", olive_catalog.olive_ai_version(), entry.name)
-        with _torch_threads(1 if entry.module.startswith("olive.passes.pytorch.") else None):
+        with _torch_threads(1 if _one_thread(entry) else None):
             result = olive_pass.run(handler, str(work / "output"))
         out_dir = ctx.output_dir / "model"
         produced = self.output_kind_for(cfg.model_dump(), artifact.kind)
@@ -255,6 +262,11 @@ def olive_data_config(spec: DatasetSpec, model_path: str, samples: int, max_seq_
         model_name=model_path, task="text-generation", load_dataset_config=load, pre_process_data_config=pre,
         dataloader_config={"batch_size": 1},
     )  # fmt: skip
+
+
+def _one_thread(entry: Any) -> bool:
+    """Whether olive-ext runs this Olive pass on one torch thread: its PyTorch quantizers (see below)."""
+    return bool(entry.module.startswith("olive.passes.pytorch."))
 
 
 @contextlib.contextmanager
