@@ -155,6 +155,23 @@ def test_selection_constraints_front_objective() -> None:
     assert select([fp32, int8, int4], spec_size, reference_accuracy=90.0) is int8
 
 
+def test_speeds_closer_than_the_timing_tolerance_are_a_tie_broken_by_accuracy() -> None:
+    """The demo's genai int8 and llama.cpp Q8_0 timed within 3% of each other, in either order between runs."""
+    int8 = _result("int8", exact_match=98.9, latency=8.30, size=270.0)
+    q8 = _result("q8", exact_match=97.8, latency=8.08, size=148.0)
+    spec = EvaluateSpec(metrics=["exact_match", "latency", "size"], objective="latency")
+    assert select([int8, q8], spec, reference_accuracy=98.0) is int8
+    assert "timed within 5% of the fastest" in int8.notes[-1]
+    faster = _result("q8-fast", exact_match=97.8, latency=7.5, size=148.0)  # 10% faster: told apart
+    assert select([_result("int8", exact_match=98.9, latency=8.30, size=270.0), faster], spec, 98.0) is faster
+    exact = spec.model_copy(update={"timing_tolerance": None})  # fixed repeats: no tolerance, the fastest wins
+    assert select([_result("int8", exact_match=98.9, latency=8.30), _result("q8", exact_match=97.8, latency=8.08)],
+                  exact, reference_accuracy=98.0).candidate.label == "q8"  # fmt: skip
+    throughput = spec.model_copy(update={"objective": "throughput", "metrics": ["exact_match", "throughput"]})
+    a, b = _result("a", exact_match=97.0, throughput=120.0), _result("b", exact_match=98.0, throughput=116.0)
+    assert select([a, b], throughput, reference_accuracy=98.0) is b  # 3% slower, one point more accurate
+
+
 def test_selection_nothing_fits_returns_none() -> None:
     a = _result("a", accuracy=50.0, latency=10.0)
     spec = EvaluateSpec(metrics=["accuracy", "latency"], constraints={"max_latency_ms": 5})
