@@ -32,3 +32,25 @@ def test_one_model_at_a_time_gives_the_same_numbers_and_releases_pytorch_first(t
     assert both["positions"] == 15 and both["max_abs_delta"] > 0  # int8 moved the logits: not a trivial match
     assert set(both) == {"max_abs_delta", "top1_agreement", "positions", "kl", "greedy_prefix_match"}
     assert reference_alive_at_candidate_load == [False]  # PyTorch released before the candidate loaded
+
+
+def test_alternating_sources_are_each_recorded_once_per_run(tiny_llama: Path, tmp_path: Path) -> None:
+    """A run's candidates may alternate between sources (the fine-tune, its merged copy): none is loaded twice."""
+    import shutil
+
+    import numpy as np
+
+    from olive_ext.passes.parity_check import MAX_RECORDED, forget_recorded, recorded_reference
+
+    other = shutil.copytree(tiny_llama, tmp_path / "copy")
+    ids = [5, 9, 12, 40, 7]
+    forget_recorded()
+    try:
+        first = [recorded_reference(str(p), None).logits(ids) for p in (tiny_llama, other, tiny_llama, other)]
+        assert [recorded_reference(str(p), None).loads for p in (tiny_llama, other)] == [1, 1]
+        assert np.array_equal(first[0], first[2]) and np.array_equal(first[0], first[1])  # same weights, same logits
+        for i in range(MAX_RECORDED):  # more sources than are kept: the oldest goes, and is recorded again
+            recorded_reference(str(shutil.copytree(tiny_llama, tmp_path / f"more{i}")), None).logits(ids)
+        assert recorded_reference(str(tiny_llama), None).loads == 0  # a fresh entry: nothing recorded yet
+    finally:
+        forget_recorded()

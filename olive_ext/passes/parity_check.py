@@ -207,22 +207,28 @@ class _OVGreedy:
         return list(self.model.greedy(ids, n, self.eos))
 
 
-# The PyTorch reference's answers of the last source model checked (one entry): every candidate of a run is
-# checked against the same model on the same prompts, so it is loaded and run once per run, not per candidate.
+# The PyTorch references' answers, per source model checked in this run: every candidate of a run is checked
+# against its source on the same prompts, so each source is loaded and run once per run, not per candidate. A
+# run has a few sources (the fine-tune with its adapter; the adapter merged, before Olive's quantizers), and its
+# candidates may alternate between them (the background-built ones come last): each was recorded again at every
+# switch when only the last was kept, 10 s each on the demo. The logits live on disk (RecordedReference), about
+# 100 MB per source there; the oldest beyond MAX_RECORDED is dropped.
 _RECORDED: dict[tuple[Any, ...], Any] = {}
+MAX_RECORDED = 3
 
 
 def recorded_reference(path: str, adapter_path: str | None) -> Any:
     """The causal PyTorch reference at ``path`` (+ adapter), its answers remembered per prompt in this process.
 
     Keyed by the folders and their files' sizes and modification times, so a model rewritten in place
-    is loaded again. :func:`forget_recorded` (the end of a run) drops it."""
+    is loaded again. :func:`forget_recorded` (the end of a run) drops them all."""
     # numpy at import (see measure)
     from olive_ext.onnx.parity import RecordedReference, TorchReference
 
     key = (path, adapter_path, _stamp(path), _stamp(adapter_path))
     if key not in _RECORDED:
-        forget_recorded()
+        while len(_RECORDED) >= MAX_RECORDED:
+            _RECORDED.pop(next(iter(_RECORDED))).close()
         _RECORDED[key] = RecordedReference(lambda: TorchReference(path, adapter_path, causal=True))
     return _RECORDED[key]
 
