@@ -13,10 +13,10 @@ step's output depends only on its cache key.
 Timings stay alone: the child leads its own process group, named to the evaluation workers in
 ``OLIVE_EXT_PAUSE_GROUP``; a worker stops the group (SIGSTOP) while it times a model and resumes it after
 (the run resumes it too once each evaluation is over, whatever happened to the worker). Accuracy (teacher
-forcing) runs beside the child: its result does not depend on speed. The child runs at a lower priority
-(nice 10) and dies with the run (``PR_SET_PDEATHSIG`` on Linux; ``close`` otherwise). It is a fresh
-interpreter (``python -m olive_ext.engine.background request.json``, the request in JSON), so neither the
-run's torch/onnxruntime state nor the caller's script is carried into it.
+forcing) runs beside the child: its result does not depend on speed. The child runs at the lowest priority
+(nice 19: it takes only what the run leaves idle) and dies with the run (``PR_SET_PDEATHSIG`` on Linux;
+``close`` otherwise). It is a fresh interpreter (``python -m olive_ext.engine.background request.json``, the
+request in JSON), so neither the run's torch/onnxruntime state nor the caller's script is carried into it.
 ``OLIVE_EXT_BACKGROUND=0`` turns this off.
 """
 
@@ -32,6 +32,7 @@ import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from olive_ext.artifacts import Artifact
 from olive_ext.cache import Cache
@@ -130,7 +131,9 @@ class BackgroundBuilds:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,  # the run's terminal shows the run's progress only
             stderr=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group: a worker stops it whole while timing
+            # its own process group, which a worker stops whole while timing; not its own session: Linux gives each
+            # session its own scheduling group (autogroup), across which nice does not apply
+            **_own_group(),
         )
         os.environ[PAUSE_ENV] = str(process.pid)  # inherited by the evaluation workers (evaluate/worker.py)
         described = [f"{c.id}: {' -> '.join(s.describe() for s in prefix)}" for c, prefix in jobs]
@@ -170,13 +173,20 @@ class BackgroundBuilds:
                         self.process.returncode)  # fmt: skip
 
 
+def _own_group() -> dict[str, Any]:
+    """Popen arguments that start the child in a process group of its own, in this session."""
+    if sys.version_info >= (3, 11):
+        return {"process_group": 0}
+    return {"preexec_fn": os.setpgrp}  # pragma: no cover - Python 3.10
+
+
 def main(request_path: str) -> int:
     """The child: quiet, at a lower priority, killed with its parent; each prefix built in order into the cache."""
     with open(request_path) as f:
         request = json.load(f)
     with contextlib.suppress(OSError):
         os.unlink(request_path)
-        os.nice(10)  # the run's own steps come first; this child only has to be done before the run reaches them
+        os.nice(19)  # idle CPU only: the run's steps come first; this child need only be done when the run gets there
     die_with_parent(int(request["parent"]))
     logging.getLogger("olive_ext").setLevel(logging.ERROR)
     ctx = RunContext(
