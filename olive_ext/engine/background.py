@@ -7,8 +7,9 @@ core and the memory for a second model, the run loop starts one child process th
 candidate's steps up to its last single-threaded step, into the same cache; the run measures those candidates
 last. The cache's per-key build lock does the rest: when the loop reaches such a candidate it waits for the
 child's step and reuses it (or builds the step itself if the child has not started it yet; the child then
-reuses the loop's). Nothing is built twice, and a result is the same whichever process built it, since a
-step's output depends only on its cache key.
+reuses the loop's). Nothing is built twice, and the child runs the same step code on the same inputs as the
+run would (on one thread: float sums may round differently in the last bits, as on another machine sharing
+the cache, or a Ray worker).
 
 Timings stay alone: the child leads its own process group, named to the evaluation workers in
 ``OLIVE_EXT_PAUSE_GROUP``; a worker stops the group (SIGSTOP) while it times a model and resumes it after
