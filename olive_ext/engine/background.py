@@ -51,10 +51,12 @@ logger = logging.getLogger("olive_ext")
 
 __all__ = ["BackgroundBuilds", "background_prefixes"]
 
-# Free memory needed, as a multiple of the input model's weight files, before a second model is loaded
-# beside the run's own builds (the int8 builder peaked at 2.4x the fp32 weights; GPTQ holds the model,
-# its calibration activations and one Hessian per layer): a bf16 folder counts twice.
+# Free memory needed, as a multiple of the input model's weights, before a second model is loaded beside the
+# run's own builds (the int8 builder peaked at 2.4x the fp32 weights; GPTQ holds the model, its calibration
+# activations and one Hessian per layer). A quantized GGUF file counts 4x its size (its fp32 model, at 4 to 8
+# bits a weight).
 MEMORY_FACTOR = 8
+GGUF_EXPANSION = 4
 ENV_SWITCH = "OLIVE_EXT_BACKGROUND"
 
 
@@ -75,9 +77,11 @@ def background_prefixes(candidates: list[Candidate]) -> list[tuple[Candidate, li
 
 
 def _weights_mb(source: Artifact) -> float:
+    """The input's weight files in MiB (GGUF files counted as the fp32 model they load as, roughly)."""
     path = Path(source.path)
     files = [path] if path.is_file() else [*path.glob("*.safetensors"), *path.glob("*.bin"), *path.glob("*.gguf")]
-    return sum(f.stat().st_size for f in files if f.is_file()) / 2**20
+    sizes = [f.stat().st_size * (GGUF_EXPANSION if f.suffix == ".gguf" else 1) for f in files if f.is_file()]
+    return sum(sizes) / 2**20
 
 
 def why_not_background(source: Artifact, spare_cores: int) -> str | None:
