@@ -138,7 +138,8 @@ def execute(
         for candidate in background.run_order(strategy) if background else strategy:
             bar.update(info=" -> ".join(s.type for s in candidate.steps))
             race = race_for(recipe, _race_reference(results, reference_accuracy, recipe))
-            job = executor.submit(run_candidate, source, candidate, ctx, recipe, reference_accuracy, race, lock)
+            args = (source, candidate, ctx, recipe, reference_accuracy, race, *((lock,) if lock else ()))
+            job = executor.submit(run_candidate, *args)  # the Ray executor passes its own lock (measure_lock)
             inflight.append((candidate, job))
             # results are taken in submission order; the loop waits for them while the window is full, while
             # the search needs each score before its next suggestion, and until the first build gave the reference
