@@ -58,7 +58,7 @@ def test_prefixes_end_at_the_last_single_threaded_step(tiny_llama: Path, eval_fi
     assert jobs[0][1][0].params["olive_type"] == "Gptq" and jobs[0][0] is candidates[1]
     assert jobs[1][1][0].params["algorithm"] == "k_quant" and jobs[1][0] is candidates[3]
     # the run measures the candidates the child builds for last, in their order
-    order = BackgroundBuilds(None, [], {c.id for c, _ in jobs}).run_order(candidates)
+    order = BackgroundBuilds(None, {c.id for c, _ in jobs}).run_order(candidates)
     assert order == [candidates[0], candidates[2], candidates[1], candidates[3]]
 
 

@@ -99,9 +99,8 @@ def why_not_background(source: Artifact, spare_cores: int) -> str | None:
 class BackgroundBuilds:
     """The child process building single-threaded prefixes; evaluation workers pause it while they time."""
 
-    def __init__(self, process: subprocess.Popen[bytes] | None, described: list[str], deferred: set[str]) -> None:
+    def __init__(self, process: subprocess.Popen[bytes] | None, deferred: set[str]) -> None:
         self.process = process
-        self.described = described
         self.deferred = deferred  # ids of the candidates whose prefixes the child builds
 
     def run_order(self, candidates: Iterable[Candidate]) -> list[Candidate]:
@@ -141,10 +140,9 @@ class BackgroundBuilds:
             **_own_group(),
         )
         os.environ[PAUSE_ENV] = str(process.pid)  # inherited by the evaluation workers (evaluate/worker.py)
-        described = [f"{c.id}: {' -> '.join(s.describe() for s in prefix)}" for c, prefix in jobs]
-        logger.info("building in the background (one thread, paused while candidates are timed): %s",
-                    "; ".join(described))  # fmt: skip
-        return cls(process, described, {c.id for c, _ in jobs})
+        described = "; ".join(f"{c.id}: {' -> '.join(s.describe() for s in prefix)}" for c, prefix in jobs)
+        logger.info("building in the background (one thread, paused while candidates are timed): %s", described)
+        return cls(process, {c.id for c, _ in jobs})
 
     def _signal(self, sig: int) -> None:
         if self.process is None or self.process.poll() is not None:

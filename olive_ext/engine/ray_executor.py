@@ -115,8 +115,9 @@ class RayExecutor:
     # ----------------------------------------------------------------- submission
 
     def submit(self, run: RunCandidate, *args: Any) -> _RayJob:
-        """Start the candidate's task; ``args``: run_candidate's (source, candidate, ctx, recipe, reference, race)."""
-        source, candidate, _ctx, recipe, reference, race = args
+        """Start the candidate's task; ``args``: run_candidate's (source, candidate, ctx, recipe, reference, race[,
+        lock]). A lock of the run loop's is for the local machine; each task holds this machine's measure_lock."""
+        source, candidate, _ctx, recipe, reference, race = args[:6]
         return _RayJob(self, candidate, (source, candidate, run, recipe, reference, race))
 
     def _launch(self, args: tuple[Any, ...], inputs: Any) -> list[Any]:

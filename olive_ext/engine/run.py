@@ -133,13 +133,11 @@ def execute(
         _background(source, strategy, executor, ctx) as background,
     ):
         # around each evaluation: a background build is paused by the worker while it times, resumed after
-        lock = background.measuring if background else None
-        measuring = lock or nullcontext
+        measuring = background.measuring if background else nullcontext
         for candidate in background.run_order(strategy) if background else strategy:
             bar.update(info=" -> ".join(s.type for s in candidate.steps))
             race = race_for(recipe, _race_reference(results, reference_accuracy, recipe))
-            args = (source, candidate, ctx, recipe, reference_accuracy, race, *((lock,) if lock else ()))
-            job = executor.submit(run_candidate, *args)  # the Ray executor passes its own lock (measure_lock)
+            job = executor.submit(run_candidate, source, candidate, ctx, recipe, reference_accuracy, race, measuring)
             inflight.append((candidate, job))
             # results are taken in submission order; the loop waits for them while the window is full, while
             # the search needs each score before its next suggestion, and until the first build gave the reference
