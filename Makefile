@@ -21,7 +21,7 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
 	CMAKE_ARGS="$${CMAKE_ARGS:-$(LLAMA_CMAKE_ARGS)}" \
-		$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,qlora,sign,tracking,serve,llamacpp,ray,olive,lmeval,openvino]"
+		$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,qlora,sign,tracking,serve,llamacpp,ray,olive,lmeval,mteb,openvino]"
 	@# tests/test_network.py traces a run's syscalls with strace; as root on Debian/Ubuntu, install it
 	@command -v strace >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		{ apt-get install -y -q strace >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && \

@@ -43,6 +43,7 @@ _SPEC_FIELDS_IN_KEY = (
     "timing_tolerance",
     "olive_metrics",
     "lm_eval",
+    "mteb",
 )
 _RUNTIME_LIBS = ("onnxruntime", "onnxruntime-genai", "torch", "transformers", "peft")
 # A fixed English passage: timing prompts are cut from it, so every candidate sees the same text.

@@ -57,6 +57,7 @@ DECLARED: dict[str, tuple[str, bool]] = {
     "exact_match": ("%", True),
     "perplexity": ("", False),
     "lm_eval": ("", True),  # the first lm-eval task's first metric (acc, exact_match, ...); every one is kept
+    "mteb": ("", True),  # the mean of the MTEB tasks' main scores; each task's is kept
 }
 
 

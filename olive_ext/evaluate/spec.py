@@ -48,6 +48,20 @@ class LmEvalSpec(StrictModel):
     model_args: dict[str, Any] = Field(default_factory=dict, description="more arguments for the lm-eval model class")
 
 
+class MtebSpec(StrictModel):
+    """MTEB tasks scored by metric 'mteb' (Olive's MTEBEvaluator): the mteb package's own tasks and scoring."""
+
+    tasks: list[str] = Field(min_length=1, description="MTEB task names (STS17, NFCorpus, ...), as mteb registers them")
+    batch_size: int = Field(32, ge=1, description="texts per encoder call")
+    max_length: int | None = Field(None, ge=1, description="longest text in tokens (default: the tokenizer's)")
+    model_class: Literal["hf", "ort", "ortgenai"] | None = Field(
+        None, description="encoder wrapper: hf (sentence-transformers), ort for an ONNX graph, ortgenai for a genai "
+        "folder built with include_hidden_states (default: from the candidate's kind)",
+    )
+    eval_splits: list[str] | None = Field(None, description="dataset splits to score (default: each task's)")
+    eval_subsets: list[str] | None = Field(None, description="task subsets (languages) to score (default: all)")
+
+
 class EvaluateSpec(StrictModel):
     """How candidates are measured and chosen."""
 
@@ -92,6 +106,7 @@ class EvaluateSpec(StrictModel):
         "evaluator: accuracy read through the user's data script, custom metrics",
     )
     lm_eval: LmEvalSpec | None = Field(None, description="lm-eval tasks that metric 'lm_eval' scores")
+    mteb: MtebSpec | None = Field(None, description="MTEB tasks that metric 'mteb' scores")
     reference: Literal["input", "best"] = Field(
         "input",
         description="accuracy baseline for max_accuracy_drop: the input model in PyTorch (input) "
