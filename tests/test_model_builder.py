@@ -80,6 +80,8 @@ def test_int8_build(tiny_llama: Path) -> None:
         ({"precision": "int8", "use_qdq": True}, ["use_qdq", "int8"]),
         ({"precision": "int4", "extra_options": {"int4_block_size": 64}}, ["extra_options.int4_block_size"]),
         ({"precision": "int4", "block_size": 48}, ["block_size"]),
+        ({"precision": "int4", "extra_options": {"exclude_embeds": True}}, ["exclude_embeds", "inputs_embeds"]),
+        ({"precision": "int4", "extra_options": {"exclude_lm_head": "1"}}, ["exclude_lm_head", "logits"]),
     ],
 )
 def test_bad_combinations_are_refused_with_reason(params: dict, words: list[str]) -> None:
@@ -88,6 +90,15 @@ def test_bad_combinations_are_refused_with_reason(params: dict, words: list[str]
     text = str(info.value)
     for word in words:
         assert word in text, (word, text)
+
+
+def test_an_unsupported_option_spelt_at_its_default_builds_as_without_it(tiny_llama: Path) -> None:
+    """olive-recipes' Qwen3.5 configs write ``exclude_embeds: false``: the builder's default, so the same model."""
+    spelt = build(tiny_llama, {"b": {"type": "model_builder", "precision": "int4",
+                                     "extra_options": {"exclude_embeds": False, "exclude_lm_head": "false"}}})  # fmt: skip
+    plain = build(tiny_llama, {"b": {"type": "model_builder", "precision": "int4"}})
+    assert graph_ops(Path(spelt.path) / "model.onnx") == graph_ops(Path(plain.path) / "model.onnx")
+    assert "input_ids" in genai_config(Path(spelt.path))["model"]["decoder"]["inputs"]
 
 
 def test_sharing_is_turned_off_where_it_would_break_and_float_builds_ignore_quant_options() -> None:

@@ -410,6 +410,18 @@ def test_no_model_kind_follow_on_error_after_a_refused_olive_pass() -> None:
     assert not any("models, but" in p.message for p in errors.values()), errors
 
 
+def test_model_builder_metadata_only_is_refused_saying_what_to_write_instead() -> None:
+    """olive-recipes' Llama-3.2 adapter configs: OnnxConversion -> ExtractAdapters -> ModelBuilder(metadata_only)."""
+    passes = {"c": {"type": "OnnxConversion"}, "e": {"type": "ExtractAdapters"},
+              "m": {"type": "ModelBuilder", "metadata_only": True, "precision": "fp16"}}  # fmt: skip
+    errors = _errors(check_recipe(_config(passes))[1])
+    assert "passes.m.metadata_only" in errors and "passes.m" not in errors, errors  # no model-kind follow-on
+    assert "adapter_mode: inputs" in (errors["passes.m.metadata_only"].hint or "")
+    # false is Olive's default: the builder exports the model itself
+    passes = {"m": {"type": "ModelBuilder", "metadata_only": False, "precision": "int4"}}
+    assert not _errors(check_recipe(_config(passes))[1])
+
+
 def test_model_builder_notes_the_task_it_does_not_read() -> None:
     raw = _config({"mb": {"type": "ModelBuilder", "precision": "fp32"}})
     raw["input_model"]["task"] = "automatic-speech-recognition"

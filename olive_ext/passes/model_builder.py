@@ -68,6 +68,8 @@ _OWNED = {
     "exclude_lm_head": "(not supported: the model would have no logits to generate with)",
     "exclude_embeds": "(not supported: the model would need inputs_embeds)",
 }  # fmt: skip
+# Unsupported builder options whose default (false) changes nothing: accepted when a config spells that default out
+_OFF_BY_DEFAULT = {"config_only", "exclude_lm_head", "exclude_embeds"}
 # builder extra_options an Olive config may give -> the Olive ModelBuilder parameter that sets the same
 _LIFTED = {
     "int4_block_size": "int4_block_size", "block_size": "int4_block_size", "int4_accuracy_level": "int4_accuracy_level",
@@ -156,7 +158,9 @@ class ModelBuilderConfig(WeightQuantConfig):
 
     @model_validator(mode="after")
     def _check_combinations(self) -> ModelBuilderConfig:
-        for key in self.extra_options:
+        for key, value in self.extra_options.items():
+            if key in _OFF_BY_DEFAULT and str(value).lower() in {"false", "0"}:
+                continue  # the builder's default, spelled out (olive-recipes' Qwen3.5 configs: exclude_embeds false)
             if key in _OWNED:
                 raise ValueError(f"extra_options.{key}: set {_OWNED[key]} instead")
         filename = self.extra_options.get("filename")
@@ -255,6 +259,8 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
 
     @classmethod
     def from_olive(cls, params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("metadata_only") is False:  # Olive's default: the builder exports the model itself, as ours
+            params = {k: v for k, v in params.items() if k != "metadata_only"}
         extra = params.get("extra_options")
         if isinstance(extra, dict):  # Olive hands extra_options to the builder: ours has fields for some of them
             lifted = {k: v for k, v in extra.items() if k in _LIFTED and _LIFTED[k] not in params}

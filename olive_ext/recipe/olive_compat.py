@@ -106,11 +106,24 @@ _SAME_AS_OURS: dict[str, dict[str, Any]] = {
     "onnxconversion": {"device": ["cpu"]},
     "onnxstaticquantization": {"quant_format": ["QDQ"], "quant_mode": ["static"], "quant_preprocess": [False]},
     "extractadapters": {"make_inputs": [True]},
+    "modelbuilder": {"metadata_only": [False]},  # Olive's default: the builder exports the model itself, as ours
 }
 # what our pass's validation says of an option it lacks, or of a value only Olive's pass takes
 _LACKING = {"unknown key", "value not allowed"}
 # Olive's ModelBuilder pass fails with onnxruntime-genai 0.18: ours always runs it.
 _NO_OLIVE_FALLBACK = {"modelbuilder"}
+# Olive options (by pass type, lower case) whose step olive-ext cannot run as asked, why, and what to write instead
+_REFUSED_OPTIONS = {
+    "modelbuilder": {
+        "metadata_only": (
+            "metadata_only writes genai_config.json beside an LLM graph that an earlier OnnxConversion exported with "
+            "its KV cache; olive-ext has no such export (and Olive's own fails on transformers 5's cache objects)",
+            "let ModelBuilder export the model itself: drop OnnxConversion, OrtTransformersOptimization and "
+            "ExtractAdapters and remove metadata_only (for swappable adapter weights, olive-ext's model_builder "
+            "takes adapter_mode: inputs)",
+        )
+    }
+}
 OLIVE_INSTALL = "pip install 'olive-ext[olive]'"
 
 
@@ -290,6 +303,10 @@ def _native(
     "unhonoured", which --lenient drops. An empty dict: the step is refused (its problems are recorded).
     """
     canonical, ours = native
+    for key, (why, instead) in _REFUSED_OPTIONS.get(canonical.lower(), {}).items():
+        if spec.get(key):  # the step cannot be what the config means: refused, and no follow-on errors after it
+            ctx.error(f"{at}.{key}", why, hint=instead)
+            return {}
     cls = get_pass(ours)
     assert cls is not None
     params, keymap, dropped = _from_olive(cls, canonical, spec)
