@@ -65,7 +65,8 @@ def _load(name: str, text: str) -> Any:
 
 
 def is_run_config(data: Any) -> bool:
-    return isinstance(data, dict) and ("passes" in data or "input_model" in data)
+    """An Olive run config: an input model, or passes by name (Vitis AI's vaip configs list plugin passes)."""
+    return isinstance(data, dict) and ("input_model" in data or isinstance(data.get("passes"), dict))
 
 
 def _pypi_for(model_id: str, model_type: str) -> str | None:

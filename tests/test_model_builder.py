@@ -94,8 +94,8 @@ def test_bad_combinations_are_refused_with_reason(params: dict, words: list[str]
 
 def test_an_unsupported_option_spelt_at_its_default_builds_as_without_it(tiny_llama: Path) -> None:
     """olive-recipes' Qwen3.5 configs write ``exclude_embeds: false``: the builder's default, so the same model."""
-    spelt = build(tiny_llama, {"b": {"type": "model_builder", "precision": "int4",
-                                     "extra_options": {"exclude_embeds": False, "exclude_lm_head": "false"}}})  # fmt: skip
+    defaults = {"exclude_embeds": False, "exclude_lm_head": "false"}
+    spelt = build(tiny_llama, {"b": {"type": "model_builder", "precision": "int4", "extra_options": defaults}})
     plain = build(tiny_llama, {"b": {"type": "model_builder", "precision": "int4"}})
     assert graph_ops(Path(spelt.path) / "model.onnx") == graph_ops(Path(plain.path) / "model.onnx")
     assert "input_ids" in genai_config(Path(spelt.path))["model"]["decoder"]["inputs"]
