@@ -145,6 +145,35 @@ def test_an_olive_config_with_openvino_passes_is_translated_and_run(tiny_bert: P
     assert numbers["min_cosine"] > 0.99, numbers
 
 
+def test_olive_openvino_weight_compression_of_an_onnx_model_gives_onnx(tiny_bert: Path, tmp_path: Path) -> None:
+    """OnnxConversion -> OpenVINOWeightCompression (NNCF on the ONNX graph: ONNX in, ONNX out) -> a native ONNX pass."""
+    pytest.importorskip("olive", reason="needs the olive extra")
+    from olive_ext.recipe.olive_compat import translate
+
+    config = {
+        "input_model": {"type": "HfModel", "model_path": str(tiny_bert)},
+        "systems": {"local": {"type": "LocalSystem", "accelerators": [{"device": "cpu"}]}},
+        "passes": {
+            "conversion": {"type": "OnnxConversion"},
+            "compress": {"type": "OpenVINOWeightCompression", "compress_config": {"mode": "INT8_ASYM"}},
+            "peephole": {"type": "OnnxPeepholeOptimizer"},
+        },
+    }
+    recipe, problems = translate(config)  # the kind chain: onnx -> onnx -> onnx, no follow-on error
+    assert not [p for p in problems if p.severity == "error"], problems
+    recipe["passes"]["parity"] = {"type": "parity_check"}
+    recipe = {**recipe, "cache_dir": str(tmp_path / "cache"), "evaluate": {"metrics": ["size"]}}
+    result = run_recipe(parse_recipe(recipe), write_output=False)
+    assert [r.error for r in result.results if not r.ok] == []
+    artifact = result.results[0].artifact
+    assert artifact is not None and artifact.kind == "onnx"
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(Path(artifact.path) / "model.onnx")).graph.node}
+    assert "DequantizeLinear" in ops or "MatMulNBits" in ops, ops  # NNCF's int8 weights are in the graph
+    assert artifact.meta["parity"]["measured"] and artifact.meta["parity"]["passed"], artifact.meta["parity"]
+
+
 def test_olive_openvino_passes_on_npu_are_refused_naming_the_device(tiny_bert: Path) -> None:
     pytest.importorskip("olive", reason="needs the olive extra")
     from olive_ext.errors import RecipeError

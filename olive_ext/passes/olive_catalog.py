@@ -90,6 +90,10 @@ _KINDS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "SplitModel": (("onnx",), None),  # a composite model
     "ComposeOnnxModels": ((), "onnx"),  # takes a composite model
     "OpenVINOConversion": (("hf", "onnx"), "openvino"),
+    # these give back the kind they are given (ONNX in, ONNX out; IR in, IR out): KEEPS_KIND
+    "OpenVINOQuantization": (("onnx", "openvino"), "openvino"),
+    "OpenVINOQuantizationWithAccuracy": (("onnx", "openvino"), "openvino"),
+    "OpenVINOWeightCompression": (("onnx", "openvino"), "openvino"),
     "OpenVINOOptimumConversion": (("hf",), "openvino"),
     "OpenVINOEncapsulation": (("openvino",), "onnx"),
     "QNNConversion": (("onnx",), "qnn"),
@@ -98,6 +102,11 @@ _KINDS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "QairtPreparation": (("hf",), "qairt"),
     "QairtGenAIBuilder": (("qairt",), "qairt"),
 }
+
+
+# Olive passes whose output has their input's kind (olive.passes.openvino: quantization.py, compression.py); an HF
+# input to OpenVINOWeightCompression goes through optimum-intel, which olive-ext does not install
+KEEPS_KIND = frozenset({"OpenVINOQuantization", "OpenVINOQuantizationWithAccuracy", "OpenVINOWeightCompression"})
 
 
 @dataclass(frozen=True)

@@ -179,6 +179,9 @@ class OlivePass(Pass[OlivePassConfig]):
         takes, produces = entry_kinds(olive_type)
         if produces == "onnx" and input_kind == "genai" and "genai" in takes:
             return "genai"
+        entry = olive_catalog.lookup(olive_type)
+        if entry is not None and entry.name in olive_catalog.KEEPS_KIND and input_kind in takes:
+            return input_kind
         return produces or ""
 
     def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
@@ -197,8 +200,11 @@ class OlivePass(Pass[OlivePassConfig]):
         if problems:
             raise RecipeError(problems)
         olive_pass = pass_class(accelerator, olive_config)
-        handler = _to_handler(artifact, ctx)
         work = ctx.output_dir / "_olive"
+        if entry.name in olive_catalog.KEEPS_KIND and artifact.kind == "onnx":
+            # its ONNX path saves into this folder only if it exists (else beside it, in a folder not made)
+            (work / "output").mkdir(parents=True, exist_ok=True)
+        handler = _to_handler(artifact, ctx)
         ctx.logger.info("olive-ai %s: running %s", olive_catalog.olive_ai_version(), entry.name)
         with _torch_threads(1 if _one_thread(entry) else None):
             result = olive_pass.run(handler, str(work / "output"))
