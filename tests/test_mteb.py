@@ -120,3 +120,27 @@ def test_a_genai_build_with_hidden_states_is_scored_through_olives_genai_wrapper
     plain = build(tiny_llama, {"m": {"type": "model_builder", "precision": "int4"}})
     with pytest.raises(OliveExtError, match="mteb could not score genai model"):
         score_with_mteb(plain, MtebSpec(tasks=["TinySTS"]), [_local_sts_task(tmp_path / "sts2")])
+
+
+def test_a_recipe_written_for_olive_ext_is_checked_before_work_too(
+    tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """evaluate.mteb in our own recipe format: tasks needed, their hub datasets checked before any build."""
+    from olive_ext.engine.preflight import check_recipe_before_work
+    from olive_ext.errors import UserInputError
+    from olive_ext.recipe import parse_recipe
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty Hugging Face cache
+    raw: dict[str, Any] = {
+        "input_model": {"path": str(tiny_llama)},
+        "passes": {"b": {"type": "model_builder", "precision": "int4"}},
+        "evaluate": {"metrics": ["mteb"]},
+        "cache_dir": str(tmp_path / "cache"),
+    }
+    with pytest.raises(UserInputError, match="names no tasks"):
+        check_recipe_before_work(parse_recipe(raw), write_output=False)
+    raw["evaluate"]["mteb"] = {"tasks": ["STS17"]}
+    with pytest.raises(UserInputError, match="mteb/sts17-crosslingual-sts"):
+        check_recipe_before_work(parse_recipe(raw), write_output=False)
+    (tmp_path / "hf" / "hub" / "datasets--mteb--sts17-crosslingual-sts" / "snapshots" / "abc").mkdir(parents=True)
+    check_recipe_before_work(parse_recipe(raw), write_output=False)

@@ -18,6 +18,7 @@ from olive_ext.data.load import check_data_files
 from olive_ext.data.spec import DatasetSpec
 from olive_ext.engine.output import check_output
 from olive_ext.errors import UserInputError
+from olive_ext.evaluate import lm_eval_tasks, mteb_tasks
 from olive_ext.models.folder import MODEL_CONFIG, PYPI_PREFIX
 from olive_ext.onnx.runtime import runtime_telemetry_off
 from olive_ext.recipe.schema import Recipe
@@ -68,6 +69,33 @@ def check_recipe_before_work(recipe: Recipe, write_output: bool = True) -> None:
     model = recipe.input_model
     if model.gguf_file and Path(model.path, model.gguf_file).expanduser().is_file():  # a .gguf file given as -m
         check_gguf_file(Path(model.path, model.gguf_file).expanduser())
+    check_benchmark_datasets(recipe)
+
+
+def check_benchmark_datasets(recipe: Recipe) -> None:
+    """Metrics 'lm_eval' and 'mteb' have their tasks, and the datasets those read are on this machine (olive-ext
+    runs offline), before any candidate is built. Olive configs were checked the same way as they were translated;
+    this covers recipes written for olive-ext."""
+    spec = recipe.evaluate
+    if spec is None:
+        return
+    for name, tasks in (("lm_eval", spec.lm_eval), ("mteb", spec.mteb)):
+        if name in spec.metrics and tasks is None:
+            raise UserInputError(f"metric '{name}' is listed but evaluate.{name} names no tasks to score",
+                                 hint=f"add evaluate.{name}.tasks, or drop '{name}' from evaluate.metrics")  # fmt: skip
+    missing = []
+    if "lm_eval" in spec.metrics and spec.lm_eval is not None and lm_eval_tasks.lm_eval_version() is not None:
+        missing += lm_eval_tasks.missing_datasets(spec.lm_eval.tasks)
+    if "mteb" in spec.metrics and spec.mteb is not None and mteb_tasks.mteb_version() is not None:
+        missing += mteb_tasks.missing_datasets(spec.mteb.tasks)
+    if missing:
+        named = ", ".join(dict.fromkeys(ds.describe() for ds in missing))
+        raise UserInputError(
+            f"the benchmark tasks read hub datasets that are not in this machine's Hugging Face cache, and "
+            f"olive-ext runs offline: {named}",
+            hint='download them once where the hub is reachable (`python -c "import datasets; '
+            "datasets.load_dataset('REPO')\"`) and copy ~/.cache/huggingface here",
+        )
 
 
 def check_model_folder(path: str) -> None:
