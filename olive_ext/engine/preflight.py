@@ -89,13 +89,8 @@ def check_benchmark_datasets(recipe: Recipe) -> None:
     if "mteb" in spec.metrics and spec.mteb is not None and mteb_tasks.mteb_version() is not None:
         missing += mteb_tasks.missing_datasets(spec.mteb.tasks)
     if missing:
-        named = ", ".join(dict.fromkeys(ds.describe() for ds in missing))
-        raise UserInputError(
-            f"the benchmark tasks read hub datasets that are not in this machine's Hugging Face cache, and "
-            f"olive-ext runs offline: {named}",
-            hint='download them once where the hub is reachable (`python -c "import datasets; '
-            "datasets.load_dataset('REPO')\"`) and copy ~/.cache/huggingface here",
-        )
+        message, hint = lm_eval_tasks.offline_message("the benchmark", missing)
+        raise UserInputError(message, hint=hint)
 
 
 def check_model_folder(path: str) -> None:

@@ -127,6 +127,22 @@ def task_index() -> dict[str, dict[str, Any]]:
     return index
 
 
+_MAX_NAMED = 4  # datasets named in one message
+
+
+def offline_message(whose: str, missing: list[TaskDataset], more_hint: str = "") -> tuple[str, str]:
+    """(message, hint) for benchmark tasks whose hub datasets are not in this machine's Hugging Face cache."""
+    listed = list(dict.fromkeys(ds.describe() for ds in missing))
+    more = f" and {len(listed) - _MAX_NAMED} more" if len(listed) > _MAX_NAMED else ""
+    named = ", ".join(listed[:_MAX_NAMED]) + more
+    return (
+        f"{whose} tasks read hub datasets that are not in this machine's Hugging Face cache, and olive-ext runs "
+        f"offline: {named}",
+        'download them once where the hub is reachable (`python -c "import datasets; '
+        "datasets.load_dataset('REPO', 'CONFIG')\"`) and copy ~/.cache/huggingface here" + more_hint,
+    )
+
+
 class UnknownTask(OliveExtError):
     """A task name lm-eval does not register."""
 

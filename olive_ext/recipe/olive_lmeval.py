@@ -19,6 +19,7 @@ from olive_ext.evaluate.lm_eval_tasks import (
     UnknownTask,
     lm_eval_version,
     missing_datasets,
+    offline_message,
 )
 from olive_ext.evaluate.mteb_tasks import MTEB_INSTALL, mteb_version
 from olive_ext.evaluate.mteb_tasks import missing_datasets as mteb_missing_datasets
@@ -52,7 +53,6 @@ _MTEB_NOTED = {  # what metric 'mteb' does instead (evaluate/metrics/mteb_metric
     "provider_options": "olive-ext runs MTEB on onnxruntime's CPU provider, with its defaults",
     "output_folder": "olive-ext keeps MTEB's scores in candidates.json, not in a results folder",
 }
-_MAX_NAMED = 4  # datasets named in one refusal
 
 
 def lm_evaluator_section(raw: dict[str, Any], at: str, ctx: TranslationContext) -> dict[str, Any]:
@@ -108,16 +108,8 @@ def _refuse_offline(
     at: str, whose: str, missing: list[TaskDataset], ctx: TranslationContext, more_hint: str = ""
 ) -> None:
     """A named ``hub`` refusal: these tasks' hub datasets are not in this machine's Hugging Face cache."""
-    named = ", ".join(ds.describe() for ds in missing[:_MAX_NAMED])
-    more = f" and {len(missing) - _MAX_NAMED} more" if len(missing) > _MAX_NAMED else ""
-    ctx.error(
-        at,
-        f"{whose} tasks read hub datasets that are not in this machine's Hugging Face cache, and olive-ext "
-        f"runs offline: {named}{more}",
-        category="hub",
-        hint='download them once where the hub is reachable (`python -c "import datasets; '
-        "datasets.load_dataset('REPO', 'CONFIG')\"`) and copy ~/.cache/huggingface here" + more_hint,
-    )
+    message, hint = offline_message(whose, missing, more_hint)
+    ctx.error(at, message, category="hub", hint=hint)
 
 
 def mteb_evaluator_section(raw: dict[str, Any], at: str, ctx: TranslationContext) -> dict[str, Any]:
