@@ -21,6 +21,40 @@ from olive_ext.recipe.schema import DatasetSpec
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Under pytest-xdist (`make test` runs one worker per core) each worker computes with one thread that waits
+# passively: two workers with two spinning threads each on two cores slowed a torch step 10x or more
+# (olive_ext/cpu_threads.py; threads are planned at first use, not at import). A test that sets these itself
+# still wins (monkeypatch).
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if XDIST_WORKER:
+    os.environ.setdefault("OLIVE_EXT_THREADS", "1")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+SMOLLM2_FIXTURES = ("integration_cache", "smollm2_gguf")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Which xdist worker runs what (`make test` runs `--dist loadgroup`).
+
+    Every test on SmolLM2 runs on one worker, in turn: they share the integration cache (one fine-tune, one
+    conversion, builds reused), and two SmolLM2 jobs side by side on two cores only slow each other (the
+    genai sessions' threads spin). A module's tests stay on one worker when they share a module- or
+    session-scoped fixture defined in that module (an auto-opt run, a server, a Ray cluster). The rest, on the
+    tiny in-code models, spread one test at a time."""
+    for item in items:
+        if any(name in getattr(item, "fixturenames", ()) for name in SMOLLM2_FIXTURES):
+            item.add_marker(pytest.mark.xdist_group("smollm2"))
+            continue
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        for defs in info.name2fixturedefs.values():
+            fixture = defs[-1]
+            if fixture.scope != "function" and str(fixture.baseid).endswith(".py"):
+                item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+                break
+
 
 @pytest.fixture(autouse=True)
 def _olive_ext_logger_restored() -> Iterator[None]:

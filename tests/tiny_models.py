@@ -8,6 +8,7 @@ like SmolLM2) with a byte-level BPE tokenizer trained here and a ChatML chat tem
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 CHATML = (
     "{% for message in messages %}"
@@ -119,6 +120,29 @@ def _corpus() -> list[str]:
     return lines
 
 
+def _wordpiece_tokenizer(path: Path) -> Any:
+    """A lowercase WordPiece tokenizer over ``_corpus()``, saved to ``path``; the same ids on every run.
+
+    tokenizers' WordPiece trainer breaks ties in hash order, so its vocabulary (and so the random model's
+    outputs) changed from run to run; the vocabulary here is the corpus's words and characters, sorted.
+    """
+    from tokenizers import BertWordPieceTokenizer, normalizers, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    norm, split = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    words = {w for line in _corpus() for w, _ in split.pre_tokenize_str(norm.normalize_str(line))}
+    chars = sorted({c for w in words for c in w})
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{c}" for c in chars)]
+    tokens += sorted(w for w in words if len(w) > 1)
+    wp = BertWordPieceTokenizer(vocab={t: i for i, t in enumerate(tokens)}, lowercase=True)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=wp._tokenizer, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+        sep_token="[SEP]", mask_token="[MASK]",
+    )  # fmt: skip
+    tok.save_pretrained(path)
+    return tok
+
+
 def build_tokenizer(path: Path, vocab_size: int = 512) -> object:
     """A byte-level BPE tokenizer with ChatML special tokens, saved to ``path``."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -183,21 +207,10 @@ def build_tiny_llama(path: Path, seed: int = 0, hidden: int = 64, layers: int = 
 def build_tiny_bert(path: Path, seed: int = 0, num_labels: int = 2) -> Path:
     """Write a tiny BertForSequenceClassification plus WordPiece tokenizer to ``path``."""
     import torch
-    from tokenizers import BertWordPieceTokenizer
-    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+    from transformers import BertConfig, BertForSequenceClassification
 
     path.mkdir(parents=True, exist_ok=True)
-    wp = BertWordPieceTokenizer(lowercase=True)
-    wp.train_from_iterator(_corpus(), vocab_size=400, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=wp._tokenizer,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-    )
-    tok.save_pretrained(path)
+    tok = _wordpiece_tokenizer(path)
     config = BertConfig(
         vocab_size=len(tok),
         hidden_size=32,
@@ -355,18 +368,10 @@ def build_tiny_encoder(path: Path, family: str, seed: int = 0) -> Path:
     """Write a tiny random-weight ``family`` encoder (see ENCODER_FAMILIES) with the WordPiece tokenizer."""
     import torch
     import transformers
-    from tokenizers import BertWordPieceTokenizer
-    from transformers import PreTrainedTokenizerFast
 
     config_name, model_name, extra = ENCODER_FAMILIES[family]
     path.mkdir(parents=True, exist_ok=True)
-    wp = BertWordPieceTokenizer(lowercase=True)
-    wp.train_from_iterator(_corpus(), vocab_size=400, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=wp._tokenizer, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-        sep_token="[SEP]", mask_token="[MASK]",
-    )  # fmt: skip
-    tok.save_pretrained(path)
+    tok = _wordpiece_tokenizer(path)
     shape: dict[str, object] = {
         "vocab_size": len(tok), "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
         "intermediate_size": 64, "max_position_embeddings": 160, "pad_token_id": tok.pad_token_id,

@@ -259,8 +259,6 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
 
     @classmethod
     def from_olive(cls, params: dict[str, Any]) -> dict[str, Any]:
-        if params.get("metadata_only") is False:  # Olive's default: the builder exports the model itself, as ours
-            params = {k: v for k, v in params.items() if k != "metadata_only"}
         extra = params.get("extra_options")
         if isinstance(extra, dict):  # Olive hands extra_options to the builder: ours has fields for some of them
             lifted = {k: v for k, v in extra.items() if k in _LIFTED and _LIFTED[k] not in params}

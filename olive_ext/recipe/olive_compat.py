@@ -101,7 +101,7 @@ _VENDOR_TYPES = {
     "qairt": "the Qualcomm AI Runtime SDK (qairt-dev) and a Snapdragon NPU",
     "aitkpython": "the AI Toolkit for VS Code (its own Olive build runs this script pass)",
 }
-# Olive options our passes' translations leave out, with the values that ask for what our pass does anyway
+# Olive options, with the values that ask for what our pass does anyway: removed before the pass's translation
 _SAME_AS_OURS: dict[str, dict[str, Any]] = {
     "onnxconversion": {"device": ["cpu"]},
     "onnxstaticquantization": {"quant_format": ["QDQ"], "quant_mode": ["static"], "quant_preprocess": [False]},
@@ -367,16 +367,17 @@ def _from_olive(
 ) -> tuple[dict[str, Any], dict[str, str], list[str]]:
     """The pass's own translation of the Olive params, which Olive key each of our keys came from, and the Olive
     keys the translation leaves out although their value asks for something our pass does not do."""
+    same = _SAME_AS_OURS.get(canonical.lower(), {})
+    spec = {k: v for k, v in spec.items() if not (k in same and v in same[k])}  # asks for what ours does anyway
     params = cls.from_olive(dict(spec))
     keymap: dict[str, str] = {}
     dropped = []
-    same = _SAME_AS_OURS.get(canonical.lower(), {})
     for key, value in spec.items():
         try:
             alone = cls.from_olive({key: value})
         except Exception:  # a pass's translation of one key alone may need the others: leave it unmapped
             continue
-        if not alone and not (key in same and value in same[key]):
+        if not alone:
             dropped.append(key)
         for ours in alone:
             if ours != key and ours not in spec:  # a key the user also wrote keeps its own name
