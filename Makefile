@@ -6,10 +6,10 @@ BIN := $(VENV)/bin
 # e.g. `make test TORCH_SPEC=torch` to keep the index's default build.
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
-# pytest-xdist workers: one per core, 4 at most (each may hold a SmolLM2 build in memory); tests that share a
-# module's fixture stay on one worker (tests/conftest.py). TEST_WORKERS=0 runs everything in this process.
+# pytest-xdist workers: one per core, 4 at most (each may hold a SmolLM2 build in memory); each test file runs on
+# one worker, so a module's shared fixture is built once. TEST_WORKERS=0 runs everything in this process.
 TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
-XDIST := -n $(TEST_WORKERS) --dist loadgroup
+XDIST := -n $(TEST_WORKERS) --dist loadfile
 # llama-cpp-python (the llamacpp extra) builds llama.cpp from source for this CPU (minutes). On a CPU
 # with AMX its native build segfaults in the first llama_decode of a Q4_0 model (the AMX weight
 # buffer; see benchmarks/_envs.py), so there we build for AVX-512 without AMX. A CMAKE_ARGS in the

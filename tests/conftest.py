@@ -31,31 +31,6 @@ if XDIST_WORKER:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-SMOLLM2_FIXTURES = ("integration_cache", "smollm2_gguf")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Which xdist worker runs what (`make test` runs `--dist loadgroup`).
-
-    Every test on SmolLM2 runs on one worker, in turn: they share the integration cache (one fine-tune, one
-    conversion, builds reused), and two SmolLM2 jobs side by side on two cores only slow each other (the
-    genai sessions' threads spin). A module's tests stay on one worker when they share a module- or
-    session-scoped fixture defined in that module (an auto-opt run, a server, a Ray cluster). The rest, on the
-    tiny in-code models, spread one test at a time."""
-    for item in items:
-        if any(name in getattr(item, "fixturenames", ()) for name in SMOLLM2_FIXTURES):
-            item.add_marker(pytest.mark.xdist_group("smollm2"))
-            continue
-        info = getattr(item, "_fixtureinfo", None)
-        if info is None:
-            continue
-        for defs in info.name2fixturedefs.values():
-            fixture = defs[-1]
-            if fixture.scope != "function" and str(fixture.baseid).endswith(".py"):
-                item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
-                break
-
-
 @pytest.fixture(autouse=True)
 def _olive_ext_logger_restored() -> Iterator[None]:
     """A test that runs the CLI in this process gets olive-ext's console logging (its own handler, no propagation):
@@ -126,6 +101,10 @@ def integration_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if kept:
         Path(kept).mkdir(parents=True, exist_ok=True)
         return Path(kept)
+    if XDIST_WORKER:  # one cache for all workers of this run: its per-key locks let one build while the others wait
+        shared = tmp_path_factory.getbasetemp().parent / "integration-cache"
+        shared.mkdir(exist_ok=True)
+        return shared
     return tmp_path_factory.mktemp("integration-cache")
 
 
