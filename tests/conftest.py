@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # Under pytest-xdist (`make test` runs one worker per core) each worker computes with one thread that waits
 # passively: two workers with two spinning threads each on two cores slowed a torch step 10x or more
-# (olive_ext/cpu_threads.py; threads are planned at first use, not at import). A test that sets these itself
+# (olive_ext/cpu_threads.py, which reads both at every call, not at import). A test that sets these itself
 # still wins (monkeypatch).
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 if XDIST_WORKER:
