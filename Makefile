@@ -6,8 +6,13 @@ BIN := $(VENV)/bin
 # e.g. `make test TORCH_SPEC=torch` to keep the index's default build.
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
-# pytest-xdist workers: one per core, 4 at most (each may hold a SmolLM2 build in memory); each test file runs on
-# one worker, so a module's shared fixture is built once. TEST_WORKERS=0 runs everything in this process.
+# `make test` runs in two phases. First the tests on tiny in-code models, on pytest-xdist workers: one per core,
+# 4 at most, each test file on one worker (a module's shared fixture is built once), each computing with one
+# passive thread (tests/conftest.py). Then the SmolLM2/MiniLM integration tests in one process with every core:
+# they share session fixtures (the fine-tunes, the builds) that workers would each wait for, a core idle, and
+# a worker's one thread made each SmolLM2 job about 2x slower. TEST_WORKERS=0 runs the first phase in one
+# process too. Both phases run; either failing fails the target (one that collects nothing too: to run one file,
+# call `.venv/bin/python -m pytest FILE`).
 TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 XDIST := -n $(TEST_WORKERS) --dist loadfile
 # llama-cpp-python (the llamacpp extra) builds llama.cpp from source for this CPU (minutes). On a CPU
@@ -42,7 +47,10 @@ install: $(BIN)/.installed chromium
 
 ## test: set up and run every test (unit and the SmolLM2/MiniLM integration tests)
 test: install
-	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
+	s=0; \
+	$(BIN)/python -m pytest -m "not integration" $(XDIST) $(PYTEST_ARGS) || s=1; \
+	$(BIN)/python -m pytest -m integration $(PYTEST_ARGS) || s=1; \
+	exit $$s
 
 ## demo: set up and run the whole job on SmolLM2-135M (finetune -> auto-opt -> package -> verify)
 demo: install
@@ -50,7 +58,7 @@ demo: install
 
 ## test-unit: only the fast tests on tiny in-code models
 test-unit: install
-	$(BIN)/python -m pytest -m "not integration" $(XDIST) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not integration and not slow" $(XDIST) $(PYTEST_ARGS)
 
 ## bench: every benchmark side by side (startup, finetune, convert, auto-opt); rewrites benchmarks/RESULTS.md
 bench: install

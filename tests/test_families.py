@@ -1,8 +1,8 @@
 """The family matrix: every decoder architecture onnxruntime-genai's builder dispatches on, as a tiny
 random-weight model in transformers 5's config format, goes finetune -> auto-opt -> package -> verify.
 
-The fast core runs with the unit tests; the other families are marked integration (they cost the
-same few seconds each, but together they would double the unit run). Per-family times are in
+The fast core runs with the unit tests; the other families are marked slow (they cost the same few
+seconds each, but together they would double `make test-unit`; `make test` runs them). Per-family times are in
 benchmarks/RESULTS.md ("Family matrix").
 """
 
@@ -38,7 +38,7 @@ FAST_EVAL = {"warmup": 0, "repeats": 1, "new_tokens": 4, "prompt_tokens": 8, "ma
 
 
 def _families() -> list[Any]:
-    return [pytest.param(f, marks=() if f in CORE else pytest.mark.integration, id=f) for f in DECODER_FAMILIES]
+    return [pytest.param(f, marks=() if f in CORE else pytest.mark.slow, id=f) for f in DECODER_FAMILIES]
 
 
 @pytest.fixture(autouse=True)
@@ -233,7 +233,7 @@ ENCODER_CORE = ("roberta", "distilbert", "e5-bge")
 def _encoders() -> list[Any]:
     params = []
     for f in ENCODER_FAMILIES:
-        params.append(pytest.param(f, marks=() if f in ENCODER_CORE else pytest.mark.integration, id=f))
+        params.append(pytest.param(f, marks=() if f in ENCODER_CORE else pytest.mark.slow, id=f))
     return params
 
 
@@ -325,7 +325,7 @@ def test_family_gguf_reads_back_as_the_model_or_is_refused_with_the_reason(famil
 
 def _gguf_pipeline_families() -> list[Any]:
     readable = [f for f in GGUF_FAMILIES if f not in GGUF_REFUSED]
-    return [pytest.param(f, marks=() if f == "qwen2" else pytest.mark.integration, id=f) for f in readable]
+    return [pytest.param(f, marks=() if f == "qwen2" else pytest.mark.slow, id=f) for f in readable]
 
 
 @pytest.mark.parametrize("family", _gguf_pipeline_families())

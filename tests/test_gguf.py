@@ -188,27 +188,6 @@ def test_export_refuses_what_it_cannot_write(tiny_llama: Path, tmp_path: Path) -
 
 
 @pytest.mark.integration
-def test_smollm2_finetune_gguf_candidates_beside_onnx(
-    tone_finetuned: Path, integration_cache: Path, tmp_path: Path
-) -> None:
-    """The demo's fine-tune: candidates.json holds llama.cpp candidates measured beside the ONNX ones."""
-    _llama_cpp()
-    out = tmp_path / "auto-opt"
-    # racing off: every candidate is timed, so the llama.cpp ones are measured in full beside the ONNX ones;
-    # 30 of the 90 held-out rows (each candidate is scored on all of them; the builds are shared with later tests)
-    code = main(["auto-opt", "-m", str(tone_finetuned), "--device", "cpu", "--precision", "int4", "-o", str(out),
-                 "--cache_dir", str(integration_cache), "--max_new_tokens", "16", "--racing", "off",
-                 "--max_samples", "30", "--log_level", "2"])  # fmt: skip
-    assert code == 0
-    data = json.loads((out / "candidates.json").read_text())
-    labels = [c["label"] for c in data["candidates"]]
-    gguf = [c for c in data["candidates"] if c["label"].startswith("gguf_export")]
-    assert len(gguf) == 2 and len(data["candidates"]) > 2, labels  # Q4_0, Q4_K_M beside the int4 ONNX builds
-    for c in gguf:
-        assert not c["error"] and c["metrics"]["exact_match"] > 0.5 and c["metrics"]["throughput"] > 0, c
-
-
-@pytest.mark.integration
 def test_smollm2_finetune_exports_to_a_verified_ollama_bundle(tone_finetuned: Path, tmp_path: Path) -> None:
     """The demo's fine-tune as Q4_K_M: the Modelfile carries SmolLM2's ChatML and default system prompt, and
     verify loads it with llama.cpp, tokenizing with the GGUF's own tokenizer, and sees each smoke answer end."""

@@ -28,6 +28,21 @@ def test_fp32_build_loads_and_matches_pytorch(tiny_llama: Path) -> None:
     assert art.meta["smoke"]["ran"] is True
 
 
+def test_fp16_cpu_build_generates_and_passes_parity(tiny_llama: Path) -> None:
+    """fp16 for the CPU (20 real Olive configs ask for it): onnxruntime failed the build's first decode step on the
+    builder's wrong shape annotations ("Shape mismatch attempting to re-use buffer"); they are dropped."""
+    import onnx
+
+    steps = {"build": {"type": "model_builder", "precision": "fp16", "execution_provider": "cpu"},
+             "parity": {"type": "parity_check"}}  # fmt: skip
+    art = build(tiny_llama, steps)
+    assert art.meta["smoke"]["ran"] is True and art.meta["precision"] == "fp16"
+    parity = art.meta["parity"]
+    assert parity["measured"] and parity["passed"], parity
+    assert parity["top1_agreement"] >= 0.9, parity
+    assert not onnx.load(str(Path(art.path) / "model.onnx"), load_external_data=False).graph.value_info
+
+
 @pytest.mark.parametrize(
     ("params", "expect"),
     [
@@ -76,7 +91,6 @@ def test_int8_build(tiny_llama: Path) -> None:
         ({"precision": "int4", "lm_head": "int8", "shared_embeddings": True}, ["shared_embeddings", "lm_head"]),
         ({"precision": "int4", "use_qdq": True, "shared_embeddings": True}, ["shared_embeddings", "use_qdq"]),
         ({"precision": "fp32", "execution_provider": "cuda"}, ["fp32", "cuda", "fp16"]),
-        ({"precision": "fp16", "execution_provider": "cpu"}, ["fp16", "cpu", "first generation step"]),
         ({"precision": "int8", "use_qdq": True}, ["use_qdq", "int8"]),
         ({"precision": "int4", "extra_options": {"int4_block_size": 64}}, ["extra_options.int4_block_size"]),
         ({"precision": "int4", "block_size": 48}, ["block_size"]),

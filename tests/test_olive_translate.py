@@ -556,13 +556,18 @@ def test_a_metric_whose_user_script_loads_a_hub_model_offline_is_refused_naming_
 @needs_olive
 def test_an_unknown_pass_type_is_refused_naming_it_and_the_closest_known_types() -> None:
     """Pass types of older Olive releases (QuantizationAwareTraining, TensorParallel) are named with the closest
-    pass types olive-ai and olive-ext know."""
+    pass types olive-ai and olive-ext know, counted as Olive's own refusal (olive-ai has no such pass either);
+    those that need hardware name it."""
     errors = _errors(translate(_config({"q": {"type": "OnnxStaticQuantizaton"}}))[1])
     problem = errors["passes.q.type"]
     assert "'OnnxStaticQuantizaton'" in problem.message
     assert problem.hint and "OnnxStaticQuantization" in problem.hint.split(":")[1].split(",")[0]
     gone = _errors(translate(_config({"t": {"type": "TensorParallel"}}))[1])["passes.t.type"]
-    assert "'TensorParallel'" in gone.message and gone.category is None
+    assert "'TensorParallel'" in gone.message and gone.category == "olive_refuses"
+    trt = _errors(translate(_config({"t": {"type": "TorchTRTConversion"}}))[1])["passes.t.type"]
+    assert "TensorRT" in trt.message and "NVIDIA GPU" in trt.message and trt.category == "sdk"
+    parallel = _errors(translate(_config({"t": {"type": "PyTorchTensorParallel"}}))[1])["passes.t.type"]
+    assert "several CUDA GPUs" in parallel.message and parallel.category == "device"
 
 
 @needs_olive

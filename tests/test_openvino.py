@@ -145,6 +145,26 @@ def test_an_olive_config_with_openvino_passes_is_translated_and_run(tiny_bert: P
     assert numbers["min_cosine"] > 0.99, numbers
 
 
+def test_a_config_listing_both_runtimes_passes_names_the_pass_and_what_to_keep(tiny_bert: Path, tmp_path: Path) -> None:
+    """Olive's stable diffusion configs list OpenVINO and onnxruntime passes together (their scripts delete one
+    runtime's before running Olive): the onnxruntime pass after OpenVINOConversion is refused under the type the
+    user wrote, saying what to keep."""
+    pytest.importorskip("olive", reason="needs the olive extra")
+    from olive_ext.recipe import check_recipe
+
+    config = {
+        "input_model": {"type": "HfModel", "model_path": str(tiny_bert)},
+        "passes": {"convert": {"type": "OnnxConversion"}, "ov_convert": {"type": "OpenVINOConversion"},
+                   "optimize": {"type": "OrtTransformersOptimization", "keep_io_types": True}},
+        "output_dir": str(tmp_path / "out"),
+    }  # fmt: skip
+    _, problems = check_recipe(config, base_dir=tmp_path)
+    errors = [p for p in problems if p.severity == "error"]
+    assert [p.path for p in errors] == ["passes.optimize"], [p.render() for p in problems]
+    assert "'OrtTransformersOptimization'" in errors[0].message and "an openvino model" in errors[0].message
+    assert "one runtime's passes" in (errors[0].hint or "")
+
+
 def test_olive_openvino_weight_compression_of_an_onnx_model_gives_onnx(tiny_bert: Path, tmp_path: Path) -> None:
     """OnnxConversion -> OpenVINOWeightCompression (NNCF on the ONNX graph: ONNX in, ONNX out) -> a native ONNX pass."""
     pytest.importorskip("olive", reason="needs the olive extra")

@@ -3,6 +3,7 @@ generate-adapter with two adapters trained on two shipped tasks. Marked integrat
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -69,6 +70,13 @@ def test_auto_opt_chooses_within_the_accuracy_constraint(tone_auto_opt: Path) ->
     # racing stops a candidate that can no longer meet the accuracy constraint before it is timed
     timed = [c for c in measured if "exact_match.stopped_after" not in c["metrics"]]
     assert all(c["metrics"]["throughput"] > 0 and c["metrics"]["memory"] > 0 for c in timed)
+    # llama.cpp candidates (Q4_0, Q4_K_M, Q5_K_M, Q8_0) are scored beside the ONNX ones, and those racing
+    # keeps are timed like them
+    if importlib.util.find_spec("llama_cpp"):  # `make install` installs it (the llamacpp extra)
+        gguf = [c for c in candidates if c["label"].startswith("gguf_export")]
+        assert len(gguf) == 4 and all(c["error"] is None for c in gguf), [c["label"] for c in candidates]
+        assert all(c["metrics"]["exact_match"] > 0 for c in gguf), [c["metrics"] for c in gguf]
+        assert any(c in timed and c["metrics"]["exact_match"] >= 60 for c in gguf), [c["metrics"] for c in gguf]
     # the objective is latency: nothing feasible is faster than the chosen one
     feasible = [c for c in measured if c["feasible"]]
     assert chosen["metrics"]["latency"] <= min(c["metrics"]["latency"] for c in feasible) + 1e-9

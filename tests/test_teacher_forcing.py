@@ -156,7 +156,10 @@ def test_exact_match_same_with_and_without_teacher_forcing(
 @pytest.mark.integration
 def test_tone_rows_teacher_forced_like_generation_on_every_kind(tone_finetuned: Path, integration_cache: Path) -> None:
     """SmolLM2 fine-tuned on the tone task, the held-out rows: every row's greedy answer is the same by
-    teacher forcing as by decoding, in PyTorch and in the genai fp32, int4 and int8 builds."""
+    teacher forcing as by decoding, in PyTorch and in the genai fp32, int4 and int8 builds.
+
+    The first 45 of the 90 rows, as the pipeline test's auto-opt scores (decoding every row of four models is
+    this test's cost: 175 s for 90 rows on 2 cores)."""
     from conftest import eval_spec
 
     from olive_ext.evaluate.evaluator import build_jobs, run_worker
@@ -171,12 +174,13 @@ def test_tone_rows_teacher_forced_like_generation_on_every_kind(tone_finetuned: 
         outputs = {}
         for forcing in (True, False):
             ectx = EvalContext(
-                EvaluateSpec(metrics=["exact_match"], teacher_forcing=forcing), dataset=eval_spec("tone")
+                EvaluateSpec(metrics=["exact_match"], teacher_forcing=forcing, max_samples=45),
+                dataset=eval_spec("tone"),
             )
             data = prepare_data(art, ectx, {"generate"})
             raw, _ = run_worker(art, ectx, build_jobs({"generate"}, data, ectx))
             outputs[forcing] = raw["generate"]
         assert outputs[True]["outputs"] == outputs[False]["outputs"], name
-        assert len(outputs[True]["outputs"]) == 90
+        assert len(outputs[True]["outputs"]) == 45
         # a fine-tuned model answers most rows right: those need no decoding
-        assert outputs[True]["forced"] >= 60, (name, outputs[True]["forced"])
+        assert outputs[True]["forced"] >= 30, (name, outputs[True]["forced"])

@@ -68,6 +68,8 @@ def build_genai(
                 logger.debug("config bridged for the genai builder: %s", "; ".join(bridged))
             with _builder_class_fixes(), reused_loads(share_model="adapter_path" not in options):
                 create_model(*args, **parsed)
+        if precision == "fp16" and provider == "cpu":
+            drop_shape_hints(out)
     except (ValueError, NotImplementedError, AssertionError, KeyError) as e:
         raise builder_error(e, model, precision, provider, options, pass_name, source) from e
     except RuntimeError as e:
@@ -77,6 +79,26 @@ def build_genai(
         raise
     finally:
         logger.debug("genai builder output:\n%s", text.getvalue()[-4000:])
+
+
+def drop_shape_hints(out: Path) -> None:
+    """Remove the intermediate shape annotations (``value_info``) from the decoder the builder wrote to ``out``.
+
+    For fp16 on the CPU: onnxruntime-genai 0.18's builder annotates the outputs of its repeat_kv Reshapes (the
+    past and current keys and values together) as ``[batch_size, sequence_length, ...]``, though they hold
+    ``total_sequence_length`` rows. onnxruntime's CPU provider, which lacks fp16 kernels for some of those ops,
+    inserts Casts, and its memory planner trusts the dimension names to reuse one buffer for both: the first
+    decode step failed with "Shape mismatch attempting to re-use buffer. {1,1,64} != {1,5,64}" (tiny Llama,
+    SmolLM2). The annotations are optional hints; without them onnxruntime infers the shapes itself.
+    """
+    import onnx
+
+    config = json.loads((out / "genai_config.json").read_text())
+    path = out / config["model"]["decoder"]["filename"]
+    model = onnx.load(str(path), load_external_data=False)  # the weights stay where they are, referenced
+    if len(model.graph.value_info):
+        del model.graph.value_info[:]
+        onnx.save(model, str(path))
 
 
 # The PyTorch model a build loaded is kept for the next candidate of the run when its weights are at most

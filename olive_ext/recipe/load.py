@@ -339,12 +339,19 @@ def pass_problems(
         if kind is not None:
             takes = set(accepts) | ({"gguf"} if "hf" in accepts else set())
             if kind not in takes:
+                shown = spec.params().get("olive_type") or spec.type  # an Olive step: the user's pass type
+                hint = "reorder the passes or add a conversion step before it"
+                if kind == "openvino":  # Olive's stable diffusion configs list passes for both runtimes
+                    hint = (
+                        "keep one runtime's passes, OpenVINO's or onnxruntime's: Olive runs every listed pass "
+                        "in order and fails here too (its examples' scripts delete the other runtime's first)"
+                    )
                 problems.append(
                     Problem(
                         path,
-                        f"pass '{spec.type}' takes {'/'.join(sorted(accepts))} models, "
-                        f"but {producer} gives a {kind} model",
-                        hint="reorder the passes or add a conversion step before it",
+                        f"pass '{shown}' takes {'/'.join(sorted(accepts))} models, "
+                        f"but {producer} gives {'an' if kind[0] in 'aeiouh' else 'a'} {kind} model",
+                        hint=hint,
                     )
                 )
         for i, target in enumerate(targets):

@@ -100,7 +100,10 @@ _VENDOR_TYPES = {
     "qnn": "the Qualcomm QNN SDK and a Snapdragon NPU",
     "qairt": "the Qualcomm AI Runtime SDK (qairt-dev) and a Snapdragon NPU",
     "aitkpython": "the AI Toolkit for VS Code (its own Olive build runs this script pass)",
+    "torchtrt": "NVIDIA TensorRT (torch-tensorrt) and an NVIDIA GPU",
 }
+# Olive pass types (lower case, older releases) that need a device this machine has not
+_DEVICE_TYPES = {"pytorchtensorparallel": "several CUDA GPUs (it shards the model across them, one process each)"}
 # Olive options, with the values that ask for what our pass does anyway: removed before the pass's translation
 _SAME_AS_OURS: dict[str, dict[str, Any]] = {
     "onnxconversion": {"device": ["cpu"]},
@@ -476,10 +479,13 @@ def _through_olive(
     if entry is None and vendor is not None:
         ctx.error(f"{at}.type", f"Olive pass {olive_type} needs {vendor}", category="sdk")
         return None
-    if entry is None:
+    if entry is None and olive_type.lower() in _DEVICE_TYPES:
+        ctx.error(f"{at}.type", f"Olive pass {olive_type} needs {_DEVICE_TYPES[olive_type.lower()]}", category="device")
+        return None
+    if entry is None:  # olive-ai itself has no such pass: Olive refuses the config too
         ctx.error(f"{at}.type", f"Olive pass type {olive_type!r} is not a pass of olive-ai {_olive_version()} or "
                   "olive-ext (older Olive releases had passes that are gone now)", value=olive_type, has_value=True,
-                  hint=_closest_passes(olive_type))  # fmt: skip
+                  hint=_closest_passes(olive_type), category="olive_refuses")  # fmt: skip
         return None
     if entry.needs:
         ctx.error(f"{at}.type", f"Olive pass {entry.name} {entry.needs}", category=_needs_category(entry.needs))
