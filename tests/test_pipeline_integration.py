@@ -3,7 +3,6 @@ generate-adapter with two adapters trained on two shipped tasks. Marked integrat
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 from conftest import TASK_DATA, eval_spec
 
 from olive_ext.cli import main
+from olive_ext.onnx.runtime import llama_cpp_available
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +72,7 @@ def test_auto_opt_chooses_within_the_accuracy_constraint(tone_auto_opt: Path) ->
     assert all(c["metrics"]["throughput"] > 0 and c["metrics"]["memory"] > 0 for c in timed)
     # llama.cpp candidates (Q4_0, Q4_K_M, Q5_K_M, Q8_0) are scored beside the ONNX ones, and those racing
     # keeps are timed like them
-    if importlib.util.find_spec("llama_cpp"):  # `make install` installs it (the llamacpp extra)
+    if llama_cpp_available():  # `make install` installs it (the llamacpp extra): the profile then adds them
         gguf = [c for c in candidates if c["label"].startswith("gguf_export")]
         assert len(gguf) == 4 and all(c["error"] is None for c in gguf), [c["label"] for c in candidates]
         assert all(c["metrics"]["exact_match"] > 0 for c in gguf), [c["metrics"] for c in gguf]

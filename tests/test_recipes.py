@@ -29,7 +29,9 @@ def _run(name: str, out: Path, cache: Path, max_samples: int | None = None, **pa
     """Run a shipped recipe into ``out`` on the shared cache; ``pass_params`` adds parameters to named passes,
     ``max_samples`` scores fewer eval rows."""
     recipe = load_recipe(RECIPES / name)
-    passes = {n: type(p)(type=p.type, **{**p.params(), **pass_params.get(n, {})}) for n, p in recipe.passes.items()}
+    passes = dict(recipe.passes)
+    for name, extra in pass_params.items():  # a name the recipe lacks fails here (KeyError), not silently
+        passes[name] = type(passes[name])(type=passes[name].type, **{**passes[name].params(), **extra})
     update: dict = {
         "output": recipe.output.model_copy(update={"path": str(out)}),
         "cache_dir": str(cache),

@@ -91,19 +91,20 @@ _HARMLESS = {
     "ort_log_severity_level",
     "ort_py_log_severity_level",
     "log_to_file",
-}  # Olive pass types of other Olive releases (not in the installed olive-ai) that drive a vendor toolchain
-_VENDOR_TYPES = {
-    "quark": "AMD Quark with the Ryzen AI / Vitis AI SDK and an AMD NPU",
-    "ryzen": "the AMD Ryzen AI SDK and a Ryzen AI NPU",
-    "vitis": "AMD Vitis AI / Ryzen AI software and a Ryzen AI NPU",
-    "snpe": "the Qualcomm SNPE SDK and a Snapdragon device",
-    "qnn": "the Qualcomm QNN SDK and a Snapdragon NPU",
-    "qairt": "the Qualcomm AI Runtime SDK (qairt-dev) and a Snapdragon NPU",
-    "aitkpython": "the AI Toolkit for VS Code (its own Olive build runs this script pass)",
-    "torchtrt": "NVIDIA TensorRT (torch-tensorrt) and an NVIDIA GPU",
 }
-# Olive pass types (lower case, older releases) that need a device this machine has not
-_DEVICE_TYPES = {"pytorchtensorparallel": "several CUDA GPUs (it shards the model across them, one process each)"}
+# Olive pass types of other Olive releases (not in the installed olive-ai), by lower-case prefix: what they need
+# (a vendor toolchain: "sdk"; hardware alone: "device")
+_HARDWARE_TYPES: dict[str, tuple[str, Any]] = {
+    "quark": ("AMD Quark with the Ryzen AI / Vitis AI SDK and an AMD NPU", "sdk"),
+    "ryzen": ("the AMD Ryzen AI SDK and a Ryzen AI NPU", "sdk"),
+    "vitis": ("AMD Vitis AI / Ryzen AI software and a Ryzen AI NPU", "sdk"),
+    "snpe": ("the Qualcomm SNPE SDK and a Snapdragon device", "sdk"),
+    "qnn": ("the Qualcomm QNN SDK and a Snapdragon NPU", "sdk"),
+    "qairt": ("the Qualcomm AI Runtime SDK (qairt-dev) and a Snapdragon NPU", "sdk"),
+    "aitkpython": ("the AI Toolkit for VS Code (its own Olive build runs this script pass)", "sdk"),
+    "torchtrt": ("NVIDIA TensorRT (torch-tensorrt) and an NVIDIA GPU", "sdk"),
+    "pytorchtensorparallel": ("several CUDA GPUs (it shards the model across them, one process each)", "device"),
+}
 # Olive options, with the values that ask for what our pass does anyway: removed before the pass's translation
 _SAME_AS_OURS: dict[str, dict[str, Any]] = {
     "onnxconversion": {"device": ["cpu"]},
@@ -475,12 +476,9 @@ def _through_olive(
         )
         return None
     entry = _olive_entry(olive_type)
-    vendor = next((needs for prefix, needs in _VENDOR_TYPES.items() if olive_type.lower().startswith(prefix)), None)
-    if entry is None and vendor is not None:
-        ctx.error(f"{at}.type", f"Olive pass {olive_type} needs {vendor}", category="sdk")
-        return None
-    if entry is None and olive_type.lower() in _DEVICE_TYPES:
-        ctx.error(f"{at}.type", f"Olive pass {olive_type} needs {_DEVICE_TYPES[olive_type.lower()]}", category="device")
+    hardware = next((v for prefix, v in _HARDWARE_TYPES.items() if olive_type.lower().startswith(prefix)), None)
+    if entry is None and hardware is not None:
+        ctx.error(f"{at}.type", f"Olive pass {olive_type} needs {hardware[0]}", category=hardware[1])
         return None
     if entry is None:  # olive-ai itself has no such pass: Olive refuses the config too
         ctx.error(f"{at}.type", f"Olive pass type {olive_type!r} is not a pass of olive-ai {_olive_version()} or "
