@@ -403,6 +403,27 @@ def test_olive_passes_are_validated_for_the_configs_target_accelerator() -> None
 
 
 @needs_olive
+def test_a_value_olives_own_pass_config_refuses_is_counted_as_olives_refusal() -> None:
+    """Olive's directml squeezenet example gives OrtSessionParamsTuning lists where olive-ai 0.13 declares a
+    string and an integer: olive-ai's own config class refuses them, and the problems say so, per key."""
+    from olive_ext.passes.base import get_pass
+
+    tune = {"tune": {"type": "OrtSessionParamsTuning", "execution_mode_list": ["ORT_SEQUENTIAL"],
+                     "providers_list": ["DmlExecutionProvider"]}}  # fmt: skip
+    systems = {"s": {"type": "LocalSystem", "accelerators": [{"execution_providers": ["DmlExecutionProvider"]}]}}
+    step = translate(_config(tune, systems=systems))[0]["passes"]["tune"]
+    olive_step = get_pass("olive")
+    assert olive_step is not None
+    problems = {p.path: p for p in olive_step.check_params(step, "passes.tune")}
+    assert set(problems) == {"passes.tune.config.providers_list", "passes.tune.config.execution_mode_list"}
+    for problem in problems.values():
+        assert problem.message.startswith("Olive's OrtSessionParamsTuning refuses it: Input should be a valid")
+        assert problem.category == "olive_refuses"
+    step["config"] = {"providers_list": "DmlExecutionProvider"}  # the type Olive declares
+    assert olive_step.check_params(step, "passes.tune") == []
+
+
+@needs_olive
 def test_no_model_kind_follow_on_error_after_a_refused_olive_pass() -> None:
     raw = _config({"ov": {"type": "OpenVINOOptimumConversion"}, "peep": {"type": "OnnxPeepholeOptimizer"}})
     errors = _errors(check_recipe(raw)[1])

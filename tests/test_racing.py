@@ -7,11 +7,17 @@ import json
 from pathlib import Path
 
 import pytest
-from test_teacher_forcing import greedy_eval_file
+from test_teacher_forcing import TEMPLATE, greedy_eval_file
 
+from olive_ext.artifacts import Artifact, fingerprint_input
+from olive_ext.cache import Cache
+from olive_ext.data.spec import DatasetSpec as EvalDataSpec
 from olive_ext.engine.run import execute
 from olive_ext.engine.select import stopped_after
+from olive_ext.evaluate.context import EvalContext
+from olive_ext.evaluate.evaluator import evaluate
 from olive_ext.evaluate.racing import Race, wilson_upper
+from olive_ext.evaluate.spec import EvaluateSpec
 from olive_ext.recipe.schema import DatasetSpec, Recipe
 from olive_ext.workflows.auto_opt import AutoOptOptions, auto_opt_recipe
 from olive_ext.workflows.run import run_recipe
@@ -35,7 +41,8 @@ def test_a_stop_is_never_a_candidate_that_meets_the_floor_with_the_exact_bound(b
                 if exact.should_stop(hits, seen, total):
                     assert final < floor
                     assert race.should_stop(hits, seen, total)
-            assert not race.should_stop(sum(outcome), total, total), "all rows seen: nothing left to stop"
+            # all rows seen: stopped (not timed) exactly when the accuracy broke the floor
+            assert race.should_stop(sum(outcome), total, total) == (final < floor)
 
 
 def test_wilson_upper_bound_brackets_the_observed_rate() -> None:
@@ -75,8 +82,10 @@ def test_racing_stops_losers_early_and_keeps_the_choice(tiny_llama: Path, tmp_pa
     assert losers, "some int4 build must lose a row of the tiny model's answers"
     stopped = [r for r in raced.results if stopped_after(r.metrics) is not None]
     assert stopped, "a candidate that cannot meet max_accuracy_drop 0 must be stopped"
+    # every candidate that broke the constraint is stopped: on a slice, or on all rows and then not timed
+    assert {r.candidate.id for r in stopped} == {r.candidate.id for r in losers}
     for r in stopped:
-        assert r.metrics["exact_match.n"] == stopped_after(r.metrics) < ROWS
+        assert r.metrics["exact_match.n"] == stopped_after(r.metrics) <= ROWS
         assert r.constraints == {"max_accuracy_drop": False} and not r.chosen
         assert "latency" not in r.metrics, "a stopped candidate is not timed"
         assert any("stopped after" in n for n in r.notes)
@@ -97,3 +106,19 @@ def test_racing_stops_losers_early_and_keeps_the_choice(tiny_llama: Path, tmp_pa
     report = (raced.output_dir / "report.md").read_text()
     assert "stopped after" in report and "First answers of the chosen candidate" in report
     assert len(raced.chosen.metrics["exact_match.samples"]) == 3  # type: ignore[arg-type]
+
+
+def test_a_candidate_below_the_floor_on_every_row_is_not_timed(tiny_llama: Path, tmp_path: Path) -> None:
+    """Scored on every row (no slices left to stop on) and below the floor there: the worker is told to stop
+    before timing, so the metrics hold the accuracy over all rows and no latency; at or above it, it is timed."""
+    rows = 6
+    data = greedy_eval_file(tiny_llama, tmp_path / "eval.jsonl", rows, 4)
+    spec = EvaluateSpec(metrics=["exact_match", "latency"], warmup=0, repeats=1, new_tokens=4, max_new_tokens=4)
+    ectx = EvalContext(spec, dataset=EvalDataSpec(name="json", data_files=str(data), text_template=TEMPLATE))
+    cache = Cache(tmp_path / "cache")
+    model = fingerprint_input(Artifact("hf", str(tiny_llama)))
+    below, _ = evaluate(model, ectx, cache, race=Race(floor=100.5, slices=()))
+    assert below["exact_match"] == 100.0 and below["exact_match.n"] == rows
+    assert below["exact_match.stopped_after"] == rows and "latency" not in below
+    met, _ = evaluate(model, ectx, cache, race=Race(floor=100.0, slices=()))
+    assert met["exact_match"] == 100.0 and "exact_match.stopped_after" not in met and met["latency"] > 0

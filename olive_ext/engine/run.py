@@ -276,10 +276,12 @@ def _note_stopped(result: CandidateResult) -> None:
     rows = stopped_after(result.metrics)
     if rows is not None:
         total = int(result.metrics.get("exact_match.rows", result.metrics.get("accuracy.rows", 0)))
-        result.notes.append(
-            f"stopped after {rows} of {total} rows: the upper bound of its accuracy fell below what "
-            "max_accuracy_drop allows (not timed)"
+        why = (
+            "its accuracy over every row is below what max_accuracy_drop allows"
+            if rows >= total
+            else "the upper bound of its accuracy fell below what max_accuracy_drop allows"
         )
+        result.notes.append(f"stopped after {rows} of {total} rows: {why} (not timed)")
 
 
 def evaluate_reference(

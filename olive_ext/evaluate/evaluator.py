@@ -267,6 +267,8 @@ def build_jobs(jobs: set[str], data: EvalData | None, ectx: EvalContext, race: R
             "max_new_tokens": spec.max_new_tokens,
             "answers": data.answers if spec.teacher_forcing else None,
             "slices": list(race.slices) if race else None,
+            # judged once more on every row: below the floor there, the candidate is not timed
+            "judge_last": bool(race) and "timing" in jobs,
         }
     if "nll" in jobs:
         out["nll"] = {"pairs": [[p, r] for p, r in zip(data.prompts, data.responses, strict=True) if p and r]}

@@ -4,6 +4,8 @@ A candidate is scored on growing slices of the eval rows (15, 30, 60, then all).
 slice, the best accuracy it could still reach over all ``total`` rows is bounded, and the
 candidate is stopped when that bound is below ``floor`` (the reference accuracy minus
 ``max_accuracy_drop``): it could not be chosen, so its remaining rows and its timing are skipped.
+A candidate scored on every row whose accuracy broke the floor is stopped there: it is not timed
+(``stopped_after`` equals the number of rows).
 
 Two bounds:
 
@@ -41,8 +43,11 @@ class Race:
         return best
 
     def should_stop(self, hits: int, seen: int, total: int) -> bool:
-        """Whether the candidate cannot meet the floor any more (rounded as metrics are, 2 digits)."""
-        return seen < total and round(self.upper_bound(hits, seen, total), 2) < self.floor - 1e-9
+        """Whether the candidate cannot meet the floor any more (rounded as metrics are, 2 digits).
+
+        With every row seen (``seen == total``) this is whether its accuracy broke the floor: then
+        only its timing is left, which a candidate that cannot be chosen does not need."""
+        return round(self.upper_bound(hits, seen, total), 2) < self.floor - 1e-9
 
 
 def wilson_upper(hits: int, n: int, z: float = WILSON_Z) -> float:

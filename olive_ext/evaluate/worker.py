@@ -9,7 +9,8 @@ crashing runtime from taking the search down with it.
 
 When the parent races candidates (``generate.slices``), it passes two pipe descriptors: after
 each slice of rows the worker reports the outputs so far on one and reads "go" or "stop" from
-the other; a stopped candidate skips its remaining rows and timing.
+the other; a stopped candidate skips its remaining rows and timing. With ``judge_last`` the rows
+are judged once more when all are scored: a candidate below the floor on every row is not timed.
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ def _generate(backend: LMBackend, job: dict[str, Any], channel: Channel | None) 
         out["forced"] += rows.forced
         out["decoded"] += rows.decoded
         start = end
-        if channel is not None and end < len(prompts) and not channel.keep_going(out["outputs"]):
+        judged = end < len(prompts) or job.get("judge_last")
+        if channel is not None and judged and not channel.keep_going(out["outputs"]):
             out["stopped_after"] = end
             break
     out["seconds"] = time.perf_counter() - started

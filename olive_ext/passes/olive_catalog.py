@@ -320,9 +320,10 @@ def generate_config(
         try:
             config = pass_class.generate_config(accelerator, dict(params), disable_search=True)
         except ValidationError as e:
-            return None, _validation_problems(e, path)
+            return None, _validation_problems(e, path, entry.name)
         except (ValueError, TypeError, AssertionError) as e:
-            return None, [Problem(path, f"Olive's {entry.name} refuses these parameters: {e}")]
+            refused = f"Olive's {entry.name} refuses these parameters: {e}"
+            return None, [Problem(path, refused, category="olive_refuses")]
         if not pass_class.validate_config(config, accelerator):
             why = "; ".join(said) or "its validate_config() returned False"
             return None, [Problem(path, f"Olive's {entry.name} refuses this combination of parameters: {why}",
@@ -330,8 +331,11 @@ def generate_config(
     return config, []
 
 
-def _validation_problems(error: Any, path: str) -> list[Problem]:
-    """One problem per field (pydantic lists every member of Olive's Union[type, SearchParameter, ...])."""
+def _validation_problems(error: Any, path: str, olive_type: str) -> list[Problem]:
+    """One problem per field (pydantic lists every member of Olive's Union[type, SearchParameter, ...]).
+
+    These are olive-ai's own pass config refusing a value (Olive stops at it too), so they are said to be
+    Olive's: a value of the wrong type for the pass, as Olive's parameter table declares it."""
     seen: dict[str, Problem] = {}
     for err in error.errors():
         loc = [str(p) for p in err.get("loc", ())]
@@ -339,7 +343,9 @@ def _validation_problems(error: Any, path: str) -> list[Problem]:
         where = f"{path}.{key}" if key else path
         if where not in seen:
             message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
-            seen[where] = Problem(where, message, err.get("input"), "input" in err and bool(key))
+            message = f"Olive's {olive_type} refuses it: {message}"
+            given = "input" in err and bool(key)
+            seen[where] = Problem(where, message, err.get("input"), given, category="olive_refuses")
     return list(seen.values())
 
 

@@ -102,7 +102,9 @@ def _racing_line(result: RunResult) -> list[str]:
         return []
     return [
         "",
-        "Racing: " + "; ".join(stops) + " (accuracy could not meet the constraint; its value is over those rows).",
+        "Racing: "
+        + "; ".join(stops)
+        + " (accuracy could not meet the constraint; its value is over those rows; not timed).",
     ]
 
 
