@@ -160,6 +160,19 @@ def test_threads_and_search_written_to_genai_config(tiny_llama: Path) -> None:
     assert config["search"]["max_length"] == 77 and art.meta["threads"] == 2
 
 
+def test_a_dora_adapter_is_merged_not_made_lora_inputs(tiny_llama: Path, tmp_path: Path) -> None:
+    """onnxruntime-genai's builder takes a DoRA adapter (peft_type LORA) as plain LoRA and drops its magnitude
+    vectors: as separate MatMuls it is refused, naming merge; merged, it matches peft's model."""
+    adapter = make_random_adapter(tiny_llama, tmp_path / "dora", dora=True)
+    with pytest.raises(PassError, match="DoRA adapter") as refused:
+        build(tiny_llama, {"build": {"type": "model_builder", "adapter_mode": "inputs"}}, adapter=adapter)
+    assert "adapter_mode: merge" in (refused.value.hint or "")
+    merged = build(
+        tiny_llama, {"build": {"type": "model_builder"}, "parity": {"type": "parity_check"}}, adapter=adapter
+    )
+    assert merged.meta["parity"]["passed"] and merged.meta["parity"]["max_abs_delta"] < 1e-3
+
+
 def test_adapter_merged_and_as_inputs_match_peft(tiny_llama: Path, tmp_path: Path) -> None:
     adapter = make_random_adapter(tiny_llama, tmp_path / "adapter")
     merged = build(

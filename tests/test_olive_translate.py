@@ -431,16 +431,66 @@ def test_no_model_kind_follow_on_error_after_a_refused_olive_pass() -> None:
     assert not any("models, but" in p.message for p in errors.values()), errors
 
 
-def test_model_builder_metadata_only_is_refused_saying_what_to_write_instead() -> None:
-    """olive-recipes' Llama-3.2 adapter configs: OnnxConversion -> ExtractAdapters -> ModelBuilder(metadata_only)."""
-    passes = {"c": {"type": "OnnxConversion"}, "e": {"type": "ExtractAdapters"},
-              "m": {"type": "ModelBuilder", "metadata_only": True, "precision": "fp16"}}  # fmt: skip
-    errors = _errors(check_recipe(_config(passes))[1])
+def test_an_export_chain_ending_in_metadata_only_is_one_model_builder_build() -> None:
+    """olive-recipes' Llama-3.2 adapter configs: OnnxConversion -> OrtTransformersOptimization -> ExtractAdapters
+    -> ModelBuilder(metadata_only) is one model_builder build with the adapter as inputs; each folded pass is
+    named in a note; without ExtractAdapters the adapter is merged; DoRA/LoHa extraction is refused."""
+    chain = {"c": {"type": "OnnxConversion", "torch_dtype": "float16"},
+             "o": {"type": "OrtTransformersOptimization", "model_type": "gpt2", "float16": True},
+             "e": {"type": "ExtractAdapters"},
+             "m": {"type": "ModelBuilder", "metadata_only": True, "precision": "fp16"}}  # fmt: skip
+    recipe, problems = check_recipe(_config(chain))
+    assert recipe is not None, [p.render() for p in problems]
+    assert list(recipe.passes) == ["m"] and recipe.passes["m"].type == "model_builder"
+    assert recipe.passes["m"].params() == {"precision": "fp16", "adapter_mode": "inputs"}
+    notes = {p.path for p in problems if p.severity == "note"}
+    assert {"passes.c.type", "passes.o.type", "passes.e.type", "passes.m.metadata_only"} <= notes
+    merged = {k: v for k, v in chain.items() if k != "e"}
+    recipe, _ = check_recipe(_config(merged))
+    assert recipe is not None and recipe.passes["m"].params() == {"precision": "fp16"}  # merge: the default
+    dora = {**chain, "e": {"type": "ExtractAdapters", "adapter_type": "dora"}}
+    errors = _errors(check_recipe(_config(dora))[1])
+    assert set(errors) == {"passes.e.adapter_type"} and "remove e" in (errors["passes.e.adapter_type"].hint or "")
+    # another pass in the chain (Phi-4's GraphSurgeries after a quantized export): still refused, saying why
+    other = {"c": {"type": "OnnxConversion"}, "g": {"type": "GraphSurgeries", "surgeries": []},
+             "m": {"type": "ModelBuilder", "metadata_only": True, "precision": "fp16"}}  # fmt: skip
+    errors = _errors(check_recipe(_config(other))[1])
     assert "passes.m.metadata_only" in errors and "passes.m" not in errors, errors  # no model-kind follow-on
     assert "adapter_mode: inputs" in (errors["passes.m.metadata_only"].hint or "")
     # false is Olive's default: the builder exports the model itself
     passes = {"m": {"type": "ModelBuilder", "metadata_only": False, "precision": "int4"}}
     assert not _errors(check_recipe(_config(passes))[1])
+
+
+def test_an_olive_lora_export_config_runs_end_to_end(tiny_llama: Path, tmp_path: Path) -> None:
+    """The same chain after a LoRA fine-tune, on the tiny Llama: `olive-ext run` trains, builds one genai model
+    whose adapter weights are inputs in an .onnx_adapter file, and smoke-runs it."""
+    from olive_ext.cli import main
+
+    data = tmp_path / "train.jsonl"
+    data.write_text("\n".join(json.dumps({"q": f"q{i}", "a": f"a{i}"}) for i in range(8)))
+    config = {
+        "input_model": {"type": "HfModel", "model_path": str(tiny_llama)},
+        "data_configs": [{"name": "train", "type": "HuggingfaceContainer",
+                          "load_dataset_config": {"data_name": "json", "data_files": str(data), "split": "train"},
+                          "pre_process_data_config": {"text_template": "{q} {a}"}}],
+        "passes": {"l": {"type": "LoRA", "r": 4, "alpha": 8, "train_data_config": "train",
+                         "training_args": {"max_steps": 2, "per_device_train_batch_size": 2}},
+                   "c": {"type": "OnnxConversion"}, "o": {"type": "OrtTransformersOptimization", "model_type": "gpt2"},
+                   "e": {"type": "ExtractAdapters", "make_inputs": True},
+                   "m": {"type": "ModelBuilder", "metadata_only": True, "precision": "fp32"}},
+        "output_dir": str(tmp_path / "out"),
+    }  # fmt: skip
+    path = tmp_path / "lora-export.json"
+    path.write_text(json.dumps(config))
+    assert main(["run", "--config", str(path), "--cache_dir", str(tmp_path / "cache")]) == 0
+    out = json.loads((tmp_path / "out" / "candidates.json").read_text())
+    (chosen,) = [c for c in out["candidates"] if c["chosen"]]
+    assert [s["type"] for s in chosen["pipeline"]] == ["lora", "model_builder"]
+    artifact = chosen["artifact"]
+    assert artifact["kind"] == "genai" and artifact["meta"]["adapter_mode"] == "inputs"
+    assert artifact["meta"]["smoke"]["ran"], artifact["meta"]["smoke"]
+    assert (Path(artifact["path"]) / artifact["meta"]["adapter_file"]).is_file()
 
 
 def test_model_builder_notes_the_task_it_does_not_read() -> None:

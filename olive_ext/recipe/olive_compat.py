@@ -262,6 +262,7 @@ def _passes(passes: Any, ctx: TranslationContext) -> dict[str, Any]:
         ctx.error("passes", "must be a mapping of named passes", value=passes, has_value=True)
         return {}
     items = list(passes.items()) if isinstance(passes, dict) else list(enumerate(passes))
+    items = _fold_into_builder(items, isinstance(passes, list), ctx)
     natives = {o.lower(): (o, name) for o, name in olive_pass_names().items()}
     out: dict[str, Any] = {}
     first_model_pass = True
@@ -289,6 +290,59 @@ def _passes(passes: Any, ctx: TranslationContext) -> dict[str, Any]:
         if translated:
             out[step] = translated
     return out
+
+
+# Olive's LLM export chain that ModelBuilder(metadata_only) ends: the passes before it, from OnnxConversion on
+_FOLDED_INTO_BUILDER = ("onnxconversion", "orttransformersoptimization", "extractadapters")
+# ExtractAdapters' adapter types whose weights cannot be run-time LoRA inputs of a builder's graph
+_NOT_LORA_INPUTS = {"dora": "DoRA's magnitude vectors", "loha": "LoHa's Hadamard products"}
+
+
+def _fold_into_builder(items: list[tuple[Any, Any]], listed: bool, ctx: TranslationContext) -> list[tuple[Any, Any]]:
+    """OnnxConversion [-> OrtTransformersOptimization] [-> ExtractAdapters] -> ModelBuilder(metadata_only) as
+    one ModelBuilder build from the (fine-tuned) PyTorch model.
+
+    Olive exports the LLM with its KV cache in PyTorch, optimises the graph, pulls the adapter weights out as
+    inputs, then lets ModelBuilder write only genai_config.json (olive-recipes' Llama-3.2 LoRA/DoRA/LoHa/LoKr/
+    QLoRA configs). olive-ext has no such KV-cache export (and Olive's own fails on transformers 5's cache
+    objects); the builder writes the same thing, an onnxruntime-genai model at ModelBuilder's precision, from
+    the PyTorch model: with ExtractAdapters the adapter's weights become model inputs (``adapter_mode: inputs``,
+    ``embed`` for make_inputs false), else the adapter is merged, as Olive's export merges it. Each folded pass
+    is named in a note; a chain with other passes in it is left to the refusal of metadata_only."""
+    types = [str(spec.get("type", "")).lower() if isinstance(spec, dict) else "" for _, spec in items]
+    drop: set[int] = set()
+    out = list(items)
+    for i, (key, spec) in enumerate(items):
+        flat = unnest(spec) if isinstance(spec, dict) else {}
+        if types[i] != "modelbuilder" or flat.get("metadata_only") is not True:
+            continue
+        j = i - 1
+        while j >= 0 and types[j] in _FOLDED_INTO_BUILDER[1:]:
+            j -= 1
+        if j < 0 or types[j] != "onnxconversion":
+            continue
+        at = f"passes[{key}]" if listed else f"passes.{key}"
+        builder = {k: v for k, v in flat.items() if k != "metadata_only"}
+        for k in range(j, i):
+            other_key, other = items[k]
+            other_at = f"passes[{other_key}]" if listed else f"passes.{other_key}"
+            other = unnest(other)
+            if types[k] == "extractadapters":
+                adapter_type = str(other.get("adapter_type", "lora")).lower()
+                if adapter_type in _NOT_LORA_INPUTS:
+                    ctx.error(f"{other_at}.adapter_type", f"{_NOT_LORA_INPUTS[adapter_type]} cannot be run-time "
+                              "LoRA inputs of the builder's graph (olive-ext's model_builder makes LoRA weights its "
+                              "inputs only)", value=adapter_type, has_value=True,
+                              hint=f"remove {other_key}: the adapter is then merged into the weights")  # fmt: skip
+                builder["adapter_mode"] = "inputs" if other.get("make_inputs", True) else "embed"
+            ctx.note(f"{other_at}.type", f"{other.get('type')} runs as part of {key}'s build: ModelBuilder builds "
+                     "the model from PyTorch, in place of Olive's export + metadata_only (olive-ext has no "
+                     "KV-cache export of its own; Olive's fails on transformers 5)")  # fmt: skip
+            drop.add(k)
+        ctx.note(f"{at}.metadata_only", "dropped: this build exports the model itself (the passes before it that "
+                 "exported it are folded in)")  # fmt: skip
+        out[i] = (key, {**builder, "type": flat.get("type", "ModelBuilder")})
+    return [item for k, item in enumerate(out) if k not in drop]
 
 
 def _native(
