@@ -94,13 +94,23 @@ def test_llama_cpp_f32_decodes_like_pytorch(tiny_llama: Path, tmp_path: Path) ->
 
     from olive_ext.artifacts import Artifact
     from olive_ext.evaluate.backends import open_backend
-    from olive_ext.evaluate.backends.llama_cpp import LlamaCppBackend
+    from olive_ext.evaluate.backends.llama_cpp import (
+        MAX_CONTEXT,
+        LlamaCppBackend,
+        _trained_context_by_reader,
+        trained_context,
+    )
     from olive_ext.passes.gguf_export import export_gguf
 
     export_gguf(Artifact("hf", str(tiny_llama)), tmp_path / "f32", "F32")
     backend = open_backend("gguf", str(tmp_path / "f32"), None, "CPUExecutionProvider", 2)
     assert isinstance(backend, LlamaCppBackend)
     model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    # the KV cache is the model's trained context (512 here), never more than MAX_CONTEXT; the header's
+    # context length is read as gguf's own reader reads it
+    assert backend.context_length == min(model.config.max_position_embeddings, MAX_CONTEXT) == 512
+    gguf_file = tmp_path / "f32" / "model-F32.gguf"
+    assert trained_context(gguf_file) == _trained_context_by_reader(gguf_file) == 512
     prompt = [1, 425, 201, 511, 71, 469, 358]
     with torch.no_grad():
         ref = model.generate(torch.tensor([prompt]), max_new_tokens=12, min_new_tokens=12, do_sample=False)

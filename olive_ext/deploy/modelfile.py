@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from olive_ext.errors import UserInputError
-from olive_ext.evaluate.backends.llama_cpp import MARKER
+from olive_ext.evaluate.backends.llama_cpp import MARKER, trained_context
 
 MODELFILE = "Modelfile"
 FALLBACK_TEMPLATE = "{{ .Prompt }}"
@@ -243,13 +243,9 @@ def gguf_manifest_fields(stage: Path, files: TokenizerFiles) -> dict[str, Any]:
     config = stage / "model" / "config.json"
     context = 2048
     try:
-        from gguf import GGUFReader
-
-        reader = GGUFReader(stage / gguf_rel)
-        arch = reader.fields["general.architecture"].contents()
-        field_ = reader.fields.get(f"{arch}.context_length")
-        context = min(int(field_.contents()), context) if field_ else context
-    except ImportError:  # the gguf package reads the header; without it keep the default
+        trained = trained_context(stage / gguf_rel)
+        context = min(trained, context) if trained else context
+    except ImportError:  # an old GGUF version needs the gguf package's reader; without it, the HF config's
         if config.exists():
             context = min(int(json.loads(config.read_text()).get("max_position_embeddings", context)), context)
     return {
