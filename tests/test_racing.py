@@ -89,6 +89,12 @@ def test_racing_stops_losers_early_and_keeps_the_choice(tiny_llama: Path, tmp_pa
         assert r.constraints == {"max_accuracy_drop": False} and not r.chosen
         assert "latency" not in r.metrics, "a stopped candidate is not timed"
         assert any("stopped after" in n for n in r.notes)
+        # its parity check runs only where it could still be chosen: not here
+        assert [c.type for c in r.records].count("parity_check") == 0 and "parity" not in r.artifact.meta
+        assert any(n.startswith("not checked (parity") for n in r.notes), r.notes
+    checked = [r for r in raced.results if r.ok and all(r is not s for s in stopped)]
+    assert checked and all(r.artifact.meta["parity"]["passed"] for r in checked if r.artifact.kind == "genai")
+    assert any(c.type == "parity_check" for c in raced.chosen.records)  # type: ignore[union-attr]
     # the choice is the same, scored on every row
     assert plain.chosen is not None and raced.chosen is not None
     assert raced.chosen.candidate.id == plain.chosen.candidate.id

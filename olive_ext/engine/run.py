@@ -225,13 +225,17 @@ def run_candidate(
 ) -> CandidateResult:
     """Build one candidate through the cache and evaluate it; failures are recorded, not raised.
 
-    With ``race``, its evaluation stops early once its accuracy cannot meet the constraint. ``lock`` is held
+    With ``race``, its evaluation stops early once its accuracy cannot meet the constraint, and the parity
+    checks that end its pipeline run after the evaluation, only when racing did not stop it: a stopped
+    candidate cannot be chosen, and its check (5-15 s each for SmolLM2) would decide nothing. ``lock`` is held
     while the candidate is measured (the Ray executor's: one measurement at a time per machine)."""
     result = CandidateResult(candidate)
     started = time.perf_counter()
     step_ctx = ctx.for_step(ctx.output_dir, candidate.target)
+    checks = deferred_checks(candidate.steps) if race is not None and recipe.evaluate else []
+    builds = candidate.steps[: len(candidate.steps) - len(checks)]
     try:
-        result.artifact, result.records = run_steps(source, candidate.steps, step_ctx, candidate.id)
+        result.artifact, result.records = run_steps(source, builds, step_ctx, candidate.id)
         if recipe.evaluate:
             dataset = recipe.data.get(recipe.evaluate.data) if recipe.evaluate.data else None
             ectx = EvalContext(recipe.evaluate, candidate.target, dataset)
@@ -242,6 +246,11 @@ def run_candidate(
             with lock() if lock else nullcontext():
                 result.metrics, result.eval_cache_hit = evaluate(result.artifact, ectx, ctx.cache, metrics, race)
             _note_stopped(result)
+        if checks and stopped_after(result.metrics) is None:
+            result.artifact, more = run_steps(result.artifact, checks, step_ctx, candidate.id)
+            result.records += more
+        elif checks:
+            result.notes.append(f"not checked ({', '.join(s.name for s in checks)}): racing stopped it first")
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as e:  # one candidate's failure must not end a search; it is recorded
@@ -250,6 +259,16 @@ def run_candidate(
         logger.debug("%s", "".join(traceback.format_exception(e)))
     result.seconds = time.perf_counter() - started
     return result
+
+
+def deferred_checks(steps: list[Step] | tuple[Step, ...]) -> list[Step]:
+    """The parity checks that end a pipeline (they pass their input on unchanged, adding figures to its meta)."""
+    tail: list[Step] = []
+    for step in reversed(steps):
+        if step.type != "parity_check":
+            break
+        tail.insert(0, step)
+    return tail if len(tail) < len(steps) else []
 
 
 def race_for(recipe: Recipe, reference: float | None) -> Race | None:
