@@ -83,6 +83,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--ft", type=Path, default=None, help="the fine-tuned model folder (default: the demo's, cached)")
     ap.add_argument("--candidates", default="default", choices=["default", "onnx7"])
+    ap.add_argument("--working-first", action="store_true", help="start with the working tree (then alternate)")
     ap.add_argument("--write", type=Path, default=None, help="append the table to this section of a markdown file")
     ap.add_argument("--section", default="Auto-opt A/B")
     args = ap.parse_args()
@@ -96,13 +97,14 @@ def main() -> None:
     codes = {f"base {sha}": base, "working tree": ROOT}
     rows = []
     for r in range(args.rounds):
-        order = list(codes) if r % 2 == 0 else list(reversed(codes))
+        order = list(codes) if (r + args.working_first) % 2 == 0 else list(reversed(codes))
         for name in order:
             row = {"round": r + 1, "code": name, **one_run(ft, codes[name], f"{r}-{name.split()[0]}", args.candidates)}
             print(json.dumps(row), flush=True)
             rows.append(row)
     lines = [
-        f"`python benchmarks/ab_auto_opt.py --base {args.base} --rounds {args.rounds} --candidates {args.candidates}`,"
+        f"`python benchmarks/ab_auto_opt.py --base {args.base} --rounds {args.rounds} --candidates {args.candidates}"
+        f"{' --working-first' if args.working_first else ''}`,"
         f" {today()}, {machine_line()}; the demo's auto-opt command on the demo fine-tune, each run from an empty "
         "cache, alone on the machine.",
         "",
