@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._common import load_average, machine_line, run_timed, today, write_section  # noqa: E402
-from benchmarks.auto_opt import WORK, finetune, ours_argv  # noqa: E402
+from benchmarks.auto_opt import WORK, finetune, ours_argv, summarize_ours  # noqa: E402
 
 
 def checkout(rev: str) -> tuple[Path, str]:
@@ -66,11 +66,11 @@ def one_run(ft: Path, folder: Path, tag: str, candidates: str) -> dict[str, Any]
     if not t.ok:
         row["error"] = t.error()
         return row
-    cands = json.loads((out / "candidates.json").read_text())["candidates"]
-    chosen = next((c for c in cands if c.get("chosen")), None)
+    summary = summarize_ours(out)
+    cands, chosen = summary["candidates"], summary["chosen"]
     row["chosen"] = chosen["label"].split(" -> parity")[0] if chosen else "-"
     row["exact_match"] = chosen["metrics"].get("exact_match") if chosen else "-"
-    row["candidates"] = len(cands)
+    row["candidates"] = summary["n"]
     row["timed"] = sum("latency" in c["metrics"] for c in cands)
     row["per_candidate"] = {c["label"].split(" -> parity")[0]: c["seconds"] for c in cands}
     shutil.rmtree(cache, ignore_errors=True)

@@ -451,6 +451,11 @@ def test_an_export_chain_ending_in_metadata_only_is_one_model_builder_build() ->
     dora = {**chain, "e": {"type": "ExtractAdapters", "adapter_type": "dora"}}
     errors = _errors(check_recipe(_config(dora))[1])
     assert set(errors) == {"passes.e.adapter_type"} and "remove e" in (errors["passes.e.adapter_type"].hint or "")
+    # Olive's older nested format: the notes name the keys where the file has them
+    nested = {**chain, "m": {"type": "ModelBuilder", "config": {"metadata_only": True, "precision": "fp16"}}}
+    recipe, problems = check_recipe(_config(nested))
+    assert recipe is not None and recipe.passes["m"].params() == {"precision": "fp16", "adapter_mode": "inputs"}
+    assert "passes.m.config.metadata_only" in {p.path for p in problems if p.severity == "note"}
     # another pass in the chain (Phi-4's GraphSurgeries after a quantized export): still refused, saying why
     other = {"c": {"type": "OnnxConversion"}, "g": {"type": "GraphSurgeries", "surgeries": []},
              "m": {"type": "ModelBuilder", "metadata_only": True, "precision": "fp16"}}  # fmt: skip

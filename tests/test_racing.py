@@ -11,7 +11,6 @@ from test_teacher_forcing import TEMPLATE, greedy_eval_file
 
 from olive_ext.artifacts import Artifact, fingerprint_input
 from olive_ext.cache import Cache
-from olive_ext.data.spec import DatasetSpec as EvalDataSpec
 from olive_ext.engine.run import execute
 from olive_ext.engine.select import stopped_after
 from olive_ext.evaluate.context import EvalContext
@@ -120,7 +119,7 @@ def test_a_candidate_below_the_floor_on_every_row_is_not_timed(tiny_llama: Path,
     rows = 6
     data = greedy_eval_file(tiny_llama, tmp_path / "eval.jsonl", rows, 4)
     spec = EvaluateSpec(metrics=["exact_match", "latency"], warmup=0, repeats=1, new_tokens=4, max_new_tokens=4)
-    ectx = EvalContext(spec, dataset=EvalDataSpec(name="json", data_files=str(data), text_template=TEMPLATE))
+    ectx = EvalContext(spec, dataset=DatasetSpec(name="json", data_files=str(data), text_template=TEMPLATE))
     cache = Cache(tmp_path / "cache")
     model = fingerprint_input(Artifact("hf", str(tiny_llama)))
     below, _ = evaluate(model, ectx, cache, race=Race(floor=100.5, slices=()))

@@ -232,7 +232,7 @@ def run_candidate(
     result = CandidateResult(candidate)
     started = time.perf_counter()
     step_ctx = ctx.for_step(ctx.output_dir, candidate.target)
-    checks = deferred_checks(candidate.steps) if race is not None and recipe.evaluate else []
+    checks = deferred_checks(candidate.steps) if race is not None else []
     builds = candidate.steps[: len(candidate.steps) - len(checks)]
     try:
         result.artifact, result.records = run_steps(source, builds, step_ctx, candidate.id)
@@ -262,10 +262,10 @@ def run_candidate(
 
 
 def deferred_checks(steps: list[Step] | tuple[Step, ...]) -> list[Step]:
-    """The parity checks that end a pipeline (they pass their input on unchanged, adding figures to its meta)."""
+    """The checks that end a pipeline (``Pass.check_only``: their output is their input, figures added)."""
     tail: list[Step] = []
     for step in reversed(steps):
-        if step.type != "parity_check":
+        if not step.pass_class().check_only:
             break
         tail.insert(0, step)
     return tail if len(tail) < len(steps) else []

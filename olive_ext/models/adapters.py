@@ -68,6 +68,19 @@ def unique_names(sources: list[AdapterSource]) -> None:
             s.name = f"{s.name}_{n}"
 
 
+def not_plain_lora(config: dict[str, Any]) -> str | None:
+    """Why an adapter (its adapter_config.json) is more than LoRA's A and B matrices, or None.
+
+    onnxruntime-genai's builder takes any adapter whose peft_type is LORA and reads only lora_A and lora_B:
+    a DoRA adapter (peft_type LORA, use_dora true) would lose its magnitude vectors without a word."""
+    peft_type = str(config.get("peft_type", "LORA")).upper()
+    if peft_type != "LORA":
+        return f"peft_type {config.get('peft_type')!r} is not LoRA"
+    if config.get("use_dora"):
+        return "a DoRA adapter (use_dora=true): its magnitude vectors cannot be a run-time LoRA input"
+    return None
+
+
 def preflight(sources: list[AdapterSource], base_path: str) -> list[str]:
     """Every reason an adapter does not fit the base, each naming the adapter and the field."""
     from safetensors import safe_open
@@ -76,14 +89,11 @@ def preflight(sources: list[AdapterSource], base_path: str) -> list[str]:
     shapes = base_weight_shapes(base_path)
     for s in sources:
         cfg = s.config
-        if str(cfg.get("peft_type", "LORA")).upper() != "LORA":
-            problems.append(f"adapter {s.name!r}: peft_type {cfg.get('peft_type')!r} is not LoRA")
+        why = not_plain_lora(cfg)
+        if why:  # the other checks read LoRA's matrices
+            merge = "merge it into the model instead: olive-ext finetune --merge, then auto-opt"
+            problems.append(f"adapter {s.name!r}: {why} ({merge})")
             continue
-        if cfg.get("use_dora"):
-            problems.append(
-                f"adapter {s.name!r}: use_dora=true; DoRA magnitudes cannot be a run-time LoRA input "
-                "(merge it into the model instead: olive-ext finetune --merge, then auto-opt)"
-            )
         unsupported = s.target_modules - SUPPORTED_MODULES
         if unsupported:
             problems.append(

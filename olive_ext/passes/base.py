@@ -64,6 +64,9 @@ class Pass(Generic[C]):
     olive_params: ClassVar[dict[str, str]] = {}
     # Params implied by the Olive pass type, when one pass covers several (e.g. algorithm per quantizer).
     olive_type_params: ClassVar[dict[str, dict[str, Any]]] = {}
+    # True for a check: its output is its input, figures added to the meta (the engine may run it after
+    # the candidate's evaluation, or not at all for a candidate racing stopped).
+    check_only: ClassVar[bool] = False
 
     def __init__(self, config: C) -> None:
         self.config = config

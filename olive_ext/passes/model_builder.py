@@ -18,6 +18,7 @@ from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
 from olive_ext.artifacts import Artifact
 from olive_ext.errors import PassError
+from olive_ext.models.adapters import not_plain_lora
 from olive_ext.onnx.check import smoke_check
 from olive_ext.onnx.folder import save_model
 from olive_ext.onnx.genai_builder import (
@@ -241,23 +242,6 @@ def builder_options(config: ModelBuilderConfig) -> dict[str, str]:
     return opts
 
 
-def _not_plain_lora(adapter: Path) -> str | None:
-    """What makes a PEFT adapter more than LoRA's A and B matrices (DoRA's magnitudes, another PEFT type), or None.
-
-    onnxruntime-genai's builder takes any adapter whose peft_type is LORA and reads only lora_A and lora_B: a
-    DoRA adapter (peft_type LORA, use_dora true) would lose its magnitude vectors without a word."""
-    config = adapter / "adapter_config.json"
-    if not config.is_file():
-        return None
-    cfg = json.loads(config.read_text())
-    peft_type = str(cfg.get("peft_type", "LORA")).upper()
-    if peft_type != "LORA":
-        return f"a {peft_type} adapter, not LoRA"
-    if cfg.get("use_dora"):
-        return "a DoRA adapter (use_dora: true), whose magnitude vectors are not LoRA MatMuls"
-    return None
-
-
 @register_pass("model_builder")
 class ModelBuilder(Pass[ModelBuilderConfig]):
     """Build an onnxruntime-genai model folder (genai_config.json, model.onnx, tokenizer) from an HF LLM."""
@@ -324,11 +308,12 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
         if ctx.trust_remote_code:
             options["hf_remote"] = "true"
         if adapter and cfg.adapter_mode != "merge":
-            not_lora = _not_plain_lora(Path(adapter))
+            config = Path(adapter) / "adapter_config.json"
+            not_lora = not_plain_lora(json.loads(config.read_text())) if config.is_file() else None
             if not_lora:  # the builder would read its lora_A/lora_B alone and build a different model, silently
                 raise PassError(
                     self.name,
-                    f"adapter_mode {cfg.adapter_mode!r}: the adapter at {adapter} is {not_lora}; the builder makes "
+                    f"adapter_mode {cfg.adapter_mode!r}, adapter {adapter}: {not_lora}; the builder makes "
                     "only plain LoRA weights separate MatMuls",
                     hint="write adapter_mode: merge (the adapter merged into the weights)",
                 )

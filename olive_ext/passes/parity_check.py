@@ -88,6 +88,7 @@ class ParityCheck(Pass[ParityCheckConfig]):
     accepts = frozenset({"genai", "onnx", "openvino"})
     produces = "genai"
     keeps_kind = True
+    check_only = True
     libraries = ("onnxruntime", "onnxruntime-genai", "openvino", "torch", "transformers", "peft")
 
     @classmethod

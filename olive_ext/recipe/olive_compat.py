@@ -268,11 +268,11 @@ def _passes(passes: Any, ctx: TranslationContext) -> dict[str, Any]:
     first_model_pass = True
     for key, spec in items:
         step = str(spec.get("name", key)) if isinstance(spec, dict) and isinstance(passes, list) else str(key)
-        path = f"passes[{key}]" if isinstance(passes, list) else f"passes.{key}"
+        path = _pass_path(key, isinstance(passes, list))
         if not isinstance(spec, dict) or "type" not in spec:
             ctx.error(path, "a pass needs a `type`", value=spec, has_value=True)
             continue
-        at = f"{path}.config" if nested(spec) else path
+        at = _options_path(key, spec, isinstance(passes, list))
         spec = shaped(unnest(spec), OlivePass, path, ctx.problems)
         if spec is None:
             continue
@@ -290,6 +290,17 @@ def _passes(passes: Any, ctx: TranslationContext) -> dict[str, Any]:
         if translated:
             out[step] = translated
     return out
+
+
+def _pass_path(key: Any, listed: bool) -> str:
+    """A pass's key path as the user's file spells it (``passes.<name>``, or ``passes[i]`` in a list)."""
+    return f"passes[{key}]" if listed else f"passes.{key}"
+
+
+def _options_path(key: Any, spec: Any, listed: bool) -> str:
+    """Where a pass's options sit: under ``config`` in Olive's older nested format."""
+    path = _pass_path(key, listed)
+    return f"{path}.config" if nested(spec) else path
 
 
 # Olive's LLM export chain that ModelBuilder(metadata_only) ends: the passes before it, from OnnxConversion on
@@ -321,11 +332,11 @@ def _fold_into_builder(items: list[tuple[Any, Any]], listed: bool, ctx: Translat
             j -= 1
         if j < 0 or types[j] != "onnxconversion":
             continue
-        at = f"passes[{key}]" if listed else f"passes.{key}"
+        at = _options_path(key, spec, listed)
         builder = {k: v for k, v in flat.items() if k != "metadata_only"}
         for k in range(j, i):
             other_key, other = items[k]
-            other_at = f"passes[{other_key}]" if listed else f"passes.{other_key}"
+            other_at = _options_path(other_key, other, listed)
             other = unnest(other)
             if types[k] == "extractadapters":
                 adapter_type = str(other.get("adapter_type", "lora")).lower()
@@ -335,9 +346,12 @@ def _fold_into_builder(items: list[tuple[Any, Any]], listed: bool, ctx: Translat
                               "inputs only)", value=adapter_type, has_value=True,
                               hint=f"remove {other_key}: the adapter is then merged into the weights")  # fmt: skip
                 builder["adapter_mode"] = "inputs" if other.get("make_inputs", True) else "embed"
-            ctx.note(f"{other_at}.type", f"{other.get('type')} runs as part of {key}'s build: ModelBuilder builds "
-                     "the model from PyTorch, in place of Olive's export + metadata_only (olive-ext has no "
-                     "KV-cache export of its own; Olive's fails on transformers 5)")  # fmt: skip
+            folded = (
+                f"{other.get('type')} runs as part of {key}'s build: ModelBuilder builds the model from PyTorch, "
+                "in place of Olive's export + metadata_only (olive-ext has no KV-cache export of its own; Olive's "
+                "fails on transformers 5)"
+            )
+            ctx.note(f"{_pass_path(other_key, listed)}.type", folded)
             drop.add(k)
         ctx.note(f"{at}.metadata_only", "dropped: this build exports the model itself (the passes before it that "
                  "exported it are folded in)")  # fmt: skip
