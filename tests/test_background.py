@@ -53,13 +53,15 @@ def test_prefixes_end_at_the_last_single_threaded_step(tiny_llama: Path, eval_fi
     candidates = list(make_strategy(space, [t.target() for t in recipe.targets], recipe.search))
     jobs = background_prefixes(candidates)
     # GPTQ (calibrated, one thread) and the k_quant build (numpy, one thread): the plain build and Olive's RTN (no
-    # data, seconds) stay with the run
+    # data, seconds) stay with the run; the costliest (GPTQ) first, whatever the search order
     assert [[s.type for s in prefix] for _, prefix in jobs] == [["olive"], ["model_builder"]]
     assert jobs[0][1][0].params["olive_type"] == "Gptq" and jobs[0][0] is candidates[1]
     assert jobs[1][1][0].params["algorithm"] == "k_quant" and jobs[1][0] is candidates[3]
-    # the run measures the candidates the child builds for last, in their order
-    order = BackgroundBuilds(None, {c.id for c, _ in jobs}).run_order(candidates)
-    assert order == [candidates[0], candidates[2], candidates[1], candidates[3]]
+    swapped = [candidates[0], candidates[3], candidates[2], candidates[1]]
+    assert [c for c, _ in background_prefixes(swapped)] == [candidates[1], candidates[3]]
+    # the run measures the candidates the child builds for last, the child's last job first
+    order = BackgroundBuilds(None, [c.id for c, _ in jobs]).run_order(candidates)
+    assert order == [candidates[0], candidates[2], candidates[3], candidates[1]]
 
 
 def test_switch_and_spare_core_are_honoured(tiny_llama: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -124,6 +124,22 @@ def test_llama_cpp_f32_decodes_like_pytorch(tiny_llama: Path, tmp_path: Path) ->
     assert nll == pytest.approx(expected, rel=1e-3)
 
 
+def test_quantizing_keeps_llama_cpp_per_tensor_log_out_of_the_terminal(
+    tiny_llama: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """llama.cpp logs a line per tensor while it quantizes (272 for SmolLM2): not in the user's terminal."""
+    _llama_cpp()
+    from olive_ext.artifacts import Artifact
+    from olive_ext.passes.gguf_export import export_gguf, quantize_gguf
+
+    export_gguf(Artifact("hf", str(tiny_llama)), tmp_path / "f32", "F32")
+    capfd.readouterr()
+    quantize_gguf(tmp_path / "f32" / "model-F32.gguf", tmp_path / "q8.gguf", "Q8_0")
+    out, err = capfd.readouterr()
+    assert (tmp_path / "q8.gguf").stat().st_size > 0
+    assert "token_embd.weight" not in out + err and "converting to" not in out + err
+
+
 def test_auto_opt_measures_gguf_candidates_beside_onnx(tiny_llama: Path, eval_file: Path, tmp_path: Path) -> None:
     _llama_cpp()
     spec = DatasetSpec(name="json", data_files=str(eval_file), text_template="Q: {q}\nA: {a}")

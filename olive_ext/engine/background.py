@@ -3,13 +3,15 @@
 Olive's GPTQ computes on one thread (``OlivePass.single_threaded``), and so does the builder's k_quant rounding
 (numpy); on the demo fine-tune they took 67 s and 31 s of a 352 s auto-opt while the second core idled. When
 the search order is known up front (grid or random search, the local executor) and this machine has a second
-core and the memory for a second model, the run loop starts one child process that builds, in order, each
-candidate's steps up to its last single-threaded step, into the same cache; the run measures those candidates
-last. The cache's per-key build lock does the rest: when the loop reaches such a candidate it waits for the
-child's step and reuses it (or builds the step itself if the child has not started it yet; the child then
-reuses the loop's). Nothing is built twice, and the child runs the same step code on the same inputs as the
-run would (on one thread: float sums may round differently in the last bits, as on another machine sharing
-the cache, or a Ray worker).
+core and the memory for a second model, the run loop starts one child process that builds each candidate's
+steps up to its last single-threaded step, into the same cache, the costliest first (``Pass.single_threaded_cost``);
+the run measures those candidates last, the child's last job first. The cache's per-key build lock does the rest:
+when the loop reaches such a candidate it waits for the child's step and reuses it (or builds the step itself if
+the child has not started it yet, on the core the child leaves; the child then reuses the loop's). Longest job
+first: on the demo the child built k_quant (31 s) and then GPTQ (67 s), and the run waited 70-80 s at its end for
+GPTQ; GPTQ first lets the run build k_quant itself beside it. Nothing is built twice, and the child runs the same
+step code on the same inputs as the run would (on one thread: float sums may round differently in the last bits,
+as on another machine sharing the cache, or a Ray worker).
 
 Timings stay alone: the child leads its own process group, named to the evaluation workers in
 ``OLIVE_EXT_PAUSE_GROUP``; a worker stops the group (SIGSTOP) while it times a model and resumes it after
@@ -61,19 +63,21 @@ ENV_SWITCH = "OLIVE_EXT_BACKGROUND"
 
 
 def background_prefixes(candidates: list[Candidate]) -> list[tuple[Candidate, list[Step]]]:
-    """Each candidate with a single-threaded step, with its steps up to the last such one (deduplicated)."""
-    out: list[tuple[Candidate, list[Step]]] = []
+    """Each candidate with a single-threaded step, with its steps up to the last such one (deduplicated), the
+    costliest first (the sum of their single-threaded steps' ``single_threaded_cost``; ties keep the search order)."""
+    out: list[tuple[float, Candidate, list[Step]]] = []
     seen: set[tuple[str, ...]] = set()
     for candidate in candidates:
-        last = max((i for i, s in enumerate(candidate.steps) if s.pass_class().single_threaded(s.params)), default=-1)
-        if last < 0:
+        lone = [(i, s) for i, s in enumerate(candidate.steps) if s.pass_class().single_threaded(s.params)]
+        if not lone:
             continue
-        prefix = list(candidate.steps[: last + 1])
+        prefix = list(candidate.steps[: lone[-1][0] + 1])
         key = (candidate.target.name, *(s.describe() for s in prefix))
         if key not in seen:
             seen.add(key)
-            out.append((candidate, prefix))
-    return out
+            out.append((sum(s.pass_class().single_threaded_cost(s.params) for _, s in lone), candidate, prefix))
+    out.sort(key=lambda job: -job[0])  # stable: equal costs stay in the search order
+    return [(candidate, prefix) for _, candidate, prefix in out]
 
 
 def _weights_mb(source: Artifact) -> float:
@@ -99,15 +103,18 @@ def why_not_background(source: Artifact, spare_cores: int) -> str | None:
 class BackgroundBuilds:
     """The child process building single-threaded prefixes; evaluation workers pause it while they time."""
 
-    def __init__(self, process: subprocess.Popen[bytes] | None, deferred: set[str]) -> None:
+    def __init__(self, process: subprocess.Popen[bytes] | None, deferred: list[str]) -> None:
         self.process = process
-        self.deferred = deferred  # ids of the candidates whose prefixes the child builds
+        self.deferred = deferred  # ids of the candidates whose prefixes the child builds, in the child's order
 
     def run_order(self, candidates: Iterable[Candidate]) -> list[Candidate]:
-        """``candidates`` with those the child builds for moved last (in their order): the run measures the others
-        meanwhile, and the child has the whole of that time (the choice does not depend on the order)."""
+        """``candidates`` with those the child builds for moved last, the child's last job first: the run measures
+        the others meanwhile, then reaches the jobs the child has not started yet and builds them itself while the
+        child finishes its first (the choice does not depend on the order)."""
         ordered = list(candidates)
-        return [c for c in ordered if c.id not in self.deferred] + [c for c in ordered if c.id in self.deferred]
+        rank = {cid: i for i, cid in enumerate(reversed(self.deferred))}
+        later = sorted((c for c in ordered if c.id in rank), key=lambda c: rank[c.id])
+        return [c for c in ordered if c.id not in rank] + later
 
     @classmethod
     def start(cls, source: Artifact, jobs: list[tuple[Candidate, list[Step]]], ctx: RunContext) -> BackgroundBuilds:
@@ -142,7 +149,7 @@ class BackgroundBuilds:
         os.environ[PAUSE_ENV] = str(process.pid)  # inherited by the evaluation workers (evaluate/worker.py)
         described = "; ".join(f"{c.id}: {' -> '.join(s.describe() for s in prefix)}" for c, prefix in jobs)
         logger.info("building in the background (one thread, paused while candidates are timed): %s", described)
-        return cls(process, {c.id for c, _ in jobs})
+        return cls(process, [c.id for c, _ in jobs])
 
     def _signal(self, sig: int) -> None:
         if self.process is None or self.process.poll() is not None:

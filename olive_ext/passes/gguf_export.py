@@ -18,6 +18,7 @@ tokenizer metadata. Anything else is refused with a hint to use llama.cpp's conv
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 import tempfile
@@ -34,6 +35,7 @@ from olive_ext.passes.base import Pass, PassConfig, register_pass, searchable
 from olive_ext.passes.context import RunContext
 from olive_ext.passes.merge_adapter import merge_adapter_into, merged_model
 from olive_ext.passes.shared import shared_folder
+from olive_ext.quiet import quiet_loggers
 
 GgufQuant = Literal["Q4_0", "Q4_K_M", "Q5_K_M", "Q8_0", "Q4_K_S", "Q5_0", "Q6_K", "F16", "F32"]
 GGUF_QUANTS: tuple[str, ...] = get_args(GgufQuant)
@@ -324,6 +326,9 @@ def quantize_gguf(src: Path, dest: Path, quant: str) -> None:
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = ftype
     params.nthread = 0  # llama.cpp picks: all cores
-    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dest).encode(), ctypes.byref(params))
+    # llama.cpp logs a line per tensor (272 for SmolLM2) through llama-cpp-python's logger: errors only, unless
+    # olive-ext logs at debug
+    with quiet_loggers("llama-cpp-python", level=logging.ERROR):
+        rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dest).encode(), ctypes.byref(params))
     if rc != 0:
         raise UserInputError(f"llama.cpp could not quantize {src.name} to {quant} (llama_model_quantize returned {rc})")
