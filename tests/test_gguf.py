@@ -52,6 +52,37 @@ def test_gguf_from_hf_matches_the_model_through_transformers_reader(tiny_llama: 
     assert AutoTokenizer.from_pretrained(tmp_path, gguf_file="tiny.gguf")(text)["input_ids"] == hf_ids
 
 
+def test_gguf_header_walk_agrees_with_gguf_reader(tiny_llama: Path, tmp_path: Path) -> None:
+    """models/gguf_header.check_complete (the preflight of GGUF inputs) accepts a whole file and refuses it cut
+    anywhere, as gguf's GGUFReader does; a damaged length is refused without reading past the file's end."""
+    from gguf import GGUFReader
+
+    from olive_ext.models.gguf_header import GGUFLayoutError, check_complete, trained_context
+
+    whole = hf_to_gguf(tiny_llama, tmp_path / "tiny.gguf")
+    check_complete(whole)
+    GGUFReader(whole)
+    assert trained_context(whole) == 512
+    data = whole.read_bytes()
+    tensor_data = len(data) - 64  # inside the last tensor's bytes
+    for cut in (3, 4, 8, 16, 24, 40, 200, 5000, len(data) // 3, len(data) // 2, tensor_data, len(data) - 1):
+        part = tmp_path / f"cut-{cut}.gguf"
+        part.write_bytes(data[:cut])
+        with pytest.raises(GGUFLayoutError):
+            check_complete(part)
+        with pytest.raises(Exception):  # noqa: B017 - gguf raises ValueError, struct.error or IndexError by place
+            GGUFReader(part)
+    # the first key's length (bytes 24-31) made huge: refused by the bounds check, nothing allocated for it
+    damaged = tmp_path / "damaged.gguf"
+    damaged.write_bytes(data[:24] + (2**62).to_bytes(8, "little") + data[32:])
+    with pytest.raises(GGUFLayoutError, match="past the end"):
+        check_complete(damaged)
+    not_gguf = tmp_path / "text.gguf"
+    not_gguf.write_text("a text file named .gguf")
+    with pytest.raises(GGUFLayoutError, match="magic"):
+        check_complete(not_gguf)
+
+
 def test_unknown_tokenizers_and_architectures_are_refused_with_a_hint(tiny_llama: Path, tmp_path: Path) -> None:
     assert pre_tokenizer_name({"pre_tokenizer": {"type": "ByteLevel"}}) == "gpt-2"
     digits = {"type": "Digits", "individual_digits": True}
@@ -94,12 +125,8 @@ def test_llama_cpp_f32_decodes_like_pytorch(tiny_llama: Path, tmp_path: Path) ->
 
     from olive_ext.artifacts import Artifact
     from olive_ext.evaluate.backends import open_backend
-    from olive_ext.evaluate.backends.llama_cpp import (
-        MAX_CONTEXT,
-        LlamaCppBackend,
-        _trained_context_by_reader,
-        trained_context,
-    )
+    from olive_ext.evaluate.backends.llama_cpp import MAX_CONTEXT, LlamaCppBackend
+    from olive_ext.models.gguf_header import _trained_context_by_reader, trained_context
     from olive_ext.passes.gguf_export import export_gguf
 
     export_gguf(Artifact("hf", str(tiny_llama)), tmp_path / "f32", "F32")
@@ -117,6 +144,18 @@ def test_llama_cpp_f32_decodes_like_pytorch(tiny_llama: Path, tmp_path: Path) ->
     out = backend.generate(prompt, 12, 12)
     assert out.tokens == ref[0, len(prompt) :].tolist()
     assert len(out.step_seconds) == 12 and all(s > 0 for s in out.step_seconds)
+    # teacher forcing with a shared prefix kept in llama.cpp's KV cache predicts what PyTorch predicts per row
+    from olive_ext.evaluate.backends.base import shared_prefix
+    from olive_ext.evaluate.backends.torch_lm import TorchLMBackend
+
+    instruction = [1, 425, 201, 511, 71, 469, 358, 17, 40, 99, 3, 250]
+    rows = [([*instruction, 30 + i, 60 + 2 * i], [70 + i, 5, 9]) for i in range(6)]
+    assert shared_prefix(rows) == len(instruction)
+    reference = TorchLMBackend(str(tiny_llama), None, 1).forced_predictions(rows)
+    forced = backend.forced_predictions(rows)
+    assert [f.tokens for f in forced] == [f.tokens for f in reference]
+    for a, b in zip(forced, reference, strict=True):
+        assert a.margins == pytest.approx(b.margins, abs=1e-3)
     nll = backend.continuation_nll(prompt, [5, 9])
     with torch.no_grad():
         logp = torch.log_softmax(model(torch.tensor([[*prompt, 5, 9]])).logits[0].double(), -1)

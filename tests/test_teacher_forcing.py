@@ -110,6 +110,35 @@ def test_teacher_forced_outputs_are_the_greedy_outputs(kind: str, tiny_builds: d
     assert rows.forced + rows.decoded == len(prompts) and rows.decoded >= 16  # the changed and cut ones
 
 
+INSTRUCTION = "Answer the question below in a few words, as the cat and the dog would.\nQ: "
+
+
+@pytest.mark.parametrize("kind", ["pytorch", *KINDS])
+def test_a_shared_prefix_runs_once_and_predicts_the_same(
+    kind: str, tiny_builds: dict[str, Artifact], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows that repeat an instruction: the backend runs it once (a KV cache it rewinds to) and predicts what it
+    predicts running each row whole; greedy_rows still gives the generated outputs."""
+    from olive_ext.evaluate.backends import base
+
+    art = tiny_builds[kind]
+    tok = load_tokenizer(art)
+    prompts = [list(tok(INSTRUCTION + q)["input_ids"]) for q in questions(24, seed=1)]
+    backend: Any = open_backend("hf" if kind == "pytorch" else "genai", art.path, None, "CPUExecutionProvider", 1)
+    generated = [backend.generate(p, 6).tokens for p in prompts]
+    answers = _answers(generated)
+    rows = [(p, a) for p, a in zip(prompts, answers, strict=True) if a]
+    assert base.shared_prefix(rows) >= base.MIN_SHARED_PREFIX
+    shared = backend.forced_predictions(rows)
+    assert greedy_rows(backend, prompts, answers, 6).outputs == generated
+    monkeypatch.setattr(base, "MIN_SHARED_PREFIX", 10**6)  # each row whole
+    assert base.shared_prefix(rows) == 0
+    whole = backend.forced_predictions(rows)
+    assert [f.tokens for f in shared] == [f.tokens for f in whole]
+    for a, b in zip(shared, whole, strict=True):
+        assert a.margins == pytest.approx(b.margins, abs=1e-3)
+
+
 def test_end_token_decides_where_the_answer_stops(tiny_builds: dict[str, Artifact]) -> None:
     """PyTorch with a frequent answer token as its end token: answers stop early, and teacher forcing
     must see the end token as the argmax after the answer, not just the answer tokens."""

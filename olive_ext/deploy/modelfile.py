@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from olive_ext.errors import UserInputError
-from olive_ext.evaluate.backends.llama_cpp import MARKER, trained_context
+from olive_ext.evaluate.backends.llama_cpp import MARKER
+from olive_ext.models.gguf_header import trained_context
 
 MODELFILE = "Modelfile"
 FALLBACK_TEMPLATE = "{{ .Prompt }}"

@@ -141,17 +141,14 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model"
 
 
 def check_gguf_file(path: Path) -> None:
-    """``path`` reads as a GGUF file (magic bytes, header, tensor table), by the gguf package's own reader."""
-    from gguf import GGUFReader
+    """``path`` reads as a GGUF file: magic bytes, header, tensor table, and every tensor's bytes present
+    (models/gguf_header.py, a header walk that loads no tensor)."""
+    from olive_ext.models.gguf_header import GGUFLayoutError, check_complete
 
     try:
-        GGUFReader(path)
-    except Exception as e:  # gguf raises ValueError on a wrong magic, struct/index errors on a truncated file
-        reason = (
-            "it does not start with the GGUF magic bytes"
-            if "magic" in str(e).lower()
-            else f"its header or tensor table cannot be read ({type(e).__name__}: {e})"
-        )
+        check_complete(path)
+    except GGUFLayoutError as e:
+        reason = str(e) if "magic" in str(e) else f"its header or tensor table cannot be read ({e})"
         raise UserInputError(
             f"{path} is not a complete GGUF file: {reason}",
             hint="download or export the .gguf again (a partial download is the usual cause)",

@@ -54,6 +54,26 @@ def top2(logits: Any) -> Forced:
     return Forced([int(t) for t in best], [float(m) for m in part[:, -1] - part[:, -2]])
 
 
+# fewer shared tokens than this: each row is run whole (keeping a cache for the prefix saves nothing)
+MIN_SHARED_PREFIX = 8
+
+
+def shared_prefix(rows: list[tuple[list[int], list[int]]]) -> int:
+    """How many leading prompt tokens every row shares (an instruction or system prompt repeated per row), short of
+    each prompt's last token, whose logits predict the answer's first; 0 when fewer than ``MIN_SHARED_PREFIX``.
+
+    Backends with a KV cache run that prefix once and each row's rest on top of it: the same attention over the
+    same tokens, so the same predictions up to float rounding (the tone task's rows share 31 of ~48 prompt tokens).
+    """
+    if len(rows) < 2:
+        return 0
+    first = rows[0][0]
+    shared = min(len(prompt) for prompt, _ in rows) - 1
+    for prompt, _ in rows[1:]:
+        shared = next((i for i in range(shared) if prompt[i] != first[i]), shared)
+    return shared if shared >= MIN_SHARED_PREFIX else 0
+
+
 class Stopwatch:
     """Times consecutive steps with perf_counter."""
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
 import numpy as np
 
-from olive_ext.evaluate.backends.base import Forced, Generation, LMBackend, Stopwatch, top2
+from olive_ext.evaluate.backends.base import Forced, Generation, LMBackend, Stopwatch, shared_prefix, top2
 from olive_ext.onnx.runtime import genai
 from olive_ext.targets.base import provider_short_name
 
@@ -68,8 +69,13 @@ class GenAIBackend(LMBackend):
         return _nll(logits, len(prompt), continuation)
 
     def forced_predictions(self, rows: list[tuple[list[int], list[int]]]) -> list[Forced]:
-        # one generator per row: genai pads a batch on the left with the pad token, which could be a
-        # real token here; one prefill over prompt + answer is the saving (no decode steps)
+        # one row at a time (genai pads a batch on the left with the pad token, which could be a real token here):
+        # one prefill over prompt + answer (no decode steps); the prefix all rows share is run once and each row
+        # rewinds the generator to it
+        shared = shared_prefix(rows)
+        if shared:
+            with contextlib.suppress(RuntimeError):  # a model whose KV cache cannot rewind: each row whole
+                return self._forced_from_prefix(rows, shared)
         out = []
         for prompt, answer in rows:
             ids = prompt + answer
@@ -77,6 +83,18 @@ class GenAIBackend(LMBackend):
             gen.append_tokens(np.asarray(ids, dtype=np.int32))
             logits = np.asarray(gen.get_output("logits"))[0]
             out.append(top2(logits[len(prompt) - 1 : len(ids)]))
+        return out
+
+    def _forced_from_prefix(self, rows: list[tuple[list[int], list[int]]], shared: int) -> list[Forced]:
+        gen = self._generator(max(len(prompt) + len(answer) for prompt, answer in rows) + 1)
+        gen.append_tokens(np.asarray(rows[0][0][:shared], dtype=np.int32))
+        out = []
+        for prompt, answer in rows:
+            gen.rewind_to(shared)
+            gen.append_tokens(np.asarray((prompt + answer)[shared:], dtype=np.int32))
+            logits = np.asarray(gen.get_output("logits"))[0]  # the appended positions only
+            start = len(prompt) - 1 - shared
+            out.append(top2(logits[start : start + len(answer) + 1]))
         return out
 
 

@@ -10,11 +10,11 @@ logits per step, timed from Python, so ttft/latency/throughput mean the same for
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from olive_ext.evaluate.backends.base import Forced, Generation, LMBackend, Stopwatch, top2
+from olive_ext.evaluate.backends.base import Forced, Generation, LMBackend, Stopwatch, shared_prefix, top2
+from olive_ext.models.gguf_header import trained_context
 
 MARKER = "llama_cpp.json"
 # KV cache size: prompts plus new tokens of the eval jobs fit; a larger context would only add
@@ -47,63 +47,6 @@ def load_llama(model_path: Path, threads: int, n_ctx: int = 0) -> Any:
         n_gpu_layers=0,
         verbose=False,
     )
-
-
-# GGUF metadata value types (gguf.GGUFValueType) -> struct format of a scalar; 8 is a string, 9 an array
-_SCALAR_FORMATS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
-_STRING, _ARRAY = 8, 9
-
-
-def trained_context(path: Path) -> int | None:
-    """The ``<arch>.context_length`` a GGUF file's metadata gives, or None when it has none.
-
-    Read from the header's key-value section, stopping at that key (it comes before the tokenizer's
-    arrays), not with gguf's GGUFReader, which parses every field and tensor header eagerly: 3.6 s of a
-    4.1 s llama.cpp load for SmolLM2-135M (its 49k-token vocabulary). Big-endian or version-1 files go
-    to GGUFReader."""
-    with open(path, "rb") as f:
-        magic, version = f.read(4), f.read(4)
-        if magic != b"GGUF" or struct.unpack("<I", version)[0] not in (2, 3):
-            return _trained_context_by_reader(path)
-        _tensors, n_kv = struct.unpack("<QQ", f.read(16))
-        arch = None
-        for _ in range(n_kv):
-            key = _gguf_string(f)
-            value = _gguf_value(f, struct.unpack("<I", f.read(4))[0])
-            if key == "general.architecture":
-                arch = value
-            elif arch is not None and key == f"{arch}.context_length":
-                return int(value)
-    return None
-
-
-def _trained_context_by_reader(path: Path) -> int | None:
-    from gguf import GGUFReader
-
-    fields = GGUFReader(path).fields
-    arch = fields["general.architecture"].contents()
-    trained = fields.get(f"{arch}.context_length")
-    return int(trained.contents()) if trained else None
-
-
-def _gguf_string(f: IO[bytes]) -> str:
-    (size,) = struct.unpack("<Q", f.read(8))
-    return f.read(size).decode("utf-8", errors="replace")
-
-
-def _gguf_value(f: IO[bytes], kind: int) -> Any:
-    if kind == _STRING:
-        return _gguf_string(f)
-    if kind == _ARRAY:  # skipped over: item type, count, items
-        item, count = struct.unpack("<IQ", f.read(12))
-        if item in _SCALAR_FORMATS:
-            f.seek(count * struct.calcsize("<" + _SCALAR_FORMATS[item]), 1)
-        else:
-            for _ in range(count):
-                _gguf_value(f, item)
-        return None
-    fmt = "<" + _SCALAR_FORMATS[kind]
-    return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
 
 
 class LlamaCppBackend(LMBackend):
@@ -160,18 +103,36 @@ class LlamaCppBackend(LMBackend):
         return out
 
     def forced_predictions(self, rows: list[tuple[list[int], list[int]]]) -> list[Forced]:
-        """Teacher forcing the llama.cpp way: prompt once, then the answer token by token (no sampling)."""
+        """Teacher forcing the llama.cpp way: the prefix all rows share once, kept in the KV cache; then per row one
+        batch of the rest of its prompt and its answer, with logits at the positions that predict the answer."""
         import numpy as np
 
+        shared = shared_prefix(rows)
+        self._reset()
+        if shared:
+            self._eval(rows[0][0][:shared])
         out = []
+        llm = self.llm
         for prompt, answer in rows:
-            self._reset()
-            self._eval(prompt)
-            logits = [self._last_logits()]
-            for token in answer:
-                self._eval([token])
-                logits.append(self._last_logits())
+            tokens = (prompt + answer)[shared:]
+            if shared + len(tokens) > self.context_length:
+                raise ValueError(f"prompt plus answer exceed llama.cpp's context of {self.context_length} tokens")
+            first = len(prompt) - 1 - shared  # the index in ``tokens`` whose logits predict the answer's first token
+            llm.n_tokens = shared
+            llm._ctx.kv_cache_seq_rm(-1, shared, -1)  # the previous row's tokens out of the cache
+            logits = []
+            for start in range(0, len(tokens), llm.n_batch):
+                chunk = tokens[start : start + llm.n_batch]
+                wanted = range(max(first - start, 0), len(chunk))
+                llm._batch.set_batch(batch=chunk, n_past=llm.n_tokens, logits_all=False)
+                for i in wanted:
+                    llm._batch.batch.logits[i] = True
+                llm._ctx.decode(llm._batch)
+                llm.n_tokens += len(chunk)
+                get = self._lib.llama_get_logits_ith
+                logits += [np.ctypeslib.as_array(get(llm._ctx.ctx, i), shape=(self.n_vocab,)).copy() for i in wanted]
             out.append(top2(np.stack(logits)))
+        self._reset()
         return out
 
     def continuation_nll(self, prompt: list[int], continuation: list[int]) -> float:

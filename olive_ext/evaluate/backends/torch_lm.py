@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from olive_ext.evaluate.backends.base import Forced, Generation, LMBackend, Stopwatch, top2
+from olive_ext.evaluate.backends.base import Forced, Generation, LMBackend, Stopwatch, shared_prefix, top2
 
 # Rows per teacher-forced batch, and a cap on the padded tokens of one batch (bounds the logits kept).
 _BATCH_ROWS = 8
@@ -90,34 +90,44 @@ class TorchLMBackend(LMBackend):
 
     def forced_predictions(self, rows: list[tuple[list[int], list[int]]]) -> list[Forced]:
         # rows are batched by length; padding goes on the right, where causal attention keeps it
-        # from every real position, so no attention mask is needed and positions stay 0..n-1
+        # from every real position, so no attention mask is needed and positions stay 0..n-1; the prefix
+        # all rows share runs once per batch (one row) and its KV cache is repeated for the batch's rows
+        shared = shared_prefix(rows)
         order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]) + len(rows[i][1]))
         out: dict[int, Forced] = {}
         batch: list[int] = []
         for i in order:
             width = len(rows[i][0]) + len(rows[i][1])
             if batch and (len(batch) >= _BATCH_ROWS or width * (len(batch) + 1) > _BATCH_TOKENS):
-                out.update(self._forced_batch(rows, batch))
+                out.update(self._forced_batch(rows, batch, shared))
                 batch = []
             batch.append(i)
         if batch:
-            out.update(self._forced_batch(rows, batch))
+            out.update(self._forced_batch(rows, batch, shared))
         return [out[i] for i in range(len(rows))]
 
-    def _forced_batch(self, rows: list[tuple[list[int], list[int]]], batch: list[int]) -> dict[int, Forced]:
+    def _forced_batch(
+        self, rows: list[tuple[list[int], list[int]]], batch: list[int], shared: int
+    ) -> dict[int, Forced]:
         torch = self.torch
-        seqs = [rows[i][0] + rows[i][1] for i in batch]
+        seqs = [(rows[i][0] + rows[i][1])[shared:] for i in batch]
         width = max(len(s) for s in seqs)
         ids = torch.tensor([s + [0] * (width - len(s)) for s in seqs])
-        first = min(len(rows[i][0]) for i in batch) - 1  # earliest position whose logits are needed
+        first = min(len(rows[i][0]) for i in batch) - 1 - shared  # earliest position whose logits are needed
         with torch.inference_mode():
+            past: dict[str, Any] = {"use_cache": False}
+            if shared:
+                prefix = torch.tensor([rows[batch[0]][0][:shared]])
+                cache = self.model(input_ids=prefix, use_cache=True, **self._keep(1)).past_key_values
+                cache.batch_repeat_interleave(len(batch))
+                past = {"past_key_values": cache, "use_cache": True}
             # only the positions that predict answer tokens (where the model can): the biggest tensor here
             keep = width - first
-            logits = self.model(input_ids=ids, use_cache=False, **self._keep(keep)).logits[:, -keep:]
+            logits = self.model(input_ids=ids, **past, **self._keep(keep)).logits[:, -keep:]
         out = {}
         for row, i in enumerate(batch):
             prompt, answer = rows[i]
-            start = len(prompt) - 1 - first
+            start = len(prompt) - 1 - shared - first
             out[i] = top2(logits[row, start : start + len(answer) + 1].float().numpy())
         return out
 
