@@ -1,6 +1,6 @@
 """Teacher forcing with the rows' shared prompt prefix run once, against each row run whole, per backend.
 
-    python benchmarks/teacher_forcing_prefix.py --out AUTO_OPT_OUTPUT [--write]
+    python benchmarks/teacher_forcing_prefix.py --out AUTO_OPT_OUTPUT [--ft FOLDER] [--write]
 
 AUTO_OPT_OUTPUT is an auto-opt output folder of the demo fine-tune (its candidates.json names the built
 candidates, which must still be in the cache): the fp32, int8 and int4 genai builds and the Q8_0 and Q4_K_M
@@ -70,6 +70,7 @@ def both_ways(backend: Any, rows: list[tuple[list[int], list[int]]]) -> dict[str
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, required=True, help="an auto-opt output folder of the demo fine-tune")
+    p.add_argument("--ft", type=Path, help="the fine-tune folder (default: the one candidates.json names)")
     p.add_argument("--write", action="store_true", help="write the table into benchmarks/RESULTS.md")
     args = p.parse_args()
 
@@ -78,7 +79,7 @@ def main() -> None:
     from olive_ext.evaluate.backends.torch_lm import TorchLMBackend
 
     report = json.loads((args.out / "candidates.json").read_text())
-    ft = Path(report["reference"]["artifact"]["path"]).parent
+    ft = args.ft or Path(report["reference"]["artifact"]["path"]).parent
     rows = tone_rows(ft)
     load_before = load_average()
     results = {}
