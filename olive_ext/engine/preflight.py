@@ -20,6 +20,7 @@ from olive_ext.engine.output import check_output
 from olive_ext.errors import UserInputError
 from olive_ext.evaluate import lm_eval_tasks, mteb_tasks
 from olive_ext.models.folder import MODEL_CONFIG, PYPI_PREFIX
+from olive_ext.models.gguf_header import GGUFLayoutError, check_complete
 from olive_ext.onnx.runtime import runtime_telemetry_off
 from olive_ext.recipe.schema import Recipe
 
@@ -143,8 +144,6 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model"
 def check_gguf_file(path: Path) -> None:
     """``path`` reads as a GGUF file: magic bytes, header, tensor table, and every tensor's bytes present
     (models/gguf_header.py, a header walk that loads no tensor)."""
-    from olive_ext.models.gguf_header import GGUFLayoutError, check_complete
-
     try:
         check_complete(path)
     except GGUFLayoutError as e:
