@@ -12,7 +12,9 @@ package (``GGML_QUANT_SIZES``), the same table its reader uses.
 
 from __future__ import annotations
 
+import math
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -84,6 +86,13 @@ def _open_v2_v3(f: IO[bytes], size: int) -> tuple[_Reader, int, int] | None:
     return reader, n_tensors, n_kv
 
 
+def _metadata(reader: _Reader, n_kv: int) -> Iterator[tuple[str, Any]]:
+    """The header's key-value pairs in file order (array values as None)."""
+    for _ in range(n_kv):
+        key = reader.string("a metadata key")
+        yield key, reader.value(reader.unpack("I", key), key)
+
+
 def trained_context(path: Path) -> int | None:
     """The ``<arch>.context_length`` a GGUF file's metadata gives, or None when it has none (it comes before the
     tokenizer's arrays: the read stops there)."""
@@ -93,9 +102,7 @@ def trained_context(path: Path) -> int | None:
             return _trained_context_by_reader(path)
         reader, _tensors, n_kv = opened
         arch = None
-        for _ in range(n_kv):
-            key = reader.string("a metadata key")
-            value = reader.value(reader.unpack("I", key), key)
+        for key, value in _metadata(reader, n_kv):
             if key == "general.architecture":
                 arch = value
             elif arch is not None and key == f"{arch}.context_length":
@@ -113,9 +120,7 @@ def check_complete(path: Path) -> None:
             return
         reader, n_tensors, n_kv = opened
         alignment = _DEFAULT_ALIGNMENT
-        for _ in range(n_kv):
-            key = reader.string("a metadata key")
-            value = reader.value(reader.unpack("I", key), key)
+        for key, value in _metadata(reader, n_kv):
             if key == "general.alignment" and isinstance(value, int) and value > 0:
                 alignment = value
         if n_tensors * 24 > reader.remaining():  # name length, dimension count, type and offset at least
@@ -137,16 +142,13 @@ def _tensor_span(reader: _Reader) -> tuple[str, int, int]:
     n_dims = reader.unpack("I", name)
     if n_dims > 8:
         raise GGUFLayoutError(f"tensor {name} claims {n_dims} dimensions")
-    dims = reader.unpack(f"{n_dims}Q", name) if n_dims else ()
+    dims = struct.unpack(f"<{n_dims}Q", reader.take(8 * n_dims, name))
     kind, offset = reader.unpack("IQ", name)
     try:
         block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(kind)]
     except (ValueError, KeyError):
         raise GGUFLayoutError(f"tensor {name} has unknown type {kind}") from None
-    elements = 1
-    for d in dims if isinstance(dims, tuple) else (dims,):
-        elements *= d
-    return name, offset, elements // block * type_size
+    return name, offset, math.prod(dims) // block * type_size
 
 
 def _trained_context_by_reader(path: Path) -> int | None:

@@ -112,7 +112,7 @@ class LlamaCppBackend(LMBackend):
         if shared:
             self._eval(rows[0][0][:shared])
         out = []
-        llm = self.llm
+        llm, logits_at = self.llm, self._lib.llama_get_logits_ith
         for prompt, answer in rows:
             tokens = (prompt + answer)[shared:]
             if shared + len(tokens) > self.context_length:
@@ -129,8 +129,9 @@ class LlamaCppBackend(LMBackend):
                     llm._batch.batch.logits[i] = True
                 llm._ctx.decode(llm._batch)
                 llm.n_tokens += len(chunk)
-                get = self._lib.llama_get_logits_ith
-                logits += [np.ctypeslib.as_array(get(llm._ctx.ctx, i), shape=(self.n_vocab,)).copy() for i in wanted]
+                logits += [
+                    np.ctypeslib.as_array(logits_at(llm._ctx.ctx, i), shape=(self.n_vocab,)).copy() for i in wanted
+                ]
             out.append(top2(np.stack(logits)))
         self._reset()
         return out
