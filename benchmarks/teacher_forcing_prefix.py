@@ -33,19 +33,19 @@ WANTED = {  # label fragment -> name in the table
 
 
 def tone_rows(ft: Path) -> list[tuple[list[int], list[int]]]:
-    """The fine-tune's eval rows (model_config.json's eval_data), tokenized as the evaluator does for the tone task."""
-    from transformers import AutoTokenizer
+    """The fine-tune's eval rows (model_config.json's eval_data) as the evaluator prepares them for teacher forcing."""
+    from olive_ext.evaluate.context import EvalContext
+    from olive_ext.evaluate.evaluator import prepare_data
+    from olive_ext.evaluate.spec import EvaluateSpec
+    from olive_ext.models.folder import resolve_model_arg
+    from olive_ext.workflows.auto_opt import data_from_model_config
 
-    config = json.loads((ft / "model_config.json").read_text())["eval_data"]
-    start = int(config["split"].split("[")[1].split(":")[0])
-    rows = [json.loads(line) for line in Path(config["data_files"]).read_text().splitlines() if line.strip()]
-    prompt_part, answer_field = config["text_template"].rsplit("{", 1)
-    answer_field = answer_field.rstrip("}")
-    tok = AutoTokenizer.from_pretrained(ft / "model")
-    return [
-        (tok(prompt_part.format(**r))["input_ids"], tok(r[answer_field] + "<|im_end|>")["input_ids"])
-        for r in rows[start:]
-    ]
+    source = resolve_model_arg(str(ft), None)
+    dataset = data_from_model_config(source)
+    if dataset is None:
+        raise SystemExit(f"{ft} records no eval data whose files exist (model_config.json's eval_data)")
+    data = prepare_data(source, EvalContext(EvaluateSpec(), dataset=dataset), {"generate"})
+    return list(zip(data.prompts, data.answers, strict=True))
 
 
 def both_ways(backend: Any, rows: list[tuple[list[int], list[int]]]) -> dict[str, Any]:

@@ -54,3 +54,25 @@ def test_alternating_sources_are_each_recorded_once_per_run(tiny_llama: Path, tm
         assert recorded_reference(str(tiny_llama), None).loads == 0  # a fresh entry: nothing recorded yet
     finally:
         forget_recorded()
+
+
+def test_one_prefill_for_logits_and_greedy_equals_the_two_calls(tiny_llama: Path) -> None:
+    """The parity check reads a genai candidate's prompt logits and greedy tokens from one generator."""
+    import numpy as np
+
+    art = build(tiny_llama, {"build": {"type": "model_builder"}, "quantize": {"type": "int8_dynamic"}})
+    candidate = GenAICandidate(art.path, None)
+    for ids in ([5, 9, 12, 40, 7], [3, 8], [11, 2, 33, 4, 19, 21, 6, 30]):
+        logits, tokens = candidate.logits_and_greedy(ids, 6)
+        separate = candidate.logits(ids)
+        assert logits.shape == separate.shape == (len(ids), separate.shape[-1])
+        assert np.array_equal(logits, separate)  # read before decoding moved the generator on
+        # the greedy tokens a separate generator decodes, step by step from the argmax of each position
+        gen = candidate._generator(len(ids) + 6)
+        gen.append_tokens(np.asarray(ids, dtype=np.int32))
+        expected: list[int] = []
+        while not gen.is_done() and len(expected) < 6:
+            gen.generate_next_token()
+            expected.append(int(gen.get_next_tokens()[0]))
+        assert tokens == [t for t in expected[: next((i for i, t in enumerate(expected) if t in candidate.eos), 6)]]
+        assert tokens and tokens[0] == int(separate[-1].argmax())  # the first greedy token is the prompt's argmax
