@@ -96,10 +96,10 @@ def main() -> None:
         del backend
     prompt_tokens = sum(len(p) for p, _ in rows) / len(rows)
     lines = [
-        f"`python benchmarks/teacher_forcing_prefix.py --out OUT --write`, {today()}, {machine_line()}; OUT is an "
-        f"auto-opt output of the demo fine-tune. {len(rows)} tone rows, prompts {prompt_tokens:.1f} tokens on average, "
-        f"of which the first {shared_prefix(rows)} are the same in every row; 2 threads; 1-minute load average "
-        f"{load_before:.2f} before, {load_average():.2f} after. Each backend scores the rows both ways in one "
+        f"`python benchmarks/teacher_forcing_prefix.py --out OUT --ft FT --write`, {today()}, {machine_line()}; OUT is "
+        f"an auto-opt output of the demo fine-tune FT. {len(rows)} tone rows, prompts {prompt_tokens:.1f} tokens on "
+        f"average, of which the first {shared_prefix(rows)} are the same in every row; 2 threads; 1-minute load "
+        f"average {load_before:.2f} before, {load_average():.2f} after. Each backend scores the rows both ways in one "
         "process (after 4 rows of warm-up): each row whole, and the shared prefix once with each row's rest on "
         "its KV cache.",
         "",
