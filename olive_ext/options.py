@@ -214,8 +214,30 @@ def problems_from_validation(error: ValidationError, root: Any, prefix: tuple[An
             )
         else:
             msg = err["msg"].removeprefix("Value error, ")
-            problems.append(Problem(path, msg, err.get("input"), "input" in err))
+            # a number out of range: the field's own description says what it is and why the range
+            hint = _description_at(root, loc) if etype in _BOUND_ERRORS else None
+            problems.append(Problem(path, msg, err.get("input"), "input" in err, hint=hint))
     return problems
+
+
+_BOUND_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
+
+
+def _description_at(model: Any, loc: tuple[Any, ...]) -> str | None:
+    """The description of the field at ``loc`` (walked from ``model`` through dicts and lists), if it has one."""
+    if not loc:
+        return None
+    parent: Any = model
+    for part in loc[:-1]:
+        parent = _unwrap(parent, part)
+        if parent is None:
+            return None
+    parent = _strip(parent)
+    if isinstance(parent, type) and issubclass(parent, BaseModel):
+        field = parent.model_fields.get(str(loc[-1]))
+        if field is not None and field.description:
+            return field.description
+    return None
 
 
 def user_loc(root: Any, loc: tuple[Any, ...], key_error: bool = True) -> tuple[Any, ...]:

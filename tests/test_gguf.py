@@ -177,6 +177,12 @@ def test_quantizing_keeps_llama_cpp_per_tensor_log_out_of_the_terminal(
     out, err = capfd.readouterr()
     assert (tmp_path / "q8.gguf").stat().st_size > 0
     assert "token_embd.weight" not in out + err and "converting to" not in out + err
+    # a K-quant of rows llama.cpp cannot block by 256 warns once per tensor ("falling back to q5_1", 361 lines on
+    # the demo), which llama-cpp-python passes on at its ERROR level: kept out too (the rc tells failure)
+    quantize_gguf(tmp_path / "f32" / "model-F32.gguf", tmp_path / "q4km.gguf", "Q4_K_M")
+    out, err = capfd.readouterr()
+    assert (tmp_path / "q4km.gguf").stat().st_size > 0
+    assert "not divisible" not in out + err and "fallback" not in out + err, err[:300]
 
 
 def test_auto_opt_measures_gguf_candidates_beside_onnx(tiny_llama: Path, eval_file: Path, tmp_path: Path) -> None:

@@ -47,6 +47,16 @@ def test_errors_name_the_users_key_not_the_translated_one() -> None:
     assert "passes.conversion.config.target_opset" in _errors(check_recipe(nested)[1])
 
 
+def test_a_number_out_of_range_says_what_the_range_is_for() -> None:
+    """Olive's falcon example asks for opset 13: the refusal gives the field's own reason, not the bound alone."""
+    error = _errors(check_recipe(_config({"conversion": {"type": "OnnxConversion", "target_opset": 13}}))[1])
+    problem = error["passes.conversion.target_opset"]
+    assert problem.value == 13 and "greater than or equal to 14" in problem.message
+    assert problem.hint and "attention" in problem.hint and "from opset 14" in problem.hint
+    native = _errors(check_recipe({"passes": {"export": {"type": "onnx_export", "opset": 30}}})[1])
+    assert "14 to 23" in (native["passes.export.opset"].hint or "")
+
+
 @needs_olive
 def test_every_other_olive_type_runs_through_the_olive_step_with_its_canonical_name() -> None:
     out, problems = translate(

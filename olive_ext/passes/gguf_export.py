@@ -326,9 +326,11 @@ def quantize_gguf(src: Path, dest: Path, quant: str) -> None:
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = ftype
     params.nthread = 0  # llama.cpp picks: all cores
-    # llama.cpp logs a line per tensor (272 for SmolLM2) through llama-cpp-python's logger: errors only, unless
-    # olive-ext logs at debug
-    with quiet_loggers("llama-cpp-python", level=logging.ERROR):
+    # llama.cpp logs a line per tensor (272 for SmolLM2), and a K-quant warns once per tensor whose rows it cannot
+    # block by 256 (361 lines on the demo), through llama-cpp-python's logger, whose table shifts llama.cpp's levels
+    # by one (its warnings arrive as ERROR, its errors as DEBUG): none of it unless olive-ext logs at debug; a
+    # failure shows in the return code
+    with quiet_loggers("llama-cpp-python", level=logging.CRITICAL):
         rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dest).encode(), ctypes.byref(params))
     if rc != 0:
         raise UserInputError(f"llama.cpp could not quantize {src.name} to {quant} (llama_model_quantize returned {rc})")

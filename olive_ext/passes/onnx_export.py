@@ -37,7 +37,13 @@ class OnnxExportConfig(PassConfig):
     exporter: Literal["auto", "dynamo", "torchscript"] = Field(
         "auto", description="auto: dynamo, falling back to TorchScript when it fails or disagrees with PyTorch"
     )
-    opset: int = Field(18, ge=14, le=23, description="ONNX opset (TorchScript uses at most 17)")
+    opset: int = Field(
+        18,
+        ge=14,
+        le=23,
+        description="ONNX opset, 14 to 23: torch exports attention (scaled_dot_product_attention) from opset 14; "
+        "TorchScript uses at most 17",
+    )
     tolerance: float = Field(1e-3, gt=0, description="max |ONNX - PyTorch| on the check inputs before it counts")
 
 
