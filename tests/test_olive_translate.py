@@ -274,6 +274,20 @@ def test_a_latency_percent_min_improvement_goal_becomes_a_constraint() -> None:
     assert out["evaluate"]["constraints"] == {"min_latency_improvement_pct": 20.0}
 
 
+def test_older_olives_auto_optimizer_switched_off_is_a_note_and_switched_on_an_error_naming_auto_opt() -> None:
+    """Olive's llama2_generate example: no passes, an evaluator, `auto_optimizer_config: {disable_auto_optimizer:
+    true}` (a key olive-ai 0.13 itself refuses): it asks for nothing, so the evaluator runs on the input model."""
+    evaluators = {"e": {"metrics": [{"name": "lat", "type": "latency", "sub_types": [{"name": "avg"}]}]}}
+    off = _config({}, evaluators=evaluators, auto_optimizer_config={"disable_auto_optimizer": True})
+    recipe, problems = check_recipe(off)
+    assert not _errors(problems), [p.render() for p in problems]
+    assert recipe is not None and not recipe.passes and "latency" in recipe.evaluate.metrics
+    assert any(p.path == "auto_optimizer_config" and p.severity == "note" for p in problems)
+    on = _config({"mb": {"type": "ModelBuilder"}}, auto_optimizer_config={"opt_level": 0})
+    error = _errors(check_recipe(on)[1])["auto_optimizer_config"]
+    assert "auto-opt" in (error.hint or "")
+
+
 def test_unknown_top_level_keys_are_named_and_lenient_lists_them_in_the_report_notes() -> None:
     raw = _config({"mb": {"type": "ModelBuilder"}}, packaging_config={"type": "Zipfile"}, frobnicate=1)
     errors = _errors(check_recipe(raw)[1])

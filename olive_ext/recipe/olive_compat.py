@@ -219,6 +219,8 @@ def translate_config(raw: dict[str, Any], base_dir: Path | None = None) -> Trans
             "Olive's packaging is not run by olive-ext",
             "remove it and package the result with `olive-ext package`",
         )
+    if "auto_optimizer_config" in raw:
+        _auto_optimizer(raw.pop("auto_optimizer_config"), ctx)
     if "azureml_client" in raw:
         raw.pop("azureml_client")
         ctx.note(
@@ -237,6 +239,25 @@ def translate_config(raw: dict[str, Any], base_dir: Path | None = None) -> Trans
     if ctx.model_needs_olive and any(s.get("type") == "olive" for s in (out.get("passes") or {}).values()):
         _olive_model_config(out, ctx)
     return Translation(out, problems, ctx.paths)
+
+
+def _auto_optimizer(value: Any, ctx: TranslationContext) -> None:
+    """Older Olive releases' ``auto_optimizer_config`` (olive-ai 0.13 refuses the key): switched off it asks for
+    nothing, so it is a note; switched on, Olive chose the passes itself, which is what ``olive-ext auto-opt`` does."""
+    where = ctx.paths.get("auto_optimizer_config", "auto_optimizer_config")
+    if isinstance(value, dict) and value.get("disable_auto_optimizer") is True:
+        ctx.note(
+            where,
+            "older Olive releases' auto optimizer, switched off: nothing to do (olive-ai 0.13 no longer has the key); "
+            "the passes and evaluator as written are run",
+        )
+        return
+    ctx.error(
+        where,
+        "older Olive releases' auto optimizer picked the passes itself (olive-ai 0.13 no longer has the key)",
+        hint="remove it and list the passes, or let `olive-ext auto-opt -m MODEL --device cpu` build and measure "
+        "the candidates",
+    )
 
 
 def _olive_model_config(out: dict[str, Any], ctx: TranslationContext) -> None:
