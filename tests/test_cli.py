@@ -87,6 +87,7 @@ def test_run_end_to_end_and_refuse_overwrite(tmp_path: Path, capsys: pytest.Capt
     model = tmp_path / "m"
     model.mkdir()
     (model / "config.json").write_text("{}")
+    (model / "weights.bin").write_bytes(b"toy weights")  # the toy passes never load it; the checks ask for weights
     recipe = tmp_path / "r.yaml"
     recipe.write_text(
         yaml.safe_dump(

@@ -354,10 +354,23 @@ def broken_models(tiny_llama: Path, tmp_path: Path) -> dict[str, tuple[Path, Pat
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"):
         (no_tok / name).unlink(missing_ok=True)
     out["no-tokenizer"] = (no_tok, no_tok, "no tokenizer")
+    no_weights = tmp_path / "config-only"
+    no_weights.mkdir()
+    shutil.copy(tiny_llama / "config.json", no_weights / "config.json")
+    out["no-weights"] = (no_weights, no_weights, "no weights")
+    shards = tmp_path / "missing-shard"
+    shutil.copytree(tiny_llama, shards)
+    (shards / "model.safetensors").rename(shards / "model-00001-of-00002.safetensors")
+    index = {"metadata": {}, "weight_map": {"lm_head.weight": "model-00002-of-00002.safetensors",
+                                            "model.norm.weight": "model-00001-of-00002.safetensors"}}  # fmt: skip
+    (shards / "model.safetensors.index.json").write_text(json.dumps(index))
+    out["missing-shard"] = (shards, shards / "model.safetensors.index.json", "model-00002-of-00002.safetensors")
     return out
 
 
-@pytest.mark.parametrize("case", ["not-gguf", "half-gguf", "cut-safetensors", "weights-file", "no-tokenizer"])
+@pytest.mark.parametrize(
+    "case", ["not-gguf", "half-gguf", "cut-safetensors", "weights-file", "no-tokenizer", "no-weights", "missing-shard"]
+)
 def test_models_whose_files_are_broken_are_refused_before_any_work(
     case: str,
     broken_models: dict[str, tuple[Path, Path, str]],
@@ -365,9 +378,10 @@ def test_models_whose_files_are_broken_are_refused_before_any_work(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """A GGUF that is not one or is cut short, weights cut short or given as -m, a causal LM without its tokenizer:
-    one message naming the file before any candidate is built (it was one failure per candidate, each with the
-    library's words, and for a folder without a tokenizer the builder's note to install sentencepiece)."""
+    """A GGUF that is not one or is cut short, weights cut short or given as -m, a causal LM without its tokenizer,
+    a config.json without weights, a sharded model missing a shard its index names: one message naming the file
+    before any candidate is built (it was one failure per candidate, each with the library's words, and for a folder
+    without a tokenizer or weights the builder's note to install sentencepiece)."""
     model, named, words = broken_models[case]
     data = ["-d", "json", "--data_files", str(tone_file), "--text_template", TEMPLATE]
     for argv in (["quantize", "-m", str(model)], ["auto-opt", "-m", str(model), *data],

@@ -50,6 +50,7 @@ def test_report_to_wandb_online_without_credentials_fails_before_any_work(tmp_pa
     # a fresh process (wandb keeps its settings per process) with no ~/.netrc and no wandb settings
     env |= {"HOME": str(tmp_path), "NETRC": str(tmp_path / "netrc"), "WANDB_CONFIG_DIR": str(tmp_path / "wb")}
     (tmp_path / "config.json").write_text("{}")  # a model folder to the checks before work; never loaded
+    (tmp_path / "weights.bin").write_bytes(b"toy weights")
     argv = [sys.executable, "-m", "olive_ext", "finetune", "-m", str(tmp_path), "--data_files",
             str(_rows(tmp_path / "d.jsonl")), "--text_template", "Phrase: {phrase}\\nTone: {tone}",
             "--report_to", "wandb", "-o", str(tmp_path / "o")]  # fmt: skip
@@ -67,6 +68,7 @@ def test_report_to_wandb_missing_says_what_to_install(
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
     (tmp_path / "config.json").write_text("{}")  # a model folder to the checks before work; never loaded
+    (tmp_path / "weights.bin").write_bytes(b"toy weights")
     code = main(["finetune", "-m", str(tmp_path), "--data_files", str(_rows(tmp_path / "d.jsonl")),
                  "--text_template", "Phrase: {phrase}\nTone: {tone}", "--report_to", "wandb",
                  "-o", str(tmp_path / "o")])  # fmt: skip

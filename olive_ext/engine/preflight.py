@@ -124,6 +124,7 @@ def check_model_folder(path: str) -> None:
         raise UserInputError(f"{config} cannot be read as JSON ({e})", hint="restore the model's config.json") from e
     if not isinstance(data, dict):
         raise UserInputError(f"{config} is not a model configuration (a JSON object)", hint="restore it")
+    check_weight_files(folder)
     for weights in sorted(folder.glob("*.safetensors")):
         check_safetensors_file(weights)
     architectures = data.get("architectures") or []
@@ -135,6 +136,35 @@ def check_model_folder(path: str) -> None:
             hint=f"save the base model's tokenizer there: "
             f"AutoTokenizer.from_pretrained(BASE).save_pretrained('{folder}')",
         )
+
+
+# transformers' weight files (its SAFE_WEIGHTS_NAME / WEIGHTS_NAME and their sharded forms), by pattern
+_WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
+
+
+def check_weight_files(folder: Path) -> None:
+    """``folder`` (a model's config.json beside them) holds weights, and every shard its index names.
+
+    A config.json without weights (a download that stopped after the small files, a folder copied without
+    them) failed in every candidate's build, with the tokenizer loader's words; a missing shard, at load."""
+    if not any(any(folder.glob(pattern)) for pattern in _WEIGHT_PATTERNS):
+        raise UserInputError(
+            f"{folder} holds a model's config.json but no weights: no .safetensors (or .bin) file is in it",
+            hint="download or save the model again: model.safetensors (or its shards and index) belongs beside "
+            "config.json",
+        )
+    for index in sorted([*folder.glob("*.safetensors.index.json"), *folder.glob("*.bin.index.json")]):
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map") or {}
+        except (OSError, ValueError, AttributeError) as e:
+            raise UserInputError(f"{index} cannot be read as a weights index ({e})", hint="download it again") from e
+        missing = sorted({str(f) for f in weight_map.values() if not (folder / str(f)).is_file()})
+        if missing:
+            raise UserInputError(
+                f"{index} names {len(missing)} shard(s) that are not in {folder}: {', '.join(missing[:3])}"
+                + (" ..." if len(missing) > 3 else ""),
+                hint="the download stopped part way: download the missing shards (or the model) again",
+            )
 
 
 # files any of which lets transformers' AutoTokenizer load a tokenizer from a folder
