@@ -51,6 +51,9 @@ def test_notebook_flow_finetune_auto_opt_package_verify(tiny_llama: Path, qa_fil
     report = json.loads((tmp_path / "onnx" / "candidates.json").read_text())
     assert report["accuracy_measured"] is True and report["unchecked_constraints"] == []
     assert report["reference"] and "exact_match" in report["reference"]["metrics"]
+    # a source model that answers no row exactly is said to leave accuracy unable to tell candidates apart
+    warned = any("answers none of the 8 eval rows exactly" in n for n in report["notes"])
+    assert warned == (report["reference"]["metrics"]["exact_match"] == 0), report["notes"]
 
     bundle = olive_ext.package(best.output_dir, tmp_path / "bundle", zip=True, name="tiny")
     assert bundle.zip_path == tmp_path / "bundle.zip" and bundle.zip_path.exists()

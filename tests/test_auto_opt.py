@@ -201,3 +201,14 @@ def test_a_fine_tunes_eval_split_is_narrowed_by_eval_split_and_max_samples(
     # flags that would reshape rows do nothing on the fine-tune's data: refused, named (they were ignored)
     with pytest.raises(UserInputError, match="--text_template, --use_chat_template have no effect here"):
         eval_of("--text_template", "X: {q} {a}", "--use_chat_template")
+
+
+def test_a_source_model_with_no_exact_answer_is_warned_about() -> None:
+    """Off the path: a template whose last column is not the answer scores 0% everywhere; the run says so."""
+    from olive_ext.engine.run import no_exact_answers
+
+    warning = no_exact_answers({"exact_match": 0.0, "exact_match.n": 90})
+    assert warning and "none of the 90 eval rows" in warning and "last column is the answer" in warning
+    assert no_exact_answers({"exact_match": 1.11, "exact_match.n": 90}) is None
+    assert no_exact_answers({"accuracy": 0.0}) is None  # classification: not an exact-match question
+    assert no_exact_answers({"exact_match": 0.0, "exact_match.n": 0}) is None

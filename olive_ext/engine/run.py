@@ -121,6 +121,9 @@ def execute(
                 reference = evaluate_reference(source, result.artifact, recipe, ctx, progress)
             if reference_accuracy is None:
                 reference_accuracy = accuracy_of(reference["metrics"]) if reference else None
+            if reference and (warning := no_exact_answers(reference["metrics"])):
+                logger.warning("%s", warning)
+                notes.append(warning)
             want_reference = False
         strategy.tell(candidate, _search_score(result, recipe, reference_accuracy, _latency(reference)))
         bar.advance()
@@ -333,6 +336,22 @@ def evaluate_reference(
             return None
     label = "source model (PyTorch fp32" + (", adapter applied)" if model.adapter_path else ")")
     return {"label": label, "artifact": model.to_json(), "metrics": metrics, "cache_hit": hit}
+
+
+def no_exact_answers(metrics: dict[str, Any]) -> str | None:
+    """A warning when the source model answers no eval row exactly: exact match then tells nothing apart.
+
+    Seen off the path: a template whose last column is not the answer (``Tone: {tone}. Phrase: {phrase}``
+    scores the phrase as the answer): every model scores 0%, no candidate can fall below the accuracy floor,
+    so racing stops none and each candidate decodes every row in full, minutes per candidate, for a choice
+    made on speed alone."""
+    if metrics.get("exact_match") != 0 or not metrics.get("exact_match.n"):
+        return None
+    return (
+        f"the source model answers none of the {int(metrics['exact_match.n'])} eval rows exactly (exact match 0%): "
+        "accuracy cannot tell the candidates apart, and each one decodes every row in full. Check that each eval "
+        "prompt ends where its answer starts: a text template's last column is the answer"
+    )
 
 
 def _latency(reference: dict[str, Any] | None) -> float | None:
