@@ -171,3 +171,16 @@ def test_auto_opt_on_a_plain_text_finetune_measures_speed_and_says_so(tiny_llama
         olive_ext.auto_opt(str(ft.output_dir), str(tmp_path / "onnx2"), data_files=str(text), text_field="text",
                            cache_dir=cache, **FAST)  # fmt: skip
     assert not (tmp_path / "onnx2").exists()
+
+
+def test_one_device_may_be_given_as_a_string_as_in_olives_python_api() -> None:
+    """``olive_ext.auto_opt(..., device="cpu")`` was refused: "device: Input should be a valid list"."""
+    from olive_ext.errors import RecipeError
+    from olive_ext.options import validate_options
+    from olive_ext.workflows.auto_opt import AutoOptOptions
+
+    base = {"model_name_or_path": "m", "output_path": "o"}
+    assert validate_options(AutoOptOptions, {**base, "device": "cpu"}).device == ["cpu"]
+    assert validate_options(AutoOptOptions, {**base, "device": ["cpu", "gpu"]}).device == ["cpu", "gpu"]
+    with pytest.raises(RecipeError, match="allowed: 'cpu', 'gpu' or 'npu'"):
+        validate_options(AutoOptOptions, {**base, "device": "tpu"})

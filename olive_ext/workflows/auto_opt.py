@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from olive_ext.artifacts import Artifact
 from olive_ext.data import answer_problem, require_answers, rows_for_reading
@@ -56,6 +56,12 @@ class AutoOptOptions(DataOptions):
     device: list[Device] = Field(
         default_factory=lambda: [CPU.device], description="one or more targets; each gets its own candidates"
     )
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _one_device(cls, value: Any) -> Any:
+        """``device="cpu"`` (one device, as Olive's Python API spells it) is a list of one."""
+        return [value] if isinstance(value, str) else value
     provider: str | None = Field(
         None, description="execution provider, e.g. CPUExecutionProvider, CUDAExecutionProvider, QNNExecutionProvider"
     )
