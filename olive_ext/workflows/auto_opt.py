@@ -56,12 +56,6 @@ class AutoOptOptions(DataOptions):
     device: list[Device] = Field(
         default_factory=lambda: [CPU.device], description="one or more targets; each gets its own candidates"
     )
-
-    @field_validator("device", mode="before")
-    @classmethod
-    def _one_device(cls, value: Any) -> Any:
-        """``device="cpu"`` (one device, as Olive's Python API spells it) is a list of one."""
-        return [value] if isinstance(value, str) else value
     provider: str | None = Field(
         None, description="execution provider, e.g. CPUExecutionProvider, CUDAExecutionProvider, QNNExecutionProvider"
     )
@@ -110,6 +104,12 @@ class AutoOptOptions(DataOptions):
         None, description="cache of built models and evaluations (default: $OLIVE_EXT_CACHE or ~/.cache/olive-ext)"
     )
     data: DatasetSpec | None = Field(None, description="eval data as a DatasetSpec (instead of the data flags)")
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _one_device(cls, value: Any) -> Any:
+        """``device="cpu"`` (one device, as Olive's Python API spells it) is a list of one."""
+        return [value] if isinstance(value, str) else value
 
     def eval_data(self) -> DatasetSpec | None:
         """The eval dataset the options name (``data`` or the data flags), or None."""
