@@ -183,3 +183,46 @@ def test_ctrl_c_typed_in_a_terminal_stops_the_answer(genai_model: Path) -> None:
             proc.kill()
         os.close(master)
     assert b"interrupted" not in seen and b"Traceback" not in seen
+
+
+def test_chat_runs_a_gguf_model_on_llama_cpp_with_the_same_conversation(
+    tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """`make demo`'s "try it: olive-ext chat -m demo-out/bundle" failed whenever the chosen candidate was a GGUF
+    (genai_config.json not found); a GGUF folder or file now chats on llama.cpp, greedy by default."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install 'olive-ext[llamacpp]')")
+    from olive_ext.evaluate.backends.llama_cpp import LlamaCppBackend as Scorer
+    from olive_ext.workflows.chat import GGUFChatSession
+
+    art = build(tiny_llama, {"gguf": {"type": "gguf_export", "quant": "F32"}},
+                cache_dir=tmp_path_factory.mktemp("gguf-chat-cache"))  # fmt: skip
+    session = open_chat(ChatOptions(model_name_or_path=art.path, max_new_tokens=6))
+    assert isinstance(session, GGUFChatSession)
+    streamed: list[str] = []
+    first = session.answer("my name is Zed", streamed.append)
+    assert "".join(streamed) == first.text and first.tokens == len(streamed) and not first.interrupted
+    ids_one = session.last_prompt_ids
+    # greedy: the tokens llama.cpp's argmax decoding gives after the same prompt ids (the evaluator's backend)
+    expected = Scorer(art.path, 1).generate(ids_one, 6).tokens
+    assert expected and first.text == b"".join(session.backend._piece(t) for t in expected).decode("utf-8", "replace")
+    session.answer("what is my name")
+    ids_two = session.last_prompt_ids
+    assert ids_two[: len(ids_one)] == ids_one and len(ids_two) > len(ids_one)  # turn one is in turn two's prompt
+    session.reset()
+    session.answer("who am I")
+    assert len(session.last_prompt_ids) < len(ids_two)
+    with pytest.raises(PromptTooLongError):
+        session.answer("word " * (session.context_tokens + 10))
+
+
+def test_the_demo_suggests_only_commands_its_bundle_can_run(tmp_path: Path) -> None:
+    """A GGUF bundle has a Modelfile and no run.py: the demo's "try it" line named run.py anyway."""
+    from olive_ext.cli.demo import try_commands
+
+    genai, gguf = tmp_path / "genai", tmp_path / "gguf"
+    genai.mkdir()
+    gguf.mkdir()
+    (genai / "run.py").write_text("")
+    (gguf / "Modelfile").write_text("")
+    assert try_commands(genai) == [f"olive-ext chat -m {genai}", f"python {genai / 'run.py'}"]
+    assert try_commands(gguf) == [f"olive-ext chat -m {gguf}", f"ollama create demo -f {gguf / 'Modelfile'}"]

@@ -7,7 +7,7 @@ import argparse
 from olive_ext.cli.common import add_log_level, option
 
 NAME = "chat"
-HELP = "chat with a built onnxruntime-genai model (auto-opt, generate-adapter output or a bundle)"
+HELP = "chat with a built model: onnxruntime-genai or GGUF (auto-opt, generate-adapter output, a bundle, a .gguf)"
 DESCRIPTION = """Stream answers from a built model with its own chat template; generation stops at the
 model's end-of-turn token. The conversation is kept (the oldest turns are dropped when it outgrows
 the context window); /reset forgets it, /exit or Ctrl-D quits, Ctrl-C stops an answer.

@@ -185,7 +185,17 @@ def print_summary(out: Path, timings: dict[str, float], console: Any) -> None:
         )
     console.print(f"bundle: {out / 'bundle'} and {out / 'bundle.zip'} ({len(manifest['files'])} files, verified)")
     console.print("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
-    console.print(f"try it: olive-ext chat -m {out / 'bundle'}   or   python {out / 'bundle' / 'run.py'}")
+    console.print("try it: " + "   or   ".join(try_commands(out / "bundle")))
+
+
+def try_commands(bundle: Path) -> list[str]:
+    """How to try the bundle: chat, then its own runner (run.py for a genai bundle, the Modelfile for a GGUF one)."""
+    commands = [f"olive-ext chat -m {bundle}"]
+    if (bundle / "run.py").exists():
+        commands.append(f"python {bundle / 'run.py'}")
+    if (bundle / "Modelfile").exists():
+        commands.append(f"ollama create demo -f {bundle / 'Modelfile'}")
+    return commands
 
 
 def _cells(m: dict[str, Any]) -> list[str]:

@@ -15,7 +15,7 @@ import ctypes
 import json
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -127,8 +127,9 @@ class LlamaCppBackend:
 
     def generate(
         self, ids: list[int], sampling: Sampling, adapter: str | None, cancelled: threading.Event
-    ) -> Iterator[Piece]:
-        """Sample after ``ids`` with llama.cpp's samplers on a pooled ``Llama`` held for the whole generation."""
+    ) -> Generator[Piece, None, None]:
+        """Sample after ``ids`` with llama.cpp's samplers on a pooled ``Llama`` held for the whole generation
+        (given back when the generation ends or is closed)."""
         llm = self._pool.get()
         try:
             yield from self._generate(llm, ids, sampling, cancelled)

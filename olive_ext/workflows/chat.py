@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from olive_ext.errors import UserInputError
 from olive_ext.models.folder import find_genai_model
-from olive_ext.onnx.chat import ChatSession, PromptTooLongError, Sampling
+from olive_ext.onnx.chat import ChatSession, PromptTooLongError, Reply, Sampling
 from olive_ext.options import Options
+
+if TYPE_CHECKING:
+    from olive_ext.serve.llama_cpp_backend import LlamaCppBackend
 
 HELP_LINE = "/reset forgets the conversation, /exit (or Ctrl-D) quits; Ctrl-C stops an answer"
 EXIT_WORDS = {"/exit", "/quit", "/bye"}
@@ -28,7 +32,7 @@ class ChatOptions(Options):
     """Everything `olive-ext chat` takes."""
 
     model_name_or_path: str = Field(
-        description="a genai model folder, or an olive-ext output/bundle folder holding one in model/"
+        description="a genai model folder, a .gguf, or an olive-ext output/bundle folder holding either in model/"
     )
     adapter: str | None = Field(None, description="name of an adapter to activate")
     prompt: str | None = Field(None, description="one prompt; without it, read prompts from the terminal")
@@ -47,9 +51,23 @@ class ChatOptions(Options):
         return Sampling(self.temperature, self.top_p, self.top_k, self.repetition_penalty, self.seed)
 
 
-def open_chat(opts: ChatOptions) -> ChatSession:
-    """Load the model (and adapters) the options name; a folder that holds no genai model is refused first."""
+def open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession:
+    """Load the model (and adapters) the options name: a GGUF model (a .gguf, or an output or bundle holding one)
+    on llama.cpp, else a genai model; a folder that holds neither is refused first."""
+    # serve's llama.cpp backend (deploy, evaluate and protocol modules at import): loaded by a chat, not by --help
+    from olive_ext.serve.llama_cpp_backend import LlamaCppBackend, end_of_turn_ids, find_gguf
+
     root = Path(opts.model_name_or_path)
+    found = find_gguf(root) if root.exists() else None
+    if found is not None:
+        if opts.adapter:
+            raise UserInputError(
+                f"{root} is a GGUF model: llama.cpp chat here runs it without adapters (--adapter {opts.adapter})",
+                hint="chat with a generate-adapter output to switch adapters",
+            )
+        gguf, folder = found
+        backend = LlamaCppBackend(gguf, folder, end_of_turn_ids(root))
+        return GGUFChatSession(backend, opts.system, opts.sampling(), opts.max_new_tokens)
     folder, adapters = find_genai_model(root)
     if opts.adapter and opts.adapter not in adapters:
         known = ", ".join(sorted(adapters)) or "none"
@@ -59,6 +77,71 @@ def open_chat(opts: ChatOptions) -> ChatSession:
         return ChatSession(folder, chosen, opts.adapter, opts.system, opts.sampling(), opts.max_new_tokens)
     except RuntimeError as e:  # onnxruntime-genai reports every load failure as a RuntimeError
         raise load_error(folder, e) from e
+
+
+class GGUFChatSession:
+    """:class:`~olive_ext.onnx.chat.ChatSession`'s conversation on a GGUF model, through serve's llama.cpp backend
+    (its chat template, tokenizer and samplers): the same history, context-window trimming, streaming and Ctrl-C.
+    """
+
+    def __init__(self, backend: LlamaCppBackend, system: str | None, sampling: Sampling, max_new_tokens: int) -> None:
+        self.backend = backend
+        self.context_tokens = backend.context_length
+        self.system = system
+        self.sampling = sampling
+        self.max_new_tokens = max_new_tokens
+        self.history: list[dict[str, str]] = []
+        self.last_prompt_ids: list[int] = []
+
+    def reset(self) -> None:
+        """Forget the conversation (the system message stays)."""
+        self.history.clear()
+
+    def prompt_ids(self, text: str) -> tuple[list[int], int]:
+        """Token ids of the conversation plus ``text``, and how many old turns were dropped to fit."""
+        budget = self.context_tokens - self.max_new_tokens
+        dropped = 0
+        while True:
+            system = [{"role": "system", "content": self.system}] if self.system else []
+            messages = [*system, *self.history, {"role": "user", "content": text}]
+            ids = self.backend.encode(self.backend.chat_prompt(messages))
+            if len(ids) <= budget:
+                return ids, dropped
+            if not self.history:
+                raise PromptTooLongError(
+                    f"this message is {len(ids)} tokens; the model's context holds {self.context_tokens}, "
+                    f"{self.max_new_tokens} of them kept for the answer (--max_new_tokens)"
+                )
+            del self.history[:2]
+            dropped += 1
+
+    def answer(self, text: str, write: Callable[[str], Any] = lambda _: None) -> Reply:
+        """Generate the answer to ``text``, streaming pieces to ``write``; Ctrl-C stops it and keeps what was said."""
+        ids, dropped = self.prompt_ids(text)
+        self.last_prompt_ids = ids
+        # serve's module (see open_chat); loaded by then
+        from olive_ext.serve.backend import Sampling as Decoding
+
+        s = self.sampling
+        sampling = Decoding(
+            self.max_new_tokens, s.temperature, s.top_p, s.top_k, s.seed, s.repetition_penalty
+        )
+        pieces: list[str] = []
+        interrupted = False
+        stream = self.backend.generate(ids, sampling, None, threading.Event())
+        try:
+            for piece in stream:
+                if piece.end_of_turn:
+                    break
+                pieces.append(piece.text)
+                write(piece.text)
+        except KeyboardInterrupt:  # Ctrl-C ends this answer, not the conversation
+            interrupted = True
+        finally:
+            stream.close()  # the backend's Llama goes back to its pool
+        reply = "".join(pieces)
+        self.history += [{"role": "user", "content": text}, {"role": "assistant", "content": reply}]
+        return Reply(reply, len(pieces), interrupted, dropped)
 
 
 def load_error(folder: Path, error: RuntimeError) -> UserInputError:
@@ -90,7 +173,9 @@ def write_stdout(text: str) -> None:
 
 
 def chat_loop(
-    session: ChatSession, read: Callable[[str], str] = input, write: Callable[[str], Any] = write_stdout
+    session: ChatSession | GGUFChatSession,
+    read: Callable[[str], str] = input,
+    write: Callable[[str], Any] = write_stdout,
 ) -> None:
     """Read messages until /exit or end of input; answer each with the conversation so far.
 
@@ -114,7 +199,7 @@ def chat_loop(
             write("\n")
 
 
-def _turn(session: ChatSession, text: str, write: Callable[[str], Any]) -> None:
+def _turn(session: ChatSession | GGUFChatSession, text: str, write: Callable[[str], Any]) -> None:
     if not text:
         return
     if text == "/reset":
