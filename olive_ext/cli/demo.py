@@ -194,7 +194,12 @@ def try_commands(bundle: Path) -> list[str]:
     if (bundle / "run.py").exists():
         commands.append(f"python {bundle / 'run.py'}")
     if (bundle / "Modelfile").exists():
-        commands.append(f"ollama create demo -f {bundle / 'Modelfile'}")
+        try:
+            name = str(json.loads((bundle / "manifest.json").read_text())["name"])
+        except (OSError, ValueError, KeyError, TypeError):
+            name = "demo"
+        name = shlex.quote(name)
+        commands.append(f"ollama create {name} -f {bundle / 'Modelfile'} && ollama run {name}")
     return commands
 
 
