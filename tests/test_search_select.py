@@ -202,8 +202,9 @@ def test_run_with_constraints_none_met_exits_nonzero_but_keeps_everything(tmp_pa
         "evaluate": {"metrics": ["size"], "objective": "size", "constraints": {"max_size_mb": 1e-6}},
         "output": {"path": str(tmp_path / "o")},
     }
-    with pytest.raises(ConstraintsNotMetError, match="no candidate met"):
+    with pytest.raises(ConstraintsNotMetError, match="no candidate met") as info:
         run(parse_recipe(raw))
+    assert "relax max_size_mb (evaluate.constraints in a recipe" in (info.value.hint or "")
     assert (tmp_path / "o" / "candidates.json").exists()
     raw["evaluate"]["constraints"] = {"max_size_mb": 1.0}
     raw["output"] = {"path": str(tmp_path / "o2")}
@@ -212,3 +213,31 @@ def test_run_with_constraints_none_met_exits_nonzero_but_keeps_everything(tmp_pa
     assert sizes[4] > sizes[1]  # measured, not assumed
     assert result.chosen and result.chosen.candidate.steps[0].params["factor"] == 1
     assert all(r.constraints == {"max_size_mb": True} for r in result.results)
+
+
+def test_nearest_misses_are_the_most_accurate_and_say_by_how_much() -> None:
+    """auto-opt --precision int4 on the demo fine-tune: every int4 candidate broke max_accuracy_drop, and the
+    error named three of them in build order (73.3, 66.7 and 86.7 %) with no figures."""
+    from olive_ext.engine.results import RunResult
+    from olive_ext.engine.run import AUTO_OPT_CONSTRAINTS, raise_if_unmet
+    from olive_ext.engine.select import nearest_misses
+    from olive_ext.workflows.auto_opt import AutoOptOptions
+
+    assert set(AUTO_OPT_CONSTRAINTS) <= set(AutoOptOptions.model_fields)  # the flags the hint names exist
+    results = [
+        _result("a", exact_match=73.33, **{"exact_match.stopped_after": 15}),
+        _result("b", exact_match=66.67, **{"exact_match.stopped_after": 15}),
+        _result("c", exact_match=93.33, **{"exact_match.stopped_after": 30}),
+        _result("d", exact_match=86.67),
+    ]
+    for r in results:
+        r.constraints = {"max_accuracy_drop": False}
+    assert [r.candidate.label for r in nearest_misses(results)] == ["c", "d", "a"]
+    run_result = RunResult(results, None, None, 1.0, reference={"metrics": {"exact_match": 98.89}})
+    recipe = parse_recipe({"input_model": {"path": "m"}, "passes": {}, "evaluate": {"metrics": ["exact_match"]}})
+    with pytest.raises(ConstraintsNotMetError) as info:
+        raise_if_unmet(run_result, recipe)
+    text = str(info.value)
+    assert "max_accuracy_drop (93.3% on its first 30 rows against the reference's 98.9%)" in text
+    assert "max_accuracy_drop (86.7% against the reference's 98.9%)" in text
+    assert "--max_accuracy_drop" in (info.value.hint or "")

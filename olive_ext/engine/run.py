@@ -201,15 +201,18 @@ def raise_if_unmet(result: RunResult, recipe: Recipe) -> None:
     results = result.results
     if recipe.evaluate and result.chosen is None and any(r.ok for r in results):
         misses = nearest_misses(results)
+        reference = accuracy_of((result.reference or {}).get("metrics", {}))
         lines = [
             f"  {m.candidate.id} {m.candidate.describe()}: broke "
-            + ", ".join(k for k, v in m.constraints.items() if not v)
+            + ", ".join(_broken(k, m, reference) for k, v in m.constraints.items() if not v)
             for m in misses
         ]
         where = result.output_dir / "candidates.json" if result.output_dir else "the run's results"
+        broken = sorted({k for m in misses for k, v in m.constraints.items() if not v})
         raise ConstraintsNotMetError(
             "no candidate met the constraints; nearest:\n" + "\n".join(lines),
-            hint=f"every candidate's metrics are in {where}; relax a constraint to choose one",
+            hint=f"every candidate's metrics are in {where}; to choose one, relax {' or '.join(broken)} "
+            f"(evaluate.constraints in a recipe; auto-opt takes {', '.join(f'--{k}' for k in AUTO_OPT_CONSTRAINTS)})",
             result=result,
         )
     if not any(r.ok for r in results):
@@ -336,6 +339,20 @@ def evaluate_reference(
             return None
     label = "source model (PyTorch fp32" + (", adapter applied)" if model.adapter_path else ")")
     return {"label": label, "artifact": model.to_json(), "metrics": metrics, "cache_hit": hit}
+
+
+# the constraints auto-opt has flags for (tests/test_search_select.py checks them against AutoOptOptions)
+AUTO_OPT_CONSTRAINTS = ("max_accuracy_drop", "max_latency_ms", "max_size_mb")
+
+
+def _broken(constraint: str, result: CandidateResult, reference_accuracy: float | None) -> str:
+    """A broken constraint with the figures that broke it, where they say more than its name."""
+    accuracy = accuracy_of(result.metrics)
+    if constraint == "max_accuracy_drop" and accuracy is not None and reference_accuracy is not None:
+        rows = stopped_after(result.metrics)
+        seen = f" on its first {rows} rows" if rows else ""
+        return f"{constraint} ({accuracy:.1f}%{seen} against the reference's {reference_accuracy:.1f}%)"
+    return constraint
 
 
 def no_exact_answers(metrics: dict[str, Any]) -> str | None:

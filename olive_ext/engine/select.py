@@ -173,4 +173,9 @@ def timed_alike(pool: list[CandidateResult], spec: EvaluateSpec) -> list[Candida
 def nearest_misses(results: list[CandidateResult], n: int = 3) -> list[CandidateResult]:
     """The candidates that broke the fewest constraints, for the "nothing fits" message."""
     ok = [r for r in results if r.ok]
-    return sorted(ok, key=lambda r: sum(not v for v in r.constraints.values()))[:n]
+
+    def distance(r: CandidateResult) -> tuple[int, float]:  # fewest broken, then the most accurate
+        accuracy = accuracy_of(r.metrics)
+        return sum(not v for v in r.constraints.values()), -(accuracy if accuracy is not None else -1.0)
+
+    return sorted(ok, key=distance)[:n]
