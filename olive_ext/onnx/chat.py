@@ -53,7 +53,52 @@ class Reply:
     dropped_turns: int
 
 
-class ChatSession:
+class Conversation:
+    """The conversation so far, kept within a context window: what the chat sessions of every runtime share.
+
+    A runtime's session sets the attributes below and implements :meth:`_encode` (messages -> prompt ids with
+    its chat template, the system message first)."""
+
+    context_tokens: int
+    max_new_tokens: int
+    system: str | None
+    history: list[dict[str, str]]  # user/assistant messages, oldest first
+    last_prompt_ids: list[int]
+
+    def reset(self) -> None:
+        """Forget the conversation (the system message stays)."""
+        self.history.clear()
+
+    def prompt_ids(self, text: str) -> tuple[list[int], int]:
+        """Token ids of the conversation plus ``text``, and how many old turns were dropped to fit."""
+        budget = self.context_tokens - self.max_new_tokens
+        dropped = 0
+        while True:
+            ids = self._encode([*self.history, {"role": "user", "content": text}])
+            if len(ids) <= budget:
+                return ids, dropped
+            if not self.history:
+                raise PromptTooLongError(
+                    f"this message is {len(ids)} tokens; the model's context holds {self.context_tokens}, "
+                    f"{self.max_new_tokens} of them kept for the answer (--max_new_tokens)"
+                )
+            del self.history[:2]  # the oldest user message and its answer
+            dropped += 1
+
+    def _encode(self, messages: list[dict[str, str]]) -> list[int]:
+        raise NotImplementedError
+
+    def _reply(self, text: str, pieces: list[str], interrupted: bool, dropped: int) -> Reply:
+        """Keep the turn (what was said, even when stopped) and describe it."""
+        reply = "".join(pieces)
+        self.history += [{"role": "user", "content": text}, {"role": "assistant", "content": reply}]
+        return Reply(reply, len(pieces), interrupted, dropped)
+
+    def _system(self) -> list[dict[str, str]]:
+        return [{"role": "system", "content": self.system}] if self.system else []
+
+
+class ChatSession(Conversation):
     """A genai model, its chat template, and the conversation so far."""
 
     def __init__(
@@ -82,26 +127,6 @@ class ChatSession:
             for name, path in adapters.items():
                 self.adapters.load(str(path), name)
 
-    def reset(self) -> None:
-        """Forget the conversation (the system message stays)."""
-        self.history.clear()
-
-    def prompt_ids(self, text: str) -> tuple[list[int], int]:
-        """Token ids of the conversation plus ``text``, and how many old turns were dropped to fit."""
-        budget = self.context_tokens - self.max_new_tokens
-        dropped = 0
-        while True:
-            ids = self._encode([*self.history, {"role": "user", "content": text}])
-            if len(ids) <= budget:
-                return ids, dropped
-            if not self.history:
-                raise PromptTooLongError(
-                    f"this message is {len(ids)} tokens; the model's context holds {self.context_tokens}, "
-                    f"{self.max_new_tokens} of them kept for the answer (--max_new_tokens)"
-                )
-            del self.history[:2]  # the oldest user message and its answer
-            dropped += 1
-
     def answer(self, text: str, write: Callable[[str], Any] = lambda _: None) -> Reply:
         """Generate the answer to ``text``, streaming pieces to ``write``; Ctrl-C stops it and keeps what was said."""
         ids, dropped = self.prompt_ids(text)
@@ -122,13 +147,10 @@ class ChatSession:
                 write(pieces[-1])
         except KeyboardInterrupt:  # Ctrl-C ends this answer, not the conversation
             interrupted = True
-        reply = "".join(pieces)
-        self.history += [{"role": "user", "content": text}, {"role": "assistant", "content": reply}]
-        return Reply(reply, len(pieces), interrupted, dropped)
+        return self._reply(text, pieces, interrupted, dropped)
 
     def _encode(self, messages: list[dict[str, str]]) -> list[int]:
-        system = [{"role": "system", "content": self.system}] if self.system else []
-        prompt = self.tokenizer.apply_chat_template(json.dumps(system + messages), add_generation_prompt=True)
+        prompt = self.tokenizer.apply_chat_template(json.dumps(self._system() + messages), add_generation_prompt=True)
         return [int(t) for t in self.tokenizer.encode(prompt)]
 
 

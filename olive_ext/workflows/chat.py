@@ -18,7 +18,7 @@ from pydantic import Field
 
 from olive_ext.errors import UserInputError
 from olive_ext.models.folder import find_genai_model
-from olive_ext.onnx.chat import ChatSession, PromptTooLongError, Reply, Sampling
+from olive_ext.onnx.chat import ChatSession, Conversation, PromptTooLongError, Reply, Sampling
 from olive_ext.options import Options
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession:
         raise load_error(folder, e) from e
 
 
-class GGUFChatSession:
+class GGUFChatSession(Conversation):
     """:class:`~olive_ext.onnx.chat.ChatSession`'s conversation on a GGUF model, through serve's llama.cpp backend
     (its chat template, tokenizer and samplers): the same history, context-window trimming, streaming and Ctrl-C.
     """
@@ -90,30 +90,8 @@ class GGUFChatSession:
         self.system = system
         self.sampling = sampling
         self.max_new_tokens = max_new_tokens
-        self.history: list[dict[str, str]] = []
-        self.last_prompt_ids: list[int] = []
-
-    def reset(self) -> None:
-        """Forget the conversation (the system message stays)."""
-        self.history.clear()
-
-    def prompt_ids(self, text: str) -> tuple[list[int], int]:
-        """Token ids of the conversation plus ``text``, and how many old turns were dropped to fit."""
-        budget = self.context_tokens - self.max_new_tokens
-        dropped = 0
-        while True:
-            system = [{"role": "system", "content": self.system}] if self.system else []
-            messages = [*system, *self.history, {"role": "user", "content": text}]
-            ids = self.backend.encode(self.backend.chat_prompt(messages))
-            if len(ids) <= budget:
-                return ids, dropped
-            if not self.history:
-                raise PromptTooLongError(
-                    f"this message is {len(ids)} tokens; the model's context holds {self.context_tokens}, "
-                    f"{self.max_new_tokens} of them kept for the answer (--max_new_tokens)"
-                )
-            del self.history[:2]
-            dropped += 1
+        self.history = []
+        self.last_prompt_ids = []
 
     def answer(self, text: str, write: Callable[[str], Any] = lambda _: None) -> Reply:
         """Generate the answer to ``text``, streaming pieces to ``write``; Ctrl-C stops it and keeps what was said."""
@@ -123,12 +101,10 @@ class GGUFChatSession:
         from olive_ext.serve.backend import Sampling as Decoding
 
         s = self.sampling
-        sampling = Decoding(
-            self.max_new_tokens, s.temperature, s.top_p, s.top_k, s.seed, s.repetition_penalty
-        )
+        decoding = Decoding(self.max_new_tokens, s.temperature, s.top_p, s.top_k, s.seed, s.repetition_penalty)
         pieces: list[str] = []
         interrupted = False
-        stream = self.backend.generate(ids, sampling, None, threading.Event())
+        stream = self.backend.generate(ids, decoding, None, threading.Event())
         try:
             for piece in stream:
                 if piece.end_of_turn:
@@ -139,9 +115,10 @@ class GGUFChatSession:
             interrupted = True
         finally:
             stream.close()  # the backend's Llama goes back to its pool
-        reply = "".join(pieces)
-        self.history += [{"role": "user", "content": text}, {"role": "assistant", "content": reply}]
-        return Reply(reply, len(pieces), interrupted, dropped)
+        return self._reply(text, pieces, interrupted, dropped)
+
+    def _encode(self, messages: list[dict[str, str]]) -> list[int]:
+        return self.backend.encode(self.backend.chat_prompt(self._system() + messages))
 
 
 def load_error(folder: Path, error: RuntimeError) -> UserInputError:
