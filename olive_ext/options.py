@@ -225,19 +225,9 @@ _BOUND_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "l
 
 def _description_at(model: Any, loc: tuple[Any, ...]) -> str | None:
     """The description of the field at ``loc`` (walked from ``model`` through dicts and lists), if it has one."""
-    if not loc:
-        return None
-    parent: Any = model
-    for part in loc[:-1]:
-        parent = _unwrap(parent, part)
-        if parent is None:
-            return None
-    parent = _strip(parent)
-    if isinstance(parent, type) and issubclass(parent, BaseModel):
-        field = parent.model_fields.get(str(loc[-1]))
-        if field is not None and field.description:
-            return field.description
-    return None
+    parent = _model_at(model, loc[:-1]) if loc else None
+    field = parent.model_fields.get(str(loc[-1])) if parent is not None else None
+    return field.description if field is not None and field.description else None
 
 
 def user_loc(root: Any, loc: tuple[Any, ...], key_error: bool = True) -> tuple[Any, ...]:
@@ -306,14 +296,19 @@ def _close_literal(value: Any, expected: str) -> str | None:
 
 def _fields_at(model: Any, loc: tuple[Any, ...]) -> list[str]:
     """Field names of the model found by walking ``loc`` from ``model`` (through dicts and lists)."""
+    found = _model_at(model, loc)
+    return list(found.model_fields) if found is not None else []
+
+
+def _model_at(model: Any, loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model found by walking ``loc`` from ``model`` (through dicts and lists), or None."""
     current: Any = model
     for part in loc:
         current = _unwrap(current, part)
         if current is None:
-            return []
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
-    return []
+            return None
+    current = _strip(current)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
 def _unwrap(annotation: Any, part: Any) -> Any:

@@ -224,9 +224,8 @@ def test_the_demo_suggests_only_commands_its_bundle_can_run(tmp_path: Path) -> N
     gguf.mkdir()
     (genai / "run.py").write_text("")
     (gguf / "Modelfile").write_text("")
-    (gguf / "manifest.json").write_text('{"name": "smollm2-tone"}')
-    assert try_commands(genai) == [f"olive-ext chat -m {genai}", f"python {genai / 'run.py'}"]
-    assert try_commands(gguf) == [
+    assert try_commands(genai, "smollm2-tone") == [f"olive-ext chat -m {genai}", f"python {genai / 'run.py'}"]
+    assert try_commands(gguf, "smollm2-tone") == [
         f"olive-ext chat -m {gguf}",
         f"ollama create smollm2-tone -f {gguf / 'Modelfile'} && ollama run smollm2-tone",
     ]

@@ -185,19 +185,16 @@ def print_summary(out: Path, timings: dict[str, float], console: Any) -> None:
         )
     console.print(f"bundle: {out / 'bundle'} and {out / 'bundle.zip'} ({len(manifest['files'])} files, verified)")
     console.print("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
-    console.print("try it: " + "   or   ".join(try_commands(out / "bundle")))
+    console.print("try it: " + "   or   ".join(try_commands(out / "bundle", str(manifest.get("name") or "demo"))))
 
 
-def try_commands(bundle: Path) -> list[str]:
-    """How to try the bundle: chat, then its own runner (run.py for a genai bundle, the Modelfile for a GGUF one)."""
+def try_commands(bundle: Path, name: str) -> list[str]:
+    """How to try the bundle (its manifest's ``name``): chat, then its own runner (run.py for a genai bundle, the
+    Modelfile for a GGUF one)."""
     commands = [f"olive-ext chat -m {bundle}"]
     if (bundle / "run.py").exists():
         commands.append(f"python {bundle / 'run.py'}")
     if (bundle / "Modelfile").exists():
-        try:
-            name = str(json.loads((bundle / "manifest.json").read_text())["name"])
-        except (OSError, ValueError, KeyError, TypeError):
-            name = "demo"
         name = shlex.quote(name)
         commands.append(f"ollama create {name} -f {bundle / 'Modelfile'} && ollama run {name}")
     return commands

@@ -12,7 +12,7 @@ import logging
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -196,8 +196,11 @@ def _background(
         background.close()
 
 
-def raise_if_unmet(result: RunResult, recipe: Recipe) -> None:
-    """Raise when nothing could be chosen: ConstraintsNotMetError (nearest misses named) or every candidate failed."""
+def raise_if_unmet(result: RunResult, recipe: Recipe, spelled: Mapping[str, str] | None = None) -> None:
+    """Raise when nothing could be chosen: ConstraintsNotMetError (nearest misses named) or every candidate failed.
+
+    ``spelled`` gives how the caller's user writes a constraint (auto-opt: ``--max_accuracy_drop``); the
+    others are named by their recipe key (``evaluate.constraints.<name>``)."""
     results = result.results
     if recipe.evaluate and result.chosen is None and any(r.ok for r in results):
         misses = nearest_misses(results)
@@ -209,10 +212,10 @@ def raise_if_unmet(result: RunResult, recipe: Recipe) -> None:
         ]
         where = result.output_dir / "candidates.json" if result.output_dir else "the run's results"
         broken = sorted({k for m in misses for k, v in m.constraints.items() if not v})
+        names = [(spelled or {}).get(k, f"evaluate.constraints.{k}") for k in broken]
         raise ConstraintsNotMetError(
             "no candidate met the constraints; nearest:\n" + "\n".join(lines),
-            hint=f"every candidate's metrics are in {where}; to choose one, relax {' or '.join(broken)} "
-            f"(evaluate.constraints in a recipe; auto-opt takes {', '.join(f'--{k}' for k in AUTO_OPT_CONSTRAINTS)})",
+            hint=f"every candidate's metrics are in {where}; to choose one, relax {' or '.join(names)}",
             result=result,
         )
     if not any(r.ok for r in results):
@@ -339,10 +342,6 @@ def evaluate_reference(
             return None
     label = "source model (PyTorch fp32" + (", adapter applied)" if model.adapter_path else ")")
     return {"label": label, "artifact": model.to_json(), "metrics": metrics, "cache_hit": hit}
-
-
-# the constraints auto-opt has flags for (tests/test_search_select.py checks them against AutoOptOptions)
-AUTO_OPT_CONSTRAINTS = ("max_accuracy_drop", "max_latency_ms", "max_size_mb")
 
 
 def _broken(constraint: str, result: CandidateResult, reference_accuracy: float | None) -> str:

@@ -13,10 +13,13 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from olive_ext.errors import UserInputError
 from olive_ext.models.folder import find_genai_model
+
+if TYPE_CHECKING:
+    from olive_ext.serve.llama_cpp_backend import LlamaCppBackend
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,19 @@ class Backend(Protocol):
         ...
 
 
+def gguf_backend(p: Path, workers: int = 1, context_length: int = 0, threads: int = 0) -> LlamaCppBackend | None:
+    """The llama.cpp backend when ``p`` is a GGUF model (a .gguf, or an olive-ext folder or bundle holding one;
+    a bundle's end-of-turn tokens included), else None. `serve` and `chat` both open GGUF models here."""
+    # each backend module imports this one (Piece, Sampling), so they are imported here, when chosen
+    from olive_ext.serve.llama_cpp_backend import LlamaCppBackend, end_of_turn_ids, find_gguf
+
+    found = find_gguf(p)
+    if found is None:
+        return None
+    gguf, folder = found
+    return LlamaCppBackend(gguf, folder, end_of_turn_ids(p), workers, context_length, threads)
+
+
 def load_backend(path: str, workers: int = 1, context_length: int = 0, threads: int = 0) -> tuple[Backend, str]:
     """The backend for ``path`` and the base model's default id (the folder's name, or the .gguf's stem).
 
@@ -76,14 +92,9 @@ def load_backend(path: str, workers: int = 1, context_length: int = 0, threads: 
         raise UserInputError(
             f"{path} does not exist", hint="pass a bundle, auto-opt, generate-adapter or export output, or a .gguf"
         )
-    # each backend module imports this one (Piece, Sampling), so they are imported here, when chosen
-    from olive_ext.serve.llama_cpp_backend import LlamaCppBackend, end_of_turn_ids, find_gguf
-
-    found = find_gguf(p)
-    if found is not None:
-        gguf, folder = found
-        backend = LlamaCppBackend(gguf, folder, end_of_turn_ids(p), workers, context_length, threads)
-        return backend, p.stem if p.is_file() else p.resolve().name
+    gguf = gguf_backend(p, workers, context_length, threads)
+    if gguf is not None:
+        return gguf, p.stem if p.is_file() else p.resolve().name
     # imported when chosen, like the llama.cpp backend above (it imports this module)
     from olive_ext.serve.genai_backend import GenAIBackend
 

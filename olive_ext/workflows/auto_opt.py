@@ -264,6 +264,10 @@ def data_from_model_config(source: Artifact, key: str = "eval_data") -> DatasetS
     return None
 
 
+# how auto-opt's user writes the constraints it has options for: as flags
+CONSTRAINT_FLAGS = {n: f"--{n}" for n in Constraints.model_fields if n in AutoOptOptions.model_fields}
+
+
 def run_auto_opt(opts: AutoOptOptions, progress: Progress | None = None) -> AutoOptResult:
     """Run auto-opt for every device; with several devices each gets ``<output>/<device>``."""
     devices = list(dict.fromkeys(opts.device))
@@ -279,7 +283,7 @@ def run_auto_opt(opts: AutoOptOptions, progress: Progress | None = None) -> Auto
     failures = []
     for device, recipe in zip(devices, recipes, strict=True):
         try:
-            runs[device] = run_recipe(recipe, progress=progress)
+            runs[device] = run_recipe(recipe, progress=progress, spelled=CONSTRAINT_FLAGS)
         except ConstraintsNotMetError as e:
             failures.append(e)
     if failures:

@@ -54,19 +54,17 @@ class ChatOptions(Options):
 def open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession:
     """Load the model (and adapters) the options name: a GGUF model (a .gguf, or an output or bundle holding one)
     on llama.cpp, else a genai model; a folder that holds neither is refused first."""
-    # serve's llama.cpp backend (deploy, evaluate and protocol modules at import): loaded by a chat, not by --help
-    from olive_ext.serve.llama_cpp_backend import LlamaCppBackend, end_of_turn_ids, find_gguf
+    # serve's backends (llama.cpp, deploy and protocol modules at import): loaded by a chat, not by --help
+    from olive_ext.serve.backend import gguf_backend
 
     root = Path(opts.model_name_or_path)
-    found = find_gguf(root) if root.exists() else None
-    if found is not None:
+    backend = gguf_backend(root) if root.exists() else None
+    if backend is not None:
         if opts.adapter:
             raise UserInputError(
                 f"{root} is a GGUF model: llama.cpp chat here runs it without adapters (--adapter {opts.adapter})",
                 hint="chat with a generate-adapter output to switch adapters",
             )
-        gguf, folder = found
-        backend = LlamaCppBackend(gguf, folder, end_of_turn_ids(root))
         return GGUFChatSession(backend, opts.system, opts.sampling(), opts.max_new_tokens)
     folder, adapters = find_genai_model(root)
     if opts.adapter and opts.adapter not in adapters:

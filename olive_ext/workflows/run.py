@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -131,8 +132,10 @@ def run_recipe(
     progress: Progress | None = None,
     reference_accuracy: float | None = None,
     write_output: bool = True,
+    spelled: Mapping[str, str] | None = None,
 ) -> RunResult:
-    """Run a validated Recipe: execute it, write the output folder, raise when nothing could be chosen."""
+    """Run a validated Recipe: execute it, write the output folder, raise when nothing could be chosen
+    (``spelled``: how the caller's user writes each constraint, for that message)."""
     out_dir = Path(recipe.output.path)
     check_recipe_before_work(recipe, write_output)
     result = execute(recipe, progress=progress, reference_accuracy=reference_accuracy)
@@ -140,7 +143,7 @@ def run_recipe(
     if write_output:
         result.output_dir = out_dir
         write_run_output(result, recipe, result.source)
-    raise_if_unmet(result, recipe)
+    raise_if_unmet(result, recipe, spelled)
     return result
 
 
