@@ -51,3 +51,54 @@ def test_merge_without_adapter_is_refused(tiny_llama: Path, tmp_path: Path) -> N
     )
     with pytest.raises(UserInputError, match="no adapter to merge"):
         run(recipe)
+
+
+def test_a_bare_adapter_folder_as_the_model_means_its_base_with_it(tiny_llama: Path, tmp_path: Path) -> None:
+    """What peft's save_pretrained, LLaMA-Factory and Unsloth write for a LoRA run (adapter_config.json naming the base,
+    no config.json) given as the model: the same merged model as base + --adapter_path."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from olive_ext.models.folder import resolve_model_arg
+
+    adapter = make_random_adapter(tiny_llama, tmp_path / "lora-out")
+    art = resolve_model_arg(str(adapter))
+    assert (art.path, art.adapter_path) == (str(tiny_llama.resolve()), str(adapter))
+    recipe = parse_recipe({"input_model": {"path": str(adapter)}, "passes": {"merge": {"type": "merge_adapter"}},
+                           "output": {"path": str(tmp_path / "out")}})  # fmt: skip
+    merged_path = run(recipe).chosen.artifact.path
+    ids = torch.tensor([[1, 50, 51, 52, 53]])
+    with torch.no_grad():
+        expected = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama), adapter)(ids).logits
+        base = AutoModelForCausalLM.from_pretrained(tiny_llama)(ids).logits
+        merged = AutoModelForCausalLM.from_pretrained(merged_path)(ids).logits
+    assert (expected - base).abs().max() > 1e-2  # the adapter was applied, not dropped
+    assert (merged - expected).abs().max() < 1e-4
+
+
+def test_bare_adapter_folders_that_cannot_name_their_base_are_refused(tiny_llama: Path, tmp_path: Path) -> None:
+    import json
+
+    from olive_ext.engine.preflight import check_model_folder
+    from olive_ext.models.folder import resolve_model_arg
+
+    adapter = make_random_adapter(tiny_llama, tmp_path / "lora-out")
+    with pytest.raises(UserInputError, match="names another"):
+        resolve_model_arg(str(adapter), adapter_path=str(adapter))
+    config_file = adapter / "adapter_config.json"
+    config = json.loads(config_file.read_text())
+    for base, message in [
+        (str(tmp_path / "gone"), "is not a folder on this machine"),
+        (None, "names no base model"),
+        (str(adapter), "is an adapter folder, not a model"),
+    ]:
+        config_file.write_text(json.dumps({**config, "base_model_name_or_path": base}))
+        for check in (resolve_model_arg, check_model_folder):
+            with pytest.raises(UserInputError, match=message) as info:
+                check(str(adapter))
+            assert f"--adapter_path {adapter}" in (info.value.hint or "")
+    # a relative base path is read from where the trainer ran, else beside the adapter
+    config_file.write_text(json.dumps({**config, "base_model_name_or_path": "../base"}))
+    (tmp_path / "base").symlink_to(tiny_llama, target_is_directory=True)
+    assert resolve_model_arg(str(adapter)).path == str(tiny_llama.resolve())

