@@ -92,11 +92,22 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def validate_options(model: type[M], values: dict[str, Any]) -> M:
-    """``model(**values)``, or a RecipeError naming each bad key, the value and a did-you-mean."""
+    """``model(**values)``, or a RecipeError naming each bad key, the value and a did-you-mean.
+
+    Paths (``pathlib.Path`` or any ``os.PathLike``, alone or in a list) are taken as their text, so the Python
+    API takes what it returns (``ft.output_dir``) wherever it takes a path."""
     try:
-        return model(**values)
+        return model(**{key: _path_text(value) for key, value in values.items()})
     except ValidationError as e:
         raise RecipeError(problems_from_validation(e, model), source="options") from e
+
+
+def _path_text(value: Any) -> Any:
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, list | tuple):
+        return type(value)(_path_text(v) for v in value)
+    return value
 
 
 def with_options_signature(func: F, model: type[BaseModel]) -> F:

@@ -26,11 +26,11 @@ def qa_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_notebook_flow_finetune_auto_opt_package_verify(tiny_llama: Path, qa_file: Path, tmp_path: Path) -> None:
-    cache = str(tmp_path / "cache")
+    cache = tmp_path / "cache"  # paths as pathlib.Path, as the API returns them (the README's example chains them)
     ft = olive_ext.finetune(
-        str(tiny_llama),
-        str(tmp_path / "ft"),
-        data_files=str(qa_file),
+        tiny_llama,
+        tmp_path / "ft",
+        data_files=[qa_file],
         train_split="train[:16]",
         eval_split="train[16:]",
         text_template="Q: {q}\nA: {a}",
@@ -44,7 +44,7 @@ def test_notebook_flow_finetune_auto_opt_package_verify(tiny_llama: Path, qa_fil
 
     # no data given: auto-opt measures on the fine-tune's own eval split (recorded by finetune)
     best = olive_ext.auto_opt(
-        str(ft.output_dir), str(tmp_path / "onnx"), precision="int4", max_candidates=2, cache_dir=cache, **FAST
+        ft.output_dir, tmp_path / "onnx", precision="int4", max_candidates=2, cache_dir=cache, **FAST
     )
     assert best.model_path == tmp_path / "onnx" / "model" and (best.model_path / "genai_config.json").exists()
     assert "exact_match" in best.metrics
@@ -184,3 +184,16 @@ def test_one_device_may_be_given_as_a_string_as_in_olives_python_api() -> None:
     assert validate_options(AutoOptOptions, {**base, "device": ["cpu", "gpu"]}).device == ["cpu", "gpu"]
     with pytest.raises(RecipeError, match="allowed: 'cpu', 'gpu' or 'npu'"):
         validate_options(AutoOptOptions, {**base, "device": "tpu"})
+
+
+def test_api_arguments_a_user_gets_wrong_are_refused_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "built").mkdir()
+    with pytest.raises(olive_ext.RecipeError, match="output_path: Input should be a valid string; got None"):
+        olive_ext.package(tmp_path / "built", None)  # type: ignore[arg-type]
+    assert not (tmp_path / "None").exists()  # it wrote a bundle into ./None
+    recipe = {"input_model": {"path": "m"}, "passes": {"m": {"type": "merge_adapter"}}}
+    with pytest.raises(olive_ext.RecipeError, match=r"executor\.type: value not allowed; got 'nope'"):
+        olive_ext.run(recipe, output_path=tmp_path / "o", executor="nope")
+    with pytest.raises(olive_ext.RecipeError, match="run_model: must be True or False; got 'no'"):
+        olive_ext.verify(tmp_path / "built", run_model="no")  # type: ignore[arg-type]

@@ -85,6 +85,22 @@ def test_old_turns_are_dropped_to_fit_the_context_window(genai_model: Path) -> N
     assert "--max_new_tokens" in "".join(out)  # said, and the chat goes on
 
 
+def test_the_commands_mistakes_are_one_line_errors(
+    genai_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from olive_ext.cli import main
+
+    cases = [  # (arguments, what the error says): each was a traceback or another reason before
+        (["-m", str(genai_model), "--prompt", "weather " * 3000], "--max_new_tokens"),
+        (["-m", str(genai_model), "--max_new_tokens", "100000", "--prompt", "hi"], "give --max_new_tokens below"),
+        (["-m", str(tmp_path / "gone"), "--prompt", "hi"], "gone does not exist"),
+    ]
+    for args, said in cases:
+        assert main(["chat", *args]) == 2
+        err = capsys.readouterr().err
+        assert said in err and "Traceback" not in err and "hub" not in err, err
+
+
 def test_ctrl_c_during_an_answer_stops_it_and_returns_to_the_prompt(
     genai_model: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

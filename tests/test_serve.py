@@ -218,6 +218,10 @@ HOSTILE = [
     ({"prompt": 5}, "BadRequestError", "prompt", "invalid_value"),
     ({"prompt": ["one", "two"]}, "BadRequestError", "prompt", None),
     ({"model": ["multi"]}, "BadRequestError", "model", "invalid_value"),
+    ({"prompt": ""}, "BadRequestError", "prompt", "invalid_value"),
+    ({"seed": 2**40}, "BadRequestError", "seed", "invalid_value"),
+    ({"logprobs": 2}, "BadRequestError", "logprobs", "unsupported_parameter"),
+    ({"logit_bias": {"5": 10}}, "BadRequestError", "logit_bias", "unsupported_parameter"),
 ]
 
 
@@ -237,6 +241,22 @@ def test_bad_requests_get_openai_errors_and_the_server_keeps_serving(
     client: Any, kwargs: dict[str, Any], error: str, param: str, code: str | None
 ) -> None:
     ask_hostile(client, "multi", kwargs, error, param, code)
+
+
+def test_chat_parameters_the_server_does_not_implement_are_refused_by_name(client: Any, url: str) -> None:
+    """Answered as if not sent, a client would trust JSON mode, tools or log-probabilities it did not get."""
+    chat = {"model": "multi", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}
+    for extra in ({"logprobs": True}, {"response_format": {"type": "json_object"}}, {"tools": [tool]}):
+        with pytest.raises(openai.BadRequestError) as info:
+            client.chat.completions.create(**chat, **extra)
+        assert (info.value.param, info.value.code) == (next(iter(extra)), "unsupported_parameter")
+    # what asks for nothing is accepted, as OpenAI's own clients may send it
+    ok = client.chat.completions.create(**chat, logprobs=False, response_format={"type": "text"})
+    assert ok.choices[0].finish_reason
+    nan = httpx.post(f"{url}/v1/chat/completions", content=json.dumps({**chat, "temperature": float("nan")}),
+                     headers={"Authorization": f"Bearer {KEY}"})  # fmt: skip
+    assert nan.status_code == 400 and "finite number" in nan.json()["error"]["message"], nan.text
 
 
 def test_penalties_genai_has_not_are_refused(client: Any) -> None:

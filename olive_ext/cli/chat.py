@@ -6,6 +6,8 @@ import argparse
 
 from olive_ext.cli.common import add_log_level, option
 
+READS_HUB = False  # built models only: no hub probe (olive_ext/cli/common.py)
+
 NAME = "chat"
 HELP = "chat with a built model: onnxruntime-genai or GGUF (auto-opt, generate-adapter output, a bundle, a .gguf)"
 DESCRIPTION = """Stream answers from a built model with its own chat template; generation stops at the

@@ -78,7 +78,8 @@ def run_command(mod: ModuleType, args: argparse.Namespace) -> int:
     """Run a command; a user's mistake prints a message (no traceback) and a non-zero code."""
     try:
         setup_logging(str(getattr(args, "log_level", "1")))
-        go_offline_if_unreachable(_hub_values(args))
+        if getattr(mod, "READS_HUB", True):  # commands on built models never read the hub: no probe, no warning
+            go_offline_if_unreachable(_hub_values(args))
         return int(mod.main(args) or 0)
     except OliveExtError as e:
         print_error(str(e))

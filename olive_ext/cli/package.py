@@ -6,6 +6,8 @@ import argparse
 
 from olive_ext.cli.common import add_log_level, add_output, option
 
+READS_HUB = False  # built models only: no hub probe (olive_ext/cli/common.py)
+
 NAME = "package"
 HELP = "bundle a built model (auto-opt / generate-adapter output) for a device, with a checksummed manifest"
 DESCRIPTION = """Write a self-contained folder to copy onto the device: the model, tokenizer and chat

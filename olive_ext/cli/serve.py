@@ -6,6 +6,8 @@ import argparse
 
 from olive_ext.cli.common import add_log_level, option
 
+READS_HUB = False  # built models only: no hub probe (olive_ext/cli/common.py)
+
 NAME = "serve"
 HELP = "serve a built model (and its adapters) over an OpenAI-compatible HTTP API"
 DESCRIPTION = """Serve /v1/chat/completions (streamed or not), /v1/completions, /v1/models and /health.

@@ -6,6 +6,8 @@ import argparse
 
 from olive_ext.cli.common import add_log_level, option
 
+READS_HUB = False  # built models only: no hub probe (olive_ext/cli/common.py)
+
 NAME = "verify"
 HELP = "check a bundle (folder or zip): digest, signature, checksums, loading, smoke generation, end of turn"
 DESCRIPTION = """Check a bundle made by `olive-ext package`:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from olive_ext.errors import UserInputError
 from olive_ext.onnx.runtime import genai
 
 
@@ -39,8 +40,9 @@ class Sampling:
         return options
 
 
-class PromptTooLongError(ValueError):
-    """The newest message alone does not fit in the context window with room for the answer."""
+class PromptTooLongError(UserInputError):
+    """The newest message alone does not fit in the context window with room for the answer (exit code 2 when it
+    was the command's --prompt; in a conversation, a note and the next turn)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,12 @@ class Conversation:
     def prompt_ids(self, text: str) -> tuple[list[int], int]:
         """Token ids of the conversation plus ``text``, and how many old turns were dropped to fit."""
         budget = self.context_tokens - self.max_new_tokens
+        if budget <= 0:
+            raise PromptTooLongError(
+                f"--max_new_tokens {self.max_new_tokens} leaves no room for a message: the model's context holds "
+                f"{self.context_tokens} tokens",
+                hint=f"give --max_new_tokens below {self.context_tokens}",
+            )
         dropped = 0
         while True:
             ids = self._encode([*self.history, {"role": "user", "content": text}])
@@ -80,7 +88,8 @@ class Conversation:
             if not self.history:
                 raise PromptTooLongError(
                     f"this message is {len(ids)} tokens; the model's context holds {self.context_tokens}, "
-                    f"{self.max_new_tokens} of them kept for the answer (--max_new_tokens)"
+                    f"{self.max_new_tokens} of them kept for the answer (--max_new_tokens)",
+                    hint="shorten the message, or lower --max_new_tokens",
                 )
             del self.history[:2]  # the oldest user message and its answer
             dropped += 1

@@ -54,6 +54,8 @@ def build_genai(
         with (
             quiet_loggers(*QUANTIZER_LOGGERS),
             drop_messages("onnx_ir.serde", *_PREMATURE_INPUT),
+            # an int8 build leaves the embedding (Gather) in float, as intended, and the quantizer says so as an ERROR
+            drop_messages(QUANTIZER_LOGGERS[0], "Gather only supports 4 bits quantization"),
             contextlib.redirect_stdout(text),
             contextlib.redirect_stderr(text),
         ):

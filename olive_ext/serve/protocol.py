@@ -10,7 +10,7 @@ import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class APIError(Exception):
@@ -32,10 +32,24 @@ class APIError(Exception):
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 
+# OpenAI parameters this server does not implement -> the value that asks for nothing (absent also does).
+# Set to anything else, a request is refused naming the parameter, not answered as if it had not been sent.
+UNSUPPORTED = {
+    "logprobs": (False, "token log-probabilities are not returned"),
+    "top_logprobs": (0, "token log-probabilities are not returned"),
+    "response_format": ({"type": "text"}, "JSON modes and schemas are not enforced; ask for JSON in the prompt"),
+    "tools": ([], "tool calling is not supported"),
+    "tool_choice": ("none", "tool calling is not supported"),
+    "functions": ([], "function calling is not supported"),
+    "function_call": ("none", "function calling is not supported"),
+    "logit_bias": ({}, "logit_bias is not supported"),
+}
+
+
 class _Sampling(BaseModel):
     """Decoding fields common to chat and text completions."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
     model: str
     max_tokens: int | None = Field(None, ge=1)
@@ -45,11 +59,22 @@ class _Sampling(BaseModel):
     repetition_penalty: float = Field(1.0, gt=0.0, description="extension: multiplies repeated tokens' logits away")
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
-    seed: int | None = Field(None, ge=0)
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)  # the runtimes' seeds are 32-bit
     stop: str | list[str] | None = None
     n: int = Field(1, ge=1, le=1, description="one choice per request")
     stream: bool = False
     stream_options: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nothing_unsupported(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, (nothing, why) in UNSUPPORTED.items():
+                value = data.get(name)
+                if value is not None and value != nothing:
+                    raise APIError(400, f"{name}: {why} by this server (olive-ext serve)", param=name,
+                                   code="unsupported_parameter")  # fmt: skip
+        return data
 
     @field_validator("stop")
     @classmethod
@@ -114,11 +139,12 @@ class CompletionRequest(_Sampling):
 
     def text(self) -> str:
         """The single prompt."""
-        if isinstance(self.prompt, str):
-            return self.prompt
-        if len(self.prompt) != 1:
+        if not isinstance(self.prompt, str) and len(self.prompt) != 1:
             raise APIError(400, "give exactly one prompt per request", param="prompt")
-        return self.prompt[0]
+        prompt = self.prompt if isinstance(self.prompt, str) else self.prompt[0]
+        if not prompt:
+            raise APIError(400, "prompt: is empty; give the text to continue", param="prompt", code="invalid_value")
+        return prompt
 
 
 class StopMatcher:

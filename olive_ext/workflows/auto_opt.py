@@ -292,7 +292,7 @@ def run_auto_opt(opts: AutoOptOptions, progress: Progress | None = None) -> Auto
 
 
 def auto_opt(
-    model_name_or_path: str, output_path: str, *, progress: Progress | None = None, **options: Any
+    model_name_or_path: str | Path, output_path: str | Path, *, progress: Progress | None = None, **options: Any
 ) -> AutoOptResult:
     """Build candidates for each device, measure them, pick the best (``olive-ext auto-opt``).
 

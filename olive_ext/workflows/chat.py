@@ -58,7 +58,11 @@ def open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession:
     from olive_ext.serve.backend import gguf_backend
 
     root = Path(opts.model_name_or_path)
-    backend = gguf_backend(root) if root.exists() else None
+    if not root.exists():
+        raise UserInputError(
+            f"{root} does not exist", hint="give an auto-opt or generate-adapter output, a bundle or a .gguf file"
+        )
+    backend = gguf_backend(root)
     if backend is not None:
         if opts.adapter:
             raise UserInputError(

@@ -112,7 +112,7 @@ def export(model_name_or_path: str | Path, output_path: str | Path, **options: A
 
     ``options`` are :class:`ExportOptions` fields: ``format``, ``quant``, ``adapter_path``, ``overwrite``.
     """
-    values = {"model_name_or_path": str(model_name_or_path), "output_path": str(output_path), **options}
+    values = {"model_name_or_path": model_name_or_path, "output_path": output_path, **options}
     return run_export(validate_options(ExportOptions, values))
 
 

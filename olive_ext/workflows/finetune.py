@@ -214,7 +214,7 @@ def run_finetune(opts: FinetuneRunOptions, progress: Progress | None = None) -> 
 
 
 def finetune(
-    model_name_or_path: str, output_path: str, *, progress: Progress | None = None, **options: Any
+    model_name_or_path: str | Path, output_path: str | Path, *, progress: Progress | None = None, **options: Any
 ) -> FinetuneResult:
     """Fine-tune a LoRA / QLoRA / DoRA adapter (``olive-ext finetune``).
 

@@ -337,9 +337,9 @@ def _write_outputs(
 
 
 def generate_adapter(
-    model_name_or_path: str,
-    adapter_path: list[str] | str,
-    output_path: str,
+    model_name_or_path: str | Path,
+    adapter_path: list[str | Path] | str | Path,
+    output_path: str | Path,
     *,
     progress: Progress | None = None,
     **options: Any,

@@ -18,6 +18,7 @@ from olive_ext.deploy.bundle import package as write_bundle
 from olive_ext.deploy.manifest import MANIFEST, SIGNATURE, manifest_digest, read_manifest
 from olive_ext.deploy.verify import VerifyReport
 from olive_ext.deploy.verify import verify as verify_bundle
+from olive_ext.errors import Problem, RecipeError
 from olive_ext.options import Options, validate_options, with_options_signature
 
 
@@ -103,7 +104,7 @@ def package(model_name_or_path: str | Path, output_path: str | Path, **options: 
 
     ``options`` are :class:`PackageOptions` fields: ``zip``, ``name``, ``version``, ``overwrite``, ``sign_key``.
     """
-    values = {"model_name_or_path": str(model_name_or_path), "output_path": str(output_path), **options}
+    values = {"model_name_or_path": model_name_or_path, "output_path": output_path, **options}
     return run_package(validate_options(PackageOptions, values))
 
 
@@ -129,8 +130,9 @@ def verify(
     Returns the report (``report.ok``, ``report.checks``); bad arguments and unsafe or unreadable archives
     raise UserInputError before anything is extracted.
     """
-    values = {"bundle": str(bundle), "no_run": not run_model, "expect": expect}
-    values["public_key"] = str(public_key) if public_key is not None else None
+    if not isinstance(run_model, bool):  # a truthy "no" must not run the model
+        raise RecipeError([Problem("run_model", "must be True or False", run_model, has_value=True)], "options")
+    values = {"bundle": bundle, "no_run": not run_model, "expect": expect, "public_key": public_key}
     return run_verify(validate_options(VerifyOptions, values))
 
 

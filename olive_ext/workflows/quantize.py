@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
@@ -154,7 +155,7 @@ def run_quantize(opts: QuantizeOptions, progress: Progress | None = None) -> Run
 
 
 def quantize(
-    model_name_or_path: str, output_path: str, *, progress: Progress | None = None, **options: Any
+    model_name_or_path: str | Path, output_path: str | Path, *, progress: Progress | None = None, **options: Any
 ) -> RunResult:
     """Quantize one model (``olive-ext quantize``); ``options`` are :class:`QuantizeOptions` fields."""
     values = {"model_name_or_path": model_name_or_path, "output_path": output_path, **options}

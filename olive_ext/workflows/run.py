@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from olive_ext.artifacts import Artifact
 from olive_ext.data import smoke_prompts
@@ -25,7 +25,7 @@ from olive_ext.engine.run import execute, raise_if_unmet
 from olive_ext.errors import Problem, RecipeError, UserInputError
 from olive_ext.evaluate.evaluator import load_tokenizer
 from olive_ext.models.folder import export_artifact
-from olive_ext.options import Options, field_of
+from olive_ext.options import Options, field_of, problems_from_validation
 from olive_ext.progress import Progress
 from olive_ext.recipe import check_recipe, load_recipe, parse_recipe
 from olive_ext.recipe.load import read_recipe_file
@@ -93,7 +93,10 @@ def as_recipe(
         parsed = parsed.model_copy(update={"cache_dir": cache_dir})
     exec_changes = {k: v for k, v in {"type": executor, "address": ray_address}.items() if v is not None}
     if exec_changes:
-        spec = ExecutorSpec.model_validate({**parsed.executor.model_dump(), **exec_changes})
+        try:
+            spec = ExecutorSpec.model_validate({**parsed.executor.model_dump(), **exec_changes})
+        except ValidationError as e:
+            raise RecipeError(problems_from_validation(e, ExecutorSpec, ("executor",)), source="options") from e
         parsed = parsed.model_copy(update={"executor": spec})
     parsed.translation_warnings[:] = warnings
     return parsed
