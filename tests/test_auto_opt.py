@@ -201,6 +201,10 @@ def test_a_fine_tunes_eval_split_is_narrowed_by_eval_split_and_max_samples(
     # flags that would reshape rows do nothing on the fine-tune's data: refused, named (they were ignored)
     with pytest.raises(UserInputError, match="--text_template, --use_chat_template have no effect here"):
         eval_of("--text_template", "X: {q} {a}", "--use_chat_template")
+    # a fine-tune that recorded no eval split: the flags have no rows to shape (the run went on, unscored)
+    (model.parent / "model_config.json").write_text(json.dumps({"kind": "hf", "model": "model"}))
+    with pytest.raises(UserInputError, match="--text_template has no rows to shape"):
+        eval_of("--text_template", "X: {q} {a}")
 
 
 def test_a_source_model_with_no_exact_answer_is_warned_about() -> None:

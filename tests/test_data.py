@@ -268,3 +268,13 @@ def test_rows_read_without_datasets_equal_the_datasets_rows(
     assert [dict(r) for r in fast] == [dict(r) for r in reference]
     within = split in ("train", "train[:10]", "train[20:]", "train[5:25]")
     assert isinstance(fast, list) == (plain and within)
+
+
+def test_template_columns_holding_lists_or_objects_are_refused_numbers_and_gaps_are_text() -> None:
+    """Their Python spelling ("{'label': 'sad'}") was trained on as the answer without a word."""
+    spec = DatasetSpec(name="json", data_files="x", text_template="P: {phrase}\nT: {tone}")
+    ok = to_examples([{"phrase": 12345, "tone": "sad"}, {"phrase": None, "tone": True}], spec)
+    assert [(e.prompt, e.reference) for e in ok] == [("P: 12345\nT: ", "sad"), ("P: \nT: ", "True")]
+    for bad, said in [({"label": "sad"}, "holds an object"), (["a", "b"], "holds a list")]:
+        with pytest.raises(UserInputError, match=f"row 1: column 'tone' {said}"):
+            to_examples([{"phrase": "a", "tone": "joyful"}, {"phrase": "b", "tone": bad}], spec)

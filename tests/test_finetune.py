@@ -495,6 +495,10 @@ def test_dry_run_reads_a_few_rows_and_names_a_misspelt_column(
     code, err = _err(capsys, ["finetune", "-m", "org/not-here", "--data_files", str(tmp_path / "none.jsonl"),
                               "--text_template", TEMPLATE, "--dry_run"])  # fmt: skip
     assert code == 2 and "'org/not-here'" in err and "hub cannot be reached" in err and "none.jsonl" in err
+    (tmp_path / "empty").mkdir()  # the real run's model checks (this was a tokenizer's traceback)
+    code, err = _err(capsys, ["finetune", "-m", str(tmp_path / "empty"), "--data_files", str(tone_file),
+                              "--text_template", TEMPLATE, "--dry_run"])  # fmt: skip
+    assert code == 2 and "holds no model" in err and "Traceback" not in err, err
     code = main([*base, "--text_template", TEMPLATE, "--train_split", "train[:90]", "--eval_split", "train[90:]"])
     captured = capsys.readouterr()
     assert code == 0 and yaml.safe_load(captured.out)["passes"]["finetune"]["type"] == "lora"

@@ -325,6 +325,15 @@ def test_every_command_checks_output_cache_and_model_before_work(
     code, err = _cli(capsys, args(not_a_model, tmp_path / "out"))
     message = _one_message(err)
     assert code == 2 and str(not_a_model) in message and "no model" in message and "block" not in message, err
+    # an output inside the input model's folder changes the input; one holding it, replaced, deletes it
+    import shutil
+
+    model = shutil.copytree(tiny_llama, tmp_path / "work" / "m")
+    before = _snapshot(tmp_path)
+    code, err = _cli(capsys, args(model, model / "out"))
+    assert code == 2 and "is inside the input model's folder" in _one_message(err), err
+    code, err = _cli(capsys, [*args(model, tmp_path / "work"), "--overwrite"])
+    assert code == 2 and "replacing it would delete the input" in _one_message(err), err
     assert _snapshot(tmp_path) == before | {"recipe.yaml"}
 
 
@@ -434,3 +443,36 @@ def test_input_fingerprint_ignores_run_records(tmp_path: Path) -> None:
         fingerprint_input(Artifact("hf", str(tmp_path / "b" / "model"), str(tmp_path / "b" / "adapter"))).fingerprint
         != prints[0]
     )
+
+
+def test_outputs_that_would_delete_the_users_files_are_refused_before_any_work(
+    tiny_llama: Path,
+    tone_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`-o . --overwrite` emptied the folder the user was in (the output is replaced whole), and an output holding
+    the training data deleted it; a file given as the output was 'not empty' however --overwrite was set."""
+    import shutil
+
+    work = tmp_path / "work"
+    work.mkdir()
+    data = Path(shutil.copy(tone_file, work / "data.jsonl"))
+    (work / "notes.txt").write_text("mine")
+    (tmp_path / "afile").write_text("")
+    monkeypatch.chdir(work)
+    finetune = ["finetune", "-m", str(tiny_llama), "-d", "json", "--data_files", str(data), "--text_template", TEMPLATE,
+                "--max_steps", "1"]  # fmt: skip
+    before = _snapshot(tmp_path)
+    for output, said in [
+        (".", "is the current folder"),
+        ("..", "is above the current one"),
+        (str(tmp_path / "afile"), "is a file, and the output is a folder"),
+    ]:
+        code, err = _cli(capsys, [*finetune, "-o", output, "--overwrite"])
+        assert code == 2 and said in _one_message(err), (output, err)
+    monkeypatch.chdir(tmp_path)
+    code, err = _cli(capsys, [*finetune, "-o", str(work), "--overwrite"])
+    assert code == 2 and "holds the data file" in _one_message(err), err
+    assert _snapshot(tmp_path) == before and data.exists()

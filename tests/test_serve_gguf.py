@@ -243,3 +243,23 @@ def test_smollm2_long_pieces_are_decoded_whole(smollm2_gguf: Path) -> None:
         if text.startswith("<|"):
             continue  # special tokens are sent as nothing
         assert backend._piece(token) == bytes(to_byte[c] for c in text), token
+
+
+def test_a_character_cut_by_the_token_limit_is_dropped_not_sent_as_a_replacement(
+    exported: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A character may span tokens (byte-level vocabularies): when max_tokens ends the answer inside one, its
+    first bytes are held back and dropped; they were sent as U+FFFD."""
+    import threading
+
+    from olive_ext.serve.backend import Sampling, gguf_backend
+
+    backend = gguf_backend(exported)
+    assert backend is not None
+    # the generated tokens' bytes: a whole emoji across two tokens, then the first half of another
+    halves = iter([b"\xf0\x9f", b"\x91\xa9", b"\xf0\x9f"])
+    monkeypatch.setattr(backend, "_end_ids", set())
+    monkeypatch.setattr(backend._lib, "llama_vocab_is_eog", lambda *_: False)
+    monkeypatch.setattr(backend, "_piece", lambda _token: next(halves))
+    pieces = backend.generate(backend.encode("hi"), Sampling(max_new_tokens=3, temperature=0), None, threading.Event())
+    assert "".join(p.text for p in pieces) == "\N{WOMAN}"

@@ -227,7 +227,7 @@ def _from_template(rows: Any, spec: DatasetSpec, columns: list[str]) -> list[Exa
     split = _split_template(template, answer)
     examples = []
     for i, row in enumerate(rows):
-        values = {f: "" if row[f] is None else str(row[f]) for f in dict.fromkeys(wanted)}
+        values = {f: _cell_text(row[f], f, i) for f in dict.fromkeys(wanted)}
         try:
             if split is not None:  # prompt, then the answer and what the template puts after it
                 end = split.tail.format(**values).rstrip()
@@ -243,6 +243,21 @@ def _from_template(rows: Any, spec: DatasetSpec, columns: list[str]) -> list[Exa
                 hint="placeholders are column names in braces, e.g. {question}; escape literal braces as {{ }}",
             ) from e
     return examples
+
+
+def _cell_text(value: Any, column: str, index: int) -> str:
+    """A template column's value as text: text and numbers as written, a missing value as nothing; a list or an
+    object is refused (its Python spelling would be trained on as the text)."""
+    if value is None:
+        return ""
+    if isinstance(value, Mapping | list | tuple):
+        shown = repr(value)
+        raise UserInputError(
+            f"row {index}: column {column!r} holds {'an object' if isinstance(value, Mapping) else 'a list'} "
+            f"({shown[:60]}{'...' if len(shown) > 60 else ''}), not text",
+            hint="template columns must hold text or numbers: fix that row, or name the field that holds the text",
+        )
+    return str(value)
 
 
 # ----------------------------------------------------------------------------- alpaca

@@ -29,7 +29,7 @@ from olive_ext.deploy.files import plain_name
 from olive_ext.deploy.manifest import text_sha256, write_manifest
 from olive_ext.deploy.modelfile import TokenizerFiles, gguf_manifest_fields, gguf_readme, write_modelfile
 from olive_ext.deploy.signature import check_signing_key, sign_bundle
-from olive_ext.engine.output import ensure_output_free, staged_output
+from olive_ext.engine.output import check_apart, ensure_output_free, staged_output
 from olive_ext.errors import UserInputError
 from olive_ext.evaluate.backends.llama_cpp import gguf_in
 from olive_ext.models.folder import MODEL_CONFIG
@@ -145,6 +145,7 @@ def package(
     the source, free outputs (the zip included) and the key.
     """
     archive = zip_path_of(output) if make_zip else None
+    check_apart(source, output)
     _check_outputs_free(output, archive, overwrite)
     info = _source_info(source)
     adapters = _adapters(source, info)

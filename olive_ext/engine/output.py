@@ -25,7 +25,18 @@ def ensure_output_free(path: str | Path, overwrite: bool) -> Path:
     """Fail before any work when ``path`` exists, is not empty, and overwrite is off."""
     p = Path(path).expanduser()
     if p.exists() and not p.is_dir():
-        raise OutputExistsError(str(p))
+        raise UserInputError(
+            f"{p} is a file, and the output is a folder; nothing was written",
+            hint="choose a folder's name with -o/--output_path (the file is never replaced)",
+        )
+    if p.is_dir():
+        here = Path.cwd().resolve()
+        if p.resolve() == here or p.resolve() in here.parents:  # the output is replaced whole when written
+            raise UserInputError(
+                f"the output folder {p} is {'the current folder' if p.resolve() == here else 'above the current one'}"
+                f" ({here}): writing it would delete it; nothing was written",
+                hint="give the output a folder of its own: -o out",
+            )
     if p.is_dir() and any(p.iterdir()) and not overwrite:
         raise OutputExistsError(str(p))
     return p
@@ -43,6 +54,28 @@ def check_output(path: str | Path, overwrite: bool) -> Path:
                 hint="choose an output folder you can write with -o/--output_path",
             )
     return p
+
+
+def check_apart(source: str | Path, output: str | Path, what: str = "input model") -> None:
+    """The output folder must be neither an input's folder, nor inside it, nor hold it: writing there would
+    change the input, and replacing the output (--overwrite) would delete it. Hub ids and pypi: names pass;
+    ``what`` names the input (the input model, a data file)."""
+    model, out = Path(source).expanduser(), Path(output).expanduser()
+    if not model.exists():
+        return
+    model, out = model.resolve(), out.resolve()
+    if model.is_dir() and (out == model or model in out.parents):  # a .gguf/.onnx file's folder may take outputs
+        where = "is" if out == model else "is inside"
+        raise UserInputError(
+            f"the output folder {out} {where} the {what}'s folder {model}; nothing was written",
+            hint="choose an output folder outside the input (-o/--output_path)",
+        )
+    if out in model.parents:
+        raise UserInputError(
+            f"the output folder {out} holds the {what} {model}: replacing it would delete the input; "
+            "nothing was written",
+            hint="choose an output folder that does not hold the input (-o/--output_path)",
+        )
 
 
 @contextlib.contextmanager

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from olive_ext.cache import check_cache_dir
 from olive_ext.data.formats import check_named_columns
-from olive_ext.data.load import check_data_files
+from olive_ext.data.load import check_data_files, local_files
 from olive_ext.data.spec import DatasetSpec
-from olive_ext.engine.output import check_output
+from olive_ext.engine.output import check_apart, check_output
 from olive_ext.errors import UserInputError
 from olive_ext.evaluate import lm_eval_tasks, mteb_tasks
 from olive_ext.models.folder import MODEL_CONFIG, PYPI_PREFIX, adapter_base, is_bare_adapter
@@ -49,8 +49,14 @@ def check_before_work(
     Raises the first problem as a UserInputError (exit code 2); creates nothing.
     """
     runtime_telemetry_off()
+    datasets = list(datasets)
     if output is not None:
         check_output(output, overwrite)
+        if not model.startswith(PYPI_PREFIX):
+            check_apart(model, output)
+        for spec in datasets:
+            for file in local_files(spec)[1]:
+                check_apart(file, output, "data file")
     check_cache_dir(cache_dir)
     check_model_folder(model)
     for spec in datasets:
@@ -60,16 +66,15 @@ def check_before_work(
 
 def check_recipe_before_work(recipe: Recipe, write_output: bool = True) -> None:
     """:func:`check_before_work` for a recipe: its output (when written), cache, input model and every dataset."""
-    check_before_work(
-        model=recipe.input_model.path,
+    model = recipe.input_model
+    gguf = Path(model.path, model.gguf_file).expanduser() if model.gguf_file else None
+    check_before_work(  # a .gguf file given as -m is checked as the file (its folder may hold the output)
+        model=str(gguf) if gguf is not None and gguf.is_file() else model.path,
         cache_dir=recipe.cache_dir,
         datasets=recipe.data.values(),
         output=recipe.output.path if write_output else None,
         overwrite=recipe.output.overwrite,
     )
-    model = recipe.input_model
-    if model.gguf_file and Path(model.path, model.gguf_file).expanduser().is_file():  # a .gguf file given as -m
-        check_gguf_file(Path(model.path, model.gguf_file).expanduser())
     check_benchmark_datasets(recipe)
 
 

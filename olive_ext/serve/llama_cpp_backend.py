@@ -160,7 +160,8 @@ class LlamaCppBackend:
                     yield Piece("", end_of_turn=True)
                     return
                 final = n >= sampling.max_new_tokens
-                yield Piece(decoder.decode(self._piece(token), final=final))
+                # never final: a character the token limit cuts in two is dropped, not sent as U+FFFD
+                yield Piece(decoder.decode(self._piece(token)))
                 if final:
                     return
         finally:

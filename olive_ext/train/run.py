@@ -364,7 +364,7 @@ def load_inputs(
         raise problems[0]
     if problems:
         hints = list(dict.fromkeys(p.hint for p in problems if p.hint))
-        raise UserInputError("; ".join(p.message for p in problems), hint="; ".join(hints) or None)
+        raise UserInputError("; ".join(dict.fromkeys(p.message for p in problems)), hint="; ".join(hints) or None)
     return loaded[0], loaded[1], loaded[2]
 
 

@@ -152,8 +152,8 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
     answers_checked = False  # the eval rows are read once: either here or by require_answers below
     if data is None:
         data = data_from_model_config(source)
+        _refuse_format_flags(opts, data)
         if data is not None:  # the fine-tune's eval split, narrowed as asked (--eval_split, --max_samples)
-            _refuse_format_flags(opts, data)
             asked = {"split": opts.eval_split, "max_samples": opts.max_samples}
             data = data.model_copy(update={k: v for k, v in asked.items() if v is not None})
         answers_checked = data is not None and task == "text-generation"
@@ -238,12 +238,18 @@ def _with_parity(chain: list[Any], have_data: bool) -> dict[str, Any]:
     return section
 
 
-def _refuse_format_flags(opts: AutoOptOptions, data: DatasetSpec) -> None:
-    """Flags that shape rows into text do nothing without --data_files/-d: the fine-tune's data keeps its own
-    format. Said before any work, naming them (they were ignored without a word)."""
+def _refuse_format_flags(opts: AutoOptOptions, data: DatasetSpec | None) -> None:
+    """Flags that shape rows into text do nothing without --data_files/-d: the fine-tune's data (``data``) keeps its
+    own format, and without one there are no rows. Said before any work, naming them (they were ignored)."""
     given = [f"--{k}" for k in ("text_template", "text_field", "messages_field", "response_field") if getattr(opts, k)]
     given += ["--use_chat_template"] if opts.use_chat_template else []
-    if given:
+    if given and data is None:
+        raise UserInputError(
+            f"{', '.join(given)} {'has' if len(given) == 1 else 'have'} no rows to shape: no --data_files was "
+            f"given and {opts.model_name_or_path} records no eval split",
+            hint="give --data_files (with -d and --eval_split) to score the candidates on your data",
+        )
+    if given and data is not None:
         raise UserInputError(
             f"{', '.join(given)} {'has' if len(given) == 1 else 'have'} no effect here: without --data_files the "
             f"eval data is the fine-tune's own ({data.data_files or data.name}, {data.split}), in the format it "

@@ -23,6 +23,7 @@ from pydantic import Field
 from olive_ext.data import load_rows, to_examples
 from olive_ext.data.formats import columns_of, detect_format
 from olive_ext.data.spec import DataOptions, DatasetSpec
+from olive_ext.engine.preflight import check_model_folder
 from olive_ext.engine.results import RunResult
 from olive_ext.errors import UserInputError
 from olive_ext.models.folder import MODEL_CONFIG, resolve_model_arg, write_model_config
@@ -142,6 +143,7 @@ def check_data(opts: FinetuneRunOptions, recipe: Recipe, rows: int = DRY_RUN_ROW
     loaded: dict[str, tuple[DatasetSpec, Any]] = {}
     tokenizer = None
     try:
+        check_model_folder(opts.model_name_or_path or "")  # an empty folder or a cut GGUF: said as the real run says
         tokenizer = _tokenizer_of(opts.model_name_or_path or "", opts.trust_remote_code)
     except UserInputError as e:
         problems.append(e)
@@ -153,7 +155,7 @@ def check_data(opts: FinetuneRunOptions, recipe: Recipe, rows: int = DRY_RUN_ROW
             problems.append(e)
     if problems:  # every missing model and data file at once, as training reports them
         hints = list(dict.fromkeys(p.hint for p in problems if p.hint))
-        raise UserInputError("; ".join(p.message for p in problems), hint="; ".join(hints) or None)
+        raise UserInputError("; ".join(dict.fromkeys(p.message for p in problems)), hint="; ".join(hints) or None)
     encoder = PromptEncoder(tokenizer)
     lines = []
     for name, (sample, data) in loaded.items():
