@@ -244,3 +244,30 @@ def test_union_member_errors_are_one_problem() -> None:
 def test_a_mapping_key_that_is_a_number_is_not_an_index() -> None:
     probs = _problems(base(data={5: {"name": "json", "data_files": "x"}}))
     assert "data.5" in probs
+
+
+def test_validate_checks_the_files_a_valid_recipe_names_as_run_does(tiny_llama: Path, tmp_path: Path) -> None:
+    """`validate` said "valid" for recipes whose data file, data columns or model folder `run` refused at once."""
+    import json
+
+    from olive_ext.workflows.run import validate
+
+    data = tmp_path / "tone.jsonl"
+    data.write_text(json.dumps({"phrase": "hi", "tone": "joyful"}) + "\n")
+    (tmp_path / "empty-model").mkdir()
+
+    def recipe(model: Path, data_file: Path, template: str = "P: {phrase}\nT: {tone}") -> dict:
+        return {"input_model": {"path": str(model)},
+                "data": {"d": {"name": "json", "data_files": str(data_file), "text_template": template}},
+                "passes": {"ft": {"type": "lora", "train_data": "d", "max_steps": 1}},
+                "output": {"path": str(tmp_path / "out")}}  # fmt: skip
+
+    assert validate(recipe(tiny_llama, data)) == []
+    for raw, path, said in [
+        (recipe(tiny_llama, tmp_path / "gone.jsonl"), "data.d", "does not exist"),
+        (recipe(tiny_llama, data, "P: {phrse}\nT: {tone}"), "data.d", "phrse"),
+        (recipe(tmp_path / "empty-model", data), "input_model.path", "holds no model"),
+    ]:
+        problems = validate(raw)
+        assert [(p.path, p.category) for p in problems] == [(path, "user_file")], problems
+        assert said in problems[0].message

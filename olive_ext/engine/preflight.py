@@ -30,6 +30,7 @@ __all__ = [
     "check_model_folder",
     "check_recipe_before_work",
     "check_safetensors_file",
+    "model_file",
 ]
 
 # what makes a folder a model, by kind
@@ -64,12 +65,18 @@ def check_before_work(
         check_named_columns(spec)
 
 
-def check_recipe_before_work(recipe: Recipe, write_output: bool = True) -> None:
-    """:func:`check_before_work` for a recipe: its output (when written), cache, input model and every dataset."""
+def model_file(recipe: Recipe) -> str:
+    """The input model as the checks see it: a .gguf file given as -m is the file (its folder may hold the
+    output, and the file's header is checked), anything else its path."""
     model = recipe.input_model
     gguf = Path(model.path, model.gguf_file).expanduser() if model.gguf_file else None
-    check_before_work(  # a .gguf file given as -m is checked as the file (its folder may hold the output)
-        model=str(gguf) if gguf is not None and gguf.is_file() else model.path,
+    return str(gguf) if gguf is not None and gguf.is_file() else model.path
+
+
+def check_recipe_before_work(recipe: Recipe, write_output: bool = True) -> None:
+    """:func:`check_before_work` for a recipe: its output (when written), cache, input model and every dataset."""
+    check_before_work(
+        model=model_file(recipe),
         cache_dir=recipe.cache_dir,
         datasets=recipe.data.values(),
         output=recipe.output.path if write_output else None,
