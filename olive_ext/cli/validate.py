@@ -36,7 +36,8 @@ def main(args: argparse.Namespace) -> int:
 
     from olive_ext.console import make_console
     from olive_ext.errors import UserInputError
-    from olive_ext.recipe.load import check_recipe, read_recipe_file
+    from olive_ext.recipe.load import read_recipe_file
+    from olive_ext.workflows.run import check_recipe_and_files
 
     console = make_console()
     if args.list_passes:
@@ -47,7 +48,7 @@ def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     raw = read_recipe_file(path)
-    recipe, problems = check_recipe(raw, base_dir=Path(path).parent, lenient=args.lenient)
+    recipe, problems = check_recipe_and_files(raw, Path(path).parent, args.lenient)
     errors = [p for p in problems if p.severity == "error"]
     for p in problems:
         style = "red" if p.severity == "error" else "yellow"

@@ -169,19 +169,27 @@ def validate(recipe: str | Path | dict[str, Any], lenient: bool = False) -> list
     except UserInputError as e:  # unreadable file, bad YAML: one problem at the top
         return [Problem("", e.message, hint=e.hint)]
     base_dir = Path(recipe).parent if isinstance(recipe, str | Path) else None
+    return check_recipe_and_files(raw, base_dir, lenient)[1]
+
+
+def check_recipe_and_files(
+    raw: dict[str, Any], base_dir: Path | None, lenient: bool = False
+) -> tuple[Recipe | None, list[Problem]]:
+    """:func:`check_recipe`, then (when that finds no error) :func:`file_problems`: what `validate` reports."""
     parsed, problems = check_recipe(raw, base_dir=base_dir, lenient=lenient)
     if parsed is not None and not any(p.severity == "error" for p in problems):
         problems += file_problems(parsed, olive=is_olive_config(raw))
-    return problems
+    return parsed, problems
 
 
 def file_problems(recipe: Recipe, olive: bool = False) -> list[Problem]:
     """What `run` checks before its first step on the files a valid recipe names (the input model's folder, each
     local data file and the columns named in it), as problems: `validate` said "valid" and `run` refused at once.
     ``olive``: key paths as an Olive run config spells its sections."""
-    checks: list[tuple[str, Callable[[], None]]] = [
-        ("input_model.model_path" if olive else "input_model.path", partial(check_model_folder, model_file(recipe)))
-    ]
+    checks: list[tuple[str, Callable[[], None]]] = []
+    if not (recipe.input_model.olive or {}).get("model_loader"):  # else the user's model_loader makes the model
+        path = "input_model.model_path" if olive else "input_model.path"
+        checks.append((path, partial(check_model_folder, model_file(recipe))))
     for name, spec in recipe.data.items():
         where = "data_configs" if olive else f"data.{name}"
         checks += [(where, partial(check_data_files, spec)), (where, partial(check_named_columns, spec))]
