@@ -278,3 +278,10 @@ def test_template_columns_holding_lists_or_objects_are_refused_numbers_and_gaps_
     for bad, said in [({"label": "sad"}, "holds an object"), (["a", "b"], "holds a list")]:
         with pytest.raises(UserInputError, match=f"row 1: column 'tone' {said}"):
             to_examples([{"phrase": "a", "tone": "joyful"}, {"phrase": "b", "tone": bad}], spec)
+
+
+def test_a_template_naming_no_column_is_refused() -> None:
+    """It trained every row as the same constant text without a word (auto-opt refused it; finetune did not)."""
+    spec = DatasetSpec(name="json", data_files="x", text_template="constant text")
+    with pytest.raises(UserInputError, match="names no column: every row would be the same text"):
+        to_examples([{"phrase": "a", "tone": "joyful"}], spec)

@@ -605,3 +605,22 @@ def test_exact_match_by_teacher_forcing_equals_generation(tiny_llama: Path) -> N
     assert answers == generated
     assert forced > 0  # the check must exercise teacher forcing, not only the decoding fallback
     assert exact_match(answers, refs, [""] * len(refs)) == exact_match(generated, refs, [""] * len(refs))
+
+
+def test_eval_rows_that_are_also_training_rows_are_warned_about(
+    tiny_llama: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An eval split overlapping the training split passed without a word; its exact match (and auto-opt's reference
+    on the same split) then overstates new data."""
+    import logging
+
+    from olive_ext.train.options import FinetuneOptions
+    from olive_ext.train.run import prepare_data
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"phrase": f"phrase {i}", "tone": "joyful"}) + "\n" for i in range(20)))
+    with caplog.at_level(logging.WARNING, logger="olive_ext"):
+        prepare_data(str(tiny_llama), _spec(rows, "train[:16]"), _spec(rows, "train[8:20]"), FinetuneOptions())
+        prepare_data(str(tiny_llama), _spec(rows, "train[:16]"), _spec(rows, "train[16:20]"), FinetuneOptions())
+    warnings = [r.getMessage() for r in caplog.records if "also training examples" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith("8 of 12 eval examples"), warnings

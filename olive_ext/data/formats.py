@@ -193,6 +193,11 @@ def _template_columns(spec: DatasetSpec, columns: list[str]) -> list[str]:
     fields = template_fields(spec.text_template or "")
     answer = response_field_of(spec)
     wanted = [*fields, *([answer] if answer and answer not in fields else [])]
+    if not wanted:  # every row would be this one text: trained on, or scored against, nothing of the data's
+        raise UserInputError(
+            f"the text template {spec.text_template!r} names no column: every row would be the same text",
+            hint=f"name the data's columns in braces, e.g. {{{columns[0] if columns else 'question'}}}",
+        )
     missing = [f for f in dict.fromkeys(wanted) if f not in columns]
     if missing:
         what = "text template names" if set(missing) & set(fields) else "--response_field names"

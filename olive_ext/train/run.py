@@ -174,6 +174,7 @@ def prepare_data(
     if not opts.train_on_prompt:
         _check_answers(train_examples, train_spec)
     eval_examples = to_examples(eval_rows, eval_spec, tokenizer) if eval_spec and eval_rows is not None else []
+    _warn_shared(train_examples, eval_examples)
     encoder = PromptEncoder(tokenizer, _generation_eos(model_path))
     train_set = tokenize(train_examples, encoder, opts.max_seq_len, opts.train_on_prompt, "training")
     eval_set = (
@@ -185,6 +186,18 @@ def prepare_data(
                            name, data.truncated, opts.max_seq_len, data.dropped_too_long)  # fmt: skip
     rows = pack(train_set.rows, opts.max_seq_len) if opts.packing else train_set.rows
     return TrainingData(tokenizer, encoder, train_set, eval_set, rows)
+
+
+def _warn_shared(train: list[Any], evals: list[Any]) -> None:
+    """Say when eval examples are also training examples (overlapping splits, or duplicated rows): the eval loss and
+    exact match, and auto-opt's accuracy reference measured on the same split, then overstate new data."""
+    seen = {e.text for e in train}
+    shared = sum(1 for e in evals if e.text in seen)
+    if shared:
+        logger.warning(
+            "%d of %d eval examples are also training examples (the same text): the eval figures overstate how the "
+            "model does on new data; give an --eval_split that does not overlap --train_split", shared, len(evals)
+        )
 
 
 def _check_answers(examples: list[Any], spec: DatasetSpec) -> None:
