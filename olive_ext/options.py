@@ -231,7 +231,10 @@ def problems_from_validation(error: ValidationError, root: Any, prefix: tuple[An
     return problems
 
 
-_BOUND_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
+# errors that say a limit, not what the field is for: the field's description is their hint
+_BOUND_ERRORS = frozenset(
+    {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "string_pattern_mismatch"}
+)
 
 
 def _description_at(model: Any, loc: tuple[Any, ...]) -> str | None:

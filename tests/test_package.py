@@ -428,3 +428,16 @@ def test_adapters_are_bundled_checked_and_their_names_sanitised(tiny_llama: Path
     with pytest.raises(UserInputError, match="not a plain file name"):
         package(source, tmp_path / "c")
     assert not (tmp_path / "c").exists()
+
+
+def test_bundle_names_and_versions_are_what_ollama_and_file_names_take(tmp_path: Path) -> None:
+    """'../../evil' and 'my model' went into the bundle's `ollama create` line unquoted; an empty version into the
+    manifest. The default name comes from the source folder, its other characters as '-'."""
+    import olive_ext
+    from olive_ext.deploy.bundle import default_bundle_name
+
+    for bad in ({"name": "../../evil"}, {"name": "my model"}, {"version": ""}, {"version": "1.0/../x"}):
+        with pytest.raises(olive_ext.RecipeError, match=f"{next(iter(bad))}: String should match pattern"):
+            olive_ext.package(tmp_path, tmp_path / "out", **bad)
+    (tmp_path / "my tone model (v2)").mkdir()
+    assert default_bundle_name(tmp_path / "my tone model (v2)") == "my-tone-model-v2"

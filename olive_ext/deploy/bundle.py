@@ -18,6 +18,7 @@ manifest, digest, signature and ``verify`` are the same.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from importlib import resources
 from pathlib import Path
@@ -129,6 +130,16 @@ def _versions() -> dict[str, str]:
     return out | {lib: v for lib in _LIBRARIES if (v := installed_version(lib)) is not None}
 
 
+BUNDLE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"  # what an Ollama model name and a file name both take
+BUNDLE_VERSION = r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,49}$"
+
+
+def default_bundle_name(source: Path) -> str:
+    """The source folder's name as a bundle name: characters BUNDLE_NAME refuses become '-'."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", source.resolve().name).strip("-._")
+    return name[:100] or "model"
+
+
 def package(
     source: Path,
     output: Path,
@@ -152,7 +163,7 @@ def package(
     if sign_key is not None:
         check_signing_key(sign_key)
     chosen = _chosen_candidate(source)
-    name = name or source.resolve().name
+    name = name or default_bundle_name(source)
     with staged_output(output, overwrite) as stage:
         if info.get("kind") == "gguf":
             shutil.copytree(source / "model", stage / "model")

@@ -14,6 +14,7 @@ from pathlib import Path
 from pydantic import Field
 
 from olive_ext.deploy.archive import zip_path_of
+from olive_ext.deploy.bundle import BUNDLE_NAME, BUNDLE_VERSION
 from olive_ext.deploy.bundle import package as write_bundle
 from olive_ext.deploy.manifest import MANIFEST, SIGNATURE, manifest_digest, read_manifest
 from olive_ext.deploy.verify import VerifyReport
@@ -30,8 +31,13 @@ class PackageOptions(Options):
     zip: bool = Field(
         False, description="also write <output>.zip (deterministic: same inputs, same bytes; kept unless overwrite)"
     )
-    name: str | None = Field(None, description="bundle name (default: the source folder's name)")
-    version: str = Field("0.1.0", description="bundle version written to the manifest")
+    name: str | None = Field(
+        None,
+        pattern=BUNDLE_NAME,
+        description="bundle name: letters, digits, '.', '-', '_' (it names the Ollama model in the bundle's "
+        "commands); default: the source folder's name, other characters as '-'",
+    )
+    version: str = Field("0.1.0", pattern=BUNDLE_VERSION, description="bundle version written to the manifest")
     overwrite: bool = Field(False, description="replace an existing output folder (and zip)")
     sign_key: str | None = Field(
         None,
