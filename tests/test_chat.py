@@ -94,7 +94,9 @@ def test_the_commands_mistakes_are_one_line_errors(
         (["-m", str(genai_model), "--prompt", "weather " * 3000], "--max_new_tokens"),
         (["-m", str(genai_model), "--max_new_tokens", "100000", "--prompt", "hi"], "give --max_new_tokens below"),
         (["-m", str(tmp_path / "gone"), "--prompt", "hi"], "gone does not exist"),
+        (["-m", str(tmp_path / "bundle.zip"), "--prompt", "hi"], "is an archive; the model runs from the bundle's"),
     ]
+    (tmp_path / "bundle.zip").write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip: what `package --zip` writes
     for args, said in cases:
         assert main(["chat", *args]) == 2
         err = capsys.readouterr().err

@@ -285,3 +285,23 @@ def test_a_template_naming_no_column_is_refused() -> None:
     spec = DatasetSpec(name="json", data_files="x", text_template="constant text")
     with pytest.raises(UserInputError, match="names no column: every row would be the same text"):
         to_examples([{"phrase": "a", "tone": "joyful"}], spec)
+
+
+def test_data_files_globs_expand_and_a_comma_in_a_file_name_is_kept(tmp_path: Path) -> None:
+    """`--data_files 'd/*.jsonl'` (the datasets library takes globs) was "does not exist"; a file named
+    'tone,v2.jsonl' was split at the comma."""
+    from olive_ext.data.spec import DataOptions
+
+    for i in (2, 1):
+        (tmp_path / f"part{i}.jsonl").write_text(json.dumps({"q": f"q{i}", "a": "x"}) + "\n")
+    spec = DatasetSpec(name="json", data_files=str(tmp_path / "part*.jsonl"), text_template="{q} {a}")
+    assert spec.data_files == [str(tmp_path / "part1.jsonl"), str(tmp_path / "part2.jsonl")]
+    assert [r["q"] for r in load_rows(spec)] == ["q1", "q2"]
+    nothing = DatasetSpec(name="json", data_files=str(tmp_path / "none*.jsonl"), text_template="{q} {a}")
+    with pytest.raises(UserInputError, match="matches no file"):
+        load_rows(nothing)
+    comma = tmp_path / "tone,v2.jsonl"
+    comma.write_text(json.dumps({"q": "q", "a": "x"}) + "\n")
+    assert DataOptions(data_files=str(comma)).file_list() == [str(comma)]
+    assert DataOptions(data_files=f"{tmp_path / 'part1.jsonl'},{tmp_path / 'part2.jsonl'}").file_list() == [
+        str(tmp_path / "part1.jsonl"), str(tmp_path / "part2.jsonl")]

@@ -48,8 +48,10 @@ def check_data_files(spec: DatasetSpec) -> None:
 def check_data_file(path: Path, builder: str) -> None:
     """One local data file: it exists, is a readable file, holds something, and looks like ``builder``'s format."""
     if not path.exists():
-        raise UserInputError(f"data file {path} does not exist", hint="check the path (relative to where you run "
-                             "the command, or to the recipe file for recipes)")  # fmt: skip
+        pattern = any(c in str(path) for c in "*?[")  # a glob is expanded to its files when it matches any
+        raise UserInputError(f"data file {path} {'matches no file' if pattern else 'does not exist'}",
+                             hint="check the path (relative to where you run the command, or to the recipe file "
+                             "for recipes)")  # fmt: skip
     if not path.is_file():
         raise UserInputError(f"data file {path} is not a file", hint="name the file itself in --data_files")
     try:

@@ -59,6 +59,8 @@ class DatasetSpec(StrictModel):
     def _files_for_local_builders(self) -> DatasetSpec:
         if self.name in {"json", "csv", "parquet"} and not self.data_files:
             raise ValueError(f"name '{self.name}' reads local files: set data_files")
+        if self.name in {"json", "csv", "parquet", "text"} and self.data_files:
+            self.data_files = _expand_globs(self.data_files)
         if self.format == "template" and not self.text_template:
             raise ValueError("format 'template' needs text_template")
         if self.format == "text" and not self.text_field:
@@ -102,10 +104,12 @@ class DataOptions(Options):
     max_samples: int | None = Field(None, ge=1, description="use at most this many rows")
 
     def file_list(self) -> list[str] | None:
-        """data_files as a list (a comma-separated string is split)."""
+        """data_files as a list (a comma-separated string is split, unless it names a file whole)."""
         files = self.data_files
         if not files:
             return None
+        if isinstance(files, str) and Path(files).expanduser().is_file():
+            return [files]  # a file whose name holds a comma
         items = files.split(",") if isinstance(files, str) else files
         return [f.strip() for f in items if f.strip()]
 
@@ -136,3 +140,18 @@ class DataOptions(Options):
             response_field=self.response_field,
             max_samples=self.max_samples,
         )
+
+
+def _expand_globs(files: str | list[str]) -> str | list[str]:
+    """Local data files with glob patterns (``data/*.jsonl``, as the datasets library takes them) as the sorted
+    files they match, so that checks and cache keys see every file; a pattern matching nothing is kept (the check
+    before work names it) and so is a path that exists as written."""
+    import glob
+
+    items = [files] if isinstance(files, str) else list(files)
+    out: list[str] = []
+    for item in items:
+        matches = sorted(glob.glob(str(Path(item).expanduser()))) if glob.has_magic(item) else []
+        out += matches if matches and not Path(item).exists() else [item]
+    return out[0] if isinstance(files, str) and len(out) == 1 else out
+

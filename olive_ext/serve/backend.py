@@ -66,6 +66,15 @@ class Backend(Protocol):
         ...
 
 
+def refuse_archive(p: Path) -> None:
+    """A bundle's .zip given where its folder is meant: said, with what to do (it read as "holds no model")."""
+    if p.is_file() and p.suffix.lower() == ".zip":
+        raise UserInputError(
+            f"{p} is an archive; the model runs from the bundle's folder",
+            hint=f"check it with `olive-ext verify {p}`, unzip it, and pass the folder",
+        )
+
+
 def gguf_backend(p: Path, workers: int = 1, context_length: int = 0, threads: int = 0) -> LlamaCppBackend | None:
     """The llama.cpp backend when ``p`` is a GGUF model (a .gguf, or an olive-ext folder or bundle holding one;
     a bundle's end-of-turn tokens included), else None. `serve` and `chat` both open GGUF models here."""
@@ -92,6 +101,7 @@ def load_backend(path: str, workers: int = 1, context_length: int = 0, threads: 
         raise UserInputError(
             f"{path} does not exist", hint="pass a bundle, auto-opt, generate-adapter or export output, or a .gguf"
         )
+    refuse_archive(p)
     gguf = gguf_backend(p, workers, context_length, threads)
     if gguf is not None:
         return gguf, p.stem if p.is_file() else p.resolve().name
