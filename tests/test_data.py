@@ -305,3 +305,19 @@ def test_data_files_globs_expand_and_a_comma_in_a_file_name_is_kept(tmp_path: Pa
     assert DataOptions(data_files=str(comma)).file_list() == [str(comma)]
     assert DataOptions(data_files=f"{tmp_path / 'part1.jsonl'},{tmp_path / 'part2.jsonl'}").file_list() == [
         str(tmp_path / "part1.jsonl"), str(tmp_path / "part2.jsonl")]
+
+
+def test_a_utf16_or_parquet_file_read_as_text_gets_the_hint_that_fixes_it(tmp_path: Path) -> None:
+    """Both got `iconv -f latin1`, which garbles them."""
+    from olive_ext.data.load import check_data_file
+
+    utf16 = tmp_path / "rows.jsonl"
+    utf16.write_text(json.dumps({"q": "é", "a": "x"}) + "\n", encoding="utf-16")
+    with pytest.raises(UserInputError) as info:
+        check_data_file(utf16, "json")
+    assert "iconv -f utf-16 -t utf-8" in (info.value.hint or "")
+    parquet = tmp_path / "rows.parquet"
+    parquet.write_bytes(b"PAR1\x15\x04\xff\xfe" + bytes(range(128, 256)) + b"PAR1")
+    with pytest.raises(UserInputError, match="is a Parquet file, read here as json") as info:
+        check_data_file(parquet, "json")
+    assert info.value.hint == "pass -d parquet"

@@ -74,6 +74,11 @@ def _check_parquet(path: Path, f: Any, head: bytes) -> None:
         raise UserInputError(f"data file {path} is not a parquet file", hint=_FORMAT_HINT["parquet"])
 
 
+# byte-order marks of the encodings a non-UTF-8 text file announces (UTF-32 first: its LE mark starts like UTF-16's)
+_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"),
+         (b"\xfe\xff", "utf-16"))  # fmt: skip
+
+
 def _check_text(path: Path, f: Any, head: bytes, builder: str) -> None:
     """UTF-8 throughout (decoded chunk by chunk), not blank, and a JSON file starts like JSON."""
     import codecs
@@ -87,9 +92,13 @@ def _check_text(path: Path, f: Any, head: bytes, builder: str) -> None:
         except UnicodeDecodeError as e:
             line = lines + e.object[: e.start].count(b"\n") + 1
             converted = path.with_suffix(".utf8" + path.suffix)
+            if head.startswith(b"PAR1"):  # the hint a latin-1 file needs would garble these
+                raise UserInputError(f"data file {path} is a Parquet file, read here as {builder}",
+                                     hint="pass -d parquet") from None  # fmt: skip
+            source = next((name for bom, name in _BOMS if head.startswith(bom)), "latin1")
             raise UserInputError(
                 f"data file {path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} on line {line})",
-                hint=f"save it as UTF-8, e.g. iconv -f latin1 -t utf-8 {path} > {converted}",
+                hint=f"save it as UTF-8, e.g. iconv -f {source} -t utf-8 {path} > {converted}",
             ) from None
         first = first or text.lstrip()
         if not chunk:
