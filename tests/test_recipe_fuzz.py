@@ -146,6 +146,7 @@ def test_an_alias_loop_is_refused(tmp_path: Path) -> None:
 def test_merge_keys_still_work(tmp_path: Path) -> None:
     text = GOOD + "data:\n  a: &a {name: json, data_files: x.json}\n  b: {<<: *a, split: 'train[:10]'}\n"
     (tmp_path / "r.yaml").write_text(text)
+    (tmp_path / "x.json").write_text('{"q": "a", "a": "b"}\n')  # validate checks the data files a recipe names
     assert validate_cli(tmp_path, tmp_path / "r.yaml") == (0, [])
 
 
@@ -271,3 +272,11 @@ def test_mutated_recipes_never_give_a_traceback(rng) -> None:  # type: ignore[no
 def test_a_file_too_large_for_a_recipe(tmp_path: Path) -> None:
     message = refused(tmp_path, GOOD + "# " + "x" * 300_000 + "\n")
     assert "a recipe is at most 262,144" in message
+
+
+def test_a_tab_in_yaml_indentation_is_named() -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        message = refused(Path(folder), "input_model:\n\tpath: org/model\n")
+    assert "a tab: YAML indents with spaces only" in message

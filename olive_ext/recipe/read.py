@@ -108,7 +108,13 @@ def parse(name: str, text: str, as_json: bool) -> Any:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise UserInputError(f"{name}: invalid YAML{where}: {getattr(e, 'problem', None) or e}") from None
+        line = text.splitlines()[mark.line] if mark is not None and mark.line < len(text.splitlines()) else ""
+        tab = "\t" in line[: mark.column + 1] if mark is not None else False
+        raise UserInputError(
+            f"{name}: invalid YAML{where}: {getattr(e, 'problem', None) or e}"
+            + (" (a tab: YAML indents with spaces only)" if tab else ""),
+            hint="replace the tabs with spaces" if tab else None,
+        ) from None
 
 
 # --------------------------------------------------------------------------- YAML
