@@ -7,10 +7,12 @@ for their own process; importing olive_ext as a library changes no global state.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from olive_ext.console import make_console
 
@@ -107,6 +109,67 @@ def disable_library_progress_bars() -> None:
     ):
         if package in sys.modules:
             getattr(importlib.import_module(module), switch)()
+
+
+# (package, module, is-on probe, whether the probe answers "disabled", switch on, the variable it reads at import)
+_BAR_SWITCHES = (
+    ("huggingface_hub", "huggingface_hub.utils", "are_progress_bars_disabled", True, "enable_progress_bars",
+     "HF_HUB_DISABLE_PROGRESS_BARS"),
+    ("transformers", "transformers.utils.logging", "is_progress_bar_enabled", False, "enable_progress_bar", None),
+    ("datasets", "datasets.utils.tqdm", "is_progress_bar_enabled", False, "enable_progress_bars",
+     "HF_DATASETS_DISABLE_PROGRESS_BARS"),
+)  # fmt: skip
+
+
+@contextlib.contextmanager
+def library_noise_hidden(loads_models: bool = True) -> Iterator[None]:
+    """:func:`hide_library_noise`'s warnings filters and progress-bar switches for one call of the Python API,
+    undone after it: a notebook sees the call's own output ("Loading weights" and "Writing model shards" bars
+    came through), and its settings come back as they were: bars a user switched off stay off, bars of a library
+    first imported during the call are switched on again unless the user's environment switched them off.
+    ``loads_models``: transformers is imported first (the call will import it; its bars read no variable)."""
+    import importlib
+    import warnings
+
+    ours = [name for name in PROGRESS_BAR_ENV if name not in os.environ]
+    for name in ours:
+        os.environ[name] = PROGRESS_BAR_ENV[name]
+    if loads_models and "transformers" not in sys.modules:
+        with contextlib.suppress(ImportError):
+            importlib.import_module("transformers.utils.logging")
+    before: dict[str, bool] = {}
+    for package, module, probe, says_off, _, _ in _BAR_SWITCHES:
+        if package in sys.modules:
+            before[package] = bool(getattr(importlib.import_module(module), probe)()) != says_off
+    with warnings.catch_warnings():
+        for message in _LIBRARY_DEPRECATIONS:
+            warnings.filterwarnings("ignore", message=message, category=FutureWarning)
+        disable_library_progress_bars()
+        try:
+            yield
+        finally:
+            for name in ours:
+                os.environ.pop(name, None)
+            for package, module, _, _, switch_on, variable in _BAR_SWITCHES:
+                if package in sys.modules and before.get(package, variable in ours):
+                    getattr(importlib.import_module(module), switch_on)()
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def api_call(loads_models: bool = True) -> Callable[[F], F]:
+    """Decorate a public API function: it runs inside :func:`library_noise_hidden`."""
+
+    def wrap(func: F) -> F:
+        @functools.wraps(func)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with library_noise_hidden(loads_models):
+                return func(*args, **kwargs)
+
+        return call  # type: ignore[return-value]
+
+    return wrap
 
 
 def _route_root_logging() -> None:

@@ -25,7 +25,9 @@ def qa_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_qa_rows(tmp_path_factory.mktemp("data") / "qa.jsonl", 24)
 
 
-def test_notebook_flow_finetune_auto_opt_package_verify(tiny_llama: Path, qa_file: Path, tmp_path: Path) -> None:
+def test_notebook_flow_finetune_auto_opt_package_verify(
+    tiny_llama: Path, qa_file: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     cache = tmp_path / "cache"  # paths as pathlib.Path, as the API returns them (the README's example chains them)
     ft = olive_ext.finetune(
         tiny_llama,
@@ -39,6 +41,12 @@ def test_notebook_flow_finetune_auto_opt_package_verify(tiny_llama: Path, qa_fil
         cache_dir=cache,
     )
     assert ft.adapter_path == tmp_path / "ft" / "adapter" and (ft.adapter_path / "adapter_config.json").exists()
+    # the libraries' own bars and deprecations stay out of a notebook's output, and their switches come back
+    from transformers.utils import logging as transformers_logging
+
+    err = capfd.readouterr().err
+    assert "Loading weights" not in err and "is_gradient_checkpointing" not in err, err
+    assert transformers_logging.is_progress_bar_enabled()
     assert ft.model_path.is_dir() and ft.metrics["steps"] == 3
     assert ft.metrics["eval"]["finetuned"]["examples"] == 8
 

@@ -28,6 +28,7 @@ from olive_ext.evaluate.spec import Constraints, EvaluateSpec, Objective
 from olive_ext.models.folder import model_task, resolve_model_arg
 from olive_ext.options import field_of, validate_options, with_options_signature
 from olive_ext.progress import Progress
+from olive_ext.quiet import api_call
 from olive_ext.recipe import parse_recipe
 from olive_ext.recipe.schema import ExecutorSpec, Recipe, SearchSpec
 from olive_ext.targets.base import CPU, Device
@@ -297,6 +298,7 @@ def run_auto_opt(opts: AutoOptOptions, progress: Progress | None = None) -> Auto
     return AutoOptResult(runs)
 
 
+@api_call()
 def auto_opt(
     model_name_or_path: str | Path, output_path: str | Path, *, progress: Progress | None = None, **options: Any
 ) -> AutoOptResult:

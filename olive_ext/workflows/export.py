@@ -27,6 +27,7 @@ from olive_ext.models.folder import resolve_model_arg, write_model_config
 from olive_ext.onnx.runtime import LLAMACPP_INSTALL, llama_cpp_available
 from olive_ext.options import Options, validate_options, with_options_signature
 from olive_ext.passes.gguf_export import GgufExport, GgufQuant, export_gguf
+from olive_ext.quiet import api_call
 
 
 class ExportOptions(Options):
@@ -107,6 +108,7 @@ def _smoke_prompts(spec: dict[str, Any], model: Path) -> list[str]:
         return []
 
 
+@api_call()
 def export(model_name_or_path: str | Path, output_path: str | Path, **options: Any) -> ExportResult:
     """Write a model for another runtime (``olive-ext export``): today GGUF quantized by llama.cpp.
 

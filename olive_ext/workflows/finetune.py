@@ -29,6 +29,7 @@ from olive_ext.errors import UserInputError
 from olive_ext.models.folder import MODEL_CONFIG, resolve_model_arg, write_model_config
 from olive_ext.options import parse_bool, validate_options, with_options_signature
 from olive_ext.progress import Progress
+from olive_ext.quiet import api_call
 from olive_ext.recipe import parse_recipe
 from olive_ext.recipe.schema import Recipe
 from olive_ext.train import distributed
@@ -215,6 +216,7 @@ def run_finetune(opts: FinetuneRunOptions, progress: Progress | None = None) -> 
     return FinetuneResult(result.output_dir, metrics, result)
 
 
+@api_call()
 def finetune(
     model_name_or_path: str | Path, output_path: str | Path, *, progress: Progress | None = None, **options: Any
 ) -> FinetuneResult:

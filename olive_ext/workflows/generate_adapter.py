@@ -45,6 +45,7 @@ from olive_ext.models.folder import resolve_model_arg, write_model_config
 from olive_ext.options import validate_options, with_options_signature
 from olive_ext.passes.context import RunContext
 from olive_ext.progress import Progress
+from olive_ext.quiet import api_call
 from olive_ext.targets.base import PROVIDERS, Device, Target, normalize_provider
 
 EXTENSIONS = {"onnx_adapter": ".onnx_adapter", "safetensors": ".safetensors", "numpy": ".npz"}
@@ -336,6 +337,7 @@ def _write_outputs(
     (stage / "report.md").write_text("\n".join(lines) + "\n")
 
 
+@api_call()
 def generate_adapter(
     model_name_or_path: str | Path,
     adapter_path: list[str | Path] | str | Path,

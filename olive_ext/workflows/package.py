@@ -21,6 +21,7 @@ from olive_ext.deploy.verify import VerifyReport
 from olive_ext.deploy.verify import verify as verify_bundle
 from olive_ext.errors import Problem, RecipeError
 from olive_ext.options import Options, validate_options, with_options_signature
+from olive_ext.quiet import api_call
 
 
 class PackageOptions(Options):
@@ -105,6 +106,7 @@ def run_package(opts: PackageOptions) -> Bundle:
     return Bundle(out, zip_path_of(out) if opts.zip else None)
 
 
+@api_call(False)
 def package(model_name_or_path: str | Path, output_path: str | Path, **options: object) -> Bundle:
     """Bundle an auto-opt or generate-adapter output for the device (``olive-ext package``).
 
@@ -124,6 +126,7 @@ def run_verify(opts: VerifyOptions) -> VerifyReport:
     )
 
 
+@api_call(False)
 def verify(
     bundle: str | Path,
     *,

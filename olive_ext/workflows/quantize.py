@@ -20,6 +20,7 @@ from olive_ext.errors import UserInputError
 from olive_ext.models.folder import model_task, resolve_model_arg
 from olive_ext.options import validate_options, with_options_signature
 from olive_ext.progress import Progress
+from olive_ext.quiet import api_call
 from olive_ext.recipe import parse_recipe
 from olive_ext.recipe.schema import Recipe
 from olive_ext.targets.base import PROVIDERS, normalize_provider
@@ -154,6 +155,7 @@ def run_quantize(opts: QuantizeOptions, progress: Progress | None = None) -> Run
     return run_recipe(quantize_recipe(opts), progress=progress)
 
 
+@api_call()
 def quantize(
     model_name_or_path: str | Path, output_path: str | Path, *, progress: Progress | None = None, **options: Any
 ) -> RunResult:

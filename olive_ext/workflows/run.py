@@ -30,6 +30,7 @@ from olive_ext.evaluate.evaluator import load_tokenizer
 from olive_ext.models.folder import export_artifact
 from olive_ext.options import Options, field_of, problems_from_validation
 from olive_ext.progress import Progress
+from olive_ext.quiet import api_call
 from olive_ext.recipe import check_recipe, load_recipe, parse_recipe
 from olive_ext.recipe.load import read_recipe_file
 from olive_ext.recipe.olive_compat import is_olive_config
@@ -106,6 +107,7 @@ def as_recipe(
     return parsed
 
 
+@api_call()
 def run(
     recipe: RecipeLike,
     *,
