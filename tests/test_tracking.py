@@ -49,9 +49,11 @@ def test_report_to_wandb_online_without_credentials_fails_before_any_work(tmp_pa
     env = {k: v for k, v in os.environ.items() if k not in ("WANDB_MODE", "WANDB_API_KEY")}
     # a fresh process (wandb keeps its settings per process) with no ~/.netrc and no wandb settings
     env |= {"HOME": str(tmp_path), "NETRC": str(tmp_path / "netrc"), "WANDB_CONFIG_DIR": str(tmp_path / "wb")}
-    (tmp_path / "config.json").write_text("{}")  # a model folder to the checks before work; never loaded
-    (tmp_path / "weights.bin").write_bytes(b"toy weights")
-    argv = [sys.executable, "-m", "olive_ext", "finetune", "-m", str(tmp_path), "--data_files",
+    model = tmp_path / "model"  # a model folder to the checks before work; never loaded
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "weights.bin").write_bytes(b"toy weights")
+    argv = [sys.executable, "-m", "olive_ext", "finetune", "-m", str(model), "--data_files",
             str(_rows(tmp_path / "d.jsonl")), "--text_template", "Phrase: {phrase}\\nTone: {tone}",
             "--report_to", "wandb", "-o", str(tmp_path / "o")]  # fmt: skip
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
@@ -67,9 +69,11 @@ def test_report_to_wandb_missing_says_what_to_install(
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
-    (tmp_path / "config.json").write_text("{}")  # a model folder to the checks before work; never loaded
-    (tmp_path / "weights.bin").write_bytes(b"toy weights")
-    code = main(["finetune", "-m", str(tmp_path), "--data_files", str(_rows(tmp_path / "d.jsonl")),
+    model = tmp_path / "model"  # a model folder to the checks before work; never loaded
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "weights.bin").write_bytes(b"toy weights")
+    code = main(["finetune", "-m", str(model), "--data_files", str(_rows(tmp_path / "d.jsonl")),
                  "--text_template", "Phrase: {phrase}\nTone: {tone}", "--report_to", "wandb",
                  "-o", str(tmp_path / "o")])  # fmt: skip
     err = capsys.readouterr().err
