@@ -462,17 +462,19 @@ def test_outputs_that_would_delete_the_users_files_are_refused_before_any_work(
     (work / "notes.txt").write_text("mine")
     (tmp_path / "afile").write_text("")
     monkeypatch.chdir(work)
-    finetune = ["finetune", "-m", str(tiny_llama), "-d", "json", "--data_files", str(data), "--text_template", TEMPLATE,
-                "--max_steps", "1"]  # fmt: skip
+    def finetune(data_file: Path) -> list[str]:
+        return ["finetune", "-m", str(tiny_llama), "-d", "json", "--data_files", str(data_file),
+                "--text_template", TEMPLATE, "--max_steps", "1"]  # fmt: skip
+
     before = _snapshot(tmp_path)
     for output, said in [
         (".", "is the current folder"),
         ("..", "is above the current one"),
         (str(tmp_path / "afile"), "is a file, and the output is a folder"),
     ]:
-        code, err = _cli(capsys, [*finetune, "-o", output, "--overwrite"])
+        code, err = _cli(capsys, [*finetune(tone_file), "-o", output, "--overwrite"])
         assert code == 2 and said in _one_message(err), (output, err)
     monkeypatch.chdir(tmp_path)
-    code, err = _cli(capsys, [*finetune, "-o", str(work), "--overwrite"])
+    code, err = _cli(capsys, [*finetune(data), "-o", str(work), "--overwrite"])
     assert code == 2 and "holds the data file" in _one_message(err), err
     assert _snapshot(tmp_path) == before and data.exists()

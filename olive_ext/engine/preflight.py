@@ -51,13 +51,13 @@ def check_before_work(
     """
     runtime_telemetry_off()
     datasets = list(datasets)
-    if output is not None:
-        check_output(output, overwrite)
+    if output is not None:  # apart from the inputs first: "pass --overwrite" must not lead to deleting them
         if not model.startswith(PYPI_PREFIX):
             check_apart(model, output)
         for spec in datasets:
             for file in local_files(spec)[1]:
                 check_apart(file, output, "data file")
+        check_output(output, overwrite)
     check_cache_dir(cache_dir)
     check_model_folder(model)
     for spec in datasets:
