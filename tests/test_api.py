@@ -28,6 +28,9 @@ def qa_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_notebook_flow_finetune_auto_opt_package_verify(
     tiny_llama: Path, qa_file: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.enable_progress_bar()  # as in a fresh notebook (a CLI test in this process switched it off)
     cache = tmp_path / "cache"  # paths as pathlib.Path, as the API returns them (the README's example chains them)
     ft = olive_ext.finetune(
         tiny_llama,
@@ -42,8 +45,6 @@ def test_notebook_flow_finetune_auto_opt_package_verify(
     )
     assert ft.adapter_path == tmp_path / "ft" / "adapter" and (ft.adapter_path / "adapter_config.json").exists()
     # the libraries' own bars and deprecations stay out of a notebook's output, and their switches come back
-    from transformers.utils import logging as transformers_logging
-
     err = capfd.readouterr().err
     assert "Loading weights" not in err and "is_gradient_checkpointing" not in err, err
     assert transformers_logging.is_progress_bar_enabled()
