@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from olive_ext.console import make_console
 
@@ -95,6 +95,29 @@ def hide_library_noise(rich_logging: bool = True) -> None:
         _route_root_logging()
 
 
+class _Bars(NamedTuple):
+    """One library's progress-bar switches: its module, the probe (``probe_says_off``: it answers "disabled"),
+    the functions that switch them off and on, and the environment variable it reads at import (None: none)."""
+
+    package: str
+    module: str
+    probe: str
+    probe_says_off: bool
+    off: str
+    on: str
+    variable: str | None
+
+
+_BAR_SWITCHES = (
+    _Bars("huggingface_hub", "huggingface_hub.utils", "are_progress_bars_disabled", True, "disable_progress_bars",
+          "enable_progress_bars", "HF_HUB_DISABLE_PROGRESS_BARS"),
+    _Bars("transformers", "transformers.utils.logging", "is_progress_bar_enabled", False, "disable_progress_bar",
+          "enable_progress_bar", None),
+    _Bars("datasets", "datasets.utils.tqdm", "is_progress_bar_enabled", False, "disable_progress_bars",
+          "enable_progress_bars", "HF_DATASETS_DISABLE_PROGRESS_BARS"),
+)  # fmt: skip
+
+
 def disable_library_progress_bars() -> None:
     """Switch off the progress bars of huggingface_hub, transformers, datasets and tqdm for this process."""
     for name, value in PROGRESS_BAR_ENV.items():
@@ -102,23 +125,9 @@ def disable_library_progress_bars() -> None:
     # already imported (a program that calls olive_ext.cli.main): their switches, as the env vars come too late
     import importlib
 
-    for package, module, switch in (
-        ("huggingface_hub", "huggingface_hub.utils", "disable_progress_bars"),
-        ("transformers", "transformers.utils.logging", "disable_progress_bar"),
-        ("datasets", "datasets.utils.tqdm", "disable_progress_bars"),
-    ):
-        if package in sys.modules:
-            getattr(importlib.import_module(module), switch)()
-
-
-# (package, module, is-on probe, whether the probe answers "disabled", switch on, the variable it reads at import)
-_BAR_SWITCHES = (
-    ("huggingface_hub", "huggingface_hub.utils", "are_progress_bars_disabled", True, "enable_progress_bars",
-     "HF_HUB_DISABLE_PROGRESS_BARS"),
-    ("transformers", "transformers.utils.logging", "is_progress_bar_enabled", False, "enable_progress_bar", None),
-    ("datasets", "datasets.utils.tqdm", "is_progress_bar_enabled", False, "enable_progress_bars",
-     "HF_DATASETS_DISABLE_PROGRESS_BARS"),
-)  # fmt: skip
+    for bars in _BAR_SWITCHES:
+        if bars.package in sys.modules:
+            getattr(importlib.import_module(bars.module), bars.off)()
 
 
 @contextlib.contextmanager
@@ -131,16 +140,15 @@ def library_noise_hidden(loads_models: bool = True) -> Iterator[None]:
     import importlib
     import warnings
 
-    ours = [name for name in PROGRESS_BAR_ENV if name not in os.environ]
-    for name in ours:
-        os.environ[name] = PROGRESS_BAR_ENV[name]
+    ours = [name for name in PROGRESS_BAR_ENV if name not in os.environ]  # disable_library_progress_bars sets them
     if loads_models and "transformers" not in sys.modules:
         with contextlib.suppress(ImportError):
             importlib.import_module("transformers.utils.logging")
-    before: dict[str, bool] = {}
-    for package, module, probe, says_off, _, _ in _BAR_SWITCHES:
-        if package in sys.modules:
-            before[package] = bool(getattr(importlib.import_module(module), probe)()) != says_off
+    before = {
+        bars.package: bool(getattr(importlib.import_module(bars.module), bars.probe)()) != bars.probe_says_off
+        for bars in _BAR_SWITCHES
+        if bars.package in sys.modules
+    }
     with warnings.catch_warnings():
         for message in _LIBRARY_DEPRECATIONS:
             warnings.filterwarnings("ignore", message=message, category=FutureWarning)
@@ -150,9 +158,9 @@ def library_noise_hidden(loads_models: bool = True) -> Iterator[None]:
         finally:
             for name in ours:
                 os.environ.pop(name, None)
-            for package, module, _, _, switch_on, variable in _BAR_SWITCHES:
-                if package in sys.modules and before.get(package, variable in ours):
-                    getattr(importlib.import_module(module), switch_on)()
+            for bars in _BAR_SWITCHES:
+                if bars.package in sys.modules and before.get(bars.package, bars.variable in ours):
+                    getattr(importlib.import_module(bars.module), bars.on)()
 
 
 F = TypeVar("F", bound=Callable[..., Any])

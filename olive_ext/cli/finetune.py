@@ -120,8 +120,8 @@ def main(args: argparse.Namespace) -> int:
         from olive_ext.workflows.finetune import check_data
 
         recipe = finetune_recipe(opts)
-        checked = check_data(opts, recipe)  # the model's and the data's problems at once, then the real run's checks
-        check_recipe_before_work(recipe)  # reads a few rows with the model's tokenizer: exit 2 names what's wrong
+        checked = check_data(opts, recipe)  # reads a few rows with the model's tokenizer: exit 2 names what's wrong
+        check_recipe_before_work(recipe)  # then the real run's checks (output, cache), as it would fail on them
         print(yaml.safe_dump(resolved_recipe(recipe), sort_keys=False, allow_unicode=True), end="")
         console = make_console(stderr=True)
         for line in checked:

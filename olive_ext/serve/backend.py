@@ -66,13 +66,18 @@ class Backend(Protocol):
         ...
 
 
-def refuse_archive(p: Path) -> None:
-    """A bundle's .zip given where its folder is meant: said, with what to do (it read as "holds no model")."""
+def built_model_path(path: str, hint: str) -> Path:
+    """``path`` as a built model to run (serve, chat): it must exist (``hint`` says what to give), and a bundle's
+    .zip is refused with what to do (it read as "holds no model")."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise UserInputError(f"{path} does not exist", hint=hint)
     if p.is_file() and p.suffix.lower() == ".zip":
         raise UserInputError(
             f"{p} is an archive; the model runs from the bundle's folder",
             hint=f"check it with `olive-ext verify {p}`, unzip it, and pass the folder",
         )
+    return p
 
 
 def gguf_backend(p: Path, workers: int = 1, context_length: int = 0, threads: int = 0) -> LlamaCppBackend | None:
@@ -96,12 +101,7 @@ def load_backend(path: str, workers: int = 1, context_length: int = 0, threads: 
     (0: the physical cores split between the workers); anything else on
     onnxruntime-genai.
     """
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise UserInputError(
-            f"{path} does not exist", hint="pass a bundle, auto-opt, generate-adapter or export output, or a .gguf"
-        )
-    refuse_archive(p)
+    p = built_model_path(path, "pass a bundle, auto-opt, generate-adapter or export output, or a .gguf")
     gguf = gguf_backend(p, workers, context_length, threads)
     if gguf is not None:
         return gguf, p.stem if p.is_file() else p.resolve().name

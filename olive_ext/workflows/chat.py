@@ -55,14 +55,9 @@ def open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession:
     """Load the model (and adapters) the options name: a GGUF model (a .gguf, or an output or bundle holding one)
     on llama.cpp, else a genai model; a folder that holds neither is refused first."""
     # serve's backends (llama.cpp, deploy and protocol modules at import): loaded by a chat, not by --help
-    from olive_ext.serve.backend import gguf_backend, refuse_archive
+    from olive_ext.serve.backend import built_model_path, gguf_backend
 
-    root = Path(opts.model_name_or_path)
-    if not root.exists():
-        raise UserInputError(
-            f"{root} does not exist", hint="give an auto-opt or generate-adapter output, a bundle or a .gguf file"
-        )
-    refuse_archive(root)
+    root = built_model_path(opts.model_name_or_path, "give an auto-opt or generate-adapter output, a bundle or a .gguf")
     backend = gguf_backend(root)
     if backend is not None:
         if opts.adapter:
