@@ -9,15 +9,17 @@ one message naming the path and what to do, and nothing is written.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from olive_ext.cache import check_cache_dir
 from olive_ext.data.formats import check_named_columns
 from olive_ext.data.load import check_data_files, local_files
 from olive_ext.data.spec import DatasetSpec
 from olive_ext.engine.output import check_apart, check_output
-from olive_ext.errors import UserInputError
+from olive_ext.errors import Problem, UserInputError
 from olive_ext.evaluate import lm_eval_tasks, mteb_tasks
 from olive_ext.models.folder import MODEL_CONFIG, PYPI_PREFIX, adapter_base, is_bare_adapter
 from olive_ext.models.gguf_header import GGUFLayoutError, check_complete
@@ -30,6 +32,8 @@ __all__ = [
     "check_model_folder",
     "check_recipe_before_work",
     "check_safetensors_file",
+    "file_problems",
+    "input_checks",
     "model_file",
 ]
 
@@ -59,10 +63,35 @@ def check_before_work(
                 check_apart(file, output, "data file")
         check_output(output, overwrite)
     check_cache_dir(cache_dir)
-    check_model_folder(model)
-    for spec in datasets:
-        check_data_files(spec)
-        check_named_columns(spec)
+    for _, check in input_checks(model, dict(enumerate(datasets))):
+        check()
+
+
+def input_checks(model: str | None, datasets: Mapping[Any, DatasetSpec]) -> list[tuple[Any, Callable[[], None]]]:
+    """The checks of the files a run reads, each with what it checks (None: the model; else the dataset's key):
+    the model folder (unless ``model`` is None), each dataset's local files and the columns named in them."""
+    checks: list[tuple[Any, Callable[[], None]]] = [(None, partial(check_model_folder, model))] if model else []
+    for key, spec in datasets.items():
+        checks += [(key, partial(check_data_files, spec)), (key, partial(check_named_columns, spec))]
+    return checks
+
+
+def file_problems(recipe: Recipe, olive: bool = False) -> list[Problem]:
+    """What `run` checks before its first step on the files a valid recipe names (the input model's folder, each
+    local data file and the columns named in it), as problems: `validate` said "valid" and `run` refused at once.
+    ``olive``: key paths as an Olive run config spells its sections."""
+    loader = (recipe.input_model.olive or {}).get("model_loader")  # the user's model_loader makes the model
+    problems: list[Problem] = []
+    for key, check in input_checks(None if loader else model_file(recipe), recipe.data):
+        path = ("input_model.model_path" if olive else "input_model.path") if key is None else (
+            "data_configs" if olive else f"data.{key}")  # fmt: skip
+        if problems and problems[-1].path == path:
+            continue  # a data file that cannot be read has no columns to check
+        try:
+            check()
+        except UserInputError as e:
+            problems.append(Problem(path, e.message, hint=e.hint, category="user_file"))
+    return problems
 
 
 def model_file(recipe: Recipe) -> str:

@@ -8,8 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from functools import partial
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,12 +16,10 @@ from pydantic import Field, ValidationError
 
 from olive_ext.artifacts import Artifact
 from olive_ext.data import smoke_prompts
-from olive_ext.data.formats import check_named_columns
-from olive_ext.data.load import check_data_files
 from olive_ext.deploy.bundle import chat_template_text
 from olive_ext.deploy.manifest import text_sha256
 from olive_ext.engine.output import staged_output, write_json, write_yaml
-from olive_ext.engine.preflight import check_model_folder, check_recipe_before_work, model_file
+from olive_ext.engine.preflight import check_recipe_before_work, file_problems
 from olive_ext.engine.results import CandidateResult, RunResult
 from olive_ext.engine.run import execute, raise_if_unmet
 from olive_ext.errors import Problem, RecipeError, UserInputError
@@ -182,28 +179,6 @@ def check_recipe_and_files(
     if parsed is not None and not any(p.severity == "error" for p in problems):
         problems += file_problems(parsed, olive=is_olive_config(raw))
     return parsed, problems
-
-
-def file_problems(recipe: Recipe, olive: bool = False) -> list[Problem]:
-    """What `run` checks before its first step on the files a valid recipe names (the input model's folder, each
-    local data file and the columns named in it), as problems: `validate` said "valid" and `run` refused at once.
-    ``olive``: key paths as an Olive run config spells its sections."""
-    checks: list[tuple[str, Callable[[], None]]] = []
-    if not (recipe.input_model.olive or {}).get("model_loader"):  # else the user's model_loader makes the model
-        path = "input_model.model_path" if olive else "input_model.path"
-        checks.append((path, partial(check_model_folder, model_file(recipe))))
-    for name, spec in recipe.data.items():
-        where = "data_configs" if olive else f"data.{name}"
-        checks += [(where, partial(check_data_files, spec)), (where, partial(check_named_columns, spec))]
-    problems: list[Problem] = []
-    for path, check in checks:
-        if problems and problems[-1].path == path:
-            continue  # a data file that cannot be read has no columns to check
-        try:
-            check()
-        except UserInputError as e:
-            problems.append(Problem(path, e.message, hint=e.hint, category="user_file"))
-    return problems
 
 
 def write_run_output(result: RunResult, recipe: Recipe, source: Artifact | None = None) -> None:
