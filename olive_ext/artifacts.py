@@ -175,14 +175,11 @@ def fingerprint_input(artifact: Artifact, memo: FingerprintMemo | None = None) -
         p = p / artifact.gguf_file
     if p.exists():
         h.update(content_hash(p, memo).encode())
-    elif _looks_like_hub_id(artifact.path):
+    elif looks_like_hub_id(artifact.path):
         revision = artifact.meta.get("revision") or "main"
         h.update(f"hub:{artifact.path}@{resolve_hub_revision(artifact.path, revision)}".encode())
     else:
-        raise UserInputError(
-            f"input model path {artifact.path!r} does not exist and is not a hub id (owner/name)",
-            hint="give a local folder, a .gguf/.onnx file, or a Hugging Face id like HuggingFaceTB/SmolLM2-135M",
-        )
+        raise missing_model_error(artifact.path)
     if artifact.adapter_path:
         a = Path(artifact.adapter_path)
         if not a.exists():
@@ -237,6 +234,15 @@ def hub_cache_dir() -> Path:
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "huggingface" / "hub"
 
 
-def _looks_like_hub_id(path: str) -> bool:
+def looks_like_hub_id(path: str) -> bool:
+    """``owner/name`` and nothing a path would be: no leading ``.``, ``/`` or ``~``, one slash, no backslash."""
     parts = path.split("/")
-    return len(parts) == 2 and all(parts) and not path.startswith((".", "/", "~"))
+    return len(parts) == 2 and all(parts) and not path.startswith((".", "/", "~")) and "\\" not in path
+
+
+def missing_model_error(path: str) -> UserInputError:
+    """The error for a model path that is neither on this machine nor a hub id."""
+    return UserInputError(
+        f"input model path {path!r} does not exist and is not a hub id (owner/name)",
+        hint="give a local folder, a .gguf/.onnx file, or a Hugging Face id like HuggingFaceTB/SmolLM2-135M",
+    )

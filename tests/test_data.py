@@ -57,6 +57,21 @@ def test_template_with_missing_column_lists_columns(jsonl: Path) -> None:
         load_examples(spec)
 
 
+@pytest.mark.parametrize(("sep", "named"), [(";", "semicolons"), ("\t", "tabs")])
+def test_a_csv_with_another_separator_says_so(tmp_path: Path, sep: str, named: str) -> None:
+    """A spreadsheet's CSV export in many locales separates with semicolons: read comma-separated it is one column,
+    and the error said only "it has: phrase;tone"."""
+    from olive_ext.data.formats import check_named_columns
+
+    data = tmp_path / "d.csv"
+    data.write_text(f"phrase{sep}tone\nI love it{sep}joyful\n")
+    for spec in (DatasetSpec(name="csv", data_files=str(data), text_template="{phrase} -> {tone}"),
+                 DatasetSpec(name="csv", data_files=str(data), format="text", text_field="phrase")):  # fmt: skip
+        with pytest.raises(UserInputError) as e:
+            check_named_columns(spec)
+        assert f"separated by {named}" in (e.value.hint or ""), e.value
+
+
 def test_text_after_the_last_column_ends_the_answer(tiny_llama: Path) -> None:
     from transformers import AutoTokenizer
 

@@ -404,6 +404,15 @@ def test_models_whose_files_are_broken_are_refused_before_any_work(
         assert _snapshot(tmp_path) == before, argv[0]
 
 
+def test_a_model_path_that_is_not_there_is_refused_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A path that is not on this machine and is no hub id: one error, before the warning about missing eval data
+    and without probing the hub for it (both came first)."""
+    for model in (tmp_path / "no-such-model", "./no-such-model", "models/a/b"):
+        code, err = _cli(capsys, ["auto-opt", "-m", str(model), "-o", str(tmp_path / "out")])
+        assert code == 2 and f"input model path '{model}' does not exist" in _one_message(err), err
+        assert "no eval data" not in err and "hub cannot be reached" not in err, err
+
+
 def test_chat_on_a_truncated_model_names_the_file(
     tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -141,16 +141,27 @@ def to_examples(rows: Any, spec: DatasetSpec, tokenizer: Any = None) -> list[Exa
 
 def _require_column(name: str, columns: list[str], flag: str) -> None:
     if name not in columns:
-        raise UserInputError(f"{flag} names column {name!r}, which the data lacks; it has: {', '.join(columns)}")
+        raise _lacking(f"{flag} names column {name!r}", columns)
 
 
 def _require_columns(names: list[str], columns: list[str], what: str) -> None:
     missing = [n for n in names if n not in columns]
     if missing:
-        raise UserInputError(
-            f"{what} needs column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}, "
-            f"which the data lacks; it has: {', '.join(columns)}"
-        )
+        raise _lacking(f"{what} needs column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}", columns)
+
+
+_SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "bars"}
+
+
+def _lacking(asked: str, columns: list[str], hint: str | None = None) -> UserInputError:
+    """The error for columns the data lacks, listing the ones it has; a CSV read as one column whose name holds
+    ``;``, a tab or ``|`` was written with another separator, and the hint says so."""
+    if len(columns) == 1:
+        found = [name for sep, name in _SEPARATORS.items() if sep in columns[0]]
+        if found:
+            hint = (f"the file reads as one column named {columns[0]!r}: its values are separated by {found[0]}, and "
+                    "CSV files are read comma-separated; save it with commas (or as JSON lines)")  # fmt: skip
+    return UserInputError(f"{asked}, which the data lacks; it has: {', '.join(columns)}", hint=hint)
 
 
 # ----------------------------------------------------------------------------- templates
@@ -201,11 +212,8 @@ def _template_columns(spec: DatasetSpec, columns: list[str]) -> list[str]:
     missing = [f for f in dict.fromkeys(wanted) if f not in columns]
     if missing:
         what = "text template names" if set(missing) & set(fields) else "--response_field names"
-        raise UserInputError(
-            f"{what} column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}, "
-            f"which the data lacks; it has: {', '.join(columns)}",
-            hint="a template's {column} names must match the data's columns exactly",
-        )
+        raise _lacking(f"{what} column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}", columns,
+                       hint="a template's {column} names must match the data's columns exactly")  # fmt: skip
     return wanted
 
 
@@ -283,11 +291,8 @@ def _alpaca(row: Mapping[str, Any], tokenizer: Any, index: int) -> Example:
 def _from_messages(rows: Any, spec: DatasetSpec, columns: list[str], tokenizer: Any) -> list[Example]:
     field = messages_column(spec, columns)
     if field is None:
-        raise UserInputError(
-            f"the messages format reads column {spec.messages_field!r}, which the data lacks; "
-            f"it has: {', '.join(columns)}",
-            hint="name the column holding the chat messages with --messages_field COLUMN",
-        )
+        raise _lacking(f"the messages format reads column {spec.messages_field!r}", columns,
+                       hint="name the column holding the chat messages with --messages_field COLUMN")  # fmt: skip
     if tokenizer is None or not getattr(tokenizer, "chat_template", None):
         raise UserInputError("the messages format needs a tokenizer with a chat template; this model has none")
     examples: list[Example] = []

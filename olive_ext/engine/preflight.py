@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from olive_ext.artifacts import looks_like_hub_id, missing_model_error
 from olive_ext.cache import check_cache_dir
 from olive_ext.data.formats import check_named_columns
 from olive_ext.data.load import check_data_files, local_files
@@ -149,6 +150,8 @@ def check_model_folder(path: str) -> None:
             f"{folder} is a file, and the only model files -m takes are .gguf and .onnx files",
             hint=f"point -m at the folder that holds it: -m {folder.parent}",
         )
+    if not folder.exists() and not looks_like_hub_id(path):
+        raise missing_model_error(path)
     if not folder.is_dir() or (folder / MODEL_CONFIG).exists():
         return
     if is_bare_adapter(folder):  # a peft adapter: its base model is the model to check

@@ -45,8 +45,11 @@ def _connects(host: str, port: int, timeout: float) -> bool:
 
 
 def looks_like_hub_name(value: str) -> bool:
-    """A value that only the hub can resolve: not a local path, not a pypi: model, not a file format."""
-    return bool(value) and not value.startswith("pypi:") and value not in _LOCAL_DATA and not Path(value).exists()
+    """A value that only the hub can resolve: not a local path (nor one spelled as a path: ``/``, ``.``, ``~``
+    first, a backslash, two slashes), not a pypi: model, not a file format."""
+    spelled_as_path = value.startswith(("/", ".", "~")) or "\\" in value or value.count("/") > 1
+    return bool(value) and not value.startswith("pypi:") and value not in _LOCAL_DATA and not spelled_as_path and (
+        not Path(value).exists())
 
 
 def go_offline_if_unreachable(names: Iterable[str | None]) -> None:
