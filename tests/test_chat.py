@@ -97,10 +97,36 @@ def test_the_commands_mistakes_are_one_line_errors(
         (["-m", str(tmp_path / "bundle.zip"), "--prompt", "hi"], "is an archive; the model runs from the bundle's"),
     ]
     (tmp_path / "bundle.zip").write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip: what `package --zip` writes
+    untemplated = _without_chat_template(genai_model, tmp_path / "no-template")
+    cases.append((["-m", str(untemplated), "--prompt", "hi"], "has no chat template"))  # genai's RuntimeError
     for args, said in cases:
         assert main(["chat", *args]) == 2
         err = capsys.readouterr().err
         assert said in err and "Traceback" not in err and "hub" not in err, err
+
+
+def _without_chat_template(model: Path, out: Path) -> Path:
+    """A copy of a built model with no chat template (a base model that never had one, fine-tuned on alpaca)."""
+    import json
+    import shutil
+
+    shutil.copytree(model, out)
+    (out / "chat_template.jinja").unlink(missing_ok=True)
+    config = json.loads((out / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (out / "tokenizer_config.json").write_text(json.dumps(config))
+    return out
+
+
+def test_serve_answers_chat_on_a_model_without_a_template_with_a_400(genai_model: Path, tmp_path: Path) -> None:
+    """It answered 500 "internal error: RuntimeError: Empty chat template."."""
+    from olive_ext.serve.genai_backend import GenAIBackend
+    from olive_ext.serve.protocol import APIError
+
+    backend = GenAIBackend(_without_chat_template(genai_model, tmp_path / "m"), {})
+    with pytest.raises(APIError) as e:
+        backend.chat_prompt([{"role": "user", "content": "hi"}])
+    assert e.value.status == 400 and e.value.code == "no_chat_template", e.value
 
 
 def test_ctrl_c_during_an_answer_stops_it_and_returns_to_the_prompt(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from toy_passes import toy_weights
 
 from olive_ext.cli import main
 
@@ -72,10 +74,15 @@ def test_validate_missing_file_and_bad_yaml(tmp_path: Path) -> None:
 
 def test_validate_good_recipe_exits_0(tmp_path: Path) -> None:
     recipe = tmp_path / "r.json"
-    recipe.write_text(json.dumps({"input_model": {"path": "m.gguf"}, "passes": [{"type": "gguf_to_hf"}]}))
+    recipe.write_text(json.dumps({"input_model": {"path": "pypi:smollm2-135m-instruct"},
+                                  "passes": [{"type": "gguf_to_hf"}]}))  # fmt: skip
     proc = _cli("validate", str(recipe))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "valid" in proc.stdout
+    # a model path that is neither here nor a hub id: `run` refuses it before work, and validate says so
+    recipe.write_text(json.dumps({"input_model": {"path": "m.gguf"}, "passes": [{"type": "gguf_to_hf"}]}))
+    proc = _cli("validate", str(recipe))
+    assert proc.returncode == 2 and "input model path 'm.gguf' does not exist" in proc.stdout + proc.stderr
 
 
 def test_unknown_flag_gets_did_you_mean(capsys: pytest.CaptureFixture[str]) -> None:
@@ -87,7 +94,7 @@ def test_run_end_to_end_and_refuse_overwrite(tmp_path: Path, capsys: pytest.Capt
     model = tmp_path / "m"
     model.mkdir()
     (model / "config.json").write_text("{}")
-    (model / "weights.bin").write_bytes(b"toy weights")  # the toy passes never load it; the checks ask for weights
+    toy_weights(model)  # the toy passes never load them; the checks ask for weights
     recipe = tmp_path / "r.yaml"
     recipe.write_text(
         yaml.safe_dump(
@@ -124,6 +131,7 @@ OLIVE_COMMANDS = {  # Olive 0.13's commands we do not have -> a word the message
     "manage-aml-compute": "locally",
     "generate-cost-model": "cost model",
     "diffusion-lora": "finetune",
+    "generate-model-package": "olive-ext package",
 }
 
 
@@ -153,3 +161,109 @@ def test_quantize_algorithm_help_offers_rtn_kquant_hqq_and_says_what_unset_means
         "--algorithm {rtn,kquant,hqq}" in text and "default" not in text.split("--algorithm {rtn,kquant,hqq}")[1][:40]
     )
     assert "When not given: rtn for LLM builds and int4 ONNX models" in text
+
+
+def test_misspelt_olive_command_is_never_suggested_as_ours(capsys: pytest.CaptureFixture[str]) -> None:
+    # a did-you-mean names real olive-ext commands only; near an Olive-only name, the message says what to run
+    assert main(["model-packag", "-o", "out"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean model-package" not in err and "olive-ext package -m" in err
+
+
+def _toy_recipe(tmp_path: Path) -> Path:
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    toy_weights(model)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"input_model": {"path": str(model)},
+                                      "passes": {"t": {"type": "toy_transform", "factor": 1}},
+                                      "output": {"path": str(tmp_path / "out")}}))  # fmt: skip
+    return recipe
+
+
+def test_run_takes_olive_run_config_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recipe = _toy_recipe(tmp_path)
+    assert main(["run", "--run-config", str(recipe), "--log_level", "3"]) == 0
+    assert (tmp_path / "out" / "candidates.json").exists()
+
+
+def test_run_list_required_packages_lists_missing_ones_and_runs_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = _toy_recipe(tmp_path)
+    assert main(["run", "--config", str(recipe), "--list_required_packages"]) == 0
+    assert "nothing to install" in capsys.readouterr().out and not (tmp_path / "out").exists()
+    if importlib.util.find_spec("awq") is not None:
+        pytest.skip("autoawq is installed")
+    raw = yaml.safe_load(recipe.read_text())
+    raw["passes"] = {"awq": {"type": "olive", "olive_type": "AutoAWQQuantizer"}}
+    recipe.write_text(yaml.safe_dump(raw))
+    assert main(["run", "--config", str(recipe), "--list_required_packages"]) == 0
+    out = capsys.readouterr().out
+    # autoawq with olive-ai installed; olive-ai itself without it
+    assert "missing: passes.awq" in out and ("autoawq" in out or "olive-ai" in out)
+    assert not (tmp_path / "out").exists()
+
+
+def _llm_config(folder: Path, arch: str = "LlamaForCausalLM") -> Path:
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"architectures": [arch]}))
+    return folder
+
+
+def test_quantize_trust_remote_code_reaches_the_input_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`quantize --trust_remote_code` was an unknown flag (auto-opt and finetune take it): it is an option of the
+    quantize workflow, carried by the recipe's input model to the passes that load it."""
+    from olive_ext.workflows.quantize import QuantizeOptions, quantize_recipe
+
+    model = _llm_config(tmp_path / "m")
+    opts = QuantizeOptions(model_name_or_path=str(model), output_path=str(tmp_path / "q"), trust_remote_code=True)
+    assert quantize_recipe(opts).input_model.trust_remote_code is True
+    assert quantize_recipe(opts.model_copy(update={"trust_remote_code": False})).input_model.trust_remote_code is False
+    assert main(["quantize", "-m", str(model), "-o", str(tmp_path / "q"), "--trust_remote_code"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown flag" not in err and "no weights" in err, err  # the flag is taken; the checks before work run
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "instead"),
+    [
+        ("--algorithm", "gptq", "olive-ext auto-opt"),
+        ("--algorithm", "awq", "olive_type: AutoAWQQuantizer"),
+        ("--algorithm", "quarot", "olive_type: QuaRot"),
+        ("--precision", "fp16", "olive-ext auto-opt -m MODEL --precision fp16"),
+        ("--precision", "uint8", "use --precision int8"),
+        ("--precision", "nf4", "--method qlora"),
+    ],
+)
+def test_quantize_olive_values_we_lack_say_what_to_write_instead(
+    flag: str, value: str, instead: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = _llm_config(tmp_path / "m")
+    assert main(["quantize", "-m", str(model), "-o", str(tmp_path / "q"), flag, value]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "invalid choice" not in err and f"{flag} {value}: olive-ext quantize has" in err and instead in err
+    assert not (tmp_path / "q").exists()
+
+
+def test_auto_opt_takes_olive_flags_and_dry_run_builds_nothing(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    olive_flags = ["--task", "text-generation-with-past", "--save_config_file", "--disable_telemetry", "--dry_run"]
+    argv = ["auto-opt", "-m", str(tiny_llama), "-o", str(out), *olive_flags, "--gguf", "false", "--log_level", "3"]
+    assert main(argv) == 0, capsys.readouterr().err
+    captured = capsys.readouterr()
+    recipe = yaml.safe_load(captured.out)
+    assert recipe["input_model"]["path"] == str(tiny_llama) and recipe["pipelines"]
+    assert "dry run: cpu" in captured.err and not out.exists()
+
+
+def test_auto_opt_task_must_be_the_models(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = _llm_config(tmp_path / "bert", "BertForSequenceClassification")
+    assert main(["auto-opt", "-m", str(model), "-o", str(tmp_path / "o"), "--task", "text-generation"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--task text-generation: olive-ext infers the task from the model" in err and "text-classification" in err

@@ -121,6 +121,97 @@ def test_alpaca_uses_chat_template_when_model_has_one(tiny_llama: Path) -> None:
     assert "### Input:\nctx" in plain.prompt and plain.response == "yes"
 
 
+def test_llama_factory_alpaca_rows_keep_system_history_and_empty_cells(
+    tiny_llama: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """LLaMA-Factory's alpaca columns ``system`` and ``history`` were dropped without a word, and a null output
+    was trained on as the word "None"; --use_chat_template on alpaca rows asked for a messages column."""
+    from transformers import AutoTokenizer
+
+    from olive_ext.data.spec import DataOptions
+    from olive_ext.train.run import _check_answers
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    spec = DatasetSpec(name="json", data_files="x", format="alpaca")
+    row = {"instruction": "And in German?", "input": None, "output": "Katze", "system": "You translate.",
+           "history": [["French for cat?", "chat"]]}  # fmt: skip
+    ex = to_examples([row], spec, tok)[0]
+    assert ex.prompt.startswith("<|im_start|>system\nYou translate.<|im_end|>\n<|im_start|>user\nFrench for cat?")
+    assert ex.prompt_turns[1] == "chat<|im_end|>\n" and ex.response == "Katze<|im_end|>\n"  # both answers trained
+    plain = to_examples([row], spec, None)[0]
+    assert plain.prompt.startswith("You translate.\n\n### Instruction:\nFrench for cat?\n\n### Response:\nchat")
+    assert "None" not in plain.prompt
+    nulls = to_examples([{"instruction": "q", "output": None}, {"instruction": "q2", "output": "a"}], spec, tok)
+    assert nulls[0].reference == "" and "None" not in nulls[0].text
+    with caplog.at_level("WARNING", logger="olive_ext"):
+        _check_answers(nulls, spec)
+    assert "1 of 2 rows have an empty answer" in caplog.text
+    with pytest.raises(UserInputError, match="row 0: column 'history'"):
+        to_examples([{**row, "history": "French for cat? chat"}], spec, tok)
+    forced = DataOptions(data_files="x.jsonl", use_chat_template=True).to_spec("train")
+    assert forced is not None and to_examples([row], forced, tok)[0].reference == "Katze"
+
+
+def test_a_template_in_another_familys_control_tokens_is_warned(
+    tiny_llama: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Llama 3 template (the style of Olive's guide) on a ChatML model: <|eot_id|> is trained as 8 plain-text
+    pieces and the model's own <|im_end|> never; it was accepted without a word."""
+    from transformers import AutoTokenizer
+
+    from olive_ext.train.run import _warn_foreign_tokens
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    with caplog.at_level("WARNING", logger="olive_ext"):
+        _warn_foreign_tokens("<|start_header_id|>user<|end_header_id|>\n{q}<|eot_id|>{a}<|eot_id|>", tok)
+    assert "<|start_header_id|>, <|end_header_id|>, <|eot_id|>, which this model's tokenizer" in caplog.text
+    assert "<|im_end|>" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="olive_ext"):
+        _warn_foreign_tokens("<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n{a}<|im_end|>", tok)
+    assert caplog.text == ""
+
+
+def test_llama_factory_dataset_registry_says_which_files_to_pass(tmp_path: Path) -> None:
+    """LLaMA-Factory's dataset_info.json given as the data was read as rows ("cannot tell how to turn rows into
+    text; the data has columns: my_alpaca, my_sharegpt")."""
+    from olive_ext.data.load import check_data_files
+
+    registry = tmp_path / "dataset_info.json"
+    registry.write_text(json.dumps({
+        "mine": {"file_name": "mine.json", "columns": {"prompt": "question", "response": "answer"}},
+        "chats": {"file_name": "chats.jsonl", "formatting": "sharegpt", "columns": {"messages": "dialog"}},
+    }))  # fmt: skip
+    with pytest.raises(UserInputError, match="LLaMA-Factory's dataset registry") as e:
+        check_data_files(DatasetSpec(name="json", data_files=str(registry)))
+    hint = e.value.hint or ""
+    assert f"mine: -d json --data_files {tmp_path / 'mine.json'} (rename its columns question -> instruction" in hint
+    assert f"chats: -d json --data_files {tmp_path / 'chats.jsonl'} --messages_field dialog" in hint
+
+
+def test_chat_rows_in_the_role_names_other_tools_write(tiny_llama: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """role/content rows with ShareGPT's names (human/gpt) were rendered as roles the template does not know and
+    trained whole; ShareGPT rows with from: user/assistant were refused; a conversation ending with the user's
+    turn was trained whole, the user's words included."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    spec = DatasetSpec(name="json", data_files="x", format="messages")
+    human_gpt = {"messages": [{"role": "human", "content": "hi"}, {"role": "gpt", "content": "hello"}]}
+    ex = to_examples([human_gpt], spec, tok)[0]
+    assert ex.prompt == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n" and ex.reference == "hello"
+    user_assistant = _sharegpt_row(("user", "hi"), ("assistant", "hello"))
+    assert to_examples([user_assistant], DatasetSpec(name="json", data_files="x"), tok)[0].reference == "hello"
+    ends_with_user = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+                                   {"role": "user", "content": "SECRET"}]}  # fmt: skip
+    with caplog.at_level("WARNING", logger="olive_ext"):
+        examples = to_examples([human_gpt, ends_with_user], spec, tok)
+    assert len(examples) == 1 and "SECRET" not in examples[0].text
+    assert "1 of 2 rows of 'messages' do not end with an assistant turn (first: row 1)" in caplog.text
+    with pytest.raises(UserInputError, match="do not end with an assistant turn"):
+        to_examples([ends_with_user], spec, tok)
+
+
 def test_messages_split_last_assistant_turn(tiny_llama: Path) -> None:
     from transformers import AutoTokenizer
 

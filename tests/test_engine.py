@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from toy_passes import toy_weights
 
 from olive_ext.errors import OutputExistsError, PassError
 from olive_ext.recipe import parse_recipe
@@ -22,7 +23,7 @@ def model_dir(tmp_path: Path) -> Path:
     d = tmp_path / "input_model"
     d.mkdir()
     (d / "config.json").write_text('{"model_type": "toy"}')
-    (d / "weights.bin").write_bytes(os.urandom(1000))
+    toy_weights(d, os.urandom(1000))
     return d
 
 
@@ -73,7 +74,7 @@ def test_second_identical_run_reuses_every_step(model_dir: Path, tmp_path: Path)
 def test_changed_input_content_misses_the_cache(model_dir: Path, tmp_path: Path) -> None:
     marker = tmp_path / "ran.txt"
     run(recipe_for(model_dir, tmp_path / "o1", chain(marker)))
-    (model_dir / "weights.bin").write_bytes(b"different")
+    toy_weights(model_dir, b"different")
     result = run(recipe_for(model_dir, tmp_path / "o2", chain(marker)))
     assert result.cache_hits == 0
 

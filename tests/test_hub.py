@@ -69,3 +69,32 @@ def test_an_olive_config_naming_user_code_validates_offline_when_the_hub_is_unre
                                            "load_dataset_config": {"type": "load"}}]}  # fmt: skip
     translate_config(scripted, tmp_path)
     assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+def test_a_hub_model_that_is_not_here_is_refused_before_work(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Offline, a hub id the cache lacks (directly, or as the base an Unsloth adapter folder names) was found
+    missing only when the first step loaded it, after the work had begun; a cached one still passes."""
+    import json
+
+    from olive_ext.cli import main
+    from olive_ext.engine.preflight import check_model_folder
+
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    adapter = tmp_path / "lora"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "unsloth/tiny-bnb-4bit",
+                                                             "peft_type": "LORA"}))  # fmt: skip
+    for model in ("unsloth/tiny-bnb-4bit", str(adapter)):
+        assert main(["quantize", "-m", model, "-o", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert "'unsloth/tiny-bnb-4bit' is not on this machine" in err and "-m BASE --adapter_path" in err, err
+        assert not (tmp_path / "out").exists()
+    snapshot = tmp_path / "hub" / "models--unsloth--tiny-bnb-4bit" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+    check_model_folder("unsloth/tiny-bnb-4bit")  # in the cache: left to the loader

@@ -63,6 +63,13 @@ def test_bundle_has_everything_and_verifies_files(auto_opt_output: Path, tmp_pat
     assert {f["path"] for f in manifest["files"]} == names - {"manifest.json"}
     report = verify(bundle, run_model=False)
     assert report.ok, report.checks
+    # no eval data: the smoke prompt is a user turn in the model's chat template, as transformers renders it
+    # (it was sent bare, and a chat model that answered well ran on and failed verify)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(bundle / "model")
+    asked = [{"role": "user", "content": "Hello! Who are you?"}]
+    assert manifest["smoke_prompts"] == [tok.apply_chat_template(asked, tokenize=False, add_generation_prompt=True)]
 
 
 def test_tampered_missing_and_extra_files_are_named(auto_opt_output: Path, tmp_path: Path) -> None:

@@ -271,3 +271,21 @@ def test_validate_checks_the_files_a_valid_recipe_names_as_run_does(tiny_llama: 
         problems = validate(raw)
         assert [(p.path, p.category) for p in problems] == [(path, "user_file")], problems
         assert said in problems[0].message
+
+
+def test_a_llama_factory_config_is_answered_with_the_finetune_command(tmp_path: Path) -> None:
+    """A LLaMA-Factory training YAML given to validate/run: every key was refused as an Olive key not supported,
+    then "input_model: required key is missing" under --lenient. Now one problem, with the command that runs it."""
+    import json as json_
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "dataset_info.json").write_text(json_.dumps({"mine": {"file_name": "mine.jsonl"}}))
+    raw = {"model_name_or_path": "models/base", "stage": "sft", "do_train": True, "finetuning_type": "lora",
+           "dataset": "mine", "dataset_dir": "data", "template": "llama3", "output_dir": "saves/lora",
+           "learning_rate": 1e-4, "lora_rank": 16, "quantization_bit": 4}  # fmt: skip
+    recipe, problems = check_recipe(raw, base_dir=tmp_path)
+    assert recipe is None and len(problems) == 1, problems
+    assert "LLaMA-Factory training config" in problems[0].message
+    hint = problems[0].hint or ""
+    assert "olive-ext finetune -m models/base -o saves/lora --learning_rate 0.0001 --lora_r 16" in hint
+    assert f"--method qlora -d json --data_files {tmp_path / 'data' / 'mine.jsonl'}" in hint

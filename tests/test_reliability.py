@@ -413,6 +413,29 @@ def test_a_model_path_that_is_not_there_is_refused_first(tmp_path: Path, capsys:
         assert "no eval data" not in err and "hub cannot be reached" not in err, err
 
 
+def test_a_model_with_tokenizer_json_alone_fine_tunes(
+    tiny_llama: Path, tone_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """tokenizer.json without tokenizer_config.json gives a tokenizer that knows no special token's role: the pad
+    token now comes from config.json (it was a TypeError in the collator: "fill_value must be Number, not
+    NoneType"); with no token id anywhere, an error says which file is missing."""
+    import shutil
+
+    model = shutil.copytree(tiny_llama, tmp_path / "tok-json-only")
+    for name in ("tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"):
+        (model / name).unlink(missing_ok=True)
+    argv = ["finetune", "-m", str(model), "-d", "json", "--data_files", str(tone_file), "--text_template", TEMPLATE,
+            "--max_steps", "1", "--log_level", "3"]  # fmt: skip
+    code, err = _cli(capsys, [*argv, "-o", str(tmp_path / "ft")])
+    assert code == 0, err
+    config = json.loads((model / "config.json").read_text())
+    for key in ("pad_token_id", "eos_token_id", "bos_token_id"):
+        config.pop(key, None)
+    (model / "config.json").write_text(json.dumps(config))
+    code, err = _cli(capsys, [*argv, "-o", str(tmp_path / "ft2")])
+    assert code == 2 and "names no pad, end-of-sequence or unknown token" in err and "Traceback" not in err, err
+
+
 def test_chat_on_a_truncated_model_names_the_file(
     tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

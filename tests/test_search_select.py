@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from toy_passes import toy_weights
 
 from olive_ext.engine.results import CandidateResult
 from olive_ext.engine.search import Candidate, SearchSpace, make_strategy
@@ -195,7 +196,7 @@ def test_run_with_constraints_none_met_exits_nonzero_but_keeps_everything(tmp_pa
     model = tmp_path / "m"
     model.mkdir()
     (model / "config.json").write_text("{}")
-    (model / "weights.bin").write_bytes(b"toy weights")  # the toy passes never load it; the checks ask for weights
+    toy_weights(model)  # the toy passes never load it; the checks ask for weights
     raw = {
         "input_model": {"path": str(model)},
         "passes": {"t": {"type": "toy_transform", "factor": [1, 4]}},

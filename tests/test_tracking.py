@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from toy_passes import toy_weights
 
 from olive_ext.cli import main
 
@@ -52,7 +53,7 @@ def test_report_to_wandb_online_without_credentials_fails_before_any_work(tmp_pa
     model = tmp_path / "model"  # a model folder to the checks before work; never loaded
     model.mkdir()
     (model / "config.json").write_text("{}")
-    (model / "weights.bin").write_bytes(b"toy weights")
+    toy_weights(model)
     argv = [sys.executable, "-m", "olive_ext", "finetune", "-m", str(model), "--data_files",
             str(_rows(tmp_path / "d.jsonl")), "--text_template", "Phrase: {phrase}\\nTone: {tone}",
             "--report_to", "wandb", "-o", str(tmp_path / "o")]  # fmt: skip
@@ -72,7 +73,7 @@ def test_report_to_wandb_missing_says_what_to_install(
     model = tmp_path / "model"  # a model folder to the checks before work; never loaded
     model.mkdir()
     (model / "config.json").write_text("{}")
-    (model / "weights.bin").write_bytes(b"toy weights")
+    toy_weights(model)
     code = main(["finetune", "-m", str(model), "--data_files", str(_rows(tmp_path / "d.jsonl")),
                  "--text_template", "Phrase: {phrase}\nTone: {tone}", "--report_to", "wandb",
                  "-o", str(tmp_path / "o")])  # fmt: skip

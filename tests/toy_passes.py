@@ -16,6 +16,15 @@ from olive_ext.passes.base import Pass, PassConfig, register_pass, searchable
 from olive_ext.passes.context import RunContext
 
 
+def toy_weights(model: Path, content: bytes = b"toy weights") -> None:
+    """A model.safetensors holding ``content`` as one uint8 tensor: the toy passes never load it, the checks before
+    work read a model folder's weights (safetensors only: pickles are refused)."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    save_file({"w": np.frombuffer(content, dtype=np.uint8).copy()}, str(model / "model.safetensors"))
+
+
 def digest_of(path: str) -> str:
     h = hashlib.sha256()
     for f in iter_files(Path(path)):

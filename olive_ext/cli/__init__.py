@@ -45,6 +45,8 @@ OLIVE_ONLY_COMMANDS = {
     "generate-cost-model": "olive-ext does not split models across devices, so it needs no cost model",
     "diffusion-lora": "olive-ext fine-tunes language models only: `olive-ext finetune`",
     "init": "start from a ready recipe in recipes/ (see recipes/README.md) and check it with `olive-ext validate`",
+    "generate-model-package": "run `olive-ext package -m OUT -o BUNDLE` (-m: one auto-opt or generate-adapter "
+    "output; --name and --version for Olive's --model_name and --model_version)",
     "model-package": "run `olive-ext package -m OUT -o BUNDLE`",
 }
 
@@ -135,7 +137,13 @@ def unknown_command_error(command: str, known: list[str]) -> int:
     if command in OLIVE_ONLY_COMMANDS:
         print_error(f"olive-ext has no {command} (an Olive command): {OLIVE_ONLY_COMMANDS[command]}")
         return 2
+    # a did-you-mean names only our commands; a misspelt Olive command gets what to run instead of it
     close = difflib.get_close_matches(command, known + list(OLIVE_ONLY_COMMANDS), n=1, cutoff=0.6)
-    guess = f"did you mean {close[0]}?" if close else f"commands: {', '.join(sorted(known))}"
+    if not close:
+        guess = f"commands: {', '.join(sorted(known))}"
+    elif close[0] in known:
+        guess = f"did you mean {close[0]}?"
+    else:
+        guess = f"for Olive's {close[0]}: {OLIVE_ONLY_COMMANDS[close[0]]}"
     print_error(f"olive-ext has no command {command!r}; {guess} (see olive-ext --help)")
     return 2

@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from olive_ext.cli.common import add_cache_dir, add_data_arguments, add_executor, add_log_level, add_output, option
+from olive_ext.cli.common import (
+    add_cache_dir,
+    add_data_arguments,
+    add_executor,
+    add_log_level,
+    add_olive_accepted,
+    add_output,
+    option,
+)
+
+if TYPE_CHECKING:
+    from olive_ext.workflows.auto_opt import AutoOptOptions
 
 NAME = "auto-opt"
 HELP = "convert a model (and adapter) to ONNX for a device: build candidates, measure them, pick the best"
@@ -19,6 +31,9 @@ lineage.json, report.md, report.html (with a Pareto chart) and recipe.yaml (reru
   olive-ext auto-opt -m model.gguf --data_files eval.jsonl --text_template "Q: {q}\\nA: {a}" -o out
   olive-ext auto-opt -m models/llama/ft/model --adapter_path models/llama/ft/adapter \\
       --device cpu --provider CPUExecutionProvider --use_ort_genai -o models/llama/onnx
+
+--dry_run runs the checks a real run makes before its first build (flags, model, data rows,
+output, cache) and prints the recipe of each device; it builds and measures nothing.
 """
 ORDER = 20
 OLIVE_REPLACEMENTS = {
@@ -51,6 +66,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="accepted for Olive compatibility: LLM outputs are always onnxruntime-genai folders",
     )
     option(p, O, "trust_remote_code", action="store_true")
+    p.add_argument(
+        "-t",
+        "--task",
+        help="accepted for Olive when it is the model's task: olive-ext reads the task from the model "
+        "(text-generation for LLMs; Olive's text-generation-with-past and causal-lm mean the same)",
+    )
     add_output(p, O)
     add_data_arguments(p, O, "eval_split")
     q = p.add_argument_group("measurement and selection")
@@ -68,6 +89,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     option(q, O, "teacher_forcing", type=bool)
     option(q, O, "racing")
     add_executor(p, O)
+    o = p.add_argument_group("other")
+    o.add_argument(
+        "--dry_run",
+        action="store_true",
+        help="run the checks before work (flags, model, data rows, output, cache) and print each device's recipe; "
+        "build nothing",
+    )
+    add_olive_accepted(o)
     add_cache_dir(p, O)
     add_log_level(p)
 
@@ -80,6 +109,10 @@ def main(args: argparse.Namespace) -> int:
     from olive_ext.workflows.auto_opt import AutoOptOptions, run_auto_opt
 
     opts = options_from_args(AutoOptOptions, args)
+    if args.task:
+        check_task(args.task, opts)
+    if args.dry_run:
+        return dry_run(opts)
     progress = Progress()
     try:
         result = run_auto_opt(opts, progress)
@@ -89,4 +122,42 @@ def main(args: argparse.Namespace) -> int:
         raise
     for run in result.runs.values():
         print_run_summary(run, progress.console)
+    return 0
+
+
+LLM_TASKS = {"text-generation", "text-generation-with-past", "causal-lm"}  # Olive's names for a causal LM's task
+
+
+def check_task(task: str, opts: AutoOptOptions) -> None:
+    """Olive's --task is accepted when it is the task olive-ext reads from the model (which it always uses)."""
+    from olive_ext.errors import UserInputError
+    from olive_ext.models.folder import model_task, resolve_model_arg
+
+    inferred = model_task(resolve_model_arg(opts.model_name_or_path, opts.adapter_path))
+    if ("text-generation" if task in LLM_TASKS else task) != inferred:
+        raise UserInputError(
+            f"--task {task}: olive-ext infers the task from the model, and {opts.model_name_or_path} is {inferred}",
+            hint="drop --task",
+        )
+
+
+def dry_run(opts: AutoOptOptions) -> int:
+    """The checks before work and each device's recipe, as run_auto_opt makes them; printed, nothing built."""
+    import yaml
+
+    from olive_ext.console import make_console
+    from olive_ext.engine.preflight import check_recipe_before_work
+    from olive_ext.recipe.schema import resolved_recipe
+    from olive_ext.workflows.auto_opt import plan_auto_opt
+
+    recipes = plan_auto_opt(opts)
+    for recipe in recipes.values():
+        check_recipe_before_work(recipe)  # as run_recipe does before its first step
+    print(yaml.safe_dump_all([resolved_recipe(r) for r in recipes.values()], sort_keys=False, allow_unicode=True),
+          end="")  # fmt: skip
+    console = make_console(stderr=True)
+    for device, recipe in recipes.items():
+        pipelines = len(recipe.pipelines) or 1
+        console.print(f"dry run: {device}: {pipelines} candidate pipeline{'s' if pipelines != 1 else ''}, "
+                      f"nothing built (output {recipe.output.path})", highlight=False)  # fmt: skip
     return 0

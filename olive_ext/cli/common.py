@@ -46,6 +46,14 @@ def add_executor(parser: argparse.ArgumentParser, model: type[Options]) -> None:
     option(group, model, "ray_address")
 
 
+def add_olive_accepted(group: Any) -> None:
+    """Olive's --save_config_file and --disable_telemetry: accepted, as they change nothing here."""
+    group.add_argument(
+        "--save_config_file", action="store_true", help="accepted for Olive: recipe.yaml is always written"
+    )
+    group.add_argument("--disable_telemetry", action="store_true", help="accepted for Olive: olive-ext sends nothing")
+
+
 def setup_logging(level: str) -> None:
     """Send olive-ext's log records through the rich console on stderr at ``level``."""
     from rich.logging import RichHandler

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from olive_ext.cli.common import add_cache_dir, add_data_arguments, add_log_level, add_output, option
+from olive_ext.cli.common import (
+    add_cache_dir,
+    add_data_arguments,
+    add_log_level,
+    add_olive_accepted,
+    add_output,
+    option,
+)
 
 NAME = "finetune"
 HELP = "fine-tune a LoRA, QLoRA or DoRA adapter on a dataset (fast on CPU, uses the GPU when there is one)"
@@ -85,8 +92,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="check the flags, read a few rows of each split and tokenize them with the model's tokenizer, "
         "print the recipe; train nothing",
     )
-    o.add_argument("--save_config_file", action="store_true", help="accepted for Olive: recipe.yaml is always written")
-    o.add_argument("--disable_telemetry", action="store_true", help="accepted for Olive: olive-ext sends nothing")
+    add_olive_accepted(o)
     add_cache_dir(p, O)
     add_log_level(p)
 

@@ -29,6 +29,35 @@ OLIVE_REPLACEMENTS = {
     "--implementation": "not needed: the algorithm picks the implementation (genai builder or onnxruntime)",
     "--act_precision": "use --use_qdq_encoding with data for static int8 (activation types are per preset)",
 }
+ALGORITHM_CHOICES = ("rtn", "kquant", "hqq")
+PRECISION_CHOICES = ("int4", "int8")
+_AS_OLIVE_PASS = (
+    "write a recipe with an `olive` pass (olive_type: {}; needs {}) and run `olive-ext run --config RECIPE`"
+)
+# Olive's --algorithm and --precision values olive-ext quantize lacks -> what to write instead
+OLIVE_ALGORITHMS = {
+    "gptq": "run `olive-ext auto-opt -m MODEL -o OUT`: on cpu with olive-ai installed it builds Olive's GPTQ int4 "
+    "among its candidates (--olive_int4; calibrated on a finetune output's training rows), or run "
+    "`olive-ext run --config recipes/smollm2-gptq-int4-cpu.yaml` (a GPTQ recipe to adapt)",
+    "awq": _AS_OLIVE_PASS.format("AutoAWQQuantizer", "olive-ai and autoawq"),
+    "quarot": _AS_OLIVE_PASS.format("QuaRot", "olive-ai"),
+    "spinquant": _AS_OLIVE_PASS.format("SpinQuant", "olive-ai"),
+    **dict.fromkeys(
+        ("lpbq", "seqmse", "adaround"),
+        "Qualcomm AIMET techniques (Olive's AimetQuantization, needs "
+        "aimet-onnx); for a QNN NPU model use --precision int8 --use_qdq_encoding with data",
+    ),
+}
+OLIVE_PRECISIONS = {
+    **dict.fromkeys(
+        ("fp16", "bf16", "fp32"),
+        "not a quantization: for a float ONNX model run `olive-ext auto-opt -m MODEL --precision fp16|fp32 -o OUT`",
+    ),
+    "uint8": "use --precision int8 (static QDQ: add --use_qdq_encoding and calibration data)",
+    "uint4": "use --precision int4",
+    "nf4": "NF4 is QLoRA's training format: `olive-ext finetune --method qlora`; for a 4-bit model use --precision "
+    "int4",
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,18 +65,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     option(p, O, "model_name_or_path", "-m", "--model_name_or_path")
     option(p, O, "adapter_path", "-a", "--adapter_path")
-    option(p, O, "algorithm")
-    option(p, O, "precision")
+    # no argparse choices: Olive's other values get what to write instead (main), not "invalid choice"
+    option(p, O, "algorithm", choices=None, metavar="{" + ",".join(ALGORITHM_CHOICES) + "}")
+    option(p, O, "precision", choices=None, metavar="{" + ",".join(PRECISION_CHOICES) + "}")
     option(p, O, "block_size", type=int)
     option(p, O, "accuracy_level", type=int)
     option(p, O, "use_qdq_encoding", action="store_true")
     option(p, O, "lm_head")
     option(p, O, "provider")
     option(p, O, "parity", action="store_true")
+    option(p, O, "trust_remote_code", action="store_true")
     add_output(p, O)
     add_data_arguments(p, O, "split")
     add_cache_dir(p, O)
     add_log_level(p)
+
+
+def check_choices(args: argparse.Namespace) -> None:
+    """--algorithm and --precision are ours; Olive's other values get what olive-ext offers instead."""
+    from olive_ext.errors import UserInputError
+
+    for flag, ours, olive in (("algorithm", ALGORITHM_CHOICES, OLIVE_ALGORITHMS),
+                              ("precision", PRECISION_CHOICES, OLIVE_PRECISIONS)):  # fmt: skip
+        value = getattr(args, flag)
+        if value is None or value in ours:
+            continue
+        instead = olive.get(value, "")
+        raise UserInputError(f"--{flag} {value}: olive-ext quantize has {', '.join(ours)}" + (
+            f"; {instead}" if instead else ""))  # fmt: skip
 
 
 def main(args: argparse.Namespace) -> int:
@@ -56,7 +101,9 @@ def main(args: argparse.Namespace) -> int:
     from olive_ext.progress import Progress
     from olive_ext.workflows.quantize import QuantizeOptions, run_quantize
 
+    check_choices(args)
+    opts = options_from_args(QuantizeOptions, args)
     progress = Progress()
-    result = run_quantize(options_from_args(QuantizeOptions, args), progress)
+    result = run_quantize(opts, progress)
     print_run_summary(result, progress.console)
     return 0

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from olive_ext.cli.common import add_cache_dir, add_executor, add_log_level, add_output, option
+
+if TYPE_CHECKING:
+    from olive_ext.errors import Problem
 
 NAME = "run"
 HELP = "run a recipe (YAML/JSON, ours or an Olive run config)"
@@ -15,6 +19,7 @@ lineage.json, report.md, recipe.yaml).
   olive-ext run --config recipes/smollm2-lora-int4-cpu.yaml
   olive-ext run --config olive-config.yaml --output_path out --overwrite
   olive-ext run --config olive-config.json --lenient   # Olive keys not honoured: warnings, listed in the report
+  olive-ext run --run-config olive-config.json --list_required_packages   # what to pip install; runs nothing
 """
 ORDER = 90
 OLIVE_REPLACEMENTS = {
@@ -25,9 +30,15 @@ OLIVE_REPLACEMENTS = {
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from olive_ext.workflows.run import RunOptions as O
 
-    option(p, O, "config", "--config", "-c")
+    option(p, O, "config", "--config", "-c", "--run-config")  # --run-config: Olive 0.13's name
     add_output(p, O)
     p.add_argument("--setup", action="store_true", help="accepted for Olive compatibility: there is nothing to set up")
+    p.add_argument(
+        "--list_required_packages",
+        action="store_true",
+        help="list the pip packages the recipe needs that are not installed (as `olive-ext validate` finds them), "
+        "with how to install them; runs nothing",
+    )
     add_executor(p, O)
     add_cache_dir(p, O)
     option(p, O, "lenient", "--lenient", type=bool)
@@ -42,6 +53,8 @@ def main(args: argparse.Namespace) -> int:
     from olive_ext.progress import Progress
     from olive_ext.workflows.run import as_recipe, run_recipe
 
+    if args.list_required_packages:
+        return list_required_packages(args.config, bool(args.lenient))
     if args.setup:
         logging.getLogger("olive_ext").info("--setup: nothing to set up; olive-ext installs what its passes use")
     recipe = as_recipe(args.config, output_path=args.output_path, overwrite=args.overwrite or None,
@@ -56,3 +69,39 @@ def main(args: argparse.Namespace) -> int:
         raise
     print_run_summary(result, progress.console)
     return 0
+
+
+def list_required_packages(config: str, lenient: bool = False) -> int:
+    """Print the pip packages the recipe needs and this machine lacks (validate's "package" problems); runs nothing.
+
+    Exit 0 when the list is complete (printed, or nothing is missing); 2 when the recipe has other problems,
+    which `olive-ext validate` lists (a recipe that does not parse cannot name all its packages).
+    """
+    from pathlib import Path
+
+    from olive_ext.recipe.load import read_recipe_file
+    from olive_ext.workflows.run import check_recipe_and_files
+
+    raw = read_recipe_file(config)
+    _, problems = check_recipe_and_files(raw, Path(config).parent, lenient)
+    errors = [p for p in problems if p.severity == "error"]
+    packages = [p for p in errors if _names_a_package(p)]
+    for problem in packages:
+        print(f"missing: {problem.render()}")
+    others = len(errors) - len(packages)
+    if others:  # the list may be incomplete: a pass that does not parse names no package
+        print(f"{config}: {others} other problem{'s' if others != 1 else ''}: `olive-ext validate {config}` lists them")
+        return 2
+    if not packages:
+        print(f"{config}: nothing to install (olive-ext validate finds no missing package)")
+    return 0
+
+
+def _names_a_package(problem: Problem) -> bool:
+    """A problem that a pip install fixes: category "package", or an Olive pass's "needs the pip package" (our
+    recipes' `olive` passes say so in the message) or a missing olive-ai (a pip install hint)."""
+    return (
+        problem.category == "package"
+        or "pip package" in problem.message
+        or (problem.hint or "").startswith("pip install")
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -47,3 +48,5 @@ def print_run_summary(result: RunResult, console: Any) -> None:
     console.print(f"done in {result.seconds:.1f} s; {reused}")
     if result.output_dir:
         console.print(f"output: {result.output_dir}")
+        if (Path(result.output_dir) / "model").is_dir():  # where a script loads it (Olive puts it in the output itself)
+            console.print(f"model: {Path(result.output_dir) / 'model'}")

@@ -49,4 +49,4 @@ def smoke_prompts(spec: DatasetSpec, tokenizer: Callable[[], Any] | None = None)
     rows = rows_for_reading(spec.model_copy(update={"max_samples": limit}))
     chat = detect_format(spec, columns_of(rows)) in ("alpaca", "messages")
     examples = to_examples(rows, spec, tokenizer() if chat and tokenizer is not None else None)
-    return [e.prompt for e in examples if e.prompt][:SMOKE_PROMPTS]
+    return list(dict.fromkeys(e.prompt for e in examples if e.prompt))[:SMOKE_PROMPTS]  # a repeated prompt once

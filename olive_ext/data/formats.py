@@ -23,6 +23,7 @@ from olive_ext.errors import UserInputError
 
 logger = logging.getLogger("olive_ext")
 
+_ALPACA = {"instruction", "output"}  # the columns that make a row alpaca
 ALPACA_PROMPT = "### Instruction:\n{instruction}\n\n{input_block}### Response:\n"
 SHAREGPT_FIELD = "conversations"  # LLaMA-Factory's default column for ShareGPT rows
 # ShareGPT role tags (LLaMA-Factory's defaults) -> chat-template roles
@@ -33,6 +34,8 @@ SHAREGPT_ROLES = {
     "observation": "tool",
     "function_call": "assistant",
 }
+# role names ShareGPT files also use in "from" (Unsloth's and many hub datasets' user/assistant)
+_FROM_ALIASES = {"user": "human", "assistant": "gpt", "tool": "observation"}
 _SHAREGPT_ASKS = ("human", "observation")  # even turns (after an optional leading system message)
 _SHAREGPT_ANSWERS = ("gpt", "function_call")  # odd turns
 
@@ -101,13 +104,16 @@ def messages_column(spec: DatasetSpec, columns: Iterable[str]) -> str | None:
 def detect_format(spec: DatasetSpec, columns: Iterable[str]) -> str:
     """The format to use: the spec's, or one inferred from the columns."""
     cols = set(columns)
+    default_field = spec.messages_field == DatasetSpec.model_fields["messages_field"].default
+    if spec.format == "messages" and default_field and not messages_column(spec, cols) and cols >= _ALPACA:
+        return "alpaca"  # --use_chat_template on alpaca rows: they are rendered with the chat template anyway
     if spec.format != "auto":
         return spec.format
     if spec.text_template:
         return "template"
     if messages_column(spec, cols):
         return "messages"
-    if {"instruction", "output"} <= cols:
+    if cols >= _ALPACA:
         return "alpaca"
     if spec.text_field or "text" in cols:
         return "text"
@@ -277,12 +283,37 @@ def _cell_text(value: Any, column: str, index: int) -> str:
 
 
 def _alpaca(row: Mapping[str, Any], tokenizer: Any, index: int) -> Example:
-    instruction, extra, output = str(row["instruction"]), str(row.get("input") or ""), str(row["output"])
+    """An alpaca row as LLaMA-Factory reads one: ``instruction`` (+ ``input``) asks, ``output`` answers, an
+    optional ``system`` column is the system prompt and ``history`` the earlier [instruction, answer] turns.
+    A missing or null cell is empty text (it was trained on as the word "None")."""
+    instruction, extra, output = (_cell_text(row.get(c), c, index) for c in ("instruction", "input", "output"))
+    system = _cell_text(row.get("system"), "system", index)
+    history = _alpaca_history(row.get("history"), index)
     if tokenizer is not None and getattr(tokenizer, "chat_template", None):
-        user = instruction + (f"\n\n{extra}" if extra else "")
-        return _chat_pair([{"role": "user", "content": user}], output, tokenizer, f"row {index}")
+        msgs = [{"role": "system", "content": system}] if system else []
+        for asked, answered in history:
+            msgs += [{"role": "user", "content": asked}, {"role": "assistant", "content": answered}]
+        msgs.append({"role": "user", "content": instruction + (f"\n\n{extra}" if extra else "")})
+        where = f"row {index}"
+        whole = _conversation([*msgs, {"role": "assistant", "content": output}], tokenizer, where) if history else None
+        return whole or _chat_pair(msgs, output, tokenizer, where)
+    earlier = "".join(ALPACA_PROMPT.format(instruction=q, input_block="") + f"{a}\n\n" for q, a in history)
     prompt = ALPACA_PROMPT.format(instruction=instruction, input_block=f"### Input:\n{extra}\n\n" if extra else "")
-    return Example(prompt, output, output)
+    return Example((f"{system}\n\n" if system else "") + earlier + prompt, output, output)
+
+
+def _alpaca_history(value: Any, index: int) -> list[tuple[str, str]]:
+    """LLaMA-Factory's ``history`` column: a list of [instruction, answer] pairs (None or empty: no history)."""
+    if value is None or value == []:
+        return []
+    pairs = value if isinstance(value, list) else None
+    if pairs is None or not all(isinstance(p, list | tuple) and len(p) == 2 for p in pairs):
+        raise UserInputError(
+            f"row {index}: column 'history' holds {_short(value)}; alpaca's history is a list of "
+            "[instruction, answer] pairs (LLaMA-Factory's format)",
+            hint="fix that row, or drop the history column",
+        )
+    return [(_cell_text(q, "history", index), _cell_text(a, "history", index)) for q, a in pairs]
 
 
 # ----------------------------------------------------------------------------- chat messages
@@ -294,14 +325,22 @@ def _from_messages(rows: Any, spec: DatasetSpec, columns: list[str], tokenizer: 
         raise _lacking(f"the messages format reads column {spec.messages_field!r}", columns,
                        hint="name the column holding the chat messages with --messages_field COLUMN")  # fmt: skip
     if tokenizer is None or not getattr(tokenizer, "chat_template", None):
-        raise UserInputError("the messages format needs a tokenizer with a chat template; this model has none")
+        raise UserInputError(
+            "the messages format needs a tokenizer with a chat template; this model has none",
+            hint="copy the chat template of the model it came from (chat_template.jinja, or tokenizer_config.json's "
+            "chat_template) into its folder, or write the turns yourself with --text_template",
+        )
     examples: list[Example] = []
     broken: list[int] = []
+    unanswered: list[int] = []
     single_turn = 0
     for i, row in enumerate(rows):
         msgs = chat_messages(row, field, i)
         if msgs is None:
             broken.append(i)
+            continue
+        if msgs[-1].get("role") != "assistant":  # nothing to answer: trained whole, the user's turn was learnt
+            unanswered.append(i)
             continue
         where = f"row {i}, field {field!r}"
         ex = _conversation(msgs, tokenizer, where)
@@ -317,6 +356,14 @@ def _from_messages(rows: Any, spec: DatasetSpec, columns: list[str], tokenizer: 
         )
         if not examples:
             raise UserInputError(message)
+        logger.warning("%s; those rows are skipped", message)
+    if unanswered:
+        message = (
+            f"{len(unanswered)} of {len(broken) + len(unanswered) + len(examples)} rows of {field!r} do not end with "
+            f"an assistant turn (first: row {unanswered[0]}): there is no answer to learn"
+        )
+        if not examples:
+            raise UserInputError(message, hint="each conversation must end with the assistant's answer")
         logger.warning("%s; those rows are skipped", message)
     if single_turn:
         logger.warning(
@@ -345,13 +392,15 @@ def chat_messages(row: Mapping[str, Any], field: str, index: int) -> list[dict[s
                 f"{where}: message {k} has keys {', '.join(map(repr, m)) or 'none'}; a message needs 'role' and "
                 "'content' (or ShareGPT's 'from' and 'value')"
             )
-        msgs.append(dict(m))
+        role = m["role"]  # ShareGPT's role names in role/content rows (human, gpt): the template knows user/assistant
+        msgs.append({**m, "role": SHAREGPT_ROLES.get(role, role) if isinstance(role, str) else role})
     return msgs
 
 
 def _sharegpt(value: list[Mapping[str, Any]], row: Mapping[str, Any], where: str) -> list[dict[str, Any]] | None:
     """ShareGPT turns as LLaMA-Factory reads them: a leading system turn (or the row's ``system`` column), then
     human/observation and gpt/function_call turns alternating, ending with an answer."""
+    value = [{**m, "from": _FROM_ALIASES.get(m.get("from"), m.get("from"))} for m in value]  # type: ignore[arg-type]
     for k, m in enumerate(value):
         if m.get("from") not in SHAREGPT_ROLES or "value" not in m:
             raise UserInputError(

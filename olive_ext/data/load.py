@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -54,6 +55,8 @@ def check_data_file(path: Path, builder: str) -> None:
                              "for recipes)")  # fmt: skip
     if not path.is_file():
         raise UserInputError(f"data file {path} is not a file", hint="name the file itself in --data_files")
+    if path.name == LLAMA_FACTORY_REGISTRY:
+        raise _registry_error(path)
     try:
         with open(path, "rb") as f:
             head = f.read(_CHUNK)
@@ -64,6 +67,44 @@ def check_data_file(path: Path, builder: str) -> None:
     except OSError as e:
         raise UserInputError(f"data file {path} cannot be read ({e.strerror or e})",
                              hint="check its permissions") from e  # fmt: skip
+
+
+LLAMA_FACTORY_REGISTRY = "dataset_info.json"  # LLaMA-Factory's list of datasets: names -> files and columns
+_ALPACA_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output", "system": "system",
+                   "history": "history"}  # fmt: skip
+
+
+def registry_flags(path: Path) -> dict[str, str]:
+    """Each local entry of LLaMA-Factory's dataset_info.json at ``path`` -> the data flags that read its file."""
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    ways = {}
+    for name, entry in (entries.items() if isinstance(entries, dict) else []):
+        if not isinstance(entry, dict) or not isinstance(entry.get("file_name"), str):
+            continue
+        flags = f"-d json --data_files {path.parent / entry['file_name']}"
+        columns: dict[str, Any] = entry["columns"] if isinstance(entry.get("columns"), dict) else {}
+        if entry.get("formatting") == "sharegpt":
+            field = columns.get("messages", "conversations")
+            flags += f" --messages_field {field}" if field != "conversations" else ""
+        renamed = {k: v for k, v in columns.items() if k in _ALPACA_COLUMNS and v != _ALPACA_COLUMNS[k]}
+        if renamed and entry.get("formatting", "alpaca") == "alpaca":
+            flags += " (rename its columns " + ", ".join(f"{v} -> {_ALPACA_COLUMNS[k]}" for k, v in renamed.items())
+            flags += ", or write them into --text_template)"
+        ways[str(name)] = flags
+    return ways
+
+
+def _registry_error(path: Path) -> UserInputError:
+    """What to pass instead of LLaMA-Factory's dataset_info.json: each local entry's file and flags."""
+    ways = [f"{name}: {flags}" for name, flags in registry_flags(path).items()]
+    return UserInputError(
+        f"{path} is LLaMA-Factory's dataset registry, not data: olive-ext reads the data files its entries name",
+        hint="; ".join(ways[:4]) + (" ..." if len(ways) > 4 else "") if ways else "give an entry's file_name with "
+        "-d json --data_files FILE",
+    )
 
 
 def _check_parquet(path: Path, f: Any, head: bytes) -> None:

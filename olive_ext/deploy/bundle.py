@@ -118,11 +118,33 @@ def _chosen_candidate(source: Path) -> dict[str, Any]:
     return next((c for c in candidates if isinstance(c, dict) and c.get("chosen")), {})
 
 
-def _smoke_prompts(source: Path, info: dict[str, Any]) -> list[str]:
+def _smoke_prompts(info: dict[str, Any], template: str | None) -> list[str]:
+    """The eval data's first prompts (rendered as the model was measured on them); without eval data, a greeting
+    in the model's chat template (sent bare, a chat model rambled on and verify failed a good bundle)."""
     prompts = info.get("smoke_prompts")
     if isinstance(prompts, list) and prompts:
         return [str(p) for p in prompts][:3]
-    return list(_DEFAULT_SMOKE_PROMPTS)
+    return [_in_template(p, template) for p in _DEFAULT_SMOKE_PROMPTS]
+
+
+def _in_template(text: str, template: str | None) -> str:
+    """``text`` as a user turn rendered by the chat template (as transformers renders one, in jinja2's sandbox),
+    ready for the answer; the bare text when there is no template or it cannot render."""
+    if not template:
+        return text
+    from jinja2 import TemplateError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message: str) -> None:
+        raise TemplateError(message)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.globals["raise_exception"] = raise_exception
+    try:
+        return env.from_string(template).render(messages=[{"role": "user", "content": text}],
+                                                add_generation_prompt=True, bos_token="", eos_token="")  # fmt: skip
+    except Exception:  # any template failure: the bare text still smoke-tests the model
+        return text
 
 
 def _versions() -> dict[str, str]:
@@ -248,7 +270,7 @@ def _manifest(
         },
         "eos_token_ids": _as_list(genai_config.get("model", {}).get("eos_token_id")),
         "adapters": adapters,
-        "smoke_prompts": _smoke_prompts(source, info),
+        "smoke_prompts": _smoke_prompts(info, shipped),
     }
 
 

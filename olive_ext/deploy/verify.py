@@ -250,7 +250,7 @@ def _smoke(
         gen.generate_next_token()
         out.append(int(gen.get_next_tokens()[0]))
     stopped = bool(out) and out[-1] in eos
-    short = json.dumps(tokenizer.decode([t for t in out if t not in eos])[:60])
+    short = json.dumps(tokenizer.decode([t for t in out if t not in eos])[:60], ensure_ascii=False)
     if stopped:
         report.add(f"end of turn ({label})", True, f"stopped after {len(out)} tokens: {short}")
     else:
@@ -311,7 +311,7 @@ def _check_gguf_generation(root: Path, manifest: dict[str, Any], report: VerifyR
         # llama.cpp's own tokenizer (the GGUF's metadata, as Ollama uses it), special tokens parsed
         ids = backend.llm.tokenize(prompt.encode(), add_bos=True, special=True)
         out = backend.generate(ids, SMOKE_TOKENS)
-        short = json.dumps(backend.llm.detokenize(out.tokens).decode(errors="replace")[:60])
+        short = json.dumps(backend.llm.detokenize(out.tokens).decode(errors="replace")[:60], ensure_ascii=False)
         if len(out.tokens) < SMOKE_TOKENS:
             report.add("end of turn (base model)", True, f"stopped after {len(out.tokens) + 1} tokens: {short}")
         else:

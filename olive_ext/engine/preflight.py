@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from olive_ext.artifacts import looks_like_hub_id, missing_model_error
+from olive_ext.artifacts import hub_cache_dir, looks_like_hub_id, missing_model_error
 from olive_ext.cache import check_cache_dir
 from olive_ext.data.formats import check_named_columns
 from olive_ext.data.load import check_data_files, local_files
@@ -22,8 +22,17 @@ from olive_ext.data.spec import DatasetSpec
 from olive_ext.engine.output import check_apart, check_output
 from olive_ext.errors import Problem, UserInputError
 from olive_ext.evaluate import lm_eval_tasks, mteb_tasks
-from olive_ext.models.folder import MODEL_CONFIG, PYPI_PREFIX, adapter_base, is_bare_adapter
+from olive_ext.models.folder import (
+    BNB_METHOD,
+    MODEL_CONFIG,
+    PYPI_PREFIX,
+    adapter_base,
+    check_no_pickle_only,
+    is_bare_adapter,
+    quantization_method,
+)
 from olive_ext.models.gguf_header import GGUFLayoutError, check_complete
+from olive_ext.models.hub import go_offline_if_unreachable, looks_like_hub_name, offline
 from olive_ext.onnx.runtime import runtime_telemetry_off
 from olive_ext.recipe.schema import Recipe
 
@@ -65,13 +74,25 @@ def check_before_work(
         check_output(output, overwrite)
     check_cache_dir(cache_dir)
     for _, check in input_checks(model, dict(enumerate(datasets))):
-        check()
+        try:
+            check()
+        except ModelNotHereError as e:  # offline: name the hub datasets too, so one run shows what to pass instead
+            hub_data = [s.name for s in datasets if not s.data_files and looks_like_hub_name(s.name)]
+            if not hub_data:
+                raise
+            raise UserInputError(
+                f"{e.message}; dataset {', '.join(map(repr, hub_data))} needs the hub too",
+                hint=f"{e.hint}; for a local data file use -d json --data_files FILE.jsonl (or csv/parquet)",
+            ) from e
 
 
-def input_checks(model: str | None, datasets: Mapping[Any, DatasetSpec]) -> list[tuple[Any, Callable[[], None]]]:
+def input_checks(
+    model: str | None, datasets: Mapping[Any, DatasetSpec], hub: bool = True
+) -> list[tuple[Any, Callable[[], None]]]:
     """The checks of the files a run reads, each with what it checks (None: the model; else the dataset's key):
-    the model folder (unless ``model`` is None), each dataset's local files and the columns named in them."""
-    checks: list[tuple[Any, Callable[[], None]]] = [(None, partial(check_model_folder, model))] if model else []
+    the model folder (unless ``model`` is None), each dataset's local files and the columns named in them.
+    ``hub``: a hub model must be reachable or cached (a run's check; validating a config does not ask it)."""
+    checks: list[tuple[Any, Callable[[], None]]] = [(None, partial(check_model_folder, model, hub))] if model else []
     for key, spec in datasets.items():
         checks += [(key, partial(check_data_files, spec)), (key, partial(check_named_columns, spec))]
     return checks
@@ -83,7 +104,7 @@ def file_problems(recipe: Recipe, olive: bool = False) -> list[Problem]:
     ``olive``: key paths as an Olive run config spells its sections."""
     loader = (recipe.input_model.olive or {}).get("model_loader")  # the user's model_loader makes the model
     problems: list[Problem] = []
-    for key, check in input_checks(None if loader else model_file(recipe), recipe.data):
+    for key, check in input_checks(None if loader else model_file(recipe), recipe.data, hub=False):
         path = ("input_model.model_path" if olive else "input_model.path") if key is None else (
             "data_configs" if olive else f"data.{key}")  # fmt: skip
         if problems and problems[-1].path == path:
@@ -136,9 +157,10 @@ def check_benchmark_datasets(recipe: Recipe) -> None:
         raise UserInputError(message, hint=hint)
 
 
-def check_model_folder(path: str) -> None:
+def check_model_folder(path: str, hub: bool = True) -> None:
     """A local folder given as a model must hold one, and a local model's files must read as what they claim to be
-    (GGUF, safetensors, a causal LM's tokenizer); hub ids are left to their loaders."""
+    (GGUF, safetensors, a causal LM's tokenizer); a hub id must be reachable or in the hub cache (``hub``), and a
+    bare adapter folder's base is checked as the model."""
     if path.startswith(PYPI_PREFIX):
         return
     folder = Path(path).expanduser()
@@ -150,12 +172,16 @@ def check_model_folder(path: str) -> None:
             f"{folder} is a file, and the only model files -m takes are .gguf and .onnx files",
             hint=f"point -m at the folder that holds it: -m {folder.parent}",
         )
-    if not folder.exists() and not looks_like_hub_id(path):
-        raise missing_model_error(path)
+    if not folder.exists():
+        if not looks_like_hub_id(path):
+            raise missing_model_error(path)
+        if hub:
+            check_hub_model(path)
+        return
     if not folder.is_dir() or (folder / MODEL_CONFIG).exists():
         return
     if is_bare_adapter(folder):  # a peft adapter: its base model is the model to check
-        check_model_folder(adapter_base(folder))
+        check_model_folder(adapter_base(folder), hub)
         return
     if (folder / "genai_config.json").exists() or any(folder.glob("*.onnx")) or any(folder.glob("*.gguf")):
         return
@@ -172,6 +198,7 @@ def check_model_folder(path: str) -> None:
     if not isinstance(data, dict):
         raise UserInputError(f"{config} is not a model configuration (a JSON object)", hint="restore it")
     check_weight_files(folder)
+    check_quantization(folder)
     for weights in sorted(folder.glob("*.safetensors")):
         check_safetensors_file(weights)
     architectures = data.get("architectures") or []
@@ -212,6 +239,41 @@ def check_weight_files(folder: Path) -> None:
                 + (" ..." if len(missing) > 3 else ""),
                 hint="the download stopped part way: download the missing shards (or the model) again",
             )
+
+
+class ModelNotHereError(UserInputError):
+    """A hub model that is neither reachable nor in the local hub cache."""
+
+
+def check_hub_model(name: str) -> None:
+    """A hub id can be loaded: the hub answers, or the local Hugging Face cache holds the model (offline, every
+    step failed on it after the work began, with transformers' "couldn't connect")."""
+    go_offline_if_unreachable([name])
+    if not offline():
+        return
+    from huggingface_hub import try_to_load_from_cache  # only for hub ids offline (start-up time)
+
+    if not isinstance(try_to_load_from_cache(name, "config.json", cache_dir=hub_cache_dir()), str):
+        raise ModelNotHereError(
+            f"model {name!r} is not on this machine: the Hugging Face hub cannot be reached (or HF_HUB_OFFLINE is "
+            "set) and the hub cache holds no copy of it",
+            hint="give a local model folder with -m (for an adapter trained on it: -m BASE --adapter_path "
+            f"ADAPTER), or download it where the hub can be reached: hf download {name}",
+        )
+
+
+def check_quantization(folder: Path) -> None:
+    """A quantized model is one olive-ext can dequantize (bitsandbytes: Unsloth's -bnb-4bit bases), and its
+    weights are no pickle: a pytorch_model.bin runs code when it is loaded, so only safetensors are read."""
+    method = quantization_method(folder)
+    if method is not None and method != BNB_METHOD:
+        raise UserInputError(
+            f"{folder} holds a model quantized with {method} (config.json's quantization_config); olive-ext builds and "
+            "fine-tunes from full-precision weights (bitsandbytes 4/8-bit ones it dequantizes first)",
+            hint="give the model it was quantized from (its original safetensors weights); auto-opt builds and "
+            "measures int4/int8 variants itself",
+        )
+    check_no_pickle_only(folder)
 
 
 # files any of which lets transformers' AutoTokenizer load a tokenizer from a folder

@@ -23,7 +23,7 @@ from olive_ext.cpu_threads import plan_threads
 from olive_ext.engine.background import BackgroundBuilds, background_prefixes, why_not_background
 from olive_ext.engine.executor import Executor, Job, LocalExecutor, opened
 from olive_ext.engine.results import CandidateResult, RunResult
-from olive_ext.engine.runner import GGUF_CONVERSION, run_steps
+from olive_ext.engine.runner import implicit_conversion, run_steps
 from olive_ext.engine.search import Candidate, SearchSpace, Strategy, make_strategy
 from olive_ext.engine.select import (
     QUALITY_METRICS,
@@ -329,9 +329,9 @@ def evaluate_reference(
         if origin.get("path") and Path(origin["path"]).is_dir():
             model = fingerprint_input(Artifact("hf", origin["path"], origin.get("adapter_path")), ctx.cache.memo)
         elif source.kind == "hf" or source.kind == "gguf":
-            model = source
-            if source.kind == "gguf":  # the dequantized HF conversion, cached like any step
-                model, _ = run_steps(source, [Step(GGUF_CONVERSION, GGUF_CONVERSION, {})], ctx, "reference")
+            model, conversion = source, implicit_conversion(source)
+            if conversion:  # a GGUF's or bitsandbytes model's full-precision HF folder, cached like any step
+                model, _ = run_steps(source, [Step(conversion, conversion, {})], ctx, "reference")
         else:
             return None
         dataset = recipe.data.get(spec.data) if spec.data else None

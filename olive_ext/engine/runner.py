@@ -19,6 +19,7 @@ from olive_ext.cache import Cache, cache_key
 from olive_ext.engine.steps import Step
 from olive_ext.errors import OliveExtError, PassError, UserInputError
 from olive_ext.memory import peak_rss_mb, release_freed_memory, reset_peak_rss
+from olive_ext.models.folder import BNB_METHOD, quantization_method
 from olive_ext.onnx.runtime import runtime_telemetry_off
 from olive_ext.passes.context import RunContext
 from olive_ext.progress import Progress
@@ -26,6 +27,7 @@ from olive_ext.targets.base import CPU, Target
 
 # Passes that take HF models also take GGUF inputs: this step converts once, cached.
 GGUF_CONVERSION = "gguf_to_hf"
+BNB_DEQUANTIZE = "dequantize_hf"
 
 
 @dataclass
@@ -74,12 +76,22 @@ def run_steps(
 
 
 def _with_implicit_conversions(artifact: Artifact, steps: list[Step]) -> list[Step]:
-    if artifact.kind != "gguf" or not steps:
+    """A GGUF input meeting a pass that takes HF models is dequantized to an HF folder first; a bitsandbytes
+    HF model meeting a pass that converts weights, to full precision."""
+    if not steps:
         return steps
-    first = steps[0].pass_class()
-    if "gguf" in first.accepts or "hf" not in first.accepts:
-        return steps
-    return [Step(GGUF_CONVERSION, GGUF_CONVERSION, {}), *steps]
+    conversion = implicit_conversion(artifact, steps[0].pass_class())
+    return [Step(conversion, conversion, {}), *steps] if conversion else steps
+
+
+def implicit_conversion(artifact: Artifact, first: Any = None) -> str | None:
+    """The step the engine runs before ``first`` (a pass class; None: any pass that converts HF weights, as the
+    PyTorch reference does), or None."""
+    if artifact.kind == "gguf":
+        return GGUF_CONVERSION if first is None or ("gguf" not in first.accepts and "hf" in first.accepts) else None
+    if artifact.kind == "hf" and not (first is not None and first.takes_packed_weights):
+        return BNB_DEQUANTIZE if quantization_method(artifact.path) == BNB_METHOD else None
+    return None
 
 
 def run_step(artifact: Artifact, step: Step, ctx: RunContext, candidate_id: str = "") -> tuple[Artifact, StepRecord]:

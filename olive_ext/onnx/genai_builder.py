@@ -359,6 +359,8 @@ def model_level_field(error: BaseException, config: dict[str, Any]) -> str | Non
         return "rope_parameters.rope_type"
     if isinstance(error, NotImplementedError) and "model is not currently supported" in text:
         return "architectures"
+    if "does not recognize this architecture" in text:  # transformers' own, for a model_type it has no class of
+        return "model_type"
     return None
 
 
@@ -408,6 +410,12 @@ def _hint(field: str) -> str:
             f"{builder} builds Llama, Mistral, Qwen2/3, Phi, Gemma 1-3, Granite, OLMo, Nemotron, SmolLM3, Ernie 4.5, "
             "GPT-OSS, HunYuan, LFM2 and a few more (README, 'Model families'); olive-ext has no other path for "
             "causal LMs (onnx_export takes encoders)"
+        )
+    if field == "model_type":
+        return (
+            "this transformers release has no model class for that model_type, so nothing here can load the "
+            "weights: a model written for a newer transformers (upgrade it) or for its own code (olive-ext "
+            "does not run a model's own code unless asked: --trust_remote_code)"
         )
     if field.startswith("rope_parameters"):
         return (

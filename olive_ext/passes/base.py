@@ -67,6 +67,9 @@ class Pass(Generic[C]):
     # True for a check: its output is its input, figures added to the meta (the engine may run it after
     # the candidate's evaluation, or not at all for a candidate racing stopped).
     check_only: ClassVar[bool] = False
+    # True for a pass that takes a bitsandbytes-quantized HF model as it is (QLoRA trains on the packed base);
+    # before any other, the engine dequantizes such a model (``dequantize_hf``).
+    takes_packed_weights: ClassVar[bool] = False
 
     def __init__(self, config: C) -> None:
         self.config = config

@@ -89,6 +89,7 @@ class LoraPass(Pass[LoraPassConfig]):
     # 2: data order seeded per epoch (resume-exact), adapter_config.json written in a stable order
     version = 2
     olive_types = ("LoRA",)
+    takes_packed_weights = True  # a bitsandbytes 4-bit base (Unsloth's -bnb-4bit) is what QLoRA trains on
     olive_params: ClassVar[dict[str, str]] = {
         "r": "lora_r",
         "alpha": "lora_alpha",

@@ -22,6 +22,7 @@ from olive_ext.evaluate.registry import known_metrics
 from olive_ext.models.folder import infer_kind
 from olive_ext.options import problems_from_validation
 from olive_ext.passes.base import Pass, check_pass_params, get_pass, registered_passes
+from olive_ext.recipe.llama_factory import is_llama_factory_config, llama_factory_problem
 from olive_ext.recipe.olive_compat import LENIENT_HINT, is_olive_config, olive_pass_names, translate_config
 from olive_ext.recipe.olive_sections import offline_hub_id
 from olive_ext.recipe.read import parse, read_text
@@ -97,6 +98,8 @@ def check_recipe(
 
 
 def _check(raw: dict[str, Any], base_dir: Path | None) -> tuple[Recipe | None, list[Problem]]:
+    if is_llama_factory_config(raw):  # one problem: the finetune command that runs it (each key was refused)
+        return None, [llama_factory_problem(raw, base_dir)]
     translation = None
     first: list[Problem] = []
     if is_olive_config(raw):

@@ -11,6 +11,7 @@ from typing import Any
 from olive_ext.errors import UserInputError
 from olive_ext.onnx.runtime import genai
 from olive_ext.serve.backend import Piece, Sampling
+from olive_ext.serve.protocol import APIError
 
 
 class GenAIBackend:
@@ -22,6 +23,7 @@ class GenAIBackend:
 
     def __init__(self, folder: Path, adapter_files: dict[str, Path]) -> None:
         self._og = genai()
+        self._folder = folder
         config = json.loads((folder / "genai_config.json").read_text(encoding="utf-8"))
         self.context_length = int(config["model"]["context_length"])
         eos = config["model"].get("eos_token_id", [])
@@ -45,7 +47,13 @@ class GenAIBackend:
     def chat_prompt(self, messages: list[dict[str, str]]) -> str:
         """The model's chat template applied to ``messages``, ending with the assistant's turn opening."""
         kwargs = {"template_str": self._template} if self._template else {}
-        return str(self._tokenizer.apply_chat_template(json.dumps(messages), add_generation_prompt=True, **kwargs))
+        try:
+            return str(self._tokenizer.apply_chat_template(json.dumps(messages), add_generation_prompt=True, **kwargs))
+        except RuntimeError as e:  # "Empty chat template.": the model has none (it answered 500)
+            if "chat template" not in str(e).lower():
+                raise
+            raise APIError(400, f"{self._folder.name} has no chat template; send the prompt to /v1/completions instead",
+                           param="messages", code="no_chat_template") from e  # fmt: skip
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text`` (no special tokens added beyond what the tokenizer adds itself)."""

@@ -104,6 +104,11 @@ class LlamaCppBackend:
 
         return Jinja2ChatFormatter(template, eos_token=text(model.token_eos()), bos_token=text(model.token_bos()))
 
+    @property
+    def has_chat_template(self) -> bool:
+        """Whether the model has a chat template (the folder's own or the GGUF's) to render conversations with."""
+        return self._formatter is not None
+
     def chat_prompt(self, messages: list[dict[str, str]]) -> str:
         """The chat template (the folder's own, else the GGUF's ``tokenizer.chat_template``) applied to ``messages``."""
         if self._formatter is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,30 @@ def load_tokenizer(path: str, trust_remote_code: bool = False) -> Any:
     except OSError as e:
         raise _load_error(path, e) from e
     if tok.pad_token_id is None:  # padding positions carry no loss; any id works
-        tok.pad_token = tok.eos_token or tok.unk_token
+        tok.pad_token = tok.eos_token or tok.unk_token or _config_token(path, tok)
+    if tok.pad_token_id is None:
+        raise UserInputError(
+            f"the tokenizer of {path} names no pad, end-of-sequence or unknown token, and config.json no "
+            "pad_token_id or eos_token_id: batches cannot be padded",
+            hint="the folder has tokenizer.json but not the tokenizer_config.json that names its special tokens: "
+            "copy it from the model's original files (or add one naming eos_token)",
+        )
     return tok
+
+
+def _config_token(path: str, tok: Any) -> str | None:
+    """The token config.json names as pad (else end-of-sequence): a folder holding tokenizer.json alone gives a
+    tokenizer that knows no special token's role (the training loop failed on a None pad id)."""
+    try:
+        config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    for key in ("pad_token_id", "eos_token_id"):
+        value = config.get(key) if isinstance(config, dict) else None
+        value = value[0] if isinstance(value, list) and value else value
+        if isinstance(value, int) and 0 <= value < len(tok):
+            return str(tok.convert_ids_to_tokens(value))
+    return None
 
 
 def _load_error(path: str, e: Exception) -> UserInputError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -175,6 +176,7 @@ def prepare_data(
         _check_answers(train_examples, train_spec)
     eval_examples = to_examples(eval_rows, eval_spec, tokenizer) if eval_spec and eval_rows is not None else []
     _warn_shared(train_examples, eval_examples)
+    _warn_foreign_tokens(train_spec.text_template, tokenizer)
     encoder = PromptEncoder(tokenizer, _generation_eos(model_path))
     train_set = tokenize(train_examples, encoder, opts.max_seq_len, opts.train_on_prompt, "training")
     eval_set = (
@@ -200,10 +202,33 @@ def _warn_shared(train: list[Any], evals: list[Any]) -> None:
         )
 
 
+# what chat-template control tokens look like across families: <|im_end|>, <|eot_id|>, [INST], <start_of_turn>, </s>
+_CONTROL_TOKEN = re.compile(r"<\|[^|<>\s]{1,40}\|>|\[/?INST\]|</?(?:start_of_turn|end_of_turn|s)>")
+
+
+def _warn_foreign_tokens(template: str | None, tokenizer: Any) -> None:
+    """Warn about control tokens in a text template that this model's tokenizer does not know as one token (a
+    Llama 3 template's <|eot_id|> on a ChatML model): they are trained as pieces of plain text, and the model's own
+    end-of-turn is never learnt."""
+    if not template:
+        return
+    foreign = [t for t in dict.fromkeys(_CONTROL_TOKEN.findall(template))
+               if len(tokenizer.encode(t, add_special_tokens=False)) > 1]  # fmt: skip
+    if foreign:
+        own = sorted(t for t in tokenizer.all_special_tokens if _CONTROL_TOKEN.fullmatch(t))
+        logger.warning(
+            "the text template holds %s, which this model's tokenizer does not know as one token: it is trained as "
+            "plain text pieces; this model's control tokens are %s (or drop --text_template: alpaca and chat rows "
+            "use the model's own chat template)", ", ".join(foreign), ", ".join(own) or "none",
+        )
+
+
 def _check_answers(examples: list[Any], spec: DatasetSpec) -> None:
     """Refuse training data whose answers are all empty (the loss would teach the model to say nothing); warn
     when some are."""
-    empty = sum(1 for e in examples if not e.response.removesuffix(e.answer_end).strip())
+    # the bare answer where the format knows it (a chat template adds its end-of-turn to an empty one)
+    empty = sum(1 for e in examples if not (e.reference if e.reference is not None else
+                                            e.response.removesuffix(e.answer_end)).strip())  # fmt: skip
     if not empty:
         return
     where = f"{spec.data_files or spec.name} ({spec.split})"

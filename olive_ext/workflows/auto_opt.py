@@ -172,6 +172,9 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
     olive_chains = profile.olive_chains(
         task, opts.precision, opts.provider, calibration_data="calib" if calibration is not None else None
     ) if opts.olive_int4 else []  # fmt: skip
+    if source.adapter_path:  # Olive's auto-opt keeps the adapter apart (ExtractAdapters): say that we do not
+        logger.info("the adapter %s is merged into each candidate's weights (Olive's auto-opt keeps it as a separate "
+                    ".onnx_adapter file: `olive-ext generate-adapter` builds that)", source.adapter_path)  # fmt: skip
     if source.adapter_path:  # olive-ai quantizes plain HF weights: the adapter is merged first
         olive_chains = [[ChainStep("merge", "merge_adapter", {}), *chain] for chain in olive_chains]
     pipelines += [_with_parity(chain, data is not None) for chain in olive_chains]
@@ -275,8 +278,9 @@ def data_from_model_config(source: Artifact, key: str = "eval_data") -> DatasetS
 CONSTRAINT_FLAGS = {n: f"--{n}" for n in Constraints.model_fields if n in AutoOptOptions.model_fields}
 
 
-def run_auto_opt(opts: AutoOptOptions, progress: Progress | None = None) -> AutoOptResult:
-    """Run auto-opt for every device; with several devices each gets ``<output>/<device>``."""
+def plan_auto_opt(opts: AutoOptOptions) -> dict[str, Recipe]:
+    """Each device's recipe, after the checks before work (outputs, cache, model, data); with several devices
+    each gets ``<output>/<device>``. Builds nothing: ``--dry_run`` prints these."""
     devices = list(dict.fromkeys(opts.device))
     if not devices:
         raise UserInputError("--device needs at least one of cpu, gpu, npu")
@@ -285,10 +289,14 @@ def run_auto_opt(opts: AutoOptOptions, progress: Progress | None = None) -> Auto
     for output in outputs:  # every device's output, before the recipes read any data
         check_before_work(model=opts.model_name_or_path, cache_dir=opts.cache_dir, datasets=[data] if data else [],
                           output=output, overwrite=opts.overwrite)  # fmt: skip
-    recipes = [auto_opt_recipe(opts, d, o) for d, o in zip(devices, outputs, strict=True)]
+    return {d: auto_opt_recipe(opts, d, o) for d, o in zip(devices, outputs, strict=True)}
+
+
+def run_auto_opt(opts: AutoOptOptions, progress: Progress | None = None) -> AutoOptResult:
+    """Run auto-opt for every device; with several devices each gets ``<output>/<device>``."""
     runs: dict[str, RunResult] = {}
     failures = []
-    for device, recipe in zip(devices, recipes, strict=True):
+    for device, recipe in plan_auto_opt(opts).items():
         try:
             runs[device] = run_recipe(recipe, progress=progress, spelled=CONSTRAINT_FLAGS)
         except ConstraintsNotMetError as e:

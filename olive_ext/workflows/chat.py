@@ -65,6 +65,8 @@ def open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession:
                 f"{root} is a GGUF model: llama.cpp chat here runs it without adapters (--adapter {opts.adapter})",
                 hint="chat with a generate-adapter output to switch adapters",
             )
+        if not backend.has_chat_template:
+            raise _no_template(root)
         return GGUFChatSession(backend, opts.system, opts.sampling(), opts.max_new_tokens)
     folder, adapters = find_genai_model(root)
     if opts.adapter and opts.adapter not in adapters:
@@ -72,9 +74,24 @@ def open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession:
         raise UserInputError(f"adapter {opts.adapter!r} not found in {root}; adapters there: {known}")
     chosen = {opts.adapter: adapters[opts.adapter]} if opts.adapter else None
     try:
-        return ChatSession(folder, chosen, opts.adapter, opts.system, opts.sampling(), opts.max_new_tokens)
+        session = ChatSession(folder, chosen, opts.adapter, opts.system, opts.sampling(), opts.max_new_tokens)
     except RuntimeError as e:  # onnxruntime-genai reports every load failure as a RuntimeError
         raise load_error(folder, e) from e
+    try:
+        session.prompt_ids("hello")  # the chat template renders a turn (a traceback at the first turn otherwise)
+    except RuntimeError as e:
+        if "chat template" in str(e).lower():
+            raise _no_template(root) from e
+        raise
+    return session
+
+
+def _no_template(root: Path) -> UserInputError:
+    return UserInputError(
+        f"{root} has no chat template: chat renders each turn with the model's template",
+        hint="put the base model's chat template beside the model (chat_template.jinja), or send your own "
+        "prompts to `olive-ext serve`'s /v1/completions",
+    )
 
 
 class GGUFChatSession(Conversation):

@@ -26,7 +26,7 @@ from olive_ext.deploy.bundle import chat_template_text
 from olive_ext.deploy.manifest import text_sha256
 from olive_ext.engine.output import staged_output, write_json
 from olive_ext.engine.preflight import check_before_work
-from olive_ext.engine.runner import GGUF_CONVERSION, open_context, run_steps
+from olive_ext.engine.runner import implicit_conversion, open_context, run_steps
 from olive_ext.engine.steps import Step
 from olive_ext.errors import OliveExtError, UserInputError
 from olive_ext.evaluate.evaluator import encode_prompt, load_tokenizer
@@ -181,8 +181,9 @@ def _base_model(model: str, cache: Cache, ctx: RunContext) -> Artifact:
             "(a Hugging Face folder, hub id or .gguf file)"
         )
     base = fingerprint_input(base, cache.memo)
-    if base.kind == "gguf":
-        base, _ = run_steps(base, [Step(GGUF_CONVERSION, GGUF_CONVERSION, {})], ctx, "generate-adapter")
+    conversion = implicit_conversion(base)
+    if conversion:  # a GGUF's or bitsandbytes model's full-precision HF folder
+        base, _ = run_steps(base, [Step(conversion, conversion, {})], ctx, "generate-adapter")
     if not Path(base.path).is_dir():
         raise UserInputError(
             f"base model {model!r} was not found: no such folder here, and generate-adapter "

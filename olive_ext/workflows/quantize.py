@@ -38,6 +38,7 @@ class QuantizeOptions(DataOptions):
     model_name_or_path: str = Field(description="HF folder or hub id, .gguf, ONNX folder or file")
     output_path: str = Field(description="output folder; an existing non-empty folder is kept unless overwrite")
     adapter_path: str | None = Field(None, description="peft adapter to apply (merged before quantizing)")
+    trust_remote_code: bool = Field(False, description="allow model code from the hub")
     algorithm: Literal["rtn", "kquant", "hqq"] | None = Field(
         None,
         description="weight rounding: rtn (round to nearest), kquant (llama.cpp k-quant), "
@@ -137,7 +138,7 @@ def quantize_recipe(opts: QuantizeOptions) -> Recipe:
     raw: dict[str, Any] = {
         "input_model": {
             "path": source.path, "kind": source.kind, "adapter_path": source.adapter_path,
-            "gguf_file": source.gguf_file, "task": task,
+            "gguf_file": source.gguf_file, "task": task, "trust_remote_code": opts.trust_remote_code,
         },
         "data": {"calibration": data.model_dump(mode="json", exclude_none=True)} if data is not None else {},
         "passes": passes,

@@ -1,0 +1,71 @@
+"""LLaMA-Factory training configs given where a recipe goes: recognised, and answered with the `olive-ext finetune`
+command that does the same run (their keys are no recipe's, and each was refused as an Olive key)."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+from olive_ext.data.load import LLAMA_FACTORY_REGISTRY, registry_flags
+from olive_ext.errors import Problem
+
+# keys only a LLaMA-Factory config has together: its training stage and how it fine-tunes
+_MARKERS = {"stage", "finetuning_type"}
+# LLaMA-Factory key -> `olive-ext finetune` flag (same meaning)
+_FLAGS = {
+    "model_name_or_path": "-m",
+    "adapter_name_or_path": "--adapter_path",
+    "output_dir": "-o",
+    "learning_rate": "--learning_rate",
+    "num_train_epochs": "--num_train_epochs",
+    "max_steps": "--max_steps",
+    "per_device_train_batch_size": "--per_device_train_batch_size",
+    "gradient_accumulation_steps": "--gradient_accumulation_steps",
+    "lora_rank": "--lora_r",
+    "lora_alpha": "--lora_alpha",
+    "lora_dropout": "--lora_dropout",
+    "cutoff_len": "--max_seq_len",
+    "max_samples": "--max_samples",
+    "seed": "--seed",
+    "warmup_steps": "--warmup_steps",
+    "logging_steps": "--logging_steps",
+    "save_steps": "--save_steps",
+}
+
+
+def is_llama_factory_config(raw: dict[str, Any]) -> bool:
+    """Whether a mapping is a LLaMA-Factory training config (``stage`` and ``finetuning_type`` at the top)."""
+    return set(raw) >= _MARKERS
+
+
+def llama_factory_problem(raw: dict[str, Any], base_dir: Path | None) -> Problem:
+    """The refusal of a LLaMA-Factory config, with the `olive-ext finetune` command that runs it."""
+    args = ["olive-ext", "finetune"]
+    for key, flag in _FLAGS.items():
+        if raw.get(key) is not None and key != "adapter_name_or_path":
+            args += [flag, str(raw[key])]
+    method = "dora" if raw.get("use_dora") else "qlora" if str(raw.get("quantization_bit")) == "4" else "lora"
+    args += ["--method", method]
+    notes = []
+    dataset = str(raw.get("dataset") or "").split(",")[0].strip()
+    folder = Path(str(raw.get("dataset_dir") or "data"))
+    folder = folder if folder.is_absolute() or base_dir is None else base_dir / folder
+    flags = registry_flags(folder / LLAMA_FACTORY_REGISTRY).get(dataset) if dataset else None
+    if flags:
+        command, _, note = flags.partition(" (")
+        args += shlex.split(command)
+        notes += [note.removesuffix(")")] if note else []
+    elif dataset:
+        notes.append(f"dataset {dataset!r}: pass its file with -d json --data_files FILE")
+    if raw.get("finetuning_type") not in (None, "lora"):
+        notes.append(f"finetuning_type {raw['finetuning_type']}: olive-ext trains LoRA adapters (LoRA, QLoRA, DoRA)")
+    if raw.get("stage") not in (None, "sft"):
+        notes.append(f"stage {raw['stage']}: olive-ext fine-tunes supervised (sft) only")
+    if raw.get("template"):
+        notes.append(f"template {raw['template']}: olive-ext uses the model's own chat template")
+    return Problem(
+        "",
+        "this is a LLaMA-Factory training config, not a recipe or an Olive run config",
+        hint="run `" + shlex.join(args) + "`" + (" (" + "; ".join(notes) + ")" if notes else ""),
+    )
