@@ -129,7 +129,7 @@ def test_llama_factory_alpaca_rows_keep_system_history_and_empty_cells(
     from transformers import AutoTokenizer
 
     from olive_ext.data.spec import DataOptions
-    from olive_ext.train.run import _check_answers
+    from olive_ext.train.run import check_answers
 
     tok = AutoTokenizer.from_pretrained(tiny_llama)
     spec = DatasetSpec(name="json", data_files="x", format="alpaca")
@@ -144,7 +144,7 @@ def test_llama_factory_alpaca_rows_keep_system_history_and_empty_cells(
     nulls = to_examples([{"instruction": "q", "output": None}, {"instruction": "q2", "output": "a"}], spec, tok)
     assert nulls[0].reference == "" and "None" not in nulls[0].text
     with caplog.at_level("WARNING", logger="olive_ext"):
-        _check_answers(nulls, spec)
+        check_answers(nulls, spec)
     assert "1 of 2 rows have an empty answer" in caplog.text
     with pytest.raises(UserInputError, match="row 0: column 'history'"):
         to_examples([{**row, "history": "French for cat? chat"}], spec, tok)
@@ -159,16 +159,16 @@ def test_a_template_in_another_familys_control_tokens_is_warned(
     pieces and the model's own <|im_end|> never; it was accepted without a word."""
     from transformers import AutoTokenizer
 
-    from olive_ext.train.run import _warn_foreign_tokens
+    from olive_ext.train.run import warn_foreign_tokens
 
     tok = AutoTokenizer.from_pretrained(tiny_llama)
     with caplog.at_level("WARNING", logger="olive_ext"):
-        _warn_foreign_tokens("<|start_header_id|>user<|end_header_id|>\n{q}<|eot_id|>{a}<|eot_id|>", tok)
+        warn_foreign_tokens("<|start_header_id|>user<|end_header_id|>\n{q}<|eot_id|>{a}<|eot_id|>", tok)
     assert "<|start_header_id|>, <|end_header_id|>, <|eot_id|>, which this model's tokenizer" in caplog.text
     assert "<|im_end|>" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING", logger="olive_ext"):
-        _warn_foreign_tokens("<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n{a}<|im_end|>", tok)
+        warn_foreign_tokens("<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n{a}<|im_end|>", tok)
     assert caplog.text == ""
 
 
@@ -177,6 +177,8 @@ def test_llama_factory_dataset_registry_says_which_files_to_pass(tmp_path: Path)
     text; the data has columns: my_alpaca, my_sharegpt")."""
     from olive_ext.data.load import check_data_files
 
+    (tmp_path / "mine.json").write_text("[]")
+    (tmp_path / "chats.jsonl").write_text("")
     registry = tmp_path / "dataset_info.json"
     registry.write_text(json.dumps({
         "mine": {"file_name": "mine.json", "columns": {"prompt": "question", "response": "answer"}},
@@ -200,6 +202,8 @@ def test_chat_rows_in_the_role_names_other_tools_write(tiny_llama: Path, caplog:
     human_gpt = {"messages": [{"role": "human", "content": "hi"}, {"role": "gpt", "content": "hello"}]}
     ex = to_examples([human_gpt], spec, tok)[0]
     assert ex.prompt == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n" and ex.reference == "hello"
+    gemma = {"messages": [{"role": "User", "content": "hi"}, {"role": "model", "content": "hello"}]}
+    assert to_examples([gemma], spec, tok)[0] == ex  # Gemma's "model", a capitalised "User"
     user_assistant = _sharegpt_row(("user", "hi"), ("assistant", "hello"))
     assert to_examples([user_assistant], DatasetSpec(name="json", data_files="x"), tok)[0].reference == "hello"
     ends_with_user = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},

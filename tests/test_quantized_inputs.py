@@ -115,3 +115,17 @@ def test_a_pickle_beside_safetensors_is_neither_loaded_nor_passed_on(tiny_llama:
     assert (tmp_path / "ft" / "model" / "model.safetensors").exists()
     assert not (tmp_path / "ft" / "model" / "pytorch_model.bin").exists()
     assert not canary.exists()
+
+
+def test_export_and_generate_adapter_take_a_bnb_base(bnb_llama: Path, tmp_path: Path) -> None:
+    """`export` skipped the engine's dequantize step (llama.cpp: "no llama.cpp name for tensor ...absmax", and a
+    traceback with an adapter); generate-adapter dequantized twice and failed ("You need to first quantize your
+    model in order to dequantize it")."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install 'olive-ext[llamacpp]')")
+    adapter = make_random_adapter(bnb_llama, tmp_path / "adapter")
+    cache = ["--cache_dir", str(tmp_path / "cache"), "--log_level", "3"]
+    assert main(["export", "-m", str(bnb_llama), "--adapter_path", str(adapter), "-o", str(tmp_path / "gguf"),
+                 "--quant", "F32", "--log_level", "3"]) == 0  # fmt: skip
+    assert list((tmp_path / "gguf" / "model").glob("*.gguf"))
+    assert main(["generate-adapter", "-m", str(bnb_llama), "-a", str(adapter), "-o", str(tmp_path / "ga"), *cache]) == 0
+    assert list((tmp_path / "ga").rglob("*.onnx_adapter"))

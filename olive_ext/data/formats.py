@@ -34,6 +34,8 @@ SHAREGPT_ROLES = {
     "observation": "tool",
     "function_call": "assistant",
 }
+# role names of role/content rows written by other tools -> the chat-template roles (lower-cased first)
+_ROLE_ALIASES = {**SHAREGPT_ROLES, "model": "assistant", "bot": "assistant", "ai": "assistant"}
 # role names ShareGPT files also use in "from" (Unsloth's and many hub datasets' user/assistant)
 _FROM_ALIASES = {"user": "human", "assistant": "gpt", "tool": "observation"}
 _SHAREGPT_ASKS = ("human", "observation")  # even turns (after an optional leading system message)
@@ -293,7 +295,7 @@ def _alpaca(row: Mapping[str, Any], tokenizer: Any, index: int) -> Example:
         msgs = [{"role": "system", "content": system}] if system else []
         for asked, answered in history:
             msgs += [{"role": "user", "content": asked}, {"role": "assistant", "content": answered}]
-        msgs.append({"role": "user", "content": instruction + (f"\n\n{extra}" if extra else "")})
+        msgs.append({"role": "user", "content": "\n\n".join(part for part in (instruction, extra) if part)})
         where = f"row {index}"
         whole = _conversation([*msgs, {"role": "assistant", "content": output}], tokenizer, where) if history else None
         return whole or _chat_pair(msgs, output, tokenizer, where)
@@ -392,8 +394,8 @@ def chat_messages(row: Mapping[str, Any], field: str, index: int) -> list[dict[s
                 f"{where}: message {k} has keys {', '.join(map(repr, m)) or 'none'}; a message needs 'role' and "
                 "'content' (or ShareGPT's 'from' and 'value')"
             )
-        role = m["role"]  # ShareGPT's role names in role/content rows (human, gpt): the template knows user/assistant
-        msgs.append({**m, "role": SHAREGPT_ROLES.get(role, role) if isinstance(role, str) else role})
+        role = m["role"]  # other tools' names (human, gpt, Gemma's model, User): the template knows user/assistant
+        msgs.append({**m, "role": _ROLE_ALIASES.get(role.lower(), role.lower()) if isinstance(role, str) else role})
     return msgs
 
 

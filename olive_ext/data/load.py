@@ -82,18 +82,25 @@ def registry_flags(path: Path) -> dict[str, str]:
         return {}
     ways = {}
     for name, entry in (entries.items() if isinstance(entries, dict) else []):
-        if not isinstance(entry, dict) or not isinstance(entry.get("file_name"), str):
+        if not isinstance(entry, dict):
             continue
-        flags = f"-d json --data_files {path.parent / entry['file_name']}"
+        if isinstance(entry.get("hf_hub_url"), str):  # a hub dataset: its id
+            ways[str(name)] = f"-d {entry['hf_hub_url']}"
+            continue
+        if not isinstance(entry.get("file_name"), str):
+            continue
+        file = path.parent / entry["file_name"]
+        flags = f"-d json --data_files {file}"
+        notes = [] if file.exists() else ["that file is not there"]
         columns: dict[str, Any] = entry["columns"] if isinstance(entry.get("columns"), dict) else {}
         if entry.get("formatting") == "sharegpt":
             field = columns.get("messages", "conversations")
             flags += f" --messages_field {field}" if field != "conversations" else ""
         renamed = {k: v for k, v in columns.items() if k in _ALPACA_COLUMNS and v != _ALPACA_COLUMNS[k]}
         if renamed and entry.get("formatting", "alpaca") == "alpaca":
-            flags += " (rename its columns " + ", ".join(f"{v} -> {_ALPACA_COLUMNS[k]}" for k, v in renamed.items())
-            flags += ", or write them into --text_template)"
-        ways[str(name)] = flags
+            notes.append("rename its columns " + ", ".join(f"{v} -> {_ALPACA_COLUMNS[k]}" for k, v in renamed.items())
+                         + ", or write them into --text_template")  # fmt: skip
+        ways[str(name)] = flags + (f" ({'; '.join(notes)})" if notes else "")
     return ways
 
 

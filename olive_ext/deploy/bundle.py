@@ -18,6 +18,7 @@ manifest, digest, signature and ``verify`` are the same.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 from importlib import resources
@@ -38,6 +39,7 @@ from olive_ext.version import __version__, installed_version
 
 _LIBRARIES = ("onnxruntime-genai", "onnxruntime", "onnx", "llama-cpp-python", "gguf", "transformers", "peft", "torch")
 _DEFAULT_SMOKE_PROMPTS = ["Hello! Who are you?"]
+logger = logging.getLogger("olive_ext")
 
 
 def chat_template_text(folder: Path, tokenizer_config: dict[str, Any] | None = None) -> str | None:
@@ -203,6 +205,10 @@ def package(
             template = chat_template_text(stage / "model")
             manifest = _manifest(source, stage, info, chosen, name, version, sorted(adapters), template)
             (stage / "README.md").write_text(_readme(manifest))
+        if template is None:  # said now, not first by verify's failed check or by a chat user's error
+            logger.warning("%s has no chat template: chat and serve's /v1/chat/completions will refuse the bundle and "
+                           "verify fails its chat template check; copy the base model's chat template into the "
+                           "model folder (chat_template.jinja) before packaging", source)  # fmt: skip
         write_manifest(stage, manifest)
         if sign_key is not None:
             sign_bundle(stage, sign_key)

@@ -27,6 +27,7 @@ class DequantizeHf(Pass[PassConfig]):
     accepts = frozenset({"hf"})
     produces = "hf"
     libraries = ("transformers", "bitsandbytes", "torch")
+    takes_packed_weights = True  # it is the conversion: the engine inserts no other before it
 
     def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
         out = ctx.output_dir / "model"

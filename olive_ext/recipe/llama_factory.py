@@ -48,16 +48,22 @@ def llama_factory_problem(raw: dict[str, Any], base_dir: Path | None) -> Problem
     method = "dora" if raw.get("use_dora") else "qlora" if str(raw.get("quantization_bit")) == "4" else "lora"
     args += ["--method", method]
     notes = []
-    dataset = str(raw.get("dataset") or "").split(",")[0].strip()
+    datasets = [d.strip() for d in str(raw.get("dataset") or "").split(",") if d.strip()]
     folder = Path(str(raw.get("dataset_dir") or "data"))
     folder = folder if folder.is_absolute() or base_dir is None else base_dir / folder
-    flags = registry_flags(folder / LLAMA_FACTORY_REGISTRY).get(dataset) if dataset else None
-    if flags:
-        command, _, note = flags.partition(" (")
-        args += shlex.split(command)
-        notes += [note.removesuffix(")")] if note else []
-    elif dataset:
-        notes.append(f"dataset {dataset!r}: pass its file with -d json --data_files FILE")
+    known = registry_flags(folder / LLAMA_FACTORY_REGISTRY)
+    for k, dataset in enumerate(datasets):
+        flags = known.get(dataset)
+        if flags is None:
+            notes.append(f"dataset {dataset!r} is not in {folder / LLAMA_FACTORY_REGISTRY}: pass its file with -d json "
+                         "--data_files FILE")  # fmt: skip
+        elif k == 0:
+            command, _, note = flags.partition(" (")
+            args += shlex.split(command)
+            notes += [note.removesuffix(")")] if note else []
+        else:  # one dataset per run here: the others named, to merge into one file (or pass as a comma list)
+            notes.append(f"dataset {dataset!r} too: {flags} (olive-ext reads one dataset per run: files of one "
+                         "format go together as --data_files a.jsonl,b.jsonl)")
     if raw.get("finetuning_type") not in (None, "lora"):
         notes.append(f"finetuning_type {raw['finetuning_type']}: olive-ext trains LoRA adapters (LoRA, QLoRA, DoRA)")
     if raw.get("stage") not in (None, "sft"):

@@ -161,6 +161,7 @@ def create_app(
     @app.post("/v1/chat/completions", dependencies=[auth], response_model=None)
     async def chat(request: Request) -> Any:
         req = await _body(request, ChatCompletionRequest)
+        server.adapter_for(req.model)  # an unknown model is a 404 before the chat template is asked for
         job = server.job(req, backend.chat_prompt(req.plain_messages()))
         return await _answer(request, req, job, _chat_events, chat_body, "chatcmpl")
 

@@ -173,10 +173,10 @@ def prepare_data(
     tokenizer, train_rows, eval_rows = load_inputs(model_path, train_spec, eval_spec, trust_remote_code)
     train_examples = to_examples(train_rows, train_spec, tokenizer)
     if not opts.train_on_prompt:
-        _check_answers(train_examples, train_spec)
+        check_answers(train_examples, train_spec)
     eval_examples = to_examples(eval_rows, eval_spec, tokenizer) if eval_spec and eval_rows is not None else []
     _warn_shared(train_examples, eval_examples)
-    _warn_foreign_tokens(train_spec.text_template, tokenizer)
+    warn_foreign_tokens(train_spec.text_template, tokenizer)
     encoder = PromptEncoder(tokenizer, _generation_eos(model_path))
     train_set = tokenize(train_examples, encoder, opts.max_seq_len, opts.train_on_prompt, "training")
     eval_set = (
@@ -206,7 +206,7 @@ def _warn_shared(train: list[Any], evals: list[Any]) -> None:
 _CONTROL_TOKEN = re.compile(r"<\|[^|<>\s]{1,40}\|>|\[/?INST\]|</?(?:start_of_turn|end_of_turn|s)>")
 
 
-def _warn_foreign_tokens(template: str | None, tokenizer: Any) -> None:
+def warn_foreign_tokens(template: str | None, tokenizer: Any) -> None:
     """Warn about control tokens in a text template that this model's tokenizer does not know as one token (a
     Llama 3 template's <|eot_id|> on a ChatML model): they are trained as pieces of plain text, and the model's own
     end-of-turn is never learnt."""
@@ -223,7 +223,7 @@ def _warn_foreign_tokens(template: str | None, tokenizer: Any) -> None:
         )
 
 
-def _check_answers(examples: list[Any], spec: DatasetSpec) -> None:
+def check_answers(examples: list[Any], spec: DatasetSpec) -> None:
     """Refuse training data whose answers are all empty (the loss would teach the model to say nothing); warn
     when some are."""
     # the bare answer where the format knows it (a chat template adds its end-of-turn to an empty one)

@@ -10,22 +10,27 @@ The output folder is like every olive-ext output (``model/`` plus ``model_config
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
+from olive_ext.artifacts import Artifact
 from olive_ext.data import smoke_prompts
 from olive_ext.data.spec import DatasetSpec
 from olive_ext.deploy.bundle import chat_template_text
 from olive_ext.deploy.manifest import text_sha256
 from olive_ext.engine.output import ensure_output_free, staged_output
+from olive_ext.engine.preflight import check_before_work
+from olive_ext.engine.runner import BNB_DEQUANTIZE, implicit_conversion
 from olive_ext.errors import MissingDependencyError, UserInputError
 from olive_ext.evaluate.backends.llama_cpp import gguf_in
 from olive_ext.models.folder import resolve_model_arg, write_model_config
 from olive_ext.onnx.runtime import LLAMACPP_INSTALL, llama_cpp_available
 from olive_ext.options import Options, validate_options, with_options_signature
+from olive_ext.passes.dequantize_hf import dequantize_folder
 from olive_ext.passes.gguf_export import GgufExport, GgufQuant, export_gguf
 from olive_ext.quiet import api_call
 
@@ -56,6 +61,8 @@ class ExportResult:
 def run_export(opts: ExportOptions) -> ExportResult:
     """Write the export the options describe; every input is checked before any work."""
     out = Path(opts.output_path)
+    # the checks the other commands make (quantized and pickled weights, hub models offline, the output apart)
+    check_before_work(model=opts.model_name_or_path, cache_dir=None, output=out, overwrite=opts.overwrite)
     ensure_output_free(out, opts.overwrite)
     if not llama_cpp_available():
         raise MissingDependencyError("llama-cpp-python", "export --format gguf", LLAMACPP_INSTALL)
@@ -68,7 +75,10 @@ def run_export(opts: ExportOptions) -> ExportResult:
     problem = GgufExport.check_input(source)
     if problem:
         raise UserInputError(f"cannot export {opts.model_name_or_path}: {problem}")
-    with staged_output(out, opts.overwrite) as stage:
+    with staged_output(out, opts.overwrite) as stage, tempfile.TemporaryDirectory(prefix="olive-ext-") as tmp:
+        if implicit_conversion(source) == BNB_DEQUANTIZE:  # a bitsandbytes base: llama.cpp reads plain tensors
+            dequantize_folder(Path(source.path), Path(tmp) / "model", opts.trust_remote_code)
+            source = Artifact("hf", str(Path(tmp) / "model"), source.adapter_path, meta=source.meta)
         export_gguf(source, stage / "model", opts.quant, opts.trust_remote_code)
         info = _model_config(source.meta, source.adapter_path, opts.quant, stage / "model")
         write_model_config(stage, info)

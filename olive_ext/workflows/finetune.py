@@ -28,6 +28,7 @@ from olive_ext.engine.results import RunResult
 from olive_ext.errors import UserInputError
 from olive_ext.models.folder import MODEL_CONFIG, resolve_model_arg, write_model_config
 from olive_ext.options import parse_bool, validate_options, with_options_signature
+from olive_ext.passes.lora import LoraPass
 from olive_ext.progress import Progress
 from olive_ext.quiet import api_call
 from olive_ext.recipe import parse_recipe
@@ -37,7 +38,7 @@ from olive_ext.train.args import check_training_args
 from olive_ext.train.features import PromptEncoder, tokenize
 from olive_ext.train.model import load_tokenizer
 from olive_ext.train.options import FinetuneOptions
-from olive_ext.train.run import METRICS_FILE, follow
+from olive_ext.train.run import METRICS_FILE, check_answers, follow, warn_foreign_tokens
 from olive_ext.workflows.run import run_recipe
 
 TASKS = {"text-generation", "text-generation-with-past", "causal-lm"}
@@ -145,6 +146,10 @@ def check_data(opts: FinetuneRunOptions, recipe: Recipe, rows: int = DRY_RUN_ROW
     tokenizer = None
     try:
         check_model_folder(opts.model_name_or_path or "")  # an empty folder or a cut GGUF: said as the real run says
+        source = resolve_model_arg(opts.model_name_or_path or "")
+        why_not = LoraPass.check_input(source)  # a model that already has an adapter, as the run's first step says
+        if why_not:
+            raise UserInputError(f"pass 'finetune' (lora) cannot take {source.describe()}: {why_not}")
         tokenizer = _tokenizer_of(opts.model_name_or_path or "", opts.trust_remote_code)
     except UserInputError as e:
         problems.append(e)
@@ -162,6 +167,10 @@ def check_data(opts: FinetuneRunOptions, recipe: Recipe, rows: int = DRY_RUN_ROW
     for name, (sample, data) in loaded.items():
         what = "training" if name == "train" else name
         examples = to_examples(data, sample, tokenizer)
+        if name == "train":  # what training says or refuses about these rows, said now
+            warn_foreign_tokens(sample.text_template, tokenizer)
+            if not opts.train_on_prompt:
+                check_answers(examples, sample)
         tokens = tokenize(examples, encoder, opts.max_seq_len, opts.train_on_prompt, what)
         line = (
             f"{what} data ({sample.split}): first {len(data)} rows read as {detect_format(sample, columns_of(data))}, "
