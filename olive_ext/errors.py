@@ -6,6 +6,7 @@ and keeps its traceback.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -97,6 +98,20 @@ class MissingDependencyError(OliveExtError):
             f"{purpose} needs the Python package '{package}', which is not installed or cannot load",
             hint=f"install it with: pip install {install or package}",
         )
+
+
+DISK_FULL_HINT = ("free space on that disk (`df -h PATH` shows it), or write elsewhere: --output_path for the output, "
+                  "--cache_dir or OLIVE_EXT_CACHE for the cache of built models")
+
+
+def disk_full(error: BaseException | None) -> bool:
+    """Whether ``error`` (or what caused it) is a full disk: ENOSPC, also inside shutil's copytree error list."""
+    seen = 0
+    while error is not None and seen < 8:
+        if isinstance(error, OSError) and (error.errno == errno.ENOSPC or "[Errno 28]" in str(error)):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
 
 
 class PassError(OliveExtError):

@@ -436,6 +436,28 @@ def test_a_model_with_tokenizer_json_alone_fine_tunes(
     assert code == 2 and "names no pad, end-of-sequence or unknown token" in err and "Traceback" not in err, err
 
 
+def test_a_full_disk_is_said_not_a_traceback(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real full disk (a 100 KB tmpfs): the output copy raised shutil.Error with a traceback, and a build that
+    ran out of space said "OSError: [Errno 28]" with nothing on what to do. Needs root to mount (skipped else)."""
+    small = tmp_path / "small"
+    small.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=100K", "tmpfs", str(small)],
+                                           capture_output=True).returncode != 0:  # fmt: skip
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        args = ["quantize", "-m", str(tiny_llama), "--log_level", "3"]
+        code, err = _cli(capsys, [*args, "-o", str(small / "out"), "--cache_dir", str(tmp_path / "cache")])
+        assert code == 1 and "no space left on the device" in err and "--output_path" in err, err
+        assert "Traceback" not in err and not [p for p in small.iterdir() if p.name.startswith(".")]  # no partial
+        code, err = _cli(capsys, [*args, "--precision", "int8", "-o", str(tmp_path / "o2"), "--cache_dir",
+                                  str(small / "cache")])  # fmt: skip
+        assert code != 0 and "No space left on device" in err and "--cache_dir or OLIVE_EXT_CACHE" in err, err
+    finally:
+        subprocess.run(["umount", str(small)], capture_output=True)
+
+
 def test_chat_on_a_truncated_model_names_the_file(
     tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -8,7 +8,7 @@ import logging
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from olive_ext.errors import OliveExtError
+from olive_ext.errors import DISK_FULL_HINT, OliveExtError, disk_full
 from olive_ext.models.hub import go_offline_if_unreachable
 
 if TYPE_CHECKING:  # pydantic is imported only when a command's flags are built, not for `olive-ext --help`
@@ -95,6 +95,12 @@ def run_command(mod: ModuleType, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print_error("interrupted; finished steps are cached and a rerun resumes from them")
         return 130
+    except OSError as e:  # a full disk while writing the output or the cache: said, not a traceback
+        if not disk_full(e):
+            raise
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        print_error(f"no space left on the device{where}; nothing was kept of this output\n  hint: {DISK_FULL_HINT}")
+        return 1
 
 
 def print_error(message: str) -> None:

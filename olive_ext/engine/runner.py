@@ -17,7 +17,7 @@ from typing import Any
 from olive_ext.artifacts import Artifact
 from olive_ext.cache import Cache, cache_key
 from olive_ext.engine.steps import Step
-from olive_ext.errors import OliveExtError, PassError, UserInputError
+from olive_ext.errors import DISK_FULL_HINT, OliveExtError, PassError, UserInputError, disk_full
 from olive_ext.memory import peak_rss_mb, release_freed_memory, reset_peak_rss
 from olive_ext.models.folder import BNB_METHOD, quantization_method
 from olive_ext.onnx.runtime import runtime_telemetry_off
@@ -166,7 +166,7 @@ def _build(artifact: Artifact, step: Step, cls: Any, config: Any, canonical: dic
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as e:
-            raise PassError(step.name, f"{type(e).__name__}: {e}") from e
+            raise PassError(step.name, f"{type(e).__name__}: {e}", hint=DISK_FULL_HINT if disk_full(e) else None) from e
         expected = cls.output_kind_for(canonical, artifact.kind)
         if produced.kind != expected:
             raise PassError(step.name, f"produced a {produced.kind} model, declared {expected}")
