@@ -234,10 +234,15 @@ def hub_cache_dir() -> Path:
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "huggingface" / "hub"
 
 
+def spelled_as_path(value: str) -> bool:
+    """A value written as a path, which no hub id is: ``.``, ``/`` or ``~`` first, a backslash, two slashes."""
+    return value.startswith((".", "/", "~")) or "\\" in value or value.count("/") > 1
+
+
 def looks_like_hub_id(path: str) -> bool:
-    """``owner/name`` and nothing a path would be: no leading ``.``, ``/`` or ``~``, one slash, no backslash."""
+    """``owner/name`` and nothing a path would be."""
     parts = path.split("/")
-    return len(parts) == 2 and all(parts) and not path.startswith((".", "/", "~")) and "\\" not in path
+    return len(parts) == 2 and all(parts) and not spelled_as_path(path)
 
 
 def missing_model_error(path: str) -> UserInputError:

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
 from olive_ext.cli.common import add_cache_dir, add_executor, add_log_level, add_output, option
-
-if TYPE_CHECKING:
-    from olive_ext.errors import Problem
 
 NAME = "run"
 HELP = "run a recipe (YAML/JSON, ours or an Olive run config)"
@@ -85,7 +81,7 @@ def list_required_packages(config: str, lenient: bool = False) -> int:
     raw = read_recipe_file(config)
     _, problems = check_recipe_and_files(raw, Path(config).parent, lenient)
     errors = [p for p in problems if p.severity == "error"]
-    packages = [p for p in errors if _names_a_package(p)]
+    packages = [p for p in errors if p.category == "package"]
     for problem in packages:
         print(f"missing: {problem.render()}")
     others = len(errors) - len(packages)
@@ -95,13 +91,3 @@ def list_required_packages(config: str, lenient: bool = False) -> int:
     if not packages:
         print(f"{config}: nothing to install (olive-ext validate finds no missing package)")
     return 0
-
-
-def _names_a_package(problem: Problem) -> bool:
-    """A problem that a pip install fixes: category "package", or an Olive pass's "needs the pip package" (our
-    recipes' `olive` passes say so in the message) or a missing olive-ai (a pip install hint)."""
-    return (
-        problem.category == "package"
-        or "pip package" in problem.message
-        or (problem.hint or "").startswith("pip install")
-    )

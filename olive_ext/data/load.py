@@ -74,18 +74,19 @@ _ALPACA_COLUMNS = {"prompt": "instruction", "query": "input", "response": "outpu
                    "history": "history"}  # fmt: skip
 
 
-def registry_flags(path: Path) -> dict[str, str]:
-    """Each local entry of LLaMA-Factory's dataset_info.json at ``path`` -> the data flags that read its file."""
+def registry_flags(path: Path) -> dict[str, tuple[str, list[str]]]:
+    """Each entry of LLaMA-Factory's dataset_info.json at ``path`` -> the data flags that read it, and notes (a
+    file that is not there, columns to rename)."""
     try:
         entries = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    ways = {}
+    ways: dict[str, tuple[str, list[str]]] = {}
     for name, entry in (entries.items() if isinstance(entries, dict) else []):
         if not isinstance(entry, dict):
             continue
         if isinstance(entry.get("hf_hub_url"), str):  # a hub dataset: its id
-            ways[str(name)] = f"-d {entry['hf_hub_url']}"
+            ways[str(name)] = (f"-d {entry['hf_hub_url']}", [])
             continue
         if not isinstance(entry.get("file_name"), str):
             continue
@@ -100,13 +101,17 @@ def registry_flags(path: Path) -> dict[str, str]:
         if renamed and entry.get("formatting", "alpaca") == "alpaca":
             notes.append("rename its columns " + ", ".join(f"{v} -> {_ALPACA_COLUMNS[k]}" for k, v in renamed.items())
                          + ", or write them into --text_template")  # fmt: skip
-        ways[str(name)] = flags + (f" ({'; '.join(notes)})" if notes else "")
+        ways[str(name)] = (flags, notes)
     return ways
+
+
+def _with_notes(flags: str, notes: list[str]) -> str:
+    return flags + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def _registry_error(path: Path) -> UserInputError:
     """What to pass instead of LLaMA-Factory's dataset_info.json: each local entry's file and flags."""
-    ways = [f"{name}: {flags}" for name, flags in registry_flags(path).items()]
+    ways = [f"{name}: {_with_notes(flags, notes)}" for name, (flags, notes) in registry_flags(path).items()]
     return UserInputError(
         f"{path} is LLaMA-Factory's dataset registry, not data: olive-ext reads the data files its entries name",
         hint="; ".join(ways[:4]) + (" ..." if len(ways) > 4 else "") if ways else "give an entry's file_name with "

@@ -94,6 +94,13 @@ def implicit_conversion(artifact: Artifact, first: Any = None) -> str | None:
     return None
 
 
+def check_step_input(name: str, type_: str, cls: Any, artifact: Artifact) -> None:
+    """Refuse an input the pass cannot take beyond its kind (its ``check_input``), naming the step."""
+    why_not = cls.check_input(artifact)
+    if why_not:
+        raise UserInputError(f"pass '{name}' ({type_}) cannot take {artifact.describe()}: {why_not}")
+
+
 def run_step(artifact: Artifact, step: Step, ctx: RunContext, candidate_id: str = "") -> tuple[Artifact, StepRecord]:
     """Run one step (or reuse its cache entry)."""
     cls = step.pass_class()
@@ -103,9 +110,7 @@ def run_step(artifact: Artifact, step: Step, ctx: RunContext, candidate_id: str 
         raise UserInputError(
             f"pass '{step.name}' ({step.type}) takes {'/'.join(sorted(accepts))} models, got a {artifact.kind} model"
         )
-    why_not = cls.check_input(artifact)
-    if why_not:
-        raise UserInputError(f"pass '{step.name}' ({step.type}) cannot take {artifact.describe()}: {why_not}")
+    check_step_input(step.name, step.type, cls, artifact)
     canonical = config.canonical()
     extra = cls(config).cache_extra(ctx)
     key_config = canonical if extra is None else {**canonical, "__depends_on__": extra}

@@ -18,6 +18,8 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import urlparse
 
+from olive_ext.artifacts import spelled_as_path
+
 logger = logging.getLogger(__name__)
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -47,9 +49,9 @@ def _connects(host: str, port: int, timeout: float) -> bool:
 def looks_like_hub_name(value: str) -> bool:
     """A value that only the hub can resolve: not a local path (nor one spelled as a path: ``/``, ``.``, ``~``
     first, a backslash, two slashes), not a pypi: model, not a file format."""
-    spelled_as_path = value.startswith(("/", ".", "~")) or "\\" in value or value.count("/") > 1
-    return bool(value) and not value.startswith("pypi:") and value not in _LOCAL_DATA and not spelled_as_path and (
-        not Path(value).exists())
+    if not value or value.startswith("pypi:") or value in _LOCAL_DATA or spelled_as_path(value):
+        return False
+    return not Path(value).exists()
 
 
 def go_offline_if_unreachable(names: Iterable[str | None]) -> None:

@@ -237,6 +237,19 @@ def _version(distribution: str) -> str | None:
     return installed_version(distribution)
 
 
+def needs_category(needs: str) -> Any:
+    """What an Olive pass's ``needs`` names: a pip package to install, a vendor SDK, a device, or (a pass that
+    does not work with our libraries) none of those."""
+    text = needs.lower()
+    if "pip package" in text:
+        return "package"
+    if not text.startswith("needs"):
+        return None
+    return (
+        "sdk" if any(w in text for w in ("sdk", "aimet", "modelopt", "tensorrt", "onnxruntime-openvino")) else "device"
+    )
+
+
 def check_params(olive_type: str, params: dict[str, Any], path: str, accelerator: Any = None) -> list[Problem]:
     """Validate ``params`` for Olive pass ``olive_type`` with olive-ai's own config validation.
 
@@ -245,7 +258,7 @@ def check_params(olive_type: str, params: dict[str, Any], path: str, accelerator
     """
     if olive_ai_version() is None:
         return [Problem(path, "Olive passes need olive-ai, which is not installed",
-                        hint=f"pip install {OLIVE_INSTALL}")]  # fmt: skip
+                        hint=f"pip install {OLIVE_INSTALL}", category="package")]  # fmt: skip
     entry = lookup(olive_type)
     if entry is None:
         names = sorted(e.name for e in catalog().values())
@@ -255,7 +268,8 @@ def check_params(olive_type: str, params: dict[str, Any], path: str, accelerator
             return [Problem(path, "olive-ai has no pass of this type", olive_type, True, hint=hint)]
         return [Problem(path, "olive-ai has no pass of this type", olive_type, True, ", ".join(names))]
     if entry.needs:
-        return [Problem(path, f"Olive pass {entry.name} cannot run on this machine: {entry.needs}")]
+        return [Problem(path, f"Olive pass {entry.name} cannot run on this machine: {entry.needs}",
+                        category=needs_category(entry.needs))]  # fmt: skip
     if not isinstance(params, dict):
         return [Problem(path, "the pass's parameters must be a mapping", params, True)]
     try:

@@ -53,17 +53,17 @@ def llama_factory_problem(raw: dict[str, Any], base_dir: Path | None) -> Problem
     folder = folder if folder.is_absolute() or base_dir is None else base_dir / folder
     known = registry_flags(folder / LLAMA_FACTORY_REGISTRY)
     for k, dataset in enumerate(datasets):
-        flags = known.get(dataset)
-        if flags is None:
+        if dataset not in known:
             notes.append(f"dataset {dataset!r} is not in {folder / LLAMA_FACTORY_REGISTRY}: pass its file with -d json "
                          "--data_files FILE")  # fmt: skip
         elif k == 0:
-            command, _, note = flags.partition(" (")
-            args += shlex.split(command)
-            notes += [note.removesuffix(")")] if note else []
+            flags, its_notes = known[dataset]
+            args += shlex.split(flags)
+            notes += its_notes
         else:  # one dataset per run here: the others named, to merge into one file (or pass as a comma list)
-            notes.append(f"dataset {dataset!r} too: {flags} (olive-ext reads one dataset per run: files of one "
-                         "format go together as --data_files a.jsonl,b.jsonl)")
+            flags, its_notes = known[dataset]
+            notes.append(f"dataset {dataset!r} too: {flags}{''.join(f' ({n})' for n in its_notes)} (olive-ext reads "
+                         "one dataset per run: files of one format go together as --data_files a.jsonl,b.jsonl)")
     if raw.get("finetuning_type") not in (None, "lora"):
         notes.append(f"finetuning_type {raw['finetuning_type']}: olive-ext trains LoRA adapters (LoRA, QLoRA, DoRA)")
     if raw.get("stage") not in (None, "sft"):

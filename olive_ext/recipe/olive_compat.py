@@ -478,19 +478,6 @@ def _from_olive(
     return params, keymap, dropped
 
 
-def _needs_category(needs: str) -> Any:
-    """What an Olive pass's ``needs`` names: a pip package to install, a vendor SDK, a device, or (a pass that
-    does not work with our libraries) none of those."""
-    text = needs.lower()
-    if "pip package" in text:
-        return "package"
-    if not text.startswith("needs"):
-        return None
-    return (
-        "sdk" if any(w in text for w in ("sdk", "aimet", "modelopt", "tensorrt", "onnxruntime-openvino")) else "device"
-    )
-
-
 def _olive_version() -> str:
     try:
         return olive_catalog.olive_ai_version() or "(unknown version)"
@@ -575,7 +562,8 @@ def _through_olive(
                   hint=_closest_passes(olive_type), category="olive_refuses")  # fmt: skip
         return None
     if entry.needs:
-        ctx.error(f"{at}.type", f"Olive pass {entry.name} {entry.needs}", category=_needs_category(entry.needs))
+        category = olive_catalog.needs_category(entry.needs)
+        ctx.error(f"{at}.type", f"Olive pass {entry.name} {entry.needs}", category=category)
         return None
     config = dict(spec)
     for key, value in spec.items():  # data configs by name: Olive's pass gets the config itself

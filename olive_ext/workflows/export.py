@@ -22,7 +22,7 @@ from olive_ext.data import smoke_prompts
 from olive_ext.data.spec import DatasetSpec
 from olive_ext.deploy.bundle import chat_template_text
 from olive_ext.deploy.manifest import text_sha256
-from olive_ext.engine.output import ensure_output_free, staged_output
+from olive_ext.engine.output import staged_output
 from olive_ext.engine.preflight import check_before_work
 from olive_ext.engine.runner import BNB_DEQUANTIZE, implicit_conversion
 from olive_ext.errors import MissingDependencyError, UserInputError
@@ -63,7 +63,6 @@ def run_export(opts: ExportOptions) -> ExportResult:
     out = Path(opts.output_path)
     # the checks the other commands make (quantized and pickled weights, hub models offline, the output apart)
     check_before_work(model=opts.model_name_or_path, cache_dir=None, output=out, overwrite=opts.overwrite)
-    ensure_output_free(out, opts.overwrite)
     if not llama_cpp_available():
         raise MissingDependencyError("llama-cpp-python", "export --format gguf", LLAMACPP_INSTALL)
     source = resolve_model_arg(opts.model_name_or_path, opts.adapter_path)

@@ -25,6 +25,7 @@ from olive_ext.data.formats import columns_of, detect_format
 from olive_ext.data.spec import DataOptions, DatasetSpec
 from olive_ext.engine.preflight import check_model_folder
 from olive_ext.engine.results import RunResult
+from olive_ext.engine.runner import check_step_input
 from olive_ext.errors import UserInputError
 from olive_ext.models.folder import MODEL_CONFIG, resolve_model_arg, write_model_config
 from olive_ext.options import parse_bool, validate_options, with_options_signature
@@ -147,9 +148,7 @@ def check_data(opts: FinetuneRunOptions, recipe: Recipe, rows: int = DRY_RUN_ROW
     try:
         check_model_folder(opts.model_name_or_path or "")  # an empty folder or a cut GGUF: said as the real run says
         source = resolve_model_arg(opts.model_name_or_path or "")
-        why_not = LoraPass.check_input(source)  # a model that already has an adapter, as the run's first step says
-        if why_not:
-            raise UserInputError(f"pass 'finetune' (lora) cannot take {source.describe()}: {why_not}")
+        check_step_input("finetune", "lora", LoraPass, source)  # an adapter already on it: as the run's step says
         tokenizer = _tokenizer_of(opts.model_name_or_path or "", opts.trust_remote_code)
     except UserInputError as e:
         problems.append(e)
