@@ -29,7 +29,7 @@ from olive_ext.models.folder import (
     adapter_base,
     check_no_pickle_only,
     is_bare_adapter,
-    quantization_method,
+    quant_method_in,
 )
 from olive_ext.models.gguf_header import GGUFLayoutError, check_complete
 from olive_ext.models.hub import go_offline_if_unreachable, looks_like_hub_name, offline
@@ -198,7 +198,7 @@ def check_model_folder(path: str, hub: bool = True) -> None:
     if not isinstance(data, dict):
         raise UserInputError(f"{config} is not a model configuration (a JSON object)", hint="restore it")
     check_weight_files(folder)
-    check_quantization(folder)
+    check_quantization(folder, data)
     for weights in sorted(folder.glob("*.safetensors")):
         check_safetensors_file(weights)
     architectures = data.get("architectures") or []
@@ -262,10 +262,11 @@ def check_hub_model(name: str) -> None:
         )
 
 
-def check_quantization(folder: Path) -> None:
+def check_quantization(folder: Path, config: dict[str, Any]) -> None:
     """A quantized model is one olive-ext can dequantize (bitsandbytes: Unsloth's -bnb-4bit bases), and its
-    weights are no pickle: a pytorch_model.bin runs code when it is loaded, so only safetensors are read."""
-    method = quantization_method(folder)
+    weights are no pickle: a pytorch_model.bin runs code when it is loaded, so only safetensors are read.
+    ``config``: the folder's config.json, already read."""
+    method = quant_method_in(config)
     if method is not None and method != BNB_METHOD:
         raise UserInputError(
             f"{folder} holds a model quantized with {method} (config.json's quantization_config); olive-ext builds and "

@@ -48,7 +48,12 @@ def quantization_method(model: str | Path) -> str | None:
         data = json.loads(config.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    quant = data.get("quantization_config") if isinstance(data, dict) else None
+    return quant_method_in(data)
+
+
+def quant_method_in(config: Any) -> str | None:
+    """``quantization_config.quant_method`` of a config.json already read (None: not quantized)."""
+    quant = config.get("quantization_config") if isinstance(config, dict) else None
     if not isinstance(quant, dict):
         return None
     return str(quant.get("quant_method") or "unnamed")
