@@ -111,6 +111,36 @@ def test_matmulnbits_to_qdq_keeps_a_genai_folder(tiny_llama: Path) -> None:
     assert ops["MatMulNBits"] == 0 and ops["DequantizeLinear"] > 0
 
 
+def test_analysis_passes_leave_the_input_in_place_and_pass_on_attributes(tiny_llama: Path, tmp_path: Path) -> None:
+    """SelectiveMixedPrecision returns its input model with new attributes: the user's folder stays where it is
+    (it was moved into the cache), and Rtn after it quantizes the layers it chose to 8 bits (they were dropped)."""
+    import json
+    import shutil
+
+    mine = Path(shutil.copytree(tiny_llama, tmp_path / "my-model"))
+    passes = {
+        "smp": {"type": "olive", "olive_type": "SelectiveMixedPrecision", "config": {"algorithm": "k_quant_mixed"}},
+        "rtn": {"type": "olive", "olive_type": "Rtn", "config": {"bits": 4, "group_size": 32}},
+    }
+    art = build(mine, passes, cache_dir=tmp_path / "cache")
+    assert sorted(p.name for p in mine.iterdir()) == sorted(p.name for p in tiny_llama.iterdir())
+    chosen = art.meta["olive_attributes"]["mixed_precision_info"]["overrides"]
+    layers = {name for name, o in chosen.items() if o.get("bits") == 8 and name.startswith("model.layers.")}
+    quantized = json.loads((Path(art.path) / "config.json").read_text())["quantization_config"]
+    assert layers and {n for n, o in quantized["overrides"].items() if o.get("bits") == 8} == layers
+
+
+def test_a_pass_with_nothing_to_do_leaves_its_input_graph(tiny_bert: Path, tmp_path: Path) -> None:
+    """MatMulNBitsToQDQ on a graph without MatMulNBits hands its input back: that graph is the export's cache
+    entry, which must stay (it was moved away, so the next run's cache hit pointed at nothing)."""
+    cache = tmp_path / "cache"
+    export = build(tiny_bert, {"export": {"type": "onnx_export"}}, cache_dir=cache)
+    qdq = {"type": "olive", "olive_type": "MatMulNBitsToQDQ"}
+    art = build(tiny_bert, {"export": {"type": "onnx_export"}, "qdq": qdq}, cache_dir=cache)
+    assert (Path(export.path) / "model.onnx").is_file() and (Path(art.path) / "model.onnx").is_file()
+    assert graph_ops(Path(art.path) / "model.onnx") == graph_ops(Path(export.path) / "model.onnx")
+
+
 def _packed(folder: Path, name: str) -> Any:
     import onnx
     from onnx import numpy_helper

@@ -196,7 +196,7 @@ def export_artifact(artifact: Artifact, dest: Path, extra: dict[str, Any] | None
     info: dict[str, Any] = {"kind": artifact.kind, "fingerprint": artifact.fingerprint, **artifact.meta}
     src = Path(artifact.path)
     if src.is_dir():
-        shutil.copytree(src, dest / "model", dirs_exist_ok=False, ignore=_ignore_markers)
+        shutil.copytree(src, dest / "model", dirs_exist_ok=False, ignore=skip_on_copy)
         info["model"] = "model"
     elif src.is_file():
         (dest / "model").mkdir()
@@ -207,7 +207,7 @@ def export_artifact(artifact: Artifact, dest: Path, extra: dict[str, Any] | None
     if artifact.gguf_file:
         info["gguf_file"] = artifact.gguf_file
     if artifact.adapter_path:
-        shutil.copytree(artifact.adapter_path, dest / "adapter", ignore=_ignore_markers)
+        shutil.copytree(artifact.adapter_path, dest / "adapter", ignore=skip_on_copy)
         info["adapter"] = "adapter"
     info.update(extra or {})
     write_model_config(dest, info)
@@ -233,7 +233,7 @@ def check_no_pickle_only(folder: Path, what: str = "model") -> None:
         )
 
 
-def _ignore_markers(_dir: str, names: list[str]) -> list[str]:
+def skip_on_copy(_dir: str, names: list[str]) -> list[str]:
     """olive-ext's cache markers, and pickle weights beside safetensors (never read, so never passed on)."""
     skip = {"entry.json", ".olive_ext_fingerprint.json"}
     if any(n.endswith(".safetensors") for n in names):

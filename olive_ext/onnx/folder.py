@@ -78,5 +78,5 @@ def save_model(model: Any, path: Path) -> None:
 def carried_meta(artifact: Artifact) -> dict[str, Any]:
     """The provenance a rewriting pass carries forward (source model, provider, adapter file)."""
     keep: tuple[str, ...] = ("source_model", "provider", "precision", "adapter_file", "adapter_name", "threads")
-    keep += ("task", "io", "build_path")
+    keep += ("task", "io", "build_path", "olive_attributes")
     return {k: artifact.meta[k] for k in keep if k in artifact.meta}

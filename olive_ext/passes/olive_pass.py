@@ -27,6 +27,7 @@ from pydantic import Field, field_validator
 from olive_ext.artifacts import ARTIFACT_KINDS, Artifact
 from olive_ext.cache import cache_key, default_cache_dir
 from olive_ext.errors import PassError, Problem, RecipeError, UserInputError
+from olive_ext.models.folder import skip_on_copy
 from olive_ext.onnx.check import smoke_check
 from olive_ext.onnx.folder import carried_meta, copy_companions, external_data_files, model_file, save_model
 from olive_ext.passes import olive_catalog
@@ -226,15 +227,18 @@ class OlivePass(Pass[OlivePassConfig]):
             meta["precision"] = "fp16"
         elif entry.produces == "hf" and isinstance(cfg.config.get("bits"), int):
             meta["precision"] = f"int{cfg.config['bits']}"
+        attributes = _olive_attributes(result)
+        if attributes:  # what Olive's analysis passes produce (mixed precision, split assignments), for later passes
+            meta["olive_attributes"] = attributes
         if produced == "openvino":
             return _openvino_result(artifact, result, out_dir, meta, work, entry.name, cfg.config)
         if produced == "hf":
-            _move_hf(result, out_dir)
+            _move_hf(result, out_dir, work)
             meta.setdefault("source_model", artifact.meta.get("source_model") or _source_of(artifact))
             shutil.rmtree(work, ignore_errors=True)
             return Artifact("hf", str(out_dir), _adapter_of(result, out_dir), meta=meta)
         target = _onnx_target(artifact, out_dir)
-        _save_onnx(Path(_onnx_path(result)), target)
+        _save_onnx(Path(_onnx_path(result)), target, work)
         shutil.rmtree(work, ignore_errors=True)
         if artifact.kind == "hf":
             _copy_hf_companions(Path(artifact.path), out_dir)
@@ -310,23 +314,26 @@ def _to_handler(artifact: Artifact, ctx: RunContext) -> Any:
     from olive.model import HfModelHandler, ONNXModelHandler
 
     olive_model = artifact.meta.get("olive_model")
+    attributes = artifact.meta.get("olive_attributes") or None  # an earlier Olive pass's (mixed precision, splits)
     if artifact.kind == "hf" and olive_model:
         from olive.model import ModelConfig
 
         config = {k: v for k, v in olive_model.items() if k != "type"} | {"model_path": artifact.path}
+        if attributes:
+            config["model_attributes"] = {**(config.get("model_attributes") or {}), **attributes}
         return ModelConfig.parse_obj({"type": olive_model.get("type") or "HfModel", "config": config}).create_model()
     if artifact.kind == "hf":
         load_kwargs = {"trust_remote_code": ctx.trust_remote_code}
         return HfModelHandler(
             model_path=artifact.path, task=_hf_task(Path(artifact.path)), adapter_path=artifact.adapter_path,
-            load_kwargs=load_kwargs,
+            load_kwargs=load_kwargs, model_attributes=attributes,
         )  # fmt: skip
     if artifact.kind == "openvino":
         from olive.model import OpenVINOModelHandler
 
-        return OpenVINOModelHandler(model_path=artifact.path)
+        return OpenVINOModelHandler(model_path=artifact.path, model_attributes=attributes)
     graph = model_file(artifact)
-    return ONNXModelHandler(model_path=str(graph.parent), onnx_file_name=graph.name)
+    return ONNXModelHandler(model_path=str(graph.parent), onnx_file_name=graph.name, model_attributes=attributes)
 
 
 def _openvino_result(
@@ -340,7 +347,7 @@ def _openvino_result(
     source = Path(str(getattr(handler, "model_path", "")))
     if not source.is_dir():
         raise PassError("olive", f"olive-ai returned {source}, not an OpenVINO model folder")
-    shutil.move(str(source), str(out_dir))
+    _take_folder(source, out_dir, work)
     _copy_hf_companions(Path(artifact.path), out_dir)
     archs = json.loads((out_dir / "config.json").read_text()).get("architectures") or [] if (
         out_dir / "config.json").exists() else []  # fmt: skip
@@ -388,11 +395,12 @@ def _onnx_target(artifact: Artifact, out_dir: Path) -> Path:
     return out_dir / "model.onnx"
 
 
-def _save_onnx(produced: Path, target: Path) -> None:
+def _save_onnx(produced: Path, target: Path, work: Path) -> None:
     """Put Olive's output graph at ``target`` with its weights, as Olive saved them (save_as_external_data and
-    external_data_name honoured); a graph whose weights are not files beside it is loaded and saved again."""
+    external_data_name honoured); a graph whose weights are not files beside it is loaded and saved again, and
+    so is a graph Olive did not write into ``work`` (a pass with nothing to do hands back its input)."""
     data = external_data_files(produced)
-    movable = all((produced.parent / name).is_file() and "/" not in name for name in data)
+    movable = _inside(produced, work) and all((produced.parent / name).is_file() and "/" not in name for name in data)
     if movable and not any((target.parent / name).exists() for name in data):
         shutil.move(str(produced), str(target))
         for name in data:
@@ -403,11 +411,40 @@ def _save_onnx(produced: Path, target: Path) -> None:
     save_model(onnx.load(str(produced), load_external_data=True), target)
 
 
-def _move_hf(handler: Any, out_dir: Path) -> None:
+def _move_hf(handler: Any, out_dir: Path, work: Path) -> None:
     source = Path(handler.model_path)
     if not source.is_dir():
         raise PassError("olive", f"olive-ai returned {source}, not a Hugging Face folder")
-    shutil.move(str(source), str(out_dir))
+    _take_folder(source, out_dir, work)
+
+
+def _inside(path: Path, work: Path) -> bool:
+    """Whether Olive wrote ``path`` into our work folder (else it is the input handed back, or someone else's)."""
+    return path.resolve().is_relative_to(work.resolve())
+
+
+def _take_folder(source: Path, out_dir: Path, work: Path) -> None:
+    """Olive's output folder as ``out_dir``: moved when Olive wrote it into ``work``, copied otherwise.
+
+    Olive's analysis passes (CaptureSplitInfo, SelectiveMixedPrecision, ...) return their input model with new
+    attributes, and some passes return the input when they have nothing to do: that folder is the user's model
+    or a cache entry, which must stay where it is.
+    """
+    if _inside(source, work):
+        shutil.move(str(source), str(out_dir))
+    else:
+        shutil.copytree(source, out_dir, ignore=skip_on_copy)
+
+
+def _olive_attributes(handler: Any) -> dict[str, Any]:
+    """The model attributes an Olive pass added (Olive's own persisted form: the HF config's keys left out), as
+    JSON, for the Olive passes after it to read (Gptq reads SelectiveMixedPrecision's mixed_precision_info)."""
+    try:
+        attributes = dict(handler.to_json()["config"].get("model_attributes") or {})
+        attributes.pop("additional_files", None)  # paths in Olive's work folder; our folders hold those files
+        return dict(json.loads(json.dumps(attributes)))
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return {}
 
 
 def _adapter_of(handler: Any, out_dir: Path) -> str | None:
