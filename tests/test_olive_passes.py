@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from convert_helpers import build, graph_ops
+from convert_helpers import build, graph_ops, node_attrs
 
 from olive_ext.errors import RecipeError
 from olive_ext.passes import olive_catalog
@@ -128,6 +128,10 @@ def test_analysis_passes_leave_the_input_in_place_and_pass_on_attributes(tiny_ll
     layers = {name for name, o in chosen.items() if o.get("bits") == 8 and name.startswith("model.layers.")}
     quantized = json.loads((Path(art.path) / "config.json").read_text())["quantization_config"]
     assert layers and {n for n, o in quantized["overrides"].items() if o.get("bits") == 8} == layers
+    # olive-recipes' Qwen3 chain goes on to the builder: those layers stay 8-bit in the graph
+    built = build(mine, {**passes, "mb": {"type": "model_builder", "precision": "int4"}}, cache_dir=tmp_path / "cache")
+    bits = {n["name"]: n["bits"] for n in node_attrs(Path(built.path) / "model.onnx", "MatMulNBits")}
+    assert built.meta["smoke"]["ran"] and sorted(set(bits.values())) == [4, 8]
 
 
 def test_a_pass_with_nothing_to_do_leaves_its_input_graph(tiny_bert: Path, tmp_path: Path) -> None:
