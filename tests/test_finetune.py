@@ -202,6 +202,23 @@ def test_merge_writes_the_merged_model_and_keeps_the_adapter(tiny_llama: Path, t
         resolve_model_arg(str(out), adapter_path=str(out / "adapter"))
 
 
+def test_an_adapter_trains_on_from_where_it_stopped(tiny_llama: Path, tone_file: Path, tmp_path: Path) -> None:
+    """--adapter_path (LLaMA-Factory's adapter_name_or_path) goes on training that adapter: the second run's
+    'base' is the first run's fine-tuned model, and the adapter keeps its own rank (it was refused before)."""
+    common = ["-d", "json", "--data_files", str(tone_file), "--train_split", "train[:80]", "--eval_split",
+              "train[80:]", "--text_template", TEMPLATE, "--learning_rate", "3e-3", "--torch_dtype", "float32"]
+    first, second = tmp_path / "first", tmp_path / "second"
+    model = str(tiny_llama)
+    assert main(["finetune", "-m", model, *common, "--max_steps", "8", "--lora_r", "8", "-o", str(first)]) == 0
+    assert main(["finetune", "-m", str(tiny_llama), "--adapter_path", str(first / "adapter"), *common,
+                 "--max_steps", "8", "--lora_r", "4", "-o", str(second)]) == 0  # fmt: skip
+    before = json.loads((first / "train_metrics.json").read_text())["eval"]
+    after = json.loads((second / "train_metrics.json").read_text())["eval"]
+    assert after["base"]["eval_loss"] == pytest.approx(before["finetuned"]["eval_loss"], abs=1e-4)
+    assert after["finetuned"]["eval_loss"] < after["base"]["eval_loss"]
+    assert json.loads((second / "adapter" / "adapter_config.json").read_text())["r"] == 8
+
+
 def test_ctrl_c_writes_a_checkpoint_and_resume_finishes_the_run(
     tiny_llama: Path, tone_file: Path, tmp_path: Path
 ) -> None:

@@ -283,11 +283,12 @@ def test_a_llama_factory_config_is_answered_with_the_finetune_command(tmp_path: 
                                                                        "hub": {"hf_hub_url": "org/data"}}))
     raw = {"model_name_or_path": "models/base", "stage": "sft", "do_train": True, "finetuning_type": "lora",
            "dataset": "mine, hub", "dataset_dir": "data", "template": "llama3", "output_dir": "saves/lora",
-           "learning_rate": 1e-4, "lora_rank": 16, "quantization_bit": 4}  # fmt: skip
+           "learning_rate": 1e-4, "lora_rank": 16, "quantization_bit": 4,
+           "adapter_name_or_path": "saves/old"}  # fmt: skip
     recipe, problems = check_recipe(raw, base_dir=tmp_path)
     assert recipe is None and len(problems) == 1, problems
     assert "LLaMA-Factory training config" in problems[0].message
     hint = problems[0].hint or ""
-    assert "olive-ext finetune -m models/base -o saves/lora --learning_rate 0.0001 --lora_r 16" in hint
+    assert "olive-ext finetune -m models/base --adapter_path saves/old -o saves/lora --learning_rate 0.0001" in hint
     assert f"--method qlora -d json --data_files {tmp_path / 'data' / 'mine.jsonl'}" in hint
     assert "that file is not there" in hint and "dataset 'hub' too: -d org/data" in hint  # none dropped silently

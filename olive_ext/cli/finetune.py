@@ -68,6 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.allow_abbrev = False  # unknown flags pass through to TrainingArguments; never guess a prefix
     option(p, O, "model_name_or_path", "-m", "--model_name_or_path")
+    option(p, O, "adapter_path")
     option(p, O, "trust_remote_code", action="store_true")
     option(p, O, "task", "-t", "--task")
     add_output(p, O)

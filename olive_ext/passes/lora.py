@@ -107,8 +107,18 @@ class LoraPass(Pass[LoraPassConfig]):
 
     @classmethod
     def check_input(cls, artifact: Artifact) -> str | None:
-        if artifact.adapter_path:
-            return "it already has an adapter; merge it first (merge_adapter) to train a new one on top"
+        """An adapter already on the model trains on (LLaMA-Factory's adapter_name_or_path) when it is LoRA or
+        DoRA; other peft adapters cannot."""
+        if not artifact.adapter_path:
+            return None
+        config_file = Path(artifact.adapter_path) / "adapter_config.json"
+        try:
+            peft_type = str(json.loads(config_file.read_text()).get("peft_type", "LORA")).upper()
+        except (OSError, ValueError, AttributeError):
+            return None  # a hub adapter, or one the model loader reports on
+        if peft_type != "LORA":
+            return (f"its adapter is {peft_type}, which olive-ext does not train on; merge it first "
+                    "(merge_adapter) to train a LoRA adapter on top")  # fmt: skip
         return None
 
     def cache_extra(self, ctx: RunContext) -> Any:
@@ -139,6 +149,7 @@ class LoraPass(Pass[LoraPassConfig]):
             cache_root=ctx.cache.root,
             progress=ctx.progress,
             trust_remote_code=ctx.trust_remote_code,
+            adapter_path=artifact.adapter_path,
         )
         stable_adapter_config(result.adapter_dir)
         model_path = artifact.path
@@ -151,6 +162,8 @@ class LoraPass(Pass[LoraPassConfig]):
                 summary[f"exact_match_{which}"] = evals[which]["exact_match"]
         # train_metrics.json records timings: it must not make two identical trainings look different
         meta = {**artifact.meta, "finetune": summary}
+        if artifact.adapter_path:
+            meta["continued_adapter"] = artifact.adapter_path
         if ctx.input_model is not None:
             meta.setdefault("base_model", ctx.input_model.path)
         return Artifact("hf", model_path, str(result.adapter_dir), meta=meta)

@@ -43,7 +43,7 @@ def llama_factory_problem(raw: dict[str, Any], base_dir: Path | None) -> Problem
     """The refusal of a LLaMA-Factory config, with the `olive-ext finetune` command that runs it."""
     args = ["olive-ext", "finetune"]
     for key, flag in _FLAGS.items():
-        if raw.get(key) is not None and key != "adapter_name_or_path":
+        if raw.get(key) is not None:
             args += [flag, str(raw[key])]
     method = "dora" if raw.get("use_dora") else "qlora" if str(raw.get("quantization_bit")) == "4" else "lora"
     args += ["--method", method]

@@ -159,9 +159,19 @@ def linear_module_names(model: Any) -> list[str]:
     return list(names)
 
 
-def add_adapter(model: Any, opts: FinetuneOptions) -> Any:
-    """Wrap ``model`` with a fresh adapter on the target modules."""
+def add_adapter(model: Any, opts: FinetuneOptions, continue_from: str | None = None) -> Any:
+    """Wrap ``model`` with a fresh adapter on the target modules, or with the adapter at ``continue_from`` made
+    trainable again (LLaMA-Factory's ``adapter_name_or_path``): its own rank, alpha, targets and DoRA setting."""
     from peft import LoraConfig, get_peft_model
+
+    if continue_from:
+        from peft import PeftModel
+
+        config = json.loads((Path(continue_from) / "adapter_config.json").read_text())
+        logger.info("training on the adapter in %s (r=%s, alpha=%s, targets %s%s): --lora_r, --lora_alpha and "
+                    "--target_modules are its own", continue_from, config.get("r"), config.get("lora_alpha"),
+                    config.get("target_modules"), ", DoRA" if config.get("use_dora") else "")  # fmt: skip
+        return PeftModel.from_pretrained(model, continue_from, is_trainable=True)
 
     available = linear_module_names(model)
     targets = opts.target_modules or available

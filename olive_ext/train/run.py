@@ -85,8 +85,10 @@ def finetune(
     trust_remote_code: bool = False,
     callbacks: list[Any] | None = None,
     keep_model: bool = False,
+    adapter_path: str | None = None,
 ) -> FinetuneResult:
     """Train an adapter on ``model_path``; write ``out_dir/adapter`` (with train_metrics.json) and return it.
+    With ``adapter_path``, that adapter trains on (its rank, alpha and target modules) instead of a new one.
 
     Phases: check the tracker, read and tokenize the data, choose the dtype and load the model with
     its adapter, evaluate the base, train, evaluate the fine-tuned model, save the adapter and metrics.
@@ -111,18 +113,18 @@ def finetune(
     phases: dict[str, float | None] = {}  # peak RSS per phase, each measured on its own
     reset_peak_rss()
     with progress.task(f"loading {Path(model_path).name} ({opts.method}, {dtype}, {device})", total=None):
-        model = add_adapter(load_model(model_path, opts, device, dtype, trust_remote_code), opts)
+        model = add_adapter(load_model(model_path, opts, device, dtype, trust_remote_code), opts, adapter_path)
     loss_fn = LossFunction()
     evals: dict[str, Any] = {}
     phases["load"] = _phase_peak_rss_mb()
     if data.eval_set is not None and main:
-        evals["base"] = evaluate_phase(model, data, loss_fn, opts, "base", progress)
+        evals["base"] = evaluate_phase(model, data, loss_fn, opts, "base", progress, continued=bool(adapter_path))
         phases["base_eval"] = _phase_peak_rss_mb()
     # data-parallel: the other ranks train with this one from here (olive_ext.train.distributed)
     same_dtype = opts.model_copy(update={"torch_dtype": dtype})  # every rank trains in the dtype rank 0 chose
     distributed.send({"model_path": model_path, "train_spec": train_spec, "eval_spec": eval_spec, "opts": same_dtype,
                       "checkpoint_dir": checkpoint_dir, "cache_root": cache_root,
-                      "trust_remote_code": trust_remote_code})  # fmt: skip
+                      "trust_remote_code": trust_remote_code, "adapter_path": adapter_path})  # fmt: skip
     run = train_phase(model, data, loss_fn, opts, checkpoint_dir, device, dtype, callbacks, progress)
     phases["train"] = run.train_peak
     # data-parallel: the tokens of every process (each counted its own share of the batches)
@@ -159,7 +161,8 @@ def follow(message: dict[str, Any], progress: Progress | None = None) -> Finetun
     with tempfile.TemporaryDirectory(prefix="olive-ext-rank-") as tmp:
         return finetune(message["model_path"], message["train_spec"], message["eval_spec"], message["opts"],
                         Path(tmp), checkpoint_dir=message["checkpoint_dir"], cache_root=message["cache_root"],
-                        progress=progress, trust_remote_code=message["trust_remote_code"])  # fmt: skip
+                        progress=progress, trust_remote_code=message["trust_remote_code"],
+                        adapter_path=message.get("adapter_path"))  # fmt: skip
 
 
 def prepare_data(
@@ -244,22 +247,25 @@ def check_answers(examples: list[Any], spec: DatasetSpec) -> None:
 
 
 def evaluate_phase(
-    model: Any, data: TrainingData, loss_fn: LossFunction, opts: FinetuneOptions, which: str, progress: Progress
+    model: Any, data: TrainingData, loss_fn: LossFunction, opts: FinetuneOptions, which: str, progress: Progress,
+    continued: bool = False,
 ) -> dict[str, Any]:
-    """Eval loss (and exact match of greedy answers) of ``which`` model ('base' or 'finetuned') on the eval set."""
-    with progress.task(f"eval: {'fine-tuned' if which == 'finetuned' else which} model", total=None):
+    """Eval loss (and exact match of greedy answers) of ``which`` model ('base' or 'finetuned') on the eval set.
+    ``continued``: the run goes on training a given adapter, so its 'base' is the model with that adapter."""
+    label = "fine-tuned" if which == "finetuned" else "base + given adapter" if continued else which
+    with progress.task(f"eval: {label} model", total=None):
         result = evaluate_model(
             model,
             data.encoder,
             data.eval_set,
             loss_fn,
-            which=which,
+            which="finetuned" if continued else which,
             batch_size=opts.per_device_eval_batch_size,
             max_new_tokens=opts.eval_max_new_tokens,
             max_prompt_tokens=opts.max_seq_len,
             with_generation=opts.eval_generate,
         )
-    logger.info("%s model: %s", "fine-tuned" if which == "finetuned" else which, _eval_line(result))
+    logger.info("%s model: %s", label, _eval_line(result))
     return result
 
 

@@ -49,6 +49,9 @@ class FinetuneRunOptions(DataOptions, FinetuneOptions):
     """Everything `olive-ext finetune` takes: the model, data, output, and the training options."""
 
     model_name_or_path: str | None = Field(None, description="hub id, local HF folder, or a .gguf file")
+    adapter_path: str | None = Field(
+        None, description="a LoRA/DoRA adapter of that model to go on training (its rank, alpha and targets are kept)"
+    )
     output_path: str = Field("finetuned-adapter", description="output folder; kept unless overwrite")
     train_split: str = Field("train", description="split to train on, e.g. 'train[:90%]'")
     eval_split: str | None = Field(None, description="split for eval loss and exact match, e.g. 'train[-100:]'")
@@ -111,7 +114,8 @@ def finetune_recipe(opts: FinetuneRunOptions) -> Recipe:
     if opts.merge:
         passes["merge"] = {"type": "merge_adapter"}
     raw: dict[str, Any] = {
-        "input_model": {"path": opts.model_name_or_path, "trust_remote_code": opts.trust_remote_code},
+        "input_model": {"path": opts.model_name_or_path, "trust_remote_code": opts.trust_remote_code,
+                        **({"adapter_path": opts.adapter_path} if opts.adapter_path else {})},
         "data": data,
         "passes": passes,
         "output": {"path": opts.output_path, "overwrite": opts.overwrite},
@@ -147,8 +151,8 @@ def check_data(opts: FinetuneRunOptions, recipe: Recipe, rows: int = DRY_RUN_ROW
     tokenizer = None
     try:
         check_model_folder(opts.model_name_or_path or "")  # an empty folder or a cut GGUF: said as the real run says
-        source = resolve_model_arg(opts.model_name_or_path or "")
-        check_step_input("finetune", "lora", LoraPass, source)  # an adapter already on it: as the run's step says
+        source = resolve_model_arg(opts.model_name_or_path or "", opts.adapter_path)
+        check_step_input("finetune", "lora", LoraPass, source)  # an adapter it cannot train on: as the run says
         tokenizer = _tokenizer_of(opts.model_name_or_path or "", opts.trust_remote_code)
     except UserInputError as e:
         problems.append(e)
