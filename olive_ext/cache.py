@@ -228,6 +228,9 @@ def _artifact_content_hash(artifact: Artifact, memo: FingerprintMemo) -> str:
                 h.update(content_hash(p, memo).encode())
     if artifact.gguf_file:
         h.update(artifact.gguf_file.encode())
+    attributes = artifact.meta.get("olive_attributes")
+    if attributes:  # what Olive's analysis passes add without changing a file (the Olive passes after them read it)
+        h.update(b"olive_attributes\0" + json.dumps(attributes, sort_keys=True).encode())
     return h.hexdigest()
 
 

@@ -118,11 +118,14 @@ def test_analysis_passes_leave_the_input_in_place_and_pass_on_attributes(tiny_ll
     import shutil
 
     mine = Path(shutil.copytree(tiny_llama, tmp_path / "my-model"))
+    rtn = {"type": "olive", "olive_type": "Rtn", "config": {"bits": 4, "group_size": 32}}
+    plain = build(mine, {"rtn": rtn}, cache_dir=tmp_path / "cache")  # the same files before Rtn, no attributes
     passes = {
         "smp": {"type": "olive", "olive_type": "SelectiveMixedPrecision", "config": {"algorithm": "k_quant_mixed"}},
-        "rtn": {"type": "olive", "olive_type": "Rtn", "config": {"bits": 4, "group_size": 32}},
+        "rtn": rtn,
     }
-    art = build(mine, passes, cache_dir=tmp_path / "cache")
+    art = build(mine, passes, cache_dir=tmp_path / "cache")  # not plain Rtn's cache entry: the attributes differ
+    assert not json.loads((Path(plain.path) / "config.json").read_text())["quantization_config"]["overrides"]
     assert sorted(p.name for p in mine.iterdir()) == sorted(p.name for p in tiny_llama.iterdir())
     chosen = art.meta["olive_attributes"]["mixed_precision_info"]["overrides"]
     layers = {name for name, o in chosen.items() if o.get("bits") == 8 and name.startswith("model.layers.")}

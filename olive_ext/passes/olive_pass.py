@@ -107,6 +107,7 @@ class OlivePass(Pass[OlivePassConfig]):
     """Run one of olive-ai's passes (olive_type + its Olive config) on an hf, onnx or genai model."""
 
     config_class = OlivePassConfig
+    version = 2  # 2: the model attributes Olive's passes add are kept (entries of 1 dropped them)
     accepts = frozenset({"hf", "onnx", "genai", "openvino"})
     produces = "onnx"
     keeps_kind = True
