@@ -137,6 +137,41 @@ def test_analysis_passes_leave_the_input_in_place_and_pass_on_attributes(tiny_ll
     assert built.meta["smoke"]["ran"] and sorted(set(bits.values())) == [4, 8]
 
 
+def test_rtn_with_quantized_embeddings_builds_and_matches_olives_own_model(tiny_llama: Path, tmp_path: Path) -> None:
+    """olive-recipes' Rtn steps quantize the embedding (embeds: true; tied head 8-bit): the builder failed with
+    "invalid literal for int() with base 10: 'qweight'". The build now holds Olive's 8-bit head and gives the
+    logits of the quantized model as Olive loads it in PyTorch."""
+    import numpy as np
+    import onnxruntime_genai as og
+    import torch
+    from olive.common.quant.hf_utils import OliveHfQuantizationConfig, OliveHfQuantizer
+    from transformers import AutoModelForCausalLM
+    from transformers.quantizers.auto import AUTO_QUANTIZATION_CONFIG_MAPPING, AUTO_QUANTIZER_MAPPING
+
+    eight = {"bits": 8}
+    rtn = {"type": "olive", "olive_type": "Rtn", "config": {"bits": 4, "group_size": 32, "lm_head": True,
+           "embeds": True, "overrides": {"lm_head": eight, "model.embed_tokens": eight}}}  # fmt: skip
+    quantized = build(tiny_llama, {"rtn": rtn}, cache_dir=tmp_path / "cache")
+    built = build(tiny_llama, {"rtn": rtn, "mb": {"type": "model_builder", "precision": "int4"}},
+                  cache_dir=tmp_path / "cache")  # fmt: skip
+    bits = {n["name"]: n["bits"] for n in node_attrs(Path(built.path) / "model.onnx", "MatMulNBits")}
+    assert bits["/lm_head/MatMulNBits"] == 8 and built.meta["smoke"]["ran"]
+
+    AUTO_QUANTIZATION_CONFIG_MAPPING["olive"] = OliveHfQuantizationConfig  # as olive-ai registers its format
+    AUTO_QUANTIZER_MAPPING["olive"] = OliveHfQuantizer
+    ids = [1, 50, 51, 52, 53, 7]
+    with torch.no_grad():
+        expected = AutoModelForCausalLM.from_pretrained(quantized.path)(torch.tensor([ids])).logits[0].numpy()
+    model = og.Model(built.path)
+    params = og.GeneratorParams(model)
+    params.set_search_options(max_length=len(ids) + 1)
+    gen = og.Generator(model, params)
+    gen.append_tokens(np.asarray(ids, dtype=np.int32))
+    logits = np.asarray(gen.get_output("logits"))[0]
+    assert (logits.argmax(-1) == expected.argmax(-1)).all()
+    assert np.abs(logits - expected).max() < 0.05 * np.abs(expected).max()
+
+
 def test_a_pass_with_nothing_to_do_leaves_its_input_graph(tiny_bert: Path, tmp_path: Path) -> None:
     """MatMulNBitsToQDQ on a graph without MatMulNBits hands its input back: that graph is the export's cache
     entry, which must stay (it was moved away, so the next run's cache hit pointed at nothing)."""

@@ -19,6 +19,7 @@ from pydantic import Field, TypeAdapter, ValidationError, model_validator
 from olive_ext.artifacts import Artifact
 from olive_ext.errors import PassError
 from olive_ext.models.adapters import not_plain_lora
+from olive_ext.models.olive_quant import with_float_embedding
 from olive_ext.onnx.check import smoke_check
 from olive_ext.onnx.folder import save_model
 from olive_ext.onnx.genai_builder import (
@@ -324,6 +325,7 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
                 )
         if adapter and cfg.adapter_mode == "merge":
             base = str(merged_model(artifact, ctx))  # one merge serves every candidate of the run
+        base = str(with_float_embedding(Path(base), work))  # Olive's Rtn with embeds: the builder reads floats
         shown = {k: v for k, v in options.items() if k not in {"hf_token", "hf_remote"}}
         if adapter and cfg.adapter_mode != "merge":
             options["adapter_path"] = adapter
