@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from convert_helpers import build, graph_ops, node_attrs
 
-from olive_ext.errors import RecipeError
+from olive_ext.errors import PassError, RecipeError
 from olive_ext.passes import olive_catalog
 from olive_ext.recipe import parse_recipe
 
@@ -95,9 +95,13 @@ def test_float16_and_fixed_shapes(tiny_bert: Path) -> None:
     assert dtypes == {onnx.TensorProto.FLOAT16} and fp16.meta["precision"] == "fp16" and fp16.meta["smoke"]["ran"]
     assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # keep_io_types honoured
     fixed = build(tiny_bert, {**export, "fix": {"type": "olive", "olive_type": "DynamicToFixedShape", "config": {
-        "dim_param": ["batch", "sequence"], "dim_value": [1, 16]}}})  # fmt: skip
+        "dim_param": ["batch_size", "sequence_length"], "dim_value": [1, 16]}}})  # Olive's dim names
     inputs = onnx.load(str(Path(fixed.path) / "model.onnx")).graph.input
     assert [[d.dim_value for d in i.type.tensor_type.shape.dim] for i in inputs] == [[1, 16]] * len(inputs)
+    # a dim the graph does not have was skipped without a word (the model stayed dynamic): now an error naming it
+    with pytest.raises(PassError, match=r"dim_param 'batch': this graph has no such dim \(batch_size, sequence_len"):
+        build(tiny_bert, {**export, "fix": {"type": "olive", "olive_type": "DynamicToFixedShape", "config": {
+            "dim_param": ["batch", "sequence_length"], "dim_value": [1, 16]}}})  # fmt: skip
 
 
 def test_matmulnbits_to_qdq_keeps_a_genai_folder(tiny_llama: Path) -> None:

@@ -212,6 +212,8 @@ class OlivePass(Pass[OlivePassConfig]):
         if entry.name in olive_catalog.KEEPS_KIND and artifact.kind == "onnx":
             # its ONNX path saves into this folder only if it exists (else beside it, in a folder not made)
             (work / "output").mkdir(parents=True, exist_ok=True)
+        if entry.name == "DynamicToFixedShape" and artifact.kind in ("onnx", "genai"):
+            _check_names_in_graph(self.name, cfg.config, model_file(artifact))
         handler = _to_handler(artifact, ctx)
         ctx.logger.info("olive-ai %s: running %s", olive_catalog.olive_ai_version(), entry.name)
         with _torch_threads(1 if _one_thread(entry) else None):
@@ -247,6 +249,21 @@ class OlivePass(Pass[OlivePassConfig]):
         adapter = out_dir / artifact.meta["adapter_file"] if artifact.meta.get("adapter_file") else None
         meta["smoke"] = smoke_check(produced, out_dir, self.name, options, adapter)
         return Artifact(produced, str(out_dir), None, meta=meta)  # type: ignore[arg-type]
+
+
+def _check_names_in_graph(step: str, config: dict[str, Any], graph: Path) -> None:
+    """DynamicToFixedShape fixes the dims and inputs it names and skips, without a word, those the graph lacks
+    (a config written for Olive's dim names on a graph named otherwise stayed dynamic): each must be there."""
+    import onnx
+
+    inputs = onnx.load(str(graph), load_external_data=False).graph.input
+    dims = sorted({d.dim_param for i in inputs for d in i.type.tensor_type.shape.dim if d.dim_param})
+    for key, have in (("dim_param", dims), ("input_name", sorted(i.name for i in inputs))):
+        missing = [name for name in config.get(key) or [] if name not in have]
+        if missing:
+            raise PassError(step, f"DynamicToFixedShape {key} {', '.join(map(repr, missing))}: this graph has no "
+                            f"such {'dim' if key == 'dim_param' else 'input'} ({', '.join(have) or 'none'})",
+                            hint=f"name the graph's own in {key}")  # fmt: skip
 
 
 # What validation puts in data_config's place when `data` will fill it at run time (Olive's DataConfig minimum).

@@ -29,6 +29,9 @@ from olive_ext.passes.context import RunContext
 logger = logging.getLogger("olive_ext")
 
 Task = Literal["auto", "text-classification", "feature-extraction"]
+# the dynamic dims of an exported graph, named as Olive's OnnxConversion names them (configs fix them by name:
+# DynamicToFixedShape dim_param [batch_size, sequence_length])
+BATCH, SEQUENCE = "batch_size", "sequence_length"
 _CHECK_TEXTS = (["the capital of france is paris, and rome is the capital of italy", "a dog"], ["hello world"])
 
 
@@ -52,6 +55,7 @@ class OnnxExport(Pass[OnnxExportConfig]):
     """Export an HF encoder (classifier or feature extractor) to ONNX with dynamic batch and sequence axes."""
 
     config_class = OnnxExportConfig
+    version = 2  # 2: dims named batch_size / sequence_length, as Olive's OnnxConversion names them
     accepts = frozenset({"hf"})
     produces = "onnx"
     libraries = ("torch", "transformers", "onnx", "onnxscript", "onnxruntime")
@@ -100,6 +104,10 @@ class OnnxExport(Pass[OnnxExportConfig]):
                 continue
             except Exception as e:
                 errors.append(f"{exporter}: {type(e).__name__}: {str(e).strip().splitlines()[0][:300]}")
+                continue
+            wanted, written = min(cfg.opset, 17) if exporter == "torchscript" else cfg.opset, _opset(out / "model.onnx")
+            if written != wanted:  # the dynamo exporter writes 18 and converts down; when that fails it keeps 18
+                errors.append(f"{exporter}: wrote opset {written}, not the {wanted} asked")
                 continue
             if delta <= cfg.tolerance:
                 used = exporter
@@ -190,19 +198,27 @@ def export(model: Any, tokenizer: Any, path: Path, exporter: str, opset: int, ta
                 import onnxscript  # noqa: F401
             except ImportError as e:
                 raise MissingDependencyError("onnxscript", "the dynamo ONNX exporter") from e
-            batch, seq = torch.export.Dim("batch", max=4096), torch.export.Dim("sequence", max=8192)
+            batch, seq = torch.export.Dim(BATCH, max=4096), torch.export.Dim(SEQUENCE, max=8192)
             torch.onnx.export(
                 wrapped, (), str(path), kwargs=kwargs, input_names=names, output_names=[output],
                 dynamic_shapes={n: {0: batch, 1: seq} for n in names}, dynamo=True, opset_version=opset,
                 external_data=False, optimize=True, verbose=False,
             )  # fmt: skip
         else:
-            dims = {n: {0: "batch", 1: "sequence"} for n in names}
-            dims[output] = {0: "batch"} if task == "text-classification" else {0: "batch", 1: "sequence"}
+            dims = {n: {0: BATCH, 1: SEQUENCE} for n in names}
+            dims[output] = {0: BATCH} if task == "text-classification" else {0: BATCH, 1: SEQUENCE}
             torch.onnx.export(
                 wrapped, (), str(path), kwargs=kwargs, input_names=names, output_names=[output],
                 dynamic_axes=dims, dynamo=False, opset_version=min(opset, 17),
             )  # fmt: skip
+
+
+def _opset(path: Path) -> int:
+    """The default-domain opset an ONNX file was written at."""
+    import onnx
+
+    imports = onnx.load(str(path), load_external_data=False).opset_import
+    return next((o.version for o in imports if o.domain in ("", "ai.onnx")), 0)
 
 
 def check_against_torch(model: Any, tokenizer: Any, path: Path) -> float:
