@@ -104,6 +104,28 @@ def test_float16_and_fixed_shapes(tiny_bert: Path) -> None:
             "dim_param": ["batch", "sequence_length"], "dim_value": [1, 16]}}})  # fmt: skip
 
 
+def test_session_params_tuning_result_is_kept_and_used(tiny_bert: Path, tmp_path: Path) -> None:
+    """OrtSessionParamsTuning's result (its handler's inference_settings) was thrown away, so the pass ran for
+    nothing: it is written beside the graph and olive-ext's onnxruntime sessions use it."""
+    import onnxruntime as ort
+
+    from olive_ext.evaluate.backends.ort_encoder import OrtEncoderBackend
+
+    passes = {
+        "export": {"type": "onnx_export"},
+        "fix": {"type": "olive", "olive_type": "DynamicToFixedShape",
+                "config": {"dim_param": ["batch_size", "sequence_length"], "dim_value": [1, 16]}},
+        "tune": {"type": "olive", "olive_type": "OrtSessionParamsTuning",
+                 "config": {"execution_mode_list": 1, "opt_level_list": 1, "intra_thread_num_list": 1}},
+    }  # fmt: skip
+    art = build(tiny_bert, passes, cache_dir=tmp_path / "cache")
+    settings = art.meta["inference_settings"]["session_options"]
+    assert settings["execution_mode"] == 1 and (Path(art.path) / "inference_settings.json").is_file()
+    used = OrtEncoderBackend(art.path, "CPUExecutionProvider", threads=2).session.get_session_options()
+    assert used.execution_mode == ort.ExecutionMode.ORT_PARALLEL and used.intra_op_num_threads == 1
+    assert used.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+
+
 def test_matmulnbits_to_qdq_keeps_a_genai_folder(tiny_llama: Path) -> None:
     from convert_helpers import genai_config
 

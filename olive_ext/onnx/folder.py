@@ -17,6 +17,20 @@ from typing import Any
 from olive_ext.artifacts import Artifact
 
 EXTERNAL_DATA_THRESHOLD = 1 << 30  # bytes of weights above which the graph and weights are saved apart
+# Olive's OrtSessionParamsTuning result beside a graph: the provider and session options the graph runs best with
+TUNED_SETTINGS = "inference_settings.json"
+
+
+def tuned_session_options(folder: Path | str) -> dict[str, Any]:
+    """The tuned onnxruntime session options of an ONNX folder (``inference_settings.json``), or {}."""
+    path = Path(folder) / TUNED_SETTINGS
+    if not path.is_file():
+        return {}
+    try:
+        options = json.loads(path.read_text()).get("session_options") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return dict(options) if isinstance(options, dict) else {}
 
 
 def model_file(artifact: Artifact) -> Path:

@@ -29,7 +29,14 @@ from olive_ext.cache import cache_key, default_cache_dir
 from olive_ext.errors import PassError, Problem, RecipeError, UserInputError
 from olive_ext.models.folder import skip_on_copy
 from olive_ext.onnx.check import smoke_check
-from olive_ext.onnx.folder import carried_meta, copy_companions, external_data_files, model_file, save_model
+from olive_ext.onnx.folder import (
+    TUNED_SETTINGS,
+    carried_meta,
+    copy_companions,
+    external_data_files,
+    model_file,
+    save_model,
+)
 from olive_ext.passes import olive_catalog
 from olive_ext.passes.base import Pass, PassConfig, dataset_ref, register_pass
 from olive_ext.passes.context import RunContext
@@ -243,12 +250,31 @@ class OlivePass(Pass[OlivePassConfig]):
         target = _onnx_target(artifact, out_dir)
         _save_onnx(Path(_onnx_path(result)), target, work)
         shutil.rmtree(work, ignore_errors=True)
+        if entry.name == "OrtSessionParamsTuning":
+            meta["inference_settings"] = _keep_tuned_settings(self.name, result, out_dir)
         if artifact.kind == "hf":
             _copy_hf_companions(Path(artifact.path), out_dir)
             meta.setdefault("source_model", _source_of(artifact))
         adapter = out_dir / artifact.meta["adapter_file"] if artifact.meta.get("adapter_file") else None
         meta["smoke"] = smoke_check(produced, out_dir, self.name, options, adapter)
         return Artifact(produced, str(out_dir), None, meta=meta)  # type: ignore[arg-type]
+
+
+def _keep_tuned_settings(step: str, handler: Any, out_dir: Path) -> dict[str, Any]:
+    """OrtSessionParamsTuning's result, its handler's ``inference_settings`` (provider, session options), written
+    beside the graph as ``inference_settings.json``, which olive-ext's onnxruntime sessions read. Olive returns
+    the model without them when its baseline measurement fails (it logs "Baseline evaluation failed!" and goes on):
+    that is an error here, not a run that tuned nothing."""
+    settings = getattr(handler, "inference_settings", None)
+    if not settings:
+        raise PassError(
+            step, "olive-ai's OrtSessionParamsTuning tuned nothing: its baseline latency measurement failed "
+            "(olive-ai's log above says why)",
+            hint="check the pass's data_config (its rows must load here) and its execution providers",
+        )
+    kept = json.loads(json.dumps(settings, default=str))
+    (out_dir / TUNED_SETTINGS).write_text(json.dumps(kept, indent=2))
+    return dict(kept)
 
 
 def _check_names_in_graph(step: str, config: dict[str, Any], graph: Path) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from olive_ext.cpu_threads import ort_allows_spinning
+from olive_ext.onnx.folder import tuned_session_options
 from olive_ext.onnx.runtime import onnxruntime
 
 
@@ -21,6 +22,7 @@ class OrtEncoderBackend:
         options.inter_op_num_threads = 1
         if not ort_allows_spinning():  # a busy machine: wait passively, as OpenMP does (olive_ext/cpu_threads.py)
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        apply_tuned(options, tuned_session_options(folder), ort)  # Olive's OrtSessionParamsTuning, when it ran
         providers = [provider] if provider in ort.get_available_providers() else ["CPUExecutionProvider"]
         self.session = ort.InferenceSession(f"{folder}/model.onnx", options, providers=providers)
         self.input_names = [i.name for i in self.session.get_inputs()]
@@ -31,6 +33,20 @@ class OrtEncoderBackend:
         start = time.perf_counter()
         out = self.session.run(None, feeds)[0]
         return out, time.perf_counter() - start
+
+
+def apply_tuned(options: Any, tuned: dict[str, Any], ort: Any) -> None:
+    """Set the session options OrtSessionParamsTuning chose (threads, execution mode, optimization level, config
+    entries) on ``options``, as olive-ai's own sessions set them."""
+    for key in ("intra_op_num_threads", "inter_op_num_threads"):
+        if isinstance(tuned.get(key), int) and tuned[key] > 0:
+            setattr(options, key, tuned[key])
+    if tuned.get("execution_mode") is not None:
+        options.execution_mode = ort.ExecutionMode(int(tuned["execution_mode"]))
+    if tuned.get("graph_optimization_level") is not None:
+        options.graph_optimization_level = ort.GraphOptimizationLevel(int(tuned["graph_optimization_level"]))
+    for key, value in (tuned.get("extra_session_config") or {}).items():
+        options.add_session_config_entry(str(key), str(value))
 
 
 # Inputs an exported encoder may declare that a tokenizer does not always give, and their neutral value for
