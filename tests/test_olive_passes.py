@@ -62,6 +62,10 @@ def test_recipe_validation_refuses_sdk_passes_and_unknown_types(tiny_bert: Path)
     assert key[0].startswith("passes.o.config.surgery:") and "surgeries" in key[0]
     kind = _problems(tiny_bert, {"type": "olive", "olive_type": "Gptq"})  # hf -> hf after an onnx export
     assert any("takes hf models" in p for p in kind)
+    # a package the pass imports that olive-ai does not declare (it failed at run time: No module named 'slicegpt')
+    entry = olive_catalog.lookup("SliceGPT")
+    assert entry is not None and entry.needs and "pip package slicegpt" in entry.needs
+    assert olive_catalog.needs_category(entry.needs) == "package"
 
 
 def test_peephole_and_graph_surgeries_on_an_exported_encoder(tiny_bert: Path) -> None:

@@ -80,6 +80,10 @@ _OPENVINO_NEEDS = {
     "OpenVINOOptimumConversion": "needs optimum-intel (optimum[openvino]), which olive-ext does not install: its "
     "optimum 2.x release line is untested with transformers 5; write `type: openvino_convert` instead",
 }
+# Packages a pass imports that olive-ai's registry does not declare: (import name, how to install it).
+_UNDECLARED_IMPORTS = {
+    "SliceGPT": ("slicegpt", "pip install git+https://github.com/microsoft/TransformerCompression (not on PyPI)"),
+}
 # What a pass takes and produces, where the module path does not tell (else onnx -> onnx, pytorch: hf -> hf).
 _KINDS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "OnnxConversion": (("hf",), "onnx"),
@@ -216,6 +220,8 @@ def _needs(
         return f"needs {devices}"
     if "*" not in accelerators and "cpu" not in accelerators:
         return f"needs a {' or '.join(sorted(accelerators)).upper()} device"
+    if name in _UNDECLARED_IMPORTS and importlib.util.find_spec(_UNDECLARED_IMPORTS[name][0]) is None:
+        return f"needs the pip package {_UNDECLARED_IMPORTS[name][0]} ({_UNDECLARED_IMPORTS[name][1]})"
     missing: list[str] = []
     extras_short: list[str] = []  # olive-ai extras with a missing package, and loose packages missing
     for dep in wanted:
