@@ -61,6 +61,21 @@ def test_the_opset_asked_is_the_opset_written(tiny_bert: Path) -> None:
     assert all("wrote opset 18, not the 14 asked" in r for r in art.meta["fallback_reasons"][:1])
 
 
+def test_external_data_is_honoured_natively(tiny_bert: Path) -> None:
+    """Olive's save_as_external_data on OnnxConversion sent the step to Olive's own pass (ours dropped the key),
+    which fails on transformers 5's models; onnx_export now writes the weights where the config says."""
+    from olive_ext.recipe import check_recipe
+
+    art = build(tiny_bert, {"export": {"type": "onnx_export", "save_as_external_data": True,
+                                       "external_data_name": "weights.bin"}})  # fmt: skip
+    assert (Path(art.path) / "weights.bin").is_file() and art.meta["smoke"]["ran"]
+    assert _run_encoder(art.path, 2, 9).shape == (2, 2)
+    olive = {"input_model": {"type": "HfModel", "model_path": str(tiny_bert)},
+             "passes": {"c": {"type": "OnnxConversion", "save_as_external_data": True}}}  # fmt: skip
+    recipe, problems = check_recipe(olive)
+    assert recipe is not None and recipe.passes["c"].type == "onnx_export", problems  # ours, not Olive's
+
+
 def test_optimize_then_int8_dynamic(tiny_bert: Path) -> None:
     chain = {"export": {"type": "onnx_export"}, "optimize": {"type": "graph_optimize"}}
     optimized = build(tiny_bert, {**chain, "parity": {"type": "parity_check"}})

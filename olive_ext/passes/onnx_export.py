@@ -48,6 +48,12 @@ class OnnxExportConfig(PassConfig):
         "TorchScript uses at most 17",
     )
     tolerance: float = Field(1e-3, gt=0, description="max |ONNX - PyTorch| on the check inputs before it counts")
+    save_as_external_data: bool = Field(False, description="weights in a file beside the graph (Olive's option)")
+    all_tensors_to_one_file: bool = Field(True, description="with save_as_external_data: one weights file, or one "
+                                          "per tensor")  # fmt: skip
+    external_data_name: str | None = Field(
+        None, description="with save_as_external_data: the weights file's name (default model.onnx.data)"
+    )
 
 
 @register_pass("onnx_export")
@@ -68,8 +74,7 @@ class OnnxExport(Pass[OnnxExportConfig]):
         dynamo = out.pop("use_dynamo_exporter", None)
         if dynamo is not None:
             out["exporter"] = "dynamo" if dynamo else "torchscript"
-        for ignored in ("save_as_external_data", "all_tensors_to_one_file", "external_data_name", "device"):
-            out.pop(ignored, None)
+        out.pop("device", None)
         return out
 
     @classmethod
@@ -118,6 +123,8 @@ class OnnxExport(Pass[OnnxExportConfig]):
         for extra in out.glob("model.onnx.*"):  # a failed earlier attempt's external data
             if extra.name != "model.onnx.data" or not _uses_external_data(out / "model.onnx"):
                 extra.unlink()
+        if cfg.save_as_external_data:
+            _save_external(out / "model.onnx", cfg.all_tensors_to_one_file, cfg.external_data_name)
         tokenizer.save_pretrained(out)
         model.config.save_pretrained(out)
         _copy_sentence_transformers_files(Path(artifact.path), out)
@@ -238,6 +245,18 @@ def check_against_torch(model: Any, tokenizer: Any, path: Path) -> float:
         ref = (outputs.logits if hasattr(outputs, "logits") else outputs.last_hidden_state).numpy()
         worst = max(worst, float(np.abs(got - ref).max()))
     return worst
+
+
+def _save_external(path: Path, one_file: bool, name: str | None) -> None:
+    """Save the graph at ``path`` again with its weights beside it, as Olive's save_as_external_data does."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=True)
+    for stale in path.parent.glob(f"{path.name}.*"):
+        stale.unlink()
+    location = (name or f"{path.name}.data") if one_file else None
+    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=one_file,
+                    location=location, size_threshold=1024)  # fmt: skip
 
 
 def _uses_external_data(model_path: Path) -> bool:
