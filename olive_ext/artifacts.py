@@ -186,12 +186,19 @@ def fingerprint_input(artifact: Artifact, memo: FingerprintMemo | None = None) -
             raise UserInputError(f"adapter_path {artifact.adapter_path!r} does not exist")
         h.update(b"adapter\0" + content_hash(a, memo).encode())
     olive_model = artifact.meta.get("olive_model")
-    if olive_model:  # how Olive loads it (load_kwargs, the user's hooks) and the user's script, as it is now
-        h.update(b"olive\0" + json.dumps(olive_model, sort_keys=True, default=str).encode())
-        script = Path(str(olive_model.get("model_script") or ""))
-        if script.is_file():
-            h.update(content_hash(script, memo).encode())
+    if olive_model:
+        h.update(olive_model_identity(olive_model, memo).encode())
     return artifact.with_fingerprint(h.hexdigest())
+
+
+def olive_model_identity(olive_model: dict[str, Any], memo: FingerprintMemo | None = None) -> str:
+    """How Olive loads a model (load_kwargs, the user's hooks) and the user's script as it is now, for a
+    fingerprint: the steps after read them, though the model's files do not hold them."""
+    identity = "olive\0" + json.dumps(olive_model, sort_keys=True, default=str)
+    script = Path(str(olive_model.get("model_script") or ""))
+    if script.is_file():
+        identity += content_hash(script, memo)
+    return identity
 
 
 def resolve_hub_revision(repo_id: str, revision: str = "main") -> str:

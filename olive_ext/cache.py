@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from olive_ext.artifacts import Artifact, FingerprintMemo, content_hash
+from olive_ext.artifacts import Artifact, FingerprintMemo, content_hash, olive_model_identity
 from olive_ext.errors import UserInputError
 from olive_ext.version import __version__
 
@@ -228,9 +228,11 @@ def _artifact_content_hash(artifact: Artifact, memo: FingerprintMemo) -> str:
                 h.update(content_hash(p, memo).encode())
     if artifact.gguf_file:
         h.update(artifact.gguf_file.encode())
-    attributes = artifact.meta.get("olive_attributes")
-    if attributes:  # what Olive's analysis passes add without changing a file (the Olive passes after them read it)
-        h.update(b"olive_attributes\0" + json.dumps(attributes, sort_keys=True).encode())
+    # not in the files, but read by the Olive passes after it: an analysis pass's attributes, how Olive loads it
+    if artifact.meta.get("olive_attributes"):
+        h.update(b"olive_attributes\0" + json.dumps(artifact.meta["olive_attributes"], sort_keys=True).encode())
+    if artifact.meta.get("olive_model"):
+        h.update(olive_model_identity(artifact.meta["olive_model"], memo).encode())
     return h.hexdigest()
 
 

@@ -130,6 +130,54 @@ def test_session_params_tuning_result_is_kept_and_used(tiny_bert: Path, tmp_path
     assert used.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
 
 
+_USER_SCRIPT = """
+import pathlib, torch
+
+class Embed(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb, self.proj = torch.nn.Embedding(100, 16), torch.nn.Linear(16, 16)
+
+    def forward(self, input_ids, image_features):
+        return self.proj(self.emb(input_ids)) + image_features.mean(dim=1, keepdim=True)
+
+def load(model_path):
+    pathlib.Path(__file__).with_name("loaded_from.txt").write_text(str(model_path))
+    return Embed().eval()
+
+def io_config(model_path=None):
+    return {"input_names": ["input_ids", "image_features"], "output_names": ["embeds"],
+            "dynamic_axes": {"input_ids": {0: "b", 1: "s"}, "image_features": {0: "b", 1: "n"}}}
+
+def dummy_inputs(model=None):
+    return {"input_ids": torch.randint(0, 100, (1, 6)), "image_features": torch.randn(1, 3, 16)}
+"""
+
+
+def test_the_users_model_loader_runs_on_a_gguf_model(tiny_llama: Path, tmp_path: Path) -> None:
+    """An Olive config whose model_path is a GGUF file, with the user's model_loader: the GGUF was converted and
+    the whole LlamaForCausalLM exported, the user's hooks dropped without a word. The loader now gets the
+    converted folder, as it gets a model folder, and its io_config shapes the export."""
+    import onnx
+
+    from olive_ext.workflows.run import run
+
+    gguf = build(tiny_llama, {"gguf": {"type": "gguf_export", "quant": "F32"}}, cache_dir=tmp_path / "cache")
+    (tmp_path / "user_script.py").write_text(_USER_SCRIPT)
+    config = {
+        "input_model": {"type": "PyTorchModel", "model_path": str(next(Path(gguf.path).glob("*.gguf"))),
+                        "model_loader": "load", "model_script": str(tmp_path / "user_script.py"),
+                        "io_config": "io_config", "dummy_inputs_func": "dummy_inputs"},
+        "passes": {"convert": {"type": "OnnxConversion", "use_dynamo_exporter": False}},
+        "output_dir": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache"),
+    }  # fmt: skip
+    result = run(config)
+    assert result.chosen is not None and result.chosen.artifact is not None
+    assert Path((tmp_path / "loaded_from.txt").read_text()).is_dir()  # the GGUF's converted folder
+    graph = onnx.load(str(Path(result.chosen.artifact.path) / "model.onnx"))
+    assert [i.name for i in graph.graph.input] == ["input_ids", "image_features"]
+
+
 def test_matmulnbits_to_qdq_keeps_a_genai_folder(tiny_llama: Path) -> None:
     from convert_helpers import genai_config
 

@@ -9,7 +9,7 @@ GGUF input meets a pass that takes HF models.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -35,7 +35,10 @@ class GgufToHf(Pass[GgufToHfConfig]):
     def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
         out = ctx.output_dir / "model"
         convert_gguf(Path(artifact.path), artifact.gguf_file or "", out, self.config.dtype)
-        return Artifact("hf", str(out), artifact.adapter_path, meta={"source_gguf": artifact.gguf_file})
+        meta: dict[str, Any] = {"source_gguf": artifact.gguf_file}
+        if artifact.meta.get("olive_model"):  # how Olive loads the model (the user's hooks): for the steps after
+            meta["olive_model"] = artifact.meta["olive_model"]
+        return Artifact("hf", str(out), artifact.adapter_path, meta=meta)
 
 
 def convert_gguf(folder: Path, gguf_file: str, out: Path, dtype: str = "float32") -> None:
