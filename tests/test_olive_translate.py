@@ -79,15 +79,15 @@ def test_every_other_olive_type_runs_through_the_olive_step_with_its_canonical_n
 
 @needs_olive
 def test_an_option_our_pass_lacks_runs_olives_own_pass_and_says_so() -> None:
-    raw = _config({"conversion": {"type": "OnnxConversion", "target_opset": 17, "save_as_external_data": True}})
+    raw = _config({"conversion": {"type": "OnnxConversion", "target_opset": 17, "size_threshold": 2048}})
     out, problems = translate(raw)
     assert out["passes"]["conversion"] == {
         "type": "olive",
         "olive_type": "OnnxConversion",
-        "config": {"target_opset": 17, "save_as_external_data": True},
+        "config": {"target_opset": 17, "size_threshold": 2048},
     }
     note = next(p for p in problems if p.severity == "note")
-    assert note.path == "passes.conversion.type" and "save_as_external_data" in note.message
+    assert note.path == "passes.conversion.type" and "size_threshold" in note.message
 
 
 def test_without_olive_ai_an_olive_only_pass_is_one_line_naming_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -791,3 +791,162 @@ def test_an_olive_pass_user_script_is_found_beside_the_config(tmp_path: Path) ->
     out = translate_config(raw, base_dir=tmp_path)
     assert "passes.q.user_script" not in _errors(out.problems)
     assert out.recipe["passes"]["q"]["config"]["user_script"] == str((tmp_path / "hooks.py").resolve())
+
+
+# Olive data configs as olive-recipes writes them, and input models each fills them from (or not)
+_FILLED_DATA = [
+    {"name": "local", "type": "HuggingfaceContainer",
+     "load_dataset_config": {"data_name": "csv", "data_files": "rows.csv", "split": "train"},
+     "pre_process_data_config": {"max_length": 8, "input_cols": ["a", "b"]}, "dataloader_config": {"batch_size": 1}},
+    {"name": "nested", "type": "HuggingfaceContainer", "load_dataset_config": {"data_name": "csv"},
+     "pre_process_data_config": {"params": {"model_name": "mine"}}, "post_process_data_config": {"task": ""}},
+    {"name": "dummy", "type": "TransformersDummyDataContainer"},
+    {"name": "untyped", "load_dataset_config": {"data_name": "csv"}, "pre_process_data_config": {"max_length": 8}},
+]  # fmt: skip
+_MODELS = [
+    {"type": "HfModel", "model_path": "/models/bert", "task": "text-classification",
+     "load_kwargs": {"trust_remote_code": True}},
+    {"type": "HfModel", "model_path": "/models/llm"},
+    {"type": "ONNXModel", "model_path": "/models/m.onnx",
+     "model_attributes": {"hf_task": "text-classification", "_name_or_path": "/models/bert"}},
+    {"type": "PyTorchModel", "model_path": "/models/pt"},
+]  # fmt: skip
+
+
+@needs_olive
+def test_data_configs_are_filled_from_the_input_model_as_olives_run_config_fills_them() -> None:
+    """Olive's RunConfig gives a HuggingfaceContainer the input model's model_name and task (pre- and
+    post-processing) and trust_remote_code where the config leaves them out; without them a local-data config failed
+    in every Olive consumer (get_tokenizer(None), no argmax). The translation fills the same keys, on the same
+    conditions: what Olive's passes and evaluator receive equals what Olive's own RunConfig makes of the config."""
+    from olive.common.config_utils import validate_config
+    from olive.data.config import DataConfig
+    from olive.workflows.run.config import RunConfig
+
+    from olive_ext.recipe.olive_sections import filled_from_model
+
+    for model in _MODELS:
+        given = json.loads(json.dumps({"input_model": model, "data_configs": _FILLED_DATA}))  # Olive changes them
+        olive = RunConfig.model_validate({**given, "passes": {}})
+        for theirs, dc in zip(olive.data_configs, _FILLED_DATA, strict=True):
+            ours = validate_config(filled_from_model(dc, model), DataConfig)
+            assert ours.model_dump() == theirs.model_dump(), (model, dc["name"])
+
+
+@needs_olive
+def test_an_olive_pass_and_metric_get_the_data_config_filled_from_the_input_model() -> None:
+    """bert_cpu with a local csv: OrtSessionParamsTuning's data config and the accuracy metric's carry model_name and
+    task (the argmax post-processing) as Olive's RunConfig fills them; our own `data` is not changed by it."""
+    data = [{**_FILLED_DATA[0], "name": "mrpc"},
+            {"name": "rows", "type": "HuggingfaceContainer",
+             "load_dataset_config": {"data_files": "rows.jsonl", "split": "train"},
+             "pre_process_data_config": {"text_cols": ["text"]}}]  # fmt: skip
+    raw = {
+        "input_model": _MODELS[0],
+        "data_configs": data,
+        "passes": {"tune": {"type": "OrtSessionParamsTuning", "data_config": "mrpc"}},
+        "evaluators": {"e": {"metrics": [{"name": "acc", "type": "accuracy", "data_config": "mrpc",
+                                          "sub_types": [{"name": "accuracy_score"}]}]}},
+    }  # fmt: skip
+    out = translate_config(raw).recipe
+
+    def param(dc: dict[str, Any], component: str, key: str) -> Any:  # Olive's own check nests them under params
+        section = dc.get(component) or {}
+        return (section.get("params") or {}).get(key, section.get(key))
+
+    for dc in (out["passes"]["tune"]["config"]["data_config"], out["evaluate"]["olive_metrics"][0]["data_config"]):
+        for component in ("pre_process_data_config", "post_process_data_config"):
+            assert param(dc, component, "model_name") == "/models/bert", component
+            assert param(dc, component, "task") == "text-classification", component
+        assert param(dc, "load_dataset_config", "trust_remote_code") is True
+    assert out["data"]["rows"] == {"name": "json", "data_files": "rows.jsonl", "split": "train",
+                                   "text_field": "text", "format": "text"}  # fmt: skip
+
+
+def _hub_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *cached: str) -> None:
+    """Empty Hugging Face caches under ``tmp_path``, holding only the hub datasets ``cached``."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "datasets"))
+    for repo in cached:
+        (tmp_path / "hub" / f"datasets--{repo.replace('/', '--')}" / "snapshots" / "abc").mkdir(parents=True)
+
+
+def test_a_hub_dataset_a_pass_reads_that_is_not_cached_is_a_named_hub_refusal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """google_bert_qdq: OnnxStaticQuantization calibrates on facebook/xnli through its data config. Offline and
+    uncached, the run retried the hub for 30 s and failed; validation names it (category "hub") at the data config's
+    data_name, as it names the datasets an evaluator reads. Cached, or a local file, it is not named."""
+    _hub_caches(tmp_path, monkeypatch)
+    xnli = {"name": "xnli", "type": "HuggingfaceContainer",
+            "load_dataset_config": {"data_name": "facebook/xnli", "subset": "en", "split": "validation"},
+            "pre_process_data_config": {"input_cols": ["premise"], "max_length": 128}}  # fmt: skip
+    raw = {
+        "input_model": {"type": "HfModel", "model_path": "org/bert", "task": "text-classification"},
+        "data_configs": [xnli],
+        "passes": {"q": {"type": "OnnxStaticQuantization", "data_config": "xnli", "activation_type": "uint16"}},
+    }
+    problem = _errors(translate(raw)[1])["data_configs[0].load_dataset_config.data_name"]
+    assert problem.category == "hub" and problem.value == "facebook/xnli"
+    assert "facebook/xnli (config en)" in problem.message and "passes.q.data_config" in problem.message
+    assert problem.hint and "load_dataset('facebook/xnli', 'en')" in problem.hint
+    if olive_compat.olive_ai_installed():  # olive-ai's evaluator reading it for a metric: named the same way
+        metric = {"e": {"metrics": [{"name": "acc", "type": "accuracy", "data_config": "xnli",
+                                     "sub_types": [{"name": "accuracy_score"}]}]}}  # fmt: skip
+        hub = [p for p in translate({**raw, "evaluators": metric})[1] if p.category == "hub"]
+        assert any("evaluators.e.metrics[0]" in p.message for p in hub), [p.render() for p in hub]
+    _hub_caches(tmp_path, monkeypatch, "facebook/xnli")
+    assert not [p for p in translate(raw)[1] if p.category == "hub"]
+    local = {**xnli, "load_dataset_config": {"data_name": "json", "data_files": "rows.jsonl"}}
+    _hub_caches(tmp_path / "none", monkeypatch)
+    assert not [p for p in translate({**raw, "data_configs": [local]})[1] if p.category == "hub"]
+
+
+def test_the_hub_dataset_an_olive_pass_reads_by_itself_is_a_named_hub_refusal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Qwen3 cpu_int4: SelectiveMixedPrecision's kld_gradient and Gptq without a data_config load
+    Salesforce/wikitext themselves; uncached, each is a hub refusal at the option that makes it read it. An algorithm
+    that reads no data, or the user's own data config, is not named."""
+    _hub_caches(tmp_path, monkeypatch)
+    raw = _config({"s": {"type": "SelectiveMixedPrecision", "algorithm": "kld_gradient"}, "g": {"type": "gptq"}})
+    errors = _errors(translate(raw)[1])
+    for at in ("passes.s.algorithm", "passes.g.data_config"):
+        assert errors[at].category == "hub" and "Salesforce/wikitext" in errors[at].message, at
+    quiet = _config({"s": {"type": "SelectiveMixedPrecision", "algorithm": "k_quant_mixed"},
+                     "g": {"type": "Gptq", "data_config": "calib"}},
+                    data_configs=[{"name": "calib", "type": "HuggingfaceContainer",
+                                   "load_dataset_config": {"data_name": "json", "data_files": "c.jsonl"}}])  # fmt: skip
+    assert not [p for p in translate(quiet)[1] if p.category == "hub"]
+    _hub_caches(tmp_path, monkeypatch, "Salesforce/wikitext")
+    assert not [p for p in translate(raw)[1] if p.category == "hub"]
+
+
+@needs_olive
+def test_an_accuracy_metric_on_a_local_csv_is_scored_by_olive_with_the_input_models_tokenizer_and_task(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    """End to end, olive-recipes' bert_cpu with the GLUE rows in a local csv and no model_name or task in the data
+    config: olive-ai's accuracy evaluator gets them from the input model, as Olive's RunConfig gives them (it failed
+    on get_tokenizer(None), then on [N, 2] logits against [N] labels with no task's argmax)."""
+    rows = tmp_path / "mrpc.csv"
+    rows.write_text("sentence1,sentence2,label\n" + "".join(f"a b {i},c d {i},{i % 2}\n" for i in range(8)))
+    raw = {
+        "input_model": {"type": "HfModel", "model_path": str(tiny_bert), "task": "text-classification"},
+        "data_configs": [{"name": "mrpc", "type": "HuggingfaceContainer",
+                          "load_dataset_config": {"data_name": "csv", "data_files": str(rows), "split": "train"},
+                          "pre_process_data_config": {"max_length": 16, "padding": "max_length",
+                                                      "input_cols": ["sentence1", "sentence2"], "max_samples": 8},
+                          "dataloader_config": {"batch_size": 1}}],
+        "passes": {"conversion": {"type": "OnnxConversion", "target_opset": 17}},
+        "evaluators": {"e": {"metrics": [{"name": "acc", "type": "accuracy", "data_config": "mrpc",
+                                          "sub_types": [{"name": "accuracy_score"}]}]}},
+        "evaluator": "e",
+        "output_dir": str(tmp_path / "out"),
+    }  # fmt: skip
+    path = tmp_path / "olive.json"
+    path.write_text(json.dumps(raw))
+    result = olive_ext.run(path)
+    candidates = json.loads((result.output_dir / "candidates.json").read_text())["candidates"]
+    assert candidates and all(not c.get("error") for c in candidates), candidates
+    assert all(0 <= c["metrics"]["acc-accuracy_score"] <= 1 for c in candidates)

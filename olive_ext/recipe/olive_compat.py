@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from olive_ext.errors import Problem
+from olive_ext.evaluate.lm_eval_tasks import TaskDataset
 from olive_ext.models.hub import go_offline_unless_reachable
 from olive_ext.passes import olive_catalog
 from olive_ext.passes.base import Pass, check_pass_params, get_pass, registered_passes
@@ -41,6 +42,8 @@ from olive_ext.recipe.olive_sections import (
     evaluators_section,
     input_model_section,
     named_metrics,
+    refuse_hub_dataset,
+    refuse_missing_hub_data,
     search_section,
     systems_section,
 )
@@ -300,6 +303,7 @@ def _passes(passes: Any, ctx: TranslationContext) -> dict[str, Any]:
         olive_type = str(spec.pop("type"))
         spec.pop("name", None)
         ctx.paths[f"passes.{step}"] = path
+        _hub_data(olive_type, spec, at, ctx)
         native = natives.get(olive_type.lower())
         reasons = list(ctx.model_needs_olive) if first_model_pass else []
         first_model_pass = False
@@ -311,6 +315,44 @@ def _passes(passes: Any, ctx: TranslationContext) -> dict[str, Any]:
         if translated:
             out[step] = translated
     return out
+
+
+_WIKITEXT = ("Salesforce/wikitext", "wikitext-2-raw-v1")
+_LOCAL_DATA = "give data_config: a data config that reads a local file (data_name: json, data_files: ...)"
+# Olive passes that load a hub dataset by themselves (olive-ai 0.13's get_calibration_data_config): lower-case type
+# -> (the option that makes them: data_config left out, option == value, or None: always), the dataset and its
+# config, what to do instead
+_DEFAULT_DATA: dict[str, tuple[str | None, Any, tuple[str, str | None], str]] = {
+    "gptq": ("data_config", None, _WIKITEXT, _LOCAL_DATA),
+    "gptqmodel": ("data_config", None, _WIKITEXT, _LOCAL_DATA),
+    "gptqquantizer": ("data_config", None, _WIKITEXT, _LOCAL_DATA),
+    "autoclip": ("data_config", None, ("mit-han-lab/pile-val-backup", None), _LOCAL_DATA),
+    "selectivemixedprecision": ("algorithm", "kld_gradient", _WIKITEXT,
+                                "choose an algorithm that reads no data (k_quant_mixed, k_quant_down, snr, iqe)"),
+    "spinquant": (None, None, _WIKITEXT, "use QuaRot, which rotates without training data"),  # rotation training
+}  # fmt: skip
+
+
+def _hub_data(olive_type: str, spec: dict[str, Any], at: str, ctx: TranslationContext) -> None:
+    """The hub datasets a pass reads that this machine cannot read offline, each a named ``hub`` refusal (the check
+    the evaluators' datasets get): those its data configs name (at their ``data_name``), and the dataset Olive's
+    pass loads by itself when none is given (at the option that makes it, or the pass's type)."""
+    for key, value in spec.items():
+        if key.endswith("data_config") and isinstance(value, str) and value in ctx.olive_data:
+            refuse_missing_hub_data(value, f"pass {olive_type}, at {at}.{key}", ctx)
+    default = _DEFAULT_DATA.get(olive_type.lower())
+    if default is None:
+        return
+    option, value, (name, subset), instead = default
+    if option == "data_config" and spec.get(option):
+        return  # the user's own data, checked above
+    if option is not None and value is not None and str(spec.get(option)).lower() != value:
+        return  # an algorithm that reads no data
+    dataset = TaskDataset(olive_type, name, subset)
+    if not dataset.available():
+        when = {"data_config": "without a data_config, ", None: ""}.get(option, f"with {option} {value}, ")
+        where = f"{at}.{option}" if option else f"{at}.type"
+        refuse_hub_dataset(dataset, where, f"{when}Olive's {olive_type}", ctx, instead)
 
 
 def _pass_path(key: Any, listed: bool) -> str:

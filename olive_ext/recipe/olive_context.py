@@ -42,6 +42,7 @@ class TranslationContext:
     paths: dict[str, str]
     base_dir: Path | None
     olive_data: dict[str, dict[str, Any]] = field(default_factory=dict)  # every data config, Olive's form
+    olive_data_paths: dict[str, str] = field(default_factory=dict)  # data config name -> its key path
     our_data: set[str] = field(default_factory=set)  # the data configs our `data` expresses completely
     model_needs_olive: list[str] = field(default_factory=list)  # the input_model keys only Olive's loading honours
     olive_model: dict[str, Any] = field(default_factory=dict)  # the Olive model config, for Olive's passes

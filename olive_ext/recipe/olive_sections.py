@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from olive_ext.evaluate.lm_eval_tasks import TaskDataset
 from olive_ext.models.hub import hub_reachable, offline
 from olive_ext.recipe.olive_context import (
     TranslationContext,
@@ -253,7 +254,8 @@ def data_section(configs: Any, ctx: TranslationContext) -> dict[str, Any]:
             olive_form = located_script(olive_form, path, ctx) or olive_form
         olive_form.pop("name", None)
         olive_form["name"] = name
-        ctx.olive_data[name] = olive_form
+        ctx.olive_data[name] = filled_from_model(olive_form, ctx.olive_model)
+        ctx.olive_data_paths[name] = path
         spec, notes = _our_dataset(dc, path)
         if spec is not None:
             out[name] = spec
@@ -262,6 +264,130 @@ def data_section(configs: Any, ctx: TranslationContext) -> dict[str, Any]:
             for note_path, message in notes:
                 ctx.note(note_path, message)
     return out
+
+
+# Olive's default task for a model that names none (olive.common.constants.DEFAULT_HF_TASK)
+_OLIVE_DEFAULT_TASK = "text-generation-with-past"
+# Olive's data containers that build dummy inputs for the model (olive.data.container.dummy_data_container)
+_DUMMY_CONTAINERS = (
+    "TransformersDummyDataContainer",
+    "TransformersPromptDummyDataContainer",
+    "TransformersTokenDummyDataContainer",
+)
+
+
+def filled_from_model(dc: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+    """A data config (Olive's form) with what Olive's RunConfig fills in from the input model when it is left out
+    (``validate_data_configs_with_hf_model``, olive-ai 0.13): for an HfModel or ONNXModel input, a
+    HuggingfaceContainer's pre- and post-processing get the model's ``model_name`` and ``task`` where they are
+    unset or empty, and its pre-processing and dataset loading its ``load_kwargs.trust_remote_code`` where that is
+    unset; a Transformers*DummyDataContainer's dataset loading gets the ``model_name``. Without them Olive's
+    passes and evaluator read the tokenizer of None and score logits without the task's argmax."""
+    mtype = str(model.get("type") or "HfModel").lower()
+    if mtype not in {"hfmodel", "onnxmodel"} or not dc.get("type"):
+        return dc
+    attributes = model.get("model_attributes")
+    if mtype == "onnxmodel" and isinstance(attributes, dict):  # an ONNX model Olive converted from an HF one
+        task, name = attributes.get("hf_task", _OLIVE_DEFAULT_TASK), attributes.get("_name_or_path")
+    else:
+        task, name = model.get("task", _OLIVE_DEFAULT_TASK), model.get("model_path")
+    load_kwargs = model.get("load_kwargs")
+    trust = load_kwargs.get("trust_remote_code") if isinstance(load_kwargs, dict) else None
+    info = {"model_name": name if isinstance(name, str) else None, "task": task, "trust_remote_code": trust}
+    dc = dict(dc)
+    if dc["type"] in _DUMMY_CONTAINERS:
+        _fill_params(dc, "load_dataset_config", info, ("model_name",), only_none=False)
+    elif dc["type"] == "HuggingfaceContainer":
+        for component in ("pre_process_data_config", "post_process_data_config"):
+            _fill_params(dc, component, info, ("model_name", "task"), only_none=False)
+        for component in ("pre_process_data_config", "load_dataset_config"):
+            _fill_params(dc, component, info, ("trust_remote_code",), only_none=True)
+    return dc
+
+
+def _fill_params(
+    dc: dict[str, Any], component: str, info: dict[str, Any], keys: tuple[str, ...], only_none: bool
+) -> None:
+    """Olive's ``_auto_fill_data_config`` on one component of ``dc``: each key of ``info`` that is not None is set
+    where the component leaves it unset (``only_none``) or falsy. A component's parameters are its own keys or
+    its ``params`` mapping (which wins, as in Olive's NestedConfig); the key is written where they are."""
+    given = dc.get(component) or {}
+    if not isinstance(given, dict):
+        return  # not a mapping: Olive refuses it, and so does the data config's own check
+    section = dict(given)
+    params = section.get("params")
+    holder = dict(params) if isinstance(params, dict) else section
+    changed = False
+    for key in keys:
+        value = info.get(key)
+        current = holder.get(key) if isinstance(params, dict) and key in params else section.get(key)
+        if value is None or (current is not None if only_none else bool(current)):
+            continue
+        holder[key] = value
+        changed = True
+    if not changed:
+        return
+    if isinstance(params, dict):
+        section["params"] = holder
+    dc[component] = section
+
+
+def hub_dataset(dc: dict[str, Any]) -> tuple[TaskDataset, str] | None:
+    """The Hugging Face hub dataset an Olive data config loads through the datasets library (Olive's
+    ``huggingface_dataset`` loader, the HuggingfaceContainer's default) and the key under load_dataset_config that
+    names it, when this machine cannot read it offline; None for local files, the user's own loaders and hub
+    datasets in the local cache. The check is the one the evaluators' datasets get (``TaskDataset.available``)."""
+    load = dc.get("load_dataset_config")
+    if not isinstance(load, dict):
+        return None
+    loader = load.get("type") or ("huggingface_dataset" if dc.get("type") in (None, "HuggingfaceContainer") else None)
+    if str(loader).lower() != "huggingface_dataset":
+        return None
+    nested_params = isinstance(load.get("params"), dict) and "data_name" in load["params"]
+    params = load["params"] if nested_params else load
+    name, subset, files = params.get("data_name"), params.get("subset"), params.get("data_files")
+    if not isinstance(name, str) or not name:
+        return None
+    if isinstance(files, dict):
+        files = [f for v in files.values() for f in (v if isinstance(v, list) else [v])]
+    elif isinstance(files, str):
+        files = [files]
+    listed = tuple(str(f) for f in files) if isinstance(files, list) else ()
+    dataset = TaskDataset("", name, subset if isinstance(subset, str) else None, listed)
+    try:
+        if dataset.local or dataset.available():
+            return None
+    except (OSError, ValueError):  # a name no path can have (a NUL, too long): the datasets library refuses it
+        return None
+    return dataset, "params.data_name" if nested_params else "data_name"
+
+
+def refuse_missing_hub_data(name: str, reader: str, ctx: TranslationContext) -> bool:
+    """Whether data config ``name`` loads a hub dataset this machine cannot read offline (:func:`hub_dataset`);
+    if so it is refused as a named ``hub`` problem at its ``data_name`` key, naming ``reader``."""
+    found = hub_dataset(ctx.olive_data.get(name) or {})
+    if found is None:
+        return False
+    dataset, key = found
+    at = f"{ctx.olive_data_paths.get(name, 'data_configs')}.load_dataset_config.{key}"
+    refuse_hub_dataset(dataset, at, f"{reader}, through data config {name!r},", ctx,
+                       "give load_dataset_config a local file (data_name: json, data_files: FILE.jsonl)",
+                       dataset.path)  # fmt: skip
+    return True
+
+
+def refuse_hub_dataset(
+    dataset: TaskDataset, at: str, reader: str, ctx: TranslationContext, instead: str, value: Any = None
+) -> None:
+    """A named ``hub`` refusal at ``at`` (whose ``value`` is shown when given): ``reader`` (a pass, a metric) loads
+    ``dataset`` from the Hugging Face hub, which is not in this machine's cache; at run time the datasets library
+    would retry the hub, then fail."""
+    args = ", ".join(repr(a) for a in (dataset.path, dataset.name) if a)
+    ctx.error(at, f"{reader} reads the Hugging Face hub dataset {dataset.describe()}, which is not in this machine's "
+              "Hugging Face cache, and olive-ext runs offline", category="hub", value=value,
+              has_value=value is not None,
+              hint=f"download it once where the hub is reachable (`python -c \"import datasets; "
+              f"datasets.load_dataset({args})\"`) and copy ~/.cache/huggingface here, or {instead}")  # fmt: skip
 
 
 def _our_dataset(dc: dict[str, Any], path: str) -> tuple[dict[str, Any] | None, list[tuple[str, str]]]:
@@ -593,14 +719,7 @@ def olive_metric(metric: dict[str, Any], path: str, into: list[dict[str, Any]], 
     dc = config.get("data_config")
     if isinstance(dc, str) and dc in ctx.olive_data:
         config["data_config"] = ctx.olive_data[dc]
-        load = config["data_config"].get("load_dataset_config") or {}
-        name = load.get("data_name") if isinstance(load, dict) else None
-        if isinstance(name, str) and not load.get("data_files") and not Path(name).exists():
-            ctx.note(
-                f"{path}.data_config",
-                f"olive-ai's evaluator loads dataset {name!r} through the datasets library: offline it must be "
-                "in the local Hugging Face cache",
-            )
+        refuse_missing_hub_data(dc, f"olive-ai's evaluator, for metric {path}", ctx)
     user_config = config.get("user_config")
     if config.get("type") == "custom" and not (
         isinstance(user_config, dict) and (user_config.get("evaluate_func") or user_config.get("metric_func"))
