@@ -215,6 +215,35 @@ def test_analysis_passes_leave_the_input_in_place_and_pass_on_attributes(tiny_ll
     assert built.meta["smoke"]["ran"] and sorted(set(bits.values())) == [4, 8]
 
 
+def test_an_analysis_pass_on_a_hub_model(tiny_llama: Path, tmp_path: Path) -> None:
+    """A hub id has no folder to read config.json from: Olive got task feature-extraction and loaded the LLM as a
+    bare encoder (SelectiveMixedPrecision: "Attribute model.layers not found"); the hub model handed back with its
+    attributes is the hub's (it was refused as "not a Hugging Face folder")."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    snapshot = tmp_path / "hub" / "models--me--tiny" / "snapshots" / "abc"
+    shutil.copytree(tiny_llama, snapshot)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("abc")
+    passes = {
+        "smp": {"type": "olive", "olive_type": "SelectiveMixedPrecision", "config": {"algorithm": "k_quant_mixed"}},
+        "rtn": {"type": "olive", "olive_type": "Rtn", "config": {"bits": 4, "group_size": 32}},
+    }
+    recipe = {"input_model": {"path": "me/tiny"}, "passes": passes, "output": {"path": str(tmp_path / "out")},
+              "cache_dir": str(tmp_path / "cache")}  # fmt: skip
+    (tmp_path / "recipe.json").write_text(json.dumps(recipe))
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}  # read when the hub loads
+    done = subprocess.run([sys.executable, "-m", "olive_ext", "run", "--config", str(tmp_path / "recipe.json")],
+                          env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    config = json.loads((tmp_path / "out" / "model" / "config.json").read_text())
+    assert any(o.get("bits") == 8 for o in config["quantization_config"]["overrides"].values())
+
+
 def test_rtn_with_quantized_embeddings_builds_and_matches_olives_own_model(tiny_llama: Path, tmp_path: Path) -> None:
     """olive-recipes' Rtn steps quantize the embedding (embeds: true; tied head 8-bit): the builder failed with
     "invalid literal for int() with base 10: 'qweight'". The build now holds Olive's 8-bit head and gives the

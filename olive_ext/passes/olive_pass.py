@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from olive_ext.artifacts import ARTIFACT_KINDS, Artifact
+from olive_ext.artifacts import ARTIFACT_KINDS, Artifact, looks_like_hub_id
 from olive_ext.cache import cache_key, default_cache_dir
 from olive_ext.errors import PassError, Problem, RecipeError, UserInputError
 from olive_ext.models.folder import skip_on_copy
@@ -243,8 +243,11 @@ class OlivePass(Pass[OlivePassConfig]):
         if produced == "openvino":
             return _openvino_result(artifact, result, out_dir, meta, work, entry.name, cfg.config)
         if produced == "hf":
-            _move_hf(result, out_dir, work)
             meta.setdefault("source_model", artifact.meta.get("source_model") or _source_of(artifact))
+            if str(getattr(result, "model_path", "")) == artifact.path and looks_like_hub_id(artifact.path):
+                shutil.rmtree(work, ignore_errors=True)  # a hub model handed back with new attributes: it stays
+                return Artifact("hf", artifact.path, artifact.adapter_path, meta=meta)  # the hub's (no copy)
+            _move_hf(result, out_dir, work)
             shutil.rmtree(work, ignore_errors=True)
             return Artifact("hf", str(out_dir), _adapter_of(result, out_dir), meta=meta)
         target = _onnx_target(artifact, out_dir)
@@ -369,7 +372,7 @@ def _to_handler(artifact: Artifact, ctx: RunContext) -> Any:
     if artifact.kind == "hf":
         load_kwargs = {"trust_remote_code": ctx.trust_remote_code}
         return HfModelHandler(
-            model_path=artifact.path, task=_hf_task(Path(artifact.path)), adapter_path=artifact.adapter_path,
+            model_path=artifact.path, task=_hf_task(artifact.path), adapter_path=artifact.adapter_path,
             load_kwargs=load_kwargs, model_attributes=attributes,
         )  # fmt: skip
     if artifact.kind == "openvino":
@@ -396,7 +399,7 @@ def _openvino_result(
     archs = json.loads((out_dir / "config.json").read_text()).get("architectures") or [] if (
         out_dir / "config.json").exists() else []  # fmt: skip
     causal = bool(artifact.meta.get("causal")) or any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs)
-    task = "text-generation" if causal else str(artifact.meta.get("task") or _hf_task(out_dir))
+    task = "text-generation" if causal else str(artifact.meta.get("task") or _hf_task(str(out_dir)))
     if name == "OpenVINOConversion":
         precision = "fp16" if config.get("compress_to_fp16", True) else "fp32"
     else:
@@ -413,15 +416,32 @@ def _openvino_result(
     return Artifact("openvino", str(out_dir), None, meta=meta)
 
 
-def _hf_task(folder: Path) -> str:
-    """Olive's task name for an HF folder: generation for causal LMs, else feature extraction."""
-    config = folder / "config.json"
-    archs = (json.loads(config.read_text()).get("architectures") or []) if config.exists() else []
+def _hf_task(model: str) -> str:
+    """Olive's task name for an HF folder or hub id: generation for causal LMs, else feature extraction."""
+    config = _config_file(model)
+    archs = (json.loads(config.read_text()).get("architectures") or []) if config else []
     if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
         return "text-generation-with-past"
     if any(a.endswith("ForSequenceClassification") for a in archs):
         return "text-classification"
     return "feature-extraction"
+
+
+def _config_file(model: str) -> Path | None:
+    """A model's config.json: in its folder, or for a hub id in the Hugging Face cache (fetched when online, as
+    loading the model would); None when neither has it. A hub model read as a folder had no config, so a causal
+    LM was loaded as a bare encoder (Olive's analysis passes then failed: "Attribute model.layers not found")."""
+    local = Path(model) / "config.json"
+    if local.is_file():
+        return local
+    if not looks_like_hub_id(model):
+        return None
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(model, "config.json"))
+    except Exception:  # offline and not cached, or no such model: Olive's loading says so next
+        return None
 
 
 def _onnx_path(handler: Any) -> str:
