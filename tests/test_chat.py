@@ -95,6 +95,7 @@ def test_the_commands_mistakes_are_one_line_errors(
         (["-m", str(genai_model), "--max_new_tokens", "100000", "--prompt", "hi"], "give --max_new_tokens below"),
         (["-m", str(tmp_path / "gone"), "--prompt", "hi"], "gone does not exist"),
         (["-m", str(tmp_path / "bundle.zip"), "--prompt", "hi"], "is an archive; the model runs from the bundle's"),
+        (["-m", str(genai_model), "--prompt", "caf\udce9"], "is not UTF-8 text (cannot decode 0xe9)"),  # argv's b"\xe9"
     ]
     (tmp_path / "bundle.zip").write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip: what `package --zip` writes
     untemplated = _without_chat_template(genai_model, tmp_path / "no-template")
@@ -166,6 +167,16 @@ def test_cli_reads_piped_messages_until_end_of_input(genai_model: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "(conversation cleared)" in proc.stdout and "unknown command /help" in proc.stdout
     assert proc.stdout.count("> ") == 5 and "Traceback" not in proc.stderr
+
+
+def test_a_piped_line_that_is_not_utf8_is_refused_and_the_chat_goes_on(genai_model: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "olive_ext", "chat", "-m", str(genai_model), "--max_new_tokens", "3"],
+        input=b"caf\xe9\nhi\n", capture_output=True, timeout=120,
+    )  # fmt: skip
+    out, err = proc.stdout.decode(), proc.stderr.decode()
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    assert "not UTF-8 text" in out and "not sent" in out and out.count("> ") == 3  # the next line was answered
 
 
 WRITE_SYSCALL = {"x86_64": "1", "aarch64": "64"}.get(__import__("platform").machine())

@@ -259,6 +259,36 @@ def test_chat_parameters_the_server_does_not_implement_are_refused_by_name(clien
     assert nan.status_code == 400 and "finite number" in nan.json()["error"]["message"], nan.text
 
 
+def test_null_for_an_optional_parameter_means_its_default(client: Any) -> None:
+    """The official client sends null for a parameter given as None; OpenAI reads it as the default (was a 400)."""
+    nulls = {name: None for name in ("temperature", "top_p", "n", "presence_penalty", "frequency_penalty", "seed",
+                                     "stop", "stream", "stream_options", "max_tokens", "logprobs")}  # fmt: skip
+    chat = client.chat.completions.create(model="multi", messages=PROMPT, **nulls, max_completion_tokens=2)
+    assert chat.choices[0].finish_reason and chat.usage.completion_tokens <= 2
+    text = client.completions.create(model="multi", prompt="hi", **{**nulls, "max_tokens": 2}, echo=None)
+    assert text.choices[0].finish_reason
+
+
+def check_unusable_text_is_refused(url: str, model: str) -> None:
+    """A lone UTF-16 surrogate (a 500 before) or a NUL (which cut the prompt short on genai) in a prompt or a message:
+    a 400 naming the field and the problem, for chat and completions; the server goes on."""
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    for text, said in (("hi \\ud83d", "lone UTF-16 surrogate"), ("\\u0000hi", "NUL character")):
+        for route, field, param in (("chat/completions", '"messages": [{"role": "user", "content": "%s"}]',
+                                     "messages.0.content"), ("completions", '"prompt": "%s"', "prompt")):  # fmt: skip
+            body = f'{{"model": "{model}", "max_tokens": 2, {field % text}}}'  # raw: json.dumps would pair it
+            r = httpx.post(f"{url}/v1/{route}", content=body, headers=headers, timeout=60)
+            error = r.json()["error"]
+            assert r.status_code == 400 and error["param"] == param and said in error["message"], r.text
+            assert error["type"] == "invalid_request_error"
+    ok = httpx.post(f"{url}/v1/completions", json={"model": model, "prompt": "hi", "max_tokens": 2}, headers=headers)
+    assert ok.status_code == 200
+
+
+def test_text_the_model_cannot_take_is_refused_by_field(url: str) -> None:
+    check_unusable_text_is_refused(url, "multi")
+
+
 def test_penalties_genai_has_not_are_refused(client: Any) -> None:
     for name in ("frequency_penalty", "presence_penalty"):
         with pytest.raises(openai.BadRequestError) as info:
@@ -279,6 +309,12 @@ def test_malformed_json_and_unknown_routes_get_error_objects(url: str, client: A
         r = httpx.post(f"{url}/v1/chat/completions", content=body, headers=headers)
         assert r.status_code == 400 and set(r.json()["error"]) == {"message", "type", "param", "code"}, r.text
     assert httpx.get(f"{url}/v1/nothing", headers=headers).json()["error"]["code"] == "not_found"
+    deep = httpx.post(f"{url}/v1/completions", content="[" * 5000, headers=headers)  # a RecursionError: was a 500
+    assert deep.status_code == 400 and "nested too deeply" in deep.json()["error"]["message"], deep.text
+    # over the body limit (8 MiB): refused by its Content-Length before it is read (a 50 MB one held the loop)
+    big = httpx.post(f"{url}/v1/completions", content=b" " * (9 * 2**20), headers=headers, timeout=60)
+    assert big.status_code == 413 and big.json()["error"]["code"] == "request_too_large", big.text
+    assert "--max_body_bytes" in big.json()["error"]["message"]
     # curl -d without -H sends a form Content-Type: the body is still read as JSON
     form = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/x-www-form-urlencoded"}
     body = json.dumps({"model": "multi", "prompt": "hi", "max_tokens": 2})
@@ -304,6 +340,7 @@ class GatedBackend:
     def __init__(self, inner: Any) -> None:
         self.inner, self.gate, self.stopped = inner, threading.Event(), threading.Event()
         self.context_length, self.adapters, self.penalties = inner.context_length, inner.adapters, inner.penalties
+        self.max_context_length = inner.max_context_length
 
     def chat_prompt(self, messages: list[dict[str, str]]) -> str:
         return str(self.inner.chat_prompt(messages))
@@ -319,6 +356,51 @@ class GatedBackend:
         cancelled.wait(30)
         if cancelled.is_set():
             self.stopped.set()
+
+
+class EndlessBackend:
+    """Generates "x" every 10 ms until cancelled (at most 3000): a long answer, without a model."""
+
+    def __init__(self) -> None:
+        self.context_length = self.max_context_length = 4096
+        self.adapters: list[str] = []
+        self.penalties = True
+        self.stopped = threading.Event()
+
+    def chat_prompt(self, messages: list[dict[str, str]]) -> str:
+        return " ".join(m["content"] for m in messages)
+
+    def encode(self, text: str) -> list[int]:
+        return [1] * len(text.split())
+
+    def generate(self, ids: list[int], sampling: Any, adapter: str | None, cancelled: threading.Event) -> Any:
+        from olive_ext.serve.backend import Piece
+
+        for _ in range(min(sampling.max_new_tokens, 3000)):
+            if cancelled.wait(0.01):
+                self.stopped.set()
+                return
+            yield Piece("x")
+
+
+def test_a_client_that_leaves_a_whole_answer_stops_its_generation() -> None:
+    """Not streamed: the generation went on for the client that left (the next request waited for it)."""
+    from olive_ext.serve.app import create_app
+
+    backend = EndlessBackend()
+    server = uvicorn.Server(uvicorn.Config(create_app(backend, "m"), port=(port := _free_port()), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    try:
+        body = {"model": "m", "prompt": "go", "max_tokens": 3000}
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"http://127.0.0.1:{port}/v1/completions", json=body, timeout=0.5)
+        assert backend.stopped.wait(10), "the generation went on after its client left"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def test_a_full_queue_answers_503_and_a_closed_stream_frees_its_worker(multi: Path) -> None:  # noqa: F811
@@ -372,6 +454,8 @@ def test_unloadable_gguf_and_missing_inputs_get_one_line_errors(
     assert "no onnxruntime-genai model (genai_config.json) and no .gguf" in capsys.readouterr().err
     assert main(["serve", "-m", str(tmp_path / "nothing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    assert main(["serve", "-m", "pypi:no-such-model"]) == 2  # pypi: names are resolved, as every command does
+    assert "unknown packaged model pypi:no-such-model; known: pypi:smollm2-135m-instruct" in capsys.readouterr().err
 
 
 def test_without_the_serve_extra_the_error_names_the_pip_command(

@@ -27,6 +27,7 @@ from test_serve import (  # noqa: F401
     ask_hostile,
     chat_whole_and_streamed,
     check_stop_strings,
+    check_unusable_text_is_refused,
     run_server,
     wait_for_health,
 )
@@ -150,6 +151,56 @@ def test_chat_over_the_context_and_malformed_json_get_error_objects(client: Any,
     assert r.choices[0].finish_reason == "length" and r.usage.total_tokens == CONTEXT  # ends at the context
 
 
+def test_text_the_model_cannot_take_is_refused_by_field(url: str) -> None:
+    check_unusable_text_is_refused(url, "tiny-gguf")  # a lone surrogate was a 500 (UnicodeEncodeError) here
+
+
+@pytest.fixture(scope="module")
+def small(exported: Path) -> Any:
+    """The export on llama.cpp with one small context (256 tokens: llama.cpp rounds 128 up), below the model's 512."""
+    from olive_ext.serve.backend import gguf_backend
+
+    return gguf_backend(exported, workers=1, context_length=128)
+
+
+def test_an_answer_does_not_depend_on_the_request_before_it(small: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """llama-cpp-python's generate(reset=True) kept the KV cache of the prefix a request shared with the one before
+    and evaluated only the rest, so a greedy (or seeded) answer depended on the earlier request."""
+    import threading
+
+    from olive_ext.serve.backend import Sampling
+
+    def greedy(prompt: str) -> str:
+        pieces = small.generate(
+            small.encode(prompt), Sampling(max_new_tokens=8, temperature=0), None, threading.Event()
+        )
+        return "".join(p.text for p in pieces)
+
+    prompt = "the history of the city of"
+    fresh = greedy(prompt)
+    evaluated: list[int] = []
+    llm, evaluate = small._first, small._first.eval  # workers=1: the only Llama in the pool
+    monkeypatch.setattr(llm, "eval", lambda tokens: (evaluated.append(len(tokens)), evaluate(tokens))[1])
+    greedy("zzz")
+    greedy("the history of the sea")  # shares "the history of the" with the prompt
+    evaluated.clear()
+    assert greedy(prompt) == fresh
+    assert evaluated[0] == len(small.encode(prompt)), "only the part after the shared prefix was evaluated"
+
+
+def test_a_prompt_over_a_context_below_the_models_says_how_to_raise_it(small: Any) -> None:
+    from olive_ext.serve.app import Server
+    from olive_ext.serve.protocol import APIError, CompletionRequest
+    from olive_ext.serve.scheduler import Scheduler
+
+    server = Server(small, "tiny-gguf", Scheduler(small, 1, 0), 16)
+    with pytest.raises(APIError) as info:
+        server.job(CompletionRequest(model="tiny-gguf", prompt="word " * 300), "word " * 300)
+    assert info.value.code == "context_length_exceeded" and small.context_length < 512
+    assert f"context length is {small.context_length} (the model's own maximum is 512)" in info.value.message
+    assert "--context_length up to 512" in info.value.message
+
+
 def test_concurrent_requests_queue_for_the_llama_cpp_contexts_and_do_not_mix(client: Any, reference: Any) -> None:
     prompts = [f"the {w} of" for w in ("city", "cat", "one", "two", "sun", "dog", "red", "sea")] * 2
 
@@ -180,9 +231,11 @@ def test_a_bundle_and_a_bare_gguf_serve_with_their_template_and_end_of_turn(
     before = AutoTokenizer.from_pretrained(bundle / "model").decode(tokens[:end], skip_special_tokens=True)
     manifest = json.loads((bundle / "manifest.json").read_text())
     (bundle / "manifest.json").write_text(json.dumps({**manifest, "eos_token_ids": [tokens[4]]}))
-    for path, name in ((bundle, "bundle"), (gguf, gguf.stem)):
+    for path, name in ((bundle, "tiny"), (gguf, gguf.stem)):  # a bundle: its manifest's name (was its folder's)
         c = openai.OpenAI(base_url=f"{run_server(ServeOptions(model_name_or_path=str(path)))}/v1", api_key="x")
         assert [m.id for m in c.models.list()] == [name]
+        if path == bundle:  # the folder's name is taken too
+            assert c.completions.create(model="bundle", prompt="hi", max_tokens=2).model == "bundle"
         answer = c.chat.completions.create(model=name, messages=PROMPT, max_tokens=12, temperature=0).choices[0]
         if path == gguf:  # the GGUF's own tokenizer.chat_template (no folder beside it is read)
             assert answer.message.content == expected and answer.finish_reason == "length"

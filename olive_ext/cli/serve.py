@@ -36,6 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     option(p, O, "workers", type=int)
     option(p, O, "max_queue", "--max_queue", "--max-queue", type=int)
     option(p, O, "default_max_tokens", type=int)
+    option(p, O, "max_body_bytes", "--max_body_bytes", "--max-body-bytes", type=int)
     option(p, O, "context_length", "--context_length", "--context-length", type=int)
     option(p, O, "threads", type=int)
     add_log_level(p)

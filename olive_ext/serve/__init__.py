@@ -13,7 +13,7 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from olive_ext.errors import MissingDependencyError, UserInputError
-from olive_ext.serve.backend import load_backend
+from olive_ext.serve.backend import built_model_path, load_backend, served_names
 from olive_ext.serve.options import ServeOptions
 
 if TYPE_CHECKING:
@@ -30,8 +30,10 @@ def build_app(opts: ServeOptions) -> tuple[FastAPI, list[str]]:
     # app imports fastapi, an optional extra: checked just above, with a pip command if missing
     from olive_ext.serve.app import create_app
 
-    backend, folder_name = load_backend(opts.model_name_or_path, opts.workers, opts.context_length, opts.threads)
-    name = opts.served_model_name or folder_name
+    backend, default_name = load_backend(opts.model_name_or_path, opts.workers, opts.context_length, opts.threads)
+    name = opts.served_model_name or default_name
+    # a bundle's folder name keeps working beside its manifest name (not listed; an adapter's name wins)
+    aliases = [] if opts.served_model_name else served_names(built_model_path(opts.model_name_or_path, ""))[1:]
     if name in backend.adapters:
         raise UserInputError(
             f"an adapter is named {name!r} like the base model", hint="give the base another --served_model_name"
@@ -43,6 +45,8 @@ def build_app(opts: ServeOptions) -> tuple[FastAPI, list[str]]:
         workers=opts.workers,
         max_queue=opts.max_queue,
         default_max_tokens=opts.default_max_tokens,
+        max_body_bytes=opts.max_body_bytes,
+        aliases=aliases,
     )
     return app, [name, *backend.adapters]
 

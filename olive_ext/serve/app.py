@@ -48,9 +48,17 @@ class _Outcome:
 class Server:
     """The models on offer (base and adapters), the scheduler, and the request-to-job logic."""
 
-    def __init__(self, backend: Backend, base_name: str, scheduler: Scheduler, default_max_tokens: int) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        base_name: str,
+        scheduler: Scheduler,
+        default_max_tokens: int,
+        aliases: Sequence[str] = (),
+    ) -> None:
         self.backend, self.base_name, self.scheduler = backend, base_name, scheduler
         self.default_max_tokens = default_max_tokens
+        self.aliases = set(aliases) - {base_name} - set(backend.adapters)  # other ids of the base, not listed
         self.created = int(time.time())
 
     def model_ids(self) -> list[str]:
@@ -59,7 +67,7 @@ class Server:
 
     def adapter_for(self, model: str) -> str | None:
         """The adapter a request's ``model`` names (None: the base), or a 404 error."""
-        if model == self.base_name:
+        if model == self.base_name or model in self.aliases:
             return None
         if model in self.backend.adapters:
             return model
@@ -76,8 +84,7 @@ class Server:
         if room <= 0:
             raise APIError(
                 400,
-                f"the prompt has {len(ids)} tokens; this model's context length is "
-                f"{self.backend.context_length}. Shorten the prompt.",
+                f"the prompt has {len(ids)} tokens; {self.context_limit()}",
                 param="messages" if isinstance(req, ChatCompletionRequest) else "prompt",
                 code="context_length_exceeded",
             )
@@ -102,7 +109,17 @@ class Server:
         )
         return Job(ids, sampling, adapter)
 
-    async def texts(self, running: Running, stops: list[str], outcome: _Outcome) -> AsyncIterator[str]:
+    def context_limit(self) -> str:
+        """The context length a prompt must fit, and how to raise it when the server runs below the model's own."""
+        n, most = self.backend.context_length, self.backend.max_context_length
+        if most <= n:
+            return f"this model's context length is {n}. Shorten the prompt."
+        return (
+            f"this server's context length is {n} (the model's own maximum is {most}). Shorten the prompt, or restart "
+            f"`olive-ext serve` with --context_length up to {most} (each worker's KV cache grows with it)."
+        )
+
+    async def texts(self, running: Running, stops: list[str], outcome: _Outcome) -> AsyncGenerator[str, None]:
         """The generated text in pieces, cut at the first stop string; ``outcome`` says how it ended."""
         matcher = StopMatcher(stops)
         async with contextlib.aclosing(running.pieces()) as pieces:
@@ -129,12 +146,18 @@ def create_app(
     workers: int = 1,
     max_queue: int = 64,
     default_max_tokens: int = 256,
+    max_body_bytes: int = 8 * 2**20,
+    aliases: Sequence[str] = (),
 ) -> FastAPI:
-    """The FastAPI application serving ``backend`` as ``base_name`` plus one model id per adapter."""
+    """The FastAPI application serving ``backend`` as ``base_name`` plus one model id per adapter.
+
+    ``aliases`` are other ids requests may give for the base model (not listed in /v1/models); a request body
+    over ``max_body_bytes`` is refused with a 413 before it is parsed.
+    """
     if base_name in backend.adapters:
         raise ValueError(f"an adapter is named {base_name!r} like the base model; choose another served name")
     scheduler = Scheduler(backend, workers, max_queue)
-    server = Server(backend, base_name, scheduler, default_max_tokens)
+    server = Server(backend, base_name, scheduler, default_max_tokens, aliases)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -160,14 +183,14 @@ def create_app(
 
     @app.post("/v1/chat/completions", dependencies=[auth], response_model=None)
     async def chat(request: Request) -> Any:
-        req = await _body(request, ChatCompletionRequest)
+        req = await _body(request, ChatCompletionRequest, max_body_bytes)
         server.adapter_for(req.model)  # an unknown model is a 404 before the chat template is asked for
         job = server.job(req, backend.chat_prompt(req.plain_messages()))
         return await _answer(request, req, job, _chat_events, chat_body, "chatcmpl")
 
     @app.post("/v1/completions", dependencies=[auth], response_model=None)
     async def completions(request: Request) -> Any:
-        req = await _body(request, CompletionRequest)
+        req = await _body(request, CompletionRequest, max_body_bytes)
         job = server.job(req, req.text())
         return await _answer(request, req, job, _text_events, text_body, "cmpl")
 
@@ -177,11 +200,23 @@ def create_app(
         if req.stream:
             return _sse(events(server, req, job, running), request)
         outcome = _Outcome()
-        text = "".join([t async for t in server.texts(running, req.stops(), outcome)])
+        text = await _collect(server.texts(running, req.stops(), outcome), request)
         use = usage(len(job.ids), outcome.completion_tokens)
         return body(new_id(prefix), req.model, text, outcome.finish_reason, use)
 
     return app
+
+
+async def _collect(texts: AsyncGenerator[str, None], request: Request) -> str:
+    """The whole text of a non-streamed answer; a client that disconnects stops the generation (as a stream's does):
+    closing ``texts`` cancels the worker at its next token."""
+    parts: list[str] = []
+    async with contextlib.aclosing(texts):
+        async for text in texts:
+            if await request.is_disconnected():
+                break
+            parts.append(text)
+    return "".join(parts)
 
 
 def _model_card(model_id: str, created: int) -> dict[str, Any]:
@@ -273,17 +308,48 @@ def _add_error_handlers(app: FastAPI) -> None:
         return respond(APIError(500, f"internal error: {type(e).__name__}: {e}", type="server_error"))
 
 
-async def _body(request: Request, model: type[BodyT]) -> BodyT:
-    """The request body as ``model``; read as JSON whatever its Content-Type (curl's -d sends a form type)."""
-    raw = await request.body()
+async def _body(request: Request, model: type[BodyT], max_bytes: int) -> BodyT:
+    """The request body as ``model``; read as JSON whatever its Content-Type (curl's -d sends a form type).
+
+    A body over ``max_bytes`` is a 413 (said by its Content-Length, else counted as it arrives): parsing one
+    that large would hold the event loop, and every other request, for seconds.
+    """
+    raw = await _raw_body(request, max_bytes)
     try:
         data = json.loads(raw)
     except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
         raise APIError(400, f"the request body is not valid JSON: {e}", code="invalid_json") from e
+    except RecursionError as e:
+        raise APIError(400, "the request body is nested too deeply to read", code="invalid_json") from e
     try:
         return model.model_validate(data)
     except ValidationError as e:
         raise _from_validation(e.errors(include_url=False)) from e
+    except RecursionError as e:
+        raise APIError(400, "the request body is nested too deeply to read", code="invalid_json") from e
+
+
+async def _raw_body(request: Request, max_bytes: int) -> bytes:
+    """The body's bytes, or a 413 as soon as it is known to be over ``max_bytes``."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(max_bytes)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise _too_large(max_bytes)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(max_bytes: int) -> APIError:
+    return APIError(
+        413,
+        f"the request body is larger than this server's limit of {max_bytes} bytes; send a shorter request, or "
+        "restart `olive-ext serve` with a larger --max_body_bytes",
+        code="request_too_large",
+    )
 
 
 def _from_validation(errors: Sequence[Any]) -> APIError:

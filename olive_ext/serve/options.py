@@ -20,7 +20,9 @@ class ServeOptions(Options):
         description="require `Authorization: Bearer <key>` on /v1 (default: $OLIVE_EXT_API_KEY; unset: no key)",
     )
     served_model_name: str | None = Field(
-        None, description="the base model's id in /v1/models and requests (default: the folder's name; a .gguf's stem)"
+        None,
+        description="the base model's id in /v1/models and requests (default: a bundle's manifest name, else the "
+        "folder's name; a .gguf's stem)",
     )
     workers: int = Field(
         1,
@@ -33,6 +35,11 @@ class ServeOptions(Options):
         64, ge=0, description="requests that may wait for a worker; beyond that a request gets 503 at once"
     )
     default_max_tokens: int = Field(256, ge=1, description="new tokens when a request gives no max_tokens")
+    max_body_bytes: int = Field(
+        8 * 2**20,
+        ge=1024,
+        description="largest request body in bytes (default 8 MiB); a larger one gets 413 before it is read",
+    )
     context_length: int = Field(
         0,
         ge=0,

@@ -1,11 +1,15 @@
 """The OpenAI wire format: request models, error objects, response bodies, and stop strings.
 
 Only what olive-ext serves is modelled. Unknown request fields are ignored (clients send fields such
-as ``user``); fields the runtime cannot honour with a value other than their default are refused.
+as ``user``); an optional field sent as JSON null takes its default, as OpenAI reads it (the official
+client sends null for a parameter given as None); fields the runtime cannot honour with a value other
+than their default are refused. Text the runtimes cannot take (a lone UTF-16 surrogate, a NUL) is refused
+before any work.
 """
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from typing import Any, Literal
@@ -46,10 +50,45 @@ UNSUPPORTED = {
 }
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads keeps a lone one; a pair is already one character
+
+
+def text_problem(text: str) -> str | None:
+    """What makes ``text`` unusable as model input, or None: a lone UTF-16 surrogate (JSON's ``\\ud83d`` without
+    its pair) has no UTF-8 form, and a NUL ends the C strings the runtimes read (the rest would be dropped)."""
+    if "\0" in text:
+        return "contains a NUL character (\\u0000), which is not supported; remove it"
+    if found := _SURROGATE.search(text):
+        return (
+            f"contains a lone UTF-16 surrogate (\\u{ord(found.group()):04x} at character {found.start()}), which is "
+            "not valid text; send whole characters (a surrogate pair, or the character itself)"
+        )
+    return None
+
+
+def _checked_text(value: Any) -> Any:
+    """``value`` when its text (a string, strings in a list, or text parts' ``text``) is usable, else a ValueError."""
+    texts = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    for item in texts:
+        text = item.get("text") if isinstance(item, dict) else item
+        if isinstance(text, str) and (problem := text_problem(text)):
+            raise ValueError(problem)
+    return value
+
+
 class _Sampling(BaseModel):
     """Decoding fields common to chat and text completions."""
 
     model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_default(cls, data: Any) -> Any:
+        """Optional fields sent as null are dropped, so they take their defaults (required ones stay, to be refused)."""
+        if isinstance(data, dict):
+            fields = cls.model_fields
+            return {k: v for k, v in data.items() if v is not None or (k in fields and fields[k].is_required())}
+        return data
 
     model: str
     max_tokens: int | None = Field(None, ge=1)
@@ -101,6 +140,11 @@ class ChatMessage(BaseModel):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[dict[str, Any]] | None = None
 
+    @field_validator("content")
+    @classmethod
+    def _usable_content(cls, value: Any) -> Any:
+        return _checked_text(value)
+
     def text(self) -> str:
         """The message's text; parts other than text are refused."""
         if self.content is None or isinstance(self.content, str):
@@ -129,6 +173,11 @@ class CompletionRequest(_Sampling):
 
     prompt: str | list[str]
     echo: bool = False
+
+    @field_validator("prompt")
+    @classmethod
+    def _usable_prompt(cls, value: Any) -> Any:
+        return _checked_text(value)
 
     @field_validator("echo")
     @classmethod

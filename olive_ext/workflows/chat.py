@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from olive_ext.errors import UserInputError
 from olive_ext.models.folder import find_genai_model
@@ -46,9 +46,26 @@ class ChatOptions(Options):
     repetition_penalty: float = Field(1.0, gt=0, description="above 1 discourages repeating tokens (loops)")
     seed: int | None = Field(None, description="random seed for sampling (the same seed, the same answers)")
 
+    @field_validator("prompt", "system")
+    @classmethod
+    def _utf8(cls, value: str | None) -> str | None:
+        if value is not None and (problem := not_utf8(value)):
+            raise ValueError(problem)
+        return value
+
     def sampling(self) -> Sampling:
         """The sampling settings of these options."""
         return Sampling(self.temperature, self.top_p, self.top_k, self.repetition_penalty, self.seed)
+
+
+def not_utf8(text: str) -> str | None:
+    """Why ``text`` cannot go to the model, or None: bytes that are not UTF-8 (Python reads them from a terminal,
+    a pipe or argv as lone surrogates, ``'\\udce9'`` for the byte 0xe9), which no tokenizer takes."""
+    bad = dict.fromkeys(ch for ch in text if "\ud800" <= ch <= "\udfff")
+    if not bad:
+        return None
+    shown = ", ".join(f"0x{ord(ch) - 0xDC00:02x}" if ch >= "\udc80" else f"\\u{ord(ch):04x}" for ch in bad)
+    return f"is not UTF-8 text (cannot decode {shown}); write it in UTF-8 (check the terminal's or file's encoding)"
 
 
 def open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession:
@@ -180,6 +197,9 @@ def chat_loop(
         except EOFError:
             write("\n")
             return
+        except UnicodeDecodeError as e:  # a strict stdin (a UTF-8 locale without surrogateescape)
+            write(f"(that line is not UTF-8 text ({e.reason}) and was not sent; write it in UTF-8)\n")
+            continue
         except KeyboardInterrupt:
             write("\n(" + HELP_LINE + ")\n")
             continue
@@ -197,6 +217,9 @@ def _turn(session: ChatSession | GGUFChatSession, text: str, write: Callable[[st
     if text == "/reset":
         session.reset()
         write("(conversation cleared)\n")
+        return
+    if problem := not_utf8(text):  # echoing or tokenizing it would raise UnicodeEncodeError
+        write(f"(that line {problem}; it was not sent)\n")
         return
     if text.startswith("/"):
         write(f"(unknown command {text.split()[0]}; {HELP_LINE})\n")
