@@ -893,8 +893,11 @@ def test_a_hub_dataset_a_pass_reads_that_is_not_cached_is_a_named_hub_refusal(
     if olive_compat.olive_ai_installed():  # olive-ai's evaluator reading it for a metric: named the same way
         metric = {"e": {"metrics": [{"name": "acc", "type": "accuracy", "data_config": "xnli",
                                      "sub_types": [{"name": "accuracy_score"}]}]}}  # fmt: skip
-        hub = [p for p in translate({**raw, "evaluators": metric})[1] if p.category == "hub"]
+        alone = {**raw, "passes": {"c": {"type": "OnnxConversion"}}, "evaluators": metric}
+        hub = [p for p in translate(alone)[1] if p.category == "hub"]
         assert any("evaluators.e.metrics[0]" in p.message for p in hub), [p.render() for p in hub]
+        both = [p for p in translate({**raw, "evaluators": metric})[1] if p.category == "hub"]
+        assert len(both) == 1, [p.render() for p in both]  # one dataset, named once for its two readers
     _hub_caches(tmp_path, monkeypatch, "facebook/xnli")
     assert not [p for p in translate(raw)[1] if p.category == "hub"]
     local = {**xnli, "load_dataset_config": {"data_name": "json", "data_files": "rows.jsonl"}}

@@ -370,6 +370,8 @@ def refuse_missing_hub_data(name: str, reader: str, ctx: TranslationContext) -> 
         return False
     dataset, key = found
     at = f"{ctx.olive_data_paths.get(name, 'data_configs')}.load_dataset_config.{key}"
+    if any(p.path == at and p.category == "hub" for p in ctx.problems):
+        return True  # refused once, for its first reader: the same dataset is not named again for each other one
     refuse_hub_dataset(dataset, at, f"{reader}, through data config {name!r},", ctx,
                        "give load_dataset_config a local file (data_name: json, data_files: FILE.jsonl)",
                        dataset.path)  # fmt: skip
