@@ -73,7 +73,7 @@ def table(data: dict[str, Any], lineage: list[dict[str, Any]]) -> list[str]:
             continue
         m = c["metrics"]
         em = m.get("exact_match", float("nan"))
-        drop = f"{100 * (ref - em):.1f}" if ref is not None else ""
+        drop = f"{ref - em:.1f}" if ref is not None else ""  # both in percent
         mark = " **chosen**" if c["chosen"] else ""
         rows.append(
             f"| {c['label']}{mark} | {method(c)} | {em:.3f} | {drop} | {m.get('size', 0):.1f} | "
@@ -99,7 +99,9 @@ def main() -> None:
     run = WORK / "int4-run"
     shutil.rmtree(run, ignore_errors=True)
     run.mkdir(parents=True)
-    extra = ["--precision", "int4", "--gguf", "false", "--racing", "off"]
+    # every candidate measured and listed: int4 loses more than the default 1-point drop on this task, so the
+    # constraint is relaxed (the table gives each drop) and auto-opt chooses instead of exiting without a model
+    extra = ["--precision", "int4", "--gguf", "false", "--racing", "off", "--max_accuracy_drop", "100"]
     load0 = load_average()
     timed = run_timed([*ours_argv(ft, run / "out", run / "cache"), *extra], run / "auto-opt.log")
     load1 = load_average()

