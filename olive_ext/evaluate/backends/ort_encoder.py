@@ -26,13 +26,35 @@ class OrtEncoderBackend:
         providers = [provider] if provider in ort.get_available_providers() else ["CPUExecutionProvider"]
         self.session = ort.InferenceSession(f"{folder}/model.onnx", options, providers=providers)
         self.input_names = [i.name for i in self.session.get_inputs()]
+        # a graph made static (DynamicToFixedShape, NPU exports) takes exactly this many tokens per example
+        lengths = [i.shape[1] for i in self.session.get_inputs() if len(i.shape) == 2 and isinstance(i.shape[1], int)]
+        self.fixed_length: int | None = lengths[0] if lengths else None
 
     def run(self, features: dict[str, list[int]]) -> tuple[np.ndarray, float]:
-        """Outputs[0] for one tokenized example, and the seconds it took."""
-        feeds = encoder_feeds(self.input_names, features)
+        """Outputs[0] for one tokenized example, and the seconds it took. On a fixed-length graph the example is
+        padded (attention mask 0) or cut to that length, and per-token outputs are cut back to its tokens."""
+        n = len(features["input_ids"])
+        feeds = encoder_feeds(self.input_names, fit_length(features, self.fixed_length))
         start = time.perf_counter()
         out = self.session.run(None, feeds)[0]
-        return out, time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        if self.fixed_length and n < self.fixed_length and out.ndim >= 2 and out.shape[1] == self.fixed_length:
+            out = out[:, :n]
+        return out, seconds
+
+
+def fit_length(features: dict[str, list[int]], length: int | None) -> dict[str, list[int]]:
+    """``features`` of one example at exactly ``length`` tokens (None: as they are): cut, or padded with 0 and
+    an attention mask of 0 over the padding, which attention then ignores."""
+    n = len(features["input_ids"])
+    if length is None or n == length:
+        return features
+    if n > length:
+        return {k: list(v)[:length] for k, v in features.items()}
+    pad = [0] * (length - n)
+    padded = {k: list(v) + pad for k, v in features.items()}
+    padded["attention_mask"] = list(features.get("attention_mask", [1] * n)) + pad
+    return padded
 
 
 def apply_tuned(options: Any, tuned: dict[str, Any], ort: Any) -> None:
