@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from olive_ext.serve.backend import Backend, Sampling
+from olive_ext.serve.options import ServeOptions
 from olive_ext.serve.protocol import (
     APIError,
     ChatCompletionRequest,
@@ -138,15 +139,18 @@ class Server:
             yield tail
 
 
+_DEFAULT = ServeOptions.model_fields  # one place for each option's default: the options model
+
+
 def create_app(
     backend: Backend,
     base_name: str,
     *,
     api_key: str | None = None,
-    workers: int = 1,
-    max_queue: int = 64,
-    default_max_tokens: int = 256,
-    max_body_bytes: int = 8 * 2**20,
+    workers: int = _DEFAULT["workers"].default,
+    max_queue: int = _DEFAULT["max_queue"].default,
+    default_max_tokens: int = _DEFAULT["default_max_tokens"].default,
+    max_body_bytes: int = _DEFAULT["max_body_bytes"].default,
     aliases: Sequence[str] = (),
 ) -> FastAPI:
     """The FastAPI application serving ``backend`` as ``base_name`` plus one model id per adapter.
