@@ -14,6 +14,9 @@ from olive_ext.errors import UserInputError
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 _UNIX = 3  # ZipInfo.create_system: only unix archives carry a file type in external_attr
+# deflate level: model weights barely compress, so the fastest level. The demo's int8 model (254 MB of weights):
+# level 1 7.7 s -> 209 MB, level 6 18.5 s -> 207 MB (benchmarks/RESULTS.md, "Bundle zip level")
+_LEVEL = 1
 
 
 def zip_path_of(folder: Path) -> Path:
@@ -38,7 +41,7 @@ def write_zip(folder: Path, archive: Path, top: str | None = None) -> None:
                 info.external_attr = (stat.S_IFREG | 0o644) << 16
                 info.create_system = _UNIX  # so the permissions above are what readers see
                 with open(folder / rel, "rb") as src:
-                    z.writestr(info, src.read(), compresslevel=6)
+                    z.writestr(info, src.read(), compresslevel=_LEVEL)
         os.replace(partial, archive)
     finally:
         partial.unlink(missing_ok=True)
