@@ -23,6 +23,7 @@ from olive_ext.cpu_threads import plan_threads
 from olive_ext.deploy.bundle import chat_template_text
 from olive_ext.errors import MissingDependencyError, UserInputError
 from olive_ext.evaluate.backends.llama_cpp import gguf_in, load_llama
+from olive_ext.models.gguf_header import trained_context
 from olive_ext.onnx.runtime import LLAMACPP_INSTALL, llama_cpp_available
 from olive_ext.serve.backend import Piece, Sampling
 from olive_ext.serve.protocol import APIError
@@ -83,7 +84,7 @@ class LlamaCppBackend:
         self._first = models[0]  # its vocabulary tokenizes (read-only; see the module's docstring)
         self.context_length = int(self._first.n_ctx())
         # the model's trained context: what --context_length may raise the served one to
-        self.max_context_length = max(self.context_length, int(self._first._model.n_ctx_train()))
+        self.max_context_length = max(self.context_length, trained_context(gguf) or 0)
         self.adapters = []
         self.penalties = True
         self.gguf = gguf
