@@ -97,16 +97,24 @@ def validate_options(model: type[M], values: dict[str, Any]) -> M:
     Paths (``pathlib.Path`` or any ``os.PathLike``, alone or in a list) are taken as their text, so the Python
     API takes what it returns (``ft.output_dir``) wherever it takes a path."""
     try:
-        return model(**{key: _path_text(value) for key, value in values.items()})
+        values = {key: _path_text(value, key == "path" or key.endswith(_PATH_KEYS)) for key, value in values.items()}
+        return model(**values)
     except ValidationError as e:
         raise RecipeError(problems_from_validation(e, model), source="options") from e
 
 
-def _path_text(value: Any) -> Any:
+# options that name files or folders: a leading ~ is the home folder, as a shell would make it (from Python, a
+# finetune to "~/ft" wrote $HOME/ft, then failed on the literal "~/ft"; a data file "~/rows.jsonl" was not found)
+_PATH_KEYS = ("_path", "_files", "_file", "_dir", "model_name_or_path", "bundle")
+
+
+def _path_text(value: Any, expand: bool = False) -> Any:
     if isinstance(value, os.PathLike):
-        return os.fspath(value)
+        value = os.fspath(value)
     if isinstance(value, list | tuple):
-        return type(value)(_path_text(v) for v in value)
+        return type(value)(_path_text(v, expand) for v in value)
+    if expand and isinstance(value, str) and (value == "~" or value.startswith("~/")):
+        return os.path.expanduser(value)
     return value
 
 

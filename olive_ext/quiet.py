@@ -149,6 +149,16 @@ def library_noise_hidden(loads_models: bool = True) -> Iterator[None]:
         for bars in _BAR_SWITCHES
         if bars.package in sys.modules
     }
+    root = logging.getLogger()
+    root_handlers, root_level = list(root.handlers), root.level
+    # onnxruntime's quantizer calls logging.basicConfig(level=INFO) at import: the caller's root logger then
+    # printed every library's INFO lines for the rest of the process. A root with a handler makes it do nothing;
+    # this one prints what Python's last-resort handler would (warnings and up, bare), and goes after the call.
+    stand_in = logging.StreamHandler()
+    stand_in.setLevel(logging.WARNING)
+    if not root_handlers:
+        root.addHandler(stand_in)
+    threads = _torch_threads()
     with warnings.catch_warnings():
         for message in _LIBRARY_DEPRECATIONS:
             warnings.filterwarnings("ignore", message=message, category=FutureWarning)
@@ -160,7 +170,23 @@ def library_noise_hidden(loads_models: bool = True) -> Iterator[None]:
                 os.environ.pop(name, None)
             for bars in _BAR_SWITCHES:
                 if bars.package in sys.modules and before.get(bars.package, bars.variable in ours):
-                    getattr(importlib.import_module(bars.module), bars.on)()
+                    with warnings.catch_warnings():  # datasets first imported during the call read our variable
+                        warnings.simplefilter("ignore", UserWarning)  # and says so ("Cannot enable progress bars")
+                        getattr(importlib.import_module(bars.module), bars.on)()
+            for handler in [h for h in root.handlers if h not in root_handlers]:
+                root.removeHandler(handler)
+            root.setLevel(root_level)
+            if threads is not None:
+                import torch
+
+                torch.set_num_threads(threads)
+
+
+def _torch_threads() -> int | None:
+    """torch's intra-op thread count when the caller had imported torch (a call sets its own), else None."""
+    torch = sys.modules.get("torch")
+    get = getattr(torch, "get_num_threads", None)
+    return int(get()) if callable(get) else None
 
 
 F = TypeVar("F", bound=Callable[..., Any])

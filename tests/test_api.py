@@ -137,6 +137,39 @@ def test_import_changes_no_global_logging_or_warnings_state() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_a_call_leaves_the_callers_logging_and_threads_as_they_were(tiny_llama: Path, tmp_path: Path) -> None:
+    """onnxruntime's int4 quantizer, imported during the call, runs logging.basicConfig(level=INFO): the caller's
+    root logger then printed every library's INFO lines for the rest of the process; torch's thread count stayed
+    at the call's. A fresh process, so that the quantizer is first imported inside the call."""
+    code = (
+        "import logging, sys, torch, olive_ext\n"
+        "torch.set_num_threads(3)\n"
+        "before = (list(logging.root.handlers), logging.root.level)\n"
+        "olive_ext.quantize(sys.argv[1], sys.argv[2], precision='int4', cache_dir=sys.argv[3])\n"
+        "assert 'onnxruntime.quantization.matmul_nbits_quantizer' in sys.modules\n"
+        "after = (list(logging.root.handlers), logging.root.level)\n"
+        "assert before == after, (before, after)\n"
+        "assert torch.get_num_threads() == 3, torch.get_num_threads()\n"
+    )
+    args = [str(tiny_llama), str(tmp_path / "q"), str(tmp_path / "cache")]
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_a_home_relative_path_is_the_home_folder(
+    tiny_llama: Path, qa_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From Python no shell expands ``~``: a finetune to "~/ft" trained, wrote $HOME/ft, then failed on the
+    literal "~/ft" (FileNotFoundError), and a data file "~/qa.jsonl" was "not found"."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "qa.jsonl").write_text(qa_file.read_text())
+    monkeypatch.setenv("HOME", str(home))
+    ft = olive_ext.finetune(tiny_llama, "~/ft", data_files="~/qa.jsonl", text_template="Q: {q}\nA: {a}",
+                            max_steps=1, cache_dir=str(tmp_path / "cache"))  # fmt: skip
+    assert ft.output_dir == home / "ft" and (home / "ft" / "train_metrics.json").is_file()
+
+
 def test_public_names_are_exported_and_documented() -> None:
     exported = set(olive_ext.__all__) - {"__version__"}
     assert exported == set(olive_ext._EXPORTS)
@@ -206,3 +239,10 @@ def test_api_arguments_a_user_gets_wrong_are_refused_by_name(tmp_path: Path, mon
         olive_ext.run(recipe, output_path=tmp_path / "o", executor="nope")
     with pytest.raises(olive_ext.RecipeError, match="run_model: must be True or False; got 'no'"):
         olive_ext.verify(tmp_path / "built", run_model="no")  # type: ignore[arg-type]
+
+
+def test_olives_auto_opt_keywords_are_taken_as_the_command_takes_them(tiny_bert: Path, tmp_path: Path) -> None:
+    """`olive-ext auto-opt` takes Olive's --task and --use_ort_genai; the function refused them ("unknown key")."""
+    with pytest.raises(olive_ext.UserInputError, match="--task text-generation: olive-ext infers the task"):
+        olive_ext.auto_opt(tiny_bert, tmp_path / "o", task="text-generation", use_ort_genai=True)
+    assert not (tmp_path / "o").exists()

@@ -13,6 +13,7 @@ import yaml
 from toy_passes import toy_weights
 
 from olive_ext.cli import main
+from olive_ext.errors import UserInputError
 
 HEAVY = ("torch", "transformers", "onnxruntime", "onnxruntime_genai", "peft", "datasets", "optuna", "onnx")
 
@@ -115,6 +116,45 @@ def test_run_end_to_end_and_refuse_overwrite(tmp_path: Path, capsys: pytest.Capt
     assert main(["run", "--config", str(recipe)]) == 2
     assert "exists and is not empty" in capsys.readouterr().err
     assert main(["run", "--config", str(recipe), "--overwrite", "--setup"]) == 0
+
+
+def test_overwrite_replaces_only_an_olive_ext_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--overwrite once deleted a home folder given as the output (`quantize(model, "~", overwrite=True)`): a
+    folder olive-ext did not write, and the home folder, are refused before any work, their files untouched."""
+    from olive_ext.engine.output import staged_output
+
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    toy_weights(model)
+    theirs = tmp_path / "docs"
+    (theirs / "thesis").mkdir(parents=True)
+    (theirs / "thesis" / "ch1.tex").write_text("x")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"input_model": {"path": str(model)},
+                                      "passes": {"t": {"type": "toy_transform", "factor": [1]}},
+                                      "output": {"path": str(theirs)}}))  # fmt: skip
+    assert main(["run", "--config", str(recipe), "--overwrite", "--log_level", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "not replaced although overwrite was asked" in err and "olive-ext did not write (thesis" in err
+    assert (theirs / "thesis" / "ch1.tex").read_text() == "x"
+    home = tmp_path / "home"
+    (home / "candidates.json").parent.mkdir()
+    (home / "candidates.json").write_text("{}")  # even one that looks like an output
+    monkeypatch.setenv("HOME", str(home))
+    with pytest.raises(UserInputError, match="your home folder"), staged_output("~", overwrite=True):
+        pass
+    assert (home / "candidates.json").exists()
+    out = tmp_path / "out"  # an olive-ext output is replaced, whole
+    with staged_output(out, overwrite=False) as stage:
+        (stage / "candidates.json").write_text("{}")
+        (stage / "old.txt").write_text("old")
+    with staged_output(out, overwrite=True) as stage:
+        (stage / "candidates.json").write_text("[]")
+    assert sorted(p.name for p in out.iterdir()) == ["candidates.json"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]  # no staging or replaced folder left
 
 
 OLIVE_COMMANDS = {  # Olive 0.13's commands we do not have -> a word the message must contain

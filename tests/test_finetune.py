@@ -260,9 +260,13 @@ def _err(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str]
 
 
 def test_bad_input_gets_a_clear_error_and_nothing_is_written(
-    tiny_llama: Path, tone_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_llama: Path, tiny_bert: Path, tone_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "o"
+    # an encoder is no causal LM: it trained with a new, random language-model head, and succeeded
+    code, err = _err(capsys, ["finetune", "-m", str(tiny_bert), "--data_files", str(tone_file), "-o", str(out),
+                              "--text_template", TEMPLATE, "--max_steps", "1"])  # fmt: skip
+    assert code == 2 and "not a causal language model" in err and "BertFor" in err
     base = ["finetune", "-m", str(tiny_llama), "--data_files", str(tone_file), "-o", str(out)]
     code, err = _err(capsys, [*base, "--text_template", "Q: {question}\nA: {tone}", "--max_steps", "1"])
     assert code == 2 and "'question'" in err and "phrase, tone" in err

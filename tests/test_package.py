@@ -79,7 +79,7 @@ def test_tampered_missing_and_extra_files_are_named(auto_opt_output: Path, tmp_p
     data[10] ^= 1  # one flipped bit
     config.write_bytes(bytes(data))
     report = verify(bundle, run_model=False)
-    assert not report.ok
+    assert not report.ok and not report  # `assert verify(bundle)` fails on a tampered bundle
     assert any("model/genai_config.json" in c.detail and not c.ok for c in report.checks)
     (bundle / "README.md").unlink()
     (bundle / "extra.bin").write_bytes(b"x")

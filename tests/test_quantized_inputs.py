@@ -46,10 +46,22 @@ def test_a_bitsandbytes_model_dequantizes_to_the_same_function(bnb_llama: Path, 
 
     dequantize_folder(bnb_llama, tmp_path / "plain")
     assert "quantization_config" not in json.loads((tmp_path / "plain" / "config.json").read_text())
+    import bitsandbytes as bnb
+
+    packed_model = AutoModelForCausalLM.from_pretrained(bnb_llama, device_map="cpu")
+    plain_model = AutoModelForCausalLM.from_pretrained(tmp_path / "plain")
+    plain_weights = dict(plain_model.named_parameters())
+    quantized = [(n, m) for n, m in packed_model.named_modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert quantized
+    for name, module in quantized:  # every 4-bit weight: exactly what bitsandbytes' own dequantization gives
+        expected = bnb.functional.dequantize_4bit(module.weight.data, module.weight.quant_state).float()
+        assert torch.equal(plain_weights[f"{name}.weight"].float(), expected), name
     ids = torch.tensor([[1, 5, 9, 20, 33, 7]])
-    packed = _logits(AutoModelForCausalLM.from_pretrained(bnb_llama, device_map="cpu"), ids)
-    plain = _logits(AutoModelForCausalLM.from_pretrained(tmp_path / "plain"), ids)
-    assert float((packed - plain).abs().max()) < 1e-4  # type: ignore[operator]
+    packed, plain = _logits(packed_model, ids), _logits(plain_model, ids)
+    # the forward pass as a whole: bitsandbytes' CPU 4-bit kernel is exact to 1e-5 on AMD EPYC, but on Intel Xeon
+    # (AMX) it computes in bf16 (one layer's outputs 0.4% off the float product of its own dequantized weights)
+    scale = float(packed.abs().max())  # type: ignore[attr-defined]
+    assert float((packed - plain).abs().max()) < 0.02 * scale  # type: ignore[operator]
 
 
 def test_an_unsloth_style_adapter_on_a_bnb_base_builds(bnb_llama: Path, tmp_path: Path) -> None:

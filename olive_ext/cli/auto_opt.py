@@ -47,7 +47,6 @@ OLIVE_REPLACEMENTS = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from olive_ext.options import parse_bool
     from olive_ext.workflows.auto_opt import AutoOptOptions as O
 
     option(p, O, "model_name_or_path", "-m", "--model_name_or_path")
@@ -57,21 +56,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     option(p, O, "precision")
     option(p, O, "gguf", type=bool)
     option(p, O, "olive_int4", type=bool)
-    p.add_argument(
-        "--use_ort_genai",
-        nargs="?",
-        const=True,
-        default=True,
-        type=parse_bool,
-        help="accepted for Olive compatibility: LLM outputs are always onnxruntime-genai folders",
-    )
+    option(p, O, "use_ort_genai", type=bool)
     option(p, O, "trust_remote_code", action="store_true")
-    p.add_argument(
-        "-t",
-        "--task",
-        help="accepted for Olive when it is the model's task: olive-ext reads the task from the model "
-        "(text-generation for LLMs; Olive's text-generation-with-past and causal-lm mean the same)",
-    )
+    option(p, O, "task", "-t", "--task")
     add_output(p, O)
     add_data_arguments(p, O, "eval_split")
     q = p.add_argument_group("measurement and selection")
@@ -109,8 +96,6 @@ def main(args: argparse.Namespace) -> int:
     from olive_ext.workflows.auto_opt import AutoOptOptions, run_auto_opt
 
     opts = options_from_args(AutoOptOptions, args)
-    if args.task:
-        check_task(args.task, opts)
     if args.dry_run:
         return dry_run(opts)
     progress = Progress()
@@ -123,22 +108,6 @@ def main(args: argparse.Namespace) -> int:
     for run in result.runs.values():
         print_run_summary(run, progress.console)
     return 0
-
-
-LLM_TASKS = {"text-generation", "text-generation-with-past", "causal-lm"}  # Olive's names for a causal LM's task
-
-
-def check_task(task: str, opts: AutoOptOptions) -> None:
-    """Olive's --task is accepted when it is the task olive-ext reads from the model (which it always uses)."""
-    from olive_ext.errors import UserInputError
-    from olive_ext.models.folder import model_task, resolve_model_arg
-
-    inferred = model_task(resolve_model_arg(opts.model_name_or_path, opts.adapter_path))
-    if ("text-generation" if task in LLM_TASKS else task) != inferred:
-        raise UserInputError(
-            f"--task {task}: olive-ext infers the task from the model, and {opts.model_name_or_path} is {inferred}",
-            hint="drop --task",
-        )
 
 
 def dry_run(opts: AutoOptOptions) -> int:

@@ -58,6 +58,11 @@ class VerifyReport:
     def ok(self) -> bool:
         return all(c.ok for c in self.checks)
 
+    def __bool__(self) -> bool:
+        """``ok``: ``assert olive_ext.verify(bundle)`` fails on a bundle that failed a check (it never did: a
+        dataclass is always true)."""
+        return self.ok
+
     def add(self, name: str, ok: bool, detail: str = "") -> None:
         self.checks.append(Check(name, ok, detail))
 

@@ -2,7 +2,8 @@
 
 Everything is written to a hidden staging folder beside the destination and moved
 into place at the end; an existing non-empty destination is replaced only with
-``overwrite``.
+``overwrite``, and only when it is an olive-ext output: ``overwrite`` once deleted a
+home folder handed to it as the output.
 """
 
 from __future__ import annotations
@@ -19,6 +20,21 @@ import yaml
 
 from olive_ext.cache import writable_problem
 from olive_ext.errors import OutputExistsError, UserInputError
+
+# what every olive-ext output folder holds at its top: model_config.json (finetune, auto-opt with a choice, quantize,
+# export, generate-adapter), candidates.json and recipe.yaml (every recipe run), manifest.json (package's bundles)
+OUTPUT_MARKERS = ("model_config.json", "candidates.json", "recipe.yaml", "manifest.json")
+
+
+def _replace_problem(p: Path) -> str | None:
+    """Why the existing non-empty folder ``p`` must not be replaced by --overwrite, or None when it may be."""
+    real = p.resolve()
+    if real == Path.home().resolve() or real.parent == real or real.parent == Path(real.anchor):
+        return "it is your home folder" if real == Path.home().resolve() else "it is a top-level folder"
+    if not any((p / name).is_file() for name in OUTPUT_MARKERS):
+        sample = ", ".join(sorted(e.name for e in p.iterdir())[:3])
+        return f"it holds files olive-ext did not write ({sample}; no {' / '.join(OUTPUT_MARKERS[:2])})"
+    return None
 
 
 def ensure_output_free(path: str | Path, overwrite: bool) -> Path:
@@ -37,8 +53,16 @@ def ensure_output_free(path: str | Path, overwrite: bool) -> Path:
                 f" ({here}): writing it would delete it; nothing was written",
                 hint="give the output a folder of its own: -o out",
             )
-    if p.is_dir() and any(p.iterdir()) and not overwrite:
-        raise OutputExistsError(str(p))
+    if p.is_dir() and any(p.iterdir()):
+        if not overwrite:
+            raise OutputExistsError(str(p))
+        problem = _replace_problem(p)
+        if problem:
+            raise UserInputError(
+                f"output folder {p} is not replaced although overwrite was asked: {problem}; nothing was written",
+                hint="overwrite replaces only a folder olive-ext wrote: choose a new or empty folder with "
+                "-o/--output_path (or remove what is in it yourself)",
+            )
     return p
 
 
@@ -92,9 +116,14 @@ def staged_output(path: str | Path, overwrite: bool) -> Iterator[Path]:
         shutil.rmtree(stage, ignore_errors=True)
         raise
     ensure_output_free(dest, overwrite)
-    if dest.exists():
-        shutil.rmtree(dest)
-    os.rename(stage, dest)
+    if dest.exists():  # moved aside first: a removal that fails half-way leaves the new output whole in place
+        old = dest.parent / f".{dest.name}.replaced-{os.getpid()}"
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(dest, old)
+        os.rename(stage, dest)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(stage, dest)
 
 
 def write_json(path: Path, data: Any) -> None:

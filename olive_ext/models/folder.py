@@ -35,20 +35,33 @@ PYPI_PREFIX = "pypi:"
 BNB_METHOD = "bitsandbytes"  # quant_method of models saved after load_in_4bit / load_in_8bit (Unsloth's -bnb-4bit)
 
 
+def config_json(model: str | Path, *, fetch: bool = False) -> dict[str, Any] | None:
+    """A model's config.json, read: from its folder, or for a hub id from the local Hugging Face cache (``fetch``:
+    downloaded when the hub answers, as loading the model would). None: neither holds one, or it is no JSON object."""
+    local = Path(model).expanduser() / "config.json"
+    config: Path | None = local
+    if not local.is_file() and looks_like_hub_id(str(model)):
+        # only for hub ids (start-up time)
+        from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+        cached = try_to_load_from_cache(str(model), "config.json", cache_dir=hub_cache_dir())
+        config = Path(cached) if isinstance(cached, str) else None
+        if config is None and fetch:
+            try:
+                config = Path(hf_hub_download(str(model), "config.json", cache_dir=hub_cache_dir()))
+            except Exception:  # offline and not cached, or no such model: loading it says so next
+                config = None
+    try:
+        data = json.loads(config.read_text(encoding="utf-8")) if config is not None else None
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def quantization_method(model: str | Path) -> str | None:
     """``quantization_config.quant_method`` in a model's config.json: a local folder's, or a hub id's copy in the
     local Hugging Face cache (no network). None: not quantized, or no config.json to read."""
-    config = Path(model).expanduser() / "config.json"
-    if not config.is_file() and looks_like_hub_id(str(model)):
-        from huggingface_hub import try_to_load_from_cache  # only for hub ids (start-up time)
-
-        cached = try_to_load_from_cache(str(model), "config.json", cache_dir=hub_cache_dir())
-        config = Path(cached) if isinstance(cached, str) else config
-    try:
-        data = json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return quant_method_in(data)
+    return quant_method_in(config_json(model))
 
 
 def quant_method_in(config: Any) -> str | None:

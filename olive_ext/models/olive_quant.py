@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from olive_ext.errors import MissingDependencyError
+from olive_ext.models.folder import config_json
 
 logger = logging.getLogger("olive_ext")
 
@@ -24,15 +25,9 @@ _EMBEDDING = "model.embed_tokens"
 _INDEX = "model.safetensors.index.json"
 
 
-def quantized_embedding(folder: Path) -> dict[str, Any] | None:
-    """The Olive quantization config of ``folder`` when its embedding is quantized, else None."""
-    config_file = folder / "config.json"
-    if not config_file.is_file():
-        return None
-    try:
-        quant = json.loads(config_file.read_text()).get("quantization_config") or {}
-    except (OSError, ValueError):
-        return None
+def quantized_embedding(config: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The Olive quantization config in a model's config.json (read) when its embedding is quantized, else None."""
+    quant = (config or {}).get("quantization_config")
     if not isinstance(quant, dict) or quant.get("quant_method") != "olive" or not quant.get("embeds"):
         return None
     return quant
@@ -41,8 +36,9 @@ def quantized_embedding(folder: Path) -> dict[str, Any] | None:
 def with_float_embedding(folder: Path, work: Path) -> Path:
     """``folder`` as the builder can read it: a copy under ``work`` with its quantized embedding dequantized, or
     ``folder`` itself when its embedding is not quantized."""
-    quant = quantized_embedding(folder)
-    if quant is None:
+    config = config_json(folder)
+    quant = quantized_embedding(config)
+    if config is None or quant is None:
         return folder
     try:
         from olive.common.quant.nn import QuantEmbedding
@@ -82,7 +78,6 @@ def with_float_embedding(folder: Path, work: Path) -> Path:
         if tied_head:
             weights.update({f"lm_head.{k}": shard for shard in renamed for k in ("qweight", "scales", "qzeros")})
         (out / _INDEX).write_text(json.dumps({**data, "weight_map": weights}, indent=2))
-    config = json.loads((folder / "config.json").read_text())
     config["quantization_config"] = {**quant, "embeds": False}
     if tied_head:
         overrides = {**(quant.get("overrides") or {}), "lm_head": {"bits": bits, "group_size": group_size}}

@@ -19,6 +19,7 @@ from pydantic import Field, field_validator, model_validator
 from olive_ext.artifacts import Artifact
 from olive_ext.data.load import spec_identity
 from olive_ext.errors import UserInputError
+from olive_ext.models.folder import config_json, model_task
 from olive_ext.passes.base import Pass, dataset_ref, register_pass
 from olive_ext.passes.context import RunContext
 from olive_ext.train import distributed
@@ -108,7 +109,13 @@ class LoraPass(Pass[LoraPassConfig]):
     @classmethod
     def check_input(cls, artifact: Artifact) -> str | None:
         """An adapter already on the model trains on (LLaMA-Factory's adapter_name_or_path) when it is LoRA or
-        DoRA; other peft adapters cannot."""
+        DoRA; other peft adapters cannot. The model is a causal LM: an encoder (BERT) was trained with a new,
+        random language-model head, silently."""
+        task = model_task(artifact)
+        if task != "text-generation":
+            archs = (config_json(artifact.path) or {}).get("architectures") or []
+            return (f"it is not a causal language model ({task}: config.json's architectures are {archs}); finetune "
+                    "trains causal LMs (text-generation), as LoRA here learns the next token")  # fmt: skip
         if not artifact.adapter_path:
             return None
         config_file = Path(artifact.adapter_path) / "adapter_config.json"

@@ -27,7 +27,7 @@ from pydantic import Field, field_validator
 from olive_ext.artifacts import ARTIFACT_KINDS, Artifact, looks_like_hub_id
 from olive_ext.cache import cache_key, default_cache_dir
 from olive_ext.errors import PassError, Problem, RecipeError, UserInputError
-from olive_ext.models.folder import PYPI_PREFIX, skip_on_copy
+from olive_ext.models.folder import PYPI_PREFIX, config_json, skip_on_copy
 from olive_ext.onnx.check import smoke_check
 from olive_ext.onnx.folder import (
     TUNED_SETTINGS,
@@ -419,8 +419,7 @@ def _openvino_result(
         raise PassError("olive", f"olive-ai returned {source}, not an OpenVINO model folder")
     _take_folder(source, out_dir, work)
     _copy_hf_companions(Path(artifact.path), out_dir)
-    archs = json.loads((out_dir / "config.json").read_text()).get("architectures") or [] if (
-        out_dir / "config.json").exists() else []  # fmt: skip
+    archs = (config_json(out_dir) or {}).get("architectures") or []
     causal = bool(artifact.meta.get("causal")) or any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs)
     task = "text-generation" if causal else str(artifact.meta.get("task") or _hf_task(str(out_dir)))
     if name == "OpenVINOConversion":
@@ -441,30 +440,14 @@ def _openvino_result(
 
 def _hf_task(model: str) -> str:
     """Olive's task name for an HF folder or hub id: generation for causal LMs, else feature extraction."""
-    config = _config_file(model)
-    archs = (json.loads(config.read_text()).get("architectures") or []) if config else []
+    # a hub id's config comes from the hub cache (fetched when online): read as a folder it had none, and a causal
+    # LM was loaded as a bare encoder (Olive's analysis passes then failed: "Attribute model.layers not found")
+    archs = (config_json(model, fetch=True) or {}).get("architectures") or []
     if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
         return "text-generation-with-past"
     if any(a.endswith("ForSequenceClassification") for a in archs):
         return "text-classification"
     return "feature-extraction"
-
-
-def _config_file(model: str) -> Path | None:
-    """A model's config.json: in its folder, or for a hub id in the Hugging Face cache (fetched when online, as
-    loading the model would); None when neither has it. A hub model read as a folder had no config, so a causal
-    LM was loaded as a bare encoder (Olive's analysis passes then failed: "Attribute model.layers not found")."""
-    local = Path(model) / "config.json"
-    if local.is_file():
-        return local
-    if not looks_like_hub_id(model):
-        return None
-    from huggingface_hub import hf_hub_download
-
-    try:
-        return Path(hf_hub_download(model, "config.json"))
-    except Exception:  # offline and not cached, or no such model: Olive's loading says so next
-        return None
 
 
 def _onnx_path(handler: Any) -> str:

@@ -67,6 +67,14 @@ class AutoOptOptions(DataOptions):
         True,
         description="on cpu, also try llama.cpp GGUF candidates (Q4_0, Q4_K_M, Q5_K_M, Q8_0; needs llama-cpp-python)",
     )
+    use_ort_genai: bool = Field(
+        True, description="accepted for Olive compatibility: LLM outputs are always onnxruntime-genai folders"
+    )
+    task: str | None = Field(
+        None,
+        description="accepted for Olive when it is the model's task: olive-ext reads the task from the model "
+        "(text-generation for LLMs; Olive's text-generation-with-past and causal-lm mean the same)",
+    )
     olive_int4: bool = Field(
         True,
         description="on cpu, also try olive-ai's GPTQ (on a fine-tune's training rows) and RTN int4 before the "
@@ -278,9 +286,24 @@ def data_from_model_config(source: Artifact, key: str = "eval_data") -> DatasetS
 CONSTRAINT_FLAGS = {n: f"--{n}" for n in Constraints.model_fields if n in AutoOptOptions.model_fields}
 
 
+LLM_TASKS = {"text-generation", "text-generation-with-past", "causal-lm"}  # Olive's names for a causal LM's task
+
+
+def check_task(task: str, opts: AutoOptOptions) -> None:
+    """Olive's task is accepted when it is the task olive-ext reads from the model (which it always uses)."""
+    inferred = model_task(resolve_model_arg(opts.model_name_or_path, opts.adapter_path))
+    if ("text-generation" if task in LLM_TASKS else task) != inferred:
+        raise UserInputError(
+            f"--task {task}: olive-ext infers the task from the model, and {opts.model_name_or_path} is {inferred}",
+            hint="drop --task",
+        )
+
+
 def plan_auto_opt(opts: AutoOptOptions) -> dict[str, Recipe]:
     """Each device's recipe, after the checks before work (outputs, cache, model, data); with several devices
     each gets ``<output>/<device>``. Builds nothing: ``--dry_run`` prints these."""
+    if opts.task:
+        check_task(opts.task, opts)
     devices = list(dict.fromkeys(opts.device))
     if not devices:
         raise UserInputError("--device needs at least one of cpu, gpu, npu")
