@@ -52,9 +52,11 @@ def test_notebook_flow_finetune_auto_opt_package_verify(
     assert ft.metrics["eval"]["finetuned"]["examples"] == 8
 
     # no data given: auto-opt measures on the fine-tune's own eval split (recorded by finetune)
-    best = olive_ext.auto_opt(
-        ft.output_dir, tmp_path / "onnx", precision="int4", max_candidates=2, cache_dir=cache, **FAST
+    assert len(repr(ft)) < 1000, repr(ft)  # the run's records left out (9.7k characters)
+    best = olive_ext.auto_opt(  # a result is given where a path is taken: it names its output folder
+        ft, tmp_path / "onnx", precision="int4", max_candidates=2, cache_dir=cache, **FAST
     )
+    assert len(repr(best)) < 1000 and "chosen=" in repr(best), repr(best)
     assert best.model_path == tmp_path / "onnx" / "model" and (best.model_path / "genai_config.json").exists()
     assert "exact_match" in best.metrics
     report = json.loads((tmp_path / "onnx" / "candidates.json").read_text())
@@ -64,7 +66,7 @@ def test_notebook_flow_finetune_auto_opt_package_verify(
     warned = any("answers none of the 8 eval rows exactly" in n for n in report["notes"])
     assert warned == (report["reference"]["metrics"]["exact_match"] == 0), report["notes"]
 
-    bundle = olive_ext.package(best.output_dir, tmp_path / "bundle", zip=True, name="tiny")
+    bundle = olive_ext.package(best, tmp_path / "bundle", zip=True, name="tiny")
     assert bundle.zip_path == tmp_path / "bundle.zip" and bundle.zip_path.exists()
     assert bundle.manifest["name"] == "tiny"
     verified = olive_ext.verify(bundle.zip_path)
@@ -102,19 +104,22 @@ def test_unknown_option_names_the_key_with_a_did_you_mean(tmp_path: Path) -> Non
 
 
 def test_run_takes_a_path_a_dict_or_a_recipe_and_validate_lists_problems(tiny_llama: Path, tmp_path: Path) -> None:
+    from types import MappingProxyType
+
     raw = {
-        "input_model": {"path": str(tiny_llama)},
+        "input_model": {"path": tiny_llama},  # a Path, as a Python user writes it ("Input should be a valid string")
         "passes": {"build": {"type": "model_builder", "precision": "fp32"}},
-        "output": {"path": str(tmp_path / "from-dict")},
+        "output": {"path": tmp_path / "from-dict"},
     }
-    assert olive_ext.validate(raw) == []
+    assert olive_ext.validate(raw) == [] and olive_ext.validate(MappingProxyType(raw)) == []
     result = olive_ext.run(raw)
     assert result.model_path == tmp_path / "from-dict" / "model" and result.model_path.is_dir()
     recipe_file = tmp_path / "recipe.json"
-    recipe_file.write_text(json.dumps(raw))
+    recipe_file.write_text(json.dumps(raw, default=str))
     again = olive_ext.run(recipe_file, output_path=tmp_path / "from-file")
     assert again.cache_hits == again.steps_run  # same build, from the cache
-    recipe = olive_ext.Recipe.model_validate(raw)
+    recipe = olive_ext.Recipe.model_validate(json.loads(recipe_file.read_text()))
+    assert olive_ext.validate(recipe) == []  # "recipe must be a path or a dict, not Recipe"
     assert olive_ext.run(recipe, output_path=tmp_path / "from-recipe").model_path is not None
     problems = olive_ext.validate({**raw, "passes": {"build": {"type": "model_builder", "precison": "int4"}}})
     assert [p.path for p in problems] == ["passes.build.precison"] and "precision" in (problems[0].hint or "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,8 +67,19 @@ class CandidateResult:
         }
 
 
+class OutputFolder:
+    """A result is path-like: its output folder (``output_dir``, or a bundle's ``path``), so it can be given
+    where a path is taken: ``olive_ext.auto_opt(ft, "out/onnx")`` after ``ft = olive_ext.finetune(...)``."""
+
+    def __fspath__(self) -> str:
+        folder = getattr(self, "output_dir", None) or getattr(self, "path", None)
+        if folder is None:
+            raise TypeError(f"this {type(self).__name__} wrote no output folder, so it names no path")
+        return os.fspath(folder)
+
+
 @dataclass
-class RunResult:
+class RunResult(OutputFolder):
     """Every candidate, the chosen one, and where things were written.
 
     ``output_dir`` is the output folder (None when nothing was written); ``model_path`` is the

@@ -22,7 +22,7 @@ from olive_ext.artifacts import Artifact
 from olive_ext.data import answer_problem, require_answers, rows_for_reading
 from olive_ext.data.spec import DataOptions, DatasetSpec
 from olive_ext.engine.preflight import check_before_work
-from olive_ext.engine.results import RunResult
+from olive_ext.engine.results import OutputFolder, RunResult
 from olive_ext.errors import ConstraintsNotMetError, UserInputError
 from olive_ext.evaluate.spec import Constraints, EvaluateSpec, Objective
 from olive_ext.models.folder import model_task, resolve_model_arg
@@ -126,10 +126,14 @@ class AutoOptOptions(DataOptions):
 
 
 @dataclass
-class AutoOptResult:
+class AutoOptResult(OutputFolder):
     """One RunResult per device. With one device, ``model_path``, ``chosen`` and ``metrics`` are its."""
 
     runs: dict[str, RunResult]
+
+    def __repr__(self) -> str:  # the runs' records are thousands of characters
+        chosen = {d: (r.chosen.candidate.id if r.chosen else None) for d, r in self.runs.items()}
+        return f"AutoOptResult(output_dir={self.output_dir!r}, chosen={chosen!r}, metrics={self.metrics!r})"
 
     @property
     def first(self) -> RunResult:

@@ -24,6 +24,7 @@ from olive_ext.deploy.bundle import chat_template_text
 from olive_ext.deploy.manifest import text_sha256
 from olive_ext.engine.output import staged_output
 from olive_ext.engine.preflight import check_before_work
+from olive_ext.engine.results import OutputFolder
 from olive_ext.engine.runner import BNB_DEQUANTIZE, implicit_conversion
 from olive_ext.errors import MissingDependencyError, UserInputError
 from olive_ext.evaluate.backends.llama_cpp import gguf_in
@@ -50,7 +51,7 @@ class ExportOptions(Options):
 
 
 @dataclass
-class ExportResult:
+class ExportResult(OutputFolder):
     """The written output folder and its model file."""
 
     output_dir: Path

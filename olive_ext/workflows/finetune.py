@@ -24,7 +24,7 @@ from olive_ext.data import load_rows, to_examples
 from olive_ext.data.formats import columns_of, detect_format
 from olive_ext.data.spec import DataOptions, DatasetSpec
 from olive_ext.engine.preflight import check_model_folder
-from olive_ext.engine.results import RunResult
+from olive_ext.engine.results import OutputFolder, RunResult
 from olive_ext.engine.runner import check_step_input
 from olive_ext.errors import UserInputError
 from olive_ext.models.folder import MODEL_CONFIG, resolve_model_arg, write_model_config
@@ -65,12 +65,18 @@ class FinetuneRunOptions(DataOptions, FinetuneOptions):
 
 
 @dataclass
-class FinetuneResult:
+class FinetuneResult(OutputFolder):
     """Where a fine-tune wrote its outputs, and its training metrics (train_metrics.json)."""
 
     output_dir: Path
     metrics: dict[str, Any]
     run: RunResult
+
+    def __repr__(self) -> str:  # the metrics and the run's records are thousands of characters: the headline
+        evals = self.metrics.get("eval") or {}
+        exact = {k: v.get("exact_match") for k, v in evals.items() if isinstance(v, dict)}
+        return (f"FinetuneResult(output_dir={self.output_dir!r}, steps={self.metrics.get('steps')}, "
+                f"final_loss={self.metrics.get('final_loss')}, exact_match={exact})")  # fmt: skip
 
     @property
     def adapter_path(self) -> Path:

@@ -26,6 +26,7 @@ from olive_ext.deploy.bundle import chat_template_text
 from olive_ext.deploy.manifest import text_sha256
 from olive_ext.engine.output import staged_output, write_json
 from olive_ext.engine.preflight import check_before_work
+from olive_ext.engine.results import OutputFolder
 from olive_ext.engine.runner import implicit_conversion, open_context, run_steps
 from olive_ext.engine.steps import Step
 from olive_ext.errors import OliveExtError, UserInputError
@@ -88,7 +89,7 @@ class GenerateAdapterOptions(DataOptions):
 
 
 @dataclass
-class GenerateAdapterResult:
+class GenerateAdapterResult(OutputFolder):
     """Where the multi-adapter model was written and the check of each adapter (the base's first)."""
 
     output_dir: Path

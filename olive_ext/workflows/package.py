@@ -19,6 +19,7 @@ from olive_ext.deploy.bundle import package as write_bundle
 from olive_ext.deploy.manifest import MANIFEST, SIGNATURE, manifest_digest, read_manifest
 from olive_ext.deploy.verify import VerifyReport
 from olive_ext.deploy.verify import verify as verify_bundle
+from olive_ext.engine.results import OutputFolder
 from olive_ext.errors import Problem, RecipeError
 from olive_ext.options import Options, validate_options, with_options_signature
 from olive_ext.quiet import api_call
@@ -64,7 +65,7 @@ class VerifyOptions(Options):
 
 
 @dataclass
-class Bundle:
+class Bundle(OutputFolder):
     """A written bundle: its folder, its zip (when asked for) and its manifest."""
 
     path: Path

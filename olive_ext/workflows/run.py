@@ -36,7 +36,19 @@ from olive_ext.recipe.schema import ExecutorSpec, Recipe, resolved_recipe
 from olive_ext.report import write_reports
 from olive_ext.version import __version__
 
-RecipeLike = str | Path | dict[str, Any] | Recipe
+RecipeLike = str | Path | Mapping[str, Any] | Recipe
+
+
+def plain_recipe(value: Any) -> Any:
+    """A recipe mapping as YAML would give it: mappings as dicts, tuples as lists, paths (``pathlib.Path`` or any
+    ``os.PathLike``) as their text (a Path in a Python recipe was refused: "Input should be a valid string")."""
+    import os
+
+    if isinstance(value, Mapping):
+        return {k: plain_recipe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain_recipe(v) for v in value]
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
 
 
 class RunOptions(Options):
@@ -77,8 +89,8 @@ def as_recipe(
     """
     if isinstance(recipe, Recipe):
         parsed = recipe
-    elif isinstance(recipe, dict):
-        parsed = parse_recipe(recipe, lenient=lenient)
+    elif isinstance(recipe, Mapping):
+        parsed = parse_recipe(plain_recipe(recipe), lenient=lenient)
     elif isinstance(recipe, str | Path):
         parsed = load_recipe(recipe, lenient=lenient)
     else:
@@ -153,16 +165,19 @@ def run_recipe(
     return result
 
 
-def validate(recipe: str | Path | dict[str, Any], lenient: bool = False) -> list[Problem]:
+def validate(recipe: RecipeLike, lenient: bool = False) -> list[Problem]:
     """Every problem in a recipe (ours or an Olive run config), without running anything; [] when valid.
 
-    Notes (severity "note") are included beside errors; a file that cannot be read is one problem. ``lenient``:
-    Olive keys olive-ext does not honour are notes, not errors.
+    ``recipe``: what :func:`run` takes (a path, a mapping, or a Recipe). Notes (severity "note") are included
+    beside errors; a file that cannot be read is one problem. ``lenient``: Olive keys olive-ext does not honour
+    are notes, not errors.
     """
-    if not isinstance(recipe, str | Path | dict):
-        raise TypeError(f"recipe must be a path or a dict, not {type(recipe).__name__}")
+    if isinstance(recipe, Recipe):  # valid by construction; its files are what is left to check
+        return file_problems(recipe, olive=False)
+    if not isinstance(recipe, str | Path | Mapping):
+        raise TypeError(f"recipe must be a path, a mapping or a Recipe, not {type(recipe).__name__}")
     try:
-        raw = read_recipe_file(recipe) if isinstance(recipe, str | Path) else dict(recipe)
+        raw = read_recipe_file(recipe) if isinstance(recipe, str | Path) else plain_recipe(recipe)
     except RecipeError as e:
         return list(e.problems)
     except UserInputError as e:  # unreadable file, bad YAML: one problem at the top
