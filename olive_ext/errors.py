@@ -86,7 +86,7 @@ class OutputExistsError(UserInputError):
     def __init__(self, path: str) -> None:
         super().__init__(
             f"output folder {path} exists and is not empty; nothing was written",
-            hint="pass --overwrite to replace it, or choose another --output_path",
+            hint="pass --overwrite (in Python: overwrite=True) to replace it, or choose another --output_path",
         )
 
 

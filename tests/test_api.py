@@ -244,6 +244,8 @@ def test_api_arguments_a_user_gets_wrong_are_refused_by_name(tmp_path: Path, mon
         olive_ext.run(recipe, output_path=tmp_path / "o", executor="nope")
     with pytest.raises(olive_ext.RecipeError, match="run_model: must be True or False; got 'no'"):
         olive_ext.verify(tmp_path / "built", run_model="no")  # type: ignore[arg-type]
+    with pytest.raises(olive_ext.RecipeError, match="write it as a number, without quotes: 32"):
+        olive_ext.quantize(tmp_path / "built", tmp_path / "q", block_size="32")  # said "did you mean '32'?"
 
 
 def test_olives_auto_opt_keywords_are_taken_as_the_command_takes_them(tiny_bert: Path, tmp_path: Path) -> None:
