@@ -73,7 +73,7 @@ class Cache:
         """The cached artifact for ``key``, or None when there is no whole entry."""
         entry = self.entries / key
         meta = self._read_entry(entry)
-        if meta is None or "artifact" not in meta:
+        if meta is None or not isinstance(meta.get("artifact"), dict):
             return None
         mark_used(entry)
         return Artifact.from_json(meta["artifact"], relative_to=entry)
@@ -287,7 +287,7 @@ def list_entries(root: str | Path | None = None) -> list[CacheEntry]:
                 size_bytes=tree_size(path),
                 created=st.st_mtime,
                 last_used=max(path.stat().st_mtime, st.st_mtime),
-                refers_to=_referenced_entries(meta.get("artifact") or {}, entries, path.name),
+                refers_to=_referenced_entries(meta.get("artifact"), entries, path.name),
             )
         )
     return sorted(found, key=lambda e: e.last_used, reverse=True)
@@ -387,7 +387,11 @@ def tree_size(path: Path) -> int:
     return total
 
 
-def _referenced_entries(artifact: dict[str, Any], entries: Path, own: str) -> frozenset[str]:
+def _referenced_entries(artifact: Any, entries: Path, own: str) -> frozenset[str]:
+    """The entries an output entry's artifact points into. An evaluation entry's "artifact" is the evaluated
+    model's fingerprint (a string): it points nowhere (`cache ls` and `prune` failed on every such entry)."""
+    if not isinstance(artifact, dict):
+        return frozenset()
     keys = set()
     for key in ("path", "adapter_path"):
         value = artifact.get(key)

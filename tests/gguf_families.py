@@ -53,8 +53,9 @@ def gguf_ready(folder: Path, family: str) -> None:
     (folder / "config.json").write_text(json.dumps(config, indent=2))
 
 
-def write_family_gguf(folder: Path, family: str, dest: Path) -> Path:
-    """Write the tiny HF model in ``folder`` (built by tiny_models.build_tiny_decoder) as an F32 GGUF."""
+def write_family_gguf(folder: Path, family: str, dest: Path, split_max_tensors: int = 0) -> Path:
+    """Write the tiny HF model in ``folder`` (built by tiny_models.build_tiny_decoder) as an F32 GGUF
+    (``split_max_tensors``: split as llama.cpp's gguf-split does; the first shard's path is returned)."""
     import gguf
     import numpy as np
     from safetensors.numpy import load_file
@@ -67,7 +68,7 @@ def write_family_gguf(folder: Path, family: str, dest: Path) -> Path:
     head_dim = int(config.get("head_dim") or config["hidden_size"] // n_head)
     rope: dict[str, Any] = config.get("rope_parameters") or {}
     rope = rope.get("full_attention", rope)  # per-type rope (Gemma 3): the global layers' theta
-    writer = gguf.GGUFWriter(dest, arch)
+    writer = gguf.GGUFWriter(dest, arch, split_max_tensors=split_max_tensors)
     writer.add_name(name)
     writer.add_context_length(int(config["max_position_embeddings"]))
     writer.add_embedding_length(int(config["hidden_size"]))
@@ -106,4 +107,5 @@ def write_family_gguf(folder: Path, family: str, dest: Path) -> Path:
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    return dest
+    shards = sorted(dest.parent.glob(f"{dest.stem}-00001-of-*.gguf"))
+    return shards[0] if split_max_tensors and shards else dest

@@ -43,12 +43,15 @@ def test_ls_shows_each_entry_with_pass_size_age_and_last_use(
     cache = Cache(tmp_path / "c")
     _entry(cache, "a", 2_000_000, 10, "model_builder")
     _entry(cache, "b", 30_000, 0, "lora")
-    cache.put_result(cache_key("eval"), {"latency_ms": 1.0}, {"metrics": ["latency"]})
+    # the record the evaluator writes: the evaluated model's fingerprint, a string (ls and prune failed on it)
+    cache.put_result(cache_key("eval"), {"latency_ms": 1.0}, {"artifact": cache_key("a model"), "metrics": ["latency"]})
     out = _ls(cache.root, capsys)
     rows = [line.split() for line in out.splitlines()[1:4]]
     assert [r[1] for r in rows] == ["evaluation", "lora", "model_builder"]  # most recently used first
     assert rows[2][2:4] == ["2.0", "MB"] and "11 d ago" in out and "10 d ago" in out
     assert "3 entries, 2.0 MB" in out
+    assert main(["cache", "prune", "--older-than", "7d", "--cache_dir", str(cache.root)]) == 0
+    assert "removed 1 entries" in capsys.readouterr().out
 
 
 def test_prune_older_than_removes_unused_entries_and_a_cache_hit_counts_as_use(

@@ -404,6 +404,22 @@ def test_models_whose_files_are_broken_are_refused_before_any_work(
         assert _snapshot(tmp_path) == before, argv[0]
 
 
+def test_a_split_gguf_is_refused_not_converted_with_random_layers(
+    tiny_llama: Path, tone_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first shard of a split GGUF (gguf-split's -00001-of-00002) read alone: transformers loaded the layers in
+    the other shard as random weights ("newly initialized"), and finetune trained on them and exited 0."""
+    from gguf_families import write_family_gguf
+
+    first = write_family_gguf(tiny_llama, "llama", tmp_path / "split.gguf", split_max_tensors=10)
+    assert first.name == "split-00001-of-00002.gguf"
+    data = ["-d", "json", "--data_files", str(tone_file), "--text_template", TEMPLATE]
+    for argv in (["quantize", "-m", str(first)], ["auto-opt", "-m", str(first), *data, "--gguf", "false"]):
+        code, err = _cli(capsys, [*argv, "-o", str(tmp_path / "out"), "--cache_dir", str(tmp_path / "cache")])
+        assert code == 2 and "one of 2 shards of a split GGUF" in err and "llama-gguf-split --merge" in err, err
+        assert not (tmp_path / "out").exists()
+
+
 def test_a_model_path_that_is_not_there_is_refused_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A path that is not on this machine and is no hub id: one error, before the warning about missing eval data
     and without probing the hub for it (both came first)."""

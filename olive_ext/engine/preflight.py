@@ -31,7 +31,7 @@ from olive_ext.models.folder import (
     is_bare_adapter,
     quant_method_in,
 )
-from olive_ext.models.gguf_header import GGUFLayoutError, check_complete
+from olive_ext.models.gguf_header import GGUFLayoutError, check_complete, split_problem
 from olive_ext.models.hub import go_offline_if_unreachable, looks_like_hub_name, offline
 from olive_ext.onnx.runtime import runtime_telemetry_off
 from olive_ext.recipe.schema import Recipe
@@ -166,6 +166,9 @@ def check_model_folder(path: str, hub: bool = True) -> None:
     folder = Path(path).expanduser()
     if folder.is_file() and folder.suffix.lower() == ".gguf":
         check_gguf_file(folder)
+        split = split_problem(folder)  # every command checked here converts a GGUF to PyTorch weights
+        if split:
+            raise UserInputError(f"{folder}: {split}", hint="give the merged .gguf with -m")
         return
     if folder.is_file() and folder.suffix.lower() != ".onnx":  # a model's weights or config given as the model
         raise UserInputError(

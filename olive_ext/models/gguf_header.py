@@ -110,6 +110,32 @@ def trained_context(path: Path) -> int | None:
     return None
 
 
+def split_count(path: Path) -> int:
+    """How many files the model is split into (``split.count``, what llama.cpp's gguf-split writes in each
+    shard); 1 for a whole model."""
+    with open(path, "rb") as f:
+        opened = _open_v2_v3(f, Path(path).stat().st_size)
+        if opened is None:
+            return 1
+        reader, _tensors, n_kv = opened
+        for key, value in _metadata(reader, n_kv):
+            if key == "split.count" and isinstance(value, int):
+                return value
+    return 1
+
+
+def split_problem(model: Path) -> str | None:
+    """Why the GGUF file ``model`` cannot be converted when it is one shard of a split model (gguf-split's
+    -00001-of-0000N files), else None: transformers reads only the file it is given, and the layers in the other
+    shards came up random ("newly initialized"), were trained on and built, exit 0. llama.cpp reads them all."""
+    count = split_count(model) if model.is_file() else 1
+    if count <= 1:
+        return None
+    return (f"{model.name} is one of {count} shards of a split GGUF, and transformers reads one file (the other "
+            "shards' layers would be random); merge the shards into one file first: llama-gguf-split --merge "
+            f"{model.name} merged.gguf (llama.cpp's tool; chat and serve read split files as they are)")  # fmt: skip
+
+
 def check_complete(path: Path) -> None:
     """Raise :class:`GGUFLayoutError` unless the header, every tensor info and every tensor's bytes are there."""
     size = Path(path).stat().st_size

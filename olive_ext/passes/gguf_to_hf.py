@@ -15,6 +15,7 @@ from pydantic import Field
 
 from olive_ext.artifacts import Artifact
 from olive_ext.errors import MissingDependencyError, UserInputError
+from olive_ext.models.gguf_header import split_problem
 from olive_ext.passes.base import Pass, PassConfig, register_pass
 from olive_ext.passes.context import RunContext
 
@@ -31,6 +32,11 @@ class GgufToHf(Pass[GgufToHfConfig]):
     accepts = frozenset({"gguf"})
     produces = "hf"
     libraries = ("transformers", "gguf", "torch")
+
+    @classmethod
+    def check_input(cls, artifact: Artifact) -> str | None:
+        """Not a split GGUF (:func:`split_problem`)."""
+        return split_problem(Path(artifact.path) / (artifact.gguf_file or ""))
 
     def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
         out = ctx.output_dir / "model"
