@@ -80,11 +80,14 @@ def test_misfit_adapters_are_refused_before_building(
     make_random_adapter(tiny_llama, dora, r=4)
     config = json.loads((dora / "adapter_config.json").read_text())
     (dora / "adapter_config.json").write_text(json.dumps({**config, "use_dora": True}))
+    bias = make_random_adapter(tiny_llama, tmp_path / "bias", r=4, lora_bias=True)  # its bias was dropped silently
+    pickled = make_random_adapter(tiny_llama, tmp_path / "pickled", r=4)
+    (pickled / "adapter_model.safetensors").rename(pickled / "adapter_model.bin")  # as safe_serialization=False
     with pytest.raises(UserInputError) as info:
         generate_adapters(
             GenerateAdapterOptions(
                 model_name_or_path=str(tiny_llama),
-                adapter_path=[str(two_adapters[0]), str(misfit), str(dora)],
+                adapter_path=[str(two_adapters[0]), str(misfit), str(dora), str(bias), str(pickled)],
                 output_path=str(tmp_path / "out"),
                 cache_dir=str(tmp_path / "c"),
             )
@@ -92,8 +95,31 @@ def test_misfit_adapters_are_refused_before_building(
     text = str(info.value)
     assert "adapter 'misfit'" in text and "in_features 64" in text
     assert "adapter 'dora'" in text and "use_dora" in text
+    assert "adapter 'bias'" in text and "lora_bias=true" in text
+    assert "adapter 'pickled'" in text and "adapter_model.bin is a pickle" in text
     assert "adapter 'tone'" not in text
     assert not (tmp_path / "out").exists() and not any((tmp_path / "c" / "entries").iterdir())
+
+
+def test_adapters_on_some_layers_or_named_by_a_regex_ship_and_match_peft(tiny_llama: Path, tmp_path: Path) -> None:
+    """peft's layers_to_transform (some layers only) failed in onnxruntime ("Shape mismatch attempting to re-use
+    buffer") and took the good adapter beside it down; a regex target_modules was split at its dots and refused."""
+    good = make_random_adapter(tiny_llama, tmp_path / "good", seed=3, r=4)
+    layer1 = make_random_adapter(tiny_llama, tmp_path / "layer1", seed=4, r=4, target_modules=["q_proj", "v_proj"],
+                                 layers_to_transform=[1])  # fmt: skip
+    regex = make_random_adapter(tiny_llama, tmp_path / "regex", seed=5, r=2, target_modules=r".*\.(q_proj|v_proj)")
+    checks = generate_adapters(
+        GenerateAdapterOptions(
+            model_name_or_path=str(tiny_llama),
+            adapter_path=[str(good), str(layer1), str(regex)],
+            output_path=str(tmp_path / "out"),
+            cache_dir=str(tmp_path / "c"),
+        )
+    )
+    assert [c.name for c in checks if c.ok] == ["(no adapter)", "good", "layer1", "regex"], checks
+    assert all(c.numbers["max_abs_delta"] < 1e-3 for c in checks)
+    assert sorted(p.name for p in (tmp_path / "out" / "adapters").iterdir()) == [
+        "good.onnx_adapter", "layer1.onnx_adapter", "regex.onnx_adapter"]  # fmt: skip
 
 
 def test_olive_style_cli(tiny_llama: Path, two_adapters: tuple[Path, Path], shared_cache: Path, tmp_path: Path) -> None:

@@ -228,15 +228,19 @@ def build_tiny_bert(path: Path, seed: int = 0, num_labels: int = 2) -> Path:
     return path
 
 
-def make_random_adapter(base: Path, out: Path, seed: int = 1, r: int = 4, dora: bool = False) -> Path:
-    """A LoRA (``dora``: DoRA) adapter with random (non-zero) B matrices, so it changes the model's outputs."""
+def make_random_adapter(
+    base: Path, out: Path, seed: int = 1, r: int = 4, dora: bool = False, **lora: Any
+) -> Path:
+    """A LoRA (``dora``: DoRA) adapter with random (non-zero) B matrices, so it changes the model's outputs;
+    ``lora``: other LoraConfig fields (target_modules, layers_to_transform, lora_bias, ...)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(base)
-    peft_model = get_peft_model(model, LoraConfig(r=r, lora_alpha=2 * r, target_modules="all-linear", use_dora=dora))
+    config = LoraConfig(r=r, lora_alpha=2 * r, use_dora=dora, **{"target_modules": "all-linear", **lora})
+    peft_model = get_peft_model(model, config)
     with torch.no_grad():
         for name, p in peft_model.named_parameters():
             if "lora_B" in name:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # numpy loads with the weights, not for `olive-ext generate-a
 _GROUPS = {"self_attn": "attn", "mlp": "mlp"}
 SUPPORTED_MODULES = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
 _LAYER_RE = re.compile(r"layers\.(\d+)\.(self_attn|mlp)\.(\w+)$")
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
 @dataclass
@@ -40,7 +41,13 @@ class AdapterSource:
 
     @property
     def target_modules(self) -> set[str]:
+        """The module names the adapter changes. A string is peft's regular expression (``.*\\.(q_proj|v_proj)``,
+        once split at its dots into "(q_proj|v_proj)" and refused): the modules its weights name are read."""
         targets = self.config.get("target_modules") or []
+        if isinstance(targets, str) and targets != "all-linear":
+            found = weight_modules(self.path / ADAPTER_WEIGHTS)
+            if found:
+                return {module.split(".")[-1] for module in found}
         return {str(t).split(".")[-1] for t in ([targets] if isinstance(targets, str) else targets)}
 
 
@@ -78,7 +85,19 @@ def not_plain_lora(config: dict[str, Any]) -> str | None:
         return f"peft_type {config.get('peft_type')!r} is not LoRA"
     if config.get("use_dora"):
         return "a DoRA adapter (use_dora=true): its magnitude vectors cannot be a run-time LoRA input"
+    if config.get("lora_bias"):  # its lora_B.bias tensors were dropped, found only by the parity check after a build
+        return "a LoRA with a bias (lora_bias=true): its lora_B bias vectors cannot be a run-time LoRA input"
     return None
+
+
+def weight_modules(weights: Path) -> set[str]:
+    """The modules an adapter's safetensors holds LoRA matrices for (empty when the file is not there)."""
+    if not weights.is_file():
+        return set()
+    from safetensors import safe_open
+
+    with safe_open(str(weights), "np") as f:
+        return {m for m in (_peft_module(k)[0] for k in f.keys()) if m}  # noqa: SIM118
 
 
 def preflight(sources: list[AdapterSource], base_path: str) -> list[str]:
@@ -105,15 +124,20 @@ def preflight(sources: list[AdapterSource], base_path: str) -> list[str]:
                 f"adapter {s.name!r}: modules_to_save {cfg['modules_to_save']} changes whole modules, "
                 "which run-time LoRA inputs cannot carry"
             )
-        weights = s.path / "adapter_model.safetensors"
+        weights = s.path / ADAPTER_WEIGHTS
         if not weights.exists():
-            problems.append(f"adapter {s.name!r}: adapter_model.safetensors is missing")
+            pickled = (s.path / "adapter_model.bin").exists()
+            problems.append(
+                f"adapter {s.name!r}: adapter_model.bin is a pickle, which olive-ext never loads (loading one runs "
+                "code); save the adapter with peft's default safe_serialization=True" if pickled else
+                f"adapter {s.name!r}: {ADAPTER_WEIGHTS} is missing"
+            )  # fmt: skip
             continue
         with safe_open(str(weights), "np") as f:
             for key in f.keys():  # noqa: SIM118  (safe_open is not a mapping)
                 module, which = _peft_module(key)
-                if module is None:
-                    continue
+                if module is None or module.split(".")[-1] not in SUPPORTED_MODULES:
+                    continue  # an unsupported target is said above (a tied lm_head is no missing module)
                 base_key = f"{module}.weight"
                 if base_key not in shapes:
                     problems.append(
@@ -208,7 +232,16 @@ def fit_to_inputs(
                 raise UserInputError(
                     f"adapter {name!r}: {key} has shape {list(arr.shape)}, the base expects {list(inputs[key])}"
                 )
-    return {k: v.astype(dtype) for k, v in weights.items()}
+    import numpy as np
+
+    # the base's LoRA inputs this adapter does not cover (other layers: layers_to_transform, exclude_modules; other
+    # modules: another adapter's targets) get zero matrices of its own rank: the same function, and onnxruntime
+    # failed on rank-0 inputs beside rank-r ones of one module ("Shape mismatch attempting to re-use buffer")
+    ranks = [arr.shape[1] for key, arr in weights.items() if ".lora_A." in key]
+    rank = max(set(ranks), key=ranks.count) if ranks else 1
+    zeros = {key: np.zeros(tuple(d if isinstance(d, int) and d else rank for d in shape), dtype=dtype)
+             for key, shape in inputs.items() if key not in weights}  # fmt: skip
+    return {**{k: v.astype(dtype) for k, v in weights.items()}, **zeros}
 
 
 def write_adapter_file(params: dict[str, np.ndarray], path: Path, fmt: str = "onnx_adapter") -> Path:
