@@ -247,6 +247,22 @@ def test_export_package_verify_gguf_bundle(tiny_llama: Path, tmp_path: Path) -> 
     assert not verify(bundle, run_model=False).ok
 
 
+def test_a_gguf_of_another_quant_type_exports_at_the_asked_one(tiny_llama: Path, tmp_path: Path) -> None:
+    """A downloaded .gguf given to export was refused ("export writes GGUF from a Hugging Face model"), and package
+    refused it too: it is dequantized and written at --quant, with the same tokens as the source in llama.cpp."""
+    _llama_cpp()
+    import llama_cpp
+    from gguf_families import write_family_gguf
+
+    source = write_family_gguf(tiny_llama, "llama", tmp_path / "tiny-F32.gguf")
+    out = tmp_path / "q8"
+    assert main(["export", "-m", str(source), "--quant", "Q8_0", "-o", str(out), "--log_level", "3"]) == 0
+    written = out / "model" / "model-Q8_0.gguf"
+    text = "the quick brown fox"
+    tokens = [llama_cpp.Llama(str(p), verbose=False, n_ctx=64).tokenize(text.encode()) for p in (source, written)]
+    assert tokens[0] == tokens[1] and len(tokens[0]) > 1
+
+
 def test_export_refuses_what_it_cannot_write(tiny_llama: Path, tmp_path: Path) -> None:
     from olive_ext.workflows.export import export
 

@@ -72,7 +72,8 @@ def _source_info(source: Path) -> dict[str, Any]:
     if not config_path.is_file():
         raise UserInputError(
             f"{source} is not an olive-ext output folder ({MODEL_CONFIG} is missing)",
-            hint="package the output of `olive-ext auto-opt` or `olive-ext generate-adapter`",
+            hint="package the output of `olive-ext auto-opt`, `generate-adapter` or `export` (for a .gguf file: "
+            "olive-ext export -m MODEL.gguf --quant Q4_K_M -o OUT, then package OUT)",
         )
     info = _read_json(config_path)
     if isinstance(info, dict) and info.get("kind") == "gguf" and gguf_in(source / "model") is not None:

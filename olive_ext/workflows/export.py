@@ -33,6 +33,7 @@ from olive_ext.onnx.runtime import LLAMACPP_INSTALL, llama_cpp_available
 from olive_ext.options import Options, validate_options, with_options_signature
 from olive_ext.passes.dequantize_hf import dequantize_folder
 from olive_ext.passes.gguf_export import GgufExport, GgufQuant, export_gguf
+from olive_ext.passes.gguf_to_hf import convert_gguf
 from olive_ext.quiet import api_call
 
 
@@ -67,16 +68,23 @@ def run_export(opts: ExportOptions) -> ExportResult:
     if not llama_cpp_available():
         raise MissingDependencyError("llama-cpp-python", "export --format gguf", LLAMACPP_INSTALL)
     source = resolve_model_arg(opts.model_name_or_path, opts.adapter_path)
-    if source.kind != "hf":
+    if source.kind not in ("hf", "gguf"):
         raise UserInputError(
-            f"{opts.model_name_or_path} holds a {source.kind} model; export writes GGUF from a Hugging Face model",
+            f"{opts.model_name_or_path} holds a {source.kind} model; export writes GGUF from a Hugging Face model "
+            "or from another GGUF",
             hint="give the `finetune` output folder (or its base model and --adapter_path)",
         )
-    problem = GgufExport.check_input(source)
+    problem = GgufExport.check_input(source) if source.kind == "hf" else None
     if problem:
         raise UserInputError(f"cannot export {opts.model_name_or_path}: {problem}")
     with staged_output(out, opts.overwrite) as stage, tempfile.TemporaryDirectory(prefix="olive-ext-") as tmp:
-        if implicit_conversion(source) == BNB_DEQUANTIZE:  # a bitsandbytes base: llama.cpp reads plain tensors
+        if source.kind == "gguf":  # a downloaded GGUF in another quant type: dequantized (gguf_to_hf), requantized
+            convert_gguf(Path(source.path), source.gguf_file or "", Path(tmp) / "model")
+            source = Artifact("hf", str(Path(tmp) / "model"), source.adapter_path, meta=source.meta)
+            problem = GgufExport.check_input(source)
+            if problem:
+                raise UserInputError(f"cannot export {opts.model_name_or_path}: {problem}")
+        elif implicit_conversion(source) == BNB_DEQUANTIZE:  # a bitsandbytes base: llama.cpp reads plain tensors
             dequantize_folder(Path(source.path), Path(tmp) / "model", opts.trust_remote_code)
             source = Artifact("hf", str(Path(tmp) / "model"), source.adapter_path, meta=source.meta)
         export_gguf(source, stage / "model", opts.quant, opts.trust_remote_code)
