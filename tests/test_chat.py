@@ -284,3 +284,15 @@ def test_the_demo_suggests_only_commands_its_bundle_can_run(tmp_path: Path) -> N
         f"olive-ext chat -m {gguf}",
         f"ollama create smollm2-tone -f {gguf / 'Modelfile'} && ollama run smollm2-tone",
     ]
+
+
+def test_a_gguf_file_reads_the_chat_template_beside_it(tmp_path: Path) -> None:
+    """A .gguf without a chat template got the hint "put the base model's chat template beside the model
+    (chat_template.jinja)", and the template put there was ignored when -m named the file (the folder worked)."""
+    from olive_ext.serve.llama_cpp_backend import find_gguf
+
+    model = tmp_path / "model.gguf"
+    model.write_bytes(b"GGUF")
+    assert find_gguf(model) == (model, None)
+    (tmp_path / "chat_template.jinja").write_text("{{ messages }}")
+    assert find_gguf(model) == (model, tmp_path) == find_gguf(tmp_path)

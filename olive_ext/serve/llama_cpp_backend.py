@@ -32,13 +32,16 @@ from olive_ext.serve.protocol import APIError
 def find_gguf(root: Path) -> tuple[Path, Path | None] | None:
     """(the .gguf, the folder of its tokenizer files and chat template) when ``root`` is a GGUF model, else None.
 
-    ``root`` is a ``.gguf`` file (its own metadata only), a ``gguf_export`` folder (``llama_cpp.json``
+    ``root`` is a ``.gguf`` file (its own metadata, or a ``chat_template.jinja`` beside it: what the hint for a
+    GGUF without a chat template says to add, then ignored for a file), a ``gguf_export`` folder (``llama_cpp.json``
     names the file), an olive-ext output or bundle holding one in ``model/`` (``export --format gguf``,
     an auto-opt output whose chosen model is a GGUF, ``package`` of either), or a folder holding one
     .gguf and no ONNX model.
     """
     if root.is_file():
-        return (root, None) if root.suffix.lower() == ".gguf" else None
+        if root.suffix.lower() != ".gguf":
+            return None
+        return root, (root.parent if (root.parent / "chat_template.jinja").is_file() else None)
     config = _json(root / "model_config.json")
     for folder in (root, root / str(config.get("model") or "model")):
         marked = gguf_in(folder)
