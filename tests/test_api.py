@@ -59,6 +59,7 @@ def test_notebook_flow_finetune_auto_opt_package_verify(
     assert len(repr(best)) < 1000 and "chosen=" in repr(best), repr(best)
     assert best.model_path == tmp_path / "onnx" / "model" and (best.model_path / "genai_config.json").exists()
     assert "exact_match" in best.metrics
+    assert json.loads((tmp_path / "onnx" / "model_config.json").read_text())["smoke_prompts"]  # the fine-tune's rows
     report = json.loads((tmp_path / "onnx" / "candidates.json").read_text())
     assert report["accuracy_measured"] is True and report["unchecked_constraints"] == []
     assert report["reference"] and "exact_match" in report["reference"]["metrics"]

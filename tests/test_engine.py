@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from toy_passes import toy_weights
 
-from olive_ext.errors import OutputExistsError, PassError
+from olive_ext.errors import OutputExistsError, PassError, UserInputError
 from olive_ext.recipe import parse_recipe
 from olive_ext.workflows.run import run_recipe as run
 
@@ -141,10 +141,16 @@ def test_output_folder_is_never_overwritten_without_flag(model_dir: Path, tmp_pa
     assert (out / "precious.txt").read_text() == "keep me"
     assert not marker.exists(), "refused before doing any work"
     recipe = recipe_for(model_dir, out, chain(marker), output={"path": str(out), "overwrite": True})
-    run(recipe)
-    assert not (out / "precious.txt").exists()
+    with pytest.raises(UserInputError, match="olive-ext did not write"):  # overwrite replaces only our outputs
+        run(recipe)
+    assert (out / "precious.txt").read_text() == "keep me" and not marker.exists()
+    ours = tmp_path / "ours"
+    run(recipe_for(model_dir, ours, chain(marker)))
+    (ours / "stale.txt").write_text("from before")
+    run(recipe_for(model_dir, ours, chain(marker), output={"path": str(ours), "overwrite": True}))
+    assert not (ours / "stale.txt").exists()
     assert {"model", "candidates.json", "lineage.json", "recipe.yaml", "report.md", "model_config.json"} <= {
-        p.name for p in out.iterdir()
+        p.name for p in ours.iterdir()
     }
 
 

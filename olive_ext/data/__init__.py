@@ -40,13 +40,16 @@ def load_examples(spec: DatasetSpec, tokenizer: Any = None) -> list[Example]:
 SMOKE_PROMPTS = 3
 
 
-def smoke_prompts(spec: DatasetSpec, tokenizer: Callable[[], Any] | None = None) -> list[str]:
+def smoke_prompts(spec: DatasetSpec, tokenizer: Callable[[], Any] | None = None, chat_only: bool = False) -> list[str]:
     """Up to three prompts of an eval split's first rows: what `verify` generates from to smoke-test a bundle.
 
     ``tokenizer`` loads the model's tokenizer; it is called only for formats whose prompts its chat template
-    writes (alpaca, messages), so a templated dataset needs no transformers import (a cached re-run's 3 s)."""
+    writes (alpaca, messages), so a templated dataset needs no transformers import (a cached re-run's 3 s).
+    ``chat_only``: none ([]) unless the rows are in such a format."""
     limit = min(spec.max_samples or SMOKE_PROMPTS, SMOKE_PROMPTS)
     rows = rows_for_reading(spec.model_copy(update={"max_samples": limit}))
     chat = detect_format(spec, columns_of(rows)) in ("alpaca", "messages")
+    if chat_only and not chat:
+        return []
     examples = to_examples(rows, spec, tokenizer() if chat and tokenizer is not None else None)
     return list(dict.fromkeys(e.prompt for e in examples if e.prompt))[:SMOKE_PROMPTS]  # a repeated prompt once

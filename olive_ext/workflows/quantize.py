@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from olive_ext.data.spec import DataOptions
-from olive_ext.engine.output import ensure_output_free
+from olive_ext.engine.output import check_apart, ensure_output_free
 from olive_ext.engine.results import RunResult
 from olive_ext.errors import UserInputError
 from olive_ext.models.folder import model_task, resolve_model_arg
@@ -151,7 +151,7 @@ def quantize_recipe(opts: QuantizeOptions) -> Recipe:
 
 def run_quantize(opts: QuantizeOptions, progress: Progress | None = None) -> RunResult:
     """Quantize as the options say and write the output folder."""
-
+    check_apart(opts.model_name_or_path, opts.output_path)  # the specific refusal first: it would delete the input
     ensure_output_free(opts.output_path, opts.overwrite)
     return run_recipe(quantize_recipe(opts), progress=progress)
 

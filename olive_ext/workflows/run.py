@@ -246,5 +246,12 @@ def deployment_info(chosen: CandidateResult, recipe: Recipe, source: Artifact | 
         info["finetune_chat_template_sha256"] = text_sha256(template)
     if recipe.evaluate and recipe.evaluate.data and chosen.artifact.kind in {"genai", "gguf"}:
         artifact = chosen.artifact
-        info["smoke_prompts"] = smoke_prompts(recipe.data[recipe.evaluate.data], lambda: load_tokenizer(artifact))
+        # a text template's prompts test the end of turn of a model fine-tuned on them; a model that never was (a
+        # downloaded GGUF measured on the user's rows) continues such text to verify's limit, and every bundle of
+        # it failed verify: it gets package's greeting in its chat template. Chat rows are in that template anyway.
+        fine_tuned = adapter is not None or "adapter_merged" in (source.meta if source else {})
+        prompts = smoke_prompts(recipe.data[recipe.evaluate.data], lambda: load_tokenizer(artifact),
+                                chat_only=not fine_tuned)  # fmt: skip
+        if prompts:
+            info["smoke_prompts"] = prompts
     return info
