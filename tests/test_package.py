@@ -448,3 +448,11 @@ def test_bundle_names_and_versions_are_what_ollama_and_file_names_take(tmp_path:
             olive_ext.package(tmp_path, tmp_path / "out", **bad)
     (tmp_path / "my tone model (v2)").mkdir()
     assert default_bundle_name(tmp_path / "my tone model (v2)") == "my-tone-model-v2"
+
+
+def test_a_version_given_as_a_number_is_its_text() -> None:
+    """`package(..., version=2)` from Python (or YAML's `version: 1.0`) was refused as no string."""
+    from olive_ext.workflows.package import PackageOptions
+
+    assert PackageOptions(model_name_or_path="a", output_path="b", version=2).version == "2"  # type: ignore[arg-type]
+    assert PackageOptions(model_name_or_path="a", output_path="b", version=1.5).version == "1.5"  # type: ignore[arg-type]

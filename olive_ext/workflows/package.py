@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from olive_ext.deploy.archive import zip_path_of
 from olive_ext.deploy.bundle import BUNDLE_NAME, BUNDLE_VERSION
@@ -41,6 +42,13 @@ class PackageOptions(Options):
     )
     version: str = Field("0.1.0", pattern=BUNDLE_VERSION, description="bundle version written to the manifest")
     overwrite: bool = Field(False, description="replace an existing output folder (and zip)")
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _number_as_text(cls, value: Any) -> Any:
+        """``version=2`` (or YAML's ``version: 1.0``) is the version "2": it was refused as no string."""
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
     sign_key: str | None = Field(
         None,
         description="elliptic-curve private key (PEM) to sign the bundle with OpenSSF model-signing, offline; "
