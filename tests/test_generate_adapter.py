@@ -102,24 +102,26 @@ def test_misfit_adapters_are_refused_before_building(
 
 
 def test_adapters_on_some_layers_or_named_by_a_regex_ship_and_match_peft(tiny_llama: Path, tmp_path: Path) -> None:
-    """peft's layers_to_transform (some layers only) failed in onnxruntime ("Shape mismatch attempting to re-use
-    buffer") and took the good adapter beside it down; a regex target_modules was split at its dots and refused."""
+    """peft's layers_to_transform (some layers only) and rank_pattern (ranks 4 and 8 in one adapter) failed in
+    onnxruntime ("Shape mismatch attempting to re-use buffer") and took the good adapter beside them down; a regex
+    target_modules was split at its dots and refused."""
     good = make_random_adapter(tiny_llama, tmp_path / "good", seed=3, r=4)
     layer1 = make_random_adapter(tiny_llama, tmp_path / "layer1", seed=4, r=4, target_modules=["q_proj", "v_proj"],
                                  layers_to_transform=[1])  # fmt: skip
     regex = make_random_adapter(tiny_llama, tmp_path / "regex", seed=5, r=2, target_modules=r".*\.(q_proj|v_proj)")
+    pattern = make_random_adapter(tiny_llama, tmp_path / "pattern", seed=6, r=4, rank_pattern={"q_proj": 8})
     checks = generate_adapters(
         GenerateAdapterOptions(
             model_name_or_path=str(tiny_llama),
-            adapter_path=[str(good), str(layer1), str(regex)],
+            adapter_path=[str(good), str(layer1), str(regex), str(pattern)],
             output_path=str(tmp_path / "out"),
             cache_dir=str(tmp_path / "c"),
         )
     )
-    assert [c.name for c in checks if c.ok] == ["(no adapter)", "good", "layer1", "regex"], checks
+    assert [c.name for c in checks if c.ok] == ["(no adapter)", "good", "layer1", "regex", "pattern"], checks
     assert all(c.numbers["max_abs_delta"] < 1e-3 for c in checks)
     assert sorted(p.name for p in (tmp_path / "out" / "adapters").iterdir()) == [
-        "good.onnx_adapter", "layer1.onnx_adapter", "regex.onnx_adapter"]  # fmt: skip
+        "good.onnx_adapter", "layer1.onnx_adapter", "pattern.onnx_adapter", "regex.onnx_adapter"]  # fmt: skip
 
 
 def test_olive_style_cli(tiny_llama: Path, two_adapters: tuple[Path, Path], shared_cache: Path, tmp_path: Path) -> None:

@@ -234,14 +234,20 @@ def fit_to_inputs(
                 )
     import numpy as np
 
-    # the base's LoRA inputs this adapter does not cover (other layers: layers_to_transform, exclude_modules; other
-    # modules: another adapter's targets) get zero matrices of its own rank: the same function, and onnxruntime
-    # failed on rank-0 inputs beside rank-r ones of one module ("Shape mismatch attempting to re-use buffer")
-    ranks = [arr.shape[1] for key, arr in weights.items() if ".lora_A." in key]
-    rank = max(set(ranks), key=ranks.count) if ranks else 1
+    # onnxruntime plans one buffer size for the rank dimension of all LoRA inputs ("Shape mismatch attempting to
+    # re-use buffer {1,9,4} != {1,9,8}"): every matrix takes the adapter's largest rank, the added columns of A and
+    # rows of B zero (peft's rank_pattern), and the inputs the adapter does not cover (other layers:
+    # layers_to_transform, exclude_modules; other modules: another adapter's targets) are zero matrices of that
+    # rank. Zeros add nothing: the same function.
+    rank = max((arr.shape[1] for key, arr in weights.items() if ".lora_A." in key), default=1)
+    padded = {}
+    for key, arr in weights.items():
+        axis = 1 if ".lora_A." in key else 0
+        widths = [(0, rank - arr.shape[axis]) if i == axis else (0, 0) for i in range(arr.ndim)]
+        padded[key] = np.pad(arr.astype(dtype), widths)
     zeros = {key: np.zeros(tuple(d if isinstance(d, int) and d else rank for d in shape), dtype=dtype)
              for key, shape in inputs.items() if key not in weights}  # fmt: skip
-    return {**{k: v.astype(dtype) for k, v in weights.items()}, **zeros}
+    return {**padded, **zeros}
 
 
 def write_adapter_file(params: dict[str, np.ndarray], path: Path, fmt: str = "onnx_adapter") -> Path:
