@@ -223,3 +223,33 @@ def test_extract_adapters_pass_in_a_recipe(tiny_llama: Path, two_adapters: tuple
         4,
     )
     assert numbers["max_abs_delta"] < 1e-3 and numbers["greedy_prefix_match"] == 1.0
+
+
+def test_the_adapters_chat_template_is_shipped_and_different_ones_are_refused(tiny_llama: Path, tmp_path: Path) -> None:
+    """The base's chat template was shipped, so an adapter fine-tuned in its own template was chatted and served in
+    one it never saw (exit 0; with two adapters even verify could not tell)."""
+    custom = make_random_adapter(tiny_llama, tmp_path / "custom", seed=7, r=4)
+    template = "{% for m in messages %}### {{ m['role'] }}: {{ m['content'] }}\n{% endfor %}### assistant:"
+    (custom / "chat_template.jinja").write_text(template)
+    other = make_random_adapter(tiny_llama, tmp_path / "other", seed=8, r=4)
+    (other / "chat_template.jinja").write_text(template.replace("###", ">>>"))
+    opts = {"model_name_or_path": str(tiny_llama), "cache_dir": str(tmp_path / "c")}
+    with pytest.raises(UserInputError, match="different chat templates"):
+        generate_adapters(GenerateAdapterOptions(**opts, adapter_path=[str(custom), str(other)],
+                                                 output_path=str(tmp_path / "two")))  # fmt: skip
+    assert not (tmp_path / "two").exists()
+    generate_adapters(GenerateAdapterOptions(**opts, adapter_path=[str(custom)], output_path=str(tmp_path / "one")))
+    assert (tmp_path / "one" / "model" / "chat_template.jinja").read_text() == template
+
+
+def test_adapter_names_are_plain_file_names_apart_in_any_case(tmp_path: Path) -> None:
+    """'.hidden' was shipped, then refused by package (no leading dot); 'Tone' and 'tone' were both shipped, and
+    collide as files when the bundle is unpacked on macOS or Windows."""
+    from olive_ext.models.adapters import resolve_adapter, unique_names
+
+    for name in (".hidden", "Tone", "tone"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "adapter_config.json").write_text("{}")
+    sources = [resolve_adapter(str(tmp_path / n)) for n in (".hidden", "Tone", "tone")]
+    unique_names(sources)
+    assert [s.name for s in sources] == ["hidden", "Tone", "tone_2"]

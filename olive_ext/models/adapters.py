@@ -60,7 +60,8 @@ def resolve_adapter(path: str) -> AdapterSource:
     if not (folder / "adapter_config.json").exists():
         raise UserInputError(f"adapter {path!r}: no adapter_config.json (give a peft adapter or a finetune output)")
     name = p.name if folder != p or p.name != "adapter" else p.parent.name
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "adapter"
+    # a plain file name: no leading dot either (package refused '.hidden' after generate-adapter shipped it)
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".") or "adapter"
     config = json.loads((folder / "adapter_config.json").read_text())
     return AdapterSource(name, folder, config)
 
@@ -68,9 +69,9 @@ def resolve_adapter(path: str) -> AdapterSource:
 def unique_names(sources: list[AdapterSource]) -> None:
     """Suffix repeated names (_2, _3, ...) so every adapter file is distinct."""
     seen: dict[str, int] = {}
-    for s in sources:
-        n = seen.get(s.name, 0) + 1
-        seen[s.name] = n
+    for s in sources:  # case-blind: Tone and tone collide as files when the bundle is unpacked on macOS or Windows
+        n = seen.get(s.name.lower(), 0) + 1
+        seen[s.name.lower()] = n
         if n > 1:
             s.name = f"{s.name}_{n}"
 

@@ -86,7 +86,7 @@ def open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession:
             raise _no_template(root)
         return GGUFChatSession(backend, opts.system, opts.sampling(), opts.max_new_tokens)
     folder, adapters = find_genai_model(root)
-    if opts.adapter and opts.adapter not in adapters:
+    if opts.adapter is not None and opts.adapter not in adapters:  # "" too: it reached onnxruntime-genai (TypeError)
         known = ", ".join(sorted(adapters)) or "none"
         raise UserInputError(f"adapter {opts.adapter!r} not found in {root}; adapters there: {known}")
     chosen = {opts.adapter: adapters[opts.adapter]} if opts.adapter else None

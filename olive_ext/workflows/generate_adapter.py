@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,8 @@ from olive_ext.passes.context import RunContext
 from olive_ext.progress import Progress
 from olive_ext.quiet import api_call
 from olive_ext.targets.base import PROVIDERS, Device, Target, normalize_provider
+
+logger = logging.getLogger("olive_ext")
 
 EXTENSIONS = {"onnx_adapter": ".onnx_adapter", "safetensors": ".safetensors", "numpy": ".npz"}
 
@@ -137,6 +140,11 @@ def generate_adapters(opts: GenerateAdapterOptions, progress: Progress | None = 
     sources = [resolve_adapter(p) for p in opts.adapter_path]
     unique_names(sources)
     problems = preflight(sources, base.path)
+    templates = {s.name: chat_template_text(s.path) for s in sources}
+    if len({t for t in templates.values() if t}) > 1:
+        names = ", ".join(sorted(n for n, t in templates.items() if t))
+        problems.append(f"adapters {names} were fine-tuned with different chat templates, and one model folder ships "
+                        "one template: generate them into separate outputs (one per template)")  # fmt: skip
     if problems:
         raise UserInputError("adapters that do not fit the base model:\n  - " + "\n  - ".join(problems))
     with progress, progress.task("build the base with LoRA inputs", total=None):
@@ -154,6 +162,7 @@ def generate_adapters(opts: GenerateAdapterOptions, progress: Progress | None = 
         raise UserInputError(f"--adapter_format {opts.adapter_format!r}: choose {', '.join(EXTENSIONS)}")
     with staged_output(opts.output_path, opts.overwrite) as stage:
         shutil.copytree(built.path, stage / "model", ignore=shutil.ignore_patterns("*.onnx_adapter", "entry.json"))
+        _ship_adapters_template(stage / "model", {t for t in templates.values() if t})
         checks = _write_and_check(opts, base, sources, stage, inputs, dtype, ext, progress)
         shipped = {c.name: f"adapters/{c.name}{ext}" for c in checks[1:] if c.ok}
         for c in checks[1:]:
@@ -168,6 +177,24 @@ def generate_adapters(opts: GenerateAdapterOptions, progress: Progress | None = 
             hint=f"numbers per adapter are in {Path(opts.output_path) / 'adapter_report.json'}",
         )
     return checks
+
+
+def _ship_adapters_template(model: Path, templates: set[str]) -> None:
+    """The chat template the adapters were fine-tuned with, in the model folder: the base's was shipped, so the
+    adapters were chatted and served in a template they never saw (and a base without one had none)."""
+    if len(templates) != 1:
+        return
+    template = next(iter(templates))
+    if chat_template_text(model) == template:
+        return
+    logger.warning("the adapters were fine-tuned with a chat template other than the base model's: the output "
+                   "ships theirs (the base without an adapter is prompted in it too)")  # fmt: skip
+    (model / "chat_template.jinja").write_text(template)
+    config = model / "tokenizer_config.json"
+    data = json.loads(config.read_text()) if config.is_file() else None
+    if isinstance(data, dict) and "chat_template" in data:  # one template: the folder's two places agree
+        data["chat_template"] = template
+        config.write_text(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def _base_model(model: str, cache: Cache, ctx: RunContext) -> Artifact:
