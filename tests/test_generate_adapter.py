@@ -196,6 +196,15 @@ def test_other_adapter_formats(
     weights = load_file(str(out / "adapters" / "tone.safetensors"))
     assert any(k.endswith("lora_A.MatMul.weight") for k in weights)
     assert not list((out / "adapters").glob("*.onnx_adapter"))
+    # chat and serve failed on them in onnxruntime-genai, package shipped them renamed .onnx_adapter
+    from olive_ext.deploy.bundle import package
+    from olive_ext.models.folder import find_genai_model
+
+    with pytest.raises(UserInputError, match="not onnxruntime adapters"):
+        find_genai_model(out)
+    with pytest.raises(UserInputError, match="not an onnxruntime adapter"):
+        package(out, tmp_path / "bundle")
+    assert not (tmp_path / "bundle").exists()
 
 
 def test_extract_adapters_pass_in_a_recipe(tiny_llama: Path, two_adapters: tuple[Path, Path], tmp_path: Path) -> None:

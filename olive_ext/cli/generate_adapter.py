@@ -52,7 +52,7 @@ def main(args: argparse.Namespace) -> int:
             f"[green]ok[/] {c.name}: max |logit delta| {n['max_abs_delta']:.2e}, top-1 "
             f"{n['top1_agreement']:.3f}, greedy prefix {n.get('greedy_prefix_match', 1):.2f}"
         )
-    console.print(
-        f"output: {args.output_path}  (try: olive-ext chat -m {args.output_path} --adapter {checks[-1].name})"
-    )
+    runnable = getattr(args, "adapter_format", "onnx_adapter") == "onnx_adapter"  # others: for the user's runtime
+    hint = f"  (try: olive-ext chat -m {args.output_path} --adapter {checks[-1].name})" if runnable else ""
+    console.print(f"output: {args.output_path}{hint}")
     return 0

@@ -108,6 +108,12 @@ def _adapters(source: Path, info: dict[str, Any]) -> dict[str, Path]:
                 f"{source / MODEL_CONFIG}: adapter {name!r} names {rel!r}, which is not a file inside {source}",
                 hint="package an unmodified olive-ext output folder",
             )
+        if path.suffix != ".onnx_adapter":  # a safetensors/npz adapter was shipped renamed .onnx_adapter
+            raise UserInputError(
+                f"adapter {name!r} of {source} is {path.name}, not an onnxruntime adapter (.onnx_adapter): it was "
+                "written with generate-adapter --adapter_format safetensors or numpy, for your own runtime",
+                hint="to package it, run generate-adapter again with --adapter_format onnx_adapter (the default)",
+            )
         out[name] = path
     return out
 

@@ -274,6 +274,14 @@ def find_genai_model(root: Path) -> tuple[Path, dict[str, Path]]:
     listed = info.get("adapters") or {}
     if isinstance(listed, dict):
         adapters.update({str(name): root / str(rel) for name, rel in listed.items()})
+    other = sorted(f"{path.name}" for path in adapters.values() if path.name and not path.name.endswith(ADAPTER_SUFFIX))
+    if other:  # generate-adapter --adapter_format safetensors|numpy: for the user's runtime (package renamed them)
+        raise UserInputError(
+            f"the adapters in {root} are not onnxruntime adapters ({', '.join(other)}: written with --adapter_format "
+            "safetensors or numpy, for your own runtime); onnxruntime-genai loads .onnx_adapter files only",
+            hint="to chat, serve or package it, run generate-adapter again with --adapter_format onnx_adapter "
+            "(the default)",
+        )
     missing = [f"{name} ({path})" for name, path in adapters.items() if not path.is_file()]
     if missing:
         raise UserInputError(f"adapter files missing in {root}: {', '.join(missing)}")
