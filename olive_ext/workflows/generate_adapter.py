@@ -164,6 +164,12 @@ def generate_adapters(opts: GenerateAdapterOptions, progress: Progress | None = 
         shutil.copytree(built.path, stage / "model", ignore=shutil.ignore_patterns("*.onnx_adapter", "entry.json"))
         _ship_adapters_template(stage / "model", {t for t in templates.values() if t})
         checks = _write_and_check(opts, base, sources, stage, inputs, dtype, ext, progress)
+        if not checks[0].ok:  # the base itself: no output (package took one and called it measured)
+            raise OliveExtError(
+                f"the {opts.precision} base model failed its check against the PyTorch model "
+                f"({'; '.join(checks[0].broken)}); nothing was written",
+                hint="build the base at a higher precision: --precision fp32 (or int8)",
+            )
         shipped = {c.name: f"adapters/{c.name}{ext}" for c in checks[1:] if c.ok}
         for c in checks[1:]:
             if not c.ok:
