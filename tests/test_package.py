@@ -456,3 +456,16 @@ def test_a_version_given_as_a_number_is_its_text() -> None:
 
     assert PackageOptions(model_name_or_path="a", output_path="b", version=2).version == "2"  # type: ignore[arg-type]
     assert PackageOptions(model_name_or_path="a", output_path="b", version=1.5).version == "1.5"  # type: ignore[arg-type]
+
+
+def test_the_bundles_run_py_names_an_unknown_adapter_in_one_line(auto_opt_output: Path, tmp_path: Path) -> None:
+    """`python run.py --adapter nope` in a bundle ended in a ValueError traceback."""
+    import subprocess
+
+    from olive_ext.deploy.bundle import package
+
+    bundle = package(auto_opt_output, tmp_path / "b")
+    proc = subprocess.run([sys.executable, str(bundle / "run.py"), "--adapter", "nope", "--prompt", "hi"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 2 and "unknown adapter 'nope'; adapters: none" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr

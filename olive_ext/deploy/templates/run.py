@@ -85,6 +85,8 @@ def main():
         os.path.basename(p)[: -len(".onnx_adapter")]: p
         for p in glob.glob(os.path.join(HERE, "adapters", "*.onnx_adapter"))
     }
+    if args.adapter is not None and args.adapter not in files:  # a one-line error, not a traceback
+        ap.error(f"unknown adapter {args.adapter!r}; adapters: {', '.join(sorted(files)) or 'none'}")
     chat = Chat(os.path.join(HERE, "model"), files)
     if args.prompt:
         chat.answer(args.prompt, args.adapter, args.system, args.max_new_tokens)
