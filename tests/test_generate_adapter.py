@@ -94,6 +94,7 @@ def test_misfit_adapters_are_refused_before_building(
         )
     text = str(info.value)
     assert "adapter 'misfit'" in text and "in_features 64" in text
+    assert text.count("adapter 'misfit'") == 4 and "and " in text and "more weights like these" in text  # not 1/tensor
     assert "adapter 'dora'" in text and "use_dora" in text
     assert "adapter 'bias'" in text and "lora_bias=true" in text
     assert "adapter 'pickled'" in text and "adapter_model.bin is a pickle" in text
@@ -246,3 +247,10 @@ def test_adapter_names_are_plain_file_names_apart_in_any_case(tmp_path: Path) ->
     sources = [resolve_adapter(str(tmp_path / n)) for n in (".hidden", "Tone", "tone")]
     unique_names(sources)
     assert [s.name for s in sources] == ["hidden", "Tone", "tone_2"]
+    with pytest.raises(UserInputError, match="given more than once"):  # it was built twice, as tone and tone_2
+        unique_names([resolve_adapter(str(tmp_path / "tone")), resolve_adapter(str(tmp_path / "tone") + "/")])
+    (tmp_path / "tone,v2").mkdir()  # an existing path with a comma is one adapter, not Olive's comma list
+    opts = GenerateAdapterOptions(model_name_or_path="m", output_path="o", adapter_path=[str(tmp_path / "tone,v2")])
+    assert opts.adapter_path == [str(tmp_path / "tone,v2")]
+    listed = GenerateAdapterOptions(model_name_or_path="m", output_path="o", adapter_path="a,b")
+    assert listed.adapter_path == ["a", "b"]

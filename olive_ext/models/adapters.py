@@ -11,6 +11,7 @@ of different ranks share one base.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,8 @@ from olive_ext.onnx.lora_inputs import export_onnx_adapter
 
 if TYPE_CHECKING:  # numpy loads with the weights, not for `olive-ext generate-adapter --help`
     import numpy as np
+
+logger = logging.getLogger("olive_ext")
 
 # peft module path -> builder group
 _GROUPS = {"self_attn": "attn", "mlp": "mlp"}
@@ -54,6 +57,7 @@ class AdapterSource:
 def resolve_adapter(path: str) -> AdapterSource:
     """A peft adapter folder, or a finetune output folder (its adapter/), named after the folder."""
     p = Path(path).expanduser()
+    p = p.resolve() if p.name in ("", ".", "..") else p  # `-a .` was named "adapter" (the folder's own name is meant)
     folder = p
     if (p / MODEL_CONFIG).exists() and (p / "adapter").is_dir():
         folder = p / "adapter"
@@ -61,13 +65,21 @@ def resolve_adapter(path: str) -> AdapterSource:
         raise UserInputError(f"adapter {path!r}: no adapter_config.json (give a peft adapter or a finetune output)")
     name = p.name if folder != p or p.name != "adapter" else p.parent.name
     # a plain file name: no leading dot either (package refused '.hidden' after generate-adapter shipped it)
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".") or "adapter"
+    plain = re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".") or "adapter"
+    if plain != name:  # said: a client asking for the folder's name gets "not found"
+        logger.warning("adapter %s is named %r (a plain file name: letters, digits, '.', '_', '-')", path, plain)
+    name = plain
     config = json.loads((folder / "adapter_config.json").read_text())
     return AdapterSource(name, folder, config)
 
 
 def unique_names(sources: list[AdapterSource]) -> None:
-    """Suffix repeated names (_2, _3, ...) so every adapter file is distinct."""
+    """Suffix repeated names (_2, _3, ...) so every adapter file is distinct; the same folder given twice is
+    refused (it was built twice, as alpha and alpha_2)."""
+    folders = [s.path.resolve() for s in sources]
+    twice = sorted({str(f) for f in folders if folders.count(f) > 1})
+    if twice:
+        raise UserInputError(f"adapter {twice[0]} is given more than once", hint="give each adapter once")
     seen: dict[str, int] = {}
     for s in sources:  # case-blind: Tone and tone collide as files when the bundle is unpacked on macOS or Windows
         n = seen.get(s.name.lower(), 0) + 1
@@ -134,6 +146,7 @@ def preflight(sources: list[AdapterSource], base_path: str) -> list[str]:
                 f"adapter {s.name!r}: {ADAPTER_WEIGHTS} is missing"
             )  # fmt: skip
             continue
+        mismatched: list[str] = []  # one adapter from another base gave a line per tensor (420 for one adapter)
         with safe_open(str(weights), "np") as f:
             for key in f.keys():  # noqa: SIM118  (safe_open is not a mapping)
                 module, which = _peft_module(key)
@@ -141,7 +154,7 @@ def preflight(sources: list[AdapterSource], base_path: str) -> list[str]:
                     continue  # an unsupported target is said above (a tied lm_head is no missing module)
                 base_key = f"{module}.weight"
                 if base_key not in shapes:
-                    problems.append(
+                    mismatched.append(
                         f"adapter {s.name!r}: weight {key} targets {module}, which the base model lacks "
                         "(was it trained on another base model?)"
                     )
@@ -150,10 +163,13 @@ def preflight(sources: list[AdapterSource], base_path: str) -> list[str]:
                 got = f.get_slice(key).get_shape()
                 want_dim, got_dim = (in_f, got[1]) if which == "A" else (out_f, got[0])
                 if got_dim != want_dim:
-                    problems.append(
+                    mismatched.append(
                         f"adapter {s.name!r}: {key} has shape {list(got)}, the base's {base_key} needs "
                         f"{'in' if which == 'A' else 'out'}_features {want_dim} (another base model?)"
                     )
+        problems += mismatched[:3]
+        if len(mismatched) > 3:
+            problems.append(f"adapter {s.name!r}: and {len(mismatched) - 3} more weights like these")
     return problems
 
 

@@ -81,9 +81,11 @@ class GenerateAdapterOptions(DataOptions):
     @field_validator("adapter_path", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
+        """Olive's comma list (a,b); a path that exists is one adapter even with a comma in its name."""
         items = [value] if isinstance(value, str) else value
         if isinstance(items, list):
-            return [a.strip() for item in items for a in str(item).split(",") if a.strip()]
+            parts = [[str(item)] if Path(str(item)).expanduser().exists() else str(item).split(",") for item in items]
+            return [a.strip() for part in parts for a in part if a.strip()]
         return value
 
     def check_data(self) -> DatasetSpec | None:
