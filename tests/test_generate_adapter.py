@@ -254,3 +254,12 @@ def test_adapter_names_are_plain_file_names_apart_in_any_case(tmp_path: Path) ->
     assert opts.adapter_path == [str(tmp_path / "tone,v2")]
     listed = GenerateAdapterOptions(model_name_or_path="m", output_path="o", adapter_path="a,b")
     assert listed.adapter_path == ["a", "b"]
+
+
+def test_a_bundle_is_not_named_like_one_of_its_adapters(multi: Path, tmp_path: Path) -> None:
+    """`package --name tone` of an output with an adapter 'tone' was written, and serve refused to start on it."""
+    from olive_ext.deploy.bundle import package
+
+    with pytest.raises(UserInputError, match="is also an adapter's name"):
+        package(multi, tmp_path / "b", name="tone")
+    assert not (tmp_path / "b").exists()

@@ -195,6 +195,11 @@ def package(
         check_signing_key(sign_key)
     chosen = _chosen_candidate(source)
     name = name or default_bundle_name(source)
+    if name in adapters:  # serve answers the base and each adapter by name: it refused to start on this bundle
+        raise UserInputError(
+            f"the bundle's name {name!r} is also an adapter's name in {source}; nothing was written",
+            hint=f"choose another --name (the adapters: {', '.join(sorted(adapters))})",
+        )
     with staged_output(output, overwrite) as stage:
         if info.get("kind") == "gguf":
             shutil.copytree(source / "model", stage / "model")
