@@ -29,8 +29,8 @@ OUTPUT_MARKERS = ("model_config.json", "candidates.json", "recipe.yaml", "manife
 def _replace_problem(p: Path) -> str | None:
     """Why the existing non-empty folder ``p`` must not be replaced by --overwrite, or None when it may be."""
     real = p.resolve()
-    if real == Path.home().resolve() or real.parent == real or real.parent == Path(real.anchor):
-        return "it is your home folder" if real == Path.home().resolve() else "it is a top-level folder"
+    if real == Path.home().resolve() or real.parent == real:  # even with a marker file in it
+        return "it is your home folder" if real == Path.home().resolve() else "it is the file system's root"
     if not any((p / name).is_file() for name in OUTPUT_MARKERS):
         sample = ", ".join(sorted(e.name for e in p.iterdir())[:3])
         return f"it holds files olive-ext did not write ({sample}; no {' / '.join(OUTPUT_MARKERS[:2])})"
