@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from olive_ext.deploy.files import UnsafeFileError, read_regular
+from olive_ext.deploy.files import UnsafeFileError, hash_regular, read_regular, relative_path_problem
 from olive_ext.deploy.manifest import SIGNATURE
 from olive_ext.errors import MissingDependencyError, UserInputError
 
@@ -122,8 +122,26 @@ def verify_signature(root: Path, public_key: Path) -> tuple[str | None, dict[str
     try:
         config.set_hashing_config(_hashing_config(ms)).verify(root, root / SIGNATURE)
     except Exception as e:  # fail closed: whatever model-signing cannot verify is a failed check, not a crash
-        return _one_line(e), {}
+        changed = _changed_files(root) if "Hash mismatch" in str(e) else []
+        return ("signed content changed: " + ", ".join(changed)) if changed else _one_line(e), {}
     return None, _signed_sha256(root / SIGNATURE)
+
+
+def _changed_files(root: Path) -> list[str]:
+    """Every file whose sha256 differs from the signed statement's (for the message only: the check has failed).
+    model-signing names the first mismatch its parallel hashing meets, so which changed file it named varied."""
+    signed = _signed_sha256(root / SIGNATURE)
+    changed = []
+    for name, digest in sorted(signed.items()):
+        if relative_path_problem(name):  # a statement naming a path outside the bundle: never read
+            continue
+        try:
+            now = hash_regular(root / name)[0]
+        except (UnsafeFileError, OSError):
+            now = None
+        if now != digest:
+            changed.append(name)
+    return changed
 
 
 def _signed_sha256(signature: Path) -> dict[str, str]:
