@@ -222,6 +222,7 @@ HOSTILE = [
     ({"seed": 2**40}, "BadRequestError", "seed", "invalid_value"),
     ({"logprobs": 2}, "BadRequestError", "logprobs", "unsupported_parameter"),
     ({"logit_bias": {"5": 10}}, "BadRequestError", "logit_bias", "unsupported_parameter"),
+    ({"extra_body": {"adapter": "tone"}}, "BadRequestError", "adapter", "unsupported_parameter"),  # was ignored
 ]
 
 

@@ -47,6 +47,9 @@ UNSUPPORTED = {
     "functions": ([], "function calling is not supported"),
     "function_call": ("none", "function calling is not supported"),
     "logit_bias": ({}, "logit_bias is not supported"),
+    # an adapter is a model here (`model: NAME`, as /v1/models lists it); `extra_body={"adapter": ...}` was
+    # answered by the base model without a word
+    "adapter": (None, "an adapter is chosen with the 'model' field (its name, as /v1/models lists it), not read"),
 }
 
 
