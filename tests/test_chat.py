@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from convert_helpers import build
 
+import olive_ext.deploy
 from olive_ext.onnx.chat import ChatSession, PromptTooLongError, Sampling
+from olive_ext.onnx.text_stream import TextStream, folder_decoder
 from olive_ext.workflows.chat import ChatOptions, chat_loop, open_chat
 
 
@@ -297,3 +299,44 @@ def test_a_gguf_file_reads_the_chat_template_beside_it(tmp_path: Path) -> None:
     assert find_gguf(model) == (model, None)
     (tmp_path / "chat_template.jinja").write_text("{{ messages }}")
     assert find_gguf(model) == (model, tmp_path) == find_gguf(tmp_path)
+
+
+def _run_py_stream() -> type:
+    """The TextStream copy in the bundle's standalone run.py."""
+    import importlib.util
+
+    path = Path(olive_ext.deploy.__file__).parent / "templates/run.py"
+    spec = importlib.util.spec_from_file_location("bundle_run", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.TextStream  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("where", ["olive_ext", "bundle run.py"])
+def test_streamed_text_keeps_what_follows_bytes_that_are_not_utf8(genai_model: Path, where: str) -> None:
+    """onnxruntime-genai's TokenizerStream gave "hellorld and more text" for the ids below."""
+    from transformers import AutoTokenizer
+
+    decode = folder_decoder(genai_model)
+    assert decode is not None
+    stream_type = TextStream if where == "olive_ext" else _run_py_stream()
+    tok = AutoTokenizer.from_pretrained(genai_model)
+    emoji = tok.encode("😀", add_special_tokens=False)
+    assert len(emoji) > 1  # byte tokens: the first alone is not UTF-8
+
+    def ids(text: str) -> list[int]:
+        return list(tok.encode(text, add_special_tokens=False))
+
+    cases = [
+        [*ids("hello"), emoji[0], *ids(" world and more text")],
+        [*ids("مرحبا بالعالم 😀 café — ok"), tok.eos_token_id],
+        [*ids("end cut"), *emoji[:2]],
+    ]
+    for n, case in enumerate(cases):
+        stream = stream_type(decode)
+        pieces = [stream.push(i) for i in case]
+        pieces.append(stream.flush())
+        assert "".join(pieces) == tok.decode(case, skip_special_tokens=True), n
+        if n == 1:  # valid text: no piece shows half a character
+            assert "\ufffd" not in "".join(pieces)

@@ -17,6 +17,7 @@ from typing import Any
 
 from olive_ext.errors import UserInputError
 from olive_ext.onnx.runtime import genai
+from olive_ext.onnx.text_stream import text_stream
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,8 @@ class ChatSession(Conversation):
         self.og = og
         self.model = og.Model(str(model_dir))
         self.tokenizer = og.Tokenizer(self.model)
-        self.context_tokens = context_window(Path(model_dir))
+        self.folder = Path(model_dir)
+        self.context_tokens = context_window(self.folder)
         self.system = system
         self.sampling = sampling or Sampling()
         self.max_new_tokens = max_new_tokens
@@ -145,17 +147,19 @@ class ChatSession(Conversation):
         generator = self.og.Generator(self.model, params)
         if self.adapter is not None:
             generator.set_active_adapter(self.adapters, self.adapter)
-        stream = self.tokenizer.create_stream()
+        stream = text_stream(self.folder, self.tokenizer)
         pieces: list[str] = []
         interrupted = False
         try:
             generator.append_tokens(ids)
             while not generator.is_done():
                 generator.generate_next_token()
-                pieces.append(stream.decode(generator.get_next_tokens()[0]))
+                pieces.append(stream.push(generator.get_next_tokens()[0]))
                 write(pieces[-1])
         except KeyboardInterrupt:  # Ctrl-C ends this answer, not the conversation
             interrupted = True
+        pieces.append(stream.flush())
+        write(pieces[-1])
         return self._reply(text, pieces, interrupted, dropped)
 
     def _encode(self, messages: list[dict[str, str]]) -> list[int]:

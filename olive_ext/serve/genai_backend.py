@@ -10,6 +10,7 @@ from typing import Any
 
 from olive_ext.errors import UserInputError
 from olive_ext.onnx.runtime import genai
+from olive_ext.onnx.text_stream import text_stream
 from olive_ext.serve.backend import Piece, Sampling
 from olive_ext.serve.protocol import APIError
 
@@ -68,7 +69,7 @@ class GenAIBackend:
         if adapter is not None:
             generator.set_active_adapter(self._adapters, adapter)
         generator.append_tokens(ids)
-        stream = self._tokenizer.create_stream()
+        stream = text_stream(self._folder, self._tokenizer)
         for _ in range(sampling.max_new_tokens):
             if cancelled.is_set() or generator.is_done():
                 return
@@ -77,7 +78,8 @@ class GenAIBackend:
             if token in self._end_ids:
                 yield Piece("", end_of_turn=True)
                 return
-            yield Piece(stream.decode(token))
+            # an incomplete character left at the end is dropped, not sent as U+FFFD (as the llama.cpp backend does)
+            yield Piece(stream.push(token))
 
     def _params(self, n_prompt: int, sampling: Sampling) -> Any:
         options: dict[str, Any] = {

@@ -21,6 +21,45 @@ import onnxruntime_genai as og
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def _tokenizers_decode(model_dir):
+    """Decoding with tokenizer.json through the `tokenizers` library where it is installed, else None.
+
+    onnxruntime-genai's own tokenizer stream loses text after bytes that are not valid UTF-8 (which a small model
+    can generate); olive_ext/onnx/text_stream.py says more (this file runs without olive-ext, hence the copy).
+    """
+    path = os.path.join(model_dir, "tokenizer.json")
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        return None
+    if not os.path.isfile(path):
+        return None
+    tokenizer = Tokenizer.from_file(path)
+    return lambda ids: tokenizer.decode(list(ids), skip_special_tokens=True)
+
+
+class TextStream:
+    """The text each generated token adds, held back while the answer ends in an incomplete character."""
+
+    def __init__(self, decode):
+        self.decode, self.ids, self.prefix, self.read = decode, [], 0, 0
+
+    def push(self, token):
+        self.ids.append(token)
+        before = self.decode(self.ids[self.prefix : self.read])
+        now = self.decode(self.ids[self.prefix :])
+        if len(now) > len(before) and not now.endswith("\ufffd"):
+            self.prefix, self.read = self.read, len(self.ids)
+            return now[len(before) :]
+        return ""
+
+    def flush(self):
+        before = self.decode(self.ids[self.prefix : self.read])
+        now = self.decode(self.ids[self.prefix :])
+        self.prefix = self.read = len(self.ids)
+        return now[len(before) :]
+
+
 class Chat:
     """A genai model with its chat template; answers stream and stop at the end-of-turn token."""
 
@@ -29,6 +68,7 @@ class Chat:
             og.disable_telemetry_events()
         self.model = og.Model(model_dir)
         self.tokenizer = og.Tokenizer(self.model)
+        self.decode = _tokenizers_decode(model_dir)
         self.adapters = None
         self.adapter_names = sorted(adapter_files or {})
         if adapter_files:
@@ -48,16 +88,19 @@ class Chat:
         if adapter is not None:
             generator.set_active_adapter(self.adapters, adapter)
         generator.append_tokens(ids)
-        stream = self.tokenizer.create_stream()
+        stream = TextStream(self.decode) if self.decode else None
+        genai_stream = self.tokenizer.create_stream()
         pieces = []
         while not generator.is_done():
             generator.generate_next_token()
-            piece = stream.decode(generator.get_next_tokens()[0])
+            token = int(generator.get_next_tokens()[0])
+            piece = stream.push(token) if stream else genai_stream.decode(token)
             pieces.append(piece)
             write(piece)
             if hasattr(sys.stdout, "flush"):
                 sys.stdout.flush()
-        write("\n")
+        pieces.append(stream.flush() if stream else "")
+        write(pieces[-1] + "\n")
         return "".join(pieces)
 
 
