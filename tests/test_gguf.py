@@ -303,3 +303,27 @@ def test_cpu_profile_offers_gguf_chains_only_with_llama_cpp(monkeypatch: pytest.
     monkeypatch.setattr(profiles, "_has_llama_cpp", lambda: False)
     assert cpu.gguf_chains() == []
     assert "pip install 'olive-ext[llamacpp]'" in (cpu.gguf_skip_note() or "")
+
+
+def test_auto_opt_plans_gguf_candidates_only_for_models_gguf_export_writes(tiny_llama: Path, tmp_path: Path) -> None:
+    """A Qwen2 model (HF or GGUF) or a Llama with rope scaling: each GGUF candidate failed at its first step."""
+    from gguf_families import write_family_gguf
+    from tiny_models import build_tiny_decoder
+
+    from olive_ext.workflows.auto_opt import auto_opt_recipe
+
+    def gguf_steps(model: Path) -> int:
+        opts = AutoOptOptions(model_name_or_path=str(model), output_path=str(tmp_path / "out"), precision="int8")
+        recipe = auto_opt_recipe(opts, "cpu", str(tmp_path / "out"))
+        return sum(step.type == "gguf_export" for p in recipe.pipelines for step in p.values())
+
+    qwen2 = build_tiny_decoder(tmp_path / "qwen2", "qwen2")
+    rope = shutil.copytree(tiny_llama, tmp_path / "llama3-rope")
+    config = json.loads((rope / "config.json").read_text())
+    scaling = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+               "original_max_position_embeddings": 256}  # fmt: skip
+    (rope / "config.json").write_text(json.dumps({**config, "rope_scaling": scaling}))
+    llama_gguf = hf_to_gguf(tiny_llama, tmp_path / "llama.gguf")
+    assert gguf_steps(tiny_llama) == 1 and gguf_steps(llama_gguf) == 1
+    assert gguf_steps(qwen2) == 0 and gguf_steps(rope) == 0
+    assert gguf_steps(write_family_gguf(qwen2, "qwen2", tmp_path / "qwen2.gguf")) == 0

@@ -110,6 +110,22 @@ def trained_context(path: Path) -> int | None:
     return None
 
 
+def architecture(path: Path) -> str | None:
+    """A GGUF file's ``general.architecture`` ("llama", "qwen2", ...), or None when it names none."""
+    with open(path, "rb") as f:
+        opened = _open_v2_v3(f, Path(path).stat().st_size)
+        if opened is None:
+            from gguf import GGUFReader
+
+            field = GGUFReader(path).fields.get("general.architecture")
+            return str(field.contents()) if field is not None else None
+        reader, _tensors, n_kv = opened
+        for key, value in _metadata(reader, n_kv):
+            if key == "general.architecture":
+                return str(value)
+    return None
+
+
 def split_count(path: Path) -> int:
     """How many files the model is split into (``split.count``, what llama.cpp's gguf-split writes in each
     shard); 1 for a whole model."""

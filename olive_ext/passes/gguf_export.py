@@ -30,6 +30,8 @@ from pydantic import Field
 from olive_ext.artifacts import Artifact
 from olive_ext.errors import MissingDependencyError, UserInputError
 from olive_ext.evaluate.backends.llama_cpp import MARKER
+from olive_ext.models.folder import config_json
+from olive_ext.models.gguf_header import architecture
 from olive_ext.onnx.runtime import LLAMACPP_INSTALL, llama_cpp_available
 from olive_ext.passes.base import Pass, PassConfig, register_pass, searchable
 from olive_ext.passes.context import RunContext
@@ -62,13 +64,10 @@ class GgufExport(Pass[GgufExportConfig]):
 
     @classmethod
     def check_input(cls, artifact: Artifact) -> str | None:
-        config = Path(artifact.path) / "config.json"
-        if not config.exists():
+        config = config_json(artifact.path) if (Path(artifact.path) / "config.json").is_file() else None
+        if config is None:
             return "it is not a local Hugging Face folder"
-        archs = json.loads(config.read_text()).get("architectures") or []
-        if archs and archs[0] not in SUPPORTED_ARCHS:
-            return f"GGUF export supports {', '.join(SUPPORTED_ARCHS)}, not {archs[0]}"
-        return None
+        return export_problem(config)
 
     def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
         out = ctx.output_dir / "model"
@@ -150,21 +149,43 @@ def _permute(w: Any, n_head: int) -> Any:
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def _config(folder: Path) -> dict[str, Any]:
-    config = json.loads((folder / "config.json").read_text())
+# a GGUF's general.architecture -> the HF class gguf_to_hf makes of it, for the architectures written here
+_GGUF_ARCHS = {"llama": "LlamaForCausalLM"}
+
+
+def _rope(config: dict[str, Any]) -> dict[str, Any]:
+    return config.get("rope_scaling") or config.get("rope_parameters") or {}
+
+
+def export_problem(config: dict[str, Any]) -> str | None:
+    """Why olive-ext cannot write the model of this config.json as GGUF, or None when it can."""
     arch = (config.get("architectures") or [""])[0]
     if arch not in SUPPORTED_ARCHS:
-        raise UserInputError(
-            f"GGUF export supports {', '.join(SUPPORTED_ARCHS)}; {folder} is {arch or 'of unknown architecture'}",
-            hint="convert it with llama.cpp's convert_hf_to_gguf.py (in llama.cpp's repository)",
-        )
-    rope = config.get("rope_scaling") or config.get("rope_parameters") or {}
+        return f"GGUF export supports {', '.join(SUPPORTED_ARCHS)}, not {arch or 'a model of unknown architecture'}"
+    rope = _rope(config)
     if rope.get("rope_type", rope.get("type", "default")) not in {"default", None}:
-        raise UserInputError(
-            f"GGUF export: rope scaling {rope.get('rope_type') or rope.get('type')!r} is not written by olive-ext",
-            hint="convert it with llama.cpp's convert_hf_to_gguf.py",
-        )
-    config["_rope_theta"] = float(config.get("rope_theta") or rope.get("rope_theta") or 10000.0)
+        return f"GGUF export does not write rope scaling {rope.get('rope_type') or rope.get('type')!r}"
+    return None
+
+
+def source_problem(source: Artifact) -> str | None:
+    """Why GGUF candidates cannot be made from an input model (auto-opt plans none then), or None when they can
+    or it is not known before its first step (a hub model not in the cache)."""
+    if source.kind == "gguf" and source.gguf_file:
+        arch = architecture(Path(source.path) / source.gguf_file)
+        if arch is not None and arch not in _GGUF_ARCHS:
+            return f"GGUF export supports the {', '.join(_GGUF_ARCHS)} GGUF architecture, not {arch}"
+        return None
+    config = config_json(source.path) if source.kind == "hf" else None
+    return export_problem(config) if config is not None else None
+
+
+def _config(folder: Path) -> dict[str, Any]:
+    config = json.loads((folder / "config.json").read_text())
+    if problem := export_problem(config):
+        raise UserInputError(f"{folder}: {problem}", hint="convert it with llama.cpp's convert_hf_to_gguf.py "
+                             "(in llama.cpp's repository)")  # fmt: skip
+    config["_rope_theta"] = float(config.get("rope_theta") or _rope(config).get("rope_theta") or 10000.0)
     return config
 
 

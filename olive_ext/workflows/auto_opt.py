@@ -27,6 +27,7 @@ from olive_ext.errors import ConstraintsNotMetError, UserInputError
 from olive_ext.evaluate.spec import Constraints, EvaluateSpec, Objective
 from olive_ext.models.folder import model_task, resolve_model_arg
 from olive_ext.options import field_of, validate_options, with_options_signature
+from olive_ext.passes.gguf_export import source_problem as gguf_source_problem
 from olive_ext.progress import Progress
 from olive_ext.quiet import api_call
 from olive_ext.recipe import parse_recipe
@@ -194,8 +195,11 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
         logger.info("olive-ai GPTQ candidate skipped: it calibrates on the fine-tune's training rows, unknown here")
     if opts.gguf and opts.precision in {"auto", "int4", "int8"}:
         # llama.cpp candidates: no parity step (parity_check compares ONNX runs with PyTorch)
-        pipelines += [{s.name: {"type": s.type, **s.params} for s in c} for c in profile.gguf_chains(
-            task, opts.precision, opts.provider)]  # fmt: skip
+        gguf_chains = profile.gguf_chains(task, opts.precision, opts.provider)
+        if gguf_chains and (problem := gguf_source_problem(source)):  # planned, each would fail on its first step
+            logger.info("llama.cpp (GGUF) candidates left out: %s", problem)
+            gguf_chains = []
+        pipelines += [{s.name: {"type": s.type, **s.params} for s in c} for c in gguf_chains]
         if note := profile.gguf_skip_note(task, opts.provider):
             logger.warning("%s", note)
     metrics = list(SPEED_METRICS)
