@@ -306,7 +306,7 @@ def test_cpu_profile_offers_gguf_chains_only_with_llama_cpp(monkeypatch: pytest.
 
 
 def test_auto_opt_plans_gguf_candidates_only_for_models_gguf_export_writes(tiny_llama: Path, tmp_path: Path) -> None:
-    """A Qwen2 model (HF or GGUF) or a Llama with rope scaling: each GGUF candidate failed at its first step."""
+    """A Qwen2 model (HF or GGUF) or a Llama with YaRN rope scaling: each GGUF candidate failed at its first step."""
     from gguf_families import write_family_gguf
     from tiny_models import build_tiny_decoder
 
@@ -318,12 +318,45 @@ def test_auto_opt_plans_gguf_candidates_only_for_models_gguf_export_writes(tiny_
         return sum(step.type == "gguf_export" for p in recipe.pipelines for step in p.values())
 
     qwen2 = build_tiny_decoder(tmp_path / "qwen2", "qwen2")
-    rope = shutil.copytree(tiny_llama, tmp_path / "llama3-rope")
+    rope = shutil.copytree(tiny_llama, tmp_path / "yarn")
     config = json.loads((rope / "config.json").read_text())
-    scaling = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-               "original_max_position_embeddings": 256}  # fmt: skip
+    scaling = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 128}
     (rope / "config.json").write_text(json.dumps({**config, "rope_scaling": scaling}))
     llama_gguf = hf_to_gguf(tiny_llama, tmp_path / "llama.gguf")
     assert gguf_steps(tiny_llama) == 1 and gguf_steps(llama_gguf) == 1
     assert gguf_steps(qwen2) == 0 and gguf_steps(rope) == 0
     assert gguf_steps(write_family_gguf(qwen2, "qwen2", tmp_path / "qwen2.gguf")) == 0
+
+
+def test_llama3_rope_scaling_is_exported_as_llama_cpp_reads_it(tiny_llama: Path, tmp_path: Path) -> None:
+    """Llama 3.x's rope scaling (the guide's Llama-3.2-1B has it) becomes rope_freqs.weight: llama.cpp's
+    log-probabilities equal PyTorch's; without the tensor they differ (the scaling matters for this prompt)."""
+    _llama_cpp()
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from olive_ext.artifacts import Artifact
+    from olive_ext.evaluate.backends import open_backend
+    from olive_ext.passes.gguf_export import export_gguf
+
+    scaled = shutil.copytree(tiny_llama, tmp_path / "scaled")
+    config = json.loads((scaled / "config.json").read_text())
+    scaling = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+               "original_max_position_embeddings": 64, "rope_theta": 10000.0}  # fmt: skip
+    config.pop("rope_parameters", None)
+    (scaled / "config.json").write_text(json.dumps({**config, "rope_scaling": scaling}))
+    model = AutoModelForCausalLM.from_pretrained(scaled)
+    assert model.config.rope_parameters["rope_type"] == "llama3"
+    prompt, answer = [1, 425, 201, 511, 71, 469, 358, 17, 40, 99, 3, 250, 30, 60, 70], [5, 9, 44]
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([[*prompt, *answer]])).logits[0].double(), -1)
+    expected = -sum(logp[len(prompt) - 1 + i, t].item() for i, t in enumerate(answer))
+
+    def nll(folder: Path) -> float:
+        backend = open_backend("gguf", str(folder), None, "CPUExecutionProvider", 2)
+        return float(backend.continuation_nll(prompt, answer))
+
+    export_gguf(Artifact("hf", str(scaled)), tmp_path / "f32", "F32")
+    export_gguf(Artifact("hf", str(tiny_llama)), tmp_path / "plain", "F32")
+    scaled_delta, plain_delta = abs(nll(tmp_path / "f32") - expected), abs(nll(tmp_path / "plain") - expected)
+    assert scaled_delta < 1e-3 * expected and plain_delta > 20 * scaled_delta, (scaled_delta, plain_delta)

@@ -162,10 +162,32 @@ def export_problem(config: dict[str, Any]) -> str | None:
     arch = (config.get("architectures") or [""])[0]
     if arch not in SUPPORTED_ARCHS:
         return f"GGUF export supports {', '.join(SUPPORTED_ARCHS)}, not {arch or 'a model of unknown architecture'}"
-    rope = _rope(config)
-    if rope.get("rope_type", rope.get("type", "default")) not in {"default", None}:
-        return f"GGUF export does not write rope scaling {rope.get('rope_type') or rope.get('type')!r}"
+    if _rope_type(config) not in {"default", "llama3"}:
+        return f"GGUF export does not write rope scaling {_rope_type(config)!r} (only Llama 3's 'llama3')"
     return None
+
+
+def _rope_type(config: dict[str, Any]) -> str:
+    rope = _rope(config)
+    return str(rope.get("rope_type") or rope.get("type") or "default")
+
+
+def _rope_freqs(config: dict[str, Any], head_dim: int) -> Any:
+    """Llama 3's rope scaling as llama.cpp reads it: ``rope_freqs.weight``, the factor each rotary frequency is
+    divided by (1 for short wavelengths, ``factor`` for long ones, smoothed between), as convert_hf_to_gguf.py
+    computes it from the HF config's rope_scaling."""
+    import numpy as np
+
+    rope = _rope(config)
+    factor = float(rope.get("factor", 8.0))
+    low, high = float(rope.get("low_freq_factor", 1.0)), float(rope.get("high_freq_factor", 4.0))
+    old_context = float(rope.get("original_max_position_embeddings", 8192))
+    inv_freq = 1.0 / (config["_rope_theta"] ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim))
+    wavelen = 2 * np.pi / inv_freq
+    smooth = (old_context / wavelen - low) / (high - low)
+    medium = 1.0 / ((1 - smooth) / factor + smooth)
+    factors = np.where(wavelen < old_context / high, 1.0, np.where(wavelen > old_context / low, factor, medium))
+    return factors.astype(np.float32)
 
 
 def source_problem(source: Artifact) -> str | None:
@@ -231,6 +253,8 @@ def hf_to_gguf(folder: Path, dest: Path) -> Path:
         writer.add_key_length(head_dim)
         writer.add_value_length(head_dim)
     writer.add_file_type(int(gguf.LlamaFileType.ALL_F32))
+    if _rope_type(config) == "llama3":
+        writer.add_tensor("rope_freqs.weight", _rope_freqs(config, head_dim))
     vocab_size = _add_tokenizer(writer, folder, int(config["vocab_size"]))
     writer.add_vocab_size(vocab_size)
     weights = _weights(folder)
