@@ -213,3 +213,22 @@ def test_tone_rows_teacher_forced_like_generation_on_every_kind(tone_finetuned: 
         assert len(outputs[True]["outputs"]) == 45
         # a fine-tuned model answers most rows right: those need no decoding
         assert outputs[True]["forced"] >= 30, (name, outputs[True]["forced"])
+
+
+def test_an_unset_generation_limit_fits_the_longest_answer(caplog: pytest.LogCaptureFixture) -> None:
+    """The default 16 tokens cut a 20-token answer, so no such row could match: unset, the limit is raised to
+    the longest answer and its end token; set by the user, it stays and a warning says what to raise it to.
+    auto-opt leaves it unset unless asked."""
+    from olive_ext.evaluate.context import EvalData
+    from olive_ext.evaluate.evaluator import answer_limit
+    from olive_ext.workflows.auto_opt import AutoOptOptions, auto_opt_recipe
+
+    data = EvalData(answers=[[1, 2, 3], list(range(20))])
+    assert answer_limit(EvaluateSpec(), data) == 21
+    assert answer_limit(EvaluateSpec(), EvalData(answers=[[1, 2, 3]])) == 16
+    assert answer_limit(EvaluateSpec(max_new_tokens=8), data) == 8
+    assert "1 eval answer does not fit max_new_tokens 8 and can never match (the longest has 20 tokens)" in caplog.text
+    for asked in ({}, {"max_new_tokens": 30}):
+        opts = AutoOptOptions(model_name_or_path="pypi:smollm2-135m-instruct", output_path="out", **asked)
+        spec = auto_opt_recipe(opts, "cpu", "out").evaluate
+        assert ("max_new_tokens" in spec.model_fields_set) == bool(asked)

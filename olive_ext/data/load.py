@@ -251,6 +251,18 @@ def _empty_split(spec: DatasetSpec, name: str) -> UserInputError:
     return UserInputError(f"split {spec.split!r} of dataset {name!r} is empty", hint=hint)
 
 
+def _csv_as_written(spec: DatasetSpec) -> dict[str, Any]:
+    """CSV cells as the text the file holds: pandas would read "02134" as 2134, "3.10" as 3.1, a column with an
+    empty cell as floats ("4" -> "4.0"), and "NA", "null", "None" or "N/A" as missing."""
+    import datasets
+
+    columns = first_row_columns(spec) or []
+    kwargs: dict[str, Any] = {"keep_default_na": False, "na_filter": False}
+    if columns and len(set(columns)) == len(columns):  # duplicate names: pandas renames them, leave it to the loader
+        kwargs["features"] = datasets.Features({c: datasets.Value("string") for c in columns})
+    return kwargs
+
+
 def load_rows(spec: DatasetSpec) -> datasets.Dataset:
     """The rows of one dataset split, as a ``datasets.Dataset``; errors name the file, split or hub id."""
     import datasets
@@ -261,6 +273,8 @@ def load_rows(spec: DatasetSpec) -> datasets.Dataset:
         for file in file_list:
             check_data_file(Path(file), name)
         kwargs["data_files"] = file_list
+        if name == "csv":
+            kwargs.update(_csv_as_written(spec))
     elif spec.data_files:
         kwargs["data_files"] = spec.data_files
     try:

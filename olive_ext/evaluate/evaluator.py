@@ -10,6 +10,7 @@ library versions).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -26,8 +27,11 @@ from olive_ext.evaluate.context import EvalContext, EvalData, MetricInput
 from olive_ext.evaluate.exact_match import count_hits
 from olive_ext.evaluate.racing import Race
 from olive_ext.evaluate.registry import ACCURACY_METRICS, MetricInfo, get_metric
+from olive_ext.evaluate.spec import EvaluateSpec
 from olive_ext.targets.base import cpu_model
 from olive_ext.version import installed_version
+
+logger = logging.getLogger(__name__)
 
 # Settings that change measured values; constraints and objective only change selection.
 _SPEC_FIELDS_IN_KEY = (
@@ -264,7 +268,7 @@ def build_jobs(jobs: set[str], data: EvalData | None, ectx: EvalContext, race: R
     if "generate" in jobs:
         out["generate"] = {
             "prompts": data.prompts,
-            "max_new_tokens": spec.max_new_tokens,
+            "max_new_tokens": answer_limit(spec, data),
             "answers": data.answers if spec.teacher_forcing else None,
             "slices": list(race.slices) if race else None,
             # judged once more on every row: below the floor there, the candidate is not timed
@@ -278,6 +282,20 @@ def build_jobs(jobs: set[str], data: EvalData | None, ectx: EvalContext, race: R
             "warmup": spec.warmup,
         }
     return out
+
+
+def answer_limit(spec: EvaluateSpec, data: EvalData) -> int:
+    """The generation limit for exact match: ``max_new_tokens``, raised to the longest expected answer and its end
+    token where it was not set (the default 16 cut longer answers, so no such row could ever match)."""
+    longest = max((len(a) for a in data.answers), default=0)
+    if longest < spec.max_new_tokens:
+        return spec.max_new_tokens
+    if "max_new_tokens" not in spec.model_fields_set:
+        return longest + 1
+    cut = sum(len(a) >= spec.max_new_tokens for a in data.answers)
+    logger.warning("%d eval answer%s not fit max_new_tokens %d and can never match (the longest has %d tokens): "
+                   "raise it to %d", cut, "s do" if cut > 1 else " does", spec.max_new_tokens, longest, longest + 1)  # fmt: skip
+    return spec.max_new_tokens
 
 
 # ----------------------------------------------------------------------------- worker
