@@ -292,9 +292,10 @@ def answer_limit(spec: EvaluateSpec, data: EvalData) -> int:
         return spec.max_new_tokens
     if "max_new_tokens" not in spec.model_fields_set:
         return longest + 1
-    cut = sum(len(a) >= spec.max_new_tokens for a in data.answers)
-    logger.warning("%d eval answer%s not fit max_new_tokens %d and can never match (the longest has %d tokens): "
-                   "raise it to %d", cut, "s do" if cut > 1 else " does", spec.max_new_tokens, longest, longest + 1)  # fmt: skip
+    if cut := sum(len(a) > spec.max_new_tokens for a in data.answers):
+        logger.warning("%d eval answer%s not fit max_new_tokens %d and can never match (the longest has %d "
+                       "tokens): raise it to %d", cut, "s do" if cut > 1 else " does", spec.max_new_tokens, longest,
+                       longest + 1)  # fmt: skip
     return spec.max_new_tokens
 
 
