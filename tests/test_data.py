@@ -431,3 +431,12 @@ def test_a_utf16_or_parquet_file_read_as_text_gets_the_hint_that_fixes_it(tmp_pa
     with pytest.raises(UserInputError, match="is a Parquet file, read here as json") as info:
         check_data_file(parquet, "json")
     assert info.value.hint == "pass -d parquet"
+
+
+def test_csv_cells_are_read_as_the_text_the_file_holds(tmp_path: Path) -> None:
+    """pandas read "02134" as 2134, "3.10" as 3.1, "NA"/"None"/"null" as missing, and a column with one empty cell
+    as floats ("4" -> "4.0"): exact match then compared the model's answer with text the user never wrote."""
+    data = tmp_path / "answers.csv"
+    data.write_text('q,a\n2+2,4\nzip,02134\npi,3.10\nsodium,NA\nnothing,None\nquoted,"x, y"\nblank,\n', encoding="utf-8")
+    spec = DatasetSpec(name="csv", data_files=str(data), text_template="Q: {q}\nA: {a}")
+    assert [e.reference for e in load_examples(spec)] == ["4", "02134", "3.10", "NA", "None", "x, y", ""]
