@@ -437,6 +437,7 @@ def test_csv_cells_are_read_as_the_text_the_file_holds(tmp_path: Path) -> None:
     """pandas read "02134" as 2134, "3.10" as 3.1, "NA"/"None"/"null" as missing, and a column with one empty cell
     as floats ("4" -> "4.0"): exact match then compared the model's answer with text the user never wrote."""
     data = tmp_path / "answers.csv"
-    data.write_text('q,a\n2+2,4\nzip,02134\npi,3.10\nsodium,NA\nnothing,None\nquoted,"x, y"\nblank,\n', encoding="utf-8")
+    rows = 'q,a\n2+2,4\nzip,02134\npi,3.10\nsodium,NA\nnothing,None\nquoted,"x, y"\nblank,\n'
+    data.write_text(rows, encoding="utf-8")
     spec = DatasetSpec(name="csv", data_files=str(data), text_template="Q: {q}\nA: {a}")
     assert [e.reference for e in load_examples(spec)] == ["4", "02134", "3.10", "NA", "None", "x, y", ""]

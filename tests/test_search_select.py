@@ -242,3 +242,13 @@ def test_nearest_misses_are_the_most_accurate_and_say_by_how_much() -> None:
     assert "max_accuracy_drop (93.3% on its first 30 rows against the reference's 98.9%)" in text
     assert "max_accuracy_drop (86.7% against the reference's 98.9%)" in text
     assert "--max_accuracy_drop" in (info.value.hint or "")
+
+
+def test_an_accuracy_limit_is_unchecked_when_only_perplexity_is_measured() -> None:
+    """Perplexity is no accuracy in points: the limit was counted as checked (candidates.json said so) while the
+    report said "NOT checked", and an int4 candidate 7% worse in perplexity was chosen under a 0.5-point limit."""
+    from olive_ext.engine.select import unchecked_constraints
+
+    assert unchecked_constraints(EvaluateSpec(metrics=["perplexity"], data="eval")) == ["max_accuracy_drop"]
+    assert unchecked_constraints(EvaluateSpec(metrics=["exact_match", "perplexity"], data="eval")) == []
+    assert unchecked_constraints(EvaluateSpec(metrics=["exact_match"])) == ["max_accuracy_drop"]

@@ -26,7 +26,6 @@ from olive_ext.engine.results import CandidateResult, RunResult
 from olive_ext.engine.runner import implicit_conversion, run_steps
 from olive_ext.engine.search import Candidate, SearchSpace, Strategy, make_strategy
 from olive_ext.engine.select import (
-    QUALITY_METRICS,
     accuracy_of,
     check_constraints,
     nearest_misses,
@@ -40,7 +39,7 @@ from olive_ext.errors import ConstraintsNotMetError, OliveExtError
 from olive_ext.evaluate.context import EvalContext
 from olive_ext.evaluate.evaluator import evaluate
 from olive_ext.evaluate.racing import Race
-from olive_ext.evaluate.registry import ACCURACY_METRICS
+from olive_ext.evaluate.registry import ACCURACY_METRICS, QUALITY_METRICS
 from olive_ext.models.folder import resolve_model_arg
 from olive_ext.models.hub import go_offline_if_unreachable
 from olive_ext.onnx.genai_builder import release_loads
@@ -55,6 +54,11 @@ logger = logging.getLogger("olive_ext")
 
 __all__ = ["ACCURACY_NOT_MEASURED", "execute", "input_artifact", "raise_if_unmet", "run_candidate"]
 
+PERPLEXITY_NOT_CHECKED = (
+    "max_accuracy_drop was NOT checked: it limits accuracy in points (exact_match, accuracy), and the candidates "
+    "were scored by perplexity alone; use --metric exact_match to have it checked, or compare their perplexity "
+    "in the table"
+)
 ACCURACY_NOT_MEASURED = (
     "accuracy was not measured (no eval data): max_accuracy_drop was NOT checked and the choice was made on "
     "speed and size alone; give eval data (--data_files, --eval_split, --text_template) or fine-tune with "
@@ -153,7 +157,11 @@ def execute(
             executor.materialize(chosen)
     unchecked = unchecked_constraints(recipe.evaluate)
     if unchecked:
-        notes.append(ACCURACY_NOT_MEASURED)
+        if any("perplexity" in r.metrics for r in results):
+            notes.append(PERPLEXITY_NOT_CHECKED)
+            logger.warning("%s", PERPLEXITY_NOT_CHECKED)
+        else:
+            notes.append(ACCURACY_NOT_MEASURED)
     if any(r.ok and not r.candidate.target.is_available() for r in results):
         notes.append(
             "some targets' execution providers are not installed here: those candidates were built "

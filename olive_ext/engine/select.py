@@ -8,7 +8,7 @@ most accurate candidate).
 from __future__ import annotations
 
 from olive_ext.engine.results import CandidateResult
-from olive_ext.evaluate.registry import ACCURACY_METRICS, QUALITY_METRICS, higher_is_better
+from olive_ext.evaluate.registry import ACCURACY_METRICS, higher_is_better
 from olive_ext.evaluate.spec import Constraints, EvaluateSpec
 
 # objective -> metrics that express it, in order of preference
@@ -39,10 +39,11 @@ def stopped_after(metrics: dict[str, float]) -> int | None:
 
 
 def unchecked_constraints(spec: EvaluateSpec | None) -> list[str]:
-    """Constraints the recipe sets that its measurements cannot check (an accuracy limit without accuracy)."""
+    """Constraints the recipe sets that its measurements cannot check (an accuracy limit without accuracy: no eval
+    data, or perplexity alone, which is no accuracy in points)."""
     if spec is None:
         return []
-    accuracy_measured = spec.data is not None and bool(QUALITY_METRICS & set(spec.metrics))
+    accuracy_measured = spec.data is not None and bool(set(ACCURACY_METRICS) & set(spec.metrics))
     return ["max_accuracy_drop"] if spec.constraints.max_accuracy_drop is not None and not accuracy_measured else []
 
 

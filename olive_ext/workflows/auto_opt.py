@@ -211,8 +211,8 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
         metrics = [m for m in metrics if m not in {"ttft", "throughput"}]
     constraints = {k: getattr(opts, k) for k in ("max_accuracy_drop", "max_latency_ms", "max_size_mb")}
     # what was asked only: a default is EvaluateSpec's, and an unset max_new_tokens is raised to fit the answers
-    asked = opts.model_fields_set
-    settings = {k: getattr(opts, k) for k in EVAL_SETTINGS if k in asked and getattr(opts, k) is not None}
+    given = opts.model_fields_set
+    settings = {k: getattr(opts, k) for k in EVAL_SETTINGS if k in given and getattr(opts, k) is not None}
     raw: dict[str, Any] = {
         "input_model": {
             "path": source.path,
