@@ -458,7 +458,9 @@ def test_a_version_given_as_a_number_is_its_text() -> None:
     assert PackageOptions(model_name_or_path="a", output_path="b", version=1.5).version == "1.5"  # type: ignore[arg-type]
 
 
-def test_the_bundles_run_py_names_an_unknown_adapter_in_one_line(auto_opt_output: Path, tmp_path: Path) -> None:
+def test_bundle_run_py_names_an_unknown_adapter_and_a_long_prompt_in_one_line(
+    auto_opt_output: Path, tmp_path: Path
+) -> None:
     """`python run.py --adapter nope` in a bundle ended in a ValueError traceback."""
     import subprocess
 
@@ -468,4 +470,16 @@ def test_the_bundles_run_py_names_an_unknown_adapter_in_one_line(auto_opt_output
     proc = subprocess.run([sys.executable, str(bundle / "run.py"), "--adapter", "nope", "--prompt", "hi"],
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 2 and "unknown adapter 'nope'; adapters: none" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    # a prompt longer than the context, or more new tokens than it holds: onnxruntime-genai's RuntimeError
+    # "max_length (1218) cannot be greater than model context_length (512)" ended the script (and a chat session)
+    long_prompt = "hello world " * 600
+    run_py = [sys.executable, str(bundle / "run.py")]
+    proc = subprocess.run([*run_py, "--prompt", long_prompt], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "this model's context holds 512; shorten it" in proc.stderr, proc.stderr
+    proc = subprocess.run([*run_py, "--prompt", "hi", "--max_new_tokens", "100000"],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0 and proc.stdout.strip(), proc.stderr
+    proc = subprocess.run(run_py, input=f"{long_prompt}\nhi\n\n", capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stderr.count("shorten it") == 1 and proc.stdout.count("> ") == 3, proc.stderr
     assert "Traceback" not in proc.stderr

@@ -60,6 +60,10 @@ class TextStream:
         return now[len(before) :]
 
 
+class PromptTooLong(ValueError):
+    """A prompt that leaves no room for an answer in the model's context."""
+
+
 class Chat:
     """A genai model with its chat template; answers stream and stop at the end-of-turn token."""
 
@@ -69,6 +73,10 @@ class Chat:
         self.model = og.Model(model_dir)
         self.tokenizer = og.Tokenizer(self.model)
         self.decode = _tokenizers_decode(model_dir)
+        with open(os.path.join(model_dir, "genai_config.json"), encoding="utf-8") as f:
+            config = json.load(f)
+        # the generator's hard limit: the search max_length where the build set one, else the context length
+        self.context = int(config.get("search", {}).get("max_length") or config["model"]["context_length"])
         self.adapters = None
         self.adapter_names = sorted(adapter_files or {})
         if adapter_files:
@@ -82,8 +90,10 @@ class Chat:
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}]
         prompt = self.tokenizer.apply_chat_template(json.dumps(messages), add_generation_prompt=True)
         ids = self.tokenizer.encode(prompt)
+        if len(ids) >= self.context:
+            raise PromptTooLong(f"the prompt has {len(ids)} tokens; this model's context holds {self.context}")
         params = og.GeneratorParams(self.model)
-        params.set_search_options(max_length=len(ids) + max_new_tokens, do_sample=False)
+        params.set_search_options(max_length=min(len(ids) + max_new_tokens, self.context), do_sample=False)
         generator = og.Generator(self.model, params)
         if adapter is not None:
             generator.set_active_adapter(self.adapters, adapter)
@@ -114,7 +124,10 @@ def repl(chat, adapter=None, system=None, max_new_tokens=256):
             break
         if not text:
             break
-        chat.answer(text, adapter, system, max_new_tokens)
+        try:
+            chat.answer(text, adapter, system, max_new_tokens)
+        except PromptTooLong as e:  # the conversation goes on
+            print(f"error: {e}; shorten it", file=sys.stderr)
 
 
 def main():
@@ -124,6 +137,8 @@ def main():
     ap.add_argument("--system", help="system message")
     ap.add_argument("--max_new_tokens", type=int, default=256)
     args = ap.parse_args()
+    if args.max_new_tokens < 1:
+        ap.error(f"--max_new_tokens must be at least 1, not {args.max_new_tokens}")
     files = {
         os.path.basename(p)[: -len(".onnx_adapter")]: p
         for p in glob.glob(os.path.join(HERE, "adapters", "*.onnx_adapter"))
@@ -132,7 +147,10 @@ def main():
         ap.error(f"unknown adapter {args.adapter!r}; adapters: {', '.join(sorted(files)) or 'none'}")
     chat = Chat(os.path.join(HERE, "model"), files)
     if args.prompt:
-        chat.answer(args.prompt, args.adapter, args.system, args.max_new_tokens)
+        try:
+            chat.answer(args.prompt, args.adapter, args.system, args.max_new_tokens)
+        except PromptTooLong as e:
+            ap.exit(2, f"error: {e}; shorten it\n")
     else:
         repl(chat, args.adapter, args.system, args.max_new_tokens)
 
