@@ -145,8 +145,12 @@ def test_file_paths_that_leave_the_bundle_are_refused(bundle: Path, capsys: CapS
         (b'{"files": {"a": 1}}', "'files' must be a list"),
         (b'{"files": [{"path": "run.py", "size": 3}]}', "'sha256' is missing"),
         (b'{"files": [{"path": "run.py", "sha256": "x", "size": -1}]}', "'size' is missing or not a non-negative"),
+        # a newer bundle format, or none named, was verified by rules it may not follow
+        (b'{"schema_version": 99, "files": []}', "schema_version 99 is newer than this olive-ext reads (1)"),
+        (b'{"schema_version": "two", "files": []}', "'schema_version' must be a whole number (1 here), found string"),
+        (b'{"files": []}', "'schema_version' must be a whole number (1 here), found null"),
     ],
-    ids=["not-json", "list", "not-utf8", "deep", "files-not-list", "no-sha256", "bad-size"],
+    ids=["not-json", "list", "not-utf8", "deep", "files-not-list", "no-sha256", "bad-size", "newer", "text", "none"],
 )
 def test_broken_manifests_fail_the_manifest_check(bundle: Path, capsys: CapSys, content: bytes, message: str) -> None:
     (bundle / "manifest.json").write_bytes(content)

@@ -127,6 +127,12 @@ def _file_list_problems(files: object) -> list[str]:
 
 def _field_problems(manifest: dict[str, Any]) -> list[str]:
     problems = []
+    version = manifest.get("schema_version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        problems.append(f"'schema_version' must be a whole number ({SCHEMA_VERSION} here), found {_json_type(version)}")
+    elif version > SCHEMA_VERSION:
+        problems.append(f"schema_version {version} is newer than this olive-ext reads ({SCHEMA_VERSION}): upgrade "
+                        "olive-ext to verify this bundle")  # fmt: skip
     adapters = manifest.get("adapters", [])
     if not isinstance(adapters, list):
         problems.append(f"'adapters' must be a list of names, found {_json_type(adapters)}")
