@@ -254,6 +254,9 @@ def test_package_zip_keeps_an_existing_archive_without_overwrite(
     code, _ = cli(capsys, "package", "-m", str(auto_opt_output), "-o", str(tmp_path / "pk"), "--zip", "--overwrite")
     assert code == 0 and zipfile.is_zipfile(tmp_path / "pk.zip")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pk", "pk.zip"]
+    # replaced without --zip: the archive of the bundle replaced stays, and verified as if current; said now
+    code, text = cli(capsys, "package", "-m", str(auto_opt_output), "-o", str(tmp_path / "pk"), "--overwrite")
+    assert code == 0 and "pk.zip, beside the bundle, was left as it was" in " ".join(text.split())
 
 
 def test_zip_is_named_after_the_whole_folder_name(auto_opt_output: Path, tmp_path: Path) -> None:

@@ -227,6 +227,10 @@ def package(
         if archive is not None:
             _check_outputs_free(None, archive, overwrite)  # again: it may have appeared while we worked
             write_zip(stage, archive, top=output.name)
+    old_zip = zip_path_of(output)
+    if archive is None and overwrite and old_zip.is_file():  # it holds the bundle replaced, and verifies as one
+        logger.warning("%s, beside the bundle, was left as it was (this package wrote no zip) and may hold the bundle "
+                       "replaced: remove it, or package again with --zip --overwrite", old_zip)  # fmt: skip
     return output
 
 
