@@ -441,3 +441,17 @@ def test_csv_cells_are_read_as_the_text_the_file_holds(tmp_path: Path) -> None:
     data.write_text(rows, encoding="utf-8")
     spec = DatasetSpec(name="csv", data_files=str(data), text_template="Q: {q}\nA: {a}")
     assert [e.reference for e in load_examples(spec)] == ["4", "02134", "3.10", "NA", "None", "x, y", ""]
+
+
+def test_a_text_field_with_a_response_field_is_a_prompt_and_its_answer() -> None:
+    """`--text_field text --response_field label` dropped the label: a classifier's auto-opt failed after every
+    candidate was built ("classification accuracy needs a label column")."""
+    from olive_ext.data import answer_problem
+
+    rows = [{"text": "a fine day", "label": "positive"}, {"text": "rain again", "label": "negative"}]
+    spec = DatasetSpec(name="json", data_files="x.jsonl", text_field="text", response_field="label")
+    examples = to_examples(rows, spec)
+    assert [(e.prompt, e.reference) for e in examples] == [("a fine day", "positive"), ("rain again", "negative")]
+    assert answer_problem(rows, spec) is None
+    with pytest.raises(UserInputError, match="--response_field names column 'labels'"):
+        to_examples(rows, spec.model_copy(update={"response_field": "labels"}))

@@ -100,3 +100,21 @@ def test_build_label_names_what_makes_a_candidate() -> None:
     assert build_label(olive) == "Olive Gptq -> model_builder(precision=int4)"
     assert build_label("gguf_export(quant=Q8_0)") == "gguf_export(quant=Q8_0)"
     assert build_label("merge_adapter") == "merge_adapter"  # nothing else to say: the label as it is
+
+
+def test_short_names_leave_out_the_parity_checks_settings() -> None:
+    """A quantized candidate's parity check only records (fail=False): the table named candidates "fail True" and
+    "int4 · block 32 · fail False", as if failing were a choice the user made."""
+    from olive_ext.engine.results import CandidateResult
+    from olive_ext.engine.search import Candidate
+    from olive_ext.engine.steps import Step
+    from olive_ext.report.labels import short_names
+    from olive_ext.targets.base import CPU, Target
+
+    def candidate(precision: str) -> CandidateResult:
+        build = Step("build", "model_builder", {"precision": precision})
+        parity = Step("parity", "parity_check", {"fail": precision == "fp32", "data": "eval"})
+        return CandidateResult(Candidate(Target(CPU), (build, parity)))
+
+    results = [candidate("fp32"), candidate("int4")]
+    assert list(short_names(results).values()) == ["fp32", "int4"]

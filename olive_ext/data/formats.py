@@ -144,7 +144,15 @@ def to_examples(rows: Any, spec: DatasetSpec, tokenizer: Any = None) -> list[Exa
         return _from_messages(rows, spec, columns, tokenizer)
     field = spec.text_field or "text"
     _require_column(field, columns, "--text_field")
+    if spec.response_field:  # the text is the prompt, the response column its answer (a classifier's label)
+        return _from_template(rows, _text_and_response(spec, field), columns)
     return [Example("", str(row[field])) for row in rows]
+
+
+def _text_and_response(spec: DatasetSpec, field: str) -> DatasetSpec:
+    """--text_field with --response_field, read as the text template '{text_field}' with --response_field (the
+    response column was dropped: a classifier's labels were missing after every candidate was built)."""
+    return spec.model_copy(update={"text_template": "{" + field.replace("{", "{{").replace("}", "}}") + "}"})
 
 
 def _require_column(name: str, columns: list[str], flag: str) -> None:
@@ -492,6 +500,9 @@ def answer_problem(rows: Any, spec: DatasetSpec) -> str | None:
     """
     columns = columns_of(rows)
     fmt = detect_format(spec, columns)
+    if fmt == "text" and spec.response_field:
+        _require_column(spec.text_field or "text", columns, "--text_field")
+        fmt, spec = "template", _text_and_response(spec, spec.text_field or "text")
     if fmt == "text":
         return f"the eval data is plain text (column {spec.text_field or 'text'!r}): no prompt and answer to compare"
     if fmt == "alpaca":

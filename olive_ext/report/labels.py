@@ -65,8 +65,13 @@ def _features(candidate: Candidate) -> list[tuple[tuple[str, str | None], Any]]:
     out: list[tuple[tuple[str, str | None], Any]] = []  # the target has its own column
     for step in candidate.steps:
         out.append(((step.type, None), True))
+        if step.type in _CHECKS:  # its settings follow the model (a quantized one's parity only records): no name
+            continue
         out += [((step.type, name), step.params[name]) for name in sorted(step.params, key=_param_order)]
     return out
+
+
+_CHECKS = frozenset({"parity_check"})  # steps that check a model and leave it as it is
 
 
 _FIRST_PARAMS = ("precision", "method", "algorithm", "block_size", "lm_head")  # what a reader looks for first
