@@ -40,7 +40,7 @@ from olive_ext.evaluate.context import EvalContext
 from olive_ext.evaluate.evaluator import evaluate
 from olive_ext.evaluate.racing import Race
 from olive_ext.evaluate.registry import ACCURACY_METRICS, QUALITY_METRICS
-from olive_ext.models.folder import resolve_model_arg
+from olive_ext.models.folder import model_task, resolve_model_arg
 from olive_ext.models.hub import go_offline_if_unreachable
 from olive_ext.onnx.genai_builder import release_loads
 from olive_ext.passes.context import RunContext
@@ -341,6 +341,10 @@ def evaluate_reference(
             if conversion:  # a GGUF's or bitsandbytes model's full-precision HF folder, cached like any step
                 model, _ = run_steps(source, [Step(conversion, conversion, {})], ctx, "reference")
         else:
+            return None
+        if model_task(model) != "text-generation":  # PyTorch is measured for LLMs only: it warned of exact match
+            logger.info("accuracy is compared with the most accurate candidate: a classifier's PyTorch source is not "
+                        "measured (its fp32 export passes parity with it)")  # fmt: skip
             return None
         dataset = recipe.data.get(spec.data) if spec.data else None
         try:

@@ -144,7 +144,8 @@ def constraint_texts(result: RunResult, recipe: Recipe) -> list[tuple[str, str, 
         return []
     accuracy = METRIC_TITLES.get(accuracy_name(result), "accuracy")
     words = {
-        "max_accuracy_drop": f"{accuracy} drop ≤ {{}} points against the reference",
+        "max_accuracy_drop": f"{accuracy} drop ≤ {{}} points against "
+        + ("the reference" if result.reference else "the most accurate candidate"),
         "max_latency_ms": "decode latency ≤ {} ms/token",
         "max_size_mb": "size ≤ {} MB",
         "min_throughput": "decode throughput ≥ {} tok/s",
@@ -158,7 +159,8 @@ def constraint_texts(result: RunResult, recipe: Recipe) -> list[tuple[str, str, 
         shown = f"{value:.1f}" if name == "max_accuracy_drop" else f"{value:g}"  # "1.0 points", "120 MB"
         text = words.get(name, name + " {}").format(shown)
         if name in result.unchecked_constraints:
-            state = "NOT checked: accuracy was not measured"
+            scored = any("perplexity" in r.metrics for r in result.results)
+            state = "NOT checked: " + ("perplexity is no accuracy in points" if scored else "accuracy was not measured")
         elif result.chosen is not None and name in result.chosen.constraints:
             state = "met" if result.chosen.constraints[name] else "broken"
         elif result.chosen is not None:
