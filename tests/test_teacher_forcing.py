@@ -231,4 +231,20 @@ def test_an_unset_generation_limit_fits_the_longest_answer(caplog: pytest.LogCap
     for asked in ({}, {"max_new_tokens": 30}):
         opts = AutoOptOptions(model_name_or_path="pypi:smollm2-135m-instruct", output_path="out", **asked)
         spec = auto_opt_recipe(opts, "cpu", "out").evaluate
-        assert ("max_new_tokens" in spec.model_fields_set) == bool(asked)
+        assert spec.max_new_tokens == asked.get("max_new_tokens")
+
+
+def test_eval_rows_longer_than_the_context_are_left_out(tiny_llama: Path, tmp_path: Path) -> None:
+    """One 800-token row ended the run ("input_ids size (807) ... exceeds max length (512)"), naming a cache path."""
+    from olive_ext.errors import OliveExtError
+
+    rows = tmp_path / "rows.jsonl"
+    long_row = {"q": "red apple " * 300, "a": "yes"}
+    rows.write_text("\n".join(json.dumps(r) for r in [{"q": "red apple", "a": "yes"}, long_row]) + "\n")
+    spec = DatasetSpec(name="json", data_files=str(rows), text_template="Q: {q}\nA: {a}")
+    ectx = EvalContext(EvaluateSpec(metrics=["exact_match"]), dataset=spec)
+    data = prepare_data(Artifact("hf", str(tiny_llama)), ectx, {"generate"})
+    assert len(data.prompts) == 1 and data.references == ["yes"]
+    rows.write_text(json.dumps(long_row) + "\n")
+    with pytest.raises(OliveExtError, match="no eval row fits the model's context of 512 tokens"):
+        prepare_data(Artifact("hf", str(tiny_llama)), ectx, {"generate"})

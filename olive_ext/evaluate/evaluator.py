@@ -28,6 +28,8 @@ from olive_ext.evaluate.exact_match import count_hits
 from olive_ext.evaluate.racing import Race
 from olive_ext.evaluate.registry import ACCURACY_METRICS, MetricInfo, get_metric
 from olive_ext.evaluate.spec import EvaluateSpec
+from olive_ext.models.folder import config_json
+from olive_ext.models.gguf_header import trained_context
 from olive_ext.targets.base import cpu_model
 from olive_ext.version import installed_version
 
@@ -222,10 +224,14 @@ def prepare_data(artifact: Artifact, ectx: EvalContext, jobs: set[str]) -> EvalD
     if ectx.spec.max_samples:
         dataset = dataset.model_copy(update={"max_samples": ectx.spec.max_samples})
     examples = load_examples(dataset, tokenizer)
-    if "classify" in jobs:
-        data.features = [dict(tokenizer(e.prompt or e.text, truncation=True, max_length=512)) for e in examples]
+    context = model_context(artifact)
+    if "classify" in jobs:  # cut to the positions the encoder has (a fixed 512 failed a 128-position BERT)
+        length = min(_ENCODER_MAX_TOKENS, context or _ENCODER_MAX_TOKENS)
+        data.features = [dict(tokenizer(e.prompt or e.text, truncation=True, max_length=length)) for e in examples]
         data.labels = [_label_id(artifact, e.reference) for e in examples]
         return data
+    if context is not None and "generate" in jobs:
+        examples = _fitting(examples, tokenizer, context, dataset)
     data.prompts = [encode_prompt(tokenizer, e.prompt) if e.prompt else [] for e in examples]
     data.references = [e.reference for e in examples]
     data.answer_ends = [e.answer_end for e in examples]
@@ -237,6 +243,49 @@ def prepare_data(artifact: Artifact, ectx: EvalContext, jobs: set[str]) -> EvalD
             hint="use a template ending in the answer column, alpaca data, or chat messages",
         )
     return data
+
+
+_ENCODER_MAX_TOKENS = 512
+_SAID: set[tuple[str, int]] = set()  # (dataset, context) whose long rows were reported: once per run, not per candidate
+
+
+def model_context(artifact: Artifact) -> int | None:
+    """Tokens the model can attend to, where its folder says: genai_config.json's limit, a GGUF's trained
+    context, config.json's max_position_embeddings; None where it says nothing."""
+    folder = Path(artifact.path)
+    try:
+        if (folder / "genai_config.json").is_file():
+            config = json.loads((folder / "genai_config.json").read_text(encoding="utf-8"))
+            return int(config.get("search", {}).get("max_length") or config["model"]["context_length"])
+        if artifact.gguf_file:
+            return trained_context(folder / artifact.gguf_file)
+        config = config_json(folder) or {}
+        positions = config.get("max_position_embeddings") or config.get("n_positions")
+        return int(positions) if positions else None
+    except (OSError, ValueError, KeyError, TypeError):  # an unreadable config: the backend says what is wrong
+        return None
+
+
+def _fitting(examples: list[Any], tokenizer: Any, context: int, dataset: Any) -> list[Any]:
+    """The rows whose prompt, answer and end token fit the context; the others are left out, said once per
+    run (one row too long ended the run: "input_ids size (807) ... exceeds max length (512)")."""
+    sizes = [len(encode_prompt(tokenizer, e.prompt)) + len(tokenizer(e.reference or "", add_special_tokens=False)
+             ["input_ids"]) + 1 for e in examples]  # fmt: skip
+    long = [i for i, n in enumerate(sizes) if n > context]
+    if not long:
+        return examples
+    if len(long) == len(examples):
+        raise OliveExtError(
+            f"no eval row fits the model's context of {context} tokens with its answer (the shortest needs "
+            f"{min(sizes)})", hint="shorten the eval prompts, or evaluate on other rows")  # fmt: skip
+    said = (str(getattr(dataset, "data_files", None) or getattr(dataset, "name", "")), context)
+    if said not in _SAID:
+        _SAID.add(said)
+        logger.warning("%d of %d eval rows are left out: with the answer they need more than the model's %d "
+                       "tokens of context (row %d needs %d)", len(long), len(examples), context, long[0],
+                       sizes[long[0]])  # fmt: skip
+    left_out = set(long)
+    return [e for i, e in enumerate(examples) if i not in left_out]
 
 
 def _label_id(artifact: Artifact, label: str | None) -> int:
@@ -285,18 +334,20 @@ def build_jobs(jobs: set[str], data: EvalData | None, ectx: EvalContext, race: R
 
 
 def answer_limit(spec: EvaluateSpec, data: EvalData) -> int:
-    """The generation limit for exact match: ``max_new_tokens``, raised to the longest expected answer and its end
-    token where it was not set (the default 16 cut longer answers, so no such row could ever match)."""
+    """The generation limit for exact match: ``max_new_tokens``, or unset, the longest expected answer and its end
+    token (at least 16). A fixed 16 cut longer answers, so no such row could ever match; a limit set that cuts
+    answers is a warning."""
     longest = max((len(a) for a in data.answers), default=0)
-    if longest < spec.max_new_tokens:
-        return spec.max_new_tokens
-    if "max_new_tokens" not in spec.model_fields_set:
-        return longest + 1
+    if spec.max_new_tokens is None:
+        return max(ANSWER_TOKENS, longest + 1)
     if cut := sum(len(a) > spec.max_new_tokens for a in data.answers):
         logger.warning("%d eval answer%s not fit max_new_tokens %d and can never match (the longest has %d "
                        "tokens): raise it to %d", cut, "s do" if cut > 1 else " does", spec.max_new_tokens, longest,
                        longest + 1)  # fmt: skip
     return spec.max_new_tokens
+
+
+ANSWER_TOKENS = 16  # the least generation limit of exact match when max_new_tokens is unset
 
 
 # ----------------------------------------------------------------------------- worker

@@ -87,7 +87,10 @@ class EvaluateSpec(StrictModel):
     threads: int | None = Field(None, ge=1, description="intra-op threads; default: all cores")
     prompt_tokens: int = Field(64, ge=1, description="prompt length for time-to-first-token")
     new_tokens: int = Field(32, ge=1, description="tokens decoded for throughput and latency")
-    max_new_tokens: int = Field(16, ge=1, description="generation limit for exact-match accuracy")
+    max_new_tokens: int | None = Field(
+        None, ge=1, description="generation limit for exact-match accuracy; unset: the longest expected answer and "
+        "its end token, at least 16",
+    )
     teacher_forcing: bool = Field(
         True,
         description="exact match by one forward pass over prompt + expected answer per row (the greedy "

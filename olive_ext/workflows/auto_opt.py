@@ -101,7 +101,7 @@ class AutoOptOptions(DataOptions):
     repeats: int = field_of(EvaluateSpec, "repeats")
     prompt_tokens: int = field_of(EvaluateSpec, "prompt_tokens")
     new_tokens: int = field_of(EvaluateSpec, "new_tokens")
-    max_new_tokens: int = field_of(EvaluateSpec, "max_new_tokens")
+    max_new_tokens: int | None = field_of(EvaluateSpec, "max_new_tokens")
     max_repeats: int | None = field_of(EvaluateSpec, "max_repeats")
     timing_tolerance: float | None = field_of(EvaluateSpec, "timing_tolerance")
     teacher_forcing: bool = field_of(EvaluateSpec, "teacher_forcing")
@@ -210,9 +210,7 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
     if task != "text-generation":
         metrics = [m for m in metrics if m not in {"ttft", "throughput"}]
     constraints = {k: getattr(opts, k) for k in ("max_accuracy_drop", "max_latency_ms", "max_size_mb")}
-    # what was asked only: a default is EvaluateSpec's, and an unset max_new_tokens is raised to fit the answers
-    given = opts.model_fields_set
-    settings = {k: getattr(opts, k) for k in EVAL_SETTINGS if k in given and getattr(opts, k) is not None}
+    settings = {k: getattr(opts, k) for k in EVAL_SETTINGS if getattr(opts, k) is not None}
     raw: dict[str, Any] = {
         "input_model": {
             "path": source.path,
