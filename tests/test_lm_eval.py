@@ -96,3 +96,34 @@ def test_hub_tasks_missing_offline_are_refused_before_work_naming_the_dataset_gr
     raw["evaluators"]["lm"]["tasks"] = ["helaswag"]
     problem = {p.path: p for p in check_recipe(raw)[1] if p.severity == "error"}["evaluators.lm.tasks"]
     assert "helaswag" in problem.message and "hellaswag" in (problem.hint or "")
+
+
+def test_a_native_recipes_benchmark_tasks_are_checked_by_validate_and_found_beside_it(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    """`validate` said "valid" to an lm-eval task lm-eval does not have (`run` refused it, with exit code 1), and an
+    inline task's relative data file resolved against the working folder, not the recipe's."""
+    import yaml
+
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    task = _mc_task(folder)
+    task["dataset_kwargs"] = {"data_files": {"test": "mc.jsonl"}}  # beside the recipe
+    recipe = {
+        "input_model": {"path": str(tiny_llama)},
+        "passes": {"build": {"type": "model_builder", "precision": "fp32"}},
+        "evaluate": {"metrics": ["lm_eval"], "lm_eval": {"tasks": [task], "batch_size": 2, "bootstrap_iters": 0}},
+        "output": {"path": str(tmp_path / "out")},
+    }
+    path = folder / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    assert olive_ext.validate(path) == []  # the working folder is the tests', where mc.jsonl is not
+    from olive_ext.recipe.load import load_recipe
+
+    tasks = load_recipe(path).evaluate.lm_eval.tasks  # type: ignore[union-attr]
+    assert tasks[0]["dataset_kwargs"]["data_files"] == {"test": str(folder / "mc.jsonl")}
+    recipe["evaluate"]["lm_eval"]["tasks"] = ["helaswag"]
+    path.write_text(yaml.safe_dump(recipe))
+    problems = olive_ext.validate(path)
+    assert [p.path for p in problems] == ["evaluate"] and "no task, group or tag 'helaswag'" in problems[0].message
+    assert lm_eval_tasks.UnknownTask("x").exit_code == 2

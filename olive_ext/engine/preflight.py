@@ -113,6 +113,12 @@ def file_problems(recipe: Recipe, olive: bool = False) -> list[Problem]:
             check()
         except UserInputError as e:
             problems.append(Problem(path, e.message, hint=e.hint, category="user_file"))
+    try:  # benchmark tasks and their datasets: validate said "valid" to a task name lm-eval does not have
+        check_benchmark_datasets(recipe)
+    except lm_eval_tasks.UnknownTask as e:
+        problems.append(Problem("evaluate", e.message, hint=e.hint))
+    except UserInputError as e:  # hub datasets not in this machine's cache
+        problems.append(Problem("evaluate", e.message, hint=e.hint, category="hub"))
     return problems
 
 

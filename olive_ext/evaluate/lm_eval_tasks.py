@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from olive_ext.cache import default_cache_dir
-from olive_ext.errors import OliveExtError
+from olive_ext.errors import OliveExtError, UserInputError
 
 LM_EVAL_PACKAGE = "lm-eval"
 LM_EVAL_INSTALL = "pip install 'olive-ext[lmeval]'"
@@ -143,8 +143,8 @@ def offline_message(whose: str, missing: list[TaskDataset], more_hint: str = "")
     )
 
 
-class UnknownTask(OliveExtError):
-    """A task name lm-eval does not register."""
+class UnknownTask(UserInputError):
+    """A task name lm-eval does not register (the user's input: exit code 2)."""
 
 
 def task_datasets(tasks: list[Any]) -> list[TaskDataset]:

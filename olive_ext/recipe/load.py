@@ -179,7 +179,29 @@ def _resolve_relative_paths(raw: dict[str, Any], base_dir: Path) -> dict[str, An
                 spec = {**spec, "data_files": resolved if isinstance(files, list) else resolved[0]}
             fixed[name] = spec
         raw["data"] = fixed
+    evaluate = raw.get("evaluate")
+    lm_eval = evaluate.get("lm_eval") if isinstance(evaluate, dict) else None
+    if isinstance(evaluate, dict) and isinstance(lm_eval, dict) and isinstance(lm_eval.get("tasks"), list):
+        # inline lm-eval tasks' local data files too (they resolved against the working folder)
+        tasks = [_rebase_task(t, base_dir) for t in lm_eval["tasks"]]
+        raw["evaluate"] = {**evaluate, "lm_eval": {**lm_eval, "tasks": tasks}}
     return raw
+
+
+def _rebase_task(task: Any, base_dir: Path) -> Any:
+    """An inline lm-eval task's ``dataset_kwargs.data_files`` (a path, a list, or split -> path(s)) rebased."""
+    kwargs = task.get("dataset_kwargs") if isinstance(task, dict) else None
+    if not isinstance(kwargs, dict) or "data_files" not in kwargs:
+        return task
+
+    def rebase(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: rebase(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [rebase(v) for v in value]
+        return _rebase(value, base_dir)
+
+    return {**task, "dataset_kwargs": {**kwargs, "data_files": rebase(kwargs["data_files"])}}
 
 
 def _rebase(path: Any, base_dir: Path) -> Any:
