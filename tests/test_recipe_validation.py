@@ -292,3 +292,15 @@ def test_a_llama_factory_config_is_answered_with_the_finetune_command(tmp_path: 
     assert "olive-ext finetune -m models/base --adapter_path saves/old -o saves/lora --learning_rate 0.0001" in hint
     assert f"--method qlora -d json --data_files {tmp_path / 'data' / 'mine.jsonl'}" in hint
     assert "that file is not there" in hint and "dataset 'hub' too: -d org/data" in hint  # none dropped silently
+
+
+def test_accuracy_metrics_need_rows_and_objective_accuracy_needs_an_accuracy_metric() -> None:
+    """Both were "valid": exact_match without evaluate.data failed every candidate at run time (exit 1), and
+    objective 'accuracy' over metrics [size] ranked by size without a word."""
+    data = {"eval": {"name": "json", "data_files": "rows.jsonl", "text_template": "Q: {q}\nA: {a}"}}
+    probs = _problems(base(evaluate={"metrics": ["size", "exact_match"]}))
+    assert "metric 'exact_match' scores eval rows, and none are named" in probs["evaluate.data"]
+    probs = _problems(base(data=data, evaluate={"data": "eval", "metrics": ["size"], "objective": "accuracy"}))
+    assert "evaluate.metrics measures none of them" in probs["evaluate.objective"]
+    fine = base(data=data, evaluate={"data": "eval", "metrics": ["size", "perplexity"], "objective": "accuracy"})
+    assert _problems(fine) == {}

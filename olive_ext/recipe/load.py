@@ -18,7 +18,8 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from olive_ext.errors import Problem, RecipeError, UserInputError
-from olive_ext.evaluate.registry import known_metrics
+from olive_ext.evaluate.registry import QUALITY_METRICS, known_metrics
+from olive_ext.evaluate.spec import EvaluateSpec
 from olive_ext.models.folder import infer_kind
 from olive_ext.options import problems_from_validation
 from olive_ext.passes.base import Pass, check_pass_params, get_pass, registered_passes
@@ -292,8 +293,26 @@ def semantic_problems(recipe: Recipe) -> list[Problem]:
                         f"did you mean '{close[0]}'?" if close else None,
                     )
                 )
+        problems += _quality_problems(recipe.evaluate)
     if not recipe.passes and not recipe.pipelines and not recipe.evaluate:
         problems.append(Problem("passes", NOTHING_TO_DO))
+    return problems
+
+
+def _quality_problems(spec: EvaluateSpec) -> list[Problem]:
+    """Accuracy metrics need eval rows, and objective 'accuracy' an accuracy metric (the first failed each
+    candidate at run time, exit 1; the second ranked by size without a word)."""
+    quality = [m for m in spec.metrics if m in QUALITY_METRICS]
+    problems = []
+    if quality and not spec.data:
+        problems.append(Problem("evaluate.data", f"metric {quality[0]!r} scores eval rows, and none are named",
+                                hint="name a dataset of `data` in evaluate.data, or drop the metric"))  # fmt: skip
+    if spec.objective == "accuracy" and not quality:
+        problems.append(Problem(
+            "evaluate.objective", "'accuracy' ranks candidates by exact_match, accuracy or perplexity, and "
+            "evaluate.metrics measures none of them", spec.objective, True,
+            hint="add exact_match (or accuracy for a classifier) to evaluate.metrics, or choose latency, throughput "
+            "or size"))  # fmt: skip
     return problems
 
 
