@@ -455,3 +455,19 @@ def test_a_text_field_with_a_response_field_is_a_prompt_and_its_answer() -> None
     assert answer_problem(rows, spec) is None
     with pytest.raises(UserInputError, match="--response_field names column 'labels'"):
         to_examples(rows, spec.model_copy(update={"response_field": "labels"}))
+
+
+def test_a_local_file_given_as_the_dataset_name_is_recorded_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`finetune -d data/rows.jsonl` wrote "name": "data/rows.jsonl" into model_config.json: auto-opt run from
+    another folder scored that folder's data/rows.jsonl (or failed) without a word."""
+    from olive_ext.workflows.finetune import portable_spec
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "rows.jsonl").write_text('{"q": "a", "a": "b"}\n')
+    monkeypatch.chdir(tmp_path)
+    assert portable_spec(DatasetSpec(name="data/rows.jsonl"))["name"] == str(tmp_path / "data" / "rows.jsonl")
+    assert portable_spec(DatasetSpec(name="data"))["name"] == str(tmp_path / "data")  # a folder of files
+    assert portable_spec(DatasetSpec(name="org/hub-set"))["name"] == "org/hub-set"
+    assert portable_spec(DatasetSpec(name="json", data_files="data/rows.jsonl"))["name"] == "json"
