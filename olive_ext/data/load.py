@@ -323,13 +323,13 @@ def rows_for_reading(spec: DatasetSpec) -> Any:
     module when that gives exactly what :func:`load_rows` gives, else :func:`load_rows`'s Dataset.
 
     The plain path (no ``datasets`` import, about 1 s of a cached re-run) is taken for one local JSON-lines file
-    whose rows are objects with the same keys and one scalar type per column (pyarrow reads those to the same
-    values; mixed int/float, nested values and missing keys it would change), and a split ``train`` or
+    whose rows are objects with the same keys and scalar values (read as written, as the loader reads them; nested
+    values and missing keys the loader's Dataset changes), and a split ``train`` or
     ``train[a:b]`` with absolute bounds inside the file. Anything else goes through ``datasets``.
     """
     name, files = local_files(spec)
     match = _ABSOLUTE_SPLIT.match(spec.split.replace(" ", ""))
-    rows = _json_lines(files[0]) if name == "json" and len(files) == 1 and match is not None else None
+    rows = _rows_as_written(files[0]) if name == "json" and len(files) == 1 and match is not None else None
     if match is None or not rows or not all(isinstance(r, dict) and r.keys() == rows[0].keys() for r in rows):
         return load_rows(spec)
     for key in rows[0]:
@@ -361,13 +361,45 @@ def _json_lines_of(path: str, size: int, mtime_ns: int) -> list[Any] | None:
     import json
 
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # a byte-order mark (Windows Notepad) is no part of line 1
             text = f.read()
         if text.lstrip().startswith("["):
             return None  # a JSON array document: the datasets reader's
         return [json.loads(line) for line in text.splitlines() if line.strip()]
     except (OSError, UnicodeDecodeError, ValueError):
         return None
+
+
+def _rows_as_written(path: str | Path) -> list[Any] | None:
+    """:func:`_rows_as_written_of`, parsed once per file version (the checks, the smoke prompts and the loader ask)."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError:
+        return None
+    return _rows_as_written_of(str(p.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=4)
+def _rows_as_written_of(path: str, size: int, mtime_ns: int) -> list[Any] | None:
+    """A JSON-lines file's or JSON array's rows with numbers as the text written (``1``, ``2.50``, ``1e-5``) and
+    ``true``/``false``/``null`` spelled as JSON spells them at the top level; None when it is neither."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            text = f.read()
+        hooks: dict[str, Any] = {"parse_int": str, "parse_float": str}
+        if text.lstrip().startswith("["):
+            rows = json.loads(text, **hooks)
+        else:
+            rows = [json.loads(line, **hooks) for line in text.splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        return None
+    spelled = {True: "true", False: "false"}
+    return [{k: spelled[v] if isinstance(v, bool) else v for k, v in r.items()} for r in rows]
 
 
 def spec_identity(spec: DatasetSpec, memo: Any = None) -> dict[str, Any]:
@@ -384,32 +416,31 @@ def spec_identity(spec: DatasetSpec, memo: Any = None) -> dict[str, Any]:
     return {"spec": spec.model_dump(mode="json"), "files": hashes}
 
 
-_DATE_LIKE = re.compile(r"^\s*\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*$")
 
 
 def _json_lines_as_written(files: list[str], split: str) -> Any:
-    """JSON-lines rows with date-like strings kept as written, or None to use the datasets reader.
+    """JSON-lines (or JSON array) rows with every value as the file writes it, or None to use the datasets reader.
 
-    The datasets JSON reader (pyarrow) turns strings like "2021-03-05" into timestamps, so an
-    answer column of ISO dates would come back as "2021-03-05 00:00:00". When such strings
-    appear, the rows are read with the json module instead (same split expressions).
+    The datasets JSON reader (pyarrow) turns strings like "2021-03-05" into timestamps ("2021-03-05 00:00:00"), a
+    column of 1 and 2.5 into floats ("1.0"), and true into True: the model was trained, and exact match scored, on
+    text the file does not hold. The rows are read with the json module instead (same split expressions); rows
+    lacking a column hold None there, as the datasets reader gives them.
     """
 
     import datasets
 
     rows: list[Any] = []
     for path in files:
-        read = _json_lines(path)
+        read = _rows_as_written(path)
         if read is None:
             return None
         rows += read
-    if not rows or not all(isinstance(r, dict) for r in rows):
+    if not rows:
         return None
-    if not any(isinstance(v, str) and _DATE_LIKE.match(v) for r in rows[:1000] for v in r.values()):
-        return None
+    columns = list(dict.fromkeys(k for r in rows for k in r))
     try:
-        table = datasets.Dataset.from_list(rows)
-    except Exception:
+        table = datasets.Dataset.from_list([{c: r.get(c) for c in columns} for r in rows])
+    except Exception:  # values pyarrow cannot put in one column (a list in one row, text in another)
         return None
     instruction = datasets.ReadInstruction.from_spec(split)
     ranges = instruction.to_absolute({"train": len(table)})
