@@ -153,8 +153,19 @@ def test_overwrite_replaces_only_an_olive_ext_output(
         (stage / "old.txt").write_text("old")
     with staged_output(out, overwrite=True) as stage:
         (stage / "candidates.json").write_text("[]")
-    assert sorted(p.name for p in out.iterdir()) == ["candidates.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".olive-ext-output.json", "candidates.json"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]  # no staging or replaced folder left
+    # a file the user put in an output, or a project folder that holds its recipe.yaml, is not lost: both were
+    # replaced whole (recipe.yaml counted as a sign of an olive-ext output)
+    (out / "mynotes.txt").write_text("mine")
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "recipe.yaml").write_text("input_model: {path: m}\n")
+    (project / "train_script.py").write_text("print()")
+    for folder, named in ((out, "mynotes.txt"), (project, "recipe.yaml, train_script.py")):
+        with pytest.raises(UserInputError, match=f"olive-ext did not write.*{named}"), staged_output(folder, True):
+            pass
+    assert (out / "mynotes.txt").read_text() == "mine" and (project / "train_script.py").exists()
 
 
 OLIVE_COMMANDS = {  # Olive 0.13's commands we do not have -> a word the message must contain

@@ -21,19 +21,53 @@ import yaml
 from olive_ext.cache import writable_problem
 from olive_ext.errors import OutputExistsError, UserInputError
 
-# what every olive-ext output folder holds at its top: model_config.json (finetune, auto-opt with a choice, quantize,
-# export, generate-adapter), candidates.json and recipe.yaml (every recipe run), manifest.json (package's bundles)
-OUTPUT_MARKERS = ("model_config.json", "candidates.json", "recipe.yaml", "manifest.json")
+# what an olive-ext output folder holds at its top: model_config.json (finetune, auto-opt with a choice, quantize,
+# export, generate-adapter), candidates.json (every recipe run), manifest.json (package's bundles). recipe.yaml is no
+# marker: users name their own recipes so, and a project folder holding one was replaced whole.
+OUTPUT_MARKERS = ("model_config.json", "candidates.json", "manifest.json")
+# the names an output lists as its own (every top-level entry olive-ext wrote there); a bundle lists its files in
+# manifest.json instead (verify refuses a file the manifest does not list, so none is added to a bundle)
+WRITTEN = ".olive-ext-output.json"
+# what olive-ext wrote at an output's top before outputs listed their names (a folder written by an older release)
+_EARLIER_NAMES = frozenset({"model", "adapter", "adapters", "model_config.json", "candidates.json", "lineage.json",
+                            "recipe.yaml", "report.md", "report.html", "adapter_report.json", "README.md", "run.py",
+                            "manifest.json", "bundle.sig", "Modelfile", "train_metrics.json"})  # fmt: skip
+
+
+def _written_names(p: Path) -> set[str] | None:
+    """The top-level names olive-ext wrote in the output folder ``p``, or None when it is no olive-ext output."""
+    try:
+        listed = json.loads((p / WRITTEN).read_text(encoding="utf-8"))
+        if isinstance(listed, list) and all(isinstance(n, str) for n in listed):  # + what a workflow adds after
+            return {*listed, WRITTEN, *_EARLIER_NAMES}  # (finetune's train_metrics.json and adapter/)
+    except (OSError, ValueError):
+        pass
+    if (p / "manifest.json").is_file():
+        try:
+            files = json.loads((p / "manifest.json").read_text(encoding="utf-8")).get("files") or []
+            names = {str(f["path"]).split("/", 1)[0] for f in files if isinstance(f, dict) and "path" in f}
+            return {*names, "manifest.json", "bundle.sig"}
+        except (OSError, ValueError, AttributeError, TypeError):
+            return None
+    if any((p / name).is_file() for name in OUTPUT_MARKERS):
+        return set(_EARLIER_NAMES)
+    return None
 
 
 def _replace_problem(p: Path) -> str | None:
-    """Why the existing non-empty folder ``p`` must not be replaced by --overwrite, or None when it may be."""
+    """Why the existing non-empty folder ``p`` must not be replaced by --overwrite, or None when it may be: only an
+    olive-ext output holding nothing but what olive-ext wrote is replaced."""
     real = p.resolve()
     if real == Path.home().resolve() or real.parent == real:  # even with a marker file in it
         return "it is your home folder" if real == Path.home().resolve() else "it is the file system's root"
-    if not any((p / name).is_file() for name in OUTPUT_MARKERS):
+    written = _written_names(p)
+    if written is None:
         sample = ", ".join(sorted(e.name for e in p.iterdir())[:3])
         return f"it holds files olive-ext did not write ({sample}; no {' / '.join(OUTPUT_MARKERS[:2])})"
+    others = sorted(e.name for e in p.iterdir() if e.name not in written)
+    if others:
+        more = f" and {len(others) - 3} more" if len(others) > 3 else ""
+        return f"it holds files olive-ext did not write there ({', '.join(others[:3])}{more}), which would be lost"
     return None
 
 
@@ -115,6 +149,9 @@ def staged_output(path: str | Path, overwrite: bool) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
+    if not (stage / "manifest.json").is_file():  # a bundle's manifest lists its files
+        names = sorted(e.name for e in stage.iterdir())
+        (stage / WRITTEN).write_text(json.dumps(names) + "\n", encoding="utf-8")
     ensure_output_free(dest, overwrite)
     if dest.exists():  # moved aside first: a removal that fails half-way leaves the new output whole in place
         old = dest.parent / f".{dest.name}.replaced-{os.getpid()}"
