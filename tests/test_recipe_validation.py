@@ -304,3 +304,27 @@ def test_accuracy_metrics_need_rows_and_objective_accuracy_needs_an_accuracy_met
     assert "evaluate.metrics measures none of them" in probs["evaluate.objective"]
     fine = base(data=data, evaluate={"data": "eval", "metrics": ["size", "perplexity"], "objective": "accuracy"})
     assert _problems(fine) == {}
+
+
+def test_relative_paths_are_the_recipes_before_the_working_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A data/qa.jsonl in the working folder was read instead of the one beside the recipe (3 rows scored of 6,
+    without a word), a model folder beside the recipe was not found, and the recipe.yaml a run wrote named paths
+    relative to where it ran."""
+    from olive_ext.recipe.load import load_recipe
+
+    recipes, elsewhere = tmp_path / "recipes", tmp_path / "elsewhere"
+    for folder in (recipes, elsewhere):
+        (folder / "data").mkdir(parents=True)
+        (folder / "data" / "qa.jsonl").write_text('{"q": "a", "a": "b"}\n')
+    (recipes / "llama").mkdir()
+    path = recipes / "r.yaml"
+    path.write_text(
+        "input_model: {path: llama}\npasses: {t: {type: toy_transform}}\n"
+        "data: {eval: {name: json, data_files: data/qa.jsonl, text_template: 'Q: {q} A: {a}'}}\n"
+    )
+    monkeypatch.chdir(elsewhere)
+    recipe = load_recipe(Path("../recipes/r.yaml"))
+    assert recipe.input_model.path == str(recipes / "llama")
+    assert recipe.data["eval"].data_files == str(recipes / "data" / "qa.jsonl")

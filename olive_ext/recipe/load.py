@@ -167,8 +167,14 @@ def _section_problems(raw: dict[str, Any], broken: set[str]) -> list[Problem]:
 
 
 def _resolve_relative_paths(raw: dict[str, Any], base_dir: Path) -> dict[str, Any]:
-    """Data files named relative to the recipe resolve against the recipe's folder when they exist there."""
+    """The input model and data files named relative to the recipe resolve against the recipe's folder when they
+    exist there (before the working folder: a data/qa.jsonl there was read instead without a word), else
+    against the working folder; both absolute, so the recipe.yaml a run writes reruns from anywhere."""
     raw = dict(raw)
+    model = raw.get("input_model")
+    if isinstance(model, dict):
+        raw["input_model"] = {**model, **{k: _rebase(model[k], base_dir) for k in ("path", "adapter_path")
+                                          if isinstance(model.get(k), str)}}  # fmt: skip
     data = raw.get("data")
     if isinstance(data, dict):
         fixed = {}
@@ -206,10 +212,13 @@ def _rebase_task(task: Any, base_dir: Path) -> Any:
 
 
 def _rebase(path: Any, base_dir: Path) -> Any:
-    if not isinstance(path, str) or Path(path).is_absolute() or _exists(Path(path)):
+    if not isinstance(path, str) or not path or Path(path).is_absolute() or path.startswith("pypi:"):
         return path
-    candidate = base_dir / path
-    return str(candidate) if _exists(candidate) else path
+    for folder in (base_dir, Path.cwd()):
+        candidate = folder / path
+        if _exists(candidate):
+            return str(candidate.resolve())
+    return path  # a hub id, or a file that is missing: the checks name it as written
 
 
 def _exists(path: Path) -> bool:
