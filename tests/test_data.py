@@ -485,3 +485,16 @@ def test_json_values_are_read_as_the_file_writes_them(tmp_path: Path, shape: str
     path.write_text(("\ufeff" if "mark" in shape else "") + text, encoding="utf-8")
     spec = DatasetSpec(name="json", data_files=str(path), text_template="Q: {q}\nA: {a}")
     assert [e.reference for e in load_examples(spec)] == ["1", "2.50", "true", "2021-03-01", "1e-05"]
+
+
+def test_a_chat_that_opens_with_the_assistant_trains_its_later_answers(tiny_llama: Path) -> None:
+    """One such row ended the run: "ValueError: Cannot apply chat template to an empty conversation" (a traceback
+    with --dry_run), naming no row. The opening turn answers nothing: it is context."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    msgs = [{"role": "assistant", "content": "hello"}, {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "yes"}]  # fmt: skip
+    spec = DatasetSpec(name="json", data_files="x", format="messages")
+    ex = to_examples([{"messages": msgs}], spec, tok)[0]
+    assert ex.reference == "yes" and "hello" in ex.prompt and ex.response.startswith("yes")

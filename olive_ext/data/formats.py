@@ -443,7 +443,7 @@ def render_chat(tokenizer: Any, messages: list[dict[str, Any]], where: str, gene
 
     try:
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
-    except (jinja2.TemplateError, TypeError) as e:
+    except (jinja2.TemplateError, TypeError, ValueError) as e:  # ValueError: transformers' own refusals
         raise UserInputError(
             f"{where}: the model's chat template failed on this row's messages: {type(e).__name__}: {e}",
             hint="every message needs a 'role' the template knows and a text 'content'; some templates also "
@@ -460,7 +460,8 @@ def _conversation(msgs: list[dict[str, Any]], tokenizer: Any, where: str) -> Exa
     included. None when a template renders earlier turns differently once later ones follow
     (it drops their reasoning, say): then only the last turn can be cut out exactly.
     """
-    answers = [k for k, m in enumerate(msgs) if m.get("role") == "assistant"]
+    # an assistant turn with nothing before it (a greeting that opens the chat) answers nothing: it is context
+    answers = [k for k, m in enumerate(msgs) if m.get("role") == "assistant" and k > 0]
     if not answers or answers[-1] != len(msgs) - 1:  # no trailing answer: the whole chat is text to learn
         return Example("", render_chat(tokenizer, msgs, where))
     pieces: list[str] = []
