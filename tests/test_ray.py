@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -188,3 +189,38 @@ def test_a_worker_node_that_disappears_is_reported_not_waited_for(
     assert "disappeared" in done.stderr, done.stderr[-3000:]
     assert "no live Ray node can run candidate" in done.stderr, done.stderr[-3000:]
     assert time.monotonic() - started < 300
+
+
+@pytest.mark.parametrize(
+    ("address", "said"),
+    [("127.0.0.1:1", "no Ray cluster answers there (ConnectionRefusedError"), ("garbage", "is not HOST:PORT"),
+     ("http://127.0.0.1:1", "Ray could not connect")],
+)  # fmt: skip
+def test_an_address_where_no_cluster_answers_is_an_error_not_a_hang(address: str, said: str, tmp_path: Path) -> None:
+    """ray.init waited for ever on 127.0.0.1:1 (killed after 11 min); "garbage" and http:// were tracebacks."""
+    import time
+
+    from olive_ext.engine.ray_executor import RayExecutor
+    from olive_ext.errors import OliveExtError
+    from olive_ext.recipe.schema import ExecutorSpec
+
+    started = time.monotonic()
+    with pytest.raises(OliveExtError, match=re.escape(said)):
+        RayExecutor(ExecutorSpec(type="ray", address=address), tmp_path)
+    assert time.monotonic() - started < 60
+
+
+def test_a_failed_task_says_the_workers_own_error_without_colours() -> None:
+    """A worker without olive_ext: "Ray task failed after 2 retries: [36mray::candidate-c8fd5f7372()[39m (pid=...)":
+    no cause, colour codes in candidates.json, and nothing had been retried."""
+    import ray
+
+    from olive_ext.engine.ray_executor import _task_error
+
+    error = ray.exceptions.RaySystemError(
+        "\x1b[36mray::candidate-c8fd5f7372()\x1b[39m (pid=28160, ip=192.0.2.2)\n  File x\nModuleNotFoundError: No "
+        "module named 'olive_ext'"
+    )
+    e = _task_error(error, ray, 2)
+    assert e.message == "Ray task failed: ModuleNotFoundError: No module named 'olive_ext'"
+    assert "pip install olive-ext" in (e.hint or "")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import re
 import time
 import uuid
 from pathlib import Path
@@ -89,15 +90,21 @@ class RayExecutor:
         self.connected_here = not ray.is_initialized()
         if self.connected_here:
             kwargs: dict[str, Any] = {"configure_logging": False, "log_to_driver": False}
-            if address is None:  # a Ray instance for this run, on this machine
+            if address is None:  # a Ray instance of this run's own: "local", not a cluster found running here
                 kwargs["include_dashboard"] = False
+            else:
+                _check_answers(address)  # ray.init waits for ever on an address where nothing answers
             try:
-                ray.init(address=address, runtime_env={"env_vars": dict(RAY_QUIET_ENV)}, **kwargs)
+                ray.init(address=address or "local", runtime_env={"env_vars": dict(RAY_QUIET_ENV)}, **kwargs)
             except ConnectionError as e:
+                raise _no_cluster(address, str(e)) from e
+            except Exception as e:  # a malformed address (ValueError), authentication, ray[client] missing
+                cause = _ANSI.sub("", str(e)).strip().splitlines()
                 raise OliveExtError(
-                    f"executor.address {address!r}: no Ray cluster answers there ({e})",
-                    hint="start one with `ray start --head` (see README, 'From one machine to a cluster') or "
-                    "leave executor.address unset to start Ray on this machine",
+                    f"executor.address {address!r}: Ray could not connect: {type(e).__name__}: "
+                    f"{cause[0] if cause else ''}",
+                    hint="the address is HOST:PORT of a `ray start --head` cluster (a cluster with token "
+                    "authentication also needs RAY_AUTH_MODE and RAY_AUTH_TOKEN set here)",
                 ) from e
         self.marker = cache_root / "tmp" / f"ray-run-{uuid.uuid4().hex}"
         self.marker.parent.mkdir(parents=True, exist_ok=True)
@@ -167,8 +174,7 @@ class RayExecutor:
                 try:
                     return ray.get(ref)
                 except ray.exceptions.RayError as e:
-                    retries = self.spec.max_retries
-                    raise OliveExtError(f"Ray task failed after {retries} retries: {_first_line(e)}") from e
+                    raise _task_error(e, ray, self.spec.max_retries) from e
             now = time.monotonic()
             alive = self._alive_nodes()
             self._report_gone(alive)
@@ -359,6 +365,47 @@ def _picklable_exception(result: CandidateResult) -> None:
         plain = OliveExtError(result.error or f"{type(exc).__name__}: {exc}")
         plain.fails_every_candidate = bool(getattr(exc, "fails_every_candidate", False))  # type: ignore[attr-defined]
         result.exception = plain
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+CONNECT_TIMEOUT_S = 10.0
+
+
+def _no_cluster(address: str | None, why: str) -> OliveExtError:
+    return OliveExtError(
+        f"executor.address {address!r}: no Ray cluster answers there ({why})",
+        hint="start one with `ray start --head` (see README, 'From one machine to a cluster') or "
+        "leave executor.address unset to start Ray on this machine",
+    )
+
+
+def _check_answers(address: str) -> None:
+    """Something listens at HOST:PORT (``ray://`` and ``auto`` are Ray's to resolve), within CONNECT_TIMEOUT_S."""
+    import socket
+
+    if address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise OliveExtError(f"executor.address {address!r} is not HOST:PORT",
+                            hint="give the address `ray start --head` printed, e.g. 192.168.1.10:6379")  # fmt: skip
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        raise _no_cluster(address, f"{type(e).__name__}: {e}") from e
+
+
+def _task_error(e: BaseException, ray: Any, retries: int) -> OliveExtError:
+    """What a failed task says: the worker's own last line (Ray's first line names only the task), without
+    terminal colours; retries named only where Ray retried (a worker or node that died)."""
+    lines = [line.strip() for line in _ANSI.sub("", str(e)).splitlines() if line.strip()]
+    cause = lines[-1] if lines else type(e).__name__
+    died = isinstance(e, ray.exceptions.WorkerCrashedError | ray.exceptions.NodeDiedError)
+    where = f" after {retries} retries" if died and retries else ""
+    hint = None
+    if "No module named 'olive_ext'" in cause or "No module named 'olive_ext." in cause:
+        hint = "install olive-ext (the same version) on every node of the cluster: pip install olive-ext"
+    return OliveExtError(f"Ray task failed{where}: {cause}", hint=hint)
 
 
 def _first_line(e: BaseException) -> str:
