@@ -248,3 +248,17 @@ def test_eval_rows_longer_than_the_context_are_left_out(tiny_llama: Path, tmp_pa
     rows.write_text(json.dumps(long_row) + "\n")
     with pytest.raises(OliveExtError, match="no eval row fits the model's context of 512 tokens"):
         prepare_data(Artifact("hf", str(tiny_llama)), ectx, {"generate"})
+
+
+def test_eval_rows_with_an_empty_answer_are_not_scored(tiny_llama: Path, tmp_path: Path) -> None:
+    """Rows whose answer cell was missing, null or blank were scored: a model that answered nothing matched them."""
+    from olive_ext.errors import OliveExtError
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"q": "a", "a": "yes"}\n{"q": "b", "a": null}\n{"q": "c", "a": "  "}\n{"q": "d"}\n')
+    spec = DatasetSpec(name="json", data_files=str(rows), text_template="Q: {q}\nA: {a}")
+    ectx = EvalContext(EvaluateSpec(metrics=["exact_match"]), dataset=spec)
+    assert prepare_data(Artifact("hf", str(tiny_llama)), ectx, {"generate"}).references == ["yes"]
+    rows.write_text('{"q": "b", "a": ""}\n')
+    with pytest.raises(OliveExtError, match="every eval row's expected answer is empty"):
+        prepare_data(Artifact("hf", str(tiny_llama)), ectx, {"generate"})

@@ -230,6 +230,8 @@ def prepare_data(artifact: Artifact, ectx: EvalContext, jobs: set[str]) -> EvalD
         data.features = [dict(tokenizer(e.prompt or e.text, truncation=True, max_length=length)) for e in examples]
         data.labels = [_label_id(artifact, e.reference) for e in examples]
         return data
+    if "generate" in jobs:
+        examples = _answered(examples, dataset)
     if context is not None and "generate" in jobs:
         examples = _fitting(examples, tokenizer, context, dataset)
     data.prompts = [encode_prompt(tokenizer, e.prompt) if e.prompt else [] for e in examples]
@@ -246,7 +248,7 @@ def prepare_data(artifact: Artifact, ectx: EvalContext, jobs: set[str]) -> EvalD
 
 
 _ENCODER_MAX_TOKENS = 512
-_SAID: set[tuple[str, int]] = set()  # (dataset, context) whose long rows were reported: once per run, not per candidate
+_SAID: set[tuple[Any, ...]] = set()  # what was said of a dataset's rows: once per run, not per candidate
 
 
 def model_context(artifact: Artifact) -> int | None:
@@ -264,6 +266,24 @@ def model_context(artifact: Artifact) -> int | None:
         return int(positions) if positions else None
     except (OSError, ValueError, KeyError, TypeError):  # an unreadable config: the backend says what is wrong
         return None
+
+
+def _answered(examples: list[Any], dataset: Any) -> list[Any]:
+    """The rows with an expected answer; rows whose answer is empty (a missing, null or blank cell) are left out,
+    said once per run: they were scored, and a model that answered nothing matched them."""
+    empty = [i for i, e in enumerate(examples) if e.reference is not None and not e.reference.strip()]
+    if not empty:
+        return examples
+    if len(empty) == len(examples):
+        raise OliveExtError("every eval row's expected answer is empty: exact match has nothing to compare",
+                            hint="the template's last column (or --response_field) must hold the answers")  # fmt: skip
+    said = ("empty", str(getattr(dataset, "data_files", None) or getattr(dataset, "name", "")))
+    if said not in _SAID:
+        _SAID.add(said)
+        logger.warning("%d of %d eval rows have an empty answer and are not scored (row %d first)", len(empty),
+                       len(examples), empty[0])  # fmt: skip
+    left_out = set(empty)
+    return [e for i, e in enumerate(examples) if i not in left_out]
 
 
 def _fitting(examples: list[Any], tokenizer: Any, context: int, dataset: Any) -> list[Any]:
