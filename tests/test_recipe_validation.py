@@ -328,3 +328,13 @@ def test_relative_paths_are_the_recipes_before_the_working_folders(
     recipe = load_recipe(Path("../recipes/r.yaml"))
     assert recipe.input_model.path == str(recipes / "llama")
     assert recipe.data["eval"].data_files == str(recipes / "data" / "qa.jsonl")
+
+
+def test_an_objective_or_limit_on_a_metric_not_measured_is_refused() -> None:
+    """metrics [size] with objective latency and max_latency_ms 5: "valid", exit 0, the limit silently unchecked."""
+    probs = _problems(base(evaluate={"metrics": ["size"], "objective": "latency",
+                                     "constraints": {"max_latency_ms": 5, "max_accuracy_drop": None}}))  # fmt: skip
+    assert "ranks candidates by latency, which evaluate.metrics does not measure" in probs["evaluate.objective"]
+    assert "limits latency" in probs["evaluate.constraints.max_latency_ms"]
+    fine = {"metrics": ["size", "latency"], "objective": "latency", "constraints": {"max_latency_ms": 5}}
+    assert _problems(base(evaluate=fine)) == {}

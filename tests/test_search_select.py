@@ -235,7 +235,9 @@ def test_nearest_misses_are_the_most_accurate_and_say_by_how_much() -> None:
         r.constraints = {"max_accuracy_drop": False}
     assert [r.candidate.label for r in nearest_misses(results)] == ["c", "d", "a"]
     run_result = RunResult(results, None, None, 1.0, reference={"metrics": {"exact_match": 98.89}})
-    recipe = parse_recipe({"input_model": {"path": "m"}, "passes": {}, "evaluate": {"metrics": ["exact_match"]}})
+    data = {"eval": {"name": "json", "data_files": "rows.jsonl", "text_template": "Q: {q}\nA: {a}"}}
+    recipe = parse_recipe({"input_model": {"path": "m"}, "passes": {}, "data": data,
+                           "evaluate": {"metrics": ["exact_match"], "data": "eval"}})  # fmt: skip
     with pytest.raises(ConstraintsNotMetError) as info:
         raise_if_unmet(run_result, recipe, CONSTRAINT_FLAGS)
     text = str(info.value)

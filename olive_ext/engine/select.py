@@ -8,16 +8,9 @@ most accurate candidate).
 from __future__ import annotations
 
 from olive_ext.engine.results import CandidateResult
-from olive_ext.evaluate.registry import ACCURACY_METRICS, higher_is_better
+from olive_ext.evaluate.registry import ACCURACY_METRICS, OBJECTIVE_METRICS, higher_is_better
 from olive_ext.evaluate.spec import Constraints, EvaluateSpec
 
-# objective -> metrics that express it, in order of preference
-_OBJECTIVE_METRICS = {
-    "latency": ("latency", "throughput"),
-    "throughput": ("throughput", "latency"),
-    "size": ("size",),
-    "accuracy": (*ACCURACY_METRICS, "perplexity"),
-}
 _FRONT_GROUPS = (("latency", "throughput"), (*ACCURACY_METRICS, "perplexity"), ("size",))
 
 
@@ -98,7 +91,7 @@ def _dominates(a: CandidateResult, b: CandidateResult, dims: list[str]) -> bool:
 
 def objective_value(metrics: dict[str, float], objective: str) -> float | None:
     """A score where lower is better, for the objective (None when not measured)."""
-    for name in _OBJECTIVE_METRICS[objective]:
+    for name in OBJECTIVE_METRICS[objective]:
         if name in metrics:
             value = float(metrics[name])
             return -value if higher_is_better(name) else value

@@ -25,6 +25,13 @@ MetricFn = Callable[["MetricInput"], dict[str, float]]
 # Accuracy-like metrics, in points (0-100): constraints, selection, racing and the reports read the first one measured.
 ACCURACY_METRICS = ("accuracy", "exact_match")
 QUALITY_METRICS = frozenset({*ACCURACY_METRICS, "perplexity"})
+# objective -> metrics that express it, in order of preference
+OBJECTIVE_METRICS: dict[str, tuple[str, ...]] = {
+    "latency": ("latency", "throughput"),
+    "throughput": ("throughput", "latency"),
+    "size": ("size",),
+    "accuracy": (*ACCURACY_METRICS, "perplexity"),
+}
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from olive_ext.errors import Problem, RecipeError, UserInputError
-from olive_ext.evaluate.registry import QUALITY_METRICS, known_metrics
+from olive_ext.evaluate.registry import OBJECTIVE_METRICS, QUALITY_METRICS, known_metrics
 from olive_ext.evaluate.spec import EvaluateSpec
 from olive_ext.models.folder import infer_kind
 from olive_ext.options import problems_from_validation
@@ -316,6 +316,20 @@ def _quality_problems(spec: EvaluateSpec) -> list[Problem]:
     if quality and not spec.data:
         problems.append(Problem("evaluate.data", f"metric {quality[0]!r} scores eval rows, and none are named",
                                 hint="name a dataset of `data` in evaluate.data, or drop the metric"))  # fmt: skip
+    measured = set(spec.metrics)
+    wanted = OBJECTIVE_METRICS.get(spec.objective, ())
+    asked = "objective" in spec.model_fields_set  # the default (latency) falls back to what is measured
+    if asked and spec.objective != "accuracy" and wanted and not measured & set(wanted):
+        problems.append(Problem("evaluate.objective", f"ranks candidates by {spec.objective}, which evaluate.metrics "
+                                "does not measure", spec.objective, True,
+                                hint=f"add {wanted[0]} to evaluate.metrics"))  # fmt: skip
+    limits = {"max_latency_ms": "latency", "min_latency_improvement_pct": "latency", "max_size_mb": "size",
+              "min_throughput": "throughput", "max_memory_mb": "memory"}  # fmt: skip
+    for name, metric in limits.items():
+        if getattr(spec.constraints, name) is not None and metric not in measured:
+            problems.append(Problem(f"evaluate.constraints.{name}", f"limits {metric}, which evaluate.metrics does "
+                                    "not measure: it would not be checked", getattr(spec.constraints, name), True,
+                                    hint=f"add {metric} to evaluate.metrics, or drop the limit"))  # fmt: skip
     if spec.objective == "accuracy" and not quality:
         problems.append(Problem(
             "evaluate.objective", "'accuracy' ranks candidates by exact_match, accuracy or perplexity, and "
