@@ -498,3 +498,23 @@ def test_a_chat_that_opens_with_the_assistant_trains_its_later_answers(tiny_llam
     spec = DatasetSpec(name="json", data_files="x", format="messages")
     ex = to_examples([{"messages": msgs}], spec, tok)[0]
     assert ex.reference == "yes" and "hello" in ex.prompt and ex.response.startswith("yes")
+
+
+def test_compressed_data_files_are_read_and_checked_inside(tmp_path: Path) -> None:
+    """A .jsonl.gz, which the datasets library reads, was refused as "not UTF-8 text (byte 0x8b)" with a hint to
+    run iconv on it."""
+    import gzip
+
+    from olive_ext.data.load import check_data_files, first_row_columns
+
+    rows = gzip.compress(b'{"q": "one", "a": "1"}\n{"q": "two", "a": "2"}\n')
+    (tmp_path / "d.jsonl.gz").write_bytes(rows)
+    (tmp_path / "d.csv.gz").write_bytes(gzip.compress(b"q,a\none,01\n"))
+    for name, builder in (("d.jsonl.gz", "json"), ("d.csv.gz", "csv")):
+        spec = DatasetSpec(name=builder, data_files=str(tmp_path / name), text_template="Q: {q}\nA: {a}")
+        check_data_files(spec)
+        assert first_row_columns(spec) == ["q", "a"]
+        assert load_examples(spec)[0].reference in {"1", "01"}
+    (tmp_path / "cut.jsonl.gz").write_bytes(rows[:20])
+    with pytest.raises(UserInputError, match="is cut short"):
+        check_data_files(DatasetSpec(name="json", data_files=str(tmp_path / "cut.jsonl.gz")))

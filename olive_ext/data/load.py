@@ -57,13 +57,16 @@ def check_data_file(path: Path, builder: str) -> None:
         raise UserInputError(f"data file {path} is not a file", hint="name the file itself in --data_files")
     if path.name == LLAMA_FACTORY_REGISTRY:
         raise _registry_error(path)
+    compressed = _COMPRESSED.get(path.suffix.lower())
     try:
-        with open(path, "rb") as f:
+        with compressed(path, "rb") if compressed else open(path, "rb") as f:  # the datasets reader decompresses
             head = f.read(_CHUNK)
             if builder == "parquet":
                 _check_parquet(path, f, head)
             else:
-                _check_text(path, f, head, builder)
+                _check_text(path, f, head, builder, whole_file=compressed is None)
+    except EOFError as e:  # a compressed file cut short
+        raise UserInputError(f"data file {path} is cut short ({e})", hint="copy or compress it again") from e
     except OSError as e:
         raise UserInputError(f"data file {path} cannot be read ({e.strerror or e})",
                              hint="check its permissions") from e  # fmt: skip
@@ -132,8 +135,20 @@ _BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\x
          (b"\xfe\xff", "utf-16"))  # fmt: skip
 
 
-def _check_text(path: Path, f: Any, head: bytes, builder: str) -> None:
-    """UTF-8 throughout (decoded chunk by chunk), not blank, and a JSON file starts like JSON."""
+def _compressed_openers() -> dict[str, Any]:
+    import bz2
+    import gzip
+    import lzma
+
+    return {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+
+
+_COMPRESSED = _compressed_openers()  # a .jsonl.gz was "not UTF-8 text (byte 0x8b)" with a hint to iconv it
+
+
+def _check_text(path: Path, f: Any, head: bytes, builder: str, whole_file: bool = True) -> None:
+    """UTF-8 throughout (decoded chunk by chunk), not blank, and a JSON file starts like JSON; ``whole_file``: the
+    lines of a JSON-lines file are checked one by one (the file on disk is the text: not compressed)."""
     import codecs
 
     decoder = codecs.getincrementaldecoder("utf-8")()
@@ -166,7 +181,7 @@ def _check_text(path: Path, f: Any, head: bytes, builder: str) -> None:
             f"data file {path} is not JSON (it starts with {first[:20]!r})",
             hint=_FORMAT_HINT["json"] + "; for CSV use -d csv",
         )
-    if builder == "json" and first[0] == "{":
+    if builder == "json" and first[0] == "{" and whole_file:
         _check_json_lines(path)
 
 
@@ -220,15 +235,16 @@ def first_row_columns(spec: DatasetSpec) -> list[str] | None:
     if not files or not Path(files[0]).is_file():
         return None
     path = Path(files[0])
+    opener = _COMPRESSED.get(path.suffix.lower(), open)
     if builder == "csv":
-        with open(path, encoding="utf-8-sig", newline="") as f:
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
             return next(csv.reader(f), None)
     if builder == "parquet":
         import pyarrow.parquet as pq
 
         return list(pq.read_schema(path).names)
     if builder == "json":
-        with open(path, encoding="utf-8-sig") as f:
+        with opener(path, "rt", encoding="utf-8-sig") as f:
             line = next((line for line in f if line.strip()), "")
         try:
             row = json.loads(line)
