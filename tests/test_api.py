@@ -59,7 +59,9 @@ def test_notebook_flow_finetune_auto_opt_package_verify(
     assert len(repr(best)) < 1000 and "chosen=" in repr(best), repr(best)
     assert best.model_path == tmp_path / "onnx" / "model" and (best.model_path / "genai_config.json").exists()
     assert "exact_match" in best.metrics
-    assert json.loads((tmp_path / "onnx" / "model_config.json").read_text())["smoke_prompts"]  # the fine-tune's rows
+    deployed = json.loads((tmp_path / "onnx" / "model_config.json").read_text())
+    assert deployed["smoke_prompts"]  # the fine-tune's rows
+    assert deployed["text_template"] == "Q: {q}\nA: {a}"  # the prompt form it learned: chat says so
     report = json.loads((tmp_path / "onnx" / "candidates.json").read_text())
     assert report["accuracy_measured"] is True and report["unchecked_constraints"] == []
     assert report["reference"] and "exact_match" in report["reference"]["metrics"]
@@ -69,7 +71,7 @@ def test_notebook_flow_finetune_auto_opt_package_verify(
 
     bundle = olive_ext.package(best, tmp_path / "bundle", zip=True, name="tiny")
     assert bundle.zip_path == tmp_path / "bundle.zip" and bundle.zip_path.exists()
-    assert bundle.manifest["name"] == "tiny"
+    assert bundle.manifest["name"] == "tiny" and bundle.manifest["text_template"] == "Q: {q}\nA: {a}"
     verified = olive_ext.verify(bundle.zip_path)
     passed = {c.name for c in verified.checks if c.ok}
     assert {"checksums", "chat template", "load"} <= passed, verified.checks

@@ -69,7 +69,7 @@ def test_candidates_measured_selected_and_reported(
     assert model_config["candidate"] == chosen[0]["id"] and model_config["kind"] == "genai"
     # a model never fine-tuned on the eval rows' text template would only continue their prompts: no smoke prompts
     # from them (package greets it in its chat template; every such bundle failed verify's end of turn)
-    assert "smoke_prompts" not in model_config
+    assert "smoke_prompts" not in model_config and "text_template" not in model_config
     from olive_ext.onnx.runtime import genai
 
     genai().Model(str(out / "model"))

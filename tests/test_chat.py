@@ -340,3 +340,25 @@ def test_streamed_text_keeps_what_follows_bytes_that_are_not_utf8(genai_model: P
         assert "".join(pieces) == tok.decode(case, skip_special_tokens=True), n
         if n == 1:  # valid text: no piece shows half a character
             assert "\ufffd" not in "".join(pieces)
+
+
+def test_chat_warns_when_the_model_learned_a_text_template(
+    genai_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fine-tune on 'Phrase: {phrase}\\nTone: {tone}' measured 100% exact match, and chat (which wraps messages in
+    the chat template) answered "yesyes" without a word: the prompt form it learned is recorded and said."""
+    import json
+    import logging
+    import shutil
+
+    from olive_ext.workflows.chat import trained_text_template
+
+    out = tmp_path / "out"
+    shutil.copytree(genai_model, out / "model")
+    config = {"kind": "genai", "model": "model", "text_template": "Phrase: {phrase}\nTone: {tone}"}
+    (out / "model_config.json").write_text(json.dumps(config))
+    assert trained_text_template(out) == "Phrase: {phrase}\nTone: {tone}"
+    with caplog.at_level(logging.WARNING, logger="olive_ext"):
+        open_chat(ChatOptions(model_name_or_path=str(out)))
+    assert "fine-tuned and measured on prompts in the form 'Phrase: {phrase}\\nTone: {tone}'" in caplog.text
+    assert trained_text_template(genai_model) is None

@@ -293,6 +293,8 @@ def _manifest(
         "eos_token_ids": _as_list(genai_config.get("model", {}).get("eos_token_id")),
         "adapters": adapters,
         "smoke_prompts": _smoke_prompts(info, shipped),
+        # the prompt form the model was fine-tuned and measured on, where it is a text template, not chat turns
+        **({"text_template": info["text_template"]} if isinstance(info.get("text_template"), str) else {}),
     }
 
 

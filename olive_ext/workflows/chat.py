@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
 from collections.abc import Callable
@@ -20,6 +21,8 @@ from olive_ext.errors import UserInputError
 from olive_ext.models.folder import find_genai_model
 from olive_ext.onnx.chat import ChatSession, Conversation, PromptTooLongError, Reply, Sampling
 from olive_ext.options import Options
+
+logger = logging.getLogger("olive_ext")
 
 if TYPE_CHECKING:
     from olive_ext.serve.llama_cpp_backend import LlamaCppBackend
@@ -75,6 +78,10 @@ def open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession:
     from olive_ext.serve.backend import built_model_path, gguf_backend
 
     root = built_model_path(opts.model_name_or_path, "give an auto-opt or generate-adapter output, a bundle or a .gguf")
+    if template := trained_text_template(root):
+        logger.warning("this model was fine-tuned and measured on prompts in the form %r, and chat wraps each message "
+                       "in the chat template instead: its answers may not be the ones measured. Send prompts in that "
+                       "form to `olive-ext serve`'s /v1/completions, or fine-tune on chat rows", template)  # fmt: skip
     backend = gguf_backend(root)
     if backend is not None:
         if opts.adapter:
@@ -101,6 +108,19 @@ def open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession:
             raise _no_template(root) from e
         raise
     return session
+
+
+def trained_text_template(root: Path) -> str | None:
+    """The text template an auto-opt output's or bundle's model was fine-tuned on (model_config.json or
+    manifest.json), or None (chat rows, alpaca, no fine-tune, or not recorded)."""
+    for name in ("model_config.json", "manifest.json"):
+        try:
+            recorded = json.loads((root / name).read_text(encoding="utf-8")).get("text_template")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(recorded, str) and recorded:
+            return recorded
+    return None
 
 
 def _no_template(root: Path) -> UserInputError:

@@ -254,4 +254,7 @@ def deployment_info(chosen: CandidateResult, recipe: Recipe, source: Artifact | 
                                 chat_only=not fine_tuned)  # fmt: skip
         if prompts:
             info["smoke_prompts"] = prompts
+        template = recipe.data[recipe.evaluate.data].text_template
+        if fine_tuned and template:  # chat and serve's chat completions wrap prompts in the chat template instead
+            info["text_template"] = template
     return info
