@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 import socket
 import sys
 import zipfile
@@ -214,11 +215,15 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_package_prints_the_digest_and_verify_expect_checks_it(
     auto_opt_output: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    out = tmp_path / "pk"
+    out = tmp_path / "my pk"  # the command it prints is copied into a shell: a space split the path
     code, text = cli(capsys, "package", "-m", str(auto_opt_output), "-o", str(out), "--zip")
     assert code == 0
     digest = hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest()
     assert f"manifest digest: sha256:{digest}" in line_with(text, "manifest digest")
+    printed = shlex.split(" ".join(text.split("check it with:", 1)[1].split()))
+    assert printed[:3] == ["olive-ext", "verify", str(out.with_name("my pk.zip"))], printed
+    out = out.rename(tmp_path / "pk")
+    (tmp_path / "my pk.zip").rename(tmp_path / "pk.zip")
     code, text = cli(capsys, "verify", str(out.with_name("pk.zip")), "--no_run", "--expect", f"sha256:{digest}")
     assert code == 0 and "sha256" in line_with(text, "manifest digest")
     # a file changed together with its manifest line passes the checksums but not the digest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 
 from olive_ext.cli.common import add_log_level, add_output, option
 
@@ -48,6 +49,6 @@ def main(args: argparse.Namespace) -> int:
     say(f"manifest digest: sha256:{bundle.digest}")
     if bundle.signature_path:
         say(f"signed: {bundle.signature_path} (model-signing, key {args.sign_key})")
-    check = f"olive-ext verify {bundle.zip_path or bundle.path} --expect sha256:{bundle.digest}"
+    check = f"olive-ext verify {shlex.quote(str(bundle.zip_path or bundle.path))} --expect sha256:{bundle.digest}"
     say(f"check it with: {check}" + (" --public_key <public key>" if bundle.signature_path else ""))
     return 0

@@ -114,4 +114,5 @@ def _sample_line(result: RunResult) -> list[str]:
     samples = next((metrics[f"{n}.samples"] for n in ACCURACY_METRICS if metrics.get(f"{n}.samples")), None)
     if not isinstance(samples, list) or not samples:
         return []
-    return ["", "First answers of the chosen candidate: " + ", ".join(repr(str(s))[:80] for s in samples)]
+    shown = [repr(str(s) if len(str(s)) <= 76 else str(s)[:75] + "…") for s in samples]  # cut inside the quotes
+    return ["", "First answers of the chosen candidate: " + ", ".join(shown)]
