@@ -146,9 +146,13 @@ def test_output_folder_is_never_overwritten_without_flag(model_dir: Path, tmp_pa
     assert (out / "precious.txt").read_text() == "keep me" and not marker.exists()
     ours = tmp_path / "ours"
     run(recipe_for(model_dir, ours, chain(marker)))
-    (ours / "stale.txt").write_text("from before")
+    (ours / "notes.txt").write_text("the user's")  # a file added to an output is not lost: refused, named
+    with pytest.raises(UserInputError, match=r"olive-ext did not write there \(notes.txt\)"):
+        run(recipe_for(model_dir, ours, chain(marker), output={"path": str(ours), "overwrite": True}))
+    (ours / "notes.txt").unlink()
+    (ours / "report.md").write_text("edited")  # what olive-ext wrote is replaced
     run(recipe_for(model_dir, ours, chain(marker), output={"path": str(ours), "overwrite": True}))
-    assert not (ours / "stale.txt").exists()
+    assert (ours / "report.md").read_text() != "edited"
     assert {"model", "candidates.json", "lineage.json", "recipe.yaml", "report.md", "model_config.json"} <= {
         p.name for p in ours.iterdir()
     }
