@@ -362,3 +362,14 @@ def test_chat_warns_when_the_model_learned_a_text_template(
         open_chat(ChatOptions(model_name_or_path=str(out)))
     assert "fine-tuned and measured on prompts in the form 'Phrase: {phrase}\\nTone: {tone}'" in caplog.text
     assert trained_text_template(genai_model) is None
+
+
+def test_a_text_template_in_the_chat_templates_form_is_not_warned_of(tiny_llama: Path) -> None:
+    """The demo's template writes ChatML turns itself: chat warned that it differed from the chat template."""
+    from transformers import AutoTokenizer
+
+    from olive_ext.workflows.run import in_chat_form
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    assert in_chat_form("<|im_start|>user\nWhat tone? {phrase}<|im_end|>\n<|im_start|>assistant\n{tone}", tok)
+    assert not in_chat_form("Phrase: {phrase}\nTone: {tone}", tok)

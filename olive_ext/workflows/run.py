@@ -255,6 +255,19 @@ def deployment_info(chosen: CandidateResult, recipe: Recipe, source: Artifact | 
         if prompts:
             info["smoke_prompts"] = prompts
         template = recipe.data[recipe.evaluate.data].text_template
-        if fine_tuned and template:  # chat and serve's chat completions wrap prompts in the chat template instead
+        # chat and serve's chat completions wrap prompts in the chat template: said where the template is another form
+        if fine_tuned and template and not in_chat_form(template, load_tokenizer(artifact)):
             info["text_template"] = template
     return info
+
+
+def in_chat_form(template: str, tokenizer: Any) -> bool:
+    """Whether a text template already writes the chat template's turns: it holds what the chat template puts
+    between a user's message and the assistant's answer (the demo's `<|im_end|>\n<|im_start|>assistant\n`)."""
+    try:
+        text = tokenizer.apply_chat_template([{"role": "user", "content": "\x00"}], tokenize=False,
+                                             add_generation_prompt=True)  # fmt: skip
+    except Exception:  # no chat template, or one that refuses a lone user turn: chat refuses or says so itself
+        return False
+    between = str(text).split("\x00", 1)[-1].strip()
+    return bool(between) and between in template
