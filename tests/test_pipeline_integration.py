@@ -80,9 +80,16 @@ def test_auto_opt_chooses_within_the_accuracy_constraint(tone_auto_opt: Path) ->
         assert all(c["metrics"]["exact_match"] > 0 for c in gguf), [c["metrics"] for c in gguf]
         assert any(c["metrics"]["exact_match"] >= 60 for c in gguf), [c["metrics"] for c in gguf]
         assert all(c in timed for c in gguf if c["feasible"])
-    # the objective is latency: nothing feasible is faster than the chosen one
+    # the objective is latency: nothing feasible is faster than the chosen one, beyond the timing tolerance (speeds
+    # within it are a tie broken by accuracy: the demo's int8 and Q8_0 swap places between runs)
+    from olive_ext.evaluate.spec import EvaluateSpec
+
+    tolerance = EvaluateSpec().timing_tolerance or 0.0
     feasible = [c for c in measured if c["feasible"]]
-    assert chosen["metrics"]["latency"] <= min(c["metrics"]["latency"] for c in feasible) + 1e-9
+    fastest = min(c["metrics"]["latency"] for c in feasible)
+    assert chosen["metrics"]["latency"] <= fastest * (1 + tolerance) + 1e-9
+    if chosen["metrics"]["latency"] > fastest:
+        assert any("timed within" in n for n in chosen.get("notes", []) + data.get("notes", [])), chosen
     # the chosen runtime's folder: onnxruntime-genai's, or llama.cpp's when a GGUF candidate was the fastest that fits
     marker = "llama_cpp.json" if chosen["artifact"]["kind"] == "gguf" else "genai_config.json"
     assert (tone_auto_opt / "report.html").exists() and (tone_auto_opt / "model" / marker).exists()
