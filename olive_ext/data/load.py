@@ -189,11 +189,10 @@ def _check_json_lines(path: Path) -> None:
     """Each non-blank line of a JSON-lines file is one JSON object; the first that is not is named by its line.
 
     A file that is one JSON document over many lines (pretty-printed) is left to the datasets reader. A whole file
-    is parsed once (``_json_lines``, shared with the readers after it); line by line only to name a bad line."""
+    is parsed once (``_rows_as_written``, shared with the readers after it); line by line only to name a bad line."""
     import json
 
-    rows = _json_lines(path)
-    if rows is not None and all(isinstance(r, dict) for r in rows):
+    if _rows_as_written(path) is not None:  # every line (or the array) holds an object
         return
     with open(path, encoding="utf-8-sig") as f:
         for number, line in enumerate(f, 1):
@@ -360,32 +359,6 @@ def rows_for_reading(spec: DatasetSpec) -> Any:
     return picked[: spec.max_samples] if spec.max_samples is not None else picked
 
 
-def _json_lines(path: str | Path) -> list[Any] | None:
-    """The values of a JSON-lines file, one per non-blank line, or None when it is not one (a JSON array document,
-    a line that does not parse, unreadable). Parsed once per file version: a run asks for it from the checks before
-    work, the smoke prompts and the loader; callers only read the rows."""
-    p = Path(path)
-    try:
-        st = p.stat()
-    except OSError:
-        return None
-    return _json_lines_of(str(p.resolve()), st.st_size, st.st_mtime_ns)
-
-
-@lru_cache(maxsize=4)
-def _json_lines_of(path: str, size: int, mtime_ns: int) -> list[Any] | None:
-    import json
-
-    try:
-        with open(path, encoding="utf-8-sig") as f:  # a byte-order mark (Windows Notepad) is no part of line 1
-            text = f.read()
-        if text.lstrip().startswith("["):
-            return None  # a JSON array document: the datasets reader's
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-
-
 def _rows_as_written(path: str | Path) -> list[Any] | None:
     """:func:`_rows_as_written_of`, parsed once per file version (the checks, the smoke prompts and the loader ask)."""
     p = Path(path)
@@ -399,7 +372,7 @@ def _rows_as_written(path: str | Path) -> list[Any] | None:
 @lru_cache(maxsize=4)
 def _rows_as_written_of(path: str, size: int, mtime_ns: int) -> list[Any] | None:
     """A JSON-lines file's or JSON array's rows with numbers as the text written (``1``, ``2.50``, ``1e-5``) and
-    ``true``/``false``/``null`` spelled as JSON spells them at the top level; None when it is neither."""
+    ``true``/``false`` spelled as JSON spells them at the top level; None when it is neither."""
     import json
 
     try:
