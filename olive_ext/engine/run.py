@@ -255,7 +255,7 @@ def run_candidate(
         result.artifact, result.records = run_steps(source, builds, step_ctx, candidate.id)
         if recipe.evaluate:
             dataset = recipe.data.get(recipe.evaluate.data) if recipe.evaluate.data else None
-            ectx = EvalContext(recipe.evaluate, candidate.target, dataset)
+            ectx = EvalContext(recipe.evaluate, candidate.target, dataset, extras=said_once(ctx))
             metrics = None
             if not candidate.target.is_available():
                 metrics = [m for m in recipe.evaluate.metrics if m == "size"]
@@ -348,7 +348,7 @@ def evaluate_reference(
             return None
         dataset = recipe.data.get(spec.data) if spec.data else None
         try:
-            metrics, hit = evaluate(model, EvalContext(spec, CPU, dataset), ctx.cache)
+            metrics, hit = evaluate(model, EvalContext(spec, CPU, dataset, extras=said_once(ctx)), ctx.cache)
         except OliveExtError as e:
             logger.warning("could not measure the source model as a reference: %s", e)
             return None
@@ -364,6 +364,12 @@ def _broken(constraint: str, result: CandidateResult, reference_accuracy: float 
         seen = f" on its first {rows} rows" if rows else ""
         return f"{constraint} ({accuracy:.1f}%{seen} against the reference's {reference_accuracy:.1f}%)"
     return constraint
+
+
+def said_once(ctx: RunContext) -> dict[str, Any]:
+    """EvalContext extras holding this run's set of things said about its eval rows: each candidate's evaluation
+    prepares the rows again, and a warning about them is given once per run (not once per process)."""
+    return {"said": ctx.extras.setdefault("said", set())}
 
 
 def no_exact_answers(metrics: dict[str, Any]) -> str | None:

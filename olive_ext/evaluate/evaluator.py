@@ -30,6 +30,7 @@ from olive_ext.evaluate.registry import ACCURACY_METRICS, MetricInfo, get_metric
 from olive_ext.evaluate.spec import EvaluateSpec
 from olive_ext.models.folder import config_json
 from olive_ext.models.gguf_header import trained_context
+from olive_ext.onnx.chat import context_window
 from olive_ext.targets.base import cpu_model
 from olive_ext.version import installed_version
 
@@ -225,15 +226,16 @@ def prepare_data(artifact: Artifact, ectx: EvalContext, jobs: set[str]) -> EvalD
         dataset = dataset.model_copy(update={"max_samples": ectx.spec.max_samples})
     examples = load_examples(dataset, tokenizer)
     context = model_context(artifact)
+    said: set[tuple[Any, ...]] = ectx.extras.get("said", set())  # the run's (engine.run.said_once); else say it
     if "classify" in jobs:  # cut to the positions the encoder has (a fixed 512 failed a 128-position BERT)
         length = min(_ENCODER_MAX_TOKENS, context or _ENCODER_MAX_TOKENS)
         data.features = [dict(tokenizer(e.prompt or e.text, truncation=True, max_length=length)) for e in examples]
         data.labels = [_label_id(artifact, e.reference) for e in examples]
         return data
     if "generate" in jobs:
-        examples = _answered(examples, dataset)
+        examples = _answered(examples, dataset, said)
     if context is not None and "generate" in jobs:
-        examples = _fitting(examples, tokenizer, context, dataset)
+        examples = _fitting(examples, tokenizer, context, dataset, said)
     data.prompts = [encode_prompt(tokenizer, e.prompt) if e.prompt else [] for e in examples]
     data.references = [e.reference for e in examples]
     data.answer_ends = [e.answer_end for e in examples]
@@ -248,7 +250,6 @@ def prepare_data(artifact: Artifact, ectx: EvalContext, jobs: set[str]) -> EvalD
 
 
 _ENCODER_MAX_TOKENS = 512
-_SAID: set[tuple[Any, ...]] = set()  # what was said of a dataset's rows: once per run, not per candidate
 
 
 def model_context(artifact: Artifact) -> int | None:
@@ -257,8 +258,7 @@ def model_context(artifact: Artifact) -> int | None:
     folder = Path(artifact.path)
     try:
         if (folder / "genai_config.json").is_file():
-            config = json.loads((folder / "genai_config.json").read_text(encoding="utf-8"))
-            return int(config.get("search", {}).get("max_length") or config["model"]["context_length"])
+            return context_window(folder)  # what chat holds a conversation to
         if artifact.gguf_file:
             return trained_context(folder / artifact.gguf_file)
         config = config_json(folder) or {}
@@ -268,7 +268,7 @@ def model_context(artifact: Artifact) -> int | None:
         return None
 
 
-def _answered(examples: list[Any], dataset: Any) -> list[Any]:
+def _answered(examples: list[Any], dataset: Any, said: set[tuple[Any, ...]]) -> list[Any]:
     """The rows with an expected answer; rows whose answer is empty (a missing, null or blank cell) are left out,
     said once per run: they were scored, and a model that answered nothing matched them."""
     empty = [i for i, e in enumerate(examples) if e.reference is not None and not e.reference.strip()]
@@ -277,16 +277,16 @@ def _answered(examples: list[Any], dataset: Any) -> list[Any]:
     if len(empty) == len(examples):
         raise OliveExtError("every eval row's expected answer is empty: exact match has nothing to compare",
                             hint="the template's last column (or --response_field) must hold the answers")  # fmt: skip
-    said = ("empty", str(getattr(dataset, "data_files", None) or getattr(dataset, "name", "")))
-    if said not in _SAID:
-        _SAID.add(said)
+    key = ("empty", str(getattr(dataset, "data_files", None) or getattr(dataset, "name", "")))
+    if key not in said:
+        said.add(key)
         logger.warning("%d of %d eval rows have an empty answer and are not scored (row %d first)", len(empty),
                        len(examples), empty[0])  # fmt: skip
     left_out = set(empty)
     return [e for i, e in enumerate(examples) if i not in left_out]
 
 
-def _fitting(examples: list[Any], tokenizer: Any, context: int, dataset: Any) -> list[Any]:
+def _fitting(examples: list[Any], tokenizer: Any, context: int, dataset: Any, said: set[tuple[Any, ...]]) -> list[Any]:
     """The rows whose prompt, answer and end token fit the context; the others are left out, said once per
     run (one row too long ended the run: "input_ids size (807) ... exceeds max length (512)")."""
     sizes = [len(encode_prompt(tokenizer, e.prompt)) + len(tokenizer(e.reference or "", add_special_tokens=False)
@@ -298,9 +298,9 @@ def _fitting(examples: list[Any], tokenizer: Any, context: int, dataset: Any) ->
         raise OliveExtError(
             f"no eval row fits the model's context of {context} tokens with its answer (the shortest needs "
             f"{min(sizes)})", hint="shorten the eval prompts, or evaluate on other rows")  # fmt: skip
-    said = (str(getattr(dataset, "data_files", None) or getattr(dataset, "name", "")), context)
-    if said not in _SAID:
-        _SAID.add(said)
+    key = ("long", str(getattr(dataset, "data_files", None) or getattr(dataset, "name", "")), context)
+    if key not in said:
+        said.add(key)
         logger.warning("%d of %d eval rows are left out: with the answer they need more than the model's %d "
                        "tokens of context (row %d needs %d)", len(long), len(examples), context, long[0],
                        sizes[long[0]])  # fmt: skip
