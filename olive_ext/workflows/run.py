@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -250,13 +251,13 @@ def deployment_info(chosen: CandidateResult, recipe: Recipe, source: Artifact | 
         # downloaded GGUF measured on the user's rows) continues such text to verify's limit, and every bundle of
         # it failed verify: it gets package's greeting in its chat template. Chat rows are in that template anyway.
         fine_tuned = adapter is not None or "adapter_merged" in (source.meta if source else {})
-        prompts = smoke_prompts(recipe.data[recipe.evaluate.data], lambda: load_tokenizer(artifact),
-                                chat_only=not fine_tuned)  # fmt: skip
+        tokenizer = functools.cache(lambda: load_tokenizer(artifact))  # loaded once, and only where asked
+        prompts = smoke_prompts(recipe.data[recipe.evaluate.data], tokenizer, chat_only=not fine_tuned)
         if prompts:
             info["smoke_prompts"] = prompts
         template = recipe.data[recipe.evaluate.data].text_template
         # chat and serve's chat completions wrap prompts in the chat template: said where the template is another form
-        if fine_tuned and template and not in_chat_form(template, load_tokenizer(artifact)):
+        if fine_tuned and template and not in_chat_form(template, tokenizer()):
             info["text_template"] = template
     return info
 
