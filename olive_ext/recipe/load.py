@@ -20,7 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 from olive_ext.errors import Problem, RecipeError, UserInputError
 from olive_ext.evaluate.registry import OBJECTIVE_METRICS, QUALITY_METRICS, known_metrics
 from olive_ext.evaluate.spec import EvaluateSpec
-from olive_ext.models.folder import infer_kind
+from olive_ext.models.folder import PYPI_PREFIX, infer_kind
 from olive_ext.options import problems_from_validation
 from olive_ext.passes.base import Pass, check_pass_params, get_pass, registered_passes
 from olive_ext.recipe.llama_factory import is_llama_factory_config, llama_factory_problem
@@ -212,7 +212,7 @@ def _rebase_task(task: Any, base_dir: Path) -> Any:
 
 
 def _rebase(path: Any, base_dir: Path) -> Any:
-    if not isinstance(path, str) or not path or Path(path).is_absolute() or path.startswith("pypi:"):
+    if not isinstance(path, str) or not path or Path(path).is_absolute() or path.startswith(PYPI_PREFIX):
         return path
     for folder in (base_dir, Path.cwd()):
         candidate = folder / path
