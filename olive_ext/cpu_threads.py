@@ -16,7 +16,8 @@ runs/s spinning and 426-639 passive. So:
   wake-up latency. (onnxruntime-genai's sessions keep their own setting: its genai_config has no
   place for it.)
 
-``OLIVE_EXT_THREADS`` fixes the count; ``OMP_WAIT_POLICY`` set in the environment wins over ours.
+``OLIVE_EXT_THREADS`` fixes the count (else ``OMP_NUM_THREADS``, the usual way to say it); ``OMP_WAIT_POLICY``
+set in the environment wins over ours.
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ def allowed_cores() -> int:
     return max(1, min(allowed, physical))
 
 
+# Variables that fix the thread count, first found wins: ours, then OpenMP's (which torch and onnxruntime users
+# already set; without this, our plan would override the OMP_NUM_THREADS=1 a user gave)
+_THREAD_VARS = ("OLIVE_EXT_THREADS", "OMP_NUM_THREADS")
+
 _machine: tuple[float, int] | None = None  # (load, cores) when this process first asked
 
 
@@ -62,7 +67,8 @@ def plan_threads(load: float | None = None, cores: int | None = None) -> ThreadP
 
     The load and cores are read once per process, at the first call (the CLI makes it before any
     work): later, the load average counts this process's own work too, and would take a core from a
-    run on a quiet machine. ``OLIVE_EXT_THREADS`` and ``OMP_WAIT_POLICY`` are read at every call.
+    run on a quiet machine. ``OLIVE_EXT_THREADS`` (else ``OMP_NUM_THREADS``) and ``OMP_WAIT_POLICY`` are read at
+    every call.
     """
     global _machine
     if load is None and cores is None:
@@ -71,13 +77,14 @@ def plan_threads(load: float | None = None, cores: int | None = None) -> ThreadP
         load, cores = _machine
     cores = allowed_cores() if cores is None else cores
     load = _load_now() if load is None else load
-    env = os.environ.get("OLIVE_EXT_THREADS", "")
     busy = min(cores, int(load + 0.5)) if load >= QUIET_LOAD else 0
     passive = os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE" or (
         "OMP_WAIT_POLICY" not in os.environ and busy > 0
     )
-    if env.isdigit() and int(env) > 0:
-        return ThreadPlan(int(env), passive, cores, load, "OLIVE_EXT_THREADS")
+    for name in _THREAD_VARS:
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return ThreadPlan(int(value), passive, cores, load, name)
     threads = max(1, cores - busy)
     reason = "quiet machine" if busy == 0 else f"load {load:.1f} on {cores} cores: {threads} left free"
     return ThreadPlan(threads, passive, cores, load, reason)

@@ -14,6 +14,7 @@ from olive_ext.cpu_threads import apply_wait_policy, plan_threads
 @pytest.fixture(autouse=True)
 def _no_thread_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OLIVE_EXT_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
 
 
@@ -40,6 +41,17 @@ def test_the_users_settings_win(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (plan.threads, plan.passive, plan.reason) == (3, False, "OLIVE_EXT_THREADS")
     apply_wait_policy(plan)
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_omp_num_threads_fixes_the_count_when_ours_is_not_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    plan = plan_threads(load=0.0, cores=8)
+    assert (plan.threads, plan.reason) == (1, "OMP_NUM_THREADS")
+    monkeypatch.setenv("OLIVE_EXT_THREADS", "4")
+    assert plan_threads(load=0.0, cores=8).threads == 4
+    monkeypatch.delenv("OLIVE_EXT_THREADS")
+    monkeypatch.setenv("OMP_NUM_THREADS", "auto")  # not a count: the plan decides
+    assert plan_threads(load=0.0, cores=8).threads == 8
 
 
 def test_training_threads_follow_the_plan() -> None:

@@ -234,6 +234,18 @@ def test_package_prints_the_digest_and_verify_expect_checks_it(
     assert "FAIL manifest digest" in line_with(text, "the manifest was changed")
 
 
+def test_verify_names_ten_failures_of_a_kind_and_counts_the_rest(
+    auto_opt_output: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle = package(auto_opt_output, tmp_path / "b")
+    for i in range(300):  # a folder of checkpoints copied in by mistake: it printed 300 FAIL lines
+        (bundle / f"stray-{i:03d}.bin").write_bytes(b"x")
+    code, text = cli(capsys, "verify", str(bundle), "--no-run")
+    assert code == 1
+    fails = [line for line in text.splitlines() if line.startswith("FAIL no extra files")]
+    assert len(fails) == 11 and "290 more like these (300 in all)" in fails[-1], fails
+
+
 def test_verify_refuses_a_malformed_expect_before_work(
     auto_opt_output: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

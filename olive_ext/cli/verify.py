@@ -28,6 +28,7 @@ Exit code 0 when every check passes, 1 when one fails, 2 for bad input (a flag, 
   olive-ext verify bundles/tone-cpu.zip --expect sha256:<digest> --public_key pub.pem
 """
 ORDER = 41
+FAILURES_SHOWN = 10  # per check: a bundle with thousands of extra or changed files names ten, then counts the rest
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,9 +48,17 @@ def main(args: argparse.Namespace) -> int:
 
     report = run_verify(options_from_args(VerifyOptions, args))
     console = make_console()
+    shown: dict[str, int] = {}  # failures printed per check name
     for check in report.checks:
+        if not check.ok:
+            shown[check.name] = shown.get(check.name, 0) + 1
+            if shown[check.name] > FAILURES_SHOWN:
+                continue
         mark = "[green]ok[/]  " if check.ok else "[red]FAIL[/]"
         console.print(f"{mark} {check.name}: {_escape(check.detail)}", highlight=False, soft_wrap=True)
+    for name, count in shown.items():
+        if count > FAILURES_SHOWN:
+            console.print(f"[red]FAIL[/] {name}: {count - FAILURES_SHOWN} more like these ({count} in all)", highlight=False)
     console.print("[green]bundle verified[/]" if report.ok else "[red]bundle failed verification[/]")
     return 0 if report.ok else 1
 
