@@ -254,3 +254,20 @@ def test_an_accuracy_limit_is_unchecked_when_only_perplexity_is_measured() -> No
     assert unchecked_constraints(EvaluateSpec(metrics=["perplexity"], data="eval")) == ["max_accuracy_drop"]
     assert unchecked_constraints(EvaluateSpec(metrics=["exact_match", "perplexity"], data="eval")) == []
     assert unchecked_constraints(EvaluateSpec(metrics=["exact_match"])) == ["max_accuracy_drop"]
+
+
+def test_a_large_grid_without_a_budget_is_named_before_work() -> None:
+    from olive_ext.engine.search import LARGE_GRID
+    from olive_ext.workflows.run import validate
+
+    factors = list(range(1, 65))  # 64 x 2 = 128 candidates: validate said "valid" and run started building them
+    raw = {"input_model": {"path": "x/y"}, "passes": {"t": {"type": "toy_transform", "factor": factors,
+                                                            "fail": [False, True]}}}  # fmt: skip
+    notes = [p.render() for p in validate(raw) if p.severity == "note"]
+    assert len(notes) == 1 and "span 128 candidates" in notes[0] and "search.max_candidates" in notes[0], notes
+    assert LARGE_GRID < 128
+    # with a budget, or a strategy that samples, nothing is said
+    assert validate({**raw, "search": {"strategy": "grid", "max_candidates": 4}}) == []
+    assert validate({**raw, "search": {"strategy": "random"}}) == []
+    small = {"input_model": {"path": "x/y"}, "passes": {"t": {"type": "toy_transform", "factor": [1, 2, 3]}}}
+    assert validate(small) == []

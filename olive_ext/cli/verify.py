@@ -58,7 +58,8 @@ def main(args: argparse.Namespace) -> int:
         console.print(f"{mark} {check.name}: {_escape(check.detail)}", highlight=False, soft_wrap=True)
     for name, count in shown.items():
         if count > FAILURES_SHOWN:
-            console.print(f"[red]FAIL[/] {name}: {count - FAILURES_SHOWN} more like these ({count} in all)", highlight=False)
+            more = count - FAILURES_SHOWN
+            console.print(f"[red]FAIL[/] {name}: {more} more like these ({count} in all)", highlight=False)
     console.print("[green]bundle verified[/]" if report.ok else "[red]bundle failed verification[/]")
     return 0 if report.ok else 1
 

@@ -24,7 +24,7 @@ from olive_ext.engine.background import BackgroundBuilds, background_prefixes, w
 from olive_ext.engine.executor import Executor, Job, LocalExecutor, opened
 from olive_ext.engine.results import CandidateResult, RunResult
 from olive_ext.engine.runner import implicit_conversion, run_steps
-from olive_ext.engine.search import Candidate, SearchSpace, Strategy, make_strategy
+from olive_ext.engine.search import Candidate, SearchSpace, Strategy, large_grid, make_strategy
 from olive_ext.engine.select import (
     accuracy_of,
     check_constraints,
@@ -99,6 +99,8 @@ def execute(
     space = SearchSpace.from_recipe(recipe)
     strategy = make_strategy(space, targets, recipe.search)
     ctx = RunContext(cache=cache, datasets=dict(recipe.data), input_model=recipe.input_model, progress=progress)
+    if warning := large_grid(recipe):
+        logger.warning("%s", warning)
     total = sum(strategy.budget(t) for t in targets)
     single = total == 1
     results: list[CandidateResult] = []

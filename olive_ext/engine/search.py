@@ -233,6 +233,25 @@ def _suggest(trial: Any, dim: Dimension) -> int:
     return int(trial.suggest_categorical(dim.path, list(range(len(dim.choices)))))
 
 
+# A grid over more candidates than this, with no search.max_candidates, is named before work: each candidate is
+# built and measured (a SmolLM2-135M candidate takes 15-45 s here), so 1,800 of them is a day of CPU.
+LARGE_GRID = 32
+
+
+def large_grid(recipe: Recipe) -> str | None:
+    """What to say when the recipe's grid builds more than LARGE_GRID candidates per target without a budget."""
+    spec = recipe.search
+    if spec.strategy != "grid" or spec.max_candidates is not None:
+        return None
+    size = SearchSpace.from_recipe(recipe).size
+    if size <= LARGE_GRID:
+        return None
+    return (
+        f"the passes' lists span {size:,} candidates per target and search.strategy 'grid' builds and measures "
+        "every one; set search.max_candidates (e.g. 8) or search.strategy 'random' or 'tpe' to try fewer"
+    )
+
+
 def make_strategy(space: SearchSpace, targets: list[Target], spec: SearchSpec) -> Strategy:
     """The strategy the recipe's ``search.strategy`` names."""
     kinds: dict[str, type[Strategy]] = {"grid": GridStrategy, "random": RandomStrategy, "tpe": TpeStrategy}
