@@ -518,3 +518,41 @@ def test_compressed_data_files_are_read_and_checked_inside(tmp_path: Path) -> No
     (tmp_path / "cut.jsonl.gz").write_bytes(rows[:20])
     with pytest.raises(UserInputError, match="is cut short"):
         check_data_files(DatasetSpec(name="json", data_files=str(tmp_path / "cut.jsonl.gz")))
+
+
+def test_prompts_are_encoded_alike_for_training_and_scoring_when_the_tokenizer_appends_eos(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    """A tokenizer whose post-processor adds BOS and EOS (`add_eos_token`, as some Llama fine-tunes ship): training
+    encoded a prompt as BOS + text, the evaluator and parity check as BOS + text + EOS, so the model was scored on
+    prompts that end the sequence before the answer."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from olive_ext.data.formats import encode_prompt
+    from olive_ext.train.features import PromptEncoder
+
+    folder = tmp_path / "tok"
+    shutil.copytree(tiny_llama, folder, ignore=shutil.ignore_patterns("*.safetensors"))
+    spec = json.loads((folder / "tokenizer.json").read_text())
+    tok = AutoTokenizer.from_pretrained(folder)
+    bos, eos = "<|endoftext|>", tok.eos_token
+    ids = {t: tok.convert_tokens_to_ids(t) for t in (bos, eos)}
+    spec["post_processor"] = {
+        "type": "TemplateProcessing",
+        "single": [{"SpecialToken": {"id": bos, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                   {"SpecialToken": {"id": eos, "type_id": 0}}],
+        "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+        "special_tokens": {t: {"id": t, "ids": [i], "tokens": [t]} for t, i in ids.items()},
+    }  # fmt: skip
+    (folder / "tokenizer.json").write_text(json.dumps(spec))
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps({**config, "bos_token": bos}))
+    tok = AutoTokenizer.from_pretrained(folder)
+    assert tok("hi there")["input_ids"][-1] == ids[eos]  # the tokenizer does append EOS
+    prompt = "<|im_start|>user\nhi there<|im_end|>\n<|im_start|>assistant\n"
+    trained = PromptEncoder(tok).prompt(prompt)
+    assert trained[0] == ids[bos] and ids[eos] not in trained[-1:]
+    assert encode_prompt(tok, prompt) == trained
+    assert encode_prompt(tok, bos + prompt) == trained  # a prompt already holding its BOS gets no second one

@@ -65,6 +65,27 @@ class Example:
         return self.prompt + self.response
 
 
+def leading_bos(tokenizer: Any) -> int | None:
+    """The BOS id the tokenizer puts before a text (None when it adds none, or has no BOS)."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    probe = tokenizer("a", add_special_tokens=True)["input_ids"]
+    return bos if bos is not None and probe[:1] == [bos] else None
+
+
+def encode_prompt(tokenizer: Any, text: str, bos: int | bool | None = True) -> list[int]:
+    """Token ids of a prompt, as fine-tuning, evaluation and the parity check all see it: the tokenizer's BOS
+    when it adds one (once: chat-templated text may already hold it), never the EOS some tokenizers append
+    (``add_eos_token``), which would end the sequence before the answer.
+
+    ``bos``: the tokenizer's :func:`leading_bos` when already known (True: look it up).
+    """
+    ids: list[int] = list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
+    first = leading_bos(tokenizer) if bos is True else bos
+    if first is not None and first is not False and ids[:1] != [first]:
+        ids = [first, *ids]
+    return ids
+
+
 def template_fields(template: str) -> list[str]:
     """Placeholder names in a ``{col}`` template, in order."""
     return [f for _, f, _, _ in _parse_template(template) if f is not None and f != ""]

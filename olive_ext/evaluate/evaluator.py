@@ -22,6 +22,7 @@ from typing import Any
 from olive_ext.artifacts import LM_ROLES, Artifact, eval_role, hash_file
 from olive_ext.cache import Cache, cache_key
 from olive_ext.data import load_examples
+from olive_ext.data.formats import encode_prompt, leading_bos
 from olive_ext.errors import OliveExtError
 from olive_ext.evaluate.context import EvalContext, EvalData, MetricInput
 from olive_ext.evaluate.exact_match import count_hits
@@ -196,13 +197,6 @@ def load_tokenizer(artifact: Artifact) -> Any:
     return AutoTokenizer.from_pretrained(source, **kwargs)
 
 
-def encode_prompt(tokenizer: Any, text: str) -> list[int]:
-    """Token ids of a prompt; chat-templated text already carries its special tokens."""
-    bos = getattr(tokenizer, "bos_token", None)
-    add = not (bos and text.startswith(bos))
-    return list(tokenizer(text, add_special_tokens=add)["input_ids"])
-
-
 def prepare_data(artifact: Artifact, ectx: EvalContext, jobs: set[str]) -> EvalData:
     """Tokenize the eval examples and the timing prompt for the jobs at hand."""
     tokenizer = load_tokenizer(artifact)
@@ -236,7 +230,8 @@ def prepare_data(artifact: Artifact, ectx: EvalContext, jobs: set[str]) -> EvalD
         examples = _answered(examples, dataset, said)
     if context is not None and "generate" in jobs:
         examples = _fitting(examples, tokenizer, context, dataset, said)
-    data.prompts = [encode_prompt(tokenizer, e.prompt) if e.prompt else [] for e in examples]
+    bos = leading_bos(tokenizer)
+    data.prompts = [encode_prompt(tokenizer, e.prompt, bos) if e.prompt else [] for e in examples]
     data.references = [e.reference for e in examples]
     data.answer_ends = [e.answer_end for e in examples]
     data.responses = [list(tokenizer(e.response, add_special_tokens=False)["input_ids"]) for e in examples]
@@ -289,7 +284,8 @@ def _answered(examples: list[Any], dataset: Any, said: set[tuple[Any, ...]]) -> 
 def _fitting(examples: list[Any], tokenizer: Any, context: int, dataset: Any, said: set[tuple[Any, ...]]) -> list[Any]:
     """The rows whose prompt, answer and end token fit the context; the others are left out, said once per
     run (one row too long ended the run: "input_ids size (807) ... exceeds max length (512)")."""
-    sizes = [len(encode_prompt(tokenizer, e.prompt)) + len(tokenizer(e.reference or "", add_special_tokens=False)
+    bos = leading_bos(tokenizer)
+    sizes = [len(encode_prompt(tokenizer, e.prompt, bos)) + len(tokenizer(e.reference or "", add_special_tokens=False)
              ["input_ids"]) + 1 for e in examples]  # fmt: skip
     long = [i for i, n in enumerate(sizes) if n > context]
     if not long:

@@ -19,6 +19,7 @@ from pydantic import Field
 
 from olive_ext.artifacts import Artifact
 from olive_ext.data import load_examples
+from olive_ext.data.formats import encode_prompt, leading_bos
 from olive_ext.errors import PassError, UserInputError
 from olive_ext.passes.base import Pass, PassConfig, dataset_ref, register_pass
 from olive_ext.passes.context import RunContext
@@ -187,12 +188,8 @@ class ParityCheck(Pass[ParityCheckConfig]):
         return texts
 
     def prompt_ids(self, tokenizer: Any, ctx: RunContext) -> list[list[int]]:
-        out = []
-        bos = getattr(tokenizer, "bos_token", None)
-        for text in self.texts(ctx, tokenizer):
-            add = not (bos and text.startswith(bos))
-            out.append(list(tokenizer(text, add_special_tokens=add)["input_ids"]))
-        return out
+        bos = leading_bos(tokenizer)
+        return [encode_prompt(tokenizer, text, bos) for text in self.texts(ctx, tokenizer)]
 
 
 class _OVGreedy:

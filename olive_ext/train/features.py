@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from olive_ext.data.formats import Example
+from olive_ext.data.formats import Example, encode_prompt, leading_bos
 from olive_ext.errors import UserInputError
 
 IGNORE = -100
@@ -38,17 +38,12 @@ class PromptEncoder:
 
     def __init__(self, tokenizer: Any, eos_ids: Sequence[int] = ()) -> None:
         self.tokenizer = tokenizer
-        bos = tokenizer.bos_token_id
-        probe = tokenizer("a", add_special_tokens=True)["input_ids"]
-        self.bos_id: int | None = bos if bos is not None and probe[:1] == [bos] else None
+        self.bos_id: int | None = leading_bos(tokenizer)
         eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
         self.eos_ids = list(dict.fromkeys([*eos, *eos_ids]))
 
     def prompt(self, text: str) -> list[int]:
-        ids: list[int] = self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
-        if self.bos_id is not None and ids[:1] != [self.bos_id]:
-            ids = [self.bos_id, *ids]
-        return ids
+        return encode_prompt(self.tokenizer, text, self.bos_id)
 
     def response(self, text: str) -> list[int]:
         ids = self.piece(text)

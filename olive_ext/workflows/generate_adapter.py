@@ -22,6 +22,7 @@ from pydantic import Field, field_validator
 from olive_ext.artifacts import Artifact, fingerprint_input
 from olive_ext.cache import Cache
 from olive_ext.data import load_examples
+from olive_ext.data.formats import encode_prompt
 from olive_ext.data.spec import DataOptions, DatasetSpec
 from olive_ext.deploy.bundle import chat_template_text
 from olive_ext.deploy.manifest import text_sha256
@@ -31,7 +32,7 @@ from olive_ext.engine.results import OutputFolder
 from olive_ext.engine.runner import implicit_conversion, open_context, run_steps
 from olive_ext.engine.steps import Step
 from olive_ext.errors import OliveExtError, UserInputError
-from olive_ext.evaluate.evaluator import encode_prompt, load_tokenizer
+from olive_ext.evaluate.evaluator import load_tokenizer
 from olive_ext.models.adapters import (
     AdapterSource,
     builder_weights,
