@@ -72,6 +72,26 @@ def test_a_csv_with_another_separator_says_so(tmp_path: Path, sep: str, named: s
         assert f"separated by {named}" in (e.value.hint or ""), e.value
 
 
+@pytest.mark.parametrize("name", ["rows.tsv", "rows.tab", "rows.tsv.gz"])
+def test_a_tsv_file_is_read_tab_separated(tmp_path: Path, name: str) -> None:
+    """A .tsv was refused as "not JSON" without -d, and read as one column with -d csv."""
+    import gzip
+
+    from olive_ext.data.load import check_data_files
+    from olive_ext.data.spec import DataOptions
+
+    text = "phrase\ttone\nI love it, truly\tjoyful\n02134\tsad\n"
+    data = tmp_path / name
+    data.write_bytes(gzip.compress(text.encode()) if name.endswith(".gz") else text.encode())
+    flags = [{"data_files": str(data)}] if not name.endswith(".gz") else []
+    for given in [*flags, {"data_name": "csv", "data_files": str(data)}]:
+        spec = DataOptions(**given, text_template="{phrase} -> {tone}").to_spec("train")
+        assert spec is not None
+        check_data_files(spec)
+        rows = [dict(r) for r in load_rows(spec)]
+        assert rows == [{"phrase": "I love it, truly", "tone": "joyful"}, {"phrase": "02134", "tone": "sad"}], rows
+
+
 def test_text_after_the_last_column_ends_the_answer(tiny_llama: Path) -> None:
     from transformers import AutoTokenizer
 

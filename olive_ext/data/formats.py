@@ -198,6 +198,8 @@ def _lacking(asked: str, columns: list[str], hint: str | None = None) -> UserInp
         if found:
             hint = (f"the file reads as one column named {columns[0]!r}: its values are separated by {found[0]}, and "
                     "CSV files are read comma-separated; save it with commas (or as JSON lines)")  # fmt: skip
+            if found[0] == "tabs":
+                hint += "; a file named .tsv is read tab-separated"
     return UserInputError(f"{asked}, which the data lacks; it has: {', '.join(columns)}", hint=hint)
 
 

@@ -237,7 +237,7 @@ def first_row_columns(spec: DatasetSpec) -> list[str] | None:
     opener = _COMPRESSED.get(path.suffix.lower(), open)
     if builder == "csv":
         with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
-            return next(csv.reader(f), None)
+            return next(csv.reader(f, delimiter=csv_separator(path)), None)
     if builder == "parquet":
         import pyarrow.parquet as pq
 
@@ -266,6 +266,14 @@ def _empty_split(spec: DatasetSpec, name: str) -> UserInputError:
     return UserInputError(f"split {spec.split!r} of dataset {name!r} is empty", hint=hint)
 
 
+def csv_separator(path: str | Path) -> str:
+    """A tab for .tsv and .tab files (compressed too: rows.tsv.gz), else a comma."""
+    name = Path(path).name.lower()
+    for suffix in _COMPRESSED:
+        name = name.removesuffix(suffix)
+    return "\t" if name.endswith((".tsv", ".tab")) else ","
+
+
 def _csv_as_written(spec: DatasetSpec) -> dict[str, Any]:
     """CSV cells as the text the file holds: pandas would read "02134" as 2134, "3.10" as 3.1, a column with an
     empty cell as floats ("4" -> "4.0"), and "NA", "null", "None" or "N/A" as missing."""
@@ -273,6 +281,9 @@ def _csv_as_written(spec: DatasetSpec) -> dict[str, Any]:
 
     columns = first_row_columns(spec) or []
     kwargs: dict[str, Any] = {"keep_default_na": False, "na_filter": False}
+    files = local_files(spec)[1]
+    if files and csv_separator(files[0]) != ",":
+        kwargs["sep"] = csv_separator(files[0])
     if columns and len(set(columns)) == len(columns):  # duplicate names: pandas renames them, leave it to the loader
         kwargs["features"] = datasets.Features({c: datasets.Value("string") for c in columns})
     return kwargs

@@ -69,7 +69,9 @@ class DatasetSpec(StrictModel):
 
 
 # how a file's suffix names its datasets builder (`-d data.jsonl` and `--data_files x.csv` both work)
-_SUFFIX_BUILDER = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
+_SUFFIX_BUILDER = {
+    ".json": "json", ".jsonl": "json", ".csv": "csv", ".tsv": "csv", ".tab": "csv", ".parquet": "parquet"
+}  # fmt: skip
 
 
 def _unescape(template: str) -> str:
