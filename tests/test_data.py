@@ -576,3 +576,23 @@ def test_prompts_are_encoded_alike_for_training_and_scoring_when_the_tokenizer_a
     assert trained[0] == ids[bos] and ids[eos] not in trained[-1:]
     assert encode_prompt(tok, prompt) == trained
     assert encode_prompt(tok, bos + prompt) == trained  # a prompt already holding its BOS gets no second one
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_rows_under_a_key_of_one_json_document_get_a_hint(tmp_path: Path, indent: int | None) -> None:
+    """{"version": 1, "data": [...]} read as one row with columns version, data: the error listed those two and
+    said only that a template's names must match the data's columns."""
+    from olive_ext.data.formats import check_named_columns, require_answers
+
+    data = tmp_path / "rows.json"
+    rows = [{"prompt": "hi", "answer": "there"}, {"prompt": "yo", "answer": "man"}]
+    data.write_text(json.dumps({"version": 1, "data": rows}, indent=indent))
+    spec = DatasetSpec(name="json", data_files=str(data), text_template="{prompt} {answer}")
+    checks = [lambda: require_answers(spec, "exact_match"), lambda: load_examples(spec)]
+    if indent is None:  # a document over several lines has no first-row columns to check cheaply before work
+        checks.append(lambda: check_named_columns(spec))
+    for check in checks:
+        with pytest.raises(UserInputError) as e:
+            check()
+        assert "which the data lacks" in e.value.message
+        assert "the list under 'data' (2 rows, with columns 'prompt', 'answer')" in (e.value.hint or ""), e.value

@@ -11,9 +11,10 @@ reads them). A multi-turn row trains on every assistant turn; its last turn is t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,6 +155,38 @@ def columns_of(rows: Any) -> list[str]:
 
 def to_examples(rows: Any, spec: DatasetSpec, tokenizer: Any = None) -> list[Example]:
     """Examples for every row (``rows`` is a datasets.Dataset or a list of dicts)."""
+    with _nested_rows_said(rows):
+        return _examples(rows, spec, tokenizer)
+
+
+@contextlib.contextmanager
+def _nested_rows_said(rows: Any) -> Iterator[None]:
+    """A UserInputError about ``rows`` gets :func:`_nested_rows`'s hint where that finds rows under a key."""
+    try:
+        yield
+    except UserInputError as e:
+        nested = _nested_rows(rows)
+        if nested is None:
+            raise
+        raise UserInputError(e.message, hint=nested) from None
+
+
+def _nested_rows(rows: Any) -> str | None:
+    """A hint for one JSON document holding its rows as a list under a key ({"version": 1, "data": [...]}): read
+    as one row whose columns are the document's keys, it lacked every column the user named."""
+    if len(rows) != 1:
+        return None
+    row = rows[0]
+    lists = [k for k, v in row.items() if isinstance(v, list) and v and all(isinstance(x, Mapping) for x in v)]
+    if len(lists) != 1:
+        return None
+    key, count = lists[0], len(row[lists[0]])
+    rows_said = f"{count} row{'s' if count != 1 else ''}, with columns {', '.join(map(repr, row[key][0]))}"
+    return (f"the file is one JSON object whose rows are the list under {key!r} ({rows_said}): write that list as "
+            "JSON lines, one object per line, and pass that file")  # fmt: skip
+
+
+def _examples(rows: Any, spec: DatasetSpec, tokenizer: Any) -> list[Example]:
     columns = columns_of(rows)
     fmt = detect_format(spec, columns)
     if fmt == "template":
@@ -269,7 +302,11 @@ def check_named_columns(spec: DatasetSpec) -> None:
         elif spec.format in ("auto", "text") and spec.text_field:
             _require_column(spec.text_field, columns, "--text_field")
     except UserInputError as e:  # the same words, with the file they were read from
-        raise UserInputError(f"data file {local_files(spec)[1][0]}: {e.message}", e.hint) from None
+        hint = e.hint
+        if local_files(spec)[0] == "json":
+            with contextlib.suppress(Exception):  # only a hint: the error stands without it
+                hint = _nested_rows(rows_for_reading(spec.model_copy(update={"split": "train"}))) or hint
+        raise UserInputError(f"data file {local_files(spec)[1][0]}: {e.message}", hint) from None
 
 
 def _from_template(rows: Any, spec: DatasetSpec, columns: list[str]) -> list[Example]:
@@ -522,6 +559,11 @@ def answer_problem(rows: Any, spec: DatasetSpec) -> str | None:
     Reads the rows' structure only (no tokenizer): exact match, accuracy and perplexity of an
     LLM need a prompt to generate from and an answer to compare with.
     """
+    with _nested_rows_said(rows):
+        return _answer_problem(rows, spec)
+
+
+def _answer_problem(rows: Any, spec: DatasetSpec) -> str | None:
     columns = columns_of(rows)
     fmt = detect_format(spec, columns)
     if fmt == "text" and spec.response_field:
