@@ -9,6 +9,10 @@ Processes sharing a cache take a per-key lock (``flock`` on ``<cache_dir>/locks/
 around a build, so the second one waits and reuses the first one's entry instead of building it
 again; an entry is renamed into place only if none is there yet, so without the lock (a file
 system without ``flock``) the first whole entry still wins and the others are dropped.
+
+Each process that opens a cache holds a lock on ``<cache_dir>/runs/<pid>.<random>.lock`` for as long as it
+runs (the file says when it started): `cache prune` keeps every entry used since the oldest running process
+started, so a prune beside a running auto-opt never removes the entries that run goes on to read.
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ class Cache:
             raise unwritable_cache(self.root, f"{e.strerror or e}: {e.filename or self.root}") from e
         self.memo = FingerprintMemo(self.root / "fingerprints.json")
         self._sweep()
+        _register_run(self.root)
 
     # ----------------------------------------------------------------- artifacts
 
@@ -176,6 +181,65 @@ class Cache:
                 shutil.rmtree(work, ignore_errors=True)
 
 
+RUNS = "runs"  # <cache_dir>/runs/<pid>.<random>.lock: held by each process using the cache
+_registered: dict[Path, Any] = {}  # cache root -> this process's open, locked run file (closed at exit)
+
+
+def _register_run(root: Path) -> None:
+    """Hold a lock on a run file of this process in ``root``/runs for the process's life (once per root).
+
+    The file is written and locked under a temporary name, then renamed to ``*.lock``: a prune sees only files
+    already locked, so it cannot mistake a starting process for a dead one. Without ``flock`` nothing is held."""
+    root = root.resolve()
+    if fcntl is None or root in _registered:
+        return
+    runs = root / RUNS
+    name = f"{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    try:
+        runs.mkdir(exist_ok=True)
+        f = open(runs / f"{name}.new", "w")  # noqa: SIM115 - held open (and locked) until the process ends
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            f.write(json.dumps({"pid": os.getpid(), "started": time.time()}))
+            f.flush()
+            os.rename(runs / f"{name}.new", runs / f"{name}.lock")
+        except OSError:
+            f.close()
+            with contextlib.suppress(OSError):
+                (runs / f"{name}.new").unlink()
+            return
+    except OSError:  # a read-only cache, a file system without locks: nothing to protect against
+        return
+    _registered[root] = f
+
+
+def running_since(root: Path) -> tuple[float | None, int]:
+    """(when the oldest other process using the cache at ``root`` started, how many use it); (None, 0) if none.
+
+    Run files no process holds any more (their process ended) are removed. This process's own runs do not
+    count: a prune it makes comes between its runs."""
+    runs = root / RUNS
+    oldest, count = None, 0
+    if fcntl is None or not runs.is_dir():
+        return None, 0
+    for path in runs.glob("*.lock"):
+        if path.name.split(".")[0] == str(os.getpid()):
+            continue
+        try:
+            with open(path) as f:
+                try:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:  # held: that process runs
+                    started = float(json.loads(path.read_text() or "{}").get("started", 0.0))
+                    oldest = started if oldest is None else min(oldest, started)
+                    count += 1
+                    continue
+                path.unlink()  # nobody holds it: its process ended
+        except (OSError, ValueError):
+            continue
+    return oldest, count
+
+
 def writable_problem(path: Path) -> str | None:
     """Why ``path`` (a folder, existing or to be created) cannot be written, or None; leaves nothing behind.
 
@@ -266,6 +330,7 @@ class CacheEntry:
     created: float  # epoch seconds: entry.json written
     last_used: float  # epoch seconds: last cache hit (or creation)
     refers_to: frozenset[str]  # keys of other entries whose files this entry's artifact points into
+    damaged: bool = False  # entry.json missing or unreadable: never used by a run, removed by any prune
 
 
 def list_entries(root: str | Path | None = None) -> list[CacheEntry]:
@@ -277,8 +342,15 @@ def list_entries(root: str | Path | None = None) -> list[CacheEntry]:
         try:
             meta = json.loads(info.read_text())
             st = info.stat()
-        except (OSError, json.JSONDecodeError):
-            continue  # not whole (or not ours): never listed, never pruned
+            if not isinstance(meta, dict):
+                raise ValueError("not an object")
+        except (OSError, ValueError):
+            # entries are renamed into entries/ whole, so this one was damaged after (or written by an older,
+            # non-atomic writer): no run reads it (a build replaces it), and prune removes it
+            if path.is_dir() and not path.is_symlink():
+                when = path.stat().st_mtime
+                found.append(CacheEntry(path.name, path, "damaged", tree_size(path), when, when, frozenset(), True))
+            continue
         found.append(
             CacheEntry(
                 key=path.name,
@@ -294,26 +366,46 @@ def list_entries(root: str | Path | None = None) -> list[CacheEntry]:
 
 
 def select_for_pruning(
-    entries: list[CacheEntry], older_than_s: float | None, max_size_bytes: int | None, now: float | None = None
-) -> list[CacheEntry]:
-    """Entries to delete, least recently used first: those unused for ``older_than_s``, then more until the
-    rest fits in ``max_size_bytes``. An entry goes with every entry whose artifact points into it."""
+    entries: list[CacheEntry],
+    older_than_s: float | None,
+    max_size_bytes: int | None,
+    now: float | None = None,
+    in_use_since: float | None = None,
+) -> tuple[list[CacheEntry], list[CacheEntry]]:
+    """(entries to delete, least recently used first; entries kept because a running process uses them).
+
+    Those unused for ``older_than_s``, then more until the rest fits in ``max_size_bytes``. An entry goes with
+    every entry whose artifact points into it. Damaged entries (no readable entry.json) always go: no run can
+    use them. ``in_use_since``: when the oldest running process using the cache started; entries used since
+    then, and the entries their artifacts point into, stay."""
     now = time.time() if now is None else now
+    by_key = {e.key: e for e in entries}
     dependents: dict[str, list[CacheEntry]] = {}
     for e in entries:
         for ref in e.refers_to:
             dependents.setdefault(ref, []).append(e)
+    # a folder's mtime has a resolution of a second or two on some file systems
+    in_use = {e.key for e in entries if in_use_since is not None and e.last_used >= in_use_since - 2}
+    stack = list(in_use)
+    while stack:  # what an entry in use points into is in use too
+        for ref in by_key[stack.pop()].refers_to:
+            if ref in by_key and ref not in in_use:
+                in_use.add(ref)
+                stack.append(ref)
     chosen: dict[str, CacheEntry] = {}
+    kept: dict[str, CacheEntry] = {}
 
     def take(e: CacheEntry) -> None:
-        if e.key not in chosen:
+        if e.key in in_use:  # (an entry in use never depends on one that is not: see above)
+            kept[e.key] = e
+        elif e.key not in chosen:
             chosen[e.key] = e
             for d in dependents.get(e.key, []):
                 take(d)
 
     oldest_first = sorted(entries, key=lambda e: e.last_used)
     for e in oldest_first:
-        if older_than_s is not None and now - e.last_used > older_than_s:
+        if e.damaged or (older_than_s is not None and now - e.last_used > older_than_s):
             take(e)
     if max_size_bytes is not None:
         total = sum(e.size_bytes for e in entries if e.key not in chosen)
@@ -323,7 +415,7 @@ def select_for_pruning(
             before = set(chosen)
             take(e)
             total -= sum(chosen[k].size_bytes for k in set(chosen) - before)
-    return sorted(chosen.values(), key=lambda e: e.last_used)
+    return sorted(chosen.values(), key=lambda e: e.last_used), sorted(kept.values(), key=lambda e: e.last_used)
 
 
 def delete_entries(root: str | Path | None, doomed: list[CacheEntry]) -> list[CacheEntry]:

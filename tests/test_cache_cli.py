@@ -170,3 +170,56 @@ def test_hub_input_is_keyed_by_the_commit_the_local_cache_resolves(
     tagged = fingerprint_input(Artifact("hf", "owner/model", meta={"revision": "v1"})).fingerprint
     assert tagged == fingerprint_input(Artifact("hf", "owner/model", meta={"revision": old})).fingerprint
     assert tagged != fingerprint_input(Artifact("hf", "owner/model")).fingerprint
+
+
+def test_prune_keeps_what_a_running_process_uses_and_removes_it_after(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`cache prune --max-size 0` beside a running auto-opt removed the entry its parity step was about to read:
+    the run failed with "Error opening .../genai_config.json"."""
+    import subprocess
+    import sys
+
+    cache = Cache(tmp_path / "c")
+    base = _entry(cache, "merged", 1000, 30)
+    built = _entry(cache, "build", 1000, 30, base=base / "model")  # points into base, as a build on a merge does
+    unused = _entry(cache, "unused", 1000, 30)
+    # another process opens the cache and reads the build (a cache hit), then keeps running
+    code = ("import sys; from olive_ext.cache import Cache; c = Cache(sys.argv[1]); "
+            "assert c.get_artifact(sys.argv[2]) is not None; print('using', flush=True); sys.stdin.read()")
+    user = subprocess.Popen([sys.executable, "-c", code, str(cache.root), built.name], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert user.stdout is not None and user.stdout.readline().strip() == "using"
+        assert main(["cache", "prune", "--max-size", "0", "--cache_dir", str(cache.root)]) == 0
+        out = capsys.readouterr().out
+    finally:
+        user.communicate("")
+    assert built.exists() and base.exists() and not unused.exists(), out
+    assert "2 in use" in out and "1 olive-ext process use" in out, out
+    # the process has ended: its run file is removed and nothing is held back any more
+    assert main(["cache", "prune", "--max-size", "0", "--cache_dir", str(cache.root)]) == 0
+    assert not built.exists() and not base.exists()
+    assert [p.name.split(".")[0] for p in (cache.root / "runs").glob("*.lock")] == [str(os.getpid())]
+
+
+def test_prune_removes_damaged_entries_and_refuses_empty_limits_and_a_missing_cache(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = Cache(tmp_path / "c")
+    damaged = _entry(cache, "damaged", 5000, 0)
+    (damaged / "entry.json").write_text("{not json")  # listed nowhere and never pruned before
+    kept = _entry(cache, "fine", 1000, 0)
+    assert "damaged" in _ls(cache.root, capsys)
+    assert main(["cache", "prune", "--older-than", "7d", "--cache_dir", str(cache.root)]) == 0
+    assert not damaged.exists() and kept.exists()
+    for flag, message in (("--older-than", "not a duration"), ("--max-size", "not a size")):
+        assert main(["cache", "prune", flag, "", "--cache_dir", str(cache.root)]) == 2  # "$AGE" left unset
+        assert message in capsys.readouterr().err
+    typo = tmp_path / "chace"
+    a_file = tmp_path / "f"
+    a_file.write_text("x")
+    for missing in (typo, a_file / "sub"):  # created empty / NotADirectoryError traceback
+        assert main(["cache", "prune", "--older-than", "7d", "--cache_dir", str(missing)]) == 2
+        assert "nothing to prune" in capsys.readouterr().err
+    assert not typo.exists()

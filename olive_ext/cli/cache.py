@@ -85,7 +85,11 @@ def _prune(opts: PruneOptions) -> int:
         total = len(result.removed) + len(result.remaining)
         console.print(f"{len(result.removed)} of {total} entries, {freed}", highlight=False)
         return 0
-    kept = f"; {len(result.in_use)} in use (being written or locked) were kept" if result.in_use else ""
+    kept = ""
+    if result.in_use:
+        kept = f"; {len(result.in_use)} in use (being written, locked or used by a running run) were kept"
+        if result.running:
+            kept += f"; {result.running} olive-ext process{'es' if result.running != 1 else ''} use the cache now"
     console.print(f"removed {len(result.removed)} entries ({freed}); {left}{kept}", highlight=False)
     return 0
 
@@ -99,7 +103,7 @@ def _summary(root: Path, total: int, count: int) -> str:
     if building:
         text += f"; {len(building)} being written in tmp/"
     folders = sorted(root.iterdir()) if root.is_dir() else []
-    others = [p for p in folders if p.is_dir() and p.name not in ("entries", "tmp", "locks")]
+    others = [p for p in folders if p.is_dir() and p.name not in ("entries", "tmp", "locks", "runs")]
     if others:
         text += "\nnot managed by prune: " + ", ".join(f"{p.name}/ {_size(tree_size(p))}" for p in others)
     return text

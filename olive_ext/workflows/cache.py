@@ -18,6 +18,7 @@ from olive_ext.cache import (
     list_entries,
     parse_duration,
     parse_size,
+    running_since,
     select_for_pruning,
 )
 from olive_ext.errors import UserInputError
@@ -57,8 +58,9 @@ class PruneResult:
     """What a prune removed (or would remove, in a dry run), what it kept because it was in use, what remains."""
 
     removed: list[CacheEntry]
-    in_use: list[CacheEntry]
+    in_use: list[CacheEntry]  # being written, locked, or used by a process still running
     remaining: list[CacheEntry]
+    running: int = 0  # other processes using the cache while it was pruned
 
 
 def cache_entries(opts: CacheOptions) -> list[CacheEntry]:
@@ -70,11 +72,16 @@ def prune_cache(opts: PruneOptions) -> PruneResult:
     """Remove entries unused for ``older_than``, then the least recently used until ``max_size`` remains."""
     if opts.older_than is None and opts.max_size is None:
         raise UserInputError("cache prune: say what to remove", hint="add --older-than 7d and/or --max-size 2GB")
-    older = parse_duration(opts.older_than) if opts.older_than else None
-    max_size = parse_size(opts.max_size) if opts.max_size else None
+    # "" is not a limit: `--older-than "$AGE"` with AGE unset pruned nothing and said nothing
+    older = parse_duration(opts.older_than) if opts.older_than is not None else None
+    max_size = parse_size(opts.max_size) if opts.max_size is not None else None
+    if not opts.root().is_dir():  # a mistyped --cache_dir was created (and a path through a file failed)
+        raise UserInputError(f"no cache at {opts.root()}: nothing to prune",
+                             hint="pass the cache folder with --cache_dir (default: ~/.cache/olive-ext)")  # fmt: skip
     entries = list_entries(opts.root())
-    doomed = select_for_pruning(entries, older, max_size)
+    since, running = running_since(opts.root())
+    doomed, used = select_for_pruning(entries, older, max_size, in_use_since=since)
     removed = doomed if opts.dry_run else delete_entries(opts.root(), doomed)
     gone = {e.key for e in removed}
-    in_use = [e for e in doomed if e.key not in gone]
-    return PruneResult(removed, in_use, [e for e in entries if e.key not in gone])
+    in_use = [e for e in doomed if e.key not in gone] + used
+    return PruneResult(removed, in_use, [e for e in entries if e.key not in gone], running)
