@@ -104,6 +104,22 @@ def test_qdq_static_calibrates_on_recipe_data(tiny_bert: Path, tmp_path: Path, p
     assert "top1_agreement" in art.meta["parity"]
 
 
+def test_qdq_static_calibrated_on_other_rows_is_another_model(tiny_bert: Path, tmp_path: Path) -> None:
+    """The step's cache key held the dataset's name only: calibrating on another file (or split) reused the first
+    file's model, and the user got a model calibrated on data they did not give."""
+    import json
+
+    passes = {"export": {"type": "onnx_export"}, "quantize": {"type": "qdq_static", "samples": 8}}
+    first = build(tiny_bert, passes, data={"cal": text_data(tmp_path / "cal.jsonl")})
+    other = tmp_path / "other.jsonl"
+    other.write_text("".join(json.dumps({"text": f"{i} " * (3 + 5 * i), "label": 0}) + "\n" for i in range(8)))
+    second = build(tiny_bert, passes, data={"cal": {**text_data(tmp_path / "cal2.jsonl"), "data_files": str(other)}})
+    assert first.path != second.path
+    assert (Path(first.path) / "model.onnx").read_bytes() != (Path(second.path) / "model.onnx").read_bytes()
+    again = build(tiny_bert, passes, data={"cal": text_data(tmp_path / "cal.jsonl")})
+    assert again.path == first.path  # the same rows: a cache hit
+
+
 def test_qdq_static_without_data_says_what_to_add(tiny_bert: Path) -> None:
     with pytest.raises(UserInputError, match="needs a dataset"):
         build(tiny_bert, {"export": {"type": "onnx_export"}, "quantize": {"type": "qdq_static"}})

@@ -8,6 +8,7 @@ in through the ``olive_ext.passes`` entry-point group.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import re
 from collections.abc import Callable
@@ -17,7 +18,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from pydantic import ValidationError
 
 from olive_ext.artifacts import ARTIFACT_KINDS, Artifact, ArtifactKind
-from olive_ext.errors import Problem
+from olive_ext.data.load import spec_identity
+from olive_ext.errors import Problem, UserInputError
 from olive_ext.options import Options, dataset_ref, problems_from_validation, searchable
 from olive_ext.targets.base import DEVICES, Target
 from olive_ext.version import installed_version
@@ -81,9 +83,19 @@ class Pass(Generic[C]):
     def cache_extra(self, ctx: RunContext) -> Any:
         """What the output depends on besides config and input (e.g. dataset contents), for the cache key.
 
-        None (the default) leaves the key as config + input + library versions.
+        The default: the contents of the datasets the config's dataset fields name (a field left unset names the
+        only dataset defined, if any), as the config holds only their names (a static quantization calibrated on
+        another file reused the first file's model). None when the pass reads no dataset: config + input +
+        library versions make the key.
         """
-        return None
+        extra = {}
+        for field in self.config.dataset_fields():
+            name = getattr(self.config, field)
+            if name is None and len(ctx.datasets) != 1:
+                continue  # no dataset read (parity_check's built-in prompts), or a run-time error to come
+            with contextlib.suppress(UserInputError):  # an unknown name fails the step itself, with its message
+                extra[field] = spec_identity(ctx.dataset(name, f"pass '{self.name}'"), ctx.cache.memo)
+        return extra or None
 
     @classmethod
     def target_defaults(cls, target: Target) -> dict[str, Any]:
