@@ -61,6 +61,7 @@ class GgufExport(Pass[GgufExportConfig]):
     produces = "gguf"
     devices = frozenset({"cpu"})
     libraries = ("gguf", "llama-cpp-python", "transformers", "peft", "torch")
+    version = 2  # 2: a LoRA on a tied lm_head/embed_tokens is merged untied (entries of 1 changed both layers)
 
     @classmethod
     def check_input(cls, artifact: Artifact) -> str | None:
