@@ -52,6 +52,24 @@ def test_gguf_from_hf_matches_the_model_through_transformers_reader(tiny_llama: 
     assert AutoTokenizer.from_pretrained(tmp_path, gguf_file="tiny.gguf")(text)["input_ids"] == hf_ids
 
 
+def test_a_bfloat16_checkpoint_exports_as_its_float32_values(tiny_llama: Path, tmp_path: Path) -> None:
+    """Most hub checkpoints and Unsloth's merged 16-bit saves are bfloat16: export died with "TypeError: data type
+    'bfloat16' not understood" (numpy reads no bfloat16)."""
+    import shutil
+
+    import torch
+    from gguf import GGUFReader
+    from transformers import AutoModelForCausalLM
+
+    bf16 = tmp_path / "bf16"
+    shutil.copytree(tiny_llama, bf16, ignore=shutil.ignore_patterns("*.safetensors"))
+    AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.bfloat16).save_pretrained(bf16)
+    hf_to_gguf(bf16, tmp_path / "tiny.gguf")
+    want = AutoModelForCausalLM.from_pretrained(bf16, dtype=torch.float32).model.embed_tokens.weight.detach().numpy()
+    got = next(t for t in GGUFReader(tmp_path / "tiny.gguf").tensors if t.name == "token_embd.weight")
+    assert (got.data.reshape(want.shape) == want).all()
+
+
 def test_gguf_header_walk_agrees_with_gguf_reader(tiny_llama: Path, tmp_path: Path) -> None:
     """models/gguf_header.check_complete (the preflight of GGUF inputs) accepts a whole file and refuses it cut
     anywhere, as gguf's GGUFReader does; a damaged length is refused without reading past the file's end."""

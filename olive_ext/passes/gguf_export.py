@@ -213,14 +213,20 @@ def _config(folder: Path) -> dict[str, Any]:
 
 
 def _weights(folder: Path) -> dict[str, Any]:
-    from safetensors.numpy import load_file
+    """Every tensor of the folder's safetensors files as numpy; bfloat16 ones (most hub checkpoints, Unsloth's
+    merged 16-bit saves) as float32, which numpy can hold ("data type 'bfloat16' not understood" before)."""
+    import torch
+    from safetensors import safe_open
 
     files = sorted(folder.glob("*.safetensors"))
     if not files:
         raise UserInputError(f"GGUF export: {folder} has no .safetensors weights")
     out: dict[str, Any] = {}
     for f in files:
-        out.update(load_file(f))
+        with safe_open(f, framework="pt") as tensors:
+            for name in tensors.keys():  # noqa: SIM118 - safe_open is not a mapping
+                t = tensors.get_tensor(name)
+                out[name] = (t.float() if t.dtype == torch.bfloat16 else t).numpy()
     return out
 
 
