@@ -281,6 +281,21 @@ def test_a_gguf_of_another_quant_type_exports_at_the_asked_one(tiny_llama: Path,
     assert tokens[0] == tokens[1] and len(tokens[0]) > 1
 
 
+def test_an_exported_gguf_keeps_its_chat_template_when_exported_again(tiny_llama: Path, tmp_path: Path) -> None:
+    """transformers read a Llama GGUF whose folder holds a tokenizer_config.json (every export output) with no chat
+    template, BOS or EOS: re-exporting or quantizing it gave a model `chat` refused and `verify` failed."""
+    from transformers import AutoTokenizer
+
+    first = tmp_path / "f32"
+    assert main(["export", "-m", str(tiny_llama), "--quant", "F32", "-o", str(first), "--log_level", "3"]) == 0
+    again = tmp_path / "q8"
+    source = first / "model" / "model-F32.gguf"
+    assert main(["export", "-m", str(source), "--quant", "Q8_0", "-o", str(again), "--log_level", "3"]) == 0
+    want, got = AutoTokenizer.from_pretrained(tiny_llama), AutoTokenizer.from_pretrained(again / "model")
+    assert got.chat_template == want.chat_template and want.chat_template
+    assert (got.bos_token, got.eos_token) == (want.bos_token, want.eos_token)
+
+
 def test_export_refuses_what_it_cannot_write(tiny_llama: Path, tmp_path: Path) -> None:
     from olive_ext.workflows.export import export
 

@@ -32,6 +32,7 @@ class GgufToHf(Pass[GgufToHfConfig]):
     accepts = frozenset({"gguf"})
     produces = "hf"
     libraries = ("transformers", "gguf", "torch")
+    version = 2  # 2: the chat template and special tokens come from the GGUF's metadata where transformers drops them
 
     @classmethod
     def check_input(cls, artifact: Artifact) -> str | None:
@@ -67,6 +68,7 @@ def convert_gguf(folder: Path, gguf_file: str, out: Path, dtype: str = "float32"
                 "convert this model to a Hugging Face folder first",
             ) from e
         raise
+    _fill_from_metadata(tokenizer, folder / gguf_file)
     # transformers refuses to save GGUF-loaded models ("quantized with gguf and is not
     # serializable"); the weights are already dequantized, so drop the quantizer and save.
     model.hf_quantizer = None  # type: ignore[assignment]
@@ -74,3 +76,26 @@ def convert_gguf(folder: Path, gguf_file: str, out: Path, dtype: str = "float32"
         del model.config.quantization_config
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+
+
+def _fill_from_metadata(tokenizer: Any, path: Path) -> None:
+    """The chat template and BOS/EOS/PAD tokens from the GGUF's metadata, where transformers' reader left them out.
+
+    transformers 5 returns a bare tokenizer for Llama-architecture GGUFs whose folder holds a tokenizer_config.json
+    (every GGUF olive-ext exports, and Unsloth's folders): no chat template, no BOS or EOS, so the model converted
+    from it could not be chatted with, packaged or verified."""
+    from gguf import GGUFReader
+
+    fields = GGUFReader(path).fields
+
+    def value(key: str) -> Any:
+        field = fields.get(key)
+        return None if field is None else field.contents()
+
+    if not getattr(tokenizer, "chat_template", None) and isinstance(value("tokenizer.chat_template"), str):
+        tokenizer.chat_template = value("tokenizer.chat_template")
+    tokens = value("tokenizer.ggml.tokens") or []
+    for role in ("bos", "eos", "pad"):
+        index = value(f"tokenizer.ggml.{role}_token_id")
+        if getattr(tokenizer, f"{role}_token", None) is None and isinstance(index, int) and 0 <= index < len(tokens):
+            setattr(tokenizer, f"{role}_token", tokens[index])
