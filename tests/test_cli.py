@@ -318,3 +318,35 @@ def test_auto_opt_task_must_be_the_models(tmp_path: Path, capsys: pytest.Capture
     assert main(["auto-opt", "-m", str(model), "-o", str(tmp_path / "o"), "--task", "text-generation"]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "--task text-generation: olive-ext infers the task from the model" in err and "text-classification" in err
+
+
+def test_sigterm_ends_a_command_as_ctrl_c_does(tmp_path: Path) -> None:
+    """SIGTERM (`kill PID`, a scheduler's preemption) killed the process where it was: no message, and temporary
+    folders (the parity check's logit dumps, the evaluator's requests) were never removed."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    marker = tmp_path / "tmp-folder"
+    code = (
+        "import sys, tempfile, time, types, shutil\n"
+        "from olive_ext.cli.common import run_command\n"
+        "def main(args):\n"
+        "    with tempfile.TemporaryDirectory(dir=sys.argv[1]) as d:\n"
+        "        print(d, flush=True)\n"
+        "        time.sleep(60)\n"
+        "mod = types.SimpleNamespace(main=main, READS_HUB=False)\n"
+        "sys.exit(run_command(mod, types.SimpleNamespace(log_level='1')))\n"
+    )
+    marker.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", code, str(marker)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    assert proc.stdout is not None
+    folder = Path(proc.stdout.readline().strip())
+    assert folder.is_dir()
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143 and "terminated" in err and "Traceback" not in err, err
+    assert not folder.exists()  # cleaned up on the way out

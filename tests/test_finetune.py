@@ -219,8 +219,9 @@ def test_an_adapter_trains_on_from_where_it_stopped(tiny_llama: Path, tone_file:
     assert json.loads((second / "adapter" / "adapter_config.json").read_text())["r"] == 8
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])  # SIGTERM (`kill`, preemption): no checkpoint before
 def test_ctrl_c_writes_a_checkpoint_and_resume_finishes_the_run(
-    tiny_llama: Path, tone_file: Path, tmp_path: Path
+    tiny_llama: Path, tone_file: Path, tmp_path: Path, sig: signal.Signals
 ) -> None:
     from transformers import TrainerCallback
 
@@ -230,11 +231,12 @@ def test_ctrl_c_writes_a_checkpoint_and_resume_finishes_the_run(
     class CtrlCAtStep3(TrainerCallback):  # type: ignore[misc]
         def on_step_end(self, args, state, control, **kw):  # type: ignore[no-untyped-def]
             if state.global_step == 3:
-                os.kill(os.getpid(), signal.SIGINT)  # what a terminal sends on Ctrl-C
+                os.kill(os.getpid(), sig)  # what a terminal sends on Ctrl-C
 
     opts = FinetuneOptions(max_steps=8, learning_rate=3e-3)
     spec = _spec(tone_file, "train[:80]")
     handler_before = signal.getsignal(signal.SIGINT)
+    term_before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(TrainingInterrupted) as info:
         finetune(str(tiny_llama), spec, None, opts, tmp_path / "a", checkpoint_dir=tmp_path / "ck",
                  callbacks=[CtrlCAtStep3()])  # fmt: skip
@@ -244,11 +246,47 @@ def test_ctrl_c_writes_a_checkpoint_and_resume_finishes_the_run(
     assert "--resume_from_checkpoint" in str(info.value)
     assert not (tmp_path / "a" / "adapter").exists()
     assert signal.getsignal(signal.SIGINT) is handler_before  # our handler is gone
+    assert signal.getsignal(signal.SIGTERM) is term_before
 
     resumed = finetune(str(tiny_llama), spec, None, opts.model_copy(update={"resume_from_checkpoint": "true"}),
                        tmp_path / "b", checkpoint_dir=tmp_path / "ck")  # fmt: skip
     assert resumed.metrics["resumed_from"] == str(checkpoint)
     assert resumed.metrics["steps"] == 8 and resumed.metrics["steps_this_run"] == 4
+
+
+def test_an_interrupt_after_the_last_step_keeps_the_training(
+    tiny_llama: Path, tone_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while the trained model was evaluated (or saved) lost every step: the message said a rerun resumes,
+    and the rerun trained from step 0."""
+    import olive_ext.train.run as train_run
+    from olive_ext.train.options import FinetuneOptions
+    from olive_ext.train.run import TrainingInterrupted, finetune
+
+    evaluate = train_run.evaluate_phase
+
+    def interrupted_on_the_trained_model(model, data, loss_fn, opts, phase, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if phase == "finetuned":
+            raise KeyboardInterrupt  # where a Ctrl-C lands: the evaluation takes longest after training
+        return evaluate(model, data, loss_fn, opts, phase, *args, **kwargs)
+
+    monkeypatch.setattr(train_run, "evaluate_phase", interrupted_on_the_trained_model)
+    opts = FinetuneOptions(max_steps=6, learning_rate=3e-3)
+    spec, eval_spec = _spec(tone_file, "train[:80]"), _spec(tone_file, "train[80:96]")
+    with pytest.raises(TrainingInterrupted) as info:
+        finetune(str(tiny_llama), spec, eval_spec, opts, tmp_path / "a", checkpoint_dir=tmp_path / "ck")
+    checkpoint = tmp_path / "ck" / "checkpoint-6"
+    assert checkpoint.is_dir() and str(checkpoint) in str(info.value) and "after training finished" in str(info.value)
+    from safetensors.torch import load_file
+
+    trained = load_file(checkpoint / "adapter_model.safetensors")  # read before the run removes its checkpoints
+    monkeypatch.setattr(train_run, "evaluate_phase", evaluate)
+    resumed = finetune(str(tiny_llama), spec, eval_spec, opts.model_copy(update={"resume_from_checkpoint": "true"}),
+                       tmp_path / "b", checkpoint_dir=tmp_path / "ck")  # fmt: skip
+    assert resumed.metrics["steps"] == 6 and resumed.metrics["steps_this_run"] == 0
+    written = load_file(tmp_path / "b" / "adapter" / "adapter_model.safetensors")
+    assert trained.keys() == written.keys() and all((trained[k] == written[k]).all() for k in trained)
+    assert not (tmp_path / "ck").exists()  # the run is done with its checkpoints once the adapter is written
 
 
 def _err(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str]:

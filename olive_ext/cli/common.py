@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import logging
+import signal
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -82,8 +83,28 @@ def _hub_values(args: argparse.Namespace) -> list[str]:
     return values
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's preemption, `docker stop`, `kill PID`), raised where the command is: it ends as after
+    Ctrl-C (temporary folders removed, a fine-tune's checkpoint written), not killed mid-write."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
 def run_command(mod: ModuleType, args: argparse.Namespace) -> int:
     """Run a command; a user's mistake prints a message (no traceback) and a non-zero code."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (a caller's): leave signals alone
+        return _run(mod, args)
+    try:
+        return _run(mod, args)
+    finally:  # main() called in a longer-lived process (tests, notebooks) gives its handler back
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _run(mod: ModuleType, args: argparse.Namespace) -> int:
     try:
         setup_logging(str(getattr(args, "log_level", "1")))
         if getattr(mod, "READS_HUB", True):  # commands on built models never read the hub: no probe, no warning
@@ -92,9 +113,10 @@ def run_command(mod: ModuleType, args: argparse.Namespace) -> int:
     except OliveExtError as e:
         print_error(str(e))
         return e.exit_code
-    except KeyboardInterrupt:
-        print_error("interrupted; finished steps are cached and a rerun resumes from them")
-        return 130
+    except KeyboardInterrupt as e:
+        what = "terminated" if isinstance(e, Terminated) else "interrupted"
+        print_error(f"{what}; finished steps are cached and a rerun resumes from them")
+        return 143 if isinstance(e, Terminated) else 130
     except OSError as e:  # a full disk while writing the output or the cache: said, not a traceback
         if not disk_full(e):
             raise

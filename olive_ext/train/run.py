@@ -132,12 +132,23 @@ def finetune(
     adapter_dir = out_dir / "adapter"
     if not main:  # only rank 0 evaluates and writes
         return FinetuneResult(adapter_dir, {"loss_curve": run.stats.loss_curve}, run.model if keep_model else None)
-    if data.eval_set is not None:
-        evals["finetuned"] = evaluate_phase(run.model, data, loss_fn, opts, "finetuned", progress)
-        phases["finetuned_eval"] = _phase_peak_rss_mb()
-    run.model.save_pretrained(adapter_dir)
-    data.tokenizer.save_pretrained(adapter_dir)  # with its chat template: what the adapter was trained with
+    try:
+        if data.eval_set is not None:
+            evals["finetuned"] = evaluate_phase(run.model, data, loss_fn, opts, "finetuned", progress)
+            phases["finetuned_eval"] = _phase_peak_rss_mb()
+        run.model.save_pretrained(adapter_dir)
+        data.tokenizer.save_pretrained(adapter_dir)  # with its chat template: what the adapter was trained with
+    except KeyboardInterrupt:  # (SIGTERM arrives as one too): the training is in its last checkpoint
+        last = _latest_checkpoint(checkpoint_dir)
+        if last is None:
+            raise
+        raise TrainingInterrupted(
+            f"interrupted after training finished (step {run.trainer.state.global_step}), before the adapter was "
+            f"written; the trained state is in {last}",
+            hint=f"continue with the same command plus --resume_from_checkpoint {last}: it trains no step again",
+        ) from None
     phases["save"] = _phase_peak_rss_mb()
+    _drop_checkpoints(opts, checkpoint_dir)
     metrics = run_metrics(opts, data, run, loss_fn, evals, device, threads, dtype, dtype_info, started)
     metrics["peak_rss_mb"] = max((v for v in phases.values() if v), default=None)
     metrics["peak_rss_mb_by_phase"] = phases
@@ -312,7 +323,11 @@ def train_phase(
             model, args, RowDataset(data.rows), eval_rows, collate, loss_fn, stats, [callback, *(callbacks or [])]
         )
         try:
-            trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+            if resume is not None and _finished(resume, total_steps, trainer):
+                # the Trainer would train one more step past max_steps; the checkpoint is the trained state
+                stats.start_step = trainer.state.global_step
+            else:
+                trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         finally:
             _finish_tracker_run(opts.report_to)
     # Mixed precision wraps the model's forward in autocast; drop it so that evaluation, merging and
@@ -326,11 +341,32 @@ def train_phase(
             f"(in a recipe: resume_from_checkpoint: {last} on the pass)",
         )
     train_peak = _phase_peak_rss_mb()
-    if opts.save_steps:
-        logger.info("checkpoints kept in %s", args.output_dir)
-    elif distributed.is_main():  # only interrupt checkpoints live here, and this run has finished with them
-        shutil.rmtree(args.output_dir, ignore_errors=True)
+    if not distributed.is_main():
+        _drop_checkpoints(opts, checkpoint_dir)  # rank 0 keeps them until its adapter is written
     return TrainingRun(model, trainer, stats, resume, train_peak)
+
+
+def _finished(checkpoint: Path, total_steps: int, trainer: Any) -> bool:
+    """Whether ``checkpoint`` holds a finished training (its last step's checkpoint, left by a run interrupted while
+    it evaluated or saved the trained model); if so, its adapter weights and trainer state are loaded instead."""
+    from peft import set_peft_model_state_dict
+    from peft.utils import load_peft_weights
+    from transformers import TrainerState
+
+    state = TrainerState.load_from_json(str(checkpoint / "trainer_state.json"))
+    if state.global_step < total_steps:
+        return False
+    set_peft_model_state_dict(trainer.model, load_peft_weights(str(checkpoint), device=str(trainer.args.device)))
+    trainer.state = state
+    return True
+
+
+def _drop_checkpoints(opts: FinetuneOptions, checkpoint_dir: Path) -> None:
+    """Remove the run's checkpoints once its adapter is written (kept when --save_steps asked for them)."""
+    if opts.save_steps:
+        logger.info("checkpoints kept in %s", checkpoint_dir)
+    elif distributed.is_main():  # only interrupt and last-step checkpoints live here: this run is done with them
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
 
 
 def run_metrics(

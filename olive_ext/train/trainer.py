@@ -140,6 +140,10 @@ def make_callback(stats: TrainStats, bar: Any, stop_flag: dict[str, bool]) -> An
                 stats.interrupted = True
                 control.should_save = True
                 control.should_training_stop = True
+            elif state.global_step >= state.max_steps:
+                # the last step leaves a checkpoint too: a Ctrl-C while the trained model is then evaluated or
+                # saved lost the whole training (removed once the adapter is written)
+                control.should_save = True
             return control
 
         def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
@@ -157,24 +161,34 @@ def make_callback(stats: TrainStats, bar: Any, stop_flag: dict[str, bool]) -> An
     return _Callback()
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C; a scheduler's preemption, `docker stop`, `kill PID`
+
+
 @contextlib.contextmanager
 def stop_on_interrupt(console: Any = None) -> Iterator[dict[str, bool]]:
-    """The first Ctrl-C asks training to stop after the current step (with a checkpoint); a second aborts."""
+    """The first Ctrl-C (or SIGTERM) asks training to stop after the current step (with a checkpoint); a second
+    aborts, as the handler that was there before would (SIGTERM ended the process with no checkpoint)."""
     flag = {"stop": False}
     try:
-        previous = signal.getsignal(signal.SIGINT)
+        previous = {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}
     except ValueError:  # not the main thread: leave signals alone
         yield flag
         return
-    if previous is None:  # installed outside Python: restore the default behaviour afterwards
-        previous = signal.default_int_handler
+    for sig, before in previous.items():
+        if before is None:  # installed outside Python: restore the default behaviour afterwards
+            previous[sig] = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
 
     def handler(signum: int, frame: Any) -> None:
         if flag["stop"]:
-            signal.signal(signal.SIGINT, previous)
+            for sig, before in previous.items():
+                signal.signal(sig, before)
+            before = previous.get(signal.Signals(signum))
+            if callable(before):
+                before(signum, frame)  # the command's own handler (SIGTERM: olive_ext.cli.common.Terminated)
             raise KeyboardInterrupt
         flag["stop"] = True
-        message = "interrupt: saving a checkpoint after this step (Ctrl-C again to abort without one)"
+        key = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+        message = f"{key}: saving a checkpoint after this step ({key} again to abort without one)"
         if console is not None:
             console.print(f"[yellow]{message}[/]")
         else:
@@ -183,11 +197,13 @@ def stop_on_interrupt(console: Any = None) -> Iterator[dict[str, bool]]:
             print(message, file=sys.stderr)
 
     try:
-        signal.signal(signal.SIGINT, handler)
+        for sig in _STOP_SIGNALS:
+            signal.signal(sig, handler)
     except ValueError:
         yield flag
         return
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, before in previous.items():
+            signal.signal(sig, before)
