@@ -338,3 +338,14 @@ def test_an_objective_or_limit_on_a_metric_not_measured_is_refused() -> None:
     assert "limits latency" in probs["evaluate.constraints.max_latency_ms"]
     fine = {"metrics": ["size", "latency"], "objective": "latency", "constraints": {"max_latency_ms": 5}}
     assert _problems(base(evaluate=fine)) == {}
+
+
+def test_the_written_recipe_leaves_out_the_checkpoint_a_run_resumed_from() -> None:
+    """A resumed fine-tune wrote `resume_from_checkpoint: .../checkpoint-106` into its recipe.yaml; the run removes
+    that checkpoint when it finishes, so the recipe did not rerun."""
+    from olive_ext.recipe.schema import resolved_recipe
+
+    raw = base(passes={"ft": {"type": "lora", "max_steps": 4, "resume_from_checkpoint": "/ck/checkpoint-3"}},
+               data={"d": {"name": "json", "data_files": "x.jsonl", "text_template": "{a} {b}"}})  # fmt: skip
+    written = resolved_recipe(parse_recipe(raw))["passes"]["ft"]
+    assert "resume_from_checkpoint" not in written and written["max_steps"] == 4

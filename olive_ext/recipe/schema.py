@@ -16,6 +16,7 @@ from olive_ext.evaluate.spec import Constraints, EvaluateSpec, Objective
 from olive_ext.models.spec import InputModel
 from olive_ext.options import StrictModel, check_path
 from olive_ext.targets.spec import TargetSpec
+from olive_ext.train.options import NOT_IN_CACHE_KEY
 
 __all__ = [
     "Constraints",
@@ -166,7 +167,10 @@ def resolved_recipe(recipe: Recipe) -> dict[str, Any]:
     data = recipe.model_dump(mode="json", exclude_none=True)
 
     def section(passes: dict[str, Any]) -> dict[str, Any]:
-        return {name: {"type": spec.type, **spec.params()} for name, spec in passes.items()}
+        # a checkpoint to resume from says how this run got its result, not what the result is: the run removes
+        # it once done, and a recipe naming it did not rerun ("... is not a checkpoint folder")
+        return {name: {"type": spec.type, **{k: v for k, v in spec.params().items() if k not in NOT_IN_CACHE_KEY}}
+                for name, spec in passes.items()}  # fmt: skip
 
     data["passes"] = section(recipe.passes)
     data["pipelines"] = [section(p) for p in recipe.pipelines]
