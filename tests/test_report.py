@@ -118,3 +118,13 @@ def test_short_names_leave_out_the_parity_checks_settings() -> None:
 
     results = [candidate("fp32"), candidate("int4")]
     assert list(short_names(results).values()) == ["fp32", "int4"]
+
+
+def test_a_constraint_badge_is_green_only_when_the_chosen_candidate_meets_it() -> None:
+    """With no candidate chosen, "met by 0 of 2 candidates" wore the green "met" badge."""
+    from olive_ext.report.html import _state_class
+
+    assert _state_class("met") == "met" and _state_class("broken") == "broken"
+    assert _state_class("met by 0 of 2 candidates") == "broken" and _state_class("met by 0 of 0 candidates") == "broken"
+    assert _state_class("met by 1 of 2 candidates") == "not"
+    assert _state_class("NOT checked: accuracy was not measured") == "not"

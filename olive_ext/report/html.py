@@ -314,7 +314,7 @@ def _choice(result: RunResult, recipe: Recipe, cols: list[str], numbers: dict[st
             objective = f"highest {metric_title(accuracy_name(result), False)}"
         items = (
             "".join(
-                f"<li><span class='state {state.split()[0].lower()}'>{_escape(state)}</span> {_escape(text)}</li>"
+                f"<li><span class='state {_state_class(state)}'>{_escape(state)}</span> {_escape(text)}</li>"
                 for _, text, state in constraint_texts(result, recipe)
             )
             or "<li>none set</li>"
@@ -378,3 +378,13 @@ Written by olive-ext {_escape(__version__)}.</footer>
 </body></html>
 """
     (folder / "report.html").write_text(page)
+
+
+def _state_class(state: str) -> str:
+    """The badge of a constraint's state: green "met" only when it holds for the chosen candidate ("met by 0 of 2
+    candidates", when none was chosen, was green too); red when no candidate meets it; amber otherwise."""
+    if state == "met":
+        return "met"
+    if state == "broken" or state.startswith("met by 0 "):
+        return "broken"
+    return "not"
