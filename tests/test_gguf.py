@@ -296,6 +296,26 @@ def test_an_exported_gguf_keeps_its_chat_template_when_exported_again(tiny_llama
     assert (got.bos_token, got.eos_token) == (want.bos_token, want.eos_token)
 
 
+def test_an_export_output_folder_exports_again_and_keeps_the_fine_tunes_prompt_form(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    """`export -m <an export output folder>` died with an OSError traceback ('does not appear to have a file named
+    .'); and an export of a fine-tune trained on a text template (not the chat template) did not record it, so
+    chat and serve said nothing when prompts were wrapped in the chat template instead."""
+    _llama_cpp()
+    data = tmp_path / "tone.jsonl"
+    data.write_text("".join(json.dumps({"phrase": f"phrase {i}", "tone": "calm"}) + "\n" for i in range(12)))
+    ft, exported, again = tmp_path / "ft", tmp_path / "gguf", tmp_path / "again"
+    assert main(["finetune", "-m", str(tiny_llama), "-d", "json", "--data_files", str(data), "--train_split",
+                 "train[:8]", "--eval_split", "train[8:]", "--text_template", "Phrase: {phrase}\nTone: {tone}",
+                 "--max_steps", "1", "-o", str(ft), "--log_level", "3"]) == 0  # fmt: skip
+    assert main(["export", "-m", str(ft), "--quant", "Q8_0", "-o", str(exported), "--log_level", "3"]) == 0
+    config = json.loads((exported / "model_config.json").read_text())
+    assert config["text_template"] == "Phrase: {phrase}\nTone: {tone}"
+    assert main(["export", "-m", str(exported), "--quant", "Q4_0", "-o", str(again), "--log_level", "3"]) == 0
+    assert (again / "model" / "model-Q4_0.gguf").is_file()
+
+
 def test_export_refuses_what_it_cannot_write(tiny_llama: Path, tmp_path: Path) -> None:
     from olive_ext.workflows.export import export
 

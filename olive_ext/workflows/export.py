@@ -35,6 +35,7 @@ from olive_ext.passes.dequantize_hf import dequantize_folder
 from olive_ext.passes.gguf_export import GgufExport, GgufQuant, export_gguf
 from olive_ext.passes.gguf_to_hf import convert_gguf
 from olive_ext.quiet import api_call
+from olive_ext.workflows.run import in_chat_form
 
 
 class ExportOptions(Options):
@@ -79,7 +80,10 @@ def run_export(opts: ExportOptions) -> ExportResult:
         raise UserInputError(f"cannot export {opts.model_name_or_path}: {problem}")
     with staged_output(out, opts.overwrite) as stage, tempfile.TemporaryDirectory(prefix="olive-ext-") as tmp:
         if source.kind == "gguf":  # a downloaded GGUF in another quant type: dequantized (gguf_to_hf), requantized
-            convert_gguf(Path(source.path), source.gguf_file or "", Path(tmp) / "model")
+            # an export output's folder names no file ("does not appear to have a file named ." before): its .gguf
+            found = gguf_in(Path(source.path))
+            gguf_file = source.gguf_file or (found.name if found else "")
+            convert_gguf(Path(source.path), gguf_file, Path(tmp) / "model")
             source = Artifact("hf", str(Path(tmp) / "model"), source.adapter_path, meta=source.meta)
             problem = GgufExport.check_input(source)
             if problem:
@@ -113,7 +117,20 @@ def _model_config(meta: dict[str, Any], adapter_path: str | None, quant: str, mo
         prompts = _smoke_prompts(spec, model)
         if prompts:
             info["smoke_prompts"] = prompts
+        template = spec.get("text_template")
+        # fine-tuned on prompts of another form than the chat template: chat and serve say so (as for auto-opt's)
+        if adapter_path and isinstance(template, str) and not _in_chat_form(template, model):
+            info["text_template"] = template
     return info
+
+
+def _in_chat_form(template: str, model: Path) -> bool:
+    from transformers import AutoTokenizer
+
+    try:
+        return in_chat_form(template, AutoTokenizer.from_pretrained(model))
+    except Exception:  # an unreadable tokenizer: chat says what it needs itself
+        return True
 
 
 def _smoke_prompts(spec: dict[str, Any], model: Path) -> list[str]:
