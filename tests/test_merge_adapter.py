@@ -110,3 +110,44 @@ def test_bare_adapter_folders_that_cannot_name_their_base_are_refused(tiny_llama
     config_file.write_text(json.dumps({**config, "base_model_name_or_path": "../base"}))
     (tmp_path / "base").symlink_to(tiny_llama, target_is_directory=True)
     assert resolve_model_arg(str(adapter)).path == str(tiny_llama.resolve())
+
+
+def test_an_adapter_trained_with_added_tokens_merges_onto_its_resized_base(tiny_llama: Path, tmp_path: Path) -> None:
+    """LLaMA-Factory's new_special_tokens + resize_vocab: embed_tokens and lm_head saved whole at the new row count,
+    the tokenizer with the new tokens beside the adapter. Loading onto the unresized base failed with "size
+    mismatch for ...embed_tokens" after the build had started (auto-opt, export, and a continued fine-tune)."""
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from olive_ext.onnx.peft_model import adapter_vocab_rows
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    tok.add_special_tokens({"additional_special_tokens": ["<tool>", "</tool>", "<think>"]})
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    rows = -(-len(tok) // 64) * 64  # LLaMA-Factory pads to a multiple of 64
+    model.resize_token_embeddings(rows, mean_resizing=False)
+    torch.manual_seed(0)
+    config = LoraConfig(r=4, target_modules=["q_proj"], modules_to_save=["embed_tokens", "lm_head"])
+    peft_model = get_peft_model(model, config)
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "modules_to_save" in name or "lora_B" in name:
+                p.add_(torch.randn_like(p) * 0.05)
+    adapter = tmp_path / "adapter"
+    peft_model.save_pretrained(adapter)
+    tok.save_pretrained(adapter)
+    assert adapter_vocab_rows(adapter) == rows != AutoModelForCausalLM.from_pretrained(tiny_llama).vocab_size
+
+    recipe = parse_recipe({"input_model": {"path": str(tiny_llama), "adapter_path": str(adapter)},
+                           "passes": {"merge": {"type": "merge_adapter"}},
+                           "output": {"path": str(tmp_path / "out")}})  # fmt: skip
+    merged_path = run(recipe).chosen.artifact.path
+    ids = tok("the <tool> capital of france </tool>", return_tensors="pt")
+    base = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    base.resize_token_embeddings(rows, mean_resizing=False)
+    with torch.no_grad():
+        expected = PeftModel.from_pretrained(base, adapter)(**ids).logits
+        merged = AutoModelForCausalLM.from_pretrained(merged_path)(**ids).logits
+    assert merged.shape[-1] == rows and (merged - expected).abs().max() < 1e-4
+    assert len(AutoTokenizer.from_pretrained(merged_path)) == len(tok)  # the new tokens ship with the model

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from olive_ext.memory import release_freed_memory
+from olive_ext.onnx.peft_model import apply_adapter
 from olive_ext.onnx.runtime import genai, onnxruntime
 
 # Used when the recipe has no data: short, varied English prompts.
@@ -114,9 +115,7 @@ class TorchReference:
             cls = AutoModelForSequenceClassification if task == "text-classification" else AutoModel
         model = cls.from_pretrained(path, dtype=torch.float32)
         if adapter_path:
-            from peft import PeftModel
-
-            model = PeftModel.from_pretrained(model, adapter_path)
+            model = apply_adapter(model, adapter_path)
         self.model = model.eval()
         eos = model.config.eos_token_id
         self.eos = {int(e) for e in (eos if isinstance(eos, list) else [eos])} if eos is not None else set()

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from olive_ext.artifacts import Artifact
 from olive_ext.errors import UserInputError
+from olive_ext.onnx.peft_model import apply_adapter
 from olive_ext.passes.base import Pass, PassConfig, register_pass
 from olive_ext.passes.context import RunContext
 from olive_ext.passes.shared import shared_folder
@@ -49,14 +50,13 @@ def merge_adapter_into(
 ) -> Path:
     """Load ``base`` with ``adapter``, merge, and save model and tokenizer to ``out``."""
     import torch
-    from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if not (Path(adapter) / "adapter_config.json").exists():
         raise UserInputError(f"{adapter} is not a peft adapter folder (adapter_config.json is missing)")
     torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch_dtype, trust_remote_code=trust_remote_code)
-    peft_model = PeftModel.from_pretrained(model, adapter)
+    peft_model = apply_adapter(model, adapter)
     untie_adapted_embeddings(peft_model)
     merged = peft_model.merge_and_unload()
     merged.save_pretrained(out)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from olive_ext.errors import MissingDependencyError, UserInputError
+from olive_ext.onnx.peft_model import apply_adapter
 from olive_ext.train.options import FinetuneOptions
 
 logger = logging.getLogger("olive_ext")
@@ -165,13 +166,11 @@ def add_adapter(model: Any, opts: FinetuneOptions, continue_from: str | None = N
     from peft import LoraConfig, get_peft_model
 
     if continue_from:
-        from peft import PeftModel
-
         config = json.loads((Path(continue_from) / "adapter_config.json").read_text())
         logger.info("training on the adapter in %s (r=%s, alpha=%s, targets %s%s): --lora_r, --lora_alpha and "
                     "--target_modules are its own", continue_from, config.get("r"), config.get("lora_alpha"),
                     config.get("target_modules"), ", DoRA" if config.get("use_dora") else "")  # fmt: skip
-        return PeftModel.from_pretrained(model, continue_from, is_trainable=True)
+        return apply_adapter(model, continue_from, is_trainable=True)
 
     available = linear_module_names(model)
     targets = opts.target_modules or available

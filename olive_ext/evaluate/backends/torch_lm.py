@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from olive_ext.evaluate.backends.base import Forced, Generation, LMBackend, Stopwatch, shared_prefix, top2
+from olive_ext.onnx.peft_model import apply_adapter
 
 # Rows per teacher-forced batch, and a cap on the padded tokens of one batch (bounds the logits kept).
 _BATCH_ROWS = 8
@@ -28,9 +29,7 @@ class TorchLMBackend(LMBackend):
         kwargs = {"gguf_file": gguf_file} if gguf_file else {}
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs)
         if adapter_path:
-            from peft import PeftModel
-
-            model = PeftModel.from_pretrained(model, adapter_path)  # type: ignore[assignment]
+            model = apply_adapter(model, adapter_path)
         self._wrap(model.eval(), torch)
         eos = model.config.eos_token_id
         gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
