@@ -45,11 +45,27 @@ def test_quantize_llm_end_to_end_and_refuse_overwrite(tiny_llama: Path, tmp_path
     assert (out / "model" / "genai_config.json").exists()
     again = main(["quantize", "-m", str(tiny_llama), "-o", str(out), "--log_level", "3"])
     assert again == 2  # the output exists: nothing is overwritten without --overwrite
-    onnx_in = tmp_path / "hqq"
-    assert main(["quantize", "-m", str(out), "--algorithm", "hqq", "--block_size", "32", "-o", str(onnx_in),
+    hqq = tmp_path / "hqq"
+    assert main(["quantize", "-m", str(tiny_llama), "--algorithm", "hqq", "--block_size", "32", "-o", str(hqq),
                  "--log_level", "3"]) == 0  # fmt: skip
-    info2 = json.loads((onnx_in / "model_config.json").read_text())
+    info2 = json.loads((hqq / "model_config.json").read_text())
     assert info2["kind"] == "genai" and info2["quant"]["algorithm"] == "hqq"
+    # quantizing a quantized model again changed nothing and was recorded as the new precision: refused now
+    assert main(["quantize", "-m", str(out), "--algorithm", "hqq", "-o", str(tmp_path / "again"),
+                 "--log_level", "3"]) == 2  # fmt: skip
+    assert not (tmp_path / "again").exists()
+
+
+def test_qdq_encoding_of_an_llm_writes_dequantize_linear(tiny_llama: Path, tmp_path: Path) -> None:
+    """The genai builder ignored use_qdq and wrote MatMulNBits, recorded as QDQ; int8 QDQ quantized nothing."""
+    from convert_helpers import graph_ops
+
+    out = tmp_path / "qdq"
+    assert main(["quantize", "-m", str(tiny_llama), "--use_qdq_encoding", "-o", str(out), "--log_level", "3"]) == 0
+    ops = graph_ops(next((out / "model").glob("*.onnx")))
+    assert ops["DequantizeLinear"] > 0 and ops["MatMulNBits"] == 0
+    with pytest.raises(UserInputError, match="4-bit weights only"):
+        quantize_passes("hf", "text-generation", _args(precision="int8", use_qdq_encoding=True), False)
 
 
 def test_quantize_help_explains_every_flag(capsys: pytest.CaptureFixture[str]) -> None:

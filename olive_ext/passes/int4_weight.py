@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from olive_ext.artifacts import Artifact
+from olive_ext.errors import OliveExtError
 from olive_ext.onnx.check import smoke_check
 from olive_ext.onnx.folder import carried_meta, copy_companions, model_file, save_model
 from olive_ext.passes.base import Pass, register_pass, searchable
@@ -45,6 +46,9 @@ class Int4WeightConfig(WeightQuantConfig):
             raise ValueError("bits=8 with algorithm 'hqq': onnxruntime's HQQ quantizer writes 4-bit weights only")
         if self.quant_format == "qdq" and self.algorithm != "default":
             raise ValueError(f"quant_format 'qdq' with algorithm {self.algorithm!r}: only 'default' writes QDQ")
+        if self.quant_format == "qdq" and self.bits == 8:  # measured: onnxruntime 1.32 left every MatMul in float
+            raise ValueError("bits=8 with quant_format 'qdq': onnxruntime's weight-only quantizer writes QDQ for "
+                             "4-bit weights only (8-bit weights: quant_format 'qoperator', MatMulNBits)")  # fmt: skip
         return self
 
 
@@ -93,6 +97,9 @@ def quantize_weights(model_path: str, cfg: Int4WeightConfig) -> Any:
     exclude = list(cfg.nodes_to_exclude)
     if cfg.lm_head == "float":
         exclude += [n.name for n in model.graph.node if n.op_type == "MatMul" and "lm_head" in n.name]
+    weights = {i.name for i in model.graph.initializer}
+    eligible = [n for n in model.graph.node if n.op_type == "MatMul" and n.input[1:2] and n.input[1] in weights
+                and n.name not in exclude]  # fmt: skip
     algo: Any
     if cfg.algorithm == "hqq":
         algo = mq.HQQWeightOnlyQuantConfig(block_size=cfg.block_size, bits=4)
@@ -120,4 +127,11 @@ def quantize_weights(model_path: str, cfg: Int4WeightConfig) -> Any:
             algo_config=algo,
         )
         quantizer.process()
-    return quantizer.model.model
+    out = quantizer.model.model
+    written = sum(n.op_type in ("MatMulNBits", "DequantizeLinear") for n in out.graph.node)
+    if eligible and not written:  # a silent no-op was recorded as "int4"/"int8" before
+        raise OliveExtError(f"onnxruntime's weight-only quantizer quantized none of the {len(eligible)} MatMul weights "
+                        f"(bits={cfg.bits}, algorithm {cfg.algorithm!r}, quant_format {cfg.quant_format!r})",
+                        hint="try another algorithm or block size; an already quantized model has no float MatMul "
+                        "weights left")  # fmt: skip
+    return out

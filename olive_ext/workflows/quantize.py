@@ -13,11 +13,13 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from olive_ext.artifacts import Artifact
 from olive_ext.data.spec import DataOptions
 from olive_ext.engine.output import check_apart, ensure_output_free
 from olive_ext.engine.results import RunResult
 from olive_ext.errors import UserInputError
 from olive_ext.models.folder import model_task, resolve_model_arg
+from olive_ext.onnx.folder import model_file
 from olive_ext.options import validate_options, with_options_signature
 from olive_ext.progress import Progress
 from olive_ext.quiet import api_call
@@ -76,13 +78,20 @@ def quantize_passes(kind: str, task: str, opts: QuantizeOptions, has_data: bool)
     """The recipe passes for this input kind and these flags."""
     algo = ALGORITHMS[opts.algorithm] if opts.algorithm else None
     passes: dict[str, dict[str, Any]] = {}
-    if kind in ("hf", "gguf") and task == "text-generation":
-        if algo == "hqq":
+    llm = kind in ("hf", "gguf") and task == "text-generation"
+    if llm and opts.use_qdq_encoding and opts.precision == "int8":
+        raise UserInputError(
+            "--precision int8 --use_qdq_encoding on an LLM: onnxruntime's weight-only quantizer writes QDQ for 4-bit "
+            "weights only, and the genai builder writes MatMulNBits",
+            hint="use --precision int4 --use_qdq_encoding (DequantizeLinear + MatMul), or --precision int8 without it",
+        )
+    if llm:
+        # hqq, and the QDQ encoding (the genai builder writes MatMulNBits whatever use_qdq says), quantize the
+        # fp32 build with onnxruntime's weight-only quantizer, as for an ONNX input
+        if algo == "hqq" or opts.use_qdq_encoding:
             passes["build"] = {"type": "model_builder", "precision": "fp32"}
         else:
             build: dict[str, Any] = {"type": "model_builder", "precision": opts.precision, "algorithm": algo or "rtn"}
-            if opts.use_qdq_encoding:
-                build["use_qdq"] = True
             if opts.block_size:
                 build["block_size"] = opts.block_size
             if opts.accuracy_level is not None:
@@ -95,7 +104,7 @@ def quantize_passes(kind: str, task: str, opts: QuantizeOptions, has_data: bool)
         passes["export"] = {"type": "onnx_export"}
     if opts.lm_head == "int8" and "build" not in passes:
         raise UserInputError("--lm_head int8 applies to LLM builds; for ONNX models use same or float")
-    if opts.precision == "int8" and algo is None and not opts.block_size:
+    if opts.precision == "int8" and algo is None and not opts.block_size and not llm:
         if opts.use_qdq_encoding:
             if not has_data:
                 raise UserInputError(
@@ -119,9 +128,36 @@ def quantize_passes(kind: str, task: str, opts: QuantizeOptions, has_data: bool)
     return passes
 
 
+_QUANTIZED_OPS = {"MatMulNBits": "int4/int8 weights (MatMulNBits)", "MatMulInteger": "int8 (dynamic)",
+                  "DynamicQuantizeMatMul": "int8 (dynamic)", "QLinearMatMul": "int8 (static)",
+                  "DequantizeLinear": "QDQ"}  # fmt: skip
+
+
+def already_quantized(source: Artifact) -> str | None:
+    """How an ONNX or genai input is quantized already (its graph's quantized MatMuls), or None.
+
+    Quantizing it again did nothing and was recorded as the new precision: an int4 model "quantized to int8" kept its
+    4-bit MatMulNBits while its model_config.json said int8."""
+    if source.kind not in ("onnx", "genai"):
+        return None
+    import onnx
+
+    try:
+        graph = onnx.load(str(model_file(source)), load_external_data=False).graph
+    except Exception:  # unreadable here: the build's own checks say why
+        return None
+    found = [_QUANTIZED_OPS[n.op_type] for n in graph.node if n.op_type in _QUANTIZED_OPS]
+    return found[0] if found else None
+
+
 def quantize_recipe(opts: QuantizeOptions) -> Recipe:
     """The recipe these options mean for the model's kind and task."""
     source = resolve_model_arg(opts.model_name_or_path, opts.adapter_path)
+    if (done := already_quantized(source)) is not None:
+        raise UserInputError(
+            f"{opts.model_name_or_path} is quantized already ({done}): quantizing it again would not change it",
+            hint="quantize its source model (the Hugging Face folder, or the fp32 ONNX model) instead",
+        )
     task = model_task(source)
     data = opts.to_spec(opts.split)
     passes = quantize_passes(source.kind, task, opts, data is not None)
