@@ -139,6 +139,11 @@ def test_alpaca_uses_chat_template_when_model_has_one(tiny_llama: Path) -> None:
     assert ex.response == "yes<|im_end|>\n" and ex.reference == "yes"
     plain = to_examples([{"instruction": "say yes", "input": "ctx", "output": "yes"}], spec, None)[0]
     assert "### Input:\nctx" in plain.prompt and plain.response == "yes"
+    # instruction and input in one user turn, joined as LLaMA-Factory joins them ("\n\n" before): its adapters are
+    # scored on the prompts they were trained on
+    both = to_examples([{"instruction": "Translate to French", "input": "good morning", "output": "bonjour"}],
+                       spec, tok)[0]  # fmt: skip
+    assert "<|im_start|>user\nTranslate to French\ngood morning<|im_end|>" in both.prompt
 
 
 def test_llama_factory_alpaca_rows_keep_system_history_and_empty_cells(

@@ -363,7 +363,8 @@ def _alpaca(row: Mapping[str, Any], tokenizer: Any, index: int) -> Example:
         msgs = [{"role": "system", "content": system}] if system else []
         for asked, answered in history:
             msgs += [{"role": "user", "content": asked}, {"role": "assistant", "content": answered}]
-        msgs.append({"role": "user", "content": "\n\n".join(part for part in (instruction, extra) if part)})
+        # joined as LLaMA-Factory joins them (its AlpacaDatasetConverter: "\n"), so its adapters see their prompts
+        msgs.append({"role": "user", "content": "\n".join(part for part in (instruction, extra) if part)})
         where = f"row {index}"
         whole = _conversation([*msgs, {"role": "assistant", "content": output}], tokenizer, where) if history else None
         return whole or _chat_pair(msgs, output, tokenizer, where)
