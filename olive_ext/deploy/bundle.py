@@ -209,8 +209,10 @@ def package(
                 **_manifest(source, stage, info, chosen, name, version, [], template),
                 **gguf_manifest_fields(stage, files),
             }
-            write_modelfile(stage, manifest["gguf_file"], template, files,
-                            manifest["eos_token_ids"], manifest["context_length"])  # fmt: skip
+            converted = write_modelfile(stage, manifest["gguf_file"], template, files,
+                                        manifest["eos_token_ids"], manifest["context_length"])  # fmt: skip
+            if template and converted.family == "fallback":  # `ollama run` users get unformatted prompts: said now
+                logger.warning("Modelfile: %s", converted.note)
             (stage / "README.md").write_text(gguf_readme(manifest, _measured(manifest)))
         else:
             _copy_model(source, stage, adapters)

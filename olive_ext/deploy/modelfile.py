@@ -110,8 +110,9 @@ def convert_template(template: str | None, special: dict[str, str] | None = None
         return Converted(family.go_template, system or None, list(family.stop), family.name)
     return Converted(
         FALLBACK_TEMPLATE,
-        note="the chat template is neither ChatML nor Llama 3 style, so Ollama gets the raw prompt: "
-        "format turns as the model's chat_template.jinja (in model/) does",
+        note="olive-ext writes Ollama's TEMPLATE for ChatML and plain Llama 3 chat templates, and this one renders "
+        "as neither (Llama 3.1+ templates add a dated system turn), so Ollama gets the raw prompt: format turns as "
+        "the model's chat_template.jinja (in model/) does, or write the TEMPLATE yourself",
     )
 
 
