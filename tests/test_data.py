@@ -601,3 +601,17 @@ def test_rows_under_a_key_of_one_json_document_get_a_hint(tmp_path: Path, indent
             check()
         assert "which the data lacks" in e.value.message
         assert "the list under 'data' (2 rows, with columns 'prompt', 'answer')" in (e.value.hint or ""), e.value
+
+
+def test_a_tools_column_that_is_not_in_the_prompt_is_said(tiny_llama: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """LLaMA-Factory's ShareGPT rows carry the tool descriptions in a `tools` column: dropped without a word."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    row = {"conversations": [{"from": "human", "value": "weather in Paris?"},
+                             {"from": "gpt", "value": "sunny"}],
+           "tools": json.dumps([{"name": "get_weather", "description": "the weather of a city"}])}  # fmt: skip
+    spec = DatasetSpec(name="json", data_files="x", format="messages", messages_field="conversations")
+    with caplog.at_level("WARNING", logger="olive_ext"):
+        to_examples([row, {**row, "tools": ""}], spec, tok)
+    assert "1 row holds a 'tools' column" in caplog.text

@@ -401,6 +401,11 @@ def _from_messages(rows: Any, spec: DatasetSpec, columns: list[str], tokenizer: 
             hint="copy the chat template of the model it came from (chat_template.jinja, or tokenizer_config.json's "
             "chat_template) into its folder, or write the turns yourself with --text_template",
         )
+    with_tools = sum(1 for row in rows if row.get("tools") not in (None, "", "[]", [])) if "tools" in columns else 0
+    if with_tools:  # LLaMA-Factory writes the tool list into the system turn; dropped without a word before
+        logger.warning("%s a 'tools' column, which is not put into the prompt: the model sees the tool calls and "
+                       "results but not the tool descriptions (describe the tools in a system message to train with "
+                       "them)", "1 row holds" if with_tools == 1 else f"{with_tools} rows hold")  # fmt: skip
     examples: list[Example] = []
     broken: list[int] = []
     unanswered: list[int] = []
