@@ -292,6 +292,13 @@ def test_a_llama_factory_config_is_answered_with_the_finetune_command(tmp_path: 
     assert "olive-ext finetune -m models/base --adapter_path saves/old -o saves/lora --learning_rate 0.0001" in hint
     assert f"--method qlora -d json --data_files {tmp_path / 'data' / 'mine.jsonl'}" in hint
     assert "that file is not there" in hint and "dataset 'hub' too: -d org/data" in hint  # none dropped silently
+    # keys with a flag are translated, keys without one are named (they were left out of the command silently)
+    more = {**raw, "lora_target": "q_proj,v_proj", "bf16": True, "use_rslora": True, "warmup_ratio": 0.1,
+            "lr_scheduler_type": "cosine", "plot_loss": True}  # fmt: skip
+    hint = (check_recipe(more, base_dir=tmp_path)[1][0].hint or "").replace("\n", " ")
+    assert "--target_modules q_proj,v_proj" in hint and "--torch_dtype bfloat16" in hint
+    assert "not carried over: lr_scheduler_type: cosine, use_rslora: True, warmup_ratio: 0.1" in hint
+    assert "plot_loss" not in hint
 
 
 def test_accuracy_metrics_need_rows_and_objective_accuracy_needs_an_accuracy_metric() -> None:

@@ -34,6 +34,14 @@ _FLAGS = {
 }
 
 
+# keys that change nothing in the trained adapter (bookkeeping, logging, the run's plumbing): not listed as dropped
+_NO_EFFECT = {"stage", "do_train", "finetuning_type", "dataset", "dataset_dir", "template", "quantization_bit",
+              "use_dora", "lora_target", "bf16", "fp16", "overwrite_output_dir", "overwrite_cache", "plot_loss",
+              "preprocessing_num_workers", "dataloader_num_workers", "ddp_timeout", "report_to", "run_name",
+              "trust_remote_code", "save_only_model", "logging_dir", "do_eval", "eval_strategy", "eval_steps",
+              "per_device_eval_batch_size", "resume_from_checkpoint", "flash_attn", "quantization_method"}  # fmt: skip
+
+
 def is_llama_factory_config(raw: dict[str, Any]) -> bool:
     """Whether a mapping is a LLaMA-Factory training config (``stage`` and ``finetuning_type`` at the top)."""
     return set(raw) >= _MARKERS
@@ -47,6 +55,11 @@ def llama_factory_problem(raw: dict[str, Any], base_dir: Path | None) -> Problem
             args += [flag, str(raw[key])]
     method = "dora" if raw.get("use_dora") else "qlora" if str(raw.get("quantization_bit")) == "4" else "lora"
     args += ["--method", method]
+    target = str(raw.get("lora_target") or "all")
+    if target != "all":  # LLaMA-Factory's "all" is every linear layer: olive-ext's default too
+        args += ["--target_modules", target]
+    if raw.get("bf16") or raw.get("fp16"):
+        args += ["--torch_dtype", "bfloat16" if raw.get("bf16") else "float16"]
     notes = []
     datasets = [d.strip() for d in str(raw.get("dataset") or "").split(",") if d.strip()]
     folder = Path(str(raw.get("dataset_dir") or "data"))
@@ -70,6 +83,10 @@ def llama_factory_problem(raw: dict[str, Any], base_dir: Path | None) -> Problem
         notes.append(f"stage {raw['stage']}: olive-ext fine-tunes supervised (sft) only")
     if raw.get("template"):
         notes.append(f"template {raw['template']}: olive-ext uses the model's own chat template")
+    dropped = sorted(k for k in raw if k not in _FLAGS and k not in _NO_EFFECT and raw[k] not in (None, False, ""))
+    if dropped:  # the command must not look like the same run when it is not (they were left out without a word)
+        notes.append("not carried over: " + ", ".join(f"{k}: {raw[k]}" for k in dropped) + " (olive-ext finetune "
+                     "has no such option: the run differs there)")  # fmt: skip
     return Problem(
         "",
         "this is a LLaMA-Factory training config, not a recipe or an Olive run config",
