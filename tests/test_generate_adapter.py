@@ -83,11 +83,14 @@ def test_misfit_adapters_are_refused_before_building(
     bias = make_random_adapter(tiny_llama, tmp_path / "bias", r=4, lora_bias=True)  # its bias was dropped silently
     pickled = make_random_adapter(tiny_llama, tmp_path / "pickled", r=4)
     (pickled / "adapter_model.safetensors").rename(pickled / "adapter_model.bin")  # as safe_serialization=False
+    tokens = make_random_adapter(tiny_llama, tmp_path / "tokens", r=4)  # found only by parity after the build
+    config = json.loads((tokens / "adapter_config.json").read_text())
+    (tokens / "adapter_config.json").write_text(json.dumps({**config, "trainable_token_indices": [5, 6]}))
     with pytest.raises(UserInputError) as info:
         generate_adapters(
             GenerateAdapterOptions(
                 model_name_or_path=str(tiny_llama),
-                adapter_path=[str(two_adapters[0]), str(misfit), str(dora), str(bias), str(pickled)],
+                adapter_path=[str(two_adapters[0]), str(misfit), str(dora), str(bias), str(pickled), str(tokens)],
                 output_path=str(tmp_path / "out"),
                 cache_dir=str(tmp_path / "c"),
             )
@@ -96,6 +99,8 @@ def test_misfit_adapters_are_refused_before_building(
     assert "adapter 'misfit'" in text and "in_features 64" in text
     assert text.count("adapter 'misfit'") == 4 and "and " in text and "more weights like these" in text  # not 1/tensor
     assert "adapter 'dora'" in text and "use_dora" in text
+    assert f"olive-ext auto-opt -m {tiny_llama} --adapter_path {dora}" in text  # not "finetune --merge": retraining
+    assert "adapter 'tokens'" in text and "trainable_token_indices" in text
     assert "adapter 'bias'" in text and "lora_bias=true" in text
     assert "adapter 'pickled'" in text and "adapter_model.bin is a pickle" in text
     assert "adapter 'tone'" not in text
@@ -263,3 +268,13 @@ def test_a_bundle_is_not_named_like_one_of_its_adapters(multi: Path, tmp_path: P
     with pytest.raises(UserInputError, match="is also an adapter's name"):
         package(multi, tmp_path / "b", name="tone")
     assert not (tmp_path / "b").exists()
+
+
+def test_an_all_linear_adapter_names_the_modules_its_weights_hold(tiny_llama: Path, tmp_path: Path) -> None:
+    """A hand-written target_modules "all-linear" was read as a module named "all-linear" and refused."""
+    from olive_ext.models.adapters import resolve_adapter
+
+    adapter = make_random_adapter(tiny_llama, tmp_path / "a", r=4, target_modules=["q_proj", "down_proj"])
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    (adapter / "adapter_config.json").write_text(json.dumps({**config, "target_modules": "all-linear"}))
+    assert resolve_adapter(str(adapter)).target_modules == {"q_proj", "down_proj"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 
 from olive_ext.cli.common import add_log_level, add_output, option
 
@@ -44,6 +45,8 @@ def main(args: argparse.Namespace) -> int:
         f"wrote {result.model_file} ({size:.1f} MiB, {result.info['quant']})", highlight=False, soft_wrap=True
     )
     console.print(
-        f"bundle it with: olive-ext package -m {result.output_dir} -o <bundle>", highlight=False, soft_wrap=True
+        f"bundle it with: olive-ext package -m {shlex.quote(str(result.output_dir))} -o <bundle>",
+        highlight=False,
+        soft_wrap=True,  # quoted: the line is copied into a shell, and a space split the path
     )
     return 0

@@ -47,7 +47,7 @@ class AdapterSource:
         """The module names the adapter changes. A string is peft's regular expression (``.*\\.(q_proj|v_proj)``,
         once split at its dots into "(q_proj|v_proj)" and refused): the modules its weights name are read."""
         targets = self.config.get("target_modules") or []
-        if isinstance(targets, str) and targets != "all-linear":
+        if isinstance(targets, str):  # a regular expression, or peft's "all-linear" (every linear but the head)
             found = weight_modules(self.path / ADAPTER_WEIGHTS)
             if found:
                 return {module.split(".")[-1] for module in found}
@@ -100,6 +100,9 @@ def not_plain_lora(config: dict[str, Any]) -> str | None:
         return "a DoRA adapter (use_dora=true): its magnitude vectors cannot be a run-time LoRA input"
     if config.get("lora_bias"):  # its lora_B.bias tensors were dropped, found only by the parity check after a build
         return "a LoRA with a bias (lora_bias=true): its lora_B bias vectors cannot be a run-time LoRA input"
+    if config.get("trainable_token_indices"):  # found only by the parity check after the base was built
+        return ("an adapter that trains token embeddings (trainable_token_indices): changed embedding rows cannot "
+                "be a run-time LoRA input")
     return None
 
 
@@ -123,7 +126,7 @@ def preflight(sources: list[AdapterSource], base_path: str) -> list[str]:
         cfg = s.config
         why = not_plain_lora(cfg)
         if why:  # the other checks read LoRA's matrices
-            merge = "merge it into the model instead: olive-ext finetune --merge, then auto-opt"
+            merge = f"merge it into the model instead: olive-ext auto-opt -m {base_path} --adapter_path {s.path}"
             problems.append(f"adapter {s.name!r}: {why} ({merge})")
             continue
         unsupported = s.target_modules - SUPPORTED_MODULES
