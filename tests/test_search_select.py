@@ -271,3 +271,12 @@ def test_a_large_grid_without_a_budget_is_named_before_work() -> None:
     assert validate({**raw, "search": {"strategy": "random"}}) == []
     small = {"input_model": {"path": "x/y"}, "passes": {"t": {"type": "toy_transform", "factor": [1, 2, 3]}}}
     assert validate(small) == []
+
+
+def test_a_choice_without_the_objective_measured_says_so() -> None:
+    """A GPU build measured here only by its size was chosen "by lowest decode latency" in the report."""
+    a, b = _result("a", size=30.0), _result("b", size=10.0)
+    chosen = select([a, b], EvaluateSpec(metrics=["size", "latency"]))
+    assert chosen is b and any("chosen without its latency" in n for n in chosen.notes), chosen.notes
+    fast, slow = _result("c", size=40.0, latency=3.0), _result("d", size=20.0, latency=9.0)
+    assert select([fast, slow], EvaluateSpec(metrics=["size", "latency"])) is fast and not fast.notes

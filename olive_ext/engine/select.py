@@ -142,6 +142,9 @@ def select(
             f"timed within {spec.timing_tolerance:.0%} of the fastest, {fastest.candidate.describe()} (closer than "
             "timing tells apart): chosen for its higher accuracy or smaller size"
         )
+    if objective_value(best.metrics, spec.objective) is None:  # the report said "lowest decode latency" regardless
+        best.notes.append(f"chosen without its {spec.objective}, which was not measured here (a build for another "
+                          "device is built, not run): for its accuracy, then its size")  # fmt: skip
     best.chosen = True
     return best
 

@@ -253,7 +253,10 @@ def _status(r: CandidateResult) -> str:
         first = r.error.splitlines()[0]
         return f"<span class='bad' title='{_escape(r.error)}'>failed: {_escape(first[:120])}</span>"
     if not r.constraints:
-        text = "<span class='muted'>measured</span>" if r.metrics else "<span class='muted'>built</span>"
+        # a size alone is the file's, not a measurement: a build for a device not here was "measured" above the
+        # note that said it was not
+        ran = any(k != "size" for k in r.metrics)
+        text = "<span class='muted'>measured</span>" if ran else "<span class='muted'>built, not run here</span>"
     elif all(r.constraints.values()):
         text = "<span class='good'>meets the constraints</span>"
     else:
