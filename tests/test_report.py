@@ -128,3 +128,22 @@ def test_a_constraint_badge_is_green_only_when_the_chosen_candidate_meets_it() -
     assert _state_class("met by 0 of 2 candidates") == "broken" and _state_class("met by 0 of 0 candidates") == "broken"
     assert _state_class("met by 1 of 2 candidates") == "not"
     assert _state_class("NOT checked: accuracy was not measured") == "not"
+
+
+def test_olive_ai_candidates_are_named_by_their_olive_pass_first() -> None:
+    """'merge_adapter · olive · config {'bits': 4, 'group_size': 32} · data calib · olive type Gptq ...': the table
+    cut both olive-ai rows before GPTQ and RTN could be told apart."""
+    from olive_ext.engine.results import CandidateResult
+    from olive_ext.engine.search import Candidate
+    from olive_ext.engine.steps import Step
+    from olive_ext.report.labels import short_names
+    from olive_ext.targets.base import CPU
+
+    def olive(kind: str, config: dict) -> CandidateResult:
+        step = Step("q", "olive", {"olive_type": kind, "config": config, "data": "calib", "samples": 64})
+        return CandidateResult(Candidate(CPU, (step,)))
+
+    gptq, rtn = olive("Gptq", {"bits": 4, "group_size": 32}), olive("Rtn", {"bits": 4, "group_size": 128})
+    names = short_names([gptq, rtn])
+    assert names[gptq.candidate.id] == "Olive Gptq · group size 32", names
+    assert names[rtn.candidate.id] == "Olive Rtn · group size 128", names

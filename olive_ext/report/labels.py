@@ -67,14 +67,20 @@ def _features(candidate: Candidate) -> list[tuple[tuple[str, str | None], Any]]:
         out.append(((step.type, None), True))
         if step.type in _CHECKS:  # its settings follow the model (a quantized one's parity only records): no name
             continue
-        out += [((step.type, name), step.params[name]) for name in sorted(step.params, key=_param_order)]
+        params = dict(step.params)
+        if step.type == "olive" and isinstance(params.get("config"), dict):
+            # an olive-ai step: its Olive pass first, then its own settings one by one (a raw dict led the name and
+            # the table cut GPTQ and RTN rows before they could be told apart)
+            params |= {f"config.{k}": v for k, v in params.pop("config").items()}
+        out += [((step.type, name), params[name]) for name in sorted(params, key=_param_order)]
     return out
 
 
 _CHECKS = frozenset({"parity_check"})  # steps that check a model and leave it as it is
 
 
-_FIRST_PARAMS = ("precision", "method", "algorithm", "block_size", "lm_head")  # what a reader looks for first
+# what a reader looks for first (olive_type: which olive-ai pass an `olive` step runs)
+_FIRST_PARAMS = ("olive_type", "precision", "method", "algorithm", "block_size", "lm_head")
 
 
 def _param_order(name: str) -> tuple[int, str]:
@@ -87,6 +93,9 @@ def _part(key: tuple[str, str | None], value: Any) -> str:
         return kind
     if param in {"precision", "algorithm", "method"}:
         return str(value)
+    if param == "olive_type":
+        return f"Olive {value}"
+    param = param.removeprefix("config.")
     if param == "block_size":
         return f"block {value}"
     return f"{param.replace('_', ' ')} {value}"
