@@ -35,6 +35,15 @@ def test_flags_map_to_passes() -> None:
     assert weight8["quantize"]["bits"] == 8
     with pytest.raises(UserInputError, match="calibration data"):
         quantize_passes("onnx", "feature-extraction", _args(precision="int8", use_qdq_encoding=True), False)
+    # flags a quantizer does not apply were recorded in model_config.json and dropped: refused, or carried out
+    for flags, message in (({"algorithm": "hqq", "lm_head": "int8"}, "every MatMul"),
+                           ({"algorithm": "hqq", "accuracy_level": 4}, "sets no accuracy level")):  # fmt: skip
+        with pytest.raises(UserInputError, match=message):
+            quantize_passes("hf", "text-generation", _args(**flags), False)
+    with pytest.raises(UserInputError, match="has none"):
+        quantize_passes("onnx", "feature-extraction", _args(precision="int8", accuracy_level=4), False)
+    head = quantize_passes("genai", "text-generation", _args(precision="int8", lm_head="float"), False)
+    assert head["quantize"] == {"type": "int8_dynamic", "lm_head": "float"}
 
 
 def test_quantize_llm_end_to_end_and_refuse_overwrite(tiny_llama: Path, tmp_path: Path) -> None:
@@ -54,6 +63,20 @@ def test_quantize_llm_end_to_end_and_refuse_overwrite(tiny_llama: Path, tmp_path
     assert main(["quantize", "-m", str(out), "--algorithm", "hqq", "-o", str(tmp_path / "again"),
                  "--log_level", "3"]) == 2  # fmt: skip
     assert not (tmp_path / "again").exists()
+
+
+def test_int8_with_a_float_lm_head_keeps_the_head_in_float(tiny_llama: Path, tmp_path: Path) -> None:
+    """--precision int8 --lm_head float on an ONNX model quantized the head too (the flag was dropped)."""
+    from convert_helpers import build
+
+    built = build(tiny_llama, {"build": {"type": "model_builder", "precision": "fp32"},
+                               "quantize": {"type": "int8_dynamic", "lm_head": "float"}})  # fmt: skip
+    import onnx
+
+    graph = onnx.load(str(Path(built.path) / "model.onnx"), load_external_data=False).graph
+    head = [n for n in graph.node if "lm_head" in n.name]
+    assert head and all(n.op_type == "MatMul" for n in head), [(n.name, n.op_type) for n in head]
+    assert any(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in graph.node)
 
 
 def test_qdq_encoding_of_an_llm_writes_dequantize_linear(tiny_llama: Path, tmp_path: Path) -> None:

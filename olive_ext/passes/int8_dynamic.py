@@ -27,6 +27,8 @@ class Int8DynamicConfig(PassConfig):
     reduce_range: bool = Field(False, description="7-bit weights, for x86 CPUs without VNNI (avoids saturation)")
     op_types: tuple[str, ...] = Field((), description="op types to quantize; empty: every type onnxruntime supports")
     nodes_to_exclude: tuple[str, ...] = Field((), description="node names kept in float")
+    lm_head: Literal["same", "float"] = Field("same", description="quantize the LM head like the body, or keep it "
+                                              "in float (its MatMul, named lm_head)")  # fmt: skip
 
 
 @register_pass("int8_dynamic")
@@ -66,7 +68,8 @@ class Int8Dynamic(Pass[Int8DynamicConfig]):
             per_channel=cfg.per_channel,
             reduce_range=cfg.reduce_range,
             weight_type=QuantType.QInt8 if cfg.weight_type == "int8" else QuantType.QUInt8,
-            nodes_to_exclude=list(cfg.nodes_to_exclude) or None,
+            nodes_to_exclude=[*cfg.nodes_to_exclude, *(_lm_head_nodes(source) if cfg.lm_head == "float" else [])]
+            or None,
             use_external_data_format=bool(external_data_files(source)),
         )
         adapter = out_dir / artifact.meta["adapter_file"] if artifact.meta.get("adapter_file") else None
@@ -74,3 +77,11 @@ class Int8Dynamic(Pass[Int8DynamicConfig]):
         quant = cfg.model_dump(mode="json") | {"method": "int8_dynamic"}
         meta = {**carried_meta(artifact), "precision": "int8", "quant": quant, "smoke": smoke}
         return Artifact(artifact.kind, str(out_dir), None, meta=meta)
+
+
+def _lm_head_nodes(model: Any) -> list[str]:
+    """The names of the LM head's MatMul/Gemm nodes (the graph read without its weights)."""
+    import onnx
+
+    graph = onnx.load(str(model), load_external_data=False).graph
+    return [n.name for n in graph.node if n.op_type in ("MatMul", "Gemm") and "lm_head" in n.name]

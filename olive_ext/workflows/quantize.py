@@ -104,6 +104,13 @@ def quantize_passes(kind: str, task: str, opts: QuantizeOptions, has_data: bool)
         passes["export"] = {"type": "onnx_export"}
     if opts.lm_head == "int8" and "build" not in passes:
         raise UserInputError("--lm_head int8 applies to LLM builds; for ONNX models use same or float")
+    if algo == "hqq":  # both were recorded in model_config.json and not applied
+        if opts.lm_head == "int8":
+            raise UserInputError("--lm_head int8 with --algorithm hqq: onnxruntime's HQQ quantizer writes every "
+                                 "MatMul (the head too) in 4 bits", hint="use --lm_head float or same")  # fmt: skip
+        if opts.accuracy_level is not None:
+            raise UserInputError("--accuracy_level with --algorithm hqq: onnxruntime's HQQ quantizer sets no "
+                                 "accuracy level", hint="leave it out, or use --algorithm rtn or kquant")  # fmt: skip
     if opts.precision == "int8" and algo is None and not opts.block_size and not llm:
         if opts.use_qdq_encoding:
             if not has_data:
@@ -114,6 +121,15 @@ def quantize_passes(kind: str, task: str, opts: QuantizeOptions, has_data: bool)
             passes["quantize"] = {"type": "qdq_static"}
         else:
             passes["quantize"] = {"type": "int8_dynamic"}
+        if opts.accuracy_level is not None:  # the option of 4/8-bit weight blocks (MatMulNBits): ignored here before
+            raise UserInputError("--accuracy_level applies to block-quantized weights (MatMulNBits); --precision "
+                                 "int8 quantizes this model with onnxruntime's int8 quantizer, which has none",
+                                 hint="leave it out, or add --algorithm rtn for 8-bit MatMulNBits")  # fmt: skip
+        if opts.lm_head == "float" and passes["quantize"]["type"] == "qdq_static":
+            raise UserInputError("--lm_head float with static QDQ (--use_qdq_encoding) is not supported",
+                                 hint="leave --lm_head out, or drop --use_qdq_encoding (dynamic int8)")  # fmt: skip
+        if opts.lm_head == "float":
+            passes["quantize"]["lm_head"] = "float"
         return passes
     weight: dict[str, Any] = {"type": "int4_weight", "bits": 4 if opts.precision == "int4" else 8}
     # onnxruntime's default weight-only quantizer is block RTN (and the only one writing QDQ).
