@@ -116,3 +116,13 @@ def test_data_flags_a_quantization_does_not_read_are_said_and_dropped(
     # --parity checks on the data's prompts: kept
     opts = QuantizeOptions(model_name_or_path=str(tiny_llama), output_path="o", parity=True, **flags)
     assert list(quantize_recipe(opts).data) == ["calibration"]
+
+
+def test_an_unknown_provider_and_an_empty_output_are_named(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--provider tpu` was "does not run on device 'cpu'" (a device never given); `-o ""` was the current folder."""
+    assert main(["quantize", "-m", str(tiny_llama), "--provider", "tpu", "-o", str(tmp_path / "x")]) == 2
+    assert "--provider 'tpu' is not an execution provider" in capsys.readouterr().err
+    assert main(["quantize", "-m", str(tiny_llama), "-o", ""]) == 2
+    assert 'empty text (-o "")' in capsys.readouterr().err

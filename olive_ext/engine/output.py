@@ -72,7 +72,9 @@ def _replace_problem(p: Path) -> str | None:
 
 
 def ensure_output_free(path: str | Path, overwrite: bool) -> Path:
-    """Fail before any work when ``path`` exists, is not empty, and overwrite is off."""
+    """Fail before any work when ``path`` exists, is not empty, and overwrite is off (or is empty text)."""
+    if not str(path).strip():  # `-o ""` (an unset variable): it was read as the current folder
+        raise UserInputError("the output folder is empty text (-o \"\")", hint="give the output a folder: -o out")
     p = Path(path).expanduser()
     if p.exists() and not p.is_dir():
         raise UserInputError(

@@ -186,7 +186,11 @@ def quantize_recipe(opts: QuantizeOptions) -> Recipe:
     if opts.parity:
         passes["parity"] = {"type": "parity_check"}
     provider = normalize_provider(opts.provider)
-    device = next((d for d, providers in PROVIDERS.items() if provider in providers), "cpu")
+    device = next((d for d, providers in PROVIDERS.items() if provider in providers), None)
+    if device is None:  # "provider 'tpu' does not run on device 'cpu'" named a device the user never gave
+        known = sorted({p for providers in PROVIDERS.values() for p in providers})
+        raise UserInputError(f"--provider {opts.provider!r} is not an execution provider olive-ext builds for",
+                             hint=f"use cpu, cuda, dml, webgpu, or one of {', '.join(known)}")  # fmt: skip
     raw: dict[str, Any] = {
         "input_model": {
             "path": source.path, "kind": source.kind, "adapter_path": source.adapter_path,
