@@ -126,3 +126,17 @@ def test_an_unknown_provider_and_an_empty_output_are_named(
     assert "--provider 'tpu' is not an execution provider" in capsys.readouterr().err
     assert main(["quantize", "-m", str(tiny_llama), "-o", ""]) == 2
     assert 'empty text (-o "")' in capsys.readouterr().err
+
+
+def test_a_k_quant_block_too_large_for_the_model_fails_before_the_build(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The builder found it after loading and converting the model (32 s for SmolLM2): "cannot reshape array"."""
+    from olive_ext.passes.model_builder import _k_quant_problem
+
+    code = main(["quantize", "-m", str(tiny_llama), "--algorithm", "kquant", "--block_size", "64",
+                 "-o", str(tmp_path / "kq")])  # fmt: skip
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert code != 0 and "multiple of twice block_size 64: hidden_size 64" in err and "block_size 32" in err, err
+    assert "reshape" not in err
+    assert _k_quant_problem(tiny_llama, 32) is None  # 64 and 128 are multiples of 64

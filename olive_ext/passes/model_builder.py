@@ -312,6 +312,9 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
         out, work = ctx.output_dir / "model", ctx.output_dir / "_work"
         options = builder_options(cfg)
         base, adapter = artifact.path, artifact.adapter_path
+        if options.get("algo_config") == "k_quant" and (problem := _k_quant_problem(Path(base), cfg.block_size)):
+            # the builder found it after loading and converting the model (32 s for SmolLM2-135M): said first
+            raise PassError(self.name, problem, hint=f"try block_size {_k_quant_fit(Path(base))}")
         if ctx.trust_remote_code:
             options["hf_remote"] = "true"
         if adapter and cfg.adapter_mode != "merge":
@@ -399,3 +402,32 @@ def quantize_float_build(
         old.unlink(missing_ok=True)
     save_model(quantized, decoder)
     return f"model_builder fp32 + int4_weight (int{bits}, block {cfg.block_size}): the builder refused {cfg.precision}"
+
+
+def _k_quant_sizes(base: Path) -> dict[str, int]:
+    """The input sizes of the model's weight matrices (config.json): what k_quant splits into blocks."""
+    try:
+        config = json.loads((base / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    config = config.get("text_config", config)
+    hidden, heads = config.get("hidden_size"), config.get("num_attention_heads")
+    head_dim = config.get("head_dim") or (hidden // heads if isinstance(hidden, int) and heads else None)
+    sizes = {"hidden_size": hidden, "intermediate_size": config.get("intermediate_size"),
+             "num_attention_heads x head_dim": heads * head_dim if heads and head_dim else None}  # fmt: skip
+    return {k: v for k, v in sizes.items() if isinstance(v, int) and v > 0}
+
+
+def _k_quant_problem(base: Path, block_size: int) -> str | None:
+    """Why k_quant cannot quantize this model in blocks of ``block_size`` (each input size a multiple of twice
+    it), or None."""
+    bad = {k: v for k, v in _k_quant_sizes(base).items() if v % (2 * block_size)}
+    if not bad:
+        return None
+    named = ", ".join(f"{k} {v}" for k, v in bad.items())
+    return f"k_quant needs every weight's input size to be a multiple of twice block_size {block_size}: {named}"
+
+
+def _k_quant_fit(base: Path) -> int:
+    """The largest of 128, 64, 32, 16 that k_quant takes for this model (16 when none: the builder then says)."""
+    return next((b for b in (128, 64, 32) if _k_quant_problem(base, b) is None), 16)
