@@ -140,3 +140,14 @@ def test_a_k_quant_block_too_large_for_the_model_fails_before_the_build(
     assert code != 0 and "multiple of twice block_size 64: hidden_size 64" in err and "block_size 32" in err, err
     assert "reshape" not in err
     assert _k_quant_problem(tiny_llama, 32) is None  # 64 and 128 are multiples of 64
+
+
+def test_the_onnx_file_of_a_genai_folder_is_that_folder(tiny_llama: Path, tmp_path: Path) -> None:
+    """`-m fp32/model/model.onnx` was read as a plain ONNX model: the int4 build then failed its smoke check
+    ("past_key dimension 3 should match the packed KV head dimension") with a hint to try other options."""
+    from convert_helpers import build
+
+    fp32 = build(tiny_llama, {"build": {"type": "model_builder", "precision": "fp32"}}, cache_dir=tmp_path / "c")
+    out = tmp_path / "q"
+    assert main(["quantize", "-m", str(Path(fp32.path) / "model.onnx"), "-o", str(out), "--log_level", "3"]) == 0
+    assert json.loads((out / "model_config.json").read_text())["kind"] == "genai"

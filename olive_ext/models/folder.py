@@ -177,6 +177,8 @@ def resolve_model_arg(
         gguf_file = files[0]
     if resolved_kind == "onnx" and p.is_file():
         p = p.parent
+        if kind is None and (p / "genai_config.json").is_file():  # a genai folder's model.onnx: that folder, as
+            resolved_kind = "genai"  # when given itself (its KV-cache inputs failed an onnx-kind smoke check)
     return Artifact(resolved_kind, str(p) if p.exists() else path, adapter_path, gguf_file)
 
 
