@@ -151,3 +151,14 @@ def test_the_onnx_file_of_a_genai_folder_is_that_folder(tiny_llama: Path, tmp_pa
     out = tmp_path / "q"
     assert main(["quantize", "-m", str(Path(fp32.path) / "model.onnx"), "-o", str(out), "--log_level", "3"]) == 0
     assert json.loads((out / "model_config.json").read_text())["kind"] == "genai"
+
+
+def test_parity_on_an_onnx_input_is_refused_before_work(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It failed after the quantization: "its meta names no source_model ...; put parity_check after a build"."""
+    from convert_helpers import build
+
+    fp32 = build(tiny_llama, {"build": {"type": "model_builder", "precision": "fp32"}}, cache_dir=tmp_path / "c")
+    assert main(["quantize", "-m", fp32.path, "--parity", "-o", str(tmp_path / "p")]) == 2
+    assert "--parity compares a build with the PyTorch model" in capsys.readouterr().err

@@ -175,6 +175,11 @@ def quantize_recipe(opts: QuantizeOptions) -> Recipe:
             hint="quantize its source model (the Hugging Face folder, or the fp32 ONNX model) instead",
         )
     task = model_task(source)
+    if opts.parity and source.kind in ("onnx", "genai"):  # found by the parity step after the quantization before
+        raise UserInputError(
+            "--parity compares a build with the PyTorch model it came from, and an ONNX input has none here",
+            hint="quantize the Hugging Face model itself with --parity (-m its folder), or leave --parity out",
+        )
     data = opts.to_spec(opts.split)
     passes = quantize_passes(source.kind, task, opts, data is not None)
     if data is not None and not opts.parity and not any(p["type"] == "qdq_static" for p in passes.values()):
