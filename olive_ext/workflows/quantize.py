@@ -53,7 +53,8 @@ class QuantizeOptions(DataOptions):
         None, description="weights per quantization block (default: 32, as declared by the passes)"
     )
     accuracy_level: Literal[0, 1, 2, 3, 4] | None = Field(
-        None, description="MatMulNBits compute type: 1 fp32, 2 fp16, 3 bf16, 4 int8 (default: 4 on CPU)"
+        None, description="MatMulNBits compute type: 1 fp32, 2 fp16, 3 bf16, 4 int8 (default: 4 for LLM builds on "
+        "CPU; unset (0) for ONNX inputs; none with hqq)"
     )
     use_qdq_encoding: bool = Field(
         False,
