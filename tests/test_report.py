@@ -65,7 +65,10 @@ def test_the_report_names_reads_and_explains(report: Path) -> None:
         block = f"block {c['pipeline'][0]['params']['block_size']}"
         assert re.search(rf"<td class='cand'[^>]*><b>[^<]*{block}[^<]*</b>", page), block
         assert f"<code>{c['label']}</code>" in page.replace("&gt;", ">")
+    # what it was made from: a report sent to a colleague named neither the model nor the data
+    assert "model " in page and "evaluated on " in page and "eval.jsonl (split train)" in page
     report_md = (report / "report.md").read_text()
+    assert "eval.jsonl (split train)" in report_md
     assert "exact match drop ≤ 1.0 points" in report_md and "cpu-cpu" not in report_md
 
 

@@ -26,6 +26,7 @@ from olive_ext.report.labels import (
     metric_title,
     number,
     short_names,
+    source_text,
     target_label,
 )
 from olive_ext.report.markdown import metric_columns
@@ -370,7 +371,8 @@ def write_html_report(folder: Path, result: RunResult, recipe: Recipe) -> None:
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>olive-ext run report</title><style>{_STYLE}</style></head>
-<body><header><h1>olive-ext run report</h1><div class="muted">{_escape(subtitle)}</div></header>
+<body><header><h1>olive-ext run report</h1><div class="muted">{_escape(subtitle)}</div>
+<div class="muted source">{_escape(source_text(recipe))}</div></header>
 {_choice(result, recipe, cols, numbers, names)}
 <h2>Trade-off</h2><figure>{pareto_svg(result, recipe, numbers)}<figcaption>{caption}</figcaption></figure>
 <h2>Candidates</h2>

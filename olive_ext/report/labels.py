@@ -194,3 +194,17 @@ def build_label(label: str) -> str:
     steps = [s for s in label.split(" -> ") if not s.startswith(("merge_adapter", "parity_check"))]
     steps = [re.sub(r"^olive\(.*olive_type=(\w+).*\)$", r"Olive \1", s) for s in steps]
     return " -> ".join(steps) or label
+
+
+def source_text(recipe: Recipe) -> str:
+    """What the run started from and measured on, in one line: 'model M with adapter A; evaluated on F (split S)'.
+
+    A report is sent to colleagues: it named neither the model nor the data."""
+    model = recipe.input_model
+    text = f"model {model.path}" + (f" with adapter {model.adapter_path}" if model.adapter_path else "")
+    name = recipe.evaluate.data if recipe.evaluate else None
+    spec = recipe.data.get(name) if name else None
+    if spec is not None:
+        files = spec.data_files if isinstance(spec.data_files, str) else ", ".join(spec.data_files or []) or spec.name
+        text += f"; evaluated on {files} (split {spec.split})"
+    return text

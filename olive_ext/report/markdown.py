@@ -6,7 +6,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from olive_ext.evaluate.registry import ACCURACY_METRICS, DECLARED, get_metric, unit_of
-from olive_ext.report.labels import common_settings, constraint_texts, number, short_names, target_label
+from olive_ext.report.labels import (
+    common_settings,
+    constraint_texts,
+    number,
+    short_names,
+    source_text,
+    target_label,
+)
 
 if TYPE_CHECKING:
     from olive_ext.engine.results import RunResult
@@ -36,7 +43,8 @@ def write_report(folder: Path, result: RunResult, recipe: Recipe) -> None:
     """Write report.md: the choice, the constraints in words, every candidate, the notes."""
     cols = metric_columns(result)
     names = short_names(result.results)
-    lines = ["# olive-ext run report", ""]
+    source = source_text(recipe)
+    lines = ["# olive-ext run report", "", source[0].upper() + source[1:] + ".", ""]
     if result.chosen:
         c = result.chosen.candidate
         lines += [f"Chosen: **{names[c.id]}** on {target_label(c.target)} (`{c.id}`: {c.describe()})", ""]
