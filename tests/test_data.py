@@ -207,13 +207,15 @@ def test_llama_factory_dataset_registry_says_which_files_to_pass(tmp_path: Path)
     registry = tmp_path / "dataset_info.json"
     registry.write_text(json.dumps({
         "mine": {"file_name": "mine.json", "columns": {"prompt": "question", "response": "answer"}},
-        "chats": {"file_name": "chats.jsonl", "formatting": "sharegpt", "columns": {"messages": "dialog"}},
+        "chats": {"file_name": "chats.jsonl", "formatting": "sharegpt",
+                  "columns": {"messages": "dialog", "system": "sys_prompt"}},
     }))  # fmt: skip
     with pytest.raises(UserInputError, match="LLaMA-Factory's dataset registry") as e:
         check_data_files(DatasetSpec(name="json", data_files=str(registry)))
     hint = e.value.hint or ""
     assert f"mine: -d json --data_files {tmp_path / 'mine.json'} (rename its columns question -> instruction" in hint
     assert f"chats: -d json --data_files {tmp_path / 'chats.jsonl'} --messages_field dialog" in hint
+    assert "rename its column sys_prompt -> system" in hint  # its system prompts were dropped without a word
 
 
 def test_chat_rows_in_the_role_names_other_tools_write(tiny_llama: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -100,6 +100,11 @@ def registry_flags(path: Path) -> dict[str, tuple[str, list[str]]]:
         if entry.get("formatting") == "sharegpt":
             field = columns.get("messages", "conversations")
             flags += f" --messages_field {field}" if field != "conversations" else ""
+            if columns.get("system", "system") != "system":  # read from "system" only: its prompt was dropped
+                notes.append(f"rename its column {columns['system']} -> system")
+            if columns.get("tools", "tools") != "tools" or isinstance(entry.get("tags"), dict):
+                notes.append("olive-ext reads ShareGPT roles and columns by their default names (from/value, "
+                             "human/gpt/...): rename its tags and columns to those")  # fmt: skip
         renamed = {k: v for k, v in columns.items() if k in _ALPACA_COLUMNS and v != _ALPACA_COLUMNS[k]}
         if renamed and entry.get("formatting", "alpaca") == "alpaca":
             notes.append("rename its columns " + ", ".join(f"{v} -> {_ALPACA_COLUMNS[k]}" for k, v in renamed.items())
