@@ -183,6 +183,7 @@ class Cache:
 
 RUNS = "runs"  # <cache_dir>/runs/<pid>.<random>.lock: held by each process using the cache
 _registered: dict[Path, Any] = {}  # cache root -> this process's open, locked run file (closed at exit)
+_MAX_REGISTERED = 8
 
 
 def _register_run(root: Path) -> None:
@@ -210,6 +211,9 @@ def _register_run(root: Path) -> None:
             return
     except OSError:  # a read-only cache, a file system without locks: nothing to protect against
         return
+    if len(_registered) >= _MAX_REGISTERED:  # a long-lived process that opened many caches (a test session): the
+        with contextlib.suppress(OSError):  # oldest gives its file up (prune removes it) instead of holding one
+            _registered.pop(next(iter(_registered))).close()  # open file per cache for ever
     _registered[root] = f
 
 
