@@ -340,9 +340,7 @@ def train_phase(
             hint=f"continue with the same command plus --resume_from_checkpoint {last} "
             f"(in a recipe: resume_from_checkpoint: {last} on the pass)",
         )
-    train_peak = _phase_peak_rss_mb()
-    if not distributed.is_main():
-        _drop_checkpoints(opts, checkpoint_dir)  # rank 0 keeps them until its adapter is written
+    train_peak = _phase_peak_rss_mb()  # the checkpoints stay until rank 0 has written the adapter (finetune)
     return TrainingRun(model, trainer, stats, resume, train_peak)
 
 
