@@ -130,6 +130,43 @@ def test_chat_templates_become_go_templates_checked_by_rendering() -> None:
     assert convert_template(odd).family == "fallback"
     fallback = convert_template("{{ messages[0]['content'] }}")
     assert fallback.family == "fallback" and fallback.template == "{{ .Prompt }}" and fallback.note
+    # Llama 3.1+ Instruct (the Olive guide's Llama-3.2-1B): a dated system turn, always written; it fell back to
+    # the raw prompt, so `ollama run` got no chat formatting
+    dated = convert_template(LLAMA32_TEMPLATE, {"bos_token": "<|begin_of_text|>"})
+    assert dated.family == "llama3-dated" and dated.stop == ["<|eot_id|>"], dated.note
+    preamble = "<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n"
+    assert dated.template.startswith(preamble + "Today Date: 26 Jul 2024\n\n{{ if .System }}{{ .System }}")
+    assert "{{ .Content }}<|eot_id|>" in dated.template
+    broken = LLAMA32_TEMPLATE.replace("'<|eot_id|>' }}", "'<|eot|>' }}")  # renders otherwise: not passed off
+    assert convert_template(broken, {"bos_token": "<|begin_of_text|>"}).family == "fallback"
+
+
+LLAMA32_TEMPLATE = """{{- bos_token }}
+{%- if not date_string is defined %}
+    {%- if strftime_now is defined %}
+        {%- set date_string = strftime_now("%d %b %Y") %}
+    {%- else %}
+        {%- set date_string = "26 Jul 2024" %}
+    {%- endif %}
+{%- endif %}
+{%- if messages[0]['role'] == 'system' %}
+    {%- set system_message = messages[0]['content']|trim %}
+    {%- set messages = messages[1:] %}
+{%- else %}
+    {%- set system_message = "" %}
+{%- endif %}
+{{- "<|start_header_id|>system<|end_header_id|>\\n\\n" }}
+{{- "Cutting Knowledge Date: December 2023\\n" }}
+{{- "Today Date: " + date_string + "\\n\\n" }}
+{{- system_message }}
+{{- "<|eot_id|>" }}
+{%- for message in messages %}
+{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' }}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}
+{%- endif %}
+"""  # Llama-3.2-Instruct's template without its tool-calling branches (they render nothing without tools)
 
 
 # ----------------------------------------------------------------------------- with llama.cpp

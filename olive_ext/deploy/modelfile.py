@@ -1,10 +1,11 @@
 """An Ollama Modelfile for a GGUF bundle: FROM the .gguf, TEMPLATE, SYSTEM, stop tokens and parameters.
 
 Ollama does not run the Jinja chat template a Hugging Face tokenizer carries; it wants a Go
-template. We recognise the two families small chat models use and write their Go form:
+template. We recognise the families small chat models use and write their Go form:
 
 - ChatML (``<|im_start|>role\\ncontent<|im_end|>\\n``: SmolLM2, Qwen, our tiny test model),
-- Llama 3 (``<|start_header_id|>role<|end_header_id|>\\n\\ncontent<|eot_id|>``).
+- Llama 3 (``<|start_header_id|>role<|end_header_id|>\\n\\ncontent<|eot_id|>``), and Llama 3.1+ whose system turn
+  opens with a dated preamble.
 
 The choice is checked, not guessed: the model's own Jinja template is rendered for a
 conversation (system, user, assistant, user) and must give exactly the text the Go template
@@ -108,12 +109,49 @@ def convert_template(template: str | None, special: dict[str, str] | None = None
         if not isinstance(system, str):
             continue
         return Converted(family.go_template, system or None, list(family.stop), family.name)
+    dated = _dated_llama3(template, special, bos)
+    if dated is not None:
+        return dated
     return Converted(
         FALLBACK_TEMPLATE,
-        note="olive-ext writes Ollama's TEMPLATE for ChatML and plain Llama 3 chat templates, and this one renders "
-        "as neither (Llama 3.1+ templates add a dated system turn), so Ollama gets the raw prompt: format turns as "
+        note="olive-ext writes Ollama's TEMPLATE for ChatML and Llama 3 chat templates, and this one renders "
+        "as neither, so Ollama gets the raw prompt: format turns as "
         "the model's chat_template.jinja (in model/) does, or write the TEMPLATE yourself",
     )
+
+
+_SYSTEM_HEAD = "<|start_header_id|>system<|end_header_id|>\n\n"
+
+
+def _dated_llama3(template: str, special: dict[str, str], bos: str) -> Converted | None:
+    """Llama 3.1/3.2/3.3 Instruct: Llama 3 turns, and a system turn always written, opening with a fixed preamble
+    ("Cutting Knowledge Date: ... Today Date: ...") before the system message. Checked by rendering as the other
+    families; the Go template writes the same preamble (as Ollama's own llama3.2 template does), with the date
+    the Jinja template renders when it is not given one."""
+    if _SYSTEM_HEAD not in template and "system<|end_header_id|>" not in template:
+        return None
+    try:
+        full = _render(template, _PROBE, special)
+        bare = _render(template, _PROBE[1:2], special)
+    except Exception:  # any template error: not this family
+        return None
+    lead = bos if bos and full.startswith(bos) else ""
+    body = full.removeprefix(lead)
+    if not body.startswith(_SYSTEM_HEAD) or "S1<|eot_id|>" not in body:
+        return None
+    preamble = body[len(_SYSTEM_HEAD) :].split("S1<|eot_id|>", 1)[0]
+    if "<|" in preamble or "{{" in preamble:
+        return None
+    turn = _LLAMA3.turn
+    rest = "".join(turn.format(**m) for m in _PROBE[1:]) + _LLAMA3.generation
+    if full != lead + _SYSTEM_HEAD + preamble + "S1<|eot_id|>" + rest:
+        return None
+    if bare != lead + _SYSTEM_HEAD + preamble + "<|eot_id|>" + turn.format(**_PROBE[1]) + _LLAMA3.generation:
+        return None
+    go = (_SYSTEM_HEAD + preamble + "{{ if .System }}{{ .System }}{{ end }}<|eot_id|>"
+          '{{- range .Messages }}{{- if ne .Role "system" }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n'
+          "{{ .Content }}<|eot_id|>{{- end }}{{ end }}" + _LLAMA3.generation)  # fmt: skip
+    return Converted(go, None, list(_LLAMA3.stop), "llama3-dated")
 
 
 def _default_system(bare: str, family: _Family) -> str | bool:
