@@ -302,7 +302,9 @@ def test_export_package_verify_gguf_bundle(tiny_llama: Path, tmp_path: Path) -> 
     assert not verify(bundle, run_model=False).ok
 
 
-def test_a_gguf_of_another_quant_type_exports_at_the_asked_one(tiny_llama: Path, tmp_path: Path) -> None:
+def test_a_gguf_of_another_quant_type_exports_at_the_asked_one(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A downloaded .gguf given to export was refused ("export writes GGUF from a Hugging Face model"), and package
     refused it too: it is dequantized and written at --quant, with the same tokens as the source in llama.cpp."""
     _llama_cpp()
@@ -316,6 +318,13 @@ def test_a_gguf_of_another_quant_type_exports_at_the_asked_one(tiny_llama: Path,
     text = "the quick brown fox"
     tokens = [llama_cpp.Llama(str(p), verbose=False, n_ctx=64).tokenize(text.encode()) for p in (source, written)]
     assert tokens[0] == tokens[1] and len(tokens[0]) > 1
+    # a quantized GGUF quantized again adds a second rounding (llama.cpp refuses without --allow-requantize): said
+    from olive_ext.models.gguf_header import quantized_file_type
+
+    assert quantized_file_type(source) is None and quantized_file_type(written) == "Q8_0"
+    capsys.readouterr()
+    assert main(["export", "-m", str(written), "--quant", "Q4_0", "-o", str(tmp_path / "q4")]) == 0
+    assert "is quantized already (Q8_0)" in capsys.readouterr().err.replace("\n", " ")
 
 
 def test_an_exported_gguf_keeps_its_chat_template_when_exported_again(tiny_llama: Path, tmp_path: Path) -> None:

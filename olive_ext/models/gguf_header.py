@@ -126,6 +126,28 @@ def architecture(path: Path) -> str | None:
     return None
 
 
+_FLOAT_FILE_TYPES = {0: "F32", 1: "F16", 32: "BF16"}  # llama.cpp's LLAMA_FTYPE values that hold no quantization
+
+
+def quantized_file_type(path: Path) -> str | None:
+    """The quantization a GGUF file's ``general.file_type`` names ("Q4_1", "Q8_0"...), or None for float files and
+    files that name none."""
+    with open(path, "rb") as f:
+        opened = _open_v2_v3(f, Path(path).stat().st_size)
+        if opened is None:
+            return None
+        reader, _tensors, n_kv = opened
+        value = next((v for k, v in _metadata(reader, n_kv) if k == "general.file_type"), None)
+    if not isinstance(value, int) or value in _FLOAT_FILE_TYPES:
+        return None
+    try:
+        from gguf import LlamaFileType
+
+        return LlamaFileType(value).name.removeprefix("MOSTLY_")
+    except (ImportError, ValueError):
+        return f"file type {value}"
+
+
 def split_count(path: Path) -> int:
     """How many files the model is split into (``split.count``, what llama.cpp's gguf-split writes in each
     shard); 1 for a whole model."""

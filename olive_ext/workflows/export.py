@@ -10,6 +10,7 @@ The output folder is like every olive-ext output (``model/`` plus ``model_config
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from olive_ext.engine.runner import BNB_DEQUANTIZE, implicit_conversion
 from olive_ext.errors import MissingDependencyError, UserInputError
 from olive_ext.evaluate.backends.llama_cpp import gguf_in
 from olive_ext.models.folder import resolve_model_arg, write_model_config
+from olive_ext.models.gguf_header import quantized_file_type
 from olive_ext.onnx.runtime import LLAMACPP_INSTALL, llama_cpp_available
 from olive_ext.options import Options, validate_options, with_options_signature
 from olive_ext.passes.dequantize_hf import dequantize_folder
@@ -36,6 +38,8 @@ from olive_ext.passes.gguf_export import GgufExport, GgufQuant, export_gguf
 from olive_ext.passes.gguf_to_hf import convert_gguf
 from olive_ext.quiet import api_call
 from olive_ext.workflows.run import in_chat_form
+
+logger = logging.getLogger("olive_ext")
 
 
 class ExportOptions(Options):
@@ -83,6 +87,11 @@ def run_export(opts: ExportOptions) -> ExportResult:
             # an export output's folder names no file ("does not appear to have a file named ." before): its .gguf
             found = gguf_in(Path(source.path))
             gguf_file = source.gguf_file or (found.name if found else "")
+            quantized = quantized_file_type(Path(source.path) / gguf_file) if gguf_file else None
+            if quantized:  # llama.cpp's own quantizer refuses this without --allow-requantize
+                logger.warning("%s is quantized already (%s): it is dequantized and quantized again to %s, which "
+                               "adds a second rounding; export from the Hugging Face model instead when you have "
+                               "it", gguf_file, quantized, opts.quant)  # fmt: skip
             convert_gguf(Path(source.path), gguf_file, Path(tmp) / "model")
             source = Artifact("hf", str(Path(tmp) / "model"), source.adapter_path, meta=source.meta)
             problem = GgufExport.check_input(source)
