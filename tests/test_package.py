@@ -64,6 +64,8 @@ def test_bundle_has_everything_and_verifies_files(auto_opt_output: Path, tmp_pat
     assert {f["path"] for f in manifest["files"]} == names - {"manifest.json"}
     report = verify(bundle, run_model=False)
     assert report.ok, report.checks
+    # readable by all, as in the zip (onnxruntime's quantizer writes model.onnx.data 0600)
+    assert {oct(p.stat().st_mode & 0o777) for p in bundle.rglob("*") if p.is_file()} == {"0o644"}
     # no eval data: the smoke prompt is a user turn in the model's chat template, as transformers renders it
     # (it was sent bare, and a chat model that answered well ran on and failed verify)
     from transformers import AutoTokenizer

@@ -223,6 +223,7 @@ def package(
             logger.warning("%s has no chat template: chat and serve's /v1/chat/completions will refuse the bundle and "
                            "verify fails its chat template check; copy the base model's chat template into the "
                            "model folder (chat_template.jinja) before packaging", source)  # fmt: skip
+        _readable_by_all(stage)
         write_manifest(stage, manifest)
         if sign_key is not None:
             sign_bundle(stage, sign_key)
@@ -234,6 +235,14 @@ def package(
         logger.warning("%s, beside the bundle, was left as it was (this package wrote no zip) and may hold the bundle "
                        "replaced: remove it, or package again with --zip --overwrite", old_zip)  # fmt: skip
     return output
+
+
+def _readable_by_all(stage: Path) -> None:
+    """Files 0644 and folders 0755, as a zip of the bundle has them: onnxruntime's quantizer writes its
+    model.onnx.data 0600, and a bundle folder copied to a device or a web server was unreadable there."""
+    for path in stage.rglob("*"):
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 def _check_outputs_free(output: Path | None, archive: Path | None, overwrite: bool) -> None:
