@@ -76,3 +76,25 @@ def test_one_prefill_for_logits_and_greedy_equals_the_two_calls(tiny_llama: Path
             expected.append(int(gen.get_next_tokens()[0]))
         assert tokens == [t for t in expected[: next((i for i, t in enumerate(expected) if t in candidate.eos), 6)]]
         assert tokens and tokens[0] == int(separate[-1].argmax())  # the first greedy token is the prompt's argmax
+
+
+def test_an_fp32_build_that_breaks_parity_fails_the_run_when_asked(tiny_llama: Path, tmp_path: Path) -> None:
+    """auto-opt's fp32 candidate failed parity (a wrongly merged adapter) and the run went on to choose an int4 build
+    of the same conversion, exit 0. With fail_run, the fp32 failure ends the run; without, the search goes on."""
+    import pytest
+
+    from olive_ext.errors import PassError
+    from olive_ext.recipe import parse_recipe
+    from olive_ext.workflows.run import run_recipe
+
+    def recipe(fail_run: bool) -> object:
+        strict = {"type": "parity_check", "max_abs_delta": 1e-12, "fail_run": fail_run}  # no build meets 1e-12
+        return parse_recipe({"input_model": {"path": str(tiny_llama)}, "cache_dir": str(tmp_path / "c"),
+                             "pipelines": [{"b": {"type": "model_builder", "precision": "fp32"}, "p": strict},
+                                           {"b": {"type": "model_builder", "precision": "int4"}}]})  # fmt: skip
+
+    with pytest.raises(PassError, match="fp32 candidate breaks parity"):
+        run_recipe(recipe(True), write_output=False)
+    result = run_recipe(recipe(False), write_output=False)
+    assert result.chosen is not None and result.chosen.artifact is not None
+    assert result.chosen.artifact.meta["precision"] == "int4"

@@ -42,6 +42,8 @@ class ParityCheckConfig(PassConfig):
     min_cosine: float | None = Field(None, ge=-1, le=1, description="encoders without logits: fail below this "
                                      "cosine; unset: 0.999 float, 0.99 quantized")  # fmt: skip
     fail: bool = Field(True, description="fail the candidate beyond thresholds; false records the numbers only")
+    fail_run: bool = Field(False, description="an fp32 build beyond thresholds fails the whole run (its candidates "
+                           "share the conversion it checks: auto-opt sets it)")  # fmt: skip
 
 
 def default_thresholds(cfg: ParityCheckConfig, precision: str, has_logits: bool) -> dict[str, float]:
@@ -115,7 +117,7 @@ class ParityCheck(Pass[ParityCheckConfig]):
             shown = ", ".join(f"{k}={v:.4g}" for k, v in numbers.items() if isinstance(v, float))
             logger.info("parity of %s (%s): %s", artifact.describe(), precision, shown)
             if broken and cfg.fail:
-                raise PassError(
+                error = PassError(
                     self.name,
                     f"{precision} candidate breaks parity with its PyTorch reference: {'; '.join(broken)} "
                     f"(all: {shown})",
@@ -125,6 +127,10 @@ class ParityCheck(Pass[ParityCheckConfig]):
                     if precision == "fp32" else  # a lower precision may be allowed to differ more: the user says
                     "relax a limit (passes.<step>.min_top1, max_abs_delta, ...) or set fail: false to only record",
                 )  # fmt: skip
+                # the quantized candidates come from the same conversion: without this, auto-opt chose an int4
+                # build of a wrongly merged adapter (top-1 0.2 against peft) and exited 0
+                error.fails_every_candidate = cfg.fail_run and precision == "fp32"  # type: ignore[attr-defined]
+                raise error
         (ctx.output_dir / "parity.json").write_text(json.dumps(numbers, indent=1))
         return Artifact(artifact.kind, artifact.path, artifact.adapter_path, meta={**artifact.meta, "parity": numbers})
 

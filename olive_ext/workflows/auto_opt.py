@@ -254,7 +254,8 @@ def _with_parity(chain: list[Any], have_data: bool) -> dict[str, Any]:
     """
     section: dict[str, Any] = {step.name: {"type": step.type, **step.params} for step in chain}
     quantized = chain_precision(chain).startswith("int")
-    section["parity"] = {"type": "parity_check", "fail": not quantized, **({"data": "eval"} if have_data else {})}
+    section["parity"] = {"type": "parity_check", "fail": not quantized, **({"data": "eval"} if have_data else {}),
+                         **({"fail_run": True} if not quantized else {})}  # fmt: skip
     return section
 
 
