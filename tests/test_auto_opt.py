@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tiny_models import make_random_adapter
 
 from olive_ext.cli import main
 from olive_ext.engine.results import RunResult
@@ -198,6 +199,18 @@ def test_a_fine_tunes_eval_split_is_narrowed_by_eval_split_and_max_samples(
         return recipe.data["eval"].model_dump(exclude_none=True)
 
     assert eval_of()["split"] == "train[2:]" and "max_samples" not in eval_of()
+    # the Olive guide's form, `-m ft/model --adapter_path ft/adapter`: the same fine-tune, its eval split found (no
+    # accuracy was measured, and a model 13 points worse was chosen); `-m ft/model` beside an adapter is the base
+    adapter = make_random_adapter(tiny_llama, tmp_path / "ft" / "adapter", r=4)
+    config = {"kind": "hf", "model": "model", "adapter": "adapter", "eval_data": spec}
+    (model.parent / "model_config.json").write_text(json.dumps(config))
+    from olive_ext.models.folder import resolve_model_arg
+
+    guide = resolve_model_arg(str(model), str(adapter))
+    assert guide.meta.get("eval_data") == spec and guide.adapter_path == str(adapter)
+    assert "eval_data" not in resolve_model_arg(str(model)).meta  # the base model it holds, no adapter
+    assert "eval_data" not in resolve_model_arg(str(model), str(make_random_adapter(tiny_llama, tmp_path / "b"))).meta
+    (model.parent / "model_config.json").write_text(json.dumps({"kind": "hf", "model": "model", "eval_data": spec}))
     narrowed = eval_of("--max_samples", "2", "--eval_split", "train[1:]")
     assert narrowed["split"] == "train[1:]" and narrowed["max_samples"] == 2
     assert narrowed["data_files"] == str(eval_file) and narrowed["text_template"] == spec["text_template"]

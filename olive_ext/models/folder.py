@@ -154,6 +154,9 @@ def resolve_model_arg(
                 )
             art = Artifact(art.kind, art.path, adapter_path, art.gguf_file, meta=art.meta)
         return art
+    parent = _output_holding(p, adapter_path)
+    if parent is not None:  # `-m ft/model --adapter_path ft/adapter`, as the Olive guide writes it: the fine-tune
+        return parent  # output (its eval split found: auto-opt measured nothing, and chose a model 13 points worse)
     if is_bare_adapter(p):
         if adapter_path:
             raise UserInputError(
@@ -180,6 +183,22 @@ def resolve_model_arg(
         if kind is None and (p / "genai_config.json").is_file():  # a genai folder's model.onnx: that folder, as
             resolved_kind = "genai"  # when given itself (its KV-cache inputs failed an onnx-kind smoke check)
     return Artifact(resolved_kind, str(p) if p.exists() else path, adapter_path, gguf_file)
+
+
+def _output_holding(model: Path, adapter_path: str | None) -> Artifact | None:
+    """The olive-ext output whose model folder ``model`` is, when ``adapter_path`` is that output's own adapter (or
+    both are none): with another adapter, or none beside the output's, its eval split is not this model's."""
+    if not model.is_dir() or (model / MODEL_CONFIG).exists() or not (model.parent / MODEL_CONFIG).is_file():
+        return None
+    try:
+        art = read_model_config(model.parent)
+    except UserInputError:
+        return None
+    if Path(art.path).resolve() != model.resolve():
+        return None
+    own = Path(art.adapter_path).resolve() if art.adapter_path else None
+    given = Path(adapter_path).expanduser().resolve() if adapter_path else None
+    return art if given == own else None  # `-m ft/model` alone, beside an adapter, is the base model it holds
 
 
 def read_model_config(folder: Path) -> Artifact:
