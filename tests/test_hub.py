@@ -98,3 +98,12 @@ def test_a_hub_model_that_is_not_here_is_refused_before_work(
     (snapshot.parent.parent / "refs").mkdir()
     (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
     check_model_folder("unsloth/tiny-bnb-4bit")  # in the cache: left to the loader
+
+
+def test_a_hub_id_with_a_revision_after_an_at_sign_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`-m org/name@main` ended in huggingface_hub's HFValidationError traceback."""
+    from olive_ext.cli import main
+
+    assert main(["quantize", "-m", "HuggingFaceTB/SmolLM2-135M-Instruct@main", "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert "names no revision after '@'" in err and "revision: main" in err and "Traceback" not in err, err

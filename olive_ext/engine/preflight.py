@@ -182,6 +182,13 @@ def check_model_folder(path: str, hub: bool = True) -> None:
             hint=f"point -m at the folder that holds it: -m {folder.parent}",
         )
     if not folder.exists():
+        if "@" in path and looks_like_hub_id(path.split("@", 1)[0]):  # huggingface_hub's own traceback before
+            name, revision = path.split("@", 1)
+            raise UserInputError(
+                f"-m {path}: a hub id names no revision after '@' here",
+                hint=f"give -m {name}, and the revision in a recipe (input_model: {{path: {name}, revision: "
+                f"{revision}}}); or download that revision and give its folder",
+            )
         if not looks_like_hub_id(path):
             raise missing_model_error(path)
         if hub:

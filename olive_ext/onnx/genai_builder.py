@@ -382,7 +382,10 @@ def builder_error(
         detail = _with_value(detail, field, config)
         return ModelNotBuildableError(pass_name, source or model, field, detail, _hint(field))
     shown = ", ".join(f"{k}={v}" for k, v in options.items() if k not in {"hf_token", "adapter_path"})
-    if "reshape" in str(error) and options.get("algo_config") == "k_quant":
+    if "custom code" in str(error) and "trust_remote_code" in str(error):
+        hint = ("this model needs its own Python code (config.json's auto_map): add --trust_remote_code (in a recipe: "
+                "input_model.trust_remote_code: true) if you trust that code; olive-ext runs none unless asked")
+    elif "reshape" in str(error) and options.get("algo_config") == "k_quant":
         hint = (
             f"k_quant needs every weight's input size (the hidden and MLP sizes) to be a multiple of twice the "
             f"block_size, and {options.get('block_size')} is too large for this model: try 32 (or 16)"

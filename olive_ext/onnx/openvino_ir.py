@@ -35,7 +35,10 @@ def ir_meta(folder: str | Path) -> dict[str, Any]:
 def copy_hf_companions(source: Path, out_dir: Path) -> None:
     """Tokenizer and config files of the HF source, beside the IR (as onnx_export writes them)."""
     for item in source.iterdir():
-        if item.is_file() and item.suffix in {".json", ".txt", ".model"} and not item.name.endswith(".index.json"):
+        # .jinja: transformers 5 saves the chat template apart (chat_template.jinja); without it the IR had none
+        if item.is_file() and item.suffix in {".json", ".txt", ".model", ".jinja"} and not item.name.endswith(
+            ".index.json"
+        ):
             shutil.copy2(item, out_dir / item.name)
 
 
