@@ -953,3 +953,20 @@ def test_an_accuracy_metric_on_a_local_csv_is_scored_by_olive_with_the_input_mod
     candidates = json.loads((result.output_dir / "candidates.json").read_text())["candidates"]
     assert candidates and all(not c.get("error") for c in candidates), candidates
     assert all(0 <= c["metrics"]["acc-accuracy_score"] <= 1 for c in candidates)
+
+
+def test_an_olive_lora_pass_without_its_settings_trains_at_olives_defaults() -> None:
+    """Olive's LoRA pass defaults to r 64, alpha 16, dropout 0.05; the translation took olive-ext's (16, 32, 0): the
+    same config trained with updates eight times larger."""
+    raw = {"input_model": {"type": "HfModel", "model_path": "some/model"},
+           "data_configs": [{"name": "train", "type": "HuggingfaceContainer",
+                             "load_dataset_config": {"data_name": "json", "data_files": "rows.jsonl"},
+                             "pre_process_data_config": {"text_template": "{q} {a}"}}],
+           "passes": {"l": {"type": "LoRA", "train_data_config": "train"}}}  # fmt: skip
+    recipe, problems = check_recipe(raw)
+    assert recipe is not None, problems
+    params = recipe.passes["l"].params()
+    assert (params["lora_r"], params["lora_alpha"], params["lora_dropout"]) == (64, 16, 0.05)
+    raw["passes"]["l"] |= {"r": 8, "alpha": 8}
+    params = check_recipe(raw)[0].passes["l"].params()  # type: ignore[union-attr]
+    assert (params["lora_r"], params["lora_alpha"]) == (8, 8)

@@ -102,8 +102,14 @@ class LoraPass(Pass[LoraPassConfig]):
     _OLIVE_IGNORED = ("allow_tf32", "ephemeral_gpu_offload", "save_quant_config", "rank_dropout", "module_dropout",
                       "use_effective_conv2d", "init_weights")  # fmt: skip
 
+    # Olive's LoRA pass defaults (olive-ai 0.13, olive/passes/pytorch/lora.py), which differ from olive-ext's own
+    # (r 16, alpha 32, dropout 0): an Olive config that leaves them out trains at Olive's scale, alpha/r 0.25 (it
+    # trained at 2.0, eight times larger updates)
+    _OLIVE_DEFAULTS: ClassVar[dict[str, Any]] = {"r": 64, "alpha": 16, "lora_dropout": 0.05}
+
     @classmethod
     def from_olive(cls, params: dict[str, Any]) -> dict[str, Any]:
+        params = {**cls._OLIVE_DEFAULTS, **params}
         return super().from_olive({k: v for k, v in params.items() if k not in cls._OLIVE_IGNORED})
 
     @classmethod
