@@ -297,8 +297,21 @@ def test_a_llama_factory_config_is_answered_with_the_finetune_command(tmp_path: 
             "lr_scheduler_type": "cosine", "plot_loss": True}  # fmt: skip
     hint = (check_recipe(more, base_dir=tmp_path)[1][0].hint or "").replace("\n", " ")
     assert "--target_modules q_proj,v_proj" in hint and "--torch_dtype bfloat16" in hint
-    assert "not carried over: lr_scheduler_type: cosine, use_rslora: True, warmup_ratio: 0.1" in hint
+    assert "--lr_scheduler_type cosine" in hint and "--lora_r 16 --lora_alpha 32" in hint  # LF: alpha = 2 x rank
+    assert "not carried over: use_rslora: True, warmup_ratio: 0.1" in hint
     assert "plot_loss" not in hint
+    # LLaMA-Factory reads dataset_dir from where it runs: its examples/ YAMLs from the repository's root
+    import os
+
+    nested = tmp_path / "examples" / "train_lora"
+    nested.mkdir(parents=True)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        hint = check_recipe(raw, base_dir=nested)[1][0].hint or ""
+    finally:
+        os.chdir(cwd)
+    assert "-d json --data_files data/mine.jsonl" in hint and "is not in" not in hint, hint
 
 
 def test_accuracy_metrics_need_rows_and_objective_accuracy_needs_an_accuracy_metric() -> None:
