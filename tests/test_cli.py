@@ -350,3 +350,17 @@ def test_sigterm_ends_a_command_as_ctrl_c_does(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 143 and "terminated" in err and "Traceback" not in err, err
     assert not folder.exists()  # cleaned up on the way out
+
+
+def test_run_takes_another_input_model_as_olives_run_does(tiny_llama: Path, tmp_path: Path) -> None:
+    """Olive's `run -m/-a` replace the config's input model; `olive-ext run -m` was "unknown flag", while the
+    hub-model refusal's own hint said to give a local folder with -m."""
+    import json
+
+    config = tmp_path / "olive.json"
+    config.write_text(json.dumps({"input_model": {"type": "HfModel", "model_path": "microsoft/DialoGPT-medium"},
+                                  "passes": {"b": {"type": "ModelBuilder", "precision": "fp32"}},
+                                  "output_dir": str(tmp_path / "out")}))  # fmt: skip
+    assert main(["run", "--config", str(config), "-m", str(tiny_llama), "--log_level", "3"]) == 0
+    written = (tmp_path / "out" / "recipe.yaml").read_text()
+    assert str(tiny_llama) in written and "DialoGPT" not in written

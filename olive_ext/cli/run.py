@@ -14,6 +14,7 @@ lineage.json, report.md, recipe.yaml).
 
   olive-ext run --config recipes/smollm2-lora-int4-cpu.yaml
   olive-ext run --config olive-config.yaml --output_path out --overwrite
+  olive-ext run --config olive-config.yaml -m models/base -a models/adapter   # another input model (Olive's -m/-a)
   olive-ext run --config olive-config.json --lenient   # Olive keys not honoured: warnings, listed in the report
   olive-ext run --run-config olive-config.json --list_required_packages   # what to pip install; runs nothing
 """
@@ -27,6 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from olive_ext.workflows.run import RunOptions as O
 
     option(p, O, "config", "--config", "-c", "--run-config")  # --run-config: Olive 0.13's name
+    option(p, O, "model_name_or_path", "-m", "--model_name_or_path")
+    option(p, O, "adapter_path", "-a", "--adapter_path")
     add_output(p, O)
     p.add_argument("--setup", action="store_true", help="accepted for Olive compatibility: there is nothing to set up")
     p.add_argument(
@@ -55,7 +58,8 @@ def main(args: argparse.Namespace) -> int:
         logging.getLogger("olive_ext").info("--setup: nothing to set up; olive-ext installs what its passes use")
     recipe = as_recipe(args.config, output_path=args.output_path, overwrite=args.overwrite or None,
                        cache_dir=args.cache_dir, executor=args.executor, ray_address=args.ray_address,
-                       lenient=args.lenient)  # fmt: skip
+                       lenient=args.lenient, model_path=args.model_name_or_path,
+                       adapter_path=args.adapter_path)  # fmt: skip
     progress = Progress()
     try:
         result = run_recipe(recipe, progress=progress)

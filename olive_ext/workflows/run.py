@@ -57,6 +57,8 @@ class RunOptions(Options):
     """What `olive-ext run` takes besides the recipe: overrides of its output and cache."""
 
     config: str = Field(description="recipe file (.yaml, .yml or .json), ours or an Olive run config")
+    model_name_or_path: str | None = Field(None, description="override the recipe's input model (Olive's `run -m`)")
+    adapter_path: str | None = Field(None, description="override the input model's adapter (Olive's `run -a`)")
     output_path: str | None = Field(None, description="override the recipe's output path")
     overwrite: bool = Field(False, description="replace an existing output folder")
     cache_dir: str | None = Field(
@@ -81,11 +83,14 @@ def as_recipe(
     executor: str | None = None,
     ray_address: str | None = None,
     lenient: bool = False,
+    model_path: str | None = None,
+    adapter_path: str | None = None,
 ) -> Recipe:
     """A validated Recipe from a file path (YAML/JSON, ours or Olive's), a mapping, or a Recipe.
 
     ``output_path`` and ``overwrite`` replace the recipe's ``output`` section, ``cache_dir`` its cache,
-    ``executor`` and ``ray_address`` its executor's type and address, when given.
+    ``executor`` and ``ray_address`` its executor's type and address, ``model_path`` and ``adapter_path`` its input
+    model and adapter (Olive's `run -m/-a`), when given.
     ``lenient``: Olive keys olive-ext does not honour are warnings (kept for the report), not errors.
     Raises RecipeError listing every problem.
     """
@@ -107,6 +112,11 @@ def as_recipe(
         parsed = parsed.model_copy(update={"output": parsed.output.model_copy(update=changes)})
     if cache_dir is not None:
         parsed = parsed.model_copy(update={"cache_dir": cache_dir})
+    model_changes = {k: _absolute(v) for k, v in {"path": model_path, "adapter_path": adapter_path}.items() if v}
+    if model_changes:  # another model: what the recipe said of its own file and revision does not apply
+        dropped = {"kind": None, "gguf_file": None, "revision": None} if model_path else {}
+        model = parsed.input_model.model_copy(update={**dropped, **model_changes})
+        parsed = parsed.model_copy(update={"input_model": model})
     exec_changes = {k: v for k, v in {"type": executor, "address": ray_address}.items() if v is not None}
     if exec_changes:
         try:
@@ -116,6 +126,12 @@ def as_recipe(
         parsed = parsed.model_copy(update={"executor": spec})
     parsed.translation_warnings[:] = warnings
     return parsed
+
+
+def _absolute(path: str) -> str:
+    """A local path as an absolute one (the recipe's output records it); a hub id as given."""
+    local = Path(path).expanduser()
+    return str(local.resolve()) if local.exists() else path
 
 
 @api_call()
@@ -129,8 +145,11 @@ def run(
     ray_address: str | None = None,
     progress: Progress | None = None,
     lenient: bool = False,
+    model_path: str | None = None,
+    adapter_path: str | None = None,
 ) -> RunResult:
-    """Run a recipe end to end and write its output folder (as ``olive-ext run --config``).
+    """Run a recipe end to end and write its output folder (as ``olive-ext run --config``; ``model_path`` and
+    ``adapter_path`` replace its input model, as `run -m/-a` does).
 
     ``recipe`` is a path to a YAML/JSON recipe or Olive run config, a mapping, or a Recipe.
     Returns the RunResult; ``result.model_path`` is the chosen model in the output folder.
@@ -142,7 +161,8 @@ def run(
         PosixPath('out/run/model')
     """
     parsed = as_recipe(recipe, output_path=output_path, overwrite=overwrite, cache_dir=cache_dir, executor=executor,
-                       ray_address=ray_address, lenient=lenient)  # fmt: skip
+                       ray_address=ray_address, lenient=lenient, model_path=model_path,
+                       adapter_path=adapter_path)  # fmt: skip
     return run_recipe(parsed, progress=progress)
 
 
