@@ -107,3 +107,24 @@ def test_a_hub_id_with_a_revision_after_an_at_sign_is_named(tmp_path: Path, caps
     assert main(["quantize", "-m", "HuggingFaceTB/SmolLM2-135M-Instruct@main", "-o", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.replace("\n", " ")
     assert "names no revision after '@'" in err and "revision: main" in err and "Traceback" not in err, err
+
+
+def test_a_hub_model_in_the_hugging_face_cache_builds_offline(
+    tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The genai builder was given the hub id with its own scratch folder as the download cache: offline, a model in
+    the Hugging Face cache failed after the checks ("couldn't connect"), and online each build downloaded it again."""
+    import json
+    import shutil
+
+    from olive_ext.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    repo = tmp_path / "hub" / "models--acme--tiny-llama"
+    shutil.copytree(tiny_llama, repo / "snapshots" / ("1" * 40))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("1" * 40)
+    out = tmp_path / "q"
+    assert main(["quantize", "-m", "acme/tiny-llama", "-o", str(out), "--log_level", "3"]) == 0
+    assert json.loads((out / "model_config.json").read_text())["kind"] == "genai"

@@ -18,7 +18,7 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import urlparse
 
-from olive_ext.artifacts import spelled_as_path
+from olive_ext.artifacts import hub_cache_dir, spelled_as_path
 
 logger = logging.getLogger(__name__)
 
@@ -78,3 +78,21 @@ def go_offline_unless_reachable() -> None:
         loaded = sys.modules.get(module)
         if loaded is not None:
             loaded.HF_HUB_OFFLINE = True  # type: ignore[attr-defined]
+
+
+# what a model folder holds that olive-ext reads: never pickles (pytorch_model.bin), which unpickling would run
+_SNAPSHOT_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "*.tiktoken", "*.py"]
+
+
+def local_snapshot(name: str, revision: str | None = None) -> str:
+    """A hub id's folder in the Hugging Face cache (fetched there first when the hub is reachable), for the steps
+    that read a model from files (the genai builder, GGUF export, OpenVINO); a local path as given.
+
+    The genai builder took a hub id with its own scratch folder as the download cache: offline, a model already in
+    the Hugging Face cache failed ("couldn't connect"), and online each build downloaded it again."""
+    if not looks_like_hub_name(name):
+        return name
+    from huggingface_hub import snapshot_download  # hub ids only (start-up time)
+
+    return str(snapshot_download(name, revision=revision, cache_dir=hub_cache_dir(), local_files_only=offline(),
+                                 allow_patterns=_SNAPSHOT_FILES))  # fmt: skip

@@ -19,6 +19,7 @@ from pydantic import Field, TypeAdapter, ValidationError, model_validator
 from olive_ext.artifacts import Artifact
 from olive_ext.errors import PassError
 from olive_ext.models.adapters import not_plain_lora
+from olive_ext.models.hub import local_snapshot
 from olive_ext.models.olive_quant import with_float_embedding
 from olive_ext.onnx.check import smoke_check
 from olive_ext.onnx.folder import save_model
@@ -312,6 +313,8 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
         out, work = ctx.output_dir / "model", ctx.output_dir / "_work"
         options = builder_options(cfg)
         base, adapter = artifact.path, artifact.adapter_path
+        if ctx.input_model is not None and ctx.input_model.path == base:  # a hub id: its Hugging Face cache folder
+            base = local_snapshot(base, ctx.input_model.revision)
         if options.get("algo_config") == "k_quant" and (problem := _k_quant_problem(Path(base), cfg.block_size)):
             # the builder found it after loading and converting the model (32 s for SmolLM2-135M): said first
             raise PassError(self.name, problem, hint=f"try block_size {_k_quant_fit(Path(base))}")
