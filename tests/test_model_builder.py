@@ -250,3 +250,20 @@ def test_parity_checks_of_one_run_load_the_reference_once_and_measure_the_same(
     assert shared == fresh  # the remembered answers are the ones a fresh reference gives
     assert fresh[0] != fresh[1]  # and the two candidates really were measured apart
     forget_recorded()
+
+
+def test_a_config_without_architectures_is_refused_with_the_line_to_add(tiny_llama: Path, tmp_path: Path) -> None:
+    """The builder reads config.architectures[0]: "TypeError: 'NoneType' object is not subscriptable" after the
+    checks; transformers itself loads such a folder from model_type."""
+    import json
+    import shutil
+
+    from olive_ext.artifacts import Artifact
+    from olive_ext.passes.model_builder import ModelBuilder
+
+    folder = shutil.copytree(tiny_llama, tmp_path / "noarch")
+    config = json.loads((folder / "config.json").read_text())
+    del config["architectures"]
+    (folder / "config.json").write_text(json.dumps(config))
+    why = ModelBuilder.check_input(Artifact("hf", str(folder)))
+    assert why is not None and '"architectures": ["LlamaForCausalLM"]' in why, why

@@ -302,9 +302,16 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
     def check_input(cls, artifact: Artifact) -> str | None:
         config = Path(artifact.path) / "config.json"
         if config.exists():
-            archs = json.loads(config.read_text()).get("architectures") or []
+            data = json.loads(config.read_text())
+            archs = data.get("architectures") or []
             if archs and not any(a.endswith(("ForCausalLM", "ForConditionalGeneration", "LMHeadModel")) for a in archs):
                 return f"it is a {archs[0]}, not a generative LLM (use onnx_export for encoder models)"
+            if not archs:  # the builder reads architectures[0]: "TypeError: 'NoneType' object is not subscriptable"
+                from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES  # only here
+
+                named = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(str(data.get("model_type")), "LlamaForCausalLM")
+                return (f"its config.json names no architectures, which the genai builder reads: add "
+                        f'"architectures": ["{named}"] to {config}')  # fmt: skip
         return None
 
     def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
