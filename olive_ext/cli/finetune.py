@@ -152,7 +152,9 @@ def print_summary(metrics: dict[str, Any], result: Any, console: Any) -> None:
     evals = metrics.get("eval") or {}
     lines = [
         f"[bold]fine-tuned[/] {metrics.get('method')} on {metrics.get('device')} ({metrics.get('torch_dtype')}): "
-        f"{metrics.get('steps')} steps, final loss {metrics.get('final_loss')}"
+        f"{metrics.get('steps')} steps, "
+        + (f"final loss {metrics['final_loss']}" if metrics.get("final_loss") is not None
+           else f"mean loss {metrics.get('mean_train_loss')} (no step logged: --logging_steps is above the steps)")
         + (" (reused from cache)" if metrics.get("cache_hit") else ""),
         f"  {metrics.get('train_tokens_per_second')} train tokens/s (non-pad), {metrics.get('train_seconds')} s "
         f"training, peak RSS {metrics.get('peak_rss_mb')} MB",

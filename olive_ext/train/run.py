@@ -406,6 +406,10 @@ def run_metrics(
         "epochs": round(float(state.epoch or 0), 3),
         "resumed_from": str(run.resume) if run.resume else None,
         "final_loss": stats.loss_curve[-1]["loss"] if stats.loss_curve else None,
+        # the Trainer's mean over the run's steps: what there is when no step was logged (--logging_steps > steps)
+        "mean_train_loss": next(
+            (round(float(h["train_loss"]), 5) for h in reversed(state.log_history) if "train_loss" in h), None
+        ),
         "loss_curve": stats.loss_curve,
         "eval_curve": stats.eval_curve,
         "train_tokens": stats.tokens,
