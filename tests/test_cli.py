@@ -364,3 +364,17 @@ def test_run_takes_another_input_model_as_olives_run_does(tiny_llama: Path, tmp_
     assert main(["run", "--config", str(config), "-m", str(tiny_llama), "--log_level", "3"]) == 0
     written = (tmp_path / "out" / "recipe.yaml").read_text()
     assert str(tiny_llama) in written and "DialoGPT" not in written
+
+
+def test_olive_flags_say_what_to_write_and_their_values_are_not_stray(capsys: pytest.CaptureFixture[str]) -> None:
+    """Olive 0.13's hyphenated auto-opt flags were "unknown flag" (one suggested the unrelated --use_ort_genai), a
+    refused flag's value was named "unexpected arguments" too, and --max_seq_len suggested --max_samples."""
+    assert main(["auto-opt", "-m", "x", "--num-splits", "2", "--use_qdq_encoding", "-o", "o"]) == 2
+    err = capsys.readouterr().err
+    assert "--num-splits: not supported" in err and "olive-ext quantize --use_qdq_encoding" in err
+    assert "unexpected arguments" not in err and "did you mean" not in err, err
+    assert main(["quantize", "-m", "x", "--max_seq_len", "5", "-o", "o"]) == 2
+    err = capsys.readouterr().err
+    assert "--max_seq_len: unknown flag" in err and "--max_samples" not in err, err
+    assert main(["generate-adapter", "-m", "x", "-a", "y", "--adapter_type", "lora", "-o", "o"]) == 2
+    assert "reads each adapter's type" in capsys.readouterr().err

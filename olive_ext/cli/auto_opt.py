@@ -43,6 +43,15 @@ OLIVE_REPLACEMENTS = {
     "--memory": "not supported: use --max_size_mb to constrain model size",
     "--use_dynamo_exporter": "not needed: encoder exports try the dynamo exporter first",
     "--dynamic_to_fixed_shape_dim_param": "write an NPU recipe with a qdq_static pass instead (see recipes/)",
+    # Olive 0.13 spells these with hyphens
+    "--num-splits": "not supported: olive-ext builds single-file models",
+    "--dynamic-to-fixed-shape-dim-param": "write an NPU recipe with a qdq_static pass (static_shapes) instead",
+    "--dynamic-to-fixed-shape-dim-value": "write an NPU recipe with a qdq_static pass (static_shapes) instead",
+    "--cost-model": "not supported: auto-opt measures each candidate's memory instead (--max_memory_mb)",
+    "--mixed-precision-overrides-config": "not supported here; for int8 on sensitive layers of an LLM use a recipe "
+    "with model_builder's mixed_layers_int8 (see recipes/smollm2-lora-int4-cpu.yaml)",
+    "--use_qdq_encoding": "not an auto-opt flag here: `olive-ext quantize --use_qdq_encoding` writes QDQ models, and "
+    "auto-opt --device npu builds calibrated QDQ candidates",
 }
 
 

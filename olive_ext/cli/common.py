@@ -146,9 +146,12 @@ def unknown_flags_error(parser: argparse.ArgumentParser, mod: ModuleType, unknow
         if name in replacements:
             lines.append(f"{name}: {replacements[name]}")
             continue
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        # 0.7: at 0.6, --max_seq_len suggested --max_samples and --bits --split
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.7)
         lines.append(f"{name}: unknown flag" + (f"; did you mean {close[0]}?" if close else ""))
-    stray = [u for u in unknown if not u.startswith("-")]
+    # a value right after an unknown flag is that flag's ("--num-splits 2": the 2 was named "unexpected" too)
+    stray = [u for i, u in enumerate(unknown) if not u.startswith("-")
+             and not (i > 0 and unknown[i - 1].startswith("-") and "=" not in unknown[i - 1])]  # fmt: skip
     if stray:
         lines.append(f"unexpected arguments: {' '.join(stray)}")
     print_error(f"olive-ext {mod.NAME}: " + "; ".join(lines) + f"\n  see: olive-ext {mod.NAME} --help")

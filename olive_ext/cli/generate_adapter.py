@@ -19,6 +19,10 @@ refused before anything is built; adapters that fail their check are not shipped
   olive-ext chat -m out/multi --adapter tone
 """
 ORDER = 30
+OLIVE_REPLACEMENTS = {
+    "--adapter_type": "not needed: olive-ext reads each adapter's type from its adapter_config.json (LoRA only; DoRA "
+    "and others are merged by auto-opt --adapter_path)",
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
