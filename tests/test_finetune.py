@@ -683,3 +683,22 @@ def test_eval_rows_that_are_also_training_rows_are_warned_about(
         prepare_data(str(tiny_llama), _spec(rows, "train[:16]"), _spec(rows, "train[16:20]"), FinetuneOptions())
     warnings = [r.getMessage() for r in caplog.records if "also training examples" in r.getMessage()]
     assert len(warnings) == 1 and warnings[0].startswith("8 of 12 eval examples"), warnings
+
+
+def test_the_written_recipe_reruns_from_another_folder(
+    tiny_llama: Path, tone_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fine-tune run with relative paths wrote them as given: its recipe.yaml was valid only from that folder."""
+    import shutil
+
+    from olive_ext.workflows.run import validate
+
+    work = tmp_path / "work"
+    shutil.copytree(tiny_llama, work / "models" / "base")
+    shutil.copy(tone_file, work / "tone.jsonl")
+    monkeypatch.chdir(work)
+    assert main(["finetune", "-m", "models/base", "--data_files", "tone.jsonl", "--train_split", "train[:8]",
+                 "--eval_split", "train[8:12]", "--text_template", TEMPLATE.replace("\n", "\\n"), "--max_steps", "1",
+                 "-o", "ft", "--log_level", "3"]) == 0  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    assert [p.render() for p in validate(work / "ft" / "recipe.yaml") if p.severity == "error"] == []

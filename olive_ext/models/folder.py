@@ -185,6 +185,13 @@ def resolve_model_arg(
     return Artifact(resolved_kind, str(p) if p.exists() else path, adapter_path, gguf_file)
 
 
+def absolute_if_local(path: str) -> str:
+    """A local model, adapter or file path made absolute (what a written recipe records, valid from any folder); a
+    hub id or pypi: name as given."""
+    local = Path(path).expanduser()
+    return str(local.resolve()) if local.exists() else path
+
+
 def _output_holding(model: Path, adapter_path: str | None) -> Artifact | None:
     """The olive-ext output whose model folder ``model`` is, when ``adapter_path`` is that output's own adapter (or
     both are none): with another adapter, or none beside the output's, its eval split is not this model's."""

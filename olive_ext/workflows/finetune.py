@@ -28,7 +28,7 @@ from olive_ext.engine.preflight import check_model_folder
 from olive_ext.engine.results import OutputFolder, RunResult
 from olive_ext.engine.runner import check_step_input
 from olive_ext.errors import UserInputError
-from olive_ext.models.folder import MODEL_CONFIG, resolve_model_arg, write_model_config
+from olive_ext.models.folder import MODEL_CONFIG, absolute_if_local, resolve_model_arg, write_model_config
 from olive_ext.options import parse_bool, validate_options, with_options_signature
 from olive_ext.passes.lora import LoraPass
 from olive_ext.progress import Progress
@@ -110,19 +110,22 @@ def finetune_recipe(opts: FinetuneRunOptions) -> Recipe:
     options["training_args"] = _training_args(dict(opts.training_args), options)
     train = opts.to_spec(opts.train_split)
     assert train is not None  # data_name or data_files was checked above
-    data = {"train": train.model_dump(mode="json", exclude_none=True)}
+    # local paths absolute: the recipe.yaml written beside the adapter reruns from any folder (it was valid only
+    # from the folder the fine-tune ran in)
+    data = {"train": portable_spec(train)}
     step: dict[str, Any] = {"type": "lora", **options, "train_data": "train"}
     if opts.eval_split:
         evaluation = opts.to_spec(opts.eval_split)
         assert evaluation is not None
-        data["eval"] = evaluation.model_dump(mode="json", exclude_none=True)
+        data["eval"] = portable_spec(evaluation)
         step["eval_data"] = "eval"
     passes: dict[str, Any] = {"finetune": step}
     if opts.merge:
         passes["merge"] = {"type": "merge_adapter"}
     raw: dict[str, Any] = {
-        "input_model": {"path": opts.model_name_or_path, "trust_remote_code": opts.trust_remote_code,
-                        **({"adapter_path": opts.adapter_path} if opts.adapter_path else {})},
+        "input_model": {"path": absolute_if_local(str(opts.model_name_or_path)),
+                        "trust_remote_code": opts.trust_remote_code,
+                        **({"adapter_path": absolute_if_local(opts.adapter_path)} if opts.adapter_path else {})},
         "data": data,
         "passes": passes,
         "output": {"path": opts.output_path, "overwrite": opts.overwrite},

@@ -26,7 +26,7 @@ from olive_ext.engine.run import execute, raise_if_unmet
 from olive_ext.engine.search import large_grid
 from olive_ext.errors import Problem, RecipeError, UserInputError
 from olive_ext.evaluate.evaluator import load_tokenizer
-from olive_ext.models.folder import export_artifact
+from olive_ext.models.folder import absolute_if_local, export_artifact
 from olive_ext.options import Options, field_of, problems_from_validation
 from olive_ext.progress import Progress
 from olive_ext.quiet import api_call
@@ -112,7 +112,8 @@ def as_recipe(
         parsed = parsed.model_copy(update={"output": parsed.output.model_copy(update=changes)})
     if cache_dir is not None:
         parsed = parsed.model_copy(update={"cache_dir": cache_dir})
-    model_changes = {k: _absolute(v) for k, v in {"path": model_path, "adapter_path": adapter_path}.items() if v}
+    given = {"path": model_path, "adapter_path": adapter_path}
+    model_changes = {k: absolute_if_local(v) for k, v in given.items() if v}
     if model_changes:  # another model: what the recipe said of its own file and revision does not apply
         dropped = {"kind": None, "gguf_file": None, "revision": None} if model_path else {}
         model = parsed.input_model.model_copy(update={**dropped, **model_changes})
@@ -126,12 +127,6 @@ def as_recipe(
         parsed = parsed.model_copy(update={"executor": spec})
     parsed.translation_warnings[:] = warnings
     return parsed
-
-
-def _absolute(path: str) -> str:
-    """A local path as an absolute one (the recipe's output records it); a hub id as given."""
-    local = Path(path).expanduser()
-    return str(local.resolve()) if local.exists() else path
 
 
 @api_call()
