@@ -29,6 +29,11 @@ from olive_ext.errors import UserInputError
 ArtifactKind = Literal["hf", "gguf", "onnx", "genai", "openvino"]
 ARTIFACT_KINDS: tuple[str, ...] = get_args(ArtifactKind)
 
+
+def article(kind: str) -> str:
+    """'an' before a kind that starts with a vowel ("an onnx model", "an openvino model"), else 'a'."""
+    return "an" if kind[:1].lower() in "aeiou" else "a"
+
 _CHUNK = 1 << 20
 
 

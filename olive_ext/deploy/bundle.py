@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from olive_ext.artifacts import hash_file
+from olive_ext.artifacts import article, hash_file
 from olive_ext.deploy.archive import write_zip, zip_path_of
 from olive_ext.deploy.files import plain_name
 from olive_ext.deploy.manifest import text_sha256, write_manifest
@@ -82,7 +82,7 @@ def _source_info(source: Path) -> dict[str, Any]:
     if not isinstance(info, dict) or info.get("kind") != "genai" or not genai_config.is_file():
         kind = info.get("kind") if isinstance(info, dict) else None
         raise UserInputError(
-            f"{source} holds a {kind} model; a bundle needs an onnxruntime-genai model or a GGUF from "
+            f"{source} holds {article(kind)} {kind} model; a bundle needs an onnxruntime-genai model or a GGUF from "
             "`olive-ext export --format gguf`",
             hint="run `olive-ext auto-opt` (or generate-adapter, or export --format gguf) first and package its output",
         )

@@ -21,7 +21,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
-from olive_ext.artifacts import Artifact, ArtifactKind, hub_cache_dir, looks_like_hub_id
+from olive_ext.artifacts import ARTIFACT_KINDS, Artifact, ArtifactKind, hub_cache_dir, looks_like_hub_id
 from olive_ext.errors import UserInputError
 from olive_ext.models.pypi import PYPI_MODELS, fetch_pypi_model
 
@@ -215,7 +215,7 @@ def read_model_config(folder: Path) -> Artifact:
     except (OSError, json.JSONDecodeError) as e:
         raise UserInputError(f"{folder / MODEL_CONFIG} cannot be read: {e}") from e
     kind = data.get("kind")
-    if kind not in {"hf", "gguf", "onnx", "genai"}:
+    if kind not in ARTIFACT_KINDS:  # an OpenVINO output was "unknown kind 'openvino'": it read as a corrupt file
         raise UserInputError(f"{folder / MODEL_CONFIG}: unknown kind {kind!r}")
     model = data.get("model")
     model_path = str(folder / model) if model else data.get("base_model")

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from olive_ext.artifacts import Artifact
+from olive_ext.artifacts import Artifact, article
 from olive_ext.data import smoke_prompts
 from olive_ext.data.spec import DatasetSpec
 from olive_ext.deploy.bundle import chat_template_text
@@ -75,8 +75,8 @@ def run_export(opts: ExportOptions) -> ExportResult:
     source = resolve_model_arg(opts.model_name_or_path, opts.adapter_path)
     if source.kind not in ("hf", "gguf"):
         raise UserInputError(
-            f"{opts.model_name_or_path} holds a {source.kind} model; export writes GGUF from a Hugging Face model "
-            "or from another GGUF",
+            f"{opts.model_name_or_path} holds {article(source.kind)} {source.kind} model; export writes GGUF from a "
+            "Hugging Face model or from another GGUF",
             hint="give the `finetune` output folder (or its base model and --adapter_path)",
         )
     problem = GgufExport.check_input(source) if source.kind == "hf" else None
