@@ -82,8 +82,8 @@ def _source_info(source: Path) -> dict[str, Any]:
     if not isinstance(info, dict) or info.get("kind") != "genai" or not genai_config.is_file():
         kind = info.get("kind") if isinstance(info, dict) else None
         raise UserInputError(
-            f"{source} holds {article(str(kind))} {kind} model; a bundle needs an onnxruntime-genai model or a GGUF from "
-            "`olive-ext export --format gguf`",
+            f"{source} holds {article(str(kind))} {kind} model; a bundle needs an onnxruntime-genai model or a GGUF "
+            "from `olive-ext export --format gguf`",
             hint="run `olive-ext auto-opt` (or generate-adapter, or export --format gguf) first and package its output",
         )
     return info
