@@ -128,3 +128,8 @@ def test_a_hub_model_in_the_hugging_face_cache_builds_offline(
     out = tmp_path / "q"
     assert main(["quantize", "-m", "acme/tiny-llama", "-o", str(out), "--log_level", "3"]) == 0
     assert json.loads((out / "model_config.json").read_text())["kind"] == "genai"
+    # export took no hub id ("it is not a local Hugging Face folder"): the cached snapshot is exported
+    pytest.importorskip("llama_cpp")
+    gguf = tmp_path / "g"
+    assert main(["export", "-m", "acme/tiny-llama", "--quant", "Q8_0", "-o", str(gguf), "--log_level", "3"]) == 0
+    assert (gguf / "model" / "model-Q8_0.gguf").is_file()
