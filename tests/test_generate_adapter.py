@@ -278,3 +278,16 @@ def test_an_all_linear_adapter_names_the_modules_its_weights_hold(tiny_llama: Pa
     config = json.loads((adapter / "adapter_config.json").read_text())
     (adapter / "adapter_config.json").write_text(json.dumps({**config, "target_modules": "all-linear"}))
     assert resolve_adapter(str(adapter)).target_modules == {"q_proj", "down_proj"}
+
+
+def test_chat_without_an_adapter_says_the_base_model_answers(multi: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """`chat -m <generate-adapter output>` without --adapter chatted with the base model without a word."""
+    from olive_ext.workflows.chat import ChatOptions, open_chat
+
+    with caplog.at_level("WARNING", logger="olive_ext"):
+        open_chat(ChatOptions(model_name_or_path=str(multi)))
+    assert "chatting with the base model" in caplog.text and "city, tone" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="olive_ext"):
+        open_chat(ChatOptions(model_name_or_path=str(multi), adapter="tone"))
+    assert "chatting with the base model" not in caplog.text

@@ -97,6 +97,9 @@ def open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession:
         known = ", ".join(sorted(adapters)) or "none"
         raise UserInputError(f"adapter {opts.adapter!r} not found in {root}; adapters there: {known}")
     chosen = {opts.adapter: adapters[opts.adapter]} if opts.adapter else None
+    if chosen is None and adapters:  # the base model answers: with one adapter there, that read as the fine-tune
+        logger.warning("chatting with the base model: %s holds adapter%s %s, none active (add --adapter NAME)", root,
+                       "s" if len(adapters) > 1 else "", ", ".join(sorted(adapters)))  # fmt: skip
     try:
         session = ChatSession(folder, chosen, opts.adapter, opts.system, opts.sampling(), opts.max_new_tokens)
     except RuntimeError as e:  # onnxruntime-genai reports every load failure as a RuntimeError
