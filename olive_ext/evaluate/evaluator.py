@@ -228,14 +228,17 @@ def prepare_data(artifact: Artifact, ectx: EvalContext, jobs: set[str]) -> EvalD
         return data
     if "generate" in jobs:
         examples = _answered(examples, dataset, said)
-    if context is not None and "generate" in jobs:
-        examples = _fitting(examples, tokenizer, context, dataset, said)
     bos = leading_bos(tokenizer)
-    data.prompts = [encode_prompt(tokenizer, e.prompt, bos) if e.prompt else [] for e in examples]
+    prompts = [encode_prompt(tokenizer, e.prompt, bos) if e.prompt else [] for e in examples]
+    answers = [list(tokenizer(e.reference or "", add_special_tokens=False)["input_ids"]) for e in examples]
+    if context is not None and "generate" in jobs:  # on the ids just made: each row was tokenized twice
+        kept = _fitting([len(p) + len(a) + 1 for p, a in zip(prompts, answers, strict=True)], context, dataset, said)
+        examples = [examples[i] for i in kept]
+        prompts, answers = [prompts[i] for i in kept], [answers[i] for i in kept]
+    data.prompts, data.answers = prompts, answers
     data.references = [e.reference for e in examples]
     data.answer_ends = [e.answer_end for e in examples]
     data.responses = [list(tokenizer(e.response, add_special_tokens=False)["input_ids"]) for e in examples]
-    data.answers = [list(tokenizer(e.reference or "", add_special_tokens=False)["input_ids"]) for e in examples]
     if "generate" in jobs and any(r is None or not p for r, p in zip(data.references, data.prompts, strict=True)):
         raise OliveExtError(
             "exact-match accuracy needs examples with a prompt and an expected answer",
@@ -281,16 +284,14 @@ def _answered(examples: list[Any], dataset: Any, said: set[tuple[Any, ...]]) -> 
     return [e for i, e in enumerate(examples) if i not in left_out]
 
 
-def _fitting(examples: list[Any], tokenizer: Any, context: int, dataset: Any, said: set[tuple[Any, ...]]) -> list[Any]:
-    """The rows whose prompt, answer and end token fit the context; the others are left out, said once per
-    run (one row too long ended the run: "input_ids size (807) ... exceeds max length (512)")."""
-    bos = leading_bos(tokenizer)
-    sizes = [len(encode_prompt(tokenizer, e.prompt, bos)) + len(tokenizer(e.reference or "", add_special_tokens=False)
-             ["input_ids"]) + 1 for e in examples]  # fmt: skip
+def _fitting(sizes: list[int], context: int, dataset: Any, said: set[tuple[Any, ...]]) -> list[int]:
+    """The indexes of the rows whose prompt, answer and end token (``sizes``, in tokens) fit the context; the others
+    are left out, said once per run (one row too long ended the run: "input_ids size (807) ... exceeds max length
+    (512)")."""
     long = [i for i, n in enumerate(sizes) if n > context]
     if not long:
-        return examples
-    if len(long) == len(examples):
+        return list(range(len(sizes)))
+    if len(long) == len(sizes):
         raise OliveExtError(
             f"no eval row fits the model's context of {context} tokens with its answer (the shortest needs "
             f"{min(sizes)})", hint="shorten the eval prompts, or evaluate on other rows")  # fmt: skip
@@ -298,10 +299,10 @@ def _fitting(examples: list[Any], tokenizer: Any, context: int, dataset: Any, sa
     if key not in said:
         said.add(key)
         logger.warning("%d of %d eval rows are left out: with the answer they need more than the model's %d "
-                       "tokens of context (row %d needs %d)", len(long), len(examples), context, long[0],
+                       "tokens of context (row %d needs %d)", len(long), len(sizes), context, long[0],
                        sizes[long[0]])  # fmt: skip
     left_out = set(long)
-    return [e for i, e in enumerate(examples) if i not in left_out]
+    return [i for i in range(len(sizes)) if i not in left_out]
 
 
 def _label_id(artifact: Artifact, label: str | None) -> int:
