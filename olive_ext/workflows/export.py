@@ -10,8 +10,10 @@ The output folder is like every olive-ext output (``model/`` plus ``model_config
 
 from __future__ import annotations
 
+import functools
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -126,31 +128,30 @@ def _model_config(meta: dict[str, Any], adapter_path: str | None, quant: str, mo
     spec = meta.get("eval_data")
     if isinstance(spec, dict):
         info["eval_data"] = spec
-        prompts = _smoke_prompts(spec, model)
+        from transformers import AutoTokenizer  # with an eval split only
+
+        tokenizer = functools.cache(lambda: AutoTokenizer.from_pretrained(model))  # loaded once, when asked
+        prompts = _smoke_prompts(spec, tokenizer)
         if prompts:
             info["smoke_prompts"] = prompts
-        template = spec.get("text_template")
+        text_template = spec.get("text_template")
         # fine-tuned on prompts of another form than the chat template: chat and serve say so (as for auto-opt's)
-        if adapter_path and isinstance(template, str) and not _in_chat_form(template, model):
-            info["text_template"] = template
+        if adapter_path and isinstance(text_template, str) and not _in_chat_form(text_template, tokenizer):
+            info["text_template"] = text_template
     return info
 
 
-def _in_chat_form(template: str, model: Path) -> bool:
-    from transformers import AutoTokenizer
-
+def _in_chat_form(template: str, tokenizer: Callable[[], Any]) -> bool:
     try:
-        return in_chat_form(template, AutoTokenizer.from_pretrained(model))
+        return in_chat_form(template, tokenizer())
     except Exception:  # an unreadable tokenizer: chat says what it needs itself
         return True
 
 
-def _smoke_prompts(spec: dict[str, Any], model: Path) -> list[str]:
+def _smoke_prompts(spec: dict[str, Any], tokenizer: Callable[[], Any]) -> list[str]:
     """Up to three prompts of the fine-tune's eval split (for verify's smoke generation); none when unreadable."""
     try:
-        from transformers import AutoTokenizer
-
-        return smoke_prompts(DatasetSpec.model_validate(spec), lambda: AutoTokenizer.from_pretrained(model))
+        return smoke_prompts(DatasetSpec.model_validate(spec), tokenizer)
     except Exception:  # smoke prompts are a nicety: verify falls back to a greeting
         return []
 
