@@ -99,7 +99,7 @@ def execute(
     space = SearchSpace.from_recipe(recipe)
     strategy = make_strategy(space, targets, recipe.search)
     ctx = RunContext(cache=cache, datasets=dict(recipe.data), input_model=recipe.input_model, progress=progress)
-    if warning := large_grid(recipe):
+    if warning := large_grid(space, recipe.search):
         logger.warning("%s", warning)
     total = sum(strategy.budget(t) for t in targets)
     single = total == 1

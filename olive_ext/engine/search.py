@@ -238,12 +238,11 @@ def _suggest(trial: Any, dim: Dimension) -> int:
 LARGE_GRID = 32
 
 
-def large_grid(recipe: Recipe) -> str | None:
-    """What to say when the recipe's grid builds more than LARGE_GRID candidates per target without a budget."""
-    spec = recipe.search
+def large_grid(space: SearchSpace, spec: SearchSpec) -> str | None:
+    """What to say when the grid builds more than LARGE_GRID candidates per target without a budget."""
     if spec.strategy != "grid" or spec.max_candidates is not None:
         return None
-    size = SearchSpace.from_recipe(recipe).size
+    size = space.size
     if size <= LARGE_GRID:
         return None
     return (

@@ -23,7 +23,7 @@ from olive_ext.engine.output import staged_output, write_json, write_yaml
 from olive_ext.engine.preflight import check_recipe_before_work, file_problems
 from olive_ext.engine.results import CandidateResult, RunResult
 from olive_ext.engine.run import execute, raise_if_unmet
-from olive_ext.engine.search import large_grid
+from olive_ext.engine.search import SearchSpace, large_grid
 from olive_ext.errors import Problem, RecipeError, UserInputError
 from olive_ext.evaluate.evaluator import load_tokenizer
 from olive_ext.models.folder import absolute_if_local, export_artifact
@@ -210,7 +210,7 @@ def check_recipe_and_files(
     parsed, problems = check_recipe(raw, base_dir=base_dir, lenient=lenient)
     if parsed is not None and not any(p.severity == "error" for p in problems):
         problems += file_problems(parsed, olive=is_olive_config(raw))
-        if warning := large_grid(parsed):
+        if warning := large_grid(SearchSpace.from_recipe(parsed), parsed.search):
             problems.append(Problem("search", warning, severity="note"))
     return parsed, problems
 
