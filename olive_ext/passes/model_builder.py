@@ -19,6 +19,7 @@ from pydantic import Field, TypeAdapter, ValidationError, model_validator
 from olive_ext.artifacts import Artifact
 from olive_ext.errors import PassError
 from olive_ext.models.adapters import not_plain_lora
+from olive_ext.models.folder import config_json
 from olive_ext.models.hub import local_snapshot
 from olive_ext.models.olive_quant import with_float_embedding
 from olive_ext.onnx.check import smoke_check
@@ -300,9 +301,9 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
 
     @classmethod
     def check_input(cls, artifact: Artifact) -> str | None:
-        config = Path(artifact.path) / "config.json"
-        if config.exists():
-            data = json.loads(config.read_text())
+        data = config_json(artifact.path)  # a local folder's or a cached hub model's
+        if data is not None:
+            config = Path(artifact.path) / "config.json"
             archs = data.get("architectures") or []
             if archs and not any(a.endswith(("ForCausalLM", "ForConditionalGeneration", "LMHeadModel")) for a in archs):
                 return f"it is a {archs[0]}, not a generative LLM (use onnx_export for encoder models)"
@@ -416,10 +417,7 @@ def quantize_float_build(
 
 def _k_quant_sizes(base: Path) -> dict[str, int]:
     """The input sizes of the model's weight matrices (config.json): what k_quant splits into blocks."""
-    try:
-        config = json.loads((base / "config.json").read_text())
-    except (OSError, ValueError):
-        return {}
+    config = config_json(base) or {}
     config = config.get("text_config", config)
     hidden, heads = config.get("hidden_size"), config.get("num_attention_heads")
     head_dim = config.get("head_dim") or (hidden // heads if isinstance(hidden, int) and heads else None)
