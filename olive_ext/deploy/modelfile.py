@@ -93,14 +93,16 @@ def convert_template(template: str | None, special: dict[str, str] | None = None
     if not template:
         return Converted(FALLBACK_TEMPLATE, note="the model has no chat template; prompts are sent as given")
     bos = special.get("bos_token", "")
-    for family in _FAMILIES:
-        if family.turn.split("{role}")[0] not in template:
-            continue
+    openers = [f.turn.split("{role}")[0] for f in _FAMILIES]
+    if any(o in template for o in openers):  # rendered once, for every family's check
         try:
             full = _render(template, _PROBE, special)
             bare = _render(template, _PROBE[1:2], special)
-        except Exception as e:  # any template error: this family's check failed
+        except Exception as e:  # any template error: no family's check can pass
             return Converted(FALLBACK_TEMPLATE, note=f"the chat template did not render ({type(e).__name__}: {e})")
+    for family, opener in zip(_FAMILIES, openers, strict=True):
+        if opener not in template:
+            continue
         expected = "".join(family.turn.format(**m) for m in _PROBE) + family.generation
         lead = bos if bos and full.startswith(bos) and not expected.startswith(bos) else ""
         if full != lead + expected:
@@ -109,7 +111,7 @@ def convert_template(template: str | None, special: dict[str, str] | None = None
         if not isinstance(system, str):
             continue
         return Converted(family.go_template, system or None, list(family.stop), family.name)
-    dated = _dated_llama3(template, special, bos)
+    dated = _dated_llama3(full, bare, bos) if _LLAMA3.turn.split("{role}")[0] in template else None
     if dated is not None:
         return dated
     return Converted(
@@ -123,18 +125,12 @@ def convert_template(template: str | None, special: dict[str, str] | None = None
 _SYSTEM_HEAD = "<|start_header_id|>system<|end_header_id|>\n\n"
 
 
-def _dated_llama3(template: str, special: dict[str, str], bos: str) -> Converted | None:
+def _dated_llama3(full: str, bare: str, bos: str) -> Converted | None:
     """Llama 3.1/3.2/3.3 Instruct: Llama 3 turns, and a system turn always written, opening with a fixed preamble
-    ("Cutting Knowledge Date: ... Today Date: ...") before the system message. Checked by rendering as the other
-    families; the Go template writes the same preamble (as Ollama's own llama3.2 template does), with the date
-    the Jinja template renders when it is not given one."""
-    if _SYSTEM_HEAD not in template and "system<|end_header_id|>" not in template:
-        return None
-    try:
-        full = _render(template, _PROBE, special)
-        bare = _render(template, _PROBE[1:2], special)
-    except Exception:  # any template error: not this family
-        return None
+    ("Cutting Knowledge Date: ... Today Date: ...") before the system message. Checked on the template's renderings
+    of the probe conversation (``full``) and of a user turn alone (``bare``), as the other families; the Go
+    template writes the same preamble (as Ollama's own llama3.2 template does), with the date the Jinja template
+    renders when it is not given one."""
     lead = bos if bos and full.startswith(bos) else ""
     body = full.removeprefix(lead)
     if not body.startswith(_SYSTEM_HEAD) or "S1<|eot_id|>" not in body:
