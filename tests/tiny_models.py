@@ -386,3 +386,23 @@ def build_tiny_encoder(path: Path, family: str, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     getattr(transformers, model_name)(config).save_pretrained(path)
     return path
+
+
+def add_bos_post_processor(path: Path) -> int:
+    """Make the tokenizer in ``path`` put its BOS before every text, as Llama 2/3, Mistral and Gemma tokenizers do
+    (a ``TemplateProcessing`` post-processor); returns the BOS id."""
+    import json
+
+    config = json.loads((path / "tokenizer_config.json").read_text())
+    tokenizer = json.loads((path / "tokenizer.json").read_text())
+    bos = config["bos_token"]
+    bos_id = next(t["id"] for t in tokenizer["added_tokens"] if t["content"] == bos)
+    first = {"SpecialToken": {"id": bos, "type_id": 0}}
+    tokenizer["post_processor"] = {
+        "type": "TemplateProcessing",
+        "single": [first, {"Sequence": {"id": "A", "type_id": 0}}],
+        "pair": [first, {"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+        "special_tokens": {bos: {"id": bos, "ids": [bos_id], "tokens": [bos]}},
+    }
+    (path / "tokenizer.json").write_text(json.dumps(tokenizer))
+    return int(bos_id)

@@ -34,6 +34,7 @@ from olive_ext.deploy.modelfile import MODELFILE, token_texts
 from olive_ext.deploy.signature import check_public_key, verify_signature
 from olive_ext.errors import UserInputError
 from olive_ext.evaluate.backends.llama_cpp import LlamaCppBackend
+from olive_ext.onnx.genai_tokens import genai_encode, genai_leading_bos
 from olive_ext.onnx.runtime import LLAMACPP_INSTALL, llama_cpp_available
 
 SMOKE_TOKENS = 64
@@ -226,9 +227,10 @@ def _check_generation(root: Path, manifest: dict[str, Any], report: VerifyReport
         return
     report.add("load", True, f"loaded on {provider}")
     eos = set(manifest.get("eos_token_ids") or [int(t) for t in tokenizer.eos_token_ids])
+    bos = genai_leading_bos(og, model)
     for label in [None, *names]:
         for prompt in manifest.get("smoke_prompts") or []:
-            _smoke(og, model, tokenizer, adapters, label, prompt, eos, report)
+            _smoke(og, model, tokenizer, adapters, label, genai_encode(tokenizer, prompt, bos), eos, report)
 
 
 def _smoke(
@@ -237,13 +239,12 @@ def _smoke(
     tokenizer: Any,
     adapters: Any,
     name: str | None,
-    prompt: str,
+    ids: list[int],
     eos: set[int],
     report: VerifyReport,
 ) -> None:
     """Greedy-generate up to SMOKE_TOKENS tokens and check that generation ends its turn on its own."""
     label = f"adapter {name}" if name else "base model"
-    ids = tokenizer.encode(prompt)
     params = og.GeneratorParams(model)
     params.set_search_options(max_length=len(ids) + SMOKE_TOKENS, do_sample=False)
     gen = og.Generator(model, params)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from olive_ext.errors import UserInputError
+from olive_ext.onnx.genai_tokens import genai_encode, genai_leading_bos
 from olive_ext.onnx.runtime import genai
 from olive_ext.onnx.text_stream import text_stream
 from olive_ext.serve.backend import Piece, Sampling
@@ -35,6 +36,7 @@ class GenAIBackend:
         try:
             self._model = self._og.Model(str(folder))
             self._tokenizer = self._og.Tokenizer(self._model)
+            self._bos = genai_leading_bos(self._og, self._model)
             # an og.Adapters only where there are adapters: a model built without LoRA inputs needs none
             self._adapters: Any = None
             if adapter_files:
@@ -58,8 +60,8 @@ class GenAIBackend:
                            param="messages", code="no_chat_template") from e  # fmt: skip
 
     def encode(self, text: str) -> list[int]:
-        """Token ids of ``text`` (no special tokens added beyond what the tokenizer adds itself)."""
-        return [int(i) for i in self._tokenizer.encode(text)]
+        """Token ids of ``text``, with the BOS the model's tokenizer adds (once), as evaluation saw them."""
+        return genai_encode(self._tokenizer, text, self._bos)
 
     def generate(
         self, ids: list[int], sampling: Sampling, adapter: str | None, cancelled: threading.Event

@@ -60,6 +60,15 @@ class TextStream:
         return now[len(before) :]
 
 
+def _leading_bos(model):
+    """The BOS id this model's tokenizer puts before a text (None: none). onnxruntime-genai adds it only when asked;
+    fine-tuning and olive-ext's measurements used it (olive_ext/onnx/genai_tokens.py; copied, as above)."""
+    probe = og.Tokenizer(model)
+    probe.update_options(add_special_tokens="true")
+    bos = int(probe.bos_token_id)
+    return bos if bos >= 0 and [int(i) for i in probe.encode("a")][:1] == [bos] else None
+
+
 class PromptTooLong(ValueError):
     """A prompt that leaves no room for an answer in the model's context."""
 
@@ -72,6 +81,7 @@ class Chat:
             og.disable_telemetry_events()
         self.model = og.Model(model_dir)
         self.tokenizer = og.Tokenizer(self.model)
+        self.bos = _leading_bos(self.model)
         self.decode = _tokenizers_decode(model_dir)
         with open(os.path.join(model_dir, "genai_config.json"), encoding="utf-8") as f:
             config = json.load(f)
@@ -89,7 +99,9 @@ class Chat:
             raise ValueError(f"unknown adapter {adapter!r}; adapters: {', '.join(self.adapter_names) or 'none'}")
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}]
         prompt = self.tokenizer.apply_chat_template(json.dumps(messages), add_generation_prompt=True)
-        ids = self.tokenizer.encode(prompt)
+        ids = [int(i) for i in self.tokenizer.encode(prompt)]
+        if self.bos is not None and ids[:1] != [self.bos]:
+            ids = [self.bos, *ids]  # once: a chat template may hold it already
         if len(ids) >= self.context:
             raise PromptTooLong(f"the prompt has {len(ids)} tokens; this model's context holds {self.context}")
         params = og.GeneratorParams(self.model)
