@@ -133,3 +133,42 @@ def test_a_hub_model_in_the_hugging_face_cache_builds_offline(
     gguf = tmp_path / "g"
     assert main(["export", "-m", "acme/tiny-llama", "--quant", "Q8_0", "-o", str(gguf), "--log_level", "3"]) == 0
     assert (gguf / "model" / "model-Q8_0.gguf").is_file()
+
+
+def _cached_hub_model(tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``tiny_llama`` as the hub id acme/tiny-llama in an offline Hugging Face cache."""
+    import shutil
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    repo = tmp_path / "hub" / "models--acme--tiny-llama"
+    shutil.copytree(tiny_llama, repo / "snapshots" / ("1" * 40))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("1" * 40)
+    return "acme/tiny-llama"
+
+
+def test_generate_adapter_and_openvino_take_a_cached_hub_id(
+    tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """generate-adapter refused a hub id in the Hugging Face cache ("was not found: no such folder here"), which
+    quantize, auto-opt and export take; openvino_convert read the id as a folder: no config.json, so a causal LM
+    was converted as a feature extractor, without its tokenizer files."""
+    import json
+
+    from tiny_models import make_random_adapter
+
+    from olive_ext.cli import main
+
+    name = _cached_hub_model(tiny_llama, tmp_path, monkeypatch)
+    adapter = make_random_adapter(tiny_llama, tmp_path / "adapter")
+    out = tmp_path / "ga"
+    assert main(["generate-adapter", "-m", name, "-a", str(adapter), "-o", str(out), "--log_level", "3"]) == 0
+    assert list((out / "adapters").glob("*.onnx_adapter"))
+    pytest.importorskip("openvino")
+    recipe = tmp_path / "ov.yaml"
+    recipe.write_text(f"input_model: {{path: {name}}}\npasses:\n  ov: {{type: openvino_convert}}\n")
+    ov = tmp_path / "ov"
+    assert main(["run", "--config", str(recipe), "-o", str(ov), "--log_level", "3"]) == 0
+    assert json.loads((ov / "model_config.json").read_text())["task"] == "text-generation"
+    assert (ov / "model" / "tokenizer.json").is_file()

@@ -14,11 +14,12 @@ import os
 import socket
 import sys
 from collections.abc import Iterable
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from urllib.parse import urlparse
 
-from olive_ext.artifacts import hub_cache_dir, spelled_as_path
+from olive_ext.artifacts import Artifact, hub_cache_dir, spelled_as_path
 
 logger = logging.getLogger(__name__)
 
@@ -96,3 +97,11 @@ def local_snapshot(name: str, revision: str | None = None) -> str:
 
     return str(snapshot_download(name, revision=revision, cache_dir=hub_cache_dir(), local_files_only=offline(),
                                  allow_patterns=_SNAPSHOT_FILES))  # fmt: skip
+
+
+def hub_model_folder(model: Artifact) -> Artifact:
+    """``model`` with a Hugging Face hub id replaced by its folder in the hub cache (its revision's), for the
+    commands that read a model's files themselves (export, generate-adapter); any other model as given."""
+    if model.kind != "hf" or not looks_like_hub_name(model.path):
+        return model
+    return replace(model, path=local_snapshot(model.path, model.meta.get("revision")))

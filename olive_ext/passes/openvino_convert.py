@@ -18,6 +18,7 @@ from pydantic import Field
 
 from olive_ext.artifacts import Artifact
 from olive_ext.errors import PassError
+from olive_ext.models.hub import hub_model_folder
 from olive_ext.passes.base import Pass, PassConfig, register_pass
 from olive_ext.passes.context import RunContext
 
@@ -72,6 +73,7 @@ class OpenVINOConvert(Pass[OpenVINOConvertConfig]):
         from olive_ext.onnx.openvino_ir import OVModel, convert_hf, copy_hf_companions
 
         cfg = self.config
+        artifact = hub_model_folder(artifact)  # a hub id: its folder in the hub cache (config.json, tokenizer files)
         task = cfg.task if cfg.task != "auto" else infer_ov_task(artifact.path, ctx)
         causal = task == "text-generation"
         cls: Any = AutoModelForCausalLM if causal else (

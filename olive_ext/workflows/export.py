@@ -33,7 +33,7 @@ from olive_ext.errors import MissingDependencyError, UserInputError
 from olive_ext.evaluate.backends.llama_cpp import gguf_in
 from olive_ext.models.folder import resolve_model_arg, write_model_config
 from olive_ext.models.gguf_header import quantized_file_type
-from olive_ext.models.hub import local_snapshot, looks_like_hub_name
+from olive_ext.models.hub import hub_model_folder
 from olive_ext.onnx.runtime import LLAMACPP_INSTALL, llama_cpp_available
 from olive_ext.options import Options, validate_options, with_options_signature
 from olive_ext.passes.dequantize_hf import dequantize_folder
@@ -76,8 +76,7 @@ def run_export(opts: ExportOptions) -> ExportResult:
     if not llama_cpp_available():
         raise MissingDependencyError("llama-cpp-python", "export --format gguf", LLAMACPP_INSTALL)
     source = resolve_model_arg(opts.model_name_or_path, opts.adapter_path)
-    if source.kind == "hf" and looks_like_hub_name(source.path):  # "it is not a local Hugging Face folder" before
-        source = Artifact("hf", local_snapshot(source.path), source.adapter_path, meta=source.meta)
+    source = hub_model_folder(source)  # "it is not a local Hugging Face folder" before
     if source.kind not in ("hf", "gguf"):
         raise UserInputError(
             f"{opts.model_name_or_path} holds {article(source.kind)} {source.kind} model; export writes GGUF from a "

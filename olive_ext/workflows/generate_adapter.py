@@ -45,6 +45,7 @@ from olive_ext.models.adapters import (
     write_adapter_file,
 )
 from olive_ext.models.folder import resolve_model_arg, write_model_config
+from olive_ext.models.hub import hub_model_folder
 from olive_ext.options import validate_options, with_options_signature
 from olive_ext.passes.context import RunContext
 from olive_ext.progress import Progress
@@ -217,7 +218,7 @@ def _base_model(model: str, cache: Cache, ctx: RunContext) -> Artifact:
             f"-m {model} is a {base.kind} model; generate-adapter builds from the PyTorch base "
             "(a Hugging Face folder, hub id or .gguf file)"
         )
-    base = fingerprint_input(base, cache.memo)
+    base = fingerprint_input(hub_model_folder(base), cache.memo)  # a hub id: its folder in the hub cache
     conversion = implicit_conversion(base)
     if conversion:  # a GGUF's or bitsandbytes model's full-precision HF folder
         base, _ = run_steps(base, [Step(conversion, conversion, {})], ctx, "generate-adapter")
