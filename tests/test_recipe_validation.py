@@ -369,3 +369,83 @@ def test_the_written_recipe_leaves_out_the_checkpoint_a_run_resumed_from() -> No
                data={"d": {"name": "json", "data_files": "x.jsonl", "text_template": "{a} {b}"}})  # fmt: skip
     written = resolved_recipe(parse_recipe(raw))["passes"]["ft"]
     assert "resume_from_checkpoint" not in written and written["max_steps"] == 4
+
+
+# ---- found by using the Python API and recipes off the path (stop 42) ---------------------------------------------
+
+
+def test_a_recipe_object_gets_the_checks_across_sections(tiny_llama: Path, tmp_path: Path) -> None:
+    """A Recipe built by the caller skipped every check across sections: validate said [] and run dropped a latency
+    limit on a run that measured no latency, choosing a model."""
+    import olive_ext
+
+    raw = {"input_model": {"path": str(tiny_llama)}, "passes": {"b": {"type": "model_builder", "precision": "int4"}},
+           "evaluate": {"metrics": ["size"], "constraints": {"max_latency_ms": 0.001}}}  # fmt: skip
+    recipe = olive_ext.Recipe.model_validate(raw)
+    assert [p.path for p in olive_ext.validate(recipe)] == ["evaluate.constraints.max_latency_ms"]
+    with pytest.raises(RecipeError, match="max_latency_ms"):
+        olive_ext.run(recipe, output_path=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_accuracy_limit_without_an_accuracy_metric_is_refused() -> None:
+    probs = _problems(base(data={"eval": {"name": "json", "data_files": "x.jsonl"}},
+                           evaluate={"data": "eval", "metrics": ["size", "latency"],
+                                     "constraints": {"max_accuracy_drop": 0.5}}))  # fmt: skip
+    assert "limits accuracy in points" in probs["evaluate.constraints.max_accuracy_drop"]
+    # the default limit is not the user's: no problem, the run says it was not checked
+    assert _problems(base(evaluate={"metrics": ["size"]})) == {}
+
+
+def test_a_repeated_target_is_refused() -> None:
+    """Each candidate was built, measured and listed twice, with the same id."""
+    probs = _problems(base(targets=[{"device": "cpu"}, {"device": "cpu"}]))
+    assert probs["targets[1]"].startswith("targets[1]: repeats targets[0]")
+
+
+def test_a_list_where_a_parameter_takes_one_value_says_so(tiny_llama: Path) -> None:
+    probs = _problems({"input_model": {"path": str(tiny_llama)},
+                       "passes": {"b": {"type": "model_builder", "linear_attn_int8": [False, True]}}})  # fmt: skip
+    assert "takes one value: a list (values to search over) is allowed only on " in probs["passes.b.linear_attn_int8"]
+    assert "precision" in probs["passes.b.linear_attn_int8"]
+
+
+def test_validate_says_what_the_first_pass_refuses_in_the_input(tiny_llama: Path, tmp_path: Path) -> None:
+    """validate said [] where run then refused: onnx_export on an LLM, merge_adapter on a model with no adapter."""
+    import olive_ext
+
+    for passes, says in (({"c": {"type": "onnx_export"}}, "it is an LLM"),
+                         ({"m": {"type": "merge_adapter"}}, "no adapter to merge")):  # fmt: skip
+        problems = olive_ext.validate({"input_model": {"path": str(tiny_llama)}, "passes": passes})
+        assert [p.path for p in problems] == [f"passes.{next(iter(passes))}"], problems
+        assert says in problems[0].message
+
+
+def test_an_empty_model_path_is_not_the_current_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """quantize("", "out") took "" for the current folder ("the output folder is inside the input model's folder")."""
+    import olive_ext
+    from olive_ext.errors import UserInputError
+
+    monkeypatch.chdir(tmp_path)
+    for call in (lambda: olive_ext.quantize("", "out"), lambda: olive_ext.package(" ", "out")):
+        with pytest.raises(UserInputError, match="the input model path is empty"):
+            call()
+
+
+def test_unchecked_limits_and_objectives_are_named_as_they_are(tiny_bert: Path, tmp_path: Path) -> None:
+    """An encoder's min_latency_improvement_pct was dropped without a word (its PyTorch baseline is not measured);
+    an unmeasured objective was put down to "a build for another device"."""
+    import olive_ext
+
+    result = olive_ext.run({
+        "input_model": {"path": str(tiny_bert)},
+        "passes": {"e": {"type": "onnx_export"}},
+        "evaluate": {"metrics": ["size", "latency"], "constraints": {"min_latency_improvement_pct": 95}},
+    }, output_path=tmp_path / "a")  # fmt: skip
+    assert "min_latency_improvement_pct" in result.unchecked_constraints
+    assert any(n.startswith("min_latency_improvement_pct was NOT checked") for n in result.notes)
+    result = olive_ext.run({"input_model": {"path": str(tiny_bert)}, "passes": {"e": {"type": "onnx_export"}},
+                            "evaluate": {"metrics": ["size"]}}, output_path=tmp_path / "b")  # fmt: skip
+    assert result.chosen is not None
+    note = " ".join(result.chosen.notes)
+    assert "evaluate.metrics does not measure it" in note and "for its size" in note, note

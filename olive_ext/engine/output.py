@@ -116,10 +116,18 @@ def check_output(path: str | Path, overwrite: bool) -> Path:
     return p
 
 
+def check_model_given(model: str, what: str = "input model") -> None:
+    """An empty path is no input ("" read as a path is the current folder, which it was taken for)."""
+    if not model.strip():
+        raise UserInputError(f"the {what} path is empty", hint="give a model folder, .gguf file, hub id or pypi: name "
+                             "with -m" if what == "input model" else None)  # fmt: skip
+
+
 def check_apart(source: str | Path, output: str | Path, what: str = "input model") -> None:
     """The output folder must be neither an input's folder, nor inside it, nor hold it: writing there would
     change the input, and replacing the output (--overwrite) would delete it. Hub ids and pypi: names pass;
     ``what`` names the input (the input model, a data file)."""
+    check_model_given(str(source), what)
     model, out = Path(source).expanduser(), Path(output).expanduser()
     if not model.exists():
         return

@@ -19,7 +19,8 @@ from olive_ext.cache import check_cache_dir
 from olive_ext.data.formats import check_named_columns
 from olive_ext.data.load import check_data_files, local_files
 from olive_ext.data.spec import DatasetSpec
-from olive_ext.engine.output import check_apart, check_output
+from olive_ext.engine.output import check_apart, check_model_given, check_output
+from olive_ext.engine.runner import implicit_conversion
 from olive_ext.errors import Problem, UserInputError
 from olive_ext.evaluate import lm_eval_tasks, mteb_tasks
 from olive_ext.models.folder import (
@@ -30,10 +31,12 @@ from olive_ext.models.folder import (
     check_no_pickle_only,
     is_bare_adapter,
     quant_method_in,
+    resolve_model_arg,
 )
 from olive_ext.models.gguf_header import GGUFLayoutError, check_complete, split_problem
 from olive_ext.models.hub import go_offline_if_unreachable, looks_like_hub_name, offline
 from olive_ext.onnx.runtime import runtime_telemetry_off
+from olive_ext.passes.base import get_pass
 from olive_ext.recipe.schema import Recipe
 
 __all__ = [
@@ -64,6 +67,7 @@ def check_before_work(
     Raises the first problem as a UserInputError (exit code 2); creates nothing.
     """
     runtime_telemetry_off()
+    check_model_given(model)
     datasets = list(datasets)
     if output is not None:  # apart from the inputs first: "pass --overwrite" must not lead to deleting them
         if not model.startswith(PYPI_PREFIX):
@@ -113,12 +117,33 @@ def file_problems(recipe: Recipe, olive: bool = False) -> list[Problem]:
             check()
         except UserInputError as e:
             problems.append(Problem(path, e.message, hint=e.hint, category="user_file"))
+    if not problems and not loader:
+        problems += first_step_problems(recipe)
     try:  # benchmark tasks and their datasets: validate said "valid" to a task name lm-eval does not have
         check_benchmark_datasets(recipe)
     except lm_eval_tasks.UnknownTask as e:
         problems.append(Problem("evaluate", e.message, hint=e.hint))
     except UserInputError as e:  # hub datasets not in this machine's cache
         problems.append(Problem("evaluate", e.message, hint=e.hint, category="hub"))
+    return problems
+
+
+def first_step_problems(recipe: Recipe) -> list[Problem]:
+    """What each alternative's first pass says of the local input model beyond its kind (its ``check_input``: an
+    LLM given to onnx_export, merge_adapter without an adapter), as `run` would say it before that step."""
+    model = recipe.input_model
+    if not Path(model.path).expanduser().exists():
+        return []  # a hub id or a pypi: model: checked when it is fetched
+    artifact = resolve_model_arg(model.path, model.adapter_path, model.kind, model.gguf_file)
+    problems: list[Problem] = []
+    for prefix, section in recipe.alternatives():
+        if not section:
+            continue
+        name, spec = next(iter(section.items()))
+        cls = get_pass(spec.type)
+        fits = cls is not None and artifact.kind in cls.accepts and implicit_conversion(artifact, cls) is None
+        if fits and (why_not := cls.check_input(artifact)):  # type: ignore[union-attr]
+            problems.append(Problem(f"{prefix}.{name}", f"cannot take {artifact.describe()}: {why_not}"))
     return problems
 
 

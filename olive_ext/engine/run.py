@@ -40,6 +40,7 @@ from olive_ext.evaluate.context import EvalContext
 from olive_ext.evaluate.evaluator import evaluate
 from olive_ext.evaluate.racing import Race
 from olive_ext.evaluate.registry import ACCURACY_METRICS, QUALITY_METRICS
+from olive_ext.evaluate.spec import EvaluateSpec
 from olive_ext.models.folder import model_task, resolve_model_arg
 from olive_ext.models.hub import go_offline_if_unreachable
 from olive_ext.onnx.genai_builder import release_loads
@@ -52,18 +53,21 @@ from olive_ext.targets.base import CPU
 
 logger = logging.getLogger("olive_ext")
 
-__all__ = ["ACCURACY_NOT_MEASURED", "execute", "input_artifact", "raise_if_unmet", "run_candidate"]
+__all__ = ["accuracy_not_measured", "execute", "input_artifact", "raise_if_unmet", "run_candidate"]
 
 PERPLEXITY_NOT_CHECKED = (
     "max_accuracy_drop was NOT checked: it limits accuracy in points (exact_match, accuracy), and the candidates "
     "were scored by perplexity alone; use --metric exact_match to have it checked, or compare their perplexity "
     "in the table"
 )
-ACCURACY_NOT_MEASURED = (
-    "accuracy was not measured (no eval data): max_accuracy_drop was NOT checked and the choice was made on "
-    "speed and size alone; give eval data (--data_files, --eval_split, --text_template) or fine-tune with "
-    "--eval_split to have it measured"
-)
+def accuracy_not_measured(spec: EvaluateSpec | None) -> str:
+    """The run's note when accuracy was not measured, saying why and what to give."""
+    why = "no eval data" if spec is None or spec.data is None else "evaluate.metrics has no exact_match or accuracy"
+    return (
+        f"accuracy was not measured ({why}): max_accuracy_drop was NOT checked and the choice was made on speed and "
+        "size alone; give eval data (auto-opt: --data_files, --eval_split, --text_template, or a finetune output made "
+        "with --eval_split; a recipe: evaluate.data and exact_match in evaluate.metrics) to have it measured"
+    )
 
 
 def input_artifact(recipe: Recipe, cache: Cache) -> Artifact:
@@ -158,12 +162,18 @@ def execute(
         if chosen is not None:
             executor.materialize(chosen)
     unchecked = unchecked_constraints(recipe.evaluate)
-    if unchecked:
+    speed_up = recipe.evaluate.constraints.min_latency_improvement_pct if recipe.evaluate else None
+    if speed_up is not None and not _latency(reference):
+        unchecked.append("min_latency_improvement_pct")  # its baseline is missing: it was dropped without a word
+        notes.append("min_latency_improvement_pct was NOT checked: the source model's latency in PyTorch, its "
+                     "baseline, was not measured (olive-ext measures the PyTorch source of LLMs only, and needs "
+                     "latency in evaluate.metrics); use max_latency_ms for a limit it can check")  # fmt: skip
+    if "max_accuracy_drop" in unchecked:
         if any("perplexity" in r.metrics for r in results):
             notes.append(PERPLEXITY_NOT_CHECKED)
             logger.warning("%s", PERPLEXITY_NOT_CHECKED)
         else:
-            notes.append(ACCURACY_NOT_MEASURED)
+            notes.append(accuracy_not_measured(recipe.evaluate))
     if any(r.ok and not r.candidate.target.is_available() for r in results):
         notes.append(
             "some targets' execution providers are not installed here: those candidates were built "

@@ -143,8 +143,11 @@ def select(
             "timing tells apart): chosen for its higher accuracy or smaller size"
         )
     if objective_value(best.metrics, spec.objective) is None:  # the report said "lowest decode latency" regardless
-        best.notes.append(f"chosen without its {spec.objective}, which was not measured here (a build for another "
-                          "device is built, not run): for its accuracy, then its size")  # fmt: skip
+        why = ("evaluate.metrics does not measure it" if not set(OBJECTIVE_METRICS.get(spec.objective, ())) &
+               set(spec.metrics) else "a build for another device is built, not run")  # fmt: skip
+        measured_accuracy = accuracy_of(best.metrics) is not None
+        best.notes.append(f"chosen without its {spec.objective}, which was not measured here ({why}): for "
+                          f"{'its accuracy, then its size' if measured_accuracy else 'its size'}")  # fmt: skip
     best.chosen = True
     return best
 

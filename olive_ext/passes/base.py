@@ -258,7 +258,14 @@ def check_pass_params(cls: type[Pass[Any]], params: dict[str, Any], path: str) -
     try:
         cls.config_class(**fixed, **first)
     except ValidationError as e:
-        problems += problems_from_validation(e, cls.config_class, prefix)
+        searchable = sorted(cls.config_class.searchable_fields())
+        for p in problems_from_validation(e, cls.config_class, prefix):
+            key = p.path.removeprefix(f"{path}.")
+            if isinstance(fixed.get(key), list) and "list" not in p.message:  # "Input should be a valid boolean"
+                where = f"only on {', '.join(searchable)}" if searchable else "on no parameter of this pass"
+                p = Problem(p.path, f"takes one value: a list (values to search over) is allowed {where}",
+                            fixed[key], True, hint="give one value, or one pipeline per value (`pipelines`)")
+            problems.append(p)
     if not problems:
         problems += cls.check_params({**fixed, **first}, path)
     for key, choices in searched.items():

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from olive_ext.errors import Problem, RecipeError, UserInputError
-from olive_ext.evaluate.registry import OBJECTIVE_METRICS, QUALITY_METRICS, known_metrics
+from olive_ext.evaluate.registry import ACCURACY_METRICS, OBJECTIVE_METRICS, QUALITY_METRICS, known_metrics
 from olive_ext.evaluate.spec import EvaluateSpec
 from olive_ext.models.folder import PYPI_PREFIX, infer_kind
 from olive_ext.options import problems_from_validation
@@ -275,6 +275,12 @@ def semantic_problems(recipe: Recipe) -> list[Problem]:
             problems.append(
                 Problem(f"pipelines[{i}]", "an alternative with no passes", hint="give it passes, or drop it")
             )
+    seen: dict[str, int] = {}
+    for i, target in enumerate(recipe.targets):  # each candidate was built, measured and listed twice
+        key = target.model_dump_json()
+        if key in seen:
+            problems.append(Problem(f"targets[{i}]", f"repeats targets[{seen[key]}]", hint="drop one of them"))
+        seen.setdefault(key, i)
     for prefix, section in recipe.alternatives():
         problems += pass_problems(section, recipe.input_model, recipe.targets, prefix, datasets=recipe.data)
     if recipe.evaluate:
@@ -330,6 +336,13 @@ def _quality_problems(spec: EvaluateSpec) -> list[Problem]:
             problems.append(Problem(f"evaluate.constraints.{name}", f"limits {metric}, which evaluate.metrics does "
                                     "not measure: it would not be checked", getattr(spec.constraints, name), True,
                                     hint=f"add {metric} to evaluate.metrics, or drop the limit"))  # fmt: skip
+    drop = spec.constraints.max_accuracy_drop
+    explicit = "max_accuracy_drop" in spec.constraints.model_fields_set
+    if explicit and drop is not None and not measured & {*ACCURACY_METRICS}:
+        problems.append(Problem("evaluate.constraints.max_accuracy_drop", "limits accuracy in points, which "
+                                "evaluate.metrics does not measure (exact_match, or accuracy for a classifier): it "
+                                "would not be checked", drop, True, hint="add exact_match (or accuracy) to "
+                                "evaluate.metrics, with eval rows in evaluate.data, or drop the limit"))  # fmt: skip
     if spec.objective == "accuracy" and not quality:
         problems.append(Problem(
             "evaluate.objective", "'accuracy' ranks candidates by exact_match, accuracy or perplexity, and "

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from olive_ext.evaluate.lm_eval_tasks import TaskDataset
 from olive_ext.models.hub import hub_reachable, offline
 from olive_ext.recipe.olive_context import (
@@ -23,6 +25,7 @@ from olive_ext.recipe.olive_context import (
 )
 from olive_ext.recipe.olive_lmeval import lm_evaluator_section, mteb_evaluator_section
 from olive_ext.recipe.olive_shapes import OliveDataConfig, OliveEvaluator, OliveModel, OliveSearch, OliveSystem, shaped
+from olive_ext.targets.spec import TargetSpec
 
 _MODEL_TYPES_HF = {"hfmodel", "pytorchmodel"}
 _MODEL_TYPES_ONNX = {"onnxmodel"}
@@ -489,10 +492,23 @@ def systems_section(systems: Any, target_name: Any, ctx: TranslationContext) -> 
                     )
                     continue
                 target = _target(acc.get("device"), provider, f"{acc_at}.execution_providers[{k}]", ctx)
+                if target is not None and _target_key(target) in map(_target_key, targets):  # built once
+                    ctx.note(f"{acc_at}.execution_providers[{k}]", f"{provider} builds for the same target as an "
+                             "accelerator before it here: its candidates are built once")  # fmt: skip
+                    continue
                 if target is not None:
                     ctx.paths[f"targets[{len(targets)}]"] = acc_at
                     targets.append(target)
     return targets
+
+
+def _target_key(target: dict[str, Any]) -> tuple[str, str | None]:
+    """A target as the engine reads it (the device's own provider filled in): which ones are the same."""
+    try:
+        spec = TargetSpec.model_validate(target)
+    except ValidationError:  # refused later, with its key path
+        return str(target.get("device")), str(target.get("provider"))
+    return spec.device, spec.provider
 
 
 def _dropped_as_olive_does(device: Any, provider: Any, providers: list[Any]) -> bool:

@@ -24,8 +24,9 @@ from olive_ext.data.spec import DataOptions, DatasetSpec
 from olive_ext.engine.preflight import check_before_work
 from olive_ext.engine.results import OutputFolder, RunResult
 from olive_ext.errors import ConstraintsNotMetError, UserInputError
+from olive_ext.evaluate.registry import ACCURACY_METRICS
 from olive_ext.evaluate.spec import Constraints, EvaluateSpec, Objective
-from olive_ext.models.folder import model_task, resolve_model_arg
+from olive_ext.models.folder import absolute_if_local, model_task, resolve_model_arg
 from olive_ext.options import field_of, validate_options, with_options_signature
 from olive_ext.passes.gguf_export import source_problem as gguf_source_problem
 from olive_ext.progress import Progress
@@ -209,13 +210,16 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
             require_answers(data, metrics[-1])
     if task != "text-generation":
         metrics = [m for m in metrics if m not in {"ttft", "throughput"}]
-    constraints = {k: getattr(opts, k) for k in ("max_accuracy_drop", "max_latency_ms", "max_size_mb")}
+    # without accuracy in points (no eval rows, or perplexity) the limit stays the default one, which the run's notes
+    # say was not checked: a recipe that sets it without measuring accuracy is refused
+    limits = ["max_latency_ms", "max_size_mb"] + (["max_accuracy_drop"] if set(metrics) & {*ACCURACY_METRICS} else [])
+    constraints = {k: getattr(opts, k) for k in limits}
     settings = {k: getattr(opts, k) for k in EVAL_SETTINGS if getattr(opts, k) is not None}
     raw: dict[str, Any] = {
         "input_model": {
-            "path": source.path,
+            "path": absolute_if_local(source.path),  # recorded in the output: valid from any folder
             "kind": source.kind,
-            "adapter_path": source.adapter_path,
+            "adapter_path": absolute_if_local(source.adapter_path) if source.adapter_path else None,
             "gguf_file": source.gguf_file,
             "trust_remote_code": opts.trust_remote_code,
             "task": task,

@@ -20,6 +20,7 @@ from olive_ext.deploy.bundle import package as write_bundle
 from olive_ext.deploy.manifest import MANIFEST, SIGNATURE, manifest_digest, read_manifest
 from olive_ext.deploy.verify import VerifyReport
 from olive_ext.deploy.verify import verify as verify_bundle
+from olive_ext.engine.output import check_model_given
 from olive_ext.engine.results import OutputFolder
 from olive_ext.errors import Problem, RecipeError
 from olive_ext.options import Options, validate_options, with_options_signature
@@ -103,6 +104,7 @@ class Bundle(OutputFolder):
 
 def run_package(opts: PackageOptions) -> Bundle:
     """Write the bundle the options describe."""
+    check_model_given(opts.model_name_or_path)  # Path("") is the current folder
     out = write_bundle(
         Path(opts.model_name_or_path),
         Path(opts.output_path),

@@ -18,7 +18,7 @@ from olive_ext.data.spec import DataOptions
 from olive_ext.engine.output import check_apart, ensure_output_free
 from olive_ext.engine.results import RunResult
 from olive_ext.errors import UserInputError
-from olive_ext.models.folder import model_task, resolve_model_arg
+from olive_ext.models.folder import absolute_if_local, model_task, resolve_model_arg
 from olive_ext.onnx.folder import model_file
 from olive_ext.options import validate_options, with_options_signature
 from olive_ext.progress import Progress
@@ -199,7 +199,9 @@ def quantize_recipe(opts: QuantizeOptions) -> Recipe:
                              hint=f"use cpu, cuda, dml, webgpu, or one of {', '.join(known)}")  # fmt: skip
     raw: dict[str, Any] = {
         "input_model": {
-            "path": source.path, "kind": source.kind, "adapter_path": source.adapter_path,
+            # absolute: model_config.json and recipe.yaml record them, valid from any folder
+            "path": absolute_if_local(source.path), "kind": source.kind,
+            "adapter_path": absolute_if_local(source.adapter_path) if source.adapter_path else None,
             "gguf_file": source.gguf_file, "task": task, "trust_remote_code": opts.trust_remote_code,
         },
         "data": {"calibration": data.model_dump(mode="json", exclude_none=True)} if data is not None else {},

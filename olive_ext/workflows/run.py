@@ -31,7 +31,7 @@ from olive_ext.options import Options, field_of, problems_from_validation
 from olive_ext.progress import Progress
 from olive_ext.quiet import api_call
 from olive_ext.recipe import check_recipe, load_recipe, parse_recipe
-from olive_ext.recipe.load import read_recipe_file
+from olive_ext.recipe.load import read_recipe_file, semantic_problems
 from olive_ext.recipe.olive_compat import is_olive_config
 from olive_ext.recipe.olive_shapes import TranslationOptions
 from olive_ext.recipe.schema import ExecutorSpec, Recipe, resolved_recipe
@@ -94,7 +94,9 @@ def as_recipe(
     ``lenient``: Olive keys olive-ext does not honour are warnings (kept for the report), not errors.
     Raises RecipeError listing every problem.
     """
-    if isinstance(recipe, Recipe):
+    if isinstance(recipe, Recipe):  # built by the caller: the checks across sections that parse_recipe makes
+        if errors := [p for p in semantic_problems(recipe) if p.severity == "error"]:
+            raise RecipeError(errors, source="Recipe")
         parsed = recipe
     elif isinstance(recipe, Mapping):
         parsed = parse_recipe(plain_recipe(recipe), lenient=lenient)
@@ -189,8 +191,9 @@ def validate(recipe: RecipeLike, lenient: bool = False) -> list[Problem]:
     beside errors; a file that cannot be read is one problem. ``lenient``: Olive keys olive-ext does not honour
     are notes, not errors.
     """
-    if isinstance(recipe, Recipe):  # valid by construction; its files are what is left to check
-        return file_problems(recipe, olive=False)
+    if isinstance(recipe, Recipe):  # each section valid by construction: the checks across them, then its files
+        problems = semantic_problems(recipe)
+        return problems if any(p.severity == "error" for p in problems) else problems + file_problems(recipe)
     if not isinstance(recipe, str | Path | Mapping):
         raise TypeError(f"recipe must be a path, a mapping or a Recipe, not {type(recipe).__name__}")
     try:
