@@ -27,9 +27,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _finetune(launcher: list[str], model: Path, data: Path, out: Path, cache: Path, *extra: str) -> dict[str, object]:
+def _finetune(launcher: list[str], model: Path, data: Path, out: Path, cache: Path, *extra: str,
+              length: tuple[str, str] = ("--max_steps", "6")) -> dict[str, object]:
     args = ["finetune", "-m", str(model), "-d", "json", "--data_files", str(data), "--text_template", "Q: {q}\\nA: {a}",
-            "--max_steps", "6", "--learning_rate", "3e-3", "--torch_dtype", "float32", "--logging_steps", "1",
+            *length, "--learning_rate", "3e-3", "--torch_dtype", "float32", "--logging_steps", "1",
             "--gradient_checkpointing", "false", "--per_device_train_batch_size", "2", "--log_level", "2",
             "-o", str(out), *extra]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO), "OLIVE_EXT_CACHE": str(cache), "TMPDIR": str(cache.parent)}
@@ -55,3 +56,15 @@ def test_torchrun_two_processes_match_one_process_with_the_same_global_batch(tin
     # rank 0 alone wrote: one output folder, no rank's scratch folder left behind
     assert (tmp_path / "ddp" / "adapter" / "adapter_model.safetensors").exists()
     assert not list(tmp_path.glob("olive-ext-rank-*"))
+
+
+def test_torchrun_with_an_eval_split_and_epochs(tiny_llama: Path, tmp_path: Path) -> None:
+    """With --eval_split two processes hung at step 0 (rank 0's evaluation before training had the loss take the
+    decoder under DDP, which raised, and its error waited at a barrier for ever); an epoch was world-size epochs."""
+    data = write_qa_rows(tmp_path / "train.jsonl", 40)
+    torchrun = [str(TORCHRUN), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port",
+                str(_free_port())]  # fmt: skip
+    metrics = _finetune(torchrun, tiny_llama, data, tmp_path / "ddp", tmp_path / "cache", "--train_split",
+                        "train[:32]", "--eval_split", "train[32:]", length=("--num_train_epochs", "1"))  # fmt: skip
+    # 32 rows, 2 rows per process per step, 2 processes: 8 steps make one epoch
+    assert metrics["steps"] == 8 and metrics["epochs"] == 1.0, metrics

@@ -141,7 +141,8 @@ class LoraPass(Pass[LoraPassConfig]):
         extra: dict[str, Any] = {"train": spec_identity(train, ctx.cache.memo),
                                  "eval": spec_identity(eval_, ctx.cache.memo) if eval_ else None}  # fmt: skip
         if distributed.world_size() > 1:  # data-parallel: the global batch is per_device x processes
-            extra["world_size"] = distributed.world_size()
+            # (an epoch counted in global batches since stop 42: before, two processes trained two epochs)
+            extra["data_parallel"] = {"world_size": distributed.world_size(), "epoch": "global batches"}
         return extra
 
     def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:

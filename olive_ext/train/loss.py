@@ -99,6 +99,10 @@ class LossFunction:
         self.check_delta: float | None = None
 
     def __call__(self, model: Any, batch: dict[str, Any]) -> tuple[Any, Any]:
+        if type(model).__name__ == "DistributedDataParallel":
+            # DDP reduces gradients through its own forward: calling the decoder under it skipped that (and raised
+            # AttributeError on the wrapper after rank 0's evaluation before training had chosen the fast path)
+            return loss_sum_full(model, batch)
         if self.fast is None:
             self.fast = self._check(model, batch)
         return loss_sum_selected(model, batch) if self.fast else loss_sum_full(model, batch)

@@ -304,7 +304,9 @@ def train_phase(
     """Run the Trainer (resuming when asked); Ctrl-C leaves a checkpoint and raises TrainingInterrupted."""
     import torch
 
-    per_step = opts.per_device_train_batch_size * opts.gradient_accumulation_steps
+    # rows one optimizer step takes, over every process (torchrun: each takes its own batch); without the world size
+    # an epoch under two processes was two epochs
+    per_step = opts.per_device_train_batch_size * opts.gradient_accumulation_steps * distributed.world_size()
     steps_per_epoch = max(1, math.ceil(len(data.rows) / per_step))
     total_steps = opts.max_steps or max(1, math.ceil(steps_per_epoch * opts.num_train_epochs))
     args = _training_arguments(opts, checkpoint_dir, device, dtype, total_steps, data.eval_set is not None)

@@ -231,9 +231,14 @@ def run_finetune(opts: FinetuneRunOptions, progress: Progress | None = None) -> 
         metrics = finish_output(
             result, merged=opts.merge, eval_data=recipe.data.get("eval"), train_data=recipe.data.get("train")
         )
-    finally:
-        distributed.send(None)  # nothing to train (a cache hit, or a failure before training): the others stop
+    except BaseException:
+        if distributed.was_sent():  # the others train beside this process: a barrier here waited for them forever
+            raise  # this process ends with its error said; theirs end when its connection closes
+        distributed.send(None)  # a failure before training: the others stop
         distributed.barrier()
+        raise
+    distributed.send(None)  # nothing to train (a cache hit): the others stop
+    distributed.barrier()
     assert result.output_dir is not None
     return FinetuneResult(result.output_dir, metrics, result)
 
