@@ -130,3 +130,9 @@ class ConstraintsNotMetError(OliveExtError):
     def __init__(self, message: str, hint: str | None = None, result: Any = None) -> None:
         super().__init__(message, hint)
         self.result = result
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's preemption, `docker stop`, `kill PID`), raised where the command is: it ends as after
+    Ctrl-C (temporary folders removed, a fine-tune's checkpoint written), not killed mid-write. Code that takes
+    Ctrl-C as "stop this answer" (chat) lets it through."""

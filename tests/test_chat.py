@@ -373,3 +373,53 @@ def test_a_text_template_in_the_chat_templates_form_is_not_warned_of(tiny_llama:
     tok = AutoTokenizer.from_pretrained(tiny_llama)
     assert in_chat_form("<|im_start|>user\nWhat tone? {phrase}<|im_end|>\n<|im_start|>assistant\n{tone}", tok)
     assert not in_chat_form("Phrase: {phrase}\nTone: {tone}", tok)
+
+
+def test_sigterm_ends_the_chat(genai_model: Path) -> None:
+    """SIGTERM (`timeout`, `kill`, systemd, `docker stop`) was taken as Ctrl-C: the prompt came back and chat went on
+    reading until its input closed."""
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "olive_ext", "chat", "-m", str(genai_model)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        seen = b""
+        deadline = time.time() + 120
+        while b"> " not in seen and time.time() < deadline:
+            seen += proc.stdout.read1(4096)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 143, seen  # stdin is still open: only the signal ends it
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        assert proc.stdin is not None
+        proc.stdin.close()
+
+
+def test_sigterm_stops_serve_as_a_stop_not_a_failure(genai_model: Path) -> None:
+    """After uvicorn's graceful shutdown `serve` printed "error: terminated; finished steps are cached..." and exited
+    143: `docker stop` and `systemctl stop` logged every stop as a failure."""
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "olive_ext", "serve", "-m", str(genai_model), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=30)[0].decode()
+        assert proc.returncode == 0 and "error" not in out, out
+    finally:
+        if proc.poll() is None:
+            proc.kill()

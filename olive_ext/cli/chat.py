@@ -42,6 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from olive_ext.cli.common import options_from_args
+    from olive_ext.errors import Terminated
     from olive_ext.workflows.chat import ChatOptions, chat_loop, open_chat, write_stdout
 
     opts = options_from_args(ChatOptions, args)
@@ -53,7 +54,7 @@ def main(args: argparse.Namespace) -> int:
             write_stdout(" [stopped]\n")
         else:
             write_stdout("\n")
-    except KeyboardInterrupt:  # while loading: nothing to keep, nothing cached
+    except KeyboardInterrupt as e:  # nothing to keep, nothing cached (SIGTERM: ends at once, as a shell expects)
         write_stdout("\n")
-        return 130
+        return 143 if isinstance(e, Terminated) else 130
     return 0

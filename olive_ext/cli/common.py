@@ -9,7 +9,7 @@ import signal
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from olive_ext.errors import DISK_FULL_HINT, OliveExtError, disk_full
+from olive_ext.errors import DISK_FULL_HINT, OliveExtError, Terminated, disk_full
 from olive_ext.models.hub import go_offline_if_unreachable
 
 if TYPE_CHECKING:  # pydantic is imported only when a command's flags are built, not for `olive-ext --help`
@@ -81,11 +81,6 @@ def _hub_values(args: argparse.Namespace) -> list[str]:
         value = getattr(args, name, None)
         values += [str(v) for v in value] if isinstance(value, list | tuple) else [str(value)] if value else []
     return values
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a scheduler's preemption, `docker stop`, `kill PID`), raised where the command is: it ends as after
-    Ctrl-C (temporary folders removed, a fine-tune's checkpoint written), not killed mid-write."""
 
 
 def _terminate(signum: int, frame: Any) -> None:

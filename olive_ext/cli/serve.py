@@ -47,11 +47,15 @@ def main(args: argparse.Namespace) -> int:
 
     from olive_ext.cli.common import options_from_args
     from olive_ext.console import make_console
+    from olive_ext.errors import Terminated
     from olive_ext.serve import ServeOptions, serve
 
     console = make_console(stderr=True)
     # uvicorn logs (one access line per request) at the level --log_level set for olive-ext
     level = logging.getLevelName(logging.getLogger("olive_ext").getEffectiveLevel()).lower()
     opts = options_from_args(ServeOptions, args)
-    serve(opts, announce=lambda line: console.print(line, highlight=False), log_level=level)
+    try:
+        serve(opts, announce=lambda line: console.print(line, highlight=False), log_level=level)
+    except Terminated:  # uvicorn shut down gracefully, then raised SIGTERM again: a stop asked for, not a failure
+        console.print("stopped (SIGTERM)", highlight=False)
     return 0

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from olive_ext.errors import UserInputError
+from olive_ext.errors import Terminated, UserInputError
 from olive_ext.onnx.runtime import genai
 from olive_ext.onnx.text_stream import text_stream
 
@@ -156,6 +156,8 @@ class ChatSession(Conversation):
                 generator.generate_next_token()
                 pieces.append(stream.push(generator.get_next_tokens()[0]))
                 write(pieces[-1])
+        except Terminated:  # SIGTERM ends the command, not an answer
+            raise
         except KeyboardInterrupt:  # Ctrl-C ends this answer, not the conversation
             interrupted = True
         pieces.append(stream.flush())

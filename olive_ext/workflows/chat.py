@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
-from olive_ext.errors import UserInputError
+from olive_ext.errors import Terminated, UserInputError
 from olive_ext.models.folder import find_genai_model
 from olive_ext.onnx.chat import ChatSession, Conversation, PromptTooLongError, Reply, Sampling
 from olive_ext.options import Options
@@ -166,6 +166,8 @@ class GGUFChatSession(Conversation):
                     break
                 pieces.append(piece.text)
                 write(piece.text)
+        except Terminated:  # SIGTERM ends the command, not an answer
+            raise
         except KeyboardInterrupt:  # Ctrl-C ends this answer, not the conversation
             interrupted = True
         finally:
@@ -223,6 +225,8 @@ def chat_loop(
         except UnicodeDecodeError as e:  # a strict stdin (a UTF-8 locale without surrogateescape)
             write(f"(that line is not UTF-8 text ({e.reason}) and was not sent; write it in UTF-8)\n")
             continue
+        except Terminated:  # SIGTERM ends the command, not an answer
+            raise
         except KeyboardInterrupt:
             write("\n(" + HELP_LINE + ")\n")
             continue
@@ -230,6 +234,8 @@ def chat_loop(
             return
         try:
             _turn(session, text, write)
+        except Terminated:  # SIGTERM ends the command, not an answer
+            raise
         except KeyboardInterrupt:  # arrived between tokens and the prompt: the answer is over anyway
             write("\n")
 
