@@ -160,6 +160,8 @@ def test_sampling_parameters_are_honoured(client: Any) -> None:
     # a strong repetition penalty changes greedy decoding of a random model (each token repeats often)
     plain = text(max_tokens=16, temperature=0).text
     assert text(max_tokens=16, temperature=0, extra_body={"repetition_penalty": 50.0}).text != plain
+    # top_p 0 keeps the most likely token alone (OpenAI's range includes 0; it was a 400)
+    assert text(max_tokens=16, temperature=1.5, top_p=0, seed=3).text == plain
     short = client.completions.create(model="multi", prompt="once upon", max_tokens=3, temperature=0)
     assert short.usage.completion_tokens <= 3
     check_stop_strings(client, "multi")
@@ -227,6 +229,8 @@ HOSTILE = [
     ({"logprobs": 2}, "BadRequestError", "logprobs", "unsupported_parameter"),
     ({"logit_bias": {"5": 10}}, "BadRequestError", "logit_bias", "unsupported_parameter"),
     ({"extra_body": {"adapter": "tone"}}, "BadRequestError", "adapter", "unsupported_parameter"),  # was ignored
+    ({"suffix": " the end"}, "BadRequestError", "suffix", "unsupported_parameter"),  # answered without it
+    ({"best_of": 3}, "BadRequestError", "best_of", "unsupported_parameter"),  # answered with one
 ]
 
 

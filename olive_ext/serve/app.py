@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import json
@@ -100,8 +101,8 @@ class Server:
         wanted = getattr(req, "max_completion_tokens", None) or req.max_tokens or self.default_max_tokens
         sampling = Sampling(
             max_new_tokens=min(wanted, room),  # what does not fit the context ends with finish_reason "length"
-            temperature=req.temperature,
-            top_p=req.top_p,
+            temperature=req.temperature if req.top_p > 0 else 0.0,  # top_p 0: the most likely token alone
+            top_p=req.top_p or 1.0,
             top_k=req.top_k or None,
             seed=req.seed,
             repetition_penalty=req.repetition_penalty,
@@ -189,13 +190,15 @@ def create_app(
     async def chat(request: Request) -> Any:
         req = await _body(request, ChatCompletionRequest, max_body_bytes)
         server.adapter_for(req.model)  # an unknown model is a 404 before the chat template is asked for
-        job = server.job(req, backend.chat_prompt(req.plain_messages()))
+        # rendering and tokenizing a long prompt takes seconds (a 7.5 MB message: 12 s on llama.cpp): off the event
+        # loop, which kept every other request and stream (and /health) waiting that long
+        job = await asyncio.to_thread(lambda: server.job(req, backend.chat_prompt(req.plain_messages())))
         return await _answer(request, req, job, _chat_events, chat_body, "chatcmpl")
 
     @app.post("/v1/completions", dependencies=[auth], response_model=None)
     async def completions(request: Request) -> Any:
         req = await _body(request, CompletionRequest, max_body_bytes)
-        job = server.job(req, req.text())
+        job = await asyncio.to_thread(server.job, req, req.text())
         return await _answer(request, req, job, _text_events, text_body, "cmpl")
 
     async def _answer(request: Request, req: Any, job: Any, events: Any, body: Any, prefix: str) -> Any:

@@ -50,6 +50,9 @@ UNSUPPORTED = {
     # an adapter is a model here (`model: NAME`, as /v1/models lists it); `extra_body={"adapter": ...}` was
     # answered by the base model without a word
     "adapter": (None, "an adapter is chosen with the 'model' field (its name, as /v1/models lists it), not read"),
+    # /v1/completions: answered as if not sent before
+    "suffix": ("", "suffix (text after the completion, fill-in-the-middle) is not supported"),
+    "best_of": (1, "best_of is not supported: one completion per request"),
 }
 
 
@@ -96,7 +99,7 @@ class _Sampling(BaseModel):
     model: str
     max_tokens: int | None = Field(None, ge=1)
     temperature: float = Field(1.0, ge=0.0, le=2.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    top_p: float = Field(1.0, ge=0.0, le=1.0, description="0 keeps the most likely token alone: greedy, as OpenAI")
     top_k: int | None = Field(None, ge=0, description="extension: 0 or absent keeps the model's default")
     repetition_penalty: float = Field(1.0, gt=0.0, description="extension: multiplies repeated tokens' logits away")
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
