@@ -449,3 +449,26 @@ def test_unchecked_limits_and_objectives_are_named_as_they_are(tiny_bert: Path, 
     assert result.chosen is not None
     note = " ".join(result.chosen.notes)
     assert "evaluate.metrics does not measure it" in note and "for its size" in note, note
+
+
+def test_limits_the_chosen_candidate_was_not_measured_for_are_listed(
+    tiny_llama: Path, eval_file: Path, tmp_path: Path
+) -> None:
+    """A build for a GPU this machine lacks was chosen with its accuracy limit unchecked: the report said "NOT
+    checked", candidates.json listed no unchecked constraint, and the console said nothing."""
+    import json
+
+    import olive_ext
+
+    result = olive_ext.run({
+        "input_model": {"path": str(tiny_llama)},
+        "data": {"eval": {"name": "json", "data_files": str(eval_file), "text_template": "Q: {q}\nA: {a}"}},
+        "passes": {"b": {"type": "model_builder", "precision": "int4"}},
+        "targets": [{"device": "gpu"}],
+        "evaluate": {"data": "eval", "metrics": ["size", "latency", "exact_match"],
+                     "constraints": {"max_accuracy_drop": 1, "max_latency_ms": 50}},
+    }, output_path=tmp_path / "out")  # fmt: skip
+    assert set(result.unchecked_constraints) == {"max_accuracy_drop", "max_latency_ms"}
+    written = json.loads((tmp_path / "out" / "candidates.json").read_text())
+    assert set(written["unchecked_constraints"]) == {"max_accuracy_drop", "max_latency_ms"}
+    assert any("its target does not run on this machine" in n for n in written["notes"])

@@ -60,9 +60,10 @@ PERPLEXITY_NOT_CHECKED = (
     "were scored by perplexity alone; use --metric exact_match to have it checked, or compare their perplexity "
     "in the table"
 )
-def accuracy_not_measured(spec: EvaluateSpec | None) -> str:
-    """The run's note when accuracy was not measured, saying why and what to give."""
-    why = "no eval data" if spec is None or spec.data is None else "evaluate.metrics has no exact_match or accuracy"
+def accuracy_not_measured(spec: EvaluateSpec | None, why: str | None = None) -> str:
+    """The run's note when accuracy was not measured, saying why (``why``, else what the recipe lacks)."""
+    if why is None:
+        why = "no eval data" if spec is None or spec.data is None else "evaluate.metrics has no exact_match or accuracy"
     return (
         f"accuracy was not measured ({why}): max_accuracy_drop was NOT checked and the choice was made on speed and "
         "size alone; give eval data (auto-opt: --data_files, --eval_split, --text_template, or a finetune output made "
@@ -168,12 +169,22 @@ def execute(
         notes.append("min_latency_improvement_pct was NOT checked: the source model's latency in PyTorch, its "
                      "baseline, was not measured (olive-ext measures the PyTorch source of LLMs only, and needs "
                      "latency in evaluate.metrics); use max_latency_ms for a limit it can check")  # fmt: skip
+    if chosen is not None and recipe.evaluate is not None:  # what the chosen one was not measured on (a target that
+        # does not run here, a metric left out): candidates.json listed nothing while the report said "NOT checked"
+        limits = recipe.evaluate.constraints.model_dump().items()
+        missed = [n for n, limit in limits if limit is not None and n not in chosen.constraints and n not in unchecked]
+        if missed:
+            where = "" if chosen.candidate.target.is_available() else " (its target does not run on this machine)"
+            logger.warning("the chosen candidate was not measured for %s%s: NOT checked", ", ".join(missed), where)
+            unchecked += missed
     if "max_accuracy_drop" in unchecked:
         if any("perplexity" in r.metrics for r in results):
             notes.append(PERPLEXITY_NOT_CHECKED)
             logger.warning("%s", PERPLEXITY_NOT_CHECKED)
         else:
-            notes.append(accuracy_not_measured(recipe.evaluate))
+            cross = chosen is not None and not chosen.candidate.target.is_available()
+            notes.append(accuracy_not_measured(recipe.evaluate, "its target does not run on this machine" if cross
+                                               else None))  # fmt: skip
     if any(r.ok and not r.candidate.target.is_available() for r in results):
         notes.append(
             "some targets' execution providers are not installed here: those candidates were built "
