@@ -232,3 +232,20 @@ def test_a_source_model_with_no_exact_answer_is_warned_about() -> None:
     assert no_exact_answers({"exact_match": 1.11, "exact_match.n": 90}) is None
     assert no_exact_answers({"accuracy": 0.0}) is None  # classification: not an exact-match question
     assert no_exact_answers({"exact_match": 0.0, "exact_match.n": 0}) is None
+
+
+def test_a_generation_metric_on_a_classifier_is_refused_before_work(tiny_bert: Path, tmp_path: Path) -> None:
+    """--metric exact_match on a classifier measured nothing: the choice was made on speed alone, and the report
+    said the candidates were evaluated on the data."""
+    import json
+
+    import olive_ext
+    from olive_ext.errors import UserInputError
+
+    data = tmp_path / "cls.jsonl"
+    data.write_text("\n".join(json.dumps({"text": f"row {i}", "label": i % 2}) for i in range(6)))
+    for metric in ("exact_match", "perplexity"):
+        with pytest.raises(UserInputError, match="scores generated text"):
+            olive_ext.auto_opt(tiny_bert, tmp_path / metric, data_files=str(data), text_field="text",
+                               response_field="label", metric=metric)  # fmt: skip
+        assert not (tmp_path / metric).exists()

@@ -204,6 +204,11 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
         if note := profile.gguf_skip_note(task, opts.provider):
             logger.warning("%s", note)
     metrics = list(SPEED_METRICS)
+    if data is not None and opts.metric in ("exact_match", "perplexity") and task != "text-generation":
+        # measured nothing before: the choice was made on speed alone, the report saying "evaluated on" the data
+        raise UserInputError(f"--metric {opts.metric} scores generated text, and a {task} model generates none",
+                             hint="it is scored by accuracy (the share of rows whose label it predicts): give "
+                             "--metric accuracy, or leave --metric out")  # fmt: skip
     if data is not None:
         metrics.append(opts.metric or ("exact_match" if task == "text-generation" else "accuracy"))
         if task == "text-generation" and not answers_checked:  # fails now, not after the first build
