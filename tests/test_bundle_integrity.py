@@ -234,3 +234,34 @@ def test_a_folder_without_a_manifest_is_refused_without_listing_it(tmp_path: Pat
     report = verify(tmp_path, run_model=False)
     assert [(c.name, c.ok) for c in report.checks] == [("manifest", False)], report.checks
     assert "not a bundle" in report.checks[0].detail
+
+
+def test_zip_members_the_manifest_does_not_vouch_for_are_not_unpacked(
+    pristine: Path, tmp_path: Path, capsys: CapSys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 300 kB zip with a 200 MB member of zeros the manifest does not list was unpacked to /tmp before verify
+    found it unlisted (a 50 MB zip could write 50 GB): members are now checked against the zip's manifest first."""
+    extracted: list[Path] = []
+    real = zipfile.ZipFile.extractall
+
+    def spy(self: zipfile.ZipFile, path: object = None, *args: object, **kwargs: object) -> None:
+        extracted.append(Path(str(path)))
+        real(self, path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(zipfile.ZipFile, "extractall", spy)
+    source = pristine.with_name("bundle.zip")
+    extra, bigger = tmp_path / "extra.zip", tmp_path / "bigger.zip"
+    with zipfile.ZipFile(source) as zi:
+        for archive, change in ((extra, "add"), (bigger, "grow")):
+            with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zo:
+                for info in zi.infolist():
+                    data = zi.read(info)
+                    if change == "grow" and info.filename.endswith("genai_config.json"):
+                        data += b" " * (8 << 20)
+                    zo.writestr(info.filename, data)
+                if change == "add":
+                    zo.writestr("bundle/model/zeros.bin", b"\0" * (20 << 20))
+    assert "model/zeros.bin is not in the manifest (not unpacked)" in verify_fails(capsys, extra, "zeros.bin")
+    line = verify_fails(capsys, bigger, "genai_config.json")
+    assert "unpacks to" in line and "the manifest says" in line
+    assert extracted == []

@@ -81,22 +81,57 @@ def _open_zip(archive: Path) -> zipfile.ZipFile:
         ) from e
 
 
-def safe_extract(archive: Path, dest: Path) -> Path:
-    """Extract after checking every member; returns the single top folder of the archive."""
+def member_sizes(archive: Path) -> tuple[str, dict[str, int]]:
+    """The archive's one top folder and each regular member's declared size by its path under that folder (the
+    safety checks of :func:`safe_extract` first); nothing is extracted."""
+    _check_members(archive)
+    with _open_zip(archive) as z:
+        infos = z.infolist()
+    top = _one_top(archive, infos)
+    return top, {i.filename.split("/", 1)[1]: i.file_size for i in infos if not i.is_dir() and "/" in i.filename}
+
+
+def read_member(archive: Path, name: str, limit: int) -> bytes | None:
+    """Member ``name``'s bytes (None when absent, or when it unpacks to more than ``limit`` bytes)."""
+    with _open_zip(archive) as z:
+        try:
+            info = z.getinfo(name)
+        except KeyError:
+            return None
+        if info.file_size > limit:
+            return None
+        try:
+            return z.read(info)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError) as e:
+            raise UserInputError(f"{archive} is damaged ({e}); the bundle cannot be checked",
+                                 hint="copy the zip again; it may be truncated or corrupted") from e  # fmt: skip
+
+
+def _check_members(archive: Path) -> None:
     problems = unsafe_members(archive)
     if problems:
         raise UserInputError(
             f"{archive} has unsafe members; nothing was extracted: " + "; ".join(problems),
             hint="a bundle zip holds regular files under one folder",
         )
+
+
+def _one_top(archive: Path, infos: list[zipfile.ZipInfo]) -> str:
+    tops = {PurePosixPath(i.filename).parts[0] for i in infos if i.filename.strip("/")}
+    if len(tops) != 1:
+        raise UserInputError(
+            f"{archive} must hold one top folder, found: {', '.join(sorted(tops)) or 'nothing'}",
+            hint="zip the bundle folder itself (what `olive-ext package --zip` writes)",
+        )
+    return tops.pop()
+
+
+def safe_extract(archive: Path, dest: Path) -> Path:
+    """Extract after checking every member; returns the single top folder of the archive."""
+    _check_members(archive)
     with _open_zip(archive) as z:
         infos = z.infolist()
-        tops = {PurePosixPath(i.filename).parts[0] for i in infos if i.filename.strip("/")}
-        if len(tops) != 1:
-            raise UserInputError(
-                f"{archive} must hold one top folder, found: {', '.join(sorted(tops)) or 'nothing'}",
-                hint="zip the bundle folder itself (what `olive-ext package --zip` writes)",
-            )
+        top = _one_top(archive, infos)
         _check_space(archive, infos, dest)
         try:
             z.extractall(dest)
@@ -105,7 +140,7 @@ def safe_extract(archive: Path, dest: Path) -> Path:
                 f"{archive} is damaged ({e}); the bundle cannot be checked",
                 hint="copy the zip again; it may be truncated or corrupted",
             ) from e
-    return dest / tops.pop()
+    return dest / top
 
 
 def _check_space(archive: Path, infos: list[zipfile.ZipInfo], dest: Path) -> None:
