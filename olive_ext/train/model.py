@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,38 @@ def linear_module_names(model: Any) -> list[str]:
     return list(names)
 
 
+_REGEX_CHARS = re.compile(r"[*+?|()\[\]^$\\]")
+
+
+def _regex_targets(model: Any, pattern: str) -> str:
+    """``pattern`` when it matches a module path of ``model`` whole (as peft matches it), else a UserInputError."""
+    try:
+        compiled = re.compile(pattern)
+    except re.error as e:
+        raise UserInputError(f"--target_modules {pattern!r} is not a regular expression: {e}") from e
+    if not any(compiled.fullmatch(name) for name, _ in model.named_modules()):
+        raise UserInputError(f"--target_modules {pattern!r} matches no module path of this model whole",
+                             hint="peft matches a regular expression against whole paths such as "
+                             "model.layers.0.self_attn.q_proj: write '.*q_proj', not 'q_proj$'")  # fmt: skip
+    return pattern
+
+
+def continued_options(opts: FinetuneOptions, adapter: str) -> FinetuneOptions:
+    """``opts`` with the adapter's own settings (what training on it uses): train_metrics.json recorded the flags'
+    rank, targets and method while the adapter kept its own; --method dora on a LoRA adapter is said."""
+    config = json.loads((Path(adapter) / "adapter_config.json").read_text())
+    dora = bool(config.get("use_dora"))
+    if opts.method == "dora" and not dora:
+        logger.warning("--method dora: the adapter in %s is LoRA, and training on it keeps it LoRA (train a new DoRA "
+                       "adapter without --adapter_path for DoRA)", adapter)  # fmt: skip
+    targets = config.get("target_modules")
+    return opts.model_copy(update={
+        "method": "qlora" if opts.method == "qlora" else "dora" if dora else "lora",
+        "lora_r": config.get("r", opts.lora_r), "lora_alpha": config.get("lora_alpha", opts.lora_alpha),
+        "target_modules": [targets] if isinstance(targets, str) else sorted(targets or []) or opts.target_modules,
+    })  # fmt: skip
+
+
 def add_adapter(model: Any, opts: FinetuneOptions, continue_from: str | None = None) -> Any:
     """Wrap ``model`` with a fresh adapter on the target modules, or with the adapter at ``continue_from`` made
     trainable again (LLaMA-Factory's ``adapter_name_or_path``): its own rank, alpha, targets and DoRA setting."""
@@ -173,18 +206,25 @@ def add_adapter(model: Any, opts: FinetuneOptions, continue_from: str | None = N
         return apply_adapter(model, continue_from, is_trainable=True)
 
     available = linear_module_names(model)
-    targets = opts.target_modules or available
-    missing = [t for t in targets if t not in available and not any(t in a for a in available)]
-    if missing:
-        raise UserInputError(
-            f"--target_modules names {', '.join(missing)}, which this model lacks",
-            hint=f"its linear layers are: {', '.join(available)}",
-        )
+    targets: list[str] | str = list(opts.target_modules or available)
+    if targets in (["all-linear"], ["all"]):  # peft's and LLaMA-Factory's spelling of the default
+        targets = available
+    elif len(targets) == 1 and _REGEX_CHARS.search(targets[0]):  # peft takes one string as a regular expression
+        targets = _regex_targets(model, targets[0])
+    else:  # a layer name, or a dotted path ending in one (peft matches either as a suffix)
+        full = [n for n, _ in model.named_modules()]
+        missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in full)]
+        if missing:
+            raise UserInputError(
+                f"--target_modules names {', '.join(missing)}, which this model lacks",
+                hint=f"its linear layers are: {', '.join(available)} (all-linear: every one of them, the default; one "
+                "regular expression, e.g. '.*(q|v)_proj', matches whole module paths)",
+            )
     config = LoraConfig(
         r=opts.lora_r,
         lora_alpha=int(opts.lora_alpha) if float(opts.lora_alpha).is_integer() else opts.lora_alpha,  # type: ignore[arg-type]
         lora_dropout=opts.lora_dropout,
-        target_modules=list(targets),
+        target_modules=targets,
         modules_to_save=list(opts.modules_to_save) if opts.modules_to_save else None,
         use_dora=opts.method == "dora",
         bias="none",

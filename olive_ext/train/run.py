@@ -23,7 +23,7 @@ from olive_ext.train.dtype_step import choose_dtype_by_step
 from olive_ext.train.evaluation import evaluate_model
 from olive_ext.train.features import Collator, PromptEncoder, RowDataset, pack, tokenize
 from olive_ext.train.loss import LossFunction, unwrap
-from olive_ext.train.model import add_adapter, load_model, load_tokenizer
+from olive_ext.train.model import add_adapter, continued_options, load_model, load_tokenizer
 from olive_ext.train.options import FinetuneOptions
 from olive_ext.train.trainer import TrainStats, make_callback, make_trainer, stop_on_interrupt
 
@@ -98,6 +98,8 @@ def finetune(
     started = time.perf_counter()
     main = distributed.is_main()
     progress = progress or Progress(enabled=False)
+    if adapter_path:  # the adapter's own rank, alpha, targets and DoRA setting are trained and recorded
+        opts = continued_options(opts, adapter_path)
     if opts.report_to != "none" and main:  # before any work: say what to install or configure
         _check_tracker(opts.report_to)
     device, threads = training_device(), use_all_cores()
