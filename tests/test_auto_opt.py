@@ -249,3 +249,20 @@ def test_a_generation_metric_on_a_classifier_is_refused_before_work(tiny_bert: P
             olive_ext.auto_opt(tiny_bert, tmp_path / metric, data_files=str(data), text_field="text",
                                response_field="label", metric=metric)  # fmt: skip
         assert not (tmp_path / metric).exists()
+
+
+def test_labels_the_classifier_does_not_know_are_refused_before_the_builds(tiny_bert: Path, tmp_path: Path) -> None:
+    """A label outside the model's label2id failed every candidate after all were built ("every candidate failed");
+    --dry_run said nothing."""
+    import json
+
+    import olive_ext
+    from olive_ext.errors import UserInputError
+
+    data = tmp_path / "cls.jsonl"
+    rows = [{"text": f"row {i}", "label": ["0", "1", "neutral"][i % 3]} for i in range(6)]
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    with pytest.raises(UserInputError, match="label 'neutral' not in the model's label2id"):
+        olive_ext.auto_opt(tiny_bert, tmp_path / "out", data_files=str(data), text_field="text",
+                           response_field="label")  # fmt: skip
+    assert not (tmp_path / "out").exists() and not list((tmp_path / "cache").glob("entries/*"))

@@ -310,11 +310,31 @@ def _label_id(artifact: Artifact, label: str | None) -> int:
         raise OliveExtError("classification accuracy needs a label column (response_field)")
     if label.strip().lstrip("-").isdigit():
         return int(label)
-    config = Path(artifact.path) / "config.json"
-    mapping = json.loads(config.read_text()).get("label2id", {}) if config.exists() else {}
+    mapping = label_ids(Path(artifact.path))
     if label not in mapping:
         raise OliveExtError(f"label {label!r} is not in the model's label2id ({', '.join(mapping) or 'none'})")
     return int(mapping[label])
+
+
+def label_ids(folder: Path) -> dict[str, int]:
+    """A classifier's label names -> ids (config.json's label2id; {} when it names none)."""
+    config = folder / "config.json"
+    return dict(json.loads(config.read_text()).get("label2id", {})) if config.exists() else {}
+
+
+def label_problem(folder: Path, labels: list[str | None]) -> str | None:
+    """Why a classifier at ``folder`` cannot be scored on ``labels`` (found after every candidate was built before),
+    or None. Numbers are class ids; names must be in its label2id."""
+    mapping = label_ids(folder)
+    unknown = sorted({str(x) for x in labels if x is not None and not str(x).strip().lstrip("-").isdigit()
+                      and str(x) not in mapping})  # fmt: skip
+    if None in labels:
+        return "some rows have no label (response_field)"
+    if unknown:
+        names = ", ".join(mapping) if mapping else "none: its config.json has no label2id (give class ids, 0, 1, ...)"
+        plural = "s" if len(unknown) > 1 else ""
+        return f"label{plural} {', '.join(map(repr, unknown[:5]))} not in the model's label2id ({names})"
+    return None
 
 
 def build_jobs(jobs: set[str], data: EvalData | None, ectx: EvalContext, race: Race | None = None) -> dict[str, Any]:

@@ -19,11 +19,12 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from olive_ext.artifacts import Artifact
-from olive_ext.data import answer_problem, require_answers, rows_for_reading
+from olive_ext.data import answer_problem, require_answers, rows_for_reading, to_examples
 from olive_ext.data.spec import DataOptions, DatasetSpec
 from olive_ext.engine.preflight import check_before_work
 from olive_ext.engine.results import OutputFolder, RunResult
 from olive_ext.errors import ConstraintsNotMetError, UserInputError
+from olive_ext.evaluate.evaluator import label_problem
 from olive_ext.evaluate.registry import ACCURACY_METRICS
 from olive_ext.evaluate.spec import Constraints, EvaluateSpec, Objective
 from olive_ext.models.folder import absolute_if_local, model_task, resolve_model_arg
@@ -209,6 +210,14 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
         raise UserInputError(f"--metric {opts.metric} scores generated text, and a {task} model generates none",
                              hint="it is scored by accuracy (the share of rows whose label it predicts): give "
                              "--metric accuracy, or leave --metric out")  # fmt: skip
+    if data is not None and task != "text-generation" and source.kind == "hf":  # before the builds, not after
+        if task != "text-classification":
+            raise UserInputError(f"{opts.model_name_or_path} is a {task} model, with no classification head to score "
+                                 "labels with", hint="give a sequence classification model (…ForSequenceClassification)"
+                                 ", or leave out the eval data")  # fmt: skip
+        labels = [e.reference for e in to_examples(rows_for_reading(data), data)]
+        if problem := label_problem(Path(source.path), labels):
+            raise UserInputError(f"accuracy cannot be scored on {data.data_files or data.name}: {problem}")
     if data is not None:
         metrics.append(opts.metric or ("exact_match" if task == "text-generation" else "accuracy"))
         if task == "text-generation" and not answers_checked:  # fails now, not after the first build
