@@ -271,6 +271,12 @@ def test_chat_runs_a_gguf_model_on_llama_cpp_with_the_same_conversation(
     assert len(session.last_prompt_ids) < len(ids_two)
     with pytest.raises(PromptTooLongError):
         session.answer("word " * (session.context_tokens + 10))
+    # chat's own cap (2048 for a large model) was called "the model's context", with no flag to raise it
+    small = open_chat(ChatOptions(model_name_or_path=art.path, max_new_tokens=6, context_length=256))
+    assert small.context_tokens == 256 < session.context_tokens  # llama.cpp rounds a context up to 256s
+    with pytest.raises(PromptTooLongError) as info:
+        small.answer("word " * 300)
+    assert f"raise --context_length (up to {session.context_tokens}" in str(info.value.hint)
 
 
 def test_the_demo_suggests_only_commands_its_bundle_can_run(tmp_path: Path) -> None:

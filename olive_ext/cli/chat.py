@@ -37,6 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     option(group, O, "top_k", type=int)
     option(group, O, "repetition_penalty", type=float)
     option(group, O, "seed", type=int)
+    option(group, O, "context_length", "--context_length", "--context-length", type=int)
     add_log_level(p)
 
 

@@ -63,6 +63,7 @@ class Conversation:
     its chat template, the system message first)."""
 
     context_tokens: int
+    context_hint = "lower --max_new_tokens"  # a runtime whose context can be raised says how
     max_new_tokens: int
     system: str | None
     history: list[dict[str, str]]  # user/assistant messages, oldest first
@@ -90,7 +91,7 @@ class Conversation:
                 raise PromptTooLongError(
                     f"this message is {len(ids)} tokens; the model's context holds {self.context_tokens}, "
                     f"{self.max_new_tokens} of them kept for the answer (--max_new_tokens)",
-                    hint="shorten the message, or lower --max_new_tokens",
+                    hint=f"shorten the message, or {self.context_hint}",
                 )
             del self.history[:2]  # the oldest user message and its answer
             dropped += 1

@@ -20,7 +20,8 @@ from pydantic import Field, field_validator
 from olive_ext.errors import Terminated, UserInputError
 from olive_ext.models.folder import find_genai_model
 from olive_ext.onnx.chat import ChatSession, Conversation, PromptTooLongError, Reply, Sampling
-from olive_ext.options import Options
+from olive_ext.options import Options, field_of
+from olive_ext.serve.options import ServeOptions
 
 logger = logging.getLogger("olive_ext")
 
@@ -48,6 +49,7 @@ class ChatOptions(Options):
     top_k: int = Field(50, ge=1, description="sample from the k most likely tokens")
     repetition_penalty: float = Field(1.0, gt=0, description="above 1 discourages repeating tokens (loops)")
     seed: int | None = Field(None, description="random seed for sampling (the same seed, the same answers)")
+    context_length: int = field_of(ServeOptions, "context_length")
 
     @field_validator("prompt", "system")
     @classmethod
@@ -82,7 +84,7 @@ def open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession:
         logger.warning("this model was fine-tuned and measured on prompts in the form %r, and chat wraps each message "
                        "in the chat template instead: its answers may not be the ones measured. Send prompts in that "
                        "form to `olive-ext serve`'s /v1/completions, or fine-tune on chat rows", template)  # fmt: skip
-    backend = gguf_backend(root)
+    backend = gguf_backend(root, context_length=opts.context_length)
     if backend is not None:
         if opts.adapter:
             raise UserInputError(
@@ -142,6 +144,9 @@ class GGUFChatSession(Conversation):
     def __init__(self, backend: LlamaCppBackend, system: str | None, sampling: Sampling, max_new_tokens: int) -> None:
         self.backend = backend
         self.context_tokens = backend.context_length
+        if backend.max_context_length > backend.context_length:  # chat said "the model's context" of its own cap
+            self.context_hint = (f"raise --context_length (up to {backend.max_context_length}, the model's own), or "
+                                 "lower --max_new_tokens")  # fmt: skip
         self.system = system
         self.sampling = sampling
         self.max_new_tokens = max_new_tokens
