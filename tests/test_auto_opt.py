@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -178,7 +179,7 @@ def test_cli_with_olive_flags(tiny_llama: Path, eval_file: Path, shared_cache: P
 
 
 def test_a_fine_tunes_eval_split_is_narrowed_by_eval_split_and_max_samples(
-    tiny_llama: Path, eval_file: Path, tmp_path: Path
+    tiny_llama: Path, eval_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """auto-opt -m <finetune output> --max_samples N / --eval_split S: the fine-tune's own eval data, narrowed as
     asked (both flags were dropped when the data came from the fine-tune, and every row was scored)."""
@@ -210,9 +211,14 @@ def test_a_fine_tunes_eval_split_is_narrowed_by_eval_split_and_max_samples(
     assert guide.meta.get("eval_data") == spec and guide.adapter_path == str(adapter)
     assert "eval_data" not in resolve_model_arg(str(model)).meta  # the base model it holds, no adapter
     assert "eval_data" not in resolve_model_arg(str(model), str(make_random_adapter(tiny_llama, tmp_path / "b"))).meta
-    (model.parent / "model_config.json").write_text(json.dumps({"kind": "hf", "model": "model", "eval_data": spec}))
-    narrowed = eval_of("--max_samples", "2", "--eval_split", "train[1:]")
+    train = {**spec, "split": "train[:2]"}
+    config = {"kind": "hf", "model": "model", "eval_data": spec, "train_data": train}
+    (model.parent / "model_config.json").write_text(json.dumps(config))
+    with caplog.at_level(logging.WARNING, logger="olive_ext"):
+        narrowed = eval_of("--max_samples", "2", "--eval_split", "train[1:]")
     assert narrowed["split"] == "train[1:]" and narrowed["max_samples"] == 2
+    # train[1:] holds row 1, which the model was trained on (train[:2]): said (nothing was, and it was scored)
+    assert "1 of 2 eval rows (--eval_split train[1:]) are rows the model was fine-tuned on" in caplog.text
     assert narrowed["data_files"] == str(eval_file) and narrowed["text_template"] == spec["text_template"]
     # flags that would reshape rows do nothing on the fine-tune's data: refused, named (they were ignored)
     with pytest.raises(UserInputError, match="--text_template, --use_chat_template have no effect here"):

@@ -159,6 +159,19 @@ class AutoOptResult(OutputFolder):
         return self.first.metrics
 
 
+def _warn_trained_on(evaluation: DatasetSpec, train: DatasetSpec | None) -> None:
+    """Say when an --eval_split given for a fine-tune output holds rows it was trained on: its split replaces the
+    fine-tune's eval split, and scoring training rows overstates every candidate (said nowhere before)."""
+    if train is None:
+        return
+    seen = {e.text for e in to_examples(rows_for_reading(train), train)}
+    rows = to_examples(rows_for_reading(evaluation), evaluation)
+    if shared := sum(e.text in seen for e in rows):
+        logger.warning("%d of %d eval rows (--eval_split %s) are rows the model was fine-tuned on (%s): accuracy "
+                       "measured on them overstates every candidate; give a split apart from the training split",
+                       shared, len(rows), evaluation.split, train.split)  # fmt: skip
+
+
 def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
     """The recipe auto-opt runs for one device."""
     source = resolve_model_arg(opts.model_name_or_path, opts.adapter_path)
@@ -172,6 +185,8 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
         if data is not None:  # the fine-tune's eval split, narrowed as asked (--eval_split, --max_samples)
             asked = {"split": opts.eval_split, "max_samples": opts.max_samples}
             data = data.model_copy(update={k: v for k, v in asked.items() if v is not None})
+            if opts.eval_split is not None:
+                _warn_trained_on(data, data_from_model_config(source, "train_data"))
         answers_checked = data is not None and task == "text-generation"
         if answers_checked and data is not None and answer_problem(rows_for_reading(data), data):
             # the fine-tune's eval split is plain text: nothing to score answers on (asked-for data is refused below)
