@@ -13,6 +13,7 @@ every fine-tune is rerunnable with ``olive-ext run --config <output>/recipe.yaml
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,6 +217,8 @@ def run_finetune(opts: FinetuneRunOptions, progress: Progress | None = None) -> 
 
     Under ``torchrun``/``accelerate launch`` every process trains; rank 0 alone runs the recipe and writes,
     and the others return what it wrote once it is written."""
+    if not distributed.is_main():  # rank 0 says what there is to say: each warning was printed once per process
+        logging.getLogger("olive_ext").setLevel(logging.ERROR)
     recipe = finetune_recipe(opts)
     distributed.init()
     if not distributed.is_main():
