@@ -747,3 +747,26 @@ def test_training_on_an_adapter_takes_the_finetune_output_and_records_what_ran(
     assert "the adapter in" in caplog.text and "is LoRA" in caplog.text
     assert json.loads((again.adapter_path / "adapter_config.json").read_text())["r"] == 4
     assert again.metrics["method"] == "lora" and again.metrics["options"]["lora_r"] == 4
+
+
+def test_resuming_from_another_runs_checkpoint_is_said_and_another_shape_refused(
+    tiny_llama: Path, eval_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """--resume_from_checkpoint with a changed --learning_rate (or data) restored the checkpoint's schedule without a
+    word while train_metrics.json recorded the new rate; a changed --lora_r ended in peft's 28 size-mismatch lines."""
+    import logging
+
+    import olive_ext
+    from olive_ext.errors import UserInputError
+
+    cache = tmp_path / "cache"
+    common = {"data_files": str(eval_file), "text_template": "Q: {q}\nA: {a}", "max_steps": 2, "save_steps": 1,
+              "cache_dir": cache}  # fmt: skip
+    olive_ext.finetune(tiny_llama, tmp_path / "first", **common)
+    checkpoint = next(cache.glob("checkpoints/*/checkpoint-1"))
+    with caplog.at_level(logging.WARNING, logger="olive_ext"):
+        olive_ext.finetune(tiny_llama, tmp_path / "lr", learning_rate=0.01, resume_from_checkpoint=str(checkpoint),
+                           **common)  # fmt: skip
+    assert "a checkpoint of another fine-tune" in caplog.text
+    with pytest.raises(UserInputError, match=r"holds an adapter of another shape: --lora_r 4 \(the checkpoint's: 16\)"):
+        olive_ext.finetune(tiny_llama, tmp_path / "r", lora_r=4, resume_from_checkpoint=str(checkpoint), **common)

@@ -313,6 +313,8 @@ def train_phase(
     total_steps = opts.max_steps or max(1, math.ceil(steps_per_epoch * opts.num_train_epochs))
     args = _training_arguments(opts, checkpoint_dir, device, dtype, total_steps, data.eval_set is not None)
     resume = _resume_path(opts.resume_from_checkpoint, Path(args.output_dir))
+    if resume is not None:
+        _check_resume(resume, Path(args.output_dir), opts)
     stats = TrainStats()
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -578,6 +580,26 @@ def _resume_path(value: str | None, checkpoint_dir: Path) -> Path | None:
             raise UserInputError(f"--resume_from_checkpoint {value} is not a checkpoint folder (no trainer_state.json)")
         path = inner
     return path
+
+
+def _check_resume(checkpoint: Path, own: Path, opts: FinetuneOptions) -> None:
+    """Refuse a checkpoint whose adapter has another shape than this run's (peft's list of size mismatches, 28
+    lines, said it); say when it comes from another run: its weights, optimizer and learning-rate schedule are
+    restored, so this run's --learning_rate and schedule flags do not apply, and its data was other data."""
+    config_file = checkpoint / "adapter_config.json"
+    if config_file.is_file():
+        config = json.loads(config_file.read_text())
+        ours = {"lora_r": opts.lora_r, "lora_alpha": opts.lora_alpha}
+        theirs = {"lora_r": config.get("r"), "lora_alpha": config.get("lora_alpha")}
+        differ = [f"--{k} {ours[k]} (the checkpoint's: {theirs[k]})" for k in ours
+                  if theirs[k] is not None and float(theirs[k]) != float(ours[k])]  # fmt: skip
+        if differ:
+            raise UserInputError(f"--resume_from_checkpoint {checkpoint} holds an adapter of another shape: "
+                                 + ", ".join(differ), hint="resume with the flags it was trained with")  # fmt: skip
+    if checkpoint.resolve().parent != own.resolve():
+        logger.warning("resuming from %s, a checkpoint of another fine-tune (other options or data, or moved): its "
+                       "weights, optimizer and learning-rate schedule are restored, so this run's --learning_rate and "
+                       "schedule flags do not apply to the steps left", checkpoint)  # fmt: skip
 
 
 def _phase_peak_rss_mb() -> float | None:
