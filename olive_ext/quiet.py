@@ -159,6 +159,10 @@ def library_noise_hidden(loads_models: bool = True) -> Iterator[None]:
     if not root_handlers:
         root.addHandler(stand_in)
     threads = _torch_threads()
+    misleading = [logging.getLogger(name) for name in _MISLEADING_LOGGERS]  # as the CLI: its kernels notice
+    misleading_levels = [lg.level for lg in misleading]
+    for lg in misleading:
+        lg.setLevel(logging.ERROR)
     with warnings.catch_warnings():
         for message in _LIBRARY_DEPRECATIONS:
             warnings.filterwarnings("ignore", message=message, category=FutureWarning)
@@ -176,6 +180,8 @@ def library_noise_hidden(loads_models: bool = True) -> Iterator[None]:
             for handler in [h for h in root.handlers if h not in root_handlers]:
                 root.removeHandler(handler)
             root.setLevel(root_level)
+            for lg, level in zip(misleading, misleading_levels, strict=True):
+                lg.setLevel(level)
             if threads is not None:
                 import torch
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import warnings
@@ -256,3 +257,20 @@ def test_olives_auto_opt_keywords_are_taken_as_the_command_takes_them(tiny_bert:
     with pytest.raises(olive_ext.UserInputError, match="--task text-generation: olive-ext infers the task"):
         olive_ext.auto_opt(tiny_bert, tmp_path / "o", task="text-generation", use_ort_genai=True)
     assert not (tmp_path / "o").exists()
+
+
+def test_the_api_hides_bitsandbytes_kernel_notice_as_the_cli_does(tiny_llama: Path, tmp_path: Path) -> None:
+    """olive_ext.finetune printed bitsandbytes' "Failed to load CPU gemm_4bit_forward from kernels-community ...
+    pip install kernels" (on AVX512-BF16 CPUs, at its import), which the CLI hides: olive-ext trains with
+    bitsandbytes' own kernels, so the advice misleads."""
+    import subprocess
+    import sys
+
+    data = tmp_path / "qa.jsonl"
+    data.write_text('{"q": "a", "a": "b"}\n' * 4)
+    code = (f"import olive_ext; olive_ext.finetune({str(tiny_llama)!r}, {str(tmp_path / 'ft')!r}, "
+            f"data_files={str(data)!r}, text_template='Q: {{q}}\\nA: {{a}}', max_steps=1)")  # fmt: skip
+    env = {**os.environ, "OLIVE_EXT_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "kernels-community" not in done.stderr and "pip install kernels" not in done.stderr
