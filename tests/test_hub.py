@@ -115,16 +115,10 @@ def test_a_hub_model_in_the_hugging_face_cache_builds_offline(
     """The genai builder was given the hub id with its own scratch folder as the download cache: offline, a model in
     the Hugging Face cache failed after the checks ("couldn't connect"), and online each build downloaded it again."""
     import json
-    import shutil
 
     from olive_ext.cli import main
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    repo = tmp_path / "hub" / "models--acme--tiny-llama"
-    shutil.copytree(tiny_llama, repo / "snapshots" / ("1" * 40))
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text("1" * 40)
+    _cached_hub_model(tiny_llama, tmp_path, monkeypatch)
     out = tmp_path / "q"
     assert main(["quantize", "-m", "acme/tiny-llama", "-o", str(out), "--log_level", "3"]) == 0
     assert json.loads((out / "model_config.json").read_text())["kind"] == "genai"
