@@ -134,7 +134,10 @@ def first_step_problems(recipe: Recipe) -> list[Problem]:
     model = recipe.input_model
     if not Path(model.path).expanduser().exists():
         return []  # a hub id or a pypi: model: checked when it is fetched
-    artifact = resolve_model_arg(model.path, model.adapter_path, model.kind, model.gguf_file)
+    try:
+        artifact = resolve_model_arg(model.path, model.adapter_path, model.kind, model.gguf_file)
+    except UserInputError as e:  # what the model checks before this one did not say
+        return [Problem("input_model.path", e.message, hint=e.hint, category="user_file")]
     problems: list[Problem] = []
     for prefix, section in recipe.alternatives():
         if not section:
