@@ -378,8 +378,11 @@ def answer_limit(spec: EvaluateSpec, data: EvalData) -> int:
     if spec.max_new_tokens is None:
         return max(ANSWER_TOKENS, longest + 1)
     if cut := sum(len(a) > spec.max_new_tokens for a in data.answers):
-        logger.warning("%d eval answer%s not fit max_new_tokens %d and can never match (the longest has %d "
-                       "tokens): raise it to %d", cut, "s do" if cut > 1 else " does", spec.max_new_tokens, longest,
+        # tokenized alone: after the prompt an answer may take fewer tokens (a leading space merged), and match
+        # ("can never match" was said of answers the model then matched)
+        logger.warning("%d eval answer%s longer than max_new_tokens %d when tokenized alone (the longest has %d "
+                       "tokens): such a row matches only if the model writes it in fewer tokens after its prompt; "
+                       "raise it to %d to be sure", cut, "s are" if cut > 1 else " is", spec.max_new_tokens, longest,
                        longest + 1)  # fmt: skip
     return spec.max_new_tokens
 
