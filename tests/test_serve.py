@@ -231,6 +231,8 @@ HOSTILE = [
     ({"extra_body": {"adapter": "tone"}}, "BadRequestError", "adapter", "unsupported_parameter"),  # was ignored
     ({"suffix": " the end"}, "BadRequestError", "suffix", "unsupported_parameter"),  # answered without it
     ({"best_of": 3}, "BadRequestError", "best_of", "unsupported_parameter"),  # answered with one
+    ({"max_tokens": True}, "BadRequestError", "max_tokens", "invalid_value"),  # was 1 token
+    ({"extra_body": {"stream": "yes"}}, "BadRequestError", "stream", "invalid_value"),  # streamed
 ]
 
 

@@ -14,7 +14,7 @@ import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
 
 
 class APIError(Exception):
@@ -97,17 +97,18 @@ class _Sampling(BaseModel):
         return data
 
     model: str
-    max_tokens: int | None = Field(None, ge=1)
+    # strict: `"max_tokens": true` was 1 token and `"stream": "yes"` streamed, where OpenAI answers 400
+    max_tokens: StrictInt | None = Field(None, ge=1)
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, ge=0.0, le=1.0, description="0 keeps the most likely token alone: greedy, as OpenAI")
-    top_k: int | None = Field(None, ge=0, description="extension: 0 or absent keeps the model's default")
+    top_k: StrictInt | None = Field(None, ge=0, description="extension: 0 or absent keeps the model's default")
     repetition_penalty: float = Field(1.0, gt=0.0, description="extension: multiplies repeated tokens' logits away")
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
-    seed: int | None = Field(None, ge=0, le=2**31 - 1)  # the runtimes' seeds are 32-bit
+    seed: StrictInt | None = Field(None, ge=0, le=2**31 - 1)  # the runtimes' seeds are 32-bit
     stop: str | list[str] | None = None
-    n: int = Field(1, ge=1, le=1, description="one choice per request")
-    stream: bool = False
+    n: StrictInt = Field(1, ge=1, le=1, description="one choice per request")
+    stream: StrictBool = False
     stream_options: dict[str, Any] | None = None
 
     @model_validator(mode="before")
@@ -167,7 +168,7 @@ class ChatCompletionRequest(_Sampling):
     """POST /v1/chat/completions."""
 
     messages: list[ChatMessage] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: StrictInt | None = Field(None, ge=1)
 
     def plain_messages(self) -> list[dict[str, str]]:
         """The messages as ``{"role", "content"}`` dicts for a chat template (developer -> system)."""
@@ -178,7 +179,7 @@ class CompletionRequest(_Sampling):
     """POST /v1/completions: one prompt string (or a list holding one)."""
 
     prompt: str | list[str]
-    echo: bool = False
+    echo: StrictBool = False
 
     @field_validator("prompt")
     @classmethod
