@@ -617,3 +617,21 @@ def test_a_tools_column_that_is_not_in_the_prompt_is_said(tiny_llama: Path, capl
     with caplog.at_level("WARNING", logger="olive_ext"):
         to_examples([row, {**row, "tools": ""}], spec, tok)
     assert "1 row holds a 'tools' column" in caplog.text
+
+
+def test_columns_are_those_of_the_first_rows_together(tmp_path: Path) -> None:
+    """A first row without the answer column made the check before work say the data lacks it ("it has: text, q")
+    though the other rows hold it; the same rows later in the file were read as empty answers."""
+    import json
+
+    from olive_ext.data.formats import check_named_columns
+    from olive_ext.data.load import first_row_columns
+
+    path = tmp_path / "rows.jsonl"
+    rows = [{"q": "x"}] + [{"q": f"q{i}", "a": f"a{i}"} for i in range(4)]
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    spec = DatasetSpec(name="json", data_files=str(path), text_template="Q: {q}\nA: {a}")
+    assert first_row_columns(spec) == ["q", "a"]
+    check_named_columns(spec)  # no error: the rows hold 'a'
+    with pytest.raises(UserInputError, match="'b'"):
+        check_named_columns(spec.model_copy(update={"text_template": "Q: {q}\nA: {b}"}))

@@ -233,6 +233,7 @@ def first_row_columns(spec: DatasetSpec) -> list[str] | None:
     """The columns of a local JSON-lines, CSV or parquet dataset, read from its first row or schema (cheap); None
     for hub datasets and JSON documents, whose columns are only known once loaded."""
     import csv
+    import itertools
     import json
 
     builder, files = local_files(spec)
@@ -248,14 +249,23 @@ def first_row_columns(spec: DatasetSpec) -> list[str] | None:
 
         return list(pq.read_schema(path).names)
     if builder == "json":
+        # the columns of the first rows together, as datasets' reader gives them (a row without one holds None): the
+        # first row alone named the wrong columns ("which the data lacks") when it was the row lacking one
+        columns: dict[str, None] = {}
         with opener(path, "rt", encoding="utf-8-sig") as f:
-            line = next((line for line in f if line.strip()), "")
-        try:
-            row = json.loads(line)
-        except ValueError:
-            return None
-        return list(row) if isinstance(row, dict) else None
+            for line in itertools.islice((line for line in f if line.strip()), _COLUMN_ROWS):
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    return None if not columns else list(columns)  # a JSON document, not JSON lines
+                if not isinstance(row, dict):
+                    return None
+                columns.update(dict.fromkeys(row))
+        return list(columns) or None
     return None
+
+
+_COLUMN_ROWS = 1000  # rows read for their columns before work (a few ms)
 
 
 def _empty_split(spec: DatasetSpec, name: str) -> UserInputError:
