@@ -20,7 +20,7 @@ from olive_ext.data.formats import check_named_columns
 from olive_ext.data.load import check_data_files, local_files
 from olive_ext.data.spec import DatasetSpec
 from olive_ext.engine.output import check_apart, check_model_given, check_output
-from olive_ext.engine.runner import implicit_conversion
+from olive_ext.engine.runner import check_step_input, implicit_conversion
 from olive_ext.errors import Problem, UserInputError
 from olive_ext.evaluate import lm_eval_tasks, mteb_tasks
 from olive_ext.models.folder import (
@@ -144,9 +144,12 @@ def first_step_problems(recipe: Recipe) -> list[Problem]:
             continue
         name, spec = next(iter(section.items()))
         cls = get_pass(spec.type)
-        fits = cls is not None and artifact.kind in cls.accepts and implicit_conversion(artifact, cls) is None
-        if fits and (why_not := cls.check_input(artifact)):  # type: ignore[union-attr]
-            problems.append(Problem(f"{prefix}.{name}", f"cannot take {artifact.describe()}: {why_not}"))
+        if cls is None or artifact.kind not in cls.accepts or implicit_conversion(artifact, cls) is not None:
+            continue  # another pass, or a converted input, meets the model: the run checks it there
+        try:
+            check_step_input(name, spec.type, cls, artifact)  # the run's own check and words
+        except UserInputError as e:
+            problems.append(Problem(f"{prefix}.{name}", e.message))
     return problems
 
 
