@@ -20,7 +20,7 @@ from olive_ext.artifacts import Artifact
 from olive_ext.errors import PassError
 from olive_ext.models.adapters import not_plain_lora
 from olive_ext.models.folder import config_json
-from olive_ext.models.hub import local_snapshot
+from olive_ext.models.hub import hub_model_folder
 from olive_ext.models.olive_quant import with_float_embedding
 from olive_ext.onnx.check import smoke_check
 from olive_ext.onnx.folder import save_model
@@ -320,9 +320,8 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
         provider = cfg.execution_provider or "cpu"
         out, work = ctx.output_dir / "model", ctx.output_dir / "_work"
         options = builder_options(cfg)
-        base, adapter = artifact.path, artifact.adapter_path
-        if ctx.input_model is not None and ctx.input_model.path == base:  # a hub id: its Hugging Face cache folder
-            base = local_snapshot(base, ctx.input_model.revision)
+        # a hub id: its Hugging Face cache folder (with the recipe's revision)
+        base, adapter = hub_model_folder(artifact).path, artifact.adapter_path
         if options.get("algo_config") == "k_quant" and (problem := _k_quant_problem(Path(base), cfg.block_size)):
             # the builder found it after loading and converting the model (32 s for SmolLM2-135M): said first
             raise PassError(self.name, problem, hint=f"try block_size {_k_quant_fit(Path(base))}")
