@@ -102,9 +102,17 @@ def read_member(archive: Path, name: str, limit: int) -> bytes | None:
             return None
         try:
             return z.read(info)
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError) as e:
-            raise UserInputError(f"{archive} is damaged ({e}); the bundle cannot be checked",
-                                 hint="copy the zip again; it may be truncated or corrupted") from e  # fmt: skip
+        except _DAMAGE as e:
+            raise _damaged(archive, e) from e
+
+
+# what reading a member of a truncated or corrupted zip raises
+_DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError)
+
+
+def _damaged(archive: Path, error: BaseException) -> UserInputError:
+    return UserInputError(f"{archive} is damaged ({error}); the bundle cannot be checked",
+                          hint="copy the zip again; it may be truncated or corrupted")  # fmt: skip
 
 
 def _check_members(archive: Path) -> None:
@@ -135,11 +143,8 @@ def safe_extract(archive: Path, dest: Path) -> Path:
         _check_space(archive, infos, dest)
         try:
             z.extractall(dest)
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError) as e:
-            raise UserInputError(
-                f"{archive} is damaged ({e}); the bundle cannot be checked",
-                hint="copy the zip again; it may be truncated or corrupted",
-            ) from e
+        except _DAMAGE as e:
+            raise _damaged(archive, e) from e
     return dest / top
 
 
