@@ -429,3 +429,34 @@ def test_sigterm_stops_serve_as_a_stop_not_a_failure(genai_model: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+_SIGTERM_AS_THE_PROMPT_IS_WRITTEN = """
+import functools, io, os, signal, sys
+from olive_ext.errors import Terminated
+from olive_ext.workflows.chat import chat_loop
+
+def terminate(*_):
+    raise Terminated
+
+signal.signal(signal.SIGTERM, terminate)
+signal.alarm(20)  # the bug: asleep in read() with the signal's flag set; SIGALRM ends it (exit -14)
+class Stdout:  # C-level methods only: the signal arrives where no Python handler can run before the read
+    write = io.StringIO().write
+    flush = functools.partial(os.kill, os.getpid(), signal.SIGTERM)
+sys.stdout = Stdout()
+try:
+    chat_loop(None, write=lambda _: None)
+except Terminated:
+    sys.__stdout__.write("terminated")
+finally:
+    sys.stdout = sys.__stdout__
+"""
+
+
+def test_sigterm_as_the_prompt_is_written_ends_the_chat() -> None:
+    """CI caught chat asleep after SIGTERM: input() on a pipe has a window between writing the prompt and read()
+    where the signal sets Python's flag and the handler waits for a bytecode that comes only with the next line."""
+    proc = subprocess.run([sys.executable, "-c", _SIGTERM_AS_THE_PROMPT_IS_WRITTEN], stdin=subprocess.PIPE,
+                          capture_output=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 0 and proc.stdout == b"terminated", proc

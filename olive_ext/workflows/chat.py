@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, field_validator
 
 from olive_ext.errors import Terminated, UserInputError
+from olive_ext.line_reader import line_reader
 from olive_ext.models.folder import find_genai_model
 from olive_ext.onnx.chat import ChatSession, Conversation, PromptTooLongError, Reply, Sampling
 from olive_ext.options import Options, field_of
@@ -229,13 +230,17 @@ def write_stdout(text: str) -> None:
 
 def chat_loop(
     session: ChatSession | GGUFChatSession,
-    read: Callable[[str], str] = input,
+    read: Callable[[str], str] | None = None,
     write: Callable[[str], Any] = write_stdout,
 ) -> None:
     """Read messages until /exit or end of input; answer each with the conversation so far.
 
+    ``read`` defaults to stdin (:func:`olive_ext.line_reader.line_reader`: SIGTERM ends a wait on a pipe too);
     ``write`` gets text pieces (no newline added). Ctrl-C during an answer stops that answer; at the
     prompt it says how to quit."""
+    if read is None:
+        with line_reader() as read_stdin:
+            return chat_loop(session, read_stdin, write)
     write(HELP_LINE + "\n")
     while True:
         try:
