@@ -335,7 +335,8 @@ def test_sigterm_ends_a_command_as_ctrl_c_does(tmp_path: Path) -> None:
         "def main(args):\n"
         "    with tempfile.TemporaryDirectory(dir=sys.argv[1]) as d:\n"
         "        print(d, flush=True)\n"
-        "        time.sleep(60)\n"
+        "        for _ in range(600):\n"  # one long sleep() can sleep through a signal that came before it began
+        "            time.sleep(0.1)\n"
         "mod = types.SimpleNamespace(main=main, READS_HUB=False)\n"
         "sys.exit(run_command(mod, types.SimpleNamespace(log_level='1')))\n"
     )
