@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -214,6 +215,38 @@ def test_run_with_constraints_none_met_exits_nonzero_but_keeps_everything(tmp_pa
     assert sizes[4] > sizes[1]  # measured, not assumed
     assert result.chosen and result.chosen.candidate.steps[0].params["factor"] == 1
     assert all(r.constraints == {"max_size_mb": True} for r in result.results)
+
+
+def test_a_failed_overwrite_rerun_keeps_the_model_that_worked(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A rerun with overwrite whose candidates all broke a limit replaced the output, its model too, with the
+    failure report: the model that worked was gone."""
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    toy_weights(model)
+    out = tmp_path / "o"
+    raw = {
+        "input_model": {"path": str(model)},
+        "passes": {"t": {"type": "toy_transform", "factor": [1]}},
+        "evaluate": {"metrics": ["size"], "objective": "size", "constraints": {"max_size_mb": 1.0}},
+        "output": {"path": str(out), "overwrite": True},
+    }
+    run(parse_recipe(raw))
+    kept = sorted(p.name for p in (out / "model").iterdir())
+    raw["evaluate"]["constraints"] = {"max_size_mb": 1e-6}
+    with pytest.raises(ConstraintsNotMetError) as info:
+        run(parse_recipe(raw))
+    assert sorted(p.name for p in (out / "model").iterdir()) == kept  # the model of the run before
+    failed = tmp_path / "o-failed"
+    assert json.loads((failed / "candidates.json").read_text())["chosen"] is None and not (failed / "model").exists()
+    assert str(failed / "candidates.json") in (info.value.hint or "")
+    assert f"{out} keeps the model of the run before" in caplog.text
+    with pytest.raises(ConstraintsNotMetError):  # a second failed rerun replaces the failure report beside it
+        run(parse_recipe(raw))
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("o")) == ["o", "o-failed"]
+    raw["evaluate"]["constraints"] = {"max_size_mb": 1.0}
+    run(parse_recipe(raw))  # a good rerun replaces the output as asked
+    assert json.loads((out / "candidates.json").read_text())["chosen"] is not None
 
 
 def test_nearest_misses_are_the_most_accurate_and_say_by_how_much() -> None:

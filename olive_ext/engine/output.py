@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,18 @@ def check_apart(source: str | Path, output: str | Path, what: str = "input model
             "nothing was written",
             hint="choose an output folder that does not hold the input (-o/--output_path)",
         )
+
+
+def failed_run_output(dest: Path, overwrite: bool) -> Path:
+    """Where a run that chose nothing writes its candidates and report: ``dest``, except when ``overwrite`` would
+    replace the model or adapter a previous run left there (a failed rerun once deleted the model that worked):
+    then ``<dest>-failed`` beside it (``-failed-<time>`` when that name holds something olive-ext may not replace)."""
+    if not overwrite or not any((dest / name).exists() for name in ("model", "adapter")):
+        return dest
+    beside = dest.with_name(dest.name + "-failed")
+    if beside.is_dir() and any(beside.iterdir()) and _replace_problem(beside):
+        beside = dest.with_name(f"{dest.name}-failed-{time.strftime('%Y%m%d-%H%M%S')}")
+    return beside
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +20,7 @@ from olive_ext.artifacts import Artifact
 from olive_ext.data import smoke_prompts
 from olive_ext.deploy.bundle import chat_template_text
 from olive_ext.deploy.manifest import text_sha256
-from olive_ext.engine.output import staged_output, write_json, write_yaml
+from olive_ext.engine.output import failed_run_output, staged_output, write_json, write_yaml
 from olive_ext.engine.preflight import check_recipe_before_work, file_problems
 from olive_ext.engine.results import CandidateResult, RunResult
 from olive_ext.engine.run import execute, raise_if_unmet
@@ -37,6 +38,8 @@ from olive_ext.recipe.olive_shapes import TranslationOptions
 from olive_ext.recipe.schema import ExecutorSpec, Recipe, resolved_recipe
 from olive_ext.report import write_reports
 from olive_ext.version import __version__
+
+logger = logging.getLogger("olive_ext")
 
 RecipeLike = str | Path | Mapping[str, Any] | Recipe
 
@@ -178,8 +181,11 @@ def run_recipe(
     result = execute(recipe, progress=progress, reference_accuracy=reference_accuracy)
     result.notes[:0] = [f"recipe: {w}" for w in recipe.translation_warnings]  # e.g. Olive keys --lenient let by
     if write_output:
-        result.output_dir = out_dir
-        write_run_output(result, recipe, result.source)
+        result.output_dir = out_dir if result.chosen else failed_run_output(out_dir, recipe.output.overwrite)
+        if result.output_dir != out_dir:
+            logger.warning("nothing was chosen: %s keeps the model of the run before; this run's candidates and "
+                           "report are in %s", out_dir, result.output_dir)  # fmt: skip
+        write_run_output(result, recipe, result.source, overwrite=True if result.output_dir != out_dir else None)
     raise_if_unmet(result, recipe, spelled)
     return result
 
@@ -218,10 +224,13 @@ def check_recipe_and_files(
     return parsed, problems
 
 
-def write_run_output(result: RunResult, recipe: Recipe, source: Artifact | None = None) -> None:
-    """model/, candidates.json, lineage.json, recipe.yaml and report.md in the output folder."""
+def write_run_output(
+    result: RunResult, recipe: Recipe, source: Artifact | None = None, overwrite: bool | None = None
+) -> None:
+    """model/, candidates.json, lineage.json, recipe.yaml and report.md in the output folder (replaced when
+    ``overwrite``, by default the recipe's ``output.overwrite``)."""
     assert result.output_dir is not None
-    with staged_output(result.output_dir, recipe.output.overwrite) as stage:
+    with staged_output(result.output_dir, recipe.output.overwrite if overwrite is None else overwrite) as stage:
         if result.chosen and result.chosen.artifact:
             info = deployment_info(result.chosen, recipe, source)
             if not result.accuracy_measured:
