@@ -421,6 +421,27 @@ def test_validate_says_what_the_first_pass_refuses_in_the_input(tiny_llama: Path
         assert says in problems[0].message
 
 
+def test_a_timing_prompt_beyond_the_models_context_is_refused_before_work(tiny_llama: Path, tmp_path: Path) -> None:
+    """--prompt_tokens 5000 on a 512-position model built every candidate, then failed each at evaluation
+    ("input_ids size (5000) ... exceeds max length (512)")."""
+    import olive_ext
+    from olive_ext.errors import UserInputError
+
+    def recipe(prompt_tokens: int, metrics: list[str]) -> dict:
+        return {"input_model": {"path": str(tiny_llama)}, "passes": {"b": {"type": "model_builder"}},
+                "evaluate": {"metrics": metrics, "prompt_tokens": prompt_tokens, "new_tokens": 32},
+                "output": {"path": str(tmp_path / "out")}, "cache_dir": str(tmp_path / "cache")}  # fmt: skip
+
+    problems = olive_ext.validate(recipe(481, ["latency"]))
+    assert [p.path for p in problems] == ["evaluate.prompt_tokens"], problems
+    assert "context of 512 tokens" in problems[0].message and "at most 480" in (problems[0].hint or "")
+    with pytest.raises(UserInputError, match=r"evaluate.prompt_tokens \(481\) plus evaluate.new_tokens \(32\)"):
+        olive_ext.run(recipe(481, ["throughput"]))
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()  # nothing built
+    assert olive_ext.validate(recipe(480, ["latency"])) == []
+    assert olive_ext.validate(recipe(5000, ["size"])) == []  # nothing timed
+
+
 def test_an_empty_model_path_is_not_the_current_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """quantize("", "out") took "" for the current folder ("the output folder is inside the input model's folder")."""
     import olive_ext

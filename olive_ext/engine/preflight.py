@@ -23,6 +23,8 @@ from olive_ext.engine.output import check_apart, check_model_given, check_output
 from olive_ext.engine.runner import check_step_input, implicit_conversion
 from olive_ext.errors import Problem, UserInputError
 from olive_ext.evaluate import lm_eval_tasks, mteb_tasks
+from olive_ext.evaluate.evaluator import model_context
+from olive_ext.evaluate.registry import get_metric
 from olive_ext.models.folder import (
     BNB_METHOD,
     MODEL_CONFIG,
@@ -30,6 +32,7 @@ from olive_ext.models.folder import (
     adapter_base,
     check_no_pickle_only,
     is_bare_adapter,
+    model_task,
     quant_method_in,
     resolve_model_arg,
 )
@@ -119,6 +122,10 @@ def file_problems(recipe: Recipe, olive: bool = False) -> list[Problem]:
             problems.append(Problem(path, e.message, hint=e.hint, category="user_file"))
     if not problems and not loader:
         problems += first_step_problems(recipe)
+        try:
+            check_timing_prompt(recipe)
+        except UserInputError as e:
+            problems.append(Problem("evaluate.prompt_tokens", e.message, hint=e.hint))
     try:  # benchmark tasks and their datasets: validate said "valid" to a task name lm-eval does not have
         check_benchmark_datasets(recipe)
     except lm_eval_tasks.UnknownTask as e:
@@ -170,7 +177,31 @@ def check_recipe_before_work(recipe: Recipe, write_output: bool = True) -> None:
         output=recipe.output.path if write_output else None,
         overwrite=recipe.output.overwrite,
     )
+    check_timing_prompt(recipe)
     check_benchmark_datasets(recipe)
+
+
+def check_timing_prompt(recipe: Recipe) -> None:
+    """A causal LM's timing prompt and the tokens decoded after it fit the local input model's context: a run asked
+    for more failed each candidate after its build ("input_ids size (5000) ... exceeds max length (512)")."""
+    spec = recipe.evaluate
+    model = recipe.input_model
+    timed = spec is not None and any((m := get_metric(n)) and m.needs & {"timing", "load"} for n in spec.metrics)
+    if spec is None or not timed or not Path(model.path).expanduser().exists():
+        return  # a hub id or a pypi: model is checked when it is fetched
+    try:
+        artifact = resolve_model_arg(model.path, model.adapter_path, model.kind, model.gguf_file)
+        if model_task(artifact) != "text-generation":
+            return  # an encoder is timed on at most its positions
+        context = model_context(artifact)
+    except (UserInputError, OSError, ValueError):  # said by the model's own checks
+        return
+    if context is not None and spec.prompt_tokens + spec.new_tokens > context:
+        raise UserInputError(
+            f"evaluate.prompt_tokens ({spec.prompt_tokens}) plus evaluate.new_tokens ({spec.new_tokens}) exceed "
+            f"{model.path}'s context of {context} tokens: speed is timed on a prompt that long",
+            hint=f"lower --prompt_tokens (evaluate.prompt_tokens) to at most {max(context - spec.new_tokens, 1)}",
+        )
 
 
 def check_benchmark_datasets(recipe: Recipe) -> None:
