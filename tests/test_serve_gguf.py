@@ -188,6 +188,29 @@ def test_an_answer_does_not_depend_on_the_request_before_it(small: Any, monkeypa
     assert evaluated[0] == len(small.encode(prompt)), "only the part after the shared prefix was evaluated"
 
 
+def test_a_nul_the_model_generates_is_not_served(small: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A byte-fallback token decoding to NUL went out in the answer, and the client's next turn, which sends the
+    answer back, was refused ("contains a NUL character")."""
+    import asyncio
+
+    from olive_ext.serve.backend import Sampling
+    from olive_ext.serve.protocol import text_problem
+    from olive_ext.serve.scheduler import Job, Scheduler
+
+    monkeypatch.setattr(small, "_piece", lambda token: b"a\x00b")  # as llama.cpp gives a <0x00> token's bytes
+    scheduler = Scheduler(small, 1, 0)
+
+    async def answer() -> str:
+        running = scheduler.submit(Job(small.encode("the city of"), Sampling(max_new_tokens=4, temperature=0), None))
+        return "".join([p.text async for p in running.pieces()])
+
+    try:
+        text = asyncio.run(answer())
+    finally:
+        scheduler.shutdown()
+    assert text.startswith("abab") and text_problem(text) is None
+
+
 def test_a_prompt_over_a_context_below_the_models_says_how_to_raise_it(small: Any) -> None:
     from olive_ext.serve.app import Server
     from olive_ext.serve.protocol import APIError, CompletionRequest

@@ -83,7 +83,9 @@ class Scheduler:
         def work() -> None:
             try:
                 for piece in self.backend.generate(job.ids, job.sampling, job.adapter, running.cancelled):
-                    put(piece)
+                    # a NUL the model generated (a byte-fallback token) is dropped: the client's next turn sent it
+                    # back and was refused (protocol.text_problem), and C strings end at it
+                    put(Piece(piece.text.replace("\0", ""), piece.end_of_turn) if "\0" in piece.text else piece)
                 put(_DONE)
             except Exception as e:  # a runtime failure ends this request only; the handler reports it
                 put(e)
