@@ -635,3 +635,32 @@ def test_columns_are_those_of_the_first_rows_together(tmp_path: Path) -> None:
     check_named_columns(spec)  # no error: the rows hold 'a'
     with pytest.raises(UserInputError, match="'b'"):
         check_named_columns(spec.model_copy(update={"text_template": "Q: {q}\nA: {b}"}))
+
+
+def test_eval_rows_left_unscored_are_recorded_and_said_again_from_the_cache(
+    tiny_llama: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rows with an empty answer (or too long for the context) were warned of during the evaluation only: the
+    reports did not say the accuracy left them out, and a rerun with the figures from the cache said nothing."""
+    import olive_ext
+
+    data = tmp_path / "eval.jsonl"
+    rows = [{"q": "one", "a": "two"}, {"q": "three", "a": ""}, {"q": "five", "a": "six"}]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def recipe(out: str) -> dict:
+        return {"input_model": {"path": str(tiny_llama)}, "passes": {},
+                "data": {"eval": {"name": "json", "data_files": str(data), "text_template": "Q: {q}\nA: {a}"}},
+                "evaluate": {"metrics": ["exact_match"], "data": "eval", "max_new_tokens": 4},
+                "output": {"path": str(tmp_path / out)}, "cache_dir": str(tmp_path / "cache")}  # fmt: skip
+
+    said = "1 of 3 eval rows not scored (1 with an empty answer)"
+    for out in ("first", "cached"):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="olive_ext"):
+            result = olive_ext.run(recipe(out))
+        assert f"exact_match: {said}" in result.notes
+        assert f"Note: exact_match: {said}" in (tmp_path / out / "report.md").read_text()
+        assert f"exact_match: {said}" in json.loads((tmp_path / out / "candidates.json").read_text())["notes"]
+        assert said in caplog.text or "1 of 3 eval rows have an empty answer" in caplog.text, out
+    assert result.results[0].eval_cache_hit and said in caplog.text

@@ -159,6 +159,7 @@ def execute(
                 finish(*inflight.popleft())
         while inflight:
             finish(*inflight.popleft())
+        notes += left_out_notes(results, said_once(ctx)["said"])
         chosen = _choose(results, recipe, reference_accuracy, notes, _latency(reference))
         if chosen is not None:
             executor.materialize(chosen)
@@ -339,6 +340,21 @@ def _note_stopped(result: CandidateResult) -> None:
             else "the upper bound of its accuracy fell below what max_accuracy_drop allows"
         )
         result.notes.append(f"stopped after {rows} of {total} rows: {why} (not timed)")
+
+
+def left_out_notes(results: list[CandidateResult], said: set[tuple[Any, ...]]) -> list[str]:
+    """The run's notes on eval rows its accuracy was not scored on (the same rows for every candidate of a model),
+    warned of here unless this process's evaluation warned already: figures from the cache (or a Ray worker) said
+    nothing before."""
+    notes: dict[str, None] = {}
+    for r in results:
+        for name in ACCURACY_METRICS:
+            if text := r.metrics.get(f"{name}.left_out"):
+                notes[f"{name}: {text}"] = None
+                if ("left_out", text) not in said:
+                    said.add(("left_out", text))
+                    logger.warning("%s", text)
+    return list(notes)
 
 
 def evaluate_reference(

@@ -42,6 +42,7 @@ class EvalData:
     features: list[dict[str, list[int]]] = field(default_factory=list)
     timing_prompt: list[int] = field(default_factory=list)
     tokenizer: Any = None
+    left_out: str | None = None  # the eval rows not scored, and why: recorded with the figures (see evaluator)
 
 
 @dataclass

@@ -146,6 +146,8 @@ def evaluate(
         assert info.fn is not None
         values.update(info.fn(MetricInput(artifact, ectx, raw, data, peak)))
     values.update(_sample_answers(raw, data, [i.name for i in applicable]))
+    if data is not None and data.left_out and (metric := next((n for n in ACCURACY_METRICS if n in names), None)):
+        values[f"{metric}.left_out"] = data.left_out
     values["eval_seconds"] = round(time.perf_counter() - started, 3)
     if jobs:
         values["threads"] = raw.get("threads", ectx.threads)
@@ -226,8 +228,10 @@ def prepare_data(artifact: Artifact, ectx: EvalContext, jobs: set[str]) -> EvalD
         data.features = [dict(tokenizer(e.prompt or e.text, truncation=True, max_length=length)) for e in examples]
         data.labels = [_label_id(artifact, e.reference) for e in examples]
         return data
+    rows = len(examples)
     if "generate" in jobs:
         examples = _answered(examples, dataset, said)
+    empty = rows - len(examples)
     bos = leading_bos(tokenizer)
     prompts = [encode_prompt(tokenizer, e.prompt, bos) if e.prompt else [] for e in examples]
     answers = [list(tokenizer(e.reference or "", add_special_tokens=False)["input_ids"]) for e in examples]
@@ -236,6 +240,9 @@ def prepare_data(artifact: Artifact, ectx: EvalContext, jobs: set[str]) -> EvalD
         examples = [examples[i] for i in kept]
         prompts, answers = [prompts[i] for i in kept], [answers[i] for i in kept]
     data.prompts, data.answers = prompts, answers
+    data.left_out = left_out_text(rows, empty, len(examples))
+    if data.left_out:  # warned above: a candidate whose figures come from the cache does not say it again
+        said.add(("left_out", data.left_out))
     data.references = [e.reference for e in examples]
     data.answer_ends = [e.answer_end for e in examples]
     data.responses = [list(tokenizer(e.response, add_special_tokens=False)["input_ids"]) for e in examples]
@@ -245,6 +252,15 @@ def prepare_data(artifact: Artifact, ectx: EvalContext, jobs: set[str]) -> EvalD
             hint="use a template ending in the answer column, alpaca data, or chat messages",
         )
     return data
+
+
+def left_out_text(rows: int, empty: int, kept: int) -> str | None:
+    """The eval rows not scored, and why, for the record (the warnings say it once, and not on a cached rerun)."""
+    if kept == rows:
+        return None
+    why = [f"{n} {what}" for n, what in ((empty, "with an empty answer"),
+                                         (rows - empty - kept, "too long for the model's context")) if n]  # fmt: skip
+    return f"{rows - kept} of {rows} eval rows not scored ({', '.join(why)})"
 
 
 _ENCODER_MAX_TOKENS = 512
