@@ -619,6 +619,44 @@ def test_a_tools_column_that_is_not_in_the_prompt_is_said(tiny_llama: Path, capl
     assert "1 row holds a 'tools' column" in caplog.text
 
 
+# Qwen2.5's way of putting tools into the system turn (shortened): a template that takes `tools`
+_TOOLS_TEMPLATE = (
+    "{%- if tools %}<|im_start|>system\n# Tools\n<tools>{% for tool in tools %}\n{{ tool | tojson }}{% endfor %}"
+    "\n</tools><|im_end|>\n{%- endif %}"
+    "{%- for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{%- endfor %}"
+    "{%- if add_generation_prompt %}<|im_start|>assistant\n{%- endif %}"
+)
+
+
+def test_a_tools_column_is_rendered_by_a_template_that_takes_tools(
+    tiny_llama: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The tools column was never put into the prompt, even for a model whose chat template renders tools (Qwen2.5,
+    Llama 3.1): a function-calling fine-tune learnt calls to tools it was never shown."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    tok.chat_template = _TOOLS_TEMPLATE
+    weather = {"name": "get_weather", "description": "the weather of a city",
+               "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}  # fmt: skip
+    call = '{"name": "get_weather", "arguments": {"city": "Paris"}}'
+    row = {"conversations": [{"from": "human", "value": "weather in Paris?"}, {"from": "function_call", "value": call},
+                             {"from": "observation", "value": "sunny"}, {"from": "gpt", "value": "It is sunny."}],
+           "tools": json.dumps([weather])}  # fmt: skip
+    spec = DatasetSpec(name="json", data_files="x", format="messages", messages_field="conversations")
+    with caplog.at_level("WARNING", logger="olive_ext"):
+        with_tools, without = to_examples([row, {**row, "tools": ""}], spec, tok)
+    assert "tools" not in caplog.text
+    schema = {"type": "function", "function": weather}  # transformers' form of a tool (get_json_schema's)
+    expected = tok.apply_chat_template([{"role": "user", "content": "weather in Paris?"}], tools=[schema],
+                                       tokenize=False)  # fmt: skip
+    assert with_tools.prompt.startswith(expected) and '"name": "get_weather"' in with_tools.prompt
+    assert "<tools>" not in without.prompt and with_tools.response == without.response
+    assert with_tools.response.strip() == "It is sunny.<|im_end|>"
+    with pytest.raises(UserInputError, match="row 0: column 'tools' is not JSON"):
+        to_examples([{**row, "tools": "get_weather(city)"}], spec, tok)
+
+
 def test_columns_are_those_of_the_first_rows_together(tmp_path: Path) -> None:
     """A first row without the answer column made the check before work say the data lacks it ("it has: text, q")
     though the other rows hold it; the same rows later in the file were read as empty answers."""

@@ -12,6 +12,7 @@ reads them). A multi-turn row trains on every assistant turn; its last turn is t
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import string
 from collections.abc import Iterable, Iterator, Mapping
@@ -401,11 +402,12 @@ def _from_messages(rows: Any, spec: DatasetSpec, columns: list[str], tokenizer: 
             hint="copy the chat template of the model it came from (chat_template.jinja, or tokenizer_config.json's "
             "chat_template) into its folder, or write the turns yourself with --text_template",
         )
-    with_tools = sum(1 for row in rows if row.get("tools") not in (None, "", "[]", [])) if "tools" in columns else 0
-    if with_tools:  # LLaMA-Factory writes the tool list into the system turn; dropped without a word before
-        logger.warning("%s a 'tools' column, which is not put into the prompt: the model sees the tool calls and "
-                       "results but not the tool descriptions (describe the tools in a system message to train with "
-                       "them)", "1 row holds" if with_tools == 1 else f"{with_tools} rows hold")  # fmt: skip
+    with_tools = sum(1 for row in rows if row.get("tools") not in _NO_TOOLS) if "tools" in columns else 0
+    takes_tools = "tools" in str(tokenizer.chat_template)
+    if with_tools and not takes_tools:  # LLaMA-Factory writes the tool list into the system turn
+        logger.warning("%s a 'tools' column, which this model's chat template does not render: the model sees the "
+                       "tool calls and results but not the tool descriptions (describe the tools in a system "
+                       "message to train with them)", "1 row holds" if with_tools == 1 else f"{with_tools} rows hold")
     examples: list[Example] = []
     broken: list[int] = []
     unanswered: list[int] = []
@@ -419,10 +421,11 @@ def _from_messages(rows: Any, spec: DatasetSpec, columns: list[str], tokenizer: 
             unanswered.append(i)
             continue
         where = f"row {i}, field {field!r}"
-        ex = _conversation(msgs, tokenizer, where)
+        tools = row_tools(row, i) if with_tools and takes_tools else None
+        ex = _conversation(msgs, tokenizer, where, tools)
         if ex is None:
             single_turn += 1
-            ex = _chat_pair(msgs[:-1], str(msgs[-1]["content"]), tokenizer, where)
+            ex = _chat_pair(msgs[:-1], str(msgs[-1]["content"]), tokenizer, where, tools)
         examples.append(ex)
     if broken:
         message = (
@@ -448,6 +451,31 @@ def _from_messages(rows: Any, spec: DatasetSpec, columns: list[str], tokenizer: 
             single_turn,
         )
     return examples
+
+
+_NO_TOOLS = (None, "", "[]", [])
+
+
+def row_tools(row: Mapping[str, Any], index: int) -> list[dict[str, Any]] | None:
+    """The row's ``tools`` column as chat templates take it (``tools=`` of ``apply_chat_template``): LLaMA-Factory
+    writes a JSON list of function definitions as text; a bare definition gets transformers' ``{"type":
+    "function", "function": ...}`` wrapper. None when the row names no tools."""
+    value = row.get("tools")
+    if value in _NO_TOOLS:
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as e:
+            raise UserInputError(f"row {index}: column 'tools' is not JSON ({e}): {_short(row.get('tools'))}",
+                                 hint="the tools column holds a JSON list of function definitions "
+                                 "(LLaMA-Factory's format)") from e  # fmt: skip
+    value = [value] if isinstance(value, Mapping) else value
+    if not isinstance(value, list) or not all(isinstance(t, Mapping) and t for t in value):
+        raise UserInputError(f"row {index}: column 'tools' holds {_short(value)}; expected a list of function "
+                             "definitions ({'name': ..., 'description': ..., 'parameters': {...}})")  # fmt: skip
+    return [dict(t) if t.get("type") == "function" and "function" in t else {"type": "function", "function": dict(t)}
+            for t in value]  # fmt: skip
 
 
 def chat_messages(row: Mapping[str, Any], field: str, index: int) -> list[dict[str, Any]] | None:
@@ -503,12 +531,20 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def render_chat(tokenizer: Any, messages: list[dict[str, Any]], where: str, generation_prompt: bool = False) -> str:
-    """The chat template applied to ``messages``; a template error names the row and the field."""
+def render_chat(
+    tokenizer: Any,
+    messages: list[dict[str, Any]],
+    where: str,
+    generation_prompt: bool = False,
+    tools: list[dict[str, Any]] | None = None,
+) -> str:
+    """The chat template applied to ``messages`` (and the row's ``tools``); a template error names the row and the
+    field."""
     import jinja2
 
     try:
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt,
+                                             tools=tools)  # fmt: skip
     except (jinja2.TemplateError, TypeError, ValueError) as e:  # ValueError: transformers' own refusals
         raise UserInputError(
             f"{where}: the model's chat template failed on this row's messages: {type(e).__name__}: {e}",
@@ -518,7 +554,9 @@ def render_chat(tokenizer: Any, messages: list[dict[str, Any]], where: str, gene
     return str(text)
 
 
-def _conversation(msgs: list[dict[str, Any]], tokenizer: Any, where: str) -> Example | None:
+def _conversation(
+    msgs: list[dict[str, Any]], tokenizer: Any, where: str, tools: list[dict[str, Any]] | None = None
+) -> Example | None:
     """Prompt/response of a chat row; every assistant turn's text is a trained piece, the last one the answer.
 
     Each assistant turn is rendered twice (the conversation up to it with the generation prompt,
@@ -529,12 +567,12 @@ def _conversation(msgs: list[dict[str, Any]], tokenizer: Any, where: str) -> Exa
     # an assistant turn with nothing before it (a greeting that opens the chat) answers nothing: it is context
     answers = [k for k, m in enumerate(msgs) if m.get("role") == "assistant" and k > 0]
     if not answers or answers[-1] != len(msgs) - 1:  # no trailing answer: the whole chat is text to learn
-        return Example("", render_chat(tokenizer, msgs, where))
+        return Example("", render_chat(tokenizer, msgs, where, tools=tools))
     pieces: list[str] = []
     done = ""
     for k in answers:
-        prompt = render_chat(tokenizer, msgs[:k], where, generation_prompt=True)
-        full = render_chat(tokenizer, msgs[: k + 1], where)
+        prompt = render_chat(tokenizer, msgs[:k], where, generation_prompt=True, tools=tools)
+        full = render_chat(tokenizer, msgs[: k + 1], where, tools=tools)
         if not prompt.startswith(done) or not full.startswith(prompt):
             return None
         pieces += [prompt[len(done) :], full[len(prompt) :]]
@@ -548,10 +586,12 @@ def _conversation(msgs: list[dict[str, Any]], tokenizer: Any, where: str) -> Exa
     )
 
 
-def _chat_pair(context: list[dict[str, Any]], answer: str, tokenizer: Any, where: str) -> Example:
+def _chat_pair(
+    context: list[dict[str, Any]], answer: str, tokenizer: Any, where: str, tools: list[dict[str, Any]] | None = None
+) -> Example:
     """Prompt = context rendered with the generation prompt; response = what the template adds for the answer."""
-    prompt = render_chat(tokenizer, context, where, generation_prompt=True)
-    full = render_chat(tokenizer, [*context, {"role": "assistant", "content": answer}], where)
+    prompt = render_chat(tokenizer, context, where, generation_prompt=True, tools=tools)
+    full = render_chat(tokenizer, [*context, {"role": "assistant", "content": answer}], where, tools=tools)
     response = full[len(prompt) :] if full.startswith(prompt) else answer
     return Example(prompt, response, answer)
 
