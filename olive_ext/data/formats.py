@@ -453,7 +453,7 @@ def _from_messages(rows: Any, spec: DatasetSpec, columns: list[str], tokenizer: 
     return examples
 
 
-_NO_TOOLS = (None, "", "[]", [])
+_NO_TOOLS: tuple[Any, ...] = (None, "", "[]", [])
 
 
 def row_tools(row: Mapping[str, Any], index: int) -> list[dict[str, Any]] | None:
