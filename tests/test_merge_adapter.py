@@ -151,3 +151,47 @@ def test_an_adapter_trained_with_added_tokens_merges_onto_its_resized_base(tiny_
         merged = AutoModelForCausalLM.from_pretrained(merged_path)(**ids).logits
     assert merged.shape[-1] == rows and (merged - expected).abs().max() < 1e-4
     assert len(AutoTokenizer.from_pretrained(merged_path)) == len(tok)  # the new tokens ship with the model
+
+
+def test_a_llama_factory_export_yaml_merges_as_llamafactory_cli_export_does(
+    tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`llamafactory-cli export merge.yaml` with olive-ext in front was "unrecognized arguments", and `run --config`
+    refused each of its keys as an Olive key: the merge a LLaMA-Factory user deploys from had no olive-ext command."""
+    import json
+
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    import olive_ext
+    from olive_ext.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    make_random_adapter(tiny_llama, tmp_path / "saves" / "lora" / "sft")
+    merge = {"model_name_or_path": str(tiny_llama), "adapter_name_or_path": "saves/lora/sft", "template": "llama3",
+             "finetuning_type": "lora", "export_dir": "output/merged", "export_size": 5, "export_device": "cpu",
+             "export_legacy_format": False}  # fmt: skip
+    (tmp_path / "merge.yaml").write_text(json.dumps(merge))
+    assert main(["export", "merge.yaml"]) == 0
+    out = capsys.readouterr()
+    assert "template: the chat template is the fine-tune's own" in out.err and "export_size" not in out.err
+    assert "olive-ext auto-opt -m output/merged" in out.out
+    ids = torch.tensor([[1, 5, 9, 13, 2]])
+    base = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    expected = PeftModel.from_pretrained(base, tmp_path / "saves" / "lora" / "sft").eval()(ids).logits
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "output" / "merged" / "model").eval()(ids).logits
+    assert torch.allclose(merged, expected, atol=1e-5)
+    assert json.loads((tmp_path / "output" / "merged" / "model_config.json").read_text())["kind"] == "hf"
+    assert [p.message for p in olive_ext.validate(tmp_path / "merge.yaml")] == [
+        "this is a LLaMA-Factory export config, not a recipe or an Olive run config"]  # fmt: skip
+    refusals = {
+        "export_quantization_bit": ({"export_quantization_bit": 4}, "quantizes with GPTQ"),
+        "two adapters": ({"adapter_name_or_path": "a,b"}, "names 2 adapters; olive-ext merges one"),
+        "no adapter": ({"adapter_name_or_path": None}, "there is nothing to merge"),
+    }
+    for case, (change, says) in refusals.items():
+        (tmp_path / "bad.yaml").write_text(json.dumps({**merge, **change, "export_dir": "output/bad"}))
+        assert main(["export", "bad.yaml"]) == 2, case
+        assert says in capsys.readouterr().err, case
+    assert not (tmp_path / "output" / "bad").exists()

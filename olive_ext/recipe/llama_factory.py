@@ -1,5 +1,6 @@
-"""LLaMA-Factory training configs given where a recipe goes: recognised, and answered with the `olive-ext finetune`
-command that does the same run (their keys are no recipe's, and each was refused as an Olive key)."""
+"""LLaMA-Factory configs. A training config given where a recipe goes is recognised and answered with the
+`olive-ext finetune` command that does the same run (their keys are no recipe's, and each was refused as an Olive
+key); an export config (`llamafactory-cli export merge.yaml`) is what `olive-ext export merge.yaml` runs."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from olive_ext.data.load import LLAMA_FACTORY_REGISTRY, registry_flags
-from olive_ext.errors import Problem
+from olive_ext.errors import Problem, UserInputError
 
 # keys only a LLaMA-Factory config has together: its training stage and how it fine-tunes
 _MARKERS = {"stage", "finetuning_type"}
@@ -46,6 +47,68 @@ _NO_EFFECT = {"stage", "do_train", "finetuning_type", "dataset", "dataset_dir", 
 def is_llama_factory_config(raw: dict[str, Any]) -> bool:
     """Whether a mapping is a LLaMA-Factory training config (``stage`` and ``finetuning_type`` at the top)."""
     return set(raw) >= _MARKERS
+
+
+def is_llama_factory_export(raw: dict[str, Any]) -> bool:
+    """Whether a mapping is a LLaMA-Factory export config: the model and where to write its merge."""
+    return {"model_name_or_path", "export_dir"} <= set(raw) and "stage" not in raw
+
+
+# export keys -> what olive-ext does instead, said beside the merge (the run differs there, or not at all)
+_EXPORT_NOTES = {
+    "template": "the chat template is the fine-tune's own (its adapter folder's tokenizer), not a named one",
+    "export_size": "shards are transformers' default size",
+    "export_device": "merged on the CPU",
+    "export_legacy_format": "written as safetensors only (olive-ext writes no pickles)",
+    "export_hub_model_id": "not pushed to the hub (olive-ext works offline; push model/ with `hf upload`)",
+    "infer_dtype": "the base model's dtype is kept",
+}
+_EXPORT_DEFAULTS = {"export_size": 5, "export_device": "cpu", "infer_dtype": "auto"}  # LLaMA-Factory's: what we do too
+_EXPORT_KEYS = {"model_name_or_path", "adapter_name_or_path", "export_dir", "finetuning_type", "trust_remote_code"}
+
+
+def llama_factory_export_options(raw: dict[str, Any], where: str) -> tuple[dict[str, Any], list[str]]:
+    """The `olive-ext export` options of a LLaMA-Factory export config (the adapter merged into its base, written
+    as a Hugging Face model), and notes on the keys whose effect differs here. Raises what olive-ext cannot do."""
+    adapters = [a.strip() for a in str(raw.get("adapter_name_or_path") or "").split(",") if a.strip()]
+    if raw.get("export_quantization_bit"):
+        raise UserInputError(
+            f"{where}: export_quantization_bit {raw['export_quantization_bit']} quantizes with GPTQ, which olive-ext "
+            "does not run",
+            hint="drop export_quantization_bit and quantize the merged model for its runtime: `olive-ext export "
+            "-m MODEL -a ADAPTER --format gguf --quant Q4_K_M` (llama.cpp, Ollama) or `olive-ext auto-opt -m MODEL "
+            "--adapter_path ADAPTER --precision int4` (onnxruntime, measured)",
+        )
+    if len(adapters) > 1:
+        raise UserInputError(
+            f"{where}: adapter_name_or_path names {len(adapters)} adapters; olive-ext merges one",
+            hint="merge them one after another: export the first, then give its export_dir as model_name_or_path",
+        )
+    if not adapters:
+        kind = raw.get("finetuning_type") or "lora"
+        raise UserInputError(
+            f"{where}: no adapter_name_or_path: there is nothing to merge into {raw['model_name_or_path']}",
+            hint="a full or freeze fine-tune is a Hugging Face model already: give it to `olive-ext auto-opt -m` or "
+            "`olive-ext export --format gguf`" if kind != "lora" else "name the LoRA adapter in adapter_name_or_path",
+        )
+    values: dict[str, Any] = {"model_name_or_path": str(raw["model_name_or_path"]), "adapter_path": adapters[0],
+                              "output_path": str(raw["export_dir"]), "format": "hf"}  # fmt: skip
+    if raw.get("trust_remote_code"):
+        values["trust_remote_code"] = True
+    notes = [f"{key}: {_EXPORT_NOTES[key]}" for key in _EXPORT_NOTES
+             if raw.get(key) not in (None, "", False, _EXPORT_DEFAULTS.get(key))]  # fmt: skip
+    other = sorted(k for k in raw if k not in _EXPORT_KEYS and k not in _EXPORT_NOTES and k != "export_quantization_bit"
+                   and raw[k] not in (None, False, ""))  # fmt: skip
+    if other:
+        notes.append("not carried over: " + ", ".join(f"{k}: {raw[k]}" for k in other))
+    return values, notes
+
+
+def llama_factory_export_problem() -> Problem:
+    """The answer to a LLaMA-Factory export config given where a recipe goes."""
+    return Problem("", "this is a LLaMA-Factory export config, not a recipe or an Olive run config",
+                   hint="run `olive-ext export THIS.yaml`, as `llamafactory-cli export THIS.yaml` (the adapter merged "
+                   "into its base; add --format gguf for llama.cpp and Ollama)")  # fmt: skip
 
 
 def llama_factory_problem(raw: dict[str, Any], base_dir: Path | None) -> Problem:

@@ -1,4 +1,5 @@
-"""export: a fine-tuned (or any local Llama-family HF) model written for another runtime; today GGUF for llama.cpp.
+"""export: a fine-tuned (or any local Llama-family HF) model written for another runtime (GGUF for llama.cpp), or its
+adapter merged into the base as a Hugging Face model (LLaMA-Factory's `export`).
 
 >>> import olive_ext
 >>> out = olive_ext.export("out/ft", output_path="out/gguf", quant="Q4_K_M")  # doctest: +SKIP
@@ -39,7 +40,15 @@ from olive_ext.options import Options, validate_options, with_options_signature
 from olive_ext.passes.dequantize_hf import dequantize_folder
 from olive_ext.passes.gguf_export import GgufExport, GgufQuant, export_gguf
 from olive_ext.passes.gguf_to_hf import convert_gguf
+from olive_ext.passes.merge_adapter import merge_adapter_into
 from olive_ext.quiet import api_call
+from olive_ext.recipe.llama_factory import (
+    is_llama_factory_config,
+    is_llama_factory_export,
+    llama_factory_export_options,
+    llama_factory_problem,
+)
+from olive_ext.recipe.load import read_recipe_file
 from olive_ext.workflows.run import in_chat_form
 
 logger = logging.getLogger("olive_ext")
@@ -51,7 +60,11 @@ class ExportOptions(Options):
     model_name_or_path: str = Field(description="`finetune` output folder or local Hugging Face Llama-family folder")
     output_path: str = Field(description="output folder; an existing non-empty folder is kept unless overwrite")
     adapter_path: str | None = Field(None, description="peft adapter folder to merge in first")
-    format: Literal["gguf"] = Field("gguf", description="what to write: gguf (llama.cpp, Ollama)")
+    format: Literal["gguf", "hf"] | None = Field(
+        None,
+        description="what to write: gguf (llama.cpp, Ollama), or hf (the adapter merged into its base, as "
+        "safetensors: LLaMA-Factory's `export`); unset: gguf, and hf for a LLaMA-Factory export YAML",
+    )
     quant: GgufQuant = Field(
         "Q4_K_M", description="llama.cpp quantization type: Q4_0, Q4_K_M, Q5_K_M, Q8_0, Q4_K_S, Q5_0, Q6_K, F16, F32"
     )
@@ -73,6 +86,8 @@ def run_export(opts: ExportOptions) -> ExportResult:
     out = Path(opts.output_path)
     # the checks the other commands make (quantized and pickled weights, hub models offline, the output apart)
     check_before_work(model=opts.model_name_or_path, cache_dir=None, output=out, overwrite=opts.overwrite)
+    if opts.format == "hf":
+        return _export_merged(opts, out)
     if not llama_cpp_available():
         raise MissingDependencyError("llama-cpp-python", "export --format gguf", LLAMACPP_INSTALL)
     source = resolve_model_arg(opts.model_name_or_path, opts.adapter_path)
@@ -105,22 +120,43 @@ def run_export(opts: ExportOptions) -> ExportResult:
             dequantize_folder(Path(source.path), Path(tmp) / "model", opts.trust_remote_code)
             source = Artifact("hf", str(Path(tmp) / "model"), source.adapter_path, meta=source.meta)
         export_gguf(source, stage / "model", opts.quant, opts.trust_remote_code)
-        info = _model_config(source.meta, source.adapter_path, opts.quant, stage / "model")
+        info = _model_config(source.meta, source.adapter_path, stage / "model", opts.quant)
         write_model_config(stage, info)
     model_file = gguf_in(out / "model")
     assert model_file is not None
     return ExportResult(out, model_file, info)
 
 
-def _model_config(meta: dict[str, Any], adapter_path: str | None, quant: str, model: Path) -> dict[str, Any]:
-    """model_config.json of the export: a GGUF for llama.cpp, with what package needs from the fine-tune."""
-    info: dict[str, Any] = {
-        "kind": "gguf",
-        "model": "model",
-        "runtime": "llama.cpp",
-        "quant": quant,
-        "precision": quant,
-    }
+def _export_merged(opts: ExportOptions, out: Path) -> ExportResult:
+    """--format hf: the adapter merged into its Hugging Face base, saved as safetensors with the fine-tune's
+    tokenizer and chat template (what LLaMA-Factory's `export` writes)."""
+    source = hub_model_folder(resolve_model_arg(opts.model_name_or_path, opts.adapter_path))
+    if source.kind != "hf" or not source.adapter_path:
+        what = f"{article(source.kind)} {source.kind} model" if source.kind != "hf" else "no adapter"
+        raise UserInputError(
+            f"--format hf merges an adapter into its Hugging Face base, and {opts.model_name_or_path} holds {what}",
+            hint="give the `finetune` output folder, or the base model with --adapter_path",
+        )
+    with staged_output(out, opts.overwrite) as stage, tempfile.TemporaryDirectory(prefix="olive-ext-") as tmp:
+        base = source.path
+        if implicit_conversion(source) == BNB_DEQUANTIZE:  # a QLoRA's 4-bit base: merged into plain weights
+            dequantize_folder(Path(source.path), Path(tmp) / "model", opts.trust_remote_code)
+            base = str(Path(tmp) / "model")
+        merge_adapter_into(base, source.adapter_path, stage / "model", "auto", opts.trust_remote_code)
+        info = {**_model_config(source.meta, source.adapter_path, stage / "model"), "kind": "hf", "model": "model",
+                "merged_adapter": str(Path(source.adapter_path).resolve())}  # fmt: skip
+        write_model_config(stage, info)
+    return ExportResult(out, out / "model", info)
+
+
+def _model_config(
+    meta: dict[str, Any], adapter_path: str | None, model: Path, quant: str | None = None
+) -> dict[str, Any]:
+    """model_config.json of the export: a GGUF for llama.cpp (``quant``), or the merged Hugging Face model, with
+    what package needs from the fine-tune."""
+    info: dict[str, Any] = (
+        {"kind": "gguf", "model": "model", "runtime": "llama.cpp", "quant": quant, "precision": quant} if quant else {}
+    )
     template = chat_template_text(Path(adapter_path)) if adapter_path else None
     if template:  # the template used in fine-tuning: verify checks the bundle ships the same one
         info["finetune_chat_template_sha256"] = text_sha256(template)
@@ -153,6 +189,27 @@ def _smoke_prompts(spec: dict[str, Any], tokenizer: Callable[[], Any]) -> list[s
         return smoke_prompts(DatasetSpec.model_validate(spec), tokenizer)
     except Exception:  # smoke prompts are a nicety: verify falls back to a greeting
         return []
+
+
+def llama_factory_export_values(path: str | Path) -> tuple[dict[str, Any], list[str]]:
+    """The :class:`ExportOptions` values of a LLaMA-Factory export config (what `llamafactory-cli export FILE`
+    runs: the adapter merged into its base as a Hugging Face model), and notes on keys whose effect differs here."""
+    raw = read_recipe_file(path)
+    if is_llama_factory_config(raw):
+        problem = llama_factory_problem(raw, Path(path).parent)
+        raise UserInputError(f"{path}: a LLaMA-Factory training config, not an export config", hint=problem.hint)
+    if not is_llama_factory_export(raw):
+        missing = ", ".join(k for k in ("model_name_or_path", "export_dir") if k not in raw)
+        raise UserInputError(f"{path} is not a LLaMA-Factory export config: it has no {missing}",
+                             hint="export takes -m MODEL -o OUTPUT, or a LLaMA-Factory export YAML "
+                             "(model_name_or_path, adapter_name_or_path, export_dir)")  # fmt: skip
+    values, notes = llama_factory_export_options(raw, str(path))
+    base = Path(path).parent  # LLaMA-Factory runs from where it is started; a path found only beside the YAML is used
+    for key in ("model_name_or_path", "adapter_path"):
+        given = Path(values[key]).expanduser()
+        if not given.is_absolute() and not given.exists() and (base / given).exists():
+            values[key] = str(base / given)
+    return values, notes
 
 
 @api_call()
