@@ -159,6 +159,30 @@ def test_transformers5_gemma3_with_per_type_rope_builds_int4_and_passes_parity(t
     assert windows == [32, -1]  # layer_types: the sliding layer, then the full one
 
 
+def test_a_mistral_window_shorter_than_its_context_runs_past_it_as_transformers_does(tmp_path: Path) -> None:
+    """Mistral's config gives a window and no layer_types: the build kept window-sized KV buffers, and chat, serve
+    and verify failed in GroupQueryAttention one token past the window (64 here)."""
+    import numpy as np
+    import onnxruntime_genai as og
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = build_tiny_decoder(tmp_path / "mistral", "mistral")
+    assert json.loads((model / "config.json").read_text())["sliding_window"] == 64
+    art = build(model, {"build": {"type": "model_builder"}}, cache_dir=tmp_path / "cache")
+    ids = [random.Random(0).randrange(3, 500) for _ in range(90)]  # past the window
+    gen_params = og.GeneratorParams(og_model := og.Model(art.path))
+    gen_params.set_search_options(max_length=120)
+    generator = og.Generator(og_model, gen_params)
+    generator.append_tokens(ids)
+    ours = np.asarray(generator.get_output("logits"))[0, -1]
+    with torch.no_grad():
+        theirs = AutoModelForCausalLM.from_pretrained(model).eval()(torch.tensor([ids])).logits[0, -1].numpy()
+    assert np.abs(ours - theirs).max() < 1e-3  # the window applied as transformers applies it
+    for _ in range(20):  # and decoding goes on past it
+        generator.generate_next_token()
+
+
 def test_a_model_level_builder_failure_is_reported_once_with_the_field(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -311,8 +311,16 @@ def _release_weights_once_serialized() -> Iterator[None]:
 
 
 def _has_sliding_layers(config: Any) -> bool:
-    types = getattr(config, "layer_types", None) or []
-    return "sliding_attention" in types and (getattr(config, "sliding_window", None) or 0) > 0
+    """Whether some layer attends to a window shorter than the context: layer_types names sliding layers (Gemma
+    2/3, GPT-OSS), or a config without layer_types gives a window (Mistral v0.1; Qwen2 with use_sliding_window).
+    A Mistral built with window-sized KV buffers failed in GroupQueryAttention one token past its window."""
+    window = getattr(config, "sliding_window", None) or 0
+    if window <= 0 or getattr(config, "use_sliding_window", True) is False:
+        return False
+    types = getattr(config, "layer_types", None)
+    if types:
+        return "sliding_attention" in types
+    return window < (getattr(config, "max_position_embeddings", None) or window + 1)
 
 
 # Builder failures of quantized builds that come from the family, not the options: marker in the message -> reason.

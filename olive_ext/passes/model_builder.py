@@ -254,7 +254,7 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
     produces = "genai"
     devices = frozenset({"cpu", "gpu"})
     libraries = ("onnxruntime-genai", "onnxruntime", "onnx", "transformers", "torch", "peft")
-    version = 2  # 2: a LoRA on a tied lm_head/embed_tokens is merged untied (entries of 1 changed both layers)
+    version = 3  # 2: a LoRA on a tied lm_head/embed_tokens is merged untied; 3: a Mistral window gets full KV buffers
     olive_types = ("ModelBuilder",)
     olive_params: ClassVar[dict[str, str]] = {
         "int4_block_size": "block_size", "int4_accuracy_level": "accuracy_level", "int4_is_symmetric": "symmetric",
