@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import subprocess
@@ -124,13 +125,86 @@ def _without_chat_template(model: Path, out: Path) -> Path:
 
 def test_serve_answers_chat_on_a_model_without_a_template_with_a_400(genai_model: Path, tmp_path: Path) -> None:
     """It answered 500 "internal error: RuntimeError: Empty chat template."."""
+    from olive_ext.serve.app import chat_prompt
     from olive_ext.serve.genai_backend import GenAIBackend
     from olive_ext.serve.protocol import APIError
 
     backend = GenAIBackend(_without_chat_template(genai_model, tmp_path / "m"), {})
     with pytest.raises(APIError) as e:
-        backend.chat_prompt([{"role": "user", "content": "hi"}])
+        chat_prompt(backend, [{"role": "user", "content": "hi"}])
     assert e.value.status == 400 and e.value.code == "no_chat_template", e.value
+
+
+# Gemma's way of refusing a system message (its template's first lines)
+_NO_SYSTEM_ROLE = (
+    "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def test_a_template_that_refuses_a_system_role_is_said_by_chat_and_serve(
+    genai_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A system message to a Gemma or Mistral template: chat --system printed a 45-line traceback holding the
+    template's source three times, and serve answered 500 "internal error" with that source."""
+    import shutil
+
+    from olive_ext.cli import main
+    from olive_ext.serve.app import chat_prompt
+    from olive_ext.serve.genai_backend import GenAIBackend
+    from olive_ext.serve.protocol import APIError
+
+    model = tmp_path / "gemma-like"
+    shutil.copytree(genai_model, model)
+    (model / "chat_template.jinja").write_text(_NO_SYSTEM_ROLE)
+    with pytest.raises(APIError) as e:
+        chat_prompt(GenAIBackend(model, {}), [{"role": "system", "content": "x"}, {"role": "user", "content": "hi"}])
+    assert e.value.status == 400 and e.value.param == "messages"
+    assert e.value.message == "the chat template rejected these messages: System role not supported", e.value.message
+    assert main(["chat", "-m", str(model), "--system", "be brief", "--prompt", "hi"]) == 2
+    err = capsys.readouterr().err
+    assert "chat template refuses a conversation with --system: System role not supported" in err
+    assert "leave out --system" in err and "Traceback" not in err and "raise_exception" not in err
+    assert main(["chat", "-m", str(model), "--prompt", "hi", "--max_new_tokens", "2"]) == 0
+
+
+def test_chat_prompts_are_serves_bos_included_and_the_end_token_is_not_answer_text(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    """chat encoded without the BOS serve, evaluation and fine-tuning put before a prompt (a template without
+    {{ bos_token }}, Phi-3's), so it answered another prompt; and an end token that is no special token (a "\n"
+    in generation_config's eos list) was printed and kept in the history."""
+    import shutil
+
+    from tiny_models import add_bos_post_processor
+
+    from olive_ext.serve.genai_backend import GenAIBackend
+
+    source = tmp_path / "bos-llama"
+    shutil.copytree(tiny_llama, source)
+    bos = add_bos_post_processor(source)
+    (source / "chat_template.jinja").write_text(  # Phi-3's: no {{ bos_token }}, and its text does not start with it
+        "{% for m in messages %}{{ '<|' + m['role'] + '|>\n' + m['content'] + '<|end|>\n' }}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}")  # fmt: skip
+    art = build(source, {"build": {"type": "model_builder"}}, cache_dir=tmp_path / "cache")
+    model = Path(art.path)
+    config = json.loads((model / "genai_config.json").read_text())
+    session = ChatSession(model, max_new_tokens=8)
+    served = GenAIBackend(model, {})
+    ids, _ = session.prompt_ids("hello there")
+    assert ids[0] == bos and ids == served.encode(served.chat_prompt([{"role": "user", "content": "hello there"}]))
+    params = session.og.GeneratorParams(session.model)
+    params.set_search_options(max_length=len(ids) + 1, do_sample=False)
+    generator = session.og.Generator(session.model, params)
+    generator.append_tokens(ids)
+    generator.generate_next_token()
+    first = int(generator.get_next_tokens()[0])  # the greedy answer's first token: made an end token below
+    eos = config["model"]["eos_token_id"]
+    config["model"]["eos_token_id"] = [*(eos if isinstance(eos, list) else [eos]), first]
+    (model / "genai_config.json").write_text(json.dumps(config))
+    reply = ChatSession(model, max_new_tokens=8).answer("hello there")
+    assert reply.text == "" and reply.tokens == 0, reply
 
 
 def test_ctrl_c_during_an_answer_stops_it_and_returns_to_the_prompt(

@@ -10,12 +10,14 @@ window with room for the answer, the oldest turns are dropped.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from olive_ext.errors import Terminated, UserInputError
+from olive_ext.onnx.genai_tokens import genai_encode, genai_leading_bos
 from olive_ext.onnx.runtime import genai
 from olive_ext.onnx.text_stream import text_stream
 
@@ -39,6 +41,39 @@ class Sampling:
         if self.seed is not None:
             options["random_seed"] = self.seed
         return options
+
+
+class NoChatTemplateError(UserInputError):
+    """The model has no chat template (onnxruntime-genai: "Empty chat template.")."""
+
+
+class ChatTemplateRejectedError(UserInputError):
+    """The model's chat template raised on these messages: a role it has no place for (Gemma's and Mistral's
+    templates refuse a system message), turns out of the order it wants. ``reason``: the template's words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the model's chat template rejected the conversation: {reason}")
+        self.reason = reason
+
+
+def genai_chat_prompt(tokenizer: Any, messages: list[dict[str, str]], template: str | None = None) -> str:
+    """The chat template (``template``: chat_template.jinja's text, which wins as in transformers; else the
+    tokenizer's) applied to ``messages``, the assistant's turn opened. A template's refusal is one line (the
+    runtime's message repeats the template's source after it)."""
+    kwargs = {"template_str": template} if template else {}
+    try:
+        return str(tokenizer.apply_chat_template(json.dumps(messages), add_generation_prompt=True, **kwargs))
+    except RuntimeError as e:
+        first = re.sub(r" at row \d+, column \d+:?$", "", (str(e).strip().splitlines() or [type(e).__name__])[0])
+        if "empty chat template" in first.lower():
+            raise NoChatTemplateError("the model has no chat template") from e
+        raise ChatTemplateRejectedError(first) from e
+
+
+def chat_template_file(folder: Path) -> str | None:
+    """chat_template.jinja's text beside a genai model (what transformers reads first), or None."""
+    path = folder / "chat_template.jinja"
+    return path.read_text(encoding="utf-8") if path.is_file() else None
 
 
 class PromptTooLongError(UserInputError):
@@ -126,6 +161,10 @@ class ChatSession(Conversation):
         self.model = og.Model(str(model_dir))
         self.tokenizer = og.Tokenizer(self.model)
         self.folder = Path(model_dir)
+        self._bos = genai_leading_bos(og, self.model)  # as serve, evaluation and fine-tuning put it
+        self._template = chat_template_file(self.folder)
+        eos = json.loads((self.folder / "genai_config.json").read_text(encoding="utf-8"))["model"].get("eos_token_id")
+        self._end_ids = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
         self.context_tokens = context_window(self.folder)
         self.system = system
         self.sampling = sampling or Sampling()
@@ -155,19 +194,23 @@ class ChatSession(Conversation):
             generator.append_tokens(ids)
             while not generator.is_done():
                 generator.generate_next_token()
-                pieces.append(stream.push(generator.get_next_tokens()[0]))
+                token = int(generator.get_next_tokens()[0])
+                if token in self._end_ids:  # the end of the turn: not text of the answer (a plain "\n" may be one)
+                    break
+                pieces.append(stream.push(token))
                 write(pieces[-1])
         except Terminated:  # SIGTERM ends the command, not an answer
             raise
         except KeyboardInterrupt:  # Ctrl-C ends this answer, not the conversation
             interrupted = True
-        pieces.append(stream.flush())
-        write(pieces[-1])
+        if tail := stream.flush():  # the end of a character cut between tokens: no token of its own
+            pieces[-1] += tail
+            write(tail)
         return self._reply(text, pieces, interrupted, dropped)
 
     def _encode(self, messages: list[dict[str, str]]) -> list[int]:
-        prompt = self.tokenizer.apply_chat_template(json.dumps(self._system() + messages), add_generation_prompt=True)
-        return [int(t) for t in self.tokenizer.encode(prompt)]
+        prompt = genai_chat_prompt(self.tokenizer, self._system() + messages, self._template)
+        return genai_encode(self.tokenizer, prompt, self._bos)
 
 
 def context_window(folder: Path) -> int:

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from olive_ext.onnx.chat import ChatTemplateRejectedError, NoChatTemplateError
 from olive_ext.serve.backend import Backend, Sampling
 from olive_ext.serve.options import ServeOptions
 from olive_ext.serve.protocol import (
@@ -192,7 +193,7 @@ def create_app(
         server.adapter_for(req.model)  # an unknown model is a 404 before the chat template is asked for
         # rendering and tokenizing a long prompt takes seconds (a 7.5 MB message: 12 s on llama.cpp): off the event
         # loop, which kept every other request and stream (and /health) waiting that long
-        job = await asyncio.to_thread(lambda: server.job(req, backend.chat_prompt(req.plain_messages())))
+        job = await asyncio.to_thread(lambda: server.job(req, chat_prompt(backend, req.plain_messages())))
         return await _answer(request, req, job, _chat_events, chat_body, "chatcmpl")
 
     @app.post("/v1/completions", dependencies=[auth], response_model=None)
@@ -224,6 +225,18 @@ async def _collect(texts: AsyncGenerator[str, None], request: Request) -> str:
                 break
             parts.append(text)
     return "".join(parts)
+
+
+def chat_prompt(backend: Backend, messages: list[dict[str, str]]) -> str:
+    """The backend's chat prompt for ``messages``, a template's refusal a 400 naming ``messages`` (a system message
+    to Gemma, two user turns in a row to Mistral: a 500 with the template's source on genai models)."""
+    try:
+        return backend.chat_prompt(messages)
+    except NoChatTemplateError as e:
+        raise APIError(400, f"{e.message}; send the prompt to /v1/completions instead", param="messages",
+                       code="no_chat_template") from e  # fmt: skip
+    except ChatTemplateRejectedError as e:
+        raise APIError(400, f"the chat template rejected these messages: {e.reason}", param="messages") from e
 
 
 def _model_card(model_id: str, created: int) -> dict[str, Any]:

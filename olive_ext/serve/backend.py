@@ -59,7 +59,8 @@ class Backend(Protocol):
     penalties: bool  # whether frequency_penalty and presence_penalty are honoured
 
     def chat_prompt(self, messages: list[dict[str, str]]) -> str:
-        """The prompt text for chat ``messages`` by the model's chat template, ready for the reply."""
+        """The prompt text for chat ``messages`` by the model's chat template, ready for the reply; raises
+        :class:`~olive_ext.onnx.chat.NoChatTemplateError` or :class:`~olive_ext.onnx.chat.ChatTemplateRejectedError`."""
         ...
 
     def encode(self, text: str) -> list[int]:

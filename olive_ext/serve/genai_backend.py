@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from olive_ext.errors import UserInputError
+from olive_ext.onnx.chat import chat_template_file, genai_chat_prompt
 from olive_ext.onnx.genai_tokens import genai_encode, genai_leading_bos
 from olive_ext.onnx.runtime import genai
 from olive_ext.onnx.text_stream import text_stream
 from olive_ext.serve.backend import Piece, Sampling
-from olive_ext.serve.protocol import APIError
 
 
 class GenAIBackend:
@@ -31,8 +31,7 @@ class GenAIBackend:
         self.max_context_length = self.context_length  # genai allocates per request: the whole context is served
         eos = config["model"].get("eos_token_id", [])
         self._end_ids = set(eos if isinstance(eos, list) else [eos])  # the end-of-turn token(s)
-        template = folder / "chat_template.jinja"
-        self._template = template.read_text(encoding="utf-8") if template.exists() else None
+        self._template = chat_template_file(folder)
         try:
             self._model = self._og.Model(str(folder))
             self._tokenizer = self._og.Tokenizer(self._model)
@@ -50,14 +49,7 @@ class GenAIBackend:
 
     def chat_prompt(self, messages: list[dict[str, str]]) -> str:
         """The model's chat template applied to ``messages``, ending with the assistant's turn opening."""
-        kwargs = {"template_str": self._template} if self._template else {}
-        try:
-            return str(self._tokenizer.apply_chat_template(json.dumps(messages), add_generation_prompt=True, **kwargs))
-        except RuntimeError as e:  # "Empty chat template.": the model has none (it answered 500)
-            if "chat template" not in str(e).lower():
-                raise
-            raise APIError(400, f"{self._folder.name} has no chat template; send the prompt to /v1/completions instead",
-                           param="messages", code="no_chat_template") from e  # fmt: skip
+        return genai_chat_prompt(self._tokenizer, messages, self._template)
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text``, with the BOS the model's tokenizer adds (once), as evaluation saw them."""

@@ -24,9 +24,9 @@ from olive_ext.deploy.bundle import chat_template_text
 from olive_ext.errors import MissingDependencyError, UserInputError
 from olive_ext.evaluate.backends.llama_cpp import gguf_in, load_llama
 from olive_ext.models.gguf_header import trained_context
+from olive_ext.onnx.chat import ChatTemplateRejectedError, NoChatTemplateError
 from olive_ext.onnx.runtime import LLAMACPP_INSTALL, llama_cpp_available
 from olive_ext.serve.backend import Piece, Sampling
-from olive_ext.serve.protocol import APIError
 
 
 def find_gguf(root: Path) -> tuple[Path, Path | None] | None:
@@ -118,16 +118,11 @@ class LlamaCppBackend:
     def chat_prompt(self, messages: list[dict[str, str]]) -> str:
         """The chat template (the folder's own, else the GGUF's ``tokenizer.chat_template``) applied to ``messages``."""
         if self._formatter is None:
-            raise APIError(
-                400,
-                f"{self.gguf.name} has no chat template; send the prompt to /v1/completions instead",
-                param="messages",
-                code="no_chat_template",
-            )
+            raise NoChatTemplateError(f"{self.gguf.name} has no chat template")
         try:
             return str(self._formatter(messages=messages).prompt)
         except Exception as e:  # jinja2 errors and the template's own raise_exception("...")
-            raise APIError(400, f"the chat template rejected these messages: {e}", param="messages") from e
+            raise ChatTemplateRejectedError(str(e)) from e
 
     def encode(self, text: str) -> list[int]:
         """llama.cpp's tokens of ``text``, special tokens parsed, with the BOS the GGUF asks for (once)."""

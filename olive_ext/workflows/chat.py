@@ -20,7 +20,15 @@ from pydantic import Field, field_validator
 from olive_ext.errors import Terminated, UserInputError
 from olive_ext.line_reader import line_reader
 from olive_ext.models.folder import find_genai_model
-from olive_ext.onnx.chat import ChatSession, Conversation, PromptTooLongError, Reply, Sampling
+from olive_ext.onnx.chat import (
+    ChatSession,
+    ChatTemplateRejectedError,
+    Conversation,
+    NoChatTemplateError,
+    PromptTooLongError,
+    Reply,
+    Sampling,
+)
 from olive_ext.options import Options, field_of
 from olive_ext.serve.options import ServeOptions
 
@@ -110,7 +118,7 @@ def _open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession:
             )
         if not backend.has_chat_template:
             raise _no_template(root)
-        return GGUFChatSession(backend, opts.system, opts.sampling(), opts.max_new_tokens)
+        return _probed(GGUFChatSession(backend, opts.system, opts.sampling(), opts.max_new_tokens), root, opts)
     folder, adapters = find_genai_model(root)
     if opts.adapter is not None and opts.adapter not in adapters:  # "" too: it reached onnxruntime-genai (TypeError)
         known = ", ".join(sorted(adapters)) or "none"
@@ -123,12 +131,22 @@ def _open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession:
         session = ChatSession(folder, chosen, opts.adapter, opts.system, opts.sampling(), opts.max_new_tokens)
     except RuntimeError as e:  # onnxruntime-genai reports every load failure as a RuntimeError
         raise load_error(folder, e) from e
+    return _probed(session, root, opts, folder)
+
+
+def _probed(session: ChatSession | GGUFChatSession, root: Path, opts: ChatOptions, folder: Path | None = None) -> Any:
+    """``session`` once its chat template rendered a first turn (with --system): a template without one, or one
+    that refuses a system message (Gemma, Mistral), was a traceback at the first turn."""
     try:
-        session.prompt_ids("hello")  # the chat template renders a turn (a traceback at the first turn otherwise)
-    except RuntimeError as e:
-        if "chat template" in str(e).lower():
-            raise _no_template(root) from e
-        raise
+        session.prompt_ids("hello")
+    except NoChatTemplateError as e:
+        raise _no_template(root, folder) from e
+    except ChatTemplateRejectedError as e:
+        if opts.system:
+            raise UserInputError(f"{root}'s chat template refuses a conversation with --system: {e.reason}",
+                                 hint="leave out --system (this template has no system role): put what it says "
+                                 "in your first message") from e  # fmt: skip
+        raise UserInputError(f"{root}'s chat template refuses a conversation of one user message: {e.reason}") from e
     return session
 
 
@@ -145,11 +163,12 @@ def trained_text_template(root: Path) -> str | None:
     return None
 
 
-def _no_template(root: Path) -> UserInputError:
+def _no_template(root: Path, folder: Path | None = None) -> UserInputError:
+    where = (f"write the base model's chat template to {folder / 'chat_template.jinja'}" if folder is not None
+             else "export the GGUF from a Hugging Face model that has a chat template")  # fmt: skip
     return UserInputError(
         f"{root} has no chat template: chat renders each turn with the model's template",
-        hint="put the base model's chat template beside the model (chat_template.jinja), or send your own "
-        "prompts to `olive-ext serve`'s /v1/completions",
+        hint=f"{where}, or send your own prompts to `olive-ext serve`'s /v1/completions",
     )
 
 
@@ -281,7 +300,7 @@ def _turn(session: ChatSession | GGUFChatSession, text: str, write: Callable[[st
         return
     try:
         reply = session.answer(text, write)
-    except PromptTooLongError as e:
+    except (PromptTooLongError, ChatTemplateRejectedError) as e:  # this turn is not sent; the conversation goes on
         write(f"({e})\n")
         return
     write(" [stopped]\n" if reply.interrupted else "\n")
