@@ -262,6 +262,13 @@ def test_chat_parameters_the_server_does_not_implement_are_refused_by_name(clien
         with pytest.raises(openai.BadRequestError) as info:
             client.chat.completions.create(**chat, **extra)
         assert (info.value.param, info.value.code) == (next(iter(extra)), "unsupported_parameter")
+    # an assistant's tool call in the history was dropped: the template rendered an empty assistant turn there
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": None, "tool_calls": [call]},
+               {"role": "tool", "tool_call_id": "c1", "content": "sunny"}]  # fmt: skip
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(**{**chat, "messages": history})
+    assert info.value.param == "messages.1.tool_calls" and "tool_calls are not supported" in info.value.message
     # what asks for nothing is accepted, as OpenAI's own clients may send it
     ok = client.chat.completions.create(**chat, logprobs=False, response_format={"type": "text"})
     assert ok.choices[0].finish_reason

@@ -146,11 +146,20 @@ class ChatMessage(BaseModel):
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[dict[str, Any]] | None = None
+    tool_calls: list[Any] | None = None
 
     @field_validator("content")
     @classmethod
     def _usable_content(cls, value: Any) -> Any:
         return _checked_text(value)
+
+    @field_validator("tool_calls")
+    @classmethod
+    def _no_tool_calls(cls, value: list[Any] | None) -> None:
+        if value:  # dropped before: the template rendered an empty assistant turn where the call was
+            raise ValueError("tool_calls are not supported (as tools are not): send the assistant's call as its "
+                             "content text")  # fmt: skip
+        return None
 
     def text(self) -> str:
         """The message's text; parts other than text are refused."""
