@@ -39,6 +39,10 @@ def test_axes_have_room_and_stay_in_the_measurements_range() -> None:
     assert top.high == 100 and top.low < 100
     spread = make_axis("latency", [0.031, 0.05])
     assert spread.low <= 0.031 and spread.high >= 0.05 and spread.low >= 0 and 4 <= len(spread.ticks) <= 8
+    # a 2.5 step: ticks 0, 2.5, 5, 7.5 were labelled 0, 2, 5, 8 (and 0.075, 0.1, 0.125 as 0.07, 0.10, 0.12)
+    for values in ([2.0, 11.0], [0.083, 0.178], [120.0, 340.0], [0.031, 0.05]):
+        axis = make_axis("latency", values)
+        assert [float(axis.tick_text(t).replace(",", "")) for t in axis.ticks] == list(axis.ticks), axis
 
 
 def test_the_report_names_reads_and_explains(report: Path) -> None:
@@ -93,6 +97,16 @@ def test_the_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -
     assert near((214, 39, 40)) > 50, "the chosen candidate's red ring is not drawn"
     assert near((27, 158, 99)) + near((142, 205, 176)) > 50, "no Pareto-front dot is drawn"
     assert (image[800:].sum(axis=2) < 600).sum() > 500, "the candidates table below the chart is not drawn"
+    # a phone's width: the chart (a fixed 860 px) and the table ran off the right edge (scrollWidth 884 at 500)
+    probe = tmp_path / "narrow.html"
+    measure = ("<script>addEventListener('load',()=>{const p=document.createElement('pre');p.id='W';p.textContent="
+               "document.documentElement.scrollWidth+' '+innerWidth;document.body.appendChild(p)})</script></body>")
+    probe.write_text((report / "report.html").read_text().replace("</body>", measure))
+    dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--window-size=390,900",
+                          "--virtual-time-budget=3000", "--dump-dom", probe.as_uri()],
+                         check=True, capture_output=True, text=True, timeout=180).stdout  # fmt: skip
+    found = re.search(r"<pre id=\"W\">(\d+) (\d+)</pre>", dom)
+    assert found and int(found.group(1)) <= int(found.group(2)), found and found.group(0)
 
 
 def test_build_label_names_what_makes_a_candidate() -> None:
@@ -150,3 +164,25 @@ def test_olive_ai_candidates_are_named_by_their_olive_pass_first() -> None:
     names = short_names([gptq, rtn])
     assert names[gptq.candidate.id] == "Olive Gptq · group size 32", names
     assert names[rtn.candidate.id] == "Olive Rtn · group size 128", names
+
+
+def test_a_long_error_is_not_cut_without_a_word(tmp_path: Path) -> None:
+    """A failed candidate's error was cut at 120 characters mid-word ("...Check python-core-worker-*.log files for
+    more i") in both reports; report.md had nowhere the rest."""
+    from toy_passes import toy_weights
+
+    from olive_ext.recipe import parse_recipe
+    from olive_ext.workflows.run import run_recipe
+
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    toy_weights(model)
+    label = "x" * 150 + " the end"
+    raw = {"input_model": {"path": str(model)},
+           "passes": {"t": {"type": "toy_transform", "fail": [False, True], "label": label}},
+           "evaluate": {"metrics": ["size"]}, "output": {"path": str(tmp_path / "o")}}  # fmt: skip
+    run_recipe(parse_recipe(raw))
+    md = (tmp_path / "o" / "report.md").read_text()
+    assert "…" in md and f"toy failure in {label}" in md.split("Errors in full:")[1]
+    assert f"RuntimeError: toy failure in {label}</span>" in (tmp_path / "o" / "report.html").read_text()

@@ -64,8 +64,10 @@ class Axis:
         return (value - self.low) / (self.high - self.low)
 
     def tick_text(self, value: float) -> str:
+        """The tick's value with as many decimals as the step needs: a 2.5 step needs one (it labelled 2.5 "2" and
+        7.5 "8", and 0.075 "0.07")."""
         step = self.ticks[1] - self.ticks[0] if len(self.ticks) > 1 else 1.0
-        decimals = max(0, -math.floor(math.log10(step) + 1e-9)) if step < 1 else 0
+        decimals = next((d for d in range(10) if abs(round(step, d) - step) < 1e-9 * max(1.0, step)), 10)
         return f"{value:,.{decimals}f}"
 
 
@@ -252,7 +254,7 @@ def _legend(points: list[CandidateResult], reference: bool, floor: bool) -> list
 def _status(r: CandidateResult) -> str:
     if r.error:
         first = r.error.splitlines()[0]
-        return f"<span class='bad' title='{_escape(r.error)}'>failed: {_escape(first[:120])}</span>"
+        return f"<span class='bad' title='{_escape(r.error)}'>failed: {_escape(first)}</span>"  # whole: it was cut
     if not r.constraints:
         # a size alone is the file's, not a measurement: a build for a device not here was "measured" above the
         # note that said it was not
@@ -335,6 +337,8 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Aria
 max-width:1180px;padding:0 1.5em;color:#222;line-height:1.4}
 h1{font-size:1.7em;margin:0 0 .2em}h2{font-size:1.25em;margin:1.4em 0 .4em}
 .muted{color:#6b7079;font-weight:normal}code{font-size:12px;word-break:break-word}
+header .source{overflow-wrap:anywhere}figure{margin:1em 0}figure svg{max-width:100%;height:auto}
+.wide{overflow-x:auto}
 .choice{border:1px solid #d9dde3;border-radius:8px;padding:.4em 1.2em 1em;background:#fafbfc}
 .figures{display:flex;flex-wrap:wrap;gap:.6em;margin:.8em 0}
 .figure{border:1px solid #e3e6ea;border-radius:6px;background:#fff;padding:.4em .8em;min-width:9em}
@@ -377,7 +381,7 @@ def write_html_report(folder: Path, result: RunResult, recipe: Recipe) -> None:
 <h2>Trade-off</h2><figure>{pareto_svg(result, recipe, numbers)}<figcaption>{caption}</figcaption></figure>
 <h2>Candidates</h2>
 {f"<p class='muted'>Every candidate: <code>{_escape(common)}</code>; the names say what differs.</p>" if common else ""}
-{_table(result, cols, numbers, names)}
+<div class="wide">{_table(result, cols, numbers, names)}</div>
 <footer>Wall time {result.seconds:.1f} s; steps reused from cache: {result.cache_hits} of {result.steps_run}.
 Written by olive-ext {_escape(__version__)}.</footer>
 </body></html>

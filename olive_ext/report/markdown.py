@@ -82,10 +82,13 @@ def write_report(folder: Path, result: RunResult, recipe: Recipe) -> None:
             *(format_metric(c, r.metrics.get(c)) for c in cols),
             met,
             "yes" if r.on_front else "",
-            (r.error or "").replace("|", "/").splitlines()[0][:120] if r.error else "",
+            _cut((r.error or "").replace("|", "/").splitlines()[0]) if r.error else "",
         ]
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "Pipelines:", ""] + [f"- `{r.candidate.id}`: {r.candidate.describe()}" for r in result.results]
+    failed = [r for r in result.results if r.error and len(r.error.splitlines()[0]) > _CELL]
+    if failed:  # the table cuts a long error (a Ray worker's "...Check python-core-worker-*.log files for more i")
+        lines += ["", "Errors in full:", ""] + [f"- `{r.candidate.id}`: {r.error}" for r in failed]
     lines += _racing_line(result) + _sample_line(result)
     for note in result.notes:
         lines += ["", f"Note: {note}"]
@@ -95,6 +98,13 @@ def write_report(folder: Path, result: RunResult, recipe: Recipe) -> None:
         "",
     ]
     (folder / "report.md").write_text("\n".join(lines))
+
+
+_CELL = 120  # characters of an error in the table
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= _CELL else text[: _CELL - 1] + "…"
 
 
 def _racing_line(result: RunResult) -> list[str]:
