@@ -210,6 +210,50 @@ def test_an_address_where_no_cluster_answers_is_an_error_not_a_hang(address: str
     assert time.monotonic() - started < 60
 
 
+def test_an_address_where_something_else_listens_is_an_error_within_seconds(tmp_path: Path) -> None:
+    """A web server, or a server that never answers, at the address: ray.init retried "Failed to get cluster ID
+    from GCS server" for 7.5 minutes (then killed), and Ctrl-C took 34 s to act."""
+    import http.server
+    import socket
+    import threading
+    import time
+
+    from olive_ext.engine import ray_executor
+    from olive_ext.engine.ray_executor import RayExecutor
+    from olive_ext.errors import OliveExtError
+    from olive_ext.recipe.schema import ExecutorSpec
+
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts (the kernel's backlog) and never says a word
+    try:
+        for port, said in ((web.server_address[1], "something else listens there: it answered"),
+                           (silent.getsockname()[1], "TimeoutError")):  # fmt: skip
+            started = time.monotonic()
+            with pytest.raises(OliveExtError, match=said):
+                RayExecutor(ExecutorSpec(type="ray", address=f"127.0.0.1:{port}"), tmp_path)
+            assert time.monotonic() - started < ray_executor.CONNECT_TIMEOUT_S + 5
+    finally:
+        web.shutdown()
+        silent.close()
+
+
+def test_a_request_no_node_can_meet_is_refused_at_start(
+    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """executor.num_cpus 4 on 2-CPU nodes: each candidate waited node_wait_s (60 s), one after another, then
+    failed with "restart the worker nodes" though none had gone."""
+    from olive_ext.engine.ray_executor import RayExecutor
+    from olive_ext.errors import UserInputError
+    from olive_ext.recipe.schema import ExecutorSpec
+
+    for name, value in cluster.env.items():  # the cluster's token
+        monkeypatch.setenv(name, value)
+
+    with pytest.raises(UserInputError, match=r"no node of the Ray cluster has what each candidate asks for \(64 CPU\)"):
+        RayExecutor(ExecutorSpec(type="ray", address=cluster.address, num_cpus=64), tmp_path)
+
+
 def test_a_failed_task_says_the_workers_own_error_without_colours() -> None:
     """A worker without olive_ext: "Ray task failed after 2 retries: [36mray::candidate-c8fd5f7372()[39m (pid=...)":
     no cause, colour codes in candidates.json, and nothing had been retried."""

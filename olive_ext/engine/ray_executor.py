@@ -29,7 +29,7 @@ from olive_ext.engine.executor import RunCandidate, measure_lock, node_info
 from olive_ext.engine.results import CandidateResult
 from olive_ext.engine.search import Candidate
 from olive_ext.engine.transfer import digest, pack, unpack_once
-from olive_ext.errors import MissingDependencyError, OliveExtError
+from olive_ext.errors import MissingDependencyError, OliveExtError, UserInputError
 from olive_ext.passes.context import RunContext
 from olive_ext.recipe.schema import ExecutorSpec, Recipe
 
@@ -114,6 +114,14 @@ class RayExecutor:
         self._inputs: Any = None
         self.nodes_at_start = self._alive_nodes()
         self._reported_gone: set[str] = set()
+        if self.nodes_at_start and not self._can_run_somewhere(self.nodes_at_start):
+            self.close()  # each candidate waited node_wait_s, one after another, then failed naming "restart"
+            raise UserInputError(
+                f"no node of the Ray cluster has what each candidate asks for ({self._asks()}): the largest has "
+                f"{self._largest(self.nodes_at_start)}",
+                hint="lower executor.num_cpus / num_gpus / memory_gb / resources, or add a node that has them "
+                "(`ray start --address HEAD:PORT --num-cpus N`)",
+            )
         cpus = float(ray.cluster_resources().get("CPU", 1.0))
         self.slots = spec.max_parallel or max(1, int(cpus // spec.num_cpus))
         logger.info("ray: %d node(s), %g CPUs; up to %d candidates at once", len(self.nodes_at_start), cpus,
@@ -186,8 +194,9 @@ class RayExecutor:
                     raise OliveExtError(
                         f"no live Ray node can run candidate {candidate.id} (it asks for {self._asks()}); "
                         f"nodes that disappeared: {gone}",
-                        hint="restart the worker nodes (`ray start --address ...`) and rerun: finished "
-                        "candidates are reused from the cache",
+                        hint=("restart the worker nodes (`ray start --address ...`) and rerun" if self._reported_gone
+                              else f"the live nodes are busy or too small (largest: {self._largest(alive)})")
+                        + ": finished candidates are reused from the cache",
                     )
             else:
                 no_node_since = None
@@ -215,6 +224,16 @@ class RayExecutor:
         if self.spec.memory_gb:
             need["memory"] = self.spec.memory_gb * 1e9
         return any(all(n.get("Resources", {}).get(k, 0.0) >= v for k, v in need.items() if v) for n in alive.values())
+
+    @staticmethod
+    def _largest(nodes: dict[str, dict[str, Any]]) -> str:
+        def has(n: dict[str, Any]) -> dict[str, float]:
+            return dict(n.get("Resources", {}))
+
+        most = max(nodes.values(), key=lambda n: (has(n).get("GPU", 0.0), has(n).get("CPU", 0.0)))
+        r = has(most)
+        parts = [f"{r.get('CPU', 0.0):g} CPU"] + ([f"{r['GPU']:g} GPU"] if r.get("GPU") else [])
+        return ", ".join([*parts, f"{r.get('memory', 0.0) / 1e9:.1f} GB"])
 
     def _asks(self) -> str:
         spec = self.spec
@@ -379,8 +398,15 @@ def _no_cluster(address: str | None, why: str) -> OliveExtError:
     )
 
 
+# HTTP/2's client preface and an empty SETTINGS frame: a gRPC server (Ray's GCS) answers with its own SETTINGS
+_H2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+_H2_SETTINGS = 4
+
+
 def _check_answers(address: str) -> None:
-    """Something listens at HOST:PORT (``ray://`` and ``auto`` are Ray's to resolve), within CONNECT_TIMEOUT_S."""
+    """A gRPC server (Ray's GCS) answers at HOST:PORT (``ray://`` and ``auto`` are Ray's to resolve), within
+    CONNECT_TIMEOUT_S: ray.init waited for ever on a port where nothing listens, and for 7 minutes and more (Ctrl-C
+    taking half a minute) on one where a web server, or a server that never answers, listens."""
     import socket
 
     if address == "auto" or "://" in address:
@@ -390,9 +416,14 @@ def _check_answers(address: str) -> None:
         raise OliveExtError(f"executor.address {address!r} is not HOST:PORT",
                             hint="give the address `ray start --head` printed, e.g. 192.168.1.10:6379")  # fmt: skip
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
-    except OSError as e:
-        raise _no_cluster(address, f"{type(e).__name__}: {e}") from e
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S) as conn:
+            conn.sendall(_H2_HELLO)
+            frame = conn.recv(9)
+    except OSError as e:  # refused, unreachable, or no answer within the timeout
+        raise _no_cluster(address, f"{type(e).__name__}: {e}" if str(e) else type(e).__name__) from e
+    if len(frame) < 4 or frame[3] != _H2_SETTINGS:
+        said = frame[:16].decode("ascii", "replace").strip() or "nothing"
+        raise _no_cluster(address, f"something else listens there: it answered {said!r} where Ray's GCS speaks gRPC")
 
 
 def _task_error(e: BaseException, ray: Any, retries: int) -> OliveExtError:
