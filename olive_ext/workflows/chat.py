@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import Field, field_validator
 
@@ -134,7 +134,10 @@ def _open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession:
     return _probed(session, root, opts, folder)
 
 
-def _probed(session: ChatSession | GGUFChatSession, root: Path, opts: ChatOptions, folder: Path | None = None) -> Any:
+_Session = TypeVar("_Session", bound="ChatSession | GGUFChatSession")
+
+
+def _probed(session: _Session, root: Path, opts: ChatOptions, folder: Path | None = None) -> _Session:
     """``session`` once its chat template rendered a first turn (with --system): a template without one, or one
     that refuses a system message (Gemma, Mistral), was a traceback at the first turn."""
     try:
