@@ -379,3 +379,35 @@ def test_olive_flags_say_what_to_write_and_their_values_are_not_stray(capsys: py
     assert "--max_seq_len: unknown flag" in err and "--max_samples" not in err, err
     assert main(["generate-adapter", "-m", "x", "-a", "y", "--adapter_type", "lora", "-o", "o"]) == 2
     assert "reads each adapter's type" in capsys.readouterr().err
+
+
+def test_the_llama_factory_guides_commands_say_what_to_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`llamafactory-cli train|chat|api FILE.yaml` (the LLaMA-Factory guide's commands) with olive-ext in front said
+    "no command 'train'" or "-m is required", and `finetune FILE.yaml` "unexpected arguments": none said what to run."""
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    train = {"model_name_or_path": "base", "stage": "sft", "do_train": True, "finetuning_type": "lora",
+             "lora_rank": 8, "output_dir": "saves/lora/sft"}  # fmt: skip
+    infer = {"model_name_or_path": "base", "adapter_name_or_path": "saves/lora/sft", "template": "llama3",
+             "infer_backend": "huggingface"}  # fmt: skip
+    merge = {"model_name_or_path": "base", "adapter_name_or_path": "saves/lora/sft", "export_dir": "merged"}
+    for name, config in (("train.yaml", train), ("infer.yaml", infer), ("merge.yaml", merge)):
+        (tmp_path / name).write_text(json.dumps(config))
+    cases = {
+        ("train", "train.yaml"): "run `olive-ext finetune -m base -o saves/lora/sft --lora_r 8 --lora_alpha 16",
+        ("finetune", "train.yaml"): "run `olive-ext finetune -m base",
+        ("chat", "infer.yaml"): "run `olive-ext auto-opt -m base --adapter_path saves/lora/sft -o OUT`, then "
+        "`olive-ext chat -m OUT`",
+        ("api", "infer.yaml"): "`olive-ext serve -m OUT`",
+        ("train", "merge.yaml"): "run `olive-ext export merge.yaml`",
+    }
+    for argv, says in cases.items():
+        assert main(list(argv)) == 2, argv
+        err = capsys.readouterr().err
+        assert says in " ".join(err.split()), (argv, err)
+    assert main(["validate", "merge.yaml"]) != 0  # run and validate answer such files themselves
+    said = capsys.readouterr()
+    assert "LLaMA-Factory export config" in said.out + said.err

@@ -97,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), "")
     parser = build_parser(command)
+    if command not in ("export", "run", "validate") and (said := llama_factory_answer(argv[argv.index(command) + 1 :]
+                                                                                   if command else [])):  # fmt: skip
+        from olive_ext.cli.common import print_error
+
+        print_error(said)
+        return 2
     if command and command not in _command_names(parser):
         return unknown_command_error(command, _command_names(parser))
     if not argv:
@@ -121,6 +127,40 @@ def main(argv: list[str] | None = None) -> int:
     runtime_telemetry_off()  # before the command can import onnxruntime: it reads the switch once, at load
     apply_wait_policy(plan_threads())  # before torch loads OpenMP, which reads OMP_WAIT_POLICY once
     return run_command(mod, args)
+
+
+def llama_factory_answer(args: list[str]) -> str | None:
+    """What to run for a LLaMA-Factory YAML given as a command's argument, as its guide writes them
+    (`llamafactory-cli train|chat|api FILE.yaml` with olive-ext in front): the finetune command a training config
+    means, `export` for a merge, auto-opt then chat/serve for an inference config. None when no argument is one."""
+    from pathlib import Path
+
+    files = [a for a in args if a.endswith((".yaml", ".yml", ".json")) and Path(a).is_file()]
+    if not files or any(a in ("-m", "--model_name_or_path", "--config", "-h", "--help") for a in args):
+        return None  # every other command line: nothing imported, start-up unchanged
+    from olive_ext.errors import UserInputError
+    from olive_ext.recipe.llama_factory import is_llama_factory_config, is_llama_factory_export, llama_factory_problem
+    from olive_ext.recipe.load import read_recipe_file
+
+    for arg in files:
+        try:
+            raw = read_recipe_file(arg)
+        except UserInputError:
+            continue
+        if is_llama_factory_config(raw):
+            hint = llama_factory_problem(raw, Path(arg).parent).hint
+            return str(UserInputError(f"{arg} is a LLaMA-Factory training config: olive-ext fine-tunes with "
+                                      "`finetune` and its flags", hint=hint))  # fmt: skip
+        if is_llama_factory_export(raw):
+            return str(UserInputError(f"{arg} is a LLaMA-Factory export config", hint=f"run `olive-ext export {arg}`"))
+        if "model_name_or_path" in raw and ("template" in raw or "infer_backend" in raw):
+            model, adapter = raw["model_name_or_path"], raw.get("adapter_name_or_path")
+            build = f"olive-ext auto-opt -m {model}" + (f" --adapter_path {adapter}" if adapter else "") + " -o OUT"
+            return str(UserInputError(
+                f"{arg} is a LLaMA-Factory inference config: olive-ext chats with (and serves) a model built for "
+                "this machine", hint=f"run `{build}`, then `olive-ext chat -m OUT` (`olive-ext serve -m OUT` for an "
+                "OpenAI-compatible API)"))  # fmt: skip
+    return None
 
 
 def _command_names(parser: argparse.ArgumentParser) -> list[str]:
