@@ -139,27 +139,16 @@ def llama_factory_answer(args: list[str]) -> str | None:
     if not files or any(a in ("-m", "--model_name_or_path", "--config", "-h", "--help") for a in args):
         return None  # every other command line: nothing imported, start-up unchanged
     from olive_ext.errors import UserInputError
-    from olive_ext.recipe.llama_factory import is_llama_factory_config, is_llama_factory_export, llama_factory_problem
+    from olive_ext.recipe.llama_factory import llama_factory_config_problem
     from olive_ext.recipe.load import read_recipe_file
 
     for arg in files:
         try:
-            raw = read_recipe_file(arg)
+            problem = llama_factory_config_problem(read_recipe_file(arg), Path(arg).parent, arg)
         except UserInputError:
             continue
-        if is_llama_factory_config(raw):
-            hint = llama_factory_problem(raw, Path(arg).parent).hint
-            return str(UserInputError(f"{arg} is a LLaMA-Factory training config: olive-ext fine-tunes with "
-                                      "`finetune` and its flags", hint=hint))  # fmt: skip
-        if is_llama_factory_export(raw):
-            return str(UserInputError(f"{arg} is a LLaMA-Factory export config", hint=f"run `olive-ext export {arg}`"))
-        if "model_name_or_path" in raw and ("template" in raw or "infer_backend" in raw):
-            model, adapter = raw["model_name_or_path"], raw.get("adapter_name_or_path")
-            build = f"olive-ext auto-opt -m {model}" + (f" --adapter_path {adapter}" if adapter else "") + " -o OUT"
-            return str(UserInputError(
-                f"{arg} is a LLaMA-Factory inference config: olive-ext chats with (and serves) a model built for "
-                "this machine", hint=f"run `{build}`, then `olive-ext chat -m OUT` (`olive-ext serve -m OUT` for an "
-                "OpenAI-compatible API)"))  # fmt: skip
+        if problem is not None:
+            return str(UserInputError(f"{arg}: {problem.message}", hint=problem.hint))
     return None
 
 

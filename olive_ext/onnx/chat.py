@@ -163,8 +163,7 @@ class ChatSession(Conversation):
         self.folder = Path(model_dir)
         self._bos = genai_leading_bos(og, self.model)  # as serve, evaluation and fine-tuning put it
         self._template = chat_template_file(self.folder)
-        eos = json.loads((self.folder / "genai_config.json").read_text(encoding="utf-8"))["model"].get("eos_token_id")
-        self._end_ids = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+        self._end_ids = end_ids(self.folder)
         self.context_tokens = context_window(self.folder)
         self.system = system
         self.sampling = sampling or Sampling()
@@ -211,6 +210,13 @@ class ChatSession(Conversation):
     def _encode(self, messages: list[dict[str, str]]) -> list[int]:
         prompt = genai_chat_prompt(self.tokenizer, self._system() + messages, self._template)
         return genai_encode(self.tokenizer, prompt, self._bos)
+
+
+def end_ids(folder: Path) -> set[int]:
+    """The end-of-turn token ids genai_config.json names (one id or a list): chat and serve stop on them and show
+    none of them as text."""
+    eos = json.loads((folder / "genai_config.json").read_text(encoding="utf-8"))["model"].get("eos_token_id")
+    return {int(i) for i in (eos if isinstance(eos, list) else [] if eos is None else [eos])}
 
 
 def context_window(folder: Path) -> int:

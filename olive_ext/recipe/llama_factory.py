@@ -104,11 +104,34 @@ def llama_factory_export_options(raw: dict[str, Any], where: str) -> tuple[dict[
     return values, notes
 
 
-def llama_factory_export_problem() -> Problem:
+def llama_factory_export_problem(name: str = "THIS.yaml") -> Problem:
     """The answer to a LLaMA-Factory export config given where a recipe goes."""
     return Problem("", "this is a LLaMA-Factory export config, not a recipe or an Olive run config",
-                   hint="run `olive-ext export THIS.yaml`, as `llamafactory-cli export THIS.yaml` (the adapter merged "
+                   hint=f"run `olive-ext export {name}`, as `llamafactory-cli export {name}` (the adapter merged "
                    "into its base; add --format gguf for llama.cpp and Ollama)")  # fmt: skip
+
+
+def is_llama_factory_inference(raw: dict[str, Any]) -> bool:
+    """Whether a mapping is a LLaMA-Factory inference config (`llamafactory-cli chat|api FILE`): a model with its
+    template or backend, nothing to train or export."""
+    return "model_name_or_path" in raw and bool({"template", "infer_backend"} & set(raw)) and not (
+        {"stage", "export_dir"} & set(raw))  # fmt: skip
+
+
+def llama_factory_config_problem(raw: dict[str, Any], base_dir: Path | None, name: str = "THIS.yaml") -> Problem | None:
+    """What to run instead of a LLaMA-Factory config (training, export or inference), or None when ``raw`` is none:
+    the one place `run`/`validate` and the CLI's `train|chat|api FILE.yaml` recognise them."""
+    if is_llama_factory_config(raw):
+        return llama_factory_problem(raw, base_dir)
+    if is_llama_factory_export(raw):
+        return llama_factory_export_problem(name)
+    if is_llama_factory_inference(raw):
+        model, adapter = raw["model_name_or_path"], raw.get("adapter_name_or_path")
+        build = f"olive-ext auto-opt -m {model}" + (f" --adapter_path {adapter}" if adapter else "") + " -o OUT"
+        return Problem("", "this is a LLaMA-Factory inference config: olive-ext chats with (and serves) a model "
+                       "built for this machine", hint=f"run `{build}`, then `olive-ext chat -m OUT` (`olive-ext "
+                       "serve -m OUT` for an OpenAI-compatible API)")  # fmt: skip
+    return None
 
 
 def llama_factory_problem(raw: dict[str, Any], base_dir: Path | None) -> Problem:

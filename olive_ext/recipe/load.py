@@ -23,12 +23,7 @@ from olive_ext.evaluate.spec import EvaluateSpec
 from olive_ext.models.folder import PYPI_PREFIX, infer_kind
 from olive_ext.options import problems_from_validation
 from olive_ext.passes.base import Pass, check_pass_params, get_pass, registered_passes
-from olive_ext.recipe.llama_factory import (
-    is_llama_factory_config,
-    is_llama_factory_export,
-    llama_factory_export_problem,
-    llama_factory_problem,
-)
+from olive_ext.recipe.llama_factory import llama_factory_config_problem
 from olive_ext.recipe.olive_compat import LENIENT_HINT, is_olive_config, olive_pass_names, translate_config
 from olive_ext.recipe.olive_sections import offline_hub_id
 from olive_ext.recipe.read import parse, read_text
@@ -104,10 +99,8 @@ def check_recipe(
 
 
 def _check(raw: dict[str, Any], base_dir: Path | None) -> tuple[Recipe | None, list[Problem]]:
-    if is_llama_factory_config(raw):  # one problem: the finetune command that runs it (each key was refused)
-        return None, [llama_factory_problem(raw, base_dir)]
-    if is_llama_factory_export(raw):
-        return None, [llama_factory_export_problem()]
+    if lf_problem := llama_factory_config_problem(raw, base_dir):  # one problem: what runs it (each key was refused)
+        return None, [lf_problem]
     translation = None
     first: list[Problem] = []
     if is_olive_config(raw):

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from olive_ext.errors import UserInputError
-from olive_ext.onnx.chat import chat_template_file, genai_chat_prompt
+from olive_ext.onnx.chat import chat_template_file, end_ids, genai_chat_prompt
 from olive_ext.onnx.genai_tokens import genai_encode, genai_leading_bos
 from olive_ext.onnx.runtime import genai
 from olive_ext.onnx.text_stream import text_stream
@@ -29,8 +29,7 @@ class GenAIBackend:
         config = json.loads((folder / "genai_config.json").read_text(encoding="utf-8"))
         self.context_length = int(config["model"]["context_length"])
         self.max_context_length = self.context_length  # genai allocates per request: the whole context is served
-        eos = config["model"].get("eos_token_id", [])
-        self._end_ids = set(eos if isinstance(eos, list) else [eos])  # the end-of-turn token(s)
+        self._end_ids = end_ids(folder)
         self._template = chat_template_file(folder)
         try:
             self._model = self._og.Model(str(folder))
