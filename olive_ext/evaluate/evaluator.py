@@ -145,9 +145,7 @@ def evaluate(
     for info in applicable:
         assert info.fn is not None
         values.update(info.fn(MetricInput(artifact, ectx, raw, data, peak)))
-    values.update(_sample_answers(raw, data, [i.name for i in applicable]))
-    if data is not None and data.left_out and (metric := next((n for n in ACCURACY_METRICS if n in names), None)):
-        values[f"{metric}.left_out"] = data.left_out
+    values.update(_answers_record(raw, data, [i.name for i in applicable]))
     values["eval_seconds"] = round(time.perf_counter() - started, 3)
     if jobs:
         values["threads"] = raw.get("threads", ectx.threads)
@@ -159,14 +157,17 @@ def evaluate(
 SAMPLE_ANSWERS = 3
 
 
-def _sample_answers(raw: dict[str, Any], data: EvalData | None, names: list[str]) -> dict[str, Any]:
-    """The first few greedy answers, decoded, for the report: ``<metric>.samples``."""
-    outputs = raw.get("generate", {}).get("outputs")
+def _answers_record(raw: dict[str, Any], data: EvalData | None, names: list[str]) -> dict[str, Any]:
+    """Beside the accuracy metric, for the report: the first few greedy answers, decoded (``<metric>.samples``),
+    and the eval rows it left unscored (``<metric>.left_out``)."""
     metric = next((n for n in ACCURACY_METRICS if n in names), None)
-    if not outputs or data is None or metric is None:
+    if data is None or metric is None:
         return {}
-    decode = data.tokenizer.decode
-    return {f"{metric}.samples": [decode(ids, skip_special_tokens=True) for ids in outputs[:SAMPLE_ANSWERS]]}
+    record: dict[str, Any] = {f"{metric}.left_out": data.left_out} if data.left_out else {}
+    if outputs := raw.get("generate", {}).get("outputs"):
+        decode = data.tokenizer.decode
+        record[f"{metric}.samples"] = [decode(ids, skip_special_tokens=True) for ids in outputs[:SAMPLE_ANSWERS]]
+    return record
 
 
 def _metric(name: str) -> MetricInfo:
