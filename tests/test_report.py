@@ -166,6 +166,29 @@ def test_olive_ai_candidates_are_named_by_their_olive_pass_first() -> None:
     assert names[rtn.candidate.id] == "Olive Rtn · group size 128", names
 
 
+def test_list_and_dict_parameters_are_named_as_a_recipe_writes_them() -> None:
+    """Report names and pipelines printed Python reprs: "nodes to exclude ['/lm_head/MatMul']", "{'bits': 4}",
+    "fail=False": not what the user wrote in the recipe."""
+    from olive_ext.engine.results import CandidateResult
+    from olive_ext.engine.search import Candidate
+    from olive_ext.engine.steps import Step
+    from olive_ext.report.labels import common_settings, short_names
+    from olive_ext.targets.base import CPU
+
+    def candidate(exclude: list[str]) -> CandidateResult:
+        config = {"nodes_to_exclude": exclude, "extra_options": {"fast": True, "x": None}}
+        step = Step("q", "olive", {"olive_type": "OnnxDynamicQuantization", "config": config})
+        return CandidateResult(Candidate(CPU, (step,)))
+
+    a, b = candidate(["/lm_head/MatMul"]), candidate([])
+    names = short_names([a, b])
+    assert names[a.candidate.id] == "nodes to exclude [/lm_head/MatMul]", names
+    assert names[b.candidate.id] == "nodes to exclude []", names
+    assert a.candidate.describe() == ("olive(config={nodes_to_exclude: [/lm_head/MatMul], extra_options: {fast: true, "
+                                      "x: null}}, olive_type=OnnxDynamicQuantization)")  # fmt: skip
+    assert common_settings([a, b]) == "olive(olive_type=OnnxDynamicQuantization)"
+
+
 def test_a_long_error_is_not_cut_without_a_word(tmp_path: Path) -> None:
     """A failed candidate's error was cut at 120 characters mid-word ("...Check python-core-worker-*.log files for
     more i") in both reports; report.md had nowhere the rest."""

@@ -14,6 +14,19 @@ from olive_ext.passes.base import Pass, PassConfig, get_pass
 from olive_ext.targets.base import Target
 
 
+def param_text(value: Any) -> str:
+    """A parameter's value as a recipe spells it: ``[a, b]``, ``{k: v}``, ``true``, ``null`` (not Python's repr)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {param_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(param_text(v) for v in value) + "]"
+    return str(value)
+
+
 @dataclass(frozen=True)
 class Step:
     """One concrete pass in a candidate pipeline: every parameter has a single value."""
@@ -40,5 +53,5 @@ class Step:
 
     def describe(self) -> str:
         """'type(param=value, ...)' for logs and reports."""
-        args = ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        args = ", ".join(f"{k}={param_text(v)}" for k, v in sorted(self.params.items()))
         return f"{self.type}({args})" if args else self.type

@@ -6,6 +6,7 @@ import math
 import re
 from typing import TYPE_CHECKING, Any
 
+from olive_ext.engine.steps import param_text
 from olive_ext.evaluate.registry import ACCURACY_METRICS, unit_of
 from olive_ext.targets.base import provider_short_name
 
@@ -91,14 +92,15 @@ def _part(key: tuple[str, str | None], value: Any) -> str:
     kind, param = key
     if param is None:
         return kind
+    text = param_text(value)
     if param in {"precision", "algorithm", "method"}:
-        return str(value)
+        return text
     if param == "olive_type":
-        return f"Olive {value}"
+        return f"Olive {text}"
     param = param.removeprefix("config.")
     if param == "block_size":
-        return f"block {value}"
-    return f"{param.replace('_', ' ')} {value}"
+        return f"block {text}"
+    return f"{param.replace('_', ' ')} {text}"
 
 
 LIMIT_NAMES = {
@@ -135,7 +137,7 @@ def common_settings(results: list[CandidateResult]) -> str:
     for step in first.steps:
         if not all(f.get((step.type, None)) for f in features):
             continue
-        shared = [f"{k}={v}" for k, v in sorted(step.params.items()) if all(f.get((step.type, k), _MISSING) == v
+        shared = [f"{k}={param_text(v)}" for k, v in sorted(step.params.items()) if all(f.get((step.type, k), _MISSING) == v
                                                                          for f in features)]  # fmt: skip
         steps.append(f"{step.type}({', '.join(shared)})" if shared else step.type)
     return " → ".join(steps)
