@@ -420,6 +420,11 @@ def test_streamed_text_keeps_what_follows_bytes_that_are_not_utf8(genai_model: P
         assert "".join(pieces) == tok.decode(case, skip_special_tokens=True), n
         if n == 1:  # valid text: no piece shows half a character
             assert "\ufffd" not in "".join(pieces)
+        # an answer's end (chat, the bundle's run.py) drops a character cut in two, as serve does: chat printed U+FFFD
+        stream = stream_type(decode)
+        answer = "".join([stream.push(i) for i in case] + [stream.end()])
+        assert answer == tok.decode(case, skip_special_tokens=True).rstrip("\ufffd"), n
+        assert "\ufffd" not in answer or n == 0, n
 
 
 def test_chat_warns_when_the_model_learned_a_text_template(

@@ -202,7 +202,7 @@ class ChatSession(Conversation):
             raise
         except KeyboardInterrupt:  # Ctrl-C ends this answer, not the conversation
             interrupted = True
-        if tail := stream.flush():  # the end of a character cut between tokens: no token of its own
+        if tail := stream.end():  # the end of a character cut between tokens: no token of its own
             pieces[-1] += tail
             write(tail)
         return self._reply(text, pieces, interrupted, dropped)

@@ -49,6 +49,11 @@ class TextStream:
         self._prefix = self._read = len(self._ids)
         return now[len(before) :]
 
+    def end(self) -> str:
+        """What is held back at the end of an answer, less a character the token limit cut in two (dropped, not
+        shown as U+FFFD: what serve sends and llama.cpp prints)."""
+        return self.flush().rstrip("\ufffd")
+
 
 def folder_decoder(folder: Path) -> Decode | None:
     """Decoding with the folder's tokenizer.json, special tokens left out; None where it has none."""
@@ -79,4 +84,8 @@ class _GenAIStream:
 
     def flush(self) -> str:
         """Nothing: the genai stream holds nothing back that it would give later."""
+        return ""
+
+    def end(self) -> str:
+        """Nothing, as :meth:`flush`."""
         return ""

@@ -59,6 +59,10 @@ class TextStream:
         self.prefix = self.read = len(self.ids)
         return now[len(before) :]
 
+    def end(self):
+        """What flush gives, less a character the token limit cut in two (dropped, as olive-ext's serve does)."""
+        return self.flush().rstrip("\ufffd")
+
 
 def _leading_bos(model):
     """The BOS id this model's tokenizer puts before a text (None: none). onnxruntime-genai adds it only when asked;
@@ -121,7 +125,7 @@ class Chat:
             write(piece)
             if hasattr(sys.stdout, "flush"):
                 sys.stdout.flush()
-        pieces.append(stream.flush() if stream else "")
+        pieces.append(stream.end() if stream else "")
         write(pieces[-1] + "\n")
         return "".join(pieces)
 
