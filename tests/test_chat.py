@@ -169,6 +169,15 @@ def test_a_template_that_refuses_a_system_role_is_said_by_chat_and_serve(
     assert main(["chat", "-m", str(model), "--prompt", "hi", "--max_new_tokens", "2"]) == 0
 
 
+def test_an_empty_system_message_is_rendered_as_asked(genai_model: Path) -> None:
+    """`chat --system ""` was dropped without a word: a template with a default system prompt (Qwen2.5's "You are
+    Qwen...") kept it, where serve and transformers render the empty system message the user asked for."""
+    session = open_chat(ChatOptions(model_name_or_path=str(genai_model), system="", max_new_tokens=2))
+    plain = open_chat(ChatOptions(model_name_or_path=str(genai_model), max_new_tokens=2))
+    with_empty, without = _text(session, session.prompt_ids("hi")[0]), _text(plain, plain.prompt_ids("hi")[0])
+    assert with_empty == "system\n\n" + without and without.startswith("user\nhi"), (with_empty, without)
+
+
 def test_chat_prompts_are_serves_bos_included_and_the_end_token_is_not_answer_text(
     tiny_llama: Path, tmp_path: Path
 ) -> None:

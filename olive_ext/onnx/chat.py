@@ -141,7 +141,7 @@ class Conversation:
         return Reply(reply, len(pieces), interrupted, dropped)
 
     def _system(self) -> list[dict[str, str]]:
-        return [{"role": "system", "content": self.system}] if self.system else []
+        return [{"role": "system", "content": self.system}] if self.system is not None else []
 
 
 class ChatSession(Conversation):

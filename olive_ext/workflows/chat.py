@@ -145,7 +145,7 @@ def _probed(session: _Session, root: Path, opts: ChatOptions, folder: Path | Non
     except NoChatTemplateError as e:
         raise _no_template(root, folder) from e
     except ChatTemplateRejectedError as e:
-        if opts.system:
+        if opts.system is not None:
             raise UserInputError(f"{root}'s chat template refuses a conversation with --system: {e.reason}",
                                  hint="leave out --system (this template has no system role): put what it says "
                                  "in your first message") from e  # fmt: skip
