@@ -50,6 +50,37 @@ def test_a_killed_holder_releases_the_lock() -> None:
         assert waited < 5.0
 
 
+BUILD = """
+import sys, time
+from olive_ext.engine.executor import build_share
+with build_share():
+    print("building", flush=True)
+    time.sleep(float(sys.argv[1]))
+print("built", time.time(), flush=True)
+"""
+
+
+def test_a_measurement_waits_for_builds_on_the_machine_and_builds_wait_for_it() -> None:
+    """With Ray, a candidate's timing held the lock against other timings only: a build of another task on the
+    same node ran beside it and a time to first token came out 4-7x slower."""
+    env = {"PYTHONPATH": str(REPO)}
+    builder = subprocess.Popen([sys.executable, "-c", BUILD, "2"], stdout=subprocess.PIPE, text=True, env=env)
+    assert builder.stdout is not None and builder.stdout.readline().strip() == "building"
+    second = subprocess.Popen([sys.executable, "-c", BUILD, "0"], stdout=subprocess.PIPE, text=True, env=env)
+    assert second.stdout is not None and second.stdout.readline().strip() == "building"  # builds share it
+    with measure_lock() as waited:
+        began = time.time()
+        late = subprocess.Popen([sys.executable, "-c", BUILD, "0"], stdout=subprocess.PIPE, text=True, env=env)
+        time.sleep(1.5)
+        assert late.poll() is None, "a build started while a candidate was timed"
+        ended = time.time()
+    assert waited >= 1.0, "the measurement began while a build was in flight"
+    assert late.stdout is not None and late.stdout.readline().strip() == "building"
+    built_at = float(builder.communicate(timeout=30)[0].split()[-1])
+    assert built_at <= began + 0.5 and late.wait(30) == 0 and second.wait(30) == 0
+    assert ended >= began + 1.5
+
+
 def test_pack_and_unpack_once(tmp_path: Path) -> None:
     model = tmp_path / "model"
     (model / "sub").mkdir(parents=True)

@@ -25,7 +25,7 @@ from typing import Any
 
 from olive_ext.artifacts import Artifact
 from olive_ext.cache import ENTRY_FILE, Cache
-from olive_ext.engine.executor import RunCandidate, measure_lock, node_info
+from olive_ext.engine.executor import RunCandidate, build_share, measure_lock, node_info
 from olive_ext.engine.results import CandidateResult
 from olive_ext.engine.search import Candidate
 from olive_ext.engine.transfer import digest, pack, unpack_once
@@ -340,7 +340,7 @@ def candidate_task(
             root = unpack_once(inputs, cache.root / "inputs" / digest(inputs))
             source, recipe = _relocated(source, recipe, root)
     ctx = RunContext(cache=cache, datasets=dict(recipe.data), input_model=recipe.input_model)
-    result: CandidateResult = run(source, candidate, ctx, recipe, reference, race, measure_lock)
+    result: CandidateResult = run(source, candidate, ctx, recipe, reference, race, measure_lock, build_share)
     result.node = {**node_info(), "node_id": ray.get_runtime_context().get_node_id(),
                    "transfer": "shared" if shared else "ray"}  # fmt: skip
     _picklable_exception(result)

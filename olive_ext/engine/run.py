@@ -261,20 +261,23 @@ def run_candidate(
     reference_accuracy: float | None = None,
     race: Race | None = None,
     lock: Callable[[], AbstractContextManager[Any]] | None = None,
+    build_lock: Callable[[], AbstractContextManager[Any]] | None = None,
 ) -> CandidateResult:
     """Build one candidate through the cache and evaluate it; failures are recorded, not raised.
 
     With ``race``, its evaluation stops early once its accuracy cannot meet the constraint, and the parity
     checks that end its pipeline run after the evaluation, only when racing did not stop it: a stopped
     candidate cannot be chosen, and its check (5-15 s each for SmolLM2) would decide nothing. ``lock`` is held
-    while the candidate is measured (the Ray executor's: one measurement at a time per machine)."""
+    while the candidate is measured, ``build_lock`` while it builds (the Ray executor's: one measurement at a
+    time per machine, and none beside a build)."""
     result = CandidateResult(candidate)
     started = time.perf_counter()
     step_ctx = ctx.for_step(ctx.output_dir, candidate.target)
     checks = deferred_checks(candidate.steps) if race is not None else []
     builds = candidate.steps[: len(candidate.steps) - len(checks)]
     try:
-        result.artifact, result.records = run_steps(source, builds, step_ctx, candidate.id)
+        with build_lock() if build_lock else nullcontext():
+            result.artifact, result.records = run_steps(source, builds, step_ctx, candidate.id)
         if recipe.evaluate:
             dataset = recipe.data.get(recipe.evaluate.data) if recipe.evaluate.data else None
             ectx = EvalContext(recipe.evaluate, candidate.target, dataset, extras=said_once(ctx))
@@ -286,7 +289,8 @@ def run_candidate(
                 result.metrics, result.eval_cache_hit = evaluate(result.artifact, ectx, ctx.cache, metrics, race)
             _note_stopped(result)
         if checks and stopped_after(result.metrics) is None:
-            result.artifact, more = run_steps(result.artifact, checks, step_ctx, candidate.id)
+            with build_lock() if build_lock else nullcontext():
+                result.artifact, more = run_steps(result.artifact, checks, step_ctx, candidate.id)
             result.records += more
         elif checks:
             result.notes.append(f"not checked ({', '.join(s.name for s in checks)}): racing stopped it first")
