@@ -79,3 +79,21 @@ def test_a_model_changed_in_place_is_not_reused(tiny_llama: Path) -> None:
     with genai_builder.reused_loads():
         assert base.AutoModelForCausalLM.from_pretrained(str(tiny_llama)) is not model
     genai_builder.release_loads()
+
+
+def test_a_long_lived_worker_removes_its_shared_folders_once_idle(tmp_path: Path) -> None:
+    """A Ray worker outlives its run and atexit does not run in it: its F32 GGUF stayed in the cache's tmp/.
+    The folders go after an idle spell, not while a next task uses them."""
+    import time
+
+    from olive_ext.passes.shared import forget_shared, forget_when_idle, shared_folder
+
+    forget_shared()
+    made = shared_folder(tmp_path, "fp", "gguf", lambda d: (d / "model.gguf").write_bytes(b"x"))
+    forget_when_idle(0.3)  # a task ended
+    forget_when_idle(None)  # the next began before the idle spell ended: its folders stay
+    time.sleep(0.6)
+    assert made.exists() and shared_folder(tmp_path, "fp", "gguf", lambda d: None) == made
+    forget_when_idle(0.3)
+    time.sleep(0.6)
+    assert not made.exists(), "an idle worker kept its shared folder"

@@ -31,6 +31,7 @@ from olive_ext.engine.search import Candidate
 from olive_ext.engine.transfer import digest, pack, unpack_once
 from olive_ext.errors import MissingDependencyError, OliveExtError, UserInputError
 from olive_ext.passes.context import RunContext
+from olive_ext.passes.shared import forget_when_idle
 from olive_ext.recipe.schema import ExecutorSpec, Recipe
 
 logger = logging.getLogger("olive_ext")
@@ -41,6 +42,9 @@ __all__ = ["RAY_QUIET_ENV", "RayExecutor", "candidate_task", "quiet_ray"]
 RAY_QUIET_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_USAGE_STATS_PROMPT_ENABLED": "0"}
 NEED_INPUTS = "need-inputs"
 POLL_S = 2.0
+# a Ray worker's shared intermediates (merged model, F32 GGUF) are removed after this long without a task:
+# a worker process outlives the run and atexit does not run in it
+SHARED_IDLE_S = 60.0
 
 
 def quiet_ray() -> None:
@@ -325,6 +329,25 @@ def candidate_task(
 
     ``shared`` None means: shared when this node sees the driver's marker in the cache folder."""
     quiet_ray()
+    forget_when_idle(None)  # this worker's merged model and F32 GGUF serve its next candidate too
+    try:
+        return _candidate_task(run, source, candidate, recipe, reference, race, cache_root, marker, shared, inputs)
+    finally:
+        forget_when_idle(SHARED_IDLE_S)
+
+
+def _candidate_task(
+    run: RunCandidate,
+    source: Artifact,
+    candidate: Candidate,
+    recipe: Recipe,
+    reference: float | None,
+    race: Any,
+    cache_root: str,
+    marker: str,
+    shared: bool | None,
+    inputs: bytes | None,
+) -> tuple[Any, bytes]:
     import ray
 
     if shared is None and Path(marker).exists():

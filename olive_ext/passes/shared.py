@@ -66,4 +66,30 @@ def forget_shared() -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+_idle: threading.Timer | None = None
+_calls = 0  # forget_when_idle's calls: a timer that fires after a later call forgets nothing
+
+
+def _forget_if_idle(call: int) -> None:
+    with _lock:
+        if call == _calls:
+            forget_shared()
+
+
+def forget_when_idle(seconds: float | None) -> None:
+    """Remove this process's shared folders after ``seconds`` without another call; None: a task begins (the
+    timer is stopped). For processes that outlive their work without exiting (a Ray worker, where ``atexit``
+    does not run: its F32 GGUF stayed in the cache's tmp/ until the next run swept it)."""
+    global _idle, _calls
+    with _lock:
+        _calls += 1
+        if _idle is not None:
+            _idle.cancel()
+            _idle = None
+        if seconds is not None:
+            _idle = threading.Timer(seconds, _forget_if_idle, (_calls,))
+            _idle.daemon = True
+            _idle.start()
+
+
 atexit.register(forget_shared)
