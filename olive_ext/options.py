@@ -314,8 +314,9 @@ def _close_literal(value: Any, expected: str) -> str | None:
     options = [o.strip().strip("'") for o in expected.replace(" or ", ",").split(",") if o.strip()]
     if value.strip() in options:  # the text of an allowed number ("32" for 32): it said "did you mean '32'?"
         return f"write it as a number, without quotes: {value.strip()}"
-    close = difflib.get_close_matches(value.lower(), [o.lower() for o in options], n=1, cutoff=0.5)
-    return f"did you mean '{close[0]}'?" if close else None
+    spelled = {o.lower(): o for o in options}  # matched in lower case, suggested as the option is spelled
+    close = difflib.get_close_matches(value.lower(), list(spelled), n=1, cutoff=0.5)
+    return f"did you mean '{spelled[close[0]]}'?" if close else None
 
 
 def _fields_at(model: Any, loc: tuple[Any, ...]) -> list[str]:

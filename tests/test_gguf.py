@@ -115,6 +115,12 @@ def test_unknown_tokenizers_and_architectures_are_refused_with_a_hint(tiny_llama
     (other / "config.json").write_text(json.dumps({**config, "architectures": ["GPTNeoXForCausalLM"]}))
     with pytest.raises(UserInputError, match="LlamaForCausalLM"):
         hf_to_gguf(other, tmp_path / "x.gguf")
+    # `olive-ext export` said only "GGUF export supports LlamaForCausalLM, not ..." (its hint was dropped)
+    from olive_ext.workflows.export import ExportOptions, run_export
+
+    with pytest.raises(UserInputError, match="not GPTNeoXForCausalLM") as e:
+        run_export(ExportOptions(model_name_or_path=str(other), output_path=str(tmp_path / "out"), quant="Q8_0"))
+    assert "export --format hf" in (e.value.hint or "") and "convert_hf_to_gguf.py" in (e.value.hint or "")
 
 
 def test_chat_templates_become_go_templates_checked_by_rendering() -> None:

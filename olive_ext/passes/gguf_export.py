@@ -153,6 +153,11 @@ def _permute(w: Any, n_head: int) -> Any:
 # a GGUF's general.architecture -> the HF class gguf_to_hf makes of it, for the architectures written here
 _GGUF_ARCHS = {"llama": "LlamaForCausalLM"}
 
+# what to do with a model olive-ext's GGUF writer does not take (export, the gguf_export pass)
+EXPORT_HINT = ("write the merged model with `olive-ext export --format hf`, then convert it with llama.cpp's "
+               "convert_hf_to_gguf.py (in llama.cpp's repository); or build ONNX with `olive-ext quantize` or "
+               "`olive-ext auto-opt`")
+
 
 def _rope(config: dict[str, Any]) -> dict[str, Any]:
     return config.get("rope_scaling") or config.get("rope_parameters") or {}
@@ -206,8 +211,7 @@ def source_problem(source: Artifact) -> str | None:
 def _config(folder: Path) -> dict[str, Any]:
     config = json.loads((folder / "config.json").read_text())
     if problem := export_problem(config):
-        raise UserInputError(f"{folder}: {problem}", hint="convert it with llama.cpp's convert_hf_to_gguf.py "
-                             "(in llama.cpp's repository)")  # fmt: skip
+        raise UserInputError(f"{folder}: {problem}", hint=EXPORT_HINT)
     config["_rope_theta"] = float(config.get("rope_theta") or _rope(config).get("rope_theta") or 10000.0)
     return config
 

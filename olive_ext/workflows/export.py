@@ -38,7 +38,7 @@ from olive_ext.models.hub import hub_model_folder
 from olive_ext.onnx.runtime import LLAMACPP_INSTALL, llama_cpp_available
 from olive_ext.options import Options, validate_options, with_options_signature
 from olive_ext.passes.dequantize_hf import dequantize_folder
-from olive_ext.passes.gguf_export import GgufExport, GgufQuant, export_gguf
+from olive_ext.passes.gguf_export import EXPORT_HINT, GgufExport, GgufQuant, export_gguf, source_problem
 from olive_ext.passes.gguf_to_hf import convert_gguf
 from olive_ext.passes.merge_adapter import merge_adapter_into
 from olive_ext.quiet import api_call
@@ -98,9 +98,9 @@ def run_export(opts: ExportOptions) -> ExportResult:
             "Hugging Face model or from another GGUF",
             hint="give the `finetune` output folder (or its base model and --adapter_path)",
         )
-    problem = GgufExport.check_input(source) if source.kind == "hf" else None
-    if problem:
-        raise UserInputError(f"cannot export {opts.model_name_or_path}: {problem}")
+    problem = GgufExport.check_input(source) if source.kind == "hf" else source_problem(source)
+    if problem:  # a GGUF input's architecture before it is dequantized ("quantized again" was warned first)
+        raise UserInputError(f"cannot export {opts.model_name_or_path}: {problem}", hint=EXPORT_HINT)
     with staged_output(out, opts.overwrite) as stage, tempfile.TemporaryDirectory(prefix="olive-ext-") as tmp:
         if source.kind == "gguf":  # a downloaded GGUF in another quant type: dequantized (gguf_to_hf), requantized
             # an export output's folder names no file ("does not appear to have a file named ." before): its .gguf
