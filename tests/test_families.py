@@ -353,6 +353,25 @@ def test_family_gguf_reads_back_as_the_model_or_is_refused_with_the_reason(famil
         assert torch.allclose(reference(ids).logits, back(ids).logits, atol=1e-5)
 
 
+@pytest.mark.parametrize("family", [f for f in GGUF_FAMILIES if f not in GGUF_REFUSED])
+def test_a_family_gguf_converts_with_the_tokens_of_its_vocabulary(family: str, tmp_path: Path) -> None:
+    """A Gemma GGUF holding a GPT-2 byte-level vocabulary was saved with transformers' GemmaTokenizer, which
+    rebuilt a SentencePiece pipeline on load: "what is the capital of france" became mostly <unk> (id 0) in
+    every model made from it, and chat answered "ĊĊĊĊĊĊ"."""
+    from transformers import AutoTokenizer
+
+    from olive_ext.passes.gguf_to_hf import PROBE, convert_gguf
+
+    model = build_tiny_decoder(tmp_path / family, family)
+    gguf_ready(model, family)
+    gguf = write_family_gguf(model, family, tmp_path / f"{family}.gguf")
+    convert_gguf(tmp_path, gguf.name, tmp_path / "hf")
+    source, converted = AutoTokenizer.from_pretrained(model), AutoTokenizer.from_pretrained(tmp_path / "hf")
+    prompt = "<|im_start|>user\nwhat is the capital of france<|im_end|>\n<|im_start|>assistant\n"
+    for text in (prompt, PROBE):
+        assert converted(text)["input_ids"] == source(text)["input_ids"], text
+
+
 def _gguf_pipeline_families() -> list[Any]:
     readable = [f for f in GGUF_FAMILIES if f not in GGUF_REFUSED]
     return [pytest.param(f, marks=() if f == "qwen2" else pytest.mark.slow, id=f) for f in readable]

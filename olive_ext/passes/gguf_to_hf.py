@@ -8,6 +8,7 @@ GGUF input meets a pass that takes HF models.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +19,8 @@ from olive_ext.errors import MissingDependencyError, UserInputError
 from olive_ext.models.gguf_header import split_problem
 from olive_ext.passes.base import Pass, PassConfig, register_pass
 from olive_ext.passes.context import RunContext
+
+logger = logging.getLogger(__name__)
 
 
 class GgufToHfConfig(PassConfig):
@@ -32,7 +35,9 @@ class GgufToHf(Pass[GgufToHfConfig]):
     accepts = frozenset({"gguf"})
     produces = "hf"
     libraries = ("transformers", "gguf", "torch")
-    version = 2  # 2: the chat template and special tokens come from the GGUF's metadata where transformers drops them
+    # 2: the chat template and special tokens come from the GGUF's metadata where transformers drops them;
+    # 3: a tokenizer that splits text unlike the GGUF's own vocabulary is refused
+    version = 3
 
     @classmethod
     def check_input(cls, artifact: Artifact) -> str | None:
@@ -76,6 +81,67 @@ def convert_gguf(folder: Path, gguf_file: str, out: Path, dtype: str = "float32"
         del model.config.quantization_config
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    _keep_gguf_tokens(out, folder / gguf_file)
+
+
+# text that byte-level BPE and SentencePiece vocabularies split differently when a converter is wrong: spaces,
+# newlines, digits, accents, Arabic, an emoji
+PROBE = "Hello world,\n  what is 12345 + 678? Café — naïve مرحبا 😀 end."
+
+
+def _llama_cpp_ids(path: Path) -> list[int] | None:
+    """:data:`PROBE` as llama.cpp tokenizes it with the GGUF's own vocabulary (None: llama-cpp-python missing)."""
+    from olive_ext.onnx.runtime import llama_cpp_available  # the optional extra, checked without importing it
+
+    if not llama_cpp_available():
+        return None
+    import llama_cpp
+
+    llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+    try:
+        return [int(t) for t in llm.tokenize(PROBE.encode(), add_bos=False, special=False)]
+    finally:
+        llm.close()
+
+
+def _keep_gguf_tokens(out: Path, gguf: Path) -> None:
+    """The tokenizer saved in ``out`` splits text as the GGUF's own vocabulary does (llama.cpp), or an error.
+
+    transformers picks a GGUF tokenizer's class by the model's architecture: a Gemma GGUF holding a GPT-2
+    byte-level vocabulary was saved with ``GemmaTokenizer``, which rebuilds a SentencePiece pipeline on load and
+    maps most words to <unk>; nothing after noticed (the PyTorch reference and every candidate used it). Its
+    tokenizer.json is right: loaded as it is (``PreTrainedTokenizerFast``), it agrees with llama.cpp."""
+    import json
+
+    from transformers import AutoTokenizer
+
+    truth = _llama_cpp_ids(gguf)
+    if truth is None:
+        return
+
+    def ids() -> list[int]:
+        return [int(t) for t in AutoTokenizer.from_pretrained(out)(PROBE, add_special_tokens=False)["input_ids"]]
+
+    ours = ids()
+    if ours == truth:
+        return
+    path = out / "tokenizer_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    named = config.get("tokenizer_class")
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"  # tokenizer.json as written, no class's own pipeline
+    path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if ids() == truth:
+        logger.info("%s: its tokenizer is kept as tokenizer.json holds it (transformers' %s splits text unlike "
+                    "the GGUF's vocabulary)", gguf.name, named)  # fmt: skip
+        return
+    at = next((i for i, (a, b) in enumerate(zip(ours, truth, strict=False)) if a != b), min(len(ours), len(truth)))
+    raise UserInputError(
+        f"{gguf.name}: transformers converts its tokenizer into one that splits text unlike the GGUF's own "
+        f"vocabulary (read by llama.cpp): {len(ours)} tokens against {len(truth)} for a probe text, first different "
+        f"at token {at}; a model converted from it would be measured, fine-tuned and chatted with other tokens",
+        hint="give the Hugging Face model this GGUF was made from (`-m` that folder), or chat with and serve the "
+        "GGUF itself (`olive-ext chat -m FILE.gguf`, `olive-ext serve -m FILE.gguf`)",
+    )
 
 
 def _fill_from_metadata(tokenizer: Any, path: Path) -> None:

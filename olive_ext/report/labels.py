@@ -137,8 +137,8 @@ def common_settings(results: list[CandidateResult]) -> str:
     for step in first.steps:
         if not all(f.get((step.type, None)) for f in features):
             continue
-        shared = [f"{k}={param_text(v)}" for k, v in sorted(step.params.items()) if all(f.get((step.type, k), _MISSING) == v
-                                                                         for f in features)]  # fmt: skip
+        shared = [f"{k}={param_text(v)}" for k, v in sorted(step.params.items())
+                  if all(f.get((step.type, k), _MISSING) == v for f in features)]  # fmt: skip
         steps.append(f"{step.type}({', '.join(shared)})" if shared else step.type)
     return " → ".join(steps)
 

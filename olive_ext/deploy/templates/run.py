@@ -101,7 +101,8 @@ class Chat:
     def answer(self, text, adapter=None, system=None, max_new_tokens=256, write=sys.stdout.write):
         if adapter is not None and adapter not in self.adapter_names:
             raise ValueError(f"unknown adapter {adapter!r}; adapters: {', '.join(self.adapter_names) or 'none'}")
-        messages = ([{"role": "system", "content": system}] if system is not None else []) + [{"role": "user", "content": text}]
+        messages = [{"role": "system", "content": system}] if system is not None else []
+        messages.append({"role": "user", "content": text})
         prompt = self.tokenizer.apply_chat_template(json.dumps(messages), add_generation_prompt=True)
         ids = [int(i) for i in self.tokenizer.encode(prompt)]
         if self.bos is not None and ids[:1] != [self.bos]:
