@@ -425,7 +425,7 @@ def test_dtype_auto_is_measured_once_and_explicit_dtypes_are_checked(tmp_path: P
         assert times["float32"] / times[dtype] >= MIN_SPEEDUP
     again, info2 = choose_dtype("auto", "cpu", tmp_path)
     assert again == dtype and info2["cached"] is True
-    with pytest.raises(UserInputError, match="float16 cannot train on cpu"):
+    with pytest.raises(UserInputError, match=r"float16 \(or --fp16 true\) cannot train on cpu"):
         choose_dtype("float16", "cpu", tmp_path)
 
 
@@ -558,6 +558,12 @@ def test_dry_run_reads_a_few_rows_and_names_a_misspelt_column(
     code, err = _err(capsys, ["finetune", "-m", str(tmp_path / "empty"), "--data_files", str(tone_file),
                               "--text_template", TEMPLATE, "--dry_run"])  # fmt: skip
     assert code == 2 and "holds no model" in err and "Traceback" not in err, err
+    # Unsloth's `fp16 = not is_bfloat16_supported()`: --dry_run said ok, the run failed 12 s in on --torch_dtype
+    code, err = _err(capsys, [*base, "--text_template", TEMPLATE, "--fp16", "true"])
+    assert code == 2 and "--torch_dtype float16 (or --fp16 true) cannot train on cpu" in err, err
+    assert "leave out --fp16" in err
+    code, err = _err(capsys, [*base[:-1], "--text_template", TEMPLATE, "--fp16", "true", "--max_steps", "1"])
+    assert code == 2 and "--fp16 true" in err and not out.exists()
     code = main([*base, "--text_template", TEMPLATE, "--train_split", "train[:90]", "--eval_split", "train[90:]"])
     captured = capsys.readouterr()
     assert code == 0 and yaml.safe_load(captured.out)["passes"]["finetune"]["type"] == "lora"

@@ -77,6 +77,24 @@ def candidate_dtypes(device: str) -> list[str]:
     return ["float32", "bfloat16"]
 
 
+_SWITCHES = {"float16": "--fp16", "bfloat16": "--bf16"}  # the TrainingArguments switches that ask for a dtype
+
+
+def dtype_problem(requested: str, device: str | None = None) -> UserInputError | None:
+    """Why training cannot run in ``requested`` on ``device`` (this machine's by default), or None."""
+    if requested == "auto":
+        return None
+    device = device or training_device()
+    allowed = candidate_dtypes(device)
+    if requested in allowed:
+        return None
+    switch = f" (or {_SWITCHES[requested]} true)" if requested in _SWITCHES else ""
+    flag = _SWITCHES.get(requested, "--torch_dtype")
+    return UserInputError(f"--torch_dtype {requested}{switch} cannot train on {device}",
+                          hint=f"this device trains in: {', '.join(allowed)}; leave out {flag} (--torch_dtype auto "
+                          "measures which is fastest)")  # fmt: skip
+
+
 def measure_matmul(device: str, dtype: str, hidden: int = 576, tokens: int = 256, repeats: int = 5) -> float:
     """Seconds for one (tokens x hidden) @ (hidden x 2*hidden) matmul, best of ``repeats``."""
     import torch
@@ -118,13 +136,9 @@ def pick_dtype(seconds: dict[str, float]) -> str:
 def choose_dtype(requested: str, device: str, cache_root: Path | None = None) -> tuple[str, dict[str, Any]]:
     """(dtype, how it was chosen). ``requested`` other than 'auto' is checked, then used as given."""
 
-    allowed = candidate_dtypes(device)
     if requested != "auto":
-        if requested not in allowed:
-            raise UserInputError(
-                f"--torch_dtype {requested} cannot train on {device}",
-                hint=f"this device trains in: {', '.join(allowed)} (or leave --torch_dtype auto)",
-            )
+        if problem := dtype_problem(requested, device):
+            raise problem
         return requested, {"requested": requested}
     import torch
 
@@ -135,6 +149,7 @@ def choose_dtype(requested: str, device: str, cache_root: Path | None = None) ->
         return entry["dtype"], {**entry, "cached": True}
     # alternate the dtypes over a few rounds and keep each one's best, so that load from other
     # processes during the measurement falls on every dtype alike
+    allowed = candidate_dtypes(device)
     timings = {dt: float("inf") for dt in allowed}
     for _ in range(ROUNDS):
         for dt in allowed:

@@ -38,6 +38,7 @@ from olive_ext.recipe import parse_recipe
 from olive_ext.recipe.schema import Recipe
 from olive_ext.train import distributed
 from olive_ext.train.args import check_training_args
+from olive_ext.train.device import dtype_problem
 from olive_ext.train.features import PromptEncoder, tokenize
 from olive_ext.train.model import load_tokenizer
 from olive_ext.train.options import FinetuneOptions
@@ -109,6 +110,8 @@ def finetune_recipe(opts: FinetuneRunOptions) -> Recipe:
         )
     options = {k: getattr(opts, k) for k in FinetuneOptions.model_fields}
     options["training_args"] = _training_args(dict(opts.training_args), options)
+    if problem := dtype_problem(options["torch_dtype"]):  # --fp16 true on a CPU: the run said it after loading all
+        raise problem
     train = opts.to_spec(opts.train_split)
     assert train is not None  # data_name or data_files was checked above
     # local paths absolute: the recipe.yaml written beside the adapter reruns from any folder (it was valid only
@@ -167,6 +170,7 @@ def check_data(opts: FinetuneRunOptions, recipe: Recipe, rows: int = DRY_RUN_ROW
         tokenizer = _tokenizer_of(opts.model_name_or_path or "", opts.trust_remote_code)
     except UserInputError as e:
         problems.append(e)
+
     for name, spec in recipe.data.items():
         sample = spec.model_copy(update={"max_samples": min(rows, spec.max_samples or rows)})
         try:
