@@ -341,6 +341,12 @@ def test_olive_guide_commands_work_or_say_what_to_write(
     assert code == 2 and "-m/--model_name_or_path" in err
     code, err = _err(capsys, ["finetune", "--method", "lora", "--task_name", "classification", "-o", "x"])
     assert code == 2 and "--task_name" in err and "--text_template" in err
+    # Unsloth's and TRL's names got "not a finetune option" with no pointer
+    code, err = _err(capsys, ["finetune", "--load_in_4bit", "true", "--dataset_text_field", "text", "--random_state",
+                              "3407", "--use_rslora", "true", "-o", "x"])  # fmt: skip
+    err = " ".join(err.split())
+    assert code == 2 and "--load_in_4bit: use --method qlora" in err and "--dataset_text_field: use --text_field" in err
+    assert "--random_state: use --seed" in err and "sqrt(--lora_r)" in err, err
     data = tmp_path / "f.jsonl"  # --dry_run reads the data and the model's tokenizer: both must exist
     data.write_text('{"a": "question", "b": "answer"}\n')
     code = main(["finetune", "--method", "qlora", "-m", str(tiny_llama), "-d", "json", "--data_files", str(data),

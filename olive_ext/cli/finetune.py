@@ -49,6 +49,17 @@ OLIVE_REPLACEMENTS = {
     "--account_name": "not supported: olive-ext caches locally (--cache_dir)",
     "--container_name": "not supported: olive-ext caches locally (--cache_dir)",
     "--test": "not supported: pass a small local model with -m",
+    # Unsloth's FastLanguageModel / get_peft_model and TRL's SFTConfig names (README "Coming from Unsloth")
+    "--load_in_4bit": "use --method qlora (the base loaded in 4-bit NF4 with bitsandbytes, as Unsloth's "
+    "load_in_4bit=True)",
+    "--load_in_8bit": "8-bit bases are not trained by olive-ext: use --method qlora (4-bit) or --method lora",
+    "--dataset_text_field": "use --text_field COLUMN (a column of ready text)",
+    "--random_state": "use --seed",
+    "--use_rslora": "not a switch here: rsLoRA scales the update by lora_alpha/sqrt(r), olive-ext (peft's default) "
+    "by lora_alpha/r; for the same scaling pass --lora_alpha equal to your alpha times sqrt(--lora_r)",
+    "--use_gradient_checkpointing": "use --gradient_checkpointing true (Unsloth's 'unsloth' mode is its own "
+    "offloading; olive-ext uses transformers' checkpointing)",
+    "--dataset_num_proc": "not needed: olive-ext tokenizes in one process and caches the result",
 }
 
 
