@@ -89,7 +89,7 @@ def test_old_turns_are_dropped_to_fit_the_context_window(genai_model: Path) -> N
 
 
 def test_the_commands_mistakes_are_one_line_errors(
-    genai_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    genai_model: Path, tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from olive_ext.cli import main
 
@@ -100,6 +100,8 @@ def test_the_commands_mistakes_are_one_line_errors(
         (["-m", str(tmp_path / "bundle.zip"), "--prompt", "hi"], "is an archive; the model runs from the bundle's"),
         (["-m", str(genai_model), "--prompt", "caf\udce9"], "is not UTF-8 text (cannot decode 0xe9)"),  # argv's b"\xe9"
         (["-m", str(genai_model), "--adapter", "", "--prompt", "hi"], "adapter '' not found"),  # a TypeError
+        # a fine-tune output or HF model (Unsloth's for_inference): the hint named outputs the user did not have
+        (["-m", str(tiny_llama), "--prompt", "hi"], "is a Hugging Face model or a fine-tune output: build it first"),
     ]
     (tmp_path / "bundle.zip").write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip: what `package --zip` writes
     untemplated = _without_chat_template(genai_model, tmp_path / "no-template")
