@@ -657,6 +657,32 @@ def test_a_tools_column_is_rendered_by_a_template_that_takes_tools(
         to_examples([{**row, "tools": "get_weather(city)"}], spec, tok)
 
 
+def test_tool_calls_a_template_does_not_render_are_not_trained_as_empty_answers(
+    tiny_llama: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """OpenAI-form rows whose assistant turn holds `tool_calls` (content "") on a template without tool calls: the
+    call vanished and the empty turn was trained as the answer, without a word."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    call = {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
+    calling = {"messages": [{"role": "user", "content": "weather in Paris?"},
+                            {"role": "assistant", "content": "", "tool_calls": [call]},
+                            {"role": "tool", "content": "sunny"}, {"role": "assistant", "content": "It is sunny."}]}
+    plain = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}  # fmt: skip
+    spec = DatasetSpec(name="json", data_files="x", format="messages", messages_field="messages")
+    with caplog.at_level("WARNING", logger="olive_ext"):
+        examples = to_examples([calling, plain], spec, tok)
+    assert len(examples) == 1 and examples[0].response.startswith("hello")
+    assert "1 of 2 rows of 'messages' hold assistant 'tool_calls' (first: row 0)" in caplog.text
+    with pytest.raises(UserInputError, match="does not render") as e:
+        to_examples([calling, calling], spec, tok)
+    assert "Qwen2.5" in (e.value.hint or "")
+    tok.chat_template = _TOOLS_TEMPLATE.replace(
+        "{{ m.content }}", "{{ m.content }}{% if m.tool_calls %}{{ m.tool_calls | tojson }}{% endif %}")
+    assert '"get_weather"' in to_examples([calling, plain], spec, tok)[0].text  # a template that renders them
+
+
 def test_columns_are_those_of_the_first_rows_together(tmp_path: Path) -> None:
     """A first row without the answer column made the check before work say the data lacks it ("it has: text, q")
     though the other rows hold it; the same rows later in the file were read as empty answers."""

@@ -411,11 +411,16 @@ def _from_messages(rows: Any, spec: DatasetSpec, columns: list[str], tokenizer: 
     examples: list[Example] = []
     broken: list[int] = []
     unanswered: list[int] = []
+    calls_lost: list[int] = []
+    renders_calls = "tool_calls" in str(tokenizer.chat_template)
     single_turn = 0
     for i, row in enumerate(rows):
         msgs = chat_messages(row, field, i)
         if msgs is None:
             broken.append(i)
+            continue
+        if not renders_calls and any(m.get("tool_calls") not in _NO_TOOLS for m in msgs):
+            calls_lost.append(i)  # the call would vanish and its turn train as an empty answer
             continue
         if msgs[-1].get("role") != "assistant":  # nothing to answer: trained whole, the user's turn was learnt
             unanswered.append(i)
@@ -436,6 +441,17 @@ def _from_messages(rows: Any, spec: DatasetSpec, columns: list[str], tokenizer: 
         if not examples:
             raise UserInputError(message)
         logger.warning("%s; those rows are skipped", message)
+    if calls_lost:
+        message = (
+            f"{len(calls_lost)} of {len(broken) + len(calls_lost) + len(examples)} rows of {field!r} hold assistant "
+            f"'tool_calls' (first: row {calls_lost[0]}), which this model's chat template does not render: the calls "
+            "would vanish and their turns train as empty answers"
+        )
+        hint = ("use a model whose chat template renders tool calls (Qwen2.5, Llama 3.1), or write each call into "
+                "its message's content as the model should say it")  # fmt: skip
+        if not examples:
+            raise UserInputError(message, hint=hint)
+        logger.warning("%s; those rows are skipped (%s)", message, hint)
     if unanswered:
         message = (
             f"{len(unanswered)} of {len(broken) + len(unanswered) + len(examples)} rows of {field!r} do not end with "
