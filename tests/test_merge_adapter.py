@@ -195,3 +195,22 @@ def test_a_llama_factory_export_yaml_merges_as_llamafactory_cli_export_does(
         assert main(["export", "bad.yaml"]) == 2, case
         assert says in capsys.readouterr().err, case
     assert not (tmp_path / "output" / "bad").exists()
+
+
+def test_unsloths_quantization_names_are_taken_and_quant_with_format_hf_is_refused(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Unsloth writes save_pretrained_gguf's methods in lower case (q4_k_m, q8_0, f16): `--quant q4_k_m` was an
+    argparse "invalid choice" and the API's "did you mean 'q4_k_m'?" suggested what it had refused; `--format hf
+    --quant Q8_0` wrote an unquantized model without a word."""
+    from olive_ext.cli import main
+    from olive_ext.passes.gguf_export import GgufExportConfig
+    from olive_ext.workflows.export import ExportOptions
+
+    assert ExportOptions(model_name_or_path="m", output_path="o", quant="q4_k_m").quant == "Q4_K_M"
+    assert ExportOptions(model_name_or_path="m", output_path="o", quant="fast_quantized").quant == "Q8_0"
+    assert GgufExportConfig(quant="f16").quant == "F16"
+    out = tmp_path / "merged"
+    assert main(["export", "-m", str(tiny_llama), "--format", "hf", "--quant", "q8_0", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--quant Q8_0 is for --format gguf" in err and not out.exists(), err

@@ -24,7 +24,7 @@ ORDER = 35
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from olive_ext.passes.gguf_export import GGUF_QUANTS
+    from olive_ext.passes.gguf_export import GGUF_QUANTS, gguf_quant_name
     from olive_ext.workflows.export import ExportOptions as O
 
     p.add_argument("config", nargs="?", metavar="LLAMA_FACTORY_YAML",
@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     option(p, O, "output_path", "-o", "--output_path", required=False)
     option(p, O, "overwrite", action="store_true")
     option(p, O, "format")
-    option(p, O, "quant", choices=list(GGUF_QUANTS))
+    option(p, O, "quant", choices=list(GGUF_QUANTS), type=gguf_quant_name)  # q4_k_m as Unsloth writes it
     option(p, O, "trust_remote_code", action="store_true")
     add_log_level(p)
 

@@ -298,11 +298,12 @@ def find_genai_model(root: Path) -> tuple[Path, dict[str, Path]]:
     folder = root if (root / "genai_config.json").exists() else root / str(info.get("model") or "model")
     if not (folder / "genai_config.json").exists():
         hint = "pass a bundle, an auto-opt or generate-adapter output folder, or a genai model folder"
-        if any((root / name).is_file() for name in ("config.json", "adapter_config.json", "adapter/adapter_config.json")):
+        hf_files = ("config.json", "adapter_config.json", "adapter/adapter_config.json")
+        if any((root / name).is_file() for name in hf_files):
             # a fine-tune output or a Hugging Face model (Unsloth's for_inference runs it in PyTorch): build it first
-            hint = (f"{root} is a Hugging Face model or a fine-tune output: build it first, with "
-                    f"`olive-ext auto-opt -m {root} -o out/opt` (measured candidates) or `olive-ext export -m {root} "
-                    "--quant Q8_0 -o out/gguf` (a GGUF, which chat and serve take too), then pass that folder")  # fmt: skip
+            hint = (f"{root} is a Hugging Face model or a fine-tune output: build it first, with `olive-ext auto-opt "
+                    f"-m {root} -o out/opt` (measured candidates) or `olive-ext export -m {root} --quant Q8_0 -o "
+                    "out/gguf` (a GGUF, which chat and serve take too), then pass that folder")  # fmt: skip
         raise UserInputError(f"{root} holds no onnxruntime-genai model (genai_config.json not found)", hint=hint)
     adapters = {p.name[: -len(ADAPTER_SUFFIX)]: p for p in sorted((root / "adapters").glob(f"*{ADAPTER_SUFFIX}"))}
     listed = info.get("adapters") or {}

@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from olive_ext.artifacts import Artifact
 from olive_ext.errors import MissingDependencyError, UserInputError
@@ -41,6 +41,20 @@ from olive_ext.quiet import quiet_loggers
 
 GgufQuant = Literal["Q4_0", "Q4_K_M", "Q5_K_M", "Q8_0", "Q4_K_S", "Q5_0", "Q6_K", "F16", "F32"]
 GGUF_QUANTS: tuple[str, ...] = get_args(GgufQuant)
+# Unsloth's save_pretrained_gguf names for a quantization type (its methods are lower case: q4_k_m, q8_0, f16)
+_UNSLOTH_QUANTS = {"not_quantized": "F16", "fast_quantized": "Q8_0", "quantized": "Q4_K_M"}
+
+
+def gguf_quant_name(value: Any) -> Any:
+    """A quantization type as llama.cpp spells it (``q4_k_m`` -> ``Q4_K_M``; Unsloth's ``quantized`` -> ``Q4_K_M``);
+    anything else as given, for the choices check to name."""
+    if not isinstance(value, str):
+        return value
+    spelled = {q.lower(): q for q in GGUF_QUANTS}
+    key = value.strip().lower()
+    return spelled.get(key) or _UNSLOTH_QUANTS.get(key) or value
+
+
 F32_FILE = "model-F32.gguf"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
                    "vocab.json", "merges.txt", "generation_config.json")  # fmt: skip
@@ -50,6 +64,11 @@ class GgufExportConfig(PassConfig):
     quant: GgufQuant = searchable(
         Field("Q4_K_M", description="llama.cpp quantization type (Q4_0, Q4_K_M, Q5_K_M, Q8_0, ... F16, F32)")
     )
+
+    @field_validator("quant", mode="before")
+    @classmethod
+    def _quant_name(cls, value: Any) -> Any:
+        return gguf_quant_name(value)
 
 
 @register_pass("gguf_export")

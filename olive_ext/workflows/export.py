@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from olive_ext.artifacts import Artifact, article
 from olive_ext.data import smoke_prompts
@@ -38,7 +38,14 @@ from olive_ext.models.hub import hub_model_folder
 from olive_ext.onnx.runtime import LLAMACPP_INSTALL, llama_cpp_available
 from olive_ext.options import Options, validate_options, with_options_signature
 from olive_ext.passes.dequantize_hf import dequantize_folder
-from olive_ext.passes.gguf_export import EXPORT_HINT, GgufExport, GgufQuant, export_gguf, source_problem
+from olive_ext.passes.gguf_export import (
+    EXPORT_HINT,
+    GgufExport,
+    GgufQuant,
+    export_gguf,
+    gguf_quant_name,
+    source_problem,
+)
 from olive_ext.passes.gguf_to_hf import convert_gguf
 from olive_ext.passes.merge_adapter import merge_adapter_into
 from olive_ext.quiet import api_call
@@ -71,6 +78,11 @@ class ExportOptions(Options):
     trust_remote_code: bool = Field(False, description="allow model code from the hub")
     overwrite: bool = Field(False, description="replace an existing output folder")
 
+    @field_validator("quant", mode="before")
+    @classmethod
+    def _quant_name(cls, value: Any) -> Any:  # Unsloth's q4_k_m, q8_0, f16 (lower case)
+        return gguf_quant_name(value)
+
 
 @dataclass
 class ExportResult(OutputFolder):
@@ -87,6 +99,10 @@ def run_export(opts: ExportOptions) -> ExportResult:
     # the checks the other commands make (quantized and pickled weights, hub models offline, the output apart)
     check_before_work(model=opts.model_name_or_path, cache_dir=None, output=out, overwrite=opts.overwrite)
     if opts.format == "hf":
+        if "quant" in opts.model_fields_set:  # it was ignored: the merged model came out unquantized
+            raise UserInputError(f"--quant {opts.quant} is for --format gguf: --format hf writes the merged model "
+                                 "unquantized, as safetensors",
+                                 hint="leave out --quant, or pass --format gguf")  # fmt: skip
         return _export_merged(opts, out)
     if not llama_cpp_available():
         raise MissingDependencyError("llama-cpp-python", "export --format gguf", LLAMACPP_INSTALL)
