@@ -125,7 +125,10 @@ class ParityCheck(Pass[ParityCheckConfig]):
                           "(the adapter merge or the export), and the quantized builds of the same conversion are "
                           "suspect too; report it with the model's config.json and adapter_config.json")
                     if precision == "fp32" else  # a lower precision may be allowed to differ more: the user says
-                    "relax a limit (passes.<step>.min_top1, max_abs_delta, ...) or set fail: false to only record",
+                    "in a recipe, relax a limit (passes.<step>.min_top1, max_abs_delta, ...) or set fail: false to "
+                    "only record; `olive-ext quantize --parity` fails beyond the default limits: leave out --parity "
+                    "(the build is smoke-run all the same), or compare precisions with `olive-ext auto-opt`, which "
+                    "records parity and measures accuracy",
                 )  # fmt: skip
                 # the quantized candidates come from the same conversion: without this, auto-opt chose an int4
                 # build of a wrongly merged adapter (top-1 0.2 against peft) and exited 0
