@@ -15,6 +15,7 @@ import pytest
 from convert_helpers import build
 
 import olive_ext.deploy
+from olive_ext.errors import UserInputError
 from olive_ext.onnx.chat import ChatSession, PromptTooLongError, Sampling
 from olive_ext.onnx.text_stream import TextStream, folder_decoder
 from olive_ext.workflows.chat import ChatOptions, chat_loop, open_chat
@@ -89,7 +90,7 @@ def test_old_turns_are_dropped_to_fit_the_context_window(genai_model: Path) -> N
 
 
 def test_the_commands_mistakes_are_one_line_errors(
-    genai_model: Path, tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    genai_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from olive_ext.cli import main
 
@@ -100,8 +101,6 @@ def test_the_commands_mistakes_are_one_line_errors(
         (["-m", str(tmp_path / "bundle.zip"), "--prompt", "hi"], "is an archive; the model runs from the bundle's"),
         (["-m", str(genai_model), "--prompt", "caf\udce9"], "is not UTF-8 text (cannot decode 0xe9)"),  # argv's b"\xe9"
         (["-m", str(genai_model), "--adapter", "", "--prompt", "hi"], "adapter '' not found"),  # a TypeError
-        # a fine-tune output or HF model (Unsloth's for_inference): the hint named outputs the user did not have
-        (["-m", str(tiny_llama), "--prompt", "hi"], "is a Hugging Face model or a fine-tune output: build it first"),
     ]
     (tmp_path / "bundle.zip").write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip: what `package --zip` writes
     untemplated = _without_chat_template(genai_model, tmp_path / "no-template")
@@ -550,3 +549,42 @@ def test_sigterm_as_the_prompt_is_written_ends_the_chat() -> None:
     proc = subprocess.run([sys.executable, "-c", _SIGTERM_AS_THE_PROMPT_IS_WRITTEN], stdin=subprocess.PIPE,
                           capture_output=True, timeout=60)  # fmt: skip
     assert proc.returncode == 0 and proc.stdout == b"terminated", proc
+
+
+def test_a_fine_tune_output_chats_in_pytorch_as_transformers_and_peft_answer(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Unsloth's for_inference: trying a fine-tune right after training. chat refused a Hugging Face model or an
+    adapter folder ("holds no onnxruntime-genai model"); it answers in PyTorch with the adapter applied."""
+    import torch
+    from peft import PeftModel
+    from tiny_models import make_random_adapter
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from olive_ext.cli import main
+
+    adapter = make_random_adapter(tiny_llama, tmp_path / "adapter")
+    session = open_chat(ChatOptions(model_name_or_path=str(adapter), max_new_tokens=12))
+    reply = session.answer("tell me a story")
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama), adapter).eval()
+    text = tok.apply_chat_template([{"role": "user", "content": "tell me a story"}], add_generation_prompt=True,
+                                   tokenize=False)  # fmt: skip
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    ids = ids if ids[:1] == [tok.bos_token_id] else [tok.bos_token_id, *ids]
+    assert session.last_prompt_ids == ids  # the template and the BOS fine-tuning put before prompts
+    with torch.no_grad():
+        out = model.generate(torch.tensor([ids]), max_new_tokens=12, do_sample=False, eos_token_id=tok.eos_token_id)
+    expected = tok.decode(out[0, len(ids):].tolist(), skip_special_tokens=True)
+    assert reply.text == expected.rstrip("\ufffd") and reply.text, (reply.text, expected)
+    base = open_chat(ChatOptions(model_name_or_path=str(tiny_llama), max_new_tokens=12)).answer("tell me a story")
+    assert base.text != reply.text  # the adapter is applied
+    assert main(["chat", "-m", str(adapter), "--prompt", "tell me a story", "--max_new_tokens", "12"]) == 0
+    assert reply.text in capsys.readouterr().out
+    assert main(["chat", "-m", str(adapter), "--adapter", "x", "--prompt", "hi"]) == 2
+    assert "leave out --adapter" in capsys.readouterr().err
+    from olive_ext.serve.backend import load_backend  # serve needs a built model: it says how to build one
+
+    with pytest.raises(UserInputError, match="holds no model serve runs") as e:
+        load_backend(str(adapter))
+    assert "build it first" in (e.value.hint or "") and "auto-opt" in (e.value.hint or "")

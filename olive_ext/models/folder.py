@@ -288,6 +288,16 @@ def skip_on_copy(_dir: str, names: list[str]) -> list[str]:
 ADAPTER_SUFFIX = ".onnx_adapter"
 
 
+def build_first_hint(root: Path) -> str | None:
+    """What to do with a Hugging Face model or a fine-tune output given where a built model is needed (serve,
+    package), or None when ``root`` is neither."""
+    if not any((root / name).is_file() for name in ("config.json", ADAPTER_CONFIG, f"adapter/{ADAPTER_CONFIG}")):
+        return None
+    return (f"{root} is a Hugging Face model or a fine-tune output: build it first, with `olive-ext auto-opt -m "
+            f"{root} -o out/opt` (measured candidates) or `olive-ext export -m {root} --quant Q8_0 -o out/gguf` (a "
+            "GGUF), then pass that folder (`olive-ext chat` takes it as it is, in PyTorch)")
+
+
 def find_genai_model(root: Path) -> tuple[Path, dict[str, Path]]:
     """The genai model folder under ``root`` and its adapters by name.
 
@@ -297,13 +307,7 @@ def find_genai_model(root: Path) -> tuple[Path, dict[str, Path]]:
     info = _config_of(root)
     folder = root if (root / "genai_config.json").exists() else root / str(info.get("model") or "model")
     if not (folder / "genai_config.json").exists():
-        hint = "pass a bundle, an auto-opt or generate-adapter output folder, or a genai model folder"
-        hf_files = ("config.json", "adapter_config.json", "adapter/adapter_config.json")
-        if any((root / name).is_file() for name in hf_files):
-            # a fine-tune output or a Hugging Face model (Unsloth's for_inference runs it in PyTorch): build it first
-            hint = (f"{root} is a Hugging Face model or a fine-tune output: build it first, with `olive-ext auto-opt "
-                    f"-m {root} -o out/opt` (measured candidates) or `olive-ext export -m {root} --quant Q8_0 -o "
-                    "out/gguf` (a GGUF, which chat and serve take too), then pass that folder")  # fmt: skip
+        hint = build_first_hint(root) or "pass a bundle, an auto-opt or generate-adapter output, or a genai folder"
         raise UserInputError(f"{root} holds no onnxruntime-genai model (genai_config.json not found)", hint=hint)
     adapters = {p.name[: -len(ADAPTER_SUFFIX)]: p for p in sorted((root / "adapters").glob(f"*{ADAPTER_SUFFIX}"))}
     listed = info.get("adapters") or {}

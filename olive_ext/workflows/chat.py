@@ -19,7 +19,7 @@ from pydantic import Field, field_validator
 
 from olive_ext.errors import Terminated, UserInputError
 from olive_ext.line_reader import line_reader
-from olive_ext.models.folder import find_genai_model
+from olive_ext.models.folder import find_genai_model, resolve_model_arg
 from olive_ext.onnx.chat import (
     ChatSession,
     ChatTemplateRejectedError,
@@ -36,6 +36,7 @@ logger = logging.getLogger("olive_ext")
 
 if TYPE_CHECKING:
     from olive_ext.serve.llama_cpp_backend import LlamaCppBackend
+    from olive_ext.workflows.chat_torch import TorchChatSession
 
 HELP_LINE = "/reset forgets the conversation, /exit (or Ctrl-D) quits; Ctrl-C stops an answer"
 EXIT_WORDS = {"/exit", "/quit", "/bye"}
@@ -45,7 +46,8 @@ class ChatOptions(Options):
     """Everything `olive-ext chat` takes."""
 
     model_name_or_path: str = Field(
-        description="a genai model folder, a .gguf, or an olive-ext output/bundle folder holding either in model/"
+        description="a genai model folder, a .gguf, an olive-ext output/bundle folder holding either in model/, or a "
+        "fine-tune output, adapter folder or Hugging Face model (run in PyTorch)"
     )
     adapter: str | None = Field(None, description="name of an adapter to activate")
     prompt: str | None = Field(None, description="one prompt; without it, read prompts from the terminal")
@@ -82,7 +84,7 @@ def not_utf8(text: str) -> str | None:
     return f"is not UTF-8 text (cannot decode {shown}); write it in UTF-8 (check the terminal's or file's encoding)"
 
 
-def open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession:
+def open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession | TorchChatSession:
     """:func:`_open_chat` with Ctrl-C and SIGTERM held back from the runtime's threads it starts: a signal the kernel
     gave one of them set Python's flag but left the main thread blocked reading the next message, so SIGTERM ended
     chat only when its input closed (1 run in 4 under load). Threads inherit the mask of the thread that starts them."""
@@ -98,7 +100,7 @@ def open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession:
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
-def _open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession:
+def _open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession | TorchChatSession:
     """Load the model (and adapters) the options name: a GGUF model (a .gguf, or an output or bundle holding one)
     on llama.cpp, else a genai model; a folder that holds neither is refused first."""
     # serve's backends (llama.cpp, deploy and protocol modules at import): loaded by a chat, not by --help
@@ -119,7 +121,13 @@ def _open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession:
         if not backend.has_chat_template:
             raise _no_template(root)
         return _probed(GGUFChatSession(backend, opts.system, opts.sampling(), opts.max_new_tokens), root, opts)
-    folder, adapters = find_genai_model(root)
+    try:
+        folder, adapters = find_genai_model(root)
+    except UserInputError:
+        torch_session = _torch_chat(root, opts)  # a Hugging Face model or fine-tune output: chat in PyTorch
+        if torch_session is None:
+            raise
+        return _probed(torch_session, root, opts)
     if opts.adapter is not None and opts.adapter not in adapters:  # "" too: it reached onnxruntime-genai (TypeError)
         known = ", ".join(sorted(adapters)) or "none"
         raise UserInputError(f"adapter {opts.adapter!r} not found in {root}; adapters there: {known}")
@@ -134,7 +142,28 @@ def _open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession:
     return _probed(session, root, opts, folder)
 
 
-_Session = TypeVar("_Session", bound="ChatSession | GGUFChatSession")
+_Session = TypeVar("_Session", bound="ChatSession | GGUFChatSession | TorchChatSession")
+
+
+def _torch_chat(root: Path, opts: ChatOptions) -> TorchChatSession | None:
+    """A PyTorch chat on ``root`` when it is a Hugging Face model or a fine-tune output (its base with its adapter),
+    else None."""
+    try:
+        source = resolve_model_arg(str(root))
+    except UserInputError:
+        return None
+    if source.kind != "hf":
+        return None
+    if opts.adapter:
+        raise UserInputError(f"{root} is a Hugging Face model: --adapter {opts.adapter} names an adapter of a built "
+                             "model", hint="leave out --adapter (a fine-tune output's adapter is applied)")  # fmt: skip
+    # transformers and peft: loaded only for a chat in PyTorch
+    from olive_ext.workflows.chat_torch import TorchChatSession
+
+    logger.info("chatting with %s in PyTorch (fp32%s): slower than a built model; `olive-ext auto-opt -m %s` builds "
+                "and measures the fast one", source.path, f", adapter {source.adapter_path}" if source.adapter_path
+                else "", root)  # fmt: skip
+    return TorchChatSession(source, opts.system, opts.sampling(), opts.max_new_tokens, opts.context_length)
 
 
 def _probed(session: _Session, root: Path, opts: ChatOptions, folder: Path | None = None) -> _Session:
@@ -251,7 +280,7 @@ def write_stdout(text: str) -> None:
 
 
 def chat_loop(
-    session: ChatSession | GGUFChatSession,
+    session: ChatSession | GGUFChatSession | TorchChatSession,
     read: Callable[[str], str] | None = None,
     write: Callable[[str], Any] = write_stdout,
 ) -> None:
@@ -288,7 +317,7 @@ def chat_loop(
             write("\n")
 
 
-def _turn(session: ChatSession | GGUFChatSession, text: str, write: Callable[[str], Any]) -> None:
+def _turn(session: ChatSession | GGUFChatSession | TorchChatSession, text: str, write: Callable[[str], Any]) -> None:
     if not text:
         return
     if text == "/reset":
