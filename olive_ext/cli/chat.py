@@ -9,9 +9,10 @@ from olive_ext.cli.common import add_log_level, option
 READS_HUB = False  # built models only: no hub probe (olive_ext/cli/common.py)
 
 NAME = "chat"
-HELP = "chat with a built model: onnxruntime-genai or GGUF (auto-opt, generate-adapter output, a bundle, a .gguf)"
+HELP = "chat with a built model (auto-opt, generate-adapter output, a bundle, a .gguf) or a fine-tune output"
 DESCRIPTION = """Stream answers from a built model with its own chat template; generation stops at the
-model's end-of-turn token. The conversation is kept (the oldest turns are dropped when it outgrows
+model's end-of-turn token. A fine-tune output, an adapter folder or a local Hugging Face model
+runs in PyTorch (fp32, the adapter applied): slower, for trying a fine-tune before auto-opt. The conversation is kept (the oldest turns are dropped when it outgrows
 the context window); /reset forgets it, /exit or Ctrl-D quits, Ctrl-C stops an answer.
 
 Answers are greedy by default (what auto-opt measured); --temperature above 0 samples.
@@ -19,6 +20,7 @@ Answers are greedy by default (what auto-opt measured); --temperature above 0 sa
   olive-ext chat -m out/onnx
   olive-ext chat -m out/onnx --temperature 0.7 --top_p 0.9 --repetition_penalty 1.1
   olive-ext chat -m out/multi --adapter tone --prompt "I love this!"
+  olive-ext chat -m out/ft --prompt "I love this!"
 """
 ORDER = 60
 
