@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime
 import os
@@ -9,9 +10,15 @@ import platform
 import re
 import statistics
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
@@ -67,17 +74,32 @@ def run_timed(
     with open(log, "w") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=cwd)
         root = psutil.Process(proc.pid)
-        while proc.poll() is None:
-            with contextlib.suppress(psutil.Error):
-                peak = max(peak, sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]))
-            over = max_rss_mb is not None and peak > max_rss_mb * 2**20
-            if (time.perf_counter() - started > timeout or over) and not (timed_out or over_memory):
-                timed_out, over_memory = not over, over
-                for p in [*root.children(recursive=True), root]:
-                    with contextlib.suppress(psutil.Error):
-                        p.kill()
-            time.sleep(0.05)
+        try:
+            while proc.poll() is None:
+                with contextlib.suppress(psutil.Error):
+                    peak = max(peak, sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]))
+                over = max_rss_mb is not None and peak > max_rss_mb * 2**20
+                if (time.perf_counter() - started > timeout or over) and not (timed_out or over_memory):
+                    timed_out, over_memory = not over, over
+                    _kill_tree(root)
+                time.sleep(0.05)
+        except BaseException:  # Ctrl-C or an error here: the tree must not outlive the benchmark
+            _kill_tree(root)
+            proc.wait()
+            raise
     return Timed(argv, proc.returncode, time.perf_counter() - started, peak / 2**20, log, timed_out, over_memory)
+
+
+def _kill_tree(root: psutil.Process) -> None:
+    """Kill a process and its descendants (children first), ignoring those already gone."""
+    import psutil
+
+    procs = [root]
+    with contextlib.suppress(psutil.Error):
+        procs = [*root.children(recursive=True), root]
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
 
 
 def spread(values: list[float], digits: int = 1) -> str:
@@ -133,10 +155,45 @@ def portable_paths(text: str) -> str:
     return text
 
 
+def output_path(text: str | Path) -> Path:
+    """An argparse ``type`` for --write/--json: the path (relative to the current directory) made absolute.
+
+    Refused before any benchmark runs when it could not be written at the end: a folder, a read-only file,
+    or a parent folder that cannot be created or written.
+    """
+    path = Path(text).expanduser().absolute()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder: give a file path")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{text} is not writable: give a file you can write")
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot create {path.parent} ({folder} is not writable): give another path")
+    return path
+
+
+def shown_path(path: Path) -> str:
+    """``path`` as a command line quoted in RESULTS.md shows it: relative to the repository root when inside it."""
+    path = Path(path).absolute()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def run_main(main: Callable[[], object]) -> NoReturn:
+    """Run a benchmark's ``main()`` and exit with its result; Ctrl-C exits 130 with one line, not a traceback."""
+    try:
+        result = main()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    raise SystemExit(result if isinstance(result, int) else 0)
+
+
 def write_section(path: Path, title: str, body: str) -> None:
     """Replace the '## title' section of a markdown file (or append it), keeping the others in place.
 
-    Paths are written relative to the repository (see portable_paths)."""
+    Paths are written relative to the repository (see portable_paths); the file's folder is created if missing."""
     old = path.read_text() if path.exists() else "# Benchmark results\n"
     section = f"## {title}\n\n{portable_paths(body).strip()}\n"
     start = old.find(f"\n## {title}\n")
@@ -145,4 +202,5 @@ def write_section(path: Path, title: str, body: str) -> None:
         new = old[: start + 1] + section + ("\n" + old[end + 1 :] if end >= 0 else "")
     else:
         new = old.rstrip() + "\n\n" + section
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(new)

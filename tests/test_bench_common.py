@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
 
-from benchmarks._common import RESULTS, ROOT, write_section
+import pytest
+
+from benchmarks._common import RESULTS, ROOT, output_path, run_main, shown_path, write_section
 
 # an absolute path of a POSIX machine, not a URL (no ':' before the slash)
 ABSOLUTE = re.compile(r"(?<![\w:/.~])/(?:root|home|work|tmp|Users|mnt|opt|var)/[\w.-]")
@@ -28,3 +31,41 @@ def test_write_section_writes_repository_paths_relative_and_home_as_tilde(tmp_pa
 def test_results_md_has_no_absolute_paths() -> None:
     found = [line[:120] for line in RESULTS.read_text().splitlines() if ABSOLUTE.search(line)]
     assert not found, found
+
+
+def test_write_section_creates_the_missing_folder(tmp_path: Path) -> None:
+    results = tmp_path / "new" / "deeper" / "RESULTS.md"
+    write_section(results, "Start-up", "figures")
+    assert "## Start-up\n\nfigures" in results.read_text()
+
+
+def test_output_path_resolves_against_the_current_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert output_path("sub/out.md") == tmp_path / "sub" / "out.md"
+
+
+def test_output_path_refuses_what_cannot_be_written_up_front(tmp_path: Path) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="is a folder"):
+        output_path(str(tmp_path))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(argparse.ArgumentTypeError, match="cannot create"):
+        output_path(str(blocker / "sub" / "out.md"))
+
+
+def test_shown_path_is_relative_to_the_repository() -> None:
+    assert shown_path(RESULTS) == "benchmarks/RESULTS.md"
+    assert shown_path(Path("/elsewhere/out.md")) == "/elsewhere/out.md"
+
+
+def test_run_main_turns_ctrl_c_into_exit_130_and_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as exit_:
+        run_main(interrupted)
+    assert exit_.value.code == 130
+    assert capsys.readouterr().err == "interrupted\n"
+    with pytest.raises(SystemExit) as exit_:
+        run_main(lambda: None)
+    assert exit_.value.code == 0
