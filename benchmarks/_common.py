@@ -158,19 +158,22 @@ def portable_paths(text: str) -> str:
 def output_path(text: str | Path) -> Path:
     """An argparse ``type`` for --write/--json: the path (relative to the current directory) made absolute.
 
-    Refused before any benchmark runs when it could not be written at the end: a folder, a read-only file,
-    or a parent folder that cannot be created or written.
+    Its folder is created now; refused before any benchmark runs when it could not be written at the end:
+    a folder, a read-only file, or a parent folder that cannot be created or written.
     """
     path = Path(text).expanduser().absolute()
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a folder: give a file path")
     if path.exists() and not os.access(path, os.W_OK):
         raise argparse.ArgumentTypeError(f"{text} is not writable: give a file you can write")
-    folder = path.parent
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise argparse.ArgumentTypeError(f"cannot create {path.parent} ({folder} is not writable): give another path")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{path.parent} is a file, not a folder: give another path")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"cannot create {path.parent} ({e.strerror}): give another path") from None
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{path.parent} is not writable: give another path")
     return path
 
 

@@ -25,7 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import load_average, machine_line, run_timed, today, write_section  # noqa: E402
+from benchmarks._common import load_average, machine_line, output_path, run_timed, today, write_section  # noqa: E402
 from benchmarks.auto_opt import WORK, finetune, ours_argv, summarize_ours  # noqa: E402
 
 
@@ -84,7 +84,7 @@ def main() -> None:
     ap.add_argument("--ft", type=Path, default=None, help="the fine-tuned model folder (default: the demo's, cached)")
     ap.add_argument("--candidates", default="default", choices=["default", "onnx7"])
     ap.add_argument("--working-first", action="store_true", help="start with the working tree (then alternate)")
-    ap.add_argument("--write", type=Path, default=None, help="append the table to this section of a markdown file")
+    ap.add_argument("--write", type=output_path, default=None, help="write the table into this markdown file")
     ap.add_argument("--section", default="Auto-opt A/B")
     args = ap.parse_args()
     if args.ft is None:
@@ -121,7 +121,7 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     if args.write:
-        write_section(args.write if args.write.is_absolute() else ROOT / args.write, args.section, table)
+        write_section(args.write, args.section, table)
 
 
 if __name__ == "__main__":

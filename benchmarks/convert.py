@@ -27,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import output_path, shown_path  # noqa: E402
+
 
 @dataclass
 class Build:
@@ -136,7 +138,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=["olive-ext", "olive"], default=None, help="run one tool's builds only")
     ap.add_argument("--timeout", type=int, default=900, help="seconds before a build is killed")
-    ap.add_argument("--write", type=Path, default=None, help="append the table under '## Conversion' in this file")
+    ap.add_argument("--write", type=output_path, default=None, help="replace '## Conversion' in this file")
     args = ap.parse_args()
 
     from benchmarks._envs import env_bin
@@ -191,7 +193,8 @@ def _write(path: Path, text: str) -> None:
     stamp = datetime.date.today().isoformat()
     cpus = os.cpu_count()
     header = (
-        f"`python benchmarks/convert.py --write {path.name}`, {stamp}, {platform.machine()} with {cpus} CPU cores "
+        f"`python benchmarks/convert.py --write {shown_path(path)}`, {stamp}, {platform.machine()} with {cpus} CPU "
+        "cores "
         "(every tool used its default thread count: onnxruntime and torch take all cores); one run per build, "
         f"cold cache; 1-minute load average {os.getloadavg()[0]:.1f} at the end.\n\n"
     )

@@ -47,6 +47,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "recipes" / "data"))
 
+from benchmarks._common import output_path, shown_path  # noqa: E402
+
 SHARED = {"batch": 4, "lr": 5e-4, "r": 16, "alpha": 32, "dropout": 0.0, "seed": 42}
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -273,7 +275,7 @@ def main() -> None:
     ap.add_argument(
         "--only", default=None, help="comma-separated: olive-ext,olive-ext-fp32,plain,olive-fair,olive-default"
     )
-    ap.add_argument("--write", type=Path, default=None, help="replace the '## Fine-tuning' section of this file")
+    ap.add_argument("--write", type=output_path, default=None, help="replace the '## Fine-tuning' section of this file")
     args = ap.parse_args()
     from make_tasks import TASKS
 
@@ -368,7 +370,8 @@ def write(path: Path, text: str, args: argparse.Namespace) -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     header = (
         f"`python benchmarks/finetune.py --steps {args.steps} --olive-timeout {args.olive_timeout} --write "
-        f"{path.name}`, {datetime.date.today().isoformat()}, {platform.machine()} with {os.cpu_count()} CPU cores, "
+        f"{shown_path(path)}`, {datetime.date.today().isoformat()}, {platform.machine()} with {os.cpu_count()} CPU "
+        "cores, "
         f"torch {torch.__version__} on {torch.get_num_threads()} threads (every tool used its default thread "
         f"count); one run per row, in sequence; 1-minute load average {load:.1f} at the end.\n\n"
     )

@@ -25,6 +25,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import output_path, shown_path  # noqa: E402
+
 # name -> (what changes, FinetuneOptions overrides, patch)
 VARIANTS: dict[str, tuple[str, dict[str, Any], str | None]] = {
     "ours": ("olive-ext defaults (fp32, dynamic padding, length grouping, answer-only logits, dropout 0)", {}, None),
@@ -118,7 +120,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--only", default=None, help="comma-separated variant names")
-    ap.add_argument("--write", type=Path, default=None, help="replace this section in a results file")
+    ap.add_argument("--write", type=output_path, default=None, help="replace this section in a results file")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--json", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -174,7 +176,8 @@ def write(path: Path, text: str, args: argparse.Namespace) -> None:
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     header = (
-        f"`python benchmarks/finetune_ablation.py --steps {args.steps} --repeats {args.repeats} --write {path.name}`, "
+        f"`python benchmarks/finetune_ablation.py --steps {args.steps} --repeats {args.repeats} --write "
+        f"{shown_path(path)}`, "
         f"{datetime.date.today().isoformat()}, {platform.machine()} with {os.cpu_count()} CPU cores; LoRA r 16 on "
         "SmolLM2-135M-Instruct, tone task, batch 4, one change per row against olive-ext's defaults; median step "
         f"time after two warm-up steps, best of the repeats (1-minute load average {load:.1f} at the end: the "

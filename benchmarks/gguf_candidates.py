@@ -33,6 +33,7 @@ from benchmarks._common import (  # noqa: E402
     OFFLINE_ENV,
     load_average,
     machine_line,
+    output_path,
     run_timed,
     today,
     wait_for_quiet,
@@ -81,7 +82,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quiet-load", type=float, default=1.0, help="wait for the 1-minute load to drop below this")
     ap.add_argument("--quiet-wait", type=float, default=0, help="seconds to wait for that before starting (0: no wait)")
-    ap.add_argument("--write", type=Path, default=None, help=f"replace the '{TITLE}' section of this file")
+    ap.add_argument("--write", type=output_path, default=None, help=f"replace the '{TITLE}' section of this file")
     ap.add_argument("--small", action="store_true", help="a quick check that the script runs (no --write)")
     args = ap.parse_args()
     if args.small and args.write:

@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _common import output_path  # noqa: E402
+
 ROWS = ("lora-auto", "lora-fp32", "qlora", "dora", "plain-fp32", "plain-bf16")
 TEMPLATE = "Phrase: {phrase}\\nTone: {tone}"
 
@@ -81,8 +83,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--rows", default=",".join(ROWS))
     ap.add_argument("--work", type=Path, default=None)
-    ap.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
-    ap.add_argument("--write", type=Path, default=None, help="replace the '## Fine-tuning on a GPU' section")
+    ap.add_argument("--json", type=output_path, default=None, help="also write the rows as JSON here")
+    ap.add_argument("--write", type=output_path, default=None, help="replace the '## Fine-tuning on a GPU' section")
     ap.add_argument("--cpu", action="store_true", help="try the script without a GPU (use --sizes tiny)")
     args = ap.parse_args()
     import torch

@@ -10,7 +10,7 @@ with the tests' small BPE tokenizer, so nothing is downloaded. Then, each as its
   its parity check) and the evaluation of the candidate and of the PyTorch reference, peak RSS of
   the whole process tree (workers included), sampled every 50 ms.
 
-Target: every phase under 4 GB. Usage: ``python benchmarks/memory_phases.py [--write RESULTS.md]``.
+Target: every phase under 4 GB. Usage: ``python benchmarks/memory_phases.py [--write benchmarks/RESULTS.md]``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import RESULTS, ROOT, load_average, machine_line, run_timed, today, write_section
+from _common import RESULTS, ROOT, load_average, machine_line, output_path, run_timed, today, write_section
 
 LIMIT_MB = 4096
 TASK = ROOT / "recipes" / "data" / "tone.jsonl"
@@ -54,7 +54,7 @@ def olive_ext(*args: str) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", type=Path, nargs="?", const=RESULTS, help="write the table into RESULTS.md")
+    parser.add_argument("--write", type=output_path, nargs="?", const=RESULTS, help="write the table into RESULTS.md")
     parser.add_argument("--steps", type=int, default=4)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="memory-phases-"))

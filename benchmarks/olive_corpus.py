@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -33,6 +35,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._common import output_path, run_main  # noqa: E402
+
 CORPUS = ROOT / "benchmarks" / "olive_configs"
 SOURCES = {  # name -> (git ref, folder inside the repository)
     "olive-examples": ("v0.9.2^{commit}", "examples"),
@@ -155,8 +161,22 @@ def corpus_files() -> list[Path]:
     return sorted(p for p in CORPUS.rglob("*") if p.suffix in {".json", ".yaml", ".yml"} and p.name != "MANIFEST.json")
 
 
+def _die_with_parent() -> None:
+    """Make this worker end with the process that started it: Ctrl-C is the parent's to handle (it kills the
+    worker), and on Linux the kernel kills the worker when the parent dies, however it dies."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the parent was already gone
+        raise SystemExit(1)
+
+
 def _worker(lenient: bool) -> None:
     """Read config paths on stdin, print one JSON result per line."""
+    _die_with_parent()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("OLIVE_DISABLE_TELEMETRY", "1")
     import logging
@@ -239,20 +259,22 @@ def validate(files: list[Path], timeout: float, lenient: bool = False) -> list[d
     pool = _Pool(lenient)
     results = []
     first = True
-    for f in files:
-        proc = pool.start()
-        assert proc.stdin is not None
-        proc.stdin.write(str(f) + "\n")
-        proc.stdin.flush()
-        line = _read_line(proc, timeout + (60 if first else 0))  # the first config also pays the imports
-        first = False
-        if not line:
-            results.append({"path": str(f), "status": "hang" if line is None else "crash"})
-            pool.kill()
-            first = True
-            continue
-        results.append(json.loads(line))
-    pool.kill()
+    try:
+        for f in files:
+            proc = pool.start()
+            assert proc.stdin is not None
+            proc.stdin.write(str(f) + "\n")
+            proc.stdin.flush()
+            line = _read_line(proc, timeout + (60 if first else 0))  # the first config also pays the imports
+            first = False
+            if not line:
+                results.append({"path": str(f), "status": "hang" if line is None else "crash"})
+                pool.kill()
+                first = True
+                continue
+            results.append(json.loads(line))
+    finally:  # Ctrl-C included: the worker goes with us
+        pool.kill()
     return results
 
 
@@ -327,7 +349,7 @@ def main() -> None:
     parser.add_argument("--olive", type=Path, help="extract: git directory of microsoft/Olive")
     parser.add_argument("--recipes", type=Path, help="extract: git directory of microsoft/olive-recipes")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds one config may take to validate")
-    parser.add_argument("--json", type=Path, help="write every config's result here")
+    parser.add_argument("--json", type=output_path, help="write every config's result here")
     parser.add_argument("--only", help="validate the configs whose path contains this text")
     parser.add_argument("--lenient", action="store_true", help="as `olive-ext validate --lenient`")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -350,4 +372,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "recipes" / "data"))
 
-from benchmarks._common import load_average, machine_line, today, write_section  # noqa: E402
+from benchmarks._common import load_average, machine_line, output_path, today, write_section  # noqa: E402
 
 TITLE = "OpenVINO builds beside onnxruntime builds (SmolLM2, MiniLM)"
 WORK = ROOT / "benchmarks" / ".work" / "openvino"
@@ -99,7 +99,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=30, help="held-out tone rows scored")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--write", type=Path, default=None, help="RESULTS.md to write the section into")
+    parser.add_argument("--write", type=output_path, default=None, help="RESULTS.md to write the section into")
     parser.add_argument("--keep-cache", action="store_true", help="reuse benchmarks/.work/openvino/cache")
     args = parser.parse_args()
 

@@ -29,7 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import OFFLINE_ENV, load_average, machine_line, today  # noqa: E402
+from benchmarks._common import OFFLINE_ENV, load_average, machine_line, output_path, today  # noqa: E402
 
 
 def _cpu() -> float:
@@ -132,7 +132,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--candidates", choices=("default", "onnx7"), default="default")
     ap.add_argument("--cached", action="store_true", help="reuse the cache of the previous profile run")
-    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--json", type=output_path, default=None)
     ap.add_argument("--ft", type=Path, default=None, help="a fine-tune folder to use (default: trained once, cached)")
     ap.add_argument("--tag", default="profile", help="folder under .bench/auto-opt/ for this run's cache and output")
     args = ap.parse_args()

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from ray_cluster import Cluster  # noqa: E402
 
-from benchmarks._common import load_average, machine_line, today, write_section  # noqa: E402
+from benchmarks._common import load_average, machine_line, output_path, today, write_section  # noqa: E402
 
 
 def _rows(path: Path, n: int) -> Path:
@@ -57,7 +57,7 @@ def _auto_opt(model: Path, data: Path, out: Path, cache: Path, candidates: int, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", type=Path, help="write the table into this RESULTS.md")
+    parser.add_argument("--write", type=output_path, help="write the table into this RESULTS.md")
     parser.add_argument("--model", default="tiny", help="'tiny' (the tests' in-code Llama) or a model folder")
     parser.add_argument("--candidates", type=int, default=6)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])

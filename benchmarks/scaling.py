@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import OFFLINE_ENV, ROOT, load_average, machine_line, run_timed, today, write_section
+from _common import OFFLINE_ENV, ROOT, load_average, machine_line, output_path, run_timed, today, write_section
 
 TASK = ROOT / "recipes" / "data" / "tone.jsonl"
 TEMPLATE = "Phrase: {phrase}\\nTone: {tone}"
@@ -260,7 +260,7 @@ def main() -> None:
     ap.add_argument("--precisions", nargs="+", default=["int4", "fp32", "int8"], choices=["fp32", "int8", "int4"])
     ap.add_argument("--eval-rows", type=int, default=4, help="evaluation rows of the tone task")
     ap.add_argument("--work", type=Path, default=None, help="work folder (default: a new temporary one)")
-    ap.add_argument("--write", type=Path, default=None, help="write the table into this RESULTS.md")
+    ap.add_argument("--write", type=output_path, default=None, help="write the table into this RESULTS.md")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="scaling-"))
     work.mkdir(parents=True, exist_ok=True)
