@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _common import RESULTS, load_average, machine_line, today, write_section  # noqa: E402
+from _common import RESULTS, load_average, machine_line, run_main, today, write_section  # noqa: E402
 from recipe_mutants import Mutant, mutate, seed_texts  # noqa: E402
 
 from olive_ext.cli import main as cli_main  # noqa: E402
@@ -70,6 +70,8 @@ def run_one(mutant: Mutant, folder: Path, timeout: float) -> tuple[int | None, B
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
             code = cli_main(["validate", path])
+        if code in (130, 143):  # the CLI turns Ctrl-C (SIGTERM) into 130 (143): that stops the run, not a mutant
+            raise KeyboardInterrupt
         return code, None, time.perf_counter() - start, out.getvalue()
     except KeyboardInterrupt:
         raise
@@ -90,6 +92,8 @@ def main() -> None:
     ap.add_argument("--save", type=Path, help="copy each failing mutant into this folder")
     ap.add_argument("--write", action="store_true", help="record the figures in benchmarks/RESULTS.md")
     args = ap.parse_args()
+    if args.mutants < 1:
+        ap.error(f"-n {args.mutants}: give 1 or more mutants")
     load_before = load_average()
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -176,4 +180,4 @@ def write_results(lines: list[str], args: argparse.Namespace, load_before: float
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
