@@ -54,12 +54,15 @@ def batches(hf: Path, n: int, batch: int, order_name: str = "grouped") -> list[l
     return [[rows[j] for j in order[i * batch : (i + 1) * batch]] for i in range(n)]
 
 
+VARIANTS = ("full", "selected", "padding-free", "packed")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=6, help="batches per variant per round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--variants", default="full,selected,padding-free,packed")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of: {', '.join(VARIANTS)}")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument(
         "--order",
@@ -69,6 +72,9 @@ def main() -> None:
     )
     ap.add_argument("--threads", type=int, default=0, help="torch threads (1: CPU time without spin-waiting)")
     args = ap.parse_args()
+    unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
+    if unknown:
+        ap.error(f"--variants: unknown {', '.join(unknown)}; give a comma-separated list of {', '.join(VARIANTS)}")
 
     import torch
     from peft import LoraConfig, get_peft_model

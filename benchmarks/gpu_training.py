@@ -81,12 +81,20 @@ def main() -> None:
     ap.add_argument("--sizes", nargs="+", default=["0.5b"])
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--rows", default=",".join(ROWS))
+    ap.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, of: {', '.join(ROWS)}")
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--json", type=output_path, default=None, help="also write the rows as JSON here")
     ap.add_argument("--write", type=output_path, default=None, help="replace the '## Fine-tuning on a GPU' section")
     ap.add_argument("--cpu", action="store_true", help="try the script without a GPU (use --sizes tiny)")
     args = ap.parse_args()
+    from scaling import SHAPES
+
+    unknown = [r for r in args.rows.split(",") if r not in ROWS]
+    if unknown:
+        ap.error(f"--rows: unknown {', '.join(unknown)}; give a comma-separated list of {', '.join(ROWS)}")
+    unknown = [s for s in args.sizes if s not in SHAPES]
+    if unknown:
+        ap.error(f"--sizes: unknown {', '.join(unknown)}; give some of {', '.join(SHAPES)}")
     import torch
 
     if not torch.cuda.is_available() and not args.cpu:
