@@ -40,10 +40,10 @@ class Timed:
         return self.returncode == 0 and not self.timed_out and not self.over_memory
 
     def error(self) -> str:
-        """The root cause in the log: the first exception line (chained tracebacks print it first)."""
+        """The root cause in the log: the first exception line (chained tracebacks print it first) or CLI 'error: '."""
         text = re.sub(r"\x1b\[[0-9;]*m", "", self.log.read_text(errors="replace")) if self.log.exists() else ""
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-        errors = [ln for ln in lines if re.match(r"^[\w.]*(Error|Exception): ", ln)]
+        errors = [ln for ln in lines if re.match(r"^([\w.]*(Error|Exception)|error): ", ln)]
         if self.over_memory:
             return f"stopped at {self.peak_rss_mb:.0f} MB (over the run's memory limit)"
         if self.timed_out:

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import OFFLINE_ENV, ROOT, load_average, machine_line, today
+from _common import OFFLINE_ENV, ROOT, Timed, load_average, machine_line, run_main, today
 from memory_phases import BUILD_MODEL
 
 
@@ -50,12 +50,17 @@ def main() -> None:
                 parent = max(parent, root.memory_info().rss)
                 child = max([child, *(c.memory_info().rss for c in root.children(recursive=True))])
             time.sleep(0.05)
+    seconds = time.time() - started
+    if proc.returncode != 0:
+        error = Timed(argv, proc.returncode, seconds, parent / 2**20, Path(log.name)).error()
+        raise SystemExit(f"auto-opt exited {proc.returncode}: {error} (log {log.name})")
+    command = "python benchmarks/memory_auto_opt.py" + (f" --model {args.model}" if args.model else "")
     print(
-        f"`python benchmarks/memory_auto_opt.py`, {today()}, {machine_line()}, 1-minute load average "
-        f"{load_average():.1f} at the end: exit {proc.returncode} after {time.time() - started:.0f} s; "
+        f"`{command}`, {today()}, {machine_line()}, 1-minute load average "
+        f"{load_average():.1f} at the end: exit {proc.returncode} after {seconds:.0f} s; "
         f"auto-opt process peak {parent / 2**20:.0f} MB, largest worker {child / 2**20:.0f} MB (log {log.name})"
     )
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks._common import RESULTS, ROOT, output_path, run_main, shown_path, write_section
+from benchmarks._common import RESULTS, ROOT, Timed, output_path, run_main, shown_path, write_section
 
 # an absolute path of a POSIX machine, not a URL (no ':' before the slash)
 ABSOLUTE = re.compile(r"(?<![\w:/.~])/(?:root|home|work|tmp|Users|mnt|opt|var)/[\w.-]")
@@ -69,3 +69,9 @@ def test_run_main_turns_ctrl_c_into_exit_130_and_one_line(capsys: pytest.Capture
     with pytest.raises(SystemExit) as exit_:
         run_main(lambda: None)
     assert exit_.value.code == 0
+
+
+def test_timed_error_names_the_cli_error_line_not_its_hint(tmp_path: Path) -> None:
+    log = tmp_path / "run.log"
+    log.write_text("error: input model path '/x' does not exist\n  hint: give a local folder\n")
+    assert Timed([], 2, 0.5, 10.0, log).error() == "error: input model path '/x' does not exist"
