@@ -22,6 +22,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import signal
 import time
 
 KERNELS = {"copy": 16, "sum": 8, "triad": 24}
@@ -49,6 +50,7 @@ def _run(kernel: str, n: int, repeats: int, start: mp.Barrier | None = None) -> 
 
 
 def _child(kernel: str, n: int, repeats: int, start: mp.Barrier, q: mp.Queue) -> None:  # type: ignore[valid-type]
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends a child quietly; the parent reports it
     q.put(_run(kernel, n, repeats, start))
 
 
@@ -63,7 +65,7 @@ def measure(mib: int = 512, repeats: int = 5, procs: int | None = None) -> dict[
         if procs > 1:
             ctx = mp.get_context("fork")
             start, q = ctx.Barrier(procs), ctx.Queue()
-            ps = [ctx.Process(target=_child, args=(kernel, n, repeats, start, q)) for _ in range(procs)]
+            ps = [ctx.Process(target=_child, args=(kernel, n, repeats, start, q), daemon=True) for _ in range(procs)]
             for p in ps:
                 p.start()
             times = [q.get() for _ in ps]
@@ -92,9 +94,15 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.mib < 1:
+        ap.error(f"--mib {args.mib}: give the size of each array in MiB, 1 or more (512: far past the caches)")
+    if args.repeats < 1:
+        ap.error(f"--repeats {args.repeats}: give 1 or more timed passes")
     result = measure(args.mib, args.repeats)
     print(json.dumps(result) if args.json else table(result))
 
 
 if __name__ == "__main__":
-    main()
+    from _common import run_main
+
+    run_main(main)

@@ -63,6 +63,14 @@ def main() -> None:
     args = ap.parse_args()
     from scaling import SHAPES
 
+    if args.size not in SHAPES:
+        ap.error(f"--size {args.size}: unknown; give one of {', '.join(SHAPES)}")
+    if args.steps < 6:
+        ap.error(f"--steps {args.steps}: give 6 or more (the steady time is the median after 5 steps)")
+    import torch
+
+    if not torch.cuda.is_available():
+        sys.exit("no CUDA GPU visible to torch: nothing to measure here (CPU figures: benchmarks/finetune.py)")
     from olive_ext.train.device import measure_matmul
 
     hidden = SHAPES[args.size]["hidden_size"]
@@ -78,4 +86,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from _common import run_main
+
+    run_main(main)

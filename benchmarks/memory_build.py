@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, load_average, machine_line, today
+from _common import ROOT, load_average, machine_line, run_main, today
 from memory_phases import BUILD_MODEL
 
 ADAPTER = """
@@ -80,11 +81,24 @@ def main() -> None:
         help="parity with both models in memory (compare_llm) instead of the pass's one at a time",
     )
     args = parser.parse_args()
+    if args.model is not None and not (args.model / "config.json").is_file():
+        parser.error(f"--model {args.model}: no config.json there; give a Hugging Face model folder")
     work = Path(tempfile.mkdtemp(prefix="memory-build-"))
+    try:
+        measure(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, work: Path) -> None:
+    """Build and parity-check in ``work`` (a temporary folder), printing each phase's peak RSS."""
     model, adapter = args.model or work / "gemma3-270m", work / "lora"
     scripts = ((BUILD_MODEL, [model, ROOT / "tests"]),) if args.model is None else ()
     for script, argv in (*scripts, (ADAPTER, [model, adapter])):
-        subprocess.run([sys.executable, "-c", script, *map(str, argv)], check=True, capture_output=True)
+        done = subprocess.run([sys.executable, "-c", script, *map(str, argv)], capture_output=True, text=True)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise SystemExit(f"preparing {'the adapter' if script is ADAPTER else 'the model'} failed: {last}")
 
     sampler = Sampler()
     import onnxruntime_genai.models.builder  # noqa: F401  (puts the builder's folder on sys.path)
@@ -141,4 +155,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import load_average, machine_line, today, write_section  # noqa: E402
+from benchmarks._common import load_average, machine_line, run_main, today, write_section  # noqa: E402
 
 TEMPLATE = (
     "<|im_start|>user\nWhat is the tone of this phrase? Answer with one word: joyful, sad, angry, fearful, grateful "
@@ -39,6 +39,10 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--write", action="store_true", help="write the table into benchmarks/RESULTS.md")
     args = p.parse_args()
+    if not (args.model / "genai_config.json").is_file():
+        p.error(f"--model {args.model}: no genai_config.json there; give an onnxruntime-genai model folder")
+    if args.rounds < 1:
+        p.error(f"--rounds {args.rounds}: give 1 or more rounds")
 
     import numpy as np
     from transformers import AutoTokenizer
@@ -95,4 +99,4 @@ def _greedy_alone(candidate: object, ids: list[int]) -> list[int]:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

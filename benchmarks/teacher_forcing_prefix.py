@@ -21,7 +21,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import load_average, machine_line, today, write_section  # noqa: E402
+from benchmarks._common import load_average, machine_line, run_main, today, write_section  # noqa: E402
 
 WANTED = {  # label fragment -> name in the table
     "model_builder(precision=fp32)": "genai fp32",
@@ -73,6 +73,10 @@ def main() -> None:
     p.add_argument("--ft", type=Path, help="the fine-tune folder (default: the one candidates.json names)")
     p.add_argument("--write", action="store_true", help="write the table into benchmarks/RESULTS.md")
     args = p.parse_args()
+    if not (args.out / "candidates.json").is_file():
+        p.error(f"--out {args.out}: no candidates.json there; give the output folder of an `olive-ext auto-opt` run")
+    if args.ft is not None and not (args.ft / "model").is_dir():
+        p.error(f"--ft {args.ft}: no model/ folder there; give the fine-tune folder (`olive-ext finetune -o`)")
 
     from olive_ext.evaluate.backends import open_backend
     from olive_ext.evaluate.backends.base import shared_prefix
@@ -118,4 +122,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
