@@ -51,6 +51,7 @@ from benchmarks._common import (  # noqa: E402
     load_average,
     machine_line,
     output_path,
+    run_main,
     run_timed,
     shown_path,
     spread,
@@ -897,4 +898,4 @@ def _decode_notes(c: dict[str, Any]) -> list[str]:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import load_average, machine_line, output_path, run_timed, today, write_section  # noqa: E402
+from benchmarks._common import load_average, machine_line, output_path, run_main, run_timed, today, write_section  # noqa: E402
 from benchmarks.auto_opt import WORK, finetune, ours_argv  # noqa: E402
 
 
@@ -81,4 +81,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

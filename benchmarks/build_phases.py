@@ -35,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import load_average, machine_line, output_path, today, write_section  # noqa: E402
+from benchmarks._common import load_average, machine_line, output_path, run_main, today, write_section  # noqa: E402
 
 
 def digest(folder: str) -> str:
@@ -153,4 +153,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import output_path, write_section  # noqa: E402
+from benchmarks._common import output_path, run_main, write_section  # noqa: E402
 
 _TORCH = """
 import time, torch
@@ -209,4 +209,4 @@ def as_is(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

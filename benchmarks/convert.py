@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import output_path, shown_path  # noqa: E402
+from benchmarks._common import output_path, run_main, shown_path  # noqa: E402
 
 
 @dataclass
@@ -204,4 +204,4 @@ def _write(path: Path, text: str) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

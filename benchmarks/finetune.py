@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "recipes" / "data"))
 
-from benchmarks._common import output_path, shown_path  # noqa: E402
+from benchmarks._common import output_path, run_main, shown_path  # noqa: E402
 
 SHARED = {"batch": 4, "lr": 5e-4, "r": 16, "alpha": 32, "dropout": 0.0, "seed": 42}
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -381,4 +381,4 @@ def write(path: Path, text: str, args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -25,7 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import output_path, shown_path  # noqa: E402
+from benchmarks._common import output_path, run_main, shown_path  # noqa: E402
 
 # name -> (what changes, FinetuneOptions overrides, patch)
 VARIANTS: dict[str, tuple[str, dict[str, Any], str | None]] = {
@@ -189,4 +189,4 @@ def write(path: Path, text: str, args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "recipes" / "data"))
 
+from benchmarks._common import run_main  # noqa: E402
+
 
 def batches(hf: Path, n: int, batch: int, order_name: str = "grouped") -> list[list[dict[str, list[int]]]]:
     """``n`` batches of tokenized tone rows (olive-ext's tokenization), length-grouped or in random order."""
@@ -146,4 +148,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

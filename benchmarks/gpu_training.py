@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _common import output_path  # noqa: E402
+from _common import output_path, run_main  # noqa: E402
 
 ROWS = ("lora-auto", "lora-fp32", "qlora", "dora", "plain-fp32", "plain-bf16")
 TEMPLATE = "Phrase: {phrase}\\nTone: {tone}"
@@ -152,4 +152,4 @@ def table(results: list[dict], device: str) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -33,6 +33,7 @@ from benchmarks._common import (  # noqa: E402
     load_average,
     machine_line,
     output_path,
+    run_main,
     run_timed,
     today,
     wait_for_quiet,
@@ -130,4 +131,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import RESULTS, ROOT, load_average, machine_line, output_path, run_timed, today, write_section
+from _common import RESULTS, ROOT, load_average, machine_line, output_path, run_main, run_timed, today, write_section
 
 LIMIT_MB = 4096
 TASK = ROOT / "recipes" / "data" / "tone.jsonl"
@@ -101,4 +101,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "recipes" / "data"))
 
-from benchmarks._common import load_average, machine_line, output_path, today, write_section  # noqa: E402
+from benchmarks._common import load_average, machine_line, output_path, run_main, today, write_section  # noqa: E402
 
 TITLE = "OpenVINO builds beside onnxruntime builds (SmolLM2, MiniLM)"
 WORK = ROOT / "benchmarks" / ".work" / "openvino"
@@ -148,4 +148,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main(main)

@@ -29,7 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import OFFLINE_ENV, load_average, machine_line, output_path, today  # noqa: E402
+from benchmarks._common import OFFLINE_ENV, load_average, machine_line, output_path, run_main, today  # noqa: E402
 
 
 def _cpu() -> float:
@@ -200,4 +200,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

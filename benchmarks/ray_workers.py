@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from ray_cluster import Cluster  # noqa: E402
 
-from benchmarks._common import load_average, machine_line, output_path, today, write_section  # noqa: E402
+from benchmarks._common import load_average, machine_line, output_path, run_main, today, write_section  # noqa: E402
 
 
 def _rows(path: Path, n: int) -> Path:
@@ -116,4 +116,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import OFFLINE_ENV, load_average, machine_line, today, wait_for_quiet, write_section  # noqa: E402
+from benchmarks._common import OFFLINE_ENV, load_average, machine_line, run_main, today, wait_for_quiet, write_section  # noqa: E402
 
 STEPS = ("startup", "finetune", "convert", "auto_opt", "gguf", "ray")
 
@@ -96,4 +96,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main(main)

@@ -36,7 +36,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import OFFLINE_ENV, ROOT, load_average, machine_line, output_path, run_timed, today, write_section
+from _common import (
+    OFFLINE_ENV,
+    ROOT,
+    load_average,
+    machine_line,
+    output_path,
+    run_main,
+    run_timed,
+    today,
+    write_section,
+)
 
 TASK = ROOT / "recipes" / "data" / "tone.jsonl"
 TEMPLATE = "Phrase: {phrase}\\nTone: {tone}"
@@ -279,4 +289,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

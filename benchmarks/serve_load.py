@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import OFFLINE_ENV, RESULTS, ROOT, load_average, machine_line, today, write_section
+from _common import OFFLINE_ENV, RESULTS, ROOT, load_average, machine_line, run_main, today, write_section
 
 DEFAULT_BUILD = ROOT / ".bench" / "serve-smollm2-int4"
 PROMPTS = [
@@ -239,4 +239,4 @@ def write_results(args: argparse.Namespace, rows: list[str], loads: list[float])
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
