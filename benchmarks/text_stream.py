@@ -7,6 +7,7 @@ Latin text). Prints a table: microseconds per token and whether the streamed tex
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
@@ -14,10 +15,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from _common import load_average, machine_line
+from _common import load_average, machine_line, run_main
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.parse_args()
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no "Writing model shards" bar while the tiny model is saved
     from convert_helpers import build  # type: ignore[import-not-found]
     from tiny_models import build_tiny_llama  # type: ignore[import-not-found]
 
@@ -53,4 +59,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
