@@ -29,7 +29,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import OFFLINE_ENV, load_average, machine_line, run_main, today, wait_for_quiet, write_section  # noqa: E402
+from benchmarks._common import (  # noqa: E402
+    OFFLINE_ENV,
+    load_average,
+    machine_line,
+    output_path,
+    run_main,
+    today,
+    wait_for_quiet,
+    write_section,
+)
 
 STEPS = ("startup", "finetune", "convert", "auto_opt", "gguf", "ray")
 
@@ -56,7 +65,7 @@ def startup(results: Path, olive: Path) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default=",".join(STEPS), help="comma-separated steps to run")
-    ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    ap.add_argument("--results", type=output_path, default=ROOT / "benchmarks" / "RESULTS.md", help="the file to write")
     ap.add_argument("--quiet-load", type=float, default=0.5)
     ap.add_argument("--quiet-wait", type=float, default=0, help="seconds to wait for a quiet machine before each step")
     args = ap.parse_args()
