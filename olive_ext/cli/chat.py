@@ -12,7 +12,9 @@ NAME = "chat"
 HELP = "chat with a built model (auto-opt, generate-adapter output, a bundle, a .gguf) or a fine-tune output"
 DESCRIPTION = """Stream answers from a built model with its own chat template; generation stops at the
 model's end-of-turn token. A fine-tune output, an adapter folder or a local Hugging Face model
-runs in PyTorch (fp32, the adapter applied): slower, for trying a fine-tune before auto-opt. The conversation is kept (the oldest turns are dropped when it outgrows
+runs in PyTorch (fp32, the adapter applied): slower, for trying a fine-tune before auto-opt.
+
+The conversation is kept (the oldest turns are dropped when it outgrows
 the context window); /reset forgets it, /exit or Ctrl-D quits, Ctrl-C stops an answer.
 
 Answers are greedy by default (what auto-opt measured); --temperature above 0 samples.

@@ -329,48 +329,33 @@ def candidate_task(
 
     ``shared`` None means: shared when this node sees the driver's marker in the cache folder."""
     quiet_ray()
-    forget_when_idle(None)  # this worker's merged model and F32 GGUF serve its next candidate too
-    try:
-        return _candidate_task(run, source, candidate, recipe, reference, race, cache_root, marker, shared, inputs)
-    finally:
-        forget_when_idle(SHARED_IDLE_S)
-
-
-def _candidate_task(
-    run: RunCandidate,
-    source: Artifact,
-    candidate: Candidate,
-    recipe: Recipe,
-    reference: float | None,
-    race: Any,
-    cache_root: str,
-    marker: str,
-    shared: bool | None,
-    inputs: bytes | None,
-) -> tuple[Any, bytes]:
     import ray
 
-    if shared is None and Path(marker).exists():
-        shared = True
-    if shared:
-        cache = Cache(cache_root)
-    else:
-        cache = Cache(None)  # this node's own cache: $OLIVE_EXT_CACHE or ~/.cache/olive-ext
-        # transfer: ray sends the inputs whatever the node sees; auto only when it lacks one
-        if inputs is None and (shared is False or input_needed(source, recipe)):
-            return NEED_INPUTS, b""
-        if inputs is not None:
-            root = unpack_once(inputs, cache.root / "inputs" / digest(inputs))
-            source, recipe = _relocated(source, recipe, root)
-    ctx = RunContext(cache=cache, datasets=dict(recipe.data), input_model=recipe.input_model)
-    result: CandidateResult = run(source, candidate, ctx, recipe, reference, race, measure_lock, build_share)
-    result.node = {**node_info(), "node_id": ray.get_runtime_context().get_node_id(),
-                   "transfer": "shared" if shared else "ray"}  # fmt: skip
-    _picklable_exception(result)
-    built = b""
-    if not shared and result.ok and result.artifact is not None:
-        built = pack(_built_members(result.artifact))
-    return result, built
+    forget_when_idle(None)  # this worker's merged model and F32 GGUF serve its next candidate too
+    try:
+        if shared is None and Path(marker).exists():
+            shared = True
+        if shared:
+            cache = Cache(cache_root)
+        else:
+            cache = Cache(None)  # this node's own cache: $OLIVE_EXT_CACHE or ~/.cache/olive-ext
+            # transfer: ray sends the inputs whatever the node sees; auto only when it lacks one
+            if inputs is None and (shared is False or input_needed(source, recipe)):
+                return NEED_INPUTS, b""
+            if inputs is not None:
+                root = unpack_once(inputs, cache.root / "inputs" / digest(inputs))
+                source, recipe = _relocated(source, recipe, root)
+        ctx = RunContext(cache=cache, datasets=dict(recipe.data), input_model=recipe.input_model)
+        result: CandidateResult = run(source, candidate, ctx, recipe, reference, race, measure_lock, build_share)
+        result.node = {**node_info(), "node_id": ray.get_runtime_context().get_node_id(),
+                       "transfer": "shared" if shared else "ray"}  # fmt: skip
+        _picklable_exception(result)
+        built = b""
+        if not shared and result.ok and result.artifact is not None:
+            built = pack(_built_members(result.artifact))
+        return result, built
+    finally:
+        forget_when_idle(SHARED_IDLE_S)
 
 
 def _built_members(artifact: Artifact) -> dict[str, Path]:
