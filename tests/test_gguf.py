@@ -301,7 +301,9 @@ def test_export_package_verify_gguf_bundle(tiny_llama: Path, tmp_path: Path) -> 
     report = verify(bundle)
     checks = {c.name: c for c in report.checks}
     assert checks["checksums"].ok and checks["modelfile"].ok and checks["load"].ok
-    assert not checks["end of turn (base model)"].ok and not report.ok
+    ends = [c for c in report.checks if c.name.startswith("end of turn (model")]  # the packaged model: not "base"
+    assert ends and not any(c.ok for c in ends) and not report.ok
+    assert len({c.name for c in ends}) == len(ends), "lines alike: which prompt failed was not said"
     assert verify(bundle, run_model=False).ok
     # a Modelfile pointing elsewhere fails even with its checksum line updated (the digest would catch that too)
     (bundle / "Modelfile").write_text(modelfile.replace("model-Q8_0.gguf", "other.gguf"))

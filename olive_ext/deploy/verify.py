@@ -254,9 +254,17 @@ def _check_generation(root: Path, manifest: dict[str, Any], report: VerifyReport
     report.add("load", True, f"loaded on {provider}")
     eos = set(manifest.get("eos_token_ids") or [int(t) for t in tokenizer.eos_token_ids])
     bos = genai_leading_bos(og, model)
+    prompts = manifest.get("smoke_prompts") or []
     for label in [None, *names]:
-        for prompt in manifest.get("smoke_prompts") or []:
-            _smoke(og, model, tokenizer, adapters, label, genai_encode(tokenizer, prompt, bos), eos, report)
+        for i, prompt in enumerate(prompts):
+            where = _smoke_label(f"adapter {label}" if label else "base model" if names else "model", i, len(prompts))
+            _smoke(og, model, tokenizer, adapters, label, genai_encode(tokenizer, prompt, bos), eos, report, where)
+
+
+def _smoke_label(model: str, index: int, count: int) -> str:
+    """'end of turn (model, prompt 2 of 3)': which smoke prompt a line is about (three alike lines said ok, FAIL,
+    ok, and the model a merged fine-tune was called "base model")."""
+    return f"end of turn ({model}, prompt {index + 1} of {count})" if count > 1 else f"end of turn ({model})"
 
 
 def _smoke(
@@ -268,9 +276,9 @@ def _smoke(
     ids: list[int],
     eos: set[int],
     report: VerifyReport,
+    label: str,
 ) -> None:
     """Greedy-generate up to SMOKE_TOKENS tokens and check that generation ends its turn on its own."""
-    label = f"adapter {name}" if name else "base model"
     params = og.GeneratorParams(model)
     params.set_search_options(max_length=len(ids) + SMOKE_TOKENS, do_sample=False)
     gen = og.Generator(model, params)
@@ -284,10 +292,10 @@ def _smoke(
     stopped = bool(out) and out[-1] in eos
     short = json.dumps(tokenizer.decode([t for t in out if t not in eos])[:60], ensure_ascii=False)
     if stopped:
-        report.add(f"end of turn ({label})", True, f"stopped after {len(out)} tokens: {short}")
+        report.add(label, True, f"stopped after {len(out)} tokens: {short}")
     else:
         report.add(
-            f"end of turn ({label})",
+            label,
             False,
             f"ran to the {SMOKE_TOKENS}-token limit without an end-of-turn token: {short}",
         )
@@ -339,13 +347,15 @@ def _check_gguf_generation(root: Path, manifest: dict[str, Any], report: VerifyR
     report.add("load", True, f"loaded {manifest.get('gguf_file')} with llama.cpp")
     # the manifest's end-of-turn ids are the contract (the Modelfile stops on them too)
     backend.eos_ids = set(manifest.get("eos_token_ids") or []) or backend.eos_ids
-    for prompt in manifest.get("smoke_prompts") or []:
+    prompts = manifest.get("smoke_prompts") or []
+    for i, prompt in enumerate(prompts):
+        label = _smoke_label("model", i, len(prompts))
         # llama.cpp's own tokenizer (the GGUF's metadata, as Ollama uses it), special tokens parsed
         ids = backend.llm.tokenize(prompt.encode(), add_bos=True, special=True)
         out = backend.generate(ids, SMOKE_TOKENS)
         short = json.dumps(backend.llm.detokenize(out.tokens).decode(errors="replace")[:60], ensure_ascii=False)
         if len(out.tokens) < SMOKE_TOKENS:
-            report.add("end of turn (base model)", True, f"stopped after {len(out.tokens) + 1} tokens: {short}")
+            report.add(label, True, f"stopped after {len(out.tokens) + 1} tokens: {short}")
         else:
-            report.add("end of turn (base model)", False,
+            report.add(label, False,
                        f"ran to the {SMOKE_TOKENS}-token limit without an end-of-turn token: {short}")  # fmt: skip
