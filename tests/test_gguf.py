@@ -366,6 +366,10 @@ def test_an_export_output_folder_exports_again_and_keeps_the_fine_tunes_prompt_f
     assert main(["export", "-m", str(ft), "--quant", "Q8_0", "-o", str(exported), "--log_level", "3"]) == 0
     config = json.loads((exported / "model_config.json").read_text())
     assert config["text_template"] == "Phrase: {phrase}\nTone: {tone}"
+    from gguf import GGUFReader  # general.name (what Ollama and llama.cpp show) was "merged", a temporary folder's
+
+    name = GGUFReader(exported / "model" / "model-Q8_0.gguf").fields["general.name"].contents()
+    assert "merged" not in name and name.endswith("-ft"), name
     assert main(["export", "-m", str(exported), "--quant", "Q4_0", "-o", str(again), "--log_level", "3"]) == 0
     assert (again / "model" / "model-Q4_0.gguf").is_file()
 

@@ -114,7 +114,7 @@ def export_gguf(
             source = merged_model(artifact, ctx, "float32") if artifact.adapter_path else Path(artifact.path)
 
             def write_f32(folder: Path) -> None:
-                hf_to_gguf(source, folder / F32_FILE)
+                hf_to_gguf(source, folder / F32_FILE, gguf_model_name(artifact))
 
             f32 = shared_folder(ctx.cache.tmp, artifact.fingerprint, "gguf:F32", write_f32) / F32_FILE
         else:
@@ -123,7 +123,7 @@ def export_gguf(
                 source = merge_adapter_into(artifact.path, artifact.adapter_path, Path(tmp) / "merged", "float32",
                                             trust_remote_code)  # fmt: skip
             f32 = Path(tmp) / F32_FILE
-            hf_to_gguf(source, f32)
+            hf_to_gguf(source, f32, gguf_model_name(artifact))
         if quant == "F32":
             shutil.copyfile(f32, dest)
         else:
@@ -253,8 +253,22 @@ def _weights(folder: Path) -> dict[str, Any]:
     return out
 
 
-def hf_to_gguf(folder: Path, dest: Path) -> Path:
-    """Write the HF Llama model in ``folder`` as an F32 GGUF at ``dest``."""
+def gguf_model_name(artifact: Artifact) -> str:
+    """The GGUF's ``general.name`` (what llama.cpp and Ollama show): the model's folder and the adapter's, not the
+    temporary folder the adapter was merged in ("merged"); olive-ext's own ``model/`` and ``adapter/`` folders are
+    named by the output that holds them."""
+
+    def named(path: str) -> str:
+        p = Path(path).resolve()
+        return p.parent.name if p.name in ("model", "adapter") and p.parent.name else p.name
+
+    base = named(artifact.path)
+    return f"{base}-{named(artifact.adapter_path)}" if artifact.adapter_path else base
+
+
+def hf_to_gguf(folder: Path, dest: Path, name: str | None = None) -> Path:
+    """Write the HF Llama model in ``folder`` as an F32 GGUF at ``dest`` (``general.name``: ``name``, else the
+    folder's)."""
     try:
         import gguf
     except ImportError as e:
@@ -269,7 +283,7 @@ def hf_to_gguf(folder: Path, dest: Path) -> Path:
     hidden = int(config["hidden_size"])
     head_dim = int(config.get("head_dim") or hidden // n_head)
     writer = gguf.GGUFWriter(dest, "llama")
-    writer.add_name(folder.name)
+    writer.add_name(name or folder.name)
     writer.add_context_length(int(config.get("max_position_embeddings", 2048)))
     writer.add_embedding_length(hidden)
     writer.add_block_count(int(config["num_hidden_layers"]))
