@@ -81,6 +81,27 @@ def test_a_measurement_waits_for_builds_on_the_machine_and_builds_wait_for_it() 
     assert ended >= began + 1.5
 
 
+def test_an_evaluation_worker_times_only_while_no_other_process_times(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two identical auto-opt runs side by side timed their candidates at the same time (each paused only its own
+    background build) and chose different candidates. A worker under a Ray task, whose lock is held by the task,
+    does not wait for its own parent."""
+    from olive_ext.evaluate.worker import timing_alone
+    from olive_ext.machine_lock import HELD_ENV
+
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, "2"], stdout=subprocess.PIPE, text=True,
+                              env={"PYTHONPATH": str(REPO)})  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    monkeypatch.setenv(HELD_ENV, "1")
+    started = time.perf_counter()
+    with timing_alone():
+        assert time.perf_counter() - started < 0.5
+    monkeypatch.delenv(HELD_ENV)
+    with timing_alone():
+        waited = time.perf_counter() - started
+    holder.wait(30)
+    assert waited >= 1.0, "timed while another process was timing"
+
+
 def test_pack_and_unpack_once(tmp_path: Path) -> None:
     model = tmp_path / "model"
     (model / "sub").mkdir(parents=True)

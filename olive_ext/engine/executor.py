@@ -9,16 +9,15 @@ submission order, so the search sees the same sequence of results whichever exec
 from __future__ import annotations
 
 import contextlib
-import os
 import platform
 import socket
-import tempfile
 from collections.abc import Callable, Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
 from olive_ext.engine.results import CandidateResult
+from olive_ext.machine_lock import build_share, measure_lock
 from olive_ext.recipe.schema import ExecutorSpec
 from olive_ext.targets.base import cpu_model
 
@@ -98,48 +97,3 @@ def opened(spec: ExecutorSpec, cache_root: Path) -> Iterator[Executor]:
 def node_info() -> dict[str, Any]:
     """Where a candidate ran: hostname and CPU model (the Ray executor adds the Ray node id)."""
     return {"hostname": socket.gethostname(), "cpu": cpu_model(), "machine": platform.machine()}
-
-
-def _lock_path(name: str) -> Path:
-    return Path(tempfile.gettempdir()) / f"olive-ext-{name}-{os.getuid()}.lock"
-
-
-@contextlib.contextmanager
-def measure_lock() -> Iterator[float]:
-    """Hold this machine's timing lock: one candidate measured at a time per machine, and no build beside it.
-
-    A ``flock`` on a file in the machine's temporary folder: every Ray worker on a node (and every node
-    sharing the machine's CPUs) waits for it, and a worker that dies releases it with its process. Builds
-    hold the same file shared (:func:`build_share`): a measurement waits for the builds in flight to end, and
-    builds that start after it asked wait for it (the turnstile file gives the measurement the next turn).
-    Yields the seconds spent waiting."""
-    import fcntl  # POSIX only, as the cache's build locks
-    import time
-
-    started = time.perf_counter()
-    with open(_lock_path("turnstile"), "a+") as gate, open(_lock_path("measure"), "a+") as f:
-        fcntl.flock(gate.fileno(), fcntl.LOCK_EX)
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-            try:
-                yield time.perf_counter() - started
-            finally:
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-        finally:
-            fcntl.flock(gate.fileno(), fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
-def build_share() -> Iterator[None]:
-    """Hold this machine's timing lock shared while a candidate builds: builds run side by side, never while
-    a candidate is timed (a Ray node's other tasks made a time to first token 4-7x slower)."""
-    import fcntl
-
-    with open(_lock_path("turnstile"), "a+") as gate, open(_lock_path("measure"), "a+") as f:
-        fcntl.flock(gate.fileno(), fcntl.LOCK_EX)  # a measurement waiting holds it: builds queue behind
-        fcntl.flock(gate.fileno(), fcntl.LOCK_UN)
-        fcntl.flock(f.fileno(), fcntl.LOCK_SH)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)

@@ -30,6 +30,7 @@ from olive_ext.engine.results import CandidateResult
 from olive_ext.engine.search import Candidate
 from olive_ext.engine.transfer import digest, pack, unpack_once
 from olive_ext.errors import MissingDependencyError, OliveExtError, UserInputError
+from olive_ext.machine_lock import HELD_ENV
 from olive_ext.passes.context import RunContext
 from olive_ext.passes.shared import forget_when_idle
 from olive_ext.recipe.schema import ExecutorSpec, Recipe
@@ -332,6 +333,7 @@ def candidate_task(
     import ray
 
     forget_when_idle(None)  # this worker's merged model and F32 GGUF serve its next candidate too
+    os.environ[HELD_ENV] = "1"  # measure_lock is held around the whole evaluation: its workers must not wait for it
     try:
         if shared is None and Path(marker).exists():
             shared = True
@@ -355,6 +357,7 @@ def candidate_task(
             built = pack(_built_members(result.artifact))
         return result, built
     finally:
+        os.environ.pop(HELD_ENV, None)
         forget_when_idle(SHARED_IDLE_S)
 
 

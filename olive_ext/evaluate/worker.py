@@ -27,6 +27,7 @@ from typing import IO, Any
 
 from olive_ext.evaluate.backends import LMBackend, open_backend
 from olive_ext.evaluate.teacher_forcing import greedy_rows
+from olive_ext.machine_lock import timing_lock
 from olive_ext.memory import peak_rss_mb
 
 # A first timed run more than this fraction off the last warm-up run is taken as warm-up too.
@@ -187,23 +188,29 @@ PAUSE_ENV = "OLIVE_EXT_PAUSE_GROUP"
 
 @contextlib.contextmanager
 def timing_alone() -> Iterator[None]:
-    """The run's background build stopped (SIGSTOP to its group) while this block times a model."""
+    """This machine's timing lock held (another olive-ext run's timing is not beside this one: two identical
+    auto-opt runs side by side chose different candidates), and the run's background build stopped (SIGSTOP to
+    its group) while this block times a model."""
+    group = os.environ.get(PAUSE_ENV, "")
+    with timing_lock(), _paused(int(group)) if group.isdigit() else contextlib.nullcontext():
+        yield
+
+
+@contextlib.contextmanager
+def _paused(group: int) -> Iterator[None]:
+    """The process group ``group`` stopped for the block (SIGSTOP), continued after in any case."""
     import signal
 
-    group = os.environ.get(PAUSE_ENV, "")
-    if not group.isdigit():
-        yield
-        return
     stopped = False
     with contextlib.suppress(OSError):
-        os.killpg(int(group), signal.SIGSTOP)
+        os.killpg(group, signal.SIGSTOP)
         stopped = True
     try:
         yield
     finally:
         if stopped:
             with contextlib.suppress(OSError):
-                os.killpg(int(group), signal.SIGCONT)
+                os.killpg(group, signal.SIGCONT)
 
 
 def main(argv: list[str]) -> int:
