@@ -683,6 +683,39 @@ def test_tool_calls_a_template_does_not_render_are_not_trained_as_empty_answers(
     assert '"get_weather"' in to_examples([calling, plain], spec, tok)[0].text  # a template that renders them
 
 
+def test_ready_text_rows_train_on_the_answer_after_the_response_template(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Unsloth renders chat rows into a `text` column, then masks with train_on_responses_only (TRL's
+    response_template): olive-ext trained such rows whole, the user's turns included, with no way to say where the
+    answer starts."""
+    from transformers import AutoTokenizer
+
+    from olive_ext.cli import main
+    from olive_ext.train.features import IGNORE, PromptEncoder, tokenize
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    turn = "<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n{a}<|im_end|>\n"
+    text = turn.format(q="hi", a="hello") + turn.format(q="capital of france?", a="paris")
+    spec = DatasetSpec(name="json", data_files="x", format="text", text_field="text",
+                       response_template="<|im_start|>assistant\n")  # fmt: skip
+    ex = to_examples([{"text": text}, {"text": "no marker here"}], spec, tok)[0]
+    assert ex.prompt == text[: text.rindex("paris")] and ex.reference == "paris" and ex.answer_end == "<|im_end|>"
+    row = tokenize([ex], PromptEncoder(tok), 128).rows[0]
+    trained = [t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label != IGNORE]
+    assert tok.decode(trained) == "paris<|im_end|>"  # the last answer and its end of turn, nothing of the user's
+    with pytest.raises(UserInputError, match="hold no --response_template"):
+        to_examples([{"text": "no marker"}, {"text": "none"}], spec, tok)
+    data = tmp_path / "text.jsonl"
+    data.write_text("".join(json.dumps({"text": text}) + "\n" for _ in range(4)))
+    assert main(["finetune", "-m", str(tiny_llama), "--data_files", str(data), "--text_field", "text",
+                 "--response_template", "<|im_start|>assistant\\n", "-o", str(tmp_path / "o"), "--dry_run"]) == 0
+    import yaml
+
+    recorded = yaml.safe_load(capsys.readouterr().out)["data"]["train"]["response_template"]
+    assert recorded == "<|im_start|>assistant\n"  # \n typed becomes a newline, and the recipe records it
+
+
 def test_columns_are_those_of_the_first_rows_together(tmp_path: Path) -> None:
     """A first row without the answer column made the check before work say the data lacks it ("it has: text, q")
     though the other rows hold it; the same rows later in the file were read as empty answers."""

@@ -198,6 +198,7 @@ def add_data_arguments(parser: argparse.ArgumentParser, model: type[Options], sp
     option(group, DataOptions, "use_chat_template", action="store_true")
     option(group, DataOptions, "messages_field")
     option(group, DataOptions, "response_field")
+    option(group, DataOptions, "response_template")
     option(group, DataOptions, "max_samples", type=int)
 
 

@@ -201,7 +201,40 @@ def _examples(rows: Any, spec: DatasetSpec, tokenizer: Any) -> list[Example]:
     _require_column(field, columns, "--text_field")
     if spec.response_field:  # the text is the prompt, the response column its answer (a classifier's label)
         return _from_template(rows, _text_and_response(spec, field), columns)
+    if spec.response_template:
+        return _split_at_response(rows, field, spec.response_template, tokenizer)
     return [Example("", str(row[field])) for row in rows]
+
+
+def _split_at_response(rows: Any, field: str, marker: str, tokenizer: Any) -> list[Example]:
+    """Ready text rows split after the last ``marker`` (TRL's response_template): the loss covers the answer.
+
+    Unsloth's flow renders chat rows into a ``text`` column and then masks with ``train_on_responses_only``; here
+    the text before the marker is the prompt. The answer ends at the first special token after it (an end of turn
+    such as ``<|im_end|>``), which the model learns to say; exact match compares the text before it."""
+    specials = [t for t in getattr(tokenizer, "all_special_tokens", None) or [] if t]
+    examples: list[Example] = []
+    missing: list[int] = []
+    for i, row in enumerate(rows):
+        text = str(row[field])
+        at = text.rfind(marker)
+        if at < 0:
+            missing.append(i)
+            continue
+        prompt, rest = text[: at + len(marker)], text[at + len(marker) :]
+        ends = [rest.find(t) for t in specials if t in rest]
+        cut = min(ends) if ends else len(rest)
+        answer = rest[:cut]
+        end = rest[cut:].rstrip() if ends else ""
+        examples.append(Example(prompt, answer + end, answer, end))
+    if missing:
+        message = (f"{len(missing)} of {len(rows)} rows of {field!r} hold no --response_template {marker!r} "
+                   f"(first: row {missing[0]}): there is no answer to learn")  # fmt: skip
+        if not examples:
+            raise UserInputError(message, hint="give the text that starts each answer exactly as the rows hold it, "
+                                 "e.g. '<|im_start|>assistant\\n' for ChatML")  # fmt: skip
+        logger.warning("%s; those rows are skipped", message)
+    return examples
 
 
 def _text_and_response(spec: DatasetSpec, field: str) -> DatasetSpec:

@@ -44,6 +44,12 @@ class DatasetSpec(StrictModel):
     response_field: str | None = Field(
         None, description="column with the expected answer; defaults to the template's last field"
     )
+    response_template: str | None = Field(
+        None,
+        description="ready text rows (--text_field): the text that starts the answer, e.g. '<|im_start|>assistant\\n' "
+        "(TRL's response_template, Unsloth's train_on_responses_only): the loss covers what follows its last "
+        "occurrence",
+    )
     max_samples: int | None = Field(None, ge=1, description="use at most this many rows")
 
     _check_split = field_validator("split")(lambda cls, v: check_split(v))
@@ -103,6 +109,12 @@ class DataOptions(Options):
     response_field: str | None = Field(
         None, description="column with the expected answer (default: the template's last {column})"
     )
+    response_template: str | None = Field(
+        None,
+        description="ready text rows: the text that starts the answer (TRL's response_template, Unsloth's "
+        "train_on_responses_only); the loss covers what follows its last occurrence (\\n typed literally "
+        "becomes a newline)",
+    )
     max_samples: int | None = Field(None, ge=1, description="use at most this many rows")
 
     def file_list(self) -> list[str] | None:
@@ -140,6 +152,7 @@ class DataOptions(Options):
             text_field=self.text_field,
             **({"messages_field": self.messages_field} if self.messages_field else {}),
             response_field=self.response_field,
+            response_template=_unescape(self.response_template) if self.response_template else None,
             max_samples=self.max_samples,
         )
 

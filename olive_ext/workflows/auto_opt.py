@@ -295,7 +295,8 @@ def _with_parity(chain: list[Any], have_data: bool) -> dict[str, Any]:
 def _refuse_format_flags(opts: AutoOptOptions, data: DatasetSpec | None) -> None:
     """Flags that shape rows into text do nothing without --data_files/-d: the fine-tune's data (``data``) keeps its
     own format, and without one there are no rows. Said before any work, naming them (they were ignored)."""
-    given = [f"--{k}" for k in ("text_template", "text_field", "messages_field", "response_field") if getattr(opts, k)]
+    shaping = ("text_template", "text_field", "messages_field", "response_field", "response_template")
+    given = [f"--{k}" for k in shaping if getattr(opts, k)]
     given += ["--use_chat_template"] if opts.use_chat_template else []
     if given and data is None:
         raise UserInputError(
