@@ -86,7 +86,8 @@ class TorchChatSession(Conversation):
         pieces: list[str] = []
         interrupted = False
         try:
-            self.torch.manual_seed(self.sampling.seed if self.sampling.seed is not None else 0)
+            if self.sampling.seed is not None:  # the same seed, the same answers (as on the other runtimes)
+                self.torch.manual_seed(self.sampling.seed)
             with self.torch.inference_mode():
                 self.model.generate(
                     self.torch.tensor([ids]), attention_mask=self.torch.ones(1, len(ids), dtype=self.torch.long),
