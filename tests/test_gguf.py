@@ -372,6 +372,11 @@ def test_an_export_output_folder_exports_again_and_keeps_the_fine_tunes_prompt_f
     assert "merged" not in name and name.endswith("-ft"), name
     assert main(["export", "-m", str(exported), "--quant", "Q4_0", "-o", str(again), "--log_level", "3"]) == 0
     assert (again / "model" / "model-Q4_0.gguf").is_file()
+    # an export output (the folder or its .gguf) as quantize's input: "does not appear to have a file named ."
+    for given in (exported, exported / "model" / "model-Q8_0.gguf"):
+        out = tmp_path / f"q-{given.name}"
+        assert main(["quantize", "-m", str(given), "--precision", "int8", "-o", str(out), "--log_level", "3"]) == 0
+        assert (out / "model" / "genai_config.json").is_file()
 
 
 def test_export_refuses_what_it_cannot_write(tiny_llama: Path, tmp_path: Path) -> None:
