@@ -151,6 +151,12 @@ def test_an_adapter_trained_with_added_tokens_merges_onto_its_resized_base(tiny_
         merged = AutoModelForCausalLM.from_pretrained(merged_path)(**ids).logits
     assert merged.shape[-1] == rows and (merged - expected).abs().max() < 1e-4
     assert len(AutoTokenizer.from_pretrained(merged_path)) == len(tok)  # the new tokens ship with the model
+    # chat on the adapter folder (PyTorch) read the base's tokenizer: "<tool>" was split as plain text
+    from olive_ext.workflows.chat import ChatOptions, open_chat
+
+    session = open_chat(ChatOptions(model_name_or_path=str(adapter), max_new_tokens=2))
+    session.answer("use <tool> here")
+    assert tok.convert_tokens_to_ids("<tool>") in session.last_prompt_ids
 
 
 def test_a_llama_factory_export_yaml_merges_as_llamafactory_cli_export_does(

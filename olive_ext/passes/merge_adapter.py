@@ -10,6 +10,7 @@ from pydantic import Field
 
 from olive_ext.artifacts import Artifact
 from olive_ext.errors import UserInputError
+from olive_ext.models.folder import tokenizer_folder
 from olive_ext.onnx.peft_model import apply_adapter
 from olive_ext.passes.base import Pass, PassConfig, register_pass
 from olive_ext.passes.context import RunContext
@@ -61,8 +62,8 @@ def merge_adapter_into(
     merged = peft_model.merge_and_unload()
     merged.save_pretrained(out)
     # The adapter folder carries the tokenizer and chat template used in fine-tuning; prefer it.
-    tok_source = adapter if (Path(adapter) / "tokenizer_config.json").exists() else base
-    AutoTokenizer.from_pretrained(tok_source, trust_remote_code=trust_remote_code).save_pretrained(out)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder(base, adapter), trust_remote_code=trust_remote_code)
+    tokenizer.save_pretrained(out)
     return out
 
 

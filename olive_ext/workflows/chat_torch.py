@@ -16,6 +16,7 @@ from typing import Any
 from olive_ext.artifacts import Artifact
 from olive_ext.data.formats import encode_prompt
 from olive_ext.errors import Terminated
+from olive_ext.models.folder import tokenizer_folder
 from olive_ext.onnx.chat import (
     ChatTemplateRejectedError,
     Conversation,
@@ -48,7 +49,9 @@ class TorchChatSession(Conversation):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         folder = Path(source.path)
-        self.tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+        # the adapter's tokenizer where it carries one: a fine-tune's added tokens were split as plain text
+        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder(folder, source.adapter_path),
+                                                       trust_remote_code=trust_remote_code)  # fmt: skip
         kwargs = {"gguf_file": source.gguf_file} if source.gguf_file else {}
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, trust_remote_code=trust_remote_code,
                                                      **kwargs)  # fmt: skip
