@@ -372,6 +372,13 @@ def test_an_export_output_folder_exports_again_and_keeps_the_fine_tunes_prompt_f
     assert "merged" not in name and name.endswith("-ft"), name
     assert main(["export", "-m", str(exported), "--quant", "Q4_0", "-o", str(again), "--log_level", "3"]) == 0
     assert (again / "model" / "model-Q4_0.gguf").is_file()
+    # --dry_run read an exported GGUF's tokenizer without its chat template ("this model has none"); training did
+    chat = tmp_path / "chat.jsonl"
+    chat.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"q{i}"},
+                                                     {"role": "assistant", "content": "a"}]}) + "\n"
+                            for i in range(4)))  # fmt: skip
+    assert main(["finetune", "-m", str(exported / "model" / "model-Q8_0.gguf"), "--data_files", str(chat),
+                 "--use_chat_template", "-o", str(tmp_path / "ft2"), "--dry_run", "--log_level", "3"]) == 0  # fmt: skip
     # an export output (the folder or its .gguf) as quantize's input: "does not appear to have a file named ."
     for given in (exported, exported / "model" / "model-Q8_0.gguf"):
         out = tmp_path / f"q-{given.name}"

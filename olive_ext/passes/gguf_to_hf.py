@@ -73,7 +73,7 @@ def convert_gguf(folder: Path, gguf_file: str, out: Path, dtype: str = "float32"
                 "convert this model to a Hugging Face folder first",
             ) from e
         raise
-    _fill_from_metadata(tokenizer, folder / gguf_file)
+    fill_from_metadata(tokenizer, folder / gguf_file)
     # transformers refuses to save GGUF-loaded models ("quantized with gguf and is not
     # serializable"); the weights are already dequantized, so drop the quantizer and save.
     model.hf_quantizer = None  # type: ignore[assignment]
@@ -144,7 +144,7 @@ def _keep_gguf_tokens(out: Path, gguf: Path) -> None:
     )
 
 
-def _fill_from_metadata(tokenizer: Any, path: Path) -> None:
+def fill_from_metadata(tokenizer: Any, path: Path) -> None:
     """The chat template and BOS/EOS/PAD tokens from the GGUF's metadata, where transformers' reader left them out.
 
     transformers 5 returns a bare tokenizer for Llama-architecture GGUFs whose folder holds a tokenizer_config.json

@@ -31,6 +31,7 @@ from olive_ext.engine.runner import check_step_input
 from olive_ext.errors import UserInputError
 from olive_ext.models.folder import MODEL_CONFIG, absolute_if_local, resolve_model_arg, write_model_config
 from olive_ext.options import parse_bool, validate_options, with_options_signature
+from olive_ext.passes.gguf_to_hf import fill_from_metadata
 from olive_ext.passes.lora import LoraPass
 from olive_ext.progress import Progress
 from olive_ext.quiet import api_call
@@ -213,6 +214,9 @@ def _tokenizer_of(model: str, trust_remote_code: bool) -> Any:
         tok = AutoTokenizer.from_pretrained(art.path, gguf_file=art.gguf_file)
     except Exception as e:  # transformers raises several types for a GGUF it cannot read
         raise UserInputError(f"the tokenizer of {model} could not be read: {type(e).__name__}: {e}") from e
+    # the chat template and special tokens as the conversion that training reads fills them (--dry_run said an
+    # exported GGUF had no chat template)
+    fill_from_metadata(tok, Path(art.path) / art.gguf_file)
     return tok
 
 
