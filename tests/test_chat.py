@@ -583,6 +583,10 @@ def test_a_fine_tune_output_chats_in_pytorch_as_transformers_and_peft_answer(
     assert reply.text in capsys.readouterr().out
     assert main(["chat", "-m", str(adapter), "--adapter", "x", "--prompt", "hi"]) == 2
     assert "leave out --adapter" in capsys.readouterr().err
+    bare = _without_chat_template(tiny_llama, tmp_path / "no-template")  # the hint spoke of exporting a GGUF
+    assert main(["chat", "-m", str(bare), "--prompt", "hi"]) == 2
+    err = capsys.readouterr().err
+    assert f"write the base model's chat template to {bare / 'chat_template.jinja'}" in err and "serve" not in err
     from olive_ext.serve.backend import load_backend  # serve needs a built model: it says how to build one
 
     with pytest.raises(UserInputError, match="holds no model serve runs") as e:

@@ -99,6 +99,7 @@ class Conversation:
 
     context_tokens: int
     context_hint = "lower --max_new_tokens"  # a runtime whose context can be raised says how
+    served = True  # `olive-ext serve` runs this model too (its /v1/completions takes prompts as written)
     max_new_tokens: int
     system: str | None
     history: list[dict[str, str]]  # user/assistant messages, oldest first

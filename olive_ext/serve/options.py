@@ -43,7 +43,8 @@ class ServeOptions(Options):
     context_length: int = Field(
         0,
         ge=0,
-        description="GGUF models: llama.cpp's context (KV cache) in tokens per worker (0: the model's, at most 2048)",
+        description="GGUF models: llama.cpp's context (KV cache) in tokens per worker (0: the model's, at most 2048); "
+        "chat on a fine-tune output in PyTorch: the tokens it keeps (0: the model's, at most 4096)",
     )
     threads: int = Field(
         0,

@@ -19,7 +19,7 @@ from pydantic import Field, field_validator
 
 from olive_ext.errors import Terminated, UserInputError
 from olive_ext.line_reader import line_reader
-from olive_ext.models.folder import find_genai_model, resolve_model_arg
+from olive_ext.models.folder import find_genai_model, resolve_model_arg, tokenizer_folder
 from olive_ext.onnx.chat import (
     ChatSession,
     ChatTemplateRejectedError,
@@ -106,7 +106,8 @@ def _open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession | TorchChatSe
     # serve's backends (llama.cpp, deploy and protocol modules at import): loaded by a chat, not by --help
     from olive_ext.serve.backend import built_model_path, gguf_backend
 
-    root = built_model_path(opts.model_name_or_path, "give an auto-opt or generate-adapter output, a bundle or a .gguf")
+    root = built_model_path(opts.model_name_or_path, "give an auto-opt or generate-adapter output, a bundle, a .gguf, "
+                            "a fine-tune output or a local Hugging Face folder (a hub model: download it first)")
     if template := trained_text_template(root):
         logger.warning("this model was fine-tuned and measured on prompts in the form %r, and chat wraps each message "
                        "in the chat template instead: its answers may not be the ones measured. Send prompts in that "
@@ -127,7 +128,7 @@ def _open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession | TorchChatSe
         torch_session = _torch_chat(root, opts)  # a Hugging Face model or fine-tune output: chat in PyTorch
         if torch_session is None:
             raise
-        return _probed(torch_session, root, opts)
+        return torch_session
     if opts.adapter is not None and opts.adapter not in adapters:  # "" too: it reached onnxruntime-genai (TypeError)
         known = ", ".join(sorted(adapters)) or "none"
         raise UserInputError(f"adapter {opts.adapter!r} not found in {root}; adapters there: {known}")
@@ -163,7 +164,8 @@ def _torch_chat(root: Path, opts: ChatOptions) -> TorchChatSession | None:
     logger.info("chatting with %s in PyTorch (fp32%s): slower than a built model; `olive-ext auto-opt -m %s` builds "
                 "and measures the fast one", source.path, f", adapter {source.adapter_path}" if source.adapter_path
                 else "", root)  # fmt: skip
-    return TorchChatSession(source, opts.system, opts.sampling(), opts.max_new_tokens, opts.context_length)
+    session = TorchChatSession(source, opts.system, opts.sampling(), opts.max_new_tokens, opts.context_length)
+    return _probed(session, root, opts, Path(tokenizer_folder(source.path, source.adapter_path)))
 
 
 def _probed(session: _Session, root: Path, opts: ChatOptions, folder: Path | None = None) -> _Session:
@@ -172,7 +174,7 @@ def _probed(session: _Session, root: Path, opts: ChatOptions, folder: Path | Non
     try:
         session.prompt_ids("hello")
     except NoChatTemplateError as e:
-        raise _no_template(root, folder) from e
+        raise _no_template(root, folder, session.served) from e
     except ChatTemplateRejectedError as e:
         if opts.system is not None:
             raise UserInputError(f"{root}'s chat template refuses a conversation with --system: {e.reason}",
@@ -195,13 +197,12 @@ def trained_text_template(root: Path) -> str | None:
     return None
 
 
-def _no_template(root: Path, folder: Path | None = None) -> UserInputError:
+def _no_template(root: Path, folder: Path | None = None, served: bool = True) -> UserInputError:
     where = (f"write the base model's chat template to {folder / 'chat_template.jinja'}" if folder is not None
              else "export the GGUF from a Hugging Face model that has a chat template")  # fmt: skip
-    return UserInputError(
-        f"{root} has no chat template: chat renders each turn with the model's template",
-        hint=f"{where}, or send your own prompts to `olive-ext serve`'s /v1/completions",
-    )
+    also = ", or send your own prompts to `olive-ext serve`'s /v1/completions" if served else ""
+    return UserInputError(f"{root} has no chat template: chat renders each turn with the model's template",
+                          hint=where + also)
 
 
 class GGUFChatSession(Conversation):

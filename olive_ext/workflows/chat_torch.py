@@ -36,6 +36,8 @@ MAX_CONTEXT = 4096
 class TorchChatSession(Conversation):
     """A Hugging Face causal LM (with the fine-tune's adapter) in PyTorch, its chat template, and the conversation."""
 
+    served = False  # serve runs built models only
+
     def __init__(
         self,
         source: Artifact,
