@@ -107,7 +107,8 @@ def _open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession | TorchChatSe
     from olive_ext.serve.backend import built_model_path, gguf_backend
 
     root = built_model_path(opts.model_name_or_path, "give an auto-opt or generate-adapter output, a bundle, a .gguf, "
-                            "a fine-tune output or a local Hugging Face folder (a hub model: download it first)")
+                            "a fine-tune output or a local Hugging Face folder (a model on the Hugging Face Hub: "
+                            "download it first)")
     if template := trained_text_template(root):
         logger.warning("this model was fine-tuned and measured on prompts in the form %r, and chat wraps each message "
                        "in the chat template instead: its answers may not be the ones measured. Send prompts in that "
