@@ -220,3 +220,5 @@ def test_unsloths_quantization_names_are_taken_and_quant_with_format_hf_is_refus
     assert main(["export", "-m", str(tiny_llama), "--format", "hf", "--quant", "q8_0", "-o", str(out)]) == 2
     err = capsys.readouterr().err
     assert "--quant Q8_0 is for --format gguf" in err and not out.exists(), err
+    adapter = make_random_adapter(tiny_llama, tmp_path / "adapter")  # --quant left at its default: not refused
+    assert main(["export", "-m", str(adapter), "--format", "hf", "-o", str(out)]) == 0

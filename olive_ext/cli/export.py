@@ -49,8 +49,8 @@ def main(args: argparse.Namespace) -> int:
 
     values, notes = llama_factory_export_values(args.config) if args.config else ({}, [])
     for name in ExportOptions.model_fields:  # a flag given beside the YAML wins; one left at its default does not
-        value = getattr(args, name, None)
-        if value is not None and (name not in values or value != ExportOptions.default_of(name)):
+        value = getattr(args, name, None)  # (and is not set: `--format hf` refuses a --quant the user gave)
+        if value is not None and value != ExportOptions.default_of(name):
             values[name] = value
     for name, flag in (("model_name_or_path", "-m/--model_name_or_path"), ("output_path", "-o/--output_path")):
         if name not in values:
