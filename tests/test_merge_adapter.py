@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -157,6 +158,15 @@ def test_an_adapter_trained_with_added_tokens_merges_onto_its_resized_base(tiny_
     session = open_chat(ChatOptions(model_name_or_path=str(adapter), max_new_tokens=2))
     session.answer("use <tool> here")
     assert tok.convert_tokens_to_ids("<tool>") in session.last_prompt_ids
+    # `finetune --adapter_path` on it trained with the base's tokenizer: "<tool>" as plain text, and lost after
+    from olive_ext.cli import main
+
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps({"q": f"use <tool> {i}", "a": "</tool>"}) + "\n" for i in range(4)))
+    out = tmp_path / "ft"
+    assert main(["finetune", "-m", str(tiny_llama), "--adapter_path", str(adapter), "--data_files", str(data),
+                 "--text_template", "{q} {a}", "--max_steps", "1", "-o", str(out), "--log_level", "3"]) == 0  # fmt: skip
+    assert len(AutoTokenizer.from_pretrained(out / "adapter")) == len(tok)
 
 
 def test_a_llama_factory_export_yaml_merges_as_llamafactory_cli_export_does(

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from olive_ext.data import load_rows, to_examples
 from olive_ext.errors import MissingDependencyError, OliveExtError, UserInputError
 from olive_ext.memory import peak_rss_mb, reset_peak_rss
+from olive_ext.models.folder import tokenizer_folder
 from olive_ext.progress import Progress
 from olive_ext.train import distributed
 from olive_ext.train.args import check_training_args
@@ -105,7 +106,7 @@ def finetune(
     device, threads = training_device(), use_all_cores()
     if distributed.local_world_size() > 1:  # the processes on this machine share its cores
         threads = _share_cores(threads)
-    data = prepare_data(model_path, train_spec, eval_spec, opts, trust_remote_code)
+    data = prepare_data(model_path, train_spec, eval_spec, opts, trust_remote_code, adapter_path)
     if opts.torch_dtype == "auto" and device == "cuda":  # a GPU: timed on the training step (train/dtype_step.py)
         dtype, dtype_info = choose_dtype_by_step(model_path, opts, data.rows, data.tokenizer.pad_token_id, device,
                                                  cache_root, trust_remote_code)  # fmt: skip
@@ -184,9 +185,14 @@ def prepare_data(
     eval_spec: DatasetSpec | None,
     opts: FinetuneOptions,
     trust_remote_code: bool = False,
+    adapter_path: str | None = None,
 ) -> TrainingData:
-    """Read both splits, turn rows into examples, tokenize them (answers only in the loss), pack if asked."""
-    tokenizer, train_rows, eval_rows = load_inputs(model_path, train_spec, eval_spec, trust_remote_code)
+    """Read both splits, turn rows into examples, tokenize them (answers only in the loss), pack if asked.
+
+    The tokenizer is ``adapter_path``'s where it carries one: an adapter trained on goes on with its added tokens
+    (they were split as plain text, and the adapter saved after lost them)."""
+    tokenizer, train_rows, eval_rows = load_inputs(tokenizer_folder(model_path, adapter_path), train_spec, eval_spec,
+                                                   trust_remote_code)  # fmt: skip
     train_examples = to_examples(train_rows, train_spec, tokenizer)
     if not opts.train_on_prompt:
         check_answers(train_examples, train_spec)
@@ -432,14 +438,14 @@ def run_metrics(
 
 
 def load_inputs(
-    model_path: str, train_spec: DatasetSpec, eval_spec: DatasetSpec | None, trust_remote_code: bool = False
+    tokenizer_path: str, train_spec: DatasetSpec, eval_spec: DatasetSpec | None, trust_remote_code: bool = False
 ) -> tuple[Any, Any, Any]:
     """(tokenizer, train rows, eval rows); every model and data problem is reported in one error."""
 
     problems: list[UserInputError] = []
     loaded: list[Any] = []
     for load in (
-        lambda: load_tokenizer(model_path, trust_remote_code),
+        lambda: load_tokenizer(tokenizer_path, trust_remote_code),
         lambda: load_rows(train_spec),
         lambda: load_rows(eval_spec) if eval_spec else None,
     ):
