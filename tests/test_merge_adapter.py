@@ -165,7 +165,8 @@ def test_an_adapter_trained_with_added_tokens_merges_onto_its_resized_base(tiny_
     data.write_text("".join(json.dumps({"q": f"use <tool> {i}", "a": "</tool>"}) + "\n" for i in range(4)))
     out = tmp_path / "ft"
     assert main(["finetune", "-m", str(tiny_llama), "--adapter_path", str(adapter), "--data_files", str(data),
-                 "--text_template", "{q} {a}", "--max_steps", "1", "-o", str(out), "--log_level", "3"]) == 0  # fmt: skip
+                 "--text_template", "{q} {a}", "--max_steps", "1", "-o", str(out),
+                 "--log_level", "3"]) == 0  # fmt: skip
     assert len(AutoTokenizer.from_pretrained(out / "adapter")) == len(tok)
 
 
