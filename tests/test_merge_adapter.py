@@ -233,3 +233,9 @@ def test_unsloths_quantization_names_are_taken_and_quant_with_format_hf_is_refus
     assert "--quant Q8_0 is for --format gguf" in err and not out.exists(), err
     adapter = make_random_adapter(tiny_llama, tmp_path / "adapter")  # --quant left at its default: not refused
     assert main(["export", "-m", str(adapter), "--format", "hf", "-o", str(out)]) == 0
+    # Unsloth's bf16 (and q4_1, q5_1, q3_k_*, q2_k) were "invalid choice": llama.cpp writes them
+    from gguf import GGUFReader
+
+    assert main(["export", "-m", str(adapter), "--quant", "bf16", "-o", str(tmp_path / "bf16")]) == 0
+    types = {t.tensor_type.name for t in GGUFReader(tmp_path / "bf16" / "model" / "model-BF16.gguf").tensors}
+    assert "BF16" in types, types

@@ -39,7 +39,9 @@ from olive_ext.passes.merge_adapter import merge_adapter_into, merged_model
 from olive_ext.passes.shared import shared_folder
 from olive_ext.quiet import quiet_loggers
 
-GgufQuant = Literal["Q4_0", "Q4_K_M", "Q5_K_M", "Q8_0", "Q4_K_S", "Q5_0", "Q6_K", "F16", "F32"]
+# llama.cpp's types that need no importance matrix (its IQ types do), as Unsloth's save_pretrained_gguf offers them
+GgufQuant = Literal["Q4_0", "Q4_K_M", "Q5_K_M", "Q8_0", "Q4_K_S", "Q5_0", "Q6_K", "F16", "F32", "BF16", "Q4_1", "Q5_1",
+                    "Q5_K_S", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q2_K"]  # fmt: skip
 GGUF_QUANTS: tuple[str, ...] = get_args(GgufQuant)
 # Unsloth's save_pretrained_gguf names for a quantization type (its methods are lower case: q4_k_m, q8_0, f16)
 _UNSLOTH_QUANTS = {"not_quantized": "F16", "fast_quantized": "Q8_0", "quantized": "Q4_K_M"}

@@ -73,7 +73,8 @@ class ExportOptions(Options):
         "safetensors: LLaMA-Factory's `export`); unset: gguf, and hf for a LLaMA-Factory export YAML",
     )
     quant: GgufQuant = Field(
-        "Q4_K_M", description="llama.cpp quantization type: Q4_0, Q4_K_M, Q5_K_M, Q8_0, Q4_K_S, Q5_0, Q6_K, F16, F32"
+        "Q4_K_M", description="llama.cpp quantization type: Q4_0, Q4_K_M, Q5_K_M, Q8_0, Q4_K_S, Q5_0, Q6_K, F16, F32, "
+        "BF16, Q4_1, Q5_1, Q5_K_S, Q3_K_S/M/L, Q2_K (lower case and Unsloth's names taken)"
     )
     trust_remote_code: bool = Field(False, description="allow model code from the hub")
     overwrite: bool = Field(False, description="replace an existing output folder")
