@@ -68,3 +68,13 @@ def test_torchrun_with_an_eval_split_and_epochs(tiny_llama: Path, tmp_path: Path
                         "train[:32]", "--eval_split", "train[32:]", length=("--num_train_epochs", "1"))  # fmt: skip
     # 32 rows, 2 rows per process per step, 2 processes: 8 steps make one epoch
     assert metrics["steps"] == 8 and metrics["epochs"] == 1.0, metrics
+
+
+def test_too_few_rows_for_every_process_s_batch_are_said() -> None:
+    """Under torchrun a per-device batch larger than the data repeated rows unevenly (the sampler pads each
+    process's batch), without a word."""
+    from olive_ext.train.run import uneven_rows
+
+    assert uneven_rows(40, 2, 2) is None and uneven_rows(3, 8, 1) is None  # enough rows; one process pads nothing
+    note = uneven_rows(3, 2, 2)
+    assert note is not None and "3 training rows for 2 processes" in note and "--per_device_train_batch_size 1" in note

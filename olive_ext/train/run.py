@@ -315,6 +315,8 @@ def train_phase(
     # rows one optimizer step takes, over every process (torchrun: each takes its own batch); without the world size
     # an epoch under two processes was two epochs
     per_step = opts.per_device_train_batch_size * opts.gradient_accumulation_steps * distributed.world_size()
+    if note := uneven_rows(len(data.rows), opts.per_device_train_batch_size, distributed.world_size()):
+        logger.warning("%s", note)
     steps_per_epoch = max(1, math.ceil(len(data.rows) / per_step))
     total_steps = opts.max_steps or max(1, math.ceil(steps_per_epoch * opts.num_train_epochs))
     args = _training_arguments(opts, checkpoint_dir, device, dtype, total_steps, data.eval_set is not None)
@@ -435,6 +437,17 @@ def run_metrics(
         "eval": evals,
         "options": opts.canonical(),
     }
+
+
+def uneven_rows(rows: int, per_device: int, processes: int) -> str | None:
+    """What a data-parallel run does to too few rows: each process's batch is filled by repeating rows (the
+    sampler pads), so some rows count twice per step; None when each process gets a batch of its own rows."""
+    if processes <= 1 or rows >= per_device * processes:
+        return None
+    fits = max(1, rows // processes)
+    return (f"{rows} training rows for {processes} processes x --per_device_train_batch_size {per_device}: rows are "
+            f"repeated to fill every process's batch, so some count twice in a step; give more rows or "
+            f"--per_device_train_batch_size {fits}")  # fmt: skip
 
 
 def load_inputs(
