@@ -213,10 +213,11 @@ class ChatSession(Conversation):
         return genai_encode(self.tokenizer, prompt, self._bos)
 
 
-def end_ids(folder: Path) -> set[int]:
-    """The end-of-turn token ids genai_config.json names (one id or a list): chat and serve stop on them and show
-    none of them as text."""
-    eos = json.loads((folder / "genai_config.json").read_text(encoding="utf-8"))["model"].get("eos_token_id")
+def end_ids(folder: Path, config: dict[str, Any] | None = None) -> set[int]:
+    """The end-of-turn token ids genai_config.json names (one id or a list; ``config``: the file, already read):
+    chat and serve stop on them and show none of them as text."""
+    config = config or json.loads((folder / "genai_config.json").read_text(encoding="utf-8"))
+    eos = config["model"].get("eos_token_id")
     return {int(i) for i in (eos if isinstance(eos, list) else [] if eos is None else [eos])}
 
 

@@ -29,7 +29,7 @@ class GenAIBackend:
         config = json.loads((folder / "genai_config.json").read_text(encoding="utf-8"))
         self.context_length = int(config["model"]["context_length"])
         self.max_context_length = self.context_length  # genai allocates per request: the whole context is served
-        self._end_ids = end_ids(folder)
+        self._end_ids = end_ids(folder, config)
         self._template = chat_template_file(folder)
         try:
             self._model = self._og.Model(str(folder))

@@ -16,6 +16,7 @@ from typing import Any
 from olive_ext.artifacts import Artifact
 from olive_ext.data.formats import encode_prompt
 from olive_ext.errors import Terminated
+from olive_ext.evaluate.backends.torch_lm import model_eos_ids
 from olive_ext.models.folder import tokenizer_folder
 from olive_ext.onnx.chat import (
     ChatTemplateRejectedError,
@@ -62,7 +63,7 @@ class TorchChatSession(Conversation):
         self.model = model.eval()
         self.torch = torch
         tokenizer_eos = {int(self.tokenizer.eos_token_id)} if self.tokenizer.eos_token_id is not None else set()
-        self._end_ids = sorted(_eos_ids(model) | tokenizer_eos)
+        self._end_ids = sorted(model_eos_ids(model) | tokenizer_eos)
         trained = int(getattr(model.config, "max_position_embeddings", 0) or MAX_CONTEXT)
         self.context_tokens = min(trained, context_length or MAX_CONTEXT)
         self.context_hint = f"raise --context_length (up to {trained}), or lower --max_new_tokens"
@@ -130,12 +131,6 @@ class _Pieces:
 
     def end(self) -> None:
         """Nothing held: the caller takes the stream's tail."""
-
-
-def _eos_ids(model: Any) -> set[int]:
-    eos = model.config.eos_token_id
-    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    return {int(e) for x in (eos, gen_eos) if x is not None for e in (x if isinstance(x, list) else [x])}
 
 
 def _generate_options(sampling: Sampling) -> dict[str, Any]:

@@ -18,6 +18,13 @@ _BATCH_ROWS = 8
 _BATCH_TOKENS = 2048
 
 
+def model_eos_ids(model: Any) -> set[int]:
+    """The end-of-sequence ids a transformers model names in its config and its generation config."""
+    eos = model.config.eos_token_id
+    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    return {int(e) for x in (eos, gen_eos) if x is not None for e in (x if isinstance(x, list) else [x])}
+
+
 class TorchLMBackend(LMBackend):
     """A Hugging Face causal LM on CPU, greedy, with a KV cache, timed per token."""
 
@@ -31,9 +38,7 @@ class TorchLMBackend(LMBackend):
         if adapter_path:
             model = apply_adapter(model, adapter_path)
         self._wrap(model.eval(), torch)
-        eos = model.config.eos_token_id
-        gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-        self.eos_ids = {int(e) for x in (eos, gen_eos) if x is not None for e in (x if isinstance(x, list) else [x])}
+        self.eos_ids = model_eos_ids(model)
 
     def _wrap(self, model: Any, torch: Any) -> None:
         self.torch = torch
