@@ -227,6 +227,7 @@ def test_unsloths_quantization_names_are_taken_and_quant_with_format_hf_is_refus
     assert ExportOptions(model_name_or_path="m", output_path="o", quant="q4_k_m").quant == "Q4_K_M"
     assert ExportOptions(model_name_or_path="m", output_path="o", quant="fast_quantized").quant == "Q8_0"
     assert GgufExportConfig(quant="f16").quant == "F16"
+    assert GgufExportConfig().quant == "Q4_K_M"  # a gguf_export step without quant got a pydantic FieldInfo
     out = tmp_path / "merged"
     assert main(["export", "-m", str(tiny_llama), "--format", "hf", "--quant", "q8_0", "-o", str(out)]) == 2
     err = capsys.readouterr().err

@@ -23,9 +23,9 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator
 
 from olive_ext.artifacts import Artifact
 from olive_ext.errors import MissingDependencyError, UserInputError
@@ -57,20 +57,18 @@ def gguf_quant_name(value: Any) -> Any:
     return spelled.get(key) or _UNSLOTH_QUANTS.get(key) or value
 
 
+# the quant a user writes (Unsloth's lower case, its names), checked against llama.cpp's types: export and the pass
+GgufQuantName = Annotated[GgufQuant, BeforeValidator(gguf_quant_name)]
 F32_FILE = "model-F32.gguf"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
                    "vocab.json", "merges.txt", "generation_config.json")  # fmt: skip
 
 
 class GgufExportConfig(PassConfig):
-    quant: GgufQuant = searchable(
-        Field("Q4_K_M", description="llama.cpp quantization type (Q4_0, Q4_K_M, Q5_K_M, Q8_0, ... F16, F32)")
+    quant: GgufQuantName = searchable(
+        "Q4_K_M", description=f"llama.cpp quantization type: {', '.join(GGUF_QUANTS)} (lower case and Unsloth's names "
+        "taken)"
     )
-
-    @field_validator("quant", mode="before")
-    @classmethod
-    def _quant_name(cls, value: Any) -> Any:
-        return gguf_quant_name(value)
 
 
 @register_pass("gguf_export")

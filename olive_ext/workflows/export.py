@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from olive_ext.artifacts import Artifact, article
 from olive_ext.data import smoke_prompts
@@ -36,14 +36,14 @@ from olive_ext.models.folder import resolve_model_arg, write_model_config
 from olive_ext.models.gguf_header import quantized_file_type
 from olive_ext.models.hub import hub_model_folder
 from olive_ext.onnx.runtime import LLAMACPP_INSTALL, llama_cpp_available
-from olive_ext.options import Options, validate_options, with_options_signature
+from olive_ext.options import Options, field_of, validate_options, with_options_signature
 from olive_ext.passes.dequantize_hf import dequantize_folder
 from olive_ext.passes.gguf_export import (
     EXPORT_HINT,
     GgufExport,
-    GgufQuant,
+    GgufExportConfig,
+    GgufQuantName,
     export_gguf,
-    gguf_quant_name,
     source_problem,
 )
 from olive_ext.passes.gguf_to_hf import convert_gguf
@@ -72,17 +72,9 @@ class ExportOptions(Options):
         description="what to write: gguf (llama.cpp, Ollama), or hf (the adapter merged into its base, as "
         "safetensors: LLaMA-Factory's `export`); unset: gguf, and hf for a LLaMA-Factory export YAML",
     )
-    quant: GgufQuant = Field(
-        "Q4_K_M", description="llama.cpp quantization type: Q4_0, Q4_K_M, Q5_K_M, Q8_0, Q4_K_S, Q5_0, Q6_K, F16, F32, "
-        "BF16, Q4_1, Q5_1, Q5_K_S, Q3_K_S/M/L, Q2_K (lower case and Unsloth's names taken)"
-    )
+    quant: GgufQuantName = field_of(GgufExportConfig, "quant")
     trust_remote_code: bool = Field(False, description="allow model code from the hub")
     overwrite: bool = Field(False, description="replace an existing output folder")
-
-    @field_validator("quant", mode="before")
-    @classmethod
-    def _quant_name(cls, value: Any) -> Any:  # Unsloth's q4_k_m, q8_0, f16 (lower case)
-        return gguf_quant_name(value)
 
 
 @dataclass
