@@ -157,7 +157,7 @@ def resolve_model_arg(
         check_no_pickle_only(Path(adapter_path).expanduser(), "adapter")
     p = Path(path).expanduser()
     if p.is_dir() and (p / MODEL_CONFIG).exists():
-        art = _gguf_named(read_model_config(p))
+        art = read_model_config(p)
         if adapter_path:
             if art.meta.get("adapter_merged"):
                 raise UserInputError(
@@ -167,8 +167,7 @@ def resolve_model_arg(
         return art
     parent = _output_holding(p, adapter_path)
     if parent is not None:  # `-m ft/model --adapter_path ft/adapter`, as the Olive guide writes it: the fine-tune
-        # output (its eval split found: auto-opt measured nothing, and chose a model 13 points worse)
-        return _gguf_named(parent, p.name if p.is_file() and p.suffix.lower() == ".gguf" else None)
+        return parent  # output (its eval split found: auto-opt measured nothing, and chose a model 13 points worse)
     if is_bare_adapter(p):
         if adapter_path:
             raise UserInputError(
@@ -195,18 +194,6 @@ def resolve_model_arg(
         if kind is None and (p / "genai_config.json").is_file():  # a genai folder's model.onnx: that folder, as
             resolved_kind = "genai"  # when given itself (its KV-cache inputs failed an onnx-kind smoke check)
     return Artifact(resolved_kind, str(p) if p.exists() else path, adapter_path, gguf_file)
-
-
-def _gguf_named(art: Artifact, named: str | None = None) -> Artifact:
-    """A GGUF output's artifact with its .gguf named (the file given, else the one its model folder holds): an
-    `export` output as the input of quantize or auto-opt reached the GGUF reader with no file ("does not appear to
-    have a file named .")."""
-    if art.kind != "gguf" or art.gguf_file:
-        return art
-    found = [named] if named else sorted(f.name for f in Path(art.path).glob("*.gguf"))
-    if len(found) != 1:
-        return art
-    return Artifact(art.kind, art.path, art.adapter_path, found[0], meta=art.meta)
 
 
 def absolute_if_local(path: str) -> str:
@@ -247,7 +234,11 @@ def read_model_config(folder: Path) -> Artifact:
         raise UserInputError(f"{folder / MODEL_CONFIG} names neither 'model' nor 'base_model'")
     adapter = str(folder / data["adapter"]) if data.get("adapter") else None
     meta = {k: v for k, v in data.items() if k not in {"kind", "model", "adapter", "gguf_file"}}
-    return Artifact(kind, model_path, adapter, data.get("gguf_file"), meta=meta)
+    gguf_file = data.get("gguf_file")
+    if kind == "gguf" and not gguf_file:  # an `export` output names none: the one .gguf its model folder holds (the
+        found = sorted(f.name for f in Path(model_path).glob("*.gguf"))  # GGUF reader got "a file named .")
+        gguf_file = found[0] if len(found) == 1 else None
+    return Artifact(kind, model_path, adapter, gguf_file, meta=meta)
 
 
 def write_model_config(folder: Path, info: dict[str, Any]) -> None:
