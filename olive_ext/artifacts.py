@@ -8,6 +8,8 @@ An artifact is a model on disk of one kind:
 - ``genai``: a folder onnxruntime-genai loads (``genai_config.json``)
 - ``openvino``: an OpenVINO IR folder (``openvino_model.xml`` + ``.bin``, tokenizer, ``openvino.json``), an
   encoder or a causal LM (``meta["causal"]``)
+- ``composite``: a folder of ONNX components, one subfolder each (``meta["components"]`` names them in order):
+  what Olive's SplitModel makes and its ComposeOnnxModels, StaticLLM and per-component passes take
 
 The fingerprint is a content hash of the artifact's files. It is computed once:
 for cache entries it is stored in the entry, for user inputs it is memoized by
@@ -26,7 +28,7 @@ from typing import Any, Literal, get_args
 
 from olive_ext.errors import UserInputError
 
-ArtifactKind = Literal["hf", "gguf", "onnx", "genai", "openvino"]
+ArtifactKind = Literal["hf", "gguf", "onnx", "genai", "openvino", "composite"]
 ARTIFACT_KINDS: tuple[str, ...] = get_args(ArtifactKind)
 
 

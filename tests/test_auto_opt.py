@@ -272,3 +272,18 @@ def test_labels_the_classifier_does_not_know_are_refused_before_the_builds(tiny_
         olive_ext.auto_opt(tiny_bert, tmp_path / "out", data_files=str(data), text_field="text",
                            response_field="label")  # fmt: skip
     assert not (tmp_path / "out").exists() and not list((tmp_path / "cache").glob("entries/*"))
+
+
+def test_a_built_model_is_refused_in_one_message_naming_quantize(tiny_bert: Path, tmp_path: Path) -> None:
+    """auto-opt on an ONNX model it cannot build from listed twelve "pass 'model_builder' takes hf models, but
+    input_model gives an onnx model" problems, naming our pipelines, and no way on."""
+    from convert_helpers import build
+
+    import olive_ext
+    from olive_ext.errors import UserInputError
+
+    built = build(tiny_bert, {"export": {"type": "onnx_export"}}, cache_dir=tmp_path / "cache")
+    with pytest.raises(UserInputError) as e:
+        olive_ext.auto_opt(built.path, tmp_path / "out")
+    assert "is a built onnx model" in e.value.message and "olive-ext quantize -m" in str(e.value.hint)
+    assert "pipelines" not in str(e.value) and not (tmp_path / "out").exists()

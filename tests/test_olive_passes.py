@@ -444,3 +444,49 @@ def test_an_accepted_olive_config_is_remembered_and_a_refused_one_is_not(
     assert len(markers()) == 1
     other = {"olive_type": "OnnxFloatToFloat16", "config": {"keep_io_types": False}}
     assert olive.check_params(other, "p") == [] and len(markers()) == 2  # keyed by the config's content
+
+
+def _genai_logits(folder: str, ids: list[int]) -> Any:
+    import numpy as np
+    import onnxruntime_genai as og
+
+    model = og.Model(folder)
+    params = og.GeneratorParams(model)
+    params.set_search_options(max_length=len(ids) + 1)
+    gen = og.Generator(model, params)
+    gen.append_tokens(np.asarray(ids, dtype=np.int32))
+    return np.asarray(gen.get_output("logits"))[0]
+
+
+def test_split_model_makes_a_composite_and_compose_gives_the_same_model_back(tiny_llama: Path, tmp_path: Path) -> None:
+    """Olive's QNN LLM chain on the CPU: CaptureSplitInfo -> ModelBuilder -> SplitModel -> ComposeOnnxModels. The
+    builder marks its graph with the split assignments (as Olive's does), SplitModel's components become a
+    ``composite`` folder, and composing them gives a model onnxruntime-genai runs to the split graph's logits."""
+    import json
+
+    import numpy as np
+    import onnx
+
+    from olive_ext.errors import UserInputError
+    from olive_ext.models.folder import find_genai_model
+
+    cache = tmp_path / "cache"
+    split = {"s": {"type": "olive", "olive_type": "CaptureSplitInfo", "config": {"num_splits": 2}},
+             "mb": {"type": "model_builder", "precision": "fp32"},
+             "sm": {"type": "olive", "olive_type": "SplitModel"}}  # fmt: skip
+    parts = build(tiny_llama, split, cache_dir=cache)
+    folder = Path(parts.path)
+    names = json.loads((folder / "composite.json").read_text())["components"]
+    assert parts.kind == "composite" and parts.meta["components"] == names == ["split_0", "split_1"]
+    assert all((folder / n / "model.onnx").is_file() for n in names) and parts.meta["smoke"]["loaded"]
+    assert (folder / "tokenizer.json").is_file()  # the builder's tokenizer stays beside the components
+    layers = [{n.name.split("/")[2] for n in onnx.load(str(folder / name / "model.onnx")).graph.node
+               if n.name.startswith("/model/layers.")} for name in names]  # fmt: skip
+    assert layers[0] and layers[1] and not layers[0] & layers[1]  # each decoder layer in one split
+    with pytest.raises(UserInputError, match="holds a composite model"):
+        find_genai_model(folder)  # its genai_config.json names a graph that is now in pieces
+    whole = build(tiny_llama, {**split, "co": {"type": "olive", "olive_type": "ComposeOnnxModels"}}, cache_dir=cache)
+    assert whole.kind == "onnx" and whole.meta["smoke"]["ran"]  # generated through onnxruntime-genai
+    unsplit = build(tiny_llama, {k: split[k] for k in ("s", "mb")}, cache_dir=cache)
+    ids = [1, 50, 51, 52, 53, 7]
+    np.testing.assert_allclose(_genai_logits(whole.path, ids), _genai_logits(unsplit.path, ids), atol=1e-4)

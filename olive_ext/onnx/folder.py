@@ -4,7 +4,8 @@ Both ONNX artifact kinds are folders: ``onnx`` holds ``model.onnx`` plus tokeniz
 config files; ``genai`` holds the decoder named in ``genai_config.json`` plus the genai
 config, tokenizer and chat template. Passes that rewrite the graph (quantization,
 optimization) copy everything else unchanged, so a quantized genai folder still loads
-in onnxruntime-genai.
+in onnxruntime-genai. A ``composite`` folder holds one such graph per component
+subfolder, listed in ``composite.json``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from olive_ext.artifacts import Artifact
+from olive_ext.errors import UserInputError
 
 EXTERNAL_DATA_THRESHOLD = 1 << 30  # bytes of weights above which the graph and weights are saved apart
 # Olive's OrtSessionParamsTuning result beside a graph: the provider and session options the graph runs best with
@@ -74,6 +76,31 @@ def copy_companions(artifact: Artifact, dest: Path) -> Path:
         else:
             shutil.copy2(item, dest / item.name)
     return dest / src_model.name
+
+
+COMPOSITE_FILE = "composite.json"
+"""A ``composite`` folder's list of its components (subfolders holding model.onnx), in Olive's order."""
+
+
+def write_composite(folder: Path, names: list[str]) -> None:
+    """Write ``folder``'s composite.json naming its components in order."""
+    (folder / COMPOSITE_FILE).write_text(json.dumps({"components": names}, indent=2) + "\n")
+
+
+def composite_components(folder: Path) -> list[str]:
+    """The components of a ``composite`` folder, in order; UserInputError when its composite.json is unreadable or
+    names a component without a graph."""
+    try:
+        names = json.loads((folder / COMPOSITE_FILE).read_text())["components"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        hint = "a composite model folder is what Olive's SplitModel makes in an olive-ext run"
+        raise UserInputError(f"{folder / COMPOSITE_FILE} cannot be read: {e}", hint=hint) from e
+    if not isinstance(names, list) or not names:
+        raise UserInputError(f"{folder / COMPOSITE_FILE}: 'components' must list the component folders, not {names!r}")
+    missing = [str(n) for n in names if not (folder / str(n) / "model.onnx").is_file()]
+    if missing:
+        raise UserInputError(f"{folder / COMPOSITE_FILE} names components without a model.onnx: {', '.join(missing)}")
+    return [str(n) for n in names]
 
 
 def save_model(model: Any, path: Path) -> None:

@@ -23,7 +23,7 @@ from olive_ext.models.folder import config_json
 from olive_ext.models.hub import hub_model_folder
 from olive_ext.models.olive_quant import with_float_embedding
 from olive_ext.onnx.check import smoke_check
-from olive_ext.onnx.folder import save_model
+from olive_ext.onnx.folder import model_file, save_model
 from olive_ext.onnx.genai_builder import (
     QuantizedBuildRefusedError,
     build_genai,
@@ -245,6 +245,29 @@ def builder_options(config: ModelBuilderConfig) -> dict[str, str]:
     return opts
 
 
+def _mark_for_olive(out: Path, attributes: dict[str, Any]) -> None:
+    """Write an earlier Olive pass's split assignments (CaptureSplitInfo) and layer annotations
+    (CaptureLayerAnnotations) into the built graph, as Olive's ModelBuilder does: its SplitModel and layer-aware
+    passes read them from the graph. The builder names nodes by the HF module names they hold."""
+    splits, annotations = attributes.get("split_assignments"), attributes.get("layer_annotations")
+    if not splits and not annotations:
+        return
+    import onnx
+
+    graph = model_file(Artifact("genai", str(out)))
+    proto = onnx.load(str(graph), load_external_data=False)
+    if splits:
+        kept = [p for p in proto.metadata_props if p.key != "split_assignments"]
+        del proto.metadata_props[:]
+        proto.metadata_props.extend(kept)
+        proto.metadata_props.add(key="split_assignments", value=";".join(f"{k}={v}" for k, v in splits.items()))
+    if annotations:
+        from olive.passes.onnx.layer_annotation import annotate_proto_model  # olive-ai made them: it is installed
+
+        annotate_proto_model(proto, annotations)
+    onnx.save(proto, str(graph))
+
+
 @register_pass("model_builder")
 class ModelBuilder(Pass[ModelBuilderConfig]):
     """Build an onnxruntime-genai model folder (genai_config.json, model.onnx, tokenizer) from an HF LLM."""
@@ -254,7 +277,8 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
     produces = "genai"
     devices = frozenset({"cpu", "gpu"})
     libraries = ("onnxruntime-genai", "onnxruntime", "onnx", "transformers", "torch", "peft")
-    version = 3  # 2: a LoRA on a tied lm_head/embed_tokens is merged untied; 3: a Mistral window gets full KV buffers
+    version = 4  # 2: a LoRA on a tied lm_head/embed_tokens is merged untied; 3: a Mistral window gets full KV buffers;
+    # 4: an earlier Olive pass's model attributes (split assignments) are carried
     olive_types = ("ModelBuilder",)
     olive_params: ClassVar[dict[str, str]] = {
         "int4_block_size": "block_size", "int4_accuracy_level": "accuracy_level", "int4_is_symmetric": "symmetric",
@@ -355,6 +379,7 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
             build_path = quantize_float_build(cfg, base, out, provider, options, work, self.name, artifact.path)
             logger.warning("%s: %s; built %s instead", self.name, refused.reason, build_path.split(":")[0])
         finish_genai_config(out, cfg.threads, cfg.search)
+        _mark_for_olive(out, artifact.meta.get("olive_attributes") or {})
         adapter_file = None
         if adapter and cfg.adapter_mode != "merge":
             copy_tokenizer_files(Path(adapter), out)
@@ -377,6 +402,8 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
         }
         if cfg.quantized:
             meta["quant"] = {f: getattr(cfg, f) for f in _QUANT_FIELDS} | {"method": "model_builder"}
+        if artifact.meta.get("olive_attributes"):  # an Olive analysis pass's (split assignments by module name: the
+            meta["olive_attributes"] = artifact.meta["olive_attributes"]  # graph keeps them), as Olive carries them
         if adapter:
             meta["adapter_mode"] = cfg.adapter_mode
         if adapter_file is not None:

@@ -91,8 +91,8 @@ _KINDS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "ModelBuilder": (("hf",), "genai"),
     "MobiusBuilder": (("hf",), "onnx"),
     "CaptureOnnxGraph": (("hf",), "onnx"),
-    "SplitModel": (("onnx",), None),  # a composite model
-    "ComposeOnnxModels": ((), "onnx"),  # takes a composite model
+    "SplitModel": (("onnx", "genai"), "composite"),  # a genai folder: its decoder graph
+    "ComposeOnnxModels": (("composite",), "onnx"),
     "OpenVINOConversion": (("hf", "onnx"), "openvino"),
     # these give back the kind they are given (ONNX in, ONNX out; IR in, IR out): KEEPS_KIND
     "OpenVINOQuantization": (("onnx", "openvino"), "openvino"),
@@ -123,8 +123,8 @@ class OliveCatalogEntry:
     accelerators: tuple[str, ...]  # devices it supports ("*": any)
     packages: tuple[str, ...]  # pip requirements it needs beyond olive-ai
     dataset: str  # dataset_required / dataset_optional / dataset_not_required
-    takes: tuple[str, ...]  # model kinds it takes: hf, onnx, openvino, ... (empty: not knowable)
-    produces: str | None  # the kind it produces (None: a composite model or not knowable)
+    takes: tuple[str, ...]  # model kinds it takes: hf, onnx, openvino, composite, ... (empty: not knowable)
+    produces: str | None  # the kind it produces (None: not knowable)
     needs: str | None  # None when it can run on this machine; else why not (vendor package / device)
 
     @property

@@ -30,12 +30,15 @@ from olive_ext.errors import PassError, Problem, RecipeError, UserInputError
 from olive_ext.models.folder import PYPI_PREFIX, config_json, skip_on_copy
 from olive_ext.onnx.check import smoke_check
 from olive_ext.onnx.folder import (
+    COMPOSITE_FILE,
     TUNED_SETTINGS,
     carried_meta,
+    composite_components,
     copy_companions,
     external_data_files,
     model_file,
     save_model,
+    write_composite,
 )
 from olive_ext.passes import olive_catalog
 from olive_ext.passes.base import Pass, PassConfig, dataset_ref, register_pass
@@ -44,8 +47,11 @@ from olive_ext.passes.context import RunContext
 if TYPE_CHECKING:
     from olive_ext.data.spec import DatasetSpec
 
-# Kinds our artifacts can hold of what Olive passes take and produce (an ONNX rewrite also takes a genai folder).
-_HOLDABLE = frozenset({"hf", "onnx", "genai", "openvino"})
+# Kinds our artifacts can hold of what Olive passes take and produce (an ONNX rewrite also takes a genai folder,
+# and a composite model, whose components Olive rewrites one by one).
+_HOLDABLE = frozenset({"hf", "onnx", "genai", "openvino", "composite"})
+# Olive passes that make one ONNX model of a composite's components (the others keep a composite composite).
+_COMPOSES = frozenset({"ComposeOnnxModels", "OptimumMerging"})
 
 
 class OlivePassConfig(PassConfig):
@@ -81,7 +87,7 @@ def entry_kinds(olive_type: str) -> tuple[frozenset[str], str | None]:
         return frozenset(), None
     takes = set(entry.takes) & _HOLDABLE
     if "onnx" in takes and entry.produces == "onnx":
-        takes.add("genai")
+        takes |= {"genai", "composite"}
     return frozenset(takes), entry.produces
 
 
@@ -94,9 +100,9 @@ def unsupported_reason(olive_type: str) -> str | None:
         return entry.needs
     takes, produces = entry_kinds(olive_type)
     if not takes or produces not in _HOLDABLE:
-        holds = f"{'/'.join(entry.takes) or 'a composite model'} -> {produces or 'a composite model'}"
-        return (f"it turns {holds}, which olive-ext's artifacts cannot hold yet (they hold hf, onnx, genai and "
-                "openvino folders)")
+        holds = f"{'/'.join(entry.takes) or 'an unknown kind'} -> {produces or 'an unknown kind'}"
+        return (f"it turns {holds}, which olive-ext's artifacts cannot hold yet (they hold hf, onnx, genai, "
+                "openvino and composite folders)")
     return None
 
 
@@ -115,7 +121,7 @@ class OlivePass(Pass[OlivePassConfig]):
 
     config_class = OlivePassConfig
     version = 2  # 2: the model attributes Olive's passes add are kept (entries of 1 dropped them)
-    accepts = frozenset({"hf", "onnx", "genai", "openvino"})
+    accepts = frozenset({"hf", "onnx", "genai", "openvino", "composite"})
     produces = "onnx"
     keeps_kind = True
     libraries = ("olive-ai", "onnx", "onnxruntime", "onnxscript", "onnx-ir", "torch", "transformers")
@@ -192,8 +198,9 @@ class OlivePass(Pass[OlivePassConfig]):
         if not isinstance(olive_type, str) or not olive_catalog.lookup(olive_type) or unsupported_reason(olive_type):
             return ""
         takes, produces = entry_kinds(olive_type)
-        if produces == "onnx" and input_kind == "genai" and "genai" in takes:
-            return "genai"
+        if produces == "onnx" and input_kind in ("genai", "composite") and input_kind in takes:
+            entry = olive_catalog.lookup(olive_type)
+            return "onnx" if entry is not None and entry.name in _COMPOSES else input_kind
         entry = olive_catalog.lookup(olive_type)
         if entry is not None and entry.name in olive_catalog.KEEPS_KIND and input_kind in takes:
             return input_kind
@@ -242,6 +249,8 @@ class OlivePass(Pass[OlivePassConfig]):
             meta["olive_attributes"] = attributes
         if produced == "openvino":
             return _openvino_result(artifact, result, out_dir, meta, work, entry.name, cfg.config)
+        if produced == "composite":
+            return _composite_result(artifact, result, out_dir, meta, work, self.name, options)
         if produced == "hf":
             meta.setdefault("source_model", artifact.meta.get("source_model") or _source_of(artifact))
             if str(getattr(result, "model_path", "")) == artifact.path and looks_like_hub_id(artifact.path):
@@ -402,6 +411,12 @@ def _to_handler(artifact: Artifact, ctx: RunContext) -> Any:
         from olive.model import OpenVINOModelHandler
 
         return OpenVINOModelHandler(model_path=artifact.path, model_attributes=attributes)
+    if artifact.kind == "composite":
+        from olive.model import CompositeModelHandler
+
+        names = composite_components(Path(artifact.path))
+        parts = [ONNXModelHandler(model_path=str(Path(artifact.path) / n), onnx_file_name="model.onnx") for n in names]
+        return CompositeModelHandler(parts, names, model_path=artifact.path, model_attributes=attributes)
     graph = model_file(artifact)
     return ONNXModelHandler(model_path=str(graph.parent), onnx_file_name=graph.name, model_attributes=attributes)
 
@@ -438,6 +453,45 @@ def _openvino_result(
     return Artifact("openvino", str(out_dir), None, meta=meta)
 
 
+def _composite_result(
+    artifact: Artifact, handler: Any, out_dir: Path, meta: dict[str, Any], work: Path, step: str,
+    options: dict[str, Any],
+) -> Artifact:
+    """Olive's CompositeModelHandler as our ``composite`` artifact: each component's graph (with its weights) in a
+    subfolder named as Olive names the component, the input's tokenizer and config files at the top, and
+    composite.json listing the components in order. Each component must load and run on the CPU EP."""
+    components = list(getattr(handler, "get_model_components", lambda: [])())
+    if not components:
+        raise PassError(step, f"olive-ai returned a {type(handler).__name__}, not a composite of ONNX models")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names: list[str] = []
+    for name, component in components:
+        (out_dir / str(name)).mkdir(parents=True, exist_ok=True)
+        _save_onnx(Path(_onnx_path(component)), out_dir / str(name) / "model.onnx", work)
+        names.append(str(name))
+    _copy_top_files(artifact, out_dir)
+    write_composite(out_dir, names)
+    shutil.rmtree(work, ignore_errors=True)
+    meta["components"] = names
+    meta["smoke"] = smoke_check("composite", out_dir, step, options)
+    meta.setdefault("source_model", artifact.meta.get("source_model") or _source_of(artifact))
+    return Artifact("composite", str(out_dir), None, meta=meta)
+
+
+def _copy_top_files(artifact: Artifact, out_dir: Path) -> None:
+    """The input folder's tokenizer and config files (not its graphs, weights or subfolders) beside a new model."""
+    folder = Path(artifact.path)
+    if artifact.kind == "hf":
+        _copy_hf_companions(folder, out_dir)
+        return
+    graphs = set() if artifact.kind == "composite" else {model_file(artifact).name}
+    skip = {*graphs, *(name for g in graphs for name in external_data_files(folder / g))}
+    skip |= {"entry.json", ".olive_ext_fingerprint.json", COMPOSITE_FILE}
+    for item in folder.iterdir():
+        if item.is_file() and item.name not in skip and item.suffix not in {".onnx", ".data", ".bin"}:
+            shutil.copy2(item, out_dir / item.name)
+
+
 def _hf_task(model: str) -> str:
     """Olive's task name for an HF folder or hub id: generation for causal LMs, else feature extraction."""
     # a hub id's config comes from the hub cache (fetched when online): read as a folder it had none, and a causal
@@ -462,6 +516,8 @@ def _onnx_target(artifact: Artifact, out_dir: Path) -> Path:
     if artifact.kind in ("onnx", "genai"):
         return copy_companions(artifact, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if artifact.kind == "composite":  # ComposeOnnxModels: one graph of the components, beside their tokenizer
+        _copy_top_files(artifact, out_dir)
     return out_dir / "model.onnx"
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from olive_ext.deploy.manifest import MANIFEST
 from olive_ext.errors import UserInputError
-from olive_ext.models.folder import PYPI_PREFIX, build_first_hint, find_genai_model
+from olive_ext.models.folder import PYPI_PREFIX, build_first_hint, find_genai_model, holds_composite
 from olive_ext.models.pypi import fetch_pypi_model
 
 logger = logging.getLogger("olive_ext")
@@ -153,6 +153,8 @@ def load_backend(path: str, workers: int = 1, context_length: int = 0, threads: 
     try:
         folder, adapters = find_genai_model(p)
     except UserInputError as e:  # serve runs GGUF too: say so (chat's message names genai only)
+        if holds_composite(p):
+            raise
         raise UserInputError(
             f"{p} holds no model serve runs: no onnxruntime-genai model (genai_config.json) and no .gguf",
             hint=build_first_hint(p)

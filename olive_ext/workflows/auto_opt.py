@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from olive_ext.artifacts import Artifact
+from olive_ext.cache import default_cache_dir
 from olive_ext.data import answer_problem, require_answers, rows_for_reading, to_examples
 from olive_ext.data.spec import DataOptions, DatasetSpec
 from olive_ext.engine.preflight import check_before_work
@@ -172,9 +173,26 @@ def _warn_trained_on(evaluation: DatasetSpec, train: DatasetSpec | None) -> None
                        shared, len(rows), evaluation.split, train.split)  # fmt: skip
 
 
+def _built_from(source: Artifact) -> str:
+    """" (PATH)" naming the model a built one came from, as its model_config.json says, or "" (none, or a
+    conversion in olive-ext's cache, not a model the user gave)."""
+    origin = source.meta.get("source_model")
+    path = origin.get("path") if isinstance(origin, dict) else None
+    if not path or Path(path).resolve().is_relative_to(default_cache_dir().resolve()):
+        return ""
+    return f" ({path})"
+
+
 def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
     """The recipe auto-opt runs for one device."""
     source = resolve_model_arg(opts.model_name_or_path, opts.adapter_path)
+    if source.kind not in ("hf", "gguf"):  # every candidate starts from PyTorch weights: 12 "pass 'model_builder'
+        raise UserInputError(  # takes hf models" lines said it, naming our pipelines instead of the input
+            f"{opts.model_name_or_path} is a built {source.kind} model; auto-opt builds its candidates from a Hugging "
+            "Face model, a fine-tune output or a .gguf",
+            hint=f"give the model it was built from{_built_from(source)}, or quantize this one with `olive-ext "
+            f"quantize -m {opts.model_name_or_path}`",
+        )
     task = model_task(source)
     profile = get_profile(device)
     data = opts.eval_data()
