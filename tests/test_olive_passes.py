@@ -490,3 +490,19 @@ def test_split_model_makes_a_composite_and_compose_gives_the_same_model_back(tin
     unsplit = build(tiny_llama, {k: split[k] for k in ("s", "mb")}, cache_dir=cache)
     ids = [1, 50, 51, 52, 53, 7]
     np.testing.assert_allclose(_genai_logits(whole.path, ids), _genai_logits(unsplit.path, ids), atol=1e-4)
+
+
+def test_an_llms_onnx_conversion_is_refused_before_work(tiny_llama: Path, tmp_path: Path) -> None:
+    """Olive's llama2_split and open_llama configs validated, then failed at run time after their first steps: our
+    onnx_export refuses LLMs, and Olive's OnnxConversion (taken for torch_dtype) fails on transformers 5 LLMs."""
+    import olive_ext
+
+    for conversion in ({"type": "OnnxConversion"}, {"type": "OnnxConversion", "torch_dtype": "float32"}):
+        config = {"input_model": {"type": "HfModel", "model_path": str(tiny_llama)},
+                  "passes": {"s": {"type": "CaptureSplitInfo", "num_splits": 2}, "c": conversion},
+                  "output_dir": str(tmp_path / "out")}  # fmt: skip
+        problems = [p for p in olive_ext.validate(config) if p.severity == "error"]
+        assert [p.path for p in problems] == ["passes.c"] and "LlamaForCausalLM" in problems[0].message
+        assert "ModelBuilder" in (problems[0].hint or "")
+    config["passes"] = {"c": {"type": "OnnxConversion"}}  # the first step: said once, as before
+    assert [p.path for p in olive_ext.validate(config) if p.severity == "error"] == ["passes.c"]

@@ -31,6 +31,7 @@ from olive_ext.models.folder import (
     PYPI_PREFIX,
     adapter_base,
     check_no_pickle_only,
+    config_json,
     is_bare_adapter,
     model_task,
     quant_method_in,
@@ -38,6 +39,7 @@ from olive_ext.models.folder import (
 )
 from olive_ext.models.gguf_header import GGUFLayoutError, check_complete, split_problem
 from olive_ext.models.hub import go_offline_if_unreachable, looks_like_hub_name, offline
+from olive_ext.models.pypi import PYPI_MODELS
 from olive_ext.onnx.runtime import runtime_telemetry_off
 from olive_ext.passes.base import get_pass
 from olive_ext.recipe.schema import Recipe
@@ -122,6 +124,8 @@ def file_problems(recipe: Recipe, olive: bool = False) -> list[Problem]:
             problems.append(Problem(path, e.message, hint=e.hint, category="user_file"))
     if not problems and not loader:
         problems += first_step_problems(recipe)
+        said = {p.path for p in problems}  # a local LLM's first step is named once
+        problems += [p for p in llm_export_problems(recipe) if p.path not in said]
         try:
             check_timing_prompt(recipe)
         except UserInputError as e:
@@ -158,6 +162,41 @@ def first_step_problems(recipe: Recipe) -> list[Problem]:
         except UserInputError as e:
             problems.append(Problem(f"{prefix}.{name}", e.message))
     return problems
+
+
+def llm_export_problems(recipe: Recipe) -> list[Problem]:
+    """An LLM (a causal LM folder, a GGUF, a packaged GGUF) given to an ONNX export: olive-ext's onnx_export exports
+    encoders, and olive-ai 0.13's OnnxConversion fails on transformers 5 LLMs ("'list' object has no attribute
+    'get_query_offset'"); both failed at run time, after the steps before them (Olive's llama2 and open_llama
+    configs validated so). No step turns an LLM into an encoder, so every export of the chain is one."""
+    arch = _causal_lm(recipe.input_model.path)
+    if arch is None:
+        return []
+    problems = []
+    for prefix, section in recipe.alternatives():
+        for name, spec in section.items():
+            olive_type = str(spec.params().get("olive_type", "")).lower()
+            if spec.type == "onnx_export" or (spec.type == "olive" and olive_type == "onnxconversion"):
+                problems.append(Problem(
+                    f"{prefix}.{name}", f"the input model is an LLM ({arch}): olive-ext's onnx_export exports "
+                    "encoders, and olive-ai's OnnxConversion fails on LLMs with transformers 5",
+                    hint="write ModelBuilder (olive-ext's model_builder) in its place: it exports the LLM with its "
+                    "KV cache (precision fp32 is OnnxConversion's graph)",
+                ))  # fmt: skip
+    return problems
+
+
+def _causal_lm(model: str) -> str | None:
+    """The architecture of a causal LM input (a local folder's config.json, a GGUF file or folder, a packaged GGUF),
+    or None (an encoder, a hub id, or not known here)."""
+    if model.startswith(PYPI_PREFIX):
+        inner = PYPI_MODELS.get(model[len(PYPI_PREFIX) :], ("", ""))[1]
+        return "a GGUF model" if inner.endswith(".gguf") else None
+    path = Path(model).expanduser()
+    if path.suffix == ".gguf" or (path.is_dir() and any(path.glob("*.gguf"))):
+        return "a GGUF model"
+    archs = (config_json(str(path)) or {}).get("architectures") or [] if path.is_dir() else []
+    return next((str(a) for a in archs if str(a).endswith(("ForCausalLM", "LMHeadModel"))), None)
 
 
 def model_file(recipe: Recipe) -> str:
