@@ -506,3 +506,33 @@ def test_an_llms_onnx_conversion_is_refused_before_work(tiny_llama: Path, tmp_pa
         assert "ModelBuilder" in (problems[0].hint or "")
     config["passes"] = {"c": {"type": "OnnxConversion"}}  # the first step: said once, as before
     assert [p.path for p in olive_ext.validate(config) if p.severity == "error"] == ["passes.c"]
+
+
+def test_static_llm_takes_the_split_composite_and_its_graphs_keep_their_shared_weights(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    """Olive's StaticLLM (the QNN recipes' step after SplitModel) gives each context and iterator graph one weights
+    file between them: a move gave it to the first only, and the iterator graphs had no weights."""
+    import onnx
+
+    from olive_ext.onnx.check import smoke_check
+
+    split = {"s": {"type": "olive", "olive_type": "CaptureSplitInfo",
+                   "config": {"num_splits": 2, "unique_embeds_lm_head_splits": True}},
+             "mb": {"type": "model_builder", "precision": "fp32"},
+             "sm": {"type": "olive", "olive_type": "SplitModel",
+                    "config": {"save_as_external_data": True}}}  # fmt: skip
+    static = {**split, "st": {"type": "olive", "olive_type": "StaticLLM", "config": {"context_length": 16}}}
+    art = build(tiny_llama, static, cache_dir=tmp_path / "cache")
+    names = art.meta["components"]
+    assert art.kind == "composite" and names[0] == "embeddings" and names[-1] == "lm_head"
+    assert {n.split("_")[0] for n in names[1:-1]} == {"context", "iterator"}
+    for name in names:  # every graph's weights are beside it, and onnxruntime loads it
+        graph = Path(art.path) / name / "model.onnx"
+        onnx.load(str(graph), load_external_data=True)
+    assert smoke_check("composite", art.path, "st", {})["loaded"]
+    shapes = {n: [d.dim_value for d in onnx.load(str(Path(art.path) / n / "model.onnx"), load_external_data=False)
+                  .graph.input[0].type.tensor_type.shape.dim] for n in ("context_0", "iterator_0")}  # fmt: skip
+    assert shapes["context_0"][1:2] == [16] and shapes["iterator_0"][1:2] == [1]  # static: 16 tokens, then 1
+    problems = _problems(tiny_llama, {"type": "olive", "olive_type": "StaticLLM"})  # an onnx graph is not split
+    assert any("takes composite models" in p for p in problems)

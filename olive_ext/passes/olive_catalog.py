@@ -93,6 +93,7 @@ _KINDS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "CaptureOnnxGraph": (("hf",), "onnx"),
     "SplitModel": (("onnx", "genai"), "composite"),  # a genai folder: its decoder graph
     "ComposeOnnxModels": (("composite",), "onnx"),
+    "StaticLLM": (("composite",), "composite"),  # embeddings, decoder layers, lm_head (CaptureSplitInfo's splits)
     "OpenVINOConversion": (("hf", "onnx"), "openvino"),
     # these give back the kind they are given (ONNX in, ONNX out; IR in, IR out): KEEPS_KIND
     "OpenVINOQuantization": (("onnx", "openvino"), "openvino"),

@@ -13,6 +13,7 @@ config), so a genai folder stays loadable by onnxruntime-genai.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
@@ -464,11 +465,12 @@ def _composite_result(
     if not components:
         raise PassError(step, f"olive-ai returned a {type(handler).__name__}, not a composite of ONNX models")
     out_dir.mkdir(parents=True, exist_ok=True)
-    names: list[str] = []
-    for name, component in components:
-        (out_dir / str(name)).mkdir(parents=True, exist_ok=True)
-        _save_onnx(Path(_onnx_path(component)), out_dir / str(name) / "model.onnx", work)
-        names.append(str(name))
+    graphs = [(str(name), Path(_onnx_path(component))) for name, component in components]
+    shared = collections.Counter((g.parent / n).resolve() for _, g in graphs for n in external_data_files(g))
+    for name, graph in graphs:
+        (out_dir / name).mkdir(parents=True, exist_ok=True)
+        _place_graph(graph, out_dir / name / "model.onnx", work, shared)
+    names = [name for name, _ in graphs]
     _copy_top_files(artifact, out_dir)
     write_composite(out_dir, names)
     shutil.rmtree(work, ignore_errors=True)
@@ -529,12 +531,30 @@ def _save_onnx(produced: Path, target: Path, work: Path) -> None:
     movable = _inside(produced, work) and all((produced.parent / name).is_file() and "/" not in name for name in data)
     if movable and not any((target.parent / name).exists() for name in data):
         shutil.move(str(produced), str(target))
-        for name in data:
-            shutil.move(str(produced.parent / name), str(target.parent / name))
+        for name in data:  # Olive hard-links weights it did not change (onnx refuses to read those): copied
+            source = produced.parent / name
+            (shutil.copy if source.stat().st_nlink > 1 else shutil.move)(str(source), str(target.parent / name))
         return
     import onnx
 
     save_model(onnx.load(str(produced), load_external_data=True), target)
+
+
+def _place_graph(produced: Path, target: Path, work: Path, shared: collections.Counter[Path]) -> None:
+    """A component's graph at ``target`` with its weights beside it: moved, and a weights file that ``shared``
+    counts for more than one graph, or that is hard-linked, copied. Olive's StaticLLM gives a context and an
+    iterator graph one weights file, which a move gave to the first only, and hard-links its input's weights (the
+    cache entry before it), which onnx refuses to read ("a potential hardlink attack")."""
+    data = external_data_files(produced)
+    if not _inside(produced, work) or any("/" in name or not (produced.parent / name).is_file() for name in data):
+        _save_onnx(produced, target, work)  # the input handed back, or weights elsewhere: loaded and saved again
+        return
+    shutil.move(str(produced), str(target))
+    for name in data:
+        source = (produced.parent / name).resolve()
+        shared[source] -= 1
+        keep = shared[source] > 0 or source.stat().st_nlink > 1
+        (shutil.copy if keep else shutil.move)(str(source), str(target.parent / name))
 
 
 def _move_hf(handler: Any, out_dir: Path, work: Path) -> None:
