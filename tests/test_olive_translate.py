@@ -752,7 +752,30 @@ def test_the_cpu_provider_beside_a_gpu_provider_is_dropped_as_olive_drops_it() -
     assert any(p.path == "systems.s.accelerators[0].execution_providers[0]" for p in problems)  # a note says so
     alone = _config({"mb": {"type": "ModelBuilder"}}, systems={"s": {"type": "LocalSystem", "accelerators": [
         {"device": "gpu", "execution_providers": ["CPUExecutionProvider"]}]}})  # fmt: skip
-    assert "does not run on device" in str(_errors(check_recipe(alone)[1]))  # alone, it stays an error
+    # alone, Olive keeps it (olive-ai 0.13's AcceleratorNormalizer: "will be ignored", then execution_providers falls
+    # back to [CPUExecutionProvider]) and builds for it: a CPU target, said in a note (it was refused)
+    out, problems = translate(alone)
+    assert not _errors(problems) and out["targets"] == [{"device": "cpu", "provider": "CPUExecutionProvider"}]
+    assert any("alone on device 'gpu'" in p.message for p in problems)
+    assert not _errors(check_recipe(alone)[1])
+
+
+def test_a_passs_own_evaluator_is_used_on_the_last_pass_as_olive_uses_it() -> None:
+    """Olive's RunPassConfig has `evaluator`: the flow's last pass's evaluator replaces the top-level one (Olive's
+    Engine.evaluator_for_pass), another pass's is not used; it was refused as "not a parameter of" the pass."""
+    evaluators = {"speed": {"metrics": [{"name": "l", "type": "latency", "sub_types": [{"name": "avg"}]}]},
+                  "size": {"metrics": [{"name": "s", "type": "size_on_disk"}]}}  # fmt: skip
+    last = _config({"c": {"type": "OnnxConversion"}, "o": {"type": "OnnxPeepholeOptimizer", "evaluator": "size"}},
+                   evaluators=evaluators, evaluator="speed")  # fmt: skip
+    out, problems = translate(last)
+    assert not _errors(problems) and out["evaluate"]["metrics"] == ["size"], [p.render() for p in problems]
+    before = _config({"c": {"type": "OnnxConversion", "evaluator": "size"}, "o": {"type": "OnnxPeepholeOptimizer"}},
+                     evaluators=evaluators, evaluator="speed")  # fmt: skip
+    out, problems = translate(before)
+    assert not _errors(problems) and out["evaluate"]["metrics"] == ["latency"]
+    assert any(p.path == "passes.c.evaluator" and p.severity == "note" for p in problems)
+    unknown = _config({"o": {"type": "OnnxPeepholeOptimizer", "evaluator": "nope"}}, evaluators=evaluators)
+    assert list(_errors(translate(unknown)[1])) == ["passes.o.evaluator"]  # it chose the first before
 
 
 def test_pass_params_are_checked_with_the_targets_defaults_under_them() -> None:

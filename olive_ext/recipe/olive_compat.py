@@ -192,9 +192,13 @@ def translate_config(raw: dict[str, Any], base_dir: Path | None = None) -> Trans
         out["passes"] = _passes(raw.pop("passes"), ctx)
     evaluators = raw.pop("evaluators", None)
     metrics = named_metrics(raw.pop("metrics", None), ctx)
-    if evaluators:
+    chosen, chosen_at = ctx.pass_evaluator or (raw.get("evaluator"), ctx.paths.get("evaluator", "evaluator"))
+    if isinstance(chosen, str) and chosen not in (evaluators if isinstance(evaluators, dict) else {}):
+        known = ", ".join(map(str, evaluators)) if isinstance(evaluators, dict) and evaluators else "none"
+        ctx.error(chosen_at, f"names no evaluator of `evaluators` (there: {known})", value=chosen, has_value=True)
+    elif evaluators:
         searching = raw.get("search_strategy") not in (None, False)
-        evaluate = evaluators_section(evaluators, raw.get("evaluator"), metrics, searching, ctx)
+        evaluate = evaluators_section(evaluators, chosen, metrics, searching, ctx)
         if evaluate:
             out["evaluate"] = evaluate
     if "search_strategy" in raw:
@@ -302,6 +306,9 @@ def _passes(passes: Any, ctx: TranslationContext) -> dict[str, Any]:
             continue
         olive_type = str(spec.pop("type"))
         spec.pop("name", None)
+        spec.pop("host", None)  # Olive's system to run this pass on: olive-ext runs every pass here, as for `host`
+        if "evaluator" in spec:
+            _pass_evaluator(spec.pop("evaluator"), f"{path}.evaluator", key == items[-1][0], ctx)
         ctx.paths[f"passes.{step}"] = path
         _hub_data(olive_type, spec, at, ctx)
         native = natives.get(olive_type.lower())
@@ -353,6 +360,19 @@ def _hub_data(olive_type: str, spec: dict[str, Any], at: str, ctx: TranslationCo
         when = {"data_config": "without a data_config, ", None: ""}.get(option, f"with {option} {value}, ")
         where = f"{at}.{option}" if option else f"{at}.type"
         refuse_hub_dataset(dataset, where, f"{when}Olive's {olive_type}", ctx, instead)
+
+
+def _pass_evaluator(value: Any, at: str, last: bool, ctx: TranslationContext) -> None:
+    """A pass's own `evaluator` (Olive's RunPassConfig key, not a pass parameter): Olive evaluates a flow's output
+    with its last pass's evaluator, in place of the top-level one, and uses no other pass's."""
+    if not last:
+        ctx.note(at, "Olive evaluates with a pass's own evaluator only when it is the last pass of the flow; this "
+                 "pass is not, so it is not used here either")  # fmt: skip
+    elif isinstance(value, str):
+        ctx.pass_evaluator = (value, at)
+    else:
+        ctx.unhonoured(at, "an evaluator written inside a pass is not read by olive-ext",
+                       "write it under `evaluators` and name it here (evaluator: NAME)")  # fmt: skip
 
 
 def _pass_path(key: Any, listed: bool) -> str:

@@ -49,6 +49,9 @@ class TranslationContext:
     # the target accelerator as the Olive config writes it (device, execution provider): Olive's passes generate and
     # validate their config for it, whether or not olive-ext builds for that target
     olive_accelerator: tuple[str, str] | None = None
+    # the last pass's own evaluator (Olive evaluates the flow's output with it, in place of the top-level one) and
+    # its key path
+    pass_evaluator: tuple[Any, str] | None = None
 
     def user_path(self, path: str) -> str:
         return Translation({}, [], self.paths).user_path(path)

@@ -491,7 +491,13 @@ def systems_section(systems: Any, target_name: Any, ctx: TranslationContext) -> 
                         "accelerator and so does olive-ext (the device's own providers listed beside it stay)",
                     )
                     continue
-                target = _target(acc.get("device"), provider, f"{acc_at}.execution_providers[{k}]", ctx)
+                device = acc.get("device")
+                if str(device or "cpu").lower() != "cpu" and _short(provider) == "cpu":
+                    ctx.note(f"{acc_at}.execution_providers[{k}]", f"{provider} alone on device '{device}': Olive "
+                             "keeps it, with a warning, and builds for that provider; so does olive-ext, for the "
+                             "CPU")  # fmt: skip
+                    device = "cpu"
+                target = _target(device, provider, f"{acc_at}.execution_providers[{k}]", ctx)
                 if target is not None and _target_key(target) in map(_target_key, targets):  # built once
                     ctx.note(f"{acc_at}.execution_providers[{k}]", f"{provider} builds for the same target as an "
                              "accelerator before it here: its candidates are built once")  # fmt: skip
@@ -513,7 +519,7 @@ def _target_key(target: dict[str, Any]) -> tuple[str, str | None]:
 
 def _dropped_as_olive_does(device: Any, provider: Any, providers: list[Any]) -> bool:
     """Olive's accelerator check keeps only the providers a device runs: CPUExecutionProvider listed beside a
-    GPU/NPU provider for a GPU/NPU device is dropped (alone, it stays an error naming the mismatch)."""
+    GPU/NPU provider for a GPU/NPU device is dropped (alone, Olive keeps it and builds for it)."""
     dev = str(device or "").lower()
     if dev in {"", "cpu"} or _short(provider) != "cpu":
         return False
