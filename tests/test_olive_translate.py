@@ -776,6 +776,8 @@ def test_a_passs_own_evaluator_is_used_on_the_last_pass_as_olive_uses_it() -> No
     assert any(p.path == "passes.c.evaluator" and p.severity == "note" for p in problems)
     unknown = _config({"o": {"type": "OnnxPeepholeOptimizer", "evaluator": "nope"}}, evaluators=evaluators)
     assert list(_errors(translate(unknown)[1])) == ["passes.o.evaluator"]  # it chose the first before
+    in_place = _config({"o": {"type": "OnnxPeepholeOptimizer"}}, evaluator=evaluators["size"])
+    assert list(_errors(translate(in_place)[1])) == ["evaluator"]  # dropped without a word before
 
 
 def test_pass_params_are_checked_with_the_targets_defaults_under_them() -> None:

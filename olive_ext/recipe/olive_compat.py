@@ -193,7 +193,10 @@ def translate_config(raw: dict[str, Any], base_dir: Path | None = None) -> Trans
     evaluators = raw.pop("evaluators", None)
     metrics = named_metrics(raw.pop("metrics", None), ctx)
     chosen, chosen_at = ctx.pass_evaluator or (raw.get("evaluator"), ctx.paths.get("evaluator", "evaluator"))
-    if isinstance(chosen, str) and chosen not in (evaluators if isinstance(evaluators, dict) else {}):
+    if chosen is not None and not isinstance(chosen, str):  # Olive takes an evaluator config in place too
+        ctx.unhonoured(chosen_at, "an evaluator written in place is not read by olive-ext",
+                       "write it under `evaluators` and name it here (evaluator: NAME)")  # fmt: skip
+    elif isinstance(chosen, str) and chosen not in (evaluators if isinstance(evaluators, dict) else {}):
         known = ", ".join(map(str, evaluators)) if isinstance(evaluators, dict) and evaluators else "none"
         ctx.error(chosen_at, f"names no evaluator of `evaluators` (there: {known})", value=chosen, has_value=True)
     elif evaluators:
@@ -368,11 +371,8 @@ def _pass_evaluator(value: Any, at: str, last: bool, ctx: TranslationContext) ->
     if not last:
         ctx.note(at, "Olive evaluates with a pass's own evaluator only when it is the last pass of the flow; this "
                  "pass is not, so it is not used here either")  # fmt: skip
-    elif isinstance(value, str):
-        ctx.pass_evaluator = (value, at)
     else:
-        ctx.unhonoured(at, "an evaluator written inside a pass is not read by olive-ext",
-                       "write it under `evaluators` and name it here (evaluator: NAME)")  # fmt: skip
+        ctx.pass_evaluator = (value, at)
 
 
 def _pass_path(key: Any, listed: bool) -> str:
