@@ -536,3 +536,23 @@ def test_static_llm_takes_the_split_composite_and_its_graphs_keep_their_shared_w
     assert shapes["context_0"][1:2] == [16] and shapes["iterator_0"][1:2] == [1]  # static: 16 tokens, then 1
     problems = _problems(tiny_llama, {"type": "olive", "olive_type": "StaticLLM"})  # an onnx graph is not split
     assert any("takes composite models" in p for p in problems)
+
+
+def test_a_model_the_users_loader_makes_from_no_path_runs(tmp_path: Path) -> None:
+    """Olive's DirectML LLM config: a PyTorchModel with model_loader and no model_path. validate said valid and run
+    refused: "holds no model" (its `.` checked as a model folder), and the run config was copied into the model."""
+    import olive_ext
+
+    folder = tmp_path / "cfg"
+    folder.mkdir()
+    (folder / "user_script.py").write_text("import torch\n\n\ndef load(model_path):\n    torch.manual_seed(0)\n"
+                                           "    return torch.nn.Linear(4, 2)\n\n\ndef dummy(model):\n"
+                                           "    return torch.zeros(1, 4)\n")  # fmt: skip
+    config = {"input_model": {"type": "PyTorchModel", "model_script": "user_script.py", "model_loader": "load",
+                              "dummy_inputs_func": "dummy", "io_config": {"input_names": ["x"], "output_names": ["y"]}},
+              "passes": {"conv": {"type": "OnnxConversion", "target_opset": 17}},
+              "output_dir": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache")}  # fmt: skip
+    (folder / "olive_config.json").write_text(__import__("json").dumps(config))
+    assert not [p for p in olive_ext.validate(folder / "olive_config.json") if p.severity == "error"]
+    result = olive_ext.run(folder / "olive_config.json")
+    assert result.model_path is not None and sorted(p.name for p in result.model_path.iterdir()) == ["model.onnx"]

@@ -61,7 +61,7 @@ _MODEL_MARKERS = "config.json (Hugging Face), genai_config.json (onnxruntime-gen
 
 def check_before_work(
     *,
-    model: str,
+    model: str | None,
     cache_dir: str | None,
     datasets: Iterable[DatasetSpec] = (),
     output: str | Path | None = None,
@@ -69,13 +69,14 @@ def check_before_work(
 ) -> None:
     """Output (free and writable), cache (writable), input model, local data files and the columns named in them.
 
-    Raises the first problem as a UserInputError (exit code 2); creates nothing.
+    Raises the first problem as a UserInputError (exit code 2); creates nothing. ``model`` None: none to check.
     """
     runtime_telemetry_off()
-    check_model_given(model)
+    if model is not None:  # None: the user's Olive model_loader makes the model
+        check_model_given(model)
     datasets = list(datasets)
     if output is not None:  # apart from the inputs first: "pass --overwrite" must not lead to deleting them
-        if not model.startswith(PYPI_PREFIX):
+        if model is not None and not model.startswith(PYPI_PREFIX):
             check_apart(model, output)
         for spec in datasets:
             for file in local_files(spec)[1]:
@@ -208,9 +209,11 @@ def model_file(recipe: Recipe) -> str:
 
 
 def check_recipe_before_work(recipe: Recipe, write_output: bool = True) -> None:
-    """:func:`check_before_work` for a recipe: its output (when written), cache, input model and every dataset."""
+    """:func:`check_before_work` for a recipe: its output (when written), cache, input model (not one the user's
+    Olive model_loader makes: its path may name no model, as `validate` knows) and every dataset."""
+    loader = (recipe.input_model.olive or {}).get("model_loader")
     check_before_work(
-        model=model_file(recipe),
+        model=None if loader else model_file(recipe),
         cache_dir=recipe.cache_dir,
         datasets=recipe.data.values(),
         output=recipe.output.path if write_output else None,

@@ -605,7 +605,11 @@ def _adapter_of(handler: Any, out_dir: Path) -> str | None:
 
 
 def _copy_hf_companions(source: Path, out_dir: Path) -> None:
-    """Tokenizer and config files of the HF source, beside an exported graph (as onnx_export writes them)."""
+    """Tokenizer and config files of the HF source, beside an exported graph (as onnx_export writes them); none
+    from a folder that holds no HF model (the user's model_loader made the model: its `.` is the config's folder,
+    whose run config and data files were copied into the model)."""
+    if not (source / "config.json").is_file():
+        return
     for item in source.iterdir():
         if item.is_file() and item.suffix in {".json", ".txt", ".model"} and not item.name.endswith(".index.json"):
             shutil.copy2(item, out_dir / item.name)
