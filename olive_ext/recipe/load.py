@@ -25,7 +25,7 @@ from olive_ext.options import problems_from_validation
 from olive_ext.passes.base import Pass, check_pass_params, get_pass, registered_passes
 from olive_ext.recipe.llama_factory import llama_factory_config_problem
 from olive_ext.recipe.olive_compat import LENIENT_HINT, is_olive_config, olive_pass_names, translate_config
-from olive_ext.recipe.olive_sections import offline_hub_id
+from olive_ext.recipe.olive_sections import user_script_problem
 from olive_ext.recipe.read import parse, read_text
 from olive_ext.recipe.schema import InputModel, PassSpec, Recipe, TargetSpec, named_steps
 
@@ -359,21 +359,8 @@ def _checked_params(cls: type[Pass[Any]], params: dict[str, Any], path: str) -> 
         return check_pass_params(cls, params, path)
     try:
         return check_pass_params(cls, params, path)
-    except ModuleNotFoundError as e:
-        return [Problem(path, f"a user script of this pass imports {e.name!r}, which is not installed",
-                        hint=f"pip install {e.name}", category="package")]  # fmt: skip
-    except OSError as e:  # the user's script loads a model or file from the hub at import: offline here
-        hub_id = offline_hub_id(e)
-        if hub_id is not None:
-            message = (f"a user script of this pass loads {hub_id!r} from the Hugging Face hub, which is not in "
-                       f"the local cache (olive-ext runs offline): {str(e)[:160]}")  # fmt: skip
-            hint = f"download {hub_id} into the Hugging Face cache on a connected machine first"
-            return [Problem(path, message, hint=hint, category="hub")]
-        return [Problem(path, f"importing this pass's user script failed: {type(e).__name__}: {str(e)[:200]}",
-                        hint="run the script with python to see the error")]  # fmt: skip
     except Exception as e:  # the user's own code failing while Olive imports it
-        return [Problem(path, f"importing this pass's user script failed: {type(e).__name__}: {str(e)[:200]}",
-                        hint="run the script with python to see the error")]  # fmt: skip
+        return [user_script_problem(path, e, "a user script of this pass")]
 
 
 def pass_problems(

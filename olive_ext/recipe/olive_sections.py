@@ -4,6 +4,7 @@ load_kwargs and the user's hooks), data configs, systems (targets), evaluators a
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib.util
 import os
 import re
@@ -13,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from olive_ext.errors import Problem
 from olive_ext.evaluate.lm_eval_tasks import TaskDataset
 from olive_ext.models.hub import hub_reachable, offline
 from olive_ext.recipe.olive_context import (
@@ -207,6 +209,48 @@ def _model_hooks(model: dict[str, Any], at: str, ctx: TranslationContext) -> Non
             missing = _undefined(script_path, value)
             if missing:
                 ctx.error(f"{at}.{hook}", missing, value=value, has_value=True)
+    if script_path is not None and ctx.model_needs_olive and not any(p.path.startswith(at) for p in ctx.problems):
+        problem = _import_problem(script_path, ctx.olive_model.get("script_dir"), f"{at}.model_script")
+        if problem is not None:  # it failed at run time, after the steps before the export
+            ctx.problems.append(problem)
+
+
+def _import_problem(script: Path, script_dir: str | None, path: str) -> Problem | None:
+    """Import the user's model script as Olive will (its folder on sys.path): what it lacks, as a problem."""
+    name = f"_olive_ext_model_script_{abs(hash(str(script)))}"
+    added = [d for d in dict.fromkeys([str(script_dir or script.parent)]) if d not in sys.path]
+    sys.path[:0] = added
+    try:
+        spec = importlib.util.spec_from_file_location(name, script)
+        if spec is None or spec.loader is None:
+            return Problem(path, f"{script} cannot be imported as a Python module", category="user_file")
+        with contextlib.redirect_stdout(sys.stderr):  # what it prints is not validate's output
+            spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    except BaseException as e:  # the user's own code: whatever it raises is the config's problem, not a crash
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        return user_script_problem(path, e, "the model script")
+    finally:
+        for d in added:
+            sys.path.remove(d)
+    return None
+
+
+def user_script_problem(path: str, error: BaseException, whose: str) -> Problem:
+    """A user script that failed to import, as a problem: a package it lacks, a hub file it loads (offline), or its
+    own error."""
+    if isinstance(error, ModuleNotFoundError):
+        return Problem(path, f"{whose} imports {error.name!r}, which is not installed (or not beside it)",
+                       hint=f"pip install {error.name}, or put the module beside the script", category="package")
+    hub_id = offline_hub_id(error) if isinstance(error, OSError) else None
+    if hub_id is not None or (isinstance(error, OSError) and "huggingface.co" in str(error)):
+        what = repr(hub_id) if hub_id else "files"  # the script loads them from the hub at import: offline here
+        message = (f"{whose} loads {what} from the Hugging Face hub, which is not in the local cache (olive-ext "
+                   f"runs offline): {str(error)[:160]}")  # fmt: skip
+        return Problem(path, message, hint=f"download {hub_id or 'them'} into the Hugging Face cache on a connected "
+                       "machine first", category="hub")  # fmt: skip
+    return Problem(path, f"importing {whose} failed: {type(error).__name__}: {str(error)[:200]}",
+                   hint="run the script with python to see the error")  # fmt: skip
 
 
 def _undefined(script: Path, name: str) -> str | None:
