@@ -465,6 +465,8 @@ def test_unchecked_limits_and_objectives_are_named_as_they_are(tiny_bert: Path, 
     }, output_path=tmp_path / "a")  # fmt: skip
     assert "min_latency_improvement_pct" in result.unchecked_constraints
     assert any(n.startswith("min_latency_improvement_pct was NOT checked") for n in result.notes)
+    report = (tmp_path / "a" / "report.md").read_text()  # said in words of latency ("accuracy was not measured")
+    assert "decode latency ≥ 95% below the source model's in PyTorch: NOT checked: the source model's latency" in report
     result = olive_ext.run({"input_model": {"path": str(tiny_bert)}, "passes": {"e": {"type": "onnx_export"}},
                             "evaluate": {"metrics": ["size"]}}, output_path=tmp_path / "b")  # fmt: skip
     assert result.chosen is not None
