@@ -495,3 +495,19 @@ def test_limits_the_chosen_candidate_was_not_measured_for_are_listed(
     written = json.loads((tmp_path / "out" / "candidates.json").read_text())
     assert set(written["unchecked_constraints"]) == {"max_accuracy_drop", "max_latency_ms"}
     assert any("its target does not run on this machine" in n for n in written["notes"])
+
+
+def test_an_evaluation_only_recipe_on_a_target_this_machine_lacks_is_refused_before_work(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    """Olive's llama2_generate config (no passes, a latency evaluator on CUDA) exited 0 with nothing measured."""
+    import olive_ext
+    from olive_ext.errors import UserInputError
+
+    recipe = {"input_model": {"path": str(tiny_bert)}, "passes": {}, "targets": [{"device": "gpu"}],
+              "evaluate": {"metrics": ["latency"]}}  # fmt: skip
+    with pytest.raises(UserInputError, match="only evaluates the input model .latency. on CUDAExecutionProvider"):
+        olive_ext.run(recipe, output_path=tmp_path / "gpu")
+    assert not (tmp_path / "gpu").exists()
+    size_only = {**recipe, "evaluate": {"metrics": ["size"]}}  # measured without running the model: it runs
+    assert olive_ext.run(size_only, output_path=tmp_path / "size").chosen is not None

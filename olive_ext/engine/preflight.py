@@ -43,6 +43,7 @@ from olive_ext.models.pypi import PYPI_MODELS
 from olive_ext.onnx.runtime import runtime_telemetry_off
 from olive_ext.passes.base import get_pass
 from olive_ext.recipe.schema import Recipe
+from olive_ext.targets.spec import TargetSpec
 
 __all__ = [
     "check_before_work",
@@ -221,6 +222,24 @@ def check_recipe_before_work(recipe: Recipe, write_output: bool = True) -> None:
     )
     check_timing_prompt(recipe)
     check_benchmark_datasets(recipe)
+    check_something_measurable(recipe)
+
+
+def check_something_measurable(recipe: Recipe) -> None:
+    """A recipe that only evaluates (no passes) on targets this machine does not run measures nothing: Olive's
+    llama2_generate config (a CUDA latency evaluator) exited 0 with nothing measured and a copy of its input."""
+    spec = recipe.evaluate
+    if recipe.passes or recipe.pipelines or spec is None:
+        return
+    runs = [n for n in spec.metrics if (m := get_metric(n)) is not None and m.needs]  # the size needs no runtime
+    targets = [t.target() for t in recipe.targets or [TargetSpec()]]
+    if runs and not any(t.is_available() for t in targets):
+        shown = ", ".join(sorted({t.provider for t in targets}))
+        raise UserInputError(
+            f"this recipe only evaluates the input model ({', '.join(runs)}) on {shown}, which this machine does not "
+            "run: nothing would be measured",
+            hint="evaluate on a target this machine runs (device: cpu), or run it where that device is",
+        )
 
 
 def check_timing_prompt(recipe: Recipe) -> None:
