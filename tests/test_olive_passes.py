@@ -548,9 +548,10 @@ def test_static_llm_takes_the_split_composite_and_its_graphs_keep_their_shared_w
     names = art.meta["components"]
     assert art.kind == "composite" and names[0] == "embeddings" and names[-1] == "lm_head"
     assert {n.split("_")[0] for n in names[1:-1]} == {"context", "iterator"}
-    for name in names:  # every graph's weights are beside it, and onnxruntime loads it
+    for name in names:  # every graph's weights are beside it (readable as the graph is), and onnxruntime loads it
         graph = Path(art.path) / name / "model.onnx"
         onnx.load(str(graph), load_external_data=True)
+        assert {f.stat().st_mode & 0o777 for f in graph.parent.iterdir()} == {graph.stat().st_mode & 0o777}
     assert smoke_check("composite", art.path, "st", {})["loaded"]
     shapes = {n: [d.dim_value for d in onnx.load(str(Path(art.path) / n / "model.onnx"), load_external_data=False)
                   .graph.input[0].type.tensor_type.shape.dim] for n in ("context_0", "iterator_0")}  # fmt: skip
@@ -577,3 +578,10 @@ def test_a_model_the_users_loader_makes_from_no_path_runs(tmp_path: Path) -> Non
     assert not [p for p in olive_ext.validate(folder / "olive_config.json") if p.severity == "error"]
     result = olive_ext.run(folder / "olive_config.json")
     assert result.model_path is not None and sorted(p.name for p in result.model_path.iterdir()) == ["model.onnx"]
+
+
+def test_an_olive_int8_quantization_records_its_precision(tiny_bert: Path) -> None:
+    """model_config.json of Olive's OnnxDynamicQuantization said fp32 (the native int8 said int8)."""
+    art = build(tiny_bert, {"export": {"type": "onnx_export"},
+                            "q": {"type": "olive", "olive_type": "OnnxDynamicQuantization"}})  # fmt: skip
+    assert art.meta["precision"] == "int8"

@@ -215,6 +215,12 @@ def test_user_hooks_are_found_as_olive_finds_them_and_go_to_olives_loading(
     raising = dict(raw, input_model={**raw["input_model"], "model_script": "raises.py"})
     problem = _errors(translate_config(raising, base_dir=tmp_path).problems)["input_model.model_script"]
     assert "RuntimeError: no GPU here" in problem.message
+    (tmp_path / "moves.py").write_text("import os\nos.chdir('/')\n\ndef load(path):\n    return None\n\n"
+                                       "def dummy(model):\n    return {}\n")  # fmt: skip
+    here = Path.cwd()
+    moving = dict(raw, input_model={**raw["input_model"], "model_script": "moves.py"})
+    assert not _errors(translate_config(moving, base_dir=tmp_path).problems)
+    assert Path.cwd() == here  # the run hashed the whole file system from '/' after such a validation
 
 
 def test_a_data_config_user_script_that_is_missing_is_a_named_refusal(tmp_path: Path) -> None:
@@ -789,6 +795,28 @@ def test_a_passs_own_evaluator_is_used_on_the_last_pass_as_olive_uses_it() -> No
     assert list(_errors(translate(unknown)[1])) == ["passes.o.evaluator"]  # it chose the first before
     in_place = _config({"o": {"type": "OnnxPeepholeOptimizer"}}, evaluator=evaluators["size"])
     assert list(_errors(translate(in_place)[1])) == ["evaluator"]  # dropped without a word before
+    null = _config({"o": {"type": "OnnxPeepholeOptimizer", "evaluator": None}}, evaluators=evaluators,
+                   evaluator="size")  # fmt: skip
+    assert translate(null)[0]["evaluate"]["metrics"] == ["size"]  # Olive: the pass's `or` the top-level one
+    for names in ({"c": "zzz", "top": "speed"}, {"c": None, "top": "zzz"}):  # Olive resolves every name it is given
+        raw = _config({"c": {"type": "OnnxConversion", "evaluator": names["c"]},
+                       "o": {"type": "OnnxPeepholeOptimizer", "evaluator": "size"}},
+                      evaluators=evaluators, evaluator=names["top"])  # fmt: skip
+        assert list(_errors(translate(raw)[1])) == ["passes.c.evaluator" if names["c"] else "evaluator"]
+
+
+def test_passes_after_split_model_run_olives_own_pass_on_each_component() -> None:
+    """OnnxDynamicQuantization after SplitModel went to our int8_dynamic, which takes no composite model: "pass
+    'int8_dynamic' takes genai/onnx models, but pass 'peep' gives a composite model" (a type the user never wrote)."""
+    split = {"s": {"type": "CaptureSplitInfo", "num_splits": 2}, "mb": {"type": "ModelBuilder", "precision": "fp32"},
+             "sm": {"type": "SplitModel"}}  # fmt: skip
+    after = {"dq": {"type": "OnnxDynamicQuantization"}, "co": {"type": "ComposeOnnxModels"},
+             "dq2": {"type": "OnnxDynamicQuantization"}}  # fmt: skip
+    out, problems = translate(_config({**split, **after}))
+    passes = out["passes"]
+    assert passes["dq"]["type"] == "olive" and passes["dq"]["olive_type"] == "OnnxDynamicQuantization"
+    assert passes["dq2"]["type"] != "olive"  # one model again after ComposeOnnxModels: our native pass
+    assert not _errors(problems), [p.render() for p in problems]
 
 
 def test_pass_params_are_checked_with_the_targets_defaults_under_them() -> None:

@@ -508,6 +508,7 @@ def test_an_evaluation_only_recipe_on_a_target_this_machine_lacks_is_refused_bef
               "evaluate": {"metrics": ["latency"]}}  # fmt: skip
     with pytest.raises(UserInputError, match=r"only evaluates the input model \(latency\) on CUDAExecutionProvider"):
         olive_ext.run(recipe, output_path=tmp_path / "gpu")
+    assert [p.category for p in olive_ext.validate(recipe) if p.severity == "error"] == ["device"]  # said "valid"
     assert not (tmp_path / "gpu").exists()
     size_only = {**recipe, "evaluate": {"metrics": ["size"]}}  # measured without running the model: it runs
     assert olive_ext.run(size_only, output_path=tmp_path / "size").chosen is not None

@@ -189,6 +189,26 @@ def test_list_and_dict_parameters_are_named_as_a_recipe_writes_them() -> None:
     assert common_settings([a, b]) == "olive(olive_type=OnnxDynamicQuantization)"
 
 
+def test_several_olive_steps_each_keep_their_pass_in_names_and_settings() -> None:
+    """Olive's QNN chain: four olive steps were one key, the last one's settings standing for all of them
+    ("olive → model_builder → olive → olive(olive_type=ComposeOnnxModels)", named "olive · model_builder")."""
+    from olive_ext.engine.results import CandidateResult
+    from olive_ext.engine.search import Candidate
+    from olive_ext.engine.steps import Step
+    from olive_ext.report.labels import common_settings, short_names
+    from olive_ext.targets.base import CPU
+
+    steps = (Step("s", "olive", {"olive_type": "CaptureSplitInfo"}),
+             Step("mb", "model_builder", {"precision": "fp32"}),
+             Step("sm", "olive", {"olive_type": "SplitModel"}),
+             Step("co", "olive", {"olive_type": "ComposeOnnxModels"}))
+    one = CandidateResult(Candidate(CPU, steps))
+    assert short_names([one])[one.candidate.id] == (
+        "Olive CaptureSplitInfo · model_builder · Olive SplitModel · Olive ComposeOnnxModels")
+    assert common_settings([one]) == ("olive(olive_type=CaptureSplitInfo) → model_builder(precision=fp32) → "
+                                      "olive(olive_type=SplitModel) → olive(olive_type=ComposeOnnxModels)")
+
+
 def test_a_long_error_is_not_cut_without_a_word(tmp_path: Path) -> None:
     """A failed candidate's error was cut at 120 characters mid-word ("...Check python-core-worker-*.log files for
     more i") in both reports; report.md had nowhere the rest."""

@@ -313,3 +313,19 @@ def test_a_choice_without_the_objective_measured_says_so() -> None:
     assert chosen is b and any("chosen without its latency" in n for n in chosen.notes), chosen.notes
     fast, slow = _result("c", size=40.0, latency=3.0), _result("d", size=20.0, latency=9.0)
     assert select([fast, slow], EvaluateSpec(metrics=["size", "latency"])) is fast and not fast.notes
+
+
+def test_perplexity_over_no_answer_tokens_is_an_error_not_a_perfect_score() -> None:
+    """Plain-text eval rows (an Olive data config's text_cols) gave no reference tokens: exp(0 / 1) = 1.0 was shown
+    as every candidate's perplexity."""
+    from typing import Any, cast
+
+    from olive_ext.evaluate.context import MetricInput
+    from olive_ext.evaluate.metrics.quality import perplexity
+
+    def scored(nll: list[float], tokens: list[int]) -> dict[str, float]:
+        return perplexity(MetricInput(cast(Any, None), cast(Any, None), {"nll": {"nll": nll, "tokens": tokens}}, None))
+
+    assert scored([2.0, 4.0], [2, 2]) == {"perplexity": round(__import__("math").exp(1.5), 4), "perplexity.tokens": 4}
+    with pytest.raises(ValueError, match="no eval row has a prompt and a reference answer"):
+        scored([], [])

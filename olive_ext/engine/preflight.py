@@ -132,6 +132,11 @@ def file_problems(recipe: Recipe, olive: bool = False) -> list[Problem]:
             check_timing_prompt(recipe)
         except UserInputError as e:
             problems.append(Problem("evaluate.prompt_tokens", e.message, hint=e.hint))
+    try:  # validate said "valid" to an evaluation-only recipe on a target this machine lacks; run refused it
+        check_something_measurable(recipe)
+    except UserInputError as e:
+        where = "targets[0]" if recipe.targets else "targets"
+        problems.append(Problem(where, e.message, hint=e.hint, category="device"))
     try:  # benchmark tasks and their datasets: validate said "valid" to a task name lm-eval does not have
         check_benchmark_datasets(recipe)
     except lm_eval_tasks.UnknownTask as e:

@@ -323,8 +323,7 @@ def find_genai_model(root: Path) -> tuple[Path, dict[str, Path]]:
         raise UserInputError(  # said "model.onnx doesn't exist"
             f"{root} holds a composite model (the ONNX components Olive's SplitModel makes), which onnxruntime-genai "
             "does not load as one model",
-            hint="add a ComposeOnnxModels pass after SplitModel (one model of its components), or use the model "
-            "before the split",
+            hint=COMPOSITE_HINT,
         )
     if not (folder / "genai_config.json").exists():
         hint = build_first_hint(root) or "pass a bundle, an auto-opt or generate-adapter output, or a genai folder"
@@ -345,6 +344,11 @@ def find_genai_model(root: Path) -> tuple[Path, dict[str, Path]]:
     if missing:
         raise UserInputError(f"adapter files missing in {root}: {', '.join(missing)}")
     return folder, adapters
+
+
+COMPOSITE_HINT = ("add a ComposeOnnxModels pass after SplitModel (one model of its components), or use the model "
+                  "before the split")
+"""What to do with a composite model folder (SplitModel's components) where one model is needed."""
 
 
 def holds_composite(root: Path) -> bool:

@@ -146,10 +146,13 @@ class OlivePass(Pass[OlivePassConfig]):
                             params.get("device"), True, category="device")]  # fmt: skip
         config = params.get("config") or {}
         if entry.name == "OrtSessionParamsTuning" and (lacking := _untunable_provider(config, params)):
-            return [Problem(f"{path}.config.providers_list", f"Olive's OrtSessionParamsTuning measures the model on "
-                            f"{lacking}, which this machine's onnxruntime does not have: it tuned nothing after the "
-                            "build (\"Baseline evaluation failed\")", lacking, True, category="device",
-                            hint="tune on the machine that has it, or tune for CPUExecutionProvider here")]  # fmt: skip
+            given = isinstance(config, dict) and "providers_list" in config  # else the target's provider
+            where = f"{path}.config.providers_list" if given else f"{path}.olive_type"
+            return [Problem(where, f"Olive's OrtSessionParamsTuning measures the model on {lacking}"
+                            f"{'' if given else ' (the target execution provider)'}, which this machine's onnxruntime "
+                            "does not have: it tuned nothing after the build (\"Baseline evaluation failed\")",
+                            category="device", hint="tune on the machine that has it, or tune for "
+                            "CPUExecutionProvider here")]  # fmt: skip
         if params.get("data") is not None:
             if entry.dataset in ("dataset_not_required", ""):
                 return [Problem(f"{path}.data", f"Olive's {entry.name} takes no data", params["data"], True)]
@@ -246,8 +249,8 @@ class OlivePass(Pass[OlivePassConfig]):
             "olive": {"type": entry.name, "config": olive_config.model_dump(mode="json"),
                       "olive_ai": olive_catalog.olive_ai_version()},
         }
-        if entry.name == "OnnxFloatToFloat16":
-            meta["precision"] = "fp16"
+        if entry.name in _PRECISION:  # the model_config.json of an int8 quantization said fp32
+            meta["precision"] = _PRECISION[entry.name]
         elif entry.produces == "hf" and isinstance(cfg.config.get("bits"), int):
             meta["precision"] = f"int{cfg.config['bits']}"
         attributes = _olive_attributes(result)
@@ -266,7 +269,7 @@ class OlivePass(Pass[OlivePassConfig]):
             shutil.rmtree(work, ignore_errors=True)
             return Artifact("hf", str(out_dir), _adapter_of(result, out_dir), meta=meta)
         target = _onnx_target(artifact, out_dir)
-        _save_onnx(Path(_onnx_path(result)), target, work)
+        _save_onnx(Path(_onnx_path(result, self.name)), target, work)
         shutil.rmtree(work, ignore_errors=True)
         if entry.name == "OrtSessionParamsTuning":
             meta["inference_settings"] = _keep_tuned_settings(self.name, result, out_dir)
@@ -351,6 +354,17 @@ def _check_names_in_graph(step: str, config: dict[str, Any], graph: Path) -> Non
                             f"such {'dim' if key == 'dim_param' else 'input'} ({', '.join(have) or 'none'})",
                             hint=f"name the graph's own in {key}")  # fmt: skip
 
+
+# The precision an Olive pass's output has, where the pass fixes it (else its input's is kept)
+_PRECISION = {
+    "OnnxFloatToFloat16": "fp16",
+    "OnnxDynamicQuantization": "int8",
+    "OnnxStaticQuantization": "int8",
+    "OnnxQuantization": "int8",
+    "OnnxBlockWiseRtnQuantization": "int4",
+    "OnnxHqqQuantization": "int4",
+    "OnnxKQuantQuantization": "int4",
+}
 
 # What validation puts in data_config's place when `data` will fill it at run time (Olive's DataConfig minimum).
 _PLACEHOLDER_DATA = {"name": "olive_ext_data", "type": "HuggingfaceContainer"}
@@ -489,7 +503,7 @@ def _composite_result(
     if not components:
         raise PassError(step, f"olive-ai returned a {type(handler).__name__}, not a composite of ONNX models")
     out_dir.mkdir(parents=True, exist_ok=True)
-    graphs = [(str(name), Path(_onnx_path(component))) for name, component in components]
+    graphs = [(str(name), Path(_onnx_path(component, step))) for name, component in components]
     shared = collections.Counter((g.parent / n).resolve() for _, g in graphs for n in external_data_files(g))
     for name, graph in graphs:
         (out_dir / name).mkdir(parents=True, exist_ok=True)
@@ -530,10 +544,16 @@ def _hf_task(model: str) -> str:
     return "feature-extraction"
 
 
-def _onnx_path(handler: Any) -> str:
+def _onnx_path(handler: Any, step: str) -> str:
     path = getattr(handler, "model_path", None)
     if not path or not str(path).endswith(".onnx"):
-        raise PassError("olive", f"olive-ai returned a {type(handler).__name__}, not one ONNX model")
+        parts = getattr(handler, "model_component_names", None)
+        if parts:  # ComposeOnnxModels on StaticLLM's pipeline keeps its context and iterator graphs apart
+            hint = ("ComposeOnnxModels composes a StaticLLM pipeline into a pipeline, for an NPU's EP context "
+                    "binaries: leave it out after StaticLLM here")
+            raise PassError(step, f"olive-ai returned a composite model ({', '.join(map(str, parts))}) where one "
+                            "ONNX model was expected", hint=hint)  # fmt: skip
+        raise PassError(step, f"olive-ai returned a {type(handler).__name__}, not one ONNX model")
     return str(path)
 
 
@@ -558,6 +578,7 @@ def _save_onnx(produced: Path, target: Path, work: Path) -> None:
         for name in data:  # Olive hard-links weights it did not change (onnx refuses to read those): copied
             source = produced.parent / name
             (shutil.copy if source.stat().st_nlink > 1 else shutil.move)(str(source), str(target.parent / name))
+            shutil.copymode(target, target.parent / name)  # Olive writes weights through a 0600 temporary file
         return
     import onnx
 
@@ -579,6 +600,7 @@ def _place_graph(produced: Path, target: Path, work: Path, shared: collections.C
         shared[source] -= 1
         keep = shared[source] > 0 or source.stat().st_nlink > 1
         (shutil.copy if keep else shutil.move)(str(source), str(target.parent / name))
+        shutil.copymode(target, target.parent / name)  # Olive writes weights through a 0600 temporary file
 
 
 def _move_hf(handler: Any, out_dir: Path, work: Path) -> None:

@@ -192,13 +192,19 @@ def translate_config(raw: dict[str, Any], base_dir: Path | None = None) -> Trans
         out["passes"] = _passes(raw.pop("passes"), ctx)
     evaluators = raw.pop("evaluators", None)
     metrics = named_metrics(raw.pop("metrics", None), ctx)
-    chosen, chosen_at = ctx.pass_evaluator or (raw.get("evaluator"), ctx.paths.get("evaluator", "evaluator"))
+    top = (raw.get("evaluator"), ctx.paths.get("evaluator", "evaluator"))
+    chosen, chosen_at = ctx.pass_evaluator or top
+    named = {n: a for n, a in [top, *ctx.evaluator_names] if isinstance(n, str)}  # every name Olive resolves
+    known = evaluators if isinstance(evaluators, dict) else {}
+    for name, at in named.items():
+        if name not in known:
+            ctx.error(at, f"names no evaluator of `evaluators` (there: {', '.join(map(str, known)) or 'none'})",
+                      value=name, has_value=True)  # fmt: skip
     if chosen is not None and not isinstance(chosen, str):  # Olive takes an evaluator config in place too
         ctx.unhonoured(chosen_at, "an evaluator written in place is not read by olive-ext",
                        "write it under `evaluators` and name it here (evaluator: NAME)")  # fmt: skip
-    elif isinstance(chosen, str) and chosen not in (evaluators if isinstance(evaluators, dict) else {}):
-        known = ", ".join(map(str, evaluators)) if isinstance(evaluators, dict) and evaluators else "none"
-        ctx.error(chosen_at, f"names no evaluator of `evaluators` (there: {known})", value=chosen, has_value=True)
+    elif isinstance(chosen, str) and chosen not in known:
+        pass  # said above
     elif evaluators:
         searching = raw.get("search_strategy") not in (None, False)
         evaluate = evaluators_section(evaluators, chosen, metrics, searching, ctx)
@@ -297,6 +303,7 @@ def _passes(passes: Any, ctx: TranslationContext) -> dict[str, Any]:
     natives = {o.lower(): (o, name) for o, name in olive_pass_names().items()}
     out: dict[str, Any] = {}
     first_model_pass = True
+    composite = False  # after SplitModel: Olive's own passes rewrite each component (our native passes take none)
     for key, spec in items:
         step = str(spec.get("name", key)) if isinstance(spec, dict) and isinstance(passes, list) else str(key)
         path = _pass_path(key, isinstance(passes, list))
@@ -314,7 +321,8 @@ def _passes(passes: Any, ctx: TranslationContext) -> dict[str, Any]:
             _pass_evaluator(spec.pop("evaluator"), f"{path}.evaluator", key == items[-1][0], ctx)
         ctx.paths[f"passes.{step}"] = path
         _hub_data(olive_type, spec, at, ctx)
-        native = natives.get(olive_type.lower())
+        native = None if composite else natives.get(olive_type.lower())
+        composite = (composite or olive_type.lower() == "splitmodel") and olive_type.lower() not in _COMPOSES
         reasons = list(ctx.model_needs_olive) if first_model_pass else []
         first_model_pass = False
         translated = None
@@ -365,9 +373,17 @@ def _hub_data(olive_type: str, spec: dict[str, Any], at: str, ctx: TranslationCo
         refuse_hub_dataset(dataset, where, f"{when}Olive's {olive_type}", ctx, instead)
 
 
+# Olive passes that make one graph of a composite model's components
+_COMPOSES = {"composeonnxmodels", "optimummerging"}
+
+
 def _pass_evaluator(value: Any, at: str, last: bool, ctx: TranslationContext) -> None:
     """A pass's own `evaluator` (Olive's RunPassConfig key, not a pass parameter): Olive evaluates a flow's output
     with its last pass's evaluator, in place of the top-level one, and uses no other pass's."""
+    if value is None:  # Olive: `pass_config.evaluator or` the top-level one
+        return
+    if isinstance(value, str):
+        ctx.evaluator_names.append((value, at))  # Olive resolves every name it is given: checked below
     if not last:
         ctx.note(at, "Olive evaluates with a pass's own evaluator only when it is the last pass of the flow; this "
                  "pass is not, so it is not used here either")  # fmt: skip

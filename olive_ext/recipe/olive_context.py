@@ -52,6 +52,7 @@ class TranslationContext:
     # the last pass's own evaluator (Olive evaluates the flow's output with it, in place of the top-level one) and
     # its key path
     pass_evaluator: tuple[Any, str] | None = None
+    evaluator_names: list[tuple[str, str]] = field(default_factory=list)  # (name, key path) each pass's evaluator names
 
     def user_path(self, path: str) -> str:
         return Translation({}, [], self.paths).user_path(path)

@@ -220,6 +220,7 @@ def _import_problem(script: Path, script_dir: str | None, path: str) -> Problem 
     name = f"_olive_ext_model_script_{abs(hash(str(script)))}"
     added = [d for d in dict.fromkeys([str(script_dir or script.parent)]) if d not in sys.path]
     sys.path[:0] = added
+    cwd = os.getcwd()  # a script that changes folder at import changed where the run's relative paths pointed
     try:
         spec = importlib.util.spec_from_file_location(name, script)
         if spec is None or spec.loader is None:
@@ -231,8 +232,10 @@ def _import_problem(script: Path, script_dir: str | None, path: str) -> Problem 
             raise
         return user_script_problem(path, e, "the model script")
     finally:
+        os.chdir(cwd)
         for d in added:
-            sys.path.remove(d)
+            if d in sys.path:
+                sys.path.remove(d)
     return None
 
 

@@ -64,8 +64,8 @@ def target_label(target: Target) -> str:
 def _features(candidate: Candidate) -> list[tuple[tuple[str, str | None], Any]]:
     """(step type, parameter) -> value, in pipeline order; (step type, None) marks the step's presence."""
     out: list[tuple[tuple[str, str | None], Any]] = []  # the target has its own column
-    for step in candidate.steps:
-        out.append(((step.type, None), True))
+    for step, kind in zip(candidate.steps, _step_keys(candidate), strict=True):
+        out.append(((kind, None), True))
         if step.type in _CHECKS:  # its settings follow the model (a quantized one's parity only records): no name
             continue
         params = dict(step.params)
@@ -73,8 +73,25 @@ def _features(candidate: Candidate) -> list[tuple[tuple[str, str | None], Any]]:
             # an olive-ai step: its Olive pass first, then its own settings one by one (a raw dict led the name and
             # the table cut GPTQ and RTN rows before they could be told apart)
             params |= {f"config.{k}": v for k, v in params.pop("config").items()}
-        out += [((step.type, name), params[name]) for name in sorted(params, key=_param_order)]
+        out += [((kind, name), params[name]) for name in sorted(params, key=_param_order)]
     return out
+
+
+def _step_keys(candidate: Candidate) -> list[str]:
+    """Each step's key: its type, numbered from its second use (``olive#2``): four Olive steps were one key, the
+    last one's settings standing for all of them."""
+    seen: dict[str, int] = {}
+    keys = []
+    for step in candidate.steps:
+        seen[step.type] = seen.get(step.type, 0) + 1
+        keys.append(step.type if seen[step.type] == 1 else f"{step.type}#{seen[step.type]}")
+    return keys
+
+
+def _step_label(step: Any) -> str:
+    """A step as a name says it: an olive-ai step by the Olive pass it runs."""
+    olive_type = step.params.get("olive_type") if step.type == "olive" else None
+    return f"Olive {olive_type}" if olive_type else str(step.type)
 
 
 _CHECKS = frozenset({"parity_check"})  # steps that check a model and leave it as it is
@@ -90,6 +107,7 @@ def _param_order(name: str) -> tuple[int, str]:
 
 def _part(key: tuple[str, str | None], value: Any) -> str:
     kind, param = key
+    kind = kind.split("#", 1)[0]
     if param is None:
         return kind
     text = param_text(value)
@@ -122,7 +140,7 @@ def short_names(results: list[CandidateResult]) -> dict[str, str]:
     for r in results:
         parts = [_part(k, v) for k, v in _features(r.candidate) if k in varying and v is not _MISSING]
         if not parts:  # alone, or identical pipelines: name the steps
-            parts = [s.type for s in r.candidate.steps] or ["input model"]
+            parts = [_step_label(s) for s in r.candidate.steps] or ["input model"]
         names[r.candidate.id] = " · ".join(dict.fromkeys(parts))
     return names
 
@@ -134,11 +152,11 @@ def common_settings(results: list[CandidateResult]) -> str:
     features = [dict(_features(r.candidate)) for r in results]
     first = results[0].candidate
     steps = []
-    for step in first.steps:
-        if not all(f.get((step.type, None)) for f in features):
+    for step, kind in zip(first.steps, _step_keys(first), strict=True):
+        if not all(f.get((kind, None)) for f in features):
             continue
         shared = [f"{k}={param_text(v)}" for k, v in sorted(step.params.items())
-                  if all(f.get((step.type, k), _MISSING) == v for f in features)]  # fmt: skip
+                  if all(f.get((kind, k), _MISSING) == v for f in features)]  # fmt: skip
         steps.append(f"{step.type}({', '.join(shared)})" if shared else step.type)
     return " → ".join(steps)
 

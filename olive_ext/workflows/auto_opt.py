@@ -190,8 +190,9 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
         raise UserInputError(  # takes hf models" lines said it, naming our pipelines instead of the input
             f"{opts.model_name_or_path} is a built {source.kind} model; auto-opt builds its candidates from a Hugging "
             "Face model, a fine-tune output or a .gguf",
-            hint=f"give the model it was built from{_built_from(source)}, or quantize this one with `olive-ext "
-            f"quantize -m {opts.model_name_or_path}`",
+            hint=f"give the model it was built from{_built_from(source)}"
+            + (f", or quantize this one with `olive-ext quantize -m {opts.model_name_or_path}`"
+               if source.kind in ("onnx", "genai") else ""),
         )
     task = model_task(source)
     profile = get_profile(device)

@@ -13,12 +13,12 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from olive_ext.artifacts import Artifact
+from olive_ext.artifacts import Artifact, article
 from olive_ext.data.spec import DataOptions
 from olive_ext.engine.output import check_apart, ensure_output_free
 from olive_ext.engine.results import RunResult
 from olive_ext.errors import UserInputError
-from olive_ext.models.folder import absolute_if_local, model_task, resolve_model_arg
+from olive_ext.models.folder import COMPOSITE_HINT, absolute_if_local, model_task, resolve_model_arg
 from olive_ext.onnx.folder import model_file
 from olive_ext.options import validate_options, with_options_signature
 from olive_ext.progress import Progress
@@ -170,6 +170,12 @@ def already_quantized(source: Artifact) -> str | None:
 def quantize_recipe(opts: QuantizeOptions) -> Recipe:
     """The recipe these options mean for the model's kind and task."""
     source = resolve_model_arg(opts.model_name_or_path, opts.adapter_path)
+    if source.kind not in ("hf", "gguf", "onnx", "genai"):  # "pass 'int4_weight' takes genai/onnx models, but
+        raise UserInputError(  # input_model gives a composite model": passes the user never wrote
+            f"{opts.model_name_or_path} is {article(source.kind)} {source.kind} model; quantize takes a Hugging Face "
+            "model, a .gguf, or an ONNX or onnxruntime-genai model",
+            hint=COMPOSITE_HINT if source.kind == "composite" else "quantize the model it was built from",
+        )
     if (done := already_quantized(source)) is not None:
         raise UserInputError(
             f"{opts.model_name_or_path} is quantized already ({done}): quantizing it again would not change it",

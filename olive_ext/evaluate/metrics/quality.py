@@ -74,4 +74,7 @@ def accuracy(inp: MetricInput) -> dict[str, float]:
 def perplexity(inp: MetricInput) -> dict[str, float]:
     """exp of the mean negative log-likelihood per reference token."""
     nll, tokens = inp.raw["nll"]["nll"], inp.raw["nll"]["tokens"]
-    return {"perplexity": round(math.exp(sum(nll) / max(1, sum(tokens))), 4), "perplexity.tokens": sum(tokens)}
+    if not sum(tokens):  # exp(0 / 1) = 1.0 was reported as a perfect score, over nothing
+        raise ValueError("perplexity: no eval row has a prompt and a reference answer to score (plain text rows have "
+                         "none): give rows with answers (a response field or a text template with the answer)")
+    return {"perplexity": round(math.exp(sum(nll) / sum(tokens)), 4), "perplexity.tokens": sum(tokens)}
