@@ -460,8 +460,8 @@ def test_a_value_olives_own_pass_config_refuses_is_counted_as_olives_refusal() -
     for problem in problems.values():
         assert problem.message.startswith("Olive's OrtSessionParamsTuning refuses it: Input should be a valid")
         assert problem.category == "olive_refuses"
-    step["config"] = {"providers_list": "DmlExecutionProvider"}  # the type Olive declares
-    assert olive_step.check_params(step, "passes.tune") == []
+    step["config"] = {"providers_list": "DmlExecutionProvider"}  # the type Olive declares: a provider not here
+    assert [p.category for p in olive_step.check_params(step, "passes.tune")] == ["device"]  # it measures on it
 
 
 @needs_olive

@@ -145,14 +145,8 @@ class OlivePass(Pass[OlivePassConfig]):
                             f"an OpenVINO {device.upper()} target needs that device and its OpenVINO plugin",
                             params.get("device"), True, category="device")]  # fmt: skip
         config = params.get("config") or {}
-        if entry.name == "OrtSessionParamsTuning" and (lacking := _untunable_provider(config, params)):
-            given = isinstance(config, dict) and "providers_list" in config  # else the target's provider
-            where = f"{path}.config.providers_list" if given else f"{path}.olive_type"
-            return [Problem(where, f"Olive's OrtSessionParamsTuning measures the model on {lacking}"
-                            f"{'' if given else ' (the target execution provider)'}, which this machine's onnxruntime "
-                            "does not have: it tuned nothing after the build (\"Baseline evaluation failed\")",
-                            category="device", hint="tune on the machine that has it, or tune for "
-                            "CPUExecutionProvider here")]  # fmt: skip
+        if entry.name == "OrtSessionParamsTuning" and (untunable := _untunable(config, params, path)):
+            return [untunable]
         if params.get("data") is not None:
             if entry.dataset in ("dataset_not_required", ""):
                 return [Problem(f"{path}.data", f"Olive's {entry.name} takes no data", params["data"], True)]
@@ -281,15 +275,24 @@ class OlivePass(Pass[OlivePassConfig]):
         return Artifact(produced, str(out_dir), None, meta=meta)  # type: ignore[arg-type]
 
 
-def _untunable_provider(config: Any, params: dict[str, Any]) -> str | None:
-    """The execution provider OrtSessionParamsTuning would time the model on (its providers_list, else the target's)
-    when this machine's onnxruntime lacks it, else None: the pass runs the model, it cannot tune for elsewhere."""
-    wanted = (config.get("providers_list") if isinstance(config, dict) else None) or params.get("execution_provider")
-    names = [str(p) for p in (wanted if isinstance(wanted, list) else [wanted]) if p] or ["CPUExecutionProvider"]
+def _untunable(config: Any, params: dict[str, Any], path: str) -> Problem | None:
+    """OrtSessionParamsTuning on an execution provider (its providers_list, else the target's) this machine's
+    onnxruntime lacks, as a problem: the pass runs the model, it cannot tune for elsewhere. A providers_list that
+    is not one name is left to olive-ai's own check (olive-ai 0.13 declares a string)."""
+    given = isinstance(config, dict) and "providers_list" in config
+    wanted = config.get("providers_list") if given else params.get("execution_provider")
+    if given and not isinstance(wanted, str):
+        return None
     from olive_ext.onnx.runtime import onnxruntime  # deferred: onnxruntime loads only for this pass's check
 
-    have = set(onnxruntime().get_available_providers())
-    return next((n for n in names if n not in have), None)
+    name = str(wanted or "CPUExecutionProvider")
+    if name in onnxruntime().get_available_providers():
+        return None
+    return Problem(f"{path}.config.providers_list" if given else f"{path}.olive_type",
+                   f"Olive's OrtSessionParamsTuning measures the model on {name}"
+                   f"{'' if given else ' (the target execution provider)'}, which this machine's onnxruntime does "
+                   "not have: it tuned nothing after the build (\"Baseline evaluation failed\")", category="device",
+                   hint="tune on the machine that has it, or tune for CPUExecutionProvider here")  # fmt: skip
 
 
 def _local_tokenizers(value: Any, artifact: Artifact) -> Any:
