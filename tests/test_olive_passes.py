@@ -585,3 +585,16 @@ def test_an_olive_int8_quantization_records_its_precision(tiny_bert: Path) -> No
     art = build(tiny_bert, {"export": {"type": "onnx_export"},
                             "q": {"type": "olive", "olive_type": "OnnxDynamicQuantization"}})  # fmt: skip
     assert art.meta["precision"] == "int8"
+
+
+def test_a_composite_candidates_metrics_not_measured_are_said(tiny_llama: Path, tmp_path: Path) -> None:
+    """A run ending in SplitModel with an evaluator showed its metrics as '-' and the candidate 'ok', nothing said."""
+    import olive_ext
+
+    passes = {"s": {"type": "olive", "olive_type": "CaptureSplitInfo", "config": {"num_splits": 2}},
+              "mb": {"type": "model_builder", "precision": "fp32"},
+              "sm": {"type": "olive", "olive_type": "SplitModel"}}  # fmt: skip
+    result = olive_ext.run({"input_model": {"path": str(tiny_llama)}, "passes": passes,
+                            "evaluate": {"metrics": ["latency", "size"]}}, output_path=tmp_path / "out")  # fmt: skip
+    said = [n for n in result.notes if "NOT measured on 1 composite candidate" in n]
+    assert said and said[0].startswith("latency"), result.notes

@@ -184,6 +184,13 @@ def execute(
             cross = chosen is not None and not chosen.candidate.target.is_available()
             notes.append(accuracy_not_measured(recipe.evaluate, "its target does not run on this machine" if cross
                                                else None))  # fmt: skip
+    composite = [r for r in results if r.ok and r.artifact is not None and r.artifact.kind == "composite"]
+    if composite and recipe.evaluate is not None and (unmeasured := [m for m in recipe.evaluate.metrics
+                                                                      if m not in composite[0].metrics]):
+        notes.append(f"{', '.join(unmeasured)} NOT measured on {len(composite)} composite candidate(s) (SplitModel's "
+                     "components are not run as one model): add ComposeOnnxModels after SplitModel to measure "
+                     "them")  # fmt: skip
+        logger.warning("%s", notes[-1])
     if any(r.ok and not r.candidate.target.is_available() for r in results):
         notes.append(
             "some targets' execution providers are not installed here: those candidates were built "
