@@ -180,7 +180,10 @@ def fingerprint_input(artifact: Artifact, memo: FingerprintMemo | None = None) -
     p = Path(artifact.path)
     if artifact.gguf_file and p.is_dir():
         p = p / artifact.gguf_file
-    if p.exists():
+    olive_model = artifact.meta.get("olive_model")
+    if olive_model and olive_model.get(NO_MODEL_PATH):  # the user's model_loader makes it: its script is the identity
+        pass  # (the config's folder was hashed whole, outputs written inside it included: every run missed the cache)
+    elif p.exists():
         h.update(content_hash(p, memo).encode())
     elif looks_like_hub_id(artifact.path):
         revision = artifact.meta.get("revision") or "main"
@@ -192,10 +195,14 @@ def fingerprint_input(artifact: Artifact, memo: FingerprintMemo | None = None) -
         if not a.exists():
             raise UserInputError(f"adapter_path {artifact.adapter_path!r} does not exist")
         h.update(b"adapter\0" + content_hash(a, memo).encode())
-    olive_model = artifact.meta.get("olive_model")
     if olive_model:
         h.update(olive_model_identity(olive_model, memo).encode())
     return artifact.with_fingerprint(h.hexdigest())
+
+
+NO_MODEL_PATH = "olive_ext_no_model_path"
+"""Key of an Olive model config (``input_model.olive``) whose model the user's model_loader makes without a
+model_path: Olive hands the loader None, and the model's folder stands for nothing."""
 
 
 def olive_model_identity(olive_model: dict[str, Any], memo: FingerprintMemo | None = None) -> str:

@@ -567,7 +567,8 @@ def test_a_model_the_users_loader_makes_from_no_path_runs(tmp_path: Path) -> Non
 
     folder = tmp_path / "cfg"
     folder.mkdir()
-    (folder / "user_script.py").write_text("import torch\n\n\ndef load(model_path):\n    torch.manual_seed(0)\n"
+    (folder / "user_script.py").write_text("import torch\n\n\ndef load(model_path):\n    assert model_path is None\n"
+                                           "    torch.manual_seed(0)\n"
                                            "    return torch.nn.Linear(4, 2)\n\n\ndef dummy(model):\n"
                                            "    return torch.zeros(1, 4)\n")  # fmt: skip
     config = {"input_model": {"type": "PyTorchModel", "model_script": "user_script.py", "model_loader": "load",
@@ -578,6 +579,9 @@ def test_a_model_the_users_loader_makes_from_no_path_runs(tmp_path: Path) -> Non
     assert not [p for p in olive_ext.validate(folder / "olive_config.json") if p.severity == "error"]
     result = olive_ext.run(folder / "olive_config.json")
     assert result.model_path is not None and sorted(p.name for p in result.model_path.iterdir()) == ["model.onnx"]
+    (folder / "loaded_with.txt").write_text("a file beside the config: not the model's content")
+    again = olive_ext.run(folder / "olive_config.json", output_path=folder / "out-inside")
+    assert again.cache_hits == again.steps_run  # the config's folder was hashed whole: every run missed the cache
 
 
 def test_an_olive_int8_quantization_records_its_precision(tiny_bert: Path) -> None:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from olive_ext.artifacts import ARTIFACT_KINDS, Artifact, looks_like_hub_id
+from olive_ext.artifacts import ARTIFACT_KINDS, NO_MODEL_PATH, Artifact, looks_like_hub_id
 from olive_ext.cache import cache_key, default_cache_dir
 from olive_ext.errors import PassError, Problem, RecipeError, UserInputError
 from olive_ext.models.folder import PYPI_PREFIX, config_json, skip_on_copy
@@ -439,7 +439,8 @@ def _to_handler(artifact: Artifact, ctx: RunContext) -> Any:
     if artifact.kind == "hf" and olive_model:
         from olive.model import ModelConfig
 
-        config = {k: v for k, v in olive_model.items() if k != "type"} | {"model_path": artifact.path}
+        config = {k: v for k, v in olive_model.items() if k not in {"type", NO_MODEL_PATH}}
+        config["model_path"] = None if olive_model.get(NO_MODEL_PATH) else artifact.path  # as Olive hands the loader
         if attributes:
             config["model_attributes"] = {**(config.get("model_attributes") or {}), **attributes}
         return ModelConfig.parse_obj({"type": olive_model.get("type") or "HfModel", "config": config}).create_model()

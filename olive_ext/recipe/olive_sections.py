@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from olive_ext.artifacts import NO_MODEL_PATH
 from olive_ext.errors import Problem
 from olive_ext.evaluate.lm_eval_tasks import TaskDataset
 from olive_ext.models.hub import hub_reachable, offline
@@ -105,6 +106,7 @@ def input_model_section(model: Any, key: str, ctx: TranslationContext) -> dict[s
         if not model.get("model_loader"):
             ctx.error(f"{at}.model_path", "required key is missing")
         out["path"] = "."  # the model comes from the user's model_loader
+        ctx.olive_model[NO_MODEL_PATH] = True  # Olive's loader gets None; the folder is not the model's content
     else:
         out["path"] = str(path)
     ctx.paths["input_model.path"] = f"{at}.model_path"
