@@ -222,10 +222,13 @@ def _hub_model_missing(path: str) -> str | None:
     `validate` checks the config, not the machine's hub cache), or None."""
     from olive_ext.engine.preflight import ModelNotHereError, check_hub_model
     from olive_ext.models.hub import looks_like_hub_name
-    from olive_ext.recipe.load import load_recipe
+    from olive_ext.recipe.load import read_recipe_file
+    from olive_ext.recipe.olive_context import unnest
 
-    model = load_recipe(path).input_model.path
-    if not looks_like_hub_name(model) or Path(path).parent.joinpath(model).exists():
+    raw = read_recipe_file(path)  # the config as written: translating it again imported its scripts again
+    section = raw.get("input_model") or raw.get("model") or {}
+    model = unnest(section).get("model_path") if isinstance(section, dict) else None
+    if not isinstance(model, str) or not looks_like_hub_name(model) or Path(path).parent.joinpath(model).exists():
         return None
     try:
         check_hub_model(model)

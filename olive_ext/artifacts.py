@@ -181,8 +181,9 @@ def fingerprint_input(artifact: Artifact, memo: FingerprintMemo | None = None) -
     if artifact.gguf_file and p.is_dir():
         p = p / artifact.gguf_file
     olive_model = artifact.meta.get("olive_model")
-    if olive_model and olive_model.get(NO_MODEL_PATH):  # the user's model_loader makes it: its script is the identity
-        pass  # (the config's folder was hashed whole, outputs written inside it included: every run missed the cache)
+    if olive_model and olive_model.get(NO_MODEL_PATH):
+        pass  # the user's model_loader makes it: its Olive config and script below are its identity (the config's
+        # folder was hashed whole, outputs written inside it included: every run missed the cache)
     elif p.exists():
         h.update(content_hash(p, memo).encode())
     elif looks_like_hub_id(artifact.path):

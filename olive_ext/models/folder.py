@@ -319,7 +319,7 @@ def find_genai_model(root: Path) -> tuple[Path, dict[str, Path]]:
     """
     info = _config_of(root)
     folder = root if (root / "genai_config.json").exists() else root / str(info.get("model") or "model")
-    if holds_composite(root):  # its genai_config names a graph the split left in pieces: onnxruntime-genai
+    if holds_composite(root, info):  # its genai_config names a graph the split left in pieces: onnxruntime-genai
         raise UserInputError(  # said "model.onnx doesn't exist"
             f"{root} holds a composite model (the ONNX components Olive's SplitModel makes), which onnxruntime-genai "
             "does not load as one model",
@@ -351,9 +351,10 @@ COMPOSITE_HINT = ("add a ComposeOnnxModels pass after SplitModel (one model of i
 """What to do with a composite model folder (SplitModel's components) where one model is needed."""
 
 
-def holds_composite(root: Path) -> bool:
-    """Whether ``root`` is a composite model folder (Olive's SplitModel output) or an output holding one."""
-    info = _config_of(root)
+def holds_composite(root: Path, info: dict[str, Any] | None = None) -> bool:
+    """Whether ``root`` is a composite model folder (Olive's SplitModel output) or an output holding one
+    (``info``: its model_config.json, already read)."""
+    info = _config_of(root) if info is None else info
     return info.get("kind") == "composite" or (root / COMPOSITE_FILE).is_file()
 
 

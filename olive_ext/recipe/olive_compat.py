@@ -203,9 +203,7 @@ def translate_config(raw: dict[str, Any], base_dir: Path | None = None) -> Trans
     if chosen is not None and not isinstance(chosen, str):  # Olive takes an evaluator config in place too
         ctx.unhonoured(chosen_at, "an evaluator written in place is not read by olive-ext",
                        "write it under `evaluators` and name it here (evaluator: NAME)")  # fmt: skip
-    elif isinstance(chosen, str) and chosen not in known:
-        pass  # said above
-    elif evaluators:
+    elif evaluators and (chosen is None or chosen in known):  # an unknown name is said above
         searching = raw.get("search_strategy") not in (None, False)
         evaluate = evaluators_section(evaluators, chosen, metrics, searching, ctx)
         if evaluate:

@@ -220,7 +220,8 @@ def _model_hooks(model: dict[str, Any], at: str, ctx: TranslationContext) -> Non
 def _import_problem(script: Path, script_dir: str | None, path: str) -> Problem | None:
     """Import the user's model script as Olive will (its folder on sys.path): what it lacks, as a problem."""
     name = f"_olive_ext_model_script_{abs(hash(str(script)))}"
-    added = [d for d in dict.fromkeys([str(script_dir or script.parent)]) if d not in sys.path]
+    folder = str(script_dir or script.parent)
+    added = [] if folder in sys.path else [folder]
     sys.path[:0] = added
     cwd = os.getcwd()  # a script that changes folder at import changed where the run's relative paths pointed
     try:

@@ -173,12 +173,13 @@ def _warn_trained_on(evaluation: DatasetSpec, train: DatasetSpec | None) -> None
                        shared, len(rows), evaluation.split, train.split)  # fmt: skip
 
 
-def _built_from(source: Artifact) -> str:
+def _built_from(source: Artifact, cache_dir: str | None) -> str:
     """" (PATH)" naming the model a built one came from, as its model_config.json says, or "" (none, or a
     conversion in olive-ext's cache, not a model the user gave)."""
     origin = source.meta.get("source_model")
     path = origin.get("path") if isinstance(origin, dict) else None
-    if not path or Path(path).resolve().is_relative_to(default_cache_dir().resolve()):
+    cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()  # the run's cache, as the run uses
+    if not path or Path(path).resolve().is_relative_to(cache.resolve()):
         return ""
     return f" ({path})"
 
@@ -190,7 +191,7 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
         raise UserInputError(  # takes hf models" lines said it, naming our pipelines instead of the input
             f"{opts.model_name_or_path} is a built {source.kind} model; auto-opt builds its candidates from a Hugging "
             "Face model, a fine-tune output or a .gguf",
-            hint=f"give the model it was built from{_built_from(source)}"
+            hint=f"give the model it was built from{_built_from(source, opts.cache_dir)}"
             + (f", or quantize this one with `olive-ext quantize -m {opts.model_name_or_path}`"
                if source.kind in ("onnx", "genai") else ""),
         )
