@@ -109,11 +109,16 @@ def input_checks(
     return checks
 
 
+def made_by_loader(recipe: Recipe) -> bool:
+    """Whether the user's Olive model_loader makes the input model (its path is not checked as a model's)."""
+    return bool((recipe.input_model.olive or {}).get("model_loader"))
+
+
 def file_problems(recipe: Recipe, olive: bool = False) -> list[Problem]:
     """What `run` checks before its first step on the files a valid recipe names (the input model's folder, each
     local data file and the columns named in it), as problems: `validate` said "valid" and `run` refused at once.
     ``olive``: key paths as an Olive run config spells its sections."""
-    loader = (recipe.input_model.olive or {}).get("model_loader")  # the user's model_loader makes the model
+    loader = made_by_loader(recipe)
     problems: list[Problem] = []
     for key, check in input_checks(None if loader else model_file(recipe), recipe.data, hub=False):
         path = ("input_model.model_path" if olive else "input_model.path") if key is None else (
@@ -217,7 +222,7 @@ def model_file(recipe: Recipe) -> str:
 def check_recipe_before_work(recipe: Recipe, write_output: bool = True) -> None:
     """:func:`check_before_work` for a recipe: its output (when written), cache, input model (not one the user's
     Olive model_loader makes: its path may name no model, as `validate` knows) and every dataset."""
-    loader = (recipe.input_model.olive or {}).get("model_loader")
+    loader = made_by_loader(recipe)
     check_before_work(
         model=None if loader else model_file(recipe),
         cache_dir=recipe.cache_dir,
