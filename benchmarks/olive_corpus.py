@@ -205,8 +205,6 @@ def _worker(lenient: bool) -> None:
             result["status"] = "refused" if errors else "ok"
             if errors:
                 result["problems"] = [{"path": p.path, "message": p.message, "category": p.category} for p in errors]
-            elif (missing := _hub_model_missing(path)) is not None:
-                result["hub_model"] = missing
         except OliveExtError as e:
             result["status"] = "refused"
             result["problems"] = [{"path": "", "message": e.message, "category": None}]
@@ -215,26 +213,6 @@ def _worker(lenient: bool) -> None:
             result["traceback"] = traceback.format_exc()[-2000:]
         print(json.dumps(result), file=results, flush=True)
         _forget_user_modules(sys.path[:])
-
-
-def _hub_model_missing(path: str) -> str | None:
-    """The hub model a valid config names that this machine lacks (`run` refuses it at once, before any work;
-    `validate` checks the config, not the machine's hub cache), or None."""
-    from olive_ext.engine.preflight import ModelNotHereError, check_hub_model
-    from olive_ext.models.hub import looks_like_hub_name
-    from olive_ext.recipe.load import read_recipe_file
-    from olive_ext.recipe.olive_context import unnest
-
-    raw = read_recipe_file(path)  # the config as written: translating it again imported its scripts again
-    section = raw.get("input_model") or raw.get("model") or {}
-    model = unnest(section).get("model_path") if isinstance(section, dict) else None
-    if not isinstance(model, str) or not looks_like_hub_name(model) or Path(path).parent.joinpath(model).exists():
-        return None
-    try:
-        check_hub_model(model)
-    except ModelNotHereError:
-        return model
-    return None
 
 
 def _forget_user_modules(paths: list[str]) -> None:
@@ -362,8 +340,6 @@ def summarize(results: list[dict[str, Any]]) -> str:
         [
             f"configs: {total}",
             f"validated: {pct(by_status['ok'])}",
-            f"  of which name a hub model this machine lacks (`run` refuses it at once, before work): "
-            f"{pct(sum(1 for r in results if r.get('hub_model')))}",
             f"refused only for a named SDK, device, pip package, missing user file or hub file, or by Olive itself: "
             f"{pct(sum(named.values()))}",
             *[f"  {k}: {v}" for k, v in named.most_common()],

@@ -52,6 +52,21 @@ def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return cache
 
 
+def put_in_hub_cache(monkeypatch: pytest.MonkeyPatch, root: Path, *names: str) -> Path:
+    """A Hugging Face hub cache at ``root`` (HF_HUB_CACHE) holding each hub id in ``names`` as huggingface_hub lays
+    it out (models--owner--name/{refs/main, snapshots/<commit>/config.json}): what `validate` and `run` look for
+    before a hub model is used offline."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(root))
+    commit = "0" * 40
+    for name in names:
+        folder = root / f"models--{name.replace('/', '--')}"
+        (folder / "snapshots" / commit).mkdir(parents=True)
+        (folder / "snapshots" / commit / "config.json").write_text("{}")
+        (folder / "refs").mkdir()
+        (folder / "refs" / "main").write_text(commit)
+    return root
+
+
 def write_qa_rows(path: Path, n: int) -> Path:
     """A JSON-lines file of ``n`` question/answer rows ('what is i plus i?' -> '2i') for tiny-model tests."""
     rows = [{"q": f"what is {i} plus {i}?", "a": str(2 * i)} for i in range(n)]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import put_in_hub_cache
 
 import olive_ext
 from olive_ext.errors import RecipeError
@@ -318,9 +319,10 @@ def test_engine_keys_are_named_under_engine() -> None:
     assert "engine.search_strategy.sampler" in _errors(check_recipe(raw)[1])
 
 
-def test_validate_cli_lenient(tmp_path: Path) -> None:
+def test_validate_cli_lenient(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from olive_ext.cli import main
 
+    put_in_hub_cache(monkeypatch, tmp_path / "hub", "org/llm")
     path = tmp_path / "olive.json"
     path.write_text(json.dumps(_config({"mb": {"type": "ModelBuilder"}}, frobnicate=1)))
     assert main(["validate", str(path)]) == 2

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import put_in_hub_cache
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from recipe_mutants import mutate, seed_texts
@@ -26,6 +27,12 @@ from olive_ext.cli import main
 from olive_ext.workflows.run import validate
 
 GOOD = "input_model: {path: org/model}\npasses:\n  build: {type: model_builder}\n"
+
+
+@pytest.fixture(autouse=True)
+def _good_model_in_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GOOD's hub model is in this machine's hub cache (offline), so that GOOD is valid here."""
+    put_in_hub_cache(monkeypatch, tmp_path / "hub-cache", "org/model")
 STEPS = "passes: {build: {type: model_builder}}\n"
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from conftest import put_in_hub_cache
 
-from olive_ext.errors import RecipeError
+import olive_ext
+from olive_ext.errors import RecipeError, UserInputError
 from olive_ext.recipe import check_recipe, parse_recipe
+from olive_ext.workflows.run import validate
 
 
 def _problems(raw: dict) -> dict[str, str]:
@@ -127,7 +131,6 @@ def test_list_of_passes_is_named_by_type(tmp_path: Path) -> None:
 
 
 def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
-    from olive_ext.errors import UserInputError
     from olive_ext.recipe.load import read_recipe_file
 
     bad = tmp_path / "r.yaml"
@@ -249,8 +252,6 @@ def test_a_mapping_key_that_is_a_number_is_not_an_index() -> None:
 def test_validate_checks_the_files_a_valid_recipe_names_as_run_does(tiny_llama: Path, tmp_path: Path) -> None:
     """`validate` said "valid" for recipes whose data file, data columns or model folder `run` refused at once."""
     import json
-
-    from olive_ext.workflows.run import validate
 
     data = tmp_path / "tone.jsonl"
     data.write_text(json.dumps({"phrase": "hi", "tone": "joyful"}) + "\n")
@@ -377,7 +378,6 @@ def test_the_written_recipe_leaves_out_the_checkpoint_a_run_resumed_from() -> No
 def test_a_recipe_object_gets_the_checks_across_sections(tiny_llama: Path, tmp_path: Path) -> None:
     """A Recipe built by the caller skipped every check across sections: validate said [] and run dropped a latency
     limit on a run that measured no latency, choosing a model."""
-    import olive_ext
 
     raw = {"input_model": {"path": str(tiny_llama)}, "passes": {"b": {"type": "model_builder", "precision": "int4"}},
            "evaluate": {"metrics": ["size"], "constraints": {"max_latency_ms": 0.001}}}  # fmt: skip
@@ -412,7 +412,6 @@ def test_a_list_where_a_parameter_takes_one_value_says_so(tiny_llama: Path) -> N
 
 def test_validate_says_what_the_first_pass_refuses_in_the_input(tiny_llama: Path, tmp_path: Path) -> None:
     """validate said [] where run then refused: onnx_export on an LLM, merge_adapter on a model with no adapter."""
-    import olive_ext
 
     for passes, says in (({"c": {"type": "onnx_export"}}, "it is an LLM"),
                          ({"m": {"type": "merge_adapter"}}, "no adapter to merge")):  # fmt: skip
@@ -424,8 +423,6 @@ def test_validate_says_what_the_first_pass_refuses_in_the_input(tiny_llama: Path
 def test_a_timing_prompt_beyond_the_models_context_is_refused_before_work(tiny_llama: Path, tmp_path: Path) -> None:
     """--prompt_tokens 5000 on a 512-position model built every candidate, then failed each at evaluation
     ("input_ids size (5000) ... exceeds max length (512)")."""
-    import olive_ext
-    from olive_ext.errors import UserInputError
 
     def recipe(prompt_tokens: int, metrics: list[str]) -> dict:
         return {"input_model": {"path": str(tiny_llama)}, "passes": {"b": {"type": "model_builder"}},
@@ -444,8 +441,6 @@ def test_a_timing_prompt_beyond_the_models_context_is_refused_before_work(tiny_l
 
 def test_an_empty_model_path_is_not_the_current_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """quantize("", "out") took "" for the current folder ("the output folder is inside the input model's folder")."""
-    import olive_ext
-    from olive_ext.errors import UserInputError
 
     monkeypatch.chdir(tmp_path)
     for call in (lambda: olive_ext.quantize("", "out"), lambda: olive_ext.package(" ", "out")):
@@ -456,7 +451,6 @@ def test_an_empty_model_path_is_not_the_current_folder(tmp_path: Path, monkeypat
 def test_unchecked_limits_and_objectives_are_named_as_they_are(tiny_bert: Path, tmp_path: Path) -> None:
     """An encoder's min_latency_improvement_pct was dropped without a word (its PyTorch baseline is not measured);
     an unmeasured objective was put down to "a build for another device"."""
-    import olive_ext
 
     result = olive_ext.run({
         "input_model": {"path": str(tiny_bert)},
@@ -481,7 +475,6 @@ def test_limits_the_chosen_candidate_was_not_measured_for_are_listed(
     checked", candidates.json listed no unchecked constraint, and the console said nothing."""
     import json
 
-    import olive_ext
 
     result = olive_ext.run({
         "input_model": {"path": str(tiny_llama)},
@@ -501,8 +494,6 @@ def test_an_evaluation_only_recipe_on_a_target_this_machine_lacks_is_refused_bef
     tiny_bert: Path, tmp_path: Path
 ) -> None:
     """Olive's llama2_generate config (no passes, a latency evaluator on CUDA) exited 0 with nothing measured."""
-    import olive_ext
-    from olive_ext.errors import UserInputError
 
     recipe = {"input_model": {"path": str(tiny_bert)}, "passes": {}, "targets": [{"device": "gpu"}],
               "evaluate": {"metrics": ["latency"]}}  # fmt: skip
@@ -512,3 +503,40 @@ def test_an_evaluation_only_recipe_on_a_target_this_machine_lacks_is_refused_bef
     assert not (tmp_path / "gpu").exists()
     size_only = {**recipe, "evaluate": {"metrics": ["size"]}}  # measured without running the model: it runs
     assert olive_ext.run(size_only, output_path=tmp_path / "size").chosen is not None
+
+
+def test_validate_names_a_hub_model_this_offline_machine_lacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`validate` said "valid" to a recipe whose hub model `run` then refused at once (offline, not in the hub
+    cache); it says so now, at the model's key, as a ``hub`` problem; a cached copy makes the recipe valid."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    ours = {"input_model": {"path": "acme/tiny-llm"}, "passes": {"b": {"type": "model_builder"}}}
+    olive = {"input_model": {"type": "HfModel", "model_path": "acme/tiny-llm"},
+             "passes": {"mb": {"type": "ModelBuilder", "precision": "int4"}}}  # fmt: skip
+    for raw, where in ((ours, "input_model.path"), (olive, "input_model.model_path")):
+        problems = [p for p in validate(raw) if p.severity == "error"]
+        assert [(p.path, p.category) for p in problems] == [(where, "hub")], problems
+        assert "'acme/tiny-llm' is not on this machine" in problems[0].message
+    put_in_hub_cache(monkeypatch, tmp_path / "hub", "acme/tiny-llm")
+    assert validate(ours) == [] and [p for p in validate(olive) if p.severity == "error"] == []
+
+
+def test_a_model_loaders_hub_model_is_checked_before_the_users_script_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An Olive config whose model_loader is handed a hub id (SAM, Parakeet, FLUX in olive-recipes) validated, and
+    `run` went into the user's script, which loads it from the hub and fails offline; both name the model now."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    (tmp_path / "user_script.py").write_text("def load(model_path):\n    raise RuntimeError('the loader ran')\n")
+    config = tmp_path / "olive.json"
+    io_config = {"input_names": ["x"], "output_names": ["y"], "input_shapes": [[1, 4]]}
+    model = {"type": "PyTorchModel", "model_path": "acme/sam", "model_loader": "load", "model_script": "user_script.py",
+             "io_config": io_config}  # fmt: skip
+    passes = {"conv": {"type": "OnnxConversion", "target_opset": 17}}
+    config.write_text(json.dumps({"input_model": model, "passes": passes, "output_dir": str(tmp_path / "out")}))
+    errors = [p for p in validate(config) if p.severity == "error"]
+    assert [(p.path, p.category) for p in errors] == [("input_model.model_path", "hub")], errors
+    with pytest.raises(UserInputError, match="'acme/sam' is not on this machine") as raised:
+        olive_ext.run(config)
+    assert "hf download acme/sam" in (raised.value.hint or "") and not (tmp_path / "out").exists()
+    put_in_hub_cache(monkeypatch, tmp_path / "hub", "acme/sam")
+    assert [p for p in validate(config) if p.severity == "error"] == []

@@ -98,12 +98,12 @@ def check_before_work(
 
 
 def input_checks(
-    model: str | None, datasets: Mapping[Any, DatasetSpec], hub: bool = True
+    model: str | None, datasets: Mapping[Any, DatasetSpec]
 ) -> list[tuple[Any, Callable[[], None]]]:
     """The checks of the files a run reads, each with what it checks (None: the model; else the dataset's key):
-    the model folder (unless ``model`` is None), each dataset's local files and the columns named in them.
-    ``hub``: a hub model must be reachable or cached (a run's check; validating a config does not ask it)."""
-    checks: list[tuple[Any, Callable[[], None]]] = [(None, partial(check_model_folder, model, hub))] if model else []
+    the model folder (unless ``model`` is None; a hub model must be reachable or cached), each dataset's local
+    files and the columns named in them."""
+    checks: list[tuple[Any, Callable[[], None]]] = [(None, partial(check_model_folder, model))] if model else []
     for key, spec in datasets.items():
         checks += [(key, partial(check_data_files, spec)), (key, partial(check_named_columns, spec))]
     return checks
@@ -120,13 +120,16 @@ def file_problems(recipe: Recipe, olive: bool = False) -> list[Problem]:
     ``olive``: key paths as an Olive run config spells its sections."""
     loader = made_by_loader(recipe)
     problems: list[Problem] = []
-    for key, check in input_checks(None if loader else model_file(recipe), recipe.data, hub=False):
-        path = ("input_model.model_path" if olive else "input_model.path") if key is None else (
+    for key, check in input_checks(checked_model(recipe), recipe.data):
+        path = _model_key(olive) if key is None else (
             "data_configs" if olive else f"data.{key}")  # fmt: skip
         if problems and problems[-1].path == path:
             continue  # a data file that cannot be read has no columns to check
         try:
             check()
+        except ModelNotHereError as e:  # a hub model neither reachable nor cached: run refused it at once
+            hint = f"point {path} at a local model folder, or download it where the hub can be reached: hf download"
+            problems.append(Problem(path, e.message, hint=f"{hint} {e.name}", category="hub"))
         except UserInputError as e:
             problems.append(Problem(path, e.message, hint=e.hint, category="user_file"))
     if not problems and not loader:
@@ -211,6 +214,16 @@ def _causal_lm(model: str) -> str | None:
     return next((str(a) for a in archs if str(a).endswith(("ForCausalLM", "LMHeadModel"))), None)
 
 
+def checked_model(recipe: Recipe) -> str | None:
+    """The input model the checks before work look at: :func:`model_file`; for a model the user's Olive model_loader
+    makes, only a hub id its path names (the loader is handed that id and loads it from the hub: offline and not in
+    the hub cache, it failed inside the user's script), else None (the path may name no model)."""
+    path = model_file(recipe)
+    if not made_by_loader(recipe):
+        return path
+    return path if looks_like_hub_id(path) and not Path(path).expanduser().exists() else None
+
+
 def model_file(recipe: Recipe) -> str:
     """The input model as the checks see it: a .gguf file given as -m is the file (its folder may hold the
     output, and the file's header is checked), anything else its path."""
@@ -220,11 +233,10 @@ def model_file(recipe: Recipe) -> str:
 
 
 def check_recipe_before_work(recipe: Recipe, write_output: bool = True) -> None:
-    """:func:`check_before_work` for a recipe: its output (when written), cache, input model (not one the user's
-    Olive model_loader makes: its path may name no model, as `validate` knows) and every dataset."""
-    loader = made_by_loader(recipe)
+    """:func:`check_before_work` for a recipe: its output (when written), cache, input model (:func:`checked_model`:
+    as `validate` checks it) and every dataset."""
     check_before_work(
-        model=None if loader else model_file(recipe),
+        model=checked_model(recipe),
         cache_dir=recipe.cache_dir,
         datasets=recipe.data.values(),
         output=recipe.output.path if write_output else None,
@@ -233,6 +245,11 @@ def check_recipe_before_work(recipe: Recipe, write_output: bool = True) -> None:
     check_timing_prompt(recipe)
     check_benchmark_datasets(recipe)
     check_something_measurable(recipe)
+
+
+def _model_key(olive: bool) -> str:
+    """Where a recipe names its input model (``olive``: as an Olive run config spells it)."""
+    return "input_model.model_path" if olive else "input_model.path"
 
 
 def check_something_measurable(recipe: Recipe) -> None:
@@ -296,9 +313,9 @@ def check_benchmark_datasets(recipe: Recipe) -> None:
         raise UserInputError(message, hint=hint)
 
 
-def check_model_folder(path: str, hub: bool = True) -> None:
+def check_model_folder(path: str) -> None:
     """A local folder given as a model must hold one, and a local model's files must read as what they claim to be
-    (GGUF, safetensors, a causal LM's tokenizer); a hub id must be reachable or in the hub cache (``hub``), and a
+    (GGUF, safetensors, a causal LM's tokenizer); a hub id must be reachable or in the hub cache, and a
     bare adapter folder's base is checked as the model."""
     if path.startswith(PYPI_PREFIX):
         return
@@ -324,13 +341,12 @@ def check_model_folder(path: str, hub: bool = True) -> None:
             )
         if not looks_like_hub_id(path):
             raise missing_model_error(path)
-        if hub:
-            check_hub_model(path)
+        check_hub_model(path)
         return
     if not folder.is_dir() or (folder / MODEL_CONFIG).exists():
         return
     if is_bare_adapter(folder):  # a peft adapter: its base model is the model to check
-        check_model_folder(adapter_base(folder), hub)
+        check_model_folder(adapter_base(folder))
         return
     if (folder / "genai_config.json").exists() or any(folder.glob("*.onnx")) or any(folder.glob("*.gguf")):
         return
@@ -391,7 +407,9 @@ def check_weight_files(folder: Path) -> None:
 
 
 class ModelNotHereError(UserInputError):
-    """A hub model that is neither reachable nor in the local hub cache."""
+    """A hub model that is neither reachable nor in the local hub cache (its hub id: ``name``)."""
+
+    name: str = ""
 
 
 def check_hub_model(name: str) -> None:
@@ -403,12 +421,14 @@ def check_hub_model(name: str) -> None:
     from huggingface_hub import try_to_load_from_cache  # only for hub ids offline (start-up time)
 
     if not isinstance(try_to_load_from_cache(name, "config.json", cache_dir=hub_cache_dir()), str):
-        raise ModelNotHereError(
+        error = ModelNotHereError(
             f"model {name!r} is not on this machine: the Hugging Face hub cannot be reached (or HF_HUB_OFFLINE is "
             "set) and the hub cache holds no copy of it",
             hint="give a local model folder with -m (for an adapter trained on it: -m BASE --adapter_path "
             f"ADAPTER), or download it where the hub can be reached: hf download {name}",
         )
+        error.name = name
+        raise error
 
 
 def check_quantization(folder: Path, config: dict[str, Any]) -> None:
