@@ -540,3 +540,18 @@ def test_a_model_loaders_hub_model_is_checked_before_the_users_script_runs(
     assert "hf download acme/sam" in (raised.value.hint or "") and not (tmp_path / "out").exists()
     put_in_hub_cache(monkeypatch, tmp_path / "hub", "acme/sam")
     assert [p for p in validate(config) if p.severity == "error"] == []
+
+
+def test_an_llm_export_of_a_cached_hub_model_is_refused_at_validation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An LLM given to an ONNX export was refused at validation only from a local folder: a hub id in the hub cache
+    validated and failed at run time (README "Known gaps"); its cached config.json names the architecture."""
+    hub = put_in_hub_cache(monkeypatch, tmp_path / "hub", "acme/llm")
+    config = next((hub / "models--acme--llm" / "snapshots").iterdir()) / "config.json"
+    config.write_text(json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama"}))
+    olive = {"input_model": {"type": "HfModel", "model_path": "acme/llm"},
+             "passes": {"conv": {"type": "OnnxConversion", "target_opset": 17}}}  # fmt: skip
+    errors = [p for p in validate(olive) if p.severity == "error"]
+    assert [p.path for p in errors] == ["passes.conv"], errors
+    assert "the input model is an LLM (LlamaForCausalLM)" in errors[0].message

