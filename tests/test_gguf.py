@@ -224,6 +224,51 @@ def test_llama_cpp_f32_decodes_like_pytorch(tiny_llama: Path, tmp_path: Path) ->
     assert nll == pytest.approx(expected, rel=1e-3)
 
 
+@pytest.mark.parametrize("family", ["qwen2", "mistral"])
+def test_qwen2_and_mistral_export_to_gguf_that_llama_cpp_runs_as_pytorch_does(family: str, tmp_path: Path) -> None:
+    """GGUF export wrote LlamaForCausalLM only (README "Known gaps"): Qwen2 (llama.cpp's qwen2 graph: q/k/v biases,
+    no q/k permutation) and Mistral (its llama graph) export now; transformers' reader reads the file back to the
+    same logits, and llama.cpp's greedy tokens and teacher-forced predictions equal PyTorch's. A Mistral whose
+    sliding window is shorter than its context is refused (llama.cpp's llama graph attends to the whole context)."""
+    _llama_cpp()
+    import torch
+    from tiny_models import DECODER_FAMILIES, build_tiny_decoder
+    from transformers import AutoModelForCausalLM
+
+    from olive_ext.artifacts import Artifact
+    from olive_ext.evaluate.backends import open_backend
+    from olive_ext.evaluate.backends.torch_lm import TorchLMBackend
+    from olive_ext.passes.gguf_export import export_gguf
+
+    # not "mistral": transformers' GGUF reader takes a llama GGUF whose general.name is exactly that for its own
+    # Mistral mapping, which gguf-py lacks
+    model_dir = build_tiny_decoder(tmp_path / f"tiny-{family}", family)
+    if family == "mistral":  # the tiny Mistral's window (64) is shorter than its context (512)
+        with pytest.raises(UserInputError, match="sliding window of 64 tokens"):
+            hf_to_gguf(model_dir, tmp_path / "windowed.gguf")
+        config = json.loads((model_dir / "config.json").read_text())
+        (model_dir / "config.json").write_text(json.dumps({**config, "sliding_window": None}))
+    assert DECODER_FAMILIES[family][1] in json.loads((model_dir / "config.json").read_text())["architectures"]
+    hf_to_gguf(model_dir, tmp_path / "f32.gguf")
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    back = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file="f32.gguf")
+    ids = torch.tensor([[1, 5, 17, 40, 99, 3, 250, 7]])
+    with torch.no_grad():
+        assert torch.allclose(model(ids).logits, back(ids).logits, atol=1e-5)
+    export_gguf(Artifact("hf", str(model_dir)), tmp_path / "built", "F32")
+    backend = open_backend("gguf", str(tmp_path / "built"), None, "CPUExecutionProvider", 1)
+    prompt = [1, 425, 201, 511, 71, 469, 358]
+    with torch.no_grad():
+        ref = model.generate(torch.tensor([prompt]), max_new_tokens=12, min_new_tokens=12, do_sample=False)
+    assert backend.generate(prompt, 12, 12).tokens == ref[0, len(prompt) :].tolist()
+    rows = [([*prompt, 30 + i, 60 + 2 * i], [70 + i, 5, 9]) for i in range(4)]
+    reference = TorchLMBackend(str(model_dir), None, 1).forced_predictions(rows)
+    forced = backend.forced_predictions(rows)
+    assert [f.tokens for f in forced] == [f.tokens for f in reference]
+    for a, b in zip(forced, reference, strict=True):
+        assert a.margins == pytest.approx(b.margins, abs=1e-3)
+
+
 def test_quantizing_keeps_llama_cpp_per_tensor_log_out_of_the_terminal(
     tiny_llama: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -429,7 +474,8 @@ def test_cpu_profile_offers_gguf_chains_only_with_llama_cpp(monkeypatch: pytest.
 
 
 def test_auto_opt_plans_gguf_candidates_only_for_models_gguf_export_writes(tiny_llama: Path, tmp_path: Path) -> None:
-    """A Qwen2 model (HF or GGUF) or a Llama with YaRN rope scaling: each GGUF candidate failed at its first step."""
+    """A Gemma 2 model (HF or GGUF), a Mistral attending to a window shorter than its context, or a Llama with YaRN
+    rope scaling: each GGUF candidate failed at its first step. Qwen2 (HF or GGUF) gets its candidates."""
     from gguf_families import write_family_gguf
     from tiny_models import build_tiny_decoder
 
@@ -441,14 +487,17 @@ def test_auto_opt_plans_gguf_candidates_only_for_models_gguf_export_writes(tiny_
         return sum(step.type == "gguf_export" for p in recipe.pipelines for step in p.values())
 
     qwen2 = build_tiny_decoder(tmp_path / "qwen2", "qwen2")
+    gemma2 = build_tiny_decoder(tmp_path / "gemma2", "gemma2")
+    windowed = build_tiny_decoder(tmp_path / "tiny-mistral", "mistral")
     rope = shutil.copytree(tiny_llama, tmp_path / "yarn")
     config = json.loads((rope / "config.json").read_text())
     scaling = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 128}
     (rope / "config.json").write_text(json.dumps({**config, "rope_scaling": scaling}))
     llama_gguf = hf_to_gguf(tiny_llama, tmp_path / "llama.gguf")
     assert gguf_steps(tiny_llama) == 1 and gguf_steps(llama_gguf) == 1
-    assert gguf_steps(qwen2) == 0 and gguf_steps(rope) == 0
-    assert gguf_steps(write_family_gguf(qwen2, "qwen2", tmp_path / "qwen2.gguf")) == 0
+    assert gguf_steps(gemma2) == 0 and gguf_steps(windowed) == 0 and gguf_steps(rope) == 0
+    assert gguf_steps(write_family_gguf(gemma2, "gemma2", tmp_path / "gemma2.gguf")) == 0
+    assert gguf_steps(qwen2) == 1 and gguf_steps(write_family_gguf(qwen2, "qwen2", tmp_path / "qwen2.gguf")) == 1
 
 
 def test_llama3_rope_scaling_is_exported_as_llama_cpp_reads_it(tiny_llama: Path, tmp_path: Path) -> None:

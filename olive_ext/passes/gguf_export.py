@@ -1,4 +1,4 @@
-"""Hugging Face Llama-family model -> GGUF quantized with llama.cpp's own quantizer.
+"""Hugging Face Llama, Mistral or Qwen2 model -> GGUF quantized with llama.cpp's own quantizer.
 
 The output is a folder llama.cpp runs (``model-<QUANT>.gguf``), with the HF tokenizer files
 beside it and a ``llama_cpp.json`` marker. The marker is what tells the evaluator to run
@@ -9,9 +9,11 @@ as every other candidate (same prompt ids, same scored rows).
 
 The F32 GGUF is written here with the ``gguf`` package (llama.cpp's gguf-py): its
 ``convert_hf_to_gguf.py`` ships in llama-cpp-python's sdist but not in its wheel, so we do
-what it does for ``LlamaForCausalLM`` with a GPT-2-style byte-level BPE tokenizer (SmolLM2,
-Llama-3-style vocabularies): the same tensor names, the same q/k row permutation, the same
-tokenizer metadata. Anything else is refused with a hint to use llama.cpp's converter.
+what it does for ``LlamaForCausalLM``, ``MistralForCausalLM`` (llama.cpp's ``llama`` graph) and
+``Qwen2ForCausalLM`` (its ``qwen2`` graph: q/k/v biases, no q/k permutation, NeoX rotary) with a
+GPT-2-style byte-level BPE tokenizer (SmolLM2, Llama-3- and Qwen-style vocabularies): the same tensor
+names, the same q/k row permutation, the same tokenizer metadata. Anything else is refused with a hint
+to use llama.cpp's converter.
 ``llama_model_quantize`` (llama.cpp's C API through llama-cpp-python) then quantizes it.
 """
 
@@ -137,7 +139,11 @@ def export_gguf(
 
 # ----------------------------------------------------------------------------- HF -> F32 GGUF
 
-SUPPORTED_ARCHS = ("LlamaForCausalLM",)
+# HF architecture -> (llama.cpp's architecture, whether q/k rows are permuted to its interleaved rotary pairs), as
+# convert_hf_to_gguf.py maps them (its MistralModel is a LlamaModel; its Qwen2Model keeps HF's rotary halves)
+_ARCHS = {"LlamaForCausalLM": ("llama", True), "MistralForCausalLM": ("llama", True),
+          "Qwen2ForCausalLM": ("qwen2", False)}  # fmt: skip
+SUPPORTED_ARCHS = tuple(_ARCHS)
 _LAYER = {
     "input_layernorm": "attn_norm",
     "post_attention_layernorm": "ffn_norm",
@@ -151,17 +157,17 @@ _LAYER = {
 }
 _GLOBAL = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
            "lm_head.weight": "output.weight"}  # fmt: skip
-_LAYER_RE = re.compile(r"model\.layers\.(\d+)\.(.+)\.weight")
+_LAYER_RE = re.compile(r"model\.layers\.(\d+)\.(.+)\.(weight|bias)")
 
 
 def gguf_name(hf_name: str) -> str:
-    """The GGUF tensor name of an HF Llama tensor (as convert_hf_to_gguf.py names it)."""
+    """The GGUF tensor name of an HF Llama/Mistral/Qwen2 tensor (as convert_hf_to_gguf.py names it)."""
     if hf_name in _GLOBAL:
         return _GLOBAL[hf_name]
     m = _LAYER_RE.fullmatch(hf_name)
     if not m or m.group(2) not in _LAYER:
         raise UserInputError(f"GGUF export: no llama.cpp name for tensor {hf_name}")
-    return f"blk.{m.group(1)}.{_LAYER[m.group(2)]}.weight"
+    return f"blk.{m.group(1)}.{_LAYER[m.group(2)]}.{m.group(3)}"
 
 
 def _permute(w: Any, n_head: int) -> Any:
@@ -170,7 +176,7 @@ def _permute(w: Any, n_head: int) -> Any:
 
 
 # a GGUF's general.architecture -> the HF class gguf_to_hf makes of it, for the architectures written here
-_GGUF_ARCHS = {"llama": "LlamaForCausalLM"}
+_GGUF_ARCHS = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}
 
 # what to do with a model olive-ext's GGUF writer does not take (export, the gguf_export pass)
 EXPORT_HINT = ("write the merged model with `olive-ext export --format hf`, then convert it with llama.cpp's "
@@ -189,7 +195,22 @@ def export_problem(config: dict[str, Any]) -> str | None:
         return f"GGUF export supports {', '.join(SUPPORTED_ARCHS)}, not {arch or 'a model of unknown architecture'}"
     if _rope_type(config) not in {"default", "llama3"}:
         return f"GGUF export does not write rope scaling {_rope_type(config)!r} (only Llama 3's 'llama3')"
+    window = _attention_window(config)
+    if window is not None:
+        return (f"{arch} attends to a sliding window of {window} tokens, which llama.cpp's "
+                f"{_ARCHS[arch][0]} graph does not (it attends to the whole context)")  # fmt: skip
     return None
+
+
+def _attention_window(config: dict[str, Any]) -> int | None:
+    """The sliding attention window of a config when the model uses one within its context (Mistral v0.1's 4096,
+    Qwen2 with ``use_sliding_window``), else None."""
+    window = config.get("sliding_window")
+    if not isinstance(window, int) or window <= 0:
+        return None
+    if "use_sliding_window" in config and not config["use_sliding_window"]:
+        return None  # Qwen2: the window is written but off unless asked
+    return window if window < int(config.get("max_position_embeddings") or 0) else None
 
 
 def _rope_type(config: dict[str, Any]) -> str:
@@ -267,8 +288,8 @@ def gguf_model_name(artifact: Artifact) -> str:
 
 
 def hf_to_gguf(folder: Path, dest: Path, name: str | None = None) -> Path:
-    """Write the HF Llama model in ``folder`` as an F32 GGUF at ``dest`` (``general.name``: ``name``, else the
-    folder's)."""
+    """Write the HF Llama, Mistral or Qwen2 model in ``folder`` as an F32 GGUF at ``dest`` (``general.name``:
+    ``name``, else the folder's)."""
     try:
         import gguf
     except ImportError as e:
@@ -282,7 +303,8 @@ def hf_to_gguf(folder: Path, dest: Path, name: str | None = None) -> Path:
     )
     hidden = int(config["hidden_size"])
     head_dim = int(config.get("head_dim") or hidden // n_head)
-    writer = gguf.GGUFWriter(dest, "llama")
+    gguf_arch, permuted = _ARCHS[config["architectures"][0]]
+    writer = gguf.GGUFWriter(dest, gguf_arch)
     writer.add_name(name or folder.name)
     writer.add_context_length(int(config.get("max_position_embeddings", 2048)))
     writer.add_embedding_length(hidden)
@@ -308,9 +330,9 @@ def hf_to_gguf(folder: Path, dest: Path, name: str | None = None) -> Path:
             continue  # llama.cpp reads the output projection from token_embd when output.weight is absent
         name = gguf_name(hf_name)
         w = weights[hf_name].astype(np.float32)
-        if name.endswith("attn_q.weight"):
+        if permuted and name.endswith(("attn_q.weight", "attn_q.bias")):
             w = _permute(w, n_head)
-        elif name.endswith("attn_k.weight"):
+        elif permuted and name.endswith(("attn_k.weight", "attn_k.bias")):
             w = _permute(w, n_kv)
         writer.add_tensor(name, np.ascontiguousarray(w))
     writer.write_header_to_file()

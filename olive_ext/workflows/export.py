@@ -1,5 +1,5 @@
-"""export: a fine-tuned (or any local Llama-family HF) model written for another runtime (GGUF for llama.cpp), or its
-adapter merged into the base as a Hugging Face model (LLaMA-Factory's `export`).
+"""export: a fine-tuned (or any local Llama, Mistral or Qwen2 HF) model written for another runtime (GGUF for
+llama.cpp), or its adapter merged into the base as a Hugging Face model (LLaMA-Factory's `export`).
 
 >>> import olive_ext
 >>> out = olive_ext.export("out/ft", output_path="out/gguf", quant="Q4_K_M")  # doctest: +SKIP
@@ -64,7 +64,9 @@ logger = logging.getLogger("olive_ext")
 class ExportOptions(Options):
     """Everything `olive-ext export` takes."""
 
-    model_name_or_path: str = Field(description="`finetune` output folder or local Hugging Face Llama-family folder")
+    model_name_or_path: str = Field(
+        description="`finetune` output folder or local Hugging Face Llama, Mistral or Qwen2 folder"
+    )
     output_path: str = Field(description="output folder; an existing non-empty folder is kept unless overwrite")
     adapter_path: str | None = Field(None, description="peft adapter folder to merge in first")
     format: Literal["gguf", "hf"] | None = Field(
