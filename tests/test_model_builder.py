@@ -196,6 +196,22 @@ def test_adapter_merged_and_as_inputs_match_peft(tiny_llama: Path, tmp_path: Pat
     assert inputs.meta["parity"]["max_abs_delta"] < 1e-3  # the adapter file, activated, reproduces peft
 
 
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_an_adapter_on_a_16_bit_checkpoint_merges_in_float32(tiny_llama: Path, tmp_path: Path, dtype: str) -> None:
+    """Most hub checkpoints are bf16: the adapter was merged in the base's dtype, which rounds base + delta to 16
+    bits, and the fp32 build then failed parity with the fp32 reference (max |delta| 0.023 for bf16, 0.0026 for
+    fp16) under a "converted wrong ... report it" hint; every fine-tune of such a base failed auto-opt."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = tmp_path / f"base-{dtype}"
+    AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=getattr(torch, dtype)).save_pretrained(base)
+    AutoTokenizer.from_pretrained(tiny_llama).save_pretrained(base)
+    adapter = make_random_adapter(base, tmp_path / "adapter")
+    merged = build(base, {"build": {"type": "model_builder"}, "parity": {"type": "parity_check"}}, adapter=adapter)
+    assert merged.meta["parity"]["passed"] and merged.meta["parity"]["max_abs_delta"] < 1e-4, merged.meta["parity"]
+
+
 def test_int4_with_adapter_inputs_keeps_lora_weights_float(tiny_llama: Path, tmp_path: Path) -> None:
     adapter = make_random_adapter(tiny_llama, tmp_path / "adapter")
     art = build(tiny_llama, {"build": {"type": "model_builder", "precision": "int4", "adapter_mode": "inputs"}},

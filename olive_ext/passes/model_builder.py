@@ -277,8 +277,8 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
     produces = "genai"
     devices = frozenset({"cpu", "gpu"})
     libraries = ("onnxruntime-genai", "onnxruntime", "onnx", "transformers", "torch", "peft")
-    version = 4  # 2: a LoRA on a tied lm_head/embed_tokens is merged untied; 3: a Mistral window gets full KV buffers;
-    # 4: an earlier Olive pass's model attributes (split assignments) are carried
+    version = 5  # 2: a LoRA on a tied lm_head/embed_tokens is merged untied; 3: a Mistral window gets full KV buffers;
+    # 4: an earlier Olive pass's model attributes (split assignments) are carried; 5: adapters merge in float32
     olive_types = ("ModelBuilder",)
     olive_params: ClassVar[dict[str, str]] = {
         "int4_block_size": "block_size", "int4_accuracy_level": "accuracy_level", "int4_is_symmetric": "symmetric",
@@ -362,7 +362,9 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
                     hint="write adapter_mode: merge (the adapter merged into the weights)",
                 )
         if adapter and cfg.adapter_mode == "merge":
-            base = str(merged_model(artifact, ctx))  # one merge serves every candidate of the run
+            # in float32 whatever the base's dtype: merged in bf16/fp16, base + delta was rounded to 16 bits and
+            # the fp32 build failed parity with the fp32 reference; one merge serves every candidate of the run
+            base = str(merged_model(artifact, ctx, "float32"))
         base = str(with_float_embedding(Path(base), work))  # Olive's Rtn with embeds: the builder reads floats
         shown = {k: v for k, v in options.items() if k not in {"hf_token", "hf_remote"}}
         if adapter and cfg.adapter_mode != "merge":
