@@ -145,6 +145,46 @@ def test_bridge_flattens_per_type_rope_parameters_for_the_builder() -> None:
     assert flat.rope_parameters == before  # a layout the builder reads is left alone
 
 
+def test_rope_scalings_the_builder_would_build_wrong_are_refused_and_phi3_longrope_builds(tmp_path: Path) -> None:
+    """onnxruntime-genai 0.18's Llama class reads only Llama 3's scaling and built linear or YaRN scaling as plain
+    RoPE without a word (a tiny Llama's fp32 logits off by 0.9 and 0.6, shipped by `quantize`); its YaRN failed
+    outside GPT-OSS (ZeroDivisionError); its Phi-3 class read longrope's transformers 4 key (KeyError: 'type').
+    The first two are refused as a model-level RoPE problem; longrope is bridged and matches PyTorch."""
+    from transformers import GptOssConfig, LlamaConfig, Phi3Config, Qwen2Config
+
+    from olive_ext.onnx.genai_builder import bridge_config
+
+    yarn = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 128, "rope_theta": 1e4}
+    for config, says in (
+        (LlamaConfig(rope_parameters={"rope_type": "linear", "factor": 4.0, "rope_theta": 1e4}), "Llama class"),
+        (LlamaConfig(rope_parameters=yarn), "Llama class"),
+        (Qwen2Config(rope_parameters=yarn), "YaRN fails"),
+    ):
+        config.architectures = [type(config).__name__.replace("Config", "ForCausalLM")]
+        with pytest.raises(NotImplementedError, match=f"RoPE style is not currently supported: .*{says}"):
+            bridge_config(config)
+    for config in (LlamaConfig(rope_parameters={"rope_type": "dynamic", "factor": 2.0, "rope_theta": 1e4}),
+                   Qwen2Config(rope_parameters={"rope_type": "linear", "factor": 4.0, "rope_theta": 1e4}),
+                   GptOssConfig()):  # fmt: skip
+        config.architectures = [type(config).__name__.replace("Config", "ForCausalLM")]
+        bridge_config(config)  # read by the builder (GPT-OSS: its YaRN)
+    longrope = {"rope_type": "longrope", "short_factor": [1.0] * 8, "long_factor": [2.0] * 8, "rope_theta": 1e4,
+                "original_max_position_embeddings": 128}
+    phi3 = Phi3Config(hidden_size=64, num_attention_heads=4, rope_parameters=longrope)
+    phi3.architectures = ["Phi3ForCausalLM"]
+    assert "rope_parameters.type=longrope" in bridge_config(phi3) and phi3.rope_parameters["type"] == "longrope"
+    model = build_tiny_decoder(tmp_path / "phi3", "phi3")
+    config = json.loads((model / "config.json").read_text())
+    short = [1.0 + i / 10 for i in range(8)]
+    config["rope_parameters"] = {"rope_type": "longrope", "rope_theta": 5e4, "original_max_position_embeddings": 128,
+                                 "short_factor": short, "long_factor": [2.0] * 8}  # fmt: skip
+    config["original_max_position_embeddings"] = 128  # Phi-3-128k's shape: the builder's long-RoPE class
+    (model / "config.json").write_text(json.dumps(config))
+    passes = {"build": {"type": "model_builder"}, "parity": {"type": "parity_check"}}
+    art = build(model, passes, cache_dir=tmp_path / "c")
+    assert art.meta["parity"]["passed"] and art.meta["parity"]["max_abs_delta"] < 1e-4, art.meta["parity"]
+
+
 def test_transformers5_gemma3_with_per_type_rope_builds_int4_and_passes_parity(tmp_path: Path) -> None:
     # embed_std 0.3: peaked next-token distributions, as a trained model has (see build_tiny_decoder)
     model = build_tiny_decoder(tmp_path / "gemma3", "gemma3", embed_std=0.3)

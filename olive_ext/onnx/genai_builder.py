@@ -189,6 +189,21 @@ def _load_key(path: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple
 _READS_NESTED_ROPE = ("Gemma4",)
 
 
+# Builder classes of onnxruntime-genai 0.18 whose make_rope_init reads Llama 3's scaling only: any other rope_type is
+# built as plain RoPE, silently (fp32 logits of a tiny Llama off by 0.9 with linear, 0.6 with yarn)
+_LLAMA_ROPE_CLASSES = ("LlamaForCausalLM", "NemotronForCausalLM", "SmolLM3ForCausalLM")
+
+
+def _unread_rope(archs: list[str], rope_type: str) -> str | None:
+    """Why the builder would build this RoPE scaling wrong or fail on it, or None when it reads it."""
+    # dynamic NTK scaling changes nothing within the trained context, which the builder's model keeps to
+    if any(a in _LLAMA_ROPE_CLASSES for a in archs) and rope_type not in ("default", "llama3", "dynamic", "None"):
+        return "the builder's Llama class reads only rope_type llama3 and would build plain RoPE, another model"
+    if rope_type == "yarn" and not any(a.startswith("GptOss") for a in archs):
+        return "the builder's YaRN fails on this architecture (it reads it for GPT-OSS)"
+    return None
+
+
 def bridge_config(config: Any) -> list[str]:
     """Adapt a loaded transformers config, in place, to the layout onnxruntime-genai 0.18's builder reads.
 
@@ -218,6 +233,14 @@ def bridge_config(config: Any) -> list[str]:
         elif "rope_type" not in rope:
             config.rope_parameters = {"rope_type": "default", **rope}
             changed.append("rope_parameters.rope_type=default")
+    rope = getattr(config, "rope_parameters", None)
+    if isinstance(rope, dict):
+        if rope.get("rope_type") == "longrope" and "type" not in rope:  # the Phi-3 class reads transformers 4's key
+            rope["type"] = "longrope"
+            changed.append("rope_parameters.type=longrope")
+        unread = _unread_rope(archs, str(rope.get("rope_type")))
+        if unread:  # raised as the builder raises an unknown RoPE style: a model-level refusal, said once
+            raise NotImplementedError(f"The {rope.get('rope_type')} RoPE style is not currently supported: {unread}")
     if getattr(config, "rms_norm_eps", None) is None:
         # the builder reads only rms_norm_eps (else 1e-6); LayerNorm families name it otherwise, OLMo fixes it in code
         names = ("layer_norm_eps", "norm_eps", "layer_norm_epsilon")
@@ -430,9 +453,9 @@ def _hint(field: str) -> str:
         )
     if field.startswith("rope_parameters"):
         return (
-            f"{builder} reads rope_type default, linear, yarn, llama3 (Llama) and longrope (Phi-3); this "
-            "model's RoPE scaling is not among them. No option changes that: build with a newer "
-            "onnxruntime-genai or a model without this scaling"
+            f"{builder} reads rope_type default, llama3 (Llama), linear (not for Llama), yarn (GPT-OSS) and "
+            "longrope (Phi-3); this model's RoPE scaling is not among them. No option changes that: build with a "
+            "newer onnxruntime-genai or a model without this scaling"
         )
     return (
         f"{builder} expects `{field}` in a layout this config.json does not have (olive-ext bridges the "
