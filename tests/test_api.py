@@ -127,9 +127,11 @@ def test_run_takes_a_path_a_dict_or_a_recipe_and_validate_lists_problems(tiny_ll
     assert olive_ext.run(recipe, output_path=tmp_path / "from-recipe").model_path is not None
     problems = olive_ext.validate({**raw, "passes": {"build": {"type": "model_builder", "precison": "int4"}}})
     assert [p.path for p in problems] == ["passes.build.precison"] and "precision" in (problems[0].hint or "")
-    for call in (olive_ext.run, olive_ext.validate):  # a wrong type says what is taken
-        with pytest.raises(TypeError, match="recipe must be a path"):
-            call(42)  # type: ignore[arg-type]
+    # a wrong type says what is taken, as an OliveExtError (it was a TypeError, which the README's promise excludes)
+    with pytest.raises(olive_ext.RecipeError, match="recipe: must be a path, a mapping or a Recipe, not int"):
+        olive_ext.run(42)  # type: ignore[arg-type]
+    assert [(p.path, p.message) for p in olive_ext.validate(None)] == [  # type: ignore[arg-type]
+        ("recipe", "must be a path, a mapping or a Recipe, not NoneType")]
 
 
 def test_import_changes_no_global_logging_or_warnings_state() -> None:

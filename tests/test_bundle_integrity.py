@@ -218,8 +218,11 @@ def test_a_zip_without_one_top_folder_is_refused(tmp_path: Path, capsys: CapSys)
 
 
 def test_a_path_that_is_neither_folder_nor_file_is_refused(tmp_path: Path, capsys: CapSys) -> None:
-    line = verify_fails(capsys, tmp_path / "missing", "neither a bundle folder nor a zip", code=2)
+    """A path that does not exist is said to be missing (it was "neither a bundle folder nor a zip")."""
+    line = verify_fails(capsys, tmp_path / "missing", f"{tmp_path / 'missing'} does not exist", code=2)
     assert line.startswith("error:")
+    os.mkfifo(tmp_path / "pipe")
+    assert verify_fails(capsys, tmp_path / "pipe", "neither a bundle folder nor a zip", code=2).startswith("error:")
 
 
 def test_a_folder_without_a_manifest_is_refused_without_listing_it(tmp_path: Path) -> None:

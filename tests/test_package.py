@@ -259,6 +259,25 @@ def test_verify_refuses_a_malformed_expect_before_work(
     assert snapshot(tmp_path) == before
 
 
+def test_verify_takes_keywords_named_like_its_flags_and_package_takes_an_archive_name(
+    auto_opt_output: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README promises keywords named like the flags: `olive_ext.verify(b, no_run=True)` was a TypeError (only
+    run_model existed), and a misspelt keyword a TypeError without a "did you mean". `package -o tone.zip --zip`
+    wrote a folder tone.zip and an archive tone.zip.zip."""
+    import olive_ext
+
+    code, _ = cli(capsys, "package", "-m", str(auto_opt_output), "-o", str(tmp_path / "tone.zip"), "--zip")
+    assert code == 0 and (tmp_path / "tone").is_dir() and zipfile.is_zipfile(tmp_path / "tone.zip")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tone", "tone.zip"]
+    assert olive_ext.verify(tmp_path / "tone.zip", no_run=True).ok
+    assert olive_ext.verify(tmp_path / "tone", run_model=False).ok
+    with pytest.raises(olive_ext.RecipeError, match="did you mean 'no_run'"):
+        olive_ext.verify(tmp_path / "tone", noRun=True)
+    with pytest.raises(olive_ext.RecipeError, match="not both"):
+        olive_ext.verify(tmp_path / "tone", run_model=False, no_run=True)
+
+
 # ---- --zip never replaces an existing archive unasked ----
 
 

@@ -88,7 +88,7 @@ def verify(
             return verify_folder(safe_extract(path, Path(tmp)), run_model, digest, public_key)
     if not path.is_dir():
         raise UserInputError(
-            f"{path} is neither a bundle folder nor a zip",
+            f"{path} does not exist" if not path.exists() else f"{path} is neither a bundle folder nor a zip",
             hint="pass the folder or the .zip that `olive-ext package` wrote",
         )
     return verify_folder(path, run_model, digest, public_key)

@@ -8,6 +8,7 @@ True
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,12 +27,17 @@ from olive_ext.errors import Problem, RecipeError
 from olive_ext.options import Options, validate_options, with_options_signature
 from olive_ext.quiet import api_call
 
+logger = logging.getLogger(__name__)
+
 
 class PackageOptions(Options):
     """Everything `olive-ext package` takes."""
 
     model_name_or_path: str = Field(description="auto-opt or generate-adapter output folder")
-    output_path: str = Field(description="bundle folder; an existing non-empty folder is kept unless overwrite")
+    output_path: str = Field(
+        description="bundle folder; an existing non-empty folder is kept unless overwrite (a name ending in .zip: "
+        "that archive, beside the folder of the same name without .zip)"
+    )
     zip: bool = Field(
         False, description="also write <output>.zip (deterministic: same inputs, same bytes; kept unless overwrite)"
     )
@@ -105,16 +111,21 @@ class Bundle(OutputFolder):
 def run_package(opts: PackageOptions) -> Bundle:
     """Write the bundle the options describe."""
     check_model_given(opts.model_name_or_path)  # Path("") is the current folder
+    output, archive = Path(opts.output_path), opts.zip
+    if output.suffix.lower() == ".zip":  # `-o tone.zip --zip` wrote a folder tone.zip and an archive tone.zip.zip
+        output, archive = output.with_suffix(""), True
+        logger.info("-o %s names an archive: writing the bundle folder %s and the archive %s", opts.output_path,
+                    output, zip_path_of(output))  # fmt: skip
     out = write_bundle(
         Path(opts.model_name_or_path),
-        Path(opts.output_path),
+        output,
         opts.name,
         opts.version,
-        opts.zip,
+        archive,
         opts.overwrite,
         Path(opts.sign_key) if opts.sign_key else None,
     )
-    return Bundle(out, zip_path_of(out) if opts.zip else None)
+    return Bundle(out, zip_path_of(out) if archive else None)
 
 
 @api_call(False)
@@ -138,22 +149,21 @@ def run_verify(opts: VerifyOptions) -> VerifyReport:
 
 
 @api_call(False)
-def verify(
-    bundle: str | Path,
-    *,
-    run_model: bool = True,
-    expect: str | None = None,
-    public_key: str | Path | None = None,
-) -> VerifyReport:
+def verify(bundle: str | Path, *, run_model: bool | None = None, **options: object) -> VerifyReport:
     """Check a bundle folder or zip (``olive-ext verify``): digest, signature, checksums, loading, smoke generation.
 
-    Returns the report (``report.ok``, ``report.checks``); bad arguments and unsafe or unreadable archives
-    raise UserInputError before anything is extracted.
+    ``options`` are :class:`VerifyOptions` fields, named like the flags: ``no_run``, ``expect``, ``public_key``;
+    ``run_model=False`` is ``no_run=True``. Returns the report (``report.ok``, ``report.checks``); bad arguments
+    (an unknown keyword with a "did you mean") and unsafe or unreadable archives raise before anything is extracted.
     """
-    if not isinstance(run_model, bool):  # a truthy "no" must not run the model
-        raise RecipeError([Problem("run_model", "must be True or False", run_model, has_value=True)], "options")
-    values = {"bundle": bundle, "no_run": not run_model, "expect": expect, "public_key": public_key}
-    return run_verify(validate_options(VerifyOptions, values))
+    if run_model is not None:
+        if not isinstance(run_model, bool):  # a truthy "no" must not run the model
+            raise RecipeError([Problem("run_model", "must be True or False", run_model, has_value=True)], "options")
+        if "no_run" in options:
+            raise RecipeError([Problem("run_model", "give run_model or no_run, not both")], "options")
+        options["no_run"] = not run_model
+    return run_verify(validate_options(VerifyOptions, {"bundle": bundle, **options}))
 
 
 with_options_signature(package, PackageOptions)
+with_options_signature(verify, VerifyOptions)

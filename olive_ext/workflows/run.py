@@ -106,7 +106,7 @@ def as_recipe(
     elif isinstance(recipe, str | Path):
         parsed = load_recipe(recipe, lenient=lenient)
     else:
-        raise TypeError(f"recipe must be a path, a dict or a Recipe, not {type(recipe).__name__}")
+        raise _not_a_recipe(recipe)
     changes: dict[str, Any] = {}
     if output_path is not None:
         changes["path"] = str(output_path)
@@ -132,6 +132,13 @@ def as_recipe(
         parsed = parsed.model_copy(update={"executor": spec})
     parsed.translation_warnings[:] = warnings
     return parsed
+
+
+def _not_a_recipe(value: object) -> RecipeError:
+    """The error for a ``recipe`` argument of another type (it was a TypeError, no OliveExtError)."""
+    problem = Problem("recipe", f"must be a path, a mapping or a Recipe, not {type(value).__name__}", value,
+                      has_value=True)  # fmt: skip
+    return RecipeError([problem], source="options")
 
 
 @api_call()
@@ -201,7 +208,7 @@ def validate(recipe: RecipeLike, lenient: bool = False) -> list[Problem]:
         problems = semantic_problems(recipe)
         return problems if any(p.severity == "error" for p in problems) else problems + file_problems(recipe)
     if not isinstance(recipe, str | Path | Mapping):
-        raise TypeError(f"recipe must be a path, a mapping or a Recipe, not {type(recipe).__name__}")
+        return list(_not_a_recipe(recipe).problems)
     try:
         raw = read_recipe_file(recipe) if isinstance(recipe, str | Path) else plain_recipe(recipe)
     except RecipeError as e:
