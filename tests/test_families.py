@@ -185,6 +185,31 @@ def test_rope_scalings_the_builder_would_build_wrong_are_refused_and_phi3_longro
     assert art.meta["parity"]["passed"] and art.meta["parity"]["max_abs_delta"] < 1e-4, art.meta["parity"]
 
 
+def test_an_architecture_the_builder_has_no_class_for_is_refused_before_any_build(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A GPT-2 (or Qwen2-MoE, Mixtral, Falcon...) went through `auto-opt --dry_run` as "7 candidate pipelines", and
+    the real run loaded it for 10-40 s per candidate before the builder's NotImplementedError named a scratch
+    folder; `quantize` likewise. Both refuse it before work now, naming the architecture."""
+    import torch
+    from tiny_models import build_tokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from olive_ext.cli import main
+
+    model = tmp_path / "gpt2"
+    tok = build_tokenizer(model)
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=1, n_head=2)).save_pretrained(model)  # type: ignore[arg-type]
+    for argv in (["auto-opt", "-m", str(model), "-o", str(tmp_path / "ao"), "--dry_run"],
+                 ["quantize", "-m", str(model), "-o", str(tmp_path / "q"), "--precision", "int4"]):  # fmt: skip
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"{model} is a GPT2LMHeadModel (config.json's architectures)" in err, err
+        assert "builds Llama, Mistral" in err and "olive-ext-" not in err
+    assert not (tmp_path / "ao").exists() and not (tmp_path / "q").exists()
+
+
 def test_transformers5_gemma3_with_per_type_rope_builds_int4_and_passes_parity(tmp_path: Path) -> None:
     # embed_std 0.3: peaked next-token distributions, as a trained model has (see build_tiny_decoder)
     model = build_tiny_decoder(tmp_path / "gemma3", "gemma3", embed_std=0.3)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
+import importlib.util
 import io
 import json
 import logging
+import re
 import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from olive_ext.errors import MissingDependencyError, PassError
+from olive_ext.errors import MissingDependencyError, PassError, UserInputError
 from olive_ext.quiet import QUANTIZER_LOGGERS, drop_messages, quiet_loggers
 
 logger = logging.getLogger("olive_ext")
@@ -378,6 +381,37 @@ class ModelNotBuildableError(PassError):
             pass_name, f"the genai model builder cannot build {model}: config field `{field}`: {detail}", hint
         )
         self.model, self.field = model, field
+
+
+@functools.cache
+def builder_architectures() -> frozenset[str] | None:
+    """The architectures onnxruntime-genai's model builder dispatches on (``config.architectures[0] == "..."`` in
+    its ``models/builder.py``), read from its source without importing it (that loads torch and transformers);
+    None when it cannot be read (not installed, or written otherwise), and nothing is refused then."""
+    spec = importlib.util.find_spec("onnxruntime_genai")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not folders:
+        return None
+    try:
+        text = (Path(folders[0]) / "models" / "builder.py").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return frozenset(re.findall(r'architectures\[0\] == "(\w+)"', text)) or None
+
+
+def check_buildable(config: dict[str, Any] | None, model: str) -> None:
+    """Refuse, before any build, a causal LM (``model``, its read ``config``.json) whose architecture the builder has
+    no class for: each candidate loaded the model for 10-40 s, then failed naming a scratch folder, and `--dry_run`
+    said all was well."""
+    archs = (config or {}).get("architectures")
+    known = builder_architectures()
+    if not isinstance(archs, list) or not archs or known is None or archs[0] in known:
+        return
+    raise UserInputError(
+        f"{model} is a {archs[0]} (config.json's architectures), which the genai model builder cannot build, and it "
+        "builds every candidate of a causal LM",
+        hint=_hint("architectures"),
+    )
 
 
 def model_level_field(error: BaseException, config: dict[str, Any]) -> str | None:

@@ -19,7 +19,7 @@ from pydantic import Field, field_validator
 
 from olive_ext.errors import Terminated, UserInputError
 from olive_ext.line_reader import line_reader
-from olive_ext.models.folder import find_genai_model, resolve_model_arg, tokenizer_folder
+from olive_ext.models.folder import config_json, find_genai_model, resolve_model_arg, tokenizer_folder
 from olive_ext.onnx.chat import (
     ChatSession,
     ChatTemplateRejectedError,
@@ -29,6 +29,7 @@ from olive_ext.onnx.chat import (
     Reply,
     Sampling,
 )
+from olive_ext.onnx.genai_builder import check_buildable
 from olive_ext.options import Options, field_of
 from olive_ext.serve.options import ServeOptions
 
@@ -162,9 +163,13 @@ def _torch_chat(root: Path, opts: ChatOptions) -> TorchChatSession | None:
     # transformers and peft: loaded only for a chat in PyTorch
     from olive_ext.workflows.chat_torch import TorchChatSession
 
-    logger.info("chatting with %s in PyTorch (fp32%s): slower than a built model; `olive-ext auto-opt -m %s` builds "
-                "and measures the fast one", source.path, f", adapter {source.adapter_path}" if source.adapter_path
-                else "", root)  # fmt: skip
+    try:  # auto-opt is named only where it builds this architecture
+        check_buildable(config_json(source.path), str(root))
+        faster = f"; `olive-ext auto-opt -m {root}` builds and measures the fast one"
+    except UserInputError:
+        faster = " (the genai model builder has no class for this architecture)"
+    logger.info("chatting with %s in PyTorch (fp32%s): slower than a built model%s", source.path,
+                f", adapter {source.adapter_path}" if source.adapter_path else "", faster)  # fmt: skip
     session = TorchChatSession(source, opts.system, opts.sampling(), opts.max_new_tokens, opts.context_length)
     return _probed(session, root, opts, Path(tokenizer_folder(source.path, source.adapter_path)))
 

@@ -18,8 +18,9 @@ from olive_ext.data.spec import DataOptions
 from olive_ext.engine.output import check_apart, ensure_output_free
 from olive_ext.engine.results import RunResult
 from olive_ext.errors import UserInputError
-from olive_ext.models.folder import COMPOSITE_HINT, absolute_if_local, model_task, resolve_model_arg
+from olive_ext.models.folder import COMPOSITE_HINT, absolute_if_local, config_json, model_task, resolve_model_arg
 from olive_ext.onnx.folder import model_file
+from olive_ext.onnx.genai_builder import check_buildable
 from olive_ext.options import validate_options, with_options_signature
 from olive_ext.progress import Progress
 from olive_ext.quiet import api_call
@@ -189,6 +190,8 @@ def quantize_recipe(opts: QuantizeOptions) -> Recipe:
         )
     data = opts.to_spec(opts.split)
     passes = quantize_passes(source.kind, task, opts, data is not None)
+    if source.kind == "hf" and any(p["type"] == "model_builder" for p in passes.values()):
+        check_buildable(config_json(source.path), opts.model_name_or_path)
     if data is not None and not opts.parity and not any(p["type"] == "qdq_static" for p in passes.values()):
         what = " then ".join(f"{p['type']} ({p.get('precision') or p.get('bits', '')})" for p in passes.values())
         logger.warning("the data flags are not used: %s calibrates on nothing (static QDQ, --precision int8 "
