@@ -240,3 +240,24 @@ def test_unsloths_quantization_names_are_taken_and_quant_with_format_hf_is_refus
     assert main(["export", "-m", str(adapter), "--quant", "bf16", "-o", str(tmp_path / "bf16")]) == 0
     types = {t.tensor_type.name for t in GGUFReader(tmp_path / "bf16" / "model" / "model-BF16.gguf").tensors}
     assert "BF16" in types, types
+
+
+def test_a_model_folder_that_also_holds_an_adapter_is_refused_naming_both(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model folder with a peft adapter copied into it: transformers applies the adapter when it loads the folder
+    and the builds did not, so auto-opt's fp32 parity failed (max |delta| 1.1, "report it") and finetune failed in
+    peft ("Target modules {'base_layer', 'default'} not found"). Refused before work, saying what to do."""
+    import shutil
+
+    from olive_ext.cli import main
+
+    mixed = shutil.copytree(tiny_llama, tmp_path / "mixed")
+    adapter = make_random_adapter(tiny_llama, tmp_path / "adapter")
+    for f in adapter.iterdir():
+        shutil.copy(f, mixed / f.name)
+    finetune = ["finetune", "-m", str(mixed), "-o", str(tmp_path / "ft"), "-d", "json", "--data_files", "x.jsonl"]
+    for argv in (["auto-opt", "-m", str(mixed), "-o", str(tmp_path / "ao"), "--dry_run"], finetune):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "holds both a model (config.json) and a peft adapter" in err and "--adapter_path" in err, err

@@ -26,6 +26,7 @@ from olive_ext.evaluate import lm_eval_tasks, mteb_tasks
 from olive_ext.evaluate.evaluator import model_context
 from olive_ext.evaluate.registry import get_metric
 from olive_ext.models.folder import (
+    ADAPTER_CONFIG,
     BNB_METHOD,
     MODEL_CONFIG,
     PYPI_PREFIX,
@@ -349,6 +350,15 @@ def check_model_folder(path: str) -> None:
     if is_bare_adapter(folder):  # a peft adapter: its base model is the model to check
         check_model_folder(adapter_base(folder))
         return
+    if (folder / "config.json").is_file() and (folder / ADAPTER_CONFIG).is_file():
+        # transformers applies a folder's adapter when it loads the folder, and olive-ext's builds did not: the fp32
+        # build failed parity (max |delta| 1.1), and a fine-tune wrapped the adapted model in peft again
+        raise UserInputError(
+            f"{folder} holds both a model (config.json) and a peft adapter ({ADAPTER_CONFIG}), which transformers "
+            "applies when it loads the folder: which model is meant is not clear",
+            hint=f"move the adapter files ({ADAPTER_CONFIG}, adapter_model.safetensors) to a folder of their own "
+            "and give it with --adapter_path (-m the model), or merge it first (`olive-ext export`)",
+        )
     if (folder / "genai_config.json").exists() or any(folder.glob("*.onnx")) or any(folder.glob("*.gguf")):
         return
     config = folder / "config.json"

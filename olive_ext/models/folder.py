@@ -45,7 +45,10 @@ def config_json(model: str | Path, *, fetch: bool = False) -> dict[str, Any] | N
         # only for hub ids (start-up time)
         from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
-        cached = try_to_load_from_cache(str(model), "config.json", cache_dir=hub_cache_dir())
+        try:
+            cached = try_to_load_from_cache(str(model), "config.json", cache_dir=hub_cache_dir())
+        except ValueError:  # not a valid hub id after all (HFValidationError): the model checks say what it is
+            cached = None
         config = Path(cached) if isinstance(cached, str) else None
         if config is None and fetch:
             try:
