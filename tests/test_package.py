@@ -278,6 +278,26 @@ def test_verify_takes_keywords_named_like_its_flags_and_package_takes_an_archive
         olive_ext.verify(tmp_path / "tone", run_model=False, no_run=True)
 
 
+def test_a_text_template_model_without_a_chat_template_verifies(auto_opt_output: Path, tmp_path: Path) -> None:
+    """A fine-tune on a --text_template of a base model with no chat template failed verify's "chat template" check
+    whatever was done (the model ships none and never used one); the manifest's text_template says how it is
+    prompted, and the check passes on it. A model with neither still fails it."""
+    import shutil
+
+    source = shutil.copytree(auto_opt_output, tmp_path / "src")
+    (source / "model" / "chat_template.jinja").unlink(missing_ok=True)
+    tok_config = source / "model" / "tokenizer_config.json"
+    tok_config.write_text(json.dumps({k: v for k, v in json.loads(tok_config.read_text()).items()
+                                      if k != "chat_template"}))  # fmt: skip
+    bare = package(source, tmp_path / "bare")
+    assert [c.ok for c in verify(bare, run_model=False).checks if c.name == "chat template"] == [False]
+    info = json.loads((source / "model_config.json").read_text())
+    (source / "model_config.json").write_text(json.dumps({**info, "text_template": "Phrase: {phrase}\nTone: {tone}"}))
+    bundle = package(source, tmp_path / "b")
+    report = verify(bundle, run_model=False)
+    assert report.ok and any(c.name == "chat template" and "text_template" in c.detail for c in report.checks)
+
+
 # ---- --zip never replaces an existing archive unasked ----
 
 

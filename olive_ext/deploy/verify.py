@@ -222,6 +222,9 @@ def _check_chat_template(root: Path, manifest: dict[str, Any], report: VerifyRep
     except (ValueError, RecursionError) as e:  # a tokenizer_config.json that is not JSON or not UTF-8
         report.add("chat template", False, f"the chat template cannot be read: {e}")
         return
+    if shipped is None and isinstance(manifest.get("text_template"), str):  # a completion model: prompts are text
+        report.add("chat template", True, "none: the model was fine-tuned and measured on the manifest's text_template")
+        return
     if shipped is None:
         report.add("chat template", False, "the model folder ships no chat template")
         return
