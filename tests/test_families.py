@@ -205,7 +205,7 @@ def test_an_architecture_the_builder_has_no_class_for_is_refused_before_any_buil
                  ["quantize", "-m", str(model), "-o", str(tmp_path / "q"), "--precision", "int4"]):  # fmt: skip
         assert main(argv) == 2
         err = capsys.readouterr().err
-        assert f"{model} is a GPT2LMHeadModel (config.json's architectures)" in err, err
+        assert f"{model}: it is a GPT2LMHeadModel (config.json's architectures), which the genai" in err, err
         assert "builds Llama, Mistral" in err and "olive-ext-" not in err
     assert not (tmp_path / "ao").exists() and not (tmp_path / "q").exists()
 

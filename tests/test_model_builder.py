@@ -283,3 +283,7 @@ def test_a_config_without_architectures_is_refused_with_the_line_to_add(tiny_lla
     (folder / "config.json").write_text(json.dumps(config))
     why = ModelBuilder.check_input(Artifact("hf", str(folder)))
     assert why is not None and '"architectures": ["LlamaForCausalLM"]' in why, why
+    # auto-opt said it once per candidate, after planning them all: now once, before work (--dry_run too)
+    from olive_ext.cli import main
+
+    assert main(["auto-opt", "-m", str(folder), "-o", str(tmp_path / "ao"), "--dry_run"]) == 2

@@ -399,19 +399,35 @@ def builder_architectures() -> frozenset[str] | None:
     return frozenset(re.findall(r'architectures\[0\] == "(\w+)"', text)) or None
 
 
-def check_buildable(config: dict[str, Any] | None, model: str) -> None:
-    """Refuse, before any build, a causal LM (``model``, its read ``config``.json) whose architecture the builder has
-    no class for: each candidate loaded the model for 10-40 s, then failed naming a scratch folder, and `--dry_run`
-    said all was well."""
-    archs = (config or {}).get("architectures")
+def builder_input_problem(config: dict[str, Any], config_file: Path) -> str | None:
+    """Why the genai builder cannot build the model of this read ``config`` (``config_file``: where it is), or None:
+    an encoder, no ``architectures`` (the builder reads architectures[0]: "TypeError: 'NoneType' object is not
+    subscriptable"), or an architecture the builder has no class for (it failed after loading the model)."""
+    archs = config.get("architectures") or []
+    if archs and not any(a.endswith(("ForCausalLM", "ForConditionalGeneration", "LMHeadModel")) for a in archs):
+        return f"it is a {archs[0]}, not a generative LLM (use onnx_export for encoder models)"
+    if not archs:
+        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES  # only here (start-up)
+
+        named = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(str(config.get("model_type")), "LlamaForCausalLM")
+        return (f"its config.json names no architectures, which the genai builder reads: add "
+                f'"architectures": ["{named}"] to {config_file}')  # fmt: skip
     known = builder_architectures()
-    if not isinstance(archs, list) or not archs or known is None or archs[0] in known:
+    if known is not None and archs[0] not in known:
+        return f"it is a {archs[0]} (config.json's architectures), which the genai model builder has no class for"
+    return None
+
+
+def check_buildable(config: dict[str, Any] | None, model: str, folder: str) -> None:
+    """Refuse, before any build, a causal LM (``model`` as the user gave it, its read ``config``.json in ``folder``)
+    that the builder cannot build (:func:`builder_input_problem`): each candidate loaded the model for 10-40 s, then
+    failed naming a scratch folder (or failed its check, once per candidate), and `--dry_run` said all was well."""
+    problem = builder_input_problem(config, Path(folder) / "config.json") if config is not None else None
+    if problem is None:
         return
-    raise UserInputError(
-        f"{model} is a {archs[0]} (config.json's architectures), which the genai model builder cannot build, and it "
-        "builds every candidate of a causal LM",
-        hint=_hint("architectures"),
-    )
+    unknown = "has no class for" in problem
+    raise UserInputError(f"{model}: {problem}" + (", and it builds every candidate of a causal LM" if unknown else ""),
+                         hint=_hint("architectures") if unknown else None)  # fmt: skip
 
 
 def model_level_field(error: BaseException, config: dict[str, Any]) -> str | None:

@@ -27,6 +27,7 @@ from olive_ext.onnx.folder import model_file, save_model
 from olive_ext.onnx.genai_builder import (
     QuantizedBuildRefusedError,
     build_genai,
+    builder_input_problem,
     copy_tokenizer_files,
     finish_genai_config,
     num_layers,
@@ -326,18 +327,7 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
     @classmethod
     def check_input(cls, artifact: Artifact) -> str | None:
         data = config_json(artifact.path)  # a local folder's or a cached hub model's
-        if data is not None:
-            config = Path(artifact.path) / "config.json"
-            archs = data.get("architectures") or []
-            if archs and not any(a.endswith(("ForCausalLM", "ForConditionalGeneration", "LMHeadModel")) for a in archs):
-                return f"it is a {archs[0]}, not a generative LLM (use onnx_export for encoder models)"
-            if not archs:  # the builder reads architectures[0]: "TypeError: 'NoneType' object is not subscriptable"
-                from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES  # only here
-
-                named = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(str(data.get("model_type")), "LlamaForCausalLM")
-                return (f"its config.json names no architectures, which the genai builder reads: add "
-                        f'"architectures": ["{named}"] to {config}')  # fmt: skip
-        return None
+        return builder_input_problem(data, Path(artifact.path) / "config.json") if data is not None else None
 
     def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
         cfg = self.config

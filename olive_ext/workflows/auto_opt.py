@@ -198,7 +198,7 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
         )
     task = model_task(source)
     if task == "text-generation" and source.kind == "hf":
-        check_buildable(config_json(source.path), opts.model_name_or_path)
+        check_buildable(config_json(source.path), opts.model_name_or_path, source.path)
     profile = get_profile(device)
     data = opts.eval_data()
     answers_checked = False  # the eval rows are read once: either here or by require_answers below

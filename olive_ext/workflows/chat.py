@@ -29,7 +29,7 @@ from olive_ext.onnx.chat import (
     Reply,
     Sampling,
 )
-from olive_ext.onnx.genai_builder import check_buildable
+from olive_ext.onnx.genai_builder import builder_input_problem
 from olive_ext.options import Options, field_of
 from olive_ext.serve.options import ServeOptions
 
@@ -163,11 +163,10 @@ def _torch_chat(root: Path, opts: ChatOptions) -> TorchChatSession | None:
     # transformers and peft: loaded only for a chat in PyTorch
     from olive_ext.workflows.chat_torch import TorchChatSession
 
-    try:  # auto-opt is named only where it builds this architecture
-        check_buildable(config_json(source.path), str(root))
-        faster = f"; `olive-ext auto-opt -m {root}` builds and measures the fast one"
-    except UserInputError:
-        faster = " (the genai model builder has no class for this architecture)"
+    config = config_json(source.path)  # auto-opt is named only where it can build this model
+    problem = builder_input_problem(config, Path(source.path) / "config.json") if config is not None else None
+    faster = f"; `olive-ext auto-opt -m {root}` builds and measures the fast one" if problem is None else (
+        f" (auto-opt cannot build it: {problem})")  # fmt: skip
     logger.info("chatting with %s in PyTorch (fp32%s): slower than a built model%s", source.path,
                 f", adapter {source.adapter_path}" if source.adapter_path else "", faster)  # fmt: skip
     session = TorchChatSession(source, opts.system, opts.sampling(), opts.max_new_tokens, opts.context_length)

@@ -191,7 +191,7 @@ def quantize_recipe(opts: QuantizeOptions) -> Recipe:
     data = opts.to_spec(opts.split)
     passes = quantize_passes(source.kind, task, opts, data is not None)
     if source.kind == "hf" and any(p["type"] == "model_builder" for p in passes.values()):
-        check_buildable(config_json(source.path), opts.model_name_or_path)
+        check_buildable(config_json(source.path), opts.model_name_or_path, source.path)
     if data is not None and not opts.parity and not any(p["type"] == "qdq_static" for p in passes.values()):
         what = " then ".join(f"{p['type']} ({p.get('precision') or p.get('bits', '')})" for p in passes.values())
         logger.warning("the data flags are not used: %s calibrates on nothing (static QDQ, --precision int8 "
