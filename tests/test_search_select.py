@@ -289,9 +289,13 @@ def test_an_accuracy_limit_is_unchecked_when_only_perplexity_is_measured() -> No
     assert unchecked_constraints(EvaluateSpec(metrics=["exact_match"])) == ["max_accuracy_drop"]
 
 
-def test_a_large_grid_without_a_budget_is_named_before_work() -> None:
+def test_a_large_grid_without_a_budget_is_named_before_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import put_in_hub_cache
+
     from olive_ext.engine.search import LARGE_GRID
     from olive_ext.workflows.run import validate
+
+    put_in_hub_cache(monkeypatch, tmp_path / "hub", "x/y")  # validate checks the hub model is on this machine
 
     factors = list(range(1, 65))  # 64 x 2 = 128 candidates: validate said "valid" and run started building them
     raw = {"input_model": {"path": "x/y"}, "passes": {"t": {"type": "toy_transform", "factor": factors,
