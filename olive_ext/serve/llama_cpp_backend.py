@@ -22,7 +22,7 @@ from typing import Any
 from olive_ext.cpu_threads import plan_threads
 from olive_ext.deploy.bundle import chat_template_text
 from olive_ext.errors import MissingDependencyError, UserInputError
-from olive_ext.evaluate.backends.llama_cpp import gguf_in, load_llama
+from olive_ext.evaluate.backends.llama_cpp import gguf_in, held_context, load_llama
 from olive_ext.models.gguf_header import trained_context
 from olive_ext.onnx.chat import ChatTemplateRejectedError, NoChatTemplateError
 from olive_ext.onnx.runtime import LLAMACPP_INSTALL, llama_cpp_available
@@ -85,7 +85,7 @@ class LlamaCppBackend:
         for llm in models:
             self._pool.put(llm)
         self._first = models[0]  # its vocabulary tokenizes (read-only; see the module's docstring)
-        self.context_length = int(self._first.n_ctx())
+        self.context_length = held_context(self._first)  # what --context_length asked for, not llama.cpp's padding
         # the model's trained context: what --context_length may raise the served one to
         self.max_context_length = max(self.context_length, trained_context(gguf) or 0)
         self.adapters = []
