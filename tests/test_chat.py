@@ -111,6 +111,43 @@ def test_the_commands_mistakes_are_one_line_errors(
         assert said in err and "Traceback" not in err and "hub" not in err, err
 
 
+def test_top_k_over_the_vocabulary_or_0_and_the_seeds_range_are_one_rule_in_chat_and_serve(
+    genai_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """top_k over the vocabulary was genai's RuntimeError ("must be less than or equal to vocab_size"): a traceback
+    in chat, a 500 in serve; top_k 0 was refused by chat and taken by serve, a negative seed the other way round.
+    Now top_k 0 or over the vocabulary is no top-k cut in both, and a seed is 0 to 2**31 - 1 in both."""
+    import threading
+
+    from olive_ext.cli import main
+    from olive_ext.serve.backend import Sampling as Decoding
+    from olive_ext.serve.genai_backend import GenAIBackend
+    from olive_ext.serve.protocol import ChatCompletionRequest
+
+    hi = ["chat", "-m", str(genai_model), "--prompt", "hi", "--max_new_tokens", "3", "--temperature", "1"]
+    for top_k in ("100000", "0"):
+        assert main([*hi, "--top_k", top_k, "--seed", "1"]) == 0
+        assert "Traceback" not in capsys.readouterr().err
+    assert main([*hi, "--seed", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert "seed" in err and "-1" in err and "Traceback" not in err, err
+    backend = GenAIBackend(genai_model, {})
+    ids = backend.encode("hi")
+    for top_k in (10**6, 0):
+        pieces = backend.generate(ids, Decoding(3, temperature=1.0, top_k=top_k, seed=1), None, threading.Event())
+        assert len(list(pieces)) <= 3
+    for seed, ok in ((-1, False), (0, True), (2**31 - 1, True), (2**31, False)):
+        chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "seed": seed, "top_k": 0}
+        if ok:
+            assert ChatCompletionRequest.model_validate(chat).seed == seed
+            assert ChatOptions(model_name_or_path="m", seed=seed, top_k=0).seed == seed
+        else:
+            with pytest.raises(ValueError, match="seed"):
+                ChatCompletionRequest.model_validate(chat)
+            with pytest.raises(ValueError, match="seed"):
+                ChatOptions(model_name_or_path="m", seed=seed)
+
+
 def _without_chat_template(model: Path, out: Path) -> Path:
     """A copy of a built model with no chat template (a base model that never had one, fine-tuned on alpaca)."""
     import json

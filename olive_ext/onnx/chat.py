@@ -28,19 +28,34 @@ class Sampling:
 
     temperature: float = 0.0
     top_p: float = 1.0
-    top_k: int = 50
+    top_k: int = 50  # 0: no top-k cut
     repetition_penalty: float = 1.0
     seed: int | None = None
 
-    def search_options(self) -> dict[str, Any]:
-        """onnxruntime-genai search options (``GeneratorParams.set_search_options``)."""
+    def search_options(self, vocab_size: int) -> dict[str, Any]:
+        """onnxruntime-genai search options (``GeneratorParams.set_search_options``) for a vocabulary of
+        ``vocab_size`` tokens."""
         options: dict[str, Any] = {"repetition_penalty": self.repetition_penalty}
         if self.temperature <= 0:
             return {**options, "do_sample": False}
-        options |= {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k}
+        top_k = genai_top_k(self.top_k, vocab_size)
+        options |= {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p, "top_k": top_k}
         if self.seed is not None:
             options["random_seed"] = self.seed
         return options
+
+
+def genai_top_k(top_k: int, vocab_size: int) -> int:
+    """``top_k`` as onnxruntime-genai takes it: 0 (no cut) or more than the vocabulary is the whole vocabulary
+    (genai raised "top_k (1000000) must be less than or equal to vocab_size"), as llama.cpp and transformers
+    read them."""
+    return vocab_size if top_k <= 0 or top_k > vocab_size else top_k
+
+
+def vocab_size(folder: Path, config: dict[str, Any] | None = None) -> int:
+    """The vocabulary size genai_config.json names (``config``: the file, already read)."""
+    config = config or json.loads((folder / "genai_config.json").read_text(encoding="utf-8"))
+    return int(config["model"]["vocab_size"])
 
 
 class NoChatTemplateError(UserInputError):
@@ -166,6 +181,7 @@ class ChatSession(Conversation):
         self._template = chat_template_file(self.folder)
         self._end_ids = end_ids(self.folder)
         self.context_tokens = context_window(self.folder)
+        self._vocab_size = vocab_size(self.folder)
         self.system = system
         self.sampling = sampling or Sampling()
         self.max_new_tokens = max_new_tokens
@@ -183,7 +199,8 @@ class ChatSession(Conversation):
         ids, dropped = self.prompt_ids(text)
         self.last_prompt_ids = ids
         params = self.og.GeneratorParams(self.model)
-        params.set_search_options(max_length=len(ids) + self.max_new_tokens, **self.sampling.search_options())
+        options = self.sampling.search_options(self._vocab_size)
+        params.set_search_options(max_length=len(ids) + self.max_new_tokens, **options)
         generator = self.og.Generator(self.model, params)
         if self.adapter is not None:
             generator.set_active_adapter(self.adapters, self.adapter)

@@ -60,6 +60,8 @@ UNSUPPORTED = {
 }
 
 
+SEED_MAX = 2**31 - 1  # the largest seed every runtime takes; chat's --seed has the same range
+
 _SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads keeps a lone one; a pair is already one character
 
 
@@ -105,11 +107,13 @@ class _Sampling(BaseModel):
     max_tokens: StrictInt | None = Field(None, ge=1)
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, ge=0.0, le=1.0, description="0 keeps the most likely token alone: greedy, as OpenAI")
-    top_k: StrictInt | None = Field(None, ge=0, description="extension: 0 or absent keeps the model's default")
+    top_k: StrictInt | None = Field(
+        None, ge=0, description="extension: 0 (or over the vocabulary): no top-k cut; absent: the model's default"
+    )
     repetition_penalty: float = Field(1.0, gt=0.0, description="extension: multiplies repeated tokens' logits away")
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
-    seed: StrictInt | None = Field(None, ge=0, le=2**31 - 1)  # the runtimes' seeds are 32-bit
+    seed: StrictInt | None = Field(None, ge=0, le=SEED_MAX)  # the runtimes' seeds are 32-bit (as chat's --seed)
     stop: str | list[str] | None = None
     n: StrictInt = Field(1, ge=1, le=1, description="one choice per request")
     stream: StrictBool = False

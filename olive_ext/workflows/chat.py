@@ -58,9 +58,13 @@ class ChatOptions(Options):
         0.0, ge=0, description="0: greedy, the answers auto-opt measured; 0.7 with --top_p 0.9 for varied text"
     )
     top_p: float = Field(1.0, gt=0, le=1, description="sample from the smallest set of tokens with this probability")
-    top_k: int = Field(50, ge=1, description="sample from the k most likely tokens")
+    top_k: int = Field(
+        50, ge=0, description="sample from the k most likely tokens (0, or over the vocabulary: no top-k cut)"
+    )
     repetition_penalty: float = Field(1.0, gt=0, description="above 1 discourages repeating tokens (loops)")
-    seed: int | None = Field(None, description="random seed for sampling (the same seed, the same answers)")
+    seed: int | None = Field(
+        None, ge=0, le=2**31 - 1, description="random seed for sampling, 0 to 2147483647 (as serve takes)"
+    )
     context_length: int = field_of(ServeOptions, "context_length")
 
     @field_validator("prompt", "system")
