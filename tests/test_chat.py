@@ -303,6 +303,23 @@ def test_a_piped_line_that_is_not_utf8_is_refused_and_the_chat_goes_on(genai_mod
     assert "not UTF-8 text" in out and "not sent" in out and out.count("> ") == 3  # the next line was answered
 
 
+def test_a_piped_line_with_a_nul_is_refused_and_kept_out_of_the_history(genai_model: Path) -> None:
+    """The tokenizer read the line up to its NUL: the model answered the cut message, which stayed in the history
+    the next turns were rendered with."""
+    session = open_chat(ChatOptions(model_name_or_path=str(genai_model), max_new_tokens=3))
+    out: list[str] = []
+    lines = _scripted(["Tell me about a\x00b", "What is the capital of France?"])
+    chat_loop(session, lambda _: next(lines), out.append)
+    said = "".join(out)
+    assert "(that line contains a NUL character (\\x00), which the model cannot read: remove it; it was not sent)" in (
+        said
+    )
+    assert [m["content"] for m in session.history if m["role"] == "user"] == ["What is the capital of France?"]
+    assert "Tell me about" not in _text(session, session.last_prompt_ids)
+    with pytest.raises(ValueError, match="NUL"):
+        ChatOptions(model_name_or_path=str(genai_model), system="be\x00brief")
+
+
 WRITE_SYSCALL = {"x86_64": "1", "aarch64": "64"}.get(__import__("platform").machine())
 
 

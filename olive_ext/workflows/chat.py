@@ -70,7 +70,7 @@ class ChatOptions(Options):
     @field_validator("prompt", "system")
     @classmethod
     def _utf8(cls, value: str | None) -> str | None:
-        if value is not None and (problem := not_utf8(value)):
+        if value is not None and (problem := unusable_text(value)):
             raise ValueError(problem)
         return value
 
@@ -87,6 +87,14 @@ def not_utf8(text: str) -> str | None:
         return None
     shown = ", ".join(f"0x{ord(ch) - 0xDC00:02x}" if ch >= "\udc80" else f"\\u{ord(ch):04x}" for ch in bad)
     return f"is not UTF-8 text (cannot decode {shown}); write it in UTF-8 (check the terminal's or file's encoding)"
+
+
+def unusable_text(text: str) -> str | None:
+    """Why ``text`` cannot go to the model, or None: :func:`not_utf8`, or a NUL, which ends the C string the
+    tokenizer reads (the rest of the message was dropped, and the cut message kept in the history)."""
+    if "\0" in text:
+        return "contains a NUL character (\\x00), which the model cannot read: remove it"
+    return not_utf8(text)
 
 
 def open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession | TorchChatSession:
@@ -334,7 +342,7 @@ def _turn(session: ChatSession | GGUFChatSession | TorchChatSession, text: str, 
         session.reset()
         write("(conversation cleared)\n")
         return
-    if problem := not_utf8(text):  # echoing or tokenizing it would raise UnicodeEncodeError
+    if problem := unusable_text(text):  # a lone surrogate raised UnicodeEncodeError, a NUL cut the message
         write(f"(that line {problem}; it was not sent)\n")
         return
     if text.startswith("/"):
