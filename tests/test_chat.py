@@ -282,6 +282,34 @@ def test_ctrl_c_during_an_answer_stops_it_and_returns_to_the_prompt(
     assert captured.out.count("> ") == 3  # the prompt came back for the second message and for /exit
 
 
+def test_a_chat_template_that_does_not_parse_is_said_as_the_models_at_start_up(
+    genai_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Jinja syntax error in chat_template.jinja was blamed on the user: chat said "chat template refuses a
+    conversation with --system" with the hint "leave out --system", and serve started and answered every chat
+    request with a 400 on ``messages``."""
+    import shutil
+
+    from olive_ext.cli import main
+    from olive_ext.onnx.chat import BrokenChatTemplateError
+    from olive_ext.serve import ServeOptions, build_app
+
+    model = tmp_path / "broken"
+    shutil.copytree(genai_model, model)
+    (model / "chat_template.jinja").write_text("{% for m in messages %}\n{{ m.content }\n{% endfor %}")
+    for system in (["--system", "be brief"], []):
+        assert main(["chat", "-m", str(model), *system, "--prompt", "hi"]) == 2
+        err = capsys.readouterr().err
+        assert f"chat template in {model / 'chat_template.jinja'} is not valid Jinja: unexpected '}}' (line 2)" in err
+        assert "--system" not in err and "Traceback" not in err, err
+    with pytest.raises(BrokenChatTemplateError, match=r"chat_template\.jinja is not valid Jinja"):
+        build_app(ServeOptions(model_name_or_path=str(model)))  # the server does not start
+    (model / "chat_template.jinja").write_text(  # transformers' {% generation %} tags are no syntax error
+        "{% for m in messages %}{% generation %}{{ m.content }}{% endgeneration %}{% endfor %}"
+    )
+    assert main(["chat", "-m", str(model), "--prompt", "hi", "--max_new_tokens", "2"]) == 0
+
+
 def test_cli_reads_piped_messages_until_end_of_input(genai_model: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "olive_ext", "chat", "-m", str(genai_model), "--max_new_tokens", "5",

@@ -373,3 +373,21 @@ def test_a_context_length_llama_cpp_pads_is_the_one_checked_and_trimmed_to(expor
     replies = [session.answer("word " * 60) for _ in range(4)]  # the fourth turn no longer fits 200 with the rest
     assert sum(r.dropped_turns for r in replies) >= 1
     assert len(session.last_prompt_ids) + session.max_new_tokens <= 200
+
+
+def test_a_gguf_chat_template_that_does_not_parse_stops_the_server_at_start_up(exported: Path, tmp_path: Path) -> None:
+    """llama-cpp-python's Jinja2ChatFormatter raised its TemplateSyntaxError (a traceback) for a broken template."""
+    import shutil
+
+    from olive_ext.onnx.chat import BrokenChatTemplateError
+    from olive_ext.serve.backend import gguf_backend
+    from olive_ext.serve.llama_cpp_backend import find_gguf
+
+    copy = tmp_path / "broken"
+    shutil.copytree(exported, copy)
+    found = find_gguf(copy)
+    assert found is not None and found[1] is not None
+    (found[1] / "chat_template.jinja").write_text("{% for m in messages %}{{ m.content }")
+    with pytest.raises(BrokenChatTemplateError) as info:
+        gguf_backend(copy)
+    assert "chat_template.jinja is not valid Jinja: unexpected '}' (line 1)" in info.value.message

@@ -85,6 +85,55 @@ def genai_chat_prompt(tokenizer: Any, messages: list[dict[str, str]], template: 
         raise ChatTemplateRejectedError(first) from e
 
 
+class BrokenChatTemplateError(UserInputError):
+    """The model's chat template is not Jinja that parses: the model's files are at fault, not a conversation."""
+
+
+# transformers' {% generation %} tags (its AssistantTracker extension): no part of Jinja itself
+_GENERATION_TAG = re.compile(r"\{%-?\s*(?:end)?generation\s*-?%\}")
+
+
+def check_chat_template(template: str | None, source: str) -> None:
+    """Raise :class:`BrokenChatTemplateError` when ``template`` (read from ``source``: a file, or the metadata that
+    held it) does not parse as Jinja. A syntax error was blamed on each conversation ("the chat template refuses a
+    conversation with --system", a 400 on ``messages`` for every request) instead of the model's file."""
+    if not template:
+        return
+    try:
+        import jinja2
+    except ImportError:  # the runtime renders it without jinja2: its own error says what is wrong, at the first turn
+        return
+    try:
+        jinja2.Environment(extensions=["jinja2.ext.loopcontrols"]).parse(_GENERATION_TAG.sub("", template))
+    except jinja2.TemplateSyntaxError as e:
+        raise BrokenChatTemplateError(
+            f"the model's chat template in {source} is not valid Jinja: {e.message} (line {e.lineno})",
+            hint=f"fix the template in {source} (or copy the base model's chat template there): chat and serve "
+            "render every conversation with it",
+        ) from e
+
+
+def folder_chat_template(folder: Path) -> tuple[str, Path] | None:
+    """(the chat template, the file it is in) of a model folder, as the runtimes read it: chat_template.jinja,
+    else tokenizer_config.json's ``chat_template`` text; None without either."""
+    if (text := chat_template_file(folder)) is not None:
+        return text, folder / "chat_template.jinja"
+    config = folder / "tokenizer_config.json"
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    template = data.get("chat_template") if isinstance(data, dict) else None
+    return (template, config) if isinstance(template, str) else None
+
+
+def check_folder_chat_template(folder: Path) -> None:
+    """:func:`check_chat_template` on a model folder's template (chat_template.jinja or tokenizer_config.json)."""
+    if found := folder_chat_template(folder):
+        template, source = found
+        check_chat_template(template, str(source))
+
+
 def chat_template_file(folder: Path) -> str | None:
     """chat_template.jinja's text beside a genai model (what transformers reads first), or None."""
     path = folder / "chat_template.jinja"
@@ -179,6 +228,7 @@ class ChatSession(Conversation):
         self.folder = Path(model_dir)
         self._bos = genai_leading_bos(og, self.model)  # as serve, evaluation and fine-tuning put it
         self._template = chat_template_file(self.folder)
+        check_folder_chat_template(self.folder)  # broken: said now, as the model's, not at the first turn
         self._end_ids = end_ids(self.folder)
         self.context_tokens = context_window(self.folder)
         self._vocab_size = vocab_size(self.folder)
