@@ -111,6 +111,43 @@ def test_the_commands_mistakes_are_one_line_errors(
         assert said in err and "Traceback" not in err and "hub" not in err, err
 
 
+def test_top_k_over_the_vocabulary_or_0_and_the_seeds_range_are_one_rule_in_chat_and_serve(
+    genai_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """top_k over the vocabulary was genai's RuntimeError ("must be less than or equal to vocab_size"): a traceback
+    in chat, a 500 in serve; top_k 0 was refused by chat and taken by serve, a negative seed the other way round.
+    Now top_k 0 or over the vocabulary is no top-k cut in both, and a seed is 0 to 2**31 - 1 in both."""
+    import threading
+
+    from olive_ext.cli import main
+    from olive_ext.serve.backend import Sampling as Decoding
+    from olive_ext.serve.genai_backend import GenAIBackend
+    from olive_ext.serve.protocol import ChatCompletionRequest
+
+    hi = ["chat", "-m", str(genai_model), "--prompt", "hi", "--max_new_tokens", "3", "--temperature", "1"]
+    for top_k in ("100000", "0"):
+        assert main([*hi, "--top_k", top_k, "--seed", "1"]) == 0
+        assert "Traceback" not in capsys.readouterr().err
+    assert main([*hi, "--seed", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert "seed" in err and "-1" in err and "Traceback" not in err, err
+    backend = GenAIBackend(genai_model, {})
+    ids = backend.encode("hi")
+    for top_k in (10**6, 0):
+        pieces = backend.generate(ids, Decoding(3, temperature=1.0, top_k=top_k, seed=1), None, threading.Event())
+        assert len(list(pieces)) <= 3
+    for seed, ok in ((-1, False), (0, True), (2**31 - 1, True), (2**31, False)):
+        chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "seed": seed, "top_k": 0}
+        if ok:
+            assert ChatCompletionRequest.model_validate(chat).seed == seed
+            assert ChatOptions(model_name_or_path="m", seed=seed, top_k=0).seed == seed
+        else:
+            with pytest.raises(ValueError, match="seed"):
+                ChatCompletionRequest.model_validate(chat)
+            with pytest.raises(ValueError, match="seed"):
+                ChatOptions(model_name_or_path="m", seed=seed)
+
+
 def _without_chat_template(model: Path, out: Path) -> Path:
     """A copy of a built model with no chat template (a base model that never had one, fine-tuned on alpaca)."""
     import json
@@ -245,6 +282,34 @@ def test_ctrl_c_during_an_answer_stops_it_and_returns_to_the_prompt(
     assert captured.out.count("> ") == 3  # the prompt came back for the second message and for /exit
 
 
+def test_a_chat_template_that_does_not_parse_is_said_as_the_models_at_start_up(
+    genai_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Jinja syntax error in chat_template.jinja was blamed on the user: chat said "chat template refuses a
+    conversation with --system" with the hint "leave out --system", and serve started and answered every chat
+    request with a 400 on ``messages``."""
+    import shutil
+
+    from olive_ext.cli import main
+    from olive_ext.onnx.chat import BrokenChatTemplateError
+    from olive_ext.serve import ServeOptions, build_app
+
+    model = tmp_path / "broken"
+    shutil.copytree(genai_model, model)
+    (model / "chat_template.jinja").write_text("{% for m in messages %}\n{{ m.content }\n{% endfor %}")
+    for system in (["--system", "be brief"], []):
+        assert main(["chat", "-m", str(model), *system, "--prompt", "hi"]) == 2
+        err = capsys.readouterr().err
+        assert f"chat template in {model / 'chat_template.jinja'} is not valid Jinja: unexpected '}}' (line 2)" in err
+        assert "--system" not in err and "Traceback" not in err, err
+    with pytest.raises(BrokenChatTemplateError, match=r"chat_template\.jinja is not valid Jinja"):
+        build_app(ServeOptions(model_name_or_path=str(model)))  # the server does not start
+    (model / "chat_template.jinja").write_text(  # transformers' {% generation %} tags are no syntax error
+        "{% for m in messages %}{% generation %}{{ m.content }}{% endgeneration %}{% endfor %}"
+    )
+    assert main(["chat", "-m", str(model), "--prompt", "hi", "--max_new_tokens", "2"]) == 0
+
+
 def test_cli_reads_piped_messages_until_end_of_input(genai_model: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "olive_ext", "chat", "-m", str(genai_model), "--max_new_tokens", "5",
@@ -264,6 +329,23 @@ def test_a_piped_line_that_is_not_utf8_is_refused_and_the_chat_goes_on(genai_mod
     out, err = proc.stdout.decode(), proc.stderr.decode()
     assert proc.returncode == 0 and "Traceback" not in err, err
     assert "not UTF-8 text" in out and "not sent" in out and out.count("> ") == 3  # the next line was answered
+
+
+def test_a_piped_line_with_a_nul_is_refused_and_kept_out_of_the_history(genai_model: Path) -> None:
+    """The tokenizer read the line up to its NUL: the model answered the cut message, which stayed in the history
+    the next turns were rendered with."""
+    session = open_chat(ChatOptions(model_name_or_path=str(genai_model), max_new_tokens=3))
+    out: list[str] = []
+    lines = _scripted(["Tell me about a\x00b", "What is the capital of France?"])
+    chat_loop(session, lambda _: next(lines), out.append)
+    said = "".join(out)
+    assert "(that line contains a NUL character (\\x00), which the model cannot read: remove it; it was not sent)" in (
+        said
+    )
+    assert [m["content"] for m in session.history if m["role"] == "user"] == ["What is the capital of France?"]
+    assert "Tell me about" not in _text(session, session.last_prompt_ids)
+    with pytest.raises(ValueError, match="NUL"):
+        ChatOptions(model_name_or_path=str(genai_model), system="be\x00brief")
 
 
 WRITE_SYSCALL = {"x86_64": "1", "aarch64": "64"}.get(__import__("platform").machine())

@@ -277,6 +277,22 @@ def test_chat_parameters_the_server_does_not_implement_are_refused_by_name(clien
     assert nan.status_code == 400 and "finite number" in nan.json()["error"]["message"], nan.text
 
 
+def test_a_message_without_content_is_refused_and_unsupported_parameters_read_well(client: Any) -> None:
+    """``{"role": "user"}`` with no content was answered (200, an empty turn), where OpenAI answers 400; and the
+    response_format refusal read "...ask for JSON in the prompt by this server (olive-ext serve)"."""
+    for messages, i in (([{"role": "user"}], 0), ([*PROMPT, {"role": "assistant", "content": None}, *PROMPT], 1)):
+        with pytest.raises(openai.BadRequestError) as info:
+            client.chat.completions.create(model="multi", messages=messages, max_tokens=2)
+        assert info.value.param == f"messages.{i}.content", info.value
+        assert f"messages[{i}].content: is missing" in info.value.message
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="multi", messages=PROMPT, response_format={"type": "json_object"})
+    assert info.value.body["message"] == (
+        "response_format: JSON modes and schemas are not enforced by this server; ask for JSON in the prompt "
+        "instead (olive-ext serve)"
+    )
+
+
 def test_null_for_an_optional_parameter_means_its_default(client: Any) -> None:
     """The official client sends null for a parameter given as None; OpenAI reads it as the default (was a 400)."""
     nulls = {name: None for name in ("temperature", "top_p", "n", "presence_penalty", "frequency_penalty", "seed",

@@ -157,7 +157,7 @@ def test_text_the_model_cannot_take_is_refused_by_field(url: str) -> None:
 
 @pytest.fixture(scope="module")
 def small(exported: Path) -> Any:
-    """The export on llama.cpp with one small context (256 tokens: llama.cpp rounds 128 up), below the model's 512."""
+    """The export on llama.cpp with one small context (128 tokens), below the model's 512."""
     from olive_ext.serve.backend import gguf_backend
 
     return gguf_backend(exported, workers=1, context_length=128)
@@ -339,3 +339,55 @@ def test_a_character_cut_by_the_token_limit_is_dropped_not_sent_as_a_replacement
     monkeypatch.setattr(backend, "_piece", lambda _token: next(halves))
     pieces = backend.generate(backend.encode("hi"), Sampling(max_new_tokens=3, temperature=0), None, threading.Event())
     assert "".join(p.text for p in pieces) == "\N{WOMAN}"
+
+
+def test_a_context_length_llama_cpp_pads_is_the_one_checked_and_trimmed_to(exported: Path) -> None:
+    """llama.cpp pads --context_length 200 up to 256 (n_ctx()), while llama-cpp-python's token buffer holds 200:
+    serve checked prompts against 256, so one that fit 256 but not 200 was a 500 ("could not broadcast input
+    array"), and chat trimmed turns to 256 and crashed the same way."""
+    import threading
+
+    from olive_ext.onnx.chat import Sampling as ChatSampling
+    from olive_ext.serve.app import Server
+    from olive_ext.serve.backend import gguf_backend
+    from olive_ext.serve.protocol import APIError, CompletionRequest
+    from olive_ext.serve.scheduler import Scheduler
+    from olive_ext.workflows.chat import GGUFChatSession
+
+    backend = gguf_backend(exported, workers=1, context_length=200)
+    assert backend is not None and backend.context_length == 200
+    server = Server(backend, "tiny-gguf", Scheduler(backend, 1, 0), 16)
+    try:
+        prompt = "word " * 150
+        assert 150 <= len(backend.encode(prompt)) < 200
+        job = server.job(CompletionRequest(model="tiny-gguf", prompt=prompt, max_tokens=100), prompt)
+        assert len(job.ids) + job.sampling.max_new_tokens == 200
+        pieces = list(backend.generate(job.ids, job.sampling, None, threading.Event()))  # raised ValueError
+        assert pieces
+        with pytest.raises(APIError) as info:
+            server.job(CompletionRequest(model="tiny-gguf", prompt="word " * 230), "word " * 230)
+        assert info.value.code == "context_length_exceeded" and "context length is 200" in info.value.message
+    finally:
+        server.scheduler.shutdown()
+    session = GGUFChatSession(backend, None, ChatSampling(), max_new_tokens=20)
+    replies = [session.answer("word " * 60) for _ in range(4)]  # the fourth turn no longer fits 200 with the rest
+    assert sum(r.dropped_turns for r in replies) >= 1
+    assert len(session.last_prompt_ids) + session.max_new_tokens <= 200
+
+
+def test_a_gguf_chat_template_that_does_not_parse_stops_the_server_at_start_up(exported: Path, tmp_path: Path) -> None:
+    """llama-cpp-python's Jinja2ChatFormatter raised its TemplateSyntaxError (a traceback) for a broken template."""
+    import shutil
+
+    from olive_ext.onnx.chat import BrokenChatTemplateError
+    from olive_ext.serve.backend import gguf_backend
+    from olive_ext.serve.llama_cpp_backend import find_gguf
+
+    copy = tmp_path / "broken"
+    shutil.copytree(exported, copy)
+    found = find_gguf(copy)
+    assert found is not None and found[1] is not None
+    (found[1] / "chat_template.jinja").write_text("{% for m in messages %}{{ m.content }")
+    with pytest.raises(BrokenChatTemplateError) as info:
+        gguf_backend(copy)
+    assert "chat_template.jinja is not valid Jinja: unexpected '}' (line 1)" in info.value.message

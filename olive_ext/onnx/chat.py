@@ -28,19 +28,34 @@ class Sampling:
 
     temperature: float = 0.0
     top_p: float = 1.0
-    top_k: int = 50
+    top_k: int = 50  # 0: no top-k cut
     repetition_penalty: float = 1.0
     seed: int | None = None
 
-    def search_options(self) -> dict[str, Any]:
-        """onnxruntime-genai search options (``GeneratorParams.set_search_options``)."""
+    def search_options(self, vocab_size: int) -> dict[str, Any]:
+        """onnxruntime-genai search options (``GeneratorParams.set_search_options``) for a vocabulary of
+        ``vocab_size`` tokens."""
         options: dict[str, Any] = {"repetition_penalty": self.repetition_penalty}
         if self.temperature <= 0:
             return {**options, "do_sample": False}
-        options |= {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k}
+        top_k = genai_top_k(self.top_k, vocab_size)
+        options |= {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p, "top_k": top_k}
         if self.seed is not None:
             options["random_seed"] = self.seed
         return options
+
+
+def genai_top_k(top_k: int, vocab_size: int) -> int:
+    """``top_k`` as onnxruntime-genai takes it: 0 (no cut) or more than the vocabulary is the whole vocabulary
+    (genai raised "top_k (1000000) must be less than or equal to vocab_size"), as llama.cpp and transformers
+    read them."""
+    return vocab_size if top_k <= 0 or top_k > vocab_size else top_k
+
+
+def vocab_size(folder: Path, config: dict[str, Any] | None = None) -> int:
+    """The vocabulary size genai_config.json names (``config``: the file, already read)."""
+    config = config or json.loads((folder / "genai_config.json").read_text(encoding="utf-8"))
+    return int(config["model"]["vocab_size"])
 
 
 class NoChatTemplateError(UserInputError):
@@ -68,6 +83,55 @@ def genai_chat_prompt(tokenizer: Any, messages: list[dict[str, str]], template: 
         if "empty chat template" in first.lower():
             raise NoChatTemplateError("the model has no chat template") from e
         raise ChatTemplateRejectedError(first) from e
+
+
+class BrokenChatTemplateError(UserInputError):
+    """The model's chat template is not Jinja that parses: the model's files are at fault, not a conversation."""
+
+
+# transformers' {% generation %} tags (its AssistantTracker extension): no part of Jinja itself
+_GENERATION_TAG = re.compile(r"\{%-?\s*(?:end)?generation\s*-?%\}")
+
+
+def check_chat_template(template: str | None, source: str) -> None:
+    """Raise :class:`BrokenChatTemplateError` when ``template`` (read from ``source``: a file, or the metadata that
+    held it) does not parse as Jinja. A syntax error was blamed on each conversation ("the chat template refuses a
+    conversation with --system", a 400 on ``messages`` for every request) instead of the model's file."""
+    if not template:
+        return
+    try:
+        import jinja2
+    except ImportError:  # the runtime renders it without jinja2: its own error says what is wrong, at the first turn
+        return
+    try:
+        jinja2.Environment(extensions=["jinja2.ext.loopcontrols"]).parse(_GENERATION_TAG.sub("", template))
+    except jinja2.TemplateSyntaxError as e:
+        raise BrokenChatTemplateError(
+            f"the model's chat template in {source} is not valid Jinja: {e.message} (line {e.lineno})",
+            hint=f"fix the template in {source} (or copy the base model's chat template there): chat and serve "
+            "render every conversation with it",
+        ) from e
+
+
+def folder_chat_template(folder: Path) -> tuple[str, Path] | None:
+    """(the chat template, the file it is in) of a model folder, as the runtimes read it: chat_template.jinja,
+    else tokenizer_config.json's ``chat_template`` text; None without either."""
+    if (text := chat_template_file(folder)) is not None:
+        return text, folder / "chat_template.jinja"
+    config = folder / "tokenizer_config.json"
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    template = data.get("chat_template") if isinstance(data, dict) else None
+    return (template, config) if isinstance(template, str) else None
+
+
+def check_folder_chat_template(folder: Path) -> None:
+    """:func:`check_chat_template` on a model folder's template (chat_template.jinja or tokenizer_config.json)."""
+    if found := folder_chat_template(folder):
+        template, source = found
+        check_chat_template(template, str(source))
 
 
 def chat_template_file(folder: Path) -> str | None:
@@ -164,8 +228,10 @@ class ChatSession(Conversation):
         self.folder = Path(model_dir)
         self._bos = genai_leading_bos(og, self.model)  # as serve, evaluation and fine-tuning put it
         self._template = chat_template_file(self.folder)
+        check_folder_chat_template(self.folder)  # broken: said now, as the model's, not at the first turn
         self._end_ids = end_ids(self.folder)
         self.context_tokens = context_window(self.folder)
+        self._vocab_size = vocab_size(self.folder)
         self.system = system
         self.sampling = sampling or Sampling()
         self.max_new_tokens = max_new_tokens
@@ -183,7 +249,8 @@ class ChatSession(Conversation):
         ids, dropped = self.prompt_ids(text)
         self.last_prompt_ids = ids
         params = self.og.GeneratorParams(self.model)
-        params.set_search_options(max_length=len(ids) + self.max_new_tokens, **self.sampling.search_options())
+        options = self.sampling.search_options(self._vocab_size)
+        params.set_search_options(max_length=len(ids) + self.max_new_tokens, **options)
         generator = self.og.Generator(self.model, params)
         if self.adapter is not None:
             generator.set_active_adapter(self.adapters, self.adapter)

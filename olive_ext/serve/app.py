@@ -104,7 +104,7 @@ class Server:
             max_new_tokens=min(wanted, room),  # what does not fit the context ends with finish_reason "length"
             temperature=req.temperature if req.top_p > 0 else 0.0,  # top_p 0: the most likely token alone
             top_p=req.top_p or 1.0,
-            top_k=req.top_k or None,
+            top_k=req.top_k,  # 0: no top-k cut; absent: the model's default
             seed=req.seed,
             repetition_penalty=req.repetition_penalty,
             frequency_penalty=req.frequency_penalty,

@@ -35,7 +35,7 @@ class Sampling:
     max_new_tokens: int
     temperature: float = 1.0
     top_p: float = 1.0
-    top_k: int | None = None  # None: the model's own default
+    top_k: int | None = None  # None: the model's own default; 0: no top-k cut
     seed: int | None = None
     repetition_penalty: float = 1.0
     frequency_penalty: float = 0.0  # OpenAI's penalties; only backends with ``penalties`` take other values

@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from olive_ext.errors import UserInputError
-from olive_ext.onnx.chat import chat_template_file, end_ids, genai_chat_prompt
+from olive_ext.onnx.chat import (
+    chat_template_file,
+    check_folder_chat_template,
+    end_ids,
+    genai_chat_prompt,
+    genai_top_k,
+    vocab_size,
+)
 from olive_ext.onnx.genai_tokens import genai_encode, genai_leading_bos
 from olive_ext.onnx.runtime import genai
 from olive_ext.onnx.text_stream import text_stream
@@ -30,7 +37,9 @@ class GenAIBackend:
         self.context_length = int(config["model"]["context_length"])
         self.max_context_length = self.context_length  # genai allocates per request: the whole context is served
         self._end_ids = end_ids(folder, config)
+        self._vocab_size = vocab_size(folder, config)
         self._template = chat_template_file(folder)
+        check_folder_chat_template(folder)  # broken: the server does not start (it was a 400 on every chat request)
         try:
             self._model = self._og.Model(str(folder))
             self._tokenizer = self._og.Tokenizer(self._model)
@@ -83,7 +92,7 @@ class GenAIBackend:
         if sampling.temperature > 0:
             options.update(temperature=sampling.temperature, top_p=sampling.top_p)
             if sampling.top_k is not None:
-                options["top_k"] = sampling.top_k
+                options["top_k"] = genai_top_k(sampling.top_k, self._vocab_size)
             if sampling.seed is not None:
                 options["random_seed"] = sampling.seed
         params = self._og.GeneratorParams(self._model)

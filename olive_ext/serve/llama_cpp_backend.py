@@ -20,11 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from olive_ext.cpu_threads import plan_threads
-from olive_ext.deploy.bundle import chat_template_text
 from olive_ext.errors import MissingDependencyError, UserInputError
-from olive_ext.evaluate.backends.llama_cpp import gguf_in, load_llama
+from olive_ext.evaluate.backends.llama_cpp import gguf_in, held_context, load_llama
 from olive_ext.models.gguf_header import trained_context
-from olive_ext.onnx.chat import ChatTemplateRejectedError, NoChatTemplateError
+from olive_ext.onnx.chat import (
+    ChatTemplateRejectedError,
+    NoChatTemplateError,
+    check_chat_template,
+    folder_chat_template,
+)
 from olive_ext.onnx.runtime import LLAMACPP_INSTALL, llama_cpp_available
 from olive_ext.serve.backend import Piece, Sampling
 
@@ -85,7 +89,7 @@ class LlamaCppBackend:
         for llm in models:
             self._pool.put(llm)
         self._first = models[0]  # its vocabulary tokenizes (read-only; see the module's docstring)
-        self.context_length = int(self._first.n_ctx())
+        self.context_length = held_context(self._first)  # what --context_length asked for, not llama.cpp's padding
         # the model's trained context: what --context_length may raise the served one to
         self.max_context_length = max(self.context_length, trained_context(gguf) or 0)
         self.adapters = []
@@ -96,8 +100,10 @@ class LlamaCppBackend:
         self._bos = int(self._first.token_bos())
         # end of turn: what llama.cpp calls end-of-generation (EOS, EOT, <|im_end|>, ...) plus ``end_ids``
         self._end_ids = set(end_ids)
-        template = chat_template_text(folder) if folder is not None else None
-        template = template or self._first.metadata.get("tokenizer.chat_template")
+        found = folder_chat_template(folder) if folder is not None else None
+        template, source = found if found and found[0] else (self._first.metadata.get("tokenizer.chat_template"), None)
+        # broken: said at start-up as the model's (Jinja2ChatFormatter raised its TemplateSyntaxError unexplained)
+        check_chat_template(template, str(source or f"{gguf}'s tokenizer.chat_template metadata"))
         self._formatter = self._chat_formatter(template) if template else None
 
     def _chat_formatter(self, template: str) -> Any:

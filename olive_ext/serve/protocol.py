@@ -39,22 +39,28 @@ class APIError(Exception):
 # OpenAI parameters this server does not implement -> the value that asks for nothing (absent also does).
 # Set to anything else, a request is refused naming the parameter, not answered as if it had not been sent.
 UNSUPPORTED = {
-    "logprobs": (False, "token log-probabilities are not returned"),
-    "top_logprobs": (0, "token log-probabilities are not returned"),
-    "response_format": ({"type": "text"}, "JSON modes and schemas are not enforced; ask for JSON in the prompt"),
-    "tools": ([], "tool calling is not supported"),
-    "tool_choice": ("none", "tool calling is not supported"),
-    "functions": ([], "function calling is not supported"),
-    "function_call": ("none", "function calling is not supported"),
-    "logit_bias": ({}, "logit_bias is not supported"),
+    "logprobs": (False, "token log-probabilities are not returned by this server"),
+    "top_logprobs": (0, "token log-probabilities are not returned by this server"),
+    "response_format": (
+        {"type": "text"},
+        "JSON modes and schemas are not enforced by this server; ask for JSON in the prompt instead",
+    ),
+    "tools": ([], "tool calling is not supported by this server"),
+    "tool_choice": ("none", "tool calling is not supported by this server"),
+    "functions": ([], "function calling is not supported by this server"),
+    "function_call": ("none", "function calling is not supported by this server"),
+    "logit_bias": ({}, "logit_bias is not supported by this server"),
     # an adapter is a model here (`model: NAME`, as /v1/models lists it); `extra_body={"adapter": ...}` was
     # answered by the base model without a word
-    "adapter": (None, "an adapter is chosen with the 'model' field (its name, as /v1/models lists it), not read"),
+    "adapter": (None, "this server does not read it: choose an adapter with the 'model' field (its name, as "
+                "/v1/models lists it)"),
     # /v1/completions: answered as if not sent before
-    "suffix": ("", "suffix (text after the completion, fill-in-the-middle) is not supported"),
-    "best_of": (1, "best_of is not supported: one completion per request"),
+    "suffix": ("", "suffix (text after the completion, fill-in-the-middle) is not supported by this server"),
+    "best_of": (1, "best_of is not supported by this server: one completion per request"),
 }
 
+
+SEED_MAX = 2**31 - 1  # the largest seed every runtime takes; chat's --seed has the same range
 
 _SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads keeps a lone one; a pair is already one character
 
@@ -101,11 +107,13 @@ class _Sampling(BaseModel):
     max_tokens: StrictInt | None = Field(None, ge=1)
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, ge=0.0, le=1.0, description="0 keeps the most likely token alone: greedy, as OpenAI")
-    top_k: StrictInt | None = Field(None, ge=0, description="extension: 0 or absent keeps the model's default")
+    top_k: StrictInt | None = Field(
+        None, ge=0, description="extension: 0 (or over the vocabulary): no top-k cut; absent: the model's default"
+    )
     repetition_penalty: float = Field(1.0, gt=0.0, description="extension: multiplies repeated tokens' logits away")
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
-    seed: StrictInt | None = Field(None, ge=0, le=2**31 - 1)  # the runtimes' seeds are 32-bit
+    seed: StrictInt | None = Field(None, ge=0, le=SEED_MAX)  # the runtimes' seeds are 32-bit (as chat's --seed)
     stop: str | list[str] | None = None
     n: StrictInt = Field(1, ge=1, le=1, description="one choice per request")
     stream: StrictBool = False
@@ -118,7 +126,7 @@ class _Sampling(BaseModel):
             for name, (nothing, why) in UNSUPPORTED.items():
                 value = data.get(name)
                 if value is not None and value != nothing:
-                    raise APIError(400, f"{name}: {why} by this server (olive-ext serve)", param=name,
+                    raise APIError(400, f"{name}: {why} (olive-ext serve)", param=name,
                                    code="unsupported_parameter")  # fmt: skip
         return data
 
@@ -178,6 +186,16 @@ class ChatCompletionRequest(_Sampling):
 
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: StrictInt | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _every_message_has_content(self) -> ChatCompletionRequest:
+        """A message without content is refused, as OpenAI does (a template rendered it as an empty turn)."""
+        for i, message in enumerate(self.messages):
+            if message.content is None:
+                raise APIError(400, f"messages[{i}].content: is missing; give the {message.role} message's text (a "
+                               "string, or a list of text parts)", param=f"messages.{i}.content",
+                               code="invalid_value")  # fmt: skip
+        return self
 
     def plain_messages(self) -> list[dict[str, str]]:
         """The messages as ``{"role", "content"}`` dicts for a chat template (developer -> system)."""

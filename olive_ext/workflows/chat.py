@@ -58,15 +58,19 @@ class ChatOptions(Options):
         0.0, ge=0, description="0: greedy, the answers auto-opt measured; 0.7 with --top_p 0.9 for varied text"
     )
     top_p: float = Field(1.0, gt=0, le=1, description="sample from the smallest set of tokens with this probability")
-    top_k: int = Field(50, ge=1, description="sample from the k most likely tokens")
+    top_k: int = Field(
+        50, ge=0, description="sample from the k most likely tokens (0, or over the vocabulary: no top-k cut)"
+    )
     repetition_penalty: float = Field(1.0, gt=0, description="above 1 discourages repeating tokens (loops)")
-    seed: int | None = Field(None, description="random seed for sampling (the same seed, the same answers)")
+    seed: int | None = Field(
+        None, ge=0, le=2**31 - 1, description="random seed for sampling, 0 to 2147483647 (as serve takes)"
+    )
     context_length: int = field_of(ServeOptions, "context_length")
 
     @field_validator("prompt", "system")
     @classmethod
     def _utf8(cls, value: str | None) -> str | None:
-        if value is not None and (problem := not_utf8(value)):
+        if value is not None and (problem := unusable_text(value)):
             raise ValueError(problem)
         return value
 
@@ -83,6 +87,14 @@ def not_utf8(text: str) -> str | None:
         return None
     shown = ", ".join(f"0x{ord(ch) - 0xDC00:02x}" if ch >= "\udc80" else f"\\u{ord(ch):04x}" for ch in bad)
     return f"is not UTF-8 text (cannot decode {shown}); write it in UTF-8 (check the terminal's or file's encoding)"
+
+
+def unusable_text(text: str) -> str | None:
+    """Why ``text`` cannot go to the model, or None: :func:`not_utf8`, or a NUL, which ends the C string the
+    tokenizer reads (the rest of the message was dropped, and the cut message kept in the history)."""
+    if "\0" in text:
+        return "contains a NUL character (\\x00), which the model cannot read: remove it"
+    return not_utf8(text)
 
 
 def open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession | TorchChatSession:
@@ -330,7 +342,7 @@ def _turn(session: ChatSession | GGUFChatSession | TorchChatSession, text: str, 
         session.reset()
         write("(conversation cleared)\n")
         return
-    if problem := not_utf8(text):  # echoing or tokenizing it would raise UnicodeEncodeError
+    if problem := unusable_text(text):  # a lone surrogate raised UnicodeEncodeError, a NUL cut the message
         write(f"(that line {problem}; it was not sent)\n")
         return
     if text.startswith("/"):

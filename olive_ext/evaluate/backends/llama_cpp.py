@@ -49,6 +49,12 @@ def load_llama(model_path: Path, threads: int, n_ctx: int = 0) -> Any:
     )
 
 
+def held_context(llm: Any) -> int:
+    """The tokens a ``llama_cpp.Llama`` really holds: llama.cpp pads its context up (300 -> 512), while
+    llama-cpp-python's token buffer keeps the size asked for, and a prompt past it raised "could not broadcast"."""
+    return min(int(llm.n_ctx()), len(llm.input_ids))
+
+
 class LlamaCppBackend(LMBackend):
     """A gguf_export folder run by llama.cpp on the CPU with a fixed thread count."""
 
@@ -60,7 +66,7 @@ class LlamaCppBackend(LMBackend):
 
         self._lib = llama_cpp
         self.llm = load_llama(path, threads)
-        self.context_length = self.llm.n_ctx()
+        self.context_length = held_context(self.llm)
         self.n_vocab = self.llm.n_vocab()
         self.eos_ids = {int(self.llm.token_eos())}
         # chat models end a turn with EOT (e.g. <|im_end|>), which may differ from EOS
