@@ -13,7 +13,7 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from olive_ext.errors import MissingDependencyError, UserInputError
-from olive_ext.serve.backend import built_model_path, load_backend, served_names
+from olive_ext.serve.backend import load_backend, local_model_path, served_names
 from olive_ext.serve.options import ServeOptions
 
 if TYPE_CHECKING:
@@ -33,7 +33,8 @@ def build_app(opts: ServeOptions) -> tuple[FastAPI, list[str]]:
     backend, default_name = load_backend(opts.model_name_or_path, opts.workers, opts.context_length, opts.threads)
     name = opts.served_model_name or default_name
     # a bundle's folder name keeps working beside its manifest name (not listed; an adapter's name wins)
-    aliases = [] if opts.served_model_name else served_names(built_model_path(opts.model_name_or_path, ""))[1:]
+    # (load_backend checked the path and the bundle: its files were hashed, and a changed one warned of, twice)
+    aliases = [] if opts.served_model_name else served_names(local_model_path(opts.model_name_or_path))[1:]
     if name in backend.adapters:
         raise UserInputError(
             f"an adapter is named {name!r} like the base model", hint="give the base another --served_model_name"

