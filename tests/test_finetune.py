@@ -143,6 +143,19 @@ def test_labels_cover_the_answer_and_end_of_turn_and_truncation_is_reported(tiny
         tokenize([Example("Q: what tone is this long prompt? A:", " happy", "happy")], enc, 4)
 
 
+def test_a_cached_fine_tune_records_this_runs_base_model(tiny_llama: Path, tone_file: Path, tmp_path: Path) -> None:
+    """The same model given another way (a copy of its folder; `pypi:smollm2-135m-instruct` and the .gguf it unpacks
+    to) is a cache hit, and model_config.json named the base as the run that built it had given it."""
+    import shutil
+
+    link = shutil.copytree(tiny_llama, tmp_path / "copy")
+    common = ["-d", "json", "--data_files", str(tone_file), "--train_split", "train[:8]", "--text_template",
+              TEMPLATE.replace("\n", "\\n"), "--max_steps", "1", "--cache_dir", str(tmp_path / "cache")]  # fmt: skip
+    for model, out in ((tiny_llama, tmp_path / "a"), (link, tmp_path / "b")):
+        assert main(["finetune", "-m", str(model), *common, "-o", str(out)]) == 0
+        assert json.loads((out / "model_config.json").read_text())["base_model"] == str(model)
+
+
 def test_cli_trains_evaluates_and_writes_the_output_folder(tiny_llama: Path, tone_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "ft"
     code = main([

@@ -276,6 +276,8 @@ def deployment_info(chosen: CandidateResult, recipe: Recipe, source: Artifact | 
     }
     # the adapter the model was fine-tuned with: as recorded at build time, else this run's input (a cache hit
     # records the folder the build first came from, which may since have moved)
+    if "base_model" in chosen.artifact.meta:  # this run's input as its passes saw it: a cache hit kept the
+        info["base_model"] = recipe.input_model.path  # spelling of the run that built it (pypi:... for the .gguf)
     origin = chosen.artifact.meta.get("source_model") or {}
     adapters = [origin.get("adapter_path"), source.adapter_path if source else None, recipe.input_model.adapter_path]
     adapter = next((a for a in adapters if a and Path(a).is_dir()), None)
