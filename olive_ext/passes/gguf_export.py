@@ -113,7 +113,7 @@ def export_gguf(
     dest = out / f"model-{quant}.gguf"
     with tempfile.TemporaryDirectory(prefix="olive-ext-gguf-", dir=out) as tmp:
         if ctx is not None:
-            source = merged_model(artifact, ctx, "float32") if artifact.adapter_path else Path(artifact.path)
+            source = merged_model(artifact, ctx) if artifact.adapter_path else Path(artifact.path)
 
             def write_f32(folder: Path) -> None:
                 hf_to_gguf(source, folder / F32_FILE, gguf_model_name(artifact))

@@ -352,9 +352,7 @@ class ModelBuilder(Pass[ModelBuilderConfig]):
                     hint="write adapter_mode: merge (the adapter merged into the weights)",
                 )
         if adapter and cfg.adapter_mode == "merge":
-            # in float32 whatever the base's dtype: merged in bf16/fp16, base + delta was rounded to 16 bits and
-            # the fp32 build failed parity with the fp32 reference; one merge serves every candidate of the run
-            base = str(merged_model(artifact, ctx, "float32"))
+            base = str(merged_model(artifact, ctx))  # one merge (float32) serves every candidate of the run
         base = str(with_float_embedding(Path(base), work))  # Olive's Rtn with embeds: the builder reads floats
         shown = {k: v for k, v in options.items() if k not in {"hf_token", "hf_remote"}}
         if adapter and cfg.adapter_mode != "merge":
