@@ -122,7 +122,7 @@ def file_problems(recipe: Recipe, olive: bool = False) -> list[Problem]:
     loader = made_by_loader(recipe)
     problems: list[Problem] = []
     for key, check in input_checks(checked_model(recipe), recipe.data):
-        path = _model_key(olive) if key is None else (
+        path = ("input_model.model_path" if olive else "input_model.path") if key is None else (
             "data_configs" if olive else f"data.{key}")  # fmt: skip
         if problems and problems[-1].path == path:
             continue  # a data file that cannot be read has no columns to check
@@ -211,8 +211,7 @@ def _causal_lm(model: str) -> str | None:
     path = Path(model).expanduser()
     if path.suffix == ".gguf" or (path.is_dir() and any(path.glob("*.gguf"))):
         return "a GGUF model"
-    readable = path.is_dir() or (looks_like_hub_id(model) and not path.exists())
-    archs = (config_json(model) or {}).get("architectures") or [] if readable else []
+    archs = (config_json(model) or {}).get("architectures") or []  # a folder's, or a hub id's cached copy
     return next((str(a) for a in archs if str(a).endswith(("ForCausalLM", "LMHeadModel"))), None)
 
 
@@ -247,11 +246,6 @@ def check_recipe_before_work(recipe: Recipe, write_output: bool = True) -> None:
     check_timing_prompt(recipe)
     check_benchmark_datasets(recipe)
     check_something_measurable(recipe)
-
-
-def _model_key(olive: bool) -> str:
-    """Where a recipe names its input model (``olive``: as an Olive run config spells it)."""
-    return "input_model.model_path" if olive else "input_model.path"
 
 
 def check_something_measurable(recipe: Recipe) -> None:
@@ -418,9 +412,16 @@ def check_weight_files(folder: Path) -> None:
 
 
 class ModelNotHereError(UserInputError):
-    """A hub model that is neither reachable nor in the local hub cache (its hub id: ``name``)."""
+    """A hub model (``name``) that is neither reachable nor in the local hub cache."""
 
-    name: str = ""
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"model {name!r} is not on this machine: the Hugging Face hub cannot be reached (or HF_HUB_OFFLINE is "
+            "set) and the hub cache holds no copy of it",
+            hint="give a local model folder with -m (for an adapter trained on it: -m BASE --adapter_path "
+            f"ADAPTER), or download it where the hub can be reached: hf download {name}",
+        )
+        self.name = name
 
 
 def check_hub_model(name: str) -> None:
@@ -432,14 +433,7 @@ def check_hub_model(name: str) -> None:
     from huggingface_hub import try_to_load_from_cache  # only for hub ids offline (start-up time)
 
     if not isinstance(try_to_load_from_cache(name, "config.json", cache_dir=hub_cache_dir()), str):
-        error = ModelNotHereError(
-            f"model {name!r} is not on this machine: the Hugging Face hub cannot be reached (or HF_HUB_OFFLINE is "
-            "set) and the hub cache holds no copy of it",
-            hint="give a local model folder with -m (for an adapter trained on it: -m BASE --adapter_path "
-            f"ADAPTER), or download it where the hub can be reached: hf download {name}",
-        )
-        error.name = name
-        raise error
+        raise ModelNotHereError(name)
 
 
 def check_quantization(folder: Path, config: dict[str, Any]) -> None:

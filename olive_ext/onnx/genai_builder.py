@@ -197,10 +197,10 @@ _READS_NESTED_ROPE = ("Gemma4",)
 _LLAMA_ROPE_CLASSES = ("LlamaForCausalLM", "NemotronForCausalLM", "SmolLM3ForCausalLM")
 
 
-def _unread_rope(archs: list[str], rope_type: str) -> str | None:
+def _unread_rope(archs: list[str], rope_type: str | None) -> str | None:
     """Why the builder would build this RoPE scaling wrong or fail on it, or None when it reads it."""
     # dynamic NTK scaling changes nothing within the trained context, which the builder's model keeps to
-    if any(a in _LLAMA_ROPE_CLASSES for a in archs) and rope_type not in ("default", "llama3", "dynamic", "None"):
+    if any(a in _LLAMA_ROPE_CLASSES for a in archs) and rope_type not in (None, "default", "llama3", "dynamic"):
         return "the builder's Llama class reads only rope_type llama3 and would build plain RoPE, another model"
     if rope_type == "yarn" and not any(a.startswith("GptOss") for a in archs):
         return "the builder's YaRN fails on this architecture (it reads it for GPT-OSS)"
@@ -241,7 +241,7 @@ def bridge_config(config: Any) -> list[str]:
         if rope.get("rope_type") == "longrope" and "type" not in rope:  # the Phi-3 class reads transformers 4's key
             rope["type"] = "longrope"
             changed.append("rope_parameters.type=longrope")
-        unread = _unread_rope(archs, str(rope.get("rope_type")))
+        unread = _unread_rope(archs, rope.get("rope_type"))
         if unread:  # raised as the builder raises an unknown RoPE style: a model-level refusal, said once
             raise NotImplementedError(f"The {rope.get('rope_type')} RoPE style is not currently supported: {unread}")
     if getattr(config, "rms_norm_eps", None) is None:
@@ -423,11 +423,9 @@ def check_buildable(config: dict[str, Any] | None, model: str, folder: str) -> N
     that the builder cannot build (:func:`builder_input_problem`): each candidate loaded the model for 10-40 s, then
     failed naming a scratch folder (or failed its check, once per candidate), and `--dry_run` said all was well."""
     problem = builder_input_problem(config, Path(folder) / "config.json") if config is not None else None
-    if problem is None:
-        return
-    unknown = "has no class for" in problem
-    raise UserInputError(f"{model}: {problem}" + (", and it builds every candidate of a causal LM" if unknown else ""),
-                         hint=_hint("architectures") if unknown else None)  # fmt: skip
+    if problem is not None:
+        raise UserInputError(f"{model}: {problem}; the genai builder builds every candidate of a causal LM",
+                             hint=_hint("architectures"))  # fmt: skip
 
 
 def model_level_field(error: BaseException, config: dict[str, Any]) -> str | None:
