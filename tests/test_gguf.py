@@ -37,16 +37,24 @@ def _llama_cpp() -> None:
 # ----------------------------------------------------------------------------- converter (no llama.cpp)
 
 
-def test_gguf_from_hf_matches_the_model_through_transformers_reader(tiny_llama: Path, tmp_path: Path) -> None:
+def _reads_back_to_the_same_logits(model_dir: Path, folder: Path, name: str) -> None:
+    """``hf_to_gguf`` of ``model_dir`` into ``folder/name``, read back by transformers' own GGUF reader (an
+    independent implementation of the names, permutation and metadata): the same logits."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    hf_to_gguf(tiny_llama, tmp_path / "tiny.gguf")
-    ref = AutoModelForCausalLM.from_pretrained(tiny_llama)
-    back = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file="tiny.gguf")
+    hf_to_gguf(model_dir, folder / name)
+    ref = AutoModelForCausalLM.from_pretrained(model_dir)
+    back = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
     ids = torch.tensor([[1, 5, 17, 40, 99, 3, 250, 7]])
     with torch.no_grad():
         assert torch.allclose(ref(ids).logits, back(ids).logits, atol=1e-5)
+
+
+def test_gguf_from_hf_matches_the_model_through_transformers_reader(tiny_llama: Path, tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    _reads_back_to_the_same_logits(tiny_llama, tmp_path, "tiny.gguf")
     text = "<|im_start|>user\nthe cat is 123 happy?<|im_end|>\n<|im_start|>assistant\n"
     hf_ids = AutoTokenizer.from_pretrained(tiny_llama)(text)["input_ids"]
     assert AutoTokenizer.from_pretrained(tmp_path, gguf_file="tiny.gguf")(text)["input_ids"] == hf_ids
@@ -249,12 +257,8 @@ def test_qwen2_and_mistral_export_to_gguf_that_llama_cpp_runs_as_pytorch_does(fa
         config = json.loads((model_dir / "config.json").read_text())
         (model_dir / "config.json").write_text(json.dumps({**config, "sliding_window": None}))
     assert DECODER_FAMILIES[family][1] in json.loads((model_dir / "config.json").read_text())["architectures"]
-    hf_to_gguf(model_dir, tmp_path / "f32.gguf")
+    _reads_back_to_the_same_logits(model_dir, tmp_path, "f32.gguf")
     model = AutoModelForCausalLM.from_pretrained(model_dir)
-    back = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file="f32.gguf")
-    ids = torch.tensor([[1, 5, 17, 40, 99, 3, 250, 7]])
-    with torch.no_grad():
-        assert torch.allclose(model(ids).logits, back(ids).logits, atol=1e-5)
     export_gguf(Artifact("hf", str(model_dir)), tmp_path / "built", "F32")
     backend = open_backend("gguf", str(tmp_path / "built"), None, "CPUExecutionProvider", 1)
     prompt = [1, 425, 201, 511, 71, 469, 358]
