@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # the names __getattr__ loads, for type checkers and IDEs
     from olive_ext.workflows.export import export
     from olive_ext.workflows.finetune import finetune
     from olive_ext.workflows.generate_adapter import generate_adapter
+    from olive_ext.workflows.optimize import optimize
     from olive_ext.workflows.package import package, verify
     from olive_ext.workflows.quantize import quantize
     from olive_ext.workflows.run import run, validate
@@ -37,6 +38,7 @@ if TYPE_CHECKING:  # the names __getattr__ loads, for type checkers and IDEs
 _EXPORTS = {
     "finetune": "olive_ext.workflows.finetune",
     "auto_opt": "olive_ext.workflows.auto_opt",
+    "optimize": "olive_ext.workflows.optimize",
     "quantize": "olive_ext.workflows.quantize",
     "export": "olive_ext.workflows.export",
     "generate_adapter": "olive_ext.workflows.generate_adapter",
@@ -62,6 +64,7 @@ __all__ = [  # a literal list, so that linters see the lazily loaded names (a te
     "export",
     "finetune",
     "generate_adapter",
+    "optimize",
     "package",
     "quantize",
     "run",

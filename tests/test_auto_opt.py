@@ -225,8 +225,11 @@ def test_a_fine_tunes_eval_split_is_narrowed_by_eval_split_and_max_samples(
         eval_of("--text_template", "X: {q} {a}", "--use_chat_template")
     # a fine-tune that recorded no eval split: the flags have no rows to shape (the run went on, unscored)
     (model.parent / "model_config.json").write_text(json.dumps({"kind": "hf", "model": "model"}))
-    with pytest.raises(UserInputError, match="--text_template has no rows to shape"):
+    with pytest.raises(UserInputError, match="--text_template has no rows to apply to"):
         eval_of("--text_template", "X: {q} {a}")
+    # ... nor has a split or a row count (dropped without a word before; Olive's --split is --eval_split here)
+    with pytest.raises(UserInputError, match="--eval_split, --max_samples have no rows to apply to"):
+        eval_of("--split", "train[:2]", "--max_samples", "2")
 
 
 def test_a_source_model_with_no_exact_answer_is_warned_about() -> None:

@@ -21,8 +21,6 @@ _NOT_COMMANDS = {"common"}
 OLIVE_ONLY_COMMANDS = {
     "capture-onnx-graph": "to convert to ONNX run `olive-ext auto-opt -m MODEL --precision fp32 -o OUT` "
     "(LLMs, onnxruntime-genai) or `olive-ext quantize` (int4/int8); encoders: a recipe with the onnx_export pass",
-    "optimize": "run `olive-ext auto-opt -m MODEL --device cpu|gpu|npu -o OUT`: it builds candidates, "
-    "measures them and keeps the best",
     "convert-adapters": "run `olive-ext generate-adapter -m BASE --adapter_path ADAPTER... -o OUT`: it writes "
     ".onnx_adapter files checked against peft",
     "export-adapters": "run `olive-ext generate-adapter -m BASE --adapter_path ADAPTER... -o OUT`",

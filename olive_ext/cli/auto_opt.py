@@ -6,6 +6,9 @@ import argparse
 from typing import TYPE_CHECKING
 
 from olive_ext.cli.common import (
+    OLIVE_DATA_FLAGS,
+    OLIVE_INPUT_MODEL_FLAGS,
+    OLIVE_SHARED_CACHE_FLAGS,
     add_cache_dir,
     add_data_arguments,
     add_executor,
@@ -13,10 +16,14 @@ from olive_ext.cli.common import (
     add_olive_accepted,
     add_output,
     option,
+    print_dry_run,
 )
 
 if TYPE_CHECKING:
-    from olive_ext.workflows.auto_opt import AutoOptOptions
+    from collections.abc import Callable
+
+    from olive_ext.progress import Progress
+    from olive_ext.workflows.auto_opt import AutoOptOptions, AutoOptResult, PipelineShaper
 
 NAME = "auto-opt"
 HELP = "convert a model (and adapter) to ONNX for a device: build candidates, measure them, pick the best"
@@ -37,6 +44,10 @@ output, cache) and prints the recipe of each device; it builds and measures noth
 """
 ORDER = 20
 OLIVE_REPLACEMENTS = {
+    **OLIVE_INPUT_MODEL_FLAGS,
+    **OLIVE_SHARED_CACHE_FLAGS,
+    **OLIVE_DATA_FLAGS,
+    "--batch_size": "not needed: each candidate is scored row by row (one teacher-forced pass per row)",
     "--num_splits": "not supported: olive-ext builds single-file models",
     "--use_model_builder": "not needed: LLMs always go through the onnxruntime-genai model builder",
     "--enable_search": "not needed: auto-opt always searches (see --search and --max_candidates)",
@@ -56,35 +67,43 @@ OLIVE_REPLACEMENTS = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from olive_ext.workflows.auto_opt import AutoOptOptions as O
+    from olive_ext.workflows.auto_opt import AutoOptOptions
 
-    option(p, O, "model_name_or_path", "-m", "--model_name_or_path")
-    option(p, O, "adapter_path", "-a", "--adapter_path")
-    option(p, O, "device", nargs="+")
-    option(p, O, "provider")
-    option(p, O, "precision")
-    option(p, O, "gguf", type=bool)
-    option(p, O, "olive_int4", type=bool)
-    option(p, O, "use_ort_genai", type=bool)
-    option(p, O, "trust_remote_code", action="store_true")
-    option(p, O, "task", "-t", "--task")
-    add_output(p, O)
-    add_data_arguments(p, O, "eval_split")
+    add_auto_opt_arguments(p, AutoOptOptions)
+
+
+def add_auto_opt_arguments(
+    p: argparse.ArgumentParser, model: type[AutoOptOptions], precisions: list[str] | None = None
+) -> None:
+    """auto-opt's flags from options model ``model`` (auto-opt's, or a command's built on it, as optimize);
+    ``precisions``: the --precision choices when they are not the model's."""
+    option(p, model, "model_name_or_path", "-m", "--model_name_or_path")
+    option(p, model, "adapter_path", "-a", "--adapter_path")
+    option(p, model, "device", nargs="+")
+    option(p, model, "provider")
+    option(p, model, "precision", **({"choices": precisions} if precisions else {}))
+    option(p, model, "gguf", type=bool)
+    option(p, model, "olive_int4", type=bool)
+    option(p, model, "use_ort_genai", type=bool)
+    option(p, model, "trust_remote_code", action="store_true")
+    option(p, model, "task", "-t", "--task")
+    add_output(p, model)
+    add_data_arguments(p, model, "eval_split", "--split")  # --split: Olive's auto-opt and optimize spell it so
     q = p.add_argument_group("measurement and selection")
-    option(q, O, "metric")
-    option(q, O, "max_accuracy_drop", type=float)
-    option(q, O, "max_latency_ms", type=float)
-    option(q, O, "max_size_mb", type=float)
-    option(q, O, "objective")
-    option(q, O, "search")
-    option(q, O, "max_candidates", type=int)
-    option(q, O, "seed", type=int)
+    option(q, model, "metric")
+    option(q, model, "max_accuracy_drop", type=float)
+    option(q, model, "max_latency_ms", type=float)
+    option(q, model, "max_size_mb", type=float)
+    option(q, model, "objective")
+    option(q, model, "search")
+    option(q, model, "max_candidates", type=int)
+    option(q, model, "seed", type=int)
     for name in ("threads", "warmup", "repeats", "max_repeats", "prompt_tokens", "new_tokens", "max_new_tokens"):
-        option(q, O, name, type=int)
-    option(q, O, "timing_tolerance", type=float)
-    option(q, O, "teacher_forcing", type=bool)
-    option(q, O, "racing")
-    add_executor(p, O)
+        option(q, model, name, type=int)
+    option(q, model, "timing_tolerance", type=float)
+    option(q, model, "teacher_forcing", type=bool)
+    option(q, model, "racing")
+    add_executor(p, model)
     o = p.add_argument_group("other")
     o.add_argument(
         "--dry_run",
@@ -93,49 +112,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "build nothing",
     )
     add_olive_accepted(o)
-    add_cache_dir(p, O)
+    add_cache_dir(p, model)
     add_log_level(p)
 
 
 def main(args: argparse.Namespace) -> int:
     from olive_ext.cli.common import options_from_args
-    from olive_ext.cli.summary import print_run_summary
-    from olive_ext.errors import ConstraintsNotMetError
-    from olive_ext.progress import Progress
     from olive_ext.workflows.auto_opt import AutoOptOptions, run_auto_opt
 
     opts = options_from_args(AutoOptOptions, args)
     if args.dry_run:
         return dry_run(opts)
+    return run_and_summarize(lambda progress: run_auto_opt(opts, progress))
+
+
+def run_and_summarize(run: Callable[[Progress], AutoOptResult]) -> int:
+    """Run ``run`` with a progress display, then print each device's summary (also when constraints are not met)."""
+    from olive_ext.cli.summary import print_run_summary
+    from olive_ext.errors import ConstraintsNotMetError
+    from olive_ext.progress import Progress
+
     progress = Progress()
     try:
-        result = run_auto_opt(opts, progress)
+        result = run(progress)
     except ConstraintsNotMetError as e:
         if e.result is not None:
             print_run_summary(e.result, progress.console)
         raise
-    for run in result.runs.values():
-        print_run_summary(run, progress.console)
+    for one in result.runs.values():
+        print_run_summary(one, progress.console)
     return 0
 
 
-def dry_run(opts: AutoOptOptions) -> int:
+def dry_run(opts: AutoOptOptions, shape: PipelineShaper | None = None) -> int:
     """The checks before work and each device's recipe, as run_auto_opt makes them; printed, nothing built."""
-    import yaml
-
-    from olive_ext.console import make_console
-    from olive_ext.engine.preflight import check_recipe_before_work
-    from olive_ext.recipe.schema import resolved_recipe
     from olive_ext.workflows.auto_opt import plan_auto_opt
 
-    recipes = plan_auto_opt(opts)
-    for recipe in recipes.values():
-        check_recipe_before_work(recipe)  # as run_recipe does before its first step
-    print(yaml.safe_dump_all([resolved_recipe(r) for r in recipes.values()], sort_keys=False, allow_unicode=True),
-          end="")  # fmt: skip
-    console = make_console(stderr=True)
-    for device, recipe in recipes.items():
-        pipelines = len(recipe.pipelines) or 1
-        console.print(f"dry run: {device}: {pipelines} candidate pipeline{'s' if pipelines != 1 else ''}, "
-                      f"nothing built (output {recipe.output.path})", highlight=False)  # fmt: skip
-    return 0
+    return print_dry_run(plan_auto_opt(opts, shape))

@@ -14,6 +14,7 @@ from olive_ext.models.hub import go_offline_if_unreachable
 
 if TYPE_CHECKING:  # pydantic is imported only when a command's flags are built, not for `olive-ext --help`
     from olive_ext.options import Options
+    from olive_ext.recipe.schema import Recipe
 
 OptionsT = TypeVar("OptionsT", bound="Options")
 
@@ -47,12 +48,33 @@ def add_executor(parser: argparse.ArgumentParser, model: type[Options]) -> None:
     option(group, model, "ray_address")
 
 
-def add_olive_accepted(group: Any) -> None:
-    """Olive's --save_config_file and --disable_telemetry: accepted, as they change nothing here."""
-    group.add_argument(
-        "--save_config_file", action="store_true", help="accepted for Olive: recipe.yaml is always written"
-    )
+def add_olive_accepted(group: Any, *, config_file: bool = True) -> None:
+    """Olive's --disable_telemetry and (``config_file``: for commands that write recipe.yaml) --save_config_file:
+    accepted, as they change nothing here."""
+    if config_file:
+        group.add_argument(
+            "--save_config_file", action="store_true", help="accepted for Olive: recipe.yaml is always written"
+        )
     group.add_argument("--disable_telemetry", action="store_true", help="accepted for Olive: olive-ext sends nothing")
+
+
+# Olive flags several commands share that olive-ext does not take -> what to write instead (a command's
+# OLIVE_REPLACEMENTS spreads the groups it shares with Olive's command of the same name)
+OLIVE_INPUT_MODEL_FLAGS = {
+    "--test": "not supported: pass a small local model with -m",
+    "--model_script": "write a recipe whose input_model has model_script (as in an Olive config) and run "
+    "`olive-ext run --config RECIPE`",
+    "--script_dir": "write a recipe whose input_model has script_dir (as in an Olive config)",
+}
+OLIVE_SHARED_CACHE_FLAGS = {
+    "--account_name": "not supported: olive-ext caches locally (--cache_dir)",
+    "--container_name": "not supported: olive-ext caches locally (--cache_dir)",
+}
+OLIVE_DATA_FLAGS = {
+    "--subset": "dataset configurations (subsets) are not supported; use a local file (-d json --data_files)",
+    "--input_cols": "use --text_template '...{column}...' to say which columns make the text",
+    "--add_special_tokens": "not needed: the tokenizer's BOS is added when the model expects it, EOS after answers",
+}
 
 
 def setup_logging(level: str) -> None:
@@ -185,14 +207,17 @@ def literal_choices(annotation: Any) -> list[Any] | None:
     return literal_choices(inner[0]) if len(inner) == 1 else None
 
 
-def add_data_arguments(parser: argparse.ArgumentParser, model: type[Options], split_field: str) -> None:
-    """Olive's dataset flags: -d/--data_name, --data_files, the split flag, and how rows become text."""
+def add_data_arguments(
+    parser: argparse.ArgumentParser, model: type[Options], split_field: str, *split_flags: str
+) -> None:
+    """Olive's dataset flags: -d/--data_name, --data_files, the split flag (spelled ``split_flags`` too, as Olive's
+    command of that name spells it), and how rows become text."""
     from olive_ext.data.spec import DataOptions
 
     group = parser.add_argument_group("data")
     option(group, DataOptions, "data_name", "-d", "--data_name")
     option(group, DataOptions, "data_files")
-    option(group, model, split_field)
+    option(group, model, split_field, f"--{split_field}", *split_flags)
     option(group, DataOptions, "text_template")
     option(group, DataOptions, "text_field")
     option(group, DataOptions, "use_chat_template", action="store_true")
@@ -208,3 +233,24 @@ def options_from_args(model: type[OptionsT], args: argparse.Namespace) -> Option
 
     values = {name: getattr(args, name) for name in model.model_fields if getattr(args, name, None) is not None}
     return validate_options(model, values)
+
+
+def print_dry_run(recipes: dict[str, Recipe], what: str = "candidate pipeline") -> int:
+    """--dry_run: the checks a run makes before its first step, then each recipe (YAML on stdout) and a line per
+    recipe on stderr; nothing is built."""
+    import yaml
+
+    from olive_ext.console import make_console
+    from olive_ext.engine.preflight import check_recipe_before_work
+    from olive_ext.recipe.schema import resolved_recipe
+
+    for recipe in recipes.values():
+        check_recipe_before_work(recipe)  # as run_recipe does before its first step
+    print(yaml.safe_dump_all([resolved_recipe(r) for r in recipes.values()], sort_keys=False, allow_unicode=True),
+          end="")  # fmt: skip
+    console = make_console(stderr=True)
+    for name, recipe in recipes.items():
+        n = len(recipe.pipelines) or 1
+        console.print(f"dry run: {name}: {n} {what}{'s' if n != 1 else ''}, nothing built (output "
+                      f"{recipe.output.path})", highlight=False)  # fmt: skip
+    return 0

@@ -6,6 +6,9 @@ import argparse
 from typing import Any
 
 from olive_ext.cli.common import (
+    OLIVE_DATA_FLAGS,
+    OLIVE_INPUT_MODEL_FLAGS,
+    OLIVE_SHARED_CACHE_FLAGS,
     add_cache_dir,
     add_data_arguments,
     add_log_level,
@@ -39,16 +42,14 @@ Ctrl-C writes a checkpoint and says how to continue (--resume_from_checkpoint).
 ORDER = 10
 ACCEPTS_EXTRA_ARGS = True
 OLIVE_REPLACEMENTS = {
+    **OLIVE_INPUT_MODEL_FLAGS,
+    **OLIVE_SHARED_CACHE_FLAGS,
+    **OLIVE_DATA_FLAGS,
     "--task_name": "not a finetune flag (in Olive either): finetune trains a causal LM; write a classification "
     "task as a template whose trailing {column} is the label, e.g. --text_template 'Phrase: {phrase}\\nTone: {tone}'",
     "--train_subset": "dataset configurations (subsets) are not supported; use a local file (-d json --data_files)",
     "--eval_subset": "dataset configurations (subsets) are not supported; use a local file (-d json --data_files)",
     "--batch_size": "use --per_device_train_batch_size (and --per_device_eval_batch_size)",
-    "--input_cols": "use --text_template '...{column}...' to say which columns make the text",
-    "--add_special_tokens": "not needed: the tokenizer's BOS is added when the model expects it, EOS after answers",
-    "--account_name": "not supported: olive-ext caches locally (--cache_dir)",
-    "--container_name": "not supported: olive-ext caches locally (--cache_dir)",
-    "--test": "not supported: pass a small local model with -m",
     # Unsloth's FastLanguageModel / get_peft_model and TRL's SFTConfig names (README "Coming from Unsloth")
     "--load_in_4bit": "use --method qlora (the base loaded in 4-bit NF4 with bitsandbytes, as Unsloth's "
     "load_in_4bit=True)",

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from olive_ext.cli.common import add_cache_dir, add_data_arguments, add_log_level, add_output, option
+from olive_ext.cli.common import (
+    OLIVE_SHARED_CACHE_FLAGS,
+    add_cache_dir,
+    add_data_arguments,
+    add_log_level,
+    add_olive_accepted,
+    add_output,
+    option,
+)
 
 NAME = "generate-adapter"
 HELP = "build one ONNX base plus an adapter file per LoRA adapter, each checked against peft"
@@ -20,6 +28,11 @@ refused before anything is built; adapters that fail their check are not shipped
 """
 ORDER = 30
 OLIVE_REPLACEMENTS = {
+    **OLIVE_SHARED_CACHE_FLAGS,
+    "--save_config_file": "not needed: generate-adapter writes no workflow config; adapter_report.json records what "
+    "was built and checked",
+    "--dry_run": "not supported here: generate-adapter checks its inputs before building, and `olive-ext auto-opt "
+    "--dry_run` prints what a build would be",
     "--adapter_type": "not needed: olive-ext reads each adapter's type from its adapter_config.json (LoRA only; DoRA "
     "and others are merged by auto-opt --adapter_path)",
 }
@@ -37,6 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     option(p, O, "check_prompts", type=int)
     add_output(p, O)
     add_data_arguments(p, O, "eval_split")
+    add_olive_accepted(p.add_argument_group("other"), config_file=False)
     add_cache_dir(p, O)
     add_log_level(p)
 

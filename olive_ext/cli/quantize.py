@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from olive_ext.cli.common import add_cache_dir, add_data_arguments, add_log_level, add_output, option
+from olive_ext.cli.common import (
+    OLIVE_DATA_FLAGS,
+    OLIVE_INPUT_MODEL_FLAGS,
+    OLIVE_SHARED_CACHE_FLAGS,
+    add_cache_dir,
+    add_data_arguments,
+    add_log_level,
+    add_olive_accepted,
+    add_output,
+    option,
+)
 
 NAME = "quantize"
 HELP = "quantize a model to int4/int8: HF LLMs through the genai builder, ONNX models with onnxruntime"
@@ -26,6 +36,13 @@ compares it with the PyTorch source and fails it beyond the default thresholds.
 """
 ORDER = 30
 OLIVE_REPLACEMENTS = {
+    **OLIVE_INPUT_MODEL_FLAGS,
+    **OLIVE_SHARED_CACHE_FLAGS,
+    **OLIVE_DATA_FLAGS,
+    "-t": "not needed: olive-ext reads the task from the model",
+    "--task": "not needed: olive-ext reads the task from the model",
+    "--max_seq_len": "not needed: calibration rows are used whole",
+    "--batch_size": "not needed: calibration reads one row at a time",
     "--implementation": "not needed: the algorithm picks the implementation (genai builder or onnxruntime)",
     "--act_precision": "use --use_qdq_encoding with data for static int8 (activation types are per preset)",
 }
@@ -77,6 +94,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     option(p, O, "trust_remote_code", action="store_true")
     add_output(p, O)
     add_data_arguments(p, O, "split")
+    o = p.add_argument_group("other")
+    o.add_argument("--dry_run", action="store_true",
+                   help="run the checks before work (flags, model, data, output, cache) and print the recipe; "
+                   "quantize nothing")  # fmt: skip
+    add_olive_accepted(o)
     add_cache_dir(p, O)
     add_log_level(p)
 
@@ -99,10 +121,14 @@ def main(args: argparse.Namespace) -> int:
     from olive_ext.cli.common import options_from_args
     from olive_ext.cli.summary import print_run_summary
     from olive_ext.progress import Progress
-    from olive_ext.workflows.quantize import QuantizeOptions, run_quantize
+    from olive_ext.workflows.quantize import QuantizeOptions, plan_quantize, run_quantize
 
     check_choices(args)
     opts = options_from_args(QuantizeOptions, args)
+    if args.dry_run:
+        from olive_ext.cli.common import print_dry_run
+
+        return print_dry_run({opts.model_name_or_path: plan_quantize(opts)}, what="pipeline")
     progress = Progress()
     result = run_quantize(opts, progress)
     print_run_summary(result, progress.console)

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from olive_ext.cli.common import add_cache_dir, add_executor, add_log_level, add_output, option
+from olive_ext.cli.common import (
+    OLIVE_INPUT_MODEL_FLAGS,
+    add_cache_dir,
+    add_executor,
+    add_log_level,
+    add_olive_accepted,
+    add_output,
+    option,
+)
 
 NAME = "run"
 HELP = "run a recipe (YAML/JSON, ours or an Olive run config)"
@@ -20,6 +28,13 @@ lineage.json, report.md, recipe.yaml).
 """
 ORDER = 90
 OLIVE_REPLACEMENTS = {
+    **OLIVE_INPUT_MODEL_FLAGS,
+    "-t": "set input_model.task in the recipe (olive-ext reads it from the model when it is not set)",
+    "--task": "set input_model.task in the recipe (olive-ext reads it from the model when it is not set)",
+    "--trust_remote_code": "set input_model.trust_remote_code: true in the recipe",
+    "--tempdir": "not needed: olive-ext stages each step's output in its cache (--cache_dir)",
+    "--package-config": "not supported: recipes run olive-ext's passes and olive-ai's own (`olive-ext validate "
+    "--list-passes`)",
     "--setup": "not needed: olive-ext installs what its passes use (QLoRA: pip install 'olive-ext[qlora]')"
 }
 
@@ -41,6 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_executor(p, O)
     add_cache_dir(p, O)
     option(p, O, "lenient", "--lenient", type=bool)
+    add_olive_accepted(p, config_file=False)
     add_log_level(p)
 
 

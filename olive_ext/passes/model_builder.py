@@ -166,7 +166,9 @@ class ModelBuilderConfig(WeightQuantConfig):
             if key in _OFF_BY_DEFAULT and str(value).lower() in {"false", "0"}:
                 continue  # the builder's default, spelled out (olive-recipes' Qwen3.5 configs: exclude_embeds false)
             if key in _OWNED:
-                raise ValueError(f"extra_options.{key}: set {_OWNED[key]} instead")
+                owner = _OWNED[key]  # a field of ours, or "(not supported...)"
+                said = owner.strip("()") if owner.startswith("(") else f"set {owner} instead"
+                raise ValueError(f"extra_options.{key}: {said}")
         filename = self.extra_options.get("filename")
         if filename is not None and (not str(filename).endswith(".onnx") or Path(str(filename)).name != filename):
             raise ValueError(f"extra_options.filename: a file name ending in .onnx, no folder (got {filename!r})")

@@ -12,6 +12,7 @@ chains as alternative pipelines), so every auto-opt run is also a rerunnable ``r
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -185,8 +186,12 @@ def _built_from(source: Artifact, cache_dir: str | None) -> str:
     return f" ({path})"
 
 
-def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
-    """The recipe auto-opt runs for one device."""
+# a command built on auto-opt (optimize) reshapes its candidate pipelines (one dict per pipeline) before parsing
+PipelineShaper = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+
+
+def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str, shape: PipelineShaper | None = None) -> Recipe:
+    """The recipe auto-opt runs for one device; ``shape`` may rewrite the candidate pipelines first."""
     source = resolve_model_arg(opts.model_name_or_path, opts.adapter_path)
     if source.kind not in ("hf", "gguf"):  # every candidate starts from PyTorch weights: 12 "pass 'model_builder'
         raise UserInputError(  # takes hf models" lines said it, naming our pipelines instead of the input
@@ -280,7 +285,7 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str) -> Recipe:
             **({"eval": data.model_dump(mode="json", exclude_none=True)} if data is not None else {}),
             **({"calib": calibration.model_dump(mode="json", exclude_none=True)} if calibration is not None else {}),
         },
-        "pipelines": pipelines,
+        "pipelines": shape(pipelines) if shape else pipelines,
         "targets": [{"device": device, **({"provider": opts.provider} if opts.provider else {})}],
         "evaluate": {
             "metrics": metrics,
@@ -321,9 +326,12 @@ def _refuse_format_flags(opts: AutoOptOptions, data: DatasetSpec | None) -> None
     shaping = ("text_template", "text_field", "messages_field", "response_field", "response_template")
     given = [f"--{k}" for k in shaping if getattr(opts, k)]
     given += ["--use_chat_template"] if opts.use_chat_template else []
-    if given and data is None:
+    # these narrow a fine-tune's own eval split (below); with no data at all they were dropped without a word
+    narrowing = [f"--{k}" for k in ("eval_split", "max_samples") if getattr(opts, k) is not None]
+    if (given or narrowing) and data is None:
+        given += narrowing
         raise UserInputError(
-            f"{', '.join(given)} {'has' if len(given) == 1 else 'have'} no rows to shape: no --data_files was "
+            f"{', '.join(given)} {'has' if len(given) == 1 else 'have'} no rows to apply to: no --data_files was "
             f"given and {opts.model_name_or_path} records no eval split",
             hint="give --data_files (with -d and --eval_split) to score the candidates on your data",
         )
@@ -365,9 +373,9 @@ def check_task(task: str, opts: AutoOptOptions) -> None:
         )
 
 
-def plan_auto_opt(opts: AutoOptOptions) -> dict[str, Recipe]:
+def plan_auto_opt(opts: AutoOptOptions, shape: PipelineShaper | None = None) -> dict[str, Recipe]:
     """Each device's recipe, after the checks before work (outputs, cache, model, data); with several devices
-    each gets ``<output>/<device>``. Builds nothing: ``--dry_run`` prints these."""
+    each gets ``<output>/<device>``. Builds nothing: ``--dry_run`` prints these. ``shape``: see auto_opt_recipe."""
     if opts.task:
         check_task(opts.task, opts)
     devices = list(dict.fromkeys(opts.device))
@@ -378,14 +386,16 @@ def plan_auto_opt(opts: AutoOptOptions) -> dict[str, Recipe]:
     for output in outputs:  # every device's output, before the recipes read any data
         check_before_work(model=opts.model_name_or_path, cache_dir=opts.cache_dir, datasets=[data] if data else [],
                           output=output, overwrite=opts.overwrite)  # fmt: skip
-    return {d: auto_opt_recipe(opts, d, o) for d, o in zip(devices, outputs, strict=True)}
+    return {d: auto_opt_recipe(opts, d, o, shape) for d, o in zip(devices, outputs, strict=True)}
 
 
-def run_auto_opt(opts: AutoOptOptions, progress: Progress | None = None) -> AutoOptResult:
+def run_auto_opt(
+    opts: AutoOptOptions, progress: Progress | None = None, shape: PipelineShaper | None = None
+) -> AutoOptResult:
     """Run auto-opt for every device; with several devices each gets ``<output>/<device>``."""
     runs: dict[str, RunResult] = {}
     failures = []
-    for device, recipe in plan_auto_opt(opts).items():
+    for device, recipe in plan_auto_opt(opts, shape).items():
         try:
             runs[device] = run_recipe(recipe, progress=progress, spelled=CONSTRAINT_FLAGS)
         except ConstraintsNotMetError as e:

@@ -222,11 +222,16 @@ def quantize_recipe(opts: QuantizeOptions) -> Recipe:
     return parse_recipe(raw)
 
 
-def run_quantize(opts: QuantizeOptions, progress: Progress | None = None) -> RunResult:
-    """Quantize as the options say and write the output folder."""
+def plan_quantize(opts: QuantizeOptions) -> Recipe:
+    """The recipe, after the checks on the output folder (``--dry_run`` prints it)."""
     check_apart(opts.model_name_or_path, opts.output_path)  # the specific refusal first: it would delete the input
     ensure_output_free(opts.output_path, opts.overwrite)
-    return run_recipe(quantize_recipe(opts), progress=progress)
+    return quantize_recipe(opts)
+
+
+def run_quantize(opts: QuantizeOptions, progress: Progress | None = None) -> RunResult:
+    """Quantize as the options say and write the output folder."""
+    return run_recipe(plan_quantize(opts), progress=progress)
 
 
 @api_call()
