@@ -302,3 +302,35 @@ def test_chat_and_serve_say_when_a_bundle_is_not_what_was_packaged(
     os.mkfifo(template)
     with pytest.raises(UserInputError, match="holds a link or a special file"):
         built_model_path(str(bundle), hint)
+
+
+
+@pytest.mark.parametrize("command", ["chat", "serve"])
+def test_a_bundle_whose_genai_config_was_edited_names_the_changed_file(
+    bundle: Path, capsys: CapSys, command: str
+) -> None:
+    """chat and serve warned that the bundle's checksums did not match, then failed with onnxruntime-genai's raw
+    JSON parse error (serve: json's traceback): the error names the changed file and what to do, on one line."""
+    config = bundle / "model" / "genai_config.json"
+    config.write_text(config.read_text().replace('"model": {', '"model": {,', 1))
+    extra = ["--prompt", "hi"] if command == "chat" else ["--port", "0"]  # invalid JSON: serve never listens
+    code, text = cli(capsys, command, "-m", str(bundle), *extra)
+    assert code == 2, text
+    line = line_with(text, "model/genai_config.json changed since the bundle was packaged")
+    assert line.startswith("error:") and "line " in line and "column " in line, line
+    assert f"olive-ext verify {bundle}" in text and "package" in text, text
+
+
+def test_an_output_folder_whose_genai_config_is_not_json_names_the_file_and_place(
+    auto_opt_output: Path, tmp_path: Path, capsys: CapSys  # noqa: F811
+) -> None:
+    """A plain auto-opt output (no manifest) with a broken genai_config.json: our message names the file and where
+    the JSON breaks (chat said onnxruntime-genai's parse error; serve ended in json's traceback)."""
+    out = Path(shutil.copytree(auto_opt_output, tmp_path / "out"))
+    config = next(out.rglob("genai_config.json"))
+    config.write_text(config.read_text().replace('"model": {', '"model": {,', 1))
+    for command, extra in (("chat", ["--prompt", "hi"]), ("serve", ["--port", "0"])):
+        code, text = cli(capsys, command, "-m", str(out), *extra)
+        assert code == 2, text
+        line = line_with(text, f"{config} is not valid JSON")
+        assert line.startswith("error:") and "line " in line and "column " in line, line

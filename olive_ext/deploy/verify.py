@@ -162,6 +162,28 @@ def _read_checked_manifest(root: Path, tree: Tree, report: VerifyReport) -> tupl
         return None
 
 
+def changed_files(root: Path, under: tuple[str, ...] = ("model/", "adapters/")) -> list[str]:
+    """The files under ``under`` (default: what onnxruntime-genai reads) that differ from bundle ``root``'s manifest
+    or are missing; [] when the manifest cannot be read (nothing to compare with)."""
+    try:
+        manifest = parse_manifest(read_regular(root / MANIFEST, MANIFEST_LIMIT))
+    except (ManifestError, UnsafeFileError, OSError):
+        return []
+    changed: list[str] = []
+    for entry in manifest["files"]:
+        rel = entry["path"]
+        if not rel.startswith(under):
+            continue
+        try:
+            sha, size = hash_regular(root / rel)
+        except (UnsafeFileError, OSError):  # missing, or no longer a regular file
+            changed.append(rel)
+            continue
+        if (sha, size) != (entry["sha256"], entry["size"]):
+            changed.append(rel)
+    return changed
+
+
 def _check_digest(actual: str, expect: str, report: VerifyReport) -> None:
     if actual == expect:
         report.add("manifest digest", True, f"sha256 {actual} as expected")
