@@ -225,18 +225,31 @@ def test_a_path_that_is_neither_folder_nor_file_is_refused(tmp_path: Path, capsy
     assert verify_fails(capsys, tmp_path / "pipe", "neither a bundle folder nor a zip", code=2).startswith("error:")
 
 
-def test_a_folder_without_a_manifest_is_refused_without_listing_it(tmp_path: Path) -> None:
+def test_a_folder_without_a_manifest_is_refused_without_listing_it(tmp_path: Path, capsys: CapSys) -> None:
     """verify on a folder that is not a bundle (a home folder, say) names the missing manifest at once; it used to
-    list and type-check every file below it first (all of /tmp took seconds and reported each link there)."""
+    list and type-check every file below it first (all of /tmp took seconds and reported each link there). Not a
+    bundle is bad input (exit 2), as a zip with two top folders is; a bundle that fails a check is exit 1."""
     from olive_ext.deploy.verify import verify
+    from olive_ext.errors import UserInputError
 
     deep = tmp_path / "a" / "b"
     deep.mkdir(parents=True)
     (deep / "f").write_text("x")
     os.symlink("/etc/hostname", tmp_path / "a" / "link")
-    report = verify(tmp_path, run_model=False)
-    assert [(c.name, c.ok) for c in report.checks] == [("manifest", False)], report.checks
-    assert "not a bundle" in report.checks[0].detail
+    with pytest.raises(UserInputError, match="not a bundle"):
+        verify(tmp_path, run_model=False)
+    line = verify_fails(capsys, tmp_path, "manifest.json", "--no_run", code=2)
+    assert line.startswith("error:") and "not a bundle" in line, line
+
+
+def test_a_zip_whose_one_top_folder_has_no_manifest_is_not_a_bundle(tmp_path: Path, capsys: CapSys) -> None:
+    """A zip of one folder without manifest.json exited 1 ("FAIL manifest") while a zip of two folders exited 2: both
+    are not a bundle, bad input, exit 2 with one error line; nothing is unpacked."""
+    archive = tmp_path / "notes.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("notes/readme.txt", "not a bundle")
+    line = verify_fails(capsys, archive, "manifest.json", "--no_run", code=2)
+    assert line.startswith("error:") and "not a bundle" in line and "notes/" in line, line
 
 
 def test_zip_members_the_manifest_does_not_vouch_for_are_not_unpacked(
@@ -302,3 +315,35 @@ def test_chat_and_serve_say_when_a_bundle_is_not_what_was_packaged(
     os.mkfifo(template)
     with pytest.raises(UserInputError, match="holds a link or a special file"):
         built_model_path(str(bundle), hint)
+
+
+
+@pytest.mark.parametrize("command", ["chat", "serve"])
+def test_a_bundle_whose_genai_config_was_edited_names_the_changed_file(
+    bundle: Path, capsys: CapSys, command: str
+) -> None:
+    """chat and serve warned that the bundle's checksums did not match, then failed with onnxruntime-genai's raw
+    JSON parse error (serve: json's traceback): the error names the changed file and what to do, on one line."""
+    config = bundle / "model" / "genai_config.json"
+    config.write_text(config.read_text().replace('"model": {', '"model": {,', 1))
+    extra = ["--prompt", "hi"] if command == "chat" else ["--port", "0"]  # invalid JSON: serve never listens
+    code, text = cli(capsys, command, "-m", str(bundle), *extra)
+    assert code == 2, text
+    line = line_with(text, "model/genai_config.json changed since the bundle was packaged")
+    assert line.startswith("error:") and "line " in line and "column " in line, line
+    assert f"olive-ext verify {bundle}" in text and "package" in text, text
+
+
+def test_an_output_folder_whose_genai_config_is_not_json_names_the_file_and_place(
+    auto_opt_output: Path, tmp_path: Path, capsys: CapSys  # noqa: F811
+) -> None:
+    """A plain auto-opt output (no manifest) with a broken genai_config.json: our message names the file and where
+    the JSON breaks (chat said onnxruntime-genai's parse error; serve ended in json's traceback)."""
+    out = Path(shutil.copytree(auto_opt_output, tmp_path / "out"))
+    config = next(out.rglob("genai_config.json"))
+    config.write_text(config.read_text().replace('"model": {', '"model": {,', 1))
+    for command, extra in (("chat", ["--prompt", "hi"]), ("serve", ["--port", "0"])):
+        code, text = cli(capsys, command, "-m", str(out), *extra)
+        assert code == 2, text
+        line = line_with(text, f"{config} is not valid JSON")
+        assert line.startswith("error:") and "line " in line and "column " in line, line

@@ -404,6 +404,32 @@ def test_models_whose_files_are_broken_are_refused_before_any_work(
         assert _snapshot(tmp_path) == before, argv[0]
 
 
+def test_a_config_json_that_contradicts_its_weights_is_said_before_any_work(
+    tiny_llama: Path, tone_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """config.json's hidden_size edited (64 -> 32): every command ended in transformers' "size mismatch ... You may
+    consider adding `ignore_mismatched_sizes=True`"; now one message names the folder, the weight, the shape in the
+    checkpoint and the one config.json implies, before anything is written."""
+    import shutil
+
+    model = shutil.copytree(tiny_llama, tmp_path / "edited")
+    config = json.loads((model / "config.json").read_text())
+    vocab = config["vocab_size"]
+    config["hidden_size"] = 32
+    (model / "config.json").write_text(json.dumps(config))
+    data = ["-d", "json", "--data_files", str(tone_file), "--text_template", TEMPLATE]
+    for argv in (["auto-opt", "-m", str(model), *data], ["finetune", "-m", str(model), *data, "--max_steps", "1"],
+                 ["export", "-m", str(model), "--quant", "Q8_0"]):  # fmt: skip
+        before = _snapshot(tmp_path)
+        code, err = _cli(capsys, [*argv, "-o", str(tmp_path / "out")])
+        message = _one_message(err)
+        assert code == 2 and str(model) in message and "ignore_mismatched_sizes" not in message, (argv[0], err)
+        assert f"model.embed_tokens.weight is [{vocab}, 64] in model.safetensors" in message, (argv[0], err)
+        assert f"config.json implies [{vocab}, 32]" in message, (argv[0], err)
+        assert "does not belong to these weights" in message, (argv[0], err)
+        assert _snapshot(tmp_path) == before, argv[0]
+
+
 def test_a_split_gguf_is_refused_not_converted_with_random_layers(
     tiny_llama: Path, tone_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -23,7 +23,11 @@ DESCRIPTION = """Check a bundle made by `olive-ext package`:
   - the end-of-turn contract: the shipped chat template is the one used in fine-tuning, and
     generation stops at the end-of-turn token instead of running to the length limit
 
-Exit code 0 when every check passes, 1 when one fails, 2 for bad input (a flag, an unreadable archive).
+Exit codes: 0 when every check passes; 1 when the input is a bundle (manifest.json at its top) and a
+check fails (a changed, missing or extra file, a manifest that does not parse, a bad signature, a model
+that does not load or stop); 2 when the input is not a bundle to check: a bad flag, a path that is not
+there, a zip that cannot be read, holds unsafe members or not exactly one top folder, or a folder or
+zip without manifest.json.
 
   olive-ext verify bundles/tone-cpu.zip --expect sha256:<digest> --public_key pub.pem
 """

@@ -74,7 +74,8 @@ def verify(
     expect: str | None = None,
     public_key: Path | None = None,
 ) -> VerifyReport:
-    """Verify a bundle folder or zip. Bad flags, and unsafe or unreadable archives, raise before anything is extracted.
+    """Verify a bundle folder or zip. Bad flags, unsafe or unreadable archives, and input that is no bundle (no
+    manifest.json at its top, or a zip without one top folder) raise UserInputError before anything is extracted.
 
     ``expect`` is the manifest digest ``package`` printed; ``public_key`` checks the model-signing signature.
     """
@@ -99,11 +100,12 @@ def _zip_against_manifest(archive: Path) -> VerifyReport | None:
     members it does not list, sizes it does not state), read from the zip's directory before anything is unpacked:
     a 300 kB zip with a 200 MB member of zeros was written to /tmp first. None: extract and check the files."""
     top, sizes = member_sizes(archive)
+    if MANIFEST not in sizes:
+        raise not_a_bundle(f"{archive}'s top folder {top}/")
     report = VerifyReport()
     data = read_member(archive, f"{top}/{MANIFEST}", MANIFEST_LIMIT)
-    if data is None:
-        report.add("manifest", False, f"{MANIFEST} is missing (or over {MANIFEST_LIMIT >> 20} MiB) in {archive.name}: "
-                   "not a bundle `olive-ext package --zip` wrote")  # fmt: skip
+    if data is None:  # listed, but it unpacks to more than a manifest can hold
+        report.add("manifest", False, f"{MANIFEST} in {archive.name} is over {MANIFEST_LIMIT >> 20} MiB; not unpacked")
         return report
     try:
         listed = {e["path"]: e["size"] for e in parse_manifest(data)["files"]}
@@ -118,14 +120,21 @@ def _zip_against_manifest(archive: Path) -> VerifyReport | None:
     return report if report.checks else None
 
 
+def not_a_bundle(where: str) -> UserInputError:
+    """The error for input that is no bundle at all (no manifest.json at its top): bad input, exit 2, like a zip with
+    two top folders; a bundle that fails a check is a failed report instead (exit 1)."""
+    return UserInputError(f"{where} holds no {MANIFEST}: it is not a bundle `olive-ext package` wrote",
+                          hint="pass the bundle folder or the .zip that `olive-ext package --zip` wrote")  # fmt: skip
+
+
 def verify_folder(
     root: Path, run_model: bool = True, expect: str | None = None, public_key: Path | None = None
 ) -> VerifyReport:
-    """Check a bundle folder: file types first (nothing unsafe is read), then manifest, digest, signature, files."""
-    report = VerifyReport()
+    """Check a bundle folder: file types first (nothing unsafe is read), then manifest, digest, signature, files.
+    A folder without manifest.json is no bundle: UserInputError (:func:`not_a_bundle`)."""
     if not os.path.lexists(root / MANIFEST):  # not a bundle: said at once, without listing a folder of any size
-        report.add("manifest", False, f"{MANIFEST} is missing: {root} is not a bundle `olive-ext package` wrote")
-        return report
+        raise not_a_bundle(str(root))
+    report = VerifyReport()
     tree = scan_tree(root)
     for problem in tree.problems:
         report.add("regular files only", False, problem)
@@ -160,6 +169,28 @@ def _read_checked_manifest(root: Path, tree: Tree, report: VerifyReport) -> tupl
     except (ManifestError, UnsafeFileError) as e:
         report.add("manifest", False, str(e))
         return None
+
+
+def changed_files(root: Path, under: tuple[str, ...] = ("model/", "adapters/")) -> list[str]:
+    """The files under ``under`` (default: what onnxruntime-genai reads) that differ from bundle ``root``'s manifest
+    or are missing; [] when the manifest cannot be read (nothing to compare with)."""
+    try:
+        manifest = parse_manifest(read_regular(root / MANIFEST, MANIFEST_LIMIT))
+    except (ManifestError, UnsafeFileError, OSError):
+        return []
+    changed: list[str] = []
+    for entry in manifest["files"]:
+        rel = entry["path"]
+        if not rel.startswith(under):
+            continue
+        try:
+            sha, size = hash_regular(root / rel)
+        except (UnsafeFileError, OSError):  # missing, or no longer a regular file
+            changed.append(rel)
+            continue
+        if (sha, size) != (entry["sha256"], entry["size"]):
+            changed.append(rel)
+    return changed
 
 
 def _check_digest(actual: str, expect: str, report: VerifyReport) -> None:

@@ -371,6 +371,7 @@ def check_model_folder(path: str) -> None:
     check_quantization(folder, data)
     for weights in sorted(folder.glob("*.safetensors")):
         check_safetensors_file(weights)
+    check_weight_shapes(folder, data)
     architectures = data.get("architectures") or []
     causal = any(isinstance(a, str) and a.endswith(("ForCausalLM", "ForConditionalGeneration")) for a in architectures)
     if causal and not any((folder / name).exists() for name in _TOKENIZER_FILES):
@@ -409,6 +410,54 @@ def check_weight_files(folder: Path) -> None:
                 + (" ..." if len(missing) > 3 else ""),
                 hint="the download stopped part way: download the missing shards (or the model) again",
             )
+
+
+def check_weight_shapes(folder: Path, config: dict[str, Any]) -> None:
+    """Each safetensors weight has the shape ``folder``'s config.json implies for it (``config``: that file, already
+    read). A config.json edited or taken from another model (hidden_size changed) ended every fine-tune, build and
+    export in transformers' "size mismatch ... ignore_mismatched_sizes" report; said here, before any work."""
+    if quant_method_in(config) is not None:  # bitsandbytes packs its weights: shapes differ by design
+        return
+    files = sorted(folder.glob("*.safetensors"))
+    expected = _config_shapes(folder) if files else {}
+    if not expected:
+        return
+    from safetensors import safe_open  # as check_safetensors_file: headers only, no tensor is loaded
+
+    for weights in files:
+        with safe_open(str(weights), framework="numpy") as f:
+            names: list[str] = f.keys()
+            for name in names:
+                want = expected.get(name)
+                if want is None:  # a name the model does not have (transformers renames some as it loads)
+                    continue
+                got = tuple(f.get_slice(name).get_shape())
+                if got != want:
+                    raise UserInputError(
+                        f"{folder}'s config.json does not match its weights: {name} is {list(got)} in {weights.name}, "
+                        f"and config.json implies {list(want)}",
+                        hint="this config.json does not belong to these weights: restore the model's own config.json "
+                        "(download it again with the weights)",
+                    )
+
+
+def _config_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
+    """The shape of every weight the model of ``folder``'s config.json has, from the model built on the meta device
+    (no memory, no weights read); {} when transformers cannot build it here (remote code, an unknown architecture):
+    loading the model then says what is wrong."""
+    import torch  # only for a local Hugging Face folder, checked before its work starts
+    import transformers
+
+    try:
+        config = transformers.AutoConfig.from_pretrained(folder)
+        cls = getattr(transformers, (config.architectures or [""])[0], None)
+        if cls is None:
+            return {}
+        with torch.device("meta"):
+            model = cls(config)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ImportError, RuntimeError):
+        return {}  # a config transformers cannot build a model of: its own load says why
+    return {name: tuple(t.shape) for name, t in model.state_dict().items()}
 
 
 class ModelNotHereError(UserInputError):

@@ -52,9 +52,27 @@ def genai_top_k(top_k: int, vocab_size: int) -> int:
     return vocab_size if top_k <= 0 or top_k > vocab_size else top_k
 
 
+def read_genai_config(folder: Path) -> dict[str, Any]:
+    """``folder``'s genai_config.json; a file that is not JSON is a UserInputError naming it and where the JSON breaks
+    (onnxruntime-genai's own parse error, or json's traceback in serve, said neither plainly)."""
+    path = folder / "genai_config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise UserInputError(f"{path} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})",
+                             hint="fix the file, or build the model again") from e  # fmt: skip
+    except (UnicodeDecodeError, RecursionError, ValueError) as e:  # not UTF-8, nested too deeply, a huge integer
+        raise UserInputError(f"{path} cannot be read as JSON ({e})",
+                             hint="fix the file, or build the model again") from e  # fmt: skip
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+        raise UserInputError(f"{path} holds no 'model' object, which onnxruntime-genai reads",
+                             hint="fix the file, or build the model again")  # fmt: skip
+    return config
+
+
 def vocab_size(folder: Path, config: dict[str, Any] | None = None) -> int:
     """The vocabulary size genai_config.json names (``config``: the file, already read)."""
-    config = config or json.loads((folder / "genai_config.json").read_text(encoding="utf-8"))
+    config = config or read_genai_config(folder)
     return int(config["model"]["vocab_size"])
 
 
@@ -223,6 +241,7 @@ class ChatSession(Conversation):
     ) -> None:
         og = genai()
         self.og = og
+        read_genai_config(Path(model_dir))  # not JSON: named with its line and column, not genai's parse error
         self.model = og.Model(str(model_dir))
         self.tokenizer = og.Tokenizer(self.model)
         self.folder = Path(model_dir)
@@ -283,7 +302,7 @@ class ChatSession(Conversation):
 def end_ids(folder: Path, config: dict[str, Any] | None = None) -> set[int]:
     """The end-of-turn token ids genai_config.json names (one id or a list; ``config``: the file, already read):
     chat and serve stop on them and show none of them as text."""
-    config = config or json.loads((folder / "genai_config.json").read_text(encoding="utf-8"))
+    config = config or read_genai_config(folder)
     eos = config["model"].get("eos_token_id")
     return {int(i) for i in (eos if isinstance(eos, list) else [] if eos is None else [eos])}
 
@@ -291,5 +310,5 @@ def end_ids(folder: Path, config: dict[str, Any] | None = None) -> set[int]:
 def context_window(folder: Path) -> int:
     """Tokens the model can attend to: genai_config.json's search max_length (the generator's hard limit),
     else the model's context_length."""
-    config = json.loads((folder / "genai_config.json").read_text())
+    config = read_genai_config(folder)
     return int(config.get("search", {}).get("max_length") or config["model"]["context_length"])

@@ -13,12 +13,13 @@ import json
 import logging
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from olive_ext.deploy.manifest import MANIFEST
-from olive_ext.errors import UserInputError
+from olive_ext.errors import OliveExtError, UserInputError
 from olive_ext.models.folder import PYPI_PREFIX, build_first_hint, find_genai_model, holds_composite
 from olive_ext.models.pypi import fetch_pypi_model
 
@@ -115,6 +116,32 @@ def _check_bundle(root: Path) -> None:
                        f", and {len(failed) - 1} more" if len(failed) > 1 else "", root)  # fmt: skip
 
 
+@contextmanager
+def changed_bundle_named(root: Path) -> Iterator[None]:
+    """Run a model load; when it fails and ``root`` is a bundle whose model files changed since it was packaged, the
+    error names the changed file and what to do (chat and serve said onnxruntime-genai's raw JSON error after the
+    checksum warning). Other failures, and failures of an unchanged bundle, pass through as they are."""
+    try:
+        yield
+    except (OliveExtError, RuntimeError, KeyError, TypeError, ValueError) as e:
+        if not (root / MANIFEST).is_file():
+            raise
+        # the deploy checks, as in _check_bundle: loaded when a bundle fails to load
+        from olive_ext.deploy.verify import changed_files
+
+        changed = changed_files(root)
+        if not changed:
+            raise
+        detail = " ".join((e.message if isinstance(e, OliveExtError) else str(e) or type(e).__name__).split())[:300]
+        more = f" (and {', '.join(changed[1:])})" if len(changed) > 1 else ""
+        raise UserInputError(
+            f"{root}: {changed[0]}{more} changed since the bundle was packaged, and the model cannot be loaded: "
+            f"{detail}",
+            hint=f"package the model again (`olive-ext package`) or copy the bundle again; `olive-ext verify {root}` "
+            "lists every change",
+        ) from e
+
+
 def gguf_backend(p: Path, workers: int = 1, context_length: int = 0, threads: int = 0) -> LlamaCppBackend | None:
     """The llama.cpp backend when ``p`` is a GGUF model (a .gguf, or an olive-ext folder or bundle holding one;
     a bundle's end-of-turn tokens included), else None. `serve` and `chat` both open GGUF models here."""
@@ -167,4 +194,6 @@ def load_backend(path: str, workers: int = 1, context_length: int = 0, threads: 
             hint=build_first_hint(p)
             or "pass a bundle, an auto-opt, generate-adapter or export output folder, a genai folder or a .gguf",
         ) from e
-    return GenAIBackend(folder, adapters), served_names(p)[0]
+    with changed_bundle_named(p):
+        backend = GenAIBackend(folder, adapters)
+    return backend, served_names(p)[0]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from olive_ext.onnx.chat import (
     end_ids,
     genai_chat_prompt,
     genai_top_k,
+    read_genai_config,
     vocab_size,
 )
 from olive_ext.onnx.genai_tokens import genai_encode, genai_leading_bos
@@ -33,7 +33,7 @@ class GenAIBackend:
     def __init__(self, folder: Path, adapter_files: dict[str, Path]) -> None:
         self._og = genai()
         self._folder = folder
-        config = json.loads((folder / "genai_config.json").read_text(encoding="utf-8"))
+        config = read_genai_config(folder)  # not JSON: said with its line and column (json's traceback before)
         self.context_length = int(config["model"]["context_length"])
         self.max_context_length = self.context_length  # genai allocates per request: the whole context is served
         self._end_ids = end_ids(folder, config)

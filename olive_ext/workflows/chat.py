@@ -117,7 +117,7 @@ def _open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession | TorchChatSe
     """Load the model (and adapters) the options name: a GGUF model (a .gguf, or an output or bundle holding one)
     on llama.cpp, else a genai model; a folder that holds neither is refused first."""
     # serve's backends (llama.cpp, deploy and protocol modules at import): loaded by a chat, not by --help
-    from olive_ext.serve.backend import built_model_path, gguf_backend
+    from olive_ext.serve.backend import built_model_path, changed_bundle_named, gguf_backend
 
     root = built_model_path(opts.model_name_or_path, "give an auto-opt or generate-adapter output, a bundle, a .gguf, "
                             "a fine-tune output or a local Hugging Face folder (a model on the Hugging Face Hub: "
@@ -151,7 +151,8 @@ def _open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession | TorchChatSe
         logger.warning("chatting with the base model: %s holds adapter%s %s, none active (add --adapter NAME)", root,
                        "s" if len(adapters) > 1 else "", ", ".join(sorted(adapters)))  # fmt: skip
     try:
-        session = ChatSession(folder, chosen, opts.adapter, opts.system, opts.sampling(), opts.max_new_tokens)
+        with changed_bundle_named(root):
+            session = ChatSession(folder, chosen, opts.adapter, opts.system, opts.sampling(), opts.max_new_tokens)
     except RuntimeError as e:  # onnxruntime-genai reports every load failure as a RuntimeError
         raise load_error(folder, e) from e
     return _probed(session, root, opts, folder)
