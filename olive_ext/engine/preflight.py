@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from olive_ext.artifacts import hub_cache_dir, looks_like_hub_id, missing_model_error
-from olive_ext.cache import check_cache_dir
+from olive_ext.cache import cache_key, check_cache_dir, default_cache_dir
 from olive_ext.data.formats import check_named_columns
 from olive_ext.data.load import check_data_files, local_files
 from olive_ext.data.spec import DatasetSpec
@@ -419,7 +419,12 @@ def check_weight_shapes(folder: Path, config: dict[str, Any]) -> None:
     if quant_method_in(config) is not None:  # bitsandbytes packs its weights: shapes differ by design
         return
     files = sorted(folder.glob("*.safetensors"))
-    expected = _config_shapes(folder) if files else {}
+    if not files:
+        return
+    seen = _shapes_checked_marker(folder, files)
+    if seen is not None and seen.exists():  # these very files passed before: a cached re-run imports no torch
+        return
+    expected = _config_shapes(folder)
     if not expected:
         return
     from safetensors import safe_open  # as check_safetensors_file: headers only, no tensor is loaded
@@ -439,6 +444,32 @@ def check_weight_shapes(folder: Path, config: dict[str, Any]) -> None:
                         hint="this config.json does not belong to these weights: restore the model's own config.json "
                         "(download it again with the weights)",
                     )
+    if seen is not None:
+        try:
+            seen.parent.mkdir(parents=True, exist_ok=True)
+            seen.touch()
+        except OSError:  # a read-only cache: checked again next time
+            pass
+
+
+def _shapes_checked_marker(folder: Path, files: list[Path]) -> Path | None:
+    """The cache file that says ``folder``'s config.json and these weight headers passed check_weight_shapes (keyed
+    by their bytes: an edit to either checks again), or None when they cannot be read (the check then runs)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        digest.update((folder / "config.json").read_bytes())
+        for weights in files:
+            with weights.open("rb") as f:
+                size = int.from_bytes(f.read(8), "little")
+                digest.update(weights.name.encode() + f.read(min(size, 100 << 20)))
+    except OSError:
+        return None
+    from importlib.metadata import version  # transformers decides the shapes; its version is read, not imported
+
+    key = cache_key("weight-shapes", digest.hexdigest(), version("transformers"))
+    return default_cache_dir() / "checks" / f"{key}.ok"
 
 
 def _config_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
