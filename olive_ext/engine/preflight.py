@@ -444,9 +444,9 @@ def check_weight_shapes(folder: Path, config: dict[str, Any]) -> None:
                         hint="this config.json does not belong to these weights: restore the model's own config.json "
                         "(download it again with the weights)",
                     )
-    if seen is not None:
-        try:
-            seen.parent.mkdir(parents=True, exist_ok=True)
+    if seen is not None and seen.parent.parent.is_dir():  # checks before work create no cache: a first run's next
+        try:  # run remembers the pass
+            seen.parent.mkdir(exist_ok=True)
             seen.touch()
         except OSError:  # a read-only cache: checked again next time
             pass
