@@ -1,0 +1,60 @@
+"""`olive-ext quantize` on hand-made ONNX inputs: the folder's graph, models it cannot quantize, flags it cannot use."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import onnx
+import pytest
+import torch
+
+from olive_ext.cli import main
+
+
+class _SquareMatMuls(torch.nn.Module):
+    """Two MatMuls on one constant 64x64 weight: what MatMulNBits quantizes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.randn(64, 64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x @ self.w) @ self.w
+
+
+def export_tiny(module: torch.nn.Module, path: Path, example: torch.Tensor) -> Path:
+    """Export ``module`` (one input x, one output y) to ``path`` with the TorchScript exporter."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(module.eval(), (example,), str(path), input_names=["x"], output_names=["y"], dynamo=False)
+    return path
+
+
+def matmul_model(path: Path) -> Path:
+    """A tiny ONNX graph of MatMuls with constant weights at ``path``."""
+    return export_tiny(_SquareMatMuls(), path, torch.randn(2, 3, 64))
+
+
+def _ops(path: Path) -> list[str]:
+    return [n.op_type for n in onnx.load(str(path)).graph.node]
+
+
+def test_a_folder_with_one_graph_not_named_model_onnx_is_quantized(tmp_path: Path) -> None:
+    matmul_model(tmp_path / "one" / "decoder.onnx")
+    out = tmp_path / "q"
+    assert main(["quantize", "-m", str(tmp_path / "one"), "-o", str(out), "--log_level", "3"]) == 0
+    assert _ops(out / "model" / "decoder.onnx") == ["MatMulNBits", "Relu", "MatMulNBits"]
+
+
+def test_a_folder_with_several_graphs_is_refused_naming_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = matmul_model(tmp_path / "two" / "a.onnx")
+    shutil.copy(first, tmp_path / "two" / "b.onnx")
+    assert main(["quantize", "-m", str(tmp_path / "two"), "-o", str(tmp_path / "q"), "--log_level", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "a.onnx, b.onnx" in err and "-m " in err and not (tmp_path / "q").exists()
+    out = tmp_path / "qb"  # the file named: that graph, alone in the output
+    assert main(["quantize", "-m", str(tmp_path / "two" / "b.onnx"), "-o", str(out), "--log_level", "3"]) == 0
+    assert sorted(p.name for p in (out / "model").glob("*.onnx")) == ["b.onnx"]
+    assert _ops(out / "model" / "b.onnx") == ["MatMulNBits", "Relu", "MatMulNBits"]
