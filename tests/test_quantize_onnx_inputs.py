@@ -58,3 +58,33 @@ def test_a_folder_with_several_graphs_is_refused_naming_them(
     assert main(["quantize", "-m", str(tmp_path / "two" / "b.onnx"), "-o", str(out), "--log_level", "3"]) == 0
     assert sorted(p.name for p in (out / "model").glob("*.onnx")) == ["b.onnx"]
     assert _ops(out / "model" / "b.onnx") == ["MatMulNBits", "Relu", "MatMulNBits"]
+
+
+def gemm_model(path: Path) -> Path:
+    """Linear -> ReLU -> Linear on 2-D inputs: the exporter writes Gemm nodes, no MatMul."""
+    net = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 64))
+    return export_tiny(net, path, torch.randn(2, 64))
+
+
+def test_weight_only_quantization_of_a_model_without_matmul_weights_is_refused_before_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = gemm_model(tmp_path / "gemm" / "model.onnx")
+    for flags in ([], ["--precision", "int8", "--algorithm", "rtn"]):
+        out = tmp_path / f"q{len(flags)}"
+        assert main(["quantize", "-m", str(model), "-o", str(out), "--log_level", "3", *flags]) == 2
+        err = capsys.readouterr().err
+        assert "no MatMul with a constant weight" in err and "2 Gemm nodes" in err and "--precision int8" in err
+        assert not out.exists()
+    out = tmp_path / "int8"  # what the message offers works: dynamic int8 quantizes the Gemms
+    assert main(["quantize", "-m", str(model), "--precision", "int8", "-o", str(out), "--log_level", "3"]) == 0
+    assert "MatMulInteger" in _ops(out / "model" / "model.onnx")
+
+
+def test_dynamic_int8_that_quantizes_nothing_is_not_reported_ok(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = export_tiny(torch.nn.ReLU(), tmp_path / "relu" / "model.onnx", torch.randn(2, 64))
+    assert main(["quantize", "-m", str(model), "--precision", "int8", "-o", str(tmp_path / "q"), "--log_level",
+                 "3"]) != 0  # fmt: skip
+    assert "changed nothing" in capsys.readouterr().err
