@@ -8,6 +8,7 @@ from pathlib import Path
 import onnx
 import pytest
 import torch
+from tiny_models import make_random_adapter
 
 from olive_ext.cli import main
 
@@ -88,3 +89,14 @@ def test_dynamic_int8_that_quantizes_nothing_is_not_reported_ok(
     assert main(["quantize", "-m", str(model), "--precision", "int8", "-o", str(tmp_path / "q"), "--log_level",
                  "3"]) != 0  # fmt: skip
     assert "changed nothing" in capsys.readouterr().err
+
+
+def test_an_adapter_with_an_onnx_model_is_refused_before_work(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    adapter = make_random_adapter(tiny_llama, tmp_path / "adapter")
+    model = matmul_model(tmp_path / "mm" / "model.onnx")
+    out = tmp_path / "q"
+    assert main(["quantize", "-m", str(model), "-a", str(adapter), "-o", str(out), "--log_level", "3"]) == 2
+    err = capsys.readouterr().err
+    assert f"-a {adapter}" in err and "generate-adapter" in err and not out.exists()

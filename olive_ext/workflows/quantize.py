@@ -177,6 +177,13 @@ def quantize_recipe(opts: QuantizeOptions) -> Recipe:
             "model, a .gguf, or an ONNX or onnxruntime-genai model",
             hint=COMPOSITE_HINT if source.kind == "composite" else "quantize the model it was built from",
         )
+    if opts.adapter_path and source.kind in ("onnx", "genai"):  # ignored before: the output was the base model
+        raise UserInputError(
+            f"-a {opts.adapter_path}: a peft adapter is merged into a Hugging Face or GGUF model before quantizing; "
+            f"{opts.model_name_or_path} is {article(source.kind)} {source.kind} model, which cannot take one here",
+            hint="quantize the Hugging Face model with -a (olive-ext quantize -m HF_MODEL -a ADAPTER), or build "
+            "onnxruntime adapters for the ONNX model with `olive-ext generate-adapter`",
+        )
     if (done := already_quantized(source)) is not None:
         raise UserInputError(
             f"{opts.model_name_or_path} is quantized already ({done}): quantizing it again would not change it",
