@@ -100,3 +100,16 @@ def test_an_adapter_with_an_onnx_model_is_refused_before_work(
     assert main(["quantize", "-m", str(model), "-a", str(adapter), "-o", str(out), "--log_level", "3"]) == 2
     err = capsys.readouterr().err
     assert f"-a {adapter}" in err and "generate-adapter" in err and not out.exists()
+
+
+def test_text_calibration_of_an_onnx_model_without_a_tokenizer_is_refused_before_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = matmul_model(tmp_path / "mm" / "model.onnx")
+    rows = tmp_path / "qa.jsonl"
+    rows.write_text('{"question": "what is 1 plus 1?"}\n{"question": "what is 2 plus 2?"}\n')
+    out = tmp_path / "q"
+    assert main(["quantize", "-m", str(model), "--precision", "int8", "--use_qdq_encoding", "-d", "json",
+                 "--data_files", str(rows), "--text_field", "question", "-o", str(out), "--log_level", "3"]) == 2
+    err = capsys.readouterr().err  # fmt: skip
+    assert "no tokenizer is beside the model" in err and "tokenizer.json" in err and not out.exists()
