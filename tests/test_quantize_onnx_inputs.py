@@ -113,3 +113,11 @@ def test_text_calibration_of_an_onnx_model_without_a_tokenizer_is_refused_before
                  "--data_files", str(rows), "--text_field", "question", "-o", str(out), "--log_level", "3"]) == 2
     err = capsys.readouterr().err  # fmt: skip
     assert "no tokenizer is beside the model" in err and "tokenizer.json" in err and not out.exists()
+
+
+def test_a_quantized_gguf_is_warned_of_naming_its_quant_type(
+    smollm2_gguf: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["quantize", "-m", str(smollm2_gguf), "-o", str(tmp_path / "q"), "--dry_run"]) == 0
+    err = " ".join(capsys.readouterr().err.split())  # the console wraps long lines
+    assert "quantized already (Q4_1)" in err and "F16/F32" in err

@@ -19,6 +19,7 @@ from olive_ext.engine.output import check_apart, ensure_output_free
 from olive_ext.engine.results import RunResult
 from olive_ext.errors import UserInputError
 from olive_ext.models.folder import COMPOSITE_HINT, absolute_if_local, config_json, model_task, resolve_model_arg
+from olive_ext.models.gguf_header import quantized_file_type
 from olive_ext.onnx.folder import model_file
 from olive_ext.onnx.genai_builder import check_buildable
 from olive_ext.options import validate_options, with_options_signature
@@ -168,6 +169,18 @@ def already_quantized(source: Artifact) -> str | None:
     return found[0] if found else None
 
 
+def warn_requantized_gguf(source: Artifact) -> None:
+    """Warn that a quantized GGUF (Q4_K_M...) is dequantized and quantized again (a second rounding), as export does;
+    it went on without a word before, while a quantized ONNX input is refused."""
+    if source.kind != "gguf" or not source.gguf_file:
+        return
+    quantized = quantized_file_type(Path(source.path) / source.gguf_file)
+    if quantized:
+        logger.warning("%s is quantized already (%s): transformers dequantizes it, and quantizing it again adds a "
+                       "second rounding to the first; quantize the original F16/F32 weights (the Hugging Face model "
+                       "or an F16/F32 GGUF) when you have them", source.gguf_file, quantized)  # fmt: skip
+
+
 def quantize_recipe(opts: QuantizeOptions) -> Recipe:
     """The recipe these options mean for the model's kind and task."""
     source = resolve_model_arg(opts.model_name_or_path, opts.adapter_path)
@@ -189,6 +202,7 @@ def quantize_recipe(opts: QuantizeOptions) -> Recipe:
             f"{opts.model_name_or_path} is quantized already ({done}): quantizing it again would not change it",
             hint="quantize its source model (the Hugging Face folder, or the fp32 ONNX model) instead",
         )
+    warn_requantized_gguf(source)
     task = model_task(source)
     if opts.parity and source.kind in ("onnx", "genai"):  # found by the parity step after the quantization before
         raise UserInputError(
