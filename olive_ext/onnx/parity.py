@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from olive_ext.memory import release_freed_memory
+from olive_ext.onnx.folder import onnx_graph
 from olive_ext.onnx.peft_model import apply_adapter
 from olive_ext.onnx.runtime import genai, onnxruntime
 
@@ -349,7 +350,7 @@ def compare_llm_in_turn(
 
 def compare_encoder(reference: TorchReference, folder: str, texts: list[str], classifier: bool) -> dict[str, Any]:
     """Output-tensor statistics of an ONNX encoder against PyTorch, one example at a time."""
-    session = onnxruntime().InferenceSession(f"{folder}/model.onnx", providers=["CPUExecutionProvider"])
+    session = onnxruntime().InferenceSession(str(onnx_graph(folder)), providers=["CPUExecutionProvider"])
     inputs = session.get_inputs()
     fixed = [d if isinstance(d, int) else None for d in inputs[0].shape]
 

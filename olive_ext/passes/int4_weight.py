@@ -72,6 +72,18 @@ class Int4Weight(Pass[Int4WeightConfig]):
         "OnnxMatMul4Quantizer": {"block_size": 128},
     }
 
+    @classmethod
+    def check_input(cls, artifact: Artifact) -> str | None:
+        """A graph without a MatMul on a constant weight: MatMulNBits has nothing to quantize (it was written
+        unchanged and recorded as int4 before)."""
+        import onnx
+
+        try:
+            graph = onnx.load(str(model_file(artifact)), load_external_data=False).graph
+        except Exception:  # unreadable here: the run's own load says why
+            return None
+        return no_weight_matmuls(graph)
+
     def run(self, artifact: Artifact, ctx: RunContext) -> Artifact:
         cfg = self.config
         out_dir = ctx.output_dir / "model"
@@ -86,6 +98,26 @@ class Int4Weight(Pass[Int4WeightConfig]):
         return Artifact(artifact.kind, str(out_dir), None, meta=meta)  # a genai folder stays a genai folder
 
 
+def weight_matmuls(graph: Any, exclude: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Names of the graph's MatMul nodes whose weight (second input) is a constant: what MatMulNBits quantizes."""
+    weights = {i.name for i in graph.initializer}
+    weights |= {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    return [n.name for n in graph.node if n.op_type == "MatMul" and n.input[1:2] and n.input[1] in weights
+            and n.name not in exclude]  # fmt: skip
+
+
+def no_weight_matmuls(graph: Any) -> str | None:
+    """Why int4/int8 weight-only quantization cannot change this graph (no MatMul on a constant weight), or None."""
+    if weight_matmuls(graph):
+        return None
+    gemms = sum(n.op_type == "Gemm" for n in graph.node)
+    what = f"{gemms} Gemm node{'s' * (gemms != 1)} (onnxruntime's MatMulNBits quantizer takes MatMul only)" if gemms \
+        else "no MatMul or Gemm node"
+    return (f"it has no MatMul with a constant weight for weight-only MatMulNBits quantization, only {what}; "
+            "use --precision int8 (dynamic int8 quantizes Gemm and MatMul), or export the model with its linear "
+            "layers as MatMul (e.g. 3-D inputs: batch, sequence, features)")  # fmt: skip
+
+
 def quantize_weights(model_path: str, cfg: Int4WeightConfig) -> Any:
     """Run MatMulNBitsQuantizer on the model at ``model_path``; return the quantized ModelProto."""
     import onnx
@@ -97,9 +129,11 @@ def quantize_weights(model_path: str, cfg: Int4WeightConfig) -> Any:
     exclude = list(cfg.nodes_to_exclude)
     if cfg.lm_head == "float":
         exclude += [n.name for n in model.graph.node if n.op_type == "MatMul" and "lm_head" in n.name]
-    weights = {i.name for i in model.graph.initializer}
-    eligible = [n for n in model.graph.node if n.op_type == "MatMul" and n.input[1:2] and n.input[1] in weights
-                and n.name not in exclude]  # fmt: skip
+    eligible = weight_matmuls(model.graph, exclude)
+    if not eligible:  # an unchanged model was written and recorded as "int4"/"int8" before
+        why = no_weight_matmuls(model.graph) or f"every MatMul weight is excluded ({', '.join(exclude)})"
+        raise OliveExtError(f"weight-only quantization would change nothing: {why}",
+                            hint="keep the LM head or some nodes quantized, or quantize another model")  # fmt: skip
     algo: Any
     if cfg.algorithm == "hqq":
         algo = mq.HQQWeightOnlyQuantConfig(block_size=cfg.block_size, bits=4)

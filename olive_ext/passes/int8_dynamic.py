@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from olive_ext.artifacts import Artifact
+from olive_ext.errors import OliveExtError
 from olive_ext.onnx.check import smoke_check
 from olive_ext.onnx.folder import carried_meta, copy_companions, external_data_files, model_file
 from olive_ext.passes.base import Pass, PassConfig, register_pass, searchable
@@ -72,6 +73,7 @@ class Int8Dynamic(Pass[Int8DynamicConfig]):
             or None,
             use_external_data_format=bool(external_data_files(source)),
         )
+        check_changed(target)
         adapter = out_dir / artifact.meta["adapter_file"] if artifact.meta.get("adapter_file") else None
         smoke = smoke_check(artifact.kind, out_dir, self.name, cfg.model_dump(mode="json"), adapter)
         quant = cfg.model_dump(mode="json") | {"method": "int8_dynamic"}
@@ -85,3 +87,20 @@ def _lm_head_nodes(model: Any) -> list[str]:
 
     graph = onnx.load(str(model), load_external_data=False).graph
     return [n.name for n in graph.node if n.op_type in ("MatMul", "Gemm") and "lm_head" in n.name]
+
+
+_DYNAMIC_OPS = frozenset({"DynamicQuantizeLinear", "MatMulInteger", "DynamicQuantizeMatMul", "ConvInteger",
+                          "DequantizeLinear", "QAttention", "DynamicQuantizeLSTM"})  # fmt: skip
+
+
+def check_changed(model: Any) -> None:
+    """Raise when onnxruntime's dynamic quantizer quantized no node (the float model was recorded as int8)."""
+    import onnx
+
+    graph = onnx.load(str(model), load_external_data=False).graph
+    if not any(n.op_type in _DYNAMIC_OPS for n in graph.node):
+        ops = ", ".join(sorted({n.op_type for n in graph.node})) or "none"
+        raise OliveExtError(f"dynamic int8 quantization changed nothing: the graph has no node onnxruntime "
+                            f"quantizes dynamically (ops: {ops})",
+                            hint="int8 quantizes MatMul, Gemm, Conv, Attention and LSTM nodes; check the op_types "
+                            "and nodes_to_exclude options, or keep this model in float")  # fmt: skip

@@ -82,6 +82,9 @@ class QdqStaticConfig(PassConfig):
         return self.static_shapes if self.static_shapes is not None else self.preset != "cpu"
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt")
+
+
 @register_pass("qdq_static")
 class QdqStatic(Pass[QdqStaticConfig]):
     """Static QDQ quantization calibrated on recipe data, with QNN / OpenVINO / VitisAI presets."""
@@ -93,6 +96,18 @@ class QdqStatic(Pass[QdqStaticConfig]):
     olive_types = ("OnnxStaticQuantization",)
     olive_params: ClassVar[dict[str, str]] = {"data_config": "data", "calibrate_method": "calibration",
                                               "max_samples": "samples"}  # fmt: skip
+
+    @classmethod
+    def check_input(cls, artifact: Artifact) -> str | None:
+        """Calibration rows are text, tokenized with the tokenizer beside the graph: without one, transformers
+        failed mid-run on a backend it could not build."""
+        folder = model_file(artifact).parent
+        if any((folder / name).exists() for name in TOKENIZER_FILES):
+            return None
+        return (f"its calibration data is text, and no tokenizer is beside the model in {folder} (none of "
+                f"{', '.join(TOKENIZER_FILES)}); put the tokenizer files of the model it was exported from next to "
+                "it (AutoTokenizer.from_pretrained(SOURCE).save_pretrained(FOLDER)), or, if its inputs are not text, "
+                "quantize it with --precision int8 without --use_qdq_encoding (dynamic, no calibration)")  # fmt: skip
 
     @classmethod
     def from_olive(cls, params: dict[str, Any]) -> dict[str, Any]:
@@ -126,7 +141,7 @@ class QdqStatic(Pass[QdqStaticConfig]):
         before = check_feasibility(staged, provider) if cfg.preset != "cpu" else None
         if before is not None:
             logger.info("%s feasibility before quantization: %s", provider, before.summary())
-        reader = CalibrationReader(Path(artifact.path), staged, spec, cfg)
+        reader = CalibrationReader(model_file(artifact).parent, staged, spec, cfg)
         quantize_qdq(staged, target, reader, cfg)
         shutil.rmtree(staged.parent, ignore_errors=True)
         after = check_feasibility(target, provider) if cfg.preset != "cpu" else None

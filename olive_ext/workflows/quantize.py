@@ -19,6 +19,7 @@ from olive_ext.engine.output import check_apart, ensure_output_free
 from olive_ext.engine.results import RunResult
 from olive_ext.errors import UserInputError
 from olive_ext.models.folder import COMPOSITE_HINT, absolute_if_local, config_json, model_task, resolve_model_arg
+from olive_ext.models.gguf_header import quantized_file_type
 from olive_ext.onnx.folder import model_file
 from olive_ext.onnx.genai_builder import check_buildable
 from olive_ext.options import validate_options, with_options_signature
@@ -168,6 +169,18 @@ def already_quantized(source: Artifact) -> str | None:
     return found[0] if found else None
 
 
+def warn_requantized_gguf(source: Artifact) -> None:
+    """Warn that a quantized GGUF (Q4_K_M...) is dequantized and quantized again (a second rounding), as export does;
+    it went on without a word before, while a quantized ONNX input is refused."""
+    if source.kind != "gguf" or not source.gguf_file:
+        return
+    quantized = quantized_file_type(Path(source.path) / source.gguf_file)
+    if quantized:
+        logger.warning("%s is quantized already (%s): transformers dequantizes it, and quantizing it again adds a "
+                       "second rounding to the first; quantize the original F16/F32 weights (the Hugging Face model "
+                       "or an F16/F32 GGUF) when you have them", source.gguf_file, quantized)  # fmt: skip
+
+
 def quantize_recipe(opts: QuantizeOptions) -> Recipe:
     """The recipe these options mean for the model's kind and task."""
     source = resolve_model_arg(opts.model_name_or_path, opts.adapter_path)
@@ -177,11 +190,19 @@ def quantize_recipe(opts: QuantizeOptions) -> Recipe:
             "model, a .gguf, or an ONNX or onnxruntime-genai model",
             hint=COMPOSITE_HINT if source.kind == "composite" else "quantize the model it was built from",
         )
+    if opts.adapter_path and source.kind in ("onnx", "genai"):  # ignored before: the output was the base model
+        raise UserInputError(
+            f"-a {opts.adapter_path}: a peft adapter is merged into a Hugging Face or GGUF model before quantizing; "
+            f"{opts.model_name_or_path} is {article(source.kind)} {source.kind} model, which cannot take one here",
+            hint="quantize the Hugging Face model with -a (olive-ext quantize -m HF_MODEL -a ADAPTER), or build "
+            "onnxruntime adapters for the ONNX model with `olive-ext generate-adapter`",
+        )
     if (done := already_quantized(source)) is not None:
         raise UserInputError(
             f"{opts.model_name_or_path} is quantized already ({done}): quantizing it again would not change it",
             hint="quantize its source model (the Hugging Face folder, or the fp32 ONNX model) instead",
         )
+    warn_requantized_gguf(source)
     task = model_task(source)
     if opts.parity and source.kind in ("onnx", "genai"):  # found by the parity step after the quantization before
         raise UserInputError(

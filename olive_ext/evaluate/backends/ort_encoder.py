@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from olive_ext.cpu_threads import ort_allows_spinning
-from olive_ext.onnx.folder import tuned_session_options
+from olive_ext.onnx.folder import onnx_graph, tuned_session_options
 from olive_ext.onnx.runtime import onnxruntime
 
 
@@ -24,7 +24,7 @@ class OrtEncoderBackend:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         apply_tuned(options, tuned_session_options(folder), ort)  # Olive's OrtSessionParamsTuning, when it ran
         providers = [provider] if provider in ort.get_available_providers() else ["CPUExecutionProvider"]
-        self.session = ort.InferenceSession(f"{folder}/model.onnx", options, providers=providers)
+        self.session = ort.InferenceSession(str(onnx_graph(folder)), options, providers=providers)
         self.input_names = [i.name for i in self.session.get_inputs()]
         # a graph made static (DynamicToFixedShape, NPU exports) takes exactly this many tokens per example
         lengths = [i.shape[1] for i in self.session.get_inputs() if len(i.shape) == 2 and isinstance(i.shape[1], int)]
