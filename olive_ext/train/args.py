@@ -132,6 +132,9 @@ def parse_flag_pairs(tokens: list[str]) -> dict[str, Any]:
                 i += 1
             else:
                 value = "true"
+        if name in out and out[name] != value:  # the last silently won: the first value was dropped
+            raise UserInputError(f"--{name} given twice ({out[name]!r}, then {value!r}): it takes one value",
+                                 hint="keep one")  # fmt: skip
         out[name] = value
         i += 1
     if stray:

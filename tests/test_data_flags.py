@@ -1,0 +1,48 @@
+"""finetune's data flags on real files and the tiny Llama: repeated flags, file kinds, row shapes, values checked
+before work (through --dry_run, which reads and tokenizes a few rows)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from olive_ext.cli import main
+
+QA = "Q:{question}A:{answer}"
+
+
+def _run(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str]:
+    """Exit code and stderr (one line) of `olive-ext ARGV`."""
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse's own refusals
+        code = int(e.code or 0)
+    return code, capsys.readouterr().err.replace("\n", " ")
+
+
+def _qa(path: Path, rows: range) -> Path:
+    """A JSON-lines file of question/answer rows numbered ``rows``."""
+    path.write_text("\n".join(json.dumps({"question": f"q {i}", "answer": f"a {i}"}) for i in rows))
+    return path
+
+
+def _dry(model: Path, out: Path, *flags: str) -> list[str]:
+    return ["finetune", "-m", str(model), *flags, "--dry_run", "-o", str(out / "x")]
+
+
+def test_repeated_data_files_are_all_read_and_other_repeated_flags_are_refused(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    p1, p2 = _qa(tmp_path / "p1.jsonl", range(8)), _qa(tmp_path / "p2.jsonl", range(8, 16))
+    for files in (["--data_files", str(p1), "--data_files", str(p2)], ["--data_files", str(p1), str(p2)],
+                  ["--data_files", f"{p1},{p2}"]):  # fmt: skip
+        code, err = _run(capsys, _dry(tiny_llama, tmp_path, "-d", "json", *files, "--text_template", QA))
+        assert code == 0 and "first 16 rows read as template" in err, (files, err)  # was 8: p2's alone
+    code, err = _run(capsys, _dry(tiny_llama, tmp_path, "-d", "json", "--data_files", str(p1), "--text_template", QA,
+                                  "--train_split", "train[:4]", "--train_split", "train[4:]"))  # fmt: skip
+    assert code == 2 and "--train_split given twice ('train[:4]', then 'train[4:]')" in err, err
+    code, err = _run(capsys, _dry(tiny_llama, tmp_path, "-d", "json", "--data_files", str(p1), "--text_template", QA,
+                                  "--warmup_steps", "1", "--warmup_steps", "2"))  # fmt: skip
+    assert code == 2 and "--warmup_steps given twice ('1', then '2')" in err, err
