@@ -46,3 +46,23 @@ def test_repeated_data_files_are_all_read_and_other_repeated_flags_are_refused(
     code, err = _run(capsys, _dry(tiny_llama, tmp_path, "-d", "json", "--data_files", str(p1), "--text_template", QA,
                                   "--warmup_steps", "1", "--warmup_steps", "2"))  # fmt: skip
     assert code == 2 and "--warmup_steps given twice ('1', then '2')" in err, err
+
+
+def test_use_chat_template_on_alpaca_rows_needs_a_chat_template(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    notpl = tmp_path / "tiny-notpl"
+    shutil.copytree(tiny_llama, notpl)
+    (notpl / "chat_template.jinja").unlink(missing_ok=True)
+    config = json.loads((notpl / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (notpl / "tokenizer_config.json").write_text(json.dumps(config))
+    alpaca = tmp_path / "alpaca.json"
+    alpaca.write_text(json.dumps([{"instruction": f"Say {i}", "input": "", "output": f"w{i}"} for i in range(8)]))
+    flags = ["-d", "json", "--data_files", str(alpaca)]
+    code, err = _run(capsys, _dry(notpl, tmp_path, *flags, "--use_chat_template"))
+    assert code == 2 and "--use_chat_template needs a tokenizer with a chat template; this model has none" in err, err
+    code, err = _run(capsys, _dry(notpl, tmp_path, *flags))  # without the flag: alpaca's own prompt, as before
+    assert code == 0 and "read as alpaca" in err, err

@@ -194,6 +194,8 @@ def _examples(rows: Any, spec: DatasetSpec, tokenizer: Any) -> list[Example]:
         return _from_template(rows, spec, columns)
     if fmt == "alpaca":
         _require_columns(["instruction", "output"], columns, "the alpaca format")
+        if spec.format == "messages":  # --use_chat_template asked for: never the plain prompt in its place
+            _require_chat_template(tokenizer, "--use_chat_template")
         return [_alpaca(row, tokenizer, i) for i, row in enumerate(rows)]
     if fmt == "messages":
         return _from_messages(rows, spec, columns, tokenizer)
@@ -424,17 +426,25 @@ def _alpaca_history(value: Any, index: int) -> list[tuple[str, str]]:
 # ----------------------------------------------------------------------------- chat messages
 
 
+def _require_chat_template(tokenizer: Any, what: str) -> None:
+    """Refuse ``what`` (chat rows, or alpaca rows with --use_chat_template) when the tokenizer has no chat
+    template: it renders every row, and its absence must not fall back to another prompt silently."""
+    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+        raise UserInputError(
+            f"{what} needs a tokenizer with a chat template; this model has none",
+            hint="copy the chat template of the model it came from (chat_template.jinja, or tokenizer_config.json's "
+            "chat_template) into its folder, or write the turns yourself with --text_template"
+            + (" (or leave out --use_chat_template for alpaca's ### Instruction prompt)" if what.startswith("--")
+               else ""),
+        )
+
+
 def _from_messages(rows: Any, spec: DatasetSpec, columns: list[str], tokenizer: Any) -> list[Example]:
     field = messages_column(spec, columns)
     if field is None:
         raise _lacking(f"the messages format reads column {spec.messages_field!r}", columns,
                        hint="name the column holding the chat messages with --messages_field COLUMN")  # fmt: skip
-    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
-        raise UserInputError(
-            "the messages format needs a tokenizer with a chat template; this model has none",
-            hint="copy the chat template of the model it came from (chat_template.jinja, or tokenizer_config.json's "
-            "chat_template) into its folder, or write the turns yourself with --text_template",
-        )
+    _require_chat_template(tokenizer, "the messages format")
     with_tools = sum(1 for row in rows if row.get("tools") not in _NO_TOOLS) if "tools" in columns else 0
     takes_tools = "tools" in str(tokenizer.chat_template)
     if with_tools and not takes_tools:  # LLaMA-Factory writes the tool list into the system turn
