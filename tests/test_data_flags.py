@@ -66,3 +66,15 @@ def test_use_chat_template_on_alpaca_rows_needs_a_chat_template(
     assert code == 2 and "--use_chat_template needs a tokenizer with a chat template; this model has none" in err, err
     code, err = _run(capsys, _dry(notpl, tmp_path, *flags))  # without the flag: alpaca's own prompt, as before
     assert code == 0 and "read as alpaca" in err, err
+
+
+def test_a_file_given_to_d_is_answered_with_the_builder_and_data_files_that_read_it(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plain = tmp_path / "plain.txt"
+    plain.write_text("line one\nline two\nline three\n")
+    code, err = _run(capsys, _dry(tiny_llama, tmp_path, "-d", str(plain), "--text_field", "text"))
+    assert code == 2 and f"hint: pass -d text --data_files {plain}" in err, err  # was: "Couldn't find any data file"
+    code, err = _run(capsys, _dry(tiny_llama, tmp_path, "-d", "text", "--data_files", str(plain), "--text_field",
+                                  "text"))  # fmt: skip
+    assert code == 0 and "first 3 rows read as text" in err, err

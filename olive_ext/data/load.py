@@ -29,11 +29,29 @@ def builder_for_file(path: str) -> str | None:
     return _SUFFIX_BUILDER.get(Path(path).suffix.lower())
 
 
+# datasets' builders for suffixes -d does not take as a file itself (`-d notes.txt`): said in the hint
+_OTHER_SUFFIX_BUILDER = {".txt": "text", ".text": "text", ".md": "text", ".arrow": "arrow"}
+
+
+def _builder_hint(path: str) -> str:
+    """``-d BUILDER --data_files PATH`` for a file given to -d, the builder from its suffix (compressed too)."""
+    name = Path(path).name.lower()
+    for suffix in _COMPRESSED:
+        name = name.removesuffix(suffix)
+    suffix = Path(name).suffix
+    builder = _SUFFIX_BUILDER.get(suffix) or _OTHER_SUFFIX_BUILDER.get(suffix)
+    return f"-d {builder or 'json|csv|parquet|text'} --data_files {path}"
+
+
 def local_files(spec: DatasetSpec) -> tuple[str, list[str]]:
-    """(builder, files) of a dataset read from local files, or (hub id, []) for a hub dataset."""
+    """(builder, files) of a dataset read from local files, or (hub id, []) for a hub dataset; a file given as
+    the name that is not json/csv/parquet by its suffix is refused with the flags that read it."""
     name, files = spec.name, spec.data_files
     if name not in LOCAL_BUILDERS and builder_for_file(name) and Path(name).exists():
         name, files = builder_for_file(name) or "json", name  # `-d data.jsonl` is accepted too
+    elif Path(name).expanduser().is_file():  # datasets said "Couldn't find any data file at" this very file
+        raise UserInputError(f"-d {name} is a file: -d takes a builder (json, csv, parquet, text) or a hub id, "
+                             "and --data_files the file", hint=f"pass {_builder_hint(name)}")  # fmt: skip
     if name not in LOCAL_BUILDERS:
         return name, []
     return name, [files] if isinstance(files, str) else list(files or [])
