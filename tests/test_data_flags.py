@@ -78,3 +78,36 @@ def test_a_file_given_to_d_is_answered_with_the_builder_and_data_files_that_read
     code, err = _run(capsys, _dry(tiny_llama, tmp_path, "-d", "text", "--data_files", str(plain), "--text_field",
                                   "text"))  # fmt: skip
     assert code == 0 and "first 3 rows read as text" in err, err
+
+
+def _parts(*texts: str) -> list[dict[str, str]]:
+    return [{"type": "text", "text": t} for t in texts]
+
+
+def test_openai_content_parts_are_joined_and_non_text_parts_refused(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from olive_ext.data import load_examples, to_examples
+    from olive_ext.data.formats import chat_messages
+    from olive_ext.recipe.schema import DatasetSpec
+
+    chat = tmp_path / "chat.jsonl"
+    rows = [{"messages": [{"role": "user", "content": _parts(f"say {i}", "please")},
+                          {"role": "assistant", "content": _parts(f"w{i}")}]} for i in range(8)]  # fmt: skip
+    chat.write_text("\n".join(json.dumps(r) for r in rows))
+    code, err = _run(capsys, _dry(tiny_llama, tmp_path, "-d", "json", "--data_files", str(chat), "--use_chat_template"))
+    assert code == 0 and "first 8 rows read as messages" in err, err  # was: TypeError: can only concatenate str
+    assert chat_messages(rows[0], "messages", 0)[0]["content"] == "say 0\nplease"
+    spec = DatasetSpec(name="json", data_files=str(chat), format="messages")
+    assert load_examples(spec, _tokenizer(tiny_llama))[0].response.startswith("w0")
+    image = {"messages": [{"role": "user", "content": [*_parts("what is it?"), {"type": "image_url",
+                                                                               "image_url": {"url": "x.png"}}]},
+                          {"role": "assistant", "content": "a cat"}]}  # fmt: skip
+    with pytest.raises(Exception, match=r"row 0, field 'messages', message 0: content part 1 is of type 'image_url'"):
+        to_examples([image], spec, _tokenizer(tiny_llama))
+
+
+def _tokenizer(model: Path) -> object:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model)

@@ -556,8 +556,28 @@ def chat_messages(row: Mapping[str, Any], field: str, index: int) -> list[dict[s
                 "'content' (or ShareGPT's 'from' and 'value')"
             )
         role = m["role"]  # other tools' names (human, gpt, Gemma's model, User): the template knows user/assistant
-        msgs.append({**m, "role": _ROLE_ALIASES.get(role.lower(), role.lower()) if isinstance(role, str) else role})
+        msgs.append({**m, "role": _ROLE_ALIASES.get(role.lower(), role.lower()) if isinstance(role, str) else role,
+                     "content": _content_text(m["content"], f"{where}, message {k}")})  # fmt: skip
     return msgs
+
+
+def _content_text(content: Any, where: str) -> Any:
+    """OpenAI's content as a list of parts (``[{"type": "text", "text": "hi"}]``) joined into one string (with
+    newlines, as vLLM joins them); a part that is not text (image_url, input_audio...) is refused: the model reads
+    text only. Other content is left as it is."""
+    if not isinstance(content, list):
+        return content
+    texts: list[str] = []
+    for j, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, Mapping) else type(part).__name__
+        if kind != "text" or not isinstance(part.get("text"), str):
+            raise UserInputError(
+                f"{where}: content part {j} is of type {kind!r}; only text parts ({{'type': 'text', 'text': ...}}) "
+                "can be trained on here",
+                hint="drop that part (or that row), or write what it shows as a text part",
+            )
+        texts.append(part["text"])
+    return "\n".join(texts)
 
 
 def _sharegpt(value: list[Mapping[str, Any]], row: Mapping[str, Any], where: str) -> list[dict[str, Any]] | None:
