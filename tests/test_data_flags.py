@@ -111,3 +111,17 @@ def _tokenizer(model: Path) -> object:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(model)
+
+
+def test_enum_valued_training_arguments_are_checked_before_work(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = _dry(tiny_llama, tmp_path, "-d", "json", "--data_files", str(_qa(tmp_path / "p.jsonl", range(8))),
+                "--text_template", QA)  # fmt: skip
+    code, err = _run(capsys, [*base, "--lr_scheduler_type", "cosin"])
+    assert code == 2 and "--lr_scheduler_type 'cosin' is not one of its values; did you mean 'cosine'?" in err, err
+    assert "valid: linear, cosine," in err
+    code, err = _run(capsys, [*base, "--optim", "adamw_trch", "--save_strategy", "step"])
+    assert code == 2 and "--optim 'adamw_trch'" in err and "--save_strategy 'step'" in err, err
+    code, err = _run(capsys, [*base, "--lr_scheduler_type", "cosine", "--optim", "adamw_torch"])
+    assert code == 0, err
