@@ -125,3 +125,20 @@ def test_enum_valued_training_arguments_are_checked_before_work(
     assert code == 2 and "--optim 'adamw_trch'" in err and "--save_strategy 'step'" in err, err
     code, err = _run(capsys, [*base, "--lr_scheduler_type", "cosine", "--optim", "adamw_torch"])
     assert code == 0, err
+
+
+def test_a_dataset_saved_with_save_to_disk_loads_as_split_train(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import datasets
+
+    saved = tmp_path / "saved_ds"
+    datasets.Dataset.from_list([{"question": f"q {i}", "answer": f"a {i}"} for i in range(8)]).save_to_disk(saved)
+    code, err = _run(capsys, _dry(tiny_llama, tmp_path, "-d", str(saved), "--train_split", "train[:4]",
+                                  "--text_template", QA))  # fmt: skip
+    assert code == 0 and "training data (train[:4]): first 4 rows read as template" in err, err  # was: load_from_disk
+    state = json.loads((saved / "state.json").read_text())
+    state["_data_files"] = [{"filename": "../elsewhere.arrow"}]
+    (saved / "state.json").write_text(json.dumps(state))
+    code, err = _run(capsys, _dry(tiny_llama, tmp_path, "-d", str(saved), "--text_template", QA))
+    assert code == 2 and "names data files outside the folder" in err, err
