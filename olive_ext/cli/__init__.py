@@ -111,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     if mod is None:
         parser.print_help()
         return 2
+    from olive_ext.cli.common import print_error, repeated_flag_error
+
+    if said := repeated_flag_error(parser, mod, argv):
+        print_error(said)
+        return 2
     if unknown and not getattr(mod, "ACCEPTS_EXTRA_ARGS", False):
         from olive_ext.cli.common import unknown_flags_error
 

@@ -175,6 +175,27 @@ def unknown_flags_error(parser: argparse.ArgumentParser, mod: ModuleType, unknow
     return 2
 
 
+def repeated_flag_error(parser: argparse.ArgumentParser, mod: ModuleType, argv: list[str]) -> str | None:
+    """The message for a one-value flag given twice with different values (argparse keeps the last silently: the
+    first --train_split or --text_template was dropped), else None. Flags that take several values are left be."""
+    sub = next(a for a in parser._subparsers._group_actions if isinstance(a, argparse._SubParsersAction))  # type: ignore[union-attr]
+    single = {opt: action.dest for action in sub.choices[mod.NAME]._actions for opt in action.option_strings
+              if isinstance(action, argparse._StoreAction) and action.nargs in (None, "?")}  # fmt: skip
+    seen: dict[str, tuple[str, str]] = {}
+    tokens = argv[argv.index(mod.NAME) + 1 :] if mod.NAME in argv else argv
+    for i, token in enumerate(tokens):
+        flag, eq, value = token.partition("=")
+        if flag not in single:
+            continue
+        if not eq:
+            value = tokens[i + 1] if i + 1 < len(tokens) and not tokens[i + 1].startswith("-") else ""
+        dest = single[flag]
+        if dest in seen and seen[dest][1] != value:
+            return f"{flag} given twice ({seen[dest][1]!r}, then {value!r}): it takes one value\n  hint: keep one"
+        seen.setdefault(dest, (flag, value))
+    return None
+
+
 def option(group: Any, model: type[Options], name: str, *flags: str, **kwargs: Any) -> None:
     """Add the flag for option ``name`` of ``model``: its default and help text come from the model's field.
 
@@ -216,7 +237,8 @@ def add_data_arguments(
 
     group = parser.add_argument_group("data")
     option(group, DataOptions, "data_name", "-d", "--data_name")
-    option(group, DataOptions, "data_files")
+    # repeated (--data_files a --data_files b) or several after one flag (a shell-expanded parts/*.jsonl): all kept
+    option(group, DataOptions, "data_files", nargs="+", action="extend")
     option(group, model, split_field, f"--{split_field}", *split_flags)
     option(group, DataOptions, "text_template")
     option(group, DataOptions, "text_field")

@@ -194,6 +194,8 @@ def _examples(rows: Any, spec: DatasetSpec, tokenizer: Any) -> list[Example]:
         return _from_template(rows, spec, columns)
     if fmt == "alpaca":
         _require_columns(["instruction", "output"], columns, "the alpaca format")
+        if spec.format == "messages":  # --use_chat_template asked for: never the plain prompt in its place
+            _require_chat_template(tokenizer, "--use_chat_template")
         return [_alpaca(row, tokenizer, i) for i, row in enumerate(rows)]
     if fmt == "messages":
         return _from_messages(rows, spec, columns, tokenizer)
@@ -424,17 +426,25 @@ def _alpaca_history(value: Any, index: int) -> list[tuple[str, str]]:
 # ----------------------------------------------------------------------------- chat messages
 
 
+def _require_chat_template(tokenizer: Any, what: str) -> None:
+    """Refuse ``what`` (chat rows, or alpaca rows with --use_chat_template) when the tokenizer has no chat
+    template: it renders every row, and its absence must not fall back to another prompt silently."""
+    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+        raise UserInputError(
+            f"{what} needs a tokenizer with a chat template; this model has none",
+            hint="copy the chat template of the model it came from (chat_template.jinja, or tokenizer_config.json's "
+            "chat_template) into its folder, or write the turns yourself with --text_template"
+            + (" (or leave out --use_chat_template for alpaca's ### Instruction prompt)" if what.startswith("--")
+               else ""),
+        )
+
+
 def _from_messages(rows: Any, spec: DatasetSpec, columns: list[str], tokenizer: Any) -> list[Example]:
     field = messages_column(spec, columns)
     if field is None:
         raise _lacking(f"the messages format reads column {spec.messages_field!r}", columns,
                        hint="name the column holding the chat messages with --messages_field COLUMN")  # fmt: skip
-    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
-        raise UserInputError(
-            "the messages format needs a tokenizer with a chat template; this model has none",
-            hint="copy the chat template of the model it came from (chat_template.jinja, or tokenizer_config.json's "
-            "chat_template) into its folder, or write the turns yourself with --text_template",
-        )
+    _require_chat_template(tokenizer, "the messages format")
     with_tools = sum(1 for row in rows if row.get("tools") not in _NO_TOOLS) if "tools" in columns else 0
     takes_tools = "tools" in str(tokenizer.chat_template)
     if with_tools and not takes_tools:  # LLaMA-Factory writes the tool list into the system turn
@@ -546,8 +556,28 @@ def chat_messages(row: Mapping[str, Any], field: str, index: int) -> list[dict[s
                 "'content' (or ShareGPT's 'from' and 'value')"
             )
         role = m["role"]  # other tools' names (human, gpt, Gemma's model, User): the template knows user/assistant
-        msgs.append({**m, "role": _ROLE_ALIASES.get(role.lower(), role.lower()) if isinstance(role, str) else role})
+        msgs.append({**m, "role": _ROLE_ALIASES.get(role.lower(), role.lower()) if isinstance(role, str) else role,
+                     "content": _content_text(m["content"], f"{where}, message {k}")})  # fmt: skip
     return msgs
+
+
+def _content_text(content: Any, where: str) -> Any:
+    """OpenAI's content as a list of parts (``[{"type": "text", "text": "hi"}]``) joined into one string (with
+    newlines, as vLLM joins them); a part that is not text (image_url, input_audio...) is refused: the model reads
+    text only. Other content is left as it is."""
+    if not isinstance(content, list):
+        return content
+    texts: list[str] = []
+    for j, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, Mapping) else type(part).__name__
+        if kind != "text" or not isinstance(part.get("text"), str):
+            raise UserInputError(
+                f"{where}: content part {j} is of type {kind!r}; only text parts ({{'type': 'text', 'text': ...}}) "
+                "can be trained on here",
+                hint="drop that part (or that row), or write what it shows as a text part",
+            )
+        texts.append(part["text"])
+    return "\n".join(texts)
 
 
 def _sharegpt(value: list[Mapping[str, Any]], row: Mapping[str, Any], where: str) -> list[dict[str, Any]] | None:

@@ -29,11 +29,29 @@ def builder_for_file(path: str) -> str | None:
     return _SUFFIX_BUILDER.get(Path(path).suffix.lower())
 
 
+# datasets' builders for suffixes -d does not take as a file itself (`-d notes.txt`): said in the hint
+_OTHER_SUFFIX_BUILDER = {".txt": "text", ".text": "text", ".md": "text", ".arrow": "arrow"}
+
+
+def _builder_hint(path: str) -> str:
+    """``-d BUILDER --data_files PATH`` for a file given to -d, the builder from its suffix (compressed too)."""
+    name = Path(path).name.lower()
+    for suffix in _COMPRESSED:
+        name = name.removesuffix(suffix)
+    suffix = Path(name).suffix
+    builder = _SUFFIX_BUILDER.get(suffix) or _OTHER_SUFFIX_BUILDER.get(suffix)
+    return f"-d {builder or 'json|csv|parquet|text'} --data_files {path}"
+
+
 def local_files(spec: DatasetSpec) -> tuple[str, list[str]]:
-    """(builder, files) of a dataset read from local files, or (hub id, []) for a hub dataset."""
+    """(builder, files) of a dataset read from local files, or (hub id, []) for a hub dataset; a file given as
+    the name that is not json/csv/parquet by its suffix is refused with the flags that read it."""
     name, files = spec.name, spec.data_files
     if name not in LOCAL_BUILDERS and builder_for_file(name) and Path(name).exists():
         name, files = builder_for_file(name) or "json", name  # `-d data.jsonl` is accepted too
+    elif Path(name).expanduser().is_file():  # datasets said "Couldn't find any data file at" this very file
+        raise UserInputError(f"-d {name} is a file: -d takes a builder (json, csv, parquet, text) or a hub id, "
+                             "and --data_files the file", hint=f"pass {_builder_hint(name)}")  # fmt: skip
     if name not in LOCAL_BUILDERS:
         return name, []
     return name, [files] if isinstance(files, str) else list(files or [])
@@ -319,7 +337,9 @@ def load_rows(spec: DatasetSpec) -> datasets.Dataset:
     elif spec.data_files:
         kwargs["data_files"] = spec.data_files
     try:
+        saved = saved_dataset_folder(name)
         as_written = _json_lines_as_written(kwargs["data_files"], spec.split) if name == "json" else None
+        as_written = _load_saved(saved, spec.split) if saved is not None else as_written
         ds = as_written if as_written is not None else datasets.load_dataset(name, split=spec.split, **kwargs)
     except (FileNotFoundError, ConnectionError) as e:
         raise UserInputError(
@@ -423,6 +443,8 @@ def spec_identity(spec: DatasetSpec, memo: Any = None) -> dict[str, Any]:
     files = spec.data_files if isinstance(spec.data_files, list) else [spec.data_files] if spec.data_files else []
     if not files and builder_for_file(spec.name) and Path(spec.name).exists():
         files = [spec.name]
+    if not files and (saved := saved_dataset_folder(spec.name)) is not None:  # a saved Dataset: its content keys it
+        files = [str(p) for p in sorted(saved.iterdir()) if p.suffix in (".arrow", ".json")]
     hashes = {}
     for f in files:
         p = Path(f)
@@ -457,6 +479,40 @@ def _json_lines_as_written(files: list[str], split: str) -> Any:
         table = datasets.Dataset.from_list([{c: r.get(c) for c in columns} for r in rows])
     except Exception:  # values pyarrow cannot put in one column (a list in one row, text in another)
         return None
+    return _select_split(table, split)
+
+
+def saved_dataset_folder(name: str) -> Path | None:
+    """A folder ``Dataset.save_to_disk`` wrote (one Dataset: state.json, dataset_info.json and arrow files, no
+    dataset_dict.json), else None; datasets' load_dataset refuses it ("use load_from_disk instead")."""
+    folder = Path(name).expanduser()
+    if not folder.is_dir() or (folder / "dataset_dict.json").exists():
+        return None
+    return folder if (folder / "state.json").is_file() and (folder / "dataset_info.json").is_file() else None
+
+
+def _load_saved(folder: Path, split: str) -> Any:
+    """A saved Dataset as split 'train' (its rows sliced as ``split`` says). ``load_from_disk`` reads only the
+    state and info JSON and the arrow files the state names (no pickles); names outside the folder are refused."""
+    import datasets
+
+    try:
+        state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+        names = [str(f["filename"]) for f in state["_data_files"]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserInputError(f"{folder} is not a dataset saved with save_to_disk: its state.json is unreadable ({e})",
+                             hint="save it again with Dataset.save_to_disk") from e  # fmt: skip
+    if any(Path(n).is_absolute() or ".." in Path(n).parts or not n.endswith(".arrow") for n in names):
+        raise UserInputError(f"{folder}/state.json names data files outside the folder or not arrow: {names}",
+                             hint="save it again with Dataset.save_to_disk")  # fmt: skip
+    table = datasets.Dataset.load_from_disk(str(folder)).with_format(None)  # a saved torch/custom format: plain rows
+    return _select_split(table, split)
+
+
+def _select_split(table: Any, split: str) -> Any:
+    """The rows of a one-split table (named 'train') that ``split`` (``train[:90%]``...) picks."""
+    import datasets
+
     instruction = datasets.ReadInstruction.from_spec(split)
     ranges = instruction.to_absolute({"train": len(table)})
     if any(r.splitname != "train" for r in ranges):

@@ -91,7 +91,9 @@ class DataOptions(Options):
     data_name: str | None = Field(
         None, description="'json', 'csv' or 'parquet' with data_files, a local file, or a hub dataset id"
     )
-    data_files: str | list[str] | None = Field(None, description="local data file(s), comma-separated")
+    data_files: str | list[str] | None = Field(
+        None, description="local data file(s): comma-separated, several after the flag, or the flag repeated"
+    )
     text_template: str | None = Field(
         None,
         description="e.g. 'Q: {question}\\nA: {answer}'; the last {column} is the answer, text after it "
@@ -118,14 +120,15 @@ class DataOptions(Options):
     max_samples: int | None = Field(None, ge=1, description="use at most this many rows")
 
     def file_list(self) -> list[str] | None:
-        """data_files as a list (a comma-separated string is split, unless it names a file whole)."""
+        """data_files as a list: each item (the flag repeated gives several) is split at commas, unless it names a
+        file whole."""
         files = self.data_files
         if not files:
             return None
-        if isinstance(files, str) and Path(files).expanduser().is_file():
-            return [files]  # a file whose name holds a comma
-        items = files.split(",") if isinstance(files, str) else files
-        return [f.strip() for f in items if f.strip()]
+        out: list[str] = []
+        for item in [files] if isinstance(files, str) else files:
+            out += [item] if Path(item).expanduser().is_file() else item.split(",")  # a file whose name holds a comma
+        return [f.strip() for f in out if f.strip()] or None
 
     def to_spec(self, split: str | None) -> DatasetSpec | None:
         """The DatasetSpec these flags mean for ``split``, or None when no data was named."""

@@ -61,10 +61,27 @@ def _convert(name: str, value: Any, tp: Any) -> Any:
                 continue
         if opt is list or typing.get_origin(opt) is list:
             return [v for v in value.replace(",", " ").split() if v]
+    _check_enum_value(name, value, options)
     if any(o in (bool, int, float) for o in options) and not any(o is str or _is_str_like(o) for o in options):
         kinds = "/".join(o.__name__ for o in options if o in (bool, int, float))
         raise UserInputError(f"--{name} expects {kinds}, got {value!r}")
     return value
+
+
+def _check_enum_value(name: str, value: str, options: list[Any]) -> None:
+    """A value of an enum-typed field (``SchedulerType | str``: lr_scheduler_type, optim, the strategies) is one of
+    the enum's values, checked now: TrainingArguments refused it only when the run built it, after loading."""
+    import enum
+
+    for opt in options:
+        if isinstance(opt, type) and issubclass(opt, enum.Enum):
+            valid = [str(m.value) for m in opt]
+            if value in valid:
+                return
+            close = difflib.get_close_matches(value, valid, n=1, cutoff=0.6)
+            raise UserInputError(f"--{name} {value!r} is not one of its values"
+                                 + (f"; did you mean {close[0]!r}?" if close else "")
+                                 + f" (valid: {', '.join(valid)})")  # fmt: skip
 
 
 def _is_str_like(tp: Any) -> bool:
@@ -132,6 +149,9 @@ def parse_flag_pairs(tokens: list[str]) -> dict[str, Any]:
                 i += 1
             else:
                 value = "true"
+        if name in out and out[name] != value:  # the last silently won: the first value was dropped
+            raise UserInputError(f"--{name} given twice ({out[name]!r}, then {value!r}): it takes one value",
+                                 hint="keep one")  # fmt: skip
         out[name] = value
         i += 1
     if stray:
