@@ -496,8 +496,9 @@ def test_a_full_disk_is_said_not_a_traceback(
         code, err = _cli(capsys, [*args, "--precision", "int8", "-o", str(tmp_path / "o2"), "--cache_dir",
                                   str(small / "cache")])  # fmt: skip
         assert code != 0 and "No space left on device" in err and "--cache_dir or OLIVE_EXT_CACHE" in err, err
-    finally:
-        subprocess.run(["umount", str(small)], capture_output=True)
+    finally:  # lazily when busy: a plain umount failed while a worker still held the folder, leaking one mount a run
+        if subprocess.run(["umount", str(small)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(small)], capture_output=True)
 
 
 def test_chat_on_a_truncated_model_names_the_file(

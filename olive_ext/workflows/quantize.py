@@ -19,7 +19,7 @@ from olive_ext.engine.output import check_apart, ensure_output_free
 from olive_ext.engine.results import RunResult
 from olive_ext.errors import UserInputError
 from olive_ext.models.folder import COMPOSITE_HINT, absolute_if_local, config_json, model_task, resolve_model_arg
-from olive_ext.models.gguf_header import quantized_file_type
+from olive_ext.models.gguf_header import GGUFLayoutError, quantized_file_type
 from olive_ext.onnx.folder import model_file
 from olive_ext.onnx.genai_builder import check_buildable
 from olive_ext.options import validate_options, with_options_signature
@@ -174,7 +174,10 @@ def warn_requantized_gguf(source: Artifact) -> None:
     it went on without a word before, while a quantized ONNX input is refused."""
     if source.kind != "gguf" or not source.gguf_file:
         return
-    quantized = quantized_file_type(Path(source.path) / source.gguf_file)
+    try:
+        quantized = quantized_file_type(Path(source.path) / source.gguf_file)
+    except (GGUFLayoutError, OSError):  # not a readable GGUF: the checks before work name the file and the problem
+        return
     if quantized:
         logger.warning("%s is quantized already (%s): transformers dequantizes it, and quantizing it again adds a "
                        "second rounding to the first; quantize the original F16/F32 weights (the Hugging Face model "
