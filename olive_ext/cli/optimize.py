@@ -23,8 +23,9 @@ Outputs are ONNX (onnxruntime-genai folders for LLMs); `auto-opt` also tries lla
 ORDER = 21
 OLIVE_REPLACEMENTS = {
     **OLIVE_INPUT_MODEL_FLAGS,
-    "--act_precision": "not supported: activations stay float on CPU/GPU; `olive-ext auto-opt --device npu` builds "
-    "QDQ encoders with uint8/uint16 activations",
+    "--act_precision": "not supported: LLMs keep float activations (int4/int8 weights only; QNN and VitisAI LLM "
+    "builds need their SDKs); for encoders, `--device npu` builds QDQ candidates whose activation types (uint8, "
+    "uint16) are measured, not chosen by a flag",
     "--num_split": "not supported: olive-ext builds single-file models",
     "--memory": "not supported: use --max_size_mb to constrain model size",
     **dict.fromkeys(

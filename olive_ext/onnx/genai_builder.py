@@ -399,6 +399,27 @@ def builder_architectures() -> frozenset[str] | None:
     return frozenset(re.findall(r'architectures\[0\] == "(\w+)"', text)) or None
 
 
+@functools.cache
+def builder_extra_option_keys() -> frozenset[str] | None:
+    """The extra_options keys onnxruntime-genai's model builder reads (``extra_options.get("key"``,
+    ``extra_options["key"]``, ``"key" in extra_options`` anywhere in its ``models`` package), read from its source
+    without importing it; None when it cannot be read, and nothing is refused then. A key it never reads is
+    ignored by the builder without a word."""
+    spec = importlib.util.find_spec("onnxruntime_genai")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not folders:
+        return None
+    pattern = re.compile(r'extra_options(?:\.get\(|\[)"(\w+)"|"(\w+)" in extra_options')
+    keys: set[str] = set()
+    try:
+        for source in (Path(folders[0]) / "models").rglob("*.py"):
+            for got, tested in pattern.findall(source.read_text(encoding="utf-8")):
+                keys.add(got or tested)
+    except OSError:
+        return None
+    return frozenset(keys) or None
+
+
 def builder_input_problem(config: dict[str, Any], config_file: Path) -> str | None:
     """Why the genai builder cannot build the model of this read ``config`` (``config_file``: where it is), or None:
     an encoder, no ``architectures`` (the builder reads architectures[0]: "TypeError: 'NoneType' object is not

@@ -13,6 +13,7 @@ quantizer's block, ``extra_mb_options`` go to every model-builder build, ``use_q
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +22,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 
 from olive_ext.errors import UserInputError
 from olive_ext.models.folder import model_task, resolve_model_arg
+from olive_ext.onnx.genai_builder import builder_extra_option_keys
 from olive_ext.options import validate_options, with_options_signature
 from olive_ext.passes.model_builder import ModelBuilder, ModelBuilderConfig
 from olive_ext.progress import Progress
@@ -41,6 +43,17 @@ OLIVE_ONLY_PRECISIONS = {
 BUILDER_BLOCK_SIZES = (16, 32, 64, 128, 256)  # the genai builder's int4 block sizes (Olive rounds to these silently)
 # Olive's exporter -> the onnx_export pass's exporter for encoders (LLMs take model_builder only)
 ENCODER_EXPORTERS = {"dynamo_exporter": "dynamo", "torchscript_exporter": "torchscript"}
+# Olive's optimize providers olive-ext does not build for -> what to do instead
+OLIVE_ONLY_PROVIDERS = {
+    "NvTensorRTRTXExecutionProvider": "TensorRT-RTX builds need NVIDIA's SDK and GPU; give --provider "
+    "CUDAExecutionProvider for a CUDA build",
+    "OpenVINOExecutionProvider": "OpenVINO builds are a recipe step here: write a recipe with an openvino_convert "
+    "pass (or run an Olive config with OpenVINOOptimumConversion) and `olive-ext run --config`",
+}
+# Olive's spellings of builder options (ModelBuilder's int4_* parameters), taken besides the builder's own keys
+OLIVE_BUILDER_KEYS = ("int4_block_size", "int4_accuracy_level", "int4_is_symmetric", "int4_algo_config",
+                      "int4_nodes_to_exclude", "int4_op_types_to_quantize")  # fmt: skip
+QUANT_PARAMS = ("block_size", "accuracy_level", "symmetric", "algorithm", "nodes_to_exclude")
 OLIVE_PRECISIONS = ("int4", "int8", "int16", "int32", "uint4", "uint8", "uint16", "uint32", "fp16", "fp32", "bf16")
 
 
@@ -78,6 +91,14 @@ class OptimizeOptions(AutoOptOptions):
             raise ValueError(f"olive-ext does not build {value}; ask for {OLIVE_ONLY_PRECISIONS[value]}")
         return value
 
+    @field_validator("gguf")
+    @classmethod
+    def _gguf_precisions(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("precision") not in ("int4", "int8"):
+            raise ValueError(f"llama.cpp candidates are int4 and int8 (Q4_0, Q4_K_M, Q8_0): give --precision int4 or "
+                             f"int8, or drop --gguf (here {info.data.get('precision')})")  # fmt: skip
+        return value
+
     @field_validator("block_size")
     @classmethod
     def _builder_block_size(cls, value: int | None, info: ValidationInfo) -> int | None:
@@ -100,12 +121,35 @@ class OptimizeOptions(AutoOptOptions):
         pairs = [item.strip() for item in value.split(",") if item.strip()]
         if bad := [p for p in pairs if "=" not in p or not p.split("=", 1)[0].strip()]:
             raise ValueError(f"{bad[0]!r} is not key=value (write them as 'key=value,key=value')")
-        return {k.strip(): _typed(v.strip()) for k, v in (p.split("=", 1) for p in pairs)}
+        parsed: dict[str, Any] = {}
+        for key, text in ((k.strip(), v.strip()) for k, v in (p.split("=", 1) for p in pairs)):
+            if key in parsed:
+                raise ValueError(f"{key} given twice: give each option once")
+            if not text:
+                raise ValueError(f"{key}= has no value (write {key}=VALUE)")
+            parsed[key] = _typed(text)
+        return parsed
 
     @field_validator("extra_mb_options")
     @classmethod
     def _builder_accepts(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        """Checked as the model_builder pass will check them, before any work."""
+        """Checked as the model_builder pass will check them, before any work: keys the builder reads (it ignores
+        others without a word), quantization keys only for a quantized precision, no second block size."""
+        known = builder_extra_option_keys()
+        for key in value:
+            if known is not None and key not in known and key not in OLIVE_BUILDER_KEYS:
+                close = difflib.get_close_matches(key, sorted(known | set(OLIVE_BUILDER_KEYS)), n=1, cutoff=0.7)
+                raise ValueError(f"{key}: the model builder reads no such option (it would be ignored)"
+                                 + (f"; did you mean {close[0]}?" if close else ""))  # fmt: skip
+        params = _as_builder(value)
+        quant = sorted(k for k in params if k in QUANT_PARAMS)
+        precision = info.data.get("precision", "fp32")
+        if quant and precision not in ("int4", "int8"):
+            raise ValueError(f"{', '.join(quant)} set{'s' if len(quant) == 1 else ''} quantization, and --precision is "
+                             f"{precision}: give --precision int4 or int8, or drop them")  # fmt: skip
+        given = info.data.get("block_size")
+        if given is not None and params.get("block_size") not in (None, given):
+            raise ValueError(f"a block size of {params['block_size']} here and --block_size {given}: give one")
         try:
             ModelBuilderConfig.model_validate({"precision": info.data.get("precision", "fp32"), **_as_builder(value)})
         except ValidationError as e:  # its first message
@@ -114,14 +158,36 @@ class OptimizeOptions(AutoOptOptions):
             raise ValueError(f"{loc + ': ' if loc else ''}{msg}") from None
         return value
 
+    @field_validator("use_qdq_format")
+    @classmethod
+    def _qdq_is_int4(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("precision") != "int4":
+            raise ValueError(f"QDQ weights are built for int4 (the model builder's use_qdq): give --precision int4 "
+                             f"(here {info.data.get('precision')})")  # fmt: skip
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _device_of_provider(cls, data: Any) -> Any:
         """Olive's optimize reads the device from the provider when no device is given."""
-        if isinstance(data, dict) and not data.get("device"):
+        if isinstance(data, dict) and not data.get("device"):  # an unknown provider: said by _known_provider
             provider = normalize_provider(str(data["provider"])) if data.get("provider") else None
             data = {**data, "device": [next((d for d, names in PROVIDERS.items() if provider in names), "cpu")]}
         return data
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, value: str | None) -> str | None:
+        """Olive's optimize providers: those olive-ext builds for, else what to do instead."""
+        if value is None:
+            return value
+        provider = normalize_provider(value)
+        known = [p for names in PROVIDERS.values() for p in names]
+        if provider in OLIVE_ONLY_PROVIDERS:
+            raise ValueError(OLIVE_ONLY_PROVIDERS[provider])
+        if provider not in known:
+            raise ValueError(f"not an execution provider olive-ext builds for (one of {', '.join(known)})")
+        return value
 
     def builder_params(self) -> dict[str, Any]:
         """``extra_mb_options`` as model_builder parameters (see _as_builder)."""
@@ -131,6 +197,8 @@ class OptimizeOptions(AutoOptOptions):
 def _as_builder(extra: dict[str, Any]) -> dict[str, Any]:
     """Builder extra options as model_builder parameters: those the pass has fields for (int4_block_size,
     int4_is_symmetric, int4_algo_config...) lifted onto them, as for an Olive config; the rest in extra_options."""
+    # Olive's int4_op_types_to_quantize is the builder's op_types_to_quantize (the builder ignores the Olive name)
+    extra = {("op_types_to_quantize" if k == "int4_op_types_to_quantize" else k): v for k, v in extra.items()}
     return ModelBuilder.from_olive({"extra_options": extra}) if extra else {}
 
 
@@ -153,8 +221,8 @@ def shaped_pipelines(opts: OptimizeOptions) -> PipelineShaper:
         seen: set[str] = set()
         for pipeline in pipelines:
             section = {name: dict(step) for name, step in pipeline.items()}
-            for step in section.values():
-                _shape_step(step, opts)
+            if not all([_shape_step(step, opts) for step in section.values()]):
+                continue
             key = json.dumps(section, sort_keys=True, default=str)
             if key not in seen:
                 seen.add(key)
@@ -164,24 +232,33 @@ def shaped_pipelines(opts: OptimizeOptions) -> PipelineShaper:
     return shape
 
 
-def _shape_step(step: dict[str, Any], opts: OptimizeOptions) -> None:
-    """One pipeline step rewritten in place for ``opts``."""
+def _shape_step(step: dict[str, Any], opts: OptimizeOptions) -> bool:
+    """One pipeline step rewritten in place for ``opts``; False when the pipeline cannot be what ``opts`` asks."""
     kind = step.get("type")
     quantized = step.get("precision") in ("int4", "int8")
+    params = opts.builder_params()
+    block_size = opts.block_size or params.get("block_size")
     if kind == "model_builder":
         if opts.block_size is not None and quantized:
             step["block_size"] = opts.block_size
         if opts.use_qdq_format and quantized:
+            if any(step.get(k) not in (None, False, "same") for k in ("lm_head", "mixed_layers_int8")):
+                return False  # int8 layers beside QDQ int4 are not built: the candidates that can be QDQ are kept
             step["use_qdq"] = True
-        params = opts.builder_params()
         extra = params.pop("extra_options", {})
         step.update(params)
         if extra:
             step["extra_options"] = {**step.get("extra_options", {}), **extra}
-    elif kind == "olive" and opts.block_size is not None and "group_size" in step.get("config", {}):
-        step["config"] = {**step["config"], "group_size": opts.block_size}
+    elif kind == "olive" and "group_size" in step.get("config", {}):  # olive-ai's RTN/GPTQ quantize the weights the
+        config = dict(step["config"])  # build then writes as they are: they follow the same block and symmetry
+        if block_size is not None:
+            config["group_size"] = block_size
+        if "symmetric" in params:
+            config["sym"] = params["symmetric"]
+        step["config"] = config
     elif kind == "onnx_export" and opts.exporter in ENCODER_EXPORTERS:
         step["exporter"] = ENCODER_EXPORTERS[opts.exporter]
+    return True
 
 
 def check_model_options(opts: OptimizeOptions) -> None:
@@ -201,6 +278,12 @@ def check_model_options(opts: OptimizeOptions) -> None:
             f"--exporter model_builder builds language models; {opts.model_name_or_path} is a {task} model",
             hint="drop --exporter, or give dynamo_exporter or torchscript_exporter",
         )
+    knobs = [f for f, given in (("--block_size", opts.block_size is not None),
+                                 ("--extra_mb_options", bool(opts.extra_mb_options))) if given]  # fmt: skip
+    if knobs and task != "text-generation":
+        raise UserInputError(f"{', '.join(knobs)}: model-builder options, and {opts.model_name_or_path} is a {task} "
+                             "model (exported with torch.onnx, then int8 by onnxruntime)",
+                             hint=f"drop {', '.join(knobs)}")  # fmt: skip
     if opts.use_qdq_format and task != "text-generation":
         raise UserInputError("--use_qdq_format: encoders get QDQ models on NPUs (`--device npu`); on the CPU their "
                              "int8 is dynamic", hint="drop --use_qdq_format, or give --device npu")  # fmt: skip
