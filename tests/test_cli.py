@@ -445,3 +445,14 @@ def test_every_flag_of_olives_own_commands_is_taken_or_answered() -> None:
         if left:
             missing[name] = left
     assert not missing, missing
+
+
+def test_a_bare_boolean_flag_before_a_positional_argument(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`olive-ext validate --lenient FILE` failed "argument --lenient: expected true or false, got 'FILE'": a bare
+    boolean flag took the next word as its value. `--lenient false FILE` keeps its value."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("input_model: {path: HuggingFaceTB/SmolLM2-135M}\npasses: {b: {type: model_builder}}\n")
+    for flags in (["--lenient"], ["--lenient", "false"], ["--lenient", "true"]):
+        main(["validate", *flags, str(recipe)])
+        err = capsys.readouterr().err
+        assert "expected true or false" not in err and "unrecognized" not in err, (flags, err)

@@ -111,6 +111,25 @@ def test_an_option_no_pass_here_takes_is_an_error_and_lenient_drops_it_with_a_wa
     assert any("passes.mb.frobnicate" in w for w in recipe.translation_warnings)
 
 
+def test_a_builder_option_the_builder_never_reads_is_unhonoured_not_passed_on_silently() -> None:
+    """olive-recipes' Qwen3.5-2B cuda config gives extra_options quant_mode, which onnxruntime-genai's builder never
+    reads (it would ignore it without a word): an error naming it (did-you-mean for a misspelling), dropped with a
+    warning under --lenient; a recipe's model_builder pass refuses it too."""
+    extra = {"quant_mode": "int4", "is_symetric": "true", "filename": "t.onnx"}
+    raw = _config({"mb": {"type": "ModelBuilder", "precision": "int4", "extra_options": extra}})
+    problems = _errors(check_recipe(raw)[1])
+    assert problems["passes.mb.extra_options.quant_mode"].category == "unhonoured"
+    assert "did you mean is_symmetric?" in problems["passes.mb.extra_options.is_symetric"].render()
+    recipe = parse_recipe(raw, lenient=True)
+    assert recipe.passes["mb"].params()["extra_options"] == {"filename": "t.onnx"}
+    ours = {
+        "input_model": {"path": "m"},
+        "passes": {"b": {"type": "model_builder", "extra_options": {"quant_mode": 1}}},
+    }
+    assert "extra_options.quant_mode: the model builder reads no such option" in " ".join(
+        p.render() for p in check_recipe(ours)[1])  # fmt: skip
+
+
 def test_model_builder_honours_extra_options_filename_and_lifted_int4_options() -> None:
     raw = _config(
         {

@@ -94,8 +94,8 @@ def test_the_provider_gives_the_device(tiny_llama: Path, capsys: pytest.CaptureF
         (["--use_qdq_format"], "give --precision int4 (here fp32)"),
         (
             ["--precision", "int4", "--extra_mb_options", "int4_is_symetric=false"],
-            "int4_is_symetric: the model builder reads no such option (it would be ignored); did you mean "
-            "int4_is_symmetric?",
+            "int4_is_symetric: the model builder reads no such option (it would be ignored without a word); did you "
+            "mean int4_is_symmetric?",
         ),
         (
             ["--precision", "int4", "--block_size", "32", "--extra_mb_options", "int4_block_size=128"],

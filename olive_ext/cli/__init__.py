@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv:
         parser.print_help()
         return 0
+    argv = bare_bool_flags(parser, command, argv)
     args, unknown = parser.parse_known_args(argv)
     mod = getattr(args, "_module", None)
     if mod is None:
@@ -130,6 +131,29 @@ def main(argv: list[str] | None = None) -> int:
     runtime_telemetry_off()  # before the command can import onnxruntime: it reads the switch once, at load
     apply_wait_policy(plan_threads())  # before torch loads OpenMP, which reads OMP_WAIT_POLICY once
     return run_command(mod, args)
+
+
+def bare_bool_flags(parser: argparse.ArgumentParser, command: str, argv: list[str]) -> list[str]:
+    """``argv`` with "true" after each bare boolean flag (``--lenient``) whose next word is not a boolean, so that
+    argparse does not take that word as the flag's value: `validate --lenient FILE` failed "expected true or false,
+    got 'FILE'"."""
+    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    command_parser = sub.choices.get(command) if sub is not None else None
+    if command_parser is None:  # `olive-ext --help`: nothing imported for it
+        return argv
+    from olive_ext.options import parse_bool  # loaded already: the command's flags were built from its options
+
+    flags = {f for a in command_parser._actions if a.type is parse_bool and a.nargs == "?" for f in a.option_strings}
+    out: list[str] = []
+    for i, word in enumerate(argv):
+        out.append(word)
+        following = argv[i + 1] if i + 1 < len(argv) else None
+        if word in flags and following is not None and not following.startswith("-"):
+            try:
+                parse_bool(following)
+            except argparse.ArgumentTypeError:
+                out.append("true")
+    return out
 
 
 def llama_factory_answer(args: list[str]) -> str | None:

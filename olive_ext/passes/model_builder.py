@@ -8,6 +8,7 @@ caught by the CPU smoke run every build gets before it counts.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import shutil
@@ -27,6 +28,7 @@ from olive_ext.onnx.folder import model_file, save_model
 from olive_ext.onnx.genai_builder import (
     QuantizedBuildRefusedError,
     build_genai,
+    builder_extra_option_keys,
     builder_input_problem,
     copy_tokenizer_files,
     finish_genai_config,
@@ -90,6 +92,26 @@ _ALGO_ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
     "k_quant_linear": ("k_quant", {"lm_head": "int8", "linear_attn_int8": True}),
 }
 _OLIVE_PASSTHROUGH = {"use_webgpu_fp32", "use_cuda_bf16", "enable_cuda_graph", "use_8bits_moe", "include_hidden_states"}
+
+
+UNREAD_OPTION = "the model builder reads no such option (it would be ignored without a word)"
+
+
+def unread_extra_options(extra: dict[str, Any]) -> list[str]:
+    """The keys of builder ``extra_options`` the installed model builder never reads (it ignores them without a
+    word), those with a field of this pass and Olive's pass-through options aside; [] when its source is unread."""
+    known = builder_extra_option_keys()
+    if known is None:
+        return []
+    ours = set(_OWNED) | _OFF_BY_DEFAULT | _OLIVE_PASSTHROUGH | set(_LIFTED)
+    return [k for k in extra if k not in known and k not in ours]
+
+
+def did_you_mean_option(key: str) -> str:
+    """"; did you mean X?" for a misspelt builder option (its own names and Olive's int4_* ones), or ""."""
+    close = difflib.get_close_matches(key, sorted((builder_extra_option_keys() or set()) | set(_LIFTED)), n=1,
+                                      cutoff=0.7)  # fmt: skip
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 def _allowed(config: type[PassConfig], name: str, value: Any) -> bool:
@@ -169,6 +191,8 @@ class ModelBuilderConfig(WeightQuantConfig):
                 owner = _OWNED[key]  # a field of ours, or "(not supported...)"
                 said = owner.strip("()") if owner.startswith("(") else f"set {owner} instead"
                 raise ValueError(f"extra_options.{key}: {said}")
+            if key in unread_extra_options({key: value}):
+                raise ValueError(f"extra_options.{key}: {UNREAD_OPTION}" + did_you_mean_option(key))
         filename = self.extra_options.get("filename")
         if filename is not None and (not str(filename).endswith(".onnx") or Path(str(filename)).name != filename):
             raise ValueError(f"extra_options.filename: a file name ending in .onnx, no folder (got {filename!r})")

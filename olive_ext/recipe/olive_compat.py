@@ -28,6 +28,7 @@ from olive_ext.evaluate.lm_eval_tasks import TaskDataset
 from olive_ext.models.hub import go_offline_unless_reachable
 from olive_ext.passes import olive_catalog
 from olive_ext.passes.base import Pass, check_pass_params, get_pass, registered_passes
+from olive_ext.passes.model_builder import UNREAD_OPTION, did_you_mean_option, unread_extra_options
 from olive_ext.recipe.olive_context import (
     LENIENT_HINT,
     Translation,
@@ -479,6 +480,11 @@ def _native(
     cls = get_pass(ours)
     assert cls is not None
     params, keymap, dropped = _from_olive(cls, canonical, spec)
+    extra = params.get("extra_options")
+    if canonical.lower() == "modelbuilder" and isinstance(extra, dict):  # Olive hands them on; the builder ignores
+        for key in unread_extra_options(extra):  # a key it never reads: unhonoured (--lenient drops it, as Olive's
+            del extra[key]  # builder would, said in the report)
+            ctx.unhonoured(f"{at}.extra_options.{key}", UNREAD_OPTION + did_you_mean_option(key), "remove it")
     trial = check_pass_params(cls, params, f"passes.{step}")
     trial += [Problem(f"passes.{step}.{key}", "unknown key") for key in dropped]
     for name in ("data_config", "train_data_config", "eval_data_config"):

@@ -13,7 +13,6 @@ quantizer's block, ``extra_mb_options`` go to every model-builder build, ``use_q
 
 from __future__ import annotations
 
-import difflib
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -22,7 +21,6 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 
 from olive_ext.errors import UserInputError
 from olive_ext.models.folder import model_task, resolve_model_arg
-from olive_ext.onnx.genai_builder import builder_extra_option_keys
 from olive_ext.options import validate_options, with_options_signature
 from olive_ext.passes.model_builder import ModelBuilder, ModelBuilderConfig
 from olive_ext.progress import Progress
@@ -50,9 +48,6 @@ OLIVE_ONLY_PROVIDERS = {
     "OpenVINOExecutionProvider": "OpenVINO builds are a recipe step here: write a recipe with an openvino_convert "
     "pass (or run an Olive config with OpenVINOOptimumConversion) and `olive-ext run --config`",
 }
-# Olive's spellings of builder options (ModelBuilder's int4_* parameters), taken besides the builder's own keys
-OLIVE_BUILDER_KEYS = ("int4_block_size", "int4_accuracy_level", "int4_is_symmetric", "int4_algo_config",
-                      "int4_nodes_to_exclude", "int4_op_types_to_quantize")  # fmt: skip
 QUANT_PARAMS = ("block_size", "accuracy_level", "symmetric", "algorithm", "nodes_to_exclude")
 OLIVE_PRECISIONS = ("int4", "int8", "int16", "int32", "uint4", "uint8", "uint16", "uint32", "fp16", "fp32", "bf16")
 
@@ -133,14 +128,8 @@ class OptimizeOptions(AutoOptOptions):
     @field_validator("extra_mb_options")
     @classmethod
     def _builder_accepts(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        """Checked as the model_builder pass will check them, before any work: keys the builder reads (it ignores
-        others without a word), quantization keys only for a quantized precision, no second block size."""
-        known = builder_extra_option_keys()
-        for key in value:
-            if known is not None and key not in known and key not in OLIVE_BUILDER_KEYS:
-                close = difflib.get_close_matches(key, sorted(known | set(OLIVE_BUILDER_KEYS)), n=1, cutoff=0.7)
-                raise ValueError(f"{key}: the model builder reads no such option (it would be ignored)"
-                                 + (f"; did you mean {close[0]}?" if close else ""))  # fmt: skip
+        """Checked as the model_builder pass will check them (keys the builder reads: it ignores others without a
+        word), before any work; quantization keys only for a quantized precision, no second block size."""
         params = _as_builder(value)
         quant = sorted(k for k in params if k in QUANT_PARAMS)
         precision = info.data.get("precision", "fp32")
