@@ -92,6 +92,11 @@ def test_weight_only_quantization_of_a_model_without_matmul_weights_is_refused_b
         err = capsys.readouterr().err
         assert "no MatMul with a constant weight" in err and "2 Gemm nodes" in err and "--precision int8" in err
         assert not out.exists()
+    for flags in ([], ["--precision", "int8", "--algorithm", "rtn"]):  # --dry_run says so too
+        dry = ["quantize", "-m", str(model), "-o", str(tmp_path / "dry"), "--dry_run", *flags]
+        assert main(dry) == 2
+        err = capsys.readouterr().err
+        assert "2 Gemm nodes" in err and "--precision int8 with no --algorithm" in err
     out = tmp_path / "int8"  # what the message offers works: dynamic int8 quantizes the Gemms
     assert main(["quantize", "-m", str(model), "--precision", "int8", "-o", str(out), "--log_level", "3"]) == 0
     assert "MatMulInteger" in _ops(out / "model" / "model.onnx")
