@@ -58,7 +58,10 @@ class AutoOptOptions(DataOptions):
     """Everything `olive-ext auto-opt` takes; flag names are Olive's. Defaults are declared here once."""
 
     model_name_or_path: str = Field(description="HF folder, hub id, .gguf file, or a `finetune` output folder")
-    output_path: str = Field(description="output folder; an existing non-empty folder is kept unless overwrite")
+    output_path: str = Field(
+        "auto-opt-output", description="output folder (Olive's default); an existing non-empty folder is kept "
+        "unless overwrite"
+    )
     adapter_path: str | None = Field(None, description="peft adapter folder to apply")
     device: list[Device] = Field(
         default_factory=lambda: [CPU.device], description="one or more targets; each gets its own candidates"
