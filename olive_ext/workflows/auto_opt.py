@@ -263,7 +263,8 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str, shape: Pipel
                                  ", or leave out the eval data")  # fmt: skip
         labels = [e.reference for e in to_examples(rows_for_reading(data), data)]
         if problem := label_problem(Path(source.path), labels):
-            raise UserInputError(f"accuracy cannot be scored on {data.data_files or data.name}: {problem}")
+            hint = None if data.response_field else "name the rows' label column: --response_field label (or its name)"
+            raise UserInputError(f"accuracy cannot be scored on {data.data_files or data.name}: {problem}", hint=hint)
     if data is not None:
         metrics.append(opts.metric or ("exact_match" if task == "text-generation" else "accuracy"))
         if task == "text-generation" and not answers_checked:  # fails now, not after the first build
