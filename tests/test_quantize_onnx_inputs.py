@@ -61,6 +61,21 @@ def test_a_folder_with_several_graphs_is_refused_naming_them(
     assert _ops(out / "model" / "b.onnx") == ["MatMulNBits", "Relu", "MatMulNBits"]
 
 
+def test_an_exported_folder_with_its_config_and_a_graph_not_named_model_onnx_is_onnx(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """config.json beside the graph (an exported encoder) and no HF weights: the folder is ONNX, as onnx_graph finds
+    it (it was taken for a Hugging Face model and failed in export: "no file named model.safetensors")."""
+    folder = tmp_path / "enc"
+    matmul_model(folder / "encoder.onnx")
+    (folder / "config.json").write_text('{"model_type": "bert"}')
+    assert main(["quantize", "-m", str(folder), "-o", str(tmp_path / "d"), "--precision", "int8", "--dry_run"]) == 0
+    assert "kind: onnx" in capsys.readouterr().out
+    shutil.copy(folder / "encoder.onnx", folder / "other.onnx")  # several graphs: onnx_graph's refusal, naming them
+    assert main(["quantize", "-m", str(folder), "-o", str(tmp_path / "q"), "--precision", "int8", "--dry_run"]) == 2
+    assert "encoder.onnx, other.onnx" in capsys.readouterr().err
+
+
 def gemm_model(path: Path) -> Path:
     """Linear -> ReLU -> Linear on 2-D inputs: the exporter writes Gemm nodes, no MatMul."""
     net = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 64))
@@ -77,6 +92,11 @@ def test_weight_only_quantization_of_a_model_without_matmul_weights_is_refused_b
         err = capsys.readouterr().err
         assert "no MatMul with a constant weight" in err and "2 Gemm nodes" in err and "--precision int8" in err
         assert not out.exists()
+    for flags in ([], ["--precision", "int8", "--algorithm", "rtn"]):  # --dry_run says so too
+        dry = ["quantize", "-m", str(model), "-o", str(tmp_path / "dry"), "--dry_run", *flags]
+        assert main(dry) == 2
+        err = capsys.readouterr().err
+        assert "2 Gemm nodes" in err and "--precision int8 with no --algorithm" in err
     out = tmp_path / "int8"  # what the message offers works: dynamic int8 quantizes the Gemms
     assert main(["quantize", "-m", str(model), "--precision", "int8", "-o", str(out), "--log_level", "3"]) == 0
     assert "MatMulInteger" in _ops(out / "model" / "model.onnx")

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import put_in_hub_cache
 
 import olive_ext
@@ -555,3 +556,17 @@ def test_an_llm_export_of_a_cached_hub_model_is_refused_at_validation(
     errors = [p for p in validate(olive) if p.severity == "error"]
     assert [p.path for p in errors] == ["passes.conv"], errors
     assert "the input model is an LLM (LlamaForCausalLM)" in errors[0].message
+
+
+def test_the_recipe_a_run_without_eval_data_writes_validates(tiny_llama: Path, tmp_path: Path) -> None:
+    """No eval data: accuracy is not measured, so the written recipe leaves out the default max_accuracy_drop that
+    its loader refuses spelt out ("limits accuracy in points, which evaluate.metrics does not measure")."""
+    from olive_ext.cli import main  # as _validate_file: the CLI entry point, imported where the CLI is exercised
+
+    out = tmp_path / "out"
+    fast = ["--max_candidates", "2", "--warmup", "0", "--repeats", "1", "--new_tokens", "8", "--prompt_tokens", "16"]
+    assert main(["auto-opt", "-m", str(tiny_llama), "-o", str(out), "--precision", "fp32", *fast]) == 0
+    _, problems = check_recipe(yaml.safe_load((out / "recipe.yaml").read_text()))
+    assert [p.render() for p in problems if p.severity == "error"] == []
+    assert main(["validate", str(out / "recipe.yaml")]) == 0
+

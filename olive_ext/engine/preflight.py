@@ -176,8 +176,17 @@ def first_step_problems(recipe: Recipe) -> list[Problem]:
         try:
             check_step_input(name, spec.type, cls, artifact)  # the run's own check and words
         except UserInputError as e:
-            problems.append(Problem(f"{prefix}.{name}", e.message))
+            problems.append(Problem(f"{prefix}.{name}", e.message, hint=e.hint))
     return problems
+
+
+def check_first_steps(recipe: Recipe) -> None:
+    """Refuse, before work, a local input model a pipeline's first pass refuses at its start (its ``check_input``:
+    int4_weight on a graph of Gemm nodes only), so ``--dry_run`` says what the real run would."""
+    if made_by_loader(recipe):
+        return  # an Olive model_loader builds the model: there is no input file to check
+    for problem in first_step_problems(recipe):
+        raise UserInputError(problem.message, hint=problem.hint)
 
 
 def llm_export_problems(recipe: Recipe) -> list[Problem]:
@@ -243,6 +252,7 @@ def check_recipe_before_work(recipe: Recipe, write_output: bool = True) -> None:
         output=recipe.output.path if write_output else None,
         overwrite=recipe.output.overwrite,
     )
+    check_first_steps(recipe)
     check_timing_prompt(recipe)
     check_benchmark_datasets(recipe)
     check_something_measurable(recipe)

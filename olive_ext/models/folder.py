@@ -132,13 +132,18 @@ def infer_kind(path: str) -> ArtifactKind:
     if p.is_dir():
         if (p / "genai_config.json").exists():
             return "genai"
-        if (p / "model.onnx").exists() and not any(p.glob("*.safetensors")):
-            return "onnx"  # an exported encoder: model.onnx with its config and tokenizer beside it
+        if any(p.glob("*.onnx")) and not holds_hf_weights(p):
+            return "onnx"  # an exported encoder: its graph(s), as onnx_graph finds them, with config and tokenizer
         if not (p / "config.json").exists() and any(p.glob("*.gguf")):
             return "gguf"
         if not (p / "config.json").exists() and any(p.glob("*.onnx")):
             return "onnx"
     return "hf"
+
+
+def holds_hf_weights(folder: Path) -> bool:
+    """Whether a folder holds Hugging Face weights (safetensors, or pytorch_model*.bin pickles)."""
+    return any(folder.glob("*.safetensors")) or any(folder.glob("pytorch_model*.bin"))
 
 
 def resolve_model_arg(

@@ -114,7 +114,8 @@ def no_weight_matmuls(graph: Any) -> str | None:
     what = f"{gemms} Gemm node{'s' * (gemms != 1)} (onnxruntime's MatMulNBits quantizer takes MatMul only)" if gemms \
         else "no MatMul or Gemm node"
     return (f"it has no MatMul with a constant weight for weight-only MatMulNBits quantization, only {what}; "
-            "use --precision int8 (dynamic int8 quantizes Gemm and MatMul), or export the model with its linear "
+            "use dynamic int8, which quantizes Gemm and MatMul: --precision int8 with no --algorithm (an --algorithm "
+            "asks for this weight-only quantization), or export the model with its linear "
             "layers as MatMul (e.g. 3-D inputs: batch, sequence, features)")  # fmt: skip
 
 

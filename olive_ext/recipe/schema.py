@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from olive_ext.data.spec import DataFormat, DatasetSpec, check_split
+from olive_ext.evaluate.registry import ACCURACY_METRICS
 from olive_ext.evaluate.spec import Constraints, EvaluateSpec, Objective
 from olive_ext.models.spec import InputModel
 from olive_ext.options import StrictModel, check_path
@@ -176,4 +177,16 @@ def resolved_recipe(recipe: Recipe) -> dict[str, Any]:
     data["pipelines"] = [section(p) for p in recipe.pipelines]
     if not data["pipelines"]:
         del data["pipelines"]
+    if recipe.evaluate is not None and not unchecked_default_drop_kept(recipe.evaluate):
+        data["evaluate"]["constraints"].pop("max_accuracy_drop", None)
     return data
+
+
+def unchecked_default_drop_kept(spec: EvaluateSpec) -> bool:
+    """Whether the written recipe keeps ``max_accuracy_drop``: only when accuracy is measured or the user set it.
+
+    The default limit (1.0 point) is not checked without an accuracy metric, and the recipe loader refuses a recipe
+    that spells it out then: writing the default would make the written recipe fail to re-run.
+    """
+    measured = bool(set(spec.metrics) & {*ACCURACY_METRICS})
+    return measured or "max_accuracy_drop" in spec.constraints.model_fields_set

@@ -58,7 +58,10 @@ class AutoOptOptions(DataOptions):
     """Everything `olive-ext auto-opt` takes; flag names are Olive's. Defaults are declared here once."""
 
     model_name_or_path: str = Field(description="HF folder, hub id, .gguf file, or a `finetune` output folder")
-    output_path: str = Field(description="output folder; an existing non-empty folder is kept unless overwrite")
+    output_path: str = Field(
+        "auto-opt-output", description="output folder (Olive's default); an existing non-empty folder is kept "
+        "unless overwrite"
+    )
     adapter_path: str | None = Field(None, description="peft adapter folder to apply")
     device: list[Device] = Field(
         default_factory=lambda: [CPU.device], description="one or more targets; each gets its own candidates"
@@ -260,7 +263,8 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str, shape: Pipel
                                  ", or leave out the eval data")  # fmt: skip
         labels = [e.reference for e in to_examples(rows_for_reading(data), data)]
         if problem := label_problem(Path(source.path), labels):
-            raise UserInputError(f"accuracy cannot be scored on {data.data_files or data.name}: {problem}")
+            hint = None if data.response_field else "name the rows' label column: --response_field label (or its name)"
+            raise UserInputError(f"accuracy cannot be scored on {data.data_files or data.name}: {problem}", hint=hint)
     if data is not None:
         metrics.append(opts.metric or ("exact_match" if task == "text-generation" else "accuracy"))
         if task == "text-generation" and not answers_checked:  # fails now, not after the first build

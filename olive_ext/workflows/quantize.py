@@ -40,7 +40,10 @@ class QuantizeOptions(DataOptions):
     """Everything `olive-ext quantize` takes; flag names are Olive's."""
 
     model_name_or_path: str = Field(description="HF folder or hub id, .gguf, ONNX folder or file")
-    output_path: str = Field(description="output folder; an existing non-empty folder is kept unless overwrite")
+    output_path: str = Field(
+        "quantized-model", description="output folder (Olive's default); an existing non-empty folder is kept "
+        "unless overwrite"
+    )
     adapter_path: str | None = Field(None, description="peft adapter to apply (merged before quantizing)")
     trust_remote_code: bool = Field(False, description="allow model code from the hub")
     algorithm: Literal["rtn", "kquant", "hqq"] | None = Field(
