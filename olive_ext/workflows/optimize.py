@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -23,6 +23,7 @@ from olive_ext.errors import UserInputError
 from olive_ext.models.folder import model_task, resolve_model_arg
 from olive_ext.options import validate_options, with_options_signature
 from olive_ext.passes.model_builder import ModelBuilder, ModelBuilderConfig
+from olive_ext.passes.weight_quant import BlockSize
 from olive_ext.progress import Progress
 from olive_ext.quiet import api_call
 from olive_ext.targets.base import PROVIDERS, Device, normalize_provider
@@ -38,7 +39,7 @@ OLIVE_ONLY_PRECISIONS = {
     "int32": "fp32 (no 32-bit integer quantization is built)",
     "uint32": "fp32 (no 32-bit integer quantization is built)",
 }
-BUILDER_BLOCK_SIZES = (16, 32, 64, 128, 256)  # the genai builder's int4 block sizes (Olive rounds to these silently)
+BUILDER_BLOCK_SIZES: tuple[int, ...] = get_args(BlockSize)  # the builds' block sizes (Olive rounds to these silently)
 # Olive's exporter -> the onnx_export pass's exporter for encoders (LLMs take model_builder only)
 ENCODER_EXPORTERS = {"dynamo_exporter": "dynamo", "torchscript_exporter": "torchscript"}
 # Olive's optimize providers olive-ext does not build for -> what to do instead
