@@ -290,3 +290,21 @@ def test_a_built_model_is_refused_in_one_message_naming_quantize(tiny_bert: Path
         olive_ext.auto_opt(built.path, tmp_path / "out")
     assert "is a built onnx model" in e.value.message and "olive-ext quantize -m" in str(e.value.hint)
     assert "pipelines" not in str(e.value) and not (tmp_path / "out").exists()
+
+
+def test_another_adapter_given_with_a_fine_tune_output_is_said_once(
+    tiny_llama: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`-m FT -a OTHER` on a fine-tune output used OTHER instead of the fine-tune's own adapter with only an info line
+    ("the adapter ... is merged"): a warning says it replaces the fine-tune's, once however often the model is read."""
+    from olive_ext.models.folder import resolve_model_arg
+
+    ft = tmp_path / "ft"
+    own, other = make_random_adapter(tiny_llama, ft / "adapter"), make_random_adapter(tiny_llama, tmp_path / "other")
+    (ft / "model_config.json").write_text(json.dumps({"kind": "hf", "model": str(tiny_llama), "adapter": str(own)}))
+    with caplog.at_level(logging.WARNING, logger="olive_ext"):
+        for _ in range(3):
+            art = resolve_model_arg(str(ft), str(other))
+    assert art.adapter_path == str(other)
+    said = [r.getMessage() for r in caplog.records if "is used instead of it" in r.getMessage()]
+    assert len(said) == 1 and "its own adapter" in said[0], caplog.text

@@ -142,3 +142,20 @@ def test_a_dataset_saved_with_save_to_disk_loads_as_split_train(
     (saved / "state.json").write_text(json.dumps(state))
     code, err = _run(capsys, _dry(tiny_llama, tmp_path, "-d", str(saved), "--text_template", QA))
     assert code == 2 and "names data files outside the folder" in err, err
+
+
+def test_a_data_file_named_twice_is_refused_not_read_twice(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--data_files a.jsonl a.jsonl` (or the file and a glob that holds it) read every row twice without a word."""
+    p1 = _qa(tmp_path / "p1.jsonl", range(8))
+    monkeypatch.chdir(tmp_path)
+    for files in ([str(p1), str(p1)], [str(p1), "p1.jsonl"], [f"{p1},{p1}"]):
+        code, err = _run(
+            capsys, _dry(tiny_llama, tmp_path, "-d", "json", "--data_files", *files, "--text_template", QA)
+        )
+        assert (
+            code == 2
+            and "names p1.jsonl twice" in err.replace(str(tmp_path) + "/", "")
+            and "rows would be read twice" in err
+        ), (files, err)

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from olive_ext.errors import RecipeError
+from olive_ext.errors import RecipeError, UserInputError
 from olive_ext.options import Options, StrictModel, check_path, problems_from_validation
 
 # datasets' split syntax: "train", "train[:90%]", "train[4096:4224]", "train[-10%:]".
@@ -128,7 +128,16 @@ class DataOptions(Options):
         out: list[str] = []
         for item in [files] if isinstance(files, str) else files:
             out += [item] if Path(item).expanduser().is_file() else item.split(",")  # a file whose name holds a comma
-        return [f.strip() for f in out if f.strip()] or None
+        named = [f.strip() for f in out if f.strip()]
+        seen: dict[Path, str] = {}
+        for f in named:  # `--data_files a.jsonl a.jsonl` (or a glob and the file) read every row twice, unsaid
+            key = Path(f).expanduser().resolve()
+            if key in seen:
+                raise UserInputError(f"--data_files names {f} twice ({seen[key]!r} and {f!r}): its rows would be "
+                                     "read twice", hint="name each file once (to weight rows, repeat them in the "
+                                     "file)")  # fmt: skip
+            seen[key] = f
+        return named or None
 
     def to_spec(self, split: str | None) -> DatasetSpec | None:
         """The DatasetSpec these flags mean for ``split``, or None when no data was named."""

@@ -141,6 +141,16 @@ def infer_kind(path: str) -> ArtifactKind:
     return "hf"
 
 
+_SAID: set[str] = set()
+
+
+def _say_once(message: str) -> None:
+    """A warning logged once per process (the model argument is resolved at several checks of one run)."""
+    if message not in _SAID:
+        _SAID.add(message)
+        logger.warning("%s", message)
+
+
 def holds_hf_weights(folder: Path) -> bool:
     """Whether a folder holds Hugging Face weights (safetensors, or pytorch_model*.bin pickles)."""
     return any(folder.glob("*.safetensors")) or any(folder.glob("pytorch_model*.bin"))
@@ -172,6 +182,9 @@ def resolve_model_arg(
                 raise UserInputError(
                     f"{path} already holds a model with its adapter merged; drop --adapter_path or use the base model"
                 )
+            if art.adapter_path and Path(art.adapter_path).resolve() != Path(adapter_path).expanduser().resolve():
+                _say_once(f"{path} is a fine-tune output with its own adapter ({art.adapter_path}); --adapter_path "
+                          f"{adapter_path} is used instead of it")  # fmt: skip
             art = Artifact(art.kind, art.path, adapter_path, art.gguf_file, meta=art.meta)
         return art
     parent = _output_holding(p, adapter_path)
