@@ -137,13 +137,14 @@ def bare_bool_flags(parser: argparse.ArgumentParser, command: str, argv: list[st
     """``argv`` with "true" after each bare boolean flag (``--lenient``) whose next word is not a boolean, so that
     argparse does not take that word as the flag's value: `validate --lenient FILE` failed "expected true or false,
     got 'FILE'"."""
-    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
-    command_parser = sub.choices.get(command) if sub is not None else None
-    if command_parser is None:  # `olive-ext --help`: nothing imported for it
+    from olive_ext.cli.common import command_parser  # common is loaded with the command's flags
+
+    if command not in _command_names(parser):  # `olive-ext --help`: nothing imported for it
         return argv
     from olive_ext.options import parse_bool  # loaded already: the command's flags were built from its options
 
-    flags = {f for a in command_parser._actions if a.type is parse_bool and a.nargs == "?" for f in a.option_strings}
+    flags = {f for a in command_parser(parser, command)._actions if a.type is parse_bool and a.nargs == "?"
+             for f in a.option_strings}  # fmt: skip
     out: list[str] = []
     for i, word in enumerate(argv):
         out.append(word)

@@ -152,10 +152,15 @@ def print_error(message: str) -> None:
     console.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False, soft_wrap=True)
 
 
+def command_parser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    """The subcommand ``name``'s parser in the top-level ``parser``; KeyError when there is none."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[name]
+
+
 def unknown_flags_error(parser: argparse.ArgumentParser, mod: ModuleType, unknown: list[str]) -> int:
     """Name each unknown flag with a did-you-mean, or what to write instead (e.g. for Olive flags)."""
-    sub = next(a for a in parser._subparsers._group_actions if isinstance(a, argparse._SubParsersAction))  # type: ignore[union-attr]
-    known = [opt for action in sub.choices[mod.NAME]._actions for opt in action.option_strings]
+    known = [opt for action in command_parser(parser, mod.NAME)._actions for opt in action.option_strings]
     replacements: dict[str, str] = getattr(mod, "OLIVE_REPLACEMENTS", {})
     lines = []
     for flag in (u for u in unknown if u.startswith("-")):
@@ -178,8 +183,7 @@ def unknown_flags_error(parser: argparse.ArgumentParser, mod: ModuleType, unknow
 def repeated_flag_error(parser: argparse.ArgumentParser, mod: ModuleType, argv: list[str]) -> str | None:
     """The message for a one-value flag given twice with different values (argparse keeps the last silently: the
     first --train_split or --text_template was dropped), else None. Flags that take several values are left be."""
-    sub = next(a for a in parser._subparsers._group_actions if isinstance(a, argparse._SubParsersAction))  # type: ignore[union-attr]
-    single = {opt: action.dest for action in sub.choices[mod.NAME]._actions for opt in action.option_strings
+    single = {opt: action.dest for action in command_parser(parser, mod.NAME)._actions for opt in action.option_strings
               if isinstance(action, argparse._StoreAction) and action.nargs in (None, "?")}  # fmt: skip
     seen: dict[str, tuple[str, str]] = {}
     tokens = argv[argv.index(mod.NAME) + 1 :] if mod.NAME in argv else argv

@@ -184,6 +184,7 @@ class ModelBuilderConfig(WeightQuantConfig):
 
     @model_validator(mode="after")
     def _check_combinations(self) -> ModelBuilderConfig:
+        unread = unread_extra_options(self.extra_options)
         for key, value in self.extra_options.items():
             if key in _OFF_BY_DEFAULT and str(value).lower() in {"false", "0"}:
                 continue  # the builder's default, spelled out (olive-recipes' Qwen3.5 configs: exclude_embeds false)
@@ -191,7 +192,7 @@ class ModelBuilderConfig(WeightQuantConfig):
                 owner = _OWNED[key]  # a field of ours, or "(not supported...)"
                 said = owner.strip("()") if owner.startswith("(") else f"set {owner} instead"
                 raise ValueError(f"extra_options.{key}: {said}")
-            if key in unread_extra_options({key: value}):
+            if key in unread:
                 raise ValueError(f"extra_options.{key}: {UNREAD_OPTION}" + did_you_mean_option(key))
         filename = self.extra_options.get("filename")
         if filename is not None and (not str(filename).endswith(".onnx") or Path(str(filename)).name != filename):
