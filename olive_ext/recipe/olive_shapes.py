@@ -55,7 +55,8 @@ class OliveLoadDataset(_Section):
     """`data_configs[i].load_dataset_config`: the files and builder."""
 
     data_name: str | None = None
-    data_files: str | list[str] | None = Field(None, min_length=1)
+    # the datasets library's forms: a file, files, or split -> file(s) (Olive's open_llama SparseGPT config)
+    data_files: str | list[str] | dict[str, str | list[str]] | None = Field(None, min_length=1)
 
 
 class OlivePreProcess(_Section):
