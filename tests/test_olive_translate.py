@@ -1082,3 +1082,28 @@ def test_an_olive_lora_pass_without_its_settings_trains_at_olives_defaults() -> 
     raw["passes"]["l"] |= {"r": 8, "alpha": 8}
     params = check_recipe(raw)[0].passes["l"].params()  # type: ignore[union-attr]
     assert (params["lora_r"], params["lora_alpha"]) == (8, 8)
+
+
+def test_a_fine_tuning_dtype_this_machine_cannot_train_in_is_refused_by_validate(
+    tiny_llama: Path, eval_file: Path, tmp_path: Path
+) -> None:
+    """Olive's QLoRA recipes train in float16: on a CPU the step refused it when it started, after validate said
+    "valid" (olive-recipes' Llama-3.2-1B qlora.json). validate now says what the step says, at the key."""
+    from olive_ext.train.device import candidate_dtypes, training_device
+
+    if "float16" in candidate_dtypes(training_device()):
+        pytest.skip("this machine trains in float16")
+    data = {"name": "d", "type": "HuggingfaceContainer",
+            "load_dataset_config": {"data_name": "json", "data_files": str(eval_file), "split": "train"},
+            "pre_process_data_config": {"text_template": "{q} {a}"}}  # fmt: skip
+    olive = _config({"q": {"type": "QLoRA", "train_data_config": "d", "torch_dtype": "float16"}}, data_configs=[data])
+    olive["input_model"]["model_path"] = str(tiny_llama)
+    problems = _errors(olive_ext.validate(olive))
+    assert list(problems) == ["passes.q.torch_dtype"] and "float16 cannot train on cpu" in problems[
+        "passes.q.torch_dtype"].message  # fmt: skip
+    dataset = {"name": "json", "data_files": str(eval_file), "text_template": "{q} {a}"}
+    ours = {"input_model": {"path": str(tiny_llama)}, "data": {"d": dataset},
+            "passes": {"ft": {"type": "lora", "train_data": "d", "torch_dtype": "fp16"}}}  # fmt: skip
+    assert list(_errors(olive_ext.validate(ours))) == ["passes.ft.torch_dtype"]
+    ours["passes"]["ft"]["torch_dtype"] = "bf16"
+    assert not _errors(olive_ext.validate(ours))

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from olive_ext.artifacts import NO_MODEL_PATH
+from olive_ext.data.load import LOCAL_BUILDERS
 from olive_ext.errors import Problem
 from olive_ext.evaluate.lm_eval_tasks import FILE_BUILDERS, TaskDataset
 from olive_ext.models.hub import hub_reachable, offline
@@ -302,7 +303,8 @@ def data_section(configs: Any, ctx: TranslationContext) -> dict[str, Any]:
         if dc is None:
             continue
         name = str(dc.get("name") or f"data{i}")
-        dc = _located_data_files(dc, path, ctx)
+        missing: list[tuple[str, str]] = []
+        dc = _located_data_files(dc, path, ctx, missing)
         olive_form = dict(dc)
         if dc.get("user_script"):
             olive_form = located_script(olive_form, path, ctx) or olive_form
@@ -311,6 +313,10 @@ def data_section(configs: Any, ctx: TranslationContext) -> dict[str, Any]:
         ctx.olive_data[name] = filled_from_model(olive_form, ctx.olive_model)
         ctx.olive_data_paths[name] = path
         spec, notes = _our_dataset(dc, path)
+        if spec is None or spec["name"] not in LOCAL_BUILDERS:  # else the checks before work name it with the rest
+            for where, file in missing:  # Olive's datasets reader failed on it after the steps before its pass
+                ctx.error(where, "the data file is not there", category="user_file", value=file, has_value=True,
+                          hint="give its path relative to where you run olive-ext or beside the config")  # fmt: skip
         if spec is not None:
             out[name] = spec
             ctx.our_data.add(name)
@@ -400,11 +406,13 @@ def _datasets_load(dc: dict[str, Any]) -> tuple[dict[str, Any], bool] | None:
     return (load["params"] if nested else load), nested
 
 
-def _located_data_files(dc: dict[str, Any], at: str, ctx: TranslationContext) -> dict[str, Any]:
+def _located_data_files(
+    dc: dict[str, Any], at: str, ctx: TranslationContext, missing: list[tuple[str, str]]
+) -> dict[str, Any]:
     """``dc`` (an Olive data config) with the local files its ``load_dataset_config`` names made absolute as Olive
     finds them (the folder Olive ran in, or beside the config), so a pass reads them from wherever olive-ext runs;
-    a file that is in none of those places is a named ``user_file`` error at its key (Olive's datasets reader would
-    fail on it after the steps before it). Hub datasets, globs and the user's own loaders are left as they are."""
+    each file in none of those places is added to ``missing`` as (its key, the file). Hub datasets, globs and the
+    user's own loaders are left as they are."""
     found = _datasets_load(dc)
     if found is None:
         return dc
@@ -420,8 +428,7 @@ def _located_data_files(dc: dict[str, Any], at: str, ctx: TranslationContext) ->
             return file
         found = ctx.resolve(file)
         if found is None:
-            ctx.error(where, "the data file is not there", category="user_file", value=file, has_value=True,
-                      hint="give its path relative to where you run olive-ext or to the config's folder")  # fmt: skip
+            missing.append((where, file))
             return file
         return str(found)
 

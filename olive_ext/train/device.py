@@ -80,14 +80,19 @@ def candidate_dtypes(device: str) -> list[str]:
 _SWITCHES = {"float16": "--fp16", "bfloat16": "--bf16"}  # the TrainingArguments switches that ask for a dtype
 
 
-def dtype_problem(requested: str, device: str | None = None) -> UserInputError | None:
-    """Why training cannot run in ``requested`` on ``device`` (this machine's by default), or None."""
+def dtype_problem(requested: str, device: str | None = None, in_recipe: bool = False) -> UserInputError | None:
+    """Why training cannot run in ``requested`` on ``device`` (this machine's by default), or None; worded for the
+    command's flags, or for a recipe's torch_dtype key (``in_recipe``: the key's path names it)."""
     if requested == "auto":
         return None
     device = device or training_device()
     allowed = candidate_dtypes(device)
     if requested in allowed:
         return None
+    if in_recipe:
+        return UserInputError(f"{requested} cannot train on {device}",
+                              hint=f"this device trains in: {', '.join(allowed)}; write one of those, or auto "
+                              "(measures which is fastest)")  # fmt: skip
     switch = f" (or {_SWITCHES[requested]} true)" if requested in _SWITCHES else ""
     flag = _SWITCHES.get(requested, "--torch_dtype")
     return UserInputError(f"--torch_dtype {requested}{switch} cannot train on {device}",

@@ -83,7 +83,8 @@ class FinetuneOptions(Options):
 
     @field_validator("torch_dtype", mode="before")
     @classmethod
-    def _dtype_alias(cls, value: Any) -> Any:
+    def dtype_alias(cls, value: Any) -> Any:
+        """A dtype as torch names it (``fp16`` -> float16); other values as given."""
         return _DTYPE_ALIASES.get(str(value).lower(), value) if isinstance(value, str) else value
 
     @field_validator("target_modules", mode="before")
