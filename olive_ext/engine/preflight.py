@@ -207,7 +207,8 @@ def training_dtype_problems(recipe: Recipe) -> list[Problem]:
                 continue
             dtype = FinetuneOptions.dtype_alias(dtype)
             if problem := dtype_problem(dtype, in_recipe=True):
-                problems.append(Problem(f"{prefix}.{name}.torch_dtype", problem.message, hint=problem.hint))
+                problems.append(Problem(f"{prefix}.{name}.torch_dtype", problem.message, hint=problem.hint,
+                                        category="device"))
     return problems
 
 

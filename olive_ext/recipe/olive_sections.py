@@ -214,8 +214,58 @@ def _model_hooks(model: dict[str, Any], at: str, ctx: TranslationContext) -> Non
                 ctx.error(f"{at}.{hook}", missing, value=value, has_value=True)
     if script_path is not None and ctx.model_needs_olive and not any(p.path.startswith(at) for p in ctx.problems):
         problem = _import_problem(script_path, ctx.olive_model.get("script_dir"), f"{at}.model_script")
+        if problem is None:  # its functions' own imports ran when Olive loaded the model, after the steps before
+            problem = _function_import_problem(script_path, ctx.olive_model.get("script_dir"), f"{at}.model_script")
         if problem is not None:  # it failed at run time, after the steps before the export
             ctx.problems.append(problem)
+
+
+_IMPORT_GUARDS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
+
+
+def _function_import_problem(script: Path, script_dir: str | None, path: str) -> Problem | None:
+    """A package the script's functions import (inside a function: NeMo's loader imports ``nemo`` when called)
+    that is not installed and not beside the script, as a ``package`` problem; imports a ``try`` guards against
+    ImportError are optional and left out."""
+    try:
+        tree = ast.parse(script.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, SyntaxError):
+        return None
+    folders = [Path(script_dir) if script_dir else script.parent, script.parent]
+
+    def guarded(handlers: list[ast.ExceptHandler]) -> bool:
+        for handler in handlers:
+            caught = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+            if handler.type is None or any(isinstance(t, ast.Name) and t.id in _IMPORT_GUARDS for t in caught):
+                return True
+        return False
+
+    def imports(node: ast.AST, function: str | None) -> list[tuple[str, str]]:
+        found = []
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.Try) and guarded(child.handlers):
+                continue  # an optional import
+            inner = child.name if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) else function
+            if inner is not None and isinstance(child, ast.Import):
+                found += [(a.name.split(".")[0], inner) for a in child.names]
+            elif inner is not None and isinstance(child, ast.ImportFrom) and child.level == 0 and child.module:
+                found.append((child.module.split(".")[0], inner))
+            found += imports(child, inner)
+        return found
+
+    for module, function in imports(tree, None):
+        if module in sys.stdlib_module_names or any((f / f"{module}.py").exists() or (f / module).is_dir()
+                                                    for f in folders):  # fmt: skip
+            continue
+        try:
+            if importlib.util.find_spec(module) is not None:
+                continue
+        except (ImportError, ValueError):
+            pass
+        return Problem(path, f"the model script's {function}() imports {module!r}, which is not installed (Olive "
+                       "calls it when it loads the model)", hint=f"pip install the package that provides {module!r}",
+                       category="package")  # fmt: skip
+    return None
 
 
 def _import_problem(script: Path, script_dir: str | None, path: str) -> Problem | None:
