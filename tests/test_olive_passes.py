@@ -652,3 +652,28 @@ def test_sparsegpt_is_refused_before_work_on_rotary_llms_and_prunes_a_gpt2(tiny_
     pruned = weights["transformer.h.0.mlp.c_fc.weight"]  # Conv1D: (in, out); 2 of each 4 inputs are zero
     groups = pruned.t().reshape(-1, 4)
     assert bool(((groups == 0).sum(dim=1) >= 2).all())
+
+
+def test_olives_torchscript_export_with_an_io_config_is_refused_where_it_fails(tiny_bert: Path, tmp_path: Path) -> None:
+    """olive-ai 0.13's OnnxConversion given the user's io_config fails on a transformers 5 BertModel ("got multiple
+    values for argument 'use_cache'"), after validate said "valid" (Olive's gte configs). Refused before work
+    there; with the dynamo exporter, or a task whose model takes no use_cache, it runs."""
+    import olive_ext
+
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    io = {"input_names": names, "input_shapes": [[1, 16]] * 3, "input_types": ["int64"] * 3,
+          "output_names": ["last_hidden_state"], "dynamic_axes": {n: {"0": "b", "1": "s"} for n in names}}  # fmt: skip
+
+    def config(task: str, conversion: dict[str, Any]) -> dict[str, Any]:
+        model = {"type": "HfModel", "model_path": str(tiny_bert), "task": task, "io_config": io}
+        return {"input_model": model, "passes": {"c": {"type": "OnnxConversion", **conversion}},
+                "output_dir": str(tmp_path / task)}  # fmt: skip
+
+    refused = [p for p in olive_ext.validate(config("feature-extraction", {})) if p.severity == "error"]
+    assert [p.path for p in refused] == ["passes.c"] and "use_cache" in refused[0].message
+    assert not [p for p in olive_ext.validate(config("feature-extraction", {"use_dynamo_exporter": True}))
+                if p.severity == "error"]  # fmt: skip
+    io["output_names"] = ["logits"]
+    classifier = config("text-classification", {})
+    assert not [p for p in olive_ext.validate(classifier) if p.severity == "error"]
+    assert olive_ext.run(classifier).model_path is not None

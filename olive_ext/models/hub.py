@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from olive_ext.artifacts import Artifact, hub_cache_dir, spelled_as_path
+from olive_ext.errors import UserInputError
 
 logger = logging.getLogger(__name__)
 
@@ -105,3 +106,28 @@ def hub_model_folder(model: Artifact) -> Artifact:
     if model.kind != "hf" or not looks_like_hub_name(model.path):
         return model
     return replace(model, path=local_snapshot(model.path, model.meta.get("revision")))
+
+
+class ModelNotHereError(UserInputError):
+    """A hub model (``name``) that is neither reachable nor in the local hub cache."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"model {name!r} is not on this machine: the Hugging Face hub cannot be reached (or HF_HUB_OFFLINE is "
+            "set) and the hub cache holds no copy of it",
+            hint="give a local model folder with -m (for an adapter trained on it: -m BASE --adapter_path "
+            f"ADAPTER), or download it where the hub can be reached: hf download {name}",
+        )
+        self.name = name
+
+
+def check_hub_model(name: str) -> None:
+    """A hub id can be loaded: the hub answers, or the local Hugging Face cache holds the model (offline, every
+    step failed on it after the work began, with transformers' "couldn't connect")."""
+    go_offline_if_unreachable([name])
+    if not offline():
+        return
+    from huggingface_hub import try_to_load_from_cache  # only for hub ids offline (start-up time)
+
+    if not isinstance(try_to_load_from_cache(name, "config.json", cache_dir=hub_cache_dir()), str):
+        raise ModelNotHereError(name)

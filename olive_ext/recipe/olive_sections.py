@@ -14,11 +14,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from olive_ext.artifacts import NO_MODEL_PATH
+from olive_ext.artifacts import NO_MODEL_PATH, looks_like_hub_id
 from olive_ext.data.load import LOCAL_BUILDERS
 from olive_ext.errors import Problem
 from olive_ext.evaluate.lm_eval_tasks import FILE_BUILDERS, TaskDataset
-from olive_ext.models.hub import hub_reachable, offline
+from olive_ext.models.hub import ModelNotHereError, check_hub_model, hub_reachable, offline
 from olive_ext.recipe.olive_context import (
     TranslationContext,
     find_dir,
@@ -353,6 +353,7 @@ def data_section(configs: Any, ctx: TranslationContext) -> dict[str, Any]:
         if dc is None:
             continue
         name = str(dc.get("name") or f"data{i}")
+        _missing_hub_tokenizers(dc, path, ctx)
         missing: list[tuple[str, str]] = []
         dc = _located_data_files(dc, path, ctx, missing)
         olive_form = dict(dc)
@@ -440,6 +441,23 @@ def _fill_params(
     if isinstance(params, dict):
         section["params"] = holder
     dc[component] = section
+
+
+def _missing_hub_tokenizers(dc: dict[str, Any], at: str, ctx: TranslationContext) -> None:
+    """A hub id a data config's pre/post-processing names as its ``model_name`` (whose tokenizer Olive's data
+    components and the user's scripts load) that this machine cannot load offline: a named ``hub`` error (the run
+    failed at the pass that reads the data, after the steps before it). Left out, Olive takes the input model's."""
+    for component in ("pre_process_data_config", "post_process_data_config"):
+        section = dc.get(component)
+        name = section.get("model_name") if isinstance(section, dict) else None
+        if not isinstance(name, str) or not looks_like_hub_id(name) or Path(name).expanduser().exists():
+            continue
+        try:
+            check_hub_model(name)
+        except ModelNotHereError as e:
+            ctx.error(f"{at}.{component}.model_name", e.message, category="hub", value=name, has_value=True,
+                      hint=f"leave model_name out (the input model's tokenizer is used), or download it where the "
+                      f"hub can be reached: hf download {name}")  # fmt: skip
 
 
 def _datasets_load(dc: dict[str, Any]) -> tuple[dict[str, Any], bool] | None:
