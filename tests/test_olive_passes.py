@@ -677,3 +677,29 @@ def test_olives_torchscript_export_with_an_io_config_is_refused_where_it_fails(t
     classifier = config("text-classification", {})
     assert not [p for p in olive_ext.validate(classifier) if p.severity == "error"]
     assert olive_ext.run(classifier).model_path is not None
+
+
+def test_olive_recipes_embedding_surgeries_get_the_float_embedding_they_quantize(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    """olive-recipes' int4 configs: ModelBuilder, then GraphSurgeries QuantizeEmbeddingInt8 + ShareEmbeddingLmHead
+    (an int8 embedding shared with the LM head). onnxruntime-genai 0.18's builder already shared a tied model's
+    embedding with its int4 LM head, so the surgeon logged "No embed_tokens Gather node found" and the model kept
+    4-bit embeddings. The builder's sharing is turned off for them: the surgeries make the 8-bit shared pair."""
+    import onnx
+
+    import olive_ext
+
+    assert json.loads((tiny_llama / "config.json").read_text()).get("tie_word_embeddings", True)
+    surgeries = [{"surgeon": "QuantizeEmbeddingInt8"}, {"surgeon": "ShareEmbeddingLmHead"}]
+    config = {"input_model": {"type": "HfModel", "model_path": str(tiny_llama)},
+              "passes": {"m": {"type": "ModelBuilder", "precision": "int4"},
+                         "q": {"type": "GraphSurgeries", "surgeries": surgeries}},
+              "output_dir": str(tmp_path / "out")}  # fmt: skip
+    notes = [p for p in olive_ext.validate(config) if p.severity == "note" and p.path == "passes.m"]
+    assert any("shared_embeddings: false" in p.message for p in notes)
+    result = olive_ext.run(config)
+    graph = onnx.load(str(next(Path(result.model_path).glob("*.onnx"))), load_external_data=False).graph
+    bits = {n.name: [a.i for a in n.attribute if a.name == "bits"] for n in graph.node}
+    assert bits["/model/embed_tokens/GatherBlockQuantized"] == [8]
+    assert [b for name, b in bits.items() if name.startswith("/lm_head/")] == [[8]]  # the shared int8 weights

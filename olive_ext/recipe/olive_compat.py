@@ -329,9 +329,27 @@ def _passes(passes: Any, ctx: TranslationContext) -> dict[str, Any]:
             translated = _native(native, spec, step, path, at, reasons, ctx)
         if translated is None:
             translated = _through_olive(olive_type, spec, step, path, at, native, ctx)
+        if translated and translated.get("type") == "model_builder":
+            _unshared_for_embedding_surgery(translated, items, path, ctx)
         if translated:
             out[step] = translated
     return out
+
+
+def _unshared_for_embedding_surgery(
+    builder: dict[str, Any], items: list[tuple[Any, Any]], path: str, ctx: TranslationContext
+) -> None:
+    """olive-recipes follow an int4 ModelBuilder with GraphSurgeries' QuantizeEmbeddingInt8 (and
+    ShareEmbeddingLmHead): an int8 embedding shared with the LM head. onnxruntime-genai 0.18's builder shares a
+    tied model's embedding with its int4 LM head itself, so the surgeon found no float Gather and did nothing (the
+    model kept 4-bit embeddings). With the builder's sharing off the surgeries do what the recipe asks."""
+    surgeons = {str(s.get("surgeon", "")).lower() for _, spec in items if isinstance(spec, dict)
+                and str(spec.get("type", "")).lower() == "graphsurgeries"
+                for s in (unnest(spec).get("surgeries") or []) if isinstance(s, dict)}  # fmt: skip
+    if "quantizeembeddingint8" in surgeons and builder.get("shared_embeddings") is None:
+        builder["shared_embeddings"] = False
+        ctx.note(path, "the builder's own embedding sharing is off (shared_embeddings: false), so GraphSurgeries' "
+                 "QuantizeEmbeddingInt8 finds the float embedding it quantizes to int8")  # fmt: skip
 
 
 _WIKITEXT = ("Salesforce/wikitext", "wikitext-2-raw-v1")
