@@ -703,3 +703,10 @@ def test_olive_recipes_embedding_surgeries_get_the_float_embedding_they_quantize
     bits = {n.name: [a.i for a in n.attribute if a.name == "bits"] for n in graph.node}
     assert bits["/model/embed_tokens/GatherBlockQuantized"] == [8]
     assert [b for name, b in bits.items() if name.startswith("/lm_head/")] == [[8]]  # the shared int8 weights
+    # olive-recipes' Qwen3 chains: an RTN pass makes the embedding int8, which genai 0.18's builder cannot write
+    # (it writes it in float) and TieWordEmbeddings then ties nothing: said, not silent
+    config["passes"] = {"r": {"type": "rtn", "bits": 8, "embeds": True, "lm_head": True},
+                        "m": {"type": "ModelBuilder", "precision": "int4"},
+                        "t": {"type": "GraphSurgeries", "surgeries": [{"surgeon": "TieWordEmbeddings"}]}}  # fmt: skip
+    notes = [p.message for p in olive_ext.validate(config) if p.severity == "note" and p.path == "passes.m"]
+    assert any("writes no int8 embedding" in n and "QuantizeEmbeddingInt8" in n for n in notes)

@@ -336,6 +336,13 @@ def _passes(passes: Any, ctx: TranslationContext) -> dict[str, Any]:
     return out
 
 
+def _embed_bits(spec: dict[str, Any]) -> Any:
+    """The bits an Olive RTN/GPTQ pass quantizes the embedding to: its override for model.embed_tokens, or bits."""
+    overrides = spec.get("overrides")
+    embed = overrides.get("model.embed_tokens") if isinstance(overrides, dict) else None
+    return embed.get("bits", spec.get("bits", 4)) if isinstance(embed, dict) else spec.get("bits", 4)
+
+
 def _unshared_for_embedding_surgery(
     builder: dict[str, Any], items: list[tuple[Any, Any]], path: str, ctx: TranslationContext
 ) -> None:
@@ -346,6 +353,14 @@ def _unshared_for_embedding_surgery(
     surgeons = {str(s.get("surgeon", "")).lower() for _, spec in items if isinstance(spec, dict)
                 and str(spec.get("type", "")).lower() == "graphsurgeries"
                 for s in (unnest(spec).get("surgeries") or []) if isinstance(s, dict)}  # fmt: skip
+    quantizers = [unnest(spec) for _, spec in items
+                  if isinstance(spec, dict) and str(spec.get("type", "")).lower() in {"rtn", "gptq"}]  # fmt: skip
+    int8_embeds = any(q.get("embeds") and _embed_bits(q) == 8 for q in quantizers)
+    if int8_embeds and "quantizeembeddingint8" not in surgeons:
+        ctx.note(path, "onnxruntime-genai 0.18's builder writes no int8 embedding (its GatherBlockQuantized takes 4 "
+                 "bits): the embedding the quantization pass made int8 is written in float, and a TieWordEmbeddings "
+                 "surgery after it ties nothing; add the surgeon QuantizeEmbeddingInt8 before it to "
+                 "make it int8")  # fmt: skip
     if "quantizeembeddingint8" in surgeons and builder.get("shared_embeddings") is None:
         builder["shared_embeddings"] = False
         ctx.note(path, "the builder's own embedding sharing is off (shared_embeddings: false), so GraphSurgeries' "
