@@ -452,6 +452,8 @@ def _missing_hub_tokenizers(dc: dict[str, Any], at: str, ctx: TranslationContext
         name = section.get("model_name") if isinstance(section, dict) else None
         if not isinstance(name, str) or not looks_like_hub_id(name) or Path(name).expanduser().exists():
             continue
+        if name == ctx.olive_model.get("model_path"):
+            continue  # the input model's own id: its check names it once
         try:
             check_hub_model(name)
         except ModelNotHereError as e:
