@@ -1137,3 +1137,20 @@ def test_a_data_configs_tokenizer_hub_id_this_machine_lacks_is_named(
     data["pre_process_data_config"]["model_name"] = str(tmp_path)  # a local folder is not a hub id
     assert "data_configs[0].pre_process_data_config.model_name" not in _errors(
         translate_config(_config({}, data_configs=[data]), base_dir=tmp_path).problems)  # fmt: skip
+
+
+def test_a_target_system_written_in_place_is_the_target() -> None:
+    """olive-recipes write the target system in place (`engine: {target: {type: LocalSystem, accelerators: [...]}}`,
+    which olive-ai resolves as a system): it was ignored, and ten CUDA and WebGPU configs were built for the CPU,
+    exiting 0 (one even reused another's build from the cache)."""
+    def target(provider: str, device: str = "gpu") -> dict[str, Any]:
+        return {"type": "LocalSystem", "accelerators": [{"device": device, "execution_providers": [provider]}]}
+
+    out, problems = translate(_config({"mb": {"type": "ModelBuilder", "precision": "int4"}},
+                                      target=target("CUDAExecutionProvider")))  # fmt: skip
+    assert out["targets"] == [{"device": "gpu", "provider": "CUDAExecutionProvider"}] and not _errors(problems)
+    nested = _config({"mb": {"type": "ModelBuilder", "precision": "int4"}})
+    nested["engine"] = {"target": target("QNNExecutionProvider", "npu")}
+    problems = _errors(translate(nested)[1])
+    assert problems and all(p.startswith("engine.target.accelerators[0]") for p in problems)
+    assert {p.category for p in problems.values()} == {"sdk"}

@@ -185,8 +185,8 @@ def translate_config(raw: dict[str, Any], base_dir: Path | None = None) -> Trans
 
     if "data_configs" in raw:
         out["data"] = data_section(raw.pop("data_configs"), ctx)
-    if "systems" in raw:
-        targets = systems_section(raw.pop("systems"), raw.get("target"), ctx)
+    if "systems" in raw or isinstance(raw.get("target"), dict):
+        targets = systems_section(raw.pop("systems", None), raw.get("target"), ctx)
         if targets:
             out["targets"] = targets
     if "passes" in raw:

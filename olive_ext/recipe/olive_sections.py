@@ -622,19 +622,24 @@ def _our_dataset(dc: dict[str, Any], path: str) -> tuple[dict[str, Any] | None, 
 # --------------------------------------------------------------------------- systems
 
 
-def systems_section(systems: Any, target_name: Any, ctx: TranslationContext) -> list[dict[str, Any]]:
-    """Our targets from the systems (the `target` one when named); vendor SDKs and devices are named refusals."""
-    if not isinstance(systems, dict):
+def systems_section(systems: Any, target: Any, ctx: TranslationContext) -> list[dict[str, Any]]:
+    """Our targets from the systems (the `target` one when named), or from a target system written in place
+    (``target: {type: LocalSystem, accelerators: ...}``, as Olive takes it; it was ignored, and a CUDA or WebGPU
+    config was built for the CPU without a word); vendor SDKs and devices are named refusals."""
+    if isinstance(target, dict):
+        where = ctx.paths.get("target", "target")
+        candidates = [(where, target)]
+    elif not isinstance(systems, dict):
         ctx.error("systems", "must be a mapping of named systems", value=systems, has_value=True)
         return []
-    chosen = target_name if isinstance(target_name, str) and systems.get(target_name) else None
-    candidates = [(chosen, systems[chosen])] if chosen else list(systems.items())
+    else:
+        chosen = target if isinstance(target, str) and systems.get(target) else None
+        candidates = [(f"systems.{n}", s) for n, s in ([(chosen, systems[chosen])] if chosen else systems.items())]
     targets: list[dict[str, Any]] = []
-    for name, system in candidates:
-        at = f"systems.{name}.config" if nested(system) else f"systems.{name}"
-        system = shaped(
-            unnest(system) if isinstance(system, dict) else system or {}, OliveSystem, f"systems.{name}", ctx.problems
-        )
+    for where, written in candidates:
+        at = f"{where}.config" if nested(written) else where
+        system = shaped(unnest(written) if isinstance(written, dict) else written or {}, OliveSystem, where,
+                        ctx.problems)  # fmt: skip
         if system is None:
             continue
         stype = str(system.get("type") or "LocalSystem")
