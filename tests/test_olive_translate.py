@@ -234,11 +234,13 @@ def test_user_hooks_are_found_as_olive_finds_them_and_go_to_olives_loading(
     (tmp_path / "inside.py").write_text("import json\n\ndef _helper():\n    from not_a_module_abc.sub import x\n\n"
                                         "def load(path):\n    return _helper()\n\ndef dummy(model):\n"
                                         "    try:\n        import not_a_module_opt\n    except ImportError:\n"
-                                        "        pass\n    return {}\n")  # fmt: skip
+                                        "        pass\n    return {}\n\ndef other_config_loader(path):\n"
+                                        "    import not_a_module_zzz\n")  # fmt: skip
     inside = dict(raw, input_model={**raw["input_model"], "model_script": "inside.py"})
     problem = _errors(translate_config(inside, base_dir=tmp_path).problems)["input_model.model_script"]
     assert problem.category == "package" and "_helper() imports 'not_a_module_abc'" in problem.message
-    (tmp_path / "not_a_module_abc.py").write_text("x = 1\n")  # a module beside the script imports
+    # a module beside the script imports; a function no hook calls (another config's loader) is not read
+    (tmp_path / "not_a_module_abc.py").write_text("x = 1\n")
     assert not _errors(translate_config(inside, base_dir=tmp_path).problems)
     (tmp_path / "raises.py").write_text("raise RuntimeError('no GPU here')\n\ndef load(path):\n    return None\n\n"
                                         "def dummy(model):\n    return {}\n")  # fmt: skip

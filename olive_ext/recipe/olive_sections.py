@@ -215,7 +215,9 @@ def _model_hooks(model: dict[str, Any], at: str, ctx: TranslationContext) -> Non
     if script_path is not None and ctx.model_needs_olive and not any(p.path.startswith(at) for p in ctx.problems):
         problem = _import_problem(script_path, ctx.olive_model.get("script_dir"), f"{at}.model_script")
         if problem is None:  # its functions' own imports ran when Olive loaded the model, after the steps before
-            problem = _function_import_problem(script_path, ctx.olive_model.get("script_dir"), f"{at}.model_script")
+            hooks = [str(ctx.olive_model[h]) for h in _MODEL_HOOKS if isinstance(ctx.olive_model.get(h), str)]
+            problem = _function_import_problem(script_path, ctx.olive_model.get("script_dir"), hooks,
+                                               f"{at}.model_script")  # fmt: skip
         if problem is not None:  # it failed at run time, after the steps before the export
             ctx.problems.append(problem)
 
@@ -223,15 +225,26 @@ def _model_hooks(model: dict[str, Any], at: str, ctx: TranslationContext) -> Non
 _IMPORT_GUARDS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
 
 
-def _function_import_problem(script: Path, script_dir: str | None, path: str) -> Problem | None:
-    """A package the script's functions import (inside a function: NeMo's loader imports ``nemo`` when called)
-    that is not installed and not beside the script, as a ``package`` problem; imports a ``try`` guards against
-    ImportError are optional and left out."""
+def _function_import_problem(script: Path, script_dir: str | None, hooks: list[str], path: str) -> Problem | None:
+    """A package that the functions Olive calls (``hooks``, and the script's functions and classes they call in
+    turn) import inside their bodies (NeMo's loader imports ``nemo`` when called) and that is neither installed nor
+    beside the script, as a ``package`` problem; imports a ``try`` guards against ImportError are optional, and
+    functions no hook reaches (another config's loader in the same script) are not read."""
     try:
         tree = ast.parse(script.read_text(encoding="utf-8", errors="replace"))
     except (OSError, SyntaxError):
         return None
     folders = [Path(script_dir) if script_dir else script.parent, script.parent]
+    defined = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)}
+    reached: set[str] = set()
+    todo = [h for h in hooks if h in defined]
+    while todo:  # the hooks and what they call, by name, within the script
+        name = todo.pop()
+        if name in reached:
+            continue
+        reached.add(name)
+        todo += [c.func.id for c in ast.walk(defined[name]) if isinstance(c, ast.Call)
+                 and isinstance(c.func, ast.Name) and c.func.id in defined]  # fmt: skip
 
     def guarded(handlers: list[ast.ExceptHandler]) -> bool:
         for handler in handlers:
@@ -253,7 +266,8 @@ def _function_import_problem(script: Path, script_dir: str | None, path: str) ->
             found += imports(child, inner)
         return found
 
-    for module, function in imports(tree, None):
+    top = ast.Module(body=[defined[n] for n in sorted(reached)], type_ignores=[])
+    for module, function in imports(top, None):
         if module in sys.stdlib_module_names or any((f / f"{module}.py").exists() or (f / module).is_dir()
                                                     for f in folders):  # fmt: skip
             continue
