@@ -116,8 +116,6 @@ def _rewrite_models(config: dict[str, Any]) -> list[tuple[str, str]]:
 # hub text datasets the configs calibrate or train on (a "text" column), read offline from a local text file
 TEXT_DATASETS = {"Salesforce/wikitext", "wikitext", "allenai/c4", "timdettmers/openassistant-guanaco"}
 LOCAL_TEXT = CORPUS / "local_text.txt"
-# Olive passes that load wikitext themselves when given no data_config (olive-ai 0.13's get_calibration_data_config)
-_DEFAULT_DATA_PASSES = {"gptq", "gptqmodel", "gptqquantizer", "autoclip"}
 _LOCAL_DATA_CONFIG = "olive_ext_local_text"
 
 
@@ -147,11 +145,12 @@ def _rewrite_data(config: dict[str, Any], name: str) -> list[str]:
                 new = _local_text_load(holder, relative)
                 holder.clear()
                 holder.update(new)
+    from olive_ext.recipe.olive_compat import DEFAULT_CALIBRATION_PASSES  # extract only
+
     passes = config.get("passes")
     for key, spec in (passes.items() if isinstance(passes, dict) else []):
-        if isinstance(spec, dict) and str(spec.get("type", "")).lower() in _DEFAULT_DATA_PASSES and not spec.get(
-            "data_config"
-        ):
+        loads_its_own = isinstance(spec, dict) and str(spec.get("type", "")).lower() in DEFAULT_CALIBRATION_PASSES
+        if loads_its_own and not spec.get("data_config"):
             if configs is None:
                 configs = config["data_configs"] = []
             if not isinstance(configs, list):  # data configs by name: none of the corpus's GPTQ configs

@@ -101,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print_error(said)
         return 2
-    if command and command not in _command_names(parser):
-        return unknown_command_error(command, _command_names(parser))
+    if command and command not in subcommands(parser):
+        return unknown_command_error(command, list(subcommands(parser)))
     if not argv:
         parser.print_help()
         return 0
@@ -137,14 +137,12 @@ def bare_bool_flags(parser: argparse.ArgumentParser, command: str, argv: list[st
     """``argv`` with "true" after each bare boolean flag (``--lenient``) whose next word is not a boolean, so that
     argparse does not take that word as the flag's value: `validate --lenient FILE` failed "expected true or false,
     got 'FILE'"."""
-    from olive_ext.cli.common import command_parser  # common is loaded with the command's flags
-
-    if command not in _command_names(parser):  # `olive-ext --help`: nothing imported for it
+    command_parser = subcommands(parser).get(command)
+    if command_parser is None:  # `olive-ext --help`: nothing imported for it
         return argv
     from olive_ext.options import parse_bool  # loaded already: the command's flags were built from its options
 
-    flags = {f for a in command_parser(parser, command)._actions if a.type is parse_bool and a.nargs == "?"
-             for f in a.option_strings}  # fmt: skip
+    flags = {f for a in command_parser._actions if a.type is parse_bool and a.nargs == "?" for f in a.option_strings}
     out: list[str] = []
     for i, word in enumerate(argv):
         out.append(word)
@@ -180,9 +178,10 @@ def llama_factory_answer(args: list[str]) -> str | None:
     return None
 
 
-def _command_names(parser: argparse.ArgumentParser) -> list[str]:
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The top-level ``parser``'s subcommands by name, each with its own parser."""
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return list(sub.choices)
+    return sub.choices
 
 
 def unknown_command_error(command: str, known: list[str]) -> int:

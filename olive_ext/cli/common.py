@@ -154,8 +154,9 @@ def print_error(message: str) -> None:
 
 def command_parser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
     """The subcommand ``name``'s parser in the top-level ``parser``; KeyError when there is none."""
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return sub.choices[name]
+    from olive_ext.cli import subcommands  # the package, loaded already: it calls this module
+
+    return subcommands(parser)[name]
 
 
 def unknown_flags_error(parser: argparse.ArgumentParser, mod: ModuleType, unknown: list[str]) -> int:

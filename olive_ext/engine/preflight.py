@@ -39,18 +39,12 @@ from olive_ext.models.folder import (
     resolve_model_arg,
 )
 from olive_ext.models.gguf_header import GGUFLayoutError, check_complete, split_problem
-from olive_ext.models.hub import (
-    ModelNotHereError,
-    check_hub_model,
-    looks_like_hub_name,
-)
+from olive_ext.models.hub import ModelNotHereError, check_hub_model, looks_like_hub_name
 from olive_ext.models.pypi import PYPI_MODELS, fetch_pypi_model
 from olive_ext.onnx.runtime import runtime_telemetry_off
 from olive_ext.passes.base import get_pass
 from olive_ext.recipe.schema import Recipe
 from olive_ext.targets.spec import TargetSpec
-from olive_ext.train.device import dtype_problem
-from olive_ext.train.options import FinetuneOptions
 
 __all__ = [
     "check_before_work",
@@ -143,7 +137,6 @@ def file_problems(recipe: Recipe, olive: bool = False) -> list[Problem]:
         problems += first_step_problems(recipe)
         said = {p.path for p in problems}  # a local LLM's first step is named once
         problems += [p for p in llm_export_problems(recipe) if p.path not in said]
-        problems += training_dtype_problems(recipe)
         problems += olive_io_config_export_problems(recipe)
         try:
             check_timing_prompt(recipe)
@@ -195,26 +188,6 @@ def check_first_steps(recipe: Recipe) -> None:
         return  # an Olive model_loader builds the model: there is no input file to check
     for problem in first_step_problems(recipe):
         raise UserInputError(problem.message, hint=problem.hint)
-
-
-_TRAINING_PASSES = ("lora", "qlora", "dora")
-
-
-def training_dtype_problems(recipe: Recipe) -> list[Problem]:
-    """A fine-tuning step asking for a dtype this machine cannot train in (float16 on a CPU: Olive's QLoRA recipes
-    ask for it), as the step refuses it when it starts: validate said "valid" and run refused after the steps
-    before it. The dtype as the step reads it (``fp16`` is float16)."""
-    problems = []
-    for prefix, section in recipe.alternatives():
-        for name, spec in section.items():
-            dtype = spec.params().get("torch_dtype")
-            if spec.type not in _TRAINING_PASSES or not isinstance(dtype, str):
-                continue
-            dtype = FinetuneOptions.dtype_alias(dtype)
-            if problem := dtype_problem(dtype, in_recipe=True):
-                problems.append(Problem(f"{prefix}.{name}.torch_dtype", problem.message, hint=problem.hint,
-                                        category="device"))
-    return problems
 
 
 # Olive's tasks -> transformers' auto-model mapping the HfModel of that task is loaded through

@@ -18,12 +18,13 @@ from pydantic import Field, field_validator, model_validator
 
 from olive_ext.artifacts import Artifact
 from olive_ext.data.load import spec_identity
-from olive_ext.errors import UserInputError
+from olive_ext.errors import Problem, UserInputError
 from olive_ext.models.folder import config_json, model_task
 from olive_ext.passes.base import Pass, dataset_ref, register_pass
 from olive_ext.passes.context import RunContext
 from olive_ext.train import distributed
 from olive_ext.train.args import MANAGED, OURS_INSTEAD, RENAMED
+from olive_ext.train.device import dtype_problem
 from olive_ext.train.options import FinetuneOptions
 
 # Olive's LoRA `training_args` keys that are fields of ours.
@@ -111,6 +112,16 @@ class LoraPass(Pass[LoraPassConfig]):
     def from_olive(cls, params: dict[str, Any]) -> dict[str, Any]:
         params = {**cls._OLIVE_DEFAULTS, **params}
         return super().from_olive({k: v for k, v in params.items() if k not in cls._OLIVE_IGNORED})
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any], path: str) -> list[Problem]:
+        """A torch_dtype this machine cannot train in (float16 on a CPU: Olive's QLoRA recipes ask for it), as the
+        step refuses it when it starts: validate said "valid" and run refused after the steps before it."""
+        dtype = params.get("torch_dtype")
+        problem = dtype_problem(FinetuneOptions.dtype_alias(dtype), in_recipe=True) if isinstance(dtype, str) else None
+        if problem is None:
+            return []
+        return [Problem(f"{path}.torch_dtype", problem.message, hint=problem.hint, category="device")]
 
     @classmethod
     def check_input(cls, artifact: Artifact) -> str | None:

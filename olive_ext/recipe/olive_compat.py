@@ -381,6 +381,8 @@ _DEFAULT_DATA: dict[str, tuple[str | None, Any, tuple[str, str | None], str]] = 
                                 "choose an algorithm that reads no data (k_quant_mixed, k_quant_down, snr, iqe)"),
     "spinquant": (None, None, _WIKITEXT, "use QuaRot, which rotates without training data"),  # rotation training
 }  # fmt: skip
+# the Olive passes (lower-case types) that load wikitext themselves when given no data_config
+DEFAULT_CALIBRATION_PASSES = frozenset(t for t, (option, *_) in _DEFAULT_DATA.items() if option == "data_config")
 
 
 def _hub_data(olive_type: str, spec: dict[str, Any], at: str, ctx: TranslationContext) -> None:

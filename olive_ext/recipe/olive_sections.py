@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import importlib.util
 import os
 import re
@@ -222,6 +223,16 @@ def _model_hooks(model: dict[str, Any], at: str, ctx: TranslationContext) -> Non
             ctx.problems.append(problem)
 
 
+def _script_tree(script: Path) -> ast.Module:
+    """The user's script, parsed once per translation's reads of it (each hook's name, its functions' imports)."""
+    return _parsed(str(script), script.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed(script: str, mtime_ns: int) -> ast.Module:
+    return ast.parse(Path(script).read_text(encoding="utf-8", errors="replace"))
+
+
 _IMPORT_GUARDS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
 
 
@@ -231,7 +242,7 @@ def _function_import_problem(script: Path, script_dir: str | None, hooks: list[s
     beside the script, as a ``package`` problem; imports a ``try`` guards against ImportError are optional, and
     functions no hook reaches (another config's loader in the same script) are not read."""
     try:
-        tree = ast.parse(script.read_text(encoding="utf-8", errors="replace"))
+        tree = _script_tree(script)
     except (OSError, SyntaxError):
         return None
     folders = [Path(script_dir) if script_dir else script.parent, script.parent]
@@ -327,7 +338,7 @@ def user_script_problem(path: str, error: BaseException, whose: str) -> Problem:
 def _undefined(script: Path, name: str) -> str | None:
     """Why ``name`` is not a top-level function or value of ``script`` (read, not imported), or None."""
     try:
-        tree = ast.parse(script.read_text(encoding="utf-8", errors="replace"))
+        tree = _script_tree(script)
     except SyntaxError as e:
         return f"{script.name} does not parse: line {e.lineno}: {e.msg}"
     defined: set[str] = set()
@@ -510,11 +521,11 @@ def _located_data_files(
     def locate(file: Any, where: str) -> Any:
         if not isinstance(file, str) or any(c in file for c in "*?[") or "://" in file:
             return file
-        found = ctx.resolve(file)
-        if found is None:
+        resolved = ctx.resolve(file)
+        if resolved is None:
             missing.append((where, file))
             return file
-        return str(found)
+        return str(resolved)
 
     if isinstance(files, dict):  # split -> file(s)
         located: Any = {split: [locate(f, f"{key}.{split}[{i}]") for i, f in enumerate(v)] if isinstance(v, list)
