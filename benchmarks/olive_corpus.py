@@ -116,6 +116,7 @@ def _rewrite_models(config: dict[str, Any]) -> list[tuple[str, str]]:
 # hub text datasets the configs calibrate or train on (a "text" column), read offline from a local text file
 TEXT_DATASETS = {"Salesforce/wikitext", "wikitext", "allenai/c4", "timdettmers/openassistant-guanaco"}
 LOCAL_TEXT = CORPUS / "local_text.txt"
+LOCAL_TEXT_ROWS = 1050  # the phrases of recipes/data/tone.jsonl and dates.jsonl (write_local_text)
 _LOCAL_DATA_CONFIG = "olive_ext_local_text"
 
 
@@ -125,8 +126,22 @@ def _local_text_load(load: dict[str, Any], relative: str) -> dict[str, Any]:
     split = str(load.get("split") or "train")
     rest = {k: v for k, v in load.items() if k not in {"data_name", "subset", "data_files", "data_dir", "split",
                                                        "trust_remote_code"}}  # fmt: skip
-    return {**rest, "data_name": "text", "data_files": relative,
-            "split": split if split.startswith("train") else "train"}
+    return {**rest, "data_name": "text", "data_files": relative, "split": _split_inside_local_text(split)}
+
+
+def _split_inside_local_text(split: str) -> str:
+    """``split`` of a hub dataset as a split of the local text file (1,050 rows): other split names are its train;
+    absolute slices past its end keep their place (a config's train[:4096] and eval train[4096:4224] become
+    train[:90%] and train[90%:])."""
+    match = re.fullmatch(r"train\[(\d*):(\d*)\]", split.replace(" ", ""))
+    if not split.startswith("train"):
+        return "train"
+    if match is None:
+        return split
+    start, stop = int(match.group(1) or 0), int(match.group(2) or 0)
+    if start >= LOCAL_TEXT_ROWS:
+        return "train[90%:]"
+    return "train[:90%]" if stop > LOCAL_TEXT_ROWS else split
 
 
 def _rewrite_data(config: dict[str, Any], name: str) -> list[str]:
@@ -173,6 +188,8 @@ def write_local_text() -> None:
         for row in (ROOT / "recipes" / "data" / f"{task}.jsonl").read_text().splitlines():
             fields = json.loads(row)
             lines.append(" ".join(str(v) for k, v in fields.items() if k != "split"))
+    if len(lines) != LOCAL_TEXT_ROWS:  # the splits the configs are given are slices of these rows
+        raise SystemExit(f"recipes/data gives {len(lines)} phrases, not {LOCAL_TEXT_ROWS}: update LOCAL_TEXT_ROWS")
     LOCAL_TEXT.write_text("\n".join(lines) + "\n")
 
 

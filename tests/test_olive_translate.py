@@ -1050,6 +1050,37 @@ def test_the_hub_dataset_an_olive_pass_reads_by_itself_is_a_named_hub_refusal(
 
 
 @needs_olive
+def test_a_split_olives_reader_cannot_take_from_local_files_is_refused_where_olive_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Olive's datasets reader takes split 'validation' from a data config that names none (local files have only
+    'train'), and a slice past the files' end is empty: both validated, then failed at the pass reading the data,
+    after the steps before it. Refused at the data config's split key where an Olive pass reads it; the same data
+    config read by olive-ext's own reader (split 'train' when none is named) is not refused."""
+    (tmp_path / "calib.txt").write_text("one\ntwo\nthree\n")
+    monkeypatch.chdir(tmp_path)
+
+    def config(load: dict[str, Any], pass_type: str = "Gptq") -> dict[str, Any]:
+        dc = {"name": "calib", "type": "HuggingfaceContainer", "load_dataset_config": load}
+        return _config({"g": {"type": pass_type, "data_config": "calib"}}, data_configs=[dc])
+
+    text = {"data_name": "text", "data_files": "calib.txt"}
+    for load, said in [(text, "(Olive reads split 'validation' where none is named)"),
+                       ({**text, "split": "train[3:]"}, "split 'train' has 3 rows"),
+                       ({"params": {**text, "split": "validation"}}, "one split, 'train'")]:  # fmt: skip
+        errors = _errors(translate(config(load))[1])
+        at = f"data_configs[0].load_dataset_config{'.params' if 'params' in load else ''}.split"
+        assert list(errors) == [at], errors
+        assert said in errors[at].message + (errors[at].hint or ""), errors[at]
+    for split in ("train", "train[2:]", "train[:50%]"):
+        assert not _errors(translate(config({**text, "split": split}))[1]), split
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"text": "a"}\n')
+    ours = config({"data_name": "json", "data_files": str(rows)}, "OnnxStaticQuantization")  # our qdq_static
+    assert not _errors(translate(ours)[1])
+
+
+@needs_olive
 def test_an_accuracy_metric_on_a_local_csv_is_scored_by_olive_with_the_input_models_tokenizer_and_task(
     tiny_bert: Path, tmp_path: Path
 ) -> None:

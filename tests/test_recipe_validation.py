@@ -275,6 +275,49 @@ def test_validate_checks_the_files_a_valid_recipe_names_as_run_does(tiny_llama: 
         assert said in problems[0].message
 
 
+def test_a_split_that_picks_no_rows_of_a_local_file_is_refused_by_validate(tiny_llama: Path, tmp_path: Path) -> None:
+    """A slice past the end of a local file ('train[4096:4224]' of 570 rows) or a split a local file does not have
+    ('test') validated, then `run` failed at the step reading the data, after the steps before it had run. Counted
+    as the loader counts: blank lines of JSON lines skipped, a CSV cell's quoted newline is one row, a JSON array,
+    a parquet table, several files together, percentages."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from olive_ext.data.load import load_rows
+    from olive_ext.data.spec import DatasetSpec
+
+    rows = [{"phrase": f"p{i}", "tone": "joyful"} for i in range(5)]
+    files = {"rows.jsonl": "\n\n".join(json.dumps(r) for r in rows) + "\n\n",
+             "rows.json": json.dumps(rows, indent=1),
+             "rows.csv": "phrase,tone\n" + "".join(f'"p{i}\nline two",joyful\n' for i in range(5)) + "\n"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "rows.parquet")
+
+    def recipe(data_files: str | list[str], split: str) -> dict:
+        builder = Path(data_files if isinstance(data_files, str) else data_files[0]).suffix.lstrip(".")
+        return {"input_model": {"path": str(tiny_llama)},
+                "data": {"d": {"name": {"jsonl": "json"}.get(builder, builder), "data_files": data_files,
+                               "split": split, "text_template": "P: {phrase}\nT: {tone}"}},
+                "passes": {"ft": {"type": "lora", "train_data": "d", "max_steps": 1}},
+                "output": {"path": str(tmp_path / "out")}}  # fmt: skip
+
+    for name in [*files, "rows.parquet"]:
+        data_files = str(tmp_path / name)
+        spec = DatasetSpec(**recipe(data_files, "train")["data"]["d"])
+        assert len(load_rows(spec)) == 5, name  # the loader's own count, which the check must agree with
+        for split in ["train", "train[4:]", "train[:1]", "train[80%:]", "train[-1:]"]:
+            assert validate(recipe(data_files, split)) == [], (name, split)
+        for split, said in [("train[5:]", "split 'train' has 5 rows"), ("train[4096:4224]", "has 5 rows"),
+                            ("test", "local data files have one split, 'train'")]:  # fmt: skip
+            problems = validate(recipe(data_files, split))
+            assert [(p.path, p.category) for p in problems] == [("data.d", "user_file")], (name, split, problems)
+            assert said in problems[0].message + (problems[0].hint or ""), (name, split, problems)
+    both = [str(tmp_path / "rows.jsonl"), str(tmp_path / "rows.json")]
+    assert validate(recipe(both, "train[9:]")) == []  # ten rows in two files
+    assert validate(recipe(both, "train[10:]"))[0].category == "user_file"
+
+
 def test_a_llama_factory_config_is_answered_with_the_finetune_command(tmp_path: Path) -> None:
     """A LLaMA-Factory training YAML given to validate/run: every key was refused as an Olive key not supported,
     then "input_model: required key is missing" under --lenient. Now one problem, with the command that runs it."""

@@ -292,11 +292,100 @@ def _empty_split(spec: DatasetSpec, name: str) -> UserInputError:
     hint = None
     if base != spec.split:
         try:
-            rows = len(rows_for_reading(spec.model_copy(update={"split": base, "max_samples": None})))
-            hint = f"split {base!r} has {rows} row{'s' if rows != 1 else ''}: slice inside it, e.g. '{base}[:{rows}]'"
+            whole = spec.model_copy(update={"split": base, "max_samples": None})
+            hint = _slice_hint(base, len(rows_for_reading(whole)))
         except Exception:  # only a hint: the error stands without it
             hint = None
     return UserInputError(f"split {spec.split!r} of dataset {name!r} is empty", hint=hint)
+
+
+def _slice_hint(base: str, rows: int) -> str:
+    return f"split {base!r} has {rows} row{'s' if rows != 1 else ''}: slice inside it, e.g. '{base}[:{rows}]'"
+
+
+_COUNTED_BYTES = 64 << 20  # JSON arrays and CSV files are parsed to count their rows up to this size
+
+
+def check_split_rows(spec: DatasetSpec) -> None:
+    """Before work: the split of a local json/csv/parquet dataset picks rows (:func:`check_file_split`). Both
+    problems were said by the loader at the step that read the data, after the steps before it had run."""
+    builder, files = local_files(spec)
+    if builder in LOCAL_BUILDERS and files and saved_dataset_folder(spec.name) is None:
+        check_file_split(builder, files, spec.split)
+
+
+def check_file_split(builder: str, files: list[str], split: str) -> None:
+    """``split`` of local files read by the datasets library's ``builder`` (json, csv, parquet, text) picks rows: a
+    local file has one split, 'train', and a slice past its end ('train[4096:4224]' of 570 rows) is empty. Read
+    from a row count (a parquet footer, the lines of a JSON-lines or text file, a JSON array or CSV file parsed up
+    to 64 MB), with no ``datasets`` import for 'train' and absolute slices; files it cannot count (compressed,
+    larger) are left to the loader."""
+    base = split.split("[", 1)[0].strip()
+    if base != "train":
+        raise UserInputError(f"split {split!r} of dataset {builder!r}: local data files have one split, 'train'",
+                             hint="slice it, e.g. 'train[:90%]' to train and 'train[90%:]' to evaluate")  # fmt: skip
+    counts = [_row_count(Path(f), builder) for f in files]
+    if None in counts:
+        return
+    rows = sum(c for c in counts if c is not None)
+    if _split_size(split, rows) == 0:
+        hint = _slice_hint(base, rows) if base != split else None
+        raise UserInputError(f"split {split!r} of dataset {builder!r} is empty", hint=hint)
+
+
+def _split_size(split: str, rows: int) -> int:
+    """How many of ``rows`` rows the split ``train[...]`` picks, as ``datasets`` picks them."""
+    match = _ABSOLUTE_SPLIT.match(split.replace(" ", ""))
+    if match is not None:  # train, train[a:b] (no import)
+        start, stop = int(match.group(1) or 0), int(match.group(2)) if match.group(2) else rows
+        return max(0, min(stop, rows) - start)
+    import datasets
+
+    ranges = datasets.ReadInstruction.from_spec(split).to_absolute({"train": rows})
+    return sum(max(0, r.to - r.from_) for r in ranges)
+
+
+def _row_count(path: Path, builder: str) -> int | None:
+    """The rows ``datasets`` reads from one uncompressed local file, or None where that is not cheap to know (or the
+    file is not ``builder``'s: its own check says so)."""
+    if path.suffix.lower() in _COMPRESSED or not path.is_file():
+        return None
+    if builder == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return int(pq.read_metadata(path).num_rows)
+        except Exception:  # not parquet: check_data_file says so
+            return None
+    if path.stat().st_size > _COUNTED_BYTES:
+        return None if builder != "json" or _first_char(path) == "[" else _json_lines(path)
+    if builder == "text":  # a row per line, blank ones too, split as str.splitlines splits
+        try:
+            return len(path.read_text(encoding="utf-8").splitlines())
+        except UnicodeDecodeError:
+            return None
+    if builder == "json":
+        if _first_char(path) != "[":
+            return None if _one_json_document(path) else _json_lines(path)
+        rows = _rows_as_written(path)
+        return len(rows) if rows is not None else None
+    import csv
+
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:  # pandas skips blank lines; a quoted newline: one row
+            return max(0, sum(1 for row in csv.reader(f, delimiter=csv_separator(path)) if row) - 1)
+    except (UnicodeDecodeError, csv.Error):  # not UTF-8 CSV: check_data_file says so
+        return None
+
+
+def _first_char(path: Path) -> str:
+    with open(path, "rb") as f:
+        return f.read(4096).decode("utf-8-sig", "ignore").lstrip()[:1]
+
+
+def _json_lines(path: Path) -> int:
+    with open(path, "rb") as f:
+        return sum(1 for line in f if line.strip())
 
 
 def csv_separator(path: str | Path) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 from olive_ext.artifacts import looks_like_hub_id, missing_model_error
 from olive_ext.cache import cache_key, check_cache_dir, default_cache_dir
 from olive_ext.data.formats import check_named_columns
-from olive_ext.data.load import check_data_files, local_files
+from olive_ext.data.load import check_data_files, check_split_rows, local_files
 from olive_ext.data.spec import DatasetSpec
 from olive_ext.engine.output import check_apart, check_model_given, check_output
 from olive_ext.engine.runner import check_step_input, implicit_conversion
@@ -103,10 +103,11 @@ def input_checks(
 ) -> list[tuple[Any, Callable[[], None]]]:
     """The checks of the files a run reads, each with what it checks (None: the model; else the dataset's key):
     the model folder (unless ``model`` is None; a hub model must be reachable or cached), each dataset's local
-    files and the columns named in them."""
+    files, the columns named in them and the rows its split picks."""
     checks: list[tuple[Any, Callable[[], None]]] = [(None, partial(check_model_folder, model))] if model else []
     for key, spec in datasets.items():
-        checks += [(key, partial(check_data_files, spec)), (key, partial(check_named_columns, spec))]
+        checks += [(key, partial(check_data_files, spec)), (key, partial(check_named_columns, spec)),
+                   (key, partial(check_split_rows, spec))]
     return checks
 
 

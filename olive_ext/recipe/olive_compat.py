@@ -43,6 +43,7 @@ from olive_ext.recipe.olive_sections import (
     evaluators_section,
     input_model_section,
     named_metrics,
+    refuse_empty_olive_split,
     refuse_hub_dataset,
     refuse_missing_hub_data,
     search_section,
@@ -686,6 +687,7 @@ def _through_olive(
     for key, value in spec.items():  # data configs by name: Olive's pass gets the config itself
         if key.endswith("data_config") and isinstance(value, str) and value in ctx.olive_data:
             config[key] = ctx.olive_data[value]
+            refuse_empty_olive_split(value, ctx)
     if isinstance(config.get("user_script"), str):  # the pass's hooks (example_input_func, transform_fn, ...)
         located = located_script(config, at, ctx)
         if located is None:

@@ -16,8 +16,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from olive_ext.artifacts import NO_MODEL_PATH, looks_like_hub_id
-from olive_ext.data.load import LOCAL_BUILDERS
-from olive_ext.errors import Problem
+from olive_ext.data.load import LOCAL_BUILDERS, check_file_split
+from olive_ext.errors import Problem, UserInputError
 from olive_ext.evaluate.lm_eval_tasks import FILE_BUILDERS, TaskDataset
 from olive_ext.models.hub import ModelNotHereError, check_hub_model, hub_reachable, offline
 from olive_ext.recipe.olive_context import (
@@ -565,6 +565,36 @@ def hub_dataset(dc: dict[str, Any]) -> tuple[TaskDataset, str] | None:
     return dataset, "params.data_name" if nested_params else "data_name"
 
 
+def refuse_empty_olive_split(name: str, ctx: TranslationContext) -> None:
+    """Olive's datasets reader, handed data config ``name``, takes rows from its local files (``check_file_split``):
+    Olive reads split 'validation' where the config names none, which local files do not have, and a slice past
+    their end is empty; both failed at the pass reading the data, after the steps before it. Said once per data
+    config; per-split files, globs and files not there (named already) are left to the reader."""
+    found = _datasets_load(ctx.olive_data.get(name) or {})
+    if found is None:
+        return
+    params, nested = found
+    files, builder, split = params.get("data_files"), params.get("data_name"), params.get("split", "validation")
+    files = [files] if isinstance(files, str) else files
+    if not isinstance(files, list) or not files or builder not in _OLIVE_FILE_SPLITS or not isinstance(split, str):
+        return
+    if not all(isinstance(f, str) and Path(f).is_file() for f in files):
+        return
+    at = f"{ctx.olive_data_paths.get(name, 'data_configs')}.load_dataset_config{'.params' if nested else ''}.split"
+    if any(p.path == at for p in ctx.problems):
+        return
+    try:
+        check_file_split(str(builder), [str(f) for f in files], split)
+    except UserInputError as e:
+        named = "split" in params
+        message = e.message if named else f"{e.message} (Olive reads split 'validation' where none is named)"
+        ctx.error(at, message, value=split, has_value=named,
+                  hint=e.hint if named else "write split: train, or a slice of it (train[:100])")  # fmt: skip
+
+
+_OLIVE_FILE_SPLITS = ("json", "csv", "parquet", "text")  # the datasets library's file builders whose rows are counted
+
+
 def refuse_missing_hub_data(name: str, reader: str, ctx: TranslationContext) -> bool:
     """Whether data config ``name`` loads a hub dataset this machine cannot read offline (:func:`hub_dataset`);
     if so it is refused as a named ``hub`` problem at its ``data_name`` key, naming ``reader``."""
@@ -951,6 +981,7 @@ def olive_metric(metric: dict[str, Any], path: str, into: list[dict[str, Any]], 
     if isinstance(dc, str) and dc in ctx.olive_data:
         config["data_config"] = ctx.olive_data[dc]
         refuse_missing_hub_data(dc, f"olive-ai's evaluator, for metric {path}", ctx)
+        refuse_empty_olive_split(dc, ctx)
     user_config = config.get("user_config")
     if config.get("type") == "custom" and not (
         isinstance(user_config, dict) and (user_config.get("evaluate_func") or user_config.get("metric_func"))
