@@ -128,6 +128,13 @@ def test_constraints_none_met_and_all_met(
     data = json.loads((tmp_path / "none" / "candidates.json").read_text())
     assert data["chosen"] is None and all(not c["feasible"] for c in data["candidates"])
     assert not (tmp_path / "none" / "model").exists()
+    # peak memory while running: measured for every candidate, a limit no candidate meets (the flag was missing)
+    with pytest.raises(ConstraintsNotMetError) as info:
+        auto_opt(options(tiny_llama, tmp_path / "mem", eval_file, shared_cache, max_memory_mb=1))
+    data = json.loads((tmp_path / "mem" / "candidates.json").read_text())
+    assert data["chosen"] is None and data["candidates"], data
+    assert all(not c["feasible"] and c["constraints"]["max_memory_mb"] is False for c in data["candidates"])
+    assert all(c["constraints"]["max_accuracy_drop"] for c in data["candidates"])  # memory alone left them out
 
     (result,) = auto_opt(
         options(tiny_llama, tmp_path / "all", eval_file, shared_cache, max_size_mb=1e4, objective="size")

@@ -456,3 +456,24 @@ def test_a_bare_boolean_flag_before_a_positional_argument(tmp_path: Path, capsys
         main(["validate", *flags, str(recipe)])
         err = capsys.readouterr().err
         assert "expected true or false" not in err and "unrecognized" not in err, (flags, err)
+
+
+def test_every_flag_a_replacement_hint_names_is_a_flag_of_that_command() -> None:
+    """`olive-ext auto-opt --cost-model x` answered "measures each candidate's memory instead (--max_memory_mb)",
+    and --max_memory_mb was then refused as an unknown flag. A flag a hint names exists on the command it is for
+    (this one, or the `olive-ext NAME` the hint quotes) and is not itself a refused Olive flag."""
+    import re
+
+    from olive_ext.cli import _command_modules, build_parser, subcommands
+
+    parsers = subcommands(build_parser())
+    flags = {name: {f for a in p._actions for f in a.option_strings} for name, p in parsers.items()}
+    wrong = []
+    for module in _command_modules():
+        replacements = getattr(module, "OLIVE_REPLACEMENTS", {})
+        for olive_flag, hint in replacements.items():
+            named = set(re.findall(r"(?<![\w-])--[a-z][\w-]*", hint))
+            quoted = set().union(*(flags.get(c, set()) for c in re.findall(r"olive-ext ([a-z][\w-]*)", hint)))
+            taken = quoted | (flags[module.NAME] - set(replacements))
+            wrong += [(module.NAME, olive_flag, f) for f in sorted(named) if f not in taken]
+    assert not wrong, wrong

@@ -51,14 +51,15 @@ OLIVE_REPLACEMENTS = {
     "--num_splits": "not supported: olive-ext builds single-file models",
     "--use_model_builder": "not needed: LLMs always go through the onnxruntime-genai model builder",
     "--enable_search": "not needed: auto-opt always searches (see --search and --max_candidates)",
-    "--memory": "not supported: use --max_size_mb to constrain model size",
+    "--memory": "not supported (olive-ext splits no models across devices): --max_memory_mb MB leaves out candidates "
+    "whose peak memory while running is over it",
     "--use_dynamo_exporter": "not needed: encoder exports try the dynamo exporter first",
     "--dynamic_to_fixed_shape_dim_param": "write an NPU recipe with a qdq_static pass instead (see recipes/)",
     # Olive 0.13 spells these with hyphens
     "--num-splits": "not supported: olive-ext builds single-file models",
     "--dynamic-to-fixed-shape-dim-param": "write an NPU recipe with a qdq_static pass (static_shapes) instead",
     "--dynamic-to-fixed-shape-dim-value": "write an NPU recipe with a qdq_static pass (static_shapes) instead",
-    "--cost-model": "not supported: auto-opt measures each candidate's memory instead (--max_memory_mb)",
+    "--cost-model": "not supported: auto-opt measures each candidate's peak memory (limit it with --max_memory_mb)",
     "--mixed-precision-overrides-config": "not supported here; for int8 on sensitive layers of an LLM use a recipe "
     "with model_builder's mixed_layers_int8 (see recipes/smollm2-lora-int4-cpu.yaml)",
     "--use_qdq_encoding": "not an auto-opt flag here: `olive-ext quantize --use_qdq_encoding` writes QDQ models, and "
@@ -94,6 +95,7 @@ def add_auto_opt_arguments(
     option(q, model, "max_accuracy_drop", type=float)
     option(q, model, "max_latency_ms", type=float)
     option(q, model, "max_size_mb", type=float)
+    option(q, model, "max_memory_mb", type=float)
     option(q, model, "objective")
     option(q, model, "search")
     option(q, model, "max_candidates", type=int)

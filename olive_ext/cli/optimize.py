@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from olive_ext.cli.auto_opt import OLIVE_REPLACEMENTS as AUTO_OPT_REPLACEMENTS
 from olive_ext.cli.auto_opt import add_auto_opt_arguments
 from olive_ext.cli.common import OLIVE_INPUT_MODEL_FLAGS, option
 
@@ -27,7 +28,7 @@ OLIVE_REPLACEMENTS = {
     "builds need their SDKs); for encoders, `--device npu` builds QDQ candidates whose activation types (uint8, "
     "uint16) are measured, not chosen by a flag",
     "--num_split": "not supported: olive-ext builds single-file models",
-    "--memory": "not supported: use --max_size_mb to constrain model size",
+    "--memory": AUTO_OPT_REPLACEMENTS["--memory"],
     **dict.fromkeys(
         ("--dim_param", "--dim_value"),
         "not supported for LLMs; encoders with fixed shapes: a recipe with a qdq_static pass (static_shapes)",

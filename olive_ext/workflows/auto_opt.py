@@ -100,6 +100,7 @@ class AutoOptOptions(DataOptions):
     max_accuracy_drop: float | None = field_of(Constraints, "max_accuracy_drop")
     max_latency_ms: float | None = field_of(Constraints, "max_latency_ms")
     max_size_mb: float | None = field_of(Constraints, "max_size_mb")
+    max_memory_mb: float | None = field_of(Constraints, "max_memory_mb")
     objective: Objective = field_of(EvaluateSpec, "objective")
     search: Literal["grid", "random", "tpe"] = field_of(SearchSpec, "strategy")
     max_candidates: int | None = field_of(SearchSpec, "max_candidates")
@@ -273,7 +274,8 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str, shape: Pipel
         metrics = [m for m in metrics if m not in {"ttft", "throughput"}]
     # without accuracy in points (no eval rows, or perplexity) the limit stays the default one, which the run's notes
     # say was not checked: a recipe that sets it without measuring accuracy is refused
-    limits = ["max_latency_ms", "max_size_mb"] + (["max_accuracy_drop"] if set(metrics) & {*ACCURACY_METRICS} else [])
+    limits = ["max_latency_ms", "max_size_mb", "max_memory_mb"]
+    limits += ["max_accuracy_drop"] if set(metrics) & {*ACCURACY_METRICS} else []
     constraints = {k: getattr(opts, k) for k in limits}
     settings = {k: getattr(opts, k) for k in EVAL_SETTINGS if getattr(opts, k) is not None}
     raw: dict[str, Any] = {
