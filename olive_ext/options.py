@@ -25,15 +25,16 @@ _DATASET = "dataset"
 
 
 class StrictModel(BaseModel):
-    """A recipe section: unknown keys are refused, so a typo is reported instead of ignored."""
+    """A recipe section: unknown keys are refused, so a typo is reported instead of ignored; so are infinite and NaN
+    numbers (a learning rate of inf trained an adapter of NaNs)."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
 
 
 class Options(BaseModel):
-    """Base of pass configs and command options: frozen, unknown keys refused."""
+    """Base of pass configs and command options: frozen, unknown keys and infinite or NaN numbers refused."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=(), allow_inf_nan=False)
 
     @classmethod
     def searchable_fields(cls) -> set[str]:

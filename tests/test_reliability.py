@@ -268,6 +268,29 @@ def test_training_rows_with_empty_answers_and_an_empty_slice_say_what_to_do(
     assert "split 'train' has 2 rows" in err, err
 
 
+def test_infinite_and_nan_numbers_are_refused_before_any_work(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--learning_rate inf` passed the "greater than 0" check and trained an adapter of NaNs (exit 0); a recipe's
+    `.inf` constraint validated. Both are refused, naming the key."""
+    data = tmp_path / "rows.jsonl"
+    data.write_text('{"phrase": "a", "tone": "joyful"}\n')
+    before = _snapshot(tmp_path)
+    for flag, value in [("--learning_rate", "inf"), ("--learning_rate", "nan"), ("--lora_dropout", "nan")]:
+        code, err = _cli(capsys, ["finetune", "-m", str(tiny_llama), "--data_files", str(data), "--text_template",
+                                  TEMPLATE, "--max_steps", "1", flag, value, "-o", str(tmp_path / "out")])  # fmt: skip
+        assert code == 2 and f"{flag.lstrip('-')}: Input should be a finite number" in err, (flag, value, err)
+    assert _snapshot(tmp_path) == before
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"input_model: {{path: {tiny_llama}}}\npasses: {{b: {{type: model_builder}}}}\n"
+                      "evaluate: {constraints: {max_size_mb: .inf}}\n")  # fmt: skip
+    from olive_ext.cli import main
+
+    code = main(["validate", str(recipe)])
+    said = "".join(capsys.readouterr())
+    assert code == 2 and "evaluate.constraints.max_size_mb: Input should be a finite number" in said, said
+
+
 def test_unwritable_output_and_cache_folders_are_refused_before_any_work(
     tiny_llama: Path, unwritable: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
