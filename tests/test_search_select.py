@@ -257,7 +257,8 @@ def test_nearest_misses_are_the_most_accurate_and_say_by_how_much() -> None:
     from olive_ext.engine.select import nearest_misses
     from olive_ext.workflows.auto_opt import CONSTRAINT_FLAGS
 
-    assert {k: f"--{k}" for k in ("max_accuracy_drop", "max_latency_ms", "max_size_mb")} == CONSTRAINT_FLAGS
+    limits = ("max_accuracy_drop", "max_latency_ms", "max_size_mb", "max_memory_mb")
+    assert {k: f"--{k}" for k in limits} == CONSTRAINT_FLAGS
     results = [
         _result("a", exact_match=73.33, **{"exact_match.stopped_after": 15}),
         _result("b", exact_match=66.67, **{"exact_match.stopped_after": 15}),
