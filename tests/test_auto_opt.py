@@ -237,6 +237,20 @@ def test_a_fine_tunes_eval_split_is_narrowed_by_eval_split_and_max_samples(
     # ... nor has a split or a row count (dropped without a word before; Olive's --split is --eval_split here)
     with pytest.raises(UserInputError, match="--eval_split, --max_samples have no rows to apply to"):
         eval_of("--split", "train[:2]", "--max_samples", "2")
+    # a fine-tune on chat rows (ShareGPT, OpenAI messages): --eval_split was refused with "the messages format needs
+    # a tokenizer with a chat template; this model has none" (the check rendered rows with no tokenizer)
+    chat = tmp_path / "chat.jsonl"
+    chat.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"q{i}"},
+                                                     {"role": "assistant", "content": f"a{i}"}]}) + "\n"
+                            for i in range(4)))  # fmt: skip
+    rows = {"name": "json", "data_files": str(chat), "format": "messages"}
+    config = {"kind": "hf", "model": "model", "eval_data": {**rows, "split": "train[3:]"},
+              "train_data": {**rows, "split": "train[:3]"}}  # fmt: skip
+    (model.parent / "model_config.json").write_text(json.dumps(config))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="olive_ext"):
+        assert eval_of("--eval_split", "train[2:]")["split"] == "train[2:]"
+    assert "1 of 2 eval rows (--eval_split train[2:]) are rows the model was fine-tuned on" in caplog.text
 
 
 def test_a_source_model_with_no_exact_answer_is_warned_about() -> None:

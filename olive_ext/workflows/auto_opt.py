@@ -11,6 +11,7 @@ chains as alternative pipelines), so every auto-opt run is also a rerunnable ``r
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -171,12 +172,17 @@ def _warn_trained_on(evaluation: DatasetSpec, train: DatasetSpec | None) -> None
     fine-tune's eval split, and scoring training rows overstates every candidate (said nowhere before)."""
     if train is None:
         return
-    seen = {e.text for e in to_examples(rows_for_reading(train), train)}
-    rows = to_examples(rows_for_reading(evaluation), evaluation)
-    if shared := sum(e.text in seen for e in rows):
+    # the rows as read, not as rendered: chat rows need the model's tokenizer to render (refused without it)
+    seen = {_row_key(r) for r in rows_for_reading(train)}
+    rows = [_row_key(r) for r in rows_for_reading(evaluation)]
+    if shared := sum(r in seen for r in rows):
         logger.warning("%d of %d eval rows (--eval_split %s) are rows the model was fine-tuned on (%s): accuracy "
                        "measured on them overstates every candidate; give a split apart from the training split",
                        shared, len(rows), evaluation.split, train.split)  # fmt: skip
+
+
+def _row_key(row: Any) -> str:
+    return json.dumps(dict(row), sort_keys=True, default=str)
 
 
 def _built_from(source: Artifact, cache_dir: str | None) -> str:
