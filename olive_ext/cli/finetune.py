@@ -176,7 +176,8 @@ def print_summary(metrics: dict[str, Any], result: Any, console: Any) -> None:
         lines.append(f"  eval loss {base['eval_loss']:.4f} -> {ft['eval_loss']:.4f}")
         if "exact_match" in base and "exact_match" in ft:
             lines.append(
-                f"  exact match {base['exact_match']:.1f}% -> {ft['exact_match']:.1f}% ({ft['examples']} eval examples)"
+                f"  exact match {base['exact_match']:.1f}% -> {ft['exact_match']:.1f}% "
+                f"({ft['examples']} eval examples, {metrics.get('torch_dtype')})"
             )
     lines.append(f"  wrote {result.output_dir} (adapter/, model/, model_config.json, train_metrics.json, recipe.yaml)")
     for line in lines:

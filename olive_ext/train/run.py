@@ -133,6 +133,7 @@ def finetune(
     # data-parallel: the tokens of every process (each counted its own share of the batches)
     run.stats.tokens, run.stats.loss_tokens = distributed.total([run.stats.tokens, run.stats.loss_tokens])
     adapter_dir = out_dir / "adapter"
+    _refuse_diverged(run.model, opts, run.trainer.state.global_step)
     if not main:  # only rank 0 evaluates and writes
         return FinetuneResult(adapter_dir, {"loss_curve": run.stats.loss_curve}, run.model if keep_model else None)
     try:
@@ -263,6 +264,20 @@ def check_answers(examples: list[Any], spec: DatasetSpec) -> None:
         )
     logger.warning("training data %s: %d of %d rows have an empty answer (they teach the model to answer nothing)",
                    where, empty, len(examples))  # fmt: skip
+
+
+def _refuse_diverged(model: Any, opts: FinetuneOptions, step: int) -> None:
+    """Training that left NaN or infinite trained weights (a learning rate far too high) is refused before the adapter
+    is written: it was saved and reported as a fine-tune (exit 0) whose every answer is garbage."""
+    import torch
+
+    bad = [name for name, p in model.named_parameters() if p.requires_grad and not torch.isfinite(p).all()]
+    if bad:
+        raise OliveExtError(
+            f"training diverged: after step {step}, {len(bad)} trained weight tensor(s) hold NaN or infinite values "
+            f"(e.g. {bad[0]}); nothing was written",
+            hint=f"train again with a lower --learning_rate (it was {opts.learning_rate:g})",
+        )
 
 
 def evaluate_phase(
