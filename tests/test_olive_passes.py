@@ -366,6 +366,35 @@ def test_gptq_on_recipe_data_then_model_builder_writes_its_weights(tiny_llama: P
     assert not (onnx_gptq == onnx_rtn).all()  # and GPTQ's differ from round-to-nearest's
 
 
+def test_gptq_calibrates_on_chat_rows_rendered_as_the_model_was_trained_on_them(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    """auto-opt's GPTQ candidate of a model fine-tuned on chat rows (OpenAI messages, ShareGPT, alpaca) failed:
+    "has neither text_template nor text_field: Olive's data_config needs one of them", a merge spent first. The rows
+    are rendered with the model's chat template, as fine-tuning rendered them, and GPTQ calibrates on that text."""
+    import json
+
+    from olive_ext.artifacts import Artifact
+    from olive_ext.data.spec import DatasetSpec
+    from olive_ext.passes.olive_pass import rendered_rows
+
+    rows = tmp_path / "chat.jsonl"
+    rows.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"question {i}"},
+                                                     {"role": "assistant", "content": f"answer {i}"}]}) + "\n"
+                            for i in range(6)))  # fmt: skip
+    spec = DatasetSpec(name="json", data_files=str(rows))
+    rendered = rendered_rows(spec, Artifact("hf", str(tiny_llama)), 4, tmp_path / "r.jsonl")
+    assert rendered.text_field == "text" and rendered.data_files == str(tmp_path / "r.jsonl")
+    texts = [json.loads(line)["text"] for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert texts[0] == "<|im_start|>user\nquestion 0<|im_end|>\n<|im_start|>assistant\nanswer 0<|im_end|>\n", texts
+    assert len(texts) == 4  # the pass's samples
+    data = {"calib": {"name": "json", "data_files": str(rows)}}
+    int4 = {"bits": 4, "group_size": 32}
+    step = {"type": "olive", "olive_type": "Gptq", "data": "calib", "samples": 4, "config": int4}
+    built = build(tiny_llama, {"quantize": step}, data=data)
+    assert built.kind == "hf" and (Path(built.path) / "model.safetensors").exists()
+
+
 def test_data_on_a_pass_that_takes_none_is_refused(tiny_bert: Path) -> None:
     step = {"type": "olive", "olive_type": "OnnxPeepholeOptimizer", "data": "calib"}
     raw = {"input_model": {"path": str(tiny_bert)}, "passes": {"export": {"type": "onnx_export"}, "o": step},

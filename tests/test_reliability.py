@@ -282,8 +282,9 @@ def test_infinite_and_nan_numbers_are_refused_before_any_work(
         assert code == 2 and f"{flag.lstrip('-')}: Input should be a finite number" in err, (flag, value, err)
     assert _snapshot(tmp_path) == before
     # a finite learning rate far too high: NaN weights were saved and reported as a fine-tune (exit 0)
-    code, err = _cli(capsys, ["finetune", "-m", str(tiny_llama), "--data_files", str(data), "--text_template",
-                              TEMPLATE, "--max_steps", "3", "--learning_rate", "1e30", "-o", str(tmp_path / "out")])  # fmt: skip
+    argv = ["finetune", "-m", str(tiny_llama), "--data_files", str(data), "--text_template", TEMPLATE,
+            "--max_steps", "3", "--learning_rate", "1e30", "-o", str(tmp_path / "out")]  # fmt: skip
+    code, err = _cli(capsys, argv)
     assert code == 1 and "training diverged" in err and "lower --learning_rate (it was 1e+30)" in err, err
     assert not (tmp_path / "out" / "adapter").exists()
     recipe = tmp_path / "r.yaml"
