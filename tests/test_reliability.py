@@ -604,3 +604,15 @@ def test_outputs_that_would_delete_the_users_files_are_refused_before_any_work(
     code, err = _cli(capsys, [*finetune(data), "-o", str(work), "--overwrite"])
     assert code == 2 and "holds the data file" in _one_message(err), err
     assert _snapshot(tmp_path) == before and data.exists()
+    # an input adapter inside the output: `auto-opt -m base -a ft/adapter -o ft --overwrite` deleted it (exit 0)
+    from tiny_models import make_random_adapter
+
+    adapter = make_random_adapter(tiny_llama, work / "ft" / "adapter")
+    (work / "ft" / "model_config.json").write_text("{}")  # a fine-tune's output: --overwrite may replace it
+    before = _snapshot(tmp_path)
+    for argv in (["auto-opt", "-m", str(tiny_llama), "-a", str(adapter), "--gguf", "false"],
+                 [*finetune(tone_file), "--adapter_path", str(adapter)],
+                 ["generate-adapter", "-m", str(tiny_llama), "--adapter_path", str(adapter)]):  # fmt: skip
+        code, err = _cli(capsys, [*argv, "-o", str(work / "ft"), "--overwrite"])
+        assert code == 2 and "the adapter" in _one_message(err), (argv[0], err)
+    assert _snapshot(tmp_path) == before

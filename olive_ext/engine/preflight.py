@@ -68,8 +68,10 @@ def check_before_work(
     datasets: Iterable[DatasetSpec] = (),
     output: str | Path | None = None,
     overwrite: bool = False,
+    adapters: Iterable[str | None] = (),
 ) -> None:
     """Output (free and writable), cache (writable), input model, local data files and the columns named in them.
+    ``adapters``: the input adapters, which the output must not hold either (``--overwrite`` deleted one in it).
 
     Raises the first problem as a UserInputError (exit code 2); creates nothing. ``model`` None: none to check.
     """
@@ -80,6 +82,9 @@ def check_before_work(
     if output is not None:  # apart from the inputs first: "pass --overwrite" must not lead to deleting them
         if model is not None and not model.startswith(PYPI_PREFIX):
             check_apart(model, output)
+        for adapter in adapters:
+            if adapter:
+                check_apart(adapter, output, "adapter")
         for spec in datasets:
             for file in local_files(spec)[1]:
                 check_apart(file, output, "data file")
@@ -319,6 +324,7 @@ def check_recipe_before_work(recipe: Recipe, write_output: bool = True) -> None:
         datasets=recipe.data.values(),
         output=recipe.output.path if write_output else None,
         overwrite=recipe.output.overwrite,
+        adapters=[recipe.input_model.adapter_path],
     )
     check_first_steps(recipe)
     check_timing_prompt(recipe)

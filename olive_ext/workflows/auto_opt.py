@@ -397,7 +397,7 @@ def plan_auto_opt(opts: AutoOptOptions, shape: PipelineShaper | None = None) -> 
     data = opts.eval_data()
     for output in outputs:  # every device's output, before the recipes read any data
         check_before_work(model=opts.model_name_or_path, cache_dir=opts.cache_dir, datasets=[data] if data else [],
-                          output=output, overwrite=opts.overwrite)  # fmt: skip
+                          output=output, overwrite=opts.overwrite, adapters=[opts.adapter_path])  # fmt: skip
     return {d: auto_opt_recipe(opts, d, o, shape) for d, o in zip(devices, outputs, strict=True)}
 
 

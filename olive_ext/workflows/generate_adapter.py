@@ -133,7 +133,7 @@ def generate_adapters(opts: GenerateAdapterOptions, progress: Progress | None = 
     progress = progress or Progress(enabled=False)
     data = opts.check_data()
     check_before_work(model=opts.model_name_or_path, cache_dir=opts.cache_dir, datasets=[data] if data else [],
-                      output=opts.output_path, overwrite=opts.overwrite)  # fmt: skip
+                      output=opts.output_path, overwrite=opts.overwrite, adapters=opts.adapter_path)  # fmt: skip
     if not opts.adapter_path:
         raise UserInputError("give at least one adapter: --adapter_path a [b ...]")
     device: Device = "gpu" if opts.device == "gpu" else "cpu"
