@@ -297,6 +297,25 @@ def test_infinite_and_nan_numbers_are_refused_before_any_work(
     assert code == 2 and "evaluate.constraints.max_size_mb: Input should be a finite number" in said, said
 
 
+def test_training_rows_are_held_to_the_models_positions(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The tiny Llama has 512 positions and --max_seq_len defaults to 1024: rows of ~700 tokens trained past the
+    positions the model has, without a word, and auto-opt then refused the same rows as longer than the context."""
+    import json
+
+    data = tmp_path / "long.jsonl"
+    data.write_text("".join(json.dumps({"phrase": " ".join(["word"] * 700), "tone": "joyful"}) + "\n"
+                            for _ in range(2)) + json.dumps({"phrase": "short", "tone": "sad"}) + "\n")  # fmt: skip
+    out = tmp_path / "out"
+    code, err = _cli(capsys, ["finetune", "-m", str(tiny_llama), "--data_files", str(data), "--text_template",
+                              TEMPLATE, "--max_steps", "1", "-o", str(out)])  # fmt: skip
+    assert code == 0, err
+    assert "the model has 512 positions: --max_seq_len 1024 is cut to 512" in " ".join(err.split()), err
+    metrics = json.loads((out / "adapter" / "train_metrics.json").read_text())
+    assert metrics["options"]["max_seq_len"] == 512
+
+
 def test_unwritable_output_and_cache_folders_are_refused_before_any_work(
     tiny_llama: Path, unwritable: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

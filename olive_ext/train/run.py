@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from olive_ext.data import load_rows, to_examples
 from olive_ext.errors import MissingDependencyError, OliveExtError, UserInputError
 from olive_ext.memory import peak_rss_mb, reset_peak_rss
-from olive_ext.models.folder import tokenizer_folder
+from olive_ext.models.folder import config_json, tokenizer_folder
 from olive_ext.progress import Progress
 from olive_ext.train import distributed
 from olive_ext.train.args import check_training_args
@@ -101,6 +101,7 @@ def finetune(
     progress = progress or Progress(enabled=False)
     if adapter_path:  # the adapter's own rank, alpha, targets and DoRA setting are trained and recorded
         opts = continued_options(opts, adapter_path)
+    opts = within_context(opts, model_path)
     if opts.report_to != "none" and main:  # before any work: say what to install or configure
         _check_tracker(opts.report_to)
     device, threads = training_device(), use_all_cores()
@@ -167,6 +168,19 @@ def _share_cores(threads: int) -> int:
     share = max(1, threads // distributed.local_world_size())
     torch.set_num_threads(share)
     return share
+
+
+def within_context(opts: FinetuneOptions, model_path: str) -> FinetuneOptions:
+    """``opts`` with max_seq_len cut to the positions the model has (config.json's max_position_embeddings or
+    n_positions), said once: rows past them trained on positions the model never learned, and auto-opt then
+    refused the same rows ("no eval row fits the model's context")."""
+    config = config_json(model_path) or {}
+    positions = config.get("max_position_embeddings") or config.get("n_positions")
+    if not isinstance(positions, int) or positions <= 0 or positions >= opts.max_seq_len:
+        return opts
+    logger.warning("the model has %d positions: --max_seq_len %d is cut to %d (longer rows are truncated or skipped)",
+                   positions, opts.max_seq_len, positions)  # fmt: skip
+    return opts.model_copy(update={"max_seq_len": positions})
 
 
 def follow(message: dict[str, Any], progress: Progress | None = None) -> FinetuneResult:
