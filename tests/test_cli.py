@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import subprocess
@@ -477,3 +478,19 @@ def test_every_flag_a_replacement_hint_names_is_a_flag_of_that_command() -> None
             taken = quoted | (flags[module.NAME] - set(replacements))
             wrong += [(module.NAME, olive_flag, f) for f in sorted(named) if f not in taken]
     assert not wrong, wrong
+
+
+def test_a_repeated_flag_that_takes_several_values_keeps_them_all() -> None:
+    """`auto-opt --device cpu --device gpu` built for the GPU alone (argparse kept the last); the first occurrence
+    replaces the default, later ones add to it."""
+    from olive_ext.cli import build_parser
+
+    def parsed(command: str, *flags: str) -> argparse.Namespace:
+        return build_parser(command).parse_args([command, "-m", "m", "-o", "o", *flags])
+
+    assert parsed("auto-opt", "--device", "cpu", "--device", "gpu").device == ["cpu", "gpu"]
+    assert parsed("auto-opt", "--device", "gpu").device == ["gpu"]
+    assert parsed("auto-opt").device == parsed("auto-opt").device  # the default, untouched
+    assert parsed("auto-opt", "--device", "npu", "cpu", "--device", "gpu").device == ["npu", "cpu", "gpu"]
+    assert parsed("generate-adapter", "-a", "x", "--adapter_path", "y", "z").adapter_path == ["x", "y", "z"]
+    assert parsed("finetune", "--data_files", "a.jsonl", "--data_files", "b.jsonl").data_files == ["a.jsonl", "b.jsonl"]

@@ -219,7 +219,19 @@ def option(group: Any, model: type[Options], name: str, *flags: str, **kwargs: A
         kwargs["choices"] = choices
     if kwargs.get("type") is bool:
         kwargs.update(type=parse_bool, nargs="?", const=True)
+    if kwargs.get("nargs") in ("+", "*") and kwargs.get("action") in (None, "extend"):
+        kwargs["action"] = _Extend
     group.add_argument(*(flags or (f"--{name}",)), dest=name, **kwargs)
+
+
+class _Extend(argparse.Action):
+    """A flag taking several values, repeated: every occurrence's values, in order (`--device cpu --device gpu` was
+    gpu alone); the first replaces the default (argparse's "extend" kept the default before the user's values)."""
+
+    def __call__(self, parser: Any, namespace: argparse.Namespace, values: Any, option_string: Any = None) -> None:
+        current = getattr(namespace, self.dest, None)
+        before = [] if current is None or current is self.default else list(current)
+        setattr(namespace, self.dest, [*before, *(values if isinstance(values, list) else [values])])
 
 
 def literal_choices(annotation: Any) -> list[Any] | None:
@@ -243,7 +255,7 @@ def add_data_arguments(
     group = parser.add_argument_group("data")
     option(group, DataOptions, "data_name", "-d", "--data_name")
     # repeated (--data_files a --data_files b) or several after one flag (a shell-expanded parts/*.jsonl): all kept
-    option(group, DataOptions, "data_files", nargs="+", action="extend")
+    option(group, DataOptions, "data_files", nargs="+")
     option(group, model, split_field, f"--{split_field}", *split_flags)
     option(group, DataOptions, "text_template")
     option(group, DataOptions, "text_field")
