@@ -12,10 +12,11 @@ NON_TERMINAL_WIDTH = 160
 
 
 def make_console(stderr: bool = False) -> Any:
-    """A rich Console on stdout (or stderr); terminals keep their own width, $COLUMNS wins when set."""
+    """A rich Console on stdout (or stderr); terminals keep their own width, $COLUMNS wins when set. No emoji codes:
+    a path in a message ("hf:m: ...") printed as "hfⓂ ..."."""
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
     terminal = hasattr(stream, "isatty") and stream.isatty()
     width = None if terminal or os.environ.get("COLUMNS") else NON_TERMINAL_WIDTH
-    return Console(stderr=stderr, width=width)
+    return Console(stderr=stderr, width=width, emoji=False)

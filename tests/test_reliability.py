@@ -316,6 +316,32 @@ def test_training_rows_are_held_to_the_models_positions(
     assert metrics["options"]["max_seq_len"] == 512
 
 
+def test_a_dry_run_finetune_says_what_the_run_would_fail_on(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`finetune --dry_run` passed, then the run failed after loading: a seed outside 0..2**32-1 ("Seed must be
+    between 0 and 2**32 - 1"), a config.json whose model_type transformers does not know, or none. Said before any
+    work, the model folder's path printed as written (rich turned "hf:m:" into an emoji)."""
+    import json
+    import shutil
+
+    data = tmp_path / "rows.jsonl"
+    data.write_text('{"phrase": "a", "tone": "joyful"}\n')
+    bad = {"m": {"model_type": "superllama", "architectures": ["SuperLlamaForCausalLM"]}, "none": {"model_type": None}}
+    for name, change in bad.items():
+        model = shutil.copytree(tiny_llama, tmp_path / name)
+        config = json.loads((model / "config.json").read_text())
+        config.update(change)
+        (model / "config.json").write_text(json.dumps({k: v for k, v in config.items() if v is not None}))
+    cases = [(str(tiny_llama), ["--seed", "-1"], "seed: Input should be greater than or equal to 0"),
+             (str(tmp_path / "m"), [], f"hf:{tmp_path / 'm'}: its config.json's model_type 'superllama' is not one"),
+             (str(tmp_path / "none"), [], "its config.json has no model_type")]  # fmt: skip
+    for model_path, flags, said in cases:
+        code, err = _cli(capsys, ["finetune", "-m", model_path, "--data_files", str(data), "--text_template", TEMPLATE,
+                                  "--max_steps", "1", *flags, "-o", str(tmp_path / "out"), "--dry_run"])  # fmt: skip
+        assert code == 2 and said in " ".join(err.split()), (model_path, flags, err)
+
+
 def test_unwritable_output_and_cache_folders_are_refused_before_any_work(
     tiny_llama: Path, unwritable: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -80,6 +80,23 @@ class DoraPassConfig(LoraPassConfig):
     method: Literal["lora", "qlora", "dora"] = Field("dora", description="weight-decomposed LoRA")
 
 
+def unknown_model_type(config: dict[str, Any] | None) -> str | None:
+    """Why transformers cannot load a model of this read config.json (no model_type, or one this transformers does
+    not know, with no code of its own), or None: the run failed after its checks with transformers' own words."""
+    if config is None or config.get("auto_map"):  # its own code: trust_remote_code says whether it loads
+        return None
+    from transformers import __version__
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES  # only for a training step
+
+    model_type = config.get("model_type")
+    if not model_type:
+        return "its config.json has no model_type, which transformers loads a model by (e.g. \"llama\")"
+    if model_type not in CONFIG_MAPPING_NAMES:
+        return (f"its config.json's model_type {model_type!r} is not one transformers {__version__} knows: a newer "
+                "transformers may, or the model's own code (config.json auto_map, --trust_remote_code)")
+    return None
+
+
 @register_pass("lora")
 class LoraPass(Pass[LoraPassConfig]):
     """Fine-tune a LoRA adapter (or QLoRA / DoRA with `method`) on the recipe's data."""
@@ -133,6 +150,8 @@ class LoraPass(Pass[LoraPassConfig]):
             archs = (config_json(artifact.path) or {}).get("architectures") or []
             return (f"it is not a causal language model ({task}: config.json's architectures are {archs}); finetune "
                     "trains causal LMs (text-generation), as LoRA here learns the next token")  # fmt: skip
+        if problem := unknown_model_type(config_json(artifact.path)):
+            return problem
         if not artifact.adapter_path:
             return None
         config_file = Path(artifact.adapter_path) / "adapter_config.json"

@@ -50,7 +50,7 @@ class FinetuneOptions(Options):
         "auto", description="auto: the fastest correct dtype for the device, measured (once per machine on a CPU; on a "
         "GPU, one training step per dtype, once per model and batch shape)"
     )
-    seed: int = Field(42, description="seed for adapter init, dropout and data order")
+    seed: int = Field(42, ge=0, le=2**32 - 1, description="seed for adapter init, dropout and data order")
     warmup_steps: int = Field(0, ge=0, description="linear warm-up steps")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
     logging_steps: int | None = Field(None, ge=1, description="log the loss every N steps; default: ~50 points")
