@@ -758,6 +758,9 @@ def test_the_written_recipe_reruns_from_another_folder(
                  "-o", "ft", "--log_level", "3"]) == 0  # fmt: skip
     monkeypatch.chdir(tmp_path)
     assert [p.render() for p in validate(work / "ft" / "recipe.yaml") if p.severity == "error"] == []
+    # the output too: rerun from inside the output folder, `-o ft` wrote a copy nested in it (ft/ft)
+    written = yaml.safe_load((work / "ft" / "recipe.yaml").read_text())
+    assert written["output"]["path"] == str(work / "ft")
 
 
 def test_target_modules_take_peft_s_forms(tiny_llama: Path) -> None:

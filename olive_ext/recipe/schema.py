@@ -7,6 +7,7 @@ for, how to evaluate and select, how to search and where to write.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
@@ -164,8 +165,11 @@ def named_steps(value: Any) -> Any:
 
 
 def resolved_recipe(recipe: Recipe) -> dict[str, Any]:
-    """The recipe with defaults filled in, as plain data."""
+    """The recipe with defaults filled in, as plain data; the output folder absolute, as the inputs are (a rerun
+    from inside a fine-tune's output folder wrote a copy nested in it: ft/ft)."""
     data = recipe.model_dump(mode="json", exclude_none=True)
+    if data.get("output", {}).get("path"):
+        data["output"]["path"] = str(Path(data["output"]["path"]).expanduser().absolute())
 
     def section(passes: dict[str, Any]) -> dict[str, Any]:
         # a checkpoint to resume from says how this run got its result, not what the result is: the run removes
