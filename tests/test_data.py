@@ -703,7 +703,9 @@ def test_ready_text_rows_train_on_the_answer_after_the_response_template(
     assert ex.prompt == text[: text.rindex("paris")] and ex.reference == "paris" and ex.answer_end == "<|im_end|>"
     row = tokenize([ex], PromptEncoder(tok), 128).rows[0]
     trained = [t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label != IGNORE]
-    assert tok.decode(trained) == "paris<|im_end|>"  # the last answer and its end of turn, nothing of the user's
+    # every answer and its end of turn, nothing of the user's: Unsloth's train_on_responses_only trains each
+    # assistant turn, and so do olive-ext's chat rows (only the last answer was trained)
+    assert tok.decode(trained) == "hello<|im_end|>paris<|im_end|>"
     with pytest.raises(UserInputError, match="hold no --response_template"):
         to_examples([{"text": "no marker"}, {"text": "none"}], spec, tok)
     data = tmp_path / "text.jsonl"

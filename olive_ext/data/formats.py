@@ -12,8 +12,10 @@ reads them). A multi-turn row trains on every assistant turn; its last turn is t
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
+import re
 import string
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -209,26 +211,28 @@ def _examples(rows: Any, spec: DatasetSpec, tokenizer: Any) -> list[Example]:
 
 
 def _split_at_response(rows: Any, field: str, marker: str, tokenizer: Any) -> list[Example]:
-    """Ready text rows split after the last ``marker`` (TRL's response_template): the loss covers the answer.
+    """Ready text rows split after each ``marker`` (TRL's response_template): the loss covers every answer.
 
-    Unsloth's flow renders chat rows into a ``text`` column and then masks with ``train_on_responses_only``; here
-    the text before the marker is the prompt. The answer ends at the first special token after it (an end of turn
-    such as ``<|im_end|>``), which the model learns to say; exact match compares the text before it."""
+    Unsloth's flow renders chat rows into a ``text`` column and then masks with ``train_on_responses_only``, which
+    trains every assistant turn; here the text after the last marker is the answer scored, and each earlier turn's
+    answer is trained too (only the last was). An answer ends at the first special token after its marker (an end
+    of turn such as ``<|im_end|>``), which the model learns to say; exact match compares the text before it. An
+    earlier turn with no special token after it cannot be told from the context that follows: it stays context."""
     specials = [t for t in getattr(tokenizer, "all_special_tokens", None) or [] if t]
     examples: list[Example] = []
     missing: list[int] = []
     for i, row in enumerate(rows):
         text = str(row[field])
-        at = text.rfind(marker)
-        if at < 0:
+        starts = [m.end() for m in re.finditer(re.escape(marker), text)]
+        if not starts:
             missing.append(i)
             continue
-        prompt, rest = text[: at + len(marker)], text[at + len(marker) :]
+        prompt, rest = text[: starts[-1]], text[starts[-1] :]
         ends = [rest.find(t) for t in specials if t in rest]
         cut = min(ends) if ends else len(rest)
         answer = rest[:cut]
         end = rest[cut:].rstrip() if ends else ""
-        examples.append(Example(prompt, answer + end, answer, end))
+        examples.append(Example(prompt, answer + end, answer, end, prompt_turns=_turns(text, starts, specials)))
     if missing:
         message = (f"{len(missing)} of {len(rows)} rows of {field!r} hold no --response_template {marker!r} "
                    f"(first: row {missing[0]}): there is no answer to learn")  # fmt: skip
@@ -237,6 +241,21 @@ def _split_at_response(rows: Any, field: str, marker: str, tokenizer: Any) -> li
                                  "e.g. '<|im_start|>assistant\\n' for ChatML")  # fmt: skip
         logger.warning("%s; those rows are skipped", message)
     return examples
+
+
+def _turns(text: str, starts: list[int], specials: list[str]) -> tuple[str, ...]:
+    """The prompt (``text`` up to the last answer, which starts at ``starts[-1]``) as context, answer, context, ...
+    pieces, each earlier answer running from its start through the first special token after it; () for one."""
+    pieces, done = [], 0
+    for start, following in itertools.pairwise(starts):
+        segment = text[start:following]
+        found = [(segment.find(t), t) for t in specials if t in segment]
+        if not found:  # where this answer ends is not written: it stays context
+            continue
+        at, token = min(found)
+        pieces += [text[done:start], text[start : start + at + len(token)]]
+        done = start + at + len(token)
+    return (*pieces, text[done : starts[-1]]) if pieces else ()
 
 
 def _text_and_response(spec: DatasetSpec, field: str) -> DatasetSpec:
