@@ -763,3 +763,35 @@ def test_eval_rows_left_unscored_are_recorded_and_said_again_from_the_cache(
         assert f"exact_match: {said}" in json.loads((tmp_path / out / "candidates.json").read_text())["notes"]
         assert said in caplog.text or "1 of 3 eval rows have an empty answer" in caplog.text, out
     assert result.results[0].eval_cache_hit and said in caplog.text
+
+
+def test_trl_prompt_completion_rows_train_on_the_completion_and_unused_labels_are_said(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """TRL's prompt/completion rows were refused ("cannot tell how to turn rows into text"); a CSV of text,label
+    trained on the text alone, the label never seen, without a word."""
+    import logging
+
+    from transformers import AutoTokenizer
+
+    from olive_ext.cli import main
+    from olive_ext.data.formats import _warn_unused_answers
+    from olive_ext.train.features import IGNORE, PromptEncoder, tokenize
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    spec = DatasetSpec(name="json", data_files="x")
+    labelled = [{"text": "great movie", "label": "positive"}, {"text": "awful film", "label": "negative"}]
+    _warn_unused_answers.cache_clear()  # said once per process
+    with caplog.at_level(logging.WARNING, logger="olive_ext"):
+        whole = to_examples(labelled, spec, tok)
+    assert [e.text for e in whole] == ["great movie", "awful film"]
+    assert "column 'label' is not used: to train it as the answer, give --response_field label" in caplog.text
+    ex = to_examples([{"prompt": "The capital of France is", "completion": " Paris."}], spec, tok)[0]
+    assert ex.prompt == "The capital of France is" and ex.reference == " Paris."
+    row = tokenize([ex], PromptEncoder(tok), 64).rows[0]
+    trained = [t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label != IGNORE]
+    assert tok.decode(trained).startswith(" Paris.")
+    data = tmp_path / "pc.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"q{i}", "completion": f" a{i}"}) + "\n" for i in range(4)))
+    assert main(["finetune", "-m", str(tiny_llama), "--data_files", str(data), "--eval_split", "train[2:]",
+                 "-o", str(tmp_path / "o"), "--dry_run"]) == 0  # fmt: skip

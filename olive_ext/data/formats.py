@@ -12,6 +12,7 @@ reads them). A multi-turn row trains on every assistant turn; its last turn is t
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import logging
@@ -144,11 +145,21 @@ def detect_format(spec: DatasetSpec, columns: Iterable[str]) -> str:
         return "alpaca"
     if spec.text_field or "text" in cols:
         return "text"
+    if cols >= _PROMPT_COMPLETION:  # TRL's prompt-completion rows: refused ("cannot tell") with nothing else said
+        return "template"
     raise UserInputError(
         f"cannot tell how to turn rows into text; the data has columns: {', '.join(sorted(cols))}",
         hint="give --text_template '...{column}...', --text_field COLUMN, or --messages_field COLUMN for chat "
         "messages (role/content or ShareGPT from/value)",
     )
+
+
+_PROMPT_COMPLETION = {"prompt", "completion"}
+
+
+def with_template(spec: DatasetSpec) -> DatasetSpec:
+    """``spec`` read as a template: its own, or TRL's prompt-completion form (the completion is the answer)."""
+    return spec if spec.text_template else spec.model_copy(update={"text_template": "{prompt}{completion}"})
 
 
 def columns_of(rows: Any) -> list[str]:
@@ -193,7 +204,7 @@ def _examples(rows: Any, spec: DatasetSpec, tokenizer: Any) -> list[Example]:
     columns = columns_of(rows)
     fmt = detect_format(spec, columns)
     if fmt == "template":
-        return _from_template(rows, spec, columns)
+        return _from_template(rows, with_template(spec), columns)
     if fmt == "alpaca":
         _require_columns(["instruction", "output"], columns, "the alpaca format")
         if spec.format == "messages":  # --use_chat_template asked for: never the plain prompt in its place
@@ -207,7 +218,22 @@ def _examples(rows: Any, spec: DatasetSpec, tokenizer: Any) -> list[Example]:
         return _from_template(rows, _text_and_response(spec, field), columns)
     if spec.response_template:
         return _split_at_response(rows, field, spec.response_template, tokenizer)
+    _warn_unused_answers(field, tuple(c for c in columns if c.lower() in _ANSWER_COLUMNS and c != field))
     return [Example("", str(row[field])) for row in rows]
+
+
+# columns that usually hold a row's answer or label: left out when the rows train as whole text
+_ANSWER_COLUMNS = {"label", "labels", "answer", "answers", "output", "response", "completion", "target", "chosen"}
+
+
+@functools.lru_cache(maxsize=16)
+def _warn_unused_answers(field: str, unused: tuple[str, ...]) -> None:
+    """Said once per run: rows with a text column and an answer-like column trained on the text alone (a CSV of
+    text,label fine-tuned on "great movie<|im_end|>", the label never seen), exit 0."""
+    if unused:
+        logger.warning("the rows train as whole text from column %r; column %s is not used: to train it as the answer, "
+                       "give --response_field %s (or a --text_template naming both)", field,
+                       " and ".join(map(repr, unused)), unused[0])  # fmt: skip
 
 
 def _split_at_response(rows: Any, field: str, marker: str, tokenizer: Any) -> list[Example]:
@@ -719,6 +745,7 @@ def _answer_problem(rows: Any, spec: DatasetSpec) -> str | None:
         _require_columns(["instruction", "output"], columns, "the alpaca format")
         return None
     if fmt == "template":
+        spec = with_template(spec)
         examples = _from_template(rows, spec, columns)
         if any(e.reference is None for e in examples):
             return f"the text template {spec.text_template!r} names no column"
