@@ -795,3 +795,23 @@ def test_trl_prompt_completion_rows_train_on_the_completion_and_unused_labels_ar
     data.write_text("".join(json.dumps({"prompt": f"q{i}", "completion": f" a{i}"}) + "\n" for i in range(4)))
     assert main(["finetune", "-m", str(tiny_llama), "--data_files", str(data), "--eval_split", "train[2:]",
                  "-o", str(tmp_path / "o"), "--dry_run"]) == 0  # fmt: skip
+
+
+def test_mixed_formats_and_spaced_csv_headers_are_named(tmp_path: Path) -> None:
+    """A CSV beside JSON lines in --data_files was "not JSON ... for CSV use -d csv" (which then broke the JSON
+    file) or a KeyError in the CSV reader; a CSV header 'question, answer' listed "question,  answer"."""
+    from olive_ext.data import load_rows
+    from olive_ext.data.spec import DataOptions
+
+    (tmp_path / "a.csv").write_text("q,a\n1,2\n")
+    (tmp_path / "b.jsonl").write_text('{"q": "1", "a": "2"}\n')
+    for files in (["a.csv", "b.jsonl"], ["b.jsonl", "a.csv"]):
+        spec = DataOptions(data_files=[str(tmp_path / f) for f in files], text_template="{q}={a}").to_spec("train")
+        with pytest.raises(UserInputError, match="--data_files mixes csv and json files"):
+            load_rows(spec)
+    (tmp_path / "spaced.csv").write_text("question, answer\nq1, a1\n")
+    spec = DataOptions(data_files=str(tmp_path / "spaced.csv"), text_template="{question} {answer}").to_spec("train")
+    with pytest.raises(UserInputError) as e:
+        to_examples(load_rows(spec), spec)
+    assert "it has: question, ' answer'" in e.value.message
+    assert "column ' answer' has spaces around its name" in (e.value.hint or "")

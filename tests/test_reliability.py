@@ -266,6 +266,11 @@ def test_training_rows_with_empty_answers_and_an_empty_slice_say_what_to_do(
     code, err = _cli(capsys, [*argv, "--train_split", "train[5:10]"])
     assert code == 2 and "split 'train[5:10]' of dataset 'json' is empty" in err, err
     assert "split 'train' has 2 rows" in err, err
+    # eval rows with an empty answer are not scored, as auto-opt leaves them out (finetune said "of 5", auto-opt 3)
+    data.write_text("".join(f'{{"phrase": "{p}", "tone": "{t}"}}\n' for p, t in
+                            [("a", "joyful"), ("b", ""), ("c", "sad"), ("d", " "), ("e", "sad")]))  # fmt: skip
+    code, err = _cli(capsys, [*argv, "--eval_split", "train[1:]", "--overwrite"])
+    assert code == 0 and "(2 eval examples," in err, err
 
 
 def test_infinite_and_nan_numbers_are_refused_before_any_work(

@@ -314,7 +314,12 @@ def _lacking(asked: str, columns: list[str], hint: str | None = None) -> UserInp
                     "CSV files are read comma-separated; save it with commas (or as JSON lines)")  # fmt: skip
             if found[0] == "tabs":
                 hint += "; a file named .tsv is read tab-separated"
-    return UserInputError(f"{asked}, which the data lacks; it has: {', '.join(columns)}", hint=hint)
+    spaced = [c for c in columns if c != c.strip()]
+    if spaced:  # `question, answer` as a CSV header: the column is ' answer'
+        hint = (f"column {spaced[0]!r} has spaces around its name (a CSV header written 'a, b'): remove them from the "
+                "file, or name it with them") + (f"; {hint}" if hint else "")  # fmt: skip
+    named = ", ".join(repr(c) if c != c.strip() else c for c in columns)
+    return UserInputError(f"{asked}, which the data lacks; it has: {named}", hint=hint)
 
 
 # ----------------------------------------------------------------------------- templates

@@ -58,8 +58,13 @@ def local_files(spec: DatasetSpec) -> tuple[str, list[str]]:
 
 
 def check_data_files(spec: DatasetSpec) -> None:
-    """Refuse, before any work, a local data file that is missing, unreadable, empty, not UTF-8 or not its format."""
+    """Refuse, before any work, a local data file that is missing, unreadable, empty, not UTF-8 or not its format,
+    and files of several formats together (one reader reads them all: a CSV beside JSON lines was "not JSON")."""
     builder, files = local_files(spec)
+    kinds = sorted({kind for f in files if (kind := builder_for_file(f))})
+    if len(kinds) > 1:
+        raise UserInputError(f"--data_files mixes {' and '.join(kinds)} files ({', '.join(files)}): one dataset is "
+                             "read with one reader", hint="convert them to one format")  # fmt: skip
     for file in files:
         check_data_file(Path(file), builder)
 
@@ -418,8 +423,7 @@ def load_rows(spec: DatasetSpec) -> datasets.Dataset:
     name, file_list = local_files(spec)
     kwargs: dict[str, Any] = {}
     if name in LOCAL_BUILDERS:
-        for file in file_list:
-            check_data_file(Path(file), name)
+        check_data_files(spec)
         kwargs["data_files"] = file_list
         if name == "csv":
             kwargs.update(_csv_as_written(spec))

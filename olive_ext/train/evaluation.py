@@ -178,7 +178,8 @@ def evaluate_model(
     pad = encoder.tokenizer.pad_token_id
     with adapter_state(model, which):
         result: dict[str, Any] = {"eval_loss": round(eval_loss(model, data, batch_size, pad, loss_fn), 5)}
-        with_refs = [ex for ex in data.examples if ex.reference is not None]
+        # rows with an empty answer are not scored, as auto-opt leaves them out: both say "of N" of the same rows
+        with_refs = [ex for ex in data.examples if ex.reference is not None and ex.reference.strip()]
         if with_generation and with_refs:
             refs = [str(ex.reference) for ex in with_refs]
             ends = [ex.answer_end for ex in with_refs]  # a template's text after the answer is generated too
