@@ -494,3 +494,19 @@ def test_a_repeated_flag_that_takes_several_values_keeps_them_all() -> None:
     assert parsed("auto-opt", "--device", "npu", "cpu", "--device", "gpu").device == ["npu", "cpu", "gpu"]
     assert parsed("generate-adapter", "-a", "x", "--adapter_path", "y", "z").adapter_path == ["x", "y", "z"]
     assert parsed("finetune", "--data_files", "a.jsonl", "--data_files", "b.jsonl").data_files == ["a.jsonl", "b.jsonl"]
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line_and_exit_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SIGINT 0.2 s after launch (while the command's modules import) printed a KeyboardInterrupt traceback through
+    build_parser and importlib, and the process died on the signal; here the interrupt lands in the parser's build."""
+    import olive_ext.cli as cli
+
+    def interrupted(command: str | None = None) -> argparse.ArgumentParser:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["validate", "recipe.yaml"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted before the command started" in err and "Traceback" not in err

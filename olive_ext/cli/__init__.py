@@ -89,7 +89,16 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script; returns the exit code."""
+    """Entry point of the console script; returns the exit code. Ctrl-C while it starts (importing, parsing) is
+    exit 130 with one line, as during a command: it was a traceback through the imports."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("error: interrupted before the command started; nothing was done", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str] | None) -> int:
     from olive_ext.cli.common import run_command
 
     argv = list(sys.argv[1:] if argv is None else argv)
