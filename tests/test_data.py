@@ -815,3 +815,25 @@ def test_mixed_formats_and_spaced_csv_headers_are_named(tmp_path: Path) -> None:
         to_examples(load_rows(spec), spec)
     assert "it has: question, ' answer'" in e.value.message
     assert "column ' answer' has spaces around its name" in (e.value.hint or "")
+
+
+def test_an_assistant_message_of_weight_0_is_not_trained_on(tiny_llama: Path, tmp_path: Path) -> None:
+    """OpenAI's fine-tuning format: "weight": 0 on an assistant message means do not train on it; it was trained
+    on (read from a file the weight is the text "0")."""
+    from transformers import AutoTokenizer
+
+    from olive_ext.data import load_rows
+    from olive_ext.data.spec import DataOptions
+    from olive_ext.train.features import IGNORE, PromptEncoder, tokenize
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    turns = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "bad", "weight": 0},
+             {"role": "user", "content": "again"}, {"role": "assistant", "content": "mid", "weight": 1},
+             {"role": "user", "content": "more"}, {"role": "assistant", "content": "good", "weight": 1}]  # fmt: skip
+    data = tmp_path / "w.jsonl"
+    data.write_text(json.dumps({"messages": turns}) + "\n")
+    spec = DataOptions(data_files=str(data)).to_spec("train")
+    for rows in ([{"messages": turns}], load_rows(spec)):
+        row = tokenize(to_examples(rows, spec, tok), PromptEncoder(tok), 128).rows[0]
+        trained = [t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label != IGNORE]
+        assert tok.decode(trained) == "mid<|im_end|>\ngood<|im_end|>\n", tok.decode(trained)

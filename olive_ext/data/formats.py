@@ -706,13 +706,42 @@ def _conversation(
             return None
         pieces += [prompt[len(done) :], full[len(prompt) :]]
         done = full
-    context = pieces[:-1]
+    context = _weighted(pieces[:-1], [msgs[k].get("weight") for k in answers[:-1]])
+    if _zero(msgs[-1].get("weight")):
+        _warn_last_weight()
     return Example(
         "".join(context),
         pieces[-1],
         str(msgs[-1]["content"]),
-        prompt_turns=tuple(context) if len(answers) > 1 else (),
+        prompt_turns=tuple(context) if len(context) > 1 else (),
     )
+
+
+def _weighted(pieces: list[str], weights: list[Any]) -> list[str]:
+    """Context, answer, ..., context pieces with each earlier answer whose message says ``"weight": 0`` (OpenAI's
+    fine-tuning format: do not train on it) folded into the context around it: it was trained on."""
+    out = [pieces[0]]
+    for k, weight in enumerate(weights):
+        answer, after = pieces[2 * k + 1], pieces[2 * k + 2]
+        if _zero(weight):
+            out[-1] += answer + after
+        else:
+            out += [answer, after]
+    return out
+
+
+def _zero(weight: Any) -> bool:
+    """A message's weight of 0, as JSON wrote it (rows keep numbers as their text: "0")."""
+    try:
+        return weight is not None and float(weight) == 0
+    except (TypeError, ValueError):
+        return False
+
+
+@functools.lru_cache(maxsize=1)
+def _warn_last_weight() -> None:
+    logger.warning('"weight": 0 on a row\'s last assistant message is not honoured: that message is the answer '
+                   "trained and scored (earlier messages with weight 0 are not trained on)")
 
 
 def _chat_pair(
