@@ -46,7 +46,7 @@ class Problem:
 
     def render(self) -> str:
         """One line: key path, message, the value received, what is allowed, a hint."""
-        parts = [f"{self.path or '<recipe>'}: {self.message}"]
+        parts = [f"{self.path}: {self.message}" if self.path else self.message]
         if self.has_value:
             parts.append(f"got {_short(self.value)}")
         if self.allowed:

@@ -236,7 +236,8 @@ def problems_from_validation(error: ValidationError, root: Any, prefix: tuple[An
             msg = err["msg"].removeprefix("Value error, ")
             # a number out of range: the field's own description says what it is and why the range
             hint = _description_at(root, loc) if etype in _BOUND_ERRORS else None
-            problems.append(Problem(path, msg, err.get("input"), "input" in err, hint=hint))
+            # a check of several fields together (a model validator): its message says what, the input is everything
+            problems.append(Problem(path, msg, err.get("input"), "input" in err and bool(loc), hint=hint))
     return problems
 
 

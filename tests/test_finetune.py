@@ -829,3 +829,23 @@ def test_resuming_from_another_runs_checkpoint_is_said_and_another_shape_refused
     assert "a checkpoint of another fine-tune" in caplog.text
     with pytest.raises(UserInputError, match=r"holds an adapter of another shape: --lora_r 4 \(the checkpoint's: 16\)"):
         olive_ext.finetune(tiny_llama, tmp_path / "r", lora_r=4, resume_from_checkpoint=str(checkpoint), **common)
+
+
+def test_flags_that_would_do_nothing_with_the_others_are_refused(
+    tiny_llama: Path, tone_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each ran, exit 0, without a word: QLoRA's quantization flags with --method lora, --logging_dir without the
+    tensorboard tracker, --response_template beside --text_template (refused), --eval_steps with no eval split
+    (said: the Olive guide's own command gives it so)."""
+    base = ["finetune", "-m", str(tiny_llama), "--data_files", str(tone_file), "--text_template", TEMPLATE,
+            "-o", str(tmp_path / "o"), "--dry_run"]  # fmt: skip
+    for flags, said in [(["--double_quant", "true"], "--double_quant set QLoRA's 4-bit base: with --method lora"),
+                        (["--quant_type", "fp4"], "--quant_type set QLoRA's 4-bit base"),
+                        (["--logging_dir", "tb"], "give --report_to tensorboard too"),
+                        (["--eval_steps", "2"], "--eval_steps 2 does nothing: there is no eval split"),
+                        (["--response_template", "A:"], "--response_template splits ready text rows")]:  # fmt: skip
+        code, err = _err(capsys, [*base, *flags])
+        refused = flags[0] != "--eval_steps"  # the Olive guide gives it with no eval split: said, not refused
+        assert code == (2 if refused else 0) and said in " ".join(err.split()) and "got {" not in err, (flags, err)
+    assert _err(capsys, [*base, "--logging_dir", "tb", "--report_to", "tensorboard"])[0] == 0
+    assert _err(capsys, [*base, "--eval_steps", "2", "--eval_split", "train[90:]"])[0] == 0

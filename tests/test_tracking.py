@@ -52,7 +52,7 @@ def test_report_to_wandb_online_without_credentials_fails_before_any_work(tmp_pa
     env |= {"HOME": str(tmp_path), "NETRC": str(tmp_path / "netrc"), "WANDB_CONFIG_DIR": str(tmp_path / "wb")}
     model = tmp_path / "model"  # a model folder to the checks before work; never loaded
     model.mkdir()
-    (model / "config.json").write_text("{}")
+    (model / "config.json").write_text('{"model_type": "llama"}')  # a type transformers knows
     toy_weights(model)
     argv = [sys.executable, "-m", "olive_ext", "finetune", "-m", str(model), "--data_files",
             str(_rows(tmp_path / "d.jsonl")), "--text_template", "Phrase: {phrase}\\nTone: {tone}",
@@ -72,7 +72,7 @@ def test_report_to_wandb_missing_says_what_to_install(
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
     model = tmp_path / "model"  # a model folder to the checks before work; never loaded
     model.mkdir()
-    (model / "config.json").write_text("{}")
+    (model / "config.json").write_text('{"model_type": "llama"}')  # a type transformers knows
     toy_weights(model)
     code = main(["finetune", "-m", str(model), "--data_files", str(_rows(tmp_path / "d.jsonl")),
                  "--text_template", "Phrase: {phrase}\nTone: {tone}", "--report_to", "wandb",

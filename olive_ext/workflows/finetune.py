@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from olive_ext.data import load_rows, to_examples
 from olive_ext.data.formats import columns_of, detect_format
@@ -67,6 +67,23 @@ class FinetuneRunOptions(DataOptions, FinetuneOptions):
         None, description="cache of built models and evaluations (default: $OLIVE_EXT_CACHE or ~/.cache/olive-ext)"
     )
 
+    @model_validator(mode="after")
+    def _no_idle_flags(self) -> FinetuneRunOptions:
+        """Flags that would do nothing with the others given: refused, named (each ran, exit 0, without a word)."""
+        given = self.model_fields_set
+        idle = [f"--{k}" for k in ("double_quant", "quant_type") if k in given and self.method != "qlora"
+                and getattr(self, k) != type(self).model_fields[k].default]  # fmt: skip
+        if idle:
+            raise ValueError(f"{' and '.join(idle)} set QLoRA's 4-bit base: with --method {self.method} nothing is "
+                             "quantized (give --method qlora, or leave them out)")  # fmt: skip
+        if "logging_dir" in given and self.logging_dir and self.report_to != "tensorboard":
+            raise ValueError("--logging_dir is tensorboard's folder: give --report_to tensorboard too (nothing was "
+                             "written there)")  # fmt: skip
+        if self.response_template and self.text_template:
+            raise ValueError("--response_template splits ready text rows (--text_field); with --text_template the "
+                             "answer is the template's last column: give one of them")  # fmt: skip
+        return self
+
 
 @dataclass
 class FinetuneResult(OutputFolder):
@@ -104,6 +121,9 @@ def finetune_recipe(opts: FinetuneRunOptions) -> Recipe:
             hint="e.g. olive-ext finetune -m model.gguf -d json --data_files train.jsonl "
             "--text_template 'Q: {question}\\nA: {answer}' -o out/ft",
         )
+    if opts.eval_steps and not opts.eval_split:  # the Olive guide's command gives it so: said, not refused
+        logging.getLogger(__name__).warning("--eval_steps %d does nothing: there is no eval split to evaluate (give "
+                                            "--eval_split, e.g. 'train[90%%:]')", opts.eval_steps)  # fmt: skip
     if opts.task not in TASKS:
         raise UserInputError(
             f"--task {opts.task}: finetune trains causal language models (text-generation)",
