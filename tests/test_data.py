@@ -837,3 +837,30 @@ def test_an_assistant_message_of_weight_0_is_not_trained_on(tiny_llama: Path, tm
         row = tokenize(to_examples(rows, spec, tok), PromptEncoder(tok), 128).rows[0]
         trained = [t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label != IGNORE]
         assert tok.decode(trained) == "mid<|im_end|>\ngood<|im_end|>\n", tok.decode(trained)
+
+
+def test_sharegpt_roles_in_any_case_json_array_columns_and_a_folder_as_data_files(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    """ShareGPT rows from "Human"/"GPT" were refused (role/content rows took capitalised roles); a JSON array's
+    missing template column was found only after the model loaded; a folder in --data_files said only "name the
+    file itself"."""
+    from transformers import AutoTokenizer
+
+    from olive_ext.data.formats import check_named_columns
+    from olive_ext.data.load import check_data_files
+    from olive_ext.data.spec import DataOptions
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    rows = [{"conversations": [{"from": "Human", "value": "hi"}, {"from": "GPT", "value": "hello"}]}]
+    ex = to_examples(rows, DatasetSpec(name="json", data_files="x"), tok)[0]
+    assert ex.reference == "hello" and "hi" in ex.prompt
+    array = tmp_path / "rows.json"
+    array.write_text(json.dumps([{"instruction": "a", "output": "b"}, {"instruction": "c", "output": "d"}], indent=1))
+    spec = DataOptions(data_files=str(array), text_template="{instruction} {outptu}").to_spec("train")
+    with pytest.raises(UserInputError, match="column 'outptu', which the data lacks; it has: instruction, output"):
+        check_named_columns(spec)
+    (tmp_path / "parts").mkdir()
+    with pytest.raises(UserInputError) as e:
+        check_data_files(DataOptions(data_files=str(tmp_path / "parts"), text_field="t").to_spec("train"))
+    assert f"--data_files '{tmp_path / 'parts'}/*.jsonl'" in (e.value.hint or "")

@@ -633,7 +633,7 @@ def _content_text(content: Any, where: str) -> Any:
 def _sharegpt(value: list[Mapping[str, Any]], row: Mapping[str, Any], where: str) -> list[dict[str, Any]] | None:
     """ShareGPT turns as LLaMA-Factory reads them: a leading system turn (or the row's ``system`` column), then
     human/observation and gpt/function_call turns alternating, ending with an answer."""
-    value = [{**m, "from": _FROM_ALIASES.get(m.get("from"), m.get("from"))} for m in value]  # type: ignore[arg-type]
+    value = [{**m, "from": _sharegpt_from(m.get("from"))} for m in value]
     for k, m in enumerate(value):
         if m.get("from") not in SHAREGPT_ROLES or "value" not in m:
             raise UserInputError(
@@ -653,6 +653,13 @@ def _sharegpt(value: list[Mapping[str, Any]], row: Mapping[str, Any], where: str
         return None
     msgs = [{"role": "system", "content": system}] if system else []
     return msgs + [{"role": SHAREGPT_ROLES[str(m["from"])], "content": m["value"]} for m in turns]
+
+
+def _sharegpt_from(name: Any) -> Any:
+    """A ShareGPT ``from`` as LLaMA-Factory names it: case aside (Human/GPT were refused), user/assistant/tool too."""
+    if not isinstance(name, str):
+        return name
+    return _FROM_ALIASES.get(name.lower(), name.lower())
 
 
 def _short(value: Any, limit: int = 80) -> str:

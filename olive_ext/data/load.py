@@ -77,7 +77,8 @@ def check_data_file(path: Path, builder: str) -> None:
                              hint="check the path (relative to where you run the command, or to the recipe file "
                              "for recipes)")  # fmt: skip
     if not path.is_file():
-        raise UserInputError(f"data file {path} is not a file", hint="name the file itself in --data_files")
+        raise UserInputError(f"data file {path} is not a file", hint=f"name the file itself in --data_files, or read "
+                             f"the folder's files: --data_files '{path}/*.jsonl' (or -d {path})")  # fmt: skip
     if path.name == LLAMA_FACTORY_REGISTRY:
         raise _registry_error(path)
     compressed = _COMPRESSED.get(path.suffix.lower())
@@ -272,9 +273,14 @@ def first_row_columns(spec: DatasetSpec) -> list[str] | None:
 
         return list(pq.read_schema(path).names)
     if builder == "json":
+        columns: dict[str, None] = {}
+        if opener is open and _first_char(path) == "[" and path.stat().st_size <= _COUNTED_BYTES:
+            # a JSON array: its columns were known only once the model had loaded (a template's column missing)
+            for row in (_rows_as_written(path) or [])[:_COLUMN_ROWS]:
+                columns.update(dict.fromkeys(row))
+            return list(columns) or None
         # the columns of the first rows together, as datasets' reader gives them (a row without one holds None): the
         # first row alone named the wrong columns ("which the data lacks") when it was the row lacking one
-        columns: dict[str, None] = {}
         with opener(path, "rt", encoding="utf-8-sig") as f:
             for line in itertools.islice((line for line in f if line.strip()), _COLUMN_ROWS):
                 try:
