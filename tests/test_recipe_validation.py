@@ -345,6 +345,11 @@ def test_a_llama_factory_config_is_answered_with_the_finetune_command(tmp_path: 
     assert "--lr_scheduler_type cosine" in hint and "--lora_r 16 --lora_alpha 32" in hint  # LF: alpha = 2 x rank
     assert "not carried over: use_rslora: True, warmup_ratio: 0.1" in hint
     assert "plot_loss" not in hint
+    # val_size holds out rows (it was "not carried over ... no such option"); overwrite_output_dir is --overwrite
+    for val_size, splits in [(0.1, "--train_split 'train[:90%]' --eval_split 'train[90%:]'"),
+                             (50, "--train_split 'train[:-50]' --eval_split 'train[-50:]'")]:  # fmt: skip
+        hint = check_recipe({**raw, "val_size": val_size, "overwrite_output_dir": True}, base_dir=tmp_path)[1][0].hint
+        assert splits in (hint or "") and "--overwrite" in (hint or "") and "val_size" not in (hint or ""), hint
     # LLaMA-Factory reads dataset_dir from where it runs: its examples/ YAMLs from the repository's root
     import os
 

@@ -39,6 +39,7 @@ _TRAINING_ARGS = ("lr_scheduler_type", "max_grad_norm", "weight_decay", "optim")
 # keys that change nothing in the trained adapter (bookkeeping, logging, the run's plumbing): not listed as dropped
 _NO_EFFECT = {"stage", "do_train", "finetuning_type", "dataset", "dataset_dir", "template", "quantization_bit",
               "use_dora", "lora_target", "bf16", "fp16", "overwrite_output_dir", "overwrite_cache", "plot_loss",
+              "val_size",
               "preprocessing_num_workers", "dataloader_num_workers", "ddp_timeout", "report_to", "run_name",
               "trust_remote_code", "save_only_model", "logging_dir", "do_eval", "eval_strategy", "eval_steps",
               "per_device_eval_batch_size", "resume_from_checkpoint", "flash_attn", "quantization_method"}  # fmt: skip
@@ -134,6 +135,17 @@ def llama_factory_config_problem(raw: dict[str, Any], base_dir: Path | None, nam
     return None
 
 
+def _val_size_splits(value: Any) -> list[str]:
+    """LLaMA-Factory's ``val_size`` (a share below 1, or a row count) as the two split flags that hold out as many
+    rows (it was named "not carried over ... no such option")."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return []
+    if value < 1:
+        kept = round(100 * (1 - value))
+        return ["--train_split", f"train[:{kept}%]", "--eval_split", f"train[{kept}%:]"]
+    return ["--train_split", f"train[:-{int(value)}]", "--eval_split", f"train[-{int(value)}:]"]
+
+
 def llama_factory_problem(raw: dict[str, Any], base_dir: Path | None) -> Problem:
     """The refusal of a LLaMA-Factory config, with the `olive-ext finetune` command that runs it."""
     args = ["olive-ext", "finetune"]
@@ -169,6 +181,9 @@ def llama_factory_problem(raw: dict[str, Any], base_dir: Path | None) -> Problem
         args += ["--target_modules", target]
     if raw.get("bf16") or raw.get("fp16"):
         args += ["--torch_dtype", "bfloat16" if raw.get("bf16") else "float16"]
+    args += _val_size_splits(raw.get("val_size"))
+    if raw.get("overwrite_output_dir") is True:
+        args += ["--overwrite"]
     for key in _TRAINING_ARGS:
         if raw.get(key) is not None:
             args += [f"--{key}", str(raw[key])]
