@@ -541,6 +541,10 @@ def test_chat_warns_when_the_model_learned_a_text_template(
         open_chat(ChatOptions(model_name_or_path=str(out)))
     assert "fine-tuned and measured on prompts in the form 'Phrase: {phrase}\\nTone: {tone}'" in caplog.text
     assert trained_text_template(genai_model) is None
+    # a fine-tune's own output (chat in PyTorch) records it under train_data: chat on it said nothing
+    ft = {"kind": "hf", "model": "model", "train_data": {"name": "json", "text_template": "{q}: {a}"}}
+    (out / "model_config.json").write_text(json.dumps(ft))
+    assert trained_text_template(out) == "{q}: {a}"
 
 
 def test_a_text_template_in_the_chat_templates_form_is_not_warned_of(tiny_llama: Path) -> None:

@@ -206,11 +206,14 @@ def _probed(session: _Session, root: Path, opts: ChatOptions, folder: Path | Non
 
 
 def trained_text_template(root: Path) -> str | None:
-    """The text template an auto-opt output's or bundle's model was fine-tuned on (model_config.json or
-    manifest.json), or None (chat rows, alpaca, no fine-tune, or not recorded)."""
+    """The text template an auto-opt output's, bundle's or fine-tune output's model was fine-tuned on
+    (model_config.json or manifest.json; a fine-tune's under its train_data: chat on it said nothing), or None (chat
+    rows, alpaca, no fine-tune, or not recorded)."""
     for name in ("model_config.json", "manifest.json"):
         try:
-            recorded = json.loads((root / name).read_text(encoding="utf-8")).get("text_template")
+            info = json.loads((root / name).read_text(encoding="utf-8"))
+            train = info.get("train_data")
+            recorded = info.get("text_template") or (train.get("text_template") if isinstance(train, dict) else None)
         except (OSError, ValueError, AttributeError):
             continue
         if isinstance(recorded, str) and recorded:
