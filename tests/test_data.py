@@ -864,3 +864,16 @@ def test_sharegpt_roles_in_any_case_json_array_columns_and_a_folder_as_data_file
     with pytest.raises(UserInputError) as e:
         check_data_files(DataOptions(data_files=str(tmp_path / "parts"), text_field="t").to_spec("train"))
     assert f"--data_files '{tmp_path / 'parts'}/*.jsonl'" in (e.value.hint or "")
+
+
+def test_a_folder_of_csv_files_keeps_na_as_written(tmp_path: Path) -> None:
+    """`-d FOLDER` of CSV files read "NA" as missing (trained and scored as an empty answer); `--data_files` of the
+    same file kept it, as the README says cells are read."""
+    from olive_ext.data import load_rows
+    from olive_ext.data.spec import DataOptions
+
+    (tmp_path / "csvdir").mkdir()
+    (tmp_path / "csvdir" / "train.csv").write_text("q,a,n\nmissing,NA,02134\nnone,None,3.10\nzip,02134,7\n")
+    spec = DataOptions(data_name=str(tmp_path / "csvdir"), text_template="{q}={a}").to_spec("train")
+    rows = list(load_rows(spec))
+    assert [r["a"] for r in rows] == ["NA", "None", "02134"] and [r["n"] for r in rows] == ["02134", "3.10", "7"]

@@ -435,6 +435,8 @@ def load_rows(spec: DatasetSpec) -> datasets.Dataset:
             kwargs.update(_csv_as_written(spec))
     elif spec.data_files:
         kwargs["data_files"] = spec.data_files
+    elif csvs := _csv_folder(name):  # `-d FOLDER` of CSV files: "NA" was read as missing, "02134" as 2134.0
+        kwargs.update(_csv_as_written(DatasetSpec(name="csv", data_files=csvs)))
     try:
         saved = saved_dataset_folder(name)
         as_written = _json_lines_as_written(kwargs["data_files"], spec.split) if name == "json" else None
@@ -472,6 +474,19 @@ def load_rows(spec: DatasetSpec) -> datasets.Dataset:
     if spec.max_samples is not None and len(ds) > spec.max_samples:
         ds = ds.select(range(spec.max_samples))
     return ds
+
+
+def _csv_folder(name: str) -> list[str]:
+    """The CSV files of ``name`` when it is a local folder (not a saved Dataset) whose data files are all CSV with
+    one header (their cells are then read as written), else []."""
+    folder = Path(name).expanduser()
+    if not folder.is_dir() or saved_dataset_folder(name) is not None:
+        return []
+    files = sorted(f for f in folder.rglob("*") if f.is_file() and builder_for_file(f.name))
+    if not files or any(builder_for_file(f.name) != "csv" for f in files):
+        return []
+    headers = {tuple(first_row_columns(DatasetSpec(name="csv", data_files=str(f))) or ()) for f in files}
+    return [str(f) for f in files] if len(headers) == 1 else []
 
 
 _ABSOLUTE_SPLIT = re.compile(r"^train(?:\[(\d*):(\d*)\])?$")
