@@ -448,6 +448,15 @@ def test_every_flag_of_olives_own_commands_is_taken_or_answered() -> None:
     assert not missing, missing
 
 
+def test_a_boolean_flags_wrong_value_is_named_where_the_command_takes_no_positional(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`auto-opt --gguf maybe` said "unexpected arguments: maybe" (the word was kept apart as a positional)."""
+    with pytest.raises(SystemExit):
+        main(["auto-opt", "-m", "m", "--gguf", "maybe"])
+    assert "argument --gguf: expected true or false, got 'maybe'" in capsys.readouterr().err
+
+
 def test_a_bare_boolean_flag_before_a_positional_argument(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`olive-ext validate --lenient FILE` failed "argument --lenient: expected true or false, got 'FILE'": a bare
     boolean flag took the next word as its value. `--lenient false FILE` keeps its value."""

@@ -152,6 +152,8 @@ def bare_bool_flags(parser: argparse.ArgumentParser, command: str, argv: list[st
     from olive_ext.options import parse_bool  # loaded already: the command's flags were built from its options
 
     flags = {f for a in command_parser._actions if a.type is parse_bool and a.nargs == "?" for f in a.option_strings}
+    if not any(not a.option_strings for a in command_parser._actions):
+        return argv  # no positional argument to keep apart: `--gguf maybe` is argparse's "expected true or false"
     out: list[str] = []
     for i, word in enumerate(argv):
         out.append(word)
