@@ -150,7 +150,8 @@ def finetune(
         raise TrainingInterrupted(
             f"interrupted after training finished (step {run.trainer.state.global_step}), before the adapter was "
             f"written; the trained state is in {last}",
-            hint=f"continue with the same command plus --resume_from_checkpoint {last}: it trains no step again",
+            hint=f"continue with the same command plus --resume_from_checkpoint {last} (from Python: "
+            f"resume_from_checkpoint={str(last)!r}): it trains no step again",
         ) from None
     phases["save"] = _phase_peak_rss_mb()
     _drop_checkpoints(opts, checkpoint_dir)
@@ -381,7 +382,8 @@ def train_phase(
         raise TrainingInterrupted(
             f"training interrupted at step {trainer.state.global_step} of {total_steps}; checkpoint saved to {last}",
             hint=f"continue with the same command plus --resume_from_checkpoint {last} "
-            f"(in a recipe: resume_from_checkpoint: {last} on the pass)",
+            f"(in a recipe: resume_from_checkpoint: {last} on the pass; from Python: resume_from_checkpoint="
+            f"{str(last)!r})",
         )
     train_peak = _phase_peak_rss_mb()  # the checkpoints stay until rank 0 has written the adapter (finetune)
     return TrainingRun(model, trainer, stats, resume, train_peak)
