@@ -167,6 +167,16 @@ def test_overwrite_replaces_only_an_olive_ext_output(
         with pytest.raises(UserInputError, match=f"olive-ext did not write.*{named}"), staged_output(folder, True):
             pass
     assert (out / "mynotes.txt").read_text() == "mine" and (project / "train_script.py").exists()
+    # the same command twice at once: the second found its output written by the first after all its work, said only
+    # "exists and is not empty", and left its staged output behind as a hidden folder
+    twice = tmp_path / "twice"
+    said = "another run wrote it while this one ran"
+    with pytest.raises(UserInputError, match=said) as e, staged_output(twice, overwrite=False) as stage:
+        (stage / "candidates.json").write_text("{}")
+        twice.mkdir()
+        (twice / "candidates.json").write_text("{}")  # the other run's output
+    assert "run it again with --overwrite" in (e.value.hint or "")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".twice.")]
 
 
 OLIVE_COMMANDS = {  # Olive 0.13's commands we do not have -> a word the message must contain

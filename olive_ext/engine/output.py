@@ -163,6 +163,7 @@ def failed_run_output(dest: Path, overwrite: bool) -> Path:
 def staged_output(path: str | Path, overwrite: bool) -> Iterator[Path]:
     """Yield a staging folder; on success it replaces ``path`` (checked again at the end)."""
     dest = ensure_output_free(path, overwrite)
+    was_free = not dest.exists() or not any(dest.iterdir())
     dest.parent.mkdir(parents=True, exist_ok=True)
     stage = dest.parent / f".{dest.name}.partial-{os.getpid()}"
     shutil.rmtree(stage, ignore_errors=True)
@@ -175,7 +176,17 @@ def staged_output(path: str | Path, overwrite: bool) -> Iterator[Path]:
     if not (stage / "manifest.json").is_file():  # a bundle's manifest lists its files
         names = sorted(e.name for e in stage.iterdir())
         (stage / WRITTEN).write_text(json.dumps(names) + "\n", encoding="utf-8")
-    ensure_output_free(dest, overwrite)
+    try:
+        ensure_output_free(dest, overwrite)
+    except UserInputError as e:
+        shutil.rmtree(stage, ignore_errors=True)  # the staged output was left behind, a hidden folder beside it
+        if not was_free:
+            raise
+        # free when the run started: another run (the same command twice) wrote it meanwhile; this one trained
+        # or built everything, then said only "exists and is not empty"
+        raise UserInputError(f"{e.message}: another run wrote it while this one ran (the same command twice?)",
+                             hint="this run's steps are cached: run it again with --overwrite to replace it in "
+                             "seconds, or with another -o") from e  # fmt: skip
     if dest.exists():  # moved aside first: a removal that fails half-way leaves the new output whole in place
         old = dest.parent / f".{dest.name}.replaced-{os.getpid()}"
         shutil.rmtree(old, ignore_errors=True)
