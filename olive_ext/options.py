@@ -221,7 +221,7 @@ def problems_from_validation(error: ValidationError, root: Any, prefix: tuple[An
             fields = _fields_at(root, loc[:-1])
             key = str(loc[-1])
             close = difflib.get_close_matches(key, fields, n=1, cutoff=0.6)
-            hint = f"did you mean '{close[0]}'?" if close else None
+            hint = f"did you mean '{close[0]}'?" if close else _KEY_ANSWERS.get(key)
             allowed = ", ".join(sorted(fields)) if fields and len(fields) <= 25 else None
             problems.append(Problem(path, "unknown key", allowed=allowed, hint=hint))
         elif etype == "missing":
@@ -239,6 +239,11 @@ def problems_from_validation(error: ValidationError, root: Any, prefix: tuple[An
             # a check of several fields together (a model validator): its message says what, the input is everything
             problems.append(Problem(path, msg, err.get("input"), "input" in err and bool(loc), hint=hint))
     return problems
+
+
+# keys with no field anywhere, answered with what does their job (the CLI's --dry_run is no option of the API)
+_KEY_ANSWERS = {"dry_run": "the Python API has no dry run: olive_ext.validate(RECIPE) runs a recipe's checks before "
+                "work, and `olive-ext COMMAND --dry_run` a command's"}
 
 
 # errors that say a limit, not what the field is for: the field's description is their hint

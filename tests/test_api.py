@@ -276,3 +276,12 @@ def test_the_api_hides_bitsandbytes_kernel_notice_as_the_cli_does(tiny_llama: Pa
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "kernels-community" not in done.stderr and "pip install kernels" not in done.stderr
+
+
+def test_a_dry_run_keyword_says_what_the_api_has_instead() -> None:
+    """`olive_ext.finetune(..., dry_run=True)` (the CLI's flag) said only "dry_run: unknown key"."""
+    import olive_ext
+
+    with pytest.raises(olive_ext.RecipeError) as e:
+        olive_ext.finetune("m", "out", data_files="rows.jsonl", dry_run=True)
+    assert "dry_run: unknown key (the Python API has no dry run: olive_ext.validate(RECIPE)" in str(e.value)
