@@ -261,6 +261,14 @@ def spelled_as_path(value: str) -> bool:
     return value.startswith((".", "/", "~")) or "\\" in value or value.count("/") > 1
 
 
+def generates_text(architectures: list[Any]) -> bool:
+    """Whether config.json's ``architectures`` generate text (…ForCausalLM, …LMHeadModel, …ForConditionalGeneration);
+    True when it names none (nothing to tell by). The one rule model_task, the builder's input check and chat use."""
+    return not architectures or any(
+        str(a).endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")) for a in architectures
+    )
+
+
 def looks_like_hub_id(path: str) -> bool:
     """``owner/name`` and nothing a path would be."""
     parts = path.split("/")

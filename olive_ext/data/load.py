@@ -368,18 +368,19 @@ def _row_count(path: Path, builder: str) -> int | None:
             return int(pq.read_metadata(path).num_rows)
         except Exception:  # not parquet: check_data_file says so
             return None
-    if path.stat().st_size > _COUNTED_BYTES:
-        return None if builder != "json" or _first_char(path) == "[" else _json_lines(path)
+    small = path.stat().st_size <= _COUNTED_BYTES
+    if builder == "json":  # a JSON array parsed (small ones), JSON lines counted
+        if _first_char(path) != "[":
+            return _json_lines(path)
+        rows = _rows_as_written(path) if small else None
+        return len(rows) if rows is not None else None
+    if not small:
+        return None
     if builder == "text":  # a row per line, blank ones too, split as str.splitlines splits
         try:
             return len(path.read_text(encoding="utf-8").splitlines())
         except UnicodeDecodeError:
             return None
-    if builder == "json":
-        if _first_char(path) != "[":
-            return None if _one_json_document(path) else _json_lines(path)
-        rows = _rows_as_written(path)
-        return len(rows) if rows is not None else None
     import csv
 
     try:
@@ -394,9 +395,18 @@ def _first_char(path: Path) -> str:
         return f.read(4096).decode("utf-8-sig", "ignore").lstrip()[:1]
 
 
-def _json_lines(path: Path) -> int:
+def _json_lines(path: Path) -> int | None:
+    """The non-blank lines of a JSON-lines file, or None when its first one is no JSON object (one JSON document
+    written over several lines: the loader reads it otherwise)."""
     with open(path, "rb") as f:
-        return sum(1 for line in f if line.strip())
+        lines = (line for line in f if line.strip())
+        first = next(lines, None)
+        try:
+            if first is None or not isinstance(json.loads(first), dict):
+                return None
+        except ValueError:
+            return None
+        return 1 + sum(1 for _ in lines)
 
 
 def csv_separator(path: str | Path) -> str:

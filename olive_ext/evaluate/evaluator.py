@@ -29,7 +29,7 @@ from olive_ext.evaluate.exact_match import count_hits
 from olive_ext.evaluate.racing import Race
 from olive_ext.evaluate.registry import ACCURACY_METRICS, MetricInfo, get_metric
 from olive_ext.evaluate.spec import EvaluateSpec
-from olive_ext.models.folder import config_json
+from olive_ext.models.folder import config_json, config_positions
 from olive_ext.models.gguf_header import trained_context
 from olive_ext.onnx.chat import context_window
 from olive_ext.targets.base import cpu_model
@@ -276,9 +276,7 @@ def model_context(artifact: Artifact) -> int | None:
             return context_window(folder)  # what chat holds a conversation to
         if artifact.gguf_file:
             return trained_context(folder / artifact.gguf_file)
-        config = config_json(folder) or {}
-        positions = config.get("max_position_embeddings") or config.get("n_positions")
-        return int(positions) if positions else None
+        return config_positions(config_json(folder))
     except (OSError, ValueError, KeyError, TypeError):  # an unreadable config: the backend says what is wrong
         return None
 

