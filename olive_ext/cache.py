@@ -49,6 +49,11 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "olive-ext"
 
 
+def cache_memo(root: str | Path | None = None) -> FingerprintMemo:
+    """The cache's memo of file hashes (``root``: the cache folder, by default :func:`default_cache_dir`)."""
+    return FingerprintMemo((Path(root).expanduser() if root else default_cache_dir()) / "fingerprints.json")
+
+
 def cache_key(*parts: Any) -> str:
     """sha256 of the canonical JSON of ``parts`` (sorted keys, olive-ext version included)."""
     payload = json.dumps([__version__, *parts], sort_keys=True, separators=(",", ":"), default=str)
@@ -68,7 +73,7 @@ class Cache:
                 folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise unwritable_cache(self.root, f"{e.strerror or e}: {e.filename or self.root}") from e
-        self.memo = FingerprintMemo(self.root / "fingerprints.json")
+        self.memo = cache_memo(self.root)
         self._sweep()
         _register_run(self.root)
 

@@ -546,3 +546,35 @@ def test_bundle_run_py_names_an_unknown_adapter_and_a_long_prompt_in_one_line(
     proc = subprocess.run(run_py, input=f"{long_prompt}\nhi\n\n", capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stderr.count("shorten it") == 1 and proc.stdout.count("> ") == 3, proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_model_changed_after_it_was_measured_is_not_packaged_with_its_metrics(
+    auto_opt_output: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """auto-opt records the digest of every file it wrote; package compared nothing, and a model.onnx.data replaced
+    after the measurement was bundled with the measured metrics and its new checksums. Changed weights are refused
+    (nothing written), a changed config file is said, an added file (a chat template copied in) is fine."""
+    import shutil
+
+    source = shutil.copytree(auto_opt_output, tmp_path / "src")
+    recorded = json.loads((source / "model_config.json").read_text())["file_sha256"]
+    weights = next(rel for rel in recorded if rel.endswith((".onnx", ".data")))
+    assert recorded[weights] == hashlib.sha256((source / weights).read_bytes()).hexdigest()
+    (source / "model" / "extra.txt").write_text("added by the user\n")
+    package(source, tmp_path / "added")  # an added file is no change to what was measured
+
+    config = source / "model" / "genai_config.json"
+    config.write_text(config.read_text().replace("{", "{ ", 1))
+    with caplog.at_level("WARNING", logger="olive_ext"):
+        package(source, tmp_path / "config")
+    assert "model/genai_config.json changed after the model was measured" in caplog.text
+
+    data = bytearray((source / weights).read_bytes())
+    data[-1] ^= 0xFF
+    (source / weights).write_bytes(bytes(data))
+    with pytest.raises(UserInputError, match=rf"changed after it was measured: {weights} \(changed\)") as err:
+        package(source, tmp_path / "b")
+    assert "again" in (err.value.hint or "") and not (tmp_path / "b").exists()
+    (source / weights).unlink()
+    with pytest.raises(UserInputError, match=rf"{weights} \(missing\)"):
+        package(source, tmp_path / "b")

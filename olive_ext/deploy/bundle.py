@@ -34,7 +34,7 @@ from olive_ext.deploy.signature import check_signing_key, sign_bundle
 from olive_ext.engine.output import check_apart, ensure_output_free, staged_output
 from olive_ext.errors import UserInputError
 from olive_ext.evaluate.backends.llama_cpp import gguf_in
-from olive_ext.models.folder import COMPOSITE_HINT, MODEL_CONFIG
+from olive_ext.models.folder import COMPOSITE_HINT, FILE_DIGESTS, MODEL_CONFIG
 from olive_ext.version import __version__, installed_version
 
 _LIBRARIES = ("onnxruntime-genai", "onnxruntime", "onnx", "llama-cpp-python", "gguf", "transformers", "peft", "torch")
@@ -225,7 +225,8 @@ def package(
                            "verify fails its chat template check; copy the base model's chat template into the "
                            "model folder (chat_template.jinja) before packaging", source)  # fmt: skip
         _readable_by_all(stage)
-        write_manifest(stage, manifest)
+        written = write_manifest(stage, manifest)
+        _check_measured_files(source, info, written["files"])
         if sign_key is not None:
             sign_bundle(stage, sign_key)
         if archive is not None:
@@ -236,6 +237,32 @@ def package(
         logger.warning("%s, beside the bundle, was left as it was (this package wrote no zip) and may hold the bundle "
                        "replaced: remove it, or package again with --zip --overwrite", old_zip)  # fmt: skip
     return output
+
+
+# files whose change makes another model than the one measured; a changed config or tokenizer file is said
+_WEIGHT_SUFFIXES = (".onnx", ".data", ".gguf", ".safetensors", ".onnx_adapter", ".bin")
+
+
+def _check_measured_files(source: Path, info: dict[str, Any], bundled: list[dict[str, Any]]) -> None:
+    """Refuse a bundle whose weights differ from those the source's output recorded (the files auto-opt measured
+    and wrote): its manifest would give one model's metrics to another. A changed config file is warned of."""
+    recorded = info.get(FILE_DIGESTS)
+    if not isinstance(recorded, dict):
+        return  # written before olive-ext recorded digests, or by a command that measures nothing
+    now = {e["path"]: e["sha256"] for e in bundled}
+    changed = sorted(rel for rel, sha in recorded.items() if now.get(rel) != sha)
+    weights = [rel for rel in changed if rel.endswith(_WEIGHT_SUFFIXES)]
+    if weights:
+        what = ", ".join(f"{rel} ({'missing' if rel not in now else 'changed'})" for rel in weights[:3])
+        raise UserInputError(
+            f"{source} was changed after it was measured: {what}{' ...' if len(weights) > 3 else ''}; the bundle's "
+            "manifest would give the measured metrics to another model, so nothing was written",
+            hint=f"run the command that wrote {source} again (its steps are reused from the cache) to measure the "
+            "model as it is now, or restore the files",
+        )
+    if changed:
+        logger.warning("%s: %s changed after the model was measured; the bundle holds the files as they are now",
+                       source, ", ".join(f"{rel}" for rel in changed))  # fmt: skip
 
 
 def _readable_by_all(stage: Path) -> None:

@@ -25,8 +25,11 @@ from olive_ext.artifacts import (
     ARTIFACT_KINDS,
     Artifact,
     ArtifactKind,
+    FingerprintMemo,
     generates_text,
+    hash_file,
     hub_cache_dir,
+    iter_files,
     looks_like_hub_id,
 )
 from olive_ext.errors import UserInputError
@@ -286,8 +289,16 @@ def write_model_config(folder: Path, info: dict[str, Any]) -> None:
     (folder / MODEL_CONFIG).write_text(json.dumps(info, indent=2, default=str) + "\n")
 
 
-def export_artifact(artifact: Artifact, dest: Path, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Copy an artifact into ``dest`` as ``model/`` (+ ``adapter/``) and write model_config.json."""
+FILE_DIGESTS = "file_sha256"
+"""model_config.json's key for the sha256 of each file of ``model/`` as it was written (and measured): `package`
+compares the files it bundles with them."""
+
+
+def export_artifact(
+    artifact: Artifact, dest: Path, extra: dict[str, Any] | None = None, memo: FingerprintMemo | None = None
+) -> dict[str, Any]:
+    """Copy an artifact into ``dest`` as ``model/`` (+ ``adapter/``) and write model_config.json, with the digest
+    of every file of ``model/`` (from ``memo``, the cache's memo of file hashes, where it knows them)."""
     dest.mkdir(parents=True, exist_ok=True)
     info: dict[str, Any] = {"kind": artifact.kind, "fingerprint": artifact.fingerprint, **artifact.meta}
     src = Path(artifact.path)
@@ -302,12 +313,25 @@ def export_artifact(artifact: Artifact, dest: Path, extra: dict[str, Any] | None
         info["base_model"] = artifact.path
     if artifact.gguf_file:
         info["gguf_file"] = artifact.gguf_file
+    if info.get("model"):
+        info[FILE_DIGESTS] = _copied_digests(src, dest / "model", memo)
     if artifact.adapter_path:
         shutil.copytree(artifact.adapter_path, dest / "adapter", ignore=skip_on_copy)
         info["adapter"] = "adapter"
     info.update(extra or {})
     write_model_config(dest, info)
     return info
+
+
+def _copied_digests(src: Path, copied: Path, memo: FingerprintMemo | None) -> dict[str, str]:
+    """{"model/<path>": sha256} of the files copied from ``src`` into ``copied``, hashed as the source's files (the
+    cache's memo knows those, so a cached rerun reads no file again)."""
+    out = {}
+    for f in iter_files(copied):
+        rel = f.relative_to(copied).as_posix()
+        origin = src / rel if src.is_dir() else src
+        out[f"model/{rel}"] = memo.file_hash(origin) if memo is not None and origin.is_file() else hash_file(f)
+    return out
 
 
 # pickle files a model folder may hold weights in; never loaded, never copied beside safetensors

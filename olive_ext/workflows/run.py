@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError
 
 from olive_ext.artifacts import Artifact
+from olive_ext.cache import cache_memo
 from olive_ext.data import smoke_prompts
 from olive_ext.deploy.bundle import chat_template_text
 from olive_ext.deploy.manifest import text_sha256
@@ -242,7 +243,7 @@ def write_run_output(
             info = deployment_info(result.chosen, recipe, source)
             if not result.accuracy_measured:
                 info["selection"] = "speed and size alone: task accuracy was not measured"
-            export_artifact(result.chosen.artifact, stage, info)
+            export_artifact(result.chosen.artifact, stage, info, memo=cache_memo(recipe.cache_dir))
         write_json(
             stage / "candidates.json",
             {
