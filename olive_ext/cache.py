@@ -177,13 +177,23 @@ class Cache:
             shutil.rmtree(work, ignore_errors=True)
         return final
 
+    def scratch_prefix(self, name: str) -> str:
+        """A prefix (``<name>.<pid>.``) for this process's temporary files and folders in :attr:`tmp` (with
+        ``tempfile``'s ``dir=cache.tmp``): when the process is killed before it removes them, the next run's
+        sweep does (in the system's temporary folder they stayed: logits of the parity reference, run requests)."""
+        return f"{name}.{os.getpid()}."
+
     def _sweep(self) -> None:
-        """Remove temporary folders left by processes that no longer run."""
+        """Remove temporary folders and files left by processes that no longer run."""
         for work in self.tmp.iterdir():
             parts = work.name.split(".")
             pid = int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else None
             if pid is None or not _pid_alive(pid):
-                shutil.rmtree(work, ignore_errors=True)
+                if work.is_dir() and not work.is_symlink():
+                    shutil.rmtree(work, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        work.unlink()
 
 
 RUNS = "runs"  # <cache_dir>/runs/<pid>.<random>.lock: held by each process using the cache

@@ -223,3 +223,32 @@ def test_prune_removes_damaged_entries_and_refuses_empty_limits_and_a_missing_ca
         assert main(["cache", "prune", "--older-than", "7d", "--cache_dir", str(missing)]) == 2
         assert "nothing to prune" in capsys.readouterr().err
     assert not typo.exists()
+
+
+def test_a_killed_runs_reference_logits_are_swept_by_the_next_run(tiny_llama: Path, tmp_path: Path) -> None:
+    """The parity check's recorded PyTorch logits went to the system's temporary folder and stayed there whenever a
+    run was killed (22 folders in /tmp after a day of runs; a prompt's logits are 20 MB on SmolLM2's vocabulary).
+    They are in the cache's tmp under the process's id now, and the next run's cache removes them."""
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import os, signal, sys\n"
+        "from olive_ext.cache import Cache\n"
+        "from olive_ext.passes.parity_check import recorded_reference\n"
+        "cache = Cache(sys.argv[1])\n"
+        "ref = recorded_reference(sys.argv[2], None, (cache.tmp, cache.scratch_prefix('parity')))\n"
+        "ref.record([[1, 5, 7, 9]], 2)\n"
+        "print(*[p.name for p in cache.tmp.iterdir()], flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    cache_dir = tmp_path / "cache"
+    done = subprocess.run([sys.executable, "-c", script, str(cache_dir), str(tiny_llama)],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    left = done.stdout.split()
+    assert len(left) == 1 and left[0].startswith("parity."), left
+    assert any((cache_dir / "tmp" / left[0]).glob("*.f32"))  # the logits the killed run left
+    Cache(cache_dir)
+    assert not (cache_dir / "tmp" / left[0]).exists()

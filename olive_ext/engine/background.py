@@ -131,7 +131,7 @@ class BackgroundBuilds:
                 for c, prefix in jobs
             ],
         }  # fmt: skip
-        fd, path = tempfile.mkstemp(prefix="olive-ext-background-", suffix=".json")
+        fd, path = tempfile.mkstemp(prefix=ctx.cache.scratch_prefix("background"), suffix=".json", dir=ctx.cache.tmp)
         with os.fdopen(fd, "w") as f:
             json.dump(request, f)
         env = {**os.environ, "OLIVE_EXT_THREADS": "1", "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}

@@ -167,8 +167,11 @@ class RecordedReference:
     model is loaded, and each prompt run, once per run, and the values are exactly what a fresh reference computes.
     """
 
-    def __init__(self, load: Callable[[], TorchReference]) -> None:
+    def __init__(self, load: Callable[[], TorchReference], scratch: tuple[Path, str] | None = None) -> None:
+        """``scratch``: the folder and name prefix for the logits' folder (the cache's tmp and
+        :meth:`~olive_ext.cache.Cache.scratch_prefix`, so a killed run's logits are swept), else the system's."""
         self._load = load
+        self._scratch = scratch
         self._folder: tempfile.TemporaryDirectory[str] | None = None
         self._shapes: dict[tuple[int, ...], tuple[int, ...]] = {}
         self._files: dict[tuple[int, ...], Path] = {}
@@ -185,7 +188,8 @@ class RecordedReference:
         if not todo:
             return
         if self._folder is None:
-            self._folder = tempfile.TemporaryDirectory(prefix="olive-ext-parity-")
+            where, prefix = self._scratch or (None, "olive-ext-parity-")
+            self._folder = tempfile.TemporaryDirectory(prefix=prefix, dir=where)
         reference = self._load()
         self.loads += 1
         try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -150,8 +151,9 @@ class ParityCheck(Pass[ParityCheckConfig]):
             adapter = artifact.meta.get("adapter_file")
             # one model in memory at a time: the PyTorch reference's answers recorded once per run (model released
             # before any candidate is loaded), each candidate compared with them
+            scratch = (ctx.cache.tmp, ctx.cache.scratch_prefix("parity"))  # swept when a run is killed
             numbers = compare_llm_in_turn(
-                recorded_reference(source["path"], source.get("adapter_path")),
+                recorded_reference(source["path"], source.get("adapter_path"), scratch),
                 lambda: GenAICandidate(artifact.path, f"{artifact.path}/{adapter}" if adapter else None),
                 prompts,
                 self.config.greedy_tokens,
@@ -228,7 +230,7 @@ _RECORDED: dict[tuple[Any, ...], Any] = {}
 MAX_RECORDED = 3
 
 
-def recorded_reference(path: str, adapter_path: str | None) -> Any:
+def recorded_reference(path: str, adapter_path: str | None, scratch: tuple[Path, str] | None = None) -> Any:
     """The causal PyTorch reference at ``path`` (+ adapter), its answers remembered per prompt in this process.
 
     Keyed by the folders and their files' sizes and modification times, so a model rewritten in place
@@ -240,7 +242,7 @@ def recorded_reference(path: str, adapter_path: str | None) -> Any:
     if key not in _RECORDED:
         while len(_RECORDED) >= MAX_RECORDED:
             _RECORDED.pop(next(iter(_RECORDED))).close()
-        _RECORDED[key] = RecordedReference(lambda: TorchReference(path, adapter_path, causal=True))
+        _RECORDED[key] = RecordedReference(lambda: TorchReference(path, adapter_path, causal=True), scratch)
     return _RECORDED[key]
 
 
@@ -252,8 +254,6 @@ def forget_recorded() -> None:
 
 
 def _stamp(folder: str | None) -> tuple[tuple[str, int, int], ...]:
-    from pathlib import Path
-
     if not folder or not Path(folder).is_dir():
         return ()
     return tuple(
