@@ -381,7 +381,26 @@ def list_entries(root: str | Path | None = None) -> list[CacheEntry]:
                 refers_to=_referenced_entries(meta.get("artifact"), entries, path.name),
             )
         )
+    found += _checkpoint_entries(entries.parent / CHECKPOINTS)
     return sorted(found, key=lambda e: e.last_used, reverse=True)
+
+
+CHECKPOINTS = "checkpoints"
+"""<cache>/checkpoints/<run id>/: a fine-tune's checkpoints (Ctrl-C, --save_steps), from which a rerun resumes."""
+
+
+def _checkpoint_entries(folder: Path) -> list[CacheEntry]:
+    """Each run's checkpoint folder as an entry of kind "checkpoints" (key ``checkpoints/<run id>``), last used when
+    its newest checkpoint was written: prune counts and removes them as it does built models."""
+    found = []
+    for path in folder.iterdir() if folder.is_dir() else []:
+        if not path.is_dir() or path.is_symlink():
+            continue
+        with contextlib.suppress(OSError):
+            when = max([path.stat().st_mtime] + [p.stat().st_mtime for p in path.iterdir()])
+            found.append(CacheEntry(f"{CHECKPOINTS}/{path.name}", path, CHECKPOINTS, tree_size(path), when, when,
+                                    frozenset()))  # fmt: skip
+    return found
 
 
 def select_for_pruning(
@@ -405,6 +424,8 @@ def select_for_pruning(
             dependents.setdefault(ref, []).append(e)
     # a folder's mtime has a resolution of a second or two on some file systems
     in_use = {e.key for e in entries if in_use_since is not None and e.last_used >= in_use_since - 2}
+    if in_use_since is not None:  # a running fine-tune may be resuming from checkpoints written long before it began
+        in_use |= {e.key for e in entries if e.kind == CHECKPOINTS}
     stack = list(in_use)
     while stack:  # what an entry in use points into is in use too
         for ref in by_key[stack.pop()].refers_to:
@@ -448,6 +469,13 @@ def delete_entries(root: str | Path | None, doomed: list[CacheEntry]) -> list[Ca
     tmp.mkdir(parents=True, exist_ok=True)
     deleted = []
     for e in doomed:
+        if e.kind == CHECKPOINTS:  # no build lock: kept whenever another process uses the cache (select_for_pruning)
+            trash = tmp / f"{e.path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}-pruned"
+            with contextlib.suppress(OSError):
+                os.rename(e.path, trash)
+                shutil.rmtree(trash, ignore_errors=True)
+                deleted.append(e)
+            continue
         with _unless_locked(base, e.key) as free:
             if not free or _being_written(tmp, e.key):
                 continue

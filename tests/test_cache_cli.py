@@ -252,3 +252,47 @@ def test_a_killed_runs_reference_logits_are_swept_by_the_next_run(tiny_llama: Pa
     assert any((cache_dir / "tmp" / left[0]).glob("*.f32"))  # the logits the killed run left
     Cache(cache_dir)
     assert not (cache_dir / "tmp" / left[0]).exists()
+
+
+def _checkpoints(cache: Cache, run_id: str, size: int, days_unused: float) -> Path:
+    """A fine-tune run's checkpoint folder (as the lora pass writes it) last written ``days_unused`` days ago."""
+    step = cache.root / "checkpoints" / run_id / "checkpoint-10"
+    step.mkdir(parents=True)
+    (step / "adapter_model.safetensors").write_bytes(os.urandom(size))
+    when = time.time() - days_unused * DAY
+    for p in (step, step.parent):
+        os.utime(p, (when, when))
+    return step.parent
+
+
+def test_an_interrupted_fine_tunes_checkpoints_are_listed_and_pruned(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Checkpoints of interrupted fine-tunes (and --save_steps) stayed in <cache>/checkpoints for ever: `cache ls`
+    did not show them, --max-size did not count them and prune never removed them. They are entries now; while
+    another process uses the cache they are kept (a fine-tune may be resuming from old ones)."""
+    import subprocess
+    import sys
+
+    cache = Cache(tmp_path / "c")
+    old, recent = _checkpoints(cache, "run-old", 3000, 20), _checkpoints(cache, "run-new", 2000, 0)
+    entry = _entry(cache, "model", 1000, 0)
+    listing = _ls(cache.root, capsys)
+    assert "checkpoints/run-old" in listing and "checkpoints" in listing
+    by_key = {e.key: e for e in list_entries(cache.root)}
+    assert by_key["checkpoints/run-old"].size_bytes == 3000 and by_key["checkpoints/run-new"].kind == "checkpoints"
+
+    code = "import sys; from olive_ext.cache import Cache; Cache(sys.argv[1]); print('using', flush=True); input()"
+    user = subprocess.Popen([sys.executable, "-c", code, str(cache.root)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert user.stdout is not None and user.stdout.readline().strip() == "using"
+        assert main(["cache", "prune", "--older-than", "7d", "--cache_dir", str(cache.root)]) == 0
+    finally:
+        user.communicate("\n")
+    assert old.exists()  # kept while another process uses the cache
+    assert main(["cache", "prune", "--older-than", "7d", "--cache_dir", str(cache.root)]) == 0
+    assert not old.exists() and recent.exists() and entry.exists()
+    assert main(["cache", "prune", "--max-size", "1500", "--cache_dir", str(cache.root)]) == 0
+    assert not recent.exists() and entry.exists()  # the least recently used first: the checkpoints went
+    assert not list((cache.root / "tmp").iterdir())

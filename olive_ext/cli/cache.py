@@ -23,7 +23,9 @@ DESCRIPTION = """Every build and measurement is cached by content, so a rerun is
 
 A cache hit counts as use. Entries being written (in tmp/) or locked by a build are never removed,
 and an entry goes together with the entries built on top of it. A removed entry is rebuilt by the
-next run that needs it.
+next run that needs it. The checkpoints of interrupted fine-tunes (checkpoints/, from which a rerun
+resumes) are entries too, last used when their newest checkpoint was written, and are kept while
+another olive-ext process uses the cache.
 """
 ORDER = 92
 
@@ -64,7 +66,7 @@ def _list(opts: CacheOptions) -> int:
     for column in ("key", "built by", "size", "created", "last used"):
         table.add_column(column, justify="right" if column == "size" else "left")
     for e in entries:
-        table.add_row(e.key[:12], e.kind, _size(e.size_bytes), _ago(now - e.created), _ago(now - e.last_used))
+        table.add_row(_short(e.key), e.kind, _size(e.size_bytes), _ago(now - e.created), _ago(now - e.last_used))
     if entries:
         console.print(table)
     console.print(_summary(opts.root(), sum(e.size_bytes for e in entries), len(entries)), highlight=False)
@@ -81,7 +83,7 @@ def _prune(opts: PruneOptions) -> int:
     left = f"{len(result.remaining)} remain ({_size(sum(e.size_bytes for e in result.remaining))})"
     if opts.dry_run:
         for e in result.removed:
-            console.print(f"would remove {e.key[:12]} {e.kind} {_size(e.size_bytes)}", highlight=False)
+            console.print(f"would remove {_short(e.key)} {e.kind} {_size(e.size_bytes)}", highlight=False)
         total = len(result.removed) + len(result.remaining)
         console.print(f"{len(result.removed)} of {total} entries, {freed}", highlight=False)
         return 0
@@ -94,16 +96,22 @@ def _prune(opts: PruneOptions) -> int:
     return 0
 
 
+def _short(key: str) -> str:
+    """An entry's key as `cache ls` shows it: 12 characters of the hash (``checkpoints/`` kept in front)."""
+    folder, _, name = key.rpartition("/")
+    return f"{folder}/{name[:12]}" if folder else key[:12]
+
+
 def _summary(root: Path, total: int, count: int) -> str:
     """Total, and what else lives under the cache folder (not pruned by this command)."""
-    from olive_ext.cache import tree_size
+    from olive_ext.cache import CHECKPOINTS, tree_size
 
-    text = f"{count} entries, {_size(total)} in {root / 'entries'}"
+    text = f"{count} entries, {_size(total)} in {root / 'entries'} and {root / CHECKPOINTS}"
     building = list((root / "tmp").iterdir()) if (root / "tmp").is_dir() else []
     if building:
         text += f"; {len(building)} being written in tmp/"
     folders = sorted(root.iterdir()) if root.is_dir() else []
-    others = [p for p in folders if p.is_dir() and p.name not in ("entries", "tmp", "locks", "runs")]
+    others = [p for p in folders if p.is_dir() and p.name not in ("entries", "tmp", "locks", "runs", CHECKPOINTS)]
     if others:
         text += "\nnot managed by prune: " + ", ".join(f"{p.name}/ {_size(tree_size(p))}" for p in others)
     return text

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from olive_ext.artifacts import Artifact
+from olive_ext.cache import CHECKPOINTS
 from olive_ext.data.load import spec_identity
 from olive_ext.errors import Problem, UserInputError
 from olive_ext.models.folder import config_json, model_task
@@ -189,7 +190,7 @@ class LoraPass(Pass[LoraPassConfig]):
             eval_spec,
             cfg,
             ctx.output_dir,
-            checkpoint_dir=ctx.cache.root / "checkpoints" / run_id,
+            checkpoint_dir=ctx.cache.root / CHECKPOINTS / run_id,
             cache_root=ctx.cache.root,
             progress=ctx.progress,
             trust_remote_code=ctx.trust_remote_code,
