@@ -288,3 +288,34 @@ def test_a_bf16_base_merges_as_in_float32_and_is_saved_in_bf16(tiny_llama: Path,
     assert changed and all(torch.equal(got[k], expected[k]) for k in expected), [
         k for k in expected if not torch.equal(got[k], expected[k])
     ][:5]
+
+
+def test_an_adapter_given_another_base_of_the_same_shapes_is_said(
+    tiny_llama: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An adapter trained on one model and applied to another of the same shapes (an -Instruct adapter on the base
+    model) was taken without a word by auto-opt -a, generate-adapter and finetune --adapter_path: peft loads it, and
+    the results are not the fine-tune's. Said once; a copy of the trained-on model, or the same hub id, says nothing."""
+    import shutil
+
+    from tiny_models import build_tiny_llama
+
+    from olive_ext.models import folder
+
+    adapter = make_random_adapter(tiny_llama, tmp_path / "adapter")
+    other = build_tiny_llama(tmp_path / "other", seed=7)  # same config and shapes, other weights
+    copy = shutil.copytree(tiny_llama, tmp_path / "copy")
+    with caplog.at_level("WARNING", logger="olive_ext"):
+        folder.resolve_model_arg(str(copy), str(adapter))
+        assert "trained on" not in caplog.text
+        folder.resolve_model_arg(str(other), str(adapter))
+    assert f"was trained on {tiny_llama}" in caplog.text and f"give -m {tiny_llama}" in caplog.text
+    config = adapter / "adapter_config.json"
+    data = json.loads(config.read_text())
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="olive_ext"):
+        config.write_text(json.dumps({**data, "base_model_name_or_path": "HuggingFaceTB/SmolLM2-135M-Instruct"}))
+        folder.resolve_model_arg("huggingfacetb/SmolLM2-135M-Instruct", str(adapter))
+        assert "trained on" not in caplog.text
+        folder.resolve_model_arg("HuggingFaceTB/SmolLM2-135M", str(adapter))
+    assert "trained on HuggingFaceTB/SmolLM2-135M-Instruct" in caplog.text

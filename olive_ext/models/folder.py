@@ -228,7 +228,52 @@ def resolve_model_arg(
             p = p.parent  # the folder, its tokenizer and config beside the graph; else the file, one of several
     elif resolved_kind == "onnx" and p.is_dir():
         onnx_graph(p)  # several graphs and no model.onnx: refused before work, naming them
+    if adapter_path and resolved_kind == "hf":
+        _say_if_trained_on_other_weights(path, adapter_path)
     return Artifact(resolved_kind, str(p) if p.exists() else path, adapter_path, gguf_file)
+
+
+def _say_if_trained_on_other_weights(model: str, adapter: str) -> None:
+    """Warn when ``adapter`` names another base model than ``model`` and the two are known to differ: two hub ids,
+    or two local folders whose weight files have the same names and sizes (same shapes, so peft loads the adapter
+    without a word) but other contents. A copy of the same model elsewhere, or in another dtype, says nothing."""
+    try:
+        data = json.loads((Path(adapter).expanduser() / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # said by the adapter's own checks
+    trained_on = data.get("base_model_name_or_path") if isinstance(data, dict) else None
+    if not isinstance(trained_on, str) or not trained_on.strip() or trained_on.startswith(PYPI_PREFIX):
+        return
+    given, named = Path(model).expanduser(), Path(trained_on).expanduser()
+    if given.is_dir() and named.is_dir():
+        differ = given.resolve() != named.resolve() and _same_shapes_other_weights(given, named)
+    else:
+        differ = (not given.exists() and not named.exists() and looks_like_hub_id(model)
+                  and looks_like_hub_id(trained_on) and model.lower() != trained_on.lower())  # fmt: skip
+    if differ:
+        _say_once(f"the adapter {adapter} was trained on {trained_on} (its base_model_name_or_path), and {model} is "
+                  f"another model{' of the same shapes' if given.is_dir() else ''}: the adapter's changes were "
+                  f"learned on the other weights, so the results are not the fine-tune's; give -m {trained_on} "
+                  "unless you mean to apply it to this model")  # fmt: skip
+
+
+_SAMPLE = 1 << 16
+
+
+def _same_shapes_other_weights(a: Path, b: Path) -> bool:
+    """Whether two folders hold safetensors files of the same names and sizes whose contents differ, read at three
+    places in each file (trained weights differ everywhere; a copy matches everywhere)."""
+    files_a = {f.name: f.stat().st_size for f in a.glob("*.safetensors")}
+    if not files_a or files_a != {f.name: f.stat().st_size for f in b.glob("*.safetensors")}:
+        return False  # other shapes (peft refuses them) or dtype: not what this warning is for
+    for name, size in files_a.items():
+        with open(a / name, "rb") as fa, open(b / name, "rb") as fb:
+            for offset in (size // 4, size // 2, 3 * size // 4):
+                fa.seek(offset)
+                fb.seek(offset)
+                if fa.read(_SAMPLE) != fb.read(_SAMPLE):
+                    return True
+    return False
 
 
 def _folder_graph(folder: Path) -> Path | None:
