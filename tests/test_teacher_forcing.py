@@ -263,3 +263,24 @@ def test_eval_rows_with_an_empty_answer_are_not_scored(tiny_llama: Path, tmp_pat
     rows.write_text('{"q": "b", "a": ""}\n')
     with pytest.raises(OliveExtError, match="every eval row's expected answer is empty"):
         prepare_data(Artifact("hf", str(tiny_llama)), ectx, {"generate"})
+
+
+def test_every_backend_of_a_model_stops_on_the_tokenizers_eos(tiny_llama: Path, tmp_path: Path) -> None:
+    """A model whose tokenizer's eos (<|im_end|>, what training ends every answer with) is not its config's eos:
+    the genai build stopped on both, the PyTorch reference only on the config's, so a fine-tune answered right by
+    every candidate (100%) scored its reference 0% ("negative\\nnegative\\n..."), and the accuracy-drop
+    constraint then passed any candidate. The reference stops where the builds and the training stop."""
+    import shutil
+
+    model = shutil.copytree(tiny_llama, tmp_path / "m")
+    tokenizer_eos = json.loads((model / "tokenizer_config.json").read_text())["eos_token"]
+    tok = load_tokenizer(Artifact("hf", str(model)))
+    eos_id = tok.convert_tokens_to_ids(tokenizer_eos)
+    other = next(i for i in range(5) if i != eos_id)
+    for name in ("config.json", "generation_config.json"):
+        data = json.loads((model / name).read_text())
+        (model / name).write_text(json.dumps({**data, "eos_token_id": other}))
+    built = build(model, {"build": {"type": "model_builder"}}, cache_dir=tmp_path / "cache")
+    stops = {kind: open_backend(kind, path, None, "CPUExecutionProvider", 1).eos_ids  # type: ignore[attr-defined]
+             for kind, path in (("hf", str(model)), ("genai", built.path))}  # fmt: skip
+    assert eos_id in stops["genai"] and stops["hf"] == stops["genai"], stops

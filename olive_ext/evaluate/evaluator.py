@@ -71,6 +71,11 @@ def _versions() -> dict[str, str]:
     return {lib: installed_version(lib) or "missing" for lib in _RUNTIME_LIBS}
 
 
+SCORING_REVISION = 2
+"""In every evaluation's cache key: raised when a change to how a model is scored makes scores cached before it
+wrong, within one olive-ext version (2: the PyTorch reference stops on the tokenizer's eos, as builds do)."""
+
+
 def evaluation_key(artifact: Artifact, ectx: EvalContext, metrics: list[str], race: Race | None = None) -> str:
     """Cache key of one evaluation: the model, the metrics, the settings, the data, the target (and
     the racing rule, which decides how many rows a candidate is scored on)."""
@@ -81,6 +86,7 @@ def evaluation_key(artifact: Artifact, ectx: EvalContext, metrics: list[str], ra
     data_fp = _data_fingerprint(ectx)
     return cache_key(
         "eval",
+        SCORING_REVISION,
         artifact.fingerprint,
         sorted(metrics),
         settings,

@@ -122,6 +122,31 @@ def adapter_base(folder: Path) -> str:
     return base  # a hub id: its loader reads the hub, or says it is offline
 
 
+def tokenizer_eos_ids(folder: Path) -> set[int]:
+    """The id of the eos token a folder's tokenizer_config.json names, read from its tokenizer.json (added tokens,
+    then the vocabulary); empty when either file is missing or says nothing. Training ends every answer with it, so
+    a backend that stops only on the config's eos ids generated past the answer: a tokenizer eos <|im_end|> beside
+    a config eos <|endoftext|> scored the PyTorch reference 0% where every candidate scored 100%."""
+    try:
+        config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+        eos = config.get("eos_token") if isinstance(config, dict) else None
+        eos = eos.get("content") if isinstance(eos, dict) else eos
+        if not isinstance(eos, str):
+            return set()
+        tokenizer = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return set()
+    if not isinstance(tokenizer, dict):
+        return set()
+    tokens = tokenizer.get("added_tokens")
+    added = [t.get("id") for t in tokens if isinstance(t, dict) and t.get("content") == eos] if isinstance(
+        tokens, list) else []  # fmt: skip
+    model = tokenizer.get("model")
+    vocab = model.get("vocab") if isinstance(model, dict) else None
+    found = added or ([vocab[eos]] if isinstance(vocab, dict) and eos in vocab else [])
+    return {int(i) for i in found if isinstance(i, int)}
+
+
 def tokenizer_folder(base: str | Path, adapter: str | Path | None) -> str:
     """Where the tokenizer of ``base`` with ``adapter`` is read: the adapter folder when it carries one (the
     fine-tune's tokenizer and chat template, added tokens included), else the base."""

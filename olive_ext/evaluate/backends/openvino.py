@@ -9,16 +9,17 @@ the onnxruntime encoder backend.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
 from olive_ext.evaluate.backends.base import Forced, Generation, LMBackend, Stopwatch, top2
+from olive_ext.models.folder import tokenizer_eos_ids
 from olive_ext.onnx.openvino_ir import OVModel
 
 
 def _eos_ids(folder: str) -> set[int]:
     import json
-    from pathlib import Path
 
     ids: set[int] = set()
     for name in ("config.json", "generation_config.json"):
@@ -34,7 +35,7 @@ class OpenVINOLMBackend(LMBackend):
 
     def __init__(self, folder: str, threads: int) -> None:
         self.model = OVModel(folder, threads)
-        self.eos_ids = _eos_ids(folder)
+        self.eos_ids = _eos_ids(folder) | tokenizer_eos_ids(Path(folder))
 
     def generate(self, prompt: list[int], max_new_tokens: int, min_new_tokens: int = 0) -> Generation:
         out = Generation()

@@ -8,9 +8,11 @@ in float64.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from olive_ext.evaluate.backends.base import Forced, Generation, LMBackend, Stopwatch, shared_prefix, top2
+from olive_ext.models.folder import tokenizer_eos_ids, tokenizer_folder
 from olive_ext.onnx.peft_model import apply_adapter
 
 # Rows per teacher-forced batch, and a cap on the padded tokens of one batch (bounds the logits kept).
@@ -38,7 +40,8 @@ class TorchLMBackend(LMBackend):
         if adapter_path:
             model = apply_adapter(model, adapter_path)
         self._wrap(model.eval(), torch)
-        self.eos_ids = model_eos_ids(model)
+        # the tokenizer's eos too, as the builders write into genai_config and training ends every answer with it
+        self.eos_ids = model_eos_ids(model) | tokenizer_eos_ids(Path(tokenizer_folder(path, adapter_path)))
 
     def _wrap(self, model: Any, torch: Any) -> None:
         self.torch = torch
