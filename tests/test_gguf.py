@@ -536,3 +536,27 @@ def test_llama3_rope_scaling_is_exported_as_llama_cpp_reads_it(tiny_llama: Path,
     export_gguf(Artifact("hf", str(tiny_llama)), tmp_path / "plain", "F32")
     scaled_delta, plain_delta = abs(nll(tmp_path / "f32") - expected), abs(nll(tmp_path / "plain") - expected)
     assert scaled_delta < 1e-3 * expected and plain_delta > 20 * scaled_delta, (scaled_delta, plain_delta)
+
+
+def test_a_qwen2_tokenizer_saved_by_transformers_exports_and_tokenizes_as_transformers(tmp_path: Path) -> None:
+    """transformers 5 saves a Qwen2 tokenizer with Qwen2.5's own pre-tokenizer (a split regex, then ByteLevel without
+    its regex); GGUF export knew only GPT-2's and SmolLM2's, so every Qwen2 fine-tune (its tokenizer re-saved) and
+    every real Qwen2/2.5 tokenizer failed export, and auto-opt's four llama.cpp candidates failed after the merge.
+    It is llama.cpp's "qwen2" now (Llama 3's regex: "llama-bpe"), and llama.cpp tokenizes as transformers does."""
+    _llama_cpp()
+    from llama_cpp import Llama
+    from tiny_models import build_tiny_decoder
+    from transformers import AutoTokenizer
+
+    model_dir = build_tiny_decoder(tmp_path / "qwen2", "qwen2")
+    AutoTokenizer.from_pretrained(model_dir).save_pretrained(model_dir)  # what a fine-tune's merge writes
+    tokenizer_json = json.loads((model_dir / "tokenizer.json").read_text())
+    assert [p["type"] for p in tokenizer_json["pre_tokenizer"]["pretokenizers"]] == ["Split", "ByteLevel"]
+    assert pre_tokenizer_name(tokenizer_json) == "qwen2"
+    llama3 = json.loads(json.dumps(tokenizer_json).replace(r"\\p{N}|", r"\\p{N}{1,3}|", 1))
+    assert pre_tokenizer_name(llama3) == "llama-bpe"
+    gguf = hf_to_gguf(model_dir, tmp_path / "q.gguf")
+    llm = Llama(str(gguf), verbose=False, n_ctx=128)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    for text in ("the cat is 12345 happy", "it's  sad\n\n  here!", "paris: tokyo's 3.14\r\nnine"):
+        assert llm.tokenize(text.encode(), add_bos=False, special=True) == tok.encode(text, add_special_tokens=False)

@@ -347,6 +347,15 @@ def _tensor_order(name: str) -> tuple[int, str]:
     return (int(m.group(1)) + 1 if m else (0 if "embed" in name else 1 << 20), name)
 
 
+# llama.cpp's pre-tokenizers that are one split regex (its llama-vocab.cpp), by that regex as tokenizer.json spells it
+_WORDS = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|"
+_REST = r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+_SPLIT_REGEXES = {
+    _WORDS + r"\p{N}" + _REST: "qwen2",  # one digit per token: Qwen2, Qwen2.5 (and their re-saved tokenizers)
+    _WORDS + r"\p{N}{1,3}" + _REST: "llama-bpe",  # up to three digits: Llama 3, 3.1, 3.2
+}
+
+
 def pre_tokenizer_name(tokenizer_json: dict[str, Any]) -> str:
     """llama.cpp's name for the tokenizer's pre-tokenizer (``tokenizer.ggml.pre``)."""
     pre = tokenizer_json.get("pre_tokenizer") or {}
@@ -356,6 +365,10 @@ def pre_tokenizer_name(tokenizer_json: dict[str, Any]) -> str:
         return "gpt-2"  # GPT-2's split regex, then bytes to unicode
     if types == ["Digits", "ByteLevel"] and parts[0].get("individual_digits") and parts[1].get("use_regex", True):
         return "smollm"  # one digit per token, then GPT-2's regex (SmolLM2's tokenizer)
+    if types == ["Split", "ByteLevel"] and not parts[1].get("use_regex", True) and not parts[0].get("invert"):
+        regex = (parts[0].get("pattern") or {}).get("Regex")
+        if parts[0].get("behavior") == "Isolated" and regex in _SPLIT_REGEXES:
+            return _SPLIT_REGEXES[regex]  # a split regex, then bytes to unicode (Qwen2/2.5, Llama 3)
     raise UserInputError(
         f"GGUF export: olive-ext does not know llama.cpp's name for the pre-tokenizer {types}",
         hint="convert the model with llama.cpp's convert_hf_to_gguf.py, which recognises many more tokenizers",
