@@ -117,6 +117,16 @@ def test_unknown_tokenizers_and_architectures_are_refused_with_a_hint(tiny_llama
     with pytest.raises(UserInputError, match="pre-tokenizer") as e:
         pre_tokenizer_name({"pre_tokenizer": {"type": "Metaspace"}})
     assert "convert_hf_to_gguf" in (e.value.hint or "")
+    # planned GGUF candidates failed one by one after the merge; auto-opt now plans none, saying why
+    from olive_ext.artifacts import Artifact
+    from olive_ext.passes.gguf_export import source_problem
+
+    metaspace = shutil.copytree(tiny_llama, tmp_path / "metaspace")
+    tokenizer_json = json.loads((metaspace / "tokenizer.json").read_text())
+    tokenizer_json["pre_tokenizer"] = {"type": "Metaspace", "replacement": "\u2581"}
+    (metaspace / "tokenizer.json").write_text(json.dumps(tokenizer_json))
+    assert source_problem(Artifact("hf", str(tiny_llama))) is None
+    assert "pre-tokenizer ['Metaspace']" in (source_problem(Artifact("hf", str(metaspace))) or "")
     other = tmp_path / "other"
     shutil.copytree(tiny_llama, other)
     config = json.loads((other / "config.json").read_text())

@@ -391,3 +391,17 @@ def test_a_gguf_chat_template_that_does_not_parse_stops_the_server_at_start_up(e
     with pytest.raises(BrokenChatTemplateError) as info:
         gguf_backend(copy)
     assert "chat_template.jinja is not valid Jinja: unexpected '}' (line 1)" in info.value.message
+
+
+def test_a_context_past_the_models_trained_one_is_refused_before_loading(exported: Path) -> None:
+    """`serve --context_length 20000` on a model trained on 8192 started, llama.cpp only logged "possible training
+    context overflow", and a 9,000-token prompt got "\\n\\n\\n..." as a 200; far past it, the error read as a broken
+    file ("Failed to create llama_context"). Refused before loading, naming the model's trained context."""
+    from olive_ext.errors import UserInputError
+    from olive_ext.serve.backend import gguf_backend
+
+    with pytest.raises(UserInputError, match="--context_length 513 is past .* trained context of 512 tokens") as e:
+        gguf_backend(exported, workers=1, context_length=513)
+    assert "--context_length 512 or less" in (e.value.hint or "")
+    with pytest.raises(UserInputError, match="trained context of 512"):
+        gguf_backend(exported, workers=1, context_length=10_000_000)

@@ -32,7 +32,7 @@ from pydantic import BeforeValidator
 from olive_ext.artifacts import Artifact
 from olive_ext.errors import MissingDependencyError, UserInputError
 from olive_ext.evaluate.backends.llama_cpp import MARKER
-from olive_ext.models.folder import config_json
+from olive_ext.models.folder import config_json, tokenizer_folder
 from olive_ext.models.gguf_header import architecture
 from olive_ext.onnx.runtime import LLAMACPP_INSTALL, llama_cpp_available
 from olive_ext.passes.base import Pass, PassConfig, register_pass, searchable
@@ -245,7 +245,23 @@ def source_problem(source: Artifact) -> str | None:
             return f"GGUF export supports the {', '.join(_GGUF_ARCHS)} GGUF architecture, not {arch}"
         return None
     config = config_json(source.path) if source.kind == "hf" else None
-    return export_problem(config) if config is not None else None
+    if config is None:
+        return None
+    return export_problem(config) or _tokenizer_problem(Path(tokenizer_folder(source.path, source.adapter_path)))
+
+
+def _tokenizer_problem(folder: Path) -> str | None:
+    """Why GGUF export would refuse the tokenizer in ``folder`` (the one written into the GGUF: a fine-tune's,
+    saved by transformers, else the model's own), or None; a folder without tokenizer.json is left to the export."""
+    try:
+        tokenizer_json = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+        _check_byte_level_bpe(tokenizer_json)
+        pre_tokenizer_name(tokenizer_json)
+    except (OSError, ValueError, AttributeError):
+        return None
+    except UserInputError as e:
+        return e.message
+    return None
 
 
 def _config(folder: Path) -> dict[str, Any]:
@@ -383,16 +399,7 @@ def _add_tokenizer(writer: Any, folder: Path, n_vocab: int) -> int:
     if not path.exists():
         raise UserInputError(f"GGUF export: {folder} has no tokenizer.json (a fast byte-level BPE tokenizer is needed)")
     tokenizer_json = json.loads(path.read_text(encoding="utf-8"))
-    model = tokenizer_json.get("model", {})
-    if (
-        model.get("type") != "BPE"
-        or model.get("byte_fallback")
-        or (tokenizer_json.get("decoder") or {}).get("type") != "ByteLevel"
-    ):
-        raise UserInputError(
-            "GGUF export handles byte-level BPE tokenizers (GPT-2 style); this one is not",
-            hint="convert the model with llama.cpp's convert_hf_to_gguf.py",
-        )
+    model = _check_byte_level_bpe(tokenizer_json)
     vocab: dict[str, int] = dict(model["vocab"])
     added = {t["content"]: t for t in tokenizer_json.get("added_tokens", [])}
     for text, item in added.items():
@@ -421,6 +428,21 @@ def _add_tokenizer(writer: Any, folder: Path, n_vocab: int) -> int:
         special.add_special_token["bos"] = _post_processor_adds_bos(tokenizer_json.get("post_processor"))
     special.add_to_gguf(writer, quiet=True)
     return size
+
+
+def _check_byte_level_bpe(tokenizer_json: dict[str, Any]) -> dict[str, Any]:
+    """The tokenizer's BPE model, or UserInputError when it is not a byte-level BPE (the kind written here)."""
+    model = tokenizer_json.get("model", {})
+    if (
+        model.get("type") != "BPE"
+        or model.get("byte_fallback")
+        or (tokenizer_json.get("decoder") or {}).get("type") != "ByteLevel"
+    ):
+        raise UserInputError(
+            "GGUF export handles byte-level BPE tokenizers (GPT-2 style); this one is not",
+            hint="convert the model with llama.cpp's convert_hf_to_gguf.py",
+        )
+    return dict(model)
 
 
 def _post_processor_adds_bos(processor: Any) -> bool:

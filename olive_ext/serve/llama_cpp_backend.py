@@ -21,7 +21,7 @@ from typing import Any
 
 from olive_ext.cpu_threads import plan_threads
 from olive_ext.errors import MissingDependencyError, UserInputError
-from olive_ext.evaluate.backends.llama_cpp import gguf_in, held_context, load_llama
+from olive_ext.evaluate.backends.llama_cpp import MAX_CONTEXT, gguf_in, held_context, load_llama
 from olive_ext.models.gguf_header import trained_context
 from olive_ext.onnx.chat import (
     ChatTemplateRejectedError,
@@ -60,6 +60,14 @@ def find_gguf(root: Path) -> tuple[Path, Path | None] | None:
     return (files[0], root) if files else None
 
 
+def _trained_context(gguf: Path) -> int | None:
+    """The GGUF's trained context, or None when its header cannot say (llama.cpp then reports the file)."""
+    try:
+        return trained_context(gguf)
+    except Exception:  # a damaged or foreign file: llama.cpp's own load below names it
+        return None
+
+
 class LlamaCppBackend:
     """A GGUF model run by llama.cpp on the CPU; one ``Llama`` per worker, taken from a pool per generation."""
 
@@ -81,6 +89,12 @@ class LlamaCppBackend:
         self._lib = llama_cpp
         # the workers split the threads every command plans (free cores, OLIVE_EXT_THREADS), unless ``threads`` says
         threads = threads or max(1, plan_threads().threads // workers)
+        trained = _trained_context(gguf)
+        if trained and context_length > trained:  # llama.cpp only logs "possible training context overflow" and
+            raise UserInputError(  # answers past it with junk (a 9,000-token prompt got "\n\n\n..." as a 200)
+                f"--context_length {context_length} is past {gguf.name}'s trained context of {trained} tokens; a "
+                "model answers junk past it", hint=f"pass --context_length {trained} or less (0: the model's, at "
+                f"most {MAX_CONTEXT})")  # fmt: skip
         try:
             models = [load_llama(gguf, threads, context_length) for _ in range(workers)]
         except Exception as e:  # a file llama.cpp (or gguf's reader of its context length) cannot read

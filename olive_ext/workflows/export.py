@@ -109,7 +109,7 @@ def run_export(opts: ExportOptions) -> ExportResult:
             "Hugging Face model or from another GGUF",
             hint="give the `finetune` output folder (or its base model and --adapter_path)",
         )
-    problem = GgufExport.check_input(source) if source.kind == "hf" else source_problem(source)
+    problem = (GgufExport.check_input(source) if source.kind == "hf" else None) or source_problem(source)
     if problem:  # a GGUF input's architecture before it is dequantized ("quantized again" was warned first)
         raise UserInputError(f"cannot export {opts.model_name_or_path}: {problem}", hint=EXPORT_HINT)
     with staged_output(out, opts.overwrite) as stage, tempfile.TemporaryDirectory(prefix="olive-ext-") as tmp:
