@@ -319,3 +319,27 @@ def test_an_adapter_given_another_base_of_the_same_shapes_is_said(
         assert "trained on" not in caplog.text
         folder.resolve_model_arg("HuggingFaceTB/SmolLM2-135M", str(adapter))
     assert "trained on HuggingFaceTB/SmolLM2-135M-Instruct" in caplog.text
+
+
+def test_a_fine_tune_outputs_adapter_whose_cached_base_was_pruned_uses_the_model_beside_it(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    """A fine-tune of a GGUF trains on its conversion in the cache, and its adapter_config.json names that folder;
+    after `cache prune`, `chat -m ft/adapter` failed ("holds no onnxruntime-genai model") though the output keeps
+    the model beside the adapter. That model is used; a bare adapter elsewhere is still refused, naming the path."""
+    import shutil
+
+    from olive_ext.models import folder
+
+    out = tmp_path / "ft"
+    shutil.copytree(tiny_llama, out / "model")
+    adapter = make_random_adapter(tiny_llama, out / "adapter")
+    config = adapter / "adapter_config.json"
+    gone = str(tmp_path / "cache" / "entries" / "a416a736" / "model")
+    config.write_text(json.dumps({**json.loads(config.read_text()), "base_model_name_or_path": gone}))
+    (out / "model_config.json").write_text(json.dumps({"kind": "hf", "model": "model", "adapter": "adapter"}))
+    art = folder.resolve_model_arg(str(adapter))
+    assert (art.path, art.adapter_path) == (str((out / "model").resolve()), str(adapter))
+    bare = shutil.copytree(adapter, tmp_path / "bare")
+    with pytest.raises(UserInputError, match="is not a folder on this machine"):
+        folder.resolve_model_arg(str(bare))

@@ -400,7 +400,7 @@ def test_a_context_past_the_models_trained_one_is_refused_before_loading(exporte
     from olive_ext.errors import UserInputError
     from olive_ext.serve.backend import gguf_backend
 
-    with pytest.raises(UserInputError, match="--context_length 513 is past .* trained context of 512 tokens") as e:
+    with pytest.raises(UserInputError, match=r"--context_length 513 is past .* trained context of 512 tokens") as e:
         gguf_backend(exported, workers=1, context_length=513)
     assert "--context_length 512 or less" in (e.value.hint or "")
     with pytest.raises(UserInputError, match="trained context of 512"):

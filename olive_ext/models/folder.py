@@ -114,6 +114,12 @@ def adapter_base(folder: Path) -> str:
                     f"{config}: base_model_name_or_path ({base}) is an adapter folder, not a model", hint=hint
                 )
             return str(candidate.resolve())
+    beside = folder.parent / "model"
+    if (folder.parent / MODEL_CONFIG).is_file() and (beside / "config.json").is_file() and not looks_like_hub_id(base):
+        # a fine-tune output's adapter whose base was a folder in the cache (a GGUF's conversion), since pruned:
+        # the output keeps that model beside its adapter
+        logger.info("%s: the base model %s is gone; using %s, the model beside it", config, base, beside)
+        return str(beside.resolve())
     if base.startswith((".", "/", "~")) or base.count("/") > 1 or "\\" in base:
         raise UserInputError(
             f"{config}: the base model {base!r} (base_model_name_or_path) is not a folder on this machine",
