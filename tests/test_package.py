@@ -578,3 +578,22 @@ def test_a_model_changed_after_it_was_measured_is_not_packaged_with_its_metrics(
     (source / weights).unlink()
     with pytest.raises(UserInputError, match=rf"{weights} \(missing\)"):
         package(source, tmp_path / "b")
+
+
+def test_a_chat_template_changed_after_fine_tuning_is_not_packaged(auto_opt_output: Path, tmp_path: Path) -> None:
+    """package wrote a bundle whose chat template was edited after the fine-tune (a warning only), and the bundle's
+    own verify then failed "differs from the one used in fine-tuning". Refused before anything is written."""
+    import shutil
+
+    source = shutil.copytree(auto_opt_output, tmp_path / "src")
+    info = json.loads((source / "model_config.json").read_text())
+    template = source / "model" / "chat_template.jinja"
+    original = template.read_text() if template.exists() else "{{ messages[0]['content'] }}"
+    template.write_text(original)
+    marked = {**info, "finetune_chat_template_sha256": hashlib.sha256(original.encode()).hexdigest()}
+    (source / "model_config.json").write_text(json.dumps(marked))
+    assert verify(package(source, tmp_path / "same"), run_model=False).ok
+    template.write_text(original + "{# x #}")
+    with pytest.raises(UserInputError, match="not the one the model was fine-tuned and measured with"):
+        package(source, tmp_path / "b")
+    assert not (tmp_path / "b").exists()

@@ -220,6 +220,7 @@ def package(
             template = chat_template_text(stage / "model")
             manifest = _manifest(source, stage, info, chosen, name, version, sorted(adapters), template)
             (stage / "README.md").write_text(_readme(manifest))
+        _check_template_as_fine_tuned(source, manifest["chat_template"])
         if template is None:  # said now, not first by verify's failed check or by a chat user's error
             logger.warning("%s has no chat template: chat and serve's /v1/chat/completions will refuse the bundle and "
                            "verify fails its chat template check; copy the base model's chat template into the "
@@ -263,6 +264,18 @@ def _check_measured_files(source: Path, info: dict[str, Any], bundled: list[dict
     if changed:
         logger.warning("%s: %s changed after the model was measured; the bundle holds the files as they are now",
                        source, ", ".join(f"{rel}" for rel in changed))  # fmt: skip
+
+
+def _check_template_as_fine_tuned(source: Path, record: dict[str, Any]) -> None:
+    """Refuse a model folder whose chat template is not the one it was fine-tuned (and measured) with: the bundle
+    was written, and its own verify then failed ("differs from the one used in fine-tuning")."""
+    if record.get("finetune_sha256") and record.get("sha256") and record["sha256"] != record["finetune_sha256"]:
+        raise UserInputError(
+            f"the chat template in {source / 'model'} is not the one the model was fine-tuned and measured with: "
+            "it would answer other prompts than those measured, and the bundle would fail verify; nothing was "
+            "written",
+            hint="restore the template (the fine-tune output's adapter/ holds it), or fine-tune with the new one",
+        )
 
 
 def _readable_by_all(stage: Path) -> None:
