@@ -526,3 +526,32 @@ def test_the_command_serves_on_localhost_with_a_key(multi: Path) -> None:  # noq
         proc.terminate()
         out = proc.communicate(timeout=30)[0]
     assert f"at http://127.0.0.1:{port}/v1" in out
+
+
+def test_ctrl_c_ends_running_streams_at_once_with_an_error_event() -> None:
+    """The first Ctrl-C left serve "Waiting for connections to close" while a long answer streamed (90 s later it
+    still streamed); a second one cut the stream with no error event and logged two tracebacks. Now the first ends
+    every running answer with a 503 error event and [DONE], refuses new requests, and the server stops."""
+    import signal
+
+    from olive_ext.serve import uvicorn_server
+    from olive_ext.serve.app import create_app
+
+    backend = EndlessBackend()
+    server = uvicorn_server(create_app(backend, "m"), port=(port := _free_port()), log_level="warning")
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    body = {"model": "m", "prompt": "go", "max_tokens": 3000, "stream": True}
+    events: list[str] = []
+    with httpx.stream("POST", f"http://127.0.0.1:{port}/v1/completions", json=body, timeout=30) as r:
+        lines = r.iter_lines()
+        events.append(next(lines))  # streaming has begun
+        server.handle_exit(signal.SIGINT, None)  # what uvicorn's Ctrl-C handler calls
+        started = time.monotonic()
+        events += [line for line in lines if line]
+    assert time.monotonic() - started < 5 and backend.stopped.is_set()
+    assert "server_shutting_down" in events[-2] and events[-1] == "data: [DONE]", events[-3:]
+    thread.join(15)
+    assert not thread.is_alive()

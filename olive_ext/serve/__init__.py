@@ -55,12 +55,24 @@ def build_app(opts: ServeOptions) -> tuple[FastAPI, list[str]]:
 def serve(opts: ServeOptions, announce: Any = print, log_level: str = "info") -> None:
     """Serve until interrupted (Ctrl-C); ``log_level`` is uvicorn's (its access log is at info)."""
     app, ids = build_app(opts)
-    import uvicorn
-
     sock = _listen(opts.host, opts.port)  # bound here, so the announced port is the real one (--port 0 too)
     where = f"http://{'[' + opts.host + ']' if ':' in opts.host else opts.host}:{sock.getsockname()[1]}/v1"
     announce(f"serving {', '.join(ids)} at {where}")
-    uvicorn.Server(uvicorn.Config(app, log_level=log_level)).run(sockets=[sock])
+    uvicorn_server(app, log_level=log_level).run(sockets=[sock])
+
+
+def uvicorn_server(app: Any, **config: Any) -> Any:
+    """A uvicorn server for ``app`` (``config``: uvicorn.Config's keywords) whose Ctrl-C (or SIGTERM) ends the
+    running answers at once, each with a 503 error (:meth:`Scheduler.stop_all`); streams still open 10 s later
+    are closed (uvicorn's timeout_graceful_shutdown)."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            app.state.scheduler.stop_all()
+            super().handle_exit(sig, frame)
+
+    return Server(uvicorn.Config(app, timeout_graceful_shutdown=10, **config))
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -171,6 +171,7 @@ def create_app(
         scheduler.shutdown()
 
     app = FastAPI(title="olive-ext serve", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.scheduler = scheduler  # serve's Ctrl-C ends its generations (Scheduler.stop_all)
     _add_error_handlers(app)
     auth = Depends(_bearer_check(api_key))
 

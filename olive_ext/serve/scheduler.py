@@ -30,6 +30,11 @@ class Job:
     adapter: str | None
 
 
+def _shutting_down() -> APIError:
+    return APIError(503, "the server is shutting down (Ctrl-C); the answer ends here", type="server_error",
+                    code="server_shutting_down")  # fmt: skip
+
+
 class Running:
     """A submitted generation: its tokens arrive on an asyncio queue filled by a worker thread."""
 
@@ -57,16 +62,36 @@ class Scheduler:
         self.capacity = workers + max_queue
         self.admitted = 0  # touched only on the event loop's thread
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="olive-ext-serve")
+        self._running: set[Running] = set()  # admitted generations (the event loop's thread)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.closing = False
 
     def shutdown(self) -> None:
         """Stop taking work; queued generations are dropped."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def stop_all(self) -> None:
+        """Ctrl-C: refuse new requests and end every admitted generation now with a 503 error (an error event in a
+        stream, then ``[DONE]``). The server waited for running streams to end (minutes of tokens) before it
+        stopped, and a second Ctrl-C cut them with tracebacks. Safe from a signal handler (runs on the loop)."""
+        if self._loop is None:
+            self.closing = True
+            return
+        self._loop.call_soon_threadsafe(self._stop_all)
+
+    def _stop_all(self) -> None:
+        self.closing = True
+        for running in list(self._running):
+            running.cancelled.set()
+            running.queue.put_nowait(_shutting_down())
 
     def submit(self, job: Job) -> Running:
         """Queue ``job`` for a worker, or a 503 error at once when every worker and queue place is taken.
 
         Called before a response starts, so a streamed request that is refused still gets an HTTP 503.
         """
+        if self.closing:
+            raise _shutting_down()
         if self.admitted >= self.capacity:
             raise APIError(
                 503,
@@ -74,8 +99,9 @@ class Scheduler:
                 type="server_error",
                 code="server_overloaded",
             )
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         running = Running()
+        self._running.add(running)
 
         def put(item: object) -> None:
             loop.call_soon_threadsafe(running.queue.put_nowait, item)
@@ -92,8 +118,9 @@ class Scheduler:
 
         self.admitted += 1
         future = self._pool.submit(work)
-        future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._release))
+        future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._release, running))
         return running
 
-    def _release(self) -> None:
+    def _release(self, running: Running) -> None:
         self.admitted -= 1
+        self._running.discard(running)
