@@ -505,7 +505,10 @@ def parse_size(text: str) -> int:
     unit = match.group(2).lower() if match else None
     if match is None or unit not in _SIZE_UNITS:
         raise UserInputError(f"--max-size {text!r} is not a size", hint="write it like 2GB, 500MB or 1.5GiB")
-    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+    size = float(match.group(1)) * _SIZE_UNITS[unit]
+    if size > 2**63:  # 400 nines: float infinity, and an OverflowError traceback before
+        raise UserInputError(f"--max-size {text[:40]!r}... is larger than any disk", hint="write it like 2GB or 5TB")
+    return int(size)
 
 
 def parse_duration(text: str) -> float:

@@ -296,3 +296,12 @@ def test_an_interrupted_fine_tunes_checkpoints_are_listed_and_pruned(
     assert main(["cache", "prune", "--max-size", "1500", "--cache_dir", str(cache.root)]) == 0
     assert not recent.exists() and entry.exists()  # the least recently used first: the checkpoints went
     assert not list((cache.root / "tmp").iterdir())
+
+
+def test_a_size_larger_than_any_disk_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`cache prune --max-size 999...9GB` (400 digits) ended in an OverflowError traceback."""
+    cache = Cache(tmp_path / "c")
+    assert main(["cache", "prune", "--max-size", "9" * 400 + "GB", "--dry_run", "--cache_dir", str(cache.root)]) == 2
+    assert "larger than any disk" in capsys.readouterr().err

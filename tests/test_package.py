@@ -351,6 +351,10 @@ def test_signed_bundle_verifies_and_an_altered_one_fails_digest_and_signature(
     assert "FAIL manifest digest" in line_with(text, "the manifest was changed")
     assert "FAIL signature" in line_with(text, "signed content changed")
     assert "run.py" in line_with(text, "signed content changed")
+    # a signature file replaced by garbage said "JSONDecodeError: Expecting value: line 1 column 1"
+    (out / "bundle.sig").write_text("garbage\n")
+    code, text = cli(capsys, "verify", str(out), "--no_run", "--public_key", str(pub))
+    assert code == 1 and "FAIL signature" in line_with(text, "bundle.sig is not a model-signing signature"), text
 
 
 def test_a_signed_bundle_is_hashed_once_and_its_signed_digests_meet_the_manifest(
@@ -546,6 +550,10 @@ def test_bundle_run_py_names_an_unknown_adapter_and_a_long_prompt_in_one_line(
     proc = subprocess.run(run_py, input=f"{long_prompt}\nhi\n\n", capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stderr.count("shorten it") == 1 and proc.stdout.count("> ") == 3, proc.stderr
     assert "Traceback" not in proc.stderr
+    # a line that is not UTF-8 ended the session in onnxruntime-genai's "invalid string: surrogate" traceback
+    done = subprocess.run(run_py, input=b"hi\n\xff\nhi\n\n", capture_output=True, timeout=120)
+    assert done.returncode == 0 and b"not UTF-8 text; skipped" in done.stderr and b"Traceback" not in done.stderr
+    assert done.stdout.count(b"> ") == 4, done.stderr
 
 
 def test_a_model_changed_after_it_was_measured_is_not_packaged_with_its_metrics(

@@ -168,6 +168,8 @@ def _one_line(error: Exception) -> str:
         return "files added after signing: " + extra[0]
     if "Key mismatch" in text:
         return "signed with a different key than --public_key"
+    if isinstance(error, (ValueError, KeyError, TypeError)) and "Hash" not in text:  # JSONDecodeError, a missing key
+        return f"{SIGNATURE} is not a model-signing signature olive-ext can read (damaged or replaced: {text[:80]})"
     text = " ".join(text.split())
     text = f"{type(error).__name__}: {text}" if text else type(error).__name__
     return text if len(text) <= 200 else text[:197] + "..."

@@ -141,10 +141,22 @@ def repl(chat, adapter=None, system=None, max_new_tokens=256):
             break
         if not text:
             break
+        if not is_utf8(text):  # bytes that are not UTF-8 (a lone surrogate here) crashed the tokenizer
+            print("error: that line is not UTF-8 text; skipped", file=sys.stderr)
+            continue
         try:
             chat.answer(text, adapter, system, max_new_tokens)
         except PromptTooLong as e:  # the conversation goes on
             print(f"error: {e}; shorten it", file=sys.stderr)
+
+
+def is_utf8(text):
+    """False for text read from bytes that are not UTF-8 (Python keeps them as lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def main():
@@ -163,6 +175,8 @@ def main():
     if args.adapter is not None and args.adapter not in files:  # a one-line error, not a traceback
         ap.error(f"unknown adapter {args.adapter!r}; adapters: {', '.join(sorted(files)) or 'none'}")
     chat = Chat(os.path.join(HERE, "model"), files)
+    if args.prompt and not is_utf8(args.prompt + (args.system or "")):
+        ap.error("--prompt and --system must be UTF-8 text")
     if args.prompt:
         try:
             chat.answer(args.prompt, args.adapter, args.system, args.max_new_tokens)
