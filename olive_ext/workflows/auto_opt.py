@@ -31,7 +31,7 @@ from olive_ext.evaluate.evaluator import label_problem
 from olive_ext.evaluate.registry import ACCURACY_METRICS
 from olive_ext.evaluate.spec import Constraints, EvaluateSpec, Objective
 from olive_ext.models.folder import absolute_if_local, config_json, model_task, resolve_model_arg
-from olive_ext.onnx.genai_builder import check_buildable
+from olive_ext.onnx.genai_builder import check_buildable, olive_quantized_problem
 from olive_ext.options import field_of, validate_options, with_options_signature
 from olive_ext.passes.gguf_export import source_problem as gguf_source_problem
 from olive_ext.progress import Progress
@@ -240,6 +240,9 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str, shape: Pipel
     olive_chains = profile.olive_chains(
         task, opts.precision, opts.provider, calibration_data="calib" if calibration is not None else None
     ) if opts.olive_int4 else []  # fmt: skip
+    if olive_chains and source.kind == "hf" and (problem := olive_quantized_problem(config_json(source.path))):
+        logger.info("olive-ai int4 candidates left out: %s", problem)  # each failed after its quantization
+        olive_chains = []
     if source.adapter_path:  # Olive's auto-opt keeps the adapter apart (ExtractAdapters): say that we do not
         logger.info("the adapter %s is merged into each candidate's weights (Olive's auto-opt keeps it as a separate "
                     ".onnx_adapter file: `olive-ext generate-adapter` builds that)", source.adapter_path)  # fmt: skip
