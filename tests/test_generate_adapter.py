@@ -291,3 +291,26 @@ def test_chat_without_an_adapter_says_the_base_model_answers(multi: Path, caplog
     with caplog.at_level("WARNING", logger="olive_ext"):
         open_chat(ChatOptions(model_name_or_path=str(multi), adapter="tone"))
     assert "chatting with the base model" not in caplog.text
+
+
+def test_layers_that_cannot_be_run_time_inputs_are_answered_with_what_can(tmp_path: Path) -> None:
+    """A Phi-3 fine-tune with the default targets (its fused qkv_proj, gate_up_proj) was refused naming q_proj, k_proj
+    ... as "supported", none of which Phi-3 has; a GPT-2 (no builder class at all) was refused for its c_attn. The
+    Phi-3 refusal names the layers it has that can be inputs, and the merge; GPT-2 is refused as the builder's."""
+    from tiny_models import build_tiny_decoder
+
+    phi3 = build_tiny_decoder(tmp_path / "phi3", "phi3")
+    adapter = make_random_adapter(phi3, tmp_path / "a", target_modules=["qkv_proj", "gate_up_proj"])
+    opts = GenerateAdapterOptions(model_name_or_path=str(phi3), adapter_path=[str(adapter)],
+                                  output_path=str(tmp_path / "out"), cache_dir=str(tmp_path / "c"))  # fmt: skip
+    with pytest.raises(UserInputError) as info:
+        generate_adapters(opts)
+    assert "fine-tune with --target_modules down_proj,o_proj" in str(info.value)
+    assert f"olive-ext auto-opt -m {phi3} --adapter_path {adapter}" in str(info.value)
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    gpt2 = tmp_path / "gpt2"
+    GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=1, n_head=2, vocab_size=512, n_positions=64)).save_pretrained(gpt2)
+    with pytest.raises(UserInputError, match="GPT2LMHeadModel") as info:
+        generate_adapters(opts.model_copy(update={"model_name_or_path": str(gpt2)}))
+    assert "target_modules" not in str(info.value)

@@ -131,9 +131,16 @@ def preflight(sources: list[AdapterSource], base_path: str) -> list[str]:
             continue
         unsupported = s.target_modules - SUPPORTED_MODULES
         if unsupported:
+            # the base's own modules among those (Phi-3 has o_proj and down_proj only: naming q_proj did not help)
+            usable = sorted({k.split(".")[-2] for k in shapes if k.count(".") >= 1} & SUPPORTED_MODULES)
+            merge = f"olive-ext auto-opt -m {base_path} --adapter_path {s.path}"
+            what_to_do = (f"fine-tune with --target_modules {','.join(usable)} (this model's layers that can be), "
+                          f"or merge the adapter into the model: {merge}" if usable else
+                          f"this model has none of the layers that can be ({', '.join(sorted(SUPPORTED_MODULES))}): "
+                          f"merge the adapter into the model instead: {merge}")  # fmt: skip
             problems.append(
-                f"adapter {s.name!r}: target_modules {sorted(unsupported)} are not supported as run-time "
-                f"inputs (supported: {', '.join(sorted(SUPPORTED_MODULES))})"
+                f"adapter {s.name!r}: target_modules {sorted(unsupported)} are not supported as run-time inputs; "
+                + what_to_do
             )
         if cfg.get("modules_to_save"):
             problems.append(

@@ -44,8 +44,9 @@ from olive_ext.models.adapters import (
     unique_names,
     write_adapter_file,
 )
-from olive_ext.models.folder import resolve_model_arg, write_model_config
+from olive_ext.models.folder import config_json, resolve_model_arg, write_model_config
 from olive_ext.models.hub import hub_model_folder
+from olive_ext.onnx.genai_builder import check_buildable
 from olive_ext.options import validate_options, with_options_signature
 from olive_ext.passes.context import RunContext
 from olive_ext.progress import Progress
@@ -141,6 +142,8 @@ def generate_adapters(opts: GenerateAdapterOptions, progress: Progress | None = 
     ctx = open_context(opts.cache_dir, target, progress)
     cache = ctx.cache
     base = _base_model(opts.model_name_or_path, cache, ctx)
+    # a model the builder has no class for (GPT-2, OPT) was refused for its adapters' target_modules instead
+    check_buildable(config_json(base.path), opts.model_name_or_path, base.path)
     sources = [resolve_adapter(p) for p in opts.adapter_path]
     unique_names(sources)
     problems = preflight(sources, base.path)
