@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import Field, field_validator
 
+from olive_ext.data.formats import ALPACA_PROMPT
 from olive_ext.errors import Terminated, UserInputError
 from olive_ext.line_reader import line_reader
 from olive_ext.models.folder import config_json, find_genai_model, model_task, resolve_model_arg, tokenizer_folder
@@ -222,9 +223,13 @@ def trained_text_template(root: Path) -> str | None:
 
 
 def _no_template(root: Path, folder: Path | None = None, served: bool = True) -> UserInputError:
-    where = (f"write the base model's chat template to {folder / 'chat_template.jinja'}" if folder is not None
-             else "export the GGUF from a Hugging Face model that has a chat template")  # fmt: skip
-    also = ", or send your own prompts to `olive-ext serve`'s /v1/completions" if served else ""
+    gguf = "export the GGUF from a Hugging Face model that has a chat template"
+    where = f"write a chat template (the base model's, if it has one) to {folder / 'chat_template.jinja'}" if folder \
+        else gguf
+    # a fine-tune of such a model on instruction rows learned alpaca's prompt (olive-ext's default without a template)
+    form = ALPACA_PROMPT.format(instruction="...", input_block="")
+    also = (f", or send prompts in the form it was fine-tuned on (alpaca rows: {form!r}) to `olive-ext serve`'s "
+            "/v1/completions" if served else "")  # fmt: skip
     return UserInputError(f"{root} has no chat template: chat renders each turn with the model's template",
                           hint=where + also)
 
