@@ -849,3 +849,22 @@ def test_flags_that_would_do_nothing_with_the_others_are_refused(
         assert code == (2 if refused else 0) and said in " ".join(err.split()) and "got {" not in err, (flags, err)
     assert _err(capsys, [*base, "--logging_dir", "tb", "--report_to", "tensorboard"])[0] == 0
     assert _err(capsys, [*base, "--eval_steps", "2", "--eval_split", "train[90:]"])[0] == 0
+
+
+def test_a_model_no_command_can_build_is_said_before_training(
+    tiny_llama: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """finetune trained a GPT-2 (or OPT, GPT-NeoX) without a word, and auto-opt, quantize and generate-adapter then
+    refused the fine-tune: said before training, with the way onward (export --format hf)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from olive_ext.workflows.finetune import _say_if_not_buildable
+
+    gpt2 = tmp_path / "gpt2"
+    GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=1, n_head=2, vocab_size=512, n_positions=64)).save_pretrained(gpt2)
+    with caplog.at_level("WARNING", logger="olive_ext"):
+        _say_if_not_buildable(str(tiny_llama))
+        assert "it fine-tunes, but" not in caplog.text
+        _say_if_not_buildable(str(gpt2))
+    assert "it fine-tunes, but" in caplog.text and "GPT2LMHeadModel" in caplog.text
+    assert "olive-ext export --format hf" in caplog.text

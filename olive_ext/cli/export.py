@@ -64,8 +64,14 @@ def main(args: argparse.Namespace) -> int:
     what = result.info.get("quant") or "merged, safetensors"
     console.print(f"wrote {result.model_file} ({size:.1f} MiB, {what})", highlight=False, soft_wrap=True)
     if result.info.get("kind") == "hf":  # not a bundle yet: built for a runtime first
-        console.print(f"build it for a device with: olive-ext auto-opt -m {shlex.quote(str(result.output_dir))} -o "
-                      "<output>", highlight=False, soft_wrap=True)  # fmt: skip
+        # not where the builder has no class for the model (GPT-2, OPT): that auto-opt refused at once
+        from olive_ext.models.folder import config_json
+        from olive_ext.onnx.genai_builder import builder_input_problem
+
+        config = config_json(result.model_file)
+        if config is None or builder_input_problem(config, result.model_file / "config.json") is None:
+            console.print(f"build it for a device with: olive-ext auto-opt -m {shlex.quote(str(result.output_dir))} "
+                          "-o <output>", highlight=False, soft_wrap=True)  # fmt: skip
         return 0
     console.print(
         f"bundle it with: olive-ext package -m {shlex.quote(str(result.output_dir))} -o <bundle>",

@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from olive_ext.artifacts import generates_text
 from olive_ext.data import load_rows, to_examples
 from olive_ext.data.formats import columns_of, detect_format
 from olive_ext.data.load import LOCAL_BUILDERS
@@ -29,7 +30,8 @@ from olive_ext.engine.preflight import check_model_folder
 from olive_ext.engine.results import OutputFolder, RunResult
 from olive_ext.engine.runner import check_step_input
 from olive_ext.errors import UserInputError
-from olive_ext.models.folder import MODEL_CONFIG, absolute_if_local, resolve_model_arg, write_model_config
+from olive_ext.models.folder import MODEL_CONFIG, absolute_if_local, config_json, resolve_model_arg, write_model_config
+from olive_ext.onnx.genai_builder import builder_input_problem
 from olive_ext.options import parse_bool, validate_options, with_options_signature
 from olive_ext.passes.gguf_to_hf import fill_from_metadata
 from olive_ext.passes.lora import LoraPass
@@ -248,6 +250,7 @@ def run_finetune(opts: FinetuneRunOptions, progress: Progress | None = None) -> 
     if not distributed.is_main():  # rank 0 says what there is to say: each warning was printed once per process
         logging.getLogger("olive_ext").setLevel(logging.ERROR)
     recipe = finetune_recipe(opts)
+    _say_if_not_buildable(opts.model_name_or_path)
     distributed.init()
     if not distributed.is_main():
         message = distributed.receive()
@@ -272,6 +275,17 @@ def run_finetune(opts: FinetuneRunOptions, progress: Progress | None = None) -> 
     distributed.barrier()
     assert result.output_dir is not None
     return FinetuneResult(result.output_dir, metrics, result)
+
+
+def _say_if_not_buildable(model: str | None) -> None:
+    """Warn, before training, when no later command can build the fine-tune for a device (GPT-2, OPT, GPT-NeoX:
+    the genai builder has no class for them): auto-opt, quantize and generate-adapter refused it only after."""
+    config = config_json(model) if model else None
+    problem = builder_input_problem(config, Path(str(model)) / "config.json") if config is not None else None
+    if problem is not None and config is not None and generates_text(config.get("architectures") or []):
+        logging.getLogger("olive_ext").warning(
+            "%s: it fine-tunes, but %s, so auto-opt, quantize and generate-adapter will refuse the fine-tune; "
+            "`olive-ext export --format hf` writes it merged, for transformers", model, problem)
 
 
 @api_call()
