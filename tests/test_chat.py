@@ -319,11 +319,15 @@ def test_cli_reads_piped_messages_until_end_of_input(genai_model: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "olive_ext", "chat", "-m", str(genai_model), "--max_new_tokens", "5",
          "--temperature", "0.8", "--seed", "1"],
-        input="hello\n/reset\n/help\nhi\n", capture_output=True, text=True, timeout=120,
+        input="hello\n/reset\n/help\nhi\n/path/to/file is broken\n//help me\n", capture_output=True, text=True,
+        timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "(conversation cleared)" in proc.stdout and "unknown command /help" in proc.stdout
-    assert proc.stdout.count("> ") == 5 and "Traceback" not in proc.stderr
+    assert "start a message with // to send it" in proc.stdout
+    # a message starting with a path, or with // (sent with one "/"), is a message: "/path/..." was an unknown command
+    assert proc.stdout.count("unknown command") == 1
+    assert proc.stdout.count("> ") == 7 and "Traceback" not in proc.stderr
 
 
 def test_a_piped_line_that_is_not_utf8_is_refused_and_the_chat_goes_on(genai_model: Path) -> None:

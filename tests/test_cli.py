@@ -529,3 +529,24 @@ def test_ctrl_c_while_the_command_starts_is_one_line_and_exit_130(
     assert cli.main(["validate", "recipe.yaml"]) == 130
     err = capsys.readouterr().err
     assert "interrupted before the command started" in err and "Traceback" not in err
+
+
+def test_files_a_library_wrote_private_get_the_outputs_mode(tmp_path: Path) -> None:
+    """`export --format hf` wrote model.safetensors 0600 (transformers writes it through a private temporary file)
+    beside files 0644: a model copied to a server or shared folder was unreadable there. The umask decides."""
+    import os
+    import stat
+
+    from olive_ext.engine.output import staged_output
+
+    old = os.umask(0o022)
+    try:
+        with staged_output(tmp_path / "out", overwrite=False) as stage:
+            (stage / "model.safetensors").write_bytes(b"x")
+            (stage / "model.safetensors").chmod(0o600)
+            (stage / "private.key").write_bytes(b"k")
+            (stage / "private.key").chmod(0o400)  # a mode that is not a library's default is left alone
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "out" / "model.safetensors").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "out" / "private.key").stat().st_mode) == 0o400

@@ -173,6 +173,7 @@ def staged_output(path: str | Path, overwrite: bool) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
+    _as_umask_allows(stage)
     if not (stage / "manifest.json").is_file():  # a bundle's manifest lists its files
         names = sorted(e.name for e in stage.iterdir())
         (stage / WRITTEN).write_text(json.dumps(names) + "\n", encoding="utf-8")
@@ -195,6 +196,25 @@ def staged_output(path: str | Path, overwrite: bool) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.rename(stage, dest)
+
+
+def _as_umask_allows(stage: Path) -> None:
+    """Files a library wrote private (0600 through mkstemp: transformers' model.safetensors of `export --format hf`,
+    onnxruntime's quantized model.onnx.data) get the mode the user's umask gives every other file of the output."""
+    mode = 0o666 & ~_umask()
+    for f in stage.rglob("*"):
+        with contextlib.suppress(OSError):
+            if f.is_file() and not f.is_symlink() and f.stat().st_mode & 0o777 == 0o600 and mode != 0o600:
+                f.chmod(mode)
+
+
+def _umask() -> int:
+    """This process's umask, read without changing it (os.umask sets one to read it); 0o022 where /proc lacks it."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    return 0o022
 
 
 def write_json(path: Path, data: Any) -> None:

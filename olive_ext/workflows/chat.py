@@ -357,8 +357,10 @@ def _turn(session: ChatSession | GGUFChatSession | TorchChatSession, text: str, 
     if problem := unusable_text(text):  # a lone surrogate raised UnicodeEncodeError, a NUL cut the message
         write(f"(that line {problem}; it was not sent)\n")
         return
-    if text.startswith("/"):
-        write(f"(unknown command {text.split()[0]}; {HELP_LINE})\n")
+    if text.startswith("//"):  # a message that starts with "/": sent with one of them
+        text = text[1:]
+    elif text.startswith("/") and "/" not in text.split()[0][1:]:  # "/path/to/file is broken" is a message
+        write(f"(unknown command {text.split()[0]}; {HELP_LINE}; start a message with // to send it as it is)\n")
         return
     try:
         reply = session.answer(text, write)
