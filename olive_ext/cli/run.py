@@ -71,7 +71,11 @@ def main(args: argparse.Namespace) -> int:
     if args.list_required_packages:
         return list_required_packages(args.config, bool(args.lenient))
     if args.setup:
-        logging.getLogger("olive_ext").info("--setup: nothing to set up; olive-ext installs what its passes use")
+        # Olive's --setup installs the config's packages and exits; the guides run `olive run --config X --setup` as
+        # the step that fine-tunes, so the config is run (README: the guide's commands)
+        logging.getLogger("olive_ext").warning(
+            "--setup: nothing to set up (olive-ext installs what its passes use; --list_required_packages lists what "
+            "is missing); running the config, as the guide's `olive run --config ... --setup` step expects")
     recipe = as_recipe(args.config, output_path=args.output_path, overwrite=args.overwrite or None,
                        cache_dir=args.cache_dir, executor=args.executor, ray_address=args.ray_address,
                        lenient=args.lenient, model_path=args.model_name_or_path,
