@@ -188,12 +188,12 @@ class Cache:
         for work in self.tmp.iterdir():
             parts = work.name.split(".")
             pid = int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else None
-            if pid is None or not _pid_alive(pid):
-                if work.is_dir() and not work.is_symlink():
+            if work.is_dir() and not work.is_symlink():
+                if pid is None or not _pid_alive(pid):
                     shutil.rmtree(work, ignore_errors=True)
-                else:
-                    with contextlib.suppress(OSError):
-                        work.unlink()
+            elif pid is not None and not _pid_alive(pid):  # a file only when it names its dead process: a Ray run's
+                with contextlib.suppress(OSError):  # marker (tmp/ray-run-<id>) names none, and is read by workers
+                    work.unlink()
 
 
 RUNS = "runs"  # <cache_dir>/runs/<pid>.<random>.lock: held by each process using the cache
