@@ -103,6 +103,7 @@ def test_the_commands_mistakes_are_one_line_errors(
         (["-m", str(tmp_path / "bundle.zip"), "--prompt", "hi"], "is an archive; the model runs from the bundle's"),
         (["-m", str(genai_model), "--prompt", "caf\udce9"], "is not UTF-8 text (cannot decode 0xe9)"),  # argv's b"\xe9"
         (["-m", str(genai_model), "--adapter", "", "--prompt", "hi"], "adapter '' not found"),  # a TypeError
+        (["-m", str(genai_model), "--prompt", " "], "prompt: is empty"),  # sent an empty user message
     ]
     (tmp_path / "bundle.zip").write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip: what `package --zip` writes
     untemplated = _without_chat_template(genai_model, tmp_path / "no-template")

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from olive_ext.data.formats import ALPACA_PROMPT
 from olive_ext.errors import Terminated, UserInputError
@@ -70,9 +70,11 @@ class ChatOptions(Options):
 
     @field_validator("prompt", "system")
     @classmethod
-    def _utf8(cls, value: str | None) -> str | None:
+    def _utf8(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None and (problem := unusable_text(value)):
             raise ValueError(problem)
+        if info.field_name == "prompt" and value is not None and not value.strip():  # sent an empty user message
+            raise ValueError("is empty: give the message to send (leave --prompt out to chat line by line)")
         return value
 
     def sampling(self) -> Sampling:
