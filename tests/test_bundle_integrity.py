@@ -266,18 +266,23 @@ def test_zip_members_the_manifest_does_not_vouch_for_are_not_unpacked(
 
     monkeypatch.setattr(zipfile.ZipFile, "extractall", spy)
     source = pristine.with_name("bundle.zip")
-    extra, bigger = tmp_path / "extra.zip", tmp_path / "bigger.zip"
+    extra, bigger, renamed = tmp_path / "extra.zip", tmp_path / "bigger.zip", tmp_path / "renamed.zip"
     with zipfile.ZipFile(source) as zi:
-        for archive, change in ((extra, "add"), (bigger, "grow")):
+        for archive, change in ((extra, "add"), (bigger, "grow"), (renamed, "rename")):
             with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zo:
                 for info in zi.infolist():
                     data = zi.read(info)
                     if change == "grow" and info.filename.endswith("genai_config.json"):
                         data += b" " * (8 << 20)
-                    zo.writestr(info.filename, data)
+                    name = info.filename
+                    if change == "rename" and name.endswith("/README.md"):
+                        name = name[: -len(".md")] + ".txt"
+                    zo.writestr(name, data)
                 if change == "add":
                     zo.writestr("bundle/model/zeros.bin", b"\0" * (20 << 20))
     assert "model/zeros.bin is not in the manifest (not unpacked)" in verify_fails(capsys, extra, "zeros.bin")
+    # a renamed member was named as an extra file only; the file the manifest lists is missing too
+    assert "README.md is missing" in verify_fails(capsys, renamed, "README.md")
     line = verify_fails(capsys, bigger, "genai_config.json")
     assert "unpacks to" in line and "the manifest says" in line
     assert extracted == []

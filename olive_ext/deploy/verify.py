@@ -114,6 +114,9 @@ def _zip_against_manifest(archive: Path) -> VerifyReport | None:
         return report
     for rel in sorted(set(sizes) - set(listed) - {MANIFEST, SIGNATURE}):
         report.add("no extra files", False, f"{rel} is not in the manifest (not unpacked)")
+    if report.checks:  # the zip is refused unpacked: a renamed member was named as an extra file only
+        for rel in sorted(set(listed) - set(sizes)):
+            report.add("file present", False, f"{rel} is missing")
     for rel in sorted(set(sizes) & set(listed)):
         if sizes[rel] != listed[rel]:
             report.add("checksum", False, f"{rel} unpacks to {sizes[rel]:,} bytes, the manifest says {listed[rel]:,}")
