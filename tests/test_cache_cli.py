@@ -305,3 +305,14 @@ def test_a_size_larger_than_any_disk_is_refused_in_one_line(
     cache = Cache(tmp_path / "c")
     assert main(["cache", "prune", "--max-size", "9" * 400 + "GB", "--dry_run", "--cache_dir", str(cache.root)]) == 2
     assert "larger than any disk" in capsys.readouterr().err
+
+
+def test_a_negative_value_reaches_its_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`cache prune --older-than -1d` got argparse's "expected one argument" (a value starting with "-" was taken for
+    a flag); it reaches the duration check now, which says how to write one. Plain negative numbers did already."""
+    cache = Cache(tmp_path / "c")
+    assert main(["cache", "prune", "--older-than", "-1d", "--cache_dir", str(cache.root)]) == 2
+    err = capsys.readouterr().err
+    assert "'-1d' is not a duration" in err and "expected one argument" not in err
+    assert main(["cache", "prune", "--max-size", "-1GB", "--cache_dir", str(cache.root)]) == 2
+    assert "'-1GB' is not a size" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import re
 import sys
 from types import ModuleType
 
@@ -98,6 +99,19 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def negative_values(argv: list[str]) -> list[str]:
+    """``--flag -1d`` as ``--flag=-1d``: argparse takes a value that starts with "-" for another flag unless it is a
+    plain number, and said "expected one argument" (`cache prune --older-than -1d`, `--learning_rate -1e-4`); the
+    value now reaches its check, which says what it must be."""
+    out: list[str] = []
+    for arg in argv:
+        if out and re.match(r"-\.?\d", arg) and re.fullmatch(r"--[A-Za-z][\w-]*", out[-1]):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def _main(argv: list[str] | None) -> int:
     from olive_ext.cli.common import run_command
 
@@ -115,7 +129,7 @@ def _main(argv: list[str] | None) -> int:
     if not argv:
         parser.print_help()
         return 0
-    argv = bare_bool_flags(parser, command, argv)
+    argv = negative_values(bare_bool_flags(parser, command, argv))
     args, unknown = parser.parse_known_args(argv)
     mod = getattr(args, "_module", None)
     if mod is None:
