@@ -469,17 +469,12 @@ def delete_entries(root: str | Path | None, doomed: list[CacheEntry]) -> list[Ca
     tmp.mkdir(parents=True, exist_ok=True)
     deleted = []
     for e in doomed:
-        if e.kind == CHECKPOINTS:  # no build lock: kept whenever another process uses the cache (select_for_pruning)
-            trash = tmp / f"{e.path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}-pruned"
-            with contextlib.suppress(OSError):
-                os.rename(e.path, trash)
-                shutil.rmtree(trash, ignore_errors=True)
-                deleted.append(e)
-            continue
-        with _unless_locked(base, e.key) as free:
+        # checkpoints have no build lock: they are kept whenever another process uses the cache (select_for_pruning)
+        lock = contextlib.nullcontext(True) if e.kind == CHECKPOINTS else _unless_locked(base, e.key)
+        with lock as free:
             if not free or _being_written(tmp, e.key):
                 continue
-            trash = tmp / f"{e.key}.{os.getpid()}.{uuid.uuid4().hex[:8]}-pruned"
+            trash = tmp / f"{e.path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}-pruned"
             try:
                 os.rename(e.path, trash)
             except OSError:

@@ -24,6 +24,7 @@ from typing import Any
 
 from olive_ext.errors import UserInputError
 from olive_ext.evaluate.backends.llama_cpp import MARKER
+from olive_ext.models.folder import eos_token_ids
 from olive_ext.models.gguf_header import trained_context
 
 MODELFILE = "Modelfile"
@@ -266,10 +267,7 @@ def _eos_ids(files: TokenizerFiles) -> list[int]:
     """End-of-turn ids: generation_config's eos_token_id (one or a list), else the tokenizer's eos token."""
     value = files.generation.get("eos_token_id")
     ids = [int(v) for v in value] if isinstance(value, list) else [int(value)] if value is not None else []
-    eos = _special_tokens(files).get("eos_token")
-    if eos:
-        ids += [int(t["id"]) for t in files.tokenizer.get("added_tokens", []) if t.get("content") == eos]
-    return sorted(set(ids))
+    return sorted(set(ids) | eos_token_ids(files.config, files.tokenizer))
 
 
 def gguf_manifest_fields(stage: Path, files: TokenizerFiles) -> dict[str, Any]:

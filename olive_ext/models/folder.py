@@ -129,28 +129,46 @@ def adapter_base(folder: Path) -> str:
 
 
 def tokenizer_eos_ids(folder: Path) -> set[int]:
-    """The id of the eos token a folder's tokenizer_config.json names, read from its tokenizer.json (added tokens,
-    then the vocabulary); empty when either file is missing or says nothing. Training ends every answer with it, so
-    a backend that stops only on the config's eos ids generated past the answer: a tokenizer eos <|im_end|> beside
-    a config eos <|endoftext|> scored the PyTorch reference 0% where every candidate scored 100%."""
+    """The id of the eos token a folder's tokenizer_config.json names (:func:`eos_token_ids`); empty when either
+    file is missing or unreadable. Training ends every answer with it, so a backend that stops only on the config's
+    eos ids generated past the answer: a tokenizer eos <|im_end|> beside a config eos <|endoftext|> scored the
+    PyTorch reference 0% where every candidate scored 100%."""
     try:
         config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
-        eos = config.get("eos_token") if isinstance(config, dict) else None
-        eos = eos.get("content") if isinstance(eos, dict) else eos
-        if not isinstance(eos, str):
-            return set()
         tokenizer = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         return set()
-    if not isinstance(tokenizer, dict):
+    return eos_token_ids(config, tokenizer)
+
+
+def eos_token_ids(tokenizer_config: Any, tokenizer_json: Any) -> set[int]:
+    """The id of the eos token a read tokenizer_config.json names (text, or ``{"content": ...}``), found in a read
+    tokenizer.json's added tokens, then its vocabulary; empty when either says nothing."""
+    eos = tokenizer_config.get("eos_token") if isinstance(tokenizer_config, dict) else None
+    eos = eos.get("content") if isinstance(eos, dict) else eos
+    if not isinstance(eos, str) or not isinstance(tokenizer_json, dict):
         return set()
-    tokens = tokenizer.get("added_tokens")
+    tokens = tokenizer_json.get("added_tokens")
     added = [t.get("id") for t in tokens if isinstance(t, dict) and t.get("content") == eos] if isinstance(
         tokens, list) else []  # fmt: skip
-    model = tokenizer.get("model")
+    model = tokenizer_json.get("model")
     vocab = model.get("vocab") if isinstance(model, dict) else None
     found = added or ([vocab[eos]] if isinstance(vocab, dict) and eos in vocab else [])
     return {int(i) for i in found if isinstance(i, int)}
+
+
+def folder_eos_ids(folder: Path) -> set[int]:
+    """Every end-of-sequence id a model folder names: config.json's and generation_config.json's eos_token_id (one
+    or a list) and the tokenizer's eos token (what training ends answers with)."""
+    ids = tokenizer_eos_ids(folder)
+    for name in ("config.json", "generation_config.json"):
+        try:
+            data = json.loads((folder / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            continue
+        eos = data.get("eos_token_id") if isinstance(data, dict) else None
+        ids |= {int(e) for e in (eos if isinstance(eos, list) else [eos]) if isinstance(e, int)}
+    return ids
 
 
 def tokenizer_folder(base: str | Path, adapter: str | Path | None) -> str:

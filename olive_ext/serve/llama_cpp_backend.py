@@ -105,7 +105,7 @@ class LlamaCppBackend:
         self._first = models[0]  # its vocabulary tokenizes (read-only; see the module's docstring)
         self.context_length = held_context(self._first)  # what --context_length asked for, not llama.cpp's padding
         # the model's trained context: what --context_length may raise the served one to
-        self.max_context_length = max(self.context_length, trained_context(gguf) or 0)
+        self.max_context_length = max(self.context_length, trained or 0)
         self.adapters = []
         self.penalties = True
         self.gguf = gguf

@@ -281,8 +281,9 @@ def _say_if_not_buildable(model: str | None) -> None:
     """Warn, before training, when no later command can build the fine-tune for a device (GPT-2, OPT, GPT-NeoX:
     the genai builder has no class for them): auto-opt, quantize and generate-adapter refused it only after."""
     config = config_json(model) if model else None
-    problem = builder_input_problem(config, Path(str(model)) / "config.json") if config is not None else None
-    if problem is not None and config is not None and generates_text(config.get("architectures") or []):
+    if config is None or not generates_text(config.get("architectures") or []):
+        return  # no local config, or an encoder (the builder's "not a generative LLM" is not this warning's)
+    if problem := builder_input_problem(config, Path(str(model)) / "config.json"):
         logging.getLogger("olive_ext").warning(
             "%s: it fine-tunes, but %s, so auto-opt, quantize and generate-adapter will refuse the fine-tune; "
             "`olive-ext export --format hf` writes it merged, for transformers", model, problem)

@@ -14,20 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from olive_ext.evaluate.backends.base import Forced, Generation, LMBackend, Stopwatch, top2
-from olive_ext.models.folder import tokenizer_eos_ids
+from olive_ext.models.folder import folder_eos_ids
 from olive_ext.onnx.openvino_ir import OVModel
-
-
-def _eos_ids(folder: str) -> set[int]:
-    import json
-
-    ids: set[int] = set()
-    for name in ("config.json", "generation_config.json"):
-        path = Path(folder) / name
-        if path.exists():
-            eos = json.loads(path.read_text()).get("eos_token_id")
-            ids |= {int(e) for e in (eos if isinstance(eos, list) else [eos]) if e is not None}
-    return ids
 
 
 class OpenVINOLMBackend(LMBackend):
@@ -35,7 +23,7 @@ class OpenVINOLMBackend(LMBackend):
 
     def __init__(self, folder: str, threads: int) -> None:
         self.model = OVModel(folder, threads)
-        self.eos_ids = _eos_ids(folder) | tokenizer_eos_ids(Path(folder))
+        self.eos_ids = folder_eos_ids(Path(folder))
 
     def generate(self, prompt: list[int], max_new_tokens: int, min_new_tokens: int = 0) -> Generation:
         out = Generation()
