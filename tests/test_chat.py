@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -339,6 +340,48 @@ def test_a_piped_line_that_is_not_utf8_is_refused_and_the_chat_goes_on(genai_mod
     out, err = proc.stdout.decode(), proc.stderr.decode()
     assert proc.returncode == 0 and "Traceback" not in err, err
     assert "not UTF-8 text" in out and "not sent" in out and out.count("> ") == 3  # the next line was answered
+
+
+def test_a_piped_line_too_long_for_the_context_is_dropped_as_it_is_read(genai_model: Path) -> None:
+    """A 30 MB line piped into chat was held whole, decoded and tokenized (20 s, 1 GB) before the context refused
+    it; it is read to its end and dropped now, and the next line is answered."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "olive_ext", "chat", "-m", str(genai_model), "--max_new_tokens", "3"],
+        input=b"x" * 30_000_000 + b"\nhi\n", capture_output=True, timeout=120,
+    )  # fmt: skip
+    out, err = proc.stdout.decode(), proc.stderr.decode()
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    assert "(that line is 30000000 bytes, more text than the model's context of" in out, out[-500:]
+    assert out.count("> ") == 3  # the next line was answered
+
+
+def test_the_pipe_reader_drops_only_lines_over_its_limit() -> None:
+    from olive_ext.line_reader import LineTooLongError, _PipeReader
+
+    read_end, write_end = os.pipe()
+    wake_r, wake_w = os.pipe()
+    data = b"a" * 10 + b"\n" + b"b" * 11 + b"\n" + b"c" * 200_000 + b"\nlast"
+
+    def feed() -> None:  # more than a pipe's buffer: written while the reader reads
+        with os.fdopen(write_end, "wb") as f:
+            f.write(data)
+
+    threading.Thread(target=feed, daemon=True).start()
+    reader = _PipeReader(read_end, wake_r, "utf-8", "strict", max_line_bytes=10)
+    try:
+        assert reader("") == "a" * 10  # exactly the limit is a line
+        with pytest.raises(LineTooLongError) as e:
+            reader("")
+        assert (e.value.size, e.value.limit) == (11, 10)
+        with pytest.raises(LineTooLongError) as e:  # longer than a read: dropped as it comes, not held
+            reader("")
+        assert e.value.size == 200_000 and len(reader.pending) <= 10
+        assert reader("") == "last"  # the end of input without a newline is a line
+        with pytest.raises(EOFError):
+            reader("")
+    finally:
+        for fd in (read_end, wake_r, wake_w):
+            os.close(fd)
 
 
 def test_a_piped_line_with_a_nul_is_refused_and_kept_out_of_the_history(genai_model: Path) -> None:

@@ -19,7 +19,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from olive_ext.data.formats import ALPACA_PROMPT
 from olive_ext.errors import Terminated, UserInputError
-from olive_ext.line_reader import line_reader
+from olive_ext.line_reader import LineTooLongError, line_reader
 from olive_ext.models.folder import config_json, find_genai_model, model_task, resolve_model_arg, tokenizer_folder
 from olive_ext.onnx.chat import (
     ChatSession,
@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 
 HELP_LINE = "/reset forgets the conversation, /exit (or Ctrl-D) quits; Ctrl-C stops an answer"
 EXIT_WORDS = {"/exit", "/quit", "/bye"}
+# A piped line longer than context x this many bytes cannot fit (no tokenizer's token is longer) and is dropped
+# as it is read: a 30 MB line took 20 s and 1 GB to tokenize before the context refused it.
+MAX_BYTES_PER_TOKEN = 128
 
 
 class ChatOptions(Options):
@@ -322,7 +325,7 @@ def chat_loop(
     ``write`` gets text pieces (no newline added). Ctrl-C during an answer stops that answer; at the
     prompt it says how to quit."""
     if read is None:
-        with line_reader() as read_stdin:
+        with line_reader(session.context_tokens * MAX_BYTES_PER_TOKEN) as read_stdin:
             return chat_loop(session, read_stdin, write)
     write(HELP_LINE + "\n")
     while True:
@@ -331,6 +334,12 @@ def chat_loop(
         except EOFError:
             write("\n")
             return
+        except LineTooLongError as e:  # read to its end and dropped, never held or tokenized whole
+            write(
+                f"(that line is {e.size} bytes, more text than the model's context of {session.context_tokens} tokens "
+                "holds; it was not sent)\n"
+            )
+            continue
         except UnicodeDecodeError as e:  # a strict stdin (a UTF-8 locale without surrogateescape)
             write(f"(that line is not UTF-8 text ({e.reason}) and was not sent; write it in UTF-8)\n")
             continue
