@@ -140,6 +140,7 @@ def library_noise_hidden(loads_models: bool = True) -> Iterator[None]:
     import importlib
     import warnings
 
+    tqdm_bars = _tqdm_bars_off()  # imports tqdm before TQDM_DISABLE is set below: see there
     ours = [name for name in PROGRESS_BAR_ENV if name not in os.environ]  # disable_library_progress_bars sets them
     if loads_models and "transformers" not in sys.modules:
         with contextlib.suppress(ImportError):
@@ -163,7 +164,7 @@ def library_noise_hidden(loads_models: bool = True) -> Iterator[None]:
     misleading_levels = [lg.level for lg in misleading]
     for lg in misleading:
         lg.setLevel(logging.ERROR)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), tqdm_bars:
         for message in _LIBRARY_DEPRECATIONS:
             warnings.filterwarnings("ignore", message=message, category=FutureWarning)
         disable_library_progress_bars()
@@ -186,6 +187,30 @@ def library_noise_hidden(loads_models: bool = True) -> Iterator[None]:
                 import torch
 
                 torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def _tqdm_off(tqdm_class: Any) -> Iterator[None]:
+    """tqdm's bars off by default for the block (a caller's explicit ``disable=`` still wins), then as before."""
+    original = tqdm_class.__dict__["__init__"]
+    tqdm_class.__init__ = functools.partialmethod(original, disable=True)
+    try:
+        yield
+    finally:
+        tqdm_class.__init__ = original
+
+
+def _tqdm_bars_off() -> contextlib.AbstractContextManager[None]:
+    """Bars that use tqdm directly (olive-ai's GPTQ and RTN "Processing layers", "Quantizing and packing linear
+    layers") off for one API call. tqdm reads TQDM_DISABLE once, when it is first imported: in a caller that had
+    imported it (transformers does), the variable came too late and the bars reached the notebook; read at a first
+    import during the call, it would have switched the caller's own bars off for good. So tqdm is imported before
+    the variable is set (the call's child processes read it) and its default is switched for the call only."""
+    try:
+        from tqdm import std
+    except ImportError:  # pragma: no cover - transformers and huggingface_hub depend on tqdm
+        return contextlib.nullcontext()
+    return _tqdm_off(std.tqdm)
 
 
 def _torch_threads() -> int | None:

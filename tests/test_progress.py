@@ -172,3 +172,35 @@ def test_a_finetune_and_an_int4_build_print_no_library_noise(tiny_llama: Path, q
     defined |= {o for node in graph.node for o in node.output}
     assert "lm_head.MatMul.weight_scale" in defined
     assert not [i for node in graph.node for i in node.input if i not in defined]
+
+
+_TQDM_AROUND_AN_API_CALL = """
+import io, sys
+{first}
+from olive_ext.quiet import library_noise_hidden
+
+def bar_text() -> str:
+    from tqdm import tqdm
+    out = io.StringIO()
+    for _ in tqdm(range(3), desc="Processing layers", file=out):
+        pass
+    return out.getvalue()
+
+with library_noise_hidden(loads_models=False):
+    inside = bar_text()
+    explicit = __import__("tqdm").tqdm(range(1), file=io.StringIO(), disable=False).disable
+after = bar_text()
+print(repr(inside), explicit, "Processing layers" in after)
+"""
+
+
+@pytest.mark.parametrize("first", ["import tqdm  # a notebook had imported it", "# tqdm first imported in the call"])
+def test_bars_drawn_with_tqdm_itself_are_off_for_an_api_call_only(first: str) -> None:
+    """olive-ai's GPTQ and RTN draw with tqdm ("Processing layers...") and reached a notebook's output: tqdm reads
+    TQDM_DISABLE once, at its first import, which a caller had done before the call. Read at a first import during
+    a call, the variable would have switched the caller's own bars off for the rest of the process."""
+    env = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}
+    proc = subprocess.run([sys.executable, "-c", _TQDM_AROUND_AN_API_CALL.format(first=first)], capture_output=True,
+                          text=True, timeout=120, env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["''", "False", "True"], proc.stdout  # off in the call; an explicit disable= wins
