@@ -110,3 +110,20 @@ def test_minilm_export_int8_and_qdq_on_cpu(minilm: Path, shared_cache: Path, tmp
     assert graph_ops(Path(qdq.path) / "model.onnx")["QuantizeLinear"] > 0 and qdq.meta["smoke"]["ran"]
     assert qdq.meta["parity"]["min_cosine"] > 0.85  # uint8 activations are lossy on MiniLM; recorded
     _record("minilm qdq uint8/int8", qdq.meta["parity"])
+
+
+def test_minilm_auto_opt_without_data_chooses_only_within_parity(minilm: Path, shared_cache: Path,
+                                                                  tmp_path: Path) -> None:  # fmt: skip
+    """An embedder takes no eval data, so parity is the only check of its quantized builds: auto-opt chose the int8
+    build without per-channel scales (cosine 0.929 with sentence-transformers' embeddings, under the 0.99 limit its
+    own parity step recorded) over the per-channel one (0.993), as it was 0.1 MB smaller."""
+    import olive_ext
+
+    olive_ext.auto_opt(str(minilm), str(tmp_path / "out"), cache_dir=str(shared_cache), repeats=1, warmup=0)
+    candidates = json.loads((tmp_path / "out" / "candidates.json").read_text())["candidates"]
+    chosen = [c for c in candidates if c["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["artifact"]["meta"]["parity"]["passed"] is True
+    for c in candidates:
+        parity = (c["artifact"] or {}).get("meta", {}).get("parity", {})
+        assert c["error"] or parity.get("passed") is True, (c["label"], parity)  # ok only within parity
+    assert any("breaks parity" in (c["error"] or "") for c in candidates)  # the per_channel=false build, today
