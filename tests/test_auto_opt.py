@@ -281,6 +281,33 @@ def test_a_generation_metric_on_a_classifier_is_refused_before_work(tiny_bert: P
         assert not (tmp_path / metric).exists()
 
 
+def test_labels_named_with_digits_are_the_models_names_and_ids_must_be_its_classes(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    """A star-rating classifier (label2id {"1": 0, "2": 1, "3": 2}) scored 100% in PyTorch and 0 in auto-opt: a
+    label that looked like a number was taken as a class id before label2id was read. A class id the model does not
+    have (3 of 3 classes, -1) counted as a wrong row without a word."""
+    import json
+
+    import olive_ext
+    from olive_ext.errors import UserInputError
+    from olive_ext.evaluate.evaluator import class_id, label_problem
+
+    stars = tmp_path / "stars"
+    stars.mkdir()
+    (stars / "config.json").write_text(json.dumps({"label2id": {"1": 0, "2": 1, "3": 2}}))
+    assert [class_id({"1": 0, "2": 1, "3": 2}, x) for x in ("1", "2", "3")] == [0, 1, 2]
+    assert label_problem(stars, ["1", "2", "3"]) is None
+    assert "class id 4 outside the model's 3 classes" in (label_problem(stars, ["4", "1"]) or "")
+    assert class_id({"LABEL_0": 0, "LABEL_1": 1}, " 1 ") == 1 and class_id({"a": 0}, "b") is None
+    data = tmp_path / "cls.jsonl"
+    data.write_text("\n".join(json.dumps({"text": f"row {i}", "label": i % 3}) for i in range(6)))
+    with pytest.raises(UserInputError, match="class id 2 outside the model's 2 classes"):
+        olive_ext.auto_opt(tiny_bert, tmp_path / "out", data_files=str(data), text_field="text",
+                           response_field="label")  # fmt: skip
+    assert not (tmp_path / "out").exists()
+
+
 def test_labels_the_classifier_does_not_know_are_refused_before_the_builds(tiny_bert: Path, tmp_path: Path) -> None:
     """A label outside the model's label2id failed every candidate after all were built ("every candidate failed");
     --dry_run said nothing."""

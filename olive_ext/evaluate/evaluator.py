@@ -329,12 +329,11 @@ def _fitting(sizes: list[int], context: int, dataset: Any, said: set[tuple[Any, 
 def _label_id(artifact: Artifact, label: str | None) -> int:
     if label is None:
         raise OliveExtError("classification accuracy needs a label column (response_field)")
-    if label.strip().lstrip("-").isdigit():
-        return int(label)
     mapping = label_ids(Path(artifact.path))
-    if label not in mapping:
+    found = class_id(mapping, label)
+    if found is None:
         raise OliveExtError(f"label {label!r} is not in the model's label2id ({', '.join(mapping) or 'none'})")
-    return int(mapping[label])
+    return found
 
 
 def label_ids(folder: Path) -> dict[str, int]:
@@ -343,19 +342,47 @@ def label_ids(folder: Path) -> dict[str, int]:
     return dict(json.loads(config.read_text()).get("label2id", {})) if config.exists() else {}
 
 
+def class_id(mapping: dict[str, int], label: str) -> int | None:
+    """The class a row's label names: its label2id entry first (a star-rating model's classes are named "1".."5"
+    with ids 0..4: "1" was read as id 1 and every row scored wrong), else the label as a class id; None if neither."""
+    if label in mapping:
+        return int(mapping[label])
+    text = label.strip()
+    return int(text) if text.lstrip("-").isdigit() else None
+
+
 def label_problem(folder: Path, labels: list[str | None]) -> str | None:
     """Why a classifier at ``folder`` cannot be scored on ``labels`` (found after every candidate was built before),
-    or None. Numbers are class ids; names must be in its label2id."""
-    mapping = label_ids(folder)
-    unknown = sorted({str(x) for x in labels if x is not None and not str(x).strip().lstrip("-").isdigit()
-                      and str(x) not in mapping})  # fmt: skip
+    or None. Names must be in its label2id; numbers that are not names are class ids, among its classes."""
     if None in labels:
         return "some rows have no label (response_field)"
+    mapping = label_ids(folder)
+    given = {str(x) for x in labels}
+    unknown = sorted(x for x in given if class_id(mapping, x) is None)
     if unknown:
         names = ", ".join(mapping) if mapping else "none: its config.json has no label2id (give class ids, 0, 1, ...)"
         plural = "s" if len(unknown) > 1 else ""
         return f"label{plural} {', '.join(map(repr, unknown[:5]))} not in the model's label2id ({names})"
+    classes = class_count(folder)
+    outside = sorted(x for x in given if classes and not 0 <= (class_id(mapping, x) or 0) < classes)
+    if outside and classes:  # counted as wrong rows before, without a word
+        plural = "s" if len(outside) > 1 else ""
+        names = f": {', '.join(mapping)}" if mapping else ""
+        return (f"class id{plural} {', '.join(outside[:5])} outside the model's {classes} classes "
+                f"(0 to {classes - 1}{names})")
     return None
+
+
+def class_count(folder: Path) -> int | None:
+    """How many classes a classifier's head has: its label names, else config.json's num_labels, else 2
+    (transformers' default, which it leaves out of the file with the default LABEL_0/LABEL_1 names); None without
+    a config.json here (a hub id)."""
+    config = folder / "config.json"
+    if not config.exists():
+        return None
+    data = json.loads(config.read_text())
+    names = data.get("id2label") or data.get("label2id") or {}
+    return len(names) or int(data.get("num_labels") or 2)
 
 
 def build_jobs(jobs: set[str], data: EvalData | None, ectx: EvalContext, race: Race | None = None) -> dict[str, Any]:
