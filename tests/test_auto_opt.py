@@ -308,6 +308,32 @@ def test_labels_named_with_digits_are_the_models_names_and_ids_must_be_its_class
     assert not (tmp_path / "out").exists()
 
 
+def test_rows_longer_than_an_encoders_positions_are_cut_to_them(tiny_bert: Path, tmp_path: Path) -> None:
+    """Parity cut rows at 256 tokens whatever the model, so a 128-position BERT failed every candidate on rows of
+    200 tokens ("Attempting to broadcast ... 128 by 207"); RoBERTa's positions start after its padding index, so
+    130 positions hold 128 tokens ("idx=130 must be within [-130,129]")."""
+    import json
+
+    import olive_ext
+    from olive_ext.onnx.folder import encoder_max_tokens
+
+    for config, tokens in (({"model_type": "roberta", "max_position_embeddings": 130, "pad_token_id": 1}, 128),
+                           ({"model_type": "bert", "max_position_embeddings": 128}, 128),
+                           ({"model_type": "xlm-roberta", "max_position_embeddings": 514, "pad_token_id": 1}, 512),
+                           ({"model_type": "bert", "max_position_embeddings": 4096}, 512), ({}, 512)):  # fmt: skip
+        folder = tmp_path / f"config-{tokens}-{len(config)}"
+        folder.mkdir(exist_ok=True)
+        (folder / "config.json").write_text(json.dumps(config))
+        assert encoder_max_tokens(folder) == tokens, config
+    data = tmp_path / "long.jsonl"
+    data.write_text("\n".join(json.dumps({"text": " ".join(["row"] * 200), "label": i % 2}) for i in range(4)))
+    olive_ext.auto_opt(tiny_bert, tmp_path / "out", data_files=str(data), text_field="text", response_field="label",
+                       precision="fp32", cache_dir=str(tmp_path / "cache"), repeats=1, warmup=0)  # fmt: skip
+    candidates = json.loads((tmp_path / "out" / "candidates.json").read_text())["candidates"]
+    assert all(c["error"] is None for c in candidates), [c["error"] for c in candidates]
+    assert all(c["metrics"]["accuracy"] is not None for c in candidates)
+
+
 def test_labels_the_classifier_does_not_know_are_refused_before_the_builds(tiny_bert: Path, tmp_path: Path) -> None:
     """A label outside the model's label2id failed every candidate after all were built ("every candidate failed");
     --dry_run said nothing."""

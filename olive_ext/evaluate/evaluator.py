@@ -29,9 +29,10 @@ from olive_ext.evaluate.exact_match import count_hits
 from olive_ext.evaluate.racing import Race
 from olive_ext.evaluate.registry import ACCURACY_METRICS, MetricInfo, get_metric
 from olive_ext.evaluate.spec import EvaluateSpec
-from olive_ext.models.folder import config_json, config_positions
+from olive_ext.models.folder import config_json
 from olive_ext.models.gguf_header import trained_context
 from olive_ext.onnx.chat import context_window
+from olive_ext.onnx.folder import config_positions, encoder_max_tokens
 from olive_ext.targets.base import cpu_model
 from olive_ext.version import installed_version
 
@@ -231,7 +232,7 @@ def prepare_data(artifact: Artifact, ectx: EvalContext, jobs: set[str]) -> EvalD
     context = model_context(artifact)
     said: set[tuple[Any, ...]] = ectx.extras.get("said", set())  # the run's (engine.run.said_once); else say it
     if "classify" in jobs:  # cut to the positions the encoder has (a fixed 512 failed a 128-position BERT)
-        length = min(_ENCODER_MAX_TOKENS, context or _ENCODER_MAX_TOKENS)
+        length = encoder_max_tokens(artifact.path)
         data.features = [dict(tokenizer(e.prompt or e.text, truncation=True, max_length=length)) for e in examples]
         data.labels = [_label_id(artifact, e.reference) for e in examples]
         return data
@@ -268,9 +269,6 @@ def left_out_text(rows: int, empty: int, kept: int) -> str | None:
     why = [f"{n} {what}" for n, what in ((empty, "with an empty answer"),
                                          (rows - empty - kept, "too long for the model's context")) if n]  # fmt: skip
     return f"{rows - kept} of {rows} eval rows not scored ({', '.join(why)})"
-
-
-_ENCODER_MAX_TOKENS = 512
 
 
 def model_context(artifact: Artifact) -> int | None:

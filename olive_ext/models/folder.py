@@ -526,13 +526,6 @@ def _config_of(root: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def config_positions(config: dict[str, Any] | None) -> int | None:
-    """The positions a model of this read config.json attends to (max_position_embeddings, GPT-2's n_positions),
-    or None where it names none."""
-    positions = (config or {}).get("max_position_embeddings") or (config or {}).get("n_positions")
-    return positions if isinstance(positions, int) and positions > 0 else None
-
-
 def model_task(artifact: Artifact) -> str:
     """'text-generation' for causal LMs, else the HF task of an encoder (from its config)."""
     if artifact.kind in {"gguf", "genai"}:

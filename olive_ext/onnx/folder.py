@@ -136,3 +136,36 @@ def carried_meta(artifact: Artifact) -> dict[str, Any]:
     keep: tuple[str, ...] = ("source_model", "provider", "precision", "adapter_file", "adapter_name", "threads")
     keep += ("task", "io", "build_path", "olive_attributes")
     return {k: artifact.meta[k] for k in keep if k in artifact.meta}
+
+
+def config_positions(config: dict[str, Any] | None) -> int | None:
+    """The positions a model of this read config.json attends to (max_position_embeddings, GPT-2's n_positions),
+    or None where it names none."""
+    positions = (config or {}).get("max_position_embeddings") or (config or {}).get("n_positions")
+    return positions if isinstance(positions, int) and positions > 0 else None
+
+
+# encoders whose position ids start after the padding index (fairseq's convention): RoBERTa's 514 positions hold
+# 512 tokens, and a 130-position RoBERTa fed 130 tokens failed with "idx=130 must be within [-130,129]"
+_POSITIONS_AFTER_PADDING = frozenset({"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "mpnet",
+                                      "ibert", "data2vec-text", "roberta-prelayernorm", "xmod", "markuplm", "lilt",
+                                      "esm"})  # fmt: skip
+ENCODER_MAX_TOKENS = 512  # what an encoder reads at most when its config names no limit
+
+
+def encoder_max_tokens(folder: str | Path) -> int:
+    """Tokens an encoder in ``folder`` reads (its config.json's positions, less RoBERTa-style padding positions;
+    at most :data:`ENCODER_MAX_TOKENS`): rows are cut to this before they reach it."""
+    path = Path(folder) / "config.json"
+    try:
+        config = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):  # an unreadable config: loading the model says what is wrong
+        config = {}
+    config = config if isinstance(config, dict) else {}
+    positions = config_positions(config)
+    if positions is None:
+        return ENCODER_MAX_TOKENS
+    if config.get("model_type") in _POSITIONS_AFTER_PADDING:
+        pad = config.get("pad_token_id")
+        positions -= (1 if pad is None else int(pad)) + 1
+    return max(2, min(ENCODER_MAX_TOKENS, positions))

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from olive_ext.data import load_rows, to_examples
 from olive_ext.errors import MissingDependencyError, OliveExtError, UserInputError
 from olive_ext.memory import peak_rss_mb, reset_peak_rss
-from olive_ext.models.folder import config_json, config_positions, tokenizer_folder
+from olive_ext.models.folder import config_json, tokenizer_folder
+from olive_ext.onnx.folder import config_positions
 from olive_ext.progress import Progress
 from olive_ext.train import distributed
 from olive_ext.train.args import check_training_args
