@@ -691,6 +691,48 @@ def test_accuracy_read_through_the_users_data_script_is_computed_by_olives_evalu
 
 
 @needs_olive
+def test_goals_on_a_metric_olives_evaluator_computes_are_checked_as_olive_checks_them(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    """Olive's BERT PTQ configs limit accuracy with 'max-degradation 0.01' on a metric olive-ai's evaluator computes:
+    the goal was dropped (a build at 28% accuracy, against the input model's 100%, was chosen as 'ok') and the run
+    said accuracy was not measured ("no eval data"). Relative goals compare with the input model's value."""
+    (tmp_path / "user_data.py").write_text(_USER_DATA_SCRIPT)
+
+    def config(goals: list[dict[str, Any]], out: str) -> Path:
+        subs = [{"name": "accuracy_score", "metric_config": {"task": "binary"}, "goal": goals[0]},
+                *({"name": "f1_score", "metric_config": {"task": "binary"}, "goal": g} for g in goals[1:])]
+        raw = {
+            "input_model": {"type": "HfModel", "model_path": str(tiny_bert), "task": "text-classification"},
+            "data_configs": [{"name": "rows", "type": "DataContainer", "user_script": "user_data.py",
+                              "load_dataset_config": {"type": "tiny_rows"},
+                              "post_process_data_config": {"type": "to_class"}}],
+            "passes": {"conversion": {"type": "OnnxConversion", "target_opset": 17}},
+            "evaluators": {"common": {"metrics": [{"name": "acc", "type": "accuracy", "data_config": "rows",
+                                                   "sub_types": subs}]}},
+            "evaluator": "common",
+            "output_dir": str(tmp_path / out),
+        }  # fmt: skip
+        path = tmp_path / f"{out}.json"
+        path.write_text(json.dumps(raw))
+        return path
+
+    met = config([{"type": "max-degradation", "value": 0.01}, {"type": "threshold", "value": -1}], "met")
+    result = olive_ext.run(met)
+    data = json.loads((result.output_dir / "candidates.json").read_text())
+    chosen = next(c for c in data["candidates"] if c["chosen"])
+    assert chosen["constraints"] == {"acc-accuracy_score max-degradation 0.01": True,  # the same model in ONNX
+                                     "acc-f1_score threshold -1": True}  # fmt: skip
+    assert "no eval data" not in json.dumps(data) and data["unchecked_constraints"] == []
+    with pytest.raises(olive_ext.ConstraintsNotMetError):  # above any accuracy: no candidate meets it
+        olive_ext.run(config([{"type": "threshold", "value": 1.5}], "unmet"))
+    goal = _config({"mb": {"type": "ModelBuilder"}}, evaluators={"e": {"metrics": [
+        {"name": "m", "type": "custom", "sub_types": [{"name": "s", "goal": {"type": "at-least", "value": 1}}],
+         "user_config": {"user_script": "user_data.py", "evaluate_func": "f"}}]}})  # fmt: skip
+    assert "evaluators.e.metrics[0].sub_types[0].goal.type" in _errors(translate_config(goal, tmp_path).problems)
+
+
+@needs_olive
 def test_a_metric_whose_user_script_needs_a_missing_package_is_refused_naming_it(tmp_path: Path) -> None:
     (tmp_path / "needs.py").write_text("import no_such_package_xyz\n")
     raw = _config(

@@ -38,6 +38,7 @@ from olive_ext.engine.steps import Step
 from olive_ext.errors import ConstraintsNotMetError, OliveExtError
 from olive_ext.evaluate.context import EvalContext
 from olive_ext.evaluate.evaluator import evaluate
+from olive_ext.evaluate.metrics.olive_metric import evaluate_with_olive
 from olive_ext.evaluate.racing import Race
 from olive_ext.evaluate.registry import ACCURACY_METRICS, QUALITY_METRICS
 from olive_ext.evaluate.spec import EvaluateSpec
@@ -115,6 +116,7 @@ def execute(
         reference_accuracy is None or recipe.evaluate.constraints.min_latency_improvement_pct is not None
     )
     inflight: deque[tuple[Candidate, Job]] = deque()
+    reference_olive = _olive_goal_reference(recipe, source)
 
     def finish(candidate: Candidate, job: Job) -> None:
         nonlocal reference, reference_accuracy, want_reference
@@ -160,13 +162,14 @@ def execute(
         while inflight:
             finish(*inflight.popleft())
         notes += left_out_notes(results, said_once(ctx)["said"])
-        chosen = _choose(results, recipe, reference_accuracy, notes, _latency(reference))
+        chosen = _choose(results, recipe, reference_accuracy, notes, _latency(reference), reference_olive)
         if chosen is not None:
             executor.materialize(chosen)
     unchecked = unchecked_constraints(recipe.evaluate)
     if chosen is not None and recipe.evaluate is not None:  # what the chosen one was not measured on (a target that
         # does not run here, a metric left out): candidates.json listed nothing while the report said "NOT checked"
-        limits = recipe.evaluate.constraints.model_dump().items()
+        limits = [(n, v) for n, v in recipe.evaluate.constraints.model_dump().items() if n != "olive_goals"]
+        limits += [(goal.name, goal.value) for goal in recipe.evaluate.constraints.olive_goals]
         missed = [n for n, limit in limits if limit is not None and n not in chosen.constraints and n not in unchecked]
         if missed:
             where = "" if chosen.candidate.target.is_available() else " (its target does not run on this machine)"
@@ -442,6 +445,20 @@ def _latency(reference: dict[str, Any] | None) -> float | None:
     return float(value) if value else None
 
 
+def _olive_goal_reference(recipe: Recipe, source: Artifact) -> dict[str, float] | None:
+    """The input model's values of the Olive metrics that relative Olive goals compare with (as Olive's engine
+    evaluates its input model first), or None where no goal needs them or they cannot be computed (said)."""
+    spec = recipe.evaluate
+    if spec is None or not any(g.type != "threshold" for g in spec.constraints.olive_goals):
+        return None
+    try:
+        return evaluate_with_olive(source, spec.olive_metrics)
+    except OliveExtError as e:
+        logger.warning("the input model's Olive metrics, which the config's goals compare with, could not be "
+                       "computed (%s): those goals are NOT checked", e)  # fmt: skip
+        return None
+
+
 def _search_score(
     result: CandidateResult, recipe: Recipe, reference_accuracy: float | None, reference_latency: float | None = None
 ) -> float | None:
@@ -460,9 +477,10 @@ def _choose(
     reference_accuracy: float | None,
     notes: list[str],
     reference_latency: float | None = None,
+    reference_olive: dict[str, float] | None = None,
 ) -> CandidateResult | None:
     if recipe.evaluate:
-        return select(results, recipe.evaluate, reference_accuracy, reference_latency)
+        return select(results, recipe.evaluate, reference_accuracy, reference_latency, reference_olive)
     ok = [r for r in results if r.ok]
     if not ok:
         return None

@@ -45,9 +45,16 @@ def check_constraints(
     limits: Constraints,
     reference_accuracy: float | None,
     reference_latency: float | None = None,
+    reference_metrics: dict[str, float] | None = None,
 ) -> dict[str, bool]:
-    """Which of the set limits the metrics meet; limits on unmeasured metrics are left out."""
+    """Which of the set limits the metrics meet; limits on unmeasured metrics are left out. Olive goals compare
+    with ``reference_metrics`` (the input model's values of the same Olive metrics)."""
     out: dict[str, bool] = {}
+    for goal in limits.olive_goals:
+        if goal.metric in metrics:
+            met = goal.met(metrics[goal.metric], (reference_metrics or {}).get(goal.metric))
+            if met is not None:
+                out[goal.name] = met
     acc = accuracy_of(metrics)
     if limits.max_accuracy_drop is not None and acc is not None and reference_accuracy is not None:
         out["max_accuracy_drop"] = reference_accuracy - acc <= limits.max_accuracy_drop + 1e-9
@@ -103,6 +110,7 @@ def select(
     spec: EvaluateSpec,
     reference_accuracy: float | None = None,
     reference_latency: float | None = None,
+    reference_metrics: dict[str, float] | None = None,
 ) -> CandidateResult | None:
     """Mark constraints, the Pareto front and the chosen candidate; return it (None if none fits).
 
@@ -116,7 +124,8 @@ def select(
         accs = [a for r in ok if (a := accuracy_of(r.metrics)) is not None]
         reference_accuracy = max(accs) if accs else None
     for r in ok:
-        r.constraints = check_constraints(r.metrics, spec.constraints, reference_accuracy, reference_latency)
+        r.constraints = check_constraints(r.metrics, spec.constraints, reference_accuracy, reference_latency,
+                                          reference_metrics)  # fmt: skip
     feasible = [r for r in ok if r.feasible]
     dims = _front_metrics(ok)
     for r in ok:

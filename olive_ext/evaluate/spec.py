@@ -8,6 +8,36 @@ from pydantic import Field
 
 from olive_ext.options import StrictModel
 
+OliveGoalType = Literal["threshold", "min-improvement", "max-degradation", "percent-min-improvement",
+                        "percent-max-degradation"]
+
+
+class OliveGoal(StrictModel):
+    """An Olive config's goal on a metric olive-ai's evaluator computes (``evaluate.olive_metrics``), checked as Olive
+    checks it: a threshold on the candidate's value, the others against the input model's value."""
+
+    metric: str = Field(description="Olive's key of the value, <metric name>-<sub type>")
+    type: OliveGoalType
+    value: float
+    higher_is_better: bool = True
+
+    def met(self, value: float, reference: float | None) -> bool | None:
+        """Whether ``value`` meets the goal (None: a relative goal without the input model's value)."""
+        sign = 1.0 if self.higher_is_better else -1.0
+        if self.type == "threshold":
+            return sign * (value - self.value) >= -1e-12
+        if reference is None:
+            return None
+        gain = sign * (value - reference)  # > 0: better than the input model
+        if self.type.startswith("percent-"):
+            gain = gain / abs(reference) * 100 if reference else 0.0
+        return gain >= self.value - 1e-12 if self.type.endswith("min-improvement") else -gain <= self.value + 1e-12
+
+    @property
+    def name(self) -> str:
+        """How candidates.json and the report name it."""
+        return f"{self.metric} {self.type} {self.value:g}"
+
 
 class Constraints(StrictModel):
     """Limits a candidate must meet to be chosen. Unset limits are not checked."""
@@ -23,6 +53,8 @@ class Constraints(StrictModel):
     max_size_mb: float | None = Field(None, gt=0, description="model size on disk")
     min_throughput: float | None = Field(None, gt=0, description="decode tokens per second")
     max_memory_mb: float | None = Field(None, gt=0, description="peak resident memory while running")
+    olive_goals: list[OliveGoal] = Field(default_factory=list, description="an Olive config's goals on the metrics "
+                                         "olive-ai's evaluator computes")  # fmt: skip
 
 
 Objective = Literal["latency", "throughput", "size", "accuracy"]

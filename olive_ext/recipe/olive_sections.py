@@ -893,6 +893,7 @@ def evaluators_section(
         if mtype == "accuracy" and "perplexity" in subs:
             ours = "perplexity"
         if ours is None and mtype == "custom" and olive_metric(metric, path, olive_metrics, ctx):
+            _olive_goals(metric, path, constraints, ctx)
             continue
         if ours is None:
             ctx.unhonoured(
@@ -904,6 +905,7 @@ def evaluators_section(
         dc = metric.get("data_config")
         unmeasured = [s for s in subs if ours in {"latency", "throughput"} and s not in _SUB_TYPES[ours]]
         if unmeasured and (dc is not None or ours == "latency") and olive_metric(metric, path, olive_metrics, ctx):
+            _olive_goals(metric, path, constraints, ctx)
             if dc is None:  # Olive's evaluator builds the inputs from the model's io_config
                 ctx.note(f"{path}.data_config", "no data config: olive-ai's evaluator times inputs it builds from "
                          "the model's io_config (input_names, input_shapes, input_types), as Olive does")  # fmt: skip
@@ -917,6 +919,7 @@ def evaluators_section(
         if ours in {"accuracy", "perplexity"}:
             if isinstance(dc, str) and dc in ctx.olive_data and dc not in ctx.our_data:
                 if olive_metric(metric, path, olive_metrics, ctx):
+                    _olive_goals(metric, path, constraints, ctx)
                     continue
                 ctx.unhonoured(
                     f"{path}.data_config",
@@ -963,12 +966,36 @@ def evaluators_section(
             metrics_out.append(ours)
     if olive_metrics:
         metrics_out.append("olive")
+        # olive-ai's evaluator measures the config's accuracy, and its goals are the limits: not olive-ext's default
+        # max_accuracy_drop, which the run then said was NOT checked "(no eval data)"
+        constraints.setdefault("max_accuracy_drop", None)
     out: dict[str, Any] = {"metrics": metrics_out or ["size"], "constraints": constraints}
     if olive_metrics:
         out["olive_metrics"] = olive_metrics
     if data is not None:
         out["data"] = data
     return out
+
+
+_GOAL_TYPES = ("threshold", "min-improvement", "max-degradation", "percent-min-improvement", "percent-max-degradation")
+
+
+def _olive_goals(metric: dict[str, Any], path: str, constraints: dict[str, Any], ctx: TranslationContext) -> None:
+    """The goals of a metric olive-ai's evaluator computes, as constraints on its values (they were dropped: a BERT
+    quantized to 28% accuracy met 'max-degradation 0.01' and the run said accuracy was not measured)."""
+    for j, sub in enumerate(metric.get("sub_types") or []):
+        goal = sub.get("goal") if isinstance(sub, dict) else None
+        if not isinstance(goal, dict) or goal.get("value") is None:
+            continue
+        if goal.get("type") not in _GOAL_TYPES:
+            ctx.unhonoured(f"{path}.sub_types[{j}].goal.type", f"goal type {goal.get('type')!r} is not one of Olive's",
+                           f"use one of {', '.join(_GOAL_TYPES)}")  # fmt: skip
+            continue
+        lower = str(metric.get("type")) == "latency"
+        constraints.setdefault("olive_goals", []).append({
+            "metric": f"{metric.get('name')}-{sub.get('name')}", "type": goal["type"], "value": float(goal["value"]),
+            "higher_is_better": bool(sub.get("higher_is_better", not lower)),
+        })  # fmt: skip
 
 
 def olive_metric(metric: dict[str, Any], path: str, into: list[dict[str, Any]], ctx: TranslationContext) -> bool:

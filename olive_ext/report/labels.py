@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from olive_ext.engine.steps import param_text
 from olive_ext.evaluate.registry import ACCURACY_METRICS, unit_of
+from olive_ext.evaluate.spec import OliveGoal
 from olive_ext.targets.base import provider_short_name
 
 if TYPE_CHECKING:
@@ -183,11 +184,12 @@ def constraint_texts(result: RunResult, recipe: Recipe) -> list[tuple[str, str, 
     }
     out = []
     ok = [r for r in result.results if r.ok]
-    for name, value in recipe.evaluate.constraints.model_dump().items():
-        if value is None:
-            continue
-        shown = f"{value:.1f}" if name == "max_accuracy_drop" else f"{value:g}"  # "1.0 points", "120 MB"
-        text = words.get(name, name + " {}").format(shown)
+    limits = recipe.evaluate.constraints
+    texts = [(name, words.get(name, name + " {}").format(f"{value:.1f}" if name == "max_accuracy_drop" else
+                                                          f"{value:g}"))  # "1.0 points", "120 MB"
+             for name, value in limits.model_dump(exclude={"olive_goals"}).items() if value is not None]
+    texts += [(goal.name, goal_words(goal)) for goal in limits.olive_goals]
+    for name, text in texts:
         if name in result.unchecked_constraints:
             state = "NOT checked: " + _unchecked_why(name, result)
         elif result.chosen is not None and name in result.chosen.constraints:
@@ -198,6 +200,17 @@ def constraint_texts(result: RunResult, recipe: Recipe) -> list[tuple[str, str, 
             state = f"met by {sum(r.constraints.get(name, False) for r in ok)} of {len(ok)} candidates"
         out.append((name, text, state))
     return out
+
+
+def goal_words(goal: OliveGoal) -> str:
+    """An Olive goal in words: "acc-accuracy_score at most 0.01 below the input model's"."""
+    up, down = ("above", "below") if goal.higher_is_better else ("below", "above")
+    amount = f"{goal.value:g}%" if goal.type.startswith("percent-") else f"{goal.value:g}"
+    if goal.type == "threshold":
+        return f"{goal.metric} {'≥' if goal.higher_is_better else '≤'} {amount}"
+    if goal.type.endswith("max-degradation"):
+        return f"{goal.metric} at most {amount} {down} the input model's"
+    return f"{goal.metric} at least {amount} {up} the input model's"
 
 
 def _unchecked_why(name: str, result: RunResult) -> str:

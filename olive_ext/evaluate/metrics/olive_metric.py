@@ -15,6 +15,7 @@ from olive_ext.artifacts import Artifact
 from olive_ext.errors import OliveExtError
 from olive_ext.evaluate.context import MetricInput
 from olive_ext.evaluate.registry import register_metric
+from olive_ext.models.folder import model_task
 from olive_ext.onnx.folder import model_file
 from olive_ext.onnx.runtime import olive_ai
 
@@ -70,7 +71,7 @@ def _handler(artifact: Artifact) -> Any:
     """The candidate as an Olive model handler."""
     from olive.model import HfModelHandler, ONNXModelHandler
 
-    if artifact.kind == "hf":
-        return HfModelHandler(model_path=artifact.path, adapter_path=artifact.adapter_path)
+    if artifact.kind == "hf":  # with its task: Olive's default, text-generation, loaded a BERT classifier as an LM
+        return HfModelHandler(model_path=artifact.path, adapter_path=artifact.adapter_path, task=model_task(artifact))
     graph = model_file(artifact)
     return ONNXModelHandler(model_path=str(graph.parent), onnx_file_name=graph.name)
