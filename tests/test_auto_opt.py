@@ -382,3 +382,25 @@ def test_another_adapter_given_with_a_fine_tune_output_is_said_once(
     assert art.adapter_path == str(other)
     said = [r.getMessage() for r in caplog.records if "is used instead of it" in r.getMessage()]
     assert len(said) == 1 and "its own adapter" in said[0], caplog.text
+
+
+def test_an_encoder_head_the_export_would_drop_is_refused_before_work(tiny_bert: Path, tmp_path: Path) -> None:
+    """A token classifier was exported as its bare encoder (hidden states, not per-token labels) while config.json
+    still named the head, and parity passed against the headless PyTorch model."""
+    from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
+
+    import olive_ext
+    from olive_ext.errors import UserInputError
+
+    config = BertConfig.from_pretrained(tiny_bert)
+    config.num_labels, config.architectures = 3, ["BertForTokenClassification"]
+    model = tmp_path / "tokcls"
+    BertForTokenClassification(config).save_pretrained(model)
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(model)
+    for call in (olive_ext.auto_opt, olive_ext.quantize):
+        with pytest.raises(UserInputError, match=r"is a BertForTokenClassification: .* would drop this head"):
+            call(str(model), str(tmp_path / call.__name__), cache_dir=str(tmp_path / "cache"))
+        assert not (tmp_path / call.__name__).exists()
+    out = olive_ext.auto_opt(str(model), str(tmp_path / "encoder"), task="feature-extraction", precision="fp32",
+                             cache_dir=str(tmp_path / "cache"), repeats=1, warmup=0)  # fmt: skip
+    assert out.output_dir.exists()  # asked for: the encoder without its head

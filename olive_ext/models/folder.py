@@ -526,6 +526,29 @@ def _config_of(root: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+# encoder heads whose outputs olive-ext's ONNX export does not keep: their model would be the bare encoder
+_HEADS_NOT_EXPORTED = ("ForTokenClassification", "ForQuestionAnswering", "ForMultipleChoice")
+
+
+def check_head_kept(artifact: Artifact, name: str, asked_task: str | None) -> None:
+    """Refuse an encoder whose task head the export would drop (a token classifier's per-token labels, a QA
+    model's spans) unless ``asked_task`` is feature-extraction: its ONNX model was the bare encoder, whose parity
+    with the headless PyTorch model passed, while config.json still named the head."""
+    config = Path(artifact.path) / "config.json"
+    if artifact.kind != "hf" or asked_task == "feature-extraction" or not config.is_file():
+        return
+    archs = (config_json(Path(artifact.path)) or {}).get("architectures") or []
+    head = next((a for a in archs if isinstance(a, str) and a.endswith(_HEADS_NOT_EXPORTED)), None)
+    if head is not None:
+        raise UserInputError(
+            f"{name} is a {head}: olive-ext's ONNX export keeps a sequence classifier's head or an encoder's hidden "
+            "states, and would drop this head",
+            hint="run Olive's OnnxConversion from an Olive config whose input model names the task (`olive-ext run "
+            "--config`, input_model.task: token-classification or question-answering), or build the encoder without "
+            "its head with `olive-ext auto-opt --task feature-extraction`",
+        )
+
+
 def model_task(artifact: Artifact) -> str:
     """'text-generation' for causal LMs, else the HF task of an encoder (from its config)."""
     if artifact.kind in {"gguf", "genai"}:

@@ -20,6 +20,7 @@ from pydantic import Field
 
 from olive_ext.artifacts import Artifact
 from olive_ext.errors import MissingDependencyError, PassError
+from olive_ext.models.folder import check_head_kept
 from olive_ext.onnx.check import smoke_check
 from olive_ext.onnx.folder import external_data_files
 from olive_ext.onnx.runtime import onnxruntime
@@ -93,6 +94,8 @@ class OnnxExport(Pass[OnnxExportConfig]):
 
         cfg = self.config
         task = cfg.task if cfg.task != "auto" else infer_task(artifact.path, ctx)
+        if cfg.task == "auto" and task == "feature-extraction":  # a token classifier lost its head without a word
+            check_head_kept(artifact, artifact.path, ctx.input_model.task if ctx.input_model else None)
         out = ctx.output_dir / "model"
         out.mkdir(parents=True)
         model = load_model(artifact.path, task, ctx.trust_remote_code)

@@ -30,7 +30,7 @@ from olive_ext.errors import ConstraintsNotMetError, UserInputError
 from olive_ext.evaluate.evaluator import label_problem
 from olive_ext.evaluate.registry import ACCURACY_METRICS
 from olive_ext.evaluate.spec import Constraints, EvaluateSpec, Objective
-from olive_ext.models.folder import absolute_if_local, config_json, model_task, resolve_model_arg
+from olive_ext.models.folder import absolute_if_local, check_head_kept, config_json, model_task, resolve_model_arg
 from olive_ext.onnx.genai_builder import check_buildable, olive_quantized_problem
 from olive_ext.options import field_of, validate_options, with_options_signature
 from olive_ext.passes.gguf_export import source_problem as gguf_source_problem
@@ -212,6 +212,7 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str, shape: Pipel
                if source.kind in ("onnx", "genai") else ""),
         )
     task = model_task(source)
+    check_head_kept(source, opts.model_name_or_path, opts.task)
     if task == "text-generation" and source.kind == "hf":
         check_buildable(config_json(source.path), opts.model_name_or_path, source.path)
     profile = get_profile(device)

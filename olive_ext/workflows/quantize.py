@@ -18,7 +18,14 @@ from olive_ext.data.spec import DataOptions
 from olive_ext.engine.output import check_apart, ensure_output_free
 from olive_ext.engine.results import RunResult
 from olive_ext.errors import UserInputError
-from olive_ext.models.folder import COMPOSITE_HINT, absolute_if_local, config_json, model_task, resolve_model_arg
+from olive_ext.models.folder import (
+    COMPOSITE_HINT,
+    absolute_if_local,
+    check_head_kept,
+    config_json,
+    model_task,
+    resolve_model_arg,
+)
 from olive_ext.models.gguf_header import GGUFLayoutError, quantized_file_type
 from olive_ext.onnx.folder import model_file
 from olive_ext.onnx.genai_builder import check_buildable
@@ -210,6 +217,7 @@ def quantize_recipe(opts: QuantizeOptions) -> Recipe:
         )
     warn_requantized_gguf(source)
     task = model_task(source)
+    check_head_kept(source, opts.model_name_or_path, None)
     if opts.parity and source.kind in ("onnx", "genai"):  # found by the parity step after the quantization before
         raise UserInputError(
             "--parity compares a build with the PyTorch model it came from, and an ONNX input has none here",
