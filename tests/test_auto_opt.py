@@ -404,3 +404,13 @@ def test_an_encoder_head_the_export_would_drop_is_refused_before_work(tiny_bert:
     out = olive_ext.auto_opt(str(model), str(tmp_path / "encoder"), task="feature-extraction", precision="fp32",
                              cache_dir=str(tmp_path / "cache"), repeats=1, warmup=0)  # fmt: skip
     assert out.output_dir.exists()  # asked for: the encoder without its head
+    # package, chat and serve of an encoder's output said "run auto-opt ... and package its output": it is one
+    from olive_ext.serve.backend import load_backend
+    from olive_ext.workflows.chat import ChatOptions, open_chat
+
+    built = str(out.output_dir)
+    for refuse in (lambda: olive_ext.package(built, tmp_path / "bundle"), lambda: load_backend(built),
+                   lambda: open_chat(ChatOptions(model_name_or_path=built))):  # fmt: skip
+        with pytest.raises(UserInputError) as e:
+            refuse()
+        assert "load model/model.onnx with onnxruntime" in (e.value.hint or ""), e.value

@@ -34,7 +34,7 @@ from olive_ext.deploy.signature import check_signing_key, sign_bundle
 from olive_ext.engine.output import check_apart, ensure_output_free, staged_output
 from olive_ext.errors import UserInputError
 from olive_ext.evaluate.backends.llama_cpp import gguf_in
-from olive_ext.models.folder import COMPOSITE_HINT, FILE_DIGESTS, MODEL_CONFIG
+from olive_ext.models.folder import COMPOSITE_HINT, ENCODER_HINT, FILE_DIGESTS, MODEL_CONFIG
 from olive_ext.version import __version__, installed_version
 
 _LIBRARIES = ("onnxruntime-genai", "onnxruntime", "onnx", "llama-cpp-python", "gguf", "transformers", "peft", "torch")
@@ -84,8 +84,8 @@ def _source_info(source: Path) -> dict[str, Any]:
         raise UserInputError(
             f"{source} holds {article(str(kind))} {kind} model; a bundle needs an onnxruntime-genai model or a GGUF "
             "from `olive-ext export --format gguf`",
-            hint=COMPOSITE_HINT if kind == "composite" else "run `olive-ext auto-opt` (or generate-adapter, or export "
-            "--format gguf) first and package its output",
+            hint=COMPOSITE_HINT if kind == "composite" else ENCODER_HINT if kind == "onnx" else "run `olive-ext "
+            "auto-opt` (or generate-adapter, or export --format gguf) on an LLM first and package its output",
         )
     return info
 

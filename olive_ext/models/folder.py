@@ -458,9 +458,19 @@ def skip_on_copy(_dir: str, names: list[str]) -> list[str]:
 ADAPTER_SUFFIX = ".onnx_adapter"
 
 
+# an encoder's auto-opt output (a plain ONNX graph) given to package, chat or serve: "pass an auto-opt output" sent
+# its user in a circle
+ENCODER_HINT = ("bundles, chat and serve take language models; an encoder's (BERT, MiniLM) auto-opt output is ready as "
+                "it is: load model/model.onnx with onnxruntime (its tokenizer files are beside it)")
+
+
 def build_first_hint(root: Path) -> str | None:
-    """What to do with a Hugging Face model or a fine-tune output given where a built model is needed (serve,
-    package), or None when ``root`` is neither."""
+    """What to do with a Hugging Face model, a fine-tune output or an encoder's ONNX build given where a built
+    language model is needed (serve, chat, package), or None when ``root`` is none of them."""
+    if any((root / name).is_file() for name in ("model.onnx", "model/model.onnx")) and not any(
+        (root / name).is_file() for name in ("genai_config.json", "model/genai_config.json")
+    ):
+        return ENCODER_HINT
     if not any((root / name).is_file() for name in ("config.json", ADAPTER_CONFIG, f"adapter/{ADAPTER_CONFIG}")):
         return None
     return (f"{root} is a Hugging Face model or a fine-tune output: build it first, with `olive-ext auto-opt -m "

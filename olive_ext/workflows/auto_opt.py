@@ -231,7 +231,11 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str, shape: Pipel
             # the fine-tune's eval split is plain text: nothing to score answers on (asked-for data is refused below)
             logger.warning("the fine-tune's eval split has no prompt/answer pairs (%s)", data.data_files or data.name)
             data = None
-    if data is None:
+    if data is None and task == "feature-extraction":  # it takes no eval data: NO_EVAL_DATA's advice was refused
+        logger.warning("an embedder's task accuracy is not measured here: each quantized build must keep its sentence "
+                       "embeddings within parity of PyTorch's (cosine >= 0.99), and the choice is made on speed and "
+                       "size among those (max_accuracy_drop is not checked)")  # fmt: skip
+    elif data is None:
         logger.warning("%s", NO_EVAL_DATA)
     chains = profile.candidate_chains(
         task, opts.precision, opts.provider, calibration_data="eval" if data is not None else None
