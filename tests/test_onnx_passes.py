@@ -182,3 +182,26 @@ def test_graph_optimize_fp16_needs_gpu() -> None:
 
     with pytest.raises(ValidationError, match="use_gpu"):
         GraphOptimizeConfig(float16=True)
+
+
+def test_graph_optimize_of_an_architecture_the_fusions_do_not_know_falls_back_to_onnxruntimes_own(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    """ModernBERT was optimized as BERT, and onnxruntime's SkipLayerNorm fusion failed on its bias-free LayerNorm
+    (IndexError): every graph_optimize candidate failed, int8 included. onnxruntime's own graph optimizations run
+    instead, said in the artifact's meta, and the model still answers as PyTorch does."""
+    import torch
+    from transformers import AutoTokenizer, ModernBertConfig, ModernBertForSequenceClassification
+
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(tiny_bert)
+    config = ModernBertConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                              num_attention_heads=2, max_position_embeddings=128, pad_token_id=tok.pad_token_id,
+                              num_labels=2, global_attn_every_n_layers=2, local_attention=64)  # fmt: skip
+    model = tmp_path / "modernbert"
+    ModernBertForSequenceClassification(config).eval().save_pretrained(model)
+    tok.save_pretrained(model)
+    art = build(model, {"export": {"type": "onnx_export"}, "optimize": {"type": "graph_optimize"},
+                        "parity": {"type": "parity_check"}}, cache_dir=tmp_path / "cache")  # fmt: skip
+    assert "fusions failed on modernbert" in art.meta["fusions_skipped"], art.meta
+    assert art.meta["parity"]["passed"] is True

@@ -69,16 +69,28 @@ class GraphOptimize(Pass[GraphOptimizeConfig]):
         model_type = cfg.model_type if cfg.model_type != "auto" else infer_model_type(source.parent)
         out_dir = ctx.output_dir / "model"
         target = copy_companions(artifact, out_dir)
+        fusions_failed = None
         with quiet_loggers("onnxruntime.transformers", level=logging.ERROR):
-            optimized = optimize_model(
-                str(source),
-                model_type=model_type,
-                num_heads=cfg.num_heads,
-                hidden_size=cfg.hidden_size,
-                opt_level=cfg.opt_level,
-                use_gpu=cfg.use_gpu,
-                only_onnxruntime=False,
-            )
+            try:
+                optimized = optimize_model(
+                    str(source),
+                    model_type=model_type,
+                    num_heads=cfg.num_heads,
+                    hidden_size=cfg.hidden_size,
+                    opt_level=cfg.opt_level,
+                    use_gpu=cfg.use_gpu,
+                    only_onnxruntime=False,
+                )
+            except (IndexError, KeyError, AttributeError, AssertionError, ValueError) as e:
+                if cfg.model_type != "auto" or not (hf := hf_model_type(source.parent)) or hf in _KNOWN:
+                    raise
+                # an architecture onnxruntime's BERT fusions were not written for (ModernBERT's bias-free LayerNorm:
+                # IndexError in the SkipLayerNorm fusion) failed every candidate after it: onnxruntime's own graph
+                # optimizations alone, said in the artifact's meta and the log
+                fusions_failed = f"onnxruntime's {model_type} fusions failed on {hf} ({type(e).__name__}: {e})"
+                logger.info("%s: onnxruntime's own graph optimizations only", fusions_failed)
+                optimized = optimize_model(str(source), model_type=model_type, opt_level=cfg.opt_level or 1,
+                                           use_gpu=cfg.use_gpu, only_onnxruntime=True)  # fmt: skip
             if cfg.float16:
                 optimized.convert_float_to_float16(keep_io_types=True)
         fusions = {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
@@ -86,15 +98,25 @@ class GraphOptimize(Pass[GraphOptimizeConfig]):
         options = cfg.model_dump(mode="json") | {"model_type": model_type}
         smoke = smoke_check("onnx", out_dir, self.name, options, built_for="gpu" if cfg.float16 else "cpu")
         meta = {**carried_meta(artifact), "fusions": fusions, "smoke": smoke}
+        if fusions_failed:
+            meta["fusions_skipped"] = fusions_failed
         if cfg.float16:
             meta["precision"] = "fp16"
         return Artifact("onnx", str(out_dir), None, meta=meta)
 
 
+_KNOWN = _BERT_LIKE | {"bart", "gpt2", "t5", "vit", "clip"}  # model types the optimizer's fusions were written for
+
+
+def hf_model_type(folder: Path) -> str:
+    """config.json's model_type beside the model, or ""."""
+    config = folder / "config.json"
+    return str(json.loads(config.read_text()).get("model_type", "")) if config.exists() else ""
+
+
 def infer_model_type(folder: Path) -> str:
     """The optimizer's model type from config.json beside the model (BERT-like models -> bert)."""
-    config = folder / "config.json"
-    hf_type = json.loads(config.read_text()).get("model_type", "") if config.exists() else ""
+    hf_type = hf_model_type(folder)
     if hf_type in _BERT_LIKE or not hf_type:
         return "bert"
     return hf_type if hf_type in {"bart", "gpt2", "t5", "vit", "clip"} else "bert"
