@@ -132,6 +132,15 @@ def test_run_takes_a_path_a_dict_or_a_recipe_and_validate_lists_problems(tiny_ll
         olive_ext.run(42)  # type: ignore[arg-type]
     assert [(p.path, p.message) for p in olive_ext.validate(None)] == [  # type: ignore[arg-type]
         ("recipe", "must be a path, a mapping or a Recipe, not NoneType")]
+    # the keywords are checked as the recipe's own values: overwrite="false" was taken as true and replaced the output
+    before = sorted(p.name for p in (tmp_path / "from-file").iterdir())
+    with pytest.raises(olive_ext.UserInputError, match="exists and is not empty; nothing was written"):
+        olive_ext.run(recipe_file, output_path=tmp_path / "from-file", overwrite="false")  # type: ignore[arg-type]
+    assert sorted(p.name for p in (tmp_path / "from-file").iterdir()) == before
+    with pytest.raises(olive_ext.RecipeError, match=r"output\.overwrite"):
+        olive_ext.run(recipe_file, output_path=tmp_path / "x", overwrite="maybe")  # type: ignore[arg-type]
+    with pytest.raises(olive_ext.RecipeError, match="cache_dir: must be a path"):
+        olive_ext.run(recipe_file, output_path=tmp_path / "y", cache_dir=3)  # type: ignore[arg-type]
 
 
 def test_import_changes_no_global_logging_or_warnings_state() -> None:

@@ -108,31 +108,41 @@ def as_recipe(
         parsed = load_recipe(recipe, lenient=lenient)
     else:
         raise _not_a_recipe(recipe)
+    for name, value in {"output_path": output_path, "cache_dir": cache_dir, "model_path": model_path,
+                        "adapter_path": adapter_path}.items():  # fmt: skip
+        if value is not None and not isinstance(value, str | Path):  # a TypeError from deep inside before
+            raise RecipeError([Problem(name, f"must be a path (str or Path), not {type(value).__name__}", value,
+                                       has_value=True)], source="options")  # fmt: skip
     changes: dict[str, Any] = {}
     if output_path is not None:
         changes["path"] = str(output_path)
     if overwrite is not None:
         changes["overwrite"] = overwrite
     warnings = list(parsed.translation_warnings)
-    if changes:
-        parsed = parsed.model_copy(update={"output": parsed.output.model_copy(update=changes)})
+    if changes:  # validated: model_copy(update=) took overwrite="false" as true and replaced the output
+        parsed = parsed.model_copy(update={"output": _validated(parsed.output, changes, "output")})
     if cache_dir is not None:
-        parsed = parsed.model_copy(update={"cache_dir": cache_dir})
+        parsed = parsed.model_copy(update={"cache_dir": str(cache_dir)})
     given = {"path": model_path, "adapter_path": adapter_path}
-    model_changes = {k: absolute_if_local(v) for k, v in given.items() if v}
+    model_changes = {k: absolute_if_local(str(v)) for k, v in given.items() if v}
     if model_changes:  # another model: what the recipe said of its own file and revision does not apply
         dropped = {"kind": None, "gguf_file": None, "revision": None} if model_path else {}
-        model = parsed.input_model.model_copy(update={**dropped, **model_changes})
+        model = _validated(parsed.input_model, {**dropped, **model_changes}, "input_model")
         parsed = parsed.model_copy(update={"input_model": model})
     exec_changes = {k: v for k, v in {"type": executor, "address": ray_address}.items() if v is not None}
     if exec_changes:
-        try:
-            spec = ExecutorSpec.model_validate({**parsed.executor.model_dump(), **exec_changes})
-        except ValidationError as e:
-            raise RecipeError(problems_from_validation(e, ExecutorSpec, ("executor",)), source="options") from e
-        parsed = parsed.model_copy(update={"executor": spec})
+        parsed = parsed.model_copy(update={"executor": _validated(parsed.executor, exec_changes, "executor")})
     parsed.translation_warnings[:] = warnings
     return parsed
+
+
+def _validated(section: Any, changes: dict[str, Any], where: str) -> Any:
+    """A recipe section with the caller's ``changes``, checked as the recipe's own values are (RecipeError)."""
+    cls = type(section)
+    try:
+        return cls.model_validate({**section.model_dump(), **changes})
+    except ValidationError as e:
+        raise RecipeError(problems_from_validation(e, cls, (where,)), source="options") from e
 
 
 def _not_a_recipe(value: object) -> RecipeError:
