@@ -340,6 +340,10 @@ def test_signed_bundle_verifies_and_an_altered_one_fails_digest_and_signature(
         code, text = cli(capsys, "verify", str(target), "--no_run", "--expect", digest, "--public_key", str(pub))
         assert code == 0, text
         assert "ok" in line_with(text, "verified with key.pub.pem")
+    # an empty key was taken as no key: "bundle verified", exit 0, the signature never checked
+    for empty in ("", " "):
+        code, text = cli(capsys, "verify", str(out), "--no_run", "--public_key", empty)
+        assert code == 2 and "--public_key is empty" in text and "verified" not in text, text
     # someone else's key does not verify it
     _, other_pub = make_keys(tmp_path, "other")
     code, text = cli(capsys, "verify", str(out), "--no_run", "--public_key", str(other_pub))

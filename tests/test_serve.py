@@ -23,7 +23,7 @@ import pytest
 from test_generate_adapter import multi, shared_cache, two_adapters  # noqa: F401  (the tiny multi-LoRA build)
 
 from olive_ext.cli import main
-from olive_ext.errors import MissingDependencyError
+from olive_ext.errors import MissingDependencyError, UserInputError
 from olive_ext.serve import ServeOptions, build_app
 
 openai = pytest.importorskip("openai")
@@ -555,3 +555,21 @@ def test_ctrl_c_ends_running_streams_at_once_with_an_error_event() -> None:
     assert "server_shutting_down" in events[-2] and events[-1] == "data: [DONE]", events[-3:]
     thread.join(15)
     assert not thread.is_alive()
+
+
+def test_an_empty_host_or_key_is_refused_before_the_model_loads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--host "" bound every interface (0.0.0.0) without a word, and --api-key "" meant no key: with both, a server
+    open to the network. A host name the IDNA codec cannot encode was a TypeError traceback."""
+    from olive_ext.cli import main
+
+    missing = str(tmp_path / "no-model")  # refused before the model is read
+    assert main(["serve", "-m", missing, "--host", ""]) == 2
+    assert "--host is empty, which binds every address" in capsys.readouterr().err
+    assert main(["serve", "-m", missing, "--api-key", " "]) == 2
+    assert "--api-key is empty" in capsys.readouterr().err
+    from olive_ext.serve import _listen
+
+    with pytest.raises(UserInputError, match="cannot listen on --host"):
+        _listen("a" * 64 + ".example", 0)

@@ -26,6 +26,11 @@ API_KEY_ENV = "OLIVE_EXT_API_KEY"
 
 def build_app(opts: ServeOptions) -> tuple[FastAPI, list[str]]:
     """Load the model named by ``opts`` and return the app with the model ids it serves."""
+    if opts.api_key is not None and not opts.api_key.strip():  # was taken as no key, without a word
+        raise UserInputError(
+            "--api-key is empty: no key would be asked of clients",
+            hint="give the key clients must send, or leave --api-key out to serve without one",
+        )
     _require_extra()
     # app imports fastapi, an optional extra: checked just above, with a pip command if missing
     from olive_ext.serve.app import create_app
@@ -54,6 +59,11 @@ def build_app(opts: ServeOptions) -> tuple[FastAPI, list[str]]:
 
 def serve(opts: ServeOptions, announce: Any = print, log_level: str = "info") -> None:
     """Serve until interrupted (Ctrl-C); ``log_level`` is uvicorn's (its access log is at info)."""
+    if not opts.host.strip():  # bound every interface (0.0.0.0) without a word: the server open to the network
+        raise UserInputError(
+            "--host is empty, which binds every address of this machine (the network too)",
+            hint="give 127.0.0.1 to serve this machine only, or 0.0.0.0 to open it to the network",
+        )
     app, ids = build_app(opts)
     sock = _listen(opts.host, opts.port)  # bound here, so the announced port is the real one (--port 0 too)
     where = f"http://{'[' + opts.host + ']' if ':' in opts.host else opts.host}:{sock.getsockname()[1]}/v1"
@@ -81,10 +91,10 @@ def _listen(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
-    except OSError as e:
+    except (OSError, TypeError, UnicodeError) as e:  # TypeError: a name the IDNA codec cannot encode
         sock.close()
         raise UserInputError(
-            f"cannot listen on --host {host} --port {port}: {e.strerror or e}",
+            f"cannot listen on --host {host} --port {port}: {getattr(e, 'strerror', None) or e}",
             hint="choose another --port (0: any free port), or a --host address of this machine",
         ) from e
     return sock

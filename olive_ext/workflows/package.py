@@ -23,7 +23,7 @@ from olive_ext.deploy.verify import VerifyReport
 from olive_ext.deploy.verify import verify as verify_bundle
 from olive_ext.engine.output import check_model_given
 from olive_ext.engine.results import OutputFolder
-from olive_ext.errors import Problem, RecipeError
+from olive_ext.errors import Problem, RecipeError, UserInputError
 from olive_ext.options import Options, validate_options, with_options_signature
 from olive_ext.quiet import api_call
 
@@ -140,11 +140,15 @@ def package(model_name_or_path: str | Path, output_path: str | Path, **options: 
 
 def run_verify(opts: VerifyOptions) -> VerifyReport:
     """Check the bundle the options name."""
+    if opts.public_key is not None and not opts.public_key.strip():  # was taken as no key: "bundle verified", exit 0
+        raise UserInputError("--public_key is empty: there is no key to check bundle.sig with, and nothing was checked",
+                             hint="give the public key file (PEM) the bundle was signed for, or leave --public_key "
+                             "out to check the files only")  # fmt: skip
     return verify_bundle(
         Path(opts.bundle),
         run_model=not opts.no_run,
         expect=opts.expect,
-        public_key=Path(opts.public_key) if opts.public_key else None,
+        public_key=Path(opts.public_key) if opts.public_key is not None else None,
     )
 
 
