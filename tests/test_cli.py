@@ -550,3 +550,20 @@ def test_files_a_library_wrote_private_get_the_outputs_mode(tmp_path: Path) -> N
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "out" / "model.safetensors").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "out" / "private.key").stat().st_mode) == 0o400
+
+
+def test_a_name_too_long_for_the_file_system_and_minus_inf_are_said_in_one_line(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A path component over 255 bytes was an OSError traceback from the first look at the path, in almost every
+    command; --lora_alpha -inf got argparse's "expected one argument" instead of its own check."""
+    from olive_ext.cli import main
+
+    long = "a" * 300
+    for argv in (["auto-opt", "-m", str(tiny_llama), "-o", str(tmp_path / long)],
+                 ["finetune", "-m", str(tmp_path / long), "-d", "json", "--data_files", "x", "-o", "o"]):  # fmt: skip
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "a name in a path is longer than the file system takes" in err and "one here has 300" in err, err
+    assert main(["finetune", "-m", str(tiny_llama), "--lora_alpha", "-inf", "--dry_run"]) == 2
+    assert "lora_alpha: Input should be a finite number" in capsys.readouterr().err

@@ -105,7 +105,7 @@ def negative_values(argv: list[str]) -> list[str]:
     value now reaches its check, which says what it must be."""
     out: list[str] = []
     for arg in argv:
-        if out and re.match(r"-\.?\d", arg) and re.fullmatch(r"--[A-Za-z][\w-]*", out[-1]):
+        if out and re.match(r"-(\.?\d|inf$|nan$|infinity$)", arg, re.I) and re.fullmatch(r"--[A-Za-z][\w-]*", out[-1]):
             out[-1] = f"{out[-1]}={arg}"
         else:
             out.append(arg)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import errno
 import logging
 import signal
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -135,6 +137,12 @@ def _run(mod: ModuleType, args: argparse.Namespace) -> int:
         print_error(f"{what}; finished steps are cached and a rerun resumes from them")
         return 143 if isinstance(e, Terminated) else 130
     except OSError as e:  # a full disk while writing the output or the cache: said, not a traceback
+        if e.errno == errno.ENAMETOOLONG:  # a traceback from the first look at any path flag
+            name = max(Path(str(e.filename or "")).parts or [""], key=len)
+            shown, size = str(e.filename)[:120], len(name.encode())
+            print_error(f"a name in a path is longer than the file system takes ({e.strerror}: {shown}...)\n  hint: "
+                        f"a folder or file name is at most 255 bytes (one here has {size}); shorten it")  # fmt: skip
+            return 2
         if not disk_full(e):
             raise
         where = f" ({e.filename})" if getattr(e, "filename", None) else ""
