@@ -314,3 +314,31 @@ def test_layers_that_cannot_be_run_time_inputs_are_answered_with_what_can(tmp_pa
     with pytest.raises(UserInputError, match="GPT2LMHeadModel") as info:
         generate_adapters(opts.model_copy(update={"model_name_or_path": str(gpt2)}))
     assert "target_modules" not in str(info.value)
+
+
+_TEMPLATE_IN_A_PROCESS = """
+import sys
+from types import SimpleNamespace
+from olive_ext.artifacts import Artifact, fingerprint_input
+from olive_ext.cache import Cache
+from olive_ext.workflows.generate_adapter import template_adapter
+
+cache = Cache(sys.argv[2])
+base = fingerprint_input(Artifact("hf", sys.argv[1]), cache.memo)
+print(template_adapter(base, [SimpleNamespace(target_modules=["q_proj", "v_proj"])], cache))
+"""
+
+
+def test_two_runs_on_an_empty_cache_make_the_zero_adapter_side_by_side(tiny_llama: Path, tmp_path: Path) -> None:
+    """Both wrote one fixed '<key>.tmp' folder and the second's rename failed ("Directory not empty", 2 runs of 2):
+    each writes its own now, and the one that finds the adapter already there keeps it."""
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-c", _TEMPLATE_IN_A_PROCESS, str(tiny_llama), str(tmp_path / "cache")]
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-800:] for _, err in outs]
+    folders = {out.strip() for out, _ in outs}
+    assert len(folders) == 1 and (Path(folders.pop()) / "adapter_model.safetensors").is_file()
+    assert not list((tmp_path / "cache" / "lora-templates").glob("*.tmp"))

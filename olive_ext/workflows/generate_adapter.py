@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,10 +255,17 @@ def template_adapter(base: Artifact, sources: list[AdapterSource], cache: Cache)
         for name, param in peft_model.named_parameters():
             if "lora_" in name:
                 param.zero_()
-    tmp = folder.with_name(folder.name + ".tmp")
+    # this process's own temporary folder: two runs on an empty cache shared one name, and the second's rename
+    # failed with "Directory not empty"; the same zero adapter written by another run first is as good as ours
+    tmp = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     peft_model.save_pretrained(str(tmp))
-    tmp.rename(folder)
+    try:
+        tmp.rename(folder)
+    except OSError:
+        if not (folder / "adapter_model.safetensors").exists():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 
