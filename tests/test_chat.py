@@ -732,3 +732,16 @@ def test_a_fine_tune_output_chats_in_pytorch_as_transformers_and_peft_answer(
     with pytest.raises(UserInputError, match="holds no model serve runs") as e:
         load_backend(str(adapter))
     assert "build it first" in (e.value.hint or "") and "auto-opt" in (e.value.hint or "")
+
+
+def test_chat_on_what_is_no_model_says_so_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An empty path (the current folder), an empty folder, a text file or /dev/null reached transformers' loaders
+    and ended in their tracebacks ("not a valid JSON file", "Repo id must be in the form...")."""
+    from olive_ext.cli import main
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("hi\n")
+    for model in ("", str(tmp_path / "empty"), str(tmp_path / "notes.txt"), "/dev/null"):
+        assert main(["chat", "-m", model, "--prompt", "hi"]) == 2, model
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and ("holds no onnxruntime-genai model" in err or "path is empty" in err), err

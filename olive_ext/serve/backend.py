@@ -87,6 +87,8 @@ def built_model_path(path: str, hint: str) -> Path:
     """``path`` as a built model to run (serve, chat): it must exist (``hint`` says what to give), and a bundle's
     .zip is refused with what to do (it read as "holds no model"); a bundle's files are checked against its
     manifest (once per call: hashing every file)."""
+    if not path.strip():  # Path("") is the current folder: chat read it as a model and failed in the tokenizer
+        raise UserInputError("the model path is empty", hint=hint)
     p = local_model_path(path)
     if not p.exists():
         raise UserInputError(f"{path} does not exist", hint=hint)

@@ -170,6 +170,9 @@ _Session = TypeVar("_Session", bound="ChatSession | GGUFChatSession | TorchChatS
 def _torch_chat(root: Path, opts: ChatOptions) -> TorchChatSession | None:
     """A PyTorch chat on ``root`` when it is a Hugging Face model or a fine-tune output (its base with its adapter),
     else None."""
+    markers = ("config.json", "adapter_config.json", "adapter/adapter_config.json")
+    if not root.is_dir() or not any((root / name).is_file() for name in markers):  # an empty folder, a text file or
+        return None  # /dev/null reached transformers' loaders: their tracebacks instead of "holds no model"
     try:
         source = resolve_model_arg(str(root))
     except UserInputError:
