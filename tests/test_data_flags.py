@@ -159,3 +159,21 @@ def test_a_data_file_named_twice_is_refused_not_read_twice(
             and "names p1.jsonl twice" in err.replace(str(tmp_path) + "/", "")
             and "rows would be read twice" in err
         ), (files, err)
+
+
+def test_an_empty_or_huge_data_folder_is_refused_before_a_walk(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-d "" was an IndexError inside the datasets library; -d / walked into /proc to a PermissionError traceback
+    and -d /tmp ran past 100 s: a folder of more than 10,000 entries is no dataset folder."""
+    code, err = _run(capsys, ["auto-opt", "-m", str(tiny_llama), "-d", "", "--text_field", "x", "-o",
+                              str(tmp_path / "out")])  # fmt: skip
+    assert code == 2 and "is empty: give json/csv/parquet" in err, err
+    big = tmp_path / "big"
+    for i in range(101):
+        sub = big / f"d{i}"
+        sub.mkdir(parents=True)
+        for j in range(100):
+            (sub / f"{j}.csv").touch()
+    code, err = _run(capsys, _dry(tiny_llama, tmp_path, "-d", str(big), "--text_field", "text"))
+    assert code == 2 and "holds more than 10000 files and folders: it is no dataset folder" in err, err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -486,13 +487,31 @@ def load_rows(spec: DatasetSpec) -> datasets.Dataset:
     return ds
 
 
+DATA_FOLDER_MAX_ENTRIES = 10_000  # a data folder with more is no data folder (-d /, -d ~): said before a long walk
+
+
+def _data_files_under(folder: Path) -> list[Path]:
+    """The data files (by suffix) under ``folder``, without following links; a folder of more than
+    :data:`DATA_FOLDER_MAX_ENTRIES` entries is refused (`-d /` walked into /proc to a PermissionError traceback,
+    `-d /tmp` ran past 100 s), and unreadable subfolders are skipped, as the datasets library skips them."""
+    found, seen = [], 0
+    for top, dirs, names in os.walk(folder):
+        seen += len(dirs) + len(names)
+        if seen > DATA_FOLDER_MAX_ENTRIES:
+            raise UserInputError(f"-d {folder} holds more than {DATA_FOLDER_MAX_ENTRIES} files and folders: it is "
+                                 "no dataset folder", hint="give the data file(s) with -d json|csv|parquet "
+                                 "--data_files FILE, or a folder holding only the dataset")  # fmt: skip
+        found += [Path(top) / n for n in names if builder_for_file(n) and (Path(top) / n).is_file()]
+    return found
+
+
 def _csv_folder(name: str) -> list[str]:
     """The CSV files of ``name`` when it is a local folder (not a saved Dataset) whose data files are all CSV with
     one header (their cells are then read as written), else []."""
     folder = Path(name).expanduser()
     if not folder.is_dir() or saved_dataset_folder(name) is not None:
         return []
-    files = sorted(f for f in folder.rglob("*") if f.is_file() and builder_for_file(f.name))
+    files = sorted(_data_files_under(folder))
     if not files or any(builder_for_file(f.name) != "csv" for f in files):
         return []
     headers = {tuple(first_row_columns(DatasetSpec(name="csv", data_files=str(f))) or ()) for f in files}

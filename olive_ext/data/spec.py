@@ -54,6 +54,13 @@ class DatasetSpec(StrictModel):
 
     _check_split = field_validator("split")(lambda cls, v: check_split(v))
 
+    @field_validator("name")
+    @classmethod
+    def _named(cls, value: str) -> str:
+        if not value.strip():  # an IndexError inside the datasets library
+            raise ValueError("is empty: give json/csv/parquet with data_files, a data folder or a hub dataset id")
+        return value
+
     @field_validator("data_files")
     @classmethod
     def _paths(cls, value: str | list[str] | None) -> str | list[str] | None:
