@@ -177,3 +177,17 @@ def test_an_empty_or_huge_data_folder_is_refused_before_a_walk(
             (sub / f"{j}.csv").touch()
     code, err = _run(capsys, _dry(tiny_llama, tmp_path, "-d", str(big), "--text_field", "text"))
     assert code == 2 and "holds more than 10000 files and folders: it is no dataset folder" in err, err
+
+
+def test_bf16_with_another_torch_dtype_is_refused(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--bf16 --torch_dtype float32 trained in bfloat16 without a word."""
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"q": f"q{i}", "a": f"a{i}"}) + "\n" for i in range(4)))
+    base = ["finetune", "-m", str(tiny_llama), "-d", "json", "--data_files", str(rows), "--text_template",
+            "Q: {q} A: {a}", "-o", str(tmp_path / "out"), "--dry_run"]  # fmt: skip
+    code, err = _run(capsys, [*base, "--bf16", "--torch_dtype", "float32"])
+    assert code == 2 and "--bf16 asks for bfloat16 and --torch_dtype for float32" in err, err
+    code, err = _run(capsys, [*base, "--bf16", "--torch_dtype", "bfloat16"])
+    assert "asks for" not in err, err  # agreeing flags are one ask

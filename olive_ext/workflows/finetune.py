@@ -166,6 +166,10 @@ def _training_args(pairs: dict[str, Any], options: dict[str, Any]) -> dict[str, 
     """transformers TrainingArguments (checked, typed); those we have a field for become that field."""
     for flag, dtype in (("bf16", "bfloat16"), ("fp16", "float16")):  # Olive/HF mixed-precision switches
         if flag in pairs and parse_bool(str(pairs.pop(flag))):
+            given = FinetuneOptions.dtype_alias(options.get("torch_dtype") or "auto")
+            if given not in ("auto", dtype):  # --bf16 --torch_dtype float32 trained in bfloat16 without a word
+                raise UserInputError(f"--{flag} asks for {dtype} and --torch_dtype for {given}",
+                                     hint=f"give one: --torch_dtype {dtype}, or leave --{flag} out")  # fmt: skip
             options["torch_dtype"] = dtype
     checked = check_training_args(pairs, known_elsewhere=list(FinetuneOptions.model_fields))
     for key in [k for k in checked if k in FinetuneOptions.model_fields and k != "training_args"]:
