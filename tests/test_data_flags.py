@@ -191,3 +191,21 @@ def test_bf16_with_another_torch_dtype_is_refused(
     assert code == 2 and "--bf16 asks for bfloat16 and --torch_dtype for float32" in err, err
     code, err = _run(capsys, [*base, "--bf16", "--torch_dtype", "bfloat16"])
     assert "asks for" not in err, err  # agreeing flags are one ask
+
+
+def test_finetune_adapter_and_checkpoint_paths_are_checked_before_work(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file, an empty or a missing --adapter_path, or a missing --resume_from_checkpoint folder, passed --dry_run
+    and failed the run after the model loaded ("NotADirectoryError: .../file.txt/adapter_config.json")."""
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"q": f"q{i}", "a": f"a{i}"}) + "\n" for i in range(4)))
+    (tmp_path / "empty").mkdir()
+    base = ["finetune", "-m", str(tiny_llama), "-d", "json", "--data_files", str(rows), "--text_template",
+            "Q: {q} A: {a}", "-o", str(tmp_path / "out"), "--dry_run"]  # fmt: skip
+    for flag, value, said in (("--adapter_path", rows, "is not a peft adapter folder"),
+                              ("--adapter_path", tmp_path / "empty", "is not a peft adapter folder"),
+                              ("--adapter_path", tmp_path / "nope", "does not exist"),
+                              ("--resume_from_checkpoint", tmp_path / "nope", "does not exist")):  # fmt: skip
+        code, err = _run(capsys, [*base, flag, str(value)])
+        assert code == 2 and f"{flag} {value} {said}" in err, err

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,6 +132,7 @@ def finetune_recipe(opts: FinetuneRunOptions) -> Recipe:
             f"--task {opts.task}: finetune trains causal language models (text-generation)",
             hint="write a classification task as a template whose trailing {column} is the label",
         )
+    _check_paths_before_work(opts)
     options = {k: getattr(opts, k) for k in FinetuneOptions.model_fields}
     options["training_args"] = _training_args(dict(opts.training_args), options)
     if problem := dtype_problem(options["torch_dtype"]):  # --fp16 true on a CPU: the run said it after loading all
@@ -160,6 +162,31 @@ def finetune_recipe(opts: FinetuneRunOptions) -> Recipe:
     if opts.cache_dir:
         raw["cache_dir"] = opts.cache_dir
     return parse_recipe(raw)
+
+
+def _check_paths_before_work(opts: FinetuneRunOptions) -> None:
+    """--adapter_path and a --resume_from_checkpoint folder, checked as training reads them: a file, an empty or a
+    missing folder passed --dry_run and failed the run after the model loaded (NotADirectoryError). An adapter
+    named like a hub id ("org/name") that is no local path is left to the hub lookup."""
+    if opts.adapter_path:
+        adapter = Path(opts.adapter_path).expanduser()
+        hub_like = not adapter.exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", opts.adapter_path) is not None
+        found = any((adapter / name).is_file() for name in ("adapter_config.json", "adapter/adapter_config.json"))
+        if not hub_like and not found:
+            raise UserInputError(
+                f"--adapter_path {opts.adapter_path} " + ("does not exist" if not adapter.exists() else
+                                                          "is not a peft adapter folder (no adapter_config.json)"),
+                hint="give the folder a LoRA fine-tune wrote (it holds adapter_config.json), or leave --adapter_path "
+                "out to train a new adapter",
+            )  # fmt: skip
+    resume = opts.resume_from_checkpoint
+    if resume and resume.lower() not in {"false", "no", "none", "0", "true", "last", "latest", "yes", "1"}:
+        folder = Path(resume).expanduser()
+        if not folder.is_dir():
+            raise UserInputError(f"--resume_from_checkpoint {resume} " + ("does not exist" if not folder.exists()
+                                                                          else "is not a checkpoint folder"),
+                                 hint="give a checkpoint-N folder of an earlier run (its output's checkpoints/), or "
+                                 "'last' for this output's latest")  # fmt: skip
 
 
 def _training_args(pairs: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
