@@ -567,3 +567,18 @@ def test_a_name_too_long_for_the_file_system_and_minus_inf_are_said_in_one_line(
         assert "a name in a path is longer than the file system takes" in err and "one here has 300" in err, err
     assert main(["finetune", "-m", str(tiny_llama), "--lora_alpha", "-inf", "--dry_run"]) == 2
     assert "lora_alpha: Input should be a finite number" in capsys.readouterr().err
+
+
+def test_counts_no_machine_can_take_are_refused_before_work(tiny_llama: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """--threads 99999999999 failed in onnxruntime-genai after the builds (int32 range), --repeats 1e11 timed one
+    tiny candidate for minutes, a batch of 1e20 examples failed inside islice()."""
+    from olive_ext.cli import main
+
+    out = str(tmp_path / "out")
+    for argv, said in ((["auto-opt", "-m", str(tiny_llama), "-o", out, "--threads", "99999999999"], "threads"),
+                       (["auto-opt", "-m", str(tiny_llama), "-o", out, "--repeats", "99999999999"], "repeats"),
+                       (["finetune", "-m", str(tiny_llama), "-d", "json", "--data_files", "x.jsonl", "-o", out,
+                         "--per_device_train_batch_size", "9" * 20], "per_device_train_batch_size")):  # fmt: skip
+        assert main([*argv, "--dry_run"]) == 2
+        assert f"{said}: Input should be less than or equal to" in capsys.readouterr().err

@@ -106,7 +106,7 @@ class EvaluateSpec(StrictModel):
         ge=0,
         description="untimed runs before timing (more, up to 3, while a run still differs from the last by >10%)",
     )
-    repeats: int = Field(3, ge=1, description="timed runs at least; min/median/max are reported")
+    repeats: int = Field(3, ge=1, le=10_000, description="timed runs at least; min/median/max are reported")
     max_repeats: int | None = Field(
         8, ge=1, description="timed runs at most: more than repeats while the median is not yet within timing_tolerance"
     )
@@ -116,7 +116,7 @@ class EvaluateSpec(StrictModel):
         description="stop timing once the ~95% interval of the median step time is within this fraction of it "
         "(None: exactly `repeats` runs)",
     )
-    threads: int | None = Field(None, ge=1, description="intra-op threads; default: all cores")
+    threads: int | None = Field(None, ge=1, le=4096, description="intra-op threads; default: all cores")
     prompt_tokens: int = Field(64, ge=1, description="prompt length for time-to-first-token")
     new_tokens: int = Field(32, ge=1, description="tokens decoded for throughput and latency")
     max_new_tokens: int | None = Field(

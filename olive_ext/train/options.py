@@ -42,7 +42,7 @@ class FinetuneOptions(Options):
     learning_rate: float = searchable(2e-4, description="peak learning rate (linear decay)", gt=0)
     max_steps: int | None = Field(None, ge=1, description="optimizer steps; overrides num_train_epochs")
     num_train_epochs: float = Field(1.0, gt=0, description="passes over the training data when max_steps is unset")
-    per_device_train_batch_size: int = Field(4, ge=1, description="examples per forward pass")
+    per_device_train_batch_size: int = Field(4, ge=1, le=1 << 20, description="examples per forward pass")
     per_device_eval_batch_size: int = Field(8, ge=1, description="examples per eval forward / generation batch")
     gradient_accumulation_steps: int = Field(1, ge=1, description="forward passes per optimizer step")
     max_seq_len: int = Field(1024, ge=8, description="longer examples are truncated; batches are never padded to it")
