@@ -582,3 +582,17 @@ def test_counts_no_machine_can_take_are_refused_before_work(tiny_llama: Path, tm
                          "--per_device_train_batch_size", "9" * 20], "per_device_train_batch_size")):  # fmt: skip
         assert main([*argv, "--dry_run"]) == 2
         assert f"{said}: Input should be less than or equal to" in capsys.readouterr().err
+
+
+def test_a_ray_address_without_the_ray_executor_is_refused(tiny_llama: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """--ray_address without --executor ray was dropped without a word and the run stayed on this machine."""
+    import olive_ext
+    from olive_ext.cli import main
+
+    assert main(["auto-opt", "-m", str(tiny_llama), "-o", str(tmp_path / "o"), "--ray_address", "10.0.0.1:6379",
+                 "--dry_run"]) == 2  # fmt: skip
+    assert "--ray_address 10.0.0.1:6379 is read with --executor ray" in capsys.readouterr().err
+    recipe = {"input_model": {"path": str(tiny_llama)}, "passes": {"b": {"type": "model_builder"}},
+              "executor": {"type": "local", "address": "10.0.0.1:6379"}}  # fmt: skip
+    assert [p.path for p in olive_ext.validate(recipe)] == ["executor"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from olive_ext.data.spec import DataFormat, DatasetSpec, check_split
 from olive_ext.evaluate.registry import ACCURACY_METRICS
@@ -94,6 +94,13 @@ class ExecutorSpec(StrictModel):
         description="how models reach the workers and come back: shared (the nodes see the same cache "
         "folder), ray (through Ray's object store), auto (shared where a worker sees the cache, else ray)",
     )
+
+    @model_validator(mode="after")
+    def _address_for_ray(self) -> ExecutorSpec:
+        if self.type == "local" and self.address:  # a cluster address was dropped without a word, the run local
+            raise ValueError(f"address {self.address!r} is a Ray cluster's, and type is local: set type: ray "
+                             "(--executor ray) to run on it, or leave the address out")  # fmt: skip
+        return self
 
 
 class OutputSpec(StrictModel):

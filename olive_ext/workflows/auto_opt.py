@@ -327,6 +327,9 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str, shape: Pipel
         "output": {"path": output, "overwrite": opts.overwrite},
         "cache_dir": opts.cache_dir,
     }
+    if opts.ray_address and opts.executor == "local":  # dropped without a word: the run stayed on this machine
+        raise UserInputError(f"--ray_address {opts.ray_address} is read with --executor ray",
+                             hint="add --executor ray to run on that cluster, or leave --ray_address out")  # fmt: skip
     if opts.executor != "local":
         raw["executor"] = {"type": opts.executor, **({"address": opts.ray_address} if opts.ray_address else {})}
     return parse_recipe(raw)
