@@ -596,3 +596,12 @@ def test_a_ray_address_without_the_ray_executor_is_refused(tiny_llama: Path, tmp
     recipe = {"input_model": {"path": str(tiny_llama)}, "passes": {"b": {"type": "model_builder"}},
               "executor": {"type": "local", "address": "10.0.0.1:6379"}}  # fmt: skip
     assert [p.path for p in olive_ext.validate(recipe)] == ["executor"]
+
+
+def test_demo_output_that_is_a_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """demo -o FILE was a NotADirectoryError traceback."""
+    from olive_ext.cli import main
+
+    (tmp_path / "f").write_text("x")
+    assert main(["demo", "-o", str(tmp_path / "f")]) == 2
+    assert f"-o {tmp_path / 'f'} is a file, not a folder" in capsys.readouterr().err

@@ -79,7 +79,11 @@ def main(args: argparse.Namespace) -> int:
     from olive_ext.errors import OliveExtError, OutputExistsError
 
     console = make_console()
+    from olive_ext.errors import UserInputError
+
     out = Path(args.output_path)
+    if out.exists() and not out.is_dir():  # a file or a FIFO: NotADirectoryError from iterdir() before
+        raise UserInputError(f"-o {out} is a file, not a folder", hint="give a folder for the demo's outputs")
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise OutputExistsError(str(out))
     data, n_train, template = load_task(Path(args.data_dir), args.task)
