@@ -189,10 +189,10 @@ class Cache:
             parts = work.name.split(".")
             pid = int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else None
             if work.is_dir() and not work.is_symlink():
-                if pid is None or not _pid_alive(pid):
+                if pid is None or not owner_alive(self.root, pid):
                     shutil.rmtree(work, ignore_errors=True)
-            elif pid is not None and not _pid_alive(pid):  # a file only when it names its dead process: a Ray run's
-                with contextlib.suppress(OSError):  # marker (tmp/ray-run-<id>) names none, and is read by workers
+            elif pid is not None and not owner_alive(self.root, pid):  # a file only when it names its dead
+                with contextlib.suppress(OSError):  # process: a Ray run's marker (tmp/ray-run-<id>) names none
                     work.unlink()
 
 
@@ -317,6 +317,25 @@ def _artifact_content_hash(artifact: Artifact, memo: FingerprintMemo) -> str:
     if artifact.meta.get("olive_model"):
         h.update(olive_model_identity(artifact.meta["olive_model"], memo).encode())
     return h.hexdigest()
+
+
+def owner_alive(root: Path, pid: int) -> bool:
+    """Whether the process ``pid`` that named a scratch item in the cache at ``root`` may still run: alive here, or
+    holding a run file (``runs/<pid>.*.lock``, flock-held for its life). A pid alone is this PID namespace's: a
+    Ray worker or a container sharing the cache (NFS, a mounted ~/.cache) swept another's builds in progress."""
+    if _pid_alive(pid):
+        return True
+    if fcntl is None:
+        return False
+    for path in (root / RUNS).glob(f"{pid}.*.lock"):
+        try:
+            with open(path) as f:
+                fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:  # held: its process runs, in another namespace or on another host
+            return True
+        except OSError:
+            continue
+    return False
 
 
 def _pid_alive(pid: int) -> bool:
@@ -474,6 +493,9 @@ def delete_entries(root: str | Path | None, doomed: list[CacheEntry]) -> list[Ca
         with lock as free:
             if not free or _being_written(tmp, e.key):
                 continue
+            with contextlib.suppress(OSError):  # a hit since the listing (a run beside this prune reused it): kept
+                if e.kind != CHECKPOINTS and e.path.stat().st_mtime > e.last_used:
+                    continue
             trash = tmp / f"{e.path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}-pruned"
             try:
                 os.rename(e.path, trash)
@@ -543,7 +565,7 @@ def _being_written(tmp: Path, key: str) -> bool:
     for p in tmp.iterdir() if tmp.is_dir() else []:
         parts = p.name.split(".")
         writer = parts[0] == key and len(parts) >= 3 and parts[1].isdigit() and not p.name.endswith("-pruned")
-        if writer and _pid_alive(int(parts[1])):
+        if writer and owner_alive(tmp.parent, int(parts[1])):
             return True
     return False
 

@@ -316,3 +316,40 @@ def test_a_negative_value_reaches_its_check(tmp_path: Path, capsys: pytest.Captu
     assert "'-1d' is not a duration" in err and "expected one argument" not in err
     assert main(["cache", "prune", "--max-size", "-1GB", "--cache_dir", str(cache.root)]) == 2
     assert "'-1GB' is not a size" in capsys.readouterr().err
+
+
+def test_a_live_process_of_another_namespace_keeps_its_scratch_and_a_reused_entry_is_not_pruned(
+    tmp_path: Path,
+) -> None:
+    """A pid alone is this PID namespace's: a Ray worker or a container sharing the cache swept another's builds in
+    progress (6 of 13 candidates failed: FileNotFoundError). Its run file, flock-held for its life, says it runs.
+    A prune removed entries a run beside it had reused since the listing (candidates failed opening them)."""
+    import subprocess
+    import sys
+
+    from olive_ext.cache import delete_entries, select_for_pruning
+
+    cache = Cache(tmp_path / "c")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = gone.stdout.strip()  # a pid no process here has: as another namespace's process looks from here
+    (cache.root / "runs" / f"{pid}.elsewhere.lock").write_text("{}")
+    work = cache.tmp / f"somekey.{pid}.abcd1234"
+    work.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys; f = open(sys.argv[1]); fcntl.flock(f, fcntl.LOCK_EX); "
+         "print('held', flush=True); sys.stdin.read()", str(cache.root / "runs" / f"{pid}.elsewhere.lock")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        Cache(cache.root)  # another process opening the cache sweeps tmp/
+        assert work.is_dir()  # its owner runs: kept
+    finally:
+        holder.communicate("")
+    Cache(cache.root)
+    assert not work.exists()  # the owner ended: swept
+    old = _entry(cache, "old", 1000, 30)
+    doomed, _ = select_for_pruning(list_entries(cache.root), older_than_s=DAY, max_size_bytes=None)
+    assert [e.path for e in doomed] == [old]
+    os.utime(old)  # a cache hit after the listing, before the deletion
+    assert delete_entries(cache.root, doomed) == [] and old.is_dir()
