@@ -323,7 +323,7 @@ def owner_alive(root: Path, pid: int) -> bool:
     """Whether the process ``pid`` that named a scratch item in the cache at ``root`` may still run: alive here, or
     holding a run file (``runs/<pid>.*.lock``, flock-held for its life). A pid alone is this PID namespace's: a
     Ray worker or a container sharing the cache (NFS, a mounted ~/.cache) swept another's builds in progress."""
-    if _pid_alive(pid):
+    if pid_alive(pid):
         return True
     if fcntl is None:
         return False
@@ -338,7 +338,8 @@ def owner_alive(root: Path, pid: int) -> bool:
     return False
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid runs in this PID namespace (this one: always)."""
     if pid == os.getpid():
         return True
     try:

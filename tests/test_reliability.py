@@ -666,3 +666,44 @@ def test_outputs_that_would_delete_the_users_files_are_refused_before_any_work(
         code, err = _cli(capsys, [*argv, "-o", str(work / "ft"), "--overwrite"])
         assert code == 2 and "the adapter" in _one_message(err), (argv[0], err)
     assert _snapshot(tmp_path) == before
+
+
+def test_a_killed_writers_staging_copy_is_swept_and_a_replace_raced_by_another_run_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILL during an output's final write left '.<out>.partial-<pid>' (a whole copy of the output) and package's
+    '.<out>.zip.partial-<pid>' beside it for good; two --overwrite runs finishing at once raised a raw OSError
+    ('Directory not empty') from the final rename."""
+    import errno
+
+    from olive_ext.engine.output import staged_output
+    from olive_ext.errors import UserInputError
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = dead.stdout.strip()
+    dest = tmp_path / "out"
+    (tmp_path / f".out.partial-{pid}" / "model").mkdir(parents=True)
+    (tmp_path / f".out.zip.partial-{pid}").write_bytes(b"PK")
+    live = tmp_path / f".out.partial-{os.getppid()}"  # a writer that still runs
+    live.mkdir()
+    other = tmp_path / f".outer.partial-{pid}"  # another output's
+    other.mkdir()
+    with staged_output(dest, overwrite=False) as stage:
+        (stage / "x.txt").write_text("1")
+    assert (dest / "x.txt").is_file()
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted([".outer.partial-" + pid, live.name, "out"]), left
+    real_rename = os.rename
+
+    def raced(src: object, dst: object) -> None:  # another run's output lands between the checks and the rename
+        if str(src).endswith(f".partial-{os.getpid()}"):
+            raise OSError(errno.ENOTEMPTY, "Directory not empty", str(src))
+        real_rename(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "rename", raced)
+    with (pytest.raises(UserInputError, match="written by another run at the same moment"),
+          staged_output(dest, overwrite=True) as stage):  # fmt: skip
+        (stage / "y.txt").write_text("2")
+    monkeypatch.undo()
+    assert (dest / "x.txt").is_file()  # the previous output is back in place, not lost with the failed rename
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.") and str(os.getpid()) in p.name]

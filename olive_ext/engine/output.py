@@ -9,8 +9,10 @@ home folder handed to it as the output.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -19,8 +21,8 @@ from typing import Any
 
 import yaml
 
-from olive_ext.cache import writable_problem
-from olive_ext.errors import OutputExistsError, UserInputError
+from olive_ext.cache import pid_alive, writable_problem
+from olive_ext.errors import OutputExistsError, UserInputError, disk_full
 
 # what an olive-ext output folder holds at its top: model_config.json (finetune, auto-opt with a choice, quantize,
 # export, generate-adapter), candidates.json (every recipe run), manifest.json (package's bundles). recipe.yaml is no
@@ -165,6 +167,7 @@ def staged_output(path: str | Path, overwrite: bool) -> Iterator[Path]:
     dest = ensure_output_free(path, overwrite)
     was_free = not dest.exists() or not any(dest.iterdir())
     dest.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_killed_stages(dest)
     stage = dest.parent / f".{dest.name}.partial-{os.getpid()}"
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir()
@@ -188,14 +191,40 @@ def staged_output(path: str | Path, overwrite: bool) -> Iterator[Path]:
         raise UserInputError(f"{e.message}: another run wrote it while this one ran (the same command twice?)",
                              hint="this run's steps are cached: run it again with --overwrite to replace it in "
                              "seconds, or with another -o") from e  # fmt: skip
-    if dest.exists():  # moved aside first: a removal that fails half-way leaves the new output whole in place
-        old = dest.parent / f".{dest.name}.replaced-{os.getpid()}"
-        shutil.rmtree(old, ignore_errors=True)
-        os.rename(dest, old)
+    old = dest.parent / f".{dest.name}.replaced-{os.getpid()}"
+    try:
+        if dest.exists():  # moved aside first: a removal that fails half-way leaves the new output whole in place
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(dest, old)
         os.rename(stage, dest)
+    except OSError as e:  # another run replaced it at the same moment (ENOTEMPTY, ENOENT): a traceback before
+        shutil.rmtree(stage, ignore_errors=True)
+        if old.exists() and not dest.exists():  # the previous output back in place: never no output at all
+            os.rename(old, dest)
+        if disk_full(e):
+            raise
+        raise UserInputError(f"output folder {dest} was written by another run at the same moment as this one's "
+                             f"({e.strerror}); this run's output was not kept",
+                             hint="this run's steps are cached: run it again (with --overwrite) to write it in "
+                             "seconds, or give another -o") from e  # fmt: skip
+    finally:
         shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(stage, dest)
+
+
+_STAGE_NAME = re.compile(r"\.(?:partial|replaced)-(\d+)$")
+
+
+def _sweep_killed_stages(dest: Path) -> None:
+    """Remove the staging and moved-aside folders of killed writers of ``dest`` (``.<name>.partial-<pid>``, a whole
+    copy of an output, stayed beside it for good after a SIGKILL; package's ``.<name>.zip.partial-<pid>`` too)."""
+    with contextlib.suppress(OSError):
+        for p in dest.parent.glob(f".{glob.escape(dest.name)}.*"):
+            match = _STAGE_NAME.search(p.name)
+            if match and not pid_alive(int(match.group(1))):
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
 
 
 def _as_umask_allows(stage: Path) -> None:
