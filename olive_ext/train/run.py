@@ -151,8 +151,7 @@ def finetune(
         raise TrainingInterrupted(
             f"interrupted after training finished (step {run.trainer.state.global_step}), before the adapter was "
             f"written; the trained state is in {last}",
-            hint=f"continue with the same command plus --resume_from_checkpoint {last} (from Python: "
-            f"resume_from_checkpoint={str(last)!r}): it trains no step again",
+            hint=f"run the same command again: it resumes from {last} and trains no step again",
         ) from None
     phases["save"] = _phase_peak_rss_mb()
     _drop_checkpoints(opts, checkpoint_dir)
@@ -351,6 +350,11 @@ def train_phase(
     total_steps = opts.max_steps or max(1, math.ceil(steps_per_epoch * opts.num_train_epochs))
     args = _training_arguments(opts, checkpoint_dir, device, dtype, total_steps, data.eval_set is not None)
     resume = _resume_path(opts.resume_from_checkpoint, Path(args.output_dir))
+    if resume is None and opts.resume_from_checkpoint is None and (resume := _left_by_interrupt(checkpoint_dir)):
+        # the same command again: "a rerun resumes" said the interrupt, and it started over from step 0, replacing the
+        # checkpoint (resuming was measured identical to an uninterrupted run)
+        logger.warning("resuming from %s, which an interrupted run of this same fine-tune left "
+                       "(--resume_from_checkpoint false starts over)", resume)  # fmt: skip
     if resume is not None:
         _check_resume(resume, Path(args.output_dir), opts)
     stats = TrainStats()
@@ -381,9 +385,8 @@ def train_phase(
         last = _latest_checkpoint(Path(args.output_dir))
         raise TrainingInterrupted(
             f"training interrupted at step {trainer.state.global_step} of {total_steps}; checkpoint saved to {last}",
-            hint=f"continue with the same command plus --resume_from_checkpoint {last} "
-            f"(in a recipe: resume_from_checkpoint: {last} on the pass; from Python: resume_from_checkpoint="
-            f"{str(last)!r})",
+            hint=f"run the same command again: it resumes from {last} (--resume_from_checkpoint false starts over; "
+            "another command's checkpoint is taken with --resume_from_checkpoint FOLDER)",
         )
     train_peak = _phase_peak_rss_mb()  # the checkpoints stay until rank 0 has written the adapter (finetune)
     return TrainingRun(model, trainer, stats, resume, train_peak)
@@ -606,6 +609,14 @@ def _require(module: str, purpose: str) -> None:
 
     if importlib.util.find_spec(module) is None:
         raise MissingDependencyError(module, purpose)
+
+
+def _left_by_interrupt(checkpoint_dir: Path) -> Path | None:
+    """The latest whole checkpoint (its trainer state and adapter written) in this fine-tune's own checkpoint folder,
+    which only an interrupted run of the same options leaves (a finished run removes them, unless --save_steps)."""
+    whole = [p for p in checkpoint_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()
+             and (p / "trainer_state.json").is_file() and any(p.glob("adapter_model.*"))]  # fmt: skip
+    return max(whole, key=lambda p: int(p.name.split("-")[-1])) if whole else None
 
 
 def _latest_checkpoint(folder: Path) -> Path | None:
