@@ -328,7 +328,8 @@ def chat_loop(
     ``write`` gets text pieces (no newline added). Ctrl-C during an answer stops that answer; at the
     prompt it says how to quit."""
     if read is None:
-        with line_reader(session.context_tokens * MAX_BYTES_PER_TOKEN) as read_stdin:
+        context = getattr(session, "context_tokens", None)  # a session without a context: no limit
+        with line_reader(context * MAX_BYTES_PER_TOKEN if context else None) as read_stdin:
             return chat_loop(session, read_stdin, write)
     write(HELP_LINE + "\n")
     while True:
