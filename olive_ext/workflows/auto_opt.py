@@ -244,8 +244,8 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str, shape: Pipel
     # of labels) is the only check of its quality, so it gates (MiniLM's int8 build at cosine 0.929, under the 0.99
     # limit, was chosen over one at 0.993 for 0.1 MB). An LLM's top-1 agreement on a few prompts is not (SmolLM2's
     # base int8 build: 0.895): without data it is recorded, as the warning above says
-    scored = data is not None or task == "text-generation"
-    pipelines = [_with_parity(chain, data is not None, scored) for chain in chains]
+    parity_gates = data is None and task != "text-generation"
+    pipelines = [_with_parity(chain, data is not None, parity_gates) for chain in chains]
     calibration = data_from_model_config(source, "train_data") if task == "text-generation" else None
     olive_chains = profile.olive_chains(
         task, opts.precision, opts.provider, calibration_data="calib" if calibration is not None else None
@@ -258,7 +258,7 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str, shape: Pipel
                     ".onnx_adapter file: `olive-ext generate-adapter` builds that)", source.adapter_path)  # fmt: skip
     if source.adapter_path:  # olive-ai quantizes plain HF weights: the adapter is merged first
         olive_chains = [[ChainStep("merge", "merge_adapter", {}), *chain] for chain in olive_chains]
-    pipelines += [_with_parity(chain, data is not None, scored) for chain in olive_chains]
+    pipelines += [_with_parity(chain, data is not None, parity_gates) for chain in olive_chains]
     if olive_chains and calibration is None:
         logger.info("olive-ai GPTQ candidate skipped: it calibrates on the fine-tune's training rows, unknown here")
     if opts.gguf and opts.precision in {"auto", "int4", "int8"}:
@@ -335,15 +335,15 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str, shape: Pipel
     return parse_recipe(raw)
 
 
-def _with_parity(chain: list[Any], have_data: bool, scored: bool) -> dict[str, Any]:
+def _with_parity(chain: list[Any], have_data: bool, gates: bool) -> dict[str, Any]:
     """A pipeline section: the chain plus a parity check against the PyTorch source.
 
-    Float builds must match the reference (a conversion bug fails them); quantized ones only record their numbers
-    when measured task accuracy (``scored``) decides their fate, and must meet the precision's limits otherwise.
+    Float builds must match the reference (a conversion bug fails them); quantized ones only record their numbers,
+    since measured task accuracy decides their fate, unless parity ``gates`` them (an encoder without eval data).
     """
     section: dict[str, Any] = {step.name: {"type": step.type, **step.params} for step in chain}
     quantized = chain_precision(chain).startswith("int")
-    section["parity"] = {"type": "parity_check", "fail": not (quantized and scored),
+    section["parity"] = {"type": "parity_check", "fail": not quantized or gates,
                          **({"data": "eval"} if have_data else {}),
                          **({"fail_run": True} if not quantized else {})}  # fmt: skip
     return section
