@@ -149,7 +149,11 @@ def test_executor_section_is_checked_and_overridden() -> None:
         parse_recipe({**base, "executor": {"type": "slurm", "num_cpu": 2}})
     paths = {p.path for p in e.value.problems}
     assert {"executor.type", "executor.num_cpu"} <= paths, paths
-    moved = as_recipe(recipe, executor="local", ray_address="other:6379")
-    assert moved.executor.type == "local" and moved.executor.address == "other:6379"
+    moved = as_recipe(recipe, ray_address="other:6379")
+    assert moved.executor.type == "ray" and moved.executor.address == "other:6379"
     assert moved.executor.num_cpus == 2, "an override keeps the section's other settings"
+    here = as_recipe(recipe, executor="local")  # a cluster's recipe run on this machine: its address is not used
+    assert here.executor.type == "local" and here.executor.address is None and here.executor.num_cpus == 2
+    with pytest.raises(RecipeError, match="type is local"):  # an address the local executor would drop unused
+        as_recipe(recipe, executor="local", ray_address="other:6379")
     assert parse_recipe(base).executor.type == "local", "local is the default"

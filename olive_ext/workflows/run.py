@@ -129,7 +129,10 @@ def as_recipe(
         dropped = {"kind": None, "gguf_file": None, "revision": None} if model_path else {}
         model = _validated(parsed.input_model, {**dropped, **model_changes}, "input_model")
         parsed = parsed.model_copy(update={"input_model": model})
-    exec_changes = {k: v for k, v in {"type": executor, "address": ray_address}.items() if v is not None}
+    exec_changes: dict[str, str | None] = {k: v for k, v in {"type": executor, "address": ray_address}.items()
+                                           if v is not None}
+    if executor == "local" and ray_address is None:  # a recipe written for a cluster, run here: its address unused
+        exec_changes["address"] = None
     if exec_changes:
         parsed = parsed.model_copy(update={"executor": _validated(parsed.executor, exec_changes, "executor")})
     parsed.translation_warnings[:] = warnings
