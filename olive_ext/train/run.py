@@ -38,9 +38,15 @@ METRICS_FILE = "train_metrics.json"
 
 
 class TrainingInterrupted(OliveExtError):
-    """Ctrl-C during training: a checkpoint was written; the message says how to continue."""
+    """Ctrl-C (exit 130) or SIGTERM (143, as every other command) during training: a checkpoint was written; the
+    message says how to continue."""
 
     exit_code = 130
+
+    def __init__(self, message: str, hint: str | None = None, sigterm: bool = False) -> None:
+        super().__init__(message, hint=hint)
+        if sigterm:
+            self.exit_code = 143
 
 
 @dataclass
@@ -385,6 +391,7 @@ def train_phase(
         last = _latest_checkpoint(Path(args.output_dir))
         raise TrainingInterrupted(
             f"training interrupted at step {trainer.state.global_step} of {total_steps}; checkpoint saved to {last}",
+            sigterm=bool(stop.get("sigterm")),
             hint=f"run the same command again: it resumes from {last} (--resume_from_checkpoint false starts over; "
             "another command's checkpoint is taken with --resume_from_checkpoint FOLDER)",
         )

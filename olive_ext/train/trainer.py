@@ -187,6 +187,7 @@ def stop_on_interrupt(console: Any = None) -> Iterator[dict[str, bool]]:
                 before(signum, frame)  # the command's own handler (SIGTERM: olive_ext.cli.common.Terminated)
             raise KeyboardInterrupt
         flag["stop"] = True
+        flag["sigterm"] = signum == signal.SIGTERM  # the exit code says which: 143, as every other command's
         key = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
         message = f"{key}: saving a checkpoint after this step ({key} again to abort without one)"
         if console is not None:
