@@ -229,13 +229,14 @@ def prepare_data(artifact: Artifact, ectx: EvalContext, jobs: set[str]) -> EvalD
     if ectx.spec.max_samples:
         dataset = dataset.model_copy(update={"max_samples": ectx.spec.max_samples})
     examples = load_examples(dataset, tokenizer)
-    context = model_context(artifact)
-    said: set[tuple[Any, ...]] = ectx.extras.get("said", set())  # the run's (engine.run.said_once); else say it
     if "classify" in jobs:  # cut to the positions the encoder has (a fixed 512 failed a 128-position BERT)
         length = encoder_max_tokens(artifact.path)
         data.features = [dict(tokenizer(e.prompt or e.text, truncation=True, max_length=length)) for e in examples]
-        data.labels = [_label_id(artifact, e.reference) for e in examples]
+        mapping = label_ids(Path(artifact.path))  # once, not once per row
+        data.labels = [_label_id(mapping, e.reference) for e in examples]
         return data
+    context = model_context(artifact)
+    said: set[tuple[Any, ...]] = ectx.extras.get("said", set())  # the run's (engine.run.said_once); else say it
     rows = len(examples)
     if "generate" in jobs:
         examples = _answered(examples, dataset, said)
@@ -324,10 +325,9 @@ def _fitting(sizes: list[int], context: int, dataset: Any, said: set[tuple[Any, 
     return [i for i in range(len(sizes)) if i not in left_out]
 
 
-def _label_id(artifact: Artifact, label: str | None) -> int:
+def _label_id(mapping: dict[str, int], label: str | None) -> int:
     if label is None:
         raise OliveExtError("classification accuracy needs a label column (response_field)")
-    mapping = label_ids(Path(artifact.path))
     found = class_id(mapping, label)
     if found is None:
         raise OliveExtError(f"label {label!r} is not in the model's label2id ({', '.join(mapping) or 'none'})")
@@ -336,8 +336,7 @@ def _label_id(artifact: Artifact, label: str | None) -> int:
 
 def label_ids(folder: Path) -> dict[str, int]:
     """A classifier's label names -> ids (config.json's label2id; {} when it names none)."""
-    config = folder / "config.json"
-    return dict(json.loads(config.read_text()).get("label2id", {})) if config.exists() else {}
+    return dict((config_json(folder) or {}).get("label2id", {}))
 
 
 def class_id(mapping: dict[str, int], label: str) -> int | None:
@@ -354,16 +353,19 @@ def label_problem(folder: Path, labels: list[str | None]) -> str | None:
     or None. Names must be in its label2id; numbers that are not names are class ids, among its classes."""
     if None in labels:
         return "some rows have no label (response_field)"
-    mapping = label_ids(folder)
+    config = config_json(folder)  # a hub id's from the local Hugging Face cache (it was checked against none)
+    mapping = dict((config or {}).get("label2id", {}))
     given = {str(x) for x in labels}
     unknown = sorted(x for x in given if class_id(mapping, x) is None)
     if unknown:
         names = ", ".join(mapping) if mapping else "none: its config.json has no label2id (give class ids, 0, 1, ...)"
         plural = "s" if len(unknown) > 1 else ""
         return f"label{plural} {', '.join(map(repr, unknown[:5]))} not in the model's label2id ({names})"
-    classes = class_count(folder)
-    outside = sorted(x for x in given if classes and not 0 <= (class_id(mapping, x) or 0) < classes)
-    if outside and classes:  # counted as wrong rows before, without a word
+    if config is None:  # no config.json to read: its head's size is not known here
+        return None
+    classes = class_count(config)
+    outside = sorted(x for x in given if not 0 <= (class_id(mapping, x) or 0) < classes)
+    if outside:  # counted as wrong rows before, without a word
         plural = "s" if len(outside) > 1 else ""
         names = f": {', '.join(mapping)}" if mapping else ""
         return (f"class id{plural} {', '.join(outside[:5])} outside the model's {classes} classes "
@@ -371,16 +373,11 @@ def label_problem(folder: Path, labels: list[str | None]) -> str | None:
     return None
 
 
-def class_count(folder: Path) -> int | None:
-    """How many classes a classifier's head has: its label names, else config.json's num_labels, else 2
-    (transformers' default, which it leaves out of the file with the default LABEL_0/LABEL_1 names); None without
-    a config.json here (a hub id)."""
-    config = folder / "config.json"
-    if not config.exists():
-        return None
-    data = json.loads(config.read_text())
-    names = data.get("id2label") or data.get("label2id") or {}
-    return len(names) or int(data.get("num_labels") or 2)
+def class_count(config: dict[str, Any]) -> int:
+    """How many classes a classifier's head has, from its read config.json: its label names, else num_labels, else
+    2 (transformers' default, which it leaves out of the file with the default LABEL_0/LABEL_1 names)."""
+    names = config.get("id2label") or config.get("label2id") or {}
+    return len(names) or int(config.get("num_labels") or 2)
 
 
 def build_jobs(jobs: set[str], data: EvalData | None, ectx: EvalContext, race: Race | None = None) -> dict[str, Any]:
