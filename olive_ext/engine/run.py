@@ -168,9 +168,8 @@ def execute(
     unchecked = unchecked_constraints(recipe.evaluate)
     if chosen is not None and recipe.evaluate is not None:  # what the chosen one was not measured on (a target that
         # does not run here, a metric left out): candidates.json listed nothing while the report said "NOT checked"
-        limits = [(n, v) for n, v in recipe.evaluate.constraints.model_dump().items() if n != "olive_goals"]
-        limits += [(goal.name, goal.value) for goal in recipe.evaluate.constraints.olive_goals]
-        missed = [n for n, limit in limits if limit is not None and n not in chosen.constraints and n not in unchecked]
+        limits = recipe.evaluate.constraints.named_limits()
+        missed = [n for n, _ in limits if n not in chosen.constraints and n not in unchecked]
         if missed:
             where = "" if chosen.candidate.target.is_available() else " (its target does not run on this machine)"
             logger.warning("the chosen candidate was not measured for %s%s: NOT checked", ", ".join(missed), where)

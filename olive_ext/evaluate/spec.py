@@ -56,6 +56,12 @@ class Constraints(StrictModel):
     olive_goals: list[OliveGoal] = Field(default_factory=list, description="an Olive config's goals on the metrics "
                                          "olive-ai's evaluator computes")  # fmt: skip
 
+    def named_limits(self) -> list[tuple[str, float | OliveGoal]]:
+        """Each limit set, by the name a candidate's ``constraints`` records it under: the scalar limits with their
+        values, then the Olive goals (named :attr:`OliveGoal.name`)."""
+        scalars = [(n, v) for n, v in self.model_dump(exclude={"olive_goals"}).items() if v is not None]
+        return [*scalars, *((goal.name, goal) for goal in self.olive_goals)]
+
 
 Objective = Literal["latency", "throughput", "size", "accuracy"]
 

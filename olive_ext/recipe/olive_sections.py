@@ -10,6 +10,7 @@ import importlib.util
 import os
 import re
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from olive_ext.artifacts import NO_MODEL_PATH, looks_like_hub_id
 from olive_ext.data.load import LOCAL_BUILDERS, check_file_split
 from olive_ext.errors import Problem, UserInputError
 from olive_ext.evaluate.lm_eval_tasks import FILE_BUILDERS, TaskDataset
+from olive_ext.evaluate.spec import OliveGoalType
 from olive_ext.models.hub import ModelNotHereError, check_hub_model, hub_reachable, offline
 from olive_ext.recipe.olive_context import (
     TranslationContext,
@@ -892,8 +894,7 @@ def evaluators_section(
         subs = [str(s.get("name")) for s in metric.get("sub_types") or []]
         if mtype == "accuracy" and "perplexity" in subs:
             ours = "perplexity"
-        if ours is None and mtype == "custom" and olive_metric(metric, path, olive_metrics, ctx):
-            _olive_goals(metric, path, constraints, ctx)
+        if ours is None and mtype == "custom" and olive_metric(metric, path, olive_metrics, ctx, constraints):
             continue
         if ours is None:
             ctx.unhonoured(
@@ -904,8 +905,8 @@ def evaluators_section(
             continue
         dc = metric.get("data_config")
         unmeasured = [s for s in subs if ours in {"latency", "throughput"} and s not in _SUB_TYPES[ours]]
-        if unmeasured and (dc is not None or ours == "latency") and olive_metric(metric, path, olive_metrics, ctx):
-            _olive_goals(metric, path, constraints, ctx)
+        if unmeasured and (dc is not None or ours == "latency") and olive_metric(metric, path, olive_metrics, ctx,
+                                                                                 constraints):  # fmt: skip
             if dc is None:  # Olive's evaluator builds the inputs from the model's io_config
                 ctx.note(f"{path}.data_config", "no data config: olive-ai's evaluator times inputs it builds from "
                          "the model's io_config (input_names, input_shapes, input_types), as Olive does")  # fmt: skip
@@ -918,8 +919,7 @@ def evaluators_section(
             )
         if ours in {"accuracy", "perplexity"}:
             if isinstance(dc, str) and dc in ctx.olive_data and dc not in ctx.our_data:
-                if olive_metric(metric, path, olive_metrics, ctx):
-                    _olive_goals(metric, path, constraints, ctx)
+                if olive_metric(metric, path, olive_metrics, ctx, constraints):
                     continue
                 ctx.unhonoured(
                     f"{path}.data_config",
@@ -977,7 +977,7 @@ def evaluators_section(
     return out
 
 
-_GOAL_TYPES = ("threshold", "min-improvement", "max-degradation", "percent-min-improvement", "percent-max-degradation")
+_GOAL_TYPES = typing.get_args(OliveGoalType)
 
 
 def _olive_goals(metric: dict[str, Any], path: str, constraints: dict[str, Any], ctx: TranslationContext) -> None:
@@ -998,11 +998,15 @@ def _olive_goals(metric: dict[str, Any], path: str, constraints: dict[str, Any],
         })  # fmt: skip
 
 
-def olive_metric(metric: dict[str, Any], path: str, into: list[dict[str, Any]], ctx: TranslationContext) -> bool:
+def olive_metric(
+    metric: dict[str, Any], path: str, into: list[dict[str, Any]], ctx: TranslationContext, constraints: dict[str, Any]
+) -> bool:
     """An Olive metric only olive-ai's evaluator can compute (the user's data script, a custom metric), added to
-    ``into`` in Olive's form (data config inlined, user scripts resolved); False where olive-ai is not installed."""
+    ``into`` in Olive's form (data config inlined, user scripts resolved), its goals to ``constraints``; False where
+    olive-ai is not installed."""
     if importlib.util.find_spec("olive") is None:
         return False
+    _olive_goals(metric, path, constraints, ctx)  # said by path even where Olive's own check refuses the metric
     config = dict(metric)
     dc = config.get("data_config")
     if isinstance(dc, str) and dc in ctx.olive_data:

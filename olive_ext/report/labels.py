@@ -184,12 +184,11 @@ def constraint_texts(result: RunResult, recipe: Recipe) -> list[tuple[str, str, 
     }
     out = []
     ok = [r for r in result.results if r.ok]
-    limits = recipe.evaluate.constraints
-    texts = [(name, words.get(name, name + " {}").format(f"{value:.1f}" if name == "max_accuracy_drop" else
-                                                          f"{value:g}"))  # "1.0 points", "120 MB"
-             for name, value in limits.model_dump(exclude={"olive_goals"}).items() if value is not None]
-    texts += [(goal.name, goal_words(goal)) for goal in limits.olive_goals]
-    for name, text in texts:
+    for name, value in recipe.evaluate.constraints.named_limits():
+        if isinstance(value, OliveGoal):
+            text = goal_words(value)
+        else:  # "1.0 points", "120 MB"
+            text = words.get(name, name + " {}").format(f"{value:.1f}" if name == "max_accuracy_drop" else f"{value:g}")
         if name in result.unchecked_constraints:
             state = "NOT checked: " + _unchecked_why(name, result)
         elif result.chosen is not None and name in result.chosen.constraints:
