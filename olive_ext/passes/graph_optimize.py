@@ -105,7 +105,8 @@ class GraphOptimize(Pass[GraphOptimizeConfig]):
         return Artifact("onnx", str(out_dir), None, meta=meta)
 
 
-_KNOWN = _BERT_LIKE | {"bart", "gpt2", "t5", "vit", "clip"}  # model types the optimizer's fusions were written for
+_OWN_TYPES = {"bart", "gpt2", "t5", "vit", "clip"}  # the optimizer's other model types, named as HF names them
+_KNOWN = _BERT_LIKE | _OWN_TYPES  # model types the optimizer's fusions were written for
 
 
 def hf_model_type(folder: Path) -> str:
@@ -119,4 +120,4 @@ def infer_model_type(folder: Path) -> str:
     hf_type = hf_model_type(folder)
     if hf_type in _BERT_LIKE or not hf_type:
         return "bert"
-    return hf_type if hf_type in {"bart", "gpt2", "t5", "vit", "clip"} else "bert"
+    return hf_type if hf_type in _OWN_TYPES else "bert"

@@ -17,6 +17,10 @@ Method = Literal["lora", "qlora", "dora"]
 TorchDtype = Literal["auto", "float32", "bfloat16", "float16"]
 _DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "half": "float16", "float": "float32"}
 
+# --resume_from_checkpoint's words for "do not resume" and "this run's latest checkpoint" (else a folder)
+RESUME_NO = frozenset({"false", "no", "none", "0"})
+RESUME_LATEST = frozenset({"true", "last", "latest", "yes", "1"})
+
 # Settings that change how a run is observed or continued, not what it produces: left out of cache keys.
 NOT_IN_CACHE_KEY = frozenset({"resume_from_checkpoint"})
 

@@ -26,7 +26,7 @@ from olive_ext.train.evaluation import evaluate_model
 from olive_ext.train.features import Collator, PromptEncoder, RowDataset, pack, tokenize
 from olive_ext.train.loss import LossFunction, unwrap
 from olive_ext.train.model import add_adapter, continued_options, load_model, load_tokenizer
-from olive_ext.train.options import FinetuneOptions
+from olive_ext.train.options import RESUME_LATEST, RESUME_NO, FinetuneOptions
 from olive_ext.train.trainer import TrainStats, make_callback, make_trainer, stop_on_interrupt
 
 if TYPE_CHECKING:
@@ -356,9 +356,10 @@ def train_phase(
     total_steps = opts.max_steps or max(1, math.ceil(steps_per_epoch * opts.num_train_epochs))
     args = _training_arguments(opts, checkpoint_dir, device, dtype, total_steps, data.eval_set is not None)
     resume = _resume_path(opts.resume_from_checkpoint, Path(args.output_dir))
-    if resume is None and opts.resume_from_checkpoint is None and (resume := _left_by_interrupt(checkpoint_dir)):
-        # the same command again: "a rerun resumes" said the interrupt, and it started over from step 0, replacing the
-        # checkpoint (resuming was measured identical to an uninterrupted run)
+    if opts.resume_from_checkpoint is None and (resume := _latest_checkpoint(checkpoint_dir, whole=True)):
+        # the same command again after an interrupt: this fine-tune's own checkpoint folder, which only an interrupted
+        # run of the same options leaves (a finished one removes it, unless --save_steps). "A rerun resumes" said the
+        # interrupt, and it started over from step 0, replacing the checkpoint (resuming measured identical)
         logger.warning("resuming from %s, which an interrupted run of this same fine-tune left "
                        "(--resume_from_checkpoint false starts over)", resume)  # fmt: skip
     if resume is not None:
@@ -618,23 +619,18 @@ def _require(module: str, purpose: str) -> None:
         raise MissingDependencyError(module, purpose)
 
 
-def _left_by_interrupt(checkpoint_dir: Path) -> Path | None:
-    """The latest whole checkpoint (its trainer state and adapter written) in this fine-tune's own checkpoint folder,
-    which only an interrupted run of the same options leaves (a finished run removes them, unless --save_steps)."""
-    whole = [p for p in checkpoint_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()
-             and (p / "trainer_state.json").is_file() and any(p.glob("adapter_model.*"))]  # fmt: skip
-    return max(whole, key=lambda p: int(p.name.split("-")[-1])) if whole else None
-
-
-def _latest_checkpoint(folder: Path) -> Path | None:
-    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+def _latest_checkpoint(folder: Path, whole: bool = False) -> Path | None:
+    """The highest-numbered checkpoint-N folder in ``folder``; ``whole``: of those with a trainer state and an
+    adapter (a SIGKILL can leave an empty one)."""
+    found = [p for p in folder.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()
+             and (not whole or ((p / "trainer_state.json").is_file() and any(p.glob("adapter_model.*"))))]  # fmt: skip
     return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
 
 
 def _resume_path(value: str | None, checkpoint_dir: Path) -> Path | None:
-    if not value or value.lower() in {"false", "no", "none", "0"}:
+    if not value or value.lower() in RESUME_NO:
         return None
-    if value.lower() in {"true", "last", "latest", "yes", "1"}:
+    if value.lower() in RESUME_LATEST:
         last = _latest_checkpoint(checkpoint_dir)
         if last is None:
             raise UserInputError(

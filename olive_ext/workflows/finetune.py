@@ -45,7 +45,7 @@ from olive_ext.train.args import check_training_args
 from olive_ext.train.device import dtype_problem
 from olive_ext.train.features import PromptEncoder, tokenize
 from olive_ext.train.model import load_tokenizer
-from olive_ext.train.options import FinetuneOptions
+from olive_ext.train.options import RESUME_LATEST, RESUME_NO, FinetuneOptions
 from olive_ext.train.run import METRICS_FILE, check_answers, follow, warn_foreign_tokens
 from olive_ext.workflows.run import run_recipe
 
@@ -180,7 +180,7 @@ def _check_paths_before_work(opts: FinetuneRunOptions) -> None:
                 "out to train a new adapter",
             )  # fmt: skip
     resume = opts.resume_from_checkpoint
-    if resume and resume.lower() not in {"false", "no", "none", "0", "true", "last", "latest", "yes", "1"}:
+    if resume and resume.lower() not in RESUME_NO | RESUME_LATEST:
         folder = Path(resume).expanduser()
         if not folder.is_dir():
             raise UserInputError(f"--resume_from_checkpoint {resume} " + ("does not exist" if not folder.exists()
