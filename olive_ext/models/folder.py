@@ -464,6 +464,16 @@ ENCODER_HINT = ("bundles, chat and serve take language models; an encoder's (BER
                 "it is: load model/model.onnx with onnxruntime (its tokenizer files are beside it)")
 
 
+def holds_adapter(root: Path) -> bool:
+    """Whether ``root`` is a peft adapter folder or a fine-tune output holding one in ``adapter/``."""
+    return any((root / name).is_file() for name in (ADAPTER_CONFIG, f"adapter/{ADAPTER_CONFIG}"))
+
+
+def holds_hf_model(root: Path) -> bool:
+    """Whether ``root`` is a Hugging Face model folder (config.json), an adapter or a fine-tune output."""
+    return (root / "config.json").is_file() or holds_adapter(root)
+
+
 def build_first_hint(root: Path) -> str | None:
     """What to do with a Hugging Face model, a fine-tune output or an encoder's ONNX build given where a built
     language model is needed (serve, chat, package), or None when ``root`` is none of them."""
@@ -471,7 +481,7 @@ def build_first_hint(root: Path) -> str | None:
         (root / name).is_file() for name in ("genai_config.json", "model/genai_config.json")
     ):
         return ENCODER_HINT
-    if not any((root / name).is_file() for name in ("config.json", ADAPTER_CONFIG, f"adapter/{ADAPTER_CONFIG}")):
+    if not holds_hf_model(root):
         return None
     return (f"{root} is a Hugging Face model or a fine-tune output: build it first, with `olive-ext auto-opt -m "
             f"{root} -o out/opt` (measured candidates) or `olive-ext export -m {root} --quant Q8_0 -o out/gguf` (a "

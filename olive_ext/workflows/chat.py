@@ -20,7 +20,14 @@ from pydantic import Field, ValidationInfo, field_validator
 from olive_ext.data.formats import ALPACA_PROMPT
 from olive_ext.errors import Terminated, UserInputError
 from olive_ext.line_reader import LineTooLongError, line_reader
-from olive_ext.models.folder import config_json, find_genai_model, model_task, resolve_model_arg, tokenizer_folder
+from olive_ext.models.folder import (
+    config_json,
+    find_genai_model,
+    holds_hf_model,
+    model_task,
+    resolve_model_arg,
+    tokenizer_folder,
+)
 from olive_ext.onnx.chat import (
     ChatSession,
     ChatTemplateRejectedError,
@@ -170,9 +177,8 @@ _Session = TypeVar("_Session", bound="ChatSession | GGUFChatSession | TorchChatS
 def _torch_chat(root: Path, opts: ChatOptions) -> TorchChatSession | None:
     """A PyTorch chat on ``root`` when it is a Hugging Face model or a fine-tune output (its base with its adapter),
     else None."""
-    markers = ("config.json", "adapter_config.json", "adapter/adapter_config.json")
-    if not root.is_dir() or not any((root / name).is_file() for name in markers):  # an empty folder, a text file or
-        return None  # /dev/null reached transformers' loaders: their tracebacks instead of "holds no model"
+    if not holds_hf_model(root):  # an empty folder, a text file or /dev/null reached transformers' loaders: their
+        return None  # tracebacks instead of "holds no model"
     try:
         source = resolve_model_arg(str(root))
     except UserInputError:

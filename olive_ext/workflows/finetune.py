@@ -31,7 +31,14 @@ from olive_ext.engine.preflight import check_model_folder
 from olive_ext.engine.results import OutputFolder, RunResult
 from olive_ext.engine.runner import check_step_input
 from olive_ext.errors import UserInputError
-from olive_ext.models.folder import MODEL_CONFIG, absolute_if_local, config_json, resolve_model_arg, write_model_config
+from olive_ext.models.folder import (
+    MODEL_CONFIG,
+    absolute_if_local,
+    config_json,
+    holds_adapter,
+    resolve_model_arg,
+    write_model_config,
+)
 from olive_ext.onnx.genai_builder import builder_input_problem
 from olive_ext.options import parse_bool, validate_options, with_options_signature
 from olive_ext.passes.gguf_to_hf import fill_from_metadata
@@ -171,8 +178,7 @@ def _check_paths_before_work(opts: FinetuneRunOptions) -> None:
     if opts.adapter_path:
         adapter = Path(opts.adapter_path).expanduser()
         hub_like = not adapter.exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", opts.adapter_path) is not None
-        found = any((adapter / name).is_file() for name in ("adapter_config.json", "adapter/adapter_config.json"))
-        if not hub_like and not found:
+        if not hub_like and not holds_adapter(adapter):
             raise UserInputError(
                 f"--adapter_path {opts.adapter_path} " + ("does not exist" if not adapter.exists() else
                                                           "is not a peft adapter folder (no adapter_config.json)"),
