@@ -414,3 +414,54 @@ def test_an_encoder_head_the_export_would_drop_is_refused_before_work(tiny_bert:
         with pytest.raises(UserInputError) as e:
             refuse()
         assert "load model/model.onnx with onnxruntime" in (e.value.hint or ""), e.value
+
+
+def test_a_sentence_pair_classifier_is_scored_on_pairs_as_its_tokenizer_encodes_them(tmp_path: Path) -> None:
+    """--input_cols premise hypothesis (Olive's flag) was refused, and the only way in was a text template joining
+    the two texts into one, which the model was not trained on: a tiny NLI-shaped classifier scored 86.5 there
+    against 100 in PyTorch on pairs. The pair is encoded as a pair (separator, segment ids), as Olive's
+    pre-processing does; a language model given a pair is refused, naming a template instead."""
+    import json
+    import random
+
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    import olive_ext
+    from olive_ext.data import load_examples
+    from olive_ext.data.spec import DatasetSpec
+    from olive_ext.errors import UserInputError
+
+    from tiny_models import build_tiny_bert
+
+    folder = build_tiny_bert(tmp_path / "nli-model", seed=5, num_labels=3)
+    config = json.loads((folder / "tokenizer_config.json").read_text())  # segment ids, as BERT's tokenizer gives
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps({**config, "model_input_names": ["input_ids", "token_type_ids", "attention_mask"]}))
+    words = "the cat sat on a mat while dogs ran far away from home and birds sang loud songs".split()
+    rng = random.Random(3)
+    pairs = [(" ".join(rng.sample(words, 5)), " ".join(rng.sample(words, 4))) for _ in range(24)]
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    with torch.no_grad():  # a random head gives one class everywhere: centred and scaled on these pairs
+        logits = torch.cat([model(**tok(a, b, return_tensors="pt")).logits for a, b in pairs])
+        scale = logits.std(0)
+        model.classifier.weight.div_(scale[:, None])
+        model.classifier.bias.copy_((model.classifier.bias - logits.mean(0)) / scale)
+        on_pairs = [int(model(**tok(a, b, return_tensors="pt")).logits.argmax()) for a, b in pairs]
+        joined = [int(model(**tok(f"{a}\n{b}", return_tensors="pt")).logits.argmax()) for a, b in pairs]
+    model.save_pretrained(folder)
+    assert len(set(on_pairs)) == 3 and on_pairs != joined  # else this test could not tell the readings apart
+    data = tmp_path / "nli.jsonl"
+    data.write_text("\n".join(json.dumps({"premise": a, "hypothesis": b, "label": model.config.id2label[y]})
+                              for (a, b), y in zip(pairs, on_pairs, strict=True)))  # fmt: skip
+    olive_ext.auto_opt(folder, tmp_path / "out", data_files=str(data), input_cols=["premise", "hypothesis"],
+                       precision="fp32", cache_dir=str(tmp_path / "cache"), repeats=1, warmup=0)  # fmt: skip
+    candidates = json.loads((tmp_path / "out" / "candidates.json").read_text())["candidates"]
+    assert candidates and all(c["error"] is None for c in candidates), [c["error"] for c in candidates]
+    assert [c["metrics"]["accuracy"] for c in candidates] == [100.0] * len(candidates)
+    with pytest.raises(UserInputError, match="give one column .* or two"):
+        olive_ext.auto_opt(folder, tmp_path / "three", data_files=str(data),
+                           input_cols=["premise", "hypothesis", "label"])  # fmt: skip
+    with pytest.raises(UserInputError, match="a language model reads one text"):
+        load_examples(DatasetSpec(name="json", data_files=str(data), input_cols=["premise", "hypothesis"]))

@@ -74,7 +74,6 @@ OLIVE_SHARED_CACHE_FLAGS = {
 }
 OLIVE_DATA_FLAGS = {
     "--subset": "dataset configurations (subsets) are not supported; use a local file (-d json --data_files)",
-    "--input_cols": "use --text_template '...{column}...' to say which columns make the text",
     "--add_special_tokens": "not needed: the tokenizer's BOS is added when the model expects it, EOS after answers",
 }
 
@@ -271,6 +270,7 @@ def add_data_arguments(
     option(group, DataOptions, "messages_field")
     option(group, DataOptions, "response_field")
     option(group, DataOptions, "response_template")
+    option(group, DataOptions, "input_cols", nargs="+")
     option(group, DataOptions, "max_samples", type=int)
 
 

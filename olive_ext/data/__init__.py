@@ -32,9 +32,9 @@ __all__ = [
 ]
 
 
-def load_examples(spec: DatasetSpec, tokenizer: Any = None) -> list[Example]:
-    """Load a dataset split and turn every row into an :class:`Example`."""
-    return to_examples(load_rows(spec), spec, tokenizer)
+def load_examples(spec: DatasetSpec, tokenizer: Any = None, pairs: bool = False) -> list[Example]:
+    """Load a dataset split and turn every row into an :class:`Example` (``pairs``: as :func:`to_examples`)."""
+    return to_examples(load_rows(spec), spec, tokenizer, pairs)
 
 
 SMOKE_PROMPTS = 3

@@ -63,11 +63,22 @@ class Example:
     reference: str | None = None
     answer_end: str = ""
     prompt_turns: tuple[str, ...] = ()
+    pair: str | None = None  # an encoder's second text (input_cols' second column): the tokenizer encodes a pair
 
     @property
     def text(self) -> str:
         """The whole example as one string: prompt followed by response."""
         return self.prompt + self.response
+
+    @property
+    def encoder_input(self) -> str | tuple[str, str]:
+        """What an encoder reads: the prompt (the whole text when there is none, not the label), or the pair."""
+        return (self.prompt, self.pair) if self.pair is not None else (self.prompt or self.text)
+
+
+def encode_encoder_input(tokenizer: Any, text: str | tuple[str, str], **kwargs: Any) -> Any:
+    """``text`` (one text, or a pair encoded with the tokenizer's separator and segment ids) through ``tokenizer``."""
+    return tokenizer(*text, **kwargs) if isinstance(text, tuple) else tokenizer(text, **kwargs)
 
 
 def leading_bos(tokenizer: Any) -> int | None:
@@ -167,8 +178,18 @@ def columns_of(rows: Any) -> list[str]:
     return list(rows.column_names) if hasattr(rows, "column_names") else list(rows[0].keys() if rows else [])
 
 
-def to_examples(rows: Any, spec: DatasetSpec, tokenizer: Any = None) -> list[Example]:
-    """Examples for every row (``rows`` is a datasets.Dataset or a list of dicts)."""
+def to_examples(rows: Any, spec: DatasetSpec, tokenizer: Any = None, pairs: bool = False) -> list[Example]:
+    """Examples for every row (``rows`` is a datasets.Dataset or a list of dicts). ``pairs``: the caller feeds an
+    encoder, which reads a text pair (input_cols with two columns); elsewhere (an LLM's text) a pair is refused:
+    its second text would be dropped."""
+    if spec.input_cols and len(spec.input_cols) == 2 and not pairs:
+        first, second = spec.input_cols
+        raise UserInputError(
+            f"input_cols {first!r} and {second!r} are a text pair, which a sentence-pair classifier's tokenizer "
+            "encodes; a language model reads one text",
+            hint=f"join them with a text template, e.g. --text_template '{{{first}}}\\n{{{second}}}\\n"
+            f"{{{spec.response_field or 'label'}}}'",
+        )
     with _nested_rows_said(rows):
         return _examples(rows, spec, tokenizer)
 
@@ -202,6 +223,8 @@ def _nested_rows(rows: Any) -> str | None:
 
 def _examples(rows: Any, spec: DatasetSpec, tokenizer: Any) -> list[Example]:
     columns = columns_of(rows)
+    if spec.input_cols:
+        return _from_input_cols(rows, spec, columns)
     fmt = detect_format(spec, columns)
     if fmt == "template":
         return _from_template(rows, with_template(spec), columns)
@@ -417,6 +440,21 @@ def _from_template(rows: Any, spec: DatasetSpec, columns: list[str]) -> list[Exa
                 f"row {i}: text template {template!r} could not be filled: {type(e).__name__}: {e}",
                 hint="placeholders are column names in braces, e.g. {question}; escape literal braces as {{ }}",
             ) from e
+    return examples
+
+
+def _from_input_cols(rows: Any, spec: DatasetSpec, columns: list[str]) -> list[Example]:
+    """Olive's input_cols: the first column is the text, a second one its pair; the label (response_field, else a
+    'label' column where there is one) is the reference. Olive's pre-processing tokenizes them the same way."""
+    cols = list(spec.input_cols or [])
+    label = spec.response_field or ("label" if "label" in columns else None)
+    _require_columns([*cols, *([label] if label else [])], columns, "input_cols" if not spec.response_field
+                     else "input_cols with --response_field")  # fmt: skip
+    examples = []
+    for i, row in enumerate(rows):
+        texts = [_cell_text(row[c], c, i) for c in cols]
+        value = _cell_text(row[label], label, i) if label else None
+        examples.append(Example(texts[0], value or "", value, pair=texts[1] if len(texts) == 2 else None))
     return examples
 
 

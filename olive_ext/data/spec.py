@@ -50,6 +50,11 @@ class DatasetSpec(StrictModel):
         "(TRL's response_template, Unsloth's train_on_responses_only): the loss covers what follows its last "
         "occurrence",
     )
+    input_cols: list[str] | None = Field(
+        None,
+        description="an encoder's input columns (Olive's input_cols): one text, or a text pair its tokenizer encodes "
+        "as a pair (premise and hypothesis, two sentences); the label is response_field's column, else 'label'",
+    )
     max_samples: int | None = Field(None, ge=1, description="use at most this many rows")
 
     _check_split = field_validator("split")(lambda cls, v: check_split(v))
@@ -78,7 +83,22 @@ class DatasetSpec(StrictModel):
             raise ValueError("format 'template' needs text_template")
         if self.format == "text" and not self.text_field:
             raise ValueError("format 'text' needs text_field")
+        if self.input_cols is not None:
+            _check_input_cols(self)
         return self
+
+
+def _check_input_cols(spec: DatasetSpec) -> None:
+    """input_cols: one or two named columns (a tokenizer encodes one text or a pair), and not beside another way of
+    making the text."""
+    cols = spec.input_cols or []
+    if not 1 <= len(cols) <= 2 or not all(c.strip() for c in cols):
+        raise ValueError(f"input_cols {cols!r}: give one column (a text) or two (a text pair, as a sentence-pair "
+                         "classifier reads them); for more, join them with a text template")  # fmt: skip
+    others = [k for k in ("text_template", "text_field", "response_template") if getattr(spec, k)]
+    others += ["chat messages (use_chat_template / messages_field)"] if spec.format == "messages" else []
+    if others:
+        raise ValueError(f"input_cols and {', '.join(others)} both say how rows become text: give one of them")
 
 
 # how a file's suffix names its datasets builder (`-d data.jsonl` and `--data_files x.csv` both work)
@@ -123,6 +143,11 @@ class DataOptions(Options):
         description="ready text rows: the text that starts the answer (TRL's response_template, Unsloth's "
         "train_on_responses_only); the loss covers what follows its last occurrence (\\n typed literally "
         "becomes a newline)",
+    )
+    input_cols: list[str] | None = Field(
+        None,
+        description="an encoder's input columns: one, or two that its tokenizer encodes as a text pair (an NLI or "
+        "paraphrase classifier); the label column is --response_field, else 'label'",
     )
     max_samples: int | None = Field(None, ge=1, description="use at most this many rows")
 
@@ -172,6 +197,7 @@ class DataOptions(Options):
             **({"messages_field": self.messages_field} if self.messages_field else {}),
             response_field=self.response_field,
             response_template=_unescape(self.response_template) if self.response_template else None,
+            input_cols=self.input_cols,
             max_samples=self.max_samples,
         )
 

@@ -22,7 +22,7 @@ from typing import Any
 from olive_ext.artifacts import LM_ROLES, Artifact, eval_role, hash_file
 from olive_ext.cache import Cache, cache_key
 from olive_ext.data import load_examples
-from olive_ext.data.formats import encode_prompt, leading_bos
+from olive_ext.data.formats import encode_encoder_input, encode_prompt, leading_bos
 from olive_ext.errors import OliveExtError
 from olive_ext.evaluate.context import EvalContext, EvalData, MetricInput
 from olive_ext.evaluate.exact_match import count_hits
@@ -228,10 +228,11 @@ def prepare_data(artifact: Artifact, ectx: EvalContext, jobs: set[str]) -> EvalD
     dataset = ectx.dataset
     if ectx.spec.max_samples:
         dataset = dataset.model_copy(update={"max_samples": ectx.spec.max_samples})
-    examples = load_examples(dataset, tokenizer)
+    examples = load_examples(dataset, tokenizer, pairs="classify" in jobs)
     if "classify" in jobs:  # cut to the positions the encoder has (a fixed 512 failed a 128-position BERT)
         length = encoder_max_tokens(artifact.path)
-        data.features = [dict(tokenizer(e.prompt or e.text, truncation=True, max_length=length)) for e in examples]
+        data.features = [dict(encode_encoder_input(tokenizer, e.encoder_input, truncation=True, max_length=length))
+                         for e in examples]  # fmt: skip
         mapping = label_ids(Path(artifact.path))  # once, not once per row
         data.labels = [_label_id(mapping, e.reference) for e in examples]
         return data

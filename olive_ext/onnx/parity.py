@@ -352,7 +352,9 @@ def compare_llm_in_turn(
             recorded.close()
 
 
-def compare_encoder(reference: TorchReference, folder: str, texts: list[str], classifier: bool) -> dict[str, Any]:
+def compare_encoder(
+    reference: TorchReference, folder: str, texts: list[str | tuple[str, str]], classifier: bool
+) -> dict[str, Any]:
     """Output-tensor statistics of an ONNX encoder against PyTorch, one example at a time."""
     session = onnxruntime().InferenceSession(str(onnx_graph(folder)), providers=["CPUExecutionProvider"])
     inputs = session.get_inputs()
@@ -369,7 +371,7 @@ def compare_encoder_outputs(
     run: Any,
     input_names: list[str],
     folder: str,
-    texts: list[str],
+    texts: list[str | tuple[str, str]],
     classifier: bool,
     fixed: list[int | None] | None = None,
 ) -> dict[str, Any]:

@@ -189,22 +189,23 @@ class ParityCheck(Pass[ParityCheckConfig]):
         numbers["prompts"] = len(texts)
         return numbers
 
-    def texts(self, ctx: RunContext, tokenizer: Any) -> list[str]:
+    def texts(self, ctx: RunContext, tokenizer: Any) -> list[str | tuple[str, str]]:
+        """What an encoder reads (``tokenizer`` None: a sentence pair stays a pair), else an LLM's prompts."""
         # numpy at import (see measure)
         from olive_ext.onnx.parity import DEFAULT_PROMPTS
 
         if self.config.data is None and not ctx.datasets:
-            return list(DEFAULT_PROMPTS)[: self.config.samples]
+            return list[str | tuple[str, str]](DEFAULT_PROMPTS[: self.config.samples])
 
         spec = ctx.dataset(self.config.data, f"pass '{self.name}' prompts")
-        texts = [e.prompt or e.text for e in load_examples(spec, tokenizer)][: self.config.samples]
-        if not texts:
+        examples = load_examples(spec, tokenizer, pairs=tokenizer is None)[: self.config.samples]
+        if not examples:
             raise UserInputError(f"parity_check: dataset {self.config.data or '(default)'} gave no prompts")
-        return texts
+        return [e.encoder_input for e in examples]
 
     def prompt_ids(self, tokenizer: Any, ctx: RunContext) -> list[list[int]]:
         bos = leading_bos(tokenizer)
-        return [encode_prompt(tokenizer, text, bos) for text in self.texts(ctx, tokenizer)]
+        return [encode_prompt(tokenizer, text, bos) for text in self.texts(ctx, tokenizer) if isinstance(text, str)]
 
 
 class _OVGreedy:

@@ -178,7 +178,8 @@ class CalibrationReader:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        texts = [e.text for e in load_examples(spec, tokenizer)][: cfg.samples]
+        # what the encoder reads (a classifier's text without its label, a sentence pair as a pair)
+        texts = [e.encoder_input for e in load_examples(spec, tokenizer, pairs=True)][: cfg.samples]
         if not texts:
             raise UserInputError(f"qdq_static: dataset {cfg.data or '(default)'} gave no calibration examples")
         session = onnxruntime().InferenceSession(str(model_path), providers=["CPUExecutionProvider"])

@@ -281,7 +281,7 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str, shape: Pipel
             raise UserInputError(f"{opts.model_name_or_path} is a {task} model, with no classification head to score "
                                  "labels with", hint="give a sequence classification model (…ForSequenceClassification)"
                                  ", or leave out the eval data")  # fmt: skip
-        labels = [e.reference for e in to_examples(rows_for_reading(data), data)]
+        labels = [e.reference for e in to_examples(rows_for_reading(data), data, pairs=True)]
         if problem := label_problem(Path(source.path), labels):
             hint = None if data.response_field else "name the rows' label column: --response_field label (or its name)"
             raise UserInputError(f"accuracy cannot be scored on {data.data_files or data.name}: {problem}", hint=hint)
@@ -352,7 +352,7 @@ def _with_parity(chain: list[Any], have_data: bool, gates: bool) -> dict[str, An
 def _refuse_format_flags(opts: AutoOptOptions, data: DatasetSpec | None) -> None:
     """Flags that shape rows into text do nothing without --data_files/-d: the fine-tune's data (``data``) keeps its
     own format, and without one there are no rows. Said before any work, naming them (they were ignored)."""
-    shaping = ("text_template", "text_field", "messages_field", "response_field", "response_template")
+    shaping = ("text_template", "text_field", "messages_field", "response_field", "response_template", "input_cols")
     given = [f"--{k}" for k in shaping if getattr(opts, k)]
     given += ["--use_chat_template"] if opts.use_chat_template else []
     # these narrow a fine-tune's own eval split (below); with no data at all they were dropped without a word
