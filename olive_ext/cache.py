@@ -44,8 +44,13 @@ ENTRY_FILE = "entry.json"
 
 
 def default_cache_dir() -> Path:
-    """$OLIVE_EXT_CACHE, else ~/.cache/olive-ext."""
+    """$OLIVE_EXT_CACHE, else ~/.cache/olive-ext. A blank value is refused: `OLIVE_EXT_CACHE=" "` was a folder
+    named " " in the working directory."""
     env = os.environ.get("OLIVE_EXT_CACHE")
+    if env is not None and env and not env.strip():
+        raise UserInputError(f"OLIVE_EXT_CACHE is {env!r}, a blank folder name",
+                             hint="set it to a folder (export OLIVE_EXT_CACHE=~/olive-cache), or unset it for "
+                             "~/.cache/olive-ext")  # fmt: skip
     return Path(env).expanduser() if env else Path.home() / ".cache" / "olive-ext"
 
 

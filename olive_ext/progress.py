@@ -34,6 +34,7 @@ from rich.progress import (
 from rich.progress import Progress as RichProgress
 
 from olive_ext.console import make_console
+from olive_ext.errors import UserInputError
 
 INTERVAL_ENV = "OLIVE_EXT_PROGRESS_INTERVAL"
 DEFAULT_INTERVAL = 15.0  # seconds between plain progress lines: often enough to see life, rare enough to read
@@ -309,3 +310,16 @@ class Progress:
         for handler, console in self._log_consoles:
             handler.console = console
         self._log_consoles.clear()
+
+
+def progress_or_quiet(progress: Any) -> Progress:
+    """``progress`` as the API's functions take it: a :class:`Progress`, or None for none shown. Anything else is
+    refused by name (``finetune(progress=1)`` was a TypeError deep in training)."""
+    if progress is None:
+        return Progress(enabled=False)
+    if not isinstance(progress, Progress):
+        raise UserInputError(
+            f"progress={progress!r} is not an olive_ext.progress.Progress",
+            hint="give Progress(on_update=callback) to follow the phases, or leave progress out",
+        )
+    return progress

@@ -425,6 +425,7 @@ def test_a_sentence_pair_classifier_is_scored_on_pairs_as_its_tokenizer_encodes_
     import random
 
     import torch
+    from tiny_models import build_tiny_bert
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     import olive_ext
@@ -432,13 +433,12 @@ def test_a_sentence_pair_classifier_is_scored_on_pairs_as_its_tokenizer_encodes_
     from olive_ext.data.spec import DatasetSpec
     from olive_ext.errors import UserInputError
 
-    from tiny_models import build_tiny_bert
-
     folder = build_tiny_bert(tmp_path / "nli-model", seed=5, num_labels=3)
     config = json.loads((folder / "tokenizer_config.json").read_text())  # segment ids, as BERT's tokenizer gives
     (folder / "tokenizer_config.json").write_text(
         json.dumps({**config, "model_input_names": ["input_ids", "token_type_ids", "attention_mask"]}))
-    words = "the cat sat on a mat while dogs ran far away from home and birds sang loud songs".split()
+    words = ["the", "cat", "sat", "on", "a", "mat", "while", "dogs", "ran", "far", "away", "from", "home", "and",
+             "birds", "sang", "loud", "songs"]  # fmt: skip
     rng = random.Random(3)
     pairs = [(" ".join(rng.sample(words, 5)), " ".join(rng.sample(words, 4))) for _ in range(24)]
     tok = AutoTokenizer.from_pretrained(folder)
@@ -460,7 +460,7 @@ def test_a_sentence_pair_classifier_is_scored_on_pairs_as_its_tokenizer_encodes_
     candidates = json.loads((tmp_path / "out" / "candidates.json").read_text())["candidates"]
     assert candidates and all(c["error"] is None for c in candidates), [c["error"] for c in candidates]
     assert [c["metrics"]["accuracy"] for c in candidates] == [100.0] * len(candidates)
-    with pytest.raises(UserInputError, match="give one column .* or two"):
+    with pytest.raises(UserInputError, match=r"give one column .* or two"):
         olive_ext.auto_opt(folder, tmp_path / "three", data_files=str(data),
                            input_cols=["premise", "hypothesis", "label"])  # fmt: skip
     with pytest.raises(UserInputError, match="a language model reads one text"):

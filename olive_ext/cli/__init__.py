@@ -91,12 +91,44 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code. Ctrl-C while it starts (importing, parsing) is
-    exit 130 with one line, as during a command: it was a traceback through the imports."""
+    exit 130 with one line, as during a command: it was a traceback through the imports. A reader that stopped
+    early (`olive-ext cache ls | head -1`) ends any command quietly with 0, as `validate --list-passes` did (a
+    traceback and exit 1 about half the time before); a closed stdout or stderr (`>&-`) is written nowhere (an
+    AttributeError on None before)."""
+    _closed_streams_to_devnull()
     try:
         return _main(argv)
     except KeyboardInterrupt:
         print("error: interrupted before the command started; nothing was done", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        if not _stdout_reader_gone():
+            raise
+        import os
+
+        # what is still buffered goes nowhere, so the interpreter's exit does not fail on it again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _closed_streams_to_devnull() -> None:
+    """sys.stdout/sys.stderr are None when the process starts with that descriptor closed."""
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(__import__("os").devnull, "w", encoding="utf-8"))  # noqa: SIM115 (the process's)
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (poll says POLLERR), not some other broken pipe (a
+    socket's, a subprocess's)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def negative_values(argv: list[str]) -> list[str]:

@@ -36,11 +36,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", metavar="ls|prune", required=True)
     ls = sub.add_parser("ls", help="list entries, most recently used first")
     add_cache_dir(ls, CacheOptions)
+    add_log_level(ls, nested=True)  # `cache ls --log_level 3` said "unknown flag; did you mean --log_level?"
     prune = sub.add_parser("prune", help="remove entries, least recently used first")
     option(prune, PruneOptions, "older_than", "--older-than", "--older_than")
     option(prune, PruneOptions, "max_size", "--max-size", "--max_size")
     option(prune, PruneOptions, "dry_run", "--dry_run", "--dry-run", type=bool)
     add_cache_dir(prune, PruneOptions)
+    add_log_level(prune, nested=True)
     add_log_level(p)
 
 

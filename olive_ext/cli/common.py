@@ -11,7 +11,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from olive_ext.errors import DISK_FULL_HINT, OliveExtError, Terminated, disk_full
+from olive_ext.errors import DISK_FULL_HINT, OliveExtError, Terminated, UserInputError, disk_full
 from olive_ext.models.hub import go_offline_if_unreachable
 
 if TYPE_CHECKING:  # pydantic is imported only when a command's flags are built, not for `olive-ext --help`
@@ -23,11 +23,12 @@ OptionsT = TypeVar("OptionsT", bound="Options")
 _OLIVE_LEVELS = {0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR, 4: logging.CRITICAL}
 
 
-def add_log_level(parser: argparse.ArgumentParser) -> None:
-    """--log_level with Olive's numbers (0 debug ... 4 critical) or a level name."""
+def add_log_level(parser: argparse.ArgumentParser, nested: bool = False) -> None:
+    """--log_level with Olive's numbers (0 debug ... 4 critical) or a level name. ``nested``: a sub-command's
+    parser (`cache ls --log_level 3`), which leaves the command's value when not given."""
     parser.add_argument(
         "--log_level",
-        default="1",
+        default=argparse.SUPPRESS if nested else "1",
         help="0 debug, 1 info (default), 2 warning, 3 error, 4 critical (Olive's numbers), or a level name",
     )
 
@@ -86,7 +87,7 @@ def setup_logging(level: str) -> None:
 
     numeric = _OLIVE_LEVELS.get(int(level)) if level.isdigit() else logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
-        raise OliveExtError(f"--log_level {level!r} is not a level", hint="use 0-4 or debug/info/warning/error")
+        raise UserInputError(f"--log_level {level!r} is not a level", hint="use 0-4 or debug/info/warning/error")
     handler = RichHandler(show_path=False, show_time=False, markup=False, console=make_console(stderr=True))
     logger = logging.getLogger("olive_ext")
     logger.handlers[:] = [handler]
@@ -133,7 +134,9 @@ def _run(mod: ModuleType, args: argparse.Namespace) -> int:
         return e.exit_code
     except KeyboardInterrupt as e:
         what = "terminated" if isinstance(e, Terminated) else "interrupted"
-        print_error(f"{what}; finished steps are cached and a rerun resumes from them")
+        # only the commands that run steps through the cache resume (export, package, prune said it too)
+        resumes = getattr(mod, "RESUMES", False)
+        print_error(f"{what}; finished steps are cached and a rerun resumes from them" if resumes else what)
         return 143 if isinstance(e, Terminated) else 130
     except OSError as e:  # a full disk while writing the output or the cache: said, not a traceback
         if e.errno == errno.ENAMETOOLONG:  # a traceback from the first look at any path flag

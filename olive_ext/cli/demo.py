@@ -30,6 +30,9 @@ ORDER = 5
 STEPS, LEARNING_RATE = 60, 5e-4
 
 
+RESUMES = True  # an interrupted run's finished steps are cached: the same command resumes
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output_path", default="demo-out", help="folder for ft/, onnx/ and bundle/")
     p.add_argument("--overwrite", action="store_true", help="replace an existing demo output")

@@ -75,6 +75,9 @@ _TRAINING_FLAGS: tuple[tuple[str, type], ...] = (
 )  # fmt: skip
 
 
+RESUMES = True  # an interrupted run's finished steps are cached: the same command resumes
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from olive_ext.workflows.finetune import FinetuneRunOptions as O
 

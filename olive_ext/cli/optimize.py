@@ -39,6 +39,9 @@ OLIVE_REPLACEMENTS = {
 }
 
 
+RESUMES = True  # an interrupted run's finished steps are cached: the same command resumes
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from olive_ext.workflows.optimize import OLIVE_PRECISIONS, OptimizeOptions
 

@@ -77,6 +77,9 @@ OLIVE_PRECISIONS = {
 }
 
 
+RESUMES = True  # an interrupted run's finished steps are cached: the same command resumes
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from olive_ext.workflows.quantize import QuantizeOptions as O
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 NAME = "validate"
@@ -42,6 +41,9 @@ def main(args: argparse.Namespace) -> int:
     console = make_console()
     if args.list_passes:
         return _list_passes()
+    if args.config and args.config_flag and args.config != args.config_flag:  # B was not read, nor said to be
+        raise UserInputError(f"two recipes given: {args.config} and --config {args.config_flag}",
+                             hint="validate one at a time: olive-ext validate FILE")  # fmt: skip
     path = args.config or args.config_flag
     if not path:
         raise UserInputError("give a recipe file: olive-ext validate recipe.yaml")
@@ -65,14 +67,10 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _list_passes() -> int:
-    """Print every registered pass with its parameters; a reader that stops early (`| head`) ends it quietly."""
-    try:
-        for line in pass_listing():
-            print(line)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # the reader is gone: send what is still buffered nowhere, so the exit does not fail on it again
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    """Print every registered pass with its parameters (a reader that stops early, `| head`: see cli.main)."""
+    for line in pass_listing():
+        print(line)
+    sys.stdout.flush()
     return 0
 
 

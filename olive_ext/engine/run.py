@@ -48,7 +48,7 @@ from olive_ext.onnx.genai_builder import release_loads
 from olive_ext.passes.context import RunContext
 from olive_ext.passes.parity_check import forget_recorded
 from olive_ext.passes.shared import forget_shared
-from olive_ext.progress import Progress
+from olive_ext.progress import Progress, progress_or_quiet
 from olive_ext.recipe.schema import Recipe
 from olive_ext.targets.base import CPU
 
@@ -97,7 +97,7 @@ def execute(
     recorded on their results and the search goes on. ``output_dir`` of the result is None.
     """
     started = time.perf_counter()
-    progress = progress or Progress(enabled=False)
+    progress = progress_or_quiet(progress)
     cache = Cache(recipe.cache_dir)
     go_offline_if_unreachable([recipe.input_model.path, *(d.name for d in recipe.data.values())])
     source = input_artifact(recipe, cache)

@@ -17,7 +17,7 @@ from olive_ext.errors import MissingDependencyError, OliveExtError, UserInputErr
 from olive_ext.memory import peak_rss_mb, reset_peak_rss
 from olive_ext.models.folder import config_json, tokenizer_folder
 from olive_ext.onnx.folder import config_positions
-from olive_ext.progress import Progress
+from olive_ext.progress import Progress, progress_or_quiet
 from olive_ext.train import distributed
 from olive_ext.train.args import check_training_args
 from olive_ext.train.device import choose_dtype, device_name, training_device, use_all_cores
@@ -105,7 +105,7 @@ def finetune(
 
     started = time.perf_counter()
     main = distributed.is_main()
-    progress = progress or Progress(enabled=False)
+    progress = progress_or_quiet(progress)
     if adapter_path:  # the adapter's own rank, alpha, targets and DoRA setting are trained and recorded
         opts = continued_options(opts, adapter_path)
     opts = within_context(opts, model_path)

@@ -34,7 +34,7 @@ from olive_ext.models.folder import absolute_if_local, check_head_kept, config_j
 from olive_ext.onnx.genai_builder import check_buildable, olive_quantized_problem
 from olive_ext.options import field_of, validate_options, with_options_signature
 from olive_ext.passes.gguf_export import source_problem as gguf_source_problem
-from olive_ext.progress import Progress
+from olive_ext.progress import Progress, progress_or_quiet
 from olive_ext.quiet import api_call
 from olive_ext.recipe import parse_recipe
 from olive_ext.recipe.schema import ExecutorSpec, Recipe, SearchSpec
@@ -448,7 +448,7 @@ def auto_opt(
     opts = validate_options(
         AutoOptOptions, {"model_name_or_path": model_name_or_path, "output_path": output_path, **options}
     )
-    return run_auto_opt(opts, progress)
+    return run_auto_opt(opts, progress_or_quiet(progress))
 
 
 with_options_signature(auto_opt, AutoOptOptions)

@@ -43,7 +43,7 @@ from olive_ext.onnx.genai_builder import builder_input_problem
 from olive_ext.options import parse_bool, validate_options, with_options_signature
 from olive_ext.passes.gguf_to_hf import fill_from_metadata
 from olive_ext.passes.lora import LoraPass
-from olive_ext.progress import Progress
+from olive_ext.progress import Progress, progress_or_quiet
 from olive_ext.quiet import api_call
 from olive_ext.recipe import parse_recipe
 from olive_ext.recipe.schema import Recipe
@@ -337,8 +337,9 @@ def finetune(
     hyper-parameters (``method``, ``lora_r``, ``max_steps``, ``learning_rate``...), ``merge``;
     other transformers TrainingArguments go in ``training_args``.
     """
+    shown = progress_or_quiet(progress)  # refused before the options are read
     values = {"model_name_or_path": model_name_or_path, "output_path": output_path, **options}
-    return run_finetune(validate_options(FinetuneRunOptions, values), progress)
+    return run_finetune(validate_options(FinetuneRunOptions, values), shown)
 
 
 def portable_spec(spec: DatasetSpec) -> dict[str, Any]:

@@ -50,7 +50,7 @@ from olive_ext.models.hub import hub_model_folder
 from olive_ext.onnx.genai_builder import check_buildable
 from olive_ext.options import validate_options, with_options_signature
 from olive_ext.passes.context import RunContext
-from olive_ext.progress import Progress
+from olive_ext.progress import Progress, progress_or_quiet
 from olive_ext.quiet import api_call
 from olive_ext.targets.base import PROVIDERS, Device, Target, normalize_provider
 
@@ -132,7 +132,7 @@ class AdapterCheck:
 
 def generate_adapters(opts: GenerateAdapterOptions, progress: Progress | None = None) -> list[AdapterCheck]:
     """Build, write and check; returns the checks. Raises when any adapter fails (the rest are kept)."""
-    progress = progress or Progress(enabled=False)
+    progress = progress_or_quiet(progress)
     data = opts.check_data()
     check_before_work(model=opts.model_name_or_path, cache_dir=opts.cache_dir, datasets=[data] if data else [],
                       output=opts.output_path, overwrite=opts.overwrite, adapters=opts.adapter_path)  # fmt: skip
@@ -403,7 +403,7 @@ def generate_adapter(
     """
     values = {"model_name_or_path": model_name_or_path, "adapter_path": adapter_path, "output_path": output_path}
     opts = validate_options(GenerateAdapterOptions, {**values, **options})
-    checks = generate_adapters(opts, progress)
+    checks = generate_adapters(opts, progress_or_quiet(progress))
     return GenerateAdapterResult(Path(opts.output_path), checks)
 
 

@@ -24,7 +24,7 @@ from olive_ext.models.folder import model_task, resolve_model_arg
 from olive_ext.options import validate_options, with_options_signature
 from olive_ext.passes.model_builder import ModelBuilder, ModelBuilderConfig
 from olive_ext.passes.weight_quant import BlockSize
-from olive_ext.progress import Progress
+from olive_ext.progress import Progress, progress_or_quiet
 from olive_ext.quiet import api_call
 from olive_ext.targets.base import PROVIDERS, Device, normalize_provider
 from olive_ext.workflows.auto_opt import AutoOptOptions, AutoOptResult, PipelineShaper, run_auto_opt
@@ -301,7 +301,7 @@ def optimize(
     opts = validate_options(
         OptimizeOptions, {"model_name_or_path": model_name_or_path, "output_path": output_path, **options}
     )
-    return run_optimize(opts, progress)
+    return run_optimize(opts, progress_or_quiet(progress))
 
 
 with_options_signature(optimize, OptimizeOptions)

@@ -30,7 +30,7 @@ from olive_ext.models.gguf_header import GGUFLayoutError, quantized_file_type
 from olive_ext.onnx.folder import model_file
 from olive_ext.onnx.genai_builder import check_buildable
 from olive_ext.options import validate_options, with_options_signature
-from olive_ext.progress import Progress
+from olive_ext.progress import Progress, progress_or_quiet
 from olive_ext.quiet import api_call
 from olive_ext.recipe import parse_recipe
 from olive_ext.recipe.schema import Recipe
@@ -275,7 +275,7 @@ def quantize(
 ) -> RunResult:
     """Quantize one model (``olive-ext quantize``); ``options`` are :class:`QuantizeOptions` fields."""
     values = {"model_name_or_path": model_name_or_path, "output_path": output_path, **options}
-    return run_quantize(validate_options(QuantizeOptions, values), progress)
+    return run_quantize(validate_options(QuantizeOptions, values), progress_or_quiet(progress))
 
 
 with_options_signature(quantize, QuantizeOptions)

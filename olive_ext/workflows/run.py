@@ -30,7 +30,7 @@ from olive_ext.errors import Problem, RecipeError, UserInputError
 from olive_ext.evaluate.evaluator import load_tokenizer
 from olive_ext.models.folder import absolute_if_local, export_artifact
 from olive_ext.options import Options, field_of, problems_from_validation
-from olive_ext.progress import Progress
+from olive_ext.progress import Progress, progress_or_quiet
 from olive_ext.quiet import api_call
 from olive_ext.recipe import check_recipe, load_recipe, parse_recipe
 from olive_ext.recipe.load import read_recipe_file, semantic_problems
@@ -184,7 +184,7 @@ def run(
     parsed = as_recipe(recipe, output_path=output_path, overwrite=overwrite, cache_dir=cache_dir, executor=executor,
                        ray_address=ray_address, lenient=lenient, model_path=model_path,
                        adapter_path=adapter_path)  # fmt: skip
-    return run_recipe(parsed, progress=progress)
+    return run_recipe(parsed, progress=progress_or_quiet(progress))
 
 
 def run_recipe(
