@@ -745,3 +745,26 @@ def test_chat_on_what_is_no_model_says_so_in_one_line(tmp_path: Path, capsys: py
         assert main(["chat", "-m", model, "--prompt", "hi"]) == 2, model
         err = capsys.readouterr().err
         assert err.startswith("error:") and ("holds no onnxruntime-genai model" in err or "path is empty" in err), err
+
+
+def test_serve_context_length_and_threads_apply_to_a_genai_model(genai_model: Path) -> None:
+    """`serve --context_length`/`--threads` were taken and left unused on an onnxruntime-genai model (llama.cpp
+    only): a model served its whole context on onnxruntime's default threads. onnxruntime's pool starts
+    threads - 1 workers beside the caller's, counted here in /proc."""
+    import os
+
+    from olive_ext.errors import UserInputError
+    from olive_ext.serve.genai_backend import GenAIBackend
+
+    def tasks() -> int:
+        return len(os.listdir("/proc/self/task"))
+
+    kept = []
+    for threads in (1, 3):
+        before = tasks()
+        kept.append(GenAIBackend(genai_model, {}, threads=threads))
+        assert tasks() - before == threads - 1
+    backend = GenAIBackend(genai_model, {}, context_length=8)
+    assert (backend.context_length, backend.max_context_length) == (8, kept[0].max_context_length)
+    with pytest.raises(UserInputError, match=r"past .* context of"):
+        GenAIBackend(genai_model, {}, context_length=backend.max_context_length + 1)

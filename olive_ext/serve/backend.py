@@ -177,7 +177,8 @@ def load_backend(path: str, workers: int = 1, context_length: int = 0, threads: 
     A GGUF model (a .gguf, or an olive-ext folder or bundle holding one) runs on llama.cpp with one
     context per worker of ``context_length`` tokens (0: the model's, capped) and ``threads`` threads
     (0: the physical cores split between the workers); anything else on
-    onnxruntime-genai.
+    onnxruntime-genai, one model for all workers, serving ``context_length`` tokens (0: the model's) on
+    ``threads`` threads (0: the planned threads).
     """
     p = built_model_path(path, "pass a bundle, auto-opt, generate-adapter or export output, or a .gguf")
     gguf = gguf_backend(p, workers, context_length, threads)
@@ -197,5 +198,5 @@ def load_backend(path: str, workers: int = 1, context_length: int = 0, threads: 
             or "pass a bundle, an auto-opt, generate-adapter or export output folder, a genai folder or a .gguf",
         ) from e
     with changed_bundle_named(p):
-        backend = GenAIBackend(folder, adapters)
+        backend = GenAIBackend(folder, adapters, context_length, threads)
     return backend, served_names(p)[0]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from olive_ext.cpu_threads import plan_threads
 from olive_ext.errors import UserInputError
 from olive_ext.onnx.chat import (
     chat_template_file,
@@ -30,18 +32,32 @@ class GenAIBackend:
     for different adapters never disturb each other.
     """
 
-    def __init__(self, folder: Path, adapter_files: dict[str, Path]) -> None:
+    def __init__(
+        self, folder: Path, adapter_files: dict[str, Path], context_length: int = 0, threads: int = 0
+    ) -> None:
+        """``context_length``: the tokens a prompt and its answer may take (0: the model's); ``threads``: its
+        compute threads (0: the threads every command plans, from the free cores or OLIVE_EXT_THREADS). Both were
+        taken by `serve` and left unused on a genai model."""
         self._og = genai()
         self._folder = folder
         config = read_genai_config(folder)  # not JSON: said with its line and column (json's traceback before)
-        self.context_length = int(config["model"]["context_length"])
-        self.max_context_length = self.context_length  # genai allocates per request: the whole context is served
+        self.max_context_length = int(config["model"]["context_length"])
+        if context_length > self.max_context_length:
+            raise UserInputError(f"--context_length {context_length} is past {folder.name}'s context of "
+                                 f"{self.max_context_length} tokens", hint=f"pass --context_length "
+                                 f"{self.max_context_length} or less (0: the model's)")  # fmt: skip
+        # genai allocates per request: the whole context is served unless asked for less
+        self.context_length = context_length or self.max_context_length
+        self.threads = threads or plan_threads().threads
         self._end_ids = end_ids(folder, config)
         self._vocab_size = vocab_size(folder, config)
         self._template = chat_template_file(folder)
         check_folder_chat_template(folder)  # broken: the server does not start (it was a 400 on every chat request)
         try:
-            self._model = self._og.Model(str(folder))
+            og_config = self._og.Config(str(folder))
+            session = {"intra_op_num_threads": self.threads}
+            og_config.overlay(json.dumps({"model": {"decoder": {"session_options": session}}}))
+            self._model = self._og.Model(og_config)
             self._tokenizer = self._og.Tokenizer(self._model)
             self._bos = genai_leading_bos(self._og, self._model)
             # an og.Adapters only where there are adapters: a model built without LoRA inputs needs none

@@ -44,11 +44,13 @@ class ServeOptions(Options):
         0,
         ge=0,
         description="GGUF models: llama.cpp's context (KV cache) in tokens per worker (0: the model's, at most 2048); "
+        "ONNX (onnxruntime-genai) models: the tokens a prompt and its answer may take (0: the model's); "
         "chat on a fine-tune output in PyTorch: the tokens it keeps (0: the model's, at most 4096)",
     )
     threads: int = Field(
         0,
         ge=0,
         description="GGUF models: llama.cpp threads per worker (0: the cores left free by the load at start, or "
-        "$OLIVE_EXT_THREADS, split between the workers: llama.cpp's threads spin-wait, so fewer on a busy machine)",
+        "$OLIVE_EXT_THREADS, split between the workers: llama.cpp's threads spin-wait, so fewer on a busy machine); "
+        "ONNX models: onnxruntime's compute threads (0: as for GGUF, one model for all workers)",
     )
