@@ -712,6 +712,7 @@ def test_goals_on_a_metric_olives_evaluator_computes_are_checked_as_olive_checks
                                                    "sub_types": subs}]}},
             "evaluator": "common",
             "output_dir": str(tmp_path / out),
+            "cache_dir": str(tmp_path / "cache"),
         }  # fmt: skip
         path = tmp_path / f"{out}.json"
         path.write_text(json.dumps(raw))
@@ -726,6 +727,16 @@ def test_goals_on_a_metric_olives_evaluator_computes_are_checked_as_olive_checks
     assert "no eval data" not in json.dumps(data) and data["unchecked_constraints"] == []
     with pytest.raises(olive_ext.ConstraintsNotMetError):  # above any accuracy: no candidate meets it
         olive_ext.run(config([{"type": "threshold", "value": 1.5}], "unmet"))
+    # the input model's values are cached like any evaluation (computed on every run before): a cached value
+    # changed by hand decides the goal of the next run
+    entries = [e for e in (tmp_path / "cache" / "entries").glob("*/entry.json")
+               if json.loads(e.read_text()).get("metrics") == ["olive-reference"]]  # fmt: skip
+    assert len(entries) == 1
+    entry = json.loads(entries[0].read_text())
+    assert entry["result"]["acc-accuracy_score"] == chosen["metrics"]["acc-accuracy_score"]
+    entries[0].write_text(json.dumps({**entry, "result": {**entry["result"], "acc-accuracy_score": 5.0}}))
+    with pytest.raises(olive_ext.ConstraintsNotMetError):
+        olive_ext.run(met, output_path=tmp_path / "again")
     goal = _config({"mb": {"type": "ModelBuilder"}}, evaluators={"e": {"metrics": [
         {"name": "m", "type": "custom", "sub_types": [{"name": "s", "goal": {"type": "at-least", "value": 1}}],
          "user_config": {"user_script": "user_data.py", "evaluate_func": "f"}}]}})  # fmt: skip

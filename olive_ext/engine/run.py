@@ -37,8 +37,7 @@ from olive_ext.engine.select import (
 from olive_ext.engine.steps import Step
 from olive_ext.errors import ConstraintsNotMetError, OliveExtError
 from olive_ext.evaluate.context import EvalContext
-from olive_ext.evaluate.evaluator import evaluate
-from olive_ext.evaluate.metrics.olive_metric import evaluate_with_olive
+from olive_ext.evaluate.evaluator import evaluate, olive_reference
 from olive_ext.evaluate.racing import Race
 from olive_ext.evaluate.registry import ACCURACY_METRICS, QUALITY_METRICS
 from olive_ext.evaluate.spec import EvaluateSpec
@@ -116,7 +115,7 @@ def execute(
         reference_accuracy is None or recipe.evaluate.constraints.min_latency_improvement_pct is not None
     )
     inflight: deque[tuple[Candidate, Job]] = deque()
-    reference_olive = _olive_goal_reference(recipe, source)
+    reference_olive = _olive_goal_reference(recipe, source, cache)
 
     def finish(candidate: Candidate, job: Job) -> None:
         nonlocal reference, reference_accuracy, want_reference
@@ -444,14 +443,14 @@ def _latency(reference: dict[str, Any] | None) -> float | None:
     return float(value) if value else None
 
 
-def _olive_goal_reference(recipe: Recipe, source: Artifact) -> dict[str, float] | None:
+def _olive_goal_reference(recipe: Recipe, source: Artifact, cache: Cache) -> dict[str, float] | None:
     """The input model's values of the Olive metrics that relative Olive goals compare with (as Olive's engine
     evaluates its input model first), or None where no goal needs them or they cannot be computed (said)."""
     spec = recipe.evaluate
     if spec is None or not any(g.type != "threshold" for g in spec.constraints.olive_goals):
         return None
     try:
-        return evaluate_with_olive(source, spec.olive_metrics)
+        return olive_reference(source, spec.olive_metrics, cache)
     except OliveExtError as e:
         logger.warning("the input model's Olive metrics, which the config's goals compare with, could not be "
                        "computed (%s): those goals are NOT checked", e)  # fmt: skip

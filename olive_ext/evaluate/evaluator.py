@@ -26,6 +26,7 @@ from olive_ext.data.formats import encode_encoder_input, encode_prompt, leading_
 from olive_ext.errors import OliveExtError
 from olive_ext.evaluate.context import EvalContext, EvalData, MetricInput
 from olive_ext.evaluate.exact_match import count_hits
+from olive_ext.evaluate.metrics.olive_metric import evaluate_with_olive
 from olive_ext.evaluate.racing import Race
 from olive_ext.evaluate.registry import ACCURACY_METRICS, MetricInfo, get_metric
 from olive_ext.evaluate.spec import EvaluateSpec
@@ -99,6 +100,22 @@ def evaluation_key(artifact: Artifact, ectx: EvalContext, metrics: list[str], ra
         _versions(),
         *([[race.floor, list(race.slices), race.bound]] if race else []),
     )
+
+
+OLIVE_REFERENCE = "olive-reference"  # the metrics name of a cached input-model evaluation with olive-ai
+
+
+def olive_reference(source: Artifact, configs: list[dict[str, Any]], cache: Cache) -> dict[str, float]:
+    """The input model's values of Olive metric configs (relative Olive goals compare with them), computed by
+    olive-ai's evaluator and cached like any evaluation: by the model, the configs, the CPU and the runtimes'
+    versions (it ran on every run before, as long as the candidates' own evaluations)."""
+    key = cache_key(OLIVE_REFERENCE, SCORING_REVISION, source.fingerprint, configs, cpu_model(), _versions())
+    cached = cache.get_result(key)
+    if cached is not None:
+        return {str(k): float(v) for k, v in cached.items()}
+    values = evaluate_with_olive(source, configs)
+    cache.put_result(key, values, {"artifact": source.fingerprint, "metrics": [OLIVE_REFERENCE]})
+    return values
 
 
 def _data_fingerprint(ectx: EvalContext) -> str | None:
