@@ -605,3 +605,19 @@ def test_demo_output_that_is_a_file_is_one_line(tmp_path: Path, capsys: pytest.C
     (tmp_path / "f").write_text("x")
     assert main(["demo", "-o", str(tmp_path / "f")]) == 2
     assert f"-o {tmp_path / 'f'} is a file, not a folder" in capsys.readouterr().err
+
+
+def test_the_same_command_twice_at_once_is_refused_before_the_second_works(tiny_llama: Path, tmp_path: Path) -> None:
+    """Two runs into one output: the second learnt it only when it had built (or trained) everything ("another run
+    wrote it while this one ran"). A run holds a claim on its output while it works; the second is refused before
+    its first step, and the claim goes with the run."""
+    import olive_ext
+    from olive_ext.engine.output import output_claim
+
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    with output_claim(out), pytest.raises(UserInputError, match="another olive-ext run is writing"):
+        olive_ext.quantize(tiny_llama, out, precision="int8", cache_dir=str(cache))
+    assert not list((cache / "entries").glob("*")) if (cache / "entries").exists() else True  # nothing was built
+    assert not out.exists() and not list(tmp_path.glob(".out.*"))  # the claim is gone with the first run
+    with output_claim(out):  # released: a new claim is granted
+        pass

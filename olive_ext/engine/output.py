@@ -162,6 +162,35 @@ def failed_run_output(dest: Path, overwrite: bool) -> Path:
 
 
 @contextlib.contextmanager
+def output_claim(path: str | Path) -> Iterator[None]:
+    """Held while a run works towards ``path``: a second run into the same output (the same command twice) is
+    refused before its work, not after it ("another run wrote it while this one ran" came when it had trained or
+    built everything). An exclusive flock on ``.<name>.claim`` beside it, released when the process ends however
+    it ends; the file is removed on the way out. Where flock is missing (Windows) nothing is held."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    dest = Path(path).expanduser().absolute()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    claim = dest.parent / f".{dest.name}.claim"
+    fd = os.open(claim, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise UserInputError(f"another olive-ext run is writing {dest} now (the same command twice?)",
+                             hint="wait for it to finish, or give this one another -o") from None  # fmt: skip
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            claim.unlink()
+        os.close(fd)
+
+
+@contextlib.contextmanager
 def staged_output(path: str | Path, overwrite: bool) -> Iterator[Path]:
     """Yield a staging folder; on success it replaces ``path`` (checked again at the end)."""
     dest = ensure_output_free(path, overwrite)

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections.abc import Mapping
@@ -21,7 +22,7 @@ from olive_ext.cache import cache_memo
 from olive_ext.data import smoke_prompts
 from olive_ext.deploy.bundle import chat_template_text
 from olive_ext.deploy.manifest import text_sha256
-from olive_ext.engine.output import failed_run_output, staged_output, write_json, write_yaml
+from olive_ext.engine.output import failed_run_output, output_claim, staged_output, write_json, write_yaml
 from olive_ext.engine.preflight import check_recipe_before_work, file_problems
 from olive_ext.engine.results import CandidateResult, RunResult
 from olive_ext.engine.run import execute, raise_if_unmet
@@ -199,14 +200,15 @@ def run_recipe(
     (``spelled``: how the caller's user writes each constraint, for that message)."""
     out_dir = Path(recipe.output.path)
     check_recipe_before_work(recipe, write_output)
-    result = execute(recipe, progress=progress, reference_accuracy=reference_accuracy)
-    result.notes[:0] = [f"recipe: {w}" for w in recipe.translation_warnings]  # e.g. Olive keys --lenient let by
-    if write_output:
-        result.output_dir = out_dir if result.chosen else failed_run_output(out_dir, recipe.output.overwrite)
-        if result.output_dir != out_dir:
-            logger.warning("nothing was chosen: %s keeps the model of the run before; this run's candidates and "
-                           "report are in %s", out_dir, result.output_dir)  # fmt: skip
-        write_run_output(result, recipe, result.source, overwrite=True if result.output_dir != out_dir else None)
+    with output_claim(out_dir) if write_output else contextlib.nullcontext():
+        result = execute(recipe, progress=progress, reference_accuracy=reference_accuracy)
+        result.notes[:0] = [f"recipe: {w}" for w in recipe.translation_warnings]  # e.g. Olive keys --lenient let by
+        if write_output:
+            result.output_dir = out_dir if result.chosen else failed_run_output(out_dir, recipe.output.overwrite)
+            if result.output_dir != out_dir:
+                logger.warning("nothing was chosen: %s keeps the model of the run before; this run's candidates "
+                               "and report are in %s", out_dir, result.output_dir)  # fmt: skip
+            write_run_output(result, recipe, result.source, overwrite=True if result.output_dir != out_dir else None)
     raise_if_unmet(result, recipe, spelled)
     return result
 
