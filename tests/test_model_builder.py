@@ -26,6 +26,15 @@ def test_fp32_build_loads_and_matches_pytorch(tiny_llama: Path) -> None:
     assert art.meta["source_model"] == {"path": str(tiny_llama), "adapter_path": None}
     assert art.meta["precision"] == "fp32" and art.meta["provider"] == "CPUExecutionProvider"
     assert art.meta["smoke"]["ran"] is True
+    # the builder stamps its source revision by `git rev-parse HEAD` five folders above its file: from a virtual
+    # environment inside a checkout (this one's, a user's project) that checkout's commit, so a model's bytes
+    # changed with each commit of the project; the wheel's own commit is stamped
+    import onnx
+    import onnxruntime_genai
+
+    commit = getattr(onnxruntime_genai, "__commit__", None)
+    stamped = onnx.load(str(folder / "model.onnx"), load_external_data=False).producer_version
+    assert stamped == onnxruntime_genai.__version__ + (f"+{commit[:7]}" if commit else "")
 
 
 def test_fp16_cpu_build_generates_and_passes_parity(tiny_llama: Path) -> None:

@@ -263,11 +263,19 @@ def _builder_class_fixes() -> Iterator[None]:
 
     onnxruntime-genai 0.18's OLMo class writes RMSNorm (``simple``) where OLMo has a LayerNorm without
     weights (it already sets the weight to ones and the bias to zeros for one): fp32 logits were off
-    by 1.2 before this.
+    by 1.2 before this. Its stamp of the source revision runs `git rev-parse HEAD` five folders above its
+    own file, which in a virtual environment inside a git checkout (olive-ext's own, a user's project) is that
+    checkout's commit: ``model.onnx``'s producer_version, so a build's bytes, changed with every commit of
+    the user's project. The wheel's own commit is stamped instead.
     """
     from onnxruntime_genai.models import builder
 
     original = builder.OLMoModel
+    # the builder's own Model class: it imports its modules as "builders.base", apart from the package's
+    base: Any = getattr(builder, "Model", None)
+    stamp = base.__dict__.get("get_genai_commit") if base is not None else None
+    if stamp is not None:
+        base.get_genai_commit = classmethod(lambda cls: _wheel_commit())
 
     class OLMoLayerNorm(original):  # type: ignore[misc, valid-type]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -280,6 +288,15 @@ def _builder_class_fixes() -> Iterator[None]:
             yield
     finally:
         builder.OLMoModel = original
+        if stamp is not None:
+            base.get_genai_commit = stamp
+
+
+def _wheel_commit() -> str | None:
+    """The commit onnxruntime-genai's wheel was built from (its ``__commit__``), or None."""
+    import onnxruntime_genai
+
+    return getattr(onnxruntime_genai, "__commit__", None) or None
 
 
 @contextlib.contextmanager
