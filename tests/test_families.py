@@ -226,23 +226,31 @@ def test_transformers5_gemma3_with_per_type_rope_builds_int4_and_passes_parity(t
 
 def test_a_mistral_window_shorter_than_its_context_runs_past_it_as_transformers_does(tmp_path: Path) -> None:
     """Mistral's config gives a window and no layer_types: the build kept window-sized KV buffers, and chat, serve
-    and verify failed in GroupQueryAttention one token past the window (64 here)."""
+    and verify failed in GroupQueryAttention one token past the window (64 here). Then the build attended to the
+    whole context on every layer (the builder reads the layers' kinds from layer_types alone): logits 110 tokens in
+    were off by 0.30, where this test's random ids could not tell a window from none (7.6e-7)."""
     import numpy as np
     import onnxruntime_genai as og
     import torch
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = build_tiny_decoder(tmp_path / "mistral", "mistral")
     assert json.loads((model / "config.json").read_text())["sliding_window"] == 64
     art = build(model, {"build": {"type": "model_builder"}}, cache_dir=tmp_path / "cache")
-    ids = [random.Random(0).randrange(3, 500) for _ in range(90)]  # past the window
+    windows = [n["local_window_size"] for n in node_attrs(Path(art.path) / "model.onnx", "GroupQueryAttention")]
+    assert windows == [64, 64]  # every layer, as transformers' Mistral applies it
+    text = " ".join(["The quick brown fox jumps over the lazy dog while the cat sleeps near the warm fire."] * 8)
+    ids = AutoTokenizer.from_pretrained(model)(text)["input_ids"][:110]  # past the window
     gen_params = og.GeneratorParams(og_model := og.Model(art.path))
-    gen_params.set_search_options(max_length=120)
+    gen_params.set_search_options(max_length=140)
     generator = og.Generator(og_model, gen_params)
     generator.append_tokens(ids)
     ours = np.asarray(generator.get_output("logits"))[0, -1]
     with torch.no_grad():
         theirs = AutoModelForCausalLM.from_pretrained(model).eval()(torch.tensor([ids])).logits[0, -1].numpy()
+        unwindowed = AutoModelForCausalLM.from_pretrained(model, sliding_window=None).eval()(
+            torch.tensor([ids])).logits[0, -1].numpy()
+    assert np.abs(unwindowed - theirs).max() > 1e-2  # else these ids could not tell a window from none
     assert np.abs(ours - theirs).max() < 1e-3  # the window applied as transformers applies it
     for _ in range(20):  # and decoding goes on past it
         generator.generate_next_token()

@@ -208,6 +208,13 @@ def _unread_rope(archs: list[str], rope_type: str | None) -> str | None:
     return None
 
 
+# families whose transformers model applies config.sliding_window to every layer when the config has no
+# layer_types (their attention reads the window unconditionally; Qwen2/3, Gemma 2/3, Ministral name the layers)
+_WINDOW_ON_EVERY_LAYER = frozenset(
+    {"MistralForCausalLM", "MixtralForCausalLM", "Phi3ForCausalLM", "Starcoder2ForCausalLM"}
+)
+
+
 def bridge_config(config: Any) -> list[str]:
     """Adapt a loaded transformers config, in place, to the layout onnxruntime-genai 0.18's builder reads.
 
@@ -245,6 +252,13 @@ def bridge_config(config: Any) -> list[str]:
         unread = _unread_rope(archs, rope.get("rope_type"))
         if unread:  # raised as the builder raises an unknown RoPE style: a model-level refusal, said once
             raise NotImplementedError(f"The {rope.get('rope_type')} RoPE style is not currently supported: {unread}")
+    window = getattr(config, "sliding_window", None) or 0
+    if window > 0 and not getattr(config, "layer_types", None) and set(archs) & _WINDOW_ON_EVERY_LAYER:
+        # transformers applies such a family's window to every layer; the builder reads the layers' kinds from
+        # layer_types alone (absent: full attention everywhere), and a Mistral's logits past its window were off
+        # by 0.29 with parity passing on prompts shorter than it
+        config.layer_types = ["sliding_attention"] * int(config.num_hidden_layers)
+        changed.append(f"layer_types=sliding_attention x {config.num_hidden_layers} (sliding_window={window})")
     if getattr(config, "rms_norm_eps", None) is None:
         # the builder reads only rms_norm_eps (else 1e-6); LayerNorm families name it otherwise, OLMo fixes it in code
         names = ("layer_norm_eps", "norm_eps", "layer_norm_epsilon")
