@@ -39,6 +39,18 @@ def test_pass_types_match_case_insensitively_and_native_passes_stay_the_default(
     assert not _errors(problems)
 
 
+def test_options_an_olive_config_leaves_out_take_olives_defaults() -> None:
+    """OnnxDynamicQuantization without per_channel was built per channel (ours), where Olive 0.13 builds per
+    tensor; OnnxKQuantQuantization without block_size was given 128 (Olive's default is 32, and our k-quant then
+    failed on MiniLM: "cannot reshape array of size 576"). A value the config gives stays."""
+    passes = {"dq": {"type": "OnnxDynamicQuantization"}, "sq": {"type": "OnnxStaticQuantization"},
+              "kq": {"type": "OnnxKQuantQuantization"}, "rtn": {"type": "OnnxBlockWiseRtnQuantization"},
+              "dq_pc": {"type": "OnnxDynamicQuantization", "per_channel": True}}  # fmt: skip
+    out = translate(_config(passes))[0]["passes"]
+    assert (out["dq"]["per_channel"], out["sq"]["per_channel"], out["dq_pc"]["per_channel"]) == (False, False, True)
+    assert (out["kq"]["block_size"], out["rtn"]["block_size"]) == (32, 128)
+
+
 def test_errors_name_the_users_key_not_the_translated_one() -> None:
     raw = _config({"conversion": {"type": "OnnxConversion", "target_opset": 99}})
     _, problems = check_recipe(raw)
@@ -1240,3 +1252,32 @@ def test_a_target_system_written_in_place_is_the_target() -> None:
     problems = _errors(translate(nested)[1])
     assert problems and all(p.startswith("engine.target.accelerators[0]") for p in problems)
     assert {p.category for p in problems.values()} == {"sdk"}
+
+
+@needs_olive
+def test_run_dash_m_changes_the_model_before_the_data_configs_take_its_name(tiny_bert: Path, tmp_path: Path) -> None:
+    """`olive-ext run --config C -m OTHER`: the data configs' pre-processing kept the config's model as its
+    tokenizer (model_name filled before -m replaced the model), so MiniLM's token ids reached a tiny BERT ("indices
+    element out of data bounds"), and with two compatible vocabularies accuracy would be scored on wrong ids. Olive
+    changes the model first; so does olive-ext."""
+    from olive_ext.workflows.run import as_recipe
+
+    rows = tmp_path / "pairs.jsonl"
+    rows.write_text(json.dumps({"sentence1": "a cat", "sentence2": "the dog", "label": 1}) + "\n")
+    raw = {
+        "input_model": {"type": "HfModel", "model_path": str(tmp_path / "config-model"), "task": "text-classification"},
+        "data_configs": [{"name": "d", "type": "HuggingfaceContainer",
+                          "load_dataset_config": {"data_name": "json", "data_files": str(rows), "split": "train"},
+                          "pre_process_data_config": {"input_cols": ["sentence1", "sentence2"], "max_length": 16}}],
+        "evaluators": {"e": {"metrics": [{"name": "acc", "type": "accuracy", "data_config": "d",
+                                          "sub_types": [{"name": "accuracy_score"}]}]}},
+        "evaluator": "e",
+        "passes": {"conversion": {"type": "OnnxConversion", "target_opset": 17}},
+    }  # fmt: skip
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(raw))
+    for given in (raw, path):
+        recipe = as_recipe(given, model_path=str(tiny_bert))
+        assert recipe.input_model.path == str(tiny_bert)
+        params = [m["data_config"]["pre_process_data_config"]["params"] for m in recipe.evaluate.olive_metrics]
+        assert [p["model_name"] for p in params] == [str(tiny_bert)]

@@ -65,10 +65,10 @@ class Int4Weight(Pass[Int4WeightConfig]):
                    "OnnxMatMul4Quantizer")  # fmt: skip
     olive_params: ClassVar[dict[str, str]] = {"is_symmetric": "symmetric"}
     olive_type_params: ClassVar[dict[str, dict[str, Any]]] = {
-        # Olive's ONNX quantizers default to block 128 (ours: 32, as the builder), so the translation says 128
+        # Olive's ONNX quantizers' defaults (RTN, HQQ, MatMul4: block 128; k-quant: 32, as ours), said explicitly
         "OnnxBlockWiseRtnQuantization": {"algorithm": "rtn", "block_size": 128},
         "OnnxHqqQuantization": {"algorithm": "hqq", "block_size": 128},
-        "OnnxKQuantQuantization": {"algorithm": "k_quant", "block_size": 128},
+        "OnnxKQuantQuantization": {"algorithm": "k_quant", "block_size": 32},
         "OnnxMatMul4Quantizer": {"block_size": 128},
     }
 

@@ -43,6 +43,9 @@ class Int8Dynamic(Pass[Int8DynamicConfig]):
     libraries = ("onnxruntime", "onnx")
     olive_types = ("OnnxDynamicQuantization",)
     olive_params: ClassVar[dict[str, str]] = {"op_types_to_quantize": "op_types"}
+    # Olive's default (per tensor), not ours: an Olive config that left it out was built per channel, a model other
+    # than the one Olive builds from the same file
+    olive_type_params: ClassVar[dict[str, dict[str, Any]]] = {"OnnxDynamicQuantization": {"per_channel": False}}
 
     @classmethod
     def from_olive(cls, params: dict[str, Any]) -> dict[str, Any]:

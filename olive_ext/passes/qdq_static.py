@@ -96,6 +96,8 @@ class QdqStatic(Pass[QdqStaticConfig]):
     olive_types = ("OnnxStaticQuantization",)
     olive_params: ClassVar[dict[str, str]] = {"data_config": "data", "calibrate_method": "calibration",
                                               "max_samples": "samples"}  # fmt: skip
+    # Olive's default (per tensor), not the preset's: the same file builds the model Olive builds
+    olive_type_params: ClassVar[dict[str, dict[str, Any]]] = {"OnnxStaticQuantization": {"per_channel": False}}
 
     @classmethod
     def check_input(cls, artifact: Artifact) -> str | None:

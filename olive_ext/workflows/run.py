@@ -33,7 +33,7 @@ from olive_ext.models.folder import absolute_if_local, export_artifact
 from olive_ext.options import Options, field_of, problems_from_validation
 from olive_ext.progress import Progress, progress_or_quiet
 from olive_ext.quiet import api_call
-from olive_ext.recipe import check_recipe, load_recipe, parse_recipe
+from olive_ext.recipe import check_recipe, parse_recipe
 from olive_ext.recipe.load import read_recipe_file, semantic_problems
 from olive_ext.recipe.olive_compat import is_olive_config
 from olive_ext.recipe.olive_shapes import TranslationOptions
@@ -79,6 +79,18 @@ class RunOptions(Options):
 __all__ = ["RecipeLike", "RunOptions", "as_recipe", "run", "run_recipe", "validate", "write_run_output"]
 
 
+def _with_olive_model(
+    raw: dict[str, Any], model_path: str | Path | None, adapter_path: str | Path | None
+) -> dict[str, Any]:
+    """An Olive config with its input model's ``model_path``/``adapter_path`` replaced (absolute where local)."""
+    model = dict(raw.get("input_model") or {}) if isinstance(raw.get("input_model"), dict) else {}
+    if model_path:
+        model["model_path"] = absolute_if_local(str(model_path))
+    if adapter_path:
+        model["adapter_path"] = absolute_if_local(str(adapter_path))
+    return {**raw, "input_model": model}
+
+
 def as_recipe(
     recipe: RecipeLike,
     *,
@@ -103,17 +115,23 @@ def as_recipe(
         if errors := [p for p in semantic_problems(recipe) if p.severity == "error"]:
             raise RecipeError(errors, source="Recipe")
         parsed = recipe
-    elif isinstance(recipe, Mapping):
-        parsed = parse_recipe(plain_recipe(recipe), lenient=lenient)
-    elif isinstance(recipe, str | Path):
-        parsed = load_recipe(recipe, lenient=lenient)
-    else:
+    elif not isinstance(recipe, Mapping | str | Path):
         raise _not_a_recipe(recipe)
     for name, value in {"output_path": output_path, "cache_dir": cache_dir, "model_path": model_path,
                         "adapter_path": adapter_path}.items():  # fmt: skip
         if value is not None and not isinstance(value, str | Path):  # a TypeError from deep inside before
             raise RecipeError([Problem(name, f"must be a path (str or Path), not {type(value).__name__}", value,
                                        has_value=True)], source="options")  # fmt: skip
+    given = {"path": model_path, "adapter_path": adapter_path}
+    if not isinstance(recipe, Recipe):
+        raw = plain_recipe(recipe) if isinstance(recipe, Mapping) else read_recipe_file(recipe)
+        base_dir = Path(recipe).parent if isinstance(recipe, str | Path) else None
+        if is_olive_config(raw) and (model_path or adapter_path):
+            # Olive's `run -m/-a` changes the model before the config is read: its data configs then tokenize with
+            # the new model's tokenizer (they kept the config's model's, and MiniLM's ids reached a BERT)
+            raw = _with_olive_model(raw, model_path, adapter_path)
+            given = {}
+        parsed = parse_recipe(raw, source=str(recipe) if base_dir else None, base_dir=base_dir, lenient=lenient)
     changes: dict[str, Any] = {}
     if output_path is not None:
         changes["path"] = str(output_path)
@@ -124,7 +142,6 @@ def as_recipe(
         parsed = parsed.model_copy(update={"output": _validated(parsed.output, changes, "output")})
     if cache_dir is not None:
         parsed = parsed.model_copy(update={"cache_dir": str(cache_dir)})
-    given = {"path": model_path, "adapter_path": adapter_path}
     model_changes = {k: absolute_if_local(str(v)) for k, v in given.items() if v}
     if model_changes:  # another model: what the recipe said of its own file and revision does not apply
         dropped = {"kind": None, "gguf_file": None, "revision": None} if model_path else {}
