@@ -768,3 +768,22 @@ def test_serve_context_length_and_threads_apply_to_a_genai_model(genai_model: Pa
     assert (backend.context_length, backend.max_context_length) == (8, kept[0].max_context_length)
     with pytest.raises(UserInputError, match=r"past .* context of"):
         GenAIBackend(genai_model, {}, context_length=backend.max_context_length + 1)
+
+
+def test_chat_on_an_adapter_whose_base_is_a_hub_id_not_here_says_so_in_one_line(
+    tiny_llama: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An Unsloth LoRA folder names its base by hub id ("unsloth/llama-3-8b-Instruct-bnb-4bit"): chat retried the hub
+    for 30 s, then ended in transformers' OSError traceback, where auto-opt and export said the model is not here.
+    The hint says what chat can do (it takes no --adapter_path)."""
+    from tiny_models import make_random_adapter
+
+    from olive_ext.cli import main
+
+    adapter = make_random_adapter(tiny_llama, tmp_path / "unsloth-lora")
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    (adapter / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": "unsloth/not-here"}))
+    assert main(["chat", "-m", str(adapter), "--prompt", "hi"]) == 2
+    err = capsys.readouterr().err
+    assert "model 'unsloth/not-here' is not on this machine" in err and "Traceback" not in err, err
+    assert "base_model_name_or_path" in err and "auto-opt -m BASE --adapter_path" in err

