@@ -18,7 +18,7 @@ import pytest
 from convert_helpers import build, node_attrs
 from gguf_families import GGUF_FAMILIES, gguf_ready, write_family_gguf
 from gguf_families import REFUSED as GGUF_REFUSED
-from tiny_models import DECODER_FAMILIES, ENCODER_FAMILIES, build_tiny_decoder, build_tiny_encoder
+from tiny_models import DECODER_FAMILIES, ENCODER_FAMILIES, build_tiny_decoder, build_tiny_encoder, build_tiny_llama
 
 from olive_ext.deploy.verify import verify
 from olive_ext.recipe import parse_recipe
@@ -222,6 +222,27 @@ def test_transformers5_gemma3_with_per_type_rope_builds_int4_and_passes_parity(t
     assert json.loads((Path(art.path) / "genai_config.json").read_text())["model"]["type"] == "gemma3_text"
     windows = [n["local_window_size"] for n in node_attrs(Path(art.path) / "model.onnx", "GroupQueryAttention")]
     assert windows == [32, -1]  # layer_types: the sliding layer, then the full one
+
+
+def test_a_rope_scaling_the_builder_builds_wrong_is_refused_before_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Llama with linear RoPE scaling went through `auto-opt --dry_run` and `quantize --dry_run` (exit 0), and the
+    real run was refused 15 s into its first build, exit 1; finetune said nothing. Refused before work now, exit 2,
+    as an architecture without a builder class is."""
+    from olive_ext.cli import main
+
+    model = build_tiny_llama(tmp_path / "llama-linear")
+    config = json.loads((model / "config.json").read_text())
+    config["rope_parameters"] = {"rope_type": "linear", "factor": 4.0, "rope_theta": 10000.0}
+    (model / "config.json").write_text(json.dumps(config))
+    dry = ["--dry_run"]
+    for argv in (["auto-opt", "-m", str(model), "-o", str(tmp_path / "ao"), *dry],
+                 ["quantize", "-m", str(model), "-o", str(tmp_path / "q"), "--precision", "int4", *dry]):  # fmt: skip
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "its RoPE scaling 'linear'" in err and "Llama class reads only rope_type llama3" in err, err
+    assert not (tmp_path / "ao").exists() and not (tmp_path / "q").exists()
 
 
 def test_a_mistral_window_shorter_than_its_context_runs_past_it_as_transformers_does(tmp_path: Path) -> None:

@@ -458,7 +458,7 @@ def builder_input_problem(config: dict[str, Any], config_file: Path) -> str | No
     subscriptable"), or an architecture the builder has no class for (it failed after loading the model)."""
     archs = config.get("architectures") or []
     if not generates_text(archs):
-        return f"it is a {archs[0]}, not a generative LLM (use onnx_export for encoder models)"
+        return f"it is {_a(archs[0])}, not a generative LLM (use onnx_export for encoder models)"
     if not archs:
         from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES  # only here (start-up)
 
@@ -467,8 +467,28 @@ def builder_input_problem(config: dict[str, Any], config_file: Path) -> str | No
                 f'"architectures": ["{named}"] to {config_file}')  # fmt: skip
     known = builder_architectures()
     if known is not None and archs[0] not in known:
-        return f"it is a {archs[0]} (config.json's architectures), which the genai model builder has no class for"
+        return f"it is {_a(archs[0])} (config.json's architectures), which the genai model builder has no class for"
+    rope_type = _rope_type(config)
+    if unread := _unread_rope(archs, rope_type):  # refused in the build before, 15 s in and with exit 1
+        return f"its RoPE scaling {rope_type!r} (config.json's rope_parameters): {unread}"
     return None
+
+
+def _a(name: str) -> str:
+    """``name`` with its article ("an OPTForCausalLM", "a GPT2LMHeadModel")."""
+    return f"{'an' if name[:1].upper() in 'AEIOU' else 'a'} {name}"
+
+
+def _rope_type(config: dict[str, Any]) -> str | None:
+    """The RoPE scaling a read config.json names: transformers 5's rope_parameters (the full-attention layers' where
+    it is per attention type) or transformers 4's rope_scaling."""
+    rope = config.get("rope_parameters") or config.get("rope_scaling")
+    if not isinstance(rope, dict):
+        return None
+    if isinstance(rope.get("full_attention"), dict):
+        rope = rope["full_attention"]
+    kind = rope.get("rope_type") or rope.get("type")
+    return str(kind) if kind is not None else None
 
 
 # model types whose olive-ai int4 weights (Rtn, Gptq) the builder writes into a graph onnxruntime cannot load: Phi-3's
