@@ -596,6 +596,17 @@ def test_chat_warns_when_the_model_learned_a_text_template(
     ft = {"kind": "hf", "model": "model", "train_data": {"name": "json", "text_template": "{q}: {a}"}}
     (out / "model_config.json").write_text(json.dumps(ft))
     assert trained_text_template(out) == "{q}: {a}"
+    # without a chat template: refused, with the recorded form as the way to prompt it (the hint said alpaca's, and
+    # the warning about wrapping messages in a chat template came first)
+    bare = tmp_path / "bare"
+    _without_chat_template(genai_model, bare / "model")
+    (bare / "model_config.json").write_text(json.dumps(config))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="olive_ext"), pytest.raises(UserInputError) as e:
+        open_chat(ChatOptions(model_name_or_path=str(bare)))
+    assert "has no chat template" in str(e.value) and "'Phrase: {phrase}\\nTone: {tone}' up to its answer" in (
+        e.value.hint or ""), e.value.hint  # fmt: skip
+    assert "wraps each message" not in caplog.text
 
 
 def test_a_text_template_in_the_chat_templates_form_is_not_warned_of(tiny_llama: Path) -> None:

@@ -136,10 +136,6 @@ def _open_chat(opts: ChatOptions) -> ChatSession | GGUFChatSession | TorchChatSe
     root = built_model_path(opts.model_name_or_path, "give an auto-opt or generate-adapter output, a bundle, a .gguf, "
                             "a fine-tune output or a local Hugging Face folder (a model on the Hugging Face Hub: "
                             "download it first)")
-    if template := trained_text_template(root):
-        logger.warning("this model was fine-tuned and measured on prompts in the form %r, and chat wraps each message "
-                       "in the chat template instead: its answers may not be the ones measured. Send prompts in that "
-                       "form to `olive-ext serve`'s /v1/completions, or fine-tune on chat rows", template)  # fmt: skip
     backend = gguf_backend(root, context_length=opts.context_length)
     if backend is not None:
         if opts.adapter:
@@ -226,6 +222,10 @@ def _probed(session: _Session, root: Path, opts: ChatOptions, folder: Path | Non
                                  hint="leave out --system (this template has no system role): put what it says "
                                  "in your first message") from e  # fmt: skip
         raise UserInputError(f"{root}'s chat template refuses a conversation of one user message: {e.reason}") from e
+    if template := trained_text_template(root):  # said once the chat template is known to be there
+        logger.warning("this model was fine-tuned and measured on prompts in the form %r, and chat wraps each message "
+                       "in the chat template instead: its answers may not be the ones measured. Send prompts in that "
+                       "form to `olive-ext serve`'s /v1/completions, or fine-tune on chat rows", template)  # fmt: skip
     return session
 
 
@@ -249,10 +249,14 @@ def _no_template(root: Path, folder: Path | None = None, served: bool = True) ->
     gguf = "export the GGUF from a Hugging Face model that has a chat template"
     where = f"write a chat template (the base model's, if it has one) to {folder / 'chat_template.jinja'}" if folder \
         else gguf
-    # a fine-tune of such a model on instruction rows learned alpaca's prompt (olive-ext's default without a template)
-    form = ALPACA_PROMPT.format(instruction="...", input_block="")
-    also = (f", or send prompts in the form it was fine-tuned on (alpaca rows: {form!r}) to `olive-ext serve`'s "
-            "/v1/completions" if served else "")  # fmt: skip
+    # the form it was fine-tuned on: its recorded text template (a hint of alpaca's form on a model trained on
+    # 'Phrase: {phrase}\nTone: {tone}' pointed the wrong way), else alpaca's prompt (olive-ext's default without a
+    # chat template, for instruction rows)
+    recorded = trained_text_template(root)
+    form = repr(recorded) + " up to its answer" if recorded else (
+        f"alpaca rows: {ALPACA_PROMPT.format(instruction='...', input_block='')!r}")  # fmt: skip
+    also = (f", or send prompts in the form it was fine-tuned on ({form}) to `olive-ext serve`'s /v1/completions"
+            if served else "")  # fmt: skip
     return UserInputError(f"{root} has no chat template: chat renders each turn with the model's template",
                           hint=where + also)
 
