@@ -209,6 +209,12 @@ def test_llama_factory_dataset_registry_says_which_files_to_pass(tmp_path: Path)
         "mine": {"file_name": "mine.json", "columns": {"prompt": "question", "response": "answer"}},
         "chats": {"file_name": "chats.jsonl", "formatting": "sharegpt",
                   "columns": {"messages": "dialog", "system": "sys_prompt"}},
+        # LLaMA-Factory's documented OpenAI-style entry: read as it is (it was told to rename its tags)
+        "openai": {"file_name": "chats.jsonl", "formatting": "sharegpt", "columns": {"messages": "messages"},
+                   "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user",
+                            "assistant_tag": "assistant", "system_tag": "system"}},
+        "custom": {"file_name": "chats.jsonl", "formatting": "sharegpt",
+                   "tags": {"role_tag": "speaker", "user_tag": "human"}},
     }))  # fmt: skip
     with pytest.raises(UserInputError, match="LLaMA-Factory's dataset registry") as e:
         check_data_files(DatasetSpec(name="json", data_files=str(registry)))
@@ -216,6 +222,8 @@ def test_llama_factory_dataset_registry_says_which_files_to_pass(tmp_path: Path)
     assert f"mine: -d json --data_files {tmp_path / 'mine.json'} (rename its columns question -> instruction" in hint
     assert f"chats: -d json --data_files {tmp_path / 'chats.jsonl'} --messages_field dialog" in hint
     assert "rename its column sys_prompt -> system" in hint  # its system prompts were dropped without a word
+    entries = dict(part.split(": ", 1) for part in hint.split("; "))
+    assert "rename" not in entries["openai"] and "rename role_tag='speaker' to those" in entries["custom"], hint
 
 
 def test_chat_rows_in_the_role_names_other_tools_write(tiny_llama: Path, caplog: pytest.LogCaptureFixture) -> None:
