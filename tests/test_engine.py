@@ -184,3 +184,21 @@ def test_single_candidate_failure_raises_with_pass_name(model_dir: Path, tmp_pat
     with pytest.raises(PassError, match=r"pass 'boom'.*toy failure"):
         run(recipe_for(model_dir, tmp_path / "o", {"boom": {"type": "toy_transform", "fail": True}}))
     assert not (tmp_path / "o").exists()
+
+
+def test_a_library_error_that_wraps_another_says_both() -> None:
+    """olive-ai's "OlivePassError: quantize_static failed." was all a failed Olive pass said; onnxruntime's
+    "ValueError: supplied range of [-inf, inf] is not finite" under it showed only at --log_level 0."""
+    from olive_ext.engine.runner import failure_text
+
+    def olive_pass() -> None:
+        try:
+            raise ValueError("supplied range of [-inf, inf] is not finite")
+        except ValueError as e:
+            raise RuntimeError("quantize_static failed.") from e
+
+    with pytest.raises(RuntimeError) as info:
+        olive_pass()
+    assert failure_text(info.value) == ("RuntimeError: quantize_static failed. (caused by ValueError: supplied range "
+                                        "of [-inf, inf] is not finite)")  # fmt: skip
+    assert failure_text(ValueError("alone")) == "ValueError: alone"

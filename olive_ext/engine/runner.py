@@ -54,6 +54,16 @@ class StepRecord:
         return asdict(self)
 
 
+def failure_text(e: BaseException) -> str:
+    """``e`` as "Type: message", followed by the exception it wraps where a library re-raised it in its own words:
+    olive-ai's "OlivePassError: quantize_static failed." hid onnxruntime's "ValueError: supplied range of [-inf, inf]
+    is not finite" (shown only at --log_level 0)."""
+    text = f"{type(e).__name__}: {e}"
+    cause = e.__cause__ or (None if e.__suppress_context__ else e.__context__)
+    if cause is not None and str(cause) and str(cause) not in text:
+        text += f" (caused by {type(cause).__name__}: {str(cause)[:300]})"
+    return text
+
 def open_context(cache_dir: str | None = None, target: Target = CPU, progress: Progress | None = None) -> RunContext:
     """A RunContext over the cache at ``cache_dir``: how a workflow that runs single steps uses the engine."""
     return RunContext(cache=Cache(cache_dir), target=target, progress=progress)
@@ -171,7 +181,7 @@ def _build(artifact: Artifact, step: Step, cls: Any, config: Any, canonical: dic
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as e:
-            raise PassError(step.name, f"{type(e).__name__}: {e}", hint=DISK_FULL_HINT if disk_full(e) else None) from e
+            raise PassError(step.name, failure_text(e), hint=DISK_FULL_HINT if disk_full(e) else None) from e
         expected = cls.output_kind_for(canonical, artifact.kind)
         if produced.kind != expected:
             raise PassError(step.name, f"produced a {produced.kind} model, declared {expected}")
