@@ -1281,3 +1281,15 @@ def test_run_dash_m_changes_the_model_before_the_data_configs_take_its_name(tiny
         assert recipe.input_model.path == str(tiny_bert)
         params = [m["data_config"]["pre_process_data_config"]["params"] for m in recipe.evaluate.olive_metrics]
         assert [p["model_name"] for p in params] == [str(tiny_bert)]
+
+
+def test_a_target_naming_no_system_is_refused_and_a_system_type_is_named_where_the_file_writes_it() -> None:
+    """`"target": "nosuch"` validated (Olive refuses it: "nosuch not found in {...}"); a Docker system written as
+    Olive writes it (type beside its config) was refused at systems.docker.config.type, a key the file lacks."""
+    local = {"type": "LocalSystem", "accelerators": [{"device": "cpu"}]}
+    systems = {"local_system": local, "docker": {"type": "Docker", "config": {"image_name": "olive"}}}
+    errors = _errors(translate(_config({"mb": {"type": "ModelBuilder"}}, systems={"local_system": local},
+                                       target="nosuch"))[1])  # fmt: skip
+    assert "names no system of this config: 'nosuch'" in errors["target"].render()
+    errors = _errors(translate(_config({"mb": {"type": "ModelBuilder"}}, systems=systems))[1])
+    assert "systems.docker.type" in errors and "systems.docker.config.type" not in errors, list(errors)

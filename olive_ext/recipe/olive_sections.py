@@ -690,6 +690,10 @@ def systems_section(systems: Any, target: Any, ctx: TranslationContext) -> list[
         ctx.error("systems", "must be a mapping of named systems", value=systems, has_value=True)
         return []
     else:
+        if isinstance(target, str) and target not in systems:  # Olive refuses it ("nosuch not found in {...}")
+            ctx.error(ctx.paths.get("target", "target"), f"names no system of this config: {target!r}",
+                      allowed=", ".join(map(str, systems)) or "none",
+                      hint="name one of the config's systems")  # fmt: skip
         chosen = target if isinstance(target, str) and systems.get(target) else None
         candidates = [(f"systems.{n}", s) for n, s in ([(chosen, systems[chosen])] if chosen else systems.items())]
     targets: list[dict[str, Any]] = []
@@ -700,23 +704,25 @@ def systems_section(systems: Any, target: Any, ctx: TranslationContext) -> list[
         if system is None:
             continue
         stype = str(system.get("type") or "LocalSystem")
+        # Olive writes the type beside `config` (accelerators inside it): its errors name it there
+        type_at = f"{where}.type" if isinstance(written, dict) and "type" in written else f"{at}.type"
         accelerators = system.get("accelerators") or [{"device": "cpu"}]
         _remember_accelerator(accelerators, ctx)
         if stype != "LocalSystem":
             providers = [_short(p) for a in accelerators for p in a.get("execution_providers") or []]
             needs = [_PROVIDER_NEEDS[p][0] for p in providers if p in _PROVIDER_NEEDS]
             if needs:  # a PythonEnvironment for a vendor SDK: the SDK is the reason
-                ctx.error(f"{at}.type", f"needs {needs[0]}", category="sdk")
+                ctx.error(type_at, f"needs {needs[0]}", category="sdk")
             elif stype.lower() in {"azureml", "azuremlsystem"}:
-                ctx.error(f"{at}.type", "an AzureML system runs the passes on Azure ML compute: it needs Azure ML "
+                ctx.error(type_at, "an AzureML system runs the passes on Azure ML compute: it needs Azure ML "
                           "(the azure-ai-ml SDK, an Azure subscription and its workspace); olive-ext runs on this "
-                          "machine", category="sdk", hint="use a LocalSystem (delete `type`)")  # fmt: skip
+                          "machine", category="sdk", hint="use a LocalSystem: delete `type`")  # fmt: skip
             else:
                 ctx.error(
-                    f"{at}.type",
+                    type_at,
                     f"system type {stype!r} not supported; olive-ext runs on this machine",
                     allowed="LocalSystem",
-                    hint="use a LocalSystem (delete `type`)",
+                    hint="use a LocalSystem: delete `type`",
                 )
             continue
         for j, acc in enumerate(accelerators):
