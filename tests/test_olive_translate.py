@@ -711,7 +711,7 @@ def test_goals_on_a_metric_olives_evaluator_computes_are_checked_as_olive_checks
     said accuracy was not measured ("no eval data"). Relative goals compare with the input model's value."""
     (tmp_path / "user_data.py").write_text(_USER_DATA_SCRIPT)
 
-    def config(goals: list[dict[str, Any]], out: str) -> Path:
+    def config(goals: list[dict[str, Any]], out: str, search: bool = True) -> Path:
         subs = [{"name": "accuracy_score", "metric_config": {"task": "binary"}, "goal": goals[0]},
                 *({"name": "f1_score", "metric_config": {"task": "binary"}, "goal": g} for g in goals[1:])]
         raw = {
@@ -725,6 +725,7 @@ def test_goals_on_a_metric_olives_evaluator_computes_are_checked_as_olive_checks
             "evaluator": "common",
             "output_dir": str(tmp_path / out),
             "cache_dir": str(tmp_path / "cache"),
+            **({"search_strategy": {"execution_order": "joint", "sampler": "sequential"}} if search else {}),
         }  # fmt: skip
         path = tmp_path / f"{out}.json"
         path.write_text(json.dumps(raw))
@@ -749,6 +750,11 @@ def test_goals_on_a_metric_olives_evaluator_computes_are_checked_as_olive_checks
     entries[0].write_text(json.dumps({**entry, "result": {**entry["result"], "acc-accuracy_score": 5.0}}))
     with pytest.raises(olive_ext.ConstraintsNotMetError):
         olive_ext.run(met, output_path=tmp_path / "again")
+    # without a search Olive writes the model whatever its metrics (engine._run_no_search): so does olive-ext, the
+    # goal said in a note (it refused the output, exit 3, where Olive wrote it)
+    unsearched = olive_ext.run(config([{"type": "threshold", "value": 1.5}], "unsearched", search=False))
+    assert (unsearched.output_dir / "model").is_dir()
+    assert any("does not search" in n for n in unsearched.notes), unsearched.notes
     goal = _config({"mb": {"type": "ModelBuilder"}}, evaluators={"e": {"metrics": [
         {"name": "m", "type": "custom", "sub_types": [{"name": "s", "goal": {"type": "at-least", "value": 1}}],
          "user_config": {"user_script": "user_data.py", "evaluate_func": "f"}}]}})  # fmt: skip

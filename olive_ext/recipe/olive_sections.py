@@ -900,7 +900,8 @@ def evaluators_section(
         subs = [str(s.get("name")) for s in metric.get("sub_types") or []]
         if mtype == "accuracy" and "perplexity" in subs:
             ours = "perplexity"
-        if ours is None and mtype == "custom" and olive_metric(metric, path, olive_metrics, ctx, constraints):
+        custom = ours is None and mtype == "custom"
+        if custom and olive_metric(metric, path, olive_metrics, ctx, constraints, searching):
             continue
         if ours is None:
             ctx.unhonoured(
@@ -912,7 +913,7 @@ def evaluators_section(
         dc = metric.get("data_config")
         unmeasured = [s for s in subs if ours in {"latency", "throughput"} and s not in _SUB_TYPES[ours]]
         if unmeasured and (dc is not None or ours == "latency") and olive_metric(metric, path, olive_metrics, ctx,
-                                                                                 constraints):  # fmt: skip
+                                                                                 constraints, searching):  # fmt: skip
             if dc is None:  # Olive's evaluator builds the inputs from the model's io_config
                 ctx.note(f"{path}.data_config", "no data config: olive-ai's evaluator times inputs it builds from "
                          "the model's io_config (input_names, input_shapes, input_types), as Olive does")  # fmt: skip
@@ -925,7 +926,7 @@ def evaluators_section(
             )
         if ours in {"accuracy", "perplexity"}:
             if isinstance(dc, str) and dc in ctx.olive_data and dc not in ctx.our_data:
-                if olive_metric(metric, path, olive_metrics, ctx, constraints):
+                if olive_metric(metric, path, olive_metrics, ctx, constraints, searching):
                     continue
                 ctx.unhonoured(
                     f"{path}.data_config",
@@ -949,18 +950,15 @@ def evaluators_section(
             gtype, value = goal.get("type"), goal.get("value")
             if value is None:
                 continue
+            if not searching:  # as Olive: its run without a search writes the model whatever its metrics
+                _unsearched_goal(f"{path}.sub_types[{j}].goal", str(gtype), mtype, ctx)
+                continue
             if ours == "accuracy" and gtype == "max-degradation":
                 constraints["max_accuracy_drop"] = float(value) * (100 if float(value) <= 1 else 1)
             elif ours == "latency" and gtype == "threshold":
                 constraints["max_latency_ms"] = float(value)
             elif ours == "latency" and gtype == "percent-min-improvement":
                 constraints["min_latency_improvement_pct"] = float(value)
-            elif not searching:
-                ctx.note(
-                    f"{path}.sub_types[{j}].goal",
-                    f"goal {gtype!r} on {mtype}: Olive applies goals to choose among searched candidates, and this "
-                    "config does not search (no search_strategy), so it changes nothing",
-                )
             else:
                 ctx.unhonoured(
                     f"{path}.sub_types[{j}].goal",
@@ -986,9 +984,21 @@ def evaluators_section(
 _GOAL_TYPES = typing.get_args(OliveGoalType)
 
 
-def _olive_goals(metric: dict[str, Any], path: str, constraints: dict[str, Any], ctx: TranslationContext) -> None:
+def _unsearched_goal(path: str, gtype: str, mtype: str, ctx: TranslationContext) -> None:
+    """A goal in a config without a search: Olive's engine runs the passes and writes the model and its metrics
+    whatever they are (engine._run_no_search), so the goal is said and not enforced (olive-ext refused the output,
+    exit 3, where Olive wrote it)."""
+    ctx.note(path, f"goal {gtype!r} on {mtype}: Olive applies goals to choose among searched candidates, and this "
+             "config does not search (no search_strategy): the model is written whatever its metrics, as Olive "
+             "writes it, and the metric's value is in candidates.json")  # fmt: skip
+
+
+def _olive_goals(
+    metric: dict[str, Any], path: str, constraints: dict[str, Any], ctx: TranslationContext, searching: bool = True
+) -> None:
     """The goals of a metric olive-ai's evaluator computes, as constraints on its values (they were dropped: a BERT
-    quantized to 28% accuracy met 'max-degradation 0.01' and the run said accuracy was not measured)."""
+    quantized to 28% accuracy met 'max-degradation 0.01' and the run said accuracy was not measured); in a config
+    without a search, notes (as Olive applies them)."""
     for j, sub in enumerate(metric.get("sub_types") or []):
         goal = sub.get("goal") if isinstance(sub, dict) else None
         if not isinstance(goal, dict) or goal.get("value") is None:
@@ -996,6 +1006,9 @@ def _olive_goals(metric: dict[str, Any], path: str, constraints: dict[str, Any],
         if goal.get("type") not in _GOAL_TYPES:
             ctx.unhonoured(f"{path}.sub_types[{j}].goal.type", f"goal type {goal.get('type')!r} is not one of Olive's",
                            f"use one of {', '.join(_GOAL_TYPES)}")  # fmt: skip
+            continue
+        if not searching:
+            _unsearched_goal(f"{path}.sub_types[{j}].goal", str(goal.get("type")), str(metric.get("type")), ctx)
             continue
         lower = str(metric.get("type")) == "latency"
         constraints.setdefault("olive_goals", []).append({
@@ -1005,14 +1018,19 @@ def _olive_goals(metric: dict[str, Any], path: str, constraints: dict[str, Any],
 
 
 def olive_metric(
-    metric: dict[str, Any], path: str, into: list[dict[str, Any]], ctx: TranslationContext, constraints: dict[str, Any]
+    metric: dict[str, Any],
+    path: str,
+    into: list[dict[str, Any]],
+    ctx: TranslationContext,
+    constraints: dict[str, Any],
+    searching: bool = True,
 ) -> bool:
     """An Olive metric only olive-ai's evaluator can compute (the user's data script, a custom metric), added to
     ``into`` in Olive's form (data config inlined, user scripts resolved), its goals to ``constraints``; False where
     olive-ai is not installed."""
     if importlib.util.find_spec("olive") is None:
         return False
-    _olive_goals(metric, path, constraints, ctx)  # said by path even where Olive's own check refuses the metric
+    _olive_goals(metric, path, constraints, ctx, searching)  # said by path even where Olive's check refuses it
     config = dict(metric)
     dc = config.get("data_config")
     if isinstance(dc, str) and dc in ctx.olive_data:
