@@ -1299,3 +1299,28 @@ def test_a_target_naming_no_system_is_refused_and_a_system_type_is_named_where_t
     assert "names no system of this config: 'nosuch'" in errors["target"].render()
     errors = _errors(translate(_config({"mb": {"type": "ModelBuilder"}}, systems=systems))[1])
     assert "systems.docker.type" in errors and "systems.docker.config.type" not in errors, list(errors)
+
+
+@needs_olive
+def test_the_sub_type_of_priority_one_is_what_candidates_are_ranked_by(tmp_path: Path) -> None:
+    """Olive ranks a search's candidates by the sub-type of priority 1: olive-ext read no `priority` and ranked by
+    latency, so it could keep the fastest candidate where Olive keeps the most accurate."""
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"sentence1": "a", "sentence2": "b", "label": 1}) + "\n")
+    data = [{"name": "d", "type": "HuggingfaceContainer",
+             "load_dataset_config": {"data_name": "json", "data_files": str(rows), "split": "train"},
+             "pre_process_data_config": {"input_cols": ["sentence1", "sentence2"]}}]  # fmt: skip
+
+    def ranked_by(first: str) -> tuple[str | None, list[str]]:
+        acc, lat = (1, 2) if first == "acc" else (2, 1)
+        metrics = [{"name": "acc", "type": "accuracy", "data_config": "d",
+                    "sub_types": [{"name": "f1_score"}, {"name": "accuracy_score", "priority": acc}]},
+                   {"name": "lat", "type": "latency", "sub_types": [{"name": "avg", "priority": lat}]}]  # fmt: skip
+        raw = _config({"conv": {"type": "OnnxConversion"}}, data_configs=data, evaluators={"e": {"metrics": metrics}},
+                      evaluator="e", search_strategy={"execution_order": "joint", "sampler": "sequential"})  # fmt: skip
+        raw["input_model"] = {"type": "HfModel", "model_path": str(tmp_path / "m"), "task": "text-classification"}
+        evaluate = translate(raw)[0]["evaluate"]
+        return evaluate.get("objective"), [s["name"] for s in evaluate["olive_metrics"][0]["sub_types"]]
+
+    assert ranked_by("acc") == ("olive", ["accuracy_score", "f1_score"])  # olive-ai's first value: that sub-type
+    assert ranked_by("lat")[0] == "latency"

@@ -31,6 +31,7 @@ OBJECTIVE_METRICS: dict[str, tuple[str, ...]] = {
     "throughput": ("throughput", "latency"),
     "size": ("size",),
     "accuracy": (*ACCURACY_METRICS, "perplexity"),
+    "olive": ("olive",),  # an Olive config's metric of priority 1, computed by olive-ai's evaluator
 }
 
 

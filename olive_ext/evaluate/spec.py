@@ -63,7 +63,7 @@ class Constraints(StrictModel):
         return [*scalars, *((goal.name, goal) for goal in self.olive_goals)]
 
 
-Objective = Literal["latency", "throughput", "size", "accuracy"]
+Objective = Literal["latency", "throughput", "size", "accuracy", "olive"]  # olive: olive-ai's first metric value
 
 
 class LmEvalSpec(StrictModel):

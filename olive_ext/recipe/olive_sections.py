@@ -974,11 +974,53 @@ def evaluators_section(
         # max_accuracy_drop, which the run then said was NOT checked "(no eval data)"
         constraints.setdefault("max_accuracy_drop", None)
     out: dict[str, Any] = {"metrics": metrics_out or ["size"], "constraints": constraints}
+    if objective := _first_priority(chosen_one, at, metrics_out, olive_metrics, ctx):
+        out["objective"] = objective
     if olive_metrics:
         out["olive_metrics"] = olive_metrics
     if data is not None:
         out["data"] = data
     return out
+
+
+def _first_priority(
+    evaluator: dict[str, Any] | None,
+    at: str,
+    measured: list[str],
+    olive_metrics: list[dict[str, Any]],
+    ctx: TranslationContext,
+) -> str | None:
+    """The objective Olive ranks candidates by: the sub-type of lowest ``priority`` (1 first). It was ignored, and a
+    search chose the fastest candidate where Olive keeps the most accurate. A metric olive-ai's evaluator computes
+    becomes the objective "olive" (its first value: that metric and sub-type are moved first) where higher is
+    better; otherwise, or where olive-ext does not measure it, a note."""
+    ranked = []
+    for i, metric in enumerate((evaluator or {}).get("metrics") or []):
+        for j, sub in enumerate(metric.get("sub_types") or []):
+            priority = sub.get("priority") if isinstance(sub, dict) else None
+            if isinstance(priority, int) and not isinstance(priority, bool) and priority > 0:
+                ranked.append((priority, i, j, metric, sub))
+    if not ranked:
+        return None
+    _, i, j, metric, sub = min(ranked, key=lambda r: r[:3])
+    path, mtype = f"{at}.metrics[{i}].sub_types[{j}].priority", str(metric.get("type"))
+    olive = next((k for k, m in enumerate(olive_metrics) if m.get("name") == metric.get("name")), None)
+    if olive is not None:
+        higher = bool(sub.get("higher_is_better", mtype != "latency"))
+        if not higher:
+            ctx.note(path, f"priority 1 on {metric.get('name')}-{sub.get('name')}, lower is better: olive-ext "
+                     "ranks olive-ai's metrics with higher values first, so candidates are ranked by latency")
+            return None
+        first = olive_metrics.pop(olive)
+        subs = list(first.get("sub_types") or [])
+        subs.sort(key=lambda s: s.get("name") != sub.get("name"))
+        olive_metrics.insert(0, {**first, "sub_types": subs})
+        return "olive"
+    ours = _OLIVE_METRICS.get(mtype)
+    if ours in measured and ours in ("accuracy", "latency", "throughput", "size"):
+        return ours
+    ctx.note(path, f"priority 1 on {mtype}, which olive-ext does not measure here: candidates are ranked by latency")
+    return None
 
 
 _GOAL_TYPES = typing.get_args(OliveGoalType)
