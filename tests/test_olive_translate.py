@@ -738,6 +738,9 @@ def test_goals_on_a_metric_olives_evaluator_computes_are_checked_as_olive_checks
     assert chosen["constraints"] == {"acc-accuracy_score max-degradation 0.01": True,  # the same model in ONNX
                                      "acc-f1_score threshold -1": True}  # fmt: skip
     assert "no eval data" not in json.dumps(data) and data["unchecked_constraints"] == []
+    # olive-ai measured accuracy: the output said "speed and size alone: task accuracy was not measured"
+    assert data["accuracy_measured"] is True
+    assert "selection" not in json.loads((result.output_dir / "model_config.json").read_text())
     with pytest.raises(olive_ext.ConstraintsNotMetError):  # above any accuracy: no candidate meets it
         olive_ext.run(config([{"type": "threshold", "value": 1.5}], "unmet"))
     # the input model's values are cached like any evaluation (computed on every run before): a cached value
@@ -1324,3 +1327,11 @@ def test_the_sub_type_of_priority_one_is_what_candidates_are_ranked_by(tmp_path:
 
     assert ranked_by("acc") == ("olive", ["accuracy_score", "f1_score"])  # olive-ai's first value: that sub-type
     assert ranked_by("lat")[0] == "latency"
+
+
+def test_an_olive_evaluator_without_an_accuracy_goal_sets_no_accuracy_limit() -> None:
+    """A config timing latency only said "max_accuracy_drop was NOT checked" in its notes: olive-ext's default limit,
+    which the config never set (Olive has none)."""
+    metrics = [{"name": "lat", "type": "latency", "sub_types": [{"name": "avg"}]}]
+    out = translate(_config({"mb": {"type": "ModelBuilder"}}, evaluators={"e": {"metrics": metrics}}))[0]
+    assert out["evaluate"]["constraints"]["max_accuracy_drop"] is None

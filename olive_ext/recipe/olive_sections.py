@@ -970,9 +970,9 @@ def evaluators_section(
             metrics_out.append(ours)
     if olive_metrics:
         metrics_out.append("olive")
-        # olive-ai's evaluator measures the config's accuracy, and its goals are the limits: not olive-ext's default
-        # max_accuracy_drop, which the run then said was NOT checked "(no eval data)"
-        constraints.setdefault("max_accuracy_drop", None)
+    # an Olive config's limits are its goals: not olive-ext's default max_accuracy_drop, which the run then said was
+    # NOT checked ("no eval data") beside olive-ai's measured accuracy, or in a config that set no accuracy limit
+    constraints.setdefault("max_accuracy_drop", None)
     out: dict[str, Any] = {"metrics": metrics_out or ["size"], "constraints": constraints}
     if objective := _first_priority(chosen_one, at, metrics_out, olive_metrics, ctx):
         out["objective"] = objective
