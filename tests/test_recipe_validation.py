@@ -515,6 +515,12 @@ def test_unchecked_limits_and_objectives_are_named_as_they_are(tiny_bert: Path, 
     assert result.chosen is not None
     note = " ".join(result.chosen.notes)
     assert "evaluate.metrics does not measure it" in note and "for its size" in note, note
+    # a metric asked for and measured on no candidate (throughput on an encoder: an Olive config's vanished)
+    result = olive_ext.run({"input_model": {"path": str(tiny_bert)}, "passes": {"e": {"type": "onnx_export"}},
+                            "evaluate": {"metrics": ["latency", "throughput"], "repeats": 1, "warmup": 0}},
+                           output_path=tmp_path / "c")  # fmt: skip
+    assert "throughput NOT measured" in " ".join(result.notes), result.notes
+    assert not any("latency NOT measured" in n for n in result.notes)
 
 
 def test_limits_the_chosen_candidate_was_not_measured_for_are_listed(

@@ -192,6 +192,13 @@ def execute(
                      "components are not run as one model): add ComposeOnnxModels after SplitModel to measure "
                      "them")  # fmt: skip
         logger.warning("%s", notes[-1])
+    measured = [r for r in results if r.ok and r.candidate.target.is_available() and r.metrics]
+    if measured and recipe.evaluate is not None and not composite and (absent := [
+            m for m in recipe.evaluate.metrics if not any(m in r.metrics for r in measured)]):  # fmt: skip
+        # asked for and measured on no candidate (throughput on an encoder: an Olive config's metric vanished)
+        notes.append(f"{', '.join(absent)} NOT measured: olive-ext does not measure "
+                     f"{'it' if len(absent) == 1 else 'them'} on these candidates (throughput and ttft: LLMs only)")
+        logger.warning("%s", notes[-1])
     if any(r.ok and not r.candidate.target.is_available() for r in results):
         notes.append(
             "some targets' execution providers are not installed here: those candidates were built "
