@@ -412,6 +412,7 @@ def test_the_llama_factory_guides_commands_say_what_to_run(
         ("chat", "infer.yaml"): "run `olive-ext auto-opt -m base --adapter_path saves/lora/sft -o OUT`, then "
         "`olive-ext chat -m OUT`",
         ("api", "infer.yaml"): "`olive-ext serve -m OUT`",
+        ("chat", "-m", "infer.yaml", "--prompt", "hi"): "then `olive-ext chat -m OUT`",  # "holds no genai model"
         ("train", "merge.yaml"): "run `olive-ext export merge.yaml`",
     }
     for argv, says in cases.items():

@@ -219,7 +219,10 @@ def llama_factory_answer(args: list[str]) -> str | None:
     from pathlib import Path
 
     files = [a for a in args if a.endswith((".yaml", ".yml", ".json")) and Path(a).is_file()]
-    if not files or any(a in ("-m", "--model_name_or_path", "--config", "-h", "--help") for a in args):
+    model = next((args[i + 1] for i, a in enumerate(args[:-1]) if a in ("-m", "--model_name_or_path")), None)
+    if model is not None and model.endswith((".yaml", ".yml")) and Path(model).is_file():
+        files = [model]  # `chat -m inference.yaml`: a YAML is no model ("holds no onnxruntime-genai model" before)
+    elif not files or any(a in ("-m", "--model_name_or_path", "--config", "-h", "--help") for a in args):
         return None  # every other command line: nothing imported, start-up unchanged
     from olive_ext.errors import UserInputError
     from olive_ext.recipe.llama_factory import llama_factory_config_problem
