@@ -529,8 +529,8 @@ def test_chat_and_alpaca_rows_train_on_the_answer_with_the_models_chat_template(
             if fmt == "messages":
                 row = {"messages": [{"role": "user", "content": f"tone of review {i}?"},
                                     {"role": "assistant", "content": tone}]}  # fmt: skip
-            else:
-                row = {"instruction": "classify the tone", "input": f"review {i}", "output": tone}
+            else:  # the last row without its answer: not scored, and said (exact match "of 3" of 4 eval rows)
+                row = {"instruction": "classify the tone", "input": f"review {i}", "output": tone if i < 11 else ""}
             f.write(json.dumps(row) + "\n")
     flags = ["--use_chat_template"] if fmt == "messages" else []
     out = tmp_path / "out"
@@ -538,7 +538,10 @@ def test_chat_and_alpaca_rows_train_on_the_answer_with_the_models_chat_template(
             "--eval_split", "train[8:]", "--max_steps", "3", "-o", str(out)]  # fmt: skip
     assert main(argv) == 0
     metrics = json.loads((out / "train_metrics.json").read_text())
-    assert metrics["steps"] == 3 and metrics["eval"]["finetuned"]["examples"] == 4
+    scored = metrics["eval"]["finetuned"]
+    assert metrics["steps"] == 3 and scored["examples"] == (4 if fmt == "messages" else 3)
+    assert scored.get("left_out") == (None if fmt == "messages" else "1 of 4 eval rows not scored (with an empty "
+                                      "answer)")  # fmt: skip
     sample = metrics["eval"]["base"]["samples"][0]
     assert sample["prompt"].endswith("<|im_start|>assistant\n")  # the model's chat template, generation prompt
     assert sample["reference"] in {"positive", "negative"}

@@ -191,6 +191,8 @@ def evaluate_model(
             )
             result["exact_match"] = round(exact_match(preds, refs, ends), 2)
             result["examples"] = len(refs)
+            if unscored := len(data.examples) - len(refs):  # said, as auto-opt says it ("exact match of 5" of 6 rows)
+                result["left_out"] = f"{unscored} of {len(data.examples)} eval rows not scored (with an empty answer)"
             result["forced_rows"] = forced
             result["max_new_tokens"] = limit
             result["samples"] = [

@@ -521,6 +521,8 @@ def _eval_line(result: dict[str, Any]) -> str:
     text = f"eval loss {result['eval_loss']:.4f}"
     if "exact_match" in result:
         text += f", exact match {result['exact_match']:.1f}% of {result['examples']}"
+    if "left_out" in result:
+        text += f" ({result['left_out']})"
     return text
 
 
