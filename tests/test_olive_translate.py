@@ -1335,3 +1335,14 @@ def test_an_olive_evaluator_without_an_accuracy_goal_sets_no_accuracy_limit() ->
     metrics = [{"name": "lat", "type": "latency", "sub_types": [{"name": "avg"}]}]
     out = translate(_config({"mb": {"type": "ModelBuilder"}}, evaluators={"e": {"metrics": metrics}}))[0]
     assert out["evaluate"]["constraints"]["max_accuracy_drop"] is None
+
+
+def test_olives_searchable_values_keyword_searches_an_option_over_its_values() -> None:
+    """`"per_channel": "SEARCHABLE_VALUES"` (Olive 0.13's keyword) was refused as "Input should be a valid boolean",
+    with nothing said of the keyword."""
+    out, problems = translate(_config({"q": {"type": "OnnxDynamicQuantization", "per_channel": "SEARCHABLE_VALUES",
+                                             "weight_type": "SEARCHABLE_VALUES"}}))  # fmt: skip
+    assert out["passes"]["q"]["per_channel"] == [False, True]
+    assert out["passes"]["q"]["weight_type"] == ["int8", "uint8"] and not _errors(problems)
+    problems = translate(_config({"q": {"type": "OnnxDynamicQuantization", "reduce_range": "SEARCHABLE_VALUES"}}))[1]
+    assert "olive-ext does not search this option" in _errors(problems)["passes.q.reduce_range"].render()

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -244,6 +246,9 @@ def translate_config(raw: dict[str, Any], base_dir: Path | None = None) -> Trans
             "Azure ML workspace credentials: olive-ext does not connect to Azure ML; any part of this config that "
             "needs it (a model, datastore, AzureML system) is refused on its own",
         )
+    if raw.get("evaluate_input_model") is True:  # dropped without a word: Olive writes the input model's metrics
+        ctx.note("evaluate_input_model", "olive-ext measures the input model where a comparison needs it "
+                 "(relative goals; an LLM's PyTorch reference, candidates.json's reference), not as a file of its own")
     for key in list(raw):
         if key in _HARMLESS:
             raw.pop(key)
@@ -493,6 +498,22 @@ def _fold_into_builder(items: list[tuple[Any, Any]], listed: bool, ctx: Translat
     return [item for k, item in enumerate(out) if k not in drop]
 
 
+def _search_values(config_class: Any, key: str) -> list[Any] | None:
+    """The values a searchable option of one of our passes takes (a bool's two, a Literal's choices), or None."""
+    field = config_class.model_fields.get(key)
+    if field is None or key not in config_class.searchable_fields():
+        return None
+    kind = field.annotation
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None
+        inner = [a for a in typing.get_args(kind) if a is not type(None)]
+        kind = inner[0] if len(inner) == 1 else None
+    if kind is bool:
+        return [False, True]
+    if typing.get_origin(kind) is typing.Literal:
+        return list(typing.get_args(kind))
+    return None
+
+
 def _native(
     native: tuple[str, str],
     spec: dict[str, Any],
@@ -516,6 +537,20 @@ def _native(
     cls = get_pass(ours)
     assert cls is not None
     params, keymap, dropped = _from_olive(cls, canonical, spec)
+    for key, value in list(params.items()):
+        if value == "SEARCHABLE_VALUES":  # Olive 0.13's keyword: search the option over its values
+            where = f"{at}.{keymap.get(key, key)}"
+            values = _search_values(cls.config_class, key)
+            if values is None:  # "Input should be a valid boolean" before, with nothing said of the keyword
+                params.pop(key)
+                if key in cls.config_class.searchable_fields():
+                    ctx.error(where, "SEARCHABLE_VALUES: olive-ext does not know the values to search for this "
+                              "option", hint=f"write the values to try as a list: {keymap.get(key, key)}: [A, B]")
+                else:
+                    ctx.error(where, "SEARCHABLE_VALUES: olive-ext does not search this option", hint="give one value")
+            else:
+                params[key] = values
+                ctx.note(where, f"SEARCHABLE_VALUES: searched over {values}")
     extra = params.get("extra_options")
     if canonical.lower() == "modelbuilder" and isinstance(extra, dict):  # Olive hands them on; the builder ignores
         for key in unread_extra_options(extra):  # a key it never reads: unhonoured (--lenient drops it, as Olive's
