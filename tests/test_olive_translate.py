@@ -334,6 +334,7 @@ def test_evaluators_map_to_our_metrics_and_name_what_they_cannot_measure(
             }
         ],
         evaluators={"e": {"metrics": ["acc", {"name": "lat", "type": "latency", "sub_types": [{"name": "avg"}]}]}},
+        search_strategy={"execution_order": "joint", "sampler": "sequential"},  # goals choose among searched ones
     )
     out, problems = translate(raw)
     assert out["evaluate"] == {

@@ -99,4 +99,4 @@ def test_olive_run_config_passes_translate_to_ours() -> None:
     passes = {name: (spec.type, spec.params()) for name, spec in recipe.passes.items()}
     assert passes["mb"] == ("model_builder", {"precision": "int4", "block_size": 128, "symmetric": False})
     assert passes["hqq"] == ("int4_weight", {"algorithm": "hqq", "block_size": 64})
-    assert passes["dyn"] == ("int8_dynamic", {"weight_type": "uint8", "op_types": ["MatMul"]})
+    assert passes["dyn"] == ("int8_dynamic", {"per_channel": False, "weight_type": "uint8", "op_types": ["MatMul"]})
