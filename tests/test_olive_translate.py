@@ -1348,3 +1348,32 @@ def test_olives_searchable_values_keyword_searches_an_option_over_its_values() -
     assert out["passes"]["q"]["weight_type"] == ["int8", "uint8"] and not _errors(problems)
     problems = translate(_config({"q": {"type": "OnnxDynamicQuantization", "reduce_range": "SEARCHABLE_VALUES"}}))[1]
     assert "olive-ext does not search this option" in _errors(problems)["passes.q.reduce_range"].render()
+
+
+@needs_olive
+def test_with_a_search_on_the_options_olive_would_search_unset_are_said() -> None:
+    """With a search_strategy, Olive searches the options a pass leaves unset over their search defaults
+    (OnnxDynamicQuantization: precision, per_channel, reduce_range, quant_preprocess); olive-ext built one candidate
+    of the defaults without a word. The table olive-ext says it from is olive-ai's own, read here pass by pass."""
+    import importlib
+
+    from olive.hardware.accelerator import DEFAULT_CPU_ACCELERATOR
+
+    from olive_ext.passes import olive_catalog
+    from olive_ext.passes.base import registered_passes
+    from olive_ext.recipe.olive_compat import OLIVE_SEARCH_DEFAULTS
+
+    for olive_type in sorted({o for c in registered_passes().values() for o in c.olive_types}):
+        entry = olive_catalog.lookup(olive_type)
+        if entry is None:  # a name of older Olive releases (OnnxMatMul4Quantizer)
+            continue
+        module, _, name = entry.module.rpartition(".")
+        config = getattr(importlib.import_module(module), name)._default_config(DEFAULT_CPU_ACCELERATOR)
+        searched = tuple(k for k, v in config.items() if v.search_defaults is not None)
+        assert OLIVE_SEARCH_DEFAULTS.get(olive_type.lower(), ()) == searched, olive_type
+    search = {"execution_order": "joint", "sampler": "sequential"}
+    problems = translate(_config({"q": {"type": "OnnxDynamicQuantization", "per_channel": [True, False]}},
+                                 search_strategy=search))[1]  # fmt: skip
+    note = next(p for p in problems if p.path == "passes.q" and p.severity == "note")
+    assert "Olive also tries precision, reduce_range, quant_preprocess over their search defaults" in note.render()
+    assert not [p for p in translate(_config({"q": {"type": "OnnxDynamicQuantization"}}))[1] if p.path == "passes.q"]

@@ -192,6 +192,7 @@ def translate_config(raw: dict[str, Any], base_dir: Path | None = None) -> Trans
         targets = systems_section(raw.pop("systems", None), raw.get("target"), ctx)
         if targets:
             out["targets"] = targets
+    ctx.searching = raw.get("search_strategy") not in (None, False)
     if "passes" in raw:
         out["passes"] = _passes(raw.pop("passes"), ctx)
     evaluators = raw.pop("evaluators", None)
@@ -498,6 +499,20 @@ def _fold_into_builder(items: list[tuple[Any, Any]], listed: bool, ctx: Translat
     return [item for k, item in enumerate(out) if k not in drop]
 
 
+# The options olive-ai 0.13's passes that olive-ext runs natively search over their own values when a search is on
+# and the config leaves them unset (their search_defaults). Read from olive-ai once, here: reading them at run time
+# imports every pass module (5.5 s); tests/test_olive_translate.py checks this table against olive-ai's passes.
+OLIVE_SEARCH_DEFAULTS: dict[str, tuple[str, ...]] = {
+    "lora": ("r",),
+    "qlora": ("r",),
+    "dora": ("r",),
+    "modelbuilder": ("int4_block_size", "int4_is_symmetric", "int4_algo_config"),
+    "onnxdynamicquantization": ("precision", "per_channel", "reduce_range", "quant_preprocess"),
+    "onnxstaticquantization": ("precision", "per_channel", "reduce_range", "quant_preprocess", "calibrate_method",
+                               "quant_format", "activation_type"),
+}  # fmt: skip
+
+
 def _search_values(config_class: Any, key: str) -> list[Any] | None:
     """The values a searchable option of one of our passes takes (a bool's two, a Literal's choices), or None."""
     field = config_class.model_fields.get(key)
@@ -551,6 +566,10 @@ def _native(
             else:
                 params[key] = values
                 ctx.note(where, f"SEARCHABLE_VALUES: searched over {values}")
+    if ctx.searching and (unset := [k for k in OLIVE_SEARCH_DEFAULTS.get(canonical.lower(), ()) if k not in spec]):
+        # Olive searches them over its own values; olive-ext built one candidate of the defaults, without a word
+        ctx.note(at, f"with a search on, Olive also tries {', '.join(unset)} over their search defaults; olive-ext "
+                 "takes the default of an option left unset (write it as a list to search it)")  # fmt: skip
     extra = params.get("extra_options")
     if canonical.lower() == "modelbuilder" and isinstance(extra, dict):  # Olive hands them on; the builder ignores
         for key in unread_extra_options(extra):  # a key it never reads: unhonoured (--lenient drops it, as Olive's

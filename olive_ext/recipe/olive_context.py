@@ -53,6 +53,7 @@ class TranslationContext:
     # its key path
     pass_evaluator: tuple[Any, str] | None = None
     evaluator_names: list[tuple[str, str]] = field(default_factory=list)  # (name, key path) each pass's evaluator names
+    searching: bool = False  # the config has a search_strategy: Olive then searches options left unset too
 
     def user_path(self, path: str) -> str:
         return Translation({}, [], self.paths).user_path(path)
