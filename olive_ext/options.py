@@ -359,3 +359,12 @@ def _strip_optional(annotation: Any) -> Any:
     if get_origin(annotation) is not None and get_origin(annotation) not in (dict, list) and len(args) == 1:
         return args[0]
     return annotation
+
+
+def literal_choices(annotation: Any) -> list[Any] | None:
+    """The values of a ``Literal`` field (inside ``| None`` or ``list[...]``), or None. Used by the CLI for an
+    option's choices and by the Olive translation for SEARCHABLE_VALUES."""
+    if get_origin(annotation) is Literal:
+        return list(get_args(annotation))
+    inner = [a for a in get_args(annotation) if a is not type(None)]
+    return literal_choices(inner[0]) if len(inner) == 1 else None

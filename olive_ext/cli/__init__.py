@@ -113,9 +113,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _closed_streams_to_devnull() -> None:
     """sys.stdout/sys.stderr are None when the process starts with that descriptor closed."""
+    import os
+
     for name in ("stdout", "stderr"):
         if getattr(sys, name) is None:
-            setattr(sys, name, open(__import__("os").devnull, "w", encoding="utf-8"))  # noqa: SIM115 (the process's)
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115 (the process's, for good)
 
 
 def _stdout_reader_gone() -> bool:

@@ -216,7 +216,7 @@ def option(group: Any, model: type[Options], name: str, *flags: str, **kwargs: A
 
     A field without a default is a required flag; a bool field takes Olive's `--flag true|false` (bare: true).
     """
-    from olive_ext.options import parse_bool
+    from olive_ext.options import literal_choices, parse_bool
 
     info = model.model_fields[name]
     if info.is_required():
@@ -242,17 +242,6 @@ class _Extend(argparse.Action):
         current = getattr(namespace, self.dest, None)
         before = [] if current is None or current is self.default else list(current)
         setattr(namespace, self.dest, [*before, *(values if isinstance(values, list) else [values])])
-
-
-def literal_choices(annotation: Any) -> list[Any] | None:
-    """The values of a ``Literal`` field (inside ``| None`` or ``list[...]``), or None."""
-    import typing
-
-    origin = typing.get_origin(annotation)
-    if origin is typing.Literal:
-        return list(typing.get_args(annotation))
-    inner = [a for a in typing.get_args(annotation) if a is not type(None)]
-    return literal_choices(inner[0]) if len(inner) == 1 else None
 
 
 def add_data_arguments(

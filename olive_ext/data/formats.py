@@ -45,6 +45,16 @@ _ROLE_ALIASES = {**SHAREGPT_ROLES, "model": "assistant", "bot": "assistant", "ai
 _FROM_ALIASES = {"user": "human", "assistant": "gpt", "tool": "observation"}
 _SHAREGPT_ASKS = ("human", "observation")  # even turns (after an optional leading system message)
 _SHAREGPT_ANSWERS = ("gpt", "function_call")  # odd turns
+# LLaMA-Factory's dataset_info.json tags -> the values olive-ext reads as they are (the role names above)
+READ_TAGS = {
+    "role_tag": {"from", "role"},
+    "content_tag": {"value", "content"},
+    "user_tag": {"human", "user"},
+    "assistant_tag": {"gpt", "assistant", "model", "bot", "ai"},
+    "system_tag": {"system"},
+    "observation_tag": {"observation", "tool"},
+    "function_tag": {"function_call"},
+}
 
 
 @dataclass(frozen=True)

@@ -102,18 +102,6 @@ _ALPACA_COLUMNS = {"prompt": "instruction", "query": "input", "response": "outpu
                    "history": "history"}  # fmt: skip
 
 
-# LLaMA-Factory's dataset_info.json tags -> the values olive-ext reads as they are (data/formats.py's roles)
-_READ_TAGS = {
-    "role_tag": {"from", "role"},
-    "content_tag": {"value", "content"},
-    "user_tag": {"human", "user"},
-    "assistant_tag": {"gpt", "assistant", "model", "bot", "ai"},
-    "system_tag": {"system"},
-    "observation_tag": {"observation", "tool"},
-    "function_tag": {"function_call"},
-}
-
-
 def registry_flags(path: Path) -> dict[str, tuple[str, list[str]]]:
     """Each entry of LLaMA-Factory's dataset_info.json at ``path`` -> the data flags that read it, and notes (a
     file that is not there, columns to rename)."""
@@ -142,7 +130,10 @@ def registry_flags(path: Path) -> dict[str, tuple[str, list[str]]]:
             tags = entry["tags"] if isinstance(entry.get("tags"), dict) else {}
             # only tags olive-ext does not read as they are: LLaMA-Factory's documented OpenAI-style entry
             # (role/content, user/assistant) was told to rename them, and it reads as it is
-            unread = {k: v for k, v in tags.items() if v not in _READ_TAGS.get(str(k), {v})}
+            # formats imports this module: the role names it reads, beside its role tables, come in here
+            from olive_ext.data.formats import READ_TAGS
+
+            unread = {k: v for k, v in tags.items() if v not in READ_TAGS.get(str(k), {v})}
             if columns.get("tools", "tools") != "tools" or unread:
                 said = ", ".join(f"{k}={v!r}" for k, v in unread.items())
                 notes.append("olive-ext reads ShareGPT roles and columns by their default names (from/value or "

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
-import types
-import typing
 from pathlib import Path
 from typing import Any
 
 from olive_ext.errors import Problem
 from olive_ext.evaluate.lm_eval_tasks import TaskDataset
 from olive_ext.models.hub import go_offline_unless_reachable
+from olive_ext.options import literal_choices
 from olive_ext.passes import olive_catalog
 from olive_ext.passes.base import Pass, check_pass_params, get_pass, registered_passes
 from olive_ext.passes.model_builder import UNREAD_OPTION, did_you_mean_option, unread_extra_options
@@ -518,15 +517,7 @@ def _search_values(config_class: Any, key: str) -> list[Any] | None:
     field = config_class.model_fields.get(key)
     if field is None or key not in config_class.searchable_fields():
         return None
-    kind = field.annotation
-    if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None
-        inner = [a for a in typing.get_args(kind) if a is not type(None)]
-        kind = inner[0] if len(inner) == 1 else None
-    if kind is bool:
-        return [False, True]
-    if typing.get_origin(kind) is typing.Literal:
-        return list(typing.get_args(kind))
-    return None
+    return [False, True] if field.annotation in (bool, bool | None) else literal_choices(field.annotation)
 
 
 def _native(
