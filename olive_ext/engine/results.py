@@ -95,12 +95,15 @@ class RunResult(OutputFolder):
     source: Artifact | None = None  # the recipe's input model, resolved and fingerprinted
     # constraints the recipe set that could not be checked (max_accuracy_drop when accuracy was not measured)
     unchecked_constraints: list[str] = field(default_factory=list)
+    # metric "olive" holds task quality (an Olive config's accuracy or custom metric, computed by olive-ai)
+    olive_quality: bool = False
 
     @property
     def accuracy_measured(self) -> bool:
-        """False when no task quality (accuracy, exact match, perplexity) was measured: the choice was then made on
-        speed and size alone."""
-        return any(any(k in c.metrics for k in QUALITY_METRICS) for c in self.results)
+        """False when no task quality (accuracy, exact match, perplexity, an Olive config's accuracy) was measured:
+        the choice was then made on speed and size alone."""
+        quality = (*QUALITY_METRICS, "olive") if self.olive_quality else QUALITY_METRICS
+        return any(any(k in c.metrics for k in quality) for c in self.results)
 
     @property
     def model_path(self) -> Path | None:

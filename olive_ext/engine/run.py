@@ -204,7 +204,10 @@ def execute(
             "some targets' execution providers are not installed here: those candidates were built "
             "(cross-build) but not measured"
         )
-    return RunResult(results, chosen, None, time.perf_counter() - started, notes, reference, source, unchecked)
+    olive_quality = any(str(m.get("type")) in ("accuracy", "custom") for m in (
+        recipe.evaluate.olive_metrics if recipe.evaluate else []))  # fmt: skip
+    return RunResult(results, chosen, None, time.perf_counter() - started, notes, reference, source, unchecked,
+                     olive_quality)  # fmt: skip
 
 
 @contextlib.contextmanager

@@ -264,25 +264,16 @@ def check_recipe_and_files(
     return parsed, problems
 
 
-def _olive_quality_measured(result: RunResult, recipe: Recipe) -> bool:
-    """Whether olive-ai's evaluator measured an Olive config's accuracy or custom metric on the candidates (the output
-    said "speed and size alone: task accuracy was not measured" beside an accuracy of 0.9 it had measured)."""
-    configs = recipe.evaluate.olive_metrics if recipe.evaluate else []
-    quality = any(str(m.get("type")) in ("accuracy", "custom") for m in configs)
-    return quality and any("olive" in r.metrics for r in result.results)
-
-
 def write_run_output(
     result: RunResult, recipe: Recipe, source: Artifact | None = None, overwrite: bool | None = None
 ) -> None:
     """model/, candidates.json, lineage.json, recipe.yaml and report.md in the output folder (replaced when
     ``overwrite``, by default the recipe's ``output.overwrite``)."""
     assert result.output_dir is not None
-    measured = result.accuracy_measured or _olive_quality_measured(result, recipe)
     with staged_output(result.output_dir, recipe.output.overwrite if overwrite is None else overwrite) as stage:
         if result.chosen and result.chosen.artifact:
             info = deployment_info(result.chosen, recipe, source)
-            if not measured:
+            if not result.accuracy_measured:
                 info["selection"] = "speed and size alone: task accuracy was not measured"
             export_artifact(result.chosen.artifact, stage, info, memo=cache_memo(recipe.cache_dir))
         write_json(
@@ -292,7 +283,7 @@ def write_run_output(
                 "chosen": result.chosen.candidate.id if result.chosen else None,
                 "objective": recipe.evaluate.objective if recipe.evaluate else None,
                 "notes": result.notes,
-                "accuracy_measured": measured,
+                "accuracy_measured": result.accuracy_measured,
                 "unchecked_constraints": result.unchecked_constraints,
                 "reference": result.reference,
                 "candidates": [r.to_json() for r in result.results],
