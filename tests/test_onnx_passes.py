@@ -205,3 +205,30 @@ def test_graph_optimize_of_an_architecture_the_fusions_do_not_know_falls_back_to
                         "parity": {"type": "parity_check"}}, cache_dir=tmp_path / "cache")  # fmt: skip
     assert "fusions failed on modernbert" in art.meta["fusions_skipped"], art.meta
     assert art.meta["parity"]["passed"] is True
+
+
+def test_k_quant_with_an_odd_block_count_is_refused_with_a_block_size_that_works(tmp_path: Path) -> None:
+    """onnxruntime's k-quant failed with "cannot reshape array of size 576" on MiniLM's 384-wide layers at block 128
+    (3 blocks a row); the refusal now comes before any work and names a block size that quantizes the model."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from olive_ext.errors import OliveExtError
+    from olive_ext.passes.int4_weight import quantize_weights
+
+    weight = np.random.default_rng(0).standard_normal((96, 48)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["y"], name="mm")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 96])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 48])], [numpy_helper.from_array(weight, "W")],
+    )  # fmt: skip
+    path = tmp_path / "mm.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    with pytest.raises(OliveExtError, match="input size 96") as refused:
+        quantize_weights(str(path), Int4WeightConfig(algorithm="k_quant", block_size=32))  # 3 blocks
+    assert "use block_size 64" in str(refused.value.hint)
+    model = quantize_weights(str(path), Int4WeightConfig(algorithm="k_quant", block_size=64))
+    x = np.random.default_rng(1).standard_normal((1, 96)).astype(np.float32)
+    got = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    assert np.abs(got - x @ weight).max() < 0.2 * np.abs(x @ weight).max()

@@ -98,6 +98,30 @@ class Int4Weight(Pass[Int4WeightConfig]):
         return Artifact(artifact.kind, str(out_dir), None, meta=meta)  # a genai folder stays a genai folder
 
 
+def odd_blocks_check(graph: Any, nodes: list[str], block_size: int) -> None:
+    """Refuse k_quant 4-bit where a weight's input size splits into an odd number of blocks, before any work.
+
+    onnxruntime's k-quant packs each row's 4-bit zero points two to a byte and then reshapes them per output column;
+    with an odd number of blocks a row's last zero point shares a byte with the next row's, and the reshape fails
+    ("cannot reshape array of size 576": MiniLM's 384-wide layers at block 128, 3 blocks). Olive's own k-quant pads
+    each row; this one cannot be told to, so a block size that gives every weight an even count is named instead.
+    """
+    sizes = {i.name: tuple(i.dims) for i in graph.initializer}
+    by_node = {n.name: n.input[1] for n in graph.node if n.name in nodes}
+    inputs = sorted({sizes[w][-2] for w in by_node.values() if len(sizes.get(w, ())) >= 2})
+    def odd(k: int, block: int) -> bool:
+        return -(-k // block) % 2 == 1
+    bad = [k for k in inputs if odd(k, block_size)]
+    if not bad:
+        return
+    fits = [b for b in (256, 128, 64, 32, 16) if not any(odd(k, b) for k in inputs)]
+    fix = f"use block_size {fits[0]}" if fits else "use algorithm rtn or default, which take any block count"
+    raise OliveExtError(
+        f"k_quant at block_size {block_size} cannot quantize weights of input size {', '.join(map(str, bad))}: they "
+        f"split into an odd number of blocks, and onnxruntime's k-quant packs zero points in pairs within a row",
+        hint=f"{fix} (Olive's OnnxKQuantQuantization default is 32)")
+
+
 def weight_matmuls(graph: Any, exclude: list[str] | tuple[str, ...] = ()) -> list[str]:
     """Names of the graph's MatMul nodes whose weight (second input) is a constant: what MatMulNBits quantizes."""
     weights = {i.name for i in graph.initializer}
@@ -135,6 +159,8 @@ def quantize_weights(model_path: str, cfg: Int4WeightConfig) -> Any:
         why = no_weight_matmuls(model.graph) or f"every MatMul weight is excluded ({', '.join(exclude)})"
         raise OliveExtError(f"weight-only quantization would change nothing: {why}",
                             hint="keep the LM head or some nodes quantized, or quantize another model")  # fmt: skip
+    if cfg.algorithm == "k_quant" and cfg.bits == 4:
+        odd_blocks_check(model.graph, eligible, cfg.block_size)
     algo: Any
     if cfg.algorithm == "hqq":
         algo = mq.HQQWeightOnlyQuantConfig(block_size=cfg.block_size, bits=4)
