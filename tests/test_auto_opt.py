@@ -465,3 +465,37 @@ def test_a_sentence_pair_classifier_is_scored_on_pairs_as_its_tokenizer_encodes_
                            input_cols=["premise", "hypothesis", "label"])  # fmt: skip
     with pytest.raises(UserInputError, match="a language model reads one text"):
         load_examples(DatasetSpec(name="json", data_files=str(data), input_cols=["premise", "hypothesis"]))
+
+
+def test_a_classifiers_static_int8_candidate_calibrates_on_rows_it_is_not_scored_on(
+    tiny_bert: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The static QDQ candidate calibrated on the eval rows it was then scored on, so its accuracy read higher than
+    on rows it had not seen. It now calibrates on the rows the eval split leaves out, and says so where none are."""
+    import json
+
+    import olive_ext
+    from olive_ext.data.spec import complement_split
+
+    assert complement_split("train[480:]") == "train[:480]" and complement_split("train[:90%]") == "train[90%:]"
+    assert complement_split("validation[-10:]") == "validation[:-10]"
+    assert complement_split("train") is None and complement_split("train[2:5]") is None
+    data = tmp_path / "cls.jsonl"
+    data.write_text("\n".join(json.dumps({"text": f"row {i} " + "good " * (i % 2), "label": i % 2}) for i in range(12)))
+
+    def calibration(split: str | None, max_samples: int | None = None) -> dict[str, object]:
+        out = tmp_path / f"out-{split}-{max_samples}"
+        olive_ext.auto_opt(tiny_bert, out, data_files=str(data), text_field="text", response_field="label",
+                           eval_split=split, max_samples=max_samples, precision="int8",
+                           cache_dir=str(tmp_path / "cache"), repeats=1, warmup=0)  # fmt: skip
+        candidates = json.loads((out / "candidates.json").read_text())["candidates"]
+        (qdq,) = [c for c in candidates if any(s["type"] == "qdq_static" for s in c["pipeline"])]
+        assert qdq["error"] is None and qdq["metrics"]["accuracy.n"] == min(max_samples or 12, 12 - 8 * bool(split))
+        step = next(s for s in qdq["pipeline"] if s["type"] == "qdq_static")
+        return {"data": step["params"]["data"], "samples": qdq["artifact"]["meta"]["quant"]["samples"]}
+
+    assert calibration("train[8:]") == {"data": "calib", "samples": 8}  # train[:8]
+    assert calibration(None, 5) == {"data": "calib", "samples": 7}  # train[5:]
+    with caplog.at_level("WARNING"):
+        assert calibration(None) == {"data": "eval", "samples": 12}  # all 12 rows are scored: nothing else to use
+    assert "calibrates on the" in caplog.text and "rows it is then scored on" in caplog.text

@@ -25,6 +25,19 @@ def check_split(value: str) -> str:
     return value.strip()
 
 
+_HALF_SLICE = re.compile(r"^(?P<name>[A-Za-z_][\w.-]*)\[\s*(?P<start>-?\d*%?)\s*:\s*(?P<stop>-?\d*%?)\s*\]$")
+
+
+def complement_split(split: str) -> str | None:
+    """The rows of the same split that ``split`` leaves out, where one slice names them: ``train[480:]`` ->
+    ``train[:480]``, ``train[:90%]`` -> ``train[90%:]``; None for a whole split or a slice with both ends."""
+    match = _HALF_SLICE.match(split.strip())
+    if match is None or bool(match["start"]) == bool(match["stop"]):
+        return None
+    name = match["name"]
+    return f"{name}[:{match['start']}]" if match["start"] else f"{name}[{match['stop']}:]"
+
+
 DataFormat = Literal["auto", "template", "alpaca", "messages", "text"]
 
 

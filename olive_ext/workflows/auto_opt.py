@@ -23,7 +23,7 @@ from pydantic import Field, field_validator
 from olive_ext.artifacts import Artifact
 from olive_ext.cache import default_cache_dir
 from olive_ext.data import answer_problem, require_answers, rows_for_reading, to_examples
-from olive_ext.data.spec import DataOptions, DatasetSpec
+from olive_ext.data.spec import DataOptions, DatasetSpec, complement_split
 from olive_ext.engine.preflight import check_before_work
 from olive_ext.engine.results import OutputFolder, RunResult
 from olive_ext.errors import ConstraintsNotMetError, UserInputError
@@ -167,6 +167,22 @@ class AutoOptResult(OutputFolder):
         return self.first.metrics
 
 
+def _calibration_apart(data: DatasetSpec) -> DatasetSpec | None:
+    """The rows of the eval data's split that the eval rows leave out (``train[480:]`` leaves ``train[:480]``,
+    ``--max_samples 50`` of ``train`` leaves ``train[50:]``), to calibrate static quantization on; None where the
+    split names no such rows or they are empty."""
+    other = complement_split(data.split)
+    if other is None and data.max_samples is not None and "[" not in data.split:
+        other = f"{data.split}[{data.max_samples}:]"
+    if other is None:
+        return None
+    apart = data.model_copy(update={"split": other, "max_samples": None})
+    try:
+        return apart if len(rows_for_reading(apart)) else None
+    except UserInputError:  # an empty slice of a local file is refused as such
+        return None
+
+
 def _warn_trained_on(evaluation: DatasetSpec, train: DatasetSpec | None) -> None:
     """Say when an --eval_split given for a fine-tune output holds rows it was trained on: its split replaces the
     fine-tune's eval split, and scoring training rows overstates every candidate (said nowhere before)."""
@@ -237,16 +253,25 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str, shape: Pipel
                        "size among those (max_accuracy_drop is not checked)")  # fmt: skip
     elif data is None:
         logger.warning("%s", NO_EVAL_DATA)
+    # an encoder's static int8 (QDQ) build calibrates on rows the candidates are not scored on, where the eval split
+    # leaves some out: calibrated on its own eval rows it read more accurate than it is
+    encoder_calibration = _calibration_apart(data) if data is not None and task != "text-generation" else None
     chains = profile.candidate_chains(
-        task, opts.precision, opts.provider, calibration_data="eval" if data is not None else None
-    )
+        task, opts.precision, opts.provider,
+        calibration_data=None if data is None else "calib" if encoder_calibration is not None else "eval",
+    )  # fmt: skip
+    if data is not None and encoder_calibration is None and any(s.type == "qdq_static" for c in chains for s in c):
+        logger.warning("the static int8 (QDQ) candidate calibrates on the %s rows it is then scored on (split %r "
+                       "leaves no other rows): its accuracy may read higher than on rows it has not seen; an eval "
+                       "split such as 'train[100:]' keeps the rows before it for calibration", data.data_files
+                       or data.name, data.split)  # fmt: skip
     # an encoder's quantized build without accuracy measured: its parity (the cosine of sentence embeddings or top-1
     # of labels) is the only check of its quality, so it gates (MiniLM's int8 build at cosine 0.929, under the 0.99
     # limit, was chosen over one at 0.993 for 0.1 MB). An LLM's top-1 agreement on a few prompts is not (SmolLM2's
     # base int8 build: 0.895): without data it is recorded, as the warning above says
     parity_gates = data is None and task != "text-generation"
     pipelines = [_with_parity(chain, data is not None, parity_gates) for chain in chains]
-    calibration = data_from_model_config(source, "train_data") if task == "text-generation" else None
+    calibration = data_from_model_config(source, "train_data") if task == "text-generation" else encoder_calibration
     olive_chains = profile.olive_chains(
         task, opts.precision, opts.provider, calibration_data="calib" if calibration is not None else None
     ) if opts.olive_int4 else []  # fmt: skip
