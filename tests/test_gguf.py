@@ -7,6 +7,7 @@ llama.cpp needs llama-cpp-python (`make install` installs it; the tests skip wit
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -364,6 +365,18 @@ def test_export_package_verify_gguf_bundle(tiny_llama: Path, tmp_path: Path) -> 
     assert ends and not any(c.ok for c in ends) and not report.ok
     assert len({c.name for c in ends}) == len(ends), "lines alike: which prompt failed was not said"
     assert verify(bundle, run_model=False).ok
+    # Ollama also reads a bare stop value, and a user's edit with the manifest updated to match is theirs to make:
+    # json.loads of `PARAMETER stop <|im_end|>` was a traceback in verify, chat and serve
+    for value, ok in (("<|im_end|>", True), ("[1]", False)):
+        (bundle / "Modelfile").write_text(modelfile.replace('PARAMETER stop "<|im_end|>"', f"PARAMETER stop {value}"))
+        manifest = json.loads((bundle / "manifest.json").read_text())
+        for entry in manifest["files"]:
+            if entry["path"] == "Modelfile":
+                entry["sha256"] = hashlib.sha256((bundle / "Modelfile").read_bytes()).hexdigest()
+                entry["size"] = (bundle / "Modelfile").stat().st_size
+        (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        checks = {c.name: c for c in verify(bundle, run_model=False).checks}
+        assert checks["modelfile"].ok is ok, checks["modelfile"].detail
     # a Modelfile pointing elsewhere fails even with its checksum line updated (the digest would catch that too)
     (bundle / "Modelfile").write_text(modelfile.replace("model-Q8_0.gguf", "other.gguf"))
     assert not verify(bundle, run_model=False).ok

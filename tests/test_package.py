@@ -137,6 +137,23 @@ def test_package_refuses_to_overwrite_and_cli(auto_opt_output: Path, tmp_path: P
     assert main(["package", "-m", str(tmp_path), "-o", str(tmp_path / "c")]) == 2
 
 
+def test_package_overwrite_keeps_a_bundle_holding_a_users_files_in_its_folders(
+    auto_opt_output: Path, tmp_path: Path
+) -> None:
+    """--overwrite compared only a bundle's top-level names with its manifest: results a user saved in model/ were
+    deleted without a word, where a file beside manifest.json was refused."""
+    out = tmp_path / "b"
+    assert main(["package", "-m", str(auto_opt_output), "-o", str(out)]) == 0
+    (out / "model" / "my_eval").mkdir()
+    (out / "model" / "my_eval" / "results.csv").write_text("row,score\n")
+    with pytest.raises(UserInputError, match="model/my_eval/results.csv"):
+        package(auto_opt_output, out, overwrite=True)
+    assert (out / "model" / "my_eval" / "results.csv").is_file()
+    (out / "model" / "my_eval" / "results.csv").unlink()
+    (out / "model" / "my_eval").rmdir()
+    package(auto_opt_output, out, overwrite=True)  # only what package wrote: replaced
+
+
 # ---- helpers shared with test_bundle_integrity.py ----
 
 

@@ -363,12 +363,25 @@ def _check_modelfile(root: Path, manifest: dict[str, Any], report: VerifyReport)
     if f"FROM ./{rel}" not in lines:
         report.add("modelfile", False, f"{MODELFILE} does not say FROM ./{rel}")
         return
-    stops = {json.loads(line.split(" ", 2)[2]) for line in lines if line.startswith("PARAMETER stop ")}
+    stops = {_modelfile_value(line.split(" ", 2)[2]) for line in lines if line.startswith("PARAMETER stop ")}
     missing = [t for t in token_texts(root / "model", list(manifest.get("eos_token_ids") or [])) if t not in stops]
     if missing:
         report.add("modelfile", False, f"{MODELFILE} does not stop on end-of-turn token(s) {missing}")
         return
     report.add("modelfile", True, f"FROM ./{rel}; stops on {sorted(stops)}")
+
+
+def _modelfile_value(text: str) -> str:
+    """A Modelfile parameter's value as Ollama reads it: a quoted string (JSON escapes, as package writes it) or
+    the bare text (``PARAMETER stop <|im_end|>`` is valid Ollama syntax; json.loads of it was a traceback)."""
+    text = text.strip()
+    if text.startswith('"'):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return text
+        return value if isinstance(value, str) else text
+    return text
 
 
 def _check_gguf_generation(root: Path, manifest: dict[str, Any], report: VerifyReport) -> None:

@@ -57,6 +57,25 @@ def _written_names(p: Path) -> set[str] | None:
     return None
 
 
+def _unlisted_in_bundle(p: Path) -> list[str]:
+    """Files inside a bundle's folders that its manifest does not list (a user's results saved in model/): the
+    top-level names alone passed them, and --overwrite deleted them."""
+    try:
+        files = json.loads((p / "manifest.json").read_text(encoding="utf-8")).get("files") or []
+        listed = {str(f["path"]) for f in files if isinstance(f, dict) and "path" in f}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return []
+    if not listed:
+        return []
+    found: list[str] = []
+    for top in sorted({n.split("/", 1)[0] for n in listed if "/" in n}):
+        if (p / top).is_dir() and not (p / top).is_symlink():
+            for folder, dirs, names in os.walk(p / top):  # links are not followed: a linked folder is one entry
+                names += [d for d in dirs if Path(folder, d).is_symlink()]
+                found += [Path(folder, n).relative_to(p).as_posix() for n in names]
+    return sorted(rel for rel in found if rel not in listed)
+
+
 def _replace_problem(p: Path) -> str | None:
     """Why the existing non-empty folder ``p`` must not be replaced by --overwrite, or None when it may be: only an
     olive-ext output holding nothing but what olive-ext wrote is replaced."""
@@ -67,7 +86,7 @@ def _replace_problem(p: Path) -> str | None:
     if written is None:
         sample = ", ".join(sorted(e.name for e in p.iterdir())[:3])
         return f"it holds files olive-ext did not write ({sample}; no {' / '.join(OUTPUT_MARKERS[:2])})"
-    others = sorted(e.name for e in p.iterdir() if e.name not in written)
+    others = sorted(e.name for e in p.iterdir() if e.name not in written) or _unlisted_in_bundle(p)
     if others:
         more = f" and {len(others) - 3} more" if len(others) > 3 else ""
         return f"it holds files olive-ext did not write there ({', '.join(others[:3])}{more}), which would be lost"
