@@ -146,7 +146,7 @@ def test_package_overwrite_keeps_a_bundle_holding_a_users_files_in_its_folders(
     assert main(["package", "-m", str(auto_opt_output), "-o", str(out)]) == 0
     (out / "model" / "my_eval").mkdir()
     (out / "model" / "my_eval" / "results.csv").write_text("row,score\n")
-    with pytest.raises(UserInputError, match="model/my_eval/results.csv"):
+    with pytest.raises(UserInputError, match=r"model/my_eval/results\.csv"):
         package(auto_opt_output, out, overwrite=True)
     assert (out / "model" / "my_eval" / "results.csv").is_file()
     (out / "model" / "my_eval" / "results.csv").unlink()
