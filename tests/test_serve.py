@@ -6,6 +6,7 @@ apply the chat template, the adapter and the decoding settings that the request 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -555,6 +556,40 @@ def test_ctrl_c_ends_running_streams_at_once_with_an_error_event() -> None:
     assert "server_shutting_down" in events[-2] and events[-1] == "data: [DONE]", events[-3:]
     thread.join(15)
     assert not thread.is_alive()
+
+
+def test_a_generation_still_running_when_the_event_loop_closes_ends_without_tracebacks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Ctrl-C while llama.cpp computed a token: the server's loop closed first, and the worker's next token and its
+    end were three "RuntimeError: Event loop is closed" tracebacks ("exception calling callback"). The worker now
+    sees the loop gone, stops generating, and logs nothing."""
+    from olive_ext.serve.backend import Piece, Sampling
+    from olive_ext.serve.scheduler import Job, Scheduler
+
+    class Deaf(EndlessBackend):  # computes its next token without looking at the cancel flag
+        def generate(self, ids: list[int], sampling: Any, adapter: str | None, cancelled: threading.Event) -> Any:
+            for _ in range(200):
+                if cancelled.is_set():
+                    self.stopped.set()
+                    return
+                time.sleep(0.05)
+                yield Piece("x")
+
+    backend = Deaf()
+    scheduler = Scheduler(backend, workers=1, max_queue=0)
+    loop = asyncio.new_event_loop()
+
+    async def start() -> None:
+        scheduler.submit(Job([1], Sampling(max_new_tokens=100), None))
+
+    with caplog.at_level("ERROR"):
+        loop.run_until_complete(start())
+        loop.close()  # the server stopped while the worker computes
+        assert backend.stopped.wait(5), "the worker went on generating for a closed loop"
+        scheduler.shutdown()
+        time.sleep(0.2)  # the done-callback runs on the worker's thread
+    assert "Event loop is closed" not in caplog.text and "exception calling callback" not in caplog.text
 
 
 def test_an_empty_host_or_key_is_refused_before_the_model_loads(

@@ -14,6 +14,7 @@ import threading
 from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from olive_ext.serve.backend import Backend, Piece, Sampling
 from olive_ext.serve.protocol import APIError
@@ -104,7 +105,8 @@ class Scheduler:
         self._running.add(running)
 
         def put(item: object) -> None:
-            loop.call_soon_threadsafe(running.queue.put_nowait, item)
+            if not _call_soon(loop, running.queue.put_nowait, item):
+                running.cancelled.set()  # the server has stopped: no one reads the rest
 
         def work() -> None:
             try:
@@ -118,9 +120,21 @@ class Scheduler:
 
         self.admitted += 1
         future = self._pool.submit(work)
-        future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._release, running))
+        future.add_done_callback(lambda _: _call_soon(loop, self._release, running))
         return running
 
     def _release(self, running: Running) -> None:
         self.admitted -= 1
         self._running.discard(running)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Any, *args: object) -> bool:
+    """Hand ``callback`` to the event loop from a worker thread; False when the loop has closed (Ctrl-C stopped the
+    server while a generation ran: each later token and the worker's end were "Event loop is closed" tracebacks)."""
+    try:
+        loop.call_soon_threadsafe(callback, *args)
+    except RuntimeError:
+        if not loop.is_closed():
+            raise
+        return False
+    return True
