@@ -157,6 +157,16 @@ def test_broken_manifests_fail_the_manifest_check(bundle: Path, capsys: CapSys, 
     assert verify_fails(capsys, bundle, message).startswith("FAIL manifest")
 
 
+def test_a_manifest_that_lists_no_model_fails(tmp_path: Path, capsys: CapSys) -> None:
+    """A folder holding only {"files": [], "schema_version": 1} verified as "bundle verified" (--no_run)."""
+    lonely = tmp_path / "lonely"
+    lonely.mkdir()
+    (lonely / "manifest.json").write_text('{"files": [], "schema_version": 1, "text_template": "{text}"}')
+    assert "the manifest lists no model" in verify_fails(capsys, lonely, "lists no model")
+    (lonely / "manifest.json").write_text('{"files": [], "schema_version": 1, "format": "gguf"}')
+    assert "a .gguf file in model/" in verify_fails(capsys, lonely, "lists no model")
+
+
 # ---- zips ----
 
 

@@ -241,6 +241,12 @@ def _check_files(
         if e["sha256"] != sha or e["size"] != size:
             report.add("checksum", False, f"{rel} does not match its sha256 in the manifest")
             failed = True
+    model = (_gguf_rel(manifest) if manifest.get("format") == "gguf" else "model/genai_config.json")
+    if model is None or model not in expected:  # a manifest listing no files verified as "bundle verified"
+        what = "a .gguf file in model/ (its 'gguf_file')" if manifest.get("format") == "gguf" else \
+            "model/genai_config.json"
+        report.add("model", False, f"the manifest lists no model: a bundle holds {what}")
+        failed = True
     for name in manifest.get("adapters", []):
         if f"adapters/{name}.onnx_adapter" not in expected:
             report.add("adapters", False, f"adapter {name!r} has no adapters/{name}.onnx_adapter in the manifest")
