@@ -167,6 +167,62 @@ def test_a_manifest_that_lists_no_model_fails(tmp_path: Path, capsys: CapSys) ->
     assert "a .gguf file in model/" in verify_fails(capsys, lonely, "lists no model")
 
 
+def test_file_names_cannot_write_to_the_terminal(bundle: Path, capsys: CapSys) -> None:
+    """An extra file whose name held a newline and terminal escapes (erase line, conceal) replaced its FAIL line on
+    a terminal with "ok checksums" and "bundle verified" lines of its own."""
+    (bundle / "model" / "x\n\x1b[2K\x1b[1Gbundle verified\x1b[8m").write_text("")
+    line = verify_fails(capsys, bundle, "is not in the manifest")
+    assert "\x1b" not in line and "x\\n\\x1b[2K\\x1b[1Gbundle verified\\x1b[8m" in line
+
+
+def test_a_folder_the_manifest_does_not_fill_fails(bundle: Path, capsys: CapSys) -> None:
+    """An empty folder model/chat_template.jinja/ passed the file checks and was then read as the chat template
+    (IsADirectoryError traceback in verify and chat)."""
+    (bundle / "model" / "chat_template.jinja").unlink(missing_ok=True)
+    edit_manifest(bundle, lambda m: m.update(files=[f for f in m["files"] if f["path"] != "model/chat_template.jinja"]))
+    (bundle / "model" / "chat_template.jinja").mkdir()
+    verify_fails(capsys, bundle, "model/chat_template.jinja/ is a folder holding no file of the manifest")
+
+
+def test_deep_folders_are_named_not_a_recursion_error(bundle: Path, tmp_path: Path, capsys: CapSys) -> None:
+    """1100 nested folders in a bundle were a RecursionError traceback (verify, chat), and in a zip "damaged"."""
+    import subprocess
+
+    deep = "model/" + "a/" * 1100
+    subprocess.run(["mkdir", "-p", deep], cwd=bundle, check=True)  # pathlib and shutil recurse as deep
+    subprocess.run(["touch", deep + "x"], cwd=bundle, check=True)
+    code, text = cli(capsys, "verify", str(bundle), "--no_run")
+    subprocess.run(["rm", "-rf", "model/a"], cwd=bundle, check=True)
+    assert code == 1 and "a/a/x is not in the manifest" in text
+    archive = tmp_path / "deep.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("b/manifest.json", (bundle / "manifest.json").read_bytes())
+        z.writestr("b/" + "a/" * 1100, b"")
+    assert "1101 folders deep" in verify_fails(capsys, archive, "has unsafe members", code=2)
+
+
+def test_expect_is_checked_before_a_zip_is_unpacked(pristine: Path, tmp_path: Path, capsys: CapSys) -> None:
+    """A 1 MB zip whose edited manifest listed a 1 GB member of zeros was unpacked to /tmp before --expect failed it."""
+    import hashlib
+
+    genuine = hashlib.sha256((pristine / "manifest.json").read_bytes()).hexdigest()
+    manifest = json.loads((pristine / "manifest.json").read_text())
+    manifest["files"].append({"path": "model/zeros.bin", "sha256": "0" * 64, "size": 50 << 20})
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("b/manifest.json", json.dumps(manifest))
+        z.writestr("b/model/zeros.bin", bytes(50 << 20))
+        member = z.getinfo("b/model/zeros.bin")
+    # its compressed bytes broken half way: unpacking it fails ("damaged", exit 2), so a report on the digest says
+    # that nothing was unpacked before the digest was compared
+    data = bytearray(archive.read_bytes())
+    middle = member.header_offset + 30 + len(member.filename) + member.compress_size // 2
+    data[middle : middle + 64] = os.urandom(64)
+    archive.write_bytes(bytes(data))
+    line = verify_fails(capsys, archive, "manifest digest", "--expect", genuine, "--no_run")
+    assert "the manifest was changed" in line
+
+
 # ---- zips ----
 
 

@@ -626,3 +626,24 @@ def test_a_chat_template_changed_after_fine_tuning_is_not_packaged(auto_opt_outp
     with pytest.raises(UserInputError, match="not the one the model was fine-tuned and measured with"):
         package(source, tmp_path / "b")
     assert not (tmp_path / "b").exists()
+
+
+def test_package_refuses_links_and_special_files_in_the_model_folder(
+    auto_opt_output: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A link in model/ was copied as what it points to: /dev/zero filled the disk without end, a private file
+    outside the output went into the bundle readable by all; a FIFO was a shutil traceback."""
+    import os
+    import shutil
+
+    source = tmp_path / "src"
+    shutil.copytree(auto_opt_output, source)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("private")
+    for made in (lambda p: p.symlink_to("/dev/zero"), lambda p: p.symlink_to(secret), lambda p: os.mkfifo(p)):
+        made(link := source / "model" / "extra.bin")
+        code, text = cli(capsys, "package", "-m", str(source), "-o", str(tmp_path / "b"))
+        assert code == 2 and "holds what a bundle does not carry: extra.bin" in text, text
+        assert not (tmp_path / "b").exists()
+        link.unlink()
+    assert main(["package", "-m", str(source), "-o", str(tmp_path / "b")]) == 0

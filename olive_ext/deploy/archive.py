@@ -47,12 +47,17 @@ def write_zip(folder: Path, archive: Path, top: str | None = None) -> None:
         partial.unlink(missing_ok=True)
 
 
+MAX_DEPTH = 32  # path parts of a zip member; package writes at most 4 (top/adapters/name or top/model/sub/file)
+
+
 def _member_problem(info: zipfile.ZipInfo, seen: set[str]) -> str | None:
     name = info.filename
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
         return "absolute path"
     if ".." in PurePosixPath(name).parts or "\\" in name:
         return "leaves the folder ('..' or backslash)"
+    if len(PurePosixPath(name).parts) > MAX_DEPTH:  # unpacking 1100 nested folders was "damaged (maximum recursion)"
+        return f"{len(PurePosixPath(name).parts)} folders deep (a bundle is at most {MAX_DEPTH})"
     if name in seen:
         return "appears twice"
     seen.add(name)

@@ -27,7 +27,7 @@ from typing import Any
 
 from olive_ext.artifacts import article, hash_file
 from olive_ext.deploy.archive import write_zip, zip_path_of
-from olive_ext.deploy.files import plain_name
+from olive_ext.deploy.files import plain_name, scan_tree
 from olive_ext.deploy.manifest import text_sha256, write_manifest
 from olive_ext.deploy.modelfile import TokenizerFiles, gguf_manifest_fields, gguf_readme, write_modelfile
 from olive_ext.deploy.signature import check_signing_key, sign_bundle
@@ -88,6 +88,20 @@ def _source_info(source: Path) -> dict[str, Any]:
             "auto-opt` (or generate-adapter, or export --format gguf) on an LLM first and package its output",
         )
     return info
+
+
+def _check_regular_files(model: Path) -> None:
+    """The model folder holds regular files only, as olive-ext writes it: a link was copied as what it points to (a
+    link to /dev/zero filled the disk; one to a private file outside put it in the bundle, readable by all), and a
+    FIFO was a shutil traceback. verify refuses the same things in a bundle."""
+    problems = scan_tree(model).problems
+    if problems:
+        more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""
+        raise UserInputError(
+            f"{model} holds what a bundle does not carry: {'; '.join(problems[:3])}{more}; nothing was written",
+            hint="a bundle holds regular files only: replace a link by a copy of its file (cp --remove-destination "
+            "\"$(readlink -f LINK)\" LINK) or remove it",
+        )
 
 
 def _adapters(source: Path, info: dict[str, Any]) -> dict[str, Path]:
@@ -191,6 +205,7 @@ def package(
     check_apart(source, output)
     _check_outputs_free(output, archive, overwrite)
     info = _source_info(source)
+    _check_regular_files(source / "model")
     adapters = _adapters(source, info)
     if sign_key is not None:
         check_signing_key(sign_key)

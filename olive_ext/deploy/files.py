@@ -32,6 +32,7 @@ class Tree:
 
     files: list[str] = field(default_factory=list)  # relative posix paths, sorted
     problems: list[str] = field(default_factory=list)  # one line each: the path and what it is
+    folders: list[str] = field(default_factory=list)  # relative posix paths of the folders below the root
 
 
 def scan_tree(root: Path) -> Tree:
@@ -43,25 +44,30 @@ def scan_tree(root: Path) -> Tree:
     return tree
 
 
-def _scan(root: Path, folder: Path, tree: Tree) -> None:
-    try:
-        with os.scandir(folder) as it:
-            entries = sorted(it, key=lambda e: e.name)
-    except OSError as e:
-        tree.problems.append(f"{folder.relative_to(root).as_posix() or '.'}: cannot be listed ({e.strerror})")
-        return
-    for entry in entries:
-        path = Path(entry.path)
-        rel = path.relative_to(root).as_posix()
-        if entry.is_symlink():
-            tree.problems.append(f"{rel}: {describe_link(path)}; links are not followed")
-        elif entry.is_dir(follow_symlinks=False):
-            _scan(root, path, tree)
-        elif entry.is_file(follow_symlinks=False):
-            tree.files.append(rel)
-        else:
-            kind = file_kind(entry.stat(follow_symlinks=False).st_mode)
-            tree.problems.append(f"{rel}: a {kind}, not a regular file; it was not read")
+def _scan(root: Path, top: Path, tree: Tree) -> None:
+    """Walk with a list of folders to visit, not recursion: 1100 nested folders were a RecursionError traceback."""
+    folders = [top]
+    while folders:
+        folder = folders.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            tree.problems.append(f"{folder.relative_to(root).as_posix() or '.'}: cannot be listed ({e.strerror})")
+            continue
+        for entry in entries:
+            path = Path(entry.path)
+            rel = path.relative_to(root).as_posix()
+            if entry.is_symlink():
+                tree.problems.append(f"{rel}: {describe_link(path)}; links are not followed")
+            elif entry.is_dir(follow_symlinks=False):
+                folders.append(path)
+                tree.folders.append(rel)
+            elif entry.is_file(follow_symlinks=False):
+                tree.files.append(rel)
+            else:
+                kind = file_kind(entry.stat(follow_symlinks=False).st_mode)
+                tree.problems.append(f"{rel}: a {kind}, not a regular file; it was not read")
 
 
 def describe_link(path: Path) -> str:

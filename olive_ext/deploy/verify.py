@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from olive_ext.deploy.archive import member_sizes, read_member, safe_extract
@@ -65,7 +66,13 @@ class VerifyReport:
         return self.ok
 
     def add(self, name: str, ok: bool, detail: str = "") -> None:
-        self.checks.append(Check(name, ok, detail))
+        """Record a check; control characters in ``detail`` (a file name's newline or terminal escapes) are shown
+        escaped: a name holding ESC[2K and "\\n ok checksums" erased its FAIL line on a terminal and printed
+        "bundle verified" lines of its own."""
+        self.checks.append(Check(name, ok, _CONTROL.sub(lambda m: repr(m.group())[1:-1], detail)))
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def verify(
@@ -83,7 +90,7 @@ def verify(
     if public_key is not None:
         check_public_key(public_key)
     if path.is_file():
-        if (early := _zip_against_manifest(path)) is not None:
+        if (early := _zip_against_manifest(path, digest)) is not None:
             return early  # nothing unpacked: a member the manifest does not list could be of any size
         with tempfile.TemporaryDirectory(prefix="olive-ext-verify-") as tmp:
             return verify_folder(safe_extract(path, Path(tmp)), run_model, digest, public_key)
@@ -95,10 +102,12 @@ def verify(
     return verify_folder(path, run_model, digest, public_key)
 
 
-def _zip_against_manifest(archive: Path) -> VerifyReport | None:
+def _zip_against_manifest(archive: Path, digest: str | None = None) -> VerifyReport | None:
     """The failed report of a zip whose members its manifest does not vouch for (missing or unreadable manifest,
-    members it does not list, sizes it does not state), read from the zip's directory before anything is unpacked:
-    a 300 kB zip with a 200 MB member of zeros was written to /tmp first. None: extract and check the files."""
+    not the ``digest`` expected, members it does not list, sizes it does not state), read from the zip's directory
+    before anything is unpacked: a 300 kB zip with a 200 MB member of zeros was written to /tmp first, and a 1 MB
+    zip whose changed manifest listed a 1 GB member was unpacked before --expect failed it. None: extract and check
+    the files."""
     top, sizes = member_sizes(archive)
     if MANIFEST not in sizes:
         raise not_a_bundle(f"{archive}'s top folder {top}/")
@@ -106,6 +115,9 @@ def _zip_against_manifest(archive: Path) -> VerifyReport | None:
     data = read_member(archive, f"{top}/{MANIFEST}", MANIFEST_LIMIT)
     if data is None:  # listed, but it unpacks to more than a manifest can hold
         report.add("manifest", False, f"{MANIFEST} in {archive.name} is over {MANIFEST_LIMIT >> 20} MiB; not unpacked")
+        return report
+    if digest is not None and (actual := hashlib.sha256(data).hexdigest()) != digest:
+        _check_digest(actual, digest, report)
         return report
     try:
         listed = {e["path"]: e["size"] for e in parse_manifest(data)["files"]}
@@ -229,6 +241,10 @@ def _check_files(
         failed = True
     for rel in sorted(actual - set(expected)):
         report.add("no extra files", False, f"{rel} is not in the manifest")
+        failed = True
+    holding = {str(parent) for rel in expected for parent in PurePosixPath(rel).parents}
+    for rel in sorted(set(tree.folders) - holding):  # model/chat_template.jinja/ as a folder: read as the template
+        report.add("no extra files", False, f"{rel}/ is a folder holding no file of the manifest")
         failed = True
     for rel in sorted(set(expected) & actual):
         e = expected[rel]
