@@ -13,6 +13,7 @@ import signal
 import stat
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -191,8 +192,10 @@ def test_deep_folders_are_named_not_a_recursion_error(bundle: Path, tmp_path: Pa
     deep = "model/" + "a/" * 1100
     subprocess.run(["mkdir", "-p", deep], cwd=bundle, check=True)  # pathlib and shutil recurse as deep
     subprocess.run(["touch", deep + "x"], cwd=bundle, check=True)
-    code, text = cli(capsys, "verify", str(bundle), "--no_run")
-    subprocess.run(["rm", "-rf", "model/a"], cwd=bundle, check=True)
+    try:
+        code, text = cli(capsys, "verify", str(bundle), "--no_run")
+    finally:  # pytest's own clean-up of tmp_path recurses as deep
+        subprocess.run(["rm", "-rf", "model/a"], cwd=bundle, check=True)
     assert code == 1 and "a/a/x is not in the manifest" in text
     archive = tmp_path / "deep.zip"
     with zipfile.ZipFile(archive, "w") as z:
@@ -255,6 +258,30 @@ def test_zip_device_members_are_refused_before_extraction(pristine: Path, tmp_pa
     _zip_from(pristine, archive, mode=stat.S_IFCHR | 0o600)
     line = verify_fails(capsys, archive, "bundle/model/device", code=2)
     assert line.startswith("error:") and "a character device" in line and "nothing was extracted" in line
+
+
+@pytest.mark.parametrize("trick", ["beos-link", "unicode-path"])
+def test_zip_members_unzip_would_make_otherwise_are_refused(
+    pristine: Path, tmp_path: Path, capsys: CapSys, trick: str
+) -> None:
+    """Both passed verify (even with --expect and a signature) and unzip then made something else: a link member
+    marked as made on BeOS (the type bits were read for Unix members only), and two members whose Info-ZIP Unicode
+    Path fields swapped their names (Python's zipfile ignores the field; unzip names files by it)."""
+    source = zipfile.ZipFile(pristine.with_suffix(".zip"))
+    archive = tmp_path / f"{trick}.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename.endswith("/README.md"):
+                if trick == "beos-link":
+                    info.external_attr, info.create_system, data = (stat.S_IFLNK | 0o777) << 16, 16, b"/etc/hostname"
+                else:
+                    field = b"\x01" + zlib.crc32(info.filename.encode()).to_bytes(4, "little") + b"bundle/run.py"
+                    info.extra = (0x7075).to_bytes(2, "little") + len(field).to_bytes(2, "little") + field
+            z.writestr(info, data)
+    line = verify_fails(capsys, archive, "bundle/README.md", "--no_run", code=2)
+    assert "nothing was extracted" in line
+    assert ("a symbolic link" if trick == "beos-link" else "Unicode Path") in line, line
 
 
 @pytest.mark.parametrize(

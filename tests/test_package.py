@@ -597,6 +597,11 @@ def test_a_model_changed_after_it_was_measured_is_not_packaged_with_its_metrics(
     with caplog.at_level("WARNING", logger="olive_ext"):
         package(source, tmp_path / "config")
     assert "model/genai_config.json changed after the model was measured" in caplog.text
+    # another model's graph added beside the measured one (genai_config.json can point at it): not what was measured
+    (source / "model" / "other.onnx").write_bytes((source / weights).read_bytes())
+    with pytest.raises(UserInputError, match=r"model/other\.onnx \(added\)"):
+        package(source, tmp_path / "other")
+    (source / "model" / "other.onnx").unlink()
 
     data = bytearray((source / weights).read_bytes())
     data[-1] ^= 0xFF

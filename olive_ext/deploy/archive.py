@@ -13,7 +13,7 @@ from olive_ext.deploy.files import file_kind, scan_tree
 from olive_ext.errors import UserInputError
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
-_UNIX = 3  # ZipInfo.create_system: only unix archives carry a file type in external_attr
+_UNIX = 3  # ZipInfo.create_system of the members package writes (readers then take their permission bits)
 # deflate level: model weights barely compress, so the fastest level. The demo's int8 model (254 MB of weights):
 # level 1 7.7 s -> 209 MB, level 6 18.5 s -> 207 MB (benchmarks/RESULTS.md, "Bundle zip level")
 _LEVEL = 1
@@ -40,8 +40,11 @@ def write_zip(folder: Path, archive: Path, top: str | None = None) -> None:
                 info.compress_type = zipfile.ZIP_DEFLATED
                 info.external_attr = (stat.S_IFREG | 0o644) << 16
                 info.create_system = _UNIX  # so the permissions above are what readers see
-                with open(folder / rel, "rb") as src:
-                    z.writestr(info, src.read(), compresslevel=_LEVEL)
+                info.file_size = (folder / rel).stat().st_size  # as writestr sets it: zip64 only when needed
+                info._compresslevel = _LEVEL  # type: ignore[attr-defined]  # what writestr(compresslevel=) sets
+                # streamed in 1 MiB pieces: writestr of the whole file read 1 GB into memory (2.98 GB peak RSS)
+                with open(folder / rel, "rb") as src, z.open(info, "w") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
         os.replace(partial, archive)
     finally:
         partial.unlink(missing_ok=True)
@@ -64,9 +67,25 @@ def _member_problem(info: zipfile.ZipInfo, seen: set[str]) -> str | None:
     mode = info.external_attr >> 16
     # Only the file-type bits say what a member is; a member with no type bits (0o600 alone, or an
     # archive made on another system) is a plain file. Links and devices are refused.
-    if info.create_system == _UNIX and stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+    # whatever system the member says made it: unzip also makes links of BeOS or Atari members, which passed
+    if stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
         return f"a {file_kind(mode)}"
+    if _UNICODE_PATH in _extra_ids(info.extra):  # unzip names the member by it, verify by the name read above
+        return "carries a second name (an Info-ZIP Unicode Path field) that unzip would use"
     return None
+
+
+_UNICODE_PATH = 0x7075
+
+
+def _extra_ids(extra: bytes) -> set[int]:
+    """The header ids of a zip member's extra fields (id, size, data; repeated)."""
+    ids, at = set(), 0
+    while at + 4 <= len(extra):
+        ident, size = int.from_bytes(extra[at : at + 2], "little"), int.from_bytes(extra[at + 2 : at + 4], "little")
+        ids.add(ident)
+        at += 4 + size
+    return ids
 
 
 def unsafe_members(archive: Path) -> list[str]:

@@ -267,9 +267,13 @@ def _check_measured_files(source: Path, info: dict[str, Any], bundled: list[dict
         return  # written before olive-ext recorded digests, or by a command that measures nothing
     now = {e["path"]: e["sha256"] for e in bundled}
     changed = sorted(rel for rel, sha in recorded.items() if now.get(rel) != sha)
-    weights = [rel for rel in changed if rel.endswith(_WEIGHT_SUFFIXES)]
+    # a weight file added beside the measured ones: genai_config.json pointed at it packaged another model under
+    # the measured one's metrics, with a warning about the config only
+    added = sorted(rel for rel in now if rel.endswith(_WEIGHT_SUFFIXES) and rel not in recorded)
+    weights = [rel for rel in changed if rel.endswith(_WEIGHT_SUFFIXES)] + added
     if weights:
-        what = ", ".join(f"{rel} ({'missing' if rel not in now else 'changed'})" for rel in weights[:3])
+        what = ", ".join(f"{rel} ({'added' if rel in added else 'missing' if rel not in now else 'changed'})"
+                         for rel in weights[:3])  # fmt: skip
         raise UserInputError(
             f"{source} was changed after it was measured: {what}{' ...' if len(weights) > 3 else ''}; the bundle's "
             "manifest would give the measured metrics to another model, so nothing was written",
@@ -278,7 +282,7 @@ def _check_measured_files(source: Path, info: dict[str, Any], bundled: list[dict
         )
     if changed:
         logger.warning("%s: %s changed after the model was measured; the bundle holds the files as they are now",
-                       source, ", ".join(f"{rel}" for rel in changed))  # fmt: skip
+                       source, ", ".join(rel if rel in now else f"{rel} (missing)" for rel in changed))  # fmt: skip
 
 
 def _check_template_as_fine_tuned(source: Path, record: dict[str, Any]) -> None:
