@@ -558,6 +558,27 @@ def test_ctrl_c_ends_running_streams_at_once_with_an_error_event() -> None:
     assert not thread.is_alive()
 
 
+def test_a_model_id_with_a_slash_is_retrieved() -> None:
+    """--served_model_name HuggingFaceTB/SmolLM2-135M: /v1/models listed it and chat answered it, but the openai
+    client's models.retrieve of it (GET /v1/models/HuggingFaceTB/SmolLM2-135M) was a bare 404 "Not Found"."""
+    from olive_ext.serve import uvicorn_server
+    from olive_ext.serve.app import create_app
+
+    server = uvicorn_server(create_app(EndlessBackend(), "org/m"), port=(port := _free_port()), log_level="warning")
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.02)
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0)
+        assert [m.id for m in client.models.list()] == ["org/m"] and client.models.retrieve("org/m").id == "org/m"
+        with pytest.raises(openai.NotFoundError, match="org/other"):
+            client.models.retrieve("org/other")
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
 def test_a_generation_still_running_when_the_event_loop_closes_ends_without_tracebacks(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -183,7 +183,7 @@ def create_app(
     async def models() -> dict[str, Any]:
         return {"object": "list", "data": [_model_card(m, server.created) for m in server.model_ids()]}
 
-    @app.get("/v1/models/{model_id}", dependencies=[auth])
+    @app.get("/v1/models/{model_id:path}", dependencies=[auth])  # ids hold "/" (HuggingFaceTB/SmolLM2-135M)
     async def model(model_id: str) -> dict[str, Any]:
         server.adapter_for(model_id)
         return _model_card(model_id, server.created)
