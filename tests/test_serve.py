@@ -193,6 +193,13 @@ def test_stop_strings_split_across_tokens_are_held_back_and_cut() -> None:
     assert other.feed("a <e") == ("a ", False)
     assert other.feed("x") == ("<ex", False)  # not a stop after all: released
     assert other.feed("#") == ("#", False) and other.flush() == ""
+    # a 1 MB stop string: every prefix of it was compared at each token (173 s for 20 tokens, the server frozen)
+    huge = StopMatcher(["x" * 1_000_000, "<end>"])
+    started = time.perf_counter()
+    pieces = [huge.feed(t) for t in ["a", "b <", "e"] * 200 + ["x", "x"]]
+    assert time.perf_counter() - started < 2, "each token scanned the whole stop string"
+    assert pieces[1] == ("b ", False) and pieces[2] == ("", False) and pieces[3] == ("<ea", False)
+    assert pieces[-2:] == [("<e", False), ("", False)] and huge.flush() == "xx"
 
 
 def test_api_key_is_required(url: str) -> None:

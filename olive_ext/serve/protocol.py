@@ -244,7 +244,10 @@ class StopMatcher:
         if hits:
             out, self.pending = self.pending[: min(hits)], ""
             return out, True
-        keep = max((k for s in self.stops for k in range(1, len(s)) if self.pending.endswith(s[:k])), default=0)
+        # the longest end of the text that begins a stop string: at most as long as the text held (a 1 MB stop string
+        # scanned every prefix of itself at each token, blocking the server for minutes)
+        keep = max((next((k for k in range(min(len(s) - 1, len(self.pending)), 0, -1) if self.pending.endswith(s[:k])),
+                         0) for s in self.stops), default=0)  # fmt: skip
         out = self.pending[: len(self.pending) - keep]
         self.pending = self.pending[len(out) :]
         return out, False
