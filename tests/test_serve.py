@@ -240,6 +240,8 @@ HOSTILE = [
     ({"suffix": " the end"}, "BadRequestError", "suffix", "unsupported_parameter"),  # answered without it
     ({"best_of": 3}, "BadRequestError", "best_of", "unsupported_parameter"),  # answered with one
     ({"max_tokens": True}, "BadRequestError", "max_tokens", "invalid_value"),  # was 1 token
+    ({"temperature": True}, "BadRequestError", "temperature", "invalid_value"),  # was 1.0: sampled
+    ({"top_p": "0.5"}, "BadRequestError", "top_p", "invalid_value"),  # was read as 0.5
     ({"extra_body": {"stream": "yes"}}, "BadRequestError", "stream", "invalid_value"),  # streamed
 ]
 
@@ -621,7 +623,7 @@ def test_a_generation_still_running_when_the_event_loop_closes_ends_without_trac
 
 
 def test_an_empty_host_or_key_is_refused_before_the_model_loads(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """--host "" bound every interface (0.0.0.0) without a word, and --api-key "" meant no key: with both, a server
     open to the network. A host name the IDNA codec cannot encode was a TypeError traceback."""
@@ -632,6 +634,14 @@ def test_an_empty_host_or_key_is_refused_before_the_model_loads(
     assert "--host is empty, which binds every address" in capsys.readouterr().err
     assert main(["serve", "-m", missing, "--api-key", " "]) == 2
     assert "--api-key is empty" in capsys.readouterr().err
+    # OLIVE_EXT_API_KEY="" (a secret that was not set) served everyone without a word; " abc" could never be matched
+    from olive_ext.serve import _api_key
+
+    monkeypatch.setenv("OLIVE_EXT_API_KEY", "")
+    assert main(["serve", "-m", missing]) == 2
+    assert "$OLIVE_EXT_API_KEY is empty" in capsys.readouterr().err
+    monkeypatch.setenv("OLIVE_EXT_API_KEY", "abc \n")
+    assert _api_key(None) == "abc" and _api_key(" k ") == "k"
     from olive_ext.serve import _listen
 
     with pytest.raises(UserInputError, match="cannot listen on --host"):

@@ -24,13 +24,23 @@ __all__ = ["ServeOptions", "build_app", "serve"]
 API_KEY_ENV = "OLIVE_EXT_API_KEY"
 
 
+def _api_key(given: str | None) -> str | None:
+    """The key clients must send: --api-key, else $OLIVE_EXT_API_KEY, else None (no key). An empty one is refused
+    (it was taken as no key, without a word: OLIVE_EXT_API_KEY="" from a missing secret served everyone), and one
+    with spaces at its ends is read without them, as a client's Bearer token is (" abc" could never be matched)."""
+    where, key = ("--api-key", given) if given is not None else (f"${API_KEY_ENV}", os.environ.get(API_KEY_ENV))
+    if key is not None and not key.strip():
+        raise UserInputError(
+            f"{where} is empty: no key would be asked of clients",
+            hint=f"give the key clients must send, or leave {where} {'out' if given is not None else 'unset'} to "
+            "serve without one",
+        )
+    return key.strip() if key is not None else None
+
+
 def build_app(opts: ServeOptions) -> tuple[FastAPI, list[str]]:
     """Load the model named by ``opts`` and return the app with the model ids it serves."""
-    if opts.api_key is not None and not opts.api_key.strip():  # was taken as no key, without a word
-        raise UserInputError(
-            "--api-key is empty: no key would be asked of clients",
-            hint="give the key clients must send, or leave --api-key out to serve without one",
-        )
+    api_key = _api_key(opts.api_key)
     _require_extra()
     # app imports fastapi, an optional extra: checked just above, with a pip command if missing
     from olive_ext.serve.app import create_app
@@ -47,7 +57,7 @@ def build_app(opts: ServeOptions) -> tuple[FastAPI, list[str]]:
     app = create_app(
         backend,
         name,
-        api_key=opts.api_key or os.environ.get(API_KEY_ENV) or None,
+        api_key=api_key,
         workers=opts.workers,
         max_queue=opts.max_queue,
         default_max_tokens=opts.default_max_tokens,

@@ -17,7 +17,8 @@ class ServeOptions(Options):
     port: int = Field(8000, ge=0, le=65535, description="TCP port (0: any free port)")
     api_key: str | None = Field(
         None,
-        description="require `Authorization: Bearer <key>` on /v1 (default: $OLIVE_EXT_API_KEY; unset: no key)",
+        description="require `Authorization: Bearer <key>` on /v1 (default: $OLIVE_EXT_API_KEY; unset: no key; empty: "
+        "refused; spaces at its ends are not part of it)",
     )
     served_model_name: str | None = Field(
         None,

@@ -14,7 +14,7 @@ import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator, model_validator
 
 
 class APIError(Exception):
@@ -103,16 +103,21 @@ class _Sampling(BaseModel):
         return data
 
     model: str
-    # strict: `"max_tokens": true` was 1 token and `"stream": "yes"` streamed, where OpenAI answers 400
+    # strict: `"max_tokens": true` was 1 token, `"stream": "yes"` streamed and `"temperature": true` sampled at 1.0,
+    # where OpenAI answers 400 (a float field still takes a JSON integer)
     max_tokens: StrictInt | None = Field(None, ge=1)
-    temperature: float = Field(1.0, ge=0.0, le=2.0)
-    top_p: float = Field(1.0, ge=0.0, le=1.0, description="0 keeps the most likely token alone: greedy, as OpenAI")
+    temperature: StrictFloat = Field(1.0, ge=0.0, le=2.0)
+    top_p: StrictFloat = Field(
+        1.0, ge=0.0, le=1.0, description="0 keeps the most likely token alone: greedy, as OpenAI"
+    )
     top_k: StrictInt | None = Field(
         None, ge=0, description="extension: 0 (or over the vocabulary): no top-k cut; absent: the model's default"
     )
-    repetition_penalty: float = Field(1.0, gt=0.0, description="extension: multiplies repeated tokens' logits away")
-    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
-    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    repetition_penalty: StrictFloat = Field(
+        1.0, gt=0.0, description="extension: multiplies repeated tokens' logits away"
+    )
+    frequency_penalty: StrictFloat = Field(0.0, ge=-2.0, le=2.0)
+    presence_penalty: StrictFloat = Field(0.0, ge=-2.0, le=2.0)
     seed: StrictInt | None = Field(None, ge=0, le=SEED_MAX)  # the runtimes' seeds are 32-bit (as chat's --seed)
     stop: str | list[str] | None = None
     n: StrictInt = Field(1, ge=1, le=1, description="one choice per request")
