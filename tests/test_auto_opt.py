@@ -499,3 +499,29 @@ def test_a_classifiers_static_int8_candidate_calibrates_on_rows_it_is_not_scored
     with caplog.at_level("WARNING"):
         assert calibration(None) == {"data": "eval", "samples": 12}  # all 12 rows are scored: nothing else to use
     assert "calibrates on the" in caplog.text and "rows it is then scored on" in caplog.text
+
+
+def test_recipe_yaml_reruns_from_another_folder_reusing_every_step(
+    tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """recipe.yaml recorded --data_files as typed (relative): `run --config` from another folder failed ("data file
+    eval.jsonl does not exist"), and from the same folder measured parity and speed again (only the builds reused),
+    and chose another candidate on the new timings."""
+    import json
+
+    import olive_ext
+    from conftest import write_qa_rows
+
+    work = tmp_path / "work"
+    work.mkdir()
+    write_qa_rows(work / "eval.jsonl", 6)
+    monkeypatch.chdir(work)
+    cache = str(tmp_path / "cache")
+    first = olive_ext.auto_opt(tiny_llama, "out", data_files="eval.jsonl", text_template="Q: {q}\nA: {a}",
+                               precision="int8", max_candidates=1, cache_dir=cache, repeats=1, warmup=0)  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    again = olive_ext.run(work / "out" / "recipe.yaml", output_path="rerun", cache_dir=cache)
+    (candidate,) = json.loads((tmp_path / "rerun" / "candidates.json").read_text())["candidates"]
+    assert candidate["eval_cache_hit"] and candidate["cache_hits"] == candidate["steps"] == 2, candidate
+    chosen = first.first.chosen
+    assert again.chosen is not None and chosen is not None and again.chosen.candidate.id == chosen.candidate.id

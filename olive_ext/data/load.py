@@ -673,3 +673,19 @@ def _select_split(table: Any, split: str) -> Any:
     if not indices:
         raise ValueError(f"Instruction {split!r} corresponds to no data!")
     return table.select(indices)
+
+
+def portable_spec(spec: DatasetSpec) -> dict[str, Any]:
+    """The dataset spec as JSON with local data files made absolute (valid from any working directory): the
+    data files, and a local file or folder given as the name (`-d data/rows.jsonl`; kept relative, auto-opt run
+    elsewhere scored another folder's data/rows.jsonl). What finetune records and auto-opt's recipe.yaml
+    holds: a relative file there was read from the folder `run --config` ran in, or not found."""
+    data = spec.model_dump(mode="json", exclude_none=True)
+    if spec.name not in LOCAL_BUILDERS and Path(spec.name).expanduser().exists():
+        data["name"] = str(Path(spec.name).expanduser().resolve())
+    files = spec.data_files
+    if files:
+        as_list = [files] if isinstance(files, str) else files
+        absolute = [str(Path(f).resolve()) if Path(f).exists() else f for f in as_list]
+        data["data_files"] = absolute[0] if isinstance(files, str) else absolute
+    return data

@@ -23,6 +23,7 @@ from pydantic import Field, field_validator
 from olive_ext.artifacts import Artifact
 from olive_ext.cache import default_cache_dir
 from olive_ext.data import answer_problem, require_answers, rows_for_reading, to_examples
+from olive_ext.data.load import portable_spec
 from olive_ext.data.spec import DataOptions, DatasetSpec, complement_split
 from olive_ext.engine.preflight import check_before_work
 from olive_ext.engine.results import OutputFolder, RunResult
@@ -332,8 +333,8 @@ def auto_opt_recipe(opts: AutoOptOptions, device: str, output: str, shape: Pipel
             "task": task,
         },
         "data": {
-            **({"eval": data.model_dump(mode="json", exclude_none=True)} if data is not None else {}),
-            **({"calib": calibration.model_dump(mode="json", exclude_none=True)} if calibration is not None else {}),
+            **({"eval": portable_spec(data)} if data is not None else {}),  # recipe.yaml reruns from any folder
+            **({"calib": portable_spec(calibration)} if calibration is not None else {}),
         },
         "pipelines": shape(pipelines) if shape else pipelines,
         "targets": [{"device": device, **({"provider": opts.provider} if opts.provider else {})}],

@@ -25,7 +25,7 @@ from pydantic import Field, model_validator
 from olive_ext.artifacts import generates_text
 from olive_ext.data import load_rows, to_examples
 from olive_ext.data.formats import columns_of, detect_format
-from olive_ext.data.load import LOCAL_BUILDERS
+from olive_ext.data.load import portable_spec
 from olive_ext.data.spec import DataOptions, DatasetSpec
 from olive_ext.engine.preflight import check_model_folder
 from olive_ext.engine.results import OutputFolder, RunResult
@@ -340,21 +340,6 @@ def finetune(
     shown = progress_or_quiet(progress)  # refused before the options are read
     values = {"model_name_or_path": model_name_or_path, "output_path": output_path, **options}
     return run_finetune(validate_options(FinetuneRunOptions, values), shown)
-
-
-def portable_spec(spec: DatasetSpec) -> dict[str, Any]:
-    """The dataset spec as JSON with local data files made absolute (valid from any working directory): the
-    data files, and a local file or folder given as the name (`-d data/rows.jsonl`; kept relative, auto-opt run
-    elsewhere scored another folder's data/rows.jsonl)."""
-    data = spec.model_dump(mode="json", exclude_none=True)
-    if spec.name not in LOCAL_BUILDERS and Path(spec.name).expanduser().exists():
-        data["name"] = str(Path(spec.name).expanduser().resolve())
-    files = spec.data_files
-    if files:
-        as_list = [files] if isinstance(files, str) else files
-        absolute = [str(Path(f).resolve()) if Path(f).exists() else f for f in as_list]
-        data["data_files"] = absolute[0] if isinstance(files, str) else absolute
-    return data
 
 
 def _lora_adapter(result: Any) -> Path | None:
