@@ -509,8 +509,9 @@ def test_recipe_yaml_reruns_from_another_folder_reusing_every_step(
     and chose another candidate on the new timings."""
     import json
 
-    import olive_ext
     from conftest import write_qa_rows
+
+    import olive_ext
 
     work = tmp_path / "work"
     work.mkdir()
