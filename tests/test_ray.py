@@ -256,6 +256,45 @@ def test_a_request_no_node_can_meet_is_refused_at_start(cluster: Cluster, tiny_l
     assert not (tmp_path / "out").exists()
 
 
+def test_a_cluster_with_token_authentication_joined_without_it_names_the_setting(
+    cluster: Cluster, tiny_llama: Path, tmp_path: Path
+) -> None:
+    """A cluster `ray start` made (Ray 2.60 turns token authentication on) joined without RAY_AUTH_MODE: "no Ray
+    cluster answers there" and "start one with ray start --head", though one answered."""
+    import json
+
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({"input_model": {"path": str(tiny_llama)}, "passes": {"b": {"type": "model_builder"}},
+                                  "executor": {"type": "ray", "address": cluster.address},
+                                  "output": {"path": str(tmp_path / "out")}, "cache_dir": str(tmp_path / "c")}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    env |= {"PYTHONPATH": str(REPO), "HOME": str(tmp_path)}  # no ~/.ray/auth_token either
+    done = subprocess.run([os.sys.executable, "-m", "olive_ext", "run", "--config", str(recipe)], env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "a server answers there, but Ray could not join it as a cluster" in done.stderr, done.stderr[-3000:]
+    assert "RAY_AUTH_MODE=token" in done.stderr and "start one with" not in done.stderr
+
+
+def test_dry_run_checks_the_cluster_address_as_the_run_does(
+    tiny_llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--dry_run --executor ray passed (exit 0) with an address that is no HOST:PORT or where nothing listens; a
+    stale $RAY_ADDRESS was reported as executor.address, with a hint to leave that unset (it was)."""
+    from olive_ext.cli import main
+
+    args = ["auto-opt", "-m", str(tiny_llama), "-o", str(tmp_path / "out"), "--executor", "ray", "--dry_run"]
+    assert main([*args, "--ray_address", "garbage"]) == 2
+    assert "executor.address 'garbage' is not HOST:PORT" in capsys.readouterr().err
+    assert main([*args, "--ray_address", "127.0.0.1:99999"]) == 2
+    assert "a port is 1 to 65535" in capsys.readouterr().err
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "$RAY_ADDRESS '127.0.0.1:1': no Ray cluster answers there" in err and "unset RAY_ADDRESS" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_failed_task_says_the_workers_own_error_without_colours() -> None:
     """A worker without olive_ext: "Ray task failed after 2 retries: [36mray::candidate-c8fd5f7372()[39m (pid=...)":
     no cause, colour codes in candidates.json, and nothing had been retried."""

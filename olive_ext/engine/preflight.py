@@ -330,6 +330,11 @@ def check_recipe_before_work(recipe: Recipe, write_output: bool = True) -> None:
     check_timing_prompt(recipe)
     check_benchmark_datasets(recipe)
     check_something_measurable(recipe)
+    if recipe.executor.type == "ray":
+        # the Ray executor's module: loaded only when a recipe asks for Ray (as make_executor loads it)
+        from olive_ext.engine.ray_executor import check_cluster
+
+        check_cluster(recipe.executor)
 
 
 def check_something_measurable(recipe: Recipe) -> None:

@@ -91,25 +91,29 @@ class RayExecutor:
     def __init__(self, spec: ExecutorSpec, cache_root: Path) -> None:
         self.ray = ray = _import_ray()
         self.spec, self.cache_root = spec, cache_root
-        address = spec.address or os.environ.get("RAY_ADDRESS") or None
+        address, where = cluster_address(spec)
         self.connected_here = not ray.is_initialized()
         if self.connected_here:
             kwargs: dict[str, Any] = {"configure_logging": False, "log_to_driver": False}
             if address is None:  # a Ray instance of this run's own: "local", not a cluster found running here
                 kwargs["include_dashboard"] = False
             else:
-                _check_answers(address)  # ray.init waits for ever on an address where nothing answers
+                _check_answers(address, where)  # ray.init waits for ever on an address where nothing answers
             try:
                 ray.init(address=address or "local", runtime_env={"env_vars": dict(RAY_QUIET_ENV)}, **kwargs)
-            except ConnectionError as e:
-                raise _no_cluster(address, str(e)) from e
+            except ConnectionError as e:  # a gRPC server answered (checked above): most often Ray's token auth
+                raise OliveExtError(
+                    f"{where} {address!r}: a server answers there, but Ray could not join it as a cluster ({e})",
+                    hint=_AUTH_HINT,
+                ) from e
             except Exception as e:  # a malformed address (ValueError), authentication, ray[client] missing
                 cause = _ANSI.sub("", str(e)).strip().splitlines()
+                client = "ray[client]" in str(e)
                 raise OliveExtError(
-                    f"executor.address {address!r}: Ray could not connect: {type(e).__name__}: "
-                    f"{cause[0] if cause else ''}",
-                    hint="the address is HOST:PORT of a `ray start --head` cluster (a cluster with token "
-                    "authentication also needs RAY_AUTH_MODE and RAY_AUTH_TOKEN set here)",
+                    f"{where} {address!r}: Ray could not connect: {type(e).__name__}: {cause[0] if cause else ''}",
+                    hint="a ray:// address needs Ray's client: pip install 'ray[client]' (or give the HOST:PORT "
+                    "`ray start --head` printed)" if client else "the address is HOST:PORT of a `ray start --head` "
+                    "cluster; " + _AUTH_HINT,
                 ) from e
         self.marker = cache_root / "tmp" / f"ray-run-{uuid.uuid4().hex}"
         self.marker.parent.mkdir(parents=True, exist_ok=True)
@@ -401,11 +405,37 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 CONNECT_TIMEOUT_S = 10.0
 
 
-def _no_cluster(address: str | None, why: str) -> OliveExtError:
+_AUTH_HINT = (
+    "a cluster `ray start` made with token authentication (Ray 2.60 and later turn it on) is joined with "
+    "RAY_AUTH_MODE=token set here, and its token in ~/.ray/auth_token or RAY_AUTH_TOKEN; else check that the port is "
+    "the one `ray start --head --port` named (the GCS), not another of the cluster's ports"
+)
+
+
+def cluster_address(spec: ExecutorSpec) -> tuple[str | None, str]:
+    """The cluster's address and where it was given: executor.address (the recipe or --ray_address), else
+    $RAY_ADDRESS (a stale one was reported as executor.address, with a hint to leave that unset, which it was)."""
+    if spec.address:
+        return spec.address, "executor.address"
+    env = os.environ.get("RAY_ADDRESS") or None
+    return env, "$RAY_ADDRESS"
+
+
+def check_cluster(spec: ExecutorSpec) -> None:
+    """Before work (and in --dry_run): Ray imports, and the cluster's address, where one is given, is HOST:PORT (or
+    ray://, auto) and a gRPC server answers there; the dry run passed all three where the run failed at once."""
+    _import_ray()
+    address, where = cluster_address(spec)
+    if address is not None:
+        _check_answers(address, where)
+
+
+def _no_cluster(address: str | None, why: str, where: str = "executor.address") -> OliveExtError:
+    unset = "unset RAY_ADDRESS" if where == "$RAY_ADDRESS" else "leave executor.address unset"
     return OliveExtError(
-        f"executor.address {address!r}: no Ray cluster answers there ({why})",
-        hint="start one with `ray start --head` (see README, 'From one machine to a cluster') or "
-        "leave executor.address unset to start Ray on this machine",
+        f"{where} {address!r}: no Ray cluster answers there ({why})",
+        hint=f"start one with `ray start --head` (see README, 'From one machine to a cluster') or {unset} to start "
+        "Ray on this machine",
     )
 
 
@@ -414,7 +444,7 @@ _H2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0,
 _H2_SETTINGS = 4
 
 
-def _check_answers(address: str) -> None:
+def _check_answers(address: str, where: str = "executor.address") -> None:
     """A gRPC server (Ray's GCS) answers at HOST:PORT (``ray://`` and ``auto`` are Ray's to resolve), within
     CONNECT_TIMEOUT_S: ray.init waited for ever on a port where nothing listens, and for 7 minutes and more (Ctrl-C
     taking half a minute) on one where a web server, or a server that never answers, listens."""
@@ -423,18 +453,19 @@ def _check_answers(address: str) -> None:
     if address == "auto" or "://" in address:
         return
     host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise OliveExtError(f"executor.address {address!r} is not HOST:PORT",
-                            hint="give the address `ray start --head` printed, e.g. 192.168.1.10:6379")  # fmt: skip
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserInputError(f"{where} {address!r} is not HOST:PORT (a port is 1 to 65535)",
+                             hint="give the address `ray start --head` printed, e.g. 192.168.1.10:6379")  # fmt: skip
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S) as conn:
             conn.sendall(_H2_HELLO)
             frame = conn.recv(9)
     except OSError as e:  # refused, unreachable, or no answer within the timeout
-        raise _no_cluster(address, f"{type(e).__name__}: {e}" if str(e) else type(e).__name__) from e
+        raise _no_cluster(address, f"{type(e).__name__}: {e}" if str(e) else type(e).__name__, where) from e
     if len(frame) < 4 or frame[3] != _H2_SETTINGS:
         said = frame[:16].decode("ascii", "replace").strip() or "nothing"
-        raise _no_cluster(address, f"something else listens there: it answered {said!r} where Ray's GCS speaks gRPC")
+        raise _no_cluster(address, f"something else listens there: it answered {said!r} where Ray's GCS speaks gRPC",
+                          where)  # fmt: skip
 
 
 def _task_error(e: BaseException, ray: Any, retries: int) -> OliveExtError:
