@@ -487,9 +487,17 @@ def test_an_encrypted_key_reads_its_password_from_the_environment(
     with pytest.raises(UserInputError, match="OLIVE_EXT_SIGN_KEY_PASSWORD"):
         package(auto_opt_output, tmp_path / "b", sign_key=encrypted)
     assert not (tmp_path / "b").exists()
+    monkeypatch.setenv("OLIVE_EXT_SIGN_KEY_PASSWORD", "wrong")  # its hint was to make a new key
+    with pytest.raises(UserInputError, match="password") as wrong:
+        package(auto_opt_output, tmp_path / "b", sign_key=encrypted)
+    assert wrong.value.hint == "set OLIVE_EXT_SIGN_KEY_PASSWORD to this key's password"
     monkeypatch.setenv("OLIVE_EXT_SIGN_KEY_PASSWORD", "s3cret")
     bundle = package(auto_opt_output, tmp_path / "b", sign_key=encrypted)
     assert verify(bundle, run_model=False, public_key=pub).ok
+    # a file removed: its signature said "bundle.sig is not a model-signing signature ... (damaged or replaced"
+    (bundle / "README.md").unlink()
+    signature = {c.name: c for c in verify(bundle, run_model=False, public_key=pub).checks}["signature"]
+    assert not signature.ok and signature.detail == "files removed after signing: README.md", signature.detail
 
 
 def test_adapters_are_bundled_checked_and_their_names_sanitised(tiny_llama: Path, tmp_path: Path) -> None:

@@ -48,6 +48,9 @@ def check_signing_key(key_path: Path) -> None:
             f"--sign_key {key_path}: {e}", hint=f"set {PASSWORD_ENV} to the key's password (or unset it)"
         ) from e
     except ValueError as e:
+        if password and "password" in str(e).lower():  # a wrong password: not a reason to make a new key
+            raise UserInputError(f"--sign_key {key_path}: {e}",
+                                 hint=f"set {PASSWORD_ENV} to this key's password") from e  # fmt: skip
         raise UserInputError(f"--sign_key {key_path} is not a PEM private key ({e})", hint=_KEY_HINT) from e
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name not in _CURVES:
         kind = key.curve.name if isinstance(key, ec.EllipticCurvePrivateKey) else type(key).__name__
@@ -166,6 +169,9 @@ def _one_line(error: Exception) -> str:
     extra = re.findall(r"Extra files found in model '[^']*': (.+?)(?:\"|'\]|$)", text)
     if extra:
         return "files added after signing: " + extra[0]
+    missing = re.findall(r"Missing files in model '[^']*': (.+?)(?:\"|'\]|$)", text)
+    if missing:  # was "not a model-signing signature olive-ext can read (damaged or replaced: ...)"
+        return "files removed after signing: " + missing[0]
     if "Key mismatch" in text:
         return "signed with a different key than --public_key"
     if isinstance(error, (ValueError, KeyError, TypeError)) and "Hash" not in text:  # JSONDecodeError, a missing key

@@ -254,8 +254,11 @@ def _check_files(
             report.add("regular files only", False, str(err))
             failed = True
             continue
-        if e["sha256"] != sha or e["size"] != size:
+        if e["sha256"] != sha:
             report.add("checksum", False, f"{rel} does not match its sha256 in the manifest")
+            failed = True
+        elif e["size"] != size:  # the sha256 matches: the manifest's size was edited
+            report.add("checksum", False, f"{rel} is {size:,} bytes, the manifest says {e['size']:,}")
             failed = True
     model = (_gguf_rel(manifest) if manifest.get("format") == "gguf" else "model/genai_config.json")
     if model is None or model not in expected:  # a manifest listing no files verified as "bundle verified"
