@@ -1201,6 +1201,23 @@ def test_an_olive_lora_pass_without_its_settings_trains_at_olives_defaults() -> 
     raw["passes"]["l"] |= {"r": 8, "alpha": 8}
     params = check_recipe(raw)[0].passes["l"].params()  # type: ignore[union-attr]
     assert (params["lora_r"], params["lora_alpha"]) == (8, 8)
+    # Olive's LoRA adapts peft's per-model list when the config names none (q/v for Llama); its QLoRA every 4-bit
+    # linear layer whatever the config says (olive-ext's own default): all 7 linears were adapted for LoRA
+    assert params["target_modules"] == ["peft-default"]
+    raw["passes"]["l"]["type"] = "QLoRA"
+    assert check_recipe(raw)[0].passes["l"].params().get("target_modules") is None  # type: ignore[union-attr]
+
+
+def test_peft_default_targets_adapt_what_olives_lora_pass_adapts(tiny_llama: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from olive_ext.train.model import add_adapter
+    from olive_ext.train.options import FinetuneOptions
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    opts = FinetuneOptions(target_modules="peft-default")
+    adapted = add_adapter(model, opts)
+    assert sorted(adapted.peft_config["default"].target_modules) == ["q_proj", "v_proj"]
 
 
 def test_a_fine_tuning_dtype_this_machine_cannot_train_in_is_refused_by_validate(

@@ -124,7 +124,9 @@ class LoraPass(Pass[LoraPassConfig]):
     # Olive's LoRA pass defaults (olive-ai 0.13, olive/passes/pytorch/lora.py), which differ from olive-ext's own
     # (r 16, alpha 32, dropout 0): an Olive config that leaves them out trains at Olive's scale, alpha/r 0.25 (it
     # trained at 2.0, eight times larger updates)
-    _OLIVE_DEFAULTS: ClassVar[dict[str, Any]] = {"r": 64, "alpha": 16, "lora_dropout": 0.05}
+    # and with no target_modules, peft's per-model list (q/v for Llama) where olive-ext's own is every linear layer
+    _OLIVE_DEFAULTS: ClassVar[dict[str, Any]] = {"r": 64, "alpha": 16, "lora_dropout": 0.05,
+                                                 "target_modules": ["peft-default"]}  # fmt: skip
 
     @classmethod
     def from_olive(cls, params: dict[str, Any]) -> dict[str, Any]:
@@ -220,6 +222,8 @@ class QLoraPass(LoraPass):
 
     config_class = QLoraPassConfig
     olive_types = ("QLoRA",)
+    # Olive's QLoRA adapts every 4-bit linear layer whatever target_modules says: olive-ext's own default
+    _OLIVE_DEFAULTS: ClassVar[dict[str, Any]] = {"r": 64, "alpha": 16, "lora_dropout": 0.05}
 
 
 @register_pass("dora")

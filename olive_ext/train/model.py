@@ -193,6 +193,24 @@ def continued_options(opts: FinetuneOptions, adapter: str) -> FinetuneOptions:
     })  # fmt: skip
 
 
+PEFT_DEFAULT = "peft-default"
+# olive-ai 0.13's own list for model types peft has none for (olive/common/hf/mappings.py)
+_OLIVE_LORA_TARGETS = {"phi3": ["o_proj", "qkv_proj"]}
+
+
+def peft_default_targets(model_type: str | None) -> list[str] | None:
+    """The modules Olive's LoRA pass adapts when a config names none: peft's per-model list (q_proj and v_proj for
+    Llama and Qwen2), else Olive's own (Phi-3); None for a model type neither knows (Olive refuses it, naming
+    target_modules; olive-ext then adapts every linear layer, its own default, and says so)."""
+    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_TARGETS
+
+    targets = PEFT_TARGETS.get(model_type or "") or _OLIVE_LORA_TARGETS.get(model_type or "")
+    if targets is None:
+        logger.warning("target_modules: neither peft nor Olive has a default list for model type %r (Olive's LoRA "
+                       "pass refuses it); every linear layer is adapted", model_type)  # fmt: skip
+    return list(targets) if targets is not None else None
+
+
 def add_adapter(model: Any, opts: FinetuneOptions, continue_from: str | None = None) -> Any:
     """Wrap ``model`` with a fresh adapter on the target modules, or with the adapter at ``continue_from`` made
     trainable again (LLaMA-Factory's ``adapter_name_or_path``): its own rank, alpha, targets and DoRA setting."""
@@ -209,6 +227,8 @@ def add_adapter(model: Any, opts: FinetuneOptions, continue_from: str | None = N
     targets: list[str] | str = list(opts.target_modules or available)
     if targets in (["all-linear"], ["all"]):  # peft's and LLaMA-Factory's spelling of the default
         targets = available
+    elif targets == [PEFT_DEFAULT]:  # an Olive run config's LoRA without target_modules: what Olive's pass adapts
+        targets = peft_default_targets(getattr(model.config, "model_type", None)) or available
     elif len(targets) == 1 and _REGEX_CHARS.search(targets[0]):  # peft takes one string as a regular expression
         targets = _regex_targets(model, targets[0])
     else:  # a layer name, or a dotted path ending in one (peft matches either as a suffix)

@@ -38,7 +38,8 @@ class FinetuneOptions(Options):
         description="dropout on the adapter input; 0 by default: its random masks cost ~19% of a CPU step",
     )
     target_modules: list[str] | None = Field(
-        None, description="module names to adapt; default: every linear layer of attention and MLP (not lm_head)"
+        None, description="module names to adapt; default: every linear layer of attention and MLP (not lm_head); "
+        "peft-default: peft's per-model list (q_proj, v_proj for Llama), what Olive's LoRA pass adapts"
     )
     modules_to_save: list[str] | None = Field(
         None, description="modules trained in full and saved beside the adapter (peft's modules_to_save, e.g. lm_head)"
