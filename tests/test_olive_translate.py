@@ -1394,3 +1394,19 @@ def test_with_a_search_on_the_options_olive_would_search_unset_are_said() -> Non
     note = next(p for p in problems if p.path == "passes.q" and p.severity == "note")
     assert "Olive also tries precision, reduce_range, quant_preprocess over their search defaults" in note.render()
     assert not [p for p in translate(_config({"q": {"type": "OnnxDynamicQuantization"}}))[1] if p.path == "passes.q"]
+
+
+@needs_olive
+def test_a_key_olive_does_not_take_is_not_called_an_olive_key() -> None:
+    """A typo (`pases`) or the guide's `training_config:` block was refused as an "Olive key not supported by
+    olive-ext"; Olive refuses both itself. The list of Olive's keys is olive-ai's own, read here."""
+    from olive.workflows.run.config import RunConfig, RunEngineConfig
+
+    from olive_ext.recipe.olive_compat import OLIVE_RUN_KEYS
+
+    assert set(RunConfig.model_fields) | set(RunEngineConfig.model_fields) == OLIVE_RUN_KEYS
+    problems = translate(_config({"q": {"type": "OnnxDynamicQuantization"}}) | {"pases": {}, "training_config": {}})[1]
+    said = {p.path: p.render() for p in problems}
+    assert "not a key of Olive's run config (Olive refuses it too)" in said["pases"] and "'passes'" in said["pases"]
+    assert "passes.NAME.training_args" in said["training_config"]
+    assert "Olive key not supported" not in said["training_config"]

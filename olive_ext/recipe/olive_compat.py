@@ -80,6 +80,14 @@ _OLIVE_MARKERS = {
     "evaluate_input_model",
     "log_severity_level",
 }
+# Every top-level key olive-ai 0.13's run config takes (RunConfig's and RunEngineConfig's fields; checked against
+# olive-ai in a test): any other key Olive refuses too ("Extra inputs are not permitted")
+OLIVE_RUN_KEYS = frozenset({
+    "data_configs", "engine", "evaluators", "input_model", "passes", "systems", "workflow_id", "cache_config",
+    "cache_dir", "clean_cache", "clean_evaluation_cache", "enable_shared_cache", "evaluate_input_model", "evaluator",
+    "host", "log_severity_level", "log_to_file", "no_artifacts", "ort_log_severity_level", "ort_py_log_severity_level",
+    "output_dir", "packaging_config", "plot_pareto_frontier", "search_strategy", "target",
+})  # fmt: skip
 # Olive keys about Olive's own logging, caching and bookkeeping: nothing of the model or the run's result.
 _HARMLESS = {
     "host",
@@ -256,7 +264,14 @@ def translate_config(raw: dict[str, Any], base_dir: Path | None = None) -> Trans
             out[key] = raw.pop(key)  # already in our format
     for key in raw:
         where = ctx.paths.get(str(key), str(key))
-        ctx.unhonoured(where, "Olive key not supported by olive-ext", "remove it (see the README's Olive section)")
+        if key in OLIVE_RUN_KEYS:
+            ctx.unhonoured(where, "Olive key not supported by olive-ext", "remove it (see the README's Olive section)")
+            continue
+        # a typo (`pases`) or a guide's invented block (`training_config`) was called an "Olive key"
+        close = difflib.get_close_matches(str(key), sorted(OLIVE_RUN_KEYS), n=1, cutoff=0.75)
+        hint = (f"did you mean {close[0]!r}?" if close else "a LoRA pass's training settings go in its "
+                "training_args (passes.NAME.training_args)" if "train" in str(key) else "remove it")
+        ctx.unhonoured(where, "not a key of Olive's run config (Olive refuses it too)", hint)
     if ctx.model_needs_olive and any(s.get("type") == "olive" for s in (out.get("passes") or {}).values()):
         _olive_model_config(out, ctx)
     return Translation(out, problems, ctx.paths)
