@@ -213,6 +213,17 @@ def test_merge_writes_the_merged_model_and_keeps_the_adapter(tiny_llama: Path, t
     assert resolve_model_arg(str(out)).adapter_path is None  # never applied twice
     with pytest.raises(UserInputError, match="already holds a model with its adapter merged"):
         resolve_model_arg(str(out), adapter_path=str(out / "adapter"))
+    # the guide's form, `-m ft/model --adapter_path ft/adapter`: auto-opt built the adapter in twice and exited 0;
+    # generate-adapter shipped the fine-tune as its "(no adapter)" base with the same adapter on top
+    for adapter in (out / "adapter", out):
+        with pytest.raises(UserInputError, match="already holds a model with its adapter merged"):
+            resolve_model_arg(str(out / "model"), adapter_path=str(adapter))
+    assert main(["auto-opt", "-m", str(out / "model"), "--adapter_path", str(out / "adapter"), "-o",
+                 str(tmp_path / "onnx"), "--precision", "fp32", "--dry_run"]) == 2  # fmt: skip
+    assert main(["generate-adapter", "--base_model_path", str(out), "--adapter_paths", str(out), "-o",
+                 str(tmp_path / "multi")]) == 2  # fmt: skip
+    assert not (tmp_path / "onnx").exists() and not (tmp_path / "multi").exists()
+    assert resolve_model_arg(str(out / "model")).adapter_path is None  # the fine-tuned model, alone
 
 
 def test_an_adapter_trains_on_from_where_it_stopped(tiny_llama: Path, tone_file: Path, tmp_path: Path) -> None:

@@ -94,7 +94,8 @@ def check_before_work(
         try:
             check()
         except ModelNotHereError as e:  # offline: name the hub datasets too, so one run shows what to pass instead
-            hub_data = [s.name for s in datasets if not s.data_files and looks_like_hub_name(s.name)]
+            # each name once: a train and an eval split of one hub dataset named it twice
+            hub_data = list(dict.fromkeys(s.name for s in datasets if not s.data_files and looks_like_hub_name(s.name)))
             if not hub_data:
                 raise
             raise UserInputError(

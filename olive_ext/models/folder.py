@@ -238,14 +238,14 @@ def resolve_model_arg(
         art = read_model_config(p)
         if adapter_path:
             if art.meta.get("adapter_merged"):
-                raise UserInputError(
-                    f"{path} already holds a model with its adapter merged; drop --adapter_path or use the base model"
-                )
+                raise _merged_already(path)
             if art.adapter_path and Path(art.adapter_path).resolve() != Path(adapter_path).expanduser().resolve():
                 _say_once(f"{path} is a fine-tune output with its own adapter ({art.adapter_path}); --adapter_path "
                           f"{adapter_path} is used instead of it")  # fmt: skip
             art = Artifact(art.kind, art.path, adapter_path, art.gguf_file, meta=art.meta)
         return art
+    if adapter_path and (output := _parent_output(p)) is not None and merged_again(output, [adapter_path]):
+        raise _merged_already(path)  # `-m ft/model --adapter_path ft/adapter` after --merge: it went in twice
     parent = _output_holding(p, adapter_path)
     if parent is not None:  # `-m ft/model --adapter_path ft/adapter`, as the Olive guide writes it: the fine-tune
         return parent  # output (its eval split found: auto-opt measured nothing, and chose a model 13 points worse)
@@ -340,16 +340,38 @@ def absolute_if_local(path: str) -> str:
     return str(local.resolve()) if local.exists() else path
 
 
-def _output_holding(model: Path, adapter_path: str | None) -> Artifact | None:
-    """The olive-ext output whose model folder ``model`` is, when ``adapter_path`` is that output's own adapter (or
-    both are none): with another adapter, or none beside the output's, its eval split is not this model's."""
+def _merged_already(path: str) -> UserInputError:
+    return UserInputError(
+        f"{path} already holds a model with its adapter merged (finetune --merge); the adapter would be added twice",
+        hint="drop --adapter_path (the merged model is the fine-tune), or give the base model with the adapter",
+    )
+
+
+def merged_again(model: Artifact, adapters: list[str]) -> bool:
+    """Whether one of ``adapters`` is the adapter ``finetune --merge`` already merged into ``model``'s weights."""
+    merged = model.meta.get("merged_adapter")  # finetune --merge and export write it
+    if not isinstance(merged, str):
+        return False
+    done = Path(merged).resolve()
+    return any(done in (Path(a).expanduser().resolve(), (Path(a).expanduser() / "adapter").resolve()) for a in adapters)
+
+
+def _parent_output(model: Path) -> Artifact | None:
+    """The olive-ext output whose model folder ``model`` is (``ft`` for ``ft/model``), or None."""
     if not model.is_dir() or (model / MODEL_CONFIG).exists() or not (model.parent / MODEL_CONFIG).is_file():
         return None
     try:
         art = read_model_config(model.parent)
     except UserInputError:
         return None
-    if Path(art.path).resolve() != model.resolve():
+    return art if Path(art.path).resolve() == model.resolve() else None
+
+
+def _output_holding(model: Path, adapter_path: str | None) -> Artifact | None:
+    """The olive-ext output whose model folder ``model`` is, when ``adapter_path`` is that output's own adapter (or
+    both are none): with another adapter, or none beside the output's, its eval split is not this model's."""
+    art = _parent_output(model)
+    if art is None:
         return None
     own = Path(art.adapter_path).resolve() if art.adapter_path else None
     given = Path(adapter_path).expanduser().resolve() if adapter_path else None
@@ -371,6 +393,8 @@ def read_model_config(folder: Path) -> Artifact:
         raise UserInputError(f"{folder / MODEL_CONFIG} names neither 'model' nor 'base_model'")
     adapter = str(folder / data["adapter"]) if data.get("adapter") else None
     meta = {k: v for k, v in data.items() if k not in {"kind", "model", "adapter", "gguf_file"}}
+    if isinstance(data.get("merged_adapter"), str):  # relative to the output: the adapter --merge put in the weights
+        meta["merged_adapter"] = str(folder / data["merged_adapter"])
     gguf_file = data.get("gguf_file")
     if kind == "gguf" and not gguf_file:  # an `export` output names none: the one .gguf its model folder holds (the
         found = sorted(f.name for f in Path(model_path).glob("*.gguf"))  # GGUF reader got "a file named .")

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -45,7 +46,7 @@ from olive_ext.models.adapters import (
     unique_names,
     write_adapter_file,
 )
-from olive_ext.models.folder import config_json, resolve_model_arg, write_model_config
+from olive_ext.models.folder import config_json, merged_again, resolve_model_arg, write_model_config
 from olive_ext.models.hub import hub_model_folder
 from olive_ext.onnx.genai_builder import check_buildable
 from olive_ext.options import validate_options, with_options_signature
@@ -142,7 +143,7 @@ def generate_adapters(opts: GenerateAdapterOptions, progress: Progress | None = 
     target = Target(device, normalize_provider(opts.provider) if opts.provider else PROVIDERS[device][0])
     ctx = open_context(opts.cache_dir, target, progress)
     cache = ctx.cache
-    base = _base_model(opts.model_name_or_path, cache, ctx)
+    base = _base_model(opts.model_name_or_path, cache, ctx, opts.adapter_path)
     # a model the builder has no class for (GPT-2, OPT) was refused for its adapters' target_modules instead
     check_buildable(config_json(base.path), opts.model_name_or_path, base.path)
     sources = [resolve_adapter(p) for p in opts.adapter_path]
@@ -211,8 +212,14 @@ def _ship_adapters_template(model: Path, templates: set[str]) -> None:
         config.write_text(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-def _base_model(model: str, cache: Cache, ctx: RunContext) -> Artifact:
+def _base_model(model: str, cache: Cache, ctx: RunContext, adapters: Sequence[str] = ()) -> Artifact:
     base = resolve_model_arg(model)
+    if merged_again(base, list(adapters)):  # its "(no adapter)" was the fine-tune, and the adapter went in twice
+        raise UserInputError(
+            f"-m {model} holds a model with the adapter {base.meta['merged_adapter']} merged (finetune --merge): "
+            "the base plus that adapter would apply it twice",
+            hint="give the model it was fine-tuned from as the base, with the adapter",
+        )
     if base.adapter_path:
         raise UserInputError(
             f"-m {model} holds a model with an adapter; give the base model and pass adapters with --adapter_path"
