@@ -174,6 +174,12 @@ def test_file_names_cannot_write_to_the_terminal(bundle: Path, capsys: CapSys) -
     (bundle / "model" / "x\n\x1b[2K\x1b[1Gbundle verified\x1b[8m").write_text("")
     line = verify_fails(capsys, bundle, "is not in the manifest")
     assert "\x1b" not in line and "x\\n\\x1b[2K\\x1b[1Gbundle verified\\x1b[8m" in line
+    from olive_ext.deploy.archive import unsafe_members
+
+    archive = bundle.parent / "named.zip"  # a zip member's name is printed in the refusal too
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("b/../x\x1b[2K", b"")
+    assert unsafe_members(archive) == ["b/../x\\x1b[2K: leaves the folder ('..' or backslash)"]
 
 
 def test_a_folder_the_manifest_does_not_fill_fails(bundle: Path, capsys: CapSys) -> None:

@@ -9,7 +9,7 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from olive_ext.deploy.files import file_kind, scan_tree
+from olive_ext.deploy.files import file_kind, scan_tree, visible
 from olive_ext.errors import UserInputError
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
@@ -92,7 +92,7 @@ def unsafe_members(archive: Path) -> list[str]:
     """Members with absolute paths, '..' parts, duplicates, or link/device types: each named with the reason."""
     seen: set[str] = set()
     with _open_zip(archive) as z:
-        return [f"{i.filename}: {p}" for i in z.infolist() if (p := _member_problem(i, seen))]
+        return [f"{visible(i.filename)}: {p}" for i in z.infolist() if (p := _member_problem(i, seen))]
 
 
 def _open_zip(archive: Path) -> zipfile.ZipFile:

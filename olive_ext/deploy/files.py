@@ -22,6 +22,15 @@ _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLO
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: str) -> str:
+    """``text`` with control characters (newlines, terminal escapes, bidirectional overrides) shown escaped: a
+    bundle's file and member names are printed, and one could erase a FAIL line and print "bundle verified"."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 class UnsafeFileError(ValueError):
     """A path that is not a regular file (a link, a folder, a device, a FIFO, a socket)."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -21,6 +20,7 @@ from olive_ext.deploy.files import (
     read_regular,
     regular_size,
     scan_tree,
+    visible,
 )
 from olive_ext.deploy.manifest import (
     MANIFEST,
@@ -69,10 +69,7 @@ class VerifyReport:
         """Record a check; control characters in ``detail`` (a file name's newline or terminal escapes) are shown
         escaped: a name holding ESC[2K and "\\n ok checksums" erased its FAIL line on a terminal and printed
         "bundle verified" lines of its own."""
-        self.checks.append(Check(name, ok, _CONTROL.sub(lambda m: repr(m.group())[1:-1], detail)))
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+        self.checks.append(Check(name, ok, visible(detail)))
 
 
 def verify(
