@@ -408,6 +408,10 @@ def test_chat_and_serve_say_when_a_bundle_is_not_what_was_packaged(
     with caplog.at_level(logging.WARNING, logger="olive_ext"):
         built_model_path(str(bundle), hint)
     assert "does not match its manifest (checksum: model/" in caplog.text
+    caplog.clear()  # the bundle's model folder is the bundle's: it was run without a word
+    with caplog.at_level(logging.WARNING, logger="olive_ext"):
+        assert built_model_path(str(bundle / "model"), hint) == bundle / "model"
+    assert "does not match its manifest (checksum: model/" in caplog.text
     caplog.clear()  # serve said it twice (its files hashed twice): the model path was checked again for its names
     from olive_ext.serve import ServeOptions, build_app
 

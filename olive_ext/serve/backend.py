@@ -97,8 +97,10 @@ def built_model_path(path: str, hint: str) -> Path:
             f"{p} is an archive; the model runs from the bundle's folder",
             hint=f"check it with `olive-ext verify {p}`, unzip it, and pass the folder",
         )
-    if p.is_dir() and (p / MANIFEST).is_file():
-        _check_bundle(p)
+    # the bundle, or its model folder or a file in it (`chat -m bundle/model` ran a tampered bundle without a word)
+    root = next((c for c in (p, p.parent, p.parent.parent) if (c / MANIFEST).is_file()), None)
+    if root is not None and (root == p or p.resolve().is_relative_to((root / "model").resolve())):
+        _check_bundle(root)
     return p
 
 
