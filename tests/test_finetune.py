@@ -882,3 +882,24 @@ def test_a_model_no_command_can_build_is_said_before_training(
         _say_if_not_buildable(str(gpt2))
     assert "it fine-tunes, but" in caplog.text and "GPT2LMHeadModel" in caplog.text
     assert "olive-ext export --format hf" in caplog.text
+
+
+def test_the_eval_curve_weighs_every_token_as_the_final_eval_loss_does(
+    tiny_llama: Path, tone_file: Path, tmp_path: Path
+) -> None:
+    """--eval_steps' curve averaged the Trainer's batch means (a 2-row batch weighed as much as an 8-row one): at
+    the last step it read 6.204 where the final eval loss of the same weights read 6.211."""
+    out, data = tmp_path / "o", tmp_path / "rows.jsonl"
+    rows = tone_file.read_text().splitlines()[:60]
+    for i in (58, 59):  # the last eval batch (2 rows of 10 in batches of 8): answers many tokens long
+        row = json.loads(rows[i])
+        rows[i] = json.dumps({**row, "tone": " ".join([row["tone"]] * 12)})
+    data.write_text("\n".join(rows) + "\n")
+    args = ["finetune", "-m", str(tiny_llama), "--data_files", str(data), "--text_template", TEMPLATE, "--train_split",
+            "train[:50]", "--eval_split", "train[50:60]", "--max_steps", "4", "--eval_steps", "2",
+            "--per_device_eval_batch_size", "8", "--torch_dtype", "float32", "-o", str(out)]  # fmt: skip
+    assert main(args) == 0
+    metrics = json.loads((out / "train_metrics.json").read_text())
+    curve = {p["step"]: p["eval_loss"] for p in metrics["eval_curve"]}
+    final = metrics["eval"]["finetuned"]["eval_loss"]
+    assert set(curve) == {2, 4} and abs(curve[4] - final) < 2e-4, (curve, final)
