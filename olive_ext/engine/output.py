@@ -37,36 +37,36 @@ _EARLIER_NAMES = frozenset({"model", "adapter", "adapters", "model_config.json",
                             "manifest.json", "bundle.sig", "Modelfile", "train_metrics.json"})  # fmt: skip
 
 
-def _written_names(p: Path) -> set[str] | None:
-    """The top-level names olive-ext wrote in the output folder ``p``, or None when it is no olive-ext output."""
+def _manifest_paths(p: Path) -> set[str] | None:
+    """The file paths a bundle's manifest.json in ``p`` lists; None when there is none or it cannot be read."""
     try:
-        listed = json.loads((p / WRITTEN).read_text(encoding="utf-8"))
-        if isinstance(listed, list) and all(isinstance(n, str) for n in listed):  # + what a workflow adds after
-            return {*listed, WRITTEN, *_EARLIER_NAMES}  # (finetune's train_metrics.json and adapter/)
+        files = json.loads((p / "manifest.json").read_text(encoding="utf-8")).get("files") or []
+        return {str(f["path"]) for f in files if isinstance(f, dict) and "path" in f}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
+
+
+def _written_names(p: Path, listed: set[str] | None) -> set[str] | None:
+    """The top-level names olive-ext wrote in the output folder ``p`` (``listed``: its manifest's paths, for a
+    bundle), or None when it is no olive-ext output."""
+    try:
+        written = json.loads((p / WRITTEN).read_text(encoding="utf-8"))
+        if isinstance(written, list) and all(isinstance(n, str) for n in written):  # + what a workflow adds after
+            return {*written, WRITTEN, *_EARLIER_NAMES}  # (finetune's train_metrics.json and adapter/)
     except (OSError, ValueError):
         pass
-    if (p / "manifest.json").is_file():
-        try:
-            files = json.loads((p / "manifest.json").read_text(encoding="utf-8")).get("files") or []
-            names = {str(f["path"]).split("/", 1)[0] for f in files if isinstance(f, dict) and "path" in f}
-            return {*names, "manifest.json", "bundle.sig"}
-        except (OSError, ValueError, AttributeError, TypeError):
-            return None
+    if listed is not None:
+        return {*(n.split("/", 1)[0] for n in listed), "manifest.json", "bundle.sig"}
+    if (p / "manifest.json").is_file():  # a manifest that cannot be read
+        return None
     if any((p / name).is_file() for name in OUTPUT_MARKERS):
         return set(_EARLIER_NAMES)
     return None
 
 
-def _unlisted_in_bundle(p: Path) -> list[str]:
+def _unlisted_in_bundle(p: Path, listed: set[str]) -> list[str]:
     """Files inside a bundle's folders that its manifest does not list (a user's results saved in model/): the
     top-level names alone passed them, and --overwrite deleted them."""
-    try:
-        files = json.loads((p / "manifest.json").read_text(encoding="utf-8")).get("files") or []
-        listed = {str(f["path"]) for f in files if isinstance(f, dict) and "path" in f}
-    except (OSError, ValueError, AttributeError, TypeError):
-        return []
-    if not listed:
-        return []
     found: list[str] = []
     for top in sorted({n.split("/", 1)[0] for n in listed if "/" in n}):
         if (p / top).is_dir() and not (p / top).is_symlink():
@@ -82,11 +82,12 @@ def _replace_problem(p: Path) -> str | None:
     real = p.resolve()
     if real == Path.home().resolve() or real.parent == real:  # even with a marker file in it
         return "it is your home folder" if real == Path.home().resolve() else "it is the file system's root"
-    written = _written_names(p)
+    listed = _manifest_paths(p)  # read once: the top-level names and the files inside a bundle's folders
+    written = _written_names(p, listed)
     if written is None:
         sample = ", ".join(sorted(e.name for e in p.iterdir())[:3])
         return f"it holds files olive-ext did not write ({sample}; no {' / '.join(OUTPUT_MARKERS[:2])})"
-    others = sorted(e.name for e in p.iterdir() if e.name not in written) or _unlisted_in_bundle(p)
+    others = sorted(e.name for e in p.iterdir() if e.name not in written) or _unlisted_in_bundle(p, listed or set())
     if others:
         more = f" and {len(others) - 3} more" if len(others) > 3 else ""
         return f"it holds files olive-ext did not write there ({', '.join(others[:3])}{more}), which would be lost"

@@ -12,30 +12,18 @@ from olive_ext.evaluate.backends.torch_lm import TorchLMBackend
 from olive_ext.evaluate.exact_match import exact_match
 from olive_ext.evaluate.teacher_forcing import forced_output
 from olive_ext.train.features import Collator, PromptEncoder, TokenizedSet
-from olive_ext.train.loss import LossFunction
+from olive_ext.train.loss import LossFunction, mean_token_loss
 
 
 def eval_loss(model: Any, data: TokenizedSet, batch_size: int, pad_id: int, loss_fn: LossFunction) -> float:
-    """Mean loss per target token over the eval rows."""
-    import torch
-
+    """Mean loss per target token over the eval rows (batched by length)."""
     device = next(model.parameters()).device
     collate = Collator(pad_id)
     order = sorted(range(len(data.rows)), key=lambda i: data.lengths[i])
-    total, count = 0.0, 0
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for start in range(0, len(order), batch_size):
-                batch = collate([data.rows[i] for i in order[start : start + batch_size]])
-                batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
-                loss_sum, n = loss_fn(model, batch)
-                total += float(loss_sum)
-                count += int(n)
-    finally:
-        model.train(was_training)
-    return total / max(count, 1)
+    batches = (collate([data.rows[i] for i in order[start : start + batch_size]])
+               for start in range(0, len(order), batch_size))  # fmt: skip
+    on_device = ({k: v.to(device) if hasattr(v, "to") else v for k, v in b.items()} for b in batches)
+    return mean_token_loss(model, on_device, loss_fn)
 
 
 def generate(

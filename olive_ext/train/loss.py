@@ -16,6 +16,7 @@ full forward.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from olive_ext.train.features import IGNORE
@@ -131,3 +132,22 @@ class LossFunction:
         if not ok:
             logger.info("response-only logits differ from the model's (%.2e); using the full forward", self.check_delta)
         return ok
+
+
+def mean_token_loss(model: Any, batches: Iterable[dict[str, Any]], loss_fn: LossFunction) -> float:
+    """The loss per target token over ``batches`` (every token weighs alike, whatever batch it is in), in eval mode
+    and without gradients; the model's mode is restored. The fine-tune's final eval loss and its --eval_steps curve
+    both come from here (the Trainer's own loop averaged batch means)."""
+    import torch
+
+    total, count = 0.0, 0
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                loss_sum, n = loss_fn(model, batch)
+                total, count = total + float(loss_sum), count + int(n)
+    finally:
+        model.train(was_training)
+    return total / max(count, 1)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from olive_ext.train.loss import LossFunction
+from olive_ext.train.loss import LossFunction, mean_token_loss
 
 
 @dataclass
@@ -79,22 +79,16 @@ def make_trainer(model: Any, args: Any, train_set: Any, eval_set: Any, collator:
             weights, 10 rows in batches of 8). Data-parallel runs keep the Trainer's loop, which gathers."""
             if self.args.world_size > 1:
                 return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
-            import torch
 
-            model: Any = self.model
-            total, count = 0.0, 0
-            was_training = model.training
-            model.eval()
-            try:
-                with torch.no_grad(), self.autocast_smart_context_manager():
-                    for batch in self.get_eval_dataloader(eval_dataset):
-                        inputs = self._prepare_inputs(batch)
-                        inputs.pop("real_tokens", None)
-                        loss_sum, n = loss_fn(model, inputs)
-                        total, count = total + float(loss_sum), count + int(n)
-            finally:
-                model.train(was_training)
-            metrics = {f"{metric_key_prefix}_loss": total / max(count, 1)}
+            def batches() -> Iterator[dict[str, Any]]:
+                for batch in self.get_eval_dataloader(eval_dataset):
+                    inputs = self._prepare_inputs(batch)
+                    inputs.pop("real_tokens", None)
+                    yield inputs
+
+            with self.autocast_smart_context_manager():
+                loss = mean_token_loss(self.model, batches(), loss_fn)
+            metrics = {f"{metric_key_prefix}_loss": loss}
             self.log(metrics)
             self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
             return metrics
